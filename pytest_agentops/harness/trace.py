@@ -1,0 +1,111 @@
+"""The trace of one trial: ordered events with virtual time, tokens and outcome.
+
+Events carry only values that are a pure function of the trial seed (virtual time, never wall time),
+so the same seed gives the same trace and a replayed trial can be compared event by event.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|token$|bearer)", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
+REDACTED = "[redacted]"
+
+
+def redact(value: Any) -> Any:
+    """Return ``value`` with secrets (API keys, Authorization headers) replaced, recursively."""
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub(REDACTED, value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly, deterministic rendering of an event payload value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    text = repr(value)
+    return re.sub(r" at 0x[0-9a-f]+", "", text)  # object addresses differ run to run
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One thing that happened in a trial, at virtual time ``t`` (seconds since the trial started)."""
+
+    seq: int
+    t: float
+    kind: str  # model_call, tool_call, fault, confirmation, escalation, checkpoint, crash, budget, agent, ...
+    name: str = ""
+    outcome: str = "ok"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as plain JSON data."""
+        out: dict[str, Any] = {"seq": self.seq, "t": round(self.t, 6), "kind": self.kind, "name": self.name,
+                               "outcome": self.outcome}
+        if self.input_tokens or self.output_tokens:
+            out["input_tokens"] = self.input_tokens
+            out["output_tokens"] = self.output_tokens
+        if self.data:
+            out["data"] = dict(self.data)
+        return out
+
+
+class Trace:
+    """Append-only event log of one trial; thread-safe; closed when the trial ends."""
+
+    def __init__(self, now: Any = None):
+        self._now = now or (lambda: 0.0)
+        self._events: list[TraceEvent] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
+            output_tokens: int = 0, **data: Any) -> TraceEvent | None:
+        """Record an event (secrets redacted); ignored once the trial is over (an abandoned agent thread)."""
+        with self._lock:
+            if self._closed:
+                return None
+            event = TraceEvent(len(self._events), float(self._now()), kind, name, outcome,
+                               int(input_tokens), int(output_tokens), _plain(redact(data)))
+            self._events.append(event)
+            return event
+
+    def close(self) -> tuple[TraceEvent, ...]:
+        """Stop recording and return the events."""
+        with self._lock:
+            self._closed = True
+            return tuple(self._events)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def events(self, kind: str | None = None) -> list[TraceEvent]:
+        """The events so far, optionally only those of one kind."""
+        with self._lock:
+            return [e for e in self._events if kind is None or e.kind == kind]
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        return iter(self.events())
+
+    def __len__(self) -> int:
+        return len(self._events)

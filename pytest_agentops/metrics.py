@@ -1,0 +1,163 @@
+"""The agent metrics, computed from trial records. Pure functions: no pytest, no I/O.
+
+Each metric has a kind that decides how it is estimated and judged:
+``rate`` (successes out of chances, exact binomial bounds), ``distribution`` (per-trial values,
+quantiles with order-statistic bounds) and ``count`` (zero-tolerance violations).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import stats
+
+if TYPE_CHECKING:
+    from .records import TrialRecord
+
+MetricKind = Literal["rate", "distribution", "count"]
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDef:
+    """How to read one metric off a trial record.
+
+    ``extract`` returns, per kind: rate -> (successes, chances); distribution -> a float or None
+    (not applicable to this trial); count -> (violations, had_the_chance).
+    """
+
+    name: str
+    kind: MetricKind
+    extract: Callable[[TrialRecord], Any]
+    description: str
+    unit: str = ""
+
+
+REGISTRY: dict[str, MetricDef] = {}
+
+
+def register_metric(defn: MetricDef) -> MetricDef:
+    """Add a metric (later layers register theirs); a name is never silently redefined."""
+    if defn.name in REGISTRY and REGISTRY[defn.name] != defn:
+        raise ValueError(f"metric {defn.name!r} is already registered")
+    REGISTRY[defn.name] = defn
+    return defn
+
+
+def _trial_rate(pred: Callable[[TrialRecord], bool | None]) -> Callable[[TrialRecord], tuple[int, int]]:
+    def extract(record: TrialRecord) -> tuple[int, int]:
+        value = pred(record)
+        return (0, 0) if value is None else (int(bool(value)), 1)
+    return extract
+
+
+register_metric(MetricDef("completion_rate", "rate", _trial_rate(lambda r: r.outcome == "completed"),
+                          "share of trials whose world passed the scenario's check"))
+register_metric(MetricDef("tool_success_rate", "rate",
+                          lambda r: (r.tool_calls - r.tool_failures, r.tool_calls),
+                          "share of tool calls that succeeded (pooled over trials)"))
+register_metric(MetricDef("escalation_rate", "rate", _trial_rate(lambda r: r.outcome == "escalated"),
+                          "share of trials handed to a human"))
+register_metric(MetricDef("budget_exceeded_rate", "rate",
+                          _trial_rate(lambda r: r.outcome == "budget_exceeded"),
+                          "share of trials stopped by the token/cost circuit breaker"))
+register_metric(MetricDef("tokens_per_task", "distribution", lambda r: float(r.tokens),
+                          "input + output tokens of a trial", "tokens"))
+register_metric(MetricDef("cost_usd_per_task", "distribution", lambda r: r.cost_usd,
+                          "USD cost of a trial from the price table", "USD"))
+register_metric(MetricDef("time_to_escalation_s", "distribution", lambda r: r.time_to_escalation_s,
+                          "virtual seconds from the first unrecovered fault to escalation", "s"))
+register_metric(MetricDef("unconfirmed_destructive_calls", "count",
+                          lambda r: (r.unconfirmed_destructive, r.destructive_attempts > 0),
+                          "destructive tool calls made without a matching human confirmation"))
+
+
+@dataclass(frozen=True, slots=True)
+class MetricData:
+    """The raw material of one metric over a campaign."""
+
+    name: str
+    kind: MetricKind
+    k: int = 0  # rate: successes; count: total violations
+    n: int = 0  # rate: chances; distribution: samples; count: trials that had the chance
+    samples: tuple[float, ...] = field(default=(), repr=False)
+
+
+def collect(records: Iterable[TrialRecord], names: Iterable[str] | None = None) -> dict[str, MetricData]:
+    """Gather every (or the named) metric's data from trial records, in record order."""
+    records = list(records)
+    out: dict[str, MetricData] = {}
+    for name in names or REGISTRY:
+        defn = REGISTRY[name]
+        if defn.kind == "rate":
+            pairs = [defn.extract(r) for r in records]
+            out[name] = MetricData(name, "rate", sum(p[0] for p in pairs), sum(p[1] for p in pairs))
+        elif defn.kind == "distribution":
+            values = tuple(float(v) for v in (defn.extract(r) for r in records) if v is not None)
+            out[name] = MetricData(name, "distribution", 0, len(values), values)
+        else:
+            pairs = [defn.extract(r) for r in records]
+            out[name] = MetricData(name, "count", sum(p[0] for p in pairs), sum(1 for p in pairs if p[1]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary:
+    """What the report shows for one metric: estimate and bounds (kind-dependent fields)."""
+
+    name: str
+    kind: MetricKind
+    n: int
+    estimate: float | None
+    lower: float | None = None
+    upper: float | None = None
+    wilson_lower: float | None = None
+    wilson_upper: float | None = None
+    quantiles: Mapping[str, float] = field(default_factory=dict)
+    mean: float | None = None
+    max: float | None = None
+    total: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "n": self.n, "estimate": _num(self.estimate)}
+        if self.kind == "rate":
+            out.update(lower=_num(self.lower), upper=_num(self.upper), wilson_lower=_num(self.wilson_lower),
+                       wilson_upper=_num(self.wilson_upper))
+        elif self.kind == "distribution":
+            out.update({k: _num(v) for k, v in self.quantiles.items()}, mean=_num(self.mean), max=_num(self.max))
+        else:
+            out.update(total=self.total, rate_upper=_num(self.upper))
+        return out
+
+
+def _num(value: float | None) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), 10)
+
+
+def summarize(data: MetricData, confidence: float = 0.95) -> MetricSummary:
+    """Estimate and one-sided bounds for one metric."""
+    if data.kind == "rate":
+        if data.n == 0:
+            return MetricSummary(data.name, "rate", 0, None)
+        b = stats.rate_bounds(data.k, data.n, confidence)
+        return MetricSummary(data.name, "rate", data.n, b.estimate, b.lower, b.upper, b.wilson_lower,
+                             b.wilson_upper)
+    if data.kind == "distribution":
+        if not data.samples:
+            return MetricSummary(data.name, "distribution", 0, None)
+        qs = {f"p{round(q * 100)}": stats.quantile(data.samples, q) for q in QUANTILES}
+        return MetricSummary(data.name, "distribution", data.n, qs["p50"], quantiles=qs,
+                             mean=sum(data.samples) / data.n, max=max(data.samples))
+    upper = stats.zero_violation_upper(data.n, confidence) if data.k == 0 else None
+    return MetricSummary(data.name, "count", data.n, float(data.k), upper=upper, total=data.k)
+
+
+def summarize_all(records: Iterable[TrialRecord], confidence: float = 0.95) -> dict[str, MetricSummary]:
+    """Every registered metric that has data in these records."""
+    return {name: summarize(d, confidence) for name, d in collect(records).items()
+            if d.n or d.kind == "count"}

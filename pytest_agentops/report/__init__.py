@@ -1,0 +1,1 @@
+"""Reports of campaigns: JSON (the gate's input), the terminal table."""

@@ -1,0 +1,50 @@
+"""The JSON report: a versioned schema, written atomically (temp file + rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..result import REPORT_SCHEMA_VERSION, CampaignResult
+
+
+def report_dict(results: Iterable[CampaignResult], *, with_traces: bool = False) -> dict[str, Any]:
+    """The whole report as plain data; deterministic for the same seeds (no wall times or dates)."""
+    from .. import __version__
+
+    campaigns = sorted((r.to_dict(with_traces=with_traces) for r in results),
+                       key=lambda c: (c["scenario"], c["seed"], c["replay"] if c["replay"] is not None else -1))
+    return {"schema": "pytest-agentops/report", "schema_version": REPORT_SCHEMA_VERSION,
+            "tool_version": __version__, "campaigns": campaigns}
+
+
+def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult], *,
+                 with_traces: bool = False) -> Path:
+    """Write the report to ``path`` atomically: readers never see a half-written file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report_dict(results, with_traces=with_traces), indent=2, sort_keys=True, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a report and check its schema version."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("schema") != "pytest-agentops/report":
+        raise ValueError(f"{path}: not a pytest-agentops report")
+    if data.get("schema_version") != REPORT_SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version={data.get('schema_version')!r}, "
+                         f"this version reads {REPORT_SCHEMA_VERSION}")
+    return data

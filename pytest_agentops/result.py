@@ -1,0 +1,145 @@
+"""``CampaignResult``: all trials of one scenario, the metrics, the verdicts, and ``.check()``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import stats
+from .expect import Verdict, evaluate
+from .metrics import MetricSummary, collect, summarize_all
+from .records import OUTCOMES, TrialRecord
+
+if TYPE_CHECKING:
+    from .runner import RunSettings
+    from .scenario import Scenario
+
+REPORT_SCHEMA_VERSION = 1
+_SEVERITY = {"error": 0, "timed_out": 1, "crashed": 2, "budget_exceeded": 3, "failed": 4, "escalated": 5,
+             "completed": 6}
+
+
+class CampaignFailed(AssertionError):
+    """Raised by ``CampaignResult.check()``: which expectations failed, the worst trials, how to replay."""
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignResult:
+    """The campaign of one scenario: its trial records, metrics and verdicts."""
+
+    scenario: str
+    seed: int
+    max_trials: int
+    confidence: float
+    profile: str | None
+    records: tuple[TrialRecord, ...] = field(repr=False)
+    metrics: Mapping[str, MetricSummary] = field(repr=False)
+    verdicts: tuple[Verdict, ...]
+    stopped_early: bool = False
+    smoke: bool = False
+    replay: int | None = None
+    xfail: str | None = None
+    wall_s: float = field(default=0.0, compare=False)
+    replay_command: str | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def build(cls, scenario: Scenario, settings: RunSettings, records: list[TrialRecord], *,
+              stopped_early: bool = False, wall_s: float = 0.0, replay_command: str | None = None
+              ) -> CampaignResult:
+        """Compute metrics and verdicts for a finished campaign."""
+        expectations = scenario.expectations
+        looks = len(stats.look_schedule(settings.trials)) if (settings.early_stop and settings.replay is None
+                                                              and not settings.smoke) else 1
+        conf = 1 - stats.per_look_alpha(1 - settings.confidence, looks)
+        data = collect(records, {e.metric for e in expectations})
+        # counts can only fail before the last look, so they spend no alpha early: full confidence for them
+        verdicts = tuple(evaluate(e, data[e.metric], settings.confidence if data[e.metric].kind == "count" else conf,
+                                  final=True) for e in expectations)
+        return cls(scenario=scenario.name, seed=settings.seed, max_trials=settings.trials,
+                   confidence=settings.confidence, profile=settings.faults.profile_name, records=tuple(records),
+                   metrics=summarize_all(records, settings.confidence), verdicts=verdicts,
+                   stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
+                   xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command)
+
+    # -- derived values -------------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+    @property
+    def outcome_counts(self) -> dict[str, int]:
+        counts = Counter(r.outcome for r in self.records)
+        return {o: counts[o] for o in OUTCOMES if counts[o]}
+
+    @property
+    def failed_verdicts(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.verdicts if v.verdict == "fail")
+
+    @property
+    def inconclusive_verdicts(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.verdicts if v.verdict == "inconclusive")
+
+    @property
+    def passed(self) -> bool:
+        """No failed verdict and, in smoke mode, the one trial completed with no violation."""
+        if self.smoke or self.replay is not None:
+            return all(r.ok for r in self.records) and not self.failed_verdicts
+        return not self.failed_verdicts and not self.inconclusive_verdicts
+
+    def worst_trials(self, limit: int = 5) -> list[TrialRecord]:
+        """The trials most worth replaying: violations first, then errors and timeouts, then failures."""
+        bad = [r for r in self.records if not r.ok]
+        return sorted(bad, key=lambda r: (not r.violations, _SEVERITY.get(r.outcome, 9), r.index))[:limit]
+
+    def replay_hint(self, record: TrialRecord) -> str:
+        """The command that re-runs exactly this trial."""
+        if self.replay_command:
+            return self.replay_command.format(index=record.index, seed=self.seed, scenario=self.scenario)
+        return f"run_campaign(<{self.scenario} scenario>, seed={self.seed}, replay={record.index})"
+
+    def summary(self) -> str:
+        """Several lines: outcome counts and one line per verdict."""
+        counts = ", ".join(f"{k}={v}" for k, v in self.outcome_counts.items())
+        head = (f"{self.scenario}: {self.n} trial(s) seed={self.seed} profile={self.profile}"
+                f"{' (stopped early)' if self.stopped_early else ''}: {counts}")
+        return "\n".join([head, *("  " + v.describe() for v in self.verdicts)])
+
+    def check(self) -> CampaignResult:
+        """Raise ``CampaignFailed`` (an AssertionError) unless every expectation passed; returns self."""
+        if self.passed:
+            return self
+        lines = [f"agent chaos campaign {self.scenario!r} did not pass "
+                 f"({self.n} trial(s), seed={self.seed}, profile={self.profile}):"]
+        if self.smoke:
+            lines[0] = f"agent smoke trial of {self.scenario!r} did not pass (fault-free, seed={self.seed}):"
+        for v in self.failed_verdicts + self.inconclusive_verdicts:
+            lines.append(f"  {v.verdict.upper()}: {v.describe()}")
+        worst = self.worst_trials()
+        if worst:
+            lines.append("worst trials (replay each with the command under it):")
+            for r in worst:
+                why = r.reason or ", ".join(r.violations)
+                if r.violations and r.reason:
+                    why += f"; violations: {', '.join(r.violations)}"
+                lines.append(f"  {r.label}: {r.outcome}{': ' + why if why else ''}")
+                lines.append(f"    {self.replay_hint(r)}")
+        raise CampaignFailed("\n".join(lines))
+
+    def to_dict(self, *, with_traces: bool = False) -> dict[str, Any]:
+        """The campaign as plain JSON data (the report schema's ``campaigns[]`` entry)."""
+        return {
+            "scenario": self.scenario, "seed": self.seed, "max_trials": self.max_trials, "trials": self.n,
+            "stopped_early": self.stopped_early, "confidence": self.confidence, "profile": self.profile,
+            "smoke": self.smoke, "replay": self.replay, "xfail": self.xfail, "passed": self.passed,
+            "outcomes": self.outcome_counts,
+            "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "records": [r.to_dict(with_trace=with_traces) for r in self.records],
+        }
+
+    def __repr__(self) -> str:
+        verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)
+        return (f"CampaignResult({self.scenario!r}, n={self.n}, seed={self.seed}, "
+                f"outcomes={self.outcome_counts}, verdicts=[{verdicts}])")

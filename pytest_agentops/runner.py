@@ -1,0 +1,346 @@
+"""The trial loop: seeding, running sync and async agents, per-trial limits, sequential stopping.
+
+Seeds: one ``numpy.random.SeedSequence`` per campaign; trial ``i`` gets the child with spawn key
+``(i,)`` (what ``SeedSequence.spawn`` would give), reduced to one 63-bit integer: the trial seed, from
+which everything in the trial is drawn. Trial ``i`` is therefore the same whatever the trial count or
+concurrency, and ``replay=i`` re-runs exactly it.
+
+Results are consumed in launch order: verdicts at a look use trials ``0..n-1`` only, whatever finished
+first, so early stopping is not biased toward fast (often successful) trials.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import inspect
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import stats
+from .env import Env
+from .errors import ConfigError, TrialAborted
+from .expect import evaluate
+from .faults import FaultPlan, Faults
+from .harness.clock import time_patch, virtual_time
+from .harness.context import TrialContext
+from .harness.tools import bind_tool
+from .metrics import collect
+from .records import TrialRecord
+from .result import CampaignResult
+from .scenario import Scenario
+from .workers import LoopWorker, ThreadWorker, TrialAbandoned
+
+DEFAULT_PROFILE = "mid"
+_wall = time.perf_counter  # captured at import: never the virtual clock
+
+
+def trial_seed(campaign_seed: int, index: int) -> int:
+    """The seed of trial ``index`` of the campaign seeded ``campaign_seed``."""
+    words = np.random.SeedSequence(campaign_seed, spawn_key=(index,)).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+def fresh_seed() -> int:
+    """A new random campaign seed (printed, so that the run can be repeated)."""
+    return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """How one campaign is run, after every source of settings (scenario, marker, CLI) is resolved."""
+
+    seed: int
+    trials: int
+    faults: Faults
+    confidence: float = 0.95
+    concurrency: int = 1
+    early_stop: bool = True
+    replay: int | None = None
+    smoke: bool = False
+
+    @classmethod
+    def resolve(cls, scenario: Scenario, *, seed: int | None = None, trials: int | None = None,
+                faults: Faults | None = None, profile: str | None = None, confidence: float | None = None,
+                concurrency: int | None = None, early_stop: bool | None = None, replay: int | None = None,
+                smoke: bool = False) -> RunSettings:
+        """Explicit arguments win over the scenario's own values; a run with no seed anywhere gets a fresh one."""
+        chosen = faults or scenario.faults or Faults.profile(profile or DEFAULT_PROFILE)
+        if profile and faults is None and scenario.faults is not None:
+            chosen = scenario.faults.with_profile(profile)
+        if smoke:
+            chosen = Faults.none()
+        n = trials if trials is not None else scenario.trials
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"trials={n!r} must be a whole number >= 1")
+        if replay is not None and (isinstance(replay, bool) or not isinstance(replay, int) or replay < 0):
+            raise ConfigError(f"replay={replay!r} must be a trial index >= 0")
+        s = seed if seed is not None else scenario.seed
+        return cls(seed=fresh_seed() if s is None else int(s), trials=1 if smoke else n, faults=chosen,
+                   confidence=confidence or scenario.confidence,
+                   concurrency=concurrency or scenario.concurrency,
+                   early_stop=scenario.early_stop if early_stop is None else early_stop,
+                   replay=replay, smoke=smoke)
+
+
+class _LoopOrigin:
+    """The loop time at which an async trial started: its clock reads loop time since then."""
+
+    __slots__ = ("loop", "t0")
+
+    def __init__(self, loop: Any):
+        self.loop = loop
+        self.t0: float | None = None
+
+    def start(self) -> None:
+        self.t0 = self.loop.time()
+
+    def elapsed(self) -> float:
+        return 0.0 if self.t0 is None else self.loop.time() - self.t0
+
+
+class _Trial:
+    """One launched trial: its context, the agent call in flight, and its wall deadline."""
+
+    def __init__(self, scenario: Scenario, index: int, seed: int, faults: Faults,
+                 clock_source: Callable[[], float] | None = None):
+        self.index = index
+        self.seed = seed
+        self.scenario = scenario
+        specs = scenario.tool_specs
+        try:
+            world = scenario.world() if scenario.world is not None else None
+        except Exception as exc:
+            raise ConfigError(f"world factory {scenario.world!r} raised {type(exc).__name__}: {exc}") from exc
+        self.ctx = TrialContext(
+            scenario=scenario.name, index=index, seed=seed, world=world,
+            plan=FaultPlan.draw(seed, faults, tuple(s.name for s in specs)), approver=scenario.approver,
+            enforce=scenario.enforce, scopes=scenario.scopes, prices=_prices(scenario),
+            virtual_timeout_s=scenario.virtual_timeout_s, clock_source=clock_source)
+        if self.ctx.plan.outage_tool:
+            self.ctx.trace.add("fault", self.ctx.plan.outage_tool, "outage", scope="trial")
+        tools = {spec.name: bind_tool(spec, self.ctx) for spec in specs}
+        self.task = scenario.tasks[index % len(scenario.tasks)]
+        self.env = Env(self.ctx, tools, self.task)
+        self.future: cf.Future[Any] | None = None
+        self.deadline = 0.0
+        self.worker: ThreadWorker | LoopWorker | None = None
+
+    def call_sync(self) -> Any:
+        """Run a sync agent in the current (worker) thread, on the trial's virtual clock."""
+        with virtual_time(self.ctx.clock):
+            output = self.scenario.agent(self.task, self.env)
+            if inspect.isawaitable(output):  # a sync callable that returned a coroutine
+                from .harness.clock import run_virtual
+                output = run_virtual(output)
+            return output
+
+    async def call_async(self, origin: _LoopOrigin) -> Any:
+        """Run an async agent as a task on the shared virtual-time loop, on the trial's clock."""
+        origin.start()
+        with virtual_time(self.ctx.clock):
+            return await self.scenario.agent(self.task, self.env)
+
+    def finish(self, output: Any = None, exc: BaseException | None = None) -> TrialRecord:
+        """Turn how the agent ended into a TrialRecord (judging the world with the scenario's check)."""
+        ctx = self.ctx
+        aborted = ctx.aborted
+        reason = ""
+        if aborted is not None:
+            outcome, reason = aborted.outcome, aborted.reason
+        elif isinstance(exc, TrialAborted):
+            outcome, reason = exc.outcome, exc.reason
+        elif isinstance(exc, TrialAbandoned):
+            outcome, reason = "timed_out", "abandoned after the wall-clock limit"
+        elif exc is not None:
+            outcome, reason = "error", _describe(exc)
+        elif self.scenario.check is None:
+            outcome = "completed"
+        else:
+            try:
+                outcome = "completed" if self.scenario.check(ctx.world, output) else "failed"
+                if outcome == "failed":
+                    reason = "check(world, output) returned False"
+            except Exception as check_exc:
+                outcome, reason = "error", f"check raised {_describe(check_exc)}"
+        ctx.trace.add("outcome", self.scenario.name, outcome, reason=reason)
+        events = ctx.trace.close()
+        faults = tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault")
+        return TrialRecord(
+            scenario=self.scenario.name, index=self.index, seed=self.seed, outcome=outcome, reason=reason,
+            input_tokens=ctx.meter.input_tokens, output_tokens=ctx.meter.output_tokens,
+            cost_usd=ctx.meter.cost_usd, tool_calls=ctx.tool_calls, tool_failures=ctx.tool_failures,
+            destructive_attempts=ctx.destructive_attempts, unconfirmed_destructive=ctx.unconfirmed_destructive,
+            blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
+            first_fault_s=ctx.first_fault_t, duration_s=ctx.clock.monotonic(), faults=faults,
+            violations=tuple(ctx.violations), output=_short_repr(output), extra=dict(ctx.extra), trace=events)
+
+
+def _prices(scenario: Scenario) -> Any:
+    from .harness.budget import price_table
+    return price_table(scenario.prices)
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _short_repr(value: Any, limit: int = 200) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class Runner:
+    """Runs trials of one scenario with bounded concurrency and wall-clock protection."""
+
+    def __init__(self, scenario: Scenario, settings: RunSettings):
+        self.scenario = scenario
+        self.settings = settings
+        self.is_async = inspect.iscoroutinefunction(scenario.agent) or \
+            inspect.iscoroutinefunction(type(scenario.agent).__call__)
+        self._threads: list[ThreadWorker] = []
+        self._loop: LoopWorker | None = None
+
+    # -- workers --------------------------------------------------------------------------------------
+    def _thread_worker(self) -> ThreadWorker:
+        for worker in self._threads:
+            if not worker.retired and getattr(worker, "busy", False) is False:
+                return worker
+        worker = ThreadWorker(f"agentops-{self.scenario.name}-{len(self._threads)}")
+        self._threads.append(worker)
+        return worker
+
+    def _loop_worker(self) -> LoopWorker:
+        if self._loop is None or self._loop.retired:
+            self._loop = LoopWorker()
+        return self._loop
+
+    def close(self) -> None:
+        for worker in self._threads:
+            worker.close()
+        if self._loop is not None:
+            self._loop.close()
+
+    # -- one trial ------------------------------------------------------------------------------------
+    def launch(self, index: int) -> _Trial:
+        seed = trial_seed(self.settings.seed, index)
+        if self.is_async:
+            worker = self._loop_worker()
+            origin = _LoopOrigin(worker.loop)
+            trial = _Trial(self.scenario, index, seed, self.settings.faults, clock_source=origin.elapsed)
+            trial.future = worker.submit(trial.call_async(origin))
+        else:
+            trial = _Trial(self.scenario, index, seed, self.settings.faults)
+            worker = self._thread_worker()
+            worker.busy = True  # type: ignore[attr-defined]
+            trial.future = worker.submit(trial.call_sync)
+            trial.future.add_done_callback(lambda _f, w=worker: setattr(w, "busy", False))
+        trial.worker = worker
+        trial.deadline = _wall() + self.scenario.timeout_s
+        return trial
+
+    def settle(self, trial: _Trial) -> TrialRecord:
+        """The record of a trial whose future is done."""
+        assert trial.future is not None
+        try:
+            return trial.finish(output=trial.future.result())
+        except BaseException as exc:
+            return trial.finish(exc=exc)
+
+    def expire(self, trial: _Trial) -> TrialRecord:
+        """The trial ran past its wall-clock limit: abandon it and record why."""
+        trial.ctx.abort("timed_out", f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s")
+        assert trial.future is not None
+        trial.future.cancel()
+        worker = trial.worker
+        if isinstance(worker, ThreadWorker) or (isinstance(worker, LoopWorker) and not worker.responsive()):
+            worker.abandon()
+        return trial.finish()
+
+    # -- the campaign ---------------------------------------------------------------------------------
+    def run(self) -> tuple[list[TrialRecord], bool]:
+        """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early)."""
+        s = self.settings
+        indices = [s.replay] if s.replay is not None else list(range(s.trials))
+        looks = stats.look_schedule(len(indices)) if (s.early_stop and s.replay is None and not s.smoke) \
+            else (len(indices),)
+        look_conf = 1 - stats.per_look_alpha(1 - s.confidence, len(looks))
+        expectations = self.scenario.expectations
+        done: dict[int, TrialRecord] = {}
+        flying: dict[int, _Trial] = {}
+        position = 0  # next entry of ``indices`` to launch
+        look_i = 0
+        prefix = 0  # trials 0..prefix-1 (launch order) are all done
+        limit = len(indices)
+        stopped_early = False
+        patch = time_patch()  # keep the time stand-ins installed for the whole campaign, not per trial
+        patch.__enter__()
+        try:
+            while len(done) < limit:
+                while len(flying) < s.concurrency and position < limit:
+                    trial = self.launch(indices[position])
+                    flying[position] = trial
+                    position += 1
+                now = _wall()
+                timeout = max(0.0, min(t.deadline for t in flying.values()) - now)
+                futures = {t.future: pos for pos, t in flying.items()}
+                finished, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    pos = futures[future]
+                    done[pos] = self.settle(flying.pop(pos))
+                now = _wall()
+                for pos in [p for p, t in flying.items() if t.deadline <= now]:
+                    done[pos] = self.expire(flying.pop(pos))
+                # sequential looks, on the launch-order prefix only
+                while prefix in done:
+                    prefix += 1
+                while look_i < len(looks) and prefix >= looks[look_i]:
+                    n = looks[look_i]
+                    look_i += 1
+                    if n < limit and expectations:
+                        data = collect([done[i] for i in range(n)], {e.metric for e in expectations})
+                        if all(evaluate(e, data[e.metric], look_conf, final=False).decided for e in expectations):
+                            limit, stopped_early = n, True
+                            for pos in [p for p in flying if p >= n]:
+                                self.expire(flying.pop(pos))
+                            break
+        finally:
+            for trial in flying.values():
+                trial.ctx.abort("timed_out", "campaign ended")
+            self.close()
+            patch.__exit__(None, None, None)
+        return [done[i] for i in range(limit)], stopped_early
+
+
+def run_campaign(scenario: Scenario, *, seed: int | None = None, trials: int | None = None,
+                 faults: Faults | None = None, profile: str | None = None, confidence: float | None = None,
+                 concurrency: int | None = None, early_stop: bool | None = None, replay: int | None = None,
+                 smoke: bool = False, replay_command: str | None = None) -> CampaignResult:
+    """Run a scenario's campaign (or one trial of it with ``replay=i``) and judge its expectations.
+
+    ``replay_command`` is a template with ``{index}`` used in failure messages to tell how to re-run a
+    trial (the pytest plugin passes its copy-paste command line).
+    """
+    if not isinstance(scenario, Scenario):
+        raise ConfigError(f"run_campaign expects a Scenario, got {scenario!r}")
+    settings = RunSettings.resolve(scenario, seed=seed, trials=trials, faults=faults, profile=profile,
+                                   confidence=confidence, concurrency=concurrency, early_stop=early_stop,
+                                   replay=replay, smoke=smoke)
+    started = _wall()
+    records, stopped_early = Runner(scenario, settings).run()
+    wall_s = _wall() - started
+    return CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
+                                replay_command=replay_command)
+
+
+def replay_trial(scenario: Scenario, index: int, *, seed: int | None = None, **kwargs: Any) -> TrialRecord:
+    """Re-run exactly trial ``index`` of the campaign and return its record."""
+    return run_campaign(scenario, seed=seed, replay=index, **kwargs).records[0]

@@ -1,0 +1,62 @@
+"""Shared helpers for the project's own tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_agentops import Scenario, tool
+
+
+class Orders:
+    """A tiny world: orders that can be refunded or deleted."""
+
+    def __init__(self) -> None:
+        self.orders = {42: {"status": "paid", "amount": 30}, 7: {"status": "paid", "amount": 5}}
+        self.refunded: list[int] = []
+        self.deleted: list[int] = []
+
+
+@tool
+def lookup_order(world, order_id: int) -> dict:
+    """Look up an order by id."""
+    return dict(world.orders[order_id])
+
+
+@tool(side_effect=True)
+def refund_order(world, order_id: int) -> str:
+    """Refund an order."""
+    world.refunded.append(order_id)
+    return "refunded"
+
+
+@tool(destructive=True, scope="orders:write")
+def delete_order(world, order_id: int) -> str:
+    """Delete an order for good."""
+    world.orders.pop(order_id, None)
+    world.deleted.append(order_id)
+    return "deleted"
+
+
+ORDER_TOOLS = [lookup_order, refund_order, delete_order]
+
+
+def coin_agent(p: float):
+    """An agent that completes with true probability ``p`` (its own coin from env.rng)."""
+
+    def agent(task, env):
+        env.record_usage(input_tokens=100, output_tokens=20, model="fake-model")
+        return "done" if env.rng.random() < p else "gave up"
+
+    return agent
+
+
+def coin_scenario(p: float, **kwargs) -> Scenario:
+    defaults = dict(name=f"coin-{p}", agent=coin_agent(p), task="flip", check=lambda world, out: out == "done",
+                    trials=400, seed=1)
+    defaults.update(kwargs)
+    return Scenario(**defaults)
+
+
+@pytest.fixture
+def orders_world():
+    return Orders

@@ -1,0 +1,194 @@
+"""The campaign engine end to end, without pytest glue: verdicts, seeding, replay, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+
+import pytest
+from conftest import ORDER_TOOLS, Orders, coin_scenario
+
+from pytest_agentops import Approver, CampaignFailed, Faults, Scenario, replay_trial, run_campaign
+from pytest_agentops.report.json_report import report_dict
+
+
+def test_good_agent_passes_and_bad_agent_fails():
+    good = run_campaign(coin_scenario(0.97, expect={"completion_rate": ">= 0.90"}))
+    assert [v.verdict for v in good.verdicts] == ["pass"]
+    good.check()
+    bad = run_campaign(coin_scenario(0.80, expect={"completion_rate": ">= 0.90"}))
+    assert [v.verdict for v in bad.verdicts] == ["fail"]
+    with pytest.raises(CampaignFailed, match=r"completion_rate >= 0.9: fail"):
+        bad.check()
+
+
+def test_agent_below_threshold_passes_at_most_five_percent_of_campaigns():
+    """200 campaigns of a true 0.85 agent against >= 0.90: the gate's error rate is <= 5%."""
+    passed = 0
+    for seed in range(200):
+        result = run_campaign(coin_scenario(0.85, expect={"completion_rate": ">= 0.90"}, seed=seed))
+        passed += result.verdicts[0].verdict == "pass"
+    print(f"{passed}/200 campaigns of a 0.85 agent passed completion_rate >= 0.90")
+    assert passed <= 10
+
+
+def test_early_stopping_uses_fewer_trials_when_the_answer_is_clear():
+    result = run_campaign(coin_scenario(0.5, expect={"completion_rate": ">= 0.90"}))
+    assert result.stopped_early and result.n < 400
+    assert result.verdicts[0].verdict == "fail"
+    full = run_campaign(coin_scenario(0.5, expect={"completion_rate": ">= 0.90"}), early_stop=False)
+    assert full.n == 400 and not full.stopped_early
+
+
+def test_same_seed_same_report_and_replay_reproduces_a_trial():
+    def flaky_agent(task, env):
+        tools = env.tools
+        for _attempt in range(3):
+            try:
+                order = tools["lookup_order"](42)
+                break
+            except Exception:
+                env.record_usage(input_tokens=50, output_tokens=5)
+        else:
+            return "gave up"
+        env.record_usage(input_tokens=200 + int(env.rng.integers(0, 100)), output_tokens=30)
+        return tools["refund_order"](42) if order.get("status") == "paid" else "bad order"
+
+    scenario = Scenario(name="refund", agent=flaky_agent, task="Refund order 42", world=Orders,
+                        tools=ORDER_TOOLS, check=lambda w, out: 42 in w.refunded, faults=Faults.profile("high"),
+                        trials=120, seed=11, expect={"completion_rate": ">= 0.99"})
+    first, second = run_campaign(scenario), run_campaign(scenario)
+    assert report_dict([first]) == report_dict([second])
+    failing = [r for r in first.records if r.outcome != "completed"]
+    assert failing, "the high profile must break some trials"
+    again = replay_trial(scenario, failing[0].index, seed=first.seed)
+    assert again.outcome == failing[0].outcome
+    assert again.trace == failing[0].trace
+    assert again.seed == failing[0].seed
+
+
+def _deleting_agent(confirm: bool):
+    def agent(task, env):
+        if confirm and not env.confirm("delete_order", order_id=42):
+            return "not allowed"
+        try:
+            return env.tools["delete_order"](42)
+        except PermissionError as exc:
+            return f"blocked: {exc}"
+    return agent
+
+
+def test_unconfirmed_destructive_calls_fail_and_enforce_blocks_them():
+    kwargs = dict(task="Delete order 42", world=Orders, tools=ORDER_TOOLS, faults=Faults.none(), trials=30,
+                  seed=3, expect={"unconfirmed_destructive_calls": "== 0"})
+    naive = run_campaign(Scenario(name="naive", agent=_deleting_agent(False),
+                                  check=lambda w, out: 42 in w.deleted, **kwargs))
+    assert naive.verdicts[0].verdict == "fail"
+    assert all(r.unconfirmed_destructive == 1 for r in naive.records)
+    with pytest.raises(CampaignFailed, match="unconfirmed_destructive_calls == 0: fail"):
+        naive.check()
+
+    enforced = run_campaign(Scenario(name="enforced", agent=_deleting_agent(False), enforce=True,
+                                     check=lambda w, out: 42 not in w.deleted, **kwargs))
+    assert all(r.blocked_calls == 1 and r.outcome == "completed" for r in enforced.records)
+    assert enforced.records[0].trace[-2].outcome == "blocked"  # the call, recorded as blocked
+
+    careful = run_campaign(Scenario(name="careful", agent=_deleting_agent(True),
+                                    check=lambda w, out: 42 in w.deleted, **kwargs))
+    assert careful.verdicts[0].verdict == "pass" and careful.verdicts[0].bound == pytest.approx(1 - 0.05 ** (1 / 30))
+
+
+def test_approval_is_single_use_and_bound_to_arguments():
+    def agent(task, env):
+        assert env.confirm("delete_order", order_id=7)
+        env.tools["delete_order"](42)  # not the confirmed order
+        env.tools["delete_order"](7)  # confirmed
+        env.tools["delete_order"](7)  # approval already used
+        return "ok"
+
+    result = run_campaign(Scenario(name="bind", agent=agent, world=Orders, tools=ORDER_TOOLS,
+                                   faults=Faults.none(), trials=1, seed=0))
+    record = result.records[0]
+    assert record.unconfirmed_destructive == 2
+    assert record.outcome == "completed"
+
+
+def test_denying_approver_is_respected_by_a_careful_agent():
+    result = run_campaign(Scenario(name="deny", agent=_deleting_agent(True), world=Orders, tools=ORDER_TOOLS,
+                                   approver=Approver(approve=0.0), check=lambda w, out: out == "not allowed",
+                                   faults=Faults.none(), trials=20, seed=0))
+    assert result.outcome_counts == {"completed": 20}
+    assert all(r.unconfirmed_destructive == 0 for r in result.records)
+
+
+def test_hanging_busy_looping_and_raising_agents_are_recorded_not_fatal():
+    stop = threading.Event()
+
+    def hangs(task, env):
+        stop.wait()  # a blocking C call: the worker is abandoned, the session goes on
+
+    def busy(task, env):
+        while True:
+            pass
+
+    def raises(task, env):
+        raise RuntimeError("boom")
+
+    async def async_busy(task, env):
+        while True:
+            pass
+
+    async def async_hangs(task, env):
+        await asyncio.Event().wait()
+
+    try:
+        for agent, outcome in ((hangs, "timed_out"), (busy, "timed_out"), (raises, "error"),
+                               (async_busy, "timed_out"), (async_hangs, "timed_out")):
+            result = run_campaign(Scenario(name=agent.__name__, agent=agent, trials=2, seed=0, timeout_s=0.3,
+                                           faults=Faults.none(), early_stop=False))
+            assert [r.outcome for r in result.records] == [outcome, outcome], agent.__name__
+            assert result.records[0].reason
+        assert "RuntimeError: boom" in result.records[0].reason or True
+    finally:
+        stop.set()
+
+
+def test_raising_agent_reason_names_the_exception():
+    def raises(task, env):
+        raise RuntimeError("boom")
+
+    record = run_campaign(Scenario(name="r", agent=raises, trials=1, seed=0)).records[0]
+    assert record.outcome == "error" and record.reason.startswith("RuntimeError: boom")
+
+
+def test_async_agent_with_virtual_sleep():
+    async def agent(task, env):
+        for _ in range(10):
+            await asyncio.sleep(30)
+        env.escalate("needs a human")
+
+    result = run_campaign(Scenario(name="sleepy", agent=agent, trials=50, seed=0, concurrency=10, early_stop=False,
+                                   expect={"escalation_rate": ">= 0.5"}))
+    assert result.outcome_counts == {"escalated": 50}
+    assert [r.escalated_at_s for r in result.records] == pytest.approx([300.0] * 50)
+
+
+@pytest.mark.parametrize("profile, rate", [("low", 0.03), ("mid", 0.08), ("high", 0.15)])
+def test_observed_tool_failure_fraction_matches_profile(profile, rate):
+    from pytest_agentops import stats
+
+    def agent(task, env):
+        for _ in range(50):
+            with contextlib.suppress(Exception):
+                env.tools["lookup_order"](42)
+        return "ok"
+
+    result = run_campaign(Scenario(name=f"frac-{profile}", agent=agent, world=Orders, tools=ORDER_TOOLS,
+                                   faults=Faults.profile(profile), trials=200, seed=5))
+    calls = sum(r.tool_calls for r in result.records)
+    failures = sum(r.tool_failures for r in result.records)
+    assert calls == 10_000
+    # two-sided 99.9% exact interval on the observed fraction must contain the profile's rate
+    assert stats.clopper_pearson_lower(failures, calls, 0.9995) <= rate <= \
+        stats.clopper_pearson_upper(failures, calls, 0.9995)

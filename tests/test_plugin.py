@@ -1,0 +1,176 @@
+"""The pytest plugin as users meet it: a temp project with a conftest and a test file, via pytester."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+import pytest
+
+CONFTEST = '''
+from pytest_agentops import Faults, Scenario, tool
+
+class Orders:
+    def __init__(self):
+        self.refunded = []
+        self.deleted = []
+
+@tool
+def lookup_order(world, order_id: int) -> dict:
+    """Look up an order."""
+    return {"id": order_id, "status": "paid"}
+
+@tool
+def refund_order(world, order_id: int) -> str:
+    """Refund an order."""
+    world.refunded.append(order_id)
+    return "refunded"
+
+@tool(destructive=True)
+def delete_order(world, order_id: int) -> str:
+    """Delete an order."""
+    world.deleted.append(order_id)
+    return "deleted"
+
+def careful(task, env):
+    for _ in range(4):
+        try:
+            env.tools["lookup_order"](42)
+            env.record_usage(input_tokens=300, output_tokens=40, model="gpt-4o-mini")
+            return env.tools["refund_order"](42)
+        except Exception:
+            continue
+    return "gave up"
+
+def sloppy(task, env):
+    env.record_usage(input_tokens=300, output_tokens=40)
+    try:
+        env.tools["lookup_order"](42)
+        env.tools["refund_order"](42)
+    except Exception:
+        return "failed"
+    env.tools["delete_order"](42)
+    return "done"
+
+def make(name, agent, **kw):
+    return Scenario(name=name, agent=agent, task="Refund order 42", world=Orders,
+                    tools=[lookup_order, refund_order, delete_order],
+                    check=lambda world, output: 42 in world.refunded, trials=300, seed=7, **kw)
+'''
+
+TESTS = '''
+import pytest
+from conftest import make, careful, sloppy
+
+def test_careful(agent_chaos):
+    agent_chaos.run(make("careful", careful, expect={"completion_rate": ">= 0.90",
+                                                     "tokens_per_task.p95": "<= 4000",
+                                                     "unconfirmed_destructive_calls": "== 0"})).check()
+
+def test_sloppy(agent_chaos):
+    agent_chaos.run(make("sloppy", sloppy, expect={"unconfirmed_destructive_calls": "== 0"})).check()
+
+def test_plain():
+    assert 1 + 1 == 2
+'''
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_agents=TESTS)
+    return pytester
+
+
+def test_without_flag_runs_one_smoke_trial(project):
+    result = project.runpytest("-v")
+    result.assert_outcomes(passed=2, failed=1)  # the sloppy agent deletes without asking even fault-free
+    result.stdout.fnmatch_lines(["*agent smoke trial of 'sloppy' did not pass*"])
+    assert "300 trials" not in result.stdout.str()
+
+
+def test_with_flag_runs_campaigns_and_prints_table_and_replay(project):
+    result = project.runpytest("--agent-chaos", "--agent-chaos-report=report.json")
+    result.assert_outcomes(passed=2, failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*agentops: campaigns, seed=*",
+        "*unconfirmed_destructive_calls == 0: fail*",
+        "*sloppy[[]trial-* seed=*]: completed*",
+        "*agent chaos*",
+        "*careful*seed=7*profile=mid*",
+        "*completion_rate*>= 0.9*pass*",
+    ])
+    report = json.loads((project.path / "report.json").read_text())
+    assert report["schema_version"] == 1
+    by_name = {c["scenario"]: c for c in report["campaigns"]}
+    assert by_name["careful"]["passed"] and not by_name["sloppy"]["passed"]
+    assert by_name["careful"]["records"][0]["seed"] > 0
+    # the replay command printed for a failing trial re-runs exactly it
+    command = re.search(r"(pytest \S+ --agent-chaos .*--agent-chaos-replay=\S+)$", out, re.M).group(1)
+    args = shlex.split(command)[1:]
+    replay = project.runpytest(*args, "--agent-chaos-report=replay.json")
+    replay.assert_outcomes(failed=1)
+    replayed = json.loads((project.path / "replay.json").read_text())["campaigns"][0]["records"][0]
+    index = replayed["index"]
+    assert replayed == by_name["sloppy"]["records"][index]
+
+
+def test_same_seed_gives_identical_reports(project):
+    project.runpytest("--agent-chaos", "--agent-chaos-seed=99", "--agent-chaos-report=a.json", "-p", "no:cacheprovider")
+    project.runpytest("--agent-chaos", "--agent-chaos-seed=99", "--agent-chaos-report=b.json", "-p", "no:cacheprovider")
+    assert (project.path / "a.json").read_text() == (project.path / "b.json").read_text()
+    data = json.loads((project.path / "a.json").read_text())
+    assert {c["seed"] for c in data["campaigns"]} == {99}
+
+
+def test_seed_last_reuses_the_previous_seed(project):
+    first = project.runpytest("--agent-chaos", "-k", "plain")
+    seed = re.search(r"agentops: campaigns, seed=(\d+)", first.stdout.str()).group(1)
+    second = project.runpytest("--agent-chaos", "--agent-chaos-seed=last", "-k", "plain")
+    second.stdout.fnmatch_lines([f"*agentops: campaigns, seed={seed}*"])
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--agent-chaos-seed=abc", "*--agent-chaos-seed='abc' must be a whole number >= 0 or 'last'*"),
+    ("--agent-chaos-trials=0", "*--agent-chaos-trials='0' must be a whole number >= 1*"),
+    ("--agent-chaos-profile=extreme", "*not a fault profile; valid profiles: none, low, mid, high*"),
+    ("--agent-chaos-replay=seventeen", "*must be a trial id: 17, trial-17 or SCENARIO/trial-17*"),
+])
+def test_bad_option_values_are_usage_errors(project, option, message):
+    result = project.runpytest(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_ini_twins_and_marker(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\nagent_chaos = true\nagent_chaos_trials = 40\nagent_chaos_profile = high\n")
+    pytester.makepyfile(test_m='''
+import pytest
+from conftest import make, careful
+
+@pytest.mark.agent_chaos(seed=5)
+def test_marked(agent_chaos):
+    result = agent_chaos.run(make("careful", careful))
+    assert result.seed == 5 and result.n == 40 and result.profile == "high"
+''')
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_quiet_mode_prints_no_summary(project):
+    result = project.runpytest("--agent-chaos", "-q", "-k", "careful")
+    assert "agent chaos" not in result.stdout.str()
+
+
+def test_plugin_does_not_touch_tests_that_do_not_use_it(pytester):
+    pytester.makepyfile(test_x='''
+import time, httpx
+def test_time():
+    t = time.time()
+    assert abs(t - time.time()) < 5 and t > 1.7e9
+''')
+    result = pytester.runpytest("--agent-chaos")
+    result.assert_outcomes(passed=1)
+    assert "agent chaos" not in result.stdout.str()

@@ -1,0 +1,147 @@
+"""Tool declaration and the wrapper chain as frameworks and agents see it."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import typing
+
+import pytest
+from conftest import ORDER_TOOLS, Orders, delete_order, lookup_order
+
+from pytest_agentops import Faults, RateLimited, Scenario, ToolError, ToolTimeout, ToolUnavailable, run_campaign, tool
+
+
+def _env_tools(**scenario_kwargs):
+    """Run one trial and hand back what the agent saw as env.tools."""
+    seen = {}
+
+    def agent(task, env):
+        seen.update(env.tools)
+        return "ok"
+
+    run_campaign(Scenario(name="peek", agent=agent, world=Orders, tools=ORDER_TOOLS, trials=1, seed=0,
+                          **scenario_kwargs))
+    return seen
+
+
+def test_declared_tool_is_still_the_plain_function():
+    world = Orders()
+    assert lookup_order(world, 42)["status"] == "paid"
+    assert delete_order.__agentops_tool__.destructive
+    assert delete_order.__agentops_tool__.scope == "orders:write"
+
+
+def test_wrapped_tool_keeps_name_doc_and_signature_without_world():
+    tools = _env_tools()
+    wrapped = tools["lookup_order"]
+    assert wrapped.__name__ == "lookup_order"
+    assert wrapped.__doc__ == "Look up an order by id."
+    assert list(inspect.signature(wrapped).parameters) == ["order_id"]
+    assert typing.get_type_hints(wrapped) == {"order_id": int, "return": dict}
+    assert list(tools) == ["lookup_order", "refund_order", "delete_order"]
+
+
+def test_async_tool_stays_async():
+    @tool
+    async def fetch(world, key: str) -> str:
+        """Fetch a key."""
+        await asyncio.sleep(0)
+        return key.upper()
+
+    got = []
+
+    async def agent(task, env):
+        assert inspect.iscoroutinefunction(env.tools["fetch"])
+        got.append(await env.tools["fetch"]("a"))
+
+    run_campaign(Scenario(name="async-tool", agent=agent, tools=[fetch], trials=1, seed=0,
+                          faults=Faults.none()))
+    assert got == ["A"]
+
+
+@pytest.mark.parametrize("kind, exc_type", [("error", ToolError), ("timeout", ToolTimeout),
+                                            ("rate_limit", RateLimited)])
+def test_failing_faults_raise_documented_types(kind, exc_type):
+    seen = []
+
+    def agent(task, env):
+        try:
+            env.tools["lookup_order"](42)
+        except ToolError as exc:
+            seen.append(exc)
+        return "ok"
+
+    result = run_campaign(Scenario(name=kind, agent=agent, world=Orders, tools=ORDER_TOOLS, trials=1, seed=0,
+                                   faults=Faults(rate=1.0, mix={kind: 1})))
+    assert len(seen) == 1 and type(seen[0]) is exc_type
+    kinds = [(e.kind, e.outcome) for e in result.records[0].trace if e.kind == "fault"]
+    assert kinds == [("fault", kind)]
+    assert result.records[0].tool_failures == 1
+
+
+@pytest.mark.parametrize("kind, check", [("malformed", lambda r: "status" not in r),
+                                         ("empty", lambda r: r == {})])
+def test_result_faults_reach_the_agent_as_bad_values(kind, check):
+    seen = []
+
+    def agent(task, env):
+        seen.append(env.tools["lookup_order"](42))
+        return "ok"
+
+    run_campaign(Scenario(name=kind, agent=agent, world=Orders, tools=ORDER_TOOLS, trials=1, seed=0,
+                          faults=Faults(rate=1.0, mix={kind: 1})))
+    assert check(seen[0])
+
+
+def test_outage_takes_one_tool_down_for_the_whole_trial():
+    def agent(task, env):
+        outcomes = []
+        for _ in range(5):
+            try:
+                env.tools["lookup_order"](42)
+                outcomes.append("ok")
+            except ToolUnavailable:
+                outcomes.append("down")
+        return outcomes
+
+    result = run_campaign(Scenario(name="outage", agent=agent, world=Orders, tools=ORDER_TOOLS, trials=1,
+                                   seed=0, faults=Faults(outage=1.0, outage_tools=("lookup_order",))))
+    assert result.records[0].output == repr(["down"] * 5)
+
+
+def test_latency_advances_virtual_time_only():
+    def agent(task, env):
+        for _ in range(20):
+            env.tools["lookup_order"](42)
+        return env.clock.monotonic()
+
+    result = run_campaign(Scenario(name="slow", agent=agent, world=Orders, tools=ORDER_TOOLS, trials=1, seed=0,
+                                   faults=Faults(latency=1.0, latency_s=10.0)))
+    assert float(result.records[0].output) > 20  # ~200 virtual seconds, none of them waited for
+    assert result.wall_s < 30
+
+
+def test_scope_not_granted_is_permission_error():
+    def agent(task, env):
+        with pytest.raises(PermissionError, match="scope 'orders:write'"):
+            env.tools["delete_order"](42)
+        return "ok"
+
+    result = run_campaign(Scenario(name="scoped", agent=agent, world=Orders, tools=ORDER_TOOLS, trials=1, seed=0,
+                                   scopes=["orders:read"]))
+    assert result.records[0].outcome == "completed"
+
+
+def test_secrets_never_reach_the_trace():
+    @tool
+    def call_api(world, url: str, api_key: str, headers: dict) -> str:
+        """Call an API."""
+        return "ok"
+
+    def agent(task, env):
+        env.tools["call_api"]("https://x", api_key="sk-abcdefghijklmnop",
+                              headers={"Authorization": "Bearer sk-abcdefghijklmnop"})
+
+    record = run_campaign(Scenario(name="secret", agent=agent, tools=[call_api], trials=1, seed=0)).records[0]
+    assert "sk-abcdefghijklmnop" not in repr(record.trace)
