@@ -124,7 +124,8 @@ class MetricSummary:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "n": self.n, "estimate": _num(self.estimate)}
         if self.kind == "rate":
-            out.update(lower=_num(self.lower), upper=_num(self.upper), wilson_lower=_num(self.wilson_lower),
+            out.update(k=self.total, lower=_num(self.lower), upper=_num(self.upper),
+                       wilson_lower=_num(self.wilson_lower),
                        wilson_upper=_num(self.wilson_upper))
         elif self.kind == "distribution":
             out.update({k: _num(v) for k, v in self.quantiles.items()}, mean=_num(self.mean), max=_num(self.max))
@@ -146,7 +147,7 @@ def summarize(data: MetricData, confidence: float = 0.95) -> MetricSummary:
             return MetricSummary(data.name, "rate", 0, None)
         b = stats.rate_bounds(data.k, data.n, confidence)
         return MetricSummary(data.name, "rate", data.n, b.estimate, b.lower, b.upper, b.wilson_lower,
-                             b.wilson_upper)
+                             b.wilson_upper, total=data.k)
     if data.kind == "distribution":
         if not data.samples:
             return MetricSummary(data.name, "distribution", 0, None)
