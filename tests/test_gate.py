@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 import scipy.stats
-from conftest import coin_scenario
 
+from conftest import coin_scenario
 from pytest_agentops import run_campaign
 from pytest_agentops.gate import main
 from pytest_agentops.report.json_report import write_report
