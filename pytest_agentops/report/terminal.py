@@ -10,9 +10,11 @@ from ..result import CampaignResult
 def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     if abs(value) >= 1000 or value == int(value):
         return f"{value:.0f}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}"
-    return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+    return f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
 
 
 def campaign_table(result: CampaignResult) -> list[str]:
@@ -22,15 +24,16 @@ def campaign_table(result: CampaignResult) -> list[str]:
         f"{result.n}/{result.max_trials} trials{' (stopped early)' if result.stopped_early else ''}")
     lines = [f"{result.scenario}  seed={result.seed}  profile={result.profile}  {mode}"
              f"{'  xfail: ' + result.xfail if result.xfail else ''}"]
-    rows = [("metric", "estimate", "bound", "threshold", "verdict")]
+    rows = [("metric", "estimate", "bound", "threshold", "verdict", "wilson")]
     for v in result.verdicts:
         bound = f"{v.bound_side[:2]} {_fmt(v.bound)}" if v.bound is not None else "-"
-        rows.append((v.key, _fmt(v.estimate), bound, v.expression, v.verdict))
+        rows.append((v.key, _fmt(v.estimate), bound, v.expression, v.verdict,
+                     _fmt(v.wilson) if v.wilson is not None else ""))
     for name in ("tokens_per_task", "cost_usd_per_task"):
         m = result.metrics.get(name)
         if m is not None and m.quantiles and not any(v.key.startswith(name) for v in result.verdicts):
-            rows.append((f"{name} p50/p95/p99", "/".join(_fmt(x) for x in m.quantiles.values()), "", "", ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+            rows.append((f"{name} p50/p95/p99", "/".join(_fmt(x) for x in m.quantiles.values()), "", "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     counts = "  ".join(f"{k}={v}" for k, v in result.outcome_counts.items())
