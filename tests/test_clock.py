@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import time
+import types
 from datetime import timezone
 from time import monotonic as imported_monotonic  # rebound by the patch's module sweep
 
@@ -324,9 +325,7 @@ def test_time_patch_keeps_stand_ins_installed_but_inactive():
 
 
 def test_modules_imported_during_a_block_are_swept_on_exit(tmp_path, monkeypatch):
-    (tmp_path / "clock_probe_mod.py").write_text(
-        "from time import time as now\nfrom datetime import datetime as DT\n"
-    )
+    (tmp_path / "clock_probe_mod.py").write_text("from time import time as now\nfrom datetime import datetime as DT\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         with virtual_time(VirtualClock(epoch=42.0)):
@@ -337,6 +336,26 @@ def test_modules_imported_during_a_block_are_swept_on_exit(tmp_path, monkeypatch
         assert probe.DT is ORIGINAL["datetime"]
     finally:
         sys.modules.pop("clock_probe_mod", None)
+
+
+def test_sweep_skips_ignored_modules_but_not_agent_code():
+    probes = {}
+    for name in ("pytest_agentops._clock_probe", "pytest_agentops.demo._clock_probe", "agent_clock_probe"):
+        probe = types.ModuleType(name)
+        probe.now = ORIGINAL["monotonic"]
+        probes[name] = sys.modules[name] = probe
+    try:
+        with virtual_time(VirtualClock()):
+            # The standard library's blocking machinery keeps its real timeouts ...
+            assert threading._time is ORIGINAL["monotonic"]  # type: ignore[attr-defined]
+            # ... and so do names the plugin bound itself; agent code, the bundled demo's included, is swept.
+            assert probes["pytest_agentops._clock_probe"].now is ORIGINAL["monotonic"]
+            assert probes["pytest_agentops.demo._clock_probe"].now() == 0.0
+            assert probes["agent_clock_probe"].now() == 0.0
+        assert all(probe.now is ORIGINAL["monotonic"] for probe in probes.values())
+    finally:
+        for name in probes:
+            sys.modules.pop(name, None)
 
 
 def test_plain_asyncio_loop_inside_a_block_keeps_real_time():
@@ -535,13 +554,15 @@ def test_for_loop_clocks_measure_their_own_elapsed_time():
 def test_asleep_advances_the_right_clocks():
     async def on_virtual_loop():
         loop = asyncio.get_running_loop()
-        linked, plain = VirtualClock.for_loop(loop), VirtualClock()
         start = loop.time()
+        linked, plain = VirtualClock.for_loop(loop), VirtualClock()
+        follower = VirtualClock(source=lambda: loop.time() - start)  # follows the loop, not via for_loop
         await linked.asleep(30)  # moves the loop, which the linked clock measures
         await plain.asleep(12)  # moves the loop and the plain clock's own offset
-        return linked.elapsed, plain.elapsed, loop.time() - start
+        await follower.asleep(5)  # moves the loop only: counting it twice would make 52
+        return linked.elapsed, plain.elapsed, follower.elapsed, loop.time() - start
 
-    assert run_virtual(on_virtual_loop()) == (42.0, 12.0, 42.0)
+    assert run_virtual(on_virtual_loop()) == (47.0, 12.0, 47.0, 47.0)
 
     async def on_plain_loop():
         clock = VirtualClock()

@@ -27,7 +27,8 @@ While at least one block is active anywhere in the process, these names are repl
   ``datetime.utcnow()``, ``datetime.today()`` and ``date.today()`` read the clock;
 - the same function and class objects bound under any name in modules that were already imported
   (``from time import monotonic as now``, ``from datetime import datetime``), except in the modules of
-  ``IGNORED_MODULES`` (the standard library's own blocking machinery, pytest, and this module).
+  ``IGNORED_MODULES`` (the standard library's own blocking machinery, pytest, and this plugin's own
+  modules other than its demo agent).
 
 A stand-in asks for the clock of the *current context* (a ``contextvars.ContextVar``) and calls the
 real function when there is none. So other threads, and this thread outside the block, see real time,
@@ -102,6 +103,7 @@ __all__ = [
     "DEFAULT_EPOCH",
     "DEFAULT_IO_POLL_CAP",
     "IGNORED_MODULES",
+    "SWEPT_MODULES",
     "VirtualClock",
     "VirtualTimeLoop",
     "active_clock",
@@ -170,7 +172,7 @@ class VirtualClock:
     not read the patched clock functions itself (use ``real_monotonic`` or a loop's ``time()``).
     """
 
-    __slots__ = ("_epoch", "_lock", "_loop", "_offset", "_source")
+    __slots__ = ("_epoch", "_lock", "_offset", "_source")
 
     def __init__(self, epoch: float = DEFAULT_EPOCH, source: Callable[[], float] | None = None) -> None:
         try:
@@ -185,7 +187,6 @@ class VirtualClock:
         self._source = source
         self._offset = 0.0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def for_loop(cls, loop: asyncio.AbstractEventLoop, epoch: float = DEFAULT_EPOCH) -> VirtualClock:
@@ -199,9 +200,7 @@ class VirtualClock:
         def source() -> float:
             return loop.time() - start
 
-        clock = cls(epoch, source)
-        clock._loop = loop
-        return clock
+        return cls(epoch, source)
 
     @property
     def epoch(self) -> float:
@@ -241,15 +240,20 @@ class VirtualClock:
         """Sleep ``seconds`` of virtual time inside a coroutine.
 
         On a ``VirtualTimeLoop`` this is ``await asyncio.sleep(seconds)`` (virtual anyway, and other tasks'
-        timers interleave correctly); a clock not made by ``for_loop`` on that loop is also advanced by
-        ``seconds`` afterwards. On any other loop the clock is advanced and the task yields once.
+        timers interleave correctly), after which the clock is topped up by whatever it moved less than
+        ``seconds`` meanwhile: a clock that follows the loop (``for_loop``, or any source reading loop
+        time) has already moved and is left alone; one that does not is advanced by ``seconds``. Either
+        way the clock ends at least ``seconds`` later. On any other loop the clock is advanced by
+        ``seconds`` and the task yields once.
         """
         value = _as_seconds(seconds)
         loop = asyncio.get_running_loop()
         if isinstance(loop, VirtualTimeLoop):
+            before = self.elapsed
             await asyncio.sleep(value)
-            if self._loop is not loop:
-                self.advance(value)
+            shortfall = value - (self.elapsed - before)
+            if shortfall > 0:
+                self.advance(shortfall)
         else:
             self.advance(value)
             await asyncio.sleep(0)
@@ -257,7 +261,7 @@ class VirtualClock:
     def __repr__(self) -> str:
         elapsed = self.elapsed
         stamp = _RealDatetime.fromtimestamp(self._epoch + elapsed, _UTC).isoformat()
-        return f"VirtualClock(elapsed={elapsed:g}, now={stamp})"
+        return f"{type(self).__name__}(elapsed={elapsed:g}, now={stamp})"
 
 
 # --- per-context dispatch ----------------------------------------------------------------------------------
@@ -433,7 +437,9 @@ _FAKE_FOR_REAL: dict[int, tuple[Any, Any]] = {id(real): (real, fake) for real, f
 _REAL_FOR_FAKE: dict[int, tuple[Any, Any]] = {id(fake): (fake, real) for real, fake in _SWEEP_PAIRS}
 
 #: Module-name prefixes whose attributes the sweep never rebinds: freezegun's own default list, plus the
-#: standard library's blocking machinery (whose timeouts must stay real), pytest, and this module.
+#: standard library's blocking machinery (whose timeouts must stay real), pytest, and this plugin's own
+#: modules (a name they bound, such as the runner's wall clock, stays real; they read virtual time
+#: through a clock or the ``time`` module), except those of ``SWEPT_MODULES``.
 IGNORED_MODULES: tuple[str, ...] = (
     *(name.rstrip(".") for name in _freezegun_config.DEFAULT_IGNORE_LIST),
     "time",
@@ -451,12 +457,19 @@ IGNORED_MODULES: tuple[str, ...] = (
     "pluggy",
     "freezegun",
     "time_machine",
-    __name__,
+    "pytest_agentops",
 )
+
+#: Swept even though under an ignored prefix: the bundled demo agent is agent code, like a user's.
+SWEPT_MODULES: tuple[str, ...] = ("pytest_agentops.demo",)
+
+
+def _under(module_name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module_name == p or module_name.startswith(p + ".") for p in prefixes)
 
 
 def _is_ignored(module_name: str) -> bool:
-    return any(module_name == p or module_name.startswith(p + ".") for p in IGNORED_MODULES)
+    return _under(module_name, IGNORED_MODULES) and not _under(module_name, SWEPT_MODULES)
 
 
 def _reduce_datetime(value: _datetime_module.datetime) -> tuple[Any, tuple[Any, ...]]:
@@ -663,9 +676,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         if timeout is not None and timeout <= 0:
             return self._inner.select(0)
         if self.outside_work_pending():
-            real_timeout: float | None = (
-                self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
-            )
+            real_timeout: float | None = self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
         elif timeout is not None:
             ready = self._inner.select(0)
             if not ready:
