@@ -207,12 +207,15 @@ class Runner:
         self.is_async = inspect.iscoroutinefunction(scenario.agent) or \
             inspect.iscoroutinefunction(type(scenario.agent).__call__)
         self._threads: list[ThreadWorker] = []
+        self._idle: list[ThreadWorker] = []
         self._loop: LoopWorker | None = None
 
     # -- workers --------------------------------------------------------------------------------------
     def _thread_worker(self) -> ThreadWorker:
-        for worker in self._threads:
-            if not worker.retired and getattr(worker, "busy", False) is False:
+        """An idle worker thread (the main thread alone hands them out and takes them back)."""
+        while self._idle:
+            worker = self._idle.pop()
+            if not worker.retired:
                 return worker
         worker = ThreadWorker(f"agentops-{self.scenario.name}-{len(self._threads)}")
         self._threads.append(worker)
@@ -240,9 +243,7 @@ class Runner:
         else:
             trial = _Trial(self.scenario, index, seed, self.settings.faults)
             worker = self._thread_worker()
-            worker.busy = True  # type: ignore[attr-defined]
             trial.future = worker.submit(trial.call_sync)
-            trial.future.add_done_callback(lambda _f, w=worker: setattr(w, "busy", False))
         trial.worker = worker
         trial.deadline = _wall() + self.scenario.timeout_s
         return trial
@@ -250,6 +251,8 @@ class Runner:
     def settle(self, trial: _Trial) -> TrialRecord:
         """The record of a trial whose future is done."""
         assert trial.future is not None
+        if isinstance(trial.worker, ThreadWorker):
+            self._idle.append(trial.worker)
         try:
             return trial.finish(output=trial.future.result())
         except BaseException as exc:
