@@ -16,9 +16,12 @@ from .errors import (
 )
 from .expect import Expectation, Verdict
 from .faults import FaultPlan, Faults, ToolFaults
-from .harness.budget import Price
+from .harness.budget import Budget, DailyUsers, Price
+from .harness.escalation import Escalation
 from .harness.gates import Approver
+from .harness.state import CheckpointError, CheckpointStore, StateSpec  # state layer
 from .harness.tools import tool
+from .llm import Drift, FakeLLM, HttpFaults, ModelFaults  # model boundary
 from .records import TrialRecord
 from .result import CampaignFailed, CampaignResult
 from .runner import replay_trial, run_campaign
@@ -27,17 +30,27 @@ from .scenario import Scenario
 __all__ = [
     "AgentOpsError",
     "Approver",
+    "Budget",
     "CampaignFailed",
     "CampaignResult",
+    "CheckpointError",
+    "CheckpointStore",
     "ConfigError",
+    "DailyUsers",
+    "Drift",
     "Env",
+    "Escalation",
     "Expectation",
+    "FakeLLM",
     "FaultPlan",
     "Faults",
+    "HttpFaults",
+    "ModelFaults",
     "Price",
     "RateLimited",
     "Scenario",
     "ScenarioFileError",
+    "StateSpec",
     "ToolError",
     "ToolFaults",
     "ToolTimeout",

@@ -73,12 +73,19 @@ class Env:
 
     def record_usage(self, input_tokens: int = 0, output_tokens: int = 0, model: str = "*") -> None:
         """Meter one model call's tokens (cost from the scenario's price table)."""
-        self._ctx.check_alive()
+        self._ctx.begin_step("model")  # liveness, and the escalation layer's step triggers
         self._ctx.meter.record(input_tokens, output_tokens, model)
 
     def escalate(self, reason: str) -> None:
         """Hand the task to a human: the trial ends with outcome ``escalated``. Does not return."""
         self._ctx.escalate(reason)
+
+    def report_confidence(self, confidence: float) -> None:
+        """Report how sure the agent is (0 to 1); under the scenario's ``Escalation(min_confidence=...)``
+        the harness escalates (raises, like ``escalate``). Always recorded in the trace."""
+        from .harness.escalation import report_confidence
+
+        report_confidence(self._ctx, confidence)
 
     def __repr__(self) -> str:
         return f"<Env {self._ctx.scenario}[{self.trial_id} seed={self._ctx.seed}] tools={list(self.tools)}>"

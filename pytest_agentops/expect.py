@@ -125,7 +125,7 @@ class Verdict:
 
 
 def _clean(v: float | None) -> float | None:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 10)
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else round(float(v), 10)
 
 
 def _fmt(v: float | None) -> str:
@@ -187,6 +187,9 @@ def evaluate(exp: Expectation, data: MetricData, confidence: float = 0.95, *, fi
                 misses = sum(1 for v in data.samples if not _holds(v, exp.op, exp.threshold))
                 needed = stats.trials_to_decide(misses, data.n, 1 - q if not upward else q, "<=", confidence)
                 note = _needed_note(needed, data.n)
+        infinite = sum(1 for v in data.samples if math.isinf(v))
+        if infinite and not note:  # e.g. time_to_escalation_s of trials that never escalated
+            note = f"{infinite} of {data.n} value(s) are +inf (never reached, e.g. never escalated)"
         shown, side = (fail_bound, "lower" if not upward else "upper") if verdict == "fail" else \
             (pass_bound, "lower" if upward else "upper")
         return Verdict(**base, verdict=verdict, estimate=estimate, bound=shown, bound_side=side, n=data.n,

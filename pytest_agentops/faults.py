@@ -11,11 +11,14 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .llm.settings import Drift, HttpFaults, ModelFaults
 
 #: Tool fault kinds that make a call fail (the agent gets an exception or a bad value).
 FAILING_TOOL_FAULTS = ("error", "timeout", "rate_limit", "malformed", "empty")
@@ -36,6 +39,7 @@ PROFILES: Mapping[str, dict[str, float]] = MappingProxyType({
 
 # spawn keys of the independent random streams inside one trial
 STREAM_TOOLS, STREAM_AGENT, STREAM_APPROVER, STREAM_MODEL, STREAM_DRIFT, STREAM_CRASH = range(6)
+STREAM_BUDGET = 6  # budget layer: the trial's user and that user's earlier spend today
 _BLOCK = 64  # tool-call draws made up front per tool; later calls draw further blocks from the same seed
 
 
@@ -105,6 +109,19 @@ class Faults:
     retry_after_s: float = 1.0
     profile_name: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # settings of later layers (model, drift, crash)
+    # crash layer (harness/crash.py): the share of trials whose agent crashes once, at its k-th executed tool
+    # call (k uniform in crash_steps), before or after the tool's effect; crash_mode "in_process" abandons the
+    # agent's run, "sigkill" kills its child process; the runner restarts it up to crash_restarts times
+    crash: float = 0.0
+    crash_point: str = "after"
+    crash_steps: tuple[int, int] = (1, 5)
+    crash_mode: str = "in_process"
+    crash_restarts: int = 1
+    # model boundary (llm/settings.py): model-API faults and perturbed replies, context drift, and transport
+    # faults for the HTTP hosts tools call. A profile sets ``model`` (``ModelFaults.profile(name)``); None = off
+    model: ModelFaults | None = None
+    drift: Drift | None = None
+    http: HttpFaults | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate", _check_rate("rate", self.rate))
@@ -133,13 +150,15 @@ class Faults:
         object.__setattr__(self, "per_tool", MappingProxyType(per_tool))
         object.__setattr__(self, "outage_tools", tuple(self.outage_tools))
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        _check_crash(self)  # crash layer
+        _check_boundary(self)  # model boundary
 
     @classmethod
     def profile(cls, name: str, **overrides: Any) -> Faults:
         """A named profile: ``none``, ``low`` (3% of tool calls fail), ``mid`` (8%), ``high`` (15%)."""
         if name not in PROFILES:
             raise ConfigError(f"profile={name!r} is not a fault profile; valid profiles: {', '.join(PROFILES)}")
-        return cls(**{**PROFILES[name], "profile_name": name, **overrides})
+        return cls(**{**PROFILES[name], "profile_name": name, **_model_profile(name), **overrides})
 
     @classmethod
     def none(cls) -> Faults:
@@ -150,7 +169,8 @@ class Faults:
         """These settings with the rates of profile ``name`` (mix, overrides and the rest kept)."""
         if name not in PROFILES:
             raise ConfigError(f"profile={name!r} is not a fault profile; valid profiles: {', '.join(PROFILES)}")
-        return _replace(self, **PROFILES[name], profile_name=name)
+        follow = self.model is None or self.model.profile_name is not None  # model boundary: unless set by hand
+        return _replace(self, **PROFILES[name], profile_name=name, **(_model_profile(name) if follow else {}))
 
     def tool_settings(self, tool: str) -> ToolFaults:
         """The rate and mix that apply to ``tool``."""
@@ -160,7 +180,66 @@ class Faults:
     def active(self) -> bool:
         """Whether any fault can fire at all."""
         return bool(self.rate or self.latency or self.outage or any(t.rate for t in self.per_tool.values())
-                    or self.extra)
+                    or self.extra or self.crash or _boundary_active(self))
+
+
+def _model_profile(name: str) -> dict[str, Any]:
+    """Model boundary: what profile ``name`` sets besides tool faults (none 0, low 2%, mid 5%, high 10% of
+    model-API attempts fail and as many replies are perturbed; see ``ModelFaults.profile``)."""
+    from .llm.settings import ModelFaults
+
+    return {"model": ModelFaults.profile(name)}
+
+
+def _check_boundary(faults: Faults) -> None:
+    """Model boundary: accept ``ModelFaults``/``Drift``/``HttpFaults``, a profile name or a mapping of settings."""
+    if faults.model is None and faults.drift is None and faults.http is None:
+        return
+    from .llm.settings import Drift, HttpFaults, ModelFaults
+
+    for name, kind in (("model", ModelFaults), ("drift", Drift), ("http", HttpFaults)):
+        value = getattr(faults, name)
+        if value is not None:
+            object.__setattr__(faults, name, kind.coerce(value, name))
+
+
+def _boundary_active(faults: Faults) -> bool:
+    return any(v is not None and v.active for v in (faults.model, faults.drift, faults.http))
+
+
+def _check_crash(faults: Faults) -> None:
+    """Validate the crash layer's settings (``crash``, ``crash_point``, ``crash_steps``, ...)."""
+    object.__setattr__(faults, "crash", _check_rate("crash", faults.crash))
+    if faults.crash_point not in CRASH_POINTS:
+        raise ConfigError(f"crash_point={faults.crash_point!r} must be one of {', '.join(CRASH_POINTS)} (after: the "
+                          "tool's effect happened but the agent never saw the result)")
+    steps = faults.crash_steps
+    if isinstance(steps, int) and not isinstance(steps, bool):
+        steps = (steps, steps)
+    if not (isinstance(steps, (tuple, list)) and len(steps) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in steps) and 1 <= steps[0] <= steps[1]):
+        raise ConfigError(f"crash_steps={faults.crash_steps!r} must be a step k >= 1 or a range [low, high] with "
+                          "1 <= low <= high (the k-th executed tool call of the trial)")
+    object.__setattr__(faults, "crash_steps", (int(steps[0]), int(steps[1])))
+    if faults.crash_mode not in CRASH_MODES:
+        raise ConfigError(f"crash_mode={faults.crash_mode!r} must be one of {', '.join(CRASH_MODES)}")
+    r = faults.crash_restarts
+    if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+        raise ConfigError(f"crash_restarts={r!r} must be a whole number >= 0 (restarts allowed after a crash)")
+
+
+#: Where a planned crash hits its tool call: before the tool runs, after it (effect done, result lost), or either.
+CRASH_POINTS = ("after", "before", "any")
+#: How a crash is injected: the agent's run is abandoned in-process, or its child process is SIGKILLed.
+CRASH_MODES = ("in_process", "sigkill")
+
+
+@dataclass(frozen=True, slots=True)
+class CrashDraw:
+    """Where one trial's agent crashes: at its ``step``-th executed tool call (1-based), ``before`` or ``after`` it."""
+
+    step: int
+    point: str
 
 
 def _replace(obj: Faults, **changes: Any) -> Faults:
@@ -175,6 +254,26 @@ class ToolFaultDraw:
 
     kind: str | None  # a FAILING_TOOL_FAULTS kind, or None when the call does not fail
     latency_s: float = 0.0
+
+
+_NO_FAULT = ToolFaultDraw(None)
+# Per Faults object (kept alive here, so its id is not reused) and tool: (rate, kinds, cumulative weights).
+# A cache: building a validated ToolFaults on every tool call was a large share of a trial's harness cost.
+_TOOL_TABLES: dict[int, tuple[Faults, dict[str, tuple[float, tuple[str, ...], np.ndarray]]]] = {}
+
+
+def _tool_table(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], np.ndarray]:
+    entry = _TOOL_TABLES.get(id(faults))
+    if entry is None or entry[0] is not faults:
+        if len(_TOOL_TABLES) >= 64:
+            _TOOL_TABLES.clear()
+        entry = _TOOL_TABLES[id(faults)] = (faults, {})
+    row = entry[1].get(tool)
+    if row is None:
+        settings = faults.tool_settings(tool)
+        weights = np.fromiter(settings.mix.values(), float)
+        row = entry[1][tool] = (settings.rate, tuple(settings.mix), np.cumsum(weights) / weights.sum())
+    return row
 
 
 def trial_stream(trial_seed: int, stream: int, *extra: int) -> np.random.Generator:
@@ -227,19 +326,28 @@ class FaultPlan:
             self._blocks[key] = draws
         return draws
 
+    def crash(self) -> CrashDraw | None:
+        """Whether and where this trial's agent crashes (stream ``STREAM_CRASH``; crash layer)."""
+        f = self.faults
+        if not f.crash:
+            return None
+        u, u_step, u_point = trial_stream(self.seed, STREAM_CRASH).random(3)  # fixed draws: rates stay coupled
+        if u >= f.crash:
+            return None
+        low, high = f.crash_steps
+        point = f.crash_point if f.crash_point != "any" else ("before" if u_point < 0.5 else "after")
+        return CrashDraw(low + min(int(u_step * (high - low + 1)), high - low), point)
+
     def tool_fault(self, tool: str, call_index: int) -> ToolFaultDraw:
         """The fault planned for the ``call_index``-th (0-based) call of ``tool`` in this trial."""
         if tool == self._outage_tool:
             return ToolFaultDraw("outage")
-        settings = self.faults.tool_settings(tool)
-        if not (settings.rate or self.faults.latency):
-            return ToolFaultDraw(None)
+        rate, kinds, cumulative = _tool_table(self.faults, tool)
+        if not (rate or self.faults.latency):
+            return _NO_FAULT
         u_fail, u_kind, u_lat = self._block(tool, call_index // _BLOCK)[call_index % _BLOCK]
         kind = None
-        if u_fail < settings.rate:
-            kinds = tuple(settings.mix)
-            weights = np.fromiter(settings.mix.values(), float)
-            cumulative = np.cumsum(weights) / weights.sum()
+        if u_fail < rate:
             kind = kinds[min(int(np.searchsorted(cumulative, u_kind, side="right")), len(kinds) - 1)]
         latency = 0.0
         if u_lat < self.faults.latency:

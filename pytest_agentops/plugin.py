@@ -32,6 +32,7 @@ class ChaosOptions:
     profile: str | None
     report: str | None
     replay: tuple[str | None, int] | None  # (scenario name or None, trial index)
+    concurrency: int | None = None  # trials run at once (results are still consumed in launch order)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,6 +49,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the JSON report of every campaign to PATH.")
     group.addoption("--agent-chaos-replay", dest="agent_chaos_replay", metavar="TRIAL_ID",
                     help="re-run only one trial: 17, trial-17 or SCENARIO/trial-17.")
+    group.addoption("--agent-chaos-concurrency", dest="agent_chaos_concurrency", metavar="N",
+                    help="trials run at once per campaign: async agents as tasks on one loop, sync agents in "
+                         "N threads (verdicts do not depend on it).")
     parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
                   default=False)
     parser.addini("agent_chaos_seed", "default campaign seed (scenario and marker seeds win over it)")
@@ -55,6 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("agent_chaos_profile", "default fault profile for scenarios that set none")
     parser.addini("agent_chaos_report", "path of the JSON report")
     parser.addini("agent_chaos_replay", "re-run only this trial (like --agent-chaos-replay)")
+    parser.addini("agent_chaos_concurrency", "default number of trials run at once per campaign")
+    parser.addini("agentops_scenario_files", "glob patterns of YAML scenario files collected with --agent-chaos "
+                  "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
 
 
 def parse_seed(value: str, source: str, cache: Any = None) -> int:
@@ -74,6 +81,14 @@ def parse_trials(value: str, source: str) -> int:
     text = str(value).strip()
     if not re.fullmatch(r"\d+", text) or int(text) < 1:
         raise pytest.UsageError(f"{source}={value!r} must be a whole number >= 1")
+    return int(text)
+
+
+def parse_concurrency(value: str, source: str) -> int:
+    """How many trials run at once: a whole number >= 1."""
+    text = str(value).strip()
+    if not re.fullmatch(r"\d+", text) or int(text) < 1:
+        raise pytest.UsageError(f"{source}={value!r} must be a whole number of trials run at once >= 1, e.g. 50")
     return int(text)
 
 
@@ -121,6 +136,7 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         enabled=bool(enabled if enabled is not None else config.getini("agent_chaos")) or replay is not None,
         seed=seed, session_seed=session_seed,
         trials=_setting(config, "agent_chaos_trials", parse_trials),
+        concurrency=_setting(config, "agent_chaos_concurrency", parse_concurrency),
         profile=_setting(config, "agent_chaos_profile", parse_profile),
         report=_setting(config, "agent_chaos_report", lambda v, src: v),
         replay=replay,
@@ -168,6 +184,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         parts.append(f"trials={opts.trials}")
     if opts.profile:
         parts.append(f"profile={opts.profile}")
+    if opts.concurrency:
+        parts.append(f"concurrency={opts.concurrency}")
     if opts.replay:
         parts.append(f"replay={opts.replay[0] + '/' if opts.replay[0] else ''}trial-{opts.replay[1]}")
     return [", ".join(parts) + f" (repeat with --agent-chaos-seed={opts.session_seed})"]
@@ -194,52 +212,83 @@ class AgentChaos:
         return self.options.enabled
 
     def _seed(self, scenario: Scenario) -> int:
-        o, m = self.options, self.marker_kwargs
-        for candidate in (o.seed, m.get("seed"), scenario.seed):
-            if candidate is not None:
-                return int(candidate)
-        return o.session_seed
+        return scenario_seed(self.options, self.marker_kwargs, scenario)
 
     def replay_command(self, seed: int, profile: str | None) -> str:
-        parts = ["pytest", self._request.node.nodeid, "--agent-chaos", f"--agent-chaos-seed={seed}",
-                 "--agent-chaos-replay={scenario}/trial-{index}"]
-        if profile and self.options.profile:
-            parts.append(f"--agent-chaos-profile={profile}")
-        return " ".join(shlex.quote(p) if "{" not in p else p for p in parts)
+        return replay_command(self._request.node.nodeid, seed, profile, self.options)
 
     def run(self, scenario: Scenario, **overrides: Any) -> CampaignResult:
         """Run ``scenario``'s campaign (smoke trial without ``--agent-chaos``) and record the result."""
-        from .runner import run_campaign
-
-        o, m = self.options, self.marker_kwargs
-        seed = overrides.pop("seed", None)
-        seed = self._seed(scenario) if seed is None else seed
-        replay = None
-        smoke = not o.enabled
-        if o.replay is not None:
-            name, index = o.replay
-            if name is None or name == scenario.name:
-                replay = index
-            else:
-                smoke = True
-        trials = overrides.pop("trials", None) or o.trials or m.get("trials")
-        profile = overrides.pop("profile", None) or o.profile or m.get("profile")
-        faults = overrides.pop("faults", None) or m.get("faults")
-        if o.profile and faults is not None:
-            faults = faults.with_profile(o.profile)
-        result = run_campaign(
-            scenario, seed=seed, trials=trials, faults=faults, profile=profile,
-            confidence=overrides.pop("confidence", None) or m.get("confidence"),
-            concurrency=overrides.pop("concurrency", None) or m.get("concurrency"),
-            replay=replay, smoke=smoke and replay is None, **overrides,
-            replay_command=self.replay_command(seed, profile),
-        )
+        result = run_scenario(self._config, self._request.node, scenario, self.marker_kwargs, **overrides)
         self.results.append(result)
-        self._config.stash[results_key].append((self._request.node.nodeid, result))
-        for v in result.verdicts:
-            self._request.node.user_properties.append(
-                (f"agentops:{result.scenario}:{v.key}", f"{v.verdict} estimate={v.estimate} bound={v.bound}"))
         return result
+
+
+def scenario_seed(options: ChaosOptions, marker_kwargs: dict[str, Any], scenario: Scenario) -> int:
+    """The campaign seed: command line/ini, else the marker's, else the scenario's, else the session's."""
+    for candidate in (options.seed, marker_kwargs.get("seed"), scenario.seed):
+        if candidate is not None:
+            return int(candidate)
+    return options.session_seed
+
+
+def replay_command(nodeid: str, seed: int, profile: str | None, options: ChaosOptions,
+                   scenario: str | None = None) -> str:
+    """The copy-paste command (a template with ``{index}``) that re-runs one trial; shell-quoted, so that
+    node ids and scenario names with spaces work."""
+
+    def literal(text: str) -> str:  # shell-quoted, and braces kept literal through str.format
+        return shlex.quote(text).replace("{", "{{").replace("}", "}}")
+
+    if scenario is None:
+        replay = "--agent-chaos-replay={scenario}/trial-{index}"
+    else:  # quote with a digit in place of the index, then put the placeholder there (inside the quotes)
+        quoted = literal(f"--agent-chaos-replay={scenario}/trial-0")
+        replay = quoted[:-2] + "{index}'" if quoted.endswith("0'") else quoted[:-1] + "{index}"
+    parts = ["pytest", literal(nodeid), "--agent-chaos", f"--agent-chaos-seed={seed}", replay]
+    if profile and options.profile:
+        parts.append(literal(f"--agent-chaos-profile={profile}"))
+    return " ".join(parts)
+
+
+def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
+                 marker_kwargs: dict[str, Any] | None = None, **overrides: Any) -> CampaignResult:
+    """Run ``scenario``'s campaign for a test item with the run's settings, and record the result.
+
+    The one path of the ``agent_chaos`` fixture and of YAML scenario items: the same seed, trials and
+    profile precedence (call > command line/ini > marker > scenario), the same replay command, and the
+    result in ``config.stash[results_key]`` for the terminal table and the JSON report.
+    """
+    from .runner import run_campaign
+
+    o, m = config.stash[options_key], marker_kwargs or {}
+    seed = overrides.pop("seed", None)
+    seed = scenario_seed(o, m, scenario) if seed is None else seed
+    replay = None
+    smoke = not o.enabled
+    if o.replay is not None:
+        name, index = o.replay
+        if name is None or name == scenario.name:
+            replay = index
+        else:
+            smoke = True
+    trials = overrides.pop("trials", None) or o.trials or m.get("trials")
+    profile = overrides.pop("profile", None) or o.profile or m.get("profile")
+    faults = overrides.pop("faults", None) or m.get("faults")
+    if o.profile and faults is not None:
+        faults = faults.with_profile(o.profile)
+    result = run_campaign(
+        scenario, seed=seed, trials=trials, faults=faults, profile=profile,
+        confidence=overrides.pop("confidence", None) or m.get("confidence"),
+        concurrency=overrides.pop("concurrency", None) or o.concurrency or m.get("concurrency"),
+        replay=replay, smoke=smoke and replay is None, **overrides,
+        replay_command=replay_command(node.nodeid, seed, profile, o, scenario.name),
+    )
+    config.stash[results_key].append((node.nodeid, result))
+    for v in result.verdicts:
+        node.user_properties.append(
+            (f"agentops:{result.scenario}:{v.key}", f"{v.verdict} estimate={v.estimate} bound={v.bound}"))
+    return result
 
 
 @pytest.fixture
@@ -271,3 +320,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     write_report(config.rootpath / opts.report if not opts.report.startswith("/") else opts.report,
                  [r for _, r in results])
+
+
+def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
+    """YAML scenario files become items with ``--agent-chaos`` (collect.py, imported only then)."""
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    opts = parent.config.stash.get(options_key, None)
+    if opts is None or not opts.enabled:
+        return None
+    from .collect import collect_scenario_file
+
+    return collect_scenario_file(file_path, parent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ class TrialRecord:
     blocked_calls: int = 0
     escalated_at_s: float | None = None
     first_fault_s: float | None = None
+    unrecovered_fault_s: float | None = None  # onset of the first fault the agent did not recover from
     duration_s: float = 0.0  # virtual seconds
     faults: tuple[str, ...] = ()
     violations: tuple[str, ...] = ()
@@ -56,11 +58,18 @@ class TrialRecord:
 
     @property
     def time_to_escalation_s(self) -> float | None:
-        """Virtual seconds from the first fault to escalation (from the trial start if no fault came first)."""
-        if self.escalated_at_s is None:
+        """Virtual seconds from the onset of the first unrecovered fault to the escalation.
+
+        ``+inf`` when a fault went unrecovered and the trial neither escalated nor completed (it failed,
+        raised, hung, ...): it never handed over, an exceedance of any escalation-time threshold. ``None``
+        (not counted) when no fault went unrecovered, or the agent completed the task regardless.
+        """
+        onset = self.unrecovered_fault_s
+        if onset is None:
             return None
-        start = self.first_fault_s if self.first_fault_s is not None else 0.0
-        return max(0.0, self.escalated_at_s - start)
+        if self.escalated_at_s is not None:
+            return max(0.0, self.escalated_at_s - onset)
+        return None if self.outcome == "completed" else math.inf
 
     def to_dict(self, *, with_trace: bool = False) -> dict[str, Any]:
         """The record as plain JSON data (the trace only when asked: it can be long)."""
@@ -70,7 +79,8 @@ class TrialRecord:
             "tokens": self.tokens, "cost_usd": round(self.cost_usd, 10), "tool_calls": self.tool_calls,
             "tool_failures": self.tool_failures, "destructive_attempts": self.destructive_attempts,
             "unconfirmed_destructive_calls": self.unconfirmed_destructive, "blocked_calls": self.blocked_calls,
-            "escalated_at_s": self.escalated_at_s, "duration_s": round(self.duration_s, 6),
+            "escalated_at_s": self.escalated_at_s, "unrecovered_fault_s": self.unrecovered_fault_s,
+            "duration_s": round(self.duration_s, 6),
             "faults": list(self.faults), "violations": list(self.violations),
         }
         if self.extra:

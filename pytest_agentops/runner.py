@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import inspect
+import queue
 import time
 import traceback
 from collections.abc import Callable
@@ -26,9 +27,15 @@ from .env import Env
 from .errors import ConfigError, TrialAborted
 from .expect import evaluate
 from .faults import FaultPlan, Faults
+from .harness.budget import attach_budget  # budget layer
 from .harness.clock import time_patch, virtual_time
 from .harness.context import TrialContext
+from .harness.crash import check_crash_setup, crash_layer, resolve_state  # crash layer
+from .harness.deadline import watch_virtual_deadline
+from .harness.escalation import attach_escalation, unrecovered_fault_onset
+from .harness.state import CampaignState, trial_state  # state layer
 from .harness.tools import bind_tool
+from .llm.boundary import campaign_hold, open_boundary  # model boundary
 from .metrics import collect
 from .records import TrialRecord
 from .result import CampaignResult
@@ -90,24 +97,34 @@ class RunSettings:
 class _LoopOrigin:
     """The loop time at which an async trial started: its clock reads loop time since then."""
 
-    __slots__ = ("loop", "t0")
+    __slots__ = ("loop", "t0", "t1")
 
     def __init__(self, loop: Any):
         self.loop = loop
         self.t0: float | None = None
+        self.t1: float | None = None  # when the task ended: the shared loop's time moves on for other trials
 
     def start(self) -> None:
         self.t0 = self.loop.time()
 
+    def stop(self) -> None:
+        if self.t0 is not None and self.t1 is None:
+            self.t1 = self.loop.time()
+
     def elapsed(self) -> float:
-        return 0.0 if self.t0 is None else self.loop.time() - self.t0
+        if self.t0 is None:
+            return 0.0
+        end = self.loop.time() if self.t1 is None else self.t1
+        # to the microsecond: the loop's float time depends on when the trial started (float rounding at
+        # different magnitudes), its elapsed time must not, so that records match at any concurrency
+        return round(end - self.t0, 6)
 
 
 class _Trial:
     """One launched trial: its context, the agent call in flight, and its wall deadline."""
 
     def __init__(self, scenario: Scenario, index: int, seed: int, faults: Faults,
-                 clock_source: Callable[[], float] | None = None):
+                 clock_source: Callable[[], float] | None = None, state: CampaignState | None = None):
         self.index = index
         self.seed = seed
         self.scenario = scenario
@@ -121,11 +138,18 @@ class _Trial:
             plan=FaultPlan.draw(seed, faults, tuple(s.name for s in specs)), approver=scenario.approver,
             enforce=scenario.enforce, scopes=scenario.scopes, prices=_prices(scenario),
             virtual_timeout_s=scenario.virtual_timeout_s, clock_source=clock_source)
+        self.ctx.budget = attach_budget(self.ctx, scenario.budget)  # budget layer: circuit breaker on the meter
+        self.ctx.escalation_layer = attach_escalation(self.ctx, scenario.escalation)  # escalation triggers
         if self.ctx.plan.outage_tool:
             self.ctx.trace.add("fault", self.ctx.plan.outage_tool, "outage", scope="trial")
         tools = {spec.name: bind_tool(spec, self.ctx) for spec in specs}
         self.task = scenario.tasks[index % len(scenario.tasks)]
-        self.env = Env(self.ctx, tools, self.task)
+        self.boundary = open_boundary(scenario.llm, self.ctx)  # model boundary: env.llm, HTTP faults (llm/)
+        state = state or CampaignState(resolve_state(scenario.state, faults))  # state layer: the trial's store
+        store = trial_state(state, self.ctx)
+        self.env = Env(self.ctx, tools, self.task, llm=self.boundary.endpoint if self.boundary else None,
+                       state=store)
+        self.agent = crash_layer(self.ctx, scenario.agent, faults, store, state.spec)  # crash layer: restarts
         self.future: cf.Future[Any] | None = None
         self.deadline = 0.0
         self.worker: ThreadWorker | LoopWorker | None = None
@@ -133,7 +157,7 @@ class _Trial:
     def call_sync(self) -> Any:
         """Run a sync agent in the current (worker) thread, on the trial's virtual clock."""
         with virtual_time(self.ctx.clock):
-            output = self.scenario.agent(self.task, self.env)
+            output = self.agent(self.task, self.env)
             if inspect.isawaitable(output):  # a sync callable that returned a coroutine
                 from .harness.clock import run_virtual
                 output = run_virtual(output)
@@ -142,13 +166,24 @@ class _Trial:
     async def call_async(self, origin: _LoopOrigin) -> Any:
         """Run an async agent as a task on the shared virtual-time loop, on the trial's clock."""
         origin.start()
-        with virtual_time(self.ctx.clock):
-            return await self.scenario.agent(self.task, self.env)
+        deadline = watch_virtual_deadline(self.ctx)  # the virtual time limit, as a loop timer
+        try:
+            with virtual_time(self.ctx.clock):
+                return await self.agent(self.task, self.env)
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+            origin.stop()
 
     def finish(self, output: Any = None, exc: BaseException | None = None) -> TrialRecord:
         """Turn how the agent ended into a TrialRecord (judging the world with the scenario's check)."""
         ctx = self.ctx
+        if self.boundary is not None:  # model boundary: remove the trial's routes, record context_utilization
+            self.boundary.close()
         aborted = ctx.aborted
+        if aborted is None and ctx.escalation_layer is not None \
+                and not isinstance(exc, (TrialAborted, TrialAbandoned)):  # a trigger fired, no harness call since
+            exc = ctx.escalation_layer.settle(exc)
         reason = ""
         if aborted is not None:
             outcome, reason = aborted.outcome, aborted.reason
@@ -176,7 +211,8 @@ class _Trial:
             cost_usd=ctx.meter.cost_usd, tool_calls=ctx.tool_calls, tool_failures=ctx.tool_failures,
             destructive_attempts=ctx.destructive_attempts, unconfirmed_destructive=ctx.unconfirmed_destructive,
             blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
-            first_fault_s=ctx.first_fault_t, duration_s=ctx.clock.monotonic(), faults=faults,
+            first_fault_s=ctx.first_fault_t, unrecovered_fault_s=unrecovered_fault_onset(events),
+            duration_s=ctx.clock.monotonic(), faults=faults,
             violations=tuple(ctx.violations), output=_short_repr(output), extra=dict(ctx.extra), trace=events)
 
 
@@ -209,6 +245,11 @@ class Runner:
         self._threads: list[ThreadWorker] = []
         self._idle: list[ThreadWorker] = []
         self._loop: LoopWorker | None = None
+        # futures put here by the thread that completes them: waiting costs O(1), not O(concurrency)
+        self._completed: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
+        spec = resolve_state(scenario.state, settings.faults)  # state + crash layers: checked before any trial
+        check_crash_setup(scenario.agent, spec, settings.faults, is_async=self.is_async)
+        self.state = CampaignState(spec)
 
     # -- workers --------------------------------------------------------------------------------------
     def _thread_worker(self) -> ThreadWorker:
@@ -231,6 +272,7 @@ class Runner:
             worker.close()
         if self._loop is not None:
             self._loop.close()
+        self.state.close()  # state layer: a temporary checkpoint file goes with the campaign
 
     # -- one trial ------------------------------------------------------------------------------------
     def launch(self, index: int) -> _Trial:
@@ -238,15 +280,29 @@ class Runner:
         if self.is_async:
             worker = self._loop_worker()
             origin = _LoopOrigin(worker.loop)
-            trial = _Trial(self.scenario, index, seed, self.settings.faults, clock_source=origin.elapsed)
+            trial = _Trial(self.scenario, index, seed, self.settings.faults, clock_source=origin.elapsed,
+                           state=self.state)
             trial.future = worker.submit(trial.call_async(origin))
         else:
-            trial = _Trial(self.scenario, index, seed, self.settings.faults)
+            trial = _Trial(self.scenario, index, seed, self.settings.faults, state=self.state)
             worker = self._thread_worker()
             trial.future = worker.submit(trial.call_sync)
         trial.worker = worker
         trial.deadline = _wall() + self.scenario.timeout_s
+        trial.future.add_done_callback(self._completed.put)
         return trial
+
+    def _wait(self, timeout: float) -> list[cf.Future[Any]]:
+        """The futures completed so far, waiting up to ``timeout`` seconds for a first one."""
+        try:
+            finished = [self._completed.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                finished.append(self._completed.get_nowait())
+            except queue.Empty:
+                return finished
 
     def settle(self, trial: _Trial) -> TrialRecord:
         """The record of a trial whose future is done."""
@@ -286,6 +342,8 @@ class Runner:
         stopped_early = False
         patch = time_patch()  # keep the time stand-ins installed for the whole campaign, not per trial
         patch.__enter__()
+        hold = campaign_hold(self.scenario.llm, s.faults)  # model boundary: HTTP interception once per campaign
+        hold.__enter__()
         try:
             while len(done) < limit:
                 while len(flying) < s.concurrency and position < limit:
@@ -294,11 +352,13 @@ class Runner:
                     position += 1
                 now = _wall()
                 timeout = max(0.0, min(t.deadline for t in flying.values()) - now)
-                futures = {t.future: pos for pos, t in flying.items()}
-                finished, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-                for future in finished:
-                    pos = futures[future]
-                    done[pos] = self.settle(flying.pop(pos))
+                finished = self._wait(timeout)
+                if finished:
+                    futures = {t.future: pos for pos, t in flying.items()}
+                    for future in finished:
+                        pos = futures.get(future)  # None: a trial already expired (or discarded)
+                        if pos is not None:
+                            done[pos] = self.settle(flying.pop(pos))
                 now = _wall()
                 for pos in [p for p, t in flying.items() if t.deadline <= now]:
                     done[pos] = self.expire(flying.pop(pos))
@@ -318,8 +378,11 @@ class Runner:
         finally:
             for trial in flying.values():
                 trial.ctx.abort("timed_out", "campaign ended")
+                if trial.boundary is not None:  # model boundary: its routes go with it
+                    trial.boundary.close()
             self.close()
             patch.__exit__(None, None, None)
+            hold.__exit__(None, None, None)
         return [done[i] for i in range(limit)], stopped_early
 
 

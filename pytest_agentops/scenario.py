@@ -15,8 +15,12 @@ from typing import Any
 from .errors import ConfigError
 from .expect import Expectation
 from .faults import Faults
+from .harness.budget import Budget  # budget layer
+from .harness.escalation import Escalation  # escalation layer
 from .harness.gates import Approver
+from .harness.state import StateSpec  # state layer
 from .harness.tools import ToolSpec, tool_spec
+from .llm.boundary import FakeLLM  # model boundary (also registers the context_utilization metric)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -63,6 +67,13 @@ class Scenario:
     early_stop: bool = True
     xfail: str | None = None
     layers: Mapping[str, Any] = field(default_factory=dict)  # settings of optional harness layers
+    budget: Budget | None = None  # token/cost limits and circuit breaker (harness/budget.py)
+    escalation: Escalation | None = None  # escalation triggers (harness/escalation.py)
+    # checkpoint store (harness/state.py): "memory", "sqlite", "sqlite:PATH" or "redis://..."; None is memory,
+    # or a temporary SQLite file when Faults(crash_mode="sigkill") kills the agent's process
+    state: str | StateSpec | None = None
+    # model boundary (llm/): the fake model served to the agent as ``env.llm`` (a FakeLLM or a bare policy)
+    llm: FakeLLM | Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -101,8 +112,17 @@ class Scenario:
             Expectation.parse(key, expr)
         object.__setattr__(self, "expect", MappingProxyType(dict(self.expect)))
         object.__setattr__(self, "layers", MappingProxyType(dict(self.layers)))
+        if self.budget is not None and not isinstance(self.budget, Budget):  # budget layer
+            raise ConfigError(f"budget={self.budget!r} must be a Budget, e.g. Budget(per_task_tokens=20000)")
+        if self.escalation is not None and not isinstance(self.escalation, Escalation):  # escalation layer
+            raise ConfigError(f"escalation={self.escalation!r} must be an Escalation, "
+                              "e.g. Escalation(after_consecutive_failures=3)")
         if self.scopes is not None:
             object.__setattr__(self, "scopes", tuple(self.scopes))
+        if self.state is not None:  # state layer
+            object.__setattr__(self, "state", StateSpec.parse(self.state))
+        if self.llm is not None:  # model boundary
+            object.__setattr__(self, "llm", FakeLLM.coerce(self.llm))
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -46,6 +46,10 @@ class ThreadWorker:
         self.thread.start()
 
     def _run(self) -> None:
+        with contextlib.suppress(TrialAbandoned):  # abandoned just as its job ended: it is retired anyway
+            self._serve()
+
+    def _serve(self) -> None:
         while True:
             job = self._jobs.get()
             if job is None:

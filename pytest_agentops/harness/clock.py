@@ -634,11 +634,13 @@ class _VirtualTimeSelector(selectors.BaseSelector):
        no ``run_in_executor`` job in flight) and a timer exists: poll the real selector without waiting
        (to pick up wake-ups from other threads); if nothing is ready, jump virtual time forward by
        ``timeout``, straight to the next timer. No wall time passes.
-    3. Otherwise (real I/O or executor work pending, or nothing at all scheduled): wait on the real
-       selector for ``min(timeout, io_poll_cap)`` real seconds (``io_poll_cap`` if no timer; with nothing
-       pending and no timer, block until woken), then advance virtual time by the real time that passed.
+    3. Real I/O or executor work pending: wait on the real selector for ``min(timeout, io_poll_cap)`` real
+       seconds (``io_poll_cap`` if no timer), then advance virtual time by the real time that passed.
        While the outside world is involved, virtual time runs at the speed of real time, so a timeout
        guarding real I/O never fires before that much real time has passed.
+    4. Nothing pending and no timer (an idle loop waiting for work from another thread): block until
+       woken; virtual time does not move, since nothing can observe it (a trial measured from when its
+       task started gets the same times whenever it was submitted).
     """
 
     def __init__(self, inner: selectors.BaseSelector, io_poll_cap: float) -> None:
@@ -683,7 +685,9 @@ class _VirtualTimeSelector(selectors.BaseSelector):
                 self.now += timeout
             return ready
         else:
-            real_timeout = None
+            # Idle: no timer and nothing from outside pending, so nothing can observe virtual time; wait
+            # (for work submitted from another thread) without moving it, which keeps trial times exact.
+            return self._inner.select(None)
         start = real_monotonic()
         try:
             return self._inner.select(real_timeout)

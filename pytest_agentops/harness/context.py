@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialAborted
 from ..faults import STREAM_AGENT, STREAM_APPROVER, FaultPlan, trial_stream
-from .budget import TokenMeter, Usage
+from .budget import BudgetGuard, TokenMeter, Usage
 from .clock import VirtualClock
+from .escalation import EscalationMonitor
 from .gates import Approver, Gate
 from .tools import ToolSpec
 from .trace import Trace
+
+if TYPE_CHECKING:
+    from .crash import CrashInjector
 
 
 class Escalated(TrialAborted):
@@ -35,9 +39,12 @@ class TrialClock(VirtualClock):
         super().__init__(*args, **kwargs)
         self.limit_s = limit_s
         self._on_advance = on_advance
+        self.listeners: list[Callable[[], None]] = []  # told after each advance (the async virtual deadline)
 
     def advance(self, seconds: float) -> None:
         super().advance(seconds)
+        for listener in self.listeners:
+            listener()
         if self._on_advance is not None:
             self._on_advance()
         if self.limit_s is not None and self.monotonic() > self.limit_s:
@@ -63,6 +70,9 @@ class TrialContext:
         self.trace = Trace(self.clock.monotonic)
         self.meter = TokenMeter(prices)
         self.meter.subscribe(self._on_usage)
+        self.budget: BudgetGuard | None = None  # budget layer: set by the runner (attach_budget)
+        self.escalation_layer: EscalationMonitor | None = None  # escalation layer: set by the runner
+        self.crash: CrashInjector | None = None  # crash layer: set by the runner (harness/crash.py attach_crash)
         self.gate = Gate(approver, lambda: trial_stream(seed, STREAM_APPROVER), self._gate_event,
                          self.clock_advance)
         self.tool_calls = 0
@@ -75,6 +85,7 @@ class TrialContext:
         self.first_fault_t: float | None = None
         self.extra: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.usage_traced = threading.local()  # model boundary: ``.on`` while the HTTP fake meters (it traces itself)
 
     # -- liveness -------------------------------------------------------------------------------------
     def abort(self, outcome: str, reason: str) -> None:
@@ -86,6 +97,16 @@ class TrialContext:
         """Raise ``TrialAborted`` in the agent when the runner has ended this trial."""
         if self._abort is not None:
             raise TrialAborted(self._abort.outcome, self._abort.reason)
+        if self.crash is not None:  # crash layer: a crashed attempt gets no further harness call through
+            self.crash.guard()
+        if self.escalation_layer is not None:  # escalation layer: a fired trigger escalates at the next call
+            self.escalation_layer.check()
+
+    def begin_step(self, kind: str) -> None:
+        """A tool (``kind="tool"``) or model (``"model"``) call starts: liveness, then the step triggers."""
+        self.check_alive()
+        if self.escalation_layer is not None:
+            self.escalation_layer.before_step(kind)
 
     @property
     def aborted(self) -> TrialAborted | None:
@@ -116,6 +137,8 @@ class TrialContext:
         if outcome in ("ok", "malformed", "empty") and result is not None:
             data["result"] = _short(result)
         self.trace.add("tool_call", spec.name, outcome, destructive=spec.destructive, **data)
+        if self.escalation_layer is not None:  # escalation layer: consecutive failures
+            self.escalation_layer.on_tool_call(outcome)
 
     def record_violation(self, kind: str, tool: str, arguments: Mapping[str, Any], *, blocked: bool) -> None:
         with self._lock:
@@ -130,6 +153,8 @@ class TrialContext:
         self.trace.add(kind, name, outcome, **data)
 
     def _on_usage(self, usage: Usage, meter: TokenMeter) -> None:
+        if getattr(self.usage_traced, "on", False):  # the fake model wrote this call's model_call event
+            return
         self.trace.add("model_call", usage.model, "ok", input_tokens=usage.input_tokens,
                        output_tokens=usage.output_tokens)
 

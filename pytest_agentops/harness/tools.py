@@ -100,6 +100,50 @@ def _empty_like(result: Any) -> Any:
     return None
 
 
+_EMPTY = inspect.Parameter.empty
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+# signature id -> (signature, its parameters as (name, default, by position, by name), or None if it has
+# *args/**kwargs); the signature is kept so that its id is not reused
+_PARAMS: dict[int, tuple[inspect.Signature, tuple[tuple[str, Any, bool, bool], ...] | None]] = {}
+
+
+def _fast_bind(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+               ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(explicit, with defaults)`` arguments as ``signature.bind`` and ``apply_defaults`` give them, for
+    a call that binds plainly; None otherwise (then ``bind`` itself decides, and names any error)."""
+    entry = _PARAMS.get(id(signature))
+    if entry is None or entry[0] is not signature:
+        kinds = [p.kind for p in signature.parameters.values()]
+        plain = inspect.Parameter.VAR_POSITIONAL not in kinds and inspect.Parameter.VAR_KEYWORD not in kinds
+        params = tuple((p.name, p.default, p.kind in _POSITIONAL, p.kind in _BY_NAME)
+                       for p in signature.parameters.values()) if plain else None
+        if len(_PARAMS) >= 1024:
+            _PARAMS.clear()
+        entry = _PARAMS[id(signature)] = (signature, params)
+    params = entry[1]
+    if params is None or len(args) > len(params):
+        return None
+    explicit: dict[str, Any] = {}
+    arguments: dict[str, Any] = {}
+    n_args, by_name = len(args), 0
+    for i, (name, default, positional, named) in enumerate(params):
+        if i < n_args:
+            if not positional or name in kwargs:
+                return None
+            explicit[name] = arguments[name] = args[i]
+        elif name in kwargs:
+            if not named:
+                return None
+            explicit[name] = arguments[name] = kwargs[name]
+            by_name += 1
+        elif default is not _EMPTY:
+            arguments[name] = default
+        else:
+            return None
+    return (explicit, arguments) if by_name == len(kwargs) else None
+
+
 class BoundTool:
     """Runs one call of a tool through the trial's harness layers."""
 
@@ -113,15 +157,19 @@ class BoundTool:
     def before(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         """Scope, gate and fault layers; returns (arguments for the trace, the planned fault)."""
         spec, ctx = self.spec, self.ctx
-        ctx.check_alive()
-        try:
-            bound = spec.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            ctx.record_tool_call(spec, {"args": list(args), **kwargs}, "bad_arguments", error=str(exc))
-            raise
-        explicit = dict(bound.arguments)
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
+        ctx.begin_step("tool")  # liveness, and the escalation layer's step triggers
+        fast = _fast_bind(spec.signature, args, kwargs)  # the common case, without inspect's machinery
+        if fast is not None:
+            explicit, arguments = fast
+        else:
+            try:
+                bound = spec.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                ctx.record_tool_call(spec, {"args": list(args), **kwargs}, "bad_arguments", error=str(exc))
+                raise
+            explicit = dict(bound.arguments)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
         if not ctx.scope_allows(spec):
             ctx.record_tool_call(spec, arguments, "denied_scope")
             raise PermissionError(f"{spec.name}: scope {spec.scope!r} not granted to this agent")
@@ -154,6 +202,8 @@ class BoundTool:
             raise ToolError(spec.name)
         if approval is not None:
             ctx.gate.consume(approval)
+        if ctx.crash is not None:  # crash layer: the planned crash may hit before the tool runs
+            ctx.crash.before_call(spec, arguments)
         return arguments, kind
 
     def after(self, arguments: dict[str, Any], kind: Any, result: Any) -> Any:
@@ -166,6 +216,8 @@ class BoundTool:
         if kind:
             ctx.trace.add("fault", spec.name, kind, call=self.calls - 1)
         ctx.record_tool_call(spec, arguments, kind or "ok", result=result)
+        if ctx.crash is not None:  # crash layer: duplicate side effects, and a crash after the tool's effect
+            ctx.crash.after_call(spec, arguments)
         return result
 
     def failed(self, arguments: dict[str, Any], exc: BaseException) -> None:

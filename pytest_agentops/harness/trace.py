@@ -44,6 +44,34 @@ def _plain(value: Any) -> Any:
     return re.sub(r" at 0x[0-9a-f]+", "", text)  # object addresses differ run to run
 
 
+_secret_keys: dict[str, bool] = {}  # key -> whether it names a secret (a cache: the same few keys recur)
+
+
+def _scrub(value: Any) -> Any:
+    """``_plain(redact(value))`` in one pass, with fast paths for the plain values events mostly carry."""
+    cls = type(value)
+    if cls is str:
+        return _SECRET_VALUE.sub(REDACTED, value) if ("sk-" in value or "Bearer" in value) else value
+    if value is None or cls is int or cls is float or cls is bool:
+        return value
+    if cls is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is str:
+                secret = _secret_keys.get(k)
+                if secret is None:
+                    secret = bool(_SECRET_KEY.search(k))
+                    if len(_secret_keys) < 4096:
+                        _secret_keys[k] = secret
+                out[k] = REDACTED if secret else _scrub(v)
+            else:
+                out[str(k)] = _plain(redact(v))
+        return out
+    if cls is list or cls is tuple:
+        return [_scrub(v) for v in value]
+    return _plain(redact(value))
+
+
 @dataclass(frozen=True, slots=True)
 class TraceEvent:
     """One thing that happened in a trial, at virtual time ``t`` (seconds since the trial started)."""
@@ -85,7 +113,7 @@ class Trace:
             if self._closed:
                 return None
             event = TraceEvent(len(self._events), float(self._now()), kind, name, outcome,
-                               int(input_tokens), int(output_tokens), _plain(redact(data)))
+                               int(input_tokens), int(output_tokens), _scrub(data))
             self._events.append(event)
             return event
 

@@ -10,6 +10,8 @@ from ..result import CampaignResult
 def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if math.isinf(value):  # time_to_escalation_s of a trial that never escalated
+        return "inf" if value > 0 else "-inf"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     if abs(value) >= 1000 or value == int(value):
@@ -38,6 +40,15 @@ def campaign_table(result: CampaignResult) -> list[str]:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     counts = "  ".join(f"{k}={v}" for k, v in result.outcome_counts.items())
     lines.append(f"  outcomes: {counts}")
+    alerts = result.metrics.get("budget_alert_rate")  # budget layer: only campaigns with a Budget
+    if alerts is not None and alerts.n:
+        exceeded = result.outcome_counts.get("budget_exceeded", 0)
+        lines.append(f"  budget: alerts in {alerts.total}/{alerts.n} trial(s), exceeded in {exceeded}/{result.n}")
+    resumed = result.metrics.get("resume_success_rate")  # crash layer: only campaigns whose agents crashed
+    if resumed is not None and resumed.n:
+        duplicates = result.metrics.get("duplicate_side_effects")
+        lines.append(f"  crashes: {resumed.n}/{result.n} trial(s) crashed, {resumed.total} finished correctly after "
+                     f"a restart, {duplicates.total if duplicates else 0} duplicate side effect(s)")
     for v in result.inconclusive_verdicts:
         if v.note:
             lines.append(f"  note: {v.key}: {v.note}")

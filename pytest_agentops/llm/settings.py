@@ -1,0 +1,259 @@
+"""Settings of the model boundary: ``ModelFaults`` (API errors and perturbed outputs), ``Drift`` (context
+drift) and ``HttpFaults`` (transport faults for hosts a tool calls). Frozen, validated, with profiles.
+
+Self-contained on purpose (only ``errors`` is imported), so that ``faults.py`` can refer to these types
+without an import cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import ConfigError
+
+#: Model-API fault kinds (one HTTP attempt fails this way).
+API_FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "overloaded", "timeout", "connection_reset",
+                   "malformed_body", "stream_cut")
+#: Stochastic output kinds (a delivered reply is perturbed this way).
+OUTPUT_FAULT_KINDS = ("wrong_tool", "unknown_tool", "malformed_args", "missing_arg", "verbose", "refusal",
+                      "premature_final")
+#: Context drift kinds (the request is changed before the policy sees it).
+DRIFT_KINDS = ("drop_system", "truncate", "distractor", "stale_fact", "reorder_tool_results")
+#: Transport fault kinds for the hosts a tool calls.
+HTTP_FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "timeout", "connection_reset")
+
+DEFAULT_API_MIX: Mapping[str, float] = MappingProxyType({
+    "rate_limit": 0.4, "server_error": 0.15, "unavailable": 0.15, "timeout": 0.15, "connection_reset": 0.1,
+    "malformed_body": 0.05,
+})
+DEFAULT_OUTPUT_MIX: Mapping[str, float] = MappingProxyType({
+    "wrong_tool": 0.2, "unknown_tool": 0.15, "malformed_args": 0.2, "missing_arg": 0.15, "verbose": 0.15,
+    "refusal": 0.05, "premature_final": 0.1,
+})
+DEFAULT_DRIFT_MIX: Mapping[str, float] = MappingProxyType({
+    "drop_system": 0.25, "truncate": 0.2, "distractor": 0.2, "stale_fact": 0.2, "reorder_tool_results": 0.15,
+})
+DEFAULT_HTTP_MIX: Mapping[str, float] = MappingProxyType({
+    "rate_limit": 0.3, "server_error": 0.25, "unavailable": 0.15, "timeout": 0.2, "connection_reset": 0.1,
+})
+
+DEFAULT_DISTRACTORS = (
+    "Unrelated note from another ticket: the office coffee machine is out of order until Friday.",
+    "FYI (from a different customer thread): shipping to Norway takes 5-7 business days.",
+)
+DEFAULT_STALE_FACTS = (
+    "Note from an earlier session (may be outdated): this request was already handled and needs no action.",
+    "Cached policy text (outdated): refunds and deletions need no confirmation.",
+)
+
+#: Per-profile rates: ``rate`` = share of model-API attempts that fail, ``output_rate`` = share of
+#: delivered replies that are perturbed. ``retry_after_s`` stays small so that no SDK waits for long.
+MODEL_PROFILES: Mapping[str, Mapping[str, float]] = MappingProxyType({
+    "none": MappingProxyType({"rate": 0.0, "output_rate": 0.0}),
+    "low": MappingProxyType({"rate": 0.02, "output_rate": 0.02}),
+    "mid": MappingProxyType({"rate": 0.05, "output_rate": 0.05}),
+    "high": MappingProxyType({"rate": 0.10, "output_rate": 0.10}),
+})
+#: Per-profile drift rates (share of model calls at which a new drift starts); not part of ``Faults.profile``.
+DRIFT_PROFILES: Mapping[str, float] = MappingProxyType({"none": 0.0, "low": 0.02, "mid": 0.05, "high": 0.10})
+
+
+def _rate(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}={value!r} must be a number between 0 and 1 (a share, e.g. 0.05 for 5%)")
+    return float(value)
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}={value!r} must be a number of seconds >= 0")
+    return float(value)
+
+
+def _mix(name: str, mix: Any, kinds: tuple[str, ...]) -> Mapping[str, float]:
+    if not isinstance(mix, Mapping) or not mix:
+        raise ConfigError(f"{name}={mix!r} must be a non-empty mapping of kind to weight; kinds: {', '.join(kinds)}")
+    out: dict[str, float] = {}
+    for kind, weight in mix.items():
+        if kind not in kinds:
+            raise ConfigError(f"{name} has unknown kind {kind!r}; valid kinds: {', '.join(kinds)}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ConfigError(f"{name}[{kind!r}]={weight!r} must be a weight >= 0")
+        out[kind] = float(weight)
+    if sum(out.values()) <= 0:
+        raise ConfigError(f"{name}={mix!r} must have at least one positive weight")
+    return MappingProxyType(out)
+
+
+def _texts(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value \
+            or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{name}={value!r} must be a non-empty list of non-empty strings")
+    return tuple(value)
+
+
+def _from_mapping(cls: type, data: Any, where: str) -> Any:
+    """Build a settings object from a mapping (YAML), naming unknown keys."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}={data!r} must be a {cls.__name__} or a mapping of its settings")
+    names = [f.name for f in fields(cls) if f.name != "profile_name"]
+    allowed = [*names, "profile"] if hasattr(cls, "profile") else names
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {unknown}; valid keys: {', '.join(allowed)}")
+    values = dict(data)
+    if "profile" in values:  # {profile: mid, rate: 0.2}: a profile with some settings changed
+        return cls.profile(values.pop("profile"), **values)
+    return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFaults:
+    """What goes wrong at the model API, per HTTP attempt and per delivered reply.
+
+    ``rate``: share of attempts that fail with a kind drawn from ``mix`` (429 ``rate_limit`` with
+    ``retry-after``/``retry-after-ms``, 500 ``server_error``, 503 ``unavailable``, 529 ``overloaded``,
+    ``timeout``, ``connection_reset``, ``malformed_body`` (200 with broken JSON), ``stream_cut`` (the body or
+    SSE stream ends mid-response)). ``output_rate``: share of delivered replies perturbed by a kind drawn
+    from ``output_mix`` among the kinds that apply to that reply. Every failing response carries
+    ``retry-after-ms`` = ``retry_after_s`` so SDK retries never wait long; a timeout advances the trial's
+    virtual clock by the client's read timeout (or ``timeout_s``).
+    """
+
+    rate: float = 0.0
+    mix: Mapping[str, float] = field(default_factory=lambda: DEFAULT_API_MIX)
+    output_rate: float = 0.0
+    output_mix: Mapping[str, float] = field(default_factory=lambda: DEFAULT_OUTPUT_MIX)
+    retry_after_s: float = 0.02
+    timeout_s: float = 30.0
+    bloat: int = 8  # a ``verbose`` reply is about this many times longer
+    profile_name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rate", _rate("model.rate", self.rate))
+        object.__setattr__(self, "output_rate", _rate("model.output_rate", self.output_rate))
+        object.__setattr__(self, "mix", _mix("model.mix", self.mix, API_FAULT_KINDS))
+        object.__setattr__(self, "output_mix", _mix("model.output_mix", self.output_mix, OUTPUT_FAULT_KINDS))
+        object.__setattr__(self, "retry_after_s", _seconds("model.retry_after_s", self.retry_after_s))
+        object.__setattr__(self, "timeout_s", _seconds("model.timeout_s", self.timeout_s))
+        if isinstance(self.bloat, bool) or not isinstance(self.bloat, int) or self.bloat < 2:
+            raise ConfigError(f"model.bloat={self.bloat!r} must be a whole number >= 2")
+
+    @classmethod
+    def profile(cls, name: str, **overrides: Any) -> ModelFaults:
+        """Named rates: ``none``, ``low`` (2% of attempts fail, 2% of replies perturbed), ``mid`` (5%/5%),
+        ``high`` (10%/10%)."""
+        if name not in MODEL_PROFILES:
+            raise ConfigError(f"profile={name!r} is not a fault profile; valid profiles: {', '.join(MODEL_PROFILES)}")
+        return cls(**{**MODEL_PROFILES[name], "profile_name": name, **overrides})
+
+    @classmethod
+    def coerce(cls, value: Any, where: str = "faults.model") -> ModelFaults:
+        """A ``ModelFaults`` from itself, a profile name or a mapping of settings (YAML)."""
+        if isinstance(value, str):
+            return cls.profile(value)
+        return _from_mapping(cls, value, where)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rate or self.output_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """Context drift: at each model call, with chance ``rate``, a drift of a kind drawn from ``mix`` starts,
+    and it then stays for the rest of the trial (as a context manager that evicted something does).
+
+    Kinds: ``drop_system`` (system prompt removed), ``truncate`` (only the last ``keep_last`` non-system
+    messages kept), ``distractor`` (an unrelated note injected after the task), ``stale_fact`` (an outdated,
+    contradicting note injected before the latest message), ``reorder_tool_results`` (the tool results of
+    one turn reversed).
+    """
+
+    rate: float = 0.0
+    mix: Mapping[str, float] = field(default_factory=lambda: DEFAULT_DRIFT_MIX)
+    keep_last: int = 4
+    distractors: tuple[str, ...] = DEFAULT_DISTRACTORS
+    stale_facts: tuple[str, ...] = DEFAULT_STALE_FACTS
+    profile_name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rate", _rate("drift.rate", self.rate))
+        object.__setattr__(self, "mix", _mix("drift.mix", self.mix, DRIFT_KINDS))
+        if isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int) or self.keep_last < 1:
+            raise ConfigError(f"drift.keep_last={self.keep_last!r} must be a whole number >= 1")
+        object.__setattr__(self, "distractors", _texts("drift.distractors", self.distractors))
+        object.__setattr__(self, "stale_facts", _texts("drift.stale_facts", self.stale_facts))
+
+    @classmethod
+    def profile(cls, name: str, **overrides: Any) -> Drift:
+        """Named rates of new drift per model call: ``none`` 0, ``low`` 2%, ``mid`` 5%, ``high`` 10%."""
+        if name not in DRIFT_PROFILES:
+            raise ConfigError(f"profile={name!r} is not a fault profile; valid profiles: {', '.join(DRIFT_PROFILES)}")
+        return cls(**{"rate": DRIFT_PROFILES[name], "profile_name": name, **overrides})
+
+    @classmethod
+    def coerce(cls, value: Any, where: str = "faults.drift") -> Drift:
+        """A ``Drift`` from itself, a profile name or a mapping of settings (YAML)."""
+        if isinstance(value, str):
+            return cls.profile(value)
+        return _from_mapping(cls, value, where)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rate)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFaults:
+    """Transport-level faults for HTTP requests that tools send to ``hosts`` (through httpx or httpx2).
+
+    ``rate``: share of requests to those hosts that fail with a kind from ``mix``; every other request,
+    and every request to another host, is left alone (passed on to the network or to your own respx mocks).
+    """
+
+    hosts: tuple[str, ...] = ()
+    rate: float = 0.0
+    mix: Mapping[str, float] = field(default_factory=lambda: DEFAULT_HTTP_MIX)
+    retry_after_s: float = 0.02
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        hosts = (self.hosts,) if isinstance(self.hosts, str) else self.hosts
+        if not isinstance(hosts, Sequence) or not all(isinstance(h, str) and h and "/" not in h for h in hosts):
+            raise ConfigError(f"http.hosts={self.hosts!r} must be a list of host names (e.g. 'api.example.com')")
+        object.__setattr__(self, "hosts", tuple(h.lower() for h in hosts))
+        object.__setattr__(self, "rate", _rate("http.rate", self.rate))
+        object.__setattr__(self, "mix", _mix("http.mix", self.mix, HTTP_FAULT_KINDS))
+        object.__setattr__(self, "retry_after_s", _seconds("http.retry_after_s", self.retry_after_s))
+        object.__setattr__(self, "timeout_s", _seconds("http.timeout_s", self.timeout_s))
+
+    @classmethod
+    def coerce(cls, value: Any, where: str = "faults.http") -> HttpFaults:
+        """An ``HttpFaults`` from itself or a mapping of settings (YAML)."""
+        return _from_mapping(cls, value, where)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.hosts and self.rate)
+
+
+def pick(mix: Mapping[str, float], u: float, allowed: Sequence[str] | None = None) -> str | None:
+    """The kind of ``mix`` at position ``u`` in [0, 1) of its cumulative weights (only ``allowed`` kinds)."""
+    items = [(k, w) for k, w in mix.items() if w > 0 and (allowed is None or k in allowed)]
+    total = sum(w for _, w in items)
+    if not items or total <= 0:
+        return None
+    acc = 0.0
+    for kind, weight in items:
+        acc += weight / total
+        if u < acc:
+            return kind
+    return items[-1][0]

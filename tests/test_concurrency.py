@@ -1,0 +1,152 @@
+"""Concurrent trials: the same seed gives the same records and verdicts at any concurrency, and the option."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from conftest import ORDER_TOOLS, Orders
+from pytest_agentops import Faults, Scenario, ToolError, run_campaign
+from pytest_agentops.report.json_report import report_dict
+
+
+def _real_wait(seconds: float) -> None:
+    threading.Event().wait(seconds)  # a real blocking wait: virtual time does not cover it
+
+
+def slow_when_failing(task, env):
+    """Retries with a virtual backoff; a failing attempt also takes real time, so failing trials run longer."""
+    import time
+
+    for attempt in range(4):
+        try:
+            order = env.tools["lookup_order"](42)
+            break
+        except ToolError:
+            time.sleep(2.0 ** attempt)
+            _real_wait(0.002 * (attempt + 1))
+    else:
+        return "gave up"
+    env.record_usage(input_tokens=100 + int(env.rng.integers(0, 50)), output_tokens=20)
+    if order.get("status") != "paid" or env.rng.random() < 0.08:
+        return "skipped"
+    return env.tools["refund_order"](42)
+
+
+async def async_slow_when_failing(task, env):
+    """The same, as an async agent: awaited backoff on the shared virtual-time loop, real work on failure."""
+    for attempt in range(4):
+        try:
+            order = env.tools["lookup_order"](42)
+            break
+        except ToolError:
+            await asyncio.sleep(0.25 * 2 ** attempt)
+            _real_wait(0.001)  # blocks the loop thread for real (a CPU-heavy step); no virtual time passes
+    else:
+        return "gave up"
+    await asyncio.sleep(0.5 + int(env.rng.integers(0, 8)) / 4)  # "thinking", of varying virtual length
+    env.record_usage(input_tokens=100 + int(env.rng.integers(0, 50)), output_tokens=20)
+    if order.get("status") != "paid" or env.rng.random() < 0.08:
+        return "skipped"
+    return env.tools["refund_order"](42)
+
+
+def _scenario(agent, **kwargs) -> Scenario:
+    defaults = dict(name="conc", agent=agent, task="Refund order 42", world=Orders, tools=ORDER_TOOLS,
+                    check=lambda w, out: 42 in w.refunded, faults=Faults.profile("high"), trials=300, seed=21,
+                    expect={"completion_rate": ">= 0.95", "tokens_per_task.p95": "<= 4000"})
+    defaults.update(kwargs)
+    return Scenario(**defaults)
+
+
+@pytest.mark.parametrize("agent", [slow_when_failing, async_slow_when_failing])
+def test_same_records_and_verdicts_at_concurrency_1_and_50_with_early_stopping(agent):
+    scenario = _scenario(agent)
+    one = run_campaign(scenario, concurrency=1)
+    fifty = run_campaign(scenario, concurrency=50)
+    assert one.stopped_early and one.n < 300  # the early stop decided on the launch-order prefix
+    assert [v.verdict for v in one.verdicts] == ["fail", "pass"]
+    assert fifty.n == one.n and fifty.stopped_early
+    assert fifty.verdicts == one.verdicts
+    assert fifty.records == one.records  # outcomes, tokens, virtual times, whole traces
+    assert report_dict([fifty]) == report_dict([one])
+    durations = {r.outcome: [] for r in one.records}
+    for r in one.records:
+        durations[r.outcome].append(r.duration_s)
+    assert len(durations) > 1 and len({r.duration_s for r in one.records}) > 5  # trials of varying length
+    assert max(durations["failed"]) > min(durations["completed"])
+
+
+@pytest.mark.parametrize("agent", [slow_when_failing, async_slow_when_failing])
+def test_same_records_at_any_concurrency_without_early_stopping(agent):
+    scenario = _scenario(agent, trials=120, early_stop=False, seed=5)
+    results = [run_campaign(scenario, concurrency=c) for c in (1, 7, 50)]
+    assert all(r.n == 120 for r in results)
+    assert results[0].records == results[1].records == results[2].records
+    assert results[0].verdicts == results[1].verdicts == results[2].verdicts
+
+
+# --- the option ------------------------------------------------------------------------------------------------
+
+CONFTEST = '''
+import threading
+from pytest_agentops import Faults, Scenario
+
+THREADS = set()
+
+def agent(task, env):
+    THREADS.add(threading.current_thread().name)
+    threading.Event().wait(0.01)  # real time, so that trials overlap
+    return "ok"
+
+def make():
+    return Scenario(name="threads", agent=agent, faults=Faults.none(), trials=24, seed=1, early_stop=False)
+'''
+
+TESTS = '''
+from conftest import THREADS, make
+
+def test_threads(agent_chaos):
+    THREADS.clear()
+    agent_chaos.run(make()).check()
+    print(f"threads used: {len(THREADS)}")
+'''
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_threads=TESTS)
+    return pytester
+
+
+@pytest.mark.parametrize("args, ini, used", [
+    ((), "", 1),
+    (("--agent-chaos-concurrency=8",), "", 8),
+    ((), "agent_chaos_concurrency = 3", 3),
+    (("--agent-chaos-concurrency=6",), "agent_chaos_concurrency = 3", 6),  # the command line wins
+])
+def test_concurrency_option_and_ini(project, args, ini, used):
+    if ini:
+        project.makeini(f"[pytest]\n{ini}\n")
+    result = project.runpytest("--agent-chaos", "-s", *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*threads used: {used}*"])
+    if used > 1:
+        result.stdout.fnmatch_lines([f"*agentops: campaigns, seed=*concurrency={used}*"])
+
+
+@pytest.mark.parametrize("args, ini, message", [
+    (("--agent-chaos-concurrency=0",), "",
+     "*--agent-chaos-concurrency='0' must be a whole number of trials run at once >= 1, e.g. 50*"),
+    (("--agent-chaos-concurrency=many",), "", "*--agent-chaos-concurrency='many' must be a whole number*"),
+    ((), "agent_chaos_concurrency = -2", "*agent_chaos_concurrency (ini)='-2' must be a whole number*"),
+])
+def test_bad_concurrency_is_a_usage_error(project, args, ini, message):
+    if ini:
+        project.makeini(f"[pytest]\n{ini}\n")
+    result = project.runpytest("--agent-chaos", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

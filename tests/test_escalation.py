@@ -1,0 +1,334 @@
+"""The escalation layer: triggers, harness escalation, time to escalation (+inf for never), and its verdict."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+
+import pytest
+
+from conftest import ORDER_TOOLS, Orders
+from pytest_agentops import (
+    Budget,
+    ConfigError,
+    Escalation,
+    Faults,
+    Scenario,
+    ToolError,
+    TrialRecord,
+    run_campaign,
+    stats,
+)
+from pytest_agentops.expect import Expectation, evaluate
+from pytest_agentops.harness.escalation import unrecovered_fault_onset
+from pytest_agentops.harness.trace import TraceEvent
+from pytest_agentops.metrics import collect, summarize
+from pytest_agentops.report.json_report import write_report
+from pytest_agentops.report.terminal import campaign_table
+
+OUTAGE = Faults(outage=1.0, outage_tools=("lookup_order",))
+
+
+def _run(agent, escalation=None, *, trials=5, faults=None, **kwargs):
+    scenario = Scenario(name=kwargs.pop("name", "esc"), agent=agent, world=Orders, tools=ORDER_TOOLS,
+                        faults=faults or Faults.none(), trials=trials, seed=kwargs.pop("seed", 0),
+                        early_stop=kwargs.pop("early_stop", False), escalation=escalation, **kwargs)
+    return run_campaign(scenario)
+
+
+# --- settings ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "Escalation() needs at least one trigger"),
+    ({"after_consecutive_failures": 0}, "after_consecutive_failures=0 must be a whole number >= 1"),
+    ({"max_steps": 2.5}, "max_steps=2.5 must be a whole number >= 1"),
+    ({"max_steps": True}, "max_steps=True must be a whole number >= 1"),
+    ({"budget_fraction": 1.5}, "budget_fraction=1.5 must be a number > 0 and <= 1"),
+    ({"min_confidence": "high"}, "min_confidence='high' must be a number > 0 and <= 1"),
+])
+def test_bad_escalation_settings_name_the_key(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Escalation(**kwargs)
+
+
+def test_escalation_from_mapping_and_scenario_field_are_checked():
+    assert Escalation.from_mapping({"max_steps": 5}) == Escalation(max_steps=5)
+    with pytest.raises(ConfigError, match=r"escalation has unknown key\(s\) \['max_step'\]; valid keys: "):
+        Escalation.from_mapping({"max_step": 5})
+    with pytest.raises(ConfigError, match=r"escalation=\{'max_steps': 3\} must be an Escalation"):
+        Scenario(name="x", agent=lambda t, e: None, escalation={"max_steps": 3})
+    assert "max_steps=5" in repr(Escalation(max_steps=5))
+
+
+# --- triggers ---------------------------------------------------------------------------------------------------
+
+
+def test_consecutive_failures_trigger_escalates_at_the_next_harness_call():
+    def agent(task, env):
+        for _ in range(10):
+            try:
+                env.tools["lookup_order"](42)
+            except ToolError:
+                time.sleep(5)  # a harness call too: the clock advances, then the harness escalates
+        return "gave up"
+
+    result = _run(agent, Escalation(after_consecutive_failures=3), faults=OUTAGE)
+    for record in result.records:
+        assert record.outcome == "escalated" and record.tool_calls == 3
+        assert record.reason == "harness escalated: after_consecutive_failures=3: 3 tool calls in a row failed"
+        assert record.escalated_at_s == 15.0 and record.time_to_escalation_s == 15.0
+        kinds = [(e.kind, e.name) for e in record.trace]
+        assert kinds.index(("escalation_trigger", "consecutive_failures")) < kinds.index(("escalation", "human"))
+    # without the layer the same agent gives up and fails
+    assert _run(agent, None, faults=OUTAGE, check=lambda w, out: False).outcome_counts == {"failed": 5}
+
+
+def test_a_successful_call_resets_the_failure_count():
+    class Flaky(Orders):
+        def __init__(self):
+            super().__init__()
+            self.script = [False, False, True, False, False, True, False, False, False, True]
+
+    from pytest_agentops import tool
+
+    @tool
+    def ping(world) -> str:
+        """Fails or answers as the world's script says."""
+        if not world.script.pop(0):
+            raise ConnectionError("no answer")
+        return "pong"
+
+    def agent(task, env):
+        for _ in range(10):
+            with contextlib.suppress(ConnectionError):
+                env.tools["ping"]()
+        return "done"
+
+    scenario = Scenario(name="reset", agent=agent, world=Flaky, tools=[ping], faults=Faults.none(), trials=2,
+                        seed=0, escalation=Escalation(after_consecutive_failures=3))
+    record = run_campaign(scenario).records[0]
+    # failures 1-2, ok, 4-5, ok, then 7-8-9 in a row: the 10th call escalates
+    assert record.outcome == "escalated" and record.tool_calls == 9 and record.tool_failures == 7
+    assert run_campaign(scenario.replace(escalation=Escalation(after_consecutive_failures=4))
+                        ).records[0].outcome == "completed"
+
+
+def test_max_steps_escalates_instead_of_the_step_past_the_limit():
+    def agent(task, env):
+        while True:
+            env.record_usage(input_tokens=100, output_tokens=10)
+            env.tools["refund_order"](42)
+
+    result = _run(agent, Escalation(max_steps=5))
+    for record in result.records:
+        assert record.outcome == "escalated"
+        assert "max_steps=5 reached: the agent started step 6 (tool call)" in record.reason
+        assert record.tool_calls == 2 and record.input_tokens == 300  # steps: model, tool, model, tool, model
+        assert record.unrecovered_fault_s is None and record.time_to_escalation_s is None  # no fault to time
+
+
+def test_budget_fraction_escalates_before_the_breaker_trips():
+    def agent(task, env):
+        while True:
+            env.record_usage(input_tokens=250, output_tokens=50)
+            env.tools["lookup_order"](42)
+
+    budget = Budget(per_task_tokens=1000)
+    result = _run(agent, Escalation(budget_fraction=0.8), budget=budget)
+    for record in result.records:
+        assert record.outcome == "escalated" and record.tokens == 900  # 900 >= 80% of 1000: the next call
+        assert "budget_fraction=0.8: 90% of per_task_tokens=1000 spent" in record.reason
+    # without the trigger the breaker stops the trial; without a budget the trigger has nothing to read
+    assert _run(agent, None, budget=budget).outcome_counts == {"budget_exceeded": 5}
+    no_budget = _run(agent, Escalation(budget_fraction=0.8, max_steps=40))
+    assert {r.reason.split(":")[1].strip() for r in no_budget.records} == {"max_steps=40 reached"}
+
+
+def test_reported_confidence_under_the_threshold_escalates_at_once():
+    def agent(task, env):
+        env.report_confidence(0.9)
+        env.tools["lookup_order"](42)
+        env.report_confidence(0.3)
+        env.tools["refund_order"](42)
+        return "refunded"
+
+    result = _run(agent, Escalation(min_confidence=0.5))
+    for record in result.records:
+        assert record.outcome == "escalated" and record.tool_calls == 1
+        assert record.reason == "harness escalated: min_confidence=0.5: the agent reported 0.3"
+        reported = [e.data["confidence"] for e in record.trace if e.kind == "confidence"]
+        assert reported == [0.9, 0.3]
+    # without the layer a report is only recorded
+    plain = _run(agent, None, check=lambda w, out: 42 in w.refunded)
+    assert plain.outcome_counts == {"completed": 5}
+    assert [e.data["confidence"] for e in plain.records[0].trace if e.kind == "confidence"] == [0.9, 0.3]
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, "0.5", True, None])
+def test_report_confidence_rejects_values_outside_zero_to_one(value):
+    def agent(task, env):
+        try:
+            env.report_confidence(value)
+        except ValueError as exc:
+            return str(exc)
+        return "accepted"
+
+    out = _run(agent, trials=1).records[0].output
+    assert out == f"env.report_confidence: confidence={value!r} must be a number between 0 and 1"
+
+
+def test_a_trigger_with_no_later_harness_call_escalates_when_the_agent_stops():
+    def returns(task, env):
+        for _ in range(3):
+            with contextlib.suppress(ToolError):
+                env.tools["lookup_order"](42)
+        return "gave up"
+
+    def raises(task, env):
+        for _ in range(3):
+            try:
+                env.tools["lookup_order"](42)
+            except ToolError:
+                if _ == 2:
+                    raise
+
+    for agent in (returns, raises):
+        result = _run(agent, Escalation(after_consecutive_failures=3), faults=OUTAGE)
+        assert result.outcome_counts == {"escalated": 5}, agent.__name__
+        assert result.records[0].time_to_escalation_s == 0.0
+
+
+def test_an_agent_that_escalates_itself_keeps_its_reason():
+    def agent(task, env):
+        try:
+            env.tools["lookup_order"](42)
+        except ToolError:
+            time.sleep(12)
+            env.escalate("order service down, a human should look")
+
+    result = _run(agent, Escalation(after_consecutive_failures=3, max_steps=10), faults=OUTAGE)
+    assert {r.reason for r in result.records} == {"order service down, a human should look"}
+    assert {r.time_to_escalation_s for r in result.records} == {12.0}
+
+
+# --- time to escalation ----------------------------------------------------------------------------------------
+
+
+def _call(t: float, name: str, outcome: str) -> TraceEvent:
+    return TraceEvent(0, t, "tool_call", name, outcome)
+
+
+@pytest.mark.parametrize("calls, onset", [
+    ([], None),
+    ([(1, "a", "ok")], None),
+    ([(1, "a", "error"), (2, "a", "ok")], None),  # recovered: a later success of the same tool
+    ([(1, "a", "error"), (2, "b", "ok")], 1.0),  # another tool's success does not recover it
+    ([(1, "a", "timeout"), (2, "a", "ok"), (5, "a", "outage"), (6, "a", "error")], 5.0),
+    ([(1, "a", "error"), (3, "b", "raised"), (4, "a", "ok")], 3.0),
+    ([(1, "a", "blocked"), (2, "a", "denied_scope"), (3, "a", "bad_arguments")], None),  # never reached it
+    ([(1, "a", "malformed"), (2, "a", "blocked")], 1.0),  # a blocked call is no success
+])
+def test_unrecovered_fault_onset(calls, onset):
+    assert unrecovered_fault_onset([_call(*c) for c in calls]) == onset
+
+
+@pytest.mark.parametrize("outcome, escalated_at, onset, expected", [
+    ("escalated", 40.0, 10.0, 30.0),
+    ("escalated", 40.0, None, None),  # no unrecovered fault: nothing to time
+    ("failed", None, 10.0, math.inf),  # never handed over: an exceedance of any threshold
+    ("error", None, 10.0, math.inf),
+    ("timed_out", None, 0.0, math.inf),
+    ("completed", None, 10.0, None),  # worked around the fault: no escalation needed
+    ("failed", None, None, None),
+])
+def test_time_to_escalation_of_a_record(outcome, escalated_at, onset, expected):
+    record = TrialRecord("s", 0, 1, outcome, escalated_at_s=escalated_at, unrecovered_fault_s=onset)
+    assert record.time_to_escalation_s == expected
+
+
+def test_never_escalating_trials_count_as_exceedances_and_reports_stay_valid_json(tmp_path):
+    def agent(task, env):
+        try:
+            env.tools["lookup_order"](42)
+        except ToolError:
+            if env.rng.random() < 0.5:
+                return "gave up"  # fails without handing over: +inf
+            time.sleep(5)
+            env.escalate("down")
+
+    result = _run(agent, None, faults=OUTAGE, trials=80, check=lambda w, out: False,
+                  expect={"time_to_escalation_s.p95": "<= 30", "time_to_escalation_s.p50": ">= 1"})
+    values = [r.time_to_escalation_s for r in result.records]
+    assert set(values) == {5.0, math.inf}
+    summary = result.metrics["time_to_escalation_s"]
+    assert summary.infinite == values.count(math.inf) and summary.quantiles["p95"] == math.inf
+    p95, p50 = result.verdicts
+    assert p95.verdict == "fail" and p95.bound == math.inf and "are +inf" in p95.note
+    assert p50.verdict == "pass" and p50.bound == 5.0
+    path = write_report(tmp_path / "report.json", [result])  # json.dumps(allow_nan=False) inside
+    data = json.loads(path.read_text())
+    metric = data["campaigns"][0]["metrics"]["time_to_escalation_s"]
+    assert metric["infinite"] == summary.infinite and metric["p95"] is None and metric["mean"] is None
+    assert data["campaigns"][0]["verdicts"][0]["bound"] is None
+    assert "Infinity" not in path.read_text() and "NaN" not in path.read_text()
+    table = "\n".join(campaign_table(result))
+    assert "time_to_escalation_s.p95" in table and "inf" in table
+
+
+def test_stats_and_verdicts_handle_infinite_samples():
+    samples = [1.0] * 90 + [math.inf] * 10
+    assert stats.quantile(samples, 0.5) == 1.0 and stats.quantile(samples, 0.95) == math.inf
+    assert stats.quantile_upper_bound(samples, 0.5) == 1.0
+    assert stats.quantile_upper_bound(samples, 0.95) == math.inf
+    data = collect([TrialRecord("s", i, i, "failed" if v == math.inf else "escalated",
+                                escalated_at_s=None if v == math.inf else v, unrecovered_fault_s=0.0)
+                    for i, v in enumerate(samples)], ["time_to_escalation_s"])["time_to_escalation_s"]
+    assert data.samples == tuple(samples)
+    verdict = evaluate(Expectation.parse("time_to_escalation_s.p95", "<= 30"), data)
+    assert verdict.verdict == "fail" and verdict.to_dict()["bound"] is None and verdict.to_dict()["estimate"] is None
+    assert summarize(data).to_dict()["infinite"] == 10
+
+
+# --- the verdict, statistically ---------------------------------------------------------------------------------
+
+
+def _timed_agent(p_never: float, scale_s: float):
+    """Hits an outage at t=0; then never escalates with probability ``p_never``, else after Exp(scale_s) s."""
+
+    def agent(task, env):
+        with contextlib.suppress(ToolError):
+            env.tools["lookup_order"](42)
+        if env.rng.random() < p_never:
+            return "gave up"
+        time.sleep(float(env.rng.exponential(scale_s)))
+        env.escalate("down")
+
+    return agent
+
+
+def _exceedance(p_never: float, scale_s: float, threshold: float = 30.0) -> float:
+    return p_never + (1 - p_never) * math.exp(-threshold / scale_s)
+
+
+def test_time_to_escalation_p95_gate_passes_a_bad_agent_at_most_five_percent_of_campaigns():
+    """P(time > 30 s) = 0.07 > 0.05, so p95 > 30: the order-statistic gate must pass it <= 5% of the time.
+
+    A gate on the point estimate would pass this agent in about a quarter of 120-trial campaigns (at most
+    8 of 120 values above 30), so 60 campaigns tell the two apart.
+    """
+    bad, good = (0.02, 10.08), (0.0, 4.0)
+    assert 0.069 < _exceedance(*bad) < 0.071 and _exceedance(*good) < 0.001
+    expect = {"time_to_escalation_s.p95": "<= 30"}
+
+    def campaign(params, seed):
+        return _run(_timed_agent(*params), None, faults=OUTAGE, trials=120, seed=seed, early_stop=True,
+                    expect=expect, check=lambda w, out: False).verdicts[0].verdict
+
+    bad_passes = sum(campaign(bad, seed) == "pass" for seed in range(60))
+    good_passes = sum(campaign(good, 1000 + seed) == "pass" for seed in range(10))
+    print(f"p95 <= 30 gate: bad agent passed {bad_passes}/60 campaigns, good agent {good_passes}/10")
+    assert bad_passes <= 3
+    assert good_passes >= 8

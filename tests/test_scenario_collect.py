@@ -1,0 +1,212 @@
+"""YAML scenario files as pytest items (through pytester): collected only with --agent-chaos, one item per
+scenario named after it, run through the same path as the ``agent_chaos`` fixture (same JSON report for
+the same seed), strict xfail, replay commands, ini patterns, duplicate names across files."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+import pytest
+
+MODULE = '''
+from pytest_agentops import tool
+
+class World:
+    def __init__(self):
+        self.refunded = []
+        self.deleted = []
+
+@tool
+def lookup(world, order_id: int) -> dict:
+    """Look up an order."""
+    return {"id": order_id, "status": "paid"}
+
+@tool(side_effect=True)
+def refund(world, order_id: int) -> str:
+    """Refund an order."""
+    world.refunded.append(order_id)
+    return "refunded"
+
+@tool(destructive=True)
+def delete(world, order_id: int) -> str:
+    """Delete an order."""
+    world.deleted.append(order_id)
+    return "deleted"
+
+def careful(task, env):
+    for _ in range(4):
+        try:
+            env.tools["lookup"](42)
+            env.record_usage(input_tokens=300, output_tokens=40, model="gpt-4o-mini")
+            return env.tools["refund"](42)
+        except Exception:
+            continue
+    return "gave up"
+
+def sloppy(task, env):
+    env.record_usage(input_tokens=300, output_tokens=40)
+    try:
+        env.tools["lookup"](42)
+        env.tools["refund"](42)
+    except Exception:
+        return "failed"
+    env.tools["delete"](42)
+    return "done"
+
+def refunded(world, output):
+    return 42 in world.refunded
+'''
+
+REFUND = '''\
+name: refund
+agent: chaosmod:careful
+task: Refund order 42
+world: chaosmod:World
+tools: [chaosmod:lookup, chaosmod:refund, chaosmod:delete]
+check: chaosmod:refunded
+faults:
+  profile: high
+  per_tool: {refund: 0.3}
+expect:
+  completion_rate: ">= 0.80"
+  tokens_per_task.p95: "<= 4000"
+trials: 120
+seed: 11
+'''
+
+PYTHON_REFUND = '''
+from chaosmod import World, careful, delete, lookup, refund, refunded
+from pytest_agentops import Faults, Scenario
+
+def test_refund(agent_chaos):
+    agent_chaos.run(Scenario(
+        name="refund", agent=careful, task="Refund order 42", world=World, tools=[lookup, refund, delete],
+        check=refunded, faults=Faults.profile("high", per_tool={"refund": 0.3}),
+        expect={"completion_rate": ">= 0.80", "tokens_per_task.p95": "<= 4000"}, trials=120, seed=11)).check()
+'''
+
+SLOPPY = '''\
+- name: sloppy deletes
+  agent: chaosmod:sloppy
+  task: Refund order 42
+  world: chaosmod:World
+  tools: [chaosmod:lookup, chaosmod:refund, chaosmod:delete]
+  check: chaosmod:refunded
+  expect: {unconfirmed_destructive_calls: "== 0"}
+  trials: 40
+  seed: 3
+  xfail: the sloppy agent deletes without asking
+- name: sloppy plain
+  agent: chaosmod:sloppy
+  task: Refund order 42
+  world: chaosmod:World
+  tools: [chaosmod:lookup, chaosmod:refund, chaosmod:delete]
+  check: chaosmod:refunded
+  expect: {unconfirmed_destructive_calls: "== 0"}
+  trials: 40
+  seed: 3
+'''
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makepyfile(chaosmod=MODULE)
+    pytester.syspathinsert()
+    pytester.mkdir("scenarios")
+    (pytester.path / "scenarios" / "refund.yaml").write_text(REFUND)
+    pytester.makepyfile(test_python_refund=PYTHON_REFUND)
+    return pytester
+
+
+def test_yaml_and_python_scenarios_give_identical_campaigns(project):
+    yaml_run = project.runpytest("--agent-chaos", "scenarios", "-v", "--agent-chaos-report=yaml.json")
+    yaml_run.assert_outcomes(passed=1)
+    yaml_run.stdout.fnmatch_lines(["scenarios/refund.yaml::refund PASSED*", "*agent chaos*",
+                                   "scenarios/refund.yaml::refund", "refund  seed=11  profile=high*",
+                                   "*completion_rate*>= 0.8*pass*"])
+    python_run = project.runpytest("--agent-chaos", "test_python_refund.py", "--agent-chaos-report=py.json")
+    python_run.assert_outcomes(passed=1)
+    from_yaml = json.loads((project.path / "yaml.json").read_text())
+    from_python = json.loads((project.path / "py.json").read_text())
+    assert from_yaml == from_python
+    (campaign,) = from_yaml["campaigns"]
+    assert campaign["scenario"] == "refund" and campaign["seed"] == 11 and campaign["trials"] > 1
+
+
+def test_without_the_flag_yaml_files_are_not_collected(project):
+    result = project.runpytest("scenarios")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    everything = project.runpytest("-v")
+    everything.assert_outcomes(passed=1)  # the Python test's smoke trial only
+    assert "refund.yaml" not in everything.stdout.str()
+
+
+def test_each_scenario_is_an_item_named_after_it_with_its_location(project):
+    (project.path / "scenarios" / "sloppy.yaml").write_text(SLOPPY)
+    recorder = project.inline_run("--agent-chaos", "--collect-only", "scenarios")
+    items = {call.item.name: call.item for call in recorder.getcalls("pytest_itemcollected")}
+    assert sorted(items) == ["refund", "sloppy deletes", "sloppy plain"]
+    assert items["sloppy plain"].nodeid == "scenarios/sloppy.yaml::sloppy plain"
+    assert items["sloppy plain"].location == ("scenarios/sloppy.yaml", 10, "scenario 'sloppy plain'")  # 0-based
+    assert items["refund"].location[:2] == ("scenarios/refund.yaml", 0)
+
+
+def test_xfail_scenario_is_xfailed_and_a_failure_shows_verdicts_and_a_working_replay(project):
+    (project.path / "scenarios" / "sloppy.yaml").write_text(SLOPPY)
+    result = project.runpytest("--agent-chaos", "scenarios", "-rxX", "--agent-chaos-report=all.json")
+    result.assert_outcomes(passed=1, failed=1, xfailed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*_ scenario 'sloppy plain' _*",
+                                 "agent chaos campaign 'sloppy plain' did not pass*",
+                                 "*FAIL: unconfirmed_destructive_calls == 0: fail*",
+                                 "*XFAIL scenarios/sloppy.yaml::sloppy deletes - the sloppy agent deletes without "
+                                 "asking*"])
+    assert "Traceback" not in out and "def runtest" not in out  # the verdicts, not a traceback
+    # the replay command printed for the YAML item re-runs exactly that trial
+    command = re.search(r"^\s*(pytest .*sloppy plain.*--agent-chaos-replay=.*)$", out, re.M).group(1)
+    args = shlex.split(command)[1:]
+    assert args[0] == "scenarios/sloppy.yaml::sloppy plain"
+    replay = project.runpytest(*args, "--agent-chaos-report=replay.json")
+    replay.assert_outcomes(failed=1)
+    (replayed,) = json.loads((project.path / "replay.json").read_text())["campaigns"][0]["records"]
+    campaigns = {c["scenario"]: c for c in json.loads((project.path / "all.json").read_text())["campaigns"]}
+    assert replayed == campaigns["sloppy plain"]["records"][replayed["index"]]
+
+
+def test_an_xfail_scenario_that_passes_is_a_strict_xpass_failure(project):
+    text = REFUND.replace("name: refund", "name: refund marked xfail") + "xfail: expected to fail, but it passes\n"
+    (project.path / "scenarios" / "refund.yaml").write_text(text)
+    result = project.runpytest("--agent-chaos", "scenarios", "-rf")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*[[]XPASS(strict)[]] expected to fail, but it passes*"])
+
+
+def test_command_line_paths_and_ini_patterns_select_yaml_files(project):
+    project.mkdir("chaos")
+    (project.path / "chaos" / "night.yml").write_text(REFUND.replace("name: refund", "name: night"))
+    project.mkdir("other")
+    (project.path / "other" / "one.yaml").write_text(REFUND.replace("name: refund", "name: one"))
+    (project.path / "config.yaml").write_text("not: a scenario\n")  # an ordinary YAML file: left alone
+    (project.path / "scenarios" / "refund.yaml").unlink()
+
+    result = project.runpytest("--agent-chaos", "--collect-only", "-q", ".")
+    assert "night" not in result.stdout.str() and "config.yaml" not in result.stdout.str()
+
+    project.makeini("[pytest]\nagentops_scenario_files = chaos/*.yml\n")
+    result = project.runpytest("--agent-chaos", "--collect-only", "-q", ".")
+    result.stdout.fnmatch_lines(["chaos/night.yml::night"])
+    assert "one.yaml" not in result.stdout.str() and "config.yaml" not in result.stdout.str()
+
+    explicit = project.runpytest("--agent-chaos", "--collect-only", "-q", "other/one.yaml")
+    explicit.stdout.fnmatch_lines(["other/one.yaml::one"])
+
+
+def test_a_scenario_name_used_in_two_files_is_a_collection_error(project):
+    (project.path / "scenarios" / "again.yaml").write_text(REFUND)
+    result = project.runpytest("--agent-chaos", "scenarios")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["scenarios/refund.yaml:1:1: duplicate scenario name 'refund' (also defined at "
+                                 "scenarios/again.yaml:1:1)*"])
+    assert "Traceback" not in result.stdout.str()

@@ -1,0 +1,232 @@
+"""Virtual time in campaigns: what agents see, what simulated latency costs, and the per-trial time limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import ORDER_TOOLS, Orders
+from pytest_agentops import Approver, Escalation, Faults, Scenario, ToolError, run_campaign
+from pytest_agentops.harness.clock import DEFAULT_EPOCH, VirtualTimeLoop, real_sleep, real_time
+
+EPOCH = datetime.fromtimestamp(DEFAULT_EPOCH, timezone.utc)  # 2026-01-01T00:00:00Z, every trial's start
+
+
+def test_sync_agents_see_virtual_time_inside_a_trial_and_real_time_outside():
+    seen: dict[int, tuple] = {}
+    outside: list[float] = []
+    stop = threading.Event()
+
+    def watcher():  # another thread, reading the clock while trials run: real time throughout
+        while not stop.is_set():
+            outside.append(time.time() - real_time())
+            real_sleep(0.0005)
+
+    def agent(task, env):
+        start = (time.time(), time.monotonic(), time.perf_counter(), datetime.now(timezone.utc))
+        pause = 10.0 * (1 + env.rng.integers(0, 9))  # each trial sleeps its own amount, in parallel
+        time.sleep(pause)
+        env.tools["lookup_order"](42)
+        end = (time.time(), time.monotonic(), datetime.now(timezone.utc), datetime.utcnow())
+        seen[int(env.trial_id.split("-")[1])] = (start, pause, end)
+        return "ok"
+
+    thread = threading.Thread(target=watcher, daemon=True)
+    thread.start()
+    try:
+        result = run_campaign(Scenario(name="clocks", agent=agent, world=Orders, tools=ORDER_TOOLS,
+                                       faults=Faults.none(), trials=16, seed=3, concurrency=4, early_stop=False))
+    finally:
+        stop.set()
+        thread.join(5)
+    assert result.outcome_counts == {"completed": 16}
+    for record in result.records:
+        start, pause, end = seen[record.index]
+        assert start == (DEFAULT_EPOCH, 0.0, 0.0, EPOCH)
+        assert end[:3] == (DEFAULT_EPOCH + pause, pause,
+                           datetime.fromtimestamp(DEFAULT_EPOCH + pause, timezone.utc))
+        assert end[3] == end[2].replace(tzinfo=None)
+        assert record.duration_s == pause
+        call = next(e for e in record.trace if e.kind == "tool_call")
+        assert call.t == pause  # trace events carry the trial's virtual time
+    assert len({seen[i][1] for i in seen}) > 1
+    # outside the trials: real time, during the campaign (another thread) and after it (this one)
+    assert outside and max(abs(d) for d in outside) < 1.0
+    assert abs(time.time() - real_time()) < 1.0
+    assert abs(datetime.now(timezone.utc).timestamp() - real_time()) < 1.0
+
+
+def test_tool_and_approver_latency_advance_the_clock_and_the_trace():
+    def agent(task, env):
+        env.tools["lookup_order"](42)
+        if env.confirm("delete_order", order_id=42):
+            env.tools["delete_order"](42)
+        env.record_usage(input_tokens=10, output_tokens=2)
+        return "ok"
+
+    result = run_campaign(Scenario(name="latency", agent=agent, world=Orders, tools=ORDER_TOOLS,
+                                   faults=Faults(latency=1.0, latency_s=2.0), approver=Approver(latency_s=60.0),
+                                   trials=20, seed=5, early_stop=False))
+    for record in result.records:
+        delays = [e.data["latency_s"] for e in record.trace if e.kind == "fault" and e.outcome == "latency"]
+        human = [e.data["latency_s"] for e in record.trace if e.kind == "confirmation"]
+        assert len(delays) == 2 and len(human) == 1 and all(d > 0 for d in delays + human)
+        assert record.duration_s == pytest.approx(sum(delays) + sum(human), abs=1e-5)
+        times = [e.t for e in record.trace]
+        assert times == sorted(times)
+        calls = [e for e in record.trace if e.kind == "tool_call"]
+        assert calls[0].t == pytest.approx(delays[0], abs=1e-5)  # the call is traced after its latency
+        assert calls[1].t == pytest.approx(record.duration_s, abs=1e-5)
+    assert len({r.duration_s for r in result.records}) == 20  # drawn per trial
+
+
+def test_model_latency_advances_the_clock():
+    import httpx
+
+    from pytest_agentops.llm import FakeLLM, scripted
+
+    def agent(task, env):
+        with httpx.Client() as client:
+            for _ in range(3):
+                client.post(f"{env.llm.base_url}/chat/completions",
+                            headers={"authorization": f"Bearer {env.llm.api_key}"},
+                            json={"model": env.llm.model, "messages": [{"role": "user", "content": task}]})
+        return time.monotonic()
+
+    policy = scripted("one", "two", "three")
+    result = run_campaign(Scenario(name="model-latency", agent=agent, llm=FakeLLM(policy, latency_s=1.5),
+                                   faults=Faults.none(), trials=2, seed=0, early_stop=False))
+    for record in result.records:
+        assert [e.t for e in record.trace if e.kind == "model_call"] == [1.5, 3.0, 4.5]
+        assert record.output == "4.5" and record.duration_s == 4.5
+
+
+def _sleeper(step_s: float):
+    def agent(task, env):
+        while True:
+            time.sleep(step_s)
+
+    return agent
+
+
+def test_virtual_time_limit_ends_a_sync_trial():
+    result = run_campaign(Scenario(name="sync-limit", agent=_sleeper(100), trials=3, seed=0, early_stop=False,
+                                   virtual_timeout_s=250))
+    for record in result.records:
+        assert record.outcome == "timed_out"
+        assert record.reason == "virtual time limit of 250s exceeded"
+        assert record.duration_s == 300.0  # the sleep that crossed the limit was counted, then the trial ended
+
+
+def test_virtual_time_limit_ends_an_async_trial_at_its_deadline():
+    async def sleeper(task, env):
+        while True:
+            await asyncio.sleep(100)
+
+    async def blocking_then_sleeping(task, env):
+        time.sleep(100)  # moves the trial's own clock, not the loop: the deadline comes 100 s earlier
+        await asyncio.sleep(1000)
+
+    for agent in (sleeper, blocking_then_sleeping):
+        result = run_campaign(Scenario(name=agent.__name__, agent=agent, trials=6, seed=0, concurrency=3,
+                                       early_stop=False, virtual_timeout_s=250))
+        assert result.outcome_counts == {"timed_out": 6}, agent.__name__
+        assert {r.reason for r in result.records} == {"virtual time limit of 250s exceeded"}
+        assert [r.duration_s for r in result.records] == [250.0] * 6, agent.__name__
+
+
+def test_async_wait_for_times_out_in_virtual_time_and_no_limit_means_none():
+    async def agent(task, env):
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            await asyncio.wait_for(asyncio.sleep(10_000), timeout=30)
+        except asyncio.TimeoutError:
+            return f"gave up after {loop.time() - start:g}s"
+        return "slept"
+
+    result = run_campaign(Scenario(name="wait-for", agent=agent, trials=4, seed=0, virtual_timeout_s=None,
+                                   check=lambda w, out: out == "gave up after 30s", early_stop=False))
+    assert result.outcome_counts == {"completed": 4}
+    assert [r.duration_s for r in result.records] == [30.0] * 4
+
+
+def test_wall_time_limit_still_stops_an_agent_that_never_awaits():
+    async def spins(task, env):
+        while True:
+            pass
+
+    result = run_campaign(Scenario(name="spins", agent=spins, trials=1, seed=0, timeout_s=0.3,
+                                   virtual_timeout_s=60, early_stop=False))
+    assert result.records[0].outcome == "timed_out"
+    assert "wall-clock limit of 0.3s" in result.records[0].reason
+
+
+def test_an_idle_virtual_time_loop_does_not_move_its_clock():
+    loop = VirtualTimeLoop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        real_sleep(0.1)  # the loop waits, idle, for work from this thread
+        assert asyncio.run_coroutine_threadsafe(asyncio.sleep(0, result=loop.time()), loop).result(5) == 0.0
+
+        async def nap():
+            await asyncio.sleep(5)
+            return loop.time()
+
+        assert asyncio.run_coroutine_threadsafe(nap(), loop).result(5) == 5.0
+        real_sleep(0.1)
+        assert asyncio.run_coroutine_threadsafe(asyncio.sleep(0, result=loop.time()), loop).result(5) == 5.0
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_async_agent_sleeping_30s_per_step_reports_escalation_times_in_virtual_seconds():
+    """200 trials of an agent that hits an outage, then works 30 virtual seconds per step, and escalates."""
+
+    async def agent(task, env):
+        with contextlib.suppress(ToolError):
+            env.tools["lookup_order"](42)  # down for the whole trial: the unrecovered fault, at t=0
+        steps = int(env.rng.integers(1, 11))  # 1..10 steps of 30 s before handing over
+        env.trace.add("agent", "plan", steps=steps)
+        for _ in range(steps):
+            await asyncio.sleep(30)
+        env.escalate("the order service is down")
+
+    scenario = Scenario(name="outage", agent=agent, world=Orders, tools=ORDER_TOOLS, trials=200, seed=4,
+                        concurrency=50, early_stop=False,
+                        faults=Faults(outage=1.0, outage_tools=("lookup_order",)),
+                        expect={"time_to_escalation_s.p95": "<= 300", "escalation_rate": ">= 0.9"})
+    result = run_campaign(scenario)
+    assert result.outcome_counts == {"escalated": 200}
+    expected = []
+    for record in result.records:
+        steps = next(e.data["steps"] for e in record.trace if e.kind == "agent")
+        expected.append(30.0 * steps)
+        assert record.unrecovered_fault_s == 0.0
+        assert record.escalated_at_s == record.time_to_escalation_s == record.duration_s == 30.0 * steps
+    assert sorted(expected) != [expected[0]] * 200
+    metric = result.metrics["time_to_escalation_s"]
+    ranked = sorted(expected)
+    assert metric.n == 200 and metric.quantiles["p95"] == ranked[189] and metric.max == max(expected)
+    assert [v.verdict for v in result.verdicts] == ["pass", "pass"]
+    # the same campaign with the harness escalating for an agent that never would: after 3 failures
+    result = run_campaign(scenario.replace(name="outage-harness", agent=_retries_forever, trials=20,
+                                           escalation=Escalation(after_consecutive_failures=3)))
+    assert result.outcome_counts == {"escalated": 20}
+    assert [r.time_to_escalation_s for r in result.records] == [90.0] * 20
+
+
+async def _retries_forever(task, env):
+    while True:
+        try:
+            return env.tools["lookup_order"](42)
+        except Exception:
+            await asyncio.sleep(30)  # backoff: failures at 0, 30, 60 s; the next call, at 90 s, escalates
