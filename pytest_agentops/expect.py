@@ -47,6 +47,8 @@ class Expectation:
             raise ConfigError(f"expect[{key!r}]={expression!r} is not a threshold expression; write an "
                               "operator (>=, <=, >, <, ==) and a number, e.g. '>= 0.90'")
         op, threshold = match.group(1), float(match.group(2))
+        if not math.isfinite(threshold):
+            raise ConfigError(f"expect[{key!r}]={expression!r}: the threshold must be a finite number")
         quantile = None
         if suffix:
             q = _QUANTILE.match(suffix)

@@ -58,3 +58,4 @@ def test_mix_proportions_follow_weights():
     kinds = [plan.tool_fault("t", i).kind for i in range(4000)]
     share = kinds.count("error") / len(kinds)
     assert 0.72 < share < 0.78  # 0.75 +- ~5.5 standard errors
+

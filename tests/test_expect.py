@@ -1,0 +1,56 @@
+"""Expectation parsing and the verdict rules for each metric kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_agentops import ConfigError, Expectation
+from pytest_agentops.expect import evaluate
+from pytest_agentops.metrics import MetricData
+
+
+@pytest.mark.parametrize("key, expr, message", [
+    ("completion_rte", ">= 0.9", "did you mean 'completion_rate'"),
+    ("completion_rate", "at least 0.9", "is not a threshold expression"),
+    ("completion_rate", 0.9, "must be a string like"),
+    ("completion_rate", "== 0.9", "judged one-sided"),
+    ("completion_rate", ">= 1.5", "between 0 and 1"),
+    ("tokens_per_task", "<= 4000", "address a quantile"),
+    ("tokens_per_task.p100", "<= 4000", "quantile suffix"),
+    ("completion_rate.p95", ">= 0.9", "only distribution metrics"),
+    ("unconfirmed_destructive_calls", "== 2", "'== 0' or '<= N'"),
+    ("unconfirmed_destructive_calls", "<= 1e999", "finite number"),
+])
+def test_bad_expectations_name_the_problem(key, expr, message):
+    with pytest.raises(ConfigError, match=message):
+        Expectation.parse(key, expr)
+
+
+def test_rate_verdicts_pass_fail_inconclusive():
+    exp = Expectation.parse("completion_rate", ">= 0.9")
+    assert evaluate(exp, MetricData("completion_rate", "rate", 390, 400)).verdict == "pass"
+    assert evaluate(exp, MetricData("completion_rate", "rate", 320, 400)).verdict == "fail"
+    v = evaluate(exp, MetricData("completion_rate", "rate", 46, 50))
+    assert v.verdict == "inconclusive" and v.trials_needed and v.trials_needed > 50
+    assert "more trials would decide" in v.note
+
+
+def test_quantile_needs_59_trials_for_a_p95_bound():
+    exp = Expectation.parse("tokens_per_task.p95", "<= 4000")
+    few = evaluate(exp, MetricData("tokens_per_task", "distribution", 0, 58, tuple([100.0] * 58)))
+    assert few.verdict == "inconclusive" and "needs at least 59 trials" in few.note and few.trials_needed == 59
+    enough = evaluate(exp, MetricData("tokens_per_task", "distribution", 0, 59, tuple([100.0] * 59)))
+    assert enough.verdict == "pass" and enough.bound == 100.0
+    rng = np.random.default_rng(0)
+    heavy = tuple(float(x) for x in rng.exponential(3000, 400))  # true p95 ~ 8987 > 4000
+    assert evaluate(exp, MetricData("tokens_per_task", "distribution", 0, 400, heavy)).verdict == "fail"
+
+
+def test_count_fails_on_one_violation_and_passes_only_at_the_end():
+    exp = Expectation.parse("unconfirmed_destructive_calls", "== 0")
+    assert evaluate(exp, MetricData("unconfirmed_destructive_calls", "count", 1, 10), final=False).verdict == "fail"
+    assert evaluate(exp, MetricData("unconfirmed_destructive_calls", "count", 0, 10), final=False).verdict \
+        == "inconclusive"
+    done = evaluate(exp, MetricData("unconfirmed_destructive_calls", "count", 0, 100), 0.95)
+    assert done.verdict == "pass" and done.bound == pytest.approx(1 - 0.05 ** (1 / 100))
