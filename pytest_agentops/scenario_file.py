@@ -31,6 +31,7 @@ from .errors import ConfigError, ScenarioFileError
 from .expect import Expectation
 from .faults import FAILING_TOOL_FAULTS, PROFILES, TOOL_FAULT_KINDS, Faults
 from .harness.budget import Budget, DailyUsers, price_table
+from .harness.escalation import Escalation  # escalation layer
 from .harness.gates import Approver
 from .harness.tools import tool_spec
 from .llm import (  # model boundary
@@ -884,6 +885,51 @@ SCENARIO_KEYS["llm"] = Key(
         "type": "object", "additionalProperties": False, "required": ["policy"], "properties": {
             "policy": _REF, "model": {"type": "string", "minLength": 1}, "latency_s": _SECONDS0}}, _NULL]},
     "the fake model served to the agent as env.llm: a policy reference, or {policy, model, latency_s}")
+
+# --- escalation layer (harness/escalation.py): the top-level ``escalation:`` section (``Escalation`` fields) ---
+
+
+def _trigger(reader: Reader) -> Reader:
+    """An escalation trigger's value: null is refused (leaving the key out is how a trigger is off)."""
+
+    def read(doc: _Doc, node: Node, label: str) -> Any:
+        if isinstance(node, yaml.ScalarNode) and doc.scalar(node) is None:
+            doc.fail(node, f"{label}=null: leave the key out to switch this trigger off")
+        return reader(doc, node, label)
+
+    return read
+
+
+_FRACTION = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
+
+#: ``escalation:`` keys: the triggers on which the harness hands the task to a human for the agent.
+ESCALATION_KEYS: dict[str, Key] = _table(
+    Key("after_consecutive_failures", _trigger(_whole), {"type": "integer", "minimum": 1},
+        "escalate after this many failed tool calls in a row"),
+    Key("max_steps", _trigger(_whole), {"type": "integer", "minimum": 1},
+        "escalate instead of a step (tool or model call) past this many"),
+    Key("budget_fraction", _trigger(_plain), _FRACTION, "escalate once this share of a budget is spent, e.g. 0.9"),
+    Key("min_confidence", _trigger(_plain), _FRACTION,
+        "escalate when the agent reports (env.report_confidence) a confidence under this"),
+)
+
+
+def _read_escalation(doc: _Doc, node: Node, label: str) -> Escalation | None:
+    if isinstance(node, yaml.ScalarNode) and doc.scalar(node) is None:
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        doc.fail(node, f"{label}={_found(doc, node)} must be a mapping of {', '.join(ESCALATION_KEYS)}")
+    with doc.within(f"{label}: "):
+        kwargs = _read_section(doc, node, ESCALATION_KEYS, lambda kw: Escalation(**kw))
+        return doc.check(node, lambda: Escalation(**kwargs))
+
+
+SCENARIO_KEYS["escalation"] = Key(
+    "escalation", _read_escalation,
+    lambda: {"anyOf": [{**_section_schema(ESCALATION_KEYS), "minProperties": 1}, _NULL]},
+    "escalation triggers: the harness hands over when the agent does not (at least one of "
+    "after_consecutive_failures, max_steps, budget_fraction, min_confidence)")
+_SECTIONS["escalation"] = ESCALATION_KEYS  # escalation layer
 
 
 def _unknown_key(table: Mapping[str, Key], key: str, top_level: bool) -> str:

@@ -63,6 +63,47 @@ def test_escalation_from_mapping_and_scenario_field_are_checked():
     assert "max_steps=5" in repr(Escalation(max_steps=5))
 
 
+_YAML = "name: esc\nagent: pytest_agentops.demo:careful_agent\nescalation:\n"
+
+
+def _schema_accepts(text: str) -> bool:
+    import jsonschema
+    import yaml
+
+    from pytest_agentops.scenario_file import SCHEMA_PATH
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    return jsonschema.Draft202012Validator(schema).is_valid(yaml.safe_load(text))
+
+
+def test_escalation_section_of_a_scenario_file():
+    from pytest_agentops.scenario_file import load_scenario_text
+
+    text = _YAML + "  after_consecutive_failures: 3\n  min_confidence: 0.5\n"
+    (scenario,) = load_scenario_text(text)
+    assert scenario.escalation == Escalation(after_consecutive_failures=3, min_confidence=0.5)
+    assert _schema_accepts(text)
+    assert load_scenario_text(_YAML.replace("escalation:\n", "escalation: null\n"))[0].escalation is None
+
+
+@pytest.mark.parametrize("section, where, message", [
+    ("  max_steps: 0\n", "4:14", "escalation: max_steps=0 must be a whole number >= 1"),
+    ("  max_steps: null\n", "4:14", "escalation: max_steps=null: leave the key out to switch this trigger off"),
+    ("  max_step: 3\n", "4:3", "escalation: unknown key 'max_step' (did you mean 'max_steps'?)"),
+    ("  min_confidence: 1.5\n", "4:19", "escalation: min_confidence=1.5 must be a number > 0 and <= 1"),
+    ("  {}\n", "4:3", "escalation: Escalation() needs at least one trigger"),
+    (" 3\n", "4:2", "escalation=3 must be a mapping of after_consecutive_failures, max_steps"),
+])
+def test_bad_escalation_sections_are_located_and_the_schema_agrees(section, where, message):
+    from pytest_agentops import ScenarioFileError
+    from pytest_agentops.scenario_file import load_scenario_text
+
+    with pytest.raises(ScenarioFileError) as info:
+        load_scenario_text(_YAML + section)
+    assert str(info.value).startswith(f"<string>:{where}: {message}")
+    assert not _schema_accepts(_YAML + section)
+
+
 # --- triggers ---------------------------------------------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ def test_sync_agents_see_virtual_time_inside_a_trial_and_real_time_outside():
         pause = 10.0 * (1 + env.rng.integers(0, 9))  # each trial sleeps its own amount, in parallel
         time.sleep(pause)
         env.tools["lookup_order"](42)
-        end = (time.time(), time.monotonic(), datetime.now(timezone.utc), datetime.utcnow())
+        end = (time.time(), time.monotonic(), datetime.now(timezone.utc), datetime.now())
         seen[int(env.trial_id.split("-")[1])] = (start, pause, end)
         return "ok"
 
@@ -50,7 +50,7 @@ def test_sync_agents_see_virtual_time_inside_a_trial_and_real_time_outside():
         assert start == (DEFAULT_EPOCH, 0.0, 0.0, EPOCH)
         assert end[:3] == (DEFAULT_EPOCH + pause, pause,
                            datetime.fromtimestamp(DEFAULT_EPOCH + pause, timezone.utc))
-        assert end[3] == end[2].replace(tzinfo=None)
+        assert end[3] == datetime.fromtimestamp(DEFAULT_EPOCH + pause)  # local time, naive
         assert record.duration_s == pause
         call = next(e for e in record.trace if e.kind == "tool_call")
         assert call.t == pause  # trace events carry the trial's virtual time
@@ -165,6 +165,21 @@ def test_wall_time_limit_still_stops_an_agent_that_never_awaits():
                                    virtual_timeout_s=60, early_stop=False))
     assert result.records[0].outcome == "timed_out"
     assert "wall-clock limit of 0.3s" in result.records[0].reason
+
+
+def test_purely_virtual_trials_keep_exact_times_beside_trials_doing_real_work():
+    async def agent(task, env):
+        if int(env.trial_id.split("-")[1]) % 2:
+            for _ in range(8):
+                await asyncio.sleep(0.125)  # virtual: exactly 1 s in all
+        else:
+            for _ in range(10):
+                await asyncio.to_thread(threading.Event().wait, 0.03)  # real work: the loop waits for real
+        return "ok"
+
+    result = run_campaign(Scenario(name="mixed", agent=agent, trials=20, seed=0, concurrency=10, early_stop=False))
+    assert [r.duration_s for r in result.records[1::2]] == [1.0] * 10
+    assert all(r.duration_s > 0.25 for r in result.records[0::2])  # waits for real work are counted too
 
 
 def test_an_idle_virtual_time_loop_does_not_move_its_clock():

@@ -635,7 +635,8 @@ class _VirtualTimeSelector(selectors.BaseSelector):
        (to pick up wake-ups from other threads); if nothing is ready, jump virtual time forward by
        ``timeout``, straight to the next timer. No wall time passes.
     3. Real I/O or executor work pending: wait on the real selector for ``min(timeout, io_poll_cap)`` real
-       seconds (``io_poll_cap`` if no timer), then advance virtual time by the real time that passed.
+       seconds (``io_poll_cap`` if no timer), then advance virtual time by the real time that passed (never
+       past the next timer, so that it fires at exactly its virtual time).
        While the outside world is involved, virtual time runs at the speed of real time, so a timeout
        guarding real I/O never fires before that much real time has passed.
     4. Nothing pending and no timer (an idle loop waiting for work from another thread): block until
@@ -692,7 +693,10 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         try:
             return self._inner.select(real_timeout)
         finally:
-            self.now += max(0.0, real_monotonic() - start)
+            passed = max(0.0, real_monotonic() - start)
+            # never past the next timer: a real wait overshoots by a little, and a timer must fire exactly at
+            # its virtual time (so a purely virtual trial keeps exact times beside one doing real I/O)
+            self.now += passed if timeout is None else min(passed, timeout)
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
