@@ -11,9 +11,12 @@ first, so early stopping is not biased toward fast (often successful) trials.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
+import functools
 import inspect
 import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -121,13 +124,31 @@ class _LoopOrigin:
 
 
 class _Trial:
-    """One launched trial: its context, the agent call in flight, and its wall deadline."""
+    """One launched trial: its context, the agent call in flight, and when it started."""
 
     def __init__(self, scenario: Scenario, index: int, seed: int, faults: Faults,
-                 clock_source: Callable[[], float] | None = None, state: CampaignState | None = None):
+                 clock_source: Callable[[], float] | None = None, state: CampaignState | None = None,
+                 *, prepare: bool = True):
         self.index = index
         self.seed = seed
         self.scenario = scenario
+        self.faults = faults
+        self.clock_source = clock_source
+        self.state = state
+        self.ctx: TrialContext | None = None  # type: ignore[assignment]
+        self.future: cf.Future[Any] | None = None
+        self.started: float | None = None  # wall time the agent started (a queued trial has not)
+        self.worker: ThreadWorker | LoopWorker | None = None
+        self._record: TrialRecord | None = None
+        self.boundary: Any = None
+        self._finish_lock = threading.Lock()
+        if prepare:
+            self.prepare()
+
+    def prepare(self) -> None:
+        """Build the trial's world, harness layers and env (in the thread that will run the agent)."""
+        scenario, index, seed, faults = self.scenario, self.index, self.seed, self.faults
+        clock_source, state = self.clock_source, self.state
         specs = scenario.tool_specs
         try:
             world = scenario.world() if scenario.world is not None else None
@@ -150,9 +171,17 @@ class _Trial:
         self.env = Env(self.ctx, tools, self.task, llm=self.boundary.endpoint if self.boundary else None,
                        state=store)
         self.agent = crash_layer(self.ctx, scenario.agent, faults, store, state.spec)  # crash layer: restarts
-        self.future: cf.Future[Any] | None = None
-        self.deadline = 0.0
-        self.worker: ThreadWorker | LoopWorker | None = None
+
+    def run_sync(self) -> TrialRecord:
+        """In a worker thread: build, run and judge the whole trial, so the worker goes straight on to the
+        next queued trial without waiting for the main thread (which only watches the wall clock)."""
+        self.started = _wall()  # the wall-clock limit covers building the world too
+        self.prepare()
+        try:
+            output = self.call_sync()
+        except BaseException as exc:
+            return self.finish(exc=exc)
+        return self.finish(output=output)
 
     def call_sync(self) -> Any:
         """Run a sync agent in the current (worker) thread, on the trial's virtual clock."""
@@ -176,8 +205,21 @@ class _Trial:
             origin.stop()
 
     def finish(self, output: Any = None, exc: BaseException | None = None) -> TrialRecord:
-        """Turn how the agent ended into a TrialRecord (judging the world with the scenario's check)."""
+        """Turn how the agent ended into a TrialRecord (judging the world with the scenario's check).
+
+        Called once by whichever comes first, the agent's thread or the runner's watchdog; later calls get
+        the same record."""
+        with self._finish_lock:
+            if self._record is None:
+                self._record = self._judge(output, exc)
+            return self._record
+
+    def _judge(self, output: Any, exc: BaseException | None) -> TrialRecord:
         ctx = self.ctx
+        if ctx is None:  # never got as far as building its world
+            return TrialRecord(scenario=self.scenario.name, index=self.index, seed=self.seed,
+                               outcome="timed_out" if exc is None else "error",
+                               reason=_describe(exc) if exc else "no result within the wall-clock limit")
         if self.boundary is not None:  # model boundary: remove the trial's routes, record context_utilization
             self.boundary.close()
         aborted = ctx.aborted
@@ -243,24 +285,36 @@ class Runner:
         self.is_async = inspect.iscoroutinefunction(scenario.agent) or \
             inspect.iscoroutinefunction(type(scenario.agent).__call__)
         self._threads: list[ThreadWorker] = []
-        self._idle: list[ThreadWorker] = []
+        self._load: dict[ThreadWorker, int] = {}  # trials queued on or running in each worker thread
         self._loop: LoopWorker | None = None
         # futures put here by the thread that completes them: waiting costs O(1), not O(concurrency)
         self._completed: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
+        self._flying: dict[int, _Trial] = {}
+        self._quiet: collections.deque[cf.Future[Any]] = collections.deque()  # completed, main not woken
+        # sync trials queued per worker thread ahead of the running one: the worker goes from one trial to
+        # the next without waiting for the main thread (cross-thread wake-ups dominate a fast trial's cost)
+        self._depth = 1 if self.is_async else 32
         spec = resolve_state(scenario.state, settings.faults)  # state + crash layers: checked before any trial
         check_crash_setup(scenario.agent, spec, settings.faults, is_async=self.is_async)
         self.state = CampaignState(spec)
 
     # -- workers --------------------------------------------------------------------------------------
     def _thread_worker(self) -> ThreadWorker:
-        """An idle worker thread (the main thread alone hands them out and takes them back)."""
-        while self._idle:
-            worker = self._idle.pop()
-            if not worker.retired:
-                return worker
-        worker = ThreadWorker(f"agentops-{self.scenario.name}-{len(self._threads)}")
-        self._threads.append(worker)
-        return worker
+        """The least loaded of ``concurrency`` worker threads (the main thread alone hands them out)."""
+        live = [w for w in self._load if not w.retired]
+        if len(live) < self.settings.concurrency:
+            worker = ThreadWorker(f"agentops-{self.scenario.name}-{len(self._threads)}")
+            self._threads.append(worker)
+            self._load[worker] = 0
+            return worker
+        return min(live, key=self._load.__getitem__)
+
+    def _release(self, trial: _Trial) -> None:
+        worker = trial.worker
+        if isinstance(worker, ThreadWorker) and worker in self._load:
+            self._load[worker] -= 1
+            if worker.retired:
+                del self._load[worker]
 
     def _loop_worker(self) -> LoopWorker:
         if self._loop is None or self._loop.retired:
@@ -284,44 +338,71 @@ class Runner:
                            state=self.state)
             trial.future = worker.submit(trial.call_async(origin))
         else:
-            trial = _Trial(self.scenario, index, seed, self.settings.faults, state=self.state)
-            worker = self._thread_worker()
-            trial.future = worker.submit(trial.call_sync)
+            trial = _Trial(self.scenario, index, seed, self.settings.faults, state=self.state, prepare=False)
+            self._submit_sync(trial)
+            return trial
         trial.worker = worker
-        trial.deadline = _wall() + self.scenario.timeout_s
+        trial.started = _wall()
         trial.future.add_done_callback(self._completed.put)
         return trial
+
+    def _submit_sync(self, trial: _Trial) -> None:
+        """Queue a sync trial on a worker thread; it runs as soon as the trials queued before it end."""
+        worker = self._thread_worker()
+        self._load[worker] += 1
+        trial.worker = worker
+        trial.future = worker.submit(trial.run_sync)
+        trial.future.add_done_callback(functools.partial(self._sync_done, worker))
+
+    def _sync_done(self, worker: ThreadWorker, future: cf.Future[Any]) -> None:
+        """Wake the main thread only when this worker has nothing queued: one wake-up per batch, not per
+        trial (each wake-up is a GIL hand-off that costs as much as a fast trial's harness)."""
+        if worker.has_queued():
+            self._quiet.append(future)
+        else:
+            self._completed.put(future)
 
     def _wait(self, timeout: float) -> list[cf.Future[Any]]:
         """The futures completed so far, waiting up to ``timeout`` seconds for a first one."""
         try:
             finished = [self._completed.get(timeout=timeout)]
         except queue.Empty:
-            return []
+            finished = []
         while True:
             try:
                 finished.append(self._completed.get_nowait())
             except queue.Empty:
-                return finished
+                break
+        while self._quiet:
+            finished.append(self._quiet.popleft())
+        return finished
 
     def settle(self, trial: _Trial) -> TrialRecord:
         """The record of a trial whose future is done."""
         assert trial.future is not None
-        if isinstance(trial.worker, ThreadWorker):
-            self._idle.append(trial.worker)
+        self._release(trial)
         try:
-            return trial.finish(output=trial.future.result())
+            result = trial.future.result()
+        except ConfigError:
+            raise  # the scenario itself is broken (e.g. its world factory raised): no trial can run
         except BaseException as exc:
             return trial.finish(exc=exc)
+        return result if isinstance(result, TrialRecord) else trial.finish(output=result)
 
     def expire(self, trial: _Trial) -> TrialRecord:
         """The trial ran past its wall-clock limit: abandon it and record why."""
-        trial.ctx.abort("timed_out", f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s")
+        if trial.ctx is not None:
+            trial.ctx.abort("timed_out", f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s")
         assert trial.future is not None
-        trial.future.cancel()
         worker = trial.worker
-        if isinstance(worker, ThreadWorker) or (isinstance(worker, LoopWorker) and not worker.responsive()):
+        if trial.future.cancel() and isinstance(worker, ThreadWorker):
+            pass  # still queued (discarded by an early stop): its worker goes on with the others
+        elif isinstance(worker, ThreadWorker) or (isinstance(worker, LoopWorker) and not worker.responsive()):
             worker.abandon()
+            for other in list(self._flying.values()):  # trials queued behind it move to a fresh worker
+                if other is not trial and other.worker is worker and other.future and other.future.cancel():
+                    self._submit_sync(other)
+        self._release(trial)
         return trial.finish()
 
     # -- the campaign ---------------------------------------------------------------------------------
@@ -334,7 +415,7 @@ class Runner:
         look_conf = 1 - stats.per_look_alpha(1 - s.confidence, len(looks))
         expectations = self.scenario.expectations
         done: dict[int, TrialRecord] = {}
-        flying: dict[int, _Trial] = {}
+        flying = self._flying
         position = 0  # next entry of ``indices`` to launch
         look_i = 0
         prefix = 0  # trials 0..prefix-1 (launch order) are all done
@@ -346,12 +427,16 @@ class Runner:
         hold.__enter__()
         try:
             while len(done) < limit:
-                while len(flying) < s.concurrency and position < limit:
+                # launch ahead, but never past the next look: an early stop then wastes no trial
+                horizon = min(limit, looks[look_i]) if look_i < len(looks) else limit
+                while len(flying) < s.concurrency * self._depth and position < horizon:
                     trial = self.launch(indices[position])
                     flying[position] = trial
                     position += 1
                 now = _wall()
-                timeout = max(0.0, min(t.deadline for t in flying.values()) - now)
+                limit_s = self.scenario.timeout_s
+                timeout = max(0.0, min((t.started + limit_s for t in flying.values() if t.started is not None),
+                                       default=now + limit_s) - now)
                 finished = self._wait(timeout)
                 if finished:
                     futures = {t.future: pos for pos, t in flying.items()}
@@ -360,7 +445,7 @@ class Runner:
                         if pos is not None:
                             done[pos] = self.settle(flying.pop(pos))
                 now = _wall()
-                for pos in [p for p, t in flying.items() if t.deadline <= now]:
+                for pos in [p for p, t in flying.items() if t.started is not None and t.started + limit_s <= now]:
                     done[pos] = self.expire(flying.pop(pos))
                 # sequential looks, on the launch-order prefix only
                 while prefix in done:
@@ -377,7 +462,8 @@ class Runner:
                             break
         finally:
             for trial in flying.values():
-                trial.ctx.abort("timed_out", "campaign ended")
+                if trial.ctx is not None:
+                    trial.ctx.abort("timed_out", "campaign ended")
                 if trial.boundary is not None:  # model boundary: its routes go with it
                     trial.boundary.close()
             self.close()

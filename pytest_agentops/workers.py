@@ -64,6 +64,10 @@ class ThreadWorker:
             if self.retired:
                 return
 
+    def has_queued(self) -> bool:
+        """Whether more jobs wait in this worker's queue."""
+        return not self._jobs.empty()
+
     def submit(self, fn: Callable[[], Any]) -> cf.Future[Any]:
         future: cf.Future[Any] = cf.Future()
         self._jobs.put((fn, future))
