@@ -12,7 +12,6 @@ import pytest
 import scipy.stats
 import yaml
 
-from conftest import ORDER_TOOLS, Orders
 from pytest_agentops import ConfigError, Faults, Scenario, ScenarioFileError, run_campaign
 from pytest_agentops.demo import runaway
 from pytest_agentops.errors import TrialAborted
@@ -31,6 +30,8 @@ from pytest_agentops.report.json_report import report_dict
 from pytest_agentops.report.terminal import campaign_table
 from pytest_agentops.scenario_file import SCHEMA_PATH, load_scenario_text, load_scenarios
 from pytest_agentops.stats import clopper_pearson_lower, clopper_pearson_upper
+
+from conftest import ORDER_TOOLS, Orders
 
 
 def spender(calls: int | None, input_tokens: int = 1000, output_tokens: int = 0, model: str = "fake-model"):

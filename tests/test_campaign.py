@@ -7,10 +7,11 @@ import contextlib
 import threading
 
 import pytest
-from conftest import ORDER_TOOLS, Orders, coin_scenario
 
 from pytest_agentops import Approver, CampaignFailed, Faults, Scenario, replay_trial, run_campaign
 from pytest_agentops.report.json_report import report_dict
+
+from conftest import ORDER_TOOLS, Orders, coin_scenario
 
 
 def test_good_agent_passes_and_bad_agent_fails():

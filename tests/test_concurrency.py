@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
-from conftest import ORDER_TOOLS, Orders
 from pytest_agentops import Faults, Scenario, ToolError, run_campaign
 from pytest_agentops.report.json_report import report_dict
+
+from conftest import ORDER_TOOLS, Orders
 
 
 def _real_wait(seconds: float) -> None:

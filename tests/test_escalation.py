@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from conftest import ORDER_TOOLS, Orders
 from pytest_agentops import (
     Budget,
     ConfigError,
@@ -27,6 +26,8 @@ from pytest_agentops.harness.trace import TraceEvent
 from pytest_agentops.metrics import collect, summarize
 from pytest_agentops.report.json_report import write_report
 from pytest_agentops.report.terminal import campaign_table
+
+from conftest import ORDER_TOOLS, Orders
 
 OUTAGE = Faults(outage=1.0, outage_tools=("lookup_order",))
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from conftest import coin_scenario
 from pytest_agentops import run_campaign
 from pytest_agentops.gate import main
 from pytest_agentops.report.json_report import write_report
 from pytest_agentops.stats import fisher_less_pvalue
+
+from conftest import coin_scenario
 
 
 def _report(tmp_path, name, p, **kw):

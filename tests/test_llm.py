@@ -14,7 +14,6 @@ import httpx
 import pytest
 import respx
 
-from conftest import ORDER_TOOLS, Orders
 from pytest_agentops import ConfigError, Faults, Scenario, run_campaign
 from pytest_agentops.harness.budget import Budget
 from pytest_agentops.llm import (
@@ -36,6 +35,8 @@ from pytest_agentops.llm.intercept import HUB, httpcore2_mocker
 from pytest_agentops.llm.perturb import DriftState, perturb_reply
 from pytest_agentops.llm.policy import default_used, respond
 from pytest_agentops.metrics import REGISTRY
+
+from conftest import ORDER_TOOLS, Orders
 
 try:
     import httpx2

@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from conftest import ORDER_TOOLS, Orders
 from pytest_agentops import Faults, Scenario, run_campaign
 from pytest_agentops.llm import Drift, FakeLLM, ModelFaults, call, call_tools_then_answer
+
+from conftest import ORDER_TOOLS, Orders
 
 
 def need(module: str) -> Any:

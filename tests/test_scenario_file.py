@@ -12,7 +12,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-import scenario_support as sup
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -33,6 +32,8 @@ from pytest_agentops.scenario_file import (
     resolve_reference,
     schema_text,
 )
+
+import scenario_support as sup
 
 HERE = Path(__file__).parent
 VALID = HERE / "scenario_valid"

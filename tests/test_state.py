@@ -15,7 +15,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import crash_support as cs
 import pytest
 import scipy.stats
 
@@ -32,6 +31,8 @@ from pytest_agentops.harness.state import (
 )
 from pytest_agentops.metrics import collect
 from pytest_agentops.records import TrialRecord
+
+import crash_support as cs
 
 CI = os.environ.get("CI", "").lower() in ("true", "1")
 SCENARIOS = Path(__file__).parent.parent / "scenarios"

@@ -7,9 +7,10 @@ import inspect
 import typing
 
 import pytest
-from conftest import ORDER_TOOLS, Orders, delete_order, lookup_order
 
 from pytest_agentops import Faults, RateLimited, Scenario, ToolError, ToolTimeout, ToolUnavailable, run_campaign, tool
+
+from conftest import ORDER_TOOLS, Orders, delete_order, lookup_order
 
 
 def _env_tools(**scenario_kwargs):

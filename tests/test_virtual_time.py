@@ -10,9 +10,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import ORDER_TOOLS, Orders
 from pytest_agentops import Approver, Escalation, Faults, Scenario, ToolError, run_campaign
 from pytest_agentops.harness.clock import DEFAULT_EPOCH, VirtualTimeLoop, real_sleep, real_time
+
+from conftest import ORDER_TOOLS, Orders
 
 EPOCH = datetime.fromtimestamp(DEFAULT_EPOCH, timezone.utc)  # 2026-01-01T00:00:00Z, every trial's start
 
