@@ -31,13 +31,13 @@ def campaign_table(result: CampaignResult) -> list[str]:
         bound = f"{v.bound_side[:2]} {_fmt(v.bound)}" if v.bound is not None else "-"
         rows.append((v.key, _fmt(v.estimate), bound, v.expression, v.verdict,
                      _fmt(v.wilson) if v.wilson is not None else ""))
-    for name in ("tokens_per_task", "cost_usd_per_task"):
-        m = result.metrics.get(name)
-        if m is not None and m.quantiles and not any(v.key.startswith(name) for v in result.verdicts):
-            rows.append((f"{name} p50/p95/p99", "/".join(_fmt(x) for x in m.quantiles.values()), "", "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for name in ("tokens_per_task", "cost_usd_per_task"):
+        m = result.metrics.get(name)
+        if m is not None and m.quantiles:
+            lines.append(f"  {name}: " + "  ".join(f"{q} {_fmt(x)}" for q, x in m.quantiles.items()))
     counts = "  ".join(f"{k}={v}" for k, v in result.outcome_counts.items())
     lines.append(f"  outcomes: {counts}")
     alerts = result.metrics.get("budget_alert_rate")  # budget layer: only campaigns with a Budget
