@@ -310,11 +310,28 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(line)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a worker's campaigns come home
+    import json
+
+    payload = getattr(node, "workeroutput", {}).get("agentops_campaigns")
+    if payload:
+        node.config.stash[results_key].extend((nodeid, campaign) for nodeid, campaign in json.loads(payload))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     opts = config.stash.get(options_key, None)
     results = config.stash.get(results_key, [])
-    if opts is None or not opts.report or hasattr(config, "workerinput"):
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the campaigns (as JSON data) to the controller
+        if results:
+            import json
+
+            workeroutput["agentops_campaigns"] = json.dumps(
+                [(nodeid, r.to_dict()) for nodeid, r in results], allow_nan=False)
+        return
+    if opts is None or not opts.report:
         return
     from .report.json_report import write_report
 

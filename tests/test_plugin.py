@@ -174,3 +174,12 @@ def test_time():
     result = pytester.runpytest("--agent-chaos")
     result.assert_outcomes(passed=1)
     assert "agent chaos" not in result.stdout.str()
+
+
+def test_xdist_workers_send_their_campaigns_to_the_controller(project):
+    result = project.runpytest("--agent-chaos", "-n", "2", "--agent-chaos-seed=5", "--agent-chaos-report=x.json")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*agent chaos*", "*careful*seed=5*profile=mid*", "*completion_rate*pass*"])
+    serial = project.runpytest("--agent-chaos", "--agent-chaos-seed=5", "--agent-chaos-report=s.json")
+    serial.assert_outcomes(passed=2, failed=1)
+    assert json.loads((project.path / "x.json").read_text()) == json.loads((project.path / "s.json").read_text())

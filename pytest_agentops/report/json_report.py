@@ -12,17 +12,19 @@ from typing import Any
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
 
 
-def report_dict(results: Iterable[CampaignResult], *, with_traces: bool = False) -> dict[str, Any]:
-    """The whole report as plain data; deterministic for the same seeds (no wall times or dates)."""
+def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_traces: bool = False) -> dict[str, Any]:
+    """The whole report as plain data; deterministic for the same seeds (no wall times or dates).
+
+    ``results`` may mix results and their ``to_dict()`` form (campaigns that ran in xdist workers)."""
     from .. import __version__
 
-    campaigns = sorted((r.to_dict(with_traces=with_traces) for r in results),
+    campaigns = sorted((r if isinstance(r, dict) else r.to_dict(with_traces=with_traces) for r in results),
                        key=lambda c: (c["scenario"], c["seed"], c["replay"] if c["replay"] is not None else -1))
     return {"schema": "pytest-agentops/report", "schema_version": REPORT_SCHEMA_VERSION,
             "tool_version": __version__, "campaigns": campaigns}
 
 
-def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult], *,
+def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult | dict[str, Any]], *,
                  with_traces: bool = False) -> Path:
     """Write the report to ``path`` atomically: readers never see a half-written file."""
     target = Path(path)
