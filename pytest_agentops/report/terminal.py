@@ -24,6 +24,8 @@ def _fmt(value: float | None) -> str:
 def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
     """Lines of text for one campaign (a result, or its ``to_dict()`` form)."""
     c = result.to_dict() if isinstance(result, CampaignResult) else result
+    if isinstance(result, CampaignResult):  # JSON has no infinity: show the raw values where we have them
+        c["verdicts"] = [dict(v.to_dict(), estimate=v.estimate, bound=v.bound) for v in result.verdicts]
     trials, metrics = c["trials"], c["metrics"]
     mode = "smoke (1 fault-free trial)" if c["smoke"] else (
         f"replay of trial {c['replay']}" if c["replay"] is not None else
