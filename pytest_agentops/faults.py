@@ -108,7 +108,6 @@ class Faults:
     timeout_s: float = 30.0
     retry_after_s: float = 1.0
     profile_name: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)  # settings of later layers (model, drift, crash)
     # crash layer (harness/crash.py): the share of trials whose agent crashes once, at its k-th executed tool
     # call (k uniform in crash_steps), before or after the tool's effect; crash_mode "in_process" abandons the
     # agent's run, "sigkill" kills its child process; the runner restarts it up to crash_restarts times
@@ -149,7 +148,6 @@ class Faults:
                 per_tool[tool_name] = ToolFaults(_check_rate(f"per_tool[{tool_name!r}]", spec), self.mix)
         object.__setattr__(self, "per_tool", MappingProxyType(per_tool))
         object.__setattr__(self, "outage_tools", tuple(self.outage_tools))
-        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
         _check_crash(self)  # crash layer
         _check_boundary(self)  # model boundary
 
@@ -180,7 +178,7 @@ class Faults:
     def active(self) -> bool:
         """Whether any fault can fire at all."""
         return bool(self.rate or self.latency or self.outage or any(t.rate for t in self.per_tool.values())
-                    or self.extra or self.crash or _boundary_active(self))
+                    or self.crash or _boundary_active(self))
 
 
 def _model_profile(name: str) -> dict[str, Any]:

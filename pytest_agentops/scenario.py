@@ -66,7 +66,6 @@ class Scenario:
     prices: Mapping[str, Any] | None = None
     early_stop: bool = True
     xfail: str | None = None
-    layers: Mapping[str, Any] = field(default_factory=dict)  # settings of optional harness layers
     budget: Budget | None = None  # token/cost limits and circuit breaker (harness/budget.py)
     escalation: Escalation | None = None  # escalation triggers (harness/escalation.py)
     # checkpoint store (harness/state.py): "memory", "sqlite", "sqlite:PATH" or "redis://..."; None is memory,
@@ -111,7 +110,6 @@ class Scenario:
         for key, expr in self.expect.items():
             Expectation.parse(key, expr)
         object.__setattr__(self, "expect", MappingProxyType(dict(self.expect)))
-        object.__setattr__(self, "layers", MappingProxyType(dict(self.layers)))
         if self.budget is not None and not isinstance(self.budget, Budget):  # budget layer
             raise ConfigError(f"budget={self.budget!r} must be a Budget, e.g. Budget(per_task_tokens=20000)")
         if self.escalation is not None and not isinstance(self.escalation, Escalation):  # escalation layer

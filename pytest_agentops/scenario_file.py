@@ -541,7 +541,7 @@ class Key:
     """One key of a scenario-file section: how its node is read, where the value goes, its JSON Schema.
 
     ``target`` is the keyword argument the value becomes: a field name (default: the key's name),
-    ``"field.sub"`` to set ``field[sub]`` (e.g. ``layers.budget`` or ``extra.model``), or ``""`` to merge
+    ``"field.sub"`` to set ``field[sub]`` of a mapping field, or ``""`` to merge
     a dict of keyword arguments (a sub-section such as ``harness``).
     """
 
@@ -667,7 +667,7 @@ APPROVER_KEYS: dict[str, Key] = _table(
 )
 
 #: ``harness:`` keys: the harness layers of a scenario. Add a layer's key here: one ``Key`` with its reader,
-#: schema and ``target`` (a ``Scenario`` field, or ``"layers.<name>"`` for ``Scenario.layers``).
+#: schema and ``target`` (the ``Scenario`` field it sets).
 HARNESS_KEYS: dict[str, Key] = _table(
     Key("enforce", _boolean, {"type": "boolean"},
         "block destructive tool calls that have no matching confirmation (the confirmation gate)"),
