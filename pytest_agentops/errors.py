@@ -6,6 +6,9 @@ The fault exceptions are what a real failure looks like to the agent: a careful 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 
 class AgentOpsError(Exception):
     """Base class of every error pytest-agentops raises on purpose."""
@@ -13,6 +16,14 @@ class AgentOpsError(Exception):
 
 class ConfigError(AgentOpsError, ValueError):
     """A scenario, fault or expectation setting has a bad value; the message names it and the fix."""
+
+
+def reject_unknown_keys(data: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+    """Raise ConfigError naming every key of ``data`` not in ``known``: a setting is never silently ignored."""
+    known = list(known)
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {unknown}; valid keys: {', '.join(known)}")
 
 
 class ScenarioFileError(ConfigError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, reject_unknown_keys
 
 if TYPE_CHECKING:
     from .llm.settings import Drift, HttpFaults, ModelFaults
@@ -136,10 +136,7 @@ class Faults:
             if isinstance(spec, ToolFaults):
                 per_tool[tool_name] = spec
             elif isinstance(spec, Mapping):
-                unknown = set(spec) - {"rate", "mix"}
-                if unknown:
-                    raise ConfigError(f"per_tool[{tool_name!r}] has unknown key(s) {sorted(unknown)}; "
-                                      "valid keys: rate, mix")
+                reject_unknown_keys(spec, ("rate", "mix"), f"per_tool[{tool_name!r}]")
                 per_tool[tool_name] = ToolFaults(_check_rate(f"per_tool[{tool_name!r}].rate",
                                                              spec.get("rate", self.rate)),
                                                  _check_mix(spec.get("mix", self.mix),

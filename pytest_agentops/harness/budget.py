@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, TrialAborted
+from ..errors import ConfigError, TrialAborted, reject_unknown_keys
 
 if TYPE_CHECKING:
     from .context import TrialContext
@@ -237,17 +237,11 @@ class Budget:
         """A Budget from plain data (a scenario file's ``budget:`` section); unknown keys are errors."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}={data!r} must be a mapping of budget settings")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"{where} has unknown key(s) {unknown}; valid keys: {', '.join(known)}")
+        reject_unknown_keys(data, [f.name for f in fields(cls)], where)
         values = dict(data)
         users = values.get("users")
         if isinstance(users, Mapping):
-            user_keys = [f.name for f in fields(DailyUsers)]
-            bad = sorted(set(users) - set(user_keys))
-            if bad:
-                raise ConfigError(f"{where}.users has unknown key(s) {bad}; valid keys: {', '.join(user_keys)}")
+            reject_unknown_keys(users, [f.name for f in fields(DailyUsers)], f"{where}.users")
             values["users"] = DailyUsers(**users)
         return cls(**values)
 

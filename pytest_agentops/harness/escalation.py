@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, reject_unknown_keys
 
 if TYPE_CHECKING:
     from .budget import TokenMeter, Usage
@@ -94,10 +94,7 @@ class Escalation:
         """An Escalation from plain data (a scenario file's ``escalation:`` section); unknown keys are errors."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}={data!r} must be a mapping of escalation triggers")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"{where} has unknown key(s) {unknown}; valid keys: {', '.join(known)}")
+        reject_unknown_keys(data, [f.name for f in fields(cls)], where)
         return cls(**dict(data))
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from ..errors import ConfigError, reject_unknown_keys
 
 if TYPE_CHECKING:
     from ..harness.context import TrialContext
@@ -47,10 +47,7 @@ class FakeLLM:
         if isinstance(value, cls):
             return value
         if isinstance(value, Mapping):
-            names = [f.name for f in fields(cls)]
-            unknown = sorted(set(value) - set(names))
-            if unknown:
-                raise ConfigError(f"{where} has unknown key(s) {unknown}; valid keys: {', '.join(names)}")
+            reject_unknown_keys(value, [f.name for f in fields(cls)], where)
             if "policy" not in value:
                 raise ConfigError(f"{where} needs a policy (e.g. pytest_agentops.demo.policy:policy)")
             return cls(**dict(value))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, reject_unknown_keys
 
 #: Model-API fault kinds (one HTTP attempt fails this way).
 API_FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "overloaded", "timeout", "connection_reset",
@@ -105,9 +105,7 @@ def _from_mapping(cls: type, data: Any, where: str) -> Any:
         raise ConfigError(f"{where}={data!r} must be a {cls.__name__} or a mapping of its settings")
     names = [f.name for f in fields(cls) if f.name != "profile_name"]
     allowed = [*names, "profile"] if hasattr(cls, "profile") else names
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{where} has unknown key(s) {unknown}; valid keys: {', '.join(allowed)}")
+    reject_unknown_keys(data, allowed, where)
     values = dict(data)
     if "profile" in values:  # {profile: mid, rate: 0.2}: a profile with some settings changed
         return cls.profile(values.pop("profile"), **values)
