@@ -125,6 +125,15 @@ def report_usage(env: Any, reply: ModelReply) -> None:
         env.record_usage(input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, model=reply.model)
 
 
+def model_turn(env: Any, model: Model, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+    """One model turn: ask, meter, append the reply to the conversation, checkpoint it."""
+    reply = model(messages, tools)
+    report_usage(env, reply)
+    messages.append(dict(reply.message))
+    checkpoint(env, messages)  # state layer: after each model turn
+    return reply
+
+
 # --- helpers both agents use -----------------------------------------------------------------------------
 
 
@@ -176,10 +185,7 @@ def run_careful(task: str, env: Any, model: Model) -> str:
     denied: set[str] = set()  # actions the human said no to: never run them
     broken = 0  # malformed or empty tool results in a row
     for _ in range(MAX_TURNS):
-        reply = model(messages, tools)
-        report_usage(env, reply)
-        messages.append(dict(reply.message))
-        checkpoint(env, messages)  # state layer: after each model turn
+        reply = model_turn(env, model, messages, tools)
         calls = reply.message.get("tool_calls") or []
         if not calls:
             return str(reply.message.get("content") or "")
@@ -225,10 +231,7 @@ def run_naive(task: str, env: Any, model: Model) -> str | None:
         if pending:
             calls, pending = pending, []
         else:
-            reply = model(messages, tools)
-            report_usage(env, reply)
-            messages.append(dict(reply.message))
-            checkpoint(env, messages)  # state layer: after each model turn
+            reply = model_turn(env, model, messages, tools)
             calls = reply.message.get("tool_calls") or []
         if not calls:
             return str(reply.message.get("content") or "")
