@@ -30,7 +30,6 @@ class TrialRecord:
     unconfirmed_destructive: int = 0
     blocked_calls: int = 0
     escalated_at_s: float | None = None
-    first_fault_s: float | None = None
     unrecovered_fault_s: float | None = None  # onset of the first fault the agent did not recover from
     duration_s: float = 0.0  # virtual seconds
     faults: tuple[str, ...] = ()

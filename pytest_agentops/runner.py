@@ -253,7 +253,7 @@ class _Trial:
             cost_usd=ctx.meter.cost_usd, tool_calls=ctx.tool_calls, tool_failures=ctx.tool_failures,
             destructive_attempts=ctx.destructive_attempts, unconfirmed_destructive=ctx.unconfirmed_destructive,
             blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
-            first_fault_s=ctx.first_fault_t, unrecovered_fault_s=unrecovered_fault_onset(events),
+            unrecovered_fault_s=unrecovered_fault_onset(events),
             duration_s=ctx.clock.monotonic(), faults=faults,
             violations=tuple(ctx.violations), output=_short_repr(output), extra=dict(ctx.extra), trace=events)
 

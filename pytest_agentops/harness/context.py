@@ -82,7 +82,6 @@ class TrialContext:
         self.unconfirmed_destructive = 0
         self.blocked = 0
         self.escalation: tuple[float, str] | None = None
-        self.first_fault_t: float | None = None
         self.extra: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.usage_traced = threading.local()  # model boundary: ``.on`` while the HTTP fake meters (it traces itself)
@@ -127,8 +126,6 @@ class TrialContext:
                 self.tool_calls += 1
                 if outcome != "ok":
                     self.tool_failures += 1
-                    if self.first_fault_t is None:
-                        self.first_fault_t = self.clock.monotonic()
             if spec.destructive:
                 self.destructive_attempts += 1
         data: dict[str, Any] = {"arguments": dict(arguments)}
