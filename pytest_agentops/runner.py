@@ -11,6 +11,7 @@ first, so early stopping is not biased toward fast (often successful) trials.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures as cf
 import functools
@@ -126,11 +127,11 @@ class _LoopOrigin:
 class _Trial:
     """One launched trial: its context, the agent call in flight, and when it started."""
 
-    def __init__(self, scenario: Scenario, index: int, seed: int, faults: Faults,
+    def __init__(self, scenario: Scenario, index: int, campaign_seed: int, faults: Faults,
                  clock_source: Callable[[], float] | None = None, state: CampaignState | None = None,
                  *, prepare: bool = True):
         self.index = index
-        self.seed = seed
+        self.campaign_seed = campaign_seed
         self.scenario = scenario
         self.faults = faults
         self.clock_source = clock_source
@@ -141,9 +142,16 @@ class _Trial:
         self.worker: ThreadWorker | LoopWorker | None = None
         self._record: TrialRecord | None = None
         self.boundary: Any = None
+        self._origin: _LoopOrigin | None = None  # an async trial's loop-time origin, once built
+        self._build_error: Exception | None = None  # what building an async trial raised
         self._finish_lock = threading.Lock()
         if prepare:
             self.prepare()
+
+    @functools.cached_property
+    def seed(self) -> int:
+        """The trial seed, worked out where the trial is built (launching a trial is then cheap)."""
+        return trial_seed(self.campaign_seed, self.index)
 
     def prepare(self) -> None:
         """Build the trial's world, harness layers and env (in the thread that will run the agent)."""
@@ -182,6 +190,36 @@ class _Trial:
         except BaseException as exc:
             return self.finish(exc=exc)
         return self.finish(output=output)
+
+    def warm(self) -> None:
+        """On the loop, before the trial starts (in an idle moment if there is one): build it. Never raises:
+        ``run_async`` raises what building raised."""
+        if self._origin is not None:
+            return
+        self._origin = _LoopOrigin(asyncio.get_running_loop())
+        self.clock_source = self._origin.elapsed
+        try:
+            self.prepare()
+        except Exception as exc:
+            self._build_error = exc
+
+    async def run_async(self) -> tuple[Any, BaseException | None]:
+        """As a task on the shared loop: run the agent (building the trial first unless ``warm`` did).
+        Returns how it ended, which ``settle_async`` judges, in the loop's next idle moment."""
+        self.started = _wall()  # the wall-clock limit covers building the world too
+        self.warm()
+        if self._build_error is not None:
+            raise self._build_error
+        assert self._origin is not None
+        try:
+            return await self.call_async(self._origin), None
+        except BaseException as exc:  # CancelledError too: the virtual deadline or the watchdog ended it
+            return None, exc
+
+    def settle_async(self, ended: tuple[Any, BaseException | None]) -> TrialRecord:
+        """On the loop, after the trial ran: judge it."""
+        output, exc = ended
+        return self.finish(output=output, exc=exc)
 
     def call_sync(self) -> Any:
         """Run a sync agent in the current (worker) thread, on the trial's virtual clock."""
@@ -291,9 +329,12 @@ class Runner:
         self._completed: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
         self._flying: dict[int, _Trial] = {}
         self._quiet: collections.deque[cf.Future[Any]] = collections.deque()  # completed, main not woken
-        # sync trials queued per worker thread ahead of the running one: the worker goes from one trial to
-        # the next without waiting for the main thread (cross-thread wake-ups dominate a fast trial's cost)
-        self._depth = 1 if self.is_async else 32
+        # trials queued per worker thread (sync) or per concurrency slot of the loop (async) ahead of the
+        # running ones: the worker goes from one trial to the next without waiting for the main thread
+        # (cross-thread wake-ups dominate a fast trial's cost)
+        self._depth = 32
+        self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
+        self._refill = False  # more async trials to queue once the loop's queue runs empty
         spec = resolve_state(scenario.state, settings.faults)  # state + crash layers: checked before any trial
         check_crash_setup(scenario.agent, spec, settings.faults, is_async=self.is_async)
         self.state = CampaignState(spec)
@@ -330,21 +371,44 @@ class Runner:
 
     # -- one trial ------------------------------------------------------------------------------------
     def launch(self, index: int) -> _Trial:
-        seed = trial_seed(self.settings.seed, index)
+        trial = _Trial(self.scenario, index, self.settings.seed, self.settings.faults, state=self.state,
+                       prepare=False)
         if self.is_async:
-            worker = self._loop_worker()
-            origin = _LoopOrigin(worker.loop)
-            trial = _Trial(self.scenario, index, seed, self.settings.faults, clock_source=origin.elapsed,
-                           state=self.state)
-            trial.future = worker.submit(trial.call_async(origin))
+            self._submit_async(trial)
         else:
-            trial = _Trial(self.scenario, index, seed, self.settings.faults, state=self.state, prepare=False)
             self._submit_sync(trial)
-            return trial
-        trial.worker = worker
-        trial.started = _wall()
-        trial.future.add_done_callback(self._completed.put)
         return trial
+
+    def _submit_async(self, trial: _Trial) -> None:
+        """Queue an async trial on the loop, which starts it when fewer than ``concurrency`` trials run."""
+        worker = self._loop_worker()
+        worker.limit = self.settings.concurrency
+        trial.worker = worker
+        trial.future = worker.put(trial.run_async, warm=trial.warm, settle=trial.settle_async)
+        trial.future.add_done_callback(functools.partial(self._async_done, worker))
+        self._unkicked += 1
+        if self._unkicked >= self.settings.concurrency:  # the first ones start while the rest are queued
+            self._kick()
+
+    def _kick(self) -> None:
+        """Wake the loop once for the async trials queued since the last time."""
+        if self._unkicked and self._loop is not None:
+            self._unkicked = 0
+            self._loop.kick()
+
+    def _async_done(self, worker: LoopWorker, future: cf.Future[Any]) -> None:
+        """(On the loop thread.) Wake the main thread when the loop has ended everything it was given, or
+        when its queue ran empty and the main thread has more to queue; other trials end quietly (the
+        main thread, woken in the middle of a burst of I/O answers, would only slow the loop down)."""
+        if future.cancelled():
+            self._quiet.append(future)
+        elif worker.retired or not (worker.busy() or worker.has_queued()):
+            self._completed.put(future)
+        elif self._refill and not worker.has_queued():
+            self._refill = False
+            self._completed.put(future)
+        else:
+            self._quiet.append(future)
 
     def _submit_sync(self, trial: _Trial) -> None:
         """Queue a sync trial on a worker thread; it runs as soon as the trials queued before it end."""
@@ -389,21 +453,80 @@ class Runner:
             return trial.finish(exc=exc)
         return result if isinstance(result, TrialRecord) else trial.finish(output=result)
 
-    def expire(self, trial: _Trial) -> TrialRecord:
-        """The trial ran past its wall-clock limit: abandon it and record why."""
+    def expire(self, trials: list[_Trial]) -> list[TrialRecord]:
+        """Trials that ran past their wall-clock limit, or that an early stop discards: end them and record
+        why (records in the order given)."""
+        reason = f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s"
+        loops: dict[LoopWorker, list[_Trial]] = {}
+        for trial in trials:
+            if isinstance(trial.worker, LoopWorker):
+                loops.setdefault(trial.worker, []).append(trial)
+            else:
+                self._expire_in_thread(trial, reason)
+        for worker, on_loop in loops.items():
+            self._expire_on_loop(worker, on_loop, reason)
+        for trial in trials:
+            self._release(trial)
+        return [trial.finish() for trial in trials]
+
+    def _expire_in_thread(self, trial: _Trial, reason: str) -> None:
         if trial.ctx is not None:
-            trial.ctx.abort("timed_out", f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s")
+            trial.ctx.abort("timed_out", reason)
         assert trial.future is not None
         worker = trial.worker
-        if trial.future.cancel() and isinstance(worker, ThreadWorker):
-            pass  # still queued (discarded by an early stop): its worker goes on with the others
-        elif isinstance(worker, ThreadWorker) or (isinstance(worker, LoopWorker) and not worker.responsive()):
+        if trial.future.cancel():
+            return  # still queued (discarded by an early stop): its worker goes on with the others
+        if isinstance(worker, ThreadWorker):
             worker.abandon()
             for other in list(self._flying.values()):  # trials queued behind it move to a fresh worker
                 if other is not trial and other.worker is worker and other.future and other.future.cancel():
                     self._submit_sync(other)
-        self._release(trial)
-        return trial.finish()
+
+    def _expire_on_loop(self, worker: LoopWorker, trials: list[_Trial], reason: str) -> None:
+        """End async trials on their loop's own thread, where they are built and judged (so never halfway)."""
+
+        def end() -> None:
+            for trial in trials:
+                if trial.ctx is not None:
+                    trial.ctx.abort("timed_out", reason)
+                assert trial.future is not None
+                worker.cancel_job(trial.future)
+                trial.finish()
+
+        if worker.call(end):
+            return
+        # the loop is blocked (an agent busy-looping without awaiting) or gone: retire it, end the trials
+        # from here, and move the trials that never started on it to a fresh loop
+        worker.abandon()
+        for trial in trials:
+            if trial.ctx is not None:
+                trial.ctx.abort("timed_out", reason)
+            assert trial.future is not None
+            trial.future.cancel()
+        for pos, other in list(self._flying.items()):
+            if other.worker is worker and other.future is not None and other.future.cancel():
+                if other.boundary is not None:  # built ahead (``warm``): its model routes go with it
+                    other.boundary.close()
+                self._flying[pos] = self.launch(other.index)
+        self._kick()
+
+    def _end_flying(self, trials: list[_Trial]) -> None:
+        """The campaign ends with these trials unfinished: stop them and remove their model routes (on the
+        loop's thread for async trials, so that none is halfway built)."""
+
+        def end() -> None:
+            for trial in trials:
+                if trial.ctx is not None:
+                    trial.ctx.abort("timed_out", "campaign ended")
+                if trial.boundary is not None:  # model boundary: its routes go with it
+                    trial.boundary.close()
+
+        loop = self._loop
+        if loop is not None and not loop.retired:
+            loop.retired = True  # it starts nothing more
+            if loop.call(end):
+                return
+        end()
 
     # -- the campaign ---------------------------------------------------------------------------------
     def run(self) -> tuple[list[TrialRecord], bool]:
@@ -430,9 +553,10 @@ class Runner:
                 # launch ahead, but never past the next look: an early stop then wastes no trial
                 horizon = min(limit, looks[look_i]) if look_i < len(looks) else limit
                 while len(flying) < s.concurrency * self._depth and position < horizon:
-                    trial = self.launch(indices[position])
-                    flying[position] = trial
+                    flying[position] = self.launch(indices[position])
                     position += 1
+                self._refill = position < horizon  # stopped by the queue depth, not by a look
+                self._kick()
                 now = _wall()
                 limit_s = self.scenario.timeout_s
                 timeout = max(0.0, min((t.started + limit_s for t in flying.values() if t.started is not None),
@@ -445,8 +569,9 @@ class Runner:
                         if pos is not None:
                             done[pos] = self.settle(flying.pop(pos))
                 now = _wall()
-                for pos in [p for p, t in flying.items() if t.started is not None and t.started + limit_s <= now]:
-                    done[pos] = self.expire(flying.pop(pos))
+                late = [p for p, t in flying.items() if t.started is not None and t.started + limit_s <= now]
+                if late:
+                    done.update(zip(late, self.expire([flying.pop(p) for p in late]), strict=True))
                 # sequential looks, on the launch-order prefix only
                 while prefix in done:
                     prefix += 1
@@ -457,15 +582,10 @@ class Runner:
                         data = collect([done[i] for i in range(n)], {e.metric for e in expectations})
                         if all(evaluate(e, data[e.metric], look_conf, final=False).decided for e in expectations):
                             limit, stopped_early = n, True
-                            for pos in [p for p in flying if p >= n]:
-                                self.expire(flying.pop(pos))
+                            self.expire([flying.pop(p) for p in [p for p in flying if p >= n]])
                             break
         finally:
-            for trial in flying.values():
-                if trial.ctx is not None:
-                    trial.ctx.abort("timed_out", "campaign ended")
-                if trial.boundary is not None:  # model boundary: its routes go with it
-                    trial.boundary.close()
+            self._end_flying(list(flying.values()))
             self.close()
             patch.__exit__(None, None, None)
             hold.__exit__(None, None, None)

@@ -642,6 +642,9 @@ class _VirtualTimeSelector(selectors.BaseSelector):
     4. Nothing pending and no timer (an idle loop waiting for work from another thread): block until
        woken; virtual time does not move, since nothing can observe it (a trial measured from when its
        task started gets the same times whenever it was submitted).
+
+    Before any wait (rules 2-4) one step of idle work (``idle``, see ``VirtualTimeLoop.idle_work``) runs
+    if there is some; the selector then only polls, and the loop comes back for the next step.
     """
 
     def __init__(self, inner: selectors.BaseSelector, io_poll_cap: float) -> None:
@@ -650,6 +653,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self.now = 0.0
         self.executor_jobs = 0
         self.own_fds: frozenset[int] = frozenset()
+        self.idle: Callable[[], bool] | None = None
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._inner.register(fileobj, events, data)
@@ -677,6 +681,8 @@ class _VirtualTimeSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout <= 0:
+            return self._inner.select(0)
+        if self.idle is not None and self.idle():  # about to wait: one step of idle work instead
             return self._inner.select(0)
         if self.outside_work_pending():
             real_timeout: float | None = self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
@@ -749,6 +755,19 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def io_poll_cap(self) -> float:
         """Longest real wait, in seconds, of one poll while real I/O is pending."""
         return self._vt_selector.io_poll_cap
+
+    @property
+    def idle_work(self) -> Callable[[], bool] | None:
+        """Work for the loop's idle moments: called (on the loop thread) whenever the loop is about to wait,
+        it does one short step and returns True, or returns False when it has nothing to do; after a step
+        the loop only polls for I/O, runs what became ready, and comes back. Steps must not raise. It never
+        moves virtual time. The runner uses it to build queued trials and judge ended ones off the path
+        of the trials running, whose I/O answers it does not delay by more than one step."""
+        return self._vt_selector.idle
+
+    @idle_work.setter
+    def idle_work(self, work: Callable[[], bool] | None) -> None:
+        self._vt_selector.idle = work
 
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """As ``asyncio``'s, and while the job runs the loop waits for real instead of jumping timers."""
