@@ -266,5 +266,11 @@ class LoopWorker:
 
     def close(self) -> None:
         self.retired = True
+        # the trials left on a retired loop are recorded already: no "Task was destroyed but it is pending!"
+        self.loop.set_exception_handler(_quiet_handler)
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _quiet_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The exception handler of a retired loop: what is left on it was abandoned on purpose."""

@@ -1,0 +1,238 @@
+"""The async trial engine: idle work on the virtual-time loop, the loop-side job driver, and the runner on it."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import socket
+import threading
+
+import pytest
+
+from pytest_agentops import FakeLLM, Faults, Scenario, run_campaign
+from pytest_agentops.harness.clock import VirtualTimeLoop
+from pytest_agentops.llm.intercept import HUB
+from pytest_agentops.workers import LoopWorker
+
+# --- idle work ----------------------------------------------------------------------------------------------
+
+
+def test_idle_work_runs_before_a_timer_jump_and_never_moves_virtual_time():
+    loop = VirtualTimeLoop()
+    seen: list[float] = []
+
+    def idle() -> bool:
+        if len(seen) >= 5:
+            return False
+        seen.append(loop.time())
+        return True
+
+    loop.idle_work = idle
+    try:
+        loop.run_until_complete(asyncio.sleep(10))
+        assert seen == [0.0] * 5  # all five steps ran before the jump, at virtual time 0
+        assert loop.time() == 10.0  # and the jump is exactly the timer's distance
+    finally:
+        loop.close()
+
+
+def test_endless_idle_work_does_not_starve_ready_io():
+    loop = VirtualTimeLoop()
+    steps = 0
+
+    def idle() -> bool:
+        nonlocal steps
+        steps += 1
+        return True  # always more to do
+
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    right.setblocking(False)
+    loop.idle_work = idle
+
+    async def read() -> bytes:
+        threading.Timer(0.05, right.send, (b"ping",)).start()  # arrives while the loop is busy with idle work
+        return await loop.sock_recv(left, 16)
+
+    try:
+        assert loop.run_until_complete(asyncio.wait_for(read(), 5)) == b"ping"
+        assert steps > 0
+    finally:
+        loop.close()
+        left.close()
+        right.close()
+
+
+def test_idle_work_can_be_unset():
+    loop = VirtualTimeLoop()
+    loop.idle_work = lambda: False
+    assert loop.idle_work is not None
+    loop.idle_work = None
+    try:
+        assert loop.run_until_complete(asyncio.sleep(3, result="slept")) == "slept"
+        assert loop.time() == 3.0
+    finally:
+        loop.close()
+
+
+# --- the loop-side job driver -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def worker():
+    w = LoopWorker("test-loop")
+    yield w
+    w.close()
+
+
+def test_jobs_run_warm_start_settle_in_order_at_most_limit_at_once(worker):
+    events: list[str] = []
+    running = 0
+    most = 0
+
+    def job(i: int):
+        async def start() -> int:
+            nonlocal running, most
+            events.append(f"start {i}")
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(1)  # virtual: all jobs overlap in virtual time
+            running -= 1
+            return i
+
+        return start
+
+    worker.limit = 3
+    futures = [worker.put(job(i), warm=lambda i=i: events.append(f"warm {i}"),
+                          settle=lambda value: value * 10) for i in range(8)]
+    worker.kick()
+    assert [f.result(5) for f in futures] == [i * 10 for i in range(8)]
+    assert most == 3
+    for i in range(8):
+        if f"warm {i}" in events:  # warm is optional (an idle moment), but never after the start
+            assert events.index(f"warm {i}") < events.index(f"start {i}")
+    assert [e for e in events if e.startswith("start")] == [f"start {i}" for i in range(8)]
+    assert not worker.busy() and not worker.has_queued()
+
+
+def test_a_job_cancelled_while_queued_never_starts(worker):
+    started: list[int] = []
+    gate = asyncio.Event()
+
+    def job(i: int):
+        async def start() -> int:
+            started.append(i)
+            if i == 0:
+                await gate.wait()  # never set: holds the only slot
+            return i
+
+        return start
+
+    worker.limit = 1
+    first = worker.put(job(0))
+    second = worker.put(job(1))
+    third = worker.put(job(2))
+    assert second.cancel()  # still queued: cancelled from any thread
+    worker.kick()
+    assert worker.call(lambda: None)
+    assert worker.call(lambda: worker.cancel_job(first))  # running: cancelled on the loop
+    with pytest.raises(cf.CancelledError):
+        first.result(5)
+    assert third.result(5) == 2
+    assert started == [0, 2]
+
+
+def test_job_failures_reach_the_future(worker):
+    async def boom():
+        raise ValueError("agent bug")
+
+    async def fine():
+        return "ok"
+
+    def bad_settle(value):
+        raise KeyError("judge bug")
+
+    failing = worker.put(boom)
+    badly_settled = worker.put(fine, settle=bad_settle)
+    worker.kick()
+    with pytest.raises(ValueError, match="agent bug"):
+        failing.result(5)
+    with pytest.raises(KeyError, match="judge bug"):
+        badly_settled.result(5)
+
+
+def test_call_reports_a_blocked_loop_and_skips_the_function(worker):
+    release, entered = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    async def blocks():
+        entered.set()
+        release.wait(5)  # blocks the loop thread itself
+        return "done"
+
+    future = worker.submit(blocks())
+    assert entered.wait(5)
+    try:
+        assert not worker.call(lambda: ran.append("late"), wait_s=0.1)
+        assert not worker.responsive(0.05)
+    finally:
+        release.set()
+    assert future.result(5) == "done"
+    assert worker.call(lambda: ran.append("now"))
+    assert ran == ["now"]  # the call given up on never runs afterwards
+
+
+# --- the runner on it ---------------------------------------------------------------------------------------
+
+
+def _replies(request, ctx):
+    return "done"
+
+
+def test_async_trials_with_a_fake_model_stop_early_and_leave_no_model_routes():
+    async def agent(task, env):
+        reply = await env.llm.async_openai().chat.completions.create(model="m", messages=[{"role": "user",
+                                                                                           "content": task}])
+        await asyncio.sleep(1)
+        return reply.choices[0].message.content
+
+    scenario = Scenario(name="stops", agent=agent, llm=FakeLLM(policy=_replies), trials=2000, seed=3, concurrency=20,
+                        faults=Faults.none(), check=lambda w, out: out == "done",
+                        expect={"completion_rate": ">= 0.5"})
+    result = run_campaign(scenario)
+    assert result.stopped_early and len(result.records) < 2000
+    assert result.outcome_counts == {"completed": len(result.records)}
+    assert not HUB.active and not HUB.models
+
+
+def test_a_busy_looping_async_trial_moves_the_queued_ones_to_a_fresh_loop():
+    async def agent(task, env):
+        if env.trial_id.endswith("-1"):
+            await asyncio.sleep(1)  # an idle moment: the loop builds the queued trials ahead
+            while True:  # never awaits again: blocks the shared loop
+                pass
+        await asyncio.sleep(5)
+        return "ok"
+
+    result = run_campaign(Scenario(name="spin", agent=agent, trials=6, seed=0, concurrency=2, timeout_s=0.5,
+                                   faults=Faults.none(), early_stop=False, llm=FakeLLM(policy=_replies)))
+    assert not HUB.active and not HUB.models  # trials built ahead on the blocked loop closed their routes
+    outcomes = [r.outcome for r in result.records]
+    assert outcomes[:2] == ["timed_out"] * 2  # trial 0 was waiting on the loop that trial 1 blocked
+    assert all("wall-clock limit" in r.reason for r in result.records[:2])
+    assert outcomes[2:] == ["completed"] * 4  # queued behind the blocked loop, run on a fresh one
+    assert all(r.duration_s == 5.0 for i, r in enumerate(result.records) if outcomes[i] == "completed")
+
+
+def test_a_world_factory_that_raises_fails_the_async_campaign_with_a_config_error():
+    from pytest_agentops import ConfigError
+
+    def broken_world():
+        raise OSError("no database")
+
+    async def agent(task, env):
+        return "ok"
+
+    with pytest.raises(ConfigError, match=r"world factory .* raised OSError: no database"):
+        run_campaign(Scenario(name="broken", agent=agent, world=broken_world, trials=30, seed=0, concurrency=5,
+                              faults=Faults.none()))
