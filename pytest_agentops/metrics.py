@@ -104,20 +104,28 @@ class MetricData:
 
 
 def collect(records: Iterable[TrialRecord], names: Iterable[str] | None = None) -> dict[str, MetricData]:
-    """Gather every (or the named) metric's data from trial records, in record order."""
+    """Gather every (None) or the named metric's data from trial records, in record order."""
     records = list(records)
     out: dict[str, MetricData] = {}
-    for name in names or REGISTRY:
+    for name in REGISTRY if names is None else names:
         defn = REGISTRY[name]
-        if defn.kind == "rate":
-            pairs = [defn.extract(r) for r in records]
-            out[name] = MetricData(name, "rate", sum(p[0] for p in pairs), sum(p[1] for p in pairs))
-        elif defn.kind == "distribution":
-            values = tuple(float(v) for v in (defn.extract(r) for r in records) if v is not None)
+        extract = defn.extract
+        if defn.kind == "distribution":
+            values = tuple(float(v) for r in records if (v := extract(r)) is not None)
             out[name] = MetricData(name, "distribution", 0, len(values), values)
-        else:
-            pairs = [defn.extract(r) for r in records]
-            out[name] = MetricData(name, "count", sum(p[0] for p in pairs), sum(1 for p in pairs if p[1]))
+            continue
+        k = n = 0
+        if defn.kind == "rate":  # (successes, chances) per trial
+            for record in records:
+                successes, chances = extract(record)
+                k += successes
+                n += chances
+        else:  # count: (violations, whether the trial had the chance) per trial
+            for record in records:
+                violations, had_chance = extract(record)
+                k += violations
+                n += 1 if had_chance else 0
+        out[name] = MetricData(name, defn.kind, k, n)
     return out
 
 
@@ -179,7 +187,8 @@ def summarize(data: MetricData, confidence: float = 0.95) -> MetricSummary:
     return MetricSummary(data.name, "count", data.n, float(data.k), upper=upper, total=data.k)
 
 
-def summarize_all(records: Iterable[TrialRecord], confidence: float = 0.95) -> dict[str, MetricSummary]:
-    """Every registered metric that has data in these records."""
-    return {name: summarize(d, confidence) for name, d in collect(records).items()
-            if d.n or d.kind == "count"}
+def summarize_all(records: Iterable[TrialRecord] | Mapping[str, MetricData], confidence: float = 0.95
+                  ) -> dict[str, MetricSummary]:
+    """Every registered metric that has data in these records (or in this ``collect`` result)."""
+    data = records if isinstance(records, Mapping) else collect(records)
+    return {name: summarize(d, confidence) for name, d in data.items() if d.n or d.kind == "count"}

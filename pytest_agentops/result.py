@@ -53,13 +53,13 @@ class CampaignResult:
         looks = len(stats.look_schedule(settings.trials)) if (settings.early_stop and settings.replay is None
                                                               and not settings.smoke) else 1
         conf = 1 - stats.per_look_alpha(1 - settings.confidence, looks)
-        data = collect(records, {e.metric for e in expectations})
+        data = collect(records)  # every metric: the summaries need them all, the verdicts some
         # counts can only fail before the last look, so they spend no alpha early: full confidence for them
         verdicts = tuple(evaluate(e, data[e.metric], settings.confidence if data[e.metric].kind == "count" else conf,
                                   final=True) for e in expectations)
         return cls(scenario=scenario.name, seed=settings.seed, max_trials=settings.trials,
                    confidence=settings.confidence, profile=settings.faults.profile_name, records=tuple(records),
-                   metrics=summarize_all(records, settings.confidence), verdicts=verdicts,
+                   metrics=summarize_all(data, settings.confidence), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command)
 

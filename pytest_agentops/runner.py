@@ -32,7 +32,7 @@ from .errors import ConfigError, TrialAborted
 from .expect import evaluate
 from .faults import FaultPlan, Faults
 from .harness.budget import attach_budget  # budget layer
-from .harness.clock import time_patch, virtual_time
+from .harness.clock import enter_clock, exit_clock, time_patch
 from .harness.context import TrialContext
 from .harness.crash import check_crash_setup, crash_layer, resolve_state  # crash layer
 from .harness.deadline import watch_virtual_deadline
@@ -222,22 +222,27 @@ class _Trial:
         return self.finish(output=output, exc=exc)
 
     def call_sync(self) -> Any:
-        """Run a sync agent in the current (worker) thread, on the trial's virtual clock."""
-        with virtual_time(self.ctx.clock):
+        """Run a sync agent in the current (worker) thread, on the trial's virtual clock (the runner holds
+        the time stand-ins for the whole campaign)."""
+        token = enter_clock(self.ctx.clock)
+        try:
             output = self.agent(self.task, self.env)
             if inspect.isawaitable(output):  # a sync callable that returned a coroutine
                 from .harness.clock import run_virtual
                 output = run_virtual(output)
             return output
+        finally:
+            exit_clock(token)
 
     async def call_async(self, origin: _LoopOrigin) -> Any:
         """Run an async agent as a task on the shared virtual-time loop, on the trial's clock."""
         origin.start()
         deadline = watch_virtual_deadline(self.ctx)  # the virtual time limit, as a loop timer
+        token = enter_clock(self.ctx.clock)
         try:
-            with virtual_time(self.ctx.clock):
-                return await self.agent(self.task, self.env)
+            return await self.agent(self.task, self.env)
         finally:
+            exit_clock(token)
             if deadline is not None:
                 deadline.cancel()
             origin.stop()
@@ -332,7 +337,8 @@ class Runner:
         # trials queued per worker thread (sync) or per concurrency slot of the loop (async) ahead of the
         # running ones: the worker goes from one trial to the next without waiting for the main thread
         # (cross-thread wake-ups dominate a fast trial's cost)
-        self._depth = 32
+        # async: one more trial per slot; the loop asks for more in an idle moment, once its queue runs empty
+        self._depth = 2 if self.is_async else 32
         self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
         self._refill = False  # more async trials to queue once the loop's queue runs empty
         spec = resolve_state(scenario.state, settings.faults)  # state + crash layers: checked before any trial

@@ -468,8 +468,19 @@ def _under(module_name: str, prefixes: tuple[str, ...]) -> bool:
     return any(module_name == p or module_name.startswith(p + ".") for p in prefixes)
 
 
+_ignored_cache: dict[tuple[str, tuple[str, ...], tuple[str, ...]], bool] = {}
+
+
 def _is_ignored(module_name: str) -> bool:
-    return _under(module_name, IGNORED_MODULES) and not _under(module_name, SWEPT_MODULES)
+    # cached: installing the stand-ins checks every loaded module, once per campaign
+    key = (module_name, IGNORED_MODULES, SWEPT_MODULES)  # the lists are public: a change is a new key
+    ignored = _ignored_cache.get(key)
+    if ignored is None:
+        ignored = _under(module_name, IGNORED_MODULES) and not _under(module_name, SWEPT_MODULES)
+        if len(_ignored_cache) > 100_000:
+            _ignored_cache.clear()
+        _ignored_cache[key] = ignored
+    return ignored
 
 
 def _reduce_datetime(value: _datetime_module.datetime) -> tuple[Any, tuple[Any, ...]]:
@@ -596,6 +607,18 @@ def time_patch() -> Iterator[None]:
         yield
     finally:
         _release_patch()
+
+
+def enter_clock(clock: VirtualClock) -> contextvars.Token[VirtualClock | None]:
+    """Make ``clock`` the current context's clock without installing the stand-ins: for a caller that
+    holds ``time_patch()`` already (the runner, around a campaign) and runs many short trials. Undo with
+    ``exit_clock(token)`` in the same context."""
+    return _active.set(clock)
+
+
+def exit_clock(token: contextvars.Token[VirtualClock | None]) -> None:
+    """Undo ``enter_clock``."""
+    _active.reset(token)
 
 
 @contextlib.contextmanager
