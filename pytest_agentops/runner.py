@@ -336,11 +336,11 @@ class Runner:
         self._quiet: collections.deque[cf.Future[Any]] = collections.deque()  # completed, main not woken
         # trials queued per worker thread (sync) or per concurrency slot of the loop (async) ahead of the
         # running ones: the worker goes from one trial to the next without waiting for the main thread
-        # (cross-thread wake-ups dominate a fast trial's cost)
-        # async: one more trial per slot; the loop asks for more in an idle moment, once its queue runs empty
-        self._depth = 2 if self.is_async else 32
+        # (cross-thread wake-ups dominate a fast trial's cost, and a main thread busy queueing trials holds
+        # the GIL while the loop's I/O answers wait)
+        self._depth = 32
         self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
-        self._refill = False  # more async trials to queue once the loop's queue runs empty
+        self._refill = False  # more async trials to queue once the loop's queue runs low
         spec = resolve_state(scenario.state, settings.faults)  # state + crash layers: checked before any trial
         check_crash_setup(scenario.agent, spec, settings.faults, is_async=self.is_async)
         self.state = CampaignState(spec)
@@ -393,8 +393,6 @@ class Runner:
         trial.future = worker.put(trial.run_async, warm=trial.warm, settle=trial.settle_async)
         trial.future.add_done_callback(functools.partial(self._async_done, worker))
         self._unkicked += 1
-        if self._unkicked >= self.settings.concurrency:  # the first ones start while the rest are queued
-            self._kick()
 
     def _kick(self) -> None:
         """Wake the loop once for the async trials queued since the last time."""
@@ -403,14 +401,15 @@ class Runner:
             self._loop.kick()
 
     def _async_done(self, worker: LoopWorker, future: cf.Future[Any]) -> None:
-        """(On the loop thread.) Wake the main thread when the loop has ended everything it was given, or
-        when its queue ran empty and the main thread has more to queue; other trials end quietly (the
-        main thread, woken in the middle of a burst of I/O answers, would only slow the loop down)."""
+        """(On the loop thread, in an idle moment.) Wake the main thread when the loop has ended everything it
+        was given, or when its queue runs low and the main thread has more to queue; other trials end
+        quietly (the main thread, woken in the middle of a burst of I/O answers, would hold the GIL while
+        they wait)."""
         if future.cancelled():
             self._quiet.append(future)
         elif worker.retired or not (worker.busy() or worker.has_queued()):
             self._completed.put(future)
-        elif self._refill and not worker.has_queued():
+        elif self._refill and worker.queued() <= worker.limit:
             self._refill = False
             self._completed.put(future)
         else:

@@ -158,6 +158,10 @@ class LoopWorker:
         """Whether jobs put on this loop wait for a free slot."""
         return bool(self._pending)
 
+    def queued(self) -> int:
+        """How many jobs put on this loop wait for a free slot."""
+        return len(self._pending)
+
     def busy(self) -> bool:
         """Whether jobs put on this loop are running or not yet settled."""
         return self.running > 0 or bool(self._settling)
