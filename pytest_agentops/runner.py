@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures as cf
+import contextlib
 import functools
 import inspect
 import queue
@@ -31,6 +32,7 @@ from .env import Env
 from .errors import ConfigError, TrialAborted
 from .expect import evaluate
 from .faults import FaultPlan, Faults
+from .gc_hold import campaign_gc
 from .harness.budget import attach_budget  # budget layer
 from .harness.clock import enter_clock, exit_clock, time_patch
 from .harness.context import TrialContext
@@ -549,11 +551,11 @@ class Runner:
         prefix = 0  # trials 0..prefix-1 (launch order) are all done
         limit = len(indices)
         stopped_early = False
-        patch = time_patch()  # keep the time stand-ins installed for the whole campaign, not per trial
-        patch.__enter__()
-        hold = campaign_hold(self.scenario.llm, s.faults)  # model boundary: HTTP interception once per campaign
-        hold.__enter__()
+        holds = contextlib.ExitStack()
         try:
+            holds.enter_context(campaign_gc())  # the collector skips the objects that predate the campaign
+            holds.enter_context(time_patch())  # the time stand-ins stay installed for the whole campaign
+            holds.enter_context(campaign_hold(self.scenario.llm, s.faults))  # model boundary: HTTP interception
             while len(done) < limit:
                 # launch ahead, but never past the next look: an early stop then wastes no trial
                 horizon = min(limit, looks[look_i]) if look_i < len(looks) else limit
@@ -592,8 +594,7 @@ class Runner:
         finally:
             self._end_flying(list(flying.values()))
             self.close()
-            patch.__exit__(None, None, None)
-            hold.__exit__(None, None, None)
+            holds.close()
         return [done[i] for i in range(limit)], stopped_early
 
 
