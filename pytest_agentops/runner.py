@@ -257,6 +257,8 @@ class _Trial:
         with self._finish_lock:
             if self._record is None:
                 self._record = self._judge(output, exc)
+                # the record holds what is kept: the world, env and harness go now, not with the campaign
+                self.ctx = self.env = self.agent = self.boundary = None  # type: ignore[assignment]
             return self._record
 
     def _judge(self, output: Any, exc: BaseException | None) -> TrialRecord:
@@ -477,8 +479,8 @@ class Runner:
         return [trial.finish() for trial in trials]
 
     def _expire_in_thread(self, trial: _Trial, reason: str) -> None:
-        if trial.ctx is not None:
-            trial.ctx.abort("timed_out", reason)
+        if (ctx := trial.ctx) is not None:  # released once the trial is judged
+            ctx.abort("timed_out", reason)
         assert trial.future is not None
         worker = trial.worker
         if trial.future.cancel():
@@ -494,8 +496,8 @@ class Runner:
 
         def end() -> None:
             for trial in trials:
-                if trial.ctx is not None:
-                    trial.ctx.abort("timed_out", reason)
+                if (ctx := trial.ctx) is not None:  # released once the trial is judged
+                    ctx.abort("timed_out", reason)
                 assert trial.future is not None
                 worker.cancel_job(trial.future)
                 trial.finish()
@@ -506,8 +508,8 @@ class Runner:
         # from here, and move the trials that never started on it to a fresh loop
         worker.abandon()
         for trial in trials:
-            if trial.ctx is not None:
-                trial.ctx.abort("timed_out", reason)
+            if (ctx := trial.ctx) is not None:  # released once the trial is judged
+                ctx.abort("timed_out", reason)
             assert trial.future is not None
             trial.future.cancel()
         for pos, other in list(self._flying.items()):
@@ -523,8 +525,8 @@ class Runner:
 
         def end() -> None:
             for trial in trials:
-                if trial.ctx is not None:
-                    trial.ctx.abort("timed_out", "campaign ended")
+                if (ctx := trial.ctx) is not None:  # released once the trial is judged
+                    ctx.abort("timed_out", "campaign ended")
                 if trial.boundary is not None:  # model boundary: its routes go with it
                     trial.boundary.close()
 

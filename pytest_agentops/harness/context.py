@@ -8,6 +8,7 @@ that keeps calling tools gets ``TrialAborted`` and changes nothing.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,18 @@ from .trace import Trace
 
 if TYPE_CHECKING:
     from .crash import CrashInjector
+
+
+def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of the context, called through a weak reference: the clock, meter and gate the context
+    owns then hold no reference back to it, so a finished trial is freed at once, not by the collector."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        bound = ref()
+        return None if bound is None else bound(*args, **kwargs)
+
+    return call
 
 
 class Escalated(TrialAborted):
@@ -66,15 +79,16 @@ class TrialContext:
         self.enforce = enforce
         self.scopes = None if scopes is None else frozenset(scopes)
         self._abort: TrialAborted | None = None
-        self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s, on_advance=self.check_alive)
+        self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s,
+                                on_advance=_weak(self.check_alive))
         self.trace = Trace(self.clock.monotonic)
         self.meter = TokenMeter(prices)
-        self.meter.subscribe(self._on_usage)
+        self.meter.subscribe(_weak(self._on_usage))
         self.budget: BudgetGuard | None = None  # budget layer: set by the runner (attach_budget)
         self.escalation_layer: EscalationMonitor | None = None  # escalation layer: set by the runner
         self.crash: CrashInjector | None = None  # crash layer: set by the runner (harness/crash.py attach_crash)
-        self.gate = Gate(approver, lambda: trial_stream(seed, STREAM_APPROVER), self._gate_event,
-                         self.clock_advance)
+        self.gate = Gate(approver, lambda: trial_stream(seed, STREAM_APPROVER), _weak(self._gate_event),
+                         self.clock.advance)
         self.tool_calls = 0
         self.tool_failures = 0
         self.destructive_attempts = 0
