@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,7 +161,8 @@ class _Trial:
         clock_source, state = self.clock_source, self.state
         specs = scenario.tool_specs
         try:
-            world = scenario.world() if scenario.world is not None else None
+            with _outside_loop():
+                world = scenario.world() if scenario.world is not None else None
         except Exception as exc:
             raise ConfigError(f"world factory {scenario.world!r} raised {type(exc).__name__}: {exc}") from exc
         self.ctx = TrialContext(
@@ -286,7 +287,9 @@ class _Trial:
             outcome = "completed"
         else:
             try:
-                outcome = "completed" if self.scenario.check(ctx.world, output) else "failed"
+                with _outside_loop():
+                    passed = self.scenario.check(ctx.world, output)
+                outcome = "completed" if passed else "failed"
                 if outcome == "failed":
                     reason = "check(world, output) returned False"
             except Exception as check_exc:
@@ -303,6 +306,21 @@ class _Trial:
             unrecovered_fault_s=unrecovered_fault_onset(events),
             duration_s=ctx.clock.monotonic(), faults=faults,
             violations=tuple(ctx.violations), output=_short_repr(output), extra=dict(ctx.extra), trace=events)
+
+
+@contextlib.contextmanager
+def _outside_loop() -> Iterator[None]:
+    """Run user code that is not the agent (the world factory, the check) outside the trial loop, though on
+    its thread: as anywhere else, it may run a loop of its own (``asyncio.run(seed_database())``)."""
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        yield
+        return
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(loop)
 
 
 def _prices(scenario: Scenario) -> Any:

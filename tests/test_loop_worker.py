@@ -236,3 +236,27 @@ def test_a_world_factory_that_raises_fails_the_async_campaign_with_a_config_erro
     with pytest.raises(ConfigError, match=r"world factory .* raised OSError: no database"):
         run_campaign(Scenario(name="broken", agent=agent, world=broken_world, trials=30, seed=0, concurrency=5,
                               faults=Faults.none()))
+
+
+def test_world_factory_and_check_of_async_trials_may_run_their_own_event_loop():
+    async def seed(world: dict) -> dict:
+        await asyncio.sleep(0)
+        world["orders"] = [42]
+        return world
+
+    async def read(world: dict) -> list[int]:
+        await asyncio.sleep(0)
+        return world["refunded"]
+
+    def world() -> dict:
+        return asyncio.run(seed({"refunded": []}))  # async set-up, as on any thread without a running loop
+
+    async def agent(task, env):
+        await asyncio.sleep(1)
+        env.world["refunded"].append(env.world["orders"][0])
+        return "done"
+
+    result = run_campaign(Scenario(name="own-loop", agent=agent, world=world, trials=40, seed=0, concurrency=10,
+                                   faults=Faults.none(), early_stop=False,
+                                   check=lambda w, out: asyncio.run(read(w)) == [42]))
+    assert result.outcome_counts == {"completed": 40}
