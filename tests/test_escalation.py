@@ -13,7 +13,9 @@ from pytest_agentops import (
     Budget,
     ConfigError,
     Escalation,
+    FakeLLM,
     Faults,
+    ModelFaults,
     Scenario,
     ToolError,
     TrialRecord,
@@ -277,6 +279,21 @@ def test_unrecovered_fault_onset(calls, onset):
     assert unrecovered_fault_onset([_call(*c) for c in calls]) == onset
 
 
+def _model(t: float, outcome: str, fault: str | None = None, name: str = "m") -> TraceEvent:
+    return TraceEvent(0, t, "model_call", name, outcome, data={"fault": fault} if fault else {})
+
+
+@pytest.mark.parametrize("events, onset", [
+    ([_model(1, "rate_limit", "rate_limit"), _model(2, "ok")], None),  # the SDK's retry got through
+    ([_model(1, "server_error", "server_error"), _model(3, "timeout", "timeout")], 1.0),  # never got through
+    ([_model(1, "ok"), _model(2, "rate_limit", "rate_limit"), _model(4, "ok", name="other")], 2.0),  # per model
+    ([_model(1, "ok", None), _model(2, "wrong_tool")], None),  # a perturbed reply is not an API fault
+    ([_call(1, "a", "error"), _model(2, "rate_limit", "rate_limit"), _call(3, "a", "ok")], 2.0),
+])
+def test_unrecovered_fault_onset_counts_model_api_faults(events, onset):
+    assert unrecovered_fault_onset(events) == onset
+
+
 @pytest.mark.parametrize("outcome, escalated_at, onset, expected", [
     ("escalated", 40.0, 10.0, 30.0),
     ("escalated", 40.0, None, None),  # no unrecovered fault: nothing to time
@@ -374,3 +391,22 @@ def test_time_to_escalation_p95_gate_passes_a_bad_agent_at_most_five_percent_of_
     print(f"p95 <= 30 gate: bad agent passed {bad_passes}/60 campaigns, good agent {good_passes}/10")
     assert bad_passes <= 3
     assert good_passes >= 8
+
+
+def test_time_to_escalation_runs_from_the_first_model_api_fault_not_recovered():
+    import httpx
+
+    def agent(task, env):
+        for _attempt in range(3):  # a plain HTTP client, retried by hand; the model API is down throughout
+            reply = httpx.post(f"{env.llm.base_url}/chat/completions",
+                               json={"model": "m", "messages": [{"role": "user", "content": task}]})
+            if reply.status_code == 200:
+                return "done"
+            time.sleep(4)  # virtual backoff
+        env.escalate("the model API is down")
+
+    result = run_campaign(Scenario(name="model-down", agent=agent, llm=FakeLLM(policy=lambda request, ctx: "hi"),
+                                   trials=5, seed=0, early_stop=False,
+                                   faults=Faults(model=ModelFaults(rate=1.0, mix={"server_error": 1}))))
+    assert result.outcome_counts == {"escalated": 5}
+    assert {r.time_to_escalation_s for r in result.records} == {12.0}  # from the first failed call, 3 x 4 s

@@ -213,17 +213,23 @@ def report_confidence(ctx: TrialContext, confidence: Any) -> None:
 
 
 def unrecovered_fault_onset(events: Iterable[TraceEvent]) -> float | None:
-    """Virtual time of the first failed tool call the agent did not recover from, or None.
+    """Virtual time of the first fault the agent did not recover from, or None.
 
-    A failed call is *recovered* when a later call of the same tool succeeded. So per tool only the
-    failures after its last success count; the onset is the earliest of those over all tools.
+    Faults are failed tool calls and failed model-API calls (a ``model_call`` event carrying the injected
+    ``fault``: a 429, a 500, a timeout, a cut stream). A failed call is *recovered* when a later call of the
+    same tool, or of the same model, succeeded. So per tool and per model only the failures after its last
+    success count; the onset is the earliest of those.
     """
-    first_open: dict[str, float] = {}  # tool -> time of its first failure since its last success
+    first_open: dict[tuple[str, str], float] = {}  # (kind, name) -> its first failure since its last success
     for event in events:
-        if event.kind != "tool_call":
-            continue
-        if event.outcome in FAULT_OUTCOMES:
-            first_open.setdefault(event.name, event.t)
-        elif event.outcome not in _NOT_REACHED:
-            first_open.pop(event.name, None)
+        if event.kind == "tool_call":
+            if event.outcome in FAULT_OUTCOMES:
+                first_open.setdefault(("tool", event.name), event.t)
+            elif event.outcome not in _NOT_REACHED:
+                first_open.pop(("tool", event.name), None)
+        elif event.kind == "model_call":
+            if event.data.get("fault"):
+                first_open.setdefault(("model", event.name), event.t)
+            elif event.outcome == "ok":
+                first_open.pop(("model", event.name), None)
     return min(first_open.values()) if first_open else None
