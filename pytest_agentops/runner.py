@@ -33,6 +33,7 @@ from .errors import ConfigError, TrialAborted
 from .expect import evaluate
 from .faults import FaultPlan, Faults
 from .gc_hold import campaign_gc
+from .harness.anyio_threads import track_anyio_threads
 from .harness.budget import attach_budget  # budget layer
 from .harness.clock import enter_clock, exit_clock, time_patch
 from .harness.context import TrialContext
@@ -574,6 +575,7 @@ class Runner:
         holds = contextlib.ExitStack()
         try:
             holds.enter_context(campaign_gc())  # the collector skips the objects that predate the campaign
+            holds.enter_context(track_anyio_threads())  # anyio's worker threads keep the virtual loop waiting
             holds.enter_context(time_patch())  # the time stand-ins stay installed for the whole campaign
             holds.enter_context(campaign_hold(self.scenario.llm, s.faults))  # model boundary: HTTP interception
             while len(done) < limit:

@@ -61,8 +61,7 @@ def run_tool(env: Any, name: str, arguments: Any) -> str:
 
 
 def soft_tools(env: Any, *, asynchronous: bool = False) -> list[Any]:
-    """The trial's tools, answering errors as text; async for pydantic-ai (its sync tools run in threads
-    the virtual-time loop cannot see)."""
+    """The trial's tools, answering errors as text; sync, or async (``asynchronous=True``)."""
     out = []
     for fn in env.tools.values():
         if asynchronous:
@@ -198,6 +197,20 @@ async def pydantic_ai_agent(task: str, env: Any) -> str:
 def test_pydantic_ai_with_the_openai_provider():
     result = run_campaign(scenario("pydantic-ai", pydantic_ai_agent))
     assert_proven(result)
+
+
+async def pydantic_ai_sync_tools_agent(task: str, env: Any) -> str:
+    model = pydantic_ai_openai.OpenAIChatModel(env.llm.model, provider=pydantic_ai_provider.OpenAIProvider(
+        openai_client=openai.AsyncOpenAI(base_url=env.llm.base_url, api_key=env.llm.api_key, max_retries=3)))
+    agent = pydantic_ai.Agent(model, tools=soft_tools(env), system_prompt="You refund orders.", retries=3)
+    result = await agent.run(task)
+    return str(result.output)
+
+
+def test_pydantic_ai_with_sync_tools_run_in_anyio_worker_threads():
+    result = run_campaign(scenario("pydantic-ai-sync", pydantic_ai_sync_tools_agent))
+    assert_proven(result)
+    assert not any("virtual time limit" in r.reason for r in result.records)
 
 
 # --- LangGraph with langchain-openai -------------------------------------------------------------------------

@@ -260,3 +260,24 @@ def test_world_factory_and_check_of_async_trials_may_run_their_own_event_loop():
                                    faults=Faults.none(), early_stop=False,
                                    check=lambda w, out: asyncio.run(read(w)) == [42]))
     assert result.outcome_counts == {"completed": 40}
+
+
+def test_anyio_worker_threads_keep_the_virtual_loop_waiting_and_are_unwrapped_afterwards():
+    import anyio.to_thread
+    from anyio._backends._asyncio import AsyncIOBackend
+
+    original = AsyncIOBackend.__dict__["run_sync_in_worker_thread"]
+
+    def blocking_tool() -> str:
+        threading.Event().wait(0.05)  # real work in anyio's worker thread (as pydantic-ai runs sync tools)
+        return "ok"
+
+    async def agent(task, env):
+        return await anyio.to_thread.run_sync(blocking_tool)
+
+    # with only the trial's deadline as a timer, an untracked thread would let the loop jump straight to it
+    result = run_campaign(Scenario(name="anyio", agent=agent, trials=3, seed=0, virtual_timeout_s=1,
+                                   faults=Faults.none(), early_stop=False, check=lambda w, out: out == "ok"))
+    assert result.outcome_counts == {"completed": 3}
+    assert all(0.05 <= r.duration_s < 1 for r in result.records)  # virtual time followed the real wait
+    assert AsyncIOBackend.__dict__["run_sync_in_worker_thread"] is original

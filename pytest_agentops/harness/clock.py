@@ -674,7 +674,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self._inner = inner
         self.io_poll_cap = io_poll_cap
         self.now = 0.0
-        self.executor_jobs = 0
+        self.outside_jobs = 0
         self.own_fds: frozenset[int] = frozenset()
         self.idle: Callable[[], bool] | None = None
 
@@ -697,7 +697,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self._inner.close()
 
     def outside_work_pending(self) -> bool:
-        if self.executor_jobs > 0:
+        if self.outside_jobs > 0:
             return True
         own = self.own_fds
         return any(fd not in own for fd in self._inner.get_map())
@@ -743,7 +743,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     Limitation: wake-ups from threads the loop does not know about (``call_soon_threadsafe`` from a
     ``threading.Thread`` of your own) are picked up, but the loop does not wait for them while a timer is
     pending: a ``wait_for(future_set_by_own_thread, 10)`` times out at once in virtual time. Start such
-    work with ``loop.run_in_executor`` or ``asyncio.to_thread`` instead, which the loop tracks.
+    work with ``loop.run_in_executor`` or ``asyncio.to_thread`` instead, which the loop tracks, or count it
+    with ``outside_work()``; during campaigns, ``anyio.to_thread`` workers are counted too
+    (``harness/anyio_threads.py``).
 
     Implementation: the loop's selector is wrapped (the ``selector`` argument of ``SelectorEventLoop``),
     which is where a loop waits; no private method of asyncio is overridden.
@@ -792,23 +794,33 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def idle_work(self, work: Callable[[], bool] | None) -> None:
         self._vt_selector.idle = work
 
+    @contextlib.contextmanager
+    def outside_work(self) -> Iterator[None]:
+        """Count work done outside the loop (another thread that will call back) while the block runs: the
+        loop then waits for real instead of jumping to its next timer, as for ``run_in_executor``."""
+        self._vt_selector.outside_jobs += 1
+        try:
+            yield
+        finally:
+            self._vt_selector.outside_jobs -= 1
+
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """As ``asyncio``'s, and while the job runs the loop waits for real instead of jumping timers."""
         future = super().run_in_executor(executor, func, *args)
-        self._vt_selector.executor_jobs += 1
+        self._vt_selector.outside_jobs += 1
         future.add_done_callback(self._vt_job_done)
         return future
 
     def _vt_job_done(self, _future: asyncio.Future[Any]) -> None:
-        self._vt_selector.executor_jobs -= 1
+        self._vt_selector.outside_jobs -= 1
 
     async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
         """As ``asyncio``'s, counted as outside work so that its join timeout (3.12+) runs in real time."""
-        self._vt_selector.executor_jobs += 1
+        self._vt_selector.outside_jobs += 1
         try:
             await super().shutdown_default_executor(*args, **kwargs)
         finally:
-            self._vt_selector.executor_jobs -= 1
+            self._vt_selector.outside_jobs -= 1
 
 
 def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,0 +1,69 @@
+"""anyio's worker threads as outside work of the virtual-time loop, while campaigns run.
+
+Frameworks built on anyio (pydantic-ai runs sync tools this way, so do Starlette and others) hand blocking
+calls to ``anyio.to_thread.run_sync``, whose worker threads call back with ``call_soon_threadsafe``: the
+virtual-time loop cannot see them, and with only timers left it would jump to the next one (a trial's
+virtual deadline, say) while the thread still works. While campaigns run, anyio's asyncio backend is
+wrapped so that each such call counts as outside work of a ``VirtualTimeLoop`` (the loop waits for real
+meanwhile, as for ``run_in_executor``). Other loops are unaffected; the wrapper goes when the last running
+campaign ends. Nothing happens when anyio is not imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .clock import VirtualTimeLoop
+
+_lock = threading.Lock()
+_holders = 0
+_installed: tuple[type, Any] | None = None  # (backend class, its original attribute)
+_ATTRIBUTE = "run_sync_in_worker_thread"
+
+
+def _install() -> tuple[type, Any] | None:
+    try:
+        backend = importlib.import_module("anyio._backends._asyncio")
+    except ImportError:
+        return None
+    cls = getattr(backend, "AsyncIOBackend", None)
+    original = None if cls is None else cls.__dict__.get(_ATTRIBUTE)
+    if not isinstance(original, classmethod):  # an anyio this wrapper does not know: leave it alone
+        return None
+    run = original.__func__
+
+    async def run_sync_in_worker_thread(backend_cls: type, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, VirtualTimeLoop):
+            return await run(backend_cls, *args, **kwargs)
+        with loop.outside_work():
+            return await run(backend_cls, *args, **kwargs)
+
+    run_sync_in_worker_thread.__doc__ = run.__doc__
+    setattr(cls, _ATTRIBUTE, classmethod(run_sync_in_worker_thread))
+    return cls, original
+
+
+@contextlib.contextmanager
+def track_anyio_threads() -> Iterator[None]:
+    """Hold the wrapper for the duration (nestable, and from several threads); a no-op without anyio."""
+    global _holders, _installed
+    with _lock:
+        _holders += 1
+        if _holders == 1 and "anyio" in sys.modules:
+            _installed = _install()
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0 and _installed is not None:
+                cls, original = _installed
+                _installed = None
+                setattr(cls, _ATTRIBUTE, original)
