@@ -42,6 +42,7 @@ from .harness.deadline import watch_virtual_deadline
 from .harness.escalation import attach_escalation, unrecovered_fault_onset
 from .harness.state import CampaignState, trial_state  # state layer
 from .harness.tools import bind_tool
+from .harness.trial_random import TrialRandom, enter_random, exit_random
 from .llm.boundary import campaign_hold, open_boundary  # model boundary
 from .metrics import collect
 from .records import TrialRecord
@@ -183,6 +184,7 @@ class _Trial:
         self.env = Env(self.ctx, tools, self.task, llm=self.boundary.endpoint if self.boundary else None,
                        state=store)
         self.agent = crash_layer(self.ctx, scenario.agent, faults, store, state.spec)  # crash layer: restarts
+        self.random = TrialRandom(seed)  # what the stdlib ``random`` functions draw from inside the trial
 
     def run_sync(self) -> TrialRecord:
         """In a worker thread: build, run and judge the whole trial, so the worker goes straight on to the
@@ -228,7 +230,7 @@ class _Trial:
     def call_sync(self) -> Any:
         """Run a sync agent in the current (worker) thread, on the trial's virtual clock (the runner holds
         the time stand-ins for the whole campaign)."""
-        token = enter_clock(self.ctx.clock)
+        token, random_token = enter_clock(self.ctx.clock), enter_random(self.random)
         try:
             output = self.agent(self.task, self.env)
             if inspect.isawaitable(output):  # a sync callable that returned a coroutine
@@ -236,16 +238,18 @@ class _Trial:
                 output = run_virtual(output)
             return output
         finally:
+            exit_random(random_token)
             exit_clock(token)
 
     async def call_async(self, origin: _LoopOrigin) -> Any:
         """Run an async agent as a task on the shared virtual-time loop, on the trial's clock."""
         origin.start()
         deadline = watch_virtual_deadline(self.ctx)  # the virtual time limit, as a loop timer
-        token = enter_clock(self.ctx.clock)
+        token, random_token = enter_clock(self.ctx.clock), enter_random(self.random)
         try:
             return await self.agent(self.task, self.env)
         finally:
+            exit_random(random_token)
             exit_clock(token)
             if deadline is not None:
                 deadline.cancel()
@@ -260,7 +264,7 @@ class _Trial:
             if self._record is None:
                 self._record = self._judge(output, exc)
                 # the record holds what is kept: the world, env and harness go now, not with the campaign
-                self.ctx = self.env = self.agent = self.boundary = None  # type: ignore[assignment]
+                self.ctx = self.env = self.agent = self.boundary = self.random = None  # type: ignore[assignment]
             return self._record
 
     def _judge(self, output: Any, exc: BaseException | None) -> TrialRecord:

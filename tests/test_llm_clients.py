@@ -114,6 +114,16 @@ def openai_sync_agent(task: str, env: Any) -> str:
     return "too many turns"
 
 
+def test_sdk_retry_jitter_replays_the_same_virtual_times():
+    # timeouts and dropped connections carry no retry-after: the SDK jitters its backoff with random()
+    faults = Faults(model=ModelFaults(rate=0.4, mix={"timeout": 1, "connection_reset": 1}, timeout_s=2.0))
+    runs = [run_campaign(scenario("jitter", openai_sync_agent, faults=faults, trials=6, concurrency=3))
+            for _ in range(2)]
+    times = [[[e.t for e in r.trace] for r in run.records] for run in runs]
+    assert times[0] == times[1]
+    assert any(e.data.get("attempt", 1) > 1 for r in runs[0].records for e in r.trace if e.kind == "model_call")
+
+
 def test_openai_sync_chat_completions_loop():
     result = run_campaign(scenario("openai-sync", openai_sync_agent))
     assert_proven(result)

@@ -45,6 +45,7 @@ from ..faults import STREAM_AGENT, trial_stream
 from .clock import VirtualClock, real_monotonic, run_virtual, time_patch, virtual_time
 from .crash import AgentCrash, CrashInjector
 from .state import StateSpec, TrialStore
+from .trial_random import TrialRandom, enter_random, exit_random
 
 if TYPE_CHECKING:
     from .state import CheckpointStore
@@ -269,8 +270,12 @@ def child_main(conn: _Channel, job: ChildJob) -> None:
     store = StateSpec.parse(job.state).open(job.namespace)
     try:
         env = ChildEnv(rpc, job, store)
-        with time_patch(), virtual_time(env.clock):
-            output = job.agent(job.task, env)
+        random_token = enter_random(TrialRandom(job.seed))  # as in the parent: the trial's own stdlib random
+        try:
+            with time_patch(), virtual_time(env.clock):
+                output = job.agent(job.task, env)
+        finally:
+            exit_random(random_token)
         try:
             pickle.dumps(output)
         except Exception:

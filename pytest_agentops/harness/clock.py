@@ -443,6 +443,7 @@ _REAL_FOR_FAKE: dict[int, tuple[Any, Any]] = {id(fake): (fake, real) for real, f
 IGNORED_MODULES: tuple[str, ...] = (
     *(name.rstrip(".") for name in _freezegun_config.DEFAULT_IGNORE_LIST),
     "time",
+    "random",
     "datetime",
     "_datetime",
     "_strptime",
@@ -514,12 +515,35 @@ def _module_namespace(module: Any) -> dict[str, Any] | None:
     return namespace if isinstance(namespace, dict) else None
 
 
+# Other modules' functions with stand-ins installed and swept along with time's (``register_stand_ins``).
+_MORE_STAND_INS: list[tuple[ModuleType, dict[str, Callable[..., Any]]]] = []
+
+
+def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[..., Any]]) -> None:
+    """Install ``stand_ins`` (name -> function) over ``module``'s functions of those names, and over the same
+    function objects bound in other modules, whenever the time stand-ins are installed (at import time, so
+    before any is)."""
+    with _patch_lock:
+        if _patch_holders:
+            raise RuntimeError("stand-ins cannot be registered while installed")
+        entry = (module, dict(stand_ins))
+        for name, fake in entry[1].items():
+            real = getattr(module, name)
+            _FAKE_FOR_REAL[id(real)] = (real, fake)
+            _REAL_FOR_FAKE[id(fake)] = (fake, real)
+        _MORE_STAND_INS.append(entry)
+
+
 def _install() -> None:
     global _modules_at_install
     undo = _undo
     for name, fake in _TIME_STAND_INS.items():
         undo.append((_time_module, name, getattr(_time_module, name), fake))
         setattr(_time_module, name, fake)
+    for module, stand_ins in _MORE_STAND_INS:
+        for name, fake in stand_ins.items():
+            undo.append((module, name, getattr(module, name), fake))
+            setattr(module, name, fake)
     for name, fake in (("date", _VirtualDate), ("datetime", _VirtualDatetime)):
         undo.append((_datetime_module, name, getattr(_datetime_module, name), fake))
         setattr(_datetime_module, name, fake)

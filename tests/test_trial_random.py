@@ -1,0 +1,64 @@
+"""The stdlib ``random`` inside trials: seeded by the trial, the same at any concurrency and on replay."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from random import choice as bound_choice  # a name bound at import, swept like ``from time import time``
+
+from pytest_agentops import Faults, Scenario, replay_trial, run_campaign
+
+
+def sync_agent(task, env):
+    draws = [round(random.random(), 12), random.randint(1, 10**9), bound_choice("abcdefghij")]
+    items = list(range(10))
+    random.shuffle(items)
+    return repr((draws, items))
+
+
+async def async_agent(task, env):
+    first = random.random()
+    await asyncio.sleep(random.uniform(0, 3))  # virtual: other trials' draws interleave with this one's
+    return repr((round(first, 12), random.getrandbits(40), bound_choice("abcdefghij")))
+
+
+def _outputs(agent, concurrency: int) -> list[str]:
+    result = run_campaign(Scenario(name="draws", agent=agent, trials=30, seed=11, concurrency=concurrency,
+                                   faults=Faults.none(), early_stop=False))
+    return [r.output for r in result.records]
+
+
+def test_draws_depend_on_the_trial_only_not_on_concurrency_or_interleaving():
+    for agent in (sync_agent, async_agent):
+        alone, together = _outputs(agent, 1), _outputs(agent, 10)
+        assert alone == together
+        assert len(set(alone)) == len(alone)  # and differ from trial to trial
+
+
+def test_a_replayed_trial_draws_the_same():
+    scenario = Scenario(name="draws", agent=async_agent, trials=30, seed=11, faults=Faults.none(), concurrency=10,
+                        early_stop=False)
+    campaign = run_campaign(scenario)
+    assert replay_trial(scenario, 17).output == campaign.records[17].output
+
+
+def test_outside_trials_the_process_generator_is_untouched_and_the_names_are_restored():
+    originals = (random.random, random.shuffle, bound_choice)
+    random.seed(1234)
+    expected = [random.random() for _ in range(3)]
+    random.seed(1234)
+    run_campaign(Scenario(name="draws", agent=sync_agent, trials=5, seed=11, faults=Faults.none()))
+    assert [random.random() for _ in range(3)] == expected  # the trials drew from their own generators
+    assert (random.random, random.shuffle, globals()["bound_choice"]) == originals
+
+
+def test_reseeding_inside_a_trial_reseeds_only_that_trial():
+    def agent(task, env):
+        random.seed(5)
+        return repr(random.random())
+
+    random.seed(99)
+    before = random.getstate()
+    outputs = _outputs(agent, 4)
+    assert len(set(outputs)) == 1 and outputs[0] == repr(random.Random(5).random())
+    assert random.getstate() == before
