@@ -7,6 +7,12 @@ concurrency, and ``replay=i`` re-runs exactly it.
 
 Results are consumed in launch order: verdicts at a look use trials ``0..n-1`` only, whatever finished
 first, so early stopping is not biased toward fast (often successful) trials.
+
+Where trials run: the main thread launches trials (up to the next look) and watches the wall clock. A sync
+trial is built, run and judged in one of ``concurrency`` worker threads; an async one on the one
+``VirtualTimeLoop`` thread, where a driver starts queued trials as others end and builds and judges them
+in the loop's idle moments (``workers.LoopWorker``). Either way the main thread is woken once per batch,
+not per trial.
 """
 
 from __future__ import annotations
@@ -361,11 +367,12 @@ class Runner:
         self._completed: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
         self._flying: dict[int, _Trial] = {}
         self._quiet: collections.deque[cf.Future[Any]] = collections.deque()  # completed, main not woken
-        # trials queued per worker thread (sync) or per concurrency slot of the loop (async) ahead of the
-        # running ones: the worker goes from one trial to the next without waiting for the main thread
-        # (cross-thread wake-ups dominate a fast trial's cost, and a main thread busy queueing trials holds
-        # the GIL while the loop's I/O answers wait)
-        self._depth = 32
+        # trials launched ahead of the running ones, queued on the worker threads (sync: 31 per thread) or on
+        # the loop (async: up to 1024): a worker goes from one trial to the next without waiting for the
+        # main thread (cross-thread wake-ups dominate a fast trial's cost, and a main thread busy queueing
+        # trials holds the GIL while the loop's I/O answers wait); the loop asks for more when it runs low
+        c = settings.concurrency
+        self._in_flight = c + min(31 * c, 1024) if self.is_async else 32 * c
         self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
         self._refill = False  # more async trials to queue once the loop's queue runs low
         spec = resolve_state(scenario.state, settings.faults)  # state + crash layers: checked before any trial
@@ -585,7 +592,7 @@ class Runner:
             while len(done) < limit:
                 # launch ahead, but never past the next look: an early stop then wastes no trial
                 horizon = min(limit, looks[look_i]) if look_i < len(looks) else limit
-                while len(flying) < s.concurrency * self._depth and position < horizon:
+                while len(flying) < self._in_flight and position < horizon:
                     flying[position] = self.launch(indices[position])
                     position += 1
                 self._refill = position < horizon  # stopped by the queue depth, not by a look

@@ -281,3 +281,15 @@ def test_anyio_worker_threads_keep_the_virtual_loop_waiting_and_are_unwrapped_af
     assert result.outcome_counts == {"completed": 3}
     assert all(0.05 <= r.duration_s < 1 for r in result.records)  # virtual time followed the real wait
     assert AsyncIOBackend.__dict__["run_sync_in_worker_thread"] is original
+
+
+def test_a_long_async_campaign_is_fed_to_the_loop_in_batches_and_kept_in_launch_order():
+    async def agent(task, env):
+        await asyncio.sleep(1 + int(env.rng.integers(0, 5)))  # trials end out of launch order
+        return env.trial_id
+
+    # concurrency 2 keeps 64 trials in flight: the loop asks for more about 30 times
+    result = run_campaign(Scenario(name="long", agent=agent, trials=2000, seed=4, concurrency=2,
+                                   faults=Faults.none(), early_stop=False))
+    assert [r.index for r in result.records] == list(range(2000))
+    assert [r.output for r in result.records] == [f"trial-{i}" for i in range(2000)]
