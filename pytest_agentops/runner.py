@@ -149,6 +149,7 @@ class _Trial:
         self.ctx: TrialContext | None = None  # type: ignore[assignment]
         self.future: cf.Future[Any] | None = None
         self.started: float | None = None  # wall time the agent started (a queued trial has not)
+        self.ran = False  # the agent's run is over (an async trial may then wait for an idle moment to be judged)
         self.worker: ThreadWorker | LoopWorker | None = None
         self._record: TrialRecord | None = None
         self.boundary: Any = None
@@ -227,6 +228,8 @@ class _Trial:
             return await self.call_async(self._origin), None
         except BaseException as exc:  # CancelledError too: the virtual deadline or the watchdog ended it
             return None, exc
+        finally:
+            self.ran = True  # within its limit: the wall clock no longer counts for it
 
     def settle_async(self, ended: tuple[Any, BaseException | None]) -> TrialRecord:
         """On the loop, after the trial ran: judge it."""
@@ -534,9 +537,10 @@ class Runner:
 
         if worker.call(end):
             return
-        # the loop is blocked (an agent busy-looping without awaiting) or gone: retire it, end the trials
-        # from here, and move the trials that never started on it to a fresh loop
+        # the loop is blocked (an agent busy-looping without awaiting) or gone: retire it, judge here the
+        # trials that ran on it, end the late ones from here, and move those that never started to a fresh loop
         worker.abandon()
+        worker.reap()
         for trial in trials:
             if (ctx := trial.ctx) is not None:  # released once the trial is judged
                 ctx.abort("timed_out", reason)
@@ -599,7 +603,8 @@ class Runner:
                 self._kick()
                 now = _wall()
                 limit_s = self.scenario.timeout_s
-                timeout = max(0.0, min((t.started + limit_s for t in flying.values() if t.started is not None),
+                timeout = max(0.0, min((t.started + limit_s for t in flying.values()
+                                        if t.started is not None and not t.ran),
                                        default=now + limit_s) - now)
                 finished = self._wait(timeout)
                 if finished:
@@ -609,7 +614,8 @@ class Runner:
                         if pos is not None:
                             done[pos] = self.settle(flying.pop(pos))
                 now = _wall()
-                late = [p for p, t in flying.items() if t.started is not None and t.started + limit_s <= now]
+                late = [p for p, t in flying.items()
+                        if t.started is not None and not t.ran and t.started + limit_s <= now]
                 if late:
                     done.update(zip(late, self.expire([flying.pop(p) for p in late]), strict=True))
                 # sequential looks, on the launch-order prefix only

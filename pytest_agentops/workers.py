@@ -119,7 +119,7 @@ class LoopWorker:
         self._pending: collections.deque[_Job] = collections.deque()
         self._warmed = 0  # the first ``_warmed`` pending jobs have been warmed
         self._settling: collections.deque[tuple[_Job, Any]] = collections.deque()
-        self._tasks: dict[cf.Future[Any], asyncio.Task[Any]] = {}
+        self._tasks: dict[cf.Future[Any], tuple[_Job, asyncio.Task[Any]]] = {}
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
@@ -128,9 +128,13 @@ class LoopWorker:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._ready.set)
-        # an abandoned trial's async exception can land here: the loop is then retired
-        with contextlib.suppress(BaseException):
-            self.loop.run_forever()
+        try:
+            # an abandoned trial's async exception can land here: the loop is then retired
+            with contextlib.suppress(BaseException):
+                self.loop.run_forever()
+        finally:
+            with contextlib.suppress(BaseException):
+                self.reap()  # jobs that ended but would wait for a callback or an idle moment that never comes
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> cf.Future[Any]:
         """Run ``coro`` on the loop now (not counted against ``limit``)."""
@@ -169,9 +173,9 @@ class LoopWorker:
     def cancel_job(self, future: cf.Future[Any]) -> None:
         """On the loop: skip a queued job, or cancel the task of a running one."""
         if not future.cancel():
-            task = self._tasks.get(future)
-            if task is not None:
-                task.cancel()
+            entry = self._tasks.get(future)
+            if entry is not None:
+                entry[1].cancel()
 
     def _drive(self) -> None:
         """On the loop: start queued jobs while fewer than ``limit`` run."""
@@ -188,12 +192,13 @@ class LoopWorker:
                 self.running -= 1
                 job.future.set_exception(exc)
                 continue
-            self._tasks[job.future] = task
+            self._tasks[job.future] = (job, task)
             task.add_done_callback(functools.partial(self._job_done, job))
 
     def _job_done(self, job: _Job, task: asyncio.Task[Any]) -> None:
+        if self._tasks.pop(job.future, None) is None:
+            return  # reaped already (``reap``)
         self.running -= 1
-        del self._tasks[job.future]
         self._drive()  # the next job starts before this one is wrapped up: no slot waits for that
         if task.cancelled():
             job.future.set_exception(cf.CancelledError())
@@ -206,8 +211,20 @@ class LoopWorker:
             if len(self._settling) > 2 * self.limit:  # a loop that is never idle: do not pile up
                 self._settle_one()
 
+    def reap(self) -> None:
+        """For a retired loop (blocked, or whose thread is gone): report here and now the jobs whose tasks
+        ended but whose done callback or idle moment has not come, and may never."""
+        for job, task in list(self._tasks.values()):
+            if task.done():
+                self._job_done(job, task)
+        while self._settling:
+            self._settle_one()
+
     def _settle_one(self) -> None:
-        job, result = self._settling.popleft()
+        try:
+            job, result = self._settling.popleft()
+        except IndexError:  # the loop's thread took the last one meanwhile
+            return
         assert job.settle is not None
         try:
             value = job.settle(result)

@@ -293,3 +293,15 @@ def test_a_long_async_campaign_is_fed_to_the_loop_in_batches_and_kept_in_launch_
                                    faults=Faults.none(), early_stop=False))
     assert [r.index for r in result.records] == list(range(2000))
     assert [r.output for r in result.records] == [f"trial-{i}" for i in range(2000)]
+
+
+def test_trials_that_ran_before_the_loop_was_blocked_are_judged_not_timed_out():
+    async def agent(task, env):
+        if env.trial_id == "trial-1":
+            await asyncio.sleep(0)  # trial 0 has ended by now, and waits for an idle moment to be judged
+            threading.Event().wait(1.0)  # blocks the loop for real, past the wall-clock limit
+        return "ok"
+
+    result = run_campaign(Scenario(name="blocked", agent=agent, trials=6, seed=0, concurrency=2, timeout_s=0.3,
+                                   faults=Faults.none(), early_stop=False, check=lambda w, out: out == "ok"))
+    assert [r.outcome for r in result.records] == ["completed", "timed_out"] + ["completed"] * 4
