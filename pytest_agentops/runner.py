@@ -150,6 +150,7 @@ class _Trial:
         self.future: cf.Future[Any] | None = None
         self.started: float | None = None  # wall time the agent started (a queued trial has not)
         self.ran = False  # the agent's run is over (an async trial may then wait for an idle moment to be judged)
+        self.building: float | None = None  # wall time an async trial's building ahead began (``warm``)
         self.worker: ThreadWorker | LoopWorker | None = None
         self._record: TrialRecord | None = None
         self.boundary: Any = None
@@ -211,10 +212,13 @@ class _Trial:
             return
         self._origin = _LoopOrigin(asyncio.get_running_loop())
         self.clock_source = self._origin.elapsed
+        self.building = _wall()  # a world factory that hangs is caught by the wall-clock limit too
         try:
             self.prepare()
         except Exception as exc:
             self._build_error = exc
+        finally:
+            self.building = None
 
     async def run_async(self) -> tuple[Any, BaseException | None]:
         """As a task on the shared loop: run the agent (building the trial first unless ``warm`` did).
@@ -263,6 +267,13 @@ class _Trial:
             if deadline is not None:
                 deadline.cancel()
             origin.stop()
+
+    def counting_since(self) -> float | None:
+        """Wall time since which the trial counts against its wall-clock limit: since it started, or since
+        it began to be built ahead; None while queued and once its run is over."""
+        if self.ran:
+            return None
+        return self.started if self.started is not None else self.building
 
     def finish(self, output: Any = None, exc: BaseException | None = None) -> TrialRecord:
         """Turn how the agent ended into a TrialRecord (judging the world with the scenario's check).
@@ -603,9 +614,8 @@ class Runner:
                 self._kick()
                 now = _wall()
                 limit_s = self.scenario.timeout_s
-                timeout = max(0.0, min((t.started + limit_s for t in flying.values()
-                                        if t.started is not None and not t.ran),
-                                       default=now + limit_s) - now)
+                since = [t.counting_since() for t in flying.values()]
+                timeout = max(0.0, min((t + limit_s for t in since if t is not None), default=now + limit_s) - now)
                 finished = self._wait(timeout)
                 if finished:
                     futures = {t.future: pos for pos, t in flying.items()}
@@ -614,8 +624,8 @@ class Runner:
                         if pos is not None:
                             done[pos] = self.settle(flying.pop(pos))
                 now = _wall()
-                late = [p for p, t in flying.items()
-                        if t.started is not None and not t.ran and t.started + limit_s <= now]
+                late = [p for p, t in flying.items() if (since := t.counting_since()) is not None
+                        and since + limit_s <= now]
                 if late:
                     done.update(zip(late, self.expire([flying.pop(p) for p in late]), strict=True))
                 # sequential looks, on the launch-order prefix only

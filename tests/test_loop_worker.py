@@ -305,3 +305,25 @@ def test_trials_that_ran_before_the_loop_was_blocked_are_judged_not_timed_out():
     result = run_campaign(Scenario(name="blocked", agent=agent, trials=6, seed=0, concurrency=2, timeout_s=0.3,
                                    faults=Faults.none(), early_stop=False, check=lambda w, out: out == "ok"))
     assert [r.outcome for r in result.records] == ["completed", "timed_out"] + ["completed"] * 4
+
+
+def test_a_world_factory_that_hangs_while_trials_are_built_ahead_does_not_hang_the_session():
+    calls = 0
+
+    def world() -> dict:
+        nonlocal calls
+        calls += 1
+        if calls == 4:  # built ahead, in an idle moment of the loop, while trials 0 and 1 wait
+            while True:  # never returns (a pure-Python hang: the watchdog can interrupt it)
+                pass
+        return {}
+
+    async def agent(task, env):
+        await asyncio.sleep(5)
+        return "ok"
+
+    result = run_campaign(Scenario(name="stuck-world", agent=agent, world=world, trials=6, seed=0, concurrency=2,
+                                   timeout_s=0.5, faults=Faults.none(), early_stop=False))
+    # trial 3 hung while built ahead: the blocked loop stalled trials 0 and 1 too; the rest ran on a fresh loop
+    assert [r.outcome for r in result.records] == ["timed_out"] * 2 + ["completed", "timed_out"] + ["completed"] * 2
+    assert result.records[3].reason == "no result within the wall-clock limit"
