@@ -10,41 +10,33 @@ campaign ends; nothing changes when the collector is disabled or the process alr
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import threading
-from collections.abc import Iterator
+
+from .harness.shared_hold import SharedHold
 
 #: Youngest-generation threshold while campaigns run (the interpreter's default is 700 allocations).
 CAMPAIGN_GEN0_THRESHOLD = 10_000
 
-_lock = threading.Lock()
-_holders = 0
-_saved: tuple[tuple[int, ...], bool] | None = None  # (thresholds, froze) to restore
+
+def _hold() -> tuple[tuple[int, ...], bool] | None:
+    """Freeze and raise the threshold; returns (thresholds, froze) to restore."""
+    if not gc.isenabled():
+        return None
+    thresholds = gc.get_threshold()
+    froze = gc.get_freeze_count() == 0
+    if froze:
+        gc.freeze()
+    if 0 < thresholds[0] < CAMPAIGN_GEN0_THRESHOLD:
+        gc.set_threshold(CAMPAIGN_GEN0_THRESHOLD, *thresholds[1:])
+    return thresholds, froze
 
 
-@contextlib.contextmanager
-def campaign_gc() -> Iterator[None]:
-    """Hold the campaign's collector settings for the duration (nestable, and from several threads)."""
-    global _holders, _saved
-    with _lock:
-        _holders += 1
-        if _holders == 1 and gc.isenabled():
-            thresholds = gc.get_threshold()
-            froze = gc.get_freeze_count() == 0
-            if froze:
-                gc.freeze()
-            if 0 < thresholds[0] < CAMPAIGN_GEN0_THRESHOLD:
-                gc.set_threshold(CAMPAIGN_GEN0_THRESHOLD, *thresholds[1:])
-            _saved = (thresholds, froze)
-    try:
-        yield
-    finally:
-        with _lock:
-            _holders -= 1
-            if _holders == 0 and _saved is not None:
-                thresholds, froze = _saved
-                _saved = None
-                gc.set_threshold(*thresholds)
-                if froze:
-                    gc.unfreeze()
+def _restore(held: tuple[tuple[int, ...], bool]) -> None:
+    thresholds, froze = held
+    gc.set_threshold(*thresholds)
+    if froze:
+        gc.unfreeze()
+
+
+#: ``with campaign_gc():`` holds the campaign's collector settings for the duration (nestable, thread-safe).
+campaign_gc = SharedHold(_hold, _restore)

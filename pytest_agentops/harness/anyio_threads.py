@@ -12,22 +12,20 @@ campaign ends. Nothing happens when anyio is not imported.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import sys
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 from .clock import VirtualTimeLoop
+from .shared_hold import SharedHold
 
-_lock = threading.Lock()
-_holders = 0
-_installed: tuple[type, Any] | None = None  # (backend class, its original attribute)
 _ATTRIBUTE = "run_sync_in_worker_thread"
 
 
 def _install() -> tuple[type, Any] | None:
+    """Wrap the backend's method, if anyio is in use; returns (class, original attribute) to restore."""
+    if "anyio" not in sys.modules:
+        return None
     try:
         backend = importlib.import_module("anyio._backends._asyncio")
     except ImportError:
@@ -50,20 +48,11 @@ def _install() -> tuple[type, Any] | None:
     return cls, original
 
 
-@contextlib.contextmanager
-def track_anyio_threads() -> Iterator[None]:
-    """Hold the wrapper for the duration (nestable, and from several threads); a no-op without anyio."""
-    global _holders, _installed
-    with _lock:
-        _holders += 1
-        if _holders == 1 and "anyio" in sys.modules:
-            _installed = _install()
-    try:
-        yield
-    finally:
-        with _lock:
-            _holders -= 1
-            if _holders == 0 and _installed is not None:
-                cls, original = _installed
-                _installed = None
-                setattr(cls, _ATTRIBUTE, original)
+def _uninstall(installed: tuple[type, Any]) -> None:
+    cls, original = installed
+    setattr(cls, _ATTRIBUTE, original)
+
+
+#: ``with track_anyio_threads():`` holds the wrapper for the duration (nestable, thread-safe; a no-op
+#: without anyio).
+track_anyio_threads = SharedHold(_install, _uninstall)
