@@ -390,7 +390,7 @@ class Runner:
         self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
         self._refill = False  # more async trials to queue once the loop's queue runs low
         spec = resolve_state(scenario.state, settings.faults)  # state + crash layers: checked before any trial
-        check_crash_setup(scenario.agent, spec, settings.faults, is_async=self.is_async)
+        check_crash_setup(scenario.agent, spec, settings.faults)
         self.state = CampaignState(spec)
 
     # -- workers --------------------------------------------------------------------------------------

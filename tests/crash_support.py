@@ -6,6 +6,7 @@ customer. ``refund`` and ``send_email`` are side effects that must happen exactl
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from pytest_agentops import tool
@@ -155,3 +156,44 @@ def escalating_agent(task, env):
     """Looks the order up, then hands the task to a human."""
     env.tools["get_order"](ORDER_ID)
     env.escalate("refunds over 20 need a human")
+
+
+async def async_careful_agent(task, env):
+    """``careful_agent`` as an async agent that "thinks" 10 virtual seconds before each step."""
+    state = env.state
+    progress = state.load("progress")
+    resumed = progress is not None
+    if progress is None:
+        progress = {"done": [], "pids": []}
+    progress["pids"].append(os.getpid())
+    state.save("progress", progress)
+    done = progress["done"]
+
+    def finish(step_name: str, **data) -> None:
+        done.append(step_name)
+        progress.update(data)
+        state.save("progress", progress)
+
+    if "lookup" not in done:
+        await asyncio.sleep(10)
+        order = env.tools["get_order"](ORDER_ID)
+        finish("lookup", amount=order["amount"], customer=order["customer"])
+    if "refund" not in done:
+        await asyncio.sleep(10)
+        if not (resumed and env.tools["get_refunds"](ORDER_ID)):
+            env.tools["refund"](ORDER_ID, progress["amount"])
+        finish("refund")
+    if "email" not in done:
+        await asyncio.sleep(10)
+        if not (resumed and env.tools["sent_emails"](progress["customer"])):
+            env.tools["send_email"](progress["customer"], "Your order was refunded.")
+        finish("email")
+    return "refunded and notified"
+
+
+async def async_hanging_agent(task, env):
+    """Saves its pid, then blocks its process forever (only a kill ends it)."""
+    import select
+
+    env.state.save("pid", os.getpid())
+    select.select([], [], [])

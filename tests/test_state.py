@@ -429,11 +429,12 @@ def test_a_child_that_dies_on_its_own_is_restarted(tmp_path):
     assert record.extra["duplicate_side_effects"] == 0
 
 
-def test_a_hanging_child_is_killed_at_the_wall_clock_limit(tmp_path):
-    scenario = _sigkill(cs.hanging_agent, tmp_path, trials=1, crash=0.0).replace(timeout_s=1.0)
+@pytest.mark.parametrize("agent", [cs.hanging_agent, cs.async_hanging_agent])
+def test_a_hanging_child_is_killed_at_the_wall_clock_limit(tmp_path, agent):
+    scenario = _sigkill(agent, tmp_path, trials=1, crash=0.0).replace(timeout_s=1.0)
     result = run_campaign(scenario)
     assert result.records[0].outcome == "timed_out"
-    pid = SQLiteStore(tmp_path / "ckpt.sqlite3", f"kill-hanging_agent/{result.records[0].seed}").load("pid")
+    pid = SQLiteStore(tmp_path / "ckpt.sqlite3", f"kill-{agent.__name__}/{result.records[0].seed}").load("pid")
     deadline = time.monotonic() + 30  # the abandoned trial's thread kills and reaps its child just after
     while time.monotonic() < deadline:
         try:
@@ -452,16 +453,32 @@ def test_escalation_from_a_child_process_ends_the_trial(tmp_path):
     assert [e.name for e in record.trace if e.kind == "tool_call"] == ["get_order"]
 
 
-def test_sigkill_mode_needs_durable_state_and_an_importable_sync_agent(tmp_path):
+def test_sigkill_mode_needs_durable_state_and_an_importable_agent(tmp_path):
     with pytest.raises(ConfigError, match=r"state='memory' does not survive a process kill"):
         run_campaign(_sigkill(cs.careful_agent, tmp_path, state="memory"))
     with pytest.raises(ConfigError, match=r"agent=.* must be importable"):
         run_campaign(_sigkill(lambda task, env: None, tmp_path))
 
-    async def async_agent(task, env):
+    async def local_async_agent(task, env):
         return None
-    with pytest.raises(ConfigError, match=r"runs sync agents in a child process"):
-        run_campaign(_sigkill(async_agent, tmp_path))
+    with pytest.raises(ConfigError, match=r"agent=.* must be importable"):
+        run_campaign(_sigkill(local_async_agent, tmp_path))
+
+
+def test_sigkill_of_an_async_agent_resumes_and_its_virtual_sleeps_count(tmp_path):
+    """The async agent runs on a virtual-time loop in its child process; its sleeps advance the trial's
+    clock in the parent; the process is killed after the refund and the next one resumes."""
+    result = run_campaign(_sigkill(cs.async_careful_agent, tmp_path, trials=3).replace(concurrency=3))
+    assert result.outcome_counts == {"completed": 3} and [v.verdict for v in result.verdicts] == ["pass"]
+    for record in result.records:
+        assert record.extra["exit_codes"] == [-signal.SIGKILL, 0]
+        assert record.extra["duplicate_side_effects"] == 0
+        assert [e.name for e in record.trace if e.kind == "tool_call"] == \
+            ["get_order", "refund", "get_refunds", "sent_emails", "send_email"]
+        assert record.duration_s >= 40.0  # 10 s before each of 4 steps (2 in each process), all virtual
+    progress = SQLiteStore(tmp_path / "ckpt.sqlite3", f"kill-async_careful_agent/{result.records[0].seed}"
+                           ).load("progress")
+    assert len(progress["pids"]) == 2 and os.getpid() not in progress["pids"]
 
 
 def test_sigkill_defaults_to_a_temporary_sqlite_file(tmp_path):

@@ -1,6 +1,6 @@
 """Real crashes: the agent runs in a child process that is killed with SIGKILL at the planned step.
 
-The design, chosen as the simplest honest one: the parent (the runner's trial thread) owns everything
+The design, chosen as the simplest honest one: the parent (the runner's trial thread or task) owns everything
 that must outlive the agent's process (the world, the fault plan, the trace, the meter, the gate and
 the virtual clock), as a real deployment's payment API and database outlive the agent's worker. The
 child process runs only the agent. Its ``env`` looks like the in-process ``Env``, but every tool call,
@@ -18,11 +18,17 @@ Each child is a fresh interpreter running this module (``python -m pytest_agento
 never a ``fork`` of the runner's threaded process; parent and child talk over a socket pair, one
 length-prefixed pickle per message (between a process and its own child: checkpoints stay JSON). The
 child takes the parent's ``sys.path`` and imports the agent by reference, so the agent must be importable
-(a module-level function or an instance of a module-level class), and it must be a sync callable.
+(a module-level function or an instance of a module-level class).
+
+An async agent runs in the child on a ``VirtualTimeLoop`` of its own, whose jumps to the next timer advance
+the trial's clock in the parent (``asyncio.sleep(30)`` in the child is 30 virtual seconds of the trial). In
+the parent its attempts are tasks on the trial loop that await the child's requests, so the watchdog and the
+virtual deadline end them by cancelling the task, which kills the child.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import os
@@ -42,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentOpsError
 from ..faults import STREAM_AGENT, trial_stream
-from .clock import VirtualClock, real_monotonic, run_virtual, time_patch, virtual_time
+from .clock import VirtualClock, VirtualTimeLoop, real_monotonic, run_virtual, time_patch, virtual_time
 from .crash import AgentCrash, CrashInjector
 from .state import StateSpec, TrialStore
 from .trial_random import TrialRandom, enter_random, exit_random
@@ -70,9 +76,14 @@ class _Channel:
     def __init__(self, sock: socket.socket):
         self.sock = sock
 
-    def send(self, message: Any) -> None:
+    @staticmethod
+    def frame(message: Any) -> bytes:
+        """``message`` as sent: pickled, prefixed by its length."""
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self.sock.sendall(_HEADER.pack(len(data)) + data)
+        return _HEADER.pack(len(data)) + data
+
+    def send(self, message: Any) -> None:
+        self.sock.sendall(self.frame(message))
 
     def _exact(self, n: int) -> bytes:
         chunks = []
@@ -87,6 +98,21 @@ class _Channel:
     def recv(self) -> Any:
         (size,) = _HEADER.unpack(self._exact(_HEADER.size))
         return pickle.loads(self._exact(size))
+
+    async def _aexact(self, loop: asyncio.AbstractEventLoop, n: int) -> bytes:
+        chunks = []
+        while n:
+            chunk = await loop.sock_recv(self.sock, min(n, 1 << 20))
+            if not chunk:
+                raise EOFError("the other process closed the channel")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    async def arecv(self, loop: asyncio.AbstractEventLoop) -> Any:
+        """``recv`` for a non-blocking socket, from a task on ``loop`` (the loop waits for real meanwhile)."""
+        (size,) = _HEADER.unpack(await self._aexact(loop, _HEADER.size))
+        return pickle.loads(await self._aexact(loop, size))
 
     def poll(self, timeout: float) -> bool:
         """Whether a message (or the end of the channel) is waiting, after at most ``timeout`` seconds."""
@@ -264,6 +290,17 @@ class ChildEnv:
         return f"<ChildEnv {self._job.scenario}[{self.trial_id} seed={self._job.seed}] pid={os.getpid()}>"
 
 
+def _run_here(coro: Any, clock: _RemoteClock) -> Any:
+    """Run an async agent's coroutine in this process: its loop's jumps to the next timer (``asyncio.sleep``)
+    advance the trial's clock in the parent, as they would on the parent's own loop."""
+    loop = VirtualTimeLoop()
+    loop.on_jump = clock.advance
+    try:
+        return run_virtual(coro, loop=loop)
+    finally:
+        loop.close()
+
+
 def child_main(conn: _Channel, job: ChildJob) -> None:
     """The child process: run the agent once and send back its output or its exception."""
     rpc = _Rpc(conn)
@@ -274,6 +311,8 @@ def child_main(conn: _Channel, job: ChildJob) -> None:
         try:
             with time_patch(), virtual_time(env.clock):
                 output = job.agent(job.task, env)
+                if inspect.isawaitable(output):  # an async agent: on a virtual-time loop of its own
+                    output = _run_here(output, env.clock)
         finally:
             exit_random(random_token)
         try:
@@ -337,7 +376,10 @@ class ChildAgent:
                         self.store.namespace, tuple(tools), env.clock.epoch)
 
     def __call__(self, task: str, env: Any) -> Any:
+        """Sync agent: run it to the end (restarts included). Async agent: the coroutine that does so."""
         job = pickle.dumps(self._job(task, env))
+        if _is_async_callable(self.agent):
+            return self._run_async(job, env)
         attempt = 0
         while True:
             try:
@@ -346,12 +388,28 @@ class ChildAgent:
                 pass  # the planned crash: the child was killed at its step
             except _Died as died:
                 self.injector.died(str(died))
-            attempt += 1
-            if attempt > self.restarts:
-                raise self.injector.give_up(self.restarts)
-            self.injector.resume(attempt, self.store)
+            attempt = self._next_attempt(attempt)
 
-    def _attempt(self, job: bytes, env: Any) -> Any:
+    async def _run_async(self, job: bytes, env: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt_async(job, env)
+            except AgentCrash:
+                pass
+            except _Died as died:
+                self.injector.died(str(died))
+            attempt = self._next_attempt(attempt)
+
+    def _next_attempt(self, attempt: int) -> int:
+        attempt += 1
+        if attempt > self.restarts:
+            raise self.injector.give_up(self.restarts)
+        self.injector.resume(attempt, self.store)
+        return attempt
+
+    def _spawn(self, job: bytes) -> tuple[subprocess.Popen[bytes], _Channel]:
+        """A fresh child process, given its job; and the parent's end of the channel."""
         ours, theirs = socket.socketpair()
         try:
             # PYTHONPATH: the child finds this package (and the agent's module) wherever the parent did
@@ -363,6 +421,19 @@ class ChildAgent:
         self.pids.append(proc.pid)
         parent = _Channel(ours)
         parent.send((list(sys.path), job))
+        return proc, parent
+
+    def _end(self, proc: subprocess.Popen[bytes], parent: _Channel, finished: bool) -> None:
+        """After an attempt: reap the child (SIGKILL it if it still runs) and record its exit code."""
+        if finished:
+            _wait(proc)
+        code = _kill(proc)
+        codes = self.injector.ctx.extra.setdefault("exit_codes", [])
+        codes.append(code)  # per attempt: -9 is a SIGKILL, 0 a clean exit
+        parent.close()
+
+    def _attempt(self, job: bytes, env: Any) -> Any:
+        proc, parent = self._spawn(job)
         finished = False  # the child sent its result and exits by itself
         try:
             while True:
@@ -375,31 +446,39 @@ class ChildAgent:
                     request = parent.recv()
                 except (EOFError, OSError):
                     raise _Died(f"agent process exited with code {_wait(proc)} without a result") from None
-                op = request[0]
-                finished = op in ("done", "error")
-                if op == "done":
-                    return request[1]
-                if op == "error":
-                    exc = thaw(request[1])
-                    if isinstance(exc, AgentCrash) or not isinstance(exc, Exception):
-                        raise _Died(f"agent process raised {request[1][2]}")
-                    raise exc
-                reply = self._serve(env, request)
-                try:
-                    parent.send(reply)
-                except Exception as exc:  # the result cannot be pickled
-                    parent.send(("raise", freeze(TypeError(f"{request[1]!r}: its result cannot be sent to the "
-                                                           f"agent's process: {exc}"))))
+                finished = request[0] in ("done", "error")
+                if finished:
+                    return _result(request)
+                parent.sock.sendall(_reply_frame(request, self._serve(env, request)))
         finally:
-            if finished:
-                _wait(proc)
-            code = _kill(proc)
-            codes = self.injector.ctx.extra.setdefault("exit_codes", [])
-            codes.append(code)  # per attempt: -9 is a SIGKILL, 0 a clean exit
-            parent.close()
+            self._end(proc, parent, finished)
+
+    async def _attempt_async(self, job: bytes, env: Any) -> Any:
+        """``_attempt`` as a task on the trial loop: the runner's watchdog and the virtual deadline end it by
+        cancelling the task (the child is killed on the way out); async tools are awaited here."""
+        loop = asyncio.get_running_loop()
+        proc, parent = self._spawn(job)
+        parent.sock.setblocking(False)
+        finished = False
+        try:
+            while True:
+                try:
+                    request = await parent.arecv(loop)
+                except (EOFError, OSError):
+                    raise _Died(f"agent process exited with code {_wait(proc)} without a result") from None
+                finished = request[0] in ("done", "error")
+                if finished:
+                    return _result(request)
+                reply = self._serve(env, request)
+                if reply[0] == "await":
+                    reply = await _awaited(reply[1])
+                await loop.sock_sendall(parent.sock, _reply_frame(request, reply))
+        finally:
+            self._end(proc, parent, finished)
 
     def _serve(self, env: Any, request: tuple[Any, ...]) -> tuple[str, Any]:
-        """One harness call of the child, made here through the trial's real layers."""
+        """One harness call of the child, made here through the trial's real layers. An async tool's
+        awaitable comes back as ``("await", awaitable)`` when the trial runs on a loop, else is run here."""
         op = request[0]
         try:
             if op == "tool":
@@ -408,7 +487,9 @@ class ChildAgent:
                 if tool is None:
                     raise KeyError(f"no tool named {name!r}")
                 result = tool(*args, **kwargs)
-                if inspect.isawaitable(result):  # an async tool: run it here, on the trial's virtual clock
+                if inspect.isawaitable(result):  # an async tool, on the trial's virtual clock
+                    if _is_async_callable(self.agent):
+                        return "await", result
                     result = run_virtual(result)
                 return "ok", result
             if op == "env" and request[1] in _ENV:
@@ -424,6 +505,36 @@ class ChildAgent:
             raise ValueError(f"unknown request {request[:2]!r}")
         except Exception as exc:  # the agent sees the tool's (or the harness's) exception
             return "raise", freeze(exc)
+
+
+def _is_async_callable(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+
+
+def _result(message: tuple[Any, ...]) -> Any:
+    """The agent's output from the child's last message, or its exception raised."""
+    if message[0] == "done":
+        return message[1]
+    exc = thaw(message[1])
+    if isinstance(exc, AgentCrash) or not isinstance(exc, Exception):
+        raise _Died(f"agent process raised {message[2]}")
+    raise exc
+
+
+async def _awaited(awaitable: Any) -> tuple[str, Any]:
+    try:
+        return "ok", await awaitable
+    except Exception as exc:  # the agent sees the tool's (or the harness's) exception
+        return "raise", freeze(exc)
+
+
+def _reply_frame(request: tuple[Any, ...], reply: tuple[str, Any]) -> bytes:
+    """The reply to one of the child's requests, ready to send (an exception when it cannot be pickled)."""
+    try:
+        return _Channel.frame(reply)
+    except Exception as exc:
+        return _Channel.frame(("raise", freeze(TypeError(f"{request[1]!r}: its result cannot be sent to the "
+                                                         f"agent's process: {exc}"))))
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:

@@ -701,6 +701,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self.outside_jobs = 0
         self.own_fds: frozenset[int] = frozenset()
         self.idle: Callable[[], bool] | None = None
+        self.on_jump: Callable[[float], None] | None = None  # told the seconds of each jump to a timer
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._inner.register(fileobj, events, data)
@@ -737,6 +738,8 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             ready = self._inner.select(0)
             if not ready:
                 self.now += timeout
+                if self.on_jump is not None:
+                    self.on_jump(timeout)
             return ready
         else:
             # Idle: no timer and nothing from outside pending, so nothing can observe virtual time; wait
@@ -804,6 +807,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def io_poll_cap(self) -> float:
         """Longest real wait, in seconds, of one poll while real I/O is pending."""
         return self._vt_selector.io_poll_cap
+
+    @property
+    def on_jump(self) -> Callable[[float], None] | None:
+        """Called (on the loop thread) with the virtual seconds of each jump to the next timer, not with real
+        waits: how a loop in another process reports its virtual time to the trial's clock."""
+        return self._vt_selector.on_jump
+
+    @on_jump.setter
+    def on_jump(self, listener: Callable[[float], None] | None) -> None:
+        self._vt_selector.on_jump = listener
 
     @property
     def idle_work(self) -> Callable[[], bool] | None:

@@ -223,16 +223,13 @@ def resolve_state(state: StateSpec | None, faults: Faults) -> StateSpec:
     return StateSpec.parse(state)
 
 
-def check_crash_setup(agent: Callable[..., Any], state: StateSpec, faults: Faults, *, is_async: bool) -> None:
+def check_crash_setup(agent: Callable[..., Any], state: StateSpec, faults: Faults) -> None:
     """Reject crash settings that cannot work, before any trial runs."""
     if faults.crash_mode != "sigkill":
         return
     if not state.durable:
         raise ConfigError("state='memory' does not survive a process kill: crash_mode='sigkill' needs "
                           "state='sqlite' (the default when state is unset), 'sqlite:PATH' or a redis:// URL")
-    if is_async:
-        raise ConfigError(f"crash_mode='sigkill' runs sync agents in a child process; agent={agent!r} is async "
-                          "(use crash_mode='in_process' for async agents)")
     if faults.crash_mode == "sigkill" and not hasattr(signal, "SIGKILL"):
         raise ConfigError("crash_mode='sigkill' needs a POSIX system (SIGKILL); use crash_mode='in_process'")
     try:
