@@ -69,16 +69,14 @@ def _think(env, step: int) -> None:
     env.record_usage(input_tokens=PROMPT + PER_STEP * step, output_tokens=REPLY, model="gpt-4o-mini")
 
 
-def careful_agent(task, env):
-    """Checkpoints after each step; on a restart resumes from the checkpoint and checks before each side effect."""
+def _checkpoints(env, **first):
+    """(progress, resumed, done, finish): the agent's saved progress, and ``finish(step, **data)`` to save a step."""
     state = env.state
     progress = state.load("progress")
     resumed = progress is not None
     if progress is None:
-        progress = {"done": []}
+        progress = {"done": [], **first}
         state.save("progress", progress)
-    else:
-        env.record_usage(input_tokens=RESUME_PROMPT, output_tokens=REPLY, model="gpt-4o-mini")
     done = progress["done"]
 
     def finish(step_name: str, **data) -> None:
@@ -86,6 +84,14 @@ def careful_agent(task, env):
         progress.update(data)
         state.save("progress", progress)
 
+    return progress, resumed, done, finish
+
+
+def careful_agent(task, env):
+    """Checkpoints after each step; on a restart resumes from the checkpoint and checks before each side effect."""
+    progress, resumed, done, finish = _checkpoints(env)
+    if resumed:
+        env.record_usage(input_tokens=RESUME_PROMPT, output_tokens=REPLY, model="gpt-4o-mini")
     if "lookup" not in done:
         _think(env, 0)
         order = env.tools["get_order"](ORDER_ID)
@@ -160,20 +166,9 @@ def escalating_agent(task, env):
 
 async def async_careful_agent(task, env):
     """``careful_agent`` as an async agent that "thinks" 10 virtual seconds before each step."""
-    state = env.state
-    progress = state.load("progress")
-    resumed = progress is not None
-    if progress is None:
-        progress = {"done": [], "pids": []}
+    progress, resumed, done, finish = _checkpoints(env, pids=[])
     progress["pids"].append(os.getpid())
-    state.save("progress", progress)
-    done = progress["done"]
-
-    def finish(step_name: str, **data) -> None:
-        done.append(step_name)
-        progress.update(data)
-        state.save("progress", progress)
-
+    env.state.save("progress", progress)
     if "lookup" not in done:
         await asyncio.sleep(10)
         order = env.tools["get_order"](ORDER_ID)
