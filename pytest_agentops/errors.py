@@ -6,6 +6,7 @@ The fault exceptions are what a real failure looks like to the agent: a careful 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,6 +17,22 @@ class AgentOpsError(Exception):
 
 class ConfigError(AgentOpsError, ValueError):
     """A scenario, fault or expectation setting has a bad value; the message names it and the fix."""
+
+
+def check_share(name: str, value: Any) -> float:
+    """A share (of calls, attempts, trials): a finite number in [0, 1], returned as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} must be a number between 0 and 1")
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}={value!r} must be between 0 and 1 (a share, e.g. 0.08 for 8%)")
+    return float(value)
+
+
+def check_seconds(name: str, value: Any) -> float:
+    """A duration: a finite number of seconds >= 0, returned as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}={value!r} must be a number of seconds >= 0")
+    return float(value)
 
 
 def reject_unknown_keys(data: Mapping[str, Any], known: Iterable[str], where: str) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError, reject_unknown_keys
+from .errors import ConfigError, check_seconds, check_share, reject_unknown_keys
 
 if TYPE_CHECKING:
     from .llm.settings import Drift, HttpFaults, ModelFaults
@@ -41,20 +41,6 @@ PROFILES: Mapping[str, dict[str, float]] = MappingProxyType({
 STREAM_TOOLS, STREAM_AGENT, STREAM_APPROVER, STREAM_MODEL, STREAM_DRIFT, STREAM_CRASH = range(6)
 STREAM_BUDGET = 6  # budget layer: the trial's user and that user's earlier spend today
 _BLOCK = 64  # tool-call draws made up front per tool; later calls draw further blocks from the same seed
-
-
-def _check_rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name}={value!r} must be a number between 0 and 1")
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name}={value!r} must be between 0 and 1 (a share of calls, e.g. 0.08 for 8%)")
-    return float(value)
-
-
-def _check_seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}={value!r} must be a number of seconds >= 0")
-    return float(value)
 
 
 def _check_mix(mix: Mapping[str, float] | None, where: str = "mix") -> Mapping[str, float]:
@@ -85,7 +71,7 @@ class ToolFaults:
     mix: Mapping[str, float] = field(default_factory=lambda: DEFAULT_MIX)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rate", _check_rate("rate", self.rate))
+        object.__setattr__(self, "rate", check_share("rate", self.rate))
         object.__setattr__(self, "mix", _check_mix(self.mix))
 
 
@@ -123,12 +109,12 @@ class Faults:
     http: HttpFaults | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rate", _check_rate("rate", self.rate))
-        object.__setattr__(self, "latency", _check_rate("latency", self.latency))
-        object.__setattr__(self, "outage", _check_rate("outage", self.outage))
+        object.__setattr__(self, "rate", check_share("rate", self.rate))
+        object.__setattr__(self, "latency", check_share("latency", self.latency))
+        object.__setattr__(self, "outage", check_share("outage", self.outage))
         object.__setattr__(self, "mix", _check_mix(self.mix))
         for name in ("latency_s", "timeout_s", "retry_after_s"):
-            object.__setattr__(self, name, _check_seconds(name, getattr(self, name)))
+            object.__setattr__(self, name, check_seconds(name, getattr(self, name)))
         if not isinstance(self.per_tool, Mapping):
             raise ConfigError(f"per_tool={self.per_tool!r} must map tool names to a rate or ToolFaults")
         per_tool = {}
@@ -137,12 +123,12 @@ class Faults:
                 per_tool[tool_name] = spec
             elif isinstance(spec, Mapping):
                 reject_unknown_keys(spec, ("rate", "mix"), f"per_tool[{tool_name!r}]")
-                per_tool[tool_name] = ToolFaults(_check_rate(f"per_tool[{tool_name!r}].rate",
+                per_tool[tool_name] = ToolFaults(check_share(f"per_tool[{tool_name!r}].rate",
                                                              spec.get("rate", self.rate)),
                                                  _check_mix(spec.get("mix", self.mix),
                                                             f"per_tool[{tool_name!r}].mix"))
             else:
-                per_tool[tool_name] = ToolFaults(_check_rate(f"per_tool[{tool_name!r}]", spec), self.mix)
+                per_tool[tool_name] = ToolFaults(check_share(f"per_tool[{tool_name!r}]", spec), self.mix)
         object.__setattr__(self, "per_tool", MappingProxyType(per_tool))
         object.__setattr__(self, "outage_tools", tuple(self.outage_tools))
         _check_crash(self)  # crash layer
@@ -204,7 +190,7 @@ def _boundary_active(faults: Faults) -> bool:
 
 def _check_crash(faults: Faults) -> None:
     """Validate the crash layer's settings (``crash``, ``crash_point``, ``crash_steps``, ...)."""
-    object.__setattr__(faults, "crash", _check_rate("crash", faults.crash))
+    object.__setattr__(faults, "crash", check_share("crash", faults.crash))
     if faults.crash_point not in CRASH_POINTS:
         raise ConfigError(f"crash_point={faults.crash_point!r} must be one of {', '.join(CRASH_POINTS)} (after: the "
                           "tool's effect happened but the agent never saw the result)")

@@ -114,7 +114,7 @@ def model_calls(record):
 
 
 @pytest.mark.parametrize(("make", "message"), [
-    (lambda: ModelFaults(rate=1.5), r"model.rate=1.5 must be a number between 0 and 1"),
+    (lambda: ModelFaults(rate=1.5), r"model.rate=1.5 must be between 0 and 1"),
     (lambda: ModelFaults(mix={"teapot": 1}), r"model.mix has unknown kind 'teapot'; valid kinds: rate_limit"),
     (lambda: ModelFaults(output_mix={"wrong_tool": -1}), r"model.output_mix\['wrong_tool'\]=-1 must be a weight"),
     (lambda: ModelFaults(bloat=1), r"model.bloat=1 must be a whole number >= 2"),
@@ -658,7 +658,7 @@ def test_scenario_files_take_llm_and_model_fault_keys():
 
 
 @pytest.mark.parametrize(("old", "new", "message", "line"), [
-    ("model: {rate: 0.1,", "model: {rate: 1.5,", "model.rate=1.5 must be a number between 0 and 1", 10),
+    ("model: {rate: 0.1,", "model: {rate: 1.5,", "model.rate=1.5 must be between 0 and 1", 10),
     ("drift: high", "drift: extreme", "profile='extreme' is not a fault profile", 11),
     ("http: {hosts:", "http: {colour: 1, hosts:", "unknown key 'colour'", 12),
     ("model: gpt-4o-mini, latency_s: 0.5}", "model: gpt-4o-mini, temperature: 0}", "llm: unknown key 'temperature'", 7),

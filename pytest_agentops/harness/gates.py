@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_seconds
 from .tools import ToolSpec
 
 
@@ -31,9 +31,7 @@ class Approver:
         if isinstance(self.approve, bool) or not isinstance(self.approve, (int, float)) \
                 or not 0.0 <= self.approve <= 1.0:
             raise ConfigError(f"approve={self.approve!r} must be a probability between 0 and 1")
-        if isinstance(self.latency_s, bool) or not isinstance(self.latency_s, (int, float)) \
-                or not math.isfinite(self.latency_s) or self.latency_s < 0:
-            raise ConfigError(f"latency_s={self.latency_s!r} must be a number of seconds >= 0")
+        check_seconds("latency_s", self.latency_s)
 
 
 def _same(a: Any, b: Any) -> bool:

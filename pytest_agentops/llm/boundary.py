@@ -4,13 +4,12 @@ and transport faults, opened when the trial starts and closed when it ends, howe
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, reject_unknown_keys
+from ..errors import ConfigError, check_seconds, reject_unknown_keys
 
 if TYPE_CHECKING:
     from ..harness.context import TrialContext
@@ -37,9 +36,7 @@ class FakeLLM:
                               "message, @rule function, scripted(...) or call_tools_then_answer(...)")
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError(f"llm.model={self.model!r} must be a non-empty model name")
-        lat = self.latency_s
-        if isinstance(lat, bool) or not isinstance(lat, (int, float)) or not math.isfinite(lat) or lat < 0:
-            raise ConfigError(f"llm.latency_s={lat!r} must be a number of seconds >= 0")
+        check_seconds("llm.latency_s", self.latency_s)
 
     @classmethod
     def coerce(cls, value: Any, where: str = "llm") -> FakeLLM:

@@ -7,13 +7,12 @@ without an import cycle.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import ConfigError, reject_unknown_keys
+from ..errors import ConfigError, check_seconds, check_share, reject_unknown_keys
 
 #: Model-API fault kinds (one HTTP attempt fails this way).
 API_FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "overloaded", "timeout", "connection_reset",
@@ -60,19 +59,6 @@ MODEL_PROFILES: Mapping[str, Mapping[str, float]] = MappingProxyType({
 })
 #: Per-profile drift rates (share of model calls at which a new drift starts); not part of ``Faults.profile``.
 DRIFT_PROFILES: Mapping[str, float] = MappingProxyType({"none": 0.0, "low": 0.02, "mid": 0.05, "high": 0.10})
-
-
-def _rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name}={value!r} must be a number between 0 and 1 (a share, e.g. 0.05 for 5%)")
-    return float(value)
-
-
-def _seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}={value!r} must be a number of seconds >= 0")
-    return float(value)
 
 
 def _mix(name: str, mix: Any, kinds: tuple[str, ...]) -> Mapping[str, float]:
@@ -135,12 +121,12 @@ class ModelFaults:
     profile_name: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rate", _rate("model.rate", self.rate))
-        object.__setattr__(self, "output_rate", _rate("model.output_rate", self.output_rate))
+        object.__setattr__(self, "rate", check_share("model.rate", self.rate))
+        object.__setattr__(self, "output_rate", check_share("model.output_rate", self.output_rate))
         object.__setattr__(self, "mix", _mix("model.mix", self.mix, API_FAULT_KINDS))
         object.__setattr__(self, "output_mix", _mix("model.output_mix", self.output_mix, OUTPUT_FAULT_KINDS))
-        object.__setattr__(self, "retry_after_s", _seconds("model.retry_after_s", self.retry_after_s))
-        object.__setattr__(self, "timeout_s", _seconds("model.timeout_s", self.timeout_s))
+        object.__setattr__(self, "retry_after_s", check_seconds("model.retry_after_s", self.retry_after_s))
+        object.__setattr__(self, "timeout_s", check_seconds("model.timeout_s", self.timeout_s))
         if isinstance(self.bloat, bool) or not isinstance(self.bloat, int) or self.bloat < 2:
             raise ConfigError(f"model.bloat={self.bloat!r} must be a whole number >= 2")
 
@@ -183,7 +169,7 @@ class Drift:
     profile_name: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rate", _rate("drift.rate", self.rate))
+        object.__setattr__(self, "rate", check_share("drift.rate", self.rate))
         object.__setattr__(self, "mix", _mix("drift.mix", self.mix, DRIFT_KINDS))
         if isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int) or self.keep_last < 1:
             raise ConfigError(f"drift.keep_last={self.keep_last!r} must be a whole number >= 1")
@@ -228,10 +214,10 @@ class HttpFaults:
         if not isinstance(hosts, Sequence) or not all(isinstance(h, str) and h and "/" not in h for h in hosts):
             raise ConfigError(f"http.hosts={self.hosts!r} must be a list of host names (e.g. 'api.example.com')")
         object.__setattr__(self, "hosts", tuple(h.lower() for h in hosts))
-        object.__setattr__(self, "rate", _rate("http.rate", self.rate))
+        object.__setattr__(self, "rate", check_share("http.rate", self.rate))
         object.__setattr__(self, "mix", _mix("http.mix", self.mix, HTTP_FAULT_KINDS))
-        object.__setattr__(self, "retry_after_s", _seconds("http.retry_after_s", self.retry_after_s))
-        object.__setattr__(self, "timeout_s", _seconds("http.timeout_s", self.timeout_s))
+        object.__setattr__(self, "retry_after_s", check_seconds("http.retry_after_s", self.retry_after_s))
+        object.__setattr__(self, "timeout_s", check_seconds("http.timeout_s", self.timeout_s))
 
     @classmethod
     def coerce(cls, value: Any, where: str = "faults.http") -> HttpFaults:
