@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,13 +138,11 @@ class _Trial:
     """One launched trial: its context, the agent call in flight, and when it started."""
 
     def __init__(self, scenario: Scenario, index: int, campaign_seed: int, faults: Faults,
-                 clock_source: Callable[[], float] | None = None, state: CampaignState | None = None,
-                 *, prepare: bool = True):
+                 state: CampaignState | None = None):
         self.index = index
         self.campaign_seed = campaign_seed
         self.scenario = scenario
         self.faults = faults
-        self.clock_source = clock_source
         self.state = state
         self.ctx: TrialContext | None = None  # type: ignore[assignment]
         self.future: cf.Future[Any] | None = None
@@ -157,8 +155,6 @@ class _Trial:
         self._origin: _LoopOrigin | None = None  # an async trial's loop-time origin, once built
         self._build_error: Exception | None = None  # what building an async trial raised
         self._finish_lock = threading.Lock()
-        if prepare:
-            self.prepare()
 
     @functools.cached_property
     def seed(self) -> int:
@@ -168,7 +164,8 @@ class _Trial:
     def prepare(self) -> None:
         """Build the trial's world, harness layers and env (in the thread that will run the agent)."""
         scenario, index, seed, faults = self.scenario, self.index, self.seed, self.faults
-        clock_source, state = self.clock_source, self.state
+        state = self.state
+        clock_source = self._origin.elapsed if self._origin is not None else None  # async: the loop's time
         specs = scenario.tool_specs
         try:
             with _outside_loop():
@@ -211,7 +208,6 @@ class _Trial:
         if self._origin is not None:
             return
         self._origin = _LoopOrigin(asyncio.get_running_loop())
-        self.clock_source = self._origin.elapsed
         self.building = _wall()  # a world factory that hangs is caught by the wall-clock limit too
         try:
             self.prepare()
@@ -425,8 +421,7 @@ class Runner:
 
     # -- one trial ------------------------------------------------------------------------------------
     def launch(self, index: int) -> _Trial:
-        trial = _Trial(self.scenario, index, self.settings.seed, self.settings.faults, state=self.state,
-                       prepare=False)
+        trial = _Trial(self.scenario, index, self.settings.seed, self.settings.faults, state=self.state)
         if self.is_async:
             self._submit_async(trial)
         else:
@@ -455,7 +450,7 @@ class Runner:
         they wait)."""
         if future.cancelled():
             self._quiet.append(future)
-        elif worker.retired or not (worker.busy() or worker.has_queued()):
+        elif worker.retired or not (worker.busy() or worker.queued()):
             self._completed.put(future)
         elif self._refill and worker.queued() <= worker.limit:
             self._refill = False

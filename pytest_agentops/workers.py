@@ -158,10 +158,6 @@ class LoopWorker:
         with contextlib.suppress(RuntimeError):  # a closed loop: its jobs never start
             self.loop.call_soon_threadsafe(self._drive)
 
-    def has_queued(self) -> bool:
-        """Whether jobs put on this loop wait for a free slot."""
-        return bool(self._pending)
-
     def queued(self) -> int:
         """How many jobs put on this loop wait for a free slot."""
         return len(self._pending)
