@@ -2,30 +2,55 @@
 
 The public API: declare tools with ``@tool``, describe a ``Scenario`` with ``Faults``, run it with
 ``run_campaign`` (or the ``agent_chaos`` pytest fixture) and assert with ``result.check()``.
+
+Names are resolved lazily (PEP 562): importing the package (as pytest does when it loads the plugin's
+entry point) imports none of the engine, numpy or the harness until a name is used.
 """
 
-from .env import Env
-from .errors import (
-    AgentOpsError,
-    ConfigError,
-    RateLimited,
-    ScenarioFileError,
-    ToolError,
-    ToolTimeout,
-    ToolUnavailable,
-)
-from .expect import Expectation, Verdict
-from .faults import FaultPlan, Faults, ToolFaults
-from .harness.budget import Budget, DailyUsers, Price
-from .harness.escalation import Escalation
-from .harness.gates import Approver
-from .harness.state import CheckpointError, CheckpointStore, StateSpec  # state layer
-from .harness.tools import tool
-from .llm import Drift, FakeLLM, HttpFaults, ModelFaults  # model boundary
-from .records import TrialRecord
-from .result import CampaignFailed, CampaignResult
-from .runner import replay_trial, run_campaign
-from .scenario import Scenario
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+#: public name -> the module (relative to this package) that defines it
+_EXPORTS: dict[str, str] = {
+    "AgentOpsError": ".errors",
+    "Approver": ".settings.layers",
+    "Budget": ".settings.layers",
+    "CampaignFailed": ".errors",
+    "CampaignResult": ".result",
+    "CheckpointError": ".errors",
+    "CheckpointStore": ".harness.state",
+    "ConfigError": ".errors",
+    "DailyUsers": ".settings.layers",
+    "Drift": ".settings.model",
+    "Env": ".harness.env",
+    "Escalation": ".settings.layers",
+    "Expectation": ".expect",
+    "FakeLLM": ".settings.model",
+    "FaultPlan": ".plan",
+    "Faults": ".settings.faults",
+    "HttpFaults": ".settings.model",
+    "LLMEndpoint": ".llm.endpoint",
+    "ModelFaults": ".settings.model",
+    "Price": ".settings.layers",
+    "RateLimited": ".errors",
+    "Scenario": ".scenario",
+    "ScenarioFileError": ".errors",
+    "StateSpec": ".settings.layers",
+    "ToolError": ".errors",
+    "ToolFaults": ".settings.faults",
+    "ToolTimeout": ".errors",
+    "ToolUnavailable": ".errors",
+    "TrialRecord": ".records",
+    "Verdict": ".expect",
+    "VirtualClock": ".vtime.clock",
+    "replay_trial": ".engine.campaign",
+    "run_campaign": ".engine.campaign",
+    "tool": ".settings.tools",
+}
 
 __all__ = [
     "AgentOpsError",
@@ -45,6 +70,7 @@ __all__ = [
     "FaultPlan",
     "Faults",
     "HttpFaults",
+    "LLMEndpoint",
     "ModelFaults",
     "Price",
     "RateLimited",
@@ -57,8 +83,50 @@ __all__ = [
     "ToolUnavailable",
     "TrialRecord",
     "Verdict",
+    "VirtualClock",
+    "__version__",
     "replay_trial",
     "run_campaign",
     "tool",
 ]
-__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_agentops' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .engine.campaign import replay_trial, run_campaign
+    from .errors import (
+        AgentOpsError,
+        CampaignFailed,
+        CheckpointError,
+        ConfigError,
+        RateLimited,
+        ScenarioFileError,
+        ToolError,
+        ToolTimeout,
+        ToolUnavailable,
+    )
+    from .expect import Expectation, Verdict
+    from .harness.env import Env
+    from .harness.state import CheckpointStore
+    from .llm.endpoint import LLMEndpoint
+    from .plan import FaultPlan
+    from .records import TrialRecord
+    from .result import CampaignResult
+    from .scenario import Scenario
+    from .settings.faults import Faults, ToolFaults
+    from .settings.layers import Approver, Budget, DailyUsers, Escalation, Price, StateSpec
+    from .settings.model import Drift, FakeLLM, HttpFaults, ModelFaults
+    from .settings.tools import tool
+    from .vtime.clock import VirtualClock

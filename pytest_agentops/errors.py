@@ -1,14 +1,15 @@
-"""Exceptions: one base for the project, and the fault types an agent sees from a tool.
+"""Every exception pytest-agentops raises: one tree under ``AgentOpsError``, and the control-flow exceptions.
 
-The fault exceptions are what a real failure looks like to the agent: a careful agent catches
-``ToolError`` (or one of its subclasses) and retries or escalates; nothing in them is a silent success.
+Errors (``Exception``): a bad setting or input (``ConfigError``, a ``ValueError`` too), a failed campaign
+(``CampaignFailed``, an ``AssertionError`` too, so pytest shows it as a test failure), and the faults an
+agent sees from a tool: a careful agent catches ``ToolError`` (or a subclass) and retries or escalates.
+
+Control flow (``BaseException``, so that an agent's ``except Exception`` does not swallow them): the harness
+ends a trial (``TrialAborted`` and ``Escalated``), kills the agent at a planned crash (``AgentCrash``), or
+gives up on an agent past its wall-clock limit (``TrialAbandoned``).
 """
 
 from __future__ import annotations
-
-import math
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 
 class AgentOpsError(Exception):
@@ -19,28 +20,12 @@ class ConfigError(AgentOpsError, ValueError):
     """A scenario, fault or expectation setting has a bad value; the message names it and the fix."""
 
 
-def check_share(name: str, value: Any) -> float:
-    """A share (of calls, attempts, trials): a finite number in [0, 1], returned as float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name}={value!r} must be a number between 0 and 1")
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name}={value!r} must be between 0 and 1 (a share, e.g. 0.08 for 8%)")
-    return float(value)
+class ArgumentTypeError(AgentOpsError, TypeError):
+    """An API was called with a value of the wrong type (e.g. a clock given a string of seconds)."""
 
 
-def check_seconds(name: str, value: Any) -> float:
-    """A duration: a finite number of seconds >= 0, returned as float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}={value!r} must be a number of seconds >= 0")
-    return float(value)
-
-
-def reject_unknown_keys(data: Mapping[str, Any], known: Iterable[str], where: str) -> None:
-    """Raise ConfigError naming every key of ``data`` not in ``known``: a setting is never silently ignored."""
-    known = list(known)
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"{where} has unknown key(s) {unknown}; valid keys: {', '.join(known)}")
+class UsageError(AgentOpsError, RuntimeError):
+    """An API was used where it cannot work (e.g. ``run_virtual`` from inside a running event loop)."""
 
 
 class ScenarioFileError(ConfigError):
@@ -57,6 +42,30 @@ class ScenarioFileError(ConfigError):
                 where += f":{column}"
         self.bare_message = message
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class CheckpointError(AgentOpsError, TypeError):
+    """A checkpoint key or value the store cannot keep (values must be JSON data)."""
+
+
+class CampaignFailed(AgentOpsError, AssertionError):
+    """Raised by ``CampaignResult.check()``: which expectations failed, the worst trials, how to replay."""
+
+
+class ReportError(AgentOpsError, ValueError):
+    """A file is not a pytest-agentops report, or one of a schema version this release does not read."""
+
+
+class GateUsageError(AgentOpsError):
+    """``agentops-gate`` was given bad arguments or unreadable reports (exit code 2)."""
+
+
+class WireError(AgentOpsError, ValueError):
+    """A request to the fake model is not valid for its API (answered with HTTP 400)."""
+
+
+class ChildAgentError(AgentOpsError):
+    """An exception the agent raised in its child process that could not be sent back as itself."""
 
 
 # --- what an agent sees when an injected tool fault fires -------------------------------------------------
@@ -101,8 +110,11 @@ class ToolUnavailable(ToolError, ConnectionError):
         super().__init__(tool, f"{tool}: service unavailable (injected outage)")
 
 
+# --- control flow: BaseExceptions the harness raises inside the agent -------------------------------------
+
+
 class TrialAborted(BaseException):
-    """Raised inside an agent's thread or task to end a trial the runner gave up on (timeout, budget).
+    """Raised inside an agent's thread or task to end a trial the harness decided on (timeout, budget, ...).
 
     A ``BaseException`` so that an agent's broad ``except Exception`` does not swallow it.
     """
@@ -111,3 +123,28 @@ class TrialAborted(BaseException):
         self.outcome = outcome
         self.reason = reason
         super().__init__(reason)
+
+
+class Escalated(TrialAborted):
+    """Raised by ``env.escalate``: the task is handed to a human and the trial ends."""
+
+    def __init__(self, reason: str):
+        super().__init__("escalated", reason)
+
+
+class AgentCrash(BaseException):
+    """The agent's process 'dies' here: raised inside the agent at its planned tool call.
+
+    A ``BaseException`` so that an agent's ``except Exception`` does not swallow it, as nothing in a
+    process survives its own death; the harness catches it and restarts the agent.
+    """
+
+    def __init__(self, step: int, tool: str, point: str):
+        self.step = step
+        self.tool = tool
+        self.point = point
+        super().__init__(f"injected crash at step {step}, {point} {tool}")
+
+
+class TrialAbandoned(BaseException):
+    """Raised asynchronously inside an agent that ran past its wall-clock limit."""

@@ -11,13 +11,40 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from . import settings as _settings  # noqa: F401 (the built-in layers' metrics are declared with their settings)
 from . import stats
+from ._validation import did_you_mean
 from .errors import ConfigError
 from .metrics import REGISTRY, MetricData
 
 VerdictName = Literal["pass", "fail", "inconclusive"]
-_EXPR = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+# --- the threshold grammar: the parser below and the scenario-file JSON Schema (``threshold_patterns``) --
+_END = r"(?![\s\S])"  # end of string in both Python and ECMA regexes (``$`` also matches before a final newline)
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+_EXP = r"[eE][-+]?\d+"
+_ANY_NUM = _NUM + rf"(?:{_EXP})?"
+_EXPR = re.compile(rf"^\s*(>=|<=|==|>|<)\s*({_ANY_NUM})\s*$")
 _QUANTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+# what a schema can check without arithmetic: a rate's threshold in [0, 1], a count's whole and >= 0, a
+# quantile suffix in (0, 100); a number with an exponent is left to the parser's range checks
+_NEG_ZERO = r"-(?:0+(?:\.0*)?|\.0+)"
+_RATE_NUM = rf"(?:\+?(?:0+(?:\.\d*)?|0*1(?:\.0*)?|\.\d+)|{_NEG_ZERO}|{_NUM}{_EXP})"
+_WHOLE_NUM = rf"(?:\+?(?:\d+(?:\.0*)?|\.0+)|{_NEG_ZERO}|{_NUM}{_EXP})"
+_ZERO = rf"[-+]?(?:0+(?:\.0*)?|\.0+)(?:{_EXP})?"
+_QUANTILE_SUFFIX = r"(?:(?:[1-9]\d?|0[1-9])(?:\.\d+)?|0{1,2}\.\d*[1-9]\d*)"
+
+
+def threshold_patterns(metric: str, kind: str) -> tuple[str, str]:
+    """(key pattern, expression pattern) of ``Expectation.parse`` for one metric, as regexes valid in Python
+    and ECMA-262 (JSON Schema): what the parser accepts, except a threshold written with an exponent, whose
+    range the parser alone checks."""
+    name = re.escape(metric)
+    if kind == "rate":
+        return rf"^{name}\.?{_END}", rf"^\s*(?:>=|<=|>|<)\s*{_RATE_NUM}\s*$"
+    if kind == "distribution":
+        return rf"^{name}\.p{_QUANTILE_SUFFIX}$", rf"^\s*(?:>=|<=|>|<)\s*{_ANY_NUM}\s*$"
+    return rf"^{name}\.?{_END}", rf"^\s*(?:==\s*{_ZERO}|(?:<=|<)\s*{_WHOLE_NUM})\s*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +64,7 @@ class Expectation:
             raise ConfigError(f"expectation key {key!r} must be a metric name string")
         metric, _, suffix = key.partition(".")
         if metric not in REGISTRY:
-            raise ConfigError(f"expect: unknown metric {metric!r}{_did_you_mean(metric, REGISTRY)}; "
+            raise ConfigError(f"expect: unknown metric {metric!r}{did_you_mean(metric, REGISTRY)}; "
                               f"metrics: {', '.join(sorted(REGISTRY))}")
         kind = REGISTRY[metric].kind
         if isinstance(expression, bool) or not isinstance(expression, str):
@@ -77,13 +104,6 @@ class Expectation:
 
     def __str__(self) -> str:
         return f"{self.key} {self.expression}"
-
-
-def _did_you_mean(name: str, options: object) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(options), n=1)  # type: ignore[call-overload]
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import GateUsageError
 from .report.json_report import read_report
 from .stats import fisher_less_pvalue
 
@@ -34,10 +35,6 @@ class GateFinding:
     check: str
     ok: bool
     detail: str
-
-
-class GateUsageError(Exception):
-    """Bad arguments or unreadable reports (exit code 2)."""
 
 
 def _campaigns(paths: Sequence[str]) -> dict[str, dict[str, Any]]:

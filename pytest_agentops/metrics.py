@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import stats
+from ._frozen import EMPTY, FrozenMap
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .records import TrialRecord
@@ -40,33 +42,32 @@ REGISTRY: dict[str, MetricDef] = {}
 
 
 def register_metric(defn: MetricDef) -> MetricDef:
-    """Add a metric (later layers register theirs); a name is never silently redefined."""
+    """Add a metric (a harness layer registers its own when its module is imported); a name is never
+    silently redefined."""
     if defn.name in REGISTRY and REGISTRY[defn.name] != defn:
-        raise ValueError(f"metric {defn.name!r} is already registered")
+        raise ConfigError(f"metric {defn.name!r} is already registered")
     REGISTRY[defn.name] = defn
     return defn
 
 
-def _trial_rate(pred: Callable[[TrialRecord], bool | None]) -> Callable[[TrialRecord], tuple[int, int]]:
+def trial_rate(pred: Callable[[TrialRecord], bool | None]) -> Callable[[TrialRecord], tuple[int, int]]:
+    """A rate over trials: ``pred`` says whether a trial succeeded (None: it had no chance)."""
     def extract(record: TrialRecord) -> tuple[int, int]:
         value = pred(record)
         return (0, 0) if value is None else (int(bool(value)), 1)
     return extract
 
 
-register_metric(MetricDef("completion_rate", "rate", _trial_rate(lambda r: r.outcome == "completed"),
+register_metric(MetricDef("completion_rate", "rate", trial_rate(lambda r: r.outcome == "completed"),
                           "share of trials whose world passed the scenario's check"))
 register_metric(MetricDef("tool_success_rate", "rate",
                           lambda r: (r.tool_calls - r.tool_failures, r.tool_calls),
                           "share of tool calls that succeeded (pooled over trials)"))
-register_metric(MetricDef("escalation_rate", "rate", _trial_rate(lambda r: r.outcome == "escalated"),
+register_metric(MetricDef("escalation_rate", "rate", trial_rate(lambda r: r.outcome == "escalated"),
                           "share of trials handed to a human"))
 register_metric(MetricDef("budget_exceeded_rate", "rate",
-                          _trial_rate(lambda r: r.outcome == "budget_exceeded"),
+                          trial_rate(lambda r: r.outcome == "budget_exceeded"),
                           "share of trials stopped by the token/cost circuit breaker"))
-register_metric(MetricDef("budget_alert_rate", "rate",  # budget layer: trials with a budget only
-                          _trial_rate(lambda r: None if (n := r.extra.get("budget_alerts")) is None else n > 0),
-                          "share of trials whose spend crossed the alert fraction (80%) of a budget"))
 register_metric(MetricDef("tokens_per_task", "distribution", lambda r: float(r.tokens),
                           "input + output tokens of a trial", "tokens"))
 register_metric(MetricDef("cost_usd_per_task", "distribution", lambda r: r.cost_usd,
@@ -77,21 +78,8 @@ register_metric(MetricDef("unconfirmed_destructive_calls", "count",
                           lambda r: (r.unconfirmed_destructive, r.destructive_attempts > 0),
                           "destructive tool calls made without a matching human confirmation"))
 register_metric(MetricDef("blocked_destructive_rate", "rate",  # the confirmation gate under enforce=True
-                          _trial_rate(lambda r: r.blocked_calls > 0 if r.destructive_attempts else None),
+                          trial_rate(lambda r: r.blocked_calls > 0 if r.destructive_attempts else None),
                           "share of trials with a destructive call in which the gate blocked an unconfirmed one"))
-# crash layer (harness/crash.py): per-trial values in TrialRecord.extra, over the trials whose agent crashed
-register_metric(MetricDef("resume_success_rate", "rate",
-                          _trial_rate(lambda r: (r.outcome == "completed" and not r.extra.get("duplicate_side_effects"))
-                                      if r.extra.get("crashes") else None),
-                          "share of crashed trials that finished correctly after a restart (no effect repeated)"))
-register_metric(MetricDef("duplicate_side_effects", "count",
-                          lambda r: (int(r.extra.get("duplicate_side_effects", 0)), bool(r.extra.get("crashes"))),
-                          "side-effecting tool calls repeated with the same arguments across a crash"))
-register_metric(MetricDef("tokens_after_crash", "distribution",
-                          lambda r: None if (t := r.extra.get("tokens_at_crash")) is None else float(r.tokens - t),
-                          "tokens a crashed trial spent from its crash to its end", "tokens"))
-
-
 @dataclass(frozen=True, slots=True)
 class MetricData:
     """The raw material of one metric over a campaign."""
@@ -141,7 +129,7 @@ class MetricSummary:
     upper: float | None = None
     wilson_lower: float | None = None
     wilson_upper: float | None = None
-    quantiles: Mapping[str, float] = field(default_factory=dict)
+    quantiles: Mapping[str, float] = field(default=EMPTY)
     mean: float | None = None
     max: float | None = None
     total: int | None = None
@@ -180,7 +168,7 @@ def summarize(data: MetricData, confidence: float = 0.95) -> MetricSummary:
         if not data.samples:
             return MetricSummary(data.name, "distribution", 0, None)
         qs = {f"p{round(q * 100)}": stats.quantile(data.samples, q) for q in QUANTILES}
-        return MetricSummary(data.name, "distribution", data.n, qs["p50"], quantiles=qs,
+        return MetricSummary(data.name, "distribution", data.n, qs["p50"], quantiles=FrozenMap(qs),
                              mean=sum(data.samples) / data.n, max=max(data.samples),
                              infinite=sum(1 for v in data.samples if math.isinf(v)))
     upper = stats.zero_violation_upper(data.n, confidence) if data.k == 0 else None

@@ -1,15 +1,52 @@
-"""``TrialRecord``: the plain, frozen result of one trial."""
+"""What a trial leaves behind, as deeply frozen values: ``TrialRecord``, its ``TraceEvent``s, and the typed
+data each harness layer records (``LayerRecord``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from .harness.trace import TraceEvent
+from ._frozen import EMPTY, FrozenMap, thaw
 
 OUTCOMES = ("completed", "failed", "escalated", "budget_exceeded", "timed_out", "crashed", "error")
+
+
+@runtime_checkable
+class LayerRecord(Protocol):
+    """What one harness layer recorded about one trial: a frozen dataclass of the layer's own.
+
+    ``to_dict()`` gives its plain JSON form; the report writes the entries of every layer's record under
+    the trial's ``extra`` (flat, as the report schema has always had them).
+    """
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One thing that happened in a trial, at virtual time ``t`` (seconds since the trial started)."""
+
+    seq: int
+    t: float
+    kind: str  # model_call, tool_call, fault, confirmation, escalation, checkpoint, crash, budget, agent, ...
+    name: str = ""
+    outcome: str = "ok"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    data: Mapping[str, Any] = field(default=EMPTY)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as plain JSON data."""
+        out: dict[str, Any] = {"seq": self.seq, "t": round(self.t, 6), "kind": self.kind, "name": self.name,
+                               "outcome": self.outcome}
+        if self.input_tokens or self.output_tokens:
+            out["input_tokens"] = self.input_tokens
+            out["output_tokens"] = self.output_tokens
+        if self.data:
+            out["data"] = thaw(self.data)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +72,16 @@ class TrialRecord:
     faults: tuple[str, ...] = ()
     violations: tuple[str, ...] = ()
     output: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    layers: Mapping[str, LayerRecord] = field(default=EMPTY)  # layer name -> what it recorded
     trace: tuple[TraceEvent, ...] = field(default=(), repr=False, compare=True)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.layers, FrozenMap):
+            object.__setattr__(self, "layers", FrozenMap(self.layers))
+        for name in ("faults", "violations", "trace"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
 
     @property
     def id(self) -> str:
@@ -54,6 +99,18 @@ class TrialRecord:
     @property
     def ok(self) -> bool:
         return self.outcome == "completed" and not self.violations
+
+    def layer(self, name: str) -> Any:
+        """What the layer ``name`` recorded in this trial, or None (the layer was off)."""
+        return self.layers.get(name)
+
+    @property
+    def extra(self) -> FrozenMap[str, Any]:
+        """Every layer's record as one flat mapping (the report's ``extra``)."""
+        merged: dict[str, Any] = {}
+        for record in self.layers.values():
+            merged.update(record.to_dict())
+        return FrozenMap(merged)
 
     @property
     def time_to_escalation_s(self) -> float | None:
@@ -82,8 +139,9 @@ class TrialRecord:
             "duration_s": round(self.duration_s, 6),
             "faults": list(self.faults), "violations": list(self.violations),
         }
-        if self.extra:
-            out["extra"] = dict(self.extra)
+        extra = thaw(self.extra)
+        if extra:
+            out["extra"] = extra
         if with_trace:
             out["trace"] = [e.to_dict() for e in self.trace]
         return out

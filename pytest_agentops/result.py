@@ -7,22 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import stats
+from ._frozen import FrozenMap
+from .errors import CampaignFailed
 from .expect import Verdict, evaluate
 from .metrics import MetricSummary, collect, summarize_all
 from .records import OUTCOMES, TrialRecord
 
 if TYPE_CHECKING:
-    from .runner import RunSettings
     from .scenario import Scenario
+    from .settings.run import RunSettings
 
 REPORT_SCHEMA_VERSION = 1
 _SEVERITY = {"error": 0, "timed_out": 1, "crashed": 2, "budget_exceeded": 3, "failed": 4, "escalated": 5,
              "completed": 6}
-
-
-class CampaignFailed(AssertionError):
-    """Raised by ``CampaignResult.check()``: which expectations failed, the worst trials, how to replay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +47,14 @@ class CampaignResult:
               ) -> CampaignResult:
         """Compute metrics and verdicts for a finished campaign."""
         expectations = scenario.expectations
-        looks = len(stats.look_schedule(settings.trials)) if (settings.early_stop and settings.replay is None
-                                                              and not settings.smoke) else 1
-        conf = 1 - stats.per_look_alpha(1 - settings.confidence, looks)
+        conf = settings.look_confidence
         data = collect(records)  # every metric: the summaries need them all, the verdicts some
         # counts can only fail before the last look, so they spend no alpha early: full confidence for them
         verdicts = tuple(evaluate(e, data[e.metric], settings.confidence if data[e.metric].kind == "count" else conf,
                                   final=True) for e in expectations)
         return cls(scenario=scenario.name, seed=settings.seed, max_trials=settings.trials,
                    confidence=settings.confidence, profile=settings.faults.profile_name, records=tuple(records),
-                   metrics=summarize_all(data, settings.confidence), verdicts=verdicts,
+                   metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command)
 
@@ -69,9 +64,9 @@ class CampaignResult:
         return len(self.records)
 
     @property
-    def outcome_counts(self) -> dict[str, int]:
+    def outcome_counts(self) -> FrozenMap[str, int]:
         counts = Counter(r.outcome for r in self.records)
-        return {o: counts[o] for o in OUTCOMES if counts[o]}
+        return FrozenMap({o: counts[o] for o in OUTCOMES if counts[o]})
 
     @property
     def failed_verdicts(self) -> tuple[Verdict, ...]:
@@ -133,7 +128,7 @@ class CampaignResult:
             "scenario": self.scenario, "seed": self.seed, "max_trials": self.max_trials, "trials": self.n,
             "stopped_early": self.stopped_early, "confidence": self.confidence, "profile": self.profile,
             "smoke": self.smoke, "replay": self.replay, "xfail": self.xfail, "passed": self.passed,
-            "outcomes": self.outcome_counts,
+            "outcomes": dict(self.outcome_counts),
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
             "verdicts": [v.to_dict() for v in self.verdicts],
             "records": [r.to_dict(with_trace=with_traces) for r in self.records],
@@ -142,4 +137,4 @@ class CampaignResult:
     def __repr__(self) -> str:
         verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)
         return (f"CampaignResult({self.scenario!r}, n={self.n}, seed={self.seed}, "
-                f"outcomes={self.outcome_counts}, verdicts=[{verdicts}])")
+                f"outcome_counts={self.outcome_counts}, verdicts=[{verdicts}])")

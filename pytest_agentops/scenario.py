@@ -1,40 +1,26 @@
 """``Scenario``: agent + task(s) + world + tools + check + faults + harness layers + expectations.
 
-Validated when it is built, so a mistake is reported where the scenario is written, not mid-campaign.
+Validated when it is built, so a mistake is reported where the scenario is written, not mid-campaign. A
+Scenario holds settings values only (``pytest_agentops.settings``); the harness that runs it is elsewhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
 
+from ._frozen import FrozenMap
+from ._validation import check_positive_seconds, check_whole, is_number
 from .errors import ConfigError
 from .expect import Expectation
-from .faults import Faults
-from .harness.budget import Budget  # budget layer
-from .harness.escalation import Escalation  # escalation layer
-from .harness.gates import Approver
-from .harness.state import StateSpec  # state layer
-from .harness.tools import ToolSpec, tool_spec
-from .llm.boundary import FakeLLM  # model boundary (also registers the context_utilization metric)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}={value!r} must be a whole number >= 1")
-    return value
-
-
-def _seconds(name: str, value: Any, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name}={value!r} must be a number of seconds > 0")
-    return float(value)
+from .settings._meta import setting
+from .settings.faults import Faults
+from .settings.layers import Approver, Budget, Escalation, StateSpec
+from .settings.model import FakeLLM
+from .settings.prices import price_table
+from .settings.tools import ToolSpec, tool_spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,36 +29,65 @@ class Scenario:
 
     ``faults=None`` takes the run's fault profile (``--agent-chaos-profile``, default ``mid``).
     ``timeout_s`` is the wall-clock limit per trial (protection against hangs and busy loops);
-    ``virtual_timeout_s`` the limit in the agent's own virtual seconds.
+    ``virtual_timeout_s`` the limit in the agent's own virtual seconds. ``layers`` are harness layers of
+    your own (``pytest_agentops.harness.layer.HarnessLayer``) added to the built-in ones.
     """
 
-    name: str
-    agent: Callable[..., Any]
-    task: str | Sequence[str] = ""
-    world: Callable[[], Any] | None = None
-    tools: Sequence[Callable[..., Any]] = ()
-    check: Callable[[Any, Any], bool] | None = None
-    faults: Faults | None = None
-    approver: Approver = field(default_factory=Approver)
-    enforce: bool = False
-    scopes: Sequence[str] | None = None
-    expect: Mapping[str, str] = field(default_factory=dict)
-    trials: int = 100
-    seed: int | None = None
-    confidence: float = 0.95
-    concurrency: int = 1
-    timeout_s: float = 30.0
-    virtual_timeout_s: float | None = 3600.0
-    prices: Mapping[str, Any] | None = None
-    early_stop: bool = True
-    xfail: str | None = None
-    budget: Budget | None = None  # token/cost limits and circuit breaker (harness/budget.py)
-    escalation: Escalation | None = None  # escalation triggers (harness/escalation.py)
-    # checkpoint store (harness/state.py): "memory", "sqlite", "sqlite:PATH" or "redis://..."; None is memory,
-    # or a temporary SQLite file when Faults(crash_mode="sigkill") kills the agent's process
-    state: str | StateSpec | None = None
-    # model boundary (llm/): the fake model served to the agent as ``env.llm`` (a FakeLLM or a bare policy)
-    llm: FakeLLM | Callable[..., Any] | None = None
+    name: str = setting(doc="the scenario's name: the pytest item's name and the replay id", kind="name",
+                        required=True)
+    agent: Callable[..., Any] = setting(doc="the agent: 'package.module:attr' naming agent(task, env)",
+                                        kind="reference", required=True)
+    task: str | Sequence[str] = setting("", doc="the task given to the agent, or a list of tasks used in turn",
+                                        kind="task")
+    world: Callable[[], Any] | None = setting(None, doc="'package.module:attr' naming a zero-argument factory of a "
+                                                        "fresh world per trial", kind="reference", nullable=True)
+    tools: Sequence[Callable[..., Any]] = setting((), doc="the tools: a list of 'package.module:attr', or one "
+                                                          "reference to a list of tools", kind="tools")
+    check: Callable[[Any, Any], bool] | None = setting(None, doc="'package.module:attr' naming check(world, output) "
+                                                                 "-> bool: did the agent accomplish the task?",
+                                                       kind="reference", nullable=True)
+    faults: Faults | None = setting(None, doc="what goes wrong: a profile name, or a mapping (profile plus "
+                                              "overrides, or explicit rates)", kind="faults", of=Faults,
+                                    nullable=True)
+    approver: Approver = setting(doc="the simulated human approver", kind="section", of=Approver,
+                                 default_factory=Approver)
+    enforce: bool = setting(False, doc="block destructive tool calls that have no matching confirmation (the "
+                                       "confirmation gate)", kind="bool", section="harness")
+    scopes: Sequence[str] | None = setting(None, doc="capability scopes granted to the agent; a tool needing "
+                                                     "another scope is refused (null: all)", kind="texts",
+                                           nullable=True, section="harness")
+    budget: Budget | None = setting(None, doc="token/cost limits: the circuit breaker (outcome budget_exceeded) and "
+                                              "the 80% alert", kind="section", of=Budget, nullable=True)
+    expect: Mapping[str, str] = setting(doc="expectations: metric -> threshold, e.g. completion_rate: '>= 0.90'",
+                                        kind="expect", default_factory=FrozenMap)
+    trials: int = setting(100, doc="maximum number of trials", kind="whole", minimum=1)
+    seed: int | None = setting(None, doc="campaign seed (the command line's --agent-chaos-seed wins)", kind="whole",
+                               minimum=0, nullable=True)
+    confidence: float = setting(0.95, doc="confidence level of the verdicts, e.g. 0.95", kind="confidence")
+    concurrency: int = setting(1, doc="trials run at the same time", kind="whole", minimum=1)
+    timeout_s: float = setting(30.0, doc="wall-clock limit per trial, seconds", kind="positive_seconds")
+    virtual_timeout_s: float | None = setting(3600.0, doc="virtual-time limit per trial (null: none)",
+                                              kind="positive_seconds", nullable=True)
+    early_stop: bool = setting(True, doc="stop once every verdict is decided", kind="bool")
+    prices: Mapping[str, Any] | None = setting(None, doc="USD per million tokens: model -> [input, output] or "
+                                                         "{input, output}", kind="prices", nullable=True)
+    xfail: str | None = setting(None, doc="the reason this scenario is expected to fail: it runs as a strict xfail",
+                                kind="reason", nullable=True)
+    escalation: Escalation | None = setting(None, doc="escalation triggers: the harness hands over when the agent "
+                                                      "does not (at least one of after_consecutive_failures, "
+                                                      "max_steps, budget_fraction, min_confidence)",
+                                            kind="section", of=Escalation, nullable=True,
+                                            schema={"minProperties": 1})
+    # "memory", "sqlite", "sqlite:PATH" or "redis://..."; None is memory, or a temporary SQLite file when
+    # Faults(crash_mode="sigkill") kills the agent's process
+    state: str | StateSpec | None = setting(None, doc="checkpoint store (env.state): memory, sqlite, sqlite:PATH or "
+                                                      "redis://HOST:PORT/DB (null: memory, or a temporary SQLite "
+                                                      "file under crash_mode sigkill)", kind="state", nullable=True)
+    llm: FakeLLM | Callable[..., Any] | None = setting(None, doc="the fake model served to the agent as env.llm: a "
+                                                                 "policy reference, or {policy, model, latency_s}",
+                                                       kind="llm", of=FakeLLM, nullable=True)
+    layers: Sequence[Any] = setting((), doc="harness layers of your own, added to the built-in ones",
+                                    kind="layers", yaml=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -82,12 +97,16 @@ class Scenario:
         tasks = (self.task,) if isinstance(self.task, str) else tuple(self.task)
         if not tasks or not all(isinstance(t, str) for t in tasks):
             raise ConfigError(f"task={self.task!r} must be a string or a non-empty list of strings")
+        if not isinstance(self.task, str):
+            object.__setattr__(self, "task", tasks)
         if self.world is not None and not callable(self.world):
             raise ConfigError(f"world={self.world!r} must be a zero-argument factory (a class or function)")
         if self.check is not None and not callable(self.check):
             raise ConfigError(f"check={self.check!r} must be a callable check(world, output) -> bool")
-        specs = tuple(tool_spec(t) for t in self.tools)
-        names = [s.name for s in specs]
+        if isinstance(self.tools, (str, bytes)) or not isinstance(self.tools, Sequence):
+            raise ConfigError(f"tools={self.tools!r} must be a list of tool functions")
+        object.__setattr__(self, "tools", tuple(self.tools))
+        names = [s.name for s in self.tool_specs]
         duplicate = {n for n in names if names.count(n) > 1}
         if duplicate:
             raise ConfigError(f"tools: duplicate tool name(s) {sorted(duplicate)}")
@@ -95,32 +114,47 @@ class Scenario:
             raise ConfigError(f"faults={self.faults!r} must be a Faults (e.g. Faults.profile('mid'))")
         if not isinstance(self.approver, Approver):
             raise ConfigError(f"approver={self.approver!r} must be an Approver")
-        _positive_int("trials", self.trials)
-        _positive_int("concurrency", self.concurrency)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
-                                      or self.seed < 0):
-            raise ConfigError(f"seed={self.seed!r} must be a whole number >= 0")
-        if isinstance(self.confidence, bool) or not isinstance(self.confidence, float) \
+        check_whole("trials", self.trials, 1)
+        check_whole("concurrency", self.concurrency, 1)
+        check_whole("seed", self.seed, 0, optional=True)
+        if not isinstance(self.confidence, float) or not is_number(self.confidence) \
                 or not 0.5 <= self.confidence < 1:
             raise ConfigError(f"confidence={self.confidence!r} must be a number in [0.5, 1), e.g. 0.95")
-        _seconds("timeout_s", self.timeout_s)
-        _seconds("virtual_timeout_s", self.virtual_timeout_s, allow_none=True)
+        check_positive_seconds("timeout_s", self.timeout_s)
+        check_positive_seconds("virtual_timeout_s", self.virtual_timeout_s, optional=True)
         if not isinstance(self.expect, Mapping):
             raise ConfigError(f"expect={self.expect!r} must map metric names to threshold strings")
         for key, expr in self.expect.items():
             Expectation.parse(key, expr)
-        object.__setattr__(self, "expect", MappingProxyType(dict(self.expect)))
-        if self.budget is not None and not isinstance(self.budget, Budget):  # budget layer
+        object.__setattr__(self, "expect", FrozenMap(self.expect))
+        if self.prices is not None:
+            price_table(self.prices)
+            object.__setattr__(self, "prices", FrozenMap(self.prices))
+        if self.budget is not None and not isinstance(self.budget, Budget):
             raise ConfigError(f"budget={self.budget!r} must be a Budget, e.g. Budget(per_task_tokens=20000)")
-        if self.escalation is not None and not isinstance(self.escalation, Escalation):  # escalation layer
+        if self.escalation is not None and not isinstance(self.escalation, Escalation):
             raise ConfigError(f"escalation={self.escalation!r} must be an Escalation, "
                               "e.g. Escalation(after_consecutive_failures=3)")
         if self.scopes is not None:
+            if isinstance(self.scopes, str) or not all(isinstance(s, str) for s in self.scopes):
+                raise ConfigError(f"scopes={self.scopes!r} must be a list of scope names (or None: all)")
             object.__setattr__(self, "scopes", tuple(self.scopes))
-        if self.state is not None:  # state layer
+        if self.state is not None:
             object.__setattr__(self, "state", StateSpec.parse(self.state))
-        if self.llm is not None:  # model boundary
+        if self.llm is not None:
             object.__setattr__(self, "llm", FakeLLM.coerce(self.llm))
+        self._check_layers()
+
+    def _check_layers(self) -> None:
+        layers = (self.layers,) if not isinstance(self.layers, (list, tuple)) else tuple(self.layers)
+        for layer in layers:
+            if not isinstance(getattr(layer, "name", None), str) or not callable(getattr(layer, "attach", None)):
+                raise ConfigError(f"layers: {layer!r} is not a harness layer (it needs a name and attach(trial); "
+                                  "see pytest_agentops.harness.layer.HarnessLayer)")
+        names = [layer.name for layer in layers]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"layers: duplicate layer name(s) {sorted({n for n in names if names.count(n) > 1})}")
+        object.__setattr__(self, "layers", layers)
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -15,20 +15,14 @@ import yaml
 from pytest_agentops import ConfigError, Faults, Scenario, ScenarioFileError, run_campaign
 from pytest_agentops.demo import runaway
 from pytest_agentops.errors import TrialAborted
-from pytest_agentops.harness.budget import (
-    DEFAULT_PRICES,
-    Budget,
-    BudgetGuard,
-    DailyUsers,
-    Price,
-    TokenMeter,
-    price_for,
-    price_table,
-)
+from pytest_agentops.harness.budget import BudgetGuard
+from pytest_agentops.harness.meter import TokenMeter
 from pytest_agentops.harness.trace import Trace
 from pytest_agentops.report.json_report import report_dict
 from pytest_agentops.report.terminal import campaign_table
 from pytest_agentops.scenario_file import SCHEMA_PATH, load_scenario_text, load_scenarios
+from pytest_agentops.settings.layers import Budget, DailyUsers
+from pytest_agentops.settings.prices import DEFAULT_PRICES, Price, price_for, price_table
 from pytest_agentops.stats import clopper_pearson_lower, clopper_pearson_upper
 
 from conftest import ORDER_TOOLS, Orders
@@ -229,7 +223,7 @@ def test_the_breaker_stays_open_when_the_agent_swallows_it():
 def test_check_request_trips_before_the_call_for_http_fakes():
     trace = Trace()
     aborted = []
-    guard = BudgetGuard(Budget(per_request_tokens=100), seed=1, trace=trace,
+    guard = BudgetGuard(Budget(per_request_tokens=100), trace=trace,
                         abort=lambda outcome, reason: aborted.append(outcome))
     guard.check_request(100, "gpt-4o")
     with pytest.raises(TrialAborted, match="per_request_tokens=100 exceeded: a request of 101 tokens to gpt-4o"):
@@ -425,7 +419,7 @@ def test_alert_listeners_hear_each_alert_once():
     heard = []
 
     def agent(task, env):
-        env._ctx.budget.subscribe_alert(lambda name, spent, limit: heard.append((name, spent, limit)))
+        env._ctx.service("budget").subscribe_alert(lambda name, spent, limit: heard.append((name, spent, limit)))
         for _ in range(5):
             env.record_usage(input_tokens=1000)
         return "done"

@@ -38,7 +38,7 @@ from pytest_agentops.demo import (
     tool_schemas,
 )
 from pytest_agentops.demo.agents import MAX_ATTEMPTS, MAX_BROKEN, MAX_TURNS
-from pytest_agentops.harness.tools import tool_spec
+from pytest_agentops.settings.tools import tool_spec
 
 SCENARIOS_DIR = Path(__file__).parent.parent / "scenarios"
 REFUND, CANCEL, DELETE = "Refund order 42", "Cancel order 13", "Delete all data of customer c3"

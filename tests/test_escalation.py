@@ -24,8 +24,8 @@ from pytest_agentops import (
 )
 from pytest_agentops.expect import Expectation, evaluate
 from pytest_agentops.harness.escalation import unrecovered_fault_onset
-from pytest_agentops.harness.trace import TraceEvent
 from pytest_agentops.metrics import collect, summarize
+from pytest_agentops.records import TraceEvent
 from pytest_agentops.report.json_report import write_report
 from pytest_agentops.report.terminal import campaign_table
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from pytest_agentops import ConfigError, Faults, Scenario, run_campaign
-from pytest_agentops.gc_hold import CAMPAIGN_GEN0_THRESHOLD, campaign_gc
+from pytest_agentops.process.gc_hold import CAMPAIGN_GEN0_THRESHOLD, campaign_gc
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ import pytest
 import respx
 
 from pytest_agentops import ConfigError, Faults, Scenario, run_campaign
-from pytest_agentops.harness.budget import Budget
 from pytest_agentops.llm import (
     Drift,
     FakeLLM,
@@ -31,10 +30,11 @@ from pytest_agentops.llm import (
     wire,
 )
 from pytest_agentops.llm import usage as usage_rule
-from pytest_agentops.llm.intercept import HUB, httpcore2_mocker
 from pytest_agentops.llm.perturb import DriftState, perturb_reply
 from pytest_agentops.llm.policy import default_used, respond
 from pytest_agentops.metrics import REGISTRY
+from pytest_agentops.process.http_hub import HUB, httpcore2_mocker
+from pytest_agentops.settings.layers import Budget
 
 from conftest import ORDER_TOOLS, Orders
 
@@ -312,7 +312,7 @@ def test_a_campaign_meters_tokens_traces_attempts_and_reaches_verdicts(client):
         assert record.input_tokens == sum(e.input_tokens for e in calls) > 0
         assert record.output_tokens == sum(e.output_tokens for e in calls) > 0
         served = [e for e in calls if e.outcome == "ok"]
-        assert record.outcome != "completed" or [e.data.get("tool_calls", []) for e in served] == \
+        assert record.outcome != "completed" or [list(e.data.get("tool_calls", [])) for e in served] == \
             [["lookup_order"], ["refund_order"], []]
         for before, after in itertools.pairwise(calls):  # a retry is its own attempt, numbered
             if before.outcome != "ok":
@@ -460,7 +460,7 @@ def test_interception_is_removed_after_campaigns_including_timed_out_trials():
     result = run_campaign(Scenario(name="hang", agent=hang, llm=scripted("a"), trials=2, seed=1, timeout_s=0.3,
                                    faults=Faults()))
     assert {r.outcome for r in result.records} == {"timed_out"}
-    assert not HUB.active and not HUB.models and not HTTPCoreMocker._patches
+    assert not HUB.active and not HUB.hosts and not HTTPCoreMocker._patches
     mocker2 = httpcore2_mocker()
     assert mocker2 is None or (not mocker2._patches and not mocker2.routers)
 
@@ -472,7 +472,7 @@ for name in {blocked!r}:
 import httpx
 from pytest_agentops import Faults, Scenario, run_campaign
 from pytest_agentops.llm import scripted
-from pytest_agentops.llm.intercept import httpcore2_mocker
+from pytest_agentops.process.http_hub import httpcore2_mocker
 module = __import__({client!r})
 
 def agent(task, env):
@@ -487,7 +487,7 @@ print([r.output for r in result.records], mocker and (mocker.__module__, mocker.
 
 @pytest.mark.parametrize(("blocked", "client", "expected"), [
     (["httpx2", "httpcore2"], "httpx", "None"),  # httpx2 absent: httpx interception alone
-    (["pytest_httpx2"], "httpx2", "('pytest_agentops.llm.intercept', 'httpcore2')"),  # our own httpcore2 mocker
+    (["pytest_httpx2"], "httpx2", "('pytest_agentops.process.http_hub', 'httpcore2')"),  # our own httpcore2 mocker
 ])
 def test_interception_without_httpx2_or_without_pytest_httpx2(blocked, client, expected):
     import subprocess

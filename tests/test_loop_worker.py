@@ -10,9 +10,9 @@ import threading
 import pytest
 
 from pytest_agentops import FakeLLM, Faults, Scenario, run_campaign
-from pytest_agentops.harness.clock import VirtualTimeLoop
-from pytest_agentops.llm.intercept import HUB
-from pytest_agentops.workers import LoopWorker
+from pytest_agentops.engine.workers import LoopWorker
+from pytest_agentops.process.http_hub import HUB
+from pytest_agentops.vtime.loop import VirtualTimeLoop
 
 # --- idle work ----------------------------------------------------------------------------------------------
 
@@ -204,7 +204,7 @@ def test_async_trials_with_a_fake_model_stop_early_and_leave_no_model_routes():
     result = run_campaign(scenario)
     assert result.stopped_early and len(result.records) < 2000
     assert result.outcome_counts == {"completed": len(result.records)}
-    assert not HUB.active and not HUB.models
+    assert not HUB.active and not HUB.hosts
 
 
 def test_a_busy_looping_async_trial_moves_the_queued_ones_to_a_fresh_loop():
@@ -218,7 +218,7 @@ def test_a_busy_looping_async_trial_moves_the_queued_ones_to_a_fresh_loop():
 
     result = run_campaign(Scenario(name="spin", agent=agent, trials=6, seed=0, concurrency=2, timeout_s=0.5,
                                    faults=Faults.none(), early_stop=False, llm=FakeLLM(policy=_replies)))
-    assert not HUB.active and not HUB.models  # trials built ahead on the blocked loop closed their routes
+    assert not HUB.active and not HUB.hosts  # trials built ahead on the blocked loop closed their routes
     outcomes = [r.outcome for r in result.records]
     assert outcomes[:2] == ["timed_out"] * 2  # trial 0 was waiting on the loop that trial 1 blocked
     assert all("wall-clock limit" in r.reason for r in result.records[:2])

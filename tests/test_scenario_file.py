@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from pytest_agentops import Approver, Faults, Scenario
 from pytest_agentops.errors import ScenarioFileError
-from pytest_agentops.faults import FAILING_TOOL_FAULTS, PROFILES
 from pytest_agentops.metrics import REGISTRY
 from pytest_agentops.scenario_file import (
     APPROVER_KEYS,
@@ -32,6 +31,7 @@ from pytest_agentops.scenario_file import (
     resolve_reference,
     schema_text,
 )
+from pytest_agentops.settings.faults import FAILING_TOOL_FAULTS, PROFILES
 
 import scenario_support as sup
 

@@ -19,8 +19,7 @@ import pytest
 import scipy.stats
 
 from pytest_agentops import ConfigError, Faults, Scenario, replay_trial, run_campaign
-from pytest_agentops.faults import FaultPlan
-from pytest_agentops.harness.crash import AgentCrash
+from pytest_agentops.errors import AgentCrash
 from pytest_agentops.harness.state import (
     CampaignState,
     CheckpointError,
@@ -28,9 +27,12 @@ from pytest_agentops.harness.state import (
     MemoryStore,
     SQLiteStore,
     StateSpec,
+    open_store,
 )
 from pytest_agentops.metrics import collect
+from pytest_agentops.plan import FaultPlan
 from pytest_agentops.records import TrialRecord
+from pytest_agentops.settings.faults import CrashRecord
 
 import crash_support as cs
 
@@ -96,7 +98,7 @@ def store(request, tmp_path) -> CheckpointStore:
     elif request.param == "sqlite":
         s = SQLiteStore(tmp_path / "ckpt.sqlite3", "trial-a")
     else:
-        s = StateSpec.parse(request.getfixturevalue("redis_url")).open("trial-a")
+        s = open_store(StateSpec.parse(request.getfixturevalue("redis_url")), "trial-a")
         s.clear()
     yield s
     s.clear()
@@ -368,9 +370,10 @@ def test_resume_saves_tokens_against_a_restart_from_scratch():
 
 
 def test_crash_metrics_from_records():
-    def record(i, outcome, **extra):
+    def record(i, outcome, **crash):
+        layers = {"crash": CrashRecord(**crash)} if crash else {}
         return TrialRecord(scenario="s", index=i, seed=i, outcome=outcome, input_tokens=900, output_tokens=100,
-                           extra=extra)
+                           layers=layers)
 
     records = [record(0, "completed"),  # no crash: counts for none of the three
                record(1, "completed", crashes=1, duplicate_side_effects=0, tokens_at_crash=400),
@@ -500,7 +503,7 @@ def test_redis_store_serves_in_process_and_sigkill_resumes(redis_url, tmp_path):
     killed = run_campaign(_sigkill(cs.careful_agent, tmp_path, trials=1, state=redis_url))
     assert killed.outcome_counts == {"completed": 1}
     assert killed.records[0].extra["exit_codes"] == [-signal.SIGKILL, 0]
-    store = StateSpec.parse(redis_url).open(f"kill-careful_agent/{killed.records[0].seed}")
+    store = open_store(StateSpec.parse(redis_url), f"kill-careful_agent/{killed.records[0].seed}")
     assert store.load("progress")["done"] == ["lookup", "refund", "email"]
     store.close()
 

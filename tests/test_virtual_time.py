@@ -11,7 +11,9 @@ from datetime import datetime, timezone
 import pytest
 
 from pytest_agentops import Approver, Escalation, Faults, Scenario, ToolError, run_campaign
-from pytest_agentops.harness.clock import DEFAULT_EPOCH, VirtualTimeLoop, real_sleep, real_time
+from pytest_agentops.vtime.clock import DEFAULT_EPOCH
+from pytest_agentops.vtime.loop import VirtualTimeLoop
+from pytest_agentops.vtime.real import real_sleep, real_time
 
 from conftest import ORDER_TOOLS, Orders
 

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..harness.tools import tool_spec
+from ..settings.tools import tool_spec
 
 #: The system-prompt instruction that makes the policy ask before destructive actions.
 CONFIRM_INSTRUCTION = "Ask the human for confirmation before destructive actions"

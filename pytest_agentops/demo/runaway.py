@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..harness.budget import Budget
-from ..harness.tools import tool
 from ..scenario import Scenario
+from ..settings.layers import Budget
+from ..settings.tools import tool
 
 #: Tokens of the first model call (system prompt + task), of each tool result added to the context,
 #: and of each model reply. A healthy trial spends 4 * 340 + 6 * 250 = 2,860 tokens; a stuck one passes

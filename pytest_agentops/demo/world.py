@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..harness.tools import tool
+from ..settings.tools import tool
 
 #: The orders of a fresh shop: id -> customer, status, amount. Order 42 is the refund example, 13 the
 #: cancellation example, 99 has shipped (it cannot be cancelled).

@@ -1,33 +1,39 @@
-"""The per-trial harness state behind ``Env``: world, plan, trace, gate, meter, clock and counters.
+"""``TrialContext``: one trial's harness state (world, plan, clock, trace, meter, counters) and the hooks of
+the layers attached to it (``harness/layer.py``). It is the ``TrialPort`` layers see.
 
-One ``TrialContext`` lives for one trial. The tool wrappers, the gate and the meter report into it;
-the runner reads the finished record out of it. Once the runner closes it, an abandoned agent thread
-that keeps calling tools gets ``TrialAborted`` and changes nothing.
+Layers get the context through a weak proxy, so nothing a layer holds keeps a finished trial alive: it is
+freed by reference counting the moment the runner drops it, not by the cyclic collector. Once the trial
+has been ended (``abort``), an abandoned agent thread that keeps calling tools gets ``TrialAborted`` and
+changes nothing.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TrialAborted
-from ..faults import STREAM_AGENT, STREAM_APPROVER, FaultPlan, trial_stream
-from .budget import BudgetGuard, TokenMeter, Usage
-from .clock import VirtualClock
-from .escalation import EscalationMonitor
-from .gates import Approver, Gate
-from .tools import ToolSpec
+from ..errors import Escalated, TrialAborted
+from ..vtime.clock import TrialClock
+from .layer import HOOKS, LayerTrial
+from .meter import TokenMeter, Usage
 from .trace import Trace
 
 if TYPE_CHECKING:
-    from .crash import CrashInjector
+    from ..plan import FaultPlan
+    from ..settings.prices import Price
+    from ..settings.tools import ToolSpec
+
+#: Tool-call outcomes of calls that never reached the tool: not counted as tool calls.
+NOT_REACHED = frozenset({"blocked", "denied_scope", "bad_arguments"})
+#: Tool-call outcomes whose tool ran (its result is traced).
+RAN = frozenset({"ok", "malformed", "empty"})
 
 
 def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` of the context, called through a weak reference: the clock, meter and gate the context
-    owns then hold no reference back to it, so a finished trial is freed at once, not by the collector."""
+    """``method`` of the context, called through a weak reference (the clock and meter the context owns
+    then hold no reference back to it)."""
     ref = weakref.WeakMethod(method)
 
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -37,58 +43,22 @@ def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-class Escalated(TrialAborted):
-    """Raised by ``env.escalate``: the task is handed to a human and the trial ends."""
-
-    def __init__(self, reason: str):
-        super().__init__("escalated", reason)
-
-
-class TrialClock(VirtualClock):
-    """The trial's virtual clock; passing the virtual time limit ends the trial as ``timed_out``."""
-
-    def __init__(self, *args: Any, limit_s: float | None = None, on_advance: Callable[[], None] | None = None,
-                 **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.limit_s = limit_s
-        self._on_advance = on_advance
-        self.listeners: list[Callable[[], None]] = []  # told after each advance (the async virtual deadline)
-
-    def advance(self, seconds: float) -> None:
-        super().advance(seconds)
-        for listener in self.listeners:
-            listener()
-        if self._on_advance is not None:
-            self._on_advance()
-        if self.limit_s is not None and self.monotonic() > self.limit_s:
-            raise TrialAborted("timed_out", f"virtual time limit of {self.limit_s:g}s exceeded")
-
-
 class TrialContext:
     """Everything one trial's harness layers share."""
 
     def __init__(self, *, scenario: str, index: int, seed: int, world: Any, plan: FaultPlan,
-                 approver: Approver, enforce: bool, scopes: Iterable[str] | None,
-                 prices: Mapping[str, Any], virtual_timeout_s: float | None,
+                 prices: Mapping[str, Price], virtual_timeout_s: float | None,
                  clock_source: Callable[[], float] | None = None):
         self.scenario = scenario
         self.index = index
         self.seed = seed
         self.world = world
         self.plan = plan
-        self.enforce = enforce
-        self.scopes = None if scopes is None else frozenset(scopes)
         self._abort: TrialAborted | None = None
-        self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s,
-                                on_advance=_weak(self.check_alive))
+        self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s, on_advance=_weak(self.check_alive))
         self.trace = Trace(self.clock.monotonic)
         self.meter = TokenMeter(prices)
         self.meter.subscribe(_weak(self._on_usage))
-        self.budget: BudgetGuard | None = None  # budget layer: set by the runner (attach_budget)
-        self.escalation_layer: EscalationMonitor | None = None  # escalation layer: set by the runner
-        self.crash: CrashInjector | None = None  # crash layer: set by the runner (harness/crash.py attach_crash)
-        self.gate = Gate(approver, lambda: trial_stream(seed, STREAM_APPROVER), _weak(self._gate_event),
-                         self.clock.advance)
         self.tool_calls = 0
         self.tool_failures = 0
         self.destructive_attempts = 0
@@ -96,30 +66,59 @@ class TrialContext:
         self.unconfirmed_destructive = 0
         self.blocked = 0
         self.escalation: tuple[float, str] | None = None
-        self.extra: dict[str, Any] = {}
+        self.layers: dict[str, LayerTrial] = {}
+        self._services: dict[str, Any] = {}
+        self.hooks: dict[str, tuple[Callable[..., Any], ...]] = dict.fromkeys(HOOKS, ())
         self._lock = threading.Lock()
-        self.usage_traced = threading.local()  # model boundary: ``.on`` while the HTTP fake meters (it traces itself)
+        self.usage_traced = threading.local()  # ``.on`` while the HTTP fake meters (it writes its own event)
 
-    # -- liveness -------------------------------------------------------------------------------------
+    def port(self) -> Any:
+        """What a layer gets: a weak proxy of this context."""
+        return weakref.proxy(self)
+
+    def add_layer(self, name: str, part: LayerTrial) -> None:
+        """Attach a layer's part of this trial: its overridden hooks join the hook lists, in order."""
+        self.layers[name] = part
+        cls = type(part)
+        for hook in HOOKS:
+            if getattr(cls, hook, None) is not getattr(LayerTrial, hook):
+                self.hooks[hook] = (*self.hooks[hook], getattr(part, hook))
+        if getattr(cls, "on_usage", None) is not LayerTrial.on_usage:
+            self.meter.subscribe(part.on_usage)
+
+    def close_layers(self) -> None:
+        """The trial is over: every layer's ``close`` (each at most once, even if called again)."""
+        hooks, self.hooks["close"] = self.hooks["close"], ()
+        for close in hooks:
+            close()
+
+    # -- services ---------------------------------------------------------------------------------------
+    def provide(self, name: str, value: Any) -> None:
+        """Give the agent (``env``) or other layers ``value`` under ``name``."""
+        self._services[name] = value
+
+    def service(self, name: str) -> Any:
+        """What a layer provided under ``name``, or None."""
+        return self._services.get(name)
+
+    # -- liveness ---------------------------------------------------------------------------------------
     def abort(self, outcome: str, reason: str) -> None:
-        """Mark the trial as given up by the runner; the agent's next harness call raises."""
+        """End the trial with this outcome (the first decision wins); the agent's next harness call raises."""
         if self._abort is None:
             self._abort = TrialAborted(outcome, reason)
 
     def check_alive(self) -> None:
-        """Raise ``TrialAborted`` in the agent when the runner has ended this trial."""
+        """Raise ``TrialAborted`` in the agent when the trial has been ended; then the layers' checks."""
         if self._abort is not None:
             raise TrialAborted(self._abort.outcome, self._abort.reason)
-        if self.crash is not None:  # crash layer: a crashed attempt gets no further harness call through
-            self.crash.guard()
-        if self.escalation_layer is not None:  # escalation layer: a fired trigger escalates at the next call
-            self.escalation_layer.check()
+        for check in self.hooks["check"]:
+            check()
 
     def begin_step(self, kind: str) -> None:
-        """A tool (``kind="tool"``) or model (``"model"``) call starts: liveness, then the step triggers."""
+        """A tool (``kind="tool"``) or model (``"model"``) call starts: liveness, then the layers' hooks."""
         self.check_alive()
-        if self.escalation_layer is not None:
-            self.escalation_layer.before_step(kind)
+        for hook in self.hooks["before_step"]:
+            hook(kind)
 
     @property
     def aborted(self) -> TrialAborted | None:
@@ -128,15 +127,12 @@ class TrialContext:
     def clock_advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
-    # -- layers report here ---------------------------------------------------------------------------
-    def scope_allows(self, spec: ToolSpec) -> bool:
-        return self.scopes is None or spec.scope is None or spec.scope in self.scopes
-
+    # -- what layers report -------------------------------------------------------------------------------
     def record_tool_call(self, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str, *,
                          result: Any = None, error: str | None = None) -> None:
         """Count and trace one tool call; ``ok``/``malformed``/``empty`` went through, the rest did not."""
         with self._lock:
-            if outcome not in ("blocked", "denied_scope", "bad_arguments"):
+            if outcome not in NOT_REACHED:
                 self.tool_calls += 1
                 if outcome != "ok":
                     self.tool_failures += 1
@@ -145,29 +141,35 @@ class TrialContext:
         data: dict[str, Any] = {"arguments": dict(arguments)}
         if error is not None:
             data["error"] = error
-        if outcome in ("ok", "malformed", "empty") and result is not None:
+        if outcome in RAN and result is not None:
             data["result"] = _short(result)
         self.trace.add("tool_call", spec.name, outcome, destructive=spec.destructive, **data)
-        if self.escalation_layer is not None:  # escalation layer: consecutive failures
-            self.escalation_layer.on_tool_call(outcome)
+        for hook in self.hooks["on_tool_recorded"]:
+            hook(spec, arguments, outcome)
 
-    def record_violation(self, kind: str, tool: str, arguments: Mapping[str, Any], *, blocked: bool) -> None:
+    def record_violation(self, kind: str, tool: str, arguments: Mapping[str, Any], *, blocked: bool,
+                         outcome: str | None = None, **data: Any) -> None:
+        """Count and trace a violation (``kind:tool`` in the record's violations; ``data`` goes to the trace
+        event, whose outcome is ``blocked``/``allowed`` unless given)."""
         with self._lock:
-            self.unconfirmed_destructive += 1
+            if kind == "unconfirmed_destructive_call":
+                self.unconfirmed_destructive += 1
             if blocked:
                 self.blocked += 1
             self.violations.append(f"{kind}:{tool}")
-        self.trace.add("violation", tool, "blocked" if blocked else "allowed", kind=kind,
-                       arguments=dict(arguments))
-
-    def _gate_event(self, kind: str, name: str, outcome: str, **data: Any) -> None:
-        self.trace.add(kind, name, outcome, **data)
+        self.trace.add("violation", tool, outcome or ("blocked" if blocked else "allowed"), kind=kind,
+                       arguments=dict(arguments), **data)
 
     def _on_usage(self, usage: Usage, meter: TokenMeter) -> None:
         if getattr(self.usage_traced, "on", False):  # the fake model wrote this call's model_call event
             return
         self.trace.add("model_call", usage.model, "ok", input_tokens=usage.input_tokens,
                        output_tokens=usage.output_tokens)
+
+    def before_model_request(self, tokens: int, model: str) -> None:
+        """A request of ``tokens`` prompt tokens is about to reach ``model`` (the per-request budget)."""
+        for hook in self.hooks["on_model_request"]:
+            hook(tokens, model)
 
     def escalate(self, reason: str) -> None:
         """Hand the task to a human: record when and why, then end the trial."""
@@ -179,8 +181,16 @@ class TrialContext:
         self.trace.add("escalation", "human", "escalated", reason=str(reason))
         raise Escalated(str(reason))
 
-    def agent_rng_factory(self) -> Any:
-        return trial_stream(self.seed, STREAM_AGENT)
+    def report_confidence(self, confidence: Any) -> None:
+        """``env.report_confidence``: validate, trace, and let the layers that listen judge it."""
+        self.check_alive()
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
+            raise ValueError(f"env.report_confidence: confidence={confidence!r} must be a number between 0 and 1")
+        value = float(confidence)
+        self.trace.add("confidence", "agent", "reported", confidence=value)
+        listener = self.service("on_confidence")
+        if listener is not None:
+            listener(value)
 
 
 def _short(value: Any, limit: int = 200) -> Any:

@@ -1,16 +1,16 @@
-"""Crash injection and resume: the agent dies at a planned step and the runner restarts it on the same store.
+"""The crash layer: the agent dies at a planned step and is restarted on the same world and store.
 
 The fault plan says whether a trial crashes and where (``FaultPlan.crash``): at its k-th executed tool
 call, ``before`` the tool runs or ``after`` it (the effect happened but the agent never sees the result:
 the crash between a refund and its checkpoint that makes a naive agent refund twice). In-process, the
 tool wrapper raises ``AgentCrash`` there and the agent's run is abandoned; with ``crash_mode="sigkill"``
-the agent runs in a child process that is killed with SIGKILL at that point (``harness/child.py``).
-Either way the runner restarts the agent with the same world and the same checkpoint store, up to
+the agent runs in a child process that is killed with SIGKILL at that point (``harness/child``).
+Either way the agent is restarted with the same world and the same checkpoint store, up to
 ``crash_restarts`` times, and the trace gets a ``crash`` and a ``resume`` event.
 
-What the layer measures (in ``TrialRecord.extra``): ``crashes``, ``restarts``, ``crash_step``,
-``crash_point``, ``tokens_at_crash`` and ``duplicate_side_effects``: executions of a side-effecting or
-destructive tool, with the same arguments, in a later attempt than one where it already ran.
+What the layer records (``settings.faults.CrashRecord``): crashes, restarts, where the planned crash hit,
+the tokens at the first crash, ``duplicate_side_effects`` (executions of a side-effecting or destructive
+tool, with the same arguments, in a later attempt than one where it already ran) and child exit codes.
 """
 
 from __future__ import annotations
@@ -20,42 +20,42 @@ import json
 import pickle
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, TrialAborted
-from ..faults import CrashDraw, Faults
-from .state import StateSpec
+from ..errors import AgentCrash, ConfigError, TrialAborted
+from ..settings.faults import CrashRecord, Faults
+from ..settings.layers import StateSpec
+from ..vtime.loop import run_virtual
+from .child.parent import ChildAgent
+from .context import RAN
+from .layer import LayerTrial, ToolCall, TrialPort
+from .state.layer import resolve_state
 
 if TYPE_CHECKING:
-    from .context import TrialContext
-    from .state import CheckpointStore, TrialStore
-    from .tools import ToolSpec
-
-
-class AgentCrash(BaseException):
-    """The agent's process 'dies' here: raised inside the agent at its planned tool call.
-
-    A ``BaseException`` so that an agent's ``except Exception`` does not swallow it, as nothing in a
-    process survives its own death; the runner catches it and restarts the agent.
-    """
-
-    def __init__(self, step: int, tool: str, point: str):
-        self.step = step
-        self.tool = tool
-        self.point = point
-        super().__init__(f"injected crash at step {step}, {point} {tool}")
+    from ..plan import CrashDraw
+    from ..scenario import Scenario
+    from ..settings.run import RunSettings
+    from ..settings.tools import ToolSpec
+    from .state import CheckpointStore
 
 
 def _effect_key(name: str, arguments: dict[str, Any]) -> tuple[str, str]:
     return name, json.dumps(arguments, sort_keys=True, default=repr)
 
 
-class CrashInjector:
+class CrashInjector(LayerTrial):
     """One trial's crash layer: fires the planned crash and keeps the crash and resume bookkeeping."""
 
-    def __init__(self, ctx: TrialContext, draw: CrashDraw | None, mode: str = "in_process"):
+    def __init__(self, ctx: TrialPort, draw: CrashDraw | None, mode: str = "in_process", restarts: int = 1):
         self.ctx = ctx
+        self.restarts = restarts
+        self.restarted = 0
+        self.duplicates = 0
+        self.tokens_at_crash: int | None = None
+        self.crash_step: int | None = None
+        self.crash_point: str | None = None
+        self.exit_codes: list[int | None] = []
         self.draw = draw
         self.mode = mode
         self.executed = 0  # tool calls that reached the tool function, over all attempts
@@ -68,13 +68,16 @@ class CrashInjector:
         self._lock = threading.Lock()
 
     # -- hooks in the tool wrapper --------------------------------------------------------------------
-    def guard(self) -> None:
+    def check(self) -> None:
         """Raise the pending crash: a crashed attempt gets no further harness call through."""
         if self.pending is not None:
             raise self.pending
 
-    def before_call(self, spec: ToolSpec, arguments: dict[str, Any]) -> None:
+    guard = check
+
+    def on_tool_start(self, call: ToolCall) -> None:
         """A tool call passed every other layer and is about to run: crash here if the plan says ``before``."""
+        spec, arguments = call.spec, call.arguments
         with self._lock:
             self.guard()
             if self._armed is not None:  # the armed call raised instead of returning: it dies now
@@ -87,8 +90,10 @@ class CrashInjector:
                     self._fire(spec.name, arguments, "before")
                 self._armed = (spec.name, dict(arguments))
 
-    def after_call(self, spec: ToolSpec, arguments: dict[str, Any]) -> None:
+    def on_tool_recorded(self, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str) -> None:
         """A tool ran (its effect happened): check for a duplicate effect, then crash if the plan says ``after``."""
+        if outcome not in RAN:
+            return
         with self._lock:
             if spec.side_effect or spec.destructive:
                 key = _effect_key(spec.name, arguments)
@@ -98,12 +103,10 @@ class CrashInjector:
             if self._armed is not None and self._armed[0] == spec.name:
                 self._fire(spec.name, arguments, "after")
 
-    def _duplicate(self, name: str, arguments: dict[str, Any], first: int) -> None:
-        ctx = self.ctx
-        ctx.extra["duplicate_side_effects"] = int(ctx.extra.get("duplicate_side_effects", 0)) + 1
-        ctx.violations.append(f"duplicate_side_effect:{name}")
-        ctx.trace.add("violation", name, "duplicate", kind="duplicate_side_effect", arguments=dict(arguments),
-                      first_attempt=first, attempt=self.attempt)
+    def _duplicate(self, name: str, arguments: Mapping[str, Any], first: int) -> None:
+        self.duplicates += 1
+        self.ctx.record_violation("duplicate_side_effect", name, arguments, blocked=False,
+                                  outcome="duplicate", first_attempt=first, attempt=self.attempt)
 
     def _fire(self, tool: str, arguments: dict[str, Any], point: str) -> None:
         assert self.draw is not None
@@ -117,14 +120,10 @@ class CrashInjector:
     def _record(self, tool: str, outcome: str, **data: Any) -> None:
         ctx = self.ctx
         self.crashes += 1
-        extra = ctx.extra
-        extra["crashes"] = self.crashes
-        extra.setdefault("restarts", 0)
-        extra.setdefault("duplicate_side_effects", 0)
-        if "tokens_at_crash" not in extra:
-            extra["tokens_at_crash"] = ctx.meter.total_tokens
+        if self.tokens_at_crash is None:
+            self.tokens_at_crash = ctx.meter.total_tokens
             if "step" in data:
-                extra["crash_step"], extra["crash_point"] = data["step"], outcome
+                self.crash_step, self.crash_point = data["step"], outcome
         ctx.trace.add("crash", tool, outcome, mode=self.mode, attempt=self.attempt, **data)
 
     def died(self, reason: str, **data: Any) -> None:
@@ -138,24 +137,29 @@ class CrashInjector:
             self.attempt = attempt
             self.pending = None
             self._armed = None
-            self.ctx.extra["restarts"] = attempt
+            self.restarted = attempt
             self.ctx.trace.add("resume", self.ctx.scenario, "restarted", attempt=attempt,
                                checkpoints=len(store.keys()) if store is not None else 0)
+
+    def wrap_agent(self, agent: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+        """The agent restarted after each crash (in-process), or run in child processes (``sigkill``)."""
+        store = self.ctx.service("state")
+        if self.mode == "sigkill":
+            campaign = self.ctx.service("state_campaign")
+            return ChildAgent(agent, self, store.inner, campaign.spec, self.restarts, scenario=self.ctx.scenario,
+                              index=self.ctx.index, seed=self.ctx.seed)
+        return with_restarts(agent, self, store, self.restarts, is_async=is_async)
+
+    def record(self) -> CrashRecord:
+        return CrashRecord(crashes=self.crashes, restarts=self.restarted, crash_step=self.crash_step,
+                           crash_point=self.crash_point, tokens_at_crash=self.tokens_at_crash,
+                           duplicate_side_effects=self.duplicates, exit_codes=tuple(self.exit_codes))
 
     def give_up(self, restarts: int) -> TrialAborted:
         """The outcome ``crashed``: the agent did not finish within ``restarts`` restarts."""
         where = f" at step {self.draw.step}" if self.draw is not None and self.fired else ""
         return TrialAborted("crashed", f"the agent crashed{where} and did not finish after crash_restarts="
                                        f"{restarts} restart(s)")
-
-
-def attach_crash(ctx: TrialContext, faults: Faults) -> CrashInjector | None:
-    """Put the crash layer on the trial when the fault plan can crash it (nothing otherwise: zero cost)."""
-    if not faults.crash and faults.crash_mode != "sigkill":
-        return None
-    injector = CrashInjector(ctx, ctx.plan.crash(), faults.crash_mode)
-    ctx.crash = injector
-    return injector
 
 
 def with_restarts(agent: Callable[..., Any], injector: CrashInjector | None, store: CheckpointStore | None,
@@ -173,7 +177,7 @@ def with_restarts(agent: Callable[..., Any], injector: CrashInjector | None, sto
         if attempt > restarts:
             raise injector.give_up(restarts)
         injector.resume(attempt, store)
-        _fresh_rng(env)
+        env.fresh_rng()
 
     if is_async:
         async def run_async(task: str, env: Any) -> Any:
@@ -197,7 +201,6 @@ def with_restarts(agent: Callable[..., Any], injector: CrashInjector | None, sto
             try:
                 output = agent(task, env)
                 if inspect.isawaitable(output):  # a sync callable that returned a coroutine
-                    from .clock import run_virtual
                     output = run_virtual(output)
             except BaseException as exc:
                 if not crashed(exc):
@@ -210,19 +213,6 @@ def with_restarts(agent: Callable[..., Any], injector: CrashInjector | None, sto
     return run
 
 
-def _fresh_rng(env: Any) -> None:
-    """A restarted process draws its randomness afresh from the trial seed (the ``Env`` caches its Generator)."""
-    if hasattr(env, "_rng"):
-        env._rng = None
-
-
-def resolve_state(state: StateSpec | None, faults: Faults) -> StateSpec:
-    """The scenario's state backend; unset means memory, or a temporary SQLite file when crashes are real."""
-    if state is None:
-        return StateSpec("sqlite") if faults.crash_mode == "sigkill" else StateSpec("memory")
-    return StateSpec.parse(state)
-
-
 def check_crash_setup(agent: Callable[..., Any], state: StateSpec, faults: Faults) -> None:
     """Reject crash settings that cannot work, before any trial runs."""
     if faults.crash_mode != "sigkill":
@@ -230,7 +220,7 @@ def check_crash_setup(agent: Callable[..., Any], state: StateSpec, faults: Fault
     if not state.durable:
         raise ConfigError("state='memory' does not survive a process kill: crash_mode='sigkill' needs "
                           "state='sqlite' (the default when state is unset), 'sqlite:PATH' or a redis:// URL")
-    if faults.crash_mode == "sigkill" and not hasattr(signal, "SIGKILL"):
+    if not hasattr(signal, "SIGKILL"):
         raise ConfigError("crash_mode='sigkill' needs a POSIX system (SIGKILL); use crash_mode='in_process'")
     try:
         pickle.dumps(agent)
@@ -240,23 +230,32 @@ def check_crash_setup(agent: Callable[..., Any], state: StateSpec, faults: Fault
                           f"({type(exc).__name__}: {exc})") from exc
 
 
-def _is_async(agent: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(agent) or inspect.iscoroutinefunction(type(agent).__call__)
+class _Crashes:
+    __slots__ = ("faults",)
+    name = "crash"
+
+    def __init__(self, faults: Faults):
+        self.faults = faults
+
+    def attach(self, trial: TrialPort) -> LayerTrial:
+        f = self.faults
+        return CrashInjector(trial, trial.plan.crash(), f.crash_mode, f.crash_restarts)
 
 
-def crash_layer(ctx: TrialContext, agent: Callable[..., Any], faults: Faults, store: TrialStore,
-                state: StateSpec) -> Callable[..., Any]:
-    """The callable the runner runs as the trial's agent: ``agent`` itself, or with the crash layer around it.
+class CrashLayer:
+    """On when the run's faults can crash the agent (``crash > 0``) or run it in a child (``sigkill``).
 
-    In-process, crashed runs are restarted in the same thread or task; with ``crash_mode="sigkill"`` the
-    agent runs in child processes (``ChildAgent``) that read and write ``state`` themselves.
+    Ordered after the state layer, whose checkpoint store a restarted agent resumes from.
     """
-    injector = attach_crash(ctx, faults)
-    if injector is None:
-        return agent
-    if faults.crash_mode == "sigkill":
-        from .child import ChildAgent
 
-        return ChildAgent(agent, injector, store.inner, state, faults.crash_restarts, scenario=ctx.scenario,
-                          index=ctx.index, seed=ctx.seed)
-    return with_restarts(agent, injector, store, faults.crash_restarts, is_async=_is_async(agent))
+    name = "crash"
+
+    def for_campaign(self, scenario: Scenario, run: RunSettings) -> _Crashes | None:
+        f = run.faults
+        if not f.crash and f.crash_mode != "sigkill":
+            return None
+        check_crash_setup(scenario.agent, resolve_state(scenario.state, f), f)
+        return _Crashes(f)
+
+
+LAYER = CrashLayer()

@@ -1,7 +1,7 @@
 """Escalation triggers and timing: the harness hands a trial to a human when the agent does not.
 
-A scenario switches the layer on with ``Scenario(escalation=Escalation(...))``. Each trigger is off unless
-set:
+A scenario switches the layer on with ``Scenario(escalation=Escalation(...))`` (``settings.layers``). Each
+trigger is off unless set:
 
 - ``after_consecutive_failures=N``: N tool calls in a row failed (an injected fault, or the tool raised);
   a successful call resets the count, calls that never reached the tool (blocked, out of scope, bad
@@ -25,83 +25,31 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, reject_unknown_keys
+from ..errors import TrialAbandoned, TrialAborted
+from ..settings.layers import Escalation
+from .context import NOT_REACHED
+from .layer import LayerTrial, TrialPort
 
 if TYPE_CHECKING:
-    from .budget import TokenMeter, Usage
-    from .context import TrialContext
-    from .trace import TraceEvent
-
-__all__ = [
-    "FAULT_OUTCOMES",
-    "Escalation",
-    "EscalationMonitor",
-    "attach_escalation",
-    "report_confidence",
-    "unrecovered_fault_onset",
-]
+    from ..records import TraceEvent
+    from ..scenario import Scenario
+    from ..settings.run import RunSettings
+    from ..settings.tools import ToolSpec
+    from .meter import TokenMeter, Usage
 
 #: Tool-call outcomes (as recorded in the trace) that are a failed call: what "a fault" means here.
 FAULT_OUTCOMES = frozenset({"error", "timeout", "rate_limit", "outage", "malformed", "empty", "raised"})
-#: Tool-call outcomes of calls that never reached the tool: neither a failure nor a success.
-_NOT_REACHED = frozenset({"blocked", "denied_scope", "bad_arguments"})
+_NOT_REACHED = NOT_REACHED
 
 
-def _count(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}={value!r} must be a whole number >= 1 (or None to switch it off)")
-    return value
-
-
-def _fraction(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ConfigError(f"{name}={value!r} must be a number > 0 and <= 1 (or None to switch it off)")
-    return float(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Escalation:
-    """Escalation triggers of a scenario: the harness escalates for the agent when one fires.
-
-    ``after_consecutive_failures``: that many failed tool calls in a row; ``max_steps``: more steps (tool
-    plus model calls) than this; ``budget_fraction``: this share of a budget spent (e.g. 0.9);
-    ``min_confidence``: a reported confidence below this. ``None`` switches a trigger off.
-    """
-
-    after_consecutive_failures: int | None = None
-    max_steps: int | None = None
-    budget_fraction: float | None = None
-    min_confidence: float | None = None
-
-    def __post_init__(self) -> None:
-        _count("after_consecutive_failures", self.after_consecutive_failures)
-        _count("max_steps", self.max_steps)
-        object.__setattr__(self, "budget_fraction", _fraction("budget_fraction", self.budget_fraction))
-        object.__setattr__(self, "min_confidence", _fraction("min_confidence", self.min_confidence))
-        if all(getattr(self, f.name) is None for f in fields(self)):
-            raise ConfigError("Escalation() needs at least one trigger: after_consecutive_failures, max_steps, "
-                              "budget_fraction or min_confidence")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], where: str = "escalation") -> Escalation:
-        """An Escalation from plain data (a scenario file's ``escalation:`` section); unknown keys are errors."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}={data!r} must be a mapping of escalation triggers")
-        reject_unknown_keys(data, [f.name for f in fields(cls)], where)
-        return cls(**dict(data))
-
-
-class EscalationMonitor:
+class EscalationMonitor(LayerTrial):
     """One trial's escalation layer: watches tool outcomes, steps, spend and confidence; escalates."""
 
-    def __init__(self, settings: Escalation, ctx: TrialContext):
+    __slots__ = ("_lock", "consecutive_failures", "ctx", "fired", "pending", "settings", "steps")
+
+    def __init__(self, settings: Escalation, ctx: TrialPort):
         self.settings = settings
         self.ctx = ctx
         self.steps = 0
@@ -122,7 +70,7 @@ class EscalationMonitor:
             self._arm("max_steps", f"max_steps={limit} reached: the agent started step {limit + 1} ({kind} call)")
             self.check()
 
-    def on_tool_call(self, outcome: str) -> None:
+    def on_tool_recorded(self, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str) -> None:
         """A tool call ended with ``outcome`` (as recorded in the trace)."""
         limit = self.settings.after_consecutive_failures
         if outcome in _NOT_REACHED:
@@ -140,7 +88,7 @@ class EscalationMonitor:
     def on_usage(self, usage: Usage, meter: TokenMeter) -> None:
         """A model call was metered: compare the spend with the trial's budgets (the budget layer)."""
         fraction = self.settings.budget_fraction
-        guard = getattr(self.ctx, "budget", None)
+        guard = self.ctx.service("budget")
         if fraction is None or guard is None:
             return
         limits = guard.budget.limits
@@ -181,8 +129,9 @@ class EscalationMonitor:
         """At the end of the agent's run: a trigger that fired without a later harness call escalates now.
 
         Returns the ``Escalated`` to record instead of how the agent ended (``exc``), or ``exc`` unchanged.
+        A trial the harness already ended (timed out, abandoned, aborted) keeps that ending.
         """
-        if self.pending is None:
+        if self.pending is None or isinstance(exc, (TrialAborted, TrialAbandoned)) or self.ctx.aborted is not None:
             return exc
         try:
             self.check()
@@ -191,25 +140,29 @@ class EscalationMonitor:
         return exc
 
 
-def attach_escalation(ctx: TrialContext, settings: Escalation | None) -> EscalationMonitor | None:
-    """Switch the escalation layer on for a trial (nothing when the scenario has no ``Escalation``)."""
-    if settings is None:
-        return None
-    monitor = EscalationMonitor(settings, ctx)
-    ctx.meter.subscribe(monitor.on_usage)
-    return monitor
+class _Escalations:
+    __slots__ = ("settings",)
+    name = "escalation"
+
+    def __init__(self, settings: Escalation):
+        self.settings = settings
+
+    def attach(self, trial: TrialPort) -> LayerTrial:
+        monitor = EscalationMonitor(self.settings, trial)
+        trial.provide("on_confidence", monitor.on_confidence)
+        return monitor
 
 
-def report_confidence(ctx: TrialContext, confidence: Any) -> None:
-    """``env.report_confidence``: validate, trace, and let the escalation layer judge it."""
-    ctx.check_alive()
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
-        raise ValueError(f"env.report_confidence: confidence={confidence!r} must be a number between 0 and 1")
-    value = float(confidence)
-    ctx.trace.add("confidence", "agent", "reported", confidence=value)
-    monitor = getattr(ctx, "escalation_layer", None)
-    if monitor is not None:
-        monitor.on_confidence(value)
+class EscalationLayer:
+    """On for scenarios with ``Escalation`` triggers."""
+
+    name = "escalation"
+
+    def for_campaign(self, scenario: Scenario, run: RunSettings) -> _Escalations | None:
+        return None if scenario.escalation is None else _Escalations(scenario.escalation)
+
+
+LAYER = EscalationLayer()
 
 
 def unrecovered_fault_onset(events: Iterable[TraceEvent]) -> float | None:

@@ -1,4 +1,5 @@
-"""The trace of one trial: ordered events with virtual time, tokens and outcome.
+"""The trace of one trial as it is written: ordered events (``records.TraceEvent``) with virtual time, tokens
+and outcome, secrets redacted.
 
 Events carry only values that are a pure function of the trial seed (virtual time, never wall time),
 so the same seed gives the same trace and a replayed trial can be compared event by event.
@@ -9,8 +10,10 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from .._frozen import FrozenMap, freeze
+from ..records import TraceEvent
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|token$|bearer)", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
@@ -48,7 +51,8 @@ _secret_keys: dict[str, bool] = {}  # key -> whether it names a secret (a cache:
 
 
 def _scrub(value: Any) -> Any:
-    """``_plain(redact(value))`` in one pass, with fast paths for the plain values events mostly carry."""
+    """``freeze(_plain(redact(value)))`` in one pass, with fast paths for the plain values events mostly
+    carry: the result is deeply frozen (mappings as ``FrozenMap``, sequences as tuples)."""
     cls = type(value)
     if cls is str:
         return _SECRET_VALUE.sub(REDACTED, value) if ("sk-" in value or "Bearer" in value) else value
@@ -65,36 +69,11 @@ def _scrub(value: Any) -> Any:
                         _secret_keys[k] = secret
                 out[k] = REDACTED if secret else _scrub(v)
             else:
-                out[str(k)] = _plain(redact(v))
-        return out
+                out[str(k)] = freeze(_plain(redact(v)))
+        return FrozenMap(out)
     if cls is list or cls is tuple:
-        return [_scrub(v) for v in value]
-    return _plain(redact(value))
-
-
-@dataclass(frozen=True, slots=True)
-class TraceEvent:
-    """One thing that happened in a trial, at virtual time ``t`` (seconds since the trial started)."""
-
-    seq: int
-    t: float
-    kind: str  # model_call, tool_call, fault, confirmation, escalation, checkpoint, crash, budget, agent, ...
-    name: str = ""
-    outcome: str = "ok"
-    input_tokens: int = 0
-    output_tokens: int = 0
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The event as plain JSON data."""
-        out: dict[str, Any] = {"seq": self.seq, "t": round(self.t, 6), "kind": self.kind, "name": self.name,
-                               "outcome": self.outcome}
-        if self.input_tokens or self.output_tokens:
-            out["input_tokens"] = self.input_tokens
-            out["output_tokens"] = self.output_tokens
-        if self.data:
-            out["data"] = dict(self.data)
-        return out
+        return tuple(_scrub(v) for v in value)
+    return freeze(_plain(redact(value)))
 
 
 class Trace:

@@ -16,30 +16,25 @@ and in the agent: ``openai.OpenAI(base_url=env.llm.base_url, api_key=env.llm.api
 
 from __future__ import annotations
 
-from ..metrics import MetricDef, register_metric
-from .boundary import Boundary, FakeLLM, LLMEndpoint, open_boundary
-from .policy import ModelRequest, Reply, ToolCall, call, call_tools_then_answer, default_used, rule, scripted
-from .settings import (
+from ..settings.model import (
     API_FAULT_KINDS,
     DRIFT_KINDS,
     HTTP_FAULT_KINDS,
     OUTPUT_FAULT_KINDS,
     Drift,
+    FakeLLM,
     HttpFaults,
     ModelFaults,
 )
+from .endpoint import LLMEndpoint
+from .policy import ModelRequest, Reply, ToolCall, call, call_tools_then_answer, default_used, rule, scripted
 from .usage import input_tokens, output_tokens, tokens
-
-register_metric(MetricDef(
-    "context_utilization", "distribution", lambda r: r.extra.get("context_utilization"),
-    "share of the prompt tokens the fake model saw that belonged to messages its policy relied on"))
 
 __all__ = [
     "API_FAULT_KINDS",
     "DRIFT_KINDS",
     "HTTP_FAULT_KINDS",
     "OUTPUT_FAULT_KINDS",
-    "Boundary",
     "Drift",
     "FakeLLM",
     "HttpFaults",
@@ -52,7 +47,6 @@ __all__ = [
     "call_tools_then_answer",
     "default_used",
     "input_tokens",
-    "open_boundary",
     "output_tokens",
     "rule",
     "scripted",

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .settings import Drift, ModelFaults, pick
+from ..settings.model import Drift, ModelFaults, pick
 
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 PREMATURE_TEXT = "I have completed the task."

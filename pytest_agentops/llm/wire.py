@@ -10,11 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import WireError
+
 APIS = ("chat", "messages", "responses")
-
-
-class WireError(ValueError):
-    """The request body is not something the fake understands (answered with HTTP 400)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
+from ..errors import ReportError
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
 
 
@@ -16,8 +18,6 @@ def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_trac
     """The whole report as plain data; deterministic for the same seeds (no wall times or dates).
 
     ``results`` may mix results and their ``to_dict()`` form (campaigns that ran in xdist workers)."""
-    from .. import __version__
-
     campaigns = sorted((r if isinstance(r, dict) else r.to_dict(with_traces=with_traces) for r in results),
                        key=lambda c: (c["scenario"], c["seed"], c["replay"] if c["replay"] is not None else -1))
     return {"schema": "pytest-agentops/report", "schema_version": REPORT_SCHEMA_VERSION,
@@ -45,8 +45,8 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a report and check its schema version."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(data, dict) or data.get("schema") != "pytest-agentops/report":
-        raise ValueError(f"{path}: not a pytest-agentops report")
+        raise ReportError(f"{path}: not a pytest-agentops report")
     if data.get("schema_version") != REPORT_SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version={data.get('schema_version')!r}, "
+        raise ReportError(f"{path}: schema_version={data.get('schema_version')!r}, "
                          f"this version reads {REPORT_SCHEMA_VERSION}")
     return data

@@ -1,0 +1,125 @@
+"""The one place a trial is assembled: its world, plan, context, the harness layers, the bound tools, the
+``Env`` and the agent callable.
+
+``BUILTIN_LAYERS`` lists the built-in layers in the order their hooks run; the scenario's own layers
+(``Scenario(layers=[...])``) come after them. For a campaign, ``CampaignLayers`` asks each layer for its
+part (``for_campaign``; None: off), and ``build`` attaches those parts to each trial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..errors import ConfigError
+from ..harness import budget, confirmations, crash, escalation, tool_faults
+from ..harness.context import TrialContext
+from ..harness.env import Env
+from ..harness.layer import HarnessLayer
+from ..harness.state import layer as state
+from ..harness.tools import bind_tool
+from ..llm import boundary
+from ..plan import FaultPlan
+from ..scenario import Scenario
+from ..settings.prices import price_table
+from ..settings.run import RunSettings
+
+#: The built-in layers, in the order their hooks run.
+BUILTIN_LAYERS = (confirmations.LAYER, budget.LAYER, tool_faults.LAYER, escalation.LAYER, state.LAYER, crash.LAYER,
+                  boundary.LAYER)
+
+
+def is_async_agent(agent: Callable[..., Any]) -> bool:
+    """Whether the agent is a coroutine function (or an object whose ``__call__`` is one)."""
+    return inspect.iscoroutinefunction(agent) or inspect.iscoroutinefunction(type(agent).__call__)
+
+
+@contextlib.contextmanager
+def outside_loop() -> Iterator[None]:
+    """Run user code that is not the agent (the world factory, the check) outside the trial loop, though on
+    its thread: as anywhere else, it may run a loop of its own (``asyncio.run(seed_database())``)."""
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        yield
+        return
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(loop)
+
+
+class BuiltTrial:
+    """What ``CampaignLayers.build`` gives: the trial's context, the env, the task and the agent to call."""
+
+    __slots__ = ("agent", "ctx", "env", "task")
+
+    def __init__(self, ctx: TrialContext, env: Env, task: str, agent: Callable[..., Any]):
+        self.ctx = ctx
+        self.env = env
+        self.task = task
+        self.agent = agent
+
+
+class CampaignLayers:
+    """The layers that are on for one campaign, opened when it starts and closed when it ends."""
+
+    def __init__(self, scenario: Scenario, run: RunSettings):
+        self.scenario = scenario
+        self.run = run
+        self.specs = scenario.tool_specs
+        self.tool_names = tuple(s.name for s in self.specs)
+        self.prices = price_table(scenario.prices)
+        self.is_async = is_async_agent(scenario.agent)
+        self.parts: list[tuple[str, HarnessLayer]] = []
+        try:
+            for layer in BUILTIN_LAYERS:
+                part = layer.for_campaign(scenario, run)
+                if part is not None:
+                    self.parts.append((layer.name, part))
+            for own in scenario.layers:
+                part = own.for_campaign(scenario, run) if hasattr(own, "for_campaign") else own
+                if part is not None:
+                    self.parts.append((own.name, part))
+        except BaseException:
+            self.close()
+            raise
+
+    def build(self, index: int, seed: int, clock_source: Callable[[], float] | None = None) -> BuiltTrial:
+        """Assemble trial ``index`` (in the thread that will run its agent)."""
+        scenario = self.scenario
+        try:
+            with outside_loop():
+                world = scenario.world() if scenario.world is not None else None
+        except Exception as exc:
+            raise ConfigError(f"world factory {scenario.world!r} raised {type(exc).__name__}: {exc}") from exc
+        ctx = TrialContext(scenario=scenario.name, index=index, seed=seed, world=world,
+                           plan=FaultPlan(seed, self.run.faults, self.tool_names), prices=self.prices,
+                           virtual_timeout_s=scenario.virtual_timeout_s, clock_source=clock_source)
+        port = ctx.port()
+        try:
+            for name, part in self.parts:
+                attached = part.attach(port)
+                if attached is not None:
+                    ctx.add_layer(name, attached)
+        except BaseException:
+            ctx.close_layers()  # what the layers attached so far opened (routes, holds)
+            raise
+        tools = {spec.name: bind_tool(spec, ctx) for spec in self.specs}
+        task = scenario.tasks[index % len(scenario.tasks)]
+        env = Env(ctx, tools, task)
+        agent = scenario.agent
+        for attached in ctx.layers.values():
+            agent = attached.wrap_agent(agent, self.is_async)
+        return BuiltTrial(ctx, env, task, agent)
+
+    def close(self) -> None:
+        """The campaign is over: release what the layers opened for it (checkpoint files, the interception)."""
+        for _name, part in reversed(self.parts):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+        self.parts.clear()

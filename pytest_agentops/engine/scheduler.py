@@ -1,0 +1,311 @@
+"""Scheduling a campaign: launch-order sequential looks, bounded concurrency, the wall-clock watchdog.
+
+Results are consumed in launch order: verdicts at a look use trials ``0..n-1`` only, whatever finished
+first, so early stopping is not biased toward fast (often successful) trials.
+
+Where trials run: the main thread launches trials (up to the next look) and watches the wall clock. A sync
+trial is built, run and judged in one of ``concurrency`` worker threads; an async one on the one
+``VirtualTimeLoop`` thread, where a driver starts queued trials as others end and builds and judges them
+in the loop's idle moments (``workers.LoopWorker``). Either way the main thread is woken once per batch,
+not per trial.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import contextlib
+import functools
+import queue
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import ConfigError
+from ..expect import evaluate
+from ..metrics import collect
+from ..process.anyio_threads import track_anyio_threads
+from ..process.gc_hold import campaign_gc
+from ..process.time_patch import time_patch
+from ..records import TrialRecord
+from ..scenario import Scenario
+from ..settings.run import RunSettings
+from ..vtime.real import real_perf_counter
+from .assemble import CampaignLayers, is_async_agent
+from .trial import Trial
+from .workers import LoopWorker, ThreadWorker
+
+_wall = real_perf_counter  # never the virtual clock
+
+
+@contextlib.contextmanager
+def campaign_patches() -> Iterator[None]:
+    """The process-wide changes every campaign holds while it runs: the collector skips the objects that
+    predate it, anyio's worker threads keep the virtual loop waiting, the time stand-ins stay installed."""
+    with campaign_gc(), track_anyio_threads(), time_patch():
+        yield
+
+
+class Runner:
+    """Runs trials of one scenario with bounded concurrency and wall-clock protection."""
+
+    def __init__(self, scenario: Scenario, settings: RunSettings):
+        self.scenario = scenario
+        self.settings = settings
+        self.is_async = is_async_agent(scenario.agent)
+        self._threads: list[ThreadWorker] = []
+        self._load: dict[ThreadWorker, int] = {}  # trials queued on or running in each worker thread
+        self._loop: LoopWorker | None = None
+        # futures put here by the thread that completes them: waiting costs O(1), not O(concurrency)
+        self._completed: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
+        self._flying: dict[int, Trial] = {}
+        self._quiet: collections.deque[cf.Future[Any]] = collections.deque()  # completed, main not woken
+        # trials launched ahead of the running ones, queued on the worker threads (sync: 31 per thread) or on
+        # the loop (async: up to 1024): a worker goes from one trial to the next without waiting for the
+        # main thread (cross-thread wake-ups dominate a fast trial's cost, and a main thread busy queueing
+        # trials holds the GIL while the loop's I/O answers wait); the loop asks for more when it runs low
+        c = settings.concurrency
+        self._in_flight = c + min(31 * c, 1024) if self.is_async else 32 * c
+        self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
+        self._refill = False  # more async trials to queue once the loop's queue runs low
+        self.layers = CampaignLayers(scenario, settings)  # the layers' campaign parts: checked before any trial
+
+    # -- workers --------------------------------------------------------------------------------------
+    def _thread_worker(self) -> ThreadWorker:
+        """The least loaded of ``concurrency`` worker threads (the main thread alone hands them out)."""
+        live = [w for w in self._load if not w.retired]
+        if len(live) < self.settings.concurrency:
+            worker = ThreadWorker(f"agentops-{self.scenario.name}-{len(self._threads)}")
+            self._threads.append(worker)
+            self._load[worker] = 0
+            return worker
+        return min(live, key=self._load.__getitem__)
+
+    def _release(self, trial: Trial) -> None:
+        worker = trial.worker
+        if isinstance(worker, ThreadWorker) and worker in self._load:
+            self._load[worker] -= 1
+            if worker.retired:
+                del self._load[worker]
+
+    def _loop_worker(self) -> LoopWorker:
+        if self._loop is None or self._loop.retired:
+            self._loop = LoopWorker()
+        return self._loop
+
+    def close(self) -> None:
+        for worker in self._threads:
+            worker.close()
+        if self._loop is not None:
+            self._loop.close()
+        self.layers.close()  # e.g. a temporary checkpoint file goes with the campaign
+
+    # -- one trial ------------------------------------------------------------------------------------
+    def launch(self, index: int) -> Trial:
+        trial = Trial(self.layers, index, self.settings.seed)
+        if self.is_async:
+            self._submit_async(trial)
+        else:
+            self._submit_sync(trial)
+        return trial
+
+    def _submit_async(self, trial: Trial) -> None:
+        """Queue an async trial on the loop, which starts it when fewer than ``concurrency`` trials run."""
+        worker = self._loop_worker()
+        worker.limit = self.settings.concurrency
+        trial.worker = worker
+        trial.future = worker.put(trial.run_async, warm=trial.warm, settle=trial.settle_async)
+        trial.future.add_done_callback(functools.partial(self._async_done, worker))
+        self._unkicked += 1
+
+    def _kick(self) -> None:
+        """Wake the loop once for the async trials queued since the last time."""
+        if self._unkicked and self._loop is not None:
+            self._unkicked = 0
+            self._loop.kick()
+
+    def _async_done(self, worker: LoopWorker, future: cf.Future[Any]) -> None:
+        """(On the loop thread, in an idle moment.) Wake the main thread when the loop has ended everything it
+        was given, or when its queue runs low and the main thread has more to queue; other trials end
+        quietly (the main thread, woken in the middle of a burst of I/O answers, would hold the GIL while
+        they wait)."""
+        if future.cancelled():
+            self._quiet.append(future)
+        elif worker.retired or not (worker.busy() or worker.queued()):
+            self._completed.put(future)
+        elif self._refill and worker.queued() <= worker.limit:
+            self._refill = False
+            self._completed.put(future)
+        else:
+            self._quiet.append(future)
+
+    def _submit_sync(self, trial: Trial) -> None:
+        """Queue a sync trial on a worker thread; it runs as soon as the trials queued before it end."""
+        worker = self._thread_worker()
+        self._load[worker] += 1
+        trial.worker = worker
+        trial.future = worker.submit(trial.run_sync)
+        trial.future.add_done_callback(functools.partial(self._sync_done, worker))
+
+    def _sync_done(self, worker: ThreadWorker, future: cf.Future[Any]) -> None:
+        """Wake the main thread only when this worker has nothing queued: one wake-up per batch, not per
+        trial (each wake-up is a GIL hand-off that costs as much as a fast trial's harness)."""
+        if worker.has_queued():
+            self._quiet.append(future)
+        else:
+            self._completed.put(future)
+
+    def _wait(self, timeout: float) -> list[cf.Future[Any]]:
+        """The futures completed so far, waiting up to ``timeout`` seconds for a first one."""
+        try:
+            finished = [self._completed.get(timeout=timeout)]
+        except queue.Empty:
+            finished = []
+        while True:
+            try:
+                finished.append(self._completed.get_nowait())
+            except queue.Empty:
+                break
+        while self._quiet:
+            finished.append(self._quiet.popleft())
+        return finished
+
+    def settle(self, trial: Trial) -> TrialRecord:
+        """The record of a trial whose future is done."""
+        assert trial.future is not None
+        self._release(trial)
+        try:
+            result = trial.future.result()
+        except ConfigError:
+            raise  # the scenario itself is broken (e.g. its world factory raised): no trial can run
+        except BaseException as exc:
+            return trial.finish(exc=exc)
+        return result if isinstance(result, TrialRecord) else trial.finish(output=result)
+
+    def expire(self, trials: list[Trial]) -> list[TrialRecord]:
+        """Trials that ran past their wall-clock limit, or that an early stop discards: end them and record
+        why (records in the order given)."""
+        reason = f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s"
+        loops: dict[LoopWorker, list[Trial]] = {}
+        for trial in trials:
+            if isinstance(trial.worker, LoopWorker):
+                loops.setdefault(trial.worker, []).append(trial)
+            else:
+                self._expire_in_thread(trial, reason)
+        for worker, on_loop in loops.items():
+            self._expire_on_loop(worker, on_loop, reason)
+        for trial in trials:
+            self._release(trial)
+        return [trial.finish() for trial in trials]
+
+    def _expire_in_thread(self, trial: Trial, reason: str) -> None:
+        trial.abort("timed_out", reason)
+        assert trial.future is not None
+        worker = trial.worker
+        if trial.future.cancel():
+            return  # still queued (discarded by an early stop): its worker goes on with the others
+        if isinstance(worker, ThreadWorker):
+            worker.abandon()
+            for other in list(self._flying.values()):  # trials queued behind it move to a fresh worker
+                if other is not trial and other.worker is worker and other.future and other.future.cancel():
+                    self._submit_sync(other)
+
+    def _expire_on_loop(self, worker: LoopWorker, trials: list[Trial], reason: str) -> None:
+        """End async trials on their loop's own thread, where they are built and judged (so never halfway)."""
+
+        def end() -> None:
+            for trial in trials:
+                trial.abort("timed_out", reason)
+                assert trial.future is not None
+                worker.cancel_job(trial.future)
+                trial.finish()
+
+        if worker.call(end):
+            return
+        # the loop is blocked (an agent busy-looping without awaiting) or gone: retire it, judge here the
+        # trials that ran on it, end the late ones from here, and move those that never started to a fresh loop
+        worker.abandon()
+        worker.reap()
+        for trial in trials:
+            trial.abort("timed_out", reason)
+            assert trial.future is not None
+            trial.future.cancel()
+        for pos, other in list(self._flying.items()):
+            if other.worker is worker and other.future is not None and other.future.cancel():
+                other.close_layers()  # built ahead (``warm``): its model routes go with it
+                self._flying[pos] = self.launch(other.index)
+        self._kick()
+
+    def _end_flying(self, trials: list[Trial]) -> None:
+        """The campaign ends with these trials unfinished: stop them and remove their model routes (on the
+        loop's thread for async trials, so that none is halfway built)."""
+
+        def end() -> None:
+            for trial in trials:
+                trial.abort("timed_out", "campaign ended")
+                trial.close_layers()  # e.g. its model routes go with it
+
+        loop = self._loop
+        if loop is not None and not loop.retired:
+            loop.retired = True  # it starts nothing more
+            if loop.call(end):
+                return
+        end()
+
+    # -- the campaign ---------------------------------------------------------------------------------
+    def run(self) -> tuple[list[TrialRecord], bool]:
+        """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early)."""
+        s = self.settings
+        indices = [s.replay] if s.replay is not None else list(range(s.trials))
+        looks, look_conf = s.looks, s.look_confidence
+        expectations = self.scenario.expectations
+        done: dict[int, TrialRecord] = {}
+        flying = self._flying
+        position = 0  # next entry of ``indices`` to launch
+        look_i = 0
+        prefix = 0  # trials 0..prefix-1 (launch order) are all done
+        limit = len(indices)
+        stopped_early = False
+        holds = contextlib.ExitStack()
+        try:
+            holds.enter_context(campaign_patches())  # gc, anyio, time: held for the whole campaign
+            while len(done) < limit:
+                # launch ahead, but never past the next look: an early stop then wastes no trial
+                horizon = min(limit, looks[look_i]) if look_i < len(looks) else limit
+                while len(flying) < self._in_flight and position < horizon:
+                    flying[position] = self.launch(indices[position])
+                    position += 1
+                self._refill = position < horizon  # stopped by the queue depth, not by a look
+                self._kick()
+                now = _wall()
+                limit_s = self.scenario.timeout_s
+                since = [t.counting_since() for t in flying.values()]
+                timeout = max(0.0, min((t + limit_s for t in since if t is not None), default=now + limit_s) - now)
+                finished = self._wait(timeout)
+                if finished:
+                    futures = {t.future: pos for pos, t in flying.items()}
+                    for future in finished:
+                        pos = futures.get(future)  # None: a trial already expired (or discarded)
+                        if pos is not None:
+                            done[pos] = self.settle(flying.pop(pos))
+                now = _wall()
+                late = [p for p, t in flying.items() if (since := t.counting_since()) is not None
+                        and since + limit_s <= now]
+                if late:
+                    done.update(zip(late, self.expire([flying.pop(p) for p in late]), strict=True))
+                # sequential looks, on the launch-order prefix only
+                while prefix in done:
+                    prefix += 1
+                while look_i < len(looks) and prefix >= looks[look_i]:
+                    n = looks[look_i]
+                    look_i += 1
+                    if n < limit and expectations:
+                        data = collect([done[i] for i in range(n)], {e.metric for e in expectations})
+                        if all(evaluate(e, data[e.metric], look_conf, final=False).decided for e in expectations):
+                            limit, stopped_early = n, True
+                            self.expire([flying.pop(p) for p in [p for p in flying if p >= n]])
+                            break
+        finally:
+            self._end_flying(list(flying.values()))
+            self.close()
+            holds.close()
+        return [done[i] for i in range(limit)], stopped_early

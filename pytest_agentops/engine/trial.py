@@ -1,0 +1,263 @@
+"""One trial: built (``CampaignLayers.build``), run (sync in a worker thread, async as a task on the
+virtual-time loop) and judged into a ``TrialRecord``.
+
+Judging: the layers' ``close`` then ``settle`` hooks, then the outcome: a decision the harness took
+(aborted: timed out, budget, error in the fake model's policy), how the agent's run ended (an exception,
+abandoned), or the scenario's ``check`` on the world; then the record, with every layer's own record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TrialAbandoned, TrialAborted
+from ..harness.escalation import unrecovered_fault_onset
+from ..process.time_patch import enter_clock, exit_clock
+from ..process.trial_random import TrialRandom, enter_random, exit_random
+from ..records import TrialRecord
+from ..seeding import trial_seed
+from ..vtime.deadline import watch_virtual_deadline
+from ..vtime.loop import run_virtual
+from ..vtime.real import real_perf_counter
+from .assemble import CampaignLayers, outside_loop
+
+if TYPE_CHECKING:
+    import concurrent.futures as cf
+
+    from ..harness.context import TrialContext
+    from ..harness.env import Env
+    from .workers import LoopWorker, ThreadWorker
+
+_wall = real_perf_counter  # never the virtual clock
+
+
+class LoopOrigin:
+    """The loop time at which an async trial started: its clock reads loop time since then."""
+
+    __slots__ = ("loop", "t0", "t1")
+
+    def __init__(self, loop: Any):
+        self.loop = loop
+        self.t0: float | None = None
+        self.t1: float | None = None  # when the task ended: the shared loop's time moves on for other trials
+
+    def start(self) -> None:
+        self.t0 = self.loop.time()
+
+    def stop(self) -> None:
+        if self.t0 is not None and self.t1 is None:
+            self.t1 = self.loop.time()
+
+    def elapsed(self) -> float:
+        if self.t0 is None:
+            return 0.0
+        end = self.loop.time() if self.t1 is None else self.t1
+        # to the microsecond: the loop's float time depends on when the trial started (float rounding at
+        # different magnitudes), its elapsed time must not, so that records match at any concurrency
+        return round(end - self.t0, 6)
+
+
+class Trial:
+    """One launched trial: its context, the agent call in flight, and when it started."""
+
+    def __init__(self, layers: CampaignLayers, index: int, campaign_seed: int):
+        self.layers = layers
+        self.index = index
+        self.campaign_seed = campaign_seed
+        self.ctx: TrialContext | None = None
+        self.env: Env | None = None
+        self.agent: Any = None
+        self.task = ""
+        self.random: TrialRandom | None = None
+        self.future: cf.Future[Any] | None = None
+        self.started: float | None = None  # wall time the agent started (a queued trial has not)
+        self.ran = False  # the agent's run is over (an async trial may then wait for an idle moment to be judged)
+        self.building: float | None = None  # wall time an async trial's building ahead began (``warm``)
+        self.worker: ThreadWorker | LoopWorker | None = None
+        self._record: TrialRecord | None = None
+        self._origin: LoopOrigin | None = None  # an async trial's loop-time origin, once built
+        self._build_error: Exception | None = None  # what building an async trial raised
+        self._finish_lock = threading.Lock()
+
+    @functools.cached_property
+    def seed(self) -> int:
+        """The trial seed, worked out where the trial is built (launching a trial is then cheap)."""
+        return trial_seed(self.campaign_seed, self.index)
+
+    @property
+    def scenario(self) -> str:
+        return self.layers.scenario.name
+
+    def prepare(self) -> None:
+        """Build the trial's world, harness layers and env (in the thread that will run the agent)."""
+        clock_source = self._origin.elapsed if self._origin is not None else None  # async: the loop's time
+        built = self.layers.build(self.index, self.seed, clock_source)
+        self.ctx, self.env, self.task, self.agent = built.ctx, built.env, built.task, built.agent
+        self.random = TrialRandom(self.seed)  # what the stdlib ``random`` functions draw from inside the trial
+
+    def run_sync(self) -> TrialRecord:
+        """In a worker thread: build, run and judge the whole trial, so the worker goes straight on to the
+        next queued trial without waiting for the main thread (which only watches the wall clock)."""
+        self.started = _wall()  # the wall-clock limit covers building the world too
+        self.prepare()
+        try:
+            output = self.call_sync()
+        except BaseException as exc:
+            return self.finish(exc=exc)
+        return self.finish(output=output)
+
+    def warm(self) -> None:
+        """On the loop, before the trial starts (in an idle moment if there is one): build it. Never raises:
+        ``run_async`` raises what building raised."""
+        if self._origin is not None:
+            return
+        self._origin = LoopOrigin(asyncio.get_running_loop())
+        self.building = _wall()  # a world factory that hangs is caught by the wall-clock limit too
+        try:
+            self.prepare()
+        except Exception as exc:
+            self._build_error = exc
+        finally:
+            self.building = None
+
+    async def run_async(self) -> tuple[Any, BaseException | None]:
+        """As a task on the shared loop: run the agent (building the trial first unless ``warm`` did).
+        Returns how it ended, which ``settle_async`` judges, in the loop's next idle moment."""
+        self.started = _wall()  # the wall-clock limit covers building the world too
+        self.warm()
+        if self._build_error is not None:
+            raise self._build_error
+        assert self._origin is not None
+        try:
+            return await self.call_async(self._origin), None
+        except BaseException as exc:  # CancelledError too: the virtual deadline or the watchdog ended it
+            return None, exc
+        finally:
+            self.ran = True  # within its limit: the wall clock no longer counts for it
+
+    def settle_async(self, ended: tuple[Any, BaseException | None]) -> TrialRecord:
+        """On the loop, after the trial ran: judge it."""
+        output, exc = ended
+        return self.finish(output=output, exc=exc)
+
+    def call_sync(self) -> Any:
+        """Run a sync agent in the current (worker) thread, on the trial's virtual clock (the runner holds
+        the time stand-ins for the whole campaign)."""
+        assert self.ctx is not None and self.random is not None
+        token, random_token = enter_clock(self.ctx.clock), enter_random(self.random)
+        try:
+            output = self.agent(self.task, self.env)
+            if inspect.isawaitable(output):  # a sync callable that returned a coroutine
+                output = run_virtual(output)
+            return output
+        finally:
+            exit_random(random_token)
+            exit_clock(token)
+
+    async def call_async(self, origin: LoopOrigin) -> Any:
+        """Run an async agent as a task on the shared virtual-time loop, on the trial's clock."""
+        ctx = self.ctx
+        assert ctx is not None and self.random is not None
+        origin.start()
+        deadline = watch_virtual_deadline(ctx.clock, functools.partial(ctx.abort, "timed_out"))
+        token, random_token = enter_clock(ctx.clock), enter_random(self.random)
+        try:
+            return await self.agent(self.task, self.env)
+        finally:
+            exit_random(random_token)
+            exit_clock(token)
+            if deadline is not None:
+                deadline.cancel()
+            origin.stop()
+
+    def counting_since(self) -> float | None:
+        """Wall time since which the trial counts against its wall-clock limit: since it started, or since
+        it began to be built ahead; None while queued and once its run is over."""
+        if self.ran:
+            return None
+        return self.started if self.started is not None else self.building
+
+    def abort(self, outcome: str, reason: str) -> None:
+        """End the trial from outside (wall-clock limit, campaign end): the agent's next harness call raises."""
+        if (ctx := self.ctx) is not None:  # released once the trial is judged
+            ctx.abort(outcome, reason)
+
+    def close_layers(self) -> None:
+        """Release what the trial's layers opened (a queued trial built ahead that will never run)."""
+        if (ctx := self.ctx) is not None:
+            ctx.close_layers()
+
+    def finish(self, output: Any = None, exc: BaseException | None = None) -> TrialRecord:
+        """Turn how the agent ended into a TrialRecord (judging the world with the scenario's check).
+
+        Called once by whichever comes first, the agent's thread or the runner's watchdog; later calls get
+        the same record."""
+        with self._finish_lock:
+            if self._record is None:
+                self._record = self._judge(output, exc)
+                # the record holds what is kept: the world, env and harness go now, not with the campaign
+                self.ctx = self.env = self.agent = self.random = None
+            return self._record
+
+    def _judge(self, output: Any, exc: BaseException | None) -> TrialRecord:
+        ctx = self.ctx
+        scenario = self.layers.scenario
+        if ctx is None:  # never got as far as building its world
+            return TrialRecord(scenario=scenario.name, index=self.index, seed=self.seed,
+                               outcome="timed_out" if exc is None else "error",
+                               reason=describe(exc) if exc else "no result within the wall-clock limit")
+        ctx.close_layers()
+        for settle in ctx.hooks["settle"]:
+            exc = settle(exc)
+        aborted = ctx.aborted
+        reason = ""
+        if aborted is not None:
+            outcome, reason = aborted.outcome, aborted.reason
+        elif isinstance(exc, TrialAborted):
+            outcome, reason = exc.outcome, exc.reason
+        elif isinstance(exc, TrialAbandoned):
+            outcome, reason = "timed_out", "abandoned after the wall-clock limit"
+        elif exc is not None:
+            outcome, reason = "error", describe(exc)
+        elif scenario.check is None:
+            outcome = "completed"
+        else:
+            try:
+                with outside_loop():
+                    passed = scenario.check(ctx.world, output)
+                outcome = "completed" if passed else "failed"
+                if outcome == "failed":
+                    reason = "check(world, output) returned False"
+            except Exception as check_exc:
+                outcome, reason = "error", f"check raised {describe(check_exc)}"
+        ctx.trace.add("outcome", scenario.name, outcome, reason=reason)
+        events = ctx.trace.close()
+        layers = {name: rec for name, part in ctx.layers.items() if (rec := part.record()) is not None}
+        return TrialRecord(
+            scenario=scenario.name, index=self.index, seed=self.seed, outcome=outcome, reason=reason,
+            input_tokens=ctx.meter.input_tokens, output_tokens=ctx.meter.output_tokens,
+            cost_usd=ctx.meter.cost_usd, tool_calls=ctx.tool_calls, tool_failures=ctx.tool_failures,
+            destructive_attempts=ctx.destructive_attempts, unconfirmed_destructive=ctx.unconfirmed_destructive,
+            blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
+            unrecovered_fault_s=unrecovered_fault_onset(events), duration_s=ctx.clock.monotonic(),
+            faults=tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"),
+            violations=tuple(ctx.violations), output=short_repr(output), layers=layers, trace=events)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message at file:line`` of where the exception was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

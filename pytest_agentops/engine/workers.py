@@ -1,0 +1,290 @@
+"""Where agent code runs: worker threads for sync agents, one event-loop thread for async agents.
+
+An agent that hangs or busy-loops must never hang the session. The runner waits with a wall-clock
+deadline; past it the trial is abandoned: a ``TrialAbandoned`` is raised asynchronously in the worker
+thread (which stops a pure-Python busy loop at its next bytecode), and the worker is retired and
+replaced, so a thread stuck in a blocking C call only leaks a daemon thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures as cf
+import contextlib
+import ctypes
+import functools
+import queue
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ..errors import TrialAbandoned
+from ..vtime.loop import VirtualTimeLoop
+
+
+def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException] = TrialAbandoned) -> bool:
+    """Ask CPython to raise ``exc_type`` in ``thread`` at its next bytecode; True when delivered."""
+    ident = thread.ident
+    if ident is None or not thread.is_alive():
+        return False
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
+    if done > 1:  # should not happen: undo
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+        return False
+    return done == 1
+
+
+class ThreadWorker:
+    """A daemon thread that runs submitted callables one at a time."""
+
+    def __init__(self, name: str):
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], cf.Future[Any]] | None] = queue.SimpleQueue()
+        self.retired = False
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(TrialAbandoned):  # abandoned just as its job ended: it is retired anyway
+            self._serve()
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # the agent's failure is data, not a crash
+                future.set_exception(exc)
+            if self.retired:
+                return
+
+    def has_queued(self) -> bool:
+        """Whether more jobs wait in this worker's queue."""
+        return not self._jobs.empty()
+
+    def submit(self, fn: Callable[[], Any]) -> cf.Future[Any]:
+        future: cf.Future[Any] = cf.Future()
+        self._jobs.put((fn, future))
+        return future
+
+    def abandon(self) -> None:
+        """Give up on the running job: interrupt it if possible and never reuse this worker."""
+        self.retired = True
+        raise_in_thread(self.thread)
+        self._jobs.put(None)
+
+    def close(self) -> None:
+        self.retired = True
+        self._jobs.put(None)
+
+
+class _Job:
+    """A job queued on a LoopWorker: ``warm()`` (optional, in an idle moment before it starts),
+    ``start()`` (the coroutine run as a task), ``settle(result)`` (optional, in an idle moment after)."""
+
+    __slots__ = ("future", "settle", "start", "warm")
+
+    def __init__(self, start: Callable[[], Coroutine[Any, Any, Any]], warm: Callable[[], None] | None,
+                 settle: Callable[[Any], Any] | None):
+        self.start = start
+        self.warm = warm
+        self.settle = settle
+        self.future: cf.Future[Any] = cf.Future()
+
+
+class LoopWorker:
+    """A daemon thread running one virtual-time event loop for async agents (concurrent trials share it).
+
+    Jobs queued with ``put`` are started by a driver on the loop itself: when one ends, the next queued
+    one starts right there, so the loop keeps ``limit`` jobs running with no cross-thread hand-off per
+    job (each hand-off is a GIL switch that can cost milliseconds while the other thread is busy). A
+    job's set-up and its wrap-up run in the loop's idle moments (``VirtualTimeLoop.idle_work``), so that
+    when many jobs' I/O answers arrive together the next ones start without waiting for that work.
+    """
+
+    def __init__(self, name: str = "agentops-loop"):
+        self.loop = VirtualTimeLoop()
+        self.loop.idle_work = self._idle
+        self.retired = False
+        self.limit = 1  # jobs from ``put`` running at once
+        self.running = 0
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._warmed = 0  # the first ``_warmed`` pending jobs have been warmed
+        self._settling: collections.deque[tuple[_Job, Any]] = collections.deque()
+        self._tasks: dict[cf.Future[Any], tuple[_Job, asyncio.Task[Any]]] = {}
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        try:
+            # an abandoned trial's async exception can land here: the loop is then retired
+            with contextlib.suppress(BaseException):
+                self.loop.run_forever()
+        finally:
+            with contextlib.suppress(BaseException):
+                self.reap()  # jobs that ended but would wait for a callback or an idle moment that never comes
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> cf.Future[Any]:
+        """Run ``coro`` on the loop now (not counted against ``limit``)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    # -- queued jobs ------------------------------------------------------------------------------------
+    def put(self, start: Callable[[], Coroutine[Any, Any, Any]], *, warm: Callable[[], None] | None = None,
+            settle: Callable[[Any], Any] | None = None) -> cf.Future[Any]:
+        """Queue a job: once ``kick``-ed, the loop runs ``start()`` as a task when fewer than ``limit`` run.
+
+        ``warm()`` (must not raise) may run before, in an idle moment of the loop, for the jobs that start
+        next; ``settle(result)`` runs after, in an idle moment, and its value is the job's result. The
+        future is marked running when the job starts; a job still queued can be cancelled from any thread
+        with ``future.cancel()``, a running one only from the loop (``cancel_job``)."""
+        job = _Job(start, warm, settle)
+        self._pending.append(job)
+        return job.future
+
+    def kick(self) -> None:
+        """Have the loop start queued jobs (one wake-up of the loop for any number of ``put``)."""
+        with contextlib.suppress(RuntimeError):  # a closed loop: its jobs never start
+            self.loop.call_soon_threadsafe(self._drive)
+
+    def queued(self) -> int:
+        """How many jobs put on this loop wait for a free slot."""
+        return len(self._pending)
+
+    def busy(self) -> bool:
+        """Whether jobs put on this loop are running or not yet settled."""
+        return self.running > 0 or bool(self._settling)
+
+    def cancel_job(self, future: cf.Future[Any]) -> None:
+        """On the loop: skip a queued job, or cancel the task of a running one."""
+        if not future.cancel():
+            entry = self._tasks.get(future)
+            if entry is not None:
+                entry[1].cancel()
+
+    def _drive(self) -> None:
+        """On the loop: start queued jobs while fewer than ``limit`` run."""
+        pending = self._pending
+        while self.running < self.limit and pending and not self.retired:
+            job = pending.popleft()
+            self._warmed = max(0, self._warmed - 1)
+            if not job.future.set_running_or_notify_cancel():  # cancelled while queued
+                continue
+            self.running += 1
+            try:
+                task = self.loop.create_task(job.start())
+            except BaseException as exc:
+                self.running -= 1
+                job.future.set_exception(exc)
+                continue
+            self._tasks[job.future] = (job, task)
+            task.add_done_callback(functools.partial(self._job_done, job))
+
+    def _job_done(self, job: _Job, task: asyncio.Task[Any]) -> None:
+        if self._tasks.pop(job.future, None) is None:
+            return  # reaped already (``reap``)
+        self.running -= 1
+        self._drive()  # the next job starts before this one is wrapped up: no slot waits for that
+        if task.cancelled():
+            job.future.set_exception(cf.CancelledError())
+        elif task.exception() is not None:
+            job.future.set_exception(task.exception())
+        elif job.settle is None:
+            job.future.set_result(task.result())
+        else:
+            self._settling.append((job, task.result()))
+            if len(self._settling) > 2 * self.limit:  # a loop that is never idle: do not pile up
+                self._settle_one()
+
+    def reap(self) -> None:
+        """For a retired loop (blocked, or whose thread is gone): report here and now the jobs whose tasks
+        ended but whose done callback or idle moment has not come, and may never."""
+        for job, task in list(self._tasks.values()):
+            if task.done():
+                self._job_done(job, task)
+        while self._settling:
+            self._settle_one()
+
+    def _settle_one(self) -> None:
+        try:
+            job, result = self._settling.popleft()
+        except IndexError:  # the loop's thread took the last one meanwhile
+            return
+        assert job.settle is not None
+        try:
+            value = job.settle(result)
+        except Exception as exc:  # reported through the future, like the job's own failure
+            job.future.set_exception(exc)
+        else:
+            job.future.set_result(value)
+
+    def _idle(self) -> bool:
+        """One step of idle work: warm the next job to start, else settle an ended one."""
+        pending = self._pending
+        while self._warmed < min(len(pending), self.limit) and not self.retired:
+            job = pending[self._warmed]
+            self._warmed += 1
+            if job.warm is not None and not job.future.cancelled():
+                job.warm()
+                return True
+        if self._settling:
+            self._settle_one()
+            return True
+        return False
+
+    # -- control from other threads -----------------------------------------------------------------------
+    def call(self, fn: Callable[[], Any], wait_s: float = 0.25) -> bool:
+        """Run ``fn()`` on the loop thread and wait for it; False when the loop did not get to it within
+        ``wait_s`` seconds (a busy-looping coroutine blocks it) or is gone (``fn`` is then skipped)."""
+        if threading.get_ident() == self.thread.ident:
+            fn()
+            return True
+        if not self.thread.is_alive():
+            return False
+        ran = threading.Event()
+        given_up = False
+
+        def run() -> None:
+            if not given_up:
+                try:
+                    fn()
+                finally:
+                    ran.set()
+
+        try:
+            self.loop.call_soon_threadsafe(run)
+        except RuntimeError:
+            return False
+        if ran.wait(wait_s):
+            return True
+        given_up = True
+        return ran.is_set()
+
+    def responsive(self, wait_s: float = 0.25) -> bool:
+        """Whether the loop runs callbacks (a busy-looping coroutine blocks it)."""
+        return self.call(lambda: None, wait_s)
+
+    def abandon(self) -> None:
+        """Interrupt a blocked loop thread and retire this worker."""
+        self.retired = True
+        raise_in_thread(self.thread)
+        self.close()
+
+    def close(self) -> None:
+        self.retired = True
+        # the trials left on a retired loop are recorded already: no "Task was destroyed but it is pending!"
+        self.loop.set_exception_handler(_quiet_handler)
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _quiet_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The exception handler of a retired loop: what is left on it was abandoned on purpose."""

@@ -1,0 +1,194 @@
+"""The child side: a fresh interpreter that runs one attempt of the agent, with an ``env`` served by the
+parent over the socket; its checkpoint store it opens itself."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import pickle
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from ...process.time_patch import time_patch, virtual_time
+from ...process.trial_random import TrialRandom, enter_random, exit_random
+from ...seeding import Stream, stream
+from ...settings.layers import StateSpec
+from ...vtime.clock import VirtualClock
+from ...vtime.loop import VirtualTimeLoop, run_virtual
+from ..state import CheckpointStore, TrialStore, open_store
+from .protocol import ChildJob, _Channel, freeze, thaw
+
+
+class _Rpc:
+    """The child's end of the socket: one request, one reply, one at a time."""
+
+    def __init__(self, conn: _Channel):
+        self.conn = conn
+        self.lock = threading.Lock()
+
+    def call(self, *request: Any) -> Any:
+        with self.lock:
+            self.conn.send(request)
+            status, value = self.conn.recv()
+        if status == "ok":
+            return value
+        raise thaw(value)
+
+
+class _RemoteClock(VirtualClock):
+    """The trial's virtual clock, read and advanced in the parent."""
+
+    __slots__ = ("_rpc",)
+
+    def __init__(self, rpc: _Rpc, epoch: float):
+        super().__init__(epoch, source=lambda: float(rpc.call("clock", "monotonic", ())))
+        self._rpc = rpc
+
+    def advance(self, seconds: float) -> None:
+        self._rpc.call("clock", "advance", (seconds,))
+
+    def sleep(self, seconds: float) -> None:
+        self._rpc.call("clock", "sleep", (seconds,))
+
+
+class _RemoteTrace:
+    """The trial's trace, kept in the parent: the agent can add its own events."""
+
+    def __init__(self, rpc: _Rpc):
+        self._rpc = rpc
+
+    def add(self, kind: str, name: str = "", outcome: str = "ok", /, **data: Any) -> None:
+        self._rpc.call("trace", kind, name, outcome, data)
+
+
+def _tool_proxy(rpc: _Rpc, name: str, doc: str | None, sig: Any, is_async: bool) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return rpc.call("tool", name, args, kwargs)
+
+    proxy: Callable[..., Any] = call
+    if is_async:
+        async def acall(*args: Any, **kwargs: Any) -> Any:
+            return call(*args, **kwargs)
+        proxy = acall
+    proxy.__name__ = proxy.__qualname__ = name
+    proxy.__doc__ = doc
+    if sig is not None:
+        proxy.__signature__ = sig  # type: ignore[attr-defined]
+    return proxy
+
+
+class ChildEnv:
+    """The ``env`` an agent gets in its child process: the ``Env`` API, served by the parent over a pipe.
+
+    ``state`` is the trial's checkpoint store, opened in this process; ``world`` is not here (it lives in
+    the parent: reach it through tools).
+    """
+
+    __slots__ = ("_job", "_rng", "_rpc", "clock", "llm", "state", "task", "tools", "trace")
+
+    def __init__(self, rpc: _Rpc, job: ChildJob, store: CheckpointStore):
+        self._rpc = rpc
+        self._job = job
+        self._rng: Any = None
+        self.task = job.task
+        self.llm = None
+        self.tools: Mapping[str, Callable[..., Any]] = MappingProxyType(
+            {name: _tool_proxy(rpc, name, doc, sig, is_async) for name, doc, sig, is_async in job.tools})
+        self.state = TrialStore(store, lambda kind, name, outcome: rpc.call("trace", kind, name, outcome, {}))
+        self.clock = _RemoteClock(rpc, job.epoch)
+        self.trace = _RemoteTrace(rpc)
+
+    @property
+    def rng(self) -> Any:
+        """The agent's own randomness, from the trial seed (afresh in each process, as after a restart)."""
+        if self._rng is None:
+            self._rng = stream(self._job.seed, Stream.AGENT)
+        return self._rng
+
+    @property
+    def world(self) -> Any:
+        raise AttributeError("env.world lives in the parent process under crash_mode='sigkill'; the agent "
+                             "reaches it through its tools")
+
+    @property
+    def trial_id(self) -> str:
+        return f"trial-{self._job.index}"
+
+    @property
+    def seed(self) -> int:
+        return self._job.seed
+
+    def confirm(self, action: str, **details: Any) -> bool:
+        """Ask the simulated human (in the parent) to approve ``action`` with these arguments."""
+        return bool(self._rpc.call("env", "confirm", (action,), details))
+
+    def record_usage(self, input_tokens: int = 0, output_tokens: int = 0, model: str = "*") -> None:
+        """Meter one model call's tokens (the meter and its budgets are in the parent)."""
+        self._rpc.call("env", "record_usage", (), {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                                                    "model": model})
+
+    def report_confidence(self, confidence: float) -> None:
+        """Report how sure the agent is (0 to 1) to the escalation layer in the parent (which may escalate)."""
+        self._rpc.call("env", "report_confidence", (confidence,), {})
+
+    def escalate(self, reason: str) -> None:
+        """Hand the task to a human: the parent ends the trial (and this process). Does not return."""
+        self._rpc.call("env", "escalate", (reason,), {})
+        raise SystemExit(0)  # not reached: the parent kills this process first
+
+    def __repr__(self) -> str:
+        return f"<ChildEnv {self._job.scenario}[{self.trial_id} seed={self._job.seed}] pid={os.getpid()}>"
+
+
+def _run_here(coro: Any, clock: _RemoteClock) -> Any:
+    """Run an async agent's coroutine in this process: its loop's jumps to the next timer (``asyncio.sleep``)
+    advance the trial's clock in the parent, as they would on the parent's own loop."""
+    loop = VirtualTimeLoop()
+    loop.on_jump = clock.advance
+    try:
+        return run_virtual(coro, loop=loop)
+    finally:
+        loop.close()
+
+
+def child_main(conn: _Channel, job: ChildJob) -> None:
+    """The child process: run the agent once and send back its output or its exception."""
+    rpc = _Rpc(conn)
+    store = open_store(StateSpec.parse(job.state), job.namespace)
+    try:
+        env = ChildEnv(rpc, job, store)
+        random_token = enter_random(TrialRandom(job.seed))  # as in the parent: the trial's own stdlib random
+        try:
+            with time_patch(), virtual_time(env.clock):
+                output = job.agent(job.task, env)
+                if inspect.isawaitable(output):  # an async agent: on a virtual-time loop of its own
+                    output = _run_here(output, env.clock)
+        finally:
+            exit_random(random_token)
+        try:
+            pickle.dumps(output)
+        except Exception:
+            output = repr(output)
+        message: tuple[Any, ...] = ("done", output)
+    except BaseException as exc:
+        message = ("error", freeze(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    finally:
+        store.close()
+    conn.send(message)
+    conn.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The entry point of a child process: ``python -m pytest_agentops.harness.child FD``."""
+    fd = int((argv if argv is not None else sys.argv[1:])[0])
+    conn = _Channel(socket.socket(fileno=fd))
+    sys_path, job_data = conn.recv()
+    sys.path[:] = sys_path  # the parent's, so the agent's module imports as it did there
+    child_main(conn, pickle.loads(job_data))
+
+

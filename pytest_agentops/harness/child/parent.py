@@ -1,0 +1,265 @@
+"""The parent side: ``ChildAgent`` runs a trial's agent in child processes, serves their harness calls
+through the trial's real layers, and SIGKILLs a child at the planned crash."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import pickle
+import select
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ...errors import AgentCrash
+from ...vtime.loop import run_virtual
+from ...vtime.real import real_monotonic
+from .protocol import ChildJob, _Channel, freeze, thaw
+
+if TYPE_CHECKING:
+    from ...errors import TrialAborted
+    from ...settings.layers import StateSpec
+    from ..layer import TrialPort
+    from ..state import CheckpointStore
+
+_POLL_S = 0.05  # how often the parent looks up from the pipe (to notice a dead child or an aborted trial)
+_CLOCK = frozenset({"now", "monotonic", "advance", "sleep"})
+_ENV = frozenset({"confirm", "record_usage", "escalate", "report_confidence"})
+#: The module a child process runs (``python -m``): the package's ``__main__``.
+CHILD_MODULE = "pytest_agentops.harness.child"
+
+
+class CrashBookkeeping(Protocol):
+    """What ``ChildAgent`` reports to: the crash layer's part of the trial (``crash.CrashInjector``)."""
+
+    ctx: TrialPort
+    exit_codes: list[int | None]
+
+    def died(self, reason: str, **data: Any) -> None: ...
+
+    def resume(self, attempt: int, store: CheckpointStore | None = None) -> None: ...
+
+    def give_up(self, restarts: int) -> TrialAborted: ...
+
+
+class _Died(Exception):
+    """The child process ended without a result."""
+
+
+class ChildAgent:
+    """Runs a trial's agent in child processes, serving its harness calls; SIGKILLs it at the planned crash.
+
+    Called by the runner in the trial's worker thread as ``agent(task, env)``, with the trial's real
+    ``Env``; returns the agent's output, raises its exception, or ends the trial ``crashed``.
+    """
+
+    def __init__(self, agent: Callable[..., Any], injector: CrashBookkeeping, store: CheckpointStore,
+                 state: StateSpec, restarts: int, *, scenario: str, index: int, seed: int):
+        self.agent = agent
+        self.injector = injector
+        self.store = store
+        self.state = state
+        self.restarts = restarts
+        self.scenario = scenario
+        self.index = index
+        self.seed = seed
+        self.pids: list[int] = []  # the child processes started, in order (tests look at them)
+
+    def _job(self, task: str, env: Any) -> ChildJob:
+        tools = []
+        for name, fn in env.tools.items():
+            sig: Any = getattr(fn, "__signature__", None)
+            try:
+                pickle.dumps(sig)
+            except Exception:
+                sig = None
+            tools.append((name, fn.__doc__, sig, inspect.iscoroutinefunction(fn)))
+        return ChildJob(self.agent, task, self.scenario, self.index, self.seed, str(self.state),
+                        self.store.namespace, tuple(tools), env.clock.epoch)
+
+    def __call__(self, task: str, env: Any) -> Any:
+        """Sync agent: run it to the end (restarts included). Async agent: the coroutine that does so."""
+        job = pickle.dumps(self._job(task, env))
+        if _is_async_callable(self.agent):
+            return self._run_async(job, env)
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(job, env)
+            except AgentCrash:
+                pass  # the planned crash: the child was killed at its step
+            except _Died as died:
+                self.injector.died(str(died))
+            attempt = self._next_attempt(attempt)
+
+    async def _run_async(self, job: bytes, env: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt_async(job, env)
+            except AgentCrash:
+                pass
+            except _Died as died:
+                self.injector.died(str(died))
+            attempt = self._next_attempt(attempt)
+
+    def _next_attempt(self, attempt: int) -> int:
+        attempt += 1
+        if attempt > self.restarts:
+            raise self.injector.give_up(self.restarts)
+        self.injector.resume(attempt, self.store)
+        return attempt
+
+    def _spawn(self, job: bytes) -> tuple[subprocess.Popen[bytes], _Channel]:
+        """A fresh child process, given its job; and the parent's end of the channel."""
+        ours, theirs = socket.socketpair()
+        try:
+            # PYTHONPATH: the child finds this package (and the agent's module) wherever the parent did
+            env_vars = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+            proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, str(theirs.fileno())],
+                                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env_vars)
+        finally:
+            theirs.close()
+        self.pids.append(proc.pid)
+        parent = _Channel(ours)
+        parent.send((list(sys.path), job))
+        return proc, parent
+
+    def _end(self, proc: subprocess.Popen[bytes], parent: _Channel, finished: bool) -> None:
+        """After an attempt: reap the child (SIGKILL it if it still runs) and record its exit code."""
+        if finished:
+            _wait(proc)
+        code = _kill(proc)
+        self.injector.exit_codes.append(code)  # per attempt: -9 is a SIGKILL, 0 a clean exit
+        parent.close()
+
+    def _attempt(self, job: bytes, env: Any) -> Any:
+        proc, parent = self._spawn(job)
+        finished = False  # the child sent its result and exits by itself
+        try:
+            while True:
+                if not parent.poll(_POLL_S):
+                    self.injector.ctx.check_alive()  # the runner gave up on this trial (wall-clock limit)
+                    if proc.poll() is not None and not parent.poll(0):
+                        raise _Died(f"agent process exited with code {proc.returncode} without a result")
+                    continue
+                try:
+                    request = parent.recv()
+                except (EOFError, OSError):
+                    raise _Died(f"agent process exited with code {_wait(proc)} without a result") from None
+                finished = request[0] in ("done", "error")
+                if finished:
+                    return _result(request)
+                parent.sock.sendall(_reply_frame(request, self._serve(env, request)))
+        finally:
+            self._end(proc, parent, finished)
+
+    async def _attempt_async(self, job: bytes, env: Any) -> Any:
+        """``_attempt`` as a task on the trial loop: the runner's watchdog and the virtual deadline end it by
+        cancelling the task (the child is killed on the way out); async tools are awaited here."""
+        loop = asyncio.get_running_loop()
+        proc, parent = self._spawn(job)
+        parent.sock.setblocking(False)
+        finished = False
+        try:
+            while True:
+                try:
+                    request = await parent.arecv(loop)
+                except (EOFError, OSError):
+                    raise _Died(f"agent process exited with code {_wait(proc)} without a result") from None
+                finished = request[0] in ("done", "error")
+                if finished:
+                    return _result(request)
+                reply = self._serve(env, request)
+                if reply[0] == "await":
+                    reply = await _awaited(reply[1])
+                await loop.sock_sendall(parent.sock, _reply_frame(request, reply))
+        finally:
+            self._end(proc, parent, finished)
+
+    def _serve(self, env: Any, request: tuple[Any, ...]) -> tuple[str, Any]:
+        """One harness call of the child, made here through the trial's real layers. An async tool's
+        awaitable comes back as ``("await", awaitable)`` when the trial runs on a loop, else is run here."""
+        op = request[0]
+        try:
+            if op == "tool":
+                _, name, args, kwargs = request
+                tool = env.tools.get(name)
+                if tool is None:
+                    raise KeyError(f"no tool named {name!r}")
+                result = tool(*args, **kwargs)
+                if inspect.isawaitable(result):  # an async tool, on the trial's virtual clock
+                    if _is_async_callable(self.agent):
+                        return "await", result
+                    result = run_virtual(result)
+                return "ok", result
+            if op == "env" and request[1] in _ENV:
+                _, method, args, kwargs = request
+                return "ok", getattr(env, method)(*args, **kwargs)
+            if op == "clock" and request[1] in _CLOCK:
+                _, method, args = request
+                return "ok", getattr(env.clock, method)(*args)
+            if op == "trace":
+                _, kind, name, outcome, data = request
+                env.trace.add(kind, name, outcome, **data)
+                return "ok", None
+            raise ValueError(f"unknown request {request[:2]!r}")
+        except Exception as exc:  # the agent sees the tool's (or the harness's) exception
+            return "raise", freeze(exc)
+
+
+def _is_async_callable(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+
+
+def _result(message: tuple[Any, ...]) -> Any:
+    """The agent's output from the child's last message, or its exception raised."""
+    if message[0] == "done":
+        return message[1]
+    exc = thaw(message[1])
+    if isinstance(exc, AgentCrash) or not isinstance(exc, Exception):
+        raise _Died(f"agent process raised {message[2]}")
+    raise exc
+
+
+async def _awaited(awaitable: Any) -> tuple[str, Any]:
+    try:
+        return "ok", await awaitable
+    except Exception as exc:  # the agent sees the tool's (or the harness's) exception
+        return "raise", freeze(exc)
+
+
+def _reply_frame(request: tuple[Any, ...], reply: tuple[str, Any]) -> bytes:
+    """The reply to one of the child's requests, ready to send (an exception when it cannot be pickled)."""
+    try:
+        return _Channel.frame(reply)
+    except Exception as exc:
+        return _Channel.frame(("raise", freeze(TypeError(f"{request[1]!r}: its result cannot be sent to the "
+                                                         f"agent's process: {exc}"))))
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
+    """The child's exit code once it has exited (None if it still runs after ``timeout`` real seconds).
+
+    Polls with real time only: this runs in the trial's thread, whose ``time`` functions read the trial's
+    virtual clock (``Popen.wait(timeout)`` would sleep in virtual time).
+    """
+    deadline = real_monotonic() + timeout
+    while proc.poll() is None and real_monotonic() < deadline:
+        select.select([], [], [], 0.005)
+    return proc.returncode
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> int | None:
+    """SIGKILL the child if it still runs, reap it, and return its exit code (``-9`` when killed)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    return _wait(proc)
+
+

@@ -1,0 +1,162 @@
+"""The confirmation layer: capability scopes, the confirmation gate and the simulated human approver.
+
+``env.confirm(action, **details)`` asks the approver (``settings.layers.Approver``); an approval is
+single-use and bound to the tool (``action`` is the tool's name) and the arguments given as ``details``. A
+destructive call without a matching, unused approval is an *unconfirmed destructive call*: counted always,
+blocked under ``enforce``. A tool whose ``scope`` the scenario does not grant is refused outright.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .layer import LayerTrial, ToolCall, TrialPort
+
+if TYPE_CHECKING:
+    from ..scenario import Scenario
+    from ..settings.layers import Approver
+    from ..settings.run import RunSettings
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return (type(a) is type(b) and bool(a == b)) or (
+            isinstance(a, (int, float)) and isinstance(b, (int, float))
+            and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
+    except Exception:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One granted confirmation, waiting to be used by exactly one matching call."""
+
+    number: int
+    action: str
+    details: Mapping[str, Any]
+
+    def matches(self, tool: str, explicit: Mapping[str, Any], arguments: Mapping[str, Any]) -> bool:
+        """Bound to the tool and its arguments: every argument the call passed is confirmed with the same
+        value, and every confirmed detail is an argument of the call with that value."""
+        if self.action != tool:
+            return False
+        if any(k not in self.details or not _same(self.details[k], v) for k, v in explicit.items()):
+            return False
+        return all(k in arguments and _same(arguments[k], v) for k, v in self.details.items())
+
+
+class Gate:
+    """The per-trial confirmation gate: asks the approver, keeps unused approvals, matches calls."""
+
+    def __init__(self, approver: Approver, trial: TrialPort):
+        self.approver = approver
+        self.trial = trial
+        self._pending: list[Approval] = []
+        self._asked = 0
+        self._lock = threading.Lock()
+        self.denied = 0
+
+    def confirm(self, action: str, details: Mapping[str, Any]) -> bool:
+        """Ask the simulated human; True means approved (and one matching call may now go ahead)."""
+        if not isinstance(action, str) or not action:
+            raise TypeError(f"env.confirm(action, **details): action={action!r} must be the tool's name")
+        trial = self.trial
+        with self._lock:
+            ask = self._asked
+            self._asked += 1
+        u, u_latency = trial.plan.approver_draws(ask)
+        latency = -self.approver.latency_s * math.log1p(-u_latency) if self.approver.latency_s else 0.0
+        if latency:
+            trial.clock_advance(latency)
+        approved = bool(u < self.approver.approve)
+        with self._lock:
+            if approved:
+                self._pending.append(Approval(ask + 1, action, dict(details)))
+            else:
+                self.denied += 1
+        trial.trace.add("confirmation", action, "approved" if approved else "denied",
+                        latency_s=round(latency, 6), **details)
+        return approved
+
+    def check(self, tool: str, explicit: Mapping[str, Any], arguments: Mapping[str, Any]) -> Approval | None:
+        """The unused approval that covers this call, if any (not yet consumed)."""
+        with self._lock:
+            for approval in self._pending:
+                if approval.matches(tool, explicit, arguments):
+                    return approval
+        return None
+
+    def consume(self, approval: Approval) -> None:
+        """Use up an approval: the call it covered has gone ahead."""
+        with self._lock:
+            if approval in self._pending:
+                self._pending.remove(approval)
+
+    @property
+    def asked(self) -> int:
+        return self._asked
+
+
+class _ConfirmationsTrial(LayerTrial):
+    __slots__ = ("enforce", "gate", "scopes", "trial")
+
+    def __init__(self, trial: TrialPort, approver: Approver, enforce: bool, scopes: frozenset[str] | None):
+        self.trial = trial
+        self.enforce = enforce
+        self.scopes = scopes
+        self.gate = Gate(approver, trial)
+        trial.provide("confirm", self.gate.confirm)
+        trial.provide("gate", self.gate)
+
+    def permit(self, call: ToolCall) -> None:
+        spec = call.spec
+        if self.scopes is not None and spec.scope is not None and spec.scope not in self.scopes:
+            self.trial.record_tool_call(spec, call.arguments, "denied_scope")
+            raise PermissionError(f"{spec.name}: scope {spec.scope!r} not granted to this agent")
+
+    def before_tool(self, call: ToolCall) -> None:
+        spec = call.spec
+        if not spec.destructive:
+            return
+        call.approval = self.gate.check(spec.name, call.explicit, call.arguments)
+        if call.approval is None:
+            blocked = self.enforce
+            self.trial.record_violation("unconfirmed_destructive_call", spec.name, call.arguments, blocked=blocked)
+            if blocked:
+                self.trial.record_tool_call(spec, call.arguments, "blocked")
+                raise PermissionError(f"{spec.name}: destructive call blocked, no matching human confirmation "
+                                      f"(call env.confirm({spec.name!r}, **arguments) first)")
+
+    def on_tool_start(self, call: ToolCall) -> None:
+        if call.approval is not None:
+            self.gate.consume(call.approval)
+
+
+class _Confirmations:
+    __slots__ = ("approver", "enforce", "scopes")
+    name = "confirmations"
+
+    def __init__(self, approver: Approver, enforce: bool, scopes: frozenset[str] | None):
+        self.approver = approver
+        self.enforce = enforce
+        self.scopes = scopes
+
+    def attach(self, trial: TrialPort) -> LayerTrial:
+        return _ConfirmationsTrial(trial, self.approver, self.enforce, self.scopes)
+
+
+class ConfirmationsLayer:
+    """Always on: ``env.confirm`` must answer even in a scenario with no destructive tool."""
+
+    name = "confirmations"
+
+    def for_campaign(self, scenario: Scenario, run: RunSettings) -> _Confirmations:
+        scopes = None if scenario.scopes is None else frozenset(scenario.scopes)
+        return _Confirmations(scenario.approver, scenario.enforce, scopes)
+
+
+LAYER = ConfirmationsLayer()

@@ -1,0 +1,92 @@
+"""The tool-fault layer: the faults the trial's plan holds for each tool call, injected where a flaky API
+would fail (an exception, a timeout, a rate limit, an outage), be slow, or answer with a wrong-shaped or
+empty result. ``error``/``timeout``/``rate_limit``/``outage`` fail the call before the tool runs;
+``malformed``/``empty`` let the tool run (its effect happens) and change what the agent gets back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RateLimited, ToolError, ToolTimeout, ToolUnavailable
+from .layer import LayerTrial, ToolCall, TrialPort
+
+if TYPE_CHECKING:
+    from ..scenario import Scenario
+    from ..settings.run import RunSettings
+
+#: Fault kinds that fail the call before the tool runs.
+FAIL_BEFORE = frozenset({"error", "timeout", "rate_limit", "outage"})
+
+
+def garble(result: Any) -> Any:
+    """A wrong-shaped version of a result, as a misbehaving API would return it."""
+    text = repr(result)
+    cut = text[: max(1, len(text) // 2)]
+    if isinstance(result, dict):
+        return {"unexpected": cut}
+    if isinstance(result, (list, tuple)):
+        return [{"unexpected": cut}]
+    return "<html><body>502 Bad Gateway</body></html>" if isinstance(result, str) else cut
+
+
+def empty_like(result: Any) -> Any:
+    """An empty result of the same type (None for other values)."""
+    if isinstance(result, (dict, list, str, tuple)):
+        return type(result)()
+    return None
+
+
+class _ToolFaultsTrial(LayerTrial):
+    __slots__ = ("trial",)
+
+    def __init__(self, trial: TrialPort):
+        self.trial = trial
+        outage = trial.plan.outage_tool
+        if outage:
+            trial.trace.add("fault", outage, "outage", scope="trial")
+
+    def before_tool(self, call: ToolCall) -> None:
+        trial, name = self.trial, call.spec.name
+        draw = trial.plan.tool_fault(name, call.index)
+        if draw.latency_s:
+            trial.clock_advance(draw.latency_s)
+            trial.trace.add("fault", name, "latency", call=call.index, latency_s=round(draw.latency_s, 6))
+        kind = draw.kind
+        if kind in FAIL_BEFORE:
+            faults = trial.plan.faults
+            trial.trace.add("fault", name, kind, call=call.index)
+            trial.record_tool_call(call.spec, call.arguments, kind)
+            if kind == "timeout":
+                trial.clock_advance(faults.timeout_s)
+                raise ToolTimeout(name, faults.timeout_s)
+            if kind == "rate_limit":
+                raise RateLimited(name, faults.retry_after_s)
+            if kind == "outage":
+                raise ToolUnavailable(name)
+            raise ToolError(name)
+        call.fault = kind
+
+    def after_tool(self, call: ToolCall, result: Any) -> Any:
+        kind = call.fault
+        if kind is None:
+            return result
+        result = garble(result) if kind == "malformed" else empty_like(result)
+        self.trial.trace.add("fault", call.spec.name, kind, call=call.index)
+        return result
+
+
+class ToolFaultsLayer:
+    """Injects the plan's tool faults; off when the run's faults cannot fail or slow a tool call."""
+
+    name = "tool_faults"
+
+    def for_campaign(self, scenario: Scenario, run: RunSettings) -> ToolFaultsLayer | None:
+        f = run.faults
+        on = f.rate or f.latency or f.outage or any(t.rate for t in f.per_tool.values())
+        return self if on else None
+
+    def attach(self, trial: TrialPort) -> LayerTrial:
+        return _ToolFaultsTrial(trial)
+
+
+LAYER = ToolFaultsLayer()

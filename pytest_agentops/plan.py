@@ -1,0 +1,208 @@
+"""``FaultPlan``: every random draw of one trial, as a pure function of the trial seed and the settings.
+
+Tool faults, the outage, the crash point, model-API faults, output perturbations, context drift, HTTP
+transport faults, the simulated human's answers, the trial's user-day and the agent's own generator all come
+from here, each from its named stream (``seeding.Stream``) keyed by what the draw is for (the tool and its
+call index, the model attempt, the host and its request index), never by the order in which threads or
+tasks reach the harness. The same seed gives the same plan, which is what makes a trial replayable.
+``FaultPlan.listing()`` spells the plan out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .seeding import Stream, name_key, stream
+from .settings.faults import Faults
+from .settings.layers import DailyUsers
+from .settings.model import ModelFaults, pick
+
+_BLOCK = 64  # tool-call draws made up front per tool; later calls draw further blocks from the same seed
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFaultDraw:
+    """The fault (if any) planned for one tool call."""
+
+    kind: str | None  # a FAILING_TOOL_FAULTS kind, "outage", or None when the call does not fail
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CrashDraw:
+    """Where one trial's agent crashes: at its ``step``-th executed tool call (1-based), ``before`` or ``after`` it."""
+
+    step: int
+    point: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserDay:
+    """The user a trial's task belongs to, and what that user had already spent today before it."""
+
+    user: str
+    earlier_tasks: int
+    tokens: int
+    usd: float
+
+
+_NO_FAULT = ToolFaultDraw(None)
+_OUTAGE = ToolFaultDraw("outage")
+# Per Faults object (kept alive here, so its id is not reused) and tool: (rate, kinds, cumulative weights).
+# A cache: building a validated ToolFaults on every tool call was a large share of a trial's harness cost.
+_TOOL_TABLES: dict[int, tuple[Faults, dict[str, tuple[float, tuple[str, ...], np.ndarray]]]] = {}
+
+
+def _tool_table(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], np.ndarray]:
+    entry = _TOOL_TABLES.get(id(faults))
+    if entry is None or entry[0] is not faults:
+        if len(_TOOL_TABLES) >= 64:
+            _TOOL_TABLES.clear()
+        entry = _TOOL_TABLES[id(faults)] = (faults, {})
+    row = entry[1].get(tool)
+    if row is None:
+        settings = faults.tool_settings(tool)
+        weights = np.fromiter(settings.mix.values(), float)
+        row = entry[1][tool] = (settings.rate, tuple(settings.mix), np.cumsum(weights) / weights.sum())
+    return row
+
+
+class FaultPlan:
+    """What goes wrong in one trial, as a pure function of the trial seed and the fault settings.
+
+    Tool-call draws are made per tool and per call index, so the fault at the 3rd call of ``refund``
+    does not depend on how often other tools were called before it.
+    """
+
+    __slots__ = ("_approver", "_blocks", "_outage_tool", "faults", "seed", "tools")
+
+    def __init__(self, seed: int, faults: Faults, tools: tuple[str, ...] = ()):
+        self.seed = int(seed)
+        self.faults = faults
+        self.tools = tuple(tools)
+        self._blocks: dict[tuple[str, int], np.ndarray] = {}
+        self._approver: np.ndarray | None = None
+        self._outage_tool: str | None = None
+        if faults.outage and tools:
+            rng = stream(self.seed, Stream.TOOLS, 0)
+            u, pick_u = rng.random(), rng.random()
+            if u < faults.outage:
+                candidates = faults.outage_tools or self.tools
+                self._outage_tool = candidates[int(pick_u * len(candidates))]
+
+    @classmethod
+    def draw(cls, seed: int, faults: Faults, tools: tuple[str, ...] = ()) -> FaultPlan:
+        """The plan for the trial with this seed."""
+        return cls(seed, faults, tools)
+
+    # -- tools ----------------------------------------------------------------------------------------------
+    @property
+    def outage_tool(self) -> str | None:
+        """The tool that is down for this whole trial, if any."""
+        return self._outage_tool
+
+    def _block(self, tool: str, block: int) -> np.ndarray:
+        key = (tool, block)
+        draws = self._blocks.get(key)
+        if draws is None:
+            draws = stream(self.seed, Stream.TOOLS, 1 + block, name_key(tool)).random((_BLOCK, 3))
+            self._blocks[key] = draws
+        return draws
+
+    def tool_fault(self, tool: str, call_index: int) -> ToolFaultDraw:
+        """The fault planned for the ``call_index``-th (0-based) call of ``tool`` in this trial."""
+        if tool == self._outage_tool:
+            return _OUTAGE
+        rate, kinds, cumulative = _tool_table(self.faults, tool)
+        if not (rate or self.faults.latency):
+            return _NO_FAULT
+        u_fail, u_kind, u_lat = self._block(tool, call_index // _BLOCK)[call_index % _BLOCK]
+        kind = None
+        if u_fail < rate:
+            kind = kinds[min(int(np.searchsorted(cumulative, u_kind, side="right")), len(kinds) - 1)]
+        latency = 0.0
+        if u_lat < self.faults.latency:
+            # reuse the draw's position inside [0, latency) as an exponential variate with mean latency_s
+            latency = -self.faults.latency_s * math.log1p(-(u_lat / self.faults.latency))
+        return ToolFaultDraw(kind, latency)
+
+    # -- crash ----------------------------------------------------------------------------------------------
+    def crash(self) -> CrashDraw | None:
+        """Whether and where this trial's agent crashes."""
+        f = self.faults
+        if not f.crash:
+            return None
+        u, u_step, u_point = stream(self.seed, Stream.CRASH).random(3)  # fixed draws: rates stay coupled
+        if u >= f.crash:
+            return None
+        low, high = f.crash_steps
+        point = f.crash_point if f.crash_point != "any" else ("before" if u_point < 0.5 else "after")
+        return CrashDraw(low + min(int(u_step * (high - low + 1)), high - low), point)
+
+    # -- the model boundary ---------------------------------------------------------------------------------
+    def model_fault(self, attempt_index: int, settings: ModelFaults) -> str | None:
+        """The model-API fault of the ``attempt_index``-th (0-based) HTTP attempt, or None."""
+        if not settings.rate:
+            return None
+        u_fault, u_kind = stream(self.seed, Stream.MODEL, 0, attempt_index).random(2)
+        return pick(settings.mix, u_kind) if u_fault < settings.rate else None
+
+    def output_draws(self, call: int) -> tuple[float, float, float]:
+        """The three uniforms that decide the output perturbation of model call ``call`` (fire, kind, pick)."""
+        a, b, c = stream(self.seed, Stream.MODEL, 1, call).random(3)
+        return float(a), float(b), float(c)
+
+    def drift_draws(self, call: int) -> tuple[float, float, float]:
+        """The three uniforms that decide whether and which drift starts at model call ``call``."""
+        a, b, c = stream(self.seed, Stream.DRIFT, call).random(3)
+        return float(a), float(b), float(c)
+
+    def http_fault(self, host: str, request_index: int, rate: float, mix: Any) -> str | None:
+        """The transport fault of the ``request_index``-th request of this trial to ``host``, or None."""
+        u_fault, u_kind = stream(self.seed, Stream.MODEL, 2, name_key(host), request_index).random(2)
+        return pick(mix, u_kind) if u_fault < rate else None
+
+    # -- the simulated human --------------------------------------------------------------------------------
+    def approver_draws(self, ask_index: int) -> tuple[float, float]:
+        """The two uniforms (answer, latency) of the ``ask_index``-th (0-based) confirmation asked."""
+        draws = self._approver
+        if draws is None or len(draws) <= ask_index:
+            size = max(16, 2 * (ask_index + 1))
+            draws = self._approver = stream(self.seed, Stream.APPROVER).random((size, 2))
+        u, u_latency = draws[ask_index]
+        return float(u), float(u_latency)
+
+    # -- the budget layer's user-day ------------------------------------------------------------------------
+    def user_day(self, users: DailyUsers) -> UserDay:
+        """The trial's user and that user's earlier spend today."""
+        rng = stream(self.seed, Stream.BUDGET)
+        user = int(rng.integers(users.count))
+        n = int(rng.poisson(users.earlier_tasks))
+        share = float(rng.exponential(1.0, size=n).sum()) if n else 0.0
+        return UserDay(f"user-{user}", n, round(share * users.tokens_per_task), share * users.usd_per_task)
+
+    # -- the agent --------------------------------------------------------------------------------------------
+    def agent_rng(self) -> np.random.Generator:
+        """A fresh generator for ``env.rng`` (a restarted agent gets a fresh one too)."""
+        return stream(self.seed, Stream.AGENT)
+
+    # -- the plan in full ---------------------------------------------------------------------------------------
+    def listing(self, calls: int = 5) -> list[str]:
+        """The plan spelled out: the outage, the crash, and the first ``calls`` draws of every tool."""
+        lines = [f"seed {self.seed}"]
+        if self._outage_tool:
+            lines.append(f"outage: {self._outage_tool} is down for the whole trial")
+        crash = self.crash()
+        if crash is not None:
+            lines.append(f"crash: at executed tool call {crash.step}, {crash.point} the tool")
+        for tool in self.tools:
+            for i in range(calls):
+                draw = self.tool_fault(tool, i)
+                if draw.kind or draw.latency_s:
+                    slow = f" (+{draw.latency_s:.3g}s)" if draw.latency_s else ""
+                    lines.append(f"{tool} call {i + 1}: {draw.kind or 'ok'}{slow}")
+        return lines

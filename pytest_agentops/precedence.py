@@ -1,0 +1,58 @@
+"""The one place settings precedence is resolved: ``resolve_run(scenario, sources)`` -> ``RunSettings``.
+
+Precedence, highest first: the call's own arguments (``run_campaign(..., trials=)``,
+``agent_chaos.run(scenario, trials=)``), the command line, the ini file, the ``agent_chaos`` marker, the
+``Scenario``, the default. The pytest plugin only gathers its sources (``RunSource``) and calls
+``resolve_run``; ``run_campaign`` calls it with its arguments as the one source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import ConfigError
+from .scenario import Scenario
+from .seeding import fresh_seed
+from .settings.faults import Faults
+from .settings.run import DEFAULT_PROFILE, RunSettings, RunSource
+
+
+def _first(key: str, sources: Sequence[RunSource], scenario_value: Any = None) -> tuple[Any, int]:
+    """The first value of ``key`` given by ``sources`` (highest first), else the scenario's; and its rank."""
+    for rank, source in enumerate(sources):
+        value = getattr(source, key)
+        if value is not None:
+            return value, rank
+    return scenario_value, len(sources)
+
+
+def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay: int | None = None,
+                smoke: bool = False, default_seed: int | None = None) -> RunSettings:
+    """The run settings of ``scenario`` under ``sources`` (highest precedence first).
+
+    Faults: the highest source that gives ``faults`` wins, else the scenario's, else the default profile.
+    A ``profile`` given by a source ranked higher than where the faults came from replaces their rates
+    (``Faults.with_profile``: mix and other settings kept). A smoke run has no faults and one trial. A run
+    with no seed anywhere gets ``default_seed``, else a fresh one (printed with the result).
+    """
+    faults, faults_rank = _first("faults", sources, scenario.faults)
+    profile, profile_rank = _first("profile", sources)
+    if faults is None:
+        faults = Faults.profile(profile or DEFAULT_PROFILE)
+    elif profile is not None and profile_rank < faults_rank:
+        faults = faults.with_profile(profile)
+    if not isinstance(faults, Faults):
+        raise ConfigError(f"faults={faults!r} must be a Faults (e.g. Faults.profile('mid'))")
+    seed = _first("seed", sources, scenario.seed)[0]
+    if seed is None:
+        seed = default_seed if default_seed is not None else fresh_seed()
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed={seed!r} must be a whole number >= 0")
+    trials = _first("trials", sources, scenario.trials)[0]
+    return RunSettings(
+        seed=seed, trials=1 if smoke else trials, faults=Faults.none() if smoke else faults,
+        confidence=_first("confidence", sources, scenario.confidence)[0],
+        concurrency=_first("concurrency", sources, scenario.concurrency)[0],
+        early_stop=_first("early_stop", sources, scenario.early_stop)[0],
+        replay=replay, smoke=smoke)

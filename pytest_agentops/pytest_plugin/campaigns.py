@@ -1,0 +1,106 @@
+"""Running campaigns from pytest: the ``agent_chaos`` fixture's object and the one path it and YAML scenario
+items share (``run_scenario``): the run's settings resolved from the call, the command line/ini and the
+marker (``settings.run.resolve_run``), the copy-paste replay command, and the result recorded for the
+terminal table and the JSON report. Imported only when a test uses the fixture or a YAML item runs."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import fields
+from typing import Any
+
+import pytest
+
+from ..engine.campaign import run_resolved
+from ..errors import ConfigError
+from ..precedence import resolve_run
+from ..result import CampaignResult
+from ..scenario import Scenario
+from ..settings.run import RunSource
+from .options import ChaosOptions, options_key, results_key
+
+#: What ``@pytest.mark.agent_chaos(...)`` and ``agent_chaos.run(scenario, ...)`` may set.
+RUN_ARGUMENTS = tuple(f.name for f in fields(RunSource) if f.name != "name")
+
+
+class AgentChaos:
+    """The ``agent_chaos`` fixture: runs campaigns with this test's settings and records their results."""
+
+    def __init__(self, request: pytest.FixtureRequest):
+        self._request = request
+        self._config = request.config
+        self.options: ChaosOptions = request.config.stash[options_key]
+        marker = request.node.get_closest_marker("agent_chaos")
+        self.marker_kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+        unknown = set(self.marker_kwargs) - set(RUN_ARGUMENTS)
+        if unknown:
+            raise pytest.UsageError(f"@pytest.mark.agent_chaos: unknown argument(s) {sorted(unknown)}; valid: "
+                                    f"{', '.join(RUN_ARGUMENTS)}")
+        self.results: list[CampaignResult] = []
+
+    @property
+    def enabled(self) -> bool:
+        """Whether full campaigns run (``--agent-chaos``); otherwise one fault-free smoke trial."""
+        return self.options.enabled
+
+    def run(self, scenario: Scenario, **overrides: Any) -> CampaignResult:
+        """Run ``scenario``'s campaign (smoke trial without ``--agent-chaos``) and record the result."""
+        result = run_scenario(self._config, self._request.node, scenario, self.marker_kwargs, **overrides)
+        self.results.append(result)
+        return result
+
+
+def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str | None = None) -> str:
+    """The copy-paste command (a template with ``{index}``) that re-runs one trial; shell-quoted, so that
+    node ids and scenario names with spaces work."""
+
+    def literal(text: str) -> str:  # shell-quoted, and braces kept literal through str.format
+        return shlex.quote(text).replace("{", "{{").replace("}", "}}")
+
+    if scenario is None:
+        replay = "--agent-chaos-replay={scenario}/trial-{index}"
+    else:  # quote with a digit in place of the index, then put the placeholder there (inside the quotes)
+        quoted = literal(f"--agent-chaos-replay={scenario}/trial-0")
+        replay = quoted[:-2] + "{index}'" if quoted.endswith("0'") else quoted[:-1] + "{index}"
+    parts = ["pytest", literal(nodeid), "--agent-chaos", f"--agent-chaos-seed={seed}", replay]
+    if options.profile:
+        parts.append(literal(f"--agent-chaos-profile={options.profile}"))
+    return " ".join(parts)
+
+
+def _source(name: str, values: dict[str, Any]) -> RunSource:
+    unknown = set(values) - set(RUN_ARGUMENTS)
+    if unknown:
+        raise ConfigError(f"{name}: unknown argument(s) {sorted(unknown)}; valid: {', '.join(RUN_ARGUMENTS)}")
+    return RunSource(name, **values)
+
+
+def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
+                 marker_kwargs: dict[str, Any] | None = None, **overrides: Any) -> CampaignResult:
+    """Run ``scenario``'s campaign for a test item with the run's settings, and record the result.
+
+    The one path of the ``agent_chaos`` fixture and of YAML scenario items: the same precedence (call >
+    command line/ini > marker > scenario), the same replay command, and the result in
+    ``config.stash[results_key]`` for the terminal table and the JSON report.
+    """
+    o = config.stash[options_key]
+    replay = None
+    smoke = not o.enabled
+    if o.replay is not None:
+        name, index = o.replay
+        if name is None or name == scenario.name:
+            replay = index
+        else:
+            smoke = True
+    sources = (_source("agent_chaos.run", overrides),
+               RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency),
+               _source("@pytest.mark.agent_chaos", dict(marker_kwargs or {})))
+    settings = resolve_run(scenario, sources, replay=replay, smoke=smoke and replay is None,
+                           default_seed=o.session_seed)
+    result = run_resolved(scenario, settings,
+                          replay_command=replay_command(node.nodeid, settings.seed, o, scenario.name))
+    config.stash[results_key].append((node.nodeid, result))
+    for v in result.verdicts:
+        node.user_properties.append(
+            (f"agentops:{result.scenario}:{v.key}", f"{v.verdict} estimate={v.estimate} bound={v.bound}"))
+    return result

@@ -1,0 +1,105 @@
+"""pytest collection of YAML scenario files: with ``--agent-chaos``, one item per scenario.
+
+Collected: ``.yaml``/``.yml`` files under a ``scenarios/`` directory, files given on the command line, and
+files matching the ini patterns ``agentops_scenario_files``. Each item runs its campaign through the same
+function as the ``agent_chaos`` fixture (``campaigns.run_scenario``), so seeds, trial counts, profiles, the
+replay command, the terminal table and the JSON report behave the same for YAML and Python scenarios.
+Imported by ``pytest_collect_file`` only when ``--agent-chaos`` is on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..errors import CampaignFailed, ConfigError, ScenarioFileError
+from ..scenario_file import ScenarioEntry, load_scenario_entries, read_scenario_file
+from .campaigns import run_scenario
+
+#: scenario name -> "file:line:column" where it was first collected in this session
+_names_key = pytest.StashKey[dict[str, str]]()
+
+
+def is_scenario_file(file_path: Path, parent: pytest.Collector) -> bool:
+    """Whether a ``.yaml``/``.yml`` file is a scenario file: under ``scenarios/``, given on the command
+    line, or matching an ``agentops_scenario_files`` pattern (with a '/': the path relative to the
+    rootdir; without: the file name)."""
+    config = parent.config
+    if parent.session.isinitpath(file_path):
+        return True
+    try:
+        relative = file_path.relative_to(config.rootpath)
+    except ValueError:
+        relative = file_path
+    if "scenarios" in relative.parts[:-1]:
+        return True
+    for pattern in config.getini("agentops_scenario_files"):
+        if fnmatch.fnmatch(relative.as_posix() if "/" in pattern else file_path.name, pattern):
+            return True
+    return False
+
+
+def collect_scenario_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
+    """The collector of a scenario file, or None for a YAML file that is not one."""
+    if not is_scenario_file(file_path, parent):
+        return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def _shown(path: Path, config: pytest.Config) -> str:
+    """The path as errors show it: relative to where pytest was started (clickable in a terminal)."""
+    try:
+        relative = os.path.relpath(path, config.invocation_params.dir)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+class ScenarioFile(pytest.File):
+    """A YAML scenario file; an invalid one is a clean collection error ``file:line:column: message``."""
+
+    def collect(self) -> Iterator[ScenarioItem]:
+        shown = _shown(self.path, self.config)
+        try:
+            entries = load_scenario_entries(read_scenario_file(self.path, shown), shown)
+        except ScenarioFileError as exc:
+            raise self.CollectError(str(exc)) from None
+        seen = self.config.stash.setdefault(_names_key, {})
+        for entry in entries:
+            where = f"{shown}:{entry.line}:{entry.column}"
+            first = seen.setdefault(entry.name, where)
+            if first != where:
+                raise self.CollectError(f"{where}: duplicate scenario name {entry.name!r} (also defined at {first}); "
+                                        "scenario names must be unique across scenario files")
+        for entry in entries:
+            yield ScenarioItem.from_parent(self, name=entry.name, entry=entry)
+
+
+class ScenarioItem(pytest.Item):
+    """One scenario of a file: runs its campaign and checks its expectations (strict xfail if ``xfail:``)."""
+
+    def __init__(self, *, entry: ScenarioEntry, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.entry = entry
+        self.scenario = entry.scenario
+        if self.scenario.xfail:
+            self.add_marker(pytest.mark.xfail(reason=self.scenario.xfail, strict=True))
+
+    def runtest(self) -> None:
+        run_scenario(self.config, self, self.scenario).check()
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        """A failed campaign shows its verdicts, worst trials and replay commands, not a traceback."""
+        if isinstance(excinfo.value, CampaignFailed):
+            return str(excinfo.value)
+        if isinstance(excinfo.value, ConfigError):
+            return f"{self.entry.path}:{self.entry.line}:{self.entry.column}: scenario {self.name!r}: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.entry.line - 1, f"scenario {self.name!r}"

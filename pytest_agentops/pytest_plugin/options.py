@@ -1,0 +1,154 @@
+"""The plugin's options: the ``--agent-chaos-*`` command-line options with their ini twins, each parsed by one
+small function that raises ``pytest.UsageError`` naming the valid values, resolved once per session into
+``ChaosOptions``. Imports nothing of the engine: this runs in every pytest session of the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+PROFILES = ("none", "low", "mid", "high")
+CACHE_SEED = "agentops/seed"
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosOptions:
+    """The run-level settings, resolved once per session from the command line and the ini file."""
+
+    enabled: bool
+    seed: int | None  # command line, else ini: wins over marker and scenario
+    session_seed: int  # used when no seed is given anywhere
+    trials: int | None
+    profile: str | None
+    report: str | None
+    replay: tuple[str | None, int] | None  # (scenario name or None, trial index)
+    concurrency: int | None = None  # trials run at once (results are still consumed in launch order)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the option group and the ini twins."""
+    group = parser.getgroup("agentops", "agent chaos campaigns (pytest-agentops)")
+    group.addoption("--agent-chaos", action="store_true", default=None, dest="agent_chaos",
+                    help="run full chaos campaigns (without it a chaos test runs one fault-free smoke trial).")
+    group.addoption("--agent-chaos-seed", dest="agent_chaos_seed", metavar="SEED",
+                    help="campaign seed: a whole number, or 'last' to reuse the previous run's seed.")
+    group.addoption("--agent-chaos-trials", dest="agent_chaos_trials", metavar="N",
+                    help="maximum trials per campaign (overrides scenarios and markers).")
+    group.addoption("--agent-chaos-profile", dest="agent_chaos_profile", metavar="NAME",
+                    help=f"fault profile: {', '.join(PROFILES)} (3%%/8%%/15%% of tool calls fail for low/mid/high).")
+    group.addoption("--agent-chaos-report", dest="agent_chaos_report", metavar="PATH",
+                    help="write the JSON report of every campaign to PATH.")
+    group.addoption("--agent-chaos-replay", dest="agent_chaos_replay", metavar="TRIAL_ID",
+                    help="re-run only one trial: 17, trial-17 or SCENARIO/trial-17.")
+    group.addoption("--agent-chaos-concurrency", dest="agent_chaos_concurrency", metavar="N",
+                    help="trials run at once per campaign: async agents as tasks on one loop, sync agents in "
+                         "N threads (verdicts do not depend on it).")
+    parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
+                  default=False)
+    parser.addini("agent_chaos_seed", "default campaign seed (scenario and marker seeds win over it)")
+    parser.addini("agent_chaos_trials", "default maximum trials per campaign")
+    parser.addini("agent_chaos_profile", "default fault profile for scenarios that set none")
+    parser.addini("agent_chaos_report", "path of the JSON report")
+    parser.addini("agent_chaos_replay", "re-run only this trial (like --agent-chaos-replay)")
+    parser.addini("agent_chaos_concurrency", "default number of trials run at once per campaign")
+    parser.addini("agentops_scenario_files", "glob patterns of YAML scenario files collected with --agent-chaos "
+                  "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
+
+
+def parse_seed(value: str, source: str, cache: Any = None) -> int:
+    """A seed setting: a whole number >= 0, or ``last`` (the previous run's seed from pytest's cache)."""
+    text = str(value).strip()
+    if text == "last":
+        last = cache.get(CACHE_SEED, None) if cache is not None else None
+        if last is None:
+            raise pytest.UsageError(f"{source}=last: no previous seed in the cache; give a number instead")
+        return int(last)
+    if not re.fullmatch(r"\d+", text):
+        raise pytest.UsageError(f"{source}={value!r} must be a whole number >= 0 or 'last'")
+    return int(text)
+
+
+def parse_trials(value: str, source: str) -> int:
+    text = str(value).strip()
+    if not re.fullmatch(r"\d+", text) or int(text) < 1:
+        raise pytest.UsageError(f"{source}={value!r} must be a whole number >= 1")
+    return int(text)
+
+
+def parse_concurrency(value: str, source: str) -> int:
+    """How many trials run at once: a whole number >= 1."""
+    text = str(value).strip()
+    if not re.fullmatch(r"\d+", text) or int(text) < 1:
+        raise pytest.UsageError(f"{source}={value!r} must be a whole number of trials run at once >= 1, e.g. 50")
+    return int(text)
+
+
+def parse_profile(value: str, source: str) -> str:
+    text = str(value).strip()
+    if text not in PROFILES:
+        raise pytest.UsageError(f"{source}={value!r} is not a fault profile; valid profiles: {', '.join(PROFILES)}")
+    return text
+
+
+def parse_replay(value: str, source: str) -> tuple[str | None, int]:
+    """``17``, ``trial-17``, ``refund/17``, ``refund/trial-17`` or ``refund[trial-17 ...]``."""
+    text = str(value).strip()
+    m = re.fullmatch(r"(?:(?P<name>[^/\[\]]+?)(?:/|\[))?(?:trial-)?(?P<index>\d+)(?:\s+seed=\d+)?\]?", text)
+    if not m:
+        raise pytest.UsageError(f"{source}={value!r} must be a trial id: 17, trial-17 or SCENARIO/trial-17")
+    return m.group("name"), int(m.group("index"))
+
+
+def _option(config: pytest.Config, name: str) -> str | None:
+    value = config.getoption(name)
+    return None if value is None or value == "" else str(value)
+
+
+def _ini(config: pytest.Config, name: str) -> str | None:
+    value = config.getini(name)
+    return (str(value).strip() or None) if value else None
+
+
+def resolve_options(config: pytest.Config) -> ChaosOptions:
+    """Read every agent-chaos setting; a bad value is a UsageError naming the valid ones."""
+    cache = getattr(config, "cache", None)
+    seed = _setting(config, "agent_chaos_seed", lambda v, src: parse_seed(v, src, cache))
+    session_seed = seed if seed is not None else fresh_seed()
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and "agentops_seed" in workerinput:  # xdist: every worker uses the controller's seed
+        session_seed = int(workerinput["agentops_seed"])
+    replay = _setting(config, "agent_chaos_replay", parse_replay)
+    enabled = config.getoption("agent_chaos")
+    return ChaosOptions(
+        enabled=bool(enabled if enabled is not None else config.getini("agent_chaos")) or replay is not None,
+        seed=seed, session_seed=session_seed,
+        trials=_setting(config, "agent_chaos_trials", parse_trials),
+        concurrency=_setting(config, "agent_chaos_concurrency", parse_concurrency),
+        profile=_setting(config, "agent_chaos_profile", parse_profile),
+        report=_setting(config, "agent_chaos_report", lambda v, src: v),
+        replay=replay,
+    )
+
+
+def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
+    """A setting from the command line, else from its ini twin, parsed; None when neither is set."""
+    cli = _option(config, name)
+    if cli is not None:
+        return parse(cli, "--" + name.replace("_", "-"))
+    ini = _ini(config, name)
+    return parse(ini, f"{name} (ini)") if ini is not None else None
+
+
+
+
+def fresh_seed() -> int:
+    """A new random session seed (printed in the header, so that the run can be repeated)."""
+    return int.from_bytes(os.urandom(4), "little")
+
+
+options_key = pytest.StashKey[ChaosOptions]()
+results_key = pytest.StashKey[list]()

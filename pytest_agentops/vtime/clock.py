@@ -1,0 +1,161 @@
+"""A trial's virtual clock: ``elapsed = source() + offset``; ``now() = epoch + elapsed``. Nothing in it blocks.
+
+``source`` is a base another component advances (an event loop's virtual time; 0 without one); ``advance()``
+and ``sleep()`` move the private offset. ``TrialClock`` adds a trial's virtual time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _datetime_module
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ArgumentTypeError, ConfigError, TrialAborted
+from .loop import VirtualTimeLoop
+from .real import UTC, RealDatetime
+
+#: 2026-01-01T00:00:00Z: the default virtual epoch, fixed so that traces and outputs are reproducible.
+DEFAULT_EPOCH = 1_767_225_600.0
+
+
+def as_seconds(seconds: Any, name: str = "seconds") -> float:
+    """Validate a duration: a finite real number >= 0, returned as float."""
+    if isinstance(seconds, (str, bytes, bytearray)):
+        raise ArgumentTypeError(f"{name}={seconds!r} must be a number of seconds, not {type(seconds).__name__}")
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{name}={seconds!r} must be a number of seconds") from None
+    if math.isnan(value) or math.isinf(value):
+        raise ConfigError(f"{name}={seconds} must be a finite number of seconds")
+    if value < 0:
+        raise ConfigError(f"{name}={seconds} must be >= 0")
+    return value
+
+
+class VirtualClock:
+    """A trial's virtual clock: ``elapsed = source() + offset``; ``now() = epoch + elapsed``.
+
+    Thread-safe: ``advance`` may be called from any thread. ``source`` is read outside the lock and must
+    not read the patched clock functions itself (use ``real_monotonic`` or a loop's ``time()``).
+    """
+
+    __slots__ = ("_epoch", "_lock", "_offset", "_source")
+
+    def __init__(self, epoch: float = DEFAULT_EPOCH, source: Callable[[], float] | None = None) -> None:
+        try:
+            epoch_value = float(epoch)
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(f"epoch={epoch!r} must be epoch seconds (a float)") from None
+        if not math.isfinite(epoch_value):
+            raise ConfigError(f"epoch={epoch} must be a finite number of epoch seconds")
+        if source is not None and not callable(source):
+            raise ArgumentTypeError(f"source={source!r} must be a zero-argument callable returning seconds, or None")
+        self._epoch = epoch_value
+        self._source = source
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_loop(cls, loop: asyncio.AbstractEventLoop, epoch: float = DEFAULT_EPOCH) -> VirtualClock:
+        """A clock that measures ``loop.time()`` from now on, plus its own offset.
+
+        Made for a ``VirtualTimeLoop``: several trials sharing one loop each get their own clock, each
+        starting at elapsed 0 when created. (On an ordinary loop it measures the loop's real time.)
+        """
+        start = loop.time()
+
+        def source() -> float:
+            return loop.time() - start
+
+        return cls(epoch, source)
+
+    @property
+    def epoch(self) -> float:
+        """Epoch seconds at elapsed 0."""
+        return self._epoch
+
+    @property
+    def elapsed(self) -> float:
+        """Virtual seconds since the clock started."""
+        base = self._source() if self._source is not None else 0.0
+        with self._lock:
+            return base + self._offset
+
+    def now(self) -> float:
+        """Virtual epoch seconds (what ``time.time()`` returns under ``virtual_time``)."""
+        return self._epoch + self.elapsed
+
+    def monotonic(self) -> float:
+        """Virtual monotonic seconds, equal to ``elapsed`` (starts at 0)."""
+        return self.elapsed
+
+    def datetime(self) -> _datetime_module.datetime:
+        """``now()`` as a timezone-aware UTC datetime."""
+        return RealDatetime.fromtimestamp(self.now(), UTC)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` (finite, >= 0); returns at once."""
+        value = as_seconds(seconds)
+        with self._lock:
+            self._offset += value
+
+    def sleep(self, seconds: float) -> None:
+        """Same as ``advance``: a virtual sleep never blocks."""
+        self.advance(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of virtual time inside a coroutine.
+
+        On a ``VirtualTimeLoop`` this is ``await asyncio.sleep(seconds)`` (virtual anyway, and other tasks'
+        timers interleave correctly), after which the clock is topped up by whatever it moved less than
+        ``seconds`` meanwhile: a clock that follows the loop (``for_loop``, or any source reading loop
+        time) has already moved and is left alone; one that does not is advanced by ``seconds``. Either
+        way the clock ends at least ``seconds`` later. On any other loop the clock is advanced by
+        ``seconds`` and the task yields once.
+        """
+        value = as_seconds(seconds)
+        loop = asyncio.get_running_loop()
+        if isinstance(loop, VirtualTimeLoop):
+            before = self.elapsed
+            await asyncio.sleep(value)
+            shortfall = value - (self.elapsed - before)
+            if shortfall > 0:
+                self.advance(shortfall)
+        else:
+            self.advance(value)
+            await asyncio.sleep(0)
+
+    def __repr__(self) -> str:
+        elapsed = self.elapsed
+        stamp = RealDatetime.fromtimestamp(self._epoch + elapsed, UTC).isoformat()
+        return f"{type(self).__name__}(elapsed={elapsed:g}, now={stamp})"
+
+
+class TrialClock(VirtualClock):
+    """A trial's virtual clock; passing the virtual time limit ends the trial as ``timed_out``.
+
+    ``listeners`` are told after each advance (the async virtual deadline re-arms its timer), then
+    ``on_advance`` (the harness's liveness check, which may end the trial).
+    """
+
+    __slots__ = ("_on_advance", "limit_s", "listeners")
+
+    def __init__(self, *args: Any, limit_s: float | None = None, on_advance: Callable[[], None] | None = None,
+                 **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.limit_s = limit_s
+        self._on_advance = on_advance
+        self.listeners: list[Callable[[], None]] = []
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds)
+        for listener in self.listeners:
+            listener()
+        if self._on_advance is not None:
+            self._on_advance()
+        if self.limit_s is not None and self.monotonic() > self.limit_s:
+            raise TrialAborted("timed_out", f"virtual time limit of {self.limit_s:g}s exceeded")

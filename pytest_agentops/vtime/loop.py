@@ -1,0 +1,270 @@
+"""``VirtualTimeLoop`` / ``run_virtual(coro)``: an asyncio event loop whose ``time()`` is virtual.
+
+When only timers are awaited it jumps straight to the next one, so ``asyncio.sleep(30)``, ``call_later``,
+``wait_for`` and ``asyncio.timeout`` cost no wall time; while real I/O or work in other threads is pending it
+waits for real and virtual time follows real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import selectors
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import Any, TypeVar
+
+from ..errors import ArgumentTypeError, ConfigError, UsageError
+from .real import real_monotonic
+
+T = TypeVar("T")
+
+#: Longest real wait, in seconds, of one ``VirtualTimeLoop`` poll while real I/O is pending.
+DEFAULT_IO_POLL_CAP = 0.05
+
+
+def _io_poll_cap(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(f"io_poll_cap={value!r} must be a number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"io_poll_cap={value} must be > 0")
+    return float(value)
+
+
+class _VirtualTimeSelector(selectors.BaseSelector):
+    """Wraps the loop's real selector and owns the loop's virtual time.
+
+    The rule, applied to each ``select(timeout)`` the loop makes (``timeout`` is the loop's distance to its
+    next timer, 0 when callbacks are ready, None when there are no timers):
+
+    1. ``timeout == 0``: poll the real selector without waiting; virtual time does not move.
+    2. Nothing from outside is pending (no file descriptors registered besides the loop's own self-pipe,
+       no ``run_in_executor`` job in flight) and a timer exists: poll the real selector without waiting
+       (to pick up wake-ups from other threads); if nothing is ready, jump virtual time forward by
+       ``timeout``, straight to the next timer. No wall time passes.
+    3. Real I/O or executor work pending: wait on the real selector for ``min(timeout, io_poll_cap)`` real
+       seconds (``io_poll_cap`` if no timer), then advance virtual time by the real time that passed (never
+       past the next timer, so that it fires at exactly its virtual time).
+       While the outside world is involved, virtual time runs at the speed of real time, so a timeout
+       guarding real I/O never fires before that much real time has passed.
+    4. Nothing pending and no timer (an idle loop waiting for work from another thread): block until
+       woken; virtual time does not move, since nothing can observe it (a trial measured from when its
+       task started gets the same times whenever it was submitted).
+
+    Before any wait (rules 2-4) one step of idle work (``idle``, see ``VirtualTimeLoop.idle_work``) runs
+    if there is some; the selector then only polls, and the loop comes back for the next step.
+    """
+
+    def __init__(self, inner: selectors.BaseSelector, io_poll_cap: float) -> None:
+        self._inner = inner
+        self.io_poll_cap = io_poll_cap
+        self.now = 0.0
+        self.outside_jobs = 0
+        self.own_fds: frozenset[int] = frozenset()
+        self.idle: Callable[[], bool] | None = None
+        self.on_jump: Callable[[float], None] | None = None  # told the seconds of each jump to a timer
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.get_key(fileobj)
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._inner.get_map()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def outside_work_pending(self) -> bool:
+        if self.outside_jobs > 0:
+            return True
+        own = self.own_fds
+        return any(fd not in own for fd in self._inner.get_map())
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout <= 0:
+            return self._inner.select(0)
+        if self.idle is not None and self.idle():  # about to wait: one step of idle work instead
+            return self._inner.select(0)
+        if self.outside_work_pending():
+            real_timeout: float | None = self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
+        elif timeout is not None:
+            ready = self._inner.select(0)
+            if not ready:
+                self.now += timeout
+                if self.on_jump is not None:
+                    self.on_jump(timeout)
+            return ready
+        else:
+            # Idle: no timer and nothing from outside pending, so nothing can observe virtual time; wait
+            # (for work submitted from another thread) without moving it, which keeps trial times exact.
+            return self._inner.select(None)
+        start = real_monotonic()
+        try:
+            return self._inner.select(real_timeout)
+        finally:
+            passed = max(0.0, real_monotonic() - start)
+            # never past the next timer: a real wait overshoots by a little, and a timer must fire exactly at
+            # its virtual time (so a purely virtual trial keeps exact times beside one doing real I/O)
+            self.now += passed if timeout is None else min(passed, timeout)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop whose clock is virtual; idle waits on timers cost no wall time.
+
+    ``time()`` starts at 0.0 and moves only when the loop would otherwise wait. The rule (see
+    ``_VirtualTimeSelector``): when no callbacks are ready and only timers are awaited, the loop jumps
+    straight to the next timer. When real I/O is pending (a socket or other file descriptor registered
+    besides the loop's own self-pipe, including a listening server or an idle open stream) or a
+    ``run_in_executor``/``asyncio.to_thread`` job is in flight, it waits for real, at most ``io_poll_cap``
+    seconds at a time and never past the next timer, and advances virtual time by the real time that
+    passed. So a ``wait_for`` around real I/O still means real seconds, and timers of other tasks run at
+    real speed while that I/O is pending.
+
+    Limitation: wake-ups from threads the loop does not know about (``call_soon_threadsafe`` from a
+    ``threading.Thread`` of your own) are picked up, but the loop does not wait for them while a timer is
+    pending: a ``wait_for(future_set_by_own_thread, 10)`` times out at once in virtual time. Start such
+    work with ``loop.run_in_executor`` or ``asyncio.to_thread`` instead, which the loop tracks, or count it
+    with ``outside_work()``; during campaigns, ``anyio.to_thread`` workers are counted too
+    (``harness/anyio_threads.py``).
+
+    Implementation: the loop's selector is wrapped (the ``selector`` argument of ``SelectorEventLoop``),
+    which is where a loop waits; no private method of asyncio is overridden.
+    """
+
+    def __init__(
+        self, selector: selectors.BaseSelector | None = None, *, io_poll_cap: float = DEFAULT_IO_POLL_CAP
+    ) -> None:
+        inner = selector if selector is not None else selectors.DefaultSelector()
+        self._vt_selector = _VirtualTimeSelector(inner, DEFAULT_IO_POLL_CAP)
+        super().__init__(self._vt_selector)
+        # Whatever the loop registered while being built is its own (the self-pipe), not outside I/O.
+        self._vt_selector.own_fds = frozenset(self._vt_selector.get_map())
+        try:  # validated once the loop exists, so that a refused loop is closed, not left half-built
+            cap = _io_poll_cap(io_poll_cap)
+        except BaseException:
+            self.close()
+            raise
+        self._vt_selector.io_poll_cap = cap
+
+    def time(self) -> float:
+        """The loop's virtual monotonic time in seconds (0.0 when the loop was created)."""
+        return self._vt_selector.now
+
+    def virtual_now(self) -> float:
+        """Virtual seconds since the loop was created (the same value as ``time()``)."""
+        return self._vt_selector.now
+
+    @property
+    def io_poll_cap(self) -> float:
+        """Longest real wait, in seconds, of one poll while real I/O is pending."""
+        return self._vt_selector.io_poll_cap
+
+    @property
+    def on_jump(self) -> Callable[[float], None] | None:
+        """Called (on the loop thread) with the virtual seconds of each jump to the next timer, not with real
+        waits: how a loop in another process reports its virtual time to the trial's clock."""
+        return self._vt_selector.on_jump
+
+    @on_jump.setter
+    def on_jump(self, listener: Callable[[float], None] | None) -> None:
+        self._vt_selector.on_jump = listener
+
+    @property
+    def idle_work(self) -> Callable[[], bool] | None:
+        """Work for the loop's idle moments: called (on the loop thread) whenever the loop is about to wait,
+        it does one short step and returns True, or returns False when it has nothing to do; after a step
+        the loop only polls for I/O, runs what became ready, and comes back. Steps must not raise. It never
+        moves virtual time. The runner uses it to build queued trials and judge ended ones off the path
+        of the trials running, whose I/O answers it does not delay by more than one step."""
+        return self._vt_selector.idle
+
+    @idle_work.setter
+    def idle_work(self, work: Callable[[], bool] | None) -> None:
+        self._vt_selector.idle = work
+
+    @contextlib.contextmanager
+    def outside_work(self) -> Iterator[None]:
+        """Count work done outside the loop (another thread that will call back) while the block runs: the
+        loop then waits for real instead of jumping to its next timer, as for ``run_in_executor``."""
+        self._vt_selector.outside_jobs += 1
+        try:
+            yield
+        finally:
+            self._vt_selector.outside_jobs -= 1
+
+    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """As ``asyncio``'s, and while the job runs the loop waits for real instead of jumping timers."""
+        future = super().run_in_executor(executor, func, *args)
+        self._vt_selector.outside_jobs += 1
+        future.add_done_callback(self._vt_job_done)
+        return future
+
+    def _vt_job_done(self, _future: asyncio.Future[Any]) -> None:
+        self._vt_selector.outside_jobs -= 1
+
+    async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
+        """As ``asyncio``'s, counted as outside work so that its join timeout (3.12+) runs in real time."""
+        self._vt_selector.outside_jobs += 1
+        try:
+            await super().shutdown_default_executor(*args, **kwargs)
+        finally:
+            self._vt_selector.outside_jobs -= 1
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    for task in pending:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception during run_virtual() shutdown",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
+
+
+def run_virtual(coro: Coroutine[Any, Any, T], *, loop: VirtualTimeLoop | None = None) -> T:
+    """Run ``coro`` to completion on a ``VirtualTimeLoop`` and return its result.
+
+    Without ``loop`` a fresh loop is made and, afterwards, its remaining tasks are cancelled, async
+    generators and the default executor shut down and the loop closed (as ``asyncio.run`` does). A given
+    ``loop`` is left open, so that its virtual time can be inspected and the loop reused.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        if asyncio.iscoroutine(coro):
+            coro.close()
+        raise UsageError("run_virtual() cannot be called from a running event loop; await the coroutine")
+    if loop is not None and not isinstance(loop, VirtualTimeLoop):
+        if asyncio.iscoroutine(coro):
+            coro.close()
+        raise ArgumentTypeError(f"loop={loop!r} must be a VirtualTimeLoop or None")
+    if loop is not None:
+        return loop.run_until_complete(coro)
+    own_loop = VirtualTimeLoop()
+    try:
+        return own_loop.run_until_complete(coro)
+    finally:
+        try:
+            _cancel_all_tasks(own_loop)
+            own_loop.run_until_complete(own_loop.shutdown_asyncgens())
+            own_loop.run_until_complete(own_loop.shutdown_default_executor())
+        finally:
+            own_loop.close()
