@@ -162,7 +162,11 @@ def _holds(value: float, op: str, threshold: float) -> bool:
 
 
 def evaluate(exp: Expectation, data: MetricData, confidence: float = 0.95, *, final: bool = True) -> Verdict:
-    """Judge one expectation on a campaign's data at ``confidence`` (one-sided)."""
+    """Judge one expectation on a campaign's data at ``confidence`` (one-sided).
+
+    ``final=False`` is an interim look, where only ``.decided`` is read: a count cannot pass yet, and an
+    inconclusive verdict gets no "more trials would decide" planning figure (``trials_needed`` is None).
+    """
     base = {"key": exp.key, "expression": exp.expression, "threshold": exp.threshold, "confidence": confidence}
     upward = exp.op in (">=", ">")
     if data.kind == "rate":
@@ -181,7 +185,7 @@ def evaluate(exp: Expectation, data: MetricData, confidence: float = 0.95, *, fi
         bound = (hi if upward else lo) if verdict == "fail" else (lo if upward else hi)
         side = ("upper" if upward else "lower") if verdict == "fail" else side
         needed = None
-        if verdict == "inconclusive":
+        if verdict == "inconclusive" and final:
             needed = stats.trials_to_decide(data.k, data.n, exp.threshold, ">=" if upward else "<=", confidence)
         return Verdict(**base, verdict=verdict, estimate=data.k / data.n, bound=bound, bound_side=side,
                        n=data.n, method="clopper-pearson", trials_needed=needed, wilson=wil,
@@ -199,7 +203,7 @@ def evaluate(exp: Expectation, data: MetricData, confidence: float = 0.95, *, fi
         bad = fail_bound is not None and not _holds(fail_bound, exp.op, exp.threshold)
         verdict = "pass" if ok else "fail" if bad else "inconclusive"
         note, needed = "", None
-        if verdict == "inconclusive":
+        if verdict == "inconclusive" and final:
             minimum = stats.min_trials_for_quantile_bound(q if not upward else 1 - q, confidence)
             if data.n < minimum:
                 needed = minimum

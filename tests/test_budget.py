@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 import scipy.stats
+import sequential_rule as sr
 import yaml
 
 from pytest_agentops import ConfigError, Faults, Scenario, ScenarioFileError, run_campaign
@@ -307,15 +309,41 @@ def test_budget_exceeded_rate_expectation_is_decided_correctly(p, expected):
 
 
 def test_a_borderline_runaway_agent_passes_budget_gate_at_most_five_percent_of_campaigns():
-    """True runaway rate 0.05 against <= 0.05: the worst case of the gate's error rate."""
-    passed = 0
-    campaigns = 40
-    for seed in range(campaigns):
-        result = run_campaign(runaway.scenario(0.05, seed=seed, expect={"budget_exceeded_rate": "<= 0.05"}),
-                              trials=200, faults=Faults.none())
-        passed += result.verdicts[0].verdict == "pass"
-    print(f"{passed}/{campaigns} campaigns of a p=0.05 runaway agent passed budget_exceeded_rate <= 0.05")
-    assert passed <= 6  # P(>= 7 of 40 | 5%) < 0.3%
+    """True runaway rate 0.05 against <= 0.05: the worst case of the gate's error rate. Exact, by dynamic
+    programming over the looks 25, 50, 100, 200 (tests/sequential_rule.py): at most 5% of 200-trial
+    campaigns pass; agents that run away more often pass less often.
+    ``test_runaway_campaigns_follow_the_sequential_rule`` shows the engine is that rule."""
+    rule = sr.Rate("<=", 0.05)
+    boundary = sr.exact_outcome(rule, 0.05, 200)
+    above = [sr.exact_outcome(rule, p, 200).passed for p in np.linspace(0.05, 0.20, 31)]
+    print(f"exact P(pass) of budget_exceeded_rate <= 0.05 at 200 trials for a p=0.05 runaway agent: "
+          f"{boundary.passed:.6f} (fail {boundary.failed:.4f}, inconclusive {boundary.inconclusive:.4f})")
+    assert boundary.passed <= sr.ALPHA
+    assert np.all(np.diff(above) <= 1e-12) and above[0] == pytest.approx(boundary.passed)
+    assert boundary.passed > 0  # not vacuous: the gate can pass a borderline agent
+
+
+@pytest.mark.parametrize(("seed", "stop", "verdict"), [
+    pytest.param(0, 200, "pass", id="passes-at-the-maximum"),  # the rare event whose chance is computed above
+    pytest.param(12, 100, "fail", id="fails-at-100"),
+    pytest.param(1, 200, "inconclusive", id="inconclusive-at-the-maximum"),
+])
+def test_runaway_campaigns_follow_the_sequential_rule(seed, stop, verdict):
+    """Real campaigns of the p=0.05 runaway agent: their stop and verdict are the independent rule's on
+    their own observed outcomes. The seeds were picked to show each way a campaign ends."""
+    scenario = runaway.scenario(0.05, seed=seed, expect={"budget_exceeded_rate": "<= 0.05"})
+    rule, full = sr.check_engine_follows_rule(scenario, trials=200, faults=Faults.none())
+    assert (rule.n, rule.verdicts) == (stop, (verdict,))
+    assert set(full.outcome_counts) <= {"completed", "budget_exceeded"}
+
+
+def test_runaway_agent_runs_away_as_often_as_the_exact_computation_assumes():
+    """The figure behind the exact error rate: in 400 trials (a seed not chosen by its outcome) the
+    budget_exceeded share is consistent with p = 0.05 (two-sided exact 99.9% interval)."""
+    result = run_campaign(runaway.scenario(0.05, seed=2024), trials=400, faults=Faults.none(), early_stop=False)
+    k = result.outcome_counts.get("budget_exceeded", 0)
+    print(f"{k}/400 trials ran away")
+    assert sr.cp_lower(k, 400, 0.9995) <= 0.05 <= sr.cp_upper(k, 400, 0.9995)
 
 
 # -- cost, metrics and reports --------------------------------------------------------------------------------

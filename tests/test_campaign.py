@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import threading
 
+import numpy as np
 import pytest
+import sequential_rule as sr
 
 from pytest_agentops import Approver, CampaignFailed, Faults, Scenario, replay_trial, run_campaign
 from pytest_agentops.report.json_report import report_dict
@@ -25,13 +27,82 @@ def test_good_agent_passes_and_bad_agent_fails():
 
 
 def test_agent_below_threshold_passes_at_most_five_percent_of_campaigns():
-    """200 campaigns of a true 0.85 agent against >= 0.90: the gate's error rate is <= 5%."""
-    passed = 0
-    for seed in range(200):
-        result = run_campaign(coin_scenario(0.85, expect={"completion_rate": ">= 0.90"}, seed=seed))
-        passed += result.verdicts[0].verdict == "pass"
-    print(f"{passed}/200 campaigns of a 0.85 agent passed completion_rate >= 0.90")
-    assert passed <= 10
+    """A true 0.85 agent against completion_rate >= 0.90 (400 trials, looks 25, 50, 100, 200, 400): the exact
+    chance that its campaign passes, by dynamic programming over the looks (tests/sequential_rule.py), is
+    <= 5%; so is every agent's below 0.90, the worst case being the boundary (P(pass) rises with the rate).
+    ``test_campaigns_stop_and_decide_exactly_as_the_sequential_rule`` shows the engine is that rule."""
+    rule = sr.Rate(">=", 0.90)
+    bad, boundary = sr.exact_outcome(rule, 0.85, 400), sr.exact_outcome(rule, 0.90, 400)
+    below = [sr.exact_outcome(rule, p, 400).passed for p in np.linspace(0.5, 0.90, 41)]
+    print(f"exact P(pass) of completion_rate >= 0.90 at 400 trials: {bad.passed:.6f} for a 0.85 agent "
+          f"(fail {bad.failed:.4f}, mean trials {bad.expected_trials:.0f}), {boundary.passed:.6f} at 0.90")
+    assert bad.passed <= sr.ALPHA
+    assert boundary.passed <= sr.ALPHA
+    assert np.all(np.diff(below) >= -1e-12) and below[-1] == pytest.approx(boundary.passed)
+    assert 0 < bad.passed < boundary.passed  # not vacuous: the rule can pass such an agent
+
+
+def test_coin_agent_completes_as_often_as_the_exact_computation_assumes():
+    """The figure behind the exact error rate: in 400 trials (a seed not chosen by its outcome) the 0.85
+    agent's completion share is consistent with 0.85 (two-sided exact 99.9% interval)."""
+    result = run_campaign(coin_scenario(0.85, seed=2024), early_stop=False)
+    k = result.outcome_counts.get("completed", 0)
+    assert sr.cp_lower(k, 400, 0.9995) <= 0.85 <= sr.cp_upper(k, 400, 0.9995)
+
+
+def _mixed_agent(task, env):
+    """Completes 86%, escalates 7%, gives up 7%; spends 4,000 tokens more when it does not complete (so the
+    token quantile is correlated with the rates); 0.4% of trials delete an order without confirmation."""
+    u = env.rng.random()
+    env.record_usage(input_tokens=1000 + int(env.rng.integers(0, 500)) + (4000 if u >= 0.86 else 0),
+                     output_tokens=50, model="fake-model")
+    if u < 0.004:
+        env.tools["delete_order"](7)
+    if u < 0.86:
+        return "done"
+    if u < 0.93:
+        env.escalate("stuck")
+    return "gave up"
+
+
+def _mixed(seed, expect):
+    return Scenario(name="mixed", agent=_mixed_agent, task="t", world=Orders, tools=ORDER_TOOLS, trials=400,
+                    check=lambda world, out: out == "done", faults=Faults.none(), seed=seed, expect=expect)
+
+
+_RATES_AND_P95 = {"completion_rate": ">= 0.80", "escalation_rate": "<= 0.12", "tokens_per_task.p95": "<= 5000"}
+_RATES_AND_COUNT = {"completion_rate": ">= 0.80", "escalation_rate": "<= 0.12", "unconfirmed_destructive_calls": "== 0"}
+_COMPLETION = {"completion_rate": ">= 0.90"}
+
+
+@pytest.mark.parametrize(("make", "stop", "rates_alone_stop"), [
+    pytest.param(lambda: coin_scenario(0.5, expect=_COMPLETION, seed=1), 25, None, id="0.5-fails-at-the-first-look"),
+    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=3), 50, None, id="0.85-fails-at-50"),
+    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=2), 200, None, id="0.85-fails-at-200"),
+    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=0), 400, None, id="0.85-fails-at-the-maximum"),
+    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=1), 400, None,
+                 id="0.85-inconclusive-at-the-maximum"),
+    pytest.param(lambda: coin_scenario(0.97, expect=_COMPLETION, seed=1), 100, None, id="0.97-passes-at-100"),
+    pytest.param(lambda: coin_scenario(0.90, expect=_COMPLETION, seed=1), 400, None, id="0.90-boundary"),
+    # several correlated expectations: the campaign stops at the first look where all are decided at once
+    pytest.param(lambda: _mixed(8, _RATES_AND_P95), 200, None, id="rates-and-p95-stop-at-200"),
+    pytest.param(lambda: _mixed(6, _RATES_AND_P95), 400, None, id="rates-and-p95-one-decided-at-25-runs-on"),
+    # a count can only fail early: decided rates do not stop the campaign while it has not failed
+    pytest.param(lambda: _mixed(8, _RATES_AND_COUNT), 100, 100, id="count-failed-at-trial-39-stops-at-100"),
+    pytest.param(lambda: _mixed(7, _RATES_AND_COUNT), 400, 200, id="count-without-violation-runs-to-the-max"),
+    pytest.param(lambda: _mixed(9, _RATES_AND_COUNT), 400, 200, id="count-fails-after-the-last-interim-look"),
+])
+def test_campaigns_stop_and_decide_exactly_as_the_sequential_rule(make, stop, rates_alone_stop):
+    """Real campaigns through ``run_campaign``: the trials used, the early stop and every verdict are those
+    of the independent rule (tests/sequential_rule.py) on the campaign's own observed trial outcomes, so
+    the exact error rates computed for that rule are the engine's."""
+    scenario = make()
+    rule, full = sr.check_engine_follows_rule(scenario)
+    assert rule.n == stop  # the case is the edge case it is named for
+    if rates_alone_stop is not None:
+        rules, observations = sr.observe(scenario, full.records)
+        rates = [(r, o) for r, o in zip(rules, observations, strict=True) if not isinstance(r, sr.Count)]
+        assert sr.replay(*zip(*rates, strict=True), 400).n == rates_alone_stop
 
 
 def test_early_stopping_uses_fewer_trials_when_the_answer_is_clear():

@@ -8,6 +8,8 @@ import math
 import time
 
 import pytest
+import scipy.stats
+import sequential_rule as sr
 
 from pytest_agentops import (
     Budget,
@@ -375,22 +377,53 @@ def _exceedance(p_never: float, scale_s: float, threshold: float = 30.0) -> floa
 def test_time_to_escalation_p95_gate_passes_a_bad_agent_at_most_five_percent_of_campaigns():
     """P(time > 30 s) = 0.07 > 0.05, so p95 > 30: the order-statistic gate must pass it <= 5% of the time.
 
-    A gate on the point estimate would pass this agent in about a quarter of 120-trial campaigns (at most
-    8 of 120 values above 30), so 60 campaigns tell the two apart.
+    Exact, by dynamic programming over the looks 25, 50, 100, 120 on the count of values above 30 (one
+    Bernoulli(0.07) per trial; tests/sequential_rule.py), for this agent and for one at exactly 0.05 (the
+    boundary: the worst case). A good agent (P(time > 30 s) = 0.0006) passes >= 80% of campaigns. A gate
+    on the point estimate (the 114th of 120 values <= 30, i.e. at most 6 above) would pass the bad agent
+    in about a quarter of campaigns, which the order-statistic bound must not.
+    ``test_time_to_escalation_p95_campaigns_follow_the_sequential_rule`` shows the engine is that rule.
     """
-    bad, good = (0.02, 10.08), (0.0, 4.0)
-    assert 0.069 < _exceedance(*bad) < 0.071 and _exceedance(*good) < 0.001
-    expect = {"time_to_escalation_s.p95": "<= 30"}
+    bad_p, good_p = _exceedance(0.02, 10.08), _exceedance(0.0, 4.0)
+    assert 0.069 < bad_p < 0.071 and good_p < 0.001
+    rule = sr.Quantile(0.95, "<=", 30.0)
+    bad, boundary, good = (sr.exact_outcome(rule, p, 120) for p in (bad_p, 0.05, good_p))
+    point_estimate_gate = float(scipy.stats.binom.cdf(6, 120, bad_p))
+    print(f"exact P(pass) of time_to_escalation_s.p95 <= 30 at 120 trials: bad agent {bad.passed:.6f}, "
+          f"boundary (0.05) {boundary.passed:.6f}, good agent {good.passed:.4f}; "
+          f"a point-estimate gate would pass the bad agent with {point_estimate_gate:.3f}")
+    assert bad.passed <= sr.ALPHA
+    assert boundary.passed <= sr.ALPHA
+    assert good.passed >= 0.8
+    assert point_estimate_gate > 0.2
 
-    def campaign(params, seed):
-        return _run(_timed_agent(*params), None, faults=OUTAGE, trials=120, seed=seed, early_stop=True,
-                    expect=expect, check=lambda w, out: False).verdicts[0].verdict
 
-    bad_passes = sum(campaign(bad, seed) == "pass" for seed in range(60))
-    good_passes = sum(campaign(good, 1000 + seed) == "pass" for seed in range(10))
-    print(f"p95 <= 30 gate: bad agent passed {bad_passes}/60 campaigns, good agent {good_passes}/10")
-    assert bad_passes <= 3
-    assert good_passes >= 8
+@pytest.mark.parametrize(("params", "seed", "stop"), [
+    pytest.param((0.02, 10.08), 8, 25, id="bad-fails-at-the-first-look"),
+    pytest.param((0.02, 10.08), 17, 100, id="bad-fails-at-100"),
+    pytest.param((0.02, 10.08), 0, 120, id="bad-inconclusive-at-the-maximum"),
+    pytest.param((0.0, 4.0), 1000, 100, id="good-passes-at-100"),
+])
+def test_time_to_escalation_p95_campaigns_follow_the_sequential_rule(params, seed, stop):
+    """Real campaigns of the timed agent: their stop and verdict are the independent rule's on their own
+    observed times, and every trial has a time (one Bernoulli per trial, as the exact computation assumes).
+    The seeds were picked to show each way a campaign ends."""
+    scenario = Scenario(name="esc-p95", agent=_timed_agent(*params), world=Orders, tools=ORDER_TOOLS,
+                        faults=OUTAGE, trials=120, seed=seed, expect={"time_to_escalation_s.p95": "<= 30"},
+                        check=lambda w, out: False)
+    rule, full = sr.check_engine_follows_rule(scenario)
+    assert rule.n == stop
+    assert None not in [r.time_to_escalation_s for r in full.records]
+
+
+def test_time_to_escalation_of_the_bad_agent_exceeds_30_s_as_the_exact_computation_assumes():
+    """The figure behind the exact error rate: in 400 trials (a seed not chosen by its outcome) the share of
+    times above 30 s is consistent with P = 0.07 (two-sided exact 99.9% interval)."""
+    result = _run(_timed_agent(0.02, 10.08), None, faults=OUTAGE, trials=400, seed=2024, check=lambda w, out: False)
+    times = [r.time_to_escalation_s for r in result.records]
+    above = sum(t > 30 for t in times)
+    print(f"{above}/400 times above 30 s")
+    assert sr.cp_lower(above, 400, 0.9995) <= _exceedance(0.02, 10.08) <= sr.cp_upper(above, 400, 0.9995)
 
 
 def test_time_to_escalation_runs_from_the_first_model_api_fault_not_recovered():

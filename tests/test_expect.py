@@ -54,3 +54,22 @@ def test_count_fails_on_one_violation_and_passes_only_at_the_end():
         == "inconclusive"
     done = evaluate(exp, MetricData("unconfirmed_destructive_calls", "count", 0, 100), 0.95)
     assert done.verdict == "pass" and done.bound == pytest.approx(1 - 0.05 ** (1 / 100))
+
+
+def test_only_a_final_inconclusive_verdict_says_how_many_trials_would_decide():
+    """Interim looks read only ``.decided``: they skip the planning figure (``trials_to_decide``)."""
+    rate = Expectation.parse("completion_rate", ">= 0.9")
+    data = MetricData("completion_rate", "rate", 46, 50)
+    interim, final = evaluate(rate, data, final=False), evaluate(rate, data, final=True)
+    assert interim.verdict == final.verdict == "inconclusive"
+    assert interim.trials_needed is None and "more trials would decide" not in interim.note
+    assert final.trials_needed and final.trials_needed > 50 and "more trials would decide" in final.note
+    assert (interim.bound, interim.estimate) == (final.bound, final.estimate)
+
+    p95 = Expectation.parse("tokens_per_task.p95", "<= 4000")
+    for samples in ([100.0] * 58, [100.0] * 96 + [5000.0] * 4):  # too few for a bound; a bound, undecided
+        data = MetricData("tokens_per_task", "distribution", 0, len(samples), tuple(samples))
+        interim, final = evaluate(p95, data, final=False), evaluate(p95, data, final=True)
+        assert interim.verdict == final.verdict == "inconclusive", samples
+        assert interim.trials_needed is None and interim.note == ""
+        assert final.trials_needed and final.trials_needed >= len(samples) and final.note

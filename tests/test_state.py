@@ -434,19 +434,38 @@ def test_a_child_that_dies_on_its_own_is_restarted(tmp_path):
 
 @pytest.mark.parametrize("agent", [cs.hanging_agent, cs.async_hanging_agent])
 def test_a_hanging_child_is_killed_at_the_wall_clock_limit(tmp_path, agent):
-    scenario = _sigkill(agent, tmp_path, trials=1, crash=0.0).replace(timeout_s=1.0)
-    result = run_campaign(scenario)
-    assert result.records[0].outcome == "timed_out"
-    pid = SQLiteStore(tmp_path / "ckpt.sqlite3", f"kill-{agent.__name__}/{result.records[0].seed}").load("pid")
-    deadline = time.monotonic() + 30  # the abandoned trial's thread kills and reaps its child just after
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    """A child process that hangs is killed at the trial's wall-clock limit: the trial is timed_out, not
+    before the limit, and the child is killed and reaped (no process is left behind).
+
+    The limit counts from the trial's start, so it also covers starting the child, a fresh interpreter that
+    imports the package, which a loaded machine can stretch past any small limit. The child signals that it
+    is ready (saves its pid) just before it hangs; a run whose limit ran out before that has not tested a
+    hanging child (only a starting one), so it is repeated with the limit doubled, up to 16 s.
+    """
+    stores = []  # one per run: a child that saved its pid after its run ended must be gone too
+    for limit in (1.0, 2.0, 4.0, 8.0, 16.0):
+        path = tmp_path / f"limit-{limit:g}"
+        path.mkdir()
+        result = run_campaign(_sigkill(agent, path, trials=1, crash=0.0).replace(timeout_s=limit))
+        (record,) = result.records
+        assert record.outcome == "timed_out" and "wall-clock limit" in record.reason, record.reason
+        assert result.wall_s >= limit
+        store = SQLiteStore(path / "ckpt.sqlite3", f"kill-{agent.__name__}/{record.seed}")
+        stores.append(store)
+        if store.load("pid") is not None:
             break
-        time.sleep(0.02)
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # killed and reaped, not leaked
+    else:
+        pytest.fail("the child never got as far as hanging before a 16 s wall-clock limit")
+    deadline = time.monotonic() + 30  # the abandoned trial's thread kills and reaps its child just after
+    for pid in [p for p in (s.load("pid") for s in stores) if p is not None]:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # killed and reaped, not leaked
 
 
 def test_escalation_from_a_child_process_ends_the_trial(tmp_path):
