@@ -11,7 +11,6 @@ import jsonschema
 import numpy as np
 import pytest
 import scipy.stats
-import sequential_rule as sr
 import yaml
 
 from pytest_agentops import ConfigError, Faults, Scenario, ScenarioFileError, run_campaign
@@ -27,6 +26,7 @@ from pytest_agentops.settings.layers import Budget, DailyUsers
 from pytest_agentops.settings.prices import DEFAULT_PRICES, Price, price_for, price_table
 from pytest_agentops.stats import clopper_pearson_lower, clopper_pearson_upper
 
+import sequential_rule as sr
 from conftest import ORDER_TOOLS, Orders
 
 

@@ -8,11 +8,11 @@ import threading
 
 import numpy as np
 import pytest
-import sequential_rule as sr
 
 from pytest_agentops import Approver, CampaignFailed, Faults, Scenario, replay_trial, run_campaign
 from pytest_agentops.report.json_report import report_dict
 
+import sequential_rule as sr
 from conftest import ORDER_TOOLS, Orders, coin_scenario
 
 

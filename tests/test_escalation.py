@@ -9,7 +9,6 @@ import time
 
 import pytest
 import scipy.stats
-import sequential_rule as sr
 
 from pytest_agentops import (
     Budget,
@@ -31,6 +30,7 @@ from pytest_agentops.records import TraceEvent
 from pytest_agentops.report.json_report import write_report
 from pytest_agentops.report.terminal import campaign_table
 
+import sequential_rule as sr
 from conftest import ORDER_TOOLS, Orders
 
 OUTAGE = Faults(outage=1.0, outage_tools=("lookup_order",))

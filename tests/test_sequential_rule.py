@@ -11,11 +11,12 @@ import math
 
 import numpy as np
 import pytest
-import sequential_rule as sr
 
 from pytest_agentops import stats
 from pytest_agentops.expect import Expectation, evaluate
 from pytest_agentops.metrics import MetricData
+
+import sequential_rule as sr
 
 CASES = {
     "completion_rate >= 0.90 at 400": (sr.Rate(">=", 0.90), "completion_rate", ">= 0.90", 400),
