@@ -1,0 +1,100 @@
+"""Adding a harness layer is one module: ``tests/toy_layer.py`` attaches to each trial, records one number and
+defines one metric, and an expectation on that metric is judged like any other, in Python and through the
+plugin, with its record in the JSON report and a replay that reproduces it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_agentops import ConfigError, Faults, Scenario, replay_trial, run_campaign
+from pytest_agentops.harness.layer import HarnessLayer
+
+from conftest import ORDER_TOOLS, Orders
+from toy_layer import StepsLayer, StepsRecord
+
+
+def retrying_agent(task, env):
+    """Looks order 42 up until it answers (at most 6 tries), then refunds it."""
+    for _ in range(6):
+        try:
+            env.tools["lookup_order"](42)
+            break
+        except Exception:
+            continue
+    return env.tools["refund_order"](42)
+
+
+def scenario(**kwargs):
+    settings = dict(name="toy", agent=retrying_agent, task="refund 42", world=Orders, tools=ORDER_TOOLS,
+                    check=lambda world, out: 42 in world.refunded, faults=Faults(rate=0.3, mix={"error": 1.0}),
+                    layers=[StepsLayer()], trials=60, seed=3, early_stop=False)
+    settings.update(kwargs)
+    return Scenario(**settings)
+
+
+def test_a_layer_of_ones_own_records_a_number_per_trial_and_its_metric_is_judged():
+    assert isinstance(StepsLayer(), HarnessLayer)
+    result = run_campaign(scenario(expect={"toy_steps_per_task.p95": "<= 2", "completion_rate": ">= 0.5"}))
+    steps = [r.layer("toy_steps").steps for r in result.records]
+    # a call that failed with an injected error never reached its tool: only the two that did count
+    assert all(isinstance(r.layer("toy_steps"), StepsRecord) for r in result.records)
+    assert steps == [2 if r.outcome == "completed" else 1 for r in result.records]
+    assert [r.extra["toy_steps"] for r in result.records] == steps
+    noted = [e for r in result.records for e in r.trace if e.kind == "toy"]
+    assert len(noted) == steps.count(2) and all(e.data["steps"] == 2 for e in noted)
+    verdicts = {v.key: v.verdict for v in result.verdicts}
+    assert verdicts == {"toy_steps_per_task.p95": "pass", "completion_rate": "pass"}
+    assert result.metrics["toy_steps_per_task"].n == 60
+    again = replay_trial(scenario(), 7, seed=result.seed)
+    assert again == result.records[7]
+
+
+def test_its_expectation_fails_when_the_number_is_too_high():
+    result = run_campaign(scenario(expect={"toy_steps_per_task.p95": "<= 1"}))
+    assert [v.verdict for v in result.verdicts] == ["fail"]
+
+
+def test_a_scenario_without_the_layer_has_no_record_and_no_metric_data():
+    result = run_campaign(scenario(layers=()))
+    assert all(r.layer("toy_steps") is None for r in result.records)
+    assert "toy_steps_per_task" not in result.metrics
+
+
+def test_a_layer_must_have_a_name_and_attach_and_names_are_unique():
+    with pytest.raises(ConfigError, match="is not a harness layer"):
+        scenario(layers=[object()])
+    with pytest.raises(ConfigError, match=r"duplicate layer name\(s\) \['toy_steps'\]"):
+        scenario(layers=[StepsLayer(), StepsLayer(note_every=3)])
+
+
+def test_the_layer_through_the_plugin_and_in_the_json_report(pytester):
+    pytester.syspathinsert(str(pytest.importorskip("toy_layer").__file__).rsplit("/", 1)[0])
+    pytester.makepyfile(test_toy="""
+from pytest_agentops import Faults, Scenario
+from toy_layer import StepsLayer
+
+
+def agent(task, env):
+    env.tools["ping"]()
+    env.tools["ping"]()
+    return "ok"
+
+
+def ping():
+    return "pong"
+
+
+def test_toy(agent_chaos):
+    agent_chaos.run(Scenario(name="toy-plugin", agent=agent, tools=[ping], layers=[StepsLayer(note_every=1)],
+                             faults=Faults.none(), trials=100, seed=1, early_stop=False,
+                             expect={"toy_steps_per_task.p95": "<= 2"})).check()
+""")
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=report.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*toy_steps_per_task.p95*<= 2*pass*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    campaign = report["campaigns"][0]
+    assert {r["extra"]["toy_steps"] for r in campaign["records"]} == {2}
+    assert campaign["metrics"]["toy_steps_per_task"]["p95"] == 2.0
