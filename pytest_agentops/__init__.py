@@ -10,6 +10,7 @@ entry point) imports none of the engine, numpy or the harness until a name is us
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -30,12 +31,14 @@ _EXPORTS: dict[str, str] = {
     "Escalation": ".settings.layers",
     "Expectation": ".expect",
     "FakeLLM": ".settings.model",
-    "FaultPlan": ".plan",
+    "HarnessLayer": ".harness.layer",
+    "LayerTrial": ".harness.layer",
+    "MetricDef": ".metrics",
     "Faults": ".settings.faults",
     "HttpFaults": ".settings.model",
     "LLMEndpoint": ".llm.endpoint",
     "ModelFaults": ".settings.model",
-    "Price": ".settings.layers",
+    "Price": ".settings.prices",
     "RateLimited": ".errors",
     "Scenario": ".scenario",
     "ScenarioFileError": ".errors",
@@ -45,8 +48,10 @@ _EXPORTS: dict[str, str] = {
     "ToolTimeout": ".errors",
     "ToolUnavailable": ".errors",
     "TrialRecord": ".records",
+    "TrialPort": ".harness.layer",
     "Verdict": ".expect",
     "VirtualClock": ".vtime.clock",
+    "register_metric": ".metrics",
     "replay_trial": ".engine.campaign",
     "run_campaign": ".engine.campaign",
     "tool": ".settings.tools",
@@ -67,10 +72,12 @@ __all__ = [
     "Escalation",
     "Expectation",
     "FakeLLM",
-    "FaultPlan",
     "Faults",
+    "HarnessLayer",
     "HttpFaults",
     "LLMEndpoint",
+    "LayerTrial",
+    "MetricDef",
     "ModelFaults",
     "Price",
     "RateLimited",
@@ -81,17 +88,29 @@ __all__ = [
     "ToolFaults",
     "ToolTimeout",
     "ToolUnavailable",
+    "TrialPort",
     "TrialRecord",
     "Verdict",
     "VirtualClock",
     "__version__",
+    "register_metric",
     "replay_trial",
     "run_campaign",
     "tool",
 ]
 
 
+#: names that left the public API: name -> (module, note)
+_DEPRECATED: dict[str, tuple[str, str]] = {
+    "FaultPlan": (".plan", "pytest_agentops.FaultPlan is internal since 0.2.0: import it from pytest_agentops.plan"),
+}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        module, note = _DEPRECATED[name]
+        warnings.warn(note, DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(module, __name__), name)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_agentops' has no attribute {name!r}")
@@ -119,14 +138,16 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     )
     from .expect import Expectation, Verdict
     from .harness.env import Env
+    from .harness.layer import HarnessLayer, LayerTrial, TrialPort
     from .harness.state import CheckpointStore
     from .llm.endpoint import LLMEndpoint
-    from .plan import FaultPlan
+    from .metrics import MetricDef, register_metric
     from .records import TrialRecord
     from .result import CampaignResult
     from .scenario import Scenario
     from .settings.faults import Faults, ToolFaults
-    from .settings.layers import Approver, Budget, DailyUsers, Escalation, Price, StateSpec
+    from .settings.layers import Approver, Budget, DailyUsers, Escalation, StateSpec
     from .settings.model import Drift, FakeLLM, HttpFaults, ModelFaults
+    from .settings.prices import Price
     from .settings.tools import tool
     from .vtime.clock import VirtualClock

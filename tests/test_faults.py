@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_agentops import ConfigError, FaultPlan, Faults
+from pytest_agentops import ConfigError, Faults
+from pytest_agentops.plan import FaultPlan
 
 
 def test_profiles_have_the_documented_rates():
