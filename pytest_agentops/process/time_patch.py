@@ -82,29 +82,22 @@ from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
-from freezegun import api as _freezegun_api
 from freezegun import config as _freezegun_config
 
 from ..errors import ArgumentTypeError, UsageError
 from ..vtime.clock import VirtualClock
-from ..vtime.real import (
-    UTC,
-    RealDate,
-    RealDatetime,
-    real_asctime,
-    real_ctime,
-    real_gmtime,
-    real_localtime,
-    real_monotonic,
-    real_monotonic_ns,
-    real_perf_counter,
-    real_perf_counter_ns,
-    real_sleep,
-    real_strftime,
-    real_time,
-    real_time_ns,
-)
 from .patch import ProcessPatch
+from .time_stand_ins import (
+    FAKE_FOR_REAL,
+    REAL_FOR_FAKE,
+    REDUCERS,
+    TIME_STAND_INS,
+    VirtualDate,
+    VirtualDatetime,
+    active,
+    active_clock,
+    real_loop_time,
+)
 
 __all__ = [
     "IGNORED_MODULES",
@@ -118,180 +111,6 @@ __all__ = [
     "virtual_time",
 ]
 
-
-def _ns(seconds: float) -> int:
-    return round(seconds * 1e9)
-
-
-_active: contextvars.ContextVar[VirtualClock | None] = contextvars.ContextVar(
-    "pytest_agentops_virtual_clock", default=None
-)
-
-
-def active_clock() -> VirtualClock | None:
-    """The clock of the innermost ``virtual_time`` block in the current context, or None."""
-    return _active.get()
-
-
-def _fake_time() -> float:
-    clock = _active.get()
-    return real_time() if clock is None else clock.now()
-
-
-def _fake_time_ns() -> int:
-    clock = _active.get()
-    return real_time_ns() if clock is None else _ns(clock.now())
-
-
-def _fake_monotonic() -> float:
-    clock = _active.get()
-    return real_monotonic() if clock is None else clock.monotonic()
-
-
-def _fake_monotonic_ns() -> int:
-    clock = _active.get()
-    return real_monotonic_ns() if clock is None else _ns(clock.monotonic())
-
-
-def _fake_perf_counter() -> float:
-    clock = _active.get()
-    return real_perf_counter() if clock is None else clock.monotonic()
-
-
-def _fake_perf_counter_ns() -> int:
-    clock = _active.get()
-    return real_perf_counter_ns() if clock is None else _ns(clock.monotonic())
-
-
-def _fake_sleep(seconds: float, /) -> None:
-    clock = _active.get()
-    if clock is None:
-        real_sleep(seconds)
-        return
-    clock.advance(seconds)
-    real_sleep(0)  # still yield the GIL, as a real sleep would, so polling loops do not starve others
-
-
-def _fake_localtime(secs: float | None = None, /) -> _time_module.struct_time:
-    clock = _active.get()
-    if secs is None and clock is not None:
-        secs = clock.now()
-    return real_localtime(secs)
-
-
-def _fake_gmtime(secs: float | None = None, /) -> _time_module.struct_time:
-    clock = _active.get()
-    if secs is None and clock is not None:
-        secs = clock.now()
-    return real_gmtime(secs)
-
-
-def _fake_ctime(secs: float | None = None, /) -> str:
-    clock = _active.get()
-    if secs is None and clock is not None:
-        secs = clock.now()
-    return real_ctime(secs)
-
-
-def _fake_asctime(t: Any = None, /) -> str:
-    if t is not None:
-        return real_asctime(t)
-    clock = _active.get()
-    return real_asctime() if clock is None else real_asctime(real_localtime(clock.now()))
-
-
-def _fake_strftime(fmt: str, t: Any = None, /) -> str:
-    if t is not None:
-        return real_strftime(fmt, t)
-    clock = _active.get()
-    return real_strftime(fmt) if clock is None else real_strftime(fmt, real_localtime(clock.now()))
-
-
-class _VirtualDate(RealDate, metaclass=_freezegun_api.FakeDateMeta):
-    """Stands in for ``datetime.date`` while patched; instances are plain ``date`` objects."""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is _VirtualDate:
-            return RealDate(*args, **kwargs)
-        return RealDate.__new__(cls, *args, **kwargs)  # a user's subclass defined while patched
-
-    @classmethod
-    def today(cls) -> Any:
-        clock = _active.get()
-        if clock is None:
-            return super().today()
-        return super().fromtimestamp(clock.now())
-
-
-class _VirtualDatetime(RealDatetime, metaclass=_freezegun_api.FakeDatetimeMeta):
-    """Stands in for ``datetime.datetime`` while patched; instances are plain ``datetime`` objects."""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is _VirtualDatetime:
-            return RealDatetime(*args, **kwargs)
-        return RealDatetime.__new__(cls, *args, **kwargs)
-
-    @classmethod
-    def now(cls, tz: _datetime_module.tzinfo | None = None) -> Any:
-        clock = _active.get()
-        if clock is None:
-            return super().now(tz)
-        return super().fromtimestamp(clock.now(), tz)
-
-    @classmethod
-    def utcnow(cls) -> Any:
-        clock = _active.get()
-        if clock is None:
-            return super().utcnow()
-        return super().fromtimestamp(clock.now(), UTC).replace(tzinfo=None)
-
-    @classmethod
-    def today(cls) -> Any:
-        return cls.now()
-
-
-# Shown (and pickled, by reference) under the names they stand in for.
-for _stand_in, _name in ((_VirtualDate, "date"), (_VirtualDatetime, "datetime")):
-    _stand_in.__module__ = "datetime"
-    _stand_in.__name__ = _stand_in.__qualname__ = _name
-del _stand_in, _name
-
-_TIME_STAND_INS: dict[str, Callable[..., Any]] = {
-    "time": _fake_time,
-    "time_ns": _fake_time_ns,
-    "monotonic": _fake_monotonic,
-    "monotonic_ns": _fake_monotonic_ns,
-    "perf_counter": _fake_perf_counter,
-    "perf_counter_ns": _fake_perf_counter_ns,
-    "sleep": _fake_sleep,
-    "localtime": _fake_localtime,
-    "gmtime": _fake_gmtime,
-    "ctime": _fake_ctime,
-    "asctime": _fake_asctime,
-    "strftime": _fake_strftime,
-}
-_REAL_TIME_FUNCS: dict[str, Any] = {
-    "time": real_time,
-    "time_ns": real_time_ns,
-    "monotonic": real_monotonic,
-    "monotonic_ns": real_monotonic_ns,
-    "perf_counter": real_perf_counter,
-    "perf_counter_ns": real_perf_counter_ns,
-    "sleep": real_sleep,
-    "localtime": real_localtime,
-    "gmtime": real_gmtime,
-    "ctime": real_ctime,
-    "asctime": real_asctime,
-    "strftime": real_strftime,
-}
-# (real object, stand-in) for the sweep over other modules' attributes.
-_SWEEP_PAIRS: tuple[tuple[Any, Any], ...] = (
-    *((_REAL_TIME_FUNCS[name], fake) for name, fake in _TIME_STAND_INS.items()),
-    (RealDate, _VirtualDate),
-    (RealDatetime, _VirtualDatetime),
-)
-_FAKE_FOR_REAL: dict[int, tuple[Any, Any]] = {id(real): (real, fake) for real, fake in _SWEEP_PAIRS}
-_REAL_FOR_FAKE: dict[int, tuple[Any, Any]] = {id(fake): (fake, real) for real, fake in _SWEEP_PAIRS}
 
 #: Module-name prefixes whose attributes the sweep never rebinds: freezegun's own default list, plus the
 #: standard library's blocking machinery (whose timeouts must stay real), pytest, and this plugin's own
@@ -341,25 +160,6 @@ def _is_ignored(module_name: str) -> bool:
     return ignored
 
 
-def _reduce_datetime(value: _datetime_module.datetime) -> tuple[Any, tuple[Any, ...]]:
-    # pickle and copy find a class by its name; while patched ``datetime.datetime`` names the stand-in,
-    # so a plain datetime is reduced to the stand-in, which builds a plain datetime again (and after the
-    # patch the name is the real class once more).
-    return _VirtualDatetime, RealDatetime.__reduce__(value)[1]
-
-
-def _reduce_date(value: _datetime_module.date) -> tuple[Any, tuple[Any, ...]]:
-    return _VirtualDate, RealDate.__reduce__(value)[1]
-
-
-_REDUCERS: dict[type, Callable[[Any], Any]] = {RealDatetime: _reduce_datetime, RealDate: _reduce_date}
-
-
-def _real_loop_time(self: asyncio.AbstractEventLoop) -> float:
-    """``BaseEventLoop.time`` while patched: an ordinary loop keeps real time, even inside a block."""
-    return real_monotonic()
-
-
 # (owner: a module, class or copyreg's dispatch table; attribute or key; original; stand-in), in install order
 _undo: list[tuple[Any, Any, Any, Any]] = []
 _modules_at_install: frozenset[str] = frozenset()
@@ -384,28 +184,28 @@ def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[...,
         entry = (module, dict(stand_ins))
         for name, fake in entry[1].items():
             real = getattr(module, name)
-            _FAKE_FOR_REAL[id(real)] = (real, fake)
-            _REAL_FOR_FAKE[id(fake)] = (fake, real)
+            FAKE_FOR_REAL[id(real)] = (real, fake)
+            REAL_FOR_FAKE[id(fake)] = (fake, real)
         _MORE_STAND_INS.append(entry)
 
 
 def _install() -> None:
     global _modules_at_install
     undo = _undo
-    for name, fake in _TIME_STAND_INS.items():
+    for name, fake in TIME_STAND_INS.items():
         undo.append((_time_module, name, getattr(_time_module, name), fake))
         setattr(_time_module, name, fake)
     for module, stand_ins in _MORE_STAND_INS:
         for name, fake in stand_ins.items():
             undo.append((module, name, getattr(module, name), fake))
             setattr(module, name, fake)
-    for name, fake in (("date", _VirtualDate), ("datetime", _VirtualDatetime)):
+    for name, fake in (("date", VirtualDate), ("datetime", VirtualDatetime)):
         undo.append((_datetime_module, name, getattr(_datetime_module, name), fake))
         setattr(_datetime_module, name, fake)
     base_loop = asyncio.BaseEventLoop
-    undo.append((base_loop, "time", base_loop.__dict__["time"], _real_loop_time))
-    base_loop.time = _real_loop_time  # type: ignore[method-assign]
-    for cls, reducer in _REDUCERS.items():
+    undo.append((base_loop, "time", base_loop.__dict__["time"], real_loop_time))
+    base_loop.time = real_loop_time  # type: ignore[method-assign]
+    for cls, reducer in REDUCERS.items():
         undo.append((copyreg.dispatch_table, cls, copyreg.dispatch_table.get(cls), reducer))
         copyreg.dispatch_table[cls] = reducer
 
@@ -416,7 +216,7 @@ def _install() -> None:
         if namespace is None or _is_ignored(module_name):
             continue
         for attribute, value in list(namespace.items()):
-            pair = _FAKE_FOR_REAL.get(id(value))
+            pair = FAKE_FOR_REAL.get(id(value))
             if pair is not None and pair[0] is value:
                 try:
                     setattr(module, attribute, pair[1])
@@ -447,7 +247,7 @@ def _uninstall() -> None:
         if namespace is None or _is_ignored(module_name):
             continue
         for attribute, value in list(namespace.items()):
-            pair = _REAL_FOR_FAKE.get(id(value))
+            pair = REAL_FOR_FAKE.get(id(value))
             if pair is not None and pair[0] is value:
                 with contextlib.suppress(AttributeError, TypeError):
                     setattr(module, attribute, pair[1])
@@ -483,12 +283,12 @@ def enter_clock(clock: VirtualClock) -> contextvars.Token[VirtualClock | None]:
     """Make ``clock`` the current context's clock without installing the stand-ins: for a caller that
     holds ``time_patch()`` already (the runner, around a campaign) and runs many short trials. Undo with
     ``exit_clock(token)`` in the same context."""
-    return _active.set(clock)
+    return active.set(clock)
 
 
 def exit_clock(token: contextvars.Token[VirtualClock | None]) -> None:
     """Undo ``enter_clock``."""
-    _active.reset(token)
+    active.reset(token)
 
 
 @contextlib.contextmanager
@@ -503,10 +303,10 @@ def virtual_time(clock: VirtualClock) -> Iterator[VirtualClock]:
     if not isinstance(clock, VirtualClock):
         raise ArgumentTypeError(f"clock={clock!r} must be a VirtualClock")
     with TIME_PATCH():
-        token = _active.set(clock)
+        token = active.set(clock)
         try:
             yield clock
         finally:
-            _active.reset(token)
+            active.reset(token)
 
 

@@ -1,0 +1,228 @@
+"""The stand-ins for the standard library's clocks: each reads the clock of the current context (a
+``contextvars.ContextVar``: a thread, or an asyncio task) and calls the real function when there is none.
+``time_patch`` installs them; this module only defines them and the real/stand-in pairs the sweep uses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as _datetime_module
+import time as _time_module
+from collections.abc import Callable
+from typing import Any
+
+from freezegun import api as _freezegun_api
+
+from ..vtime.clock import VirtualClock
+from ..vtime.real import (
+    UTC,
+    RealDate,
+    RealDatetime,
+    real_asctime,
+    real_ctime,
+    real_gmtime,
+    real_localtime,
+    real_monotonic,
+    real_monotonic_ns,
+    real_perf_counter,
+    real_perf_counter_ns,
+    real_sleep,
+    real_strftime,
+    real_time,
+    real_time_ns,
+)
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
+
+#: The clock of the current context (None: real time).
+active: contextvars.ContextVar[VirtualClock | None] = contextvars.ContextVar(
+    "pytest_agentops_virtual_clock", default=None
+)
+
+
+def active_clock() -> VirtualClock | None:
+    """The clock of the innermost ``virtual_time`` block in the current context, or None."""
+    return active.get()
+
+
+def _fake_time() -> float:
+    clock = active.get()
+    return real_time() if clock is None else clock.now()
+
+
+def _fake_time_ns() -> int:
+    clock = active.get()
+    return real_time_ns() if clock is None else _ns(clock.now())
+
+
+def _fake_monotonic() -> float:
+    clock = active.get()
+    return real_monotonic() if clock is None else clock.monotonic()
+
+
+def _fake_monotonic_ns() -> int:
+    clock = active.get()
+    return real_monotonic_ns() if clock is None else _ns(clock.monotonic())
+
+
+def _fake_perf_counter() -> float:
+    clock = active.get()
+    return real_perf_counter() if clock is None else clock.monotonic()
+
+
+def _fake_perf_counter_ns() -> int:
+    clock = active.get()
+    return real_perf_counter_ns() if clock is None else _ns(clock.monotonic())
+
+
+def _fake_sleep(seconds: float, /) -> None:
+    clock = active.get()
+    if clock is None:
+        real_sleep(seconds)
+        return
+    clock.advance(seconds)
+    real_sleep(0)  # still yield the GIL, as a real sleep would, so polling loops do not starve others
+
+
+def _fake_localtime(secs: float | None = None, /) -> _time_module.struct_time:
+    clock = active.get()
+    if secs is None and clock is not None:
+        secs = clock.now()
+    return real_localtime(secs)
+
+
+def _fake_gmtime(secs: float | None = None, /) -> _time_module.struct_time:
+    clock = active.get()
+    if secs is None and clock is not None:
+        secs = clock.now()
+    return real_gmtime(secs)
+
+
+def _fake_ctime(secs: float | None = None, /) -> str:
+    clock = active.get()
+    if secs is None and clock is not None:
+        secs = clock.now()
+    return real_ctime(secs)
+
+
+def _fake_asctime(t: Any = None, /) -> str:
+    if t is not None:
+        return real_asctime(t)
+    clock = active.get()
+    return real_asctime() if clock is None else real_asctime(real_localtime(clock.now()))
+
+
+def _fake_strftime(fmt: str, t: Any = None, /) -> str:
+    if t is not None:
+        return real_strftime(fmt, t)
+    clock = active.get()
+    return real_strftime(fmt) if clock is None else real_strftime(fmt, real_localtime(clock.now()))
+
+
+class VirtualDate(RealDate, metaclass=_freezegun_api.FakeDateMeta):
+    """Stands in for ``datetime.date`` while patched; instances are plain ``date`` objects."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is VirtualDate:
+            return RealDate(*args, **kwargs)
+        return RealDate.__new__(cls, *args, **kwargs)  # a user's subclass defined while patched
+
+    @classmethod
+    def today(cls) -> Any:
+        clock = active.get()
+        if clock is None:
+            return super().today()
+        return super().fromtimestamp(clock.now())
+
+
+class VirtualDatetime(RealDatetime, metaclass=_freezegun_api.FakeDatetimeMeta):
+    """Stands in for ``datetime.datetime`` while patched; instances are plain ``datetime`` objects."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is VirtualDatetime:
+            return RealDatetime(*args, **kwargs)
+        return RealDatetime.__new__(cls, *args, **kwargs)
+
+    @classmethod
+    def now(cls, tz: _datetime_module.tzinfo | None = None) -> Any:
+        clock = active.get()
+        if clock is None:
+            return super().now(tz)
+        return super().fromtimestamp(clock.now(), tz)
+
+    @classmethod
+    def utcnow(cls) -> Any:
+        clock = active.get()
+        if clock is None:
+            return super().utcnow()
+        return super().fromtimestamp(clock.now(), UTC).replace(tzinfo=None)
+
+    @classmethod
+    def today(cls) -> Any:
+        return cls.now()
+
+
+# Shown (and pickled, by reference) under the names they stand in for.
+for _stand_in, _name in ((VirtualDate, "date"), (VirtualDatetime, "datetime")):
+    _stand_in.__module__ = "datetime"
+    _stand_in.__name__ = _stand_in.__qualname__ = _name
+del _stand_in, _name
+
+TIME_STAND_INS: dict[str, Callable[..., Any]] = {
+    "time": _fake_time,
+    "time_ns": _fake_time_ns,
+    "monotonic": _fake_monotonic,
+    "monotonic_ns": _fake_monotonic_ns,
+    "perf_counter": _fake_perf_counter,
+    "perf_counter_ns": _fake_perf_counter_ns,
+    "sleep": _fake_sleep,
+    "localtime": _fake_localtime,
+    "gmtime": _fake_gmtime,
+    "ctime": _fake_ctime,
+    "asctime": _fake_asctime,
+    "strftime": _fake_strftime,
+}
+REAL_TIME_FUNCS: dict[str, Any] = {
+    "time": real_time,
+    "time_ns": real_time_ns,
+    "monotonic": real_monotonic,
+    "monotonic_ns": real_monotonic_ns,
+    "perf_counter": real_perf_counter,
+    "perf_counter_ns": real_perf_counter_ns,
+    "sleep": real_sleep,
+    "localtime": real_localtime,
+    "gmtime": real_gmtime,
+    "ctime": real_ctime,
+    "asctime": real_asctime,
+    "strftime": real_strftime,
+}
+# (real object, stand-in) for the sweep over other modules' attributes.
+SWEEP_PAIRS: tuple[tuple[Any, Any], ...] = (
+    *((REAL_TIME_FUNCS[name], fake) for name, fake in TIME_STAND_INS.items()),
+    (RealDate, VirtualDate),
+    (RealDatetime, VirtualDatetime),
+)
+FAKE_FOR_REAL: dict[int, tuple[Any, Any]] = {id(real): (real, fake) for real, fake in SWEEP_PAIRS}
+REAL_FOR_FAKE: dict[int, tuple[Any, Any]] = {id(fake): (fake, real) for real, fake in SWEEP_PAIRS}
+
+
+def _reduce_datetime(value: _datetime_module.datetime) -> tuple[Any, tuple[Any, ...]]:
+    # pickle and copy find a class by its name; while patched ``datetime.datetime`` names the stand-in,
+    # so a plain datetime is reduced to the stand-in, which builds a plain datetime again (and after the
+    # patch the name is the real class once more).
+    return VirtualDatetime, RealDatetime.__reduce__(value)[1]
+
+
+def _reduce_date(value: _datetime_module.date) -> tuple[Any, tuple[Any, ...]]:
+    return VirtualDate, RealDate.__reduce__(value)[1]
+
+
+REDUCERS: dict[type, Callable[[Any], Any]] = {RealDatetime: _reduce_datetime, RealDate: _reduce_date}
+
+
+def real_loop_time(self: asyncio.AbstractEventLoop) -> float:
+    """``BaseEventLoop.time`` while patched: an ordinary loop keeps real time, even inside a block."""
+    return real_monotonic()

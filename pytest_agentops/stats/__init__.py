@@ -1,0 +1,48 @@
+"""Exact, distribution-free statistics behind pytest-agentops verdicts.
+
+Pure functions on counts and samples; numpy and the standard library only (scipy is a
+test-only reference). Conventions, see DESIGN.md "Statistics we stand behind":
+
+* Rates are decided with ONE-SIDED exact Clopper-Pearson bounds at ``confidence``; the
+  Wilson score bounds are computed for display beside them, never for a gate (near p=0.99
+  the one-sided Wilson lower bound under-covers).
+* ``lower`` and ``upper`` are each a one-sided bound at ``confidence``: ``P(p >= lower)``
+  holds with probability >= confidence. Taken together ``[lower, upper]`` is a two-sided
+  interval at ``2 * confidence - 1``.
+* Quantile gates use order statistics (exceedance counts), never the bootstrap.
+"""
+
+from .binomial import (
+    RateBounds,
+    binom_cdf,
+    binom_sf,
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+    rate_bounds,
+    wilson_lower,
+    wilson_upper,
+    zero_violation_upper,
+)
+from .compare import fisher_less_pvalue
+from .planning import look_schedule, per_look_alpha, trials_to_decide
+from .quantiles import min_trials_for_quantile_bound, quantile, quantile_lower_bound, quantile_upper_bound
+
+__all__ = [
+    "RateBounds",
+    "binom_cdf",
+    "binom_sf",
+    "clopper_pearson_lower",
+    "clopper_pearson_upper",
+    "fisher_less_pvalue",
+    "look_schedule",
+    "min_trials_for_quantile_bound",
+    "per_look_alpha",
+    "quantile",
+    "quantile_lower_bound",
+    "quantile_upper_bound",
+    "rate_bounds",
+    "trials_to_decide",
+    "wilson_lower",
+    "wilson_upper",
+    "zero_violation_upper",
+]
