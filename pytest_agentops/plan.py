@@ -2,26 +2,28 @@
 
 Tool faults, the outage, the crash point, model-API faults, output perturbations, context drift, HTTP
 transport faults, the simulated human's answers, the trial's user-day and the agent's own generator all come
-from here, each from its named stream (``seeding.Stream``) keyed by what the draw is for (the tool and its
-call index, the model attempt, the host and its request index), never by the order in which threads or
-tasks reach the harness. The same seed gives the same plan, which is what makes a trial replayable.
-``FaultPlan.listing()`` spells the plan out.
+from here, each from its named stream (``seeding.Stream``) keyed by what the draw is for: a tool call by the
+tool, its arguments (canonical form) and how many times that same call was made before in the trial; a
+model request by its body and occurrence; an HTTP request by its host, method, path, body and occurrence; a
+confirmation by the action, its details and occurrence. Never by the order in which threads or tasks reach
+the harness: two calls made in parallel get the same faults whichever arrives first, at any concurrency.
+The same seed gives the same plan, which is what makes a trial replayable. ``FaultPlan.listing()`` spells
+the plan out.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .seeding import Stream, name_key, stream
+from .seeding import Stream, canonical, stream, text_key, uniforms
 from .settings.faults import Faults
 from .settings.layers import DailyUsers
 from .settings.model import ModelFaults, pick
-
-_BLOCK = 64  # tool-call draws made up front per tool; later calls draw further blocks from the same seed
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,23 @@ class CrashDraw:
 
     step: int
     point: str
+
+
+class Occurrences:
+    """How many times each key occurred before in a trial (thread-safe): the ``occurrence`` of a keyed draw."""
+
+    __slots__ = ("_counts", "_lock")
+
+    def __init__(self) -> None:
+        self._counts: dict[Any, int] = {}
+        self._lock = threading.Lock()
+
+    def next(self, key: Any) -> int:
+        """0 the first time ``key`` is seen, 1 the second, ..."""
+        with self._lock:
+            n = self._counts.get(key, 0)
+            self._counts[key] = n + 1
+        return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +97,15 @@ class FaultPlan:
     does not depend on how often other tools were called before it.
     """
 
-    __slots__ = ("_approver", "_blocks", "_outage_tool", "faults", "seed", "tools")
+    __slots__ = ("_outage_tool", "faults", "seed", "tools")
 
     def __init__(self, seed: int, faults: Faults, tools: tuple[str, ...] = ()):
         self.seed = int(seed)
         self.faults = faults
         self.tools = tuple(tools)
-        self._blocks: dict[tuple[str, int], np.ndarray] = {}
-        self._approver: np.ndarray | None = None
         self._outage_tool: str | None = None
         if faults.outage and tools:
-            rng = stream(self.seed, Stream.TOOLS, 0)
-            u, pick_u = rng.random(), rng.random()
+            u, pick_u = uniforms(self.seed, Stream.TOOLS, 0, n=2)
             if u < faults.outage:
                 candidates = faults.outage_tools or self.tools
                 self._outage_tool = candidates[int(pick_u * len(candidates))]
@@ -105,22 +121,20 @@ class FaultPlan:
         """The tool that is down for this whole trial, if any."""
         return self._outage_tool
 
-    def _block(self, tool: str, block: int) -> np.ndarray:
-        key = (tool, block)
-        draws = self._blocks.get(key)
-        if draws is None:
-            draws = stream(self.seed, Stream.TOOLS, 1 + block, name_key(tool)).random((_BLOCK, 3))
-            self._blocks[key] = draws
-        return draws
+    @staticmethod
+    def key_of(value: Any) -> int:
+        """The key of a call's arguments (or a confirmation's details) in the draws: 0 for none."""
+        return text_key(canonical(value)) if value else 0
 
-    def tool_fault(self, tool: str, call_index: int) -> ToolFaultDraw:
-        """The fault planned for the ``call_index``-th (0-based) call of ``tool`` in this trial."""
+    def tool_fault(self, tool: str, occurrence: int = 0, args_key: int = 0) -> ToolFaultDraw:
+        """The fault planned for a call of ``tool`` whose arguments have the key ``args_key`` (``key_of``), the
+        ``occurrence``-th (0-based) call of the same tool with the same arguments in this trial."""
         if tool == self._outage_tool:
             return _OUTAGE
         rate, kinds, cumulative = _tool_table(self.faults, tool)
         if not (rate or self.faults.latency):
             return _NO_FAULT
-        u_fail, u_kind, u_lat = self._block(tool, call_index // _BLOCK)[call_index % _BLOCK]
+        u_fail, u_kind, u_lat = uniforms(self.seed, Stream.TOOLS, 1, text_key(tool), args_key, occurrence)
         kind = None
         if u_fail < rate:
             kind = kinds[min(int(np.searchsorted(cumulative, u_kind, side="right")), len(kinds) - 1)]
@@ -136,7 +150,7 @@ class FaultPlan:
         f = self.faults
         if not f.crash:
             return None
-        u, u_step, u_point = stream(self.seed, Stream.CRASH).random(3)  # fixed draws: rates stay coupled
+        u, u_step, u_point = uniforms(self.seed, Stream.CRASH)  # fixed draws: rates stay coupled
         if u >= f.crash:
             return None
         low, high = f.crash_steps
@@ -144,37 +158,32 @@ class FaultPlan:
         return CrashDraw(low + min(int(u_step * (high - low + 1)), high - low), point)
 
     # -- the model boundary ---------------------------------------------------------------------------------
-    def model_fault(self, attempt_index: int, settings: ModelFaults) -> str | None:
-        """The model-API fault of the ``attempt_index``-th (0-based) HTTP attempt, or None."""
+    def model_fault(self, request: int, occurrence: int, settings: ModelFaults) -> str | None:
+        """The model-API fault of an HTTP attempt: ``request`` keys its body (``seeding.text_key``),
+        ``occurrence`` counts earlier attempts with the same body (retries)."""
         if not settings.rate:
             return None
-        u_fault, u_kind = stream(self.seed, Stream.MODEL, 0, attempt_index).random(2)
+        u_fault, u_kind = uniforms(self.seed, Stream.MODEL, 0, request, occurrence, n=2)
         return pick(settings.mix, u_kind) if u_fault < settings.rate else None
 
-    def output_draws(self, call: int) -> tuple[float, float, float]:
-        """The three uniforms that decide the output perturbation of model call ``call`` (fire, kind, pick)."""
-        a, b, c = stream(self.seed, Stream.MODEL, 1, call).random(3)
-        return float(a), float(b), float(c)
+    def output_draws(self, request: int, occurrence: int) -> tuple[float, ...]:
+        """The three uniforms that decide the output perturbation of a model call (fire, kind, pick)."""
+        return uniforms(self.seed, Stream.MODEL, 1, request, occurrence)
 
-    def drift_draws(self, call: int) -> tuple[float, float, float]:
-        """The three uniforms that decide whether and which drift starts at model call ``call``."""
-        a, b, c = stream(self.seed, Stream.DRIFT, call).random(3)
-        return float(a), float(b), float(c)
+    def drift_draws(self, request: int, occurrence: int) -> tuple[float, ...]:
+        """The three uniforms that decide whether and which drift starts at a model call."""
+        return uniforms(self.seed, Stream.DRIFT, request, occurrence)
 
-    def http_fault(self, host: str, request_index: int, rate: float, mix: Any) -> str | None:
-        """The transport fault of the ``request_index``-th request of this trial to ``host``, or None."""
-        u_fault, u_kind = stream(self.seed, Stream.MODEL, 2, name_key(host), request_index).random(2)
+    def http_fault(self, host: str, request: int, occurrence: int, rate: float, mix: Any) -> str | None:
+        """The transport fault of a request to ``host`` (``request`` keys its method, path and body)."""
+        u_fault, u_kind = uniforms(self.seed, Stream.MODEL, 2, text_key(host), request, occurrence, n=2)
         return pick(mix, u_kind) if u_fault < rate else None
 
     # -- the simulated human --------------------------------------------------------------------------------
-    def approver_draws(self, ask_index: int) -> tuple[float, float]:
-        """The two uniforms (answer, latency) of the ``ask_index``-th (0-based) confirmation asked."""
-        draws = self._approver
-        if draws is None or len(draws) <= ask_index:
-            size = max(16, 2 * (ask_index + 1))
-            draws = self._approver = stream(self.seed, Stream.APPROVER).random((size, 2))
-        u, u_latency = draws[ask_index]
-        return float(u), float(u_latency)
+    def approver_draws(self, action: str, details_key: int, occurrence: int) -> tuple[float, ...]:
+        """The two uniforms (answer, latency) of a confirmation of ``action`` with details of key
+        ``details_key`` (``key_of``), the ``occurrence``-th time the same one is asked in this trial."""
+        return uniforms(self.seed, Stream.APPROVER, text_key(action), details_key, occurrence, n=2)
 
     # -- the budget layer's user-day ------------------------------------------------------------------------
     def user_day(self, users: DailyUsers) -> UserDay:
@@ -192,7 +201,8 @@ class FaultPlan:
 
     # -- the plan in full ---------------------------------------------------------------------------------------
     def listing(self, calls: int = 5) -> list[str]:
-        """The plan spelled out: the outage, the crash, and the first ``calls`` draws of every tool."""
+        """The plan spelled out: the outage, the crash, and the first ``calls`` draws of every tool called
+        without arguments (a call with arguments has draws of its own, keyed by them)."""
         lines = [f"seed {self.seed}"]
         if self._outage_tool:
             lines.append(f"outage: {self._outage_tool} is down for the whole trial")

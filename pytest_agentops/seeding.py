@@ -4,17 +4,29 @@ One ``numpy.random.SeedSequence`` per campaign; trial ``i`` gets the child with 
 ``SeedSequence.spawn`` would give), reduced to one 63-bit integer: the trial seed. Trial ``i`` is therefore
 the same whatever the trial count or concurrency, and ``replay=i`` re-runs exactly it.
 
-Inside a trial, every random draw comes from a named stream: an independent generator keyed by the trial
-seed, the stream and, where a stream is drawn per item, keys such as the tool and the call index. Draws
-are keyed by what they are for, never by the order in which the agent happens to reach the harness.
+Inside a trial, every random draw comes from a named stream keyed by what it is for: the tool and the
+canonical form of its arguments, with how many times that same call occurred before; the model request's
+body; the host. Never by the order in which the agent's threads or coroutines happen to reach the harness,
+so parallel tool calls get the same faults at any concurrency. Single draws (``uniforms``) are counter-based:
+BLAKE2b of (seed, stream, keys) as a keyed pseudo-random function, about 3 microseconds each. Streams that
+need a generator's distributions (``env.rng``, the budget's user-day) get a numpy Generator (``stream``).
 """
 
 from __future__ import annotations
 
 import enum
-import zlib
+import hashlib
+import json
+import os
+import re
+import struct
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
+_MASK = (1 << 64) - 1
+_UNIT = 1.0 / (1 << 53)
 
 
 class Stream(enum.IntEnum):
@@ -29,22 +41,51 @@ class Stream(enum.IntEnum):
     BUDGET = 6  # the trial's user and that user's earlier spend today
 
 
+def uniforms(seed: int, which: Stream | int, *keys: int, n: int = 3) -> tuple[float, ...]:
+    """``n`` independent uniforms in [0, 1) for (seed, stream, keys): the same for the same keys, anywhere."""
+    data = struct.pack(f"<{2 + len(keys)}Q", seed & _MASK, int(which) & _MASK, *(k & _MASK for k in keys))
+    words = struct.unpack(f"<{n}Q", hashlib.blake2b(data, digest_size=8 * n, person=b"agentops-plan").digest())
+    return tuple((w >> 11) * _UNIT for w in words)
+
+
+def text_key(text: str | bytes) -> int:
+    """A stable 64-bit key for a text (a tool name, a host, a request body): the same in every process."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _stable(value: Any) -> str:
+    return _ADDRESS.sub("", repr(value))  # object addresses differ run to run
+
+
+def canonical(value: Any) -> str:
+    """A canonical text of a call's arguments (sorted keys, stable reprs for what JSON cannot hold)."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_stable, ensure_ascii=False)
+    except (TypeError, ValueError):  # keys of mixed types, circular values
+        return _stable(value)
+
+
 def trial_seed(campaign_seed: int, index: int) -> int:
     """The seed of trial ``index`` of the campaign seeded ``campaign_seed``."""
+    import numpy as np  # here, not at import: the pytest plugin's start-up uses this module too
+
     words = np.random.SeedSequence(campaign_seed, spawn_key=(index,)).generate_state(2, np.uint32)
     return (int(words[0]) << 31) ^ int(words[1])
 
 
 def fresh_seed() -> int:
     """A new random campaign seed (printed, so that the run can be repeated)."""
-    return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
+    return int.from_bytes(os.urandom(4), "little")
 
 
 def stream(seed: int, which: Stream | int, *keys: int) -> np.random.Generator:
     """An independent numpy Generator for one purpose (``which``, with ``keys``) inside the trial ``seed``."""
+    import numpy as np
+
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(int(which), *keys))))
 
 
-def name_key(name: str) -> int:
-    """A stable integer key for a name (a tool, a host): the same in every process and run."""
-    return zlib.crc32(name.encode())

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from pytest_agentops import Approver, Faults, Scenario
 from pytest_agentops.errors import ScenarioFileError
-from pytest_agentops.metrics import REGISTRY
+from pytest_agentops.metrics import builtin_metrics
 from pytest_agentops.scenario_file import (
     APPROVER_KEYS,
     FAULTS_KEYS,
@@ -120,7 +120,7 @@ CHECKS = {"scenario_support:refunded": sup.refunded}
 TOOLS = {"scenario_support:lookup_order": sup.lookup_order, "scenario_support:refund_order": sup.refund_order,
          "scenario_support:delete_order": sup.delete_order}
 TOOL_NAMES = {ref: ref.partition(":")[2] for ref in TOOLS}
-METRICS = {kind: sorted(n for n, d in REGISTRY.items() if d.kind == kind) for kind in ("rate", "distribution",
+METRICS = {kind: sorted(n for n, d in builtin_metrics().items() if d.kind == kind) for kind in ("rate", "distribution",
                                                                                       "count")}
 
 # Bounds: values stay small because the loader's rules do not depend on size (a rate is checked the same at

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..plan import Occurrences
 from .layer import LayerTrial, ToolCall, TrialPort
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Gate:
         self.approver = approver
         self.trial = trial
         self._pending: list[Approval] = []
+        self._occurrences = Occurrences()
         self._asked = 0
         self._lock = threading.Lock()
         self.denied = 0
@@ -68,7 +70,8 @@ class Gate:
         with self._lock:
             ask = self._asked
             self._asked += 1
-        u, u_latency = trial.plan.approver_draws(ask)
+        details_key = trial.plan.key_of(details)
+        u, u_latency = trial.plan.approver_draws(action, details_key, self._occurrences.next((action, details_key)))
         latency = -self.approver.latency_s * math.log1p(-u_latency) if self.approver.latency_s else 0.0
         if latency:
             trial.clock_advance(latency)

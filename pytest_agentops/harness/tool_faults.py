@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RateLimited, ToolError, ToolTimeout, ToolUnavailable
+from ..plan import Occurrences
 from .layer import LayerTrial, ToolCall, TrialPort
 
 if TYPE_CHECKING:
@@ -37,17 +38,19 @@ def empty_like(result: Any) -> Any:
 
 
 class _ToolFaultsTrial(LayerTrial):
-    __slots__ = ("trial",)
+    __slots__ = ("occurrences", "trial")
 
     def __init__(self, trial: TrialPort):
         self.trial = trial
+        self.occurrences = Occurrences()
         outage = trial.plan.outage_tool
         if outage:
             trial.trace.add("fault", outage, "outage", scope="trial")
 
     def before_tool(self, call: ToolCall) -> None:
         trial, name = self.trial, call.spec.name
-        draw = trial.plan.tool_fault(name, call.index)
+        args_key = trial.plan.key_of(call.arguments)
+        draw = trial.plan.tool_fault(name, self.occurrences.next((name, args_key)), args_key)
         if draw.latency_s:
             trial.clock_advance(draw.latency_s)
             trial.trace.add("fault", name, "latency", call=call.index, latency_s=round(draw.latency_s, 6))

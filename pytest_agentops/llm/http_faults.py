@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..plan import Occurrences
+from ..seeding import text_key
 from ..settings.model import HttpFaults
 
 if TYPE_CHECKING:
@@ -21,7 +23,8 @@ class HttpTrial:
         self.ctx = ctx
         self.settings = settings
         self.hosts = frozenset(settings.hosts)
-        self.counts: dict[str, int] = {}
+        self.counts: dict[str, int] = {}  # requests per host (numbers them in the trace)
+        self._sent = Occurrences()  # per request (host, method, path, body): how often it was sent before
         self._lock = threading.Lock()
 
     def handle(self, request: httpx.Request, core: Any) -> httpx.Response | None:
@@ -31,7 +34,9 @@ class HttpTrial:
             index = self.counts.get(host, 0)
             self.counts[host] = index + 1
         s = self.settings
-        kind = self.ctx.plan.http_fault(host, index, s.rate, s.mix)
+        key = text_key(b"%s %s %s\n%s" % (request.method.encode(), host.encode(), request.url.raw_path,
+                                           request.content))
+        kind = self.ctx.plan.http_fault(host, key, self._sent.next(key), s.rate, s.mix)
         if kind is None:
             return None
         self.ctx.trace.add("fault", f"http:{host}", kind, call=index, method=request.method, path=request.url.path)

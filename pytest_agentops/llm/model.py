@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..errors import TrialAborted, WireError
+from ..plan import Occurrences
+from ..seeding import text_key
 from ..settings.model import Drift, ModelFaults
 from . import usage as usage_rule
 from . import wire
@@ -71,7 +73,8 @@ class TrialModel:
         self.drift = DriftState(drift if drift is not None else _NO_DRIFT)
         self.endpoint = LLMEndpoint(f"http://{host}/v1", f"sk-agentops-fake-{host.split('.')[0]}", model)
         self.requests = 0  # HTTP attempts received
-        self.calls = 0  # attempts that reached the model (drift and output draws are indexed by these)
+        self.calls = 0  # attempts that reached the model (numbers the replies' ids)
+        self._sent = Occurrences()  # per request body: how often it was sent before (retries)
         self.turn = 0  # replies delivered whole
         self.prompt_tokens = 0  # context_utilization: all prompt tokens the policy saw ...
         self.used_tokens = 0  # ... and those of the messages it relied on
@@ -127,15 +130,16 @@ class TrialModel:
             self._meter(0, 0, outcome="bad_request", api=api, attempt=1, status=400, error=str(exc)[:200])
             return httpx.Response(400, json=wire.error_body(api, 400, f"bad request: {exc}"))
         digest = hashlib.sha1(raw).hexdigest()
+        key = text_key(raw)  # the draws of this attempt are keyed by its body and how often it was sent before
         with self._lock:
-            return self._serve(request, core, api, parsed, digest)
+            return self._serve(request, core, api, parsed, digest, (key, self._sent.next(key)))
 
-    def _serve(self, request: httpx.Request, core: Any, api: str, parsed: wire.Parsed, digest: str) -> httpx.Response:
+    def _serve(self, request: httpx.Request, core: Any, api: str, parsed: wire.Parsed, digest: str,
+               draw_key: tuple[int, int]) -> httpx.Response:
         ctx, settings = self.ctx, self.faults
-        index = self.requests
         self.requests += 1
         attempt = self._attempt(request, digest)
-        kind = ctx.plan.model_fault(index, settings)  # no draw when faults cannot fire: a fault-free fake stays cheap
+        kind = ctx.plan.model_fault(*draw_key, settings)  # no draw unless faults can fire (a cheap fault-free fake)
         kind_note = "body" if kind == "stream_cut" and not parsed.stream else None  # a plain body is cut instead
         model = parsed.model or self.model
         common = {"model": model, "api": api, "attempt": attempt, "stream": parsed.stream}
@@ -157,7 +161,7 @@ class TrialModel:
         # the prompt reaches the model: drift, budget, (policy)
         call = self.calls
         self.calls += 1
-        started = self.drift.draw(*ctx.plan.drift_draws(call)) if self.drift.settings.rate else None
+        started = self.drift.draw(*ctx.plan.drift_draws(*draw_key)) if self.drift.settings.rate else None
         if started:
             ctx.trace.add("fault", "drift", started, call=call)
         messages, drifted, injected = self.drift.apply(parsed.messages)
@@ -191,7 +195,8 @@ class TrialModel:
         message = self._message(reply, call)
         out_kind, details = None, {}
         if settings.output_rate:
-            message, out_kind, details = perturb_reply(message, parsed.tools, settings, *ctx.plan.output_draws(call))
+            message, out_kind, details = perturb_reply(message, parsed.tools, settings,
+                                                       *ctx.plan.output_draws(*draw_key))
         if out_kind:
             ctx.trace.add("fault", "model_output", out_kind, call=call, **details)
         used = reply.used if reply.used is not None else \

@@ -4,12 +4,13 @@ small function that raises ``pytest.UsageError`` naming the valid values, resolv
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+from ..seeding import fresh_seed
 
 PROFILES = ("none", "low", "mid", "high")
 CACHE_SEED = "agentops/seed"
@@ -143,11 +144,6 @@ def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
     return parse(ini, f"{name} (ini)") if ini is not None else None
 
 
-
-
-def fresh_seed() -> int:
-    """A new random session seed (printed in the header, so that the run can be repeated)."""
-    return int.from_bytes(os.urandom(4), "little")
 
 
 options_key = pytest.StashKey[ChaosOptions]()

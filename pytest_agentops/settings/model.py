@@ -280,7 +280,7 @@ class ModelRecord:
 register_metric(MetricDef(
     "context_utilization", "distribution",
     lambda r: None if (m := r.layers.get("model")) is None else m.context_utilization,
-    "share of the prompt tokens the fake model saw that belonged to messages its policy relied on"))
+    "share of the prompt tokens the fake model saw that belonged to messages its policy relied on"), builtin=True)
 
 
 def pick(mix: Mapping[str, float], u: float, allowed: Sequence[str] | None = None) -> str | None:
