@@ -1,6 +1,6 @@
 """The campaign's sequential decision rule, restated independently of pytest_agentops, and its exact error rates.
 
-The rule (README "Metrics and verdicts"; the engine is ``Runner.run``, ``CampaignResult.build`` and
+The rule (docs/statistics.md "Sequential looks"; the engine is ``Runner.run``, ``CampaignResult.build`` and
 ``expect.evaluate``): trials are consumed in launch order. With early stopping the campaign looks at the
 first ``n`` trials for each ``n`` of the look schedule 25, 50, 100, ... (doubling while below the maximum),
 then the maximum; at a look before the maximum it stops if every expectation is decided (pass or fail) at

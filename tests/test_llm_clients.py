@@ -251,7 +251,7 @@ def test_langgraph_with_langchain_openai():
     assert_proven(result)
 
 
-# --- anthropic and openai-agents (the README recipes) ----------------------------------------------------------
+# --- anthropic and openai-agents (the recipes in docs/harness.md) ----------------------------------------------
 
 anthropic = need("anthropic")
 
