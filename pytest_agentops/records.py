@@ -137,7 +137,7 @@ class TrialRecord:
             "unconfirmed_destructive_calls": self.unconfirmed_destructive, "blocked_calls": self.blocked_calls,
             "escalated_at_s": self.escalated_at_s, "unrecovered_fault_s": self.unrecovered_fault_s,
             "duration_s": round(self.duration_s, 6),
-            "faults": list(self.faults), "violations": list(self.violations),
+            "faults": list(self.faults), "violations": list(self.violations), "output": self.output,
         }
         extra = thaw(self.extra)
         if extra:

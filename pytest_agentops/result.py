@@ -40,6 +40,13 @@ class CampaignResult:
     xfail: str | None = None
     wall_s: float = field(default=0.0, compare=False)
     replay_command: str | None = field(default=None, compare=False, repr=False)
+    skipped: str | None = None  # why this campaign did not run (e.g. not the scenario a replay asked for)
+
+    @classmethod
+    def not_run(cls, scenario: str, reason: str) -> CampaignResult:
+        """A campaign that did not run: no trial, no verdict, passes ``check()``."""
+        return cls(scenario=scenario, seed=0, max_trials=0, confidence=0.95, profile=None, records=(),
+                   metrics=FrozenMap(), verdicts=(), skipped=reason)
 
     @classmethod
     def build(cls, scenario: Scenario, settings: RunSettings, records: list[TrialRecord], *,
@@ -79,6 +86,8 @@ class CampaignResult:
     @property
     def passed(self) -> bool:
         """No failed verdict and, in smoke mode, the one trial completed with no violation."""
+        if self.skipped is not None:
+            return True
         if self.smoke or self.replay is not None:
             return all(r.ok for r in self.records) and not self.failed_verdicts
         return not self.failed_verdicts and not self.inconclusive_verdicts
@@ -103,6 +112,7 @@ class CampaignResult:
 
     def check(self) -> CampaignResult:
         """Raise ``CampaignFailed`` (an AssertionError) unless every expectation passed; returns self."""
+        __tracebackhide__ = True  # a failing test shows this message, not this function's source
         if self.passed:
             return self
         lines = [f"agent chaos campaign {self.scenario!r} did not pass "
@@ -123,7 +133,8 @@ class CampaignResult:
         raise CampaignFailed("\n".join(lines))
 
     def to_dict(self, *, with_traces: bool = False) -> dict[str, Any]:
-        """The campaign as plain JSON data (the report schema's ``campaigns[]`` entry)."""
+        """The campaign as plain JSON data (the report schema's ``campaigns[]`` entry): every trial's record,
+        with its trace when the trial failed (or every trace, ``with_traces``)."""
         return {
             "scenario": self.scenario, "seed": self.seed, "max_trials": self.max_trials, "trials": self.n,
             "stopped_early": self.stopped_early, "confidence": self.confidence, "profile": self.profile,
@@ -131,7 +142,8 @@ class CampaignResult:
             "outcomes": dict(self.outcome_counts),
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
             "verdicts": [v.to_dict() for v in self.verdicts],
-            "records": [r.to_dict(with_trace=with_traces) for r in self.records],
+            # a failing trial's trace is always there: what the agent did is the first thing one looks for
+            "records": [r.to_dict(with_trace=with_traces or not r.ok) for r in self.records],
         }
 
     def __repr__(self) -> str:

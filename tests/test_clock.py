@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from pytest_agentops.process.time_patch import active_clock, time_patch, virtual_time
 from pytest_agentops.vtime.clock import DEFAULT_EPOCH, VirtualClock
 from pytest_agentops.vtime.loop import VirtualTimeLoop, run_virtual
+from pytest_agentops.vtime.real import real_monotonic
 
 # The originals, kept in a dict: the patch rebinds module attributes that *are* these objects (this
 # module's included), but never looks inside containers, so these stay the real ones.
@@ -513,21 +514,23 @@ def test_real_socket_io_is_awaited_for_real():
     assert wall() - start_wall < GENEROUS_WALL_S
 
 
-def test_executor_work_is_awaited_for_real():
+def test_executor_work_is_awaited_for_real_and_costs_no_virtual_time():
     def blocking_job() -> str:
         threading.Event().wait(0.1)  # real work taking real time
         return "done"
 
     async def main():
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        first = await asyncio.wait_for(loop.run_in_executor(None, blocking_job), timeout=5)
-        second = await asyncio.wait_for(asyncio.to_thread(blocking_job), timeout=5)
-        return first, second, loop.time() - start
+        start, real_start = loop.time(), real_monotonic()
+        # a 0.05 s virtual timeout: the loop must not jump to it while the thread works
+        first = await asyncio.wait_for(loop.run_in_executor(None, blocking_job), timeout=0.05)
+        second = await asyncio.wait_for(asyncio.to_thread(blocking_job), timeout=0.05)
+        return first, second, loop.time() - start, real_monotonic() - real_start
 
-    first, second, elapsed = run_virtual(main())
+    first, second, elapsed, real_elapsed = run_virtual(main())
     assert (first, second) == ("done", "done")
-    assert 0.15 <= elapsed < 5
+    assert real_elapsed >= 0.2  # the loop waited for the threads, for real
+    assert elapsed == 0.0  # and their wall time is not virtual time: the trial's times do not vary run to run
 
 
 def test_for_loop_clocks_measure_their_own_elapsed_time():

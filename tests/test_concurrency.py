@@ -136,7 +136,7 @@ def test_concurrency_option_and_ini(project, args, ini, used):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*threads used: {used}*"])
     if used > 1:
-        result.stdout.fnmatch_lines([f"*agentops: campaigns, seed=*concurrency={used}*"])
+        result.stdout.fnmatch_lines([f"*agentops: campaigns, session seed=*concurrency={used}*"])
 
 
 @pytest.mark.parametrize("args, ini, message", [

@@ -281,7 +281,8 @@ def test_anyio_worker_threads_keep_the_virtual_loop_waiting_and_are_unwrapped_af
     result = run_campaign(Scenario(name="anyio", agent=agent, trials=3, seed=0, virtual_timeout_s=1,
                                    faults=Faults.none(), early_stop=False, check=lambda w, out: out == "ok"))
     assert result.outcome_counts == {"completed": 3}
-    assert all(0.05 <= r.duration_s < 1 for r in result.records)  # virtual time followed the real wait
+    assert all(r.duration_s == 0.0 for r in result.records)  # waited for, and the thread's wall time not counted
+    assert result.wall_s >= 0.15
     assert AsyncIOBackend.__dict__["run_sync_in_worker_thread"] is original
 
 

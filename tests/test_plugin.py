@@ -95,7 +95,8 @@ def test_with_flag_runs_campaigns_and_prints_table_and_replay(project):
     result.assert_outcomes(passed=2, failed=1)
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
-        "*agentops: campaigns, seed=*",
+        "*agentops: campaigns, session seed=* for campaigns that set none*(repeat this run with --agent-chaos "
+        "--agent-chaos-session-seed=*)",
         "*unconfirmed_destructive_calls == 0: fail*",
         "*sloppy[[]trial-* seed=*]: completed*",
         "*agent chaos*",
@@ -125,11 +126,23 @@ def test_same_seed_gives_identical_reports(project):
     assert {c["seed"] for c in data["campaigns"]} == {99}
 
 
-def test_seed_last_reuses_the_previous_seed(project):
+def test_seed_last_repeats_the_seeds_the_previous_run_printed(project):
     first = project.runpytest("--agent-chaos", "-k", "plain")
-    seed = re.search(r"agentops: campaigns, seed=(\d+)", first.stdout.str()).group(1)
+    seed = re.search(r"agentops: campaigns, session seed=(\d+)", first.stdout.str()).group(1)
     second = project.runpytest("--agent-chaos", "--agent-chaos-seed=last", "-k", "plain")
-    second.stdout.fnmatch_lines([f"*agentops: campaigns, seed={seed}*"])
+    second.stdout.fnmatch_lines([f"*agentops: campaigns, session seed={seed} *"])
+    third = project.runpytest("--agent-chaos", "--agent-chaos-seed=42", "-k", "plain")
+    third.stdout.fnmatch_lines(["*agentops: campaigns, seed=42 for every campaign*"])
+    project.runpytest("-k", "plain")  # a plain smoke run prints no seed: it is not what `last` repeats
+    fourth = project.runpytest("--agent-chaos", "--agent-chaos-seed=last", "-k", "plain")
+    fourth.stdout.fnmatch_lines(["*agentops: campaigns, seed=42 for every campaign*"])
+
+
+def test_seed_last_without_a_printed_run_is_a_usage_error(project):
+    project.runpytest("-k", "plain")  # smoke: no seed printed, none cached
+    result = project.runpytest("--agent-chaos", "--agent-chaos-seed=last", "-k", "plain")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--agent-chaos-seed=last: no run has printed its seeds yet*"])
 
 
 @pytest.mark.parametrize("option, message", [

@@ -223,10 +223,11 @@ class Runner:
             return
         # the loop is blocked (an agent busy-looping without awaiting) or gone: retire it, judge here the
         # trials that ran on it, end the late ones from here, and move those that never started to a fresh loop
+        for trial in trials:  # decided first: judged by the reap below or later, they are timed out with this reason
+            trial.abort("timed_out", reason)
         worker.abandon()
         worker.reap()
         for trial in trials:
-            trial.abort("timed_out", reason)
             assert trial.future is not None
             trial.future.cancel()
         for pos, other in list(self._flying.items()):

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import CACHE_SEED, add_options, options_key, resolve_options, results_key
+from .options import (
+    CACHE_SEED,
+    ChaosOptions,
+    add_options,
+    options_key,
+    replayed_key,
+    resolve_options,
+    results_key,
+    seen_key,
+)
 
 if TYPE_CHECKING:
     from .campaigns import AgentChaos
@@ -25,36 +34,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "agent_chaos(trials=None, seed=None, profile=None, faults=None, confidence=None, concurrency=None): "
-        "configure the agent_chaos fixture's campaigns for this test.",
+        "agent_chaos(trials=None, seed=None, profile=None, faults=None, confidence=None, concurrency=None, "
+        "early_stop=None): configure the agent_chaos fixture's campaigns for this test.",
     )
     opts = resolve_options(config)
     config.stash[options_key] = opts
     config.stash[results_key] = []
-    if getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
-        config.cache.set(CACHE_SEED, opts.session_seed)
+    if prints_seeds(opts) and getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
+        config.cache.set(CACHE_SEED, {"seed": opts.seed, "session": opts.session_seed})  # for --agent-chaos-seed=last
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:  # xdist hook (called only when xdist is active)
-    node.workerinput["agentops_seed"] = node.config.stash[options_key].session_seed
+    opts = node.config.stash[options_key]
+    node.workerinput["agentops_seeds"] = [opts.seed, opts.session_seed]
+
+
+def prints_seeds(opts: ChaosOptions) -> bool:
+    """Whether the header prints the run's seeds (full campaigns, or seeds given)."""
+    return opts.enabled or opts.seed is not None or opts.session_seed_given
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     opts = config.stash.get(options_key, None)
-    if opts is None or not (opts.enabled or opts.seed is not None):
+    if opts is None or not prints_seeds(opts):
         return None
     mode = "campaigns" if opts.enabled else "smoke trials"
-    parts = [f"agentops: {mode}, seed={opts.session_seed}"]
+    if opts.seed is not None:
+        parts = [f"agentops: {mode}, seed={opts.seed} for every campaign"]
+        repeat = f"--agent-chaos-seed={opts.seed}"
+    else:
+        parts = [f"agentops: {mode}, session seed={opts.session_seed} for campaigns that set none"]
+        repeat = f"--agent-chaos-session-seed={opts.session_seed}"
     if opts.trials:
         parts.append(f"trials={opts.trials}")
+        repeat += f" --agent-chaos-trials={opts.trials}"
     if opts.profile:
         parts.append(f"profile={opts.profile}")
+        repeat += f" --agent-chaos-profile={opts.profile}"
     if opts.concurrency:
         parts.append(f"concurrency={opts.concurrency}")
     if opts.replay:
         parts.append(f"replay={opts.replay[0] + '/' if opts.replay[0] else ''}trial-{opts.replay[1]}")
-    return [", ".join(parts) + f" (repeat with --agent-chaos-seed={opts.session_seed})"]
+    return [", ".join(parts) + f" (repeat this run with {'--agent-chaos ' if opts.enabled else ''}{repeat})"]
 
 
 @pytest.fixture
@@ -82,9 +104,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a worker's campaigns come home
     import json
 
-    payload = getattr(node, "workeroutput", {}).get("agentops_campaigns")
+    output = getattr(node, "workeroutput", {})
+    payload = output.get("agentops_campaigns")
     if payload:
         node.config.stash[results_key].extend((nodeid, campaign) for nodeid, campaign in json.loads(payload))
+    replay = output.get("agentops_replay")
+    if replay:
+        seen, replayed = json.loads(replay)
+        node.config.stash.setdefault(seen_key, []).extend(seen)
+        node.config.stash.setdefault(replayed_key, []).extend(replayed)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -93,18 +121,36 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results = config.stash.get(results_key, [])
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: hand the campaigns (as JSON data) to the controller
-        if results:
-            import json
+        import json
 
+        if results:
             workeroutput["agentops_campaigns"] = json.dumps(
                 [(nodeid, r.to_dict()) for nodeid, r in results], allow_nan=False)
+        workeroutput["agentops_replay"] = json.dumps([config.stash.get(seen_key, []),
+                                                      config.stash.get(replayed_key, [])])
         return
-    if opts is None or not opts.report:
+    if opts is None:
         return
-    from ..report.json_report import write_report
+    if opts.replay is not None and opts.replay[0] is not None:
+        _check_replay_target(session, opts.replay[0])
+    if opts.report:
+        from ..report.json_report import write_report
 
-    write_report(config.rootpath / opts.report if not opts.report.startswith("/") else opts.report,
-                 [r for _, r in results])
+        write_report(config.invocation_params.dir / opts.report, [r for _, r in results])
+
+
+def _check_replay_target(session: pytest.Session, name: str) -> None:
+    """``--agent-chaos-replay=NAME/trial-N`` where no campaign is named NAME: a usage error listing the names."""
+    config = session.config
+    if name in config.stash.get(replayed_key, []) or not session.testscollected:
+        return
+    seen = sorted(set(config.stash.get(seen_key, [])))
+    listed = ", ".join(repr(n) for n in seen) if seen else "none (no campaign ran)"
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"ERROR: --agent-chaos-replay: no campaign named {name!r} ran; the campaigns of the "
+                            f"selected tests: {listed}", red=True)
+    session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:

@@ -1,10 +1,11 @@
 """Running campaigns from pytest: the ``agent_chaos`` fixture's object and the one path it and YAML scenario
 items share (``run_scenario``): the run's settings resolved from the call, the command line/ini and the
-marker (``settings.run.resolve_run``), the copy-paste replay command, and the result recorded for the
+marker (``precedence.resolve_run``), the copy-paste replay command, and the result recorded for the
 terminal table and the JSON report. Imported only when a test uses the fixture or a YAML item runs."""
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import fields
 from typing import Any
@@ -17,7 +18,7 @@ from ..precedence import resolve_run
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..settings.run import RunSource
-from .options import ChaosOptions, options_key, results_key
+from .options import ChaosOptions, options_key, replayed_key, results_key, seen_key
 
 #: What ``@pytest.mark.agent_chaos(...)`` and ``agent_chaos.run(scenario, ...)`` may set.
 RUN_ARGUMENTS = tuple(f.name for f in fields(RunSource) if f.name != "name")
@@ -50,13 +51,31 @@ class AgentChaos:
         return result
 
 
-def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str | None = None) -> str:
+def invocation_nodeid(node: pytest.Item) -> str:
+    """The item's node id with its file relative to where pytest was started (what a pasted command needs;
+    the node id itself is relative to the rootdir)."""
+    nodeid = node.nodeid
+    file_part, sep, rest = nodeid.partition("::")
+    try:
+        shown = os.path.relpath(node.path, node.config.invocation_params.dir)
+    except ValueError:  # another drive (Windows)
+        shown = str(node.path)
+    if shown.startswith(".." + os.sep) and not file_part.startswith(".."):
+        shown = str(node.path)  # outside the invocation directory: absolute
+    return shown + sep + rest if file_part else nodeid
+
+
+def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str | None = None, *,
+                   smoke: bool = False) -> str:
     """The copy-paste command (a template with ``{index}``) that re-runs one trial; shell-quoted, so that
-    node ids and scenario names with spaces work."""
+    node ids and scenario names with spaces, ``/`` or ``[`` work. A smoke trial is re-run as it ran: without
+    ``--agent-chaos`` (fault-free), with its seed."""
 
     def literal(text: str) -> str:  # shell-quoted, and braces kept literal through str.format
         return shlex.quote(text).replace("{", "{{").replace("}", "}}")
 
+    if smoke:
+        return " ".join(["pytest", literal(nodeid), f"--agent-chaos-seed={seed}"])
     if scenario is None:
         replay = "--agent-chaos-replay={scenario}/trial-{index}"
     else:  # quote with a digit in place of the index, then put the placeholder there (inside the quotes)
@@ -88,17 +107,22 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     smoke = not o.enabled
     if o.replay is not None:
         name, index = o.replay
-        if name is None or name == scenario.name:
-            replay = index
-        else:
-            smoke = True
+        config.stash.setdefault(seen_key, []).append(scenario.name)
+        if name is not None and name != scenario.name:  # not the trial asked for: this campaign does not run
+            return CampaignResult.not_run(scenario.name, f"not the replayed scenario {name!r}")
+        replay = index
     sources = (_source("agent_chaos.run", overrides),
                RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency),
                _source("@pytest.mark.agent_chaos", dict(marker_kwargs or {})))
     settings = resolve_run(scenario, sources, replay=replay, smoke=smoke and replay is None,
                            default_seed=o.session_seed)
-    result = run_resolved(scenario, settings,
-                          replay_command=replay_command(node.nodeid, settings.seed, o, scenario.name))
+    if replay is not None and replay >= settings.trials:
+        raise ConfigError(f"--agent-chaos-replay: campaign {scenario.name!r} has no trial {replay}: its trials are "
+                          f"0..{settings.trials - 1}")
+    if replay is not None:
+        config.stash.setdefault(replayed_key, []).append(scenario.name)
+    command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)
+    result = run_resolved(scenario, settings, replay_command=command)
     config.stash[results_key].append((node.nodeid, result))
     for v in result.verdicts:
         node.user_properties.append(

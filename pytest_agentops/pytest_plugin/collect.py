@@ -91,7 +91,10 @@ class ScenarioItem(pytest.Item):
             self.add_marker(pytest.mark.xfail(reason=self.scenario.xfail, strict=True))
 
     def runtest(self) -> None:
-        run_scenario(self.config, self, self.scenario).check()
+        result = run_scenario(self.config, self, self.scenario)
+        if result.skipped is not None:
+            pytest.skip(result.skipped)
+        result.check()
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         """A failed campaign shows its verdicts, worst trials and replay commands, not a traceback."""

@@ -18,7 +18,12 @@ CACHE_SEED = "agentops/seed"
 
 @dataclass(frozen=True, slots=True)
 class ChaosOptions:
-    """The run-level settings, resolved once per session from the command line and the ini file."""
+    """The run-level settings, resolved once per session from the command line and the ini file.
+
+    Seeds: ``seed`` (``--agent-chaos-seed``, else the ini's) is every campaign's seed, over the marker's and
+    the scenario's; ``session_seed`` (``--agent-chaos-session-seed``, else a fresh one) is the seed of the
+    campaigns that set none anywhere. The header prints the command that repeats the run with both.
+    """
 
     enabled: bool
     seed: int | None  # command line, else ini: wins over marker and scenario
@@ -28,6 +33,7 @@ class ChaosOptions:
     report: str | None
     replay: tuple[str | None, int] | None  # (scenario name or None, trial index)
     concurrency: int | None = None  # trials run at once (results are still consumed in launch order)
+    session_seed_given: bool = False  # --agent-chaos-session-seed (or last) rather than a fresh one
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -36,7 +42,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--agent-chaos", action="store_true", default=None, dest="agent_chaos",
                     help="run full chaos campaigns (without it a chaos test runs one fault-free smoke trial).")
     group.addoption("--agent-chaos-seed", dest="agent_chaos_seed", metavar="SEED",
-                    help="campaign seed: a whole number, or 'last' to reuse the previous run's seed.")
+                    help="every campaign's seed (over markers' and scenarios' own): a whole number, or 'last' to "
+                         "repeat the seeds of the previous run that printed them.")
+    group.addoption("--agent-chaos-session-seed", dest="agent_chaos_session_seed", metavar="SEED",
+                    help="the seed of campaigns whose test and scenario set none (default: a fresh one, printed).")
     group.addoption("--agent-chaos-trials", dest="agent_chaos_trials", metavar="N",
                     help="maximum trials per campaign (overrides scenarios and markers).")
     group.addoption("--agent-chaos-profile", dest="agent_chaos_profile", metavar="NAME",
@@ -50,9 +59,9 @@ def add_options(parser: pytest.Parser) -> None:
                          "N threads (verdicts do not depend on it).")
     parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
                   default=False)
-    parser.addini("agent_chaos_seed", "default campaign seed (scenario and marker seeds win over it)")
+    parser.addini("agent_chaos_seed", "every campaign's seed, as --agent-chaos-seed (over markers' and scenarios')")
     parser.addini("agent_chaos_trials", "default maximum trials per campaign")
-    parser.addini("agent_chaos_profile", "default fault profile for scenarios that set none")
+    parser.addini("agent_chaos_profile", "fault profile, as --agent-chaos-profile (its rates replace a scenario's)")
     parser.addini("agent_chaos_report", "path of the JSON report")
     parser.addini("agent_chaos_replay", "re-run only this trial (like --agent-chaos-replay)")
     parser.addini("agent_chaos_concurrency", "default number of trials run at once per campaign")
@@ -60,17 +69,22 @@ def add_options(parser: pytest.Parser) -> None:
                   "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
 
 
-def parse_seed(value: str, source: str, cache: Any = None) -> int:
-    """A seed setting: a whole number >= 0, or ``last`` (the previous run's seed from pytest's cache)."""
+def parse_seed(value: str, source: str) -> int:
+    """A seed setting: a whole number >= 0."""
     text = str(value).strip()
-    if text == "last":
-        last = cache.get(CACHE_SEED, None) if cache is not None else None
-        if last is None:
-            raise pytest.UsageError(f"{source}=last: no previous seed in the cache; give a number instead")
-        return int(last)
     if not re.fullmatch(r"\d+", text):
         raise pytest.UsageError(f"{source}={value!r} must be a whole number >= 0 or 'last'")
     return int(text)
+
+
+def last_seeds(cache: Any, source: str) -> tuple[int | None, int]:
+    """``last``: (seed, session seed) of the previous run that printed them (pytest's cache)."""
+    last = cache.get(CACHE_SEED, None) if cache is not None else None
+    if isinstance(last, dict) and isinstance(last.get("session"), int):
+        seed = last.get("seed")
+        return (seed if isinstance(seed, int) else None), last["session"]
+    raise pytest.UsageError(f"{source}=last: no run has printed its seeds yet (in this project's pytest cache); "
+                            "give a number instead")
 
 
 def parse_trials(value: str, source: str) -> int:
@@ -96,9 +110,10 @@ def parse_profile(value: str, source: str) -> str:
 
 
 def parse_replay(value: str, source: str) -> tuple[str | None, int]:
-    """``17``, ``trial-17``, ``refund/17``, ``refund/trial-17`` or ``refund[trial-17 ...]``."""
+    """``17``, ``trial-17``, ``refund/17``, ``refund/trial-17`` or ``refund[trial-17 ...]`` (a scenario name
+    may itself hold ``/``, ``[`` or spaces: the trial is read from the end)."""
     text = str(value).strip()
-    m = re.fullmatch(r"(?:(?P<name>[^/\[\]]+?)(?:/|\[))?(?:trial-)?(?P<index>\d+)(?:\s+seed=\d+)?\]?", text)
+    m = re.fullmatch(r"(?:(?P<name>.+)(?:/|\[))?(?:trial-)?(?P<index>\d+)(?:\s+seed=\d+)?\]?", text, re.S)
     if not m:
         raise pytest.UsageError(f"{source}={value!r} must be a trial id: 17, trial-17 or SCENARIO/trial-17")
     return m.group("name"), int(m.group("index"))
@@ -117,11 +132,20 @@ def _ini(config: pytest.Config, name: str) -> str | None:
 def resolve_options(config: pytest.Config) -> ChaosOptions:
     """Read every agent-chaos setting; a bad value is a UsageError naming the valid ones."""
     cache = getattr(config, "cache", None)
-    seed = _setting(config, "agent_chaos_seed", lambda v, src: parse_seed(v, src, cache))
-    session_seed = seed if seed is not None else fresh_seed()
+    raw = _option(config, "agent_chaos_seed") or _ini(config, "agent_chaos_seed")
     workerinput = getattr(config, "workerinput", None)
-    if workerinput and "agentops_seed" in workerinput:  # xdist: every worker uses the controller's seed
-        session_seed = int(workerinput["agentops_seed"])
+    if workerinput and "agentops_seeds" in workerinput:  # xdist: every worker uses the controller's seeds
+        seed, session_seed = workerinput["agentops_seeds"]
+        given = True
+    elif raw is not None and raw.strip() == "last":
+        source = "--agent-chaos-seed" if _option(config, "agent_chaos_seed") else "agent_chaos_seed (ini)"
+        seed, session_seed = last_seeds(cache, source)
+        given = True
+    else:
+        seed = _setting(config, "agent_chaos_seed", parse_seed)
+        session = _option(config, "agent_chaos_session_seed")
+        given = session is not None
+        session_seed = parse_seed(session, "--agent-chaos-session-seed") if given else fresh_seed()
     replay = _setting(config, "agent_chaos_replay", parse_replay)
     enabled = config.getoption("agent_chaos")
     return ChaosOptions(
@@ -131,7 +155,7 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         concurrency=_setting(config, "agent_chaos_concurrency", parse_concurrency),
         profile=_setting(config, "agent_chaos_profile", parse_profile),
         report=_setting(config, "agent_chaos_report", lambda v, src: v),
-        replay=replay,
+        replay=replay, session_seed_given=given,
     )
 
 
@@ -148,3 +172,6 @@ def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
 
 options_key = pytest.StashKey[ChaosOptions]()
 results_key = pytest.StashKey[list]()
+#: Under ``--agent-chaos-replay``: the scenarios whose campaigns were asked for, and those replayed.
+seen_key = pytest.StashKey[list]()
+replayed_key = pytest.StashKey[list]()

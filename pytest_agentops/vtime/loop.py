@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import math
 import selectors
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -42,16 +43,20 @@ class _VirtualTimeSelector(selectors.BaseSelector):
        no ``run_in_executor`` job in flight) and a timer exists: poll the real selector without waiting
        (to pick up wake-ups from other threads); if nothing is ready, jump virtual time forward by
        ``timeout``, straight to the next timer. No wall time passes.
-    3. Real I/O or executor work pending: wait on the real selector for ``min(timeout, io_poll_cap)`` real
-       seconds (``io_poll_cap`` if no timer), then advance virtual time by the real time that passed (never
-       past the next timer, so that it fires at exactly its virtual time).
-       While the outside world is involved, virtual time runs at the speed of real time, so a timeout
-       guarding real I/O never fires before that much real time has passed.
-    4. Nothing pending and no timer (an idle loop waiting for work from another thread): block until
+    3. Work in other threads pending (a ``run_in_executor``/``asyncio.to_thread`` job, an anyio worker, a
+       block counted with ``outside_work()``): wait on the real selector for up to ``io_poll_cap`` real
+       seconds at a time and do not move virtual time, nor jump to a timer: the threads' wall time is not
+       the trial's (it varies run to run), so timings stay reproducible; a timer waits until they are done.
+    4. Real I/O pending (a file descriptor registered besides the loop's own self-pipe) and no thread at
+       work: wait on the real selector for ``min(timeout, io_poll_cap)`` real seconds (``io_poll_cap`` if no
+       timer), then advance virtual time by the real time that passed (never past the next timer, so that
+       it fires at exactly its virtual time). While the outside world is involved, virtual time runs at the
+       speed of real time, so a timeout guarding real I/O never fires before that much real time has passed.
+    5. Nothing pending and no timer (an idle loop waiting for work from another thread): block until
        woken; virtual time does not move, since nothing can observe it (a trial measured from when its
        task started gets the same times whenever it was submitted).
 
-    Before any wait (rules 2-4) one step of idle work (``idle``, see ``VirtualTimeLoop.idle_work``) runs
+    Before any wait (rules 2-5) one step of idle work (``idle``, see ``VirtualTimeLoop.idle_work``) runs
     if there is some; the selector then only polls, and the loop comes back for the next step.
     """
 
@@ -82,18 +87,20 @@ class _VirtualTimeSelector(selectors.BaseSelector):
     def close(self) -> None:
         self._inner.close()
 
-    def outside_work_pending(self) -> bool:
-        if self.outside_jobs > 0:
-            return True
+    def real_io_pending(self) -> bool:
         own = self.own_fds
         return any(fd not in own for fd in self._inner.get_map())
+
+    def outside_work_pending(self) -> bool:
+        return self.outside_jobs > 0 or self.real_io_pending()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout <= 0:
             return self._inner.select(0)
         if self.idle is not None and self.idle():  # about to wait: one step of idle work instead
             return self._inner.select(0)
-        if self.outside_work_pending():
+        threads_at_work = self.outside_jobs > 0
+        if threads_at_work or self.real_io_pending():
             real_timeout: float | None = self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
         elif timeout is not None:
             ready = self._inner.select(0)
@@ -106,6 +113,10 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             # Idle: no timer and nothing from outside pending, so nothing can observe virtual time; wait
             # (for work submitted from another thread) without moving it, which keeps trial times exact.
             return self._inner.select(None)
+        if threads_at_work:
+            # work in other threads (an executor job, asyncio.to_thread, an anyio worker): wait for it for real,
+            # but its wall time is not the trial's: virtual time stands still, so timings stay reproducible
+            return self._inner.select(self.io_poll_cap)
         start = real_monotonic()
         try:
             return self._inner.select(real_timeout)
@@ -116,27 +127,53 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             self.now += passed if timeout is None else min(passed, timeout)
 
 
+class _OrderedTimer(asyncio.TimerHandle):
+    """A timer ordered by (time, creation): timers due at the same virtual instant fire in the order they were
+    made, whatever else is on the heap (asyncio's own handles tie on the time alone, so their order then
+    depends on the other timers of the loop: on which other trials run beside)."""
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any,
+                 seq: int):
+        super().__init__(when, callback, args, loop, context=context)
+        self._seq = seq
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, _OrderedTimer):
+            return (self._when, self._seq) < (other._when, other._seq)
+        return super().__lt__(other)  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        if isinstance(other, _OrderedTimer):
+            return (self._when, self._seq) > (other._when, other._seq)
+        return super().__gt__(other)  # type: ignore[operator]
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio loop whose clock is virtual; idle waits on timers cost no wall time.
 
     ``time()`` starts at 0.0 and moves only when the loop would otherwise wait. The rule (see
     ``_VirtualTimeSelector``): when no callbacks are ready and only timers are awaited, the loop jumps
-    straight to the next timer. When real I/O is pending (a socket or other file descriptor registered
-    besides the loop's own self-pipe, including a listening server or an idle open stream) or a
-    ``run_in_executor``/``asyncio.to_thread`` job is in flight, it waits for real, at most ``io_poll_cap``
-    seconds at a time and never past the next timer, and advances virtual time by the real time that
-    passed. So a ``wait_for`` around real I/O still means real seconds, and timers of other tasks run at
-    real speed while that I/O is pending.
+    straight to the next timer; timers due at the same instant fire in the order they were made. While a
+    ``run_in_executor``/``asyncio.to_thread`` job (or other counted work in threads) is in flight, it waits
+    for real and virtual time stands still: a thread's wall time is not the trial's. When only real I/O is
+    pending (a socket or other file descriptor registered besides the loop's own self-pipe, including a
+    listening server or an idle open stream), it waits for real, at most ``io_poll_cap`` seconds at a time
+    and never past the next timer, and advances virtual time by the real time that passed. So a
+    ``wait_for`` around real I/O still means real seconds, and timers of other tasks run at real speed
+    while that I/O is pending.
 
     Limitation: wake-ups from threads the loop does not know about (``call_soon_threadsafe`` from a
     ``threading.Thread`` of your own) are picked up, but the loop does not wait for them while a timer is
     pending: a ``wait_for(future_set_by_own_thread, 10)`` times out at once in virtual time. Start such
     work with ``loop.run_in_executor`` or ``asyncio.to_thread`` instead, which the loop tracks, or count it
     with ``outside_work()``; during campaigns, ``anyio.to_thread`` workers are counted too
-    (``harness/anyio_threads.py``).
+    (``process/anyio_threads.py``).
 
     Implementation: the loop's selector is wrapped (the ``selector`` argument of ``SelectorEventLoop``),
-    which is where a loop waits; no private method of asyncio is overridden.
+    which is where a loop waits, and ``call_at`` makes timers that tie-break on their creation order; no
+    private method of asyncio is overridden.
     """
 
     def __init__(
@@ -144,6 +181,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ) -> None:
         inner = selector if selector is not None else selectors.DefaultSelector()
         self._vt_selector = _VirtualTimeSelector(inner, DEFAULT_IO_POLL_CAP)
+        self._vt_timers = 0  # timers made so far: the tie-break of timers due at the same instant
         super().__init__(self._vt_selector)
         # Whatever the loop registered while being built is its own (the self-pipe), not outside I/O.
         self._vt_selector.own_fds = frozenset(self._vt_selector.get_map())
@@ -157,6 +195,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         """The loop's virtual monotonic time in seconds (0.0 when the loop was created)."""
         return self._vt_selector.now
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None
+                ) -> asyncio.TimerHandle:
+        """As ``asyncio``'s, with timers due at the same instant run in the order they were made."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()  # type: ignore[attr-defined]
+        self._vt_timers += 1
+        timer = _OrderedTimer(when, callback, args, self, context, self._vt_timers)
+        if timer._source_traceback:  # type: ignore[attr-defined]
+            del timer._source_traceback[-1]  # type: ignore[attr-defined]
+        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
 
     def virtual_now(self) -> float:
         """Virtual seconds since the loop was created (the same value as ``time()``)."""

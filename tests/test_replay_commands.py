@@ -1,0 +1,163 @@
+"""Every command the plugin prints reproduces what it says, pasted into a shell from where pytest was started
+(here a subdirectory of the project): each failing trial's replay command gives the same record and trace,
+a failing smoke trial's command the same smoke trial, the header's command the same run; scenario names with
+``/``, ``[`` and spaces work; a replay naming no campaign is a usage error; a relative report path is resolved
+from the invocation directory."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+PROJECT = '''
+import pytest
+from pytest_agentops import Faults, Scenario, tool
+
+
+class Orders:
+    def __init__(self):
+        self.refunded = []
+
+
+@tool
+def lookup_order(world, order_id: int) -> dict:
+    """Look up an order."""
+    return {"id": order_id, "status": "paid"}
+
+
+@tool(side_effect=True)
+def refund_order(world, order_id: int) -> str:
+    """Refund an order."""
+    world.refunded.append(order_id)
+    return "refunded"
+
+
+def agent(task, env):
+    try:
+        env.tools["lookup_order"](42)
+        env.clock.sleep(float(env.rng.integers(1, 5)))
+        return env.tools["refund_order"](42)
+    except Exception as exc:
+        return f"failed: {exc}"
+
+
+def never(task, env):
+    return "no"
+
+
+def make(name, agent=agent, **kw):
+    settings = dict(name=name, agent=agent, task="Refund order 42", world=Orders,
+                    tools=[lookup_order, refund_order], check=lambda world, output: 42 in world.refunded,
+                    faults=Faults(rate=0.2, latency=0.3), trials=40, early_stop=False,
+                    expect={"completion_rate": ">= 0.99"})
+    settings.update(kw)
+    return Scenario(**settings)
+
+
+def test_named(agent_chaos):
+    agent_chaos.run(make("refund / eu [v2]", seed=3)).check()
+
+
+def test_unseeded(agent_chaos):
+    agent_chaos.run(make("unseeded")).check()
+
+
+@pytest.mark.parametrize("variant", ["a b"])
+def test_param(agent_chaos, variant):
+    agent_chaos.run(make(f"param {variant}", seed=9)).check()
+
+
+def test_never(agent_chaos):
+    agent_chaos.run(make("never", agent=never, seed=5, trials=3, expect={})).check()
+'''
+
+
+class Run:
+    """What one ``pytest ARGS`` printed and returned."""
+
+    def __init__(self, result: pytest.RunResult):
+        self.stdout = result.stdout.str()
+        self.returncode = int(result.ret)
+
+
+@pytest.fixture
+def run(pytester, monkeypatch):
+    """``pytest ARGS`` as a user runs it from ``cwd`` (in-process: the same plugin and options)."""
+
+    def go(cwd: Path, *args: str) -> Run:
+        monkeypatch.chdir(cwd)
+        return Run(pytester.runpytest(*args))
+
+    return go
+
+
+def pasted(command: str) -> list[str]:
+    """The arguments of a printed ``pytest ...`` command, as a shell splits them."""
+    words = shlex.split(command)
+    assert words[0] == "pytest"
+    return words[1:]
+
+
+def records_of(report: Path) -> dict[tuple[str, int], dict]:
+    data = json.loads(report.read_text())
+    return {(c["scenario"], r["index"]): r for c in data["campaigns"] for r in c["records"]}
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makepyfile(**{"tests/test_agents": PROJECT})
+    pytester.makeini("[pytest]\n")
+    sub = pytester.path / "tests"
+    return pytester.path, sub
+
+
+def test_each_printed_replay_command_reproduces_its_trial_from_the_invocation_directory(project, run):
+    root, sub = project
+    first = run(sub, "--agent-chaos", "--agent-chaos-report=out/report.json", "-p", "no:cacheprovider")
+    assert first.returncode == 1, first.stdout + first.stderr
+    report = sub / "out" / "report.json"  # relative to where pytest was started, as --junitxml is
+    assert report.exists() and not (root / "out").exists()
+    original = records_of(report)
+    commands = re.findall(r"^(?:E)?\s+(pytest .*--agent-chaos-replay=.*)$", first.stdout, re.M)
+    names = {shlex.split(c)[-1].split("=", 1)[1].rsplit("/trial-", 1)[0] for c in commands}
+    assert {"refund / eu [v2]", "unseeded", "param a b"} <= names
+    for command in commands:
+        again = run(sub, *pasted(command), "--agent-chaos-report=replay.json", "-p", "no:cacheprovider")
+        assert again.returncode == 1, again.stdout + again.stderr  # the replayed trial fails again
+        (key, replayed), = records_of(sub / "replay.json").items()
+        assert replayed == original[key]  # same record, the trace included (a failing trial's is reported)
+        assert replayed["trace"] and replayed["faults"] == original[key]["faults"]
+
+
+def test_a_failing_smoke_trial_prints_the_command_of_that_smoke_trial(project, run):
+    _root, sub = project
+    first = run(sub, "-k", "never", "-p", "no:cacheprovider", "--agent-chaos-report=smoke.json")
+    assert first.returncode == 1
+    (command,) = set(re.findall(r"^(?:E)?\s+(pytest .*)$", first.stdout, re.M))
+    assert "--agent-chaos " not in command + " " and "--agent-chaos-seed=" in command  # fault-free, as it ran
+    again = run(sub, *pasted(command), "--agent-chaos-report=again.json", "-p", "no:cacheprovider")
+    assert again.returncode == 1
+    assert records_of(sub / "again.json") == records_of(sub / "smoke.json")
+
+
+def test_the_headers_command_repeats_the_whole_run_scenario_seeds_included(project, run):
+    _root, sub = project
+    first = run(sub, "--agent-chaos", "--agent-chaos-report=first.json", "-p", "no:cacheprovider")
+    header = re.search(r"agentops: .*\(repeat this run with (.*)\)$", first.stdout, re.M).group(1)
+    again = run(sub, *shlex.split(header), "--agent-chaos-report=again.json", "-p", "no:cacheprovider")
+    assert (sub / "again.json").read_text() == (sub / "first.json").read_text()
+    assert again.returncode == first.returncode
+
+
+def test_a_replay_naming_no_campaign_is_a_usage_error_listing_the_campaigns(project, run):
+    _root, sub = project
+    wrong = run(sub, "test_agents.py", "--agent-chaos-replay=refund/trial-3", "-p", "no:cacheprovider")
+    assert wrong.returncode == pytest.ExitCode.USAGE_ERROR, wrong.stdout
+    assert "no campaign named 'refund' ran" in wrong.stdout and "'refund / eu [v2]'" in wrong.stdout
+    beyond = run(sub, "test_agents.py::test_named", "--agent-chaos-replay=refund / eu [v2]/trial-40",
+                 "-p", "no:cacheprovider")
+    assert "has no trial 40: its trials are 0..39" in beyond.stdout

@@ -1,0 +1,111 @@
+"""Same seed, same trial, everywhere: the JSON report (traces and virtual times included) is byte-identical
+at concurrency 1, 8 and 64, for a sync agent, an async agent making parallel tool calls, and an agent on each
+real client SDK the project tests; and a replayed trial equals its record in the campaign."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+
+from pytest_agentops import Approver, Faults, Scenario, replay_trial, run_campaign, tool
+from pytest_agentops.llm import Drift, ModelFaults
+from pytest_agentops.report.json_report import report_dict
+
+from client_agents import (
+    anthropic_agent,
+    langgraph_agent,
+    openai_agents_agent,
+    openai_async_streaming_agent,
+    openai_sync_agent,
+    pydantic_ai_agent,
+    pydantic_ai_sync_tools_agent,
+    scenario,
+)
+from conftest import ORDER_TOOLS, Orders
+
+CONCURRENCY = (1, 8, 64)
+
+
+def report_text(result: Any) -> str:
+    return json.dumps(report_dict([result], with_traces=True), sort_keys=True, allow_nan=False)
+
+
+def same_at_every_concurrency(scenario: Scenario) -> Any:
+    """Run the campaign at each concurrency; the reports must be byte-identical. Returns the first result."""
+    results = [run_campaign(scenario, concurrency=c) for c in CONCURRENCY]
+    texts = [report_text(r) for r in results]
+    assert texts[1] == texts[0], "concurrency 8 differs from 1"
+    assert texts[2] == texts[0], "concurrency 64 differs from 1"
+    return results[0]
+
+
+@tool
+def price(city: str) -> int:
+    """The price of a trip to ``city``."""
+    return 100 + len(city)
+
+
+async def gathering_agent(task: str, env: Any) -> str:
+    """Two tool calls in parallel, each after the same virtual delay (as frameworks run parallel tool calls)."""
+
+    async def one(city: str) -> int | None:
+        await asyncio.sleep(0.2)
+        try:
+            return env.tools["price"](city)
+        except Exception:
+            return None
+
+    paris, rome = await asyncio.gather(one("paris"), one("rome"))
+    return "ok" if paris is not None and rome is not None else f"failed: {paris} {rome}"
+
+
+def test_parallel_tool_calls_of_an_async_agent_get_the_same_faults_at_any_concurrency():
+    sc = Scenario(name="gather", agent=gathering_agent, tools=[price], check=lambda w, out: out == "ok",
+                  faults=Faults(rate=0.5, mix={"error": 1.0}), trials=200, seed=5, early_stop=False)
+    result = same_at_every_concurrency(sc)
+    counts = dict(result.outcome_counts)
+    assert counts["completed"] > 20 and counts["failed"] > 20  # faults fired, both ways
+    failing = next(r for r in result.records if r.outcome == "failed")
+    assert replay_trial(sc, failing.index, seed=result.seed) == failing
+
+
+def sync_agent(task: str, env: Any) -> str:
+    """A sequential agent with everything a trial draws: tool faults, latency, the approver, env.rng, sleeps."""
+    for attempt in range(4):
+        try:
+            order = env.tools["lookup_order"](42)
+            break
+        except Exception:
+            time.sleep(2 ** attempt)  # virtual backoff
+    else:
+        return "gave up"
+    env.record_usage(input_tokens=200 + int(env.rng.integers(0, 50)), output_tokens=20)
+    if order.get("status") == "paid" and env.confirm("delete_order", order_id=7):
+        env.tools["delete_order"](7)
+    return env.tools["refund_order"](42)
+
+
+def test_a_sync_agent_gives_the_same_report_at_any_concurrency():
+    sc = Scenario(name="sync", agent=sync_agent, task="refund", world=Orders, tools=ORDER_TOOLS,
+                  check=lambda w, out: 42 in w.refunded, approver=Approver(approve=0.7, latency_s=3),
+                  faults=Faults.profile("high", latency=0.3), trials=96, seed=11, early_stop=False)
+    result = same_at_every_concurrency(sc)
+    assert len({r.outcome for r in result.records}) > 1
+    assert any(e.kind == "confirmation" and e.outcome == "denied" for r in result.records for e in r.trace)
+
+
+CLIENT_FAULTS = Faults(model=ModelFaults(rate=0.3, output_rate=0.15, retry_after_s=0.01), drift=Drift(rate=0.15))
+
+
+@pytest.mark.parametrize("agent", [openai_sync_agent, openai_async_streaming_agent, pydantic_ai_agent,
+                                   pydantic_ai_sync_tools_agent, langgraph_agent, anthropic_agent,
+                                   openai_agents_agent], ids=lambda a: a.__name__)
+def test_each_client_sdk_gives_the_same_report_at_any_concurrency(agent):
+    result = same_at_every_concurrency(scenario(f"repro-{agent.__name__}", agent, faults=CLIENT_FAULTS, trials=10,
+                                                expect={}))
+    assert any(r.faults for r in result.records)  # model faults and drift reached the client
+    assert any(e.data.get("attempt", 1) > 1 for r in result.records for e in r.trace if e.kind == "model_call")
