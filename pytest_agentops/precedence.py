@@ -44,6 +44,7 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
         faults = faults.with_profile(profile)
     if not isinstance(faults, Faults):
         raise ConfigError(f"faults={faults!r} must be a Faults (e.g. Faults.profile('mid'))")
+    scenario.check_tool_names(faults)
     seed = _first("seed", sources, scenario.seed)[0]
     if seed is None:
         seed = default_seed if default_seed is not None else fresh_seed()

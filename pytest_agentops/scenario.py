@@ -7,6 +7,7 @@ Scenario holds settings values only (``pytest_agentops.settings``); the harness 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,24 @@ from .settings.layers import Approver, Budget, Escalation, StateSpec
 from .settings.model import FakeLLM
 from .settings.prices import price_table
 from .settings.tools import ToolSpec, tool_spec
+
+
+def _signature(fn: Callable[..., Any]) -> str:
+    try:
+        return str(inspect.signature(fn))
+    except (TypeError, ValueError):
+        return "unknown"
+
+
+def _takes(fn: Callable[..., Any], n: int) -> bool:
+    """Whether ``fn`` can be called with ``n`` positional arguments (True when its signature is unknown)."""
+    try:
+        inspect.signature(fn).bind(*([None] * n))
+    except TypeError:
+        return False
+    except ValueError:  # no signature (some builtins)
+        return True
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +120,17 @@ class Scenario:
             object.__setattr__(self, "task", tasks)
         if self.world is not None and not callable(self.world):
             raise ConfigError(f"world={self.world!r} must be a zero-argument factory (a class or function)")
+        if self.world is not None and not _takes(self.world, 0):
+            raise ConfigError(f"world={self.world!r} must take no arguments: it is called as world() for each "
+                              f"trial (its signature is {_signature(self.world)})")
         if self.check is not None and not callable(self.check):
             raise ConfigError(f"check={self.check!r} must be a callable check(world, output) -> bool")
+        if self.check is not None and not _takes(self.check, 2):
+            raise ConfigError(f"check={self.check!r} must take two arguments: it is called as check(world, output) "
+                              f"(its signature is {_signature(self.check)})")
+        if not _takes(self.agent, 2):
+            raise ConfigError(f"agent={self.agent!r} must take two arguments: it is called as agent(task, env) "
+                              f"(its signature is {_signature(self.agent)})")
         if isinstance(self.tools, (str, bytes)) or not isinstance(self.tools, Sequence):
             raise ConfigError(f"tools={self.tools!r} must be a list of tool functions")
         object.__setattr__(self, "tools", tuple(self.tools))
@@ -112,6 +140,8 @@ class Scenario:
             raise ConfigError(f"tools: duplicate tool name(s) {sorted(duplicate)}")
         if self.faults is not None and not isinstance(self.faults, Faults):
             raise ConfigError(f"faults={self.faults!r} must be a Faults (e.g. Faults.profile('mid'))")
+        if self.faults is not None and self.tools:  # (faults of a scenario without tools: checked when run)
+            self.check_tool_names(self.faults)
         if not isinstance(self.approver, Approver):
             raise ConfigError(f"approver={self.approver!r} must be an Approver")
         check_whole("trials", self.trials, 1)
@@ -155,6 +185,16 @@ class Scenario:
         if len(set(names)) != len(names):
             raise ConfigError(f"layers: duplicate layer name(s) {sorted({n for n in names if names.count(n) > 1})}")
         object.__setattr__(self, "layers", layers)
+
+    def check_tool_names(self, faults: Faults) -> None:
+        """Faults that name tools (``per_tool``, ``outage_tools``) may name only this scenario's tools: a
+        misspelt name would otherwise fault nothing, silently."""
+        tools = [s.name for s in self.tool_specs]
+        unknown = [name for name in faults.named_tools if name not in tools]
+        if unknown:
+            declared = ", ".join(tools) if tools else "none declared"
+            raise ConfigError(f"faults name tool(s) {sorted(set(unknown))} that scenario {self.name!r} does not "
+                              f"have (per_tool / outage_tools); its tools: {declared}")
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -210,3 +210,15 @@ def test_a_scenario_name_used_in_two_files_is_a_collection_error(project):
     result.stdout.fnmatch_lines(["scenarios/refund.yaml:1:1: duplicate scenario name 'refund' (also defined at "
                                  "scenarios/again.yaml:1:1)*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_scenarios_are_collected_with_the_flag_even_when_testpaths_does_not_list_them(project):
+    project.mkdir("tests")
+    (project.path / "test_python_refund.py").rename(project.path / "tests" / "test_python_refund.py")
+    project.makeini("[pytest]\ntestpaths = tests\n")
+    with_flag = project.runpytest("--agent-chaos", "--collect-only", "-q")
+    with_flag.stdout.fnmatch_lines(["*tests/test_python_refund.py::test_refund*", "*scenarios/refund.yaml::refund*"])
+    without = project.runpytest("--collect-only", "-q")
+    assert "refund.yaml" not in without.stdout.str()
+    given = project.runpytest("--agent-chaos", "--collect-only", "-q", "tests")  # paths given: only those
+    assert "refund.yaml" not in given.stdout.str()

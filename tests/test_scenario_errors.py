@@ -11,12 +11,15 @@ from pytest_agentops.errors import ScenarioFileError
 from pytest_agentops.scenario_file import load_scenarios
 
 CORPUS = Path(__file__).parent / "scenario_errors"
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*is deprecated. give enforce and scopes at the top level:DeprecationWarning")
 
 # file (without .yaml) -> (message fragment, line, column); column None where only the line is meaningful
 EXPECTED: dict[str, tuple[str, int, int | None]] = {
     # keys
     "unknown_key_typo": ("unknown key 'trails' (did you mean 'trials'?)", 3, 1),
-    "key_belongs_under_harness": ("unknown key 'enforce' ('enforce' belongs under 'harness:')", 3, 1),
+    "key_at_top_level_and_under_harness": ("'enforce' is given at the top level and under 'harness:'; give it once",
+                                           3, 1),
     "key_belongs_under_faults": ("unknown key 'profile' ('profile' belongs under 'faults:')", 3, 1),
     "missing_name": ("missing required key 'name'", 1, 1),
     "missing_agent": ("missing required key 'agent'", 1, 1),

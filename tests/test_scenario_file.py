@@ -36,6 +36,9 @@ from pytest_agentops.settings.faults import FAILING_TOOL_FAULTS, PROFILES
 import scenario_support as sup
 
 HERE = Path(__file__).parent
+# documents generated here use the older 'harness:' spelling too (still read; its warning is tested below)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*is deprecated. give enforce and scopes at the top level:DeprecationWarning")
 VALID = HERE / "scenario_valid"
 ERRORS = HERE / "scenario_errors"
 
@@ -492,3 +495,13 @@ def test_mutated_project_scenarios_and_the_schema_agree(data):
     accepted, message = _loader_accepts(mutated)
     if not any(fragment in message for fragment in BEYOND_SCHEMA):
         assert schema_accepts(mutated) == accepted, (path.name, where, message)
+
+
+def test_enforce_and_scopes_are_top_level_keys_and_harness_is_the_older_spelling():
+    base = "name: x\nagent: scenario_support:careful\ntools: [scenario_support:lookup_order]\n"
+    (top,) = load_scenario_text(base + "enforce: true\nscopes: [orders:read]\n", "x.yaml")
+    with pytest.warns(DeprecationWarning, match=r"x.yaml:4: 'harness:' is deprecated: give enforce and scopes at "
+                                                r"the top level"):
+        (old,) = load_scenario_text(base + "harness: {enforce: true, scopes: [orders:read]}\n", "x.yaml")
+    assert (top.enforce, top.scopes) == (old.enforce, old.scopes) == (True, ("orders:read",))
+    assert schema_accepts(base + "enforce: true\nscopes: [orders:read]\n")

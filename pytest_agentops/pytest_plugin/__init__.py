@@ -8,6 +8,7 @@ next to nothing at start-up.
 
 from __future__ import annotations
 
+import pathlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -40,8 +41,24 @@ def pytest_configure(config: pytest.Config) -> None:
     opts = resolve_options(config)
     config.stash[options_key] = opts
     config.stash[results_key] = []
+    if opts.enabled:
+        _collect_scenarios_beside_testpaths(config)
     if prints_seeds(opts) and getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
         config.cache.set(CACHE_SEED, {"seed": opts.seed, "session": opts.session_seed})  # for --agent-chaos-seed=last
+
+
+def _collect_scenarios_beside_testpaths(config: pytest.Config) -> None:
+    """With ``--agent-chaos`` and no paths given, ``scenarios/`` at the rootdir is collected even when the ini's
+    ``testpaths`` does not list it (``testpaths = tests`` is common): YAML scenarios are the main job."""
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return
+    scenarios = config.rootpath / "scenarios"
+    if not scenarios.is_dir():
+        return
+    covered = [pathlib.Path(arg.split("::")[0]) for arg in config.args]
+    covered = [p if p.is_absolute() else config.rootpath / p for p in covered]
+    if not any(scenarios == p or p in scenarios.parents for p in covered):
+        config.args.append(str(scenarios))
 
 
 @pytest.hookimpl(optionalhook=True)

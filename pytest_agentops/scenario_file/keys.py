@@ -9,6 +9,7 @@ setting is a new field of its settings class, nothing here.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -66,7 +67,8 @@ def _place(kwargs: dict[str, Any], key: Key, value: Any) -> None:
 
 
 def _unknown_key(table: Mapping[str, Key], key: str, top_level: bool) -> str:
-    homes = [section for section, keys in sections().items() if key in keys] if top_level else []
+    homes = [section for section, keys in sections().items() if key in keys and section != "harness"] \
+        if top_level else []
     hint = f" ({key!r} belongs under '{homes[0]}:')" if homes else did_you_mean(key, table)
     return f"unknown key {key!r}{hint}; valid keys: {', '.join(table)}"
 
@@ -79,6 +81,14 @@ def read_section(doc: YamlDoc, node: yaml.MappingNode, table: Mapping[str, Key],
     for key, (key_node, _) in entries.items():
         if key not in table:
             doc.fail(key_node, where + _unknown_key(table, key, top_level))
+    if top_level and "harness" in entries:
+        both = [key for key in harness_keys() if key in entries]
+        if both:
+            doc.fail(entries[both[0]][0], f"{both[0]!r} is given at the top level and under 'harness:'; give it "
+                                          "once (at the top level: 'harness:' is the older spelling)")
+        warnings.warn(f"{doc.path}:{entries['harness'][0].start_mark.line + 1}: 'harness:' is deprecated: give "
+                      f"{' and '.join(harness_keys())} at the top level of the scenario, as in Python",
+                      DeprecationWarning, stacklevel=2)
     for name, key in table.items():
         if key.required and name not in entries:
             doc.fail(node, f"{where}missing required key {name!r} ({key.description})")
@@ -368,16 +378,16 @@ def harness_keys() -> dict[str, Key]:
 
 @cache
 def scenario_keys() -> dict[str, Key]:
-    """The top-level keys of a scenario, in the order they are read (tools before faults)."""
+    """The top-level keys of a scenario, in the order they are read (tools before faults). Keys mirror the
+    ``Scenario`` fields; ``harness:`` (``enforce``, ``scopes`` under it) is the older spelling, still read."""
     table: dict[str, Key] = {}
     for name, doc in docs(Scenario).items():
         if not doc.yaml:
             continue
-        if doc.section == "harness":
-            if "harness" not in table:
-                table["harness"] = Key("harness", read_harness, lambda: section_schema(harness_keys()),
-                                       "harness layers", target="")
-            continue
+        if doc.section == "harness" and "harness" not in table:
+            table["harness"] = Key("harness", read_harness, lambda: section_schema(harness_keys()),
+                                   "deprecated: give enforce and scopes at the top level, as in Python",
+                                   target="")
         table[name] = _key(name, doc)
     return table
 

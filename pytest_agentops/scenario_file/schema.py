@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .keys import scenario_keys, section_schema
+from .keys import harness_keys, scenario_keys, section_schema
 
 #: The JSON Schema shipped with the package.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "scenario.schema.json"
@@ -22,6 +22,9 @@ def build_schema() -> dict[str, Any]:
     written with an exponent (``'>= 9e-1'``), which the loader checks.
     """
     scenario = section_schema(scenario_keys())
+    # a setting given at the top level and under the older 'harness:' spelling is one too many
+    scenario["allOf"] = [{"not": {"required": [key, "harness"], "properties": {"harness": {"required": [key]}}}}
+                         for key in harness_keys()]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "pytest-agentops scenario file",

@@ -15,7 +15,7 @@ from .._validation import check_mix, check_seconds, check_share, reject_unknown_
 from ..errors import ConfigError
 from ..metrics import MetricDef, register_metric, trial_rate
 from ._meta import setting
-from .model import Drift, HttpFaults, ModelFaults
+from .model import MODEL_PROFILES, Drift, HttpFaults, ModelFaults
 
 #: Tool fault kinds that make a call fail (the agent gets an exception or a bad value).
 FAILING_TOOL_FAULTS = ("error", "timeout", "rate_limit", "malformed", "empty")
@@ -179,11 +179,16 @@ class Faults:
         return cls(profile_name="none")
 
     def with_profile(self, name: str) -> Faults:
-        """These settings with the rates of profile ``name`` (mix, overrides and the rest kept)."""
+        """These settings with the rates of profile ``name``: the tool-call failure and latency rates, and the
+        model-API rates (unless the model faults were set by hand); mixes, per-tool overrides, outages,
+        crashes, drift and HTTP faults kept."""
         _check_profile(name)
-        follow = self.model is None or self.model.profile_name is not None  # unless set by hand
-        model = {"model": ModelFaults.profile(name)} if follow else {}
-        return replace(self, **PROFILES[name], profile_name=name, **model)
+        model = self.model
+        if model is None:
+            model = ModelFaults.profile(name)
+        elif model.profile_name is not None:  # from a profile: its rates follow, its mix and the rest stay
+            model = replace(model, **MODEL_PROFILES[name], profile_name=name)
+        return replace(self, **PROFILES[name], profile_name=name, model=model)
 
     def tool_settings(self, tool: str) -> ToolFaults:
         """The rate and mix that apply to ``tool``."""
