@@ -72,13 +72,14 @@ class TrialRecord:
     faults: tuple[str, ...] = ()
     violations: tuple[str, ...] = ()
     output: str = ""
+    default_priced: tuple[str, ...] = ()  # models whose tokens were priced at the ``*`` fallback price
     layers: Mapping[str, LayerRecord] = field(default=EMPTY)  # layer name -> what it recorded
     trace: tuple[TraceEvent, ...] = field(default=(), repr=False, compare=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.layers, FrozenMap):
             object.__setattr__(self, "layers", FrozenMap(self.layers))
-        for name in ("faults", "violations", "trace"):
+        for name in ("faults", "violations", "trace", "default_priced"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
@@ -142,6 +143,8 @@ class TrialRecord:
         extra = thaw(self.extra)
         if extra:
             out["extra"] = extra
+        if self.default_priced:
+            out["default_priced_models"] = list(self.default_priced)
         if with_trace:
             out["trace"] = [e.to_dict() for e in self.trace]
         return out

@@ -60,7 +60,8 @@ class CampaignResult:
         verdicts = tuple(evaluate(e, data[e.metric], settings.confidence if data[e.metric].kind == "count" else conf,
                                   final=True) for e in expectations)
         return cls(scenario=scenario.name, seed=settings.seed, max_trials=settings.trials,
-                   confidence=settings.confidence, profile=settings.faults.profile_name, records=tuple(records),
+                   confidence=settings.confidence, profile=settings.faults.profile_name or "custom",
+                   records=tuple(records),
                    metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command)

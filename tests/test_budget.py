@@ -359,6 +359,8 @@ def test_cost_uses_the_price_table_per_model_including_names_models_report():
     record = one_trial(agent, None, prices={"house-model": (0.5, 0.25)})
     expected = (0.15 + 0.6) + (2.5 + 10.0) + (3.0 + 15.0) + (0.5 + 0.25) + (3.0 + 15.0)
     assert record.cost_usd == pytest.approx(expected)
+    assert record.default_priced == ("someone-elses-model",)  # the one priced at the '*' fallback: said so
+    assert record.to_dict()["default_priced_models"] == ["someone-elses-model"]
     table = price_table({"house-model": Price(1, 2)})
     assert price_for(table, "house-model") == Price(1.0, 2.0)
     assert price_for(table, "gpt-4o-mini") == DEFAULT_PRICES["gpt-4o-mini"]  # longest name, not gpt-4o

@@ -49,3 +49,45 @@ def test_agent_check_and_world_signatures_are_checked_when_the_scenario_is_built
 
 def test_callables_with_defaults_or_varargs_are_accepted():
     Scenario(name="x", agent=lambda *args: None, check=lambda world, output, extra=1: True, world=dict)
+
+
+def test_defaults_that_shape_a_verdict_are_said_in_the_table_and_report(tmp_path):
+    import json
+    import os
+    import stat
+
+    from pytest_agentops.report.json_report import write_report
+    from pytest_agentops.report.terminal import campaign_table
+
+    def agent(task, env):
+        env.record_usage(input_tokens=10, output_tokens=1, model="house-model")
+        return "done"
+
+    result = run_campaign(Scenario(name="no-expect", agent=agent, trials=5, seed=1, faults=Faults(rate=0.1)))
+    table = "\n".join(campaign_table(result))
+    assert "profile=custom" in table  # faults set by hand, not a named profile
+    assert "no expectations: nothing was judged" in table
+    assert "priced at the default '*' price (no price of their own): house-model" in table
+    old = os.umask(0o022)
+    try:
+        path = write_report(tmp_path / "r.json", [result])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # the umask, as an ordinary file (not mkstemp's 0600)
+    assert json.loads(path.read_text())["campaigns"][0]["profile"] == "custom"
+
+
+def test_a_reason_points_at_the_agents_frame_not_the_harness():
+    from pytest_agentops import tool
+
+    @tool
+    def flaky() -> str:
+        return "ok"
+
+    def agent(task, env):
+        return env.tools["flaky"]()  # an injected error raised through here, uncaught
+
+    result = run_campaign(Scenario(name="reason", agent=agent, tools=[flaky], trials=1, seed=1,
+                                   faults=Faults(rate=1.0, mix={"error": 1.0})))
+    (record,) = result.records
+    assert record.outcome == "error" and "at test_settings_never_lost.py:" in record.reason

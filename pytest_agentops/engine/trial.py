@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import threading
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -246,13 +247,21 @@ class Trial:
             blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
             unrecovered_fault_s=unrecovered_fault_onset(events), duration_s=ctx.clock.monotonic(),
             faults=tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"),
-            violations=tuple(ctx.violations), output=short_repr(output), layers=layers, trace=events)
+            violations=tuple(ctx.violations), output=short_repr(output),
+            default_priced=tuple(sorted(ctx.meter.default_priced)), layers=layers, trace=events)
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_DEMO = os.path.join(_PACKAGE, "demo") + os.sep
 
 
 def describe(exc: BaseException) -> str:
-    """``Type: message at file:line`` of where the exception was raised."""
+    """``Type: message at file:line`` of the last frame of the user's code the exception went through (a fault
+    the harness raised inside a tool call is shown where the agent called the tool, not in the harness)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    own = [f for f in frames if not f.filename.startswith(_PACKAGE) or f.filename.startswith(_DEMO)]
+    frame = (own or frames)[-1] if frames else None
+    where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame is not None else ""
     return f"{type(exc).__name__}: {exc}{where}"
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..settings.prices import DEFAULT_PRICES, Price, price_for
+from ..settings.prices import DEFAULT_PRICES, Price, is_listed, price_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class TokenMeter:
         self.output_tokens = 0
         self.cost_usd = 0.0
         self.calls = 0
+        self.default_priced: set[str] = set()  # models priced at the ``*`` fallback (no price of their own)
         self._listeners: list[Callable[[Usage, TokenMeter], None]] = []
         self._lock = threading.Lock()
 
@@ -45,6 +46,8 @@ class TokenMeter:
         price = price_for(self.prices, model)
         usage = Usage(input_tokens, output_tokens, model, price.cost(input_tokens, output_tokens))
         with self._lock:
+            if model != "*" and not is_listed(self.prices, model):
+                self.default_priced.add(model)
             self.input_tokens += input_tokens
             self.output_tokens += output_tokens
             self.cost_usd += usage.cost_usd

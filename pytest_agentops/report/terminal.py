@@ -46,6 +46,11 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
             lines.append(f"  {name}: " + "  ".join(f"{q} {_fmt(m.get(q))}" for q in ("p50", "p95", "p99")))
     counts = "  ".join(f"{k}={v}" for k, v in c["outcomes"].items())
     lines.append(f"  outcomes: {counts}")
+    if not c["verdicts"] and not c["smoke"] and c["replay"] is None:
+        lines.append("  no expectations: nothing was judged (the campaign passes whatever its trials did)")
+    unpriced = sorted({m for r in c["records"] for m in r.get("default_priced_models", ())})
+    if unpriced:
+        lines.append(f"  priced at the default '*' price (no price of their own): {', '.join(unpriced)}")
     alerts = metrics.get("budget_alert_rate")  # budget layer: only campaigns with a Budget
     if alerts and alerts["n"]:
         exceeded = c["outcomes"].get("budget_exceeded", 0)

@@ -58,6 +58,11 @@ _PROVIDER = re.compile(r"^[A-Za-z0-9_.-]+[:/]")  # "openai:gpt-4o", "anthropic/c
 _SNAPSHOT = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8}|-latest)$")  # dated snapshots, aliases
 
 
+def is_listed(prices: Mapping[str, Price], model: str) -> bool:
+    """Whether ``model`` has a price of its own (exact, or its base name) rather than the ``*`` fallback."""
+    return model in prices or _SNAPSHOT.sub("", _PROVIDER.sub("", model, count=1)) in prices
+
+
 def price_for(prices: Mapping[str, Price], model: str) -> Price:
     """The price of ``model``: its exact entry, else without a provider prefix or snapshot suffix, else ``*``.
 
