@@ -41,6 +41,8 @@ class CampaignResult:
     wall_s: float = field(default=0.0, compare=False)
     replay_command: str | None = field(default=None, compare=False, repr=False)
     skipped: str | None = None  # why this campaign did not run (e.g. not the scenario a replay asked for)
+    late_calls: int = 0  # harness calls refused because their trial had ended (threads an agent left running)
+    unstoppable: int = 0  # agent threads and loops given up on that could not be stopped in-process
 
     @classmethod
     def not_run(cls, scenario: str, reason: str) -> CampaignResult:
@@ -50,8 +52,8 @@ class CampaignResult:
 
     @classmethod
     def build(cls, scenario: Scenario, settings: RunSettings, records: list[TrialRecord], *,
-              stopped_early: bool = False, wall_s: float = 0.0, replay_command: str | None = None
-              ) -> CampaignResult:
+              stopped_early: bool = False, wall_s: float = 0.0, replay_command: str | None = None,
+              late_calls: int = 0, unstoppable: int = 0) -> CampaignResult:
         """Compute metrics and verdicts for a finished campaign."""
         expectations = scenario.expectations
         conf = settings.look_confidence
@@ -64,7 +66,8 @@ class CampaignResult:
                    records=tuple(records),
                    metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
-                   xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command)
+                   xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
+                   unstoppable=unstoppable)
 
     # -- derived values -------------------------------------------------------------------------------
     @property
@@ -136,7 +139,7 @@ class CampaignResult:
     def to_dict(self, *, with_traces: bool = False) -> dict[str, Any]:
         """The campaign as plain JSON data (the report schema's ``campaigns[]`` entry): every trial's record,
         with its trace when the trial failed (or every trace, ``with_traces``)."""
-        return {
+        out = {
             "scenario": self.scenario, "seed": self.seed, "max_trials": self.max_trials, "trials": self.n,
             "stopped_early": self.stopped_early, "confidence": self.confidence, "profile": self.profile,
             "smoke": self.smoke, "replay": self.replay, "xfail": self.xfail, "passed": self.passed,
@@ -146,6 +149,11 @@ class CampaignResult:
             # a failing trial's trace is always there: what the agent did is the first thing one looks for
             "records": [r.to_dict(with_trace=with_traces or not r.ok) for r in self.records],
         }
+        if self.late_calls:  # threads an agent left running called the harness after their trial ended
+            out["late_calls"] = self.late_calls
+        if self.unstoppable:  # workers given up on that still run (they depend on timing: only when they occur)
+            out["unstoppable_workers"] = self.unstoppable
+        return out
 
     def __repr__(self) -> str:
         verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -74,6 +75,8 @@ class CampaignLayers:
         self.tool_names = tuple(s.name for s in self.specs)
         self.prices = price_table(scenario.prices)
         self.is_async = is_async_agent(scenario.agent)
+        self.late_calls = 0  # harness calls refused because their trial had ended (threads its agent left)
+        self._late_lock = threading.Lock()
         self.parts: list[tuple[str, HarnessLayer]] = []
         try:
             for layer in BUILTIN_LAYERS:
@@ -115,6 +118,11 @@ class CampaignLayers:
         for attached in ctx.layers.values():
             agent = attached.wrap_agent(agent, self.is_async)
         return BuiltTrial(ctx, env, task, agent)
+
+    def count_late_call(self) -> None:
+        """A harness call came after its trial had ended (refused: the call raised in the agent's thread)."""
+        with self._late_lock:
+            self.late_calls += 1
 
     def close(self) -> None:
         """The campaign is over: release what the layers opened for it (checkpoint files, the interception)."""

@@ -38,10 +38,12 @@ def run_campaign(scenario: Scenario, *, seed: int | None = None, trials: int | N
 def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: str | None = None) -> CampaignResult:
     """Run a campaign whose settings are resolved already (the pytest plugin resolves its own sources)."""
     started = _wall()
-    records, stopped_early = Runner(scenario, settings).run()
+    runner = Runner(scenario, settings)
+    records, stopped_early = runner.run()
     wall_s = _wall() - started
     return CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
-                                replay_command=replay_command)
+                                replay_command=replay_command, late_calls=runner.layers.late_calls,
+                                unstoppable=runner.unstoppable())
 
 
 def replay_trial(scenario: Scenario, index: int, *, seed: int | None = None, **kwargs: Any) -> TrialRecord:

@@ -35,6 +35,8 @@ from .trial import Trial
 from .workers import LoopWorker, ThreadWorker
 
 _wall = real_perf_counter  # never the virtual clock
+#: Real seconds an async trial has, once cancelled at its wall-clock limit, to end before its loop is retired.
+CANCEL_GRACE_S = 0.5
 
 
 @contextlib.contextmanager
@@ -59,6 +61,8 @@ class Runner:
         self._completed: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
         self._flying: dict[int, Trial] = {}
         self._quiet: collections.deque[cf.Future[Any]] = collections.deque()  # completed, main not woken
+        self._stubborn: list[tuple[LoopWorker, Trial, float]] = []  # cancelled, still running: (loop, trial, grace)
+        self._retired: list[LoopWorker] = []  # loops given up on (blocked, or running a task that ignores cancel)
         # trials launched ahead of the running ones, queued on the worker threads (sync: 31 per thread) or on
         # the loop (async: up to 1024): a worker goes from one trial to the next without waiting for the
         # main thread (cross-thread wake-ups dominate a fast trial's cost, and a main thread busy queueing
@@ -98,6 +102,14 @@ class Runner:
         if self._loop is not None:
             self._loop.close()
         self.layers.close()  # e.g. a temporary checkpoint file goes with the campaign
+
+    def unstoppable(self) -> int:
+        """Workers this campaign gave up on that still run: threads of agents that caught their abandonment
+        (CPython cannot stop a thread from outside), and retired loops (blocked, or running tasks that ignored
+        their cancellation). Reported with the campaign; ``isolation`` of trials in processes is the cure."""
+        threads = sum(1 for w in self._threads if w.retired and w.thread.is_alive() and w.abandoned)
+        loops = sum(1 for w in self._retired if w.thread.is_alive() or w.abandoned)
+        return threads + loops
 
     # -- one trial ------------------------------------------------------------------------------------
     def launch(self, index: int) -> Trial:
@@ -220,21 +232,48 @@ class Runner:
                 trial.finish()
 
         if worker.call(end):
+            # a task that swallows its cancellation keeps running, and keeps its slot: given a short grace, its
+            # loop is retired (``_retire_stubborn``)
+            deadline = _wall() + CANCEL_GRACE_S
+            self._stubborn.extend((worker, trial, deadline) for trial in trials
+                                  if trial.future is not None and worker.still_running(trial.future))
             return
-        # the loop is blocked (an agent busy-looping without awaiting) or gone: retire it, judge here the
-        # trials that ran on it, end the late ones from here, and move those that never started to a fresh loop
+        # the loop is blocked (an agent busy-looping without awaiting) or gone: retire it
         for trial in trials:  # decided first: judged by the reap below or later, they are timed out with this reason
             trial.abort("timed_out", reason)
-        worker.abandon()
-        worker.reap()
+        self._retire_loop(worker)
         for trial in trials:
             assert trial.future is not None
             trial.future.cancel()
+
+    def _retire_loop(self, worker: LoopWorker) -> None:
+        """Give up on a loop that cannot be stopped in-process (blocked, or running a task that ignores its
+        cancellation): judge here the trials that ran on it, and move those that never started to a fresh loop."""
+        if worker in self._retired:
+            return
+        self._retired.append(worker)
+        worker.abandon()
+        worker.reap()
         for pos, other in list(self._flying.items()):
             if other.worker is worker and other.future is not None and other.future.cancel():
                 other.close_layers()  # built ahead (``warm``): its model routes go with it
                 self._flying[pos] = self.launch(other.index)
         self._kick()
+
+    def _retire_stubborn(self, now: float) -> float | None:
+        """Retire the loops of trials still running past their grace after their cancellation; the earliest
+        grace deadline still ahead (None: none)."""
+        ahead = []
+        for entry in list(self._stubborn):
+            worker, trial, deadline = entry
+            if trial.future is None or not worker.still_running(trial.future) or worker.retired:
+                self._stubborn.remove(entry)
+            elif deadline <= now:
+                self._stubborn.remove(entry)
+                self._retire_loop(worker)
+            else:
+                ahead.append(deadline)
+        return min(ahead, default=None)
 
     def _end_flying(self, trials: list[Trial]) -> None:
         """The campaign ends with these trials unfinished: stop them and remove their model routes (on the
@@ -280,7 +319,9 @@ class Runner:
                 now = _wall()
                 limit_s = self.scenario.timeout_s
                 since = [t.counting_since() for t in flying.values()]
-                timeout = max(0.0, min((t + limit_s for t in since if t is not None), default=now + limit_s) - now)
+                wake = min((t + limit_s for t in since if t is not None), default=now + limit_s)
+                grace = self._retire_stubborn(now)
+                timeout = max(0.0, min(wake, grace if grace is not None else wake) - now)
                 finished = self._wait(timeout)
                 if finished:
                     futures = {t.future: pos for pos, t in flying.items()}

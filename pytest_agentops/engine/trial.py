@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialAbandoned, TrialAborted
 from ..harness.escalation import unrecovered_fault_onset
+from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
 from ..records import TrialRecord
@@ -166,10 +167,11 @@ class Trial:
         assert ctx is not None and self.random is not None
         origin.start()
         deadline = watch_virtual_deadline(ctx.clock, functools.partial(ctx.abort, "timed_out"))
-        token, random_token = enter_clock(ctx.clock), enter_random(self.random)
+        token, random_token, trial_token = enter_clock(ctx.clock), enter_random(self.random), enter_trial(ctx)
         try:
             return await self.agent(self.task, self.env)
         finally:
+            exit_trial(trial_token)
             exit_random(random_token)
             exit_clock(token)
             if deadline is not None:
@@ -201,6 +203,8 @@ class Trial:
         with self._finish_lock:
             if self._record is None:
                 self._record = self._judge(output, exc)
+                if self.ctx is not None:  # a thread the agent left running is refused from now on, and counted
+                    self.ctx.end(self.layers.count_late_call)
                 # the record holds what is kept: the world, env and harness go now, not with the campaign
                 self.ctx = self.env = self.agent = self.random = None
             return self._record

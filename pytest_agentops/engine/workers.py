@@ -16,11 +16,22 @@ import ctypes
 import functools
 import queue
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from ..errors import TrialAbandoned
+from ..process.task_scope import task_factory
 from ..vtime.loop import VirtualTimeLoop
+
+
+def keep_forever(objects: Iterable[Any]) -> int:
+    """Never free these objects (their count): finalizing an abandoned task runs its code again (a coroutine's
+    ``close()``), and an agent that catches ``GeneratorExit`` in a loop would hang the interpreter's exit."""
+    n = 0
+    for obj in objects:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+        n += 1
+    return n
 
 
 def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException] = TrialAbandoned) -> bool:
@@ -41,6 +52,7 @@ class ThreadWorker:
     def __init__(self, name: str):
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], cf.Future[Any]] | None] = queue.SimpleQueue()
         self.retired = False
+        self.abandoned = False  # its running job was given up on (the thread may still be running it)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
@@ -75,6 +87,7 @@ class ThreadWorker:
     def abandon(self) -> None:
         """Give up on the running job: interrupt it if possible and never reuse this worker."""
         self.retired = True
+        self.abandoned = True
         raise_in_thread(self.thread)
         self._jobs.put(None)
 
@@ -110,6 +123,7 @@ class LoopWorker:
     def __init__(self, name: str = "agentops-loop"):
         self.loop = VirtualTimeLoop()
         self.loop.idle_work = self._idle
+        self.loop.set_task_factory(task_factory)  # tasks a trial creates are its own (``asyncio.all_tasks``)
         self.retired = False
         self.limit = 1  # jobs from ``put`` running at once
         self.running = 0
@@ -118,6 +132,7 @@ class LoopWorker:
         self._settling: collections.deque[tuple[_Job, Any]] = collections.deque()
         self._tasks: dict[cf.Future[Any], tuple[_Job, asyncio.Task[Any]]] = {}
         self._ready = threading.Event()
+        self.abandoned = 0  # tasks left running when the loop stopped (they ignored their cancellation)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
         self._ready.wait()
@@ -132,6 +147,8 @@ class LoopWorker:
         finally:
             with contextlib.suppress(BaseException):
                 self.reap()  # jobs that ended but would wait for a callback or an idle moment that never comes
+            with contextlib.suppress(BaseException):
+                self.abandoned = keep_forever(t for t in asyncio.all_tasks(self.loop) if not t.done())
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> cf.Future[Any]:
         """Run ``coro`` on the loop now (not counted against ``limit``)."""
@@ -162,6 +179,11 @@ class LoopWorker:
     def busy(self) -> bool:
         """Whether jobs put on this loop are running or not yet settled."""
         return self.running > 0 or bool(self._settling)
+
+    def still_running(self, future: cf.Future[Any]) -> bool:
+        """Whether the task of a started job has not ended (a task may ignore its cancellation)."""
+        entry = self._tasks.get(future)
+        return entry is not None and not entry[1].done()
 
     def cancel_job(self, future: cf.Future[Any]) -> None:
         """On the loop: skip a queued job, or cancel the task of a running one."""

@@ -31,6 +31,10 @@ NOT_REACHED = frozenset({"blocked", "denied_scope", "bad_arguments"})
 RAN = frozenset({"ok", "malformed", "empty"})
 
 
+def _nothing() -> None:
+    pass
+
+
 def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
     """``method`` of the context, called through a weak reference (the clock and meter the context owns
     then hold no reference back to it)."""
@@ -55,7 +59,9 @@ class TrialContext:
         self.world = world
         self.plan = plan
         self._abort: TrialAborted | None = None
-        self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s, on_advance=_weak(self.check_alive))
+        self._late_call: Callable[[], None] | None = None  # set when the trial has been judged (``end``)
+        self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s, on_advance=_weak(self.check_alive),
+                                on_limit=_weak(self.abort))
         self.trace = Trace(self.clock.monotonic)
         self.meter = TokenMeter(prices)
         self.meter.subscribe(_weak(self._on_usage))
@@ -103,14 +109,26 @@ class TrialContext:
 
     # -- liveness ---------------------------------------------------------------------------------------
     def abort(self, outcome: str, reason: str) -> None:
-        """End the trial with this outcome (the first decision wins); the agent's next harness call raises."""
-        if self._abort is None:
-            self._abort = TrialAborted(outcome, reason)
+        """End the trial with this outcome (the first decision wins, and stays: every later harness call of
+        the agent raises again, and the trial is judged by it whatever the agent catches)."""
+        with self._lock:
+            if self._abort is None:
+                self._abort = Escalated(reason) if outcome == "escalated" else TrialAborted(outcome, reason)
+
+    def end(self, late_call: Callable[[], None] | None = None) -> None:
+        """The trial has been judged: a harness call made now (from a thread the agent left running) is
+        refused, and ``late_call`` is told of it."""
+        self._late_call = late_call or _nothing
+        self.abort("ended", "the trial has ended: a call from a thread its agent left running")
 
     def check_alive(self) -> None:
         """Raise ``TrialAborted`` in the agent when the trial has been ended; then the layers' checks."""
         if self._abort is not None:
-            raise TrialAborted(self._abort.outcome, self._abort.reason)
+            if self._late_call is not None:
+                self._late_call()
+            aborted = self._abort
+            raise Escalated(aborted.reason) if isinstance(aborted, Escalated) else TrialAborted(aborted.outcome,
+                                                                                                 aborted.reason)
         for check in self.hooks["check"]:
             check()
 
@@ -172,13 +190,15 @@ class TrialContext:
             hook(tokens, model)
 
     def escalate(self, reason: str) -> None:
-        """Hand the task to a human: record when and why, then end the trial."""
+        """Hand the task to a human: record when and why, then end the trial (for good: an agent that catches
+        the ``Escalated`` gets it again at its next harness call, and the trial is judged escalated)."""
         self.check_alive()
         t = self.clock.monotonic()
         with self._lock:
             if self.escalation is None:
                 self.escalation = (t, str(reason))
         self.trace.add("escalation", "human", "escalated", reason=str(reason))
+        self.abort("escalated", str(reason))
         raise Escalated(str(reason))
 
     def report_confidence(self, confidence: Any) -> None:

@@ -14,6 +14,7 @@ calls the hooks each ``LayerTrial`` overrides, in the layers' order:
 ``permit(call)``             may the agent call this tool at all (scopes)? raise to refuse: the call
                              is not counted and takes no call index
 ``before_tool(call)``        a tool call, before the tool runs: refuse it or fail it (raise), delay it
+``on_tool_not_run(call)``    a ``before_tool`` refused or failed the call: undo what this layer took for it
 ``on_tool_start(call)``      every layer let the call through: the tool runs next
 ``after_tool(call, result)`` the tool returned: may change the result the agent sees (returns it)
 ``on_tool_recorded(...)``    a tool call was counted and traced, with its outcome (also failed ones)
@@ -119,6 +120,9 @@ class LayerTrial:
     def before_tool(self, call: ToolCall) -> None:
         """Before the tool runs: raise to refuse or fail the call."""
 
+    def on_tool_not_run(self, call: ToolCall) -> None:
+        """A ``before_tool`` of this or a later layer refused or failed the call: it never reaches its tool."""
+
     def on_tool_start(self, call: ToolCall) -> None:
         """Every layer let the call through; the tool runs next."""
 
@@ -153,8 +157,8 @@ class LayerTrial:
 
 #: The hooks a trial calls, in the order of this table (``assemble`` lists, per hook, the layers overriding it).
 #: (``on_usage`` is a listener of the trial's meter; ``wrap_agent`` and ``record`` are called once, by the trial.)
-HOOKS = ("check", "before_step", "permit", "before_tool", "on_tool_start", "after_tool", "on_tool_recorded",
-         "on_model_request", "settle", "close")
+HOOKS = ("check", "before_step", "permit", "before_tool", "on_tool_not_run", "on_tool_start", "after_tool",
+         "on_tool_recorded", "on_model_request", "settle", "close")
 
 
 @runtime_checkable

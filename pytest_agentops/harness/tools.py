@@ -97,8 +97,13 @@ class BoundTool:
             hook(call)
         call.index = self.calls
         self.calls += 1
-        for hook in hooks["before_tool"]:
-            hook(call)
+        try:
+            for hook in hooks["before_tool"]:
+                hook(call)
+        except BaseException:
+            for undo in hooks["on_tool_not_run"]:
+                undo(call)
+            raise
         for hook in hooks["on_tool_start"]:
             hook(call)
         return call

@@ -46,6 +46,13 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
             lines.append(f"  {name}: " + "  ".join(f"{q} {_fmt(m.get(q))}" for q in ("p50", "p95", "p99")))
     counts = "  ".join(f"{k}={v}" for k, v in c["outcomes"].items())
     lines.append(f"  outcomes: {counts}")
+    if c.get("unstoppable_workers"):
+        lines.append(f"  {c['unstoppable_workers']} agent thread(s) or loop(s) could not be stopped in-process (the "
+                     "agent caught its abandonment or ignored its cancellation): left running, their trials recorded "
+                     "timed_out")
+    if c.get("late_calls"):
+        lines.append(f"  {c['late_calls']} harness call(s) refused: made after their trial ended, from threads its "
+                     "agent left running")
     if not c["verdicts"] and not c["smoke"] and c["replay"] is None:
         lines.append("  no expectations: nothing was judged (the campaign passes whatever its trials did)")
     unpriced = sorted({m for r in c["records"] for m in r.get("default_priced_models", ())})

@@ -142,13 +142,14 @@ class TrialClock(VirtualClock):
     ``on_advance`` (the harness's liveness check, which may end the trial).
     """
 
-    __slots__ = ("_on_advance", "limit_s", "listeners")
+    __slots__ = ("_on_advance", "_on_limit", "limit_s", "listeners")
 
     def __init__(self, *args: Any, limit_s: float | None = None, on_advance: Callable[[], None] | None = None,
-                 **kwargs: Any):
+                 on_limit: Callable[[str, str], None] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.limit_s = limit_s
         self._on_advance = on_advance
+        self._on_limit = on_limit  # told (outcome, reason) when the limit is passed: the trial's decision
         self.listeners: list[Callable[[], None]] = []
 
     def advance(self, seconds: float) -> None:
@@ -158,4 +159,7 @@ class TrialClock(VirtualClock):
         if self._on_advance is not None:
             self._on_advance()
         if self.limit_s is not None and self.monotonic() > self.limit_s:
-            raise TrialAborted("timed_out", f"virtual time limit of {self.limit_s:g}s exceeded")
+            reason = f"virtual time limit of {self.limit_s:g}s exceeded"
+            if self._on_limit is not None:
+                self._on_limit("timed_out", reason)
+            raise TrialAborted("timed_out", reason)

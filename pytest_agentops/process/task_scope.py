@@ -1,0 +1,58 @@
+"""``asyncio.all_tasks()`` inside a trial: only that trial's own tasks.
+
+Async trials share one event loop. An agent that cancels "all tasks" (``for t in asyncio.all_tasks():
+t.cancel()``, a common shutdown idiom) would otherwise cancel the tasks of the trials running beside it, and
+the verdicts would depend on concurrency. So the tasks a trial creates are tagged with it (the loop's task
+factory, ``task_factory``), and while campaigns run ``asyncio.all_tasks`` is a stand-in (installed with the
+time stand-ins) that, inside a trial, lists only that trial's tasks; outside trials it is the real function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import weakref
+from collections.abc import Coroutine
+from typing import Any
+
+from .time_patch import register_stand_ins
+
+_real_all_tasks = asyncio.all_tasks
+_trial: contextvars.ContextVar[object | None] = contextvars.ContextVar("pytest_agentops_trial", default=None)
+_owner: weakref.WeakKeyDictionary[asyncio.Task[Any], object] = weakref.WeakKeyDictionary()
+
+
+def enter_trial(trial: object) -> contextvars.Token[object | None]:
+    """Mark the current task (a trial's main task) and the context as the trial's (undo with ``exit_trial``)."""
+    task = asyncio.current_task()
+    if task is not None:
+        _owner[task] = trial
+    return _trial.set(trial)
+
+
+def exit_trial(token: contextvars.Token[object | None]) -> None:
+    _trial.reset(token)
+
+
+def task_factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
+                 context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+    """The loop's task factory: a task created inside a trial belongs to it."""
+    extra = {} if context is None else {"context": context}  # (``context`` is new in Python 3.11)
+    task = asyncio.Task(coro, loop=loop, **extra)
+    owner = _trial.get() if context is None else context.get(_trial)
+    if owner is not None:
+        _owner[task] = owner
+    return task
+
+
+def _all_tasks(loop: asyncio.AbstractEventLoop | None = None) -> set[asyncio.Task[Any]]:
+    tasks = _real_all_tasks(loop)
+    trial = _trial.get()
+    if trial is None:
+        return tasks
+    return {task for task in tasks if _owner.get(task) is trial}
+
+
+_all_tasks.__doc__ = _real_all_tasks.__doc__
+_all_tasks.__name__ = _all_tasks.__qualname__ = "all_tasks"
+register_stand_ins(asyncio, {"all_tasks": _all_tasks})
