@@ -148,3 +148,12 @@ class AgentCrash(BaseException):
 
 class TrialAbandoned(BaseException):
     """Raised asynchronously inside an agent that ran past its wall-clock limit."""
+
+
+class AgentExited(BaseException):
+    """Raised instead of ending the process when code inside a trial (or user code being imported) calls
+    ``os._exit``: the test run goes on, and the trial (or the import) is an error naming the exit code."""
+
+    def __init__(self, status: int, where: str = "the agent"):
+        self.status = status
+        super().__init__(f"{where} called os._exit({status}); the test run was kept alive and the call refused")

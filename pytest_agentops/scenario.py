@@ -65,7 +65,7 @@ class Scenario:
     check: Callable[[Any, Any], bool] | None = setting(None, doc="'package.module:attr' naming check(world, output) "
                                                                  "-> bool: did the agent accomplish the task?",
                                                        kind="reference", nullable=True)
-    faults: Faults | None = setting(None, doc="what goes wrong: a profile name, or a mapping (profile plus "
+    faults: Faults | str | None = setting(None, doc="what goes wrong: a profile name, or a mapping (profile plus "
                                               "overrides, or explicit rates)", kind="faults", of=Faults,
                                     nullable=True)
     approver: Approver = setting(doc="the simulated human approver", kind="section", of=Approver,
@@ -138,8 +138,10 @@ class Scenario:
         duplicate = {n for n in names if names.count(n) > 1}
         if duplicate:
             raise ConfigError(f"tools: duplicate tool name(s) {sorted(duplicate)}")
+        if isinstance(self.faults, str):  # a profile name, as in a scenario file
+            object.__setattr__(self, "faults", Faults.profile(self.faults))
         if self.faults is not None and not isinstance(self.faults, Faults):
-            raise ConfigError(f"faults={self.faults!r} must be a Faults (e.g. Faults.profile('mid'))")
+            raise ConfigError(f"faults={self.faults!r} must be a Faults or a profile name (e.g. 'mid')")
         if self.faults is not None and self.tools:  # (faults of a scenario without tools: checked when run)
             self.check_tool_names(self.faults)
         if not isinstance(self.approver, Approver):

@@ -28,6 +28,9 @@ from ..scenario import Scenario
 from ..settings.prices import price_table
 from ..settings.run import RunSettings
 
+#: how long a harness call made after its trial ended waits before it is refused (off an event loop)
+LATE_CALL_PAUSE_S = 0.2
+
 #: The built-in layers, in the order their hooks run.
 BUILTIN_LAYERS = (confirmations.LAYER, budget.LAYER, tool_faults.LAYER, escalation.LAYER, state.LAYER, crash.LAYER,
                   boundary.LAYER)
@@ -98,7 +101,8 @@ class CampaignLayers:
             with outside_loop():
                 world = scenario.world() if scenario.world is not None else None
         except Exception as exc:
-            raise ConfigError(f"world factory {scenario.world!r} raised {type(exc).__name__}: {exc}") from exc
+            raise ConfigError(f"trial {index}: world factory {scenario.world!r} raised {type(exc).__name__}: "
+                              f"{exc}") from exc
         ctx = TrialContext(scenario=scenario.name, index=index, seed=seed, world=world,
                            plan=FaultPlan(seed, self.run.faults, self.tool_names), prices=self.prices,
                            virtual_timeout_s=scenario.virtual_timeout_s, clock_source=clock_source)
@@ -120,9 +124,14 @@ class CampaignLayers:
         return BuiltTrial(ctx, env, task, agent)
 
     def count_late_call(self) -> None:
-        """A harness call came after its trial had ended (refused: the call raised in the agent's thread)."""
+        """A harness call came after its trial had ended (refused: the call raises in the agent's thread).
+        Off an event loop the refusal waits ``LATE_CALL_PAUSE_S`` first: a thread left behind that catches
+        everything and calls again (a worker past its wall-clock limit, in ``time.sleep``) is slowed to a
+        few calls a second instead of spinning for the rest of the test run."""
         with self._late_lock:
             self.late_calls += 1
+        if asyncio._get_running_loop() is None:  # never block a loop other trials share
+            threading.Event().wait(LATE_CALL_PAUSE_S)
 
     def close(self) -> None:
         """The campaign is over: release what the layers opened for it (checkpoint files, the interception)."""

@@ -17,12 +17,14 @@ import concurrent.futures as cf
 import contextlib
 import functools
 import queue
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigError
 from ..expect import evaluate
 from ..metrics import collect
+from ..process import exit_guard  # noqa: F401 (os._exit inside a trial: a stand-in installed with the time ones)
 from ..process.anyio_threads import track_anyio_threads
 from ..process.gc_hold import campaign_gc
 from ..process.time_patch import time_patch
@@ -37,6 +39,8 @@ from .workers import LoopWorker, ThreadWorker
 _wall = real_perf_counter  # never the virtual clock
 #: Real seconds an async trial has, once cancelled at its wall-clock limit, to end before its loop is retired.
 CANCEL_GRACE_S = 0.5
+#: how long the end of a campaign waits for each of its worker threads to end
+JOIN_S = 1.0
 
 
 @contextlib.contextmanager
@@ -101,6 +105,10 @@ class Runner:
             worker.close()
         if self._loop is not None:
             self._loop.close()
+        # the campaign returns with its threads gone (a worker that cannot be stopped is reported instead)
+        for thread in [w.thread for w in self._threads if not w.abandoned] + [w.thread for w in self._retired] + \
+                ([self._loop.thread] if self._loop is not None else []):
+            thread.join(JOIN_S)
         self.layers.close()  # e.g. a temporary checkpoint file goes with the campaign
 
     def unstoppable(self) -> int:
@@ -266,7 +274,7 @@ class Runner:
         ahead = []
         for entry in list(self._stubborn):
             worker, trial, deadline = entry
-            if trial.future is None or not worker.still_running(trial.future) or worker.retired:
+            if trial.future is None or not worker.still_running(trial.future) or worker in self._retired:
                 self._stubborn.remove(entry)
             elif deadline <= now:
                 self._stubborn.remove(entry)
@@ -274,6 +282,12 @@ class Runner:
             else:
                 ahead.append(deadline)
         return min(ahead, default=None)
+
+    def _outwait_stubborn(self) -> None:
+        """At the campaign's end: the trials still ignoring their cancellation get the rest of their grace, then
+        their loops are retired (and reported), as during the campaign."""
+        while (grace := self._retire_stubborn(_wall())) is not None:
+            threading.Event().wait(max(0.0, grace - _wall()))
 
     def _end_flying(self, trials: list[Trial]) -> None:
         """The campaign ends with these trials unfinished: stop them and remove their model routes (on the
@@ -347,6 +361,7 @@ class Runner:
                             self.expire([flying.pop(p) for p in [p for p in flying if p >= n]])
                             break
         finally:
+            self._outwait_stubborn()
             self._end_flying(list(flying.values()))
             self.close()
             holds.close()

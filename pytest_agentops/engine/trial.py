@@ -266,11 +266,21 @@ def describe(exc: BaseException) -> str:
     own = [f for f in frames if not f.filename.startswith(_PACKAGE) or f.filename.startswith(_DEMO)]
     frame = (own or frames)[-1] if frames else None
     where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame is not None else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    return f"{type(exc).__name__}: {_safe(str, exc)}{where}"
 
 
 def short_repr(value: Any, limit: int = 200) -> str:
+    """At most ``limit`` characters of an agent's output, for the record."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else _safe(repr, value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _safe(show: Any, value: Any) -> str:
+    """``str`` or ``repr`` of an agent's object, which may raise (a hostile ``__repr__`` must not end the
+    campaign)."""
+    try:
+        return str(show(value))
+    except Exception as exc:
+        return f"<{type(value).__name__} whose {show.__name__}() raised {type(exc).__name__}>"

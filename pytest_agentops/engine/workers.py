@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import TrialAbandoned
 from ..process.task_scope import task_factory
 from ..vtime.loop import VirtualTimeLoop
+from ..vtime.real import real_monotonic
 
 
 def keep_forever(objects: Iterable[Any]) -> int:
@@ -46,6 +47,50 @@ def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException] = Tr
     return done == 1
 
 
+class _Hound:
+    """Keeps raising ``TrialAbandoned`` in abandoned workers still running agent code, until they stop.
+
+    One asynchronous exception is caught by an agent that wraps its loop in ``except BaseException``;
+    raised again and again, one lands outside the ``try`` (at the loop's jump back, or in the handler) and
+    ends the thread. Every 5 ms for the first 2 s, then every 200 ms, on one daemon thread that ends when
+    no worker is left to chase. A thread stuck in a C call is beyond reach (reported as unstoppable).
+    """
+
+    FAST_S, FAST_FOR_S, SLOW_S = 0.005, 2.0, 0.2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._chased: list[tuple[threading.Thread, Callable[[], bool], float]] = []
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def chase(self, thread: threading.Thread, running_agent_code: Callable[[], bool], after_s: float = 0.0) -> None:
+        """Interrupt ``thread`` while ``running_agent_code()``, starting in ``after_s`` seconds."""
+        with self._lock:
+            self._chased.append((thread, running_agent_code, real_monotonic() + after_s))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="agentops-hound", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._chased = [c for c in self._chased if c[0].is_alive() and c[1]()]
+                if not self._chased:
+                    self._thread = None
+                    return
+                chased = list(self._chased)
+            now = real_monotonic()
+            for thread, _, since in chased:
+                if now >= since:
+                    raise_in_thread(thread)
+            fast = any(now - since < self.FAST_FOR_S for _, _, since in chased)
+            self._wake.wait(self.FAST_S if fast else self.SLOW_S)
+
+
+HOUND = _Hound()
+
+
 class ThreadWorker:
     """A daemon thread that runs submitted callables one at a time."""
 
@@ -53,6 +98,7 @@ class ThreadWorker:
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], cf.Future[Any]] | None] = queue.SimpleQueue()
         self.retired = False
         self.abandoned = False  # its running job was given up on (the thread may still be running it)
+        self.in_job = False
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
@@ -68,10 +114,15 @@ class ThreadWorker:
             fn, future = job
             if not future.set_running_or_notify_cancel():
                 continue
+            self.in_job = True
             try:
-                future.set_result(fn())
+                result = fn()
             except BaseException as exc:  # the agent's failure is data, not a crash
+                self.in_job = False
                 future.set_exception(exc)
+            else:
+                self.in_job = False
+                future.set_result(result)
             if self.retired:
                 return
 
@@ -88,8 +139,9 @@ class ThreadWorker:
         """Give up on the running job: interrupt it if possible and never reuse this worker."""
         self.retired = True
         self.abandoned = True
-        raise_in_thread(self.thread)
         self._jobs.put(None)
+        if self.in_job:
+            HOUND.chase(self.thread, lambda: self.in_job)
 
     def close(self) -> None:
         self.retired = True
@@ -299,6 +351,8 @@ class LoopWorker:
         self.retired = True
         raise_in_thread(self.thread)
         self.close()
+        # a loop still running a second later is blocked by agent code that caught the first interruption
+        HOUND.chase(self.thread, self.loop.is_running, after_s=1.0)
 
     def close(self) -> None:
         self.retired = True

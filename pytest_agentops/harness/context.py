@@ -61,7 +61,7 @@ class TrialContext:
         self._abort: TrialAborted | None = None
         self._late_call: Callable[[], None] | None = None  # set when the trial has been judged (``end``)
         self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s, on_advance=_weak(self.check_alive),
-                                on_limit=_weak(self.abort))
+                                on_limit=_weak(self.abort), before_advance=_weak(self.raise_if_ended))
         self.trace = Trace(self.clock.monotonic)
         self.meter = TokenMeter(prices)
         self.meter.subscribe(_weak(self._on_usage))
@@ -123,14 +123,18 @@ class TrialContext:
 
     def check_alive(self) -> None:
         """Raise ``TrialAborted`` in the agent when the trial has been ended; then the layers' checks."""
+        self.raise_if_ended()
+        for check in self.hooks["check"]:
+            check()
+
+    def raise_if_ended(self) -> None:
+        """Raise the trial's decision again when one has been taken (``abort``)."""
         if self._abort is not None:
             if self._late_call is not None:
                 self._late_call()
             aborted = self._abort
             raise Escalated(aborted.reason) if isinstance(aborted, Escalated) else TrialAborted(aborted.outcome,
                                                                                                  aborted.reason)
-        for check in self.hooks["check"]:
-            check()
 
     def begin_step(self, kind: str) -> None:
         """A tool (``kind="tool"``) or model (``"model"``) call starts: liveness, then the layers' hooks."""

@@ -130,7 +130,7 @@ def bind_tool(spec: ToolSpec, ctx: TrialContext) -> Callable[..., Any]:
             planned = runner.before(args, kwargs)
             try:
                 result = await fn(*world_args, *args, **kwargs)
-            except Exception as exc:
+            except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
                 runner.failed(planned, exc)
                 raise
             return runner.after(planned, result)
@@ -139,7 +139,7 @@ def bind_tool(spec: ToolSpec, ctx: TrialContext) -> Callable[..., Any]:
             planned = runner.before(args, kwargs)
             try:
                 result = fn(*world_args, *args, **kwargs)
-            except Exception as exc:
+            except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
                 runner.failed(planned, exc)
                 raise
             return runner.after(planned, result)

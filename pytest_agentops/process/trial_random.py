@@ -9,35 +9,59 @@ function objects bound in other modules, as ``from random import random``) are s
 time stand-ins (``time_patch.register_stand_ins``): inside a trial they draw from a ``random.Random`` of the
 trial's own, seeded from the trial seed (``random.seed(x)`` there reseeds it); everywhere else, from the
 process-wide generator as usual. ``random.Random(...)`` and ``random.SystemRandom`` instances are not
-affected.
+affected. numpy's legacy module-level functions (``np.random.seed``, ``np.random.rand``, ``np.random.choice``
+and the rest of ``np.random``'s functions backed by its global ``RandomState``) are treated the same way,
+with a ``RandomState`` of the trial's own; ``np.random.default_rng()`` called without a seed inside a trial
+(which would draw fresh OS entropy) is seeded from the trial seed and a per-trial counter.
 """
 
 from __future__ import annotations
 
 import contextvars
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .time_patch import register_stand_ins
 
 _GLOBAL = random.random.__self__  # the generator behind the module-level functions
+_NP_GLOBAL = np.random.mtrand._rand  # the RandomState behind numpy's legacy module-level functions
+_NP_TAG = 0x6E756D70  # "nump": keeps numpy's streams apart from anything else seeded from the trial seed
 
 
 class TrialRandom:
     """A trial's generator, made on first use (most trials never draw from ``random``)."""
 
-    __slots__ = ("_rng", "seed")
+    __slots__ = ("_np", "_np_rngs", "_rng", "seed")
 
     def __init__(self, trial_seed: int):
         self.seed = trial_seed
         self._rng: random.Random | None = None
+        self._np: np.random.RandomState | None = None
+        self._np_rngs = itertools.count()
 
     @property
     def rng(self) -> random.Random:
         if self._rng is None:
             self._rng = random.Random(f"pytest-agentops:{self.seed}")  # str seeds hash the same in every run
         return self._rng
+
+    def _sequence(self, *key: int) -> np.random.SeedSequence:
+        return np.random.SeedSequence(abs(int(self.seed)), spawn_key=(_NP_TAG, *key))
+
+    @property
+    def numpy(self) -> np.random.RandomState:
+        """The trial's stand-in for numpy's global ``RandomState``."""
+        if self._np is None:
+            self._np = np.random.RandomState(np.random.MT19937(self._sequence(0)))
+        return self._np
+
+    def default_rng(self) -> np.random.Generator:
+        """``np.random.default_rng()`` with no seed: the next of the trial's own generators."""
+        return np.random.Generator(np.random.PCG64(self._sequence(1, next(self._np_rngs))))
 
 
 _active: contextvars.ContextVar[TrialRandom | None] = contextvars.ContextVar("pytest_agentops_random", default=None)
@@ -71,3 +95,42 @@ NAMES: tuple[str, ...] = tuple(name for name in random.__all__
                                if getattr(getattr(random, name, None), "__self__", None) is _GLOBAL)
 
 register_stand_ins(random, {name: _stand_in(name) for name in NAMES})
+
+
+def _np_stand_in(name: str, method: str) -> Callable[..., Any]:
+    real = getattr(np.random, name)
+
+    def stand_in(*args: Any, **kwargs: Any) -> Any:
+        current = _active.get()
+        return getattr(_NP_GLOBAL if current is None else current.numpy, method)(*args, **kwargs)
+
+    stand_in.__name__ = stand_in.__qualname__ = name
+    stand_in.__module__ = "numpy.random"
+    stand_in.__doc__ = real.__doc__
+    return stand_in
+
+
+_real_default_rng = np.random.default_rng
+
+
+def _default_rng(seed: Any = None) -> np.random.Generator:
+    current = _active.get()
+    if seed is None and current is not None:
+        return current.default_rng()
+    return _real_default_rng(seed)
+
+
+_default_rng.__name__ = _default_rng.__qualname__ = "default_rng"
+_default_rng.__module__ = "numpy.random"
+_default_rng.__doc__ = _real_default_rng.__doc__
+
+#: numpy's legacy module-level functions: name -> the global ``RandomState`` method each one calls
+NUMPY_NAMES: dict[str, str] = {
+    **{name: name for name in np.random.__all__ if getattr(getattr(np.random, name, None), "__self__", None)
+       is _NP_GLOBAL},
+    **{name: method for name, method in (("seed", "seed"), ("ranf", "random_sample"), ("sample", "random_sample"))
+       if hasattr(np.random, name)},
+}
+
+register_stand_ins(np.random, {**{name: _np_stand_in(name, method) for name, method in NUMPY_NAMES.items()},
+                               "default_rng": _default_rng})

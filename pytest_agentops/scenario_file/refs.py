@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 from .._validation import did_you_mean
-from ..errors import ConfigError
+from ..errors import AgentExited, ConfigError
+from ..process.exit_guard import refuse_exit
 
 END = r"(?![\s\S])"  # end of string in both Python and ECMA regexes (``$`` also matches before a final newline)
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -27,11 +28,12 @@ def resolve_reference(ref: str, key: str = "reference") -> Any:
                           f"a colon, then the attribute){hint}")
     module_name, _, attr_path = ref.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        with refuse_exit(f"importing {module_name!r}"):
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"{key}={ref!r}: cannot import module {module_name!r} ({type(exc).__name__}: {exc}); "
                           "is the package installed or on sys.path?") from None
-    except (Exception, SystemExit) as exc:
+    except (Exception, SystemExit, AgentExited) as exc:
         raise ConfigError(f"{key}={ref!r}: importing module {module_name!r} raised {type(exc).__name__}: "
                           f"{exc}") from None
     obj: Any = module

@@ -138,21 +138,26 @@ class VirtualClock:
 class TrialClock(VirtualClock):
     """A trial's virtual clock; passing the virtual time limit ends the trial as ``timed_out``.
 
-    ``listeners`` are told after each advance (the async virtual deadline re-arms its timer), then
-    ``on_advance`` (the harness's liveness check, which may end the trial).
+    ``before_advance`` may refuse an advance (a trial already ended: an agent that caught the limit and
+    sleeps on must not move its clock further); ``listeners`` are told after each advance (the async virtual
+    deadline re-arms its timer), then ``on_advance`` (the harness's liveness check, which may end the trial).
     """
 
-    __slots__ = ("_on_advance", "_on_limit", "limit_s", "listeners")
+    __slots__ = ("_before_advance", "_on_advance", "_on_limit", "limit_s", "listeners")
 
     def __init__(self, *args: Any, limit_s: float | None = None, on_advance: Callable[[], None] | None = None,
-                 on_limit: Callable[[str, str], None] | None = None, **kwargs: Any):
+                 on_limit: Callable[[str, str], None] | None = None,
+                 before_advance: Callable[[], None] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.limit_s = limit_s
+        self._before_advance = before_advance
         self._on_advance = on_advance
         self._on_limit = on_limit  # told (outcome, reason) when the limit is passed: the trial's decision
         self.listeners: list[Callable[[], None]] = []
 
     def advance(self, seconds: float) -> None:
+        if self._before_advance is not None:
+            self._before_advance()
         super().advance(seconds)
         for listener in self.listeners:
             listener()

@@ -1,0 +1,64 @@
+"""``os._exit`` and ``os.fork`` inside a trial do not end or split the test run.
+
+An agent (or a library it calls) that calls ``os._exit(0)`` would end pytest on the spot: exit code 0, no
+report, a green CI. One that calls ``os.fork()`` would leave a copy of the test process (of its one thread)
+running the rest of the trial and then waiting forever. While campaigns run, both are stand-ins (installed
+with the time stand-ins) that, inside a trial (a thread or task on the trial's clock), raise instead
+(``AgentExited``; ``OSError`` for a fork): the trial is recorded as an ``error`` naming the call, and the run
+goes on. ``subprocess`` is unaffected (it does not call ``os.fork``). Outside trials they are the real
+functions. Threads an agent starts itself are outside its trial: only a child process per trial contains
+them (``docs/harness.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import NoReturn
+
+from ..errors import AgentExited
+from .time_patch import active_clock, register_stand_ins
+
+_real_exit = os._exit
+
+
+def _exit(status: int) -> NoReturn:
+    if active_clock() is not None:  # inside a trial
+        raise AgentExited(status)
+    _real_exit(status)
+
+
+_real_fork = getattr(os, "fork", None)
+
+
+def _fork() -> int:
+    if active_clock() is not None:
+        raise OSError("os.fork() inside a trial is refused: a forked copy of the test process would run on; start "
+                      "a process with subprocess instead")
+    assert _real_fork is not None
+    return _real_fork()
+
+
+_exit.__doc__ = _real_exit.__doc__
+_exit.__name__ = _exit.__qualname__ = "_exit"
+stand_ins = {"_exit": _exit}
+if _real_fork is not None:
+    _fork.__doc__ = _real_fork.__doc__
+    _fork.__name__ = _fork.__qualname__ = "fork"
+    stand_ins["fork"] = _fork
+register_stand_ins(os, stand_ins)
+
+
+@contextlib.contextmanager
+def refuse_exit(what: str) -> Iterator[None]:
+    """While the block runs (importing user code, say), ``os._exit`` raises ``AgentExited`` instead."""
+
+    def refused(status: int) -> NoReturn:
+        raise AgentExited(status, what)
+
+    saved, os._exit = os._exit, refused
+    try:
+        yield
+    finally:
+        os._exit = saved

@@ -1,0 +1,466 @@
+"""Hostile agents: nothing an agent does can fool, hang or outlive a campaign.
+
+Each test is one attack: it asserts the trial's outcome and reason, that the other trials ran normally, and
+that nothing (thread, loop) is left running. Process-level attacks (``os._exit``) are also run through a real
+pytest in a subprocess, where the exit status is what CI sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pytest_agentops import ConfigError, Escalation, Scenario, run_campaign, tool
+
+from conftest import ORDER_TOOLS, Orders
+
+
+def _only(result, index):
+    """The record of trial ``index`` and the outcomes of all the others."""
+    record = next(r for r in result.records if r.index == index)
+    return record, {r.outcome for r in result.records if r.index != index}
+
+
+def _campaign(agent, trials=4, **kwargs):
+    kwargs.setdefault("faults", "none")
+    return run_campaign(Scenario(name="hostile", agent=agent, trials=trials, seed=1, early_stop=False, **kwargs))
+
+
+# -- controls an agent cannot talk its way around -----------------------------------------------------------
+class Shelf:
+    def __init__(self):
+        self.items = {7: "a", 13: "b", 42: "c"}
+        self.deleted: list[int] = []
+
+
+@tool(destructive=True)
+def delete_many(world, ids: list) -> int:
+    """Delete several items."""
+    for i in ids:
+        world.items.pop(i, None)
+        world.deleted.append(i)
+    return len(ids)
+
+
+def test_arguments_changed_after_their_confirmation_are_not_confirmed():
+    """Confirm ``ids=[7]``, append to the list, call with ``[7, 13, 42]``: the approval covered [7] only."""
+    worlds = []
+
+    def world():
+        worlds.append(Shelf())
+        return worlds[-1]
+
+    def agent(task, env):
+        ids = [7]
+        assert env.confirm("delete_many", ids=ids)
+        ids.extend([13, 42])
+        try:
+            env.tools["delete_many"](ids)
+        except PermissionError as exc:
+            return f"blocked: {exc}"
+        return "deleted"
+
+    result = run_campaign(Scenario(name="mutate", faults="none", agent=agent, tools=[delete_many], world=world,
+                                   enforce=True, trials=5, seed=1, expect={"unconfirmed_destructive_calls": "== 0"}))
+    assert all(w.deleted == [] for w in worlds)
+    assert all(r.unconfirmed_destructive == 1 and r.blocked_calls == 1 for r in result.records)
+    assert all(r.output.startswith("blocked: delete_many: destructive call blocked") for r in result.records)
+    assert [v.verdict for v in result.verdicts] == ["fail"]
+
+
+def test_the_confirmed_values_still_pass_when_the_agent_builds_an_equal_copy():
+    """The snapshot compares values: a fresh list equal to the confirmed one is the confirmed argument."""
+    def agent(task, env):
+        assert env.confirm("delete_many", ids=[7, 13])
+        return env.tools["delete_many"](list((7, 13)))
+
+    result = run_campaign(Scenario(name="copy", faults="none", agent=agent, tools=[delete_many], world=Shelf,
+                                   enforce=True, trials=3, seed=1))
+    assert all(r.outcome == "completed" and r.unconfirmed_destructive == 0 for r in result.records)
+
+
+def test_one_approval_lets_exactly_one_of_sixteen_concurrent_calls_through():
+    """Sixteen threads of one trial race to use one approval (released together by a barrier): one call goes
+    ahead, fifteen are blocked and counted, in every one of 40 trials."""
+    worlds = []
+
+    def world():
+        worlds.append(Orders())
+        return worlds[-1]
+
+    def agent(task, env):
+        assert env.confirm("delete_order", order_id=7)
+        barrier = threading.Barrier(16)
+        outcomes = []
+
+        def racer():
+            barrier.wait()
+            try:
+                env.tools["delete_order"](7)
+                outcomes.append("ran")
+            except PermissionError:
+                outcomes.append("blocked")
+
+        threads = [threading.Thread(target=racer) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return ",".join(sorted(outcomes))
+
+    result = run_campaign(Scenario(name="race", agent=agent, tools=ORDER_TOOLS, world=world, enforce=True,
+                                   trials=40, seed=1, early_stop=False, faults="none"))
+    assert len(worlds) == 40
+    assert all(w.deleted == [7] for w in worlds)
+    assert all(r.unconfirmed_destructive == 15 and r.blocked_calls == 15 for r in result.records)
+
+
+def test_a_swallowed_escalation_stays_escalated():
+    """``except BaseException`` around ``env.escalate`` and around every later call: each later harness call
+    raises again, no side effect happens after the escalation, and the trial is judged escalated."""
+    worlds = []
+
+    def world():
+        worlds.append(Orders())
+        return worlds[-1]
+
+    def agent(task, env):
+        try:
+            env.escalate("I give up")
+        except BaseException:
+            pass
+        for _ in range(20):
+            try:
+                env.tools["refund_order"](42)
+            except BaseException:
+                pass
+        return "done anyway"
+
+    result = run_campaign(Scenario(name="swallow", faults="none", agent=agent, tools=ORDER_TOOLS, world=world, trials=3,
+                                   seed=1,
+                                   check=lambda w, out: True))
+    assert [r.outcome for r in result.records] == ["escalated"] * 3
+    assert all(r.reason == "I give up" for r in result.records)
+    assert all(w.refunded == [] for w in worlds)
+
+
+def test_a_swallowed_max_steps_trigger_stays_escalated():
+    """``max_steps=5`` fires at the sixth step; an agent that catches it and calls on gets no sixth call."""
+    worlds = []
+
+    def world():
+        worlds.append(Orders())
+        return worlds[-1]
+
+    def agent(task, env):
+        for _ in range(100):
+            try:
+                env.tools["refund_order"](42)
+            except BaseException:
+                pass
+        return "done"
+
+    result = run_campaign(Scenario(name="steps", faults="none", agent=agent, tools=ORDER_TOOLS, world=world, trials=3,
+                                   seed=1,
+                                   escalation=Escalation(max_steps=5), check=lambda w, out: True))
+    assert [r.outcome for r in result.records] == ["escalated"] * 3
+    assert all(len(w.refunded) == 5 for w in worlds)
+
+
+def test_a_swallowed_virtual_time_limit_stays_timed_out():
+    """A sync agent that catches the virtual-time limit and sleeps on is judged timed out, and its clock never
+    moves far past the limit (every later sleep raises again before it advances)."""
+    def agent(task, env):
+        for _ in range(5000):
+            try:
+                time.sleep(10)
+            except BaseException:
+                pass
+        return "done"
+
+    result = _campaign(agent, trials=3, virtual_timeout_s=60.0, check=lambda w, out: True)
+    assert [r.outcome for r in result.records] == ["timed_out"] * 3
+    assert all("virtual time limit of 60s" in r.reason for r in result.records)
+    assert all(r.duration_s <= 70.0 for r in result.records)
+
+
+def test_calls_from_a_thread_left_behind_are_refused_and_counted():
+    """Trial 0 leaves a thread behind that calls a side-effecting tool once trial 1 is running: the call is
+    refused (the world of trial 0 is untouched), counted in the campaign, and trial 1 is unaffected."""
+    worlds, go, seen = [], threading.Event(), []
+    left: list[threading.Thread] = []
+
+    def world():
+        worlds.append(Orders())
+        return worlds[-1]
+
+    def agent(task, env):
+        if env.trial_id.endswith("-0"):
+            refund = env.tools["refund_order"]
+
+            def later():
+                go.wait(10)
+                try:
+                    refund(42)
+                    seen.append("ran")
+                except BaseException as exc:
+                    seen.append(type(exc).__name__)
+
+            left.append(threading.Thread(target=later))
+            left[0].start()
+        else:
+            go.set()
+            left[0].join(10)
+        return "ok"
+
+    result = run_campaign(Scenario(name="late", faults="none", agent=agent, tools=ORDER_TOOLS, world=world, trials=2,
+                                   seed=1,
+                                   early_stop=False))
+    assert seen == ["TrialAborted"]
+    assert worlds[0].refunded == [] and worlds[1].refunded == []
+    assert result.late_calls == 1
+    assert [r.outcome for r in result.records] == ["completed", "completed"]
+
+
+# -- no campaign can hang -------------------------------------------------------------------------------
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_an_async_agent_that_swallows_its_cancellation_does_not_hang_the_campaign(concurrency):
+    """Past its limit, the stubborn trial is timed out; its loop is retired after a short grace, and the trials
+    queued behind it run normally on a fresh loop."""
+    async def stubborn(task, env):
+        if env.trial_id.endswith("-1"):
+            while True:
+                try:
+                    await asyncio.sleep(1)
+                except BaseException:
+                    pass
+        await asyncio.sleep(5)
+        return "ok"
+
+    result = _campaign(stubborn, trials=6, concurrency=concurrency, timeout_s=1.0)
+    record, others = _only(result, 1)
+    assert record.outcome == "timed_out" and "virtual time limit of 3600s" in record.reason
+    assert others == {"completed"}
+    assert result.unstoppable >= 1
+
+
+def test_a_sync_agent_that_catches_its_abandonment_is_stopped():
+    """A busy loop that swallows every exception, past the wall-clock limit: the trial is timed out, the
+    others complete, and the thread is interrupted again and again until it ends."""
+    stuck: list[threading.Thread] = []
+
+    def agent(task, env):
+        if env.trial_id.endswith("-1"):
+            stuck.append(threading.current_thread())
+            n = 0
+            while True:
+                try:
+                    n += sum(range(100))
+                except BaseException:
+                    pass
+        return "ok"
+
+    result = _campaign(agent, trials=4, timeout_s=0.5)
+    record, others = _only(result, 1)
+    assert record.outcome == "timed_out" and "wall-clock limit" in record.reason
+    assert others == {"completed"}
+    stuck[0].join(30)
+    assert not stuck[0].is_alive()
+
+
+def test_an_abandoned_thread_in_virtual_sleep_is_slowed_to_a_few_calls_a_second():
+    """The same agent sleeping (virtual time) in its loop: each of its sleeps after its trial ended is a late
+    call, refused after a pause, so the thread no longer spins. It ends when the test lets it go."""
+    stop, calls = threading.Event(), []
+
+    def agent(task, env):
+        if env.trial_id.endswith("-1"):
+            while not stop.is_set():
+                try:
+                    time.sleep(0.01)
+                except BaseException:
+                    calls.append(1)
+            return "stopped"
+        return "ok"
+
+    from pytest_agentops.engine import assemble
+
+    threads_before = set(threading.enumerate())
+    result = _campaign(agent, trials=3, timeout_s=0.3, virtual_timeout_s=None)
+    record, others = _only(result, 1)
+    assert record.outcome == "timed_out" and others == {"completed"}
+    stop.set()
+    for t in set(threading.enumerate()) - threads_before:
+        if t.name != "agentops-hound":
+            t.join(30)
+    assert assemble.LATE_CALL_PAUSE_S >= 0.1
+
+
+def test_a_trial_cancelling_every_task_reaches_only_its_own():
+    """``asyncio.all_tasks()`` inside a trial lists that trial's tasks: one trial cancelling them all leaves the
+    trials running beside it alone, so outcomes are the same at concurrency 1 and 8."""
+    async def rude(task, env):
+        await asyncio.sleep(1)
+        if env.trial_id.endswith("-3"):
+            for t in asyncio.all_tasks():
+                if t is not asyncio.current_task():
+                    t.cancel()
+            return "rude"
+
+        async def helper():
+            await asyncio.sleep(2)
+            return 1
+
+        await asyncio.gather(helper(), helper())
+        await asyncio.sleep(5)
+        return "ok"
+
+    outcomes = [dict(_campaign(rude, trials=8, concurrency=c).outcome_counts) for c in (1, 8)]
+    assert outcomes == [{"completed": 8}, {"completed": 8}]
+
+
+# -- the process survives -----------------------------------------------------------------------------
+def _exits(task, env):
+    if env.trial_id.endswith("-2"):
+        os._exit(3)
+    return "ok"
+
+
+def test_os_exit_in_an_agent_is_an_error_and_the_run_goes_on():
+    result = _campaign(_exits)
+    record, others = _only(result, 2)
+    assert record.outcome == "error" and "os._exit(3)" in record.reason and "test_hostile.py" in record.reason
+    assert others == {"completed"}
+    assert os._exit.__module__ == "posix"  # the real one again between campaigns
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_fork_in_an_agent_is_refused():
+    def agent(task, env):
+        if env.trial_id.endswith("-2"):
+            os.fork()
+        return "ok"
+
+    record, others = _only(_campaign(agent), 2)
+    assert record.outcome == "error" and "os.fork() inside a trial is refused" in record.reason
+    assert others == {"completed"}
+
+
+def test_os_exit_in_a_campaign_fails_the_test_run(pytester):
+    """What CI sees: a test whose agent calls ``os._exit(0)`` fails, the next test still runs, exit code 1."""
+    pytester.makepyfile(test_exiting="""
+        import os
+        from pytest_agentops import Scenario, run_campaign
+
+        def agent(task, env):
+            os._exit(0)
+
+        def test_campaign():
+            run_campaign(Scenario(name="exits", agent=agent, trials=3, seed=1,
+                                  expect={"completion_rate": ">= 0.9"})).check()
+
+        def test_after():
+            assert True
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*completion_rate >= 0.9: fail*"])
+
+
+def test_os_exit_while_a_scenario_file_imports_its_agent_is_a_config_error(tmp_path, monkeypatch):
+    (tmp_path / "exiting_module.py").write_text("import os\nos._exit(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from pytest_agentops.scenario_file.refs import resolve_reference
+
+    with pytest.raises(ConfigError, match=r"importing module 'exiting_module' raised AgentExited: importing "
+                                          r"'exiting_module' called os._exit\(0\)"):
+        resolve_reference("exiting_module:agent", "agent")
+    sys.modules.pop("exiting_module", None)
+
+
+@pytest.mark.parametrize(("attack", "outcome", "reason"), [
+    ("sys_exit", "error", "SystemExit: 0"),
+    ("keyboard_interrupt", "error", "KeyboardInterrupt"),
+    ("recursion", "error", "RecursionError: maximum recursion depth exceeded"),
+    ("mutate_tools", "error", "TypeError: 'FrozenMap' object does not support item assignment"),
+    ("reassign_clock", "error", "AttributeError: property 'clock' of 'Env' object has no setter"),
+    ("hostile_repr", "completed", ""),
+    ("huge_output", "completed", ""),
+])
+def test_contained_attacks_are_recorded_trial_outcomes(attack, outcome, reason):
+    class Rude:
+        def __repr__(self):
+            raise RuntimeError("no repr for you")
+
+    def agent(task, env):
+        if not env.trial_id.endswith("-2"):
+            return "ok"
+        if attack == "sys_exit":
+            sys.exit(0)
+        if attack == "keyboard_interrupt":
+            raise KeyboardInterrupt
+        if attack == "recursion":
+            def deeper(n):
+                return deeper(n + 1)
+            deeper(0)
+        if attack == "mutate_tools":
+            env.tools["lookup_order"] = lambda *a: "forged"
+        if attack == "reassign_clock":
+            env.clock = None
+        if attack == "hostile_repr":
+            return Rude()
+        if attack == "huge_output":
+            return "x" * (100 * 2**20)
+
+    result = _campaign(agent, tools=ORDER_TOOLS, world=Orders)
+    record, others = _only(result, 2)
+    assert record.outcome == outcome and reason in record.reason
+    assert others == {"completed"}
+    assert len(record.output) <= 203
+    if attack == "hostile_repr":
+        assert record.output == "<Rude whose repr() raised RuntimeError>"
+
+
+def test_a_tool_raising_keyboard_interrupt_is_a_failed_tool_call():
+    @tool
+    def interrupting() -> str:
+        """Raises what a Ctrl-C would."""
+        raise KeyboardInterrupt
+
+    def agent(task, env):
+        try:
+            env.tools["interrupting"]()
+        except KeyboardInterrupt:
+            return "caught"
+
+    result = _campaign(agent, trials=2, tools=[interrupting])
+    assert all(r.tool_calls == 1 and r.tool_failures == 1 and r.output == "caught" for r in result.records)
+
+
+def test_reseeding_global_generators_inside_a_trial_stays_inside_it():
+    """``random.seed`` and ``np.random.seed`` in a trial reseed that trial's generators: the process's
+    generators are untouched, and trials draw reproducibly whatever runs beside them."""
+    def agent(task, env):
+        first = (random.random(), float(np.random.rand()), float(np.random.default_rng().random()))
+        random.seed(0)
+        np.random.seed(0)
+        return repr((first, random.random(), float(np.random.rand())))
+
+    random.seed(123)
+    np.random.seed(123)
+    expected = (random.random(), float(np.random.rand()))
+    random.seed(123)
+    np.random.seed(123)
+    runs = [[r.output for r in _campaign(agent, trials=6, concurrency=c).records] for c in (1, 6)]
+    assert (random.random(), float(np.random.rand())) == expected
+    assert runs[0] == runs[1]
+    assert len({r.split("), ")[0] for r in runs[0]}) == 6  # each trial draws its own numbers
+    assert len({r.split("), ")[1] for r in runs[0]}) == 1  # reseeded alike, they draw alike
