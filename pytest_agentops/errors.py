@@ -157,3 +157,8 @@ class AgentExited(BaseException):
     def __init__(self, status: int, where: str = "the agent"):
         self.status = status
         super().__init__(f"{where} called os._exit({status}); the test run was kept alive and the call refused")
+
+
+class AgentProcessDied(AgentOpsError):
+    """The agent's child process (isolation ``process``) ended without a result: ``os._exit``, a signal, a
+    crash of the interpreter. The trial is an error naming how it ended."""

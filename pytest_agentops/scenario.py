@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .expect import Expectation
 from .settings._meta import setting
 from .settings.faults import Faults
-from .settings.layers import Approver, Budget, Escalation, StateSpec
+from .settings.layers import ISOLATIONS, Approver, Budget, Escalation, StateSpec, check_isolation
 from .settings.model import FakeLLM
 from .settings.prices import price_table
 from .settings.tools import ToolSpec, tool_spec
@@ -105,6 +105,13 @@ class Scenario:
     llm: FakeLLM | Callable[..., Any] | None = setting(None, doc="the fake model served to the agent as env.llm: a "
                                                                  "policy reference, or {policy, model, latency_s}",
                                                        kind="llm", of=FakeLLM, nullable=True)
+    isolation: str = setting("none", doc="where each trial's agent runs: none (in the test process) or process (a "
+                                         "child process of its own, with memory_limit_mb, its process group killed "
+                                         "as a whole: nothing it starts outlives pytest)", kind="enum",
+                             options=ISOLATIONS)
+    memory_limit_mb: int | None = setting(4096, doc="address-space limit of the agent's child process (isolation "
+                                                    "process, or crash_mode sigkill), MiB (null: none)",
+                                          kind="whole", minimum=256, nullable=True)
     layers: Sequence[Any] = setting((), doc="harness layers of your own, added to the built-in ones",
                                     kind="layers", yaml=False)
 
@@ -173,6 +180,8 @@ class Scenario:
             object.__setattr__(self, "scopes", tuple(self.scopes))
         if self.state is not None:
             object.__setattr__(self, "state", StateSpec.parse(self.state))
+        check_isolation("isolation", self.isolation)
+        check_whole("memory_limit_mb", self.memory_limit_mb, 256, optional=True)
         if self.llm is not None:
             object.__setattr__(self, "llm", FakeLLM.coerce(self.llm))
         self._check_layers()

@@ -21,16 +21,18 @@ _wall = real_perf_counter  # never the virtual clock
 def run_campaign(scenario: Scenario, *, seed: int | None = None, trials: int | None = None,
                  faults: Faults | None = None, profile: str | None = None, confidence: float | None = None,
                  concurrency: int | None = None, early_stop: bool | None = None, replay: int | None = None,
-                 smoke: bool = False, replay_command: str | None = None) -> CampaignResult:
+                 smoke: bool = False, replay_command: str | None = None,
+                 isolation: str | None = None) -> CampaignResult:
     """Run a scenario's campaign (or one trial of it with ``replay=i``) and judge its expectations.
 
     ``replay_command`` is a template with ``{index}`` used in failure messages to tell how to re-run a
-    trial (the pytest plugin passes its copy-paste command line).
+    trial (the pytest plugin passes its copy-paste command line). ``isolation="process"`` runs each trial's
+    agent in a child process of its own (``Scenario.isolation``).
     """
     if not isinstance(scenario, Scenario):
         raise ConfigError(f"run_campaign expects a Scenario, got {scenario!r}")
     source = RunSource("arguments", seed=seed, trials=trials, profile=profile, faults=faults, confidence=confidence,
-                       concurrency=concurrency, early_stop=early_stop)
+                       concurrency=concurrency, early_stop=early_stop, isolation=isolation)
     return run_resolved(scenario, resolve_run(scenario, (source,), replay=replay, smoke=smoke),
                         replay_command=replay_command)
 

@@ -36,7 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "agent_chaos(trials=None, seed=None, profile=None, faults=None, confidence=None, concurrency=None, "
-        "early_stop=None): configure the agent_chaos fixture's campaigns for this test.",
+        "early_stop=None, isolation=None): configure the agent_chaos fixture's campaigns for this test.",
     )
     opts = resolve_options(config)
     config.stash[options_key] = opts
@@ -91,6 +91,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         repeat += f" --agent-chaos-profile={opts.profile}"
     if opts.concurrency:
         parts.append(f"concurrency={opts.concurrency}")
+    if opts.isolation:
+        parts.append(f"isolation={opts.isolation}")
+        repeat += f" --agent-chaos-isolation={opts.isolation}"
     if opts.replay:
         parts.append(f"replay={opts.replay[0] + '/' if opts.replay[0] else ''}trial-{opts.replay[1]}")
     return [", ".join(parts) + f" (repeat this run with {'--agent-chaos ' if opts.enabled else ''}{repeat})"]

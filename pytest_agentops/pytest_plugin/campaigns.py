@@ -84,6 +84,8 @@ def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str 
     parts = ["pytest", literal(nodeid), "--agent-chaos", f"--agent-chaos-seed={seed}", replay]
     if options.profile:
         parts.append(literal(f"--agent-chaos-profile={options.profile}"))
+    if options.isolation:
+        parts.append(literal(f"--agent-chaos-isolation={options.isolation}"))
     return " ".join(parts)
 
 
@@ -112,7 +114,8 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
             return CampaignResult.not_run(scenario.name, f"not the replayed scenario {name!r}")
         replay = index
     sources = (_source("agent_chaos.run", overrides),
-               RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency),
+               RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency,
+                         isolation=o.isolation),
                _source("@pytest.mark.agent_chaos", dict(marker_kwargs or {})))
     settings = resolve_run(scenario, sources, replay=replay, smoke=smoke and replay is None,
                            default_seed=o.session_seed)

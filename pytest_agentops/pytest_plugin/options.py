@@ -13,6 +13,7 @@ import pytest
 from ..seeding import fresh_seed
 
 PROFILES = ("none", "low", "mid", "high")
+ISOLATIONS = ("none", "process")  # settings.layers.ISOLATIONS (not imported: this module stays engine-free)
 CACHE_SEED = "agentops/seed"
 
 
@@ -34,6 +35,7 @@ class ChaosOptions:
     replay: tuple[str | None, int] | None  # (scenario name or None, trial index)
     concurrency: int | None = None  # trials run at once (results are still consumed in launch order)
     session_seed_given: bool = False  # --agent-chaos-session-seed (or last) rather than a fresh one
+    isolation: str | None = None  # where each trial's agent runs: none, or process (a child process per trial)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -57,6 +59,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--agent-chaos-concurrency", dest="agent_chaos_concurrency", metavar="N",
                     help="trials run at once per campaign: async agents as tasks on one loop, sync agents in "
                          "N threads (verdicts do not depend on it).")
+    group.addoption("--agent-chaos-isolation", dest="agent_chaos_isolation", metavar="MODE",
+                    help="where each trial's agent runs: none (this process) or process (a child process per trial "
+                         "with a memory limit, its process group killed as a whole; over scenarios' own).")
     parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
                   default=False)
     parser.addini("agent_chaos_seed", "every campaign's seed, as --agent-chaos-seed (over markers' and scenarios')")
@@ -65,6 +70,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agent_chaos_report", "path of the JSON report")
     parser.addini("agent_chaos_replay", "re-run only this trial (like --agent-chaos-replay)")
     parser.addini("agent_chaos_concurrency", "default number of trials run at once per campaign")
+    parser.addini("agent_chaos_isolation", "where each trial's agent runs, as --agent-chaos-isolation")
     parser.addini("agentops_scenario_files", "glob patterns of YAML scenario files collected with --agent-chaos "
                   "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
 
@@ -106,6 +112,13 @@ def parse_profile(value: str, source: str) -> str:
     text = str(value).strip()
     if text not in PROFILES:
         raise pytest.UsageError(f"{source}={value!r} is not a fault profile; valid profiles: {', '.join(PROFILES)}")
+    return text
+
+
+def parse_isolation(value: str, source: str) -> str:
+    text = str(value).strip()
+    if text not in ISOLATIONS:
+        raise pytest.UsageError(f"{source}={value!r} must be one of {', '.join(ISOLATIONS)}")
     return text
 
 
@@ -156,6 +169,7 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         profile=_setting(config, "agent_chaos_profile", parse_profile),
         report=_setting(config, "agent_chaos_report", lambda v, src: v),
         replay=replay, session_seed_given=given,
+        isolation=_setting(config, "agent_chaos_isolation", parse_isolation),
     )
 
 

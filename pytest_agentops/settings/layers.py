@@ -194,6 +194,16 @@ class Escalation:
 
 
 StateKind = Literal["memory", "sqlite", "redis"]
+#: Where each trial's agent runs: ``none`` in the test process, ``process`` in a child process of its own.
+ISOLATIONS = ("none", "process")
+
+
+def check_isolation(name: str, value: Any) -> str:
+    """One of ``ISOLATIONS``."""
+    if value not in ISOLATIONS:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(ISOLATIONS)}")
+    return value
+
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 

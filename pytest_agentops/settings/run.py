@@ -12,6 +12,7 @@ from .. import stats
 from .._validation import is_number
 from ..errors import ConfigError
 from .faults import Faults
+from .layers import check_isolation
 
 #: The fault profile of a scenario that sets no faults anywhere.
 DEFAULT_PROFILE = "mid"
@@ -29,6 +30,7 @@ class RunSource:
     confidence: float | None = None
     concurrency: int | None = None
     early_stop: bool | None = None
+    isolation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +49,10 @@ class RunSettings:
     early_stop: bool = True
     replay: int | None = None
     smoke: bool = False
+    isolation: str = "none"  # where each trial's agent runs (``settings.layers.ISOLATIONS``)
 
     def __post_init__(self) -> None:
+        check_isolation("isolation", self.isolation)
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
             raise ConfigError(f"trials={self.trials!r} must be a whole number >= 1")
         if self.replay is not None and (isinstance(self.replay, bool) or not isinstance(self.replay, int)
