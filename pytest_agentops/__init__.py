@@ -54,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     "register_metric": ".metrics",
     "replay_trial": ".engine.campaign",
     "run_campaign": ".engine.campaign",
+    "shrink_trial": ".engine.campaign",
+    "MinimalFaults": ".records",
     "tool": ".settings.tools",
 }
 
@@ -78,6 +80,7 @@ __all__ = [
     "LLMEndpoint",
     "LayerTrial",
     "MetricDef",
+    "MinimalFaults",
     "ModelFaults",
     "Price",
     "RateLimited",
@@ -96,6 +99,7 @@ __all__ = [
     "register_metric",
     "replay_trial",
     "run_campaign",
+    "shrink_trial",
     "tool",
 ]
 
@@ -124,7 +128,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .engine.campaign import replay_trial, run_campaign
+    from .engine.campaign import replay_trial, run_campaign, shrink_trial
     from .errors import (
         AgentOpsError,
         CampaignFailed,
@@ -142,7 +146,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .harness.state import CheckpointStore
     from .llm.endpoint import LLMEndpoint
     from .metrics import MetricDef, register_metric
-    from .records import TrialRecord
+    from .records import MinimalFaults, TrialRecord
     from .result import CampaignResult
     from .scenario import Scenario
     from .settings.faults import Faults, ToolFaults

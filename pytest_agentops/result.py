@@ -11,7 +11,7 @@ from ._frozen import FrozenMap
 from .errors import CampaignFailed
 from .expect import Verdict, evaluate
 from .metrics import MetricSummary, collect, summarize_all
-from .records import OUTCOMES, TrialRecord
+from .records import OUTCOMES, MinimalFaults, TrialRecord
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -43,6 +43,7 @@ class CampaignResult:
     skipped: str | None = None  # why this campaign did not run (e.g. not the scenario a replay asked for)
     late_calls: int = 0  # harness calls refused because their trial had ended (threads an agent left running)
     unstoppable: int = 0  # agent threads and loops given up on that could not be stopped in-process
+    minimal_faults: tuple[MinimalFaults, ...] = ()  # the faults the worst failing trial(s) needed (``engine.shrink``)
 
     @classmethod
     def not_run(cls, scenario: str, reason: str) -> CampaignResult:
@@ -107,6 +108,10 @@ class CampaignResult:
             return self.replay_command.format(index=record.index, seed=self.seed, scenario=self.scenario)
         return f"run_campaign(<{self.scenario} scenario>, seed={self.seed}, replay={record.index})"
 
+    def minimal_faults_of(self, index: int) -> MinimalFaults | None:
+        """What shrinking found for trial ``index`` (None: it was not shrunk)."""
+        return next((m for m in self.minimal_faults if m.index == index), None)
+
     def summary(self) -> str:
         """Several lines: outcome counts and one line per verdict."""
         counts = ", ".join(f"{k}={v}" for k, v in self.outcome_counts.items())
@@ -134,6 +139,9 @@ class CampaignResult:
                     why += f"; violations: {', '.join(r.violations)}"
                 lines.append(f"  {r.label}: {r.outcome}{': ' + why if why else ''}")
                 lines.append(f"    {self.replay_hint(r)}")
+                shrunk = self.minimal_faults_of(r.index)
+                if shrunk is not None:
+                    lines.append(f"    {shrunk.describe()}")
         raise CampaignFailed("\n".join(lines))
 
     def to_dict(self, *, with_traces: bool = False) -> dict[str, Any]:
@@ -149,6 +157,8 @@ class CampaignResult:
             # a failing trial's trace is always there: what the agent did is the first thing one looks for
             "records": [r.to_dict(with_trace=with_traces or not r.ok) for r in self.records],
         }
+        if self.minimal_faults:
+            out["minimal_faults"] = [m.to_dict() for m in self.minimal_faults]
         if self.late_calls:  # threads an agent left running called the harness after their trial ended
             out["late_calls"] = self.late_calls
         if self.unstoppable:  # workers given up on that still run (they depend on timing: only when they occur)

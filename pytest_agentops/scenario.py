@@ -112,6 +112,8 @@ class Scenario:
     memory_limit_mb: int | None = setting(4096, doc="address-space limit of the agent's child process (isolation "
                                                     "process, or crash_mode sigkill), MiB (null: none)",
                                           kind="whole", minimum=256, nullable=True)
+    shrink_runs: int = setting(32, doc="re-runs spent on the worst failing trial of a failed campaign to find the "
+                                       "faults it needs ('fails with just: ...'; 0: none)", kind="whole", minimum=0)
     layers: Sequence[Any] = setting((), doc="harness layers of your own, added to the built-in ones",
                                     kind="layers", yaml=False)
 
@@ -182,6 +184,7 @@ class Scenario:
             object.__setattr__(self, "state", StateSpec.parse(self.state))
         check_isolation("isolation", self.isolation)
         check_whole("memory_limit_mb", self.memory_limit_mb, 256, optional=True)
+        check_whole("shrink_runs", self.shrink_runs, 0)
         if self.llm is not None:
             object.__setattr__(self, "llm", FakeLLM.coerce(self.llm))
         self._check_layers()

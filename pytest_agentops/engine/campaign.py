@@ -1,19 +1,21 @@
-"""The pytest-free entry points: ``run_campaign`` (a scenario's campaign, or one trial of it) and
-``replay_trial``."""
+"""The pytest-free entry points: ``run_campaign`` (a scenario's campaign, or one trial of it),
+``replay_trial`` and ``shrink_trial``."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..errors import ConfigError
 from ..precedence import resolve_run
-from ..records import TrialRecord
+from ..records import MinimalFaults, TrialRecord
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..settings.faults import Faults
 from ..settings.run import RunSettings, RunSource
 from ..vtime.real import real_perf_counter
 from .scheduler import Runner
+from .shrink import failure_of, shrink_record
 
 _wall = real_perf_counter  # never the virtual clock
 
@@ -38,14 +40,32 @@ def run_campaign(scenario: Scenario, *, seed: int | None = None, trials: int | N
 
 
 def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: str | None = None) -> CampaignResult:
-    """Run a campaign whose settings are resolved already (the pytest plugin resolves its own sources)."""
+    """Run a campaign whose settings are resolved already (the pytest plugin resolves its own sources).
+
+    A campaign that fails gets its worst failing trial shrunk to the faults it needs (``engine.shrink``,
+    ``Scenario.shrink_runs`` re-runs at most), shown under its replay command."""
     started = _wall()
     runner = Runner(scenario, settings)
     records, stopped_early = runner.run()
     wall_s = _wall() - started
-    return CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
-                                replay_command=replay_command, late_calls=runner.layers.late_calls,
-                                unstoppable=runner.unstoppable())
+    result = CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
+                                  replay_command=replay_command, late_calls=runner.layers.late_calls,
+                                  unstoppable=runner.unstoppable())
+    if scenario.shrink_runs and not settings.smoke and settings.replay is None and not result.passed:
+        worst = [r for r in result.worst_trials(1) if failure_of(r) is not None]
+        shrunk = [shrink_record(scenario, settings, r.index, record=r, max_runs=scenario.shrink_runs)
+                  for r in worst]
+        result = dataclasses.replace(result, minimal_faults=tuple(m for m in shrunk if m is not None))
+    return result
+
+
+def shrink_trial(scenario: Scenario, index: int, *, seed: int | None = None, faults: Faults | None = None,
+                 profile: str | None = None, max_runs: int = 64) -> MinimalFaults | None:
+    """The faults trial ``index`` of the campaign needs to fail, as few as delta debugging finds in
+    ``max_runs`` re-runs of it (None: the trial does not fail)."""
+    source = RunSource("arguments", seed=seed, profile=profile, faults=faults)
+    settings = resolve_run(scenario, (source,))
+    return shrink_record(scenario, settings, index, max_runs=max_runs)
 
 
 def replay_trial(scenario: Scenario, index: int, *, seed: int | None = None, **kwargs: Any) -> TrialRecord:

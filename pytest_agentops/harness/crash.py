@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentCrash, ConfigError, TrialAborted
+from ..plan import fault_id
 from ..process.reaper import REAPER
 from ..settings.faults import CrashRecord, Faults
 from ..settings.layers import StateSpec
@@ -117,7 +118,7 @@ class CrashInjector(LayerTrial):
         self.fired = True
         self._armed = None
         crash = AgentCrash(self.draw.step, tool, point)
-        self._record(tool, point, step=self.draw.step, arguments=dict(arguments))
+        self._record(tool, point, step=self.draw.step, arguments=dict(arguments), fid=fault_id("crash"))
         self.pending = crash
         raise crash
 

@@ -50,6 +50,7 @@ class RunSettings:
     replay: int | None = None
     smoke: bool = False
     isolation: str = "none"  # where each trial's agent runs (``settings.layers.ISOLATIONS``)
+    allowed_faults: frozenset[str] | None = None  # only these faults may fire (``plan.fault_id``); None: all
 
     def __post_init__(self) -> None:
         check_isolation("isolation", self.isolation)
