@@ -100,3 +100,57 @@ def per_look_alpha(alpha: float, looks: int) -> float:
     if looks < 1:
         raise ValueError(f"looks={looks} must be >= 1")
     return alpha / looks
+
+
+# ------------------------------------------------------------------- planning for the sequential rules
+
+
+def _search(decides, start: int, limit: int) -> int | None:
+    """The smallest N in [start, limit] with decides(N), by doubling then bisection (decides is close to
+    monotone in N; the answer is a planning figure)."""
+    start = max(1, start)
+    if decides(start):
+        return start
+    lo, hi = start, start
+    while True:
+        if hi >= limit:
+            return None
+        lo, hi = hi, min(2 * hi, limit)
+        if decides(hi):
+            break
+    while hi - lo > max(1, lo // 50):  # to within 2%: it is a plan, not a promise to the trial
+        mid = (lo + hi) // 2
+        if decides(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level: float | None = None,
+               beta: float | None = None, sequential: bool = True, probability: float = 0.8,
+               verdict: str = "decide", start: int = 1, limit: int = 10_000) -> int | None:
+    """The fewest maximum trials N with which the rule (``rate_rule`` with these arguments, at max_n = N)
+    passes (``verdict="pass"``), fails (``"fail"``) or decides either way (``"decide"``) with probability >=
+    ``probability`` when the true rate is ``rate``; None when no N up to ``limit`` does (e.g. an agent exactly
+    at the threshold of a rule without a fail level is decided with probability <= 2 alpha at any N).
+
+    The search uses the rule with Ville's constants, which decides no more often than the calibrated rule a
+    rerun uses: a rerun with the answer decides at least as often as stated.
+    """
+    from .sequential import rate_rule  # planning is rarely needed: import the rules when it is
+
+    if verdict not in ("pass", "fail", "decide"):
+        raise ValueError(f"verdict={verdict!r} must be 'pass', 'fail' or 'decide'")
+    probability = check_confidence(probability)
+    if fail_level is None and sequential and rate == threshold and verdict == "decide":
+        return None  # at the threshold itself each verdict is an error, bounded by alpha
+
+    def decides(n: int) -> bool:
+        rule = rate_rule(threshold, max_n=n, alpha=alpha, fail_level=fail_level, beta=beta, sequential=sequential,
+                         calibrate=False)
+        out = rule.outcome(rate)
+        got = {"pass": out.passed, "fail": out.failed, "decide": out.decided}[verdict]
+        return got >= probability
+
+    return _search(decides, start, limit)
