@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._frozen import FrozenMap
 from .errors import CampaignFailed
-from .expect import Verdict, evaluate
+from .expect import Verdict
+from .judge import judge
 from .metrics import MetricSummary, collect, summarize_all
 from .records import OUTCOMES, TrialRecord
 
@@ -47,11 +48,13 @@ class CampaignResult:
               ) -> CampaignResult:
         """Compute metrics and verdicts for a finished campaign."""
         expectations = scenario.expectations
-        conf = settings.look_confidence
-        data = collect(records)  # every metric: the summaries need them all, the verdicts some
-        # counts can only fail before the last look, so they spend no alpha early: full confidence for them
-        verdicts = tuple(evaluate(e, data[e.metric], settings.confidence if data[e.metric].kind == "count" else conf,
-                                  final=True) for e in expectations)
+        data = collect(records)  # every metric: the summaries need them all
+        max_trials = 1 if settings.replay is not None else settings.trials
+        judges = [judge(e, max_trials=max_trials, confidence=settings.confidence, sequential=settings.sequential
+                        ).add_all(records) for e in expectations]
+        complete = len(records) >= max_trials
+        failed = next((j.exp.key for j in judges if j.failed), "") if not complete else ""
+        verdicts = tuple(j.verdict(complete=complete, stopped_by=failed) for j in judges)
         return cls(scenario=scenario.name, seed=settings.seed, max_trials=settings.trials,
                    confidence=settings.confidence, profile=settings.faults.profile_name, records=tuple(records),
                    metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,

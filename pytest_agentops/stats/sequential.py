@@ -478,3 +478,17 @@ def sprt_outcome(threshold: float, fail_level: float, rate: float, alpha: float 
     pass_at, fail_at = np.maximum(pass_at, 0), np.minimum(fail_at, n)
     pass_at[0], fail_at[0] = 1, -1
     return _outcome(pass_at, fail_at, float(rate), horizon)
+
+
+def fixed_first_pass(threshold: float, fail_level: float | None, alpha: float, beta: float) -> int:
+    """The fewest units with which one look can pass (all of them successes): base**n <= beta, e.g. 59 for a
+    95% bound on a p95 (base 0.95, beta 0.05)."""
+    base = threshold if fail_level is None else fail_level
+    if base <= 0.0:
+        return 1
+    if base >= 1.0:
+        raise ValueError("a share of 1 can never be shown by a finite number of units")
+    n = max(1, math.ceil(math.log(beta) / math.log(base)) - 1)
+    while base ** n > beta:
+        n += 1
+    return n
