@@ -122,7 +122,7 @@ class Judge:
 
 def _unit_name(exp: Expectation) -> str:
     if exp.statistic == "pass^k":
-        return f"group of {exp.group} trials of one task"
+        return f"pass^{exp.group} group"
     return REGISTRY[exp.metric].counting_unit
 
 

@@ -55,7 +55,14 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
         duplicates = (metrics.get("duplicate_side_effects") or {}).get("total") or 0
         lines.append(f"  crashes: {resumed['n']}/{trials} trial(s) crashed, {resumed['k']} finished correctly after "
                      f"a restart, {duplicates} duplicate side effect(s)")
+    for t in c.get("per_task", []):
+        groups = f", pass^k groups {t['groups_passed']}/{t['groups']}" if t.get("groups") else ""
+        worst = f", worst {t['worst']}" if t.get("worst") else ""
+        lines.append(f"  task {t['task']!r}: completed {t['completed']}/{t['trials']} "
+                     f"[{_fmt(t['lower'])}, {_fmt(t['upper'])}]{groups}{worst}")
     for v in c["verdicts"]:
         if v["verdict"] == "inconclusive" and v["note"]:
             lines.append(f"  note: {v['key']}: {v['note']}")
+        if v.get("rule") and "no fail level declared" in v["rule"] and v["verdict"] != "pass":
+            lines.append(f"  rule: {v['key']}: {v['rule']}")
     return lines

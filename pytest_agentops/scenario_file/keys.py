@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .._validation import did_you_mean
-from ..expect import threshold_patterns
+from ..expect import PASS_K_PATTERN, mean_patterns, rate_expression_pattern, threshold_patterns
 from ..metrics import REGISTRY
 from ..scenario import Scenario
 from ..settings._meta import Doc, docs
@@ -253,11 +253,21 @@ def _tool_mix_schema() -> dict[str, Any]:
 
 
 def _expect_schema() -> dict[str, Any]:
-    """Threshold expressions per metric kind, from the parser's grammar (metrics from the registry)."""
+    """Threshold expressions per metric kind, from the parser's grammar (the package's own metrics from the
+    registry: metrics a user registers are not in the shipped schema)."""
     patterns: dict[str, Any] = {}
     for name, defn in sorted(REGISTRY.items()):
+        if not defn.builtin:
+            continue
         key, expr = threshold_patterns(name, defn.kind)
-        patterns[key] = {"type": "string", "pattern": expr, "description": f"{defn.kind}: {defn.description}"}
+        what = f"{defn.kind} (counts: {defn.counting_unit})"
+        patterns[key] = {"type": "string", "pattern": expr, "description": f"{what}: {defn.description}"}
+        if defn.kind == "distribution":
+            key, expr = mean_patterns(name)
+            patterns[key] = {"type": "string", "pattern": expr,
+                             "description": f"the mean of {name} under a declared cap: {defn.description}"}
+    patterns[PASS_K_PATTERN] = {"type": "string", "pattern": rate_expression_pattern(),
+                                "description": "pass^k: the share of tasks whose k trials all complete"}
     return {"type": "object", "additionalProperties": False, "patternProperties": patterns}
 
 

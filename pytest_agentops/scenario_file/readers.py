@@ -204,10 +204,11 @@ def expect(doc: YamlDoc, node: Node, label: str) -> dict[str, Any]:
     good = {"rate": "<= 1", "distribution": "<= 0", "count": "== 0"}
     out = {}
     for key, (knode, vnode) in entries.items():
-        metric = key.partition(".")[0]
-        if metric not in REGISTRY:
+        metric = "completion_rate" if key.startswith("pass^") else key.partition(".")[0]
+        if metric not in REGISTRY or key.startswith("pass^"):
             doc.check(knode, lambda key=key: Expectation.parse(key, ">= 0"))
-        doc.check(knode, lambda key=key, metric=metric: Expectation.parse(key, good[REGISTRY[metric].kind]))
+        sample = "<= 0, cap 1" if key == f"{metric}.mean" else good[REGISTRY[metric].kind]
+        doc.check(knode, lambda key=key, sample=sample: Expectation.parse(key, sample))
         expr = doc.plain(vnode)
         doc.check(vnode, lambda key=key, expr=expr: parse_expectation(key, expr))
         out[key] = expr
