@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "pytest_agentops.engine": 9, "pytest_agentops.scenario_file": 9, "pytest_agentops.report": 9,
     # the front doors: the pytest plugin, the gate CLI, the bundled demo
     "pytest_agentops.pytest_plugin": 10, "pytest_agentops.gate": 10, "pytest_agentops.demo": 10,
+    "pytest_agentops.cli": 10,
     "pytest_agentops": 11, "pytest_agentops.__main__": 11,
 }
 

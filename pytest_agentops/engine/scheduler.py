@@ -253,13 +253,16 @@ class Runner:
         end()
 
     # -- the campaign ---------------------------------------------------------------------------------
-    def run(self) -> tuple[list[TrialRecord], bool]:
-        """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early)."""
+    def run(self, indices: list[int] | None = None) -> tuple[list[TrialRecord], bool]:
+        """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early). ``indices``:
+        exactly these trials, all of them (a paired comparison runs its campaigns block by block)."""
         s = self.settings
-        indices = [s.replay] if s.replay is not None else list(range(s.trials))
+        judged = indices is None and s.sequential
+        if indices is None:
+            indices = [s.replay] if s.replay is not None else list(range(s.trials))
         expectations = self.scenario.expectations
         judges = [judge(e, max_trials=len(indices), confidence=s.confidence, sequential=True)
-                  for e in expectations] if s.sequential else []
+                  for e in expectations] if judged else []
         done: dict[int, TrialRecord] = {}
         flying = self._flying
         position = 0  # next entry of ``indices`` to launch

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import CACHE_SEED, add_options, options_key, resolve_options, results_key
+from .options import CACHE_SEED, add_options, comparisons_key, options_key, resolve_options, results_key
 
 if TYPE_CHECKING:
     from .campaigns import AgentChaos
@@ -31,6 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     opts = resolve_options(config)
     config.stash[options_key] = opts
     config.stash[results_key] = []
+    config.stash[comparisons_key] = []
     if getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
         config.cache.set(CACHE_SEED, opts.session_seed)
 
@@ -67,7 +68,8 @@ def agent_chaos(request: pytest.FixtureRequest) -> AgentChaos:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = config.stash.get(results_key, [])
-    if not results or config.get_verbosity() < 0:
+    comparisons = config.stash.get(comparisons_key, [])
+    if not (results or comparisons) or config.get_verbosity() < 0:
         return
     from ..report.terminal import campaign_table
 
@@ -76,6 +78,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(nodeid)
         for line in campaign_table(result):
             terminalreporter.write_line(line)
+    for nodeid, comparison in comparisons:
+        terminalreporter.write_line(nodeid)
+        for line in comparison.summary().splitlines():
+            terminalreporter.write_line("  " + line)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -152,3 +152,5 @@ def fresh_seed() -> int:
 
 options_key = pytest.StashKey[ChaosOptions]()
 results_key = pytest.StashKey[list]()
+#: paired comparisons run by ``agent_chaos.compare``: (nodeid, ComparisonResult)
+comparisons_key = pytest.StashKey[list]()
