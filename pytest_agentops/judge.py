@@ -108,6 +108,15 @@ class Judge:
     def failed(self) -> bool:
         return self.state == "fail"
 
+    def distances(self) -> tuple[float, float]:
+        """(fewest further trials before this judge could fail, before it could be decided either way): lower
+        bounds the scheduler uses to launch ahead without wasting trials past a possible stop."""
+        if self.state == "fail":
+            return 0, 0
+        if self.state == "pass":
+            return math.inf, 0
+        return 1, 1
+
     # -- the verdict ------------------------------------------------------------------------------------
     def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
         """The verdict after the trials consumed: ``complete`` when they are all ``max_trials`` (only then can
@@ -153,6 +162,14 @@ class RateJudge(Judge):
             decision = self.rule.decide(self.k, self.n)
             if decision is not None:
                 self._decide(decision, self.n)  # type: ignore[arg-type]
+
+    def distances(self) -> tuple[float, float]:
+        if self.state is not None or self.rule is None:
+            return super().distances() if self.state is not None else (math.inf, self.max_trials - self.trials)
+        rule, n, k = self.rule, self.n, self.k
+        fail = next((m for m in range(1, rule.max_n - n + 1) if rule.fail_at[n + m] >= k), math.inf)
+        win = next((m for m in range(1, rule.max_n - n + 1) if rule.pass_at[n + m] <= k + m), math.inf)
+        return fail, min(fail, win)
 
     def _add(self, record: TrialRecord) -> None:
         exp = self.exp
@@ -405,6 +422,11 @@ class CountJudge(Judge):
         self.violations = 0
         self.chances = 0
         self.allowed = exp.threshold - (1 if exp.op == "<" else 0)
+
+    def distances(self) -> tuple[float, float]:
+        if self.state is not None:
+            return super().distances()
+        return 1, self.max_trials - self.trials  # one trial may violate; a pass comes only after the last
 
     def _add(self, record: TrialRecord) -> None:
         violations, had_chance = self.defn.extract(record)

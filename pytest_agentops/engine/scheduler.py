@@ -253,6 +253,13 @@ class Runner:
         end()
 
     # -- the campaign ---------------------------------------------------------------------------------
+    def _horizon(self, judges: list[Any], prefix: int) -> float:
+        """How far ahead to launch: at least to the first trial at which the campaign could stop (no waste), and
+        at least 2 x concurrency (16 at the least) ahead of the judged prefix, to keep the workers busy."""
+        fail = min(d[0] for d in (j.distances() for j in judges))
+        decide = max(j.distances()[1] for j in judges)
+        return prefix + max(min(fail, decide), 2 * self.settings.concurrency, 16)
+
     def run(self, indices: list[int] | None = None) -> tuple[list[TrialRecord], bool]:
         """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early). ``indices``:
         exactly these trials, all of them (a paired comparison runs its campaigns block by block)."""
@@ -273,11 +280,13 @@ class Runner:
         try:
             holds.enter_context(campaign_patches())  # gc, anyio, time: held for the whole campaign
             while len(done) < limit:
-                # launch ahead up to the queue depth: an early stop discards what it launched past the stop
-                while len(flying) < self._in_flight and position < limit:
+                # launch ahead up to the queue depth, but not far past the first trial at which the judges could
+                # stop the campaign: an early stop discards what was launched past it
+                horizon = limit if not judges else min(limit, self._horizon(judges, prefix))
+                while len(flying) < self._in_flight and position < horizon:
                     flying[position] = self.launch(indices[position])
                     position += 1
-                self._refill = position < limit  # stopped by the queue depth
+                self._refill = position < horizon  # stopped by the queue depth
                 self._kick()
                 now = _wall()
                 limit_s = self.scenario.timeout_s
