@@ -51,7 +51,7 @@ def resolution(rule: stats.RateRule, power: float = DEFAULT_POWER) -> tuple[floa
     def solve(get, lo: float, hi: float, increasing: bool) -> float | None:
         if (get(hi) if increasing else get(lo)) < power:
             return None
-        for _ in range(30):
+        for _ in range(14):  # to 1/16384 of the interval: a figure for reading
             mid = 0.5 * (lo + hi)
             ok = get(mid) >= power
             if ok == increasing:
@@ -63,8 +63,8 @@ def resolution(rule: stats.RateRule, power: float = DEFAULT_POWER) -> tuple[floa
     t = rule.threshold
     if not 0 < t < 1:
         return None, None
-    pass_rate = solve(lambda p: rule.outcome(p).passed, t, 1.0, True)
-    fail_rate = solve(lambda p: rule.outcome(p).failed, 0.0, t, False)
+    pass_rate = solve(lambda p: power if rule.decides_with(p, power, "pass") else 0.0, t, 1.0, True)
+    fail_rate = solve(lambda p: power if rule.decides_with(p, power, "fail") else 0.0, 0.0, t, False)
     return pass_rate, fail_rate
 
 

@@ -255,10 +255,10 @@ class Runner:
     # -- the campaign ---------------------------------------------------------------------------------
     def _horizon(self, judges: list[Any], prefix: int) -> float:
         """How far ahead to launch: at least to the first trial at which the campaign could stop (no waste), and
-        at least 2 x concurrency (16 at the least) ahead of the judged prefix, to keep the workers busy."""
+        at least concurrency + 8 (16 at the least) past the judged prefix, to keep the workers busy."""
         fail = min(d[0] for d in (j.distances() for j in judges))
         decide = max(j.distances()[1] for j in judges)
-        return prefix + max(min(fail, decide), 2 * self.settings.concurrency, 16)
+        return prefix + max(min(fail, decide), self.settings.concurrency + 8, 16)
 
     def run(self, indices: list[int] | None = None) -> tuple[list[TrialRecord], bool]:
         """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early). ``indices``:

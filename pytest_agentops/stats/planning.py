@@ -150,9 +150,7 @@ def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level
     def decides(n: int) -> bool:
         rule = rate_rule(threshold, max_n=n, alpha=alpha, fail_level=fail_level, beta=beta, sequential=sequential,
                          calibrate=False)
-        out = rule.outcome(rate)
-        got = {"pass": out.passed, "fail": out.failed, "decide": out.decided}[verdict]
-        return got >= probability
+        return rule.decides_with(rate, probability, verdict)
 
     return _search(decides, start, limit)
 

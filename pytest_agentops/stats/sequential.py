@@ -37,15 +37,16 @@ import numpy as np
 from ._checks import check_n
 from .binomial import binom_cdf, binom_sf
 
-#: Beyond this many units the constants are Ville's (1/alpha), valid but not tightened by the exact computation.
-EXACT_LIMIT = 5000
+#: Beyond this many units the constants are Ville's (1/alpha), valid but not tightened by the exact computation
+#: (which gains little there: a few percent of the trials, for seconds of computation).
+EXACT_LIMIT = 1000
 #: The mixture of the default rule covers alternatives an SPRT reaches in this many trials up to ``max_n``.
 MIXTURE_FROM = 10
 MIXTURE_POINTS = 12
 #: Calibration: constants tried per round (rounds narrow the bracket); a coarser grid only errs on the safe side.
 GRID, ROUNDS = 25, 2
 #: Up to this many units the boundaries come from the whole table of log likelihood ratios (else by bisection).
-TABLE_LIMIT = 1200
+TABLE_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,12 @@ class RateRule:
         """Exact verdict probabilities and stopping distribution when each unit succeeds with ``rate``."""
         return _outcome(np.asarray(self.pass_at), np.asarray(self.fail_at), float(rate), self.max_n)
 
+    def decides_with(self, rate: float, probability: float, verdict: str = "decide") -> bool:
+        """Whether the rule passes (``"pass"``), fails (``"fail"``) or decides either way with probability >=
+        ``probability`` at ``rate``: the dynamic programme, stopped as soon as the answer is known."""
+        return _outcome(np.asarray(self.pass_at), np.asarray(self.fail_at), float(rate), self.max_n,
+                        want=(probability, verdict)).inconclusive == -1.0
+
     def describe(self) -> str:
         if not self.sequential:
             return f"one look at {self.max_n}, exact binomial"
@@ -137,8 +144,11 @@ class RateRule:
 # ----------------------------------------------------------------------------------------- exact outcomes
 
 
-def _outcome(pass_at: np.ndarray, fail_at: np.ndarray, p: float, max_n: int) -> RuleOutcome:
-    """Dynamic programme over the units: the mass of each success count among the runs still going."""
+def _outcome(pass_at: np.ndarray, fail_at: np.ndarray, p: float, max_n: int,
+             want: tuple[float, str] | None = None) -> RuleOutcome:
+    """Dynamic programme over the units: the mass of each success count among the runs still going. With
+    ``want=(probability, verdict)`` it stops as soon as it knows whether that verdict ("decide": either) reaches
+    the probability, and says so by the sign of ``inconclusive`` (-1: it does, -2: it does not)."""
     q = 1.0 - p
     mass = np.array([1.0])  # k = lo .. lo + len - 1
     lo = 0
@@ -159,10 +169,20 @@ def _outcome(pass_at: np.ndarray, fail_at: np.ndarray, p: float, max_n: int) -> 
         stop[n] = gone_p + gone_f
         mass = mass[cut_lo:max(cut_hi, cut_lo)]
         lo += cut_lo
+        if want is not None:
+            target, verdict = want
+            got = {"pass": passed, "fail": failed}.get(verdict, passed + failed)
+            rest = float(mass.sum())
+            if got >= target:
+                return RuleOutcome(p, passed, failed, -1.0, ())
+            if got + rest < target:
+                return RuleOutcome(p, passed, failed, -2.0, ())
         if mass.size == 0:
             break
-        # drop the far tail (below 1e-300 relative): it cannot matter at double precision
     rest = float(mass.sum())
+    if want is not None:
+        got = {"pass": passed, "fail": failed}.get(want[1], passed + failed)
+        return RuleOutcome(p, passed, failed, -1.0 if got >= want[0] else -2.0, ())
     stop[max_n] += rest
     return RuleOutcome(p, passed, failed, rest, tuple(float(x) for x in stop))
 
@@ -261,7 +281,7 @@ def _boundary(up: np.ndarray, down: np.ndarray, log_w: np.ndarray, constants: np
     fail_at[n] = max k with log LR >= c (side -1; -1 if none), for n = 0..max_n. The log LR is monotone in k
     (increasing for alternatives above the base, decreasing below), so a bisection runs over every n at once."""
     rows = constants.size
-    if max_n <= TABLE_LIMIT:  # small enough for the table of log LR: a sorted search per n
+    if max_n <= TABLE_LIMIT and rows > 1:  # calibrating, and small enough for the table: a sorted search per n
         table = _table(up.tobytes(), down.tobytes(), log_w.tobytes(), max_n)
         out = np.empty((rows, max_n + 1), dtype=np.int64)
         out[:, 0] = 1 if side > 0 else -1
