@@ -319,21 +319,23 @@ def rule_errors(exp: Expectation, confidence: float) -> tuple[float, float]:
 
 
 def rerun_note(exp: Expectation, estimate: float | None, n: int, *, sequential: bool, confidence: float,
-               unit: str = "trial") -> tuple[int | None, str]:
+               trials_per_unit: float = 1.0) -> tuple[int | None, str]:
     """The planning figure of a final inconclusive verdict: how many trials a rerun with the same rule (the
     sequential one when ``sequential``) needs to decide with probability >= 80% if the true share of successes
     is the observed one; at the threshold itself (which no trial count decides without a fail level), the
-    trials that decide with a fail level 0.05 beyond it."""
+    trials that decide with a fail level 0.05 beyond it. Units that are not trials (a pass^k group, a crashed
+    trial among all trials) are turned into trials by ``trials_per_unit`` (the observed ratio)."""
     if estimate is None or n == 0:
         return None, ""
     t, f = success_threshold(exp)
     alpha, beta = rule_errors(exp, confidence)
-    group = exp.group if exp.statistic == "pass^k" else 1
+    group = exp.group if exp.statistic == "pass^k" else trials_per_unit
     start = max(1, n // 2)
     needed = stats.trials_for(estimate, t, alpha=alpha, fail_level=f, beta=beta, sequential=sequential,
                               start=start)
     if needed is not None:
-        return needed * group, (f"a rerun with trials={needed * group} decides with probability >= 80% if the "
+        needed = math.ceil(needed * group)
+        return needed, (f"a rerun with trials={needed} decides with probability >= 80% if the "
                                 f"{'share' if exp.statistic != 'quantile' else 'share within the threshold'} is "
                                 f"the observed {estimate:.4g} ({'sequential rule' if sequential else 'one look'})")
     if f is None and t > 0.05:
@@ -341,12 +343,13 @@ def rerun_note(exp: Expectation, estimate: float | None, n: int, *, sequential: 
         needed = stats.trials_for(estimate, t, alpha=alpha, fail_level=suggested, beta=alpha,
                                   sequential=sequential, start=start)
         if needed is not None:
+            needed = math.ceil(needed * group)
             zone = (f"fail at p{(suggested if not exp.upward else 1 - suggested) * 100:g}"
                     if exp.statistic == "quantile" else
                     f"fail {'below' if exp.upward else 'above'} {suggested if exp.upward else 1 - suggested:g}")
-            return needed * group, (f"no trial count decides a share this close to the threshold without a fail "
-                                    f"level; with '{exp.op} {exp.threshold:g}, {zone}' a rerun with "
-                                    f"trials={needed * group} decides with probability >= 80%")
+            return needed, (f"no trial count decides a share this close to the threshold without a fail "
+                            f"level; with '{exp.op} {exp.threshold:g}, {zone}' a rerun with "
+                            f"trials={needed} decides with probability >= 80%")
     return None, "no trial count up to 10,000 decides at the observed share"
 
 

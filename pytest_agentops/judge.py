@@ -224,7 +224,9 @@ class RateJudge(Judge):
                 note = self._stopped_note(stopped_by)
             elif complete:
                 share = self.k / self.n if self.n else None
-                needed, note = rerun_note(self.exp, share, self.n, sequential=True, confidence=self.confidence)
+                per_unit = 1.0 if self.exp.statistic == "pass^k" or not self.n else self.trials / self.n
+                needed, note = rerun_note(self.exp, share, self.n, sequential=True, confidence=self.confidence,
+                                          trials_per_unit=per_unit)
                 first = rule.first_pass()
                 if self.exp.statistic == "quantile" and first is not None and self.n < first:
                     note = (f"this rule passes a p{(self.exp.quantile or 0.5) * 100:g} after at least {first} "

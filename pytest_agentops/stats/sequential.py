@@ -44,7 +44,7 @@ EXACT_LIMIT = 1000
 MIXTURE_FROM = 10
 MIXTURE_POINTS = 12
 #: Calibration: constants tried per round (rounds narrow the bracket); a coarser grid only errs on the safe side.
-GRID, ROUNDS = 25, 2
+GRID, ROUNDS = 16, 2
 #: Up to this many units the boundaries come from the whole table of log likelihood ratios (else by bisection).
 TABLE_LIMIT = 1000
 
