@@ -38,8 +38,9 @@ class Scenario:
     agent: Callable[..., Any] = setting(doc="the agent: 'package.module:attr' naming agent(task, env)",
                                         kind="reference", required=True)
     task: str | Sequence[str] | Callable[[Any], str] = setting(
-        "", doc="the task given to the agent, or a list of tasks used in turn (with a pass^k expectation, each "
-                "task k times in a row)", kind="task")
+        "", doc="the task given to the agent, a list of tasks used in turn (with a pass^k expectation, each "
+                "task k times in a row), or {generate: 'package.module:attr'}, a task generator generate(rng) -> "
+                "str called once per group of trials", kind="task")
     world: Callable[[], Any] | None = setting(None, doc="'package.module:attr' naming a zero-argument factory of a "
                                                         "fresh world per trial", kind="reference", nullable=True)
     tools: Sequence[Callable[..., Any]] = setting((), doc="the tools: a list of 'package.module:attr', or one "

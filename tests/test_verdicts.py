@@ -407,3 +407,15 @@ WORSE = BASE.replace(name="worse", agent=agent(0.6))
     assert compare_main(["ab_scenarios:BASE", "ab_scenarios:WORSE"]) == 1
     assert compare_main(["ab_scenarios:BASE", "nowhere.yaml"]) == 2
     assert "no such scenario file" in capsys.readouterr().err
+
+
+def test_a_task_generator_in_a_scenario_file():
+    from pytest_agentops.scenario_file import load_scenario_text
+
+    (scenario,) = load_scenario_text("name: gen\nagent: scenario_support:careful\n"
+                                     "task: {generate: scenario_support:pick_task}\nexpect: {'pass^2': '>= 0.5'}\n")
+    tasks = [scenario.task_for(i, 3) for i in range(40)]
+    assert set(tasks) == {"Refund order 42", "Please refund order 42"}
+    assert all(tasks[2 * g] == tasks[2 * g + 1] for g in range(20))
+    with pytest.raises(Exception, match="takes exactly one key, 'generate'"):
+        load_scenario_text("name: gen\nagent: scenario_support:careful\ntask: {gen: scenario_support:pick_task}\n")

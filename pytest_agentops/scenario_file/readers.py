@@ -140,6 +140,14 @@ def tools(doc: YamlDoc, node: Node, label: str) -> Any:
 
 
 def task(doc: YamlDoc, node: Node, label: str) -> Any:
+    if isinstance(node, yaml.MappingNode):  # {generate: package.module:attr}: a task generator generate(rng)
+        entries = mapping_node(doc, node, label, "'generate' to a task generator 'package.module:attr'")
+        unknown = sorted(set(entries) - {"generate"})
+        if unknown or "generate" not in entries:
+            doc.fail(node, f"{label}: a mapping takes exactly one key, 'generate' (a task generator "
+                           f"'package.module:attr' called as generate(rng) -> task); got {sorted(entries)}")
+        return callable_ref(doc, entries["generate"][1], f"{label}.generate",
+                            "a task generator generate(rng) -> str")
     if isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             value = doc.plain(item)
