@@ -363,9 +363,12 @@ from conftest_shared import scenario
 def test_ab(agent_chaos):
     agent_chaos.compare(scenario(0.95, "base"), scenario(0.6, "cand")).check()
 """)
-    result = pytester.runpytest("--agent-chaos")
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=r.json")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*candidate regressed*", "*completion_rate: regression*"])
+    result.stdout.fnmatch_lines(["*candidate regressed*", "*cand vs base:*pair(s) on common seeds*",
+                                 "*completion_rate: regression*"])
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert [(c["baseline"], c["candidate"], c["passed"]) for c in report["comparisons"]] == [("base", "cand", False)]
 
 
 # --- command lines ---------------------------------------------------------------------------------------

@@ -78,10 +78,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(nodeid)
         for line in campaign_table(result):
             terminalreporter.write_line(line)
+    from ..report.terminal import comparison_lines
+
     for nodeid, comparison in comparisons:
         terminalreporter.write_line(nodeid)
-        for line in comparison.summary().splitlines():
-            terminalreporter.write_line("  " + line)
+        for line in comparison_lines(comparison):
+            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -91,26 +93,33 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a w
     payload = getattr(node, "workeroutput", {}).get("agentops_campaigns")
     if payload:
         node.config.stash[results_key].extend((nodeid, campaign) for nodeid, campaign in json.loads(payload))
+    payload = getattr(node, "workeroutput", {}).get("agentops_comparisons")
+    if payload:
+        node.config.stash[comparisons_key].extend((nodeid, c) for nodeid, c in json.loads(payload))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     opts = config.stash.get(options_key, None)
     results = config.stash.get(results_key, [])
+    comparisons = config.stash.get(comparisons_key, [])
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: hand the campaigns (as JSON data) to the controller
-        if results:
-            import json
+        import json
 
+        if results:
             workeroutput["agentops_campaigns"] = json.dumps(
                 [(nodeid, r.to_dict()) for nodeid, r in results], allow_nan=False)
+        if comparisons:
+            workeroutput["agentops_comparisons"] = json.dumps(
+                [(nodeid, c.to_dict()) for nodeid, c in comparisons], allow_nan=False)
         return
     if opts is None or not opts.report:
         return
     from ..report.json_report import write_report
 
     write_report(config.rootpath / opts.report if not opts.report.startswith("/") else opts.report,
-                 [r for _, r in results])
+                 [r for _, r in results], comparisons=[c for _, c in comparisons])
 
 
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
