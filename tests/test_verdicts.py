@@ -422,3 +422,26 @@ def test_a_task_generator_in_a_scenario_file():
     assert all(tasks[2 * g] == tasks[2 * g + 1] for g in range(20))
     with pytest.raises(Exception, match="takes exactly one key, 'generate'"):
         load_scenario_text("name: gen\nagent: scenario_support:careful\ntask: {gen: scenario_support:pick_task}\n")
+
+
+def test_a_full_paired_run_is_exact_mcnemar_against_scipy():
+    def agent(p):
+        def run(task, env):
+            env.record_usage(input_tokens=100, output_tokens=10)
+            return "done" if env.rng.random() < p else "no"
+        return run
+
+    def scenario(p, name):
+        return Scenario(name=name, agent=agent(p), task="t", check=lambda w, o: o == "done", trials=150, seed=4,
+                        faults=Faults.none())
+
+    result = compare_campaigns(scenario(0.9, "base"), scenario(0.85, "cand"), early_stop=False)
+    assert result.pairs == 150 and not result.stopped_early
+    pairs = [(b.outcome == "completed", c.outcome == "completed")
+             for b, c in zip(result.baseline_records, result.candidate_records, strict=True)]
+    wins = sum(c and not b for b, c in pairs)
+    losses = sum(b and not c for b, c in pairs)
+    completion = result.findings[0]
+    reference = scipy.stats.binomtest(wins, wins + losses, 0.5, alternative="less").pvalue
+    assert completion.p_regression == pytest.approx(reference, rel=1e-9)
+    assert "exact McNemar (binomial test on discordant pairs)" in completion.method

@@ -20,6 +20,7 @@ from ..records import TrialRecord
 from ..scenario import Scenario
 from ..settings.faults import Faults
 from ..settings.run import RunSettings, RunSource
+from ..stats.binomial import binom_cdf, binom_sf
 from ..stats.paired import BettingMartingale, MixtureTest, holm
 from .scheduler import Runner
 
@@ -131,6 +132,15 @@ class _Paired:
                 assert isinstance(self.non_inferior, MixtureTest)
                 self.non_inferior.add(c > limit)
 
+    @staticmethod
+    def exact_p(test: MixtureTest) -> float:
+        """One look: the exact one-sided binomial p-value of the test's count against 1/2."""
+        if test.n == 0:
+            return 1.0
+        if test.below:  # few successes are evidence: P(X <= k)
+            return binom_cdf(test.k, test.n, 0.5)
+        return binom_sf(test.k - 1, test.n, 0.5) if test.k else 1.0  # P(X >= k)
+
     @property
     def margin_text(self) -> str:
         if self.metric == "completion_rate":
@@ -200,14 +210,20 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
                     stopped = True
                     break
         start += size
-    regressions = holm([t.regression.p_value for t in tests], alpha)
-    non_inferior = holm([t.non_inferior.p_value for t in tests], alpha)
+    # a full run (no early stop) looks once: the exact binomial tests (McNemar, sign) on the pairs that differ
+    exact = not base_settings.early_stop
+    p_reg = [t.exact_p(t.regression) if exact else t.regression.p_value for t in tests]
+    p_ni = [t.exact_p(t.non_inferior) if exact and isinstance(t.non_inferior, MixtureTest) else t.non_inferior.p_value
+            for t in tests]
+    regressions = holm(p_reg, alpha)
+    non_inferior = holm(p_ni, alpha)
     findings = []
-    for test, reg, ni in zip(tests, regressions, non_inferior, strict=True):
+    for test, reg, ni, pr, pn in zip(tests, regressions, non_inferior, p_reg, p_ni, strict=True):
         verdict = "regression" if reg else "non-inferior" if ni else "inconclusive"
         n = max(test.pairs, 1)
-        findings.append(PairedFinding(test.metric, verdict, test.pairs, test.sum_b / n, test.sum_c / n,
-                                      test.regression.p_value, test.non_inferior.p_value, test.margin_text,
-                                      test.method))
+        method = test.method if not exact else test.method.replace("sequential ", "exact ").replace(
+            "(mixture SPRT on discordant pairs)", "(binomial test on discordant pairs)")
+        findings.append(PairedFinding(test.metric, verdict, test.pairs, test.sum_b / n, test.sum_c / n, pr, pn,
+                                      test.margin_text, method))
     return ComparisonResult(baseline.name, candidate.name, base_settings.seed, max_pairs, used, stopped, alpha,
                             tuple(findings), tuple(b_records), tuple(c_records))
