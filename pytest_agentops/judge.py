@@ -217,7 +217,13 @@ class RateJudge(Judge):
         rule = self.rule
         false_pass = rule.outcome(rule.base_pass).passed if 0 < rule.threshold < 1 else 0.0
         false_fail = rule.outcome(rule.threshold).failed if 0 < rule.threshold < 1 else 0.0
-        text = rule.describe().replace("unit", unit) + self._resolution_text()
+        if self.exp.fail_level is None:
+            text = (f"checked after every {unit} up to {self.max_units} (mixture SPRT at the threshold: false pass "
+                    f"and false fail <= {self.alpha:.3g})" + self._resolution_text())
+        else:
+            text = (f"checked after every {unit} up to {self.max_units} (truncated SPRT, '{self.exp.expression}': "
+                    f"false fail <= {self.alpha:.3g} when the expectation holds, false pass <= {self.beta:.3g} at "
+                    "the fail level or beyond)")
         note, needed = "", None
         if verdict == "inconclusive":
             if stopped_by:
