@@ -39,9 +39,8 @@ from .stats.compare import exceedance_upper, mixture_rate_bounds
 
 #: rate metrics where lower is worse, compared with the baseline by a one-sided test
 HIGHER_IS_BETTER = ("completion_rate", "tool_success_rate", "resume_success_rate")
-#: how each of them is read off a report's per-trial records: (successes, chances) of one trial
-_PER_TRIAL = {"completion_rate": lambda r: (int(r["outcome"] == "completed"), 1),
-              "tool_success_rate": lambda r: (r["tool_calls"] - r["tool_failures"], r["tool_calls"])}
+#: how a share inside trials is read off a report's per-trial records: (successes, chances) of one trial
+_PER_TRIAL = {"tool_success_rate": lambda r: (r["tool_calls"] - r["tool_failures"], r["tool_calls"])}
 #: metrics whose unit is not the trial: compared trial by trial (the share of each trial's chances)
 _SHARES = ("tool_success_rate",)
 #: quantiles where growth is worse
