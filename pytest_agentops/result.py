@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import stats
 from ._frozen import FrozenMap
 from .errors import CampaignFailed
-from .expect import Verdict, evaluate
+from .expect import Verdict
+from .judge import judge
 from .metrics import MetricSummary, collect, summarize_all
 from .records import OUTCOMES, MinimalFaults, TrialRecord
 
@@ -17,9 +19,63 @@ if TYPE_CHECKING:
     from .scenario import Scenario
     from .settings.run import RunSettings
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 1  # fields were added (counting units, rules, per-task breakdown), none changed meaning
 _SEVERITY = {"error": 0, "timed_out": 1, "crashed": 2, "budget_exceeded": 3, "failed": 4, "escalated": 5,
              "completed": 6}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSummary:
+    """One task of a multi-task scenario: its trials, completion (exact bounds, for reading), pass^k groups,
+    tokens, and its worst trial."""
+
+    task: str
+    trials: int
+    completed: int
+    lower: float
+    upper: float
+    groups: int = 0  # pass^k: complete groups of k trials
+    groups_passed: int = 0
+    tokens_p95: float | None = None
+    worst: str | None = None  # the label of its worst trial
+    worst_index: int | None = None
+
+    @property
+    def completion_rate(self) -> float:
+        return self.completed / self.trials if self.trials else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"task": self.task, "trials": self.trials, "completed": self.completed,
+                               "completion_rate": round(self.completion_rate, 10), "lower": round(self.lower, 10),
+                               "upper": round(self.upper, 10), "tokens_p95": self.tokens_p95, "worst": self.worst}
+        if self.groups:
+            out.update(groups=self.groups, groups_passed=self.groups_passed)
+        return out
+
+
+def _per_task(scenario: Scenario, settings: RunSettings, records: list[TrialRecord]) -> tuple[TaskSummary, ...]:
+    """The breakdown by task, for scenarios with several tasks (or pass^k groups); empty otherwise."""
+    repeats = scenario.repeats
+    if (len(scenario.tasks) == 1 and repeats == 1) or settings.smoke or settings.replay is not None:
+        return ()
+    by_task: dict[str, list[TrialRecord]] = {}
+    for record in records:
+        by_task.setdefault(scenario.task_for(record.index, settings.seed), []).append(record)
+    out = []
+    for task, rs in by_task.items():
+        done = sum(r.outcome == "completed" for r in rs)
+        groups: dict[int, list[bool]] = {}
+        for r in rs:
+            groups.setdefault(r.index // repeats, []).append(r.outcome == "completed")
+        full = [g for g in groups.values() if len(g) == repeats] if repeats > 1 else []
+        worst = sorted((r for r in rs if not r.ok), key=lambda r: (not r.violations, _SEVERITY.get(r.outcome, 9),
+                                                                     r.index))
+        tokens = [float(r.tokens) for r in rs]
+        out.append(TaskSummary(task, len(rs), done, stats.clopper_pearson_lower(done, len(rs), settings.confidence),
+                               stats.clopper_pearson_upper(done, len(rs), settings.confidence), len(full),
+                               sum(all(g) for g in full), stats.quantile(tokens, 0.95) if tokens else None,
+                               worst[0].label if worst else None, worst[0].index if worst else None))
+    return tuple(sorted(out, key=lambda t: (t.completion_rate, t.task)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +100,7 @@ class CampaignResult:
     late_calls: int = 0  # harness calls refused because their trial had ended (threads an agent left running)
     unstoppable: int = 0  # agent threads and loops given up on that could not be stopped in-process
     minimal_faults: tuple[MinimalFaults, ...] = ()  # the faults the worst failing trial(s) needed (``engine.shrink``)
+    per_task: tuple[TaskSummary, ...] = field(default=(), repr=False)
 
     @classmethod
     def not_run(cls, scenario: str, reason: str) -> CampaignResult:
@@ -57,18 +114,20 @@ class CampaignResult:
               late_calls: int = 0, unstoppable: int = 0) -> CampaignResult:
         """Compute metrics and verdicts for a finished campaign."""
         expectations = scenario.expectations
-        conf = settings.look_confidence
-        data = collect(records)  # every metric: the summaries need them all, the verdicts some
-        # counts can only fail before the last look, so they spend no alpha early: full confidence for them
-        verdicts = tuple(evaluate(e, data[e.metric], settings.confidence if data[e.metric].kind == "count" else conf,
-                                  final=True) for e in expectations)
+        data = collect(records)  # every metric: the summaries need them all
+        max_trials = 1 if settings.replay is not None else settings.trials
+        judges = [judge(e, max_trials=max_trials, confidence=settings.confidence, sequential=settings.sequential
+                        ).add_all(records) for e in expectations]
+        complete = len(records) >= max_trials
+        failed = next((j.exp.key for j in judges if j.failed), "") if not complete else ""
+        verdicts = tuple(j.verdict(complete=complete, stopped_by=failed) for j in judges)
         return cls(scenario=scenario.name, seed=settings.seed, max_trials=settings.trials,
                    confidence=settings.confidence, profile=settings.faults.profile_name or "custom",
                    records=tuple(records),
                    metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
-                   unstoppable=unstoppable)
+                   unstoppable=unstoppable, per_task=_per_task(scenario, settings, records))
 
     # -- derived values -------------------------------------------------------------------------------
     @property
@@ -130,6 +189,9 @@ class CampaignResult:
             lines[0] = f"agent smoke trial of {self.scenario!r} did not pass (fault-free, seed={self.seed}):"
         for v in self.failed_verdicts + self.inconclusive_verdicts:
             lines.append(f"  {v.verdict.upper()}: {v.describe()}")
+        if self.per_task:
+            worst_task = self.per_task[0]
+            lines.append(f"  worst task: {worst_task.task!r}: {worst_task.completed}/{worst_task.trials} completed")
         worst = self.worst_trials()
         if worst:
             lines.append("worst trials (replay each with the command under it):")
@@ -154,6 +216,7 @@ class CampaignResult:
             "outcomes": dict(self.outcome_counts),
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
             "verdicts": [v.to_dict() for v in self.verdicts],
+            **({"per_task": [t.to_dict() for t in self.per_task]} if self.per_task else {}),
             # a failing trial's trace is always there: what the agent did is the first thing one looks for
             "records": [r.to_dict(with_trace=with_traces or not r.ok) for r in self.records],
         }

@@ -56,8 +56,10 @@ class Scenario:
                         required=True)
     agent: Callable[..., Any] = setting(doc="the agent: 'package.module:attr' naming agent(task, env)",
                                         kind="reference", required=True)
-    task: str | Sequence[str] = setting("", doc="the task given to the agent, or a list of tasks used in turn",
-                                        kind="task")
+    task: str | Sequence[str] | Callable[[Any], str] = setting(
+        "", doc="the task given to the agent, a list of tasks used in turn (with a pass^k expectation, each "
+                "task k times in a row), or {generate: 'package.module:attr'}, a task generator generate(rng) -> "
+                "str called once per group of trials", kind="task")
     world: Callable[[], Any] | None = setting(None, doc="'package.module:attr' naming a zero-argument factory of a "
                                                         "fresh world per trial", kind="reference", nullable=True)
     tools: Sequence[Callable[..., Any]] = setting((), doc="the tools: a list of 'package.module:attr', or one "
@@ -122,11 +124,13 @@ class Scenario:
             raise ConfigError(f"name={self.name!r} must be a non-empty string")
         if not callable(self.agent):
             raise ConfigError(f"agent={self.agent!r} must be a callable agent(task, env)")
-        tasks = (self.task,) if isinstance(self.task, str) else tuple(self.task)
-        if not tasks or not all(isinstance(t, str) for t in tasks):
-            raise ConfigError(f"task={self.task!r} must be a string or a non-empty list of strings")
-        if not isinstance(self.task, str):
-            object.__setattr__(self, "task", tasks)
+        if not callable(self.task):
+            tasks = (self.task,) if isinstance(self.task, str) else tuple(self.task)
+            if not tasks or not all(isinstance(t, str) for t in tasks):
+                raise ConfigError(f"task={self.task!r} must be a string or a non-empty list of strings (or, in "
+                                  "Python, a task generator generate(rng) -> str)")
+            if not isinstance(self.task, str):
+                object.__setattr__(self, "task", tasks)
         if self.world is not None and not callable(self.world):
             raise ConfigError(f"world={self.world!r} must be a zero-argument factory (a class or function)")
         if self.world is not None and not _takes(self.world, 0):
@@ -165,8 +169,10 @@ class Scenario:
         check_positive_seconds("virtual_timeout_s", self.virtual_timeout_s, optional=True)
         if not isinstance(self.expect, Mapping):
             raise ConfigError(f"expect={self.expect!r} must map metric names to threshold strings")
-        for key, expr in self.expect.items():
-            Expectation.parse(key, expr)
+        groups = {Expectation.parse(key, expr).group for key, expr in self.expect.items()}
+        if len(groups - {1}) > 1:
+            raise ConfigError(f"expect: pass^k with different k ({sorted(groups - {1})}); a scenario runs each task "
+                              "k times in a row for one k")
         object.__setattr__(self, "expect", FrozenMap(self.expect))
         if self.prices is not None:
             price_table(self.prices)
@@ -212,7 +218,30 @@ class Scenario:
 
     @property
     def tasks(self) -> tuple[str, ...]:
+        """The task list (empty for a task generator, whose tasks are drawn per group of trials)."""
+        if callable(self.task):
+            return ()
         return (self.task,) if isinstance(self.task, str) else tuple(self.task)
+
+    @property
+    def repeats(self) -> int:
+        """How many trials in a row get the same task: the k of a ``pass^k`` expectation, else 1."""
+        return max((e.group for e in self.expectations), default=1)
+
+    def task_for(self, index: int, seed: int) -> str:
+        """The task of trial ``index`` of the campaign with ``seed``: trials come in groups of ``repeats``; the
+        groups take the task list in turn, or a task drawn by the generator from a generator of the group's own
+        (numpy, seeded by the campaign seed and the group), so every trial of a group has the same task."""
+        group = index // self.repeats
+        if callable(self.task):
+            import numpy as np
+
+            task = self.task(np.random.default_rng([seed, group, 0x7A5C]))
+            if not isinstance(task, str):
+                raise ConfigError(f"task generator {self.task!r} returned {task!r}; it must return the task string")
+            return task
+        tasks = self.tasks
+        return tasks[group % len(tasks)]
 
     @property
     def tool_specs(self) -> tuple[ToolSpec, ...]:

@@ -117,7 +117,7 @@ class CampaignLayers:
             ctx.close_layers()  # what the layers attached so far opened (routes, holds)
             raise
         tools = {spec.name: bind_tool(spec, ctx) for spec in self.specs}
-        task = scenario.tasks[index % len(scenario.tasks)]
+        task = scenario.task_for(index, self.run.seed)
         env = Env(ctx, tools, task)
         agent = scenario.agent
         for attached in ctx.layers.values():

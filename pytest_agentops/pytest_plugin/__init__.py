@@ -17,6 +17,7 @@ from .options import (
     CACHE_SEED,
     ChaosOptions,
     add_options,
+    comparisons_key,
     options_key,
     replayed_key,
     resolve_options,
@@ -41,6 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     opts = resolve_options(config)
     config.stash[options_key] = opts
     config.stash[results_key] = []
+    config.stash[comparisons_key] = []
     if opts.enabled:
         _collect_scenarios_beside_testpaths(config)
     if prints_seeds(opts) and getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
@@ -109,7 +111,8 @@ def agent_chaos(request: pytest.FixtureRequest) -> AgentChaos:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = config.stash.get(results_key, [])
-    if not results or config.get_verbosity() < 0:
+    comparisons = config.stash.get(comparisons_key, [])
+    if not (results or comparisons) or config.get_verbosity() < 0:
         return
     from ..report.terminal import campaign_table
 
@@ -117,6 +120,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for nodeid, result in results:
         terminalreporter.write_line(nodeid)
         for line in campaign_table(result):
+            terminalreporter.write_line(line)
+    from ..report.terminal import comparison_lines
+
+    for nodeid, comparison in comparisons:
+        terminalreporter.write_line(nodeid)
+        for line in comparison_lines(comparison):
             terminalreporter.write_line(line)
 
 
@@ -133,12 +142,16 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a w
         seen, replayed = json.loads(replay)
         node.config.stash.setdefault(seen_key, []).extend(seen)
         node.config.stash.setdefault(replayed_key, []).extend(replayed)
+    payload = getattr(node, "workeroutput", {}).get("agentops_comparisons")
+    if payload:
+        node.config.stash[comparisons_key].extend((nodeid, c) for nodeid, c in json.loads(payload))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     opts = config.stash.get(options_key, None)
     results = config.stash.get(results_key, [])
+    comparisons = config.stash.get(comparisons_key, [])
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: hand the campaigns (as JSON data) to the controller
         import json
@@ -148,6 +161,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 [(nodeid, r.to_dict()) for nodeid, r in results], allow_nan=False)
         workeroutput["agentops_replay"] = json.dumps([config.stash.get(seen_key, []),
                                                       config.stash.get(replayed_key, [])])
+        if comparisons:
+            workeroutput["agentops_comparisons"] = json.dumps(
+                [(nodeid, c.to_dict()) for nodeid, c in comparisons], allow_nan=False)
         return
     if opts is None:
         return
@@ -156,7 +172,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if opts.report:
         from ..report.json_report import write_report
 
-        write_report(config.invocation_params.dir / opts.report, [r for _, r in results])
+        write_report(config.invocation_params.dir / opts.report, [r for _, r in results],
+                     comparisons=[c for _, c in comparisons])
 
 
 def _check_replay_target(session: pytest.Session, name: str) -> None:

@@ -18,7 +18,7 @@ from ..precedence import resolve_run
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..settings.run import RunSource
-from .options import ChaosOptions, options_key, replayed_key, results_key, seen_key
+from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key
 
 #: What ``@pytest.mark.agent_chaos(...)`` and ``agent_chaos.run(scenario, ...)`` may set.
 RUN_ARGUMENTS = tuple(f.name for f in fields(RunSource) if f.name != "name")
@@ -48,6 +48,25 @@ class AgentChaos:
         """Run ``scenario``'s campaign (smoke trial without ``--agent-chaos``) and record the result."""
         result = run_scenario(self._config, self._request.node, scenario, self.marker_kwargs, **overrides)
         self.results.append(result)
+        return result
+
+    def compare(self, baseline: Scenario, candidate: Scenario, *, alpha: float = 0.05, margin: float = 0.05,
+                growth: float = 0.2, **overrides: Any) -> Any:
+        """Shadow mode: run ``baseline`` and ``candidate`` on common seeds and decide, pair by pair, regression
+        or non-inferiority (``pytest_agentops.engine.compare``). Settings resolve as for ``run`` (from the
+        baseline); without ``--agent-chaos`` one fault-free pair is run as a smoke test. Returns the
+        ``ComparisonResult`` (``.check()`` raises on a regression)."""
+        from ..engine.compare import compare_campaigns
+
+        o = self.options
+        sources = (_source("agent_chaos.compare", overrides),
+                   RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile,
+                             concurrency=o.concurrency),
+                   _source("@pytest.mark.agent_chaos", dict(self.marker_kwargs)))
+        base = resolve_run(baseline, sources, smoke=not o.enabled, default_seed=o.session_seed)
+        result = compare_campaigns(baseline, candidate, alpha=alpha, margin=margin, growth=growth,
+                                   _settings=(base, base))
+        self._config.stash[comparisons_key].append((self._request.node.nodeid, result))
         return result
 
 

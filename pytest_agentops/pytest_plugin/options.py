@@ -189,3 +189,5 @@ results_key = pytest.StashKey[list]()
 #: Under ``--agent-chaos-replay``: the scenarios whose campaigns were asked for, and those replayed.
 seen_key = pytest.StashKey[list]()
 replayed_key = pytest.StashKey[list]()
+#: paired comparisons run by ``agent_chaos.compare``: (nodeid, ComparisonResult)
+comparisons_key = pytest.StashKey[list]()

@@ -67,7 +67,26 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
         duplicates = (metrics.get("duplicate_side_effects") or {}).get("total") or 0
         lines.append(f"  crashes: {resumed['n']}/{trials} trial(s) crashed, {resumed['k']} finished correctly after "
                      f"a restart, {duplicates} duplicate side effect(s)")
+    for t in c.get("per_task", []):
+        groups = f", pass^k groups {t['groups_passed']}/{t['groups']}" if t.get("groups") else ""
+        worst = f", worst {t['worst']}" if t.get("worst") else ""
+        lines.append(f"  task {t['task']!r}: completed {t['completed']}/{t['trials']} "
+                     f"[{_fmt(t['lower'])}, {_fmt(t['upper'])}]{groups}{worst}")
     for v in c["verdicts"]:
         if v["verdict"] == "inconclusive" and v["note"]:
             lines.append(f"  note: {v['key']}: {v['note']}")
+        if v.get("rule") and "no fail level declared" in v["rule"] and v["verdict"] != "pass":
+            lines.append(f"  rule: {v['key']}: {v['rule']}")
+    return lines
+
+
+def comparison_lines(comparison: Any) -> list[str]:
+    """Lines of text for one paired comparison (a ``ComparisonResult``, or its ``to_dict()`` form)."""
+    c = comparison if isinstance(comparison, dict) else comparison.to_dict()
+    lines = [f"  {c['candidate']} vs {c['baseline']}: {c['pairs']}/{c['max_pairs']} pair(s) on common seeds "
+             f"(seed={c['seed']}){' (stopped early)' if c['stopped_early'] else ''}"]
+    for f in c["findings"]:
+        lines.append(f"    {f['metric']}: {f['verdict']} (baseline {_fmt(f['baseline'])}, candidate "
+                     f"{_fmt(f['candidate'])}; p regression {f['p_regression']:.3g}, p non-inferior "
+                     f"{f['p_non_inferior']:.3g}; {f['margin']})")
     return lines

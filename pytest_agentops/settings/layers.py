@@ -155,8 +155,8 @@ class BudgetRecord:
 register_metric(MetricDef(
     "budget_alert_rate", "rate",
     trial_rate(lambda r: None if (b := r.layers.get("budget")) is None else b.alerts > 0),
-    "share of trials whose spend crossed the alert fraction (80%) of a budget (trials with a budget only)"),
-    builtin=True)
+    "share of trials whose spend crossed the alert fraction (80%) of a budget (trials with a budget only)",
+    counting_unit="trial with a budget"), builtin=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .. import stats
 from .._validation import is_number
 from ..errors import ConfigError
 from .faults import Faults
@@ -37,8 +36,9 @@ class RunSource:
 class RunSettings:
     """How one campaign is run, after every source of settings (call, CLI, ini, marker, scenario) is resolved.
 
-    ``looks`` are the launch-order prefixes at which the campaign may stop early (the last is ``trials``),
-    ``look_confidence`` the confidence each interim verdict is judged at (Bonferroni over the looks).
+    With early stopping (``sequential``) every expectation is judged after every trial of the launch-order
+    prefix by a rule that keeps its error rate at every trial (``pytest_agentops.judge``); without, once after
+    the last trial, at ``confidence``.
     """
 
     seed: int
@@ -68,14 +68,3 @@ class RunSettings:
     def sequential(self) -> bool:
         """Whether the campaign may stop at interim looks."""
         return self.early_stop and self.replay is None and not self.smoke
-
-    @property
-    def looks(self) -> tuple[int, ...]:
-        """The trial counts at which verdicts are looked at (a replay or smoke run has one trial)."""
-        n = 1 if self.replay is not None else self.trials
-        return stats.look_schedule(n) if self.sequential else (n,)
-
-    @property
-    def look_confidence(self) -> float:
-        """The confidence of each look's verdicts on rates and quantiles (counts spend no alpha early)."""
-        return 1 - stats.per_look_alpha(1 - self.confidence, len(self.looks))
