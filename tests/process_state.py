@@ -31,6 +31,7 @@ import random
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -373,24 +374,37 @@ def _restore_loop(loop: Any) -> None:
             left.close()  # the leaked loop: else a ResourceWarning later, in another test
 
 
+# module name -> (the module, whether it bound a real clock/random object or a stand-in when first seen)
+_may_hold_cache: dict[str, tuple[Any, bool]] = {}
+
+
 def _stand_ins_left_in_modules() -> list[Leak]:
     """The clock's and ``random``'s stand-ins still bound in other modules (``from time import monotonic``
-    rebound by the sweep of ``sys.modules``) once nothing holds them installed: a walk of every module, so
-    done per test module, not per test (some 30 ms)."""
+    rebound by the sweep of ``sys.modules``) once nothing holds them installed. Done per test module, not
+    per test; only modules that bound one of the real objects (or a stand-in) when first seen are walked
+    again, which is what the plugin's sweep rebinds (walking all of them costs some 30 ms)."""
     clock = sys.modules.get("pytest_agentops.harness.clock")
     pairs = getattr(clock, "_REAL_FOR_FAKE", None)  # id(stand-in) -> (stand-in, real)
     if not pairs or getattr(clock, "_patch_holders", 0):
         return []
+    either = pairs.keys() | {id(real) for _, real in pairs.values()}
     found = []
     for module_name, module in list(sys.modules.items()):
         namespace = getattr(module, "__dict__", None)
-        if module is clock or not isinstance(namespace, dict) or pairs.keys().isdisjoint(map(id, namespace.values())):
+        if module is clock or not isinstance(namespace, dict):
+            continue
+        cached = _may_hold_cache.get(module_name)
+        if cached is None or cached[0] is not module:
+            cached = _may_hold_cache[module_name] = (module, not either.isdisjoint(map(id, namespace.values())))
+        if not cached[1] or pairs.keys().isdisjoint(map(id, namespace.values())):
             continue
         for attribute, value in list(namespace.items()):
             pair = pairs.get(id(value))
             if pair is not None and pair[0] is value:
                 found.append(Leak("time", f"{module_name}.{attribute} is still the stand-in {_fn(value)}",
                                   functools.partial(setattr, module, attribute, pair[1])))
+    for gone in _may_hold_cache.keys() - sys.modules.keys():
+        del _may_hold_cache[gone]
     return found
 
 
@@ -491,7 +505,9 @@ def pytest_configure(config):
 
 # asyncio makes its default event-loop policy on first use, by whichever test (or plugin thread) asks first:
 # made here, it is one object for the whole session, and a test that sets another one is caught
-asyncio.get_event_loop_policy()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # the policy API is deprecated from Python 3.14 on
+    asyncio.get_event_loop_policy()
 
 
 @pytest.hookimpl(wrapper=True)
