@@ -510,12 +510,12 @@ with warnings.catch_warnings():
     asyncio.get_event_loop_policy()
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(hookwrapper=True)  # the old-style wrapper: pytest >= 7.4 with any pluggy it accepts
 def pytest_fixture_setup(fixturedef, request):
     """A module- or session-scoped fixture set up in the middle of a test starts threads and processes of
     its own: they are no leak of that test (the module's check covers module-scoped ones)."""
     with CHECKER.fixture_setup(fixturedef.scope):
-        return (yield)
+        yield
 
 
 @pytest.fixture(autouse=True, scope="module")
