@@ -53,6 +53,8 @@ _RANDOM_GENERATOR = random.random.__self__
 RANDOM_NAMES = tuple(name for name in random.__all__
                      if getattr(getattr(random, name, None), "__self__", None) is _RANDOM_GENERATOR)
 _REAL_DATETIME, _REAL_DATE = datetime.datetime, datetime.date
+# the checker's own clock, taken before any test could patch the time module
+_perf_counter, _sleep = time.perf_counter, time.sleep
 
 #: Thread names that may appear during a test and stay for the life of the process (none so far: every
 #: thread a test or the plugin starts must end). Add ``name prefix: why`` entries here only with a reason.
@@ -236,7 +238,7 @@ class Snapshot:
         found += self._gc_leaks()
         found += self._respx_leaks()
         found += self._asyncio_leaks()
-        deadline = time.perf_counter() + GRACE_S
+        deadline = _perf_counter() + GRACE_S
         found += self._thread_leaks(deadline, excused_threads)
         found += self._child_leaks(deadline, excused_children)
         return found
@@ -282,7 +284,9 @@ class Snapshot:
                                   functools.partial(_restore_routers, cls, routers_before)))
             if started and not started_before:
                 found.append(Leak("respx", f"respx {name!r} mocker left started ({len(cls._patches)} patches)",
-                                  functools.partial(_stop_mocker, cls)))
+                                  functools.partial(cls.stop, force=True)))
+            elif started_before and not started:
+                found.append(Leak("respx", f"respx {name!r} mocker stopped (it was started before)", cls.start))
         for spec, value in _target_methods(mockers).items():
             # a module imported during the test: its method must not be respx's patch
             changed = value is not self.targets[spec] if spec in self.targets else _is_respx_patch(value)
@@ -307,15 +311,15 @@ class Snapshot:
         alive = []
         for thread in new:
             if not isinstance(thread, threading._DummyThread):
-                thread.join(max(0.0, deadline - time.perf_counter()))
+                thread.join(max(0.0, deadline - _perf_counter()))
             if _thread_alive(thread):
                 alive.append(thread)
         return [Leak("threads", f"{_describe_thread(t)} is still alive", thread=t) for t in alive]
 
     def _child_leaks(self, deadline: float, excused: set[int]) -> list[Leak]:
         new = _children() - self.children - excused
-        while new and time.perf_counter() < deadline:
-            time.sleep(0.01)
+        while new and _perf_counter() < deadline:
+            _sleep(0.01)
             new = {pid for pid in new if _alive_pid(pid)}
         return [Leak("children", f"child process {_describe_pid(pid)} is still running", pid=pid)
                 for pid in sorted(new)]
@@ -356,10 +360,6 @@ def _restore_patch(name: str, value: Any) -> None:
 
 def _restore_routers(cls: Any, routers: tuple[Any, ...]) -> None:
     cls.routers[:] = routers
-
-
-def _stop_mocker(cls: Any) -> None:
-    cls.stop(force=True)
 
 
 def _restore_policy(policy: Any) -> None:
