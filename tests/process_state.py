@@ -431,11 +431,11 @@ def excused_categories(node: Any) -> dict[str, str]:
 
 
 class Checker:
-    """Holds the threads and child processes that excused tests left behind or that were reported already, so
-    that later checks (of the module) do not report them again, and
-    the threads and child processes that fixtures of a wider scope started (a module-scoped server started
-    lazily, by ``request.getfixturevalue`` inside a test): no test's leak, checked by the module's check
-    or, for session-scoped ones, not at all."""
+    """Runs the checks, and remembers two kinds of threads and child processes across them: those that excused
+    tests left behind or that were reported already (not reported again by the module's check), and those
+    that fixtures of a wider scope started, possibly in the middle of a test (a module-scoped server set up
+    by ``request.getfixturevalue``): no test's leak, checked by the module's check (session-scoped ones: not
+    at all)."""
 
     def __init__(self) -> None:
         self.excused_threads: set[threading.Thread] = set()
