@@ -31,6 +31,7 @@ import random
 import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,13 +49,27 @@ GRACE_S = 2.0
 TIME_NAMES = ("time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "sleep",
               "localtime", "gmtime", "ctime", "asctime", "strftime")
 
-# The process-wide generator behind ``random.random`` & co., and the module-level names bound to it.
-_RANDOM_GENERATOR = random.random.__self__
-RANDOM_NAMES = tuple(name for name in random.__all__
-                     if getattr(getattr(random, name, None), "__self__", None) is _RANDOM_GENERATOR)
+# The module-level functions that are methods of the process-wide generator (``random._inst``).
+RANDOM_NAMES = tuple(name for name in random.__all__ if callable(getattr(random.Random, name, None)))
 _REAL_DATETIME, _REAL_DATE = datetime.datetime, datetime.date
 # the checker's own clock, taken before any test could patch the time module
 _perf_counter, _sleep = time.perf_counter, time.sleep
+
+
+def _assert_pristine() -> None:
+    """Every check compares with the state before the test: the first must start from the real objects."""
+    stand_ins = [f"time.{name}" for name in TIME_NAMES
+                 if not isinstance(getattr(time, name), types.BuiltinFunctionType)]
+    stand_ins += [f"random.{name}" for name in RANDOM_NAMES
+                  if getattr(getattr(random, name), "__self__", None) is not random._inst]
+    real = sys.modules.get("_datetime", datetime)
+    stand_ins += [f"datetime.{name}" for name in ("datetime", "date")
+                  if getattr(datetime, name) is not getattr(real, name)]
+    if stand_ins:
+        raise RuntimeError(f"tests/process_state.py imported while these are stand-ins: {stand_ins}")
+
+
+_assert_pristine()
 
 #: Thread names that may appear during a test and stay for the life of the process (none so far: every
 #: thread a test or the plugin starts must end). Add ``name prefix: why`` entries here only with a reason.
