@@ -521,6 +521,8 @@ def local_server():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
+    server.server_close()  # the listening socket (else: ResourceWarning, unclosed socket)
+    thread.join()
 
 
 def test_other_hosts_pass_through_untouched_during_a_trial(local_server):

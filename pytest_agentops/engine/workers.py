@@ -204,6 +204,10 @@ class LoopWorker:
                 self.reap()  # jobs that ended but would wait for a callback or an idle moment that never comes
             with contextlib.suppress(BaseException):
                 self.abandoned = keep_forever(t for t in asyncio.all_tasks(self.loop) if not t.done())
+            # the loop is done for (``close`` or ``abandon`` stopped it): close it, which also lets the default
+            # executor's idle threads go (``run_in_executor``/``to_thread`` jobs), and releases its selector
+            with contextlib.suppress(BaseException):
+                self.loop.close()
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> cf.Future[Any]:
         """Run ``coro`` on the loop now (not counted against ``limit``)."""
