@@ -34,6 +34,9 @@ class ChaosOptions:
     replay: tuple[str | None, int] | None  # (scenario name or None, trial index)
     concurrency: int | None = None  # trials run at once (results are still consumed in launch order)
     session_seed_given: bool = False  # --agent-chaos-session-seed (or last) rather than a fresh one
+    html: str | None = None  # --agent-chaos-html: the self-contained HTML report's path
+    otel: str | None = None  # --agent-chaos-otel: an OTLP/JSON file of the trials' spans
+    show: tuple[str | None, int] | None = None  # --agent-chaos-show: a trial of the last report, not re-run
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -57,6 +60,14 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--agent-chaos-concurrency", dest="agent_chaos_concurrency", metavar="N",
                     help="trials run at once per campaign: async agents as tasks on one loop, sync agents in "
                          "N threads (verdicts do not depend on it).")
+    group.addoption("--agent-chaos-html", dest="agent_chaos_html", metavar="PATH",
+                    help="write a self-contained HTML report of every campaign to PATH (charts, trials, traces).")
+    group.addoption("--agent-chaos-otel", dest="agent_chaos_otel", metavar="PATH",
+                    help="write the trials as OpenTelemetry spans (GenAI conventions) to PATH, an OTLP/JSON file "
+                         "(needs the otel extra; OTEL_EXPORTER_OTLP_ENDPOINT sends them to a collector).")
+    group.addoption("--agent-chaos-show", dest="agent_chaos_show", metavar="TRIAL_ID",
+                    help="print one trial of the last JSON report as a timeline, without running anything: "
+                         "17, trial-17 or SCENARIO/trial-17.")
     parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
                   default=False)
     parser.addini("agent_chaos_seed", "every campaign's seed, as --agent-chaos-seed (over markers' and scenarios')")
@@ -65,6 +76,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agent_chaos_report", "path of the JSON report")
     parser.addini("agent_chaos_replay", "re-run only this trial (like --agent-chaos-replay)")
     parser.addini("agent_chaos_concurrency", "default number of trials run at once per campaign")
+    parser.addini("agent_chaos_html", "path of the HTML report (like --agent-chaos-html)")
+    parser.addini("agent_chaos_otel", "path of the OTLP/JSON file of the trials' spans (like --agent-chaos-otel)")
     parser.addini("agentops_scenario_files", "glob patterns of YAML scenario files collected with --agent-chaos "
                   "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
 
@@ -156,7 +169,24 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         profile=_setting(config, "agent_chaos_profile", parse_profile),
         report=_setting(config, "agent_chaos_report", lambda v, src: v),
         replay=replay, session_seed_given=given,
+        html=_setting(config, "agent_chaos_html", lambda v, src: v),
+        otel=_setting(config, "agent_chaos_otel", parse_otel),
+        show=_show(config),
     )
+
+
+def _show(config: pytest.Config) -> tuple[str | None, int] | None:
+    value = _option(config, "agent_chaos_show")
+    return None if value is None else parse_replay(value, "--agent-chaos-show")
+
+
+def parse_otel(value: str, source: str) -> str:
+    """An OTLP/JSON file path; the ``otel`` extra (opentelemetry-sdk) must be installed to write it."""
+    from importlib.util import find_spec
+
+    if find_spec("opentelemetry") is None or find_spec("opentelemetry.sdk") is None:
+        raise pytest.UsageError(f"{source}={value!r} needs OpenTelemetry: pip install 'pytest-agentops[otel]'")
+    return str(value)
 
 
 def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
