@@ -137,7 +137,7 @@ def show(config: pytest.Config, opts: ChaosOptions) -> None:
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     write = reporter.write_line if reporter is not None else print
-    write(f"trial {record['id']} of {campaign['scenario']} from {path} (not re-run):")
+    write(f"{campaign['scenario']} {record['id']} from {path} (not re-run):")
     for line in timeline_lines(campaign["scenario"], record, replay_hint(campaign, record)):
         write(line)
 

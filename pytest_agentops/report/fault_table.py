@@ -66,9 +66,12 @@ def delivery_lines(fd: dict[str, Any] | None, *, indent: str = "  ") -> list[str
               if k.get("completion") and k["completion"]["recovers"] == "no" and k["layer"] not in ("tool", "http")]
     if worst:
         lines.append(f"{indent}not recovered from ({fd['recovery_threshold_source']}): {', '.join(worst)}")
+    loud: dict[str, list[str]] = {}  # why -> faults (a whole layer that never had a chance is one line)
     for e in fd["never_delivered"]:
         if e["implausible"]:
-            lines.append(f"{indent}WARNING: configured but never delivered: {e['fault']} ({_never_why(e)})")
+            loud.setdefault(_never_why(e), []).append(e["fault"])
+    for why, faults in loud.items():
+        lines.append(f"{indent}WARNING: configured but never delivered: {', '.join(faults)} ({why})")
     chance = [e["fault"] + (f" {_num(e['expected'], 1)}" if e["expected"] is not None else "")
               for e in fd["never_delivered"] if not e["implausible"]]
     if chance:
