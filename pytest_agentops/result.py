@@ -140,7 +140,9 @@ class CampaignResult:
                  f"({self.n} trial(s), seed={self.seed}, profile={self.profile}):"]
         if self.smoke:
             lines[0] = f"agent smoke trial of {self.scenario!r} did not pass (fault-free, seed={self.seed}):"
-        for v in self.failed_verdicts + self.inconclusive_verdicts:
+        # one fault-free trial decides no expectation: a smoke failure lists failed verdicts, not inconclusive ones
+        undecided = () if self.smoke else self.inconclusive_verdicts
+        for v in self.failed_verdicts + undecided:
             lines.append(f"  {v.verdict.upper()}: {v.describe()}")
         worst = self.worst_trials()
         if worst:

@@ -49,6 +49,7 @@ def scenario(**kw):
 TEST = '''
 import json
 from collections import Counter
+from pytest_agentops import Faults
 from conftest import scenario
 
 def layer_of(name):
@@ -73,6 +74,9 @@ def test_shop(agent_chaos):
             with_kind[kind] = (n + 1, k + (record.outcome == "completed"))
     with open("counted.json", "w") as fh:
         json.dump({"delivered": delivered, "calls": calls, "with_kind": with_kind, "n": result.n}, fh)
+
+def test_calm(agent_chaos):
+    agent_chaos.run(scenario().replace(name="calm", faults=Faults.none(), trials=30))
 '''
 
 
@@ -85,9 +89,12 @@ def shop(pytester):
 
 def test_delivery_and_attribution_equal_counts_recomputed_from_the_traces(shop):
     result = shop.runpytest("--agent-chaos", "--agent-chaos-report=report.json")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     counted = json.loads((shop.path / "counted.json").read_text())
-    (campaign,) = json.loads((shop.path / "report.json").read_text())["campaigns"]
+    calm, campaign = json.loads((shop.path / "report.json").read_text())["campaigns"]
+    # a fault-free campaign says so in one line
+    assert calm["fault_delivery"]["kinds"] == [] and calm["fault_delivery"]["warning"] is False
+    result.stdout.fnmatch_lines(["*faults: none configured, none delivered"])
     fd = campaign["fault_delivery"]
     assert fd["trials"] == counted["n"] == campaign["trials"]
     kinds = {k["fault"]: k for k in fd["kinds"]}
@@ -131,17 +138,3 @@ def test_delivery_and_attribution_equal_counts_recomputed_from_the_traces(shop):
     ])
 
 
-def test_a_fault_free_campaign_says_so_in_one_line(pytester):
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_calm='''
-from pytest_agentops import Faults
-from conftest import scenario
-
-def test_calm(agent_chaos):
-    agent_chaos.run(scenario().replace(name="calm", faults=Faults.none(), trials=30))
-''')
-    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=r.json")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*faults: none configured, none delivered"])
-    fd = json.loads((pytester.path / "r.json").read_text())["campaigns"][0]["fault_delivery"]
-    assert fd["kinds"] == [] and fd["never_delivered"] == [] and fd["warning"] is False
