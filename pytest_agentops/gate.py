@@ -17,7 +17,8 @@ test whose false-alarm rate for an unchanged agent is at most ``--alpha``:
 
 A usage error (exit 2): unreadable reports, and a baseline whose scenarios the candidate lacks (or none in
 common). Campaigns marked ``xfail`` are expected to fail and only reported. A markdown summary is printed
-(and written to ``--markdown PATH`` if given) for the CI job page. Paired A/B on common seeds, stronger than
+(and written to ``--markdown PATH`` if given, and appended to ``$GITHUB_STEP_SUMMARY`` with ``--markdown``)
+for the CI job page. Paired A/B on common seeds, stronger than
 any report-vs-report test, is ``agentops-compare`` (``pytest_agentops.compare``).
 """
 
@@ -209,7 +210,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=0.0,
                    help="allowed drop of a rate before it counts as a regression (default 0)")
     p.add_argument("--allow-inconclusive", action="store_true", help="let inconclusive verdicts pass")
-    p.add_argument("--markdown", help="also write the markdown summary to this file")
+    p.add_argument("--markdown", nargs="?", const="", metavar="PATH",
+                   help="also write the markdown summary to PATH, and append it to $GITHUB_STEP_SUMMARY when that "
+                        "is set (the job summary of GitHub Actions)")
     return p
 
 
@@ -248,7 +251,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text, end="")
     if args.markdown:
         Path(args.markdown).write_text(text, encoding="utf-8")
+    if args.markdown is not None:
+        _append_step_summary(text)
     return 0 if all(f.ok for f in findings) else 1
+
+
+def _append_step_summary(text: str) -> None:
+    """Append to the file ``$GITHUB_STEP_SUMMARY`` names (GitHub Actions shows it on the job's page)."""
+    import os
+
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

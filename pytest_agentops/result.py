@@ -17,11 +17,14 @@ from .records import OUTCOMES, MinimalFaults, TrialRecord
 
 if TYPE_CHECKING:
     from .scenario import Scenario
+    from .settings.faults import Faults
     from .settings.run import RunSettings
 
 REPORT_SCHEMA_VERSION = 1  # fields were added (counting units, rules, per-task breakdown), none changed meaning
 _SEVERITY = {"error": 0, "timed_out": 1, "crashed": 2, "budget_exceeded": 3, "failed": 4, "escalated": 5,
              "completed": 6}
+#: The order in which the worst-trials list shows one example of each failure class (violations in between).
+_CLASS_ORDER = ("error", "failed", "violation", "timed_out", "budget_exceeded", "crashed", "escalated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,7 @@ class CampaignResult:
     unstoppable: int = 0  # agent threads and loops given up on that could not be stopped in-process
     minimal_faults: tuple[MinimalFaults, ...] = ()  # the faults the worst failing trial(s) needed (``engine.shrink``)
     per_task: tuple[TaskSummary, ...] = field(default=(), repr=False)
+    fault_settings: Faults | None = field(default=None, compare=False, repr=False)  # what was configured
 
     @classmethod
     def not_run(cls, scenario: str, reason: str) -> CampaignResult:
@@ -127,7 +131,8 @@ class CampaignResult:
                    metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
-                   unstoppable=unstoppable, per_task=_per_task(scenario, settings, records))
+                   unstoppable=unstoppable, per_task=_per_task(scenario, settings, records),
+                   fault_settings=settings.faults)
 
     # -- derived values -------------------------------------------------------------------------------
     @property
@@ -157,9 +162,22 @@ class CampaignResult:
         return not self.failed_verdicts and not self.inconclusive_verdicts
 
     def worst_trials(self, limit: int = 5) -> list[TrialRecord]:
-        """The trials most worth replaying: violations first, then errors and timeouts, then failures."""
+        """The trials most worth replaying: first one example of each failure class (error, failed, each
+        violation kind, timed out, budget exceeded, crashed, escalated; the earliest trial of each), then
+        the rest by severity, up to ``limit`` trials in all (every class keeps its example)."""
         bad = [r for r in self.records if not r.ok]
-        return sorted(bad, key=lambda r: (not r.violations, _SEVERITY.get(r.outcome, 9), r.index))[:limit]
+        examples: dict[str, TrialRecord] = {}
+        for r in bad:  # launch order: the earliest trial of each class is its example
+            for cls in failure_classes(r):
+                examples.setdefault(cls, r)
+        order = {cls: i for i, cls in enumerate(_CLASS_ORDER)}
+        first: list[TrialRecord] = []
+        for cls in sorted(examples, key=lambda c: (order.get(c.partition(":")[0], len(order)), c)):
+            if examples[cls] not in first:
+                first.append(examples[cls])
+        rest = sorted((r for r in bad if r not in first),
+                      key=lambda r: (not r.violations, _SEVERITY.get(r.outcome, 9), r.index))
+        return first + rest[:max(0, limit - len(first))]
 
     def replay_hint(self, record: TrialRecord) -> str:
         """The command that re-runs exactly this trial."""
@@ -187,7 +205,9 @@ class CampaignResult:
                  f"({self.n} trial(s), seed={self.seed}, profile={self.profile}):"]
         if self.smoke:
             lines[0] = f"agent smoke trial of {self.scenario!r} did not pass (fault-free, seed={self.seed}):"
-        for v in self.failed_verdicts + self.inconclusive_verdicts:
+        # one fault-free trial decides no expectation: a smoke failure lists failed verdicts, not inconclusive ones
+        undecided = () if self.smoke else self.inconclusive_verdicts
+        for v in self.failed_verdicts + undecided:
             lines.append(f"  {v.verdict.upper()}: {v.describe()}")
         if self.per_task:
             worst_task = self.per_task[0]
@@ -232,3 +252,11 @@ class CampaignResult:
         verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)
         return (f"CampaignResult({self.scenario!r}, n={self.n}, seed={self.seed}, "
                 f"outcome_counts={self.outcome_counts}, verdicts=[{verdicts}])")
+
+
+def failure_classes(record: TrialRecord) -> tuple[str, ...]:
+    """Why a trial did not pass, as classes: its outcome unless ``completed``, and ``violation:KIND`` for each
+    kind of violation it made (``violation:unconfirmed_destructive_call``)."""
+    kinds = sorted({v.partition(":")[0] for v in record.violations})
+    own = () if record.outcome == "completed" else (record.outcome,)
+    return own + tuple(f"violation:{k}" for k in kinds)

@@ -182,9 +182,13 @@ def test_marked(agent_chaos):
     pytester.runpytest().assert_outcomes(passed=1)
 
 
-def test_quiet_mode_prints_no_summary(project):
+def test_quiet_mode_prints_one_line_per_campaign_and_qq_nothing(project):
     result = project.runpytest("--agent-chaos", "-q", "-k", "careful")
-    assert "agent chaos" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*= agent chaos =*",
+                                 "careful: PASS */300 trials seed=7 profile=mid: completion_rate pass (*, lo *);*"])
+    assert "metric" not in result.stdout.str()  # no table
+    quieter = project.runpytest("--agent-chaos", "-qq", "-k", "careful")
+    assert "agent chaos" not in quieter.stdout.str()
 
 
 def test_plugin_does_not_touch_tests_that_do_not_use_it(pytester):

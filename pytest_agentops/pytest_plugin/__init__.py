@@ -40,6 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "early_stop=None, isolation=None): configure the agent_chaos fixture's campaigns for this test.",
     )
     opts = resolve_options(config)
+    if opts.show is not None and config.getoption("numprocesses", None):
+        raise pytest.UsageError("--agent-chaos-show reads a report and runs nothing: leave out -n")
     config.stash[options_key] = opts
     config.stash[results_key] = []
     config.stash[comparisons_key] = []
@@ -112,21 +114,32 @@ def agent_chaos(request: pytest.FixtureRequest) -> AgentChaos:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = config.stash.get(results_key, [])
     comparisons = config.stash.get(comparisons_key, [])
-    if not (results or comparisons) or config.get_verbosity() < 0:
+    if not (results or comparisons) or config.get_verbosity() < -1:
         return
-    from ..report.terminal import campaign_table
+    from .reports import terminal_summary
 
-    terminalreporter.section("agent chaos")
-    for nodeid, result in results:
-        terminalreporter.write_line(nodeid)
-        for line in campaign_table(result):
-            terminalreporter.write_line(line)
-    from ..report.terminal import comparison_lines
+    terminal_summary(terminalreporter, config)
+    if comparisons:
+        from ..report.terminal import comparison_lines
 
-    for nodeid, comparison in comparisons:
-        terminalreporter.write_line(nodeid)
-        for line in comparison_lines(comparison):
-            terminalreporter.write_line(line)
+        if not results:
+            terminalreporter.section("agent chaos")
+        for nodeid, comparison in comparisons:
+            terminalreporter.write_line(nodeid)
+            for line in comparison_lines(comparison):
+                terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> bool | None:
+    """``--agent-chaos-show``: print the trial from the last report instead of collecting and running tests."""
+    opts = session.config.stash.get(options_key, None)
+    if opts is None or opts.show is None:
+        return None
+    from .reports import show
+
+    show(session.config, opts)
+    return True
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -157,8 +170,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         import json
 
         if results:
-            workeroutput["agentops_campaigns"] = json.dumps(
-                [(nodeid, r.to_dict()) for nodeid, r in results], allow_nan=False)
+            from .reports import worker_payload
+
+            workeroutput["agentops_campaigns"] = worker_payload(config)
         workeroutput["agentops_replay"] = json.dumps([config.stash.get(seen_key, []),
                                                       config.stash.get(replayed_key, [])])
         if comparisons:
@@ -167,13 +181,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if opts is None:
         return
+    if opts.show is not None:  # nothing ran: the trial was printed at collection
+        session.exitstatus = pytest.ExitCode.OK
+        return
     if opts.replay is not None and opts.replay[0] is not None:
         _check_replay_target(session, opts.replay[0])
-    if opts.report:
-        from ..report.json_report import write_report
+    if results or opts.report:
+        from .reports import write_reports
 
-        write_report(config.invocation_params.dir / opts.report, [r for _, r in results],
-                     comparisons=[c for _, c in comparisons])
+        write_reports(config, opts)
 
 
 def _check_replay_target(session: pytest.Session, name: str) -> None:

@@ -46,6 +46,7 @@ class AgentChaos:
 
     def run(self, scenario: Scenario, **overrides: Any) -> CampaignResult:
         """Run ``scenario``'s campaign (smoke trial without ``--agent-chaos``) and record the result."""
+        __tracebackhide__ = True  # a failing test shows its own line and the message, not the plugin's frames
         result = run_scenario(self._config, self._request.node, scenario, self.marker_kwargs, **overrides)
         self.results.append(result)
         return result
@@ -123,6 +124,7 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     command line/ini > marker > scenario), the same replay command, and the result in
     ``config.stash[results_key]`` for the terminal table and the JSON report.
     """
+    __tracebackhide__ = True
     o = config.stash[options_key]
     replay = None
     smoke = not o.enabled
@@ -146,7 +148,7 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)
     result = run_resolved(scenario, settings, replay_command=command)
     config.stash[results_key].append((node.nodeid, result))
-    for v in result.verdicts:
-        node.user_properties.append(
-            (f"agentops:{result.scenario}:{v.key}", f"{v.verdict} estimate={v.estimate} bound={v.bound}"))
+    from ..report.junit import junit_properties
+
+    node.user_properties.extend(junit_properties(result))  # what record_property adds: JUnit XML <property>
     return result

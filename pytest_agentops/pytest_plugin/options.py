@@ -36,6 +36,9 @@ class ChaosOptions:
     concurrency: int | None = None  # trials run at once (results are still consumed in launch order)
     session_seed_given: bool = False  # --agent-chaos-session-seed (or last) rather than a fresh one
     isolation: str | None = None  # where each trial's agent runs: none, or process (a child process per trial)
+    html: str | None = None  # --agent-chaos-html: the self-contained HTML report's path
+    otel: str | None = None  # --agent-chaos-otel: an OTLP/JSON file of the trials' spans
+    show: tuple[str | None, int] | None = None  # --agent-chaos-show: a trial of the last report, not re-run
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -62,6 +65,14 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--agent-chaos-isolation", dest="agent_chaos_isolation", metavar="MODE",
                     help="where each trial's agent runs: none (this process) or process (a child process per trial "
                          "with a memory limit, its process group killed as a whole; over scenarios' own).")
+    group.addoption("--agent-chaos-html", dest="agent_chaos_html", metavar="PATH",
+                    help="write a self-contained HTML report of every campaign to PATH (charts, trials, traces).")
+    group.addoption("--agent-chaos-otel", dest="agent_chaos_otel", metavar="PATH",
+                    help="write the trials as OpenTelemetry spans (GenAI conventions) to PATH, an OTLP/JSON file "
+                         "(needs the otel extra; OTEL_EXPORTER_OTLP_ENDPOINT sends them to a collector).")
+    group.addoption("--agent-chaos-show", dest="agent_chaos_show", metavar="TRIAL_ID",
+                    help="print one trial of the last JSON report as a timeline, without running anything: "
+                         "17, trial-17 or SCENARIO/trial-17.")
     parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
                   default=False)
     parser.addini("agent_chaos_seed", "every campaign's seed, as --agent-chaos-seed (over markers' and scenarios')")
@@ -71,6 +82,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agent_chaos_replay", "re-run only this trial (like --agent-chaos-replay)")
     parser.addini("agent_chaos_concurrency", "default number of trials run at once per campaign")
     parser.addini("agent_chaos_isolation", "where each trial's agent runs, as --agent-chaos-isolation")
+    parser.addini("agent_chaos_html", "path of the HTML report (like --agent-chaos-html)")
+    parser.addini("agent_chaos_otel", "path of the OTLP/JSON file of the trials' spans (like --agent-chaos-otel)")
     parser.addini("agentops_scenario_files", "glob patterns of YAML scenario files collected with --agent-chaos "
                   "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
 
@@ -170,7 +183,24 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         report=_setting(config, "agent_chaos_report", lambda v, src: v),
         replay=replay, session_seed_given=given,
         isolation=_setting(config, "agent_chaos_isolation", parse_isolation),
+        html=_setting(config, "agent_chaos_html", lambda v, src: v),
+        otel=_setting(config, "agent_chaos_otel", parse_otel),
+        show=_show(config),
     )
+
+
+def _show(config: pytest.Config) -> tuple[str | None, int] | None:
+    value = _option(config, "agent_chaos_show")
+    return None if value is None else parse_replay(value, "--agent-chaos-show")
+
+
+def parse_otel(value: str, source: str) -> str:
+    """An OTLP/JSON file path; the ``otel`` extra (opentelemetry-sdk) must be installed to write it."""
+    from importlib.util import find_spec
+
+    if find_spec("opentelemetry") is None or find_spec("opentelemetry.sdk") is None:
+        raise pytest.UsageError(f"{source}={value!r} needs OpenTelemetry: pip install 'pytest-agentops[otel]'")
+    return str(value)
 
 
 def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
