@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "Approver": ".settings.layers",
     "Budget": ".settings.layers",
     "CampaignFailed": ".errors",
+    "CampaignInterrupted": ".errors",
     "CampaignResult": ".result",
     "CheckpointError": ".errors",
     "CheckpointStore": ".harness.state",
@@ -64,6 +65,7 @@ __all__ = [
     "Approver",
     "Budget",
     "CampaignFailed",
+    "CampaignInterrupted",
     "CampaignResult",
     "CheckpointError",
     "CheckpointStore",
@@ -132,6 +134,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .errors import (
         AgentOpsError,
         CampaignFailed,
+        CampaignInterrupted,
         CheckpointError,
         ConfigError,
         RateLimited,

@@ -58,20 +58,84 @@ class GateFinding:
     detail: str
 
 
+#: what every campaign of a report must have for the gate to read it
+_CAMPAIGN_KEYS = {"scenario": str, "verdicts": list, "metrics": dict, "records": list}
+
+
+def campaign_key(campaign: dict[str, Any]) -> str:
+    """How the gate names a campaign, in findings and when matching a baseline: its test's node id and its
+    scenario (``tests/test_x.py::test_refund[refund]``), or the scenario alone in a report without node ids."""
+    nodeid = campaign.get("nodeid")
+    return f"{nodeid}[{campaign['scenario']}]" if nodeid and not nodeid.endswith(f"::{campaign['scenario']}") \
+        else str(nodeid or campaign["scenario"])
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        report = read_report(path)
+    except FileNotFoundError:
+        raise GateUsageError(f"{path}: no such report file") from None
+    except IsADirectoryError:
+        raise GateUsageError(f"{path}: a directory, not a report file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GateUsageError(f"{path}: cannot read it ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:
+        raise GateUsageError(f"{path}: {exc}") from None
+    campaigns = report.get("campaigns")
+    if not isinstance(campaigns, list):
+        raise GateUsageError(f"{path}: 'campaigns' must be a list of campaigns, got {type(campaigns).__name__}")
+    for i, campaign in enumerate(campaigns):
+        if not isinstance(campaign, dict):
+            raise GateUsageError(f"{path}: campaigns[{i}] must be an object, got {type(campaign).__name__}")
+        for key, kind in _CAMPAIGN_KEYS.items():
+            if not isinstance(campaign.get(key), kind):
+                raise GateUsageError(f"{path}: campaigns[{i}].{key} must be a {kind.__name__}, got "
+                                     f"{type(campaign.get(key)).__name__}")
+    session = report.get("session")
+    if session is not None and not isinstance(session, dict):
+        raise GateUsageError(f"{path}: 'session' must be an object, got {type(session).__name__}")
+    return report
+
+
 def _campaigns(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Every campaign of the reports that is evidence (not a smoke or replay run), by ``campaign_key``; a key
+    seen twice (one test running one scenario twice) keeps both, numbered."""
     out: dict[str, dict[str, Any]] = {}
     for path in paths:
-        try:
-            report = read_report(path)
-        except FileNotFoundError:
-            raise GateUsageError(f"{path}: no such report file") from None
-        except ValueError as exc:
-            raise GateUsageError(f"{path}: {exc}") from None
-        for campaign in report["campaigns"]:
+        for campaign in _read(path)["campaigns"]:
             if campaign.get("replay") is not None or campaign.get("smoke"):
                 continue  # a replay or smoke run is no evidence for a gate
-            out[campaign["scenario"]] = campaign
+            key = base = campaign_key(campaign)
+            n = 1
+            while key in out:
+                n += 1
+                key = f"{base} #{n}"
+            out[key] = campaign
     return out
+
+
+def incomplete_runs(paths: Sequence[str]) -> list[GateFinding]:
+    """What the reports say of their runs as a whole: an interrupted run, a pytest exit status other than
+    0 (passed) or 1 (tests failed), campaign tests that never reported a campaign (a crashed xdist worker, an
+    error before the campaign ran). Each is a failing finding: the report is not the whole evidence."""
+    findings = []
+    for path in paths:
+        session = _read(path).get("session")
+        if not session:
+            continue
+        if session.get("interrupted"):
+            findings.append(GateFinding("(run)", "complete", False, f"{path}: the run was interrupted (Ctrl-C): "
+                                        "its campaigns hold only the trials that finished before it"))
+        status = session.get("exit_status")
+        if status not in (0, 1, None) and not session.get("interrupted"):
+            findings.append(GateFinding("(run)", "complete", False, f"{path}: pytest exited with status {status} "
+                                        "(an internal or usage error): the run may be incomplete"))
+        missing = session.get("missing") or []
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            findings.append(GateFinding("(run)", "complete", False, f"{path}: {len(missing)} campaign test(s) "
+                                        f"never reported a campaign (crashed worker, interrupt or error): {shown}"))
+    return findings
 
 
 def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]] | None, *,
@@ -81,6 +145,12 @@ def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[s
     findings: list[GateFinding] = []
     for name, campaign in sorted(current.items()):
         expected_failure = bool(campaign.get("xfail"))
+        if not campaign.get("verdicts") and not expected_failure:
+            errors = campaign.get("outcomes", {}).get("error", 0)
+            findings.append(GateFinding(name, "no expectations", not errors,
+                                        f"no expectation to judge; {errors} of {campaign.get('trials')} trial(s) "
+                                        "ended in an error" if errors else "no expectation to judge; no trial "
+                                        "ended in an error"))
         for v in campaign.get("verdicts", []):
             ok = v["verdict"] == "pass" or (v["verdict"] == "inconclusive" and allow_inconclusive)
             detail = f"{v['key']} {v['expression']}: {v['verdict']} (estimate {v['estimate']}, bound {v['bound']})"
@@ -210,6 +280,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=0.0,
                    help="allowed drop of a rate before it counts as a regression (default 0)")
     p.add_argument("--allow-inconclusive", action="store_true", help="let inconclusive verdicts pass")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="judge a report of an interrupted or incomplete run on what it holds (default: such a report "
+                        "fails the gate)")
     p.add_argument("--markdown", nargs="?", const="", metavar="PATH",
                    help="also write the markdown summary to PATH, and append it to $GITHUB_STEP_SUMMARY when that "
                         "is set (the job summary of GitHub Actions)")
@@ -247,12 +320,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     findings = evaluate_gate(current, baseline, alpha=args.alpha, max_growth=args.max_growth,
                              allow_inconclusive=args.allow_inconclusive, margin=args.margin)
+    incomplete = incomplete_runs(args.reports)
+    if args.allow_incomplete:
+        incomplete = [GateFinding(f.scenario, f.check, True, f.detail + " [--allow-incomplete]") for f in incomplete]
+    findings = incomplete + findings
     text = markdown(findings)
     print(text, end="")
-    if args.markdown:
-        Path(args.markdown).write_text(text, encoding="utf-8")
-    if args.markdown is not None:
-        _append_step_summary(text)
+    try:
+        if args.markdown:
+            Path(args.markdown).write_text(text, encoding="utf-8")
+        if args.markdown is not None:
+            _append_step_summary(text)
+    except OSError as exc:
+        print(f"agentops-gate: error: cannot write the markdown summary ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return 2
     return 0 if all(f.ok for f in findings) else 1
 
 

@@ -105,6 +105,7 @@ class CampaignResult:
     minimal_faults: tuple[MinimalFaults, ...] = ()  # the faults the worst failing trial(s) needed (``engine.shrink``)
     per_task: tuple[TaskSummary, ...] = field(default=(), repr=False)
     fault_settings: Faults | None = field(default=None, compare=False, repr=False)  # what was configured
+    interrupted: bool = False  # Ctrl-C ended it: the records are the trials that finished before
 
     @classmethod
     def not_run(cls, scenario: str, reason: str) -> CampaignResult:
@@ -115,7 +116,7 @@ class CampaignResult:
     @classmethod
     def build(cls, scenario: Scenario, settings: RunSettings, records: list[TrialRecord], *,
               stopped_early: bool = False, wall_s: float = 0.0, replay_command: str | None = None,
-              late_calls: int = 0, unstoppable: int = 0) -> CampaignResult:
+              late_calls: int = 0, unstoppable: int = 0, interrupted: bool = False) -> CampaignResult:
         """Compute metrics and verdicts for a finished campaign."""
         expectations = scenario.expectations
         data = collect(records)  # every metric: the summaries need them all
@@ -132,7 +133,7 @@ class CampaignResult:
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
                    unstoppable=unstoppable, per_task=_per_task(scenario, settings, records),
-                   fault_settings=settings.faults)
+                   fault_settings=settings.faults, interrupted=interrupted)
 
     # -- derived values -------------------------------------------------------------------------------
     @property
@@ -240,6 +241,8 @@ class CampaignResult:
             # a failing trial's trace is always there: what the agent did is the first thing one looks for
             "records": [r.to_dict(with_trace=with_traces or not r.ok) for r in self.records],
         }
+        if self.interrupted:  # Ctrl-C: these are the trials that finished before it
+            out["interrupted"] = True
         if self.minimal_faults:
             out["minimal_faults"] = [m.to_dict() for m in self.minimal_faults]
         if self.late_calls:  # threads an agent left running called the harness after their trial ended

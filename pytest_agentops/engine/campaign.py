@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import CampaignInterrupted, ConfigError
 from ..precedence import resolve_run
 from ..records import MinimalFaults, TrialRecord
 from ..result import CampaignResult
@@ -42,15 +42,19 @@ def run_campaign(scenario: Scenario, *, seed: int | None = None, trials: int | N
 def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: str | None = None) -> CampaignResult:
     """Run a campaign whose settings are resolved already (the pytest plugin resolves its own sources).
 
-    A campaign that fails gets its worst failing trial shrunk to the faults it needs (``engine.shrink``,
-    ``Scenario.shrink_runs`` re-runs at most), shown under its replay command."""
+    Ctrl-C ends the campaign with the trials that finished judged: ``CampaignInterrupted`` (a
+    ``KeyboardInterrupt``) carries that result. A campaign that fails gets its worst failing trial shrunk to
+    the faults it needs (``engine.shrink``, ``Scenario.shrink_runs`` re-runs at most), shown under its replay
+    command."""
     started = _wall()
     runner = Runner(scenario, settings)
     records, stopped_early = runner.run()
     wall_s = _wall() - started
     result = CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
                                   replay_command=replay_command, late_calls=runner.layers.late_calls,
-                                  unstoppable=runner.unstoppable())
+                                  unstoppable=runner.unstoppable(), interrupted=runner.interrupted)
+    if runner.interrupted:
+        raise CampaignInterrupted(result)
     if scenario.shrink_runs and not settings.smoke and settings.replay is None and not result.passed:
         worst = [r for r in result.worst_trials(1) if failure_of(r) is not None]
         shrunk = [shrink_record(scenario, settings, r.index, record=r, max_runs=scenario.shrink_runs)

@@ -76,6 +76,7 @@ class Runner:
         self._in_flight = c + min(31 * c, 1024) if self.is_async else 32 * c
         self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
         self._refill = False  # more async trials to queue once the loop's queue runs low
+        self.interrupted = False  # Ctrl-C ended the run: the records are the trials that finished before it
         self.layers = CampaignLayers(scenario, settings)  # the layers' campaign parts: checked before any trial
 
     # -- workers --------------------------------------------------------------------------------------
@@ -202,10 +203,10 @@ class Runner:
             return trial.finish(exc=exc)
         return result if isinstance(result, TrialRecord) else trial.finish(output=result)
 
-    def expire(self, trials: list[Trial]) -> list[TrialRecord]:
-        """Trials that ran past their wall-clock limit, or that an early stop discards: end them and record
-        why (records in the order given)."""
-        reason = f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s"
+    def expire(self, trials: list[Trial], reason: str | None = None) -> list[TrialRecord]:
+        """Trials that ran past their wall-clock limit, or that an early stop or an interrupt discards: end them
+        and record why (records in the order given)."""
+        reason = reason or f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s"
         loops: dict[LoopWorker, list[Trial]] = {}
         for trial in trials:
             if isinstance(trial.worker, LoopWorker):
@@ -372,6 +373,21 @@ class Runner:
                         limit, stopped_early = prefix, True
                         self.expire([flying.pop(p) for p in [p for p in flying if p >= prefix]])
                         break
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what finished, in launch order (a later trial that finished first is left out, as an
+            # early stop leaves it out); end the running ones; the caller reports the campaign as interrupted.
+            # A second Ctrl-C during this wrap-up goes straight through.
+            self.interrupted = True
+            futures = {t.future: pos for pos, t in flying.items()}
+            for future in self._wait(0.0):  # finished, but the main thread had not been woken for them yet
+                pos = futures.get(future)
+                if pos is not None and pos in flying:
+                    done[pos] = self.settle(flying.pop(pos))
+            while prefix in done and prefix < limit:
+                prefix += 1
+            limit = prefix
+            self.expire(list(flying.values()), "the run was interrupted (Ctrl-C)")
+            flying.clear()
         finally:
             self._outwait_stubborn()
             self._end_flying(list(flying.values()))

@@ -43,6 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if opts.show is not None and config.getoption("numprocesses", None):
         raise pytest.UsageError("--agent-chaos-show reads a report and runs nothing: leave out -n")
     config.stash[options_key] = opts
+    config.pluginmanager.register(_CampaignTests(config), "agentops-campaign-tests")
     config.stash[results_key] = []
     config.stash[comparisons_key] = []
     if opts.enabled:
@@ -67,8 +68,44 @@ def _collect_scenarios_beside_testpaths(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:  # xdist hook (called only when xdist is active)
+    from .spool import SPOOL, controller_spool
+
     opts = node.config.stash[options_key]
     node.workerinput["agentops_seeds"] = [opts.seed, opts.session_seed]
+    node.workerinput[SPOOL] = controller_spool(node.config)  # campaigns come home as each one finishes
+
+
+class _CampaignTests:
+    """Which collected tests run campaigns, and each one's outcome: the report lists those that never reported a
+    campaign (registered per session, so that it knows its config)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.expected: set[str] = set()
+        self.outcomes: dict[str, str] = {}
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from .spool import is_campaign_item, put
+
+        self.expected = {item.nodeid for item in session.items if is_campaign_item(item)}
+        if self.expected:
+            put(self.config, "expected", sorted(self.expected))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # an xdist controller collects nothing itself: it learns the campaign tests from the spool at the end
+        if report.nodeid not in self.expected and not self._xdist():
+            return
+        if report.skipped:
+            self.outcomes[report.nodeid] = "skipped"
+        elif report.failed:
+            self.outcomes[report.nodeid] = "failed"
+        elif report.when == "call":
+            self.outcomes.setdefault(report.nodeid, "passed")
+
+    def _xdist(self) -> bool:
+        from .spool import spool_key
+
+        return self.config.stash.get(spool_key, None) is not None
 
 
 def prints_seeds(opts: ChaosOptions) -> bool:
@@ -143,13 +180,10 @@ def pytest_collection(session: pytest.Session) -> bool | None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a worker's campaigns come home
+def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a worker's replay targets come home
     import json
 
     output = getattr(node, "workeroutput", {})
-    payload = output.get("agentops_campaigns")
-    if payload:
-        node.config.stash[results_key].extend((nodeid, campaign) for nodeid, campaign in json.loads(payload))
     replay = output.get("agentops_replay")
     if replay:
         seen, replayed = json.loads(replay)
@@ -169,10 +203,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:  # an xdist worker: hand the campaigns (as JSON data) to the controller
         import json
 
-        if results:
-            from .reports import worker_payload
-
-            workeroutput["agentops_campaigns"] = worker_payload(config)
+        # (each campaign went to the controller through the spool as it finished: ``campaigns.run_scenario``)
         workeroutput["agentops_replay"] = json.dumps([config.stash.get(seen_key, []),
                                                       config.stash.get(replayed_key, [])])
         if comparisons:
@@ -186,10 +217,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if opts.replay is not None and opts.replay[0] is not None:
         _check_replay_target(session, opts.replay[0])
+    from .spool import session_summary, take
+
+    tracker = config.pluginmanager.get_plugin("agentops-campaign-tests")
+    expected = set(tracker.expected) if tracker is not None else set()
+    spooled = take(config)  # under xdist: what the workers handed over, campaign by campaign
+    results.extend((nodeid, data) for nodeid, data in spooled.get("campaign", []))
+    for nodeids in spooled.get("expected", []):
+        expected.update(nodeids)
     if results or opts.report:
         from .reports import write_reports
 
-        write_reports(config, opts)
+        outcomes = tracker.outcomes if tracker is not None else {}
+        write_reports(config, opts, session_summary(expected, outcomes, exitstatus, {n for n, _ in results}))
 
 
 def _check_replay_target(session: pytest.Session, name: str) -> None:

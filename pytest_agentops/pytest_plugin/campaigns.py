@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ..engine.campaign import run_resolved
-from ..errors import ConfigError
+from ..errors import CampaignInterrupted, ConfigError
 from ..precedence import resolve_run
 from ..result import CampaignResult
 from ..scenario import Scenario
@@ -109,6 +109,17 @@ def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str 
     return " ".join(parts)
 
 
+def _keep(config: pytest.Config, nodeid: str, result: CampaignResult) -> None:
+    """Record a finished campaign for the session's reports; an xdist worker hands it to the controller at
+    once (``spool``): a worker that dies later loses nothing that finished."""
+    config.stash[results_key].append((nodeid, result))
+    if hasattr(config, "workerinput") and result.skipped is None:
+        from .reports import worker_data
+        from .spool import put
+
+        put(config, "campaign", [nodeid, worker_data(config, result)])
+
+
 def _source(name: str, values: dict[str, Any]) -> RunSource:
     unknown = set(values) - set(RUN_ARGUMENTS)
     if unknown:
@@ -146,8 +157,12 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     if replay is not None:
         config.stash.setdefault(replayed_key, []).append(scenario.name)
     command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)
-    result = run_resolved(scenario, settings, replay_command=command)
-    config.stash[results_key].append((node.nodeid, result))
+    try:
+        result = run_resolved(scenario, settings, replay_command=command)
+    except CampaignInterrupted as interrupted:  # Ctrl-C: report what finished, then stop as pytest does
+        _keep(config, node.nodeid, interrupted.result)
+        raise
+    _keep(config, node.nodeid, result)
     from ..report.junit import junit_properties
 
     node.user_properties.extend(junit_properties(result))  # what record_property adds: JUnit XML <property>

@@ -8,7 +8,6 @@ has campaigns to report or a trial to show.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,9 @@ def wants(opts: ChaosOptions) -> dict[str, bool]:
     return {"series": bool(opts.html), "all_traces": bool(opts.otel) or otlp_endpoint_set()}
 
 
-def worker_payload(config: pytest.Config) -> str:
-    """What an xdist worker sends its controller: each campaign's report data, as JSON."""
-    need = wants(config.stash[options_key])
-    return json.dumps([(nodeid, campaign_data(r, **need)) for nodeid, r in config.stash.get(results_key, [])],
-                      allow_nan=False)
+def worker_data(config: pytest.Config, result: Any) -> dict[str, Any]:
+    """What an xdist worker hands its controller for one campaign: its report data (JSON)."""
+    return campaign_data(result, **wants(config.stash[options_key]))
 
 
 def gathered(config: pytest.Config) -> list[tuple[str, dict[str, Any], Any]]:
@@ -58,17 +55,23 @@ def gathered(config: pytest.Config) -> list[tuple[str, dict[str, Any], Any]]:
     return out
 
 
-def write_reports(config: pytest.Config, opts: ChaosOptions) -> None:
-    """The JSON report, the HTML report and the OpenTelemetry export the session asked for."""
+def write_reports(config: pytest.Config, opts: ChaosOptions, session: dict[str, Any] | None = None) -> None:
+    """The JSON report, the HTML report and the OpenTelemetry export the session asked for (``session``: what
+    the report says of the run as a whole, ``spool.session_summary``)."""
     if not (opts.report or opts.html or opts.otel or otlp_endpoint_set()):
         return
-    datas = [d for _, d, _ in gathered(config)]
+    campaigns = gathered(config)
+    datas = [d for _, d, _ in campaigns]
     here = config.invocation_params.dir
     if opts.report:
         from ..report.json_report import write_report
 
         comparisons = [c for _, c in config.stash.get(comparisons_key, [])]
-        path = write_report(here / opts.report, [json_form(d) for d in datas], comparisons=comparisons)
+        # each campaign named by its test's node id (rootdir-relative) as well as its scenario: the gate tells apart
+        # two campaigns of one scenario (a parametrized test) and matches a baseline by both
+        path = write_report(here / opts.report, [dict(json_form(d), nodeid=nodeid) for nodeid, d, _ in campaigns],
+                            comparisons=comparisons,
+                            session=session)
         cache = getattr(config, "cache", None)
         if cache is not None:
             cache.set(CACHE_REPORT, str(Path(path).resolve()))

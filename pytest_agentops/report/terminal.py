@@ -29,7 +29,8 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
     trials, metrics = c["trials"], c["metrics"]
     mode = "smoke (1 fault-free trial)" if c["smoke"] else (
         f"replay of trial {c['replay']}" if c["replay"] is not None else
-        f"{trials}/{c['max_trials']} trials{' (stopped early)' if c['stopped_early'] else ''}")
+        f"{trials}/{c['max_trials']} trials{' (stopped early)' if c['stopped_early'] else ''}"
+        f"{' (INTERRUPTED: the trials that finished before Ctrl-C)' if c.get('interrupted') else ''}")
     lines = [f"{c['scenario']}  seed={c['seed']}  profile={c['profile']}  {mode}"
              f"{'  xfail: ' + c['xfail'] if c['xfail'] else ''}"]
     rows = [("metric", "estimate", "bound", "threshold", "verdict", "wilson")]
