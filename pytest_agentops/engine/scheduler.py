@@ -256,7 +256,9 @@ class Runner:
     def run(self) -> tuple[list[TrialRecord], bool]:
         """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early)."""
         s = self.settings
-        indices = [s.replay] if s.replay is not None else list(range(s.trials))
+        # a range, not a list: nothing proportional to the planned trials (a campaign may plan 10,000,000
+        # and stop at 25)
+        indices = range(s.replay, s.replay + 1) if s.replay is not None else range(s.trials)
         looks, look_conf = s.looks, s.look_confidence
         expectations = self.scenario.expectations
         done: dict[int, TrialRecord] = {}
