@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
@@ -13,7 +12,7 @@ from ..errors import ScenarioFileError
 from ..scenario import Scenario
 from .keys import read_section, scenario_keys
 from .readers import probe_scenario
-from .yamldoc import Node, ScenarioLoader, YamlDoc, check_tree, found, yaml_error
+from .yamldoc import MAX_FILE_BYTES, Node, ScenarioLoader, YamlDoc, check_tree, found, too_large, yaml_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +30,13 @@ class ScenarioEntry:
 
 
 def load_scenario_entries(text: str, path: str = "<string>") -> list[ScenarioEntry]:
-    """The scenarios of a YAML text with their positions; ScenarioFileError (file:line:column) if invalid."""
+    """The scenarios of a YAML text with their positions; ScenarioFileError (file:line:column) if invalid.
+
+    A text of more than ``MAX_FILE_BYTES`` (1 MB in UTF-8) is refused before it is parsed."""
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise ScenarioFileError(too_large(f"{len(text.encode('utf-8', 'surrogatepass')):,} bytes"), path)
     try:
-        loader = ScenarioLoader(text)
+        loader = ScenarioLoader(text, path)
     except yaml.YAMLError as exc:  # a character YAML does not allow
         raise yaml_error(exc, path, text) from None
     try:
@@ -83,14 +86,23 @@ def load_scenario_text(text: str, path: str = "<string>") -> list[Scenario]:
 
 
 def read_scenario_file(path: str | os.PathLike[str], shown_as: str | None = None) -> str:
-    """A scenario file's text; an unreadable or non-UTF-8 file is a ScenarioFileError (naming ``shown_as``)."""
+    """A scenario file's text; an unreadable, non-UTF-8 or too large file (over ``MAX_FILE_BYTES``: 1 MB) is a
+    ScenarioFileError (naming ``shown_as``). Reads no more than the limit, whatever the file is."""
     where = os.fspath(path) if shown_as is None else shown_as
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioFileError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", where) from None
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                size = os.fstat(fh.fileno()).st_size
+                raise ScenarioFileError(too_large(f"{size:,} bytes" if size > MAX_FILE_BYTES else
+                                                  "larger than that"), where)
     except OSError as exc:
         raise ScenarioFileError(f"cannot read the file: {exc.strerror or exc}", where) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioFileError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", where) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as Path.read_text reads it
 
 
 def load_scenarios(path: str | os.PathLike[str]) -> list[Scenario]:
