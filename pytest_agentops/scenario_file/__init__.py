@@ -16,6 +16,7 @@ from .load import (
     load_scenario_entries,
     load_scenario_text,
     load_scenarios,
+    not_a_scenario_file,
     read_scenario_file,
 )
 from .refs import REFERENCE_PATTERN, resolve_reference
@@ -31,6 +32,7 @@ __all__ = [
     "load_scenario_entries",
     "load_scenario_text",
     "load_scenarios",
+    "not_a_scenario_file",
     "read_scenario_file",
     "resolve_reference",
     "scenario_keys",

@@ -105,6 +105,88 @@ def read_scenario_file(path: str | os.PathLike[str], shown_as: str | None = None
     return text.replace("\r\n", "\n").replace("\r", "\n")  # as Path.read_text reads it
 
 
+#: How much of a file ``not_a_scenario_file`` looks at.
+SNIFF_BYTES = 64 * 1024
+_SNIFF_EVENTS = 10_000
+
+
+def not_a_scenario_file(path: str | os.PathLike[str]) -> str | None:
+    """Why a YAML file is not a scenario file, or None when it is one (or may be: a broken one is collected
+    and reported). A cheap, safe look at the start of the file (its first 64 KiB, YAML events only, nothing
+    built): a scenario file's first document is a mapping with ``name`` and ``agent`` keys, or a list whose
+    first item is one. A file that cannot be read or parsed is left to the loader, which says why."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(SNIFF_BYTES + 1)
+    except OSError:
+        return None
+    cut = len(data) > SNIFF_BYTES
+    data = data[:SNIFF_BYTES]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not cut or exc.start < len(data) - 3:
+            return None  # not UTF-8: the loader says so
+        text = data[:exc.start].decode("utf-8")
+    loader = ScenarioLoader(text, os.fspath(path))
+    try:
+        return _sniff(loader)
+    except (yaml.YAMLError, ScenarioFileError):
+        # broken YAML is a broken scenario file, reported by the loader; past the first 64 KiB the cut may
+        # be what broke it: a file whose start does not show a scenario is not one
+        return "no mapping with 'name' and 'agent' in its first 64 KiB" if cut else None
+    finally:
+        loader.dispose()
+
+
+def _sniff(loader: ScenarioLoader) -> str | None:
+    events = 0
+
+    def event() -> yaml.Event:
+        nonlocal events
+        events += 1
+        if events > _SNIFF_EVENTS:
+            raise yaml.YAMLError("too many events")
+        return loader.get_event()
+
+    def skip(first: yaml.Event) -> None:  # the rest of a node that starts with ``first``
+        depth = 1 if isinstance(first, yaml.CollectionStartEvent) else 0
+        while depth:
+            ev = event()
+            if isinstance(ev, yaml.CollectionStartEvent):
+                depth += 1
+            elif isinstance(ev, yaml.CollectionEndEvent):
+                depth -= 1
+
+    event()  # stream start
+    ev = event()
+    if isinstance(ev, yaml.StreamEndEvent):
+        return "it holds no YAML document"
+    ev = event()  # the first document's root
+    where = "its top level"
+    if isinstance(ev, yaml.SequenceStartEvent):
+        ev = event()
+        where = "the first item of its top-level list"
+        if isinstance(ev, yaml.SequenceEndEvent):
+            return "its top level is an empty list"
+    if not isinstance(ev, yaml.MappingStartEvent):
+        return f"{where} is not a mapping"
+    keys: set[str] = set()
+    while True:
+        ev = event()
+        if isinstance(ev, yaml.MappingEndEvent):
+            break
+        if isinstance(ev, yaml.ScalarEvent):
+            keys.add(ev.value)
+        else:
+            skip(ev)
+        if {"name", "agent"} <= keys or ("<<" in keys and keys & {"name", "agent"}):
+            return None  # (a merge key may bring the other one)
+        skip(event())  # the value
+    missing = " and ".join(repr(k) for k in ("name", "agent") if k not in keys)
+    return f"{where} is a mapping without {missing}"
+
+
 def load_scenarios(path: str | os.PathLike[str]) -> list[Scenario]:
     """The scenarios of a YAML scenario file; ScenarioFileError naming file:line:column if it is invalid."""
     return load_scenario_text(read_scenario_file(path), os.fspath(path))
