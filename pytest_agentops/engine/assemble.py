@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ConfigError
-from ..harness import budget, confirmations, crash, escalation, tool_faults
+from ..harness import budget, confirmations, crash, escalation, secrets, tool_faults
 from ..harness.context import TrialContext
 from ..harness.env import Env
 from ..harness.layer import HarnessLayer
@@ -27,9 +27,9 @@ from ..scenario import Scenario
 from ..settings.prices import price_table
 from ..settings.run import RunSettings
 
-#: The built-in layers, in the order their hooks run.
-BUILTIN_LAYERS = (confirmations.LAYER, budget.LAYER, tool_faults.LAYER, escalation.LAYER, state.LAYER, crash.LAYER,
-                  boundary.LAYER)
+#: The built-in layers, in the order their hooks run (``secrets`` has none: it holds the output's redaction).
+BUILTIN_LAYERS = (secrets.LAYER, confirmations.LAYER, budget.LAYER, tool_faults.LAYER, escalation.LAYER, state.LAYER,
+                  crash.LAYER, boundary.LAYER)
 
 
 def is_async_agent(agent: Callable[..., Any]) -> bool:
