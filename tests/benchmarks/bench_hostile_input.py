@@ -10,7 +10,8 @@ Cases and goals:
 - ``huge file``: a 50 MB file is refused after reading 1 MB.
 - ``trials 10,000,000``: a campaign planning the most trials allowed, whose verdicts are decided at the
   first look (25 trials): goal < 100 MB peak, and about the peak of the same campaign planning 25 trials.
-- ``trials 100,000,000``: refused at once (a ConfigError naming ``trials``).
+- ``trials 100,000,000``: refused at once (a ConfigError naming ``trials``); the scheduler alone, given
+  100,000,000 planned trials past the cap, stops at 25 within the same memory: goal < 100 MB.
 - ``concurrency 1,000``: 5,000 trials of a quick sync agent at the most concurrency allowed (1,000 worker
   threads at most), beside concurrency 8; concurrency 100,000 is refused.
 
@@ -52,6 +53,22 @@ try:
     done(t0, outcome="accepted")
 except ScenarioFileError as exc:
     done(t0, outcome="refused", message=str(exc)[:160])
+"""
+
+SCHEDULER = PRELUDE + """
+from pytest_agentops import Faults, Scenario
+from pytest_agentops.engine.scheduler import Runner
+from pytest_agentops.settings.run import RunSettings
+
+def agent(task, env):
+    return "ok"
+
+t0 = time.perf_counter()
+scenario = Scenario(name="bench", agent=agent, faults=Faults.none(), expect={"completion_rate": ">= 0.5"})
+settings = RunSettings(seed=3, trials=25, faults=Faults.none())
+object.__setattr__(settings, "trials", 100_000_000)  # past the cap: the scheduler alone
+records, stopped = Runner(scenario, settings).run()
+done(t0, outcome=f"ran {len(records)} trials")
 """
 
 LOAD_TEXT = LOAD.replace("ACTION", "load_scenario_text(text, sys.argv[1])")
@@ -124,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, out))
         s, mb = out.get("s"), out.get("rss_mb")
         shown = f"{s:8.3f} s {mb:7.1f} MB" if s is not None else " " * 19
-        print(f"{name:<34} {shown}  {out['outcome']}", flush=True)
+        print(f"{name:<38} {shown}  {out['outcome']}", flush=True)
         if "message" in out:
-            print(f"{'':<34}   {out['message']}", flush=True)
+            print(f"{'':<38}   {out['message']}", flush=True)
         slow = goal_s is not None and (s is None or s >= goal_s)
         if slow or (goal_mb is not None and (mb is None or mb >= goal_mb)):
             goals = [f"< {goal} {unit}" for goal, unit in ((goal_s, "s"), (goal_mb, "MB")) if goal is not None]
@@ -163,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if "rss_mb" in small and "rss_mb" in most and most["rss_mb"] > small["rss_mb"] + 10:
             failures.append("trials 10,000,000: more than 10 MB above the same campaign planning 25 trials")
         case("campaign, trials 100,000,000", campaign(100_000_000), goal_s=0.5, goal_mb=100, expect="refused")
+        case("scheduler alone, 100,000,000 planned", SCHEDULER, goal_mb=100, expect="ran 25")
         n = 1_000 if args.quick else 5_000
         # (no address-space limit here: 1,000 threads reserve 8 GB of stack address space, not memory)
         case(f"{n:,} trials, concurrency 8", campaign(n, 8, False), expect=f"ran {n}", limited=False)
