@@ -235,7 +235,7 @@ def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(
     scenarios.joinpath("empty.yaml").write_text("# nothing yet\n")
     (scenarios / "fixtures").mkdir()
     scenarios.joinpath("fixtures", "orders.yaml").write_text("orders:\n" + "".join(
-        f"  - {{id: {i}, status: paid}}\n" for i in range(5000)))  # larger than the look: its start decides
+        f"  - {{id: {i}, status: paid}}\n" for i in range(2600)))  # past the 64 KiB looked at: its start decides
     scenarios.joinpath("listed.yaml").write_text(SLOPPY)  # a list of scenarios
     result = project.runpytest("--agent-chaos", "scenarios", "-rs", "-q", "--collect-only")
     assert result.ret == pytest.ExitCode.OK
@@ -261,3 +261,24 @@ def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(
     # given on the command line or matched by a pattern, a file is a scenario file: no look, its error shown
     given = project.runpytest("--agent-chaos", "scenarios/compose.yaml", "-q", "--collect-only")
     given.stdout.fnmatch_lines(["scenarios/compose.yaml:1:1: unknown key 'services'*"])
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("name: x\nagent: a:b\n", None),
+    ("# a header\n- name: x\n  agent: a:b\n- name: y\n", None),  # a list: its first item decides
+    ("<<: {agent: a:b}\nname: x\n", None),  # a merge key may bring the other key
+    ("name: x\n\tagent: a:b\n", None),  # broken YAML: the loader reports it
+    (b"name: \xff\n", None),  # not UTF-8: the loader reports it
+    ("name: x\ntask: t\n", "its top level is a mapping without 'agent'"),
+    ("- 1\n- 2\n", "the first item of its top-level list is not a mapping"),
+    ("[]\n", "its top level is an empty list"),
+    ("just text\n", "its top level is not a mapping"),
+    ("# nothing\n", "it holds no YAML document"),
+    ("{a: [[[[[[{b: c}]]]]]], d: e}\n", "its top level is a mapping without 'name' and 'agent'"),
+])
+def test_the_look_at_a_file_under_scenarios(tmp_path, text, why):
+    from pytest_agentops.scenario_file import not_a_scenario_file
+
+    path = tmp_path / "file.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    assert not_a_scenario_file(path) == why
