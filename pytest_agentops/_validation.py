@@ -14,6 +14,13 @@ from typing import Any
 from ._frozen import FrozenMap
 from .errors import ConfigError
 
+#: The most trials a campaign may plan (``trials``): far beyond what any verdict needs, small enough that a
+#: typo (``trials: 1.0e+12``) is a clear error, not an attempt.
+MAX_TRIALS = 10_000_000
+#: The most trials a campaign may run at once (``concurrency``): a sync agent's trials each run in a worker
+#: thread of their own, so this also bounds the threads a campaign starts.
+MAX_CONCURRENCY = 1_000
+
 
 def is_number(value: Any) -> bool:
     """An int or float that is not a bool."""
@@ -55,15 +62,34 @@ def check_positive_seconds(name: str, value: Any, *, optional: bool = False) -> 
     return float(value)
 
 
-def check_whole(name: str, value: Any, minimum: int = 1, *, what: str = "", optional: bool = False) -> int | None:
-    """A whole number >= ``minimum`` (``what`` says of what: ``"tokens"``, ``"users"``)."""
+def check_whole(name: str, value: Any, minimum: int = 1, *, what: str = "", optional: bool = False,
+                maximum: int | None = None, why: str = "") -> int | None:
+    """A whole number >= ``minimum`` (``what`` says of what: ``"tokens"``, ``"users"``), and <= ``maximum``
+    when given (``why``: the reason for the maximum, said in the message)."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         of = f" of {what}" if what else ""
         off = " (or None to switch it off)" if optional else ""
         raise ConfigError(f"{name}={value!r} must be a whole number{of} >= {minimum}{off}")
+    if maximum is not None and value > maximum:
+        shown = f"{value:,}" if value < 10**30 else f"~1e{int(math.log10(value))}"
+        raise ConfigError(f"{name}={shown} is too large: at most {maximum:,}{why}")
     return value
+
+
+def check_trials(value: Any) -> int:
+    """``trials``: a whole number in [1, ``MAX_TRIALS``]."""
+    check_whole("trials", value, 1, maximum=MAX_TRIALS,
+                why=" trials per campaign (a campaign stops as soon as every verdict is decided)")
+    return int(value)
+
+
+def check_concurrency(value: Any) -> int:
+    """``concurrency``: a whole number in [1, ``MAX_CONCURRENCY``]."""
+    check_whole("concurrency", value, 1, maximum=MAX_CONCURRENCY,
+                why=" trials run at once (a sync agent's trial runs in a thread of its own)")
+    return int(value)
 
 
 def check_non_negative(name: str, value: Any) -> float:

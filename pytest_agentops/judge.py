@@ -38,6 +38,10 @@ from .expect import (
 )
 from .metrics import REGISTRY, MetricData
 
+#: How far ahead a judge searches its boundaries for the distances the scheduler launches by: more than any
+#: concurrency (at most 1,000) can use, and short enough that a never-deciding side costs little to search.
+LOOK_AHEAD = 4096
+
 if TYPE_CHECKING:
     from .records import TrialRecord
 
@@ -46,7 +50,7 @@ if TYPE_CHECKING:
 def resolution(rule: stats.RateRule, power: float = DEFAULT_POWER) -> tuple[float | None, float | None]:
     """(pass_rate, fail_rate): the share of successes from which the rule passes, and up to which it fails,
     with probability >= power within its maximum (None when no share does); said in the report for rules
-    without a declared fail level."""
+    without a declared fail level (not for rules of more than ``stats.LAZY_LIMIT`` units)."""
 
     def solve(get, lo: float, hi: float, increasing: bool) -> float | None:
         if (get(hi) if increasing else get(lo)) < power:
@@ -61,7 +65,7 @@ def resolution(rule: stats.RateRule, power: float = DEFAULT_POWER) -> tuple[floa
         return hi if increasing else lo
 
     t = rule.threshold
-    if not 0 < t < 1:
+    if not 0 < t < 1 or rule.max_n > stats.LAZY_LIMIT:  # beyond it the dynamic programme is too long to run
         return None, None
     pass_rate = solve(lambda p: power if rule.decides_with(p, power, "pass") else 0.0, t, 1.0, True)
     fail_rate = solve(lambda p: power if rule.decides_with(p, power, "fail") else 0.0, 0.0, t, False)
@@ -167,8 +171,10 @@ class RateJudge(Judge):
         if self.state is not None or self.rule is None:
             return super().distances() if self.state is not None else (math.inf, self.max_trials - self.trials)
         rule, n, k = self.rule, self.n, self.k
-        fail = next((m for m in range(1, rule.max_n - n + 1) if rule.fail_at[n + m] >= k), math.inf)
-        win = next((m for m in range(1, rule.max_n - n + 1) if rule.pass_at[n + m] <= k + m), math.inf)
+        ahead = min(rule.max_n - n, LOOK_AHEAD)  # lower bounds: a search cut at LOOK_AHEAD answers "more"
+        beyond = math.inf if ahead == rule.max_n - n else ahead + 1
+        fail = next((m for m in range(1, ahead + 1) if rule.fail_at[n + m] >= k), beyond)
+        win = next((m for m in range(1, ahead + 1) if rule.pass_at[n + m] <= k + m), beyond)
         return fail, min(fail, win)
 
     def _add(self, record: TrialRecord) -> None:
@@ -215,8 +221,7 @@ class RateJudge(Judge):
         if verdict != shown.verdict and self.n:
             estimate, bound, side, wilson = _display(self.exp, data, verdict, self.confidence, self.beta)
         rule = self.rule
-        false_pass = rule.outcome(rule.base_pass).passed if 0 < rule.threshold < 1 else 0.0
-        false_fail = rule.outcome(rule.threshold).failed if 0 < rule.threshold < 1 else 0.0
+        false_pass, false_fail = rule.error_rates()
         if self.exp.fail_level is None:
             text = (f"checked after every {unit} up to {self.max_units} (mixture SPRT at the threshold: false pass "
                     f"and false fail <= {self.alpha:.3g})" + self._resolution_text())

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._frozen import FrozenMap
-from ._validation import check_positive_seconds, check_whole, is_number
+from ._validation import (
+    MAX_CONCURRENCY,
+    MAX_TRIALS,
+    check_concurrency,
+    check_positive_seconds,
+    check_trials,
+    check_whole,
+    is_number,
+)
 from .errors import ConfigError
 from .expect import Expectation
 from .settings._meta import setting
@@ -81,11 +89,13 @@ class Scenario:
                                               "the 80% alert", kind="section", of=Budget, nullable=True)
     expect: Mapping[str, str] = setting(doc="expectations: metric -> threshold, e.g. completion_rate: '>= 0.90'",
                                         kind="expect", default_factory=FrozenMap)
-    trials: int = setting(100, doc="maximum number of trials", kind="whole", minimum=1)
+    trials: int = setting(100, doc=f"maximum number of trials (at most {MAX_TRIALS:,})", kind="whole", minimum=1,
+                          schema={"maximum": MAX_TRIALS})
     seed: int | None = setting(None, doc="campaign seed (the command line's --agent-chaos-seed wins)", kind="whole",
                                minimum=0, nullable=True)
     confidence: float = setting(0.95, doc="confidence level of the verdicts, e.g. 0.95", kind="confidence")
-    concurrency: int = setting(1, doc="trials run at the same time", kind="whole", minimum=1)
+    concurrency: int = setting(1, doc=f"trials run at the same time (at most {MAX_CONCURRENCY:,})", kind="whole",
+                               minimum=1, schema={"maximum": MAX_CONCURRENCY})
     timeout_s: float = setting(30.0, doc="wall-clock limit per trial, seconds", kind="positive_seconds")
     virtual_timeout_s: float | None = setting(3600.0, doc="virtual-time limit per trial (null: none)",
                                               kind="positive_seconds", nullable=True)
@@ -159,8 +169,8 @@ class Scenario:
             self.check_tool_names(self.faults)
         if not isinstance(self.approver, Approver):
             raise ConfigError(f"approver={self.approver!r} must be an Approver")
-        check_whole("trials", self.trials, 1)
-        check_whole("concurrency", self.concurrency, 1)
+        check_trials(self.trials)
+        check_concurrency(self.concurrency)
         check_whole("seed", self.seed, 0, optional=True)
         if not isinstance(self.confidence, float) or not is_number(self.confidence) \
                 or not 0.5 <= self.confidence < 1:

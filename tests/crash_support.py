@@ -7,6 +7,7 @@ customer. ``refund`` and ``send_email`` are side effects that must happen exactl
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 from pytest_agentops import tool
@@ -143,18 +144,30 @@ def suicidal_agent(task, env):
 
 
 def pid_agent(task, env):
-    """Records the pid of each process it ran in (to show the restarts were real processes)."""
+    """Records the pid of each process it ran in (to show the restarts were real processes); returns what its
+    trial's store holds at the end, as JSON (the store is emptied when the trial ends)."""
     pids = env.state.load("pids", [])
     pids.append(os.getpid())
     env.state.save("pids", pids)
-    return careful_agent(task, env)
+    careful_agent(task, env)
+    return json.dumps({"pids": env.state.load("pids"), "done": env.state.load("progress")["done"]})
+
+
+def _save_pid(env) -> None:
+    """The pid, in the trial's store and, for a test that must find the process after the trial (when the
+    store has been emptied), as a file in the folder ``CRASH_SUPPORT_PIDS`` names."""
+    env.state.save("pid", os.getpid())
+    folder = os.environ.get("CRASH_SUPPORT_PIDS")
+    if folder:
+        with open(os.path.join(folder, f"{os.getpid()}.pid"), "w") as fh:
+            fh.write(str(os.getpid()))
 
 
 def hanging_agent(task, env):
     """Saves its pid, then blocks forever in a system call (only a kill ends it)."""
     import select
 
-    env.state.save("pid", os.getpid())
+    _save_pid(env)
     select.select([], [], [])
 
 
@@ -183,12 +196,12 @@ async def async_careful_agent(task, env):
         if not (resumed and env.tools["sent_emails"](progress["customer"])):
             env.tools["send_email"](progress["customer"], "Your order was refunded.")
         finish("email")
-    return "refunded and notified"
+    return json.dumps({"pids": progress["pids"]})
 
 
 async def async_hanging_agent(task, env):
     """Saves its pid, then blocks its process forever (only a kill ends it)."""
     import select
 
-    env.state.save("pid", os.getpid())
+    _save_pid(env)
     select.select([], [], [])

@@ -227,3 +227,63 @@ def test_scenarios_are_collected_with_the_flag_even_when_testpaths_does_not_list
     assert "refund.yaml" not in without.stdout.str()
     given = project.runpytest("--agent-chaos", "--collect-only", "-q", "tests")  # paths given: only those
     assert "refund.yaml" not in given.stdout.str()
+
+
+def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(project):
+    """Under scenarios/, a YAML file is a scenario file when its start shows a mapping with name: and agent:
+    (or a list of them); other YAML files there are skipped, saying why, and the run goes on. A file that is
+    a scenario file but broken is still a collection error at its file:line:column."""
+    scenarios = project.path / "scenarios"
+    scenarios.joinpath("compose.yaml").write_text("services:\n  redis: {image: redis}\n")
+    scenarios.joinpath("names.yml").write_text("- alice\n- bob\n")
+    scenarios.joinpath("half.yaml").write_text("name: half\ntask: no agent key\n")
+    scenarios.joinpath("empty.yaml").write_text("# nothing yet\n")
+    (scenarios / "fixtures").mkdir()
+    scenarios.joinpath("fixtures", "orders.yaml").write_text("orders:\n" + "".join(
+        f"  - {{id: {i}, status: paid}}\n" for i in range(2600)))  # past the 64 KiB looked at: its start decides
+    scenarios.joinpath("listed.yaml").write_text(SLOPPY)  # a list of scenarios
+    result = project.runpytest("--agent-chaos", "scenarios", "-rs", "-q", "--collect-only")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines_random([
+        "scenarios/refund.yaml::refund", "scenarios/listed.yaml::sloppy plain",
+        "SKIPPED [[]1[]] scenarios/compose.yaml: not a scenario file (its top level is a mapping without 'name' "
+        "and 'agent'); a scenario file holds a mapping with name: and agent:, or a list of them",
+        "SKIPPED [[]1[]] scenarios/names.yml: not a scenario file (the first item of its top-level list is not a "
+        "mapping)*",
+        "SKIPPED [[]1[]] scenarios/half.yaml: not a scenario file (its top level is a mapping without 'agent')*",
+        "SKIPPED [[]1[]] scenarios/empty.yaml: not a scenario file (it holds no YAML document)*",
+        "SKIPPED [[]1[]] scenarios/fixtures/orders.yaml: not a scenario file (*",
+    ])
+    assert "ERROR" not in result.stdout.str() and "collect.py" not in result.stdout.str()
+    # a broken scenario file (its start shows name: and agent:) is still an error where the mistake is
+    scenarios.joinpath("broken.yaml").write_text("name: broken\nagent: chaosmod:careful\ntrails: 3\n")
+    scenarios.joinpath("bad_yaml.yaml").write_text("name: bad\n\tagent: chaosmod:careful\n")
+    broken = project.runpytest("--agent-chaos", "scenarios", "-q", "--collect-only")
+    assert broken.ret == pytest.ExitCode.INTERRUPTED
+    broken.stdout.fnmatch_lines_random([
+        "scenarios/broken.yaml:3:1: unknown key 'trails' (did you mean 'trials'?)*",
+        "scenarios/bad_yaml.yaml:2:1: YAML syntax error: *"])
+    # given on the command line or matched by a pattern, a file is a scenario file: no look, its error shown
+    given = project.runpytest("--agent-chaos", "scenarios/compose.yaml", "-q", "--collect-only")
+    given.stdout.fnmatch_lines(["scenarios/compose.yaml:1:1: unknown key 'services'*"])
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("name: x\nagent: a:b\n", None),
+    ("# a header\n- name: x\n  agent: a:b\n- name: y\n", None),  # a list: its first item decides
+    ("<<: {agent: a:b}\nname: x\n", None),  # a merge key may bring the other key
+    ("name: x\n\tagent: a:b\n", None),  # broken YAML: the loader reports it
+    (b"name: \xff\n", None),  # not UTF-8: the loader reports it
+    ("name: x\ntask: t\n", "its top level is a mapping without 'agent'"),
+    ("- 1\n- 2\n", "the first item of its top-level list is not a mapping"),
+    ("[]\n", "its top level is an empty list"),
+    ("just text\n", "its top level is not a mapping"),
+    ("# nothing\n", "it holds no YAML document"),
+    ("{a: [[[[[[{b: c}]]]]]], d: e}\n", "its top level is a mapping without 'name' and 'agent'"),
+])
+def test_the_look_at_a_file_under_scenarios(tmp_path, text, why):
+    from pytest_agentops.scenario_file import not_a_scenario_file
+
+    path = tmp_path / "file.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    assert not_a_scenario_file(path) == why

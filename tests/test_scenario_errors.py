@@ -41,6 +41,10 @@ EXPECTED: dict[str, tuple[str, int, int | None]] = {
     "custom_tag": ("tag '!agent' is not allowed", 2, 8),
     "recursive_alias": ("recursive alias", 3, 7),
     "invalid_date": ("cannot read the value '2024-13-45': month must be in 1..12", 3, 7),
+    # bounded work whatever the file holds (yamldoc: MAX_EXPANDED, MAX_DEPTH)
+    "alias_bomb": ("aliases ('*name') expand this value to more than 2,000,000 nodes and characters (aliases of "
+                   "aliases multiply: a 'billion laughs' file?)", 9, 6),
+    "nesting_too_deep": ("values nest more than 100 levels deep", 3, 107),
     # references package.module:attr
     "reference_with_dot_not_colon": ("must be a reference 'package.module:attr' (the module's import path, a colon, "
                                      "then the attribute) (did you mean 'scenario_support:careful'?)", 2, 8),
@@ -64,6 +68,8 @@ EXPECTED: dict[str, tuple[str, int, int | None]] = {
     "trials_zero": ("trials=0 must be a whole number >= 1", 3, 9),
     "trials_not_a_number": ("trials='many' must be a whole number >= 1", 3, 9),
     "trials_fraction": ("trials=10.5 must be a whole number >= 1", 3, 9),
+    "trials_above_maximum": ("trials=100,000,000 is too large: at most 10,000,000 trials per campaign", 3, 9),
+    "concurrency_above_maximum": ("concurrency=100,000 is too large: at most 1,000 trials run at once", 3, 14),
     "seed_negative": ("seed=-1 must be a whole number >= 0", 3, 7),
     "confidence_as_percent": ("confidence=95 must be a number in [0.5, 1)", 3, 13),
     "timeout_zero": ("timeout_s=0 must be a number of seconds > 0", 3, 12),

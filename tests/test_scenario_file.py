@@ -457,6 +457,8 @@ def test_loader_and_schema_agree_on_the_corpus(path):
     except ScenarioFileError as error:
         accepted, message = False, error.bare_message
     assert accepted == (path.parent == VALID)
+    if "aliases ('*name') expand this value" in message:
+        return  # an alias bomb: yaml.safe_load and a schema validator would expand it (the loader's own limit)
     if any(fragment in message for fragment in BEYOND_SCHEMA):
         assert schema_accepts(text)  # the schema cannot see these mistakes
     else:

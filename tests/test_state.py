@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import scipy.stats
 from pytest_agentops import ConfigError, Faults, Scenario, replay_trial, run_campaign
 from pytest_agentops.errors import AgentCrash
 from pytest_agentops.harness.state import (
+    REDIS_PREFIX,
     CampaignState,
     CheckpointError,
     CheckpointStore,
@@ -231,11 +233,16 @@ def test_trials_get_their_own_empty_namespace(state, tmp_path, request):
         assert result.outcome_counts == {"completed": 30}
         assert [e.name for e in result.records[0].trace if e.kind == "checkpoint"] == [
             f"mine-{result.records[0].seed}", "shared-name"]
-    if state.startswith("sqlite:"):
+    if state.startswith("sqlite:"):  # a persistent file: each trial's checkpoints went when it ended
         rows = sqlite3.connect(tmp_path / "shared.sqlite3").execute(
             "SELECT COUNT(DISTINCT namespace), COUNT(*) FROM checkpoints").fetchone()
-        assert rows == (30, 60)  # a persistent file keeps the last run's checkpoints, one namespace per trial
-        assert CampaignState.namespace("peek", result.records[0].seed) == f"peek/{result.records[0].seed}"
+        assert rows == (0, 0)
+    if state.startswith("redis:"):
+        import redis
+
+        client = redis.Redis.from_url(state)
+        assert [k for k in client.keys(REDIS_PREFIX + "*") if b"/peek/" in k] == []
+        client.close()
 
 
 def test_a_bad_checkpoint_value_is_a_recorded_error_not_a_crash():
@@ -411,10 +418,12 @@ def test_sigkill_mid_task_resumes_from_sqlite_without_a_duplicate_refund(tmp_pat
         assert calls == ["get_order", "refund", "get_refunds", "sent_emails", "send_email"]
         (crash,) = [e for e in record.trace if e.kind == "crash"]
         assert (crash.name, crash.outcome, crash.data["mode"]) == ("refund", "after", "sigkill")
-    store = SQLiteStore(tmp_path / "ckpt.sqlite3", f"kill-pid_agent/{result.records[0].seed}")
-    pids = store.load("pids")
-    assert len(pids) == 2 and pids[0] != pids[1] and os.getpid() not in pids
-    assert store.load("progress")["done"] == ["lookup", "refund", "email"]
+        # the second process found what the first saved: the trial's namespace came from the parent
+        stored = json.loads(record.output)
+        assert len(stored["pids"]) == 2 and stored["pids"][0] != stored["pids"][1]
+        assert os.getpid() not in stored["pids"] and stored["done"] == ["lookup", "refund", "email"]
+    # each trial's checkpoints went when it ended
+    assert sqlite3.connect(tmp_path / "ckpt.sqlite3").execute("SELECT COUNT(*) FROM checkpoints").fetchone() == (0,)
 
 
 def test_sigkill_of_a_naive_agent_shows_the_duplicate_refund(tmp_path):
@@ -433,7 +442,7 @@ def test_a_child_that_dies_on_its_own_is_restarted(tmp_path):
 
 
 @pytest.mark.parametrize("agent", [cs.hanging_agent, cs.async_hanging_agent])
-def test_a_hanging_child_is_killed_at_the_wall_clock_limit(tmp_path, agent):
+def test_a_hanging_child_is_killed_at_the_wall_clock_limit(tmp_path, agent, monkeypatch):
     """A child process that hangs is killed at the trial's wall-clock limit: the trial is timed_out, not
     before the limit, and the child is killed and reaped (no process is left behind).
 
@@ -442,22 +451,22 @@ def test_a_hanging_child_is_killed_at_the_wall_clock_limit(tmp_path, agent):
     is ready (saves its pid) just before it hangs; a run whose limit ran out before that has not tested a
     hanging child (only a starting one), so it is repeated with the limit doubled, up to 16 s.
     """
-    stores = []  # one per run: a child that saved its pid after its run ended must be gone too
-    for limit in (1.0, 2.0, 4.0, 8.0, 16.0):
+    pids = tmp_path / "pids"  # the child writes its pid here too (the trial's store is emptied when it ends)
+    pids.mkdir()
+    monkeypatch.setenv("CRASH_SUPPORT_PIDS", str(pids))
+    for limit in (1.0, 2.0, 4.0, 8.0, 16.0):  # a child that saved its pid after its run ended must be gone too
         path = tmp_path / f"limit-{limit:g}"
         path.mkdir()
         result = run_campaign(_sigkill(agent, path, trials=1, crash=0.0).replace(timeout_s=limit))
         (record,) = result.records
         assert record.outcome == "timed_out" and "wall-clock limit" in record.reason, record.reason
         assert result.wall_s >= limit
-        store = SQLiteStore(path / "ckpt.sqlite3", f"kill-{agent.__name__}/{record.seed}")
-        stores.append(store)
-        if store.load("pid") is not None:
+        if list(pids.iterdir()):
             break
     else:
         pytest.fail("the child never got as far as hanging before a 16 s wall-clock limit")
     deadline = time.monotonic() + 30  # the abandoned trial's thread kills and reaps its child just after
-    for pid in [p for p in (s.load("pid") for s in stores) if p is not None]:
+    for pid in [int(p.read_text()) for p in pids.iterdir()]:
         while time.monotonic() < deadline:
             try:
                 os.kill(pid, 0)
@@ -498,9 +507,8 @@ def test_sigkill_of_an_async_agent_resumes_and_its_virtual_sleeps_count(tmp_path
         assert [e.name for e in record.trace if e.kind == "tool_call"] == \
             ["get_order", "refund", "get_refunds", "sent_emails", "send_email"]
         assert record.duration_s >= 40.0  # 10 s before each of 4 steps (2 in each process), all virtual
-    progress = SQLiteStore(tmp_path / "ckpt.sqlite3", f"kill-async_careful_agent/{result.records[0].seed}"
-                           ).load("progress")
-    assert len(progress["pids"]) == 2 and os.getpid() not in progress["pids"]
+    pids = json.loads(result.records[0].output)["pids"]  # both processes' pids, from the trial's store
+    assert len(pids) == 2 and os.getpid() not in pids
 
 
 def test_sigkill_defaults_to_a_temporary_sqlite_file(tmp_path):
@@ -519,12 +527,16 @@ def test_redis_store_serves_in_process_and_sigkill_resumes(redis_url, tmp_path):
     result = run_campaign(scenario)
     assert result.outcome_counts == {"completed": 60}
     assert result.metrics["resume_success_rate"].estimate == 1.0
-    killed = run_campaign(_sigkill(cs.careful_agent, tmp_path, trials=1, state=redis_url))
+    killed = run_campaign(_sigkill(cs.pid_agent, tmp_path, trials=1, state=redis_url))
     assert killed.outcome_counts == {"completed": 1}
     assert killed.records[0].extra["exit_codes"] == [-signal.SIGKILL, 0]
-    store = open_store(StateSpec.parse(redis_url), f"kill-careful_agent/{killed.records[0].seed}")
-    assert store.load("progress")["done"] == ["lookup", "refund", "email"]
-    store.close()
+    stored = json.loads(killed.records[0].output)  # the restarted process read the killed one's checkpoints
+    assert len(stored["pids"]) == 2 and stored["done"] == ["lookup", "refund", "email"]
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    assert [k for k in client.keys(REDIS_PREFIX + "*") if b"/kill-" in k or b"/crash-" in k] == []  # all cleared
+    client.close()
 
 
 
@@ -557,3 +569,103 @@ def test_demo_agents_under_sigkill(tmp_path):
                                                                          "lookup_order"]
     naive = run_campaign(scenario(naive_agent)).records[0]
     assert naive.outcome == "failed" and naive.extra["duplicate_side_effects"] == 1
+
+
+# --- shared stores: a campaign's namespaces are its own; an unreachable store fails the campaign at once ------
+
+
+def test_each_campaign_has_namespaces_of_its_own_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    spec = StateSpec.parse(f"sqlite:{tmp_path / 'shared.sqlite3'}")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
+    one, two = CampaignState(spec), CampaignState(spec)
+    assert one.run != two.run and one.run.startswith("gw3-") and len(one.run) == len("gw3-") + 12
+    assert one.namespace("refund", 7) == f"{one.run}/refund/7"
+    mine, theirs = one.trial_store("refund", 7), two.trial_store("refund", 7)
+    mine.save("owner", "one")
+    assert theirs.keys() == [] and theirs.load("owner") is None  # same scenario, same seed: not the same data
+    theirs.save("owner", "two")
+    assert mine.load("owner") == "one"
+    one.release(mine)  # the trial ended: its checkpoints go
+    assert one.trial_store("refund", 7).keys() == []
+    left = two.trial_store("refund", 8)
+    left.save("k", 1)
+    two.close()  # trials not released (never ended) are emptied with the campaign
+    one.close()
+    assert sqlite3.connect(tmp_path / "shared.sqlite3").execute("SELECT COUNT(*) FROM checkpoints").fetchone() == (0,)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    assert "-" not in CampaignState(StateSpec("memory")).run
+
+
+SHARED_CAMPAIGN = """
+import json, os, sys, threading, time
+from pathlib import Path
+from pytest_agentops import Faults, Scenario, run_campaign
+
+def agent(task, env):
+    before = env.state.keys()
+    env.state.save("owner", os.getpid())
+    threading.Event().wait(0.02)  # real time: the other process's trial of the same seed runs meanwhile
+    mine = env.state.load("owner") == os.getpid() and env.state.keys() == ["owner"]
+    return json.dumps({"clean": before == [] and mine, "namespace": env.state.namespace})
+
+def scenario(trials, state):
+    return Scenario(name="shared", agent=agent, trials=trials, seed=9, concurrency=4, early_stop=False,
+                    faults=Faults.none(), state=state)
+
+run_campaign(scenario(1, "memory"))  # everything imported and warm before the start
+go = Path(sys.argv[2])
+deadline = time.monotonic() + 60
+while not go.exists() and time.monotonic() < deadline:  # both processes start their campaign together
+    time.sleep(0.005)
+result = run_campaign(scenario(40, sys.argv[1]))
+outputs = [json.loads(r.output) for r in result.records]
+print(json.dumps({"outcomes": dict(result.outcome_counts), "clean": sum(o["clean"] for o in outputs),
+                  "namespaces": sorted({o["namespace"].rsplit("/", 2)[0] for o in outputs})}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite file"])
+def test_two_processes_running_the_same_scenario_on_one_store_never_see_each_others_checkpoints(
+        backend, tmp_path, request):
+    """Two real processes (as two pytest-xdist workers, or two CI jobs on one Redis) run the same scenario
+    with the same seeds, at the same time, on one store: every trial sees only its own checkpoints."""
+    state = request.getfixturevalue("redis_url") if backend == "redis" else f"sqlite:{tmp_path / 'one.sqlite3'}"
+    script = tmp_path / "campaign.py"
+    script.write_text(SHARED_CAMPAIGN)
+    go = tmp_path / "go"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    procs = [subprocess.Popen([sys.executable, str(script), state, str(go)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=dict(env, PYTEST_XDIST_WORKER=worker))
+             for worker in ("gw0", "gw1")]
+    go.touch()
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    for worker, result in zip(("gw0", "gw1"), results, strict=True):
+        assert result["outcomes"] == {"completed": 40}
+        assert result["clean"] == 40, result  # no trial read the other process's checkpoint
+        (run,) = result["namespaces"]  # one run identity per campaign, after the worker id
+        assert run.startswith(f"{worker}-")
+    if backend == "redis":
+        import redis
+
+        client = redis.Redis.from_url(state)
+        assert [k for k in client.keys(REDIS_PREFIX + "*") if b"/shared/" in k] == []
+        client.close()
+
+
+def test_an_unreachable_store_fails_the_campaign_before_any_trial():
+    pytest.importorskip("redis")
+    calls = []
+
+    def agent(task, env):
+        calls.append(task)
+
+    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    with pytest.raises(ConfigError) as info:
+        run_campaign(Scenario(name="down", agent=agent, trials=5, faults=Faults.none(), state=url))
+    assert str(info.value).startswith(f"state={url!r}: the checkpoint store cannot be reached (ConnectionError: ")
+    assert "is the server running and the URL right?" in str(info.value)
+    assert calls == []  # not one trial

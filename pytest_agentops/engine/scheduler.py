@@ -20,7 +20,7 @@ import contextlib
 import functools
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import ConfigError
@@ -315,13 +315,15 @@ class Runner:
         decide = max(j.distances()[1] for j in judges)
         return prefix + max(min(fail, decide), self.settings.concurrency + 8, 16)
 
-    def run(self, indices: list[int] | None = None) -> tuple[list[TrialRecord], bool]:
+    def run(self, indices: Sequence[int] | None = None) -> tuple[list[TrialRecord], bool]:
         """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early). ``indices``:
         exactly these trials, all of them (a paired comparison runs its campaigns block by block)."""
         s = self.settings
         judged = indices is None and s.sequential
         if indices is None:
-            indices = [s.replay] if s.replay is not None else list(range(s.trials))
+            # a range, not a list: nothing proportional to the planned trials (a campaign may plan 10,000,000
+            # and stop at 25)
+            indices = range(s.replay, s.replay + 1) if s.replay is not None else range(s.trials)
         expectations = self.scenario.expectations
         judges = [judge(e, max_trials=len(indices), confidence=s.confidence, sequential=True)
                   for e in expectations] if judged else []

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TrialAbandoned, TrialAborted
 from ..harness.escalation import unrecovered_fault_onset
+from ..harness.secrets import redact_short, redact_text
 from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
@@ -215,7 +216,7 @@ class Trial:
         if ctx is None:  # never got as far as building its world
             return TrialRecord(scenario=scenario.name, index=self.index, seed=self.seed,
                                outcome="timed_out" if exc is None else "error",
-                               reason=describe(exc) if exc else "no result within the wall-clock limit")
+                               reason=redact_text(describe(exc)) if exc else "no result within the wall-clock limit")
         ctx.close_layers()
         for settle in ctx.hooks["settle"]:
             exc = settle(exc)
@@ -240,6 +241,7 @@ class Trial:
                     reason = "check(world, output) returned False"
             except Exception as check_exc:
                 outcome, reason = "error", f"check raised {describe(check_exc)}"
+        reason = redact_text(reason)  # (an exception's text, an escalation's reason: the agent's words)
         ctx.trace.add("outcome", scenario.name, outcome, reason=reason)
         events = ctx.trace.close()
         layers = {name: rec for name, part in ctx.layers.items() if (rec := part.record()) is not None}
@@ -270,11 +272,10 @@ def describe(exc: BaseException) -> str:
 
 
 def short_repr(value: Any, limit: int = 200) -> str:
-    """At most ``limit`` characters of an agent's output, for the record."""
+    """The output as a record keeps it: its text (or repr), secrets redacted, cut to ``limit`` characters."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else _safe(repr, value)
-    return text if len(text) <= limit else text[:limit] + "..."
+    return redact_short(value if isinstance(value, str) else _safe(repr, value), limit)
 
 
 def _safe(show: Any, value: Any) -> str:

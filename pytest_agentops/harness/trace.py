@@ -1,5 +1,6 @@
 """The trace of one trial as it is written: ordered events (``records.TraceEvent``) with virtual time, tokens
-and outcome, secrets redacted.
+and outcome, secrets redacted (``harness.secrets``: secret shapes, the environment's secret values, the
+values of secret-named keys).
 
 Events carry only values that are a pure function of the trial seed (virtual time, never wall time),
 so the same seed gives the same trace and a replayed trial can be compared event by event.
@@ -14,22 +15,9 @@ from typing import Any
 
 from .._frozen import FrozenMap, freeze
 from ..records import TraceEvent
+from .secrets import REDACTED, SECRET_KEY, redact, redact_text
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|token$|bearer)", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
-REDACTED = "[redacted]"
-
-
-def redact(value: Any) -> Any:
-    """Return ``value`` with secrets (API keys, Authorization headers) replaced, recursively."""
-    if isinstance(value, Mapping):
-        return {k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v))
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return _SECRET_VALUE.sub(REDACTED, value)
-    return value
+__all__ = ["REDACTED", "Trace", "redact"]
 
 
 def _plain(value: Any) -> Any:
@@ -43,7 +31,7 @@ def _plain(value: Any) -> Any:
         return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return value.item()
-    text = repr(value)
+    text = redact_text(repr(value))  # (an object's repr may show a secret it holds)
     return re.sub(r" at 0x[0-9a-f]+", "", text)  # object addresses differ run to run
 
 
@@ -55,7 +43,7 @@ def _scrub(value: Any) -> Any:
     carry: the result is deeply frozen (mappings as ``FrozenMap``, sequences as tuples)."""
     cls = type(value)
     if cls is str:
-        return _SECRET_VALUE.sub(REDACTED, value) if ("sk-" in value or "Bearer" in value) else value
+        return redact_text(value)
     if value is None or cls is int or cls is float or cls is bool:
         return value
     if cls is dict:
@@ -64,7 +52,7 @@ def _scrub(value: Any) -> Any:
             if type(k) is str:
                 secret = _secret_keys.get(k)
                 if secret is None:
-                    secret = bool(_SECRET_KEY.search(k))
+                    secret = bool(SECRET_KEY.search(k))
                     if len(_secret_keys) < 4096:
                         _secret_keys[k] = secret
                 out[k] = REDACTED if secret else _scrub(v)

@@ -246,6 +246,18 @@ def _check_replay_target(session: pytest.Session, name: str) -> None:
     session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport | None:
+    """A YAML file under scenarios/ that is not a scenario file: a skip at the file (pytest would show the
+    line of the plugin that raised it)."""
+    why = getattr(collector, "not_a_scenario", None)
+    if why is None:
+        return None
+    from .collect import skip_reason
+
+    return pytest.CollectReport(collector.nodeid, "skipped", (str(collector.path), None, skip_reason(why)), [])
+
+
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
     """YAML scenario files become items with ``--agent-chaos`` (collect.py, imported only then)."""
     if file_path.suffix not in (".yaml", ".yml"):

@@ -1,7 +1,10 @@
 """pytest collection of YAML scenario files: with ``--agent-chaos``, one item per scenario.
 
-Collected: ``.yaml``/``.yml`` files under a ``scenarios/`` directory, files given on the command line, and
-files matching the ini patterns ``agentops_scenario_files``. Each item runs its campaign through the same
+Collected: ``.yaml``/``.yml`` files given on the command line, files matching the ini patterns
+``agentops_scenario_files``, and the files under a ``scenarios/`` directory that look like scenario files (a
+cheap look at their start, ``scenario_file.not_a_scenario_file``: a mapping with ``name`` and ``agent``, or a
+list of them); another YAML file there is skipped with the reason, not collected as a broken scenario.
+Each item runs its campaign through the same
 function as the ``agent_chaos`` fixture (``campaigns.run_scenario``), so seeds, trial counts, profiles, the
 replay command, the terminal table and the JSON report behave the same for YAML and Python scenarios.
 Imported by ``pytest_collect_file`` only when ``--agent-chaos`` is on.
@@ -18,37 +21,54 @@ from typing import Any
 import pytest
 
 from ..errors import CampaignFailed, ConfigError, ScenarioFileError
-from ..scenario_file import ScenarioEntry, load_scenario_entries, read_scenario_file
+from ..scenario_file import ScenarioEntry, load_scenario_entries, not_a_scenario_file, read_scenario_file
 from .campaigns import run_scenario
 
 #: scenario name -> "file:line:column" where it was first collected in this session
 _names_key = pytest.StashKey[dict[str, str]]()
 
 
-def is_scenario_file(file_path: Path, parent: pytest.Collector) -> bool:
-    """Whether a ``.yaml``/``.yml`` file is a scenario file: under ``scenarios/``, given on the command
-    line, or matching an ``agentops_scenario_files`` pattern (with a '/': the path relative to the
-    rootdir; without: the file name)."""
+def scenario_file_rule(file_path: Path, parent: pytest.Collector) -> str | None:
+    """Why a ``.yaml``/``.yml`` file is a scenario file: ``"given"`` on the command line, ``"pattern"`` (it
+    matches an ``agentops_scenario_files`` pattern: with a '/', the path relative to the rootdir; without, the
+    file name), ``"scenarios"`` (it is under a ``scenarios/`` directory: a scenario file if it looks like
+    one); None: it is not one."""
     config = parent.config
     if parent.session.isinitpath(file_path):
-        return True
+        return "given"
     try:
         relative = file_path.relative_to(config.rootpath)
     except ValueError:
         relative = file_path
-    if "scenarios" in relative.parts[:-1]:
-        return True
     for pattern in config.getini("agentops_scenario_files"):
         if fnmatch.fnmatch(relative.as_posix() if "/" in pattern else file_path.name, pattern):
-            return True
-    return False
+            return "pattern"
+    if "scenarios" in relative.parts[:-1]:
+        return "scenarios"
+    return None
+
+
+def is_scenario_file(file_path: Path, parent: pytest.Collector) -> bool:
+    """Whether a ``.yaml``/``.yml`` file is collected as a scenario file (see ``scenario_file_rule``)."""
+    return scenario_file_rule(file_path, parent) is not None
 
 
 def collect_scenario_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
-    """The collector of a scenario file, or None for a YAML file that is not one."""
-    if not is_scenario_file(file_path, parent):
+    """The collector of a scenario file, or None for a YAML file that is not one. A file under
+    ``scenarios/`` that does not look like a scenario file is collected as a skip saying why."""
+    rule = scenario_file_rule(file_path, parent)
+    if rule is None:
         return None
-    return ScenarioFile.from_parent(parent, path=file_path)
+    collector = ScenarioFile.from_parent(parent, path=file_path)
+    if rule == "scenarios":
+        why = not_a_scenario_file(file_path)
+        if why is not None:
+            collector.not_a_scenario = why
+    return collector
+
+
+def skip_reason(why: str) -> str:
+    return f"not a scenario file ({why}); a scenario file holds a mapping with name: and agent:, or a list of them"
 
 
 def _shown(path: Path, config: pytest.Config) -> str:
@@ -63,8 +83,12 @@ def _shown(path: Path, config: pytest.Config) -> str:
 class ScenarioFile(pytest.File):
     """A YAML scenario file; an invalid one is a clean collection error ``file:line:column: message``."""
 
+    not_a_scenario: str | None = None  # why a YAML file under scenarios/ is not a scenario file: skipped
+
     def collect(self) -> Iterator[ScenarioItem]:
         shown = _shown(self.path, self.config)
+        if self.not_a_scenario is not None:  # (the plugin's pytest_make_collect_report reports it as a skip)
+            pytest.skip(skip_reason(self.not_a_scenario))
         try:
             entries = load_scenario_entries(read_scenario_file(self.path, shown), shown)
         except ScenarioFileError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from .._validation import MAX_CONCURRENCY, MAX_TRIALS
 from ..seeding import fresh_seed
 
 PROFILES = ("none", "low", "mid", "high")
@@ -107,18 +108,33 @@ def last_seeds(cache: Any, source: str) -> tuple[int | None, int]:
 
 
 def parse_trials(value: str, source: str) -> int:
-    text = str(value).strip()
-    if not re.fullmatch(r"\d+", text) or int(text) < 1:
+    """The most trials per campaign: a whole number in [1, 10,000,000]."""
+    number = _whole(value)
+    if number is None or number < 1:
         raise pytest.UsageError(f"{source}={value!r} must be a whole number >= 1")
-    return int(text)
+    if number > MAX_TRIALS:
+        raise pytest.UsageError(f"{source}={value!r} is too large: at most {MAX_TRIALS:,} trials per campaign")
+    return number
 
 
 def parse_concurrency(value: str, source: str) -> int:
-    """How many trials run at once: a whole number >= 1."""
-    text = str(value).strip()
-    if not re.fullmatch(r"\d+", text) or int(text) < 1:
+    """How many trials run at once: a whole number in [1, 1,000]."""
+    number = _whole(value)
+    if number is None or number < 1:
         raise pytest.UsageError(f"{source}={value!r} must be a whole number of trials run at once >= 1, e.g. 50")
-    return int(text)
+    if number > MAX_CONCURRENCY:
+        raise pytest.UsageError(f"{source}={value!r} is too large: at most {MAX_CONCURRENCY:,} trials run at once "
+                                "(a sync agent's trial runs in a thread of its own)")
+    return number
+
+
+def _whole(value: str) -> int | None:
+    """The whole number written (digits only), capped at 10**15 so that no length of digits costs anything."""
+    text = str(value).strip()
+    if not re.fullmatch(r"\d+", text):
+        return None
+    digits = text.lstrip("0") or "0"
+    return 10**15 if len(digits) > 15 else int(digits)
 
 
 def parse_profile(value: str, source: str) -> str:

@@ -16,7 +16,8 @@ from ..result import REPORT_SCHEMA_VERSION, CampaignResult
 
 def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_traces: bool = False,
                 comparisons: Iterable[Any] = (), session: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The whole report as plain data; deterministic for the same seeds (no wall times or dates).
+    """The whole report as plain data; deterministic for the same seeds (no wall times or dates); secrets
+    redacted (``harness.secrets``: the records are redacted when they are made, every string again here).
 
     ``results`` may mix results and their ``to_dict()`` form (campaigns that ran in xdist workers); so may
     ``comparisons`` (paired comparisons, ``agent_chaos.compare``), listed under ``comparisons`` when any.
@@ -25,14 +26,17 @@ def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_trac
     campaigns = sorted((r if isinstance(r, dict) else r.to_dict(with_traces=with_traces) for r in results),
                        key=lambda c: (c["scenario"], c.get("nodeid", ""), c["seed"],
                                       c["replay"] if c["replay"] is not None else -1))
+    from ..harness import secrets  # (here: the gate reads reports without loading the harness)
+
+    secrets.refresh()  # the environment as it is now: every string of the report is redacted once more
     out = {"schema": "pytest-agentops/report", "schema_version": REPORT_SCHEMA_VERSION,
-           "tool_version": __version__, "campaigns": campaigns}
+           "tool_version": __version__, "campaigns": secrets.redact_data(campaigns)}
     if session is not None:
         out["session"] = session
     paired = sorted((c if isinstance(c, dict) else c.to_dict() for c in comparisons),
                     key=lambda c: (c["baseline"], c["candidate"], c["seed"]))
     if paired:
-        out["comparisons"] = paired
+        out["comparisons"] = secrets.redact_data(paired)
     return out
 
 

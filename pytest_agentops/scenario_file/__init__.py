@@ -11,7 +11,14 @@ The keys are derived from the settings classes' field declarations (``keys``); t
 """
 
 from .keys import Key, harness_keys, scenario_keys, table_of
-from .load import ScenarioEntry, load_scenario_entries, load_scenario_text, load_scenarios, read_scenario_file
+from .load import (
+    ScenarioEntry,
+    load_scenario_entries,
+    load_scenario_text,
+    load_scenarios,
+    not_a_scenario_file,
+    read_scenario_file,
+)
 from .refs import REFERENCE_PATTERN, resolve_reference
 from .schema import SCHEMA_PATH, build_schema, schema_text
 
@@ -25,6 +32,7 @@ __all__ = [
     "load_scenario_entries",
     "load_scenario_text",
     "load_scenarios",
+    "not_a_scenario_file",
     "read_scenario_file",
     "resolve_reference",
     "scenario_keys",

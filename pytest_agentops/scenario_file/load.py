@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
@@ -13,7 +12,7 @@ from ..errors import ScenarioFileError
 from ..scenario import Scenario
 from .keys import read_section, scenario_keys
 from .readers import probe_scenario
-from .yamldoc import Node, ScenarioLoader, YamlDoc, check_tree, found, yaml_error
+from .yamldoc import MAX_FILE_BYTES, Node, ScenarioLoader, YamlDoc, check_tree, found, too_large, yaml_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +30,13 @@ class ScenarioEntry:
 
 
 def load_scenario_entries(text: str, path: str = "<string>") -> list[ScenarioEntry]:
-    """The scenarios of a YAML text with their positions; ScenarioFileError (file:line:column) if invalid."""
+    """The scenarios of a YAML text with their positions; ScenarioFileError (file:line:column) if invalid.
+
+    A text of more than ``MAX_FILE_BYTES`` (1 MB in UTF-8) is refused before it is parsed."""
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise ScenarioFileError(too_large(f"{len(text.encode('utf-8', 'surrogatepass')):,} bytes"), path)
     try:
-        loader = ScenarioLoader(text)
+        loader = ScenarioLoader(text, path)
     except yaml.YAMLError as exc:  # a character YAML does not allow
         raise yaml_error(exc, path, text) from None
     try:
@@ -83,14 +86,97 @@ def load_scenario_text(text: str, path: str = "<string>") -> list[Scenario]:
 
 
 def read_scenario_file(path: str | os.PathLike[str], shown_as: str | None = None) -> str:
-    """A scenario file's text; an unreadable or non-UTF-8 file is a ScenarioFileError (naming ``shown_as``)."""
+    """A scenario file's text; an unreadable, non-UTF-8 or too large file (over ``MAX_FILE_BYTES``: 1 MB) is a
+    ScenarioFileError (naming ``shown_as``). Reads no more than the limit, whatever the file is."""
     where = os.fspath(path) if shown_as is None else shown_as
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioFileError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", where) from None
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                size = os.fstat(fh.fileno()).st_size
+                raise ScenarioFileError(too_large(f"{size:,} bytes" if size > MAX_FILE_BYTES else
+                                                  "larger than that"), where)
     except OSError as exc:
         raise ScenarioFileError(f"cannot read the file: {exc.strerror or exc}", where) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioFileError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", where) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as Path.read_text reads it
+
+
+#: How much of a file ``not_a_scenario_file`` looks at (which bounds its work: events of 64 KiB of YAML).
+SNIFF_BYTES = 64 * 1024
+
+
+def not_a_scenario_file(path: str | os.PathLike[str]) -> str | None:
+    """Why a YAML file is not a scenario file, or None when it is one (or may be: a broken one is collected
+    and reported). A cheap, safe look at the start of the file (its first 64 KiB, YAML events only, nothing
+    built): a scenario file's first document is a mapping with ``name`` and ``agent`` keys, or a list whose
+    first item is one. A file that cannot be read or parsed is left to the loader, which says why."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(SNIFF_BYTES + 1)
+    except OSError:
+        return None
+    cut = len(data) > SNIFF_BYTES
+    data = data[:SNIFF_BYTES]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not cut or exc.start < len(data) - 3:
+            return None  # not UTF-8: the loader says so
+        text = data[:exc.start].decode("utf-8")
+    loader = ScenarioLoader(text, os.fspath(path))
+    try:
+        return _sniff(loader)
+    except (yaml.YAMLError, ScenarioFileError):
+        # broken YAML is a broken scenario file, reported by the loader; past the first 64 KiB the cut may
+        # be what broke it: a file whose start does not show a scenario is not one
+        return "no mapping with 'name' and 'agent' in its first 64 KiB" if cut else None
+    finally:
+        loader.dispose()
+
+
+def _sniff(loader: ScenarioLoader) -> str | None:
+    event = loader.get_event
+
+    def skip(first: yaml.Event) -> None:  # the rest of a node that starts with ``first``
+        depth = 1 if isinstance(first, yaml.CollectionStartEvent) else 0
+        while depth:
+            ev = event()
+            if isinstance(ev, yaml.CollectionStartEvent):
+                depth += 1
+            elif isinstance(ev, yaml.CollectionEndEvent):
+                depth -= 1
+
+    event()  # stream start
+    ev = event()
+    if isinstance(ev, yaml.StreamEndEvent):
+        return "it holds no YAML document"
+    ev = event()  # the first document's root
+    where = "its top level"
+    if isinstance(ev, yaml.SequenceStartEvent):
+        ev = event()
+        where = "the first item of its top-level list"
+        if isinstance(ev, yaml.SequenceEndEvent):
+            return "its top level is an empty list"
+    if not isinstance(ev, yaml.MappingStartEvent):
+        return f"{where} is not a mapping"
+    keys: set[str] = set()
+    while True:
+        ev = event()
+        if isinstance(ev, yaml.MappingEndEvent):
+            break
+        if isinstance(ev, yaml.ScalarEvent):
+            keys.add(ev.value)
+        else:
+            skip(ev)
+        if {"name", "agent"} <= keys or ("<<" in keys and keys & {"name", "agent"}):
+            return None  # (a merge key may bring the other one)
+        skip(event())  # the value
+    missing = " and ".join(repr(k) for k in ("name", "agent") if k not in keys)
+    return f"{where} is a mapping without {missing}"
 
 
 def load_scenarios(path: str | os.PathLike[str]) -> list[Scenario]:

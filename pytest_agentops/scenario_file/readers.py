@@ -145,7 +145,7 @@ def task(doc: YamlDoc, node: Node, label: str) -> Any:
         unknown = sorted(set(entries) - {"generate"})
         if unknown or "generate" not in entries:
             doc.fail(node, f"{label}: a mapping takes exactly one key, 'generate' (a task generator "
-                           f"'package.module:attr' called as generate(rng) -> task); got {sorted(entries)}")
+                           f"'package.module:attr' called as generate(rng) -> task); got keys {short(sorted(entries))}")
         return callable_ref(doc, entries["generate"][1], f"{label}.generate",
                             "a task generator generate(rng) -> str")
     if isinstance(node, yaml.SequenceNode):

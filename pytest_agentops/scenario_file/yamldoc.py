@@ -1,6 +1,13 @@
 """A YAML document with positions: the node tree of a scenario file (composed, never ``yaml.load``-ed), so
 that every key and value keeps its line and column and each mistake is reported where it was written.
-Only plain data is allowed: tags that would build Python objects and recursive aliases are refused."""
+Only plain data is allowed: tags that would build Python objects and recursive aliases are refused.
+
+Reading a file costs time and memory bounded by its size, whatever it holds: a file is at most
+``MAX_FILE_BYTES``; values nest at most ``MAX_DEPTH`` deep (as written, and with aliases expanded); and the
+document with every alias (``*name``) expanded holds at most ``MAX_EXPANDED`` nodes and characters, so a
+"billion laughs" file (aliases of aliases, each expanding to many copies) is refused at the alias that
+crosses the budget before anything is expanded. Expansion is memoised per node (``YamlDoc.plain``), and
+messages show values through a bounded repr (``short``)."""
 
 from __future__ import annotations
 
@@ -21,17 +28,94 @@ _PERCENT = re.compile(r"^\s*\d+(?:\.\d+)?\s*%\s*$")
 
 Node = yaml.Node
 
+#: The largest scenario file read, in bytes (UTF-8): 1 MB.
+MAX_FILE_BYTES = 1_000_000
+#: How deep values may nest (mappings and lists inside each other), as written and with aliases expanded.
+MAX_DEPTH = 100
+#: The most nodes plus scalar characters a document may hold with every alias expanded: twice what a 1 MB
+#: file can hold without aliases, so only aliases (a "billion laughs" file) can reach it.
+MAX_EXPANDED = 2 * MAX_FILE_BYTES
+
 
 class ScenarioLoader(yaml.SafeLoader):
     """The YAML loader of scenario files: a ``SafeLoader`` used only to compose a node tree (every node
     keeps its ``start_mark``: line and column) and to build plain scalars; it never builds Python objects
-    from tags."""
+    from tags. Scanning and composing refuse nesting deeper than ``MAX_DEPTH`` (PyYAML's composer recurses per
+    level, and its scanner's work per token grows with the depth of ``[``/``{`` nesting)."""
+
+    def __init__(self, stream: str, path: str = "<string>"):
+        super().__init__(stream)
+        self.path = path
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ScenarioFileError(too_deep(), self.path, mark.line + 1, mark.column + 1)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MAX_DEPTH:
+            mark = self.get_mark()
+            raise ScenarioFileError(too_deep(), self.path, mark.line + 1, mark.column + 1)
+        super().fetch_flow_collection_start(TokenClass)
+
+
+def too_deep() -> str:
+    return (f"values nest more than {MAX_DEPTH} levels deep (mappings and lists inside each other, aliases "
+            "expanded); a scenario file needs a handful")
+
+
+def too_large(size: str) -> str:
+    return (f"the file is {size}: scenario files are limited to 1 MB ({MAX_FILE_BYTES:,} bytes); split it into "
+            "several files")
 
 
 def short(value: Any, limit: int = 80) -> str:
-    """A value as messages show it: its repr, shortened."""
-    text = repr(value)
+    """A value as messages show it: its repr, shortened (built only as far as shown: a large value, or one
+    that shares parts through aliases, costs no more than ``limit`` characters)."""
+    parts: list[str] = []
+    size = 0
+    for part in _repr_parts(value, set(), 0):
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            break
+    text = "".join(parts)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _repr_parts(value: Any, path: set[int], depth: int) -> Iterator[str]:
+    """``repr(value)`` in pieces, lazily, for the plain data of a file (lists, dicts; the rest as ``repr``)."""
+    cls = type(value)
+    if (cls is not list and cls is not dict) or depth > MAX_DEPTH:
+        yield repr(value)
+        return
+    if id(value) in path:  # a container that holds itself (a Python value named by a reference)
+        yield "[...]" if cls is list else "{...}"
+        return
+    path.add(id(value))
+    if cls is list:
+        yield "["
+        for i, item in enumerate(value):
+            if i:
+                yield ", "
+            yield from _repr_parts(item, path, depth + 1)
+        yield "]"
+    else:
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            if i:
+                yield ", "
+            yield from _repr_parts(key, path, depth + 1)
+            yield ": "
+            yield from _repr_parts(item, path, depth + 1)
+        yield "}"
+    path.discard(id(value))
 
 
 class YamlDoc:
@@ -41,6 +125,7 @@ class YamlDoc:
         self.loader = loader
         self.path = path
         self._items: dict[int, dict[str, tuple[Node, Node]]] = {}
+        self._plain: dict[int, Any] = {}  # id(node) -> its plain value: an alias is expanded once
         self._prefix: list[str] = []
         self.tool_names: tuple[str, ...] = ()
 
@@ -79,12 +164,23 @@ class YamlDoc:
             self.fail(node, f"cannot read the value {node.value!r}: {getattr(exc, 'problem', None) or exc}")
 
     def plain(self, node: Node) -> Any:
-        """The node as plain data (str, int, float, bool, None, date, list, dict with string keys)."""
+        """The node as plain data (str, int, float, bool, None, date, list, dict with string keys).
+
+        Memoised per node: a node reached through several aliases is expanded once and shared (as
+        ``yaml.safe_load`` shares it); ``check_tree`` has bounded the document's expanded size and depth."""
+        key = id(node)
+        try:
+            return self._plain[key]
+        except KeyError:
+            pass
         if isinstance(node, yaml.MappingNode):
-            return {k: self.plain(v) for k, (_, v) in self.items(node).items()}
-        if isinstance(node, yaml.SequenceNode):
-            return [self.plain(v) for v in node.value]
-        return self.scalar(node)
+            value: Any = {k: self.plain(v) for k, (_, v) in self.items(node).items()}
+        elif isinstance(node, yaml.SequenceNode):
+            value = [self.plain(v) for v in node.value]
+        else:
+            value = self.scalar(node)
+        self._plain[key] = value
+        return value
 
     def items(self, node: yaml.MappingNode) -> dict[str, tuple[Node, Node]]:
         """A mapping's entries as ``{key: (key_node, value_node)}``: string keys only, no duplicate keys,
@@ -133,14 +229,22 @@ def found(doc: YamlDoc, node: Node) -> str:
 
 
 def check_tree(doc: YamlDoc, root: Node) -> None:
-    """Refuse tags that would build Python objects (or anything beyond plain data) and recursive aliases."""
+    """Refuse tags that would build Python objects (or anything beyond plain data), recursive aliases, and
+    documents too big or too deep once their aliases are expanded (``MAX_EXPANDED``, ``MAX_DEPTH``).
+
+    One walk over the node graph, each node visited once: its expanded size (itself, its scalar's
+    characters, and its children's expanded sizes) and depth are worked out from its children's when it is
+    left, so a node reached through many aliases costs nothing more."""
     state: dict[int, int] = {}  # 1: on the current path, 2: done
+    size: dict[int, int] = {}  # id(node) -> nodes and scalar characters once aliases are expanded
+    depth: dict[int, int] = {}  # id(node) -> levels of nesting once aliases are expanded (a scalar: 1)
     merge_keys = set()  # '<<' in key position: a merge key (applied by ``YamlDoc.items``)
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, leaving = stack.pop()
         if leaving:
             state[id(node)] = 2
+            _measure(doc, node, size, depth)
             continue
         mark = state.get(id(node))
         if mark == 2:
@@ -165,6 +269,28 @@ def check_tree(doc: YamlDoc, root: Node) -> None:
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((v, False) for v in reversed(node.value))
 
+
+def _measure(doc: YamlDoc, node: Node, size: dict[int, int], depth: dict[int, int]) -> None:
+    """A node's expanded size and depth, from its children's (all measured already); refuse it past a limit."""
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    else:
+        size[id(node)] = 1 + len(node.value)
+        depth[id(node)] = 1
+        return
+    # (a merge key '<<' is skipped by the walk: it counts as one node)
+    total = 1 + sum(size.get(id(c), 1) for c in children)
+    levels = 1 + max((depth.get(id(c), 1) for c in children), default=0)
+    if total > MAX_EXPANDED:
+        doc.fail(node, f"aliases ('*name') expand this value to more than {MAX_EXPANDED:,} nodes and characters "
+                       "(aliases of aliases multiply: a 'billion laughs' file?); a scenario file with every alias "
+                       f"expanded is limited to {MAX_EXPANDED:,}")
+    if levels > MAX_DEPTH:
+        doc.fail(node, too_deep())
+    size[id(node)] = total
+    depth[id(node)] = levels
 
 
 def yaml_error(exc: yaml.YAMLError, path: str, text: str) -> ScenarioFileError:

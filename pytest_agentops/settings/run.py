@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .._validation import is_number
+from .._validation import check_concurrency, check_trials, is_number
 from ..errors import ConfigError
 from .faults import Faults
 from .layers import check_isolation
@@ -54,13 +54,11 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         check_isolation("isolation", self.isolation)
-        if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
-            raise ConfigError(f"trials={self.trials!r} must be a whole number >= 1")
+        check_trials(self.trials)
         if self.replay is not None and (isinstance(self.replay, bool) or not isinstance(self.replay, int)
                                         or self.replay < 0):
             raise ConfigError(f"replay={self.replay!r} must be a trial index >= 0")
-        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise ConfigError(f"concurrency={self.concurrency!r} must be a whole number >= 1")
+        check_concurrency(self.concurrency)
         if not is_number(self.confidence) or not 0.5 <= self.confidence < 1 or math.isnan(self.confidence):
             raise ConfigError(f"confidence={self.confidence!r} must be a number in [0.5, 1), e.g. 0.95")
 

@@ -29,10 +29,21 @@ from .binomial import (
 from .compare import fisher_less_pvalue
 from .planning import look_schedule, per_look_alpha, trials_for, trials_to_decide
 from .quantiles import min_trials_for_quantile_bound, quantile, quantile_lower_bound, quantile_upper_bound
-from .sequential import RateRule, RuleOutcome, fixed_boundaries, fixed_first_pass, rate_rule, sprt_outcome
+from .sequential import (
+    LAZY_LIMIT,
+    Bounds,
+    RateRule,
+    RuleOutcome,
+    fixed_boundaries,
+    fixed_first_pass,
+    rate_rule,
+    sprt_outcome,
+)
 
 __all__ = [
+    "LAZY_LIMIT",
     "BettingTest",
+    "Bounds",
     "RateBounds",
     "RateRule",
     "RuleOutcome",

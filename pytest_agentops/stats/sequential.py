@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,42 @@ MIXTURE_POINTS = 12
 GRID, ROUNDS = 16, 2
 #: Up to this many units the boundaries come from the whole table of log likelihood ratios (else by bisection).
 TABLE_LIMIT = 1000
+#: Beyond this many units a rule's boundaries are computed a chunk at a time, when a campaign reaches them.
+LAZY_LIMIT = 100_000
+CHUNK = 4096
+
+
+class Bounds(Sequence):
+    """A boundary of a long rule, computed ``CHUNK`` units at a time when first read: a campaign allowed
+    10,000,000 trials that decides after 25 costs what 25 trials need, not its maximum (read-only)."""
+
+    __slots__ = ("_chunks", "_make", "_size")
+
+    def __init__(self, make: Callable[[int, int], np.ndarray], size: int):
+        self._make, self._size, self._chunks = make, size, {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, n):
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(self._size))]
+        if n < 0:
+            n += self._size
+        if not 0 <= n < self._size:
+            raise IndexError(n)
+        c, at = divmod(n, CHUNK)
+        chunk = self._chunks.get(c)
+        if chunk is None:
+            chunk = self._chunks[c] = self._make(c * CHUNK, min((c + 1) * CHUNK, self._size))
+        return int(chunk[at])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = np.concatenate([self._make(lo, min(lo + CHUNK, self._size)) for lo in range(0, self._size, CHUNK)])
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"Bounds({self._size} units, {len(self._chunks)} chunk(s) computed)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +124,8 @@ class RateRule:
     beta: float  # bound on P(pass) at rates <= fail_level (== alpha without a zone)
     max_n: int
     sequential: bool
-    pass_at: tuple[int, ...] = ()
-    fail_at: tuple[int, ...] = ()
+    pass_at: Sequence[int] = ()  # a tuple, or ``Bounds`` beyond LAZY_LIMIT units
+    fail_at: Sequence[int] = ()
     exact: bool = True  # constants tightened by the exact computation (else Ville's, still valid)
 
     @property
@@ -123,6 +160,15 @@ class RateRule:
     def outcome(self, rate: float) -> RuleOutcome:
         """Exact verdict probabilities and stopping distribution when each unit succeeds with ``rate``."""
         return _outcome(np.asarray(self.pass_at), np.asarray(self.fail_at), float(rate), self.max_n)
+
+    def error_rates(self) -> tuple[float, float]:
+        """(P(pass) at the rate where a pass is wrong, P(fail) at the threshold): exact by the dynamic programme,
+        or beyond ``LAZY_LIMIT`` units the bounds Ville's constants guarantee (beta, alpha)."""
+        if not 0.0 < self.threshold < 1.0:
+            return 0.0, 0.0
+        if self.max_n > LAZY_LIMIT:
+            return self.beta, self.alpha
+        return self.outcome(self.base_pass).passed, self.outcome(self.threshold).failed
 
     def decides_with(self, rate: float, probability: float, verdict: str = "decide") -> bool:
         """Whether the rule passes (``"pass"``), fails (``"fail"``) or decides either way with probability >=
@@ -276,12 +322,12 @@ def _table(up: bytes, down: bytes, log_w: bytes, max_n: int) -> np.ndarray:
 
 
 def _boundary(up: np.ndarray, down: np.ndarray, log_w: np.ndarray, constants: np.ndarray, max_n: int,
-              side: int) -> np.ndarray:
+              side: int, start: int = 0) -> np.ndarray:
     """For each constant c (rows): pass_at[n] = min k with log LR >= c (side +1; n + 1 if none), or
     fail_at[n] = max k with log LR >= c (side -1; -1 if none), for n = 0..max_n. The log LR is monotone in k
     (increasing for alternatives above the base, decreasing below), so a bisection runs over every n at once."""
     rows = constants.size
-    if max_n <= TABLE_LIMIT and rows > 1:  # calibrating, and small enough for the table: a sorted search per n
+    if max_n <= TABLE_LIMIT and rows > 1 and not start:  # calibrating, small enough for the table: search per n
         table = _table(up.tobytes(), down.tobytes(), log_w.tobytes(), max_n)
         out = np.empty((rows, max_n + 1), dtype=np.int64)
         out[:, 0] = 1 if side > 0 else -1
@@ -292,7 +338,7 @@ def _boundary(up: np.ndarray, down: np.ndarray, log_w: np.ndarray, constants: np
             else:  # decreasing in k: the last k at or above c
                 out[:, n] = n - np.searchsorted(row[::-1], constants, side="left")
         return out
-    n = np.broadcast_to(np.arange(max_n + 1), (rows, max_n + 1))
+    n = np.broadcast_to(np.arange(start, max_n + 1), (rows, max_n + 1 - start))
     c = constants[:, None]
     if side > 0:
         lo, hi = np.zeros_like(n), n + 1  # invariant: the answer is in [lo, hi]; hi = n + 1 means none
@@ -305,7 +351,8 @@ def _boundary(up: np.ndarray, down: np.ndarray, log_w: np.ndarray, constants: np
             hi = np.where(active & ok, mid, hi)
             lo = np.where(active & ~ok, mid + 1, lo)
         out = hi
-        out[:, 0] = 1
+        if not start:
+            out[:, 0] = 1
     else:
         lo, hi = np.full_like(n, -1), n.copy()  # the answer is in [lo, hi]; lo = -1 means none
         while True:
@@ -317,7 +364,8 @@ def _boundary(up: np.ndarray, down: np.ndarray, log_w: np.ndarray, constants: np
             lo = np.where(active & ok, mid, lo)
             hi = np.where(active & ~ok, mid - 1, hi)
         out = lo
-        out[:, 0] = -1
+        if not start:
+            out[:, 0] = -1
     return out.astype(np.int64)
 
 
@@ -408,15 +456,6 @@ def fixed_boundaries(threshold: float, fail_level: float | None, alpha: float, b
     return a, b
 
 
-def _fixed(threshold: float, fail_level: float | None, alpha: float, beta: float, max_n: int,
-           strict: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A rule that looks once, at max_n (see ``fixed_boundaries``)."""
-    pass_at = np.arange(1, max_n + 2, dtype=np.int64)
-    fail_at = np.full(max_n + 1, -1, dtype=np.int64)
-    pass_at[max_n], fail_at[max_n] = fixed_boundaries(threshold, fail_level, alpha, beta, max_n, strict)
-    return pass_at, fail_at
-
-
 @functools.lru_cache(maxsize=512)
 def rate_rule(threshold: float, *, max_n: int, alpha: float = 0.05, fail_level: float | None = None,
               beta: float | None = None, sequential: bool = True, strict: bool = False,
@@ -441,20 +480,31 @@ def rate_rule(threshold: float, *, max_n: int, alpha: float = 0.05, fail_level: 
             raise ValueError(f"{name}={value} must be in (0, 1)")
     common = {"threshold": threshold, "fail_level": fail_level, "alpha": alpha, "beta": beta, "max_n": max_n,
               "sequential": sequential}
-    n_index = np.arange(max_n + 1)
     if threshold <= 0.0 or threshold >= 1.0:  # nothing to estimate: decided by what is seen
-        if threshold <= 0.0:  # >= 0 always holds; > 0 holds once a success is seen
-            pass_at = np.where(n_index > 0, 1 if strict else 0, 1)
-            fail_at = np.full(max_n + 1, -1)
-        else:  # >= 1 fails at the first failure and never passes (> 1 never holds)
-            pass_at = n_index + 1
-            fail_at = np.where(n_index > 0, n_index if strict else n_index - 1, -1)
-        if not sequential:
-            pass_at[:-1], fail_at[:-1] = n_index[:-1] + 1, -1
-        return RateRule(**common, pass_at=tuple(int(x) for x in pass_at), fail_at=tuple(int(x) for x in fail_at))
+        def trivial_pass(lo: int, hi: int) -> np.ndarray:
+            n = np.arange(lo, hi)
+            # >= 0 always holds, > 0 once a success is seen; >= 1 fails at the first failure and never passes
+            out = np.where(n > 0, 1 if strict else 0, 1) if threshold <= 0.0 else n + 1
+            return out if sequential else np.where(n < max_n, n + 1, out)
+
+        def trivial_fail(lo: int, hi: int) -> np.ndarray:
+            n = np.arange(lo, hi)
+            out = np.full(n.size, -1) if threshold <= 0.0 else np.where(n > 0, n if strict else n - 1, -1)
+            return out if sequential else np.where(n < max_n, -1, out)
+
+        return RateRule(**common, pass_at=_bounds(trivial_pass, max_n), fail_at=_bounds(trivial_fail, max_n))
     if not sequential:
-        pass_at, fail_at = _fixed(threshold, fail_level, alpha, beta, max_n, strict)
-        return RateRule(**common, pass_at=tuple(int(x) for x in pass_at), fail_at=tuple(int(x) for x in fail_at))
+        last_pass, last_fail = fixed_boundaries(threshold, fail_level, alpha, beta, max_n, strict)
+
+        def fixed_pass(lo: int, hi: int) -> np.ndarray:  # one look, at max_n
+            n = np.arange(lo, hi)
+            return np.where(n < max_n, n + 1, last_pass)
+
+        def fixed_fail(lo: int, hi: int) -> np.ndarray:
+            n = np.arange(lo, hi)
+            return np.where(n < max_n, -1, last_fail)
+
+        return RateRule(**common, pass_at=_bounds(fixed_pass, max_n), fail_at=_bounds(fixed_fail, max_n))
     if fail_level is None:
         trials = np.geomspace(MIXTURE_FROM, max(max_n, MIXTURE_FROM + 1), MIXTURE_POINTS)
         target = math.log(1.0 / alpha)
@@ -473,15 +523,27 @@ def rate_rule(threshold: float, *, max_n: int, alpha: float = 0.05, fail_level: 
         pass_ceiling, fail_ceiling = math.log(1.0 / beta), math.log(1.0 / alpha)
     exact = calibrate and max_n <= EXACT_LIMIT
     if exact:
+        n_index = np.arange(max_n + 1)
         fail_at, _ = _calibrate(f_up, f_down, w, fail_base, alpha, n_index + 1, max_n, -1, fail_ceiling)
         pass_at, _ = _calibrate(p_up, p_down, w, pass_base, beta, fail_at, max_n, +1, pass_ceiling)
         fail_at, _ = _calibrate(f_up, f_down, w, fail_base, alpha, pass_at, max_n, -1, fail_ceiling)
         _finish(pass_at, fail_at, pass_base, beta, fail_base, alpha, max_n)
-    else:
-        pass_at = _boundary(p_up, p_down, w, np.array([pass_ceiling]), max_n, +1)[0]
-        fail_at = _boundary(f_up, f_down, w, np.array([fail_ceiling]), max_n, -1)[0]
-    return RateRule(**common, pass_at=tuple(int(x) for x in pass_at), fail_at=tuple(int(x) for x in fail_at),
-                    exact=exact)
+        return RateRule(**common, pass_at=tuple(int(x) for x in pass_at), fail_at=tuple(int(x) for x in fail_at))
+
+    def ville_pass(lo: int, hi: int) -> np.ndarray:  # Ville's constants: each n's bound on its own
+        return _boundary(p_up, p_down, w, np.array([pass_ceiling]), hi - 1, +1, start=lo)[0]
+
+    def ville_fail(lo: int, hi: int) -> np.ndarray:
+        return _boundary(f_up, f_down, w, np.array([fail_ceiling]), hi - 1, -1, start=lo)[0]
+
+    return RateRule(**common, pass_at=_bounds(ville_pass, max_n), fail_at=_bounds(ville_fail, max_n), exact=False)
+
+
+def _bounds(make: Callable[[int, int], np.ndarray], max_n: int) -> tuple[int, ...] | Bounds:
+    """A boundary for n = 0..max_n: a tuple, or computed chunk by chunk beyond ``LAZY_LIMIT`` units."""
+    if max_n <= LAZY_LIMIT:
+        return tuple(int(x) for x in make(0, max_n + 1))
+    return Bounds(make, max_n + 1)
 
 
 def sprt_outcome(threshold: float, fail_level: float, rate: float, alpha: float = 0.05, beta: float = 0.05,

@@ -20,6 +20,7 @@ from ...seeding import Stream, stream
 from ...settings.layers import StateSpec
 from ...vtime.clock import VirtualClock
 from ...vtime.loop import VirtualTimeLoop, run_virtual
+from .. import secrets
 from ..state import CheckpointStore, TrialStore, open_store
 from .protocol import ChildJob, ChildLimits, _Channel, freeze, thaw
 
@@ -159,12 +160,13 @@ def _run_here(coro: Any, clock: _RemoteClock) -> Any:
 def child_main(conn: _Channel, job: ChildJob) -> None:
     """The child process: run the agent once and send back its output or its exception."""
     rpc = _Rpc(conn)
+    secrets.refresh()  # (the parent's environment: what the child prints is redacted as in the parent)
     store = open_store(StateSpec.parse(job.state), job.namespace)
     try:
         env = ChildEnv(rpc, job, store)
         random_token = enter_random(TrialRandom(job.seed))  # as in the parent: the trial's own stdlib random
         try:
-            with time_patch(), virtual_time(env.clock):
+            with time_patch(), virtual_time(env.clock), secrets.redacted_output():
                 output = job.agent(job.task, env)
                 if inspect.isawaitable(output):  # an async agent: on a virtual-time loop of its own
                     output = _run_here(output, env.clock)

@@ -1,8 +1,11 @@
 """Checkpoint stores the agent saves its progress to, so that a restarted agent can resume.
 
 A store maps string keys to JSON values inside one *namespace*. Every trial gets its own namespace
-(``<scenario>/<trial seed>``, cleared when the trial starts), so trials never see each other's
-checkpoints even when they share one SQLite file or one Redis server. Values are JSON only (no pickle).
+(``<run>/<scenario>/<trial seed>``, ``run`` unique to the campaign: random, after the pytest-xdist worker
+id), empty when the trial starts and emptied when it ends, so trials never see each other's checkpoints,
+nor do two processes running the same scenario, even when they share one SQLite file or one Redis server.
+A store that cannot be reached is a ``ConfigError`` when the campaign starts. Values are JSON only (no
+pickle).
 
 Backends: ``MemoryStore`` (in-process), ``SQLiteStore`` (one table keyed by ``(namespace, key)``, WAL
 journal, each save its own committed transaction: it survives a SIGKILL of the process that wrote it)
@@ -13,7 +16,7 @@ one from a scenario's ``state`` setting: ``"memory"``, ``"sqlite"``, ``"sqlite:P
 
 from ...errors import CheckpointError
 from ...settings.layers import StateSpec
-from .campaign import CampaignState, TrialStore, open_store
+from .campaign import CampaignState, TrialStore, open_store, run_identity
 from .memory import MemoryStore
 from .protocol import CheckpointStore, check_key, encode
 from .redis import REDIS_PREFIX, RedisStore
@@ -32,4 +35,5 @@ __all__ = [
     "check_key",
     "encode",
     "open_store",
+    "run_identity",
 ]

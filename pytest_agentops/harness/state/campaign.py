@@ -1,11 +1,14 @@
-"""A campaign's checkpoint storage (``CampaignState``: one namespace per trial), the agent's view of its
-trial's store (``TrialStore``: traced, closed to an ended trial), and ``open_store`` for a ``StateSpec``."""
+"""A campaign's checkpoint storage (``CampaignState``: one namespace per trial, unique to the campaign), the
+agent's view of its trial's store (``TrialStore``: traced, closed to an ended trial), and ``open_store`` for a
+``StateSpec``."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -30,31 +33,76 @@ def open_store(spec: StateSpec, namespace: str = "default") -> CheckpointStore:
     return RedisStore(spec.target, namespace)
 
 
-class CampaignState:
-    """The checkpoint storage of one campaign: opened when it starts, one namespace per trial, closed at the end."""
+def run_identity() -> str:
+    """A campaign's identity in checkpoint namespaces: 12 random hex digits (``os.urandom``), after the
+    pytest-xdist worker id when there is one (``gw3-5f0c2a9e41d7``)."""
+    token = secrets.token_hex(6)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").strip()
+    return f"{worker}-{token}" if worker else token
 
-    def __init__(self, spec: StateSpec):
+
+class CampaignState:
+    """The checkpoint storage of one campaign: opened (and checked to be reachable) when it starts, one
+    namespace per trial, closed at the end.
+
+    A trial's namespace is ``<run>/<scenario>/<trial seed>``, ``run`` being this campaign's identity
+    (``run_identity``): two processes running the same scenario with the same seeds on one store (xdist
+    workers, two CI jobs on one Redis) never see each other's checkpoints. A trial's namespace is emptied
+    when the trial ends (``release``); whatever an ended trial left is emptied when the campaign closes, so
+    nothing of a campaign stays in a shared store.
+    """
+
+    def __init__(self, spec: StateSpec, run: str | None = None):
         self._tmpdir: str | None = None
         if spec.kind == "sqlite" and not spec.target:
             self._tmpdir = tempfile.mkdtemp(prefix="agentops-state-")
             spec = StateSpec("sqlite", os.path.join(self._tmpdir, "checkpoints.sqlite3"))
         self.spec = spec  # concrete: a child process opens exactly this
-        self._root = open_store(spec, "campaign")
+        self.run = run_identity() if run is None else run
+        self._open: set[str] = set()  # namespaces of trials not released yet
+        self._lock = threading.Lock()
+        try:
+            self._root = open_store(spec, "campaign")
+            self._root.keys()  # reachable now, or a ConfigError before any trial (a lazy client connects here)
+        except ConfigError:
+            self._remove_tmpdir()
+            raise
+        except Exception as exc:
+            self._remove_tmpdir()
+            raise ConfigError(f"state={str(spec)!r}: the checkpoint store cannot be reached ({type(exc).__name__}: "
+                              f"{exc}); is the server running and the URL right?") from exc
 
-    @staticmethod
-    def namespace(scenario: str, seed: int) -> str:
-        """The namespace of the trial of ``scenario`` with this seed."""
-        return f"{scenario}/{seed}"
+    def namespace(self, scenario: str, seed: int) -> str:
+        """The namespace of the trial of ``scenario`` with this seed, in this campaign."""
+        return f"{self.run}/{scenario}/{seed}"
 
     def trial_store(self, scenario: str, seed: int) -> CheckpointStore:
         """The trial's store, emptied: a trial starts with no checkpoints even in a persistent file."""
         store = self._root.namespaced(self.namespace(scenario, seed))
+        with self._lock:
+            self._open.add(store.namespace)
         store.clear()
         return store
 
+    def release(self, store: CheckpointStore) -> None:
+        """The trial is over: remove its checkpoints (they mean nothing to any later trial or run)."""
+        store.clear()
+        with self._lock:
+            self._open.discard(store.namespace)
+
     def close(self) -> None:
-        """Close the backend's connection and remove a temporary checkpoint file."""
-        self._root.close()
+        """Empty what trials left (a trial that never ended), close the backend's connection, and remove a
+        temporary checkpoint file."""
+        try:
+            with self._lock:
+                left, self._open = sorted(self._open), set()
+            for namespace in left:
+                self._root.namespaced(namespace).clear()
+        finally:
+            self._root.close()
+            self._remove_tmpdir()
+
+    def _remove_tmpdir(self) -> None:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 

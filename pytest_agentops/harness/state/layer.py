@@ -1,5 +1,6 @@
-"""The state layer: every trial gets its own emptied namespace of the campaign's checkpoint store as
-``env.state``; every save and delete is traced, and an ended trial's agent can no longer use it."""
+"""The state layer: every trial gets its own empty namespace of the campaign's checkpoint store as
+``env.state`` (unique to the campaign: see ``CampaignState``); every save and delete is traced, an ended
+trial's agent can no longer use it, and its checkpoints are removed when it ends."""
 
 from __future__ import annotations
 
@@ -23,12 +24,21 @@ def resolve_state(state: StateSpec | str | None, faults: Faults) -> StateSpec:
 
 
 class _StateTrial(LayerTrial):
-    __slots__ = ()
+    __slots__ = ("_campaign", "_store", "_trace")
 
     def __init__(self, trial: TrialPort, campaign: CampaignState):
         store = campaign.trial_store(trial.scenario, trial.seed)
         trial.provide("state", TrialStore(store, trial.trace.add, trial.check_alive))
         trial.provide("state_campaign", campaign)
+        self._campaign, self._store, self._trace = campaign, store, trial.trace
+
+    def close(self) -> None:
+        """The trial is over: its checkpoints go (a store that fails now is said in the trace, not raised:
+        the campaign's close tries again)."""
+        try:
+            self._campaign.release(self._store)
+        except Exception as exc:
+            self._trace.add("checkpoint", "*", "not_cleared", error=f"{type(exc).__name__}: {exc}")
 
 
 class _States:

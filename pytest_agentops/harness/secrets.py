@@ -1,0 +1,207 @@
+"""Secrets never reach a report: what is redacted, and the process-wide redaction of the agent's output.
+
+Redacted (replaced by ``[redacted]``) wherever text is written down (trace events, a trial's reason and
+output, the JSON report, and what the agent prints or logs while a campaign runs):
+
+- known secret shapes: API keys ``sk-...`` (eight or more characters after ``sk-``, so the fake model's
+  ``sk-agentops-fake-...`` too) and ``Bearer ...`` authorization values;
+- the values of environment variables whose names look like they hold a secret: a part of the name (split
+  at ``_``, ``-`` and ``.``, case-insensitively) is ``KEY``, ``APIKEY``, ``TOKEN``, ``SECRET``,
+  ``PASSWORD``, ``PASSWD``, ``PASS``, ``PASSPHRASE``, ``CREDENTIAL`` or ``CREDENTIALS``, or ends with
+  ``APIKEY``, ``TOKEN``, ``SECRET`` or ``PASSWORD`` (``OPENAI_API_KEY``, ``GITHUB_TOKEN``, ``DB_PASSWORD``,
+  ``AWS_SECRET_ACCESS_KEY``, ``GHTOKEN``), with a value of at least 8 characters. They are read from the
+  environment when a campaign starts (``refresh``) and when a report is written;
+- in mappings (trace event data), the value of a key that names a secret (``api_key``, ``authorization``,
+  ``password``, ``secret``, a key ending in ``token``, ``bearer``).
+
+``SecretsLayer`` is the built-in layer that does the per-campaign part: it reads the environment's secrets
+and holds ``redacted_output`` (``sys.stdout``/``sys.stderr`` wrapped, log records' messages redacted) for
+the length of the campaign, so what an agent prints or logs reaches pytest's captured output, the terminal
+and JUnit XML redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..process.patch import ProcessPatch
+
+if TYPE_CHECKING:
+    from ..scenario import Scenario
+    from ..settings.run import RunSettings
+    from .layer import LayerTrial, TrialPort
+
+REDACTED = "[redacted]"
+#: Mapping keys whose value is a secret (trace event data, headers).
+SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|token$|bearer)", re.IGNORECASE)
+#: Secret shapes: ``sk-`` keys (OpenAI-style, and the fake model's ``sk-agentops-fake-...``), Bearer values.
+SECRET_SHAPE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
+_NAME_PARTS = frozenset({"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PASSPHRASE",
+                         "CREDENTIAL", "CREDENTIALS"})
+_NAME_ENDINGS = ("APIKEY", "TOKEN", "SECRET", "PASSWORD")
+#: The shortest environment value redacted (shorter ones, "true" or "1", would redact ordinary text).
+MIN_SECRET_LENGTH = 8
+
+_env_pattern: re.Pattern[str] | None = None  # the environment's secret values, longest first
+_env_longest = 0
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an environment variable's name looks like it holds a secret (see the module's docstring)."""
+    parts = re.split(r"[_\-.]", name.upper())
+    return any(part in _NAME_PARTS or part.endswith(_NAME_ENDINGS) for part in parts if part)
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The values of ``environ``'s (default: the process's) secret-named variables, longest first."""
+    env = os.environ if environ is None else environ
+    values = {value for name, value in env.items() if len(value) >= MIN_SECRET_LENGTH and is_secret_name(name)}
+    return tuple(sorted(values, key=lambda v: (-len(v), v)))
+
+
+def refresh(environ: Mapping[str, str] | None = None) -> None:
+    """Read the environment's secrets again (a campaign does when it starts; so does writing a report)."""
+    global _env_pattern, _env_longest
+    values = environment_secrets(environ)
+    _env_pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
+    _env_longest = len(values[0]) if values else 0
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every known secret replaced by ``[redacted]``."""
+    env = _env_pattern
+    if env is not None:
+        text = env.sub(REDACTED, text)
+    if "sk-" in text or "Bearer" in text:
+        text = SECRET_SHAPE.sub(REDACTED, text)
+    return text
+
+
+def redact_short(text: str, limit: int) -> str:
+    """``text`` redacted, then cut to ``limit`` characters (``...`` added): a secret that straddles the cut is
+    redacted whole, and a long text costs no more than its first ``limit`` characters and a margin."""
+    margin = max(300, _env_longest + 1)
+    text = redact_text(text[: limit + margin])
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def redact(value: Any) -> Any:
+    """``value`` with secrets replaced, recursively: strings, mapping values (a secret-named key's value
+    whole), lists and tuples (as lists)."""
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) else redact(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def redact_data(value: Any) -> Any:
+    """Plain JSON data (a report) with every string redacted, mapping keys included; other values as they are."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {(redact_text(k) if isinstance(k, str) else k): redact_data(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_data(v) for v in value]
+    return value
+
+
+# --- what the agent prints and logs while a campaign runs ----------------------------------------------------
+
+
+class RedactingStream:
+    """A text stream that redacts what is written to it and passes everything else to the stream it wraps."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact_text(text) if isinstance(text, str) else text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _hold_output() -> tuple[Any, Any, Any, Any]:
+    """Wrap sys.stdout and sys.stderr; redact the message of every log record made from now on."""
+    out, err = sys.stdout, sys.stderr
+    wrapped_out = RedactingStream(out) if out is not None else None
+    wrapped_err = RedactingStream(err) if err is not None else None
+    if wrapped_out is not None:
+        sys.stdout = wrapped_out  # type: ignore[assignment]
+    if wrapped_err is not None:
+        sys.stderr = wrapped_err  # type: ignore[assignment]
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it when the record is handled
+            return record
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    return (out, wrapped_out), (err, wrapped_err), previous, factory
+
+
+def _restore_output(held: tuple[Any, Any, Any, Any]) -> None:
+    (out, wrapped_out), (err, wrapped_err), previous, factory = held
+    if wrapped_out is not None and sys.stdout is wrapped_out:  # (someone else replaced it since: leave theirs)
+        sys.stdout = out
+    if wrapped_err is not None and sys.stderr is wrapped_err:
+        sys.stderr = err
+    if logging.getLogRecordFactory() is factory:
+        logging.setLogRecordFactory(previous)
+
+
+#: ``with redacted_output():`` while a campaign runs: what is printed or logged reaches its destination redacted.
+redacted_output = ProcessPatch("output", _hold_output, _restore_output,
+                               what="sys.stdout/sys.stderr wrapped and log messages redacted (secrets)")
+
+
+class _Redaction:
+    """The secrets layer for one campaign: the environment read, the output redacted until it closes."""
+
+    __slots__ = ("_held",)
+    name = "secrets"
+
+    def __init__(self) -> None:
+        refresh()
+        redacted_output.acquire()
+        self._held = True
+
+    def attach(self, trial: TrialPort) -> LayerTrial | None:
+        return None  # nothing per trial: trace events, reasons and outputs are redacted where they are written
+
+    def close(self) -> None:
+        if self._held:
+            self._held = False
+            redacted_output.release()
+
+
+class SecretsLayer:
+    """Always on: secrets in what an agent prints, logs, raises, returns or passes to tools are redacted."""
+
+    name = "secrets"
+
+    def for_campaign(self, scenario: Scenario, run: RunSettings) -> _Redaction:
+        return _Redaction()
+
+
+LAYER = SecretsLayer()

@@ -1,0 +1,233 @@
+"""Bad input cannot hang or exhaust a run: scenario files are read with bounded work (size, nesting depth,
+alias expansion), trials and concurrency are capped with clear errors. What these cost in time and memory
+is measured in tests/benchmarks/bench_hostile_input.py; here, the refusals and their messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_agentops import ConfigError, Faults, Scenario, run_campaign
+from pytest_agentops._validation import MAX_CONCURRENCY, MAX_TRIALS
+from pytest_agentops.errors import ScenarioFileError
+from pytest_agentops.pytest_plugin.options import parse_concurrency, parse_trials
+from pytest_agentops.scenario_file import load_scenario_text, read_scenario_file
+from pytest_agentops.scenario_file.yamldoc import MAX_DEPTH, MAX_EXPANDED, MAX_FILE_BYTES, short
+from pytest_agentops.settings.run import RunSettings
+
+import scenario_support as sup
+
+HEAD = "name: refund\nagent: scenario_support:careful\n"
+
+
+def laughs(levels: int, copies: int = 9, key: str = "task") -> str:
+    """A 'billion laughs' document: each anchor a list of ``copies`` aliases of the previous one."""
+    lines = [HEAD + f"{key}:", f"  l0: &l0 [{', '.join(['lol'] * copies)}]"]
+    lines += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * copies)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def refused(text: str) -> ScenarioFileError:
+    with pytest.raises(ScenarioFileError) as info:
+        load_scenario_text(text, "hostile.yaml")
+    assert "Traceback" not in str(info.value)
+    return info.value
+
+
+# --- alias expansion: memoised and bounded -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["task", "name", "world", "faults", "expect", "state"])
+def test_an_alias_bomb_is_refused_at_the_alias_that_crosses_the_budget(key):
+    """Wherever the bomb is (read by a reader, or shown in another error's message), it is refused by the
+    tree check, before any value is expanded: at the first anchor whose expansion passes the budget."""
+    text = laughs(10, key=key)
+    assert len(text.encode()) < 700
+    error = refused(text)
+    assert "expand this value to more than 2,000,000 nodes and characters" in error.bare_message
+    assert "'billion laughs'" in error.bare_message
+    # l5 holds 9**6 copies of 'lol' (4 nodes and characters each): past 2,000,000, at its anchor '&l5'
+    assert (error.path, error.line, error.column) == ("hostile.yaml", 9, 7)
+    assert str(error).startswith("hostile.yaml:9:7: ")
+
+
+def test_merge_keys_count_toward_the_budget():
+    lines = [HEAD + "approver: &m0 {approve: 0.9, a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9}",
+             "task: &t0 x"]
+    for i in range(1, 7):
+        lines.append(f"x{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 10)}]}}")
+    error = refused("\n".join(lines) + "\n")
+    assert "expand this value to more than" in error.bare_message
+
+
+def test_an_alias_used_many_times_is_expanded_once_and_shared():
+    """Below the budget aliases are fine: the value a reader gets shares the aliased node's value (as
+    yaml.safe_load does), so 9**5 leaves cost 9**4 small lists, not 59,049 strings' worth of lists."""
+    from pytest_agentops.scenario_file.yamldoc import ScenarioLoader, YamlDoc, check_tree
+
+    loader = ScenarioLoader(laughs(5), "ok.yaml")
+    root = loader.get_single_node()
+    doc = YamlDoc(loader, "ok.yaml")
+    check_tree(doc, root)
+    value = doc.plain(root)["task"]
+    assert value["l4"][0] is value["l3"] and value["l4"][8] is value["l3"]
+    assert doc.plain(root) is doc.plain(root)  # memoised per node
+    loader.dispose()
+
+
+def test_an_error_about_a_large_shared_value_shows_a_short_repr():
+    """The reader refuses a mapping given as ``task`` (other than a task generator); its message stays short."""
+    error = refused(laughs(5))
+    assert error.bare_message.startswith("task: a mapping takes exactly one key, 'generate'")
+    assert "got keys ['l0', 'l1'" in error.bare_message and len(error.bare_message) < 200
+    wide = refused(HEAD + "task: {" + ", ".join(f"k{i}: 1" for i in range(5000)) + "}\n")
+    assert "got keys ['k0', 'k1'" in wide.bare_message and len(wide.bare_message) < 250
+
+
+def test_short_is_the_shortened_repr_built_only_as_far_as_shown():
+    shared = ["x" * 10] * 1000
+    huge = [shared] * 1000  # a billion characters if it were repr'd whole
+    assert short(huge) == repr([shared])[:77] + "..."
+    for value in ([1, "a", None, 2.5, True], {"a": [1, {"b": (2, 3)}]}, "text", [], {}):
+        assert short(value) == repr(value)
+    loop: list = [1]
+    loop.append(loop)
+    assert short(loop) == repr(loop) == "[1, [...]]"
+
+
+def test_the_budget_exceeds_what_any_file_within_the_size_limit_holds_without_aliases():
+    assert MAX_EXPANDED >= 2 * MAX_FILE_BYTES
+
+
+# --- nesting depth -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["flow list", "flow mapping", "block", "aliases"])
+def test_deep_nesting_is_a_clear_error_not_a_recursion_error(shape):
+    if shape == "flow list":
+        text = HEAD + "task: " + "[" * 20_000 + "]" * 20_000 + "\n"
+        where = (3, 7 + MAX_DEPTH)
+    elif shape == "flow mapping":
+        text = HEAD + "task: " + "{a: " * 20_000 + "1" + "}" * 20_000 + "\n"
+        where = (3, 7 + 4 * (MAX_DEPTH - 2) + 1)  # the key 'a' of the 99th mapping: its 101st level
+    elif shape == "block":
+        text = HEAD + "task:\n" + "".join(" " * i + "- \n" for i in range(1, 200))
+        where = (3 + MAX_DEPTH, MAX_DEPTH + 1)
+    else:  # shallow as written, deep once expanded: each anchor holds the previous one
+        text = HEAD + "task:\n  a0: &a0 [1]\n" + "".join(f"  a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 2000))
+        where = (3 + MAX_DEPTH, 8)
+    assert len(text.encode()) <= MAX_FILE_BYTES
+    error = refused(text)
+    assert error.bare_message.startswith(f"values nest more than {MAX_DEPTH} levels deep")
+    assert (error.line, error.column) == where
+
+
+def test_nesting_up_to_the_limit_is_read():
+    deep = "[" * (MAX_DEPTH - 2) + "x" + "]" * (MAX_DEPTH - 2)
+    error = refused(HEAD + f"task: {deep}\n")  # read, then refused by the task reader (not a string)
+    assert error.bare_message.startswith("task[0]=[[[[")
+
+
+# --- the file's size ------------------------------------------------------------------------------------------
+
+
+def test_a_text_over_one_megabyte_is_refused_before_it_is_parsed():
+    text = HEAD + "task: '" + "x" * MAX_FILE_BYTES + "'\n"
+    error = refused(text)
+    assert error.bare_message == (f"the file is {len(text):,} bytes: scenario files are limited to 1 MB "
+                                  "(1,000,000 bytes); split it into several files")
+    assert error.line is None
+    # UTF-8 bytes count, not characters
+    wide = HEAD + "task: '" + "\u00e9" * (MAX_FILE_BYTES // 2 + 10) + "'\n"
+    assert "scenario files are limited to 1 MB" in refused(wide).bare_message
+
+
+def test_reading_a_file_reads_no_more_than_the_limit(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_bytes(HEAD.encode() + b"# " + b"x" * (3 * MAX_FILE_BYTES) + b"\n")
+    with pytest.raises(ScenarioFileError) as info:
+        read_scenario_file(big, "scenarios/big.yaml")
+    assert str(info.value) == (f"scenarios/big.yaml: the file is {big.stat().st_size:,} bytes: scenario files are "
+                               "limited to 1 MB (1,000,000 bytes); split it into several files")
+    with pytest.raises(ScenarioFileError, match="the file is larger than that: scenario files are limited to 1 MB"):
+        read_scenario_file("/dev/zero")  # endless: only the limit is read
+    ok = tmp_path / "ok.yaml"
+    ok.write_bytes(b"name: a\r\nagent: b:c\r\n")
+    assert read_scenario_file(ok) == "name: a\nagent: b:c\n"  # newlines as a text file reads them
+
+
+# --- trials and concurrency: capped, with clear errors ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("trials", [MAX_TRIALS + 1, 10**8, 10**12, 10**30, 10**400])
+def test_trials_above_the_maximum_are_a_config_error_naming_the_key(trials):
+    with pytest.raises(ConfigError, match=r"^trials=\S+ is too large: at most 10,000,000 trials per campaign"):
+        Scenario(name="big", agent=sup.careful, trials=trials)
+    with pytest.raises(ConfigError, match=r"^trials=\S+ is too large: at most 10,000,000"):
+        RunSettings(seed=1, trials=trials, faults=Faults.none())
+    with pytest.raises(ConfigError, match=r"^trials=\S+ is too large"):
+        run_campaign(Scenario(name="big", agent=sup.careful), trials=trials)
+
+
+@pytest.mark.parametrize("concurrency", [MAX_CONCURRENCY + 1, 100_000, 10**20])
+def test_concurrency_above_the_maximum_is_a_config_error_naming_the_key(concurrency):
+    with pytest.raises(ConfigError, match=r"^concurrency=\S+ is too large: at most 1,000 trials run at once"):
+        Scenario(name="wide", agent=sup.careful, concurrency=concurrency)
+    with pytest.raises(ConfigError, match=r"^concurrency=\S+ is too large: at most 1,000"):
+        run_campaign(Scenario(name="wide", agent=sup.careful), concurrency=concurrency)
+
+
+def test_the_maximum_itself_is_allowed_and_a_campaign_planning_it_stops_at_its_first_look():
+    scenario = Scenario(name="most", agent=sup.careful, world=sup.Orders, tools=sup.ORDER_TOOLS,
+                        check=sup.refunded, faults=Faults.none(), trials=MAX_TRIALS, concurrency=MAX_CONCURRENCY,
+                        seed=5, expect={"completion_rate": ">= 0.5"})
+    result = run_campaign(scenario, concurrency=4)
+    assert result.stopped_early and len(result.records) < 100 and result.max_trials == MAX_TRIALS
+    verdict = result.verdicts[0]
+    # beyond the lazy limit the stated error rates are the bounds Ville's constants guarantee
+    assert verdict.verdict == "pass" and (verdict.false_pass, verdict.false_fail) == pytest.approx((0.05, 0.05))
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+@pytest.mark.parametrize(("threshold", "fail_level"), [(0.9, None), (0.9, 0.8), (0.0, None), (1.0, None)])
+def test_a_rule_beyond_the_lazy_limit_computes_the_boundaries_it_is_asked_for_and_the_same_ones(
+        threshold, fail_level, sequential):
+    from pytest_agentops.stats import LAZY_LIMIT, Bounds, rate_rule
+    from pytest_agentops.stats.sequential import CHUNK
+
+    big = LAZY_LIMIT + 3 * CHUNK + 17
+    rule = rate_rule(threshold, max_n=big, fail_level=fail_level, sequential=sequential)
+    assert isinstance(rule.pass_at, Bounds) and len(rule.pass_at) == big + 1
+    probes = [0, 1, 2, 50, CHUNK - 1, CHUNK, LAZY_LIMIT, big - 1, big]
+    seen = [(rule.pass_at[n], rule.fail_at[n]) for n in probes]
+    assert "4 chunk(s)" in repr(rule.pass_at)  # only the chunks holding the probes: 0, 1, 24, 27
+    whole_pass, whole_fail = np.asarray(rule.pass_at), np.asarray(rule.fail_at)
+    assert seen == [(int(whole_pass[n]), int(whole_fail[n])) for n in probes]
+    assert rule.pass_at[-1] == rule.pass_at[big] and rule.pass_at[2:5] == [rule.pass_at[n] for n in (2, 3, 4)]
+    with pytest.raises(IndexError):
+        rule.pass_at[big + 1]
+    # the same boundaries as the whole computation an eager rule of that length would make
+    n = np.arange(big + 1)
+    assert np.all(whole_fail < whole_pass) and np.all((whole_fail >= -1) & (whole_pass <= n + 1))
+    if not sequential or threshold in (0.0, 1.0):
+        assert (rule.decide(0, big), rule.decide(big, big)) == (("fail", "pass") if 0 < threshold < 1 else
+                                                                 ("pass", "pass") if threshold == 0 else ("fail", None))
+    else:  # Ville's constants for each n: the first pass and fail are those of the short rule's uncalibrated twin
+        short_rule = rate_rule(threshold, max_n=LAZY_LIMIT, fail_level=fail_level, calibrate=False)
+        if fail_level is not None:  # an SPRT's boundaries do not depend on its length
+            assert whole_pass[:LAZY_LIMIT].tolist() == list(short_rule.pass_at[:LAZY_LIMIT])
+            assert whole_fail[:LAZY_LIMIT].tolist() == list(short_rule.fail_at[:LAZY_LIMIT])
+        assert rule.first_pass() is not None and rule.first_fail() is not None
+
+
+@pytest.mark.parametrize(("parse", "value", "message"), [
+    (parse_trials, "10000001", "--x='10000001' is too large: at most 10,000,000 trials per campaign"),
+    (parse_trials, "1" * 5000, "is too large: at most 10,000,000"),
+    (parse_concurrency, "1001", "--x='1001' is too large: at most 1,000 trials run at once"),
+    (parse_concurrency, "9" * 5000, "is too large: at most 1,000"),
+])
+def test_command_line_values_above_the_maximum_are_usage_errors(parse, value, message):
+    with pytest.raises(pytest.UsageError) as info:
+        parse(value, "--x")
+    assert message in str(info.value)
+    assert parse("10000000" if parse is parse_trials else "1000", "--x") in (MAX_TRIALS, MAX_CONCURRENCY)
