@@ -43,6 +43,7 @@ class CampaignResult:
     skipped: str | None = None  # why this campaign did not run (e.g. not the scenario a replay asked for)
     late_calls: int = 0  # harness calls refused because their trial had ended (threads an agent left running)
     unstoppable: int = 0  # agent threads and loops given up on that could not be stopped in-process
+    spend: Mapping[str, Any] | None = None  # a capped campaign's spend (engine.spend.SpendGate.summary)
 
     @classmethod
     def not_run(cls, scenario: str, reason: str) -> CampaignResult:
@@ -53,10 +54,12 @@ class CampaignResult:
     @classmethod
     def build(cls, scenario: Scenario, settings: RunSettings, records: list[TrialRecord], *,
               stopped_early: bool = False, wall_s: float = 0.0, replay_command: str | None = None,
-              late_calls: int = 0, unstoppable: int = 0) -> CampaignResult:
-        """Compute metrics and verdicts for a finished campaign."""
+              late_calls: int = 0, unstoppable: int = 0, spend: Mapping[str, Any] | None = None,
+              judge_confidence: float | None = None) -> CampaignResult:
+        """Compute metrics and verdicts for a finished campaign (``judge_confidence``: the confidence of rate and
+        quantile verdicts when the campaign stopped where its plan had no look, e.g. at its spend cap)."""
         expectations = scenario.expectations
-        conf = settings.look_confidence
+        conf = settings.look_confidence if judge_confidence is None else judge_confidence
         data = collect(records)  # every metric: the summaries need them all, the verdicts some
         # counts can only fail before the last look, so they spend no alpha early: full confidence for them
         verdicts = tuple(evaluate(e, data[e.metric], settings.confidence if data[e.metric].kind == "count" else conf,
@@ -67,7 +70,7 @@ class CampaignResult:
                    metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
-                   unstoppable=unstoppable)
+                   unstoppable=unstoppable, spend=None if spend is None else FrozenMap(spend))
 
     # -- derived values -------------------------------------------------------------------------------
     @property
@@ -153,6 +156,11 @@ class CampaignResult:
             out["late_calls"] = self.late_calls
         if self.unstoppable:  # workers given up on that still run (they depend on timing: only when they occur)
             out["unstoppable_workers"] = self.unstoppable
+        if self.spend is not None:  # a capped campaign: what it spent, and whether the cap stopped it
+            out["spend"] = dict(self.spend)
+        blocked = sorted({h for r in self.records for h in r.extra.get("blocked_hosts", ())})
+        if blocked:  # the hermetic network refused these hosts
+            out["blocked_hosts"] = blocked
         return out
 
     def __repr__(self) -> str:

@@ -33,6 +33,7 @@ from ..scenario import Scenario
 from ..settings.run import RunSettings
 from ..vtime.real import real_perf_counter
 from .assemble import CampaignLayers, is_async_agent
+from .spend import SpendGate
 from .trial import Trial
 from .workers import LoopWorker, ThreadWorker
 
@@ -76,6 +77,9 @@ class Runner:
         self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
         self._refill = False  # more async trials to queue once the loop's queue runs low
         self.layers = CampaignLayers(scenario, settings)  # the layers' campaign parts: checked before any trial
+        self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
+        if self.spend.active:
+            self._in_flight = c  # no trial queued ahead: each one is launched when the cap's rule allows it
 
     # -- workers --------------------------------------------------------------------------------------
     def _thread_worker(self) -> ThreadWorker:
@@ -325,7 +329,7 @@ class Runner:
             while len(done) < limit:
                 # launch ahead, but never past the next look: an early stop then wastes no trial
                 horizon = min(limit, looks[look_i]) if look_i < len(looks) else limit
-                while len(flying) < self._in_flight and position < horizon:
+                while len(flying) < self._in_flight and position < horizon and self.spend.may_launch(flying):
                     flying[position] = self.launch(indices[position])
                     position += 1
                 self._refill = position < horizon  # stopped by the queue depth, not by a look
@@ -348,6 +352,12 @@ class Runner:
                         and since + limit_s <= now]
                 if late:
                     done.update(zip(late, self.expire([flying.pop(p) for p in late]), strict=True))
+                halt = self.spend.halt(position, flying)  # the spend cap ends the campaign here
+                if halt is not None and halt < limit:
+                    limit = halt
+                    self.expire([flying.pop(p) for p in [p for p in flying if p >= limit]])
+                    for p in [p for p in done if p >= limit]:
+                        del done[p]
                 # sequential looks, on the launch-order prefix only
                 while prefix in done:
                     prefix += 1
