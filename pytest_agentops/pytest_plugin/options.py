@@ -34,6 +34,10 @@ class ChaosOptions:
     replay: tuple[str | None, int] | None  # (scenario name or None, trial index)
     concurrency: int | None = None  # trials run at once (results are still consumed in launch order)
     session_seed_given: bool = False  # --agent-chaos-session-seed (or last) rather than a fresh one
+    max_usd: float | None = None  # every campaign's spend cap in US dollars
+    max_tokens: int | None = None  # ... and in tokens
+    record: str | None = None  # a directory: record live models' answers there (absolute)
+    cassette: str | None = None  # a directory: replay the cassettes there instead of live models (absolute)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -57,6 +61,14 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--agent-chaos-concurrency", dest="agent_chaos_concurrency", metavar="N",
                     help="trials run at once per campaign: async agents as tasks on one loop, sync agents in "
                          "N threads (verdicts do not depend on it).")
+    group.addoption("--agent-chaos-max-usd", dest="agent_chaos_max_usd", metavar="USD",
+                    help="every campaign's spend cap in US dollars: it launches no trial that could cross it.")
+    group.addoption("--agent-chaos-max-tokens", dest="agent_chaos_max_tokens", metavar="N",
+                    help="every campaign's spend cap in tokens (input + output).")
+    group.addoption("--agent-chaos-record", dest="agent_chaos_record", metavar="DIR",
+                    help="record the answers of live models (Scenario(live=...)) as cassettes in DIR.")
+    group.addoption("--agent-chaos-cassette", dest="agent_chaos_cassette", metavar="DIR",
+                    help="replay the cassettes in DIR instead of calling live models (offline, no key, no cost).")
     parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
                   default=False)
     parser.addini("agent_chaos_seed", "every campaign's seed, as --agent-chaos-seed (over markers' and scenarios')")
@@ -65,6 +77,9 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agent_chaos_report", "path of the JSON report")
     parser.addini("agent_chaos_replay", "re-run only this trial (like --agent-chaos-replay)")
     parser.addini("agent_chaos_concurrency", "default number of trials run at once per campaign")
+    parser.addini("agent_chaos_max_usd", "every campaign's spend cap in US dollars, as --agent-chaos-max-usd")
+    parser.addini("agent_chaos_max_tokens", "every campaign's spend cap in tokens, as --agent-chaos-max-tokens")
+    parser.addini("agent_chaos_cassette", "replay the cassettes in this directory, as --agent-chaos-cassette")
     parser.addini("agentops_scenario_files", "glob patterns of YAML scenario files collected with --agent-chaos "
                   "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
 
@@ -99,6 +114,25 @@ def parse_concurrency(value: str, source: str) -> int:
     text = str(value).strip()
     if not re.fullmatch(r"\d+", text) or int(text) < 1:
         raise pytest.UsageError(f"{source}={value!r} must be a whole number of trials run at once >= 1, e.g. 50")
+    return int(text)
+
+
+def parse_usd(value: str, source: str) -> float:
+    """A spend cap in US dollars: a number > 0."""
+    try:
+        usd = float(str(value).strip())
+    except ValueError:
+        usd = -1.0
+    if not usd > 0 or usd == float("inf"):
+        raise pytest.UsageError(f"{source}={value!r} must be a number of US dollars > 0, e.g. 5 or 0.50")
+    return usd
+
+
+def parse_tokens(value: str, source: str) -> int:
+    """A spend cap in tokens: a whole number >= 1 (``_`` and ``,`` allowed as separators)."""
+    text = str(value).strip().replace("_", "").replace(",", "")
+    if not re.fullmatch(r"\d+", text) or int(text) < 1:
+        raise pytest.UsageError(f"{source}={value!r} must be a whole number of tokens >= 1, e.g. 2000000")
     return int(text)
 
 
@@ -156,7 +190,22 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         profile=_setting(config, "agent_chaos_profile", parse_profile),
         report=_setting(config, "agent_chaos_report", lambda v, src: v),
         replay=replay, session_seed_given=given,
+        max_usd=_setting(config, "agent_chaos_max_usd", parse_usd),
+        max_tokens=_setting(config, "agent_chaos_max_tokens", parse_tokens),
+        **_cassettes(config),
     )
+
+
+def _cassettes(config: pytest.Config) -> dict[str, str | None]:
+    """``--agent-chaos-record`` / ``--agent-chaos-cassette`` (or the ini's): absolute directories (relative ones
+    are taken from where pytest was started, as ``--junitxml`` does); both at once is a usage error."""
+    record = _option(config, "agent_chaos_record")
+    cassette = _option(config, "agent_chaos_cassette") or (None if record else _ini(config, "agent_chaos_cassette"))
+    if record and cassette:
+        raise pytest.UsageError("--agent-chaos-record and --agent-chaos-cassette: record the live models' answers, "
+                                "or replay them, not both")
+    base = config.invocation_params.dir
+    return {"record": str(base / record) if record else None, "cassette": str(base / cassette) if cassette else None}
 
 
 def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
