@@ -26,11 +26,12 @@ REFUND_POLICY = call_tools_then_answer(call("lookup_order", order_id=42), call("
 class UpstreamServer:
     """``upstream_server.py`` as a child process on loopback; ``stop()`` shuts it down for good."""
 
-    def __init__(self, policy: str = "live_support:REFUND_POLICY"):
+    def __init__(self, policy: str = "live_support:REFUND_POLICY", *, leak: bool = False):
         env = {**os.environ, KEY_ENV: SECRET,
                "PYTHONPATH": os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self.process = subprocess.Popen([sys.executable, str(HERE / "upstream_server.py"), "--policy", policy,
-                                         "--key", KEY_ENV], env=env, stdout=subprocess.PIPE, text=True)
+        command = [sys.executable, str(HERE / "upstream_server.py"), "--policy", policy, "--key", KEY_ENV,
+                   *(["--leak"] if leak else [])]
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith("PORT "):

@@ -5,7 +5,8 @@ It answers ``POST /v1/chat/completions`` (JSON, or SSE with the usage chunk when
 /v1/messages`` and ``POST /v1/responses`` (JSON or SSE) with a known policy (the fake model's policies, so
 the answers are known), over HTTP/1.1 keep-alive; refuses a request whose key is not the one in the
 environment variable named by ``--key`` (so a test proves the live boundary swapped the agent's fake key for
-the real one); and counts what it served: ``GET /stats`` gives its own request and token counts (tokens by
+the real one); with ``--leak``, echoes the key it got in every JSON answer (a careless upstream); and counts
+what it served: ``GET /stats`` gives its own request and token counts (tokens by
 the fake model's rule, which it also reports as ``usage``), ``POST /reset`` zeroes them. It prints
 ``PORT <n>`` once it listens. Stdlib HTTP only; the wire formats are the package's (``llm.wire``).
 """
@@ -46,9 +47,11 @@ class Stats:
                 "refused": self.refused}
 
 
-def make_handler(policy: Any, key: str, stats: Stats) -> type[http.server.BaseHTTPRequestHandler]:
+def make_handler(policy: Any, key: str, stats: Stats,
+                 leak: bool = False) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait for a delayed ACK
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -123,6 +126,8 @@ def make_handler(policy: Any, key: str, stats: Stats) -> type[http.server.BaseHT
                 out = wire.messages_body(message, rid=rid, model=model, usage=usage)
             else:
                 out = wire.responses_body(message, rid=rid, model=model, created=CREATED, usage=usage)
+            if leak:  # a careless upstream that echoes the caller's key
+                out["system_fingerprint"] = f"fp for {given}"
             self._send(200, json.dumps(out).encode())
 
     return Handler
@@ -132,13 +137,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--policy", default="pytest_agentops.demo:policy")
     parser.add_argument("--key", required=True, help="the environment variable holding the expected key")
+    parser.add_argument("--leak", action="store_true", help="echo the caller's key in every JSON answer")
     args = parser.parse_args()
     module, _, attr = args.policy.partition(":")
     policy = importlib.import_module(module)
     for part in attr.split("."):
         policy = getattr(policy, part)
     stats = Stats()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(policy, os.environ[args.key], stats))
+    handler = make_handler(policy, os.environ[args.key], stats, args.leak)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)
     try:

@@ -183,16 +183,16 @@ class LiveModel:
         forwarded = sent
         if api == "chat" and parsed.stream and not parsed.include_usage:  # to meter it; removed on the way back
             forwarded = {**sent, "stream_options": {**(sent.get("stream_options") or {}), "include_usage": True}}
-        data = json.dumps(forwarded, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = raw if forwarded is body else json.dumps(forwarded, ensure_ascii=False,  # as sent, if unchanged
+                                                        separators=(",", ":")).encode("utf-8")
         estimate = max(1, math.ceil(len(data) / BYTES_PER_TOKEN))
         spend = ctx.service("spend")
         if spend is not None:
             spend.expect_output(replies.output_limit(api, sent))
         ctx.before_model_request(estimate, model)  # the per-request budget, the spend cap's reservation
         key = request_key("POST", path, sent)
-        last = last_message(wire.parse(api, sent).messages) if drifted else last_message(parsed.messages)
         return _Pending(self._outgoing(request, path, data, estimate), key, self._forwarded.next(key), model, sent,
-                        last, api, parsed, kind, draw_key, estimate, common)
+                        "", api, parsed, kind, draw_key, estimate, common)
 
     def _outgoing(self, request: httpx.Request, path: str, data: bytes, estimate: int) -> Outgoing:
         headers = tuple((k.lower(), v) for k, v in request.headers.items())
@@ -229,10 +229,11 @@ class LiveModel:
         try:
             if campaign.replaying is not None:
                 found = campaign.replaying.find(self.ctx.seed, step.key, step.occurrence)
-                return found if found is not None else campaign.replaying.miss(step.model, step.last)
+                return found if found is not None else campaign.replaying.miss(step.model, self._last_message(step))
             assert campaign.upstream is not None
             answer = campaign.upstream.send(step.out)
             if campaign.recording is not None:
+                step.last = self._last_message(step)
                 campaign.recording.add(trial=self.ctx.index, seed=self.ctx.seed, key=step.key,
                                        occurrence=step.occurrence, method=step.out.method, path=step.out.path,
                                        api=step.api, model=step.model, last_message=step.last, request=step.request,
@@ -240,6 +241,11 @@ class LiveModel:
             return answer
         except (UpstreamError, CassetteMiss) as exc:
             return exc
+
+    @staticmethod
+    def _last_message(step: _Pending) -> str:
+        """The request's last message as sent (for a cassette's reader, or a miss's message)."""
+        return last_message(wire.parse(step.api, step.request).messages) if step.api is not None else step.last
 
     # -- after it answered ---------------------------------------------------------------------------------------
     def _finish(self, step: _Pending, answer: Recorded | Exception, core: Any) -> httpx.Response:

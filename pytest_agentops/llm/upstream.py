@@ -11,6 +11,7 @@ before the agent sees one.
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -51,6 +52,20 @@ def retry_after(headers: tuple[tuple[str, str], ...]) -> float | None:
     return None
 
 
+class _HTTPConnection(http.client.HTTPConnection):
+    """A connection without Nagle's delay: ``http.client`` writes a request's headers and body separately."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class HttpUpstream:
     """A live upstream: where requests go, with the key, the rate limits and the connections."""
 
@@ -78,8 +93,8 @@ class HttpUpstream:
         if conn is not None:
             conn.close()
         timeout = self.live.timeout_s
-        conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=shared_ssl_context()) \
-            if self.tls else http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = _HTTPSConnection(self.host, self.port, timeout=timeout, context=shared_ssl_context()) \
+            if self.tls else _HTTPConnection(self.host, self.port, timeout=timeout)
         self._local.conn = conn
         with self._lock:
             self._all.append(conn)

@@ -106,8 +106,11 @@ def read_section(doc: YamlDoc, node: yaml.MappingNode, table: Mapping[str, Key],
 
 
 def _build(cls: Any) -> Callable[[dict[str, Any]], Any]:
-    """How a section's keyword arguments become the settings object (``profile`` picks a named profile)."""
+    """How a section's keyword arguments become the settings object (``profile`` picks a named profile). A
+    class's ``YAML_PROBE`` fills in its required keys when one value is checked alone (the section's own
+    required keys are checked before it is built)."""
     def build(kwargs: dict[str, Any]) -> Any:
+        kwargs = {**getattr(cls, "YAML_PROBE", {}), **kwargs}
         if "profile" in kwargs:
             rest = {k: v for k, v in kwargs.items() if k != "profile"}
             return cls.profile(kwargs["profile"], **rest)

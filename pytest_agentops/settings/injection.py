@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .._frozen import FrozenMap
 from .._validation import check_mix, check_share
@@ -52,6 +52,8 @@ class Injection:
                                          kind="mix", options=INJECTION_FORMS, default_factory=lambda: DEFAULT_FORMS)
     tools: tuple[str, ...] = setting((), doc="the tools whose results may carry it (default: every tool but the "
                                              "target)", kind="tool_names")
+    #: what a scenario file's reader fills in to check one key alone (``tool`` is required, and checked apart)
+    YAML_PROBE: ClassVar[Mapping[str, Any]] = {"tool": "a_tool"}
 
     def __post_init__(self) -> None:
         if not isinstance(self.tool, str) or not self.tool:
