@@ -55,6 +55,10 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+_LOADED: dict[str, tuple[tuple[str, int, int], Cassette]] = {}  # resolved path -> (stamp, cassette)
+_LOADED_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """One answer of a cassette."""
@@ -73,9 +77,9 @@ class Cassette:
         self.secrets = tuple(s for s in secrets if s)
         self._lock = threading.Lock()
         self._new: list[tuple[int, int, dict[str, Any]]] = []  # (trial, sequence, entry)
-        self._exact: dict[tuple[int, str, int], dict[str, Any]] = {}
-        self._by_key: dict[tuple[str, int], dict[str, Any]] = {}
-        self._any: dict[str, dict[str, Any]] = {}
+        self._exact: dict[tuple[int, str, int], Recorded] = {}
+        self._by_key: dict[tuple[str, int], Recorded] = {}
+        self._any: dict[str, Recorded] = {}
 
     # -- recording ----------------------------------------------------------------------------------------
     def add(self, *, trial: int, seed: int, key: str, occurrence: int, method: str, path: str, api: str | None,
@@ -112,10 +116,27 @@ class Cassette:
     # -- replaying ----------------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: Path) -> Cassette:
-        """Read a cassette to replay (a missing or broken file is a ConfigError saying how to make one)."""
-        if not path.is_file():
+        """Read a cassette to replay (a missing or broken file is a ConfigError saying how to make one). A file
+        replayed again unchanged (same size and modification time) is read once per process."""
+        try:
+            stat = path.stat()
+        except OSError:
+            stat = None
+        if stat is None or not path.is_file():
             raise ConfigError(f"no cassette {path}: record one with --agent-chaos-record={path.parent} (a live run), "
                               "then replay it with --agent-chaos-cassette")
+        stamp = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        with _LOADED_LOCK:
+            cached = _LOADED.get(stamp[0])
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+        cassette = cls._read(path)
+        with _LOADED_LOCK:
+            _LOADED[stamp[0]] = (stamp, cassette)
+        return cassette
+
+    @classmethod
+    def _read(cls, path: Path) -> Cassette:
         cassette = cls(path)
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -125,20 +146,18 @@ class Cassette:
                 key, occurrence, seed = str(entry["key"]), int(entry["occurrence"]), int(entry["seed"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"{path}:{number}: not a cassette entry ({exc}); re-record the cassette") from exc
-            cassette._exact.setdefault((seed, key, occurrence), entry)
-            cassette._by_key.setdefault((key, occurrence), entry)
-            cassette._any.setdefault(key, entry)
+            headers = entry.get("headers") or {}
+            answer = Recorded(int(entry["status"]), tuple((str(k), str(v)) for k, v in headers.items()),
+                              str(entry.get("body", "")).encode("utf-8"), float(entry.get("latency_ms", 0)) / 1000)
+            cassette._exact.setdefault((seed, key, occurrence), answer)
+            cassette._by_key.setdefault((key, occurrence), answer)
+            cassette._any.setdefault(key, answer)
         return cassette
 
     def find(self, seed: int, key: str, occurrence: int) -> Recorded | None:
         """The answer recorded for this request: of this trial, else of any trial (same occurrence first)."""
-        entry = self._exact.get((seed, key, occurrence)) or self._by_key.get((key, occurrence)) or \
+        return self._exact.get((seed, key, occurrence)) or self._by_key.get((key, occurrence)) or \
             self._any.get(key)
-        if entry is None:
-            return None
-        headers = entry.get("headers") or {}
-        return Recorded(int(entry["status"]), tuple((str(k), str(v)) for k, v in headers.items()),
-                        str(entry.get("body", "")).encode("utf-8"), float(entry.get("latency_ms", 0)) / 1000)
 
     def miss(self, model: str, last_message: str) -> CassetteMiss:
         """The error of a request this cassette cannot answer."""
