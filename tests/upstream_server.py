@@ -1,14 +1,15 @@
 """A real OpenAI- and Anthropic-compatible model server on loopback, run as a child process by the live-model
-tests: ``python tests/upstream_server.py --policy MODULE:ATTR --key KEY_ENV``.
+tests: ``python tests/upstream_server.py --policy MODULE:ATTR --key KEY_ENV [--leak] [--throttle N]``.
 
 It answers ``POST /v1/chat/completions`` (JSON, or SSE with the usage chunk when asked for), ``POST
 /v1/messages`` and ``POST /v1/responses`` (JSON or SSE) with a known policy (the fake model's policies, so
 the answers are known), over HTTP/1.1 keep-alive; refuses a request whose key is not the one in the
 environment variable named by ``--key`` (so a test proves the live boundary swapped the agent's fake key for
-the real one); with ``--leak``, echoes the key it got in every JSON answer (a careless upstream); and counts
-what it served: ``GET /stats`` gives its own request and token counts (tokens by
-the fake model's rule, which it also reports as ``usage``), ``POST /reset`` zeroes them. It prints
-``PORT <n>`` once it listens. Stdlib HTTP only; the wire formats are the package's (``llm.wire``).
+the real one); with ``--leak``, echoes the key it got in every JSON answer (a careless upstream); with
+``--throttle N``, answers every N-th request 429 (retry after 5 ms); and counts what it served: ``GET
+/stats`` gives its own request and token counts (tokens by the fake model's rule, which it also reports as
+``usage``), ``POST /reset`` zeroes them. It prints ``PORT <n>`` once it listens. Stdlib HTTP only; the wire
+formats are the package's (``llm.wire``).
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ class Stats:
         self.output_tokens = 0
         self.refused = 0
         self.counter = 0
+        self.throttled = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"requests": self.requests, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "refused": self.refused}
+                "refused": self.refused, "throttled": self.throttled}
 
 
-def make_handler(policy: Any, key: str, stats: Stats,
-                 leak: bool = False) -> type[http.server.BaseHTTPRequestHandler]:
+def make_handler(policy: Any, key: str, stats: Stats, leak: bool = False,
+                 throttle: int = 0) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait for a delayed ACK
@@ -96,6 +98,17 @@ def make_handler(policy: Any, key: str, stats: Stats,
             with stats.lock:
                 stats.counter += 1
                 n = stats.counter
+                limited = throttle and n % throttle == 0
+                stats.throttled += bool(limited)
+            if limited:  # its own rate limit: wait 5 ms
+                self.send_response(429)
+                body = json.dumps(wire.error_body(api, 429, "rate limited")).encode()
+                self.send_header("content-type", "application/json")
+                self.send_header("retry-after-ms", "5")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             request = ModelRequest(messages=parsed.messages, tools=parsed.tools, model=parsed.model, api=api,
                                    stream=parsed.stream)
             reply = respond(policy, request)
@@ -138,13 +151,14 @@ def main() -> None:
     parser.add_argument("--policy", default="pytest_agentops.demo:policy")
     parser.add_argument("--key", required=True, help="the environment variable holding the expected key")
     parser.add_argument("--leak", action="store_true", help="echo the caller's key in every JSON answer")
+    parser.add_argument("--throttle", type=int, default=0, help="answer every N-th request 429 (retry after 5 ms)")
     args = parser.parse_args()
     module, _, attr = args.policy.partition(":")
     policy = importlib.import_module(module)
     for part in attr.split("."):
         policy = getattr(policy, part)
     stats = Stats()
-    handler = make_handler(policy, os.environ[args.key], stats, args.leak)
+    handler = make_handler(policy, os.environ[args.key], stats, args.leak, args.throttle)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)

@@ -5,7 +5,8 @@ request it accepts (the fake model applies drift to the normalized messages inst
 Each message (or input item) stands in as a unit with a role (``system``, ``user``, ``assistant``, ``tool``
 for tool results); ``DriftState.apply`` drops, truncates, reorders and injects units; the units are mapped
 back to the native items, and a few rules keep the request valid: a truncated prompt does not start with
-orphaned tool results (nor, for Anthropic, with an assistant turn), a note never separates tool calls from
+orphaned tool results (it keeps the turn that asked for them; for Anthropic it starts with a user's own
+message), a note never separates tool calls from
 their results (it goes after them, or into the Anthropic tool-result message as a text block), and
 Anthropic tool results of one turn are reordered inside their message.
 """
@@ -24,17 +25,29 @@ def _unit(role: str, native: Any) -> dict[str, Any]:
     return {"role": role, "_native": native}
 
 
+def _valid_start(out: list[dict[str, Any]], units: list[dict[str, Any]],
+                 first_allowed: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """A truncated prompt that starts (after its system units) with what cannot come first (tool results
+    without the turn that asked for them) gets the messages back up to the nearest one that can."""
+    head = [u for u in out if u.get("role") == "system"]
+    rest = [u for u in out if u.get("role") != "system"]
+    if not rest or first_allowed(rest[0]) or "_native" not in rest[0]:
+        return out
+    originals = [u for u in units if u.get("role") != "system"]
+    at = next((i for i, u in enumerate(originals) if u["_native"] is rest[0]["_native"]), 0)
+    start = at
+    while start > 0 and not first_allowed(originals[start]):
+        start -= 1
+    return head + originals[start:at] + rest
+
+
 def _apply(state: DriftState, units: list[dict[str, Any]], note: Callable[[str], Any],
            first_allowed: Callable[[dict[str, Any]], bool]) -> tuple[list[Any], list[str]]:
     """Drift the units; returns the native items (notes made with ``note``) and the kinds that changed
     something."""
     out, changed, _ = state.apply(units)
     if "truncate" in changed:  # never start (after the system units) with what cannot come first
-        head = [u for u in out if u.get("role") == "system"]
-        rest = [u for u in out if u.get("role") != "system"]
-        while len(rest) > 1 and not first_allowed(rest[0]):
-            rest.pop(0)
-        out = head + rest
+        out = _valid_start(out, units, first_allowed)
     items: list[Any] = []
     held: list[Any] = []  # notes that would separate tool calls from their results
     for i, unit in enumerate(out):
@@ -90,12 +103,8 @@ def _messages(body: dict[str, Any], state: DriftState) -> tuple[dict[str, Any], 
         [_unit("tool" if _is_tool_results(m) else str(m.get("role")) if isinstance(m, Mapping) else "user", m)
          for m in messages]
     out, changed, _ = state.apply(units)
-    if "truncate" in changed:
-        head = [u for u in out if u.get("role") == "system"]
-        rest = [u for u in out if u.get("role") != "system"]
-        while len(rest) > 1 and rest[0].get("role") != "user":
-            rest.pop(0)
-        out = head + rest
+    if "truncate" in changed:  # the first message is a user's own (not tool results, not the assistant's)
+        out = _valid_start(out, units, lambda u: u.get("role") == "user")
     new: dict[str, Any] = {k: v for k, v in body.items() if k not in ("messages", "system")}
     if any(u.get("role") == "system" for u in out) and body.get("system"):
         new["system"] = body["system"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .._validation import check_positive_seconds, check_whole, reject_unknown_keys
@@ -57,6 +57,8 @@ class LiveLLM:
     timeout_s: float = setting(120.0, doc="real seconds to wait for the upstream's answer", kind="positive_seconds")
     throttle_retries: int = setting(4, doc="upstream 429s the boundary waits out and retries before the agent sees "
                                            "one", kind="whole", minimum=0)
+    #: what a scenario file's reader fills in to check one key alone (the required keys are checked apart)
+    YAML_PROBE: ClassVar[Mapping[str, Any]] = {"base_url": "http://probe.invalid/v1", "key_env": "PROBE"}
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not re.fullmatch(URL_PATTERN, self.base_url):
