@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ...errors import AgentCrash
+from ...errors import AgentCrash, TrialAbandoned
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
 from .protocol import ChildJob, _Channel, freeze, thaw
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..layer import TrialPort
     from ..state import CheckpointStore
 
+_REAP_TRIES = 10_000  # interrupted reaping retried (each try waits up to 10 s; an interruption ends one early)
 _POLL_S = 0.05  # how often the parent looks up from the pipe (to notice a dead child or an aborted trial)
 _CLOCK = frozenset({"now", "monotonic", "advance", "sleep"})
 _ENV = frozenset({"confirm", "record_usage", "escalate", "report_confidence"})
@@ -131,12 +132,25 @@ class ChildAgent:
         return proc, parent
 
     def _end(self, proc: subprocess.Popen[bytes], parent: _Channel, finished: bool) -> None:
-        """After an attempt: reap the child (SIGKILL it if it still runs) and record its exit code."""
-        if finished:
-            _wait(proc)
-        code = _kill(proc)
+        """After an attempt: reap the child (SIGKILL it if it still runs) and record its exit code.
+
+        An abandoned trial's thread is interrupted again and again (``TrialAbandoned``, every few
+        milliseconds) until it stops: the kill and the reaping are retried through those interruptions, so no
+        child outlives its trial (nor is left unreaped), and the interruption is raised once they are done."""
+        interrupted: TrialAbandoned | None = None
+        code = None
+        for _ in range(_REAP_TRIES):
+            try:
+                if finished and interrupted is None:
+                    _wait(proc)
+                code = _kill(proc)
+                break
+            except TrialAbandoned as exc:
+                interrupted = exc
         self.injector.exit_codes.append(code)  # per attempt: -9 is a SIGKILL, 0 a clean exit
         parent.close()
+        if interrupted is not None:
+            raise interrupted
 
     def _attempt(self, job: bytes, env: Any) -> Any:
         proc, parent = self._spawn(job)
