@@ -55,7 +55,7 @@ def live(server: UpstreamServer, **kwargs: Any) -> LiveLLM:
 
 
 def live_scenario(name: str, agent: Any, server: UpstreamServer, **kwargs: Any) -> Any:
-    settings: dict[str, Any] = {"llm": None, "live": live(server), "trials": 8, "concurrency": 4}
+    settings: dict[str, Any] = {"llm": None, "live": live(server), "trials": 6, "concurrency": 3}
     settings.update(kwargs)
     return scenario(name, agent, **settings)
 
@@ -120,7 +120,7 @@ def test_langgraph_through_the_live_boundary(upstream):
 
 def test_openai_agents_over_the_responses_api_through_the_live_boundary(upstream):
     upstream.reset()
-    result = run_campaign(live_scenario("live-openai-agents", openai_agents_agent, upstream))
+    result = run_campaign(live_scenario("live-openai-agents", openai_agents_agent, upstream, trials=8))
     assert_proven(result)
     assert_metered_as_served(result, upstream)
     assert {e.data["api"] for r in result.records for e in r.trace if e.kind == "model_call"} == {"responses"}
@@ -150,14 +150,14 @@ def test_record_then_replay_with_the_server_shut_down(tmp_path, monkeypatch):
     server = UpstreamServer()
     monkeypatch.setenv(KEY_ENV, SECRET)
     try:
-        made = [live_scenario(f"round-trip-{name}", agent, server, trials=6)
+        made = [live_scenario(f"round-trip-{name}", agent, server, trials=4)
                 for name, agent in (("sync", openai_sync_agent), ("stream", openai_async_streaming_agent))]
         recorded = [run_campaign(s, record=str(tmp_path)) for s in made]
     finally:
         server.stop()
     monkeypatch.delenv(KEY_ENV)  # a replay needs no key
     lines = (tmp_path / "round-trip-sync.jsonl").read_text().splitlines()
-    assert lines and all(json.loads(line)["trial"] in range(6) for line in lines)
+    assert lines and all(json.loads(line)["trial"] in range(4) for line in lines)
     for s, before in zip(made, recorded, strict=True):
         after = run_campaign(s, cassette=str(tmp_path))  # no key, no server: the cassette answers
         assert after.to_dict(with_traces=True) == before.to_dict(with_traces=True)

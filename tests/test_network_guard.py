@@ -85,9 +85,10 @@ def test_an_undeclared_host_fails_with_a_connection_error_naming_host_and_trial(
 
 def test_declared_hosts_exact_or_by_domain_pass_and_network_allow_opts_out(loopback):
     seen: list[Any] = []
+    client = httpx.Client()  # one for every trial (a client loads the CA bundle when it is made)
 
     def agent(task: str, env: Any) -> str:
-        seen.append(httpx.get(loopback).json())
+        seen.append(client.get(loopback).json())
         return "done"
 
     for settings in ({"allow_hosts": ["127.0.0.1"]}, {"network": "allow"}):

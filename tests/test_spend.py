@@ -56,14 +56,14 @@ def sized_reply(request: Any) -> str:
 
 # Bounds: prompts up to 4,000 characters and replies up to 8,000 (about 1,000 and 2,000 tokens; a call reserves
 # 4,096 output tokens, so every reply fits its reservation, as a request's own max_tokens would make it); caps
-# from one call's worth to many trials' worth; up to 12 trials, concurrency 1 to 6 (several calls in flight).
+# from one call's worth to many trials' worth; up to 10 trials, concurrency 1 to 6 (several calls in flight).
 calls = st.tuples(st.integers(0, 4000), st.integers(1, 8000))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=st.lists(calls, min_size=1, max_size=5), tokens=st.one_of(st.none(), st.integers(5000, 60_000)),
        usd=st.one_of(st.none(), st.floats(0.01, 0.3)), concurrency=st.sampled_from([1, 2, 6]),
-       trials=st.integers(1, 12))
+       trials=st.integers(1, 10))
 def test_a_campaign_never_spends_past_its_cap(plan, tokens, usd, concurrency, trials):
     if tokens is None and usd is None:
         usd = 0.05

@@ -15,6 +15,7 @@ formats are the package's (``llm.wire``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
 import importlib
 import json
@@ -95,10 +96,10 @@ def make_handler(policy: Any, key: str, stats: Stats, leak: bool = False,
             except (ValueError, WireError) as exc:
                 self._send(400, json.dumps(wire.error_body(api, 400, str(exc))).encode())
                 return
+            n = hashlib.sha1(raw).hexdigest()[:12]  # ids from the request: the same request, the same answer
             with stats.lock:
                 stats.counter += 1
-                n = stats.counter
-                limited = throttle and n % throttle == 0
+                limited = throttle and stats.counter % throttle == 0
                 stats.throttled += bool(limited)
             if limited:  # its own rate limit: wait 5 ms
                 self.send_response(429)

@@ -326,7 +326,7 @@ class Runner:
         holds = contextlib.ExitStack()
         try:
             holds.enter_context(campaign_patches())  # gc, anyio, time: held for the whole campaign
-            while len(done) < limit:
+            while len(done) < limit or (self.spend.stopped and flying):
                 # launch ahead, but never past the next look: an early stop then wastes no trial
                 horizon = min(limit, looks[look_i]) if look_i < len(looks) else limit
                 while len(flying) < self._in_flight and position < horizon and self.spend.may_launch(flying):
@@ -353,9 +353,8 @@ class Runner:
                 if late:
                     done.update(zip(late, self.expire([flying.pop(p) for p in late]), strict=True))
                 halt = self.spend.halt(position, flying)  # the spend cap ends the campaign here
-                if halt is not None and halt < limit:
-                    limit = halt
-                    self.expire([flying.pop(p) for p in [p for p in flying if p >= limit]])
+                if halt is not None:  # trials past the stop run on unjudged: their calls fit the cap, and are metered
+                    limit = min(limit, halt)
                     for p in [p for p in done if p >= limit]:
                         del done[p]
                 # sequential looks, on the launch-order prefix only

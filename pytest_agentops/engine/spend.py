@@ -6,7 +6,8 @@ that ended (the costliest so far), so the first trial runs alone; after that a t
 spend so far, the trials in flight (each as costly as the costliest, or what it spent already if more) and
 one more fit under the cap. The campaign stops when nothing is in flight and the next trial does not fit,
 or when a call of some trial did not fit (that trial was cut): the judged trials are then the launch-order
-prefix before the first cut trial.
+prefix before the first cut trial. Trials running past the stop finish (their calls fit the cap, and what they
+spend is metered: cutting them short would lose the usage of calls the upstream answers anyway), unjudged.
 
 Judging at a stop the sequential plan did not schedule: the interim looks already taken spent their share
 of the error rate (``RunSettings.look_confidence``), the looks that never come leave theirs unspent, and

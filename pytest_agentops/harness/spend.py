@@ -6,6 +6,7 @@ boundary first *reserves* its prompt plus its output limit (the request's own ``
 usage once it is metered. A call that does not fit under the cap with everything already spent and reserved
 never starts: its trial is *cut* (ended ``budget_exceeded``, a campaign decision, not the agent's), and the
 campaign stops launching (``engine.spend.SpendGate``). Calls in flight together therefore never cross the cap.
+A call whose usage never came back (its trial ended mid-call) counts as its whole reservation.
 """
 
 from __future__ import annotations
@@ -124,10 +125,13 @@ class _SpendTrial(LayerTrial):
         self.ledger.commit(self.index, usage.cost_usd, usage.input_tokens + usage.output_tokens)
 
     def close(self) -> None:
+        """The trial is over: a call still reserved never reported its usage (its trial was abandoned or
+        ended mid-call, and a live upstream may have answered it): it counts as its whole reservation."""
         with self._lock:
             left, self.reservations = list(self.reservations), deque()
         for usd, tokens in left:
             self.ledger.release(usd, tokens)
+            self.ledger.commit(self.index, usd, tokens)
         self.ledger.finish(self.index, self.cut)
 
 
