@@ -43,6 +43,7 @@ from ..plan import Occurrences
 from ..process.http_hub import HTTP_PATCH, HUB
 from ..seeding import text_key
 from ..settings.model import Drift, HttpFaults, ModelFaults, ModelRecord
+from ..vtime.real import real_monotonic
 from . import replies, wire
 from . import usage as usage_rule
 from .cassette import KEPT_HEADERS, Cassette, Recorded, cassette_path, last_message, redact, request_key
@@ -63,6 +64,8 @@ _NO_DRIFT = Drift()
 _AT_THE_DOOR = {"rate_limit": 429, "unavailable": 503, "overloaded": 529, "server_error": 500}
 _MESSAGES = {429: "Rate limit reached (injected by pytest-agentops)", 500: "Internal server error (injected)",
              503: "Service unavailable (injected)", 529: "Overloaded (injected)"}
+#: Real seconds the end of a campaign waits for its upstream threads (an upstream answering later is let go).
+JOIN_S = 1.0
 #: A prompt's tokens, estimated before it is sent: a third of its bytes (real tokenizers give about a quarter).
 BYTES_PER_TOKEN = 3
 
@@ -419,8 +422,11 @@ class LiveCampaign:
             if self.recording is not None:
                 self.recording.write()
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)  # never hang on an upstream
+            if self._pool is not None:  # the campaign returns with its threads gone, but never hangs on an upstream
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                deadline = real_monotonic() + JOIN_S
+                for thread in list(getattr(self._pool, "_threads", ())):
+                    thread.join(max(0.0, deadline - real_monotonic()))
             if self.upstream is not None:
                 self.upstream.close()
             HTTP_PATCH.release()
