@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "Approver": ".settings.layers",
     "Budget": ".settings.layers",
     "CampaignFailed": ".errors",
+    "CampaignInterrupted": ".errors",
     "CampaignResult": ".result",
     "CheckpointError": ".errors",
     "CheckpointStore": ".harness.state",
@@ -56,6 +57,8 @@ _EXPORTS: dict[str, str] = {
     "register_metric": ".metrics",
     "replay_trial": ".engine.campaign",
     "run_campaign": ".engine.campaign",
+    "shrink_trial": ".engine.campaign",
+    "MinimalFaults": ".records",
     "tool": ".settings.tools",
 }
 
@@ -64,6 +67,7 @@ __all__ = [
     "Approver",
     "Budget",
     "CampaignFailed",
+    "CampaignInterrupted",
     "CampaignResult",
     "CheckpointError",
     "CheckpointStore",
@@ -82,6 +86,7 @@ __all__ = [
     "LayerTrial",
     "LiveLLM",
     "MetricDef",
+    "MinimalFaults",
     "ModelFaults",
     "Price",
     "RateLimited",
@@ -100,6 +105,7 @@ __all__ = [
     "register_metric",
     "replay_trial",
     "run_campaign",
+    "shrink_trial",
     "tool",
 ]
 
@@ -128,10 +134,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .engine.campaign import replay_trial, run_campaign
+    from .engine.campaign import replay_trial, run_campaign, shrink_trial
     from .errors import (
         AgentOpsError,
         CampaignFailed,
+        CampaignInterrupted,
         CheckpointError,
         ConfigError,
         RateLimited,
@@ -146,7 +153,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .harness.state import CheckpointStore
     from .llm.endpoint import LLMEndpoint
     from .metrics import MetricDef, register_metric
-    from .records import TrialRecord
+    from .records import MinimalFaults, TrialRecord
     from .result import CampaignResult
     from .scenario import Scenario
     from .settings.faults import Faults, ToolFaults

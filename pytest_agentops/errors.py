@@ -11,6 +11,8 @@ gives up on an agent past its wall-clock limit (``TrialAbandoned``).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AgentOpsError(Exception):
     """Base class of every error pytest-agentops raises on purpose."""
@@ -50,6 +52,16 @@ class CheckpointError(AgentOpsError, TypeError):
 
 class CampaignFailed(AgentOpsError, AssertionError):
     """Raised by ``CampaignResult.check()``: which expectations failed, the worst trials, how to replay."""
+
+
+class CampaignInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a campaign: raised after the trials that finished were judged, with that partial
+    ``result`` (``CampaignResult.interrupted``), so that a caller can report it before stopping."""
+
+    def __init__(self, result: Any):
+        self.result = result
+        super().__init__(f"campaign {result.scenario!r} interrupted after {result.n} finished trial(s); they are "
+                         "judged and reported")
 
 
 class ReportError(AgentOpsError, ValueError):
@@ -171,3 +183,8 @@ class AgentExited(BaseException):
     def __init__(self, status: int, where: str = "the agent"):
         self.status = status
         super().__init__(f"{where} called os._exit({status}); the test run was kept alive and the call refused")
+
+
+class AgentProcessDied(AgentOpsError):
+    """The agent's child process (isolation ``process``) ended without a result: ``os._exit``, a signal, a
+    crash of the interpreter. The trial is an error naming how it ended."""

@@ -2,15 +2,30 @@
 
 ``agentops-gate report.json [--baseline base.json]`` (or ``python -m pytest_agentops gate ...``).
 A campaign fails the gate when a verdict failed, when a verdict is inconclusive (unless
-``--allow-inconclusive``), or, against a baseline, when a rate metric regressed significantly
-(one-sided Fisher exact test at ``--alpha``) or a token/cost quantile grew by more than ``--max-growth``.
-Campaigns marked ``xfail`` are expected to fail and only reported. A markdown summary is printed
-(and written to ``--markdown PATH`` if given) for the CI job page.
+``--allow-inconclusive``), or, against a baseline, when a rate dropped or a token/cost p95 grew, each by a
+test whose false-alarm rate for an unchanged agent is at most ``--alpha``:
+
+* a rate of trials (completion): the one-sided Fisher exact test when both campaigns ran every trial; when
+  either stopped early (its count depends on when it stopped), the anytime-valid mixture bounds of the two
+  rates at alpha/2 each must separate (candidate's upper below baseline's lower, minus ``--margin``);
+* a share inside trials (tool_success_rate): trial by trial, the betting bounds of the two per-trial means at
+  alpha/2 each must separate;
+* the p95 growth: exceedances of (1 + ``--max-growth``) x the baseline's p95 among the candidate's trials, more
+  than the baseline's own p95 allows (its exceedance chance is Beta-distributed whatever the distribution;
+  upper bound at alpha/2) by an exact binomial test (or, for a candidate that stopped early, an anytime-valid
+  bound) at alpha/2. The baseline must have run every trial (an early-stopped baseline is refused).
+
+A usage error (exit 2): unreadable reports, and a baseline whose scenarios the candidate lacks (or none in
+common). Campaigns marked ``xfail`` are expected to fail and only reported. A markdown summary is printed
+(and written to ``--markdown PATH`` if given, and appended to ``$GITHUB_STEP_SUMMARY`` with ``--markdown``)
+for the CI job page. Paired A/B on common seeds, stronger than
+any report-vs-report test, is ``agentops-compare`` (``pytest_agentops.compare``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,10 +34,16 @@ from typing import Any
 
 from .errors import GateUsageError
 from .report.json_report import read_report
-from .stats import fisher_less_pvalue
+from .stats import betting_bounds, fisher_less_pvalue
+from .stats.binomial import binom_sf
+from .stats.compare import exceedance_upper, mixture_rate_bounds
 
-#: rate metrics where lower is worse, compared with the baseline by a one-sided exact test
+#: rate metrics where lower is worse, compared with the baseline by a one-sided test
 HIGHER_IS_BETTER = ("completion_rate", "tool_success_rate", "resume_success_rate")
+#: how a share inside trials is read off a report's per-trial records: (successes, chances) of one trial
+_PER_TRIAL = {"tool_success_rate": lambda r: (r["tool_calls"] - r["tool_failures"], r["tool_calls"])}
+#: metrics whose unit is not the trial: compared trial by trial (the share of each trial's chances)
+_SHARES = ("tool_success_rate",)
 #: quantiles where growth is worse
 GROWTH_CHECKED = (("tokens_per_task", "p95"), ("cost_usd_per_task", "p95"))
 
@@ -37,58 +58,205 @@ class GateFinding:
     detail: str
 
 
+#: what every campaign of a report must have for the gate to read it
+_CAMPAIGN_KEYS = {"scenario": str, "verdicts": list, "metrics": dict, "records": list}
+
+
+def campaign_key(campaign: dict[str, Any]) -> str:
+    """How the gate names a campaign, in findings and when matching a baseline: its test's node id and its
+    scenario (``tests/test_x.py::test_refund[refund]``), or the scenario alone in a report without node ids."""
+    nodeid = campaign.get("nodeid")
+    return f"{nodeid}[{campaign['scenario']}]" if nodeid and not nodeid.endswith(f"::{campaign['scenario']}") \
+        else str(nodeid or campaign["scenario"])
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        report = read_report(path)
+    except FileNotFoundError:
+        raise GateUsageError(f"{path}: no such report file") from None
+    except IsADirectoryError:
+        raise GateUsageError(f"{path}: a directory, not a report file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GateUsageError(f"{path}: cannot read it ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:
+        raise GateUsageError(f"{path}: {exc}") from None
+    campaigns = report.get("campaigns")
+    if not isinstance(campaigns, list):
+        raise GateUsageError(f"{path}: 'campaigns' must be a list of campaigns, got {type(campaigns).__name__}")
+    for i, campaign in enumerate(campaigns):
+        if not isinstance(campaign, dict):
+            raise GateUsageError(f"{path}: campaigns[{i}] must be an object, got {type(campaign).__name__}")
+        for key, kind in _CAMPAIGN_KEYS.items():
+            if not isinstance(campaign.get(key), kind):
+                raise GateUsageError(f"{path}: campaigns[{i}].{key} must be a {kind.__name__}, got "
+                                     f"{type(campaign.get(key)).__name__}")
+    session = report.get("session")
+    if session is not None and not isinstance(session, dict):
+        raise GateUsageError(f"{path}: 'session' must be an object, got {type(session).__name__}")
+    return report
+
+
 def _campaigns(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Every campaign of the reports that is evidence (not a smoke or replay run), by ``campaign_key``; a key
+    seen twice (one test running one scenario twice) keeps both, numbered."""
     out: dict[str, dict[str, Any]] = {}
     for path in paths:
-        try:
-            report = read_report(path)
-        except FileNotFoundError:
-            raise GateUsageError(f"{path}: no such report file") from None
-        except ValueError as exc:
-            raise GateUsageError(f"{path}: {exc}") from None
-        for campaign in report["campaigns"]:
+        for campaign in _read(path)["campaigns"]:
             if campaign.get("replay") is not None or campaign.get("smoke"):
                 continue  # a replay or smoke run is no evidence for a gate
-            out[campaign["scenario"]] = campaign
+            key = base = campaign_key(campaign)
+            n = 1
+            while key in out:
+                n += 1
+                key = f"{base} #{n}"
+            out[key] = campaign
     return out
 
 
+def incomplete_runs(paths: Sequence[str]) -> list[GateFinding]:
+    """What the reports say of their runs as a whole: an interrupted run, a pytest exit status other than
+    0 (passed) or 1 (tests failed), campaign tests that never reported a campaign (a crashed xdist worker, an
+    error before the campaign ran). Each is a failing finding: the report is not the whole evidence."""
+    findings = []
+    for path in paths:
+        session = _read(path).get("session")
+        if not session:
+            continue
+        if session.get("interrupted"):
+            findings.append(GateFinding("(run)", "complete", False, f"{path}: the run was interrupted (Ctrl-C): "
+                                        "its campaigns hold only the trials that finished before it"))
+        status = session.get("exit_status")
+        if status not in (0, 1, None) and not session.get("interrupted"):
+            findings.append(GateFinding("(run)", "complete", False, f"{path}: pytest exited with status {status} "
+                                        "(an internal or usage error): the run may be incomplete"))
+        missing = session.get("missing") or []
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            findings.append(GateFinding("(run)", "complete", False, f"{path}: {len(missing)} campaign test(s) "
+                                        f"never reported a campaign (crashed worker, interrupt or error): {shown}"))
+    return findings
+
+
 def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]] | None, *,
-                  alpha: float = 0.05, max_growth: float = 0.2, allow_inconclusive: bool = False
-                  ) -> list[GateFinding]:
+                  alpha: float = 0.05, max_growth: float = 0.2, allow_inconclusive: bool = False,
+                  margin: float = 0.0) -> list[GateFinding]:
     """Every finding for every campaign in ``current`` (pure: no I/O)."""
     findings: list[GateFinding] = []
     for name, campaign in sorted(current.items()):
         expected_failure = bool(campaign.get("xfail"))
+        if not campaign.get("verdicts") and not expected_failure:
+            errors = campaign.get("outcomes", {}).get("error", 0)
+            findings.append(GateFinding(name, "no expectations", not errors,
+                                        f"no expectation to judge; {errors} of {campaign.get('trials')} trial(s) "
+                                        "ended in an error" if errors else "no expectation to judge; no trial "
+                                        "ended in an error"))
         for v in campaign.get("verdicts", []):
             ok = v["verdict"] == "pass" or (v["verdict"] == "inconclusive" and allow_inconclusive)
             detail = f"{v['key']} {v['expression']}: {v['verdict']} (estimate {v['estimate']}, bound {v['bound']})"
             if v.get("trials_needed"):
-                detail += f"; about {v['trials_needed']} trials would decide"
+                detail += f"; a rerun with trials={v['trials_needed']} would decide with probability >= 80%"
             findings.append(GateFinding(name, "verdict", ok or expected_failure,
                                         detail + (" [xfail: expected]" if expected_failure and not ok else "")))
         if baseline is None or name not in baseline or expected_failure:
             continue
         base = baseline[name]
         for metric in HIGHER_IS_BETTER:
-            cur_m, base_m = campaign["metrics"].get(metric), base["metrics"].get(metric)
-            if not cur_m or not base_m or cur_m.get("k") is None or base_m.get("k") is None:
-                continue
-            p = fisher_less_pvalue(cur_m["k"], cur_m["n"], base_m["k"], base_m["n"])
-            findings.append(GateFinding(
-                name, f"regression:{metric}", p >= alpha,
-                f"{metric}: {cur_m['k']}/{cur_m['n']} now vs {base_m['k']}/{base_m['n']} baseline, "
-                f"one-sided Fisher p={p:.3g} (alpha {alpha:g})"))
+            finding = _rate_regression(name, metric, campaign, base, alpha, margin)
+            if finding is not None:
+                findings.append(finding)
         for metric, q in GROWTH_CHECKED:
-            cur_v = (campaign["metrics"].get(metric) or {}).get(q)
-            base_v = (base["metrics"].get(metric) or {}).get(q)
-            if cur_v is None or base_v is None:
-                continue
-            limit = base_v * (1 + max_growth)
-            findings.append(GateFinding(name, f"growth:{metric}.{q}", cur_v <= limit,
-                                        f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline "
-                                        f"(limit +{max_growth:.0%} = {limit:g})"))
+            finding = _growth(name, metric, q, campaign, base, alpha, max_growth)
+            if finding is not None:
+                findings.append(finding)
     return findings
+
+
+def _rate_regression(name: str, metric: str, cur: dict[str, Any], base: dict[str, Any], alpha: float,
+                     margin: float) -> GateFinding | None:
+    cur_m, base_m = cur["metrics"].get(metric), base["metrics"].get(metric)
+    if not cur_m or not base_m or cur_m.get("k") is None or base_m.get("k") is None:
+        return None
+    stopped = cur.get("stopped_early") or base.get("stopped_early")
+    check = f"regression:{metric}"
+    if metric in _SHARES:  # the trial is the unit: betting bounds on the per-trial shares
+        shares = [_shares(c, metric) for c in (cur, base)]
+        if shares[0] is None or shares[1] is None or not shares[0] or not shares[1]:
+            return None
+        cur_hi = betting_bounds(shares[0], 1 - alpha / 2)[1]
+        base_lo = betting_bounds(shares[1], 1 - alpha / 2)[0]
+        return GateFinding(name, check, cur_hi >= base_lo - margin,
+                           f"{metric} (per trial, {len(shares[0])} vs {len(shares[1])} trials): now <= {cur_hi:.4g}, "
+                           f"baseline >= {base_lo:.4g} (anytime-valid betting bounds, alpha/2 = {alpha / 2:g} each"
+                           f"{f', margin {margin:g}' if margin else ''})")
+    k1, n1, k0, n0 = cur_m["k"], cur_m["n"], base_m["k"], base_m["n"]
+    if n1 == 0 or n0 == 0:
+        return None
+    if not stopped and not margin:  # both ran every trial: the exact conditional test
+        p = fisher_less_pvalue(k1, n1, k0, n0)
+        return GateFinding(name, check, p >= alpha, f"{metric}: {k1}/{n1} now vs {k0}/{n0} baseline, one-sided "
+                                                    f"Fisher p={p:.3g} (alpha {alpha:g})")
+    cur_hi = mixture_rate_bounds(k1, n1, 1 - alpha / 2)[1]
+    base_lo = mixture_rate_bounds(k0, n0, 1 - alpha / 2)[0]
+    why = "a campaign stopped early: " if stopped else ""
+    return GateFinding(name, check, cur_hi >= base_lo - margin,
+                       f"{metric}: {k1}/{n1} now vs {k0}/{n0} baseline; {why}anytime-valid bounds now <= "
+                       f"{cur_hi:.4g}, baseline >= {base_lo:.4g} (alpha/2 = {alpha / 2:g} each"
+                       f"{f', margin {margin:g}' if margin else ''})")
+
+
+def _shares(campaign: dict[str, Any], metric: str) -> list[float] | None:
+    records = campaign.get("records")
+    if not records:
+        return None
+    read = _PER_TRIAL[metric]
+    out = []
+    for record in records:
+        successes, chances = read(record)
+        if chances:
+            out.append(successes / chances)
+    return out
+
+
+def _values(campaign: dict[str, Any], metric: str) -> list[float] | None:
+    key = {"tokens_per_task": "tokens", "cost_usd_per_task": "cost_usd"}[metric]
+    records = campaign.get("records")
+    return None if not records else [float(r[key]) for r in records]
+
+
+def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str, Any], alpha: float,
+            max_growth: float) -> GateFinding | None:
+    cur_v = (cur["metrics"].get(metric) or {}).get(q)
+    base_v = (base["metrics"].get(metric) or {}).get(q)
+    if cur_v is None or base_v is None:
+        return None
+    check = f"growth:{metric}.{q}"
+    if base.get("stopped_early"):
+        return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, the "
+                                              "baseline stopped early (its p95 is not a fixed-sample order statistic);"
+                                              " make the baseline with early_stop: false to test growth")
+    base_values, cur_values = _values(base, metric), _values(cur, metric)
+    if not base_values or not cur_values:
+        return None
+    level = float(q.removeprefix("p")) / 100
+    n0 = len(base_values)
+    rank = min(n0, max(1, math.ceil(level * n0)))  # the baseline's reported p95 is its rank-th smallest value
+    limit = base_v * (1 + max_growth)
+    allowed = exceedance_upper(n0, rank, 1 - alpha / 2)  # P(a baseline value exceeds its own p95) <= this
+    above = sum(v > limit for v in cur_values)
+    n1 = len(cur_values)
+    if cur.get("stopped_early"):
+        lower = mixture_rate_bounds(above, n1, 1 - alpha / 2)[0]
+        grew = lower > allowed
+        how = f"anytime-valid lower bound {lower:.3g}"
+    else:
+        p = binom_sf(above - 1, n1, allowed) if above else 1.0  # P(Bin(n1, allowed) >= above)
+        grew = p < alpha / 2
+        how = f"exact binomial p={p:.3g}"
+    return GateFinding(name, check, not grew,
+                       f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline; {above}/{n1} trials above "
+                       f"{limit:g} (+{max_growth:.0%}), the baseline's own p95 allows <= {allowed:.3g} "
+                       f"({how}, alpha/2 = {alpha / 2:g} each)")
 
 
 def markdown(findings: list[GateFinding]) -> str:
@@ -107,9 +275,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="append", default=[], help="baseline report(s) to compare with")
     p.add_argument("--alpha", type=float, default=0.05, help="error rate of the regression test (default 0.05)")
     p.add_argument("--max-growth", type=float, default=0.2,
-                   help="allowed relative growth of token/cost p95 over the baseline (default 0.2)")
+                   help="allowed relative growth of token/cost p95 over the baseline (default 0.2), tested by the "
+                        "exceedances of (1 + growth) x the baseline's p95 among the new trials")
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="allowed drop of a rate before it counts as a regression (default 0)")
     p.add_argument("--allow-inconclusive", action="store_true", help="let inconclusive verdicts pass")
-    p.add_argument("--markdown", help="also write the markdown summary to this file")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="judge a report of an interrupted or incomplete run on what it holds (default: such a report "
+                        "fails the gate)")
+    p.add_argument("--markdown", nargs="?", const="", metavar="PATH",
+                   help="also write the markdown summary to PATH, and append it to $GITHUB_STEP_SUMMARY when that "
+                        "is set (the job summary of GitHub Actions)")
     return p
 
 
@@ -125,20 +301,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise GateUsageError(f"--alpha={args.alpha} must be in (0, 1)")
         if args.max_growth < 0:
             raise GateUsageError(f"--max-growth={args.max_growth} must be >= 0")
+        if not 0 <= args.margin < 1:
+            raise GateUsageError(f"--margin={args.margin} must be in [0, 1)")
         current = _campaigns(args.reports)
         baseline = _campaigns(args.baseline) if args.baseline else None
         if not current:
             raise GateUsageError("the reports hold no campaign (smoke and replay runs are not evidence)")
+        if baseline is not None:
+            missing = sorted(set(baseline) - set(current))
+            if not set(baseline) & set(current):
+                raise GateUsageError(f"the reports and the baseline share no scenario (reports: "
+                                     f"{', '.join(sorted(current))}; baseline: {', '.join(sorted(baseline))})")
+            if missing:
+                raise GateUsageError(f"the reports lack the baseline's scenario(s) {', '.join(missing)}: a candidate "
+                                     "must run every scenario of its baseline")
     except GateUsageError as exc:
         print(f"agentops-gate: error: {exc}", file=sys.stderr)
         return 2
     findings = evaluate_gate(current, baseline, alpha=args.alpha, max_growth=args.max_growth,
-                             allow_inconclusive=args.allow_inconclusive)
+                             allow_inconclusive=args.allow_inconclusive, margin=args.margin)
+    incomplete = incomplete_runs(args.reports)
+    if args.allow_incomplete:
+        incomplete = [GateFinding(f.scenario, f.check, True, f.detail + " [--allow-incomplete]") for f in incomplete]
+    findings = incomplete + findings
     text = markdown(findings)
     print(text, end="")
-    if args.markdown:
-        Path(args.markdown).write_text(text, encoding="utf-8")
+    try:
+        if args.markdown:
+            Path(args.markdown).write_text(text, encoding="utf-8")
+        if args.markdown is not None:
+            _append_step_summary(text)
+    except OSError as exc:
+        print(f"agentops-gate: error: cannot write the markdown summary ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return 2
     return 0 if all(f.ok for f in findings) else 1
+
+
+def _append_step_summary(text: str) -> None:
+    """Append to the file ``$GITHUB_STEP_SUMMARY`` names (GitHub Actions shows it on the job's page)."""
+    import os
+
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,12 @@ confirmation by the action, its details and occurrence. Never by the order in wh
 the harness: two calls made in parallel get the same faults whichever arrives first, at any concurrency.
 The same seed gives the same plan, which is what makes a trial replayable. ``FaultPlan.listing()`` spells
 the plan out.
+
+Every fault that fires has an id (``fault_id``): what it is and the key of its draw, e.g.
+``tool:refund_order:5f3a0c:0`` for the first call of ``refund_order`` with those arguments. The layers put
+it on the fault's trace event (``fid``), and a plan built with ``allowed`` (a set of ids) fires only those:
+re-running a trial with a subset of its faults is how a failing trial is shrunk to the faults it needs
+(``engine.shrink``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,11 @@ class CrashDraw:
 
     step: int
     point: str
+
+
+def fault_id(kind: str, *key: Any) -> str:
+    """The id of a fault: its kind and the key of its draw (numbers in hex), e.g. ``tool:refund_order:5f3a:0``."""
+    return ":".join([kind, *(format(k, "x") if isinstance(k, int) else str(k) for k in key)])
 
 
 class Occurrences:
@@ -97,12 +108,14 @@ class FaultPlan:
     does not depend on how often other tools were called before it.
     """
 
-    __slots__ = ("_outage_tool", "faults", "seed", "tools")
+    __slots__ = ("_outage_tool", "allowed", "faults", "seed", "tools")
 
-    def __init__(self, seed: int, faults: Faults, tools: tuple[str, ...] = ()):
+    def __init__(self, seed: int, faults: Faults, tools: tuple[str, ...] = (),
+                 allowed: frozenset[str] | None = None):
         self.seed = int(seed)
         self.faults = faults
         self.tools = tuple(tools)
+        self.allowed = allowed  # the ids of the faults that may fire (None: all)
         self._outage_tool: str | None = None
         if faults.outage and tools:
             u, pick_u = uniforms(self.seed, Stream.TOOLS, 0, n=2)
@@ -115,11 +128,16 @@ class FaultPlan:
         """The plan for the trial with this seed."""
         return cls(seed, faults, tools)
 
+    def admit(self, fault_id: str) -> bool:
+        """Whether the fault with this id may fire (a plan restricted to ``allowed`` ids, or any)."""
+        return self.allowed is None or fault_id in self.allowed
+
     # -- tools ----------------------------------------------------------------------------------------------
     @property
     def outage_tool(self) -> str | None:
-        """The tool that is down for this whole trial, if any."""
-        return self._outage_tool
+        """The tool that is down for this whole trial, if any (and allowed)."""
+        tool = self._outage_tool
+        return tool if tool is not None and self.admit(fault_id("outage", tool)) else None
 
     @staticmethod
     def key_of(value: Any) -> int:
@@ -129,7 +147,7 @@ class FaultPlan:
     def tool_fault(self, tool: str, occurrence: int = 0, args_key: int = 0) -> ToolFaultDraw:
         """The fault planned for a call of ``tool`` whose arguments have the key ``args_key`` (``key_of``), the
         ``occurrence``-th (0-based) call of the same tool with the same arguments in this trial."""
-        if tool == self._outage_tool:
+        if tool == self._outage_tool and self.admit(fault_id("outage", tool)):
             return _OUTAGE
         rate, kinds, cumulative = _tool_table(self.faults, tool)
         if not (rate or self.faults.latency):
@@ -142,6 +160,11 @@ class FaultPlan:
         if u_lat < self.faults.latency:
             # reuse the draw's position inside [0, latency) as an exponential variate with mean latency_s
             latency = -self.faults.latency_s * math.log1p(-(u_lat / self.faults.latency))
+        if self.allowed is not None:
+            if kind is not None and not self.admit(fault_id("tool", tool, args_key, occurrence)):
+                kind = None
+            if latency and not self.admit(fault_id("latency", tool, args_key, occurrence)):
+                latency = 0.0
         return ToolFaultDraw(kind, latency)
 
     def injection_draws(self, tool: str, occurrence: int = 0, args_key: int = 0) -> tuple[float, ...]:
@@ -158,6 +181,8 @@ class FaultPlan:
         u, u_step, u_point = uniforms(self.seed, Stream.CRASH)  # fixed draws: rates stay coupled
         if u >= f.crash:
             return None
+        if not self.admit(fault_id("crash")):
+            return None
         low, high = f.crash_steps
         point = f.crash_point if f.crash_point != "any" else ("before" if u_point < 0.5 else "after")
         return CrashDraw(low + min(int(u_step * (high - low + 1)), high - low), point)
@@ -169,7 +194,9 @@ class FaultPlan:
         if not settings.rate:
             return None
         u_fault, u_kind = uniforms(self.seed, Stream.MODEL, 0, request, occurrence, n=2)
-        return pick(settings.mix, u_kind) if u_fault < settings.rate else None
+        if u_fault >= settings.rate or not self.admit(fault_id("model", request, occurrence)):
+            return None
+        return pick(settings.mix, u_kind)
 
     def output_draws(self, request: int, occurrence: int) -> tuple[float, ...]:
         """The three uniforms that decide the output perturbation of a model call (fire, kind, pick)."""
@@ -182,7 +209,9 @@ class FaultPlan:
     def http_fault(self, host: str, request: int, occurrence: int, rate: float, mix: Any) -> str | None:
         """The transport fault of a request to ``host`` (``request`` keys its method, path and body)."""
         u_fault, u_kind = uniforms(self.seed, Stream.MODEL, 2, text_key(host), request, occurrence, n=2)
-        return pick(mix, u_kind) if u_fault < rate else None
+        if u_fault >= rate or not self.admit(fault_id("http", host, request, occurrence)):
+            return None
+        return pick(mix, u_kind)
 
     # -- the simulated human --------------------------------------------------------------------------------
     def approver_draws(self, action: str, details_key: int, occurrence: int) -> tuple[float, ...]:

@@ -41,6 +41,8 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
     """
     faults, faults_rank = _first("faults", sources, scenario.faults)
     profile, profile_rank = _first("profile", sources)
+    if isinstance(faults, str):  # a profile name, as in a scenario file
+        faults = Faults.profile(faults)
     if faults is None:
         faults = Faults.profile(profile or DEFAULT_PROFILE)
     elif profile is not None and profile_rank < faults_rank:
@@ -61,6 +63,7 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
         confidence=_first("confidence", sources, scenario.confidence)[0],
         concurrency=_first("concurrency", sources, scenario.concurrency)[0],
         early_stop=_first("early_stop", sources, scenario.early_stop)[0],
+        isolation=_first("isolation", sources, scenario.isolation)[0],
         replay=replay, smoke=smoke,
         spend=SpendCap(max_usd, max_tokens) if max_usd is not None or max_tokens is not None else None,
         cassette=_cassette(sources))

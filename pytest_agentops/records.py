@@ -148,3 +148,28 @@ class TrialRecord:
         if with_trace:
             out["trace"] = [e.to_dict() for e in self.trace]
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class MinimalFaults:
+    """The faults a failing trial needs to fail (``engine.shrink``): what is left when no single one of them can
+    be removed with the trial still failing the same way."""
+
+    index: int
+    failure: str  # the failure kept while shrinking: the outcome, or ``violation:KIND`` of a completed trial
+    faults: tuple[str, ...]  # readable: "refund_order call 2 -> timeout"
+    fault_ids: tuple[str, ...]  # the same faults' ids (``plan.fault_id``), for ``allowed_faults``
+    fired: int  # faults that fired in the trial as it ran
+    runs: int  # re-runs spent
+    minimal: bool  # True: removing any one of ``faults`` makes the trial pass (or fail otherwise)
+
+    def describe(self) -> str:
+        """One line, e.g. ``fails with just: refund_order call 2 -> timeout (1 of 7 faults, minimal)``."""
+        if not self.faults:
+            return f"fails with no fault at all ({self.fired} fired in the trial): the agent fails on its own"
+        how = "minimal" if self.minimal else f"search stopped after {self.runs} re-runs, may not be minimal"
+        return f"fails with just: {'; '.join(self.faults)} ({len(self.faults)} of {self.fired} faults, {how})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "failure": self.failure, "faults": list(self.faults),
+                "fault_ids": list(self.fault_ids), "fired": self.fired, "runs": self.runs, "minimal": self.minimal}

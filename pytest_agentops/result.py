@@ -7,19 +7,78 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import stats
 from ._frozen import FrozenMap
 from .errors import CampaignFailed
-from .expect import Verdict, evaluate
+from .expect import Verdict
+from .judge import judge
 from .metrics import MetricSummary, collect, summarize_all
-from .records import OUTCOMES, TrialRecord
+from .records import OUTCOMES, MinimalFaults, TrialRecord
 
 if TYPE_CHECKING:
     from .scenario import Scenario
+    from .settings.faults import Faults
     from .settings.run import RunSettings
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 1  # fields were added (counting units, rules, per-task breakdown), none changed meaning
 _SEVERITY = {"error": 0, "timed_out": 1, "crashed": 2, "budget_exceeded": 3, "failed": 4, "escalated": 5,
              "completed": 6}
+#: The order in which the worst-trials list shows one example of each failure class (violations in between).
+_CLASS_ORDER = ("error", "failed", "violation", "timed_out", "budget_exceeded", "crashed", "escalated")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSummary:
+    """One task of a multi-task scenario: its trials, completion (exact bounds, for reading), pass^k groups,
+    tokens, and its worst trial."""
+
+    task: str
+    trials: int
+    completed: int
+    lower: float
+    upper: float
+    groups: int = 0  # pass^k: complete groups of k trials
+    groups_passed: int = 0
+    tokens_p95: float | None = None
+    worst: str | None = None  # the label of its worst trial
+    worst_index: int | None = None
+
+    @property
+    def completion_rate(self) -> float:
+        return self.completed / self.trials if self.trials else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"task": self.task, "trials": self.trials, "completed": self.completed,
+                               "completion_rate": round(self.completion_rate, 10), "lower": round(self.lower, 10),
+                               "upper": round(self.upper, 10), "tokens_p95": self.tokens_p95, "worst": self.worst}
+        if self.groups:
+            out.update(groups=self.groups, groups_passed=self.groups_passed)
+        return out
+
+
+def _per_task(scenario: Scenario, settings: RunSettings, records: list[TrialRecord]) -> tuple[TaskSummary, ...]:
+    """The breakdown by task, for scenarios with several tasks (or pass^k groups); empty otherwise."""
+    repeats = scenario.repeats
+    if (len(scenario.tasks) == 1 and repeats == 1) or settings.smoke or settings.replay is not None:
+        return ()
+    by_task: dict[str, list[TrialRecord]] = {}
+    for record in records:
+        by_task.setdefault(scenario.task_for(record.index, settings.seed), []).append(record)
+    out = []
+    for task, rs in by_task.items():
+        done = sum(r.outcome == "completed" for r in rs)
+        groups: dict[int, list[bool]] = {}
+        for r in rs:
+            groups.setdefault(r.index // repeats, []).append(r.outcome == "completed")
+        full = [g for g in groups.values() if len(g) == repeats] if repeats > 1 else []
+        worst = sorted((r for r in rs if not r.ok), key=lambda r: (not r.violations, _SEVERITY.get(r.outcome, 9),
+                                                                     r.index))
+        tokens = [float(r.tokens) for r in rs]
+        out.append(TaskSummary(task, len(rs), done, stats.clopper_pearson_lower(done, len(rs), settings.confidence),
+                               stats.clopper_pearson_upper(done, len(rs), settings.confidence), len(full),
+                               sum(all(g) for g in full), stats.quantile(tokens, 0.95) if tokens else None,
+                               worst[0].label if worst else None, worst[0].index if worst else None))
+    return tuple(sorted(out, key=lambda t: (t.completion_rate, t.task)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +102,10 @@ class CampaignResult:
     skipped: str | None = None  # why this campaign did not run (e.g. not the scenario a replay asked for)
     late_calls: int = 0  # harness calls refused because their trial had ended (threads an agent left running)
     unstoppable: int = 0  # agent threads and loops given up on that could not be stopped in-process
+    minimal_faults: tuple[MinimalFaults, ...] = ()  # the faults the worst failing trial(s) needed (``engine.shrink``)
+    per_task: tuple[TaskSummary, ...] = field(default=(), repr=False)
+    fault_settings: Faults | None = field(default=None, compare=False, repr=False)  # what was configured
+    interrupted: bool = False  # Ctrl-C ended it: the records are the trials that finished before
     spend: Mapping[str, Any] | None = None  # a capped campaign's spend (engine.spend.SpendGate.summary)
 
     @classmethod
@@ -54,23 +117,27 @@ class CampaignResult:
     @classmethod
     def build(cls, scenario: Scenario, settings: RunSettings, records: list[TrialRecord], *,
               stopped_early: bool = False, wall_s: float = 0.0, replay_command: str | None = None,
-              late_calls: int = 0, unstoppable: int = 0, spend: Mapping[str, Any] | None = None,
-              judge_confidence: float | None = None) -> CampaignResult:
-        """Compute metrics and verdicts for a finished campaign (``judge_confidence``: the confidence of rate and
-        quantile verdicts when the campaign stopped where its plan had no look, e.g. at its spend cap)."""
+              late_calls: int = 0, unstoppable: int = 0, interrupted: bool = False,
+              spend: Mapping[str, Any] | None = None) -> CampaignResult:
+        """Compute metrics and verdicts for a finished campaign (``spend``: a capped campaign's spend; a
+        campaign its cap stopped is incomplete, and its verdicts are those reached, as for an interrupted one)."""
         expectations = scenario.expectations
-        conf = settings.look_confidence if judge_confidence is None else judge_confidence
-        data = collect(records)  # every metric: the summaries need them all, the verdicts some
-        # counts can only fail before the last look, so they spend no alpha early: full confidence for them
-        verdicts = tuple(evaluate(e, data[e.metric], settings.confidence if data[e.metric].kind == "count" else conf,
-                                  final=True) for e in expectations)
+        data = collect(records)  # every metric: the summaries need them all
+        max_trials = 1 if settings.replay is not None else settings.trials
+        judges = [judge(e, max_trials=max_trials, confidence=settings.confidence, sequential=settings.sequential
+                        ).add_all(records) for e in expectations]
+        complete = len(records) >= max_trials
+        failed = next((j.exp.key for j in judges if j.failed), "") if not complete else ""
+        verdicts = tuple(j.verdict(complete=complete, stopped_by=failed) for j in judges)
         return cls(scenario=scenario.name, seed=settings.seed, max_trials=settings.trials,
                    confidence=settings.confidence, profile=settings.faults.profile_name or "custom",
                    records=tuple(records),
                    metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
-                   unstoppable=unstoppable, spend=None if spend is None else FrozenMap(spend))
+                   unstoppable=unstoppable, per_task=_per_task(scenario, settings, records),
+                   fault_settings=settings.faults, interrupted=interrupted,
+                   spend=None if spend is None else FrozenMap(spend))
 
     # -- derived values -------------------------------------------------------------------------------
     @property
@@ -100,15 +167,32 @@ class CampaignResult:
         return not self.failed_verdicts and not self.inconclusive_verdicts
 
     def worst_trials(self, limit: int = 5) -> list[TrialRecord]:
-        """The trials most worth replaying: violations first, then errors and timeouts, then failures."""
+        """The trials most worth replaying: first one example of each failure class (error, failed, each
+        violation kind, timed out, budget exceeded, crashed, escalated; the earliest trial of each), then
+        the rest by severity, up to ``limit`` trials in all (every class keeps its example)."""
         bad = [r for r in self.records if not r.ok]
-        return sorted(bad, key=lambda r: (not r.violations, _SEVERITY.get(r.outcome, 9), r.index))[:limit]
+        examples: dict[str, TrialRecord] = {}
+        for r in bad:  # launch order: the earliest trial of each class is its example
+            for cls in failure_classes(r):
+                examples.setdefault(cls, r)
+        order = {cls: i for i, cls in enumerate(_CLASS_ORDER)}
+        first: list[TrialRecord] = []
+        for cls in sorted(examples, key=lambda c: (order.get(c.partition(":")[0], len(order)), c)):
+            if examples[cls] not in first:
+                first.append(examples[cls])
+        rest = sorted((r for r in bad if r not in first),
+                      key=lambda r: (not r.violations, _SEVERITY.get(r.outcome, 9), r.index))
+        return first + rest[:max(0, limit - len(first))]
 
     def replay_hint(self, record: TrialRecord) -> str:
         """The command that re-runs exactly this trial."""
         if self.replay_command:
             return self.replay_command.format(index=record.index, seed=self.seed, scenario=self.scenario)
         return f"run_campaign(<{self.scenario} scenario>, seed={self.seed}, replay={record.index})"
+
+    def minimal_faults_of(self, index: int) -> MinimalFaults | None:
+        """What shrinking found for trial ``index`` (None: it was not shrunk)."""
+        return next((m for m in self.minimal_faults if m.index == index), None)
 
     def summary(self) -> str:
         """Several lines: outcome counts and one line per verdict."""
@@ -126,8 +210,13 @@ class CampaignResult:
                  f"({self.n} trial(s), seed={self.seed}, profile={self.profile}):"]
         if self.smoke:
             lines[0] = f"agent smoke trial of {self.scenario!r} did not pass (fault-free, seed={self.seed}):"
-        for v in self.failed_verdicts + self.inconclusive_verdicts:
+        # one fault-free trial decides no expectation: a smoke failure lists failed verdicts, not inconclusive ones
+        undecided = () if self.smoke else self.inconclusive_verdicts
+        for v in self.failed_verdicts + undecided:
             lines.append(f"  {v.verdict.upper()}: {v.describe()}")
+        if self.per_task:
+            worst_task = self.per_task[0]
+            lines.append(f"  worst task: {worst_task.task!r}: {worst_task.completed}/{worst_task.trials} completed")
         worst = self.worst_trials()
         if worst:
             lines.append("worst trials (replay each with the command under it):")
@@ -137,6 +226,9 @@ class CampaignResult:
                     why += f"; violations: {', '.join(r.violations)}"
                 lines.append(f"  {r.label}: {r.outcome}{': ' + why if why else ''}")
                 lines.append(f"    {self.replay_hint(r)}")
+                shrunk = self.minimal_faults_of(r.index)
+                if shrunk is not None:
+                    lines.append(f"    {shrunk.describe()}")
         raise CampaignFailed("\n".join(lines))
 
     def to_dict(self, *, with_traces: bool = False) -> dict[str, Any]:
@@ -149,9 +241,14 @@ class CampaignResult:
             "outcomes": dict(self.outcome_counts),
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
             "verdicts": [v.to_dict() for v in self.verdicts],
+            **({"per_task": [t.to_dict() for t in self.per_task]} if self.per_task else {}),
             # a failing trial's trace is always there: what the agent did is the first thing one looks for
             "records": [r.to_dict(with_trace=with_traces or not r.ok) for r in self.records],
         }
+        if self.interrupted:  # Ctrl-C: these are the trials that finished before it
+            out["interrupted"] = True
+        if self.minimal_faults:
+            out["minimal_faults"] = [m.to_dict() for m in self.minimal_faults]
         if self.late_calls:  # threads an agent left running called the harness after their trial ended
             out["late_calls"] = self.late_calls
         if self.unstoppable:  # workers given up on that still run (they depend on timing: only when they occur)
@@ -167,3 +264,11 @@ class CampaignResult:
         verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)
         return (f"CampaignResult({self.scenario!r}, n={self.n}, seed={self.seed}, "
                 f"outcome_counts={self.outcome_counts}, verdicts=[{verdicts}])")
+
+
+def failure_classes(record: TrialRecord) -> tuple[str, ...]:
+    """Why a trial did not pass, as classes: its outcome unless ``completed``, and ``violation:KIND`` for each
+    kind of violation it made (``violation:unconfirmed_destructive_call``)."""
+    kinds = sorted({v.partition(":")[0] for v in record.violations})
+    own = () if record.outcome == "completed" else (record.outcome,)
+    return own + tuple(f"violation:{k}" for k in kinds)

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .expect import Expectation
 from .settings._meta import setting
 from .settings.faults import Faults
-from .settings.layers import Approver, Budget, Escalation, StateSpec
+from .settings.layers import ISOLATIONS, Approver, Budget, Escalation, StateSpec, check_isolation
 from .settings.live import LiveLLM
 from .settings.model import FakeLLM
 from .settings.network import HOST_PATTERN, NETWORK_MODES, check_hosts
@@ -59,8 +59,10 @@ class Scenario:
                         required=True)
     agent: Callable[..., Any] = setting(doc="the agent: 'package.module:attr' naming agent(task, env)",
                                         kind="reference", required=True)
-    task: str | Sequence[str] = setting("", doc="the task given to the agent, or a list of tasks used in turn",
-                                        kind="task")
+    task: str | Sequence[str] | Callable[[Any], str] = setting(
+        "", doc="the task given to the agent, a list of tasks used in turn (with a pass^k expectation, each "
+                "task k times in a row), or {generate: 'package.module:attr'}, a task generator generate(rng) -> "
+                "str called once per group of trials", kind="task")
     world: Callable[[], Any] | None = setting(None, doc="'package.module:attr' naming a zero-argument factory of a "
                                                         "fresh world per trial", kind="reference", nullable=True)
     tools: Sequence[Callable[..., Any]] = setting((), doc="the tools: a list of 'package.module:attr', or one "
@@ -122,6 +124,15 @@ class Scenario:
                                              kind="number", nullable=True, schema={"exclusiveMinimum": 0})
     max_campaign_tokens: int | None = setting(None, doc="the most tokens the campaign may spend (null: no cap)",
                                               kind="whole", minimum=1, nullable=True)
+    isolation: str = setting("none", doc="where each trial's agent runs: none (in the test process) or process (a "
+                                         "child process of its own, with memory_limit_mb, its process group killed "
+                                         "as a whole: nothing it starts outlives pytest)", kind="enum",
+                             options=ISOLATIONS)
+    memory_limit_mb: int | None = setting(4096, doc="address-space limit of the agent's child process (isolation "
+                                                    "process, or crash_mode sigkill), MiB (null: none)",
+                                          kind="whole", minimum=256, nullable=True)
+    shrink_runs: int = setting(32, doc="re-runs spent on the worst failing trial of a failed campaign to find the "
+                                       "faults it needs ('fails with just: ...'; 0: none)", kind="whole", minimum=0)
     layers: Sequence[Any] = setting((), doc="harness layers of your own, added to the built-in ones",
                                     kind="layers", yaml=False)
 
@@ -130,11 +141,13 @@ class Scenario:
             raise ConfigError(f"name={self.name!r} must be a non-empty string")
         if not callable(self.agent):
             raise ConfigError(f"agent={self.agent!r} must be a callable agent(task, env)")
-        tasks = (self.task,) if isinstance(self.task, str) else tuple(self.task)
-        if not tasks or not all(isinstance(t, str) for t in tasks):
-            raise ConfigError(f"task={self.task!r} must be a string or a non-empty list of strings")
-        if not isinstance(self.task, str):
-            object.__setattr__(self, "task", tasks)
+        if not callable(self.task):
+            tasks = (self.task,) if isinstance(self.task, str) else tuple(self.task)
+            if not tasks or not all(isinstance(t, str) for t in tasks):
+                raise ConfigError(f"task={self.task!r} must be a string or a non-empty list of strings (or, in "
+                                  "Python, a task generator generate(rng) -> str)")
+            if not isinstance(self.task, str):
+                object.__setattr__(self, "task", tasks)
         if self.world is not None and not callable(self.world):
             raise ConfigError(f"world={self.world!r} must be a zero-argument factory (a class or function)")
         if self.world is not None and not _takes(self.world, 0):
@@ -173,8 +186,10 @@ class Scenario:
         check_positive_seconds("virtual_timeout_s", self.virtual_timeout_s, optional=True)
         if not isinstance(self.expect, Mapping):
             raise ConfigError(f"expect={self.expect!r} must map metric names to threshold strings")
-        for key, expr in self.expect.items():
-            Expectation.parse(key, expr)
+        groups = {Expectation.parse(key, expr).group for key, expr in self.expect.items()}
+        if len(groups - {1}) > 1:
+            raise ConfigError(f"expect: pass^k with different k ({sorted(groups - {1})}); a scenario runs each task "
+                              "k times in a row for one k")
         object.__setattr__(self, "expect", FrozenMap(self.expect))
         if self.prices is not None:
             price_table(self.prices)
@@ -190,6 +205,9 @@ class Scenario:
             object.__setattr__(self, "scopes", tuple(self.scopes))
         if self.state is not None:
             object.__setattr__(self, "state", StateSpec.parse(self.state))
+        check_isolation("isolation", self.isolation)
+        check_whole("memory_limit_mb", self.memory_limit_mb, 256, optional=True)
+        check_whole("shrink_runs", self.shrink_runs, 0)
         if self.llm is not None:
             object.__setattr__(self, "llm", FakeLLM.coerce(self.llm))
         self._check_live()
@@ -231,7 +249,30 @@ class Scenario:
 
     @property
     def tasks(self) -> tuple[str, ...]:
+        """The task list (empty for a task generator, whose tasks are drawn per group of trials)."""
+        if callable(self.task):
+            return ()
         return (self.task,) if isinstance(self.task, str) else tuple(self.task)
+
+    @property
+    def repeats(self) -> int:
+        """How many trials in a row get the same task: the k of a ``pass^k`` expectation, else 1."""
+        return max((e.group for e in self.expectations), default=1)
+
+    def task_for(self, index: int, seed: int) -> str:
+        """The task of trial ``index`` of the campaign with ``seed``: trials come in groups of ``repeats``; the
+        groups take the task list in turn, or a task drawn by the generator from a generator of the group's own
+        (numpy, seeded by the campaign seed and the group), so every trial of a group has the same task."""
+        group = index // self.repeats
+        if callable(self.task):
+            import numpy as np
+
+            task = self.task(np.random.default_rng([seed, group, 0x7A5C]))
+            if not isinstance(task, str):
+                raise ConfigError(f"task generator {self.task!r} returned {task!r}; it must return the task string")
+            return task
+        tasks = self.tasks
+        return tasks[group % len(tasks)]
 
     @property
     def tool_specs(self) -> tuple[ToolSpec, ...]:

@@ -6,6 +6,14 @@ import pytest
 
 from pytest_agentops import Scenario, tool
 
+# every test leaves the process as it found it: tests/process_state.py (fixtures found here by their import)
+from process_state import (  # noqa: F401
+    _process_state,
+    _process_state_per_module,
+    pytest_configure,
+    pytest_fixture_setup,
+)
+
 
 class Orders:
     """A tiny world: orders that can be refunded or deleted."""

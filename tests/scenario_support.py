@@ -60,3 +60,8 @@ class Agents:
     """A namespace, for dotted attribute references (``scenario_support:Agents.careful``)."""
 
     careful = staticmethod(careful)
+
+
+def pick_task(rng):
+    """A task generator for the scenario-file tests: one of two refund tasks."""
+    return ["Refund order 42", "Please refund order 42"][int(rng.integers(2))]

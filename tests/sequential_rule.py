@@ -1,31 +1,27 @@
-"""The campaign's sequential decision rule, restated independently of pytest_agentops, and its exact error rates.
+"""The campaign's sequential decision rule, restated apart from the engine, and its exact error rates.
 
-The rule (docs/statistics.md "Sequential looks"; the engine is ``Runner.run``, ``CampaignResult.build`` and
-``expect.evaluate``): trials are consumed in launch order. With early stopping the campaign looks at the
-first ``n`` trials for each ``n`` of the look schedule 25, 50, 100, ... (doubling while below the maximum),
-then the maximum; at a look before the maximum it stops if every expectation is decided (pass or fail) at
-the per-look confidence ``1 - alpha / looks`` (Bonferroni). The verdicts are then taken on the trials
-used (the first ``n``), at the same per-look confidence; a count at the full confidence (it does not
-depend on a confidence to pass or fail). Without early stopping there is one look, at the maximum, and
-the confidence is the campaign's.
+The rule (docs/verdicts.md; the engine is ``Runner.run``, ``pytest_agentops.judge`` and ``CampaignResult.build``):
+trials are consumed in launch order. With early stopping every expectation is looked at after EVERY trial of
+the launch-order prefix; the campaign stops as soon as every expectation is decided, or at once when one
+fails. Each expectation's verdict is its first decision (or, never decided, inconclusive). Without early
+stopping there is one look, after the last trial, at the campaign's confidence.
 
-* A rate ``>= t`` (``> t``) passes when its one-sided Clopper-Pearson lower bound is ``>= t`` (``> t``)
-  and fails when the upper bound is not; ``<= t`` (``< t``) the other way round. No trial with the
-  chance (n = 0): inconclusive.
-* A quantile ``pQ <= T`` (``< T``) is judged by order statistics: it passes when the order statistic
-  of rank ``r_u`` (the smallest r with ``P(Binom(n, Q) <= r - 1) >= confidence``) is ``<= T``, and fails
-  when the one of rank ``r_l`` (the largest r with ``P(Binom(n, Q) >= r) >= confidence``) is not; no
-  such rank, no such bound. ``>= T`` (``> T``) the other way round. Both comparisons are questions
-  about the number of "misses", the samples on the wrong side of T, so for the error rate a quantile
-  expectation is a rate: one Bernoulli "miss" per trial.
+* A rate ``>= t`` (``> t``) is a count of successes among the trials with the chance; ``<= t`` counts the
+  non-events against ``1 - t``. After n such trials with k successes it passes when ``k >= pass_at[n]`` and
+  fails when ``k <= fail_at[n]``, the two boundaries of ``pytest_agentops.stats.rate_rule`` (the rule's
+  definition: a truncated SPRT with a fail level, a mixture SPRT at the threshold without one, each
+  calibrated by the package). Whatever those boundaries are, what this module computes of them, with
+  scipy and independently of the package, is the exact probability of each verdict.
+* A quantile ``pQ <= T`` is the rate ``P(X <= T) >= Q`` of the per-trial event "the value is within T"
+  (``>= T``: ``P(X >= T) >= 1 - Q``): one Bernoulli per trial, judged as a rate.
 * A count ``<= N`` (``== 0``: N = 0, ``< N``: N - 1) fails as soon as more than N violations are seen
-  and passes only at the end.
+  and passes only after the last trial.
+* One look (no early stopping): the one-sided exact tests, restated here with scipy's beta quantiles
+  (Clopper-Pearson) and order statistics.
 
-Everything here is computed with scipy (binomial pmfs and tails, beta quantiles) and numpy, not with
-``pytest_agentops.stats``, so that a test comparing the two checks the engine against an independent
-statement of the rule. ``exact_outcome`` is the dynamic programme over the looks that gives the exact
-probability of each final verdict for a Bernoulli(p) per-trial event; ``replay`` applies the rule to an
-observed sequence of per-trial observations (read off ``CampaignResult.records``).
+``exact_outcome`` is the dynamic programme over the trials that gives the exact probability of each final
+verdict for a Bernoulli(p) per-trial event; ``replay`` applies the rule to an observed sequence of per-trial
+observations (read off ``CampaignResult.records``).
 """
 
 from __future__ import annotations
@@ -40,27 +36,12 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
+from pytest_agentops.stats import rate_rule
+
 ALPHA = 0.05  # the campaign's default: confidence 0.95
-FIRST_LOOK = 25
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {">=": operator.ge, ">": operator.gt, "<=": operator.le,
                                               "<": operator.lt}
-
-
-def looks(max_trials: int, *, early_stop: bool = True) -> tuple[int, ...]:
-    """The trial counts at which the campaign looks: 25, 50, 100, ... below ``max_trials``, then it."""
-    if not early_stop:
-        return (max_trials,)
-    points, n = [], FIRST_LOOK
-    while n < max_trials:
-        points.append(n)
-        n *= 2
-    return (*points, max_trials)
-
-
-def look_confidence(confidence: float, n_looks: int) -> float:
-    """The confidence of every look: the campaign's alpha split evenly over the looks (Bonferroni)."""
-    return 1.0 - (1.0 - confidence) / n_looks
 
 
 # ---------------------------------------------------------------------------------------- bounds (scipy)
@@ -107,41 +88,88 @@ NAMES = {INCONCLUSIVE: "inconclusive", PASS: "pass", FAIL: "fail"}
 
 @dataclass(frozen=True)
 class Rate:
-    """``rate op threshold``; its per-trial observation is True/False (the event), or None (no chance)."""
+    """``rate op threshold`` (optionally ``fail below/above fail_level`` with ``power``); its per-trial
+    observation is True/False (the event), or None (no chance)."""
 
     op: str
     threshold: float
+    fail_level: float | None = None
+    power: float = 0.95
 
-    def table(self, n: int, confidence: float) -> np.ndarray:
-        """The verdict code for each number of events k = 0..n among n observations."""
+    @property
+    def upward(self) -> bool:
+        return self.op in (">=", ">")
+
+    def success_threshold(self) -> tuple[float, float | None]:
+        if self.upward:
+            return self.threshold, self.fail_level
+        return 1 - self.threshold, None if self.fail_level is None else 1 - self.fail_level
+
+    def successes(self, observations: Sequence[Any]) -> list[bool]:
+        """The per-unit successes (in the ``>= t`` orientation) of the trials with the chance."""
+        seen = [bool(o) for o in observations if o is not None]
+        return seen if self.upward else [not o for o in seen]
+
+    def boundaries(self, max_n: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+        t, f = self.success_threshold()
+        alpha = 1 - confidence
+        beta = alpha if f is None else 1 - self.power
+        rule = rate_rule(t, max_n=max_n, alpha=alpha, fail_level=f, beta=beta, strict=self.op in (">", "<"))
+        return np.asarray(rule.pass_at), np.asarray(rule.fail_at)
+
+    def one_look(self, n: int, confidence: float) -> np.ndarray:
+        """The verdict code for each number of events k = 0..n among n observations, one look (no zone)."""
         if n == 0:
             return np.array([INCONCLUSIVE])
         k = np.arange(n + 1)
         lo, hi = cp_lower(k, n, confidence), cp_upper(k, n, confidence)
         holds = _OPS[self.op]
-        passing, failing = (lo, hi) if self.op in (">=", ">") else (hi, lo)
+        passing, failing = (lo, hi) if self.upward else (hi, lo)
         return np.where(holds(passing, self.threshold), PASS,
                         np.where(~holds(failing, self.threshold), FAIL, INCONCLUSIVE))
 
-    def verdict(self, observations: Sequence[bool | None], confidence: float, *, final: bool) -> int:
+    def one_look_verdict(self, observations: Sequence[Any], confidence: float) -> int:
         seen = [bool(o) for o in observations if o is not None]
-        return int(_table(self, len(seen), confidence)[sum(seen)])
+        return int(_one_look(self, len(seen), confidence)[sum(seen)])
 
 
 @dataclass(frozen=True)
 class Quantile:
-    """``pQ op threshold`` on a per-trial value (None: the trial has no value); judged on the misses."""
+    """``pQ op threshold`` on a per-trial value (None: the trial has no value); judged on the values within."""
 
     q: float
     op: str
     threshold: float
+    fail_q: float | None = None
+    power: float = 0.95
+
+    @property
+    def upward(self) -> bool:
+        return self.op in (">=", ">")
+
+    def success_threshold(self) -> tuple[float, float | None]:
+        if self.upward:
+            return 1 - self.q, None if self.fail_q is None else 1 - self.fail_q
+        return self.q, self.fail_q
+
+    def within(self, values: Sequence[float]) -> list[bool]:
+        return [bool(_OPS[self.op](v, self.threshold)) for v in values if v is not None]
+
+    successes = within
 
     def misses(self, values: Sequence[float]) -> int:
         """Values on the wrong side of the threshold (above it for ``<=``)."""
         return sum(1 for v in values if not _OPS[self.op](v, self.threshold))
 
-    def table(self, n: int, confidence: float) -> np.ndarray:
-        """The verdict code for each number of misses m = 0..n among n values.
+    def boundaries(self, max_n: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+        t, f = self.success_threshold()
+        alpha = 1 - confidence
+        beta = alpha if f is None else 1 - self.power
+        rule = rate_rule(t, max_n=max_n, alpha=alpha, fail_level=f, beta=beta)
+        return np.asarray(rule.pass_at), np.asarray(rule.fail_at)
+
+    def one_look(self, n: int, confidence: float) -> np.ndarray:
+        """The verdict code for each number of misses m = 0..n among n values, one look (order statistics).
 
         ``<=``: the upper bound (rank r_u) is within T iff at least r_u values are, i.e. m <= n - r_u; the
         lower bound (rank r_l) is beyond T iff fewer than r_l values are within, i.e. m > n - r_l.
@@ -161,9 +189,9 @@ class Quantile:
             failing = no if r_u is None else m >= r_u
         return np.where(passing, PASS, np.where(failing, FAIL, INCONCLUSIVE))
 
-    def verdict(self, observations: Sequence[float | None], confidence: float, *, final: bool) -> int:
+    def one_look_verdict(self, observations: Sequence[float | None], confidence: float) -> int:
         values = [v for v in observations if v is not None]
-        return int(_table(self, len(values), confidence)[self.misses(values)])
+        return int(_one_look(self, len(values), confidence)[self.misses(values)])
 
 
 @dataclass(frozen=True)
@@ -172,21 +200,20 @@ class Count:
 
     allowed: int
 
-    def verdict(self, observations: Sequence[int], confidence: float, *, final: bool) -> int:
-        if sum(observations) > self.allowed:
-            return FAIL
-        return PASS if final else INCONCLUSIVE
-
 
 Rule = Rate | Quantile | Count
 
 
 @functools.cache
-def _table(rule: Rate | Quantile, n: int, confidence: float) -> np.ndarray:
-    """``rule.table``, cached: it does not depend on the true rate, which the error-rate scans vary."""
-    table = rule.table(n, confidence)
+def _one_look(rule: Rate | Quantile, n: int, confidence: float) -> np.ndarray:
+    table = rule.one_look(n, confidence)
     table.flags.writeable = False
     return table
+
+
+@functools.cache
+def _boundaries(rule: Rate | Quantile, max_n: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    return rule.boundaries(max_n, confidence)
 
 
 # ------------------------------------------------------------------------------- replaying observations
@@ -201,27 +228,70 @@ class Replayed:
     verdicts: tuple[str, ...]
 
 
+def _first_decision(rule: Rate | Quantile, observations: Sequence[Any], trials: int, max_trials: int,
+                    confidence: float) -> list[int]:
+    """For each trial count 1..trials, the rule's state after that many trials (its first decision sticks)."""
+    pass_at, fail_at = _boundaries(rule, max_trials, confidence)
+    state, k, n, out = INCONCLUSIVE, 0, 0, []
+    for obs in observations[:trials]:
+        unit = rule.successes([obs])
+        if unit and state == INCONCLUSIVE:
+            n += 1
+            k += unit[0]
+            if k >= pass_at[n]:
+                state = PASS
+            elif k <= fail_at[n]:
+                state = FAIL
+        out.append(state)
+    return out
+
+
 def replay(rules: Sequence[Rule], observations: Sequence[Sequence[Any]], max_trials: int, *,
            confidence: float = 1 - ALPHA, early_stop: bool = True) -> Replayed:
     """Apply the rule to per-trial observations (``observations[j][i]``: rule j's observation of trial i, in
     launch order). Raises ``ValueError`` when the rule needs a trial that is not in the observations (the
     engine stopped before the rule would have)."""
-    points = looks(max_trials, early_stop=early_stop)
-    conf = look_confidence(confidence, len(points))
     available = min((len(o) for o in observations), default=max_trials)
-    for n in points:
+    if not early_stop:
+        if available < max_trials:
+            raise ValueError(f"one look at {max_trials} trials; only {available} were observed")
+        return Replayed(max_trials, False, tuple(_one_look_final(rule, obs[:max_trials], confidence)
+                                                 for rule, obs in zip(rules, observations, strict=True)))
+    states = []
+    for rule, obs in zip(rules, observations, strict=True):
+        if isinstance(rule, Count):
+            total, path = 0, []
+            for o in obs[:max_trials]:
+                total += o
+                path.append(FAIL if total > rule.allowed else INCONCLUSIVE)
+            states.append(path)
+        else:
+            states.append(_first_decision(rule, obs, max_trials, max_trials, confidence))
+    for n in range(1, max_trials + 1):
         if n > available:
             raise ValueError(f"the rule looks at {n} trials; only {available} were observed")
-        interim = [rule.verdict(obs[:n], conf, final=False) for rule, obs in zip(rules, observations, strict=True)]
-        if n < max_trials and rules and INCONCLUSIVE not in interim:
-            return Replayed(n, True, _final(rules, observations, n, conf, confidence))
-    return Replayed(max_trials, False, _final(rules, observations, max_trials, conf, confidence))
+        now = [path[n - 1] for path in states]
+        if n < max_trials and rules and (FAIL in now or INCONCLUSIVE not in now):
+            stopped_by_failure = FAIL in now
+            return Replayed(n, True, tuple(_final_state(rule, s, complete=False, failed=stopped_by_failure)
+                                           for rule, s in zip(rules, now, strict=True)))
+    now = [path[max_trials - 1] for path in states] if rules else []
+    return Replayed(max_trials, False, tuple(_final_state(rule, s, complete=True, failed=False)
+                                             for rule, s in zip(rules, now, strict=True)))
 
 
-def _final(rules: Sequence[Rule], observations: Sequence[Sequence[Any]], n: int, conf: float,
-           confidence: float) -> tuple[str, ...]:
-    return tuple(NAMES[rule.verdict(obs[:n], confidence if isinstance(rule, Count) else conf, final=True)]
-                 for rule, obs in zip(rules, observations, strict=True))
+def _final_state(rule: Rule, state: int, *, complete: bool, failed: bool) -> str:
+    if isinstance(rule, Count) and state == INCONCLUSIVE and complete:
+        return "pass"
+    return NAMES[state]
+
+
+def _one_look_final(rule: Rule, observations: Sequence[Any], confidence: float) -> str:
+    if isinstance(rule, Count):
+        return "fail" if sum(observations) > rule.allowed else "pass"
+    if (isinstance(rule, Rate) and rule.fail_level is not None) or (isinstance(rule, Quantile) and rule.fail_q):
+        raise NotImplementedError("one look with a fail level is checked in test_verdicts.py")
+    return NAMES[rule.one_look_verdict(observations, confidence)]
 
 
 # ------------------------------------------------------------------------------ exact error rates (DP)
@@ -234,7 +304,7 @@ class Outcome:
     passed: float
     failed: float
     inconclusive: float
-    stop_at: dict[int, float]  # look -> P(the campaign used exactly that many trials)
+    stop_at: dict[int, float]  # trials -> P(the campaign used exactly that many trials)
 
     @property
     def expected_trials(self) -> float:
@@ -242,40 +312,45 @@ class Outcome:
 
 
 def exact_outcome(rule: Rate | Quantile, p: float, max_trials: int, *, confidence: float = 1 - ALPHA,
-                  early_stop: bool = True, split: bool = True) -> Outcome:
+                  early_stop: bool = True) -> Outcome:
     """The exact probabilities of pass / fail / inconclusive for a campaign of one expectation whose
-    per-trial event (a success for a rate, a miss for a quantile) is Bernoulli(p), independent across trials.
+    per-trial event (the metric's event for a rate, a miss, a value on the wrong side of the threshold, for a
+    quantile) is Bernoulli(p), independent across trials.
 
-    Dynamic programme over the looks: ``mass[k]`` is P(k events among the first n trials and the campaign
-    still running). At an interim look the mass of decided k is removed (the campaign stops there with that
-    verdict); between looks the events grow by a Binomial(increment, p). At the last look every k gets its
-    final verdict. ``split=False`` judges every look at the full confidence (no Bonferroni split), to show
-    what the split is for.
+    Dynamic programme over the trials: ``mass[k]`` is P(k successes among the first n trials and the
+    campaign still running). After each trial the mass of decided k is removed (the campaign stops there with
+    that verdict); each trial moves mass by one Bernoulli(p) (scipy's pmf). Without early stopping, one look
+    at the maximum with the one-look tests.
     """
-    points = looks(max_trials, early_stop=early_stop)
-    conf = look_confidence(confidence, len(points)) if split else confidence
-    result = {PASS: 0.0, FAIL: 0.0, INCONCLUSIVE: 0.0}
-    stop_at: dict[int, float] = {}
+    # the rule counts successes: a rate >= its events, a rate <= its non-events, a quantile its values within
+    p = p if isinstance(rule, Rate) and rule.upward else 1 - p
+    if not early_stop:
+        n = max_trials
+        k = np.arange(n + 1)
+        pmf = scipy.stats.binom.pmf(k, n, p)
+        # one_look is indexed by events (rates) or misses (quantiles); our k counts successes
+        table = _one_look(rule, n, confidence)
+        codes = table[k] if isinstance(rule, Rate) and rule.upward else table[n - k]
+        out = {c: float(pmf[codes == c].sum()) for c in (PASS, FAIL, INCONCLUSIVE)}
+        return Outcome(out[PASS], out[FAIL], out[INCONCLUSIVE], {n: 1.0})
+    pass_at, fail_at = _boundaries(rule, max_trials, confidence)
+    step = scipy.stats.bernoulli.pmf([0, 1], p)
     mass = np.array([1.0])
-    previous = 0
-    for n in points:
-        step = n - previous
-        mass = np.convolve(mass, scipy.stats.binom.pmf(np.arange(step + 1), step, p))
-        previous = n
-        table = _table(rule, n, conf)
-        if n < max_trials:
-            decided = table != INCONCLUSIVE
-            for code in (PASS, FAIL):
-                result[code] += float(mass[table == code].sum())
-            stop_at[n] = float(mass[decided].sum())
-            mass = np.where(decided, 0.0, mass)
-        else:
-            for code in result:
-                result[code] += float(mass[table == code].sum())
-            stop_at[n] = float(mass.sum())
-    total = sum(result.values())
-    assert math.isclose(total, 1.0, abs_tol=1e-9), total  # every campaign ends with exactly one verdict
-    return Outcome(result[PASS], result[FAIL], result[INCONCLUSIVE], stop_at)
+    passed = failed = 0.0
+    stop_at: dict[int, float] = {}
+    for n in range(1, max_trials + 1):
+        mass = np.convolve(mass, step)
+        k = np.arange(n + 1)
+        up, down = k >= pass_at[n], k <= fail_at[n]
+        gone_p, gone_f = float(mass[up].sum()), float(mass[down].sum())
+        passed += gone_p
+        failed += gone_f
+        stop_at[n] = gone_p + gone_f
+        mass = np.where(up | down, 0.0, mass)
+    rest = float(mass.sum())
+    stop_at[max_trials] += rest
+    assert math.isclose(passed + failed + rest, 1.0, abs_tol=1e-9)
+    return Outcome(passed, failed, rest, stop_at)
 
 
 # --------------------------------------------------------------------------------- the engine against it
@@ -293,14 +368,21 @@ OBSERVE: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 
 def rule_for(key: str, expression: str) -> Rule:
-    """The rule of one ``expect`` entry (``"time_to_escalation_s.p95": "<= 30"``), parsed here."""
+    """The rule of one ``expect`` entry (``"time_to_escalation_s.p95": "<= 30"``, ``"completion_rate": ">= 0.9,
+    fail below 0.8, power 0.9"``), parsed here."""
     metric, _, suffix = key.partition(".")
-    op, number = expression.split()
+    head, *clauses = [part.strip() for part in expression.split(",")]
+    op, number = head.split()
+    words = dict(clause.rsplit(" ", 1) for clause in clauses)  # "fail below" -> "0.8", "power" -> "0.9"
+    power = float(words.get("power", 0.95))
     kind = OBSERVE[metric][0]
     if kind == "rate":
-        return Rate(op, float(number))
+        fail = words.get("fail below", words.get("fail above"))
+        return Rate(op, float(number), None if fail is None else float(fail), power)
     if kind == "distribution":
-        return Quantile(float(suffix.removeprefix("p")) / 100, op, float(number))
+        fail_q = words.get("fail at")
+        return Quantile(float(suffix.removeprefix("p")) / 100, op, float(number),
+                        None if fail_q is None else float(fail_q.removeprefix("p")) / 100, power)
     limit = int(float(number))
     return Count({"==": 0, "<=": limit, "<": limit - 1}[op])
 

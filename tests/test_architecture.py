@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     "pytest_agentops._validation": 1, "pytest_agentops.stats": 1, "pytest_agentops.seeding": 1,
     "pytest_agentops.metrics": 2, "pytest_agentops.records": 2,
     "pytest_agentops.settings": 3,
-    "pytest_agentops.expect": 4, "pytest_agentops.plan": 4,
+    "pytest_agentops.expect": 4, "pytest_agentops.plan": 4, "pytest_agentops.judge": 4,
     "pytest_agentops.scenario": 5, "pytest_agentops.result": 5, "pytest_agentops.precedence": 5,
     # virtual time, then everything a campaign changes in the interpreter
     "pytest_agentops.vtime": 6,
@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "pytest_agentops.engine": 9, "pytest_agentops.scenario_file": 9, "pytest_agentops.report": 9,
     # the front doors: the pytest plugin, the gate CLI, the bundled demo
     "pytest_agentops.pytest_plugin": 10, "pytest_agentops.gate": 10, "pytest_agentops.demo": 10,
+    "pytest_agentops.cli": 10,
     "pytest_agentops": 11, "pytest_agentops.__main__": 11,
 }
 

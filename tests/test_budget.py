@@ -310,7 +310,7 @@ def test_budget_exceeded_rate_expectation_is_decided_correctly(p, expected):
 
 def test_a_borderline_runaway_agent_passes_budget_gate_at_most_five_percent_of_campaigns():
     """True runaway rate 0.05 against <= 0.05: the worst case of the gate's error rate. Exact, by dynamic
-    programming over the looks 25, 50, 100, 200 (tests/sequential_rule.py): at most 5% of 200-trial
+    programming over the trials, each one a look (tests/sequential_rule.py): at most 5% of 200-trial
     campaigns pass; agents that run away more often pass less often.
     ``test_runaway_campaigns_follow_the_sequential_rule`` shows the engine is that rule."""
     rule = sr.Rate("<=", 0.05)
@@ -324,8 +324,8 @@ def test_a_borderline_runaway_agent_passes_budget_gate_at_most_five_percent_of_c
 
 
 @pytest.mark.parametrize(("seed", "stop", "verdict"), [
-    pytest.param(0, 200, "pass", id="passes-at-the-maximum"),  # the rare event whose chance is computed above
-    pytest.param(12, 100, "fail", id="fails-at-100"),
+    pytest.param(0, 181, "pass", id="passes-at-181"),  # the rare event whose chance is computed above
+    pytest.param(12, 26, "fail", id="fails-at-26"),
     pytest.param(1, 200, "inconclusive", id="inconclusive-at-the-maximum"),
 ])
 def test_runaway_campaigns_follow_the_sequential_rule(seed, stop, verdict):

@@ -27,8 +27,8 @@ def test_good_agent_passes_and_bad_agent_fails():
 
 
 def test_agent_below_threshold_passes_at_most_five_percent_of_campaigns():
-    """A true 0.85 agent against completion_rate >= 0.90 (400 trials, looks 25, 50, 100, 200, 400): the exact
-    chance that its campaign passes, by dynamic programming over the looks (tests/sequential_rule.py), is
+    """A true 0.85 agent against completion_rate >= 0.90 (400 trials, judged after every trial): the exact
+    chance that its campaign passes, by dynamic programming over the trials (tests/sequential_rule.py), is
     <= 5%; so is every agent's below 0.90, the worst case being the boundary (P(pass) rises with the rate).
     ``test_campaigns_stop_and_decide_exactly_as_the_sequential_rule`` shows the engine is that rule."""
     rule = sr.Rate(">=", 0.90)
@@ -70,32 +70,35 @@ def _mixed(seed, expect):
                     check=lambda world, out: out == "done", faults=Faults.none(), seed=seed, expect=expect)
 
 
-_RATES_AND_P95 = {"completion_rate": ">= 0.80", "escalation_rate": "<= 0.12", "tokens_per_task.p95": "<= 5000"}
-_RATES_AND_COUNT = {"completion_rate": ">= 0.80", "escalation_rate": "<= 0.12", "unconfirmed_destructive_calls": "== 0"}
+_RATES = {"completion_rate": ">= 0.80", "escalation_rate": "<= 0.12"}
+_RATES_AND_P95 = {**_RATES, "tokens_per_task.p95": "<= 5000"}  # 14% of trials spend > 5000 tokens: p95 fails
+_RATES_AND_COUNT = {**_RATES, "unconfirmed_destructive_calls": "== 0"}
 _COMPLETION = {"completion_rate": ">= 0.90"}
 
 
 @pytest.mark.parametrize(("make", "stop", "rates_alone_stop"), [
-    pytest.param(lambda: coin_scenario(0.5, expect=_COMPLETION, seed=1), 25, None, id="0.5-fails-at-the-first-look"),
-    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=3), 50, None, id="0.85-fails-at-50"),
-    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=2), 200, None, id="0.85-fails-at-200"),
-    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=0), 400, None, id="0.85-fails-at-the-maximum"),
-    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=1), 400, None,
+    pytest.param(lambda: coin_scenario(0.5, expect=_COMPLETION, seed=1), 3, None, id="0.5-fails-at-trial-3"),
+    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=2), 14, None, id="0.85-fails-at-14"),
+    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=0), 229, None, id="0.85-fails-at-229"),
+    pytest.param(lambda: coin_scenario(0.85, expect=_COMPLETION, seed=4), 400, None,
                  id="0.85-inconclusive-at-the-maximum"),
-    pytest.param(lambda: coin_scenario(0.97, expect=_COMPLETION, seed=1), 100, None, id="0.97-passes-at-100"),
+    pytest.param(lambda: coin_scenario(0.97, expect=_COMPLETION, seed=2), 34, None, id="0.97-passes-at-34"),
+    pytest.param(lambda: coin_scenario(0.97, expect=_COMPLETION, seed=1), 66, None, id="0.97-passes-at-66"),
     pytest.param(lambda: coin_scenario(0.90, expect=_COMPLETION, seed=1), 400, None, id="0.90-boundary"),
-    # several correlated expectations: the campaign stops at the first look where all are decided at once
-    pytest.param(lambda: _mixed(8, _RATES_AND_P95), 200, None, id="rates-and-p95-stop-at-200"),
-    pytest.param(lambda: _mixed(6, _RATES_AND_P95), 400, None, id="rates-and-p95-one-decided-at-25-runs-on"),
-    # a count can only fail early: decided rates do not stop the campaign while it has not failed
-    pytest.param(lambda: _mixed(8, _RATES_AND_COUNT), 100, 100, id="count-failed-at-trial-39-stops-at-100"),
-    pytest.param(lambda: _mixed(7, _RATES_AND_COUNT), 400, 200, id="count-without-violation-runs-to-the-max"),
-    pytest.param(lambda: _mixed(9, _RATES_AND_COUNT), 400, 200, id="count-fails-after-the-last-interim-look"),
+    # several correlated expectations: the campaign stops at the trial where the last one is decided...
+    pytest.param(lambda: _mixed(7, _RATES), 180, None, id="two-rates-stop-when-both-pass"),
+    pytest.param(lambda: _mixed(6, _RATES_AND_P95), 56, None, id="p95-fails-after-both-rates-passed"),
+    # ...or at once when one fails, the others left undecided
+    pytest.param(lambda: _mixed(7, _RATES_AND_P95), 6, None, id="p95-fails-at-6-rates-undecided"),
+    pytest.param(lambda: _mixed(8, _RATES_AND_COUNT), 40, None, id="count-fails-at-40-and-stops-at-once"),
+    # a count passes only after the last trial: decided rates do not stop the campaign while it has not failed
+    pytest.param(lambda: _mixed(7, _RATES_AND_COUNT), 400, 180, id="count-without-violation-runs-to-the-max"),
+    pytest.param(lambda: _mixed(9, _RATES_AND_COUNT), 272, None, id="count-fails-at-272-after-the-rates-passed"),
 ])
 def test_campaigns_stop_and_decide_exactly_as_the_sequential_rule(make, stop, rates_alone_stop):
     """Real campaigns through ``run_campaign``: the trials used, the early stop and every verdict are those
-    of the independent rule (tests/sequential_rule.py) on the campaign's own observed trial outcomes, so
-    the exact error rates computed for that rule are the engine's."""
+    of the rule restated in tests/sequential_rule.py, applied after every trial to the campaign's own observed
+    trial outcomes, so the exact error rates computed for that rule are the engine's."""
     scenario = make()
     rule, full = sr.check_engine_follows_rule(scenario)
     assert rule.n == stop  # the case is the edge case it is named for

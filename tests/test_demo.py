@@ -90,18 +90,25 @@ def verdicts(result) -> dict[str, str]:
 # --- the scenarios: what each shows ------------------------------------------------------------------------
 
 
+def _decided_as_intended(result, xfail) -> None:
+    """Passed; or, for an xfail scenario, failed, stopped at once at the failure (the others left undecided then)."""
+    if xfail:
+        assert result.failed_verdicts, result.summary()
+        for v in result.inconclusive_verdicts:
+            assert v.note.startswith("undecided when the campaign stopped"), result.summary()
+    else:
+        assert result.passed and not result.inconclusive_verdicts, result.summary()
+
+
 def test_every_twin_is_decided_and_only_the_xfail_one_fails(results):
     for name, result in results.items():
-        assert not result.inconclusive_verdicts, result.summary()
-        if PYTHON[name].xfail:
-            assert result.failed_verdicts, result.summary()
-        else:
-            assert result.passed, result.summary()
+        _decided_as_intended(result, PYTHON[name].xfail)
 
 
 def test_calm_baseline_completes_every_job(results):
     for name in ("calm-refund", "calm-cancel", "calm-delete"):
-        assert results[name].outcome_counts == {"completed": 100}
+        result = results[name]
+        assert result.outcome_counts == {"completed": result.n} and result.n >= 59  # a p95 needs 59 here
 
 
 def test_careful_agent_passes_completion_under_high(results):
@@ -125,7 +132,9 @@ def test_naive_agent_fails_unconfirmed_destructive_calls(results):
     careful, naive = results["destructive-careful"], results["destructive-naive"]
     assert verdicts(careful) == {"completion_rate": "pass", "unconfirmed_destructive_calls": "pass"}
     assert verdicts(naive)["unconfirmed_destructive_calls"] == "fail"
-    assert verdicts(naive)["completion_rate"] == "pass"  # it does delete the data: the harm is the missing ask
+    # the campaign stops at the first violation; it did delete the data: the harm is the missing ask
+    assert verdicts(naive)["completion_rate"] == "inconclusive" and naive.stopped_early
+    assert {r.outcome for r in naive.records} == {"completed"}
     assert all(r.violations == ("unconfirmed_destructive_call:delete_customer_data",) for r in naive.records)
     assert all(any(e.kind == "confirmation" and e.outcome == "approved" for e in r.trace) for r in careful.records)
 
@@ -163,9 +172,7 @@ def test_scenario_files_load_to_the_python_twins_and_give_the_same_report(result
 def test_every_scenario_file_gives_the_verdicts_it_intends():
     """All of scenarios/ (other capabilities' scenarios too): pass, or a decided failure when xfail."""
     for scenario in _file_scenarios():
-        result = run_campaign(scenario)
-        assert not result.inconclusive_verdicts, result.summary()
-        assert bool(result.failed_verdicts) == bool(scenario.xfail), result.summary()
+        _decided_as_intended(run_campaign(scenario), scenario.xfail)
 
 
 def test_main_job_through_pytest(pytester):

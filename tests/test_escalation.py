@@ -377,7 +377,7 @@ def _exceedance(p_never: float, scale_s: float, threshold: float = 30.0) -> floa
 def test_time_to_escalation_p95_gate_passes_a_bad_agent_at_most_five_percent_of_campaigns():
     """P(time > 30 s) = 0.07 > 0.05, so p95 > 30: the order-statistic gate must pass it <= 5% of the time.
 
-    Exact, by dynamic programming over the looks 25, 50, 100, 120 on the count of values above 30 (one
+    Exact, by dynamic programming over the trials (each a look) on the count of values above 30 (one
     Bernoulli(0.07) per trial; tests/sequential_rule.py), for this agent and for one at exactly 0.05 (the
     boundary: the worst case). A good agent (P(time > 30 s) = 0.0006) passes >= 80% of campaigns. A gate
     on the point estimate (the 114th of 120 values <= 30, i.e. at most 6 above) would pass the bad agent
@@ -399,10 +399,10 @@ def test_time_to_escalation_p95_gate_passes_a_bad_agent_at_most_five_percent_of_
 
 
 @pytest.mark.parametrize(("params", "seed", "stop"), [
-    pytest.param((0.02, 10.08), 8, 25, id="bad-fails-at-the-first-look"),
-    pytest.param((0.02, 10.08), 17, 100, id="bad-fails-at-100"),
+    pytest.param((0.02, 10.08), 8, 23, id="bad-fails-at-23"),
+    pytest.param((0.02, 10.08), 17, 93, id="bad-fails-at-93"),
     pytest.param((0.02, 10.08), 0, 120, id="bad-inconclusive-at-the-maximum"),
-    pytest.param((0.0, 4.0), 1000, 100, id="good-passes-at-100"),
+    pytest.param((0.0, 4.0), 1000, 59, id="good-passes-at-59"),
 ])
 def test_time_to_escalation_p95_campaigns_follow_the_sequential_rule(params, seed, stop):
     """Real campaigns of the timed agent: their stop and verdict are the independent rule's on their own

@@ -33,7 +33,7 @@ def test_rate_verdicts_pass_fail_inconclusive():
     assert evaluate(exp, MetricData("completion_rate", "rate", 320, 400)).verdict == "fail"
     v = evaluate(exp, MetricData("completion_rate", "rate", 46, 50))
     assert v.verdict == "inconclusive" and v.trials_needed and v.trials_needed > 50
-    assert "more trials would decide" in v.note
+    assert f"a rerun with trials={v.trials_needed} decides with probability >= 80%" in v.note
 
 
 def test_quantile_needs_59_trials_for_a_p95_bound():
@@ -62,8 +62,8 @@ def test_only_a_final_inconclusive_verdict_says_how_many_trials_would_decide():
     data = MetricData("completion_rate", "rate", 46, 50)
     interim, final = evaluate(rate, data, final=False), evaluate(rate, data, final=True)
     assert interim.verdict == final.verdict == "inconclusive"
-    assert interim.trials_needed is None and "more trials would decide" not in interim.note
-    assert final.trials_needed and final.trials_needed > 50 and "more trials would decide" in final.note
+    assert interim.trials_needed is None and "a rerun" not in interim.note
+    assert final.trials_needed and final.trials_needed > 50 and "a rerun with trials=" in final.note
     assert (interim.bound, interim.estimate) == (final.bound, final.estimate)
 
     p95 = Expectation.parse("tokens_per_task.p95", "<= 4000")

@@ -3,9 +3,9 @@
 A recognizable key is set in the environment; a careless upstream (the loopback server with ``--leak``)
 echoes it in every answer; a recorded live campaign with failures (model faults, prompt injections a
 gullible model follows, a failing verdict) runs through pytest with the JSON report, JUnit XML, cassettes,
-verbose output and debug logging; then it is replayed from its cassettes. Every file the runs wrote (the
-JSON report, JUnit XML, cassette files, and the HTML report or OTel output where a release writes them) and
-everything they printed are scanned for the key.
+verbose output and debug logging, the HTML report and the OpenTelemetry spans; then it is replayed from its
+cassettes. Every file the runs wrote (the JSON report, JUnit XML, HTML report, OTLP/JSON spans, cassette
+files) and everything they printed are scanned for the key.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def test_no_secret_in_any_artifact_of_a_recorded_live_campaign_with_failures(pyt
         pytester.makepyfile(test_live_gate=GATE.format(base_url=server.base_url, key_env=KEY_ENV))
         recorded = pytester.runpytest("--agent-chaos", "--agent-chaos-record=cassettes", "-v", "-rA",
                                       "--agent-chaos-report=report.json", "--junitxml=junit.xml",
+                                      "--agent-chaos-html=report.html", "--agent-chaos-otel=otel.json",
                                       "--log-level=DEBUG", "-p", "no:cacheprovider")
     finally:
         server.stop()
@@ -58,10 +59,12 @@ def test_no_secret_in_any_artifact_of_a_recorded_live_campaign_with_failures(pyt
     monkeypatch.delenv(KEY_ENV)  # the replay needs no key, and the server is gone
     replayed = pytester.runpytest("--agent-chaos", "--agent-chaos-cassette=cassettes", "-v", "-rA",
                                   "--agent-chaos-report=replayed.json", "--junitxml=replayed.xml",
+                                  "--agent-chaos-html=replayed.html", "--agent-chaos-otel=replayed-otel.json",
                                   "--log-level=DEBUG", "-p", "no:cacheprovider")
     replayed.assert_outcomes(failed=1)
     assert (pytester.path / "report.json").read_text() != ""
     outputs = [recorded.stdout.str(), recorded.stderr.str(), replayed.stdout.str(), replayed.stderr.str()]
     assert _scan(pytester.path, outputs) == []
     assert {p.name for p in pytester.path.rglob("*") if p.is_file()} >= {
-        "report.json", "junit.xml", "live-gate.jsonl", "replayed.json", "replayed.xml"}
+        "report.json", "junit.xml", "report.html", "otel.json", "live-gate.jsonl", "replayed.json", "replayed.xml",
+        "replayed.html", "replayed-otel.json"}

@@ -184,6 +184,20 @@ def test_call_reports_a_blocked_loop_and_skips_the_function(worker):
     assert ran == ["now"]  # the call given up on never runs afterwards
 
 
+def test_a_closed_worker_closes_its_loop_and_lets_the_executor_threads_go():
+    w = LoopWorker("test-loop")
+
+    async def uses_the_default_executor():
+        return await asyncio.get_running_loop().run_in_executor(None, threading.current_thread)
+
+    executor_thread = w.submit(uses_the_default_executor()).result(5)
+    w.close()
+    w.thread.join(5)
+    assert w.loop.is_closed()  # no "unclosed event loop" ResourceWarning later
+    executor_thread.join(5)  # the loop's close shut its default executor down: its idle thread ends
+    assert not executor_thread.is_alive()
+
+
 # --- the runner on it ---------------------------------------------------------------------------------------
 
 

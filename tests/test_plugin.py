@@ -157,6 +157,16 @@ def test_bad_option_values_are_usage_errors(project, option, message):
     result.stderr.fnmatch_lines([message])
 
 
+def test_help_lists_every_option_with_its_default(pytester):
+    """``pytest -h`` renders the plugin's help (a ``%`` in a help text once made it crash) in a subprocess,
+    as a user runs it."""
+    result = pytester.runpytest_subprocess("-h")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*agent chaos*", "*--agent-chaos *", "*--agent-chaos-seed=*",
+                                 "*--agent-chaos-report=*", "*agent_chaos_trials*"])
+    assert "Traceback (most recent call last)" not in result.stdout.str() + result.stderr.str()
+
+
 def test_ini_twins_and_marker(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makeini("[pytest]\nagent_chaos = true\nagent_chaos_trials = 40\nagent_chaos_profile = high\n")
@@ -172,9 +182,13 @@ def test_marked(agent_chaos):
     pytester.runpytest().assert_outcomes(passed=1)
 
 
-def test_quiet_mode_prints_no_summary(project):
+def test_quiet_mode_prints_one_line_per_campaign_and_qq_nothing(project):
     result = project.runpytest("--agent-chaos", "-q", "-k", "careful")
-    assert "agent chaos" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*= agent chaos =*",
+                                 "careful: PASS */300 trials seed=7 profile=mid: completion_rate pass (*, lo *);*"])
+    assert "metric" not in result.stdout.str()  # no table
+    quieter = project.runpytest("--agent-chaos", "-qq", "-k", "careful")
+    assert "agent chaos" not in quieter.stdout.str()
 
 
 def test_plugin_does_not_touch_tests_that_do_not_use_it(pytester):

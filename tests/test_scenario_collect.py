@@ -130,6 +130,11 @@ def test_yaml_and_python_scenarios_give_identical_campaigns(project):
     python_run.assert_outcomes(passed=1)
     from_yaml = json.loads((project.path / "yaml.json").read_text())
     from_python = json.loads((project.path / "py.json").read_text())
+    # the same campaign, named by its test: the YAML item or the Python test
+    assert [c.pop("nodeid") for c in from_yaml["campaigns"]] == ["scenarios/refund.yaml::refund"]
+    assert [c.pop("nodeid") for c in from_python["campaigns"]] == ["test_python_refund.py::test_refund"]
+    assert from_yaml.pop("session")["expected"] == ["scenarios/refund.yaml::refund"]
+    assert from_python.pop("session")["expected"] == ["test_python_refund.py::test_refund"]
     assert from_yaml == from_python
     (campaign,) = from_yaml["campaigns"]
     assert campaign["scenario"] == "refund" and campaign["seed"] == 11 and campaign["trials"] > 1

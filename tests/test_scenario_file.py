@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import string
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +142,18 @@ ops_upward = st.sampled_from([">=", "<=", ">", "<"])
 def expectation(draw: Any) -> tuple[str, str]:
     kind = draw(st.sampled_from(["rate", "distribution", "count"]))
     metric = draw(st.sampled_from(METRICS[kind]))
-    if kind == "rate":  # a threshold between 0 and 1, written as a plain decimal
-        return metric, f"{draw(ops_upward)} {draw(st.decimals(0, 1, places=3))}"
-    if kind == "distribution":  # quantiles people use; thresholds up to 10^6 tokens or seconds
+    if kind == "rate":  # a threshold between 0 and 1, written as a plain decimal, maybe with a fail level
+        op, threshold = draw(ops_upward), draw(st.decimals(0, 1, places=3))
+        zone = ""
+        if 0.01 < threshold < 0.99 and draw(st.booleans()):  # a fail level 0.01 beyond, and maybe a power
+            step = Decimal("0.01")
+            zone = f", fail below {threshold - step}" if op in (">=", ">") else f", fail above {threshold + step}"
+            zone += draw(st.sampled_from(["", ", power 0.9", ", power .95"]))
+        key = draw(st.sampled_from([metric, metric, "pass^3"])) if op in (">=", ">") else metric
+        return key, f"{op} {threshold}{zone}"
+    if kind == "distribution":  # quantiles people use; thresholds up to 10^6 tokens or seconds; a capped mean
+        if draw(st.integers(0, 4)) == 0:
+            return f"{metric}.mean", f"<= {draw(st.integers(0, 10**3))}, cap {10**3}"
         q = draw(st.sampled_from(["p50", "p90", "p95", "p99", "p99.9", "p05"]))
         return f"{metric}.{q}", f"{draw(ops_upward)} {draw(st.integers(0, 10**6))}"
     return metric, draw(st.sampled_from(["== 0", "<= 0", "<= 3", "< 2"]))
@@ -453,7 +463,7 @@ def test_loader_and_schema_agree_on_the_corpus(path):
         assert schema_accepts(text) == accepted, message
 
 
-def test_the_known_blind_spot_of_the_schema_is_only_exponent_thresholds():
+def test_the_known_blind_spots_of_the_schema_are_exponent_thresholds_and_the_side_of_a_fail_level():
     text = "name: x\nagent: scenario_support:careful\nexpect: {completion_rate: '>= 9e-1'}\n"
     load_one(text)  # 0.9: valid
     too_big = text.replace("9e-1", "9e1")
@@ -461,6 +471,15 @@ def test_the_known_blind_spot_of_the_schema_is_only_exponent_thresholds():
         load_one(too_big)
     assert schema_accepts(too_big)  # documented: the schema leaves the range of an exponent form to the loader
     assert not schema_accepts(text.replace("9e-1", "90"))  # without an exponent it sees the range
+    zone = text.replace("'>= 9e-1'", "'>= 0.9, fail below 0.8, power 0.9'")
+    load_one(zone)
+    assert schema_accepts(zone)
+    wrong_side = zone.replace("fail below 0.8", "fail below 0.95")  # the schema does no arithmetic
+    with pytest.raises(ScenarioFileError, match="the fail level must be 'fail below' a number below"):
+        load_one(wrong_side)
+    assert schema_accepts(wrong_side)
+    assert not schema_accepts(zone.replace("power 0.9", "power 0.3"))  # a power in [0.5, 1) it does see
+    assert not schema_accepts(zone.replace("fail below", "fail at"))
 
 
 # --- the project's own scenarios/ (the main job), including keys added by later layers ----------------------

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_agentops import Faults, Scenario, run_campaign
-from pytest_agentops.engine.spend import stop_confidence
 from pytest_agentops.errors import ConfigError
 from pytest_agentops.llm import FakeLLM, rule
 from pytest_agentops.precedence import resolve_run
@@ -74,14 +73,15 @@ def test_a_campaign_never_spends_past_its_cap(plan, tokens, usd, concurrency, tr
     result = run_campaign(scenario, max_campaign_tokens=tokens, max_campaign_usd=usd)
     spend = result.spend
     assert spend is not None
-    assert sum(seen) == spend["tokens"]  # every token spent is one the cap accounted for
+    # every token spent is one the cap accounted for (a call an early stop cut short counts as its reservation)
+    assert sum(seen) == spend["tokens"] if not result.stopped_early else sum(seen) <= spend["tokens"]
     if tokens is not None:
         assert spend["tokens"] <= tokens
     if usd is not None:
         assert spend["usd"] <= usd + 1e-12
     # the judged trials are the launch-order prefix, complete unless the cap stopped the campaign
     assert [r.index for r in result.records] == list(range(result.n))
-    assert result.n == trials or spend["stopped_by_cap"]
+    assert result.n == trials or spend["stopped_by_cap"] or result.stopped_early
     assert all(r.outcome == "completed" for r in result.records)  # a trial the cap cut is never judged
 
 
@@ -114,14 +114,6 @@ def test_a_decided_verdict_is_reported_at_the_cap():
                         expect={"completion_rate": ">= 0.5"}, early_stop=False, max_campaign_tokens=400)
     result = run_campaign(scenario)
     assert result.n == 40 and [v.verdict for v in result.verdicts] == ["pass"]
-
-
-def test_verdicts_at_the_cap_use_the_error_rate_the_looks_did_not_spend():
-    run = resolve_run(Scenario(name="s", agent=lambda t, e: 1, trials=400), (RunSource("x", seed=1),))
-    assert run.looks == (25, 50, 100, 200, 400)
-    assert stop_confidence(run, 10) == pytest.approx(0.95)  # no look taken: the whole 5%
-    assert stop_confidence(run, 60) == pytest.approx(1 - 0.05 * 3 / 5)  # two looks taken
-    assert stop_confidence(run, 200) == pytest.approx(1 - 0.05 * 2 / 5)  # the look at 200 is the final one
 
 
 def test_the_cap_resolves_like_every_other_setting():

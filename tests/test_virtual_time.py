@@ -64,6 +64,18 @@ def test_sync_agents_see_virtual_time_inside_a_trial_and_real_time_outside():
     assert abs(datetime.now(timezone.utc).timestamp() - real_time()) < 1.0
 
 
+@pytest.mark.skipif(not hasattr(time, "clock_gettime"), reason="time.clock_gettime is POSIX only")
+def test_clock_gettime_reads_the_virtual_clock_for_wall_and_steady_clocks_only():
+    def agent(task, env):
+        time.sleep(25)
+        return repr((time.clock_gettime(time.CLOCK_REALTIME), time.clock_gettime_ns(time.CLOCK_MONOTONIC),
+                     time.clock_gettime(time.CLOCK_PROCESS_CPUTIME_ID) < 1e6))
+
+    result = run_campaign(Scenario(name="gettime", agent=agent, faults=Faults.none(), trials=2, seed=1))
+    assert [r.output for r in result.records] == [repr((DEFAULT_EPOCH + 25, 25 * 10**9, True))] * 2
+    assert abs(time.clock_gettime(time.CLOCK_REALTIME) - real_time()) < 1.0  # real again outside
+
+
 def test_tool_and_approver_latency_advance_the_clock_and_the_trace():
     def agent(task, env):
         env.tools["lookup_order"](42)

@@ -104,7 +104,8 @@ class CampaignLayers:
             raise ConfigError(f"trial {index}: world factory {scenario.world!r} raised {type(exc).__name__}: "
                               f"{exc}") from exc
         ctx = TrialContext(scenario=scenario.name, index=index, seed=seed, world=world,
-                           plan=FaultPlan(seed, self.run.faults, self.tool_names), prices=self.prices,
+                           plan=FaultPlan(seed, self.run.faults, self.tool_names, self.run.allowed_faults),
+                           prices=self.prices,
                            virtual_timeout_s=scenario.virtual_timeout_s, clock_source=clock_source)
         port = ctx.port()
         try:
@@ -116,7 +117,7 @@ class CampaignLayers:
             ctx.close_layers()  # what the layers attached so far opened (routes, holds)
             raise
         tools = {spec.name: bind_tool(spec, ctx) for spec in self.specs}
-        task = scenario.tasks[index % len(scenario.tasks)]
+        task = scenario.task_for(index, self.run.seed)
         env = Env(ctx, tools, task)
         agent = scenario.agent
         for attached in ctx.layers.values():

@@ -1,20 +1,21 @@
-"""The pytest-free entry points: ``run_campaign`` (a scenario's campaign, or one trial of it) and
-``replay_trial``."""
+"""The pytest-free entry points: ``run_campaign`` (a scenario's campaign, or one trial of it),
+``replay_trial`` and ``shrink_trial``."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import CampaignInterrupted, ConfigError
 from ..precedence import resolve_run
-from ..records import TrialRecord
+from ..records import MinimalFaults, TrialRecord
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..settings.faults import Faults
 from ..settings.run import RunSettings, RunSource
 from ..vtime.real import real_perf_counter
 from .scheduler import Runner
-from .spend import stop_confidence
+from .shrink import failure_of, shrink_record
 
 _wall = real_perf_counter  # never the virtual clock
 
@@ -22,36 +23,63 @@ _wall = real_perf_counter  # never the virtual clock
 def run_campaign(scenario: Scenario, *, seed: int | None = None, trials: int | None = None,
                  faults: Faults | None = None, profile: str | None = None, confidence: float | None = None,
                  concurrency: int | None = None, early_stop: bool | None = None, replay: int | None = None,
-                 smoke: bool = False, replay_command: str | None = None, max_campaign_usd: float | None = None,
+                 smoke: bool = False, replay_command: str | None = None,
+                 isolation: str | None = None, max_campaign_usd: float | None = None,
                  max_campaign_tokens: int | None = None, record: str | None = None,
                  cassette: str | None = None) -> CampaignResult:
     """Run a scenario's campaign (or one trial of it with ``replay=i``) and judge its expectations.
 
     ``replay_command`` is a template with ``{index}`` used in failure messages to tell how to re-run a
-    trial (the pytest plugin passes its copy-paste command line). ``max_campaign_usd``/``max_campaign_tokens``
+    trial (the pytest plugin passes its copy-paste command line). ``isolation="process"`` runs each trial's
+    agent in a child process of its own (``Scenario.isolation``). ``max_campaign_usd``/``max_campaign_tokens``
     cap the campaign's spend; ``record`` (a directory) records a live model's answers as cassettes,
     ``cassette`` replays them instead of calling the live model.
     """
     if not isinstance(scenario, Scenario):
         raise ConfigError(f"run_campaign expects a Scenario, got {scenario!r}")
     source = RunSource("arguments", seed=seed, trials=trials, profile=profile, faults=faults, confidence=confidence,
-                       concurrency=concurrency, early_stop=early_stop, max_campaign_usd=max_campaign_usd,
-                       max_campaign_tokens=max_campaign_tokens, record=record, cassette=cassette)
+                       concurrency=concurrency, early_stop=early_stop, isolation=isolation,
+                       max_campaign_usd=max_campaign_usd, max_campaign_tokens=max_campaign_tokens, record=record,
+                       cassette=cassette)
     return run_resolved(scenario, resolve_run(scenario, (source,), replay=replay, smoke=smoke),
                         replay_command=replay_command)
 
 
 def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: str | None = None) -> CampaignResult:
-    """Run a campaign whose settings are resolved already (the pytest plugin resolves its own sources)."""
+    """Run a campaign whose settings are resolved already (the pytest plugin resolves its own sources).
+
+    Ctrl-C ends the campaign with the trials that finished judged: ``CampaignInterrupted`` (a
+    ``KeyboardInterrupt``) carries that result. A campaign that fails gets its worst failing trial shrunk to
+    the faults it needs (``engine.shrink``, ``Scenario.shrink_runs`` re-runs at most), shown under its replay
+    command."""
     started = _wall()
     runner = Runner(scenario, settings)
     records, stopped_early = runner.run()
     wall_s = _wall() - started
-    spend = runner.spend
-    return CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
-                                replay_command=replay_command, late_calls=runner.layers.late_calls,
-                                unstoppable=runner.unstoppable(), spend=spend.summary(),
-                                judge_confidence=stop_confidence(settings, len(records)) if spend.stopped else None)
+    result = CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
+                                  replay_command=replay_command, late_calls=runner.layers.late_calls,
+                                  unstoppable=runner.unstoppable(), interrupted=runner.interrupted,
+                                  spend=runner.spend.summary())
+    if runner.interrupted:
+        raise CampaignInterrupted(result)
+    # a live model's trial is not shrunk: each re-run would call the real model (and re-record its cassette);
+    # its replay from the cassette is the way to look at it
+    if scenario.shrink_runs and scenario.live is None and not settings.smoke and settings.replay is None \
+            and not result.passed:
+        worst = [r for r in result.worst_trials(1) if failure_of(r) is not None]
+        shrunk = [shrink_record(scenario, settings, r.index, record=r, max_runs=scenario.shrink_runs)
+                  for r in worst]
+        result = dataclasses.replace(result, minimal_faults=tuple(m for m in shrunk if m is not None))
+    return result
+
+
+def shrink_trial(scenario: Scenario, index: int, *, seed: int | None = None, faults: Faults | None = None,
+                 profile: str | None = None, max_runs: int = 64) -> MinimalFaults | None:
+    """The faults trial ``index`` of the campaign needs to fail, as few as delta debugging finds in
+    ``max_runs`` re-runs of it (None: the trial does not fail)."""
+    source = RunSource("arguments", seed=seed, profile=profile, faults=faults)
+    settings = resolve_run(scenario, (source,))
+    return shrink_record(scenario, settings, index, max_runs=max_runs)
 
 
 def replay_trial(scenario: Scenario, index: int, *, seed: int | None = None, **kwargs: Any) -> TrialRecord:

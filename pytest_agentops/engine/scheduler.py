@@ -1,7 +1,9 @@
 """Scheduling a campaign: launch-order sequential looks, bounded concurrency, the wall-clock watchdog.
 
-Results are consumed in launch order: verdicts at a look use trials ``0..n-1`` only, whatever finished
-first, so early stopping is not biased toward fast (often successful) trials.
+Results are consumed in launch order: after each trial ``n`` of the launch-order prefix the expectations'
+judges (``pytest_agentops.judge``) look at trials ``0..n-1`` only, whatever finished first, so early stopping
+is not biased toward fast (often successful) trials. The campaign stops as soon as every expectation is
+decided, or at once when one fails; trials launched past that point are discarded.
 
 Where trials run: the main thread launches trials (up to the next look) and watches the wall clock. A sync
 trial is built, run and judged in one of ``concurrency`` worker threads; an async one on the one
@@ -22,8 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigError
-from ..expect import evaluate
-from ..metrics import collect
+from ..judge import judge
 from ..process import exit_guard  # noqa: F401 (os._exit inside a trial: a stand-in installed with the time ones)
 from ..process.anyio_threads import track_anyio_threads
 from ..process.gc_hold import campaign_gc
@@ -76,6 +77,7 @@ class Runner:
         self._in_flight = c + min(31 * c, 1024) if self.is_async else 32 * c
         self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
         self._refill = False  # more async trials to queue once the loop's queue runs low
+        self.interrupted = False  # Ctrl-C ended the run: the records are the trials that finished before it
         self.layers = CampaignLayers(scenario, settings)  # the layers' campaign parts: checked before any trial
         self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
         if self.spend.active:
@@ -205,10 +207,10 @@ class Runner:
             return trial.finish(exc=exc)
         return result if isinstance(result, TrialRecord) else trial.finish(output=result)
 
-    def expire(self, trials: list[Trial]) -> list[TrialRecord]:
-        """Trials that ran past their wall-clock limit, or that an early stop discards: end them and record
-        why (records in the order given)."""
-        reason = f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s"
+    def expire(self, trials: list[Trial], reason: str | None = None) -> list[TrialRecord]:
+        """Trials that ran past their wall-clock limit, or that an early stop or an interrupt discards: end them
+        and record why (records in the order given)."""
+        reason = reason or f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s"
         loops: dict[LoopWorker, list[Trial]] = {}
         for trial in trials:
             if isinstance(trial.worker, LoopWorker):
@@ -310,16 +312,26 @@ class Runner:
         end()
 
     # -- the campaign ---------------------------------------------------------------------------------
-    def run(self) -> tuple[list[TrialRecord], bool]:
-        """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early)."""
+    def _horizon(self, judges: list[Any], prefix: int) -> float:
+        """How far ahead to launch: at least to the first trial at which the campaign could stop (no waste), and
+        at least concurrency + 8 (16 at the least) past the judged prefix, to keep the workers busy."""
+        fail = min(d[0] for d in (j.distances() for j in judges))
+        decide = max(j.distances()[1] for j in judges)
+        return prefix + max(min(fail, decide), self.settings.concurrency + 8, 16)
+
+    def run(self, indices: list[int] | None = None) -> tuple[list[TrialRecord], bool]:
+        """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early). ``indices``:
+        exactly these trials, all of them (a paired comparison runs its campaigns block by block)."""
         s = self.settings
-        indices = [s.replay] if s.replay is not None else list(range(s.trials))
-        looks, look_conf = s.looks, s.look_confidence
+        judged = indices is None and s.sequential
+        if indices is None:
+            indices = [s.replay] if s.replay is not None else list(range(s.trials))
         expectations = self.scenario.expectations
+        judges = [judge(e, max_trials=len(indices), confidence=s.confidence, sequential=True)
+                  for e in expectations] if judged else []
         done: dict[int, TrialRecord] = {}
         flying = self._flying
         position = 0  # next entry of ``indices`` to launch
-        look_i = 0
         prefix = 0  # trials 0..prefix-1 (launch order) are all done
         limit = len(indices)
         stopped_early = False
@@ -327,12 +339,13 @@ class Runner:
         try:
             holds.enter_context(campaign_patches())  # gc, anyio, time: held for the whole campaign
             while len(done) < limit or (self.spend.stopped and flying):
-                # launch ahead, but never past the next look: an early stop then wastes no trial
-                horizon = min(limit, looks[look_i]) if look_i < len(looks) else limit
+                # launch ahead up to the queue depth, but not far past the first trial at which the judges could
+                # stop the campaign: an early stop discards what was launched past it
+                horizon = limit if not judges else min(limit, self._horizon(judges, prefix))
                 while len(flying) < self._in_flight and position < horizon and self.spend.may_launch(flying):
                     flying[position] = self.launch(indices[position])
                     position += 1
-                self._refill = position < horizon  # stopped by the queue depth, not by a look
+                self._refill = position < horizon  # stopped by the queue depth
                 self._kick()
                 now = _wall()
                 limit_s = self.scenario.timeout_s
@@ -357,18 +370,33 @@ class Runner:
                     limit = min(limit, halt)
                     for p in [p for p in done if p >= limit]:
                         del done[p]
-                # sequential looks, on the launch-order prefix only
-                while prefix in done:
+                # the judges look after every trial of the launch-order prefix
+                while prefix in done and prefix < limit:
+                    record = done[prefix]
                     prefix += 1
-                while look_i < len(looks) and prefix >= looks[look_i]:
-                    n = looks[look_i]
-                    look_i += 1
-                    if n < limit and expectations:
-                        data = collect([done[i] for i in range(n)], {e.metric for e in expectations})
-                        if all(evaluate(e, data[e.metric], look_conf, final=False).decided for e in expectations):
-                            limit, stopped_early = n, True
-                            self.expire([flying.pop(p) for p in [p for p in flying if p >= n]])
-                            break
+                    if not judges or prefix >= limit:
+                        continue
+                    for j in judges:
+                        j.add(record)
+                    if any(j.failed for j in judges) or all(j.decided for j in judges):
+                        limit, stopped_early = prefix, True
+                        self.expire([flying.pop(p) for p in [p for p in flying if p >= prefix]])
+                        break
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what finished, in launch order (a later trial that finished first is left out, as an
+            # early stop leaves it out); end the running ones; the caller reports the campaign as interrupted.
+            # A second Ctrl-C during this wrap-up goes straight through.
+            self.interrupted = True
+            futures = {t.future: pos for pos, t in flying.items()}
+            for future in self._wait(0.0):  # finished, but the main thread had not been woken for them yet
+                pos = futures.get(future)
+                if pos is not None and pos in flying:
+                    done[pos] = self.settle(flying.pop(pos))
+            while prefix in done and prefix < limit:
+                prefix += 1
+            limit = prefix
+            self.expire(list(flying.values()), "the run was interrupted (Ctrl-C)")
+            flying.clear()
         finally:
             self._outwait_stubborn()
             self._end_flying(list(flying.values()))

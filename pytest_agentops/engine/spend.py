@@ -9,9 +9,9 @@ or when a call of some trial did not fit (that trial was cut): the judged trials
 prefix before the first cut trial. Trials running past the stop finish (their calls fit the cap, and what they
 spend is metered: cutting them short would lose the usage of calls the upstream answers anyway), unjudged.
 
-Judging at a stop the sequential plan did not schedule: the interim looks already taken spent their share
-of the error rate (``RunSettings.look_confidence``), the looks that never come leave theirs unspent, and
-the verdicts at the stop use exactly that rest (a union bound), so each keeps its stated error rate.
+A campaign the cap stopped is judged like an interrupted one: the judges are valid after every trial of the
+launch-order prefix (``pytest_agentops.judge``), so the verdicts reached keep their stated error rates, and
+the undecided ones are inconclusive.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..harness.spend import Ledger, ledger_of
-from ..settings.run import RunSettings
 
 
 class SpendGate:
@@ -81,11 +80,3 @@ class SpendGate:
                 "max_tokens": cap.max_tokens, "stopped_by_cap": self.stopped, "trials_cut": len(ledger.cut),
                 "calls_refused": ledger.refused_calls}
 
-
-def stop_confidence(settings: RunSettings, judged: int) -> float:
-    """The confidence of rate and quantile verdicts judged on ``judged`` trials at a stop the cap forced:
-    the error rate the looks before it did not spend (Bonferroni over the plan's looks)."""
-    looks = settings.looks
-    taken = sum(1 for look in looks if look < judged)
-    alpha = 1 - settings.confidence
-    return 1 - alpha * (len(looks) - taken) / len(looks)

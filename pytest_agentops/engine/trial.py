@@ -264,7 +264,7 @@ def describe(exc: BaseException) -> str:
     the harness raised inside a tool call is shown where the agent called the tool, not in the harness)."""
     frames = traceback.extract_tb(exc.__traceback__)
     own = [f for f in frames if not f.filename.startswith(_PACKAGE) or f.filename.startswith(_DEMO)]
-    frame = (own or frames)[-1] if frames else None
+    frame = own[-1] if own else None  # no frame of the user's: the harness raised it (no place to show)
     where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame is not None else ""
     return f"{type(exc).__name__}: {_safe(str, exc)}{where}"
 

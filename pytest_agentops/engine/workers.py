@@ -52,8 +52,10 @@ class _Hound:
 
     One asynchronous exception is caught by an agent that wraps its loop in ``except BaseException``;
     raised again and again, one lands outside the ``try`` (at the loop's jump back, or in the handler) and
-    ends the thread. Every 5 ms for the first 2 s, then every 200 ms, on one daemon thread that ends when
-    no worker is left to chase. A thread stuck in a C call is beyond reach (reported as unstoppable).
+    ends the thread. The chase starts a moment after the first exception (time for the harness's own
+    clean-up on the way out, such as killing a child process, which must not be interrupted), then every
+    5 ms for 2 s, then every 200 ms, on one daemon thread that ends when no worker is left to chase. A thread
+    stuck in a C call is beyond reach (reported as unstoppable).
     """
 
     FAST_S, FAST_FOR_S, SLOW_S = 0.005, 2.0, 0.2
@@ -139,9 +141,10 @@ class ThreadWorker:
         """Give up on the running job: interrupt it if possible and never reuse this worker."""
         self.retired = True
         self.abandoned = True
+        raise_in_thread(self.thread)
         self._jobs.put(None)
-        if self.in_job:
-            HOUND.chase(self.thread, lambda: self.in_job)
+        if self.in_job:  # still running it half a second later: the agent caught the first one
+            HOUND.chase(self.thread, lambda: self.in_job, after_s=0.5)
 
     def close(self) -> None:
         self.retired = True
@@ -201,6 +204,10 @@ class LoopWorker:
                 self.reap()  # jobs that ended but would wait for a callback or an idle moment that never comes
             with contextlib.suppress(BaseException):
                 self.abandoned = keep_forever(t for t in asyncio.all_tasks(self.loop) if not t.done())
+            # the loop is done for (``close`` or ``abandon`` stopped it): close it, which also lets the default
+            # executor's idle threads go (``run_in_executor``/``to_thread`` jobs), and releases its selector
+            with contextlib.suppress(BaseException):
+                self.loop.close()
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> cf.Future[Any]:
         """Run ``coro`` on the loop now (not counted against ``limit``)."""

@@ -24,10 +24,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentCrash, ConfigError, TrialAborted
+from ..plan import fault_id
+from ..process.reaper import REAPER
 from ..settings.faults import CrashRecord, Faults
 from ..settings.layers import StateSpec
 from ..vtime.loop import run_virtual
 from .child.parent import ChildAgent
+from .child.protocol import ChildLimits
 from .context import RAN
 from .layer import LayerTrial, ToolCall, TrialPort
 from .state.layer import resolve_state
@@ -47,9 +50,11 @@ def _effect_key(name: str, arguments: dict[str, Any]) -> tuple[str, str]:
 class CrashInjector(LayerTrial):
     """One trial's crash layer: fires the planned crash and keeps the crash and resume bookkeeping."""
 
-    def __init__(self, ctx: TrialPort, draw: CrashDraw | None, mode: str = "in_process", restarts: int = 1):
+    def __init__(self, ctx: TrialPort, draw: CrashDraw | None, mode: str = "in_process", restarts: int = 1,
+                 child: ChildLimits | None = None):
         self.ctx = ctx
         self.restarts = restarts
+        self.child = child  # run the agent in child processes, with these limits (None: in this process)
         self.restarted = 0
         self.duplicates = 0
         self.tokens_at_crash: int | None = None
@@ -113,7 +118,7 @@ class CrashInjector(LayerTrial):
         self.fired = True
         self._armed = None
         crash = AgentCrash(self.draw.step, tool, point)
-        self._record(tool, point, step=self.draw.step, arguments=dict(arguments))
+        self._record(tool, point, step=self.draw.step, arguments=dict(arguments), fid=fault_id("crash"))
         self.pending = crash
         raise crash
 
@@ -142,12 +147,13 @@ class CrashInjector(LayerTrial):
                                checkpoints=len(store.keys()) if store is not None else 0)
 
     def wrap_agent(self, agent: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
-        """The agent restarted after each crash (in-process), or run in child processes (``sigkill``)."""
+        """The agent restarted after each crash (in-process), or run in child processes (``sigkill``, or
+        isolation ``process``)."""
         store = self.ctx.service("state")
-        if self.mode == "sigkill":
+        if self.child is not None:
             campaign = self.ctx.service("state_campaign")
             return ChildAgent(agent, self, store.inner, campaign.spec, self.restarts, scenario=self.ctx.scenario,
-                              index=self.ctx.index, seed=self.ctx.seed)
+                              index=self.ctx.index, seed=self.ctx.seed, limits=self.child)
         return with_restarts(agent, self, store, self.restarts, is_async=is_async)
 
     def record(self) -> CrashRecord:
@@ -213,37 +219,50 @@ def with_restarts(agent: Callable[..., Any], injector: CrashInjector | None, sto
     return run
 
 
-def check_crash_setup(agent: Callable[..., Any], state: StateSpec, faults: Faults) -> None:
-    """Reject crash settings that cannot work, before any trial runs."""
-    if faults.crash_mode != "sigkill":
+def check_crash_setup(agent: Callable[..., Any], state: StateSpec, faults: Faults, isolation: str = "none") -> None:
+    """Reject crash and isolation settings that cannot work, before any trial runs."""
+    why = "crash_mode='sigkill'" if faults.crash_mode == "sigkill" else "isolation='process'"
+    if faults.crash_mode != "sigkill" and isolation != "process":
         return
-    if not state.durable:
-        raise ConfigError("state='memory' does not survive a process kill: crash_mode='sigkill' needs "
+    if (faults.crash_mode == "sigkill" or faults.crash) and not state.durable:
+        raise ConfigError(f"state='memory' does not survive a process kill: {why} with crashes needs "
                           "state='sqlite' (the default when state is unset), 'sqlite:PATH' or a redis:// URL")
     if not hasattr(signal, "SIGKILL"):
-        raise ConfigError("crash_mode='sigkill' needs a POSIX system (SIGKILL); use crash_mode='in_process'")
+        raise ConfigError(f"{why} needs a POSIX system (SIGKILL); use crash_mode='in_process' and isolation='none'")
     try:
         pickle.dumps(agent)
     except Exception as exc:
-        raise ConfigError(f"crash_mode='sigkill' runs the agent in a child process, so agent={agent!r} must be "
+        raise ConfigError(f"{why} runs the agent in a child process, so agent={agent!r} must be "
                           f"importable: a module-level function or an instance of a module-level class "
                           f"({type(exc).__name__}: {exc})") from exc
 
 
 class _Crashes:
-    __slots__ = ("faults",)
+    __slots__ = ("child", "faults", "restarts")
     name = "crash"
 
-    def __init__(self, faults: Faults):
+    def __init__(self, faults: Faults, child: ChildLimits | None):
         self.faults = faults
+        self.child = child
+        # a child that dies on its own is restarted only where crashes are part of the run
+        self.restarts = faults.crash_restarts if faults.crash or faults.crash_mode == "sigkill" else 0
+        if child is not None:
+            REAPER.acquire()  # the agents' process groups are killed if this process dies
 
     def attach(self, trial: TrialPort) -> LayerTrial:
         f = self.faults
-        return CrashInjector(trial, trial.plan.crash(), f.crash_mode, f.crash_restarts)
+        mode = f.crash_mode if f.crash_mode == "sigkill" or self.child is None else "process"
+        return CrashInjector(trial, trial.plan.crash(), mode, self.restarts, self.child)
+
+    def close(self) -> None:
+        if self.child is not None:
+            self.child = None
+            REAPER.release()
 
 
 class CrashLayer:
-    """On when the run's faults can crash the agent (``crash > 0``) or run it in a child (``sigkill``).
+    """On when the run's faults can crash the agent (``crash > 0``) or when it runs in child processes
+    (``crash_mode="sigkill"``, or isolation ``process``).
 
     Ordered after the state layer, whose checkpoint store a restarted agent resumes from.
     """
@@ -252,10 +271,11 @@ class CrashLayer:
 
     def for_campaign(self, scenario: Scenario, run: RunSettings) -> _Crashes | None:
         f = run.faults
-        if not f.crash and f.crash_mode != "sigkill":
+        in_child = f.crash_mode == "sigkill" or run.isolation == "process"
+        if not f.crash and not in_child:
             return None
-        check_crash_setup(scenario.agent, resolve_state(scenario.state, f), f)
-        return _Crashes(f)
+        check_crash_setup(scenario.agent, resolve_state(scenario.state, f), f, run.isolation)
+        return _Crashes(f, ChildLimits(memory_limit_mb=scenario.memory_limit_mb) if in_child else None)
 
 
 LAYER = CrashLayer()

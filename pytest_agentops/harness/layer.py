@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 class ToolCall:
     """One tool call as it passes through the layers: the tool, its arguments, and what layers decided."""
 
-    __slots__ = ("approval", "arguments", "explicit", "fault", "index", "spec")
+    __slots__ = ("approval", "arguments", "explicit", "fault", "fault_id", "index", "spec")
 
     def __init__(self, spec: ToolSpec, explicit: dict[str, Any], arguments: dict[str, Any]):
         self.spec = spec
@@ -60,6 +60,7 @@ class ToolCall:
         self.arguments = arguments  # with defaults applied
         self.index = -1  # 0-based: the how-manieth permitted call of this tool in the trial (set after ``permit``)
         self.fault: str | None = None  # a result-shaping fault planned for it (malformed, empty)
+        self.fault_id = ""  # the id of the fault drawn for it (``plan.fault_id``), when one fires
         self.approval: Any = None  # the confirmation that covers it, if any
 
 

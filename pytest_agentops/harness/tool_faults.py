@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RateLimited, ToolError, ToolTimeout, ToolUnavailable
-from ..plan import Occurrences
+from ..plan import Occurrences, fault_id
 from .layer import LayerTrial, ToolCall, TrialPort
 
 if TYPE_CHECKING:
@@ -45,19 +45,22 @@ class _ToolFaultsTrial(LayerTrial):
         self.occurrences = Occurrences()
         outage = trial.plan.outage_tool
         if outage:
-            trial.trace.add("fault", outage, "outage", scope="trial")
+            trial.trace.add("fault", outage, "outage", scope="trial", fid=fault_id("outage", outage))
 
     def before_tool(self, call: ToolCall) -> None:
         trial, name = self.trial, call.spec.name
         args_key = trial.plan.key_of(call.arguments)
-        draw = trial.plan.tool_fault(name, self.occurrences.next((name, args_key)), args_key)
+        occurrence = self.occurrences.next((name, args_key))
+        draw = trial.plan.tool_fault(name, occurrence, args_key)
         if draw.latency_s:
             trial.clock_advance(draw.latency_s)
-            trial.trace.add("fault", name, "latency", call=call.index, latency_s=round(draw.latency_s, 6))
+            trial.trace.add("fault", name, "latency", call=call.index, latency_s=round(draw.latency_s, 6),
+                            fid=fault_id("latency", name, args_key, occurrence))
         kind = draw.kind
+        call.fault_id = fault_id("outage", name) if kind == "outage" else fault_id("tool", name, args_key, occurrence)
         if kind in FAIL_BEFORE:
             faults = trial.plan.faults
-            trial.trace.add("fault", name, kind, call=call.index)
+            trial.trace.add("fault", name, kind, call=call.index, fid=call.fault_id)
             trial.record_tool_call(call.spec, call.arguments, kind)
             if kind == "timeout":
                 trial.clock_advance(faults.timeout_s)
@@ -74,7 +77,7 @@ class _ToolFaultsTrial(LayerTrial):
         if kind is None:
             return result
         result = garble(result) if kind == "malformed" else empty_like(result)
-        self.trial.trace.add("fault", call.spec.name, kind, call=call.index)
+        self.trial.trace.add("fault", call.spec.name, kind, call=call.index, fid=call.fault_id)
         return result
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..plan import Occurrences
+from ..plan import Occurrences, fault_id
 from ..seeding import text_key
 from ..settings.model import HttpFaults
 
@@ -36,10 +36,12 @@ class HttpTrial:
         s = self.settings
         key = text_key(b"%s %s %s\n%s" % (request.method.encode(), host.encode(), request.url.raw_path,
                                            request.content))
-        kind = self.ctx.plan.http_fault(host, key, self._sent.next(key), s.rate, s.mix)
+        occurrence = self._sent.next(key)
+        kind = self.ctx.plan.http_fault(host, key, occurrence, s.rate, s.mix)
         if kind is None:
             return None
-        self.ctx.trace.add("fault", f"http:{host}", kind, call=index, method=request.method, path=request.url.path)
+        self.ctx.trace.add("fault", f"http:{host}", kind, call=index, method=request.method, path=request.url.path,
+                           fid=fault_id("http", host, key, occurrence))
         if kind == "timeout":
             timeout = (request.extensions.get("timeout") or {}).get("read")
             wait = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else s.timeout_s

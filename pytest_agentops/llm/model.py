@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..errors import TrialAborted, WireError
-from ..plan import Occurrences
+from ..plan import Occurrences, fault_id
 from ..seeding import text_key
 from ..settings.model import Drift, ModelFaults
 from . import usage as usage_rule
@@ -145,7 +145,8 @@ class TrialModel:
         common = {"model": model, "api": api, "attempt": attempt, "stream": parsed.stream}
         self._last = (digest, attempt, kind is not None)
         if kind is not None:
-            ctx.trace.add("fault", "model", kind, attempt=attempt, **({"cut": kind_note} if kind_note else {}))
+            ctx.trace.add("fault", "model", kind, attempt=attempt, fid=fault_id("model", *draw_key),
+                          **({"cut": kind_note} if kind_note else {}))
 
         # faults answered at the door: the model never sees the prompt, no tokens
         if kind in _AT_THE_DOOR:
@@ -161,9 +162,11 @@ class TrialModel:
         # the prompt reaches the model: drift, budget, (policy)
         call = self.calls
         self.calls += 1
-        started = self.drift.draw(*ctx.plan.drift_draws(*draw_key)) if self.drift.settings.rate else None
+        drift_id = fault_id("drift", *draw_key)
+        started = self.drift.draw(*ctx.plan.drift_draws(*draw_key)) \
+            if self.drift.settings.rate and ctx.plan.admit(drift_id) else None
         if started:
-            ctx.trace.add("fault", "drift", started, call=call)
+            ctx.trace.add("fault", "drift", started, call=call, fid=drift_id)
         messages, drifted, injected = self.drift.apply(parsed.messages)
         inp = usage_rule.input_tokens(messages, parsed.tools)
         ctx.before_model_request(inp, model)  # the per-request budget
@@ -194,11 +197,12 @@ class TrialModel:
             raise TrialAborted("error", reason) from exc
         message = self._message(reply, call)
         out_kind, details = None, {}
-        if settings.output_rate:
+        output_id = fault_id("output", *draw_key)
+        if settings.output_rate and ctx.plan.admit(output_id):
             message, out_kind, details = perturb_reply(message, parsed.tools, settings,
                                                        *ctx.plan.output_draws(*draw_key))
         if out_kind:
-            ctx.trace.add("fault", "model_output", out_kind, call=call, **details)
+            ctx.trace.add("fault", "model_output", out_kind, call=call, fid=output_id, **details)
         used = reply.used if reply.used is not None else \
             tuple(i for i in default_used(messages) if i not in injected)
         sizes = [usage_rule.message_tokens(m) for m in messages]

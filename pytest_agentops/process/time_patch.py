@@ -187,6 +187,48 @@ def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[...,
             FAKE_FOR_REAL[id(real)] = (real, fake)
             REAL_FOR_FAKE[id(fake)] = (fake, real)
         _MORE_STAND_INS.append(entry)
+        _scan_cache.clear()
+
+
+#: module name -> (id of the module, size of its namespace, the attributes that held a real function) at the
+#: last sweep: a module whose namespace has not changed size is not rescanned, only those attributes checked.
+#: (A module that rebinds an existing name to a real clock function after it was first swept, keeping its
+#: size, is missed: imports and ``from time import ...`` add names, so they are seen.)
+_scan_cache: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+
+
+def _real_function_attributes(module_name: str, module: Any, namespace: dict[str, Any]) -> tuple[str, ...]:
+    size = len(namespace)
+    cached = _scan_cache.get(module_name)
+    if cached is not None and cached[0] == id(module) and cached[1] == size:
+        return cached[2]
+    found = []
+    for attribute, value in list(namespace.items()):
+        pair = FAKE_FOR_REAL.get(id(value))
+        if pair is not None and pair[0] is value:
+            found.append(attribute)
+    attributes = tuple(found)
+    _scan_cache[module_name] = (id(module), size, attributes)
+    return attributes
+
+
+_swept_cache: tuple[tuple[int, str | None], list[tuple[str, Any, dict[str, Any]]]] | None = None
+
+
+def _swept(modules: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
+    """(name, module, namespace) of the loaded modules the sweep looks at; recomputed only when the set of
+    loaded modules changed (its size or its last entry: modules are added at the end)."""
+    global _swept_cache
+    key = (len(modules), next(reversed(modules), None))
+    if _swept_cache is not None and _swept_cache[0] == key:
+        return _swept_cache[1]
+    swept = []
+    for module_name, module in modules.items():
+        namespace = _module_namespace(module)
+        if namespace is not None and not _is_ignored(module_name):
+            swept.append((module_name, module, namespace))
+    _swept_cache = (key, swept)
+    return swept
 
 
 def _install() -> None:
@@ -211,11 +253,9 @@ def _install() -> None:
 
     modules = dict(sys.modules)
     _modules_at_install = frozenset(modules)
-    for module_name, module in modules.items():
-        namespace = _module_namespace(module)
-        if namespace is None or _is_ignored(module_name):
-            continue
-        for attribute, value in list(namespace.items()):
+    for module_name, module, namespace in _swept(modules):
+        for attribute in _real_function_attributes(module_name, module, namespace):
+            value = namespace.get(attribute)
             pair = FAKE_FOR_REAL.get(id(value))
             if pair is not None and pair[0] is value:
                 try:

@@ -19,6 +19,8 @@ from ..vtime.real import (
     RealDate,
     RealDatetime,
     real_asctime,
+    real_clock_gettime,
+    real_clock_gettime_ns,
     real_ctime,
     real_gmtime,
     real_localtime,
@@ -66,6 +68,36 @@ def _fake_monotonic() -> float:
 def _fake_monotonic_ns() -> int:
     clock = active.get()
     return real_monotonic_ns() if clock is None else _ns(clock.monotonic())
+
+
+#: ``time.clock_gettime`` clock ids read from the virtual clock inside a trial: wall clocks give its
+#: ``now()``, the others its ``monotonic()``; CPU-time clocks (process, thread) stay real.
+_WALL_CLOCK_IDS = frozenset(getattr(_time_module, n) for n in ("CLOCK_REALTIME", "CLOCK_TAI")
+                            if hasattr(_time_module, n))
+_STEADY_CLOCK_IDS = frozenset(getattr(_time_module, n) for n in ("CLOCK_MONOTONIC", "CLOCK_MONOTONIC_RAW",
+                                                                  "CLOCK_BOOTTIME", "CLOCK_HIGHRES", "CLOCK_UPTIME")
+                              if hasattr(_time_module, n))
+
+
+def _virtual_clock_gettime(clock_id: int) -> float | None:
+    clock = active.get()
+    if clock is None:
+        return None
+    if clock_id in _WALL_CLOCK_IDS:
+        return clock.now()
+    if clock_id in _STEADY_CLOCK_IDS:
+        return clock.monotonic()
+    return None
+
+
+def _fake_clock_gettime(clock_id: int, /) -> float:
+    seconds = _virtual_clock_gettime(clock_id)
+    return real_clock_gettime(clock_id) if seconds is None else seconds
+
+
+def _fake_clock_gettime_ns(clock_id: int, /) -> int:
+    seconds = _virtual_clock_gettime(clock_id)
+    return real_clock_gettime_ns(clock_id) if seconds is None else _ns(seconds)
 
 
 def _fake_perf_counter() -> float:
@@ -184,6 +216,8 @@ TIME_STAND_INS: dict[str, Callable[..., Any]] = {
     "ctime": _fake_ctime,
     "asctime": _fake_asctime,
     "strftime": _fake_strftime,
+    **({"clock_gettime": _fake_clock_gettime, "clock_gettime_ns": _fake_clock_gettime_ns}
+       if hasattr(_time_module, "clock_gettime") else {}),
 }
 REAL_TIME_FUNCS: dict[str, Any] = {
     "time": real_time,
@@ -198,6 +232,8 @@ REAL_TIME_FUNCS: dict[str, Any] = {
     "ctime": real_ctime,
     "asctime": real_asctime,
     "strftime": real_strftime,
+    **({"clock_gettime": real_clock_gettime, "clock_gettime_ns": real_clock_gettime_ns}
+       if hasattr(_time_module, "clock_gettime") else {}),
 }
 # (real object, stand-in) for the sweep over other modules' attributes.
 SWEEP_PAIRS: tuple[tuple[Any, Any], ...] = (

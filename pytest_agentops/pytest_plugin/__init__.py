@@ -17,6 +17,7 @@ from .options import (
     CACHE_SEED,
     ChaosOptions,
     add_options,
+    comparisons_key,
     options_key,
     replayed_key,
     resolve_options,
@@ -36,12 +37,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "agent_chaos(trials=None, seed=None, profile=None, faults=None, confidence=None, concurrency=None, "
-        "early_stop=None, max_campaign_usd=None, max_campaign_tokens=None, record=None, cassette=None): configure "
-        "the agent_chaos fixture's campaigns for this test.",
+        "early_stop=None, isolation=None, max_campaign_usd=None, max_campaign_tokens=None, record=None, "
+        "cassette=None): configure the agent_chaos fixture's campaigns for this test.",
     )
     opts = resolve_options(config)
+    if opts.show is not None and config.getoption("numprocesses", None):
+        raise pytest.UsageError("--agent-chaos-show reads a report and runs nothing: leave out -n")
     config.stash[options_key] = opts
+    config.pluginmanager.register(_CampaignTests(config), "agentops-campaign-tests")
     config.stash[results_key] = []
+    config.stash[comparisons_key] = []
     if opts.enabled:
         _collect_scenarios_beside_testpaths(config)
     if prints_seeds(opts) and getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
@@ -64,8 +69,44 @@ def _collect_scenarios_beside_testpaths(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:  # xdist hook (called only when xdist is active)
+    from .spool import SPOOL, controller_spool
+
     opts = node.config.stash[options_key]
     node.workerinput["agentops_seeds"] = [opts.seed, opts.session_seed]
+    node.workerinput[SPOOL] = controller_spool(node.config)  # campaigns come home as each one finishes
+
+
+class _CampaignTests:
+    """Which collected tests run campaigns, and each one's outcome: the report lists those that never reported a
+    campaign (registered per session, so that it knows its config)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.expected: set[str] = set()
+        self.outcomes: dict[str, str] = {}
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from .spool import is_campaign_item, put
+
+        self.expected = {item.nodeid for item in session.items if is_campaign_item(item)}
+        if self.expected:
+            put(self.config, "expected", sorted(self.expected))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # an xdist controller collects nothing itself: it learns the campaign tests from the spool at the end
+        if report.nodeid not in self.expected and not self._xdist():
+            return
+        if report.skipped:
+            self.outcomes[report.nodeid] = "skipped"
+        elif report.failed:
+            self.outcomes[report.nodeid] = "failed"
+        elif report.when == "call":
+            self.outcomes.setdefault(report.nodeid, "passed")
+
+    def _xdist(self) -> bool:
+        from .spool import spool_key
+
+        return self.config.stash.get(spool_key, None) is not None
 
 
 def prints_seeds(opts: ChaosOptions) -> bool:
@@ -92,6 +133,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         repeat += f" --agent-chaos-profile={opts.profile}"
     if opts.concurrency:
         parts.append(f"concurrency={opts.concurrency}")
+    if opts.isolation:
+        parts.append(f"isolation={opts.isolation}")
+        repeat += f" --agent-chaos-isolation={opts.isolation}"
     if opts.replay:
         parts.append(f"replay={opts.replay[0] + '/' if opts.replay[0] else ''}trial-{opts.replay[1]}")
     if opts.max_usd is not None or opts.max_tokens is not None:
@@ -118,54 +162,86 @@ def agent_chaos(request: pytest.FixtureRequest) -> AgentChaos:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = config.stash.get(results_key, [])
-    if not results or config.get_verbosity() < 0:
+    comparisons = config.stash.get(comparisons_key, [])
+    if not (results or comparisons) or config.get_verbosity() < -1:
         return
-    from ..report.terminal import campaign_table
+    from .reports import terminal_summary
 
-    terminalreporter.section("agent chaos")
-    for nodeid, result in results:
-        terminalreporter.write_line(nodeid)
-        for line in campaign_table(result):
-            terminalreporter.write_line(line)
+    terminal_summary(terminalreporter, config)
+    if comparisons:
+        from ..report.terminal import comparison_lines
+
+        if not results:
+            terminalreporter.section("agent chaos")
+        for nodeid, comparison in comparisons:
+            terminalreporter.write_line(nodeid)
+            for line in comparison_lines(comparison):
+                terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> bool | None:
+    """``--agent-chaos-show``: print the trial from the last report instead of collecting and running tests."""
+    opts = session.config.stash.get(options_key, None)
+    if opts is None or opts.show is None:
+        return None
+    from .reports import show
+
+    show(session.config, opts)
+    return True
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a worker's campaigns come home
+def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a worker's replay targets come home
     import json
 
     output = getattr(node, "workeroutput", {})
-    payload = output.get("agentops_campaigns")
-    if payload:
-        node.config.stash[results_key].extend((nodeid, campaign) for nodeid, campaign in json.loads(payload))
     replay = output.get("agentops_replay")
     if replay:
         seen, replayed = json.loads(replay)
         node.config.stash.setdefault(seen_key, []).extend(seen)
         node.config.stash.setdefault(replayed_key, []).extend(replayed)
+    payload = getattr(node, "workeroutput", {}).get("agentops_comparisons")
+    if payload:
+        node.config.stash[comparisons_key].extend((nodeid, c) for nodeid, c in json.loads(payload))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     opts = config.stash.get(options_key, None)
     results = config.stash.get(results_key, [])
+    comparisons = config.stash.get(comparisons_key, [])
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: hand the campaigns (as JSON data) to the controller
         import json
 
-        if results:
-            workeroutput["agentops_campaigns"] = json.dumps(
-                [(nodeid, r.to_dict()) for nodeid, r in results], allow_nan=False)
+        # (each campaign went to the controller through the spool as it finished: ``campaigns.run_scenario``)
         workeroutput["agentops_replay"] = json.dumps([config.stash.get(seen_key, []),
                                                       config.stash.get(replayed_key, [])])
+        if comparisons:
+            workeroutput["agentops_comparisons"] = json.dumps(
+                [(nodeid, c.to_dict()) for nodeid, c in comparisons], allow_nan=False)
         return
     if opts is None:
         return
+    if opts.show is not None:  # nothing ran: the trial was printed at collection
+        session.exitstatus = pytest.ExitCode.OK
+        return
     if opts.replay is not None and opts.replay[0] is not None:
         _check_replay_target(session, opts.replay[0])
-    if opts.report:
-        from ..report.json_report import write_report
+    from .spool import session_summary, take
 
-        write_report(config.invocation_params.dir / opts.report, [r for _, r in results])
+    tracker = config.pluginmanager.get_plugin("agentops-campaign-tests")
+    expected = set(tracker.expected) if tracker is not None else set()
+    spooled = take(config)  # under xdist: what the workers handed over, campaign by campaign
+    results.extend((nodeid, data) for nodeid, data in spooled.get("campaign", []))
+    for nodeids in spooled.get("expected", []):
+        expected.update(nodeids)
+    if results or opts.report:
+        from .reports import write_reports
+
+        outcomes = tracker.outcomes if tracker is not None else {}
+        write_reports(config, opts, session_summary(expected, outcomes, exitstatus, {n for n, _ in results}))
 
 
 def _check_replay_target(session: pytest.Session, name: str) -> None:

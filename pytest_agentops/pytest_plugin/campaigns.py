@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from ..engine.campaign import run_resolved
-from ..errors import ConfigError
+from ..errors import CampaignInterrupted, ConfigError
 from ..precedence import resolve_run
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..settings.run import RunSource
-from .options import ChaosOptions, options_key, replayed_key, results_key, seen_key
+from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key
 
 #: What ``@pytest.mark.agent_chaos(...)`` and ``agent_chaos.run(scenario, ...)`` may set.
 RUN_ARGUMENTS = tuple(f.name for f in fields(RunSource) if f.name != "name")
@@ -46,8 +46,28 @@ class AgentChaos:
 
     def run(self, scenario: Scenario, **overrides: Any) -> CampaignResult:
         """Run ``scenario``'s campaign (smoke trial without ``--agent-chaos``) and record the result."""
+        __tracebackhide__ = True  # a failing test shows its own line and the message, not the plugin's frames
         result = run_scenario(self._config, self._request.node, scenario, self.marker_kwargs, **overrides)
         self.results.append(result)
+        return result
+
+    def compare(self, baseline: Scenario, candidate: Scenario, *, alpha: float = 0.05, margin: float = 0.05,
+                growth: float = 0.2, **overrides: Any) -> Any:
+        """Shadow mode: run ``baseline`` and ``candidate`` on common seeds and decide, pair by pair, regression
+        or non-inferiority (``pytest_agentops.engine.compare``). Settings resolve as for ``run`` (from the
+        baseline); without ``--agent-chaos`` one fault-free pair is run as a smoke test. Returns the
+        ``ComparisonResult`` (``.check()`` raises on a regression)."""
+        from ..engine.compare import compare_campaigns
+
+        o = self.options
+        sources = (_source("agent_chaos.compare", overrides),
+                   RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile,
+                             concurrency=o.concurrency),
+                   _source("@pytest.mark.agent_chaos", dict(self.marker_kwargs)))
+        base = resolve_run(baseline, sources, smoke=not o.enabled, default_seed=o.session_seed)
+        result = compare_campaigns(baseline, candidate, alpha=alpha, margin=margin, growth=growth,
+                                   _settings=(base, base))
+        self._config.stash[comparisons_key].append((self._request.node.nodeid, result))
         return result
 
 
@@ -86,10 +106,23 @@ def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str 
     parts = ["pytest", literal(nodeid), "--agent-chaos", f"--agent-chaos-seed={seed}", replay]
     if options.profile:
         parts.append(literal(f"--agent-chaos-profile={options.profile}"))
+    if options.isolation:
+        parts.append(literal(f"--agent-chaos-isolation={options.isolation}"))
     cassettes = options.record or options.cassette
     if cassettes:  # a live trial replays from what was recorded: offline and exact
         parts.append(literal(f"--agent-chaos-cassette={cassettes}"))
     return " ".join(parts)
+
+
+def _keep(config: pytest.Config, nodeid: str, result: CampaignResult) -> None:
+    """Record a finished campaign for the session's reports; an xdist worker hands it to the controller at
+    once (``spool``): a worker that dies later loses nothing that finished."""
+    config.stash[results_key].append((nodeid, result))
+    if hasattr(config, "workerinput") and result.skipped is None:
+        from .reports import worker_data
+        from .spool import put
+
+        put(config, "campaign", [nodeid, worker_data(config, result)])
 
 
 def _source(name: str, values: dict[str, Any]) -> RunSource:
@@ -107,6 +140,7 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     command line/ini > marker > scenario), the same replay command, and the result in
     ``config.stash[results_key]`` for the terminal table and the JSON report.
     """
+    __tracebackhide__ = True
     o = config.stash[options_key]
     replay = None
     smoke = not o.enabled
@@ -118,8 +152,8 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
         replay = index
     sources = (_source("agent_chaos.run", overrides),
                RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency,
-                         max_campaign_usd=o.max_usd, max_campaign_tokens=o.max_tokens, record=o.record,
-                         cassette=o.cassette),
+                         isolation=o.isolation, max_campaign_usd=o.max_usd, max_campaign_tokens=o.max_tokens,
+                         record=o.record, cassette=o.cassette),
                _source("@pytest.mark.agent_chaos", dict(marker_kwargs or {})))
     settings = resolve_run(scenario, sources, replay=replay, smoke=smoke and replay is None,
                            default_seed=o.session_seed)
@@ -129,9 +163,13 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     if replay is not None:
         config.stash.setdefault(replayed_key, []).append(scenario.name)
     command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)
-    result = run_resolved(scenario, settings, replay_command=command)
-    config.stash[results_key].append((node.nodeid, result))
-    for v in result.verdicts:
-        node.user_properties.append(
-            (f"agentops:{result.scenario}:{v.key}", f"{v.verdict} estimate={v.estimate} bound={v.bound}"))
+    try:
+        result = run_resolved(scenario, settings, replay_command=command)
+    except CampaignInterrupted as interrupted:  # Ctrl-C: report what finished, then stop as pytest does
+        _keep(config, node.nodeid, interrupted.result)
+        raise
+    _keep(config, node.nodeid, result)
+    from ..report.junit import junit_properties
+
+    node.user_properties.extend(junit_properties(result))  # what record_property adds: JUnit XML <property>
     return result

@@ -13,6 +13,7 @@ import pytest
 from ..seeding import fresh_seed
 
 PROFILES = ("none", "low", "mid", "high")
+ISOLATIONS = ("none", "process")  # settings.layers.ISOLATIONS (not imported: this module stays engine-free)
 CACHE_SEED = "agentops/seed"
 
 
@@ -34,6 +35,10 @@ class ChaosOptions:
     replay: tuple[str | None, int] | None  # (scenario name or None, trial index)
     concurrency: int | None = None  # trials run at once (results are still consumed in launch order)
     session_seed_given: bool = False  # --agent-chaos-session-seed (or last) rather than a fresh one
+    isolation: str | None = None  # where each trial's agent runs: none, or process (a child process per trial)
+    html: str | None = None  # --agent-chaos-html: the self-contained HTML report's path
+    otel: str | None = None  # --agent-chaos-otel: an OTLP/JSON file of the trials' spans
+    show: tuple[str | None, int] | None = None  # --agent-chaos-show: a trial of the last report, not re-run
     max_usd: float | None = None  # every campaign's spend cap in US dollars
     max_tokens: int | None = None  # ... and in tokens
     record: str | None = None  # a directory: record live models' answers there (absolute)
@@ -61,6 +66,17 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--agent-chaos-concurrency", dest="agent_chaos_concurrency", metavar="N",
                     help="trials run at once per campaign: async agents as tasks on one loop, sync agents in "
                          "N threads (verdicts do not depend on it).")
+    group.addoption("--agent-chaos-isolation", dest="agent_chaos_isolation", metavar="MODE",
+                    help="where each trial's agent runs: none (this process) or process (a child process per trial "
+                         "with a memory limit, its process group killed as a whole; over scenarios' own).")
+    group.addoption("--agent-chaos-html", dest="agent_chaos_html", metavar="PATH",
+                    help="write a self-contained HTML report of every campaign to PATH (charts, trials, traces).")
+    group.addoption("--agent-chaos-otel", dest="agent_chaos_otel", metavar="PATH",
+                    help="write the trials as OpenTelemetry spans (GenAI conventions) to PATH, an OTLP/JSON file "
+                         "(needs the otel extra; OTEL_EXPORTER_OTLP_ENDPOINT sends them to a collector).")
+    group.addoption("--agent-chaos-show", dest="agent_chaos_show", metavar="TRIAL_ID",
+                    help="print one trial of the last JSON report as a timeline, without running anything: "
+                         "17, trial-17 or SCENARIO/trial-17.")
     group.addoption("--agent-chaos-max-usd", dest="agent_chaos_max_usd", metavar="USD",
                     help="every campaign's spend cap in US dollars: it launches no trial that could cross it.")
     group.addoption("--agent-chaos-max-tokens", dest="agent_chaos_max_tokens", metavar="N",
@@ -77,6 +93,9 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agent_chaos_report", "path of the JSON report")
     parser.addini("agent_chaos_replay", "re-run only this trial (like --agent-chaos-replay)")
     parser.addini("agent_chaos_concurrency", "default number of trials run at once per campaign")
+    parser.addini("agent_chaos_isolation", "where each trial's agent runs, as --agent-chaos-isolation")
+    parser.addini("agent_chaos_html", "path of the HTML report (like --agent-chaos-html)")
+    parser.addini("agent_chaos_otel", "path of the OTLP/JSON file of the trials' spans (like --agent-chaos-otel)")
     parser.addini("agent_chaos_max_usd", "every campaign's spend cap in US dollars, as --agent-chaos-max-usd")
     parser.addini("agent_chaos_max_tokens", "every campaign's spend cap in tokens, as --agent-chaos-max-tokens")
     parser.addini("agent_chaos_cassette", "replay the cassettes in this directory, as --agent-chaos-cassette")
@@ -143,6 +162,13 @@ def parse_profile(value: str, source: str) -> str:
     return text
 
 
+def parse_isolation(value: str, source: str) -> str:
+    text = str(value).strip()
+    if text not in ISOLATIONS:
+        raise pytest.UsageError(f"{source}={value!r} must be one of {', '.join(ISOLATIONS)}")
+    return text
+
+
 def parse_replay(value: str, source: str) -> tuple[str | None, int]:
     """``17``, ``trial-17``, ``refund/17``, ``refund/trial-17`` or ``refund[trial-17 ...]`` (a scenario name
     may itself hold ``/``, ``[`` or spaces: the trial is read from the end)."""
@@ -190,6 +216,10 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         profile=_setting(config, "agent_chaos_profile", parse_profile),
         report=_setting(config, "agent_chaos_report", lambda v, src: v),
         replay=replay, session_seed_given=given,
+        isolation=_setting(config, "agent_chaos_isolation", parse_isolation),
+        html=_setting(config, "agent_chaos_html", lambda v, src: v),
+        otel=_setting(config, "agent_chaos_otel", parse_otel),
+        show=_show(config),
         max_usd=_setting(config, "agent_chaos_max_usd", parse_usd),
         max_tokens=_setting(config, "agent_chaos_max_tokens", parse_tokens),
         **_cassettes(config),
@@ -208,6 +238,20 @@ def _cassettes(config: pytest.Config) -> dict[str, str | None]:
     return {"record": str(base / record) if record else None, "cassette": str(base / cassette) if cassette else None}
 
 
+def _show(config: pytest.Config) -> tuple[str | None, int] | None:
+    value = _option(config, "agent_chaos_show")
+    return None if value is None else parse_replay(value, "--agent-chaos-show")
+
+
+def parse_otel(value: str, source: str) -> str:
+    """An OTLP/JSON file path; the ``otel`` extra (opentelemetry-sdk) must be installed to write it."""
+    from importlib.util import find_spec
+
+    if find_spec("opentelemetry") is None or find_spec("opentelemetry.sdk") is None:
+        raise pytest.UsageError(f"{source}={value!r} needs OpenTelemetry: pip install 'pytest-agentops[otel]'")
+    return str(value)
+
+
 def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
     """A setting from the command line, else from its ini twin, parsed; None when neither is set."""
     cli = _option(config, name)
@@ -224,3 +268,5 @@ results_key = pytest.StashKey[list]()
 #: Under ``--agent-chaos-replay``: the scenarios whose campaigns were asked for, and those replayed.
 seen_key = pytest.StashKey[list]()
 replayed_key = pytest.StashKey[list]()
+#: paired comparisons run by ``agent_chaos.compare``: (nodeid, ComparisonResult)
+comparisons_key = pytest.StashKey[list]()

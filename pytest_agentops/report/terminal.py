@@ -54,7 +54,8 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
     trials, metrics = c["trials"], c["metrics"]
     mode = "smoke (1 fault-free trial)" if c["smoke"] else (
         f"replay of trial {c['replay']}" if c["replay"] is not None else
-        f"{trials}/{c['max_trials']} trials{' (stopped early)' if c['stopped_early'] else ''}")
+        f"{trials}/{c['max_trials']} trials{' (stopped early)' if c['stopped_early'] else ''}"
+        f"{' (INTERRUPTED: the trials that finished before Ctrl-C)' if c.get('interrupted') else ''}")
     lines = [f"{c['scenario']}  seed={c['seed']}  profile={c['profile']}  {mode}{_spend_head(c.get('spend'))}"
              f"{'  xfail: ' + c['xfail'] if c['xfail'] else ''}"]
     rows = [("metric", "estimate", "bound", "threshold", "verdict", "wilson")]
@@ -92,8 +93,27 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
         duplicates = (metrics.get("duplicate_side_effects") or {}).get("total") or 0
         lines.append(f"  crashes: {resumed['n']}/{trials} trial(s) crashed, {resumed['k']} finished correctly after "
                      f"a restart, {duplicates} duplicate side effect(s)")
+    for t in c.get("per_task", []):
+        groups = f", pass^k groups {t['groups_passed']}/{t['groups']}" if t.get("groups") else ""
+        worst = f", worst {t['worst']}" if t.get("worst") else ""
+        lines.append(f"  task {t['task']!r}: completed {t['completed']}/{t['trials']} "
+                     f"[{_fmt(t['lower'])}, {_fmt(t['upper'])}]{groups}{worst}")
     lines.extend(_live_lines(c, metrics))
     for v in c["verdicts"]:
         if v["verdict"] == "inconclusive" and v["note"]:
             lines.append(f"  note: {v['key']}: {v['note']}")
+        if v.get("rule") and "no fail level declared" in v["rule"] and v["verdict"] != "pass":
+            lines.append(f"  rule: {v['key']}: {v['rule']}")
+    return lines
+
+
+def comparison_lines(comparison: Any) -> list[str]:
+    """Lines of text for one paired comparison (a ``ComparisonResult``, or its ``to_dict()`` form)."""
+    c = comparison if isinstance(comparison, dict) else comparison.to_dict()
+    lines = [f"  {c['candidate']} vs {c['baseline']}: {c['pairs']}/{c['max_pairs']} pair(s) on common seeds "
+             f"(seed={c['seed']}){' (stopped early)' if c['stopped_early'] else ''}"]
+    for f in c["findings"]:
+        lines.append(f"    {f['metric']}: {f['verdict']} (baseline {_fmt(f['baseline'])}, candidate "
+                     f"{_fmt(f['candidate'])}; p regression {f['p_regression']:.3g}, p non-inferior "
+                     f"{f['p_non_inferior']:.3g}; {f['margin']})")
     return lines

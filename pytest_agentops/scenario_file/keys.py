@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from .._validation import did_you_mean
-from ..expect import threshold_patterns
+from ..expect import PASS_K_PATTERN, mean_patterns, rate_expression_pattern, threshold_patterns
 from ..metrics import builtin_metrics
 from ..scenario import Scenario
 from ..settings._meta import Doc, docs
@@ -283,12 +283,19 @@ def _tool_mix_schema() -> dict[str, Any]:
 
 
 def _expect_schema() -> dict[str, Any]:
-    """Threshold expressions per metric kind, from the parser's grammar (the package's own metrics: a file
-    may name metrics registered by code of yours too, which the shipped schema cannot know)."""
+    """Threshold expressions per metric kind, from the parser's grammar (the package's own metrics from the
+    registry: metrics a user registers are not in the shipped schema)."""
     patterns: dict[str, Any] = {}
     for name, defn in sorted(builtin_metrics().items()):
         key, expr = threshold_patterns(name, defn.kind)
-        patterns[key] = {"type": "string", "pattern": expr, "description": f"{defn.kind}: {defn.description}"}
+        what = f"{defn.kind} (counts: {defn.counting_unit})"
+        patterns[key] = {"type": "string", "pattern": expr, "description": f"{what}: {defn.description}"}
+        if defn.kind == "distribution":
+            key, expr = mean_patterns(name)
+            patterns[key] = {"type": "string", "pattern": expr,
+                             "description": f"the mean of {name} under a declared cap: {defn.description}"}
+    patterns[PASS_K_PATTERN] = {"type": "string", "pattern": rate_expression_pattern(),
+                                "description": "pass^k: the share of tasks whose k trials all complete"}
     return {"type": "object", "additionalProperties": False, "patternProperties": patterns}
 
 
@@ -335,7 +342,9 @@ SCHEMAS: dict[str, Callable[[Doc], dict[str, Any]]] = {
     "model_section": lambda d: _model_section_schema(d.of),
     "reference": lambda d: dict(_REF),
     "tools": lambda d: {"anyOf": [_REF, {"type": "array", "items": _REF}]},
-    "task": lambda d: {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]},
+    "task": lambda d: {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                                 {"type": "object", "additionalProperties": False, "required": ["generate"],
+                                  "properties": {"generate": dict(_REF)}}]},
     "name": lambda d: {"type": "string", "pattern": NAME_PATTERN},
     "expect": lambda d: _expect_schema(),
     "prices": lambda d: _prices_schema(),

@@ -140,6 +140,14 @@ def tools(doc: YamlDoc, node: Node, label: str) -> Any:
 
 
 def task(doc: YamlDoc, node: Node, label: str) -> Any:
+    if isinstance(node, yaml.MappingNode):  # {generate: package.module:attr}: a task generator generate(rng)
+        entries = mapping_node(doc, node, label, "'generate' to a task generator 'package.module:attr'")
+        unknown = sorted(set(entries) - {"generate"})
+        if unknown or "generate" not in entries:
+            doc.fail(node, f"{label}: a mapping takes exactly one key, 'generate' (a task generator "
+                           f"'package.module:attr' called as generate(rng) -> task); got {sorted(entries)}")
+        return callable_ref(doc, entries["generate"][1], f"{label}.generate",
+                            "a task generator generate(rng) -> str")
     if isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             value = doc.plain(item)
@@ -204,10 +212,11 @@ def expect(doc: YamlDoc, node: Node, label: str) -> dict[str, Any]:
     good = {"rate": "<= 1", "distribution": "<= 0", "count": "== 0"}
     out = {}
     for key, (knode, vnode) in entries.items():
-        metric = key.partition(".")[0]
-        if metric not in REGISTRY:
+        metric = "completion_rate" if key.startswith("pass^") else key.partition(".")[0]
+        if metric not in REGISTRY or key.startswith("pass^"):
             doc.check(knode, lambda key=key: Expectation.parse(key, ">= 0"))
-        doc.check(knode, lambda key=key, metric=metric: Expectation.parse(key, good[REGISTRY[metric].kind]))
+        sample = "<= 0, cap 1" if key == f"{metric}.mean" else good[REGISTRY[metric].kind]
+        doc.check(knode, lambda key=key, sample=sample: Expectation.parse(key, sample))
         expr = doc.plain(vnode)
         doc.check(vnode, lambda key=key, expr=expr: parse_expectation(key, expr))
         out[key] = expr

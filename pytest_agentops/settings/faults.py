@@ -253,12 +253,14 @@ register_metric(MetricDef(
     "resume_success_rate", "rate",
     trial_rate(lambda r: None if (c := _crash(r)) is None
                else r.outcome == "completed" and not c.duplicate_side_effects),
-    "share of crashed trials that finished correctly after a restart (no effect repeated)"), builtin=True)
+    "share of crashed trials that finished correctly after a restart (no effect repeated)",
+    counting_unit="crashed trial"), builtin=True)
 register_metric(MetricDef(
     "duplicate_side_effects", "count",
     lambda r: (0, False) if (c := _crash(r)) is None else (c.duplicate_side_effects, True),
-    "side-effecting tool calls repeated with the same arguments across a crash"), builtin=True)
+    "side-effecting tool calls repeated with the same arguments across a crash", counting_unit="crashed trial"),
+    builtin=True)
 register_metric(MetricDef(
     "tokens_after_crash", "distribution",
     lambda r: None if (c := _crash(r)) is None or c.tokens_at_crash is None else float(r.tokens - c.tokens_at_crash),
-    "tokens a crashed trial spent from its crash to its end", "tokens"), builtin=True)
+    "tokens a crashed trial spent from its crash to its end", "tokens", "crashed trial"), builtin=True)

@@ -155,8 +155,8 @@ class BudgetRecord:
 register_metric(MetricDef(
     "budget_alert_rate", "rate",
     trial_rate(lambda r: None if (b := r.layers.get("budget")) is None else b.alerts > 0),
-    "share of trials whose spend crossed the alert fraction (80%) of a budget (trials with a budget only)"),
-    builtin=True)
+    "share of trials whose spend crossed the alert fraction (80%) of a budget (trials with a budget only)",
+    counting_unit="trial with a budget"), builtin=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +194,16 @@ class Escalation:
 
 
 StateKind = Literal["memory", "sqlite", "redis"]
+#: Where each trial's agent runs: ``none`` in the test process, ``process`` in a child process of its own.
+ISOLATIONS = ("none", "process")
+
+
+def check_isolation(name: str, value: Any) -> str:
+    """One of ``ISOLATIONS``."""
+    if value not in ISOLATIONS:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(ISOLATIONS)}")
+    return value
+
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .. import stats
 from .._validation import is_number
 from ..errors import ConfigError
 from .faults import Faults
+from .layers import check_isolation
 from .live import CassetteSpec
 from .spend import SpendCap
 
@@ -35,14 +35,16 @@ class RunSource:
     max_campaign_tokens: int | None = None
     record: str | None = None  # a directory: record the live upstream's answers there (cassettes)
     cassette: str | None = None  # a directory: replay the cassettes there instead of calling the upstream
+    isolation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     """How one campaign is run, after every source of settings (call, CLI, ini, marker, scenario) is resolved.
 
-    ``looks`` are the launch-order prefixes at which the campaign may stop early (the last is ``trials``),
-    ``look_confidence`` the confidence each interim verdict is judged at (Bonferroni over the looks).
+    With early stopping (``sequential``) every expectation is judged after every trial of the launch-order
+    prefix by a rule that keeps its error rate at every trial (``pytest_agentops.judge``); without, once after
+    the last trial, at ``confidence``.
     """
 
     seed: int
@@ -55,8 +57,11 @@ class RunSettings:
     smoke: bool = False
     spend: SpendCap | None = None  # the campaign's spend cap
     cassette: CassetteSpec | None = None  # recording or replaying the live upstream's answers
+    isolation: str = "none"  # where each trial's agent runs (``settings.layers.ISOLATIONS``)
+    allowed_faults: frozenset[str] | None = None  # only these faults may fire (``plan.fault_id``); None: all
 
     def __post_init__(self) -> None:
+        check_isolation("isolation", self.isolation)
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
             raise ConfigError(f"trials={self.trials!r} must be a whole number >= 1")
         if self.replay is not None and (isinstance(self.replay, bool) or not isinstance(self.replay, int)
@@ -71,14 +76,3 @@ class RunSettings:
     def sequential(self) -> bool:
         """Whether the campaign may stop at interim looks."""
         return self.early_stop and self.replay is None and not self.smoke
-
-    @property
-    def looks(self) -> tuple[int, ...]:
-        """The trial counts at which verdicts are looked at (a replay or smoke run has one trial)."""
-        n = 1 if self.replay is not None else self.trials
-        return stats.look_schedule(n) if self.sequential else (n,)
-
-    @property
-    def look_confidence(self) -> float:
-        """The confidence of each look's verdicts on rates and quantiles (counts spend no alpha early)."""
-        return 1 - stats.per_look_alpha(1 - self.confidence, len(self.looks))

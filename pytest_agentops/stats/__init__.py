@@ -10,8 +10,11 @@ test-only reference). Conventions, see DESIGN.md "Statistics we stand behind":
   holds with probability >= confidence. Taken together ``[lower, upper]`` is a two-sided
   interval at ``2 * confidence - 1``.
 * Quantile gates use order statistics (exceedance counts), never the bootstrap.
+* Campaigns that stop early are decided trial by trial by sequential rules (``sequential``) whose error rates
+  are computed exactly, or, for bounded means, by betting tests that are valid at every trial (``betting``).
 """
 
+from .betting import BettingTest, betting_bounds
 from .binomial import (
     RateBounds,
     binom_cdf,
@@ -24,16 +27,23 @@ from .binomial import (
     zero_violation_upper,
 )
 from .compare import fisher_less_pvalue
-from .planning import look_schedule, per_look_alpha, trials_to_decide
+from .planning import look_schedule, per_look_alpha, trials_for, trials_to_decide
 from .quantiles import min_trials_for_quantile_bound, quantile, quantile_lower_bound, quantile_upper_bound
+from .sequential import RateRule, RuleOutcome, fixed_boundaries, fixed_first_pass, rate_rule, sprt_outcome
 
 __all__ = [
+    "BettingTest",
     "RateBounds",
+    "RateRule",
+    "RuleOutcome",
+    "betting_bounds",
     "binom_cdf",
     "binom_sf",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "fisher_less_pvalue",
+    "fixed_boundaries",
+    "fixed_first_pass",
     "look_schedule",
     "min_trials_for_quantile_bound",
     "per_look_alpha",
@@ -41,6 +51,9 @@ __all__ = [
     "quantile_lower_bound",
     "quantile_upper_bound",
     "rate_bounds",
+    "rate_rule",
+    "sprt_outcome",
+    "trials_for",
     "trials_to_decide",
     "wilson_lower",
     "wilson_upper",

@@ -4,6 +4,7 @@ its Bonferroni split of alpha."""
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 
 from ._checks import check_confidence, check_kn
 from .binomial import clopper_pearson_lower, clopper_pearson_upper
@@ -100,3 +101,118 @@ def per_look_alpha(alpha: float, looks: int) -> float:
     if looks < 1:
         raise ValueError(f"looks={looks} must be >= 1")
     return alpha / looks
+
+
+# ------------------------------------------------------------------- planning for the sequential rules
+
+
+def _search(decides, start: int, limit: int) -> int | None:
+    """The smallest N in [start, limit] with decides(N), by doubling then bisection (decides is close to
+    monotone in N; the answer is a planning figure)."""
+    start = max(1, start)
+    if decides(start):
+        return start
+    lo, hi = start, start
+    while True:
+        if hi >= limit:
+            return None
+        lo, hi = hi, min(2 * hi, limit)
+        if decides(hi):
+            break
+    while hi - lo > max(1, lo // 50):  # to within 2%: it is a plan, not a promise to the trial
+        mid = (lo + hi) // 2
+        if decides(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level: float | None = None,
+               beta: float | None = None, sequential: bool = True, probability: float = 0.8,
+               verdict: str = "decide", start: int = 1, limit: int = 10_000) -> int | None:
+    """The fewest maximum trials N with which the rule (``rate_rule`` with these arguments, at max_n = N)
+    passes (``verdict="pass"``), fails (``"fail"``) or decides either way (``"decide"``) with probability >=
+    ``probability`` when the true rate is ``rate``; None when no N up to ``limit`` does (e.g. an agent exactly
+    at the threshold of a rule without a fail level is decided with probability <= 2 alpha at any N).
+
+    The search uses the rule with Ville's constants, which decides no more often than the calibrated rule a
+    rerun uses: a rerun with the answer decides at least as often as stated.
+    """
+    from .sequential import rate_rule  # planning is rarely needed: import the rules when it is
+
+    if verdict not in ("pass", "fail", "decide"):
+        raise ValueError(f"verdict={verdict!r} must be 'pass', 'fail' or 'decide'")
+    probability = check_confidence(probability)
+    if fail_level is None and sequential and rate == threshold and verdict == "decide":
+        return None  # at the threshold itself each verdict is an error, bounded by alpha
+
+    def decides(n: int) -> bool:
+        rule = rate_rule(threshold, max_n=n, alpha=alpha, fail_level=fail_level, beta=beta, sequential=sequential,
+                         calibrate=False)
+        return rule.decides_with(rate, probability, verdict)
+
+    return _search(decides, start, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a campaign against ``rate >= threshold`` needs, when the true rate is ``rate`` (``planning.plan``)."""
+
+    threshold: float
+    rate: float
+    fail_level: float | None
+    alpha: float
+    beta: float
+    max_trials: int
+    pass_80: int | None  # maximum trials with which the sequential rule passes with probability >= 0.8
+    pass_95: int | None
+    one_look_pass_80: int | None  # the same for one look (no early stopping)
+    one_look_pass_95: int | None
+    passed: float  # at max_trials, under the sequential rule
+    failed: float
+    inconclusive: float
+    expected_trials: float
+    trials_95th: int  # 95th percentile of the trials used
+    fewest_to_pass: int | None  # the sequential rule never passes before this many trials (all successes)
+    one_look_fewest_to_pass: int  # one look: the fewest trials with which a pass is possible (59 for a p95)
+
+    def lines(self) -> list[str]:
+        zone = f", fail below {self.fail_level:g}" if self.fail_level is not None else " (no fail level)"
+
+        def n(x: int | None) -> str:
+            return "more than 10,000" if x is None else f"{x:,}"
+        return [
+            f"rate >= {self.threshold:g}{zone}, true rate {self.rate:g}, alpha {self.alpha:g}, beta {self.beta:g}",
+            f"  maximum trials to pass with probability 0.8: {n(self.pass_80)} (one look: {n(self.one_look_pass_80)})",
+            f"  maximum trials to pass with probability 0.95: {n(self.pass_95)} (one look: {n(self.one_look_pass_95)})",
+            f"  with trials={self.max_trials} and early stopping: pass {self.passed:.3f}, fail {self.failed:.3f}, "
+            f"inconclusive {self.inconclusive:.3f}; trials used: mean {self.expected_trials:.1f}, "
+            f"95th percentile {self.trials_95th}",
+            f"  fewest trials that can pass: {n(self.fewest_to_pass)} with early stopping, "
+            f"{self.one_look_fewest_to_pass} with one look",
+        ]
+
+
+def plan(threshold: float, rate: float, *, fail_level: float | None = None, confidence: float = 0.95,
+         power: float = 0.95, max_trials: int | None = None) -> Plan:
+    """Plan a campaign: for a true rate ``rate`` against ``rate >= threshold`` (a quantile ``pQ <= T`` is
+    ``threshold=Q`` with ``rate`` the share of values within T), the maximum trials that pass with probability
+    0.8 and 0.95 under the sequential rule and with one look, and, at ``max_trials`` (default: the 0.95
+    figure, else 400), the exact verdict probabilities and the mean and 95th percentile of the trials used.
+    """
+    from .sequential import fixed_first_pass, rate_rule
+
+    alpha = 1 - check_confidence(confidence)
+    beta = alpha if fail_level is None else 1 - check_confidence(power)
+    kw = {"alpha": alpha, "fail_level": fail_level, "beta": beta}
+    pass_80 = trials_for(rate, threshold, verdict="pass", probability=0.8, **kw)
+    pass_95 = trials_for(rate, threshold, verdict="pass", probability=0.95, **kw)
+    one_80 = trials_for(rate, threshold, verdict="pass", probability=0.8, sequential=False, **kw)
+    one_95 = trials_for(rate, threshold, verdict="pass", probability=0.95, sequential=False, **kw)
+    n = max_trials or pass_95 or 400
+    rule = rate_rule(threshold, max_n=n, **kw)
+    out = rule.outcome(rate)
+    return Plan(threshold, rate, fail_level, alpha, beta, n, pass_80, pass_95, one_80, one_95, out.passed, out.failed,
+                out.inconclusive, out.expected_n, out.n_quantile(0.95), rule.first_pass(),
+                fixed_first_pass(threshold, fail_level, alpha, beta))

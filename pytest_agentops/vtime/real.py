@@ -25,6 +25,9 @@ real_strftime = _freezegun_api.real_strftime
 real_sleep: Callable[[float], None] = _time_module.sleep
 real_ctime = _time_module.ctime
 real_asctime = _time_module.asctime
+# (absent on Windows: the stand-ins for them are installed only where they exist)
+real_clock_gettime: Callable[[int], float] = getattr(_time_module, "clock_gettime", lambda clock_id: 0.0)
+real_clock_gettime_ns: Callable[[int], int] = getattr(_time_module, "clock_gettime_ns", lambda clock_id: 0)
 RealDate: type[_datetime_module.date] = _freezegun_api.real_date
 RealDatetime: type[_datetime_module.datetime] = _freezegun_api.real_datetime
 UTC = _datetime_module.timezone.utc

@@ -21,7 +21,7 @@ from ...settings.layers import StateSpec
 from ...vtime.clock import VirtualClock
 from ...vtime.loop import VirtualTimeLoop, run_virtual
 from ..state import CheckpointStore, TrialStore, open_store
-from .protocol import ChildJob, _Channel, freeze, thaw
+from .protocol import ChildJob, ChildLimits, _Channel, freeze, thaw
 
 
 class _Rpc:
@@ -187,8 +187,25 @@ def main(argv: list[str] | None = None) -> None:
     """The entry point of a child process: ``python -m pytest_agentops.harness.child FD``."""
     fd = int((argv if argv is not None else sys.argv[1:])[0])
     conn = _Channel(socket.socket(fileno=fd))
-    sys_path, job_data = conn.recv()
+    sys_path, limits, job_data = conn.recv()
+    apply_limits(limits)  # before the agent's module is imported (unpickling the job imports it)
     sys.path[:] = sys_path  # the parent's, so the agent's module imports as it did there
     child_main(conn, pickle.loads(job_data))
+
+
+def apply_limits(limits: ChildLimits) -> None:
+    """Set this process's limits: its address space (a runaway allocation is a ``MemoryError`` in the agent,
+    not a machine out of memory) and no core files."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    if limits.memory_limit_mb is not None:
+        size = limits.memory_limit_mb * 2**20
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            size = min(size, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (size, hard))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
 

@@ -16,10 +16,11 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ...errors import AgentCrash, TrialAbandoned
+from ...errors import AgentCrash, AgentProcessDied
+from ...process.reaper import REAPER
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
-from .protocol import ChildJob, _Channel, freeze, thaw
+from .protocol import ChildJob, ChildLimits, _Channel, describe_exit, freeze, thaw
 
 if TYPE_CHECKING:
     from ...errors import TrialAborted
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from ..layer import TrialPort
     from ..state import CheckpointStore
 
-_REAP_TRIES = 10_000  # interrupted reaping retried (each try waits up to 10 s; an interruption ends one early)
 _POLL_S = 0.05  # how often the parent looks up from the pipe (to notice a dead child or an aborted trial)
 _CLOCK = frozenset({"now", "monotonic", "advance", "sleep"})
 _ENV = frozenset({"confirm", "record_usage", "escalate", "report_confidence"})
@@ -60,8 +60,10 @@ class ChildAgent:
     """
 
     def __init__(self, agent: Callable[..., Any], injector: CrashBookkeeping, store: CheckpointStore,
-                 state: StateSpec, restarts: int, *, scenario: str, index: int, seed: int):
+                 state: StateSpec, restarts: int, *, scenario: str, index: int, seed: int,
+                 limits: ChildLimits | None = None):
         self.agent = agent
+        self.limits = limits or ChildLimits()
         self.injector = injector
         self.store = store
         self.state = state
@@ -95,7 +97,7 @@ class ChildAgent:
             except AgentCrash:
                 pass  # the planned crash: the child was killed at its step
             except _Died as died:
-                self.injector.died(str(died))
+                self._died(died)
             attempt = self._next_attempt(attempt)
 
     async def _run_async(self, job: bytes, env: Any) -> Any:
@@ -106,8 +108,15 @@ class ChildAgent:
             except AgentCrash:
                 pass
             except _Died as died:
-                self.injector.died(str(died))
+                self._died(died)
             attempt = self._next_attempt(attempt)
+
+    def _died(self, died: _Died) -> None:
+        """The child ended without a result: a crash to restart from, or (no restarts allowed: isolation
+        without crashes) the trial's error."""
+        if self.restarts == 0:
+            raise AgentProcessDied(str(died)) from None
+        self.injector.died(str(died))
 
     def _next_attempt(self, attempt: int) -> int:
         attempt += 1
@@ -122,35 +131,25 @@ class ChildAgent:
         try:
             # PYTHONPATH: the child finds this package (and the agent's module) wherever the parent did
             env_vars = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+            # a session (and process group) of its own: killed as a whole, with whatever the agent started
             proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, str(theirs.fileno())],
-                                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env_vars)
+                                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env_vars,
+                                    start_new_session=True)
         finally:
             theirs.close()
+        REAPER.register(proc.pid)
         self.pids.append(proc.pid)
         parent = _Channel(ours)
-        parent.send((list(sys.path), job))
+        parent.send((list(sys.path), self.limits, job))
         return proc, parent
 
     def _end(self, proc: subprocess.Popen[bytes], parent: _Channel, finished: bool) -> None:
-        """After an attempt: reap the child (SIGKILL it if it still runs) and record its exit code.
-
-        An abandoned trial's thread is interrupted again and again (``TrialAbandoned``, every few
-        milliseconds) until it stops: the kill and the reaping are retried through those interruptions, so no
-        child outlives its trial (nor is left unreaped), and the interruption is raised once they are done."""
-        interrupted: TrialAbandoned | None = None
-        code = None
-        for _ in range(_REAP_TRIES):
-            try:
-                if finished and interrupted is None:
-                    _wait(proc)
-                code = _kill(proc)
-                break
-            except TrialAbandoned as exc:
-                interrupted = exc
+        """After an attempt: reap the child (SIGKILL it if it still runs) and record its exit code."""
+        if finished:
+            _wait(proc)
+        code = _kill(proc)
         self.injector.exit_codes.append(code)  # per attempt: -9 is a SIGKILL, 0 a clean exit
         parent.close()
-        if interrupted is not None:
-            raise interrupted
 
     def _attempt(self, job: bytes, env: Any) -> Any:
         proc, parent = self._spawn(job)
@@ -160,12 +159,12 @@ class ChildAgent:
                 if not parent.poll(_POLL_S):
                     self.injector.ctx.check_alive()  # the runner gave up on this trial (wall-clock limit)
                     if proc.poll() is not None and not parent.poll(0):
-                        raise _Died(f"agent process exited with code {proc.returncode} without a result")
+                        raise _Died(f"agent process {describe_exit(proc.returncode)} without a result")
                     continue
                 try:
                     request = parent.recv()
                 except (EOFError, OSError):
-                    raise _Died(f"agent process exited with code {_wait(proc)} without a result") from None
+                    raise _Died(f"agent process {describe_exit(_wait(proc))} without a result") from None
                 finished = request[0] in ("done", "error")
                 if finished:
                     return _result(request)
@@ -185,7 +184,7 @@ class ChildAgent:
                 try:
                     request = await parent.arecv(loop)
                 except (EOFError, OSError):
-                    raise _Died(f"agent process exited with code {_wait(proc)} without a result") from None
+                    raise _Died(f"agent process {describe_exit(_wait(proc))} without a result") from None
                 finished = request[0] in ("done", "error")
                 if finished:
                     return _result(request)
@@ -270,10 +269,12 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> int | None:
-    """SIGKILL the child if it still runs, reap it, and return its exit code (``-9`` when killed)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-    return _wait(proc)
+    """SIGKILL the child's whole process group (the child, if it still runs, and every process it started),
+    reap the child, and return its exit code (``-9`` when killed)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    code = _wait(proc)
+    REAPER.unregister(proc.pid)
+    return code
 
 

@@ -113,3 +113,24 @@ class ChildJob:
     epoch: float
 
 
+
+
+@dataclass(frozen=True, slots=True)
+class ChildLimits:
+    """Limits a child process sets on itself before it imports the agent (``resource.setrlimit``)."""
+
+    memory_limit_mb: int | None = None  # address space (RLIMIT_AS), MiB; None: no limit
+
+
+def describe_exit(code: int | None) -> str:
+    """``exited with code 3``, ``was killed by SIGSEGV``: how a child process ended."""
+    if code is None:
+        return "is still running"
+    if code < 0:
+        import signal
+
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"

@@ -1,0 +1,229 @@
+"""Shadow-mode A/B: two agents (or two configurations) on identical trial seeds, compared pair by pair.
+
+``compare_campaigns(baseline, candidate)`` runs trial i of both scenarios with the same campaign seed, so the
+two trials of a pair get the same trial seed: the same fault plan, the same task, the same ``env.rng`` draws.
+After every pair (in launch order) the paired tests of ``stats.paired`` are updated; the comparison stops at
+once when a regression is found (Holm's procedure over the metrics at ``alpha``), or when every metric is
+decided either way (a regression, or non-inferiority within its margin), or after ``trials`` pairs. The
+campaigns run in blocks (both scenarios, block by block), and pairs past the stop are discarded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CampaignFailed, ConfigError
+from ..precedence import resolve_run
+from ..records import TrialRecord
+from ..scenario import Scenario
+from ..settings.faults import Faults
+from ..settings.run import RunSettings, RunSource
+from ..stats.binomial import binom_cdf, binom_sf
+from ..stats.paired import BettingMartingale, MixtureTest, holm
+from .scheduler import Runner
+
+#: what a paired metric reads off a trial record
+_READ: dict[str, Callable[[TrialRecord], float]] = {
+    "completion_rate": lambda r: float(r.outcome == "completed"),
+    "tokens_per_task": lambda r: float(r.tokens),
+    "cost_usd_per_task": lambda r: float(r.cost_usd),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PairedFinding:
+    """The decision on one metric of a paired comparison."""
+
+    metric: str
+    verdict: str  # "regression", "non-inferior", "inconclusive"
+    pairs: int
+    baseline: float  # the baseline's mean over the pairs used
+    candidate: float
+    p_regression: float  # anytime-valid p-value of "the candidate is not worse"
+    p_non_inferior: float  # of "the candidate is worse by the margin or more"
+    margin: str
+    method: str
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "verdict": self.verdict, "pairs": self.pairs,
+                "baseline": round(self.baseline, 10), "candidate": round(self.candidate, 10),
+                "p_regression": round(self.p_regression, 10), "p_non_inferior": round(self.p_non_inferior, 10),
+                "margin": self.margin, "method": self.method, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonResult:
+    """A paired comparison of a candidate with a baseline on common seeds."""
+
+    baseline: str
+    candidate: str
+    seed: int
+    max_pairs: int
+    pairs: int
+    stopped_early: bool
+    alpha: float
+    findings: tuple[PairedFinding, ...]
+    baseline_records: tuple[TrialRecord, ...] = field(repr=False)
+    candidate_records: tuple[TrialRecord, ...] = field(repr=False)
+
+    @property
+    def regressions(self) -> tuple[PairedFinding, ...]:
+        return tuple(f for f in self.findings if f.verdict == "regression")
+
+    @property
+    def passed(self) -> bool:
+        """No regression found (non-inferiority need not be shown for this)."""
+        return not self.regressions
+
+    def summary(self) -> str:
+        head = (f"{self.candidate} vs {self.baseline}: {self.pairs} pair(s) on common seeds (seed={self.seed})"
+                f"{' (stopped early)' if self.stopped_early else ''}")
+        lines = [head]
+        for f in self.findings:
+            lines.append(f"  {f.metric}: {f.verdict} (baseline {f.baseline:.4g}, candidate {f.candidate:.4g}; "
+                         f"p regression {f.p_regression:.3g}, p non-inferior {f.p_non_inferior:.3g}; {f.margin}"
+                         f"{'; ' + f.detail if f.detail else ''})")
+        return "\n".join(lines)
+
+    def check(self) -> ComparisonResult:
+        """Raise ``CampaignFailed`` when the candidate regressed on any metric; returns self."""
+        if self.passed:
+            return self
+        raise CampaignFailed("candidate regressed against the baseline on common seeds:\n" + self.summary())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "candidate": self.candidate, "seed": self.seed,
+                "max_pairs": self.max_pairs, "pairs": self.pairs, "stopped_early": self.stopped_early,
+                "alpha": self.alpha, "passed": self.passed, "findings": [f.to_dict() for f in self.findings]}
+
+
+class _Paired:
+    """The paired tests of one metric, fed pair by pair."""
+
+    def __init__(self, metric: str, horizon: int, margin: float, growth: float):
+        self.metric = metric
+        self.margin, self.growth = margin, growth
+        self.pairs = 0
+        self.sum_b = self.sum_c = 0.0
+        if metric == "completion_rate":  # McNemar on discordant pairs; non-inferiority by betting on c - b
+            self.regression = MixtureTest(below=True, horizon=horizon)  # success: the candidate's discordant win
+            self.non_inferior: MixtureTest | BettingMartingale = BettingMartingale((1 - margin) / 2)
+        else:  # sign tests: more than half of the differing pairs grew / grew past (1 + growth)
+            self.regression = MixtureTest(below=False, horizon=horizon)  # success: the candidate spent more
+            self.non_inferior = MixtureTest(below=True, horizon=horizon)  # success: spent more than (1+g) x
+
+    def add(self, b: float, c: float) -> None:
+        self.pairs += 1
+        self.sum_b += b
+        self.sum_c += c
+        if self.metric == "completion_rate":
+            if b != c:
+                self.regression.add(c > b)
+            assert isinstance(self.non_inferior, BettingMartingale)
+            self.non_inferior.add((c - b + 1) / 2)
+        else:
+            if c != b:
+                self.regression.add(c > b)
+            limit = (1 + self.growth) * b
+            if c != limit:
+                assert isinstance(self.non_inferior, MixtureTest)
+                self.non_inferior.add(c > limit)
+
+    @staticmethod
+    def exact_p(test: MixtureTest) -> float:
+        """One look: the exact one-sided binomial p-value of the test's count against 1/2."""
+        if test.n == 0:
+            return 1.0
+        if test.below:  # few successes are evidence: P(X <= k)
+            return binom_cdf(test.k, test.n, 0.5)
+        return binom_sf(test.k - 1, test.n, 0.5) if test.k else 1.0  # P(X >= k)
+
+    @property
+    def margin_text(self) -> str:
+        if self.metric == "completion_rate":
+            return f"non-inferior within {self.margin:g}"
+        return f"non-inferior within +{self.growth:.0%}"
+
+    @property
+    def method(self) -> str:
+        if self.metric == "completion_rate":
+            return "sequential McNemar (mixture SPRT on discordant pairs); betting on c - b for the margin"
+        return "sequential sign tests on the pairs that differ"
+
+
+def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | None = None, trials: int | None = None,
+                      faults: Faults | None = None, profile: str | None = None, concurrency: int | None = None,
+                      alpha: float = 0.05, margin: float = 0.05, growth: float = 0.2,
+                      metrics: tuple[str, ...] = ("completion_rate", "tokens_per_task", "cost_usd_per_task"),
+                      early_stop: bool = True, block: int | None = None,
+                      _settings: tuple[RunSettings, RunSettings] | None = None) -> ComparisonResult:
+    """Run ``baseline`` and ``candidate`` on common seeds and decide, per metric, regression or non-inferiority.
+
+    ``alpha`` bounds the chance of any false regression over the metrics (Holm), and of any false
+    non-inferiority; ``margin`` is the completion drop still called non-inferior, ``growth`` the relative
+    token/cost growth. The settings (seed, trials, faults) are the baseline's, resolved as for
+    ``run_campaign``; the candidate uses the same.
+    """
+    for name, s in (("baseline", baseline), ("candidate", candidate)):
+        if not isinstance(s, Scenario):
+            raise ConfigError(f"compare: {name}={s!r} must be a Scenario")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"compare: alpha={alpha!r} must be in (0, 1)")
+    if not 0 <= margin < 1 or growth < 0:
+        raise ConfigError(f"compare: margin={margin!r} must be in [0, 1) and growth={growth!r} >= 0")
+    unknown = [m for m in metrics if m not in _READ]
+    if unknown:
+        raise ConfigError(f"compare: unknown paired metric(s) {unknown}; choose from {sorted(_READ)}")
+    if _settings is None:
+        source = RunSource("arguments", seed=seed, trials=trials, profile=profile, faults=faults,
+                           concurrency=concurrency, early_stop=early_stop)
+        base_settings = resolve_run(baseline, (source,))
+        cand_settings = RunSettings(seed=base_settings.seed, trials=base_settings.trials, faults=base_settings.faults,
+                                    confidence=base_settings.confidence, concurrency=base_settings.concurrency,
+                                    early_stop=base_settings.early_stop)
+    else:
+        base_settings, cand_settings = _settings
+    max_pairs = base_settings.trials
+    tests = [_Paired(m, max_pairs, margin, growth) for m in metrics]
+    size = block or max(25, 4 * base_settings.concurrency)
+    b_records: list[TrialRecord] = []
+    c_records: list[TrialRecord] = []
+    used, stopped = 0, False
+    start = 0
+    while start < max_pairs and not stopped:
+        indices = list(range(start, min(start + size, max_pairs)))
+        b_block, _ = Runner(baseline, base_settings).run(indices)
+        c_block, _ = Runner(candidate, cand_settings).run(indices)
+        for b, c in zip(b_block, c_block, strict=True):
+            b_records.append(b)
+            c_records.append(c)
+            used += 1
+            for test in tests:
+                test.add(_READ[test.metric](b), _READ[test.metric](c))
+            if base_settings.early_stop and used < max_pairs:
+                regressions = holm([t.regression.p_value for t in tests], alpha)
+                non_inferior = holm([t.non_inferior.p_value for t in tests], alpha)
+                if any(regressions) or all(r or n for r, n in zip(regressions, non_inferior, strict=True)):
+                    stopped = True
+                    break
+        start += size
+    # a full run (no early stop) looks once: the exact binomial tests (McNemar, sign) on the pairs that differ
+    exact = not base_settings.early_stop
+    p_reg = [t.exact_p(t.regression) if exact else t.regression.p_value for t in tests]
+    p_ni = [t.exact_p(t.non_inferior) if exact and isinstance(t.non_inferior, MixtureTest) else t.non_inferior.p_value
+            for t in tests]
+    regressions = holm(p_reg, alpha)
+    non_inferior = holm(p_ni, alpha)
+    findings = []
+    for test, reg, ni, pr, pn in zip(tests, regressions, non_inferior, p_reg, p_ni, strict=True):
+        verdict = "regression" if reg else "non-inferior" if ni else "inconclusive"
+        n = max(test.pairs, 1)
+        method = test.method if not exact else test.method.replace("sequential ", "exact ").replace(
+            "(mixture SPRT on discordant pairs)", "(binomial test on discordant pairs)")
+        findings.append(PairedFinding(test.metric, verdict, test.pairs, test.sum_b / n, test.sum_c / n, pr, pn,
+                                      test.margin_text, method))
+    return ComparisonResult(baseline.name, candidate.name, base_settings.seed, max_pairs, used, stopped, alpha,
+                            tuple(findings), tuple(b_records), tuple(c_records))

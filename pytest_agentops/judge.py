@@ -1,0 +1,461 @@
+"""Judging expectations trial by trial, in launch order: the sequential verdicts of a campaign.
+
+One ``Judge`` per expectation consumes the campaign's trials in launch order (``add``) and knows at every
+trial whether its expectation is decided (``state``). The engine stops a campaign as soon as every judge is
+decided, or at once when one fails; ``CampaignResult.build`` replays the trials used through fresh judges for
+the verdicts. Without early stopping (or for a replay or smoke run) a judge looks once, after the last trial,
+with the one-look tests of ``expect.evaluate``.
+
+What each statistic is judged by (DESIGN.md "Statistics we stand behind"):
+
+* ``rate``, ``quantile`` (its exceedance indicator) and ``pass^k`` (one unit per group of k trials of a task):
+  ``stats.rate_rule``, checked after every unit, exact error rates;
+* ``mean`` (a share inside each trial, e.g. of its tool calls; or a distribution's mean under a declared
+  cap): two betting tests, valid at every trial whatever the distribution (``stats.BettingTest``);
+* ``count``: zero tolerance, failed at the first violation past the allowance, passed only after the last trial.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from . import stats
+from .errors import ConfigError
+from .expect import (
+    DEFAULT_POWER,
+    Expectation,
+    Verdict,
+    VerdictName,
+    _holds,
+    count_verdict,
+    evaluate,
+    rerun_note,
+    rule_errors,
+    success_threshold,
+)
+from .metrics import REGISTRY, MetricData
+
+if TYPE_CHECKING:
+    from .records import TrialRecord
+
+
+@functools.lru_cache(maxsize=256)
+def resolution(rule: stats.RateRule, power: float = DEFAULT_POWER) -> tuple[float | None, float | None]:
+    """(pass_rate, fail_rate): the share of successes from which the rule passes, and up to which it fails,
+    with probability >= power within its maximum (None when no share does); said in the report for rules
+    without a declared fail level."""
+
+    def solve(get, lo: float, hi: float, increasing: bool) -> float | None:
+        if (get(hi) if increasing else get(lo)) < power:
+            return None
+        for _ in range(14):  # to 1/16384 of the interval: a figure for reading
+            mid = 0.5 * (lo + hi)
+            ok = get(mid) >= power
+            if ok == increasing:
+                hi = mid
+            else:
+                lo = mid
+        return hi if increasing else lo
+
+    t = rule.threshold
+    if not 0 < t < 1:
+        return None, None
+    pass_rate = solve(lambda p: power if rule.decides_with(p, power, "pass") else 0.0, t, 1.0, True)
+    fail_rate = solve(lambda p: power if rule.decides_with(p, power, "fail") else 0.0, 0.0, t, False)
+    return pass_rate, fail_rate
+
+
+class Judge:
+    """The sequential state of one expectation over a campaign's trials (in launch order)."""
+
+    def __init__(self, exp: Expectation, *, max_trials: int, confidence: float, sequential: bool):
+        self.exp = exp
+        self.defn = REGISTRY[exp.metric]
+        self.max_trials = max_trials
+        self.confidence = confidence
+        self.sequential = sequential
+        self.alpha, self.beta = rule_errors(exp, confidence)
+        self.trials = 0  # trials consumed
+        self.state: VerdictName | None = None  # decided so far ("pass"/"fail"), None while going on
+        self.decided_at: int | None = None  # units when decided
+        self.decided_trials: int | None = None  # trials when decided
+
+    # -- feeding ----------------------------------------------------------------------------------------
+    def add(self, record: TrialRecord) -> None:
+        self.trials += 1
+        self._add(record)
+
+    def add_all(self, records: Iterable[TrialRecord]) -> Judge:
+        for record in records:
+            self.add(record)
+        return self
+
+    def _add(self, record: TrialRecord) -> None:
+        raise NotImplementedError
+
+    def _decide(self, state: VerdictName, units: int) -> None:
+        if self.state is None:
+            self.state, self.decided_at, self.decided_trials = state, units, self.trials
+
+    @property
+    def decided(self) -> bool:
+        return self.state is not None
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "fail"
+
+    def distances(self) -> tuple[float, float]:
+        """(fewest further trials before this judge could fail, before it could be decided either way): lower
+        bounds the scheduler uses to launch ahead without wasting trials past a possible stop."""
+        if self.state == "fail":
+            return 0, 0
+        if self.state == "pass":
+            return math.inf, 0
+        return 1, 1
+
+    # -- the verdict ------------------------------------------------------------------------------------
+    def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
+        """The verdict after the trials consumed: ``complete`` when they are all ``max_trials`` (only then can
+        a count pass, and does an undecided verdict get a planning figure); ``stopped_by`` names the
+        expectation whose failure stopped the campaign early."""
+        raise NotImplementedError
+
+    def _stopped_note(self, stopped_by: str) -> str:
+        return (f"undecided when the campaign stopped after {self.trials} trial(s) at the failure of {stopped_by}"
+                if stopped_by else "")
+
+
+def _unit_name(exp: Expectation) -> str:
+    if exp.statistic == "pass^k":
+        return f"pass^{exp.group} group"
+    return REGISTRY[exp.metric].counting_unit
+
+
+class RateJudge(Judge):
+    """A rate of trials, a quantile's exceedances, or pass^k: successes among units, ``stats.rate_rule``."""
+
+    def __init__(self, exp: Expectation, **kw):
+        super().__init__(exp, **kw)
+        self.k = 0  # successes (in the ">= t" orientation)
+        self.n = 0  # units
+        self.events = 0  # rate: the metric's own successes (its estimate is events / n)
+        self.values: list[float] = []  # quantile: the values seen
+        self._group: list[bool] = []
+        t, f = success_threshold(exp)
+        self.t, self.f = t, f
+        units = max_trials = self.max_trials
+        if exp.statistic == "pass^k":
+            units = max_trials // exp.group
+        self.max_units = max(units, 1)
+        self.rule = stats.rate_rule(t, max_n=self.max_units, alpha=self.alpha, fail_level=f, beta=self.beta,
+                                    strict=exp.op in (">", "<") and exp.statistic != "quantile") \
+            if self.sequential else None
+
+    def _unit(self, success: bool) -> None:
+        self.n += 1
+        self.k += success
+        if self.rule is not None and self.state is None and self.n <= self.max_units:
+            decision = self.rule.decide(self.k, self.n)
+            if decision is not None:
+                self._decide(decision, self.n)  # type: ignore[arg-type]
+
+    def distances(self) -> tuple[float, float]:
+        if self.state is not None or self.rule is None:
+            return super().distances() if self.state is not None else (math.inf, self.max_trials - self.trials)
+        rule, n, k = self.rule, self.n, self.k
+        fail = next((m for m in range(1, rule.max_n - n + 1) if rule.fail_at[n + m] >= k), math.inf)
+        win = next((m for m in range(1, rule.max_n - n + 1) if rule.pass_at[n + m] <= k + m), math.inf)
+        return fail, min(fail, win)
+
+    def _add(self, record: TrialRecord) -> None:
+        exp = self.exp
+        if exp.statistic == "quantile":
+            value = self.defn.extract(record)
+            if value is None:
+                return
+            value = float(value)
+            self.values.append(value)
+            self._unit(_holds(value, exp.op, exp.threshold))
+            return
+        successes, chances = self.defn.extract(record)
+        if chances > 1:
+            raise ConfigError(f"metric {exp.metric!r} gave {chances} chances in one trial but counts "
+                              f"{self.defn.counting_unit!r}s; declare MetricDef(counting_unit=...) as what it counts "
+                              "(e.g. 'tool call') so that it is judged with the trial as the unit")
+        if exp.statistic == "pass^k":
+            self._group.append(bool(successes) if chances else False)
+            if len(self._group) == exp.group:
+                self.events += all(self._group)
+                self._unit(all(self._group))
+                self._group = []
+            return
+        if not chances:
+            return
+        self.events += bool(successes)
+        self._unit(bool(successes) if exp.upward else not successes)
+
+    def _data(self) -> MetricData:
+        if self.exp.statistic == "quantile":
+            return MetricData(self.exp.metric, "distribution", 0, len(self.values), tuple(self.values))
+        return MetricData(self.exp.metric, "rate", self.events, self.n)
+
+    def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
+        data = self._data()
+        unit = _unit_name(self.exp)
+        if self.rule is None:  # one look, after the last trial
+            one = evaluate(self.exp, data, self.confidence, final=complete)
+            return _replace(one, counting_unit=unit, note=one.note or self._stopped_note(stopped_by))
+        shown = evaluate(self.exp, data, self.confidence, final=False)  # estimate and bounds for reading
+        verdict: VerdictName = self.state or "inconclusive"
+        estimate, bound, side, wilson = shown.estimate, shown.bound, shown.bound_side, shown.wilson
+        if verdict != shown.verdict and self.n:
+            estimate, bound, side, wilson = _display(self.exp, data, verdict, self.confidence, self.beta)
+        rule = self.rule
+        false_pass = rule.outcome(rule.base_pass).passed if 0 < rule.threshold < 1 else 0.0
+        false_fail = rule.outcome(rule.threshold).failed if 0 < rule.threshold < 1 else 0.0
+        if self.exp.fail_level is None:
+            text = (f"checked after every {unit} up to {self.max_units} (mixture SPRT at the threshold: false pass "
+                    f"and false fail <= {self.alpha:.3g})" + self._resolution_text())
+        else:
+            text = (f"checked after every {unit} up to {self.max_units} (truncated SPRT, '{self.exp.expression}': "
+                    f"false fail <= {self.alpha:.3g} when the expectation holds, false pass <= {self.beta:.3g} at "
+                    "the fail level or beyond)")
+        note, needed = "", None
+        if verdict == "inconclusive":
+            if stopped_by:
+                note = self._stopped_note(stopped_by)
+            elif complete:
+                share = self.k / self.n if self.n else None
+                per_unit = 1.0 if self.exp.statistic == "pass^k" or not self.n else self.trials / self.n
+                needed, note = rerun_note(self.exp, share, self.n, sequential=True, confidence=self.confidence,
+                                          trials_per_unit=per_unit)
+                first = rule.first_pass()
+                if self.exp.statistic == "quantile" and first is not None and self.n < first:
+                    note = (f"this rule passes a p{(self.exp.quantile or 0.5) * 100:g} after at least {first} "
+                            f"trials with a value (have {self.n}); " + note)
+        return Verdict(key=self.exp.key, expression=self.exp.expression, verdict=verdict, estimate=estimate,
+                       bound=bound, bound_side=side, threshold=self.exp.threshold, n=self.n,
+                       confidence=self.confidence, method=rule.method, note=note, trials_needed=needed,
+                       wilson=wilson, counting_unit=unit, rule=text, false_pass=false_pass, false_fail=false_fail,
+                       fail_level=self.exp.fail_level,
+                       power=(self.exp.power or DEFAULT_POWER) if self.exp.fail_level is not None else None,
+                       decided_at=self.decided_at)
+
+    def _resolution_text(self) -> str:
+        if self.exp.fail_level is not None or self.rule is None:
+            return ""
+        pass_rate, fail_rate = resolution(self.rule)
+        what = "share of successes" if self.exp.statistic != "quantile" else "share within the threshold"
+        parts = []
+        if fail_rate is not None:
+            parts.append(f"fails a {what} <= {fail_rate:.3g}")
+        if pass_rate is not None:
+            parts.append(f"passes one >= {pass_rate:.3g}")
+        if not parts:
+            return "; no fail level declared"
+        return (f"; no fail level declared: within {self.max_units} {_unit_name(self.exp)}s it "
+                f"{' and '.join(parts)} with probability >= {DEFAULT_POWER:.0%}")
+
+
+def _display(exp: Expectation, data: MetricData, verdict: str, confidence: float, beta: float
+             ) -> tuple[float | None, float | None, str, float | None]:
+    """Estimate and the fixed-sample exact bound on the side of ``verdict`` (for reading; the sequential rule
+    decided)."""
+    upward = exp.upward
+    fail = verdict == "fail"
+    level = confidence if fail else 1 - beta
+    lower_side = (upward and not fail) or (not upward and fail)
+    if data.kind == "rate":
+        bound = stats.clopper_pearson_lower(data.k, data.n, level) if lower_side else \
+            stats.clopper_pearson_upper(data.k, data.n, level)
+        wilson = stats.wilson_lower(data.k, data.n, level) if lower_side else stats.wilson_upper(data.k, data.n, level)
+        return data.k / data.n, bound, "lower" if lower_side else "upper", wilson
+    q = exp.quantile or 0.5
+    estimate = stats.quantile(data.samples, q)
+    bound = stats.quantile_lower_bound(data.samples, q, level) if lower_side else \
+        stats.quantile_upper_bound(data.samples, q, level)
+    return estimate, bound, "lower" if lower_side else "upper", None
+
+
+def _replace(verdict: Verdict, **changes: object) -> Verdict:
+    import dataclasses
+
+    return dataclasses.replace(verdict, **changes)
+
+
+class MeanJudge(Judge):
+    """A bounded per-trial mean (a share inside each trial, or a distribution's mean under its cap): betting."""
+
+    def __init__(self, exp: Expectation, **kw):
+        super().__init__(exp, **kw)
+        self.scale = exp.cap if exp.cap is not None else 1.0
+        t = exp.threshold / self.scale
+        f = None if exp.fail_level is None else exp.fail_level / self.scale
+        # in the ">=" orientation: values x (or 1 - x for "<="), pass against the fail level, fail against t
+        if not exp.upward:
+            t, f = 1 - t, (None if f is None else 1 - f)
+        self.low = t if f is None else f
+        self.high = t
+        self.test = stats.BettingTest(self.low, self.high)
+        self.values: list[float] = []
+        self.over_cap = 0
+        self.calls = self.successes = 0
+
+    def _add(self, record: TrialRecord) -> None:
+        exp = self.exp
+        if self.defn.kind == "rate":
+            successes, chances = self.defn.extract(record)
+            if not chances:
+                return
+            self.calls += chances
+            self.successes += successes
+            value = successes / chances
+        else:
+            raw = self.defn.extract(record)
+            if raw is None:
+                return
+            value = float(raw)
+            if value > self.scale or value < 0 or math.isnan(value):
+                self.over_cap += 1
+                if not exp.upward:  # a "<=" mean cannot be shown with a value beyond its cap: fail
+                    self.values.append(value)
+                    self._decide("fail", len(self.values))
+                    return
+            value = min(max(value, 0.0), self.scale) / self.scale
+        self.values.append(value if self.defn.kind == "rate" else value * self.scale)
+        x = value if exp.upward else 1 - value
+        self.test.add(x)
+        if self.sequential and self.state is None:
+            if self.test.log_down >= math.log(1 / self.alpha):
+                self._decide("fail", self.test.n)
+            elif self.test.log_up >= math.log(1 / self.beta):
+                self._decide("pass", self.test.n)
+
+    def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
+        exp = self.exp
+        n = len(self.values)
+        unit = "trial"  # the unit of inference (a share inside a trial is one value per trial)
+        verdict: VerdictName | None = self.state
+        if not self.sequential and verdict is None and complete:  # one look: the wealth at the end (Markov)
+            if self.test.log_down >= math.log(1 / self.alpha):
+                verdict = "fail"
+            elif self.test.log_up >= math.log(1 / self.beta):
+                verdict = "pass"
+        verdict = verdict or "inconclusive"
+        scaled = [v / self.scale for v in self.values] if self.defn.kind != "rate" else list(self.values)
+        estimate = (sum(self.values) / n) if n else None
+        level = self.confidence if verdict == "fail" else 1 - self.beta
+        lower, upper = stats.betting_bounds(scaled, level) if n else (0.0, 1.0)
+        lower_side = exp.upward != (verdict == "fail")
+        bound = (lower if lower_side else upper) * self.scale if n else None
+        note, needed = "", None
+        if self.over_cap:
+            note = f"{self.over_cap} value(s) beyond the declared cap {self.scale:g}"
+        if verdict == "inconclusive":
+            if stopped_by:
+                note = self._stopped_note(stopped_by)
+            elif complete and n:
+                needed, plan = _mean_rerun(scaled, exp, self.low, self.high, self.alpha, self.beta,
+                                           self.sequential)
+                note = "; ".join(x for x in (note, plan) if x)
+        how = "checked after every trial" if self.sequential else "one look after the last trial"
+        zone = (f"false pass <= {self.beta:.3g} at <= {exp.fail_level:g} (or >= for '<='), "
+                if exp.fail_level is not None else f"false pass <= {self.beta:.3g}, ")
+        rule = (f"betting test of the per-trial mean ({how}; valid at every trial: {zone}false fail <= "
+                f"{self.alpha:.3g})")
+        if self.defn.kind == "rate":
+            rule += f"; each trial's share of its {self.defn.counting_unit}s is one value"
+        return Verdict(key=exp.key, expression=exp.expression, verdict=verdict, estimate=estimate, bound=bound,
+                       bound_side=("lower" if lower_side else "upper") if n else "", threshold=exp.threshold, n=n,
+                       confidence=self.confidence, method="betting", note=note, trials_needed=needed,
+                       counting_unit=unit, rule=rule, false_pass=self.beta, false_fail=self.alpha,
+                       fail_level=exp.fail_level,
+                       power=(exp.power or DEFAULT_POWER) if exp.fail_level is not None else None,
+                       decided_at=self.decided_at)
+
+
+def _mean_rerun(values: list[float], exp: Expectation, low: float, high: float, alpha: float, beta: float,
+                sequential: bool, reruns: int = 200, limit: int = 10_000) -> tuple[int | None, str]:
+    """Trials a rerun of the betting test needs to decide in >= 80% of reruns drawn from the observed values
+    (a planning figure from resampling: it assumes the rerun's trials look like these)."""
+    import numpy as np
+
+    xs = np.asarray(values if exp.upward else [1 - v for v in values], dtype=float)
+    rng = np.random.default_rng(len(xs))
+    up_t, down_t = math.log(1 / beta), math.log(1 / alpha)
+
+    def decided_share(n: int) -> float:
+        draws = rng.choice(xs, size=(reruns, n))
+        up = np.zeros(reruns)
+        down = np.zeros(reruns)
+        done = np.zeros(reruns, dtype=bool)
+        total = np.zeros(reruns)
+        sq = np.zeros(reruns)
+        for i in range(n):
+            x = draws[:, i]
+            mean = (0.5 + total) / (i + 1)
+            var = (0.25 + sq) / (i + 1)
+            gap_u = np.maximum(mean - low, 0.0)
+            gap_d = np.maximum(high - mean, 0.0)
+            lam_u = np.minimum(gap_u / (var + gap_u ** 2), stats.betting.STAKE_CAP / low if low > 0 else 0.0)
+            lam_d = np.minimum(gap_d / (var + gap_d ** 2), stats.betting.STAKE_CAP / (1 - high) if high < 1 else 0.0)
+            up += np.log1p(lam_u * (x - low))
+            down += np.log1p(-lam_d * (x - high))
+            if sequential:
+                done |= (up >= up_t) | (down >= down_t)
+            total += x
+            sq += (x - (0.5 + total) / (i + 2)) ** 2
+        if not sequential:
+            done = (up >= up_t) | (down >= down_t)
+        return float(done.mean())
+
+    n = max(10, len(xs))
+    while n <= limit:
+        if decided_share(n) >= 0.8:
+            return n, (f"in {reruns} reruns resampled from these trials, trials={n} decides >= 80% of them "
+                       "(a plan, not a promise)")
+        n *= 2
+    return None, f"no trial count up to {limit:,} decides in reruns resampled from these trials"
+
+
+class CountJudge(Judge):
+    """Zero tolerance: fail at the first violation past the allowance; pass only after the last trial."""
+
+    def __init__(self, exp: Expectation, **kw):
+        super().__init__(exp, **kw)
+        self.violations = 0
+        self.chances = 0
+        self.allowed = exp.threshold - (1 if exp.op == "<" else 0)
+
+    def distances(self) -> tuple[float, float]:
+        if self.state is not None:
+            return super().distances()
+        return 1, self.max_trials - self.trials  # one trial may violate; a pass comes only after the last
+
+    def _add(self, record: TrialRecord) -> None:
+        violations, had_chance = self.defn.extract(record)
+        self.violations += violations
+        self.chances += 1 if had_chance else 0
+        if self.violations > self.allowed:
+            self._decide("fail", self.trials)
+
+    def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
+        out = count_verdict(self.exp, self.violations, self.chances, self.confidence, final=complete,
+                            decided_at=self.decided_at)
+        if out.verdict == "inconclusive" and stopped_by:
+            out = _replace(out, note=self._stopped_note(stopped_by))
+        return out
+
+
+def judge(exp: Expectation, *, max_trials: int, confidence: float, sequential: bool) -> Judge:
+    """The judge of one expectation."""
+    kw = {"max_trials": max_trials, "confidence": confidence, "sequential": sequential}
+    if exp.statistic == "count":
+        return CountJudge(exp, **kw)
+    if exp.statistic == "mean":
+        return MeanJudge(exp, **kw)
+    return RateJudge(exp, **kw)

@@ -1,0 +1,109 @@
+"""Nothing an agent's child process starts outlives the test run, even when pytest itself is killed.
+
+Agents' child processes (isolation ``process``, ``crash_mode="sigkill"``) each lead a process group of their
+own, killed as a whole when their attempt ends. If the test process dies first (``kill -9``, an out-of-memory
+kill, a CI timeout), nobody would kill them: so while campaigns use child processes, a small watchdog process
+holds the list of their groups on a pipe from this process, and when the pipe reaches end of file (this
+process is gone: the kernel closed its end) it kills every group still listed. It ignores Ctrl-C (its parent
+decides) and exits as soon as the pipe closes, having killed nothing when every group was unregistered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+from typing import IO
+
+from .patch import ProcessPatch
+
+_WATCHDOG = r"""
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+groups = set()
+for line in sys.stdin.buffer:
+    try:
+        pgid = int(line[1:])
+    except ValueError:
+        continue
+    (groups.add if line[:1] == b"+" else groups.discard)(pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class _Reaper:
+    """The watchdog process and the pipe to it (started by the first campaign holding ``REAPER``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pipe: IO[bytes] | None = None
+
+    def start(self) -> _Reaper:
+        self._proc = subprocess.Popen([sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, start_new_session=True)
+        self._pipe = self._proc.stdin
+        return self
+
+    def stop(self) -> None:
+        proc, pipe = self._proc, self._pipe
+        self._proc = self._pipe = None
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+
+    def _send(self, line: bytes) -> None:
+        with self._lock:
+            if self._pipe is not None:
+                with contextlib.suppress(OSError):
+                    self._pipe.write(line)
+                    self._pipe.flush()
+
+    def register(self, pgid: int) -> None:
+        """Kill process group ``pgid`` if this process dies before ``unregister``."""
+        self._send(b"+%d\n" % pgid)
+
+    def unregister(self, pgid: int) -> None:
+        self._send(b"-%d\n" % pgid)
+
+    @property
+    def pid(self) -> int | None:
+        """The watchdog's process id while it runs (tests look at it)."""
+        return self._proc.pid if self._proc is not None else None
+
+
+WATCHDOG = _Reaper()
+
+
+class _Held:
+    """``REAPER``: the watchdog held while any campaign runs agents in child processes."""
+
+    def __init__(self) -> None:
+        self.patch = ProcessPatch("child_reaper", lambda: WATCHDOG.start(), lambda w: w.stop(),
+                                  what="a watchdog process that kills the agents' process groups if pytest dies")
+
+    def acquire(self) -> None:
+        if os.name == "posix":
+            self.patch.acquire()
+
+    def release(self) -> None:
+        if os.name == "posix":
+            self.patch.release()
+
+    def register(self, pgid: int) -> None:
+        WATCHDOG.register(pgid)
+
+    def unregister(self, pgid: int) -> None:
+        WATCHDOG.unregister(pgid)
+
+
+REAPER = _Held()

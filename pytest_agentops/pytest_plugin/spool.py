@@ -1,0 +1,85 @@
+"""What the report must know about the session beyond its campaigns, and how xdist workers hand campaigns over.
+
+- **The spool.** Under pytest-xdist each campaign goes to the controller as soon as it finishes: the worker
+  writes it to a spool directory the controller named (one file per campaign, written atomically), so a
+  worker that dies loses nothing that had finished. The controller reads the spool at the end of the session.
+- **Expected campaigns.** The collected tests that run campaigns (those using the ``agent_chaos`` fixture,
+  and YAML scenario items), recorded when collection finishes (by each worker under xdist, into the spool);
+  with each test's outcome, the report lists those that never reported a campaign (a crashed worker, an
+  interrupt, an error before the campaign ran), and the gate fails such a report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SPOOL = "agentops_spool"
+spool_key = pytest.StashKey[str]()
+_seq_key = pytest.StashKey[list]()
+
+
+def is_campaign_item(item: pytest.Item) -> bool:
+    """Whether a collected test runs campaigns: it uses the ``agent_chaos`` fixture, or is a YAML scenario."""
+    return "agent_chaos" in getattr(item, "fixturenames", ()) or type(item).__name__ == "ScenarioItem"
+
+
+def controller_spool(config: pytest.Config) -> str:
+    """The spool directory of this (controller) session, made on first use."""
+    path = config.stash.get(spool_key, None)
+    if path is None:
+        path = config.stash[spool_key] = tempfile.mkdtemp(prefix="agentops-spool-")
+    return path
+
+
+def worker_spool(config: pytest.Config) -> Path | None:
+    """Under xdist, in a worker: the controller's spool directory."""
+    workerinput = getattr(config, "workerinput", None)
+    path = workerinput.get(SPOOL) if workerinput else None
+    return Path(path) if path else None
+
+
+def put(config: pytest.Config, kind: str, payload: Any) -> bool:
+    """A worker hands ``payload`` (JSON data) to its controller now; False when not an xdist worker."""
+    spool = worker_spool(config)
+    if spool is None:
+        return False
+    seq = config.stash.setdefault(_seq_key, [0])
+    seq[0] += 1
+    worker = config.workerinput.get("workerid", "gw")  # type: ignore[attr-defined]
+    target = spool / f"{kind}-{worker}-{seq[0]:06d}.json"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, allow_nan=False), encoding="utf-8")
+    os.replace(tmp, target)
+    return True
+
+
+def take(config: pytest.Config) -> dict[str, list[Any]]:
+    """At the controller's end of session: everything the workers handed over, by kind, in order; the spool
+    is removed."""
+    path = config.stash.get(spool_key, None)
+    out: dict[str, list[Any]] = {}
+    if path is None:
+        return out
+    for file in sorted(Path(path).glob("*.json")):
+        kind = file.name.split("-", 1)[0]
+        with contextlib.suppress(ValueError, OSError):  # a half-written file cannot be: writes are atomic
+            out.setdefault(kind, []).append(json.loads(file.read_text(encoding="utf-8")))
+    shutil.rmtree(path, ignore_errors=True)
+    return out
+
+
+def session_summary(expected: set[str], outcomes: dict[str, str], exitstatus: int,
+                    reported: set[str]) -> dict[str, Any]:
+    """The report's ``session``: the exit status, whether the run was interrupted, the campaign tests that were
+    expected, and those of them that never reported a campaign (neither passed nor skipped without one)."""
+    missing = sorted(n for n in expected if n not in reported and outcomes.get(n) not in ("passed", "skipped"))
+    return {"exit_status": int(exitstatus), "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
+            "expected": sorted(expected), "missing": missing}

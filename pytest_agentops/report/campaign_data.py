@@ -1,0 +1,82 @@
+"""A campaign as every report reads it: ``CampaignResult.to_dict()`` plus what the reports add, computed once,
+in the process that ran the campaign (under pytest-xdist, a worker), from the full records and traces:
+
+- ``fault_delivery``: fault delivery and attribution (``report.attribution``);
+- ``replay_command``: the template (``{index}``) of the command that re-runs one trial (with the test's node
+  id), for the terminal and the HTML report;
+- on request, what only the HTML report and the OpenTelemetry export need: ``series`` (each judged
+  metric's value per trial, in launch order, for the sequential paths) and every trial's trace.
+
+``json_form`` takes the series, the replay command and the passing trials' traces back out, so that the JSON
+report is the same whichever reports were asked for, whether or not the campaign ran in a worker, and whether
+it came from a YAML file or a Python test.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from typing import Any
+
+from ..metrics import REGISTRY
+from ..result import CampaignResult
+from .attribution import fault_delivery
+
+
+def metric_series(result: CampaignResult) -> list[dict[str, Any]]:
+    """Per judged metric, its value for each trial in launch order: a rate ``[successes, chances]``, a count
+    ``[violations, had_the_chance]``, a distribution's value (None: not applicable; ``"inf"``: never reached)."""
+    out = []
+    for name in sorted({v.key.partition(".")[0] for v in result.verdicts}):
+        defn = REGISTRY.get(name)
+        if defn is None:
+            continue
+        values: list[Any] = []
+        for record in result.records:
+            value = defn.extract(record)
+            if defn.kind == "distribution":
+                values.append(None if value is None else "inf" if math.isinf(value) else round(float(value), 6))
+            else:
+                values.append([int(value[0]), int(value[1])])
+        out.append({"metric": name, "kind": defn.kind, "values": values})
+    return out
+
+
+def campaign_data(result: CampaignResult, *, all_traces: bool = False, series: bool = False) -> dict[str, Any]:
+    """The campaign's report data (see the module's docstring); the trace of every trial with ``all_traces``
+    (a smoke trial's and a replayed trial's always: a single trial is looked at as a whole)."""
+    single = result.smoke or result.replay is not None
+    data = result.to_dict(with_traces=all_traces or single)
+    if result.skipped is None:
+        data["fault_delivery"] = fault_delivery(result)
+    if result.replay_command:
+        data["replay_command"] = result.replay_command
+    if series:
+        data["series"] = metric_series(result)
+    return data
+
+
+def json_form(data: dict[str, Any]) -> dict[str, Any]:
+    """The JSON report's form of a campaign's report data: no ``series`` or ``replay_command`` (a node id: the
+    same campaign run from a YAML file and from a Python test writes the same report), and traces only of the
+    trials that did not pass (every trace of a smoke or replay run)."""
+    out = {k: v for k, v in data.items() if k not in ("series", "replay_command")}
+    if not (data.get("smoke") or data.get("replay") is not None):
+        out["records"] = [r if "trace" not in r or not _passed(r) else {k: v for k, v in r.items() if k != "trace"}
+                          for r in data.get("records", [])]
+    return out
+
+
+def _passed(record: dict[str, Any]) -> bool:
+    return record.get("outcome") == "completed" and not record.get("violations")
+
+
+def replay_hint(data: dict[str, Any], record: dict[str, Any]) -> str:
+    """The command that re-runs ``record``'s trial: from the campaign's template (the test's node id), else
+    (a campaign read back from a JSON report) the one that runs only that scenario's campaign among the
+    collected tests."""
+    template = data.get("replay_command")
+    if template:
+        return str(template).format(index=record["index"], seed=data["seed"], scenario=data["scenario"])
+    return " ".join(["pytest --agent-chaos", f"--agent-chaos-seed={data['seed']}",
+                     shlex.quote(f"--agent-chaos-replay={data['scenario']}/trial-{record['index']}")])

@@ -1,0 +1,244 @@
+"""The HTML report (``--agent-chaos-html=PATH``): one self-contained file for every campaign of a session.
+
+Per campaign: the verdict table; the sequential path of each judged rate; token, cost and time-to-escalation
+distributions with their thresholds and bounds; fault delivery and attribution; a sortable, filterable list of
+the trials; and each failing trial's timeline with the command that replays it. No file or network fetch (a
+Content-Security-Policy forbids them), so it works offline from ``file://``; charts are inline SVG
+(``report.svg``). Built from the campaigns' report data (``report.campaign_data``: already scrubbed of
+secrets, every string escaped here), with no wall-clock time or random id, so the same seeds write the same
+bytes. Written atomically, like the JSON report.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from .campaign_data import replay_hint
+from .html_assets import CSP, CSS, JS
+from .html_charts import distributions, sequential_paths
+from .terminal import _fmt as fmt
+from .timeline import event_line, trial_header
+
+#: The timelines of at most this many failing trials per campaign are embedded (one example of each failure
+#: class first); the others are in the JSON report (``--agent-chaos-show``).
+MAX_TRACES = 100
+_CLASS_ORDER = ("error", "failed", "violation", "timed_out", "budget_exceeded", "crashed", "escalated")
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _status(c: dict[str, Any]) -> str:
+    if c.get("smoke"):
+        return "PASS" if c["passed"] else "FAIL"
+    if c.get("xfail") and not c["passed"]:
+        return "XFAIL"
+    return "PASS" if c["passed"] else "FAIL"
+
+
+def _passed(r: dict[str, Any]) -> bool:
+    return r["outcome"] == "completed" and not r.get("violations")
+
+
+def _classes(r: dict[str, Any]) -> list[str]:
+    own = [] if r["outcome"] == "completed" else [r["outcome"]]
+    return own + sorted({"violation:" + v.partition(":")[0] for v in r.get("violations", [])})
+
+
+def worst_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trials that did not pass: the earliest example of each failure class first, then the rest in
+    launch order (as ``CampaignResult.worst_trials``)."""
+    bad = [r for r in records if not _passed(r)]
+    examples: dict[str, dict[str, Any]] = {}
+    for r in bad:
+        for cls in _classes(r):
+            examples.setdefault(cls, r)
+    order = {c: i for i, c in enumerate(_CLASS_ORDER)}
+    first: list[dict[str, Any]] = []
+    for cls in sorted(examples, key=lambda c: (order.get(c.partition(":")[0], 99), c)):
+        if not any(examples[cls] is f for f in first):
+            first.append(examples[cls])
+    return first + [r for r in bad if not any(r is f for f in first)]
+
+
+def _verdicts(c: dict[str, Any]) -> str:
+    if not c.get("verdicts"):
+        return '<p class="note">no expectations: nothing was judged</p>'
+    rows = ["<tr><th>metric</th><th>threshold</th><th class=num>estimate</th><th class=num>bound</th>"
+            "<th>method</th><th class=num>n</th><th>verdict</th><th>note</th></tr>"]
+    for v in c["verdicts"]:
+        bound = f"{v['bound_side']} {fmt(v['bound'])}" if v.get("bound") is not None else "-"
+        rows.append(f"<tr><td>{_e(v['key'])}</td><td>{_e(v['expression'])}</td><td class=num>{fmt(v['estimate'])}</td>"
+                    f"<td class=num>{_e(bound)}</td><td>{_e(v['method'])} {v['confidence']:.4g}</td>"
+                    f"<td class=num>{v['n']}</td><td><span class=\"badge {_e(v['verdict'])}\">{_e(v['verdict'])}"
+                    f"</span></td><td>{_e(v.get('note') or '')}</td></tr>")
+    return '<table class="verdicts">' + "".join(rows) + "</table>"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.3g}%"
+
+
+def _faults(c: dict[str, Any]) -> str:
+    fd = c.get("fault_delivery")
+    if not fd:
+        return ""
+    if not fd["kinds"]:
+        return '<p class="note">no fault configured, none delivered</p>'
+    out = []
+    for e in fd["never_delivered"]:
+        if e["implausible"]:
+            out.append(f'<p class="warning">WARNING: configured but never delivered: {_e(e["fault"])} '
+                       f'(chances: {_e(e["chances"] if e["chances"] is not None else "not counted")}; expected '
+                       f'{_e(fmt(e["expected"]))}; {_e(e["note"])})</p>')
+    conf = f"{fd['confidence']:.0%}"
+    rows = ["<tr><th>fault</th><th class=num>configured</th><th class=num>chances</th><th class=num>expected</th>"
+            f"<th class=num>delivered</th><th class=num>in trials</th><th class=num>completed</th>"
+            f"<th>{conf} bounds</th><th>recovers</th></tr>"]
+    for k in fd["kinds"]:
+        comp = k.get("completion")
+        cells = (f"<td class=num>{comp['trials']}</td><td class=num>{comp['rate']:.2f}</td>"
+                 f"<td>[{comp['lower']:.2f}, {comp['upper']:.2f}]</td>"
+                 f"<td><span class=\"badge {_e(comp['recovers'])}\">{_e(comp['recovers'])}</span></td>"
+                 if comp else "<td class=num>-</td><td class=num>-</td><td>-</td><td>-</td>")
+        rows.append(f"<tr><td>{_e(k['fault'])}</td><td class=num>{_pct(k['configured_rate'])}</td>"
+                    f"<td class=num>{_e(k['chances'] if k['chances'] is not None else '-')}</td>"
+                    f"<td class=num>{fmt(k['expected'])}</td><td class=num>{k['delivered']}</td>{cells}</tr>")
+    out.append('<table class="faults">' + "".join(rows) + "</table>")
+    targets = ["<tr><th>tool / host</th><th>fault</th><th class=num>delivered</th><th class=num>in trials</th>"
+               "<th class=num>completed</th><th>bounds</th><th>recovers</th></tr>"]
+    for t in fd["targets"]:
+        comp = t["completion"]
+        targets.append(f"<tr><td>{_e(t['target'])}</td><td>{_e(t['kind'])}</td><td class=num>{t['delivered']}</td>"
+                       f"<td class=num>{comp['trials']}</td><td class=num>{comp['rate']:.2f}</td>"
+                       f"<td>[{comp['lower']:.2f}, {comp['upper']:.2f}]</td><td><span class=\"badge "
+                       f"{_e(comp['recovers'])}\">{_e(comp['recovers'])}</span></td></tr>")
+    if len(targets) > 1:
+        out.append("<h4>per tool and host</h4><table class=\"fault-targets\">" + "".join(targets) + "</table>")
+    tools = ["<tr><th>tool</th><th class=num>calls</th><th class=num>failed by a fault</th>"
+             "<th class=num>share</th><th class=num>configured</th></tr>"]
+    for name, t in fd["tools"].items():
+        share = _pct(t["failed_by_fault"] / t["calls"]) if t["calls"] else "-"
+        tools.append(f"<tr><td>{_e(name)}</td><td class=num>{t['calls']}</td><td class=num>{t['failed_by_fault']}"
+                     f"</td><td class=num>{share}</td><td class=num>{_pct(t['configured_rate'])}</td></tr>")
+    if len(tools) > 1:
+        out.append("<table class=\"fault-tools\">" + "".join(tools) + "</table>")
+    quiet = [e["fault"] for e in fd["never_delivered"] if not e["implausible"]]
+    if quiet:
+        out.append(f'<p class="note">not delivered, plausibly by chance: {_e(", ".join(quiet))}</p>')
+    out.append(f'<p class="note">completion of the trials that got each fault at least once, exact one-sided '
+               f'{conf} bounds; recovers: no when the upper bound is below {_e(fd["recovery_threshold_source"])}</p>')
+    return "".join(out)
+
+
+def _trials(c: dict[str, Any], cid: str, traced: set[int]) -> str:
+    records = c.get("records", [])
+    outcomes = sorted({r["outcome"] for r in records})
+    options = "".join(f'<option value="{_e(o)}">{_e(o)}</option>' for o in outcomes)
+    head = ("<tr><th>trial</th><th class=num>seed</th><th>outcome</th><th>reason</th><th class=num>tokens</th>"
+            "<th class=num>cost $</th><th class=num>tool calls</th><th class=num>failed</th><th>faults</th>"
+            "<th>violations</th><th class=num>virtual s</th></tr>")
+    rows = []
+    for r in records:
+        bad = not _passed(r)
+        label = (f'<a class="trace-link" href="#{cid}-t{r["index"]}">{_e(r["id"])}</a>' if r["index"] in traced
+                 else _e(r["id"]))
+        rows.append(f'<tr data-outcome="{_e(r["outcome"])}"{" class=bad" if bad else ""}>'
+                    f'<td data-v="{r["index"]}">{label}</td><td class=num>{r["seed"]}</td><td>{_e(r["outcome"])}</td>'
+                    f'<td>{_e((r.get("reason") or "")[:160])}</td><td class=num>{r["tokens"]}</td>'
+                    f'<td class=num>{r["cost_usd"]:.6g}</td><td class=num>{r["tool_calls"]}</td>'
+                    f'<td class=num>{r["tool_failures"]}</td><td>{_e(", ".join(r.get("faults", [])))}</td>'
+                    f'<td>{_e(", ".join(r.get("violations", [])))}</td><td class=num>{r["duration_s"]:g}</td></tr>')
+    return (f'<div class="filters"><input type="search" placeholder="filter trials (any text)" '
+            f'aria-label="filter trials"><select aria-label="outcome"><option value="">all outcomes</option>'
+            f'<option value="not-passed">did not pass</option>{options}</select><span class="count"></span></div>'
+            f'<div class="scroll"><table class="trials"><thead>{head}</thead><tbody>{"".join(rows)}</tbody>'
+            "</table></div>")
+
+
+def _traces(c: dict[str, Any], cid: str, chosen: list[dict[str, Any]], left_out: int) -> str:
+    if not chosen:
+        return '<p class="note">every trial passed: no trace to show</p>'
+    out = []
+    for r in chosen:
+        hint = replay_hint(c, r)
+        head = trial_header(c["scenario"], r)[0]
+        lines = [event_line(e) for e in r.get("trace") or []]
+        body = [f'<p>replay: <code class="cmd">{_e(hint)}</code></p>' if hint else ""]
+        body.append("<pre class=\"timeline\">" + _e("\n".join(lines) or "(no trace in the report)") + "</pre>")
+        body.append(f"<p>final answer: <code>{_e(repr(r.get('output') or ''))}</code></p>")
+        out.append(f'<details class="trace" id="{cid}-t{r["index"]}"><summary>{_e(head)}</summary>'
+                   + "".join(body) + "</details>")
+    if left_out:
+        out.append(f'<p class="note">{left_out} more trial(s) did not pass: their traces are in the JSON report '
+                   "(pytest --agent-chaos-show=SCENARIO/trial-N)</p>")
+    return "".join(out)
+
+
+def campaign_section(c: dict[str, Any], number: int) -> str:
+    """One campaign's section of the page."""
+    cid = f"c{number}"
+    status = _status(c)
+    mode = ("smoke trial (fault-free)" if c.get("smoke") else f"replay of trial {c['replay']}"
+            if c.get("replay") is not None else f"{c['trials']}/{c['max_trials']} trials"
+            + (" (stopped early)" if c.get("stopped_early") else ""))
+    failing = [r for r in worst_first(c.get("records", [])) if r.get("trace") is not None]
+    chosen = failing[:MAX_TRACES]
+    traced = {r["index"] for r in chosen}
+    counts = ", ".join(f"{k} {v}" for k, v in c.get("outcomes", {}).items())
+    parts = [f'<section class="campaign" id="{cid}" data-scenario="{_e(c["scenario"])}">',
+             f'<h2>{_e(c["scenario"])} <span class="badge {status}">{status}</span></h2>',
+             f'<p class="meta">seed {c["seed"]} · profile {_e(c["profile"])} · {_e(mode)} · confidence '
+             f'{c["confidence"]:g} · outcomes: {_e(counts)}'
+             + (f' · xfail: {_e(c["xfail"])}' if c.get("xfail") else "") + "</p>",
+             "<h3>Verdicts</h3>", _verdicts(c)]
+    paths = sequential_paths(c)
+    if paths:
+        parts += ["<h3>Sequential path of each rate</h3>", '<div class="charts">', *paths, "</div>"]
+    parts += ["<h3>Distributions</h3>", '<div class="charts">', *distributions(c), "</div>",
+              "<h3>Fault delivery and attribution</h3>", _faults(c),
+              "<h3>Trials</h3>", _trials(c, cid, traced),
+              "<h3>Trials that did not pass</h3>", _traces(c, cid, chosen, len(failing) - len(chosen)), "</section>"]
+    return "\n".join(parts)
+
+
+def html_report(campaigns: Iterable[dict[str, Any]]) -> str:
+    """The whole page for these campaigns' report data (sorted as the JSON report sorts them)."""
+    items = sorted(campaigns, key=lambda c: (c["scenario"], c["seed"], c["replay"] if c["replay"] is not None else -1))
+    nav = " ".join(f'<a href="#c{i}">{_e(c["scenario"])} <span class="badge {_status(c)}">{_status(c)}</span></a>'
+                   for i, c in enumerate(items))
+    passed = sum(1 for c in items if c["passed"])
+    sections = "\n".join(campaign_section(c, i) for i, c in enumerate(items))
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>pytest-agentops report</title><style>{CSS}</style></head><body>"
+            f"<header><h1>Agent reliability report</h1><p class=\"meta\">pytest-agentops {_e(__version__)} · "
+            f"{len(items)} campaign(s), {passed} passed</p><nav>{nav}</nav></header>\n{sections}\n"
+            f"<script>{JS}</script></body></html>\n")
+
+
+def write_html(path: str | os.PathLike[str], campaigns: Iterable[dict[str, Any]]) -> Path:
+    """Write the HTML report to ``path`` atomically (a temporary file, then a rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = html_report(campaigns)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,35 @@
+"""Agents for the isolation tests (module-level, so that a child process can import them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+
+def hostile(task, env):
+    """Trial 1 exits the process, trial 2 allocates 8 GiB at once, trial 3 busy-loops; the others answer with
+    their process id."""
+    index = int(env.trial_id.split("-")[1])
+    if index == 1:
+        os._exit(3)
+    if index == 2:
+        return len(bytearray(8 * 2**30))
+    if index == 3:
+        while True:
+            pass
+    return str(os.getpid())
+
+
+def spawner(task, env):
+    """Starts a long-running process of its own, writes both process ids to the file named by the task, and
+    then (task ending in ``hang``) hangs, or returns at once."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    path = task.split()[0]
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {child.pid}")
+    os.replace(path + ".tmp", path)
+    if task.endswith("hang"):
+        threading.Event().wait()  # real time: only a kill ends it
+    return "spawned"

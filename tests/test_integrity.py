@@ -1,0 +1,159 @@
+"""A report tells the whole story or says it does not: Ctrl-C keeps what finished, a dying xdist worker
+loses nothing that finished, and the gate fails a report that is interrupted, incomplete or ambiguous."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pytest_agentops import CampaignInterrupted, Scenario, run_campaign
+from pytest_agentops.gate import main as gate
+from pytest_agentops.report.json_report import write_report
+from pytest_agentops.vtime.real import real_sleep
+
+
+def test_ctrl_c_in_a_campaign_keeps_the_finished_trials_in_launch_order():
+    def agent(task, env):
+        if env.trial_id == "trial-10":
+            _thread.interrupt_main()  # what Ctrl-C does to the main thread, which is waiting for results
+            real_sleep(0.2)
+        return "ok"
+
+    with pytest.raises(CampaignInterrupted) as caught:
+        run_campaign(Scenario(name="ctrl-c", agent=agent, trials=400, seed=1, faults="none",
+                              expect={"completion_rate": ">= 0.5"}))
+    result = caught.value.result
+    assert result.interrupted and 5 <= result.n < 400  # (the signal reaches the main thread when it next runs)
+    assert [r.index for r in result.records] == list(range(result.n))
+    assert result.to_dict()["interrupted"] is True
+    assert isinstance(caught.value, KeyboardInterrupt)
+
+
+def test_ctrl_c_in_pytest_writes_the_table_and_a_valid_partial_report(pytester):
+    started = pytester.path / "started"
+    pytester.makepyfile(test_slow=f"""
+        import threading
+        from pytest_agentops import Scenario
+
+        def agent(task, env):
+            if env.trial_id == "trial-5":
+                open({str(started)!r}, "w").close()
+            threading.Event().wait(0.02)  # real time (time.sleep in a trial is virtual)
+            return "ok"
+
+        def test_slow(agent_chaos):
+            agent_chaos.run(Scenario(name="slow", agent=agent, trials=5000, seed=1, faults="none", early_stop=False,
+                                     expect={{"completion_rate": ">= 0.5"}})).check()
+
+        def test_after(agent_chaos):
+            pass
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--agent-chaos", "-p", "no:cacheprovider",
+                             "--agent-chaos-report=report.json", "test_slow.py"], cwd=pytester.path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        real_sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "(INTERRUPTED: the trials that finished before Ctrl-C)" in out
+    report = json.loads((pytester.path / "report.json").read_text())
+    (campaign,) = report["campaigns"]
+    assert campaign["interrupted"] is True and 5 <= campaign["trials"] < 5000
+    assert [r["index"] for r in campaign["records"]] == list(range(campaign["trials"]))
+    assert report["session"]["interrupted"] is True and report["session"]["exit_status"] == 2
+    assert "test_slow.py::test_after" in report["session"]["missing"]
+    assert gate([str(pytester.path / "report.json")]) == 1
+    assert gate([str(pytester.path / "report.json"), "--allow-incomplete", "--allow-inconclusive"]) == 0
+
+
+def test_a_dying_xdist_worker_loses_no_finished_campaign_and_the_gate_fails_the_report(pytester):
+    pytester.makepyfile(test_two="""
+        import os, signal
+        from pytest_agentops import Scenario
+
+        def test_a_campaign(agent_chaos):
+            agent_chaos.run(Scenario(name="fine", agent=lambda task, env: "ok", trials=30, seed=1, faults="none",
+                                     expect={"completion_rate": ">= 0.5"})).check()
+
+        def test_b_dies(agent_chaos):
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-test, as an OOM kill would do it
+    """)
+    result = pytester.runpytest_subprocess("--agent-chaos", "-n", "1", "-p", "no:cacheprovider",
+                                           "--agent-chaos-report=report.json")
+    assert result.ret == 1
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert [c["scenario"] for c in report["campaigns"]] == ["fine"]  # finished before the worker died
+    assert report["session"]["missing"] == ["test_two.py::test_b_dies"]
+    assert report["session"]["expected"] == ["test_two.py::test_a_campaign", "test_two.py::test_b_dies"]
+    assert gate([str(pytester.path / "report.json")]) == 1
+
+
+def test_the_gate_judges_every_campaign_of_a_parametrized_test(pytester, capsys):
+    pytester.makepyfile(test_param="""
+        import pytest
+        from pytest_agentops import Scenario
+
+        @pytest.mark.parametrize("p", [0.3, 0.99])
+        def test_coin(agent_chaos, p):
+            agent_chaos.run(Scenario(name="coin", agent=lambda task, env: "ok" if env.rng.random() < p else "no",
+                                     check=lambda w, out: out == "ok", trials=200, seed=2, faults="none",
+                                     expect={"completion_rate": ">= 0.9"}))
+    """)
+    pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "--agent-chaos-report=report.json")
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert sorted(c["nodeid"] for c in report["campaigns"]) == ["test_param.py::test_coin[0.3]",
+                                                                "test_param.py::test_coin[0.99]"]
+    assert gate([str(pytester.path / "report.json")]) == 1
+    out = capsys.readouterr().out
+    assert "| test_param.py::test_coin[0.3][coin] | verdict | **FAIL** |" in out
+    assert "| test_param.py::test_coin[0.99][coin] | verdict | pass |" in out
+
+
+def test_a_campaign_without_expectations_fails_the_gate_when_a_trial_errored(tmp_path):
+    def agent(task, env):
+        if env.trial_id == "trial-3":
+            raise RuntimeError("store unreachable")
+        return "ok"
+
+    write_report(tmp_path / "r.json", [run_campaign(Scenario(name="bare", agent=agent, trials=5, seed=1))])
+    assert gate([str(tmp_path / "r.json")]) == 1
+    write_report(tmp_path / "ok.json", [run_campaign(Scenario(name="bare", agent=lambda t, e: "ok", trials=5,
+                                                              seed=1))])
+    assert gate([str(tmp_path / "ok.json")]) == 0
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "a directory, not a report file"),
+    ('{"schema": "pytest-agentops/report", "schema_version": 1, "campaigns": {}}',
+     "'campaigns' must be a list of campaigns"),
+    ('{"schema": "pytest-agentops/report", "schema_version": 1, "campaigns": [{"scenario": "x"}]}',
+     "campaigns[0].verdicts must be a list"),
+    ('{"schema": "pytest-agentops/report", "schema_version": 1, "campaigns": [3]}',
+     "campaigns[0] must be an object"),
+    ("not json", "Expecting value"),
+])
+def test_malformed_gate_input_is_a_usage_error(tmp_path, capsys, content, message):
+    path = tmp_path / "r.json"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    assert gate([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agentops-gate: error: ") and message in err and "Traceback" not in err
+
+
+def test_an_unwritable_markdown_path_is_a_usage_error(tmp_path, capsys):
+    write_report(tmp_path / "ok.json", [run_campaign(Scenario(name="s", agent=lambda t, e: "ok", trials=3, seed=1))])
+    assert gate([str(tmp_path / "ok.json"), "--markdown", str(tmp_path)]) == 2  # a directory
+    assert "cannot write the markdown summary" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "ok.md")

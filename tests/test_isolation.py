@@ -1,0 +1,133 @@
+"""Process isolation: each trial's agent in a child process of its own (``isolation="process"``).
+
+What in-process containment cannot catch is contained here: ``os._exit``, runaway memory, a busy loop, and
+processes the agent starts, which die with it, even when pytest itself is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_agentops import ConfigError, Scenario, run_campaign
+from pytest_agentops.process.patch import installed
+from pytest_agentops.vtime.real import real_sleep
+
+import isolation_support
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="process groups and rlimits are POSIX")
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie waiting for init to reap it counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+def _wait_gone(*pids: int, within_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if all(_gone(p) for p in pids):
+            return True
+        real_sleep(0.05)
+    return False
+
+
+def test_exit_memory_and_busy_loops_are_contained_in_their_own_trials():
+    result = run_campaign(Scenario(name="iso", agent=isolation_support.hostile, trials=5, seed=1, early_stop=False,
+                                   concurrency=5, timeout_s=4.0, faults="none", isolation="process",
+                                   memory_limit_mb=1024,
+                                   check=lambda world, out: out != str(os.getpid())))
+    by_index = {r.index: r for r in result.records}
+    assert by_index[1].outcome == "error"
+    assert by_index[1].reason == "AgentProcessDied: agent process exited with code 3 without a result"
+    assert by_index[2].outcome == "error" and by_index[2].reason.startswith("MemoryError")
+    assert by_index[3].outcome == "timed_out" and "wall-clock limit of 4s" in by_index[3].reason
+    assert by_index[0].outcome == by_index[4].outcome == "completed"  # in processes other than this one
+    assert by_index[0].output != by_index[4].output
+    assert installed() == []  # the watchdog went with the campaign
+
+
+def test_processes_an_agent_starts_end_with_its_trial(tmp_path):
+    path = tmp_path / "pids"
+    result = run_campaign(Scenario(name="spawn", agent=isolation_support.spawner, task=f"{path} return", trials=1,
+                                   seed=1, faults="none", isolation="process"))
+    assert result.records[0].outcome == "completed"
+    agent_pid, grandchild = map(int, path.read_text().split())
+    assert _wait_gone(agent_pid, grandchild)
+
+
+def test_nothing_an_isolated_agent_started_outlives_a_killed_pytest(pytester):
+    """``kill -9`` of pytest mid-campaign: the watchdog kills the agent's process group (the agent and the
+    process it started)."""
+    pids = pytester.path / "pids"
+    pytester.syspathinsert(Path(isolation_support.__file__).parent)
+    pytester.makepyfile(test_hang=textwrap.dedent(f"""
+        from pytest_agentops import Scenario, run_campaign
+        import isolation_support
+
+        def test_campaign():
+            run_campaign(Scenario(name="hang", agent=isolation_support.spawner, task={str(pids) + " hang"!r},
+                                  trials=1, seed=1, timeout_s=300, faults="none", isolation="process"))
+    """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(isolation_support.__file__).parent),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_hang.py"],
+                            cwd=pytester.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not pids.exists() and proc.poll() is None and time.monotonic() < deadline:
+            real_sleep(0.05)
+        assert pids.exists(), "the agent never started"
+        agent_pid, grandchild = map(int, pids.read_text().split())
+        assert not _gone(agent_pid) and not _gone(grandchild)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert _wait_gone(agent_pid, grandchild)
+
+
+def test_isolation_needs_an_agent_a_child_process_can_import():
+    with pytest.raises(ConfigError, match=r"isolation='process' runs the agent in a child process, so "
+                                          r"agent=.* must be importable"):
+        run_campaign(Scenario(name="lambda", agent=lambda task, env: "x", trials=1, seed=1, isolation="process"))
+    with pytest.raises(ConfigError, match=r"isolation='container' must be one of none, process"):
+        Scenario(name="bad", agent=isolation_support.hostile, isolation="container")
+
+
+def test_the_command_line_isolates_every_campaign(pytester):
+    pytester.makepyfile(test_cli="""
+        import os
+        from pytest_agentops import Scenario
+        import isolation_support
+
+        def test_campaign(agent_chaos):
+            result = agent_chaos.run(Scenario(name="cli", agent=isolation_support.spawner, task="pids return",
+                                              trials=2, seed=1, faults="none"))
+            assert result.outcome_counts == {"completed": 2}
+            pid = int(open("pids").read().split()[0])
+            assert pid != os.getpid()
+    """)
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-isolation=process", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*isolation=process (repeat this run with *--agent-chaos-isolation=process)*"])
+    bad = pytester.runpytest("--agent-chaos-isolation=vm")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--agent-chaos-isolation='vm' must be one of none, process*"])

@@ -1,0 +1,78 @@
+"""The suite's own guard (tests/process_state.py): a test that leaves the process changed fails, by name."""
+
+from __future__ import annotations
+
+import threading
+
+import process_state
+
+# The guard's fixtures and hook, in a project of pytester's (tests/ is on sys.path in this process).
+CONFTEST = ("from process_state import _process_state, _process_state_per_module, pytest_configure, "
+            "pytest_fixture_setup\n")
+
+
+def test_a_test_that_patches_time_and_does_not_undo_it_fails_with_a_clear_message(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_leaky='''
+        import time
+
+        REAL = time.time
+
+
+        def test_patches_time():
+            time.time = lambda: 0.0
+
+
+        def test_next_test_sees_the_real_clock():
+            assert time.time is REAL
+    ''')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_patches_time*",
+        "*test_leaky.py::test_patches_time left the process changed:*",
+        "*[[]time[]] time.time is test_leaky.test_patches_time.<locals>.<lambda> (was time.time) (put back)*",
+    ])
+
+
+def test_leaked_threads_are_named_and_an_opt_out_must_say_what_and_why(pytester, monkeypatch):
+    release = threading.Event()
+    monkeypatch.setattr(process_state, "GRACE_S", 0.1)  # for the inner run; the outer check waits as usual
+    monkeypatch.setattr("builtins._process_state_test_release", release, raising=False)
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_threads='''
+        import builtins
+        import threading
+
+        import pytest
+
+
+        def linger():
+            builtins._process_state_test_release.wait(10)
+
+
+        def test_leaves_a_thread():
+            threading.Thread(target=linger, name="lingering", daemon=True).start()
+
+
+        @pytest.mark.leaves_process_state("threads", reason="this test shows the opt-out")
+        def test_says_what_it_leaves():
+            threading.Thread(target=linger, name="excused", daemon=True).start()
+
+
+        @pytest.mark.leaves_process_state("threads")
+        def test_an_opt_out_without_a_reason_is_refused():
+            pass
+    ''')
+    try:
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    finally:
+        release.set()
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines([
+        "*test_threads.py::test_leaves_a_thread left the process changed:*",
+        "*[[]threads[]] daemon thread 'lingering' running linger, now in wait (threading.py:*)"
+        " from linger (test_threads.py:*) is still alive",
+        "*test_an_opt_out_without_a_reason_is_refused: @pytest.mark.leaves_process_state needs one or more of*",
+    ])
+    result.stdout.no_fnmatch_line("*'excused'*")

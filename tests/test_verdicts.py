@@ -1,0 +1,447 @@
+"""Verdicts v2: the threshold grammar (fail levels, power, capped means, pass^k), the judges, trial-level
+tool_success_rate, pass^k and multi-task scenarios, the planning note and helper, the anytime-valid bounds the
+gate uses, paired comparisons on common seeds, and the command lines."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+
+from pytest_agentops import ConfigError, Expectation, Faults, Scenario, ToolError, run_campaign, stats
+from pytest_agentops.cli import compare_main, plan_main
+from pytest_agentops.engine.compare import compare_campaigns
+from pytest_agentops.expect import evaluate, rerun_note
+from pytest_agentops.gate import main as gate_main
+from pytest_agentops.judge import judge
+from pytest_agentops.metrics import REGISTRY, MetricData
+from pytest_agentops.records import TrialRecord
+from pytest_agentops.report.json_report import write_report
+from pytest_agentops.stats.compare import exceedance_upper, mixture_rate_bounds
+from pytest_agentops.stats.paired import holm
+
+import sequential_rule as sr
+from conftest import ORDER_TOOLS, Orders, coin_scenario
+
+# --- the grammar -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "expr", "fields"), [
+    ("completion_rate", ">= 0.90, fail below 0.80", {"fail_level": 0.8, "power": None, "statistic": "rate"}),
+    ("completion_rate", ">=0.9,fail below 0.8,power 0.9", {"fail_level": 0.8, "power": 0.9}),
+    ("budget_exceeded_rate", "<= 0.05, fail above 0.10", {"fail_level": 0.1, "op": "<="}),
+    ("tokens_per_task.p95", "<= 4000, fail at p90", {"fail_level": 0.9, "quantile": 0.95, "statistic": "quantile"}),
+    ("tokens_per_task.p10", ">= 100, fail at p20", {"fail_level": 0.2}),
+    ("cost_usd_per_task.mean", "<= 0.01, cap 0.05", {"cap": 0.05, "statistic": "mean"}),
+    ("tool_success_rate", ">= 0.9", {"statistic": "mean"}),
+    ("pass^3", ">= 0.8", {"group": 3, "statistic": "pass^k", "metric": "completion_rate"}),
+])
+def test_expressions_with_fail_levels_power_caps_and_pass_k(key, expr, fields):
+    exp = Expectation.parse(key, expr)
+    for name, value in fields.items():
+        assert getattr(exp, name) == value, name
+    assert Expectation.parse(key, exp.expression) == exp  # the canonical form parses back
+
+
+@pytest.mark.parametrize(("key", "expr", "message"), [
+    ("completion_rate", ">= 0.9, fail below 0.95", "must be 'fail below' a number below the threshold"),
+    ("completion_rate", ">= 0.9, fail above 0.95", "must be 'fail below'"),
+    ("completion_rate", ">= 0.9, power 0.9", "a power needs a fail level"),
+    ("completion_rate", ">= 0.9, fail below 0.8, power 0.3", r"power=0.3 must be in \[0.5, 1\)"),
+    ("completion_rate", ">= 0.9, fail at p90", "'fail at pNN' is for quantiles"),
+    ("tokens_per_task.p95", "<= 4000, fail at p99", "must be a quantile below p95"),
+    ("tokens_per_task.p95", "<= 4000, fail above 5000", "a quantile's fail level is a quantile"),
+    ("cost_usd_per_task.mean", "<= 0.01", "needs a declared cap"),
+    ("completion_rate", ">= 0.9, cap 1", "only the mean of a distribution"),
+    ("unconfirmed_destructive_calls", "== 0, power 0.9", "not a threshold expression|takes no fail level"),
+    ("pass^0", ">= 0.5", "unknown metric"),
+])
+def test_bad_clauses_name_the_problem(key, expr, message):
+    with pytest.raises(ConfigError, match=message):
+        Expectation.parse(key, expr)
+
+
+def test_a_scenario_takes_one_k_of_pass_k():
+    with pytest.raises(ConfigError, match="pass\\^k with different k"):
+        coin_scenario(0.9, expect={"pass^2": ">= 0.5", "pass^3": ">= 0.5"})
+
+
+def test_every_metric_says_what_it_counts():
+    units = {name: defn.counting_unit for name, defn in REGISTRY.items()}
+    assert units["completion_rate"] == "trial" and units["tool_success_rate"] == "tool call"
+    assert not REGISTRY["tool_success_rate"].per_trial and REGISTRY["resume_success_rate"].per_trial
+
+
+# --- the one look and its rerun note ---------------------------------------------------------------------
+
+
+def test_one_look_with_a_fail_level_passes_against_the_fail_level():
+    exp = Expectation.parse("completion_rate", ">= 0.90, fail below 0.80")
+    # 86/100: its 95% lower bound (0.79) is below 0.80 and its upper (0.91) not below 0.90: inconclusive
+    assert evaluate(exp, MetricData("completion_rate", "rate", 86, 100)).verdict == "inconclusive"
+    assert evaluate(exp, MetricData("completion_rate", "rate", 88, 100)).verdict == "pass"  # lower 0.81 > 0.80
+    assert evaluate(exp, MetricData("completion_rate", "rate", 80, 100)).verdict == "fail"  # upper 0.86 < 0.90
+
+
+def test_the_wilson_bound_beside_a_verdict_is_on_the_side_of_its_bound():
+    exp = Expectation.parse("completion_rate", ">= 0.9")
+    failed = evaluate(exp, MetricData("completion_rate", "rate", 320, 400))
+    assert failed.verdict == "fail" and failed.bound_side == "upper"
+    assert failed.wilson == pytest.approx(stats.wilson_upper(320, 400)) and failed.wilson > failed.estimate
+    passed = evaluate(exp, MetricData("completion_rate", "rate", 390, 400))
+    assert passed.bound_side == "lower" and passed.wilson < passed.estimate
+
+
+@pytest.mark.parametrize(("k", "n", "sequential"), [(46, 50, False), (95, 100, True), (84, 100, True)])
+def test_the_rerun_note_is_for_the_rule_a_rerun_uses_and_decides_four_times_in_five(k, n, sequential):
+    """Checked exactly (scipy's dynamic programme over the trials, or the binomial at one look)."""
+    exp = Expectation.parse("completion_rate", ">= 0.90")
+    needed, note = rerun_note(exp, k / n, n, sequential=sequential, confidence=0.95)
+    assert needed and f"trials={needed}" in note
+    out = sr.exact_outcome(sr.Rate(">=", 0.90), k / n, needed, early_stop=sequential)
+    assert out.passed + out.failed >= 0.8
+
+
+def test_the_rerun_note_at_the_threshold_proposes_a_fail_level_and_its_trials():
+    exp = Expectation.parse("completion_rate", ">= 0.90")
+    needed, note = rerun_note(exp, 0.90, 200, sequential=True, confidence=0.95)
+    assert needed and "fail below 0.85" in note
+    out = sr.exact_outcome(sr.Rate(">=", 0.90, 0.85), 0.90, needed)
+    assert out.passed + out.failed >= 0.8
+
+
+# --- judges -----------------------------------------------------------------------------------------------
+
+
+def _records(shares_or_outcomes, **kw):
+    return [TrialRecord("x", i, 0, o if isinstance(o, str) else "completed", **kw) for i, o in
+            enumerate(shares_or_outcomes)]
+
+
+def test_a_count_fails_at_the_first_violation_and_passes_only_after_the_last_trial():
+    exp = Expectation.parse("unconfirmed_destructive_calls", "== 0")
+    j = judge(exp, max_trials=3, confidence=0.95, sequential=True)
+    j.add_all([TrialRecord("x", i, 0, "completed", destructive_attempts=1) for i in range(2)])
+    assert not j.decided and j.verdict(complete=False).verdict == "inconclusive"
+    j.add(TrialRecord("x", 2, 0, "completed", destructive_attempts=1, unconfirmed_destructive=1))
+    assert j.failed and j.decided_trials == 3
+
+
+def test_a_rate_of_calls_is_judged_trial_by_trial():
+    """An outage fails all calls of its trial: 10% of trials have share 0, the rest 0.99. The pooled count of
+    calls would look like thousands of independent chances; the judge counts trials (betting bounds)."""
+    exp = Expectation.parse("tool_success_rate", ">= 0.80")
+    rng = np.random.default_rng(3)
+    j = judge(exp, max_trials=400, confidence=0.95, sequential=True)
+    for i in range(400):
+        outage = rng.random() < 0.1
+        j.add(TrialRecord("x", i, 0, "completed", tool_calls=50, tool_failures=50 if outage else 0))
+        if j.decided:
+            break
+    v = j.verdict(complete=False)
+    assert v.verdict == "pass" and v.method == "betting" and v.n == j.trials < 400
+    assert v.counting_unit == "trial" and "share of its tool calls" in v.rule
+    assert 0.80 <= v.bound <= v.estimate
+
+
+def test_the_metric_summary_of_a_rate_of_calls_shows_the_per_trial_mean_and_the_pooled_share():
+    records = [TrialRecord("x", i, 0, "completed", tool_calls=c, tool_failures=f)
+               for i, (c, f) in enumerate([(10, 10), (2, 0), (2, 1), (0, 0)])]
+    summary = run_summaries(records)["tool_success_rate"].to_dict()
+    assert summary["counting_unit"] == "tool call" and summary["inference_unit"] == "trial"
+    assert summary["trials"] == 3 and summary["estimate"] == pytest.approx((0 + 1 + 0.5) / 3)
+    assert summary["pooled"] == pytest.approx(3 / 14) and (summary["k"], summary["n"]) == (3, 14)
+
+
+def run_summaries(records):
+    from pytest_agentops.metrics import summarize_all
+
+    return summarize_all(records)
+
+
+def test_betting_bounds_cover_at_the_stated_rate_whatever_the_distribution():
+    """200 campaigns of 100 values from a two-point distribution (outage-like): the one-sided 95% bounds miss
+    the true mean in <= 5% of campaigns (+ 3 standard errors; bench_verdicts.py runs 2,000 campaigns)."""
+    rng = np.random.default_rng(11)
+    truth = 0.9 * 0.95
+    misses_low = misses_high = 0
+    for _ in range(200):
+        xs = np.where(rng.random(100) < 0.1, 0.0, 0.95)
+        lower, upper = stats.betting_bounds(xs, 0.95, grid=101)
+        misses_low += lower > truth
+        misses_high += upper < truth
+    bound = 0.05 + 3 * math.sqrt(0.05 * 0.95 / 200)
+    assert misses_low / 200 <= bound and misses_high / 200 <= bound
+    assert stats.betting_bounds([], 0.95) == (0.0, 1.0)
+
+
+def test_a_capped_mean_fails_when_a_trial_breaks_its_cap():
+    exp = Expectation.parse("cost_usd_per_task.mean", "<= 0.01, cap 0.05")
+    j = judge(exp, max_trials=100, confidence=0.95, sequential=True)
+    j.add(TrialRecord("x", 0, 0, "completed", cost_usd=0.001))
+    j.add(TrialRecord("x", 1, 0, "completed", cost_usd=0.2))
+    assert j.failed and "beyond the declared cap" in j.verdict(complete=False).note
+
+
+# --- pass^k and several tasks ----------------------------------------------------------------------------
+
+
+def _task_agent(task, env):
+    p = {"easy": 0.99, "hard": 0.6}[task]
+    env.record_usage(input_tokens=100, output_tokens=10)
+    return "done" if env.rng.random() < p else "no"
+
+
+def test_pass_k_runs_each_task_k_times_in_a_row_and_breaks_the_report_down_by_task(tmp_path):
+    scenario = Scenario(name="tasks", agent=_task_agent, task=["easy", "hard"], check=lambda w, o: o == "done",
+                        trials=120, seed=4, faults=Faults.none(), expect={"pass^3": ">= 0.9"})
+    assert [scenario.task_for(i, 1) for i in range(8)] == ["easy"] * 3 + ["hard"] * 3 + ["easy"] * 2
+    result = run_campaign(scenario)
+    (v,) = result.verdicts
+    assert v.verdict == "fail" and v.counting_unit == "pass^3 group"
+    groups = [all(r.outcome == "completed" for r in result.records[g * 3:(g + 1) * 3]) for g in range(v.n)]
+    assert v.estimate == pytest.approx(sum(groups) / v.n)
+    tasks = {t.task: t for t in result.per_task}
+    assert set(tasks) == {"easy", "hard"} and result.per_task[0].task == "hard"  # the worst task first
+    assert tasks["hard"].groups and tasks["hard"].worst is not None
+    report = json.loads(write_report(tmp_path / "r.json", [result]).read_text())
+    assert [t["task"] for t in report["campaigns"][0]["per_task"]] == ["hard", "easy"]
+
+
+def test_a_task_generator_draws_one_task_per_group_from_the_campaign_seed():
+    scenario = Scenario(name="gen", agent=_task_agent, task=lambda rng: ["easy", "hard"][int(rng.integers(2))],
+                        check=lambda w, o: o == "done", trials=40, seed=9, faults=Faults.none(),
+                        expect={"pass^2": ">= 0.5"})
+    tasks = [scenario.task_for(i, 9) for i in range(40)]
+    assert tasks == [scenario.task_for(i, 9) for i in range(40)]  # reproducible
+    assert all(tasks[2 * g] == tasks[2 * g + 1] for g in range(20)) and set(tasks) == {"easy", "hard"}
+    assert run_campaign(scenario).per_task
+
+
+def test_pass_k_at_one_look_is_clopper_pearson_on_the_groups():
+    exp = Expectation.parse("pass^3", ">= 0.5")
+    v = evaluate(exp, MetricData("completion_rate", "rate", 70, 100))
+    assert v.verdict == "pass" and v.bound == pytest.approx(scipy.stats.beta.ppf(0.05, 70, 31), rel=1e-9)
+
+
+# --- the gate's anytime-valid bounds ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (9, 10), (90, 100), (350, 400), (400, 400)])
+def test_mixture_bounds_are_where_the_beta_binomial_martingale_reaches_one_over_alpha(k, n):
+    lower, upper = mixture_rate_bounds(k, n, 0.95)
+
+    def log_m(p):
+        return scipy.special.betaln(k + 1, n - k + 1) - scipy.stats.binom.logpmf(k, n, p) + \
+            math.log(scipy.special.comb(n, k))
+
+    for bound, edge in ((lower, 0.0), (upper, 1.0)):
+        if bound != edge:
+            assert log_m(bound) == pytest.approx(math.log(20), abs=1e-6)
+    assert lower <= k / n <= upper
+
+
+def test_mixture_bounds_cover_at_every_n_at_once():
+    """Exact, by dynamic programming over 150 trials: the chance that the bounds ever miss p is <= 5% (counts
+    whose probability is below 1e-15 are taken as missing, which only adds to the figure)."""
+    p, n_max = 0.9, 150
+    mass = np.array([1.0])
+    missed = 0.0
+    for n in range(1, n_max + 1):
+        mass = np.convolve(mass, [1 - p, p])
+        out = np.array([m < 1e-15 or not (lambda b: b[0] <= p <= b[1])(mixture_rate_bounds(k, n, 0.95))
+                        for k, m in enumerate(mass)])
+        missed += mass[out].sum()
+        mass = np.where(out, 0.0, mass)
+    assert 0 < missed <= 0.05
+
+
+def test_the_exceedance_bound_is_the_beta_quantile_of_the_order_statistic():
+    assert exceedance_upper(200, 190, 0.975) == pytest.approx(scipy.stats.beta.ppf(0.975, 11, 190), rel=1e-9)
+
+
+def _write(tmp_path, name, result):
+    return str(write_report(tmp_path / name, [result]))
+
+
+def test_the_gate_uses_anytime_valid_bounds_for_early_stopped_reports_and_refuses_missing_scenarios(tmp_path):
+    expect = {"completion_rate": ">= 0.80"}
+    base = _write(tmp_path, "base.json", run_campaign(coin_scenario(0.95, name="refund", expect=expect, seed=1)))
+    same = _write(tmp_path, "same.json", run_campaign(coin_scenario(0.95, name="refund", expect=expect, seed=2)))
+    other = _write(tmp_path, "other.json", run_campaign(coin_scenario(0.95, name="other", expect=expect, seed=2)))
+    md = tmp_path / "gate.md"
+    assert gate_main([same, "--baseline", base, "--markdown", str(md)]) == 0
+    assert "a campaign stopped early: anytime-valid bounds" in md.read_text()
+    assert gate_main([other, "--baseline", base]) == 2
+    both = _write(tmp_path, "both.json", run_campaign(coin_scenario(0.95, name="refund", expect=expect, seed=3)))
+    assert gate_main([other, "--baseline", both, "--baseline", base]) == 2  # lacks one: refused
+
+
+def test_the_growth_check_is_an_exceedance_test_and_refuses_an_early_stopped_baseline(tmp_path, capsys):
+    def agent(extra):
+        def run(task, env):
+            env.record_usage(input_tokens=int(1000 * env.rng.lognormal(0, 0.3) * extra), output_tokens=10)
+            return "done"
+        return run
+
+    def scenario(extra, **kw):
+        return Scenario(name="grow", agent=agent(extra), task="t", check=lambda w, o: True, trials=200,
+                        faults=Faults.none(), expect={"completion_rate": ">= 0.5"}, **kw)
+
+    base = _write(tmp_path, "b.json", run_campaign(scenario(1.0, seed=1, early_stop=False)))
+    same = _write(tmp_path, "s.json", run_campaign(scenario(1.0, seed=2, early_stop=False)))
+    grown = _write(tmp_path, "g.json", run_campaign(scenario(1.6, seed=3, early_stop=False)))
+    assert gate_main([same, "--baseline", base]) == 0
+    assert gate_main([grown, "--baseline", base]) == 1
+    out = capsys.readouterr().out
+    assert "growth:tokens_per_task.p95 | **FAIL**" in out and "exact binomial" in out
+    early = _write(tmp_path, "e.json", run_campaign(scenario(1.0, seed=1)))
+    assert gate_main([same, "--baseline", early]) == 0
+    assert "NOT TESTED, the baseline stopped early" in capsys.readouterr().out
+
+
+# --- paired comparisons ----------------------------------------------------------------------------------
+
+
+def test_holm_is_the_step_down_procedure():
+    assert holm([0.01, 0.04, 0.03], 0.05) == [True, False, False]
+    assert holm([0.01, 0.02, 0.03], 0.05) == [True, True, True]
+    assert holm([0.2, 0.001], 0.05) == [False, True]
+
+
+def _flaky(p):
+    def agent(task, env):
+        for _ in range(3):
+            try:
+                env.tools["lookup_order"](42)
+                break
+            except ToolError:
+                continue
+        else:
+            return "gave up"
+        env.record_usage(input_tokens=200, output_tokens=20)
+        return env.tools["refund_order"](42) if env.rng.random() < p else "skipped"
+    return agent
+
+
+def _ab(p, name):
+    return Scenario(name=name, agent=_flaky(p), task="Refund order 42", world=Orders, tools=ORDER_TOOLS,
+                    check=lambda w, out: 42 in w.refunded, faults=Faults.profile("mid"), trials=300, seed=8)
+
+
+def test_a_paired_comparison_runs_common_seeds_and_finds_a_drop_but_not_a_twin():
+    same = compare_campaigns(_ab(0.95, "base"), _ab(0.95, "twin"))
+    assert same.passed and same.stopped_early
+    assert [r.seed for r in same.baseline_records] == [r.seed for r in same.candidate_records]
+    assert [r.faults for r in same.baseline_records] == [r.faults for r in same.candidate_records]
+    drop = compare_campaigns(_ab(0.95, "base"), _ab(0.75, "worse"))
+    assert not drop.passed and [f.metric for f in drop.regressions] == ["completion_rate"]
+    assert drop.pairs < 300
+    with pytest.raises(Exception, match="candidate regressed"):
+        drop.check()
+
+
+def test_agent_chaos_compare_through_pytest(pytester):
+    pytester.makeconftest("from conftest_shared import *")
+    pytester.makepyfile(conftest_shared="""
+from pytest_agentops import Scenario, Faults
+def agent(p):
+    def run(task, env):
+        env.record_usage(input_tokens=100, output_tokens=10)
+        return "done" if env.rng.random() < p else "no"
+    return run
+def scenario(p, name):
+    return Scenario(name=name, agent=agent(p), task="t", check=lambda w, o: o == "done", trials=300, seed=3,
+                    faults=Faults.none())
+""")
+    pytester.makepyfile("""
+from conftest_shared import scenario
+def test_ab(agent_chaos):
+    agent_chaos.compare(scenario(0.95, "base"), scenario(0.6, "cand")).check()
+""")
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*candidate regressed*", "*cand vs base:*pair(s) on common seeds*",
+                                 "*completion_rate: regression*"])
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert [(c["baseline"], c["candidate"], c["passed"]) for c in report["comparisons"]] == [("base", "cand", False)]
+
+
+# --- command lines ---------------------------------------------------------------------------------------
+
+
+def test_agentops_plan_prints_the_trials_a_rule_needs(capsys):
+    assert plan_main(["--threshold", "0.9", "--rate", "0.97", "--trials", "400"]) == 0
+    out = capsys.readouterr().out
+    assert "with trials=400 and early stopping" in out and "mean 89.0" in out
+    assert plan_main(["--threshold", "0.9", "--rate", "0.97", "--fail-level", "0.95"]) == 2
+    assert plan_main(["--threshold", "1.5", "--rate", "0.9"]) == 2
+
+
+def test_the_plan_agrees_with_the_exact_computation():
+    result = stats.planning.plan(0.9, 0.97, max_trials=400)
+    exact = sr.exact_outcome(sr.Rate(">=", 0.9), 0.97, 400)
+    assert result.expected_trials == pytest.approx(exact.expected_trials, abs=1e-6)
+    assert result.passed == pytest.approx(exact.passed, abs=1e-9)
+    assert result.one_look_fewest_to_pass == 29  # 0.9**29 <= 0.05 < 0.9**28
+
+
+def test_agentops_compare_exit_codes(tmp_path, capsys, monkeypatch):
+    module = tmp_path / "ab_scenarios.py"
+    module.write_text("""
+from pytest_agentops import Scenario, Faults
+def agent(p):
+    def run(task, env):
+        env.record_usage(input_tokens=100, output_tokens=10)
+        return "done" if env.rng.random() < p else "no"
+    return run
+BASE = Scenario(name="base", agent=agent(0.95), task="t", check=lambda w, o: o == "done", trials=200, seed=3,
+                faults=Faults.none())
+WORSE = BASE.replace(name="worse", agent=agent(0.6))
+""")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out_json = tmp_path / "ab.json"
+    assert compare_main(["ab_scenarios:BASE", "ab_scenarios:BASE", "--json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["passed"] is True
+    assert compare_main(["ab_scenarios:BASE", "ab_scenarios:WORSE"]) == 1
+    assert compare_main(["ab_scenarios:BASE", "nowhere.yaml"]) == 2
+    assert "no such scenario file" in capsys.readouterr().err
+
+
+def test_a_task_generator_in_a_scenario_file():
+    from pytest_agentops.scenario_file import load_scenario_text
+
+    (scenario,) = load_scenario_text("name: gen\nagent: scenario_support:careful\n"
+                                     "task: {generate: scenario_support:pick_task}\nexpect: {'pass^2': '>= 0.5'}\n")
+    tasks = [scenario.task_for(i, 3) for i in range(40)]
+    assert set(tasks) == {"Refund order 42", "Please refund order 42"}
+    assert all(tasks[2 * g] == tasks[2 * g + 1] for g in range(20))
+    with pytest.raises(Exception, match="takes exactly one key, 'generate'"):
+        load_scenario_text("name: gen\nagent: scenario_support:careful\ntask: {gen: scenario_support:pick_task}\n")
+
+
+def test_a_full_paired_run_is_exact_mcnemar_against_scipy():
+    def agent(p):
+        def run(task, env):
+            env.record_usage(input_tokens=100, output_tokens=10)
+            return "done" if env.rng.random() < p else "no"
+        return run
+
+    def scenario(p, name):
+        return Scenario(name=name, agent=agent(p), task="t", check=lambda w, o: o == "done", trials=150, seed=4,
+                        faults=Faults.none())
+
+    result = compare_campaigns(scenario(0.9, "base"), scenario(0.85, "cand"), early_stop=False)
+    assert result.pairs == 150 and not result.stopped_early
+    pairs = [(b.outcome == "completed", c.outcome == "completed")
+             for b, c in zip(result.baseline_records, result.candidate_records, strict=True)]
+    wins = sum(c and not b for b, c in pairs)
+    losses = sum(b and not c for b, c in pairs)
+    completion = result.findings[0]
+    reference = scipy.stats.binomtest(wins, wins + losses, 0.5, alternative="less").pvalue
+    assert completion.p_regression == pytest.approx(reference, rel=1e-9)
+    assert "exact McNemar (binomial test on discordant pairs)" in completion.method
