@@ -37,7 +37,9 @@ _EXPORTS: dict[str, str] = {
     "MetricDef": ".metrics",
     "Faults": ".settings.faults",
     "HttpFaults": ".settings.model",
+    "Injection": ".settings.injection",
     "LLMEndpoint": ".llm.endpoint",
+    "LiveLLM": ".settings.live",
     "ModelFaults": ".settings.model",
     "Price": ".settings.prices",
     "RateLimited": ".errors",
@@ -79,8 +81,10 @@ __all__ = [
     "Faults",
     "HarnessLayer",
     "HttpFaults",
+    "Injection",
     "LLMEndpoint",
     "LayerTrial",
+    "LiveLLM",
     "MetricDef",
     "MinimalFaults",
     "ModelFaults",
@@ -153,7 +157,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .result import CampaignResult
     from .scenario import Scenario
     from .settings.faults import Faults, ToolFaults
+    from .settings.injection import Injection
     from .settings.layers import Approver, Budget, DailyUsers, Escalation, StateSpec
+    from .settings.live import LiveLLM
     from .settings.model import Drift, FakeLLM, HttpFaults, ModelFaults
     from .settings.prices import Price
     from .settings.tools import tool

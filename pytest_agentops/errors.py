@@ -76,6 +76,20 @@ class WireError(AgentOpsError, ValueError):
     """A request to the fake model is not valid for its API (answered with HTTP 400)."""
 
 
+class CassetteMiss(AgentOpsError):
+    """A replayed campaign sent a request its cassette has no answer for (the cassette is stale): never a
+    silent call to the network. The message names the request's model, its last message and the file."""
+
+
+class UpstreamError(AgentOpsError, ConnectionError):
+    """The live model's upstream could not be reached or did not answer in time (a real error, not an
+    injected fault). ``timeout``: it did not answer in time (the agent then gets a read timeout)."""
+
+    def __init__(self, message: str, *, timeout: bool = False):
+        self.timeout = timeout
+        super().__init__(message)
+
+
 class ChildAgentError(AgentOpsError):
     """An exception the agent raised in its child process that could not be sent back as itself."""
 

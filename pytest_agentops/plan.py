@@ -167,6 +167,11 @@ class FaultPlan:
                 latency = 0.0
         return ToolFaultDraw(kind, latency)
 
+    def injection_draws(self, tool: str, occurrence: int = 0, args_key: int = 0) -> tuple[float, ...]:
+        """The three uniforms (plant?, form, spare) of a prompt injection into the result of a call of ``tool``
+        (keyed like ``tool_fault``: by the tool, its arguments and the occurrence of the same call)."""
+        return uniforms(self.seed, Stream.TOOLS, 2, text_key(tool), args_key, occurrence)
+
     # -- crash ----------------------------------------------------------------------------------------------
     def crash(self) -> CrashDraw | None:
         """Whether and where this trial's agent crashes."""

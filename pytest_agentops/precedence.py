@@ -15,7 +15,9 @@ from .errors import ConfigError
 from .scenario import Scenario
 from .seeding import fresh_seed
 from .settings.faults import Faults
+from .settings.live import CassetteSpec
 from .settings.run import DEFAULT_PROFILE, RunSettings, RunSource
+from .settings.spend import SpendCap
 
 
 def _first(key: str, sources: Sequence[RunSource], scenario_value: Any = None) -> tuple[Any, int]:
@@ -34,7 +36,8 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
     Faults: the highest source that gives ``faults`` wins, else the scenario's, else the default profile.
     A ``profile`` given by a source ranked higher than where the faults came from replaces their rates
     (``Faults.with_profile``: mix and other settings kept). A smoke run has no faults and one trial. A run
-    with no seed anywhere gets ``default_seed``, else a fresh one (printed with the result).
+    with no seed anywhere gets ``default_seed``, else a fresh one (printed with the result). The spend cap's
+    dollars and tokens are resolved one by one, like the other settings; cassettes come from the sources only.
     """
     faults, faults_rank = _first("faults", sources, scenario.faults)
     profile, profile_rank = _first("profile", sources)
@@ -53,10 +56,27 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed={seed!r} must be a whole number >= 0")
     trials = _first("trials", sources, scenario.trials)[0]
+    max_usd = _first("max_campaign_usd", sources, scenario.max_campaign_usd)[0]
+    max_tokens = _first("max_campaign_tokens", sources, scenario.max_campaign_tokens)[0]
     return RunSettings(
         seed=seed, trials=1 if smoke else trials, faults=Faults.none() if smoke else faults,
         confidence=_first("confidence", sources, scenario.confidence)[0],
         concurrency=_first("concurrency", sources, scenario.concurrency)[0],
         early_stop=_first("early_stop", sources, scenario.early_stop)[0],
         isolation=_first("isolation", sources, scenario.isolation)[0],
-        replay=replay, smoke=smoke)
+        replay=replay, smoke=smoke,
+        spend=SpendCap(max_usd, max_tokens) if max_usd is not None or max_tokens is not None else None,
+        cassette=_cassette(sources))
+
+
+def _cassette(sources: Sequence[RunSource]) -> CassetteSpec | None:
+    """Record or replay cassettes (the highest source giving either decides; both at once is an error)."""
+    for source in sources:
+        if source.record is not None and source.cassette is not None:
+            raise ConfigError(f"{source.name}: record={source.record!r} and cassette={source.cassette!r}: record "
+                              "the upstream's answers, or replay them, not both")
+        if source.record is not None:
+            return CassetteSpec("record", str(source.record))
+        if source.cassette is not None:
+            return CassetteSpec("replay", str(source.cassette))
+    return None

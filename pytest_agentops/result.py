@@ -106,6 +106,7 @@ class CampaignResult:
     per_task: tuple[TaskSummary, ...] = field(default=(), repr=False)
     fault_settings: Faults | None = field(default=None, compare=False, repr=False)  # what was configured
     interrupted: bool = False  # Ctrl-C ended it: the records are the trials that finished before
+    spend: Mapping[str, Any] | None = None  # a capped campaign's spend (engine.spend.SpendGate.summary)
 
     @classmethod
     def not_run(cls, scenario: str, reason: str) -> CampaignResult:
@@ -116,8 +117,10 @@ class CampaignResult:
     @classmethod
     def build(cls, scenario: Scenario, settings: RunSettings, records: list[TrialRecord], *,
               stopped_early: bool = False, wall_s: float = 0.0, replay_command: str | None = None,
-              late_calls: int = 0, unstoppable: int = 0, interrupted: bool = False) -> CampaignResult:
-        """Compute metrics and verdicts for a finished campaign."""
+              late_calls: int = 0, unstoppable: int = 0, interrupted: bool = False,
+              spend: Mapping[str, Any] | None = None) -> CampaignResult:
+        """Compute metrics and verdicts for a finished campaign (``spend``: a capped campaign's spend; a
+        campaign its cap stopped is incomplete, and its verdicts are those reached, as for an interrupted one)."""
         expectations = scenario.expectations
         data = collect(records)  # every metric: the summaries need them all
         max_trials = 1 if settings.replay is not None else settings.trials
@@ -133,7 +136,8 @@ class CampaignResult:
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
                    unstoppable=unstoppable, per_task=_per_task(scenario, settings, records),
-                   fault_settings=settings.faults, interrupted=interrupted)
+                   fault_settings=settings.faults, interrupted=interrupted,
+                   spend=None if spend is None else FrozenMap(spend))
 
     # -- derived values -------------------------------------------------------------------------------
     @property
@@ -249,6 +253,11 @@ class CampaignResult:
             out["late_calls"] = self.late_calls
         if self.unstoppable:  # workers given up on that still run (they depend on timing: only when they occur)
             out["unstoppable_workers"] = self.unstoppable
+        if self.spend is not None:  # a capped campaign: what it spent, and whether the cap stopped it
+            out["spend"] = dict(self.spend)
+        blocked = sorted({h for r in self.records for h in r.extra.get("blocked_hosts", ())})
+        if blocked:  # the hermetic network refused these hosts
+            out["blocked_hosts"] = blocked
         return out
 
     def __repr__(self) -> str:

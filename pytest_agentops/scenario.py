@@ -27,8 +27,11 @@ from .expect import Expectation
 from .settings._meta import setting
 from .settings.faults import Faults
 from .settings.layers import ISOLATIONS, Approver, Budget, Escalation, StateSpec, check_isolation
+from .settings.live import LiveLLM
 from .settings.model import FakeLLM
+from .settings.network import HOST_PATTERN, NETWORK_MODES, check_hosts
 from .settings.prices import price_table
+from .settings.spend import check_usd
 from .settings.tools import ToolSpec, tool_spec
 
 
@@ -117,6 +120,20 @@ class Scenario:
     llm: FakeLLM | Callable[..., Any] | None = setting(None, doc="the fake model served to the agent as env.llm: a "
                                                                  "policy reference, or {policy, model, latency_s}",
                                                        kind="llm", of=FakeLLM, nullable=True)
+    live: LiveLLM | None = setting(None, doc="a real model endpoint served to the agent as env.llm, instead of a "
+                                             "fake one: {base_url, key_env, model, requests_per_minute, "
+                                             "tokens_per_minute, timeout_s, throttle_retries}", kind="section",
+                                   of=LiveLLM, nullable=True)
+    network: str = setting("deny", doc="deny: HTTP requests of the agent and its tools to a host that is neither the "
+                                       "model boundary's nor in allow_hosts fail; allow: no guard", kind="enum",
+                           options=NETWORK_MODES)
+    allow_hosts: Sequence[str] = setting((), doc="hosts the agent and its tools may reach over HTTP (exact names or "
+                                                 "*.example.com)", kind="texts",
+                                         schema={"items": {"type": "string", "pattern": HOST_PATTERN}})
+    max_campaign_usd: float | None = setting(None, doc="the most the campaign may spend, US dollars (null: no cap)",
+                                             kind="number", nullable=True, schema={"exclusiveMinimum": 0})
+    max_campaign_tokens: int | None = setting(None, doc="the most tokens the campaign may spend (null: no cap)",
+                                              kind="whole", minimum=1, nullable=True)
     isolation: str = setting("none", doc="where each trial's agent runs: none (in the test process) or process (a "
                                          "child process of its own, with memory_limit_mb, its process group killed "
                                          "as a whole: nothing it starts outlives pytest)", kind="enum",
@@ -203,7 +220,21 @@ class Scenario:
         check_whole("shrink_runs", self.shrink_runs, 0)
         if self.llm is not None:
             object.__setattr__(self, "llm", FakeLLM.coerce(self.llm))
+        self._check_live()
         self._check_layers()
+
+    def _check_live(self) -> None:
+        if self.live is not None:
+            object.__setattr__(self, "live", LiveLLM.coerce(self.live))
+            if self.llm is not None:
+                raise ConfigError("llm and live are both given: a scenario's model is either a fake one (llm: a "
+                                  "policy) or a live endpoint (live: {base_url, key_env})")
+        if self.network not in NETWORK_MODES:
+            raise ConfigError(f"network={self.network!r} must be one of {', '.join(NETWORK_MODES)} (deny: requests "
+                              "to hosts not in allow_hosts fail)")
+        object.__setattr__(self, "allow_hosts", check_hosts("allow_hosts", self.allow_hosts))
+        object.__setattr__(self, "max_campaign_usd", check_usd("max_campaign_usd", self.max_campaign_usd))
+        check_whole("max_campaign_tokens", self.max_campaign_tokens, 1, what="tokens", optional=True)
 
     def _check_layers(self) -> None:
         layers = (self.layers,) if not isinstance(self.layers, (list, tuple)) else tuple(self.layers)
@@ -224,7 +255,7 @@ class Scenario:
         if unknown:
             declared = ", ".join(tools) if tools else "none declared"
             raise ConfigError(f"faults name tool(s) {sorted(set(unknown))} that scenario {self.name!r} does not "
-                              f"have (per_tool / outage_tools); its tools: {declared}")
+                              f"have (per_tool / outage_tools / injection); its tools: {declared}")
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ _UNIT = 1.0 / (1 << 53)
 class Stream(enum.IntEnum):
     """The independent random streams of one trial (the numbers are part of every trial's identity)."""
 
-    TOOLS = 0  # tool-call faults: (block of calls, tool); the outage draw
+    TOOLS = 0  # the outage draw (0), tool-call faults (1, tool, arguments, occurrence), prompt injections (2, ...)
     AGENT = 1  # env.rng, the agent's own randomness
     APPROVER = 2  # the simulated human's answers and latencies, one pair per confirmation asked
     MODEL = 3  # model-API faults (0, attempt), output perturbations (1, call), HTTP faults (2, host, request)

@@ -525,7 +525,9 @@ def local_server():
     thread.join()
 
 
-def test_other_hosts_pass_through_untouched_during_a_trial(local_server):
+def test_declared_hosts_pass_through_untouched_during_a_trial(local_server):
+    """A host the scenario declares (allow_hosts) is real network, reached untouched; undeclared hosts are
+    refused (tests/test_network_guard.py)."""
     seen = []
 
     def agent(task, env):
@@ -534,7 +536,7 @@ def test_other_hosts_pass_through_untouched_during_a_trial(local_server):
             seen.append(httpx2.get(local_server).json())
         return chat_loop()(task, env)
 
-    result = run_campaign(refund_scenario(agent=agent, trials=2))
+    result = run_campaign(refund_scenario(agent=agent, trials=2, allow_hosts=["127.0.0.1"]))
     assert all(r.outcome == "completed" for r in result.records)
     assert seen == [{"real": True}] * len(seen) and len(seen) == (4 if httpx2 is not None else 2)
 

@@ -24,17 +24,23 @@ def run_campaign(scenario: Scenario, *, seed: int | None = None, trials: int | N
                  faults: Faults | None = None, profile: str | None = None, confidence: float | None = None,
                  concurrency: int | None = None, early_stop: bool | None = None, replay: int | None = None,
                  smoke: bool = False, replay_command: str | None = None,
-                 isolation: str | None = None) -> CampaignResult:
+                 isolation: str | None = None, max_campaign_usd: float | None = None,
+                 max_campaign_tokens: int | None = None, record: str | None = None,
+                 cassette: str | None = None) -> CampaignResult:
     """Run a scenario's campaign (or one trial of it with ``replay=i``) and judge its expectations.
 
     ``replay_command`` is a template with ``{index}`` used in failure messages to tell how to re-run a
     trial (the pytest plugin passes its copy-paste command line). ``isolation="process"`` runs each trial's
-    agent in a child process of its own (``Scenario.isolation``).
+    agent in a child process of its own (``Scenario.isolation``). ``max_campaign_usd``/``max_campaign_tokens``
+    cap the campaign's spend; ``record`` (a directory) records a live model's answers as cassettes,
+    ``cassette`` replays them instead of calling the live model.
     """
     if not isinstance(scenario, Scenario):
         raise ConfigError(f"run_campaign expects a Scenario, got {scenario!r}")
     source = RunSource("arguments", seed=seed, trials=trials, profile=profile, faults=faults, confidence=confidence,
-                       concurrency=concurrency, early_stop=early_stop, isolation=isolation)
+                       concurrency=concurrency, early_stop=early_stop, isolation=isolation,
+                       max_campaign_usd=max_campaign_usd, max_campaign_tokens=max_campaign_tokens, record=record,
+                       cassette=cassette)
     return run_resolved(scenario, resolve_run(scenario, (source,), replay=replay, smoke=smoke),
                         replay_command=replay_command)
 
@@ -52,10 +58,14 @@ def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: s
     wall_s = _wall() - started
     result = CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
                                   replay_command=replay_command, late_calls=runner.layers.late_calls,
-                                  unstoppable=runner.unstoppable(), interrupted=runner.interrupted)
+                                  unstoppable=runner.unstoppable(), interrupted=runner.interrupted,
+                                  spend=runner.spend.summary())
     if runner.interrupted:
         raise CampaignInterrupted(result)
-    if scenario.shrink_runs and not settings.smoke and settings.replay is None and not result.passed:
+    # a live model's trial is not shrunk: each re-run would call the real model (and re-record its cassette);
+    # its replay from the cassette is the way to look at it
+    if scenario.shrink_runs and scenario.live is None and not settings.smoke and settings.replay is None \
+            and not result.passed:
         worst = [r for r in result.worst_trials(1) if failure_of(r) is not None]
         shrunk = [shrink_record(scenario, settings, r.index, record=r, max_runs=scenario.shrink_runs)
                   for r in worst]

@@ -34,6 +34,7 @@ from ..scenario import Scenario
 from ..settings.run import RunSettings
 from ..vtime.real import real_perf_counter
 from .assemble import CampaignLayers, is_async_agent
+from .spend import SpendGate
 from .trial import Trial
 from .workers import LoopWorker, ThreadWorker
 
@@ -78,6 +79,9 @@ class Runner:
         self._refill = False  # more async trials to queue once the loop's queue runs low
         self.interrupted = False  # Ctrl-C ended the run: the records are the trials that finished before it
         self.layers = CampaignLayers(scenario, settings)  # the layers' campaign parts: checked before any trial
+        self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
+        if self.spend.active:
+            self._in_flight = c  # no trial queued ahead: each one is launched when the cap's rule allows it
 
     # -- workers --------------------------------------------------------------------------------------
     def _thread_worker(self) -> ThreadWorker:
@@ -336,11 +340,11 @@ class Runner:
         holds = contextlib.ExitStack()
         try:
             holds.enter_context(campaign_patches())  # gc, anyio, time: held for the whole campaign
-            while len(done) < limit:
+            while len(done) < limit or (self.spend.stopped and flying):
                 # launch ahead up to the queue depth, but not far past the first trial at which the judges could
                 # stop the campaign: an early stop discards what was launched past it
                 horizon = limit if not judges else min(limit, self._horizon(judges, prefix))
-                while len(flying) < self._in_flight and position < horizon:
+                while len(flying) < self._in_flight and position < horizon and self.spend.may_launch(flying):
                     flying[position] = self.launch(indices[position])
                     position += 1
                 self._refill = position < horizon  # stopped by the queue depth
@@ -363,6 +367,11 @@ class Runner:
                         and since + limit_s <= now]
                 if late:
                     done.update(zip(late, self.expire([flying.pop(p) for p in late]), strict=True))
+                halt = self.spend.halt(position, flying)  # the spend cap ends the campaign here
+                if halt is not None:  # trials past the stop run on unjudged: their calls fit the cap, and are metered
+                    limit = min(limit, halt)
+                    for p in [p for p in done if p >= limit]:
+                        del done[p]
                 # the judges look after every trial of the launch-order prefix
                 while prefix in done and prefix < limit:
                     record = done[prefix]

@@ -1,4 +1,5 @@
-"""The model boundary: a fake LLM per trial over HTTP (OpenAI chat completions, Anthropic messages, OpenAI
+"""The model boundary: a fake LLM per trial over HTTP, or a live one (``LiveLLM``: a real endpoint behind the same
+faults, with cassettes) (OpenAI chat completions, Anthropic messages, OpenAI
 responses), served through respx for httpx and httpx2 clients; policies; model-API faults, stochastic
 outputs and context drift; transport faults for the HTTP hosts tools call; the ``context_utilization``
 metric.
@@ -16,6 +17,7 @@ and in the agent: ``openai.OpenAI(base_url=env.llm.base_url, api_key=env.llm.api
 
 from __future__ import annotations
 
+from ..settings.live import LiveLLM
 from ..settings.model import (
     API_FAULT_KINDS,
     DRIFT_KINDS,
@@ -39,6 +41,7 @@ __all__ = [
     "FakeLLM",
     "HttpFaults",
     "LLMEndpoint",
+    "LiveLLM",
     "ModelFaults",
     "ModelRequest",
     "Reply",

@@ -5,7 +5,7 @@ milliseconds); trials add and remove their own hosts."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..harness.layer import LayerTrial, TrialPort
 from ..process.http_hub import HTTP_PATCH, HUB
@@ -76,12 +76,17 @@ class _Boundaries:
 
 
 class BoundaryLayer:
-    """On for scenarios with a fake model (``Scenario(llm=...)``) or HTTP faults on named hosts."""
+    """On for scenarios with a fake model (``Scenario(llm=...)``), a live one (``Scenario(live=...)``, the live
+    boundary of ``llm.live``) or HTTP faults on named hosts."""
 
     name = "model"
 
-    def for_campaign(self, scenario: Scenario, run: RunSettings) -> _Boundaries | None:
+    def for_campaign(self, scenario: Scenario, run: RunSettings) -> Any:
         http = run.faults.http if run.faults.http is not None and run.faults.http.active else None
+        if scenario.live is not None:
+            from .live import LiveCampaign
+
+            return LiveCampaign(scenario, run, http)
         if scenario.llm is None and http is None:
             return None
         return _Boundaries(scenario.llm, http)

@@ -10,7 +10,11 @@ and langchain-openai). It dispatches by host:
 - a host named by an active trial's transport faults (``add_faults``): that trial (found through the
   virtual clock of the calling thread or task) may answer with a fault; otherwise the request goes on;
 - anything else is left alone: handed to the other respx routers when there are any (your own
-  ``respx.mock``, pytest-httpx2's ``httpx2_mock``), else passed through to the network.
+  ``respx.mock``, pytest-httpx2's ``httpx2_mock``), else passed through to the network, unless the calling
+  trial's hermetic network (``process.network_guard``) refuses the host.
+
+A handler with an ``ahandle(request, core)`` coroutine (the live model boundary) is awaited by async clients,
+so that the real I/O behind it does not block the event loop the trials share.
 
 The interception is the process patch ``HTTP_PATCH``: installed while campaigns (or trials) that need it
 hold it, so nothing is patched in tests that do not use it. The httpcore2 mocker is registered once per
@@ -27,6 +31,7 @@ from respx.mocks import HTTPCoreMocker, Mocker
 from respx.models import AllMockedAssertionError, PassThrough
 from respx.router import Router
 
+from .network_guard import GUARD
 from .patch import ProcessPatch
 from .time_patch import active_clock
 
@@ -96,6 +101,9 @@ class _Dispatch(Router):
         return self.hub.dispatch(request, self)
 
     async def async_handler(self, request: httpx.Request) -> httpx.Response:
+        ahandle = getattr(self.hub.hosts.get(request.url.host), "ahandle", None)
+        if ahandle is not None:
+            return await ahandle(request, self.core)  # type: ignore[no-any-return]
         return self.hub.dispatch(request, self)
 
 
@@ -187,6 +195,7 @@ class Hub:
                     return response
         if any(other is not router for other in router.mocker.routers):
             raise AllMockedAssertionError(f"RESPX: {request!r} not mocked!")  # let the other routers answer
+        GUARD.check(host, core)  # the trial's hermetic network: a host it may not reach fails here
         raise PassThrough(f"not a pytest-agentops host: {request!r}", request=request, origin=None)  # type: ignore[arg-type]
 
 

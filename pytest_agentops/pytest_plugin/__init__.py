@@ -37,7 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "agent_chaos(trials=None, seed=None, profile=None, faults=None, confidence=None, concurrency=None, "
-        "early_stop=None, isolation=None): configure the agent_chaos fixture's campaigns for this test.",
+        "early_stop=None, isolation=None, max_campaign_usd=None, max_campaign_tokens=None, record=None, "
+        "cassette=None): configure the agent_chaos fixture's campaigns for this test.",
     )
     opts = resolve_options(config)
     if opts.show is not None and config.getoption("numprocesses", None):
@@ -137,6 +138,17 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         repeat += f" --agent-chaos-isolation={opts.isolation}"
     if opts.replay:
         parts.append(f"replay={opts.replay[0] + '/' if opts.replay[0] else ''}trial-{opts.replay[1]}")
+    if opts.max_usd is not None or opts.max_tokens is not None:
+        caps = [f"${opts.max_usd:g}"] if opts.max_usd is not None else []
+        caps += [f"{opts.max_tokens:,} tokens"] if opts.max_tokens is not None else []
+        parts.append(f"spend cap={' and '.join(caps)} per campaign")
+        repeat += f" --agent-chaos-max-usd={opts.max_usd:g}" if opts.max_usd is not None else ""
+        repeat += f" --agent-chaos-max-tokens={opts.max_tokens}" if opts.max_tokens is not None else ""
+    if opts.record:
+        parts.append(f"recording cassettes to {opts.record}")
+    if opts.cassette:
+        parts.append(f"replaying cassettes from {opts.cassette}")
+        repeat += f" --agent-chaos-cassette={opts.cassette}"
     return [", ".join(parts) + f" (repeat this run with {'--agent-chaos ' if opts.enabled else ''}{repeat})"]
 
 

@@ -95,7 +95,9 @@ def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str 
         return shlex.quote(text).replace("{", "{{").replace("}", "}}")
 
     if smoke:
-        return " ".join(["pytest", literal(nodeid), f"--agent-chaos-seed={seed}"])
+        cassettes = options.record or options.cassette
+        return " ".join(["pytest", literal(nodeid), f"--agent-chaos-seed={seed}",
+                         *([literal(f"--agent-chaos-cassette={cassettes}")] if cassettes else [])])
     if scenario is None:
         replay = "--agent-chaos-replay={scenario}/trial-{index}"
     else:  # quote with a digit in place of the index, then put the placeholder there (inside the quotes)
@@ -106,6 +108,9 @@ def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str 
         parts.append(literal(f"--agent-chaos-profile={options.profile}"))
     if options.isolation:
         parts.append(literal(f"--agent-chaos-isolation={options.isolation}"))
+    cassettes = options.record or options.cassette
+    if cassettes:  # a live trial replays from what was recorded: offline and exact
+        parts.append(literal(f"--agent-chaos-cassette={cassettes}"))
     return " ".join(parts)
 
 
@@ -147,7 +152,8 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
         replay = index
     sources = (_source("agent_chaos.run", overrides),
                RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency,
-                         isolation=o.isolation),
+                         isolation=o.isolation, max_campaign_usd=o.max_usd, max_campaign_tokens=o.max_tokens,
+                         record=o.record, cassette=o.cassette),
                _source("@pytest.mark.agent_chaos", dict(marker_kwargs or {})))
     settings = resolve_run(scenario, sources, replay=replay, smoke=smoke and replay is None,
                            default_seed=o.session_seed)

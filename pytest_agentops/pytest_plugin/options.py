@@ -40,6 +40,10 @@ class ChaosOptions:
     html: str | None = None  # --agent-chaos-html: the self-contained HTML report's path
     otel: str | None = None  # --agent-chaos-otel: an OTLP/JSON file of the trials' spans
     show: tuple[str | None, int] | None = None  # --agent-chaos-show: a trial of the last report, not re-run
+    max_usd: float | None = None  # every campaign's spend cap in US dollars
+    max_tokens: int | None = None  # ... and in tokens
+    record: str | None = None  # a directory: record live models' answers there (absolute)
+    cassette: str | None = None  # a directory: replay the cassettes there instead of live models (absolute)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -74,6 +78,14 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--agent-chaos-show", dest="agent_chaos_show", metavar="TRIAL_ID",
                     help="print one trial of the last JSON report as a timeline, without running anything: "
                          "17, trial-17 or SCENARIO/trial-17.")
+    group.addoption("--agent-chaos-max-usd", dest="agent_chaos_max_usd", metavar="USD",
+                    help="every campaign's spend cap in US dollars: it launches no trial that could cross it.")
+    group.addoption("--agent-chaos-max-tokens", dest="agent_chaos_max_tokens", metavar="N",
+                    help="every campaign's spend cap in tokens (input + output).")
+    group.addoption("--agent-chaos-record", dest="agent_chaos_record", metavar="DIR",
+                    help="record the answers of live models (Scenario(live=...)) as cassettes in DIR.")
+    group.addoption("--agent-chaos-cassette", dest="agent_chaos_cassette", metavar="DIR",
+                    help="replay the cassettes in DIR instead of calling live models (offline, no key, no cost).")
     parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
                   default=False)
     parser.addini("agent_chaos_seed", "every campaign's seed, as --agent-chaos-seed (over markers' and scenarios')")
@@ -85,6 +97,9 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agent_chaos_isolation", "where each trial's agent runs, as --agent-chaos-isolation")
     parser.addini("agent_chaos_html", "path of the HTML report (like --agent-chaos-html)")
     parser.addini("agent_chaos_otel", "path of the OTLP/JSON file of the trials' spans (like --agent-chaos-otel)")
+    parser.addini("agent_chaos_max_usd", "every campaign's spend cap in US dollars, as --agent-chaos-max-usd")
+    parser.addini("agent_chaos_max_tokens", "every campaign's spend cap in tokens, as --agent-chaos-max-tokens")
+    parser.addini("agent_chaos_cassette", "replay the cassettes in this directory, as --agent-chaos-cassette")
     parser.addini("agentops_scenario_files", "glob patterns of YAML scenario files collected with --agent-chaos "
                   "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
 
@@ -135,6 +150,25 @@ def _whole(value: str) -> int | None:
         return None
     digits = text.lstrip("0") or "0"
     return 10**15 if len(digits) > 15 else int(digits)
+
+
+def parse_usd(value: str, source: str) -> float:
+    """A spend cap in US dollars: a number > 0."""
+    try:
+        usd = float(str(value).strip())
+    except ValueError:
+        usd = -1.0
+    if not usd > 0 or usd == float("inf"):
+        raise pytest.UsageError(f"{source}={value!r} must be a number of US dollars > 0, e.g. 5 or 0.50")
+    return usd
+
+
+def parse_tokens(value: str, source: str) -> int:
+    """A spend cap in tokens: a whole number >= 1 (``_`` and ``,`` allowed as separators)."""
+    text = str(value).strip().replace("_", "").replace(",", "")
+    if not re.fullmatch(r"\d+", text) or int(text) < 1:
+        raise pytest.UsageError(f"{source}={value!r} must be a whole number of tokens >= 1, e.g. 2000000")
+    return int(text)
 
 
 def parse_profile(value: str, source: str) -> str:
@@ -202,7 +236,22 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         html=_setting(config, "agent_chaos_html", lambda v, src: v),
         otel=_setting(config, "agent_chaos_otel", parse_otel),
         show=_show(config),
+        max_usd=_setting(config, "agent_chaos_max_usd", parse_usd),
+        max_tokens=_setting(config, "agent_chaos_max_tokens", parse_tokens),
+        **_cassettes(config),
     )
+
+
+def _cassettes(config: pytest.Config) -> dict[str, str | None]:
+    """``--agent-chaos-record`` / ``--agent-chaos-cassette`` (or the ini's): absolute directories (relative ones
+    are taken from where pytest was started, as ``--junitxml`` does); both at once is a usage error."""
+    record = _option(config, "agent_chaos_record")
+    cassette = _option(config, "agent_chaos_cassette") or (None if record else _ini(config, "agent_chaos_cassette"))
+    if record and cassette:
+        raise pytest.UsageError("--agent-chaos-record and --agent-chaos-cassette: record the live models' answers, "
+                                "or replay them, not both")
+    base = config.invocation_params.dir
+    return {"record": str(base / record) if record else None, "cassette": str(base / cassette) if cassette else None}
 
 
 def _show(config: pytest.Config) -> tuple[str | None, int] | None:

@@ -21,6 +21,31 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
 
 
+def _spend_head(spend: dict[str, Any] | None) -> str:
+    """``  spent $0.0123 of $5, 41,230 tokens``: a capped campaign's spend, for the table's first line."""
+    if not spend:
+        return ""
+    usd = f"${spend['usd']:.4g}" + (f" of ${spend['max_usd']:g}" if spend.get("max_usd") is not None else "")
+    tokens = f"{spend['tokens']:,} tokens" + (f" of {spend['max_tokens']:,}" if spend.get("max_tokens") else "")
+    return f"  spent {usd}, {tokens}"
+
+
+def _live_lines(c: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """The spend cap's stop, hosts the hermetic network refused, prompt injections planted and followed."""
+    lines = []
+    spend = c.get("spend")
+    if spend and spend.get("stopped_by_cap"):
+        lines.append(f"  stopped at the spend cap after {c['trials']} judged trial(s) ({spend['trials_cut']} cut "
+                     "mid-way): verdicts as reached, inconclusive where undecided")
+    if c.get("blocked_hosts"):
+        lines.append(f"  network: blocked requests to {', '.join(c['blocked_hosts'])} (declare them in allow_hosts, "
+                     "or set network: allow)")
+    injected = metrics.get("injection_success_rate")
+    if injected and injected["n"]:
+        lines.append(f"  prompt injection: planted in {injected['n']} trial(s), followed in {injected['k']}")
+    return lines
+
+
 def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
     """Lines of text for one campaign (a result, or its ``to_dict()`` form)."""
     c = result.to_dict() if isinstance(result, CampaignResult) else result
@@ -31,7 +56,7 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
         f"replay of trial {c['replay']}" if c["replay"] is not None else
         f"{trials}/{c['max_trials']} trials{' (stopped early)' if c['stopped_early'] else ''}"
         f"{' (INTERRUPTED: the trials that finished before Ctrl-C)' if c.get('interrupted') else ''}")
-    lines = [f"{c['scenario']}  seed={c['seed']}  profile={c['profile']}  {mode}"
+    lines = [f"{c['scenario']}  seed={c['seed']}  profile={c['profile']}  {mode}{_spend_head(c.get('spend'))}"
              f"{'  xfail: ' + c['xfail'] if c['xfail'] else ''}"]
     rows = [("metric", "estimate", "bound", "threshold", "verdict", "wilson")]
     for v in c["verdicts"]:
@@ -73,6 +98,7 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
         worst = f", worst {t['worst']}" if t.get("worst") else ""
         lines.append(f"  task {t['task']!r}: completed {t['completed']}/{t['trials']} "
                      f"[{_fmt(t['lower'])}, {_fmt(t['upper'])}]{groups}{worst}")
+    lines.extend(_live_lines(c, metrics))
     for v in c["verdicts"]:
         if v["verdict"] == "inconclusive" and v["note"]:
             lines.append(f"  note: {v['key']}: {v['note']}")

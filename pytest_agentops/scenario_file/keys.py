@@ -106,8 +106,11 @@ def read_section(doc: YamlDoc, node: yaml.MappingNode, table: Mapping[str, Key],
 
 
 def _build(cls: Any) -> Callable[[dict[str, Any]], Any]:
-    """How a section's keyword arguments become the settings object (``profile`` picks a named profile)."""
+    """How a section's keyword arguments become the settings object (``profile`` picks a named profile). A
+    class's ``YAML_PROBE`` fills in its required keys when one value is checked alone (the section's own
+    required keys are checked before it is built)."""
     def build(kwargs: dict[str, Any]) -> Any:
+        kwargs = {**getattr(cls, "YAML_PROBE", {}), **kwargs}
         if "profile" in kwargs:
             rest = {k: v for k, v in kwargs.items() if k != "profile"}
             return cls.profile(kwargs["profile"], **rest)
@@ -202,6 +205,22 @@ def read_llm(doc: YamlDoc, node: Node, label: str) -> Any:
     return doc.check(node, lambda: FakeLLM(**kwargs))
 
 
+def read_tool_name(doc: YamlDoc, node: Node, label: str) -> Any:
+    """One of the scenario's tools, by name (``injection.tool``)."""
+    value = doc.plain(node)
+    if not isinstance(value, str) or not value:
+        doc.fail(node, f"{label}={found(doc, node)} must name one of the scenario's tools")
+    r.known_tool(doc, node, value, label)
+    return value
+
+
+def read_arguments(doc: YamlDoc, node: Node, label: str) -> Any:
+    """A mapping of argument names to values (``injection.arguments``)."""
+    if not isinstance(node, yaml.MappingNode):
+        doc.fail(node, f"{label}={found(doc, node)} must be a mapping of argument names to values")
+    return doc.plain(node)
+
+
 def read_harness(doc: YamlDoc, node: Node, label: str) -> dict[str, Any]:
     """``harness:``: the Scenario settings grouped under it (``enforce``, ``scopes``)."""
     table = harness_keys()
@@ -223,6 +242,7 @@ READERS: dict[str, Callable[[Doc], Reader]] = {
     "tools": lambda d: r.tools, "task": lambda d: r.task, "name": lambda d: r.name, "expect": lambda d: r.expect,
     "prices": lambda d: r.prices, "state": lambda d: r.plain, "faults": lambda d: read_faults,
     "llm": lambda d: read_llm, "steps": lambda d: r.plain, "reason": lambda d: r.reason,
+    "tool_name": lambda d: read_tool_name, "arguments": lambda d: read_arguments,
 }
 
 
@@ -334,6 +354,8 @@ SCHEMAS: dict[str, Callable[[Doc], dict[str, Any]]] = {
     "steps": lambda d: {"anyOf": [{"type": "integer", "minimum": 1}, {
         "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer", "minimum": 1}}]},
     "reason": lambda d: {"type": "string", "pattern": r"\S"},
+    "tool_name": lambda d: {"type": "string", "minLength": 1},
+    "arguments": lambda d: {"type": "object"},
 }
 
 

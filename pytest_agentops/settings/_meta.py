@@ -15,11 +15,13 @@ from typing import Any
 #: How a value is written in YAML (each kind has one reader and one schema fragment in scenario_file.keys):
 #: share, fraction, seconds, positive_seconds, whole, number, bool, text, enum, texts, tool_names, hosts,
 #: tool_mix, mix, per_tool, section, model_section, reference, tools, task, name, expect, prices, state, faults,
-#: llm, steps
+#: llm, steps, reason, layers, confidence, notes, tool_name (one of the scenario's tools), arguments (a mapping
+#: of argument names to values)
 KINDS = frozenset({
     "share", "fraction", "seconds", "positive_seconds", "whole", "number", "bool", "text", "enum", "texts",
     "tool_names", "hosts", "tool_mix", "mix", "per_tool", "section", "model_section", "reference", "tools", "task",
     "name", "expect", "prices", "state", "faults", "llm", "steps", "reason", "layers", "confidence", "notes",
+    "tool_name", "arguments",
 })
 
 

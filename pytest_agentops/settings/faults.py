@@ -15,6 +15,7 @@ from .._validation import check_mix, check_seconds, check_share, reject_unknown_
 from ..errors import ConfigError
 from ..metrics import MetricDef, register_metric, trial_rate
 from ._meta import setting
+from .injection import Injection
 from .model import MODEL_PROFILES, Drift, HttpFaults, ModelFaults
 
 #: Tool fault kinds that make a call fail (the agent gets an exception or a bad value).
@@ -80,7 +81,8 @@ class Faults:
     trials whose agent crashes once, at its k-th executed tool call (k uniform in ``crash_steps``),
     ``before`` or ``after`` the tool's effect; ``crash_mode`` ``in_process`` abandons the agent's run,
     ``sigkill`` kills its child process; the harness restarts it up to ``crash_restarts`` times.
-    ``model``, ``drift`` and ``http`` are the model boundary's faults (a profile sets ``model``).
+    ``model``, ``drift`` and ``http`` are the model boundary's faults (a profile sets ``model``);
+    ``injection`` plants instructions in tool results (prompt injection).
     """
 
     rate: float = setting(0.0, doc="share of tool calls that fail, 0..1", kind="share")
@@ -113,6 +115,9 @@ class Faults:
     http: HttpFaults | None = setting(None, doc="transport faults for the HTTP hosts tools call: {hosts, rate, mix, "
                                                 "retry_after_s, timeout_s}",
                                       kind="model_section", of=HttpFaults, nullable=True)
+    injection: Injection | None = setting(None, doc="prompt injection through tool results: {tool, rate, arguments, "
+                                                     "text, forms, tools}", kind="section", of=Injection,
+                                          nullable=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate", check_share("rate", self.rate))
@@ -126,7 +131,7 @@ class Faults:
             raise ConfigError(f"outage_tools={self.outage_tools!r} must be a list of tool names")
         object.__setattr__(self, "outage_tools", tuple(self.outage_tools))
         self._check_crash()
-        for name, kind in (("model", ModelFaults), ("drift", Drift), ("http", HttpFaults)):
+        for name, kind in (("model", ModelFaults), ("drift", Drift), ("http", HttpFaults), ("injection", Injection)):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, kind.coerce(value, name))
@@ -198,12 +203,14 @@ class Faults:
     def active(self) -> bool:
         """Whether any fault can fire at all."""
         return bool(self.rate or self.latency or self.outage or any(t.rate for t in self.per_tool.values())
-                    or self.crash or any(v is not None and v.active for v in (self.model, self.drift, self.http)))
+                    or self.crash or any(v is not None and v.active
+                                         for v in (self.model, self.drift, self.http, self.injection)))
 
     @property
     def named_tools(self) -> tuple[str, ...]:
         """The tool names these settings refer to (``per_tool`` keys and ``outage_tools``)."""
-        return (*self.per_tool, *self.outage_tools)
+        return (*self.per_tool, *self.outage_tools,
+                *(self.injection.named_tools if self.injection is not None else ()))
 
 
 

@@ -12,6 +12,8 @@ from .._validation import check_concurrency, check_trials, is_number
 from ..errors import ConfigError
 from .faults import Faults
 from .layers import check_isolation
+from .live import CassetteSpec
+from .spend import SpendCap
 
 #: The fault profile of a scenario that sets no faults anywhere.
 DEFAULT_PROFILE = "mid"
@@ -29,6 +31,10 @@ class RunSource:
     confidence: float | None = None
     concurrency: int | None = None
     early_stop: bool | None = None
+    max_campaign_usd: float | None = None
+    max_campaign_tokens: int | None = None
+    record: str | None = None  # a directory: record the live upstream's answers there (cassettes)
+    cassette: str | None = None  # a directory: replay the cassettes there instead of calling the upstream
     isolation: str | None = None
 
 
@@ -49,6 +55,8 @@ class RunSettings:
     early_stop: bool = True
     replay: int | None = None
     smoke: bool = False
+    spend: SpendCap | None = None  # the campaign's spend cap
+    cassette: CassetteSpec | None = None  # recording or replaying the live upstream's answers
     isolation: str = "none"  # where each trial's agent runs (``settings.layers.ISOLATIONS``)
     allowed_faults: frozenset[str] | None = None  # only these faults may fire (``plan.fault_id``); None: all
 

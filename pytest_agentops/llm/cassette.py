@@ -1,0 +1,183 @@
+"""Cassettes: a live upstream's answers recorded once, replayed offline.
+
+One plain JSON Lines file per scenario, ``DIR/<scenario>.jsonl``: one line per request the live boundary
+forwarded, in trial order (so a re-recording diffs line by line), each with the trial (index and seed), the
+request's key, how many times the same request had been forwarded before in that trial (``occurrence``),
+the request (its API, path, model, last message and body: what a reviewer reads), and the answer (status,
+the content-type and retry-after headers only, body, latency in milliseconds). Never a request header:
+the key is not written, and its value is redacted from every body.
+
+The key of a request is the SHA-256 of its method, path and canonical JSON body (after the trial's drift).
+A replay answers ``(trial seed, key, occurrence)`` exactly as recorded; a request recorded in another trial
+(same key and occurrence, or the same key) answers too, so a re-seeded campaign reuses what it can. A
+request found nowhere is a ``CassetteMiss`` naming its model, last message and the file, never a call to the
+network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import CassetteMiss, ConfigError
+from ..seeding import canonical
+
+REDACTED = "[REDACTED]"
+#: The answer headers a cassette keeps (and the agent gets): never anything that could carry a credential.
+KEPT_HEADERS = ("content-type", "retry-after", "retry-after-ms")
+
+
+def cassette_path(directory: str | os.PathLike[str], scenario: str) -> Path:
+    """The cassette file of ``scenario`` in ``directory``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", scenario).strip("._") or "scenario"
+    return Path(directory) / f"{name}.jsonl"
+
+
+def request_key(method: str, path: str, body: Any) -> str:
+    """The key of a request: its method, path and canonical body."""
+    text = f"{method.upper()} {path}\n{canonical(body)}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``[REDACTED]``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+_LOADED: dict[str, tuple[tuple[str, int, int], Cassette]] = {}  # resolved path -> (stamp, cassette)
+_LOADED_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One answer of a cassette."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    latency_s: float
+
+
+class Cassette:
+    """One scenario's cassette: entries recorded in this campaign (written at its end), or loaded to replay."""
+
+    def __init__(self, path: Path, secrets: Iterable[str] = ()):
+        self.path = path
+        self.secrets = tuple(s for s in secrets if s)
+        self._lock = threading.Lock()
+        self._new: list[tuple[int, int, dict[str, Any]]] = []  # (trial, sequence, entry)
+        self._exact: dict[tuple[int, str, int], Recorded] = {}
+        self._by_key: dict[tuple[str, int], Recorded] = {}
+        self._any: dict[str, Recorded] = {}
+
+    # -- recording ----------------------------------------------------------------------------------------
+    def add(self, *, trial: int, seed: int, key: str, occurrence: int, method: str, path: str, api: str | None,
+            model: str, last_message: str, request: Any, answer: Recorded) -> None:
+        """Record one answer (thread-safe); written by ``write``."""
+        headers = {k: v for k, v in answer.headers if k in KEPT_HEADERS}
+        entry = {"trial": trial, "seed": seed, "key": key, "occurrence": occurrence, "method": method, "path": path,
+                 "api": api, "model": model, "last_message": last_message, "request": request,
+                 "status": answer.status, "headers": headers,
+                 "body": answer.body.decode("utf-8", "replace"), "latency_ms": round(answer.latency_s * 1000)}
+        with self._lock:
+            self._new.append((trial, len(self._new), entry))
+
+    def write(self) -> Path:
+        """Write the recorded entries, in trial order, atomically (a reader never sees half a file)."""
+        with self._lock:
+            entries = [e for _, _, e in sorted(self._new, key=lambda t: (t[0], t[1]))]
+        lines = [redact(json.dumps(e, sort_keys=True, ensure_ascii=False, allow_nan=False), self.secrets)
+                 for e in entries]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("".join(line + "\n" for line in lines))
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.path
+
+    # -- replaying ----------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path) -> Cassette:
+        """Read a cassette to replay (a missing or broken file is a ConfigError saying how to make one). A file
+        replayed again unchanged (same size and modification time) is read once per process."""
+        try:
+            stat = path.stat()
+        except OSError:
+            stat = None
+        if stat is None or not path.is_file():
+            raise ConfigError(f"no cassette {path}: record one with --agent-chaos-record={path.parent} (a live run), "
+                              "then replay it with --agent-chaos-cassette")
+        stamp = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        with _LOADED_LOCK:
+            cached = _LOADED.get(stamp[0])
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+        cassette = cls._read(path)
+        with _LOADED_LOCK:
+            _LOADED[stamp[0]] = (stamp, cassette)
+        return cassette
+
+    @classmethod
+    def _read(cls, path: Path) -> Cassette:
+        cassette = cls(path)
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                key, occurrence, seed = str(entry["key"]), int(entry["occurrence"]), int(entry["seed"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{path}:{number}: not a cassette entry ({exc}); re-record the cassette") from exc
+            headers = entry.get("headers") or {}
+            answer = Recorded(int(entry["status"]), tuple((str(k), str(v)) for k, v in headers.items()),
+                              str(entry.get("body", "")).encode("utf-8"), float(entry.get("latency_ms", 0)) / 1000)
+            cassette._exact.setdefault((seed, key, occurrence), answer)
+            cassette._by_key.setdefault((key, occurrence), answer)
+            cassette._any.setdefault(key, answer)
+        return cassette
+
+    def find(self, seed: int, key: str, occurrence: int) -> Recorded | None:
+        """The answer recorded for this request: of this trial, else of any trial (same occurrence first)."""
+        return self._exact.get((seed, key, occurrence)) or self._by_key.get((key, occurrence)) or \
+            self._any.get(key)
+
+    def miss(self, model: str, last_message: str) -> CassetteMiss:
+        """The error of a request this cassette cannot answer."""
+        shown = last_message if len(last_message) <= 200 else last_message[:200] + "..."
+        return CassetteMiss(f"the cassette {self.path} has no answer for a request to model {model or '?'!r} whose "
+                            f"last message is {shown!r}: the agent's requests changed since it was recorded (a "
+                            f"stale cassette). Re-record it with --agent-chaos-record={self.path.parent}; nothing "
+                            "was sent to the network")
+
+
+def last_message(messages: Iterable[Mapping[str, Any]]) -> str:
+    """The text of a request's last message (for a reviewer, and for a miss's message)."""
+    items = list(messages)
+    if not items:
+        return ""
+    last = items[-1]
+    content = last.get("content")
+    if isinstance(content, str) and content:
+        return content
+    calls = last.get("tool_calls") or ()
+    if calls:
+        return "; ".join(f"{c['function']['name']}({c['function']['arguments']})" for c in calls)
+    return str(content or "")
