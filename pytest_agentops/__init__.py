@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "ModelFaults": ".settings.model",
     "Price": ".settings.prices",
     "RateLimited": ".errors",
+    "Rule": ".settings.trajectory",
     "Scenario": ".scenario",
     "ScenarioFileError": ".errors",
     "StateSpec": ".settings.layers",
@@ -47,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "ToolFaults": ".settings.faults",
     "ToolTimeout": ".errors",
     "ToolUnavailable": ".errors",
+    "Trajectory": ".settings.trajectory",
     "TrialRecord": ".records",
     "TrialPort": ".harness.layer",
     "Verdict": ".expect",
@@ -84,6 +86,7 @@ __all__ = [
     "ModelFaults",
     "Price",
     "RateLimited",
+    "Rule",
     "Scenario",
     "ScenarioFileError",
     "StateSpec",
@@ -91,6 +94,7 @@ __all__ = [
     "ToolFaults",
     "ToolTimeout",
     "ToolUnavailable",
+    "Trajectory",
     "TrialPort",
     "TrialRecord",
     "Verdict",
@@ -154,4 +158,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .settings.model import Drift, FakeLLM, HttpFaults, ModelFaults
     from .settings.prices import Price
     from .settings.tools import tool
+    from .settings.trajectory import Rule, Trajectory
     from .vtime.clock import VirtualClock

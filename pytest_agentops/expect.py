@@ -265,7 +265,10 @@ class Verdict:
         parts = [f"estimate {_fmt(self.estimate)}"]
         if self.bound is not None:
             parts.append(f"{self.bound_side} bound {_fmt(self.bound)} [{self.method} {self.confidence:.0%}]")
-        unit = "" if self.counting_unit == "trial" else f" {self.counting_unit}s"
+        unit = self.counting_unit
+        # "trial with a destructive call" -> "trials with a destructive call"; "tool call" -> "tool calls"
+        unit = "" if unit == "trial" else " " + (unit.replace("trial ", "trials ", 1) if unit.startswith("trial ")
+                                                  else unit + "s")
         parts.append(f"n={self.n}{unit}")
         text = f"{self.key} {self.expression}: {self.verdict} ({', '.join(parts)})"
         if self.note:

@@ -22,6 +22,7 @@ from .settings.layers import ISOLATIONS, Approver, Budget, Escalation, StateSpec
 from .settings.model import FakeLLM
 from .settings.prices import price_table
 from .settings.tools import ToolSpec, tool_spec
+from .settings.trajectory import Trajectory, check_rule_expectations
 
 
 def _signature(fn: Callable[..., Any]) -> str:
@@ -79,6 +80,10 @@ class Scenario:
                                            nullable=True, section="harness")
     budget: Budget | None = setting(None, doc="token/cost limits: the circuit breaker (outcome budget_exceeded) and "
                                               "the 80% alert", kind="section", of=Budget, nullable=True)
+    trajectory: Trajectory | None = setting(None, doc="ordering rules on the agent's calls ({rules: [{tool, after, "
+                                                      "same, confirmed, at_most, name}]}) and loop detection "
+                                                      "(loop_period, loop_repeats)", kind="section", of=Trajectory,
+                                            nullable=True)
     expect: Mapping[str, str] = setting(doc="expectations: metric -> threshold, e.g. completion_rate: '>= 0.90'",
                                         kind="expect", default_factory=FrozenMap)
     trials: int = setting(100, doc="maximum number of trials", kind="whole", minimum=1)
@@ -167,8 +172,14 @@ class Scenario:
             raise ConfigError(f"confidence={self.confidence!r} must be a number in [0.5, 1), e.g. 0.95")
         check_positive_seconds("timeout_s", self.timeout_s)
         check_positive_seconds("virtual_timeout_s", self.virtual_timeout_s, optional=True)
+        if self.trajectory is not None:
+            object.__setattr__(self, "trajectory", Trajectory.coerce(self.trajectory))
+            if self.tools:  # (rules of a scenario without tools: checked when it runs)
+                self.trajectory.check_tools(self.tool_specs)
         if not isinstance(self.expect, Mapping):
             raise ConfigError(f"expect={self.expect!r} must map metric names to threshold strings")
+        if self.trajectory is not None:  # (without one: checked when it runs, as a file's keys are read alone)
+            check_rule_expectations(self.expect, self.trajectory)
         groups = {Expectation.parse(key, expr).group for key, expr in self.expect.items()}
         if len(groups - {1}) > 1:
             raise ConfigError(f"expect: pass^k with different k ({sorted(groups - {1})}); a scenario runs each task "

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ConfigError
-from ..harness import budget, confirmations, crash, escalation, tool_faults
+from ..harness import budget, confirmations, crash, escalation, tool_faults, trajectory
 from ..harness.context import TrialContext
 from ..harness.env import Env
 from ..harness.layer import HarnessLayer
@@ -31,9 +31,11 @@ from ..settings.run import RunSettings
 #: how long a harness call made after its trial ended waits before it is refused (off an event loop)
 LATE_CALL_PAUSE_S = 0.2
 
-#: The built-in layers, in the order their hooks run.
-BUILTIN_LAYERS = (confirmations.LAYER, budget.LAYER, tool_faults.LAYER, escalation.LAYER, state.LAYER, crash.LAYER,
-                  boundary.LAYER)
+#: The built-in layers, in the order their hooks run. ``trajectory`` follows ``confirmations`` (it sees the approval
+#: the gate took) and comes before ``tool_faults`` (a call an injected fault fails was still made) and ``crash``
+#: (a tool run the crash interrupts was still counted).
+BUILTIN_LAYERS = (confirmations.LAYER, trajectory.LAYER, budget.LAYER, tool_faults.LAYER, escalation.LAYER,
+                  state.LAYER, crash.LAYER, boundary.LAYER)
 
 
 def is_async_agent(agent: Callable[..., Any]) -> bool:

@@ -15,11 +15,12 @@ from typing import Any
 #: How a value is written in YAML (each kind has one reader and one schema fragment in scenario_file.keys):
 #: share, fraction, seconds, positive_seconds, whole, number, bool, text, enum, texts, tool_names, hosts,
 #: tool_mix, mix, per_tool, section, model_section, reference, tools, task, name, expect, prices, state, faults,
-#: llm, steps
+#: llm, steps, tool_name (one of the scenario's tools), same_args, rules (trajectory rules)
 KINDS = frozenset({
     "share", "fraction", "seconds", "positive_seconds", "whole", "number", "bool", "text", "enum", "texts",
     "tool_names", "hosts", "tool_mix", "mix", "per_tool", "section", "model_section", "reference", "tools", "task",
     "name", "expect", "prices", "state", "faults", "llm", "steps", "reason", "layers", "confidence", "notes",
+    "tool_name", "same_args", "rules",
 })
 
 
