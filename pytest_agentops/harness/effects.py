@@ -13,7 +13,7 @@ layer reads the count for its record (``CrashRecord.duplicate_side_effects``, ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,13 +33,13 @@ class EffectLedger:
 
     def __init__(self, trial: TrialPort):
         self.trial = trial
-        self._runs: dict[tuple[str, str], tuple[int, int]] = {}  # (tool, arguments) -> (first attempt, runs)
+        self._runs: dict[tuple[str, Hashable], tuple[int, int]] = {}  # (tool, arguments) -> (first attempt, runs)
         self.side_effects = 0  # runs of side-effecting tools
         self.duplicates = 0  # of which repeated an earlier run's tool and arguments
 
-    def ran(self, spec: ToolSpec, args_key: str, attempt: int) -> int | None:
-        """The tool ran with the arguments ``args_key`` in attempt ``attempt``: None for a first run; for a
-        duplicate, the attempt of the first run (then ``report`` it)."""
+    def ran(self, spec: ToolSpec, args_key: Hashable, attempt: int) -> int | None:
+        """The tool ran with the arguments ``args_key`` (``trajectory.call_key``) in attempt ``attempt``: None for a
+        first run; for a duplicate, the attempt of the first run (then ``report`` it)."""
         self.side_effects += 1
         key = (spec.name, args_key)
         seen = self._runs.get(key)

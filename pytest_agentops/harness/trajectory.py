@@ -23,10 +23,12 @@ layer, when a fault then keeps the tool from running; consumed when the tool run
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._frozen import EMPTY, FrozenMap
 from ..seeding import canonical
 from ..settings.trajectory import Rule, Trajectory, TrajectoryRecord, check_rule_expectations
 from .confirmations import snapshot
@@ -44,6 +46,22 @@ if TYPE_CHECKING:
 #: Outcomes of calls an earlier layer refused before this layer's ``before_tool`` saw them: judged when recorded.
 REFUSED = frozenset({"blocked", "denied_scope"})
 _MISSING = ("missing", None)
+
+
+def _first() -> int:
+    """The attempt of every call when the agent is never restarted (no crash layer)."""
+    return 0
+
+
+def call_key(arguments: Mapping[str, Any]) -> Hashable:
+    """What makes two calls of a tool the same call: their arguments (bound in the signature's order, defaults
+    applied), as a tuple when every value hashes (numbers equal as numbers), else as canonical JSON."""
+    key = tuple(arguments.items())
+    try:
+        hash(key)
+    except TypeError:  # a list or a dict among them
+        return canonical(arguments)
+    return key
 
 
 def _project(arguments: Mapping[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -70,17 +88,19 @@ class _Rules:
 class _TrajectoryTrial(LayerTrial):
     """One trial's trajectory: steps, redundancy, loops, the side-effect ledger and the rules."""
 
-    __slots__ = ("_attempt", "_done", "_epoch", "_keys", "_lock", "_ok_epoch", "_rules", "attempt", "calls_of",
-                 "ledger", "loops", "model_steps", "redundant", "rule_calls", "rule_violations", "steps", "trial")
+    __slots__ = ("_attempt", "_done", "_epoch", "_keys", "_lock", "_model_steps", "_ok_epoch", "_record", "_rules",
+                 "_steps", "attempt", "calls_of", "ledger", "loops", "redundant", "rule_calls", "rule_violations",
+                 "trial")
 
     def __init__(self, trial: TrialPort, settings: Trajectory, rules: _Rules):
         self.trial = trial
         self._rules = rules
         self._lock = threading.Lock()  # hooks come from the agent's threads
-        self.steps = self.model_steps = self.redundant = 0
+        self._steps, self._model_steps = itertools.count(), itertools.count()  # next() is atomic: no lock per step
+        self.redundant = 0
         self._epoch = 0  # bumped by every failed tool call and every restart: what "a fault in between" means
-        self._ok_epoch: dict[tuple[str, str], int] = {}  # (tool, arguments) -> epoch of its last success
-        self._keys: dict[int, tuple[Mapping[str, Any], str]] = {}  # id(arguments) -> (them, their canonical text)
+        self._ok_epoch: dict[tuple[str, Hashable], int] = {}  # (tool, arguments) -> epoch of its last success
+        self._keys: dict[int, tuple[Mapping[str, Any], Hashable]] = {}  # id(arguments) -> (them, their call_key)
         self.loops = LoopDetector(settings.loop_period, settings.loop_repeats)
         self.ledger = EffectLedger(trial)
         self.calls_of: dict[str, int] = {}  # tool -> calls judged (a rule's at_most)
@@ -89,26 +109,26 @@ class _TrajectoryTrial(LayerTrial):
         self._done: dict[str, set[tuple[Any, ...]]] = {}  # after-rule -> values of its tool's successful calls
         self.attempt = 0
         self._attempt: Callable[[], int] | None = None
+        self._record: TrajectoryRecord | None = None
         trial.provide("effects", self.ledger)
 
     # -- hooks ------------------------------------------------------------------------------------------
     def before_step(self, kind: str) -> None:
-        with self._lock:
-            self.steps += 1
-            if kind == "model":
-                self.model_steps += 1
+        next(self._steps)
+        if kind == "model":
+            next(self._model_steps)
 
     def before_tool(self, call: ToolCall) -> None:
         arguments = call.arguments
-        key = canonical(arguments)
-        self._keys[id(arguments)] = (arguments, key)  # the same dict is recorded: no second canonical text
+        key = call_key(arguments)
+        self._keys[id(arguments)] = (arguments, key)  # the same dict is recorded: its key is not made again
         self._judge(call.spec, arguments, key, call)
 
     def on_tool_recorded(self, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str) -> None:
         if outcome == "bad_arguments":  # no arguments to judge: the call did not bind
             return
         known = self._keys.pop(id(arguments), None)
-        key = known[1] if known is not None and known[0] is arguments else canonical(arguments)
+        key = known[1] if known is not None and known[0] is arguments else call_key(arguments)
         if outcome in REFUSED:
             self._judge(spec, arguments, key, None)
         duplicate = loop = None
@@ -135,24 +155,30 @@ class _TrajectoryTrial(LayerTrial):
 
     def record(self) -> TrajectoryRecord:
         with self._lock:
-            return TrajectoryRecord(steps=self.steps, model_steps=self.model_steps, redundant_calls=self.redundant,
-                                    loops=self.loops.loops, rule_calls=dict(sorted(self.rule_calls.items())),
-                                    rule_violations=dict(sorted(self.rule_violations.items())),
-                                    side_effects=self.ledger.side_effects,
-                                    duplicate_side_effects=self.ledger.duplicates)
+            if self._record is None:  # (the trial asks once; reading a step counter moves it)
+                calls, violations = self.rule_calls, self.rule_violations
+                self._record = TrajectoryRecord(
+                    steps=next(self._steps), model_steps=next(self._model_steps), redundant_calls=self.redundant,
+                    loops=self.loops.loops, rule_calls=FrozenMap(sorted(calls.items())) if calls else EMPTY,
+                    rule_violations=FrozenMap(sorted(violations.items())) if violations else EMPTY,
+                    side_effects=self.ledger.side_effects, duplicate_side_effects=self.ledger.duplicates)
+            return self._record
 
     # -- judging one call ------------------------------------------------------------------------------
     def _sync_attempt(self) -> None:
         """A restart after a crash (the crash layer's ``attempt``) is a new start: redoing is not redundant."""
-        if self._attempt is None:
-            self._attempt = self.trial.service("attempt") or (lambda: 0)
-        attempt = self._attempt()
+        source = self._attempt
+        if source is None:
+            source = self._attempt = self.trial.service("attempt") or _first
+        if source is _first:
+            return
+        attempt = source()
         if attempt != self.attempt:
             self.attempt = attempt
             self._epoch += 1
             self.loops.reset()
 
-    def _judge(self, spec: ToolSpec, arguments: Mapping[str, Any], key: str, call: ToolCall | None) -> None:
+    def _judge(self, spec: ToolSpec, arguments: Mapping[str, Any], key: Hashable, call: ToolCall | None) -> None:
         """A call as the agent made it: redundant? does it break a rule?"""
         name = spec.name
         broken: list[tuple[Rule, str]] = []
