@@ -21,6 +21,7 @@ from pytest_agentops import (
     run_campaign,
 )
 from pytest_agentops.harness.loops import LoopDetector
+from pytest_agentops.report.timeline import event_line
 
 NONE = Faults.none()
 
@@ -215,6 +216,8 @@ def test_a_looping_agent_is_caught_and_a_busy_one_is_not():
     assert record.layer("trajectory").loops == 1  # counted once, however long it went on
     (event,) = [e for e in record.trace if e.kind == "trajectory" and e.outcome == "loop"]
     assert (event.name, event.data["period"], event.data["repeats"]) == ("lookup_order -> refunds_of", 2, 3)
+    assert event_line(event.to_dict()).endswith("LOOP       lookup_order -> refunds_of (a cycle of 2 call(s), 3 times "
+                                                "in a row)")  # as the trace viewer shows it
     seqs = [e.seq for e in record.trace if e.kind == "tool_call"]
     assert seqs.index(max(s for s in seqs if s < event.seq)) == 5  # recognized at the 6th call: 3 rounds of 2
     busy = campaign(ts.walking, trials=3, trajectory=Trajectory())
