@@ -15,7 +15,7 @@ from . import settings as _settings  # noqa: F401 (the built-in layers' metrics 
 from . import stats
 from ._validation import did_you_mean
 from .errors import ConfigError
-from .metrics import REGISTRY, MetricData
+from .metrics import REGISTRY, MetricData, listed_metrics
 
 VerdictName = Literal["pass", "fail", "inconclusive"]
 
@@ -116,8 +116,9 @@ class Expectation:
         metric, _, suffix = ("completion_rate", "", "") if pass_k else key.partition(".")
         if metric not in REGISTRY:
             hint = " (pass^k is written 'pass^3')" if metric.startswith("pass") else ""
-            raise ConfigError(f"expect: unknown metric {metric!r}{did_you_mean(metric, REGISTRY)}{hint}; "
-                              f"metrics: {', '.join(sorted(REGISTRY))}, pass^k")
+            names = listed_metrics()  # (not every rule some scenario of the session declared)
+            raise ConfigError(f"expect: unknown metric {metric!r}{did_you_mean(metric, names)}{hint}; "
+                              f"metrics: {', '.join(sorted(names))}, pass^k")
         defn = REGISTRY[metric]
         kind = defn.kind
         if isinstance(expression, bool) or not isinstance(expression, str):

@@ -81,6 +81,11 @@ def builtin_metrics() -> dict[str, MetricDef]:
     return {name: REGISTRY[name] for name in REGISTRY if name in _BUILTIN}
 
 
+def listed_metrics() -> list[str]:
+    """The metric names a message lists: every registered one but the scoped ones (one scenario's rules)."""
+    return [name for name in REGISTRY if name not in _SCOPED]
+
+
 def trial_rate(pred: Callable[[TrialRecord], bool | None]) -> Callable[[TrialRecord], tuple[int, int]]:
     """A rate over trials: ``pred`` says whether a trial succeeded (None: it had no chance)."""
     def extract(record: TrialRecord) -> tuple[int, int]:

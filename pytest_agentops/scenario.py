@@ -178,8 +178,9 @@ class Scenario:
                 self.trajectory.check_tools(self.tool_specs)
         if not isinstance(self.expect, Mapping):
             raise ConfigError(f"expect={self.expect!r} must map metric names to threshold strings")
-        if self.trajectory is not None:  # (without one: checked when it runs, as a file's keys are read alone)
-            check_rule_expectations(self.expect, self.trajectory)
+        # (without a trajectory, as when a file's keys are checked one by one, only an undeclared rule is refused
+        # here: the rest is checked when the campaign starts)
+        check_rule_expectations(self.expect, self.trajectory, strict=self.trajectory is not None)
         groups = {Expectation.parse(key, expr).group for key, expr in self.expect.items()}
         if len(groups - {1}) > 1:
             raise ConfigError(f"expect: pass^k with different k ({sorted(groups - {1})}); a scenario runs each task "

@@ -142,7 +142,11 @@ def test_rule_settings_are_checked_where_they_are_written():
         Scenario(**base, trajectory=Trajectory(rules=[Rule("refund_order", after="lookup_order", same=["order"])]))
     with pytest.raises(ConfigError, match=r"names no trajectory rule of this scenario .did you mean 'lookup_first'"):
         Scenario(**base, trajectory=ts.RULES, expect={"rule_violations:lookup_frist": "== 0"})
-    lone = Scenario(**base, expect={"rule_violations:lookup_first": "== 0"})  # (a file's keys are read one by one)
+    with pytest.raises(ConfigError, match="'rule_violations:no_such_rule' names no trajectory rule of this scenario"):
+        Scenario(**base, expect={"rule_violations:no_such_rule": "== 0"})  # declared by no scenario at all
+    # a rule another scenario declared: the scenario is built (a file's keys are checked one by one), and refused
+    # when it runs
+    lone = Scenario(**base, expect={"rule_violations:lookup_first": "== 0"})
     with pytest.raises(ConfigError, match="names no trajectory rule of this scenario; rules: none declared"):
         run_campaign(lone, trials=1)
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .._frozen import EMPTY, FrozenMap
 from .._validation import check_whole, did_you_mean
 from ..errors import ConfigError
-from ..metrics import MetricDef, register_metric, trial_rate
+from ..metrics import REGISTRY, MetricDef, register_metric, trial_rate
 from ._meta import setting
 
 if TYPE_CHECKING:
@@ -228,12 +228,15 @@ def rule_of_metric(metric: str) -> str | None:
     return None
 
 
-def check_rule_expectations(keys: Iterable[str], trajectory: Trajectory | None) -> None:
-    """Expectations on one rule's metrics must name a rule of the scenario's own trajectory."""
+def check_rule_expectations(keys: Iterable[str], trajectory: Trajectory | None, *, strict: bool = True) -> None:
+    """Expectations on one rule's metrics must name a rule of the scenario's own trajectory. Not ``strict`` (a
+    scenario built without its trajectory, as a file's keys are checked one by one): only a rule that no
+    trajectory declared is refused; the rest is checked when the campaign starts."""
     names = trajectory.rule_names if trajectory is not None else ()
     for key in keys:
-        rule = rule_of_metric(str(key).partition(".")[0])
-        if rule is not None and rule not in names:
+        metric = str(key).partition(".")[0]
+        rule = rule_of_metric(metric)
+        if rule is not None and rule not in names and (strict or metric not in REGISTRY):
             raise ConfigError(f"expect: {key!r} names no trajectory rule of this scenario"
                               f"{did_you_mean(rule, names)}; rules: {', '.join(names) or 'none declared'} "
                               "(declare it in trajectory=Trajectory(rules=[Rule(..., name=...)]))")
