@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "ModelFaults": ".settings.model",
     "Price": ".settings.prices",
     "RateLimited": ".errors",
+    "Rule": ".settings.trajectory",
     "Scenario": ".scenario",
     "ScenarioFileError": ".errors",
     "StateSpec": ".settings.layers",
@@ -50,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "ToolFaults": ".settings.faults",
     "ToolTimeout": ".errors",
     "ToolUnavailable": ".errors",
+    "Trajectory": ".settings.trajectory",
     "TrialRecord": ".records",
     "TrialPort": ".harness.layer",
     "Verdict": ".expect",
@@ -90,6 +92,7 @@ __all__ = [
     "ModelFaults",
     "Price",
     "RateLimited",
+    "Rule",
     "Scenario",
     "ScenarioFileError",
     "StateSpec",
@@ -97,6 +100,7 @@ __all__ = [
     "ToolFaults",
     "ToolTimeout",
     "ToolUnavailable",
+    "Trajectory",
     "TrialPort",
     "TrialRecord",
     "Verdict",
@@ -163,4 +167,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .settings.model import Drift, FakeLLM, HttpFaults, ModelFaults
     from .settings.prices import Price
     from .settings.tools import tool
+    from .settings.trajectory import Rule, Trajectory
     from .vtime.clock import VirtualClock

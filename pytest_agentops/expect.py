@@ -15,7 +15,7 @@ from . import settings as _settings  # noqa: F401 (the built-in layers' metrics 
 from . import stats
 from ._validation import did_you_mean
 from .errors import ConfigError
-from .metrics import REGISTRY, MetricData
+from .metrics import REGISTRY, MetricData, listed_metrics
 
 VerdictName = Literal["pass", "fail", "inconclusive"]
 
@@ -116,8 +116,9 @@ class Expectation:
         metric, _, suffix = ("completion_rate", "", "") if pass_k else key.partition(".")
         if metric not in REGISTRY:
             hint = " (pass^k is written 'pass^3')" if metric.startswith("pass") else ""
-            raise ConfigError(f"expect: unknown metric {metric!r}{did_you_mean(metric, REGISTRY)}{hint}; "
-                              f"metrics: {', '.join(sorted(REGISTRY))}, pass^k")
+            names = listed_metrics()  # (not every rule some scenario of the session declared)
+            raise ConfigError(f"expect: unknown metric {metric!r}{did_you_mean(metric, names)}{hint}; "
+                              f"metrics: {', '.join(sorted(names))}, pass^k")
         defn = REGISTRY[metric]
         kind = defn.kind
         if isinstance(expression, bool) or not isinstance(expression, str):
@@ -265,7 +266,10 @@ class Verdict:
         parts = [f"estimate {_fmt(self.estimate)}"]
         if self.bound is not None:
             parts.append(f"{self.bound_side} bound {_fmt(self.bound)} [{self.method} {self.confidence:.0%}]")
-        unit = "" if self.counting_unit == "trial" else f" {self.counting_unit}s"
+        unit = self.counting_unit
+        # "trial with a destructive call" -> "trials with a destructive call"; "tool call" -> "tool calls"
+        unit = "" if unit == "trial" else " " + (unit.replace("trial ", "trials ", 1) if unit.startswith("trial ")
+                                                  else unit + "s")
         parts.append(f"n={self.n}{unit}")
         text = f"{self.key} {self.expression}: {self.verdict} ({', '.join(parts)})"
         if self.note:

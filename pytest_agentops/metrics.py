@@ -58,22 +58,32 @@ REGISTRY: dict[str, MetricDef] = {}
 
 
 _BUILTIN: set[str] = set()
+_SCOPED: set[str] = set()
 
 
-def register_metric(defn: MetricDef, *, builtin: bool = False) -> MetricDef:
+def register_metric(defn: MetricDef, *, builtin: bool = False, scoped: bool = False) -> MetricDef:
     """Add a metric (a harness layer registers its own when its module is imported); a name is never
-    silently redefined. ``builtin`` marks the package's own (what the shipped scenario schema lists)."""
+    silently redefined. ``builtin`` marks the package's own (what the shipped scenario schema lists);
+    ``scoped`` a metric of one scenario's own declarations (a trajectory rule's): left out of a campaign's
+    metrics when no trial had the chance, even a count (other counts are always shown)."""
     if defn.name in REGISTRY and REGISTRY[defn.name] != defn:
         raise ConfigError(f"metric {defn.name!r} is already registered")
     REGISTRY[defn.name] = defn
     if builtin:
         _BUILTIN.add(defn.name)
+    if scoped:
+        _SCOPED.add(defn.name)
     return defn
 
 
 def builtin_metrics() -> dict[str, MetricDef]:
     """The package's own metrics (not those registered by code of yours), by name."""
     return {name: REGISTRY[name] for name in REGISTRY if name in _BUILTIN}
+
+
+def listed_metrics() -> list[str]:
+    """The metric names a message lists: every registered one but the scoped ones (one scenario's rules)."""
+    return [name for name in REGISTRY if name not in _SCOPED]
 
 
 def trial_rate(pred: Callable[[TrialRecord], bool | None]) -> Callable[[TrialRecord], tuple[int, int]]:
@@ -233,4 +243,5 @@ def summarize_all(records: Iterable[TrialRecord] | Mapping[str, MetricData], con
                   ) -> dict[str, MetricSummary]:
     """Every registered metric that has data in these records (or in this ``collect`` result)."""
     data = records if isinstance(records, Mapping) else collect(records)
-    return {name: summarize(d, confidence) for name, d in data.items() if d.n or d.kind == "count"}
+    return {name: summarize(d, confidence) for name, d in data.items()
+            if d.n or (d.kind == "count" and name not in _SCOPED)}

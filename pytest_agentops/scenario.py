@@ -33,6 +33,7 @@ from .settings.network import HOST_PATTERN, NETWORK_MODES, check_hosts
 from .settings.prices import price_table
 from .settings.spend import check_usd
 from .settings.tools import ToolSpec, tool_spec
+from .settings.trajectory import Trajectory, check_rule_expectations
 
 
 def _signature(fn: Callable[..., Any]) -> str:
@@ -90,6 +91,10 @@ class Scenario:
                                            nullable=True, section="harness")
     budget: Budget | None = setting(None, doc="token/cost limits: the circuit breaker (outcome budget_exceeded) and "
                                               "the 80% alert", kind="section", of=Budget, nullable=True)
+    trajectory: Trajectory | None = setting(None, doc="ordering rules on the agent's calls ({rules: [{tool, after, "
+                                                      "same, confirmed, at_most, name}]}) and loop detection "
+                                                      "(loop_period, loop_repeats)", kind="section", of=Trajectory,
+                                            nullable=True)
     expect: Mapping[str, str] = setting(doc="expectations: metric -> threshold, e.g. completion_rate: '>= 0.90'",
                                         kind="expect", default_factory=FrozenMap)
     trials: int = setting(100, doc=f"maximum number of trials (at most {MAX_TRIALS:,})", kind="whole", minimum=1,
@@ -194,8 +199,15 @@ class Scenario:
             raise ConfigError(f"confidence={self.confidence!r} must be a number in [0.5, 1), e.g. 0.95")
         check_positive_seconds("timeout_s", self.timeout_s)
         check_positive_seconds("virtual_timeout_s", self.virtual_timeout_s, optional=True)
+        if self.trajectory is not None:
+            object.__setattr__(self, "trajectory", Trajectory.coerce(self.trajectory))
+            if self.tools:  # (rules of a scenario without tools: checked when it runs)
+                self.trajectory.check_tools(self.tool_specs)
         if not isinstance(self.expect, Mapping):
             raise ConfigError(f"expect={self.expect!r} must map metric names to threshold strings")
+        # (without a trajectory, as when a file's keys are checked one by one, only an undeclared rule is refused
+        # here: the rest is checked when the campaign starts)
+        check_rule_expectations(self.expect, self.trajectory, strict=self.trajectory is not None)
         groups = {Expectation.parse(key, expr).group for key, expr in self.expect.items()}
         if len(groups - {1}) > 1:
             raise ConfigError(f"expect: pass^k with different k ({sorted(groups - {1})}); a scenario runs each task "

@@ -111,6 +111,17 @@ EXPECTED: dict[str, tuple[str, int, int | None]] = {
     "expect_quantile_missing": ("'tokens_per_task' is a distribution; address a quantile, e.g. "
                                 "'tokens_per_task.p95'", 4, 3),
     "expect_count_wrong_operator": ("a violation count takes '== 0' or '<= N'", 4, 34),
+    "expect_unknown_rule": ("expect: 'rule_violations:lookup_frist' names no trajectory rule of this scenario (did "
+                            "you mean 'lookup_first'?); rules: lookup_first", 8, 3),
+    # trajectory rules
+    "trajectory_rules_not_a_list": ("trajectory: rules={'tool': 'refund_order', 'at_most': 1} must be a list of "
+                                    "rules", 5, 10),
+    "trajectory_rule_unknown_key": ("trajectory: rules[0]: unknown key 'aftr' (did you mean 'after'?)", 6, 28),
+    "trajectory_rule_unknown_tool": ("trajectory: rules[0]: after: 'lookup' is not one of the scenario's tools (did "
+                                     "you mean 'lookup_order'?)", 6, 35),
+    "trajectory_rule_two_things": ("trajectory: rules[0]: Rule(tool='refund_order') must say exactly one thing", 6, 7),
+    "trajectory_rule_same_unknown_argument": ("trajectory: rules[0]: rule 'refund_order_after_lookup_order': same: "
+                                              "refund_order has no argument 'order' (did you mean 'order_id'?)", 8, 13),
 }
 
 

@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pytest_agentops import Approver, Faults, Scenario
+from pytest_agentops import Approver, Faults, Rule, Scenario, Trajectory
 from pytest_agentops.errors import ScenarioFileError
 from pytest_agentops.metrics import builtin_metrics
 from pytest_agentops.scenario_file import (
@@ -47,7 +47,8 @@ ERRORS = HERE / "scenario_errors"
 # duplicate keys), and thresholds written with an exponent. Loader errors with these fragments are not
 # compared with the schema.
 BEYOND_SCHEMA = ("cannot import", "importing module", "has no attribute", "is not callable", "must name a list",
-                 "not one of the scenario's tools", "duplicate tool name", "duplicate scenario name", "duplicate key")
+                 "not one of the scenario's tools", "duplicate tool name", "duplicate scenario name", "duplicate key",
+                 "has no argument", "names no trajectory rule")
 
 
 def assert_same_scenario(loaded: Scenario, expected: Scenario) -> None:
@@ -80,9 +81,14 @@ def test_every_key_loads_like_the_python_scenario():
                               retry_after_s=0.5),
         approver=Approver(approve=0.9, latency_s=5), enforce=True, scopes=["orders:write"],
         expect={"completion_rate": ">= 0.90", "tokens_per_task.p95": "<= 4000",
-                "unconfirmed_destructive_calls": "== 0"},
+                "unconfirmed_destructive_calls": "== 0", "rule_violations:lookup_first": "== 0",
+                "rule_violation_rate": "<= 0.05"},
         trials=200, seed=7, confidence=0.9, concurrency=4, timeout_s=10, virtual_timeout_s=None, early_stop=False,
         prices={"gpt-4o-mini": [0.15, 0.6], "my-model": {"input": 1, "output": 2}}, xfail="shows what the gate blocks",
+        trajectory=Trajectory(rules=[Rule("refund_order", after="lookup_order", same={"order_id": "order_id"},
+                                          name="lookup_first"),
+                                     Rule("delete_order", confirmed=True), Rule("lookup_order", at_most=3)],
+                              loop_period=2, loop_repeats=4),
     )
     (loaded,) = load_scenarios(VALID / "every_key.yaml")
     assert_same_scenario(loaded, expected)

@@ -16,7 +16,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ConfigError
-from ..harness import budget, confirmations, crash, escalation, injection, network, secrets, spend, tool_faults
+from ..harness import (
+    budget,
+    confirmations,
+    crash,
+    escalation,
+    injection,
+    network,
+    secrets,
+    spend,
+    tool_faults,
+    trajectory,
+)
 from ..harness.context import TrialContext
 from ..harness.env import Env
 from ..harness.layer import HarnessLayer
@@ -32,7 +43,10 @@ from ..settings.run import RunSettings
 LATE_CALL_PAUSE_S = 0.2
 
 #: The built-in layers, in the order their hooks run (``secrets`` has none: it holds the output's redaction).
-BUILTIN_LAYERS = (secrets.LAYER, confirmations.LAYER, budget.LAYER, spend.LAYER, tool_faults.LAYER,
+#: ``trajectory`` follows ``confirmations`` (it sees the approval the gate took) and comes before
+#: ``tool_faults`` (a call an injected fault fails was still made) and ``crash`` (a tool run the crash
+#: interrupts was still counted).
+BUILTIN_LAYERS = (secrets.LAYER, confirmations.LAYER, trajectory.LAYER, budget.LAYER, spend.LAYER, tool_faults.LAYER,
                   injection.LAYER, escalation.LAYER, state.LAYER, crash.LAYER, boundary.LAYER, network.LAYER)
 
 

@@ -9,14 +9,14 @@ Either way the agent is restarted with the same world and the same checkpoint st
 ``crash_restarts`` times, and the trace gets a ``crash`` and a ``resume`` event.
 
 What the layer records (``settings.faults.CrashRecord``): crashes, restarts, where the planned crash hit,
-the tokens at the first crash, ``duplicate_side_effects`` (executions of a side-effecting or destructive
-tool, with the same arguments, in a later attempt than one where it already ran) and child exit codes.
+the tokens at the first crash, ``duplicate_side_effects`` (runs of a side-effecting tool repeating an earlier
+run's arguments: the trajectory layer's ledger, ``harness/effects.py``, which it tells the attempt through the
+``attempt`` service) and child exit codes.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import pickle
 import signal
 import threading
@@ -43,10 +43,6 @@ if TYPE_CHECKING:
     from .state import CheckpointStore
 
 
-def _effect_key(name: str, arguments: dict[str, Any]) -> tuple[str, str]:
-    return name, json.dumps(arguments, sort_keys=True, default=repr)
-
-
 class CrashInjector(LayerTrial):
     """One trial's crash layer: fires the planned crash and keeps the crash and resume bookkeeping."""
 
@@ -56,7 +52,6 @@ class CrashInjector(LayerTrial):
         self.restarts = restarts
         self.child = child  # run the agent in child processes, with these limits (None: in this process)
         self.restarted = 0
-        self.duplicates = 0
         self.tokens_at_crash: int | None = None
         self.crash_step: int | None = None
         self.crash_point: str | None = None
@@ -69,8 +64,12 @@ class CrashInjector(LayerTrial):
         self.fired = False
         self.pending: AgentCrash | None = None  # the crash of the current attempt, until it is restarted
         self._armed: tuple[str, dict[str, Any]] | None = None  # an ``after`` crash waiting for its tool
-        self._effects: dict[tuple[str, str], int] = {}  # side effect -> the attempt it first happened in
         self._lock = threading.Lock()
+        ctx.provide("attempt", self.current_attempt)  # which run of the agent a call belongs to
+
+    def current_attempt(self) -> int:
+        """0 for the agent's first run, k after its k-th restart."""
+        return self.attempt
 
     # -- hooks in the tool wrapper --------------------------------------------------------------------
     def check(self) -> None:
@@ -96,22 +95,12 @@ class CrashInjector(LayerTrial):
                 self._armed = (spec.name, dict(arguments))
 
     def on_tool_recorded(self, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str) -> None:
-        """A tool ran (its effect happened): check for a duplicate effect, then crash if the plan says ``after``."""
+        """A tool ran (its effect happened; the ledger has counted it): crash if the plan says ``after``."""
         if outcome not in RAN:
             return
         with self._lock:
-            if spec.side_effect or spec.destructive:
-                key = _effect_key(spec.name, arguments)
-                first = self._effects.setdefault(key, self.attempt)
-                if first < self.attempt:
-                    self._duplicate(spec.name, arguments, first)
             if self._armed is not None and self._armed[0] == spec.name:
                 self._fire(spec.name, arguments, "after")
-
-    def _duplicate(self, name: str, arguments: Mapping[str, Any], first: int) -> None:
-        self.duplicates += 1
-        self.ctx.record_violation("duplicate_side_effect", name, arguments, blocked=False,
-                                  outcome="duplicate", first_attempt=first, attempt=self.attempt)
 
     def _fire(self, tool: str, arguments: dict[str, Any], point: str) -> None:
         assert self.draw is not None
@@ -157,9 +146,11 @@ class CrashInjector(LayerTrial):
         return with_restarts(agent, self, store, self.restarts, is_async=is_async)
 
     def record(self) -> CrashRecord:
+        ledger = self.ctx.service("effects")  # the trajectory layer's (always on)
         return CrashRecord(crashes=self.crashes, restarts=self.restarted, crash_step=self.crash_step,
                            crash_point=self.crash_point, tokens_at_crash=self.tokens_at_crash,
-                           duplicate_side_effects=self.duplicates, exit_codes=tuple(self.exit_codes))
+                           duplicate_side_effects=ledger.duplicates if ledger is not None else 0,
+                           exit_codes=tuple(self.exit_codes))
 
     def give_up(self, restarts: int) -> TrialAborted:
         """The outcome ``crashed``: the agent did not finish within ``restarts`` restarts."""

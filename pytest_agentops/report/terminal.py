@@ -93,6 +93,9 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
         duplicates = (metrics.get("duplicate_side_effects") or {}).get("total") or 0
         lines.append(f"  crashes: {resumed['n']}/{trials} trial(s) crashed, {resumed['k']} finished correctly after "
                      f"a restart, {duplicates} duplicate side effect(s)")
+    trajectory = _trajectory_line(c)
+    if trajectory:
+        lines.append(trajectory)
     for t in c.get("per_task", []):
         groups = f", pass^k groups {t['groups_passed']}/{t['groups']}" if t.get("groups") else ""
         worst = f", worst {t['worst']}" if t.get("worst") else ""
@@ -105,6 +108,32 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
         if v.get("rule") and "no fail level declared" in v["rule"] and v["verdict"] != "pass":
             lines.append(f"  rule: {v['key']}: {v['rule']}")
     return lines
+
+
+def _trajectory_line(c: dict[str, Any]) -> str:
+    """One line on how the agent went about its tasks: steps, trials with redundant calls and loops, rules broken,
+    duplicate side effects (the trajectory layer's metrics, whether or not an expectation names them)."""
+    metrics, records = c["metrics"], c["records"]
+    steps = metrics.get("steps_per_task")
+    if not steps or steps.get("p50") is None:
+        return ""
+    n = steps["n"]
+    extra = [r.get("extra") or {} for r in records]
+    parts = [f"steps p50 {_fmt(steps['p50'])}  p95 {_fmt(steps['p95'])}",
+             f"redundant calls in {sum(1 for e in extra if e.get('redundant_calls'))}/{n} trial(s)",
+             f"loops in {sum(1 for e in extra if e.get('loops'))}/{n}"]
+    rules = metrics.get("rule_violation_rate")
+    if rules and rules["n"]:
+        per_rule: dict[str, int] = {}
+        for e in extra:
+            for name, count in (e.get("rule_violations") or {}).items():
+                per_rule[name] = per_rule.get(name, 0) + count
+        broken = ", ".join(f"{name} {count}" for name, count in sorted(per_rule.items()) if count)
+        parts.append(f"rules broken in {rules['k']}/{rules['n']} trial(s)" + (f" ({broken})" if broken else ""))
+    duplicates = metrics.get("duplicate_side_effects")
+    if duplicates and duplicates["n"]:
+        parts.append(f"duplicate side effects {duplicates['total']}")
+    return "  trajectory: " + "; ".join(parts)
 
 
 def comparison_lines(comparison: Any) -> list[str]:

@@ -99,7 +99,19 @@ def _resume(e: Mapping[str, Any], d: Mapping[str, Any]) -> str:
 
 
 def _violation(e: Mapping[str, Any], d: Mapping[str, Any]) -> str:
-    return f"VIOLATION  {d.get('kind', '?')}: {e['name']}({_args(d.get('arguments'))})  {e['outcome']}"
+    text = f"VIOLATION  {d.get('kind', '?')}: {e['name']}({_args(d.get('arguments'))})  {e['outcome']}"
+    if d.get("rule"):  # a trajectory rule: what it says, and why this call broke it
+        text += f"  (rule: {d['rule']}; {d.get('why', '')})"
+    return text
+
+
+def _trajectory(e: Mapping[str, Any], d: Mapping[str, Any]) -> str:
+    if e["outcome"] == "loop":
+        return (f"LOOP       {e['name']} (a cycle of {d.get('period', '?')} call(s), {d.get('repeats', '?')} times "
+                "in a row)")
+    if e["outcome"] == "redundant":
+        return f"redundant  {e['name']}({_args(d.get('arguments'))}): asked again for what it already had"
+    return _other(e, d)
 
 
 def _escalation(e: Mapping[str, Any], d: Mapping[str, Any]) -> str:
@@ -118,6 +130,7 @@ def _other(e: Mapping[str, Any], d: Mapping[str, Any]) -> str:
 _RENDER: Mapping[str, Callable[[Mapping[str, Any], Mapping[str, Any]], str]] = {
     "model_call": _model, "tool_call": _tool, "fault": _fault, "confirmation": _confirmation, "crash": _crash,
     "resume": _resume, "violation": _violation, "escalation": _escalation, "outcome": _outcome,
+    "trajectory": _trajectory,
 }
 
 

@@ -24,6 +24,7 @@ from ..scenario import Scenario
 from ..settings._meta import Doc, docs
 from ..settings.faults import FAILING_TOOL_FAULTS, PROFILES, Faults, ToolFaults
 from ..settings.model import FakeLLM
+from ..settings.trajectory import RULE_COUNT_PREFIX, RULE_NAME_PATTERN, RULE_RATE_PREFIX, Rule
 from . import readers as r
 from .readers import NAME_PATTERN, Reader
 from .refs import REFERENCE_PATTERN
@@ -205,20 +206,43 @@ def read_llm(doc: YamlDoc, node: Node, label: str) -> Any:
     return doc.check(node, lambda: FakeLLM(**kwargs))
 
 
-def read_tool_name(doc: YamlDoc, node: Node, label: str) -> Any:
-    """One of the scenario's tools, by name (``injection.tool``)."""
-    value = doc.plain(node)
-    if not isinstance(value, str) or not value:
-        doc.fail(node, f"{label}={found(doc, node)} must name one of the scenario's tools")
-    r.known_tool(doc, node, value, label)
-    return value
-
-
 def read_arguments(doc: YamlDoc, node: Node, label: str) -> Any:
     """A mapping of argument names to values (``injection.arguments``)."""
     if not isinstance(node, yaml.MappingNode):
         doc.fail(node, f"{label}={found(doc, node)} must be a mapping of argument names to values")
     return doc.plain(node)
+
+
+def _probe_rule(part: dict[str, Any]) -> Rule:
+    """A Rule with only this key (and stand-ins that make it say one thing): validates the key alone."""
+    kwargs = {"tool": "probe", **part}
+    if "same" in part:
+        kwargs.setdefault("after", "probe")
+    if "after" not in kwargs and "at_most" not in kwargs and kwargs.get("confirmed") is not True:
+        kwargs.update({"at_most": 0} if "confirmed" in kwargs else {"confirmed": True})
+    return Rule(**kwargs)
+
+
+def read_rules(doc: YamlDoc, node: Node, label: str) -> list[Rule]:
+    """``rules:``: a list of trajectory rules, each a mapping of ``Rule``'s keys; their tools and the arguments
+    ``same`` names are checked against the scenario's tools where they are written."""
+    if not isinstance(node, yaml.SequenceNode):
+        doc.fail(node, f"{label}={found(doc, node)} must be a list of rules, each a mapping with tool: and one of "
+                       "after:, confirmed:, at_most:")
+    table = table_of(Rule)
+    rules: list[Rule] = []
+    for i, item in enumerate(node.value):
+        where = f"{label}[{i}]: "
+        if not isinstance(item, yaml.MappingNode):
+            doc.fail(item, f"{where}a rule must be a mapping of {', '.join(table)}, got {found(doc, item)}")
+        with doc.within(where):
+            kwargs = read_section(doc, item, table, _probe_rule)
+            rule = doc.check(item, lambda kwargs=kwargs: Rule(**kwargs))
+            at = doc.items(item).get("same", (None, item))[1]
+            doc.check(at, lambda rule=rule: rule.check_tools(doc.tool_specs, where=""))
+        rules.append(rule)
+    doc.rule_names = tuple(r.name for r in rules)
+    return rules
 
 
 def read_harness(doc: YamlDoc, node: Node, label: str) -> dict[str, Any]:
@@ -242,7 +266,8 @@ READERS: dict[str, Callable[[Doc], Reader]] = {
     "tools": lambda d: r.tools, "task": lambda d: r.task, "name": lambda d: r.name, "expect": lambda d: r.expect,
     "prices": lambda d: r.prices, "state": lambda d: r.plain, "faults": lambda d: read_faults,
     "llm": lambda d: read_llm, "steps": lambda d: r.plain, "reason": lambda d: r.reason,
-    "tool_name": lambda d: read_tool_name, "arguments": lambda d: read_arguments,
+    "tool_name": lambda d: r.tool_name, "arguments": lambda d: read_arguments, "same_args": lambda d: r.plain,
+    "rules": lambda d: read_rules,
 }
 
 
@@ -294,9 +319,24 @@ def _expect_schema() -> dict[str, Any]:
             key, expr = mean_patterns(name)
             patterns[key] = {"type": "string", "pattern": expr,
                              "description": f"the mean of {name} under a declared cap: {defn.description}"}
+    rule = RULE_NAME_PATTERN.removeprefix("^").removesuffix("$")
+    for prefix, kind in ((RULE_COUNT_PREFIX, "count"), (RULE_RATE_PREFIX, "rate")):
+        key, expr = threshold_patterns(prefix + "RULE", kind)
+        patterns[key.replace("RULE", rule)] = {
+            "type": "string", "pattern": expr,
+            "description": f"{kind} of one trajectory rule of the scenario (trajectory: rules:, by name)"}
     patterns[PASS_K_PATTERN] = {"type": "string", "pattern": rate_expression_pattern(),
                                 "description": "pass^k: the share of tasks whose k trials all complete"}
     return {"type": "object", "additionalProperties": False, "patternProperties": patterns}
+
+
+def _rule_schema() -> dict[str, Any]:
+    """A trajectory rule: its keys, and exactly one thing said (after, confirmed: true, or at_most)."""
+    schema = section_schema(table_of(Rule))
+    schema["oneOf"] = [{"required": ["after"], "properties": {"after": {"type": "string"}}},
+                       {"required": ["confirmed"], "properties": {"confirmed": {"const": True}}},
+                       {"required": ["at_most"], "properties": {"at_most": {"type": "integer"}}}]
+    return schema
 
 
 def _prices_schema() -> dict[str, Any]:
@@ -356,6 +396,9 @@ SCHEMAS: dict[str, Callable[[Doc], dict[str, Any]]] = {
     "reason": lambda d: {"type": "string", "pattern": r"\S"},
     "tool_name": lambda d: {"type": "string", "minLength": 1},
     "arguments": lambda d: {"type": "object"},
+    "same_args": lambda d: {"anyOf": [{"type": "array", "items": {"type": "string", "minLength": 1}},
+                                      {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}]},
+    "rules": lambda d: {"type": "array", "items": _rule_schema()},
 }
 
 

@@ -65,7 +65,7 @@ def load_scenario_entries(text: str, path: str = "<string>") -> list[ScenarioEnt
         entries: list[ScenarioEntry] = []
         names: dict[str, Node] = {}
         for node in nodes:
-            doc.tool_names = ()
+            doc.tool_names, doc.tool_specs, doc.rule_names = (), {}, ()
             kwargs = read_section(doc, node, scenario_keys(), probe_scenario, top_level=True)
             name_node = doc.items(node)["name"][1]
             if kwargs["name"] in names:

@@ -21,6 +21,7 @@ from ..scenario import Scenario
 from ..settings.faults import FAILING_TOOL_FAULTS, PROFILES, TOOL_FAULT_KINDS, Faults
 from ..settings.prices import price_table
 from ..settings.tools import tool_spec
+from ..settings.trajectory import rule_of_metric
 from .refs import resolve_reference
 from .yamldoc import Node, YamlDoc, found, short
 
@@ -129,14 +130,26 @@ def tools(doc: YamlDoc, node: Node, label: str) -> Any:
                        "(or one reference to a list of tools)")
     seen: set[str] = set()
     names = []
+    specs = {}
     for t, item in zip(tools, items, strict=True):
-        name = doc.check(item, lambda t=t: tool_spec(t)).name
-        if name in seen:
+        spec = doc.check(item, lambda t=t: tool_spec(t))
+        if spec.name in seen:
             doc.check(item, lambda: probe_scenario({"tools": list(tools)}))
-        seen.add(name)
-        names.append(name)
+        seen.add(spec.name)
+        names.append(spec.name)
+        specs[spec.name] = spec
     doc.tool_names = tuple(names)
+    doc.tool_specs = specs
     return tools
+
+
+def tool_name(doc: YamlDoc, node: Node, label: str) -> str:
+    """One of the scenario's tools, by name (a trajectory rule's ``tool`` and ``after``)."""
+    value = doc.plain(node)
+    if not isinstance(value, str) or not value:
+        doc.fail(node, f"{label}={short(value)} must be the name of one of the scenario's tools")
+    known_tool(doc, node, value, label)
+    return value
 
 
 def task(doc: YamlDoc, node: Node, label: str) -> Any:
@@ -213,6 +226,12 @@ def expect(doc: YamlDoc, node: Node, label: str) -> dict[str, Any]:
     out = {}
     for key, (knode, vnode) in entries.items():
         metric = "completion_rate" if key.startswith("pass^") else key.partition(".")[0]
+        rule = rule_of_metric(metric)
+        if rule is not None and rule not in doc.rule_names:
+            names = doc.rule_names
+            doc.fail(knode, f"{label}: {key!r} names no trajectory rule of this scenario{did_you_mean(rule, names)}; "
+                            f"rules: {', '.join(names) or 'none declared'} (declare it under trajectory: rules:, "
+                            "with name:)")
         if metric not in REGISTRY or key.startswith("pass^"):
             doc.check(knode, lambda key=key: Expectation.parse(key, ">= 0"))
         sample = "<= 0, cap 1" if key == f"{metric}.mean" else good[REGISTRY[metric].kind]

@@ -128,6 +128,8 @@ class YamlDoc:
         self._plain: dict[int, Any] = {}  # id(node) -> its plain value: an alias is expanded once
         self._prefix: list[str] = []
         self.tool_names: tuple[str, ...] = ()
+        self.tool_specs: dict[str, Any] = {}  # name -> ToolSpec of the scenario being read
+        self.rule_names: tuple[str, ...] = ()  # its trajectory rules (read before its expect)
 
     def fail(self, node: Node | yaml.Mark | None, message: str) -> NoReturn:
         mark = node if isinstance(node, yaml.Mark) else getattr(node, "start_mark", None)

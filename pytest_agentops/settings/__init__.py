@@ -25,6 +25,7 @@ from .model import (
 from .prices import DEFAULT_PRICES, Price, price_for, price_table
 from .run import DEFAULT_PROFILE, RunSettings, RunSource
 from .tools import ToolSpec, tool, tool_spec
+from .trajectory import Rule, Trajectory, TrajectoryRecord
 
 __all__ = [
     "API_FAULT_KINDS",
@@ -50,11 +51,14 @@ __all__ = [
     "HttpFaults",
     "ModelFaults",
     "Price",
+    "Rule",
     "RunSettings",
     "RunSource",
     "StateSpec",
     "ToolFaults",
     "ToolSpec",
+    "Trajectory",
+    "TrajectoryRecord",
     "pick",
     "price_for",
     "price_table",

@@ -16,12 +16,12 @@ from typing import Any
 #: share, fraction, seconds, positive_seconds, whole, number, bool, text, enum, texts, tool_names, hosts,
 #: tool_mix, mix, per_tool, section, model_section, reference, tools, task, name, expect, prices, state, faults,
 #: llm, steps, reason, layers, confidence, notes, tool_name (one of the scenario's tools), arguments (a mapping
-#: of argument names to values)
+#: of argument names to values), same_args, rules (trajectory rules)
 KINDS = frozenset({
     "share", "fraction", "seconds", "positive_seconds", "whole", "number", "bool", "text", "enum", "texts",
     "tool_names", "hosts", "tool_mix", "mix", "per_tool", "section", "model_section", "reference", "tools", "task",
     "name", "expect", "prices", "state", "faults", "llm", "steps", "reason", "layers", "confidence", "notes",
-    "tool_name", "arguments",
+    "tool_name", "arguments", "same_args", "rules",
 })
 
 

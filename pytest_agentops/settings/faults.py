@@ -220,8 +220,8 @@ class CrashRecord:
 
     ``crashes`` counted (planned and real), ``restarts`` made, where the planned crash hit (``crash_step``,
     ``crash_point``), the trial's tokens when it first crashed, ``duplicate_side_effects`` (a side-effecting
-    tool run again with the same arguments in a later attempt) and, under ``sigkill``, each child process's
-    exit code (-9: killed).
+    tool run again with the same arguments in the trial, after a retry or across the crash: the trajectory
+    layer's ledger) and, under ``sigkill``, each child process's exit code (-9: killed).
     """
 
     crashes: int = 0
@@ -255,10 +255,20 @@ register_metric(MetricDef(
                else r.outcome == "completed" and not c.duplicate_side_effects),
     "share of crashed trials that finished correctly after a restart (no effect repeated)",
     counting_unit="crashed trial"), builtin=True)
+def _duplicates(record: Any) -> tuple[int, bool]:
+    """(duplicated side effects, whether the trial ran a side-effecting tool): from the trajectory layer's
+    ledger, which sees retries and restarts alike (a record without it: the crash layer's count)."""
+    ledger = record.layers.get("trajectory")
+    if ledger is not None:
+        return ledger.duplicate_side_effects, ledger.side_effects > 0
+    crash = _crash(record)
+    return (0, False) if crash is None else (crash.duplicate_side_effects, True)
+
+
 register_metric(MetricDef(
-    "duplicate_side_effects", "count",
-    lambda r: (0, False) if (c := _crash(r)) is None else (c.duplicate_side_effects, True),
-    "side-effecting tool calls repeated with the same arguments across a crash", counting_unit="crashed trial"),
+    "duplicate_side_effects", "count", _duplicates,
+    "runs of a side-effecting tool (not declared idempotent) repeating an earlier run with the same arguments in "
+    "the trial: after a retry or across a crash", counting_unit="trial that ran a side-effecting tool"),
     builtin=True)
 register_metric(MetricDef(
     "tokens_after_crash", "distribution",

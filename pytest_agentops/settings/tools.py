@@ -28,22 +28,25 @@ class ToolSpec:
     takes_world: bool
     signature: inspect.Signature = field(compare=False)  # without ``world``
     is_async: bool = False
+    idempotent: bool = False  # running it again with the same arguments changes nothing more
 
 
 @overload
 def tool(fn: F) -> F: ...
 @overload
 def tool(*, destructive: bool = False, scope: str | None = None, name: str | None = None,
-         side_effect: bool | None = None) -> Callable[[F], F]: ...
+         side_effect: bool | None = None, idempotent: bool = False) -> Callable[[F], F]: ...
 
 
 def tool(fn: Callable[..., Any] | None = None, *, destructive: bool = False, scope: str | None = None,
-         name: str | None = None, side_effect: bool | None = None) -> Any:
+         name: str | None = None, side_effect: bool | None = None, idempotent: bool = False) -> Any:
     """Declare a tool. ``destructive=True`` puts it behind the confirmation gate; ``scope`` names the
     capability a scenario must grant to use it; a first parameter named ``world`` is bound per trial.
 
-    ``side_effect`` (default: same as ``destructive``) marks tools whose effect must happen at most once
-    across a crash and resume.
+    ``side_effect`` (default: same as ``destructive``) marks tools whose effect must happen at most once in a
+    trial: run again with the same arguments (a retry, or a restart after a crash) it is a duplicate side
+    effect. ``idempotent=True`` says a second run with the same arguments changes nothing more (setting a
+    status, an upsert), so its repeats are not duplicates.
     """
 
     def declare(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,6 +61,7 @@ def tool(fn: Callable[..., Any] | None = None, *, destructive: bool = False, sco
             fn=f, name=name or f.__name__, destructive=bool(destructive), scope=scope,
             side_effect=bool(destructive if side_effect is None else side_effect),
             takes_world=takes_world, signature=sig, is_async=inspect.iscoroutinefunction(f),
+            idempotent=bool(idempotent),
         )
         return f
 
