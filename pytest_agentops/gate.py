@@ -123,6 +123,10 @@ def incomplete_runs(paths: Sequence[str]) -> list[GateFinding]:
         session = _read(path).get("session")
         if not session:
             continue
+        if session.get("running"):
+            findings.append(GateFinding("(run)", "finished", False, f"{path}: the run that wrote this report never "
+                                        "finished (killed, or still running): it holds no campaigns of that run"))
+            continue
         if session.get("interrupted"):
             findings.append(GateFinding("(run)", "complete", False, f"{path}: the run was interrupted (Ctrl-C): "
                                         "its campaigns hold only the trials that finished before it"))
@@ -305,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise GateUsageError(f"--margin={args.margin} must be in [0, 1)")
         current = _campaigns(args.reports)
         baseline = _campaigns(args.baseline) if args.baseline else None
-        if not current:
+        unfinished = [f for f in incomplete_runs(args.reports) if f.check == "finished"]
+        if not current and not unfinished:
             raise GateUsageError("the reports hold no campaign (smoke and replay runs are not evidence)")
         if baseline is not None:
             missing = sorted(set(baseline) - set(current))
@@ -321,8 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     findings = evaluate_gate(current, baseline, alpha=args.alpha, max_growth=args.max_growth,
                              allow_inconclusive=args.allow_inconclusive, margin=args.margin)
     incomplete = incomplete_runs(args.reports)
-    if args.allow_incomplete:
-        incomplete = [GateFinding(f.scenario, f.check, True, f.detail + " [--allow-incomplete]") for f in incomplete]
+    if args.allow_incomplete:  # not a report whose run never finished: it holds nothing of that run
+        incomplete = [f if f.check == "finished" else
+                      GateFinding(f.scenario, f.check, True, f.detail + " [--allow-incomplete]") for f in incomplete]
     findings = incomplete + findings
     text = markdown(findings)
     print(text, end="")

@@ -157,3 +157,86 @@ def test_an_unwritable_markdown_path_is_a_usage_error(tmp_path, capsys):
     assert gate([str(tmp_path / "ok.json"), "--markdown", str(tmp_path)]) == 2  # a directory
     assert "cannot write the markdown summary" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "ok.md")
+
+
+# --- output paths checked at start-up; a killed run's report is never mistaken for a fresh one ---------------
+
+@pytest.mark.parametrize("flag", ["--agent-chaos-report", "--agent-chaos-html"])
+def test_an_output_path_that_is_a_directory_is_a_usage_error_before_any_test_runs(pytester, flag):
+    pytester.makepyfile(test_one="def test_one():\n    open('ran', 'w').close()\n")
+    (pytester.path / "out").mkdir()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"{flag}=out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"{flag}=out: is a directory; give the path of a file to write" in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() and not (pytester.path / "ran").exists()
+
+
+def test_an_output_in_a_directory_that_cannot_be_written_or_made_is_a_usage_error(pytester):
+    if os.geteuid() == 0:  # root writes anywhere: a directory that cannot be made instead (under a file)
+        (pytester.path / "afile").write_text("x")
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--agent-chaos-report=afile/r.json")
+        assert "--agent-chaos-report=afile/r.json: cannot make its directory" in result.stderr.str()
+    else:
+        locked = pytester.path / "locked"
+        locked.mkdir(mode=0o500)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--agent-chaos-report=locked/r.json")
+        assert "cannot be written (permission denied)" in result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_missing_parent_is_made_and_the_report_says_running_until_the_run_ends(pytester):
+    pytester.makepyfile(test_one="""
+        import json, pathlib
+        from pytest_agentops import Scenario
+
+        def test_one(agent_chaos):
+            seen = json.loads(pathlib.Path("deep/er/report.json").read_text())
+            assert seen["campaigns"] == [] and seen["session"]["running"] is True
+            agent_chaos.run(Scenario(name="s", agent=lambda t, e: "ok", trials=5, seed=1, faults="none"))
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--agent-chaos",
+                                           "--agent-chaos-report=deep/er/report.json")
+    assert result.ret == 0
+    report = json.loads((pytester.path / "deep/er/report.json").read_text())
+    assert "running" not in report["session"] and [c["scenario"] for c in report["campaigns"]] == ["s"]
+
+
+def test_a_killed_run_leaves_a_running_report_that_the_gate_fails_not_the_last_run(pytester, capsys, monkeypatch):
+    pytester.makepyfile(test_one="""
+        import os, signal
+        from pytest_agentops import Scenario
+
+        def test_one(agent_chaos):
+            agent_chaos.run(Scenario(name="s", agent=lambda t, e: "ok", trials=5, seed=1, faults="none",
+                                     expect={"completion_rate": ">= 0.1"}))
+            if os.environ.get("KILL_ME"):
+                os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    args = ("-p", "no:cacheprovider", "--agent-chaos", "--agent-chaos-report=report.json")
+    assert pytester.runpytest_subprocess(*args).ret == 0
+    assert gate([str(pytester.path / "report.json")]) == 0  # the good run's report passes
+    capsys.readouterr()
+    monkeypatch.setenv("KILL_ME", "1")
+    assert pytester.runpytest_subprocess(*args).ret != 0
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["session"]["running"] is True and report["campaigns"] == []
+    assert gate([str(pytester.path / "report.json")]) == 1
+    assert "the run that wrote this report never finished" in capsys.readouterr().out
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_said_after_the_summary_and_fails_the_run(pytester):
+    pytester.makepyfile(test_one="""
+        import os, shutil
+        from pytest_agentops import Scenario
+
+        def test_one(agent_chaos):
+            agent_chaos.run(Scenario(name="s", agent=lambda t, e: "ok", trials=3, seed=1, faults="none"))
+            shutil.rmtree("out")
+            open("out", "w").close()  # the report's directory became a file while the tests ran
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--agent-chaos",
+                                           "--agent-chaos-report=out/report.json")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    out = result.stdout.str()
+    assert "ERROR: agent chaos: a report could not be written" in out and "INTERNALERROR" not in out
+    assert "1 passed" in out  # pytest's own summary is there too

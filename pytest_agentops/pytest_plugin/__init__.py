@@ -23,6 +23,7 @@ from .options import (
     resolve_options,
     results_key,
     seen_key,
+    write_error_key,
 )
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_CampaignTests(config), "agentops-campaign-tests")
     config.stash[results_key] = []
     config.stash[comparisons_key] = []
+    if opts.report or opts.html or opts.otel:
+        from .outputs import prepare_outputs
+
+        prepare_outputs(config, opts)
     if opts.enabled:
         _collect_scenarios_beside_testpaths(config)
     if prints_seeds(opts) and getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
@@ -161,6 +166,10 @@ def agent_chaos(request: pytest.FixtureRequest) -> AgentChaos:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if config.stash.get(write_error_key, None):
+        from .outputs import say_write_error
+
+        say_write_error(terminalreporter, config)
     results = config.stash.get(results_key, [])
     comparisons = config.stash.get(comparisons_key, [])
     if not (results or comparisons) or config.get_verbosity() < -1:
@@ -241,7 +250,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .reports import write_reports
 
         outcomes = tracker.outcomes if tracker is not None else {}
-        write_reports(config, opts, session_summary(expected, outcomes, exitstatus, {n for n, _ in results}))
+        try:
+            write_reports(config, opts, session_summary(expected, outcomes, exitstatus, {n for n, _ in results}))
+        except OSError as exc:  # said after pytest's own summary (never instead of it), and the run fails
+            config.stash[write_error_key] = (f"ERROR: agent chaos: a report could not be written: "
+                                             f"{exc.filename or ''} ({exc.strerror or exc})")
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
 
 def _check_replay_target(session: pytest.Session, name: str) -> None:

@@ -286,3 +286,5 @@ seen_key = pytest.StashKey[list]()
 replayed_key = pytest.StashKey[list]()
 #: paired comparisons run by ``agent_chaos.compare``: (nodeid, ComparisonResult)
 comparisons_key = pytest.StashKey[list]()
+#: A report that could not be written at the end of the session: said after pytest's own summary.
+write_error_key = pytest.StashKey[str]()
