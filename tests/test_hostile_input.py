@@ -231,3 +231,20 @@ def test_command_line_values_above_the_maximum_are_usage_errors(parse, value, me
         parse(value, "--x")
     assert message in str(info.value)
     assert parse("10000000" if parse is parse_trials else "1000", "--x") in (MAX_TRIALS, MAX_CONCURRENCY)
+
+
+@pytest.mark.parametrize(("written", "example"), [("1e8", ", e.g. 100_000_000"), ("1.5e3", ", e.g. 1_500"),
+                                                   ("1e400", "")])
+def test_a_whole_number_written_with_an_exponent_gets_a_hint_not_a_bare_type_error(written, example):
+    error = refused(HEAD + f"trials: {written}\n")
+    assert error.bare_message == (f"trials={written!r} must be a whole number: YAML reads {written} as text (an "
+                                  "exponent needs a decimal point and a sign there, as in 1.0e+8); write the number "
+                                  f"out{example}")
+
+
+def test_a_seed_too_long_to_read_is_a_usage_error_not_an_internal_error():
+    from pytest_agentops.pytest_plugin.options import parse_seed
+
+    with pytest.raises(pytest.UsageError, match=r"^--s= has 5,000 digits: a seed has at most 100$"):
+        parse_seed("9" * 5000, "--s")
+    assert parse_seed("9" * 100, "--s") == int("9" * 100)

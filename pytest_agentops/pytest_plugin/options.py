@@ -104,11 +104,17 @@ def add_options(parser: pytest.Parser) -> None:
                   "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
 
 
+#: Longer seeds add nothing (a trial's seed is 64 bits) and past 4,300 digits Python refuses to read them.
+MAX_SEED_DIGITS = 100
+
+
 def parse_seed(value: str, source: str) -> int:
     """A seed setting: a whole number >= 0."""
     text = str(value).strip()
     if not re.fullmatch(r"\d+", text):
         raise pytest.UsageError(f"{source}={value!r} must be a whole number >= 0 or 'last'")
+    if len(text) > MAX_SEED_DIGITS:
+        raise pytest.UsageError(f"{source}= has {len(text):,} digits: a seed has at most {MAX_SEED_DIGITS}")
     return int(text)
 
 

@@ -44,11 +44,20 @@ def plain(doc: YamlDoc, node: Node, label: str) -> Any:
     return doc.plain(node)
 
 
+#: A number written with an exponent, which YAML 1.1 reads as a string unless written as 1.0e+8.
+EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def whole(doc: YamlDoc, node: Node, label: str) -> Any:
     """A whole number; ``100.0`` counts as 100 (as in JSON), anything else is left to the validator."""
     value = doc.plain(node)
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
+    if isinstance(value, str) and EXPONENT.fullmatch(value.strip()):  # YAML 1.1: 1e8 (no dot) is a string
+        number = float(value)
+        example = f", e.g. {int(number):_}" if math.isfinite(number) and number.is_integer() and number < 1e18 else ""
+        doc.fail(node, f"{label}={value!r} must be a whole number: YAML reads {value.strip()} as text (an exponent "
+                       f"needs a decimal point and a sign there, as in 1.0e+8); write the number out{example}")
     return value
 
 
