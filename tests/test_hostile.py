@@ -464,3 +464,20 @@ def test_reseeding_global_generators_inside_a_trial_stays_inside_it():
     assert runs[0] == runs[1]
     assert len({r.split("), ")[0] for r in runs[0]}) == 6  # each trial draws its own numbers
     assert len({r.split("), ")[1] for r in runs[0]}) == 1  # reseeded alike, they draw alike
+
+
+def test_an_escalation_reason_of_any_length_or_type_is_kept_short_and_readable():
+    class Loud:
+        def __str__(self):
+            raise RuntimeError("no")
+
+    reasons = ["x" * 10_000_000, Loud()]
+
+    def agent(task, env):
+        env.escalate(reasons[int(task)])
+
+    for task, expected in (("0", "x" * 2000 + "... (10,000,000 characters)"), ("1", "<Loud whose str() raised>")):
+        result = run_campaign(Scenario(name="loud", agent=agent, task=task, trials=2, seed=1, faults="none"))
+        assert {r.outcome for r in result.records} == {"escalated"}
+        assert {r.reason for r in result.records} == {expected}
+        assert all(e.data.get("reason") == expected for r in result.records for e in r.trace if e.kind == "escalation")

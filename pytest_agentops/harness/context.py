@@ -29,6 +29,20 @@ if TYPE_CHECKING:
 NOT_REACHED = frozenset({"blocked", "denied_scope", "bad_arguments"})
 #: Tool-call outcomes whose tool ran (its result is traced).
 RAN = frozenset({"ok", "malformed", "empty"})
+#: The longest escalation reason kept (in the record, the trace and the reports): an agent's words, cut.
+REASON_LIMIT = 2000
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _safe_str(value: Any) -> str:
+    """``str`` of an agent's object, which may raise (a hostile ``__str__`` escalates with its type's name)."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__} whose str() raised>"
 
 
 def _nothing() -> None:
@@ -198,12 +212,13 @@ class TrialContext:
         the ``Escalated`` gets it again at its next harness call, and the trial is judged escalated)."""
         self.check_alive()
         t = self.clock.monotonic()
+        reason = _cut(reason if isinstance(reason, str) else _safe_str(reason), REASON_LIMIT)
         with self._lock:
             if self.escalation is None:
-                self.escalation = (t, str(reason))
-        self.trace.add("escalation", "human", "escalated", reason=str(reason))
-        self.abort("escalated", str(reason))
-        raise Escalated(str(reason))
+                self.escalation = (t, reason)
+        self.trace.add("escalation", "human", "escalated", reason=reason)
+        self.abort("escalated", reason)
+        raise Escalated(reason)
 
     def report_confidence(self, confidence: Any) -> None:
         """``env.report_confidence``: validate, trace, and let the layers that listen judge it."""
