@@ -23,7 +23,7 @@ from ..harness import (
     escalation,
     injection,
     network,
-    secrets,
+    secrets_layer,
     spend,
     tool_faults,
     trajectory,
@@ -46,8 +46,9 @@ LATE_CALL_PAUSE_S = 0.2
 #: ``trajectory`` follows ``confirmations`` (it sees the approval the gate took) and comes before
 #: ``tool_faults`` (a call an injected fault fails was still made) and ``crash`` (a tool run the crash
 #: interrupts was still counted).
-BUILTIN_LAYERS = (secrets.LAYER, confirmations.LAYER, trajectory.LAYER, budget.LAYER, spend.LAYER, tool_faults.LAYER,
-                  injection.LAYER, escalation.LAYER, state.LAYER, crash.LAYER, boundary.LAYER, network.LAYER)
+BUILTIN_LAYERS = (secrets_layer.LAYER, confirmations.LAYER, trajectory.LAYER, budget.LAYER, spend.LAYER,
+                  tool_faults.LAYER, injection.LAYER, escalation.LAYER, state.LAYER, crash.LAYER, boundary.LAYER,
+                  network.LAYER)
 
 
 def is_async_agent(agent: Callable[..., Any]) -> bool:

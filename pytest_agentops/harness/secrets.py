@@ -14,10 +14,10 @@ output, the JSON report, and what the agent prints or logs while a campaign runs
 - in mappings (trace event data), the value of a key that names a secret (``api_key``, ``authorization``,
   ``password``, ``secret``, a key ending in ``token``, ``bearer``).
 
-``SecretsLayer`` is the built-in layer that does the per-campaign part: it reads the environment's secrets
-and holds ``redacted_output`` (``sys.stdout``/``sys.stderr`` wrapped, log records' messages redacted) for
-the length of the campaign, so what an agent prints or logs reaches pytest's captured output, the terminal
-and JUnit XML redacted.
+``secrets_layer.SecretsLayer`` is the built-in layer that does the per-campaign part: it reads the
+environment's secrets and holds ``redacted_output`` (``sys.stdout``/``sys.stderr`` wrapped, log records'
+messages redacted) for the length of the campaign, so what an agent prints or logs reaches pytest's captured
+output, the terminal and JUnit XML redacted.
 """
 
 from __future__ import annotations
@@ -27,14 +27,9 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..process.patch import ProcessPatch
-
-if TYPE_CHECKING:
-    from ..scenario import Scenario
-    from ..settings.run import RunSettings
-    from .layer import LayerTrial, TrialPort
 
 REDACTED = "[redacted]"
 #: Mapping keys whose value is a secret (trace event data, headers).
@@ -173,35 +168,3 @@ def _restore_output(held: tuple[Any, Any, Any, Any]) -> None:
 #: ``with redacted_output():`` while a campaign runs: what is printed or logged reaches its destination redacted.
 redacted_output = ProcessPatch("output", _hold_output, _restore_output,
                                what="sys.stdout/sys.stderr wrapped and log messages redacted (secrets)")
-
-
-class _Redaction:
-    """The secrets layer for one campaign: the environment read, the output redacted until it closes."""
-
-    __slots__ = ("_held",)
-    name = "secrets"
-
-    def __init__(self) -> None:
-        refresh()
-        redacted_output.acquire()
-        self._held = True
-
-    def attach(self, trial: TrialPort) -> LayerTrial | None:
-        return None  # nothing per trial: trace events, reasons and outputs are redacted where they are written
-
-    def close(self) -> None:
-        if self._held:
-            self._held = False
-            redacted_output.release()
-
-
-class SecretsLayer:
-    """Always on: secrets in what an agent prints, logs, raises, returns or passes to tools are redacted."""
-
-    name = "secrets"
-
-    def for_campaign(self, scenario: Scenario, run: RunSettings) -> _Redaction:
-        return _Redaction()
-
-
-LAYER = SecretsLayer()
