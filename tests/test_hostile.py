@@ -481,3 +481,101 @@ def test_an_escalation_reason_of_any_length_or_type_is_kept_short_and_readable()
         assert {r.outcome for r in result.records} == {"escalated"}
         assert {r.reason for r in result.records} == {expected}
         assert all(e.data.get("reason") == expected for r in result.records for e in r.trace if e.kind == "escalation")
+
+
+def test_an_abandoned_agent_logging_in_a_loop_never_leaves_a_logging_lock_held():
+    """Busy loops that log and swallow every exception, two at once on one handler: the interruptions that
+    chase them never land in logging's lock code (between a lock's acquire and the ``try`` that releases it),
+    so the handler serves everyone during and after the chase. Landed there, the lock stayed held by a thread
+    that then ended, and pytest's log capture hung the test run for good. (A loop that spends all its time in
+    logging's lock code stays beyond reach: never interrupted there, it is reported as unstoppable.)"""
+    import logging
+
+    class Counting(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def emit(self, record):
+            self.count += 1
+
+    handler = Counting()
+    log = logging.getLogger("hostile.chatty")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    stuck: list[threading.Thread] = []
+
+    let_go = threading.Event()
+
+    def agent(task, env):
+        stuck.append(threading.current_thread())
+        while not let_go.is_set():  # (the test lets it go at the end: it may stay beyond reach until then)
+            try:
+                log.info("still here %s", env.trial_id)
+            except BaseException:
+                pass
+
+    try:
+        result = _campaign(agent, trials=2, timeout_s=0.3, concurrency=2)
+        assert {r.outcome for r in result.records} == {"timed_out"}
+        for _ in range(20):  # while the hound chases them: the lock is never left held, so it is always had
+            assert handler.lock.acquire(timeout=5), "an interrupted thread left the handler's lock held"
+            handler.lock.release()
+            threading.Event().wait(0.05)
+        assert handler.count > 100
+    finally:
+        let_go.set()
+        for thread in stuck:
+            thread.join(30)
+        log.removeHandler(handler)
+    assert not any(thread.is_alive() for thread in stuck)
+
+
+def test_no_interruption_is_raised_where_a_thread_takes_or_gives_back_a_lock_by_hand():
+    """``at_unsafe_point``: a thread waiting in logging's handler lock, or in ``threading``'s own code, is
+    not interrupted; the same thread in its own code is."""
+    import logging
+
+    from pytest_agentops.engine.workers import at_unsafe_point
+
+    handler = logging.Handler()
+    entered = threading.Event()
+
+    def waits_for_the_handler():
+        entered.set()
+        handler.acquire()  # blocks: the test holds the lock
+        handler.release()
+
+    stop: list[bool] = []
+
+    def spins():  # its own code only (Event.is_set is threading's code)
+        entered.set()
+        n = 0
+        while not stop:
+            n += 1
+
+    handler.acquire()
+    try:
+        waiter = threading.Thread(target=waits_for_the_handler, daemon=True)
+        waiter.start()
+        entered.wait(5)
+        for _ in range(200):  # until it is blocked inside logging's acquire
+            threading.Event().wait(0.005)
+            if at_unsafe_point(waiter.ident):
+                break
+        assert at_unsafe_point(waiter.ident)
+    finally:
+        handler.release()
+    waiter.join(5)
+    entered.clear()
+    spinner = threading.Thread(target=spins, daemon=True)
+    spinner.start()
+    entered.wait(5)
+    seen = set()
+    for _ in range(200):
+        seen.add(at_unsafe_point(spinner.ident))
+        threading.Event().wait(0.001)
+    stop.append(True)
+    spinner.join(5)
+    assert False in seen and not at_unsafe_point(None)

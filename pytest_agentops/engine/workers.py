@@ -13,8 +13,12 @@ import collections
 import concurrent.futures as cf
 import contextlib
 import ctypes
+import dataclasses
 import functools
+import logging
+import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
@@ -35,16 +39,43 @@ def keep_forever(objects: Iterable[Any]) -> int:
     return n
 
 
+#: Where an asynchronous exception must not land: the innermost frame in code that takes and gives back
+#: locks by hand (logging's handlers and module lock, the import system, ``threading``, ``queue``,
+#: ``concurrent.futures``). Raised between a lock's ``acquire()`` and the ``try`` that releases it, the
+#: exception leaves the lock held by a thread that then ends, and every later user of it waits forever
+#: (pytest's log capture included). Raised anywhere else it unwinds through ``with`` and ``finally`` blocks
+#: that release what they hold. A thread waiting for the GIL raises it in the very frame seen here.
+_LOCK_CODE = (os.path.dirname(logging.__file__) + os.sep, "<frozen importlib._bootstrap", threading.__file__,
+              queue.__file__, os.path.dirname(cf.__file__) + os.sep)
+
+
+def at_unsafe_point(ident: int | None) -> bool:
+    """Whether the thread ``ident`` is where an asynchronous exception could leave a lock held."""
+    frame = sys._current_frames().get(ident) if ident is not None else None
+    return frame is not None and frame.f_code.co_filename.startswith(_LOCK_CODE)
+
+
 def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException] = TrialAbandoned) -> bool:
-    """Ask CPython to raise ``exc_type`` in ``thread`` at its next bytecode; True when delivered."""
+    """Ask CPython to raise ``exc_type`` in ``thread`` at its next bytecode; True when delivered, False when
+    the thread has ended or is at an unsafe point (``at_unsafe_point``: try again a moment later)."""
     ident = thread.ident
-    if ident is None or not thread.is_alive():
+    if ident is None or not thread.is_alive() or at_unsafe_point(ident):
         return False
     done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
     if done > 1:  # should not happen: undo
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
         return False
     return done == 1
+
+
+@dataclasses.dataclass
+class _Chase:
+    thread: threading.Thread
+    running_agent_code: Callable[[], bool]
+    started: float
+    next_at: float
+    first_pending: bool  # the first interruption has not landed yet (the thread was at an unsafe point)
+    pause_s: float  # after the first lands: time for the harness's own clean-up before the chase goes on
 
 
 class _Hound:
@@ -54,22 +85,27 @@ class _Hound:
     raised again and again, one lands outside the ``try`` (at the loop's jump back, or in the handler) and
     ends the thread. The chase starts a moment after the first exception (time for the harness's own
     clean-up on the way out, such as killing a child process, which must not be interrupted), then every
-    5 ms for 2 s, then every 200 ms, on one daemon thread that ends when no worker is left to chase. A thread
-    stuck in a C call is beyond reach (reported as unstoppable).
+    5 ms for 2 s, then every 200 ms, on one daemon thread that ends when no worker is left to chase. No
+    exception is raised while the thread is at an unsafe point (``at_unsafe_point``): a first interruption
+    that could not land then is retried every 5 ms. A thread stuck in a C call is beyond reach (reported as
+    unstoppable).
     """
 
     FAST_S, FAST_FOR_S, SLOW_S = 0.005, 2.0, 0.2
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._chased: list[tuple[threading.Thread, Callable[[], bool], float]] = []
+        self._chased: list[_Chase] = []
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
 
-    def chase(self, thread: threading.Thread, running_agent_code: Callable[[], bool], after_s: float = 0.0) -> None:
-        """Interrupt ``thread`` while ``running_agent_code()``, starting in ``after_s`` seconds."""
+    def chase(self, thread: threading.Thread, running_agent_code: Callable[[], bool], after_s: float = 0.0, *,
+              first_pending: bool = False, pause_s: float = 0.0) -> None:
+        """Interrupt ``thread`` while ``running_agent_code()``, starting in ``after_s`` seconds; with
+        ``first_pending`` the first interruption is still to land, and the chase pauses ``pause_s`` after it."""
+        now = real_monotonic()
         with self._lock:
-            self._chased.append((thread, running_agent_code, real_monotonic() + after_s))
+            self._chased.append(_Chase(thread, running_agent_code, now, now + after_s, first_pending, pause_s))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="agentops-hound", daemon=True)
                 self._thread.start()
@@ -77,16 +113,16 @@ class _Hound:
     def _run(self) -> None:
         while True:
             with self._lock:
-                self._chased = [c for c in self._chased if c[0].is_alive() and c[1]()]
+                self._chased = [c for c in self._chased if c.thread.is_alive() and c.running_agent_code()]
                 if not self._chased:
                     self._thread = None
                     return
                 chased = list(self._chased)
             now = real_monotonic()
-            for thread, _, since in chased:
-                if now >= since:
-                    raise_in_thread(thread)
-            fast = any(now - since < self.FAST_FOR_S for _, _, since in chased)
+            for chase in chased:
+                if now >= chase.next_at and raise_in_thread(chase.thread) and chase.first_pending:
+                    chase.first_pending, chase.next_at = False, now + chase.pause_s
+            fast = any(now - c.started < self.FAST_FOR_S or c.first_pending for c in chased)
             self._wake.wait(self.FAST_S if fast else self.SLOW_S)
 
 
@@ -141,10 +177,11 @@ class ThreadWorker:
         """Give up on the running job: interrupt it if possible and never reuse this worker."""
         self.retired = True
         self.abandoned = True
-        raise_in_thread(self.thread)
+        landed = raise_in_thread(self.thread)
         self._jobs.put(None)
         if self.in_job:  # still running it half a second later: the agent caught the first one
-            HOUND.chase(self.thread, lambda: self.in_job, after_s=0.5)
+            HOUND.chase(self.thread, lambda: self.in_job, after_s=0.5 if landed else 0.0,
+                        first_pending=not landed, pause_s=0.5)
 
     def close(self) -> None:
         self.retired = True
@@ -356,10 +393,11 @@ class LoopWorker:
     def abandon(self) -> None:
         """Interrupt a blocked loop thread and retire this worker."""
         self.retired = True
-        raise_in_thread(self.thread)
+        landed = raise_in_thread(self.thread)
         self.close()
         # a loop still running a second later is blocked by agent code that caught the first interruption
-        HOUND.chase(self.thread, self.loop.is_running, after_s=1.0)
+        HOUND.chase(self.thread, self.loop.is_running, after_s=1.0 if landed else 0.0, first_pending=not landed,
+                    pause_s=1.0)
 
     def close(self) -> None:
         self.retired = True
