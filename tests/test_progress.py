@@ -19,7 +19,7 @@ from pytest_agentops.pytest_plugin.progress import duration_text, progress_text
 from pytest_agentops.report.json_report import report_dict
 from pytest_agentops.settings.run import RunSource
 
-from conftest import ORDER_TOOLS, Orders, coin_agent
+from conftest import coin_agent
 
 # -- the engine's feed, on a fake clock -------------------------------------------------------------------
 
