@@ -327,3 +327,15 @@ def test_bad_progress_options_are_usage_errors(project, option, message):
     result = project.runpytest(option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_an_xdist_worker_never_renders_progress():
+    """A worker's config has ``workerinput``: no progress, whatever the mode (its output is not the terminal)."""
+    from types import SimpleNamespace
+
+    from pytest_agentops.pytest_plugin.options import ChaosOptions
+    from pytest_agentops.pytest_plugin.progress import progress_mode
+
+    opts = ChaosOptions(enabled=True, seed=1, session_seed=1, trials=None, profile=None, report=None, replay=None,
+                        progress="on")
+    assert progress_mode(SimpleNamespace(workerinput={"workerid": "gw0"}), opts) is None  # type: ignore[arg-type]
