@@ -42,7 +42,7 @@ from .metrics import REGISTRY, MetricData
 #: concurrency (at most 1,000) can use, and short enough that a never-deciding side costs little to search.
 LOOK_AHEAD = 4096
 #: Beyond this many values a quantile's running estimate is not shown (``Judge.running``: a sort per redraw).
-RUNNING_QUANTILE_CAP = 100_000
+RUNNING_QUANTILE_CAP = 50_000
 
 if TYPE_CHECKING:
     from .records import TrialRecord
@@ -212,10 +212,18 @@ class RateJudge(Judge):
         self._unit(bool(successes) if exp.upward else not successes)
 
     def running(self) -> tuple[float | None, float | None, str]:
-        if self.exp.statistic == "quantile" and len(self.values) > RUNNING_QUANTILE_CAP:
+        if self.exp.statistic != "quantile":  # Clopper-Pearson: cheap at any n
+            shown = evaluate(self.exp, self._data(), self.confidence, final=False)
+            return shown.estimate, shown.bound, shown.bound_side
+        if len(self.values) > RUNNING_QUANTILE_CAP:
             return None, None, ""  # sorting this many values at every redraw would cost more than it shows
-        shown = evaluate(self.exp, self._data(), self.confidence, final=False)
-        return shown.estimate, shown.bound, shown.bound_side
+        # the bound on the pass side at 1 - beta, as the table shows it for an undecided quantile (one sort)
+        import numpy as np
+
+        upward = self.exp.upward
+        estimate, bound = stats.sorted_quantile_and_bound(np.sort(np.asarray(self.values, dtype=float)),
+                                                          self.exp.quantile or 0.5, 1 - self.beta, upper=not upward)
+        return estimate, bound, ("lower" if upward else "upper") if estimate is not None else ""
 
     def _data(self) -> MetricData:
         if self.exp.statistic == "quantile":

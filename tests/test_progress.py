@@ -318,17 +318,6 @@ def test_xdist_workers_print_no_progress(project):
     assert "agentops: slow:" not in result.stdout.str() + result.stderr.str()
 
 
-@pytest.mark.parametrize("option, message", [
-    ("--agent-chaos-progress=loud", "*--agent-chaos-progress='loud' must be one of auto, on, off*"),
-    ("--agent-chaos-progress-every=0", "*--agent-chaos-progress-every='0' must be a number of seconds from 0.1*"),
-    ("--agent-chaos-progress-every=soon", "*must be a number of seconds*"),
-])
-def test_bad_progress_options_are_usage_errors(project, option, message):
-    result = project.runpytest(option)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([message])
-
-
 def test_an_xdist_worker_never_renders_progress():
     """A worker's config has ``workerinput``: no progress, whatever the mode (its output is not the terminal)."""
     from types import SimpleNamespace

@@ -408,7 +408,7 @@ class Runner:
                         limit, stopped_early = prefix, True
                         self.expire([flying.pop(p) for p in [p for p in flying if p >= prefix]])
                         break
-                if feed is not None and len(done) < limit:
+                if feed is not None:  # (always: a due report left untaken would make the wait above spin)
                     feed.tick(_wall(), len(done), shown)
         except KeyboardInterrupt:
             # Ctrl-C: keep what finished, in launch order (a later trial that finished first is left out, as an
