@@ -237,7 +237,7 @@ def screen(text: str) -> list[str]:
     of the line (ESC[K) and colours (ignored) applied."""
     rows: list[list[str]] = [[]]
     col = 0
-    for token in re.findall(r"\x1b\[(\d*)([A-Za-z])|(\r)|(\n)|([^\x1b\r\n])", text):
+    for token in re.findall(r"\x1b\[([\d;]*)([A-Za-z])|(\r)|(\n)|([^\x1b\r\n])", text):
         number, command, cr, nl, char = token
         row = rows[-1]
         if cr:
@@ -250,7 +250,7 @@ def screen(text: str) -> list[str]:
             row[col:col + 1] = [char]
             col += 1
         elif command == "C":
-            col += int(number or 1)
+            col += int(number.split(";")[0] or 1)
         elif command == "K":
             del row[col:]
     return ["".join(r) for r in rows]
