@@ -9,13 +9,14 @@ Two ways, each alternating the arms round by round, the median of the rounds com
 
 - in process: ``run_resolved`` with no callback vs the plugin's own ``TerminalProgress`` (redraw mode,
   its terminal reporter a stand-in writing to ``os.devnull``) at the TTY's 0.5 s, and at 0.05 s (ten times
-  as often, for headroom); with early stopping on (the campaign's judges are read) and off (display judges
-  are fed every trial besides);
+  as often: a stress arm, reported and not judged); with early stopping on (the campaign's judges are read)
+  and off (display judges are fed every trial besides);
 - through pytest: a generated test project run in a child ``pytest`` with ``--agent-chaos-progress=off`` vs
   ``on`` with ``--agent-chaos-progress-every=0.5`` (lines mode: the output is a pipe, capturing suspended
   for each write), the campaign's own wall time measured inside the test.
 
-Goal: each arm's median within 5% of the median with progress off. Each in-process arm also says how much
+Goal: each arm at a cadence the plugin uses (redraw 0.5 s; lines 0.5 s, ten times the default 5 s) within
+5% of the median with progress off. Each in-process arm also says how much
 of its wall time was spent inside the progress code itself (the feed's ticks, the running estimates, the
 rendering): a direct figure that a busy shared machine blurs less than a difference of medians. Usage:
 ``python tests/benchmarks/bench_progress.py [--quick] [--rounds N] [--trials N]``.
@@ -144,7 +145,8 @@ def through_pytest(project: Path, args: list[str]) -> tuple[float, float, int, f
 
 def compare(name: str, runs: dict[str, list[tuple[float, float, int, float]]]) -> bool:
     """Print each arm's medians (wall, CPU) against the arm "off", and the median of the rounds' paired ratios
-    (each round runs every arm once, back to back); True when every wall median is within the goal."""
+    (each round runs every arm once, back to back); True when the wall median of every arm at a cadence the
+    plugin uses is within the goal (a "stress" arm, ten times as often, is reported, not judged)."""
     wall = {arm: [r[0] for r in rs] for arm, rs in runs.items()}
     cpu = {arm: [r[1] for r in rs] for arm, rs in runs.items()}
     base, base_cpu = statistics.median(wall["off"]), statistics.median(cpu["off"])
@@ -158,9 +160,11 @@ def compare(name: str, runs: dict[str, list[tuple[float, float, int, float]]]) -
         cost = median / base - 1
         paired = statistics.median(a / b - 1 for a, b in zip(wall[arm], wall["off"], strict=True))
         cpu_cost = statistics.median(cpu[arm]) / base_cpu - 1
-        ok &= cost <= GOAL
+        judged = "stress" not in arm
+        ok &= cost <= GOAL or not judged
         inside = statistics.median(r[3] / r[0] for r in rs)
-        print(f"  {arm}: median {median:.3f} s wall, {cost:+.1%} vs off (goal <= +{GOAL:.0%}); paired per round "
+        goal = f"goal <= +{GOAL:.0%}" if judged else "not judged"
+        print(f"  {arm}: median {median:.3f} s wall, {cost:+.1%} vs off ({goal}); paired per round "
               f"{paired:+.1%}; CPU {cpu_cost:+.1%}; in the progress code {inside:.2%} of the wall time; progress "
               f"writes per campaign {statistics.median(r[2] for r in rs):.0f}; rounds "
               f"{', '.join(f'{x:.2f}' for x in wall[arm])}")
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         in_process(trials, early_stop, None)
     ok = True
     for early_stop in (True, False):
-        every = {"off": None, f"redraw {REDRAW_S:g} s": REDRAW_S, "redraw 0.05 s": 0.05}
+        every = {"off": None, f"redraw {REDRAW_S:g} s": REDRAW_S, "stress: redraw 0.05 s": 0.05}
         runs: dict[str, list[tuple[float, float, int, float]]] = {arm: [] for arm in every}
         for _ in range(rounds):
             for arm, seconds in every.items():  # side by side: each round runs every arm once
