@@ -41,6 +41,8 @@ from .metrics import REGISTRY, MetricData
 #: How far ahead a judge searches its boundaries for the distances the scheduler launches by: more than any
 #: concurrency (at most 1,000) can use, and short enough that a never-deciding side costs little to search.
 LOOK_AHEAD = 4096
+#: Beyond this many values a quantile's running estimate is not shown (``Judge.running``: a sort per redraw).
+RUNNING_QUANTILE_CAP = 50_000
 
 if TYPE_CHECKING:
     from .records import TrialRecord
@@ -120,6 +122,11 @@ class Judge:
         if self.state == "pass":
             return math.inf, 0
         return 1, 1
+
+    def running(self) -> tuple[float | None, float | None, str]:
+        """(estimate, bound, bound side) so far, for a live progress display: cheap (no sequential error rates,
+        no planning), and it changes nothing in the judge; bound None where the judge has no cheap one."""
+        raise NotImplementedError
 
     # -- the verdict ------------------------------------------------------------------------------------
     def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
@@ -203,6 +210,20 @@ class RateJudge(Judge):
             return
         self.events += bool(successes)
         self._unit(bool(successes) if exp.upward else not successes)
+
+    def running(self) -> tuple[float | None, float | None, str]:
+        if self.exp.statistic != "quantile":  # Clopper-Pearson: cheap at any n
+            shown = evaluate(self.exp, self._data(), self.confidence, final=False)
+            return shown.estimate, shown.bound, shown.bound_side
+        if len(self.values) > RUNNING_QUANTILE_CAP:
+            return None, None, ""  # sorting this many values at every redraw would cost more than it shows
+        # the bound on the pass side at 1 - beta, as the table shows it for an undecided quantile (one sort)
+        import numpy as np
+
+        upward = self.exp.upward
+        estimate, bound = stats.sorted_quantile_and_bound(np.sort(np.asarray(self.values, dtype=float)),
+                                                          self.exp.quantile or 0.5, 1 - self.beta, upper=not upward)
+        return estimate, bound, ("lower" if upward else "upper") if estimate is not None else ""
 
     def _data(self) -> MetricData:
         if self.exp.statistic == "quantile":
@@ -309,6 +330,11 @@ class MeanJudge(Judge):
         self.values: list[float] = []
         self.over_cap = 0
         self.calls = self.successes = 0
+        self._total = 0.0  # sum of the values kept, for the running mean
+
+    def running(self) -> tuple[float | None, float | None, str]:
+        # the betting bounds take a pass over every value: too dear for a redraw, so the mean alone
+        return (self._total / len(self.values) if self.values else None), None, ""
 
     def _add(self, record: TrialRecord) -> None:
         exp = self.exp
@@ -328,10 +354,12 @@ class MeanJudge(Judge):
                 self.over_cap += 1
                 if not exp.upward:  # a "<=" mean cannot be shown with a value beyond its cap: fail
                     self.values.append(value)
+                    self._total += value
                     self._decide("fail", len(self.values))
                     return
             value = min(max(value, 0.0), self.scale) / self.scale
         self.values.append(value if self.defn.kind == "rate" else value * self.scale)
+        self._total += self.values[-1]
         x = value if exp.upward else 1 - value
         self.test.add(x)
         if self.sequential and self.state is None:
@@ -447,6 +475,9 @@ class CountJudge(Judge):
         self.chances += 1 if had_chance else 0
         if self.violations > self.allowed:
             self._decide("fail", self.trials)
+
+    def running(self) -> tuple[float | None, float | None, str]:
+        return float(self.violations), None, ""
 
     def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
         out = count_verdict(self.exp, self.violations, self.chances, self.confidence, final=complete,

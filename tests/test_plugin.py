@@ -150,6 +150,9 @@ def test_seed_last_without_a_printed_run_is_a_usage_error(project):
     ("--agent-chaos-trials=0", "*--agent-chaos-trials='0' must be a whole number >= 1*"),
     ("--agent-chaos-profile=extreme", "*not a fault profile; valid profiles: none, low, mid, high*"),
     ("--agent-chaos-replay=seventeen", "*must be a trial id: 17, trial-17 or SCENARIO/trial-17*"),
+    ("--agent-chaos-progress=loud", "*--agent-chaos-progress='loud' must be one of auto, on, off*"),
+    ("--agent-chaos-progress-every=0", "*--agent-chaos-progress-every='0' must be a number of seconds from 0.1*"),
+    ("--agent-chaos-progress-every=soon", "*must be a number of seconds*"),
 ])
 def test_bad_option_values_are_usage_errors(project, option, message):
     result = project.runpytest(option)

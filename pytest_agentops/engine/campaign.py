@@ -14,6 +14,7 @@ from ..scenario import Scenario
 from ..settings.faults import Faults
 from ..settings.run import RunSettings, RunSource
 from ..vtime.real import real_perf_counter
+from .progress import ProgressCallback
 from .scheduler import Runner
 from .shrink import failure_of, shrink_record
 
@@ -45,15 +46,20 @@ def run_campaign(scenario: Scenario, *, seed: int | None = None, trials: int | N
                         replay_command=replay_command)
 
 
-def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: str | None = None) -> CampaignResult:
+def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: str | None = None,
+                 progress: ProgressCallback | None = None, progress_every_s: float = 5.0) -> CampaignResult:
     """Run a campaign whose settings are resolved already (the pytest plugin resolves its own sources).
+
+    ``progress`` is called with a ``engine.progress.Progress`` at most every ``progress_every_s`` wall
+    seconds while the campaign runs (from this thread; never for a campaign that ends sooner); it changes
+    nothing in the result.
 
     Ctrl-C ends the campaign with the trials that finished judged: ``CampaignInterrupted`` (a
     ``KeyboardInterrupt``) carries that result. A campaign that fails gets its worst failing trial shrunk to
     the faults it needs (``engine.shrink``, ``Scenario.shrink_runs`` re-runs at most), shown under its replay
     command."""
     started = _wall()
-    runner = Runner(scenario, settings)
+    runner = Runner(scenario, settings, progress=progress, progress_every_s=progress_every_s)
     records, stopped_early = runner.run()
     wall_s = _wall() - started
     result = CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,

@@ -34,6 +34,7 @@ from ..scenario import Scenario
 from ..settings.run import RunSettings
 from ..vtime.real import real_perf_counter
 from .assemble import CampaignLayers, is_async_agent
+from .progress import ProgressCallback, ProgressFeed
 from .spend import SpendGate
 from .trial import Trial
 from .workers import LoopWorker, ThreadWorker
@@ -56,9 +57,13 @@ def campaign_patches() -> Iterator[None]:
 class Runner:
     """Runs trials of one scenario with bounded concurrency and wall-clock protection."""
 
-    def __init__(self, scenario: Scenario, settings: RunSettings):
+    def __init__(self, scenario: Scenario, settings: RunSettings, *, progress: ProgressCallback | None = None,
+                 progress_every_s: float = 5.0):
         self.scenario = scenario
         self.settings = settings
+        # live progress (``engine/progress.py``): called from this thread at most every ``progress_every_s``
+        self.progress = progress
+        self.progress_every_s = progress_every_s
         self.is_async = is_async_agent(scenario.agent)
         self._threads: list[ThreadWorker] = []
         self._load: dict[ThreadWorker, int] = {}  # trials queued on or running in each worker thread
@@ -319,6 +324,19 @@ class Runner:
         decide = max(j.distances()[1] for j in judges)
         return prefix + max(min(fail, decide), self.settings.concurrency + 8, 16)
 
+    def _progress_feed(self, planned: int, judges: list[Any]) -> tuple[ProgressFeed | None, list[Any]]:
+        """The progress feed of this run (None: no callback, or a single trial) and the judges whose running
+        estimates it shows: the campaign's own, or, when it judges once at the end (no early stopping), judges
+        of the same expectations fed the same launch-order prefix for the display only."""
+        if self.progress is None or planned < 2:
+            return None, judges
+        feed = ProgressFeed(self.scenario.name, planned, self.progress, self.progress_every_s)
+        if judges or not self.scenario.expectations:
+            return feed, judges
+        s = self.settings
+        return feed, [judge(e, max_trials=planned, confidence=s.confidence, sequential=False)
+                      for e in self.scenario.expectations]
+
     def run(self, indices: Sequence[int] | None = None) -> tuple[list[TrialRecord], bool]:
         """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early). ``indices``:
         exactly these trials, all of them (a paired comparison runs its campaigns block by block)."""
@@ -331,6 +349,7 @@ class Runner:
         expectations = self.scenario.expectations
         judges = [judge(e, max_trials=len(indices), confidence=s.confidence, sequential=True)
                   for e in expectations] if judged else []
+        feed, shown = self._progress_feed(len(indices), judges)
         done: dict[int, TrialRecord] = {}
         flying = self._flying
         position = 0  # next entry of ``indices`` to launch
@@ -355,6 +374,8 @@ class Runner:
                 wake = min((t + limit_s for t in since if t is not None), default=now + limit_s)
                 grace = self._retire_stubborn(now)
                 timeout = max(0.0, min(wake, grace if grace is not None else wake) - now)
+                if feed is not None:  # woken for the next progress report (the finished trials are taken then)
+                    timeout = min(timeout, feed.wait_s(now))
                 finished = self._wait(timeout)
                 if finished:
                     futures = {t.future: pos for pos, t in flying.items()}
@@ -376,6 +397,9 @@ class Runner:
                 while prefix in done and prefix < limit:
                     record = done[prefix]
                     prefix += 1
+                    if shown is not judges:  # judges for the display only: they decide nothing
+                        for j in shown:
+                            j.add(record)
                     if not judges or prefix >= limit:
                         continue
                     for j in judges:
@@ -384,6 +408,8 @@ class Runner:
                         limit, stopped_early = prefix, True
                         self.expire([flying.pop(p) for p in [p for p in flying if p >= prefix]])
                         break
+                if feed is not None:  # (always: a due report left untaken would make the wait above spin)
+                    feed.tick(_wall(), len(done), shown)
         except KeyboardInterrupt:
             # Ctrl-C: keep what finished, in launch order (a later trial that finished first is left out, as an
             # early stop leaves it out); end the running ones; the caller reports the campaign as interrupted.

@@ -163,8 +163,11 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     if replay is not None:
         config.stash.setdefault(replayed_key, []).append(scenario.name)
     command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)
+    from .progress import campaign_progress
+
     try:
-        result = run_resolved(scenario, settings, replay_command=command)
+        with campaign_progress(config, o) as progress:
+            result = run_resolved(scenario, settings, replay_command=command, **progress)
     except CampaignInterrupted as interrupted:  # Ctrl-C: report what finished, then stop as pytest does
         _keep(config, node.nodeid, interrupted.result)
         raise

@@ -16,6 +16,9 @@ from ..seeding import fresh_seed
 PROFILES = ("none", "low", "mid", "high")
 ISOLATIONS = ("none", "process")  # settings.layers.ISOLATIONS (not imported: this module stays engine-free)
 CACHE_SEED = "agentops/seed"
+PROGRESS_MODES = ("auto", "on", "off")
+#: seconds between progress lines when the terminal is not a TTY (CI logs)
+PROGRESS_EVERY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,8 @@ class ChaosOptions:
     max_tokens: int | None = None  # ... and in tokens
     record: str | None = None  # a directory: record live models' answers there (absolute)
     cassette: str | None = None  # a directory: replay the cassettes there instead of live models (absolute)
+    progress: str = "auto"  # live progress while a campaign runs: auto, on or off (pytest_plugin/progress.py)
+    progress_every_s: float = PROGRESS_EVERY_S  # seconds between progress lines when not on a TTY
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -86,6 +91,12 @@ def add_options(parser: pytest.Parser) -> None:
                     help="record the answers of live models (Scenario(live=...)) as cassettes in DIR.")
     group.addoption("--agent-chaos-cassette", dest="agent_chaos_cassette", metavar="DIR",
                     help="replay the cassettes in DIR instead of calling live models (offline, no key, no cost).")
+    group.addoption("--agent-chaos-progress", dest="agent_chaos_progress", metavar="MODE",
+                    help="live progress while a campaign runs: auto (default: redrawn in place on a terminal, a "
+                         "line every few seconds otherwise, none with -qq), on (also with -qq) or off.")
+    group.addoption("--agent-chaos-progress-every", dest="agent_chaos_progress_every", metavar="SECONDS",
+                    help=f"seconds between progress lines when the output is not a terminal (default "
+                         f"{PROGRESS_EVERY_S:g}; campaigns that end sooner print none).")
     parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
                   default=False)
     parser.addini("agent_chaos_seed", "every campaign's seed, as --agent-chaos-seed (over markers' and scenarios')")
@@ -100,6 +111,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agent_chaos_max_usd", "every campaign's spend cap in US dollars, as --agent-chaos-max-usd")
     parser.addini("agent_chaos_max_tokens", "every campaign's spend cap in tokens, as --agent-chaos-max-tokens")
     parser.addini("agent_chaos_cassette", "replay the cassettes in this directory, as --agent-chaos-cassette")
+    parser.addini("agent_chaos_progress", "live progress while a campaign runs: auto, on or off "
+                  "(like --agent-chaos-progress)")
+    parser.addini("agent_chaos_progress_every", "seconds between progress lines when the output is not a terminal "
+                  "(like --agent-chaos-progress-every)")
     parser.addini("agentops_scenario_files", "glob patterns of YAML scenario files collected with --agent-chaos "
                   "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
 
@@ -184,6 +199,24 @@ def parse_profile(value: str, source: str) -> str:
     return text
 
 
+def parse_progress(value: str, source: str) -> str:
+    text = str(value).strip().lower()
+    if text not in PROGRESS_MODES:
+        raise pytest.UsageError(f"{source}={value!r} must be one of {', '.join(PROGRESS_MODES)}")
+    return text
+
+
+def parse_seconds(value: str, source: str) -> float:
+    """An interval in seconds: a number in [0.1, 3600] (below a tenth of a second lines would flood a log)."""
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        seconds = -1.0
+    if not 0.1 <= seconds <= 3600:
+        raise pytest.UsageError(f"{source}={value!r} must be a number of seconds from 0.1 to 3600, e.g. 5")
+    return seconds
+
+
 def parse_isolation(value: str, source: str) -> str:
     text = str(value).strip()
     if text not in ISOLATIONS:
@@ -244,6 +277,8 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         show=_show(config),
         max_usd=_setting(config, "agent_chaos_max_usd", parse_usd),
         max_tokens=_setting(config, "agent_chaos_max_tokens", parse_tokens),
+        progress=_setting(config, "agent_chaos_progress", parse_progress) or "auto",
+        progress_every_s=_setting(config, "agent_chaos_progress_every", parse_seconds) or PROGRESS_EVERY_S,
         **_cassettes(config),
     )
 

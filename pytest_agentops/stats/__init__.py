@@ -28,7 +28,13 @@ from .binomial import (
 )
 from .compare import fisher_less_pvalue
 from .planning import look_schedule, per_look_alpha, trials_for, trials_to_decide
-from .quantiles import min_trials_for_quantile_bound, quantile, quantile_lower_bound, quantile_upper_bound
+from .quantiles import (
+    min_trials_for_quantile_bound,
+    quantile,
+    quantile_lower_bound,
+    quantile_upper_bound,
+    sorted_quantile_and_bound,
+)
 from .sequential import (
     LAZY_LIMIT,
     Bounds,
@@ -63,6 +69,7 @@ __all__ = [
     "quantile_upper_bound",
     "rate_bounds",
     "rate_rule",
+    "sorted_quantile_and_bound",
     "sprt_outcome",
     "trials_for",
     "trials_to_decide",
