@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .seeding import Stream, canonical, stream, text_key, uniforms
+from .seeding import Stream, canonical, name_key, stream, text_key, uniforms
 from .settings.faults import Faults
 from .settings.layers import DailyUsers
 from .settings.model import ModelFaults, pick
@@ -152,7 +152,7 @@ class FaultPlan:
         rate, kinds, cumulative = _tool_table(self.faults, tool)
         if not (rate or self.faults.latency):
             return _NO_FAULT
-        u_fail, u_kind, u_lat = uniforms(self.seed, Stream.TOOLS, 1, text_key(tool), args_key, occurrence)
+        u_fail, u_kind, u_lat = uniforms(self.seed, Stream.TOOLS, 1, name_key(tool), args_key, occurrence)
         kind = None
         if u_fail < rate:
             kind = kinds[min(int(np.searchsorted(cumulative, u_kind, side="right")), len(kinds) - 1)]
@@ -170,7 +170,7 @@ class FaultPlan:
     def injection_draws(self, tool: str, occurrence: int = 0, args_key: int = 0) -> tuple[float, ...]:
         """The three uniforms (plant?, form, spare) of a prompt injection into the result of a call of ``tool``
         (keyed like ``tool_fault``: by the tool, its arguments and the occurrence of the same call)."""
-        return uniforms(self.seed, Stream.TOOLS, 2, text_key(tool), args_key, occurrence)
+        return uniforms(self.seed, Stream.TOOLS, 2, name_key(tool), args_key, occurrence)
 
     # -- crash ----------------------------------------------------------------------------------------------
     def crash(self) -> CrashDraw | None:
@@ -208,7 +208,7 @@ class FaultPlan:
 
     def http_fault(self, host: str, request: int, occurrence: int, rate: float, mix: Any) -> str | None:
         """The transport fault of a request to ``host`` (``request`` keys its method, path and body)."""
-        u_fault, u_kind = uniforms(self.seed, Stream.MODEL, 2, text_key(host), request, occurrence, n=2)
+        u_fault, u_kind = uniforms(self.seed, Stream.MODEL, 2, name_key(host), request, occurrence, n=2)
         if u_fault >= rate or not self.admit(fault_id("http", host, request, occurrence)):
             return None
         return pick(mix, u_kind)
@@ -217,7 +217,7 @@ class FaultPlan:
     def approver_draws(self, action: str, details_key: int, occurrence: int) -> tuple[float, ...]:
         """The two uniforms (answer, latency) of a confirmation of ``action`` with details of key
         ``details_key`` (``key_of``), the ``occurrence``-th time the same one is asked in this trial."""
-        return uniforms(self.seed, Stream.APPROVER, text_key(action), details_key, occurrence, n=2)
+        return uniforms(self.seed, Stream.APPROVER, name_key(action), details_key, occurrence, n=2)
 
     # -- the budget layer's user-day ------------------------------------------------------------------------
     def user_day(self, users: DailyUsers) -> UserDay:

@@ -48,6 +48,19 @@ def uniforms(seed: int, which: Stream | int, *keys: int, n: int = 3) -> tuple[fl
     return tuple((w >> 11) * _UNIT for w in words)
 
 
+_NAME_KEYS: dict[str, int] = {}  # the keys of short texts (tool names, hosts) that recur in every trial
+
+
+def name_key(name: str) -> int:
+    """``text_key(name)``, remembered: for the few short names (tools, hosts, actions) every trial keys by."""
+    key = _NAME_KEYS.get(name)
+    if key is None:
+        key = text_key(name)
+        if len(name) <= 256 and len(_NAME_KEYS) < 65536:
+            _NAME_KEYS[name] = key
+    return key
+
+
 def text_key(text: str | bytes) -> int:
     """A stable 64-bit key for a text (a tool name, a host, a request body): the same in every process."""
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
@@ -61,10 +74,14 @@ def _stable(value: Any) -> str:
     return _ADDRESS.sub("", repr(value))  # object addresses differ run to run
 
 
+# one encoder for every call (``json.dumps`` with options builds a new one each time)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_stable, ensure_ascii=False)
+
+
 def canonical(value: Any) -> str:
     """A canonical text of a call's arguments (sorted keys, stable reprs for what JSON cannot hold)."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_stable, ensure_ascii=False)
+        return _CANONICAL.encode(value)
     except (TypeError, ValueError):  # keys of mixed types, circular values
         return _stable(value)
 

@@ -32,7 +32,7 @@ from ..harness.context import TrialContext
 from ..harness.env import Env
 from ..harness.layer import HarnessLayer
 from ..harness.state import layer as state
-from ..harness.tools import bind_tool
+from ..harness.tools import ToolTemplate
 from ..llm import boundary
 from ..plan import FaultPlan
 from ..scenario import Scenario
@@ -90,6 +90,7 @@ class CampaignLayers:
         self.run = run
         self.specs = scenario.tool_specs
         self.tool_names = tuple(s.name for s in self.specs)
+        self.templates = tuple(ToolTemplate(spec) for spec in self.specs)  # each tool's face, worked out once
         self.prices = price_table(scenario.prices)
         self.is_async = is_async_agent(scenario.agent)
         self.late_calls = 0  # harness calls refused because their trial had ended (threads its agent left)
@@ -130,7 +131,7 @@ class CampaignLayers:
         except BaseException:
             ctx.close_layers()  # what the layers attached so far opened (routes, holds)
             raise
-        tools = {spec.name: bind_tool(spec, ctx) for spec in self.specs}
+        tools = {t.spec.name: t.bind(ctx) for t in self.templates}
         task = scenario.task_for(index, self.run.seed)
         env = Env(ctx, tools, task)
         agent = scenario.agent
