@@ -20,6 +20,7 @@ import json
 import os
 import re
 import struct
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,15 +75,21 @@ def _stable(value: Any) -> str:
     return _ADDRESS.sub("", repr(value))  # object addresses differ run to run
 
 
-# one encoder for every call (``json.dumps`` with options builds a new one each time)
+# One encoder for every call: ``json.dumps`` with options builds a new encoder, and ``JSONEncoder.encode`` a
+# new C encoder, each time. The C encoder is made without a circular-reference table (which concurrent
+# calls would share): a circular value ends in a RecursionError, caught below like the ValueError it gave.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_stable, ensure_ascii=False)
+_C_ENCODER = None if c_make_encoder is None else c_make_encoder(
+    None, _stable, encode_basestring, None, ":", ",", True, False, True)
 
 
 def canonical(value: Any) -> str:
     """A canonical text of a call's arguments (sorted keys, stable reprs for what JSON cannot hold)."""
     try:
+        if _C_ENCODER is not None:
+            return "".join(_C_ENCODER(value, 0))
         return _CANONICAL.encode(value)
-    except (TypeError, ValueError):  # keys of mixed types, circular values
+    except (TypeError, ValueError, RecursionError):  # keys of mixed types, circular values
         return _stable(value)
 
 
