@@ -29,15 +29,7 @@ def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_trac
     from ..harness import secrets  # (here: the gate reads reports without loading the harness)
 
     secrets.refresh()  # the environment as it is now: every string of the report is redacted once more
-    out = {"schema": "pytest-agentops/report", "schema_version": REPORT_SCHEMA_VERSION,
-           "tool_version": __version__, "campaigns": secrets.redact_data(campaigns)}
-    if session is not None:
-        out["session"] = session
-    paired = sorted((c if isinstance(c, dict) else c.to_dict() for c in comparisons),
-                    key=lambda c: (c["baseline"], c["candidate"], c["seed"]))
-    if paired:
-        out["comparisons"] = secrets.redact_data(paired)
-    return out
+    return _report(secrets.redact_data(campaigns), comparisons, session, secrets.redact_data)
 
 
 def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult | dict[str, Any]], *,
@@ -109,6 +101,12 @@ def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: b
             head["records"] = _Records(records, make)
         campaigns.append(head)
     campaigns.sort(key=_campaign_order)
+    return _report(campaigns, comparisons, session, secrets.redact_data)
+
+
+def _report(campaigns: list[dict[str, Any]], comparisons: Iterable[Any], session: dict[str, Any] | None,
+            redact: Callable[[Any], Any]) -> dict[str, Any]:
+    """The report around its (redacted) campaigns: schema, version, the session, the comparisons."""
     out = {"schema": "pytest-agentops/report", "schema_version": REPORT_SCHEMA_VERSION,
            "tool_version": __version__, "campaigns": campaigns}
     if session is not None:
@@ -116,7 +114,7 @@ def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: b
     paired = sorted((c if isinstance(c, dict) else c.to_dict() for c in comparisons),
                     key=lambda c: (c["baseline"], c["candidate"], c["seed"]))
     if paired:
-        out["comparisons"] = secrets.redact_data(paired)
+        out["comparisons"] = redact(paired)
     return out
 
 
