@@ -22,7 +22,7 @@ from ..harness.secrets import redact_short, redact_text
 from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
-from ..records import TrialRecord
+from ..records import EventKey, TraceEvent, TrialRecord, event_key
 from ..seeding import trial_seed
 from ..vtime.deadline import watch_virtual_deadline
 from ..vtime.loop import run_virtual
@@ -245,16 +245,39 @@ class Trial:
         ctx.trace.add("outcome", scenario.name, outcome, reason=reason)
         events = ctx.trace.close()
         layers = {name: rec for name, part in ctx.layers.items() if (rec := part.record()) is not None}
+        violations = tuple(ctx.violations)
+        faults = tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault")
+        onset = unrecovered_fault_onset(events)
+        skeleton: tuple[EventKey, ...] = ()
+        keep = scenario.keep_traces if self.layers.run.replay is None else None  # a replayed trial: its trace
+        if keep is not None and self.index >= keep and outcome == "completed" and not violations:
+            skeleton, events = _skeleton(events), ()  # a passing trial past the sample: its trace is not kept
         return TrialRecord(
             scenario=scenario.name, index=self.index, seed=self.seed, outcome=outcome, reason=reason,
             input_tokens=ctx.meter.input_tokens, output_tokens=ctx.meter.output_tokens,
             cost_usd=ctx.meter.cost_usd, tool_calls=ctx.tool_calls, tool_failures=ctx.tool_failures,
             destructive_attempts=ctx.destructive_attempts, unconfirmed_destructive=ctx.unconfirmed_destructive,
             blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
-            unrecovered_fault_s=unrecovered_fault_onset(events), duration_s=ctx.clock.monotonic(),
-            faults=tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"),
-            violations=tuple(ctx.violations), output=short_repr(output),
-            default_priced=tuple(sorted(ctx.meter.default_priced)), layers=layers, trace=events)
+            unrecovered_fault_s=onset, duration_s=ctx.clock.monotonic(), faults=faults,
+            violations=violations, output=short_repr(output),
+            default_priced=tuple(sorted(ctx.meter.default_priced)), layers=layers, trace=events, skeleton=skeleton)
+
+
+_KEYS: dict[EventKey, EventKey] = {}  # each event key once per process: skeletons share them
+
+
+def _skeleton(events: tuple[TraceEvent, ...]) -> tuple[EventKey, ...]:
+    """What the fault tallies need of a trace that is not kept: its events' keys, each key object shared."""
+    out = []
+    for event in events:
+        key = event_key(event)
+        shared = _KEYS.get(key)
+        if shared is None:
+            shared = key
+            if len(_KEYS) < 65536:  # (names an agent makes up must not grow it for ever)
+                _KEYS[key] = key
+        out.append(shared)
+    return tuple(out)
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import pytest
@@ -163,6 +163,10 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     if replay is not None:
         config.stash.setdefault(replayed_key, []).append(scenario.name)
     command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)
+    from .reports import wants
+
+    if wants(o)["all_traces"] and scenario.keep_traces is not None:  # OpenTelemetry exports every trial's trace
+        scenario = replace(scenario, keep_traces=None)
     try:
         result = run_resolved(scenario, settings, replay_command=command)
     except CampaignInterrupted as interrupted:  # Ctrl-C: report what finished, then stop as pytest does
