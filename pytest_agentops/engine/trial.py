@@ -246,7 +246,7 @@ class Trial:
         events = ctx.trace.close()
         layers = {name: rec for name, part in ctx.layers.items() if (rec := part.record()) is not None}
         violations = tuple(ctx.violations)
-        faults = tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault")
+        faults = _shared(tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"))
         onset = unrecovered_fault_onset(events)
         skeleton: tuple[EventKey, ...] = ()
         keep = scenario.keep_traces if self.layers.run.replay is None else None  # a replayed trial: its trace
@@ -259,25 +259,32 @@ class Trial:
             destructive_attempts=ctx.destructive_attempts, unconfirmed_destructive=ctx.unconfirmed_destructive,
             blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
             unrecovered_fault_s=onset, duration_s=ctx.clock.monotonic(), faults=faults,
-            violations=violations, output=short_repr(output),
+            violations=violations, output=_shared(short_repr(output)),
             default_priced=tuple(sorted(ctx.meter.default_priced)), layers=layers, trace=events, skeleton=skeleton)
 
 
-_KEYS: dict[EventKey, EventKey] = {}  # each event key once per process: skeletons share them
+# Values many records hold equal (event keys, skeletons, fault lists, short outputs), each kept once per
+# process: a campaign of 100,000 trials then holds one copy, not one per trial. Bounded, so that names and
+# outputs an agent makes up cannot grow it for ever (past the bound a value is simply not shared).
+_SHARED: dict[Any, Any] = {}
+_SHARED_MAX = 65536
+
+
+def _shared(value: Any) -> Any:
+    """``value``, or the equal one kept before (a hashable value: a string, a tuple of strings)."""
+    if len(value) > 200:
+        return value
+    kept = _SHARED.get(value)
+    if kept is None:
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[value] = value
+        return value
+    return kept
 
 
 def _skeleton(events: tuple[TraceEvent, ...]) -> tuple[EventKey, ...]:
-    """What the fault tallies need of a trace that is not kept: its events' keys, each key object shared."""
-    out = []
-    for event in events:
-        key = event_key(event)
-        shared = _KEYS.get(key)
-        if shared is None:
-            shared = key
-            if len(_KEYS) < 65536:  # (names an agent makes up must not grow it for ever)
-                _KEYS[key] = key
-        out.append(shared)
-    return tuple(out)
+    """What the fault tallies need of a trace that is not kept: its events' keys (shared, like the whole)."""
+    return _shared(tuple(_shared(event_key(event)) for event in events))
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
