@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .seeding import Stream, canonical, name_key, stream, text_key, uniforms
+from .seeding import Draws, Stream, canonical, name_key, stream, text_key, uniforms
 from .settings.faults import Faults
 from .settings.layers import DailyUsers
 from .settings.model import ModelFaults, pick
@@ -108,7 +108,7 @@ class FaultPlan:
     does not depend on how often other tools were called before it.
     """
 
-    __slots__ = ("_outage_tool", "allowed", "faults", "seed", "tools")
+    __slots__ = ("_outage_tool", "_tool_draws", "allowed", "faults", "seed", "tools")
 
     def __init__(self, seed: int, faults: Faults, tools: tuple[str, ...] = (),
                  allowed: frozenset[str] | None = None):
@@ -117,6 +117,7 @@ class FaultPlan:
         self.tools = tuple(tools)
         self.allowed = allowed  # the ids of the faults that may fire (None: all)
         self._outage_tool: str | None = None
+        self._tool_draws = Draws(self.seed, Stream.TOOLS)  # the tool stream's draws, many per trial
         if faults.outage and tools:
             u, pick_u = uniforms(self.seed, Stream.TOOLS, 0, n=2)
             if u < faults.outage:
@@ -152,7 +153,7 @@ class FaultPlan:
         rate, kinds, cumulative = _tool_table(self.faults, tool)
         if not (rate or self.faults.latency):
             return _NO_FAULT
-        u_fail, u_kind, u_lat = uniforms(self.seed, Stream.TOOLS, 1, name_key(tool), args_key, occurrence)
+        u_fail, u_kind, u_lat = self._tool_draws.uniforms(1, name_key(tool), args_key, occurrence)
         kind = None
         if u_fail < rate:
             kind = kinds[min(int(np.searchsorted(cumulative, u_kind, side="right")), len(kinds) - 1)]
@@ -170,7 +171,7 @@ class FaultPlan:
     def injection_draws(self, tool: str, occurrence: int = 0, args_key: int = 0) -> tuple[float, ...]:
         """The three uniforms (plant?, form, spare) of a prompt injection into the result of a call of ``tool``
         (keyed like ``tool_fault``: by the tool, its arguments and the occurrence of the same call)."""
-        return uniforms(self.seed, Stream.TOOLS, 2, name_key(tool), args_key, occurrence)
+        return self._tool_draws.uniforms(2, name_key(tool), args_key, occurrence)
 
     # -- crash ----------------------------------------------------------------------------------------------
     def crash(self) -> CrashDraw | None:
