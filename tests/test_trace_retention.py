@@ -71,3 +71,23 @@ def test_a_replayed_trial_keeps_its_trace():
 def test_keep_traces_must_be_a_whole_number_or_none(value):
     with pytest.raises(ConfigError, match="keep_traces="):
         dataclasses.replace(SCENARIO, keep_traces=value)
+
+
+@tool
+def remember(world, note: dict | None = None, key: str = "") -> str:
+    """A tool whose arguments the agent changes after the call."""
+    return "noted"
+
+
+def test_an_event_held_until_the_trace_is_kept_shows_the_call_as_made_and_redacted():
+    def mutating_agent(task, env):
+        note = {"n": 1}
+        env.tools["remember"](note, key="sk-proj-abcdefghijklmnopqrstuvwxyz0123456789")
+        note["n"] = 2  # after the call: the trace still shows 1
+        return "ok"
+
+    result = run_campaign(Scenario(name="held", agent=mutating_agent, tools=[remember], faults="none", trials=1,
+                                   seed=1))
+    (call,) = [e for e in result.records[0].trace if e.kind == "tool_call"]
+    assert call.data["arguments"]["note"] == {"n": 1}
+    assert "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789" not in repr(call.data)

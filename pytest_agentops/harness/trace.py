@@ -64,7 +64,7 @@ def _scrub(value: Any) -> Any:
     return freeze(_plain(redact(value)))
 
 
-_SCALARS = (str, int, float, bool, type(None))
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _holdable(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -75,12 +75,14 @@ def _holdable(data: dict[str, Any]) -> dict[str, Any] | None:
         cls = type(v)
         if cls in _SCALARS:
             continue
-        if cls is dict and all(type(x) in _SCALARS for x in v.values()):
-            if out is data:
-                out = dict(data)
-            out[k] = dict(v)
-            continue
-        return None
+        if cls is not dict:
+            return None
+        for x in v.values():
+            if type(x) not in _SCALARS:
+                return None
+        if out is data:
+            out = dict(data)
+        out[k] = dict(v)
     return out
 
 
