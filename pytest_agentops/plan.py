@@ -101,6 +101,26 @@ def _tool_table(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], np.n
     return row
 
 
+# The keys of arguments that recur (the same few calls in every trial), by a memo of their plain form: each
+# value with its exact type, so that 1 and True (equal in Python, not in their canonical text) differ; no
+# floats (0.0 and -0.0 are equal, their texts not).
+_ARG_KEYS: dict[tuple[Any, ...], int] = {}
+_MEMO_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def _flat_scalars(value: Any) -> tuple[Any, ...] | None:
+    """A hashable memo of a mapping of short plain values (in its own order), or None for anything else."""
+    if type(value) is not dict:
+        return None
+    memo: list[Any] = []
+    for k, v in value.items():
+        cls = type(v)
+        if type(k) is not str or cls not in _MEMO_TYPES or (cls is str and len(v) > 256):
+            return None
+        memo += (k, cls, v)
+    return tuple(memo)
+
+
 class FaultPlan:
     """What goes wrong in one trial, as a pure function of the trial seed and the fault settings.
 
@@ -143,7 +163,17 @@ class FaultPlan:
     @staticmethod
     def key_of(value: Any) -> int:
         """The key of a call's arguments (or a confirmation's details) in the draws: 0 for none."""
-        return text_key(canonical(value)) if value else 0
+        if not value:
+            return 0
+        memo = _flat_scalars(value)
+        if memo is not None:
+            key = _ARG_KEYS.get(memo)
+            if key is None:
+                key = text_key(canonical(value))
+                if len(_ARG_KEYS) < 65536:
+                    _ARG_KEYS[memo] = key
+            return key
+        return text_key(canonical(value))
 
     def tool_fault(self, tool: str, occurrence: int = 0, args_key: int = 0) -> ToolFaultDraw:
         """The fault planned for a call of ``tool`` whose arguments have the key ``args_key`` (``key_of``), the
@@ -166,7 +196,7 @@ class FaultPlan:
                 kind = None
             if latency and not self.admit(fault_id("latency", tool, args_key, occurrence)):
                 latency = 0.0
-        return ToolFaultDraw(kind, latency)
+        return _NO_FAULT if kind is None and not latency else ToolFaultDraw(kind, latency)
 
     def injection_draws(self, tool: str, occurrence: int = 0, args_key: int = 0) -> tuple[float, ...]:
         """The three uniforms (plant?, form, spare) of a prompt injection into the result of a call of ``tool``

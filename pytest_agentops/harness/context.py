@@ -175,12 +175,12 @@ class TrialContext:
                     self.tool_failures += 1
             if spec.destructive:
                 self.destructive_attempts += 1
-        data: dict[str, Any] = {"arguments": dict(arguments)}
+        data: dict[str, Any] = {"destructive": spec.destructive, "arguments": dict(arguments)}
         if error is not None:
             data["error"] = error
         if outcome in RAN and result is not None:
             data["result"] = _short(result)
-        self.trace.add("tool_call", spec.name, outcome, destructive=spec.destructive, **data)
+        self.trace.add_data("tool_call", spec.name, outcome, data)
         for hook in self.hooks["on_tool_recorded"]:
             hook(spec, arguments, outcome)
 

@@ -124,6 +124,12 @@ class Trace:
     def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
             output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
         """Record an event (secrets redacted); ignored once the trial is over (an abandoned agent thread)."""
+        return self.add_data(kind, name, outcome, data, input_tokens, output_tokens)
+
+    def add_data(self, kind: str, name: str, outcome: str, data: dict[str, Any], input_tokens: int = 0,
+                 output_tokens: int = 0) -> TraceEvent | PendingEvent | None:
+        """``add`` with the event's data as one mapping, which the event may keep as it is: the caller makes a
+        fresh one and does not change it afterwards."""
         held = _holdable(data)
         with self._lock:
             if self._closed:
