@@ -13,6 +13,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ReportError
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
+from .json_text import write_json
 
 
 def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_traces: bool = False,
@@ -44,14 +45,8 @@ def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult 
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            chunks: list[str] = []
-            for chunk in _ENCODER.iterencode(_streamed(results, with_traces, comparisons, session)):
-                chunks.append(chunk)
-                if len(chunks) >= 4096:
-                    fh.write("".join(chunks))
-                    chunks.clear()
-            chunks.append("\n")
-            fh.write("".join(chunks))
+            write_json(_streamed(results, with_traces, comparisons, session), fh.write)
+            fh.write("\n")
         os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary file would be (mkstemp makes it 0600)
         os.replace(tmp, target)
     except BaseException:
@@ -60,13 +55,9 @@ def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult 
     return target
 
 
-_ENCODER = json.JSONEncoder(indent=2, sort_keys=True, allow_nan=False)  # with an indent: the Python encoder
-
-
 class _Records(list):  # type: ignore[type-arg]
-    """A campaign's ``records`` as the JSON encoder walks them: each made (and redacted) when it is reached,
-    never all at once. (With an indent the encoder is pure Python: it asks a list for its truth and its
-    items, nothing else.)"""
+    """A campaign's ``records`` as the JSON writer walks them (``json_text``): each made (and redacted) when it
+    is reached, never all at once. (The writer asks a list for its truth and its items, nothing else.)"""
 
     def __init__(self, items: Sequence[Any], make: Callable[[Any], dict[str, Any]]):
         super().__init__()
