@@ -3,7 +3,10 @@ and outcome, secrets redacted (``harness.secrets``: secret shapes, the environme
 values of secret-named keys).
 
 Events carry only values that are a pure function of the trial seed (virtual time, never wall time),
-so the same seed gives the same trace and a replayed trial can be compared event by event.
+so the same seed gives the same trace and a replayed trial can be compared event by event. An event whose
+data are plain is held as added (``PendingEvent``) and scrubbed once, when the trace is read or kept: a
+campaign keeps only some passing trials' traces (``Scenario.keep_traces``), and the others are never
+scrubbed at all.
 """
 
 from __future__ import annotations
