@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .seeding import Stream, canonical, stream, text_key, uniforms
+from .seeding import Draws, Stream, canonical, name_key, stream, text_key, uniforms
 from .settings.faults import Faults
 from .settings.layers import DailyUsers
 from .settings.model import ModelFaults, pick
@@ -101,6 +101,26 @@ def _tool_table(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], np.n
     return row
 
 
+# The keys of arguments that recur (the same few calls in every trial), by a memo of their plain form: each
+# value with its exact type, so that 1 and True (equal in Python, not in their canonical text) differ; no
+# floats (0.0 and -0.0 are equal, their texts not).
+_ARG_KEYS: dict[tuple[Any, ...], int] = {}
+_MEMO_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def _flat_scalars(value: Any) -> tuple[Any, ...] | None:
+    """A hashable memo of a mapping of short plain values (in its own order), or None for anything else."""
+    if type(value) is not dict:
+        return None
+    memo: list[Any] = []
+    for k, v in value.items():
+        cls = type(v)
+        if type(k) is not str or cls not in _MEMO_TYPES or (cls is str and len(v) > 256):
+            return None
+        memo += (k, cls, v)
+    return tuple(memo)
+
+
 class FaultPlan:
     """What goes wrong in one trial, as a pure function of the trial seed and the fault settings.
 
@@ -108,7 +128,7 @@ class FaultPlan:
     does not depend on how often other tools were called before it.
     """
 
-    __slots__ = ("_outage_tool", "allowed", "faults", "seed", "tools")
+    __slots__ = ("_outage_tool", "_tool_draws", "allowed", "faults", "seed", "tools")
 
     def __init__(self, seed: int, faults: Faults, tools: tuple[str, ...] = (),
                  allowed: frozenset[str] | None = None):
@@ -117,6 +137,7 @@ class FaultPlan:
         self.tools = tuple(tools)
         self.allowed = allowed  # the ids of the faults that may fire (None: all)
         self._outage_tool: str | None = None
+        self._tool_draws = Draws(self.seed, Stream.TOOLS)  # the tool stream's draws, many per trial
         if faults.outage and tools:
             u, pick_u = uniforms(self.seed, Stream.TOOLS, 0, n=2)
             if u < faults.outage:
@@ -142,7 +163,17 @@ class FaultPlan:
     @staticmethod
     def key_of(value: Any) -> int:
         """The key of a call's arguments (or a confirmation's details) in the draws: 0 for none."""
-        return text_key(canonical(value)) if value else 0
+        if not value:
+            return 0
+        memo = _flat_scalars(value)
+        if memo is not None:
+            key = _ARG_KEYS.get(memo)
+            if key is None:
+                key = text_key(canonical(value))
+                if len(_ARG_KEYS) < 65536:
+                    _ARG_KEYS[memo] = key
+            return key
+        return text_key(canonical(value))
 
     def tool_fault(self, tool: str, occurrence: int = 0, args_key: int = 0) -> ToolFaultDraw:
         """The fault planned for a call of ``tool`` whose arguments have the key ``args_key`` (``key_of``), the
@@ -152,7 +183,7 @@ class FaultPlan:
         rate, kinds, cumulative = _tool_table(self.faults, tool)
         if not (rate or self.faults.latency):
             return _NO_FAULT
-        u_fail, u_kind, u_lat = uniforms(self.seed, Stream.TOOLS, 1, text_key(tool), args_key, occurrence)
+        u_fail, u_kind, u_lat = self._tool_draws.uniforms(1, name_key(tool), args_key, occurrence)
         kind = None
         if u_fail < rate:
             kind = kinds[min(int(np.searchsorted(cumulative, u_kind, side="right")), len(kinds) - 1)]
@@ -165,12 +196,12 @@ class FaultPlan:
                 kind = None
             if latency and not self.admit(fault_id("latency", tool, args_key, occurrence)):
                 latency = 0.0
-        return ToolFaultDraw(kind, latency)
+        return _NO_FAULT if kind is None and not latency else ToolFaultDraw(kind, latency)
 
     def injection_draws(self, tool: str, occurrence: int = 0, args_key: int = 0) -> tuple[float, ...]:
         """The three uniforms (plant?, form, spare) of a prompt injection into the result of a call of ``tool``
         (keyed like ``tool_fault``: by the tool, its arguments and the occurrence of the same call)."""
-        return uniforms(self.seed, Stream.TOOLS, 2, text_key(tool), args_key, occurrence)
+        return self._tool_draws.uniforms(2, name_key(tool), args_key, occurrence)
 
     # -- crash ----------------------------------------------------------------------------------------------
     def crash(self) -> CrashDraw | None:
@@ -208,7 +239,7 @@ class FaultPlan:
 
     def http_fault(self, host: str, request: int, occurrence: int, rate: float, mix: Any) -> str | None:
         """The transport fault of a request to ``host`` (``request`` keys its method, path and body)."""
-        u_fault, u_kind = uniforms(self.seed, Stream.MODEL, 2, text_key(host), request, occurrence, n=2)
+        u_fault, u_kind = uniforms(self.seed, Stream.MODEL, 2, name_key(host), request, occurrence, n=2)
         if u_fault >= rate or not self.admit(fault_id("http", host, request, occurrence)):
             return None
         return pick(mix, u_kind)
@@ -217,7 +248,7 @@ class FaultPlan:
     def approver_draws(self, action: str, details_key: int, occurrence: int) -> tuple[float, ...]:
         """The two uniforms (answer, latency) of a confirmation of ``action`` with details of key
         ``details_key`` (``key_of``), the ``occurrence``-th time the same one is asked in this trial."""
-        return uniforms(self.seed, Stream.APPROVER, text_key(action), details_key, occurrence, n=2)
+        return uniforms(self.seed, Stream.APPROVER, name_key(action), details_key, occurrence, n=2)
 
     # -- the budget layer's user-day ------------------------------------------------------------------------
     def user_day(self, users: DailyUsers) -> UserDay:

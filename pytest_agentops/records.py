@@ -4,7 +4,7 @@ data each harness layer records (``LayerRecord``)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -49,6 +49,16 @@ class TraceEvent:
         return out
 
 
+#: What the fault tallies read of an event: its kind, name, outcome, and whether it concerns the whole trial
+#: (a tool's outage notice, ``scope="trial"``).
+EventKey = tuple[str, str, str, bool]
+
+
+def event_key(event: TraceEvent) -> EventKey:
+    """The ``EventKey`` of an event."""
+    return event.kind, event.name, event.outcome, event.kind == "fault" and event.data.get("scope") == "trial"
+
+
 @dataclass(frozen=True, slots=True)
 class TrialRecord:
     """What one seeded trial did and how it ended."""
@@ -75,11 +85,14 @@ class TrialRecord:
     default_priced: tuple[str, ...] = ()  # models whose tokens were priced at the ``*`` fallback price
     layers: Mapping[str, LayerRecord] = field(default=EMPTY)  # layer name -> what it recorded
     trace: tuple[TraceEvent, ...] = field(default=(), repr=False, compare=True)
+    # a trace not kept (``Scenario.keep_traces``): each event's (kind, name, outcome, trial-wide), for the fault
+    # tallies; the tuples are shared between trials, so a passing trial costs a few pointers, not its events
+    skeleton: tuple[EventKey, ...] = field(default=(), repr=False, compare=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.layers, FrozenMap):
             object.__setattr__(self, "layers", FrozenMap(self.layers))
-        for name in ("faults", "violations", "trace", "default_priced"):
+        for name in ("faults", "violations", "trace", "default_priced", "skeleton"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
@@ -100,6 +113,19 @@ class TrialRecord:
     @property
     def ok(self) -> bool:
         return self.outcome == "completed" and not self.violations
+
+    @property
+    def trace_kept(self) -> bool:
+        """Whether the trial's trace was kept (``Scenario.keep_traces``); else only its ``skeleton`` was."""
+        return not self.skeleton
+
+    def event_keys(self) -> Iterator[EventKey]:
+        """(kind, name, outcome, trial-wide) of each event of the trial, from its trace or its skeleton."""
+        if self.skeleton:
+            yield from self.skeleton
+            return
+        for event in self.trace:
+            yield event_key(event)
 
     def layer(self, name: str) -> Any:
         """What the layer ``name`` recorded in this trial, or None (the layer was off)."""
@@ -147,6 +173,8 @@ class TrialRecord:
             out["default_priced_models"] = list(self.default_priced)
         if with_trace:
             out["trace"] = [e.to_dict() for e in self.trace]
+            if self.skeleton:  # asked for, but not kept (``Scenario.keep_traces``): the replay command re-makes it
+                out["trace_kept"] = False
         return out
 
 

@@ -231,9 +231,10 @@ class CampaignResult:
                     lines.append(f"    {shrunk.describe()}")
         raise CampaignFailed("\n".join(lines))
 
-    def to_dict(self, *, with_traces: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, with_traces: bool = False, records: bool = True) -> dict[str, Any]:
         """The campaign as plain JSON data (the report schema's ``campaigns[]`` entry): every trial's record,
-        with its trace when the trial failed (or every trace, ``with_traces``)."""
+        with its trace when the trial failed (or every trace, ``with_traces``); without ``records`` when a
+        writer streams them (``record_dict``)."""
         out = {
             "scenario": self.scenario, "seed": self.seed, "max_trials": self.max_trials, "trials": self.n,
             "stopped_early": self.stopped_early, "confidence": self.confidence, "profile": self.profile,
@@ -242,9 +243,9 @@ class CampaignResult:
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
             "verdicts": [v.to_dict() for v in self.verdicts],
             **({"per_task": [t.to_dict() for t in self.per_task]} if self.per_task else {}),
-            # a failing trial's trace is always there: what the agent did is the first thing one looks for
-            "records": [r.to_dict(with_trace=with_traces or not r.ok) for r in self.records],
         }
+        if records:
+            out["records"] = [self.record_dict(r, with_traces) for r in self.records]
         if self.interrupted:  # Ctrl-C: these are the trials that finished before it
             out["interrupted"] = True
         if self.minimal_faults:
@@ -259,6 +260,12 @@ class CampaignResult:
         if blocked:  # the hermetic network refused these hosts
             out["blocked_hosts"] = blocked
         return out
+
+    @staticmethod
+    def record_dict(record: TrialRecord, with_traces: bool = False) -> dict[str, Any]:
+        """One trial's entry of ``records`` in the report."""
+        # a failing trial's trace is always there: what the agent did is the first thing one looks for
+        return record.to_dict(with_trace=with_traces or not record.ok)
 
     def __repr__(self) -> str:
         verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)

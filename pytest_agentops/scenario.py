@@ -148,6 +148,9 @@ class Scenario:
                                           kind="whole", minimum=256, nullable=True)
     shrink_runs: int = setting(32, doc="re-runs spent on the worst failing trial of a failed campaign to find the "
                                        "faults it needs ('fails with just: ...'; 0: none)", kind="whole", minimum=0)
+    keep_traces: int | None = setting(100, doc="traces of passing trials kept in memory and in the reports: those of "
+                                                "the first N trials (a failing trial's is always kept; null: every "
+                                                "trace)", kind="whole", minimum=0, nullable=True)
     layers: Sequence[Any] = setting((), doc="harness layers of your own, added to the built-in ones",
                                     kind="layers", yaml=False)
 
@@ -230,6 +233,7 @@ class Scenario:
         check_isolation("isolation", self.isolation)
         check_whole("memory_limit_mb", self.memory_limit_mb, 256, optional=True)
         check_whole("shrink_runs", self.shrink_runs, 0)
+        check_whole("keep_traces", self.keep_traces, 0, optional=True)
         if self.llm is not None:
             object.__setattr__(self, "llm", FakeLLM.coerce(self.llm))
         self._check_live()

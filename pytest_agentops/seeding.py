@@ -1,25 +1,29 @@
 """Seeds: campaign seed -> trial seed -> the trial's named random streams.
 
 One ``numpy.random.SeedSequence`` per campaign; trial ``i`` gets the child with spawn key ``(i,)`` (what
-``SeedSequence.spawn`` would give), reduced to one 63-bit integer: the trial seed. Trial ``i`` is therefore
-the same whatever the trial count or concurrency, and ``replay=i`` re-runs exactly it.
+``SeedSequence.spawn`` would give), reduced to one 63-bit integer: the trial seed (its words are computed
+here, numpy's algorithm with the campaign's part done once: a few microseconds a trial). Trial ``i`` is
+therefore the same whatever the trial count or concurrency, and ``replay=i`` re-runs exactly it.
 
 Inside a trial, every random draw comes from a named stream keyed by what it is for: the tool and the
 canonical form of its arguments, with how many times that same call occurred before; the model request's
 body; the host. Never by the order in which the agent's threads or coroutines happen to reach the harness,
 so parallel tool calls get the same faults at any concurrency. Single draws (``uniforms``) are counter-based:
-BLAKE2b of (seed, stream, keys) as a keyed pseudo-random function, about 3 microseconds each. Streams that
+BLAKE2b of (seed, stream, keys) as a keyed pseudo-random function, about 2-4 microseconds each (``Draws``
+hashes a trial's (seed, stream) prefix once for the many draws of one stream). Streams that
 need a generator's distributions (``env.rng``, the budget's user-day) get a numpy Generator (``stream``).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import os
 import re
 import struct
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,6 +52,46 @@ def uniforms(seed: int, which: Stream | int, *keys: int, n: int = 3) -> tuple[fl
     return tuple((w >> 11) * _UNIT for w in words)
 
 
+_WORDS = [struct.Struct(f"<{k}Q") for k in range(9)]  # (a BLAKE2b digest holds at most 8 words)
+
+
+def _words(k: int) -> struct.Struct:
+    return _WORDS[k] if k < len(_WORDS) else struct.Struct(f"<{k}Q")
+
+
+class Draws:
+    """``uniforms(seed, which, ...)`` for one (seed, stream), cheaper when made many times: the hash of the
+    common prefix (seed, stream) is computed once and copied for each draw. The same numbers as ``uniforms``."""
+
+    __slots__ = ("_head", "_prefixes")
+
+    def __init__(self, seed: int, which: Stream | int):
+        self._head = struct.pack("<2Q", seed & _MASK, int(which) & _MASK)
+        self._prefixes: dict[int, Any] = {}
+
+    def uniforms(self, *keys: int, n: int = 3) -> tuple[float, ...]:
+        """``uniforms(seed, which, *keys, n=n)``."""
+        prefix = self._prefixes.get(n)
+        if prefix is None:
+            prefix = self._prefixes[n] = hashlib.blake2b(self._head, digest_size=8 * n, person=b"agentops-plan")
+        h = prefix.copy()
+        h.update(_words(len(keys)).pack(*[k & _MASK for k in keys]))
+        return tuple((w >> 11) * _UNIT for w in _WORDS[n].unpack(h.digest()))
+
+
+_NAME_KEYS: dict[str, int] = {}  # the keys of short texts (tool names, hosts) that recur in every trial
+
+
+def name_key(name: str) -> int:
+    """``text_key(name)``, remembered: for the few short names (tools, hosts, actions) every trial keys by."""
+    key = _NAME_KEYS.get(name)
+    if key is None:
+        key = text_key(name)
+        if len(name) <= 256 and len(_NAME_KEYS) < 65536:
+            _NAME_KEYS[name] = key
+    return key
+
+
 def text_key(text: str | bytes) -> int:
     """A stable 64-bit key for a text (a tool name, a host, a request body): the same in every process."""
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
@@ -61,20 +105,100 @@ def _stable(value: Any) -> str:
     return _ADDRESS.sub("", repr(value))  # object addresses differ run to run
 
 
+# One encoder for every call: ``json.dumps`` with options builds a new encoder, and ``JSONEncoder.encode`` a
+# new C encoder, each time. The C encoder is made without a circular-reference table (which concurrent
+# calls would share): a circular value ends in a RecursionError, caught below like the ValueError it gave.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_stable, ensure_ascii=False)
+_C_ENCODER = None if c_make_encoder is None else c_make_encoder(
+    None, _stable, encode_basestring, None, ":", ",", True, False, True)
+
+
 def canonical(value: Any) -> str:
     """A canonical text of a call's arguments (sorted keys, stable reprs for what JSON cannot hold)."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_stable, ensure_ascii=False)
-    except (TypeError, ValueError):  # keys of mixed types, circular values
+        if _C_ENCODER is not None:
+            return "".join(_C_ENCODER(value, 0))
+        return _CANONICAL.encode(value)
+    except (TypeError, ValueError, RecursionError):  # keys of mixed types, circular values
         return _stable(value)
 
 
 def trial_seed(campaign_seed: int, index: int) -> int:
-    """The seed of trial ``index`` of the campaign seeded ``campaign_seed``."""
-    import numpy as np  # here, not at import: the pytest plugin's start-up uses this module too
+    """The seed of trial ``index`` of the campaign seeded ``campaign_seed``: from the first two words of
+    ``numpy.random.SeedSequence(campaign_seed, spawn_key=(index,)).generate_state(2, numpy.uint32)``, worked
+    out here (``_spawned_words``) with the campaign's part of the mixing done once per campaign."""
+    words = _spawned_words(_campaign_pool(campaign_seed), index)
+    return (words[0] << 31) ^ words[1]
 
-    words = np.random.SeedSequence(campaign_seed, spawn_key=(index,)).generate_state(2, np.uint32)
-    return (int(words[0]) << 31) ^ int(words[1])
+
+# numpy's SeedSequence (numpy/random/bit_generator.pyx), for a pool of 4 words: its constants and mixing
+_M32 = 0xFFFFFFFF
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+_POOL = 4
+
+
+def _uint32_words(value: int) -> list[int]:
+    """An entropy integer as numpy coerces it: its 32-bit words, least significant first (0: one word)."""
+    if value < 0:
+        raise ValueError(f"seed={value!r} must be a non-negative integer")
+    words = []
+    while True:
+        words.append(value & _M32)
+        value >>= 32
+        if not value:
+            return words
+
+
+def _mix(x: int, y: int) -> int:
+    r = (_MIX_L * x - _MIX_R * y) & _M32
+    return r ^ (r >> 16)
+
+
+@functools.lru_cache(maxsize=64)
+def _campaign_pool(campaign_seed: int) -> tuple[tuple[int, ...], int]:
+    """The pool after mixing in the campaign seed (padded to the pool size, as numpy does when a spawn key
+    follows), and the hash constant the spawn key's words continue with."""
+    entropy = _uint32_words(campaign_seed)
+    entropy += [0] * (_POOL - len(entropy))
+    const = _INIT_A
+
+    def hashmix(value: int) -> int:
+        nonlocal const
+        value = (value ^ const) & _M32
+        const = (const * _MULT_A) & _M32
+        value = (value * const) & _M32
+        return value ^ (value >> 16)
+
+    pool = [hashmix(entropy[i]) for i in range(_POOL)]
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                pool[dst] = _mix(pool[dst], hashmix(pool[src]))
+    for word in entropy[_POOL:]:
+        for dst in range(_POOL):
+            pool[dst] = _mix(pool[dst], hashmix(word))
+    return tuple(pool), const
+
+
+def _spawned_words(campaign: tuple[tuple[int, ...], int], index: int) -> tuple[int, int]:
+    """The first two state words of the campaign's SeedSequence with spawn key ``(index,)``."""
+    pool_words, const = campaign
+    pool = list(pool_words)
+    for word in _uint32_words(index):
+        for dst in range(_POOL):
+            value = (word ^ const) & _M32
+            const = (const * _MULT_A) & _M32
+            value = (value * const) & _M32
+            pool[dst] = _mix(pool[dst], value ^ (value >> 16))
+    out = []
+    const = _INIT_B
+    for i in range(2):
+        value = (pool[i] ^ const) & _M32
+        const = (const * _MULT_B) & _M32
+        value = (value * const) & _M32
+        out.append(value ^ (value >> 16))
+    return out[0], out[1]
 
 
 def fresh_seed() -> int:

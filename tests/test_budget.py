@@ -285,7 +285,7 @@ def test_user_day_exceeded_rate_matches_the_documented_draw():
 
 def test_user_day_alert_is_not_repeated_for_a_user_already_past_it():
     budget = Budget(per_user_day_tokens=10_000, users=DailyUsers(count=5, earlier_tasks=3.0, tokens_per_task=2000))
-    result = run_campaign(_user_day_scenario(budget=budget, trials=300))
+    result = run_campaign(_user_day_scenario(budget=budget, trials=300, keep_traces=None))  # every trial's trace
     for r in result.records:
         before = next(e for e in r.trace if e.outcome == "drawn").data["spent_before"]
         alerted = [e for e in r.trace if e.kind == "alert"]

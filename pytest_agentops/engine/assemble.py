@@ -32,7 +32,7 @@ from ..harness.context import TrialContext
 from ..harness.env import Env
 from ..harness.layer import HarnessLayer
 from ..harness.state import layer as state
-from ..harness.tools import bind_tool
+from ..harness.tools import ToolTemplate
 from ..llm import boundary
 from ..plan import FaultPlan
 from ..scenario import Scenario
@@ -91,6 +91,9 @@ class CampaignLayers:
         self.run = run
         self.specs = scenario.tool_specs
         self.tool_names = tuple(s.name for s in self.specs)
+        self.templates = tuple(ToolTemplate(spec) for spec in self.specs)  # each tool's face, worked out once
+        tasks, repeats = scenario.tasks, scenario.repeats  # (``repeats`` parses the expectations: once, here)
+        self._tasks = (tasks, repeats) if tasks and not callable(scenario.task) else None
         self.prices = price_table(scenario.prices)
         self.is_async = is_async_agent(scenario.agent)
         self.late_calls = 0  # harness calls refused because their trial had ended (threads its agent left)
@@ -131,13 +134,20 @@ class CampaignLayers:
         except BaseException:
             ctx.close_layers()  # what the layers attached so far opened (routes, holds)
             raise
-        tools = {spec.name: bind_tool(spec, ctx) for spec in self.specs}
-        task = scenario.task_for(index, self.run.seed)
+        tools = {t.spec.name: t.bind(ctx) for t in self.templates}
+        task = self.task_for(index)
         env = Env(ctx, tools, task)
         agent = scenario.agent
         for attached in ctx.layers.values():
             agent = attached.wrap_agent(agent, self.is_async)
         return BuiltTrial(ctx, env, task, agent)
+
+    def task_for(self, index: int) -> str:
+        """``Scenario.task_for(index, seed)`` of this campaign, without working out the task list each time."""
+        if self._tasks is None:
+            return self.scenario.task_for(index, self.run.seed)
+        tasks, repeats = self._tasks
+        return tasks[(index // repeats) % len(tasks)]
 
     def count_late_call(self) -> None:
         """A harness call came after its trial had ended (refused: the call raises in the agent's thread).

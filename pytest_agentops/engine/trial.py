@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TrialAbandoned, TrialAborted
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
+from ..harness.trace import PendingEvent, Trace
 from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
-from ..records import TrialRecord
+from ..records import EventKey, TraceEvent, TrialRecord, event_key
 from ..seeding import trial_seed
 from ..vtime.deadline import watch_virtual_deadline
 from ..vtime.loop import run_virtual
@@ -243,18 +244,50 @@ class Trial:
                 outcome, reason = "error", f"check raised {describe(check_exc)}"
         reason = redact_text(reason)  # (an exception's text, an escalation's reason: the agent's words)
         ctx.trace.add("outcome", scenario.name, outcome, reason=reason)
-        events = ctx.trace.close()
+        events = ctx.trace.close_pending()  # (events held unscrubbed are scrubbed only if the trace is kept)
         layers = {name: rec for name, part in ctx.layers.items() if (rec := part.record()) is not None}
+        violations = tuple(ctx.violations)
+        faults = _shared(tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"))
+        onset = unrecovered_fault_onset(events)
+        skeleton: tuple[EventKey, ...] = ()
+        keep = scenario.keep_traces if self.layers.run.replay is None else None  # a replayed trial: its trace
+        if keep is not None and self.index >= keep and outcome == "completed" and not violations:
+            skeleton, kept = _skeleton(events), ()  # a passing trial past the sample: its trace is not kept
+        else:
+            kept = Trace.settle(events)
         return TrialRecord(
             scenario=scenario.name, index=self.index, seed=self.seed, outcome=outcome, reason=reason,
             input_tokens=ctx.meter.input_tokens, output_tokens=ctx.meter.output_tokens,
             cost_usd=ctx.meter.cost_usd, tool_calls=ctx.tool_calls, tool_failures=ctx.tool_failures,
             destructive_attempts=ctx.destructive_attempts, unconfirmed_destructive=ctx.unconfirmed_destructive,
             blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
-            unrecovered_fault_s=unrecovered_fault_onset(events), duration_s=ctx.clock.monotonic(),
-            faults=tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"),
-            violations=tuple(ctx.violations), output=short_repr(output),
-            default_priced=tuple(sorted(ctx.meter.default_priced)), layers=layers, trace=events)
+            unrecovered_fault_s=onset, duration_s=ctx.clock.monotonic(), faults=faults,
+            violations=violations, output=_shared(short_repr(output)),
+            default_priced=tuple(sorted(ctx.meter.default_priced)), layers=layers, trace=kept, skeleton=skeleton)
+
+
+# Values many records hold equal (event keys, skeletons, fault lists, short outputs), each kept once per
+# process: a campaign of 100,000 trials then holds one copy, not one per trial. Bounded, so that names and
+# outputs an agent makes up cannot grow it for ever (past the bound a value is simply not shared).
+_SHARED: dict[Any, Any] = {}
+_SHARED_MAX = 65536
+
+
+def _shared(value: Any) -> Any:
+    """``value``, or the equal one kept before (a hashable value: a string, a tuple of strings)."""
+    if len(value) > 200:
+        return value
+    kept = _SHARED.get(value)
+    if kept is None:
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[value] = value
+        return value
+    return kept
+
+
+def _skeleton(events: tuple[TraceEvent | PendingEvent, ...]) -> tuple[EventKey, ...]:
+    """What the fault tallies need of a trace that is not kept: its events' keys (shared, like the whole)."""
+    return _shared(tuple(_shared(event_key(event)) for event in events))
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep

@@ -49,6 +49,21 @@ def _nothing() -> None:
     pass
 
 
+_OVERRIDES: dict[type, tuple[tuple[str, ...], bool]] = {}
+
+
+def _overrides(cls: type) -> tuple[tuple[str, ...], bool]:
+    """The hooks (``HOOKS``) a ``LayerTrial`` class overrides, and whether it overrides ``on_usage``: worked out
+    once per class, not per trial."""
+    found = _OVERRIDES.get(cls)
+    if found is None:
+        found = (tuple(h for h in HOOKS if getattr(cls, h, None) is not getattr(LayerTrial, h)),
+                 getattr(cls, "on_usage", None) is not LayerTrial.on_usage)
+        if len(_OVERRIDES) < 1024:  # layer classes made on the fly (tests) must not grow it for ever
+            _OVERRIDES[cls] = found
+    return found
+
+
 def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
     """``method`` of the context, called through a weak reference (the clock and meter the context owns
     then hold no reference back to it)."""
@@ -99,11 +114,11 @@ class TrialContext:
     def add_layer(self, name: str, part: LayerTrial) -> None:
         """Attach a layer's part of this trial: its overridden hooks join the hook lists, in order."""
         self.layers[name] = part
-        cls = type(part)
-        for hook in HOOKS:
-            if getattr(cls, hook, None) is not getattr(LayerTrial, hook):
-                self.hooks[hook] = (*self.hooks[hook], getattr(part, hook))
-        if getattr(cls, "on_usage", None) is not LayerTrial.on_usage:
+        hooks = self.hooks
+        overridden, usage = _overrides(type(part))
+        for hook in overridden:
+            hooks[hook] = (*hooks[hook], getattr(part, hook))
+        if usage:
             self.meter.subscribe(part.on_usage)
 
     def close_layers(self) -> None:
@@ -174,12 +189,12 @@ class TrialContext:
                     self.tool_failures += 1
             if spec.destructive:
                 self.destructive_attempts += 1
-        data: dict[str, Any] = {"arguments": dict(arguments)}
+        data: dict[str, Any] = {"destructive": spec.destructive, "arguments": dict(arguments)}
         if error is not None:
             data["error"] = error
         if outcome in RAN and result is not None:
             data["result"] = _short(result)
-        self.trace.add("tool_call", spec.name, outcome, destructive=spec.destructive, **data)
+        self.trace.add_data("tool_call", spec.name, outcome, data)
         for hook in self.hooks["on_tool_recorded"]:
             hook(spec, arguments, outcome)
 

@@ -57,6 +57,8 @@ class _ToolFaultsTrial(LayerTrial):
             trial.trace.add("fault", name, "latency", call=call.index, latency_s=round(draw.latency_s, 6),
                             fid=fault_id("latency", name, args_key, occurrence))
         kind = draw.kind
+        if kind is None:
+            return
         call.fault_id = fault_id("outage", name) if kind == "outage" else fault_id("tool", name, args_key, occurrence)
         if kind in FAIL_BEFORE:
             faults = trial.plan.faults

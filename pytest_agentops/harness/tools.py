@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -119,36 +120,74 @@ class BoundTool:
         self.ctx.record_tool_call(self.spec, call.arguments, "raised", error=f"{type(exc).__name__}: {exc}")
 
 
-def bind_tool(spec: ToolSpec, ctx: TrialContext) -> Callable[..., Any]:
-    """The callable the agent sees for ``spec`` in this trial: same name, docstring and signature."""
-    runner = BoundTool(spec, ctx)
+class ToolTemplate:
+    """A tool's wrapper, made once per campaign: ``bind(ctx)`` gives the callable the agent sees in one trial.
+
+    The wrapper's face (name, docstring, signature without ``world``, annotations) is worked out here once;
+    each trial gets a new function object over the same code, whose one closure cell holds that trial's
+    runner. The trial is captured, not looked up (a context variable would not reach a thread the agent
+    starts itself, nor route a late call from an abandoned thread to the trial it belongs to), and a trial
+    costs one function object per tool instead of ``functools.update_wrapper``.
+    """
+
+    __slots__ = ("_code", "_fn_cell", "_globals", "_namespace", "_origin", "spec")
+
+    def __init__(self, spec: ToolSpec):
+        self.spec = spec
+        origin = _wrapper(spec, None)
+        functools.update_wrapper(origin, spec.fn)
+        del origin.__wrapped__  # the visible signature is the one without ``world``
+        origin.__signature__ = spec.signature  # type: ignore[attr-defined]
+        annotations = dict(getattr(spec.fn, "__annotations__", {}))
+        annotations.pop("world", None)
+        origin.__annotations__ = annotations
+        origin.__agentops_tool__ = spec  # type: ignore[attr-defined]
+        self._origin = origin
+        self._code = origin.__code__
+        self._globals = origin.__globals__
+        self._namespace = origin.__dict__  # shared by every trial's copy: read-only metadata
+        if self._code.co_freevars != ("fn", "runner", "world_args"):  # what ``bind`` fills, in this order
+            raise AssertionError(f"unexpected closure of the tool wrapper: {self._code.co_freevars}")
+        self._fn_cell = origin.__closure__[0]  # type: ignore[index]
+
+    def bind(self, ctx: TrialContext) -> Callable[..., Any]:
+        """The callable the agent sees for this tool in the trial ``ctx``."""
+        origin = self._origin
+        runner = BoundTool(self.spec, ctx)
+        world_args = (ctx.world,) if self.spec.takes_world else ()
+        call = types.FunctionType(self._code, self._globals, origin.__name__, None,
+                                  (self._fn_cell, types.CellType(runner), types.CellType(world_args)))
+        call.__qualname__ = origin.__qualname__
+        call.__doc__ = origin.__doc__
+        call.__module__ = origin.__module__
+        call.__annotations__ = origin.__annotations__
+        call.__kwdefaults__ = None
+        call.__dict__ = self._namespace
+        return call
+
+
+def _wrapper(spec: ToolSpec, runner: BoundTool | None) -> Callable[..., Any]:
+    """The wrapper's code, over the closure cells ``fn``, ``runner`` and ``world_args`` (``ToolTemplate.bind``
+    makes a trial's copy with cells of its own)."""
     fn = spec.fn
-    world_args = (ctx.world,) if spec.takes_world else ()
+    world_args: tuple[Any, ...] = ()
 
     if spec.is_async:
         async def call(*args: Any, **kwargs: Any) -> Any:
-            planned = runner.before(args, kwargs)
+            planned = runner.before(args, kwargs)  # type: ignore[union-attr]
             try:
                 result = await fn(*world_args, *args, **kwargs)
             except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
-                runner.failed(planned, exc)
+                runner.failed(planned, exc)  # type: ignore[union-attr]
                 raise
-            return runner.after(planned, result)
+            return runner.after(planned, result)  # type: ignore[union-attr]
     else:
         def call(*args: Any, **kwargs: Any) -> Any:
-            planned = runner.before(args, kwargs)
+            planned = runner.before(args, kwargs)  # type: ignore[union-attr]
             try:
                 result = fn(*world_args, *args, **kwargs)
             except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
-                runner.failed(planned, exc)
+                runner.failed(planned, exc)  # type: ignore[union-attr]
                 raise
-            return runner.after(planned, result)
-
-    functools.update_wrapper(call, fn)
-    del call.__wrapped__  # the visible signature is the one without ``world``
-    call.__signature__ = spec.signature  # type: ignore[attr-defined]
-    annotations = dict(getattr(fn, "__annotations__", {}))
-    annotations.pop("world", None)
-    call.__annotations__ = annotations
-    call.__agentops_tool__ = spec  # type: ignore[attr-defined]
+            return runner.after(planned, result)  # type: ignore[union-attr]
     return call

@@ -3,7 +3,10 @@ and outcome, secrets redacted (``harness.secrets``: secret shapes, the environme
 values of secret-named keys).
 
 Events carry only values that are a pure function of the trial seed (virtual time, never wall time),
-so the same seed gives the same trace and a replayed trial can be compared event by event.
+so the same seed gives the same trace and a replayed trial can be compared event by event. An event whose
+data are plain is held as added (``PendingEvent``) and scrubbed once, when the trace is read or kept: a
+campaign keeps only some passing trials' traces (``Scenario.keep_traces``), and the others are never
+scrubbed at all.
 """
 
 from __future__ import annotations
@@ -64,31 +67,100 @@ def _scrub(value: Any) -> Any:
     return freeze(_plain(redact(value)))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _holdable(data: dict[str, Any]) -> dict[str, Any] | None:
+    """``data`` as it can be held unscrubbed until the trace is closed: scalars, and mappings of scalars one
+    level down (copied: nothing the agent holds can change them later); None when it holds anything else."""
+    out = data
+    for k, v in data.items():
+        cls = type(v)
+        if cls in _SCALARS:
+            continue
+        if cls is not dict:
+            return None
+        for x in v.values():
+            if type(x) not in _SCALARS:
+                return None
+        if out is data:
+            out = dict(data)
+        out[k] = dict(v)
+    return out
+
+
+class PendingEvent:
+    """An event held as it was added, scrubbed only when it becomes a ``TraceEvent`` (``Trace.close``): a
+    trial whose trace is not kept (``Scenario.keep_traces``) never pays for the scrubbing. It reads like a
+    ``TraceEvent`` (``kind``, ``name``, ``outcome``, ``t``, ``data``) for what the judge needs of it."""
+
+    __slots__ = ("data", "input_tokens", "kind", "name", "outcome", "output_tokens", "seq", "t")
+
+    def __init__(self, seq: int, t: float, kind: str, name: str, outcome: str, input_tokens: int,
+                 output_tokens: int, data: dict[str, Any]):
+        self.seq, self.t, self.kind, self.name, self.outcome = seq, t, kind, name, outcome
+        self.input_tokens, self.output_tokens, self.data = input_tokens, output_tokens, data
+
+    def event(self) -> TraceEvent:
+        """The event as the trace keeps it: secrets redacted, values deeply frozen."""
+        return TraceEvent(self.seq, self.t, self.kind, self.name, self.outcome, self.input_tokens,
+                          self.output_tokens, _scrub(self.data))
+
+
+def _event(item: TraceEvent | PendingEvent) -> TraceEvent:
+    return item.event() if type(item) is PendingEvent else item  # type: ignore[union-attr]
+
+
 class Trace:
-    """Append-only event log of one trial; thread-safe; closed when the trial ends."""
+    """Append-only event log of one trial; thread-safe; closed when the trial ends.
+
+    Events whose data are plain (scalars, flat mappings of scalars: most tool calls) are held as added and
+    scrubbed when the trace is read or closed; others are scrubbed when added. Either way an event is
+    redacted once, and the same seed gives the same events."""
 
     def __init__(self, now: Any = None):
         self._now = now or (lambda: 0.0)
-        self._events: list[TraceEvent] = []
+        self._events: list[TraceEvent | PendingEvent] = []
         self._lock = threading.Lock()
         self._closed = False
 
     def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
-            output_tokens: int = 0, **data: Any) -> TraceEvent | None:
+            output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
         """Record an event (secrets redacted); ignored once the trial is over (an abandoned agent thread)."""
+        return self.add_data(kind, name, outcome, data, input_tokens, output_tokens)
+
+    def add_data(self, kind: str, name: str, outcome: str, data: dict[str, Any], input_tokens: int = 0,
+                 output_tokens: int = 0) -> TraceEvent | PendingEvent | None:
+        """``add`` with the event's data as one mapping, which the event may keep as it is: the caller makes a
+        fresh one and does not change it afterwards."""
+        held = _holdable(data)
         with self._lock:
             if self._closed:
                 return None
-            event = TraceEvent(len(self._events), float(self._now()), kind, name, outcome,
-                               int(input_tokens), int(output_tokens), _scrub(data))
+            seq, t = len(self._events), float(self._now())
+            if held is not None:
+                event: TraceEvent | PendingEvent = PendingEvent(seq, t, kind, name, outcome, int(input_tokens),
+                                                                int(output_tokens), held)
+            else:
+                event = TraceEvent(seq, t, kind, name, outcome, int(input_tokens), int(output_tokens),
+                                   _scrub(data))
             self._events.append(event)
             return event
 
     def close(self) -> tuple[TraceEvent, ...]:
         """Stop recording and return the events."""
+        return tuple(_event(e) for e in self.close_pending())
+
+    def close_pending(self) -> tuple[TraceEvent | PendingEvent, ...]:
+        """Stop recording and return the events as held: ``PendingEvent``s not scrubbed yet (``settle``)."""
         with self._lock:
             self._closed = True
             return tuple(self._events)
+
+    @staticmethod
+    def settle(events: tuple[TraceEvent | PendingEvent, ...]) -> tuple[TraceEvent, ...]:
+        """``close_pending``'s events as ``TraceEvent``s (the ones held, scrubbed now)."""
+        return tuple(_event(e) for e in events)
 
     @property
     def closed(self) -> bool:
@@ -97,7 +169,7 @@ class Trace:
     def events(self, kind: str | None = None) -> list[TraceEvent]:
         """The events so far, optionally only those of one kind."""
         with self._lock:
-            return [e for e in self._events if kind is None or e.kind == kind]
+            return [_event(e) for e in self._events if kind is None or e.kind == kind]
 
     def __iter__(self) -> Iterator[TraceEvent]:
         return iter(self.events())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import pytest
@@ -164,7 +164,10 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
         config.stash.setdefault(replayed_key, []).append(scenario.name)
     command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)
     from .progress import campaign_progress
+    from .reports import wants
 
+    if wants(o)["all_traces"] and scenario.keep_traces is not None:  # OpenTelemetry exports every trial's trace
+        scenario = replace(scenario, keep_traces=None)
     try:
         with campaign_progress(config, o) as progress:
             result = run_resolved(scenario, settings, replay_command=command, **progress)

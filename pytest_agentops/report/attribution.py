@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..records import TraceEvent, TrialRecord
+from ..records import EventKey, TraceEvent, TrialRecord, event_key
 from ..result import CampaignResult
 from ..settings.faults import FAILING_TOOL_FAULTS, Faults
 from ..stats import clopper_pearson_lower, clopper_pearson_upper
@@ -50,22 +50,26 @@ class Delivery:
 
 def delivery_of(event: TraceEvent) -> Delivery | None:
     """The fault an event delivered to the agent, or None (not a fault, or the trial-wide outage notice)."""
-    if event.kind == "crash":
-        return Delivery("crash", "crash", event.name) if event.outcome in ("after", "before") else None
-    if event.kind != "fault":
+    return _delivery(event_key(event))
+
+
+def _delivery(key: EventKey) -> Delivery | None:
+    kind, name, outcome, trial_wide = key
+    if kind == "crash":
+        return Delivery("crash", "crash", name) if outcome in ("after", "before") else None
+    if kind != "fault":
         return None
-    name = event.name
     if name == "model":
-        return Delivery("model", event.outcome, "model")
+        return Delivery("model", outcome, "model")
     if name == "model_output":
-        return Delivery("output", event.outcome, "model")
+        return Delivery("output", outcome, "model")
     if name == "drift":
-        return Delivery("drift", event.outcome, "model")
+        return Delivery("drift", outcome, "model")
     if name.startswith("http:"):
-        return Delivery("http", event.outcome, name[5:])
-    if event.outcome == "outage" and event.data.get("scope") == "trial":
+        return Delivery("http", outcome, name[5:])
+    if outcome == "outage" and trial_wide:
         return None  # the notice that a tool is down; each call of it that hits the outage is delivered
-    return Delivery("tool", event.outcome, name)
+    return Delivery("tool", outcome, name)
 
 
 @dataclass(slots=True)
@@ -92,16 +96,17 @@ def _tally(records: Iterable[TrialRecord]) -> _Tally:
             tally.model_layer = True
             tally.model_attempts += getattr(model, "attempts", 0)
         seen: set[tuple[str, str, str]] = set()
-        for event in record.trace:
-            if event.kind == "tool_call":
-                if event.outcome not in _NOT_REACHED:
-                    tally.tool_calls[event.name] += 1
+        for key in record.event_keys():  # (its trace, or the skeleton of a trace not kept)
+            kind, name, outcome, _trial_wide = key
+            if kind == "tool_call":
+                if outcome not in _NOT_REACHED:
+                    tally.tool_calls[name] += 1
                 continue
-            if event.kind == "model_call":
-                if event.outcome == "ok":
+            if kind == "model_call":
+                if outcome == "ok":
                     tally.model_replies += 1
                 continue
-            hit = delivery_of(event)
+            hit = _delivery(key)
             if hit is None:
                 continue
             tally.delivered[hit] += 1

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
 from ..errors import ReportError
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
+from .json_text import write_json
 
 
 def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_traces: bool = False,
@@ -24,41 +26,95 @@ def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_trac
     ``session`` (from the pytest plugin): the run's exit status, whether it was interrupted, the campaign tests
     collected and those that never reported a campaign; the gate fails a report that is incomplete."""
     campaigns = sorted((r if isinstance(r, dict) else r.to_dict(with_traces=with_traces) for r in results),
-                       key=lambda c: (c["scenario"], c.get("nodeid", ""), c["seed"],
-                                      c["replay"] if c["replay"] is not None else -1))
+                       key=_campaign_order)
     from ..harness import secrets  # (here: the gate reads reports without loading the harness)
 
     secrets.refresh()  # the environment as it is now: every string of the report is redacted once more
-    out = {"schema": "pytest-agentops/report", "schema_version": REPORT_SCHEMA_VERSION,
-           "tool_version": __version__, "campaigns": secrets.redact_data(campaigns)}
-    if session is not None:
-        out["session"] = session
-    paired = sorted((c if isinstance(c, dict) else c.to_dict() for c in comparisons),
-                    key=lambda c: (c["baseline"], c["candidate"], c["seed"]))
-    if paired:
-        out["comparisons"] = secrets.redact_data(paired)
-    return out
+    return _report(secrets.redact_data(campaigns), comparisons, session, secrets.redact_data)
 
 
 def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult | dict[str, Any]], *,
                  with_traces: bool = False, comparisons: Iterable[Any] = (),
                  session: dict[str, Any] | None = None) -> Path:
-    """Write the report to ``path`` atomically: readers never see a half-written file."""
+    """Write the report to ``path`` atomically (readers never see a half-written file), streamed: the text
+    is the one ``json.dumps(report_dict(...), indent=2, sort_keys=True)`` gives, but neither that string
+    nor the report's whole tree is ever held; each trial's record is made, redacted and written in turn,
+    so writing a report of 100,000 trials needs the memory of one."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report_dict(results, with_traces=with_traces, comparisons=comparisons, session=session),
-                      indent=2,
-                      sort_keys=True, allow_nan=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+            write_json(_streamed(results, with_traces, comparisons, session), fh.write)
+            fh.write("\n")
         os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary file would be (mkstemp makes it 0600)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+class _Records(list):  # type: ignore[type-arg]
+    """A campaign's ``records`` as the JSON writer walks them (``json_text``): each made (and redacted) when it
+    is reached, never all at once. (The writer asks a list for its truth and its items, nothing else.)"""
+
+    def __init__(self, items: Sequence[Any], make: Callable[[Any], dict[str, Any]]):
+        super().__init__()
+        self._items = items
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        for item in self._items:
+            yield self._make(item)
+
+
+def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: bool, comparisons: Iterable[Any],
+              session: dict[str, Any] | None) -> dict[str, Any]:
+    """``report_dict``'s report with every campaign's records left to be made as they are written."""
+    from ..harness import secrets  # (here: the gate reads reports without loading the harness)
+
+    secrets.refresh()  # the environment as it is now: every string of the report is redacted once more
+    campaigns = []
+    for r in results:
+        if isinstance(r, dict):
+            head = {k: v for k, v in r.items() if k != "records"}
+            records, make = r.get("records", []), secrets.redact_data
+        else:
+            head = r.to_dict(with_traces=with_traces, records=False)
+            records = r.records
+            make = functools.partial(_record, redact=secrets.redact_data, with_traces=with_traces)
+        head = secrets.redact_data(head)
+        if not isinstance(r, dict) or "records" in r:
+            head["records"] = _Records(records, make)
+        campaigns.append(head)
+    campaigns.sort(key=_campaign_order)
+    return _report(campaigns, comparisons, session, secrets.redact_data)
+
+
+def _report(campaigns: list[dict[str, Any]], comparisons: Iterable[Any], session: dict[str, Any] | None,
+            redact: Callable[[Any], Any]) -> dict[str, Any]:
+    """The report around its (redacted) campaigns: schema, version, the session, the comparisons."""
+    out = {"schema": "pytest-agentops/report", "schema_version": REPORT_SCHEMA_VERSION,
+           "tool_version": __version__, "campaigns": campaigns}
+    if session is not None:
+        out["session"] = session
+    paired = sorted((c if isinstance(c, dict) else c.to_dict() for c in comparisons),
+                    key=lambda c: (c["baseline"], c["candidate"], c["seed"]))
+    if paired:
+        out["comparisons"] = redact(paired)
+    return out
+
+
+def _record(record: Any, *, redact: Callable[[Any], Any], with_traces: bool) -> dict[str, Any]:
+    return redact(CampaignResult.record_dict(record, with_traces))
+
+
+def _campaign_order(c: dict[str, Any]) -> tuple[Any, ...]:
+    return c["scenario"], c.get("nodeid", ""), c["seed"], c["replay"] if c["replay"] is not None else -1
 
 
 def _umask() -> int:

@@ -82,8 +82,7 @@ class VirtualClock:
     def elapsed(self) -> float:
         """Virtual seconds since the clock started."""
         base = self._source() if self._source is not None else 0.0
-        with self._lock:
-            return base + self._offset
+        return base + self._offset  # (reading one float is atomic: the lock is for ``advance``'s read-add-write)
 
     def now(self) -> float:
         """Virtual epoch seconds (what ``time.time()`` returns under ``virtual_time``)."""

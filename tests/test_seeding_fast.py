@@ -1,0 +1,45 @@
+"""The fast paths of ``seeding`` give exactly the numbers of the reference computations they replace, so every
+seed keeps its trials: ``trial_seed`` against numpy's ``SeedSequence`` itself, ``Draws`` against ``uniforms``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_agentops.seeding import Draws, trial_seed, uniforms
+
+# Seeds past 2**128 take more than the 4-word pool; trial indices past 2**32 take two spawn-key words.
+SEEDS = st.integers(min_value=0, max_value=2**200)
+INDICES = st.integers(min_value=0, max_value=2**40)
+KEYS = st.lists(st.integers(min_value=-(2**70), max_value=2**70), max_size=9)  # negative and wide: masked
+
+
+def _numpy_trial_seed(campaign_seed: int, index: int) -> int:
+    words = np.random.SeedSequence(campaign_seed, spawn_key=(index,)).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(SEEDS, INDICES)
+def test_trial_seed_is_numpys_seed_sequence(campaign_seed, index):
+    assert trial_seed(campaign_seed, index) == _numpy_trial_seed(campaign_seed, index)
+
+
+@pytest.mark.parametrize(("campaign_seed", "index"), [(0, 0), (1, 0), (0, 1), (2**32 - 1, 2**32 - 1), (2**32, 2**32),
+                                                       (2**128, 7), (2**64 + 1, 123_456)])
+def test_trial_seed_at_the_word_boundaries(campaign_seed, index):
+    assert trial_seed(campaign_seed, index) == _numpy_trial_seed(campaign_seed, index)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=2**64 - 1), st.integers(min_value=0, max_value=6), KEYS,
+       st.integers(min_value=1, max_value=8))
+def test_draws_are_uniforms(seed, which, keys, n):
+    assert Draws(seed, which).uniforms(*keys, n=n) == uniforms(seed, which, *keys, n=n)
+
+
+def test_a_negative_campaign_seed_is_refused_as_numpy_refuses_it():
+    with pytest.raises(ValueError):
+        trial_seed(-1, 0)

@@ -1,0 +1,93 @@
+"""A campaign keeps the trace of every failing trial and of the first ``keep_traces`` trials; a passing
+trial past them keeps only its skeleton (each event's kind, name and outcome), from which the fault
+tallies are the same as from whole traces. ``keep_traces=None`` keeps every trace; a replayed trial always
+keeps its own."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pytest_agentops import ConfigError, Faults, Scenario, ToolError, replay_trial, run_campaign, tool
+from pytest_agentops.report.attribution import fault_delivery
+
+
+@tool
+def lookup(world, x: int = 0) -> int:
+    """A tool the faults fail now and then."""
+    return x
+
+
+def agent(task, env):
+    answered = 0
+    for _ in range(2):
+        try:
+            env.tools["lookup"](1)
+            answered += 1
+        except ToolError:
+            pass
+    return answered
+
+
+SCENARIO = Scenario(name="keep", agent=agent, tools=[lookup], faults=Faults(rate=0.3, outage=0.05), trials=60,
+                    seed=5, early_stop=False, check=lambda world, out: out == 2, keep_traces=20)
+
+
+def test_failing_trials_and_the_first_n_keep_their_traces_the_rest_their_skeletons():
+    result = run_campaign(SCENARIO)
+    failing = [r for r in result.records if not r.ok]
+    assert failing and any(r.ok and r.index >= 20 for r in result.records)
+    for r in result.records:
+        kept = not r.ok or r.index < 20
+        assert r.trace_kept is kept
+        assert bool(r.trace) is kept and bool(r.skeleton) is not kept
+    dropped = next(r for r in result.records if not r.trace_kept)
+    assert dropped.skeleton[-1][:3] == ("outcome", "keep", "completed")
+    data = dropped.to_dict(with_trace=True)
+    assert data["trace"] == [] and data["trace_kept"] is False
+    assert "trace_kept" not in failing[0].to_dict(with_trace=True)
+
+
+def test_the_fault_tallies_do_not_depend_on_which_traces_were_kept():
+    some = run_campaign(SCENARIO)
+    every = run_campaign(dataclasses.replace(SCENARIO, keep_traces=None))
+    assert all(r.trace_kept for r in every.records)
+    assert fault_delivery(some) == fault_delivery(every)
+    assert [dataclasses.replace(r, trace=(), skeleton=()) for r in some.records] == \
+        [dataclasses.replace(r, trace=(), skeleton=()) for r in every.records]
+
+
+def test_a_replayed_trial_keeps_its_trace():
+    result = run_campaign(SCENARIO)
+    index = next(r.index for r in result.records if not r.trace_kept)
+    replayed = replay_trial(SCENARIO, index)
+    assert replayed.trace_kept and replayed.trace
+    kept = run_campaign(dataclasses.replace(SCENARIO, keep_traces=None)).records[index]
+    assert replayed.trace == kept.trace
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "all", True])
+def test_keep_traces_must_be_a_whole_number_or_none(value):
+    with pytest.raises(ConfigError, match="keep_traces="):
+        dataclasses.replace(SCENARIO, keep_traces=value)
+
+
+@tool
+def remember(world, note: dict | None = None, key: str = "") -> str:
+    """A tool whose arguments the agent changes after the call."""
+    return "noted"
+
+
+def test_an_event_held_until_the_trace_is_kept_shows_the_call_as_made_and_redacted():
+    def mutating_agent(task, env):
+        note = {"n": 1}
+        env.tools["remember"](note, key="sk-proj-abcdefghijklmnopqrstuvwxyz0123456789")
+        note["n"] = 2  # after the call: the trace still shows 1
+        return "ok"
+
+    result = run_campaign(Scenario(name="held", agent=mutating_agent, tools=[remember], faults="none", trials=1,
+                                   seed=1))
+    (call,) = [e for e in result.records[0].trace if e.kind == "tool_call"]
+    assert call.data["arguments"]["note"] == {"n": 1}
+    assert "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789" not in repr(call.data)
