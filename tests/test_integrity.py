@@ -165,7 +165,7 @@ def test_an_unwritable_markdown_path_is_a_usage_error(tmp_path, capsys):
 def test_an_output_path_that_is_a_directory_is_a_usage_error_before_any_test_runs(pytester, flag):
     pytester.makepyfile(test_one="def test_one():\n    open('ran', 'w').close()\n")
     (pytester.path / "out").mkdir()
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"{flag}=out")
+    result = pytester.runpytest("-p", "no:cacheprovider", f"{flag}=out")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"{flag}=out: is a directory; give the path of a file to write" in result.stderr.str()
     assert "Traceback" not in result.stderr.str() and not (pytester.path / "ran").exists()
@@ -174,12 +174,12 @@ def test_an_output_path_that_is_a_directory_is_a_usage_error_before_any_test_run
 def test_an_output_in_a_directory_that_cannot_be_written_or_made_is_a_usage_error(pytester):
     if os.geteuid() == 0:  # root writes anywhere: a directory that cannot be made instead (under a file)
         (pytester.path / "afile").write_text("x")
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--agent-chaos-report=afile/r.json")
+        result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos-report=afile/r.json")
         assert "--agent-chaos-report=afile/r.json: cannot make its directory" in result.stderr.str()
     else:
         locked = pytester.path / "locked"
         locked.mkdir(mode=0o500)
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--agent-chaos-report=locked/r.json")
+        result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos-report=locked/r.json")
         assert "cannot be written (permission denied)" in result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
@@ -194,7 +194,7 @@ def test_a_missing_parent_is_made_and_the_report_says_running_until_the_run_ends
             assert seen["campaigns"] == [] and seen["session"]["running"] is True
             agent_chaos.run(Scenario(name="s", agent=lambda t, e: "ok", trials=5, seed=1, faults="none"))
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--agent-chaos",
+    result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos",
                                            "--agent-chaos-report=deep/er/report.json")
     assert result.ret == 0
     report = json.loads((pytester.path / "deep/er/report.json").read_text())
@@ -213,7 +213,7 @@ def test_a_killed_run_leaves_a_running_report_that_the_gate_fails_not_the_last_r
                 os.kill(os.getpid(), signal.SIGKILL)
     """)
     args = ("-p", "no:cacheprovider", "--agent-chaos", "--agent-chaos-report=report.json")
-    assert pytester.runpytest_subprocess(*args).ret == 0
+    assert pytester.runpytest(*args).ret == 0
     assert gate([str(pytester.path / "report.json")]) == 0  # the good run's report passes
     capsys.readouterr()
     monkeypatch.setenv("KILL_ME", "1")
@@ -234,7 +234,7 @@ def test_a_report_that_cannot_be_written_at_the_end_is_said_after_the_summary_an
             shutil.rmtree("out")
             open("out", "w").close()  # the report's directory became a file while the tests ran
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--agent-chaos",
+    result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos",
                                            "--agent-chaos-report=out/report.json")
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
     out = result.stdout.str()

@@ -93,3 +93,19 @@ def test_every_public_name_is_documented():
     text = "\n".join(p.read_text(encoding="utf-8") for p in [README, *DOCS])
     missing = [name for name in pytest_agentops.__all__ if not re.search(rf"\b{re.escape(name)}\b", text)]
     assert missing == []
+
+
+def test_the_readme_trace_viewer_example_is_what_the_viewer_prints(pytester):
+    """The timeline shown in the README comes from running its bundled scenario and showing the trial."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```\ndestructive-naive[trial-0") + 4
+    block = text[start:text.index("```", start)]
+    scenario = README.parent / "scenarios" / "destructive_request.yaml"
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / scenario.name).write_text(scenario.read_text(encoding="utf-8"))
+    ran = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", "--agent-chaos-report=r.json")
+    assert ran.ret == 0
+    shown = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos-report=r.json",
+                               "--agent-chaos-show=destructive-naive/trial-0").stdout.str()
+    for line in block.splitlines():  # a line cut short in the README (...) matches up to the cut
+        assert line.split("...")[0].rstrip(" ,{'") in shown, line
