@@ -63,14 +63,14 @@ def check_positive_seconds(name: str, value: Any, *, optional: bool = False) -> 
 
 
 def check_whole(name: str, value: Any, minimum: int = 1, *, what: str = "", optional: bool = False,
-                maximum: int | None = None, why: str = "") -> int | None:
+                maximum: int | None = None, why: str = "", none_means: str = "to switch it off") -> int | None:
     """A whole number >= ``minimum`` (``what`` says of what: ``"tokens"``, ``"users"``), and <= ``maximum``
     when given (``why``: the reason for the maximum, said in the message)."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         of = f" of {what}" if what else ""
-        off = " (or None to switch it off)" if optional else ""
+        off = f" (or None {none_means})" if optional else ""
         raise ConfigError(f"{name}={value!r} must be a whole number{of} >= {minimum}{off}")
     if maximum is not None and value > maximum:
         shown = f"{value:,}" if value < 10**30 else f"~1e{int(math.log10(value))}"

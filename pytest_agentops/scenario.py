@@ -233,7 +233,7 @@ class Scenario:
         check_isolation("isolation", self.isolation)
         check_whole("memory_limit_mb", self.memory_limit_mb, 256, optional=True)
         check_whole("shrink_runs", self.shrink_runs, 0)
-        check_whole("keep_traces", self.keep_traces, 0, optional=True)
+        check_whole("keep_traces", self.keep_traces, 0, optional=True, none_means="to keep every trace")
         if self.llm is not None:
             object.__setattr__(self, "llm", FakeLLM.coerce(self.llm))
         self._check_live()

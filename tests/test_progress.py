@@ -328,3 +328,36 @@ def test_an_xdist_worker_never_renders_progress():
     opts = ChaosOptions(enabled=True, seed=1, session_seed=1, trials=None, profile=None, report=None, replay=None,
                         progress="on")
     assert progress_mode(SimpleNamespace(workerinput={"workerid": "gw0"}), opts) is None  # type: ignore[arg-type]
+
+
+def test_a_progress_display_that_raises_is_switched_off_and_the_campaign_goes_on():
+    scenario = Scenario(name="s", agent=lambda task, env: "done", check=lambda w, o: o == "done", trials=300,
+                        seed=1, early_stop=False, expect={"completion_rate": ">= 0.5"})
+    calls = []
+
+    def broken(progress):
+        calls.append(progress)
+        raise RuntimeError("display broke")
+
+    with pytest.warns(RuntimeWarning, match=r"progress display failed and was switched off .*display broke"):
+        result = run_resolved(scenario, resolve_run(scenario, ()), progress=broken, progress_every_s=1e-6)
+    assert len(calls) == 1 and len(result.records) == 300 and result.passed
+
+
+def test_no_redraw_with_capture_off(pytester):
+    """With -s what the agent prints moves the cursor behind the terminal writer's back: a TTY gets progress
+    lines, never a redrawn one."""
+    from pytest_agentops.pytest_plugin.options import resolve_options
+    from pytest_agentops.pytest_plugin.progress import progress_mode
+
+    for args, expected in ((["-s"], "lines"), ([], "redraw")):
+        config = pytester.parseconfigure(*args)
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        reporter.isatty = lambda: True
+        assert progress_mode(config, resolve_options(config)) == expected, args
+
+
+def test_a_bad_progress_interval_is_refused_before_the_campaign_takes_hold_of_anything():
+    scenario = Scenario(name="s", agent=lambda task, env: "done", trials=3, seed=1)
+    with pytest.raises(ValueError, match=r"progress_every_s=0 must be a number of seconds > 0"):
+        run_resolved(scenario, resolve_run(scenario, ()), progress=print, progress_every_s=0)

@@ -91,3 +91,57 @@ def test_an_event_held_until_the_trace_is_kept_shows_the_call_as_made_and_redact
     (call,) = [e for e in result.records[0].trace if e.kind == "tool_call"]
     assert call.data["arguments"]["note"] == {"n": 1}
     assert "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789" not in repr(call.data)
+
+
+# --- found in review of the per-trial fast paths -----------------------------------------------------------
+
+def _lookup(order_id: str) -> str:
+    """Look up an order."""
+    return "ok"
+
+
+def test_what_an_agent_sets_on_a_tool_stays_in_its_trial():
+    """Each trial's tools are its own objects, attributes included: state an agent (or a framework) leaves on
+    the function it was given does not reach the next trial, so a trial replays alone as it ran."""
+    def agent(task, env):
+        f = env.tools["_lookup"]
+        seen = getattr(f, "memo", None)
+        f.memo = env.trial_id
+        f.__annotations__["leak"] = int
+        f("1")
+        return "done" if seen is None and "leak" not in _lookup.__annotations__ else "saw another trial"
+
+    scenario = Scenario(name="memo", agent=agent, task="t", tools=[_lookup], check=lambda w, o: o == "done",
+                        trials=6, seed=3, early_stop=False, faults="none")
+    assert {r.outcome for r in run_campaign(scenario, concurrency=1).records} == {"completed"}
+    assert run_campaign(scenario, replay=3).records[0].outcome == "completed"
+
+
+def test_a_smoke_trial_keeps_its_trace_whatever_keep_traces_says():
+    def agent(task, env):
+        env.tools["_lookup"](order_id="1")
+        return "done"
+
+    scenario = Scenario(name="smoke", agent=agent, task="t", tools=[_lookup], check=lambda w, o: o == "done",
+                        trials=5, seed=5, keep_traces=0)
+    record = run_campaign(scenario, smoke=True).records[0]
+    assert record.trace and record.trace_kept
+    assert run_campaign(scenario, replay=2).records[0].trace
+
+
+def test_keep_traces_says_what_none_means():
+    with pytest.raises(ConfigError, match=r"keep_traces=-1 must be a whole number >= 0 \(or None to keep every "
+                                          r"trace\)"):
+        Scenario(name="s", agent=lambda t, e: "ok", keep_traces=-1)
+
+
+def test_the_streamed_report_orders_campaigns_as_report_dict_does_when_a_name_is_redacted(tmp_path):
+    import json
+
+    from pytest_agentops.report.json_report import report_dict, write_report
+
+    results = [run_campaign(Scenario(name=name, agent=lambda t, e: "ok", trials=3, seed=5, faults="none"))
+               for name in ("zeta", "sk-ABCDEFGHIJKLMNOP", "alpha")]
+    streamed = write_report(tmp_path / "r.json", results).read_text()
+    assert streamed == json.dumps(report_dict(results), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    assert "sk-ABCDEFGHIJKLMNOP" not in streamed

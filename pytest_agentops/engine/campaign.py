@@ -58,6 +58,8 @@ def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: s
     ``KeyboardInterrupt``) carries that result. A campaign that fails gets its worst failing trial shrunk to
     the faults it needs (``engine.shrink``, ``Scenario.shrink_runs`` re-runs at most), shown under its replay
     command."""
+    if progress is not None and not progress_every_s > 0:  # before the campaign takes hold of anything
+        raise ValueError(f"progress_every_s={progress_every_s!r} must be a number of seconds > 0")
     started = _wall()
     runner = Runner(scenario, settings, progress=progress, progress_every_s=progress_every_s)
     records, stopped_early = runner.run()

@@ -9,6 +9,8 @@ sooner produces nothing). It reads the judges, never feeds them, so results do n
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -84,7 +86,12 @@ class ProgressFeed:
         eta = elapsed / done * max(0, self.max_trials - done) if done else None
         progress = Progress(scenario=self.scenario, done=done, max_trials=self.max_trials, elapsed_s=elapsed,
                             eta_s=eta, estimates=tuple(running_estimate(j) for j in judges))
-        self.callback(progress)
+        try:
+            self.callback(progress)
+        except Exception as exc:  # a display that breaks stops showing; the campaign and its result go on
+            self.next_at = math.inf
+            warnings.warn(f"agentops: the progress display failed and was switched off for this campaign "
+                          f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
         return progress
 
 

@@ -250,7 +250,8 @@ class Trial:
         faults = _shared(tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"))
         onset = unrecovered_fault_onset(events)
         skeleton: tuple[EventKey, ...] = ()
-        keep = scenario.keep_traces if self.layers.run.replay is None else None  # a replayed trial: its trace
+        run = self.layers.run
+        keep = None if run.replay is not None or run.smoke else scenario.keep_traces  # a replay, a smoke trial: kept
         if keep is not None and self.index >= keep and outcome == "completed" and not violations:
             skeleton, kept = _skeleton(events), ()  # a passing trial past the sample: its trace is not kept
         else:

@@ -145,7 +145,7 @@ class ToolTemplate:
         self._origin = origin
         self._code = origin.__code__
         self._globals = origin.__globals__
-        self._namespace = origin.__dict__  # shared by every trial's copy: read-only metadata
+        self._namespace = origin.__dict__  # copied into every trial's copy (its signature, its spec)
         if self._code.co_freevars != ("fn", "runner", "world_args"):  # what ``bind`` fills, in this order
             raise AssertionError(f"unexpected closure of the tool wrapper: {self._code.co_freevars}")
         self._fn_cell = origin.__closure__[0]  # type: ignore[index]
@@ -160,9 +160,9 @@ class ToolTemplate:
         call.__qualname__ = origin.__qualname__
         call.__doc__ = origin.__doc__
         call.__module__ = origin.__module__
-        call.__annotations__ = origin.__annotations__
+        call.__annotations__ = dict(origin.__annotations__)
         call.__kwdefaults__ = None
-        call.__dict__ = self._namespace
+        call.__dict__ = dict(self._namespace)  # each trial's own: what an agent sets on a tool stays in its trial
         return call
 
 

@@ -44,7 +44,8 @@ def progress_mode(config: pytest.Config, options: ChaosOptions) -> str | None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return None
-    if reporter.isatty() and os.environ.get("TERM") != "dumb":
+    # with capture off (-s) what the agent prints moves the cursor behind the writer's back: no redraw then
+    if reporter.isatty() and os.environ.get("TERM") != "dumb" and config.getoption("capture", "fd") != "no":
         return "redraw"
     return "lines"
 

@@ -79,6 +79,7 @@ def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: b
 
     secrets.refresh()  # the environment as it is now: every string of the report is redacted once more
     campaigns = []
+    order = []
     for r in results:
         if isinstance(r, dict):
             head = {k: v for k, v in r.items() if k != "records"}
@@ -87,11 +88,12 @@ def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: b
             head = r.to_dict(with_traces=with_traces, records=False)
             records = r.records
             make = functools.partial(_record, redact=secrets.redact_data, with_traces=with_traces)
+        order.append(_campaign_order(head))  # the order report_dict gives: sorted before redaction
         head = secrets.redact_data(head)
         if not isinstance(r, dict) or "records" in r:
             head["records"] = _Records(records, make)
         campaigns.append(head)
-    campaigns.sort(key=_campaign_order)
+    campaigns = [c for _, c in sorted(zip(order, campaigns, strict=True), key=lambda pair: pair[0])]
     return _report(campaigns, comparisons, session, secrets.redact_data)
 
 
