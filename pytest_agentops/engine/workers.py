@@ -87,8 +87,8 @@ class _Hound:
     clean-up on the way out, such as killing a child process, which must not be interrupted), then every
     5 ms for 2 s, then every 200 ms, on one daemon thread that ends when no worker is left to chase. No
     exception is raised while the thread is at an unsafe point (``at_unsafe_point``): a first interruption
-    that could not land then is retried every 5 ms. A thread stuck in a C call is beyond reach (reported as
-    unstoppable).
+    that could not land then is retried at the same cadence. A thread stuck in a C call is beyond reach
+    (reported as unstoppable).
     """
 
     FAST_S, FAST_FOR_S, SLOW_S = 0.005, 2.0, 0.2
@@ -122,7 +122,7 @@ class _Hound:
             for chase in chased:
                 if now >= chase.next_at and raise_in_thread(chase.thread) and chase.first_pending:
                     chase.first_pending, chase.next_at = False, now + chase.pause_s
-            fast = any(now - c.started < self.FAST_FOR_S or c.first_pending for c in chased)
+            fast = any(now - c.started < self.FAST_FOR_S for c in chased)  # then slow, landed or not
             self._wake.wait(self.FAST_S if fast else self.SLOW_S)
 
 
