@@ -41,6 +41,9 @@ from .metrics import REGISTRY, MetricData
 #: How far ahead a judge searches its boundaries for the distances the scheduler launches by: more than any
 #: concurrency (at most 1,000) can use, and short enough that a never-deciding side costs little to search.
 LOOK_AHEAD = 4096
+#: Beyond this many units the report says no resolution (the share a rule decides with power): its search runs
+#: about 28 dynamic programmes over the whole rule (7 s at 50,000 units).
+RESOLUTION_LIMIT = 10_000
 #: Beyond this many values a quantile's running estimate is not shown (``Judge.running``: a sort per redraw).
 RUNNING_QUANTILE_CAP = 50_000
 
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
 def resolution(rule: stats.RateRule, power: float = DEFAULT_POWER) -> tuple[float | None, float | None]:
     """(pass_rate, fail_rate): the share of successes from which the rule passes, and up to which it fails,
     with probability >= power within its maximum (None when no share does); said in the report for rules
-    without a declared fail level (not for rules of more than ``stats.LAZY_LIMIT`` units)."""
+    without a declared fail level (not for rules of more than ``RESOLUTION_LIMIT`` units)."""
 
     def solve(get, lo: float, hi: float, increasing: bool) -> float | None:
         if (get(hi) if increasing else get(lo)) < power:
@@ -67,7 +70,7 @@ def resolution(rule: stats.RateRule, power: float = DEFAULT_POWER) -> tuple[floa
         return hi if increasing else lo
 
     t = rule.threshold
-    if not 0 < t < 1 or rule.max_n > stats.LAZY_LIMIT:  # beyond it the dynamic programme is too long to run
+    if not 0 < t < 1 or rule.max_n > RESOLUTION_LIMIT:  # beyond it ~28 dynamic programmes take seconds
         return None, None
     pass_rate = solve(lambda p: power if rule.decides_with(p, power, "pass") else 0.0, t, 1.0, True)
     fail_rate = solve(lambda p: power if rule.decides_with(p, power, "fail") else 0.0, 0.0, t, False)

@@ -579,3 +579,32 @@ def test_no_interruption_is_raised_where_a_thread_takes_or_gives_back_a_lock_by_
     stop.append(True)
     spinner.join(5)
     assert False in seen and not at_unsafe_point(None)
+
+
+def test_the_hound_slows_down_for_a_thread_its_first_interruption_cannot_reach(monkeypatch):
+    """A thread blocked for good in a lock is always at an unsafe point: after the fast period the hound tries
+    it every 0.2 s, not every 5 ms forever (idle CPU grew with the number of such threads)."""
+    from pytest_agentops.engine import workers
+
+    tries: list[float] = []
+    real_raise = workers.raise_in_thread
+
+    def counting(thread, *args, **kwargs):
+        tries.append(time.monotonic())
+        return real_raise(thread, *args, **kwargs)
+
+    monkeypatch.setattr(workers, "raise_in_thread", counting)
+    release = threading.Event()
+    blocked = threading.Thread(target=release.wait, daemon=True)
+    blocked.start()
+    hound = workers._Hound()
+    hound.FAST_FOR_S = 0.2
+    hound.chase(blocked, lambda: not release.is_set(), first_pending=True, pause_s=0.5)
+    try:
+        threading.Event().wait(1.4)
+        late = [t for t in tries if t > tries[0] + 0.4]
+        assert len(tries) > 10 and 2 <= len(late) <= 8, (len(tries), len(late))  # 5 ms, then every 0.2 s
+    finally:
+        release.set()
+        blocked.join(5)
+        hound._wake.set()

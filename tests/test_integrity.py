@@ -240,3 +240,19 @@ def test_a_report_that_cannot_be_written_at_the_end_is_said_after_the_summary_an
     out = result.stdout.str()
     assert "ERROR: agent chaos: a report could not be written" in out and "INTERNALERROR" not in out
     assert "1 passed" in out  # pytest's own summary is there too
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--markers"], ["--co"]])
+def test_help_markers_and_collect_only_leave_the_last_report_alone(pytester, args):
+    pytester.makeini("[pytest]\nagent_chaos_report = out/r.json\n")
+    pytester.makepyfile(test_one="""
+        from pytest_agentops import Scenario
+
+        def test_one(agent_chaos):
+            agent_chaos.run(Scenario(name="s", agent=lambda t, e: "ok", trials=3, seed=1, faults="none"))
+    """)
+    assert pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos").ret == 0
+    report = pytester.path / "out" / "r.json"
+    before = report.read_text()
+    pytester.runpytest("-p", "no:cacheprovider", *args)
+    assert report.read_text() == before and gate([str(report)]) == 0

@@ -20,7 +20,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ..errors import TrialAbandoned
@@ -49,17 +49,21 @@ _LOCK_CODE = (os.path.dirname(logging.__file__) + os.sep, "<frozen importlib._bo
               queue.__file__, os.path.dirname(cf.__file__) + os.sep)
 
 
-def at_unsafe_point(ident: int | None) -> bool:
-    """Whether the thread ``ident`` is where an asynchronous exception could leave a lock held."""
-    frame = sys._current_frames().get(ident) if ident is not None else None
+def at_unsafe_point(ident: int | None, frames: Mapping[int, Any] | None = None) -> bool:
+    """Whether the thread ``ident`` is where an asynchronous exception could leave a lock held (``frames``: a
+    snapshot of ``sys._current_frames()`` to read instead of taking one)."""
+    if ident is None:
+        return False
+    frame = (sys._current_frames() if frames is None else frames).get(ident)
     return frame is not None and frame.f_code.co_filename.startswith(_LOCK_CODE)
 
 
-def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException] = TrialAbandoned) -> bool:
+def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException] = TrialAbandoned, *,
+                    frames: Mapping[int, Any] | None = None) -> bool:
     """Ask CPython to raise ``exc_type`` in ``thread`` at its next bytecode; True when delivered, False when
     the thread has ended or is at an unsafe point (``at_unsafe_point``: try again a moment later)."""
     ident = thread.ident
-    if ident is None or not thread.is_alive() or at_unsafe_point(ident):
+    if ident is None or not thread.is_alive() or at_unsafe_point(ident, frames):
         return False
     done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
     if done > 1:  # should not happen: undo
@@ -119,8 +123,9 @@ class _Hound:
                     return
                 chased = list(self._chased)
             now = real_monotonic()
+            frames = sys._current_frames()  # one snapshot per round, not one per chased thread
             for chase in chased:
-                if now >= chase.next_at and raise_in_thread(chase.thread) and chase.first_pending:
+                if now >= chase.next_at and raise_in_thread(chase.thread, frames=frames) and chase.first_pending:
                     chase.first_pending, chase.next_at = False, now + chase.pause_s
             fast = any(now - c.started < self.FAST_FOR_S for c in chased)  # then slow, landed or not
             self._wake.wait(self.FAST_S if fast else self.SLOW_S)

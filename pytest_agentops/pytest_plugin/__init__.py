@@ -48,10 +48,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_CampaignTests(config), "agentops-campaign-tests")
     config.stash[results_key] = []
     config.stash[comparisons_key] = []
-    if opts.report or opts.html or opts.otel:
-        from .outputs import prepare_outputs
-
-        prepare_outputs(config, opts)
     if opts.enabled:
         _collect_scenarios_beside_testpaths(config)
     if prints_seeds(opts) and getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
@@ -215,6 +211,16 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a w
         node.config.stash[comparisons_key].extend((nodeid, c) for nodeid, c in json.loads(payload))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Output paths checked, the JSON report marked running: when a session starts, not at configure (which
+    ``--help`` and ``--markers`` run too, and they must not replace the last report)."""
+    opts = session.config.stash.get(options_key, None)
+    if opts is not None and (opts.report or opts.html or opts.otel) and not session.config.option.collectonly:
+        from .outputs import prepare_outputs
+
+        prepare_outputs(session.config, opts)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     opts = config.stash.get(options_key, None)
@@ -246,7 +252,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results.extend((nodeid, data) for nodeid, data in spooled.get("campaign", []))
     for nodeids in spooled.get("expected", []):
         expected.update(nodeids)
-    if results or opts.report:
+    if (results or opts.report) and not config.option.collectonly:  # --co runs nothing: no report of it
         from .reports import write_reports
 
         outcomes = tracker.outcomes if tracker is not None else {}
