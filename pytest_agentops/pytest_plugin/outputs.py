@@ -1,7 +1,8 @@
-"""The session's output files checked when the session starts (``pytest_sessionstart``), not when it ends: a report path that is a directory,
-sits in a directory that cannot be written or cannot be made is a usage error before any test runs, and the
-JSON report is replaced at once by a "running" one, so a run killed before its end never leaves the last run's
-report looking like its own (``agentops-gate`` fails a report whose run never finished)."""
+"""The session's output files checked when the session starts (``pytest_sessionstart``), not when it ends:
+a report path that is a directory, or sits in a directory that cannot be written or made, is a usage error
+before any test runs; and the JSON report is replaced at once by a "running" one, so a run killed before its
+end never leaves the last run's report looking like its own (``agentops-gate`` fails a report whose run
+never finished)."""
 
 from __future__ import annotations
 
