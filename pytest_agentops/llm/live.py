@@ -50,7 +50,7 @@ from .cassette import KEPT_HEADERS, Cassette, Recorded, cassette_path, last_mess
 from .endpoint import LLMEndpoint
 from .http_faults import HttpTrial
 from .live_drift import drift_body
-from .model import _Stream
+from .model import _Stream, attempt_number
 from .perturb import DriftState, perturb_reply
 from .upstream import HttpUpstream, Outgoing
 
@@ -109,11 +109,7 @@ class LiveModel:
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
     def _attempt(self, request: httpx.Request, digest: str) -> int:
-        header = request.headers.get("x-stainless-retry-count")
-        if header is not None and header.isdigit():
-            return int(header) + 1
-        last = self._last
-        return last[1] + 1 if last is not None and last[0] == digest and last[2] else 1
+        return attempt_number(request, digest, self._last)
 
     def _meter(self, inp: int, out: int, *, model: str, **event: Any) -> None:
         ctx = self.ctx

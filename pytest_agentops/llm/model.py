@@ -39,6 +39,16 @@ _MESSAGES = {429: "Rate limit reached (injected by pytest-agentops)", 500: "Inte
              503: "Service unavailable (injected)", 529: "Overloaded (injected)"}
 
 
+def attempt_number(request: httpx.Request, digest: str, last: tuple[str, int, bool] | None) -> int:
+    """Which attempt of a request this is (1 for the first): the SDK's retry-count header when it sends one,
+    else one more than the previous attempt when that was the same body and it failed (``last``: body digest,
+    attempt, failed)."""
+    header = request.headers.get("x-stainless-retry-count")
+    if header is not None and header.isdigit():
+        return int(header) + 1
+    return last[1] + 1 if last is not None and last[0] == digest and last[2] else 1
+
+
 class _Stream(httpx.SyncByteStream, httpx.AsyncByteStream):
     """Response bytes, sync or async; with ``error``, the stream breaks after ``cut`` chunks."""
 
@@ -83,13 +93,7 @@ class TrialModel:
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
     def _attempt(self, request: httpx.Request, digest: str) -> int:
-        header = request.headers.get("x-stainless-retry-count")
-        if header is not None and header.isdigit():
-            return int(header) + 1
-        last = self._last
-        if last is not None and last[0] == digest and last[2]:
-            return last[1] + 1
-        return 1
+        return attempt_number(request, digest, self._last)
 
     def _meter(self, inp: int, out: int, *, model: str | None = None, **event: Any) -> None:
         """One ``model_call`` event with the attempt's details, and its tokens into the trial's meter (priced

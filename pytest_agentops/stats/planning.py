@@ -58,22 +58,7 @@ def trials_to_decide(
             or clopper_pearson_lower(successes, total, confidence) > threshold
         )
 
-    if decides(n):
-        return n
-    lo, hi = n, n
-    while True:
-        if hi >= max_n:
-            return None
-        lo, hi = hi, min(2 * hi, max_n)
-        if decides(hi):
-            break
-    while hi - lo > 1:  # invariant: decides(hi) and not decides(lo)
-        mid = (lo + hi) // 2
-        if decides(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return _search(decides, n, max_n, exact=True)
 
 
 def look_schedule(max_trials: int, first: int = 25) -> tuple[int, ...]:
@@ -106,9 +91,9 @@ def per_look_alpha(alpha: float, looks: int) -> float:
 # ------------------------------------------------------------------- planning for the sequential rules
 
 
-def _search(decides, start: int, limit: int) -> int | None:
+def _search(decides, start: int, limit: int, *, exact: bool = False) -> int | None:
     """The smallest N in [start, limit] with decides(N), by doubling then bisection (decides is close to
-    monotone in N; the answer is a planning figure)."""
+    monotone in N; the answer is a planning figure): to within 2%, or to the trial when ``exact``."""
     start = max(1, start)
     if decides(start):
         return start
@@ -119,7 +104,7 @@ def _search(decides, start: int, limit: int) -> int | None:
         lo, hi = hi, min(2 * hi, limit)
         if decides(hi):
             break
-    while hi - lo > max(1, lo // 50):  # to within 2%: it is a plan, not a promise to the trial
+    while hi - lo > (1 if exact else max(1, lo // 50)):  # invariant: decides(hi) and not decides(lo)
         mid = (lo + hi) // 2
         if decides(mid):
             hi = mid
