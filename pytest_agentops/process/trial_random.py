@@ -77,15 +77,19 @@ def exit_random(token: contextvars.Token[TrialRandom | None]) -> None:
     _active.reset(token)
 
 
-def _stand_in(name: str) -> Callable[..., Any]:
-    real = getattr(random, name)
+def _stand_in(module: Any, name: str, process_wide: Any, of_trial: str, method: str | None = None
+              ) -> Callable[..., Any]:
+    """``module.name`` as a function calling ``method`` (default ``name``) of the active trial's generator
+    (its attribute ``of_trial``), or of ``process_wide`` outside a trial."""
+    real = getattr(module, name)
+    method = method or name
 
     def stand_in(*args: Any, **kwargs: Any) -> Any:
         current = _active.get()
-        return getattr(_GLOBAL if current is None else current.rng, name)(*args, **kwargs)
+        return getattr(process_wide if current is None else getattr(current, of_trial), method)(*args, **kwargs)
 
     stand_in.__name__ = stand_in.__qualname__ = name
-    stand_in.__module__ = "random"
+    stand_in.__module__ = module.__name__
     stand_in.__doc__ = real.__doc__
     return stand_in
 
@@ -94,20 +98,7 @@ def _stand_in(name: str) -> Callable[..., Any]:
 NAMES: tuple[str, ...] = tuple(name for name in random.__all__
                                if getattr(getattr(random, name, None), "__self__", None) is _GLOBAL)
 
-register_stand_ins(random, {name: _stand_in(name) for name in NAMES})
-
-
-def _np_stand_in(name: str, method: str) -> Callable[..., Any]:
-    real = getattr(np.random, name)
-
-    def stand_in(*args: Any, **kwargs: Any) -> Any:
-        current = _active.get()
-        return getattr(_NP_GLOBAL if current is None else current.numpy, method)(*args, **kwargs)
-
-    stand_in.__name__ = stand_in.__qualname__ = name
-    stand_in.__module__ = "numpy.random"
-    stand_in.__doc__ = real.__doc__
-    return stand_in
+register_stand_ins(random, {name: _stand_in(random, name, _GLOBAL, "rng") for name in NAMES})
 
 
 _real_default_rng = np.random.default_rng
@@ -132,5 +123,6 @@ NUMPY_NAMES: dict[str, str] = {
        if hasattr(np.random, name)},
 }
 
-register_stand_ins(np.random, {**{name: _np_stand_in(name, method) for name, method in NUMPY_NAMES.items()},
+register_stand_ins(np.random, {**{name: _stand_in(np.random, name, _NP_GLOBAL, "numpy", method)
+                                  for name, method in NUMPY_NAMES.items()},
                                "default_rng": _default_rng})

@@ -131,6 +131,10 @@ class _Trial:
             attrs["agentops.tool_calls"] = _attr(data["tool_calls"])
         span = self.tracer.start_span(f"chat {model}", context=context, kind=SpanKind.CLIENT,
                                       start_time=self.at(e["t"]), attributes=attrs)
+        self._end(span, e, data)
+
+    def _end(self, span: Any, e: dict[str, Any], data: Mapping[str, Any]) -> None:
+        """End a call's span at its event's time, marked as an error unless the call went through."""
         if e["outcome"] != "ok":
             span.set_attribute("error.type", e["outcome"])
             span.set_status(Status(StatusCode.ERROR, str(data.get("error") or e["outcome"])))
@@ -149,10 +153,7 @@ class _Trial:
             attrs["agentops.fault.kind"] = e["outcome"]
         span = self.tracer.start_span(f"execute_tool {e['name']}", context=context, kind=SpanKind.INTERNAL,
                                       start_time=self.at(e["t"]), attributes=attrs)
-        if e["outcome"] != "ok":
-            span.set_attribute("error.type", e["outcome"])
-            span.set_status(Status(StatusCode.ERROR, str(data.get("error") or e["outcome"])))
-        span.end(end_time=self.at(e["t"]))
+        self._end(span, e, data)
 
 
 def write_spans(tracer: trace.Tracer, campaigns: Iterable[dict[str, Any]], base_ns: int | None = None) -> int:
