@@ -248,3 +248,21 @@ def test_a_seed_too_long_to_read_is_a_usage_error_not_an_internal_error():
     with pytest.raises(pytest.UsageError, match=r"^--s= has 5,000 digits: a seed has at most 100$"):
         parse_seed("9" * 5000, "--s")
     assert parse_seed("9" * 100, "--s") == int("9" * 100)
+
+
+@pytest.mark.parametrize(("threshold", "fail_level"), [(0.9, None), (0.9, 0.8), (0.99, None), (0.5, 0.4)])
+def test_a_lazy_rule_keeps_the_error_rates_it_states_over_its_first_units(threshold, fail_level):
+    """Beyond the lazy limit a rule states Ville's bounds (alpha, beta) as its error rates: the exact chance
+    of a wrong verdict within its first 3,000 units, computed by dynamic programming at the boundary rates
+    (the threshold, and the fail level or the threshold itself), is below them."""
+    from pytest_agentops.stats import LAZY_LIMIT, rate_rule
+    from pytest_agentops.stats.sequential import _outcome
+
+    rule = rate_rule(threshold, max_n=LAZY_LIMIT + 1, fail_level=fail_level)
+    horizon = 3000
+    pass_at, fail_at = np.asarray(rule.pass_at[:horizon + 1]), np.asarray(rule.fail_at[:horizon + 1])
+    false_fail = _outcome(pass_at, fail_at, threshold, horizon).failed
+    false_pass = _outcome(pass_at, fail_at, rule.base_pass, horizon).passed
+    assert false_pass <= rule.beta and false_fail <= rule.alpha
+    assert rule.error_rates() == (rule.beta, rule.alpha)
+    assert false_fail > 0.001 and false_pass > 0.001  # the boundaries are reached: the check is not vacuous
