@@ -19,8 +19,10 @@ re-running a trial with a subset of its faults is how a failing trial is shrunk 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
-import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,20 +56,22 @@ def fault_id(kind: str, *key: Any) -> str:
 
 
 class Occurrences:
-    """How many times each key occurred before in a trial (thread-safe): the ``occurrence`` of a keyed draw."""
+    """How many times each key occurred before in a trial (thread-safe): the ``occurrence`` of a keyed draw.
 
-    __slots__ = ("_counts", "_lock")
+    Lock-free: each key has an ``itertools.count``, taken with ``dict.setdefault`` and advanced with ``next``,
+    both single steps under the GIL for the keys used (strings, numbers and tuples of them)."""
+
+    __slots__ = ("_counts",)
 
     def __init__(self) -> None:
-        self._counts: dict[Any, int] = {}
-        self._lock = threading.Lock()
+        self._counts: dict[Any, Iterator[int]] = {}
 
     def next(self, key: Any) -> int:
         """0 the first time ``key`` is seen, 1 the second, ..."""
-        with self._lock:
-            n = self._counts.get(key, 0)
-            self._counts[key] = n + 1
-        return n
+        counter = self._counts.get(key)
+        if counter is None:
+            counter = self._counts.setdefault(key, itertools.count())
+        return next(counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +84,15 @@ class UserDay:
     usd: float
 
 
-_NO_FAULT = ToolFaultDraw(None)
+NO_FAULT = ToolFaultDraw(None)  #: the draw of a call that neither fails nor waits (one object)
+_NO_FAULT = NO_FAULT
 _OUTAGE = ToolFaultDraw("outage")
 # Per Faults object (kept alive here, so its id is not reused) and tool: (rate, kinds, cumulative weights).
 # A cache: building a validated ToolFaults on every tool call was a large share of a trial's harness cost.
-_TOOL_TABLES: dict[int, tuple[Faults, dict[str, tuple[float, tuple[str, ...], np.ndarray]]]] = {}
+_TOOL_TABLES: dict[int, tuple[Faults, dict[str, tuple[float, tuple[str, ...], tuple[float, ...]]]]] = {}
 
 
-def _tool_table(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], np.ndarray]:
+def _tool_table(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], tuple[float, ...]]:
     entry = _TOOL_TABLES.get(id(faults))
     if entry is None or entry[0] is not faults:
         if len(_TOOL_TABLES) >= 64:
@@ -97,7 +102,8 @@ def _tool_table(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], np.n
     if row is None:
         settings = faults.tool_settings(tool)
         weights = np.fromiter(settings.mix.values(), float)
-        row = entry[1][tool] = (settings.rate, tuple(settings.mix), np.cumsum(weights) / weights.sum())
+        cumulative = tuple((np.cumsum(weights) / weights.sum()).tolist())
+        row = entry[1][tool] = (settings.rate, tuple(settings.mix), cumulative)
     return row
 
 
@@ -183,10 +189,10 @@ class FaultPlan:
         rate, kinds, cumulative = _tool_table(self.faults, tool)
         if not (rate or self.faults.latency):
             return _NO_FAULT
-        u_fail, u_kind, u_lat = self._tool_draws.uniforms(1, name_key(tool), args_key, occurrence)
+        u_fail, u_kind, u_lat = self._tool_draws.three(1, name_key(tool), args_key, occurrence)
         kind = None
         if u_fail < rate:
-            kind = kinds[min(int(np.searchsorted(cumulative, u_kind, side="right")), len(kinds) - 1)]
+            kind = kinds[min(bisect.bisect_right(cumulative, u_kind), len(kinds) - 1)]  # (numpy's searchsorted, right)
         latency = 0.0
         if u_lat < self.faults.latency:
             # reuse the draw's position inside [0, latency) as an exponential variate with mean latency_s

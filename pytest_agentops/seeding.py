@@ -60,23 +60,56 @@ def _words(k: int) -> struct.Struct:
 
 
 class Draws:
-    """``uniforms(seed, which, ...)`` for one (seed, stream), cheaper when made many times: the hash of the
-    common prefix (seed, stream) is computed once and copied for each draw. The same numbers as ``uniforms``."""
+    """``uniforms(seed, which, ...)`` for one (seed, stream), cheaper when made many times: the hash state after
+    the common prefix (seed, stream), and after (seed, stream, first two keys) for the few (kind, tool) pairs a
+    trial draws for again and again, is computed once and copied for each draw (BLAKE2b is streamed: the same
+    bytes in pieces give the same digest). The same numbers as ``uniforms``."""
 
-    __slots__ = ("_head", "_prefixes")
+    __slots__ = ("_head", "_pairs", "_prefixes")
 
     def __init__(self, seed: int, which: Stream | int):
         self._head = struct.pack("<2Q", seed & _MASK, int(which) & _MASK)
         self._prefixes: dict[int, Any] = {}
+        self._pairs: dict[tuple[int, int, int], Any] = {}
 
-    def uniforms(self, *keys: int, n: int = 3) -> tuple[float, ...]:
-        """``uniforms(seed, which, *keys, n=n)``."""
+    def _prefix(self, n: int) -> Any:
         prefix = self._prefixes.get(n)
         if prefix is None:
             prefix = self._prefixes[n] = hashlib.blake2b(self._head, digest_size=8 * n, person=b"agentops-plan")
-        h = prefix.copy()
-        h.update(_words(len(keys)).pack(*[k & _MASK for k in keys]))
+        return prefix
+
+    def uniforms(self, *keys: int, n: int = 3) -> tuple[float, ...]:
+        """``uniforms(seed, which, *keys, n=n)``."""
+        if len(keys) >= 2:
+            pair = (n, keys[0], keys[1])
+            h = self._pairs.get(pair)
+            if h is None:
+                h = self._prefix(n).copy()
+                h.update(_PAIR.pack(keys[0] & _MASK, keys[1] & _MASK))
+                if len(self._pairs) < 256:
+                    self._pairs[pair] = h
+            h = h.copy()
+            rest = keys[2:]
+        else:
+            h = self._prefix(n).copy()
+            rest = keys
+        if rest:
+            h.update(_words(len(rest)).pack(*[k & _MASK for k in rest]))
         return tuple((w >> 11) * _UNIT for w in _WORDS[n].unpack(h.digest()))
+
+    def three(self, kind: int, name: int, key: int, occurrence: int) -> tuple[float, float, float]:
+        """``uniforms(kind, name, key, occurrence)`` (n=3), the draw of every tool call, without the general
+        path's packing."""
+        h = self._pairs.get((3, kind, name))
+        if h is None:
+            return self.uniforms(kind, name, key, occurrence)  # (keeps the pair's prefix)
+        h = h.copy()
+        h.update(_PAIR.pack(key & _MASK, occurrence & _MASK))
+        a, b, c = _WORDS[3].unpack(h.digest())
+        return (a >> 11) * _UNIT, (b >> 11) * _UNIT, (c >> 11) * _UNIT
+
+
+_PAIR = struct.Struct("<2Q")
 
 
 _NAME_KEYS: dict[str, int] = {}  # the keys of short texts (tool names, hosts) that recur in every trial

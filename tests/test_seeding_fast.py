@@ -40,6 +40,19 @@ def test_draws_are_uniforms(seed, which, keys, n):
     assert Draws(seed, which).uniforms(*keys, n=n) == uniforms(seed, which, *keys, n=n)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0, max_value=2**64 - 1), st.lists(
+    st.tuples(st.sampled_from([1, 2]), st.sampled_from([0, 7, 2**64 - 1]), KEYS, st.integers(min_value=1, max_value=4)),
+    min_size=1, max_size=30))
+def test_one_draws_object_reused_for_many_draws_gives_uniforms(seed, draws):
+    """The kept (kind, tool) prefixes: the same numbers however often and in whatever order a pair recurs."""
+    made = Draws(seed, 0)
+    for kind, tool, rest, n in draws:
+        assert made.uniforms(kind, tool, *rest, n=n) == uniforms(seed, 0, kind, tool, *rest, n=n)
+        if len(rest) >= 2:
+            assert made.three(kind, tool, *rest[:2]) == uniforms(seed, 0, kind, tool, *rest[:2])
+
+
 def test_a_negative_campaign_seed_is_refused_as_numpy_refuses_it():
     with pytest.raises(ValueError):
         trial_seed(-1, 0)

@@ -9,10 +9,9 @@ part (``for_campaign``; None: off), and ``build`` attaches those parts to each t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError
@@ -56,17 +55,16 @@ def is_async_agent(agent: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(agent) or inspect.iscoroutinefunction(type(agent).__call__)
 
 
-@contextlib.contextmanager
-def outside_loop() -> Iterator[None]:
-    """Run user code that is not the agent (the world factory, the check) outside the trial loop, though on
-    its thread: as anywhere else, it may run a loop of its own (``asyncio.run(seed_database())``)."""
+def outside_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` for user code that is not the agent (the world factory, the check), run outside the trial
+    loop though on its thread: as anywhere else, it may run a loop of its own (``asyncio.run(seed_database())``).
+    A plain call when no loop runs (a sync trial): no context manager per trial."""
     loop = asyncio._get_running_loop()
     if loop is None:
-        yield
-        return
+        return fn(*args)
     asyncio._set_running_loop(None)
     try:
-        yield
+        return fn(*args)
     finally:
         asyncio._set_running_loop(loop)
 
@@ -116,8 +114,7 @@ class CampaignLayers:
         """Assemble trial ``index`` (in the thread that will run its agent)."""
         scenario = self.scenario
         try:
-            with outside_loop():
-                world = scenario.world() if scenario.world is not None else None
+            world = outside_loop(scenario.world) if scenario.world is not None else None
         except Exception as exc:
             raise ConfigError(f"trial {index}: world factory {scenario.world!r} raised {type(exc).__name__}: "
                               f"{exc}") from exc
@@ -137,10 +134,7 @@ class CampaignLayers:
         tools = {t.spec.name: t.bind(ctx) for t in self.templates}
         task = self.task_for(index)
         env = Env(ctx, tools, task)
-        agent = scenario.agent
-        for attached in ctx.layers.values():
-            agent = attached.wrap_agent(agent, self.is_async)
-        return BuiltTrial(ctx, env, task, agent)
+        return BuiltTrial(ctx, env, task, ctx.wrap_agent(scenario.agent, self.is_async))
 
     def task_for(self, index: int) -> str:
         """``Scenario.task_for(index, seed)`` of this campaign, without working out the task list each time."""

@@ -235,8 +235,7 @@ class Trial:
             outcome = "completed"
         else:
             try:
-                with outside_loop():
-                    passed = scenario.check(ctx.world, output)
+                passed = outside_loop(scenario.check, ctx.world, output)
                 outcome = "completed" if passed else "failed"
                 if outcome == "failed":
                     reason = "check(world, output) returned False"
@@ -245,7 +244,7 @@ class Trial:
         reason = redact_text(reason)  # (an exception's text, an escalation's reason: the agent's words)
         ctx.trace.add("outcome", scenario.name, outcome, reason=reason)
         events = ctx.trace.close_pending()  # (events held unscrubbed are scrubbed only if the trace is kept)
-        layers = {name: rec for name, part in ctx.layers.items() if (rec := part.record()) is not None}
+        layers = ctx.layer_records()
         violations = tuple(ctx.violations)
         faults = _shared(tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"))
         onset = unrecovered_fault_onset(events)

@@ -49,29 +49,29 @@ def _nothing() -> None:
     pass
 
 
-_OVERRIDES: dict[type, tuple[tuple[str, ...], bool]] = {}
+_OVERRIDES: dict[type, tuple[tuple[str, ...], bool, bool, bool]] = {}
 
 
-def _overrides(cls: type) -> tuple[tuple[str, ...], bool]:
-    """The hooks (``HOOKS``) a ``LayerTrial`` class overrides, and whether it overrides ``on_usage``: worked out
-    once per class, not per trial."""
+def _overrides(cls: type) -> tuple[tuple[str, ...], bool, bool, bool]:
+    """The hooks (``HOOKS``) a ``LayerTrial`` class overrides, and whether it overrides ``on_usage``,
+    ``wrap_agent`` and ``record``: worked out once per class, not per trial (a hook a layer leaves as it is
+    is never called)."""
     found = _OVERRIDES.get(cls)
     if found is None:
         found = (tuple(h for h in HOOKS if getattr(cls, h, None) is not getattr(LayerTrial, h)),
-                 getattr(cls, "on_usage", None) is not LayerTrial.on_usage)
+                 *(getattr(cls, h, None) is not getattr(LayerTrial, h) for h in ("on_usage", "wrap_agent", "record")))
         if len(_OVERRIDES) < 1024:  # layer classes made on the fly (tests) must not grow it for ever
             _OVERRIDES[cls] = found
     return found
 
 
-def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` of the context, called through a weak reference (the clock and meter the context owns
-    then hold no reference back to it)."""
-    ref = weakref.WeakMethod(method)
+def _weak(ref: weakref.ReferenceType[Any], name: str) -> Callable[..., Any]:
+    """The method ``name`` of the context behind ``ref``, called through that weak reference (the clock and
+    meter the context owns then hold no reference back to it); does nothing once the context is gone."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        bound = ref()
-        return None if bound is None else bound(*args, **kwargs)
+        ctx = ref()
+        return None if ctx is None else getattr(ctx, name)(*args, **kwargs)
 
     return call
 
@@ -89,11 +89,12 @@ class TrialContext:
         self.plan = plan
         self._abort: TrialAborted | None = None
         self._late_call: Callable[[], None] | None = None  # set when the trial has been judged (``end``)
-        self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s, on_advance=_weak(self.check_alive),
-                                on_limit=_weak(self.abort), before_advance=_weak(self.raise_if_ended))
+        me = weakref.ref(self)  # (one reference for the four callbacks)
+        self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s, on_advance=_weak(me, "check_alive"),
+                                on_limit=_weak(me, "abort"), before_advance=_weak(me, "raise_if_ended"))
         self.trace = Trace(self.clock.monotonic)
         self.meter = TokenMeter(prices)
-        self.meter.subscribe(_weak(self._on_usage))
+        self.meter.subscribe(_weak(me, "_on_usage"))
         self.tool_calls = 0
         self.tool_failures = 0
         self.destructive_attempts = 0
@@ -102,6 +103,8 @@ class TrialContext:
         self.blocked = 0
         self.escalation: tuple[float, str] | None = None
         self.layers: dict[str, LayerTrial] = {}
+        self.wrappers: list[LayerTrial] = []  # the layers that wrap the agent (``wrap_agent``), in order
+        self.recorders: list[tuple[str, LayerTrial]] = []  # the layers that keep a record (``record``), in order
         self._services: dict[str, Any] = {}
         self.hooks: dict[str, tuple[Callable[..., Any], ...]] = dict.fromkeys(HOOKS, ())
         self._lock = threading.Lock()
@@ -115,11 +118,25 @@ class TrialContext:
         """Attach a layer's part of this trial: its overridden hooks join the hook lists, in order."""
         self.layers[name] = part
         hooks = self.hooks
-        overridden, usage = _overrides(type(part))
+        overridden, usage, wraps, records = _overrides(type(part))
         for hook in overridden:
             hooks[hook] = (*hooks[hook], getattr(part, hook))
         if usage:
             self.meter.subscribe(part.on_usage)
+        if wraps:
+            self.wrappers.append(part)
+        if records:
+            self.recorders.append((name, part))
+
+    def wrap_agent(self, agent: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+        """The callable the trial runs as the agent: ``agent`` wrapped by the layers that wrap it, in order."""
+        for part in self.wrappers:
+            agent = part.wrap_agent(agent, is_async)
+        return agent
+
+    def layer_records(self) -> dict[str, Any]:
+        """Every layer's record of the trial (``TrialRecord.layers``), by layer name, in the layers' order."""
+        return {name: rec for name, part in self.recorders if (rec := part.record()) is not None}
 
     def close_layers(self) -> None:
         """The trial is over: every layer's ``close`` (each at most once, even if called again)."""
@@ -189,7 +206,9 @@ class TrialContext:
                     self.tool_failures += 1
             if spec.destructive:
                 self.destructive_attempts += 1
-        data: dict[str, Any] = {"destructive": spec.destructive, "arguments": dict(arguments)}
+        # (the trace copies a plain dict of arguments when it holds it, and scrubs anything else into its own)
+        data: dict[str, Any] = {"destructive": spec.destructive,
+                                "arguments": arguments if type(arguments) is dict else dict(arguments)}
         if error is not None:
             data["error"] = error
         if outcome in RAN and result is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RateLimited, ToolError, ToolTimeout, ToolUnavailable
+from ..plan import NO_FAULT as _NO_FAULT
 from ..plan import Occurrences, fault_id
 from .layer import LayerTrial, ToolCall, TrialPort
 
@@ -38,20 +39,24 @@ def empty_like(result: Any) -> Any:
 
 
 class _ToolFaultsTrial(LayerTrial):
-    __slots__ = ("occurrences", "trial")
+    __slots__ = ("occurrences", "plan", "trial")
 
     def __init__(self, trial: TrialPort):
         self.trial = trial
+        self.plan = trial.plan  # (the plan holds nothing of the trial: kept directly, not through the proxy)
         self.occurrences = Occurrences()
-        outage = trial.plan.outage_tool
+        outage = self.plan.outage_tool
         if outage:
             trial.trace.add("fault", outage, "outage", scope="trial", fid=fault_id("outage", outage))
 
     def before_tool(self, call: ToolCall) -> None:
-        trial, name = self.trial, call.spec.name
-        args_key = trial.plan.key_of(call.arguments)
+        plan, name = self.plan, call.spec.name
+        args_key = plan.key_of(call.arguments)
         occurrence = self.occurrences.next((name, args_key))
-        draw = trial.plan.tool_fault(name, occurrence, args_key)
+        draw = plan.tool_fault(name, occurrence, args_key)
+        if draw is _NO_FAULT:
+            return
+        trial = self.trial
         if draw.latency_s:
             trial.clock_advance(draw.latency_s)
             trial.trace.add("fault", name, "latency", call=call.index, latency_s=round(draw.latency_s, 6),
@@ -61,7 +66,7 @@ class _ToolFaultsTrial(LayerTrial):
             return
         call.fault_id = fault_id("outage", name) if kind == "outage" else fault_id("tool", name, args_key, occurrence)
         if kind in FAIL_BEFORE:
-            faults = trial.plan.faults
+            faults = plan.faults
             trial.trace.add("fault", name, kind, call=call.index, fid=call.fault_id)
             trial.record_tool_call(call.spec, call.arguments, kind)
             if kind == "timeout":

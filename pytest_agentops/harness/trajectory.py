@@ -133,7 +133,8 @@ class _TrajectoryTrial(LayerTrial):
             self._judge(spec, arguments, key, None)
         duplicate = loop = None
         with self._lock:
-            self._sync_attempt()
+            if self._attempt is not _first:
+                self._sync_attempt()
             if outcome in FAULT_OUTCOMES:
                 self._epoch += 1
             elif outcome == "ok":
@@ -183,7 +184,8 @@ class _TrajectoryTrial(LayerTrial):
         name = spec.name
         broken: list[tuple[Rule, str]] = []
         with self._lock:
-            self._sync_attempt()
+            if self._attempt is not _first:
+                self._sync_attempt()
             redundant = self._ok_epoch.get((name, key)) == self._epoch
             if redundant:
                 self.redundant += 1
