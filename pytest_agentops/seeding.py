@@ -45,71 +45,54 @@ class Stream(enum.IntEnum):
     BUDGET = 6  # the trial's user and that user's earlier spend today
 
 
-def uniforms(seed: int, which: Stream | int, *keys: int, n: int = 3) -> tuple[float, ...]:
-    """``n`` independent uniforms in [0, 1) for (seed, stream, keys): the same for the same keys, anywhere."""
-    data = struct.pack(f"<{2 + len(keys)}Q", seed & _MASK, int(which) & _MASK, *(k & _MASK for k in keys))
-    words = struct.unpack(f"<{n}Q", hashlib.blake2b(data, digest_size=8 * n, person=b"agentops-plan").digest())
-    return tuple((w >> 11) * _UNIT for w in words)
+_BASES: dict[int, Any] = {}  # n -> the empty keyed hasher of n-word draws, copied for each draw
 
 
-_WORDS = [struct.Struct(f"<{k}Q") for k in range(9)]  # (a BLAKE2b digest holds at most 8 words)
+def _base(n: int) -> Any:
+    base = _BASES.get(n)
+    if base is None:
+        base = _BASES[n] = hashlib.blake2b(digest_size=8 * n, person=b"agentops-plan")
+    return base
+
+
+_WORDS = [struct.Struct(f"<{k}Q") for k in range(11)]
 
 
 def _words(k: int) -> struct.Struct:
     return _WORDS[k] if k < len(_WORDS) else struct.Struct(f"<{k}Q")
 
 
-class Draws:
-    """``uniforms(seed, which, ...)`` for one (seed, stream), cheaper when made many times: the hash state after
-    the common prefix (seed, stream), and after (seed, stream, first two keys) for the few (kind, tool) pairs a
-    trial draws for again and again, is computed once and copied for each draw (BLAKE2b is streamed: the same
-    bytes in pieces give the same digest). The same numbers as ``uniforms``."""
+def uniforms(seed: int, which: Stream | int, *keys: int, n: int = 3) -> tuple[float, ...]:
+    """``n`` independent uniforms in [0, 1) for (seed, stream, keys): the same for the same keys, anywhere."""
+    h = _base(n).copy()  # (a copy of the empty hasher: cheaper than making one with its parameters)
+    h.update(_words(2 + len(keys)).pack(seed & _MASK, int(which) & _MASK, *[k & _MASK for k in keys]))
+    return tuple((w >> 11) * _UNIT for w in _words(n).unpack(h.digest()))
 
-    __slots__ = ("_head", "_pairs", "_prefixes")
+
+_BASE3 = _base(3)
+_SIX = _WORDS[6]
+
+
+class Draws:
+    """``uniforms(seed, which, ...)`` for one (seed, stream), with a short path for the draw of every tool call
+    (``three``). The same numbers as ``uniforms``."""
+
+    __slots__ = ("_seed", "_which")
 
     def __init__(self, seed: int, which: Stream | int):
-        self._head = struct.pack("<2Q", seed & _MASK, int(which) & _MASK)
-        self._prefixes: dict[int, Any] = {}
-        self._pairs: dict[tuple[int, int, int], Any] = {}
-
-    def _prefix(self, n: int) -> Any:
-        prefix = self._prefixes.get(n)
-        if prefix is None:
-            prefix = self._prefixes[n] = hashlib.blake2b(self._head, digest_size=8 * n, person=b"agentops-plan")
-        return prefix
+        self._seed = seed & _MASK
+        self._which = int(which) & _MASK
 
     def uniforms(self, *keys: int, n: int = 3) -> tuple[float, ...]:
         """``uniforms(seed, which, *keys, n=n)``."""
-        if len(keys) >= 2:
-            pair = (n, keys[0], keys[1])
-            h = self._pairs.get(pair)
-            if h is None:
-                h = self._prefix(n).copy()
-                h.update(_PAIR.pack(keys[0] & _MASK, keys[1] & _MASK))
-                if len(self._pairs) < 256:
-                    self._pairs[pair] = h
-            h = h.copy()
-            rest = keys[2:]
-        else:
-            h = self._prefix(n).copy()
-            rest = keys
-        if rest:
-            h.update(_words(len(rest)).pack(*[k & _MASK for k in rest]))
-        return tuple((w >> 11) * _UNIT for w in _WORDS[n].unpack(h.digest()))
+        return uniforms(self._seed, self._which, *keys, n=n)
 
     def three(self, kind: int, name: int, key: int, occurrence: int) -> tuple[float, float, float]:
-        """``uniforms(kind, name, key, occurrence)`` (n=3), the draw of every tool call, without the general
-        path's packing."""
-        h = self._pairs.get((3, kind, name))
-        if h is None:
-            return self.uniforms(kind, name, key, occurrence)  # (keeps the pair's prefix)
-        h = h.copy()
-        h.update(_PAIR.pack(key & _MASK, occurrence & _MASK))
+        """``uniforms(kind, name, key, occurrence)`` (n=3) without the general path's packing."""
+        h = _BASE3.copy()
+        h.update(_SIX.pack(self._seed, self._which, kind & _MASK, name & _MASK, key & _MASK, occurrence & _MASK))
         a, b, c = _WORDS[3].unpack(h.digest())
         return (a >> 11) * _UNIT, (b >> 11) * _UNIT, (c >> 11) * _UNIT
-
-
-_PAIR = struct.Struct("<2Q")
 
 
 _NAME_KEYS: dict[str, int] = {}  # the keys of short texts (tool names, hosts) that recur in every trial

@@ -3,6 +3,9 @@ seed keeps its trials: ``trial_seed`` against numpy's ``SeedSequence`` itself, `
 
 from __future__ import annotations
 
+import hashlib
+import struct
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -51,6 +54,24 @@ def test_one_draws_object_reused_for_many_draws_gives_uniforms(seed, draws):
         assert made.uniforms(kind, tool, *rest, n=n) == uniforms(seed, 0, kind, tool, *rest, n=n)
         if len(rest) >= 2:
             assert made.three(kind, tool, *rest[:2]) == uniforms(seed, 0, kind, tool, *rest[:2])
+
+
+def _reference_uniforms(seed, which, *keys, n=3):
+    """The draw as first written: one BLAKE2b of the packed words, made with its parameters each time."""
+    words = [seed, which, *keys]
+    data = struct.pack(f"<{len(words)}Q", *(w & (2**64 - 1) for w in words))
+    digest = hashlib.blake2b(data, digest_size=8 * n, person=b"agentops-plan").digest()
+    return tuple((w >> 11) / 2**53 for w in struct.unpack(f"<{n}Q", digest))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=2**64 - 1), st.integers(min_value=0, max_value=6), KEYS,
+       st.integers(min_value=1, max_value=8))
+def test_uniforms_are_the_reference_draws(seed, which, keys, n):
+    """Same seed, same draws as before the short paths: every pinned trial keeps its faults."""
+    assert uniforms(seed, which, *keys, n=n) == _reference_uniforms(seed, which, *keys, n=n)
+    if len(keys) == 4:
+        assert Draws(seed, which).three(*keys) == _reference_uniforms(seed, which, *keys)
 
 
 def test_a_negative_campaign_seed_is_refused_as_numpy_refuses_it():

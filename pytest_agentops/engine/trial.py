@@ -73,6 +73,7 @@ class Trial:
         self.layers = layers
         self.index = index
         self.campaign_seed = campaign_seed
+        self._seed: int | None = None
         self.ctx: TrialContext | None = None
         self.env: Env | None = None
         self.agent: Any = None
@@ -88,10 +89,14 @@ class Trial:
         self._build_error: Exception | None = None  # what building an async trial raised
         self._finish_lock = threading.Lock()
 
-    @functools.cached_property
+    @property
     def seed(self) -> int:
-        """The trial seed, worked out where the trial is built (launching a trial is then cheap)."""
-        return trial_seed(self.campaign_seed, self.index)
+        """The trial seed, worked out where the trial is built (launching a trial is then cheap). (Not a
+        ``functools.cached_property``: before Python 3.12 it takes one lock shared by every instance.)"""
+        seed = self._seed
+        if seed is None:
+            seed = self._seed = trial_seed(self.campaign_seed, self.index)
+        return seed
 
     @property
     def scenario(self) -> str:
