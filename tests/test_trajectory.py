@@ -9,6 +9,8 @@ import json
 
 import pytest
 import trajectory_support as ts
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_agentops import (
     ConfigError,
@@ -244,6 +246,34 @@ def test_the_loop_detector_counts_each_loop_once():
     assert detector.loops == 2
     detector.reset()
     assert [detector.add(c) for c in "QQ"] == [None, None]
+
+
+def _reference_loops(calls, period, repeats):
+    """The detector as first written: every period compared at every call."""
+    history, runs, active, out = [], [0] * (period + 1), False, []
+    for call in calls:
+        history = [*history, call][-(period + 1):]
+        found = 0
+        for p in range(1, period + 1):
+            if p < len(history) and history[-1 - p] == call:
+                runs[p] += 1
+                if not found and runs[p] >= p * (repeats - 1):
+                    found = p
+            else:
+                runs[p] = 0
+        started = found and not active
+        active = bool(found)
+        out.append(tuple(history)[-found:] if started else None)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from("ABC"), max_size=60), st.integers(min_value=1, max_value=4),
+       st.integers(min_value=2, max_value=4))
+def test_the_loop_detector_is_the_reference_detector(calls, period, repeats):
+    """Its short path for a call equal to none of the last ``period`` ones finds exactly the same loops."""
+    detector = LoopDetector(period=period, repeats=repeats)
+    assert [detector.add(c) for c in calls] == _reference_loops(calls, period, repeats)
 
 
 # --- duplicate side effects from retries ------------------------------------------------------------------------

@@ -33,6 +33,11 @@ class LoopDetector:
         """One more call (its signature); the cycle when a new loop is recognized at this call, else None."""
         history, runs = self.history, self._runs
         history.append(call)
+        if history.count(call) == 1:  # equal to none of the calls before it (the common case): every run ends
+            if self.active or any(runs):
+                self._runs = [0] * (self.period + 1)
+                self.active = False
+            return None
         n = len(history)
         found = 0
         for p in range(1, self.period + 1):
