@@ -93,16 +93,19 @@ def _agentops_scenario(variant: str, runs: int) -> Any:
                 seed=1, early_stop=False)
     if variant == "faults":
         return Scenario(**base, network="allow")
+    if variant == "idle":  # all layers, an agent that calls no tool: what a trial costs before its calls
+        base.update(agent=lambda task, env: 0, check=lambda world, output: True)
     layers = dict(enforce=True, budget=Budget(per_task_tokens=100_000), state="memory",
                   escalation=Escalation(after_consecutive_failures=5),
                   trajectory=Trajectory(rules=(Rule("t1", after="t0"),)))
-    if variant == "layers":
+    if variant in ("layers", "idle"):
         return Scenario(**base, **layers)
     return Scenario(**base, **layers, expect={"completion_rate": ">= 0.9"})
 
 
 def agentops(variant: str, runs: int) -> tuple[float, int]:
-    """Seconds for one campaign of ``runs`` trials (``report``: verdicts judged and the JSON report written)."""
+    """Seconds for one campaign of ``runs`` trials (``report``: verdicts judged and the JSON report written;
+    ``idle``: all layers, an agent that calls no tool)."""
     from pytest_agentops import run_campaign
     from pytest_agentops.report.json_report import write_report
 
@@ -196,10 +199,13 @@ def main(argv: list[str] | None = None) -> int:
             pythons[name] = python
 
     bare(200)
-    for variant in ("faults", "layers", "report"):
+    for variant in ("faults", "layers", "report", "idle"):
         agentops(variant, 200)  # warm-up: imports, caches
+    from pytest_agentops import run_campaign
+    sample = run_campaign(_agentops_scenario("layers", runs)).records
+    calls_per_run = sum(r.tool_calls for r in sample) / len(sample)  # (a failed call retried: ~5.4)
     contenders = ["bare", "agentops faults only", "agentops all layers", "agentops verdicts + JSON report",
-                  *pythons]
+                  "agentops all layers, no tool call", *pythons]
     ms: dict[str, list[float]] = {c: [] for c in contenders}
     notes: dict[str, str] = {}
     for _ in range(repeats):
@@ -207,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         ms["bare"].append(seconds / runs * 1e3)
         notes["bare"] = f"completed {completed}/{runs}"
         for label, variant in (("agentops faults only", "faults"), ("agentops all layers", "layers"),
-                               ("agentops verdicts + JSON report", "report")):
+                               ("agentops verdicts + JSON report", "report"),
+                               ("agentops all layers, no tool call", "idle")):
             seconds, completed = agentops(variant, runs)
             ms[label].append(seconds / runs * 1e3)
             notes[label] = f"completed {completed}/{runs}"
@@ -247,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         (f"all layers <= {GOAL_VS_AGENTFUZZ}x agentfuzz", vs_fuzz is not None and vs_fuzz <= GOAL_VS_AGENTFUZZ,
          "not measured" if vs_fuzz is None else f"{vs_fuzz:.2f}x"),
     ]
+    idle = median("agentops all layers, no tool call")
+    if layers is not None and idle is not None:  # where an all-layers run's time goes
+        per_call = (layers - idle) / calls_per_run * 1e3
+        print(f"  all layers: {idle:.4f} ms per trial before its calls (building, judging, the campaign's share), "
+              f"{per_call:.1f} us per tool call ({calls_per_run:.2f} calls a run)")
     for goal, held, got in goals:
         print(f"  {'met   ' if held else 'MISSED'} {goal}: {got}")
     return 0 if all(held for _goal, held, _got in goals) else 1
