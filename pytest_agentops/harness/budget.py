@@ -127,7 +127,10 @@ class _BudgetTrial(LayerTrial):
 
     def __init__(self, trial: TrialPort, budget: Budget):
         day = trial.plan.user_day(budget.users) if budget.per_user_day else None
-        self.guard = BudgetGuard(budget, trace=trial.trace, day=day, abort=trial.abort)
+        # (a lambda over the weak proxy: ``trial.abort`` is a method bound to the context itself, and holding it
+        # would make the trial a reference cycle, left for the cyclic collector instead of freed at once)
+        self.guard = BudgetGuard(budget, trace=trial.trace, day=day,
+                                 abort=lambda outcome, reason: trial.abort(outcome, reason))
         trial.provide("budget", self.guard)
 
     def on_model_request(self, tokens: int, model: str) -> None:

@@ -136,7 +136,8 @@ class EscalationMonitor(LayerTrial):
         try:
             self.check()
         except BaseException as escalated:  # the Escalated raised by ctx.escalate
-            return escalated
+            # (without its traceback, whose frames reach the judging frame that holds it: a reference cycle)
+            return escalated.with_traceback(None)
         return exc
 
 

@@ -28,7 +28,9 @@ class _StateTrial(LayerTrial):
 
     def __init__(self, trial: TrialPort, campaign: CampaignState):
         store = campaign.trial_store(trial.scenario, trial.seed)
-        trial.provide("state", TrialStore(store, trial.trace.add, trial.check_alive))
+        # (a lambda over the weak proxy: ``trial.check_alive`` is bound to the context itself, and holding it would
+        # make the trial a reference cycle, left for the cyclic collector instead of freed at once)
+        trial.provide("state", TrialStore(store, trial.trace.add, lambda: trial.check_alive()))
         trial.provide("state_campaign", campaign)
         self._campaign, self._store, self._trace = campaign, store, trial.trace
 
