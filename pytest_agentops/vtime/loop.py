@@ -38,7 +38,8 @@ class _VirtualTimeSelector(selectors.BaseSelector):
     The rule, applied to each ``select(timeout)`` the loop makes (``timeout`` is the loop's distance to its
     next timer, 0 when callbacks are ready, None when there are no timers):
 
-    1. ``timeout == 0``: poll the real selector without waiting; virtual time does not move.
+    1. ``timeout == 0``: poll the real selector without waiting (no poll at all when only the loop's own
+       self-pipe is registered); virtual time does not move.
     2. Nothing from outside is pending (no file descriptors registered besides the loop's own self-pipe,
        no ``run_in_executor`` job in flight) and a timer exists: poll the real selector without waiting
        (to pick up wake-ups from other threads); if nothing is ready, jump virtual time forward by
@@ -94,11 +95,17 @@ class _VirtualTimeSelector(selectors.BaseSelector):
     def outside_work_pending(self) -> bool:
         return self.outside_jobs > 0 or self.real_io_pending()
 
+    def _poll(self) -> list[tuple[selectors.SelectorKey, int]]:
+        """A poll that does not wait, where virtual time cannot move: no system call while only the loop's own
+        self-pipe is registered (a wake-up from another thread has queued its callback already; the pipe is
+        drained at the next real wait), which also keeps a busy loop from handing the GIL away on every turn."""
+        return self._inner.select(0) if self.real_io_pending() else []
+
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout <= 0:
-            return self._inner.select(0)
+            return self._poll()
         if self.idle is not None and self.idle():  # about to wait: one step of idle work instead
-            return self._inner.select(0)
+            return self._poll()
         threads_at_work = self.outside_jobs > 0
         if threads_at_work or self.real_io_pending():
             real_timeout: float | None = self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
