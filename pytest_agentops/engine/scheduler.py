@@ -91,6 +91,8 @@ class Runner:
         self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
         if self.spend.active:
             self._in_flight = c  # no trial queued ahead: each one is launched when the cap's rule allows it
+        # trials ended since the main thread last woke (this one included) before it is woken to queue more
+        self._batch = 1 if self.spend.active else self._low_water
 
     # -- workers --------------------------------------------------------------------------------------
     def _thread_worker(self) -> ThreadWorker:
@@ -168,7 +170,7 @@ class Runner:
             self._quiet.append(future)
         elif worker.retired or not (worker.busy() or worker.queued()):
             self._completed.put(future)
-        elif self._refill and worker.queued() <= self._low_water and len(self._quiet) >= self._low_water:
+        elif self._refill and worker.queued() <= self._low_water and len(self._quiet) + 1 >= self._batch:
             self._refill = False
             self._completed.put(future)
         else:
