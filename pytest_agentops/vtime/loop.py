@@ -67,6 +67,8 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self.now = 0.0
         self.outside_jobs = 0
         self.own_fds: frozenset[int] = frozenset()
+        fds = getattr(inner, "_fd_to_key", None)  # (asked on every turn of the loop: read without a generator)
+        self._fds: dict[int, Any] | None = fds if isinstance(fds, dict) else None
         self.idle: Callable[[], bool] | None = None
         self.on_jump: Callable[[float], None] | None = None  # told the seconds of each jump to a timer
 
@@ -89,6 +91,9 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self._inner.close()
 
     def real_io_pending(self) -> bool:
+        fds = self._fds
+        if fds is not None:  # the standard selectors' own table of registered descriptors: one C-level check
+            return not self.own_fds.issuperset(fds)
         own = self.own_fds
         return any(fd not in own for fd in self._inner.get_map())
 
