@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextvars
 import socket
 import threading
 
 import pytest
 
 from pytest_agentops import FakeLLM, Faults, Scenario, run_campaign
+from pytest_agentops.engine.job_future import JobFuture
 from pytest_agentops.engine.workers import LoopWorker
 from pytest_agentops.process.http_hub import HUB
 from pytest_agentops.vtime.loop import VirtualTimeLoop
@@ -344,3 +346,83 @@ def test_a_world_factory_that_hangs_while_trials_are_built_ahead_does_not_hang_t
     # trial 3 hung while built ahead: the blocked loop stalled trials 0 and 1 too; the rest ran on a fresh loop
     assert [r.outcome for r in result.records] == ["timed_out"] * 2 + ["completed", "timed_out"] + ["completed"] * 2
     assert result.records[3].reason == "no result within the wall-clock limit"
+
+
+def test_a_jobs_context_changes_do_not_reach_the_jobs_started_after_it(worker):
+    """The next job starts as the last one ends (in its task's turn): from the worker's own context, not the
+    ended job's, so a context variable an agent sets stays in its trial."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("agent_var", default="unset")
+    seen: list[str] = []
+
+    async def sets() -> None:
+        seen.append(var.get())
+        var.set("leaked")
+
+    worker.limit = 1
+    futures = [worker.put(sets) for _ in range(3)]
+    worker.kick()
+    for future in futures:
+        future.result(5)
+    assert seen == ["unset"] * 3
+
+
+def test_a_job_cancelled_before_its_first_step_gives_its_slot_back(worker):
+    started = threading.Event()
+
+    async def waits() -> str:
+        await asyncio.sleep(0)
+        return "ran"
+
+    worker.limit = 1
+    first = worker.put(waits)
+    second = worker.put(waits)
+    worker.kick()
+    assert first.result(5) == "ran" and second.result(5) == "ran"
+    blocked = worker.put(waits)
+
+    def start_and_cancel() -> None:  # on the loop: the task exists, then is cancelled before it ever ran
+        worker._drive()
+        worker.cancel_job(blocked)
+        started.set()
+
+    assert worker.call(start_and_cancel)
+    assert started.is_set()
+    with pytest.raises(cf.CancelledError):
+        blocked.result(5)
+    after = worker.put(waits)
+    worker.kick()
+    assert after.result(5) == "ran"  # the slot came back
+    assert worker.running == 0
+
+
+# --- the job future ------------------------------------------------------------------------------------------
+
+
+def test_job_future_cancel_callbacks_and_results():
+    lock = threading.Lock()
+    calls: list[str] = []
+    queued = JobFuture(lock)
+    queued.add_done_callback(lambda f: calls.append("queued"))
+    assert queued.cancel() and queued.cancelled() and queued.done() and queued.cancel()
+    assert not queued.set_running_or_notify_cancel()
+    with pytest.raises(cf.CancelledError):
+        queued.result(0)
+
+    running = JobFuture(lock)
+    assert running.set_running_or_notify_cancel() and running.running()
+    assert not running.cancel()  # started: only the loop can end it
+    with pytest.raises(cf.TimeoutError):
+        running.result(0.01)
+    running.set_exception(ValueError("boom"))
+    with pytest.raises(ValueError, match="boom"):
+        running.result()
+    assert isinstance(running.exception(), ValueError)
+    running.add_done_callback(lambda f: calls.append("late"))  # done already: called at once
+
+    waited = JobFuture(lock)
+    waited.set_running_or_notify_cancel()
+    threading.Timer(0.05, waited.set_result, ("ok",)).start()
+    assert waited.result(5) == "ok"
+    with pytest.raises(cf.InvalidStateError):
+        waited.set_result("again")
+    assert calls == ["queued", "late"]

@@ -79,7 +79,11 @@ class Runner:
         # main thread (cross-thread wake-ups dominate a fast trial's cost, and a main thread busy queueing
         # trials holds the GIL while the loop's I/O answers wait); the loop asks for more when it runs low
         c = settings.concurrency
-        self._in_flight = c + min(31 * c, 1024) if self.is_async else 32 * c
+        ahead = min(31 * c, 1024)
+        self._in_flight = c + ahead if self.is_async else 32 * c
+        # the loop wakes the main thread to queue more once this few are left (half the queue at most: at high
+        # concurrency a few hundred trials per wake-up, not a few dozen, each wake-up scanning every trial)
+        self._low_water = min(c, ahead // 2)
         self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
         self._refill = False  # more async trials to queue once the loop's queue runs low
         self.interrupted = False  # Ctrl-C ended the run: the records are the trials that finished before it
@@ -87,6 +91,8 @@ class Runner:
         self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
         if self.spend.active:
             self._in_flight = c  # no trial queued ahead: each one is launched when the cap's rule allows it
+        # trials ended since the main thread last woke (this one included) before it is woken to queue more
+        self._batch = 1 if self.spend.active else self._low_water
 
     # -- workers --------------------------------------------------------------------------------------
     def _thread_worker(self) -> ThreadWorker:
@@ -156,14 +162,15 @@ class Runner:
 
     def _async_done(self, worker: LoopWorker, future: cf.Future[Any]) -> None:
         """(On the loop thread, in an idle moment.) Wake the main thread when the loop has ended everything it
-        was given, or when its queue runs low and the main thread has more to queue; other trials end
+        was given, or when its queue runs low, the main thread has more to queue and enough trials ended since
+        it last woke to queue a batch as large (it queues one trial per trial ended); other trials end
         quietly (the main thread, woken in the middle of a burst of I/O answers, would hold the GIL while
         they wait)."""
         if future.cancelled():
             self._quiet.append(future)
         elif worker.retired or not (worker.busy() or worker.queued()):
             self._completed.put(future)
-        elif self._refill and worker.queued() <= worker.limit:
+        elif self._refill and worker.queued() <= self._low_water and len(self._quiet) + 1 >= self._batch:
             self._refill = False
             self._completed.put(future)
         else:

@@ -43,27 +43,32 @@ _wall = real_perf_counter  # never the virtual clock
 class LoopOrigin:
     """The loop time at which an async trial started: its clock reads loop time since then."""
 
-    __slots__ = ("loop", "t0", "t1")
+    __slots__ = ("_end", "_time", "_value", "loop", "t0", "t1")
 
     def __init__(self, loop: Any):
         self.loop = loop
+        self._time = loop.time
         self.t0: float | None = None
         self.t1: float | None = None  # when the task ended: the shared loop's time moves on for other trials
+        self._end = self._value = 0.0  # the last loop time read and its elapsed value (reads often repeat)
 
     def start(self) -> None:
-        self.t0 = self.loop.time()
+        self.t0 = self._end = self._time()
 
     def stop(self) -> None:
         if self.t0 is not None and self.t1 is None:
-            self.t1 = self.loop.time()
+            self.t1 = self._time()
 
     def elapsed(self) -> float:
-        if self.t0 is None:
+        t0 = self.t0
+        if t0 is None:
             return 0.0
-        end = self.loop.time() if self.t1 is None else self.t1
-        # to the microsecond: the loop's float time depends on when the trial started (float rounding at
-        # different magnitudes), its elapsed time must not, so that records match at any concurrency
-        return round(end - self.t0, 6)
+        end = self._time() if self.t1 is None else self.t1
+        if end != self._end:
+            # to the microsecond: the loop's float time depends on when the trial started (float rounding at
+            # different magnitudes), its elapsed time must not, so that records match at any concurrency
+            self._end, self._value = end, round(end - t0, 6)
+        return self._value
 
 
 class Trial:

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import concurrent.futures as cf
 import contextlib
+import contextvars
 import ctypes
 import dataclasses
 import functools
@@ -27,6 +28,7 @@ from ..errors import TrialAbandoned
 from ..process.task_scope import task_factory
 from ..vtime.loop import VirtualTimeLoop
 from ..vtime.real import real_monotonic
+from .job_future import JobFuture
 
 
 def keep_forever(objects: Iterable[Any]) -> int:
@@ -193,18 +195,26 @@ class ThreadWorker:
         self._jobs.put(None)
 
 
+#: Queued jobs a LoopWorker builds ahead in its idle moments (``warm``), and ended jobs it may leave to be
+#: judged in a later idle moment (``settle``), at most: at high concurrency, thousands of trials built ahead or
+#: left unjudged would only keep memory alive (and make every garbage collection longer).
+WARM_AHEAD = 128
+SETTLE_BACKLOG = 256
+
+
 class _Job:
     """A job queued on a LoopWorker: ``warm()`` (optional, in an idle moment before it starts),
     ``start()`` (the coroutine run as a task), ``settle(result)`` (optional, in an idle moment after)."""
 
-    __slots__ = ("future", "settle", "start", "warm")
+    __slots__ = ("future", "held", "settle", "start", "warm")
 
     def __init__(self, start: Callable[[], Coroutine[Any, Any, Any]], warm: Callable[[], None] | None,
-                 settle: Callable[[Any], Any] | None):
+                 settle: Callable[[Any], Any] | None, lock: threading.Lock):
         self.start = start
         self.warm = warm
         self.settle = settle
-        self.future: cf.Future[Any] = cf.Future()
+        self.future: cf.Future[Any] = JobFuture(lock)
+        self.held = False  # holds one of the loop's ``limit`` slots
 
 
 class LoopWorker:
@@ -229,6 +239,10 @@ class LoopWorker:
         self._settling: collections.deque[tuple[_Job, Any]] = collections.deque()
         self._tasks: dict[cf.Future[Any], tuple[_Job, asyncio.Task[Any]]] = {}
         self._ready = threading.Event()
+        self._futures_lock = threading.Lock()  # shared by the futures of the jobs put here (``JobFuture``)
+        # what each job's task starts from: the context of the thread that made this worker (not the context of
+        # the job whose end starts it, which its agent may have changed)
+        self._context = contextvars.copy_context()
         self.abandoned = 0  # tasks left running when the loop stopped (they ignored their cancellation)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
@@ -264,7 +278,7 @@ class LoopWorker:
         next; ``settle(result)`` runs after, in an idle moment, and its value is the job's result. The
         future is marked running when the job starts; a job still queued can be cancelled from any thread
         with ``future.cancel()``, a running one only from the loop (``cancel_job``)."""
-        job = _Job(start, warm, settle)
+        job = _Job(start, warm, settle, self._futures_lock)
         self._pending.append(job)
         return job.future
 
@@ -302,20 +316,36 @@ class LoopWorker:
             if not job.future.set_running_or_notify_cancel():  # cancelled while queued
                 continue
             self.running += 1
+            job.held = True
             try:
-                task = self.loop.create_task(job.start())
+                # (the loop's task factory, inlined: a job is started outside any trial, so its task has no owner)
+                task = asyncio.Task(self._run_job(job), loop=self.loop, context=self._context.copy())
             except BaseException as exc:
-                self.running -= 1
+                self._free(job)
                 job.future.set_exception(exc)
                 continue
             self._tasks[job.future] = (job, task)
             task.add_done_callback(functools.partial(self._job_done, job))
 
+    async def _run_job(self, job: _Job) -> Any:
+        """A job's task: its coroutine, then the next queued job starts in the same turn of the loop (not one
+        turn later, from the done callback)."""
+        try:
+            return await job.start()
+        finally:
+            self._free(job)
+
+    def _free(self, job: _Job) -> None:
+        """Give back the job's slot and start the next queued jobs."""
+        if job.held:
+            job.held = False
+            self.running -= 1
+            self._drive()
+
     def _job_done(self, job: _Job, task: asyncio.Task[Any]) -> None:
         if self._tasks.pop(job.future, None) is None:
             return  # reaped already (``reap``)
-        self.running -= 1
-        self._drive()  # the next job starts before this one is wrapped up: no slot waits for that
+        self._free(job)  # (a task cancelled before its first step never ran ``_run_job``'s ``finally``)
         if task.cancelled():
             job.future.set_exception(cf.CancelledError())
         elif task.exception() is not None:
@@ -324,7 +354,7 @@ class LoopWorker:
             job.future.set_result(task.result())
         else:
             self._settling.append((job, task.result()))
-            if len(self._settling) > 2 * self.limit:  # a loop that is never idle: do not pile up
+            if len(self._settling) > min(2 * self.limit, SETTLE_BACKLOG):  # a loop never idle: do not pile up
                 self._settle_one()
 
     def reap(self) -> None:
@@ -352,7 +382,7 @@ class LoopWorker:
     def _idle(self) -> bool:
         """One step of idle work: warm the next job to start, else settle an ended one."""
         pending = self._pending
-        while self._warmed < min(len(pending), self.limit) and not self.retired:
+        while self._warmed < min(len(pending), self.limit, WARM_AHEAD) and not self.retired:
             job = pending[self._warmed]
             self._warmed += 1
             if job.warm is not None and not job.future.cancelled():

@@ -38,7 +38,8 @@ class _VirtualTimeSelector(selectors.BaseSelector):
     The rule, applied to each ``select(timeout)`` the loop makes (``timeout`` is the loop's distance to its
     next timer, 0 when callbacks are ready, None when there are no timers):
 
-    1. ``timeout == 0``: poll the real selector without waiting; virtual time does not move.
+    1. ``timeout == 0``: poll the real selector without waiting (no poll at all when only the loop's own
+       self-pipe is registered); virtual time does not move.
     2. Nothing from outside is pending (no file descriptors registered besides the loop's own self-pipe,
        no ``run_in_executor`` job in flight) and a timer exists: poll the real selector without waiting
        (to pick up wake-ups from other threads); if nothing is ready, jump virtual time forward by
@@ -66,6 +67,8 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self.now = 0.0
         self.outside_jobs = 0
         self.own_fds: frozenset[int] = frozenset()
+        fds = getattr(inner, "_fd_to_key", None)  # (asked on every turn of the loop: read without a generator)
+        self._fds: dict[int, Any] | None = fds if isinstance(fds, dict) else None
         self.idle: Callable[[], bool] | None = None
         self.on_jump: Callable[[float], None] | None = None  # told the seconds of each jump to a timer
 
@@ -88,17 +91,26 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self._inner.close()
 
     def real_io_pending(self) -> bool:
+        fds = self._fds
+        if fds is not None:  # the standard selectors' own table of registered descriptors: one C-level check
+            return not self.own_fds.issuperset(fds)
         own = self.own_fds
         return any(fd not in own for fd in self._inner.get_map())
 
     def outside_work_pending(self) -> bool:
         return self.outside_jobs > 0 or self.real_io_pending()
 
+    def _poll(self) -> list[tuple[selectors.SelectorKey, int]]:
+        """A poll that does not wait, where virtual time cannot move: no system call while only the loop's own
+        self-pipe is registered (a wake-up from another thread has queued its callback already; the pipe is
+        drained at the next real wait), which also keeps a busy loop from handing the GIL away on every turn."""
+        return self._inner.select(0) if self.real_io_pending() else []
+
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout <= 0:
-            return self._inner.select(0)
+            return self._poll()
         if self.idle is not None and self.idle():  # about to wait: one step of idle work instead
-            return self._inner.select(0)
+            return self._poll()
         threads_at_work = self.outside_jobs > 0
         if threads_at_work or self.real_io_pending():
             real_timeout: float | None = self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
