@@ -1,10 +1,11 @@
 """``RecordStore``: a campaign's trial records kept as columns, read back as ``TrialRecord``s.
 
 Why: a ``TrialRecord`` object with its maps and boxed numbers costs ~0.9 KiB; a campaign of 100,000 trials
-kept 90 MiB that way (issue 15). Here a trial costs ~110 bytes: its whole numbers in one ``array`` row, its
-floats in another, and each of its strings, tuples and layer records as a 4-byte code into a table where
-equal values are kept once; a trace is kept only where there is one. A record is made again when it is read
-(indexing, iterating): equal to the one stored, field for field, so nothing downstream sees a difference.
+kept 90 MiB that way (issue 15). Here a trial costs ~60-90 bytes: its whole numbers in one ``array`` row (as
+narrow as they allow), its floats in another, and each of its strings, tuples and layer records as a code
+into a table where equal values are kept once; a trace is kept only where there is one. A record is made
+again when it is read (indexing, iterating): equal to the one stored, field for field, with the same repr and
+report, so nothing downstream sees a difference.
 """
 
 from __future__ import annotations
@@ -97,19 +98,24 @@ def _exact_class(cls: type) -> bool:
     return found
 
 
+#: The next wider type of an integer column: a column starts narrow and is widened when a value does not fit.
+_WIDER = {"b": "h", "h": "i", "i": "q", "B": "H", "H": "I", "I": "Q"}
+
+
 def _widened(column: array[int] | list[int], values: tuple[int, ...], size: int) -> array[int] | list[int]:
-    """``column`` (cut back to ``size`` items) made wider, 32 -> 64 bits -> a list, with ``values`` added."""
+    """``column`` (cut back to ``size`` items) made as wide as ``values`` need, with them added: the next wider
+    array type each time, a list past 64 bits (or for a negative code, which never happens)."""
     del column[size:]  # (an array extended from a tuple keeps the items before the one that did not fit)
-    if isinstance(column, array) and column.typecode == "i":
-        wider: array[int] | list[int] = array("q", column)
+    while isinstance(column, array) and column.typecode in _WIDER:
+        column = array(_WIDER[column.typecode], column)
         try:
-            wider.extend(values)
-            return wider
+            column.extend(values)
+            return column
         except OverflowError:
-            del wider[size:]
-    wider = list(column)
-    wider.extend(values)
-    return wider
+            del column[size:]
+    column = list(column)
+    column.extend(values)
+    return column
 
 
 class RecordStore(Sequence[TrialRecord]):
@@ -132,11 +138,11 @@ class RecordStore(Sequence[TrialRecord]):
     )
 
     def __init__(self, records: Iterable[TrialRecord] = ()):
-        self._ints: array[int] | list[int] = array("i")  # _NI per row (widened to 64 bits, then to a list)
+        self._ints: array[int] | list[int] = array("b")  # _NI per row (widened as values need: ``_widened``)
         self._seeds: array[int] | list[int] = array("q")  # (then a list, for a seed beyond 64 bits)
         self._floats = array("d")  # _NF per row; an optional one that is None is 0.0 here, its bit set in _nones
         self._nones = bytearray()  # per row: bit 0 escalated_at_s is None, bit 1 unrecovered_fault_s is None
-        self._codes = array("I")  # _NC per row
+        self._codes: array[int] | list[int] = array("B")  # _NC per row (widened as codes grow)
         self._tables = tuple(_Table() for _ in _CODED)
         self._values = tuple(t.values for t in self._tables)
         self._ids = tuple(t.by_id for t in self._tables)
@@ -192,7 +198,10 @@ class RecordStore(Sequence[TrialRecord]):
         codes = tuple(map(dict.get, ids, map(id, values)))
         if None in codes:
             codes = tuple(t.code(v) if c is None else c for t, v, c in zip(self._tables, values, codes, strict=True))
-        self._codes.extend(codes)
+        try:
+            self._codes.extend(codes)
+        except OverflowError:
+            self._codes = _widened(self._codes, codes, row * _NC)
         if r.trace:
             self._traces[row] = r.trace
         # last: the row exists from here on (an interrupt before it leaves a part of a row, which

@@ -343,7 +343,7 @@ class Runner:
         exactly these trials, all of them (a paired comparison runs its campaigns block by block).
 
         A record leaves ``done`` for the compact store (``record_store``) once the judges have seen it: what
-        the campaign holds of a trial is then its columns' ~110 bytes, whatever the number of trials."""
+        the campaign holds of a trial is then its columns' ~60-90 bytes, whatever the number of trials."""
         s = self.settings
         judged = indices is None and s.sequential
         if indices is None:
