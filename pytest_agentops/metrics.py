@@ -172,13 +172,15 @@ def collect(records: Iterable[TrialRecord], names: Iterable[str] | None = None) 
             ks[i] += k
             ns[i] += n
     out: dict[str, MetricData] = {}
-    for (name, defn), k, n, values in zip(defs, ks, ns, found, strict=True):
+    for i, ((name, defn), k, n) in enumerate(zip(defs, ks, ns, strict=True)):
+        values, found[i] = found[i], array("d")  # (each array goes as soon as its tuple is made)
         if defn.kind == "distribution":
             out[name] = MetricData(name, "distribution", 0, len(values), _boxed(values))
         elif defn.kind == "rate" and not defn.per_trial:
             out[name] = MetricData(name, "rate", k, n, shares=_boxed(values))
         else:
             out[name] = MetricData(name, defn.kind, k, n)
+        del values
     return out
 
 
@@ -186,15 +188,16 @@ def _boxed(values: array[float]) -> tuple[float, ...]:
     """``tuple(values)`` with equal values (bit for bit: -0.0 is not 0.0) one float object: a campaign's samples
     repeat a few values (0 tokens, 5 steps), and 100,000 float objects per metric would cost 2.4 MB each."""
     cache: dict[int, float] = {}
-    out = []
-    for bits, value in zip(memoryview(values).cast("B").cast("Q"), values, strict=True):
+
+    def shared(bits: int, value: float) -> float:
         kept = cache.get(bits)
         if kept is None:
             kept = value
             if len(cache) < 4096:  # (values all different: no sharing to be had)
                 cache[bits] = value
-        out.append(kept)
-    return tuple(out)
+        return kept
+
+    return tuple(map(shared, memoryview(values).cast("B").cast("Q"), values))
 
 
 @dataclass(frozen=True, slots=True)
