@@ -82,20 +82,21 @@ def _exact(value: Any) -> bool:
                    for v in value)
     if kind is FrozenMap:
         data = value._data  # (read directly: a Mapping view goes through __getitem__ for each value)
-        return all(map(_exact_class, map(type, data.values()))) and set(map(type, data)) <= _STR
+        classes = set(map(type, data.values()))
+        return (classes <= _EXACT_CLASSES or all(map(_exact_class, classes))) and set(map(type, data)) <= _STR
     return False
 
 
-_EXACT_CLASSES: dict[type, bool] = {}
+_EXACT_CLASSES: set[type] = set()
 _STR = {str}
 
 
 def _exact_class(cls: type) -> bool:
     """Whether equal instances of ``cls`` are the same to every reader: the package's own record classes."""
-    found = _EXACT_CLASSES.get(cls)
-    if found is None:
-        found = _EXACT_CLASSES[cls] = cls.__module__.startswith(_EXACT_MODULE) and len(_EXACT_CLASSES) < 256
-    return found
+    if cls.__module__.startswith(_EXACT_MODULE):
+        _EXACT_CLASSES.add(cls)
+        return True
+    return False
 
 
 #: The next wider type of an integer column: a column starts narrow and is widened when a value does not fit.
@@ -191,13 +192,16 @@ class RecordStore(Sequence[TrialRecord]):
         except OverflowError:
             self._seeds = _widened(self._seeds, (seed,), row)
         self._floats.extend(floats)
-        # a value seen before is most often the very same object (outcome names, shared tuples, ""): by id first
+        # a value seen before is most often the very same object (outcome names, shared tuples, ""): by id first;
+        # a trial's layer records are its own objects, looked up by value
         ids = self._ids
-        values = (r.scenario, r.outcome, r.reason, r.faults, r.violations, r.output, r.default_priced, r.layers,
-                  r.skeleton)
-        codes = tuple(map(dict.get, ids, map(id, values)))
+        codes = [ids[0].get(id(r.scenario)), ids[1].get(id(r.outcome)), ids[2].get(id(r.reason)),
+                 ids[3].get(id(r.faults)), ids[4].get(id(r.violations)), ids[5].get(id(r.output)),
+                 ids[6].get(id(r.default_priced)), self._tables[7].code(r.layers), ids[8].get(id(r.skeleton))]
         if None in codes:
-            codes = tuple(t.code(v) if c is None else c for t, v, c in zip(self._tables, values, codes, strict=True))
+            for k, code in enumerate(codes):
+                if code is None:
+                    codes[k] = self._tables[k].code(getattr(r, _CODED[k]))
         try:
             self._codes.extend(codes)
         except OverflowError:
