@@ -316,6 +316,18 @@ class RecordStore(Sequence[TrialRecord]):
             return [self._traces.get(j, ()) for j in range(len(self))]
         raise KeyError(f"TrialRecord has no field {name!r}")
 
+    def coded(self, name: str) -> tuple[Sequence[int], list[Any]]:
+        """A coded field (strings, tuples, ``layers``, ...) as (each record's code, the values the codes index):
+        a value computed from the field is then computed once per distinct value, e.g. a layer's metric from
+        ``layers`` (``[f(v) for v in values]``, then read through the codes)."""
+        if name not in _CODED:
+            raise KeyError(f"{name!r} is not a coded field of TrialRecord (one of {', '.join(_CODED)})")
+        if self._odd:  # records with unusual number types: their values are coded like any other
+            table = _Table()
+            return array("Q", [table.code(getattr(r, name)) for r in self]), table.values
+        k = _CODED.index(name)
+        return self._codes[k::_NC], self._tables[k].values
+
     def columns(self, *names: str) -> dict[str, Sequence[Any]]:
         """The named fields (every field when none is named) as ``column`` gives each."""
         return {name: self.column(name) for name in names or _FIELDS}

@@ -62,6 +62,9 @@ def test_a_store_reads_back_its_records_by_index_slice_and_iteration():
     assert list(store.column("tool_calls")) == [3, 3, 3, 3]
     assert store.columns("outcome", "index") == {"outcome": ["completed", "failed", "completed", "completed"],
                                                  "index": store.column("index")}
+    codes, values = store.coded("outcome")
+    assert [values[c] for c in codes] == store.column("outcome")
+    assert RecordStore([*records, _record(4, tool_calls=True)]).coded("outcome")[1] == ["completed", "failed"]
     assert pickle.loads(pickle.dumps(store)) == store
     assert hash(RecordStore(records[1:])) == hash(store[1:])  # (as a tuple of the same records hashes)
     assert repr(store) == "RecordStore(n=4, completed=3, failed=1)"
