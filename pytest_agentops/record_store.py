@@ -58,7 +58,10 @@ class _Table:
             return found
         exact = _exact(value)
         if exact:
-            found = self.by_value.get(value)
+            try:
+                found = self.by_value.get(value)
+            except TypeError:  # (a record holding something unhashable: shared by identity only)
+                exact, found = False, None
             if found is not None:
                 return found
         code = len(self.values)

@@ -79,7 +79,8 @@ def test_values_equal_but_printed_differently_are_never_merged():
                _record(9, default_priced=("gpt", "gpt")), _record(10, faults=("a:timeout",)),
                _record(11, seed=-(2 ** 70)), _record(12, input_tokens=2 ** 40), _record(13, index=2 ** 65),
                _record(14, violations=["x:y"]), _record(15, layers={"trajectory": TrajectoryRecord(steps=1)}),
-               _record(16, layers={"trajectory": TrajectoryRecord(steps=1)})]
+               _record(16, layers={"trajectory": TrajectoryRecord(steps=1)}),
+               _record(17, layers={"trajectory": TrajectoryRecord(side_effects=[1])})]  # (unhashable)
     _same(RecordStore(records), records)
 
 
