@@ -134,10 +134,7 @@ class TrialRecord:
     @property
     def extra(self) -> FrozenMap[str, Any]:
         """Every layer's record as one flat mapping (the report's ``extra``)."""
-        merged: dict[str, Any] = {}
-        for record in self.layers.values():
-            merged.update(record.to_dict())
-        return FrozenMap(merged)
+        return FrozenMap(layer_extra(self.layers))
 
     @property
     def time_to_escalation_s(self) -> float | None:
@@ -176,6 +173,14 @@ class TrialRecord:
             if self.skeleton:  # asked for, but not kept (``Scenario.keep_traces``): the replay command re-makes it
                 out["trace_kept"] = False
         return out
+
+
+def layer_extra(layers: Mapping[str, LayerRecord]) -> dict[str, Any]:
+    """The layers' records of a trial as one flat dict (``TrialRecord.extra``; a later layer's entry wins)."""
+    merged: dict[str, Any] = {}
+    for record in layers.values():
+        merged.update(record.to_dict())
+    return merged
 
 
 @dataclass(frozen=True, slots=True)

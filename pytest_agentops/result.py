@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +12,8 @@ from .errors import CampaignFailed
 from .expect import Verdict
 from .judge import judge
 from .metrics import MetricSummary, collect, summarize_all
-from .records import OUTCOMES, MinimalFaults, TrialRecord
+from .record_store import RecordStore
+from .records import OUTCOMES, MinimalFaults, TrialRecord, layer_extra
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -56,7 +56,7 @@ class TaskSummary:
         return out
 
 
-def _per_task(scenario: Scenario, settings: RunSettings, records: list[TrialRecord]) -> tuple[TaskSummary, ...]:
+def _per_task(scenario: Scenario, settings: RunSettings, records: RecordStore) -> tuple[TaskSummary, ...]:
     """The breakdown by task, for scenarios with several tasks (or pass^k groups); empty otherwise."""
     repeats = scenario.repeats
     if (len(scenario.tasks) == 1 and repeats == 1) or settings.smoke or settings.replay is not None:
@@ -83,14 +83,17 @@ def _per_task(scenario: Scenario, settings: RunSettings, records: list[TrialReco
 
 @dataclass(frozen=True, slots=True)
 class CampaignResult:
-    """The campaign of one scenario: its trial records, metrics and verdicts."""
+    """The campaign of one scenario: its trial records, metrics and verdicts.
+
+    ``records`` is a ``RecordStore``: a sequence of ``TrialRecord`` kept as compact columns (any sequence of
+    records given is turned into one)."""
 
     scenario: str
     seed: int
     max_trials: int
     confidence: float
     profile: str | None
-    records: tuple[TrialRecord, ...] = field(repr=False)
+    records: RecordStore = field(repr=False)
     metrics: Mapping[str, MetricSummary] = field(repr=False)
     verdicts: tuple[Verdict, ...]
     stopped_early: bool = False
@@ -108,6 +111,10 @@ class CampaignResult:
     interrupted: bool = False  # Ctrl-C ended it: the records are the trials that finished before
     spend: Mapping[str, Any] | None = None  # a capped campaign's spend (engine.spend.SpendGate.summary)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.records, RecordStore) or not self.records.frozen:
+            object.__setattr__(self, "records", RecordStore.of(self.records))
+
     @classmethod
     def not_run(cls, scenario: str, reason: str) -> CampaignResult:
         """A campaign that did not run: no trial, no verdict, passes ``check()``."""
@@ -115,12 +122,13 @@ class CampaignResult:
                    metrics=FrozenMap(), verdicts=(), skipped=reason)
 
     @classmethod
-    def build(cls, scenario: Scenario, settings: RunSettings, records: list[TrialRecord], *,
+    def build(cls, scenario: Scenario, settings: RunSettings, records: Iterable[TrialRecord], *,
               stopped_early: bool = False, wall_s: float = 0.0, replay_command: str | None = None,
               late_calls: int = 0, unstoppable: int = 0, interrupted: bool = False,
               spend: Mapping[str, Any] | None = None) -> CampaignResult:
         """Compute metrics and verdicts for a finished campaign (``spend``: a capped campaign's spend; a
         campaign its cap stopped is incomplete, and its verdicts are those reached, as for an interrupted one)."""
+        records = RecordStore.of(records)  # (the runner's own store: frozen as it is, not copied)
         expectations = scenario.expectations
         data = collect(records)  # every metric: the summaries need them all
         max_trials = 1 if settings.replay is not None else settings.trials
@@ -131,7 +139,7 @@ class CampaignResult:
         verdicts = tuple(j.verdict(complete=complete, stopped_by=failed) for j in judges)
         return cls(scenario=scenario.name, seed=settings.seed, max_trials=settings.trials,
                    confidence=settings.confidence, profile=settings.faults.profile_name or "custom",
-                   records=tuple(records),
+                   records=records,
                    metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
@@ -146,7 +154,7 @@ class CampaignResult:
 
     @property
     def outcome_counts(self) -> FrozenMap[str, int]:
-        counts = Counter(r.outcome for r in self.records)
+        counts = self.records.outcome_counts()
         return FrozenMap({o: counts[o] for o in OUTCOMES if counts[o]})
 
     @property
@@ -170,7 +178,7 @@ class CampaignResult:
         """The trials most worth replaying: first one example of each failure class (error, failed, each
         violation kind, timed out, budget exceeded, crashed, escalated; the earliest trial of each), then
         the rest by severity, up to ``limit`` trials in all (every class keeps its example)."""
-        bad = [r for r in self.records if not r.ok]
+        bad = list(self.records.not_ok())
         examples: dict[str, TrialRecord] = {}
         for r in bad:  # launch order: the earliest trial of each class is its example
             for cls in failure_classes(r):
@@ -256,7 +264,9 @@ class CampaignResult:
             out["unstoppable_workers"] = self.unstoppable
         if self.spend is not None:  # a capped campaign: what it spent, and whether the cap stopped it
             out["spend"] = dict(self.spend)
-        blocked = sorted({h for r in self.records for h in r.extra.get("blocked_hosts", ())})
+        # (each distinct set of layer records once, not each trial's)
+        blocked = sorted({h for layers in self.records.layer_maps()
+                          for h in layer_extra(layers).get("blocked_hosts", ())})
         if blocked:  # the hermetic network refused these hosts
             out["blocked_hosts"] = blocked
         return out

@@ -16,7 +16,7 @@ LAYERS: dict[str, int] = {
     # values and statistics: no pytest, no runtime
     "pytest_agentops._frozen": 0, "pytest_agentops._version": 0, "pytest_agentops.errors": 0,
     "pytest_agentops._validation": 1, "pytest_agentops.stats": 1, "pytest_agentops.seeding": 1,
-    "pytest_agentops.metrics": 2, "pytest_agentops.records": 2,
+    "pytest_agentops.metrics": 2, "pytest_agentops.records": 2, "pytest_agentops.record_store": 2,
     "pytest_agentops.settings": 3,
     "pytest_agentops.expect": 4, "pytest_agentops.plan": 4, "pytest_agentops.judge": 4,
     "pytest_agentops.scenario": 5, "pytest_agentops.result": 5, "pytest_agentops.precedence": 5,

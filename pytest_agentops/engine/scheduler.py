@@ -29,6 +29,7 @@ from ..process import exit_guard  # noqa: F401 (os._exit inside a trial: a stand
 from ..process.anyio_threads import track_anyio_threads
 from ..process.gc_hold import campaign_gc
 from ..process.time_patch import time_patch
+from ..record_store import RecordStore
 from ..records import TrialRecord
 from ..scenario import Scenario
 from ..settings.run import RunSettings
@@ -344,9 +345,12 @@ class Runner:
         return feed, [judge(e, max_trials=planned, confidence=s.confidence, sequential=False)
                       for e in self.scenario.expectations]
 
-    def run(self, indices: Sequence[int] | None = None) -> tuple[list[TrialRecord], bool]:
+    def run(self, indices: Sequence[int] | None = None) -> tuple[RecordStore, bool]:
         """Run up to ``settings.trials`` trials; returns (records in launch order, stopped early). ``indices``:
-        exactly these trials, all of them (a paired comparison runs its campaigns block by block)."""
+        exactly these trials, all of them (a paired comparison runs its campaigns block by block).
+
+        A record leaves ``done`` for the compact store (``record_store``) once the judges have seen it: what
+        the campaign holds of a trial is then its columns' ~60-90 bytes, whatever the number of trials."""
         s = self.settings
         judged = indices is None and s.sequential
         if indices is None:
@@ -357,7 +361,8 @@ class Runner:
         judges = [judge(e, max_trials=len(indices), confidence=s.confidence, sequential=True)
                   for e in expectations] if judged else []
         feed, shown = self._progress_feed(len(indices), judges)
-        done: dict[int, TrialRecord] = {}
+        done: dict[int, TrialRecord] = {}  # finished, not yet judged (past the launch-order prefix)
+        store = RecordStore()  # trials 0..prefix-1 (launch order), judged
         flying = self._flying
         position = 0  # next entry of ``indices`` to launch
         prefix = 0  # trials 0..prefix-1 (launch order) are all done
@@ -366,7 +371,7 @@ class Runner:
         holds = contextlib.ExitStack()
         try:
             holds.enter_context(campaign_patches())  # gc, anyio, time: held for the whole campaign
-            while len(done) < limit or (self.spend.stopped and flying):
+            while len(store) + len(done) < limit or (self.spend.stopped and flying):
                 # launch ahead up to the queue depth, but not far past the first trial at which the judges could
                 # stop the campaign: an early stop discards what was launched past it
                 horizon = limit if not judges else min(limit, self._horizon(judges, prefix))
@@ -400,9 +405,12 @@ class Runner:
                     limit = min(limit, halt)
                     for p in [p for p in done if p >= limit]:
                         del done[p]
+                    store.truncate(limit)
                 # the judges look after every trial of the launch-order prefix
                 while prefix in done and prefix < limit:
                     record = done[prefix]
+                    store.append(record)
+                    del done[prefix]
                     prefix += 1
                     if shown is not judges:  # judges for the display only: they decide nothing
                         for j in shown:
@@ -416,7 +424,7 @@ class Runner:
                         self.expire([flying.pop(p) for p in [p for p in flying if p >= prefix]])
                         break
                 if feed is not None:  # (always: a due report left untaken would make the wait above spin)
-                    feed.tick(_wall(), len(done), shown)
+                    feed.tick(_wall(), len(store) + len(done), shown)
         except KeyboardInterrupt:
             # Ctrl-C: keep what finished, in launch order (a later trial that finished first is left out, as an
             # early stop leaves it out); end the running ones; the caller reports the campaign as interrupted.
@@ -427,9 +435,12 @@ class Runner:
                 pos = futures.get(future)
                 if pos is not None and pos in flying:
                     done[pos] = self.settle(flying.pop(pos))
+            store.truncate(len(store))  # (Ctrl-C in the middle of an append: the part of a row it wrote goes)
+            prefix = len(store)
             while prefix in done and prefix < limit:
+                store.append(done[prefix])
                 prefix += 1
-            limit = prefix
+            limit = min(limit, prefix)  # (a spend cap's stop may have cut the prefix already)
             self.expire(list(flying.values()), "the run was interrupted (Ctrl-C)")
             flying.clear()
         finally:
@@ -437,4 +448,6 @@ class Runner:
             self._end_flying(list(flying.values()))
             self.close()
             holds.close()
-        return [done[i] for i in range(limit)], stopped_early
+        store.truncate(limit)
+        assert len(store) == limit, "every trial of the launch-order prefix is judged"
+        return store, stopped_early
