@@ -64,8 +64,10 @@ def cyclic_garbage(scenario: Scenario, trials: int) -> collections.Counter[str]:
 
 
 def test_a_campaign_with_every_builtin_layer_leaves_no_cyclic_garbage():
+    """(Only the harness's objects are counted: threads other tests of the same process left behind may
+    make garbage of their own while the campaign runs.)"""
     left = cyclic_garbage(ALL_LAYERS, 30)
-    assert sum(left.values()) == 0, left.most_common(10)
+    assert not (HARNESS & set(left)), {k: v for k, v in left.items() if k in HARNESS}
 
 
 @pytest.mark.parametrize("path", sorted(p.name for p in SCENARIOS.glob("*.yaml")))
