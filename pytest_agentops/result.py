@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import marshal
+import operator
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +110,8 @@ class CampaignResult:
     fault_settings: Faults | None = field(default=None, compare=False, repr=False)  # what was configured
     interrupted: bool = False  # Ctrl-C ended it: the records are the trials that finished before
     spend: Mapping[str, Any] | None = None  # a capped campaign's spend (engine.spend.SpendGate.summary)
+    # what is derived from the records once (outcome counts, worst trials, the layers' records merged)
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     @classmethod
     def not_run(cls, scenario: str, reason: str) -> CampaignResult:
@@ -146,8 +151,11 @@ class CampaignResult:
 
     @property
     def outcome_counts(self) -> FrozenMap[str, int]:
-        counts = Counter(r.outcome for r in self.records)
-        return FrozenMap({o: counts[o] for o in OUTCOMES if counts[o]})
+        out = self._memo.get("outcome_counts")
+        if out is None:
+            counts = Counter(map(_OUTCOME, self.records))
+            out = self._memo["outcome_counts"] = FrozenMap({o: counts[o] for o in OUTCOMES if counts[o]})
+        return out
 
     @property
     def failed_verdicts(self) -> tuple[Verdict, ...]:
@@ -170,6 +178,13 @@ class CampaignResult:
         """The trials most worth replaying: first one example of each failure class (error, failed, each
         violation kind, timed out, budget exceeded, crashed, escalated; the earliest trial of each), then
         the rest by severity, up to ``limit`` trials in all (every class keeps its example)."""
+        key = ("worst_trials", limit)
+        worst = self._memo.get(key)
+        if worst is None:
+            worst = self._memo[key] = tuple(self._worst_trials(limit))
+        return list(worst)
+
+    def _worst_trials(self, limit: int) -> list[TrialRecord]:
         bad = [r for r in self.records if not r.ok]
         examples: dict[str, TrialRecord] = {}
         for r in bad:  # launch order: the earliest trial of each class is its example
@@ -180,7 +195,11 @@ class CampaignResult:
         for cls in sorted(examples, key=lambda c: (order.get(c.partition(":")[0], len(order)), c)):
             if examples[cls] not in first:
                 first.append(examples[cls])
-        rest = sorted((r for r in bad if r not in first),
+        # ``r not in first``, asked only of the examples with r's index (an equal record has the same index)
+        by_index: dict[Any, list[TrialRecord]] = {}
+        for r in first:
+            by_index.setdefault(r.index, []).append(r)
+        rest = sorted((r for r in bad if r.index not in by_index or r not in by_index[r.index]),
                       key=lambda r: (not r.violations, _SEVERITY.get(r.outcome, 9), r.index))
         return first + rest[:max(0, limit - len(first))]
 
@@ -256,10 +275,28 @@ class CampaignResult:
             out["unstoppable_workers"] = self.unstoppable
         if self.spend is not None:  # a capped campaign: what it spent, and whether the cap stopped it
             out["spend"] = dict(self.spend)
-        blocked = sorted({h for r in self.records for h in r.extra.get("blocked_hosts", ())})
+        blocked = self._blocked_hosts()
         if blocked:  # the hermetic network refused these hosts
             out["blocked_hosts"] = blocked
         return out
+
+    def _blocked_hosts(self) -> list[Any]:
+        """``sorted({h for r in self.records for h in r.extra.get("blocked_hosts", ())})``."""
+        blocked = self._memo.get("blocked_hosts")
+        if blocked is None:
+            _ids, extras, _texts = self.record_extras()
+            blocked = self._memo["blocked_hosts"] = sorted({h for e in extras for h in e.get("blocked_hosts", ())})
+        return list(blocked)
+
+    def record_extras(self) -> tuple[list[int], list[dict[str, Any]], list[bytes | None]]:
+        """Each record's ``extra`` (what every layer recorded, merged: ``TrialRecord.extra``) as an index into a
+        list of the distinct ones (records of passing trials mostly share theirs), with the key that told them
+        apart (their ``marshal`` bytes: the same bytes, the same values of the same types; None: a record of its
+        own, not made of plain values), worked out once."""
+        extras = self._memo.get("record_extras")
+        if extras is None:
+            extras = self._memo["record_extras"] = _distinct_extras(self.records)
+        return extras
 
     @staticmethod
     def record_dict(record: TrialRecord, with_traces: bool = False) -> dict[str, Any]:
@@ -271,6 +308,64 @@ class CampaignResult:
         verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)
         return (f"CampaignResult({self.scenario!r}, n={self.n}, seed={self.seed}, "
                 f"outcome_counts={self.outcome_counts}, verdicts=[{verdicts}])")
+
+
+_OUTCOME = operator.attrgetter("outcome")
+def _unknown(o: object) -> Any:
+    if type(o) is FrozenMap:
+        return o._data  # (its own dict: the same items, in the same order)
+    if isinstance(o, Mapping):
+        return dict(o.items())
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+if json.encoder.c_make_encoder is not None:  # one C encoder made once (``JSONEncoder.encode`` makes one per call)
+    _C_ENCODE = json.encoder.c_make_encoder(None, _unknown, json.encoder.encode_basestring, None, ":", ",", False,
+                                            False, True)
+
+    def _ENCODE(value: Any) -> str:
+        return "".join(_C_ENCODE(value, 0))
+else:  # pragma: no cover (a Python without the C accelerator)
+    _ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"),
+                               default=_unknown).encode
+
+
+def compact_json(value: Any) -> str | None:
+    """``value`` as compact JSON, in its own key order (C speed; a mapping as a dict, a tuple as a list, as
+    ``_frozen.thaw`` makes them), or None when it is not plain data. Two values with the same text are written
+    the same by the report's writer, so long as redaction changes no string of them (the report writer makes
+    sure of it: no secret matches in the text, and the text has no escape that could hide one)."""
+    try:
+        return _ENCODE(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _distinct_extras(records: Iterable[TrialRecord]) -> tuple[list[int], list[dict[str, Any]], list[bytes | None]]:
+    """(for each record the index of its ``extra``, the distinct ones as plain dicts, their keys)."""
+    ids: list[int] = []
+    extras: list[dict[str, Any]] = []
+    keys: list[bytes | None] = []
+    seen: dict[bytes, int] = {}
+    dumps = marshal.dumps
+    for record in records:
+        layers = record.layers
+        merged: dict[str, Any] = {}
+        for layer in getattr(layers, "_data", layers).values():
+            merged.update(layer.to_dict())
+        try:  # version 2: no references between objects (the same values, the same bytes)
+            key: bytes | None = dumps(merged, 2)
+        except (ValueError, TypeError, RecursionError):  # not plain values: a record of its own
+            key = None
+        at = seen.get(key) if key is not None else None
+        if at is None:
+            at = len(extras)
+            if key is not None:
+                seen[key] = at
+            extras.append(merged)
+            keys.append(key)
+        ids.append(at)
+    return ids, extras, keys
 
 
 def failure_classes(record: TrialRecord) -> tuple[str, ...]:

@@ -1,0 +1,567 @@
+"""A campaign's trial records as the JSON report's text, written fast.
+
+Each record's text is, byte for byte, what ``json_text.write_json`` writes at the record's place in the report
+for ``redact_data(CampaignResult.record_dict(record, with_traces))``: the keys sorted, two spaces per level,
+every string redacted (``harness.secrets``). What makes it fast:
+
+* the record's own fields are written from a template of its keys (the keys of ``TrialRecord.to_dict``, sorted)
+  instead of building the dict, redacting it and walking it;
+* a string is redacted and encoded once per report (an outcome, a reason, a fault are the same in many
+  trials), and the strings of a block of records are first checked together: when the secret patterns match
+  nowhere in them, none of them changes;
+* what layers recorded (``extra``) and a trace are written by ``Render``, the writer's walk with the
+  redaction done on the way.
+
+A record with a field of a type the template does not expect is written the plain way (redact the dict, then
+walk it); so is every record when the template's keys would not survive redaction, and every record of a
+report whose first record the two ways would write differently (the template would then be out of date with
+``TrialRecord.to_dict``: a guard, ``tests/test_post_identical.py`` checks it on every kind of record).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import Any
+
+from ..result import compact_json
+from .json_text import _float, _key, write_json
+
+#: The record's fields the template reads, in this order.
+_FIELDS = ("index", "seed", "outcome", "reason", "input_tokens", "output_tokens", "cost_usd", "tool_calls",
+           "tool_failures", "destructive_attempts", "unconfirmed_destructive", "blocked_calls", "escalated_at_s",
+           "unrecovered_fault_s", "duration_s", "faults", "violations", "output", "default_priced", "layers")
+_GET = operator.attrgetter(*_FIELDS)
+#: Every key a record's dict may have (``TrialRecord.to_dict``), sorted as the writer sorts them.
+KEYS = tuple(sorted(("id", "index", "seed", "outcome", "reason", "input_tokens", "output_tokens", "tokens",
+                     "cost_usd", "tool_calls", "tool_failures", "destructive_attempts",
+                     "unconfirmed_destructive_calls", "blocked_calls", "escalated_at_s", "unrecovered_fault_s",
+                     "duration_s", "faults", "violations", "output", "extra", "default_priced_models", "trace",
+                     "trace_kept")))
+#: Every key a trace event's dict may have (``TraceEvent.to_dict``).
+EVENT_KEYS = ("data", "input_tokens", "kind", "name", "outcome", "output_tokens", "seq", "t")
+#: Records whose strings are checked for secrets together.
+BLOCK = 256
+
+
+class Render:
+    """``json_text``'s walk of ``redact_data(value)`` as text, with each string redacted (and encoded) once:
+    a string, a dict's keys and values and a list's items are redacted; a tuple and what it holds are not
+    (``redact_data`` leaves tuples as they are)."""
+
+    __slots__ = ("_encoded", "_plain", "_redact", "redact")
+
+    def __init__(self, redact: Callable[[str], str]):
+        self._redact = self.redact = redact
+        self._encoded: dict[str, str] = {}  # a string -> its redacted text, encoded
+        self._plain: dict[str, str] = {}  # a string -> itself encoded (inside a tuple: not redacted)
+
+    def string(self, text: str) -> str:
+        """``text`` redacted, as a JSON string."""
+        encoded = self._encoded.get(text)
+        if encoded is None:
+            if len(self._encoded) > 100_000:  # (a report of distinct texts: keep the memory of a few)
+                self._encoded.clear()
+            encoded = self._encoded[text] = encode_basestring_ascii(self._redact(text))
+        return encoded
+
+    def untouched(self, value: Any) -> bool:
+        """Whether redaction changes no string of ``_thaw(value)`` (keys included)."""
+        if isinstance(value, str):
+            return self.string(value) == encode_basestring_ascii(value) if type(value) is str else (
+                self._redact(value) == value)
+        if isinstance(value, Mapping):
+            return all(not isinstance(k, str) or self._redact(k) == k for k in value) and all(
+                map(self.untouched, value.values()))
+        if isinstance(value, (list, tuple)):
+            return all(map(self.untouched, value))
+        return True
+
+    def value(self, value: Any, newline: str, out: list[str], redact: bool = True) -> None:
+        """Append the text of ``value`` at the nesting whose line starts are ``newline``."""
+        if isinstance(value, str):
+            if not redact:
+                out.append(encode_basestring_ascii(value))
+            elif type(value) is str:
+                out.append(self.string(value))
+            else:
+                out.append(encode_basestring_ascii(self._redact(value)))
+        elif value is None:
+            out.append("null")
+        elif value is True:
+            out.append("true")
+        elif value is False:
+            out.append("false")
+        elif isinstance(value, int):
+            out.append(int.__repr__(value))
+        elif isinstance(value, float):
+            out.append(_float(value))
+        elif isinstance(value, (list, tuple)):
+            if not value:
+                out.append("[]")
+                return
+            inner = newline + "  "
+            separator = "[" + inner
+            items_redacted = redact and isinstance(value, list)
+            for item in value:
+                out.append(separator)
+                separator = "," + inner
+                self.value(item, inner, out, items_redacted)
+            out.append(newline + "]")
+        elif isinstance(value, dict):
+            if redact:  # as redact_data makes it: keys redacted (two that become one: the later value)
+                value = {(self._redact(k) if isinstance(k, str) else k): v for k, v in value.items()}
+            if not value:
+                out.append("{}")
+                return
+            inner = newline + "  "
+            separator = "{" + inner
+            for key, item in sorted(value.items()):
+                out.append(separator + encode_basestring_ascii(_key(key)) + ": ")
+                separator = "," + inner
+                self.value(item, inner, out, redact)
+            out.append(newline + "}")
+        else:
+            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+class RecordsText:
+    """The text of a campaign's records (``TrialRecord``), a block at a time (``pieces``)."""
+
+    __slots__ = (
+        "_checked",
+        "_data_text",
+        "_extra_text",
+        "_extras",
+        "_fast",
+        "_plain",
+        "_render",
+        "_safe_texts",
+        "_shared",
+        "_signature_texts",
+        "_templates",
+        "_with_traces",
+    )
+
+    def __init__(self, redact: Callable[[str], str], with_traces: bool, plain: Callable[[Any], dict[str, Any]],
+                 extras: tuple[list[int], list[dict[str, Any]], list[bytes | None]] | None = None):
+        """``redact``: the redaction of one string; ``plain``: a record's redacted dict (the plain way);
+        ``extras``: each record's merged layer records as an index into a list of distinct ones
+        (``CampaignResult.record_extras``; else each record's own are merged)."""
+        self._render = Render(redact)
+        self._with_traces = with_traces
+        self._plain = plain
+        # (a secret inside a key's name: every record the plain way)
+        self._fast = all(redact(k) == k for k in KEYS + EVENT_KEYS)
+        self._checked = False
+        self._templates: dict[Any, str] = {}
+        self._extras = extras
+        self._extra_text: dict[tuple[int, str], str | None] = {}
+        self._data_text: dict[tuple[str, str], str] = {}
+        self._safe_texts: dict[str, bool] = {}
+        self._signature_texts: dict[str, dict[Any, str | None]] = {}
+        self._shared: dict[int | None, bool] = {}
+
+    def pieces(self, records: Iterable[Any], newline: str) -> Iterator[str]:
+        """The records as the items of a JSON list at ``newline`` (its brackets included)."""
+        inner = newline + "  "
+        separator = "[" + inner
+        between = "," + inner
+        ids: Iterable[int | None] = self._extras[0] if self._extras is not None else itertools.repeat(None)
+        block: list[tuple[Any, int | None]] = []
+        wrote = False
+        for item in zip(records, ids, strict=False):
+            block.append(item)
+            if len(block) == BLOCK:
+                yield separator + between.join(self._block(block, inner))
+                separator, block, wrote = between, [], True
+        if block:
+            yield separator + between.join(self._block(block, inner))
+            wrote = True
+        yield newline + "]" if wrote else "[]"
+
+    def _block(self, block: list[tuple[Any, int | None]], newline: str) -> list[str]:
+        if not self._fast:
+            return [self._plain_text(r, newline) for r, _ in block]
+        if not self._checked:  # the first record both ways: the template must still be TrialRecord.to_dict's
+            self._checked = True
+            first = self._plain_text(block[0][0], newline)
+            if self._text(*block[0], newline) != first:
+                self._fast = False
+                return [first] + [self._plain_text(r, newline) for r, _ in block[1:]]
+        records = [r for r, _ in block]
+        try:
+            signatures = list(map(_SIGNATURE, records))
+            index, seed = list(map(_INDEX, records)), list(map(_SEED, records))
+        except AttributeError:
+            return [self._text(r, extra, newline) for r, extra in block]
+        (outcome, reason, input_tokens, output_tokens, cost, tool_calls, tool_failures, destructive, unconfirmed,
+         blocked, escalated, unrecovered, duration, faults, violations, output, priced) = zip(*signatures, strict=False)
+        if not (_all(int, index, seed, input_tokens, output_tokens, tool_calls, tool_failures, destructive,
+                     unconfirmed, blocked) and _all(str, outcome, reason, output) and _all(float, cost, duration)
+                and _all(tuple, faults, violations, priced)
+                and _types(escalated) <= _FLOAT_OR_NONE and _types(unrecovered) <= _FLOAT_OR_NONE
+                and all(type(x) is str for column in (faults, violations, priced) for items in column for x in items)):
+            return [self._text(r, extra, newline) for r, extra in block]
+        ids = self._ids(index)
+        # a float's sign tells 0.0 from -0.0 (equal, but written differently)
+        signs = zip(map(math.copysign, _ONES, cost), map(math.copysign, _ONES, duration), _signs(escalated),
+                    _signs(unrecovered), strict=False)
+        templates = self._signature_texts.setdefault(newline, {})
+        if len(templates) > 50_000:
+            templates.clear()
+        shared = self._shared
+        whole = not self._with_traces
+        found: list[Any] = []  # each record's template (the text around its id, index, seed); None: written whole
+        direct: list[int] = []  # the records written whole: with a trace, or with an ``extra`` of their own
+        new: dict[Any, int] = {}  # a signature not seen yet -> the first record with it
+        pending: list[tuple[int, Any]] = []  # the records with a new signature, and it
+        for at, (extra, signature, sign) in enumerate(zip((e for _, e in block), signatures, signs, strict=False)):
+            if (whole and signature[0] == "completed" and not signature[14]
+                    and (shared[extra] if extra in shared else self._share(extra))):
+                key = (signature, extra, sign)
+                template = templates.get(key)
+                if template is None:
+                    new.setdefault(key, at)
+                    pending.append((at, key))
+                found.append(template)
+            else:
+                found.append(None)
+                direct.append(at)
+        if new:
+            made = self._signature_templates([block[at] for at in new.values()], newline)
+            templates.update(zip(new, made, strict=True))
+            for at, key in pending:
+                found[at] = templates[key] or _WHOLE  # (a record the template does not take: written whole)
+        texts: dict[int, str] = {}
+        if direct:
+            texts = dict(zip(direct, self._texts([block[at] for at in direct], newline), strict=False))
+        out = []
+        for at, (template, id_text, i, s) in enumerate(zip(found, ids, index, seed, strict=False)):
+            if template is None:
+                out.append(texts[at])
+            elif template is _WHOLE:
+                out.append(self._text(*block[at], newline))
+            else:
+                out.append(f"{template[0]}{id_text}{template[1]}{i}{template[2]}{s}{template[3]}")
+        return out
+
+    def _ids(self, index: tuple[int, ...]) -> list[str]:
+        """Each record's id (``trial-<index>``) as JSON text, redacted."""
+        ids = [f"trial-{i}" for i in index]
+        joined = "\x00".join(ids)  # (none of them changes when their text together does not)
+        if self._render.redact(joined) == joined:
+            return [f'"{i}"' for i in ids]
+        return list(map(self._render.string, ids))
+
+    def _texts(self, block: list[tuple[Any, int | None]], newline: str) -> list[str]:
+        """The records' texts by the template, the whole of each from its values."""
+        columns = self._columns(block, newline)
+        if columns is None:
+            return [self._text(r, extra, newline) for r, extra in block]
+        return list(map(self._writer(newline), *columns))
+
+    def _signature_templates(self, block: list[tuple[Any, int | None]], newline: str) -> list[str | None]:
+        """For each record, its text with its id, index and seed left as %-fields: the text of every record with
+        the same other fields (a ``_SIGNATURE``, the same shared ``extra`` and floats of the same signs); None
+        for one the template does not take."""
+        columns = self._columns(block, newline)
+        if columns is None:
+            return [None] * len(block)
+        columns[_ID] = columns[_INDEX_AT] = columns[_SEED_AT] = itertools.repeat(_MARK)  # (no record text has one)
+        return [tuple(text.split(_MARK)) for text in map(self._writer(newline), *columns)]
+
+    def _share(self, extra: int | None) -> bool:
+        """Whether the records with this ``extra`` index share its text: they have the same values of the same
+        types (``CampaignResult.record_extras``), and redaction changes none of their strings."""
+        if extra is None:
+            return False
+        shared = self._shared[extra] = (self._extras[2][extra] is not None  # type: ignore[index]
+                                        and self._render.untouched(self._extras[1][extra]))  # type: ignore[index]
+        return shared
+
+    def _writer(self, newline: str) -> Callable[..., str]:
+        writer = self._templates.get(newline)
+        if writer is None:
+            writer = self._templates[newline] = _writer(newline)
+        return writer
+
+    def _columns(self, block: list[tuple[Any, int | None]], newline: str) -> list[Iterable[Any]] | None:
+        """The values of the template for each record of the block, column by column (None: a field of a type
+        the template does not take, or a float it cannot write)."""
+        records = [r for r, _ in block]
+        try:
+            (index, seed, outcome, reason, input_tokens, output_tokens, cost, tool_calls, tool_failures,
+             destructive, unconfirmed, blocked, escalated, unrecovered, duration, faults, violations, output,
+             priced, layers) = zip(*map(_GET, records), strict=False)
+        except AttributeError:
+            return None
+        if not (_all(int, index, seed, input_tokens, output_tokens, tool_calls, tool_failures, destructive,
+                     unconfirmed, blocked) and _all(str, outcome, reason, output) and _all(float, cost, duration)
+                and _all(tuple, faults, violations, priced)
+                and _types(escalated) <= _FLOAT_OR_NONE and _types(unrecovered) <= _FLOAT_OR_NONE):
+            return None
+        cost = tuple(map(round, cost, itertools.repeat(10)))
+        duration = tuple(map(round, duration, itertools.repeat(6)))
+        if not (all(map(math.isfinite, cost)) and all(map(math.isfinite, duration))):
+            return None
+        inner = newline + "  "
+        n = len(records)
+        strings = self._strings_of
+        ids = self._ids(index)
+        segments_priced = [""] * n if not any(priced) else [
+            "" if not p else "," + inner + '"default_priced_models": ' + self._strings(p, inner) for p in priced]
+        extras = self._extras_of(block, layers, inner)
+        traces = [""] * n
+        with_traces = self._with_traces
+        for i, (record, o, v) in enumerate(zip(records, outcome, violations, strict=False)):
+            if with_traces or not (o == "completed" and not v):
+                traces[i] = self._trace(record, inner)
+        return [blocked, cost, segments_priced, destructive, duration, _optional_floats(escalated), extras,
+                self._lists(faults, inner), ids, index, input_tokens, strings(outcome), strings(output),
+                output_tokens, strings(reason), seed, map(operator.add, input_tokens, output_tokens), tool_calls,
+                tool_failures, traces, unconfirmed, _optional_floats(unrecovered), self._lists(violations, inner)]
+
+    def _strings_of(self, column: tuple[str, ...]) -> list[str]:
+        """Each string of a column redacted and encoded (each distinct one once)."""
+        string = self._render.string
+        encoded = {text: string(text) for text in set(column)}
+        return list(map(encoded.__getitem__, column))
+
+    def _lists(self, column: tuple[tuple[Any, ...], ...], newline: str) -> list[str]:
+        """Each tuple of a column as a list at ``newline`` (most are empty)."""
+        if not any(column):
+            return ["[]"] * len(column)
+        return [self._strings(items, newline) for items in column]
+
+    def _extras_of(self, block: list[tuple[Any, int | None]], layers: tuple[Any, ...], newline: str) -> list[str]:
+        """Each record's ``extra`` with its key (the text after ``escalated_at_s``), or "" when it has none."""
+        out = []
+        for (_, extra), own in zip(block, layers, strict=False):
+            text = self._extra(own, extra, newline)
+            out.append("" if text is None else "," + newline + '"extra": ' + text)
+        return out
+
+    def _trace(self, record: Any, newline: str) -> str:
+        """A record's trace with its key (the text after ``tool_failures``), ``trace_kept`` too when not kept."""
+        events = record.trace
+        text = "," + newline + '"trace": '
+        if not events:
+            text += "[]"
+        else:
+            inner = newline + "  "
+            text += "[" + inner + ("," + inner).join([self._event(e, inner) for e in events]) + newline + "]"
+        if record.skeleton:
+            text += "," + newline + '"trace_kept": false'
+        return text
+
+    def _event(self, event: Any, newline: str) -> str:
+        """A trace event's text (``TraceEvent.to_dict``) at ``newline`` (the plain way for unexpected types)."""
+        try:
+            seq, t, kind, name, outcome, input_tokens, output_tokens, data = _EVENT(event)
+        except AttributeError:
+            seq = None
+        if not (type(seq) is int and type(t) is float and type(kind) is str and type(name) is str
+                and type(outcome) is str and type(input_tokens) is int and type(output_tokens) is int):
+            out: list[str] = []
+            self._render.value(event.to_dict(), newline, out)
+            return "".join(out)
+        t = round(t, 6)
+        inner = newline + "  "
+        tokens = bool(input_tokens or output_tokens)
+        key = (newline, bool(data), tokens)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = _event_template(*key)
+        string = self._render.string
+        args: list[Any] = [self._data(data, inner)] if data else []
+        if tokens:
+            args.append(input_tokens)
+        args += (string(kind), string(name), string(outcome))
+        if tokens:
+            args.append(output_tokens)
+        args += (seq, _float(t))
+        return template % tuple(args)
+
+    def _data(self, data: Any, newline: str) -> str:
+        """An event's data (thawed, redacted) at ``newline``: written once for all the same ones."""
+        compact = compact_json(data)
+        if compact is not None and self._safe(compact):
+            key = (compact, newline)
+            text = self._data_text.get(key)
+            if text is None:
+                if len(self._data_text) > 100_000:
+                    self._data_text.clear()
+                out: list[str] = []
+                self._render.value(_thaw(data), newline, out)
+                text = self._data_text[key] = "".join(out)
+            return text
+        out = []
+        self._render.value(_thaw(data), newline, out)
+        return "".join(out)
+
+    def _safe(self, compact: str) -> bool:
+        """Whether redaction changes no string of the data with this ``compact_json`` (then the same text is
+        written for all of them): no escape in it that could hide a secret, and no secret matches in it."""
+        safe = self._safe_texts.get(compact)
+        if safe is None:
+            if len(self._safe_texts) > 100_000:
+                self._safe_texts.clear()
+            redact = self._render.redact
+            safe = self._safe_texts[compact] = "\\" not in compact and redact(compact) == compact
+        return safe
+
+    def _plain_text(self, record: Any, newline: str) -> str:
+        out: list[str] = []
+        write_json_at(self._plain(record), newline, out.append)
+        return "".join(out)
+
+    def _text(self, record: Any, extra: int | None, newline: str) -> str:
+        """One record's text by the template (the plain way for a field of an unexpected type)."""
+        columns = self._columns([(record, extra)], newline)
+        if columns is None:
+            return self._plain_text(record, newline)
+        return self._writer(newline)(*next(zip(*columns, strict=False)))
+
+    def _extra(self, layers: Any, extra: int | None, newline: str) -> str | None:
+        """The text of ``record.extra`` at ``newline``, None when it is empty (the record has no ``extra``):
+        written once for the records that share theirs (``extras``) when redaction changes nothing in it."""
+        shared = False
+        if extra is not None:
+            key = (extra, newline)
+            if key in self._extra_text:
+                return self._extra_text[key]
+            shared = self._shared[extra] if extra in self._shared else self._share(extra)
+        if shared:
+            merged = self._extras[1][extra]  # type: ignore[index]
+        else:  # the record's own layers, merged (``TrialRecord.extra``)
+            merged = {}
+            for layer in getattr(layers, "_data", layers).values():
+                merged.update(layer.to_dict())
+        text = None
+        if merged:
+            out: list[str] = []
+            self._render.value(_thaw(merged), newline, out)
+            text = "".join(out)
+        if shared:
+            self._extra_text[(extra, newline)] = text  # type: ignore[assignment]
+        return text
+
+    def _strings(self, items: tuple[Any, ...], newline: str) -> str:
+        """A list of strings (the plain way for anything else in it) at ``newline``."""
+        if not items:
+            return "[]"
+        inner = newline + "  "
+        if all(type(item) is str for item in items):
+            string = self._render.string
+            return "[" + inner + ("," + inner).join(map(string, items)) + newline + "]"
+        out: list[str] = []
+        self._render.value(list(items), newline, out)
+        return "".join(out)
+
+
+#: Each key's value in the template: an int, a float's repr, or text made already; the optional keys come as
+#: text after the key before them, empty when the record has none (they sort right after it).
+_SPECS = {"blocked_calls": "%d", "cost_usd": "%r%s", "destructive_attempts": "%d", "duration_s": "%r",
+          "escalated_at_s": "%s%s", "index": "%d", "input_tokens": "%d", "output_tokens": "%d", "seed": "%d",
+          "tokens": "%d", "tool_calls": "%d", "tool_failures": "%d%s", "unconfirmed_destructive_calls": "%d"}
+_OPTIONAL = ("default_priced_models", "extra", "trace", "trace_kept")
+_FLOAT_OR_NONE = frozenset((float, type(None)))
+
+
+def _writer(newline: str) -> Callable[..., str]:
+    """The function that writes a record at ``newline`` from its values (``_columns``): an f-string of the
+    record's keys around them, made once (an f-string joins its pieces at once; a long %-template is parsed at
+    every use)."""
+    inner = newline + "  "
+    keys = [key for key in KEYS if key not in _OPTIONAL]
+    pieces: list[str] = []  # the text between the values, a value after each
+    fields: list[str] = []
+    text = ""
+    for i, key in enumerate(keys):
+        text += ("{" if i == 0 else ",") + inner + encode_basestring_ascii(key) + ": "
+        for spec in _SPECS.get(key, "%s").split("%")[1:]:
+            pieces.append(text)
+            fields.append("!r" if spec == "r" else "")
+            text = ""
+    pieces.append(text + newline + "}")
+    names = [f"v{i}" for i in range(len(fields))]
+    body = "".join(f"{{p{i}}}{{{name}{conversion}}}"
+                   for i, (name, conversion) in enumerate(zip(names, fields, strict=True)))
+    source = f"lambda {', '.join(names)}: f'{body}{{p{len(fields)}}}'"
+    return eval(source, {f"p{i}": piece for i, piece in enumerate(pieces)})
+
+
+#: The fields of a record that, with its ``extra``, make its text but for its id, index and seed.
+_SIGNATURE = operator.attrgetter(
+    "outcome", "reason", "input_tokens", "output_tokens", "cost_usd", "tool_calls", "tool_failures",
+    "destructive_attempts", "unconfirmed_destructive", "blocked_calls", "escalated_at_s", "unrecovered_fault_s",
+    "duration_s", "faults", "violations", "output", "default_priced")
+_INDEX, _SEED = operator.attrgetter("index"), operator.attrgetter("seed")
+#: Where the id, the index and the seed are among the template's values (``_columns``), and what stands for
+#: them in a signature's text (a NUL: JSON text writes none of its own).
+_ID, _INDEX_AT, _SEED_AT = 8, 9, 15
+_MARK = "\x00"
+_ONES = itertools.repeat(1.0)
+_WHOLE = ("whole",)
+
+
+def _signs(column: tuple[float | None, ...]) -> Iterable[float | None]:
+    if column.count(None) == len(column):
+        return itertools.repeat(None)
+    return [None if v is None else math.copysign(1.0, v) for v in column]
+
+
+_EVENT = operator.attrgetter("seq", "t", "kind", "name", "outcome", "input_tokens", "output_tokens", "data")
+
+
+def _event_template(newline: str, data: bool, tokens: bool) -> str:
+    """The %-template of a trace event at ``newline`` (``TraceEvent.to_dict``'s keys, sorted)."""
+    inner = newline + "  "
+    keys = [("data", "%s")] if data else []
+    keys += [("input_tokens", "%d")] if tokens else []
+    keys += [("kind", "%s"), ("name", "%s"), ("outcome", "%s")]
+    keys += [("output_tokens", "%d")] if tokens else []
+    keys += [("seq", "%d"), ("t", "%s")]
+    return "".join(("{" if i == 0 else ",") + inner + '"' + key + '": ' + spec
+                   for i, (key, spec) in enumerate(keys)) + newline + "}"
+
+
+def _types(column: Iterable[Any]) -> set[type]:
+    return set(map(type, column))
+
+
+def _all(kind: type, *columns: tuple[Any, ...]) -> bool:
+    """Whether every value of every column is exactly of type ``kind``."""
+    return all(_types(column) <= {kind} for column in columns)
+
+
+def _optional_floats(column: tuple[float | None, ...]) -> list[str]:
+    """None -> null, a float as the writer writes it (a nan or an infinity: its error)."""
+    if column.count(None) == len(column):
+        return ["null"] * len(column)
+    return ["null" if v is None else _float(v) for v in column]
+
+
+def _thaw(value: Any) -> Any:
+    """``_frozen.thaw``: mappings -> dict, tuples and lists -> list, all the way down."""
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def write_json_at(value: Any, newline: str, write: Callable[[str], Any]) -> None:
+    """``value``'s text as the writer writes it at the nesting whose line starts are ``newline``."""
+    from .json_text import _Writer
+
+    writer = _Writer(write)
+    writer.value(value, newline)
+    writer.flush()
+
+
+__all__ = ["KEYS", "RecordsText", "Render", "write_json", "write_json_at"]
