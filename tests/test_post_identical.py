@@ -496,3 +496,33 @@ def test_a_nan_the_report_cannot_write_fails_as_the_plain_writer_does(tmp_path):
         with pytest.raises(ValueError) as got:
             write_report(tmp_path / "r.json", [_result(bad)])
         assert str(got.value) == str(want.value)
+
+
+def test_the_collector_is_paused_while_a_result_is_made_and_written_and_back_after(tmp_path):
+    import gc
+
+    from pytest_agentops import Scenario, run_campaign
+    from pytest_agentops.process.gc_hold import collector_paused
+
+    seen = []
+    real = CampaignResult.build.__func__
+
+    def build(cls, *args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(cls, *args, **kwargs)
+
+    CampaignResult.build = classmethod(build)
+    try:
+        result = run_campaign(Scenario(name="gc-paused", agent=lambda task, env: "ok", trials=3, seed=0))
+    finally:
+        CampaignResult.build = classmethod(real)
+    assert seen == [False] and gc.isenabled()
+    write_report(tmp_path / "r.json", [result])
+    assert gc.isenabled() and collector_paused.holders == 0
+    gc.disable()
+    try:  # a collector the process turned off stays off
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -12,7 +12,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import ReportError
-from ..process.gc_hold import campaign_gc
+from ..process.gc_hold import collector_paused
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
 from .json_records import RecordsText
 from .json_text import write_json
@@ -46,9 +46,8 @@ def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        # (the collector skips the campaigns' records while their text is made: a full collection would walk
-        # every one of them, for no cycle)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh, campaign_gc():
+        # (no collection walks the campaigns' records while their text is made: ``collector_paused``)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh, collector_paused():
             write_json(_streamed(results, with_traces, comparisons, session), fh.write)
             fh.write("\n")
         os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary file would be (mkstemp makes it 0600)

@@ -72,11 +72,9 @@ class _Writer:
         elif isinstance(value, (list, tuple)):
             written = getattr(value, "json_pieces", None)
             if written is not None:  # a list that writes its own text (``json_report``: a campaign's records)
+                self.flush()  # then its pieces, each as it comes (large: not joined again)
                 for piece in written(newline):
-                    pieces.append(piece)
-                    if len(pieces) > 64:
-                        self.flush()
-                        pieces = self._pieces
+                    self._write(piece)
                 return
             if not value:
                 pieces.append("[]")
