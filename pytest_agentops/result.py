@@ -336,7 +336,7 @@ def compact_json(value: Any) -> str | None:
     the same by the report's writer, so long as redaction changes no string of them (the report writer makes
     sure of it: no secret matches in the text, and the text has no escape that could hide one)."""
     try:
-        return _ENCODE(value)
+        return _ENCODE(value._data if type(value) is FrozenMap else value)
     except (TypeError, ValueError, RecursionError):
         return None
 

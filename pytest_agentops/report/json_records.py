@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
@@ -165,39 +165,33 @@ class RecordsText:
         self._signature_texts: dict[str, dict[Any, str | None]] = {}
         self._shared: dict[int | None, bool] = {}
 
-    def pieces(self, records: Iterable[Any], newline: str) -> Iterator[str]:
+    def pieces(self, records: Sequence[Any], newline: str) -> Iterator[str]:
         """The records as the items of a JSON list at ``newline`` (its brackets included)."""
+        if not records:
+            yield "[]"
+            return
         inner = newline + "  "
-        separator = "[" + inner
         between = "," + inner
-        ids: Iterable[int | None] = self._extras[0] if self._extras is not None else itertools.repeat(None)
-        block: list[tuple[Any, int | None]] = []
-        wrote = False
-        for item in zip(records, ids, strict=False):
-            block.append(item)
-            if len(block) == BLOCK:
-                yield separator + between.join(self._block(block, inner))
-                separator, block, wrote = between, [], True
-        if block:
-            yield separator + between.join(self._block(block, inner))
-            wrote = True
-        yield newline + "]" if wrote else "[]"
+        extras: Sequence[int | None] = self._extras[0] if self._extras is not None else [None] * len(records)
+        for lo in range(0, len(records), BLOCK):
+            yield ("[" if lo == 0 else ",") + inner
+            yield between.join(self._block(records[lo:lo + BLOCK], extras[lo:lo + BLOCK], inner))
+        yield newline + "]"
 
-    def _block(self, block: list[tuple[Any, int | None]], newline: str) -> list[str]:
+    def _block(self, records: Sequence[Any], extras: Sequence[int | None], newline: str) -> list[str]:
         if not self._fast:
-            return [self._plain_text(r, newline) for r, _ in block]
+            return [self._plain_text(r, newline) for r in records]
         if not self._checked:  # the first record both ways: the template must still be TrialRecord.to_dict's
             self._checked = True
-            first = self._plain_text(block[0][0], newline)
-            if self._text(*block[0], newline) != first:
+            first = self._plain_text(records[0], newline)
+            if self._text(records[0], extras[0], newline) != first:
                 self._fast = False
-                return [first] + [self._plain_text(r, newline) for r, _ in block[1:]]
-        records = [r for r, _ in block]
+                return [first] + [self._plain_text(r, newline) for r in records[1:]]
         try:
             signatures = list(map(_SIGNATURE, records))
             index, seed = list(map(_INDEX, records)), list(map(_SEED, records))
         except AttributeError:
-            return [self._text(r, extra, newline) for r, extra in block]
+            return list(map(self._text, records, extras, itertools.repeat(newline)))
         (outcome, reason, input_tokens, output_tokens, cost, tool_calls, tool_failures, destructive, unconfirmed,
          blocked, escalated, unrecovered, duration, faults, violations, output, priced) = zip(*signatures, strict=False)
         if not (_all(int, index, seed, input_tokens, output_tokens, tool_calls, tool_failures, destructive,
@@ -205,7 +199,7 @@ class RecordsText:
                 and _all(tuple, faults, violations, priced)
                 and _types(escalated) <= _FLOAT_OR_NONE and _types(unrecovered) <= _FLOAT_OR_NONE
                 and all(type(x) is str for column in (faults, violations, priced) for items in column for x in items)):
-            return [self._text(r, extra, newline) for r, extra in block]
+            return list(map(self._text, records, extras, itertools.repeat(newline)))
         ids = self._ids(index)
         # a float's sign tells 0.0 from -0.0 (equal, but written differently)
         signs = zip(map(math.copysign, _ONES, cost), map(math.copysign, _ONES, duration), _signs(escalated),
@@ -219,7 +213,7 @@ class RecordsText:
         direct: list[int] = []  # the records written whole: with a trace, or with an ``extra`` of their own
         new: dict[Any, int] = {}  # a signature not seen yet -> the first record with it
         pending: list[tuple[int, Any]] = []  # the records with a new signature, and it
-        for at, (extra, signature, sign) in enumerate(zip((e for _, e in block), signatures, signs, strict=False)):
+        for at, (extra, signature, sign) in enumerate(zip(extras, signatures, signs, strict=False)):
             if (whole and signature[0] == "completed" and not signature[14]
                     and (shared[extra] if extra in shared else self._share(extra))):
                 key = (signature, extra, sign)
@@ -232,19 +226,21 @@ class RecordsText:
                 found.append(None)
                 direct.append(at)
         if new:
-            made = self._signature_templates([block[at] for at in new.values()], newline)
+            made = self._signature_templates([records[at] for at in new.values()],
+                                             [extras[at] for at in new.values()], newline)
             templates.update(zip(new, made, strict=True))
             for at, key in pending:
                 found[at] = templates[key] or _WHOLE  # (a record the template does not take: written whole)
         texts: dict[int, str] = {}
         if direct:
-            texts = dict(zip(direct, self._texts([block[at] for at in direct], newline), strict=False))
+            texts = dict(zip(direct, self._texts([records[at] for at in direct], [extras[at] for at in direct],
+                                                 newline), strict=True))
         out = []
         for at, (template, id_text, i, s) in enumerate(zip(found, ids, index, seed, strict=False)):
             if template is None:
                 out.append(texts[at])
             elif template is _WHOLE:
-                out.append(self._text(*block[at], newline))
+                out.append(self._text(records[at], extras[at], newline))
             else:
                 out.append(f"{template[0]}{id_text}{template[1]}{i}{template[2]}{s}{template[3]}")
         return out
@@ -257,20 +253,21 @@ class RecordsText:
             return [f'"{i}"' for i in ids]
         return list(map(self._render.string, ids))
 
-    def _texts(self, block: list[tuple[Any, int | None]], newline: str) -> list[str]:
+    def _texts(self, records: Sequence[Any], extras: Sequence[int | None], newline: str) -> list[str]:
         """The records' texts by the template, the whole of each from its values."""
-        columns = self._columns(block, newline)
+        columns = self._columns(records, extras, newline)
         if columns is None:
-            return [self._text(r, extra, newline) for r, extra in block]
+            return list(map(self._text, records, extras, itertools.repeat(newline)))
         return list(map(self._writer(newline), *columns))
 
-    def _signature_templates(self, block: list[tuple[Any, int | None]], newline: str) -> list[str | None]:
+    def _signature_templates(self, records: Sequence[Any], extras: Sequence[int | None], newline: str
+                             ) -> list[tuple[str, ...] | None]:
         """For each record, its text with its id, index and seed left as %-fields: the text of every record with
         the same other fields (a ``_SIGNATURE``, the same shared ``extra`` and floats of the same signs); None
         for one the template does not take."""
-        columns = self._columns(block, newline)
+        columns = self._columns(records, extras, newline)
         if columns is None:
-            return [None] * len(block)
+            return [None] * len(records)
         columns[_ID] = columns[_INDEX_AT] = columns[_SEED_AT] = itertools.repeat(_MARK)  # (no record text has one)
         return [tuple(text.split(_MARK)) for text in map(self._writer(newline), *columns)]
 
@@ -289,10 +286,10 @@ class RecordsText:
             writer = self._templates[newline] = _writer(newline)
         return writer
 
-    def _columns(self, block: list[tuple[Any, int | None]], newline: str) -> list[Iterable[Any]] | None:
-        """The values of the template for each record of the block, column by column (None: a field of a type
-        the template does not take, or a float it cannot write)."""
-        records = [r for r, _ in block]
+    def _columns(self, records: Sequence[Any], extras: Sequence[int | None], newline: str
+                 ) -> list[Iterable[Any]] | None:
+        """The values of the template for each record, column by column (None: a field of a type the template
+        does not take, or a float it cannot write)."""
         try:
             (index, seed, outcome, reason, input_tokens, output_tokens, cost, tool_calls, tool_failures,
              destructive, unconfirmed, blocked, escalated, unrecovered, duration, faults, violations, output,
@@ -314,13 +311,15 @@ class RecordsText:
         ids = self._ids(index)
         segments_priced = [""] * n if not any(priced) else [
             "" if not p else "," + inner + '"default_priced_models": ' + self._strings(p, inner) for p in priced]
-        extras = self._extras_of(block, layers, inner)
+        extra_texts = list(map(self._extra_item, layers, extras, itertools.repeat(inner)))
         traces = [""] * n
         with_traces = self._with_traces
-        for i, (record, o, v) in enumerate(zip(records, outcome, violations, strict=False)):
-            if with_traces or not (o == "completed" and not v):
-                traces[i] = self._trace(record, inner)
-        return [blocked, cost, segments_priced, destructive, duration, _optional_floats(escalated), extras,
+        traced = [i for i, (o, v) in enumerate(zip(outcome, violations, strict=True))
+                  if with_traces or not (o == "completed" and not v)]
+        if traced:
+            for i, text in zip(traced, self._traces([records[i] for i in traced], inner), strict=True):
+                traces[i] = text
+        return [blocked, cost, segments_priced, destructive, duration, _optional_floats(escalated), extra_texts,
                 self._lists(faults, inner), ids, index, input_tokens, strings(outcome), strings(output),
                 output_tokens, strings(reason), seed, map(operator.add, input_tokens, output_tokens), tool_calls,
                 tool_failures, traces, unconfirmed, _optional_floats(unrecovered), self._lists(violations, inner)]
@@ -337,26 +336,61 @@ class RecordsText:
             return ["[]"] * len(column)
         return [self._strings(items, newline) for items in column]
 
-    def _extras_of(self, block: list[tuple[Any, int | None]], layers: tuple[Any, ...], newline: str) -> list[str]:
-        """Each record's ``extra`` with its key (the text after ``escalated_at_s``), or "" when it has none."""
+    def _extra_item(self, layers: Any, extra: int | None, newline: str) -> str:
+        """A record's ``extra`` with its key (the text after ``escalated_at_s``), or "" when it has none."""
+        text = self._extra(layers, extra, newline)
+        return "" if text is None else "," + newline + '"extra": ' + text
+
+    def _traces(self, records: Sequence[Any], newline: str) -> list[str]:
+        """Each record's trace with its key (the text after ``tool_failures``), ``trace_kept`` too when not kept:
+        the events of them all written together."""
+        traces = [record.trace for record in records]
+        inner = newline + "  "
+        events = self._events([e for trace in traces for e in trace], inner)
         out = []
-        for (_, extra), own in zip(block, layers, strict=False):
-            text = self._extra(own, extra, newline)
-            out.append("" if text is None else "," + newline + '"extra": ' + text)
+        at = 0
+        for record, trace in zip(records, traces, strict=True):
+            text = "," + newline + '"trace": '
+            if not trace:
+                text += "[]"
+            else:
+                text += "[" + inner + ("," + inner).join(events[at:at + len(trace)]) + newline + "]"
+                at += len(trace)
+            if record.skeleton:
+                text += "," + newline + '"trace_kept": false'
+            out.append(text)
         return out
 
-    def _trace(self, record: Any, newline: str) -> str:
-        """A record's trace with its key (the text after ``tool_failures``), ``trace_kept`` too when not kept."""
-        events = record.trace
-        text = "," + newline + '"trace": '
+    def _events(self, events: Sequence[Any], newline: str) -> list[str]:
+        """Trace events' texts (``TraceEvent.to_dict``) at ``newline``, column by column."""
         if not events:
-            text += "[]"
-        else:
-            inner = newline + "  "
-            text += "[" + inner + ("," + inner).join([self._event(e, inner) for e in events]) + newline + "]"
-        if record.skeleton:
-            text += "," + newline + '"trace_kept": false'
-        return text
+            return []
+        try:
+            seq, t, kind, name, outcome, input_tokens, output_tokens, data = zip(*map(_EVENT, events), strict=True)
+        except AttributeError:
+            return [self._event(e, newline) for e in events]
+        if not (_all(int, seq, input_tokens, output_tokens) and _all(float, t) and _all(str, kind, name, outcome)):
+            return [self._event(e, newline) for e in events]
+        t = tuple(map(round, t, itertools.repeat(6)))
+        if not all(map(math.isfinite, t)):
+            return [self._event(e, newline) for e in events]
+        inner = newline + "  "
+        data_texts = [self._data(d, inner) if d else None for d in data]
+        tokens = map(operator.or_, input_tokens, output_tokens)  # (ints: nonzero when either is)
+        writers = self._event_writers(newline)
+        string = self._render.string
+        return [writers[(d is not None) * 2 + (k != 0)](d, i, kk, nn, oo, o, q, tt) for d, k, i, kk, nn, oo, o, q, tt
+                in zip(data_texts, tokens, input_tokens, map(string, kind), map(string, name), map(string, outcome),
+                       output_tokens, seq, map(float.__repr__, t), strict=True)]
+
+    def _event_writers(self, newline: str) -> tuple[Callable[..., str], ...]:
+        """The four writers of an event at ``newline`` (with data or not, with tokens or not)."""
+        key = ("events", newline)
+        writers = self._templates.get(key)
+        if writers is None:
+            writers = self._templates[key] = tuple(_event_writer(newline, data, tokens)
+                                                   for data in (False, True) for tokens in (False, True))
+        return writers  # type: ignore[return-value]
 
     def _event(self, event: Any, newline: str) -> str:
         """A trace event's text (``TraceEvent.to_dict``) at ``newline`` (the plain way for unexpected types)."""
@@ -421,7 +455,7 @@ class RecordsText:
 
     def _text(self, record: Any, extra: int | None, newline: str) -> str:
         """One record's text by the template (the plain way for a field of an unexpected type)."""
-        columns = self._columns([(record, extra)], newline)
+        columns = self._columns([record], [extra], newline)
         if columns is None:
             return self._plain_text(record, newline)
         return self._writer(newline)(*next(zip(*columns, strict=False)))
@@ -528,6 +562,22 @@ def _event_template(newline: str, data: bool, tokens: bool) -> str:
     keys += [("seq", "%d"), ("t", "%s")]
     return "".join(("{" if i == 0 else ",") + inner + '"' + key + '": ' + spec
                    for i, (key, spec) in enumerate(keys)) + newline + "}"
+
+
+def _event_writer(newline: str, data: bool, tokens: bool) -> Callable[..., str]:
+    """The function that writes an event at ``newline`` from (data text, input tokens, kind, name, outcome,
+    output tokens, seq, t text), leaving out data and tokens when it has none (``_event_template``)."""
+    inner = newline + "  "
+    keys = [("data", "d")] if data else []
+    keys += [("input_tokens", "i")] if tokens else []
+    keys += [("kind", "k"), ("name", "n"), ("outcome", "o")]
+    keys += [("output_tokens", "p")] if tokens else []
+    keys += [("seq", "q"), ("t", "t")]
+    pieces = [("{" if at == 0 else ",") + inner + '"' + key + '": ' for at, (key, _) in enumerate(keys)]
+    body = "".join(f"{{s{at}}}{{{name}}}" for at, (_, name) in enumerate(keys))
+    source = f"lambda d, i, k, n, o, p, q, t: f'{body}{{e}}'"
+    namespace = {f"s{at}": piece for at, piece in enumerate(pieces)} | {"e": newline + "}"}
+    return eval(source, namespace)  # (names only: the text is in the namespace)
 
 
 def _types(column: Iterable[Any]) -> set[type]:
