@@ -471,6 +471,19 @@ def test_the_report_is_the_text_of_the_plain_redacted_dicts(seed, tmp_path):
             continue
         write_report(tmp_path / "r.json", results, with_traces=with_traces)
         assert (tmp_path / "r.json").read_text(encoding="utf-8") == expected
+        # the same campaigns as the pytest plugin and its xdist workers give them: dicts (a node id added)
+        dicts = [dict(r.to_dict(with_traces=with_traces), nodeid=f"test_{i}.py::t") for i, r in enumerate(results)]
+        write_report(tmp_path / "d.json", dicts)
+        assert (tmp_path / "d.json").read_text(encoding="utf-8") == _plain_report_text(dicts, False)
+
+
+def test_the_terminal_table_of_a_result_is_that_of_its_dict():
+    from pytest_agentops.report.terminal import campaign_table
+
+    rng = random.Random(5)
+    for n in (0, 1, 60):
+        result = _result([random_record(rng, i) for i in range(n)])
+        assert campaign_table(result) == campaign_table(result.to_dict())
 
 
 def test_the_report_with_a_secret_in_every_kind_of_string(tmp_path, monkeypatch):

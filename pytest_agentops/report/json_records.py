@@ -21,6 +21,7 @@ report whose first record the two ways would write differently (the template wou
 from __future__ import annotations
 
 import itertools
+import marshal
 import math
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -244,6 +245,97 @@ class RecordsText:
             else:
                 out.append(f"{template[0]}{id_text}{template[1]}{i}{template[2]}{s}{template[3]}")
         return out
+
+    def dict_pieces(self, records: Sequence[Any], newline: str) -> Iterator[str]:
+        """``pieces`` of records given as their dicts (``CampaignResult.record_dict``: a campaign's report data,
+        from a pytest-xdist worker or the pytest plugin's own), not redacted yet."""
+        if not records:
+            yield "[]"
+            return
+        inner = newline + "  "
+        between = "," + inner
+        for lo in range(0, len(records), BLOCK):
+            yield ("[" if lo == 0 else ",") + inner
+            yield between.join(self._dict_block(records[lo:lo + BLOCK], inner))
+        yield newline + "]"
+
+    def _dict_block(self, records: Sequence[Any], newline: str) -> list[str]:
+        if not self._fast:
+            return [self._plain_text(r, newline) for r in records]
+        if not self._checked:  # the first record both ways (a guard: the walk of its dict is the reference)
+            self._checked = True
+            first = self._plain_text(records[0], newline)
+            if self._dict_text(records[0], newline) != first:
+                self._fast = False
+                return [first] + [self._plain_text(r, newline) for r in records[1:]]
+        columns = self._dict_columns(records, newline)
+        if columns is None:
+            return [self._dict_text(r, newline) for r in records]
+        return list(map(self._writer(newline), *columns))
+
+    def _dict_text(self, record: Any, newline: str) -> str:
+        columns = self._dict_columns([record], newline)
+        if columns is None:
+            return self._plain_text(record, newline)
+        return self._writer(newline)(*next(zip(*columns, strict=True)))
+
+    def _dict_columns(self, records: Sequence[Any], newline: str) -> list[Iterable[Any]] | None:
+        """The template's values of records given as dicts, column by column (None: not all of them a record's
+        dict of the expected types)."""
+        if not (_types(records) <= _DICT and all(_REQUIRED <= r.keys() <= _ALL_KEYS for r in records)):
+            return None
+        (id_, index, seed, outcome, reason, input_tokens, output_tokens, tokens, cost, tool_calls, tool_failures,
+         destructive, unconfirmed, blocked, escalated, unrecovered, duration, faults, violations,
+         output) = zip(*map(_REQUIRED_GET, records), strict=True)
+        if not (_all(int, index, seed, input_tokens, output_tokens, tokens, tool_calls, tool_failures, destructive,
+                     unconfirmed, blocked) and _all(str, id_, outcome, reason, output) and _all(float, cost, duration)
+                and _all(list, faults, violations)
+                and _types(escalated) <= _FLOAT_OR_NONE and _types(unrecovered) <= _FLOAT_OR_NONE
+                and all(map(math.isfinite, cost)) and all(map(math.isfinite, duration))
+                and all(r.get("trace_kept", False) is False and type(r.get("default_priced_models", [])) is list
+                        for r in records)):
+            return None
+        inner = newline + "  "
+        strings = self._strings_of
+        joined = "\x00".join(id_)  # (none of the ids changes when their text together does not)
+        ids = (list(map(encode_basestring_ascii, id_)) if self._render.redact(joined) == joined
+               else strings(id_))
+        priced = [("," + inner + '"default_priced_models": ' + self._strings(r["default_priced_models"], inner))
+                  if "default_priced_models" in r else "" for r in records]
+        extras = [("," + inner + '"extra": ' + self._dict_extra(r["extra"], inner)) if "extra" in r else ""
+                  for r in records]
+        traces = ["" if "trace" not in r else self._dict_trace(r, inner) for r in records]
+        return [blocked, cost, priced, destructive, duration, _optional_floats(escalated), extras,
+                self._lists(faults, inner), ids, index, input_tokens, strings(outcome), strings(output),
+                output_tokens, strings(reason), seed, tokens, tool_calls, tool_failures, traces, unconfirmed,
+                _optional_floats(unrecovered), self._lists(violations, inner)]
+
+    def _dict_extra(self, extra: Any, newline: str) -> str:
+        """A record dict's ``extra`` (plain data, redacted) at ``newline``: written once for all the same ones
+        (the same ``marshal`` bytes: the same values of the same types) when redaction changes none of it."""
+        try:
+            key: tuple[bytes, str] | None = (marshal.dumps(extra, 2), newline)
+        except (ValueError, TypeError, RecursionError):
+            key = None
+        if key is not None:
+            text = self._extra_text.get(key)  # type: ignore[arg-type]
+            if text is not None:
+                return text
+        out: list[str] = []
+        self._render.value(extra, newline, out)
+        text = "".join(out)
+        if key is not None and self._render.untouched(extra):
+            if len(self._extra_text) > 100_000:
+                self._extra_text.clear()
+            self._extra_text[key] = text  # type: ignore[index]
+        return text
+
+    def _dict_trace(self, record: dict[str, Any], newline: str) -> str:
+        out = ["," + newline + '"trace": ']
+        self._render.value(record["trace"], newline, out)
+        if "trace_kept" in record:
+            out.append("," + newline + '"trace_kept": false')
+        return "".join(out)
 
     def _ids(self, index: tuple[int, ...]) -> list[str]:
         """Each record's id (``trial-<index>``) as JSON text, redacted."""
@@ -548,6 +640,16 @@ def _signs(column: tuple[float | None, ...]) -> Iterable[float | None]:
         return itertools.repeat(None)
     return [None if v is None else math.copysign(1.0, v) for v in column]
 
+
+#: The keys every record's dict has (``TrialRecord.to_dict``), read together; and all it may have.
+_REQUIRED_KEYS = ("id", "index", "seed", "outcome", "reason", "input_tokens", "output_tokens", "tokens", "cost_usd",
+                  "tool_calls", "tool_failures", "destructive_attempts", "unconfirmed_destructive_calls",
+                  "blocked_calls", "escalated_at_s", "unrecovered_fault_s", "duration_s", "faults", "violations",
+                  "output")
+_REQUIRED_GET = operator.itemgetter(*_REQUIRED_KEYS)
+_REQUIRED = frozenset(_REQUIRED_KEYS)
+_ALL_KEYS = frozenset(KEYS)
+_DICT = frozenset((dict,))
 
 _EVENT = operator.attrgetter("seq", "t", "kind", "name", "outcome", "input_tokens", "output_tokens", "data")
 

@@ -64,12 +64,12 @@ class _Records(list):  # type: ignore[type-arg]
     ``text``, a ``json_records.RecordsText`` of trial records, for the text of them all a block at a time.)"""
 
     def __init__(self, items: Sequence[Any], make: Callable[[Any], dict[str, Any]],
-                 text: RecordsText | None = None):
+                 text: RecordsText | None = None, *, dicts: bool = False):
         super().__init__()
         self._items = items
         self._make = make
-        if text is not None:
-            self.json_pieces = functools.partial(text.pieces, items)
+        if text is not None:  # (records, or their dicts)
+            self.json_pieces = functools.partial(text.dict_pieces if dicts else text.pieces, items)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -99,7 +99,8 @@ def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: b
         head = secrets.redact_data(head)
         if isinstance(r, dict):
             if "records" in r:
-                head["records"] = _Records(records, make)
+                text = RecordsText(secrets.redact_text, with_traces, make)
+                head["records"] = _Records(records, make, text, dicts=True)
         else:
             text = RecordsText(secrets.redact_text, with_traces, make, r.record_extras())
             head["records"] = _Records(records, make, text)
