@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import marshal
 import operator
 from collections import Counter
@@ -311,34 +310,6 @@ class CampaignResult:
 
 
 _OUTCOME = operator.attrgetter("outcome")
-def _unknown(o: object) -> Any:
-    if type(o) is FrozenMap:
-        return o._data  # (its own dict: the same items, in the same order)
-    if isinstance(o, Mapping):
-        return dict(o.items())
-    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
-
-
-if json.encoder.c_make_encoder is not None:  # one C encoder made once (``JSONEncoder.encode`` makes one per call)
-    _C_ENCODE = json.encoder.c_make_encoder(None, _unknown, json.encoder.encode_basestring, None, ":", ",", False,
-                                            False, True)
-
-    def _ENCODE(value: Any) -> str:
-        return "".join(_C_ENCODE(value, 0))
-else:  # pragma: no cover (a Python without the C accelerator)
-    _ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"),
-                               default=_unknown).encode
-
-
-def compact_json(value: Any) -> str | None:
-    """``value`` as compact JSON, in its own key order (C speed; a mapping as a dict, a tuple as a list, as
-    ``_frozen.thaw`` makes them), or None when it is not plain data. Two values with the same text are written
-    the same by the report's writer, so long as redaction changes no string of them (the report writer makes
-    sure of it: no secret matches in the text, and the text has no escape that could hide one)."""
-    try:
-        return _ENCODE(value._data if type(value) is FrozenMap else value)
-    except (TypeError, ValueError, RecursionError):
-        return None
 
 
 def _distinct_extras(records: Iterable[TrialRecord]) -> tuple[list[int], list[dict[str, Any]], list[bytes | None]]:

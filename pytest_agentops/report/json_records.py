@@ -2,25 +2,32 @@
 
 Each record's text is, byte for byte, what ``json_text.write_json`` writes at the record's place in the report
 for ``redact_data(CampaignResult.record_dict(record, with_traces))``: the keys sorted, two spaces per level,
-every string redacted (``harness.secrets``). What makes it fast:
+every string redacted (``harness.secrets``). What makes it fast, a block of records at a time:
 
-* the record's own fields are written from a template of its keys (the keys of ``TrialRecord.to_dict``, sorted)
-  instead of building the dict, redacting it and walking it;
-* a string is redacted and encoded once per report (an outcome, a reason, a fault are the same in many
-  trials), and the strings of a block of records are first checked together: when the secret patterns match
-  nowhere in them, none of them changes;
-* what layers recorded (``extra``) and a trace are written by ``Render``, the writer's walk with the
-  redaction done on the way.
+* a record's own fields are written by one f-string of its keys (``TrialRecord.to_dict``'s, sorted), from
+  columns of the block's values read together, instead of building the dict, redacting it and walking it;
+* a passing trial's text is the text of the first record with the same fields but its id, index and seed (its
+  "signature", the same ``extra`` and floats of the same signs): made once, then three values put in it;
+* what the layers recorded (``extra``) is written once for all records whose layer records merge to the same
+  values of the same types (``CampaignResult.record_extras``: their ``marshal`` bytes), when redaction changes
+  none of its strings; the traces of a block's failing trials are written together, event by event from
+  columns, each event's data once for all the same ones;
+* a string is redacted and encoded once per report (an outcome, a reason, a fault recur), and the ids of a
+  block are checked for secrets together: when the patterns match nowhere in them, none of them changes.
 
-A record with a field of a type the template does not expect is written the plain way (redact the dict, then
-walk it); so is every record when the template's keys would not survive redaction, and every record of a
-report whose first record the two ways would write differently (the template would then be out of date with
-``TrialRecord.to_dict``: a guard, ``tests/test_post_identical.py`` checks it on every kind of record).
+Records given as their dicts (a campaign's report data: the pytest plugin's, a pytest-xdist worker's) are
+written from the same template (``dict_pieces``). A record with a field of a type the template does not expect
+is written the plain way (redact its dict, then walk it: ``Render``, the writer's walk with the redaction done
+on the way, for the parts that have no template); so is every record when the keys would not survive
+redaction, and every record of a report whose first record the two ways would write differently (the template
+would then be out of date with ``TrialRecord.to_dict``: a guard; ``tests/test_post_identical.py`` checks the
+two ways agree on every kind of record).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import marshal
 import math
 import operator
@@ -28,8 +35,40 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from ..result import compact_json
+from .._frozen import FrozenMap
 from .json_text import _float, _key, write_json
+
+
+def _unknown(o: object) -> Any:
+    """The JSON encoder's fallback: a mapping as a dict (``_frozen.thaw``), anything else not plain data."""
+    if type(o) is FrozenMap:
+        return o._data  # (its own dict: the same items, in the same order)
+    if isinstance(o, Mapping):
+        return dict(o.items())
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+if json.encoder.c_make_encoder is not None:  # one C encoder made once (``JSONEncoder.encode`` makes one per call)
+    _C_ENCODE = json.encoder.c_make_encoder(None, _unknown, json.encoder.encode_basestring, None, ":", ",", False,
+                                            False, True)
+
+    def _ENCODE(value: Any) -> str:
+        return "".join(_C_ENCODE(value, 0))
+else:  # pragma: no cover (a Python without the C accelerator)
+    _ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"),
+                               default=_unknown).encode
+
+
+def compact_json(value: Any) -> str | None:
+    """``value`` as compact JSON, in its own key order (C speed; a mapping as a dict, a tuple as a list, as
+    ``_frozen.thaw`` makes them), or None when it is not plain data. Two values with the same text are written
+    the same by the report's writer so long as redaction changes no string of them (``RecordsText._safe``: no
+    secret matches in the text, and the text has no escape that could hide one)."""
+    try:
+        return _ENCODE(value._data if type(value) is FrozenMap else value)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
 
 #: The record's fields the template reads, in this order.
 _FIELDS = ("index", "seed", "outcome", "reason", "input_tokens", "output_tokens", "cost_usd", "tool_calls",
@@ -44,7 +83,7 @@ KEYS = tuple(sorted(("id", "index", "seed", "outcome", "reason", "input_tokens",
                      "trace_kept")))
 #: Every key a trace event's dict may have (``TraceEvent.to_dict``).
 EVENT_KEYS = ("data", "input_tokens", "kind", "name", "outcome", "output_tokens", "seq", "t")
-#: Records whose strings are checked for secrets together.
+#: Records written together (their values read as columns, their ids checked for secrets together).
 BLOCK = 256
 
 
@@ -53,12 +92,11 @@ class Render:
     a string, a dict's keys and values and a list's items are redacted; a tuple and what it holds are not
     (``redact_data`` leaves tuples as they are)."""
 
-    __slots__ = ("_encoded", "_plain", "_redact", "redact")
+    __slots__ = ("_encoded", "_redact", "redact")
 
     def __init__(self, redact: Callable[[str], str]):
         self._redact = self.redact = redact
         self._encoded: dict[str, str] = {}  # a string -> its redacted text, encoded
-        self._plain: dict[str, str] = {}  # a string -> itself encoded (inside a tuple: not redacted)
 
     def string(self, text: str) -> str:
         """``text`` redacted, as a JSON string."""
