@@ -26,6 +26,7 @@ two ways agree on every kind of record).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import marshal
@@ -182,6 +183,7 @@ class RecordsText:
         "_shared",
         "_signature_texts",
         "_templates",
+        "_unshared_blocks",
         "_with_traces",
     )
 
@@ -203,6 +205,7 @@ class RecordsText:
         self._safe_texts: dict[str, bool] = {}
         self._signature_texts: dict[str, dict[Any, str | None]] = {}
         self._shared: dict[int | None, bool] = {}
+        self._unshared_blocks = 0  # blocks to write whole without looking for signatures in common
 
     def pieces(self, records: Sequence[Any], newline: str) -> Iterator[str]:
         """The records as the items of a JSON list at ``newline`` (its brackets included)."""
@@ -226,6 +229,9 @@ class RecordsText:
             if self._text(records[0], extras[0], newline) != first:
                 self._fast = False
                 return [first] + [self._plain_text(r, newline) for r in records[1:]]
+        if self._unshared_blocks:  # the last blocks had few signatures in common: this one is written whole
+            self._unshared_blocks -= 1
+            return self._texts(records, extras, newline)
         try:
             signatures = list(map(_SIGNATURE, records))
             index, seed = list(map(_INDEX, records)), list(map(_SEED, records))
@@ -244,7 +250,7 @@ class RecordsText:
         signs = zip(map(math.copysign, _ONES, cost), map(math.copysign, _ONES, duration), _signs(escalated),
                     _signs(unrecovered), strict=False)
         templates = self._signature_texts.setdefault(newline, {})
-        if len(templates) > 50_000:
+        if len(templates) > 10_000:  # (the memory of a few: a signature seen again is likely a recent one)
             templates.clear()
         shared = self._shared
         whole = not self._with_traces
@@ -264,7 +270,12 @@ class RecordsText:
             else:
                 found.append(None)
                 direct.append(at)
-        if new:
+        if new and len(new) * 4 > len(records):  # few records share their signature here: each written whole
+            for at, _ in pending:
+                found[at] = None
+                direct.append(at)
+            self._unshared_blocks = _UNSHARED_SKIP  # (and the next few blocks without looking)
+        elif new:
             made = self._signature_templates([records[at] for at in new.values()],
                                              [extras[at] for at in new.values()], newline)
             templates.update(zip(new, made, strict=True))
@@ -636,6 +647,7 @@ _OPTIONAL = ("default_priced_models", "extra", "trace", "trace_kept")
 _FLOAT_OR_NONE = frozenset((float, type(None)))
 
 
+@functools.lru_cache(maxsize=64)
 def _writer(newline: str) -> Callable[..., str]:
     """The function that writes a record at ``newline`` from its values (``_columns``): an f-string of the
     record's keys around them, made once (an f-string joins its pieces at once; a long %-template is parsed at
@@ -669,6 +681,8 @@ _INDEX, _SEED = operator.attrgetter("index"), operator.attrgetter("seed")
 #: them in a signature's text (a NUL: JSON text writes none of its own).
 _ID, _INDEX_AT, _SEED_AT = 8, 9, 15
 _MARK = "\x00"
+#: After a block whose records mostly had signatures of their own, this many blocks are written whole.
+_UNSHARED_SKIP = 7
 _ONES = itertools.repeat(1.0)
 _WHOLE = ("whole",)
 
@@ -704,6 +718,7 @@ def _event_template(newline: str, data: bool, tokens: bool) -> str:
                    for i, (key, spec) in enumerate(keys)) + newline + "}"
 
 
+@functools.lru_cache(maxsize=256)
 def _event_writer(newline: str, data: bool, tokens: bool) -> Callable[..., str]:
     """The function that writes an event at ``newline`` from (data text, input tokens, kind, name, outcome,
     output tokens, seq, t text), leaving out data and tokens when it has none (``_event_template``)."""
