@@ -34,7 +34,7 @@ from typing import Any
 
 from .errors import GateUsageError
 from .report.json_report import read_report
-from .stats import betting_bounds, fisher_less_pvalue
+from .stats import betting_lower, betting_upper, fisher_less_pvalue
 from .stats.binomial import binom_sf
 from .stats.compare import exceedance_upper, mixture_rate_bounds
 
@@ -187,8 +187,8 @@ def _rate_regression(name: str, metric: str, cur: dict[str, Any], base: dict[str
         shares = [_shares(c, metric) for c in (cur, base)]
         if shares[0] is None or shares[1] is None or not shares[0] or not shares[1]:
             return None
-        cur_hi = betting_bounds(shares[0], 1 - alpha / 2)[1]
-        base_lo = betting_bounds(shares[1], 1 - alpha / 2)[0]
+        cur_hi = betting_upper(shares[0], 1 - alpha / 2)
+        base_lo = betting_lower(shares[1], 1 - alpha / 2)
         return GateFinding(name, check, cur_hi >= base_lo - margin,
                            f"{metric} (per trial, {len(shares[0])} vs {len(shares[1])} trials): now <= {cur_hi:.4g}, "
                            f"baseline >= {base_lo:.4g} (anytime-valid betting bounds, alpha/2 = {alpha / 2:g} each"

@@ -18,9 +18,13 @@ What each statistic is judged by (DESIGN.md "Statistics we stand behind"):
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Iterable
+import operator
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from . import stats
 from .errors import ConfigError
@@ -98,6 +102,7 @@ class Judge:
         self._add(record)
 
     def add_all(self, records: Iterable[TrialRecord]) -> Judge:
+        """``add`` each record in turn (a judge of its own kind may take them all at once, to the same state)."""
         for record in records:
             self.add(record)
         return self
@@ -141,6 +146,18 @@ class Judge:
     def _stopped_note(self, stopped_by: str) -> str:
         return (f"undecided when the campaign stopped after {self.trials} trial(s) at the failure of {stopped_by}"
                 if stopped_by else "")
+
+
+_OUTCOME = operator.attrgetter("outcome")
+#: Units a rule's first decision is searched in at once (``RateJudge._units``).
+_WINDOW = 4096
+
+
+def _window(bounds: Sequence[int], lo: int, hi: int) -> np.ndarray:
+    """``bounds[lo:hi]`` as an array (a lazy ``stats.sequential.Bounds`` is read only there)."""
+    if isinstance(bounds, (tuple, list)):
+        return np.asarray(bounds[lo:hi], dtype=np.int64)
+    return np.fromiter((bounds[i] for i in range(lo, hi)), dtype=np.int64, count=hi - lo)
 
 
 def _unit_name(exp: Expectation) -> str:
@@ -187,6 +204,65 @@ class RateJudge(Judge):
         win = next((m for m in range(1, ahead + 1) if rule.pass_at[n + m] <= k + m), beyond)
         return fail, min(fail, win)
 
+    def add_all(self, records: Iterable[TrialRecord]) -> Judge:
+        """Every record at once: the units they make, then the first one at which the rule decides (the state
+        ``add`` record by record reaches, the error it raises included)."""
+        records = records if isinstance(records, (list, tuple)) else list(records)
+        exp = self.exp
+        if exp.statistic == "pass^k" or not records:
+            return super().add_all(records)
+        base = self.trials
+        outcome = getattr(self.defn.extract, "outcome", None)
+        if exp.statistic == "rate" and outcome is not None:  # ``outcome_rate``: one unit per trial
+            events = list(map(bool, map(operator.eq, map(_OUTCOME, records), itertools.repeat(outcome))))
+            self.events += sum(events)
+            self._units(events if exp.upward else [not e for e in events], range(len(records)), base + 1)
+            self.trials = base + len(records)
+            return self
+        got = list(map(self.defn.extract, records))
+        if exp.statistic == "quantile":
+            at = [i for i, v in enumerate(got) if v is not None]
+            values = [float(got[i]) for i in at]
+            self.values.extend(values)
+            op, threshold = exp.op, exp.threshold
+            self._units([_holds(v, op, threshold) for v in values], at, base + 1)
+            self.trials = base + len(records)
+            return self
+        successes, chances = zip(*got, strict=False)
+        if max(chances, default=0) > 1:  # the records before the first such one, then its error
+            first = next(i for i, c in enumerate(chances) if c > 1)
+            self.add_all(records[:first])
+            self.add(records[first])
+        at = [i for i, c in enumerate(chances) if c]
+        events = [bool(successes[i]) for i in at]
+        self.events += sum(events)
+        self._units(events if exp.upward else [not successes[i] for i in at], at, base + 1)
+        self.trials = base + len(records)
+        return self
+
+    def _units(self, units: list[bool], at: Sequence[int], first: int) -> None:
+        """Units in order (successes in the ">=" orientation), the unit j made at trial ``at[j] + first``: what
+        ``_unit`` gives them one by one, the rule's first decision searched a window of units at a time."""
+        rule = self.rule
+        if rule is not None and self.state is None and self.n < self.max_units:
+            n0, k0 = self.n, self.k
+            reach = min(len(units), self.max_units - n0)  # the units within the rule's maximum
+            ks = np.cumsum(np.asarray(units[:reach], dtype=np.int64)) + k0
+            for lo in range(0, reach, _WINDOW):
+                hi = min(reach, lo + _WINDOW)
+                k = ks[lo:hi]
+                passed = k >= _window(rule.pass_at, n0 + lo + 1, n0 + hi + 1)
+                failed = k <= _window(rule.fail_at, n0 + lo + 1, n0 + hi + 1)
+                either = np.flatnonzero(passed | failed)
+                if either.size:
+                    j = int(either[0])
+                    self.trials, trials_now = at[lo + j] + first, self.trials
+                    self._decide("pass" if passed[j] else "fail", n0 + lo + j + 1)
+                    self.trials = trials_now
+                    break
+        self.n += len(units)
+        self.k += sum(units)
+
     def _add(self, record: TrialRecord) -> None:
         exp = self.exp
         if exp.statistic == "quantile":
@@ -221,8 +297,6 @@ class RateJudge(Judge):
         if len(self.values) > RUNNING_QUANTILE_CAP:
             return None, None, ""  # sorting this many values at every redraw would cost more than it shows
         # the bound on the pass side at 1 - beta, as the table shows it for an undecided quantile (one sort)
-        import numpy as np
-
         upward = self.exp.upward
         estimate, bound = stats.sorted_quantile_and_bound(np.sort(np.asarray(self.values, dtype=float)),
                                                           self.exp.quantile or 0.5, 1 - self.beta, upper=not upward)
@@ -385,9 +459,9 @@ class MeanJudge(Judge):
         scaled = [v / self.scale for v in self.values] if self.defn.kind != "rate" else list(self.values)
         estimate = (sum(self.values) / n) if n else None
         level = self.confidence if verdict == "fail" else 1 - self.beta
-        lower, upper = stats.betting_bounds(scaled, level) if n else (0.0, 1.0)
         lower_side = exp.upward != (verdict == "fail")
-        bound = (lower if lower_side else upper) * self.scale if n else None
+        # (the one side shown: ``betting_bounds(scaled, level)[0 if lower_side else 1]``)
+        bound = (stats.betting_lower if lower_side else stats.betting_upper)(scaled, level) * self.scale if n else None
         note, needed = "", None
         if self.over_cap:
             note = f"{self.over_cap} value(s) beyond the declared cap {self.scale:g}"
@@ -418,8 +492,6 @@ def _mean_rerun(values: list[float], exp: Expectation, low: float, high: float, 
                 sequential: bool, reruns: int = 200, limit: int = 10_000) -> tuple[int | None, str]:
     """Trials a rerun of the betting test needs to decide in >= 80% of reruns drawn from the observed values
     (a planning figure from resampling: it assumes the rerun's trials look like these)."""
-    import numpy as np
-
     xs = np.asarray(values if exp.upward else [1 - v for v in values], dtype=float)
     rng = np.random.default_rng(len(xs))
     up_t, down_t = math.log(1 / beta), math.log(1 / alpha)
@@ -478,6 +550,24 @@ class CountJudge(Judge):
         self.chances += 1 if had_chance else 0
         if self.violations > self.allowed:
             self._decide("fail", self.trials)
+
+    def add_all(self, records: Iterable[TrialRecord]) -> Judge:
+        """Every record at once, to the state ``add`` reaches record by record."""
+        records = records if isinstance(records, (list, tuple)) else list(records)
+        if not records:
+            return self
+        violations, chances = zip(*map(self.defn.extract, records), strict=False)
+        base, allowed = self.trials, self.allowed
+        running = list(itertools.accumulate(violations, initial=self.violations))[1:]
+        first = next((i for i, v in enumerate(running) if v > allowed), None) if (
+            self.state is None and (running[-1] > allowed or min(violations) < 0)) else None
+        if first is not None:
+            self.trials = base + first + 1
+            self._decide("fail", self.trials)
+        self.violations = running[-1]
+        self.chances += sum(1 for c in chances if c)
+        self.trials = base + len(records)
+        return self
 
     def running(self) -> tuple[float | None, float | None, str]:
         return float(self.violations), None, ""

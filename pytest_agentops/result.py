@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,8 @@ class CampaignResult:
     fault_settings: Faults | None = field(default=None, compare=False, repr=False)  # what was configured
     interrupted: bool = False  # Ctrl-C ended it: the records are the trials that finished before
     spend: Mapping[str, Any] | None = None  # a capped campaign's spend (engine.spend.SpendGate.summary)
+    # what is derived from the records once (outcome counts, worst trials, the layers' records merged)
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.records, RecordStore) or not self.records.frozen:
@@ -154,8 +157,11 @@ class CampaignResult:
 
     @property
     def outcome_counts(self) -> FrozenMap[str, int]:
-        counts = self.records.outcome_counts()
-        return FrozenMap({o: counts[o] for o in OUTCOMES if counts[o]})
+        out = self._memo.get("outcome_counts")
+        if out is None:
+            counts = self.records.outcome_counts()  # (from the store's outcome column: no record made)
+            out = self._memo["outcome_counts"] = FrozenMap({o: counts[o] for o in OUTCOMES if counts[o]})
+        return out
 
     @property
     def failed_verdicts(self) -> tuple[Verdict, ...]:
@@ -178,7 +184,14 @@ class CampaignResult:
         """The trials most worth replaying: first one example of each failure class (error, failed, each
         violation kind, timed out, budget exceeded, crashed, escalated; the earliest trial of each), then
         the rest by severity, up to ``limit`` trials in all (every class keeps its example)."""
-        bad = list(self.records.not_ok())
+        key = ("worst_trials", limit)
+        worst = self._memo.get(key)
+        if worst is None:
+            worst = self._memo[key] = tuple(self._worst_trials(limit))
+        return list(worst)
+
+    def _worst_trials(self, limit: int) -> list[TrialRecord]:
+        bad = list(self.records.not_ok())  # (the passing trials' records are not made)
         examples: dict[str, TrialRecord] = {}
         for r in bad:  # launch order: the earliest trial of each class is its example
             for cls in failure_classes(r):
@@ -188,7 +201,11 @@ class CampaignResult:
         for cls in sorted(examples, key=lambda c: (order.get(c.partition(":")[0], len(order)), c)):
             if examples[cls] not in first:
                 first.append(examples[cls])
-        rest = sorted((r for r in bad if r not in first),
+        # ``r not in first``, asked only of the examples with r's index (an equal record has the same index)
+        by_index: dict[Any, list[TrialRecord]] = {}
+        for r in first:
+            by_index.setdefault(r.index, []).append(r)
+        rest = sorted((r for r in bad if r.index not in by_index or r not in by_index[r.index]),
                       key=lambda r: (not r.violations, _SEVERITY.get(r.outcome, 9), r.index))
         return first + rest[:max(0, limit - len(first))]
 
@@ -264,12 +281,28 @@ class CampaignResult:
             out["unstoppable_workers"] = self.unstoppable
         if self.spend is not None:  # a capped campaign: what it spent, and whether the cap stopped it
             out["spend"] = dict(self.spend)
-        # (each distinct set of layer records once, not each trial's)
-        blocked = sorted({h for layers in self.records.layer_maps()
-                          for h in layer_extra(layers).get("blocked_hosts", ())})
+        blocked = self._blocked_hosts()
         if blocked:  # the hermetic network refused these hosts
             out["blocked_hosts"] = blocked
         return out
+
+    def _blocked_hosts(self) -> list[Any]:
+        """``sorted({h for r in self.records for h in r.extra.get("blocked_hosts", ())})``."""
+        blocked = self._memo.get("blocked_hosts")
+        if blocked is None:  # (each distinct set of layer records once, not each trial's)
+            blocked = self._memo["blocked_hosts"] = sorted({h for layers in self.records.layer_maps()
+                                                           for h in layer_extra(layers).get("blocked_hosts", ())})
+        return list(blocked)
+
+    def record_extras(self) -> tuple[list[int], list[dict[str, Any]], list[bytes | None]]:
+        """Each record's ``extra`` (what every layer recorded, merged: ``TrialRecord.extra``) as an index into a
+        list of the distinct ones (records of passing trials mostly share theirs), with the key that told them
+        apart (their ``marshal`` bytes: the same bytes, the same values of the same types; None: a record of its
+        own, not made of plain values), worked out once."""
+        extras = self._memo.get("record_extras")
+        if extras is None:
+            extras = self._memo["record_extras"] = _distinct_extras(self.records)
+        return extras
 
     @staticmethod
     def record_dict(record: TrialRecord, with_traces: bool = False) -> dict[str, Any]:
@@ -281,6 +314,41 @@ class CampaignResult:
         verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)
         return (f"CampaignResult({self.scenario!r}, n={self.n}, seed={self.seed}, "
                 f"outcome_counts={self.outcome_counts}, verdicts=[{verdicts}])")
+
+
+def _distinct_extras(records: Iterable[TrialRecord]) -> tuple[list[int], list[dict[str, Any]], list[bytes | None]]:
+    """(for each record the index of its ``extra``, the distinct ones as plain dicts, their keys)."""
+    if isinstance(records, RecordStore):  # each distinct ``layers`` value merged once, read through the codes
+        codes, values = records.coded("layers")
+        per_value, extras, keys = _extras_of(values)
+        if None not in keys:  # (a value that is not plain stays a record's own: the loop below)
+            return list(map(per_value.__getitem__, codes)), extras, keys
+    return _extras_of(record.layers for record in records)
+
+
+def _extras_of(all_layers: Iterable[Any]) -> tuple[list[int], list[dict[str, Any]], list[bytes | None]]:
+    ids: list[int] = []
+    extras: list[dict[str, Any]] = []
+    keys: list[bytes | None] = []
+    seen: dict[bytes, int] = {}
+    dumps = marshal.dumps
+    for layers in all_layers:
+        merged: dict[str, Any] = {}
+        for layer in getattr(layers, "_data", layers).values():
+            merged.update(layer.to_dict())
+        try:  # version 2: no references between objects (the same values, the same bytes)
+            key: bytes | None = dumps(merged, 2)
+        except (ValueError, TypeError, RecursionError):  # not plain values: a record of its own
+            key = None
+        at = seen.get(key) if key is not None else None
+        if at is None:
+            at = len(extras)
+            if key is not None:
+                seen[key] = at
+            extras.append(merged)
+            keys.append(key)
+        ids.append(at)
+    return ids, extras, keys
 
 
 def failure_classes(record: TrialRecord) -> tuple[str, ...]:

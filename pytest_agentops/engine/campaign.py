@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import CampaignInterrupted, ConfigError
 from ..precedence import resolve_run
+from ..process.gc_hold import collector_paused
 from ..records import MinimalFaults, TrialRecord
 from ..result import CampaignResult
 from ..scenario import Scenario
@@ -64,10 +65,11 @@ def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: s
     runner = Runner(scenario, settings, progress=progress, progress_every_s=progress_every_s)
     records, stopped_early = runner.run()
     wall_s = _wall() - started
-    result = CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
-                                  replay_command=replay_command, late_calls=runner.layers.late_calls,
-                                  unstoppable=runner.unstoppable(), interrupted=runner.interrupted,
-                                  spend=runner.spend.summary())
+    with collector_paused():  # (their metrics are summed up with no collection walking them)
+        result = CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
+                                      replay_command=replay_command, late_calls=runner.layers.late_calls,
+                                      unstoppable=runner.unstoppable(), interrupted=runner.interrupted,
+                                      spend=runner.spend.summary())
     if runner.interrupted:
         raise CampaignInterrupted(result)
     # a live model's trial is not shrunk: each re-run would call the real model (and re-record its cassette);

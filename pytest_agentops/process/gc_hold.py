@@ -1,4 +1,4 @@
-"""Garbage-collector settings for the length of a campaign, restored afterwards.
+"""Garbage-collector settings for the length of a campaign (and of making its result), restored afterwards.
 
 A campaign allocates many short-lived objects per trial. With the interpreter's defaults, the collector
 runs a full collection now and then, which walks every object of the process (test session, imported
@@ -40,3 +40,21 @@ def _restore(held: tuple[tuple[int, ...], bool]) -> None:
 
 #: ``with campaign_gc():`` holds the campaign's collector settings for the duration (nestable, thread-safe).
 campaign_gc = ProcessPatch("gc", _hold, _restore, what="gc.freeze() of older objects, a higher gen-0 threshold")
+
+
+def _pause() -> bool | None:
+    if not gc.isenabled():
+        return None
+    gc.disable()
+    return True
+
+
+def _resume(_paused: bool) -> None:
+    gc.enable()
+
+
+#: ``with collector_paused():`` no cyclic collection while a finished campaign's records are summed up and
+#: written: that work makes many containers that refcounting frees (no cycle among them), and with the
+#: collector on, collections of the young ones that survive a while cost a third of it at 100,000 trials
+#: (nestable, thread-safe; nothing changes when the collector is off already).
+collector_paused = ProcessPatch("gc-paused", _pause, _resume, what="gc.disable() while results are made")

@@ -12,7 +12,9 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import ReportError
+from ..process.gc_hold import collector_paused
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
+from .json_records import RecordsText
 from .json_text import write_json
 
 
@@ -44,7 +46,8 @@ def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        # (no collection walks the campaigns' records while their text is made: ``collector_paused``)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh, collector_paused():
             write_json(_streamed(results, with_traces, comparisons, session), fh.write)
             fh.write("\n")
         os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary file would be (mkstemp makes it 0600)
@@ -57,12 +60,16 @@ def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult 
 
 class _Records(list):  # type: ignore[type-arg]
     """A campaign's ``records`` as the JSON writer walks them (``json_text``): each made (and redacted) when it
-    is reached, never all at once. (The writer asks a list for its truth and its items, nothing else.)"""
+    is reached, never all at once. (The writer asks a list for its truth and its items, nothing else; or, with
+    ``text``, a ``json_records.RecordsText`` of trial records, for the text of them all a block at a time.)"""
 
-    def __init__(self, items: Sequence[Any], make: Callable[[Any], dict[str, Any]]):
+    def __init__(self, items: Sequence[Any], make: Callable[[Any], dict[str, Any]],
+                 text: RecordsText | None = None, *, dicts: bool = False):
         super().__init__()
         self._items = items
         self._make = make
+        if text is not None:  # (records, or their dicts)
+            self.json_pieces = functools.partial(text.dict_pieces if dicts else text.pieces, items)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -90,8 +97,13 @@ def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: b
             make = functools.partial(_record, redact=secrets.redact_data, with_traces=with_traces)
         order.append(_campaign_order(head))  # the order report_dict gives: sorted before redaction
         head = secrets.redact_data(head)
-        if not isinstance(r, dict) or "records" in r:
-            head["records"] = _Records(records, make)
+        if isinstance(r, dict):
+            if "records" in r:
+                text = RecordsText(secrets.redact_text, with_traces, make)
+                head["records"] = _Records(records, make, text, dicts=True)
+        else:
+            text = RecordsText(secrets.redact_text, with_traces, make, r.record_extras())
+            head["records"] = _Records(records, make, text)
         campaigns.append(head)
     campaigns = [c for _, c in sorted(zip(order, campaigns, strict=True), key=lambda pair: pair[0])]
     return _report(campaigns, comparisons, session, secrets.redact_data)

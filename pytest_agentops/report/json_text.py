@@ -4,7 +4,8 @@ byte for byte, written in pieces to a file as it goes.
 Why: with an indent, the standard library's encoder is its pure-Python generator chain, which made writing
 the report of a 2,000-trial campaign cost as much as running it. This writer handles what reports hold
 (dicts, lists, tuples, strings, numbers, booleans, None; list subclasses are iterated, so a lazy list streams
-its items) with one direct recursion, and hands ``write`` a piece at a time of about 64 KiB.
+its items) with one direct recursion, and hands ``write`` a piece at a time of about 64 KiB. A list with a
+``json_pieces(newline)`` method gives its own text, in pieces (``json_report``'s records: ``json_records``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ class _Writer:
         elif isinstance(value, float):
             pieces.append(_float(value))
         elif isinstance(value, (list, tuple)):
+            written = getattr(value, "json_pieces", None)
+            if written is not None:  # a list that writes its own text (``json_report``: a campaign's records)
+                self.flush()  # then its pieces, each as it comes (large: not joined again)
+                for piece in written(newline):
+                    self._write(piece)
+                return
             if not value:
                 pieces.append("[]")
                 return

@@ -48,9 +48,17 @@ def _live_lines(c: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
 
 def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
     """Lines of text for one campaign (a result, or its ``to_dict()`` form)."""
-    c = result.to_dict() if isinstance(result, CampaignResult) else result
-    if isinstance(result, CampaignResult):  # JSON has no infinity: show the raw values where we have them
+    extras: list[Any] | None = None
+    if isinstance(result, CampaignResult):  # the records as they are (not their dicts), read where needed
+        c = result.to_dict(records=False)
+        # JSON has no infinity: show the raw values where we have them
         c["verdicts"] = [dict(v.to_dict(), estimate=v.estimate, bound=v.bound) for v in result.verdicts]
+        ids, distinct, _ = result.record_extras()
+        extras = [distinct[i] for i in ids]
+        unpriced = sorted({m for r in result.records for m in r.default_priced})
+    else:
+        c = result
+        unpriced = sorted({m for r in c["records"] for m in r.get("default_priced_models", ())})
     trials, metrics = c["trials"], c["metrics"]
     mode = "smoke (1 fault-free trial)" if c["smoke"] else (
         f"replay of trial {c['replay']}" if c["replay"] is not None else
@@ -81,7 +89,6 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
                      "agent left running")
     if not c["verdicts"] and not c["smoke"] and c["replay"] is None:
         lines.append("  no expectations: nothing was judged (the campaign passes whatever its trials did)")
-    unpriced = sorted({m for r in c["records"] for m in r.get("default_priced_models", ())})
     if unpriced:
         lines.append(f"  priced at the default '*' price (no price of their own): {', '.join(unpriced)}")
     alerts = metrics.get("budget_alert_rate")  # budget layer: only campaigns with a Budget
@@ -93,7 +100,7 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
         duplicates = (metrics.get("duplicate_side_effects") or {}).get("total") or 0
         lines.append(f"  crashes: {resumed['n']}/{trials} trial(s) crashed, {resumed['k']} finished correctly after "
                      f"a restart, {duplicates} duplicate side effect(s)")
-    trajectory = _trajectory_line(c)
+    trajectory = _trajectory_line(c, extras)
     if trajectory:
         lines.append(trajectory)
     for t in c.get("per_task", []):
@@ -110,15 +117,16 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
     return lines
 
 
-def _trajectory_line(c: dict[str, Any]) -> str:
+def _trajectory_line(c: dict[str, Any], extras: list[Any] | None = None) -> str:
     """One line on how the agent went about its tasks: steps, trials with redundant calls and loops, rules broken,
-    duplicate side effects (the trajectory layer's metrics, whether or not an expectation names them)."""
-    metrics, records = c["metrics"], c["records"]
+    duplicate side effects (the trajectory layer's metrics, whether or not an expectation names them); from each
+    record's ``extra`` (``extras``: each one's, else read from the campaign's records)."""
+    metrics = c["metrics"]
     steps = metrics.get("steps_per_task")
     if not steps or steps.get("p50") is None:
         return ""
     n = steps["n"]
-    extra = [r.get("extra") or {} for r in records]
+    extra = extras if extras is not None else [r.get("extra") or {} for r in c["records"]]
     parts = [f"steps p50 {_fmt(steps['p50'])}  p95 {_fmt(steps['p95'])}",
              f"redundant calls in {sum(1 for e in extra if e.get('redundant_calls'))}/{n} trial(s)",
              f"loops in {sum(1 for e in extra if e.get('loops'))}/{n}"]

@@ -6,6 +6,8 @@ or the harness.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,6 +19,7 @@ from ..metrics import MetricDef, register_metric, trial_rate
 from ._meta import setting
 from .injection import Injection
 from .model import MODEL_PROFILES, Drift, HttpFaults, ModelFaults
+from .trajectory import ledger_column
 
 #: Tool fault kinds that make a call fail (the agent gets an exception or a bad value).
 FAILING_TOOL_FAULTS = ("error", "timeout", "rate_limit", "malformed", "empty")
@@ -249,12 +252,29 @@ def _crash(record: Any) -> CrashRecord | None:
     return crash if crash is not None and crash.crashes else None
 
 
+def _crashes(columns: Any) -> list[tuple[Any, CrashRecord | None]]:
+    """(record, ``_crash(record)``) of every record (empty when no record has the crash layer)."""
+    crash = columns.layer("crash")
+    if crash is None:
+        return []
+    return [(r, c if c is not None and c.crashes else None) for r, c in zip(columns.records, crash, strict=True)]
+
+
+def _resumed(columns: Any) -> tuple[int, int, tuple[()]]:
+    k = n = 0
+    for r, c in _crashes(columns):
+        if c is not None:
+            k += int(bool(r.outcome == "completed" and not c.duplicate_side_effects))
+            n += 1
+    return k, n, ()
+
+
 register_metric(MetricDef(
     "resume_success_rate", "rate",
     trial_rate(lambda r: None if (c := _crash(r)) is None
                else r.outcome == "completed" and not c.duplicate_side_effects),
     "share of crashed trials that finished correctly after a restart (no effect repeated)",
-    counting_unit="crashed trial"), builtin=True)
+    counting_unit="crashed trial", batch=_resumed), builtin=True)
 def _duplicates(record: Any) -> tuple[int, bool]:
     """(duplicated side effects, whether the trial ran a side-effecting tool): from the trajectory layer's
     ledger, which sees retries and restarts alike (a record without it: the crash layer's count)."""
@@ -265,12 +285,30 @@ def _duplicates(record: Any) -> tuple[int, bool]:
     return (0, False) if crash is None else (crash.duplicate_side_effects, True)
 
 
+def _duplicates_batch(columns: Any) -> tuple[int, int]:
+    ledgers, crashes = columns.layer("trajectory"), columns.layer("crash")
+    if crashes is None:  # the ledgers alone
+        return (sum(ledger_column(columns, "duplicate_side_effects")),
+                sum(map(bool, map(operator.gt, ledger_column(columns, "side_effects"), itertools.repeat(0)))))
+    k = n = 0
+    for ledger, crash in zip(ledgers or itertools.repeat(None), crashes or itertools.repeat(None), strict=False):
+        if ledger is not None:
+            k += ledger.duplicate_side_effects
+            n += 1 if ledger.side_effects > 0 else 0
+        elif crash is not None and crash.crashes:
+            k += crash.duplicate_side_effects
+            n += 1
+    return k, n
+
+
 register_metric(MetricDef(
     "duplicate_side_effects", "count", _duplicates,
     "runs of a side-effecting tool (not declared idempotent) repeating an earlier run with the same arguments in "
-    "the trial: after a retry or across a crash", counting_unit="trial that ran a side-effecting tool"),
-    builtin=True)
+    "the trial: after a retry or across a crash", counting_unit="trial that ran a side-effecting tool",
+    batch=_duplicates_batch), builtin=True)
 register_metric(MetricDef(
     "tokens_after_crash", "distribution",
     lambda r: None if (c := _crash(r)) is None or c.tokens_at_crash is None else float(r.tokens - c.tokens_at_crash),
-    "tokens a crashed trial spent from its crash to its end", "tokens", "crashed trial"), builtin=True)
+    "tokens a crashed trial spent from its crash to its end", "tokens", "crashed trial",
+    batch=lambda columns: tuple(float(r.tokens - c.tokens_at_crash) for r, c in _crashes(columns)
+                                if c is not None and c.tokens_at_crash is not None)), builtin=True)

@@ -5,6 +5,8 @@ limits (``Budget``, ``DailyUsers``), escalation triggers (``Escalation``) and th
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
@@ -152,11 +154,19 @@ class BudgetRecord:
         return out
 
 
+def _budget_alerts(columns: Any) -> tuple[int, int, tuple[()]]:
+    budgets = columns.present("budget")
+    return sum(map(bool, map(operator.gt, map(_ALERTS, budgets), itertools.repeat(0)))), len(budgets), ()
+
+
+_ALERTS = operator.attrgetter("alerts")
+
+
 register_metric(MetricDef(
     "budget_alert_rate", "rate",
     trial_rate(lambda r: None if (b := r.layers.get("budget")) is None else b.alerts > 0),
     "share of trials whose spend crossed the alert fraction (80%) of a budget (trials with a budget only)",
-    counting_unit="trial with a budget"), builtin=True)
+    counting_unit="trial with a budget", batch=_budget_alerts), builtin=True)
 
 
 @dataclass(frozen=True, slots=True)

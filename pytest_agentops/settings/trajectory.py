@@ -19,6 +19,8 @@ them.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -272,9 +274,11 @@ class TrajectoryRecord:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": self.steps, "model_steps": self.model_steps,
                                "redundant_calls": self.redundant_calls, "loops": self.loops}
-        if self.rule_calls:
-            out["rule_calls"] = dict(self.rule_calls)
-            out["rule_violations"] = {name: self.rule_violations.get(name, 0) for name in self.rule_calls}
+        calls = self.rule_calls._data  # (FrozenMaps, ``__post_init__``: their own dicts, read at C speed)
+        if calls:
+            out["rule_calls"] = dict(calls)
+            violations = self.rule_violations._data
+            out["rule_violations"] = {name: violations.get(name, 0) for name in calls}
         if self.side_effects:
             out["duplicate_side_effects"] = self.duplicate_side_effects
         return out
@@ -298,6 +302,24 @@ class RuleViolations:
             return sum(t.rule_violations.values()), bool(t.rule_calls)
         return t.rule_violations.get(self.rule, 0), t.rule_calls.get(self.rule, 0) > 0
 
+    def pairs(self, columns: Any) -> tuple[list[int], list[bool]]:
+        """What this extract gives each record that has the trajectory layer (the others: (0, False)), as two
+        lists, for a ``metrics.TrialColumns``; shared by the count and the rate of the rule."""
+        return columns.cached(("rule violations", self.rule), self._pairs)
+
+    def _pairs(self, columns: Any) -> tuple[list[int], list[bool]]:
+        violations, calls = columns.cached("rule maps", _rule_maps)
+        rule = self.rule
+        if rule is None:
+            return list(map(sum, map(dict.values, violations))), list(map(bool, calls))
+        return (list(map(dict.get, violations, itertools.repeat(rule), itertools.repeat(0))),
+                list(map(operator.gt, map(dict.get, calls, itertools.repeat(rule), itertools.repeat(0)),
+                         itertools.repeat(0))))
+
+    def batch(self, columns: Any) -> tuple[int, int]:
+        violations, chances = self.pairs(columns)
+        return sum(violations), sum(map(bool, chances))
+
 
 @dataclass(frozen=True, slots=True)
 class RuleViolationRate:
@@ -309,35 +331,77 @@ class RuleViolationRate:
         violations, chance = RuleViolations(self.rule)(record)
         return (int(violations > 0), 1) if chance else (0, 0)
 
+    def batch(self, columns: Any) -> tuple[int, int, tuple[()]]:
+        violations, chances = RuleViolations(self.rule).pairs(columns)
+        return sum(1 for v in itertools.compress(violations, chances) if v > 0), sum(map(bool, chances)), ()
+
+
+def _rule_maps(columns: Any) -> tuple[list[dict[str, int]], list[dict[str, int]]]:
+    """Each ledger's rule violations and rule calls, as their own dicts (they are FrozenMaps,
+    ``TrajectoryRecord.__post_init__``; the same items in the same order, read at C speed)."""
+    return (list(map(_DATA, ledger_column(columns, "rule_violations"))),
+            list(map(_DATA, ledger_column(columns, "rule_calls"))))
+
+
+_DATA = operator.attrgetter("_data")
+_LEDGER_FIELDS = ("steps", "redundant_calls", "loops", "side_effects", "duplicate_side_effects", "rule_violations",
+                  "rule_calls")
+_LEDGER_GET = operator.attrgetter(*_LEDGER_FIELDS)
+
+
+def ledger_column(columns: Any, name: str) -> tuple[Any, ...]:
+    """A field of every trajectory ledger of the records that have one, in record order, for a
+    ``metrics.TrialColumns`` (the fields the metrics read are read together, in one pass)."""
+    return columns.cached("ledger columns", _ledger_columns)[name]
+
+
+def _ledger_columns(columns: Any) -> dict[str, tuple[Any, ...]]:
+    ledgers = columns.present("trajectory")
+    if not ledgers:
+        return {name: () for name in _LEDGER_FIELDS}
+    return dict(zip(_LEDGER_FIELDS, zip(*map(_LEDGER_GET, ledgers), strict=False), strict=False))
+
 
 def register_rule_metrics(name: str) -> None:
     """``rule_violations:NAME`` and ``rule_violation_rate:NAME`` (the same definition for every rule of that
     name, so two scenarios may both declare it); shown in a campaign only when a trial called the rule's tool."""
-    register_metric(MetricDef(RULE_COUNT_PREFIX + name, "count", RuleViolations(name),
-                              f"calls that broke the trajectory rule {name!r}", counting_unit=_RULE_UNIT),
-                    scoped=True)
-    register_metric(MetricDef(RULE_RATE_PREFIX + name, "rate", RuleViolationRate(name),
+    count, rate = RuleViolations(name), RuleViolationRate(name)
+    register_metric(MetricDef(RULE_COUNT_PREFIX + name, "count", count,
+                              f"calls that broke the trajectory rule {name!r}", counting_unit=_RULE_UNIT,
+                              batch=count.batch), scoped=True)
+    register_metric(MetricDef(RULE_RATE_PREFIX + name, "rate", rate,
                               f"share of trials that broke the trajectory rule {name!r}, among those that called "
-                              "its tool", counting_unit=_RULE_UNIT), scoped=True)
+                              "its tool", counting_unit=_RULE_UNIT, batch=rate.batch), scoped=True)
+
+
+def _ledger_floats(field_name: str) -> Any:
+    """The batch of ``lambda r: None if (t := _trajectory(r)) is None else float(t.<field_name>)``."""
+    return lambda columns: tuple(map(float, ledger_column(columns, field_name)))
+
+
+def _loops(columns: Any) -> tuple[int, int, tuple[()]]:
+    loops = ledger_column(columns, "loops")
+    return sum(map(bool, map(operator.gt, loops, itertools.repeat(0)))), len(loops), ()
 
 
 register_metric(MetricDef(
     "steps_per_task", "distribution", lambda r: None if (t := _trajectory(r)) is None else float(t.steps),
-    "steps of a trial: tool calls plus model calls the agent started", "steps"), builtin=True)
+    "steps of a trial: tool calls plus model calls the agent started", "steps", batch=_ledger_floats("steps")),
+    builtin=True)
 register_metric(MetricDef(
     "redundant_calls", "distribution",
     lambda r: None if (t := _trajectory(r)) is None else float(t.redundant_calls),
     "tool calls of a trial that repeated an earlier successful call's tool and arguments with no failed call "
-    "or restart in between", "calls"), builtin=True)
+    "or restart in between", "calls", batch=_ledger_floats("redundant_calls")), builtin=True)
 register_metric(MetricDef(
     "loop_rate", "rate", trial_rate(lambda r: None if (t := _trajectory(r)) is None else t.loops > 0),
     "share of trials in which the agent looped (a cycle of calls repeated with the same tools, arguments and "
-    "outcomes)"), builtin=True)
+    "outcomes)", batch=_loops), builtin=True)
 register_metric(MetricDef(
     "rule_violations", "count", RuleViolations(),
     "calls that broke a trajectory rule of the scenario, over the trials that called a rule's tool",
-    counting_unit="trial that called a rule's tool"), builtin=True)
+    counting_unit="trial that called a rule's tool", batch=RuleViolations().batch), builtin=True)
 register_metric(MetricDef(
     "rule_violation_rate", "rate", RuleViolationRate(),
     "share of trials that broke a trajectory rule, among those that called a rule's tool",
-    counting_unit="trial that called a rule's tool"), builtin=True)
+    counting_unit="trial that called a rule's tool", batch=RuleViolationRate().batch), builtin=True)

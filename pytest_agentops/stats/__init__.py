@@ -14,7 +14,7 @@ test-only reference). Conventions, see DESIGN.md "Statistics we stand behind":
   are computed exactly, or, for bounded means, by betting tests that are valid at every trial (``betting``).
 """
 
-from .betting import BettingTest, betting_bounds
+from .betting import BettingTest, betting_bounds, betting_lower, betting_upper
 from .binomial import (
     RateBounds,
     binom_cdf,
@@ -54,6 +54,8 @@ __all__ = [
     "RateRule",
     "RuleOutcome",
     "betting_bounds",
+    "betting_lower",
+    "betting_upper",
     "binom_cdf",
     "binom_sf",
     "clopper_pearson_lower",

@@ -3,7 +3,9 @@ zero-violation bound, and the Wilson bounds shown beside them (never used for a 
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -179,6 +181,21 @@ def _solve_increasing(func, lo: float, hi: float, guess: float) -> float:
     return x
 
 
+def _remembered(bound: Callable[[int, int, float], float]) -> Callable[..., float]:
+    """``bound`` remembered for int counts and a float confidence (a campaign's summaries and verdicts ask
+    for the same bounds of the same counts; its reruns too)."""
+    cached = functools.lru_cache(maxsize=4096)(bound)
+
+    @functools.wraps(bound)
+    def remembered(k: int, n: int, confidence: float = 0.95) -> float:
+        if type(k) is int and type(n) is int and type(confidence) is float:
+            return cached(k, n, confidence)
+        return bound(k, n, confidence)
+
+    return remembered
+
+
+@_remembered
 def clopper_pearson_lower(k: int, n: int, confidence: float = 0.95) -> float:
     """One-sided exact lower bound on a binomial rate (the gate for ">=" expectations); 0 when k == 0."""
     k, n = check_kn(k, n)
@@ -199,6 +216,7 @@ def clopper_pearson_lower(k: int, n: int, confidence: float = 0.95) -> float:
     return _solve_increasing(tail, 0.0, 1.0, guess)
 
 
+@_remembered
 def clopper_pearson_upper(k: int, n: int, confidence: float = 0.95) -> float:
     """One-sided exact upper bound on a binomial rate (the gate for "<=" expectations); 1 when k == n."""
     k, n = check_kn(k, n)
