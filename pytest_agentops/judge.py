@@ -81,6 +81,14 @@ def resolution(rule: stats.RateRule, power: float = DEFAULT_POWER) -> tuple[floa
     return pass_rate, fail_rate
 
 
+
+def _sequence(records: Iterable[TrialRecord]) -> Sequence[TrialRecord]:
+    """``records`` as a sequence: a list or tuple as it is, a campaign's ``RecordStore`` too (read a record at a
+    time, and its columns where a judge needs one field: never all its records made at once)."""
+    if isinstance(records, (list, tuple)) or hasattr(records, "column"):
+        return records  # type: ignore[return-value]
+    return list(records)
+
 class Judge:
     """The sequential state of one expectation over a campaign's trials (in launch order)."""
 
@@ -207,14 +215,15 @@ class RateJudge(Judge):
     def add_all(self, records: Iterable[TrialRecord]) -> Judge:
         """Every record at once: the units they make, then the first one at which the rule decides (the state
         ``add`` record by record reaches, the error it raises included)."""
-        records = records if isinstance(records, (list, tuple)) else list(records)
+        records = _sequence(records)
         exp = self.exp
         if exp.statistic == "pass^k" or not records:
             return super().add_all(records)
         base = self.trials
         outcome = getattr(self.defn.extract, "outcome", None)
         if exp.statistic == "rate" and outcome is not None:  # ``outcome_rate``: one unit per trial
-            events = list(map(bool, map(operator.eq, map(_OUTCOME, records), itertools.repeat(outcome))))
+            outcomes = records.column("outcome") if hasattr(records, "column") else map(_OUTCOME, records)
+            events = list(map(bool, map(operator.eq, outcomes, itertools.repeat(outcome))))
             self.events += sum(events)
             self._units(events if exp.upward else [not e for e in events], range(len(records)), base + 1)
             self.trials = base + len(records)
@@ -553,7 +562,7 @@ class CountJudge(Judge):
 
     def add_all(self, records: Iterable[TrialRecord]) -> Judge:
         """Every record at once, to the state ``add`` reaches record by record."""
-        records = records if isinstance(records, (list, tuple)) else list(records)
+        records = _sequence(records)
         if not records:
             return self
         violations, chances = zip(*map(self.defn.extract, records), strict=False)

@@ -162,7 +162,11 @@ class TrialColumns:
         key = ("present", name)
         if key not in self._cache:
             column = self.layer(name)
-            self._cache[key] = [] if column is None else list(filter(_NOT_NONE, column))
+            if column is None:
+                self._cache[key] = []
+            else:  # (every record has it, the usual case for an always-on layer: the same list, not a copy)
+                present = list(filter(_NOT_NONE, column))
+                self._cache[key] = column if len(present) == len(column) else present
         return self._cache[key]
 
     def cached(self, key: Any, make: Callable[[TrialColumns], Any]) -> Any:
@@ -212,13 +216,13 @@ def _tool_success(columns: TrialColumns) -> tuple[int, int, list[float]]:
     return sum(successes), sum(calls), [k / n for k, n in zip(successes, calls, strict=True) if n]
 
 
-def _floats(values: Iterable[Any]) -> tuple[float, ...]:
-    """The values that are not None, as floats."""
-    return tuple(map(float, filter(_NOT_NONE, values)))
+def _floats(values: Iterable[Any]) -> array[float]:
+    """The values that are not None, as floats (unboxed: a distribution's samples are boxed once, shared)."""
+    return array("d", map(float, filter(_NOT_NONE, values)))
 
 
-def _tokens(columns: TrialColumns) -> tuple[float, ...]:
-    return tuple(map(float, map(operator.add, columns.attr("input_tokens"), columns.attr("output_tokens"))))
+def _tokens(columns: TrialColumns) -> array[float]:
+    return array("d", map(operator.add, columns.attr("input_tokens"), columns.attr("output_tokens")))
 
 
 def _time_to_escalation(columns: TrialColumns) -> tuple[float, ...]:
@@ -308,9 +312,9 @@ def metric_data(defn: MetricDef, columns: TrialColumns) -> MetricData:
     if defn.batch is not None:
         got = defn.batch(columns)
         if kind == "distribution":
-            return MetricData(name, kind, 0, len(got), _boxed(array("d", got)))
+            return MetricData(name, kind, 0, len(got), _boxed(_unboxed(got)))
         if kind == "rate" and not defn.per_trial:
-            return MetricData(name, kind, got[0], got[1], shares=_boxed(array("d", got[2])))
+            return MetricData(name, kind, got[0], got[1], shares=_boxed(_unboxed(got[2])))
         return MetricData(name, kind, got[0], got[1])
     records = columns.records
     extract = defn.extract
@@ -334,6 +338,10 @@ def metric_data(defn: MetricDef, columns: TrialColumns) -> MetricData:
             k += violations
             n += 1 if had_chance else 0
     return MetricData(name, kind, k, n)
+
+
+def _unboxed(values: Iterable[float]) -> array[float]:
+    return values if isinstance(values, array) and values.typecode == "d" else array("d", values)
 
 
 def _boxed(values: array[float]) -> tuple[float, ...]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import operator
 import re
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -349,17 +350,25 @@ _LEDGER_FIELDS = ("steps", "redundant_calls", "loops", "side_effects", "duplicat
 _LEDGER_GET = operator.attrgetter(*_LEDGER_FIELDS)
 
 
-def ledger_column(columns: Any, name: str) -> tuple[Any, ...]:
+def ledger_column(columns: Any, name: str) -> list[Any]:
     """A field of every trajectory ledger of the records that have one, in record order, for a
     ``metrics.TrialColumns`` (the fields the metrics read are read together, in one pass)."""
     return columns.cached("ledger columns", _ledger_columns)[name]
 
 
-def _ledger_columns(columns: Any) -> dict[str, tuple[Any, ...]]:
+def _ledger_columns(columns: Any) -> dict[str, list[Any]]:
+    """(A chunk of ledgers at a time: unzipping them all at once would hold a tuple of fields per trial.)"""
+    out: dict[str, list[Any]] = {name: [] for name in _LEDGER_FIELDS}
     ledgers = columns.present("trajectory")
-    if not ledgers:
-        return {name: () for name in _LEDGER_FIELDS}
-    return dict(zip(_LEDGER_FIELDS, zip(*map(_LEDGER_GET, ledgers), strict=False), strict=False))
+    targets = [out[name] for name in _LEDGER_FIELDS]
+    for start in range(0, len(ledgers), _CHUNK):
+        for target, values in zip(targets, zip(*map(_LEDGER_GET, ledgers[start:start + _CHUNK]), strict=True),
+                                  strict=True):
+            target.extend(values)
+    return out
+
+
+_CHUNK = 4096
 
 
 def register_rule_metrics(name: str) -> None:
@@ -376,7 +385,7 @@ def register_rule_metrics(name: str) -> None:
 
 def _ledger_floats(field_name: str) -> Any:
     """The batch of ``lambda r: None if (t := _trajectory(r)) is None else float(t.<field_name>)``."""
-    return lambda columns: tuple(map(float, ledger_column(columns, field_name)))
+    return lambda columns: array("d", ledger_column(columns, field_name))
 
 
 def _loops(columns: Any) -> tuple[int, int, tuple[()]]:
