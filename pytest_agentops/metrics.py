@@ -107,10 +107,10 @@ def trial_rate(pred: Callable[[TrialRecord], bool | None]) -> Callable[[TrialRec
 
 
 def outcome_rate(outcome: str) -> Callable[[TrialRecord], tuple[int, int]]:
-    """``trial_rate(lambda r: r.outcome == outcome)``, which says so (``extract.outcome``: a judge fed all the
+    """``trial_rate(lambda r: r.outcome == outcome)``, which says so (``extract._agentops_outcome``: a judge fed all the
     records at once compares their outcomes)."""
     extract = trial_rate(lambda r: r.outcome == outcome)
-    extract.outcome = outcome  # type: ignore[attr-defined]
+    extract._agentops_outcome = outcome  # type: ignore[attr-defined]
     return extract
 
 
