@@ -220,7 +220,7 @@ class RateJudge(Judge):
         if exp.statistic == "pass^k" or not records:
             return super().add_all(records)
         base = self.trials
-        outcome = getattr(self.defn.extract, "outcome", None)
+        outcome = getattr(self.defn.extract, "_agentops_outcome", None)
         if exp.statistic == "rate" and outcome is not None:  # ``outcome_rate``: one unit per trial
             outcomes = records.column("outcome") if hasattr(records, "column") else map(_OUTCOME, records)
             events = list(map(bool, map(operator.eq, outcomes, itertools.repeat(outcome))))

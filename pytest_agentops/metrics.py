@@ -108,10 +108,10 @@ def trial_rate(pred: Callable[[TrialRecord], bool | None]) -> Callable[[TrialRec
 
 
 def outcome_rate(outcome: str) -> Callable[[TrialRecord], tuple[int, int]]:
-    """``trial_rate(lambda r: r.outcome == outcome)``, which says so (``extract.outcome``: a judge fed all the
+    """``trial_rate(lambda r: r.outcome == outcome)``, which says so (``extract._agentops_outcome``: a judge fed all the
     records at once compares their outcomes)."""
     extract = trial_rate(lambda r: r.outcome == outcome)
-    extract.outcome = outcome  # type: ignore[attr-defined]
+    extract._agentops_outcome = outcome  # type: ignore[attr-defined]
     return extract
 
 
@@ -139,12 +139,14 @@ class TrialColumns:
                 return column
             if name in _PREFETCH and "prefetched" not in self._cache:
                 self._cache["prefetched"] = True
-                if self.records:
-                    columns = zip(*map(_PREFETCH_GET, self.records), strict=True)
-                    self._cache.update(zip(_PREFETCH, columns, strict=True))
-                else:
-                    self._cache.update((field, ()) for field in _PREFETCH)
-                return self._cache[name]
+                try:
+                    rows = list(map(_PREFETCH_GET, self.records))
+                except AttributeError:  # (records of another kind, without every field: one field at a time)
+                    rows = None
+                if rows is not None:
+                    columns = zip(*rows, strict=True) if rows else itertools.repeat(())
+                    self._cache.update(zip(_PREFETCH, columns, strict=False))
+                    return self._cache[name]
             column = self._cache[name] = list(map(operator.attrgetter(name), self.records))
         return column
 

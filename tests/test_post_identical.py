@@ -539,3 +539,34 @@ def test_the_collector_is_paused_while_a_result_is_made_and_written_and_back_aft
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_judge_of_a_long_rule_fed_at_once_reads_its_lazy_bounds_as_one_by_one():
+    """Beyond ``stats.LAZY_LIMIT`` units a rule's boundaries are computed a chunk at a time (``Bounds``)."""
+    rng = random.Random(9)
+    records = [TrialRecord("x", i, 0, "completed" if rng.random() < 0.97 else "failed") for i in range(5000)]
+    for expression in (">= 0.9", "<= 0.5", ">= 0.99"):
+        exp = Expectation.parse("completion_rate", expression)
+        one, all_ = (judge(exp, max_trials=stats.LAZY_LIMIT + 50_000, confidence=0.95, sequential=True)
+                     for _ in "ab")
+        assert isinstance(one.rule.pass_at, stats.Bounds)
+        for r in records:
+            one.add(r)
+        all_.add_all(records)
+        assert same(_state(all_), _state(one)) and one.decided, expression
+
+
+def test_the_report_is_written_the_plain_way_when_the_template_is_out_of_date(tmp_path, monkeypatch):
+    """A record's dict with a key the template does not know (``TrialRecord.to_dict`` changed): the first
+    record written both ways differs, and every record is then written from its dict."""
+    rng = random.Random(4)
+    results = [_result([random_record(rng, i) for i in range(300)])]
+    real = TrialRecord.to_dict
+
+    def to_dict(self, *, with_trace=False):
+        return dict(real(self, with_trace=with_trace), new_field=self.index % 3)
+
+    monkeypatch.setattr(TrialRecord, "to_dict", to_dict)
+    write_report(tmp_path / "r.json", results)
+    assert (tmp_path / "r.json").read_text(encoding="utf-8") == _plain_report_text(results, False)
+    assert '"new_field": 2' in (tmp_path / "r.json").read_text(encoding="utf-8")
