@@ -50,7 +50,7 @@ ALL_LAYERS = Scenario(name="all-layers", agent=agent, tools=[lookup, refund], fa
 
 def cyclic_garbage(scenario: Scenario, trials: int) -> collections.Counter[str]:
     """The types of the objects a campaign left to the cyclic collector (warmed up first: imports, caches)."""
-    run_campaign(scenario, trials=2)
+    run_campaign(scenario, trials=1)
     gc.collect()
     flags = gc.get_debug()
     gc.set_debug(gc.DEBUG_SAVEALL)
@@ -78,5 +78,5 @@ def test_no_trial_of_a_bundled_scenario_is_left_to_the_cyclic_collector(path):
     for scenario in load_scenarios(SCENARIOS / path):
         if scenario.faults is not None and scenario.faults.crash:
             continue
-        left = cyclic_garbage(dataclasses.replace(scenario, shrink_runs=0), 10)
+        left = cyclic_garbage(dataclasses.replace(scenario, shrink_runs=0), 4)
         assert not (HARNESS & set(left)), {k: v for k, v in left.items() if k in HARNESS}
