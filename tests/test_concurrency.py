@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
 from pytest_agentops import Faults, Scenario, ToolError, run_campaign
+from pytest_agentops.engine.scheduler import Runner
+from pytest_agentops.errors import TrialAborted
+from pytest_agentops.precedence import resolve_run
 from pytest_agentops.report.json_report import report_dict
+from pytest_agentops.settings.run import RunSource
 
 from conftest import ORDER_TOOLS, Orders
 
@@ -153,3 +158,36 @@ def test_bad_concurrency_is_a_usage_error(project, args, ini, message):
     result = project.runpytest("--agent-chaos", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_calls_of_trials_an_early_stop_discards_are_refused_but_not_late_calls():
+    """Trials launched past an early stop are ended by the campaign, not left running by their agents: a call
+    they make afterwards is refused, and the report's ``late_calls`` (which would then depend on timing alone)
+    does not count it."""
+    calls_after: list[str] = []
+
+    def keeps_calling(task, env):
+        if int(env.trial_id.rsplit("-", 1)[1]) < 3:
+            return "gave up"  # the first trials fail at once: the campaign stops while the others still run
+        for _ in range(100):
+            try:
+                env.tools["lookup_order"](42)
+            except ToolError:
+                pass
+            except BaseException as exc:  # abandoned (caught, and on it goes), then refused: the trial has ended
+                calls_after.append(type(exc).__name__)
+                if isinstance(exc, TrialAborted):
+                    return "refused"
+            _real_wait(0.005)
+        return "done"
+
+    scenario = _scenario(keeps_calling, faults=Faults.none(), check=lambda w, out: False, trials=200,
+                         expect={"completion_rate": ">= 0.95"})
+    runner = Runner(scenario, resolve_run(scenario, (RunSource("arguments", concurrency=8),)))
+    records, stopped_early = runner.run()
+    assert stopped_early and len(records) < 200
+    deadline = time.monotonic() + 10
+    while "TrialAborted" not in calls_after and time.monotonic() < deadline:  # (the threads it abandoned)
+        _real_wait(0.05)
+    assert "TrialAborted" in calls_after  # a discarded trial did call again, and was refused
+    assert runner.layers.late_calls == 0

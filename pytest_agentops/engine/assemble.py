@@ -153,6 +153,13 @@ class CampaignLayers:
         if asyncio._get_running_loop() is None:  # never block a loop other trials share
             threading.Event().wait(LATE_CALL_PAUSE_S)
 
+    def refuse_discarded_call(self) -> None:
+        """A harness call of a trial the campaign discarded (launched past an early stop, or cut off by an
+        interrupt): refused, and slowed as a late call is, but not counted: the campaign ended that trial, not
+        its agent (and how many such calls land before the campaign is over depends on timing alone)."""
+        if asyncio._get_running_loop() is None:
+            threading.Event().wait(LATE_CALL_PAUSE_S)
+
     def close(self) -> None:
         """The campaign is over: release what the layers opened for it (checkpoint files, the interception)."""
         for _name, part in reversed(self.parts):

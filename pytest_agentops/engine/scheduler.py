@@ -220,9 +220,11 @@ class Runner:
             return trial.finish(exc=exc)
         return result if isinstance(result, TrialRecord) else trial.finish(output=result)
 
-    def expire(self, trials: list[Trial], reason: str | None = None) -> list[TrialRecord]:
-        """Trials that ran past their wall-clock limit, or that an early stop or an interrupt discards: end them
-        and record why (records in the order given)."""
+    def expire(self, trials: list[Trial], reason: str | None = None, *, discarded: bool = False
+               ) -> list[TrialRecord]:
+        """Trials that ran past their wall-clock limit, or that an early stop or an interrupt discards
+        (``discarded``: their agents' later calls are not late calls): end them and record why (records in the
+        order given)."""
         reason = reason or f"no result within the wall-clock limit of {self.scenario.timeout_s:g}s"
         loops: dict[LoopWorker, list[Trial]] = {}
         for trial in trials:
@@ -231,10 +233,10 @@ class Runner:
             else:
                 self._expire_in_thread(trial, reason)
         for worker, on_loop in loops.items():
-            self._expire_on_loop(worker, on_loop, reason)
+            self._expire_on_loop(worker, on_loop, reason, discarded)
         for trial in trials:
             self._release(trial)
-        return [trial.finish() for trial in trials]
+        return [trial.finish(discarded=discarded) for trial in trials]
 
     def _expire_in_thread(self, trial: Trial, reason: str) -> None:
         trial.abort("timed_out", reason)
@@ -248,7 +250,7 @@ class Runner:
                 if other is not trial and other.worker is worker and other.future and other.future.cancel():
                     self._submit_sync(other)
 
-    def _expire_on_loop(self, worker: LoopWorker, trials: list[Trial], reason: str) -> None:
+    def _expire_on_loop(self, worker: LoopWorker, trials: list[Trial], reason: str, discarded: bool = False) -> None:
         """End async trials on their loop's own thread, where they are built and judged (so never halfway)."""
 
         def end() -> None:
@@ -256,7 +258,7 @@ class Runner:
                 trial.abort("timed_out", reason)
                 assert trial.future is not None
                 worker.cancel_job(trial.future)
-                trial.finish()
+                trial.finish(discarded=discarded)
 
         if worker.call(end):
             # a task that swallows its cancellation keeps running, and keeps its slot: given a short grace, its
@@ -421,7 +423,7 @@ class Runner:
                         j.add(record)
                     if any(j.failed for j in judges) or all(j.decided for j in judges):
                         limit, stopped_early = prefix, True
-                        self.expire([flying.pop(p) for p in [p for p in flying if p >= prefix]])
+                        self.expire([flying.pop(p) for p in [p for p in flying if p >= prefix]], discarded=True)
                         break
                 if feed is not None:  # (always: a due report left untaken would make the wait above spin)
                     feed.tick(_wall(), len(store) + len(done), shown)
@@ -441,7 +443,7 @@ class Runner:
                 store.append(done[prefix])
                 prefix += 1
             limit = min(limit, prefix)  # (a spend cap's stop may have cut the prefix already)
-            self.expire(list(flying.values()), "the run was interrupted (Ctrl-C)")
+            self.expire(list(flying.values()), "the run was interrupted (Ctrl-C)", discarded=True)
             flying.clear()
         finally:
             self._outwait_stubborn()

@@ -207,16 +207,17 @@ class Trial:
         if (ctx := self.ctx) is not None:
             ctx.close_layers()
 
-    def finish(self, output: Any = None, exc: BaseException | None = None) -> TrialRecord:
+    def finish(self, output: Any = None, exc: BaseException | None = None, *, discarded: bool = False) -> TrialRecord:
         """Turn how the agent ended into a TrialRecord (judging the world with the scenario's check).
 
         Called once by whichever comes first, the agent's thread or the runner's watchdog; later calls get
-        the same record."""
+        the same record. ``discarded``: the campaign is throwing the trial away (an early stop): a call its
+        agent still makes is refused but not counted as a late call."""
         with self._finish_lock:
             if self._record is None:
                 self._record = self._judge(output, exc)
                 if self.ctx is not None:  # a thread the agent left running is refused from now on, and counted
-                    self.ctx.end(self.layers.count_late_call)
+                    self.ctx.end(self.layers.refuse_discarded_call if discarded else self.layers.count_late_call)
                 # the record holds what is kept: the world, env and harness go now, not with the campaign
                 self.ctx = self.env = self.agent = self.random = None
             return self._record
