@@ -23,7 +23,7 @@ import itertools
 import operator
 import re
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -337,11 +337,10 @@ class RuleViolationRate:
         return sum(1 for v in itertools.compress(violations, chances) if v > 0), sum(map(bool, chances)), ()
 
 
-def _rule_maps(columns: Any) -> tuple[list[dict[str, int]], list[dict[str, int]]]:
+def _rule_maps(columns: Any) -> tuple[Expanded, Expanded]:
     """Each ledger's rule violations and rule calls, as their own dicts (they are FrozenMaps,
     ``TrajectoryRecord.__post_init__``; the same items in the same order, read at C speed)."""
-    return (list(map(_DATA, ledger_column(columns, "rule_violations"))),
-            list(map(_DATA, ledger_column(columns, "rule_calls"))))
+    return ledger_column(columns, "rule_violations").map(_DATA), ledger_column(columns, "rule_calls").map(_DATA)
 
 
 _DATA = operator.attrgetter("_data")
@@ -350,25 +349,48 @@ _LEDGER_FIELDS = ("steps", "redundant_calls", "loops", "side_effects", "duplicat
 _LEDGER_GET = operator.attrgetter(*_LEDGER_FIELDS)
 
 
-def ledger_column(columns: Any, name: str) -> list[Any]:
+def ledger_column(columns: Any, name: str) -> Expanded:
     """A field of every trajectory ledger of the records that have one, in record order, for a
     ``metrics.TrialColumns`` (the fields the metrics read are read together, in one pass)."""
     return columns.cached("ledger columns", _ledger_columns)[name]
 
 
-def _ledger_columns(columns: Any) -> dict[str, list[Any]]:
-    """(A chunk of ledgers at a time: unzipping them all at once would hold a tuple of fields per trial.)"""
-    out: dict[str, list[Any]] = {name: [] for name in _LEDGER_FIELDS}
+class Expanded:
+    """A per-trial column kept as codes into its distinct values (the trials of a campaign mostly share their
+    ledgers): iterated and sized like the list it stands for, without a reference per trial and field."""
+
+    __slots__ = ("codes", "values")
+
+    def __init__(self, codes: Sequence[int], values: list[Any]):
+        self.codes = codes
+        self.values = values
+
+    def __iter__(self) -> Iterator[Any]:
+        return map(self.values.__getitem__, self.codes)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def map(self, function: Any) -> Expanded:
+        """The column of ``function(value)``, computed once per distinct value."""
+        return Expanded(self.codes, [function(v) for v in self.values])
+
+
+def _ledger_columns(columns: Any) -> dict[str, Expanded]:
     ledgers = columns.present("trajectory")
-    targets = [out[name] for name in _LEDGER_FIELDS]
-    for start in range(0, len(ledgers), _CHUNK):
-        for target, values in zip(targets, zip(*map(_LEDGER_GET, ledgers[start:start + _CHUNK]), strict=True),
-                                  strict=True):
-            target.extend(values)
-    return out
+    index: dict[int, int] = {}  # id of a ledger -> its code (the ledgers are alive: the column holds them)
+    distinct: list[Any] = []
 
+    def code(ledger: Any) -> int:
+        at = index.get(id(ledger))
+        if at is None:
+            at = index[id(ledger)] = len(distinct)
+            distinct.append(ledger)
+        return at
 
-_CHUNK = 4096
+    codes = array("I", map(code, ledgers))
+    rows = list(map(_LEDGER_GET, distinct))
+    return {name: Expanded(codes, [row[k] for row in rows]) for k, name in enumerate(_LEDGER_FIELDS)}
 
 
 def register_rule_metrics(name: str) -> None:
