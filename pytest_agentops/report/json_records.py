@@ -706,16 +706,23 @@ _DICT = frozenset((dict,))
 _EVENT = operator.attrgetter("seq", "t", "kind", "name", "outcome", "input_tokens", "output_tokens", "data")
 
 
+#: ``TraceEvent.to_dict``'s keys, sorted: each with its %-spec (``_event_template``) and its argument name in the
+#: writer (``_event_writer``); ``data`` and the token counts are left out of an event that has none
+_EVENT_KEYS = {"data": ("%s", "d"), "input_tokens": ("%d", "i"), "kind": ("%s", "k"), "name": ("%s", "n"),
+               "outcome": ("%s", "o"), "output_tokens": ("%d", "p"), "seq": ("%d", "q"), "t": ("%s", "t")}
+_EVENT_OPTIONAL = {"data": 0, "input_tokens": 1, "output_tokens": 1}  # key -> which flag (data, tokens) keeps it
+
+
+def _event_keys(data: bool, tokens: bool) -> list[str]:
+    flags = (data, tokens)
+    return [key for key in _EVENT_KEYS if key not in _EVENT_OPTIONAL or flags[_EVENT_OPTIONAL[key]]]
+
+
 def _event_template(newline: str, data: bool, tokens: bool) -> str:
     """The %-template of a trace event at ``newline`` (``TraceEvent.to_dict``'s keys, sorted)."""
     inner = newline + "  "
-    keys = [("data", "%s")] if data else []
-    keys += [("input_tokens", "%d")] if tokens else []
-    keys += [("kind", "%s"), ("name", "%s"), ("outcome", "%s")]
-    keys += [("output_tokens", "%d")] if tokens else []
-    keys += [("seq", "%d"), ("t", "%s")]
-    return "".join(("{" if i == 0 else ",") + inner + '"' + key + '": ' + spec
-                   for i, (key, spec) in enumerate(keys)) + newline + "}"
+    return "".join(("{" if i == 0 else ",") + inner + '"' + key + '": ' + _EVENT_KEYS[key][0]
+                   for i, key in enumerate(_event_keys(data, tokens))) + newline + "}"
 
 
 @functools.lru_cache(maxsize=256)
@@ -723,11 +730,7 @@ def _event_writer(newline: str, data: bool, tokens: bool) -> Callable[..., str]:
     """The function that writes an event at ``newline`` from (data text, input tokens, kind, name, outcome,
     output tokens, seq, t text), leaving out data and tokens when it has none (``_event_template``)."""
     inner = newline + "  "
-    keys = [("data", "d")] if data else []
-    keys += [("input_tokens", "i")] if tokens else []
-    keys += [("kind", "k"), ("name", "n"), ("outcome", "o")]
-    keys += [("output_tokens", "p")] if tokens else []
-    keys += [("seq", "q"), ("t", "t")]
+    keys = [(key, _EVENT_KEYS[key][1]) for key in _event_keys(data, tokens)]
     pieces = [("{" if at == 0 else ",") + inner + '"' + key + '": ' for at, (key, _) in enumerate(keys)]
     body = "".join(f"{{s{at}}}{{{name}}}" for at, (_, name) in enumerate(keys))
     source = f"lambda d, i, k, n, o, p, q, t: f'{body}{{e}}'"
