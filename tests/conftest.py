@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_agentops import Scenario, tool
+from pytest_agentops import Scenario, ToolError, tool
 
 # every test leaves the process as it found it: tests/process_state.py (fixtures found here by their import)
 from process_state import (  # noqa: F401
@@ -46,6 +46,24 @@ def delete_order(world, order_id: int) -> str:
 
 
 ORDER_TOOLS = [lookup_order, refund_order, delete_order]
+
+
+@tool
+def lookup(world, x: int = 0) -> int:
+    """A tool the faults fail now and then."""
+    return x
+
+
+def two_lookups(task, env) -> int:
+    """An agent that calls ``lookup`` twice, a failed call not retried: how many answered (2 passes)."""
+    answered = 0
+    for _ in range(2):
+        try:
+            env.tools["lookup"](1)
+            answered += 1
+        except ToolError:
+            pass
+    return answered
 
 
 def coin_agent(p: float):

@@ -11,10 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_agentops import Faults, Scenario, ToolError, run_campaign, tool
+from pytest_agentops import Faults, Scenario, run_campaign
 from pytest_agentops.record_store import RecordStore
 from pytest_agentops.records import TraceEvent, TrialRecord
 from pytest_agentops.settings.trajectory import TrajectoryRecord
+
+from conftest import lookup, two_lookups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,25 +135,8 @@ def test_any_records_read_back_as_they_were_stored(records):
     _same(RecordStore(records), records)
 
 
-@tool
-def lookup(world, x: int = 0) -> int:
-    """A tool the faults fail now and then."""
-    return x
-
-
-def _agent(task, env):
-    answered = 0
-    for _ in range(2):
-        try:
-            env.tools["lookup"](1)
-            answered += 1
-        except ToolError:
-            pass
-    return answered
-
-
 def test_a_campaign_keeps_its_records_in_a_store_equal_to_the_records_it_made():
-    scenario = Scenario(name="store", agent=_agent, tools=[lookup], faults=Faults(rate=0.3), trials=80, seed=3,
+    scenario = Scenario(name="store", agent=two_lookups, tools=[lookup], faults=Faults(rate=0.3), trials=80, seed=3,
                         early_stop=False, check=lambda world, out: out == 2, keep_traces=10)
     result = run_campaign(scenario)
     assert isinstance(result.records, RecordStore) and result.records.frozen

@@ -9,28 +9,12 @@ import dataclasses
 
 import pytest
 
-from pytest_agentops import ConfigError, Faults, Scenario, ToolError, replay_trial, run_campaign, tool
+from pytest_agentops import ConfigError, Faults, Scenario, replay_trial, run_campaign, tool
 from pytest_agentops.report.attribution import fault_delivery
 
+from conftest import lookup, two_lookups
 
-@tool
-def lookup(world, x: int = 0) -> int:
-    """A tool the faults fail now and then."""
-    return x
-
-
-def agent(task, env):
-    answered = 0
-    for _ in range(2):
-        try:
-            env.tools["lookup"](1)
-            answered += 1
-        except ToolError:
-            pass
-    return answered
-
-
-SCENARIO = Scenario(name="keep", agent=agent, tools=[lookup], faults=Faults(rate=0.3, outage=0.05), trials=60,
+SCENARIO = Scenario(name="keep", agent=two_lookups, tools=[lookup], faults=Faults(rate=0.3, outage=0.05), trials=60,
                     seed=5, early_stop=False, check=lambda world, out: out == 2, keep_traces=20)
 
 
