@@ -191,3 +191,22 @@ def test_calls_of_trials_an_early_stop_discards_are_refused_but_not_late_calls()
         _real_wait(0.05)
     assert "TrialAborted" in calls_after  # a discarded trial did call again, and was refused
     assert runner.layers.late_calls == 0
+
+
+def test_trials_an_early_stop_discards_are_not_reported_unstoppable():
+    """Trials discarded by an early stop while in a blocking call end as soon as it returns: the campaign
+    waits for them (a short grace) instead of reporting their threads as unstoppable, a count that would
+    then depend on timing alone (and make the same seed's reports differ)."""
+
+    def waits(task, env):
+        if int(env.trial_id.rsplit("-", 1)[1]) < 3:
+            return "gave up"  # the first trials fail at once: the campaign stops while the others wait
+        _real_wait(0.05)  # a blocking call: the abandonment lands when it returns
+        return "done"
+
+    scenario = _scenario(waits, faults=Faults.none(), check=lambda w, out: False, trials=200,
+                         expect={"completion_rate": ">= 0.95"})
+    result = run_campaign(scenario, concurrency=8)
+    assert result.stopped_early and result.n < 200
+    assert result.unstoppable == 0
+    assert "unstoppable_workers" not in report_dict([result])["campaigns"][0]

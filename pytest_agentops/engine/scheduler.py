@@ -45,6 +45,9 @@ _wall = real_perf_counter  # never the virtual clock
 CANCEL_GRACE_S = 0.5
 #: how long the end of a campaign waits for each of its worker threads to end
 JOIN_S = 1.0
+#: how long, in all, the end of a campaign waits for the threads it abandoned (an early stop's discarded trials,
+#: trials past their limit) to end: one in a blocking call ends when the call returns, and is not unstoppable
+ABANDONED_GRACE_S = 0.5
 
 
 @contextlib.contextmanager
@@ -127,6 +130,10 @@ class Runner:
         for thread in [w.thread for w in self._threads if not w.abandoned] + [w.thread for w in self._retired] + \
                 ([self._loop.thread] if self._loop is not None else []):
             thread.join(JOIN_S)
+        deadline = _wall() + ABANDONED_GRACE_S  # (one grace for them all: a campaign's end waits 0.5 s at most)
+        for worker in self._threads:
+            if worker.abandoned and worker.thread.is_alive():
+                worker.thread.join(max(0.0, deadline - _wall()))
         self.layers.close()  # e.g. a temporary checkpoint file goes with the campaign
 
     def unstoppable(self) -> int:
