@@ -92,39 +92,33 @@ _OUTAGE = ToolFaultDraw("outage")
 _TOOL_TABLES: dict[int, tuple[Faults, dict[str, tuple[float, tuple[str, ...], tuple[float, ...]]]]] = {}
 
 
-def _tool_table(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], tuple[float, ...]]:
+def _tool_tables(faults: Faults) -> dict[str, tuple[float, tuple[str, ...], tuple[float, ...], int]]:
+    """The rows of ``faults``' tools made so far (``_tool_row`` adds one): looked up once per trial."""
     entry = _TOOL_TABLES.get(id(faults))
     if entry is None or entry[0] is not faults:
         if len(_TOOL_TABLES) >= 64:
             _TOOL_TABLES.clear()
         entry = _TOOL_TABLES[id(faults)] = (faults, {})
-    row = entry[1].get(tool)
+    return entry[1]
+
+
+def _tool_row(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], tuple[float, ...], int]:
+    """(rate, kinds, cumulative weights, ``name_key(tool)``) of ``tool`` under ``faults``."""
+    rows = _tool_tables(faults)
+    row = rows.get(tool)
     if row is None:
         settings = faults.tool_settings(tool)
         weights = np.fromiter(settings.mix.values(), float)
         cumulative = tuple((np.cumsum(weights) / weights.sum()).tolist())
-        row = entry[1][tool] = (settings.rate, tuple(settings.mix), cumulative)
+        row = rows[tool] = (settings.rate, tuple(settings.mix), cumulative, name_key(tool))
     return row
 
 
-# The keys of arguments that recur (the same few calls in every trial), by a memo of their plain form: each
-# value with its exact type, so that 1 and True (equal in Python, not in their canonical text) differ; no
-# floats (0.0 and -0.0 are equal, their texts not).
+# The keys of arguments that recur (the same few calls in every trial), by a memo of their plain form (a dict of
+# short plain values, in its own order): each value with its exact type, so that 1 and True (equal in Python,
+# not in their canonical text) differ; no floats (0.0 and -0.0 are equal, their texts not).
 _ARG_KEYS: dict[tuple[Any, ...], int] = {}
 _MEMO_TYPES = frozenset({str, int, bool, type(None)})
-
-
-def _flat_scalars(value: Any) -> tuple[Any, ...] | None:
-    """A hashable memo of a mapping of short plain values (in its own order), or None for anything else."""
-    if type(value) is not dict:
-        return None
-    memo: list[Any] = []
-    for k, v in value.items():
-        cls = type(v)
-        if type(k) is not str or cls not in _MEMO_TYPES or (cls is str and len(v) > 256):
-            return None
-        memo += (k, cls, v)
-    return tuple(memo)
 
 
 class FaultPlan:
@@ -134,7 +128,7 @@ class FaultPlan:
     does not depend on how often other tools were called before it.
     """
 
-    __slots__ = ("_outage_tool", "_tool_draws", "allowed", "faults", "seed", "tools")
+    __slots__ = ("_outage_tool", "_tool_draws", "_tool_rows", "allowed", "faults", "seed", "tools")
 
     def __init__(self, seed: int, faults: Faults, tools: tuple[str, ...] = (),
                  allowed: frozenset[str] | None = None):
@@ -144,6 +138,7 @@ class FaultPlan:
         self.allowed = allowed  # the ids of the faults that may fire (None: all)
         self._outage_tool: str | None = None
         self._tool_draws = Draws(self.seed, Stream.TOOLS)  # the tool stream's draws, many per trial
+        self._tool_rows = _tool_tables(faults)  # (each tool's rate, kinds and key, shared by the campaign's trials)
         if faults.outage and tools:
             u, pick_u = uniforms(self.seed, Stream.TOOLS, 0, n=2)
             if u < faults.outage:
@@ -171,13 +166,19 @@ class FaultPlan:
         """The key of a call's arguments (or a confirmation's details) in the draws: 0 for none."""
         if not value:
             return 0
-        memo = _flat_scalars(value)
-        if memo is not None:
-            key = _ARG_KEYS.get(memo)
+        if type(value) is dict:  # a mapping of short plain values: its key is remembered, by its memo
+            memo: list[Any] = []
+            for k, v in value.items():
+                cls = type(v)
+                if type(k) is not str or cls not in _MEMO_TYPES or (cls is str and len(v) > 256):
+                    return text_key(canonical(value))
+                memo += (k, cls, v)
+            flat = tuple(memo)
+            key = _ARG_KEYS.get(flat)
             if key is None:
                 key = text_key(canonical(value))
                 if len(_ARG_KEYS) < 65536:
-                    _ARG_KEYS[memo] = key
+                    _ARG_KEYS[flat] = key
             return key
         return text_key(canonical(value))
 
@@ -186,10 +187,10 @@ class FaultPlan:
         ``occurrence``-th (0-based) call of the same tool with the same arguments in this trial."""
         if tool == self._outage_tool and self.admit(fault_id("outage", tool)):
             return _OUTAGE
-        rate, kinds, cumulative = _tool_table(self.faults, tool)
+        rate, kinds, cumulative, key = self._tool_rows.get(tool) or _tool_row(self.faults, tool)
         if not (rate or self.faults.latency):
             return _NO_FAULT
-        u_fail, u_kind, u_lat = self._tool_draws.three(1, name_key(tool), args_key, occurrence)
+        u_fail, u_kind, u_lat = self._tool_draws.three(1, key, args_key, occurrence)
         kind = None
         if u_fail < rate:
             kind = kinds[min(bisect.bisect_right(cumulative, u_kind), len(kinds) - 1)]  # (numpy's searchsorted, right)

@@ -152,6 +152,7 @@ _M32 = 0xFFFFFFFF
 _INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
 _MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
 _POOL = 4
+_OUT_1, _OUT_2 = (_INIT_B * _MULT_B) & _M32, (_INIT_B * _MULT_B * _MULT_B) & _M32  # the output hash's constants
 
 
 def _uint32_words(value: int) -> list[int]:
@@ -200,6 +201,18 @@ def _campaign_pool(campaign_seed: int) -> tuple[tuple[int, ...], int]:
 def _spawned_words(campaign: tuple[tuple[int, ...], int], index: int) -> tuple[int, int]:
     """The first two state words of the campaign's SeedSequence with spawn key ``(index,)``."""
     pool_words, const = campaign
+    if 0 <= index <= _M32:  # one spawn-key word (every campaign below 2**32 trials): the loops below, unrolled
+        p0, p1, _p2, _p3 = pool_words
+        c = (const * _MULT_A) & _M32
+        v = ((index ^ const) * c) & _M32
+        r = (_MIX_L * p0 - _MIX_R * (v ^ (v >> 16))) & _M32
+        p0 = r ^ (r >> 16)
+        v = ((index ^ c) * ((c * _MULT_A) & _M32)) & _M32
+        r = (_MIX_L * p1 - _MIX_R * (v ^ (v >> 16))) & _M32
+        p1 = r ^ (r >> 16)
+        v = ((p0 ^ _INIT_B) * _OUT_1) & _M32
+        w = ((p1 ^ _OUT_1) * _OUT_2) & _M32
+        return v ^ (v >> 16), w ^ (w >> 16)
     pool = list(pool_words)
     for word in _uint32_words(index):
         for dst in range(_POOL):

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_agentops.seeding import Draws, trial_seed, uniforms
+from pytest_agentops.plan import FaultPlan
+from pytest_agentops.seeding import Draws, canonical, text_key, trial_seed, uniforms
 
 # Seeds past 2**128 take more than the 4-word pool; trial indices past 2**32 take two spawn-key words.
 SEEDS = st.integers(min_value=0, max_value=2**200)
@@ -77,3 +78,18 @@ def test_uniforms_are_the_reference_draws(seed, which, keys, n):
 def test_a_negative_campaign_seed_is_refused_as_numpy_refuses_it():
     with pytest.raises(ValueError):
         trial_seed(-1, 0)
+
+
+PLAIN = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.text(max_size=300),
+                  st.floats(allow_nan=False), st.lists(st.integers(), max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), PLAIN, max_size=5))
+def test_the_remembered_argument_keys_are_the_canonical_texts_keys(arguments):
+    """``FaultPlan.key_of`` remembers the keys of plain argument mappings: each is the key of the canonical text,
+    asked twice (the second time from the memo), and 1 and True (equal in Python) keep their own keys."""
+    expected = text_key(canonical(arguments)) if arguments else 0
+    assert FaultPlan.key_of(arguments) == expected
+    assert FaultPlan.key_of(dict(arguments)) == expected
+    assert FaultPlan.key_of({"x": 1}) != FaultPlan.key_of({"x": True})

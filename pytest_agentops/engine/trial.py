@@ -298,7 +298,9 @@ def _shared(value: Any) -> Any:
 
 def _skeleton(events: tuple[TraceEvent | PendingEvent, ...]) -> tuple[EventKey, ...]:
     """What the fault tallies need of a trace that is not kept: its events' keys (shared, like the whole)."""
-    return _shared(tuple(_shared(event_key(event)) for event in events))
+    keys = tuple([event_key(event) for event in events])
+    kept = _SHARED.get(keys)  # (most passing trials have a skeleton seen before: its keys are shared already)
+    return kept if kept is not None else _shared(tuple([_shared(key) for key in keys]))
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .._frozen import FrozenMap
 from ..plan import Occurrences
 from ..seeding import canonical
-from .layer import LayerTrial, ToolCall, TrialPort
+from .layer import LayerTrial, ToolCall, TrialPort, without_hooks
 
 if TYPE_CHECKING:
     from ..scenario import Scenario
@@ -150,16 +150,19 @@ class _ConfirmationsTrial(LayerTrial):
 
 
 class _Confirmations:
-    __slots__ = ("approver", "enforce", "scopes")
+    __slots__ = ("approver", "enforce", "scopes", "trial_class")
     name = "confirmations"
 
-    def __init__(self, approver: Approver, enforce: bool, scopes: frozenset[str] | None):
+    def __init__(self, approver: Approver, enforce: bool, scopes: frozenset[str] | None, destructive: bool = True):
         self.approver = approver
         self.enforce = enforce
         self.scopes = scopes
+        # no scopes: nothing to refuse; no destructive tool: no call to gate (the gate still serves env.confirm)
+        unused = (("permit",) if scopes is None else ()) + (() if destructive else ("before_tool", "on_tool_not_run"))
+        self.trial_class = without_hooks(_ConfirmationsTrial, unused)
 
     def attach(self, trial: TrialPort) -> LayerTrial:
-        return _ConfirmationsTrial(trial, self.approver, self.enforce, self.scopes)
+        return self.trial_class(trial, self.approver, self.enforce, self.scopes)
 
 
 class ConfirmationsLayer:
@@ -169,7 +172,8 @@ class ConfirmationsLayer:
 
     def for_campaign(self, scenario: Scenario, run: RunSettings) -> _Confirmations:
         scopes = None if scenario.scopes is None else frozenset(scenario.scopes)
-        return _Confirmations(scenario.approver, scenario.enforce, scopes)
+        return _Confirmations(scenario.approver, scenario.enforce, scopes,
+                              destructive=any(spec.destructive for spec in scenario.tool_specs))
 
 
 LAYER = ConfirmationsLayer()

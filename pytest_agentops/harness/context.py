@@ -184,8 +184,12 @@ class TrialContext:
 
     def begin_step(self, kind: str) -> None:
         """A tool (``kind="tool"``) or model (``"model"``) call starts: liveness, then the layers' hooks."""
-        self.check_alive()
-        for hook in self.hooks["before_step"]:
+        if self._abort is not None:  # (``check_alive``, written out: this runs at every call)
+            self.raise_if_ended()
+        hooks = self.hooks
+        for check in hooks["check"]:
+            check()
+        for hook in hooks["before_step"]:
             hook(kind)
 
     @property

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TrialAbandoned, TrialAborted
 from ..settings.layers import Escalation
 from .context import NOT_REACHED
-from .layer import LayerTrial, TrialPort
+from .layer import LayerTrial, TrialPort, without_hooks
 
 if TYPE_CHECKING:
     from ..records import TraceEvent
@@ -142,14 +142,20 @@ class EscalationMonitor(LayerTrial):
 
 
 class _Escalations:
-    __slots__ = ("settings",)
+    __slots__ = ("monitor", "settings")
     name = "escalation"
 
     def __init__(self, settings: Escalation):
         self.settings = settings
+        # the hooks of the triggers that are off are never called (``check`` and ``settle`` stay: a trigger that
+        # fired, ``report_confidence``'s included, escalates at the next harness call or when the agent stops)
+        unused = (("before_step",) if settings.max_steps is None else ()) + \
+            (("on_tool_recorded",) if settings.after_consecutive_failures is None else ()) + \
+            (("on_usage",) if settings.budget_fraction is None else ())
+        self.monitor = without_hooks(EscalationMonitor, unused)
 
     def attach(self, trial: TrialPort) -> LayerTrial:
-        monitor = EscalationMonitor(self.settings, trial)
+        monitor = self.monitor(self.settings, trial)
         trial.provide("on_confidence", monitor.on_confidence)
         return monitor
 

@@ -35,7 +35,7 @@ A layer's settings are frozen values (``pytest_agentops.settings``), its record 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -160,6 +160,30 @@ class LayerTrial:
 #: (``on_usage`` is a listener of the trial's meter; ``wrap_agent`` and ``record`` are called once, by the trial.)
 HOOKS = ("check", "before_step", "permit", "before_tool", "on_tool_not_run", "on_tool_start", "after_tool",
          "on_tool_recorded", "on_model_request", "settle", "close")
+
+_WITHOUT: dict[tuple[type, frozenset[str]], type] = {}
+
+
+def without_hooks(cls: type[LayerTrial], hooks: Iterable[str]) -> type[LayerTrial]:
+    """``cls`` with the hooks named in ``hooks`` left as ``LayerTrial``'s, so that a trial never calls them.
+
+    A layer's campaign part picks this class when its settings make those hooks do nothing for the whole
+    campaign (no scopes: no ``permit``; no ``max_steps``: no ``before_step``): a hook a trial calls costs on
+    every tool call, one that does nothing too. The class is made once per (``cls``, hooks)."""
+    names = frozenset(hooks)
+    if not names:
+        return cls
+    unknown = names - {*HOOKS, "on_usage", "record"}
+    if unknown:
+        raise ValueError(f"without_hooks: {sorted(unknown)} are not hooks of a LayerTrial")
+    key = (cls, names)
+    found = _WITHOUT.get(key)
+    if found is None:
+        namespace: dict[str, Any] = {name: getattr(LayerTrial, name) for name in names}
+        namespace.update(__slots__=(), __module__=cls.__module__, __qualname__=cls.__qualname__,
+                         __doc__=cls.__doc__)
+        found = _WITHOUT[key] = type(cls.__name__, (cls,), namespace)
+    return found
 
 
 @runtime_checkable

@@ -90,7 +90,8 @@ class VirtualClock:
 
     def monotonic(self) -> float:
         """Virtual monotonic seconds, equal to ``elapsed`` (starts at 0)."""
-        return self.elapsed
+        source = self._source  # (``elapsed`` written out: every trace event reads the clock)
+        return (source() if source is not None else 0.0) + self._offset
 
     def datetime(self) -> _datetime_module.datetime:
         """``now()`` as a timezone-aware UTC datetime."""
