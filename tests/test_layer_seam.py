@@ -98,3 +98,40 @@ def test_toy(agent_chaos):
     campaign = report["campaigns"][0]
     assert {r["extra"]["toy_steps"] for r in campaign["records"]} == {2}
     assert campaign["metrics"]["toy_steps_per_task"]["p95"] == 2.0
+
+
+def test_hooks_a_part_is_built_without_are_never_called():
+    """``without_hooks``: the same class with some hooks left as ``LayerTrial``'s; a trial then never calls
+    them (the others still run), and the class is made once per (class, hooks)."""
+    from pytest_agentops.harness.layer import LayerTrial, without_hooks
+
+    calls: list[str] = []
+
+    class Watch(LayerTrial):
+        __slots__ = ()
+
+        def before_step(self, kind):
+            calls.append("before_step")
+
+        def on_tool_recorded(self, spec, arguments, outcome):
+            calls.append("on_tool_recorded")
+
+    class Layer:
+        name = "watch"
+
+        def __init__(self, cls):
+            self.cls = cls
+
+        def attach(self, trial):
+            return self.cls()
+
+    quiet = without_hooks(Watch, ("before_step",))
+    assert quiet is without_hooks(Watch, ["before_step"]) and without_hooks(Watch, ()) is Watch
+    assert quiet.__qualname__ == Watch.__qualname__ and issubclass(quiet, Watch)
+    run_campaign(scenario(layers=[Layer(Watch)], trials=2, faults=Faults.none()))
+    assert calls.count("before_step") == calls.count("on_tool_recorded") == 4  # 2 tool calls per trial
+    calls.clear()
+    run_campaign(scenario(layers=[Layer(quiet)], trials=2, faults=Faults.none()))
+    assert calls == ["on_tool_recorded"] * 4
+    with pytest.raises(ValueError, match="not hooks"):
+        without_hooks(Watch, ("before_stpe",))
