@@ -49,6 +49,7 @@ def _nothing() -> None:
     pass
 
 
+_NO_HOOKS: dict[str, tuple[Callable[..., Any], ...]] = dict.fromkeys(HOOKS, ())  # (copied: one per trial)
 _OVERRIDES: dict[type, tuple[tuple[str, ...], bool, bool, bool]] = {}
 
 
@@ -106,9 +107,20 @@ class TrialContext:
         self.wrappers: list[LayerTrial] = []  # the layers that wrap the agent (``wrap_agent``), in order
         self.recorders: list[tuple[str, LayerTrial]] = []  # the layers that keep a record (``record``), in order
         self._services: dict[str, Any] = {}
-        self.hooks: dict[str, tuple[Callable[..., Any], ...]] = dict.fromkeys(HOOKS, ())
+        self.hooks: dict[str, tuple[Callable[..., Any], ...]] = _NO_HOOKS.copy()
         self._lock = threading.Lock()
-        self.usage_traced = threading.local()  # ``.on`` while the HTTP fake meters (it writes its own event)
+        self._usage_traced: threading.local | None = None  # made when a model call is first metered
+
+    @property
+    def usage_traced(self) -> threading.local:
+        """``.on`` while the HTTP fake or the live boundary meters a call (it writes its own event)."""
+        local = self._usage_traced
+        if local is None:
+            with self._lock:
+                if self._usage_traced is None:
+                    self._usage_traced = threading.local()
+                local = self._usage_traced
+        return local
 
     def port(self) -> Any:
         """What a layer gets: a weak proxy of this context."""
@@ -216,7 +228,7 @@ class TrialContext:
         if error is not None:
             data["error"] = error
         if outcome in RAN and result is not None:
-            data["result"] = _short(result)
+            data["result"] = result if type(result) in _PLAIN_RESULTS else _short(result)
         self.trace.add_data("tool_call", spec.name, outcome, data)
         for hook in self.hooks["on_tool_recorded"]:
             hook(spec, arguments, outcome)
@@ -235,7 +247,8 @@ class TrialContext:
                        arguments=dict(arguments), **data)
 
     def _on_usage(self, usage: Usage, meter: TokenMeter) -> None:
-        if getattr(self.usage_traced, "on", False):  # the fake model wrote this call's model_call event
+        quiet = self._usage_traced
+        if quiet is not None and getattr(quiet, "on", False):  # the fake model wrote this call's model_call event
             return
         self.trace.add("model_call", usage.model, "ok", input_tokens=usage.input_tokens,
                        output_tokens=usage.output_tokens)
@@ -268,6 +281,9 @@ class TrialContext:
         listener = self.service("on_confidence")
         if listener is not None:
             listener(value)
+
+
+_PLAIN_RESULTS = frozenset({int, float, bool})  # results traced as they are (``_short`` keeps them)
 
 
 def _short(value: Any, limit: int = 200) -> Any:
