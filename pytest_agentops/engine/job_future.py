@@ -1,8 +1,9 @@
-"""``JobFuture``: the future of one job queued on a ``LoopWorker``, lighter than ``concurrent.futures.Future``.
+"""``JobFuture``: the future of one job queued on a worker (``ThreadWorker``, ``LoopWorker``), lighter than
+``concurrent.futures.Future``.
 
-An async campaign makes one future per trial, created by the main thread and completed on the loop's thread.
+A campaign makes one future per trial, created by the main thread and completed on a worker thread or the loop.
 ``concurrent.futures.Future`` builds a ``Condition`` (and its ``RLock``) per future and takes it on every
-call; a job future shares one plain lock with the other futures of its loop and keeps only a state, a
+call; a job future shares one plain lock with the other futures of its worker and keeps only a state, a
 result and its callbacks. It is a drop-in for what the runner and the loop use: ``cancel``, ``cancelled``,
 ``done``, ``running``, ``result`` / ``exception`` (waiting, if asked to, on an event made only then: the
 runner waits through callbacks), ``add_done_callback``, and the ``set_*`` methods of the executor side.

@@ -141,6 +141,7 @@ class ThreadWorker:
 
     def __init__(self, name: str):
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], cf.Future[Any]] | None] = queue.SimpleQueue()
+        self._futures_lock = threading.Lock()  # shared by the futures of the jobs submitted here (``JobFuture``)
         self.retired = False
         self.abandoned = False  # its running job was given up on (the thread may still be running it)
         self.in_job = False
@@ -176,7 +177,7 @@ class ThreadWorker:
         return not self._jobs.empty()
 
     def submit(self, fn: Callable[[], Any]) -> cf.Future[Any]:
-        future: cf.Future[Any] = cf.Future()
+        future: cf.Future[Any] = JobFuture(self._futures_lock)  # (no Condition and RLock per trial)
         self._jobs.put((fn, future))
         return future
 
