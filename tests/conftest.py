@@ -86,3 +86,14 @@ def coin_scenario(p: float, **kwargs) -> Scenario:
 @pytest.fixture
 def orders_world():
     return Orders
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester, whose pytest runs (in-process, subprocesses, their xdist workers) leave out LangSmith's pytest
+    plugin: langsmith comes with langchain-openai (the ``clients`` extra), its plugin is unrelated to this
+    project, and loading it took ~1.5 s of CPU in each new pytest process (importing langsmith.testing,
+    assertion-rewritten). This session itself keeps it, so the two plugins still meet here. (pytester drops
+    an outer PYTEST_ADDOPTS when it starts; this one is set after that.)"""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:langsmith_plugin")
+    return pytester

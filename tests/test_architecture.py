@@ -34,21 +34,30 @@ LAYERS: dict[str, int] = {
 }
 
 
-def test_the_package_has_no_import_cycle():
-    graph = import_graph(PACKAGE)
+@pytest.fixture(scope="module")
+def package_graph() -> dict[str, set[str]]:
+    """The package's import graph, read once for the module (every module's AST: the costly part)."""
+    return import_graph(PACKAGE)
+
+
+@pytest.fixture
+def graph(package_graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """A copy of it for each test (no test can change what the next one checks)."""
+    return {module: set(imports) for module, imports in package_graph.items()}
+
+
+def test_the_package_has_no_import_cycle(graph):
     assert len(graph) > 60  # the whole package was read
     assert cycles(graph) == []
 
 
-def test_imports_point_down_the_declared_layers():
-    graph = import_graph(PACKAGE)
+def test_imports_point_down_the_declared_layers(graph):
     for module in graph:
         layer_of(module, LAYERS)  # every module belongs to a layer
     assert upward_imports(graph, LAYERS) == []
 
 
-def test_values_and_statistics_know_nothing_of_pytest_or_the_runtime():
-    graph = import_graph(PACKAGE)
+def test_values_and_statistics_know_nothing_of_pytest_or_the_runtime(graph):
     values = [m for m in graph if layer_of(m, LAYERS) <= LAYERS["pytest_agentops.result"]]
     for module in values:
         source = (PACKAGE.parent / (module.replace(".", "/") + ".py"))

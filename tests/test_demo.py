@@ -180,20 +180,26 @@ def _file_scenarios():
     return [s for path in sorted(SCENARIOS_DIR.glob("*.yaml")) for s in load_scenarios(path)]
 
 
-def test_scenario_files_load_to_the_python_twins_and_give_the_same_report(results):
+@pytest.fixture(scope="module")
+def file_results():
+    """Every scenario of scenarios/ as loaded from its file, with its campaign, run once for the module."""
+    return [(s, run_campaign(s)) for s in _file_scenarios()]
+
+
+def test_scenario_files_load_to_the_python_twins_and_give_the_same_report(results, file_results):
     from pytest_agentops.report.json_report import report_dict
 
-    loaded = {s.name: s for s in _file_scenarios() if s.name in PYTHON}
+    loaded = {s.name: (s, result) for s, result in file_results if s.name in PYTHON}
     assert sorted(loaded) == sorted(PYTHON)
-    for name, scenario in loaded.items():
+    for name, (scenario, result) in loaded.items():
         assert scenario == PYTHON[name], name
-        assert report_dict([run_campaign(scenario)]) == report_dict([results[name]])
+        assert report_dict([result]) == report_dict([results[name]])
 
 
-def test_every_scenario_file_gives_the_verdicts_it_intends():
+def test_every_scenario_file_gives_the_verdicts_it_intends(file_results):
     """All of scenarios/ (other capabilities' scenarios too): pass, or a decided failure when xfail."""
-    for scenario in _file_scenarios():
-        _decided_as_intended(run_campaign(scenario), scenario.xfail)
+    for scenario, result in file_results:
+        _decided_as_intended(result, scenario.xfail)
 
 
 def test_main_job_through_pytest(pytester):

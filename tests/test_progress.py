@@ -347,11 +347,18 @@ def test_a_progress_display_that_raises_is_switched_off_and_the_campaign_goes_on
 def test_no_redraw_with_capture_off(pytester):
     """With -s what the agent prints moves the cursor behind the terminal writer's back: a TTY gets progress
     lines, never a redrawn one."""
+    from _pytest import unraisableexception
+
     from pytest_agentops.pytest_plugin.options import resolve_options
     from pytest_agentops.pytest_plugin.progress import progress_mode
 
+    # (as pytester does for its in-process runs: no full gc.collect() when these configs are unconfigured at
+    # teardown; two per config, each walking the whole test process, took 3-5 s late in a suite run)
+    no_gc = getattr(unraisableexception, "gc_collect_iterations_key", None)
     for args, expected in ((["-s"], "lines"), ([], "redraw")):
         config = pytester.parseconfigure(*args)
+        if no_gc is not None:
+            config.stash[no_gc] = 0
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         reporter.isatty = lambda: True
         assert progress_mode(config, resolve_options(config)) == expected, args
