@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ..errors import TrialAbandoned
-from ..process.task_scope import task_factory
+from ..process.task_scope import forget_tasks, task_factory
 from ..vtime.loop import VirtualTimeLoop
 from ..vtime.real import real_monotonic
 from .job_future import JobFuture
@@ -268,7 +268,9 @@ class LoopWorker:
             with contextlib.suppress(BaseException):
                 self.reap()  # jobs that ended but would wait for a callback or an idle moment that never comes
             with contextlib.suppress(BaseException):
-                self.abandoned = keep_forever(t for t in asyncio.all_tasks(self.loop) if not t.done())
+                left = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+                self.abandoned = keep_forever(left)
+                forget_tasks(left)
             # the loop is done for (``close`` or ``abandon`` stopped it): close it, which also lets the default
             # executor's idle threads go (``run_in_executor``/``to_thread`` jobs), and releases its selector
             with contextlib.suppress(BaseException):
