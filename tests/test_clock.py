@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import copyreg
 import datetime
@@ -525,6 +526,49 @@ def test_cancelled_deferred_timers_are_purged_from_a_loop_that_never_waits():
         assert len(heap) < 300 and any(entry[2] is kept for entry in heap)
 
     run_virtual(main())
+
+
+_var: contextvars.ContextVar[str] = contextvars.ContextVar("test_clock_var", default="unset")
+
+
+def _handles_of(loop: VirtualTimeLoop, ran: list[tuple[str, str]]) -> tuple[asyncio.Handle, asyncio.Handle]:
+    """A handle from the loop's ``call_soon`` and one from asyncio's own, for the same call."""
+    context = contextvars.copy_context()
+    context.run(_var.set, "given")
+
+    def record(who: str) -> None:
+        ran.append((who, _var.get()))
+
+    ours = loop.call_soon(record, "ours", context=context)
+    theirs = asyncio.BaseEventLoop.call_soon(loop, record, "theirs", context=context)
+    return ours, theirs
+
+
+def test_call_soon_makes_the_handles_asyncio_makes():
+    """``VirtualTimeLoop.call_soon`` fills asyncio's ``Handle`` in itself (fewer calls per task step): the same
+    handle as asyncio's own, in debug mode too (asyncio's own is used then)."""
+    from pytest_agentops.vtime import loop as vloop
+
+    assert vloop._FAST_HANDLES, "asyncio.Handle changed its slots: VirtualTimeLoop.call_soon falls back to asyncio's"
+    for debug in (False, True):
+        loop = VirtualTimeLoop()
+        loop.set_debug(debug)
+        try:
+            ran: list[tuple[str, str]] = []
+            ours, theirs = _handles_of(loop, ran)
+            for name in ("_callback", "_cancelled", "_loop", "_repr", "_context"):
+                assert getattr(ours, name) == getattr(theirs, name), name
+            assert (ours._args, theirs._args) == (("ours",), ("theirs",))
+            assert (ours._source_traceback is None) is (theirs._source_traceback is None) is (not debug)
+            assert type(ours) is type(theirs) is asyncio.Handle and repr(ours).startswith("<Handle")
+            cancelled = loop.call_soon(ran.append, ("never", ""))
+            cancelled.cancel()
+            loop.run_until_complete(asyncio.sleep(0))
+            assert ran == [("ours", "given"), ("theirs", "given")] and cancelled.cancelled()
+        finally:
+            loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon(print)
 
 
 def test_a_clock_reads_a_loop_origin_inline_as_the_origin_reads_itself():

@@ -78,6 +78,13 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         # the loop's deferred timers (a heap, never replaced) and what arms the due ones (set by the loop)
         self.deferred: list[tuple[float, int, DeferredTimer]] = []
         self.arm_deferred: Callable[[float | None], float | None] | None = None
+        # what the loop asks on every I/O wait of a task (``add_reader``, ``remove_reader``): the real selector's
+        # own methods, called without a wrapper's frame (the methods below are the same, for the ABC)
+        self.register = inner.register  # type: ignore[method-assign]
+        self.unregister = inner.unregister  # type: ignore[method-assign]
+        self.modify = inner.modify  # type: ignore[method-assign]
+        self.get_key = inner.get_key  # type: ignore[method-assign]
+        self.get_map = inner.get_map  # type: ignore[method-assign]
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._inner.register(fileobj, events, data)
@@ -166,14 +173,24 @@ class _OrderedTimer(asyncio.TimerHandle):
         self._seq = seq
 
     def __lt__(self, other: object) -> bool:
-        if isinstance(other, _OrderedTimer):
-            return (self._when, self._seq) < (other._when, other._seq)
+        if type(other) is _OrderedTimer:  # (the loop's own timers: compared without building tuples)
+            when, other_when = self._when, other._when  # type: ignore[attr-defined]
+            return when < other_when or (when == other_when and self._seq < other._seq)
         return super().__lt__(other)  # type: ignore[operator]
 
     def __gt__(self, other: object) -> bool:
-        if isinstance(other, _OrderedTimer):
-            return (self._when, self._seq) > (other._when, other._seq)
+        if type(other) is _OrderedTimer:
+            when, other_when = self._when, other._when  # type: ignore[attr-defined]
+            return when > other_when or (when == other_when and self._seq > other._seq)
         return super().__gt__(other)  # type: ignore[operator]
+
+
+#: asyncio's ``Handle`` as ``VirtualTimeLoop.call_soon`` fills it in (the same in Python 3.10 to 3.13); with any
+#: other layout the loop makes its handles through asyncio's own ``call_soon``
+_HANDLE_SLOTS = ("_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr", "__weakref__", "_context")
+_FAST_HANDLES = asyncio.Handle.__slots__ == _HANDLE_SLOTS  # type: ignore[attr-defined]
+_Handle = asyncio.Handle
+_new_handle = object.__new__
 
 
 class DeferredTimer:
@@ -276,6 +293,26 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         """The loop's virtual monotonic time in seconds (0.0 when the loop was created)."""
         return self._vt_selector.now
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
+                  ) -> asyncio.Handle:
+        """As ``asyncio``'s (the same handle, in the same queue); outside debug mode the handle is filled in here
+        rather than through four more calls (``_check_closed``, ``_call_soon``, ``Handle.__init__``,
+        ``get_debug``): every task step and future callback of the loop is scheduled through this."""
+        if self._debug or not _FAST_HANDLES:  # type: ignore[attr-defined]
+            return super().call_soon(callback, *args, context=context)
+        if self._closed:  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
+        handle = _new_handle(_Handle)
+        handle._context = contextvars.copy_context() if context is None else context
+        handle._loop = self
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
+        self._ready.append(handle)  # type: ignore[attr-defined]
+        return handle
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None
                 ) -> asyncio.TimerHandle:
