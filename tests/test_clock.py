@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import copyreg
 import datetime
@@ -463,6 +464,136 @@ def test_call_later_and_call_at_keep_their_order_and_times():
         return fired
 
     assert run_virtual(main()) == [("a", 0.5), ("b", 10.0), ("c", 30.0), ("d", 60.0), ("e", 3600.0)]
+
+
+def test_deferred_timers_fire_as_call_at_timers_made_at_the_same_point_would():
+    """``call_at_deferred``: same instants and same order among timers due together (ties by creation), off the
+    loop's heap until the loop is about to let time reach them, never there if cancelled first."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        fired: list[tuple[str, float]] = []
+
+        def record(name: str) -> None:
+            fired.append((name, loop.time() - start))
+
+        loop.call_at_deferred(start + 5, record, "deferred 5 (made first)")
+        loop.call_at(start + 5, record, "plain 5")
+        loop.call_at_deferred(start + 5, record, "deferred 5 (made last)")
+        loop.call_at_deferred(start + 2, record, "deferred 2")
+        cancelled = loop.call_at_deferred(start + 1, record, "cancelled")
+        later = loop.call_at_deferred(start + 90_000, record, "a day and more")  # past asyncio's longest wait
+        assert len(loop._scheduled) == 1  # only the plain timer is on the heap while time stands still
+        cancelled.cancel()
+        assert cancelled.cancelled() and not later.cancelled() and later.when() == start + 90_000
+        await asyncio.sleep(0)  # a turn with callbacks ready: time does not move, nothing is armed
+        assert len(loop._scheduled) == 1 and fired == []
+        await asyncio.sleep(10)
+        mid = list(fired)
+        await asyncio.sleep(100_000)
+        return mid, fired[len(mid):]
+
+    mid, rest = run_virtual(main())
+    assert mid == [("deferred 2", 2.0), ("deferred 5 (made first)", 5.0), ("plain 5", 5.0),
+                   ("deferred 5 (made last)", 5.0)]
+    assert rest == [("a day and more", 90_000.0)]
+
+
+def test_a_deferred_timer_due_already_and_one_reached_by_an_idle_wait():
+    async def main():
+        loop = asyncio.get_running_loop()
+        fired: list[str] = []
+        loop.call_at_deferred(loop.time(), fired.append, "deferred")  # due now: on the heap at once
+        loop.call_at(loop.time(), fired.append, "plain")
+        assert len(loop._scheduled) == 2
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert fired == ["deferred", "plain"] and loop.time() == 0.0
+        gate = loop.create_future()  # nothing but the deferred timer can wake the loop: it jumps to it
+        loop.call_at_deferred(loop.time() + 7, gate.set_result, "woken")
+        return await gate, loop.time()
+
+    assert run_virtual(main()) == ("woken", 7.0)
+
+
+def test_cancelled_deferred_timers_are_purged_from_a_loop_that_never_waits():
+    async def main():
+        loop = asyncio.get_running_loop()
+        kept = loop.call_at_deferred(loop.time() + 1, lambda: None)
+        for _ in range(10_000):  # e.g. trials ending before their deadline, on a loop always busy
+            loop.call_at_deferred(loop.time() + 30, lambda: None).cancel()
+        heap = loop.vt_state.deferred
+        assert len(heap) < 300 and any(entry[2] is kept for entry in heap)
+
+    run_virtual(main())
+
+
+_var: contextvars.ContextVar[str] = contextvars.ContextVar("test_clock_var", default="unset")
+
+
+def _handles_of(loop: VirtualTimeLoop, ran: list[tuple[str, str]]) -> tuple[asyncio.Handle, asyncio.Handle]:
+    """A handle from the loop's ``call_soon`` and one from asyncio's own, for the same call."""
+    context = contextvars.copy_context()
+    context.run(_var.set, "given")
+
+    def record(who: str) -> None:
+        ran.append((who, _var.get()))
+
+    ours = loop.call_soon(record, "ours", context=context)
+    theirs = asyncio.BaseEventLoop.call_soon(loop, record, "theirs", context=context)
+    return ours, theirs
+
+
+def test_call_soon_makes_the_handles_asyncio_makes():
+    """``VirtualTimeLoop.call_soon`` fills asyncio's ``Handle`` in itself (fewer calls per task step): the same
+    handle as asyncio's own, in debug mode too (asyncio's own is used then)."""
+    from pytest_agentops.vtime import loop as vloop
+
+    assert vloop._FAST_HANDLES, "asyncio.Handle changed its slots: VirtualTimeLoop.call_soon falls back to asyncio's"
+    for debug in (False, True):
+        loop = VirtualTimeLoop()
+        loop.set_debug(debug)
+        try:
+            ran: list[tuple[str, str]] = []
+            ours, theirs = _handles_of(loop, ran)
+            for name in ("_callback", "_cancelled", "_loop", "_repr", "_context"):
+                assert getattr(ours, name) == getattr(theirs, name), name
+            assert (ours._args, theirs._args) == (("ours",), ("theirs",))
+            assert (ours._source_traceback is None) is (theirs._source_traceback is None) is (not debug)
+            assert type(ours) is type(theirs) is asyncio.Handle and repr(ours).startswith("<Handle")
+            cancelled = loop.call_soon(ran.append, ("never", ""))
+            cancelled.cancel()
+            loop.run_until_complete(asyncio.sleep(0))
+            assert ran == [("ours", "given"), ("theirs", "given")] and cancelled.cancelled()
+        finally:
+            loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon(print)
+
+
+def test_a_clock_reads_a_loop_origin_inline_as_the_origin_reads_itself():
+    from pytest_agentops.vtime.clock import LoopOrigin
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(1234.5678901)  # a loop time whose float rounding differs from the trial's own
+        origin = LoopOrigin(loop)
+        clock = VirtualClock(source=origin.elapsed)
+        reads = [(clock.monotonic(), origin.elapsed())]  # not started: 0
+        origin.start()
+        for step in (0.1, 0.2, 1e-7, 30.0):
+            await asyncio.sleep(step)
+            reads.append((clock.monotonic(), origin.elapsed()))
+        clock.advance(2.5)
+        reads.append((clock.elapsed, origin.elapsed() + 2.5))
+        origin.stop()
+        await asyncio.sleep(5)  # the loop moves on, the trial's time does not
+        reads.append((clock.monotonic(), origin.elapsed() + 2.5))
+        return reads
+
+    reads = run_virtual(main())
+    assert all(a == b for a, b in reads), reads
+    assert reads[1][0] == 0.1 and reads[-1][0] == reads[-2][0] == round(30.3000001, 6) + 2.5
 
 
 def _slow_line_server(delay: float) -> int:

@@ -395,6 +395,79 @@ def test_a_job_cancelled_before_its_first_step_gives_its_slot_back(worker):
     assert worker.running == 0
 
 
+def test_a_job_task_cancelled_from_elsewhere_before_its_first_step_is_still_reported(worker):
+    """A job's task reports its own end; one that never ran (cancelled by anyone, not only ``cancel_job``) is
+    reported by its done callback, and its slot comes back."""
+    async def waits() -> str:
+        await asyncio.sleep(0)
+        return "ran"
+
+    worker.limit = 1
+    doomed = worker.put(waits)
+
+    def start_and_cancel_the_task() -> None:
+        worker._drive()
+        worker._tasks[doomed].task.cancel()  # e.g. an agent's thread cancelling every task of the loop
+
+    assert worker.call(start_and_cancel_the_task)
+    with pytest.raises(cf.CancelledError):
+        doomed.result(5)
+    after = worker.put(waits)
+    worker.kick()
+    assert after.result(5) == "ran" and worker.running == 0
+
+
+def test_a_finished_job_leaves_no_done_callback_on_its_task(worker):
+    tasks: list[asyncio.Task] = []
+
+    async def job() -> int:
+        tasks.append(asyncio.current_task())
+        return 7
+
+    worker.limit = 2
+    futures = [worker.put(job) for _ in range(4)]
+    worker.kick()
+    assert [f.result(5) for f in futures] == [7] * 4
+    assert worker.call(lambda: None)
+    assert all(t.done() and not t.cancelled() for t in tasks)
+    assert not worker._tasks and worker.running == 0
+
+
+def test_on_done_is_told_of_every_job_end_before_the_futures_own_callbacks(worker):
+    told: list[tuple[str, object]] = []
+    worker.on_done = lambda f: told.append(("on_done", f))
+
+    async def job() -> str:
+        return "ok"
+
+    worker.limit = 1
+    done = worker.put(job)
+    done.add_done_callback(lambda f: told.append(("callback", f)))
+    queued = worker.put(job)
+    assert queued.cancel()  # from this thread, while queued
+    worker.kick()
+    assert done.result(5) == "ok"
+    assert worker.call(lambda: None)
+    assert told == [("on_done", queued), ("on_done", done), ("callback", done)]
+
+
+def test_async_trials_leave_no_deadline_timer_on_the_loop_and_no_main_task_behind():
+    """A trial's virtual deadline is a deferred timer: a trial that never lets the loop wait puts no timer on
+    the loop's heap; and the trial's main task is no longer kept once the trial has ended."""
+    from pytest_agentops.process import task_scope
+
+    async def agent(task, env):
+        loop = asyncio.get_running_loop()
+        mine = asyncio.current_task() in asyncio.all_tasks()  # its own main task is listed as its own
+        return f"{len(loop._scheduled)} {mine}"
+
+    kept = dict(task_scope._main)  # (trials of other tests whose tasks were abandoned on a blocked loop)
+    result = run_campaign(Scenario(name="no-timers", agent=agent, trials=40, seed=0, concurrency=4,
+                                   virtual_timeout_s=60, faults=Faults.none(), early_stop=False))
+    assert {r.output for r in result.records} == {"0 True"}
+    assert task_scope._main.keys() <= kept.keys()
+
+
 # --- the job future ------------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,8 @@ call; a job future shares one plain lock with the other futures of its worker an
 result and its callbacks. It is a drop-in for what the runner and the loop use: ``cancel``, ``cancelled``,
 ``done``, ``running``, ``result`` / ``exception`` (waiting, if asked to, on an event made only then: the
 runner waits through callbacks), ``add_done_callback``, and the ``set_*`` methods of the executor side.
+A callback common to all the futures of a loop is given when each is made (``on_done``): no callback list, nor
+lock taken to add one, per future.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ _PENDING, _RUNNING, _CANCELLED, _FINISHED = 0, 1, 2, 3
 class JobFuture(cf.Future):  # type: ignore[type-arg]
     """A future whose lock is shared (``lock``); callbacks run outside it, in the thread that completed it."""
 
-    __slots__ = ("_callbacks", "_done_event", "_error", "_lock", "_result", "_state")
+    __slots__ = ("_callbacks", "_done_event", "_error", "_lock", "_on_done", "_result", "_state")
 
-    def __init__(self, lock: threading.Lock) -> None:  # (no ``super().__init__``: no Condition of its own)
+    def __init__(self, lock: threading.Lock, on_done: Callable[[cf.Future[Any]], object] | None = None) -> None:
+        # (no ``super().__init__``: no Condition of its own)
         self._lock = lock
+        self._on_done = on_done  # called first when done, like a callback added before any other
         self._state = _PENDING
         self._result: Any = None
         self._error: BaseException | None = None
@@ -108,7 +112,21 @@ class JobFuture(cf.Future):  # type: ignore[type-arg]
             return True
 
     def set_result(self, result: Any) -> None:
-        self._finish(result, None)
+        with self._lock:  # (``_finish`` and ``_invoke``, inlined: once per job)
+            if self._state >= _CANCELLED:
+                raise cf.InvalidStateError(f"{self!r} is done already")
+            self._result, self._state = result, _FINISHED
+        if self._done_event is not None:
+            self._done_event.set()
+        on_done = self._on_done
+        if on_done is not None:
+            self._on_done = None
+            try:
+                on_done(self)
+            except Exception:
+                cf._base.LOGGER.exception("exception calling callback for %r", self)
+        if self._callbacks is not None:
+            self._invoke()
 
     def set_exception(self, exception: BaseException | None) -> None:
         self._finish(None, exception)
@@ -123,8 +141,16 @@ class JobFuture(cf.Future):  # type: ignore[type-arg]
     def _invoke(self) -> None:
         if self._done_event is not None:
             self._done_event.set()
+        on_done, self._on_done = self._on_done, None
+        if on_done is not None:
+            try:
+                on_done(self)
+            except Exception:
+                cf._base.LOGGER.exception("exception calling callback for %r", self)
+        if self._callbacks is None:
+            return
         callbacks, self._callbacks = self._callbacks, None
-        for fn in callbacks or ():
+        for fn in callbacks:
             try:
                 fn(self)
             except Exception:  # as concurrent.futures does: a failing callback does not stop the others

@@ -119,6 +119,8 @@ class Runner:
     def _loop_worker(self) -> LoopWorker:
         if self._loop is None or self._loop.retired:
             self._loop = LoopWorker()
+            self._loop.limit = self.settings.concurrency
+            self._loop.on_done = functools.partial(self._async_done, self._loop)  # told of each trial's end
         return self._loop
 
     def close(self) -> None:
@@ -156,10 +158,8 @@ class Runner:
     def _submit_async(self, trial: Trial) -> None:
         """Queue an async trial on the loop, which starts it when fewer than ``concurrency`` trials run."""
         worker = self._loop_worker()
-        worker.limit = self.settings.concurrency
         trial.worker = worker
         trial.future = worker.put(trial.run_async, warm=trial.warm, settle=trial.settle_async)
-        trial.future.add_done_callback(functools.partial(self._async_done, worker))
         self._unkicked += 1
 
     def _kick(self) -> None:
@@ -176,9 +176,11 @@ class Runner:
         they wait)."""
         if future.cancelled():
             self._quiet.append(future)
-        elif worker.retired or not (worker.busy() or worker.queued()):
+            return
+        queued = worker.queued()
+        if worker.retired or not (queued or worker.busy()):
             self._completed.put(future)
-        elif self._refill and worker.queued() <= self._low_water and len(self._quiet) + 1 >= self._batch:
+        elif self._refill and queued <= self._low_water and len(self._quiet) + 1 >= self._batch:
             self._refill = False
             self._completed.put(future)
         else:

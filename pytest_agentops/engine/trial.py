@@ -25,7 +25,8 @@ from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
 from ..records import EventKey, TraceEvent, TrialRecord, event_key
 from ..seeding import trial_seed
-from ..vtime.deadline import watch_virtual_deadline
+from ..vtime.clock import LoopOrigin
+from ..vtime.deadline import VirtualDeadline, watch_virtual_deadline
 from ..vtime.loop import run_virtual
 from ..vtime.real import real_perf_counter
 from .assemble import CampaignLayers, outside_loop
@@ -38,37 +39,6 @@ if TYPE_CHECKING:
     from .workers import LoopWorker, ThreadWorker
 
 _wall = real_perf_counter  # never the virtual clock
-
-
-class LoopOrigin:
-    """The loop time at which an async trial started: its clock reads loop time since then."""
-
-    __slots__ = ("_end", "_time", "_value", "loop", "t0", "t1")
-
-    def __init__(self, loop: Any):
-        self.loop = loop
-        self._time = loop.time
-        self.t0: float | None = None
-        self.t1: float | None = None  # when the task ended: the shared loop's time moves on for other trials
-        self._end = self._value = 0.0  # the last loop time read and its elapsed value (reads often repeat)
-
-    def start(self) -> None:
-        self.t0 = self._end = self._time()
-
-    def stop(self) -> None:
-        if self.t0 is not None and self.t1 is None:
-            self.t1 = self._time()
-
-    def elapsed(self) -> float:
-        t0 = self.t0
-        if t0 is None:
-            return 0.0
-        end = self._time() if self.t1 is None else self.t1
-        if end != self._end:
-            # to the microsecond: the loop's float time depends on when the trial started (float rounding at
-            # different magnitudes), its elapsed time must not, so that records match at any concurrency
-            self._end, self._value = end, round(end - t0, 6)
-        return self._value
 
 
 class Trial:
@@ -140,15 +110,36 @@ class Trial:
             self.building = None
 
     async def run_async(self) -> tuple[Any, BaseException | None]:
-        """As a task on the shared loop: run the agent (building the trial first unless ``warm`` did).
-        Returns how it ended, which ``settle_async`` judges, in the loop's next idle moment."""
+        """As a task on the shared loop: run the agent (building the trial first unless ``warm`` did) on the
+        trial's clock, its virtual deadline armed. Returns how it ended, which ``settle_async`` judges, in the
+        loop's next idle moment."""
         self.started = _wall()  # the wall-clock limit covers building the world too
-        self.warm()
+        if self._origin is None:
+            self.warm()
         if self._build_error is not None:
             raise self._build_error
-        assert self._origin is not None
+        origin = self._origin
+        assert origin is not None
         try:
-            return await self.call_async(self._origin), None
+            # (``call_async``, inlined: one coroutine less per trial)
+            ctx = self.ctx
+            assert ctx is not None and self.random is not None
+            origin.start()
+            clock = ctx.clock
+            task = asyncio.current_task(origin.loop)
+            deadline = None if clock.limit_s is None else VirtualDeadline(
+                clock, clock.limit_s, functools.partial(ctx.abort, "timed_out"), loop=origin.loop, task=task)
+            token, random_token = enter_clock(clock), enter_random(self.random)
+            trial_token = enter_trial(ctx, task)
+            try:
+                return await self.agent(self.task, self.env), None
+            finally:
+                exit_trial(trial_token)
+                exit_random(random_token)
+                exit_clock(token)
+                if deadline is not None:
+                    deadline.cancel()
+                origin.stop()
         except BaseException as exc:  # CancelledError too: the virtual deadline or the watchdog ended it
             return None, exc
         finally:
@@ -174,7 +165,8 @@ class Trial:
             exit_clock(token)
 
     async def call_async(self, origin: LoopOrigin) -> Any:
-        """Run an async agent as a task on the shared virtual-time loop, on the trial's clock."""
+        """Run an async agent as a task on the shared virtual-time loop, on the trial's clock (what ``run_async``
+        does, inlined there)."""
         ctx = self.ctx
         assert ctx is not None and self.random is not None
         origin.start()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ..errors import TrialAbandoned
-from ..process.task_scope import task_factory
+from ..process.task_scope import forget_tasks, task_factory
 from ..vtime.loop import VirtualTimeLoop
 from ..vtime.real import real_monotonic
 from .job_future import JobFuture
@@ -196,9 +196,10 @@ class ThreadWorker:
         self._jobs.put(None)
 
 
-#: Queued jobs a LoopWorker builds ahead in its idle moments (``warm``), and ended jobs it may leave to be
-#: judged in a later idle moment (``settle``), at most: at high concurrency, thousands of trials built ahead or
-#: left unjudged would only keep memory alive (and make every garbage collection longer).
+#: Queued jobs a LoopWorker builds ahead in its idle moments (``warm``), at most, and ended jobs it leaves to be
+#: judged in a later idle moment (``settle``) before each job starting settles one (``LoopWorker._run_job``): at
+#: high concurrency, thousands of trials built ahead or left unjudged would only keep memory alive (and make
+#: every garbage collection longer).
 WARM_AHEAD = 128
 SETTLE_BACKLOG = 256
 
@@ -207,15 +208,17 @@ class _Job:
     """A job queued on a LoopWorker: ``warm()`` (optional, in an idle moment before it starts),
     ``start()`` (the coroutine run as a task), ``settle(result)`` (optional, in an idle moment after)."""
 
-    __slots__ = ("future", "held", "settle", "start", "warm")
+    __slots__ = ("done_cb", "future", "held", "settle", "start", "task", "warm")
 
     def __init__(self, start: Callable[[], Coroutine[Any, Any, Any]], warm: Callable[[], None] | None,
-                 settle: Callable[[Any], Any] | None, lock: threading.Lock):
+                 settle: Callable[[Any], Any] | None, future: JobFuture):
         self.start = start
         self.warm = warm
         self.settle = settle
-        self.future: cf.Future[Any] = JobFuture(lock)
+        self.future = future
         self.held = False  # holds one of the loop's ``limit`` slots
+        self.task: asyncio.Task[Any] | None = None  # once started
+        self.done_cb: Callable[[asyncio.Task[Any]], None] | None = None  # its task's done callback, while it has one
 
 
 class LoopWorker:
@@ -226,6 +229,11 @@ class LoopWorker:
     job (each hand-off is a GIL switch that can cost milliseconds while the other thread is busy). A
     job's set-up and its wrap-up run in the loop's idle moments (``VirtualTimeLoop.idle_work``), so that
     when many jobs' I/O answers arrive together the next ones start without waiting for that work.
+
+    A job's task reports its own end, in its last step (``_run_job``); its done callback, which would cost
+    the loop a handle and a turn per job, is removed then, and only reports a task that never ran (cancelled
+    before its first step). ``on_done(future)``, if set, is called as each job's future is completed or
+    cancelled (before the future's own callbacks): one callable for all the jobs, not one per future.
     """
 
     def __init__(self, name: str = "agentops-loop"):
@@ -238,9 +246,10 @@ class LoopWorker:
         self._pending: collections.deque[_Job] = collections.deque()
         self._warmed = 0  # the first ``_warmed`` pending jobs have been warmed
         self._settling: collections.deque[tuple[_Job, Any]] = collections.deque()
-        self._tasks: dict[cf.Future[Any], tuple[_Job, asyncio.Task[Any]]] = {}
+        self._tasks: dict[cf.Future[Any], _Job] = {}  # jobs started and not yet reported
         self._ready = threading.Event()
         self._futures_lock = threading.Lock()  # shared by the futures of the jobs put here (``JobFuture``)
+        self.on_done: Callable[[cf.Future[Any]], None] | None = None  # told of every job's end (see above)
         # what each job's task starts from: the context of the thread that made this worker (not the context of
         # the job whose end starts it, which its agent may have changed)
         self._context = contextvars.copy_context()
@@ -260,7 +269,9 @@ class LoopWorker:
             with contextlib.suppress(BaseException):
                 self.reap()  # jobs that ended but would wait for a callback or an idle moment that never comes
             with contextlib.suppress(BaseException):
-                self.abandoned = keep_forever(t for t in asyncio.all_tasks(self.loop) if not t.done())
+                left = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+                self.abandoned = keep_forever(left)
+                forget_tasks(left)
             # the loop is done for (``close`` or ``abandon`` stopped it): close it, which also lets the default
             # executor's idle threads go (``run_in_executor``/``to_thread`` jobs), and releases its selector
             with contextlib.suppress(BaseException):
@@ -279,9 +290,9 @@ class LoopWorker:
         next; ``settle(result)`` runs after, in an idle moment, and its value is the job's result. The
         future is marked running when the job starts; a job still queued can be cancelled from any thread
         with ``future.cancel()``, a running one only from the loop (``cancel_job``)."""
-        job = _Job(start, warm, settle, self._futures_lock)
-        self._pending.append(job)
-        return job.future
+        future = JobFuture(self._futures_lock, self.on_done)
+        self._pending.append(_Job(start, warm, settle, future))
+        return future
 
     def kick(self) -> None:
         """Have the loop start queued jobs (one wake-up of the loop for any number of ``put``)."""
@@ -298,22 +309,23 @@ class LoopWorker:
 
     def still_running(self, future: cf.Future[Any]) -> bool:
         """Whether the task of a started job has not ended (a task may ignore its cancellation)."""
-        entry = self._tasks.get(future)
-        return entry is not None and not entry[1].done()
+        job = self._tasks.get(future)
+        return job is not None and job.task is not None and not job.task.done()
 
     def cancel_job(self, future: cf.Future[Any]) -> None:
         """On the loop: skip a queued job, or cancel the task of a running one."""
         if not future.cancel():
-            entry = self._tasks.get(future)
-            if entry is not None:
-                entry[1].cancel()
+            job = self._tasks.get(future)
+            if job is not None and job.task is not None:
+                job.task.cancel()
 
     def _drive(self) -> None:
         """On the loop: start queued jobs while fewer than ``limit`` run."""
         pending = self._pending
         while self.running < self.limit and pending and not self.retired:
             job = pending.popleft()
-            self._warmed = max(0, self._warmed - 1)
+            if self._warmed:
+                self._warmed -= 1
             if not job.future.set_running_or_notify_cancel():  # cancelled while queued
                 continue
             self.running += 1
@@ -325,16 +337,34 @@ class LoopWorker:
                 self._free(job)
                 job.future.set_exception(exc)
                 continue
-            self._tasks[job.future] = (job, task)
-            task.add_done_callback(functools.partial(self._job_done, job))
+            job.task = task
+            self._tasks[job.future] = job
+            # only for a task that never runs ``_run_job`` (cancelled before its first step): removed by it
+            job.done_cb = functools.partial(self._job_done, job)
+            task.add_done_callback(job.done_cb)
 
-    async def _run_job(self, job: _Job) -> Any:
-        """A job's task: its coroutine, then the next queued job starts in the same turn of the loop (not one
-        turn later, from the done callback)."""
+    async def _run_job(self, job: _Job) -> None:
+        """A job's task: its coroutine, then its end is reported and the next queued job starts, in the same
+        turn of the loop (not one turn later, from a done callback).
+
+        A loop never idle would pile ended jobs up unsettled: past ``min(2 * limit, SETTLE_BACKLOG)`` of them,
+        each job starting settles one first, in its own first step (as many settled as started: the backlog stays
+        at that mark until the jobs stop coming, then idle moments settle the rest). Neither as a job ends nor
+        several in a row: judging a trial frees its objects in bulk, and the collector counts frees only down to
+        zero new objects, where it is right after a collection (which a trial's own run sets off): frees made
+        then are not counted, and the collector ran twice to four times as often at concurrency 1,000."""
+        settling = self._settling
+        if len(settling) > min(2 * self.limit, SETTLE_BACKLOG):
+            self._settle_one()
         try:
-            return await job.start()
-        finally:
-            self._free(job)
+            result = await job.start()
+        except Exception as exc:  # the job's failure, reported through its future: the task itself ends quietly
+            self._ended(job, None, exc)
+            return
+        except BaseException as exc:  # cancelled, or an exception that must go on (KeyboardInterrupt and the like)
+            self._ended(job, None, exc)
+            raise
+        self._ended(job, result, None)
 
     def _free(self, job: _Job) -> None:
         """Give back the job's slot and start the next queued jobs."""
@@ -343,27 +373,53 @@ class LoopWorker:
             self.running -= 1
             self._drive()
 
-    def _job_done(self, job: _Job, task: asyncio.Task[Any]) -> None:
+    def _ended(self, job: _Job, result: Any, exc: BaseException | None) -> None:
+        """(In the job's task, as it ends.) Free its slot and report its end."""
+        if job.done_cb is not None and job.task is not None:
+            job.task.remove_done_callback(job.done_cb)
+            job.done_cb = None
+        if job.held:  # (``_free``, inlined: once per job)
+            job.held = False
+            self.running -= 1
+            if self._pending:
+                self._drive()
         if self._tasks.pop(job.future, None) is None:
             return  # reaped already (``reap``)
-        self._free(job)  # (a task cancelled before its first step never ran ``_run_job``'s ``finally``)
+        if exc is not None:
+            job.future.set_exception(cf.CancelledError() if isinstance(exc, asyncio.CancelledError) else exc)
+        elif job.settle is None:  # (``_report``, inlined)
+            job.future.set_result(result)
+        else:
+            self._settling.append((job, result))  # settled as a job starts (``_run_job``), or in an idle moment
+
+    def _job_done(self, job: _Job, task: asyncio.Task[Any]) -> None:
+        """A job's task is done without having reported its end (it never ran, or the loop stopped first)."""
+        job.done_cb = None
+        if self._tasks.pop(job.future, None) is None:
+            return  # reaped already (``reap``)
+        self._free(job)  # (a task cancelled before its first step never ran ``_run_job``)
         if task.cancelled():
             job.future.set_exception(cf.CancelledError())
         elif task.exception() is not None:
             job.future.set_exception(task.exception())
-        elif job.settle is None:
-            job.future.set_result(task.result())
         else:
-            self._settling.append((job, task.result()))
+            self._report(job, task.result())
+
+    def _report(self, job: _Job, result: Any) -> None:
+        """A job ended with ``result``: its future's result, or (with a ``settle``) queued to be settled."""
+        if job.settle is None:
+            job.future.set_result(result)
+        else:
+            self._settling.append((job, result))
             if len(self._settling) > min(2 * self.limit, SETTLE_BACKLOG):  # a loop never idle: do not pile up
                 self._settle_one()
 
     def reap(self) -> None:
         """For a retired loop (blocked, or whose thread is gone): report here and now the jobs whose tasks
         ended but whose done callback or idle moment has not come, and may never."""
-        for job, task in list(self._tasks.values()):
-            if task.done():
-                self._job_done(job, task)
+        for job in list(self._tasks.values()):
+            if job.task is not None and job.task.done():
+                self._job_done(job, job.task)
         while self._settling:
             self._settle_one()
 

@@ -12,26 +12,41 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from .time_patch import register_stand_ins
 
 _real_all_tasks = asyncio.all_tasks
 _trial: contextvars.ContextVar[object | None] = contextvars.ContextVar("pytest_agentops_trial", default=None)
-_owner: weakref.WeakKeyDictionary[asyncio.Task[Any], object] = weakref.WeakKeyDictionary()
+_owner: weakref.WeakKeyDictionary[asyncio.Task[Any], object] = weakref.WeakKeyDictionary()  # tasks trials made
+# each trial's main task while the trial runs in it (a plain dict: entered and left once per trial, which a weak
+# dictionary makes costly: a weak reference with a callback per trial, and the callback when the task goes)
+_main: dict[object, asyncio.Task[Any]] = {}
+_NO_TASK: Any = object()
 
 
-def enter_trial(trial: object) -> contextvars.Token[object | None]:
-    """Mark the current task (a trial's main task) and the context as the trial's (undo with ``exit_trial``)."""
-    task = asyncio.current_task()
+def enter_trial(trial: object, task: asyncio.Task[Any] | None = _NO_TASK) -> contextvars.Token[object | None]:
+    """Mark the current task (a trial's main task; the caller may give it) and the context as the trial's (undo
+    with ``exit_trial``)."""
+    if task is _NO_TASK:
+        task = asyncio.current_task()
     if task is not None:
-        _owner[task] = trial
+        _main[trial] = task
     return _trial.set(trial)
 
 
 def exit_trial(token: contextvars.Token[object | None]) -> None:
+    _main.pop(_trial.get(), None)
     _trial.reset(token)
+
+
+def forget_tasks(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Tasks left behind for good (a loop stopped with them pending): their trials never left them, forget them."""
+    gone = set(tasks)
+    for trial, task in list(_main.items()):
+        if task in gone:
+            _main.pop(trial, None)
 
 
 def task_factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
@@ -50,7 +65,8 @@ def _all_tasks(loop: asyncio.AbstractEventLoop | None = None) -> set[asyncio.Tas
     trial = _trial.get()
     if trial is None:
         return tasks
-    return {task for task in tasks if _owner.get(task) is trial}
+    main = _main.get(trial)
+    return {task for task in tasks if task is main or _owner.get(task) is trial}
 
 
 _all_tasks.__doc__ = _real_all_tasks.__doc__

@@ -1,7 +1,8 @@
 """A trial's virtual clock: ``elapsed = source() + offset``; ``now() = epoch + elapsed``. Nothing in it blocks.
 
 ``source`` is a base another component advances (an event loop's virtual time; 0 without one); ``advance()``
-and ``sleep()`` move the private offset. ``TrialClock`` adds a trial's virtual time limit.
+and ``sleep()`` move the private offset. ``TrialClock`` adds a trial's virtual time limit. ``LoopOrigin`` is the
+source of an async trial's clock: loop time since the trial started, which a clock reads without a call.
 """
 
 from __future__ import annotations
@@ -36,6 +37,54 @@ def as_seconds(seconds: Any, name: str = "seconds") -> float:
     return value
 
 
+class LoopOrigin:
+    """The loop time at which an async trial started: ``elapsed()`` is the loop's time since then, to the
+    microsecond, frozen once the trial ends (``stop``). A clock whose source is a ``LoopOrigin``'s ``elapsed``
+    reads it inline (``VirtualClock.monotonic``), which a trial does at every event of its trace."""
+
+    __slots__ = ("_end", "_state", "_value", "loop", "t0", "t1")
+
+    def __init__(self, loop: Any):
+        self.loop = loop
+        # where the loop's time is read: a VirtualTimeLoop's ``vt_state.now`` (no call per read), else ``time()``
+        self._state = getattr(loop, "vt_state", None) or _TimeOf(loop)
+        self.t0: float | None = None
+        self.t1: float | None = None  # when the task ended: the shared loop's time moves on for other trials
+        self._end = self._value = 0.0  # the last loop time read and its elapsed value (reads often repeat)
+
+    def start(self) -> None:
+        self.t0 = self._end = self._state.now
+
+    def stop(self) -> None:
+        if self.t0 is not None and self.t1 is None:
+            self.t1 = self._state.now
+
+    def elapsed(self) -> float:
+        # (``VirtualClock.monotonic`` has this inlined)
+        t0 = self.t0
+        if t0 is None:
+            return 0.0
+        end = self._state.now if self.t1 is None else self.t1
+        if end != self._end:
+            # to the microsecond: the loop's float time depends on when the trial started (float rounding at
+            # different magnitudes), its elapsed time must not, so that records match at any concurrency
+            self._end, self._value = end, round(end - t0, 6)
+        return self._value
+
+
+class _TimeOf:
+    """``now``: the time of a loop that keeps no ``vt_state``."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: Any):
+        self.loop = loop
+
+    @property
+    def now(self) -> float:
+        return float(self.loop.time())
+
+
 class VirtualClock:
     """A trial's virtual clock: ``elapsed = source() + offset``; ``now() = epoch + elapsed``.
 
@@ -43,7 +92,7 @@ class VirtualClock:
     not read the patched clock functions itself (use ``real_monotonic`` or a loop's ``time()``).
     """
 
-    __slots__ = ("_epoch", "_lock", "_offset", "_source")
+    __slots__ = ("_epoch", "_lock", "_offset", "_origin", "_source")
 
     def __init__(self, epoch: float = DEFAULT_EPOCH, source: Callable[[], float] | None = None) -> None:
         try:
@@ -56,6 +105,9 @@ class VirtualClock:
             raise ArgumentTypeError(f"source={source!r} must be a zero-argument callable returning seconds, or None")
         self._epoch = epoch_value
         self._source = source
+        # a ``LoopOrigin.elapsed`` source is read inline (``monotonic``): a call less per read
+        self._origin: LoopOrigin | None = source.__self__ if getattr(source, "__func__", None) is LoopOrigin.elapsed \
+            else None  # type: ignore[union-attr]
         self._offset = 0.0
         self._lock = threading.Lock()
 
@@ -78,20 +130,26 @@ class VirtualClock:
         """Epoch seconds at elapsed 0."""
         return self._epoch
 
-    @property
-    def elapsed(self) -> float:
-        """Virtual seconds since the clock started."""
+    def monotonic(self) -> float:
+        """Virtual monotonic seconds, equal to ``elapsed`` (starts at 0)."""
+        origin = self._origin
+        if origin is not None:  # (``LoopOrigin.elapsed``, inlined)
+            t0 = origin.t0
+            if t0 is None:
+                return 0.0 + self._offset
+            end = origin._state.now if origin.t1 is None else origin.t1
+            if end != origin._end:
+                origin._end, origin._value = end, round(end - t0, 6)
+            return origin._value + self._offset
         base = self._source() if self._source is not None else 0.0
         return base + self._offset  # (reading one float is atomic: the lock is for ``advance``'s read-add-write)
 
+    #: Virtual seconds since the clock started (``monotonic()``).
+    elapsed = property(monotonic)
+
     def now(self) -> float:
         """Virtual epoch seconds (what ``time.time()`` returns under ``virtual_time``)."""
-        return self._epoch + self.elapsed
-
-    def monotonic(self) -> float:
-        """Virtual monotonic seconds, equal to ``elapsed`` (starts at 0)."""
-        source = self._source  # (``elapsed`` written out: every trace event reads the clock)
-        return (source() if source is not None else 0.0) + self._offset
+        return self._epoch + self.monotonic()
 
     def datetime(self) -> _datetime_module.datetime:
         """``now()`` as a timezone-aware UTC datetime."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import math
 import selectors
+from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -58,7 +60,9 @@ class _VirtualTimeSelector(selectors.BaseSelector):
        task started gets the same times whenever it was submitted).
 
     Before any wait (rules 2-5) one step of idle work (``idle``, see ``VirtualTimeLoop.idle_work``) runs
-    if there is some; the selector then only polls, and the loop comes back for the next step.
+    if there is some; the selector then only polls, and the loop comes back for the next step. Then, before
+    the rules are applied, the loop's deferred timers (``VirtualTimeLoop.call_at_deferred``) that the wait
+    could reach are put on its heap, and ``timeout`` shortened to the first of them (``arm_deferred``).
     """
 
     def __init__(self, inner: selectors.BaseSelector, io_poll_cap: float) -> None:
@@ -71,6 +75,16 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self._fds: dict[int, Any] | None = fds if isinstance(fds, dict) else None
         self.idle: Callable[[], bool] | None = None
         self.on_jump: Callable[[float], None] | None = None  # told the seconds of each jump to a timer
+        # the loop's deferred timers (a heap, never replaced) and what arms the due ones (set by the loop)
+        self.deferred: list[tuple[float, int, DeferredTimer]] = []
+        self.arm_deferred: Callable[[float | None], float | None] | None = None
+        # what the loop asks on every I/O wait of a task (``add_reader``, ``remove_reader``): the real selector's
+        # own methods, called without a wrapper's frame (the methods below are the same, for the ABC)
+        self.register = inner.register  # type: ignore[method-assign]
+        self.unregister = inner.unregister  # type: ignore[method-assign]
+        self.modify = inner.modify  # type: ignore[method-assign]
+        self.get_key = inner.get_key  # type: ignore[method-assign]
+        self.get_map = inner.get_map  # type: ignore[method-assign]
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._inner.register(fileobj, events, data)
@@ -107,10 +121,17 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         return self._inner.select(0) if self.real_io_pending() else []
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is not None and timeout <= 0:
+        if timeout is not None and timeout <= 0:  # (``_poll``, inlined: the turn of a loop with callbacks ready)
+            fds = self._fds
+            if fds is not None and self.own_fds.issuperset(fds):
+                return []
             return self._poll()
         if self.idle is not None and self.idle():  # about to wait: one step of idle work instead
             return self._poll()
+        if self.deferred and self.arm_deferred is not None:  # time may move: the timers it could reach go on
+            timeout = self.arm_deferred(timeout)
+            if timeout is not None and timeout <= 0:
+                return self._poll()
         threads_at_work = self.outside_jobs > 0
         if threads_at_work or self.real_io_pending():
             real_timeout: float | None = self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
@@ -152,14 +173,73 @@ class _OrderedTimer(asyncio.TimerHandle):
         self._seq = seq
 
     def __lt__(self, other: object) -> bool:
-        if isinstance(other, _OrderedTimer):
-            return (self._when, self._seq) < (other._when, other._seq)
+        if type(other) is _OrderedTimer:  # (the loop's own timers: compared without building tuples)
+            when, other_when = self._when, other._when  # type: ignore[attr-defined]
+            return when < other_when or (when == other_when and self._seq < other._seq)
         return super().__lt__(other)  # type: ignore[operator]
 
     def __gt__(self, other: object) -> bool:
-        if isinstance(other, _OrderedTimer):
-            return (self._when, self._seq) > (other._when, other._seq)
+        if type(other) is _OrderedTimer:
+            when, other_when = self._when, other._when  # type: ignore[attr-defined]
+            return when > other_when or (when == other_when and self._seq > other._seq)
         return super().__gt__(other)  # type: ignore[operator]
+
+
+#: asyncio's ``Handle`` as ``VirtualTimeLoop.call_soon`` fills it in (the same in Python 3.10 to 3.13); with any
+#: other layout the loop makes its handles through asyncio's own ``call_soon``
+_HANDLE_SLOTS = ("_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr", "__weakref__", "_context")
+_FAST_HANDLES = asyncio.Handle.__slots__ == _HANDLE_SLOTS  # type: ignore[attr-defined]
+_Handle = asyncio.Handle
+_new_handle = object.__new__
+
+
+class DeferredTimer:
+    """A timer made by ``VirtualTimeLoop.call_at_deferred``: kept off the loop's timer heap until the loop is
+    about to let virtual time reach it. ``cancel()`` it as a ``TimerHandle``."""
+
+    __slots__ = ("_args", "_callback", "_context", "_loop", "_seq", "_timer", "_when")
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], loop: VirtualTimeLoop,
+                 context: contextvars.Context, seq: int):
+        self._when = when
+        self._callback: Callable[..., Any] | None = callback
+        self._args = args
+        self._loop = loop
+        self._context: contextvars.Context | None = context
+        self._seq = seq
+        self._timer: asyncio.TimerHandle | None = None  # the loop's timer, once armed
+
+    def when(self) -> float:
+        return self._when
+
+    def cancelled(self) -> bool:
+        return self._callback is None and (self._timer is None or self._timer.cancelled())
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        elif self._callback is not None:
+            self._callback = self._args = self._context = None  # (what it holds goes now, not when it is purged)
+            loop = self._loop
+            loop._vt_deferred_dead += 1
+            if loop._vt_deferred_dead > _DEFERRED_PURGE_AT:
+                loop._vt_purge_deferred()
+
+    def _arm(self) -> None:
+        """Put the timer on the loop's heap, ordered as if made when it was deferred (a cancelled one: nothing)."""
+        callback = self._callback
+        if callback is None:
+            return
+        loop = self._loop
+        timer = _OrderedTimer(self._when, callback, self._args, loop, self._context, self._seq)
+        heapq.heappush(loop._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        self._timer = timer
+        self._callback = self._args = self._context = None
+
+
+#: cancelled deferred timers a loop lets pile up in its heap before it purges them
+_DEFERRED_PURGE_AT = 128
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -185,7 +265,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     Implementation: the loop's selector is wrapped (the ``selector`` argument of ``SelectorEventLoop``),
     which is where a loop waits, and ``call_at`` makes timers that tie-break on their creation order; no
-    private method of asyncio is overridden.
+    private method of asyncio is overridden. ``call_at_deferred`` makes a timer that reaches the loop's heap
+    only when it could fire: for timers that are almost always cancelled first (a trial's deadline).
     """
 
     def __init__(
@@ -194,6 +275,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         inner = selector if selector is not None else selectors.DefaultSelector()
         self._vt_selector = _VirtualTimeSelector(inner, DEFAULT_IO_POLL_CAP)
         self._vt_timers = 0  # timers made so far: the tie-break of timers due at the same instant
+        #: what holds the loop's virtual time: ``vt_state.now`` is ``time()``, read without a call
+        self.vt_state = self._vt_selector
+        self._vt_deferred = self._vt_selector.deferred  # deferred timers not yet armed: (when, seq, timer)
+        self._vt_deferred_dead = 0  # how many of them are cancelled
+        self._vt_selector.arm_deferred = self._vt_arm_deferred
         super().__init__(self._vt_selector)
         # Whatever the loop registered while being built is its own (the self-pipe), not outside I/O.
         self._vt_selector.own_fds = frozenset(self._vt_selector.get_map())
@@ -208,6 +294,26 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """The loop's virtual monotonic time in seconds (0.0 when the loop was created)."""
         return self._vt_selector.now
 
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
+                  ) -> asyncio.Handle:
+        """As ``asyncio``'s (the same handle, in the same queue); outside debug mode the handle is filled in here
+        rather than through four more calls (``_check_closed``, ``_call_soon``, ``Handle.__init__``,
+        ``get_debug``): every task step and future callback of the loop is scheduled through this."""
+        if self._debug or not _FAST_HANDLES:  # type: ignore[attr-defined]
+            return super().call_soon(callback, *args, context=context)
+        if self._closed:  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
+        handle = _new_handle(_Handle)
+        handle._context = contextvars.copy_context() if context is None else context
+        handle._loop = self
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
+        self._ready.append(handle)  # type: ignore[attr-defined]
+        return handle
+
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None
                 ) -> asyncio.TimerHandle:
         """As ``asyncio``'s, with timers due at the same instant run in the order they were made."""
@@ -221,6 +327,58 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
+
+    def call_at_deferred(self, when: float, callback: Callable[..., Any], *args: Any,
+                         context: contextvars.Context | None = None) -> DeferredTimer:
+        """As ``call_at``, for a timer that is likely cancelled before it is due: until the loop is about to let
+        virtual time reach ``when`` it is an entry in a heap of plain tuples, not a timer on the loop's heap
+        (which compares its timers in Python). It fires exactly as a ``call_at`` timer made at this point would,
+        and in the same order among timers due at the same instant; only ``loop._scheduled`` differs."""
+        if self._closed:  # type: ignore[attr-defined]  # (``_check_closed``, inlined)
+            raise RuntimeError("Event loop is closed")
+        self._vt_timers = seq = self._vt_timers + 1
+        timer = DeferredTimer(when, callback, args, self,
+                              contextvars.copy_context() if context is None else context, seq)
+        if when < self._vt_selector.now + self._clock_resolution:  # type: ignore[attr-defined]
+            timer._arm()  # due already: on the heap, where the loop's next turn finds it
+        else:
+            heapq.heappush(self._vt_deferred, (when, seq, timer))
+        return timer
+
+    def _vt_arm_deferred(self, timeout: float | None) -> float | None:
+        """(The selector, before time may move.) Put on the heap the deferred timers that a wait of ``timeout``
+        could reach, the first of them included; returns ``timeout`` shortened to it, as ``_run_once``
+        computes it from the heap's first timer."""
+        pending = self._vt_deferred
+        while pending and pending[0][2]._callback is None:
+            heapq.heappop(pending)
+            self._vt_deferred_dead -= 1
+        if not pending:
+            return timeout
+        now = self._vt_selector.now
+        first = min(max(0, pending[0][0] - now), MAXIMUM_SELECT_TIMEOUT)
+        if timeout is None or first < timeout:
+            timeout = first
+        end = now + timeout + self._clock_resolution  # type: ignore[attr-defined]  # (as ``_run_once``'s)
+        while pending and pending[0][0] < end:
+            timer = heapq.heappop(pending)[2]
+            if timer._callback is None:
+                self._vt_deferred_dead -= 1
+            else:
+                timer._arm()
+        return timeout
+
+    def _vt_purge_deferred(self) -> None:
+        """Many deferred timers not yet armed were cancelled: drop them from the heap once they are half of it."""
+        pending = self._vt_deferred
+        if 2 * self._vt_deferred_dead > len(pending):
+            pending[:] = [entry for entry in pending if entry[2]._callback is not None]  # (the same list)
+            heapq.heapify(pending)
+            self._vt_deferred_dead = 0
+
+    def close(self) -> None:
+        super().close()
+        self._vt_deferred.clear()  # (as asyncio clears its timers: they hold the loop)
 
     def virtual_now(self) -> float:
         """Virtual seconds since the loop was created (the same value as ``time()``)."""
