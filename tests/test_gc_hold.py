@@ -8,7 +8,13 @@ import threading
 import pytest
 
 from pytest_agentops import ConfigError, Faults, Scenario, run_campaign
-from pytest_agentops.process.gc_hold import CAMPAIGN_GEN0_THRESHOLD, campaign_gc
+from pytest_agentops.process.gc_hold import (
+    CAMPAIGN_GEN0_THRESHOLD,
+    GEN0_THRESHOLD_CAP,
+    campaign_gc,
+    campaign_gc_for,
+    gen0_threshold,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +88,47 @@ def test_a_disabled_collector_or_objects_frozen_by_the_process_are_left_alone():
         assert gc.get_freeze_count() == frozen  # the process's own freeze is not undone
     finally:
         gc.unfreeze()
+
+
+def test_the_threshold_grows_with_the_trials_in_flight_and_is_capped():
+    assert gen0_threshold(1) == gen0_threshold(8) == CAMPAIGN_GEN0_THRESHOLD
+    assert gen0_threshold(100) < gen0_threshold(1000) < gen0_threshold(10**9) == GEN0_THRESHOLD_CAP
+    assert gen0_threshold(1000) > 100 * 1000  # more than an async trial's ~130 live objects per trial in flight
+
+
+@pytest.mark.parametrize("concurrency", [1, 50, 1000])
+def test_an_async_campaign_collects_less_often_the_more_trials_run_at_once(concurrency):
+    seen: list[int] = []
+
+    async def agent(task, env):
+        seen.append(gc.get_threshold()[0])
+        return "ok"
+
+    before = gc.get_threshold()
+    run_campaign(Scenario(name="gc-c", agent=agent, trials=5, seed=0, faults=Faults.none(), concurrency=concurrency))
+    assert seen == [max(before[0], gen0_threshold(concurrency))] * 5
+    assert gc.get_threshold() == before
+
+
+def test_campaigns_at_once_hold_the_highest_threshold_until_each_ends():
+    before = gc.get_threshold()
+    with campaign_gc_for(1000):
+        high = gc.get_threshold()
+        assert high == (gen0_threshold(1000), *before[1:])
+        with campaign_gc_for(10):
+            assert gc.get_threshold() == high  # a lower one asked for does not lower it
+        with campaign_gc_for(5000):
+            assert gc.get_threshold()[0] == gen0_threshold(5000)
+        assert gc.get_threshold() == high  # back to the highest still asked for
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_process_threshold_higher_than_the_campaigns_is_kept():
+    before = gc.get_threshold()
+    gc.set_threshold(GEN0_THRESHOLD_CAP * 2, *before[1:])
+    try:
+        with campaign_gc_for(1000):
+            assert gc.get_threshold()[0] == GEN0_THRESHOLD_CAP * 2
+        assert gc.get_threshold()[0] == GEN0_THRESHOLD_CAP * 2
+    finally:
+        gc.set_threshold(*before)

@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..judge import judge
 from ..process import exit_guard  # noqa: F401 (os._exit inside a trial: a stand-in installed with the time ones)
 from ..process.anyio_threads import track_anyio_threads
-from ..process.gc_hold import campaign_gc
+from ..process.gc_hold import campaign_gc_for
 from ..process.time_patch import time_patch
 from ..record_store import RecordStore
 from ..records import TrialRecord
@@ -51,10 +51,11 @@ ABANDONED_GRACE_S = 0.5
 
 
 @contextlib.contextmanager
-def campaign_patches() -> Iterator[None]:
+def campaign_patches(concurrency: int = 1) -> Iterator[None]:
     """The process-wide changes every campaign holds while it runs: the collector skips the objects that
-    predate it, anyio's worker threads keep the virtual loop waiting, the time stand-ins stay installed."""
-    with campaign_gc(), track_anyio_threads(), time_patch():
+    predate it and collects the young ones less often the more trials run at once, anyio's worker threads
+    keep the virtual loop waiting, the time stand-ins stay installed."""
+    with campaign_gc_for(concurrency), track_anyio_threads(), time_patch():
         yield
 
 
@@ -381,7 +382,7 @@ class Runner:
         stopped_early = False
         holds = contextlib.ExitStack()
         try:
-            holds.enter_context(campaign_patches())  # gc, anyio, time: held for the whole campaign
+            holds.enter_context(campaign_patches(s.concurrency))  # gc, anyio, time: held for the whole campaign
             while len(store) + len(done) < limit or (self.spend.stopped and flying):
                 # launch ahead up to the queue depth, but not far past the first trial at which the judges could
                 # stop the campaign: an early stop discards what was launched past it
