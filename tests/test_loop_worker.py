@@ -451,6 +451,29 @@ def test_on_done_is_told_of_every_job_end_before_the_futures_own_callbacks(worke
     assert told == [("on_done", queued), ("on_done", done), ("callback", done)]
 
 
+def test_when_idle_is_called_only_with_no_ended_job_left_to_settle(worker):
+    ended: list[int] = []
+    settled: list[int] = []
+    seen: list[tuple[list[int], list[int]]] = []
+
+    def job(i: int):
+        async def start() -> int:
+            await asyncio.sleep(1 + i % 3)  # virtual: the loop is about to wait before each jump
+            ended.append(i)
+            return i
+
+        return start
+
+    worker.when_idle = lambda: seen.append((sorted(ended), sorted(settled)))
+    worker.limit = 2
+    futures = [worker.put(job(i), settle=lambda v: settled.append(v) or v) for i in range(6)]
+    worker.kick()
+    assert [f.result(5) for f in futures] == list(range(6))
+    assert worker.call(lambda: None)
+    assert len(seen) >= 3 and any(e for e, _ in seen)  # called while jobs ran, after some had ended
+    assert all(e == s for e, s in seen)  # ... each time with every ended job settled first
+
+
 def test_async_trials_leave_no_deadline_timer_on_the_loop_and_no_main_task_behind():
     """A trial's virtual deadline is a deferred timer: a trial that never lets the loop wait puts no timer on
     the loop's heap; and the trial's main task is no longer kept once the trial has ended."""

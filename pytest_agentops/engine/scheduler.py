@@ -101,6 +101,8 @@ class Runner:
         # started and send their first requests (both need the GIL; at concurrency 100 queueing 1,000 trials
         # first held back the first requests by ~10 ms, and shared the GIL with them for ~40 ms more)
         self._first_fill = min(self._in_flight, c + min(c, 128)) if self.is_async else self._in_flight
+        # trials ended quietly that the loop hands to the main thread when it is about to wait (``_loop_idle``)
+        self._idle_batch = max(1, self._low_water // 4)
         # trials ended since the main thread last woke (this one included) before it is woken to queue more
         self._batch = 1 if self.spend.active else self._low_water
 
@@ -127,6 +129,7 @@ class Runner:
             self._loop = LoopWorker()
             self._loop.limit = self.settings.concurrency
             self._loop.on_done = functools.partial(self._async_done, self._loop)  # told of each trial's end
+            self._loop.when_idle = self._loop_idle
         return self._loop
 
     def close(self) -> None:
@@ -191,6 +194,15 @@ class Runner:
             self._completed.put(future)
         else:
             self._quiet.append(future)
+
+    def _loop_idle(self) -> None:
+        """(On the loop thread, about to wait with nothing left to build or judge.) Hand the trials that ended
+        quietly to the main thread now, a batch at a time, while the loop waits for I/O: not all of them at
+        the campaign's end, after the last answer (1,000 trials' records then took ~15 ms of the wall time)."""
+        quiet = self._quiet
+        if len(quiet) >= self._idle_batch and self._completed.empty():
+            with contextlib.suppress(IndexError):  # (the main thread took them meanwhile)
+                self._completed.put(quiet.popleft())
 
     def _submit_sync(self, trial: Trial) -> None:
         """Queue a sync trial on a worker thread; it runs as soon as the trials queued before it end."""

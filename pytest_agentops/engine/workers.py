@@ -234,6 +234,7 @@ class LoopWorker:
     the loop a handle and a turn per job, is removed then, and only reports a task that never ran (cancelled
     before its first step). ``on_done(future)``, if set, is called as each job's future is completed or
     cancelled (before the future's own callbacks): one callable for all the jobs, not one per future.
+    ``when_idle()``, if set, is called when the loop is about to wait with no job left to warm or settle.
     """
 
     def __init__(self, name: str = "agentops-loop"):
@@ -250,6 +251,8 @@ class LoopWorker:
         self._ready = threading.Event()
         self._futures_lock = threading.Lock()  # shared by the futures of the jobs put here (``JobFuture``)
         self.on_done: Callable[[cf.Future[Any]], None] | None = None  # told of every job's end (see above)
+        # called when the loop is about to wait with no idle work left (must be quick and not raise)
+        self.when_idle: Callable[[], None] | None = None
         # what each job's task starts from: the context of the thread that made this worker (not the context of
         # the job whose end starts it, which its agent may have changed)
         self._context = contextvars.copy_context()
@@ -448,6 +451,8 @@ class LoopWorker:
         if self._settling:
             self._settle_one()
             return True
+        if self.when_idle is not None:
+            self.when_idle()
         return False
 
     # -- control from other threads -----------------------------------------------------------------------
