@@ -251,6 +251,33 @@ def test_an_async_agent_that_swallows_its_cancellation_does_not_hang_the_campaig
     assert result.unstoppable >= 1
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_an_async_agent_output_whose_repr_raises_a_base_exception_does_not_hang_the_campaign(concurrency):
+    """Judging the trial (its output's ``repr``) raises a ``BaseException`` that is not an ``Exception``, on the
+    loop: the trial is an error, as for a sync agent, and the campaign goes on (the job's future used to be left
+    pending and the loop ended: the campaign waited for ever)."""
+    class Evil(BaseException):
+        pass
+
+    class Hostile:
+        def __repr__(self):
+            raise Evil("no repr for you")
+
+    async def agent(task, env):
+        await asyncio.sleep(1)
+        return Hostile() if env.trial_id.endswith("-3") else "ok"
+
+    results = []
+    runner = threading.Thread(target=lambda: results.append(_campaign(agent, trials=12, concurrency=concurrency,
+                                                                      timeout_s=2.0)), daemon=True)
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive(), "the campaign hangs"
+    record, others = _only(results[0], 3)
+    assert record.outcome == "error" and record.reason.startswith("Evil: no repr for you")
+    assert others == {"completed"} and results[0].n == 12
+
+
 def test_a_sync_agent_that_catches_its_abandonment_is_stopped():
     """A busy loop that swallows every exception, past the wall-clock limit: the trial is timed out, the
     others complete, and the thread is interrupted again and again until it ends."""

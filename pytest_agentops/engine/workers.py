@@ -434,7 +434,9 @@ class LoopWorker:
         assert job.settle is not None
         try:
             value = job.settle(result)
-        except Exception as exc:  # reported through the future, like the job's own failure
+        except BaseException as exc:  # reported through the future, like the job's own failure: a BaseException
+            # too (an agent's object whose ``__repr__`` or ``__eq__`` raises one while the trial is judged), which
+            # would otherwise leave the job's future pending for ever and end the loop (or the job starting)
             job.future.set_exception(exc)
         else:
             job.future.set_result(value)
