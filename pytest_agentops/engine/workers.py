@@ -433,7 +433,11 @@ class LoopWorker:
             return
         assert job.settle is not None
         try:
-            value = job.settle(result)
+            # in a context of its own, a copy of the one each job's task starts from: settled in an idle moment,
+            # in the first step of the job starting next (``_run_job``) or by ``reap``, the same (what a trial's
+            # judging sets there, e.g. a check's context variable, reaches neither that next job's agent nor a
+            # later judging: which trial ends up beside which depends on the concurrency)
+            value = self._context.copy().run(job.settle, result)
         except BaseException as exc:  # reported through the future, like the job's own failure: a BaseException
             # too (an agent's object whose ``__repr__`` or ``__eq__`` raises one while the trial is judged), which
             # would otherwise leave the job's future pending for ever and end the loop (or the job starting)
