@@ -419,6 +419,9 @@ def test_a_job_task_cancelled_from_elsewhere_before_its_first_step_is_still_repo
 
 def test_a_finished_job_leaves_no_done_callback_on_its_task(worker):
     tasks: list[asyncio.Task] = []
+    called: list[object] = []
+    job_done = worker._job_done
+    worker._job_done = lambda job, task: (called.append(job), job_done(job, task))  # (bound as each job starts)
 
     async def job() -> int:
         tasks.append(asyncio.current_task())
@@ -431,6 +434,7 @@ def test_a_finished_job_leaves_no_done_callback_on_its_task(worker):
     assert worker.call(lambda: None)
     assert all(t.done() and not t.cancelled() for t in tasks)
     assert not worker._tasks and worker.running == 0
+    assert called == []  # the done callback was removed as each job reported its own end: never called
 
 
 def test_on_done_is_told_of_every_job_end_before_the_futures_own_callbacks(worker):
