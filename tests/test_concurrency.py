@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 
@@ -210,3 +211,24 @@ def test_trials_an_early_stop_discards_are_not_reported_unstoppable():
     assert result.stopped_early and result.n < 200
     assert result.unstoppable == 0
     assert "unstoppable_workers" not in report_dict([result])["campaigns"][0]
+
+
+_JUDGING = contextvars.ContextVar("test_concurrency_judging", default="-")
+
+
+def test_a_context_variable_a_check_sets_reaches_no_other_trial_at_any_concurrency():
+    """Async trials that never let the loop idle are judged in the first step of the jobs starting next: what a
+    trial's check sets in its context must not reach the next trial's agent (which trial is judged in which job's
+    step depends on the concurrency, and a trial replayed alone would not see it)."""
+    async def agent(task, env):
+        return f"saw {_JUDGING.get()}"  # awaits no timer: the loop is never idle while trials are queued
+
+    def check(world, out):
+        _JUDGING.set("a check's variable")  # e.g. structlog's bind_contextvars, an OpenTelemetry attach()
+        return True
+
+    scenario = Scenario(name="judging-context", agent=agent, check=check, faults=Faults.none(), trials=60, seed=0,
+                        early_stop=False)
+    results = [run_campaign(scenario, concurrency=c) for c in (1, 8)]
+    assert [r.output for r in results[0].records] == ["saw -"] * 60
+    assert results[0].records == results[1].records

@@ -251,6 +251,60 @@ def test_an_async_agent_that_swallows_its_cancellation_does_not_hang_the_campaig
     assert result.unstoppable >= 1
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_an_async_agent_output_whose_repr_raises_a_base_exception_does_not_hang_the_campaign(concurrency):
+    """Judging the trial (its output's ``repr``) raises a ``BaseException`` that is not an ``Exception``, on the
+    loop: the trial is an error, as for a sync agent, and the campaign goes on (the job's future used to be left
+    pending and the loop ended: the campaign waited for ever)."""
+    class Evil(BaseException):
+        pass
+
+    class Hostile:
+        def __repr__(self):
+            raise Evil("no repr for you")
+
+    async def agent(task, env):
+        await asyncio.sleep(1)
+        return Hostile() if env.trial_id.endswith("-3") else "ok"
+
+    results = []
+    runner = threading.Thread(target=lambda: results.append(_campaign(agent, trials=12, concurrency=concurrency,
+                                                                      timeout_s=2.0)), daemon=True)
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive(), "the campaign hangs"
+    record, others = _only(results[0], 3)
+    assert record.outcome == "error" and record.reason.startswith("Evil: no repr for you")
+    assert others == {"completed"} and results[0].n == 12
+
+
+def test_an_async_agent_blocking_the_loop_for_good_does_not_hang_the_trials_started_beside_it():
+    """Trial 0 blocks the shared loop in a C call that never returns (a sync HTTP call without a timeout, in an
+    async agent), in the very turn trial 1's task was started: trial 1 never ran a step. Trial 0 is timed out and
+    its loop retired; trial 1, which never ran, is run again on a fresh loop like the queued trials (it used to
+    stay "running" on the blocked loop, never counted against the wall clock: the campaign waited for ever)."""
+    release = threading.Event()
+
+    async def agent(task, env):
+        if env.trial_id.endswith("-0"):
+            release.wait()  # blocks the loop thread, out of reach of any interruption until released
+        await asyncio.sleep(1)
+        return "ok"
+
+    results = []
+    runner = threading.Thread(target=lambda: results.append(_campaign(agent, trials=6, concurrency=2,
+                                                                      timeout_s=0.5)), daemon=True)
+    runner.start()
+    try:
+        runner.join(30)
+        assert not runner.is_alive(), "the campaign hangs"
+    finally:
+        release.set()
+    record, others = _only(results[0], 0)
+    assert record.outcome == "timed_out" and "wall-clock limit" in record.reason
+    assert others == {"completed"} and results[0].n == 6
+
+
 def test_a_sync_agent_that_catches_its_abandonment_is_stopped():
     """A busy loop that swallows every exception, past the wall-clock limit: the trial is timed out, the
     others complete, and the thread is interrupted again and again until it ends."""

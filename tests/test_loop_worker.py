@@ -366,6 +366,35 @@ def test_a_jobs_context_changes_do_not_reach_the_jobs_started_after_it(worker):
     assert seen == ["unset"] * 3
 
 
+@pytest.mark.parametrize("task_takes_context", [True, False])
+def test_a_jobs_task_starts_from_the_workers_context_with_or_without_the_task_context_argument(
+        monkeypatch, task_takes_context):
+    """``asyncio.Task(..., context=)`` is new in Python 3.11; on 3.10 the task is made inside a copy of the
+    worker's context instead (it failed there with a TypeError: every async trial was an error)."""
+    from pytest_agentops.engine import workers
+
+    monkeypatch.setattr(workers, "_TASK_TAKES_CONTEXT", task_takes_context)
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("made_in", default="unset")
+
+    def make() -> LoopWorker:
+        var.set("the worker's maker")
+        return LoopWorker("test-loop-context")
+
+    w = contextvars.copy_context().run(make)
+    try:
+        async def job() -> str:
+            seen = var.get()
+            var.set("changed by a job")
+            return seen
+
+        w.limit = 1
+        futures = [w.put(job) for _ in range(3)]
+        w.kick()
+        assert [f.result(5) for f in futures] == ["the worker's maker"] * 3
+    finally:
+        w.close()
+
+
 def test_a_job_cancelled_before_its_first_step_gives_its_slot_back(worker):
     started = threading.Event()
 
@@ -419,6 +448,9 @@ def test_a_job_task_cancelled_from_elsewhere_before_its_first_step_is_still_repo
 
 def test_a_finished_job_leaves_no_done_callback_on_its_task(worker):
     tasks: list[asyncio.Task] = []
+    called: list[object] = []
+    job_done = worker._job_done
+    worker._job_done = lambda job, task: (called.append(job), job_done(job, task))  # (bound as each job starts)
 
     async def job() -> int:
         tasks.append(asyncio.current_task())
@@ -431,6 +463,7 @@ def test_a_finished_job_leaves_no_done_callback_on_its_task(worker):
     assert worker.call(lambda: None)
     assert all(t.done() and not t.cancelled() for t in tasks)
     assert not worker._tasks and worker.running == 0
+    assert called == []  # the done callback was removed as each job reported its own end: never called
 
 
 def test_on_done_is_told_of_every_job_end_before_the_futures_own_callbacks(worker):

@@ -203,6 +203,9 @@ class ThreadWorker:
 WARM_AHEAD = 128
 SETTLE_BACKLOG = 256
 
+#: ``asyncio.Task(..., context=)`` is new in Python 3.11: before, a task takes a copy of the context it is made in
+_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
+
 
 class _Job:
     """A job queued on a LoopWorker: ``warm()`` (optional, in an idle moment before it starts),
@@ -291,8 +294,9 @@ class LoopWorker:
 
         ``warm()`` (must not raise) may run before, in an idle moment of the loop, for the jobs that start
         next; ``settle(result)`` runs after, in an idle moment, and its value is the job's result. The
-        future is marked running when the job starts; a job still queued can be cancelled from any thread
-        with ``future.cancel()``, a running one only from the loop (``cancel_job``)."""
+        future is marked running when the job's task runs its first step; a job still queued, or whose task has
+        not run yet (e.g. on a loop blocked in the same turn), can be cancelled from any thread with
+        ``future.cancel()`` (it then never runs), a running one only from the loop (``cancel_job``)."""
         future = JobFuture(self._futures_lock, self.on_done)
         self._pending.append(_Job(start, warm, settle, future))
         return future
@@ -329,13 +333,16 @@ class LoopWorker:
             job = pending.popleft()
             if self._warmed:
                 self._warmed -= 1
-            if not job.future.set_running_or_notify_cancel():  # cancelled while queued
+            if job.future.cancelled():  # cancelled while queued (marked running by its task's first step)
                 continue
             self.running += 1
             job.held = True
             try:
                 # (the loop's task factory, inlined: a job is started outside any trial, so its task has no owner)
-                task = asyncio.Task(self._run_job(job), loop=self.loop, context=self._context.copy())
+                if _TASK_TAKES_CONTEXT:
+                    task = asyncio.Task(self._run_job(job), loop=self.loop, context=self._context.copy())
+                else:  # (Python 3.10: made inside the context, whose copy it takes)
+                    task = self._context.copy().run(asyncio.Task, self._run_job(job), loop=self.loop)
             except BaseException as exc:
                 self._free(job)
                 job.future.set_exception(exc)
@@ -355,7 +362,15 @@ class LoopWorker:
         at that mark until the jobs stop coming, then idle moments settle the rest). Neither as a job ends nor
         several in a row: judging a trial frees its objects in bulk, and the collector counts frees only down to
         zero new objects, where it is right after a collection (which a trial's own run sets off): frees made
-        then are not counted, and the collector ran twice to four times as often at concurrency 1,000."""
+        then are not counted, and the collector ran twice to four times as often at concurrency 1,000.
+
+        The job's future is marked running here, not when its task is made: a task made in the turn in which
+        another blocks the loop for good never runs, and its job, still pending, can then be cancelled from
+        another thread and run elsewhere (``Runner._retire_loop``); should this loop run it after all, it ends
+        here without running the job."""
+        if not job.future.set_running_or_notify_cancel():  # cancelled before its task ran: never runs here
+            self._unstarted(job)
+            return
         settling = self._settling
         if len(settling) > min(2 * self.limit, SETTLE_BACKLOG):
             self._settle_one()
@@ -395,18 +410,32 @@ class LoopWorker:
         else:
             self._settling.append((job, result))  # settled as a job starts (``_run_job``), or in an idle moment
 
+    def _unstarted(self, job: _Job) -> None:
+        """(In the job's task, its first step.) The job was cancelled before it ran: free its slot, report nothing
+        (its future is cancelled already)."""
+        if job.done_cb is not None and job.task is not None:
+            job.task.remove_done_callback(job.done_cb)
+            job.done_cb = None
+        self._tasks.pop(job.future, None)
+        self._free(job)
+
     def _job_done(self, job: _Job, task: asyncio.Task[Any]) -> None:
         """A job's task is done without having reported its end (it never ran, or the loop stopped first)."""
         job.done_cb = None
         if self._tasks.pop(job.future, None) is None:
             return  # reaped already (``reap``)
         self._free(job)  # (a task cancelled before its first step never ran ``_run_job``)
-        if task.cancelled():
-            job.future.set_exception(cf.CancelledError())
-        elif task.exception() is not None:
-            job.future.set_exception(task.exception())
-        else:
-            self._report(job, task.result())
+        if job.future.done():
+            return  # cancelled before its task ran (its future was never marked running): reported then
+        try:
+            if task.cancelled():
+                job.future.set_exception(cf.CancelledError())
+            elif task.exception() is not None:
+                job.future.set_exception(task.exception())
+            else:
+                self._report(job, task.result())
+        except cf.InvalidStateError:
+            pass  # cancelled from another thread just now, before its task ran: reported by that cancel
 
     def _report(self, job: _Job, result: Any) -> None:
         """A job ended with ``result``: its future's result, or (with a ``settle``) queued to be settled."""
@@ -433,8 +462,14 @@ class LoopWorker:
             return
         assert job.settle is not None
         try:
-            value = job.settle(result)
-        except Exception as exc:  # reported through the future, like the job's own failure
+            # in a context of its own, a copy of the one each job's task starts from: settled in an idle moment,
+            # in the first step of the job starting next (``_run_job``) or by ``reap``, the same (what a trial's
+            # judging sets there, e.g. a check's context variable, reaches neither that next job's agent nor a
+            # later judging: which trial ends up beside which depends on the concurrency)
+            value = self._context.copy().run(job.settle, result)
+        except BaseException as exc:  # reported through the future, like the job's own failure: a BaseException
+            # too (an agent's object whose ``__repr__`` or ``__eq__`` raises one while the trial is judged), which
+            # would otherwise leave the job's future pending for ever and end the loop (or the job starting)
             job.future.set_exception(exc)
         else:
             job.future.set_result(value)
