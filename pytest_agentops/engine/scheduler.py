@@ -96,11 +96,12 @@ class Runner:
         self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
         if self.spend.active:
             self._in_flight = c  # no trial queued ahead: each one is launched when the cap's rule allows it
-        # the first fill of an async campaign stops at ``concurrency`` and a few more: the loop starts them
-        # while the main thread queues the rest once the first trials end, not while the first ones are being
-        # started and send their first requests (both need the GIL; at concurrency 100 queueing 1,000 trials
-        # first held back the first requests by ~10 ms, and shared the GIL with them for ~40 ms more)
-        self._first_fill = min(self._in_flight, c + min(c, 128)) if self.is_async else self._in_flight
+        # the first fill of an async campaign stops at ``concurrency`` plus the low-water mark: the loop starts the
+        # first trials while the main thread queues the rest once enough have ended (the first refill wake-up comes
+        # as the queue runs dry), not while the first ones are being started and send their first requests (both
+        # need the GIL; at concurrency 100 queueing 1,000 trials first delayed the first requests by ~10 ms, and
+        # shared the GIL with them for ~40 ms more)
+        self._first_fill = min(self._in_flight, c + self._low_water) if self.is_async else self._in_flight
         # trials ended quietly that the loop hands to the main thread when it is about to wait (``_loop_idle``)
         self._idle_batch = max(1, self._low_water // 4)
         # trials ended since the main thread last woke (this one included) before it is woken to queue more
