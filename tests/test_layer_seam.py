@@ -135,3 +135,47 @@ def test_hooks_a_part_is_built_without_are_never_called():
     assert calls == ["on_tool_recorded"] * 4
     with pytest.raises(ValueError, match="not hooks"):
         without_hooks(Watch, ("before_stpe",))
+
+
+class _ClosingPart:
+    """A campaign part whose ``close`` fails (a campaign-wide resource that cannot be released)."""
+
+    def __init__(self, closed: list[str], name: str, fails: bool):
+        self.closed, self.label, self.fails = closed, name, fails
+
+    def attach(self, trial):
+        return None
+
+    def close(self) -> None:
+        self.closed.append(self.label)
+        if self.fails:
+            raise OSError(f"{self.label}: cannot release")
+
+
+class _ClosingLayer:
+    def __init__(self, closed: list[str], name: str, fails: bool):
+        self.closed, self.name, self.fails = closed, name, fails
+
+    def attach(self, trial):
+        return None
+
+    def for_campaign(self, scenario, run):
+        return _ClosingPart(self.closed, self.name, self.fails)
+
+
+@pytest.mark.parametrize("agent_kind", ["sync", "async"])
+def test_a_part_whose_close_fails_leaves_no_process_wide_change_and_the_others_closed(agent_kind):
+    from pytest_agentops.process.patch import installed
+
+    async def async_agent(task, env):
+        return "ok"
+
+    closed: list[str] = []
+    layers = [_ClosingLayer(closed, "first", False), _ClosingLayer(closed, "broken", True),
+              _ClosingLayer(closed, "last", False)]
+    scenario = Scenario(name="closing", agent=async_agent if agent_kind == "async" else (lambda task, env: "ok"),
+                        trials=3, seed=0, faults=Faults.none(), layers=layers)
+    with pytest.raises(OSError, match="broken: cannot release"):
+        run_campaign(scenario)
+    assert installed() == []  # the time stand-ins, the collector settings, the interception: all undone
+    assert closed == ["last", "broken", "first"]  # every part closed, in reverse order, the failing one too

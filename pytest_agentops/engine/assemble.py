@@ -9,6 +9,7 @@ part (``for_campaign``; None: off), and ``build`` attaches those parts to each t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 from collections.abc import Callable
@@ -107,7 +108,8 @@ class CampaignLayers:
                 if part is not None:
                     self.parts.append((own.name, part))
         except BaseException:
-            self.close()
+            with contextlib.suppress(BaseException):  # (the error that stopped the set-up is the one to show)
+                self.close()
             raise
 
     def build(self, index: int, seed: int, clock_source: Callable[[], float] | None = None) -> BuiltTrial:
@@ -162,8 +164,14 @@ class CampaignLayers:
 
     def close(self) -> None:
         """The campaign is over: release what the layers opened for it (checkpoint files, the interception)."""
-        for _name, part in reversed(self.parts):
+        failed: BaseException | None = None
+        for _name, part in reversed(self.parts):  # every part is closed, even past one whose close raised
             close = getattr(part, "close", None)
             if close is not None:
-                close()
+                try:
+                    close()
+                except BaseException as exc:
+                    failed = failed or exc
         self.parts.clear()
+        if failed is not None:
+            raise failed  # (the first one: a part that cannot release its resource fails the campaign)

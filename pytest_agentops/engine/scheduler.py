@@ -475,10 +475,12 @@ class Runner:
             self.expire(list(flying.values()), "the run was interrupted (Ctrl-C)", discarded=True)
             flying.clear()
         finally:
-            self._outwait_stubborn()
-            self._end_flying(list(flying.values()))
-            self.close()
-            holds.close()
+            try:
+                self._outwait_stubborn()
+                self._end_flying(list(flying.values()))
+                self.close()
+            finally:  # the process-wide changes are undone even when a layer's close raised
+                holds.close()
         store.truncate(limit)
         assert len(store) == limit, "every trial of the launch-order prefix is judged"
         return store, stopped_early
