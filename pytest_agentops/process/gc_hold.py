@@ -63,6 +63,7 @@ def _restore(held: tuple[tuple[int, ...], bool]) -> None:
     global _original
     thresholds, froze = held
     _original = None
+    _wanted.clear()  # (the last holder is gone: a request an interrupt left behind goes with it)
     gc.set_threshold(*thresholds)
     if froze:
         gc.unfreeze()
