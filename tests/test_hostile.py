@@ -305,6 +305,49 @@ def test_an_async_agent_blocking_the_loop_for_good_does_not_hang_the_trials_star
     assert others == {"completed"} and results[0].n == 6
 
 
+def test_a_trial_whose_end_was_never_reported_on_a_retired_loop_runs_again(monkeypatch):
+    """Trial 1 runs to its end, but its end is never reported (as when the exception that interrupts a blocked
+    loop lands in its thread just as the loop reports a job: the job is off the loop's books, its future still
+    running); then trial 0 blocks the loop for good and the loop is retired. Trial 1 has run, so its wall-clock
+    limit no longer counts: it is run again on a fresh loop (the same seed, the same record), not waited for."""
+    from pytest_agentops.engine.workers import LoopWorker
+
+    reported = LoopWorker._ended
+    lost: list[int] = []
+
+    def loses_trial_1(self, job, result, exc):
+        trial = getattr(job.start, "__self__", None)
+        if getattr(trial, "index", None) == 1 and not lost:  # (once: run again, it is reported)
+            lost.append(1)
+            self._tasks.pop(job.future, None)  # off the books, never reported
+            job.held = False
+            self.running -= 1
+            return
+        reported(self, job, result, exc)
+
+    monkeypatch.setattr(LoopWorker, "_ended", loses_trial_1)
+    release = threading.Event()
+
+    async def agent(task, env):
+        if env.trial_id.endswith("-0"):
+            await asyncio.sleep(1)  # (virtual) trial 1 has ended by now
+            release.wait()  # blocks the loop thread, out of reach of any interruption until released
+        return "ok"
+
+    results = []
+    runner = threading.Thread(target=lambda: results.append(_campaign(agent, trials=4, concurrency=2,
+                                                                      timeout_s=0.5)), daemon=True)
+    runner.start()
+    try:
+        runner.join(30)
+        assert not runner.is_alive(), "the campaign hangs"
+    finally:
+        release.set()
+    record, others = _only(results[0], 0)
+    assert lost and record.outcome == "timed_out"
+    assert others == {"completed"} and results[0].n == 4
+
+
 def test_a_sync_agent_that_catches_its_abandonment_is_stopped():
     """A busy loop that swallows every exception, past the wall-clock limit: the trial is timed out, the
     others complete, and the thread is interrupted again and again until it ends."""

@@ -305,15 +305,22 @@ class Runner:
 
     def _retire_loop(self, worker: LoopWorker) -> None:
         """Give up on a loop that cannot be stopped in-process (blocked, or running a task that ignores its
-        cancellation): judge here the trials that ran on it, and move those that never started to a fresh loop."""
+        cancellation): judge here the trials that ran on it, and move to a fresh loop those that never started
+        and those that ended without their end being reported."""
         if worker in self._retired:
             return
         self._retired.append(worker)
         worker.abandon()
         worker.reap()
         for pos, other in list(self._flying.items()):
-            if other.worker is worker and other.future is not None and other.future.cancel():
-                other.close_layers()  # built ahead (``warm``): its model routes go with it
+            if other.worker is not worker or other.future is None:
+                continue
+            # one that never started moves to a fresh loop; so does one that ran to its end but whose end the
+            # loop never reported (the exception that interrupts a blocked loop landed as it reported it): it
+            # has run, so its wall-clock limit no longer counts, and waiting for it would be waiting for ever
+            # (run again, it gets the same record: the same seed)
+            if other.future.cancel() or (other.ran and not other.future.done()):
+                other.close_layers()  # built ahead (``warm``), or ended unjudged: its model routes go with it
                 self._flying[pos] = self.launch(other.index)
         self._kick()
 
