@@ -26,7 +26,7 @@ from ..process.trial_random import TrialRandom, enter_random, exit_random
 from ..records import EventKey, TraceEvent, TrialRecord, event_key
 from ..seeding import trial_seed
 from ..vtime.clock import LoopOrigin
-from ..vtime.deadline import VirtualDeadline, watch_virtual_deadline
+from ..vtime.deadline import watch_virtual_deadline
 from ..vtime.loop import run_virtual
 from ..vtime.real import real_perf_counter
 from .assemble import CampaignLayers, outside_loop
@@ -121,14 +121,14 @@ class Trial:
         origin = self._origin
         assert origin is not None
         try:
-            # (``call_async``, inlined: one coroutine less per trial)
+            # (the agent's call written out here, not a coroutine of its own: one coroutine less per trial)
             ctx = self.ctx
             assert ctx is not None and self.random is not None
             origin.start()
             clock = ctx.clock
             task = asyncio.current_task(origin.loop)
-            deadline = None if clock.limit_s is None else VirtualDeadline(
-                clock, clock.limit_s, functools.partial(ctx.abort, "timed_out"), loop=origin.loop, task=task)
+            deadline = watch_virtual_deadline(clock, functools.partial(ctx.abort, "timed_out"), loop=origin.loop,
+                                              task=task)
             token, random_token = enter_clock(clock), enter_random(self.random)
             trial_token = enter_trial(ctx, task)
             try:
@@ -163,24 +163,6 @@ class Trial:
         finally:
             exit_random(random_token)
             exit_clock(token)
-
-    async def call_async(self, origin: LoopOrigin) -> Any:
-        """Run an async agent as a task on the shared virtual-time loop, on the trial's clock (what ``run_async``
-        does, inlined there)."""
-        ctx = self.ctx
-        assert ctx is not None and self.random is not None
-        origin.start()
-        deadline = watch_virtual_deadline(ctx.clock, functools.partial(ctx.abort, "timed_out"))
-        token, random_token, trial_token = enter_clock(ctx.clock), enter_random(self.random), enter_trial(ctx)
-        try:
-            return await self.agent(self.task, self.env)
-        finally:
-            exit_trial(trial_token)
-            exit_random(random_token)
-            exit_clock(token)
-            if deadline is not None:
-                deadline.cancel()
-            origin.stop()
 
     def counting_since(self) -> float | None:
         """Wall time since which the trial counts against its wall-clock limit: since it started, or since
