@@ -33,6 +33,21 @@ def _campaign(agent, trials=4, **kwargs):
     return run_campaign(Scenario(name="hostile", agent=agent, trials=trials, seed=1, early_stop=False, **kwargs))
 
 
+def _campaign_that_ends(agent, release=None, **kwargs):
+    """``_campaign`` in a thread of its own, which must end within 30 s ("the campaign hangs" otherwise); then
+    ``release`` (what an agent blocking the loop for good waits on) is set, whether it ended or not."""
+    results = []
+    runner = threading.Thread(target=lambda: results.append(_campaign(agent, **kwargs)), daemon=True)
+    runner.start()
+    try:
+        runner.join(30)
+        assert not runner.is_alive(), "the campaign hangs"
+    finally:
+        if release is not None:
+            release.set()
+    return results[0]
+
+
 # -- controls an agent cannot talk its way around -----------------------------------------------------------
 class Shelf:
     def __init__(self):
@@ -267,15 +282,10 @@ def test_an_async_agent_output_whose_repr_raises_a_base_exception_does_not_hang_
         await asyncio.sleep(1)
         return Hostile() if env.trial_id.endswith("-3") else "ok"
 
-    results = []
-    runner = threading.Thread(target=lambda: results.append(_campaign(agent, trials=12, concurrency=concurrency,
-                                                                      timeout_s=2.0)), daemon=True)
-    runner.start()
-    runner.join(30)
-    assert not runner.is_alive(), "the campaign hangs"
-    record, others = _only(results[0], 3)
+    result = _campaign_that_ends(agent, trials=12, concurrency=concurrency, timeout_s=2.0)
+    record, others = _only(result, 3)
     assert record.outcome == "error" and record.reason.startswith("Evil: no repr for you")
-    assert others == {"completed"} and results[0].n == 12
+    assert others == {"completed"} and result.n == 12
 
 
 def test_an_async_agent_blocking_the_loop_for_good_does_not_hang_the_trials_started_beside_it():
@@ -291,18 +301,10 @@ def test_an_async_agent_blocking_the_loop_for_good_does_not_hang_the_trials_star
         await asyncio.sleep(1)
         return "ok"
 
-    results = []
-    runner = threading.Thread(target=lambda: results.append(_campaign(agent, trials=6, concurrency=2,
-                                                                      timeout_s=0.5)), daemon=True)
-    runner.start()
-    try:
-        runner.join(30)
-        assert not runner.is_alive(), "the campaign hangs"
-    finally:
-        release.set()
-    record, others = _only(results[0], 0)
+    result = _campaign_that_ends(agent, release, trials=6, concurrency=2, timeout_s=0.5)
+    record, others = _only(result, 0)
     assert record.outcome == "timed_out" and "wall-clock limit" in record.reason
-    assert others == {"completed"} and results[0].n == 6
+    assert others == {"completed"} and result.n == 6
 
 
 def test_a_trial_whose_end_was_never_reported_on_a_retired_loop_runs_again(monkeypatch):
@@ -334,18 +336,10 @@ def test_a_trial_whose_end_was_never_reported_on_a_retired_loop_runs_again(monke
             release.wait()  # blocks the loop thread, out of reach of any interruption until released
         return "ok"
 
-    results = []
-    runner = threading.Thread(target=lambda: results.append(_campaign(agent, trials=4, concurrency=2,
-                                                                      timeout_s=0.5)), daemon=True)
-    runner.start()
-    try:
-        runner.join(30)
-        assert not runner.is_alive(), "the campaign hangs"
-    finally:
-        release.set()
-    record, others = _only(results[0], 0)
+    result = _campaign_that_ends(agent, release, trials=4, concurrency=2, timeout_s=0.5)
+    record, others = _only(result, 0)
     assert lost and record.outcome == "timed_out"
-    assert others == {"completed"} and results[0].n == 4
+    assert others == {"completed"} and result.n == 4
 
 
 def test_a_sync_agent_that_catches_its_abandonment_is_stopped():
