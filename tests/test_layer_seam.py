@@ -179,3 +179,18 @@ def test_a_part_whose_close_fails_leaves_no_process_wide_change_and_the_others_c
         run_campaign(scenario)
     assert installed() == []  # the time stand-ins, the collector settings, the interception: all undone
     assert closed == ["last", "broken", "first"]  # every part closed, in reverse order, the failing one too
+
+
+def test_the_parts_are_closed_when_the_runner_cannot_be_made(monkeypatch):
+    from pytest_agentops.engine import scheduler
+
+    def broken_gate(parts):
+        raise RuntimeError("no spend gate")
+
+    monkeypatch.setattr(scheduler.SpendGate, "of", staticmethod(broken_gate))
+    closed: list[str] = []
+    scenario = Scenario(name="unmade", agent=lambda task, env: "ok", trials=1, seed=0, faults=Faults.none(),
+                        layers=[_ClosingLayer(closed, "only", False)])
+    with pytest.raises(RuntimeError, match="no spend gate"):
+        run_campaign(scenario)
+    assert closed == ["only"]

@@ -93,7 +93,11 @@ class Runner:
         self._refill = False  # more async trials to queue once the loop's queue runs low
         self.interrupted = False  # Ctrl-C ended the run: the records are the trials that finished before it
         self.layers = CampaignLayers(scenario, settings)  # the layers' campaign parts: checked before any trial
-        self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
+        try:
+            self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
+        except BaseException:
+            self.layers.close()  # (what the parts opened goes with the runner that is not made)
+            raise
         if self.spend.active:
             self._in_flight = c  # no trial queued ahead: each one is launched when the cap's rule allows it
         # the first fill of an async campaign stops at ``concurrency`` plus the low-water mark: the loop starts the
