@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ._frozen import EMPTY, FrozenMap, thaw
+from ._frozen import EMPTY, FrozenMap, slot_maker, thaw
 
 OUTCOMES = ("completed", "failed", "escalated", "budget_exceeded", "timed_out", "crashed", "error")
 
@@ -173,6 +173,10 @@ class TrialRecord:
             if self.skeleton:  # asked for, but not kept (``Scenario.keep_traces``): the replay command re-makes it
                 out["trace_kept"] = False
         return out
+
+
+#: ``TrialRecord(...)`` for the engine, which gives every field in its final form (``slot_maker``)
+make_trial_record = slot_maker(TrialRecord)
 
 
 def layer_extra(layers: Mapping[str, LayerRecord]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from .._frozen import FrozenMap
 from ..errors import TrialAbandoned, TrialAborted
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
@@ -23,7 +24,7 @@ from ..harness.trace import PendingEvent, Trace
 from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
-from ..records import EventKey, TraceEvent, TrialRecord, event_key
+from ..records import EventKey, TraceEvent, TrialRecord, event_key, make_trial_record
 from ..seeding import trial_seed
 from ..vtime.clock import LoopOrigin
 from ..vtime.deadline import watch_virtual_deadline
@@ -240,15 +241,17 @@ class Trial:
             skeleton, kept = _skeleton(events), ()  # a passing trial past the sample: its trace is not kept
         else:
             kept = Trace.settle(events)
-        return TrialRecord(
+        meter = ctx.meter
+        return make_trial_record(  # (every field in its final form: the layers' records in a FrozenMap)
             scenario=scenario.name, index=self.index, seed=self.seed, outcome=outcome, reason=reason,
-            input_tokens=ctx.meter.input_tokens, output_tokens=ctx.meter.output_tokens,
-            cost_usd=ctx.meter.cost_usd, tool_calls=ctx.tool_calls, tool_failures=ctx.tool_failures,
+            input_tokens=meter.input_tokens, output_tokens=meter.output_tokens, cost_usd=meter.cost_usd,
+            tool_calls=ctx.tool_calls, tool_failures=ctx.tool_failures,
             destructive_attempts=ctx.destructive_attempts, unconfirmed_destructive=ctx.unconfirmed_destructive,
             blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
             unrecovered_fault_s=onset, duration_s=ctx.clock.monotonic(), faults=faults,
             violations=violations, output=_shared(short_repr(output)),
-            default_priced=tuple(sorted(ctx.meter.default_priced)), layers=layers, trace=kept, skeleton=skeleton)
+            default_priced=tuple(sorted(meter.default_priced)) if meter.default_priced else (),
+            layers=FrozenMap(layers), trace=kept, skeleton=skeleton)
 
 
 # Values many records hold equal (event keys, skeletons, fault lists, short outputs), each kept once per

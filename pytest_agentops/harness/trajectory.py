@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._frozen import EMPTY, FrozenMap
 from ..seeding import canonical
-from ..settings.trajectory import Rule, Trajectory, TrajectoryRecord, check_rule_expectations
+from ..settings.trajectory import Rule, Trajectory, TrajectoryRecord, check_rule_expectations, make_trajectory_record
 from .confirmations import snapshot
 from .context import RAN
 from .effects import EffectLedger, has_effect
@@ -158,7 +158,7 @@ class _TrajectoryTrial(LayerTrial):
         with self._lock:
             if self._record is None:  # (the trial asks once; reading a step counter moves it)
                 calls, violations = self.rule_calls, self.rule_violations
-                self._record = TrajectoryRecord(
+                self._record = make_trajectory_record(  # (the rule maps frozen here)
                     steps=next(self._steps), model_steps=next(self._model_steps), redundant_calls=self.redundant,
                     loops=self.loops.loops, rule_calls=FrozenMap(sorted(calls.items())) if calls else EMPTY,
                     rule_violations=FrozenMap(sorted(violations.items())) if violations else EMPTY,

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._frozen import EMPTY, FrozenMap
+from .._frozen import EMPTY, FrozenMap, slot_maker
 from .._validation import check_whole, did_you_mean
 from ..errors import ConfigError
 from ..metrics import REGISTRY, MetricDef, register_metric, trial_rate
@@ -283,6 +283,10 @@ class TrajectoryRecord:
         if self.side_effects:
             out["duplicate_side_effects"] = self.duplicate_side_effects
         return out
+
+
+#: ``TrajectoryRecord(...)`` for the layer, which gives every field in its final form (``slot_maker``)
+make_trajectory_record = slot_maker(TrajectoryRecord)
 
 
 def _trajectory(record: TrialRecord) -> TrajectoryRecord | None:
