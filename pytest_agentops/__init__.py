@@ -13,6 +13,7 @@ import importlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from . import process as _process  # noqa: F401 (takes the collector's freeze count at start: ``FROZEN_AT_START``)
 from ._version import __version__
 
 #: public name -> the module (relative to this package) that defines it

@@ -59,10 +59,10 @@ _perf_counter, _sleep = time.perf_counter, time.sleep
 def _frozen() -> int:
     """Objects the process froze (``gc.freeze``): 0 for only the interpreter's own (CPython 3.12 starts with a
     few hundred frozen, which a campaign's freeze and unfreeze release with its own)."""
-    from pytest_agentops.process.gc_hold import FROZEN_AT_IMPORT
+    from pytest_agentops.process import FROZEN_AT_START
 
     count = gc.get_freeze_count()
-    return count if count > FROZEN_AT_IMPORT else 0
+    return count if count > FROZEN_AT_START else 0
 
 
 def _assert_pristine() -> None:

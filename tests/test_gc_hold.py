@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from pytest_agentops import ConfigError, Faults, Scenario, run_campaign
+from pytest_agentops.process import FROZEN_AT_START
 from pytest_agentops.process.gc_hold import (
     CAMPAIGN_GEN0_THRESHOLD,
-    FROZEN_AT_IMPORT,
     GEN0_THRESHOLD_CAP,
     campaign_gc,
     campaign_gc_for,
@@ -20,7 +20,7 @@ from pytest_agentops.process.gc_hold import (
 
 def _frozen_by_process() -> bool:
     """Whether objects are frozen beyond the interpreter's own (CPython 3.12 starts with some frozen)."""
-    return gc.get_freeze_count() > FROZEN_AT_IMPORT
+    return gc.get_freeze_count() > FROZEN_AT_START
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +42,7 @@ def test_a_campaign_freezes_older_objects_and_collects_less_often_then_restores(
     seen: list[tuple[int, int]] = []
     before = gc.get_threshold()
     run_campaign(Scenario(name="gc", agent=_observing_agent(seen), trials=3, seed=0, faults=Faults.none()))
-    assert all(threshold == CAMPAIGN_GEN0_THRESHOLD and frozen > FROZEN_AT_IMPORT for threshold, frozen in seen)
+    assert all(threshold == CAMPAIGN_GEN0_THRESHOLD and frozen > FROZEN_AT_START for threshold, frozen in seen)
     assert gc.get_threshold() == before and not _frozen_by_process()
 
 

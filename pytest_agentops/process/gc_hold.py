@@ -6,7 +6,8 @@ libraries): 10-30 ms at a time on a loaded test process, paid on the trial loop'
 campaigns run, the objects that existed before the first one are frozen (``gc.freeze``: the collector
 skips them) and the youngest generation is collected less often. Both are undone when the last running
 campaign ends; nothing changes when the collector is disabled or the process already froze objects (beyond
-what was frozen when this module was imported: CPython 3.12 starts with a few hundred objects frozen).
+what was frozen when the package was imported, ``process.FROZEN_AT_START``: CPython 3.12 starts with a few
+hundred objects frozen).
 
 The youngest generation's count is net (a freed object of any generation takes one off it), so with many
 trials in flight a gen-0 collection walks most of their live objects: at concurrency 1,000 each walked
@@ -22,6 +23,7 @@ import contextlib
 import gc
 from collections.abc import Iterator
 
+from . import FROZEN_AT_START
 from .patch import ProcessPatch
 
 #: Youngest-generation threshold while campaigns run (the interpreter's default is 700 allocations).
@@ -33,10 +35,6 @@ GEN0_THRESHOLD_CAP = 1_000_000
 
 _original: tuple[int, ...] | None = None  # the thresholds before the first hold (None: not held, or gc off)
 _wanted: list[int] = []  # the gen-0 thresholds the campaigns running now asked for
-#: objects frozen when this module was imported: the interpreter's own (CPython 3.12.1 starts with 375), not
-#: a freeze of the process's that a campaign must leave alone (they are unfrozen with the campaign's, harmlessly:
-#: they only become collectable again)
-FROZEN_AT_IMPORT = gc.get_freeze_count()
 
 
 def gen0_threshold(in_flight: int) -> int:
@@ -56,7 +54,7 @@ def _hold() -> tuple[tuple[int, ...], bool] | None:
     if not gc.isenabled():
         return None
     thresholds = gc.get_threshold()
-    froze = gc.get_freeze_count() <= FROZEN_AT_IMPORT
+    froze = gc.get_freeze_count() <= FROZEN_AT_START  # (the interpreter's own are unfrozen with ours: harmless)
     if froze:
         gc.freeze()
     _original = thresholds
