@@ -246,6 +246,39 @@ def test_trials_get_their_own_empty_namespace(state, tmp_path, request):
         client.close()
 
 
+@pytest.mark.parametrize("state", ["memory", "file"])
+def test_a_store_is_opened_only_by_the_trials_that_use_it(state, tmp_path, monkeypatch):
+    """A trial's namespace is opened (emptied first) at its agent's first use of ``env.state``, and released
+    when it ends; a trial whose agent never touches it costs the campaign nothing there."""
+    from pytest_agentops.harness.state.campaign import CampaignState
+
+    if state == "file":
+        state = f"sqlite:{tmp_path / 'lazy.sqlite3'}"
+    opened: list[str] = []
+    trial_store = CampaignState.trial_store
+
+    def spy(self, scenario, seed):
+        opened.append(f"{scenario}/{seed}")
+        return trial_store(self, scenario, seed)
+
+    monkeypatch.setattr(CampaignState, "trial_store", spy)
+
+    def agent(task, env):
+        if env.seed % 2:
+            return "untouched"
+        return _peek_agent(task, env)
+
+    scenario = Scenario(name="lazy", agent=agent, check=lambda w, out: out in ("clean", "untouched"), trials=20,
+                        seed=4, concurrency=4, faults=Faults.none(), state=state)
+    result = run_campaign(scenario)
+    assert result.outcome_counts == {"completed": 20}
+    assert sorted(opened) == sorted(f"lazy/{r.seed}" for r in result.records if r.seed % 2 == 0)
+    assert 0 < len(opened) < 20
+    if state.startswith("sqlite:"):  # every opened namespace was released when its trial ended
+        rows = sqlite3.connect(tmp_path / "lazy.sqlite3").execute("SELECT COUNT(*) FROM checkpoints").fetchone()
+        assert rows == (0,)
+
+
 def test_a_bad_checkpoint_value_is_a_recorded_error_not_a_crash():
     def agent(task, env):
         env.state.save("progress", {"when": time})  # a module object: not JSON

@@ -107,19 +107,45 @@ class CampaignState:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
+#: held while a trial's store is opened at its first use (``TrialStore(opener=...)``): one at a time
+_OPENING = threading.Lock()
+
+
 class TrialStore:
     """The agent's view of its trial's store: every save and delete is traced as a ``checkpoint`` event.
 
     ``guard`` runs before each operation (the harness uses it to stop an abandoned or crashed attempt).
+    Given an ``opener`` instead of the store, the store is opened at its first use (``inner``): a trial whose
+    agent never touches ``env.state`` costs its campaign no namespace to open, clear and release.
     """
 
-    __slots__ = ("_event", "_guard", "inner")
+    __slots__ = ("_event", "_guard", "_inner", "_opener")
 
-    def __init__(self, inner: CheckpointStore, event: Callable[..., Any] | None = None,
-                 guard: Callable[[], None] | None = None):
-        self.inner = inner
+    def __init__(self, inner: CheckpointStore | None = None, event: Callable[..., Any] | None = None,
+                 guard: Callable[[], None] | None = None, *, opener: Callable[[], CheckpointStore] | None = None):
+        if (inner is None) == (opener is None):
+            raise TypeError("TrialStore: give the store, or an opener for it, not both")
+        self._inner = inner
+        self._opener = opener
         self._event = event
         self._guard = guard
+
+    @property
+    def inner(self) -> CheckpointStore:
+        """The trial's store (opened now if it was not yet)."""
+        inner = self._inner
+        if inner is None:
+            with _OPENING:
+                if self._inner is None:
+                    assert self._opener is not None
+                    self._inner = self._opener()
+                inner = self._inner
+        return inner
+
+    @property
+    def opened(self) -> bool:
+        """Whether the store has been opened (always, when it was given)."""
+        return self._inner is not None
 
     @property
     def namespace(self) -> str:

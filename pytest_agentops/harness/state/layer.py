@@ -27,18 +27,23 @@ class _StateTrial(LayerTrial):
     __slots__ = ("_campaign", "_store", "_trace")
 
     def __init__(self, trial: TrialPort, campaign: CampaignState):
-        store = campaign.trial_store(trial.scenario, trial.seed)
-        # (a lambda over the weak proxy: ``trial.check_alive`` is bound to the context itself, and holding it would
-        # make the trial a reference cycle, left for the cyclic collector instead of freed at once)
-        trial.provide("state", TrialStore(store, trial.trace.add, lambda: trial.check_alive()))
+        scenario, seed = trial.scenario, trial.seed
+        # (opened at its first use: most agents never touch ``env.state``; a lambda over the weak proxy:
+        # ``trial.check_alive`` is bound to the context itself, and holding it would make the trial a reference
+        # cycle, left for the cyclic collector instead of freed at once)
+        store = TrialStore(event=trial.trace.add, guard=lambda: trial.check_alive(),
+                           opener=lambda: campaign.trial_store(scenario, seed))
+        trial.provide("state", store)
         trial.provide("state_campaign", campaign)
         self._campaign, self._store, self._trace = campaign, store, trial.trace
 
     def close(self) -> None:
-        """The trial is over: its checkpoints go (a store that fails now is said in the trace, not raised:
-        the campaign's close tries again)."""
+        """The trial is over: its checkpoints go, if it opened its store (a store that fails now is said in
+        the trace, not raised: the campaign's close tries again)."""
+        if not self._store.opened:
+            return
         try:
-            self._campaign.release(self._store)
+            self._campaign.release(self._store.inner)
         except Exception as exc:
             self._trace.add("checkpoint", "*", "not_cleared", error=f"{type(exc).__name__}: {exc}")
 
