@@ -279,6 +279,37 @@ def test_a_store_is_opened_only_by_the_trials_that_use_it(state, tmp_path, monke
         assert rows == (0,)
 
 
+def test_a_store_opened_at_first_use_is_opened_once_whichever_thread_comes_first():
+    import threading
+
+    from pytest_agentops.harness.state.campaign import TrialStore
+
+    opened, start = [], threading.Barrier(8)
+
+    def opener():
+        opened.append(threading.get_ident())
+        time.sleep(0.01)  # (real time: a slow server) the other threads arrive meanwhile
+        return MemoryStore("t")
+
+    store = TrialStore(opener=opener)
+    assert not store.opened
+
+    def first_use():
+        start.wait(5)
+        store.save(f"k{threading.get_ident()}", 1)
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(opened) == 1 and store.opened and len(store.keys()) == 8  # no save lost to a second opening
+    with pytest.raises(TypeError, match="not both"):
+        TrialStore(MemoryStore("t"), opener=opener)
+    with pytest.raises(TypeError, match="not both"):
+        TrialStore()
+
+
 def test_a_bad_checkpoint_value_is_a_recorded_error_not_a_crash():
     def agent(task, env):
         env.state.save("progress", {"when": time})  # a module object: not JSON

@@ -107,10 +107,6 @@ class CampaignState:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
-#: held while a trial's store is opened at its first use (``TrialStore(opener=...)``): one at a time
-_OPENING = threading.Lock()
-
-
 class TrialStore:
     """The agent's view of its trial's store: every save and delete is traced as a ``checkpoint`` event.
 
@@ -119,7 +115,7 @@ class TrialStore:
     agent never touches ``env.state`` costs its campaign no namespace to open, clear and release.
     """
 
-    __slots__ = ("_event", "_guard", "_inner", "_opener")
+    __slots__ = ("_event", "_guard", "_inner", "_opener", "_opening")
 
     def __init__(self, inner: CheckpointStore | None = None, event: Callable[..., Any] | None = None,
                  guard: Callable[[], None] | None = None, *, opener: Callable[[], CheckpointStore] | None = None):
@@ -127,6 +123,8 @@ class TrialStore:
             raise TypeError("TrialStore: give the store, or an opener for it, not both")
         self._inner = inner
         self._opener = opener
+        # (the trial's own: opening a store may wait on a file or a server, which other trials need not wait for)
+        self._opening = None if opener is None else threading.Lock()
         self._event = event
         self._guard = guard
 
@@ -135,9 +133,9 @@ class TrialStore:
         """The trial's store (opened now if it was not yet)."""
         inner = self._inner
         if inner is None:
-            with _OPENING:
+            assert self._opening is not None and self._opener is not None
+            with self._opening:
                 if self._inner is None:
-                    assert self._opener is not None
                     self._inner = self._opener()
                 inner = self._inner
         return inner
