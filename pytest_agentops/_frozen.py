@@ -95,10 +95,14 @@ def slot_maker(cls: type[T]) -> Callable[..., T]:
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     if set(names) != set(getattr(cls, "__slots__", ())):
         raise TypeError(f"slot_maker({cls.__name__}): a dataclass with slots=True and no other slots is needed")
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    scope.update((f"_set_{name}", getattr(cls, name).__set__) for name in names)  # (each slot's descriptor)
-    body = "".join(f"    _set_{name}(made, {name})\n" for name in names)
-    exec(f"def make(*, {', '.join(names)}):\n    made = _new(_cls)\n{body}    return made\n", scope)
+    if any(name.startswith("_slot_maker_") for name in names):
+        raise TypeError(f"slot_maker({cls.__name__}): a field's name starts with _slot_maker_ (the maker's own)")
+    scope: dict[str, Any] = {"_slot_maker_new": object.__new__, "_slot_maker_cls": cls}
+    # (each slot's descriptor; the maker's own names cannot be a field's)
+    scope.update((f"_slot_maker_set_{name}", getattr(cls, name).__set__) for name in names)
+    body = "".join(f"    _slot_maker_set_{name}(_slot_maker_made, {name})\n" for name in names)
+    exec(f"def make(*, {', '.join(names)}):\n    _slot_maker_made = _slot_maker_new(_slot_maker_cls)\n{body}"
+         "    return _slot_maker_made\n", scope)
     make = scope["make"]
     make.__qualname__ = make.__name__ = f"make_{cls.__name__}"
     make.__doc__ = f"A {cls.__name__} of the given fields (``slot_maker``)."

@@ -50,3 +50,22 @@ def test_only_a_slotted_dataclass_can_have_a_maker():
 
     with pytest.raises(TypeError, match="slots=True"):
         slot_maker(Plain)
+
+
+def test_any_field_name_works_but_the_makers_own():
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Odd:
+        made: int
+        _new: int
+        _cls: str
+        make: int
+
+    odd = slot_maker(Odd)(made=1, _new=2, _cls="c", make=3)
+    assert odd == Odd(1, 2, "c", 3)
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Clash:
+        _slot_maker_made: int
+
+    with pytest.raises(TypeError, match="_slot_maker_"):
+        slot_maker(Clash)

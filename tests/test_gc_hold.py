@@ -138,3 +138,33 @@ def test_a_process_threshold_higher_than_the_campaigns_is_kept():
         assert gc.get_threshold()[0] == GEN0_THRESHOLD_CAP * 2
     finally:
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("frozen_first", [True, False])
+def test_objects_a_process_froze_before_importing_the_package_stay_frozen(frozen_first):
+    """A fresh interpreter: one that froze its objects before importing ``pytest_agentops`` (a pre-fork server,
+    a script) keeps them frozen through a campaign; one that did not gets the campaign's freeze, undone after."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import gc
+        hoard = [[i] for i in range(5000)]
+        if {frozen_first}:
+            gc.freeze()
+        before = gc.get_freeze_count()
+        from pytest_agentops import Faults, Scenario, run_campaign
+        seen = []
+        run_campaign(Scenario(name="gc", agent=lambda task, env: seen.append(gc.get_freeze_count()) or "ok",
+                              trials=2, seed=0, faults=Faults.none()))
+        print(before, seen[0], gc.get_freeze_count())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    before, during, after = map(int, out.stdout.split())
+    if frozen_first:
+        # left alone: neither refrozen (the imports' objects would join) nor unfrozen (a few frozen objects
+        # the imports free leave the count, nothing else)
+        assert before >= 5000 and before * 0.99 <= after <= during <= before
+    else:
+        assert before <= 1000 and during > before + 5000 and after <= before  # frozen for the campaign only

@@ -190,7 +190,7 @@ def test_the_parts_are_closed_when_the_runner_cannot_be_made(monkeypatch):
     monkeypatch.setattr(scheduler.SpendGate, "of", staticmethod(broken_gate))
     closed: list[str] = []
     scenario = Scenario(name="unmade", agent=lambda task, env: "ok", trials=1, seed=0, faults=Faults.none(),
-                        layers=[_ClosingLayer(closed, "only", False)])
-    with pytest.raises(RuntimeError, match="no spend gate"):
+                        layers=[_ClosingLayer(closed, "only", False), _ClosingLayer(closed, "stuck", True)])
+    with pytest.raises(RuntimeError, match="no spend gate"):  # the error that stopped it, not the close's
         run_campaign(scenario)
-    assert closed == ["only"]
+    assert closed == ["stuck", "only"]

@@ -21,7 +21,7 @@ import pytest
 import scipy.stats
 
 from pytest_agentops import ConfigError, Faults, Scenario, replay_trial, run_campaign
-from pytest_agentops.errors import AgentCrash
+from pytest_agentops.errors import AgentCrash, TrialAborted
 from pytest_agentops.harness.state import (
     REDIS_PREFIX,
     CampaignState,
@@ -308,6 +308,30 @@ def test_a_store_opened_at_first_use_is_opened_once_whichever_thread_comes_first
         TrialStore(MemoryStore("t"), opener=opener)
     with pytest.raises(TypeError, match="not both"):
         TrialStore()
+
+
+def test_an_agent_holding_its_store_after_its_trial_opens_nothing():
+    """The output's repr (taken after the trial's layers closed) does not open the store, and a late use of
+    ``namespace`` is refused like any other."""
+    from pytest_agentops.harness.state.campaign import CampaignState
+
+    kept = []
+    opened: list[str] = []
+    trial_store = CampaignState.trial_store
+
+    def agent(task, env):
+        kept.append(env.state)
+        return {"store": env.state}
+
+    scenario = Scenario(name="holder", agent=agent, trials=2, seed=4, faults=Faults.none())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CampaignState, "trial_store", lambda self, sc, seed: opened.append(seed) or trial_store(self, sc,
+                                                                                                        seed))
+        result = run_campaign(scenario)
+    assert opened == [] and all("not opened yet" in r.output for r in result.records), result.records[0].output
+    with pytest.raises((TrialAborted, ReferenceError)):  # (the trial's context is gone already: its weak proxy)
+        kept[0].namespace  # noqa: B018 (a late use)
+    assert opened == []
 
 
 def test_a_bad_checkpoint_value_is_a_recorded_error_not_a_crash():

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentops import Budget, Escalation, Faults, Rule, Scenario, Trajectory, run_campaign, tool
+import pytest_agentops
+from pytest_agentops import Budget, Escalation, Faults, LayerTrial, Rule, Scenario, Trajectory, run_campaign, tool
 from pytest_agentops.scenario_file import load_scenarios
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -50,8 +51,8 @@ ALL_LAYERS = Scenario(name="all-layers", agent=agent, tools=[lookup, refund], fa
 
 
 def cyclic_garbage(scenario: Scenario, trials: int) -> collections.Counter[str]:
-    """The types of the harness's objects (``HARNESS``) a campaign left on reference cycles of their own, for the
-    cyclic collector (warmed up first: imports, caches).
+    """The types of the harness's objects (``HARNESS``) a campaign left to the cyclic collector through a cycle
+    the harness made (warmed up first: imports, caches).
 
     Every object that exists before the measured campaign (the warm-up's leftovers included) is frozen
     first, so the collection afterwards looks at the campaign's own objects only: a full collection of a
@@ -59,10 +60,12 @@ def cyclic_garbage(scenario: Scenario, trials: int) -> collections.Counter[str]:
     machine, two per scenario before). A cycle among the campaign's objects is found all the same, and the
     campaign runs as it would in a session that froze (it skips its own freeze when one is in force).
 
-    A cycle through a frame or a traceback is the agent's (or its libraries'): an exception kept with its
-    traceback. On CPython 3.12 every exception an ``@contextmanager`` turns into another one is such a cycle
-    (its ``__exit__`` frame holds the new exception), and the agent's frames on it hold the trial's ``env``.
-    A harness object only reachable from such a cycle is not the harness's cycle, so it is not counted."""
+    A cycle through a frame of code outside the package (or its traceback entry) is the agent's or its
+    libraries': an exception kept with its traceback. On CPython 3.12 every exception an ``@contextmanager``
+    turns into another one is such a cycle (its ``__exit__`` frame holds the new exception), and the agent's
+    frames on it hold the trial's ``env``. Harness objects that only such a cycle holds are not counted; those
+    on, or held by, any other cycle are (a layer keeping a method of itself or of its trial, an exception the
+    harness keeps whose traceback holds the harness's own frame)."""
     run_campaign(scenario, trials=1)
     flags = gc.get_debug()
     gc.freeze()
@@ -70,32 +73,74 @@ def cyclic_garbage(scenario: Scenario, trials: int) -> collections.Counter[str]:
     try:
         run_campaign(scenario, trials=trials)
         gc.collect()
-        return collections.Counter(type(o).__qualname__ for o in _on_own_cycles(gc.garbage))
+        return collections.Counter(type(o).__qualname__ for o in _held_by_harness_cycles(gc.garbage)
+                                   if type(o).__qualname__ in HARNESS)
     finally:
         gc.set_debug(flags)
         gc.garbage.clear()
         gc.unfreeze()
 
 
-def _on_own_cycles(garbage: list) -> list:
-    """The harness objects in ``garbage`` that can reach themselves without passing a frame or a traceback."""
-    skip = {types.FrameType, types.TracebackType}
-    inside = {id(o) for o in garbage if type(o) not in skip}  # (``type``: a dead weak proxy raises on isinstance)
-    found = []
-    for start in garbage:
-        if type(start).__qualname__ not in HARNESS:
+_PACKAGE = str(Path(pytest_agentops.__file__).resolve().parent)
+
+
+def _foreign(o: object) -> bool:
+    """A frame of code outside the package, or the traceback entry of one. (``type``, not ``isinstance``: a
+    dead weak proxy in the garbage raises on ``isinstance``.)"""
+    if type(o) is types.TracebackType:
+        o = o.tb_frame  # type: ignore[attr-defined]
+    return type(o) is types.FrameType and not o.f_code.co_filename.startswith(_PACKAGE)  # type: ignore[attr-defined]
+
+
+def _held_by_harness_cycles(garbage: list) -> list:
+    """The objects of ``garbage`` on a cycle that passes no foreign frame (``_foreign``), or reachable from one
+    without passing such a frame (strongly connected components, Tarjan's algorithm written iteratively)."""
+    nodes = {id(o): o for o in garbage if not _foreign(o)}
+    edges = {k: [id(r) for r in gc.get_referents(o) if id(r) in nodes] for k, o in nodes.items()}
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    cyclic: set[int] = set()
+    for root in nodes:
+        if root in index:
             continue
-        seen, todo = set(), [start]
-        while todo:
-            for ref in gc.get_referents(todo.pop()):
-                if ref is start:
-                    found.append(start)
-                    todo.clear()
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            for k in range(i, len(edges[node])):
+                nxt = edges[node][k]
+                if nxt not in index:
+                    work.append((node, k + 1))
+                    work.append((nxt, 0))
                     break
-                if id(ref) in inside and id(ref) not in seen:
-                    seen.add(id(ref))
-                    todo.append(ref)
-    return found
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                if low[node] == index[node]:  # the root of a component: pop it
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1 or node in edges[node]:
+                        cyclic.update(component)
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+    held, todo = set(cyclic), list(cyclic)
+    while todo:
+        for nxt in edges[todo.pop()]:
+            if nxt not in held:
+                held.add(nxt)
+                todo.append(nxt)
+    return [nodes[k] for k in held]
 
 
 def test_a_campaign_with_every_builtin_layer_leaves_no_cyclic_garbage():
@@ -115,3 +160,47 @@ def test_no_trial_of_a_bundled_scenario_is_left_to_the_cyclic_collector(path):
             continue
         left = cyclic_garbage(dataclasses.replace(scenario, shrink_runs=0), 4)
         assert not (HARNESS & set(left)), {k: v for k, v in left.items() if k in HARNESS}
+
+
+class _KeepsItsOwnMethod(LayerTrial):
+    """A layer's trial on a cycle of its own (it keeps a method of itself), holding the trial's trace."""
+
+    def __init__(self, trial):
+        self.trace = trial.trace
+        self.me = self.close
+
+
+class _CyclicLayer:
+    name = "cyclic"
+
+    def attach(self, trial):
+        return _KeepsItsOwnMethod(trial)
+
+
+_KEEPS_AN_EXCEPTION = '''
+def close_layers(self):
+    try:
+        raise RuntimeError("kept")
+    except RuntimeError as exc:
+        self.kept_error = exc  # the context -> the exception -> its traceback -> this frame, whose self is it
+    return original(self)
+'''
+
+
+@pytest.mark.parametrize("cycle", ["a layer keeping a method of itself", "the harness keeping an exception"])
+def test_the_check_finds_a_cycle_the_harness_makes(cycle, monkeypatch):
+    """The check itself: a cycle of a layer's own, and an exception the harness keeps whose traceback holds the
+    harness's own frame (compiled as the package's code), are both found."""
+    from pytest_agentops.harness import context
+
+    scenario = Scenario(name="cyclic", agent=agent, tools=[lookup, refund], faults=Faults.none(), trials=10, seed=1)
+    if cycle.startswith("a layer"):
+        scenario = dataclasses.replace(scenario, layers=[_CyclicLayer()])
+        expected = {"Trace"}
+    else:
+        scope = {"original": context.TrialContext.close_layers}
+        exec(compile(_KEEPS_AN_EXCEPTION, context.__file__, "exec"), scope)
+        monkeypatch.setattr(context.TrialContext, "close_layers", scope["close_layers"])
+        expected = {"TrialContext", "Trace"}
+    left = cyclic_garbage(scenario, 10)
+    assert expected <= set(left) and all(left[name] == 10 for name in expected), left

@@ -96,7 +96,8 @@ class Runner:
         try:
             self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
         except BaseException:
-            self.layers.close()  # (what the parts opened goes with the runner that is not made)
+            with contextlib.suppress(BaseException):  # (the error that stopped the set-up is the one to show)
+                self.layers.close()  # what the parts opened goes with the runner that is not made
             raise
         if self.spend.active:
             self._in_flight = c  # no trial queued ahead: each one is launched when the cap's rule allows it

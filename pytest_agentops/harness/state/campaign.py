@@ -147,6 +147,8 @@ class TrialStore:
 
     @property
     def namespace(self) -> str:
+        """The trial's namespace in the store (checked like every use: an ended trial's agent is refused)."""
+        self._check()
         return self.inner.namespace
 
     def _check(self) -> None:
@@ -190,7 +192,8 @@ class TrialStore:
     def close(self) -> None:
         pass  # the harness closes the backend
 
-    def __repr__(self) -> str:
-        return f"<checkpoint store {self.inner!r}>"
+    def __repr__(self) -> str:  # (never opens the store: an agent's output holding it is shown after its trial)
+        inner = self._inner
+        return f"<checkpoint store {inner!r}>" if inner is not None else "<checkpoint store, not opened yet>"
 
 
