@@ -334,6 +334,26 @@ def test_an_agent_holding_its_store_after_its_trial_opens_nothing():
     assert opened == []
 
 
+def test_a_store_that_cannot_be_opened_makes_the_trial_an_error_even_if_the_agent_swallows_it(monkeypatch):
+    from pytest_agentops.harness.state.campaign import CampaignState
+
+    def broken(self, scenario, seed):
+        raise OSError("the server went away")
+
+    monkeypatch.setattr(CampaignState, "trial_store", broken)
+
+    def agent(task, env):
+        try:
+            env.state.save("step", 1)
+        except Exception:
+            return "carried on"
+        return "saved"
+
+    result = run_campaign(Scenario(name="gone", agent=agent, trials=3, seed=1, faults=Faults.none()))
+    assert result.outcome_counts == {"error": 3}
+    assert "checkpoint store could not be opened: OSError: the server went away" in result.records[0].reason
+
+
 def test_a_bad_checkpoint_value_is_a_recorded_error_not_a_crash():
     def agent(task, env):
         env.state.save("progress", {"when": time})  # a module object: not JSON

@@ -10,6 +10,7 @@ from ...settings.faults import Faults
 from ...settings.layers import StateSpec
 from ..layer import LayerTrial, TrialPort
 from .campaign import CampaignState, TrialStore
+from .protocol import CheckpointStore
 
 if TYPE_CHECKING:
     from ...scenario import Scenario
@@ -28,11 +29,19 @@ class _StateTrial(LayerTrial):
 
     def __init__(self, trial: TrialPort, campaign: CampaignState):
         scenario, seed = trial.scenario, trial.seed
-        # (opened at its first use: most agents never touch ``env.state``; a lambda over the weak proxy:
-        # ``trial.check_alive`` is bound to the context itself, and holding it would make the trial a reference
-        # cycle, left for the cyclic collector instead of freed at once)
-        store = TrialStore(event=trial.trace.add, guard=lambda: trial.check_alive(),
-                           opener=lambda: campaign.trial_store(scenario, seed))
+
+        def opener() -> CheckpointStore:
+            """The trial's namespace, opened at its first use (most agents never touch ``env.state``). A store
+            that cannot be opened makes the trial an error, whatever the agent does with the exception."""
+            try:
+                return campaign.trial_store(scenario, seed)
+            except Exception as exc:
+                trial.abort("error", f"the checkpoint store could not be opened: {type(exc).__name__}: {exc}")
+                raise
+
+        # (lambdas over the weak proxy: ``trial.check_alive`` is bound to the context itself, and holding it would
+        # make the trial a reference cycle, left for the cyclic collector instead of freed at once)
+        store = TrialStore(event=trial.trace.add, guard=lambda: trial.check_alive(), opener=opener)
         trial.provide("state", store)
         trial.provide("state_campaign", campaign)
         self._campaign, self._store, self._trace = campaign, store, trial.trace
