@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...errors import TrialAborted
 from ...settings.faults import Faults
 from ...settings.layers import StateSpec
 from ..layer import LayerTrial, TrialPort
@@ -39,9 +40,17 @@ class _StateTrial(LayerTrial):
                 trial.abort("error", f"the checkpoint store could not be opened: {type(exc).__name__}: {exc}")
                 raise
 
-        # (lambdas over the weak proxy: ``trial.check_alive`` is bound to the context itself, and holding it would
-        # make the trial a reference cycle, left for the cyclic collector instead of freed at once)
-        store = TrialStore(event=trial.trace.add, guard=lambda: trial.check_alive(), opener=opener)
+        def guard() -> None:
+            """Before each use: refused once the trial has ended (its context may be gone already: an agent
+            that kept ``env.state`` past its trial gets the trial's end, not a dead weak reference)."""
+            try:
+                trial.check_alive()
+            except ReferenceError:
+                raise TrialAborted("ended", "the trial has ended: its checkpoint store is closed") from None
+
+        # (functions over the weak proxy: ``trial.check_alive`` is bound to the context itself, and holding it
+        # would make the trial a reference cycle, left for the cyclic collector instead of freed at once)
+        store = TrialStore(event=trial.trace.add, guard=guard, opener=opener)
         trial.provide("state", store)
         trial.provide("state_campaign", campaign)
         self._campaign, self._store, self._trace = campaign, store, trial.trace
