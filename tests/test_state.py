@@ -356,40 +356,6 @@ def test_a_store_that_cannot_be_opened_makes_the_trial_an_error_even_if_the_agen
     assert "checkpoint store could not be opened: OSError: the server went away" in result.records[0].reason
 
 
-def test_a_store_an_agent_thread_is_opening_as_the_trial_ends_is_released_by_the_trial(monkeypatch):
-    import threading
-
-    from pytest_agentops.harness.state.campaign import CampaignState
-
-    started, released = threading.Event(), []
-    trial_store, release = CampaignState.trial_store, CampaignState.release
-
-    def slow_open(self, scenario, seed):
-        started.set()
-        threading.Event().wait(0.3)  # real wall time (the time module is virtual inside a trial)
-        return trial_store(self, scenario, seed)
-
-    def spy_release(self, store):
-        released.append(store.namespace)
-        return release(self, store)
-
-    monkeypatch.setattr(CampaignState, "trial_store", slow_open)
-    monkeypatch.setattr(CampaignState, "release", spy_release)
-
-    def agent(task, env):
-        def save():
-            with contextlib.suppress(Exception):  # (refused if it comes after the trial's end)
-                env.state.save("progress", 1)
-
-        threading.Thread(target=save, daemon=True).start()
-        started.wait(5)  # the thread is opening the store: the trial ends meanwhile
-        return "done"
-
-    result = run_campaign(Scenario(name="racing", agent=agent, trials=1, seed=1, faults=Faults.none()))
-    assert result.outcome_counts == {"completed": 1}
-    assert len(released) == 1  # the trial's end waited for the opening, then released the namespace
-
-
 def test_a_bad_checkpoint_value_is_a_recorded_error_not_a_crash():
     def agent(task, env):
         env.state.save("progress", {"when": time})  # a module object: not JSON

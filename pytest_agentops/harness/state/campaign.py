@@ -145,14 +145,6 @@ class TrialStore:
         """Whether the store has been opened (always, when it was given)."""
         return self._inner is not None
 
-    def opened_store(self, wait_s: float = 1.0) -> CheckpointStore | None:
-        """The store if it has been opened, after an opening under way in another thread (waited for up to
-        ``wait_s`` seconds: a server that hangs must not hang the trial's end); None if it never was."""
-        opening = self._opening
-        if self._inner is None and opening is not None and opening.acquire(timeout=wait_s):
-            opening.release()
-        return self._inner
-
     @property
     def namespace(self) -> str:
         """The trial's namespace in the store (checked like every use: an ended trial's agent is refused)."""

@@ -58,11 +58,10 @@ class _StateTrial(LayerTrial):
     def close(self) -> None:
         """The trial is over: its checkpoints go, if it opened its store (a store that fails now is said in
         the trace, not raised: the campaign's close tries again)."""
-        store = self._store.opened_store()  # (an agent's thread may be opening it right now)
-        if store is None:
-            return  # never opened (or still opening after a second: the campaign's close empties it)
+        if not self._store.opened:
+            return
         try:
-            self._campaign.release(store)
+            self._campaign.release(self._store.inner)
         except Exception as exc:
             self._trace.add("checkpoint", "*", "not_cleared", error=f"{type(exc).__name__}: {exc}")
 
