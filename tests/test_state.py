@@ -356,6 +356,56 @@ def test_a_store_that_cannot_be_opened_makes_the_trial_an_error_even_if_the_agen
     assert "checkpoint store could not be opened: OSError: the server went away" in result.records[0].reason
 
 
+def test_a_store_an_agent_thread_opens_as_its_trial_ends_is_emptied_by_the_campaign(tmp_path, monkeypatch):
+    """The trial's end does not wait for an opening under way in a thread its agent left running (that would
+    stall the scheduler, or the event loop, a second per trial): the namespace stays on the campaign's books,
+    and the campaign's close empties it, with the save that thread made after the trial ended."""
+    import threading
+
+    from pytest_agentops.harness.state.campaign import CampaignState
+
+    started, saved = threading.Event(), threading.Event()
+    trial_store = CampaignState.trial_store
+
+    class SlowToSave:
+        """The trial's store, whose saves take 0.1 s (a busy server): the save lands well after the opening."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def save(self, key, value):
+            threading.Event().wait(0.1)
+            self.inner.save(key, value)
+
+    def slow_open(self, scenario, seed):
+        started.set()
+        threading.Event().wait(0.3)  # real wall time (the time module is virtual inside a trial)
+        return SlowToSave(trial_store(self, scenario, seed))
+
+    monkeypatch.setattr(CampaignState, "trial_store", slow_open)
+
+    def agent(task, env):
+        if env.trial_id == "trial-0":
+            def save():
+                env.state.save("progress", 1)  # (its guard passed before the opening: it lands after the end)
+                saved.set()
+
+            threading.Thread(target=save, daemon=True).start()
+            started.wait(5)  # the thread is opening the store: the trial ends meanwhile
+        else:
+            saved.wait(5)  # the campaign goes on until that save has landed
+        return "done"
+
+    path = tmp_path / "racing.sqlite3"
+    result = run_campaign(Scenario(name="racing", agent=agent, trials=2, seed=1, faults=Faults.none(),
+                                   state=f"sqlite:{path}"))
+    assert result.outcome_counts == {"completed": 2} and saved.is_set()
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM checkpoints").fetchone() == (0,)
+
+
 def test_a_bad_checkpoint_value_is_a_recorded_error_not_a_crash():
     def agent(task, env):
         env.state.save("progress", {"when": time})  # a module object: not JSON

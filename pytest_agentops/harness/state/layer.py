@@ -4,6 +4,7 @@ trial's agent can no longer use it, and its checkpoints are removed when it ends
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from ...errors import TrialAborted
@@ -37,7 +38,8 @@ class _StateTrial(LayerTrial):
             try:
                 return campaign.trial_store(scenario, seed)
             except Exception as exc:
-                trial.abort("error", f"the checkpoint store could not be opened: {type(exc).__name__}: {exc}")
+                with contextlib.suppress(ReferenceError):  # (the trial's context is gone: the error as it is)
+                    trial.abort("error", f"the checkpoint store could not be opened: {type(exc).__name__}: {exc}")
                 raise
 
         def guard() -> None:
