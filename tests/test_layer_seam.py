@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from pytest_agentops import ConfigError, Faults, Scenario, replay_trial, run_campaign
+from pytest_agentops import ConfigError, Faults, LayerTrial, Scenario, replay_trial, run_campaign
 from pytest_agentops.harness.layer import HarnessLayer
 
 from conftest import ORDER_TOOLS, Orders
@@ -194,3 +194,28 @@ def test_the_parts_are_closed_when_the_runner_cannot_be_made(monkeypatch):
     with pytest.raises(RuntimeError, match="no spend gate"):  # the error that stopped it, not the close's
         run_campaign(scenario)
     assert closed == ["stuck", "only"]
+
+
+class _BrokenWrapper(LayerTrial):
+    """A layer whose wrapping of the agent fails (e.g. a checkpoint store opened for a child process)."""
+
+    def wrap_agent(self, agent, is_async):
+        raise OSError("cannot wrap")
+
+
+class _BrokenWrapperLayer:
+    name = "broken-wrapper"
+
+    def attach(self, trial):
+        return _BrokenWrapper()
+
+
+def test_a_trial_whose_agent_cannot_be_wrapped_closes_what_its_layers_opened():
+    from pytest_agentops.process.network_guard import GUARD
+
+    guarded = len(GUARD._entries)
+    scenario = Scenario(name="unwrapped", agent=lambda task, env: "ok", trials=3, seed=0, faults=Faults.none(),
+                        layers=[_BrokenWrapperLayer()])
+    result = run_campaign(scenario)
+    assert result.outcome_counts == {"error": 3} and "OSError: cannot wrap" in result.records[0].reason
+    assert len(GUARD._entries) == guarded  # the network layer's registration went with each trial

@@ -130,13 +130,14 @@ class CampaignLayers:
                 attached = part.attach(port)
                 if attached is not None:
                     ctx.add_layer(name, attached)
+            tools = {t.spec.name: t.bind(ctx) for t in self.templates}
+            task = self.task_for(index)
+            env = Env(ctx, tools, task)
+            agent = ctx.wrap_agent(scenario.agent, self.is_async)  # (a wrapper may open the checkpoint store)
         except BaseException:
             ctx.close_layers()  # what the layers attached so far opened (routes, holds)
             raise
-        tools = {t.spec.name: t.bind(ctx) for t in self.templates}
-        task = self.task_for(index)
-        env = Env(ctx, tools, task)
-        return BuiltTrial(ctx, env, task, ctx.wrap_agent(scenario.agent, self.is_async))
+        return BuiltTrial(ctx, env, task, agent)
 
     def task_for(self, index: int) -> str:
         """``Scenario.task_for(index, seed)`` of this campaign, without working out the task list each time."""
