@@ -18,6 +18,8 @@ import pytest_agentops
 from pytest_agentops import Budget, Escalation, Faults, LayerTrial, Rule, Scenario, Trajectory, run_campaign, tool
 from pytest_agentops.scenario_file import load_scenarios
 
+from import_graph import cycles
+
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 #: the harness's own per-trial objects: none may be cyclic garbage after a campaign
 HARNESS = {"TrialContext", "TrialClock", "Trace", "TokenMeter", "FaultPlan", "BoundTool", "Gate", "BudgetGuard",
@@ -94,46 +96,11 @@ def _foreign(o: object) -> bool:
 
 def _held_by_harness_cycles(garbage: list) -> list:
     """The objects of ``garbage`` on a cycle that passes no foreign frame (``_foreign``), or reachable from one
-    without passing such a frame (strongly connected components, Tarjan's algorithm written iteratively)."""
+    without passing such a frame (the cycles: strongly connected components, ``import_graph.cycles``, and
+    objects referring to themselves)."""
     nodes = {id(o): o for o in garbage if not _foreign(o)}
     edges = {k: [id(r) for r in gc.get_referents(o) if id(r) in nodes] for k, o in nodes.items()}
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    stack: list[int] = []
-    on_stack: set[int] = set()
-    cyclic: set[int] = set()
-    for root in nodes:
-        if root in index:
-            continue
-        work = [(root, 0)]
-        while work:
-            node, i = work.pop()
-            if i == 0:
-                index[node] = low[node] = len(index)
-                stack.append(node)
-                on_stack.add(node)
-            for k in range(i, len(edges[node])):
-                nxt = edges[node][k]
-                if nxt not in index:
-                    work.append((node, k + 1))
-                    work.append((nxt, 0))
-                    break
-                if nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-            else:
-                if low[node] == index[node]:  # the root of a component: pop it
-                    component = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.append(member)
-                        if member == node:
-                            break
-                    if len(component) > 1 or node in edges[node]:
-                        cyclic.update(component)
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
+    cyclic = {k for component in cycles(edges) for k in component} | {k for k, e in edges.items() if k in e}
     held, todo = set(cyclic), list(cyclic)
     while todo:
         for nxt in edges[todo.pop()]:
