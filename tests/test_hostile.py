@@ -342,6 +342,38 @@ def test_a_trial_whose_end_was_never_reported_on_a_retired_loop_runs_again(monke
     assert others == {"completed"} and result.n == 4
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_trial_whose_end_never_reached_the_main_thread_is_settled_not_waited_for(monkeypatch, kind):
+    """Trial 1's future is done, but the call that tells the main thread is lost (as when an exception raised
+    into the worker's thread lands in that call): the trial has run, so no wall-clock limit wakes the main
+    thread for it. The main thread looks for such futures whenever it wakes with nothing reported, so the
+    campaign ends with trial 1's own record instead of waiting for ever."""
+    from pytest_agentops.engine.scheduler import Runner
+
+    lost: list[int] = []
+    name = "_async_done" if kind == "async" else "_sync_done"
+    told = getattr(Runner, name)
+
+    def loses_trial_1(self, worker, future):
+        trial = next((t for t in self._flying.values() if t.future is future), None)
+        if trial is not None and trial.index == 1 and not lost:
+            lost.append(1)
+            return
+        told(self, worker, future)
+
+    monkeypatch.setattr(Runner, name, loses_trial_1)
+
+    def sync_agent(task, env):
+        return "ok"
+
+    async def async_agent(task, env):
+        return "ok"
+
+    result = _campaign_that_ends(async_agent if kind == "async" else sync_agent, trials=4, concurrency=2,
+                                 timeout_s=60)
+    assert lost and [r.outcome for r in result.records] == ["completed"] * 4
+
+
 def test_a_sync_agent_that_catches_its_abandonment_is_stopped():
     """A busy loop that swallows every exception, past the wall-clock limit: the trial is timed out, the
     others complete, and the thread is interrupted again and again until it ends."""

@@ -48,6 +48,9 @@ JOIN_S = 1.0
 #: how long, in all, the end of a campaign waits for the threads it abandoned (an early stop's discarded trials,
 #: trials past their limit) to end: one in a blocking call ends when the call returns, and is not unstoppable
 ABANDONED_GRACE_S = 0.5
+#: the longest the main thread waits without a word from the workers before it looks for a finished trial whose
+#: end never reached it (an exception raised into a worker's thread can land in the call that tells it)
+UNREPORTED_LOOK_S = 1.0
 
 
 @contextlib.contextmanager
@@ -431,7 +434,9 @@ class Runner:
                 timeout = max(0.0, min(wake, grace if grace is not None else wake) - now)
                 if feed is not None:  # woken for the next progress report (the finished trials are taken then)
                     timeout = min(timeout, feed.wait_s(now))
-                finished = self._wait(timeout)
+                finished = self._wait(min(timeout, UNREPORTED_LOOK_S))
+                if not finished and flying:  # a quiet wait: a finished trial whose report was lost is taken now
+                    finished = [t.future for t in flying.values() if t.future is not None and t.future.done()]
                 if finished:
                     futures = {t.future: pos for pos, t in flying.items()}
                     for future in finished:
