@@ -313,7 +313,7 @@ def test_on_prints_even_at_qq(project):
 
 
 def test_xdist_workers_print_no_progress(project):
-    result = project.runpytest(*RUN, "-n", "2", "--agent-chaos-progress-every=0.1", "--agent-chaos-progress=on")
+    result = project.runpytest(*RUN, "-n", "1", "--agent-chaos-progress-every=0.1", "--agent-chaos-progress=on")
     result.assert_outcomes(passed=2)
     assert "agentops: slow:" not in result.stdout.str() + result.stderr.str()
 
