@@ -1,5 +1,11 @@
 """The JSON report is written streamed, a record at a time, and says exactly what ``report_dict`` says: the
-same bytes as ``json.dumps(report_dict(...), indent=2, sort_keys=True)``, secrets redacted in every record."""
+same bytes as ``json.dumps(report_dict(...), indent=2, sort_keys=True)``, secrets redacted in every record.
+
+A campaign's report data as the plugin holds it has its records made when read (``campaign_data.RecordDicts``),
+never a dict per trial kept; every report written from it is byte for byte the one written from the plain list
+of the same dicts (what a pytest-xdist worker hands over). The HTML report picks the failing trials to show in
+one pass that keeps at most ``MAX_TRACES`` of them: the same ones as sorting them all (the rule written out
+here)."""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_agentops import Faults, Scenario, ToolError, run_campaign, tool
+from pytest_agentops.report import html
+from pytest_agentops.report.campaign_data import RecordDicts, campaign_data, json_form, plain_data
 from pytest_agentops.report.json_report import report_dict, write_report
 from pytest_agentops.report.json_text import write_json
 
@@ -30,6 +38,8 @@ def agent(task, env):
         except ToolError:
             pass
     print("token sk-proj-abcdefghijklmnopqrstuvwxyz0123456789")  # (redacted in what the agent prints)
+    if done == 0:
+        env.escalate("nothing worked")
     return f"done {done} with key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -95,3 +105,88 @@ def test_the_json_writer_refuses_what_json_refuses(value):
         json.dumps(value, indent=2, sort_keys=True, allow_nan=False)
     with pytest.raises((ValueError, TypeError)):
         write_json(value, io.StringIO().write)
+
+
+# -- the plugin's report data: records made when read ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def campaign():
+    r = run_campaign(Scenario(name="lazy", agent=agent, tools=[flaky], faults=Faults(rate=0.5), trials=150, seed=5,
+                              early_stop=False, keep_traces=20, check=lambda world, out: out.startswith("done 3"),
+                              expect={"completion_rate": ">= 0.1", "tokens_per_task.p95": "<= 10"}))
+    outcomes = r.outcome_counts
+    assert outcomes.get("completed", 0) > 20 and outcomes.get("failed", 0) > 20 and outcomes.get("escalated", 0)
+    return r
+
+
+@pytest.mark.parametrize("all_traces", [False, True])
+def test_the_records_are_made_when_read_and_equal_the_list(campaign, all_traces):
+    result = campaign
+    data = campaign_data(result, series=True, all_traces=all_traces)
+    records = data["records"]
+    assert isinstance(records, RecordDicts) and len(records) == result.n
+    listed = [result.record_dict(r, all_traces) for r in result.records]
+    assert records == listed and list(records) == listed and records[3] == listed[3]
+    assert records[10:20] == listed[10:20] and records[-1] == listed[-1]
+    assert records != listed[:-1] and "RecordDicts('lazy', 150 records" in repr(records)
+    plain = plain_data(data)
+    assert type(plain["records"]) is list and plain["records"] == listed
+    assert json.loads(json.dumps(plain, allow_nan=False))["records"][0]["id"] == "trial-0"  # (a worker's payload)
+    with pytest.raises(TypeError):
+        json.dumps(data)  # (the lazy one is not: the worker's payload must be the plain one)
+
+
+@pytest.mark.parametrize("all_traces", [False, True])
+def test_reports_from_the_lazy_data_are_byte_identical_to_reports_from_the_plain_list(tmp_path, campaign,
+                                                                                     all_traces):
+    result = campaign
+    lazy = campaign_data(result, series=True, all_traces=all_traces)
+    plain = plain_data(campaign_data(result, series=True, all_traces=all_traces))
+    assert isinstance(json_form(lazy)["records"], RecordDicts)
+    assert json_form(lazy) == json_form(plain)
+    one = write_report(tmp_path / "lazy.json", [dict(json_form(lazy), nodeid="t")]).read_bytes()
+    two = write_report(tmp_path / "plain.json", [dict(json_form(plain), nodeid="t")]).read_bytes()
+    assert one == two and b"sk-proj-abcdefghij" not in one
+    assert report_dict([json_form(lazy)]) == report_dict([json_form(plain)])
+    page = html.write_html(tmp_path / "lazy.html", [lazy]).read_text(encoding="utf-8")
+    assert page == html.write_html(tmp_path / "plain.html", [plain]).read_text(encoding="utf-8")
+    assert page == html.html_report([lazy]) and page.count("<tr data-outcome=") == result.n
+
+
+def _worst_first_then_cut(records, limit):
+    """The rule the page follows, written out: the failing trials, the earliest example of each failure class
+    first (in the classes' order), then the rest in launch order; those with a trace; the first ``limit``."""
+    order = {c: i for i, c in enumerate(("error", "failed", "violation", "timed_out", "budget_exceeded", "crashed",
+                                         "escalated"))}
+
+    def classes(r):
+        own = [] if r["outcome"] == "completed" else [r["outcome"]]
+        return own + sorted({"violation:" + v.partition(":")[0] for v in r.get("violations", [])})
+
+    bad = [r for r in records if not (r["outcome"] == "completed" and not r.get("violations"))]
+    examples = {}
+    for r in bad:
+        for cls in classes(r):
+            examples.setdefault(cls, r)
+    first = []
+    for cls in sorted(examples, key=lambda c: (order.get(c.partition(":")[0], 99), c)):
+        if not any(examples[cls] is f for f in first):
+            first.append(examples[cls])
+    ordered = first + [r for r in bad if not any(r is f for f in first)]
+    traced = [r for r in ordered if r.get("trace") is not None]
+    return traced[:limit], len(traced)
+
+
+_RECORD = st.fixed_dictionaries(
+    {"outcome": st.sampled_from(["completed", "failed", "error", "escalated", "timed_out", "odd"]),
+     "violations": st.lists(st.sampled_from(["unconfirmed_destructive_call:a", "scope:b", "loop:c"]), max_size=2),
+     "trace": st.sampled_from([None, [], [{"kind": "x"}]]), "tokens": st.integers(0, 9), "cost_usd": st.just(0.0)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_RECORD, max_size=40), st.integers(0, 12))
+def test_the_one_pass_choice_of_failing_trials_is_the_sorted_choice_cut(records, limit):
+    records = [dict(r, index=i) for i, r in enumerate(records)]
+    walk = html._Walk(records, limit)
+    want, traced = _worst_first_then_cut(records, limit)
+    assert [r["index"] for r in walk.shown] == [r["index"] for r in want]
+    assert walk.traced == traced and walk.tokens == [float(r["tokens"]) for r in records]

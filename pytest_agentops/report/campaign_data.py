@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import shlex
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 from ..metrics import REGISTRY
 from ..result import CampaignResult
@@ -42,11 +43,55 @@ def metric_series(result: CampaignResult) -> list[dict[str, Any]]:
     return out
 
 
+class RecordDicts(Sequence[dict[str, Any]]):
+    """A campaign's ``records`` in its report data: each trial's entry (``CampaignResult.record_dict``) made when
+    it is read, from the result's columns, and not kept. The report data of a campaign run in this process then
+    costs no memory per trial beyond its result's, and the JSON report streams the records from the columns
+    (``json_report.write_report``); a list of the same dicts compares equal to it."""
+
+    __slots__ = ("result", "with_traces")
+
+    def __init__(self, result: CampaignResult, with_traces: bool):
+        self.result = result
+        self.with_traces = with_traces
+
+    def __len__(self) -> int:
+        return len(self.result.records)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        records = self.result.records[index]
+        if isinstance(index, slice):
+            return [CampaignResult.record_dict(r, self.with_traces) for r in records]
+        return CampaignResult.record_dict(records, self.with_traces)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with_traces, entry = self.with_traces, CampaignResult.record_dict
+        for record in self.result.records:
+            yield entry(record, with_traces)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RecordDicts):
+            return (self.result.records, self.with_traces) == (other.result.records, other.with_traces) or (
+                list(self) == list(other))
+        return isinstance(other, Sequence) and not isinstance(other, str) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RecordDicts({self.result.scenario!r}, {len(self)} records, with_traces={self.with_traces})"
+
+
 def campaign_data(result: CampaignResult, *, all_traces: bool = False, series: bool = False) -> dict[str, Any]:
     """The campaign's report data (see the module's docstring); the trace of every trial with ``all_traces``
-    (a smoke trial's and a replayed trial's always: a single trial is looked at as a whole)."""
+    (a smoke trial's and a replayed trial's always: a single trial is looked at as a whole). Its ``records``
+    are a ``RecordDicts``: ``plain_data`` makes them a list."""
     single = result.smoke or result.replay is not None
-    data = result.to_dict(with_traces=all_traces or single)
+    data = result.to_dict(with_traces=all_traces or single, records=False)
+    data["records"] = RecordDicts(result, all_traces or single)
     if result.skipped is None:
         data["fault_delivery"] = fault_delivery(result)
     if result.replay_command:
@@ -61,10 +106,20 @@ def json_form(data: dict[str, Any]) -> dict[str, Any]:
     same campaign run from a YAML file and from a Python test writes the same report), and traces only of the
     trials that did not pass (every trace of a smoke or replay run)."""
     out = {k: v for k, v in data.items() if k not in ("series", "replay_command")}
-    if not (data.get("smoke") or data.get("replay") is not None):
-        out["records"] = [r if "trace" not in r or not _passed(r) else {k: v for k, v in r.items() if k != "trace"}
-                          for r in data.get("records", [])]
+    single = data.get("smoke") or data.get("replay") is not None
+    records = data.get("records", [])
+    if isinstance(records, RecordDicts):  # (still made when read: a passing trial's entry without its trace)
+        out["records"] = RecordDicts(records.result, bool(single))
+    elif not single:  # (``trace_kept`` goes with the trace: a passing trial's entry is the same either way)
+        out["records"] = [r if "trace" not in r or not _passed(r) else
+                          {k: v for k, v in r.items() if k != "trace" and k != "trace_kept"} for r in records]
     return out
+
+
+def plain_data(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its ``records`` as a list (what ``json.dumps`` takes: a campaign an xdist worker hands over)."""
+    records = data.get("records")
+    return dict(data, records=list(records)) if isinstance(records, RecordDicts) else data
 
 
 def _passed(record: dict[str, Any]) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,15 @@ from typing import Any
 from .._version import __version__
 from .campaign_data import replay_hint
 from .html_assets import CSP, CSS, JS
-from .html_charts import distributions, sequential_paths
+from .html_charts import distributions, sequential_paths, time_to_escalation
 from .terminal import _fmt as fmt
 from .timeline import event_line, trial_header
 
 #: The timelines of at most this many failing trials per campaign are embedded (one example of each failure
 #: class first); the others are in the JSON report (``--agent-chaos-show``).
 MAX_TRACES = 100
+#: Rows of the trials table written at a time.
+_ROWS_PER_PIECE = 1000
 _CLASS_ORDER = ("error", "failed", "violation", "timed_out", "budget_exceeded", "crashed", "escalated")
 
 
@@ -52,20 +54,42 @@ def _classes(r: dict[str, Any]) -> list[str]:
     return own + sorted({"violation:" + v.partition(":")[0] for v in r.get("violations", [])})
 
 
-def worst_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The trials that did not pass: the earliest example of each failure class first, then the rest in
-    launch order (as ``CampaignResult.worst_trials``)."""
-    bad = [r for r in records if not _passed(r)]
-    examples: dict[str, dict[str, Any]] = {}
-    for r in bad:
-        for cls in _classes(r):
-            examples.setdefault(cls, r)
-    order = {c: i for i, c in enumerate(_CLASS_ORDER)}
-    first: list[dict[str, Any]] = []
-    for cls in sorted(examples, key=lambda c: (order.get(c.partition(":")[0], 99), c)):
-        if not any(examples[cls] is f for f in first):
-            first.append(examples[cls])
-    return first + [r for r in bad if not any(r is f for f in first)]
+class _Walk:
+    """One pass over a campaign's records for what the page needs of them all: the per-trial values of the
+    distributions, and the failing trials whose timelines are shown (at most ``limit``, the earliest example of
+    each failure class first, then the rest in launch order, as ``CampaignResult.worst_trials``), with how many
+    failing trials carry a trace in all. No record is kept beyond those (the records may be made as they are
+    read: ``campaign_data.RecordDicts``)."""
+
+    def __init__(self, records: Iterable[dict[str, Any]], limit: int | None = None):
+        limit = MAX_TRACES if limit is None else limit
+        self.tokens: list[float] = []
+        self.cost_usd: list[float] = []
+        self.time_to_escalation: list[float] = []
+        examples: dict[str, dict[str, Any]] = {}
+        head: list[dict[str, Any]] = []  # the first ``limit`` failing trials with a trace, in launch order
+        self.traced = 0
+        for r in records:
+            self.tokens.append(float(r["tokens"]))
+            self.cost_usd.append(float(r["cost_usd"]))
+            if (t := time_to_escalation(r)) is not None:
+                self.time_to_escalation.append(t)
+            if _passed(r):
+                continue
+            for cls in _classes(r):
+                examples.setdefault(cls, r)
+            if r.get("trace") is not None:
+                self.traced += 1
+                if len(head) < limit:
+                    head.append(r)
+        order = {c: i for i, c in enumerate(_CLASS_ORDER)}
+        first: list[dict[str, Any]] = []
+        for cls in sorted(examples, key=lambda c: (order.get(c.partition(":")[0], 99), c)):
+            if not any(examples[cls] is f for f in first):
+                first.append(examples[cls])
+        shown = [r for r in first if r.get("trace") is not None]
+        rest = [r for r in head if not any(r is f for f in first)]
+        self.shown = (shown + rest)[:limit]
 
 
 def _verdicts(c: dict[str, Any]) -> str:
@@ -138,15 +162,20 @@ def _faults(c: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _trials(c: dict[str, Any], cid: str, traced: set[int]) -> str:
-    records = c.get("records", [])
-    outcomes = sorted({r["outcome"] for r in records})
+def _trials(c: dict[str, Any], cid: str, traced: set[int]) -> Iterator[str]:
+    """The trials table, a block of rows at a time."""
+    outcomes = sorted(o for o, n in c.get("outcomes", {}).items() if n) if "outcomes" in c else sorted(
+        {r["outcome"] for r in c.get("records", [])})
     options = "".join(f'<option value="{_e(o)}">{_e(o)}</option>' for o in outcomes)
     head = ("<tr><th>trial</th><th class=num>seed</th><th>outcome</th><th>reason</th><th class=num>tokens</th>"
             "<th class=num>cost $</th><th class=num>tool calls</th><th class=num>failed</th><th>faults</th>"
             "<th>violations</th><th class=num>virtual s</th></tr>")
+    yield (f'<div class="filters"><input type="search" placeholder="filter trials (any text)" '
+           f'aria-label="filter trials"><select aria-label="outcome"><option value="">all outcomes</option>'
+           f'<option value="not-passed">did not pass</option>{options}</select><span class="count"></span></div>'
+           f'<div class="scroll"><table class="trials"><thead>{head}</thead><tbody>')
     rows = []
-    for r in records:
+    for r in c.get("records", []):
         bad = not _passed(r)
         label = (f'<a class="trace-link" href="#{cid}-t{r["index"]}">{_e(r["id"])}</a>' if r["index"] in traced
                  else _e(r["id"]))
@@ -156,11 +185,10 @@ def _trials(c: dict[str, Any], cid: str, traced: set[int]) -> str:
                     f'<td class=num>{r["cost_usd"]:.6g}</td><td class=num>{r["tool_calls"]}</td>'
                     f'<td class=num>{r["tool_failures"]}</td><td>{_e(", ".join(r.get("faults", [])))}</td>'
                     f'<td>{_e(", ".join(r.get("violations", [])))}</td><td class=num>{r["duration_s"]:g}</td></tr>')
-    return (f'<div class="filters"><input type="search" placeholder="filter trials (any text)" '
-            f'aria-label="filter trials"><select aria-label="outcome"><option value="">all outcomes</option>'
-            f'<option value="not-passed">did not pass</option>{options}</select><span class="count"></span></div>'
-            f'<div class="scroll"><table class="trials"><thead>{head}</thead><tbody>{"".join(rows)}</tbody>'
-            "</table></div>")
+        if len(rows) >= _ROWS_PER_PIECE:
+            yield "".join(rows)
+            rows.clear()
+    yield "".join(rows) + "</tbody></table></div>"
 
 
 def _traces(c: dict[str, Any], cid: str, chosen: list[dict[str, Any]], left_out: int) -> str:
@@ -182,16 +210,18 @@ def _traces(c: dict[str, Any], cid: str, chosen: list[dict[str, Any]], left_out:
     return "".join(out)
 
 
-def campaign_section(c: dict[str, Any], number: int) -> str:
-    """One campaign's section of the page."""
+def campaign_section(c: dict[str, Any], number: int) -> Iterator[str]:
+    """One campaign's section of the page, in pieces (one pass over its records for the distributions and the
+    failing trials, one for the table of trials)."""
     cid = f"c{number}"
     status = _status(c)
     mode = ("smoke trial (fault-free)" if c.get("smoke") else f"replay of trial {c['replay']}"
             if c.get("replay") is not None else f"{c['trials']}/{c['max_trials']} trials"
             + (" (stopped early)" if c.get("stopped_early") else ""))
-    failing = [r for r in worst_first(c.get("records", [])) if r.get("trace") is not None]
-    chosen = failing[:MAX_TRACES]
+    walk = _Walk(c.get("records", []))
+    chosen = walk.shown
     traced = {r["index"] for r in chosen}
+    left_out = walk.traced - len(chosen)
     counts = ", ".join(f"{k} {v}" for k, v in c.get("outcomes", {}).items())
     parts = [f'<section class="campaign" id="{cid}" data-scenario="{_e(c["scenario"])}">',
              f'<h2>{_e(c["scenario"])} <span class="badge {status}">{status}</span></h2>',
@@ -202,38 +232,49 @@ def campaign_section(c: dict[str, Any], number: int) -> str:
     paths = sequential_paths(c)
     if paths:
         parts += ["<h3>Sequential path of each rate</h3>", '<div class="charts">', *paths, "</div>"]
-    parts += ["<h3>Distributions</h3>", '<div class="charts">', *distributions(c), "</div>",
-              "<h3>Fault delivery and attribution</h3>", _faults(c),
-              "<h3>Trials</h3>", _trials(c, cid, traced),
-              "<h3>Trials that did not pass</h3>", _traces(c, cid, chosen, len(failing) - len(chosen)), "</section>"]
-    return "\n".join(parts)
+    parts += ["<h3>Distributions</h3>", '<div class="charts">',
+              *distributions(c, (walk.tokens, walk.cost_usd, walk.time_to_escalation)), "</div>",
+              "<h3>Fault delivery and attribution</h3>", _faults(c), "<h3>Trials</h3>"]
+    yield "\n".join(parts) + "\n"
+    del walk  # (its value lists go before the table is made)
+    yield from _trials(c, cid, traced)
+    yield "\n" + "\n".join(["<h3>Trials that did not pass</h3>", _traces(c, cid, chosen, left_out), "</section>"])
 
 
-def html_report(campaigns: Iterable[dict[str, Any]]) -> str:
-    """The whole page for these campaigns' report data (sorted as the JSON report sorts them)."""
+def html_pieces(campaigns: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The page for these campaigns' report data (sorted as the JSON report sorts them), in pieces: what is held
+    at once is one campaign's walk and a block of rows, however many trials."""
     items = sorted(campaigns, key=lambda c: (c["scenario"], c["seed"], c["replay"] if c["replay"] is not None else -1))
     nav = " ".join(f'<a href="#c{i}">{_e(c["scenario"])} <span class="badge {_status(c)}">{_status(c)}</span></a>'
                    for i, c in enumerate(items))
     passed = sum(1 for c in items if c["passed"])
-    sections = "\n".join(campaign_section(c, i) for i, c in enumerate(items))
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>pytest-agentops report</title><style>{CSS}</style></head><body>"
-            f"<header><h1>Agent reliability report</h1><p class=\"meta\">pytest-agentops {_e(__version__)} · "
-            f"{len(items)} campaign(s), {passed} passed</p><nav>{nav}</nav></header>\n{sections}\n"
-            f"<script>{JS}</script></body></html>\n")
+    yield ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+           f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+           '<meta name="viewport" content="width=device-width, initial-scale=1">'
+           f"<title>pytest-agentops report</title><style>{CSS}</style></head><body>"
+           f"<header><h1>Agent reliability report</h1><p class=\"meta\">pytest-agentops {_e(__version__)} · "
+           f"{len(items)} campaign(s), {passed} passed</p><nav>{nav}</nav></header>\n")
+    for i, c in enumerate(items):
+        if i:
+            yield "\n"
+        yield from campaign_section(c, i)
+    yield f"\n<script>{JS}</script></body></html>\n"
+
+
+def html_report(campaigns: Iterable[dict[str, Any]]) -> str:
+    """The whole page as one string (``write_html`` writes ``html_pieces`` as they come)."""
+    return "".join(html_pieces(campaigns))
 
 
 def write_html(path: str | os.PathLike[str], campaigns: Iterable[dict[str, Any]]) -> Path:
-    """Write the HTML report to ``path`` atomically (a temporary file, then a rename)."""
+    """Write the HTML report to ``path`` atomically (a temporary file, then a rename), a piece at a time."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = html_report(campaigns)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            for piece in html_pieces(campaigns):
+                fh.write(piece)
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)

@@ -14,6 +14,7 @@ from .._version import __version__
 from ..errors import ReportError
 from ..process.gc_hold import collector_paused
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
+from .campaign_data import RecordDicts, plain_data
 from .json_records import RecordsText
 from .json_text import write_json
 
@@ -27,7 +28,7 @@ def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_trac
     ``comparisons`` (paired comparisons, ``agent_chaos.compare``), listed under ``comparisons`` when any.
     ``session`` (from the pytest plugin): the run's exit status, whether it was interrupted, the campaign tests
     collected and those that never reported a campaign; the gate fails a report that is incomplete."""
-    campaigns = sorted((r if isinstance(r, dict) else r.to_dict(with_traces=with_traces) for r in results),
+    campaigns = sorted((plain_data(r) if isinstance(r, dict) else r.to_dict(with_traces=with_traces) for r in results),
                        key=_campaign_order)
     from ..harness import secrets  # (here: the gate reads reports without loading the harness)
 
@@ -88,22 +89,25 @@ def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: b
     campaigns = []
     order = []
     for r in results:
+        source, traced = r, with_traces
         if isinstance(r, dict):
             head = {k: v for k, v in r.items() if k != "records"}
             records, make = r.get("records", []), secrets.redact_data
+            if isinstance(records, RecordDicts):  # a campaign of this process: its records from its columns
+                source, traced = records.result, records.with_traces
         else:
             head = r.to_dict(with_traces=with_traces, records=False)
-            records = r.records
-            make = functools.partial(_record, redact=secrets.redact_data, with_traces=with_traces)
+        if isinstance(source, CampaignResult):
+            records = source.records
+            make = functools.partial(_record, redact=secrets.redact_data, with_traces=traced)
         order.append(_campaign_order(head))  # the order report_dict gives: sorted before redaction
         head = secrets.redact_data(head)
-        if isinstance(r, dict):
-            if "records" in r:
-                text = RecordsText(secrets.redact_text, with_traces, make)
-                head["records"] = _Records(records, make, text, dicts=True)
-        else:
-            text = RecordsText(secrets.redact_text, with_traces, make, r.record_extras())
+        if isinstance(source, CampaignResult):
+            text = RecordsText(secrets.redact_text, traced, make, source.record_extras())
             head["records"] = _Records(records, make, text)
+        elif "records" in r:
+            text = RecordsText(secrets.redact_text, with_traces, make)
+            head["records"] = _Records(records, make, text, dicts=True)
         campaigns.append(head)
     campaigns = [c for _, c in sorted(zip(order, campaigns, strict=True), key=lambda pair: pair[0])]
     return _report(campaigns, comparisons, session, secrets.redact_data)

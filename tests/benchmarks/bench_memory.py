@@ -5,8 +5,12 @@ fault layer, ``run_campaign`` then ``write_report``; the peak resident set size 
 process, the imports included. Goals (issue 15): the peak at 100k trials <= 1.5x the peak at 10k, and the
 100k-trial campaign with its report within 5 s of wall time. Exit 0 only when both hold.
 
+The same campaign is also run as users meet it, through pytest: ``pytest --agent-chaos`` on a test that runs
+it with the ``agent_chaos`` fixture, writing the JSON and the HTML report (``--agent-chaos-report``,
+``--agent-chaos-html``); its peak at 100k trials against its peak at 10k must hold the same ratio goal.
+
 Usage: ``python tests/benchmarks/bench_memory.py [--quick] [--repeats N]`` (quick: 2k vs 20k trials, the ratio
-goal only; repeats: each size N times, alternating, medians shown). The peak after the imports and after the
+goals only; repeats: each size N times, alternating, medians shown). The peak after the imports and after the
 campaign (its result built) are shown too, and the bytes per trial the result's record columns take.
 """
 
@@ -55,12 +59,31 @@ def one(trials: int) -> None:
                       "completed": result.outcome_counts.get("completed", 0)}))
 
 
+def one_pytest(trials: int) -> None:
+    """In the child: the campaign through ``pytest --agent-chaos`` (in this process), both reports written; print
+    the peak RSS (MiB), seconds and the reports' sizes."""
+    import pytest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "test_memory.py").write_text(
+            f"import sys\nsys.path.insert(0, {str(HERE)!r})\nfrom bench_peers import _agentops_scenario\n\n\n"
+            f"def test_campaign(agent_chaos):\n    agent_chaos.run(_agentops_scenario('faults', {trials}))\n",
+            encoding="utf-8")
+        start = time.perf_counter()
+        code = pytest.main([tmp, "-q", "-p", "no:cacheprovider", "--agent-chaos", f"--rootdir={tmp}",
+                            f"--agent-chaos-report={tmp}/report.json", f"--agent-chaos-html={tmp}/report.html"])
+        seconds = time.perf_counter() - start
+        sizes = [(Path(tmp) / name).stat().st_size for name in ("report.json", "report.html")]
+    print(json.dumps({"trials": trials, "peak_mib": _peak_mib(), "seconds": seconds, "exit": int(code),
+                      "report_bytes": sizes[0], "html_bytes": sizes[1]}))
+
+
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def measure(trials: int) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--one", str(trials)], capture_output=True, text=True,
+def measure(trials: int, route: str = "--one") -> dict:
+    done = subprocess.run([sys.executable, __file__, route, str(trials)], capture_output=True, text=True,
                           timeout=1800, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -79,15 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2k vs 20k trials")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each size, alternating (medians shown)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--one-pytest", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one is not None:
         one(args.one)
         return 0
+    if args.one_pytest is not None:
+        one_pytest(args.one_pytest)
+        return 0
     small, large = (2_000, 20_000) if args.quick else (10_000, 100_000)
     runs: dict[int, list[dict]] = {small: [], large: []}
+    through_pytest: dict[int, list[dict]] = {small: [], large: []}
     for _ in range(max(1, args.repeats)):
         for trials in runs:
             runs[trials].append(measure(trials))
+            through_pytest[trials].append(measure(trials, "--one-pytest"))
     a, b = _median(runs[small]), _median(runs[large])
     ratios = sorted(y["peak_mib"] / x["peak_mib"] for x, y in zip(runs[small], runs[large], strict=True))
     ratio = statistics.median(ratios)
@@ -104,6 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     spread = f" ({ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else ""
     print(f"  {'met   ' if ok_ratio else 'MISSED'} peak at {large:,} / peak at {small:,} <= {GOAL_RATIO}: "
           f"{ratio:.2f}x{spread}")
+    pa, pb = _median(through_pytest[small]), _median(through_pytest[large])
+    for m in (pa, pb):
+        print(f"memory through pytest (JSON and HTML reports): {m['trials']:,} trials: peak RSS {m['peak_mib']:.0f} "
+              f"MiB, {m['seconds']:.1f} s, exit {m['exit']}, report {m['report_bytes'] / m['trials']:.0f} B and "
+              f"HTML {m['html_bytes'] / m['trials']:.0f} B per trial")
+    p_ratios = sorted(y["peak_mib"] / x["peak_mib"] for x, y in zip(through_pytest[small], through_pytest[large],
+                                                                    strict=True))
+    p_ratio = statistics.median(p_ratios)
+    ok_pytest = p_ratio <= GOAL_RATIO and pa["exit"] == pb["exit"] == 0
+    p_spread = f" ({p_ratios[0]:.2f}-{p_ratios[-1]:.2f})" if len(p_ratios) > 1 else ""
+    print(f"  {'met   ' if ok_pytest else 'MISSED'} through pytest, peak at {large:,} / peak at {small:,} <= "
+          f"{GOAL_RATIO}: {p_ratio:.2f}x{p_spread}")
+    ok_ratio = ok_ratio and ok_pytest
     if not args.quick:
         print(f"  {'met   ' if ok_time else 'MISSED'} {large:,} trials and report within {GOAL_100K_S} s: "
               f"{b['seconds']:.1f} s")
