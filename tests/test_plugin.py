@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tempfile
 
 import pytest
 
@@ -206,10 +207,18 @@ def test_time():
     assert "agent chaos" not in result.stdout.str()
 
 
-def test_xdist_workers_send_their_campaigns_to_the_controller(project):
-    result = project.runpytest("--agent-chaos", "-n", "2", "--agent-chaos-seed=5", "--agent-chaos-report=x.json")
+def test_xdist_workers_send_their_campaigns_to_the_controller(project, monkeypatch, tmp_path_factory):
+    """The workers spool each campaign a record per line; the controller reads the records when it writes the
+    reports (the same bytes as a run without xdist) and removes the spool at the end."""
+    temp = tmp_path_factory.mktemp("temp")
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # (where the controller makes its spool)
+    result = project.runpytest("--agent-chaos", "-n", "2", "--agent-chaos-seed=5", "--agent-chaos-report=x.json",
+                               "--agent-chaos-html=x.html")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*agent chaos*", "*careful*seed=5*profile=mid*", "*completion_rate*pass*"])
-    serial = project.runpytest("--agent-chaos", "--agent-chaos-seed=5", "--agent-chaos-report=s.json")
+    assert not list(temp.glob("agentops-spool-*"))
+    serial = project.runpytest("--agent-chaos", "--agent-chaos-seed=5", "--agent-chaos-report=s.json",
+                               "--agent-chaos-html=s.html")
     serial.assert_outcomes(passed=2, failed=1)
-    assert json.loads((project.path / "x.json").read_text()) == json.loads((project.path / "s.json").read_text())
+    assert (project.path / "x.json").read_bytes() == (project.path / "s.json").read_bytes()
+    assert (project.path / "x.html").read_bytes() == (project.path / "s.html").read_bytes()

@@ -190,3 +190,31 @@ def test_the_one_pass_choice_of_failing_trials_is_the_sorted_choice_cut(records,
     want, traced = _worst_first_then_cut(records, limit)
     assert [r["index"] for r in walk.shown] == [r["index"] for r in want]
     assert walk.traced == traced and walk.tokens == [float(r["tokens"]) for r in records]
+
+
+def test_a_spooled_campaign_reads_back_as_the_plain_list_of_its_records(tmp_path, campaign):
+    """What an xdist worker spools (a record per line) reads back at the controller as the records, each read
+    when asked for: by index (negative too), block, slice with a step, and in full, as often as asked."""
+    from types import SimpleNamespace
+
+    import pytest_agentops.pytest_plugin.spool as spool
+
+    data = campaign_data(campaign, series=True)
+    worker = SimpleNamespace(workerinput={spool.SPOOL: str(tmp_path), "workerid": "gw3"}, stash={})
+    assert spool.put_campaign(worker, "test_x.py::test_y", data)
+    assert spool.put_campaign(worker, "test_x.py::test_z", {k: v for k, v in data.items() if k != "records"})
+    controller = SimpleNamespace(stash={spool.spool_key: str(tmp_path)})
+    (first, data_back), (_, no_records) = spool.take(controller)["campaign"]
+    records = data_back["records"]
+    listed = json.loads(json.dumps(plain_data(data)["records"]))
+    assert first == "test_x.py::test_y" and isinstance(records, spool.SpooledRecords) and "records" not in no_records
+    assert {k: v for k, v in data_back.items() if k != "records"} == json.loads(
+        json.dumps({k: v for k, v in data.items() if k != "records"}))
+    assert len(records) == campaign.n and records == listed and list(records) == listed
+    assert records[0] == listed[0] and records[-1] == listed[-1] and records[7] == listed[7]
+    assert records[10:30] == listed[10:30] and records[::7] == listed[::7] and records[5:2] == []
+    with pytest.raises(IndexError):
+        records[campaign.n]
+    assert json_form(data_back) == json.loads(json.dumps(json_form(plain_data(data))))
+    spool.discard(controller)
+    assert not tmp_path.exists()

@@ -9,6 +9,7 @@ next to nothing at start-up.
 from __future__ import annotations
 
 import pathlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -276,6 +277,13 @@ def _check_replay_target(session: pytest.Session, name: str) -> None:
         reporter.write_line(f"ERROR: --agent-chaos-replay: no campaign named {name!r} ran; the campaigns of the "
                             f"selected tests: {listed}", red=True)
     session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """An xdist controller's spool goes once the reports and the summary are written (they read its records)."""
+    spool = sys.modules.get("pytest_agentops.pytest_plugin.spool")  # (never made if the module was not loaded)
+    if spool is not None:
+        spool.discard(config)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -120,9 +120,9 @@ def _keep(config: pytest.Config, nodeid: str, result: CampaignResult) -> None:
     config.stash[results_key].append((nodeid, result))
     if hasattr(config, "workerinput") and result.skipped is None:
         from .reports import worker_data
-        from .spool import put
+        from .spool import put_campaign
 
-        put(config, "campaign", [nodeid, worker_data(config, result)])
+        put_campaign(config, nodeid, worker_data(config, result))
 
 
 def _source(name: str, values: dict[str, Any]) -> RunSource:

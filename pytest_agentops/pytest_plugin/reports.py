@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ..report.campaign_data import campaign_data, json_form, plain_data
+from ..report.campaign_data import campaign_data, json_form
 from .options import ChaosOptions, comparisons_key, options_key, results_key
 
 #: The campaigns' report data, (node id, data, the result when it ran in this process), gathered once.
@@ -35,8 +35,8 @@ def wants(opts: ChaosOptions) -> dict[str, bool]:
 
 
 def worker_data(config: pytest.Config, result: Any) -> dict[str, Any]:
-    """What an xdist worker hands its controller for one campaign: its report data (JSON)."""
-    return plain_data(campaign_data(result, **wants(config.stash[options_key])))
+    """What an xdist worker hands its controller for one campaign: its report data (``spool.put_campaign``)."""
+    return campaign_data(result, **wants(config.stash[options_key]))
 
 
 def gathered(config: pytest.Config) -> list[tuple[str, dict[str, Any], Any]]:

@@ -1,8 +1,9 @@
 """What the report must know about the session beyond its campaigns, and how xdist workers hand campaigns over.
 
 - **The spool.** Under pytest-xdist each campaign goes to the controller as soon as it finishes: the worker
-  writes it to a spool directory the controller named (one file per campaign, written atomically), so a
-  worker that dies loses nothing that had finished. The controller reads the spool at the end of the session.
+  writes it to a spool directory the controller named (one file per campaign, written atomically, a record
+  per line), so a worker that dies loses nothing that had finished. The controller reads the spool at the end
+  of the session, a campaign's records only when a report reads them, and removes it when the session ends.
 - **Expected campaigns.** The collected tests that run campaigns (those using the ``agent_chaos`` fixture,
   and YAML scenario items), recorded when collection finishes (by each worker under xdist, into the spool);
   with each test's outcome, the report lists those that never reported a campaign (a crashed worker, an
@@ -16,10 +17,14 @@ import json
 import os
 import shutil
 import tempfile
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..report.lazy_records import LazyRecords
 
 SPOOL = "agentops_spool"
 spool_key = pytest.StashKey[str]()
@@ -46,24 +51,94 @@ def worker_spool(config: pytest.Config) -> Path | None:
     return Path(path) if path else None
 
 
+def _spool_file(config: pytest.Config, spool: Path, kind: str) -> Path:
+    seq = config.stash.setdefault(_seq_key, [0])
+    seq[0] += 1
+    worker = config.workerinput.get("workerid", "gw")  # type: ignore[attr-defined]
+    return spool / f"{kind}-{worker}-{seq[0]:06d}.json"
+
+
 def put(config: pytest.Config, kind: str, payload: Any) -> bool:
     """A worker hands ``payload`` (JSON data) to its controller now; False when not an xdist worker."""
     spool = worker_spool(config)
     if spool is None:
         return False
-    seq = config.stash.setdefault(_seq_key, [0])
-    seq[0] += 1
-    worker = config.workerinput.get("workerid", "gw")  # type: ignore[attr-defined]
-    target = spool / f"{kind}-{worker}-{seq[0]:06d}.json"
+    target = _spool_file(config, spool, kind)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, allow_nan=False), encoding="utf-8")
     os.replace(tmp, target)
     return True
 
 
+def put_campaign(config: pytest.Config, nodeid: str, data: dict[str, Any]) -> bool:
+    """A worker hands a campaign's report data to its controller now, written a record at a time: one line of
+    JSON ``[nodeid, the data without its records, whether it has records]``, then one line per record (the
+    worker never holds them all, and the controller reads them when a report does: ``SpooledRecords``)."""
+    spool = worker_spool(config)
+    if spool is None:
+        return False
+    target = _spool_file(config, spool, "campaign")
+    tmp = target.with_suffix(".tmp")
+    head = {k: v for k, v in data.items() if k != "records"}
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps([nodeid, head, "records" in data], allow_nan=False) + "\n")
+        for record in data.get("records", ()):
+            fh.write(json.dumps(record, allow_nan=False) + "\n")
+    os.replace(tmp, target)
+    return True
+
+
+class SpooledRecords(LazyRecords):
+    """The records of a campaign a worker spooled (``put_campaign``), read from its file when a report reads
+    them (the controller keeps each record's offset in the file: 8 bytes)."""
+
+    __slots__ = ("_offsets", "path")
+
+    def __init__(self, path: Path, offsets: array[int]):
+        self.path = path
+        self._offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def _item(self, row: int) -> dict[str, Any]:
+        return next(self._lines(row, 1))
+
+    def _block(self, start: int, count: int) -> list[dict[str, Any]]:
+        return list(self._lines(start, count))  # (one seek)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._lines(0, len(self._offsets))
+
+    def _lines(self, start: int, count: int) -> Iterator[dict[str, Any]]:
+        if count <= 0:
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offsets[start])
+            for _ in range(count):
+                yield json.loads(fh.readline())
+
+    def __repr__(self) -> str:
+        return f"SpooledRecords({self.path.name!r}, {len(self)} records)"
+
+
+def _spooled_campaign(file: Path) -> list[Any]:
+    """``[nodeid, data]`` of a campaign file (``put_campaign``): its records read when they are read."""
+    offsets: array[int] = array("q")
+    with open(file, "rb") as fh:
+        nodeid, data, has_records = json.loads(fh.readline())
+        at = fh.tell()
+        for line in fh:
+            offsets.append(at)
+            at += len(line)
+    if has_records:
+        data["records"] = SpooledRecords(file, offsets)
+    return [nodeid, data]
+
+
 def take(config: pytest.Config) -> dict[str, list[Any]]:
-    """At the controller's end of session: everything the workers handed over, by kind, in order; the spool
-    is removed."""
+    """At the controller's end of session: everything the workers handed over, by kind, in order. A campaign's
+    records stay in the spool until a report reads them; ``discard`` removes the spool."""
     path = config.stash.get(spool_key, None)
     out: dict[str, list[Any]] = {}
     if path is None:
@@ -71,9 +146,16 @@ def take(config: pytest.Config) -> dict[str, list[Any]]:
     for file in sorted(Path(path).glob("*.json")):
         kind = file.name.split("-", 1)[0]
         with contextlib.suppress(ValueError, OSError):  # a half-written file cannot be: writes are atomic
-            out.setdefault(kind, []).append(json.loads(file.read_text(encoding="utf-8")))
-    shutil.rmtree(path, ignore_errors=True)
+            out.setdefault(kind, []).append(_spooled_campaign(file) if kind == "campaign"
+                                            else json.loads(file.read_text(encoding="utf-8")))
     return out
+
+
+def discard(config: pytest.Config) -> None:
+    """Remove the controller's spool (at the end of the session, once the reports and the summary are written)."""
+    path = config.stash.get(spool_key, None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def session_summary(expected: set[str], outcomes: dict[str, str], exitstatus: int,

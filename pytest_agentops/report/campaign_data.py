@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Iterator, Sequence
-from typing import Any, overload
+from collections.abc import Iterator
+from typing import Any
 
 from ..metrics import REGISTRY
 from ..result import CampaignResult
 from .attribution import fault_delivery
+from .lazy_records import LazyRecords, MappedRecords
 
 
 def metric_series(result: CampaignResult) -> list[dict[str, Any]]:
@@ -43,11 +44,10 @@ def metric_series(result: CampaignResult) -> list[dict[str, Any]]:
     return out
 
 
-class RecordDicts(Sequence[dict[str, Any]]):
-    """A campaign's ``records`` in its report data: each trial's entry (``CampaignResult.record_dict``) made when
-    it is read, from the result's columns, and not kept. The report data of a campaign run in this process then
-    costs no memory per trial beyond its result's, and the JSON report streams the records from the columns
-    (``json_report.write_report``); a list of the same dicts compares equal to it."""
+class RecordDicts(LazyRecords):
+    """A campaign's records as report dicts (``CampaignResult.record_dict``), made from the result's columns when
+    read: the report data of a campaign run in this process then costs no memory per trial beyond its result's,
+    and the JSON report streams the records from the columns (``json_report.write_report``)."""
 
     __slots__ = ("result", "with_traces")
 
@@ -58,28 +58,17 @@ class RecordDicts(Sequence[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self.result.records)
 
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        records = self.result.records[index]
-        if isinstance(index, slice):
-            return [CampaignResult.record_dict(r, self.with_traces) for r in records]
-        return CampaignResult.record_dict(records, self.with_traces)  # type: ignore[arg-type]
+    def _item(self, row: int) -> dict[str, Any]:
+        return CampaignResult.record_dict(self.result.records[row], self.with_traces)
+
+    def _block(self, start: int, count: int) -> list[dict[str, Any]]:
+        with_traces, entry = self.with_traces, CampaignResult.record_dict
+        return [entry(r, with_traces) for r in self.result.records[start:start + count]]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         with_traces, entry = self.with_traces, CampaignResult.record_dict
         for record in self.result.records:
             yield entry(record, with_traces)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, RecordDicts):
-            return (self.result.records, self.with_traces) == (other.result.records, other.with_traces) or (
-                list(self) == list(other))
-        return isinstance(other, Sequence) and not isinstance(other, str) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"RecordDicts({self.result.scenario!r}, {len(self)} records, with_traces={self.with_traces})"
@@ -110,16 +99,25 @@ def json_form(data: dict[str, Any]) -> dict[str, Any]:
     records = data.get("records", [])
     if isinstance(records, RecordDicts):  # (still made when read: a passing trial's entry without its trace)
         out["records"] = RecordDicts(records.result, bool(single))
-    elif not single:  # (``trace_kept`` goes with the trace: a passing trial's entry is the same either way)
-        out["records"] = [r if "trace" not in r or not _passed(r) else
-                          {k: v for k, v in r.items() if k != "trace" and k != "trace_kept"} for r in records]
+    elif isinstance(records, LazyRecords) and not single:
+        out["records"] = MappedRecords(records, _json_entry)
+    elif not single:
+        out["records"] = [_json_entry(r) for r in records]
     return out
 
 
+def _json_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's entry in the JSON report: a passing trial's without its trace (``trace_kept`` goes with it: its
+    entry is the same whether or not every trace was asked for)."""
+    if "trace" not in record or not _passed(record):
+        return record
+    return {k: v for k, v in record.items() if k != "trace" and k != "trace_kept"}
+
+
 def plain_data(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with its ``records`` as a list (what ``json.dumps`` takes: a campaign an xdist worker hands over)."""
+    """``data`` with its ``records`` as a list (plain JSON data: ``report_dict``'s input)."""
     records = data.get("records")
-    return dict(data, records=list(records)) if isinstance(records, RecordDicts) else data
+    return dict(data, records=list(records)) if isinstance(records, LazyRecords) else data
 
 
 def _passed(record: dict[str, Any]) -> bool:
