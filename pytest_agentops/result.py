@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +154,13 @@ class CampaignResult:
     @property
     def n(self) -> int:
         return len(self.records)
+
+    def memoized(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once for this result (which never changes) and kept with it: for what reports
+        derive from every record (``report.attribution.fault_delivery``). The caller copies what it hands out."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
     @property
     def outcome_counts(self) -> FrozenMap[str, int]:

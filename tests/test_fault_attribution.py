@@ -138,3 +138,33 @@ def test_delivery_and_attribution_equal_counts_recomputed_from_the_traces(shop):
     ])
 
 
+
+
+def test_fault_delivery_is_worked_out_once_per_result_and_each_caller_gets_its_own_copy(monkeypatch):
+    """The JUnit properties and the report data both ask for it: the records are walked once."""
+    from pytest_agentops import Faults, Scenario, run_campaign, tool
+    from pytest_agentops.report import attribution
+
+    @tool
+    def ping(world) -> str:
+        """Ping."""
+        return "pong"
+
+    def pinger(task, env):
+        for _ in range(3):
+            try:
+                return env.tools["ping"]()
+            except Exception:
+                pass
+        return "gave up"
+
+    result = run_campaign(Scenario(name="ping", agent=pinger, tools=[ping], faults=Faults(rate=0.3), trials=30,
+                                   seed=4, early_stop=False))
+    walks = []
+    tally = attribution._tally
+    monkeypatch.setattr(attribution, "_tally", lambda records: walks.append(1) or tally(records))
+    first = attribution.fault_delivery(result)
+    assert first["kinds"] and first["kinds"][0]["delivered"] > 0
+    first["kinds"].clear()  # (a caller's copy: changing it changes nothing else)
+    second = attribution.fault_delivery(result)
+    assert second["kinds"] and second == attribution.fault_delivery(result) and len(walks) == 1

@@ -16,6 +16,7 @@ otherwise. Everything here is a pure function of the records: the same seeds giv
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -228,7 +229,12 @@ def _r(value: float | None) -> float | None:
 
 
 def fault_delivery(result: CampaignResult) -> dict[str, Any]:
-    """The campaign's fault delivery and attribution as plain JSON data (the report's ``fault_delivery``)."""
+    """The campaign's fault delivery and attribution as plain JSON data (the report's ``fault_delivery``): worked
+    out once per result (the JUnit properties and the report data both ask), a copy of its own each time."""
+    return copy.deepcopy(result.memoized("fault_delivery", lambda: _fault_delivery(result)))
+
+
+def _fault_delivery(result: CampaignResult) -> dict[str, Any]:
     tally = _tally(result.records)
     configured = _configured(result.fault_settings, tally)
     threshold, threshold_source = _recovery_threshold(result)
