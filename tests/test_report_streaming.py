@@ -198,6 +198,7 @@ def test_a_spooled_campaign_reads_back_as_the_plain_list_of_its_records(tmp_path
     from types import SimpleNamespace
 
     import pytest_agentops.pytest_plugin.spool as spool
+    from pytest_agentops.pytest_plugin.spooled import SpooledRecords
 
     data = campaign_data(campaign, series=True)
     worker = SimpleNamespace(workerinput={spool.SPOOL: str(tmp_path), "workerid": "gw3"}, stash={})
@@ -207,7 +208,7 @@ def test_a_spooled_campaign_reads_back_as_the_plain_list_of_its_records(tmp_path
     (first, data_back), (_, no_records) = spool.take(controller)["campaign"]
     records = data_back["records"]
     listed = json.loads(json.dumps(plain_data(data)["records"]))
-    assert first == "test_x.py::test_y" and isinstance(records, spool.SpooledRecords) and "records" not in no_records
+    assert first == "test_x.py::test_y" and isinstance(records, SpooledRecords) and "records" not in no_records
     assert {k: v for k, v in data_back.items() if k != "records"} == json.loads(
         json.dumps({k: v for k, v in data.items() if k != "records"}))
     assert len(records) == campaign.n and records == listed and list(records) == listed

@@ -17,14 +17,10 @@ import json
 import os
 import shutil
 import tempfile
-from array import array
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ..report.lazy_records import LazyRecords
 
 SPOOL = "agentops_spool"
 spool_key = pytest.StashKey[str]()
@@ -73,7 +69,7 @@ def put(config: pytest.Config, kind: str, payload: Any) -> bool:
 def put_campaign(config: pytest.Config, nodeid: str, data: dict[str, Any]) -> bool:
     """A worker hands a campaign's report data to its controller now, written a record at a time: one line of
     JSON ``[nodeid, the data without its records, whether it has records]``, then one line per record (the
-    worker never holds them all, and the controller reads them when a report does: ``SpooledRecords``)."""
+    worker never holds them all, and the controller reads them when a report does: ``spooled``)."""
     spool = worker_spool(config)
     if spool is None:
         return False
@@ -88,54 +84,6 @@ def put_campaign(config: pytest.Config, nodeid: str, data: dict[str, Any]) -> bo
     return True
 
 
-class SpooledRecords(LazyRecords):
-    """The records of a campaign a worker spooled (``put_campaign``), read from its file when a report reads
-    them (the controller keeps each record's offset in the file: 8 bytes)."""
-
-    __slots__ = ("_offsets", "path")
-
-    def __init__(self, path: Path, offsets: array[int]):
-        self.path = path
-        self._offsets = offsets
-
-    def __len__(self) -> int:
-        return len(self._offsets)
-
-    def _item(self, row: int) -> dict[str, Any]:
-        return next(self._lines(row, 1))
-
-    def _block(self, start: int, count: int) -> list[dict[str, Any]]:
-        return list(self._lines(start, count))  # (one seek)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return self._lines(0, len(self._offsets))
-
-    def _lines(self, start: int, count: int) -> Iterator[dict[str, Any]]:
-        if count <= 0:
-            return
-        with open(self.path, "rb") as fh:
-            fh.seek(self._offsets[start])
-            for _ in range(count):
-                yield json.loads(fh.readline())
-
-    def __repr__(self) -> str:
-        return f"SpooledRecords({self.path.name!r}, {len(self)} records)"
-
-
-def _spooled_campaign(file: Path) -> list[Any]:
-    """``[nodeid, data]`` of a campaign file (``put_campaign``): its records read when they are read."""
-    offsets: array[int] = array("q")
-    with open(file, "rb") as fh:
-        nodeid, data, has_records = json.loads(fh.readline())
-        at = fh.tell()
-        for line in fh:
-            offsets.append(at)
-            at += len(line)
-    if has_records:
-        data["records"] = SpooledRecords(file, offsets)
-    return [nodeid, data]
-
-
 def take(config: pytest.Config) -> dict[str, list[Any]]:
     """At the controller's end of session: everything the workers handed over, by kind, in order. A campaign's
     records stay in the spool until a report reads them; ``discard`` removes the spool."""
@@ -146,8 +94,12 @@ def take(config: pytest.Config) -> dict[str, list[Any]]:
     for file in sorted(Path(path).glob("*.json")):
         kind = file.name.split("-", 1)[0]
         with contextlib.suppress(ValueError, OSError):  # a half-written file cannot be: writes are atomic
-            out.setdefault(kind, []).append(_spooled_campaign(file) if kind == "campaign"
-                                            else json.loads(file.read_text(encoding="utf-8")))
+            if kind == "campaign":
+                from .spooled import spooled_campaign  # (only when a worker spooled a campaign)
+
+                out.setdefault(kind, []).append(spooled_campaign(file))
+            else:
+                out.setdefault(kind, []).append(json.loads(file.read_text(encoding="utf-8")))
     return out
 
 
