@@ -130,9 +130,9 @@ def test_the_records_are_made_when_read_and_equal_the_list(campaign, all_traces)
     assert records != listed[:-1] and "RecordDicts('lazy', 150 records" in repr(records)
     plain = plain_data(data)
     assert type(plain["records"]) is list and plain["records"] == listed
-    assert json.loads(json.dumps(plain, allow_nan=False))["records"][0]["id"] == "trial-0"  # (a worker's payload)
+    assert json.loads(json.dumps(plain, allow_nan=False))["records"][0]["id"] == "trial-0"  # (plain JSON data)
     with pytest.raises(TypeError):
-        json.dumps(data)  # (the lazy one is not: the worker's payload must be the plain one)
+        json.dumps(data)  # (the lazy one is not: ``report_dict`` takes the plain one)
 
 
 @pytest.mark.parametrize("all_traces", [False, True])
@@ -219,3 +219,31 @@ def test_a_spooled_campaign_reads_back_as_the_plain_list_of_its_records(tmp_path
     assert json_form(data_back) == json.loads(json.dumps(json_form(plain_data(data))))
     spool.discard(controller)
     assert not tmp_path.exists()
+
+
+def test_a_spooled_campaign_cut_short_is_left_out_and_a_failed_spooling_leaves_nothing(tmp_path, campaign):
+    from types import SimpleNamespace
+
+    import pytest_agentops.pytest_plugin.spool as spool
+
+    data = campaign_data(campaign)
+    worker = SimpleNamespace(workerinput={spool.SPOOL: str(tmp_path), "workerid": "gw0"}, stash={})
+    assert spool.put_campaign(worker, "test_x.py::test_whole", data)
+    assert spool.put_campaign(worker, "test_x.py::test_cut", data)
+    cut = sorted(tmp_path.glob("campaign-*.json"))[1]
+    cut.write_bytes(cut.read_bytes()[:-5])  # (damage from outside: the worker writes whole files, then renames)
+    controller = SimpleNamespace(stash={spool.spool_key: str(tmp_path)})
+    assert [nodeid for nodeid, _ in spool.take(controller)["campaign"]] == ["test_x.py::test_whole"]
+    bad = dict(data, records=[{"id": "trial-0", "x": float("nan")}])
+    with pytest.raises(ValueError):
+        spool.put_campaign(worker, "test_x.py::test_nan", bad)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".json"]
+
+
+def test_the_html_report_orders_campaigns_of_one_scenario_by_their_tests(campaign):
+    """As the JSON report does: whichever process ran them (pytest-xdist workers hand them over in any order)."""
+    one = dict(campaign_data(campaign, series=True), nodeid="test_a.py::test_x[2]", passed=True)
+    other = dict(campaign_data(campaign, series=True), nodeid="test_a.py::test_x[1]", passed=False)
+    page = html.html_report([one, other])
+    assert page == html.html_report([other, one])
+    assert page.index('badge FAIL">FAIL') < page.index('badge PASS">PASS')  # (test_x[1]'s first)

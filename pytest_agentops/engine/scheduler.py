@@ -48,8 +48,9 @@ JOIN_S = 1.0
 #: how long, in all, the end of a campaign waits for the threads it abandoned (an early stop's discarded trials,
 #: trials past their limit) to end: one in a blocking call ends when the call returns, and is not unstoppable
 ABANDONED_GRACE_S = 0.5
-#: the longest the main thread waits without a word from the workers before it looks for a finished trial whose
-#: end never reached it (an exception raised into a worker's thread can land in the call that tells it)
+#: the longest the main thread waits for a word from the workers: after any wait that brought none (this long,
+#: or shorter, e.g. for the progress line), it looks for a finished trial whose end never reached it (an exception
+#: raised into a worker's thread can land in the call that tells it)
 UNREPORTED_LOOK_S = 1.0
 
 

@@ -78,7 +78,7 @@ def write_reports(config: pytest.Config, opts: ChaosOptions, session: dict[str, 
     if opts.html:
         from ..report.html import write_html
 
-        write_html(here / opts.html, datas)
+        write_html(here / opts.html, [dict(d, nodeid=nodeid) for nodeid, d, _ in campaigns])  # (its order)
     if (opts.otel or otlp_endpoint_set()) and datas:
         _export_otel(config, opts, datas)
 

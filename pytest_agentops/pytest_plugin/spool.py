@@ -76,11 +76,15 @@ def put_campaign(config: pytest.Config, nodeid: str, data: dict[str, Any]) -> bo
     target = _spool_file(config, spool, "campaign")
     tmp = target.with_suffix(".tmp")
     head = {k: v for k, v in data.items() if k != "records"}
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps([nodeid, head, "records" in data], allow_nan=False) + "\n")
-        for record in data.get("records", ()):
-            fh.write(json.dumps(record, allow_nan=False) + "\n")
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps([nodeid, head, "records" in data], allow_nan=False) + "\n")
+            for record in data.get("records", ()):
+                fh.write(json.dumps(record, allow_nan=False) + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return True
 
 

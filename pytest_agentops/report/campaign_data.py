@@ -124,6 +124,11 @@ def _passed(record: dict[str, Any]) -> bool:
     return record.get("outcome") == "completed" and not record.get("violations")
 
 
+def campaign_order(c: dict[str, Any]) -> tuple[Any, ...]:
+    """The order of campaigns in the reports: scenario, the test's node id (when the data has one), seed, replay."""
+    return c["scenario"], c.get("nodeid", ""), c["seed"], c["replay"] if c["replay"] is not None else -1
+
+
 def replay_hint(data: dict[str, Any], record: dict[str, Any]) -> str:
     """The command that re-runs ``record``'s trial: from the campaign's template (the test's node id), else
     (a campaign read back from a JSON report) the one that runs only that scenario's campaign among the

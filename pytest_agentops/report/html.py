@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from .campaign_data import replay_hint
+from .campaign_data import campaign_order, replay_hint
 from .html_assets import CSP, CSS, JS
 from .html_charts import distributions, sequential_paths, time_to_escalation
 from .terminal import _fmt as fmt
@@ -242,9 +242,11 @@ def campaign_section(c: dict[str, Any], number: int) -> Iterator[str]:
 
 
 def html_pieces(campaigns: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """The page for these campaigns' report data (sorted as the JSON report sorts them), in pieces: what is held
-    at once is one campaign's walk and a block of rows, however many trials."""
-    items = sorted(campaigns, key=lambda c: (c["scenario"], c["seed"], c["replay"] if c["replay"] is not None else -1))
+    """The page for these campaigns' report data (sorted as the JSON report sorts them: by scenario, then the
+    test's node id when the data has one, so that campaigns of one scenario come in the same order whichever
+    process ran them), in pieces: what is held at once is one campaign's walk and a block of rows, however many
+    trials."""
+    items = sorted(campaigns, key=campaign_order)
     nav = " ".join(f'<a href="#c{i}">{_e(c["scenario"])} <span class="badge {_status(c)}">{_status(c)}</span></a>'
                    for i, c in enumerate(items))
     passed = sum(1 for c in items if c["passed"])

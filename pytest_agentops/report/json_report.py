@@ -14,7 +14,7 @@ from .._version import __version__
 from ..errors import ReportError
 from ..process.gc_hold import collector_paused
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
-from .campaign_data import RecordDicts, plain_data
+from .campaign_data import RecordDicts, campaign_order, plain_data
 from .json_records import RecordsText
 from .json_text import write_json
 
@@ -29,7 +29,7 @@ def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_trac
     ``session`` (from the pytest plugin): the run's exit status, whether it was interrupted, the campaign tests
     collected and those that never reported a campaign; the gate fails a report that is incomplete."""
     campaigns = sorted((plain_data(r) if isinstance(r, dict) else r.to_dict(with_traces=with_traces) for r in results),
-                       key=_campaign_order)
+                       key=campaign_order)
     from ..harness import secrets  # (here: the gate reads reports without loading the harness)
 
     secrets.refresh()  # the environment as it is now: every string of the report is redacted once more
@@ -100,7 +100,7 @@ def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: b
         if isinstance(source, CampaignResult):
             records = source.records
             make = functools.partial(_record, redact=secrets.redact_data, with_traces=traced)
-        order.append(_campaign_order(head))  # the order report_dict gives: sorted before redaction
+        order.append(campaign_order(head))  # the order report_dict gives: sorted before redaction
         head = secrets.redact_data(head)
         if isinstance(source, CampaignResult):
             text = RecordsText(secrets.redact_text, traced, make, source.record_extras())
@@ -129,10 +129,6 @@ def _report(campaigns: list[dict[str, Any]], comparisons: Iterable[Any], session
 
 def _record(record: Any, *, redact: Callable[[Any], Any], with_traces: bool) -> dict[str, Any]:
     return redact(CampaignResult.record_dict(record, with_traces))
-
-
-def _campaign_order(c: dict[str, Any]) -> tuple[Any, ...]:
-    return c["scenario"], c.get("nodeid", ""), c["seed"], c["replay"] if c["replay"] is not None else -1
 
 
 def _umask() -> int:
