@@ -247,3 +247,36 @@ def test_the_html_report_orders_campaigns_of_one_scenario_by_their_tests(campaig
     page = html.html_report([one, other])
     assert page == html.html_report([other, one])
     assert page.index('badge FAIL">FAIL') < page.index('badge PASS">PASS')  # (test_x[1]'s first)
+
+
+def test_a_secret_the_environment_holds_when_the_reports_are_written_is_in_none_of_them(tmp_path, monkeypatch):
+    """The records were redacted when made; a secret set after the campaign (a later test's key) is redacted
+    when each report is written: JSON (as before), HTML and the OpenTelemetry spans."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from pytest_agentops.report.otel import export
+
+    late = "late-secret-value-4242-abcdef"
+
+    @tool
+    def note(world, text: str) -> str:
+        """Note a text down."""
+        return "noted"
+
+    def talker(task, env):
+        env.tools["note"](f"my key is {late}")
+        return f"my key is {late}"
+
+    result = run_campaign(Scenario(name="late", agent=talker, tools=[note], trials=3, seed=1, early_stop=False,
+                                   check=lambda world, out: False))
+    assert late in result.records[0].output  # (not a secret when the campaign ran)
+    monkeypatch.setenv("LATE_API_TOKEN", late)
+    data = campaign_data(result, series=True, all_traces=True)
+    assert late not in write_report(tmp_path / "r.json", [json_form(data)]).read_text(encoding="utf-8")
+    page = html.write_html(tmp_path / "r.html", [data]).read_text(encoding="utf-8")
+    assert late not in page and "my key is [redacted]" in page
+    memory = InMemorySpanExporter()
+    assert export([data], exporters=[memory]) == 3
+    spans = json.dumps([dict(s.attributes or {}) | {e.name: dict(e.attributes or {}) for e in s.events}
+                        for s in memory.get_finished_spans()], default=str)
+    assert late not in spans and "[redacted]" in spans

@@ -5,7 +5,8 @@ distributions with their thresholds and bounds; fault delivery and attribution; 
 the trials; and each failing trial's timeline with the command that replays it. No file or network fetch (a
 Content-Security-Policy forbids them), so it works offline from ``file://``; charts are inline SVG
 (``report.svg``). Built from the campaigns' report data (``report.campaign_data``: already scrubbed of
-secrets, every string escaped here), with no wall-clock time or random id, so the same seeds write the same
+secrets; every string redacted once more, for the secrets the environment holds when it is written, and escaped
+here), with no wall-clock time or random id, so the same seeds write the same
 bytes. Written atomically, like the JSON report.
 """
 
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..harness.secrets import redact_text
+from ..harness.secrets import refresh as refresh_secrets
 from .campaign_data import campaign_order, replay_hint
 from .html_assets import CSP, CSS, JS
 from .html_charts import distributions, sequential_paths, time_to_escalation
@@ -34,7 +37,9 @@ _CLASS_ORDER = ("error", "failed", "violation", "timed_out", "budget_exceeded", 
 
 
 def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
+    """A value as page text: redacted again (``harness.secrets``: a secret the environment holds now, as the JSON
+    report does when it is written), then escaped."""
+    return escape(redact_text(str(value)), quote=True)
 
 
 def _status(c: dict[str, Any]) -> str:
@@ -246,6 +251,7 @@ def html_pieces(campaigns: Iterable[dict[str, Any]]) -> Iterator[str]:
     test's node id when the data has one, so that campaigns of one scenario come in the same order whichever
     process ran them), in pieces: what is held at once is one campaign's walk and a block of rows, however many
     trials."""
+    refresh_secrets()  # the environment as it is now: every string of the page is redacted once more
     items = sorted(campaigns, key=campaign_order)
     nav = " ".join(f'<a href="#c{i}">{_e(c["scenario"])} <span class="badge {_status(c)}">{_status(c)}</span></a>'
                    for i, c in enumerate(items))

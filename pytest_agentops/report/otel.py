@@ -158,11 +158,15 @@ class _Trial:
 
 def write_spans(tracer: trace.Tracer, campaigns: Iterable[dict[str, Any]], base_ns: int | None = None) -> int:
     """Start and end the spans of every trial of these campaigns' report data; returns the number of trials."""
+    from ..harness import secrets
+
+    secrets.refresh()  # the environment as it is now: every string is redacted once more, as in the JSON report
     base = time.time_ns() if base_ns is None else base_ns
     count = 0
     for campaign in campaigns:
+        head = secrets.redact_data({k: v for k, v in campaign.items() if k != "records"})
         for record in campaign.get("records", []):
-            _Trial(tracer, campaign, record, base).write()
+            _Trial(tracer, head, secrets.redact_data(record), base).write()
             count += 1
     return count
 
