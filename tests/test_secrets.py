@@ -189,3 +189,26 @@ def test_no_secret_in_the_terminal_the_json_report_or_junit_xml(pytester, secret
     assert call["data"]["arguments"] == {"query": REDACTED}
     assert campaigns["leaky child"]["records"][0]["output"] == f"child returns {REDACTED}"
     assert f"agent prints the key {REDACTED}" in junit and f"agent logs the key {REDACTED}" in junit
+
+
+def test_a_secret_named_key_in_what_a_tool_returns_is_masked_in_the_trace_and_a_cut_secret_is_not_half_shown(
+        secret_env):
+    """A tool's result is traced as text: the value of a secret-named key of its dicts is masked first, as an
+    argument's is (the value is neither in the environment nor shaped like a key), and the text is redacted
+    before it is cut, so a secret of the environment straddling the cut does not leave its first half."""
+    env_secret = next(iter(secrets.environment_secrets()))
+
+    @tool
+    def settings(world) -> dict:
+        """The service's settings."""
+        return {"rows": [1, (2, 3)], "db": {"password": "hunter2-not-shaped"}, "note": "x" * 110 + env_secret}
+
+    def agent(task, env):
+        return env.tools["settings"]()["rows"][0]
+
+    result = run_campaign(Scenario(name="settings", agent=agent, tools=[settings], trials=2, seed=1, faults="none",
+                                   early_stop=False, check=lambda world, out: False))
+    traced = [e.data["result"] for r in result.records for e in r.trace if e.kind == "tool_call"]
+    assert len(traced) == 2 and all("'rows': [1, (2, 3)]" in t and "'password': '[redacted]'" in t for t in traced)
+    assert not any("hunter2" in t or env_secret[:6] in t for t in traced)
+    assert all(t.endswith(f"{REDACTED}'}}") for t in traced)  # (redacted whole, then short enough to keep)

@@ -18,6 +18,7 @@ from ..errors import Escalated, TrialAborted
 from ..vtime.clock import TrialClock
 from .layer import HOOKS, LayerTrial
 from .meter import TokenMeter, Usage
+from .secrets import mask_secret_keys, redact_short
 from .trace import Trace
 
 if TYPE_CHECKING:
@@ -287,7 +288,9 @@ _PLAIN_RESULTS = frozenset({int, float, bool})  # results traced as they are (``
 
 
 def _short(value: Any, limit: int = 200) -> Any:
+    """A tool's result as traced: numbers as they are, anything else as text cut to ``limit`` characters; the value
+    of a secret-named key of its dicts masked first (as an argument's is), and the text redacted before it is
+    cut (a secret straddling the cut is not left half-shown)."""
     if isinstance(value, (int, float, bool)) or value is None:
         return value
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+    return redact_short(value if isinstance(value, str) else repr(mask_secret_keys(value)), limit)

@@ -97,6 +97,21 @@ def redact(value: Any) -> Any:
     return value
 
 
+def mask_secret_keys(value: Any, depth: int = 0) -> Any:
+    """``value`` with the value of every secret-named key of its dicts replaced, as ``redact`` does, but its lists,
+    tuples and dicts kept as they are (its ``repr`` unchanged where there is nothing to mask): what a tool
+    returned, before it is traced as text. Other objects are left whole (their ``repr`` is still redacted)."""
+    if depth > 32:
+        return value
+    kind = type(value)
+    if kind is dict:
+        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) else mask_secret_keys(v, depth + 1))
+                for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return kind(mask_secret_keys(v, depth + 1) for v in value)
+    return value
+
+
 def redact_data(value: Any) -> Any:
     """Plain JSON data (a report) with every string redacted, mapping keys included; other values as they are."""
     if isinstance(value, str):
