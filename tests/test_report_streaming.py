@@ -127,7 +127,7 @@ def test_the_records_are_made_when_read_and_equal_the_list(campaign, all_traces)
     listed = [result.record_dict(r, all_traces) for r in result.records]
     assert records == listed and list(records) == listed and records[3] == listed[3]
     assert records[10:20] == listed[10:20] and records[-1] == listed[-1]
-    assert records != listed[:-1] and "RecordDicts('lazy', 150 records" in repr(records)
+    assert records != listed[:-1] and records != tuple(listed) and "RecordDicts('lazy', 150 records" in repr(records)
     plain = plain_data(data)
     assert type(plain["records"]) is list and plain["records"] == listed
     assert json.loads(json.dumps(plain, allow_nan=False))["records"][0]["id"] == "trial-0"  # (plain JSON data)

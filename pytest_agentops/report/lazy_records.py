@@ -40,7 +40,7 @@ class LazyRecords(Sequence[dict[str, Any]]):
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True
-        return isinstance(other, Sequence) and not isinstance(other, str) and list(self) == list(other)
+        return isinstance(other, (list, LazyRecords)) and list(self) == list(other)  # (as a list: not a tuple)
 
     __hash__ = None  # type: ignore[assignment]
 
