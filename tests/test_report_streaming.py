@@ -280,3 +280,46 @@ def test_a_secret_the_environment_holds_when_the_reports_are_written_is_in_none_
     spans = json.dumps([dict(s.attributes or {}) | {e.name: dict(e.attributes or {}) for e in s.events}
                         for s in memory.get_finished_spans()], default=str)
     assert late not in spans and "[redacted]" in spans
+
+
+def test_a_spooled_record_damaged_in_the_middle_is_an_error_naming_the_file(tmp_path, campaign):
+    """Not a traceback from the JSON decoder: the plugin says a report could not be written, naming the file."""
+    from types import SimpleNamespace
+
+    import pytest_agentops.pytest_plugin.spool as spool
+
+    worker = SimpleNamespace(workerinput={spool.SPOOL: str(tmp_path), "workerid": "gw0"}, stash={})
+    spool.put_campaign(worker, "test_x.py::test_y", campaign_data(campaign))
+    file = next(tmp_path.glob("campaign-*.json"))
+    text = file.read_bytes()
+    middle = text.index(b'"id": "trial-7"')
+    file.write_bytes(text[:middle] + b"#" + text[middle + 1:])
+    (_, data), = spool.take(SimpleNamespace(stash={spool.spool_key: str(tmp_path)}))["campaign"]
+    with pytest.raises(OSError, match="damaged") as caught:
+        write_report(tmp_path / "r.json", [json_form(data)])
+    assert caught.value.filename == str(file)
+
+
+def test_the_terminal_summary_names_a_damaged_spooled_campaign_and_goes_on(tmp_path, campaign):
+    from types import SimpleNamespace
+
+    import pytest_agentops.pytest_plugin.spool as spool
+    from pytest_agentops.pytest_plugin.reports import data_key, terminal_summary
+
+    worker = SimpleNamespace(workerinput={spool.SPOOL: str(tmp_path), "workerid": "gw0"}, stash={})
+    spool.put_campaign(worker, "test_x.py::test_damaged", campaign_data(campaign))
+    spool.put_campaign(worker, "test_x.py::test_whole", campaign_data(campaign))
+    file = sorted(tmp_path.glob("campaign-*.json"))[0]
+    text = file.read_bytes()
+    file.write_bytes(text.replace(b'"id": "trial-7"', b'#"id": "trial-7', 1))
+    spooled = spool.take(SimpleNamespace(stash={spool.spool_key: str(tmp_path)}))["campaign"]
+    config = SimpleNamespace(stash={data_key: [(nodeid, data, None) for nodeid, data in spooled]},
+                             get_verbosity=lambda: 0)
+    lines: list[str] = []
+    reporter = SimpleNamespace(section=lambda title: lines.append(f"== {title}"),
+                               write_line=lambda line, **kw: lines.append(line))
+    terminal_summary(reporter, config)
+    assert lines[:3] == ["== agent chaos", "test_x.py::test_damaged",
+                         f"ERROR: test_x.py::test_damaged: its records could not be read: {file} "
+                         "(a spooled campaign record is damaged)"]
+    assert "test_x.py::test_whole" in lines and any("completion_rate" in line for line in lines)

@@ -113,8 +113,12 @@ def terminal_summary(reporter: Any, config: pytest.Config) -> None:
     for nodeid, data, result in campaigns:
         if verbosity >= 0:
             reporter.write_line(nodeid)
-        for line in campaign_lines(data, verbosity, result):
-            reporter.write_line(line, red=line.lstrip().startswith("WARNING"))
+        try:
+            lines = campaign_lines(data, verbosity, result)
+        except OSError as exc:  # a campaign an xdist worker spooled, damaged since: said, not a traceback
+            lines = [f"ERROR: {nodeid}: its records could not be read: {exc.filename or ''} ({exc.strerror or exc})"]
+        for line in lines:
+            reporter.write_line(line, red=line.startswith("ERROR") or line.lstrip().startswith("WARNING"))
 
 
 def show(config: pytest.Config, opts: ChaosOptions) -> None:

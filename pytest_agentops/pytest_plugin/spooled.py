@@ -4,6 +4,7 @@ starts). Imported only when a worker spooled a campaign."""
 
 from __future__ import annotations
 
+import errno
 import json
 from array import array
 from collections.abc import Iterator
@@ -41,7 +42,11 @@ class SpooledRecords(LazyRecords):
         with open(self.path, "rb") as fh:
             fh.seek(self._offsets[start])
             for _ in range(count):
-                yield json.loads(fh.readline())
+                line = fh.readline()
+                try:
+                    yield json.loads(line)
+                except ValueError:  # (damage from outside: an error naming the file, as an unreadable one gets)
+                    raise OSError(errno.EIO, "a spooled campaign record is damaged", str(self.path)) from None
 
     def __repr__(self) -> str:
         return f"SpooledRecords({self.path.name!r}, {len(self)} records)"
