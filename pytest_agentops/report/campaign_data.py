@@ -99,10 +99,9 @@ def json_form(data: dict[str, Any]) -> dict[str, Any]:
     records = data.get("records", [])
     if isinstance(records, RecordDicts):  # (still made when read: a passing trial's entry without its trace)
         out["records"] = RecordDicts(records.result, bool(single))
-    elif isinstance(records, LazyRecords) and not single:
-        out["records"] = MappedRecords(records, _json_entry)
     elif not single:
-        out["records"] = [_json_entry(r) for r in records]
+        out["records"] = (MappedRecords(records, _json_entry) if isinstance(records, LazyRecords)
+                          else [_json_entry(r) for r in records])
     return out
 
 

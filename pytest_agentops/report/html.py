@@ -169,8 +169,7 @@ def _faults(c: dict[str, Any]) -> str:
 
 def _trials(c: dict[str, Any], cid: str, traced: set[int]) -> Iterator[str]:
     """The trials table, a block of rows at a time."""
-    outcomes = sorted(o for o, n in c.get("outcomes", {}).items() if n) if "outcomes" in c else sorted(
-        {r["outcome"] for r in c.get("records", [])})
+    outcomes = sorted(c["outcomes"])  # (the outcomes the records have, counted: no walk over them for this)
     options = "".join(f'<option value="{_e(o)}">{_e(o)}</option>' for o in outcomes)
     head = ("<tr><th>trial</th><th class=num>seed</th><th>outcome</th><th>reason</th><th class=num>tokens</th>"
             "<th class=num>cost $</th><th class=num>tool calls</th><th class=num>failed</th><th>faults</th>"
@@ -238,7 +237,7 @@ def campaign_section(c: dict[str, Any], number: int) -> Iterator[str]:
     if paths:
         parts += ["<h3>Sequential path of each rate</h3>", '<div class="charts">', *paths, "</div>"]
     parts += ["<h3>Distributions</h3>", '<div class="charts">',
-              *distributions(c, (walk.tokens, walk.cost_usd, walk.time_to_escalation)), "</div>",
+              *distributions(c, walk.tokens, walk.cost_usd, walk.time_to_escalation), "</div>",
               "<h3>Fault delivery and attribution</h3>", _faults(c), "<h3>Trials</h3>"]
     yield "\n".join(parts) + "\n"
     del walk  # (its value lists go before the table is made)

@@ -82,16 +82,10 @@ def time_to_escalation(record: dict[str, Any]) -> float | None:
     return None if record["outcome"] == "completed" else math.inf
 
 
-def distributions(data: dict[str, Any],
-                  values: tuple[list[float], list[float], list[float]] | None = None) -> list[str]:
+def distributions(data: dict[str, Any], tokens: list[float], cost: list[float], tte: list[float]) -> list[str]:
     """Histograms of tokens and cost per trial, and of the time to escalation when a trial had one (a note when
-    every trial that should have handed over never did). ``values``: (tokens, cost, time to escalation) of the
-    records, when the caller read them already (else read here)."""
-    if values is None:
-        records = data.get("records", [])
-        values = ([float(r["tokens"]) for r in records], [float(r["cost_usd"]) for r in records],
-                  [t for r in records if (t := time_to_escalation(r)) is not None])
-    tokens, cost, tte = values
+    every trial that should have handed over never did): the values the page's one walk over the records read
+    (``html._Walk``), with the campaign's quantile expectations from ``data``."""
     charts = [histogram("dist:tokens_per_task", "tokens per trial", "tokens", tokens,
                         _quantile_markers(data, "tokens_per_task")),
               histogram("dist:cost_usd_per_task", "cost per trial (USD)", "USD", cost,
