@@ -122,6 +122,7 @@ class Runner:
         live = [w for w in self._load if not w.retired]
         if len(live) < self.settings.concurrency:
             worker = ThreadWorker(f"agentops-{self.scenario.name}-{len(self._threads)}")
+            worker.on_done = functools.partial(self._sync_done, worker)  # told of each trial's end
             self._threads.append(worker)
             self._load[worker] = 0
             return worker
@@ -220,7 +221,6 @@ class Runner:
         self._load[worker] += 1
         trial.worker = worker
         trial.future = worker.submit(trial.run_sync)
-        trial.future.add_done_callback(functools.partial(self._sync_done, worker))
 
     def _sync_done(self, worker: ThreadWorker, future: cf.Future[Any]) -> None:
         """Wake the main thread only when this worker has nothing queued: one wake-up per batch, not per

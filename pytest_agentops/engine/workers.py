@@ -137,11 +137,13 @@ HOUND = _Hound()
 
 
 class ThreadWorker:
-    """A daemon thread that runs submitted callables one at a time."""
+    """A daemon thread that runs submitted callables one at a time. ``on_done(future)``, if given, is called as
+    each job's future is completed or cancelled (one callable for all the jobs, not a callback per future)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, on_done: Callable[[cf.Future[Any]], None] | None = None):
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], cf.Future[Any]] | None] = queue.SimpleQueue()
         self._futures_lock = threading.Lock()  # shared by the futures of the jobs submitted here (``JobFuture``)
+        self.on_done = on_done
         self.retired = False
         self.abandoned = False  # its running job was given up on (the thread may still be running it)
         self.in_job = False
@@ -177,7 +179,7 @@ class ThreadWorker:
         return not self._jobs.empty()
 
     def submit(self, fn: Callable[[], Any]) -> cf.Future[Any]:
-        future: cf.Future[Any] = JobFuture(self._futures_lock)  # (no Condition and RLock per trial)
+        future: cf.Future[Any] = JobFuture(self._futures_lock, self.on_done)  # (no Condition and RLock per trial)
         self._jobs.put((fn, future))
         return future
 
