@@ -151,8 +151,9 @@ class TrialRecord:
             return max(0.0, self.escalated_at_s - onset)
         return None if self.outcome == "completed" else math.inf
 
-    def to_dict(self, *, with_trace: bool = False) -> dict[str, Any]:
-        """The record as plain JSON data (the trace only when asked: it can be long)."""
+    def to_dict(self, *, with_trace: bool = False, with_extra: bool = True) -> dict[str, Any]:
+        """The record as plain JSON data (the trace only when asked: it can be long; ``with_extra=False``: without
+        the layers' ``extra``, for a reader that has no use for it, such as the HTML report)."""
         out: dict[str, Any] = {
             "id": self.id, "index": self.index, "seed": self.seed, "outcome": self.outcome,
             "reason": self.reason, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
@@ -163,7 +164,7 @@ class TrialRecord:
             "duration_s": round(self.duration_s, 6),
             "faults": list(self.faults), "violations": list(self.violations), "output": self.output,
         }
-        extra = thaw(self.extra)
+        extra = thaw(self.extra) if with_extra else None
         if extra:
             out["extra"] = extra
         if self.default_priced:

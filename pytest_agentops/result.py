@@ -312,10 +312,10 @@ class CampaignResult:
         return extras
 
     @staticmethod
-    def record_dict(record: TrialRecord, with_traces: bool = False) -> dict[str, Any]:
-        """One trial's entry of ``records`` in the report."""
+    def record_dict(record: TrialRecord, with_traces: bool = False, with_extra: bool = True) -> dict[str, Any]:
+        """One trial's entry of ``records`` in the report (``with_extra=False``: without the layers' ``extra``)."""
         # a failing trial's trace is always there: what the agent did is the first thing one looks for
-        return record.to_dict(with_trace=with_traces or not record.ok)
+        return record.to_dict(with_trace=with_traces or not record.ok, with_extra=with_extra)
 
     def __repr__(self) -> str:
         verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)

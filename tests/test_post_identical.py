@@ -565,8 +565,8 @@ def test_the_report_is_written_the_plain_way_when_the_template_is_out_of_date(tm
     results = [_result([random_record(rng, i) for i in range(300)])]
     real = TrialRecord.to_dict
 
-    def to_dict(self, *, with_trace=False):
-        return dict(real(self, with_trace=with_trace), new_field=self.index % 3)
+    def to_dict(self, *, with_trace=False, with_extra=True):
+        return dict(real(self, with_trace=with_trace, with_extra=with_extra), new_field=self.index % 3)
 
     monkeypatch.setattr(TrialRecord, "to_dict", to_dict)
     write_report(tmp_path / "r.json", results)

@@ -135,6 +135,21 @@ def test_the_records_are_made_when_read_and_equal_the_list(campaign, all_traces)
         json.dumps(data)  # (the lazy one is not: ``report_dict`` takes the plain one)
 
 
+def test_the_lean_records_are_the_records_without_their_extra(campaign):
+    """What the HTML report walks: the same entries without the layers' ``extra``, which it does not read."""
+    records = campaign_data(campaign)["records"]
+    lean = records.lean()
+    assert isinstance(lean, RecordDicts) and len(lean) == len(records) and "with_extra=False" in repr(lean)
+    full = list(records)
+    assert sum("extra" in r for r in full) == len(full)  # (every entry has one to leave out)
+    assert list(lean) == [{k: v for k, v in r.items() if k != "extra"} for r in full]
+    assert lean[5:9] == list(lean)[5:9] and lean.lean() == lean
+    mapped = json_form(plain_data(campaign_data(campaign)))["records"]
+    assert type(mapped) is list  # (plain data: the page reads it as it is)
+    spooled_like = html.LazyRecords.lean(records)
+    assert spooled_like is records  # (a lazy sequence that cannot leave ``extra`` out gives itself)
+
+
 @pytest.mark.parametrize("all_traces", [False, True])
 def test_reports_from_the_lazy_data_are_byte_identical_to_reports_from_the_plain_list(tmp_path, campaign,
                                                                                      all_traces):

@@ -47,31 +47,38 @@ def metric_series(result: CampaignResult) -> list[dict[str, Any]]:
 class RecordDicts(LazyRecords):
     """A campaign's records as report dicts (``CampaignResult.record_dict``), made from the result's columns when
     read: the report data of a campaign run in this process then costs no memory per trial beyond its result's,
-    and the JSON report streams the records from the columns (``json_report.write_report``)."""
+    and the JSON report streams the records from the columns (``json_report.write_report``). ``with_extra=False``
+    (``lean``): the entries without the layers' ``extra``, which the HTML report does not read (merging and
+    thawing it was half the cost of an entry)."""
 
-    __slots__ = ("result", "with_traces")
+    __slots__ = ("result", "with_extra", "with_traces")
 
-    def __init__(self, result: CampaignResult, with_traces: bool):
+    def __init__(self, result: CampaignResult, with_traces: bool, with_extra: bool = True):
         self.result = result
         self.with_traces = with_traces
+        self.with_extra = with_extra
 
     def __len__(self) -> int:
         return len(self.result.records)
 
     def _item(self, row: int) -> dict[str, Any]:
-        return CampaignResult.record_dict(self.result.records[row], self.with_traces)
+        return CampaignResult.record_dict(self.result.records[row], self.with_traces, self.with_extra)
 
     def _block(self, start: int, count: int) -> list[dict[str, Any]]:
-        with_traces, entry = self.with_traces, CampaignResult.record_dict
-        return [entry(r, with_traces) for r in self.result.records[start:start + count]]
+        with_traces, with_extra, entry = self.with_traces, self.with_extra, CampaignResult.record_dict
+        return [entry(r, with_traces, with_extra) for r in self.result.records[start:start + count]]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        with_traces, entry = self.with_traces, CampaignResult.record_dict
+        with_traces, with_extra, entry = self.with_traces, self.with_extra, CampaignResult.record_dict
         for record in self.result.records:
-            yield entry(record, with_traces)
+            yield entry(record, with_traces, with_extra)
+
+    def lean(self) -> RecordDicts:
+        return RecordDicts(self.result, self.with_traces, with_extra=False)
 
     def __repr__(self) -> str:
-        return f"RecordDicts({self.result.scenario!r}, {len(self)} records, with_traces={self.with_traces})"
+        return (f"RecordDicts({self.result.scenario!r}, {len(self)} records, with_traces={self.with_traces}"
+                + ("" if self.with_extra else ", with_extra=False") + ")")
 
 
 def campaign_data(result: CampaignResult, *, all_traces: bool = False, series: bool = False) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from ..harness.secrets import refresh as refresh_secrets
 from .campaign_data import campaign_order, replay_hint
 from .html_assets import CSP, CSS, JS
 from .html_charts import distributions, sequential_paths, time_to_escalation
+from .lazy_records import LazyRecords
 from .terminal import _fmt as fmt
 from .timeline import event_line, trial_header
 
@@ -167,7 +168,7 @@ def _faults(c: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _trials(c: dict[str, Any], cid: str, traced: set[int]) -> Iterator[str]:
+def _trials(c: dict[str, Any], records: Iterable[dict[str, Any]], cid: str, traced: set[int]) -> Iterator[str]:
     """The trials table, a block of rows at a time."""
     outcomes = sorted(c["outcomes"])  # (the outcomes the records have, counted: no walk over them for this)
     options = "".join(f'<option value="{_e(o)}">{_e(o)}</option>' for o in outcomes)
@@ -179,16 +180,27 @@ def _trials(c: dict[str, Any], cid: str, traced: set[int]) -> Iterator[str]:
            f'<option value="not-passed">did not pass</option>{options}</select><span class="count"></span></div>'
            f'<div class="scroll"><table class="trials"><thead>{head}</thead><tbody>')
     rows = []
-    for r in c.get("records", []):
+    seen: dict[str, str] = {}  # text -> page text: the outcomes, reasons and fault lists most rows repeat
+
+    def e(text: str) -> str:
+        page = seen.get(text)
+        if page is None:
+            if len(seen) >= _ROWS_PER_PIECE:
+                seen.clear()
+            page = seen[text] = _e(text)
+        return page
+
+    for r in records:
         bad = not _passed(r)
         label = (f'<a class="trace-link" href="#{cid}-t{r["index"]}">{_e(r["id"])}</a>' if r["index"] in traced
                  else _e(r["id"]))
-        rows.append(f'<tr data-outcome="{_e(r["outcome"])}"{" class=bad" if bad else ""}>'
-                    f'<td data-v="{r["index"]}">{label}</td><td class=num>{r["seed"]}</td><td>{_e(r["outcome"])}</td>'
-                    f'<td>{_e((r.get("reason") or "")[:160])}</td><td class=num>{r["tokens"]}</td>'
+        outcome = e(r["outcome"])
+        rows.append(f'<tr data-outcome="{outcome}"{" class=bad" if bad else ""}>'
+                    f'<td data-v="{r["index"]}">{label}</td><td class=num>{r["seed"]}</td><td>{outcome}</td>'
+                    f'<td>{e((r.get("reason") or "")[:160])}</td><td class=num>{r["tokens"]}</td>'
                     f'<td class=num>{r["cost_usd"]:.6g}</td><td class=num>{r["tool_calls"]}</td>'
-                    f'<td class=num>{r["tool_failures"]}</td><td>{_e(", ".join(r.get("faults", [])))}</td>'
-                    f'<td>{_e(", ".join(r.get("violations", [])))}</td><td class=num>{r["duration_s"]:g}</td></tr>')
+                    f'<td class=num>{r["tool_failures"]}</td><td>{e(", ".join(r.get("faults", [])))}</td>'
+                    f'<td>{e(", ".join(r.get("violations", [])))}</td><td class=num>{r["duration_s"]:g}</td></tr>')
         if len(rows) >= _ROWS_PER_PIECE:
             yield "".join(rows)
             rows.clear()
@@ -222,7 +234,10 @@ def campaign_section(c: dict[str, Any], number: int) -> Iterator[str]:
     mode = ("smoke trial (fault-free)" if c.get("smoke") else f"replay of trial {c['replay']}"
             if c.get("replay") is not None else f"{c['trials']}/{c['max_trials']} trials"
             + (" (stopped early)" if c.get("stopped_early") else ""))
-    walk = _Walk(c.get("records", []))
+    records = c.get("records", [])
+    if isinstance(records, LazyRecords):
+        records = records.lean()  # (the page reads no record's ``extra``)
+    walk = _Walk(records)
     chosen = walk.shown
     traced = {r["index"] for r in chosen}
     left_out = walk.traced - len(chosen)
@@ -241,7 +256,7 @@ def campaign_section(c: dict[str, Any], number: int) -> Iterator[str]:
               "<h3>Fault delivery and attribution</h3>", _faults(c), "<h3>Trials</h3>"]
     yield "\n".join(parts) + "\n"
     del walk  # (its value lists go before the table is made)
-    yield from _trials(c, cid, traced)
+    yield from _trials(c, records, cid, traced)
     yield "\n" + "\n".join(["<h3>Trials that did not pass</h3>", _traces(c, cid, chosen, left_out), "</section>"])
 
 

@@ -37,6 +37,11 @@ class LazyRecords(Sequence[dict[str, Any]]):
             return self._item(rows)
         return self._block(rows.start, len(rows)) if rows.step == 1 else [self._item(row) for row in rows]
 
+    def lean(self) -> Sequence[dict[str, Any]]:
+        """The same records for a reader that does not read their ``extra`` (the HTML report): without it where
+        leaving it out saves work (``RecordDicts``), else these very records."""
+        return self
+
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True
