@@ -168,3 +168,35 @@ def test_fault_delivery_is_worked_out_once_per_result_and_each_caller_gets_its_o
     first["kinds"].clear()  # (a caller's copy: changing it changes nothing else)
     second = attribution.fault_delivery(result)
     assert second["kinds"] and second == attribution.fault_delivery(result) and len(walks) == 1
+
+
+@pytest.mark.parametrize("keep_traces", [None, 5])
+def test_the_tally_of_grouped_trials_is_the_tally_of_every_trial(keep_traces):
+    """A campaign's ``RecordStore`` is tallied one group of alike trials at a time: the same counts as one record
+    at a time, from far fewer records (the model layer's attempts, tool faults, traces kept and not)."""
+    import dataclasses
+    from pathlib import Path
+
+    from pytest_agentops import run_campaign
+    from pytest_agentops.record_store import RecordStore
+    from pytest_agentops.report import attribution
+    from pytest_agentops.scenario_file import load_scenarios
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    records = groups = 0  # trials without a trace of their own, and the groups they make
+    for name in ("model_faults.yaml", "flaky_high.yaml", "tool_outage.yaml"):
+        for scenario in load_scenarios(root / name):
+            scenario = dataclasses.replace(scenario, keep_traces=keep_traces)
+            result = run_campaign(scenario, trials=200, early_stop=False, seed=3)
+            store = result.records
+            assert isinstance(store, RecordStore)
+            grouped = list(store.grouped("outcome", "layers", "skeleton"))
+            assert sum(times for _, times in grouped) == len(store)
+            traced = sum(1 for r in store if r.trace)
+            assert sum(1 for r, times in grouped if r.trace) == traced  # (a trial with a trace is tallied alone)
+            records += len(store) - traced
+            groups += len(grouped) - traced
+            one_by_one = attribution._tally(list(store))
+            assert attribution._tally(store) == one_by_one and one_by_one.trials == 200
+            assert one_by_one.delivered
+    assert groups < records / 3 if keep_traces is not None else records == 0  # (520 trials: 130 groups)

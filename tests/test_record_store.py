@@ -146,3 +146,19 @@ def test_a_campaign_keeps_its_records_in_a_store_equal_to_the_records_it_made():
                                      "failed": sum(not r.ok for r in result.records)}
     assert result.worst_trials(100) == sorted((r for r in result.records if not r.ok), key=lambda r: r.index)
     assert dataclasses.replace(result).records is result.records  # a result's store is never copied
+
+
+def test_grouped_gives_each_traced_or_odd_record_alone_and_one_record_per_group_of_the_rest():
+    trace = (TraceEvent(0, 0.0, "tool_call", "t0", "ok"),)
+    skeleton = (("tool_call", "t0", "ok", False),)
+    records = [_record(0, skeleton=skeleton), _record(1, trace=trace), _record(2, skeleton=skeleton),
+               _record(3, outcome="failed", skeleton=skeleton), _record(4, skeleton=skeleton, reason="other"),
+               _record(5, skeleton=skeleton, tool_calls=True),  # (a bool count: kept whole, on its own)
+               _record(6, outcome="failed", skeleton=skeleton), _record(7)]
+    store = RecordStore(records)
+    grouped = [(r.index, times) for r, times in store.grouped("outcome", "layers", "skeleton")]
+    # 0, 2 and 4 alike (the reason is not asked for); 3 and 6; 1 traced and 5 odd alone; 7 has no skeleton
+    assert grouped == [(0, 3), (1, 1), (3, 2), (5, 1), (7, 1)]
+    assert [(r.index, n) for r, n in store.grouped("outcome")] == [(0, 4), (1, 1), (3, 2), (5, 1)]
+    with pytest.raises(KeyError, match="'tool_calls' is not a coded field"):
+        list(store.grouped("outcome", "tool_calls"))

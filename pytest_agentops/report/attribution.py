@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..record_store import RecordStore
 from ..records import EventKey, TraceEvent, TrialRecord, event_key
 from ..result import CampaignResult
 from ..settings.faults import FAILING_TOOL_FAULTS, Faults
@@ -88,36 +89,40 @@ class _Tally:
 
 
 def _tally(records: Iterable[TrialRecord]) -> _Tally:
+    """The counts of ``records``: a ``RecordStore``'s read as groups of trials that count alike (the same outcome,
+    layer records and skeleton, no trace of their own), each group's first record counted as many times."""
     tally = _Tally()
-    for record in records:
-        tally.trials += 1
+    grouped = records.grouped("outcome", "layers", "skeleton") if isinstance(records, RecordStore) else \
+        ((record, 1) for record in records)
+    for record, times in grouped:
+        tally.trials += times
         completed = record.outcome == "completed"
         model = record.layers.get("model")
         if model is not None:
             tally.model_layer = True
-            tally.model_attempts += getattr(model, "attempts", 0)
+            tally.model_attempts += getattr(model, "attempts", 0) * times
         seen: set[tuple[str, str, str]] = set()
         for key in record.event_keys():  # (its trace, or the skeleton of a trace not kept)
             kind, name, outcome, _trial_wide = key
             if kind == "tool_call":
                 if outcome not in _NOT_REACHED:
-                    tally.tool_calls[name] += 1
+                    tally.tool_calls[name] += times
                 continue
             if kind == "model_call":
                 if outcome == "ok":
-                    tally.model_replies += 1
+                    tally.model_replies += times
                 continue
             hit = _delivery(key)
             if hit is None:
                 continue
-            tally.delivered[hit] += 1
+            tally.delivered[hit] += times
             seen.add((hit.layer, hit.kind, ""))
             if hit.layer in ("tool", "http"):
                 seen.add((hit.layer, hit.kind, hit.target))
         for key in seen:
             cell = tally.trials_with[key]
-            cell[0] += 1
-            cell[1] += completed
+            cell[0] += times
+            cell[1] += completed * times
     return tally
 
 
