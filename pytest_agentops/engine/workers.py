@@ -137,13 +137,14 @@ HOUND = _Hound()
 
 
 class ThreadWorker:
-    """A daemon thread that runs submitted callables one at a time. ``on_done(future)``, if given, is called as
-    each job's future is completed or cancelled (one callable for all the jobs, not a callback per future)."""
+    """A daemon thread that runs submitted callables one at a time. ``on_done(future)``, if set before jobs are
+    submitted, is called as each job's future is completed or cancelled (one callable for all the jobs, not a
+    callback added to each future)."""
 
-    def __init__(self, name: str, on_done: Callable[[cf.Future[Any]], None] | None = None):
+    def __init__(self, name: str):
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], cf.Future[Any]] | None] = queue.SimpleQueue()
         self._futures_lock = threading.Lock()  # shared by the futures of the jobs submitted here (``JobFuture``)
-        self.on_done = on_done
+        self.on_done: Callable[[cf.Future[Any]], None] | None = None
         self.retired = False
         self.abandoned = False  # its running job was given up on (the thread may still be running it)
         self.in_job = False
