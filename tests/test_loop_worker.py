@@ -1,4 +1,5 @@
-"""The async trial engine: idle work on the virtual-time loop, the loop-side job driver, and the runner on it."""
+"""The trial engine's workers: idle work on the virtual-time loop, the loop-side job driver, the runner on it, and the
+worker threads of sync trials."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from pytest_agentops import FakeLLM, Faults, Scenario, run_campaign
 from pytest_agentops.engine.job_future import JobFuture
-from pytest_agentops.engine.workers import LoopWorker
+from pytest_agentops.engine.workers import LoopWorker, ThreadWorker
 from pytest_agentops.process.http_hub import HUB
 from pytest_agentops.vtime.loop import VirtualTimeLoop
 
@@ -555,3 +556,29 @@ def test_job_future_cancel_callbacks_and_results():
     with pytest.raises(cf.InvalidStateError):
         waited.set_result("again")
     assert calls == ["queued", "late"]
+
+
+def test_a_thread_worker_tells_on_done_of_every_jobs_end_in_order():
+    worker = ThreadWorker("test-thread-worker")
+    told = []
+    worker.on_done = told.append
+    ok = worker.submit(lambda: 1)
+    failing = worker.submit(lambda: 1 / 0)
+    assert ok.result(5) == 1 and isinstance(failing.exception(5), ZeroDivisionError)
+    worker.close()
+    worker.thread.join(5)
+    assert told == [ok, failing]
+
+
+def test_sync_trials_wake_the_runner_themselves_not_through_the_lost_report_sweep(monkeypatch):
+    """The sweep for lost reports is a safety net: every wait of the runner ends because a worker told it of a
+    trial's end (``on_done``), none by running out (after which the sweep would take what had ended)."""
+    from pytest_agentops.engine import scheduler
+
+    waits = []
+    wait = scheduler.Runner._wait
+    monkeypatch.setattr(scheduler.Runner, "_wait", lambda self, timeout: waits.append(wait(self, timeout)) or waits[-1])
+    result = run_campaign(Scenario(name="woken", agent=lambda task, env: "done", check=lambda w, o: o == "done",
+                                   trials=40, seed=1, early_stop=False, timeout_s=5, concurrency=2))
+    assert result.outcome_counts == {"completed": 40}
+    assert waits and all(waits), [len(w) for w in waits]
