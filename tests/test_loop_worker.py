@@ -575,10 +575,11 @@ def test_sync_trials_wake_the_runner_themselves_not_through_the_lost_report_swee
     trial's end (``on_done``), none by running out (after which the sweep would take what had ended)."""
     from pytest_agentops.engine import scheduler
 
+    monkeypatch.setattr(scheduler, "UNREPORTED_LOOK_S", 3600.0)  # (a wait runs out only at a trial's limit)
     waits = []
     wait = scheduler.Runner._wait
     monkeypatch.setattr(scheduler.Runner, "_wait", lambda self, timeout: waits.append(wait(self, timeout)) or waits[-1])
     result = run_campaign(Scenario(name="woken", agent=lambda task, env: "done", check=lambda w, o: o == "done",
-                                   trials=40, seed=1, early_stop=False, timeout_s=5, concurrency=2))
+                                   trials=40, seed=1, early_stop=False, timeout_s=30, concurrency=2))
     assert result.outcome_counts == {"completed": 40}
     assert waits and all(waits), [len(w) for w in waits]
