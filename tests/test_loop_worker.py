@@ -8,6 +8,7 @@ import concurrent.futures as cf
 import contextvars
 import socket
 import threading
+import time
 
 import pytest
 
@@ -583,3 +584,44 @@ def test_sync_trials_wake_the_runner_themselves_not_through_the_lost_report_swee
                                    trials=40, seed=1, early_stop=False, timeout_s=30, concurrency=2))
     assert result.outcome_counts == {"completed": 40}
     assert waits and all(waits), [len(w) for w in waits]
+
+
+def test_the_runners_wait_always_ends_by_its_timeout_even_when_nothing_comes():
+    """Before Python 3.13, ``queue.SimpleQueue.get(timeout=t)`` can block until the next ``put``, however long that
+    takes, when its deadline passes inside its own loop (a tiny ``t``, or the thread stalled at the wrong moment):
+    seen as a campaign hung for good, its main thread waiting on a worker that had nothing left to run. The runner's
+    wait, given tiny timeouts again and again on an empty queue whose lock the previous take left free (the state in
+    which a SimpleQueue shows it), always comes back by itself; a watchdog ends any wait that does not (by putting
+    something) and counts it."""
+    from pytest_agentops.engine import scheduler
+    from pytest_agentops.precedence import resolve_run
+
+    scenario = Scenario(name="waits", agent=lambda task, env: "done", trials=1)
+    runner = scheduler.Runner(scenario, resolve_run(scenario, ()))
+    waiting_since: list[float] = []
+    rescued = []
+    stop = threading.Event()
+
+    def watchdog() -> None:
+        while not stop.wait(0.05):
+            if waiting_since and time.monotonic() - waiting_since[0] > 1.0:
+                rescued.append(1)
+                runner._completed.put(cf.Future())  # (what a worker's report would do: it ends the wait)
+                stop.wait(0.2)
+
+    thread = threading.Thread(target=watchdog, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100_000):  # (a SimpleQueue hung in ~1.7 of 10,000 such waits on the CI machine, 3.10-3.12)
+            runner._completed.put(cf.Future())
+            runner._completed.get()  # (taken by a plain get: the queue empty again, a SimpleQueue's lock left free)
+            waiting_since.append(time.monotonic())
+            runner._wait(1e-9)
+            waiting_since.clear()
+            if rescued:
+                break
+    finally:
+        stop.set()
+        thread.join(5)
+        runner.close()
+    assert not rescued, "a wait of 1 ns on an empty queue blocked until something was put"

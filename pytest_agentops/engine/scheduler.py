@@ -77,8 +77,11 @@ class Runner:
         self._threads: list[ThreadWorker] = []
         self._load: dict[ThreadWorker, int] = {}  # trials queued on or running in each worker thread
         self._loop: LoopWorker | None = None
-        # futures put here by the thread that completes them: waiting costs O(1), not O(concurrency)
-        self._completed: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
+        # futures put here by the thread that completes them: waiting costs O(1), not O(concurrency). A
+        # ``queue.Queue``, not a ``SimpleQueue``: before Python 3.13, ``SimpleQueue.get(timeout=t)`` can block until
+        # the next ``put`` however long that takes, when its deadline passes inside its own loop (a tiny ``t``, a
+        # stall of the thread), and the main thread then waited for ever on workers that had nothing left to run
+        self._completed: queue.Queue[cf.Future[Any]] = queue.Queue()
         self._flying: dict[int, Trial] = {}
         self._quiet: collections.deque[cf.Future[Any]] = collections.deque()  # completed, main not woken
         self._stubborn: list[tuple[LoopWorker, Trial, float]] = []  # cancelled, still running: (loop, trial, grace)
