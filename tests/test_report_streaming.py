@@ -338,3 +338,29 @@ def test_the_terminal_summary_names_a_damaged_spooled_campaign_and_goes_on(tmp_p
                          f"ERROR: test_x.py::test_damaged: its records could not be read: {file} "
                          "(a spooled campaign record is damaged)"]
     assert "test_x.py::test_whole" in lines and any("completion_rate" in line for line in lines)
+
+
+def test_the_series_of_every_judged_metric_come_from_one_pass_and_equal_each_metrics_own(campaign):
+    """``metric_series`` reads each record once for all the judged metrics: the same values as one walk per
+    metric (a rate as [successes, chances], a distribution's value rounded, None where it does not apply)."""
+    import math
+
+    from pytest_agentops.metrics import REGISTRY
+    from pytest_agentops.report.campaign_data import metric_series
+
+    def one_metric(name):
+        defn = REGISTRY[name]
+        values = []
+        for record in campaign.records:
+            value = defn.extract(record)
+            if defn.kind == "distribution":
+                values.append(None if value is None else "inf" if math.isinf(value) else round(float(value), 6))
+            else:
+                values.append([int(value[0]), int(value[1])])
+        return {"metric": name, "kind": defn.kind, "values": values}
+
+    series = metric_series(campaign)
+    assert [s["metric"] for s in series] == ["completion_rate", "tokens_per_task"]
+    assert {s["kind"] for s in series} == {"rate", "distribution"}
+    assert series == [one_metric(s["metric"]) for s in series]
+    assert all(len(s["values"]) == campaign.n for s in series)

@@ -28,20 +28,18 @@ from .lazy_records import LazyRecords, MappedRecords
 def metric_series(result: CampaignResult) -> list[dict[str, Any]]:
     """Per judged metric, its value for each trial in launch order: a rate ``[successes, chances]``, a count
     ``[violations, had_the_chance]``, a distribution's value (None: not applicable; ``"inf"``: never reached)."""
-    out = []
-    for name in sorted({v.key.partition(".")[0] for v in result.verdicts}):
-        defn = REGISTRY.get(name)
-        if defn is None:
-            continue
-        values: list[Any] = []
-        for record in result.records:
-            value = defn.extract(record)
-            if defn.kind == "distribution":
+    names = [n for n in sorted({v.key.partition(".")[0] for v in result.verdicts}) if n in REGISTRY]
+    columns: list[tuple[Any, bool, list[Any]]] = [(REGISTRY[n].extract, REGISTRY[n].kind == "distribution", [])
+                                                   for n in names]
+    for record in result.records:  # (one pass for every metric: each record is made once)
+        for extract, distribution, values in columns:
+            value = extract(record)
+            if distribution:
                 values.append(None if value is None else "inf" if math.isinf(value) else round(float(value), 6))
             else:
                 values.append([int(value[0]), int(value[1])])
-        out.append({"metric": name, "kind": defn.kind, "values": values})
-    return out
+    return [{"metric": n, "kind": REGISTRY[n].kind, "values": values}
+            for n, (_, _, values) in zip(names, columns, strict=True)]
 
 
 class RecordDicts(LazyRecords):
