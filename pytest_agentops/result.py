@@ -155,20 +155,21 @@ class CampaignResult:
     def n(self) -> int:
         return len(self.records)
 
-    def memoized(self, key: str, make: Callable[[], Any]) -> Any:
-        """``make()``, computed once for this result (which never changes) and kept with it: for what reports
-        derive from every record (``report.attribution.fault_delivery``). The caller copies what it hands out."""
+    def memoized(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once for this result (which never changes) and kept with it under ``key``: what
+        is derived from every record (the outcome counts, the worst trials, ``report.attribution.fault_delivery``).
+        The caller copies what it hands out when that can be changed."""
         if key not in self._memo:
             self._memo[key] = make()
         return self._memo[key]
 
     @property
     def outcome_counts(self) -> FrozenMap[str, int]:
-        out = self._memo.get("outcome_counts")
-        if out is None:
+        def make() -> FrozenMap[str, int]:
             counts = self.records.outcome_counts()  # (from the store's outcome column: no record made)
-            out = self._memo["outcome_counts"] = FrozenMap({o: counts[o] for o in OUTCOMES if counts[o]})
-        return out
+            return FrozenMap({o: counts[o] for o in OUTCOMES if counts[o]})
+
+        return self.memoized("outcome_counts", make)
 
     @property
     def failed_verdicts(self) -> tuple[Verdict, ...]:
@@ -191,11 +192,7 @@ class CampaignResult:
         """The trials most worth replaying: first one example of each failure class (error, failed, each
         violation kind, timed out, budget exceeded, crashed, escalated; the earliest trial of each), then
         the rest by severity, up to ``limit`` trials in all (every class keeps its example)."""
-        key = ("worst_trials", limit)
-        worst = self._memo.get(key)
-        if worst is None:
-            worst = self._memo[key] = tuple(self._worst_trials(limit))
-        return list(worst)
+        return list(self.memoized(("worst_trials", limit), lambda: tuple(self._worst_trials(limit))))
 
     def _worst_trials(self, limit: int) -> list[TrialRecord]:
         bad = list(self.records.not_ok())  # (the passing trials' records are not made)
@@ -295,21 +292,15 @@ class CampaignResult:
 
     def _blocked_hosts(self) -> list[Any]:
         """``sorted({h for r in self.records for h in r.extra.get("blocked_hosts", ())})``."""
-        blocked = self._memo.get("blocked_hosts")
-        if blocked is None:  # (each distinct set of layer records once, not each trial's)
-            blocked = self._memo["blocked_hosts"] = sorted({h for layers in self.records.layer_maps()
-                                                           for h in layer_extra(layers).get("blocked_hosts", ())})
-        return list(blocked)
+        return list(self.memoized("blocked_hosts", lambda: sorted(  # (each distinct set of layer records once)
+            {h for layers in self.records.layer_maps() for h in layer_extra(layers).get("blocked_hosts", ())})))
 
     def record_extras(self) -> tuple[list[int], list[dict[str, Any]], list[bytes | None]]:
         """Each record's ``extra`` (what every layer recorded, merged: ``TrialRecord.extra``) as an index into a
         list of the distinct ones (records of passing trials mostly share theirs), with the key that told them
         apart (their ``marshal`` bytes: the same bytes, the same values of the same types; None: a record of its
         own, not made of plain values), worked out once."""
-        extras = self._memo.get("record_extras")
-        if extras is None:
-            extras = self._memo["record_extras"] = _distinct_extras(self.records)
-        return extras
+        return self.memoized("record_extras", lambda: _distinct_extras(self.records))
 
     @staticmethod
     def record_dict(record: TrialRecord, with_traces: bool = False, with_extra: bool = True) -> dict[str, Any]:
