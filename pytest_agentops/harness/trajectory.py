@@ -88,7 +88,7 @@ class _Rules:
 class _TrajectoryTrial(LayerTrial):
     """One trial's trajectory: steps, redundancy, loops, the side-effect ledger and the rules."""
 
-    __slots__ = ("_attempt", "_done", "_epoch", "_keys", "_lock", "_model_steps", "_ok_epoch", "_record", "_rules",
+    __slots__ = ("_attempt", "_done", "_epoch", "_last_key", "_lock", "_model_steps", "_ok_epoch", "_record", "_rules",
                  "_steps", "attempt", "calls_of", "ledger", "loops", "redundant", "rule_calls", "rule_violations",
                  "trial")
 
@@ -100,7 +100,9 @@ class _TrajectoryTrial(LayerTrial):
         self.redundant = 0
         self._epoch = 0  # bumped by every failed tool call and every restart: what "a fault in between" means
         self._ok_epoch: dict[tuple[str, Hashable], int] = {}  # (tool, arguments) -> epoch of its last success
-        self._keys: dict[int, tuple[Mapping[str, Any], Hashable]] = {}  # id(arguments) -> (them, their call_key)
+        # the arguments of the call judged last and their call_key: that call is recorded next (unless calls made
+        # at once, from threads or tasks, interleave: a call found not to be the last one judged is keyed again)
+        self._last_key: tuple[Mapping[str, Any] | None, Hashable] = (None, None)
         self.loops = LoopDetector(settings.loop_period, settings.loop_repeats)
         self.ledger = EffectLedger(trial)
         self.calls_of: dict[str, int] = {}  # tool -> calls judged (a rule's at_most)
@@ -121,14 +123,15 @@ class _TrajectoryTrial(LayerTrial):
     def before_tool(self, call: ToolCall) -> None:
         arguments = call.arguments
         key = call_key(arguments)
-        self._keys[id(arguments)] = (arguments, key)  # the same dict is recorded: its key is not made again
+        self._last_key = (arguments, key)  # the same dict is recorded: its key is not made again
         self._judge(call.spec, arguments, key, call)
 
     def on_tool_recorded(self, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str) -> None:
         if outcome == "bad_arguments":  # no arguments to judge: the call did not bind
             return
-        known = self._keys.pop(id(arguments), None)
-        key = known[1] if known is not None and known[0] is arguments else call_key(arguments)
+        judged, key = self._last_key
+        if judged is not arguments:
+            key = call_key(arguments)
         if outcome in REFUSED:
             self._judge(spec, arguments, key, None)
         duplicate = loop = None

@@ -113,7 +113,7 @@ def json_form(data: dict[str, Any]) -> dict[str, Any]:
 def _json_entry(record: dict[str, Any]) -> dict[str, Any]:
     """A record's entry in the JSON report: a passing trial's without its trace (``trace_kept`` goes with it: its
     entry is the same whether or not every trace was asked for)."""
-    if "trace" not in record or not _passed(record):
+    if "trace" not in record or not passed(record):
         return record
     return {k: v for k, v in record.items() if k != "trace" and k != "trace_kept"}
 
@@ -124,7 +124,8 @@ def plain_data(data: dict[str, Any]) -> dict[str, Any]:
     return dict(data, records=list(records)) if isinstance(records, LazyRecords) else data
 
 
-def _passed(record: dict[str, Any]) -> bool:
+def passed(record: dict[str, Any]) -> bool:
+    """Whether a record's entry is a passing trial: completed, and no violation (the reports' one rule)."""
     return record.get("outcome") == "completed" and not record.get("violations")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from .._version import __version__
 from ..harness.secrets import redact_text
 from ..harness.secrets import refresh as refresh_secrets
-from .campaign_data import campaign_order, replay_hint
+from .campaign_data import campaign_order, passed, replay_hint
 from .html_assets import CSP, CSS, JS
 from .html_charts import distributions, sequential_paths, time_to_escalation
 from .lazy_records import LazyRecords
@@ -51,10 +51,6 @@ def _status(c: dict[str, Any]) -> str:
     return "PASS" if c["passed"] else "FAIL"
 
 
-def _passed(r: dict[str, Any]) -> bool:
-    return r["outcome"] == "completed" and not r.get("violations")
-
-
 def _classes(r: dict[str, Any]) -> list[str]:
     own = [] if r["outcome"] == "completed" else [r["outcome"]]
     return own + sorted({"violation:" + v.partition(":")[0] for v in r.get("violations", [])})
@@ -80,7 +76,7 @@ class _Walk:
             self.cost_usd.append(float(r["cost_usd"]))
             if (t := time_to_escalation(r)) is not None:
                 self.time_to_escalation.append(t)
-            if _passed(r):
+            if passed(r):
                 continue
             for cls in _classes(r):
                 examples.setdefault(cls, r)
@@ -191,7 +187,7 @@ def _trials(c: dict[str, Any], records: Iterable[dict[str, Any]], cid: str, trac
         return page
 
     for r in records:
-        bad = not _passed(r)
+        bad = not passed(r)
         label = (f'<a class="trace-link" href="#{cid}-t{r["index"]}">{_e(r["id"])}</a>' if r["index"] in traced
                  else _e(r["id"]))
         outcome = e(r["outcome"])
