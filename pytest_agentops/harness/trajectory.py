@@ -72,11 +72,12 @@ def _project(arguments: Mapping[str, Any], names: tuple[str, ...]) -> tuple[Any,
 class _Rules:
     """A scenario's rules indexed for the calls: by the tool they judge, and by the tool an ``after`` waits for."""
 
-    __slots__ = ("by_tool", "waiting_for")
+    __slots__ = ("by_tool", "compared", "waiting_for")
 
     def __init__(self, rules: tuple[Rule, ...]):
         by_tool: dict[str, list[Rule]] = {}
         waiting: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self.compared = {rule.name: tuple(rule.same) for rule in rules}  # an after-rule's tool's arguments compared
         for rule in rules:
             by_tool.setdefault(rule.tool, []).append(rule)
             if rule.after is not None:
@@ -100,9 +101,9 @@ class _TrajectoryTrial(LayerTrial):
         self.redundant = 0
         self._epoch = 0  # bumped by every failed tool call and every restart: what "a fault in between" means
         self._ok_epoch: dict[tuple[str, Hashable], int] = {}  # (tool, arguments) -> epoch of its last success
-        # the arguments of the call judged last and their call_key: that call is recorded next (unless calls made
-        # at once, from threads or tasks, interleave: a call found not to be the last one judged is keyed again)
-        self._last_key: tuple[Mapping[str, Any] | None, Hashable] = (None, None)
+        # the arguments of the call judged last and its (tool, call_key): that call is recorded next (unless calls
+        # made at once, from threads or tasks, interleave: a call found not to be the last one judged is keyed again)
+        self._last_key: tuple[Mapping[str, Any] | None, tuple[str, Hashable]] = (None, ("", None))
         self.loops = LoopDetector(settings.loop_period, settings.loop_repeats)
         self.ledger = EffectLedger(trial)
         self.calls_of: dict[str, int] = {}  # tool -> calls judged (a rule's at_most)
@@ -122,40 +123,39 @@ class _TrajectoryTrial(LayerTrial):
 
     def before_tool(self, call: ToolCall) -> None:
         arguments = call.arguments
-        key = call_key(arguments)
-        self._last_key = (arguments, key)  # the same dict is recorded: its key is not made again
-        self._judge(call.spec, arguments, key, call)
+        tool_key = (call.spec.name, call_key(arguments))
+        self._last_key = (arguments, tool_key)  # the same dict is recorded: its key is not made again
+        self._judge(call.spec, arguments, tool_key, call)
 
     def on_tool_recorded(self, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str) -> None:
         if outcome == "bad_arguments":  # no arguments to judge: the call did not bind
             return
-        judged, key = self._last_key
+        judged, tool_key = self._last_key
         if judged is not arguments:
-            key = call_key(arguments)
+            tool_key = (spec.name, call_key(arguments))
         if outcome in REFUSED:
-            self._judge(spec, arguments, key, None)
-        duplicate = loop = None
+            self._judge(spec, arguments, tool_key, None)
+        duplicate = None
         with self._lock:
             if self._attempt is not _first:
                 self._sync_attempt()
             if outcome in FAULT_OUTCOMES:
                 self._epoch += 1
             elif outcome == "ok":
-                self._ok_epoch[(spec.name, key)] = self._epoch
-                for rule, names in self._rules.waiting_for.get(spec.name, ()):
-                    self._done.setdefault(rule, set()).add(_project(arguments, names))
+                self._ok_epoch[tool_key] = self._epoch
+                waiting = self._rules.waiting_for.get(spec.name)
+                if waiting is not None:
+                    self._done_with(arguments, waiting)
             if outcome in RAN and has_effect(spec):
-                first = self.ledger.ran(spec, key, self.attempt)
+                first = self.ledger.ran(spec, tool_key[1], self.attempt)
                 if first is not None:
                     duplicate = (first, self.attempt)
-            cycle = self.loops.add((spec.name, key, outcome))
-            if cycle is not None:
-                loop = cycle
+            loop = self.loops.add((tool_key, outcome))  # (a call is its tool, arguments and outcome)
         if duplicate is not None:
             self.ledger.report(spec, arguments, *duplicate)
         if loop is not None:
-            self.trial.trace.add("trajectory", " -> ".join(c[0] for c in loop), "loop", period=len(loop),
-                                 repeats=self.loops.repeats, calls=[{"tool": c[0], "outcome": c[2]} for c in loop])
+            self.trial.trace.add("trajectory", " -> ".join(c[0][0] for c in loop), "loop", period=len(loop),
+                                 repeats=self.loops.repeats, calls=[{"tool": c[0][0], "outcome": c[1]} for c in loop])
 
     def record(self) -> TrajectoryRecord:
         with self._lock:
@@ -169,6 +169,14 @@ class _TrajectoryTrial(LayerTrial):
             return self._record
 
     # -- judging one call ------------------------------------------------------------------------------
+    def _done_with(self, arguments: Mapping[str, Any], waiting: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        """A successful call of a tool that ``after`` rules wait for: keep the values each rule compares."""
+        for rule, names in waiting:
+            done = self._done.get(rule)
+            if done is None:
+                done = self._done[rule] = set()
+            done.add(_project(arguments, names) if names else ())
+
     def _sync_attempt(self) -> None:
         """A restart after a crash (the crash layer's ``attempt``) is a new start: redoing is not redundant."""
         source = self._attempt
@@ -182,14 +190,15 @@ class _TrajectoryTrial(LayerTrial):
             self._epoch += 1
             self.loops.reset()
 
-    def _judge(self, spec: ToolSpec, arguments: Mapping[str, Any], key: Hashable, call: ToolCall | None) -> None:
+    def _judge(self, spec: ToolSpec, arguments: Mapping[str, Any], tool_key: tuple[str, Hashable],
+               call: ToolCall | None) -> None:
         """A call as the agent made it: redundant? does it break a rule?"""
         name = spec.name
-        broken: list[tuple[Rule, str]] = []
+        broken: list[tuple[Rule, str]] | None = None
         with self._lock:
             if self._attempt is not _first:
                 self._sync_attempt()
-            redundant = self._ok_epoch.get((name, key)) == self._epoch
+            redundant = self._ok_epoch.get(tool_key) == self._epoch
             if redundant:
                 self.redundant += 1
             rules = self._rules.by_tool.get(name)
@@ -200,13 +209,12 @@ class _TrajectoryTrial(LayerTrial):
                     why = self._breaks(rule, n, arguments, call)
                     if why:
                         self.rule_violations[rule.name] = self.rule_violations.get(rule.name, 0) + 1
-                        broken.append((rule, why))
-        trial = self.trial
+                        broken = [*(broken or ()), (rule, why)]
         if redundant:
-            trial.trace.add("trajectory", name, "redundant", arguments=dict(arguments))
-        for rule, why in broken:
-            trial.record_violation(rule.name, name, arguments, blocked=False, outcome="broken", rule=rule.describe(),
-                                   why=why)
+            self.trial.trace.add("trajectory", name, "redundant", arguments=dict(arguments))
+        for rule, why in broken or ():
+            self.trial.record_violation(rule.name, name, arguments, blocked=False, outcome="broken",
+                                        rule=rule.describe(), why=why)
 
     def _breaks(self, rule: Rule, n: int, arguments: Mapping[str, Any], call: ToolCall | None) -> str:
         """Why this call (the ``n``-th of its tool) breaks ``rule``, or an empty string."""
@@ -219,8 +227,8 @@ class _TrajectoryTrial(LayerTrial):
                 gate = self.trial.service("gate")
                 call.approval = gate.take(call.spec.name, call.explicit, call.arguments) if gate else None
             return "" if call.approval is not None else "no matching unused confirmation"
-        values = _project(arguments, tuple(rule.same))
-        if values in self._done.get(rule.name, ()):
+        names = self._rules.compared[rule.name]
+        if (_project(arguments, names) if names else ()) in self._done.get(rule.name, ()):
             return ""
         if not rule.same:
             return f"no successful {rule.after} before it"
