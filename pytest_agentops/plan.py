@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .seeding import Draws, Stream, canonical, name_key, stream, text_key, uniforms
+from .seeding import UNIT, Draws, Stream, canonical, name_key, stream, text_key, uniforms
 from .settings.faults import Faults
 from .settings.layers import DailyUsers
 from .settings.model import ModelFaults, pick
@@ -188,16 +188,19 @@ class FaultPlan:
         if tool == self._outage_tool and self.admit(fault_id("outage", tool)):
             return _OUTAGE
         rate, kinds, cumulative, key = self._tool_rows.get(tool) or _tool_row(self.faults, tool)
-        if not (rate or self.faults.latency):
+        latency_rate = self.faults.latency
+        if not (rate or latency_rate):
             return _NO_FAULT
-        u_fail, u_kind, u_lat = self._tool_draws.three(1, key, args_key, occurrence)
+        # the uniforms of ``Draws.three(1, key, args_key, occurrence)``, each made only when it is needed
+        w_fail, w_kind, w_lat = self._tool_draws.words3(1, key, args_key, occurrence)
         kind = None
-        if u_fail < rate:
-            kind = kinds[min(bisect.bisect_right(cumulative, u_kind), len(kinds) - 1)]  # (numpy's searchsorted, right)
+        if (w_fail >> 11) * UNIT < rate:
+            # (numpy's searchsorted, right)
+            kind = kinds[min(bisect.bisect_right(cumulative, (w_kind >> 11) * UNIT), len(kinds) - 1)]
         latency = 0.0
-        if u_lat < self.faults.latency:
+        if latency_rate and (u_lat := (w_lat >> 11) * UNIT) < latency_rate:
             # reuse the draw's position inside [0, latency) as an exponential variate with mean latency_s
-            latency = -self.faults.latency_s * math.log1p(-(u_lat / self.faults.latency))
+            latency = -self.faults.latency_s * math.log1p(-(u_lat / latency_rate))
         if self.allowed is not None:
             if kind is not None and not self.admit(fault_id("tool", tool, args_key, occurrence)):
                 kind = None

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 _MASK = (1 << 64) - 1
 _UNIT = 1.0 / (1 << 53)
+UNIT = _UNIT  #: a draw's 64-bit word ``w`` as a uniform in [0, 1): ``(w >> 11) * UNIT``
 
 
 class Stream(enum.IntEnum):
@@ -65,12 +66,18 @@ def _words(k: int) -> struct.Struct:
 def uniforms(seed: int, which: Stream | int, *keys: int, n: int = 3) -> tuple[float, ...]:
     """``n`` independent uniforms in [0, 1) for (seed, stream, keys): the same for the same keys, anywhere."""
     h = _base(n).copy()  # (a copy of the empty hasher: cheaper than making one with its parameters)
-    h.update(_words(2 + len(keys)).pack(seed & _MASK, int(which) & _MASK, *[k & _MASK for k in keys]))
+    words = _words(2 + len(keys))
+    try:  # (each number as a 64-bit word: packed as it is when it fits, the common case, else modulo 2**64)
+        packed = words.pack(seed, which, *keys)
+    except struct.error:
+        packed = words.pack(seed & _MASK, int(which) & _MASK, *[k & _MASK for k in keys])
+    h.update(packed)
     return tuple((w >> 11) * _UNIT for w in _words(n).unpack(h.digest()))
 
 
 _BASE3 = _base(3)
 _SIX = _WORDS[6]
+_UNPACK3 = _WORDS[3].unpack
 
 
 class Draws:
@@ -87,11 +94,20 @@ class Draws:
         """``uniforms(seed, which, *keys, n=n)``."""
         return uniforms(self._seed, self._which, *keys, n=n)
 
+    def words3(self, kind: int, name: int, key: int, occurrence: int) -> tuple[int, int, int]:
+        """The three 64-bit words behind ``three`` (each uniform is ``(word >> 11) * UNIT``), for a caller that
+        needs only some of them."""
+        h = _BASE3.copy()
+        try:  # (as in ``uniforms``: each number packed as it is when it fits in 64 bits, else modulo 2**64)
+            packed = _SIX.pack(self._seed, self._which, kind, name, key, occurrence)
+        except struct.error:
+            packed = _SIX.pack(self._seed, self._which, kind & _MASK, name & _MASK, key & _MASK, occurrence & _MASK)
+        h.update(packed)
+        return _UNPACK3(h.digest())
+
     def three(self, kind: int, name: int, key: int, occurrence: int) -> tuple[float, float, float]:
         """``uniforms(kind, name, key, occurrence)`` (n=3) without the general path's packing."""
-        h = _BASE3.copy()
-        h.update(_SIX.pack(self._seed, self._which, kind & _MASK, name & _MASK, key & _MASK, occurrence & _MASK))
-        a, b, c = _WORDS[3].unpack(h.digest())
+        a, b, c = self.words3(kind, name, key, occurrence)
         return (a >> 11) * _UNIT, (b >> 11) * _UNIT, (c >> 11) * _UNIT
 
 

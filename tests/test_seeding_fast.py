@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_agentops.plan import FaultPlan
-from pytest_agentops.seeding import Draws, canonical, text_key, trial_seed, uniforms
+from pytest_agentops.seeding import UNIT, Draws, canonical, text_key, trial_seed, uniforms
 
 # Seeds past 2**128 take more than the 4-word pool; trial indices past 2**32 take two spawn-key words.
 SEEDS = st.integers(min_value=0, max_value=2**200)
@@ -73,6 +73,9 @@ def test_uniforms_are_the_reference_draws(seed, which, keys, n):
     assert uniforms(seed, which, *keys, n=n) == _reference_uniforms(seed, which, *keys, n=n)
     if len(keys) == 4:
         assert Draws(seed, which).three(*keys) == _reference_uniforms(seed, which, *keys)
+        # the words the tool-fault draw reads (each uniform made from its own word, only when it is needed)
+        words = Draws(seed, which).words3(*keys)
+        assert tuple((w >> 11) * UNIT for w in words) == _reference_uniforms(seed, which, *keys)
 
 
 def test_a_negative_campaign_seed_is_refused_as_numpy_refuses_it():
