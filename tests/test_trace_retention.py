@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from pytest_agentops import ConfigError, Faults, Scenario, replay_trial, run_campaign, tool
+from pytest_agentops import ConfigError, Faults, LayerTrial, Scenario, replay_trial, run_campaign, tool
 from pytest_agentops.report.attribution import fault_delivery
 
 from conftest import lookup, two_lookups
@@ -129,3 +129,34 @@ def test_the_streamed_report_orders_campaigns_as_report_dict_does_when_a_name_is
     streamed = write_report(tmp_path / "r.json", results).read_text()
     assert streamed == json.dumps(report_dict(results), indent=2, sort_keys=True, allow_nan=False) + "\n"
     assert "sk-ABCDEFGHIJKLMNOP" not in streamed
+
+
+class _Scribbler(LayerTrial):
+    """A user layer that changes the arguments it is shown once the call has been recorded."""
+
+    def on_tool_recorded(self, spec, arguments, outcome):
+        arguments["key"] = "changed by a layer"
+
+
+class _ScribblerLayer:
+    name = "scribbler"
+
+    def attach(self, trial):
+        return _Scribbler()
+
+
+def test_a_call_of_plain_arguments_is_held_as_a_copy_and_redacted_when_kept():
+    """Scalar arguments (the common call) are held unscrubbed until the trace is kept: a copy, so what a layer
+    does to the call's arguments afterwards is not what the trace shows, and a secret among them is redacted."""
+    def agent(task, env):
+        env.tools["remember"](key="sk-proj-abcdefghijklmnopqrstuvwxyz0123456789")
+        env.tools["remember"](key="plain")
+        return "ok"
+
+    result = run_campaign(Scenario(name="plain", agent=agent, tools=[remember], faults="none", trials=1, seed=1,
+                                   layers=[_ScribblerLayer()]))
+    first, second = [e for e in result.records[0].trace if e.kind == "tool_call"]
+    assert second.data["arguments"] == {"note": None, "key": "plain"}
+    assert "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789" not in repr(first.data)
+    assert first.data["arguments"]["key"] != "changed by a layer"
+    assert first.data["result"] == "noted"

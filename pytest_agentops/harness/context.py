@@ -19,7 +19,7 @@ from ..vtime.clock import TrialClock
 from .layer import HOOKS, LayerTrial
 from .meter import TokenMeter, Usage
 from .secrets import mask_secret_keys, redact_short
-from .trace import Trace
+from .trace import PLAIN, Trace
 
 if TYPE_CHECKING:
     from ..plan import FaultPlan
@@ -223,14 +223,21 @@ class TrialContext:
                     self.tool_failures += 1
             if spec.destructive:
                 self.destructive_attempts += 1
-        # (the trace copies a plain dict of arguments when it holds it, and scrubs anything else into its own)
+        # a dict of plain arguments (most calls) is held as a copy until the trace is kept; anything else is
+        # scrubbed into the trace's own (the error, and the result as traced, are text or numbers)
+        plain = type(arguments) is dict and PLAIN.issuperset(map(type, arguments.values()))
         data: dict[str, Any] = {"destructive": spec.destructive,
-                                "arguments": arguments if type(arguments) is dict else dict(arguments)}
+                                "arguments": dict(arguments) if plain or type(arguments) is not dict else arguments}
         if error is not None:
             data["error"] = error
+            plain = plain and type(error) is str
         if outcome in RAN and result is not None:
-            data["result"] = result if type(result) in _PLAIN_RESULTS else _short(result)
-        self.trace.add_data("tool_call", spec.name, outcome, data)
+            data["result"] = traced = result if type(result) in _PLAIN_RESULTS else _short(result)
+            plain = plain and type(traced) in PLAIN
+        if plain:
+            self.trace.add_plain("tool_call", spec.name, outcome, data)
+        else:
+            self.trace.add_data("tool_call", spec.name, outcome, data)
         for hook in self.hooks["on_tool_recorded"]:
             hook(spec, arguments, outcome)
 

@@ -68,6 +68,7 @@ def _scrub(value: Any) -> Any:
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+PLAIN = _SCALARS  #: the types of the values an event holds unscrubbed until its trace is kept
 
 
 def _holdable(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -144,6 +145,16 @@ class Trace:
             else:
                 event = TraceEvent(seq, t, kind, name, outcome, int(input_tokens), int(output_tokens),
                                    _scrub(data))
+            self._events.append(event)
+            return event
+
+    def add_plain(self, kind: str, name: str, outcome: str, data: dict[str, Any]) -> PendingEvent | None:
+        """``add_data`` for data the caller made holdable itself (``PLAIN``: scalars, and fresh dicts of
+        scalars one level down), with no tokens: held as they are, without looking them over again."""
+        with self._lock:
+            if self._closed:
+                return None
+            event = PendingEvent(len(self._events), float(self._now()), kind, name, outcome, 0, 0, data)
             self._events.append(event)
             return event
 
