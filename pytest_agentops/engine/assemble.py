@@ -30,7 +30,7 @@ from ..harness import (
 )
 from ..harness.context import TrialContext
 from ..harness.env import Env
-from ..harness.layer import HarnessLayer, LayerTrial
+from ..harness.layer import HarnessLayer
 from ..harness.state import layer as state
 from ..harness.tools import ToolTemplate
 from ..llm import boundary
@@ -125,22 +125,16 @@ class CampaignLayers:
                            prices=self.prices,
                            virtual_timeout_s=scenario.virtual_timeout_s, clock_source=clock_source)
         port = ctx.port()
-        attached: list[tuple[str, LayerTrial]] = []
         try:
             for name, part in self.parts:
-                made = part.attach(port)
-                if made is not None:
-                    attached.append((name, made))
-            ctx.add_layers(attached)
-            attached = []  # (attached to the context: closed with it)
+                attached = part.attach(port)
+                if attached is not None:
+                    ctx.add_layer(name, attached)
             tools = {t.spec.name: t.bind(ctx) for t in self.templates}
             task = self.task_for(index)
             env = Env(ctx, tools, task)
             agent = ctx.wrap_agent(scenario.agent, self.is_async)  # (a wrapper may open the checkpoint store)
         except BaseException:
-            if attached:  # a layer's attach raised: the parts made before it join the context, to be closed
-                with contextlib.suppress(BaseException):
-                    ctx.add_layers(attached)
             ctx.close_layers()  # what the layers attached so far opened (routes, holds)
             raise
         return BuiltTrial(ctx, env, task, agent)

@@ -67,33 +67,6 @@ def _overrides(cls: type) -> tuple[tuple[str, ...], bool, bool, bool]:
     return found
 
 
-class _Layout:
-    """Where the parts of a trial go whose layers' classes are these, in this order: each hook a part overrides
-    (``(hook, part's position)``, in the order the hooks run), and the parts that listen to the meter, wrap the
-    agent, keep a record. Worked out once per campaign (its trials' parts are of the same classes)."""
-
-    __slots__ = ("hooks", "records", "usage", "wraps")
-
-    def __init__(self, classes: tuple[type, ...]):
-        found = [_overrides(cls) for cls in classes]
-        self.hooks = tuple((hook, i) for hook in HOOKS for i, f in enumerate(found) if hook in f[0])
-        self.usage = tuple(i for i, f in enumerate(found) if f[1])
-        self.wraps = tuple(i for i, f in enumerate(found) if f[2])
-        self.records = tuple(i for i, f in enumerate(found) if f[3])
-
-
-_LAYOUTS: dict[tuple[type, ...], _Layout] = {}
-
-
-def _layout(classes: tuple[type, ...]) -> _Layout:
-    found = _LAYOUTS.get(classes)
-    if found is None:
-        found = _Layout(classes)
-        if len(_LAYOUTS) < 1024:  # (as ``_OVERRIDES``: classes made on the fly must not grow it for ever)
-            _LAYOUTS[classes] = found
-    return found
-
-
 def _weak(ref: weakref.ReferenceType[Any], name: str) -> Callable[..., Any]:
     """The method ``name`` of the context behind ``ref``, called through that weak reference (the clock and
     meter the context owns then hold no reference back to it); does nothing once the context is gone."""
@@ -156,23 +129,17 @@ class TrialContext:
 
     def add_layer(self, name: str, part: LayerTrial) -> None:
         """Attach a layer's part of this trial: its overridden hooks join the hook lists, in order."""
-        self.add_layers([(name, part)])
-
-    def add_layers(self, attached: list[tuple[str, LayerTrial]]) -> None:
-        """Attach the layers' parts of this trial, ``(name, part)`` in the layers' order: their overridden
-        hooks join the hook lists, in that order (the same as ``add_layer`` one by one)."""
-        parts = [part for _, part in attached]
-        layout = _layout(tuple(map(type, parts)))
-        self.layers.update(attached)
+        self.layers[name] = part
         hooks = self.hooks
-        for hook, i in layout.hooks:
-            hooks[hook] += (getattr(parts[i], hook),)
-        for i in layout.usage:
-            self.meter.subscribe(parts[i].on_usage)
-        if layout.wraps:
-            self.wrappers += [parts[i] for i in layout.wraps]
-        if layout.records:
-            self.recorders += [attached[i] for i in layout.records]
+        overridden, usage, wraps, records = _overrides(type(part))
+        for hook in overridden:
+            hooks[hook] = (*hooks[hook], getattr(part, hook))
+        if usage:
+            self.meter.subscribe(part.on_usage)
+        if wraps:
+            self.wrappers.append(part)
+        if records:
+            self.recorders.append((name, part))
 
     def wrap_agent(self, agent: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
         """The callable the trial runs as the agent: ``agent`` wrapped by the layers that wrap it, in order."""
