@@ -146,3 +146,45 @@ def test_secrets_never_reach_the_trace():
 
     record = run_campaign(Scenario(name="secret", agent=agent, tools=[call_api], trials=1, seed=0)).records[0]
     assert "sk-abcdefghijklmnop" not in repr(record.trace)
+
+
+# --- binding a call's arguments without inspect's machinery --------------------------------------------------
+
+def _plain(a, b=2, *, c=3): ...
+def _positional_only(a, /, b=2): ...
+def _keyword_only(*, a, b=2): ...
+def _no_parameters(): ...
+def _star_args(a, *rest): ...
+def _star_kwargs(a, **rest): ...
+
+
+_CALLS = [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4)]
+_KWARGS = [{}, {"a": 1}, {"b": 5}, {"c": 6}, {"a": 1, "b": 5}, {"b": 5, "c": 6}, {"d": 7}, {"a": 1, "c": 6}]
+
+
+@pytest.mark.parametrize("fn", [_plain, _positional_only, _keyword_only, _no_parameters, _star_args, _star_kwargs])
+def test_the_binder_binds_as_inspect_does_or_leaves_the_call_to_it(fn):
+    """Every call shape: the binder's (explicit, with defaults) arguments are ``signature.bind``'s and
+    ``apply_defaults``'s, or it declines (None) and the tool wrapper asks ``signature.bind``, which names the
+    error; it never binds a call ``bind`` refuses."""
+    from pytest_agentops.harness.tools import Binder
+
+    signature = inspect.signature(fn)
+    binder = Binder(signature)
+    bound_some = 0
+    for args in _CALLS:
+        for kwargs in _KWARGS:
+            fast = binder.bind(args, dict(kwargs))
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:
+                assert fast is None, (args, kwargs)
+                continue
+            explicit = dict(bound.arguments)
+            bound.apply_defaults()
+            if fast is not None:
+                bound_some += 1
+                assert fast == (explicit, dict(bound.arguments)), (args, kwargs)
+                assert list(fast[1]) == list(bound.arguments), (args, kwargs)  # in the signature's order
+    if fn not in (_star_args, _star_kwargs):  # (*args/**kwargs: always left to inspect)
+        assert bound_some > 0

@@ -24,55 +24,57 @@ if TYPE_CHECKING:
 _EMPTY = inspect.Parameter.empty
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-# signature id -> (signature, its parameters as (name, default, by position, by name), or None if it has
-# *args/**kwargs); the signature is kept so that its id is not reused
-_PARAMS: dict[int, tuple[inspect.Signature, tuple[tuple[str, Any, bool, bool], ...] | None]] = {}
 
 
-def _fast_bind(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
-               ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """``(explicit, with defaults)`` arguments as ``signature.bind`` and ``apply_defaults`` give them, for
-    a call that binds plainly; None otherwise (then ``bind`` itself decides, and names any error)."""
-    entry = _PARAMS.get(id(signature))
-    if entry is None or entry[0] is not signature:
-        kinds = [p.kind for p in signature.parameters.values()]
+class Binder:
+    """Binds a call's arguments to a tool's signature as ``signature.bind`` and ``apply_defaults`` do, for the
+    calls that bind plainly (``bind`` gives None for the others: then ``signature.bind`` itself decides, and
+    names any error). Made once per tool and campaign (``ToolTemplate``)."""
+
+    __slots__ = ("params",)
+
+    def __init__(self, signature: inspect.Signature):
+        found = list(signature.parameters.values())
+        kinds = [p.kind for p in found]
         plain = inspect.Parameter.VAR_POSITIONAL not in kinds and inspect.Parameter.VAR_KEYWORD not in kinds
-        params = tuple((p.name, p.default, p.kind in _POSITIONAL, p.kind in _BY_NAME)
-                       for p in signature.parameters.values()) if plain else None
-        if len(_PARAMS) >= 1024:
-            _PARAMS.clear()
-        entry = _PARAMS[id(signature)] = (signature, params)
-    params = entry[1]
-    if params is None or len(args) > len(params):
-        return None
-    explicit: dict[str, Any] = {}
-    arguments: dict[str, Any] = {}
-    n_args, by_name = len(args), 0
-    for i, (name, default, positional, named) in enumerate(params):
-        if i < n_args:
-            if not positional or name in kwargs:
-                return None
-            explicit[name] = arguments[name] = args[i]
-        elif name in kwargs:
-            if not named:
-                return None
-            explicit[name] = arguments[name] = kwargs[name]
-            by_name += 1
-        elif default is not _EMPTY:
-            arguments[name] = default
-        else:
+        # (name, default, may come by position, may come by name) of each parameter; None with *args/**kwargs
+        self.params = tuple((p.name, p.default, p.kind in _POSITIONAL, p.kind in _BY_NAME)
+                            for p in found) if plain else None
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """``(explicit, with defaults)`` arguments of a call that binds plainly; None otherwise."""
+        params = self.params
+        if params is None or len(args) > len(params):
             return None
-    return (explicit, arguments) if by_name == len(kwargs) else None
+        explicit: dict[str, Any] = {}
+        arguments: dict[str, Any] = {}
+        n_args, by_name = len(args), 0
+        for i, (name, default, positional, named) in enumerate(params):
+            if i < n_args:
+                if not positional or name in kwargs:
+                    return None
+                explicit[name] = arguments[name] = args[i]
+            elif name in kwargs:
+                if not named:
+                    return None
+                explicit[name] = arguments[name] = kwargs[name]
+                by_name += 1
+            elif default is not _EMPTY:
+                arguments[name] = default
+            else:
+                return None
+        return (explicit, arguments) if by_name == len(kwargs) else None
 
 
 class BoundTool:
     """Runs one call of a tool through the trial's harness layers."""
 
-    __slots__ = ("calls", "ctx", "spec")
+    __slots__ = ("binder", "calls", "ctx", "spec")
 
-    def __init__(self, spec: ToolSpec, ctx: TrialContext):
+    def __init__(self, spec: ToolSpec, ctx: TrialContext, binder: Binder):
         self.spec = spec
         self.ctx = ctx
+        self.binder = binder
         self.calls = 0
 
     def before(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ToolCall:
@@ -80,7 +82,7 @@ class BoundTool:
         to run."""
         spec, ctx = self.spec, self.ctx
         ctx.begin_step("tool")  # liveness, and the layers' step hooks
-        fast = _fast_bind(spec.signature, args, kwargs)  # the common case, without inspect's machinery
+        fast = self.binder.bind(args, kwargs)  # the common case, without inspect's machinery
         if fast is not None:
             explicit, arguments = fast
         else:
@@ -130,10 +132,11 @@ class ToolTemplate:
     costs one function object per tool instead of ``functools.update_wrapper``.
     """
 
-    __slots__ = ("_code", "_fn_cell", "_globals", "_namespace", "_origin", "spec")
+    __slots__ = ("_binder", "_code", "_fn_cell", "_globals", "_namespace", "_origin", "spec")
 
     def __init__(self, spec: ToolSpec):
         self.spec = spec
+        self._binder = Binder(spec.signature)
         origin = _wrapper(spec, None)
         functools.update_wrapper(origin, spec.fn)
         del origin.__wrapped__  # the visible signature is the one without ``world``
@@ -153,7 +156,7 @@ class ToolTemplate:
     def bind(self, ctx: TrialContext) -> Callable[..., Any]:
         """The callable the agent sees for this tool in the trial ``ctx``."""
         origin = self._origin
-        runner = BoundTool(self.spec, ctx)
+        runner = BoundTool(self.spec, ctx, self._binder)
         world_args = (ctx.world,) if self.spec.takes_world else ()
         call = types.FunctionType(self._code, self._globals, origin.__name__, None,
                                   (self._fn_cell, types.CellType(runner), types.CellType(world_args)))
