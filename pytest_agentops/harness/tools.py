@@ -164,7 +164,6 @@ class ToolTemplate:
         call.__doc__ = origin.__doc__
         call.__module__ = origin.__module__
         call.__annotations__ = dict(origin.__annotations__)
-        call.__kwdefaults__ = None
         call.__dict__ = dict(self._namespace)  # each trial's own: what an agent sets on a tool stays in its trial
         return call
 
