@@ -225,9 +225,16 @@ class TrialContext:
                 self.destructive_attempts += 1
         # a dict of plain arguments (most calls) is held as a copy until the trace is kept; anything else is
         # scrubbed into the trace's own (the error, and the result as traced, are text or numbers)
-        plain = type(arguments) is dict and PLAIN.issuperset(map(type, arguments.values()))
-        data: dict[str, Any] = {"destructive": spec.destructive,
-                                "arguments": dict(arguments) if plain or type(arguments) is not dict else arguments}
+        if type(arguments) is dict:
+            plain = True
+            for value in arguments.values():  # (a loop: cheaper here than PLAIN.issuperset(map(type, ...)))
+                if type(value) not in PLAIN:
+                    plain = False
+                    break
+            held = arguments.copy() if plain else arguments
+        else:
+            plain, held = False, dict(arguments)
+        data: dict[str, Any] = {"destructive": spec.destructive, "arguments": held}
         if error is not None:
             data["error"] = error
             plain = plain and type(error) is str
