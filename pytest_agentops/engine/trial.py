@@ -232,7 +232,7 @@ class Trial:
         events = ctx.trace.close_pending()  # (events held unscrubbed are scrubbed only if the trace is kept)
         layers = ctx.layer_records()
         violations = tuple(ctx.violations)
-        faults = _shared(tuple(f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"))
+        faults = _shared(tuple([f"{e.name}:{e.outcome}" for e in events if e.kind == "fault"]))
         onset = unrecovered_fault_onset(events)
         skeleton: tuple[EventKey, ...] = ()
         run = self.layers.run

@@ -185,11 +185,11 @@ def unrecovered_fault_onset(events: Iterable[TraceEvent]) -> float | None:
         if event.kind == "tool_call":
             if event.outcome in FAULT_OUTCOMES:
                 first_open.setdefault(("tool", event.name), event.t)
-            elif event.outcome not in _NOT_REACHED:
+            elif first_open and event.outcome not in _NOT_REACHED:
                 first_open.pop(("tool", event.name), None)
         elif event.kind == "model_call":
             if event.data.get("fault"):
                 first_open.setdefault(("model", event.name), event.t)
-            elif event.outcome == "ok":
+            elif first_open and event.outcome == "ok":
                 first_open.pop(("model", event.name), None)
     return min(first_open.values()) if first_open else None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -126,18 +125,19 @@ class ToolTemplate:
     """A tool's wrapper, made once per campaign: ``bind(ctx)`` gives the callable the agent sees in one trial.
 
     The wrapper's face (name, docstring, signature without ``world``, annotations) is worked out here once;
-    each trial gets a new function object over the same code, whose one closure cell holds that trial's
-    runner. The trial is captured, not looked up (a context variable would not reach a thread the agent
+    each trial gets a new function object over the same code (``_wrapper``'s maker), whose closure holds that
+    trial's runner, and a copy of that face. The trial is captured, not looked up (a context variable would not reach a thread the agent
     starts itself, nor route a late call from an abandoned thread to the trial it belongs to), and a trial
     costs one function object per tool instead of ``functools.update_wrapper``.
     """
 
-    __slots__ = ("_binder", "_code", "_fn_cell", "_globals", "_namespace", "_origin", "spec")
+    __slots__ = ("_binder", "_make", "_namespace", "_origin", "spec")
 
     def __init__(self, spec: ToolSpec):
         self.spec = spec
         self._binder = Binder(spec.signature)
-        origin = _wrapper(spec, None)
+        self._make = _wrapper(spec)
+        origin = self._make(None, ())
         functools.update_wrapper(origin, spec.fn)
         del origin.__wrapped__  # the visible signature is the one without ``world``
         origin.__signature__ = spec.signature  # type: ignore[attr-defined]
@@ -146,50 +146,47 @@ class ToolTemplate:
         origin.__annotations__ = annotations
         origin.__agentops_tool__ = spec  # type: ignore[attr-defined]
         self._origin = origin
-        self._code = origin.__code__
-        self._globals = origin.__globals__
         self._namespace = origin.__dict__  # copied into every trial's copy (its signature, its spec)
-        if self._code.co_freevars != ("fn", "runner", "world_args"):  # what ``bind`` fills, in this order
-            raise AssertionError(f"unexpected closure of the tool wrapper: {self._code.co_freevars}")
-        self._fn_cell = origin.__closure__[0]  # type: ignore[index]
 
     def bind(self, ctx: TrialContext) -> Callable[..., Any]:
         """The callable the agent sees for this tool in the trial ``ctx``."""
         origin = self._origin
-        runner = BoundTool(self.spec, ctx, self._binder)
-        world_args = (ctx.world,) if self.spec.takes_world else ()
-        call = types.FunctionType(self._code, self._globals, origin.__name__, None,
-                                  (self._fn_cell, types.CellType(runner), types.CellType(world_args)))
+        call = self._make(BoundTool(self.spec, ctx, self._binder), (ctx.world,) if self.spec.takes_world else ())
+        call.__name__ = origin.__name__
         call.__qualname__ = origin.__qualname__
         call.__doc__ = origin.__doc__
         call.__module__ = origin.__module__
-        call.__annotations__ = dict(origin.__annotations__)
-        call.__dict__ = dict(self._namespace)  # each trial's own: what an agent sets on a tool stays in its trial
+        call.__annotations__ = origin.__annotations__.copy()
+        call.__dict__ = self._namespace.copy()  # each trial's own: what an agent sets on a tool stays in its trial
         return call
 
 
-def _wrapper(spec: ToolSpec, runner: BoundTool | None) -> Callable[..., Any]:
-    """The wrapper's code, over the closure cells ``fn``, ``runner`` and ``world_args`` (``ToolTemplate.bind``
-    makes a trial's copy with cells of its own)."""
+def _wrapper(spec: ToolSpec) -> Callable[[BoundTool | None, tuple[Any, ...]], Callable[..., Any]]:
+    """The maker of the tool's wrapper: ``make(runner, world_args)`` gives a function over the same code whose
+    closure holds that trial's runner (a closure the interpreter makes: cheaper than building the function and
+    its cells by hand)."""
     fn = spec.fn
-    world_args: tuple[Any, ...] = ()
 
     if spec.is_async:
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            planned = runner.before(args, kwargs)  # type: ignore[union-attr]
-            try:
-                result = await fn(*world_args, *args, **kwargs)
-            except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
-                runner.failed(planned, exc)  # type: ignore[union-attr]
-                raise
-            return runner.after(planned, result)  # type: ignore[union-attr]
+        def make(runner: BoundTool | None, world_args: tuple[Any, ...]) -> Callable[..., Any]:
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                planned = runner.before(args, kwargs)  # type: ignore[union-attr]
+                try:
+                    result = await fn(*world_args, *args, **kwargs)
+                except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
+                    runner.failed(planned, exc)  # type: ignore[union-attr]
+                    raise
+                return runner.after(planned, result)  # type: ignore[union-attr]
+            return call
     else:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            planned = runner.before(args, kwargs)  # type: ignore[union-attr]
-            try:
-                result = fn(*world_args, *args, **kwargs)
-            except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
-                runner.failed(planned, exc)  # type: ignore[union-attr]
-                raise
-            return runner.after(planned, result)  # type: ignore[union-attr]
-    return call
+        def make(runner: BoundTool | None, world_args: tuple[Any, ...]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                planned = runner.before(args, kwargs)  # type: ignore[union-attr]
+                try:
+                    result = fn(*world_args, *args, **kwargs)
+                except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
+                    runner.failed(planned, exc)  # type: ignore[union-attr]
+                    raise
+                return runner.after(planned, result)  # type: ignore[union-attr]
+            return call
+    return make
