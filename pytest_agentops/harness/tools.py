@@ -126,9 +126,9 @@ class ToolTemplate:
 
     The wrapper's face (name, docstring, signature without ``world``, annotations) is worked out here once;
     each trial gets a new function object over the same code (``_wrapper``'s maker), whose closure holds that
-    trial's runner, and a copy of that face. The trial is captured, not looked up (a context variable would not reach a thread the agent
-    starts itself, nor route a late call from an abandoned thread to the trial it belongs to), and a trial
-    costs one function object per tool instead of ``functools.update_wrapper``.
+    trial's runner, and a copy of that face. The trial is captured, not looked up (a context variable would
+    not reach a thread the agent starts itself, nor route a late call from an abandoned thread to the trial it
+    belongs to), and a trial costs one function object per tool instead of ``functools.update_wrapper``.
     """
 
     __slots__ = ("_binder", "_make", "_namespace", "_origin", "spec")
