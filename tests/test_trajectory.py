@@ -4,6 +4,7 @@ by a call whose fault ran the tool; in Python (run_campaign) and from a YAML sce
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 
@@ -21,6 +22,7 @@ from pytest_agentops import (
     Trajectory,
     replay_trial,
     run_campaign,
+    tool,
 )
 from pytest_agentops.harness.loops import LoopDetector
 from pytest_agentops.report.timeline import event_line
@@ -392,3 +394,34 @@ def test_rules_from_a_yaml_scenario_through_pytest(pytester):
     assert "rule_violation_rate:lookup_order_at_most_2" not in hasty["metrics"]  # it never looked up: no chance
     assert hasty["records"][0]["violations"] == ["lookup_first:refund_order"]
     assert careful["records"][0]["extra"]["rule_violations"] == {"lookup_first": 0, "lookup_order_at_most_2": 0}
+
+
+@tool(side_effect=True)
+async def _grow(items: list) -> int:
+    """A side-effecting tool that changes its (mutable) argument in place."""
+    await asyncio.sleep(0)
+    items.append(2)
+    return len(items)
+
+
+@tool
+async def _other(x: int) -> int:
+    """Another tool."""
+    await asyncio.sleep(0)
+    return x
+
+
+def test_calls_made_at_once_are_judged_by_their_arguments_as_the_agent_passed_them():
+    """Two calls at once (judged one after the other, recorded after both tools ran): each is keyed by its
+    arguments as judged, not as its tool left them, so the later identical call is a redundant call and a
+    duplicate side effect."""
+    async def agent(task, env):
+        await asyncio.gather(env.tools["_grow"]([1]), env.tools["_other"](0))
+        await env.tools["_grow"]([1])
+        return "ok"
+
+    record = run_campaign(Scenario(name="at-once", agent=agent, tools=[_grow, _other], faults="none", trials=1,
+                                   seed=1)).records[0]
+    trajectory = record.layer("trajectory")
+    assert (trajectory.redundant_calls, trajectory.duplicate_side_effects) == (1, 1)
+    assert record.violations == ("duplicate_side_effect:_grow",)
