@@ -30,8 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 _MASK = (1 << 64) - 1
-_UNIT = 1.0 / (1 << 53)
-UNIT = _UNIT  #: a draw's 64-bit word ``w`` as a uniform in [0, 1): ``(w >> 11) * UNIT``
+UNIT = 1.0 / (1 << 53)  #: a draw's 64-bit word ``w`` as a uniform in [0, 1): ``(w >> 11) * UNIT``
 
 
 class Stream(enum.IntEnum):
@@ -72,7 +71,7 @@ def uniforms(seed: int, which: Stream | int, *keys: int, n: int = 3) -> tuple[fl
     except struct.error:
         packed = words.pack(seed & _MASK, int(which) & _MASK, *[k & _MASK for k in keys])
     h.update(packed)
-    return tuple((w >> 11) * _UNIT for w in _words(n).unpack(h.digest()))
+    return tuple((w >> 11) * UNIT for w in _words(n).unpack(h.digest()))
 
 
 _BASE3 = _base(3)
@@ -108,7 +107,7 @@ class Draws:
     def three(self, kind: int, name: int, key: int, occurrence: int) -> tuple[float, float, float]:
         """``uniforms(kind, name, key, occurrence)`` (n=3) without the general path's packing."""
         a, b, c = self.words3(kind, name, key, occurrence)
-        return (a >> 11) * _UNIT, (b >> 11) * _UNIT, (c >> 11) * _UNIT
+        return (a >> 11) * UNIT, (b >> 11) * UNIT, (c >> 11) * UNIT
 
 
 _NAME_KEYS: dict[str, int] = {}  # the keys of short texts (tool names, hosts) that recur in every trial

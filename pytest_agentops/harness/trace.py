@@ -67,8 +67,7 @@ def _scrub(value: Any) -> Any:
     return freeze(_plain(redact(value)))
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-PLAIN = _SCALARS  #: the types of the values an event holds unscrubbed until its trace is kept
+PLAIN = frozenset({str, int, float, bool, type(None)})  #: the types of the values an event holds unscrubbed
 
 
 def _holdable(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -77,12 +76,12 @@ def _holdable(data: dict[str, Any]) -> dict[str, Any] | None:
     out = data
     for k, v in data.items():
         cls = type(v)
-        if cls in _SCALARS:
+        if cls in PLAIN:
             continue
         if cls is not dict:
             return None
         for x in v.values():
-            if type(x) not in _SCALARS:
+            if type(x) not in PLAIN:
                 return None
         if out is data:
             out = dict(data)
@@ -135,26 +134,26 @@ class Trace:
         """``add`` with the event's data as one mapping, which the event may keep as it is: the caller makes a
         fresh one and does not change it afterwards."""
         held = _holdable(data)
+        if held is not None:
+            return self.add_plain(kind, name, outcome, held, int(input_tokens), int(output_tokens))
         with self._lock:
             if self._closed:
                 return None
-            seq, t = len(self._events), float(self._now())
-            if held is not None:
-                event: TraceEvent | PendingEvent = PendingEvent(seq, t, kind, name, outcome, int(input_tokens),
-                                                                int(output_tokens), held)
-            else:
-                event = TraceEvent(seq, t, kind, name, outcome, int(input_tokens), int(output_tokens),
-                                   _scrub(data))
+            event = TraceEvent(len(self._events), float(self._now()), kind, name, outcome, int(input_tokens),
+                               int(output_tokens), _scrub(data))
             self._events.append(event)
             return event
 
-    def add_plain(self, kind: str, name: str, outcome: str, data: dict[str, Any]) -> PendingEvent | None:
-        """``add_data`` for data the caller made holdable itself (``PLAIN``: scalars, and fresh dicts of
-        scalars one level down), with no tokens: held as they are, without looking them over again."""
+    def add_plain(self, kind: str, name: str, outcome: str, data: dict[str, Any], input_tokens: int = 0,
+                  output_tokens: int = 0) -> PendingEvent | None:
+        """``add_data`` for data that can be held as they are (``PLAIN`` values, and fresh dicts of them one level
+        down): held unscrubbed until the trace is kept. A caller that made them so itself (a tool call's event)
+        comes here directly, without ``add_data`` looking them over again."""
         with self._lock:
             if self._closed:
                 return None
-            event = PendingEvent(len(self._events), float(self._now()), kind, name, outcome, 0, 0, data)
+            event = PendingEvent(len(self._events), float(self._now()), kind, name, outcome, input_tokens,
+                                 output_tokens, data)
             self._events.append(event)
             return event
 

@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from ..settings.run import RunSettings
     from ..settings.tools import ToolSpec
 
-_NO_KEY: tuple[None, tuple[str, Hashable]] = (None, ("", None))  # no call judged and waiting to be recorded
 #: Outcomes of calls an earlier layer refused before this layer's ``before_tool`` saw them: judged when recorded.
 REFUSED = frozenset({"blocked", "denied_scope"})
 _MISSING = ("missing", None)
@@ -90,9 +89,9 @@ class _Rules:
 class _TrajectoryTrial(LayerTrial):
     """One trial's trajectory: steps, redundancy, loops, the side-effect ledger and the rules."""
 
-    __slots__ = ("_attempt", "_done", "_epoch", "_last_key", "_lock", "_model_steps", "_ok_epoch", "_record", "_rules",
-                 "_steps", "_waiting_keys", "attempt", "calls_of", "ledger", "loops", "redundant", "rule_calls",
-                 "rule_violations", "trial")
+    __slots__ = ("_attempt", "_done", "_epoch", "_keys", "_lock", "_model_steps", "_ok_epoch", "_record", "_rules",
+                 "_steps", "attempt", "calls_of", "ledger", "loops", "redundant", "rule_calls", "rule_violations",
+                 "trial")
 
     def __init__(self, trial: TrialPort, settings: Trajectory, rules: _Rules):
         self.trial = trial
@@ -102,11 +101,9 @@ class _TrajectoryTrial(LayerTrial):
         self.redundant = 0
         self._epoch = 0  # bumped by every failed tool call and every restart: what "a fault in between" means
         self._ok_epoch: dict[tuple[str, Hashable], int] = {}  # (tool, arguments) -> epoch of its last success
-        # the arguments of the call judged last and its (tool, call_key): that call is recorded next, unless calls
-        # made at once (threads, tasks) interleave: a call judged while another waits to be recorded moves the
-        # other's key here, by id of its arguments (its key as judged, before its tool could change them)
-        self._last_key: tuple[Mapping[str, Any] | None, tuple[str, Hashable]] = _NO_KEY
-        self._waiting_keys: dict[int, tuple[Mapping[str, Any] | None, tuple[str, Hashable]]] = {}
+        # id(arguments) -> (them, their (tool, call_key)) of each call judged and not recorded yet: a call is recorded
+        # with the key it was judged by, even if its tool then changed its arguments in place
+        self._keys: dict[int, tuple[Mapping[str, Any], tuple[str, Hashable]]] = {}
         self.loops = LoopDetector(settings.loop_period, settings.loop_repeats)
         self.ledger = EffectLedger(trial)
         self.calls_of: dict[str, int] = {}  # tool -> calls judged (a rule's at_most)
@@ -127,22 +124,14 @@ class _TrajectoryTrial(LayerTrial):
     def before_tool(self, call: ToolCall) -> None:
         arguments = call.arguments
         tool_key = (call.spec.name, call_key(arguments))
-        last = self._last_key
-        if last[0] is not None:  # the call judged before is not recorded yet: calls overlap
-            self._waiting_keys[id(last[0])] = last
-        self._last_key = (arguments, tool_key)  # the same dict is recorded: its key is not made again
+        self._keys[id(arguments)] = (arguments, tool_key)  # the same dict is recorded: its key is not made again
         self._judge(call.spec, arguments, tool_key, call)
 
     def on_tool_recorded(self, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str) -> None:
         if outcome == "bad_arguments":  # no arguments to judge: the call did not bind
             return
-        judged, tool_key = self._last_key
-        if judged is arguments:
-            self._last_key = _NO_KEY
-        else:
-            known = self._waiting_keys.pop(id(arguments), _NO_KEY) if self._waiting_keys else _NO_KEY
-            # (a call an earlier layer refused was never judged: keyed now)
-            tool_key = known[1] if known[0] is arguments else (spec.name, call_key(arguments))
+        known = self._keys.pop(id(arguments), None)  # (none for a call an earlier layer refused: keyed now)
+        tool_key = known[1] if known is not None and known[0] is arguments else (spec.name, call_key(arguments))
         if outcome in REFUSED:
             self._judge(spec, arguments, tool_key, None)
         duplicate = None
