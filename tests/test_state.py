@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import scipy.stats
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_agentops import ConfigError, Faults, Scenario, replay_trial, run_campaign
 from pytest_agentops.errors import AgentCrash, TrialAborted
@@ -142,6 +144,47 @@ def test_store_takes_json_values_only(store, value, message):
     assert store.keys() == []
     with pytest.raises(CheckpointError, match=r"key=3 must be a non-empty string"):
         store.save(3, "x")  # type: ignore[arg-type]
+
+
+class _Text(str):
+    pass
+
+
+class _Number(int):
+    pass
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3)
+    | st.builds(_Text, st.text(max_size=3)) | st.builds(_Number, st.integers()) | st.tuples(st.integers())
+    | st.sets(st.integers(), max_size=2) | st.just(b"x"),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(max_size=3) | st.builds(_Text, st.text(max_size=2)) | st.integers() | st.none(), inner, max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSONISH)
+def test_the_quick_json_check_agrees_with_the_full_one(value):
+    """``encode`` checks plain values without building element paths; it accepts and refuses exactly what the
+    full check (which names the bad element) does: NaN and infinity, non-string keys, tuples, sets, bytes
+    refused; subclasses of str and int passed."""
+    from pytest_agentops.harness.state.protocol import _check_json, _plainly_json, encode
+
+    try:
+        _check_json(value, "value of 'k'")
+    except CheckpointError as exc:
+        refused: str | None = str(exc)
+    else:
+        refused = None
+    if _plainly_json(value):
+        assert refused is None
+    if refused is None:
+        assert json.loads(encode("k", value)) == json.loads(json.dumps(value))
+    else:
+        with pytest.raises(CheckpointError) as raised:
+            encode("k", value)
+        assert str(raised.value) == refused
 
 
 def test_namespaces_isolate(store):

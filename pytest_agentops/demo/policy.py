@@ -28,6 +28,7 @@ Pure and deterministic: the same conversation always gives the same reply.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -240,6 +241,26 @@ def _json_type(annotation: Any) -> dict[str, Any]:
     return {}
 
 
+def _resolved_hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
+    """The resolved annotations of a tool function; none when one does not resolve (its type is left open)."""
+    try:
+        return types.MappingProxyType(typing.get_type_hints(fn))
+    except Exception:
+        return types.MappingProxyType({})
+
+
+_remembered_hints = functools.lru_cache(maxsize=256)(_resolved_hints)
+
+
+def _hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
+    """``_resolved_hints``, worked out once per tool function (an agent asks every turn, and resolving string
+    annotations compiles them each time)."""
+    try:
+        return _remembered_hints(fn)
+    except TypeError:  # an unhashable callable object: not remembered
+        return _resolved_hints(fn)
+
+
 def tool_schema(fn: Callable[..., Any]) -> dict[str, Any]:
     """The OpenAI function-tool schema of one tool: name, docstring, parameters from the signature.
 
@@ -247,10 +268,7 @@ def tool_schema(fn: Callable[..., Any]) -> dict[str, Any]:
     signature without ``world``). A destructive tool's description says so.
     """
     spec = tool_spec(fn)
-    try:
-        hints = typing.get_type_hints(spec.fn)
-    except Exception:  # an annotation that does not resolve: leave the type open
-        hints = {}
+    hints = _hints(spec.fn)
     properties: dict[str, Any] = {}
     required = []
     for p in spec.signature.parameters.values():

@@ -26,7 +26,8 @@ def campaign(agent: object, *, trials: int, llm: object = None) -> tuple[float, 
     started = time.perf_counter()
     result = run_campaign(scenario)
     wall = time.perf_counter() - started
-    calls = sum(1 for r in result.records for e in r.trace if e.kind == "model_call")
+    # (counted by the trajectory layer: the trace of a passing trial past ``keep_traces`` is not kept)
+    calls = sum(r.layers["trajectory"].model_steps for r in result.records)
     return wall, sum(r.outcome == "completed" for r in result.records), sum(r.tokens for r in result.records), calls
 
 
@@ -44,6 +45,7 @@ def main() -> None:
     d, h = min(direct), min(http)
     assert d[1] == h[1] == args.trials, f"not every trial completed: direct {d[1]}, http {h[1]}"
     assert d[2] == h[2], f"the token rules disagree: direct {d[2]}, http {h[2]}"
+    assert d[3] == h[3], f"the model turns disagree: direct {d[3]}, http {h[3]}"
     print(f"{args.trials} trials of the careful agent (refund order 42, no faults), best of {args.repeat}:")
     print(f"  direct policy calls: {d[0]:.3f} s  ({d[0] / args.trials * 1000:.2f} ms per trial)")
     print(f"  through the HTTP fake: {h[0]:.3f} s  ({h[0] / args.trials * 1000:.2f} ms per trial)")

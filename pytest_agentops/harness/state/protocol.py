@@ -65,10 +65,30 @@ def _check_json(value: Any, where: str) -> None:
                           f"bool or None), got {type(value).__name__}; checkpoints are JSON, never pickled")
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plainly_json(value: Any) -> bool:
+    """Whether ``value`` is JSON data made of the exact built-in types (most checkpoints): checked without
+    building the path of every element, which only ``_check_json`` needs, to name what is wrong (or to pass
+    the subclasses of those types it accepts)."""
+    cls = type(value)
+    if cls in _PLAIN:
+        return True
+    if cls is float:
+        return math.isfinite(value)
+    if cls is list:
+        return all(map(_plainly_json, value))
+    if cls is dict:
+        return all(type(k) is str for k in value) and all(map(_plainly_json, value.values()))
+    return False
+
+
 def encode(key: str, value: Any) -> str:
     """``value`` as JSON text, after checking ``key`` and that ``value`` round-trips unchanged."""
     check_key(key)
-    _check_json(value, f"value of {key!r}")
+    if not _plainly_json(value):
+        _check_json(value, f"value of {key!r}")
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
