@@ -13,6 +13,8 @@ from collections import Counter
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_agentops import ConfigError, Faults, Scenario, run_campaign
 from pytest_agentops.llm import (
@@ -155,6 +157,26 @@ def test_usage_rule_is_ceil_of_chars_over_four():
         {"id": "c", "type": "function", "function": {"name": "refund_order", "arguments": '{"order_id": 42}'}}]}
     assert usage_rule.output_tokens(reply) == tokens('refund_order{"order_id": 42}') == 7
     assert usage_rule.output_tokens({"content": ""}) == 1
+
+
+_MESSAGE_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=6)
+                               | st.floats(allow_nan=False, allow_infinity=False),
+                               lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                             max_size=3),
+                               max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.text(max_size=5), _MESSAGE_VALUES, max_size=4), max_size=5),
+       st.lists(st.dictionaries(st.text(max_size=5), _MESSAGE_VALUES, max_size=2), max_size=2))
+def test_input_tokens_count_the_canonical_text_of_the_whole_prompt(messages, tools):
+    """The fake encodes each message once and counts the prompt from those texts: the same count as the
+    canonical JSON of the whole message list, as the module's rule states (tools counted apart)."""
+    whole = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    declared = (-(-len(usage_rule.canonical(tools)) // 4)) if tools else 0
+    assert usage_rule.input_tokens(messages, tools) == -(-len(whole) // 4) + declared
+    texts = [usage_rule.canonical(m) for m in messages]
+    assert usage_rule.prompt_tokens(texts, tools) == usage_rule.input_tokens(messages, tools)
 
 
 def test_anthropic_and_responses_requests_normalize_to_chat_messages():

@@ -172,7 +172,8 @@ class TrialModel:
         if started:
             ctx.trace.add("fault", "drift", started, call=call, fid=drift_id)
         messages, drifted, injected = self.drift.apply(parsed.messages)
-        inp = usage_rule.input_tokens(messages, parsed.tools)
+        texts = [usage_rule.canonical(m) for m in messages]  # (each message encoded once, for both counts)
+        inp = usage_rule.prompt_tokens(texts, parsed.tools)
         ctx.before_model_request(inp, model)  # the per-request budget
         if self.latency_s:
             ctx.clock_advance(self.latency_s)
@@ -209,7 +210,7 @@ class TrialModel:
             ctx.trace.add("fault", "model_output", out_kind, call=call, fid=output_id, **details)
         used = reply.used if reply.used is not None else \
             tuple(i for i in default_used(messages) if i not in injected)
-        sizes = [usage_rule.message_tokens(m) for m in messages]
+        sizes = [usage_rule.tokens(text) for text in texts]
         self.prompt_tokens += sum(sizes)
         self.used_tokens += sum(sizes[i] for i in set(used) if 0 <= i < len(sizes))
         out = usage_rule.output_tokens(message)

@@ -37,7 +37,14 @@ def message_tokens(message: Mapping[str, Any]) -> int:
 
 def input_tokens(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] = ()) -> int:
     """Input tokens of a request: its messages and its tool declarations."""
-    return tokens(canonical(list(messages))) + (tokens(canonical(list(tools))) if tools else 0)
+    return prompt_tokens([canonical(m) for m in messages], tools)
+
+
+def prompt_tokens(texts: Sequence[str], tools: Sequence[Mapping[str, Any]] = ()) -> int:
+    """``input_tokens`` from the canonical texts of the messages, which the fake then also counts one by one
+    (each message encoded once): the canonical text of the list is ``[`` + the texts joined by ``,`` + ``]``."""
+    chars = 2 + sum(map(len, texts)) + max(0, len(texts) - 1)
+    return math.ceil(chars / CHARS_PER_TOKEN) + (tokens(canonical(list(tools))) if tools else 0)
 
 
 def output_tokens(message: Mapping[str, Any]) -> int:
