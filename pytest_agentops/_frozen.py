@@ -65,6 +65,26 @@ class FrozenMap(Mapping[K, V]):
 EMPTY: FrozenMap[Any, Any] = FrozenMap()
 
 
+class Shared(dict):  # type: ignore[type-arg]
+    """Equal frozen values kept once, by a key that says what makes them equal (a campaign's layer records:
+    most trials end with one equal to an earlier trial's). ``get(key)`` (a dict's) gives the value kept, ``add``
+    keeps one. Bounded: past ``limit`` keys a value is given back without being kept (keys made of what agents
+    do must not grow it for ever)."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int = 4096):
+        super().__init__()
+        self.limit = limit
+
+    def add(self, key: Any, value: T) -> T:
+        """Keep ``value`` for ``key`` (unless full) and return the value kept: an equal one another thread kept
+        first wins."""
+        if len(self) < self.limit:
+            return self.setdefault(key, value)  # type: ignore[no-any-return]
+        return value
+
+
 def freeze(value: Any) -> Any:
     """Plain data made immutable all the way down: dict -> FrozenMap, list/tuple -> tuple, set -> frozenset."""
     if isinstance(value, FrozenMap):

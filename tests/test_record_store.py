@@ -11,12 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_agentops import Faults, Scenario, run_campaign
+from pytest_agentops import Budget, Faults, Scenario, run_campaign
+from pytest_agentops._frozen import Shared
+from pytest_agentops.engine.assemble import CampaignLayers
+from pytest_agentops.engine.trial import Trial
+from pytest_agentops.precedence import resolve_run
 from pytest_agentops.record_store import RecordStore
 from pytest_agentops.records import TraceEvent, TrialRecord
+from pytest_agentops.settings.run import RunSource
 from pytest_agentops.settings.trajectory import TrajectoryRecord
 
 from conftest import lookup, two_lookups
+from toy_layer import StepsLayer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,3 +168,44 @@ def test_grouped_gives_each_traced_or_odd_record_alone_and_one_record_per_group_
     assert [(r.index, n) for r, n in store.grouped("outcome")] == [(0, 4), (1, 1), (3, 2), (5, 1)]
     with pytest.raises(KeyError, match="'tool_calls' is not a coded field"):
         list(store.grouped("outcome", "tool_calls"))
+
+
+def _trials_as_made(scenario: Scenario, n: int) -> list[TrialRecord]:
+    """The records of a campaign's first ``n`` trials as the trials make them (before any store)."""
+    layers = CampaignLayers(scenario, resolve_run(scenario, (RunSource("arguments"),)))
+    try:
+        return [Trial(layers, i, scenario.seed).run_sync() for i in range(n)]
+    finally:
+        layers.close()
+
+
+def test_trials_of_a_campaign_share_their_equal_layer_records_and_layer_maps():
+    """The built-in layers keep equal records once per campaign, and a trial's ``layers`` map is an earlier
+    trial's map when it holds the very same records: equal means the same object, unequal never does. A
+    layer of the user's that makes a new record every trial still gets a map of exactly its records."""
+    scenario = Scenario(name="shared", agent=two_lookups, task="t", tools=[lookup], faults=Faults(rate=0.4),
+                        budget=Budget(per_task_tokens=10_000), layers=[StepsLayer()], trials=60, seed=3,
+                        check=lambda world, out: out == 2)
+    records = _trials_as_made(scenario, 60)
+    for name in ("trajectory", "budget"):
+        made = [r.layers[name] for r in records]
+        assert all((a == b) == (a is b) for a in made for b in made), name
+    assert len({id(r.layers["trajectory"]) for r in records}) >= 2  # (failed calls make trajectories differ)
+    maps = [r.layers for r in records]
+    assert all(m == {name: m[name] for name in ("trajectory", "budget", "toy_steps")} for m in maps)
+    # the toy layer's records are new objects each trial: no two maps are the same object
+    assert len({id(m) for m in maps}) == len(maps)
+    plain = Scenario(name="plain", agent=two_lookups, task="t", tools=[lookup], faults=Faults(rate=0.4),
+                     budget=Budget(per_task_tokens=10_000), trials=60, seed=3, check=lambda world, out: out == 2)
+    maps = [r.layers for r in _trials_as_made(plain, 60)]
+    assert all((a == b) == (a is b) for a in maps for b in maps)
+    assert [r.layers for r in run_campaign(plain).records] == maps
+
+
+def test_shared_keeps_the_first_value_per_key_up_to_its_limit():
+    shared = Shared(limit=2)
+    first, equal = ("a",), tuple("a")
+    assert shared.add("k", first) is first and shared.add("k", equal) is first  # the value kept wins
+    assert shared.get("k") is first
+    assert shared.add("j", 2) == 2 and len(shared) == 2
+    assert shared.add("over", 3) == 3 and shared.get("over") is None and len(shared) == 2

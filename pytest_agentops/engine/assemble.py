@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .._frozen import FrozenMap, Shared
 from ..errors import ConfigError
 from ..harness import (
     budget,
@@ -95,6 +96,7 @@ class CampaignLayers:
         self._tasks = (tasks, repeats) if tasks and not callable(scenario.task) else None
         self.prices = price_table(scenario.prices)
         self.is_async = is_async_agent(scenario.agent)
+        self.layer_maps = Shared()  # (names, ids of the records) -> the map of them: see ``layer_map``
         self.late_calls = 0  # harness calls refused because their trial had ended (threads its agent left)
         self._late_lock = threading.Lock()
         self.parts: list[tuple[str, HarnessLayer]] = []
@@ -138,6 +140,14 @@ class CampaignLayers:
             ctx.close_layers()  # what the layers attached so far opened (routes, holds)
             raise
         return BuiltTrial(ctx, env, task, agent)
+
+    def layer_map(self, records: dict[str, Any]) -> FrozenMap[str, Any]:
+        """``TrialRecord.layers`` of a trial: the same map object as an earlier trial's when its layers gave the
+        very same record objects (the built-in layers keep equal records once), so a campaign holds one map per
+        distinct set of records. Keyed by the records' ids, which stay theirs: the map kept holds them alive."""
+        key = (*records, *map(id, records.values()))
+        found = self.layer_maps.get(key)
+        return found if found is not None else self.layer_maps.add(key, FrozenMap(records))
 
     def task_for(self, index: int) -> str:
         """``Scenario.task_for(index, seed)`` of this campaign, without working out the task list each time."""

@@ -16,7 +16,6 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from .._frozen import FrozenMap
 from ..errors import TrialAbandoned, TrialAborted
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
@@ -242,7 +241,7 @@ class Trial:
         else:
             kept = Trace.settle(events)
         meter = ctx.meter
-        return make_trial_record(  # (every field in its final form: the layers' records in a FrozenMap)
+        return make_trial_record(  # (every field in its final form: the layers' records in a shared FrozenMap)
             scenario=scenario.name, index=self.index, seed=self.seed, outcome=outcome, reason=reason,
             input_tokens=meter.input_tokens, output_tokens=meter.output_tokens, cost_usd=meter.cost_usd,
             tool_calls=ctx.tool_calls, tool_failures=ctx.tool_failures,
@@ -251,7 +250,7 @@ class Trial:
             unrecovered_fault_s=onset, duration_s=ctx.clock.monotonic(), faults=faults,
             violations=violations, output=_shared(short_repr(output)),
             default_priced=tuple(sorted(meter.default_priced)) if meter.default_priced else (),
-            layers=FrozenMap(layers), trace=kept, skeleton=skeleton)
+            layers=self.layers.layer_map(layers), trace=kept, skeleton=skeleton)
 
 
 # Values many records hold equal (event keys, skeletons, fault lists, short outputs), each kept once per

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._frozen import Shared
 from ..errors import TrialAborted
 from ..plan import UserDay
 from ..settings.layers import Budget, BudgetRecord
@@ -123,9 +124,10 @@ def _round(value: float) -> float | int:
 
 
 class _BudgetTrial(LayerTrial):
-    __slots__ = ("guard",)
+    __slots__ = ("guard", "records")
 
-    def __init__(self, trial: TrialPort, budget: Budget):
+    def __init__(self, trial: TrialPort, budget: Budget, records: Shared):
+        self.records = records  # the campaign's records, each kept once
         day = trial.plan.user_day(budget.users) if budget.per_user_day else None
         # (a lambda over the weak proxy: ``trial.abort`` is a method bound to the context itself, and holding it
         # would make the trial a reference cycle, left for the cyclic collector instead of freed at once)
@@ -140,18 +142,20 @@ class _BudgetTrial(LayerTrial):
         self.guard(usage, meter)
 
     def record(self) -> BudgetRecord:
-        return BudgetRecord(alerts=len(self.guard.alerted), exceeded=self.guard.tripped)
+        key = (len(self.guard.alerted), self.guard.tripped)
+        return self.records.get(key) or self.records.add(key, BudgetRecord(alerts=key[0], exceeded=key[1]))
 
 
 class _Budgets:
-    __slots__ = ("budget",)
+    __slots__ = ("budget", "records")
     name = "budget"
 
     def __init__(self, budget: Budget):
         self.budget = budget
+        self.records = Shared()
 
     def attach(self, trial: TrialPort) -> LayerTrial:
-        return _BudgetTrial(trial, self.budget)
+        return _BudgetTrial(trial, self.budget, self.records)
 
 
 class BudgetLayer:

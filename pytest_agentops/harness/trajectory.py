@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._frozen import EMPTY, FrozenMap
+from .._frozen import EMPTY, FrozenMap, Shared
 from ..seeding import canonical
 from ..settings.trajectory import Rule, Trajectory, TrajectoryRecord, check_rule_expectations, make_trajectory_record
 from .confirmations import snapshot
@@ -89,13 +89,14 @@ class _Rules:
 class _TrajectoryTrial(LayerTrial):
     """One trial's trajectory: steps, redundancy, loops, the side-effect ledger and the rules."""
 
-    __slots__ = ("_attempt", "_done", "_epoch", "_keys", "_lock", "_model_steps", "_ok_epoch", "_record", "_rules",
-                 "_steps", "attempt", "calls_of", "ledger", "loops", "redundant", "rule_calls", "rule_violations",
-                 "trial")
+    __slots__ = ("_attempt", "_done", "_epoch", "_keys", "_lock", "_model_steps", "_ok_epoch", "_record", "_records",
+                 "_rules", "_steps", "attempt", "calls_of", "ledger", "loops", "redundant", "rule_calls",
+                 "rule_violations", "trial")
 
-    def __init__(self, trial: TrialPort, settings: Trajectory, rules: _Rules):
+    def __init__(self, trial: TrialPort, settings: Trajectory, rules: _Rules, records: Shared):
         self.trial = trial
         self._rules = rules
+        self._records = records  # the campaign's records, each kept once
         self._lock = threading.Lock()  # hooks come from the agent's threads
         self._steps, self._model_steps = itertools.count(), itertools.count()  # next() is atomic: no lock per step
         self.redundant = 0
@@ -160,11 +161,11 @@ class _TrajectoryTrial(LayerTrial):
         with self._lock:
             if self._record is None:  # (the trial asks once; reading a step counter moves it)
                 calls, violations = self.rule_calls, self.rule_violations
-                self._record = make_trajectory_record(  # (the rule maps frozen here)
-                    steps=next(self._steps), model_steps=next(self._model_steps), redundant_calls=self.redundant,
-                    loops=self.loops.loops, rule_calls=FrozenMap(sorted(calls.items())) if calls else EMPTY,
-                    rule_violations=FrozenMap(sorted(violations.items())) if violations else EMPTY,
-                    side_effects=self.ledger.side_effects, duplicate_side_effects=self.ledger.duplicates)
+                key = (next(self._steps), next(self._model_steps), self.redundant, self.loops.loops,
+                       tuple(sorted(calls.items())) if calls else (),
+                       tuple(sorted(violations.items())) if violations else (), self.ledger.side_effects,
+                       self.ledger.duplicates)
+                self._record = self._records.get(key) or self._records.add(key, _make_record(key))
             return self._record
 
     # -- judging one call ------------------------------------------------------------------------------
@@ -234,16 +235,27 @@ class _TrajectoryTrial(LayerTrial):
         return f"no successful {rule.after} with the same {', '.join(rule.same.values())} before it"
 
 
+def _make_record(key: tuple[Any, ...]) -> TrajectoryRecord:
+    """The record of a trial from its key (``_TrajectoryTrial.record``): its fields in order, the rule maps as
+    sorted items."""
+    steps, model_steps, redundant, loops, calls, violations, side_effects, duplicates = key
+    return make_trajectory_record(  # (the rule maps frozen here)
+        steps=steps, model_steps=model_steps, redundant_calls=redundant, loops=loops,
+        rule_calls=FrozenMap(calls) if calls else EMPTY, rule_violations=FrozenMap(violations) if violations else EMPTY,
+        side_effects=side_effects, duplicate_side_effects=duplicates)
+
+
 class _Trajectories:
-    __slots__ = ("rules", "settings")
+    __slots__ = ("records", "rules", "settings")
     name = "trajectory"
 
     def __init__(self, settings: Trajectory):
         self.settings = settings
         self.rules = _Rules(settings.rules)
+        self.records = Shared()  # most trials of a campaign end with a record equal to an earlier one's
 
     def attach(self, trial: TrialPort) -> LayerTrial:
-        return _TrajectoryTrial(trial, self.settings, self.rules)
+        return _TrajectoryTrial(trial, self.settings, self.rules, self.records)
 
 
 class TrajectoryLayer:

@@ -8,7 +8,12 @@ executes, start-up and imports left out. With ``PYTHONHASHSEED=0`` and one OpenB
 otherwise spins for a timing-dependent while, and valgrind counts it) two runs of one tree agree to within a
 few instructions per trial. Reported, no goal; skipped (exit 0, with the reason) where valgrind is missing.
 
-Usage: ``python tests/benchmarks/bench_instructions.py [--trials N] [--variant layers|faults|idle]``.
+``--route campaign`` counts a whole ``run_campaign`` of the same trials instead (early stopping off): the
+runner's share too (scheduling on a worker thread, the record store, the result's metrics); threads that wait
+on each other make that count move by a little more between runs.
+
+Usage: ``python tests/benchmarks/bench_instructions.py [--trials N] [--variant layers|faults|idle]
+[--route trial|campaign]``.
 """
 
 from __future__ import annotations
@@ -36,10 +41,21 @@ for index in range({trials}):
 """
 
 
-def instructions(variant: str, trials: int) -> int:
+# the same trials as one campaign, through ``run_campaign``
+_RUN_CAMPAIGN = """
+import sys
+sys.path.insert(0, {here!r})
+from bench_peers import _agentops_scenario
+from pytest_agentops import run_campaign
+
+run_campaign(_agentops_scenario({variant!r}, {trials}))
+"""
+
+
+def instructions(variant: str, trials: int, route: str = "trial") -> int:
     """Instructions executed by a process that imports everything and runs ``trials`` trials."""
     env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
-    code = _RUN.format(here=str(HERE), variant=variant, trials=trials)
+    code = (_RUN if route == "trial" else _RUN_CAMPAIGN).format(here=str(HERE), variant=variant, trials=trials)
     done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c",
                            code], capture_output=True, text=True, env=env, timeout=1800)
     found = re.search(r"Collected : (\d+)", done.stderr)
@@ -52,14 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--variant", default="layers", choices=("layers", "faults", "idle"))
+    parser.add_argument("--route", default="trial", choices=("trial", "campaign"))
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("instructions: SKIPPED (valgrind is not installed; apt-get install valgrind)")
         return 0
-    base = instructions(args.variant, 100)
-    more = instructions(args.variant, 100 + args.trials)
+    base = instructions(args.variant, 100, args.route)
+    more = instructions(args.variant, 100 + args.trials, args.route)
+    how = "run one by one in one thread" if args.route == "trial" else "in one run_campaign"
     print(f"instructions: {(more - base) / args.trials:,.0f} per trial of the shared workload ({args.variant}; "
-          f"{args.trials} trials run one by one in one thread, callgrind, imports and start-up left out)")
+          f"{args.trials} trials {how}, callgrind, imports and start-up left out)")
     return 0
 
 
