@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_agentops import ConfigError, Expectation
 from pytest_agentops.expect import evaluate
@@ -73,3 +75,20 @@ def test_only_a_final_inconclusive_verdict_says_how_many_trials_would_decide():
         assert interim.verdict == final.verdict == "inconclusive", samples
         assert interim.trials_needed is None and interim.note == ""
         assert final.trials_needed and final.trials_needed >= len(samples) and final.note
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5, float("inf"), float("nan")]) | st.floats(), max_size=30))
+def test_metric_samples_are_the_values_bit_for_bit_with_equal_values_one_object(values):
+    """A metric's samples are kept as ``tuple(values)``, each distinct bit pattern one float object (-0.0 and
+    0.0 apart, NaN kept): what the quantiles and the report read is unchanged."""
+    from array import array
+
+    from pytest_agentops.metrics import _boxed
+
+    boxed = _boxed(array("d", values))
+    assert len(boxed) == len(values) and all(type(b) is float for b in boxed)
+    assert array("d", boxed).tobytes() == array("d", values).tobytes()
+    by_bits: dict[bytes, int] = {}
+    for b in boxed:
+        assert by_bits.setdefault(array("d", [b]).tobytes(), id(b)) == id(b)
