@@ -307,6 +307,33 @@ def test_an_async_agent_blocking_the_loop_for_good_does_not_hang_the_trials_star
     assert others == {"completed"} and result.n == 6
 
 
+def test_trials_held_up_by_an_agent_blocking_the_loop_run_again_and_the_records_do_not_depend_on_concurrency():
+    """Trial 5 busy-loops without awaiting, blocking the loop the async trials share. The trials in flight beside
+    it (some waiting on a real thread, so they started before it) did not run out of time: they were kept from
+    running. They used to be timed out with it, which ones depending on the concurrency (1 at 2, 3 at 4, 7 at
+    8). Now trial 5 alone is timed out, for blocking the loop, and the others run again on a fresh loop: every
+    record is the same at concurrency 1, 3 and 8."""
+    async def agent(task, env):
+        n = int(env.trial_id.rpartition("-")[2])
+        if n == 5:
+            await asyncio.sleep(1)
+            while True:  # (interruptible: the loop is retired, and its thread ends)
+                pass
+        if n % 3 == 0:
+            await asyncio.to_thread(time.sleep, 0.05)  # real time: in flight when trial 5 starts
+        await asyncio.sleep(2)
+        return f"ok {n}"
+
+    runs = {c: _campaign_that_ends(agent, trials=10, concurrency=c, timeout_s=0.6) for c in (1, 3, 8)}
+    for result in runs.values():
+        record, others = _only(result, 5)
+        assert record.outcome == "timed_out", record
+        assert record.reason == "blocked the event loop it shares with other trials past a wall-clock limit of 0.6s"
+        assert others == {"completed"} and result.n == 10
+    dicts = {c: [r.to_dict(with_trace=True) for r in result.records] for c, result in runs.items()}
+    assert dicts[3] == dicts[1] and dicts[8] == dicts[1]
+
+
 def test_a_trial_whose_end_was_never_reported_on_a_retired_loop_runs_again(monkeypatch):
     """Trial 1 runs to its end, but its end is never reported (as when the exception that interrupts a blocked
     loop lands in its thread just as the loop reports a job: the job is off the loop's books, its future still

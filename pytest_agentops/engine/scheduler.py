@@ -278,6 +278,37 @@ class Runner:
             self._release(trial)
         return [trial.finish(discarded=discarded) for trial in trials]
 
+    def _time_out(self, late: list[int]) -> dict[int, TrialRecord]:
+        """Time out the trials in flight at these positions, past their wall-clock limit: their records.
+
+        Not an async trial held up on a loop that another trial blocks (an agent busy-looping, or stuck in a
+        call that never returns, without awaiting): it did not run out of time, it was kept from running, and
+        which trials were in flight beside the blocker depends on timing and concurrency. The trial in whose
+        task the loop is stuck is timed out in their stead, whether its own limit has passed or not; retiring its
+        loop runs the trials held up there again, on a fresh loop (``_retire_loop``)."""
+        flying = self._flying
+        blockers: list[int] = []
+        for worker in {flying[p].worker for p in late}:
+            if not isinstance(worker, LoopWorker) or worker.retired or worker.responsive():
+                continue
+            owner = worker.blocking_owner()
+            blocker = next((p for p, t in flying.items() if t.worker is worker and t.ctx is owner), None) \
+                if owner is not None else None
+            if blocker is None:  # stuck outside any trial's task: its late trials are timed out as they are
+                continue
+            blockers.append(blocker)
+            late = [p for p in late if flying[p].worker is not worker]  # (held up there: they run again)
+        blocked = [flying.pop(p) for p in blockers]
+        timed_out = [flying.pop(p) for p in late]  # (all out of ``flying`` before a loop is retired)
+        records: dict[int, TrialRecord] = {}
+        if blocked:
+            reason = (f"blocked the event loop it shares with other trials past a wall-clock limit of "
+                      f"{self.scenario.timeout_s:g}s")
+            records.update(zip(blockers, self.expire(blocked, reason), strict=True))
+        if timed_out:
+            records.update(zip(late, self.expire(timed_out), strict=True))
+        return records
+
     def _expire_in_thread(self, trial: Trial, reason: str) -> None:
         trial.abort("timed_out", reason)
         assert trial.future is not None
@@ -317,8 +348,8 @@ class Runner:
 
     def _retire_loop(self, worker: LoopWorker) -> None:
         """Give up on a loop that cannot be stopped in-process (blocked, or running a task that ignores its
-        cancellation): judge here the trials that ran on it, and move to a fresh loop those that never started
-        and those that ended without their end being reported."""
+        cancellation): judge here the trials whose end it reported, and run every other trial it held again,
+        from its seed, on a fresh loop."""
         if worker in self._retired:
             return
         self._retired.append(worker)
@@ -327,12 +358,16 @@ class Runner:
         for pos, other in list(self._flying.items()):
             if other.worker is not worker or other.future is None:
                 continue
-            # one that never started moves to a fresh loop; so does one that ran to its end but whose end the
-            # loop never reported (the exception that interrupts a blocked loop landed as it reported it): it
-            # has run, so its wall-clock limit no longer counts, and waiting for it would be waiting for ever
-            # (run again, it gets the same record: the same seed)
-            if other.future.cancel() or (other.ran and not other.future.done()):
-                other.close_layers()  # built ahead (``warm``), or ended unjudged: its model routes go with it
+            # The trials the loop held that it did not report run again on a fresh loop, with the record a clean
+            # run of their seed gives: one that never started; one that ran to its end unreported (the exception
+            # that interrupts a blocked loop landed as it reported it: waiting for it would be waiting for ever);
+            # and one caught halfway, beside the trial that blocked the loop or ignored its cancellation: which
+            # trials were halfway then depends on timing and concurrency, so recording them (they used to time
+            # out) made a campaign's report depend on them too. Its old run is ended first: a step it might still
+            # take on the retired loop changes nothing (every harness call raises), and is not a late call.
+            if other.future.cancel() or not other.future.done():
+                other.abort("ended", "its event loop was retired: the trial runs again on a fresh loop")
+                other.close_layers()  # built ahead (``warm``), or run part or all the way: its routes go with it
                 self._flying[pos] = self.launch(other.index)
         self._kick()
 
@@ -451,7 +486,7 @@ class Runner:
                 late = [p for p, t in flying.items() if (since := t.counting_since()) is not None
                         and since + limit_s <= now]
                 if late:
-                    done.update(zip(late, self.expire([flying.pop(p) for p in late]), strict=True))
+                    done.update(self._time_out(late))
                 halt = self.spend.halt(position, flying)  # the spend cap ends the campaign here
                 if halt is not None:  # trials past the stop run on unjudged: their calls fit the cap, and are metered
                     limit = min(limit, halt)

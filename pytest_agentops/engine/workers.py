@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ..errors import TrialAbandoned
-from ..process.task_scope import forget_tasks, task_factory
+from ..process.task_scope import forget_tasks, owner_of, task_factory
 from ..vtime.loop import VirtualTimeLoop
 from ..vtime.real import real_monotonic
 from .job_future import JobFuture
@@ -524,6 +524,14 @@ class LoopWorker:
     def responsive(self, wait_s: float = 0.25) -> bool:
         """Whether the loop runs callbacks (a busy-looping coroutine blocks it)."""
         return self.call(lambda: None, wait_s)
+
+    def blocking_owner(self) -> object | None:
+        """(From another thread, once the loop has not answered a ``call``.) The trial whose task the loop is
+        running now, so the one blocking it; None when the loop is not in a trial's task."""
+        try:
+            return owner_of(asyncio.current_task(self.loop))
+        except Exception:  # (a loop closed meanwhile)
+            return None
 
     def abandon(self) -> None:
         """Interrupt a blocked loop thread and retire this worker."""

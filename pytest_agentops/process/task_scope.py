@@ -41,6 +41,17 @@ def exit_trial(token: contextvars.Token[object | None]) -> None:
     _trial.reset(token)
 
 
+def owner_of(task: asyncio.Task[Any] | None) -> object | None:
+    """The trial a task belongs to: the trial it is the main task of, or the one that created it (None: no
+    trial's, or no task)."""
+    if task is None:
+        return None
+    owner = _owner.get(task)
+    if owner is not None:
+        return owner
+    return next((trial for trial, main in list(_main.items()) if main is task), None)
+
+
 def forget_tasks(tasks: Iterable[asyncio.Task[Any]]) -> None:
     """Tasks left behind for good (a loop stopped with them pending): their trials never left them, forget them."""
     gone = set(tasks)
