@@ -143,7 +143,8 @@ class _BudgetTrial(LayerTrial):
 
     def record(self) -> BudgetRecord:
         key = (len(self.guard.alerted), self.guard.tripped)
-        return self.records.get(key) or self.records.add(key, BudgetRecord(alerts=key[0], exceeded=key[1]))
+        found = self.records.get(key)
+        return found if found is not None else self.records.add(key, BudgetRecord(alerts=key[0], exceeded=key[1]))
 
 
 class _Budgets:

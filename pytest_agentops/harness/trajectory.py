@@ -165,7 +165,8 @@ class _TrajectoryTrial(LayerTrial):
                        tuple(sorted(calls.items())) if calls else (),
                        tuple(sorted(violations.items())) if violations else (), self.ledger.side_effects,
                        self.ledger.duplicates)
-                self._record = self._records.get(key) or self._records.add(key, _make_record(key))
+                found = self._records.get(key)
+                self._record = found if found is not None else self._records.add(key, _make_record(key))
             return self._record
 
     # -- judging one call ------------------------------------------------------------------------------
