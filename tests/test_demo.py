@@ -488,3 +488,20 @@ def test_tool_schemas_from_declared_and_bound_tools_agree():
 
     run_campaign(shop_scenario("schemas", agent=agent, check=None, trials=1, expect={}))
     assert seen["schemas"] == schemas  # the wrapped env.tools keep the signature without ``world``
+
+
+def test_a_tool_schema_resolves_an_annotation_once_it_can_and_remembers_it():
+    """Resolved annotations are remembered per tool function (an agent asks every turn); one that does not
+    resolve yet (a name its module defines later) is left open and tried again, not remembered as open."""
+    from pytest_agentops.demo.policy import tool_schema
+
+    namespace: dict = {}
+    source = ("from __future__ import annotations\nfrom pytest_agentops import tool\n\n"
+              "@tool\ndef count(world, n: Later) -> int:\n    return n\n")
+    exec(source, namespace)  # (a module whose annotation names a class it defines later)
+    count = namespace["count"]
+    assert tool_schema(count)["function"]["parameters"]["properties"] == {"n": {}}
+    namespace["Later"] = int
+    assert tool_schema(count)["function"]["parameters"]["properties"] == {"n": {"type": "integer"}}
+    namespace["Later"] = str  # remembered once resolved: the schema an agent was shown stays the same
+    assert tool_schema(count)["function"]["parameters"]["properties"] == {"n": {"type": "integer"}}

@@ -187,6 +187,17 @@ def test_the_quick_json_check_agrees_with_the_full_one(value):
         assert str(raised.value) == refused
 
 
+def test_a_checkpoint_nested_deeper_than_the_quick_checks_recursion_is_checked_in_full():
+    """Nested 900 deep (the quick check recurses twice per level of a dict or a list in ``all(map(...))``): the
+    full check decides, as before the quick one, instead of a ``RecursionError``."""
+    from pytest_agentops.harness.state.protocol import encode
+
+    value: object = 1
+    for i in range(900):
+        value = [value] if i % 2 else {"k": value}
+    assert json.loads(encode("k", value)) == value
+
+
 def test_namespaces_isolate(store):
     other = store.namespaced("trial-b")
     store.save("progress", "a")

@@ -28,7 +28,6 @@ Pure and deterministic: the same conversation always gives the same reply.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import re
@@ -241,24 +240,33 @@ def _json_type(annotation: Any) -> dict[str, Any]:
     return {}
 
 
-def _resolved_hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
-    """The resolved annotations of a tool function; none when one does not resolve (its type is left open)."""
-    try:
-        return types.MappingProxyType(typing.get_type_hints(fn))
-    except Exception:
-        return types.MappingProxyType({})
-
-
-_remembered_hints = functools.lru_cache(maxsize=256)(_resolved_hints)
+_HINTS: dict[Callable[..., Any], Mapping[str, Any]] = {}  # tool function -> its resolved annotations
+_HINTS_MAX = 256
 
 
 def _hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
-    """``_resolved_hints``, worked out once per tool function (an agent asks every turn, and resolving string
-    annotations compiles them each time)."""
+    """The resolved annotations of a tool function, worked out once (an agent asks every turn, and resolving
+    string annotations compiles them each time); none when one does not resolve yet (its type is left open),
+    which is tried again next time: a name the module defines later may resolve then."""
     try:
-        return _remembered_hints(fn)
-    except TypeError:  # an unhashable callable object: not remembered
-        return _resolved_hints(fn)
+        return _HINTS[fn]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable object: never remembered
+        return _resolve_hints(fn) or {}
+    hints = _resolve_hints(fn)
+    if hints is None:
+        return {}
+    if len(_HINTS) < _HINTS_MAX:
+        _HINTS[fn] = hints
+    return hints
+
+
+def _resolve_hints(fn: Callable[..., Any]) -> Mapping[str, Any] | None:
+    try:
+        return types.MappingProxyType(typing.get_type_hints(fn))
+    except Exception:
+        return None
 
 
 def tool_schema(fn: Callable[..., Any]) -> dict[str, Any]:

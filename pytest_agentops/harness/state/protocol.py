@@ -87,7 +87,11 @@ def _plainly_json(value: Any) -> bool:
 def encode(key: str, value: Any) -> str:
     """``value`` as JSON text, after checking ``key`` and that ``value`` round-trips unchanged."""
     check_key(key)
-    if not _plainly_json(value):
+    try:
+        plain = _plainly_json(value)
+    except RecursionError:  # (deeper than its recursion takes: the full check decides, as deep as it goes)
+        plain = False
+    if not plain:
         _check_json(value, f"value of {key!r}")
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
