@@ -36,6 +36,51 @@ def test_ctrl_c_in_a_campaign_keeps_the_finished_trials_in_launch_order():
     assert isinstance(caught.value, KeyboardInterrupt)
 
 
+def test_ctrl_c_while_an_async_trial_blocks_the_loop_runs_nothing_again():
+    """Ctrl-C while trial 2 blocks the shared loop for good: the loop is retired as the trials are ended, and
+    none of the trials it held is launched again (a retired loop runs its unfinished trials again on a fresh
+    one, but not when the campaign is ending); no loop thread is left running."""
+    import asyncio
+    import threading
+
+    from pytest_agentops.engine import scheduler
+
+    interrupted = threading.Event()
+    launched_after: list[int] = []
+    launch = scheduler.Runner.launch
+
+    def counting_launch(self, index):
+        if interrupted.is_set():
+            launched_after.append(index)
+        return launch(self, index)
+
+    async def agent(task, env):
+        if env.trial_id == "trial-2":
+            while True:  # blocks the shared loop (interruptible)
+                real_sleep(0.01)
+        for _ in range(20):
+            await asyncio.to_thread(real_sleep, 0.1)
+        return "ok"
+
+    def ctrl_c():
+        interrupted.set()
+        _thread.interrupt_main()
+
+    scheduler.Runner.launch = counting_launch
+    timer = threading.Timer(0.6, ctrl_c)
+    try:
+        timer.start()
+        with pytest.raises(CampaignInterrupted):
+            run_campaign(Scenario(name="ctrl-c-blocked", agent=agent, trials=6, seed=1, faults="none",
+                                  concurrency=4, timeout_s=30, early_stop=False))
+    finally:
+        scheduler.Runner.launch = launch
+        timer.cancel()
+    real_sleep(1.0)
+    assert launched_after == []
+    assert [t.name for t in threading.enumerate() if t.name.startswith("agentops-loop")] == []
+
+
 def test_ctrl_c_in_pytest_writes_the_table_and_a_valid_partial_report(pytester):
     started = pytester.path / "started"
     pytester.makepyfile(test_slow=f"""

@@ -161,3 +161,22 @@ def test_the_cap_on_the_command_line_in_the_header_the_table_and_the_json_report
     assert report["campaigns"][0]["spend"]["stopped_by_cap"] is True
     bad = pytester.runpytest("--agent-chaos", "--agent-chaos-max-tokens=lots")
     bad.stderr.fnmatch_lines(["*--agent-chaos-max-tokens='lots' must be a whole number of tokens >= 1*"])
+
+
+def test_a_trial_run_again_starts_its_own_spend_afresh_and_the_total_keeps_what_was_spent():
+    """A trial whose event loop was retired runs again from the start: what its first run spent stays in the
+    campaign's total (it was spent) but not in its own figure, which the launch rule reads (``most_per_trial``),
+    and it is not over until its new run is."""
+    from pytest_agentops.harness.spend import Ledger
+
+    ledger = Ledger(SpendCap(max_usd=1.0))
+    ledger.commit(1, 0.25, 100)
+    ledger.finish(1, cut=False)
+    assert ledger.most_per_trial() == (0.25, 100)
+    ledger.restart(1)
+    assert ledger.trial_spend(1) == (0.0, 0) and ledger.most_per_trial() is None
+    assert (ledger.usd, ledger.tokens) == (0.25, 100)
+    ledger.commit(1, 0.25, 100)
+    ledger.finish(1, cut=False)
+    assert ledger.trial_spend(1) == (0.25, 100) and ledger.most_per_trial() == (0.25, 100)
+    assert (ledger.usd, ledger.tokens) == (0.5, 200)

@@ -86,6 +86,7 @@ class Runner:
         self._quiet: collections.deque[cf.Future[Any]] = collections.deque()  # completed, main not woken
         self._stubborn: list[tuple[LoopWorker, Trial, float]] = []  # cancelled, still running: (loop, trial, grace)
         self._retired: list[LoopWorker] = []  # loops given up on (blocked, or running a task that ignores cancel)
+        self._held_up: set[int] = set()  # trials run again once already after a retired loop caught them halfway
         # trials launched ahead of the running ones, queued on the worker threads (sync: 31 per thread) or on
         # the loop (async: up to 1024): a worker goes from one trial to the next without waiting for the
         # main thread (cross-thread wake-ups dominate a fast trial's cost, and a main thread busy queueing
@@ -282,22 +283,27 @@ class Runner:
         """Time out the trials in flight at these positions, past their wall-clock limit: their records.
 
         Not an async trial held up on a loop that another trial blocks (an agent busy-looping, or stuck in a
-        call that never returns, without awaiting): it did not run out of time, it was kept from running, and
-        which trials were in flight beside the blocker depends on timing and concurrency. The trial in whose
-        task the loop is stuck is timed out in their stead, whether its own limit has passed or not; retiring its
-        loop runs the trials held up there again, on a fresh loop (``_retire_loop``)."""
+        call that never returns, without awaiting; a world factory that hangs while the trial is built ahead):
+        it did not run out of time, it was kept from running, and which trials were in flight beside the blocker
+        depends on timing and concurrency. The trial the loop is stuck in (``LoopWorker.stuck``: no turn of the
+        loop for a while, in the same task) is timed out in their stead, whether its own limit has passed or not,
+        and its loop is retired, which runs the trials held up there again on a fresh loop (``_retire_loop``)."""
         flying = self._flying
         blockers: list[int] = []
         for worker in {flying[p].worker for p in late}:
-            if not isinstance(worker, LoopWorker) or worker.retired or worker.responsive():
+            if not isinstance(worker, LoopWorker) or worker.retired:
                 continue
-            owner = worker.blocking_owner()
-            blocker = next((p for p, t in flying.items() if t.worker is worker and t.ctx is owner), None) \
-                if owner is not None else None
-            if blocker is None:  # stuck outside any trial's task: its late trials are timed out as they are
+            stuck, owner = worker.stuck()
+            if not stuck:
+                continue
+            on_loop = [(p, t) for p, t in flying.items() if t.worker is worker]
+            blocker = next((p for p, t in on_loop if t.ctx is owner), None) if owner is not None else \
+                next((p for p, t in on_loop if t.building is not None), None)  # (stuck building a trial ahead)
+            if blocker is None:  # stuck outside any trial: its late trials are timed out as they are
                 continue
             blockers.append(blocker)
             late = [p for p in late if flying[p].worker is not worker]  # (held up there: they run again)
+        loops = {flying[p].worker for p in blockers}
         blocked = [flying.pop(p) for p in blockers]
         timed_out = [flying.pop(p) for p in late]  # (all out of ``flying`` before a loop is retired)
         records: dict[int, TrialRecord] = {}
@@ -305,6 +311,9 @@ class Runner:
             reason = (f"blocked the event loop it shares with other trials past a wall-clock limit of "
                       f"{self.scenario.timeout_s:g}s")
             records.update(zip(blockers, self.expire(blocked, reason), strict=True))
+            for worker in loops:  # (retired already unless it came unstuck just now: retired all the same)
+                assert isinstance(worker, LoopWorker)
+                self._retire_loop(worker)
         if timed_out:
             records.update(zip(late, self.expire(timed_out), strict=True))
         return records
@@ -365,10 +374,20 @@ class Runner:
             # trials were halfway then depends on timing and concurrency, so recording them (they used to time
             # out) made a campaign's report depend on them too. Its old run is ended first: a step it might still
             # take on the retired loop changes nothing (every harness call raises), and is not a late call.
-            if other.future.cancel() or not other.future.done():
-                other.abort("ended", "its event loop was retired: the trial runs again on a fresh loop")
-                other.close_layers()  # built ahead (``warm``), or run part or all the way: its routes go with it
-                self._flying[pos] = self.launch(other.index)
+            # A trial caught halfway twice (every trial blocking the loop, say) stays where it is and is timed out
+            # by its own limit, as before: at most one run more per trial, not one trial at a time.
+            if other.future.cancel():
+                pass  # (never started)
+            elif other.future.done():
+                continue  # (its end reported: judged from its own record)
+            elif not other.ran:  # halfway
+                if other.index in self._held_up:
+                    continue
+                self._held_up.add(other.index)
+            other.abort("ended", "its event loop was retired: the trial runs again on a fresh loop")
+            other.close_layers()  # built ahead (``warm``), or run part or all the way: its routes go with it
+            self.spend.restart(other.index)  # (what its old run spent stays in the campaign's total only)
+            self._flying[pos] = self.launch(other.index)
         self._kick()
 
     def _retire_stubborn(self, now: float) -> float | None:
@@ -528,8 +547,9 @@ class Runner:
                 store.append(done[prefix])
                 prefix += 1
             limit = min(limit, prefix)  # (a spend cap's stop may have cut the prefix already)
-            self.expire(list(flying.values()), "the run was interrupted (Ctrl-C)", discarded=True)
-            flying.clear()
+            ending = list(flying.values())
+            flying.clear()  # (before ``expire``: a loop retired now must not run them again)
+            self.expire(ending, "the run was interrupted (Ctrl-C)", discarded=True)
         finally:
             try:
                 self._outwait_stubborn()

@@ -56,6 +56,11 @@ class SpendGate:
             tokens += max(0, most[1] - spent_tokens)
         return ledger.cap.fits(usd + most[0], tokens + most[1])
 
+    def restart(self, index: int) -> None:
+        """Trial ``index`` runs again from the start: its own spend starts afresh (``Ledger.restart``)."""
+        if self.ledger is not None:
+            self.ledger.restart(index)
+
     def halt(self, launched: int, in_flight: Iterable[int]) -> int | None:
         """The number of launch-order trials to judge when the cap ends the campaign now, else None."""
         ledger = self.ledger

@@ -525,11 +525,19 @@ class LoopWorker:
         """Whether the loop runs callbacks (a busy-looping coroutine blocks it)."""
         return self.call(lambda: None, wait_s)
 
-    def blocking_owner(self) -> object | None:
-        """(From another thread, once the loop has not answered a ``call``.) The trial whose task the loop is
-        running now, so the one blocking it; None when the loop is not in a trial's task."""
+    def stuck(self, wait_s: float = 0.25) -> tuple[bool, object | None]:
+        """(From another thread.) Whether the loop is stuck in one step: it did not run a callback within
+        ``wait_s`` and did not come round once meanwhile, in the same task throughout (a loop slowed by steps
+        that each take a while is not stuck); and the trial whose task that is (None: not in a trial's task, e.g.
+        in the idle work that builds trials ahead)."""
+        turns, task = self.loop.vt_state.turns, self._current_task()
+        if self.call(lambda: None, wait_s) or self.loop.vt_state.turns != turns or self._current_task() is not task:
+            return False, None
+        return True, owner_of(task)
+
+    def _current_task(self) -> asyncio.Task[Any] | None:
         try:
-            return owner_of(asyncio.current_task(self.loop))
+            return asyncio.current_task(self.loop)
         except Exception:  # (a loop closed meanwhile)
             return None
 

@@ -70,6 +70,14 @@ class Ledger:
             if cut:
                 self.cut.add(index)
 
+    def restart(self, index: int) -> None:
+        """Trial ``index`` runs again from the start (its event loop was retired): what its earlier run spent stays
+        in the campaign's total, which it was, but not in the trial's own figure, and the trial is not over (a
+        cut by the cap stays: the cap was reached)."""
+        with self._lock:
+            self.per_trial.pop(index, None)
+            self.finished.discard(index)
+
     def trial_spend(self, index: int) -> tuple[float, int]:
         with self._lock:
             usd, tokens = self.per_trial.get(index, (0.0, 0))

@@ -69,6 +69,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self._inner = inner
         self.io_poll_cap = io_poll_cap
         self.now = 0.0
+        self.turns = 0  # turns of the loop so far (one ``select`` each): a loop stuck in one step does not count up
         self.outside_jobs = 0
         self.own_fds: frozenset[int] = frozenset()
         fds = getattr(inner, "_fd_to_key", None)  # (asked on every turn of the loop: read without a generator)
@@ -121,6 +122,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         return self._inner.select(0) if self.real_io_pending() else []
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self.turns += 1
         if timeout is not None and timeout <= 0:  # (``_poll``, inlined: the turn of a loop with callbacks ready)
             fds = self._fds
             if fds is not None and self.own_fds.issuperset(fds):
