@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from pytest_agentops import ConfigError, Escalation, Scenario, run_campaign, tool
+from pytest_agentops.vtime.real import real_sleep
 
 from conftest import ORDER_TOOLS, Orders
 
@@ -332,6 +333,54 @@ def test_trials_held_up_by_an_agent_blocking_the_loop_run_again_and_the_records_
         assert others == {"completed"} and result.n == 10
     dicts = {c: [r.to_dict(with_trace=True) for r in result.records] for c, result in runs.items()}
     assert dicts[3] == dicts[1] and dicts[8] == dicts[1]
+
+
+@pytest.mark.parametrize("trials", [1, 4])
+def test_an_async_campaign_whose_check_never_returns_does_not_hang(trials):
+    """The scenario's check never returns for one trial of an async campaign (the check runs on the loop the
+    trials share, once the trial's run is over): its judging counts against the wall-clock limit, so the trial
+    is timed out and the loop retired, alone or beside others, which complete (the campaign used to wait for
+    ever: a trial's wall clock stopped at the end of its run)."""
+    async def agent(task, env):
+        await asyncio.sleep(1)
+        return env.trial_id
+
+    def check(world, output):
+        while output == "trial-0":
+            real_sleep(0.01)  # never returns (interruptible)
+        return True
+
+    result = _campaign_that_ends(agent, trials=trials, concurrency=2, timeout_s=0.5, check=check)
+    record, others = _only(result, 0)
+    assert record.outcome == "timed_out" and result.n == trials
+    assert others <= {"completed"}
+
+
+def test_a_check_that_swallows_its_interruption_is_recorded_without_waiting_for_it():
+    """A check that never returns and catches the interruption raised into its thread: the trial is recorded
+    as timed out by the check after a short wait, and the campaign ends (its loop is reported unstoppable)."""
+    async def agent(task, env):
+        await asyncio.sleep(1)
+        return env.trial_id
+
+    release = threading.Event()  # (set once the campaign has ended: the check then returns, and its thread ends)
+
+    def check(world, output):
+        while output == "trial-1" and not release.is_set():
+            try:
+                real_sleep(0.01)
+            except BaseException:
+                pass
+        return True
+
+    result = _campaign_that_ends(agent, release, trials=4, concurrency=2, timeout_s=0.5, check=check)
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("agentops-") for t in threading.enumerate()) and time.monotonic() < deadline:
+        real_sleep(0.05)
+    record, others = _only(result, 1)
+    assert record.outcome == "timed_out"
+    assert record.reason == "the scenario's check did not return within the wall-clock limit"
+    assert others == {"completed"} and result.unstoppable >= 1
 
 
 def test_a_trial_whose_end_was_never_reported_on_a_retired_loop_runs_again(monkeypatch):

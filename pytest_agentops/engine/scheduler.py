@@ -298,7 +298,8 @@ class Runner:
                 continue
             on_loop = [(p, t) for p, t in flying.items() if t.worker is worker]
             blocker = next((p for p, t in on_loop if t.ctx is owner), None) if owner is not None else \
-                next((p for p, t in on_loop if t.building is not None), None)  # (stuck building a trial ahead)
+                next((p for p, t in on_loop if t.building is not None or t.judging is not None), None)  # (stuck
+            # building a trial ahead, or judging one: a world factory or a check that does not return)
             if blocker is None:  # stuck outside any trial: its late trials are timed out as they are
                 continue
             blockers.append(blocker)

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from .workers import LoopWorker, ThreadWorker
 
 _wall = real_perf_counter  # never the virtual clock
+#: How long ``Trial.finish`` waits for a judging already under way in another thread (an interrupted check
+#: unwinds within milliseconds) before it records the trial without it.
+FINISH_WAIT_S = 2.0
 
 
 class Trial:
@@ -58,6 +61,7 @@ class Trial:
         self.started: float | None = None  # wall time the agent started (a queued trial has not)
         self.ran = False  # the agent's run is over (an async trial may then wait for an idle moment to be judged)
         self.building: float | None = None  # wall time an async trial's building ahead began (``warm``)
+        self.judging: float | None = None  # wall time an async trial's judging began (``settle_async``)
         self.worker: ThreadWorker | LoopWorker | None = None
         self._record: TrialRecord | None = None
         self._origin: LoopOrigin | None = None  # an async trial's loop-time origin, once built
@@ -146,9 +150,14 @@ class Trial:
             self.ran = True  # within its limit: the wall clock no longer counts for it
 
     def settle_async(self, ended: tuple[Any, BaseException | None]) -> TrialRecord:
-        """On the loop, after the trial ran: judge it."""
+        """On the loop, after the trial ran: judge it (within the wall-clock limit again: a check that never
+        returns must not hang the campaign)."""
         output, exc = ended
-        return self.finish(output=output, exc=exc)
+        self.judging = _wall()
+        try:
+            return self.finish(output=output, exc=exc)
+        finally:
+            self.judging = None
 
     def call_sync(self) -> Any:
         """Run a sync agent in the current (worker) thread, on the trial's virtual clock (the runner holds
@@ -166,9 +175,10 @@ class Trial:
 
     def counting_since(self) -> float | None:
         """Wall time since which the trial counts against its wall-clock limit: since it started, or since
-        it began to be built ahead; None while queued and once its run is over."""
+        it began to be built ahead, or (an async trial) to be judged; None while queued, and once its run is
+        over except while it is judged."""
         if self.ran:
-            return None
+            return self.judging
         return self.started if self.started is not None else self.building
 
     def abort(self, outcome: str, reason: str) -> None:
@@ -187,7 +197,12 @@ class Trial:
         Called once by whichever comes first, the agent's thread or the runner's watchdog; later calls get
         the same record. ``discarded``: the campaign is throwing the trial away (an early stop): a call its
         agent still makes is refused but not counted as a late call."""
-        with self._finish_lock:
+        if not self._finish_lock.acquire(timeout=FINISH_WAIT_S):
+            # judged in another thread by a check that does not return (nor give way to the interruption of
+            # its thread): recorded from here, without waiting for it (the check's verdict would come too late)
+            return TrialRecord(scenario=self.scenario, index=self.index, seed=self.seed, outcome="timed_out",
+                               reason="the scenario's check did not return within the wall-clock limit")
+        try:
             if self._record is None:
                 self._record = self._judge(output, exc)
                 if self.ctx is not None:  # a thread the agent left running is refused from now on, and counted
@@ -195,6 +210,8 @@ class Trial:
                 # the record holds what is kept: the world, env and harness go now, not with the campaign
                 self.ctx = self.env = self.agent = self.random = None
             return self._record
+        finally:
+            self._finish_lock.release()
 
     def _judge(self, output: Any, exc: BaseException | None) -> TrialRecord:
         ctx = self.ctx
