@@ -197,7 +197,8 @@ class Trial:
         Called once by whichever comes first, the agent's thread or the runner's watchdog; later calls get
         the same record. ``discarded``: the campaign is throwing the trial away (an early stop): a call its
         agent still makes is refused but not counted as a late call."""
-        if not self._finish_lock.acquire(timeout=FINISH_WAIT_S):
+        lock = self._finish_lock
+        if not lock.acquire(False) and not lock.acquire(timeout=FINISH_WAIT_S):  # (the first: no wait, the usual)
             # judged in another thread by a check that does not return (nor give way to the interruption of
             # its thread): recorded from here, without waiting for it (the check's verdict would come too late)
             return TrialRecord(scenario=self.scenario, index=self.index, seed=self.seed, outcome="timed_out",
@@ -211,7 +212,7 @@ class Trial:
                 self.ctx = self.env = self.agent = self.random = None
             return self._record
         finally:
-            self._finish_lock.release()
+            lock.release()
 
     def _judge(self, output: Any, exc: BaseException | None) -> TrialRecord:
         ctx = self.ctx
