@@ -289,22 +289,12 @@ class Runner:
         loop for a while, in the same task) is timed out in their stead, whether its own limit has passed or not,
         and its loop is retired, which runs the trials held up there again on a fresh loop (``_retire_loop``)."""
         flying = self._flying
-        blockers: list[int] = []
+        blockers: dict[int, LoopWorker] = {}  # position of the trial a loop is stuck in -> that loop
         for worker in {flying[p].worker for p in late}:
-            if not isinstance(worker, LoopWorker) or worker.retired:
-                continue
-            stuck, owner = worker.stuck()
-            if not stuck:
-                continue
-            on_loop = [(p, t) for p, t in flying.items() if t.worker is worker]
-            blocker = next((p for p, t in on_loop if t.ctx is owner), None) if owner is not None else \
-                next((p for p, t in on_loop if t.building is not None or t.judging is not None), None)  # (stuck
-            # building a trial ahead, or judging one: a world factory or a check that does not return)
-            if blocker is None:  # stuck outside any trial: its late trials are timed out as they are
-                continue
-            blockers.append(blocker)
-            late = [p for p in late if flying[p].worker is not worker]  # (held up there: they run again)
-        loops = {flying[p].worker for p in blockers}
+            blocker = self._blocker(worker)
+            if blocker is not None:
+                blockers[blocker] = worker
+                late = [p for p in late if flying[p].worker is not worker]  # (held up there: they run again)
         blocked = [flying.pop(p) for p in blockers]
         timed_out = [flying.pop(p) for p in late]  # (all out of ``flying`` before a loop is retired)
         records: dict[int, TrialRecord] = {}
@@ -312,12 +302,26 @@ class Runner:
             reason = (f"blocked the event loop it shares with other trials past a wall-clock limit of "
                       f"{self.scenario.timeout_s:g}s")
             records.update(zip(blockers, self.expire(blocked, reason), strict=True))
-            for worker in loops:  # (retired already unless it came unstuck just now: retired all the same)
-                assert isinstance(worker, LoopWorker)
+            for worker in set(blockers.values()):  # (retired already unless it came unstuck just now: all the same)
                 self._retire_loop(worker)
         if timed_out:
             records.update(zip(late, self.expire(timed_out), strict=True))
         return records
+
+    def _blocker(self, worker: ThreadWorker | LoopWorker | None) -> int | None:
+        """The position in flight of the trial a loop is stuck in: the owner of its task, or, stuck outside any
+        task, the trial it is building ahead or judging (a world factory or a check that does not return).
+        None when the loop is not stuck (or not in a trial), or the trial does not run on a loop."""
+        if not isinstance(worker, LoopWorker) or worker.retired:
+            return None
+        stuck, owner = worker.stuck()
+        if not stuck:
+            return None
+        for pos, trial in self._flying.items():
+            if trial.worker is worker and (trial.ctx is owner if owner is not None
+                                           else trial.building is not None or trial.judging is not None):
+                return pos
+        return None
 
     def _expire_in_thread(self, trial: Trial, reason: str) -> None:
         trial.abort("timed_out", reason)

@@ -531,7 +531,7 @@ class LoopWorker:
         that each take a while is not stuck); and the trial whose task that is (None: not in a trial's task, e.g.
         in the idle work that builds trials ahead)."""
         turns, task = self.loop.vt_state.turns, self._current_task()
-        if self.call(lambda: None, wait_s) or self.loop.vt_state.turns != turns or self._current_task() is not task:
+        if self.responsive(wait_s) or self.loop.vt_state.turns != turns or self._current_task() is not task:
             return False, None
         return True, owner_of(task)
 
