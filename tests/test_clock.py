@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import types
-from datetime import timezone
 from time import monotonic as imported_monotonic  # rebound by the patch's module sweep
 
 import pytest
@@ -80,7 +79,7 @@ def test_clock_arithmetic():
     assert clock.now() == DEFAULT_EPOCH + 3.5
     stamp = clock.datetime()
     assert stamp.tzinfo is not None and stamp.utcoffset() == datetime.timedelta(0)
-    assert stamp == datetime.datetime(2026, 1, 1, 0, 0, 3, 500000, tzinfo=timezone.utc)
+    assert stamp == datetime.datetime(2026, 1, 1, 0, 0, 3, 500000, tzinfo=datetime.UTC)
     assert "elapsed=3.5" in repr(clock) and "2026-01-01T00:00:03.500000" in repr(clock)
 
 
@@ -155,7 +154,7 @@ def test_virtual_time_reads_and_advances_the_clock():
         assert time.perf_counter() == 2.0
         assert time.perf_counter_ns() == 2_000_000_000
         assert imported_monotonic() == 2.0  # a ``from time import ...`` name is covered too
-        assert datetime.datetime.now(timezone.utc) == clock.datetime()
+        assert datetime.datetime.now(datetime.UTC) == clock.datetime()
         assert datetime.datetime.now() == ORIGINAL["datetime"].fromtimestamp(1_000_002.0)
         assert datetime.datetime.utcnow() == ORIGINAL["datetime"](1970, 1, 12, 13, 46, 42)
         assert datetime.datetime.today() == datetime.datetime.now()
@@ -185,7 +184,7 @@ def test_virtual_time_reads_and_advances_the_clock():
 def test_values_created_under_the_patch_are_plain_datetimes():
     real_datetime, real_date = ORIGINAL["datetime"], ORIGINAL["date"]
     with virtual_time(VirtualClock()):
-        now = datetime.datetime.now(timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         built = datetime.datetime(2030, 5, 6, 7, 8, 9)
         today = datetime.date.today()
         assert type(now) is real_datetime and type(built) is real_datetime and type(today) is real_date
@@ -255,7 +254,7 @@ def test_each_thread_sees_its_own_clock_and_others_see_real_time():
     def trial(key: str, clock: VirtualClock) -> None:
         with virtual_time(clock):
             entered.wait()  # all three threads overlap from here ...
-            first = (time.time(), time.monotonic(), datetime.datetime.now(timezone.utc))
+            first = (time.time(), time.monotonic(), datetime.datetime.now(datetime.UTC))
             time.sleep(100)
             seen[key] = (*first, time.time(), time.monotonic(), threading.get_ident())
             done.wait()  # ... to here
@@ -276,7 +275,7 @@ def test_each_thread_sees_its_own_clock_and_others_see_real_time():
 
     t, m, d, t2, m2, _ = seen["a"]
     assert (t, m, t2, m2) == (1_000.0, 0.0, 1_100.0, 100.0)
-    assert d == datetime.datetime(1970, 1, 1, 0, 16, 40, tzinfo=timezone.utc)
+    assert d == datetime.datetime(1970, 1, 1, 0, 16, 40, tzinfo=datetime.UTC)
     t, m, d, t2, m2, _ = seen["b"]
     assert (t, m, t2, m2) == (2_000_000_005.0, 5.0, 2_000_000_105.0, 105.0)
     assert d.year == 2033
@@ -327,7 +326,7 @@ def test_modules_imported_during_a_block_are_swept_on_exit(tmp_path, monkeypatch
         with virtual_time(VirtualClock(epoch=42.0)):
             probe = importlib.import_module("clock_probe_mod")
             assert probe.now() == 42.0
-            assert probe.DT.now(timezone.utc).timestamp() == 42.0
+            assert probe.DT.now(datetime.UTC).timestamp() == 42.0
         assert probe.now is ORIGINAL["time"]
         assert probe.DT is ORIGINAL["datetime"]
     finally:
@@ -430,7 +429,6 @@ def test_wait_for_times_out_at_the_right_virtual_time():
     assert wall() - start_wall < GENEROUS_WALL_S
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is new in Python 3.11")
 def test_asyncio_timeout_runs_in_virtual_time():
     async def main():
         loop = asyncio.get_running_loop()

@@ -372,14 +372,9 @@ def test_a_jobs_context_changes_do_not_reach_the_jobs_started_after_it(worker):
     assert seen == ["unset"] * 3
 
 
-@pytest.mark.parametrize("task_takes_context", [True, False])
-def test_a_jobs_task_starts_from_the_workers_context_with_or_without_the_task_context_argument(
-        monkeypatch, task_takes_context):
-    """``asyncio.Task(..., context=)`` is new in Python 3.11; on 3.10 the task is made inside a copy of the
-    worker's context instead (it failed there with a TypeError: every async trial was an error)."""
-    from pytest_agentops.engine import workers
-
-    monkeypatch.setattr(workers, "_TASK_TAKES_CONTEXT", task_takes_context)
+def test_a_jobs_task_starts_from_the_workers_context():
+    """Each job's task starts from a copy of the context the worker was made in, whatever the job before it
+    set there."""
     var: contextvars.ContextVar[str] = contextvars.ContextVar("made_in", default="unset")
 
     def make() -> LoopWorker:

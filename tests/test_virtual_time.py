@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,7 +17,7 @@ from pytest_agentops.vtime.real import real_sleep, real_time
 
 from conftest import ORDER_TOOLS, Orders
 
-EPOCH = datetime.fromtimestamp(DEFAULT_EPOCH, timezone.utc)  # 2026-01-01T00:00:00Z, every trial's start
+EPOCH = datetime.fromtimestamp(DEFAULT_EPOCH, UTC)  # 2026-01-01T00:00:00Z, every trial's start
 
 
 def test_sync_agents_see_virtual_time_inside_a_trial_and_real_time_outside():
@@ -31,11 +31,11 @@ def test_sync_agents_see_virtual_time_inside_a_trial_and_real_time_outside():
             real_sleep(0.0005)
 
     def agent(task, env):
-        start = (time.time(), time.monotonic(), time.perf_counter(), datetime.now(timezone.utc))
+        start = (time.time(), time.monotonic(), time.perf_counter(), datetime.now(UTC))
         pause = 10.0 * (1 + env.rng.integers(0, 9))  # each trial sleeps its own amount, in parallel
         time.sleep(pause)
         env.tools["lookup_order"](42)
-        end = (time.time(), time.monotonic(), datetime.now(timezone.utc), datetime.now())
+        end = (time.time(), time.monotonic(), datetime.now(UTC), datetime.now())
         seen[int(env.trial_id.split("-")[1])] = (start, pause, end)
         return "ok"
 
@@ -52,7 +52,7 @@ def test_sync_agents_see_virtual_time_inside_a_trial_and_real_time_outside():
         start, pause, end = seen[record.index]
         assert start == (DEFAULT_EPOCH, 0.0, 0.0, EPOCH)
         assert end[:3] == (DEFAULT_EPOCH + pause, pause,
-                           datetime.fromtimestamp(DEFAULT_EPOCH + pause, timezone.utc))
+                           datetime.fromtimestamp(DEFAULT_EPOCH + pause, UTC))
         assert end[3] == datetime.fromtimestamp(DEFAULT_EPOCH + pause)  # local time, naive
         assert record.duration_s == pause
         call = next(e for e in record.trace if e.kind == "tool_call")
@@ -61,7 +61,7 @@ def test_sync_agents_see_virtual_time_inside_a_trial_and_real_time_outside():
     # outside the trials: real time, during the campaign (another thread) and after it (this one)
     assert outside and max(abs(d) for d in outside) < 1.0
     assert abs(time.time() - real_time()) < 1.0
-    assert abs(datetime.now(timezone.utc).timestamp() - real_time()) < 1.0
+    assert abs(datetime.now(UTC).timestamp() - real_time()) < 1.0
 
 
 @pytest.mark.skipif(not hasattr(time, "clock_gettime"), reason="time.clock_gettime is POSIX only")
@@ -161,7 +161,7 @@ def test_async_wait_for_times_out_in_virtual_time_and_no_limit_means_none():
         start = loop.time()
         try:
             await asyncio.wait_for(asyncio.sleep(10_000), timeout=30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return f"gave up after {loop.time() - start:g}s"
         return "slept"
 

@@ -206,9 +206,6 @@ class ThreadWorker:
 WARM_AHEAD = 128
 SETTLE_BACKLOG = 256
 
-#: ``asyncio.Task(..., context=)`` is new in Python 3.11: before, a task takes a copy of the context it is made in
-_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
-
 
 class _Job:
     """A job queued on a LoopWorker: ``warm()`` (optional, in an idle moment before it starts),
@@ -342,10 +339,7 @@ class LoopWorker:
             job.held = True
             try:
                 # (the loop's task factory, inlined: a job is started outside any trial, so its task has no owner)
-                if _TASK_TAKES_CONTEXT:
-                    task = asyncio.Task(self._run_job(job), loop=self.loop, context=self._context.copy())
-                else:  # (Python 3.10: made inside the context, whose copy it takes)
-                    task = self._context.copy().run(asyncio.Task, self._run_job(job), loop=self.loop)
+                task = asyncio.Task(self._run_job(job), loop=self.loop, context=self._context.copy())
             except BaseException as exc:
                 self._free(job)
                 job.future.set_exception(exc)

@@ -187,7 +187,7 @@ class _OrderedTimer(asyncio.TimerHandle):
         return super().__gt__(other)  # type: ignore[operator]
 
 
-#: asyncio's ``Handle`` as ``VirtualTimeLoop.call_soon`` fills it in (the same in Python 3.10 to 3.13); with any
+#: asyncio's ``Handle`` as ``VirtualTimeLoop.call_soon`` fills it in (the same in Python 3.11 to 3.13); with any
 #: other layout the loop makes its handles through asyncio's own ``call_soon``
 _HANDLE_SLOTS = ("_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr", "__weakref__", "_context")
 _FAST_HANDLES = asyncio.Handle.__slots__ == _HANDLE_SLOTS  # type: ignore[attr-defined]

@@ -30,4 +30,4 @@ real_clock_gettime: Callable[[int], float] = getattr(_time_module, "clock_gettim
 real_clock_gettime_ns: Callable[[int], int] = getattr(_time_module, "clock_gettime_ns", lambda clock_id: 0)
 RealDate: type[_datetime_module.date] = _freezegun_api.real_date
 RealDatetime: type[_datetime_module.datetime] = _freezegun_api.real_datetime
-UTC = _datetime_module.timezone.utc
+UTC = _datetime_module.UTC
