@@ -212,3 +212,126 @@ def test_a_secret_named_key_in_what_a_tool_returns_is_masked_in_the_trace_and_a_
     assert len(traced) == 2 and all("'rows': [1, (2, 3)]" in t and "'password': '[redacted]'" in t for t in traced)
     assert not any("hunter2" in t or env_secret[:6] in t for t in traced)
     assert all(t.endswith(f"{REDACTED}'}}") for t in traced)  # (redacted whole, then short enough to keep)
+
+
+# -- secrets as they are written down: escaped, as numbers, in mappings of other classes ------------------------
+ESCAPED = "s3cr\\et'PW\"x"  # a backslash and both quotes: its repr escapes them
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc123\n-----END RSA PRIVATE KEY-----"
+PIN = "73918264"
+
+
+@pytest.fixture
+def awkward_env(monkeypatch):
+    monkeypatch.setenv("AGENTOPS_ESCAPED_PASSWORD", ESCAPED)
+    monkeypatch.setenv("AGENTOPS_PRIVATE_KEY", PEM)
+    monkeypatch.setenv("AGENTOPS_PIN_PASSWORD", PIN)
+    secrets.refresh()
+    yield
+    for name in ("AGENTOPS_ESCAPED_PASSWORD", "AGENTOPS_PRIVATE_KEY", "AGENTOPS_PIN_PASSWORD"):
+        monkeypatch.delenv(name)
+    secrets.refresh()
+
+
+@pytest.mark.parametrize("secret", [ESCAPED, PEM])
+def test_a_secret_is_redacted_in_its_repr_and_json_forms_too(awkward_env, secret):
+    for text in (secret, repr(secret), repr([secret]), repr(KeyError(secret)), json.dumps({"v": secret}),
+                 json.dumps(secret, ensure_ascii=False)):
+        redacted = redact_text(f"<{text}>")
+        assert secret not in redacted and repr(secret)[1:-1] not in redacted and REDACTED in redacted, text
+
+
+def test_escaped_numeric_and_mapping_secrets_never_reach_a_record(awkward_env):
+    """A tool result and an exception are traced and recorded as their repr (which escapes a backslash, the quotes
+    and a newline); a PIN passed as an int is a number in the trace; an ``OrderedDict`` is a mapping too."""
+    import collections
+
+    @tool
+    def connect(world, dsn: str) -> dict:
+        """Connect."""
+        return {"dsn": dsn, "key": PEM}
+
+    @tool
+    def login(world, pin: int) -> collections.OrderedDict:
+        """Log in."""
+        return collections.OrderedDict(password="not-from-the-environment", user="u")
+
+    def agent(task, env):
+        env.tools["connect"](f"postgres://u:{ESCAPED}@db/x")
+        env.tools["login"](int(PIN))
+        raise KeyError(ESCAPED)
+
+    result = run_campaign(Scenario(name="awkward", agent=agent, tools=[connect, login], trials=1, seed=1,
+                                   faults="none", early_stop=False))
+    text = json.dumps(result.to_dict(with_traces=True))
+    for leaked in (ESCAPED, repr(ESCAPED)[1:-1], "MIIEabc123", PIN, "not-from-the-environment"):
+        assert leaked not in text and json.dumps(leaked)[1:-1] not in text, leaked
+    record = result.records[0]
+    assert record.reason.startswith(f"KeyError: '{REDACTED}' at test_secrets.py:")
+    calls = [e.data for e in record.trace if e.kind == "tool_call"]
+    assert calls[1]["arguments"] == {"pin": REDACTED}
+    assert calls[1]["result"] == f"OrderedDict([('password', '{REDACTED}'), ('user', 'u')])"
+
+
+def test_a_mapping_with_nothing_to_mask_is_shown_as_it_is_and_one_that_cannot_be_read_is_left_to_its_repr():
+    import collections
+    from collections.abc import Mapping
+
+    plain = collections.OrderedDict(a=1)
+    assert secrets.mask_secret_keys(plain) is plain
+
+    class Broken(Mapping):
+        def __getitem__(self, key):
+            raise KeyError(key)
+
+        def __iter__(self):
+            raise RuntimeError("no")
+
+        def __len__(self):
+            return 1
+
+    broken = Broken()
+    assert secrets.mask_secret_keys(broken) is broken
+    assert secrets.mask_secret_keys(collections.defaultdict(int, token="t")) == {"token": REDACTED}
+
+
+def test_a_bearer_value_is_redacted_without_the_json_around_it():
+    text = json.dumps({"auth": "Bearer abc.DEF-123_~+/==", "next": 1})
+    assert json.loads(redact_text(text)) == {"auth": REDACTED, "next": 1}
+
+
+def test_the_terminal_table_and_a_world_factory_error_are_redacted(secret_env):
+    from pytest_agentops.errors import ConfigError
+    from pytest_agentops.report.terminal import campaign_table
+
+    result = run_campaign(Scenario(name="table", agent=lambda task, env: "ok", task=f"use {KEY}", trials=2,
+                                   seed=1, faults="none", early_stop=False))
+    data = result.to_dict()
+    data["per_task"] = [dict(t, task=f"use {KEY}") for t in data.get("per_task", [])] or \
+        [{"task": f"use {KEY}", "completed": 2, "trials": 2, "lower": 0.2, "upper": 1.0}]
+    assert not any(KEY in line for line in campaign_table(data))
+
+    def world():
+        raise ValueError(f"no database with {KEY}")
+
+    with pytest.raises(ConfigError) as raised:
+        run_campaign(Scenario(name="w", agent=lambda task, env: "ok", world=world, trials=1, seed=1, faults="none"))
+    assert KEY not in str(raised.value) and REDACTED in str(raised.value) and raised.value.__cause__ is None
+    assert "at test_secrets.py:" in str(raised.value)
+
+
+def test_a_cassette_keeps_no_secret_of_the_environment_and_its_bodies_stay_json(tmp_path, secret_env):
+    """The live key was the only secret a cassette redacted: a secret the agent sent in a prompt (and the
+    upstream echoed) was written as it was, in a file meant to be committed."""
+    from pytest_agentops.llm.cassette import Cassette, Recorded
+
+    cassette = Cassette(tmp_path / "c.jsonl", secrets=("live-key-0123456789",))
+    answer = json.dumps({"echo": f"password {KEY}", "auth": "Bearer live-key-0123456789", "n": 1})
+    cassette.add(trial=0, seed=1, key="k", occurrence=0, method="POST", path="/v1/chat/completions", api="chat",
+                 model="m", last_message=f"connect with {KEY}",
+                 request={"messages": [{"role": "user", "content": f"connect with {KEY}"}]},
+                 answer=Recorded(200, (("content-type", "application/json"),), answer.encode(), 0.01))
+    text = cassette.write().read_text()
+    assert KEY not in text and "live-key-0123456789" not in text
+    entry = json.loads(text)
+    assert entry["last_message"] == f"connect with {REDACTED}"
+    assert json.loads(entry["body"]) == {"echo": f"password {REDACTED}", "auth": "Bearer [REDACTED]", "n": 1}

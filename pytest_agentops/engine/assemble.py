@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +34,7 @@ from ..harness import (
 from ..harness.context import TrialContext
 from ..harness.env import Env
 from ..harness.layer import HarnessLayer
+from ..harness.secrets import redact_text
 from ..harness.state import layer as state
 from ..harness.tools import ToolTemplate
 from ..llm import boundary
@@ -119,9 +122,11 @@ class CampaignLayers:
         scenario = self.scenario
         try:
             world = outside_loop(scenario.world) if scenario.world is not None else None
-        except Exception as exc:
-            raise ConfigError(f"trial {index}: world factory {scenario.world!r} raised {type(exc).__name__}: "
-                              f"{exc}") from exc
+        except Exception as exc:  # (its text redacted, and not chained: the original would show it as it was)
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+            raise ConfigError(redact_text(f"trial {index}: world factory {scenario.world!r} raised "
+                                          f"{type(exc).__name__}: {exc}{where}")) from None
         ctx = TrialContext(scenario=scenario.name, index=index, seed=seed, world=world,
                            plan=FaultPlan(seed, self.run.faults, self.tool_names, self.run.allowed_faults),
                            prices=self.prices,

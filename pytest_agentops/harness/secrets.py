@@ -22,6 +22,7 @@ output, the terminal and JUnit XML redacted.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -34,8 +35,9 @@ from ..process.patch import ProcessPatch
 REDACTED = "[redacted]"
 #: Mapping keys whose value is a secret (trace event data, headers).
 SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|token$|bearer)", re.IGNORECASE)
-#: Secret shapes: ``sk-`` keys (OpenAI-style, and the fake model's ``sk-agentops-fake-...``), Bearer values.
-SECRET_SHAPE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
+#: Secret shapes: ``sk-`` keys (OpenAI-style, and the fake model's ``sk-agentops-fake-...``), Bearer values (the
+#: token's own characters, RFC 6750: not the quote or comma after it, so that JSON holding one stays JSON).
+SECRET_SHAPE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+(?:\[redacted\]|[A-Za-z0-9\-._~+/]+=*))")
 _NAME_PARTS = frozenset({"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PASSPHRASE",
                          "CREDENTIAL", "CREDENTIALS"})
 _NAME_ENDINGS = ("APIKEY", "TOKEN", "SECRET", "PASSWORD")
@@ -44,6 +46,7 @@ MIN_SECRET_LENGTH = 8
 
 _env_pattern: re.Pattern[str] | None = None  # the environment's secret values, longest first
 _env_longest = 0
+_env_numbers: frozenset[int] = frozenset()  # the environment's secret values that are whole numbers (a PIN)
 
 
 def is_secret_name(name: str) -> bool:
@@ -59,12 +62,26 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, 
     return tuple(sorted(values, key=lambda v: (-len(v), v)))
 
 
+def written_forms(value: str) -> set[str]:
+    """``value`` as it may appear written down: as it is, escaped as in its ``repr`` (a backslash, a quote, a
+    newline: an exception's or a tool result's text shows its ``repr``), and escaped as in JSON."""
+    forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
 def refresh(environ: Mapping[str, str] | None = None) -> None:
     """Read the environment's secrets again (a campaign does when it starts; so does writing a report)."""
-    global _env_pattern, _env_longest
+    global _env_pattern, _env_longest, _env_numbers
     values = environment_secrets(environ)
-    _env_pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
-    _env_longest = len(values[0]) if values else 0
+    forms = sorted({form for v in values for form in written_forms(v)}, key=lambda v: (-len(v), v))
+    _env_pattern = re.compile("|".join(re.escape(v) for v in forms)) if forms else None
+    _env_longest = len(forms[0]) if forms else 0
+    _env_numbers = frozenset(int(v) for v in values if v.isascii() and v.isdigit())
+
+
+def is_secret_number(value: Any) -> bool:
+    """Whether ``value`` is a whole number written as an environment secret (a PIN passed as an ``int``)."""
+    return bool(_env_numbers) and type(value) is int and value in _env_numbers
 
 
 def redact_text(text: str) -> str:
@@ -94,6 +111,8 @@ def redact(value: Any) -> Any:
         return [redact(v) for v in value]
     if isinstance(value, str):
         return redact_text(value)
+    if is_secret_number(value):
+        return REDACTED
     return value
 
 
@@ -109,6 +128,19 @@ def mask_secret_keys(value: Any, depth: int = 0) -> Any:
                 for k, v in value.items()}
     if kind is list or kind is tuple:
         return kind(mask_secret_keys(v, depth + 1) for v in value)
+    if isinstance(value, Mapping):  # an OrderedDict, a dict or Mapping of the agent's own class
+        try:
+            items = list(value.items())
+        except Exception:  # a mapping that cannot be read: its repr, redacted, is all that is shown
+            return value
+        masked = {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) else mask_secret_keys(v, depth + 1))
+                  for k, v in items}
+        if all(masked[k] is v for k, v in items):
+            return value  # nothing to mask: shown as it is
+        try:
+            return kind(masked)  # (its own class, so its repr reads as before)
+        except Exception:
+            return masked
     return value
 
 
@@ -120,6 +152,8 @@ def redact_data(value: Any) -> Any:
         return {(redact_text(k) if isinstance(k, str) else k): redact_data(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact_data(v) for v in value]
+    if is_secret_number(value):
+        return REDACTED
     return value
 
 

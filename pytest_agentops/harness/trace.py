@@ -18,13 +18,15 @@ from typing import Any
 
 from .._frozen import FrozenMap, freeze
 from ..records import TraceEvent
-from .secrets import REDACTED, SECRET_KEY, redact, redact_text
+from .secrets import REDACTED, SECRET_KEY, is_secret_number, redact, redact_text
 
 __all__ = ["REDACTED", "Trace", "redact"]
 
 
 def _plain(value: Any) -> Any:
     """A JSON-friendly, deterministic rendering of an event payload value."""
+    if is_secret_number(value):
+        return REDACTED
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Mapping):
@@ -47,7 +49,9 @@ def _scrub(value: Any) -> Any:
     cls = type(value)
     if cls is str:
         return redact_text(value)
-    if value is None or cls is int or cls is float or cls is bool:
+    if cls is int:
+        return REDACTED if is_secret_number(value) else value
+    if value is None or cls is float or cls is bool:
         return value
     if cls is dict:
         out = {}

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CassetteMiss, ConfigError
+from ..harness.secrets import redact_data, redact_text
 from ..seeding import canonical
 
 REDACTED = "[REDACTED]"
@@ -97,8 +98,7 @@ class Cassette:
         """Write the recorded entries, in trial order, atomically (a reader never sees half a file)."""
         with self._lock:
             entries = [e for _, _, e in sorted(self._new, key=lambda t: (t[0], t[1]))]
-        lines = [redact(json.dumps(e, sort_keys=True, ensure_ascii=False, allow_nan=False), self.secrets)
-                 for e in entries]
+        lines = [json.dumps(self._scrubbed(e), sort_keys=True, ensure_ascii=False, allow_nan=False) for e in entries]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
@@ -112,6 +112,17 @@ class Cassette:
             Path(tmp).unlink(missing_ok=True)
             raise
         return self.path
+
+    def _scrubbed(self, value: Any) -> Any:
+        """An entry as written: in every string, the live key, then what reports redact (the environment's
+        secrets, secret shapes): a cassette is meant to be committed."""
+        if isinstance(value, str):
+            return redact_text(redact(value, self.secrets))
+        if isinstance(value, dict):
+            return {self._scrubbed(k): self._scrubbed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrubbed(v) for v in value]
+        return redact_data(value)  # (a number written as a secret)
 
     # -- replaying ----------------------------------------------------------------------------------------
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..harness.secrets import redact_text
 from ..result import CampaignResult
 
 
@@ -114,7 +115,7 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
             lines.append(f"  note: {v['key']}: {v['note']}")
         if v.get("rule") and "no fail level declared" in v["rule"] and v["verdict"] != "pass":
             lines.append(f"  rule: {v['key']}: {v['rule']}")
-    return lines
+    return [redact_text(line) for line in lines]  # (a model's or a task's name may hold a secret)
 
 
 def _trajectory_line(c: dict[str, Any], extras: list[Any] | None = None) -> str:
