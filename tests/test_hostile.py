@@ -245,6 +245,32 @@ def test_calls_from_a_thread_left_behind_are_refused_and_counted():
     assert [r.outcome for r in result.records] == ["completed", "completed"]
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("made_up", ["completed", "escalated", "abandoned"])
+def test_an_agent_raising_the_harness_own_exceptions_is_never_taken_at_its_word(kind, made_up):
+    """``TrialAborted("completed", "")`` raised by the agent itself passed every trial without its check (a false
+    green); a made-up ``Escalated`` or ``TrialAbandoned`` gave a false outcome. Only what the harness decided is an
+    outcome: the agent's own raise is an error of the agent's."""
+    from pytest_agentops.errors import Escalated, TrialAbandoned, TrialAborted
+
+    made = {"completed": lambda: TrialAborted("completed", ""), "escalated": lambda: Escalated("a human, really"),
+            "abandoned": lambda: TrialAbandoned()}[made_up]
+
+    def sync_agent(task, env):
+        raise made()
+
+    async def async_agent(task, env):
+        raise made()
+
+    result = _campaign(async_agent if kind == "async" else sync_agent, trials=3, check=lambda world, output: False,
+                       expect={"completion_rate": ">= 0.5"})
+    assert {r.outcome for r in result.records} == {"error"}
+    assert all(r.reason.startswith("the agent raised ") and r.reason.endswith("itself: the harness decided nothing")
+               for r in result.records)
+    with pytest.raises(AssertionError):
+        result.check()
+
+
 # -- no campaign can hang -------------------------------------------------------------------------------
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_an_async_agent_that_swallows_its_cancellation_does_not_hang_the_campaign(concurrency):
@@ -510,6 +536,41 @@ def test_a_sync_agent_nesting_loops_that_swallow_everything_is_reported_unstoppa
         release.append(True)
         stuck[0].join(10)
     assert not stuck[0].is_alive()
+
+
+COROUTINE_LEFT_BEHIND = """
+import gc, sys
+from pytest_agentops import Scenario, run_campaign
+
+async def never_ends():
+    while True:
+        try:
+            import asyncio
+            await asyncio.sleep(10**6)
+        except BaseException:  # its cancellation, and later (with no loop under it) its finalization too
+            pass
+
+def agent(task, env):
+    return never_ends() if env.trial_id.endswith("-1") else "ok"  # a sync callable returning a coroutine
+
+result = run_campaign(Scenario(name="left", agent=agent, trials=3, seed=1, faults="none", early_stop=False,
+                               timeout_s=0.5))
+print(sorted(r.outcome for r in result.records), flush=True)
+gc.collect()  # finalizing the abandoned coroutine ran it again, for ever: the process never ended
+print("collected", flush=True)
+"""
+
+
+def test_a_coroutine_a_sync_agent_returned_and_left_behind_is_never_finalized():
+    """The run of a coroutine a sync agent returns is abandoned at the wall-clock limit with its task still
+    pending (it swallows its cancellation); once collected, its finalization ran its loop again with no event
+    loop under it, for ever: in a later test's garbage collection, or at exit (the pytest session hung)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", COROUTINE_LEFT_BEHIND], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["['completed', 'completed', 'timed_out']", "collected"]
 
 
 def test_an_abandoned_thread_in_virtual_sleep_is_slowed_to_a_few_calls_a_second():

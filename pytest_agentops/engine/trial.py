@@ -222,16 +222,19 @@ class Trial:
                                outcome="timed_out" if exc is None else "error",
                                reason=redact_text(describe(exc)) if exc else "no result within the wall-clock limit")
         ctx.close_layers()
+        raised = exc
         for settle in ctx.hooks["settle"]:
             exc = settle(exc)
         aborted = ctx.aborted
         reason = ""
-        if aborted is not None:
+        if aborted is not None:  # what the harness decided (a limit, a budget, an escalation): recorded first
             outcome, reason = aborted.outcome, aborted.reason
-        elif isinstance(exc, TrialAborted):
+        elif isinstance(exc, TrialAborted) and exc is not raised:  # a layer's decision as the trial ended (crashed)
             outcome, reason = exc.outcome, exc.reason
-        elif isinstance(exc, TrialAbandoned):
-            outcome, reason = "timed_out", "abandoned after the wall-clock limit"
+        elif isinstance(exc, (TrialAborted, TrialAbandoned)):
+            # the harness decided nothing: the agent raised one of its exceptions itself (never taken at its
+            # word: a made-up ``TrialAborted("completed", "")`` would pass the trial without its check)
+            outcome, reason = "error", f"the agent raised {describe(exc)} itself: the harness decided nothing"
         elif exc is not None:
             outcome, reason = "error", describe(exc)
         elif scenario.check is None:

@@ -21,25 +21,14 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from ..errors import TrialAbandoned
 from ..process.task_scope import forget_tasks, owner_of, task_factory
-from ..vtime.loop import VirtualTimeLoop
+from ..vtime.loop import VirtualTimeLoop, keep_forever
 from ..vtime.real import real_monotonic
 from .job_future import JobFuture
-
-
-def keep_forever(objects: Iterable[Any]) -> int:
-    """Never free these objects (their count): finalizing an abandoned task runs its code again (a coroutine's
-    ``close()``), and an agent that catches ``GeneratorExit`` in a loop would hang the interpreter's exit."""
-    n = 0
-    for obj in objects:
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
-        n += 1
-    return n
-
 
 #: Where an asynchronous exception must not land: the innermost frame in code that takes and gives back
 #: locks by hand (logging's handlers and module lock, the import system, ``threading``, ``queue``,

@@ -155,8 +155,9 @@ class CrashInjector(LayerTrial):
     def give_up(self, restarts: int) -> TrialAborted:
         """The outcome ``crashed``: the agent did not finish within ``restarts`` restarts."""
         where = f" at step {self.draw.step}" if self.draw is not None and self.fired else ""
-        return TrialAborted("crashed", f"the agent crashed{where} and did not finish after crash_restarts="
-                                       f"{restarts} restart(s)")
+        reason = f"the agent crashed{where} and did not finish after crash_restarts={restarts} restart(s)"
+        self.ctx.abort("crashed", reason)  # (the harness's decision: the trial is judged by it)
+        return TrialAborted("crashed", reason)
 
 
 def with_restarts(agent: Callable[..., Any], injector: CrashInjector | None, store: CheckpointStore | None,

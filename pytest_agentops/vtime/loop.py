@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ctypes
 import heapq
 import math
 import selectors
 from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from ..errors import ArgumentTypeError, ConfigError, UsageError
@@ -461,6 +462,17 @@ def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
             )
 
 
+def keep_forever(objects: Iterable[Any]) -> int:
+    """Never free these objects (their count): finalizing an abandoned task runs its code again (a coroutine's
+    ``close()``), and an agent that catches ``GeneratorExit`` (or the error of awaiting with no loop) in a loop
+    would hang whichever thread collects it (the interpreter's exit, or a later test's garbage collection)."""
+    n = 0
+    for obj in objects:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+        n += 1
+    return n
+
+
 def run_virtual(coro: Coroutine[Any, Any, T], *, loop: VirtualTimeLoop | None = None) -> T:
     """Run ``coro`` to completion on a ``VirtualTimeLoop`` and return its result.
 
@@ -491,4 +503,7 @@ def run_virtual(coro: Coroutine[Any, Any, T], *, loop: VirtualTimeLoop | None = 
             own_loop.run_until_complete(own_loop.shutdown_asyncgens())
             own_loop.run_until_complete(own_loop.shutdown_default_executor())
         finally:
+            # a task still pending (it ignored its cancellation, and its thread was interrupted out of the wait)
+            # is never freed: finalized later, anywhere, its code would run again with no loop under it
+            keep_forever([task for task in asyncio.all_tasks(own_loop) if not task.done()])
             own_loop.close()
