@@ -27,6 +27,16 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_bool(name: str, value: Any, *, optional: bool = False) -> bool | None:
+    """A switch: True or False (a string such as ``"false"`` is refused: ``bool("false")`` is True); None
+    allowed when ``optional``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} must be True or False")
+    return value
+
+
 def check_share(name: str, value: Any) -> float:
     """A share (of calls, attempts, trials): a finite number in [0, 1], returned as float."""
     if not is_number(value) or not math.isfinite(value):

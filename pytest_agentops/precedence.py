@@ -8,9 +8,10 @@ Precedence, highest first: the call's own arguments (``run_campaign(..., trials=
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._validation import check_bool, check_trials
 from .errors import ConfigError
 from .scenario import Scenario
 from .seeding import fresh_seed
@@ -27,6 +28,16 @@ def _first(key: str, sources: Sequence[RunSource], scenario_value: Any = None) -
         if value is not None:
             return value, rank
     return scenario_value, len(sources)
+
+
+def _checked(key: str, sources: Sequence[RunSource], scenario_value: Any, check: Callable[[str, Any], Any]) -> Any:
+    """``_first``'s value, checked, an error naming the source that gave it (``marker: trials='50' must ...``)."""
+    value, rank = _first(key, sources, scenario_value)
+    try:
+        check(key, value)
+    except ConfigError as exc:
+        raise ConfigError(f"{sources[rank].name if rank < len(sources) else 'Scenario'}: {exc}") from None
+    return value
 
 
 def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay: int | None = None,
@@ -55,14 +66,14 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
         seed = default_seed if default_seed is not None else fresh_seed()
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed={seed!r} must be a whole number >= 0")
-    trials = _first("trials", sources, scenario.trials)[0]
+    trials = _checked("trials", sources, scenario.trials, lambda name, value: check_trials(value))
     max_usd = _first("max_campaign_usd", sources, scenario.max_campaign_usd)[0]
     max_tokens = _first("max_campaign_tokens", sources, scenario.max_campaign_tokens)[0]
     return RunSettings(
         seed=seed, trials=1 if smoke else trials, faults=Faults.none() if smoke else faults,
         confidence=_first("confidence", sources, scenario.confidence)[0],
         concurrency=_first("concurrency", sources, scenario.concurrency)[0],
-        early_stop=_first("early_stop", sources, scenario.early_stop)[0],
+        early_stop=_checked("early_stop", sources, scenario.early_stop, check_bool),
         isolation=_first("isolation", sources, scenario.isolation)[0],
         replay=replay, smoke=smoke,
         spend=SpendCap(max_usd, max_tokens) if max_usd is not None or max_tokens is not None else None,

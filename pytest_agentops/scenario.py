@@ -16,6 +16,7 @@ from ._frozen import FrozenMap
 from ._validation import (
     MAX_CONCURRENCY,
     MAX_TRIALS,
+    check_bool,
     check_concurrency,
     check_positive_seconds,
     check_trials,
@@ -24,7 +25,7 @@ from ._validation import (
 )
 from .errors import ConfigError
 from .expect import Expectation
-from .settings._meta import setting
+from .settings._meta import docs, setting
 from .settings.faults import Faults
 from .settings.layers import ISOLATIONS, Approver, Budget, Escalation, StateSpec, check_isolation
 from .settings.live import LiveLLM
@@ -157,6 +158,8 @@ class Scenario:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"name={self.name!r} must be a non-empty string")
+        for field_name in _SWITCHES:  # (``enforce="false"`` would switch the gate on: ``bool("false")`` is True)
+            check_bool(field_name, getattr(self, field_name))
         if not callable(self.agent):
             raise ConfigError(f"agent={self.agent!r} must be a callable agent(task, env)")
         if not callable(self.task):
@@ -311,3 +314,7 @@ class Scenario:
     def replace(self, **changes: Any) -> Scenario:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+#: The scenario's switches (settings of kind ``bool``), checked to be True or False.
+_SWITCHES = tuple(name for name, doc in docs(Scenario).items() if doc.kind == "bool")

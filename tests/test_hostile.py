@@ -8,6 +8,7 @@ pytest in a subprocess, where the exit status is what CI sees.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import random
 import sys
@@ -269,6 +270,53 @@ def test_an_agent_raising_the_harness_own_exceptions_is_never_taken_at_its_word(
                for r in result.records)
     with pytest.raises(AssertionError):
         result.check()
+
+
+LEFT_IN_CONTEXT: contextvars.ContextVar[str] = contextvars.ContextVar("left_in_context", default="clean")
+
+
+def _tracer(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "_innocent":
+        raise RuntimeError("sabotaged by another trial's trace function")
+
+
+def _innocent() -> str:
+    import decimal
+
+    total = decimal.Decimal("19.99") + decimal.Decimal("5.01")  # inexact at precision 1 (a trap set below)
+    return f"{total}/{LEFT_IN_CONTEXT.get()}"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_what_a_trial_leaves_in_its_thread_or_context_does_not_reach_the_trials_after_it(kind):
+    """Trial 2 sets a context variable, the decimal context's precision and a trap, and a trace function in
+    the thread it runs in; the trials its thread (or loop) runs next were errors, and a replay of one (run
+    alone) completed: the record depended on what ran before it."""
+    import decimal
+
+    from pytest_agentops import replay_trial
+
+    def sabotage() -> str:
+        LEFT_IN_CONTEXT.set("dirty")
+        decimal.getcontext().prec = 1
+        decimal.getcontext().traps[decimal.Inexact] = True
+        sys.settrace(_tracer)
+        return "sabotaged"
+
+    def sync_agent(task, env):
+        return sabotage() if env.trial_id.endswith("-2") else _innocent()
+
+    async def async_agent(task, env):
+        return sync_agent(task, env)
+
+    outside = decimal.getcontext().prec
+    tracer = sys.gettrace()
+    scenario = Scenario(name=f"left-{kind}", agent=async_agent if kind == "async" else sync_agent, trials=6,
+                        seed=1, faults="none", early_stop=False)
+    result = run_campaign(scenario)
+    assert [r.output for r in result.records] == ["25.00/clean"] * 2 + ["sabotaged"] + ["25.00/clean"] * 3
+    assert replay_trial(scenario, 4, seed=1).output == result.records[4].output
+    assert decimal.getcontext().prec == outside and sys.gettrace() is tracer and LEFT_IN_CONTEXT.get() == "clean"
 
 
 # -- no campaign can hang -------------------------------------------------------------------------------
@@ -639,15 +687,17 @@ def test_os_exit_in_an_agent_is_an_error_and_the_run_goes_on():
     assert os._exit.__module__ == "posix"  # the real one again between campaigns
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
-def test_fork_in_an_agent_is_refused():
+@pytest.mark.skipif(not hasattr(os, "forkpty"), reason="no os.fork on this platform")
+@pytest.mark.parametrize("name", ["fork", "forkpty"])
+def test_fork_in_an_agent_is_refused(name):
+    """(``os.forkpty`` forks too: it left a copy of the test process running past the campaign.)"""
     def agent(task, env):
         if env.trial_id.endswith("-2"):
-            os.fork()
+            getattr(os, name)()
         return "ok"
 
     record, others = _only(_campaign(agent), 2)
-    assert record.outcome == "error" and "os.fork() inside a trial is refused" in record.reason
+    assert record.outcome == "error" and f"os.{name}() inside a trial is refused" in record.reason
     assert others == {"completed"}
 
 

@@ -188,3 +188,67 @@ def test_the_binder_binds_as_inspect_does_or_leaves_the_call_to_it(fn):
                 assert list(fast[1]) == list(bound.arguments), (args, kwargs)  # in the signature's order
     if fn not in (_star_args, _star_kwargs):  # (*args/**kwargs: always left to inspect)
         assert bound_some > 0
+
+
+# -- switches are True or False; tools of every callable kind get a name or a clear error --------------------
+@pytest.mark.parametrize("given", ["false", "no", 0, 1, None])
+def test_a_switch_given_anything_but_true_or_false_is_refused_naming_where_it_came_from(given):
+    """``bool("false")`` is True: ``early_stop="false"`` stopped early, ``enforce="false"`` switched the gate on,
+    ``@tool(destructive="false")`` put the tool behind it."""
+    from pytest_agentops import ConfigError, Scenario, run_campaign
+    from pytest_agentops.precedence import resolve_run
+    from pytest_agentops.settings.run import RunSource
+
+    def agent(task, env):
+        return "ok"
+
+    for field in ("early_stop", "enforce"):
+        with pytest.raises(ConfigError, match=rf"^{field}={given!r} must be True or False$"):
+            Scenario(name="s", agent=agent, **{field: given})
+    scenario = Scenario(name="s", agent=agent, trials=2)
+    if given is not None:  # (None: not given by that source)
+        with pytest.raises(ConfigError, match=rf"^arguments: early_stop={given!r} must be True or False$"):
+            run_campaign(scenario, early_stop=given)
+        with pytest.raises(ConfigError, match=rf"^marker: early_stop={given!r} must be True or False$"):
+            resolve_run(scenario, (RunSource("command line"), RunSource("marker", early_stop=given)))
+    for switch in ("destructive", "idempotent"):
+        if given is None:
+            continue
+        with pytest.raises(ConfigError, match=rf"^{switch}={given!r} must be True or False$"):
+            tool(**{switch: given})
+
+
+def test_callable_objects_partials_and_builtins_are_tools_with_a_name_of_their_own():
+    import functools
+
+    from pytest_agentops import ConfigError, Scenario, run_campaign
+    from pytest_agentops.settings.tools import tool_spec
+
+    class Lookup:
+        """Look up an order."""
+
+        def __call__(self, world, order_id: int) -> str:
+            return f"order {order_id}: paid"
+
+    def price(world, item: str, currency: str) -> str:
+        return f"{item} in {currency}"
+
+    for nameless in (Lookup(), functools.partial(price, currency="EUR"), lambda world, x: x):
+        with pytest.raises(ConfigError, match=r"has no name of its own to be called by .*@tool\(name=\.\.\.\)"):
+            tool_spec(nameless)
+    for bad in ("", "a b/c", "x" * 65, 3):
+        with pytest.raises(ConfigError, match=r"a tool's name is 1 to 64 letters, digits, '_' or '-'"):
+            tool(name=bad)
+    with pytest.raises(ConfigError, match=r"@tool cannot mark <built-in function len>"):
+        tool(len)
+    assert tool_spec(len).name == "len"  # taken as a plain tool, nothing set on it
+
+    lookup = tool(name="lookup")(Lookup())
+    priced = tool(name="price_eur")(functools.partial(price, currency="EUR"))
+
+    def agent(task, env):
+        return [env.tools["lookup"](42), env.tools["price_eur"]("tea"), env.tools["len"]("abc")]
+
+    result = run_campaign(Scenario(name="kinds", agent=agent, tools=[lookup, priced, len], trials=1, seed=1,
+                                   faults="none"))
+    assert result.records[0].output == "['order 42: paid', 'tea in EUR', 3]"

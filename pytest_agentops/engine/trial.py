@@ -9,9 +9,11 @@ abandoned), or the scenario's ``check`` on the world; then the record, with ever
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import os
+import sys
 import threading
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -90,7 +92,22 @@ class Trial:
 
     def run_sync(self) -> TrialRecord:
         """In a worker thread: build, run and judge the whole trial, so the worker goes straight on to the
-        next queued trial without waiting for the main thread (which only watches the wall clock)."""
+        next queued trial without waiting for the main thread (which only watches the wall clock).
+
+        In a copy of the thread's context, with a decimal context of its own, and the thread's trace and profile
+        functions put back after: what one trial's agent sets there must not reach the trials its worker thread
+        runs next (which ones those are depends on the concurrency, and a replay runs the trial alone)."""
+        tracer, profiler = sys.gettrace(), sys.getprofile()
+        try:
+            return contextvars.copy_context().run(self._run_sync)
+        finally:
+            if sys.gettrace() is not tracer:
+                sys.settrace(tracer)
+            if sys.getprofile() is not profiler:
+                sys.setprofile(profiler)
+
+    def _run_sync(self) -> TrialRecord:
+        own_decimal_context()
         self.started = _wall()  # the wall-clock limit covers building the world too
         self.prepare()
         try:
@@ -124,6 +141,8 @@ class Trial:
             raise self._build_error
         origin = self._origin
         assert origin is not None
+        own_decimal_context()  # (in the task's own context, a copy: as a sync trial's, ``run_sync``)
+        tracer, profiler = sys.gettrace(), sys.getprofile()
         try:
             # (the agent's call written out here, not a coroutine of its own: one coroutine less per trial)
             ctx = self.ctx
@@ -148,6 +167,10 @@ class Trial:
             return None, exc
         finally:
             self.ran = True  # within its limit: the wall clock no longer counts for it
+            if sys.gettrace() is not tracer:  # (the loop's thread: put back for the trials after this one)
+                sys.settrace(tracer)
+            if sys.getprofile() is not profiler:
+                sys.setprofile(profiler)
 
     def settle_async(self, ended: tuple[Any, BaseException | None]) -> TrialRecord:
         """On the loop, after the trial ran: judge it (within the wall-clock limit again: a check that never
@@ -272,6 +295,15 @@ class Trial:
             violations=violations, output=_shared(short_repr(output)),
             default_priced=tuple(sorted(meter.default_priced)) if meter.default_priced else (),
             layers=self.layers.layer_map(layers), trace=kept, skeleton=skeleton)
+
+
+def own_decimal_context() -> None:
+    """Give the current context a decimal context of its own, a copy of the one it had: a copied context shares
+    the decimal context object, so a precision or a trap an agent sets would reach every later trial (and the
+    caller's thread). Nothing to do when ``decimal`` was never imported."""
+    decimal = sys.modules.get("decimal")
+    if decimal is not None:
+        decimal.setcontext(decimal.getcontext().copy())
 
 
 # Values many records hold equal (event keys, skeletons, fault lists, short outputs), each kept once per

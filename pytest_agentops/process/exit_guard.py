@@ -1,4 +1,4 @@
-"""``os._exit`` and ``os.fork`` inside a trial do not end or split the test run.
+"""``os._exit`` and ``os.fork`` (and ``os.forkpty``) inside a trial do not end or split the test run.
 
 An agent (or a library it calls) that calls ``os._exit(0)`` would end pytest on the spot: exit code 0, no
 report, a green CI. One that calls ``os.fork()`` would leave a copy of the test process (of its one thread)
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
 from ..errors import AgentExited
 from .time_patch import active_clock, register_stand_ins
@@ -29,24 +29,27 @@ def _exit(status: int) -> NoReturn:
     _real_exit(status)
 
 
-_real_fork = getattr(os, "fork", None)
+def _refusing_fork(name: str, real: Callable[[], Any]) -> Callable[[], Any]:
+    """``os.fork`` or ``os.forkpty``, refused inside a trial."""
 
+    def fork() -> Any:
+        if active_clock() is not None:
+            raise OSError(f"os.{name}() inside a trial is refused: a forked copy of the test process would run on; "
+                          "start a process with subprocess instead")
+        return real()
 
-def _fork() -> int:
-    if active_clock() is not None:
-        raise OSError("os.fork() inside a trial is refused: a forked copy of the test process would run on; start "
-                      "a process with subprocess instead")
-    assert _real_fork is not None
-    return _real_fork()
+    fork.__doc__ = real.__doc__
+    fork.__name__ = fork.__qualname__ = name
+    return fork
 
 
 _exit.__doc__ = _real_exit.__doc__
 _exit.__name__ = _exit.__qualname__ = "_exit"
-stand_ins = {"_exit": _exit}
-if _real_fork is not None:
-    _fork.__doc__ = _real_fork.__doc__
-    _fork.__name__ = _fork.__qualname__ = "fork"
-    stand_ins["fork"] = _fork
+stand_ins: dict[str, Callable[..., Any]] = {"_exit": _exit}
+for _name in ("fork", "forkpty"):
+    _real = getattr(os, _name, None)
+    if _real is not None:
+        stand_ins[_name] = _refusing_fork(_name, _real)
 register_stand_ins(os, stand_ins)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .._validation import check_concurrency, check_trials, is_number
+from .._validation import check_bool, check_concurrency, check_trials, is_number
 from ..errors import ConfigError
 from .faults import Faults
 from .layers import check_isolation
@@ -62,6 +62,8 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         check_isolation("isolation", self.isolation)
+        check_bool("early_stop", self.early_stop)
+        check_bool("smoke", self.smoke)
         check_trials(self.trials)
         if self.replay is not None and (isinstance(self.replay, bool) or not isinstance(self.replay, int)
                                         or self.replay < 0):

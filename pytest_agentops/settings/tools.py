@@ -7,10 +7,12 @@ is ``pytest_agentops.harness.tools``.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
+from .._validation import check_bool
 from ..errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,23 +51,52 @@ def tool(fn: Callable[..., Any] | None = None, *, destructive: bool = False, sco
     status, an upsert), so its repeats are not duplicates.
     """
 
+    check_bool("destructive", destructive)  # (``destructive="false"`` was True: ``bool("false")``)
+    check_bool("side_effect", side_effect, optional=True)
+    check_bool("idempotent", idempotent)
+    if name is not None and (not isinstance(name, str) or not TOOL_NAME.fullmatch(name)):
+        raise ConfigError(f"@tool(name={name!r}): a tool's name is 1 to 64 letters, digits, '_' or '-' (what a "
+                          "model's tool call names it by)")
+
     def declare(f: Callable[..., Any]) -> Callable[..., Any]:
-        if not callable(f):
-            raise ConfigError(f"@tool must decorate a function, got {f!r}")
-        sig = inspect.signature(f)
-        params = list(sig.parameters.values())
-        takes_world = bool(params) and params[0].name == "world"
-        if takes_world:
-            sig = sig.replace(parameters=params[1:])
-        f.__agentops_tool__ = ToolSpec(  # type: ignore[attr-defined]
-            fn=f, name=name or f.__name__, destructive=bool(destructive), scope=scope,
-            side_effect=bool(destructive if side_effect is None else side_effect),
-            takes_world=takes_world, signature=sig, is_async=inspect.iscoroutinefunction(f),
-            idempotent=bool(idempotent),
-        )
+        spec = _spec(f, name, destructive, scope, side_effect, idempotent)
+        try:
+            f.__agentops_tool__ = spec  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):
+            raise ConfigError(f"@tool cannot mark {f!r} (a built-in, or an object that takes no attributes): "
+                              "wrap it in a function of your own") from None
         return f
 
     return declare(fn) if fn is not None else declare
+
+
+#: What a tool's name may be: what the model APIs accept as a function's name.
+TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _spec(f: Any, name: str | None, destructive: bool, scope: str | None, side_effect: bool | None,
+          idempotent: bool) -> ToolSpec:
+    if not callable(f):
+        raise ConfigError(f"@tool must decorate a function, got {f!r}")
+    if name is None:
+        name = getattr(f, "__name__", None)
+        if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+            raise ConfigError(f"tool {f!r} has no name of its own to be called by (a callable object, a "
+                              "functools.partial, a lambda): declare it with @tool(name=...)")
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):
+        raise ConfigError(f"tool {name!r}: its signature cannot be read ({f!r}): wrap it in a function of your "
+                          "own") from None
+    params = list(sig.parameters.values())
+    takes_world = bool(params) and params[0].name == "world"
+    if takes_world:
+        sig = sig.replace(parameters=params[1:])
+    call = getattr(f, "__call__", None)  # noqa: B004 (a callable object's own method tells whether it is async)
+    is_async = inspect.iscoroutinefunction(f) or (not inspect.isfunction(f) and inspect.iscoroutinefunction(call))
+    return ToolSpec(fn=f, name=name, destructive=destructive, scope=scope,
+                    side_effect=destructive if side_effect is None else side_effect, takes_world=takes_world,
+                    signature=sig, is_async=is_async, idempotent=idempotent)
 
 
 def tool_spec(obj: Any) -> ToolSpec:
@@ -73,6 +104,6 @@ def tool_spec(obj: Any) -> ToolSpec:
     spec = getattr(obj, "__agentops_tool__", None)
     if isinstance(spec, ToolSpec):
         return spec
-    if callable(obj):
-        return tool(obj).__agentops_tool__  # type: ignore[no-any-return]
+    if callable(obj):  # (nothing set on it: a built-in or a partial may take no attribute)
+        return _spec(obj, None, False, None, None, False)
     raise ConfigError(f"tools must be functions (decorate them with @tool), got {obj!r}")
