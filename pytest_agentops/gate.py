@@ -91,10 +91,30 @@ def _read(path: str) -> dict[str, Any]:
             if not isinstance(campaign.get(key), kind):
                 raise GateUsageError(f"{path}: campaigns[{i}].{key} must be a {kind.__name__}, got "
                                      f"{type(campaign.get(key)).__name__}")
+        for j, verdict in enumerate(campaign["verdicts"]):
+            _check_verdict(f"{path}: campaigns[{i}].verdicts[{j}]", verdict)
     session = report.get("session")
     if session is not None and not isinstance(session, dict):
         raise GateUsageError(f"{path}: 'session' must be an object, got {type(session).__name__}")
     return report
+
+
+#: what every verdict of a report must have for the gate to read it
+_VERDICTS = ("pass", "fail", "inconclusive")
+
+
+def _check_verdict(where: str, verdict: Any) -> None:
+    if not isinstance(verdict, dict):
+        raise GateUsageError(f"{where} must be an object, got {type(verdict).__name__}")
+    for key in ("key", "expression"):
+        if not isinstance(verdict.get(key), str):
+            raise GateUsageError(f"{where}.{key} must be a string, got {type(verdict.get(key)).__name__}")
+    if verdict.get("verdict") not in _VERDICTS:
+        raise GateUsageError(f"{where}.verdict must be one of {', '.join(_VERDICTS)}, got {verdict.get('verdict')!r}")
+    for key in ("estimate", "bound"):
+        value = verdict.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise GateUsageError(f"{where}.{key} must be a number or null, got {type(value).__name__}")
 
 
 def _campaigns(paths: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +54,25 @@ def test_gate_fails_failed_verdicts_and_usage_errors_exit_2(tmp_path):
     assert main([]) == 2
     code, _, err = _gate(str(tmp_path / "missing.json"))
     assert code == 2 and "no such report file" in err
+
+
+@pytest.mark.parametrize(("verdict", "message"), [
+    (1, r"campaigns\[0\]\.verdicts\[0\] must be an object, got int"),
+    ({}, r"campaigns\[0\]\.verdicts\[0\]\.key must be a string, got NoneType"),
+    ({"key": "completion_rate", "expression": ">= 0.9", "verdict": "passed"},
+     r"\.verdict must be one of pass, fail, inconclusive, got 'passed'"),
+    ({"key": "completion_rate", "expression": ">= 0.9", "verdict": "pass", "estimate": "0.9", "bound": None},
+     r"\.estimate must be a number or null, got str"),
+])
+def test_a_malformed_verdict_is_a_usage_error_not_a_traceback(tmp_path, verdict, message):
+    """A verdict that is not an object, or lacks its key, crashed the gate with a traceback and exit code 1 (the
+    code of a failing gate)."""
+    report = json.loads(Path(_report(tmp_path, "ok.json", 0.95)).read_text())
+    report["campaigns"][0]["verdicts"] = [verdict]
+    (tmp_path / "bad.json").write_text(json.dumps(report))
+    code, _, err = _gate(str(tmp_path / "bad.json"))
+    assert code == 2 and "Traceback" not in err
+    assert re.search(message, err), err
 
 
 @pytest.mark.parametrize("k1, n1, k2, n2", [(80, 100, 95, 100), (0, 10, 10, 10), (290, 300, 280, 300),
