@@ -154,6 +154,10 @@ def test_seed_last_without_a_printed_run_is_a_usage_error(project):
     ("--agent-chaos-progress=loud", "*--agent-chaos-progress='loud' must be one of auto, on, off*"),
     ("--agent-chaos-progress-every=0", "*--agent-chaos-progress-every='0' must be a number of seconds from 0.1*"),
     ("--agent-chaos-progress-every=soon", "*must be a number of seconds*"),
+    # an empty value was taken as the option left out: a whole campaign ran instead of the replay asked for
+    ("--agent-chaos-replay=", "*--agent-chaos-replay='' is empty: give it a value, or leave --agent-chaos-replay out*"),
+    ("--agent-chaos-seed=", "*--agent-chaos-seed='' is empty*"),
+    ("--agent-chaos-profile= ", "*--agent-chaos-profile=' ' is empty*"),
 ])
 def test_bad_option_values_are_usage_errors(project, option, message):
     result = project.runpytest(option)

@@ -235,11 +235,19 @@ def parse_replay(value: str, source: str) -> tuple[str | None, int]:
 
 
 def _option(config: pytest.Config, name: str) -> str | None:
+    """A command-line value; an empty one (``--agent-chaos-replay=$TRIAL`` with ``TRIAL`` unset) is a usage error,
+    not the option left out (a whole campaign would run instead of the replay asked for)."""
     value = config.getoption(name)
-    return None if value is None or value == "" else str(value)
+    if value is None:
+        return None
+    if str(value).strip() == "":
+        option = "--" + name.replace("_", "-")
+        raise pytest.UsageError(f"{option}={value!r} is empty: give it a value, or leave {option} out")
+    return str(value)
 
 
 def _ini(config: pytest.Config, name: str) -> str | None:
+    """An ini value; an empty one (``agent_chaos_trials =``) counts as not set, as pytest's own ini keys do."""
     value = config.getini(name)
     return (str(value).strip() or None) if value else None
 
