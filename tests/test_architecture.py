@@ -96,3 +96,20 @@ def test_the_checker_catches_an_import_against_the_layer_order(tmp_path):
         "pkg.low (layer 0) imports pkg.high (layer 1)"]
     with pytest.raises(KeyError, match=r"pkg\.other is in no layer"):
         layer_of("pkg.other", {"pkg.low": 0})
+
+
+def test_a_process_patch_registered_again_replaces_the_one_not_held_and_refuses_a_held_one():
+    """A module imported again (pytester's in-process runs restore ``sys.modules``, so a later run imports the
+    module anew) registers its patch again: that broke collection with 'already registered' depending on which
+    test of an xdist worker first imported the module."""
+    from pytest_agentops.process.patch import INVENTORY, ProcessPatch
+
+    try:
+        first = ProcessPatch("test-reimported", lambda: None, lambda made: None)
+        second = ProcessPatch("test-reimported", lambda: None, lambda made: None)
+        assert INVENTORY["test-reimported"] is second and first is not second
+        held = "process patch 'test-reimported' is already registered, and held"
+        with second(), pytest.raises(ValueError, match=held):
+            ProcessPatch("test-reimported", lambda: None, lambda made: None)
+    finally:
+        INVENTORY.pop("test-reimported", None)

@@ -41,6 +41,10 @@ EXPECTED: dict[str, tuple[str, int, int | None]] = {
     "custom_tag": ("tag '!agent' is not allowed", 2, 8),
     "recursive_alias": ("recursive alias", 3, 7),
     "invalid_date": ("cannot read the value '2024-13-45': month must be in 1..12", 3, 7),
+    # numbers YAML 1.1 reads otherwise than they look (010 was 8 trials, 1:30 was 90 seconds, silently)
+    "trials_octal": ("010 is read by YAML 1.1 as 8 (an octal number: its leading 0): write the number in plain "
+                     "decimal, or quote it to mean text", 3, 9),
+    "seconds_base_60": ("1:30 is read by YAML 1.1 as 90 (a base-60 number, minutes:seconds)", 3, 12),
     # bounded work whatever the file holds (yamldoc: MAX_EXPANDED, MAX_DEPTH)
     "alias_bomb": ("aliases ('*name') expand this value to more than 2,000,000 nodes and characters (aliases of "
                    "aliases multiply: a 'billion laughs' file?)", 9, 6),

@@ -23,8 +23,10 @@ class ProcessPatch(Generic[T]):
     """``make()`` does the change and returns what ``undo`` needs later (None: nothing to undo)."""
 
     def __init__(self, name: str, make: Callable[[], T | None], undo: Callable[[T], None], *, what: str = ""):
-        if name in INVENTORY:
-            raise ValueError(f"process patch {name!r} is already registered")
+        registered = INVENTORY.get(name)
+        if registered is not None and registered.holders:  # (one not held is replaced: its module imported again,
+            # as after pytester's in-process run restores ``sys.modules`` and a later run imports the module anew)
+            raise ValueError(f"process patch {name!r} is already registered, and held")
         self.name = name
         self.what = what
         self._make = make

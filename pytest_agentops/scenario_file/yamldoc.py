@@ -23,6 +23,8 @@ from ..errors import ConfigError, ScenarioFileError
 _STD = "tag:yaml.org,2002:"
 _MERGE = _STD + "merge"
 _SPECIAL_PLAIN = frozenset((_MERGE, _STD + "value"))
+#: Numbers YAML 1.1 reads otherwise than they look: ``010`` is 8 (octal), ``1:30`` is 90 (base 60).
+_SURPRISING_NUMBER = re.compile(r"[-+]?0[0-7_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
 _ALLOWED_TAGS = frozenset(_STD + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp"))
 _PERCENT = re.compile(r"^\s*\d+(?:\.\d+)?\s*%\s*$")
 
@@ -161,9 +163,14 @@ class YamlDoc:
     # -- node access ----------------------------------------------------------------------------------
     def scalar(self, node: Node) -> Any:
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:  # e.g. a date such as 2024-13-45
             self.fail(node, f"cannot read the value {node.value!r}: {getattr(exc, 'problem', None) or exc}")
+        if node.tag in (_STD + "int", _STD + "float") and _SURPRISING_NUMBER.fullmatch(str(node.value)):
+            why = "a base-60 number, minutes:seconds" if ":" in str(node.value) else "an octal number: its leading 0"
+            self.fail(node, f"{node.value} is read by YAML 1.1 as {value!r} ({why}): write the number in plain "
+                            "decimal, or quote it to mean text")
+        return value
 
     def plain(self, node: Node) -> Any:
         """The node as plain data (str, int, float, bool, None, date, list, dict with string keys).
