@@ -280,6 +280,11 @@ def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(
     ("just text\n", "its top level is not a mapping"),
     ("# nothing\n", "it holds no YAML document"),
     ("{a: [[[[[[{b: c}]]]]]], d: e}\n", "its top level is a mapping without 'name' and 'agent'"),
+    # past the first 64 KiB: a long comment first, or many keys before name:, no longer hide a scenario file
+    ("# " + "x" * 70_000 + "\nname: x\nagent: a:b\n", None),
+    ("".join(f"k{i}: {i}\n" for i in range(9000)) + "name: x\nagent: a:b\n", None),
+    ("# " + "x" * 70_000 + "\n", "it holds no YAML document"),
+    ("".join(f"k{i}: {i}\n" for i in range(9000)), "its top level is a mapping without 'name' and 'agent'"),
 ])
 def test_the_look_at_a_file_under_scenarios(tmp_path, text, why):
     from pytest_agentops.scenario_file import not_a_scenario_file

@@ -113,14 +113,24 @@ def not_a_scenario_file(path: str | os.PathLike[str]) -> str | None:
     """Why a YAML file is not a scenario file, or None when it is one (or may be: a broken one is collected
     and reported). A cheap, safe look at the start of the file (its first 64 KiB, YAML events only, nothing
     built): a scenario file's first document is a mapping with ``name`` and ``agent`` keys, or a list whose
-    first item is one. A file that cannot be read or parsed is left to the loader, which says why."""
+    first item is one. A file that cannot be read or parsed is left to the loader, which says why. A longer file
+    the first 64 KiB do not show to be one (a long comment first) is looked at whole, up to the 1 MB limit."""
+    why, cut = _look(path, SNIFF_BYTES)
+    return _look(path, MAX_FILE_BYTES)[0] if why is not None and cut else why
+
+
+def _look(path: str | os.PathLike[str], limit: int) -> tuple[str | None, bool]:
+    """``not_a_scenario_file``'s answer from the first ``limit`` bytes, and whether the file is longer."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read(SNIFF_BYTES + 1)
+            data = fh.read(limit + 1)
     except OSError:
-        return None
-    cut = len(data) > SNIFF_BYTES
-    data = data[:SNIFF_BYTES]
+        return None, False
+    cut = len(data) > limit
+    return _sniff_bytes(path, data[:limit], cut), cut
+
+
+def _sniff_bytes(path: str | os.PathLike[str], data: bytes, cut: bool) -> str | None:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -133,7 +143,7 @@ def not_a_scenario_file(path: str | os.PathLike[str]) -> str | None:
     except (yaml.YAMLError, ScenarioFileError):
         # broken YAML is a broken scenario file, reported by the loader; past the first 64 KiB the cut may
         # be what broke it: a file whose start does not show a scenario is not one
-        return "no mapping with 'name' and 'agent' in its first 64 KiB" if cut else None
+        return f"no mapping with 'name' and 'agent' in its first {len(data) // 1024:,} KiB" if cut else None
     finally:
         loader.dispose()
 
