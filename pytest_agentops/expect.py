@@ -158,6 +158,9 @@ class Expectation:
                               f"{'>= or <=' if kind == 'rate' else '<= or >='}")
         if kind == "rate" and not 0 <= threshold <= 1:
             raise ConfigError(f"{where}: a rate threshold must be between 0 and 1")
+        if kind == "rate" and ((op == ">" and threshold >= 1) or (op == "<" and threshold <= 0)):
+            raise ConfigError(f"{where}: no rate is {op} {threshold:g} (a rate is between 0 and 1): it could never "
+                              f"pass; did you mean {'>=' if op == '>' else '<='} {threshold:g}?")
         if statistic == "count":
             if op in (">", ">=") or threshold < 0 or threshold != int(threshold) or (op == "==" and threshold):
                 raise ConfigError(f"{where}: a violation count takes '== 0' or '<= N' with N a whole number >= 0")

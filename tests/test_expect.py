@@ -92,3 +92,11 @@ def test_metric_samples_are_the_values_bit_for_bit_with_equal_values_one_object(
     by_bits: dict[bytes, int] = {}
     for b in boxed:
         assert by_bits.setdefault(array("d", [b]).tobytes(), id(b)) == id(b)
+
+
+@pytest.mark.parametrize("expression", ["> 1", "> 1.0", "< 0", "< 0.0"])
+def test_a_rate_threshold_no_rate_can_meet_is_refused_before_the_campaign(expression):
+    """'completion_rate: > 1' loaded, ran the whole campaign, then failed ("fail (1, up 1 vs > 1)")."""
+    with pytest.raises(ConfigError, match=r"it could never pass; did you mean (>=|<=) [01]\?"):
+        Expectation.parse("completion_rate", expression)
+    Expectation.parse("completion_rate", expression.replace(">", ">=").replace("<", "<="))  # the reachable ones
