@@ -111,6 +111,13 @@ def test_show_prints_a_trial_of_the_last_report_without_running_anything(shop):
         result = shop.runpytest(*args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([message])
+    for record in report["campaigns"][0]["records"]:  # a report edited by hand: said so, not "index" alone
+        del record["index"]
+    (shop.path / "edited.json").write_text(json.dumps(report))
+    edited = shop.runpytest("--agent-chaos-show=refund/trial-3", "--agent-chaos-report=edited.json")
+    assert edited.ret == pytest.ExitCode.USAGE_ERROR
+    edited.stderr.fnmatch_lines(["*campaign 'refund': record #1 has no trial index: is this a pytest-agentops JSON "
+                                 "report? (in *edited.json)"])
 
 
 MIXED = '''

@@ -186,7 +186,15 @@ def timeline_lines(scenario: str, record: Mapping[str, Any], replay: str | None 
 def find_trial(report: Mapping[str, Any], scenario: str | None, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The campaign and record of trial ``index`` of ``scenario`` (None: the report's only campaign) in a JSON
     report; ``LookupError`` naming what the report holds otherwise."""
-    campaigns = [c for c in report.get("campaigns", []) if not c.get("skipped")]
+    campaigns = [c for c in report.get("campaigns", []) if isinstance(c, dict) and not c.get("skipped")]
+    for i, campaign in enumerate(campaigns):  # (a report edited by hand, or not one of ours: say what is wrong)
+        if not isinstance(campaign.get("scenario"), str):
+            raise LookupError(f"campaign #{i + 1} has no scenario name: is this a pytest-agentops JSON report?")
+        for j, record in enumerate(campaign.get("records", [])):
+            if not isinstance(record, dict) or isinstance(record.get("index"), bool) or \
+                    not isinstance(record.get("index"), int):
+                raise LookupError(f"campaign {campaign['scenario']!r}: record #{j + 1} has no trial index: is this a "
+                                  "pytest-agentops JSON report?")
     names = sorted({c["scenario"] for c in campaigns})
     if scenario is None:
         if len(names) != 1:
