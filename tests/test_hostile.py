@@ -319,6 +319,72 @@ def test_what_a_trial_leaves_in_its_thread_or_context_does_not_reach_the_trials_
     assert decimal.getcontext().prec == outside and sys.gettrace() is tracer and LEFT_IN_CONTEXT.get() == "clean"
 
 
+def test_the_tasks_an_async_trial_leaves_running_are_cancelled_when_it_ends():
+    """A task trial 2 fired and forgot ran on among the trials after it (here it would mark them all): it is
+    cancelled when its trial ends, as ``asyncio.run`` cancels what is left."""
+    marked: list[str] = []
+
+    async def meddle():
+        await asyncio.sleep(5)  # (virtual: long after its trial returned)
+        marked.append("ran on after its trial")
+
+    async def agent(task, env):
+        if env.trial_id.endswith("-2"):
+            asyncio.ensure_future(meddle())  # noqa: RUF006 (fired and forgotten: the attack)
+        await asyncio.sleep(1)
+        return "ok"
+
+    result = _campaign(agent, trials=10)
+    assert {r.outcome for r in result.records} == {"completed"} and marked == []
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_task_left_by_an_ended_trial_that_blocks_the_loop_takes_no_other_trial_down(concurrency):
+    """The task swallows its cancellation and later blocks the loop, after its trial was judged: the trial held up
+    beside it was timed out ('no result within the wall-clock limit'); now the loop is retired and the trials
+    it held run again on a fresh one."""
+    release: list[bool] = []
+
+    async def later():
+        while True:
+            try:
+                await asyncio.sleep(5)
+                break
+            except BaseException:  # its cancellation at its trial's end
+                pass
+        while not release:  # then blocks the loop every trial shares
+            pass
+
+    async def agent(task, env):
+        if env.trial_id.endswith("-2"):
+            asyncio.ensure_future(later())  # noqa: RUF006 (fired and forgotten: the attack)
+        await asyncio.sleep(1)
+        return "ok"
+
+    try:
+        result = _campaign_that_ends(agent, trials=8, concurrency=concurrency, timeout_s=1.0)
+    finally:
+        release.append(True)
+    assert [r.outcome for r in result.records] == ["completed"] * 8
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_an_async_agent_stopping_the_shared_loop_is_its_own_error(concurrency):
+    """``loop.stop()`` from trial 2 stopped the loop every async trial shares: the trials beside it were timed
+    out ('no result within the wall-clock limit'). The stop is refused in the agent that asked for it."""
+    async def agent(task, env):
+        if env.trial_id.endswith("-2"):
+            asyncio.get_running_loop().stop()
+        await asyncio.sleep(1)
+        return "ok"
+
+    result = _campaign_that_ends(agent, trials=12, concurrency=concurrency, timeout_s=2.0)
+    record, others = _only(result, 2)
+    assert record.outcome == "error" and record.reason.startswith(
+        "RuntimeError: loop.stop() from a trial is refused: the event loop is shared with other trials")
+    assert others == {"completed"}
+
+
 # -- no campaign can hang -------------------------------------------------------------------------------
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_an_async_agent_that_swallows_its_cancellation_does_not_hang_the_campaign(concurrency):

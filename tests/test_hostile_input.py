@@ -165,7 +165,7 @@ def test_trials_above_the_maximum_are_a_config_error_naming_the_key(trials):
         Scenario(name="big", agent=sup.careful, trials=trials)
     with pytest.raises(ConfigError, match=r"^trials=\S+ is too large: at most 10,000,000"):
         RunSettings(seed=1, trials=trials, faults=Faults.none())
-    with pytest.raises(ConfigError, match=r"^trials=\S+ is too large"):
+    with pytest.raises(ConfigError, match=r"^arguments: trials=\S+ is too large"):  # (the source that gave it)
         run_campaign(Scenario(name="big", agent=sup.careful), trials=trials)
 
 

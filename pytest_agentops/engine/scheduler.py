@@ -48,6 +48,8 @@ JOIN_S = 1.0
 #: how long, in all, the end of a campaign waits for the threads it abandoned (an early stop's discarded trials,
 #: trials past their limit) to end: one in a blocking call ends when the call returns, and is not unstoppable
 ABANDONED_GRACE_S = 0.5
+#: ``Runner._blocker``: the loop is stuck in a task left by a trial that has ended (not a position in flight)
+_ENDED_TRIAL = -1
 #: the longest the main thread waits for a word from the workers: after any wait that brought none (this long,
 #: or shorter, e.g. for the progress line), it looks for a finished trial whose end never reached it (an exception
 #: raised into a worker's thread can land in the call that tells it)
@@ -290,14 +292,20 @@ class Runner:
         and its loop is retired, which runs the trials held up there again on a fresh loop (``_retire_loop``)."""
         flying = self._flying
         blockers: dict[int, LoopWorker] = {}  # position of the trial a loop is stuck in -> that loop
+        orphaned: list[LoopWorker] = []  # loops stuck in a task left by a trial that has ended: no one to time out
         for worker in {flying[p].worker for p in late}:
             blocker = self._blocker(worker)
             if blocker is not None:
-                blockers[blocker] = worker
+                if blocker == _ENDED_TRIAL:
+                    orphaned.append(worker)
+                else:
+                    blockers[blocker] = worker
                 late = [p for p in late if flying[p].worker is not worker]  # (held up there: they run again)
         blocked = [flying.pop(p) for p in blockers]
         timed_out = [flying.pop(p) for p in late]  # (all out of ``flying`` before a loop is retired)
         records: dict[int, TrialRecord] = {}
+        for worker in orphaned:
+            self._retire_loop(worker)
         if blocked:
             reason = (f"blocked the event loop it shares with other trials past a wall-clock limit of "
                       f"{self.scenario.timeout_s:g}s")
@@ -310,8 +318,10 @@ class Runner:
 
     def _blocker(self, worker: ThreadWorker | LoopWorker | None) -> int | None:
         """The position in flight of the trial a loop is stuck in: the owner of its task, or, stuck outside any
-        task, the trial it is building ahead or judging (a world factory or a check that does not return).
-        None when the loop is not stuck (or not in a trial), or the trial does not run on a loop."""
+        task, the trial it is building ahead or judging (a world factory or a check that does not return);
+        ``_ENDED_TRIAL`` when the task is one a trial that has ended left behind (the loop is retired, and the
+        trials it held run again). None when the loop is not stuck (or not in a trial), or the trial does not run
+        on a loop."""
         if not isinstance(worker, LoopWorker) or worker.retired:
             return None
         stuck, owner = worker.stuck()
@@ -321,7 +331,8 @@ class Runner:
             if trial.worker is worker and (trial.ctx is owner if owner is not None
                                            else trial.building is not None or trial.judging is not None):
                 return pos
-        return None
+        # stuck in a task of a trial no longer in flight: one it left behind that ignored its cancellation
+        return _ENDED_TRIAL if owner is not None else None
 
     def _expire_in_thread(self, trial: Trial, reason: str) -> None:
         trial.abort("timed_out", reason)

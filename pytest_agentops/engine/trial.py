@@ -22,7 +22,7 @@ from ..errors import TrialAbandoned, TrialAborted
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
 from ..harness.trace import PendingEvent, Trace
-from ..process.task_scope import enter_trial, exit_trial
+from ..process.task_scope import cancel_left_tasks, enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
 from ..records import EventKey, TraceEvent, TrialRecord, event_key, make_trial_record
@@ -158,6 +158,7 @@ class Trial:
                 return await self.agent(self.task, self.env), None
             finally:
                 exit_trial(trial_token)
+                cancel_left_tasks(ctx)
                 exit_random(random_token)
                 exit_clock(token)
                 if deadline is not None:

@@ -232,6 +232,7 @@ class LoopWorker:
     def __init__(self, name: str = "agentops-loop"):
         self.loop = VirtualTimeLoop()
         self.loop.idle_work = self._idle
+        self.loop.stop_refused = self._in_a_trial  # (its own stops run as callbacks, outside any task)
         self.loop.set_task_factory(task_factory)  # tasks a trial creates are its own (``asyncio.all_tasks``)
         self.retired = False
         self.limit = 1  # jobs from ``put`` running at once
@@ -271,6 +272,10 @@ class LoopWorker:
             # executor's idle threads go (``run_in_executor``/``to_thread`` jobs), and releases its selector
             with contextlib.suppress(BaseException):
                 self.loop.close()
+
+    def _in_a_trial(self) -> bool:
+        """Whether the loop runs a trial's task now (an agent calling ``loop.stop()``)."""
+        return owner_of(asyncio.current_task(self.loop)) is not None
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> cf.Future[Any]:
         """Run ``coro`` on the loop now (not counted against ``limit``)."""

@@ -292,6 +292,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self.close()
             raise
         self._vt_selector.io_poll_cap = cap
+        #: when set and true at a ``stop()``, the stop is refused (``RuntimeError``): a loop that several trials
+        #: share is stopped only by its owner (``LoopWorker``), never by an agent running on it
+        self.stop_refused: Callable[[], bool] | None = None
+
+    def stop(self) -> None:
+        refused = self.stop_refused
+        if refused is not None and refused():
+            raise RuntimeError("loop.stop() from a trial is refused: the event loop is shared with other trials")
+        super().stop()
 
     def time(self) -> float:
         """The loop's virtual monotonic time in seconds (0.0 when the loop was created)."""
