@@ -767,6 +767,30 @@ def test_fork_in_an_agent_is_refused(name):
     assert others == {"completed"}
 
 
+def test_a_thread_an_agent_leaves_running_does_not_keep_pytest_from_exiting(pytester):
+    """A non-daemon thread the agent started and never ended kept the test process alive after "1 passed": the
+    run never ended (CI's own timeout). A thread started inside a trial is a daemon thread."""
+    pytester.makepyfile(test_forever="""
+        import threading, time
+        from pytest_agentops import Scenario
+
+        def agent(task, env):
+            def forever():
+                while True:
+                    time.sleep(0.05)
+            thread = threading.Thread(target=forever, daemon=False)  # (said outright: else it takes its maker's)
+            thread.start()
+            return str(thread.daemon)
+
+        def test_campaign(agent_chaos):
+            result = agent_chaos.run(Scenario(name="forever", agent=agent, trials=2, seed=1, faults="none"))
+            assert [r.output for r in result.records] == ["True", "True"]
+            assert threading.Thread(target=lambda: None, daemon=False).daemon is False  # (outside trials: as asked)
+    """)
+    result = pytester.runpytest_subprocess("--agent-chaos", "-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1)
+
+
 def test_os_exit_in_a_campaign_fails_the_test_run(pytester):
     """What CI sees: a test whose agent calls ``os._exit(0)`` fails, the next test still runs, exit code 1."""
     pytester.makepyfile(test_exiting="""

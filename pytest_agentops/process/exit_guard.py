@@ -7,13 +7,15 @@ with the time stand-ins) that, inside a trial (a thread or task on the trial's c
 (``AgentExited``; ``OSError`` for a fork): the trial is recorded as an ``error`` naming the call, and the run
 goes on. ``subprocess`` is unaffected (it does not call ``os.fork``). Outside trials they are the real
 functions. Threads an agent starts itself are outside its trial: only a child process per trial contains
-them (``docs/harness.md``).
+them (``docs/harness.md``); they are made daemon threads, at least, so that one left running does not keep
+the test process from exiting (``Thread.start``, a stand-in too).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -43,6 +45,20 @@ def _refusing_fork(name: str, real: Callable[[], Any]) -> Callable[[], Any]:
     return fork
 
 
+_real_start = threading.Thread.start
+
+
+def _start(self: threading.Thread) -> None:
+    """``Thread.start``: a thread an agent starts inside a trial is a daemon thread, so that one it leaves
+    running (a loop that never ends) does not keep the test process from exiting when the run is over."""
+    if active_clock() is not None and not self.daemon:
+        self.daemon = True
+    _real_start(self)
+
+
+_start.__doc__ = _real_start.__doc__
+_start.__name__, _start.__qualname__ = "start", "Thread.start"
+register_stand_ins(threading.Thread, {"start": _start})  # type: ignore[arg-type]
 _exit.__doc__ = _real_exit.__doc__
 _exit.__name__ = _exit.__qualname__ = "_exit"
 stand_ins: dict[str, Callable[..., Any]] = {"_exit": _exit}
