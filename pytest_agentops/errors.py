@@ -188,3 +188,8 @@ class AgentExited(BaseException):
 class AgentProcessDied(AgentOpsError):
     """The agent's child process (isolation ``process``) ended without a result: ``os._exit``, a signal, a
     crash of the interpreter. The trial is an error naming how it ended."""
+
+
+class ProcessStateChanged(UserWarning):
+    """A campaign's trials changed process-wide state (the working directory, ``os.environ``, the recursion
+    limit, ...): put back when the campaign ended, and named (``process.kept_state``)."""

@@ -385,6 +385,44 @@ def test_an_async_agent_stopping_the_shared_loop_is_its_own_error(concurrency):
     assert others == {"completed"}
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_process_wide_state_a_trial_changes_is_put_back_when_its_campaign_ends_and_named(kind, tmp_path):
+    """The working directory, os.environ, the recursion limit, the root logger and sys.path an agent changed
+    stayed changed for every later test of the session (a later test failed with RecursionError)."""
+    import logging
+
+    from pytest_agentops.errors import ProcessStateChanged
+
+    def meddle():
+        os.chdir(tmp_path)
+        os.environ["AGENTOPS_TEST_LEFT_BEHIND"] = "1"
+        sys.setrecursionlimit(60)
+        logging.getLogger().setLevel(logging.CRITICAL)
+        sys.path.insert(0, str(tmp_path))
+        return "changed"
+
+    def sync_agent(task, env):
+        return meddle() if env.trial_id.endswith("-1") else "ok"
+
+    async def async_agent(task, env):
+        return sync_agent(task, env)
+
+    cwd, limit, level, path = os.getcwd(), sys.getrecursionlimit(), logging.getLogger().level, list(sys.path)
+    with pytest.warns(ProcessStateChanged) as warned:
+        _campaign(async_agent if kind == "async" else sync_agent, trials=3)
+    assert os.getcwd() == cwd and "AGENTOPS_TEST_LEFT_BEHIND" not in os.environ
+    assert sys.getrecursionlimit() == limit and logging.getLogger().level == level and sys.path == path
+    assert str(warned[0].message) == (
+        "the campaign's trials changed process-wide state, put back at its end: the working directory, os.environ, "
+        "sys.path, the recursion limit, the root logger's level; the trials after the change ran with it "
+        "(isolation='process' keeps each trial's to itself)")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ProcessStateChanged)  # a campaign that changes nothing says nothing
+        _campaign(lambda task, env: "ok", trials=3)
+
+
 # -- no campaign can hang -------------------------------------------------------------------------------
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_an_async_agent_that_swallows_its_cancellation_does_not_hang_the_campaign(concurrency):

@@ -28,6 +28,7 @@ from ..judge import judge
 from ..process import exit_guard  # noqa: F401 (os._exit inside a trial: a stand-in installed with the time ones)
 from ..process.anyio_threads import track_anyio_threads
 from ..process.gc_hold import campaign_gc_for
+from ..process.kept_state import kept_process_state
 from ..process.time_patch import time_patch
 from ..record_store import RecordStore
 from ..records import TrialRecord
@@ -489,6 +490,7 @@ class Runner:
         stopped_early = False
         holds = contextlib.ExitStack()
         try:
+            holds.enter_context(kept_process_state())  # what trials change process-wide: put back at the end
             holds.enter_context(campaign_patches(s.concurrency))  # gc, anyio, time: held for the whole campaign
             while len(store) + len(done) < limit or (self.spend.stopped and flying):
                 # launch ahead up to the queue depth, but not far past the first trial at which the judges could
