@@ -396,7 +396,7 @@ def test_process_wide_state_a_trial_changes_is_put_back_when_its_campaign_ends_a
     def meddle():
         os.chdir(tmp_path)
         os.environ["AGENTOPS_TEST_LEFT_BEHIND"] = "1"
-        sys.setrecursionlimit(60)
+        sys.setrecursionlimit(5000)
         logging.getLogger().setLevel(logging.CRITICAL)
         sys.path.insert(0, str(tmp_path))
         return "changed"
@@ -421,6 +421,22 @@ def test_process_wide_state_a_trial_changes_is_put_back_when_its_campaign_ends_a
     with warnings.catch_warnings():
         warnings.simplefilter("error", ProcessStateChanged)  # a campaign that changes nothing says nothing
         _campaign(lambda task, env: "ok", trials=3)
+
+
+def test_a_recursion_limit_too_low_for_the_harness_is_refused_in_the_trial_that_sets_it():
+    """``sys.setrecursionlimit(60)`` in an agent made the harness's own teardown fail with RecursionError, its
+    process patches left installed for the rest of the session."""
+    def agent(task, env):
+        if env.trial_id.endswith("-1"):
+            sys.setrecursionlimit(60)
+        return "ok"
+
+    limit = sys.getrecursionlimit()
+    record, others = _only(_campaign(agent, trials=4), 1)
+    assert record.outcome == "error" and record.reason.startswith(
+        "RuntimeError: sys.setrecursionlimit(60) inside a trial is refused: below 1000")
+    assert others == {"completed"} and sys.getrecursionlimit() == limit
+    assert sys.setrecursionlimit.__module__ is None or sys.setrecursionlimit.__self__ is sys  # the real one again
 
 
 # -- no campaign can hang -------------------------------------------------------------------------------

@@ -490,8 +490,8 @@ class Runner:
         stopped_early = False
         holds = contextlib.ExitStack()
         try:
-            holds.enter_context(kept_process_state())  # what trials change process-wide: put back at the end
             holds.enter_context(campaign_patches(s.concurrency))  # gc, anyio, time: held for the whole campaign
+            holds.enter_context(kept_process_state())  # what trials change process-wide: put back first, at the end
             while len(store) + len(done) < limit or (self.spend.stopped and flying):
                 # launch ahead up to the queue depth, but not far past the first trial at which the judges could
                 # stop the campaign: an early stop discards what was launched past it

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
@@ -56,6 +57,22 @@ def _start(self: threading.Thread) -> None:
     _real_start(self)
 
 
+#: the lowest recursion limit a trial may set: the interpreter's default (the harness's own calls, on the threads
+#: the trial shares, need that much stack; a limit of 60 made its teardown fail and left its patches installed)
+RECURSION_FLOOR = 1000
+_real_setrecursionlimit = sys.setrecursionlimit
+
+
+def _setrecursionlimit(limit: int) -> None:
+    if active_clock() is not None and isinstance(limit, int) and limit < RECURSION_FLOOR:
+        raise RuntimeError(f"sys.setrecursionlimit({limit}) inside a trial is refused: below {RECURSION_FLOOR} the "
+                           "harness's own calls on the threads the trials share could fail")
+    _real_setrecursionlimit(limit)
+
+
+_setrecursionlimit.__doc__ = _real_setrecursionlimit.__doc__
+_setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlimit"
+register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
 _start.__doc__ = _real_start.__doc__
 _start.__name__, _start.__qualname__ = "start", "Thread.start"
 register_stand_ins(threading.Thread, {"start": _start})  # type: ignore[arg-type]
