@@ -158,7 +158,6 @@ class Trial:
                 return await self.agent(self.task, self.env), None
             finally:
                 exit_trial(trial_token)
-                cancel_left_tasks(ctx)
                 exit_random(random_token)
                 exit_clock(token)
                 if deadline is not None:
@@ -178,10 +177,13 @@ class Trial:
         returns must not hang the campaign)."""
         output, exc = ended
         self.judging = _wall()
+        ctx = self.ctx
         try:
             return self.finish(output=output, exc=exc)
         finally:
             self.judging = None
+            if ctx is not None:  # judged: what it left running is cancelled, as ``asyncio.run`` does (a call of
+                cancel_left_tasks(ctx)  # one cut short here is not the trial's: its record is made already)
 
     def call_sync(self) -> Any:
         """Run a sync agent in the current (worker) thread, on the trial's virtual clock (the runner holds

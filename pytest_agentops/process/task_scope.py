@@ -5,7 +5,7 @@ t.cancel()``, a common shutdown idiom) would otherwise cancel the tasks of the t
 the verdicts would depend on concurrency. So the tasks a trial creates are tagged with it (the loop's task
 factory, ``task_factory``), and while campaigns run ``asyncio.all_tasks`` is a stand-in (installed with the
 time stand-ins) that, inside a trial, lists only that trial's tasks; outside trials it is the real function.
-The tasks a trial made and left running are cancelled when it ends (``cancel_left_tasks``).
+The tasks a trial made and left running are cancelled once it is judged (``cancel_left_tasks``).
 """
 
 from __future__ import annotations
