@@ -55,8 +55,8 @@ def tool(fn: Callable[..., Any] | None = None, *, destructive: bool = False, sco
     check_bool("side_effect", side_effect, optional=True)
     check_bool("idempotent", idempotent)
     if name is not None and (not isinstance(name, str) or not TOOL_NAME.fullmatch(name)):
-        raise ConfigError(f"@tool(name={name!r}): a tool's name is 1 to 64 letters, digits, '_' or '-' (what a "
-                          "model's tool call names it by)")
+        raise ConfigError(f"@tool(name={name!r}): a tool's name is 1 to 128 characters, none of them a space or "
+                          "a control character (what a model's tool call names it by)")
 
     def declare(f: Callable[..., Any]) -> Callable[..., Any]:
         spec = _spec(f, name, destructive, scope, side_effect, idempotent)
@@ -70,8 +70,9 @@ def tool(fn: Callable[..., Any] | None = None, *, destructive: bool = False, sco
     return declare(fn) if fn is not None else declare
 
 
-#: What a tool's name may be: what the model APIs accept as a function's name.
-TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: What a tool's name may be: no space or control character, 1 to 128 of them (the model APIs are stricter:
+#: OpenAI's and Anthropic's take ``[A-Za-z0-9_-]{1,64}``; other frameworks allow dots, say).
+TOOL_NAME = re.compile(r"[^\s\x00-\x1f\x7f]{1,128}")
 
 
 def _spec(f: Any, name: str | None, destructive: bool, scope: str | None, side_effect: bool | None,
@@ -80,7 +81,7 @@ def _spec(f: Any, name: str | None, destructive: bool, scope: str | None, side_e
         raise ConfigError(f"@tool must decorate a function, got {f!r}")
     if name is None:
         name = getattr(f, "__name__", None)
-        if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+        if not isinstance(name, str) or not name.isidentifier():  # (a lambda's is '<lambda>')
             raise ConfigError(f"tool {f!r} has no name of its own to be called by (a callable object, a "
                               "functools.partial, a lambda): declare it with @tool(name=...)")
     try:
