@@ -28,13 +28,16 @@ def is_number(value: Any) -> bool:
 
 
 def check_bool(name: str, value: Any, *, optional: bool = False) -> bool | None:
-    """A switch: True or False (a string such as ``"false"`` is refused: ``bool("false")`` is True); None
-    allowed when ``optional``."""
+    """A switch, as a bool: True or False (or 1 or 0, or a numpy bool); a string such as ``"false"`` is refused
+    (``bool("false")`` is True); None allowed when ``optional``."""
     if value is None and optional:
         return None
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name}={value!r} must be True or False")
-    return value
+    if isinstance(value, bool):
+        return value
+    if (isinstance(value, int) and value in (0, 1)) or (type(value).__name__ in ("bool_", "bool") and \
+            type(value).__module__ == "numpy"):
+        return bool(value)
+    raise ConfigError(f"{name}={value!r} must be True or False")
 
 
 def check_share(name: str, value: Any) -> float:

@@ -159,7 +159,7 @@ class Scenario:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"name={self.name!r} must be a non-empty string")
         for field_name in _SWITCHES:  # (``enforce="false"`` would switch the gate on: ``bool("false")`` is True)
-            check_bool(field_name, getattr(self, field_name))
+            object.__setattr__(self, field_name, check_bool(field_name, getattr(self, field_name)))
         if not callable(self.agent):
             raise ConfigError(f"agent={self.agent!r} must be a callable agent(task, env)")
         if not callable(self.task):

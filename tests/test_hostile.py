@@ -319,23 +319,49 @@ def test_what_a_trial_leaves_in_its_thread_or_context_does_not_reach_the_trials_
     assert decimal.getcontext().prec == outside and sys.gettrace() is tracer and LEFT_IN_CONTEXT.get() == "clean"
 
 
-def test_the_tasks_an_async_trial_leaves_running_are_cancelled_when_it_ends():
-    """A task trial 2 fired and forgot ran on among the trials after it (here it would mark them all): it is
-    cancelled when its trial ends, as ``asyncio.run`` cancels what is left."""
-    marked: list[str] = []
+_SHARED: dict[str, object] = {}
 
-    async def meddle():
-        await asyncio.sleep(5)  # (virtual: long after its trial returned)
-        marked.append("ran on after its trial")
 
+async def _serve(queue):
+    while True:
+        future, x = await queue.get()
+        await asyncio.sleep(0.01)
+        future.set_result(x * 2)
+
+
+async def _ask(x):
+    """A client that starts one worker task the first time it is used, shared by every call after (a batching
+    or logging worker of a long-lived service): the trial that first asks owns it, the others use it."""
+    worker = _SHARED.get("worker")
+    if worker is None or worker.done():
+        _SHARED["queue"] = asyncio.Queue()
+        _SHARED["worker"] = asyncio.get_running_loop().create_task(_serve(_SHARED["queue"]))
+    future = asyncio.get_running_loop().create_future()
+    await _SHARED["queue"].put((future, x))
+    return await asyncio.wait_for(future, 30)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_task_one_trial_starts_and_later_trials_share_keeps_serving_them(concurrency):
+    """A task a trial leaves running is not cancelled when it ends: a client's shared worker, started by the
+    first trial that needs it, serves the trials after it (cancelling it timed out every other trial at
+    concurrency 1, fewer at 4, and a replay of one alone completed)."""
     async def agent(task, env):
-        if env.trial_id.endswith("-2"):
-            asyncio.ensure_future(meddle())  # noqa: RUF006 (fired and forgotten: the attack)
-        await asyncio.sleep(1)
-        return "ok"
+        total = 0
+        for i in range(5):
+            total += await _ask(i)
+            await asyncio.sleep(0.5)
+        return total
 
-    result = _campaign(agent, trials=10)
-    assert {r.outcome for r in result.records} == {"completed"} and marked == []
+    _SHARED.clear()
+    try:
+        result = _campaign_that_ends(agent, trials=8, concurrency=concurrency, timeout_s=20,
+                                     check=lambda world, output: output == 20)
+    finally:
+        worker = _SHARED.pop("worker", None)
+        _SHARED.clear()
+    assert [r.outcome for r in result.records] == ["completed"] * 8
+    assert worker is not None
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -421,6 +447,25 @@ def test_process_wide_state_a_trial_changes_is_put_back_when_its_campaign_ends_a
     with warnings.catch_warnings():
         warnings.simplefilter("error", ProcessStateChanged)  # a campaign that changes nothing says nothing
         _campaign(lambda task, env: "ok", trials=3)
+
+
+def test_campaigns_running_at_once_put_the_state_back_once_the_last_ends():
+    """One campaign ending while another runs must not undo what is in use by the other (it also named the
+    other's changes as its own)."""
+    import warnings
+
+    from pytest_agentops.errors import ProcessStateChanged
+    from pytest_agentops.process.kept_state import kept_process_state
+
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        with kept_process_state():
+            with kept_process_state():
+                os.environ["AGENTOPS_TEST_SHARED"] = "in use"
+            assert os.environ["AGENTOPS_TEST_SHARED"] == "in use"  # the first one still runs
+        assert "AGENTOPS_TEST_SHARED" not in os.environ
+    assert [str(w.message).split(": ")[1].split(";")[0] for w in warned
+            if issubclass(w.category, ProcessStateChanged)] == ["os.environ"]
 
 
 def test_a_recursion_limit_too_low_for_the_harness_is_refused_in_the_trial_that_sets_it():

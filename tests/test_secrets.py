@@ -335,3 +335,41 @@ def test_a_cassette_keeps_no_secret_of_the_environment_and_its_bodies_stay_json(
     entry = json.loads(text)
     assert entry["last_message"] == f"connect with {REDACTED}"
     assert json.loads(entry["body"]) == {"echo": f"password {REDACTED}", "auth": "Bearer [REDACTED]", "n": 1}
+
+
+def test_a_cassette_answers_what_was_recorded_when_no_secret_is_in_it(tmp_path):
+    """Secret shapes are not applied to a cassette (ordinary words match them: 'risk-assessment' held 'sk-...'
+    and came back as 'ri[redacted]'); a replay must answer byte for byte what the upstream said."""
+    from pytest_agentops.llm.cassette import Cassette, Recorded
+
+    body = json.dumps({"text": "a risk-assessment, ask-me-anything, and a Bearer token.",
+                       "tool": {"queue": "desk-operations"}}).encode()
+    cassette = Cassette(tmp_path / "c.jsonl")
+    cassette.add(trial=1, seed=1, key="k", occurrence=1, method="POST", path="/v1/chat/completions", api="chat",
+                 model="m", last_message="risk-assessment", request={"n": 1},
+                 answer=Recorded(200, (("content-type", "application/json"),), body, 0.001))
+    entry = json.loads(cassette.write().read_text())
+    assert entry["body"].encode() == body and entry["last_message"] == "risk-assessment"
+    assert (entry["trial"], entry["occurrence"], entry["latency_ms"]) == (1, 1, 1)
+
+
+def test_shapes_inside_words_are_not_secrets_and_a_bearer_value_is_redacted_to_its_end():
+    assert redact_text("a risk-assessment for ask-me-anything") == "a risk-assessment for ask-me-anything"
+    for token in ("abc:Zq9sV7tLp2XwR4mN", "x%2Fabc%3DsecretPart", "tok!en.v2"):
+        assert redact_text(f"Authorization: Bearer {token}") == f"Authorization: {REDACTED}"
+
+
+@pytest.mark.parametrize(("value", "redacted", "kept"), [
+    ("00000001", None, 1),  # seven leading zeros: no secret number (it would redact every 1)
+    ("73918264", 73918264, 7391826),
+])
+def test_a_whole_number_secret_needs_eight_significant_digits(monkeypatch, value, redacted, kept):
+    monkeypatch.setenv("AGENTOPS_TEST_PIN_PASSWORD", value)
+    secrets.refresh()
+    try:
+        assert redact_data({"n": kept}) == {"n": kept}
+        if redacted is not None:
+            assert redact_data({"n": redacted}) == {"n": REDACTED}
+    finally:
+        monkeypatch.delenv("AGENTOPS_TEST_PIN_PASSWORD")
+        secrets.refresh()

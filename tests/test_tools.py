@@ -191,7 +191,7 @@ def test_the_binder_binds_as_inspect_does_or_leaves_the_call_to_it(fn):
 
 
 # -- switches are True or False; tools of every callable kind get a name or a clear error --------------------
-@pytest.mark.parametrize("given", ["false", "no", 0, 1, None])
+@pytest.mark.parametrize("given", ["false", "no", 2, 0.0, None])
 def test_a_switch_given_anything_but_true_or_false_is_refused_naming_where_it_came_from(given):
     """``bool("false")`` is True: ``early_stop="false"`` stopped early, ``enforce="false"`` switched the gate on,
     ``@tool(destructive="false")`` put the tool behind it."""
@@ -218,6 +218,23 @@ def test_a_switch_given_anything_but_true_or_false_is_refused_naming_where_it_ca
             tool(**{switch: given})
 
 
+def test_a_switch_may_be_one_or_zero_or_a_numpy_bool_and_is_kept_as_a_bool():
+    import numpy as np
+
+    from pytest_agentops import Scenario
+    from pytest_agentops.precedence import resolve_run
+    from pytest_agentops.settings.run import RunSource
+
+    def agent(task, env):
+        return "ok"
+
+    for given, meant in ((1, True), (0, False), (np.bool_(True), True), (np.False_, False)):
+        scenario = Scenario(name="s", agent=agent, early_stop=given, enforce=given)
+        assert scenario.early_stop is meant and scenario.enforce is meant
+        assert resolve_run(scenario, (RunSource("marker", early_stop=given),)).early_stop is meant
+        assert tool(destructive=given, name="t")(lambda world: 1).__agentops_tool__.destructive is meant
+
+
 def test_callable_objects_partials_and_builtins_are_tools_with_a_name_of_their_own():
     import functools
 
@@ -240,6 +257,15 @@ def test_callable_objects_partials_and_builtins_are_tools_with_a_name_of_their_o
         with pytest.raises(ConfigError, match=r"a tool's name is 1 to 128 characters, none of them a space"):
             tool(name=bad)
     assert tool(name="db.lookup_v2-x")(lambda world: 1).__agentops_tool__.name == "db.lookup_v2-x"
+
+    def made(world, city: str) -> str:  # (MCP-style wrappers name functions after the server's tools)
+        return city
+
+    made.__name__ = "github.create-issue"
+    assert tool_spec(made).name == "github.create-issue"
+    made.__name__ = "a b"
+    with pytest.raises(ConfigError, match=r"its name 'a b' is not a tool's name .*@tool\(name=\.\.\.\)"):
+        tool_spec(made)
     with pytest.raises(ConfigError, match=r"@tool cannot mark <built-in function len>"):
         tool(len)
     assert tool_spec(len).name == "len"  # taken as a plain tool, nothing set on it

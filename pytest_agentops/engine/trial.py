@@ -22,7 +22,7 @@ from ..errors import TrialAbandoned, TrialAborted
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
 from ..harness.trace import PendingEvent, Trace
-from ..process.task_scope import cancel_left_tasks, enter_trial, exit_trial
+from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
 from ..records import EventKey, TraceEvent, TrialRecord, event_key, make_trial_record
@@ -177,13 +177,10 @@ class Trial:
         returns must not hang the campaign)."""
         output, exc = ended
         self.judging = _wall()
-        ctx = self.ctx
         try:
             return self.finish(output=output, exc=exc)
         finally:
             self.judging = None
-            if ctx is not None:  # judged: what it left running is cancelled, as ``asyncio.run`` does (a call of
-                cancel_left_tasks(ctx)  # one cut short here is not the trial's: its record is made already)
 
     def call_sync(self) -> Any:
         """Run a sync agent in the current (worker) thread, on the trial's virtual clock (the runner holds

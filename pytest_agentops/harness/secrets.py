@@ -35,9 +35,10 @@ from ..process.patch import ProcessPatch
 REDACTED = "[redacted]"
 #: Mapping keys whose value is a secret (trace event data, headers).
 SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|token$|bearer)", re.IGNORECASE)
-#: Secret shapes: ``sk-`` keys (OpenAI-style, and the fake model's ``sk-agentops-fake-...``), Bearer values (the
-#: token's own characters, RFC 6750: not the quote or comma after it, so that JSON holding one stays JSON).
-SECRET_SHAPE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+(?:\[redacted\]|[A-Za-z0-9\-._~+/]+=*))")
+#: Secret shapes: ``sk-`` keys (OpenAI-style, and the fake model's ``sk-agentops-fake-...``; not inside a word:
+#: "risk-assessment" is none), Bearer values (up to a space, a quote, a backslash, a comma, a semicolon or an
+#: angle bracket: so that JSON holding one stays JSON).
+SECRET_SHAPE = re.compile(r"((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[^\s\"'\\,;<>]+)")
 _NAME_PARTS = frozenset({"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PASSPHRASE",
                          "CREDENTIAL", "CREDENTIALS"})
 _NAME_ENDINGS = ("APIKEY", "TOKEN", "SECRET", "PASSWORD")
@@ -76,7 +77,9 @@ def refresh(environ: Mapping[str, str] | None = None) -> None:
     forms = sorted({form for v in values for form in written_forms(v)}, key=lambda v: (-len(v), v))
     _env_pattern = re.compile("|".join(re.escape(v) for v in forms)) if forms else None
     _env_longest = len(forms[0]) if forms else 0
-    _env_numbers = frozenset(int(v) for v in values if v.isascii() and v.isdigit())
+    # (eight significant digits at least: ``00000001`` would redact every 1)
+    _env_numbers = frozenset(int(v) for v in values
+                             if v.isascii() and v.isdigit() and len(v.lstrip("0")) >= MIN_SECRET_LENGTH)
 
 
 def is_secret_number(value: Any) -> bool:
@@ -92,6 +95,13 @@ def redact_text(text: str) -> str:
     if "sk-" in text or "Bearer" in text:
         text = SECRET_SHAPE.sub(REDACTED, text)
     return text
+
+
+def redact_environment(text: str) -> str:
+    """``text`` with the environment's secret values replaced (not the secret shapes, which ordinary text may
+    match): for what must stay as it was otherwise, a cassette's recorded answers."""
+    env = _env_pattern
+    return env.sub(REDACTED, text) if env is not None else text
 
 
 def redact_short(text: str, limit: int) -> str:

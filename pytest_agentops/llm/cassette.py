@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CassetteMiss, ConfigError
-from ..harness.secrets import redact_data, redact_text
+from ..harness.secrets import redact_environment
 from ..seeding import canonical
 
 REDACTED = "[REDACTED]"
@@ -114,15 +114,16 @@ class Cassette:
         return self.path
 
     def _scrubbed(self, value: Any) -> Any:
-        """An entry as written: in every string, the live key, then what reports redact (the environment's
-        secrets, secret shapes): a cassette is meant to be committed."""
+        """An entry as written: in every string, the live key, then the environment's secret values (a cassette is
+        meant to be committed). Not the secret shapes reports redact, which ordinary words may match
+        ("risk-assessment"): a replay must answer what was recorded."""
         if isinstance(value, str):
-            return redact_text(redact(value, self.secrets))
+            return redact_environment(redact(value, self.secrets))
         if isinstance(value, dict):
             return {self._scrubbed(k): self._scrubbed(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self._scrubbed(v) for v in value]
-        return redact_data(value)  # (a number written as a secret)
+        return value
 
     # -- replaying ----------------------------------------------------------------------------------------
     @classmethod

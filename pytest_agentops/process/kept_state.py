@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import socket
@@ -59,27 +58,40 @@ _STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("the root logger's handlers", lambda: list(logging.root.handlers), _put_handlers),
     ("logging.disable", lambda: logging.root.manager.disable, logging.disable),
     ("the default socket timeout", socket.getdefaulttimeout, socket.setdefaulttimeout),
-    ("the garbage collector switched off", gc.isenabled, lambda on: gc.enable() if on else gc.disable()),
 )
 if sys.version_info < (3, 14):  # (the policy system is deprecated from 3.14 on)
     _STATE += (("the asyncio event loop policy", asyncio.get_event_loop_policy, asyncio.set_event_loop_policy),)
 
 
+_lock = threading.Lock()
+_held = 0  # campaigns running now (in several threads at once, say): the state is read by the first, put back
+_saved: list[Any] = []  # by the last (one campaign's end must not undo what is in use by another still running)
+
+
 @contextlib.contextmanager
 def kept_process_state() -> Iterator[None]:
-    """Put the process-wide state back as it was when the block started; warn naming what had changed."""
-    saved = [read() for _, read, _ in _STATE]
+    """Put the process-wide state back as it was when the first of the campaigns running started, once the last
+    of them ends; warn naming what had changed."""
+    global _held, _saved
+    with _lock:
+        if _held == 0:
+            _saved = [read() for _, read, _ in _STATE]
+        _held += 1
     try:
         yield
     finally:
         changed = []
-        for (name, read, put), before in zip(_STATE, saved, strict=True):
-            try:
-                if read() != before:
-                    put(before)
-                    changed.append(name)
-            except Exception:  # (state that cannot be put back, e.g. a directory gone: named, left as it is)
-                changed.append(f"{name} (could not be put back)")
+        with _lock:
+            _held -= 1
+            if _held == 0:
+                for (name, read, put), before in zip(_STATE, _saved, strict=True):
+                    try:
+                        if read() != before:
+                            put(before)
+                            changed.append(name)
+                    except Exception:  # (state that cannot be put back, e.g. a directory gone: named, left)
+                        changed.append(f"{name} (could not be put back)")
+                _saved = []
         if changed and sys.exc_info()[0] is None:
             warnings.warn(ProcessStateChanged(
                 f"the campaign's trials changed process-wide state, put back at its end: {', '.join(changed)}; "

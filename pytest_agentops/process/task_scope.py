@@ -5,7 +5,6 @@ t.cancel()``, a common shutdown idiom) would otherwise cancel the tasks of the t
 the verdicts would depend on concurrency. So the tasks a trial creates are tagged with it (the loop's task
 factory, ``task_factory``), and while campaigns run ``asyncio.all_tasks`` is a stand-in (installed with the
 time stand-ins) that, inside a trial, lists only that trial's tasks; outside trials it is the real function.
-The tasks a trial made and left running are cancelled once it is judged (``cancel_left_tasks``).
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ _owner: weakref.WeakKeyDictionary[asyncio.Task[Any], object] = weakref.WeakKeyDi
 # dictionary makes costly: a weak reference with a callback per trial, and the callback when the task goes)
 _main: dict[object, asyncio.Task[Any]] = {}
 _NO_TASK: Any = object()
-# the tasks each trial made (weakly): cancelled when the trial ends, as ``asyncio.run`` cancels what is left
-_spawned: weakref.WeakKeyDictionary[Any, list[weakref.ref[asyncio.Task[Any]]]] = weakref.WeakKeyDictionary()
 
 
 def enter_trial(trial: object, task: asyncio.Task[Any] | None = _NO_TASK) -> contextvars.Token[object | None]:
@@ -71,23 +68,7 @@ def task_factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]
     owner = _trial.get() if context is None else context.get(_trial)
     if owner is not None:
         _owner[task] = owner
-        made = _spawned.get(owner)
-        if made is None:
-            made = _spawned[owner] = []
-        made.append(weakref.ref(task))
     return task
-
-
-def cancel_left_tasks(trial: object) -> int:
-    """Cancel the tasks ``trial`` made that have not ended (its run is over: nothing of it may run on among the
-    trials after it, as ``asyncio.run`` cancels what is left); how many."""
-    n = 0
-    for ref in _spawned.pop(trial, ()):
-        task = ref()
-        if task is not None and not task.done():
-            task.cancel()
-            n += 1
-    return n
 
 
 def _all_tasks(loop: asyncio.AbstractEventLoop | None = None) -> set[asyncio.Task[Any]]:

@@ -62,8 +62,8 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         check_isolation("isolation", self.isolation)
-        check_bool("early_stop", self.early_stop)
-        check_bool("smoke", self.smoke)
+        object.__setattr__(self, "early_stop", check_bool("early_stop", self.early_stop))
+        object.__setattr__(self, "smoke", check_bool("smoke", self.smoke))
         check_trials(self.trials)
         if self.replay is not None and (isinstance(self.replay, bool) or not isinstance(self.replay, int)
                                         or self.replay < 0):

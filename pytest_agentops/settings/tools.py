@@ -51,9 +51,9 @@ def tool(fn: Callable[..., Any] | None = None, *, destructive: bool = False, sco
     status, an upsert), so its repeats are not duplicates.
     """
 
-    check_bool("destructive", destructive)  # (``destructive="false"`` was True: ``bool("false")``)
-    check_bool("side_effect", side_effect, optional=True)
-    check_bool("idempotent", idempotent)
+    destructive = check_bool("destructive", destructive)  # type: ignore[assignment]  (``"false"`` was True)
+    side_effect = check_bool("side_effect", side_effect, optional=True)
+    idempotent = check_bool("idempotent", idempotent)  # type: ignore[assignment]
     if name is not None and (not isinstance(name, str) or not TOOL_NAME.fullmatch(name)):
         raise ConfigError(f"@tool(name={name!r}): a tool's name is 1 to 128 characters, none of them a space or "
                           "a control character (what a model's tool call names it by)")
@@ -81,9 +81,12 @@ def _spec(f: Any, name: str | None, destructive: bool, scope: str | None, side_e
         raise ConfigError(f"@tool must decorate a function, got {f!r}")
     if name is None:
         name = getattr(f, "__name__", None)
-        if not isinstance(name, str) or not name.isidentifier():  # (a lambda's is '<lambda>')
+        if not isinstance(name, str) or name.startswith("<"):  # (a lambda's is '<lambda>')
             raise ConfigError(f"tool {f!r} has no name of its own to be called by (a callable object, a "
                               "functools.partial, a lambda): declare it with @tool(name=...)")
+        if not TOOL_NAME.fullmatch(name):
+            raise ConfigError(f"tool {f!r}: its name {name!r} is not a tool's name (1 to 128 characters, none of "
+                              "them a space or a control character): declare it with @tool(name=...)")
     try:
         sig = inspect.signature(f)
     except (TypeError, ValueError):
