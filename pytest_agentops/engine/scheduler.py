@@ -332,7 +332,7 @@ class Runner:
             if trial.worker is worker and (trial.ctx is owner if owner is not None
                                            else trial.building is not None or trial.judging is not None):
                 return pos
-        # stuck in a task of a trial no longer in flight: one it left behind that ignored its cancellation
+        # stuck in a task of a trial no longer in flight: one it left running (tasks outlive their trial)
         return _ENDED_TRIAL if owner is not None else None
 
     def _expire_in_thread(self, trial: Trial, reason: str) -> None:

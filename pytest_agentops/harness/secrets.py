@@ -89,9 +89,7 @@ def is_secret_number(value: Any) -> bool:
 
 def redact_text(text: str) -> str:
     """``text`` with every known secret replaced by ``[redacted]``."""
-    env = _env_pattern
-    if env is not None:
-        text = env.sub(REDACTED, text)
+    text = redact_environment(text)
     if "sk-" in text or "Bearer" in text:
         text = SECRET_SHAPE.sub(REDACTED, text)
     return text

@@ -5,8 +5,8 @@ directory, ``os.environ``, the recursion limit, the exception hooks, the root lo
 change every later test of the session. Such state is read when a campaign starts and put back when it ends;
 what was changed is named in a ``ProcessStateChanged`` warning (pytest shows it in its warnings summary), since
 the trials after the one that changed it ran with it. ``isolation="process"`` keeps each trial's to itself.
-Not covered: the umask (reading it means setting it, racing other threads), signal handlers, and what
-C extensions keep.
+Not covered: the umask (reading it means setting it, racing other threads), the garbage collector's switch
+(the harness pauses the collector in other threads), signal handlers, and what C extensions keep.
 """
 
 from __future__ import annotations
