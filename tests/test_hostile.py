@@ -8,6 +8,7 @@ pytest in a subprocess, where the exit status is what CI sees.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import random
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from pytest_agentops import ConfigError, Escalation, Scenario, run_campaign, tool
+from pytest_agentops.process import exit_guard
 from pytest_agentops.vtime.real import real_sleep
 
 from conftest import ORDER_TOOLS, Orders
@@ -28,6 +30,16 @@ def _only(result, index):
     """The record of trial ``index`` and the outcomes of all the others."""
     record = next(r for r in result.records if r.index == index)
     return record, {r.outcome for r in result.records if r.index != index}
+
+
+@contextlib.contextmanager
+def _threading_excepthook(hook):
+    """``threading.excepthook`` is ``hook`` in the block (what pytest would report as a thread's exception)."""
+    saved, threading.excepthook = threading.excepthook, hook
+    try:
+        yield
+    finally:
+        threading.excepthook = saved
 
 
 def _campaign(agent, trials=4, **kwargs):
@@ -910,6 +922,125 @@ def test_os_exit_in_a_campaign_fails_the_test_run(pytester):
     result.assert_outcomes(passed=1, failed=1)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*completion_rate >= 0.9: fail*"])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_os_exit_on_a_thread_the_agent_started_is_refused_and_its_trial_an_error(mode):
+    """A thread starts with an empty context, outside its trial's clock: its ``os._exit(0)`` ended pytest with
+    exit status 0 in the middle of the campaign (a green CI). Refused, and the trial that started it is an error."""
+    def run_exiting_thread():
+        thread = threading.Thread(target=os._exit, args=(0,), name="exiter")
+        thread.start()
+        thread.join(10)
+
+    if mode == "sync":
+        def agent(task, env):
+            if env.trial_id.endswith("-2"):
+                run_exiting_thread()
+            return "ok"
+    else:
+        async def agent(task, env):
+            if env.trial_id.endswith("-2"):
+                run_exiting_thread()
+            return "ok"
+
+    caught = []
+    with _threading_excepthook(caught.append):
+        record, others = _only(_campaign(agent), 2)
+    assert record.outcome == "error"
+    assert "a thread the agent started (exiter) called os._exit(0)" in record.reason
+    assert others == {"completed"}
+    assert [type(args.exc_value).__name__ for args in caught] == ["AgentExited"]
+    assert os._exit.__module__ == "posix"  # the thread has ended: the real one again
+
+
+def test_os_exit_stays_refused_on_an_agents_thread_after_its_campaign_until_the_thread_ends():
+    go, done = threading.Event(), []
+
+    def agent(task, env):
+        def later():
+            go.wait(30)
+            try:
+                os._exit(0)
+            except BaseException as exc:  # (what the thread got is the subject here)
+                done.append(exc)
+        threading.Thread(target=later, name="later").start()
+        return "ok"
+
+    result = _campaign(agent, trials=1)
+    assert [r.outcome for r in result.records] == ["completed"]
+    assert os._exit.__name__ == "_exit" and os._exit.__module__ == "pytest_agentops.process.exit_guard"
+    assert os._exit is not exit_guard._real_exit
+    go.set()
+    for _ in range(300):
+        if os._exit is exit_guard._real_exit:
+            break
+        time.sleep(0.01)
+    assert [type(e).__name__ for e in done] == ["AgentExited"]
+    assert "a thread the agent started (later) called os._exit(0)" in str(done[0])
+    assert os._exit is exit_guard._real_exit  # the last such thread ended: nothing stays patched
+
+
+def test_an_agents_thread_that_exits_after_its_campaign_does_not_end_the_test_run(pytester):
+    """What CI sees: the thread's ``os._exit(0)`` came during a later test and ended the run with status 0,
+    before that test's failure was reported."""
+    pytester.makepyfile(test_late_exit="""
+        import os, threading
+        from pytest_agentops import Scenario, run_campaign
+
+        go = threading.Event()
+
+        def agent(task, env):
+            def later():
+                go.wait(30)
+                os._exit(0)
+            threading.Thread(target=later).start()
+            return "ok"
+
+        def test_campaign():
+            run_campaign(Scenario(name="late", agent=agent, trials=1, seed=1, faults="none"))
+
+        def test_after():
+            go.set()
+            import time; time.sleep(0.3)
+            assert False, "this failure is reported"
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1, failed=1, warnings=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*AgentExited: a thread the agent started * called os._exit(0)*"])
+
+
+def test_an_atexit_handler_an_agent_registers_cannot_turn_a_failed_run_green(pytester):
+    """``atexit.register(os._exit, 0)`` ran at the interpreter's exit and replaced exit status 1 with 0."""
+    pytester.makepyfile(test_atexit="""
+        import atexit, os
+        from pytest_agentops import Scenario, run_campaign
+
+        def unregistered():
+            print("UNREGISTERED HANDLER RAN")
+
+        def agent(task, env):
+            atexit.register(os._exit, 0)
+            atexit.register(lambda: os._exit(0))
+            atexit.register(print, "AGENT HANDLER RAN")
+            atexit.register(unregistered)
+            atexit.unregister(unregistered)
+            return "ok"
+
+        def test_campaign():
+            result = run_campaign(Scenario(name="atexit", agent=agent, trials=1, seed=1, faults="none"))
+            assert [r.outcome for r in result.records] == ["completed"]
+
+        def test_fails():
+            assert False
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 1
+    assert result.stderr.str().count("an atexit handler registered inside a trial called os._exit(0)") == 2
+    assert "AGENT HANDLER RAN" in result.stdout.str()  # an ordinary handler still runs
+    assert "UNREGISTERED HANDLER RAN" not in result.stdout.str()
 
 
 def test_os_exit_while_a_scenario_file_imports_its_agent_is_a_config_error(tmp_path, monkeypatch):

@@ -8,11 +8,17 @@ with the time stand-ins) that, inside a trial (a thread or task on the trial's c
 goes on. ``subprocess`` is unaffected (it does not call ``os.fork``). Outside trials they are the real
 functions. Threads an agent starts itself are outside its trial: only a child process per trial contains
 them (``docs/harness.md``); they are made daemon threads, at least, so that one left running does not keep
-the test process from exiting (``Thread.start``, a stand-in too).
+the test process from exiting (``Thread.start``, a stand-in too). Such a thread calling ``os._exit`` is
+refused as well: while its trial runs, the trial is an ``error`` naming the call; after it (the campaign
+over, other tests running) the thread ends with ``AgentExited``, which pytest reports as an unhandled thread
+exception, and ``os._exit`` stays a stand-in until the last of those threads ends. A handler the agent
+registers with ``atexit`` runs at the interpreter's exit with ``os._exit`` refused (a message on stderr):
+``atexit.register(os._exit, 0)`` would otherwise turn a failed run's exit status into 0.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -21,15 +27,65 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 from ..errors import AgentExited
-from .time_patch import active_clock, register_stand_ins
+from .time_patch import TIME_PATCH, active_clock, register_stand_ins
 
 _real_exit = os._exit
+# what the current thread is, if not plain: its ``refusing`` is what ``os._exit`` does there instead of exiting
+# (a thread an agent started; an atexit handler an agent registered; user code being imported)
+_thread: threading.local = threading.local()
+_agent_threads: set[int] = set()  # idents of the agents' threads still running (each adds and removes itself)
+_lock = threading.Lock()
 
 
 def _exit(status: int) -> NoReturn:
     if active_clock() is not None:  # inside a trial
         raise AgentExited(status)
+    refusing = getattr(_thread, "refusing", None)
+    if refusing is not None:
+        refusing(status)
     _real_exit(status)
+
+
+def _refused_in_agent_thread(end_trial: Callable[[str, str], None]) -> Callable[[int], NoReturn]:
+    def refused(status: int) -> NoReturn:
+        exited = AgentExited(status, f"a thread the agent started ({threading.current_thread().name})")
+        end_trial("error", str(exited))  # (a trial already judged keeps its outcome: the decision came too late)
+        raise exited
+
+    return refused
+
+
+def _agent_thread_run(run: Callable[[], Any], end_trial: Callable[[str, str], None]) -> Callable[[], None]:
+    """``run`` of a thread an agent starts: ``os._exit`` is refused on it, and ``os._exit`` stays a stand-in
+    (past its campaign too) until it ends."""
+
+    def agent_thread_run() -> None:
+        _thread.refusing = _refused_in_agent_thread(end_trial)
+        try:
+            run()
+        finally:
+            _thread.refusing = None
+            _left(threading.get_ident())
+
+    return agent_thread_run
+
+
+def _left(ident: int) -> None:
+    """An agent's thread ended: ``os._exit`` is the real one again once none is left and no campaign runs."""
+    with TIME_PATCH.lock, _lock:  # (the patch's lock first, as ``_after_removal`` is called: no campaign starts now)
+        _agent_threads.discard(ident)
+        if not _agent_threads and os._exit is _exit and not TIME_PATCH.holders:
+            os._exit = _real_exit
+
+
+def _after_removal() -> None:
+    """(The stand-ins were just removed.) ``os._exit`` stays a stand-in while an agent's thread runs on, and
+    only then."""
+    with _lock:
+        if _agent_threads and os._exit is _real_exit:
+            os._exit = _exit
+        elif not _agent_threads and os._exit is _exit:  # (kept over a campaign whose start found it a stand-in)
+            os._exit = _real_exit
 
 
 def _refusing_fork(name: str, real: Callable[[], Any]) -> Callable[[], Any]:
@@ -51,10 +107,23 @@ _real_start = threading.Thread.start
 
 def _start(self: threading.Thread) -> None:
     """``Thread.start``: a thread an agent starts inside a trial is a daemon thread, so that one it leaves
-    running (a loop that never ends) does not keep the test process from exiting when the run is over."""
-    if active_clock() is not None and not self.daemon:
+    running (a loop that never ends) does not keep the test process from exiting when the run is over; and
+    ``os._exit`` on it is refused (``_agent_thread_run``)."""
+    end_trial = getattr(active_clock(), "end_trial", None)
+    if end_trial is None or self.is_alive():
+        _real_start(self)
+        return
+    if not self.daemon:
         self.daemon = True
-    _real_start(self)
+    run = self.run
+    self.run = _agent_thread_run(run, end_trial)  # type: ignore[method-assign]
+    with _lock:  # (registered before it runs on: it may end, and leave, at once)
+        try:
+            _real_start(self)
+        except BaseException:
+            self.run = run  # type: ignore[method-assign]
+            raise
+        _agent_threads.add(self.ident)  # type: ignore[arg-type]
 
 
 #: the lowest recursion limit a trial may set: the interpreter's default (the harness's own calls, on the threads
@@ -83,18 +152,60 @@ for _name in ("fork", "forkpty"):
     _real = getattr(os, _name, None)
     if _real is not None:
         stand_ins[_name] = _refusing_fork(_name, _real)
-register_stand_ins(os, stand_ins)
+register_stand_ins(os, stand_ins, after_removal=_after_removal)
 
 
 @contextlib.contextmanager
 def refuse_exit(what: str) -> Iterator[None]:
-    """While the block runs (importing user code, say), ``os._exit`` raises ``AgentExited`` instead."""
+    """While the block runs (importing user code, say), ``os._exit`` raises ``AgentExited`` instead (the stand-in
+    too, where the block's code captured it, on this thread)."""
 
     def refused(status: int) -> NoReturn:
         raise AgentExited(status, what)
 
     saved, os._exit = os._exit, refused
+    saved_refusing, _thread.refusing = getattr(_thread, "refusing", None), refused
     try:
         yield
     finally:
         os._exit = saved
+        _thread.refusing = saved_refusing
+
+
+class _GuardedAtExit:
+    """A handler registered with ``atexit`` inside a trial: run at the interpreter's exit with ``os._exit``
+    refused. Equal to the handler, so that ``atexit.unregister(handler)`` removes it."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Callable[..., Any]):
+        self.handler = handler
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            with refuse_exit("an atexit handler registered inside a trial"):
+                return self.handler(*args, **kwargs)
+        except AgentExited as exc:
+            print(f"pytest-agentops: {exc} (the test run's exit status stands)", file=sys.stderr)
+        return None
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or bool(other == self.handler)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_real_register = atexit.register
+
+
+def _register(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+    """``atexit.register``: a handler registered inside a trial (or on an agent's thread) is guarded."""
+    if callable(func) and (active_clock() is not None or getattr(_thread, "refusing", None) is not None):
+        _real_register(_GuardedAtExit(func), *args, **kwargs)
+        return func
+    return _real_register(func, *args, **kwargs)
+
+
+_register.__doc__ = _real_register.__doc__
+_register.__name__ = _register.__qualname__ = "register"
+register_stand_ins(atexit, {"register": _register})

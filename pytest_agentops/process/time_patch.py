@@ -174,11 +174,18 @@ def _module_namespace(module: Any) -> dict[str, Any] | None:
 _MORE_STAND_INS: list[tuple[ModuleType, dict[str, Callable[..., Any]]]] = []
 
 
-def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[..., Any]]) -> None:
+# Told (with the patch's lock held) once the stand-ins have been removed (``register_stand_ins``).
+_AFTER_REMOVAL: list[Callable[[], None]] = []
+
+
+def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[..., Any]], *,
+                       after_removal: Callable[[], None] | None = None) -> None:
     """Install ``stand_ins`` (name -> function) over ``module``'s functions of those names, and over the same
     function objects bound in other modules, whenever the time stand-ins are installed (at import time, so
-    before any is)."""
+    before any is). ``after_removal`` is called each time they have been removed again."""
     with TIME_PATCH.lock:
+        if after_removal is not None:
+            _AFTER_REMOVAL.append(after_removal)
         if TIME_PATCH.holders:
             raise UsageError("stand-ins cannot be registered while installed")
         entry = (module, dict(stand_ins))
@@ -292,6 +299,8 @@ def _uninstall() -> None:
                 with contextlib.suppress(AttributeError, TypeError):
                     setattr(module, attribute, pair[1])
     _modules_at_install = frozenset()
+    for after_removal in _AFTER_REMOVAL:
+        after_removal()
 
 
 def _make() -> bool:

@@ -213,6 +213,12 @@ class TrialClock(VirtualClock):
         self._on_limit = on_limit  # told (outcome, reason) when the limit is passed: the trial's decision
         self.listeners: list[Callable[[], None]] = []
 
+    def end_trial(self, outcome: str, reason: str) -> None:
+        """Tell the trial's harness to end it with ``outcome`` (what passing the limit tells it); the first
+        decision of a trial stands. Used for what happens on a thread the trial's agent started."""
+        if self._on_limit is not None:
+            self._on_limit(outcome, reason)
+
     def advance(self, seconds: float) -> None:
         if self._before_advance is not None:
             self._before_advance()
