@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import process as _process  # noqa: F401 (takes the collector's freeze count at start: ``FROZEN_AT_START``)
 from ._version import __version__
+from .errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 #: public name -> the module (relative to this package) that defines it
 _EXPORTS: dict[str, str] = {

@@ -11,6 +11,10 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from .errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._frozen import FrozenMap
-from .errors import ConfigError
+from .errors import ConfigError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 #: The most trials a campaign may plan (``trials``): far beyond what any verdict needs, small enough that a
 #: typo (``trials: 1.0e+12``) is a clear error, not an attempt.

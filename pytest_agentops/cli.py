@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import AgentOpsError
+from .errors import AgentOpsError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 
 def _fraction(text: str) -> float:

@@ -18,6 +18,16 @@ class AgentOpsError(Exception):
     """Base class of every error pytest-agentops raises on purpose."""
 
 
+def hide_own_frames(excinfo: Any) -> bool:
+    """pytest's ``__tracebackhide__`` of this package's modules: their frames are left out of the traceback of
+    an error raised on purpose (its message names the setting and the fix; the test's own line shows where),
+    and kept for anything else (a bug of ours). ``pytest --fulltrace`` shows them all."""
+    return excinfo is not None and isinstance(excinfo.value, AgentOpsError)
+
+
+__tracebackhide__ = hide_own_frames
+
+
 class ConfigError(AgentOpsError, ValueError):
     """A scenario, fault or expectation setting has a bad value; the message names it and the fix."""
 

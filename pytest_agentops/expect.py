@@ -14,8 +14,10 @@ from typing import Literal
 from . import settings as _settings  # noqa: F401 (the built-in layers' metrics are declared with their settings)
 from . import stats
 from ._validation import did_you_mean
-from .errors import ConfigError
+from .errors import ConfigError, hide_own_frames
 from .metrics import REGISTRY, MetricData, listed_metrics
+
+__tracebackhide__ = hide_own_frames
 
 VerdictName = Literal["pass", "fail", "inconclusive"]
 

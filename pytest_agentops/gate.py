@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import GateUsageError
+from .errors import GateUsageError, hide_own_frames
 from .report.json_report import read_report
 from .stats import betting_lower, betting_upper, fisher_less_pvalue
 from .stats.binomial import binom_sf
 from .stats.compare import exceedance_upper, mixture_rate_bounds
+
+__tracebackhide__ = hide_own_frames
 
 #: rate metrics where lower is worse, compared with the baseline by a one-sided test
 HIGHER_IS_BETTER = ("completion_rate", "tool_success_rate", "resume_success_rate")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import stats
-from .errors import ConfigError
+from .errors import ConfigError, hide_own_frames
 from .expect import (
     DEFAULT_POWER,
     Expectation,
@@ -41,6 +41,8 @@ from .expect import (
     success_threshold,
 )
 from .metrics import REGISTRY, MetricData
+
+__tracebackhide__ = hide_own_frames
 
 #: How far ahead a judge searches its boundaries for the distances the scheduler launches by: more than any
 #: concurrency (at most 1,000) can use, and short enough that a never-deciding side costs little to search.

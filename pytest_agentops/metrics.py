@@ -25,7 +25,9 @@ import numpy as np
 
 from . import stats
 from ._frozen import EMPTY, FrozenMap
-from .errors import ConfigError
+from .errors import ConfigError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from .records import TrialRecord

@@ -28,10 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from .errors import hide_own_frames
 from .seeding import UNIT, Draws, Stream, canonical, name_key, stream, text_key, uniforms
 from .settings.faults import Faults
 from .settings.layers import DailyUsers
 from .settings.model import ModelFaults, pick
+
+__tracebackhide__ = hide_own_frames
 
 
 @dataclass(frozen=True, slots=True)

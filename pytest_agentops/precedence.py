@@ -12,13 +12,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._validation import check_bool, check_trials
-from .errors import ConfigError
+from .errors import ConfigError, hide_own_frames
 from .scenario import Scenario
 from .seeding import fresh_seed
 from .settings.faults import Faults
 from .settings.live import CassetteSpec
 from .settings.run import DEFAULT_PROFILE, RunSettings, RunSource
 from .settings.spend import SpendCap
+
+__tracebackhide__ = hide_own_frames
 
 
 def _first(key: str, sources: Sequence[RunSource], scenario_value: Any = None) -> tuple[Any, int]:

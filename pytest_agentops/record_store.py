@@ -19,7 +19,10 @@ from types import SimpleNamespace
 from typing import Any, overload
 
 from ._frozen import FrozenMap
+from .errors import hide_own_frames
 from .records import TrialRecord
+
+__tracebackhide__ = hide_own_frames
 
 #: The whole-number fields, the float fields (two optional) and the coded fields of a row, in row order.
 _INTS = ("index", "input_tokens", "output_tokens", "tool_calls", "tool_failures", "destructive_attempts",

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ._frozen import EMPTY, FrozenMap, slot_maker, thaw
+from .errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 OUTCOMES = ("completed", "failed", "escalated", "budget_exceeded", "timed_out", "crashed", "error")
 

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import stats
 from ._frozen import FrozenMap
-from .errors import CampaignFailed
+from .errors import CampaignFailed, hide_own_frames
 from .expect import Verdict
 from .judge import judge
 from .metrics import MetricSummary, collect, summarize_all
 from .record_store import RecordStore
 from .records import OUTCOMES, MinimalFaults, TrialRecord, layer_extra
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from .scenario import Scenario

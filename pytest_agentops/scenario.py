@@ -23,7 +23,7 @@ from ._validation import (
     check_whole,
     is_number,
 )
-from .errors import ConfigError
+from .errors import ConfigError, hide_own_frames
 from .expect import Expectation
 from .settings._meta import docs, setting
 from .settings.faults import Faults
@@ -35,6 +35,8 @@ from .settings.prices import price_table
 from .settings.spend import check_usd
 from .settings.tools import ToolSpec, tool_spec
 from .settings.trajectory import Trajectory, check_rule_expectations
+
+__tracebackhide__ = hide_own_frames
 
 
 def _signature(fn: Callable[..., Any]) -> str:

@@ -26,6 +26,10 @@ import struct
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
+from .errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 if TYPE_CHECKING:
     import numpy as np
 

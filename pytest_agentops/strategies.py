@@ -22,8 +22,11 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
+from .errors import hide_own_frames
 from .settings.faults import FAILING_TOOL_FAULTS, Faults, ToolFaults
 from .settings.model import API_FAULT_KINDS, OUTPUT_FAULT_KINDS, ModelFaults
+
+__tracebackhide__ = hide_own_frames
 
 __all__ = ["fault_mixes", "faults", "model_faults", "rates", "seeds", "tool_faults"]
 

@@ -4,6 +4,9 @@ is measured in tests/benchmarks/bench_hostile_input.py; here, the refusals and t
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -266,3 +269,68 @@ def test_a_lazy_rule_keeps_the_error_rates_it_states_over_its_first_units(thresh
     assert false_pass <= rule.beta and false_fail <= rule.alpha
     assert rule.error_rates() == (rule.beta, rule.alpha)
     assert false_fail > 0.001 and false_pass > 0.001  # the boundaries are reached: the check is not vacuous
+
+
+def test_a_bad_setting_fails_its_test_with_the_message_and_the_users_line_not_a_deep_traceback(pytester):
+    """A typo in a scenario showed a screen of the package's own frames (dataclass ``__init__``, the validators)
+    before the one line that matters; pytest shows the test's line and the message, and ``--fulltrace`` all."""
+    pytester.makepyfile(test_typos="""
+        from pytest_agentops import Faults, Scenario, run_campaign
+
+        def agent(task, env):
+            return "ok"
+
+        def test_threshold():
+            run_campaign(Scenario(name="x", agent=agent, trials=5, seed=1, expect={"completion_rate": ">= 1.5"}))
+
+        def test_rate():
+            Faults(rate=2)
+
+        def test_at_run_time(agent_chaos):
+            agent_chaos.run(Scenario(name="x", agent=agent, seed=1), trials=-3)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=3)
+    out = result.stdout.str()
+    assert "pytest_agentops/" not in out.replace("pytest_agentops.errors.", "")
+    result.stdout.fnmatch_lines([
+        "E   *ConfigError: expect*'>= 1.5': a rate threshold must be between 0 and 1",
+        "test_typos.py:7: ConfigError",
+        "E   *ConfigError: rate=2 must be between 0 and 1*",
+        "test_typos.py:10: ConfigError",
+        "E   *ConfigError: agent_chaos.run: trials=-3 must be a whole number >= 1",
+        "test_typos.py:13: ConfigError",
+    ])
+    full = pytester.runpytest("-p", "no:cacheprovider", "--fulltrace").stdout.str()
+    assert "pytest_agentops/_validation.py" in full  # (the frames are there for whoever asks)
+
+
+def test_the_package_frames_are_hidden_only_from_errors_raised_on_purpose():
+    """A bug of ours (any other exception) keeps its frames: hiding them would hide the bug."""
+    import pytest_agentops
+    from pytest_agentops.errors import hide_own_frames
+
+    def info(exc):
+        try:
+            raise exc
+        except BaseException:
+            return pytest.ExceptionInfo.from_current()
+
+    assert hide_own_frames(info(ConfigError("bad")))
+    assert not hide_own_frames(info(ValueError("a bug")))
+    assert not hide_own_frames(info(KeyError("a bug")))
+    assert not hide_own_frames(None)
+    # every module of the package that imports anything says so (the demo agent's frames are user code: shown)
+    package = Path(pytest_agentops.__file__).parent
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        if "demo" in path.relative_to(package).parts or path.name in ("__main__.py", "_version.py", "errors.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports = any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in tree.body)
+        hides = any(isinstance(node, ast.Assign) and ast.unparse(node) == "__tracebackhide__ = hide_own_frames"
+                    for node in tree.body)
+        if imports and not hides:
+            missing.append(str(path.relative_to(package)))
+    assert missing == []
+    assert pytest_agentops.errors.__tracebackhide__ is hide_own_frames

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._frozen import FrozenMap, Shared
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ..harness import (
     budget,
     confirmations,
@@ -42,6 +42,8 @@ from ..plan import FaultPlan
 from ..scenario import Scenario
 from ..settings.prices import price_table
 from ..settings.run import RunSettings
+
+__tracebackhide__ = hide_own_frames
 
 #: how long a harness call made after its trial ended waits before it is refused (off an event loop)
 LATE_CALL_PAUSE_S = 0.2

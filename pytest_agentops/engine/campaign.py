@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..errors import CampaignInterrupted, ConfigError
+from ..errors import CampaignInterrupted, ConfigError, hide_own_frames
 from ..precedence import resolve_run
 from ..process.gc_hold import collector_paused
 from ..records import MinimalFaults, TrialRecord
@@ -18,6 +18,8 @@ from ..vtime.real import real_perf_counter
 from .progress import ProgressCallback
 from .scheduler import Runner
 from .shrink import failure_of, shrink_record
+
+__tracebackhide__ = hide_own_frames
 
 _wall = real_perf_counter  # never the virtual clock
 

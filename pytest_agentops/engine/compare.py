@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CampaignFailed, ConfigError
+from ..errors import CampaignFailed, ConfigError, hide_own_frames
 from ..precedence import resolve_run
 from ..records import TrialRecord
 from ..scenario import Scenario
@@ -23,6 +23,8 @@ from ..settings.run import RunSettings, RunSource
 from ..stats.binomial import binom_cdf, binom_sf
 from ..stats.paired import BettingMartingale, MixtureTest, holm
 from .scheduler import Runner
+
+__tracebackhide__ = hide_own_frames
 
 #: what a paired metric reads off a trial record
 _READ: dict[str, Callable[[TrialRecord], float]] = {

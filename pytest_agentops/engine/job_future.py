@@ -18,6 +18,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 _PENDING, _RUNNING, _CANCELLED, _FINISHED = 0, 1, 2, 3
 
 

@@ -15,7 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import hide_own_frames
 from ..vtime.real import real_perf_counter
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..judge import Judge

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ..judge import judge
 from ..process import exit_guard  # noqa: F401 (os._exit inside a trial: a stand-in installed with the time ones)
 from ..process.anyio_threads import track_anyio_threads
@@ -40,6 +40,8 @@ from .progress import ProgressCallback, ProgressFeed
 from .spend import SpendGate
 from .trial import Trial
 from .workers import LoopWorker, ThreadWorker
+
+__tracebackhide__ = hide_own_frames
 
 _wall = real_perf_counter  # never the virtual clock
 #: Real seconds an async trial has, once cancelled at its wall-clock limit, to end before its loop is retired.

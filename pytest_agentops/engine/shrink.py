@@ -16,11 +16,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
+from ..errors import hide_own_frames
 from ..records import MinimalFaults, TraceEvent, TrialRecord
 from ..scenario import Scenario
 from ..settings.run import RunSettings
 from ..vtime.real import real_perf_counter
 from .scheduler import Runner, campaign_patches
+
+__tracebackhide__ = hide_own_frames
 
 #: Re-runs one search may spend (a trial with n faults needs about n log n in the worst case).
 DEFAULT_RUNS = 32

@@ -19,7 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..harness.spend import Ledger, ledger_of
+
+__tracebackhide__ = hide_own_frames
 
 
 class SpendGate:

@@ -18,7 +18,7 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TrialAbandoned, TrialAborted
+from ..errors import TrialAbandoned, TrialAborted, hide_own_frames
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
 from ..harness.trace import PendingEvent, Trace
@@ -32,6 +32,8 @@ from ..vtime.deadline import watch_virtual_deadline
 from ..vtime.loop import run_virtual
 from ..vtime.real import real_perf_counter
 from .assemble import CampaignLayers, outside_loop
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     import concurrent.futures as cf

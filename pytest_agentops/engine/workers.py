@@ -24,11 +24,13 @@ import threading
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from ..errors import TrialAbandoned
+from ..errors import TrialAbandoned, hide_own_frames
 from ..process.task_scope import forget_tasks, owner_of, task_factory
 from ..vtime.loop import VirtualTimeLoop, keep_forever
 from ..vtime.real import real_monotonic
 from .job_future import JobFuture
+
+__tracebackhide__ = hide_own_frames
 
 #: Where an asynchronous exception must not land: the innermost frame in code that takes and gives back
 #: locks by hand (logging's handlers and module lock, the import system, ``threading``, ``queue``,

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._frozen import Shared
-from ..errors import TrialAborted
+from ..errors import TrialAborted, hide_own_frames
 from ..plan import UserDay
 from ..settings.layers import Budget, BudgetRecord
 from .layer import LayerTrial, TrialPort
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..scenario import Scenario

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._frozen import FrozenMap
+from ..errors import hide_own_frames
 from ..plan import Occurrences
 from ..seeding import canonical
 from .layer import LayerTrial, ToolCall, TrialPort, without_hooks
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..scenario import Scenario

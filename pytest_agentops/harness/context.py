@@ -14,12 +14,14 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Escalated, TrialAborted
+from ..errors import Escalated, TrialAborted, hide_own_frames
 from ..vtime.clock import TrialClock
 from .layer import HOOKS, LayerTrial
 from .meter import TokenMeter, Usage
 from .secrets import mask_secret_keys, redact_short
 from .trace import PLAIN, Trace
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..plan import FaultPlan

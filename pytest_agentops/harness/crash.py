@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AgentCrash, ConfigError, TrialAborted
+from ..errors import AgentCrash, ConfigError, TrialAborted, hide_own_frames
 from ..plan import fault_id
 from ..process.reaper import REAPER
 from ..settings.faults import CrashRecord, Faults
@@ -34,6 +34,8 @@ from .child.protocol import ChildLimits
 from .context import RAN
 from .layer import LayerTrial, ToolCall, TrialPort
 from .state.layer import resolve_state
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..plan import CrashDraw

@@ -16,6 +16,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 if TYPE_CHECKING:
     from ..settings.tools import ToolSpec
     from .layer import TrialPort

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._frozen import FrozenMap
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     import numpy as np

@@ -27,10 +27,12 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TrialAbandoned, TrialAborted
+from ..errors import TrialAbandoned, TrialAborted, hide_own_frames
 from ..settings.layers import Escalation
 from .context import NOT_REACHED
 from .layer import LayerTrial, TrialPort, without_hooks
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..records import TraceEvent

@@ -15,11 +15,14 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import hide_own_frames
 from ..plan import Occurrences
 from ..seeding import canonical
 from ..settings.injection import Injection, InjectionRecord
 from ..settings.model import pick
 from .layer import LayerTrial, ToolCall, TrialPort
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..scenario import Scenario

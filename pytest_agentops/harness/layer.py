@@ -38,6 +38,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 if TYPE_CHECKING:
     from ..plan import FaultPlan
     from ..records import LayerRecord

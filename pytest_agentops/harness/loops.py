@@ -15,6 +15,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 
 class LoopDetector:
     """Watches one attempt's calls (a restart after a crash starts afresh: ``reset``)."""

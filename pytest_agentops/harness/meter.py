@@ -7,8 +7,10 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ..settings.prices import DEFAULT_PRICES, Price, is_listed, price_for
+
+__tracebackhide__ = hide_own_frames
 
 
 @dataclass(frozen=True, slots=True)

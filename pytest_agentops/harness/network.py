@@ -10,10 +10,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ..errors import hide_own_frames
 from ..process.http_hub import HTTP_PATCH
 from ..process.network_guard import GUARD
 from ..settings.network import NetworkRecord
 from .layer import LayerTrial, TrialPort
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..scenario import Scenario

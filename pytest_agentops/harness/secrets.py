@@ -30,7 +30,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..process.patch import ProcessPatch
+
+__tracebackhide__ = hide_own_frames
 
 REDACTED = "[redacted]"
 #: Mapping keys whose value is a secret (trace event data, headers).

@@ -15,9 +15,11 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TrialAborted
+from ..errors import TrialAborted, hide_own_frames
 from ..settings.prices import price_for
 from .layer import LayerTrial, TrialPort
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..scenario import Scenario

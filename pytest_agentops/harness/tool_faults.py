@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RateLimited, ToolError, ToolTimeout, ToolUnavailable
+from ..errors import RateLimited, ToolError, ToolTimeout, ToolUnavailable, hide_own_frames
 from ..plan import NO_FAULT as _NO_FAULT
 from ..plan import Occurrences, fault_id
 from .layer import LayerTrial, ToolCall, TrialPort
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..scenario import Scenario

@@ -14,8 +14,11 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import hide_own_frames
 from ..settings.tools import ToolSpec
 from .layer import ToolCall
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from .context import TrialContext

@@ -17,8 +17,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .._frozen import FrozenMap, freeze
+from ..errors import hide_own_frames
 from ..records import TraceEvent
 from .secrets import REDACTED, SECRET_KEY, is_secret_number, redact, redact_text
+
+__tracebackhide__ = hide_own_frames
 
 __all__ = ["REDACTED", "Trace", "redact"]
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._frozen import EMPTY, FrozenMap, Shared
+from ..errors import hide_own_frames
 from ..seeding import canonical
 from ..settings.trajectory import Rule, Trajectory, TrajectoryRecord, check_rule_expectations, make_trajectory_record
 from .confirmations import snapshot
@@ -37,6 +38,8 @@ from .effects import EffectLedger, has_effect
 from .escalation import FAULT_OUTCOMES
 from .layer import LayerTrial, ToolCall, TrialPort
 from .loops import LoopDetector
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..scenario import Scenario

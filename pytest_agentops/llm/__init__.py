@@ -17,6 +17,7 @@ and in the agent: ``openai.OpenAI(base_url=env.llm.base_url, api_key=env.llm.api
 
 from __future__ import annotations
 
+from ..errors import hide_own_frames
 from ..settings.live import LiveLLM
 from ..settings.model import (
     API_FAULT_KINDS,
@@ -31,6 +32,8 @@ from ..settings.model import (
 from .endpoint import LLMEndpoint
 from .policy import ModelRequest, Reply, ToolCall, call, call_tools_then_answer, default_used, rule, scripted
 from .usage import input_tokens, output_tokens, tokens
+
+__tracebackhide__ = hide_own_frames
 
 __all__ = [
     "API_FAULT_KINDS",

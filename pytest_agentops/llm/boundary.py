@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..errors import hide_own_frames
 from ..harness.layer import LayerTrial, TrialPort
 from ..process.http_hub import HTTP_PATCH, HUB
 from ..settings.model import FakeLLM, HttpFaults, ModelRecord
 from .http_faults import HttpTrial
 from .model import TrialModel
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..scenario import Scenario

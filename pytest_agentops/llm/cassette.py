@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import CassetteMiss, ConfigError
+from ..errors import CassetteMiss, ConfigError, hide_own_frames
 from ..harness.secrets import redact_environment
 from ..seeding import canonical
+
+__tracebackhide__ = hide_own_frames
 
 REDACTED = "[REDACTED]"
 #: The answer headers a cassette keeps (and the agent gets): never anything that could carry a credential.

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 
 @dataclass(frozen=True, slots=True)
 class LLMEndpoint:

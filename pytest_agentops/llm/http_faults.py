@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..errors import hide_own_frames
 from ..plan import Occurrences, fault_id
 from ..seeding import text_key
 from ..settings.model import HttpFaults
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..harness.layer import TrialPort

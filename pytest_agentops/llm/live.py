@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..errors import CassetteMiss, ConfigError, TrialAborted, UpstreamError, WireError
+from ..errors import CassetteMiss, ConfigError, TrialAborted, UpstreamError, WireError, hide_own_frames
 from ..harness.layer import LayerTrial, TrialPort
 from ..plan import Occurrences
 from ..process.http_hub import HTTP_PATCH, HUB
@@ -53,6 +53,8 @@ from .live_drift import drift_body
 from .model import _Stream, attempt_number
 from .perturb import DriftState, perturb_reply
 from .upstream import HttpUpstream, Outgoing
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..scenario import Scenario

@@ -16,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import hide_own_frames
 from .perturb import DriftState
+
+__tracebackhide__ = hide_own_frames
 
 _NOTE = "_agentops_note"
 

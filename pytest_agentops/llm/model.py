@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..errors import TrialAborted, WireError
+from ..errors import TrialAborted, WireError, hide_own_frames
 from ..plan import Occurrences, fault_id
 from ..seeding import text_key
 from ..settings.model import Drift, ModelFaults
@@ -28,6 +28,8 @@ from . import wire
 from .endpoint import LLMEndpoint
 from .perturb import DriftState, perturb_reply
 from .policy import ModelRequest, Reply, default_used, respond
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..harness.context import TrialContext

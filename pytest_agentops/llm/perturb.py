@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..settings.model import Drift, ModelFaults, pick
+
+__tracebackhide__ = hide_own_frames
 
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 PREMATURE_TEXT = "I have completed the task."

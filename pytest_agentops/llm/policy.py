@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 
 @dataclass(frozen=True, slots=True)

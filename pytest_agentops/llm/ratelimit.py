@@ -11,7 +11,10 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from ..errors import hide_own_frames
 from ..vtime.real import real_monotonic
+
+__tracebackhide__ = hide_own_frames
 
 WINDOW_S = 60.0
 

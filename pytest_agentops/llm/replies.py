@@ -10,7 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import hide_own_frames
 from . import wire
+
+__tracebackhide__ = hide_own_frames
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,14 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..errors import UpstreamError
+from ..errors import UpstreamError, hide_own_frames
 from ..settings.live import LiveLLM
 from ..vtime.real import real_perf_counter
 from .cassette import Recorded
 from .endpoint import shared_ssl_context
 from .ratelimit import RateLimiter
+
+__tracebackhide__ = hide_own_frames
 
 #: Request headers never forwarded: the transport's own, and every credential the agent sent.
 DROPPED_HEADERS = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding",

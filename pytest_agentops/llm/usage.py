@@ -17,6 +17,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 CHARS_PER_TOKEN = 4
 
 

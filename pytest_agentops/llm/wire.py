@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import WireError
+from ..errors import WireError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 APIS = ("chat", "messages", "responses")
 

@@ -5,6 +5,10 @@ enters and undone when its last holder leaves; ``patch.installed()`` says what i
 
 import gc as _gc
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 #: The most objects an interpreter freezes (``gc.freeze``) on its own before any code runs: CPython 3.12.1
 #: starts with 375. More than this frozen when the package is imported is a freeze of the process's own (a
 #: pre-fork server's ``gc.freeze()`` holds tens of thousands), which a campaign must leave alone.

@@ -16,8 +16,11 @@ import importlib
 import sys
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..vtime.loop import VirtualTimeLoop
 from .patch import ProcessPatch
+
+__tracebackhide__ = hide_own_frames
 
 _ATTRIBUTE = "run_sync_in_worker_thread"
 

@@ -26,8 +26,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
-from ..errors import AgentExited
+from ..errors import AgentExited, hide_own_frames
 from .time_patch import TIME_PATCH, active_clock, register_stand_ins
+
+__tracebackhide__ = hide_own_frames
 
 _real_exit = os._exit
 # what the current thread is, if not plain: its ``refusing`` is what ``os._exit`` does there instead of exiting

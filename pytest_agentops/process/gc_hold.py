@@ -23,8 +23,11 @@ import contextlib
 import gc
 from collections.abc import Iterator
 
+from ..errors import hide_own_frames
 from . import FROZEN_AT_START
 from .patch import ProcessPatch
+
+__tracebackhide__ = hide_own_frames
 
 #: Youngest-generation threshold while campaigns run (the interpreter's default is 700 allocations).
 CAMPAIGN_GEN0_THRESHOLD = 10_000

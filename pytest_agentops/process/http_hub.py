@@ -31,9 +31,12 @@ from respx.mocks import HTTPCoreMocker, Mocker
 from respx.models import AllMockedAssertionError, PassThrough
 from respx.router import Router
 
+from ..errors import hide_own_frames
 from .network_guard import GUARD
 from .patch import ProcessPatch
 from .time_patch import active_clock
+
+__tracebackhide__ = hide_own_frames
 
 #: The reserved domain of the trials' fake model hosts.
 DOMAIN = "agentops.test"

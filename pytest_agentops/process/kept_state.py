@@ -22,7 +22,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import ProcessStateChanged
+from ..errors import ProcessStateChanged, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 
 def _cwd() -> str | None:

@@ -18,8 +18,11 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..settings.network import host_allowed
 from .time_patch import active_clock
+
+__tracebackhide__ = hide_own_frames
 
 
 class NetworkBlocked(Exception):

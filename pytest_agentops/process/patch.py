@@ -13,6 +13,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 T = TypeVar("T")
 
 #: name -> patch, for every process-wide change pytest-agentops can make

@@ -17,7 +17,10 @@ import sys
 import threading
 from typing import IO
 
+from ..errors import hide_own_frames
 from .patch import ProcessPatch
+
+__tracebackhide__ = hide_own_frames
 
 _WATCHDOG = r"""
 import os, signal, sys

@@ -15,7 +15,10 @@ import weakref
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
+from ..errors import hide_own_frames
 from .time_patch import register_stand_ins
+
+__tracebackhide__ = hide_own_frames
 
 _real_all_tasks = asyncio.all_tasks
 _trial: contextvars.ContextVar[object | None] = contextvars.ContextVar("pytest_agentops_trial", default=None)

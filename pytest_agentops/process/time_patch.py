@@ -84,7 +84,7 @@ from typing import Any
 
 from freezegun import config as _freezegun_config
 
-from ..errors import ArgumentTypeError, UsageError
+from ..errors import ArgumentTypeError, UsageError, hide_own_frames
 from ..vtime.clock import VirtualClock
 from .patch import ProcessPatch
 from .time_stand_ins import (
@@ -98,6 +98,8 @@ from .time_stand_ins import (
     active_clock,
     real_loop_time,
 )
+
+__tracebackhide__ = hide_own_frames
 
 __all__ = [
     "IGNORED_MODULES",

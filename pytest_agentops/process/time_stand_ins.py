@@ -13,6 +13,7 @@ from typing import Any
 
 from freezegun import api as _freezegun_api
 
+from ..errors import hide_own_frames
 from ..vtime.clock import VirtualClock
 from ..vtime.real import (
     UTC,
@@ -33,6 +34,8 @@ from ..vtime.real import (
     real_time,
     real_time_ns,
 )
+
+__tracebackhide__ = hide_own_frames
 
 
 def _ns(seconds: float) -> int:

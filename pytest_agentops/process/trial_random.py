@@ -25,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import hide_own_frames
 from .time_patch import register_stand_ins
+
+__tracebackhide__ = hide_own_frames
 
 _GLOBAL = random.random.__self__  # the generator behind the module-level functions
 _NP_GLOBAL = np.random.mtrand._rand  # the RandomState behind numpy's legacy module-level functions

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..errors import hide_own_frames
 from .options import (
     CACHE_SEED,
     ChaosOptions,
@@ -26,6 +27,8 @@ from .options import (
     seen_key,
     write_error_key,
 )
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from .campaigns import AgentChaos

@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 
 from ..engine.campaign import run_resolved
-from ..errors import CampaignInterrupted, ConfigError
+from ..errors import CampaignInterrupted, ConfigError, hide_own_frames
 from ..precedence import resolve_run
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..settings.run import RunSource
 from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key
+
+__tracebackhide__ = hide_own_frames
 
 #: What ``@pytest.mark.agent_chaos(...)`` and ``agent_chaos.run(scenario, ...)`` may set.
 RUN_ARGUMENTS = tuple(f.name for f in fields(RunSource) if f.name != "name")

@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
-from ..errors import CampaignFailed, ConfigError, ScenarioFileError
+from ..errors import CampaignFailed, ConfigError, ScenarioFileError, hide_own_frames
 from ..scenario_file import ScenarioEntry, load_scenario_entries, not_a_scenario_file, read_scenario_file
 from .campaigns import run_scenario
+
+__tracebackhide__ = hide_own_frames
 
 #: scenario name -> "file:line:column" where it was first collected in this session
 _names_key = pytest.StashKey[dict[str, str]]()

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from .._validation import MAX_CONCURRENCY, MAX_TRIALS
+from ..errors import hide_own_frames
 from ..seeding import fresh_seed
+
+__tracebackhide__ = hide_own_frames
 
 PROFILES = ("none", "low", "mid", "high")
 ISOLATIONS = ("none", "process")  # settings.layers.ISOLATIONS (not imported: this module stays engine-free)

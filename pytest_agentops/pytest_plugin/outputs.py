@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from ..errors import hide_own_frames
 from .options import ChaosOptions, write_error_key
+
+__tracebackhide__ = hide_own_frames
 
 #: What a started run's report says of its session until the run ends and writes the real one.
 RUNNING_SESSION = {"exit_status": None, "interrupted": False, "expected": [], "missing": [], "running": True}

@@ -26,7 +26,10 @@ from typing import Any
 import pytest
 
 from ..engine.progress import Progress, RunningEstimate
+from ..errors import hide_own_frames
 from .options import ChaosOptions
+
+__tracebackhide__ = hide_own_frames
 
 #: seconds between redraws on a TTY (and before the first: a campaign that ends sooner draws nothing)
 REDRAW_S = 0.5

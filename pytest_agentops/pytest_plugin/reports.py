@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 
+from ..errors import hide_own_frames
 from ..report.campaign_data import campaign_data, json_form
 from .options import ChaosOptions, comparisons_key, options_key, results_key
+
+__tracebackhide__ = hide_own_frames
 
 #: The campaigns' report data, (node id, data, the result when it ran in this process), gathered once.
 data_key = pytest.StashKey[list]()

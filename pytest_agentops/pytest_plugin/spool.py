@@ -22,6 +22,10 @@ from typing import Any
 
 import pytest
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 SPOOL = "agentops_spool"
 spool_key = pytest.StashKey[str]()
 _seq_key = pytest.StashKey[list]()

@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..report.lazy_records import LazyRecords
+
+__tracebackhide__ = hide_own_frames
 
 
 class SpooledRecords(LazyRecords):

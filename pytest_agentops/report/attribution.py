@@ -23,11 +23,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..record_store import RecordStore
 from ..records import EventKey, TraceEvent, TrialRecord, event_key
 from ..result import CampaignResult
 from ..settings.faults import FAILING_TOOL_FAULTS, Faults
 from ..stats import clopper_pearson_lower, clopper_pearson_upper
+
+__tracebackhide__ = hide_own_frames
 
 #: The layers in the order they are shown, with what one chance of a fault is there.
 LAYERS: Mapping[str, str] = {"tool": "tool calls", "model": "model-API attempts", "output": "model replies",

@@ -19,10 +19,13 @@ import shlex
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..metrics import REGISTRY
 from ..result import CampaignResult
 from .attribution import fault_delivery
 from .lazy_records import LazyRecords, MappedRecords
+
+__tracebackhide__ = hide_own_frames
 
 
 def metric_series(result: CampaignResult) -> list[dict[str, Any]]:

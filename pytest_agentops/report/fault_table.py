@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import hide_own_frames
 from .attribution import LAYERS
+
+__tracebackhide__ = hide_own_frames
 
 
 def _pct(value: float | None) -> str:

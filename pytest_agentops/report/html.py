@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..errors import hide_own_frames
 from ..harness.secrets import redact_text
 from ..harness.secrets import refresh as refresh_secrets
 from .campaign_data import campaign_order, passed, replay_hint
@@ -28,6 +29,8 @@ from .html_charts import distributions, sequential_paths, time_to_escalation
 from .lazy_records import LazyRecords
 from .terminal import _fmt as fmt
 from .timeline import event_line, trial_header
+
+__tracebackhide__ = hide_own_frames
 
 #: The timelines of at most this many failing trials per campaign are embedded (one example of each failure
 #: class first); the others are in the JSON report (``--agent-chaos-show``).

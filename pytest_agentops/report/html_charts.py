@@ -12,8 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..stats import clopper_pearson_lower, clopper_pearson_upper
 from .svg import Line, Marker, histogram, line_chart
+
+__tracebackhide__ = hide_own_frames
 
 #: At most this many points per sequential path (every trial up to it; evenly spaced beyond).
 MAX_POINTS = 160

@@ -37,7 +37,10 @@ from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from .._frozen import FrozenMap
+from ..errors import hide_own_frames
 from .json_text import _float, _key, write_json
+
+__tracebackhide__ = hide_own_frames
 
 
 def _unknown(o: object) -> Any:

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..errors import ReportError
+from ..errors import ReportError, hide_own_frames
 from ..process.gc_hold import collector_paused
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
 from .campaign_data import RecordDicts, campaign_order, plain_data
 from .json_records import RecordsText
 from .json_text import write_json
+
+__tracebackhide__ = hide_own_frames
 
 
 def report_dict(results: Iterable[CampaignResult | dict[str, Any]], *, with_traces: bool = False,

@@ -9,8 +9,11 @@ replays each of the worst trials (``agentops:<scenario>:replay:trial-N``).
 
 from __future__ import annotations
 
+from ..errors import hide_own_frames
 from ..result import CampaignResult
 from .attribution import fault_delivery
+
+__tracebackhide__ = hide_own_frames
 
 
 def junit_properties(result: CampaignResult, worst: int = 3) -> list[tuple[str, str]]:

@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 
 class LazyRecords(Sequence[dict[str, Any]]):
     """A campaign's ``records`` in its report data, each made when it is read and not kept (``RecordDicts``, a

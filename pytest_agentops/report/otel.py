@@ -34,7 +34,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._version import __version__
+from ..errors import hide_own_frames
 from .campaign_data import replay_hint
+
+__tracebackhide__ = hide_own_frames
 
 SCOPE = "pytest_agentops"
 #: Trace events shown as span events of the trial's span (model and tool calls are spans of their own).

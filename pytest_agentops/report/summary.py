@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..result import CampaignResult
 from .campaign_data import replay_hint
 from .fault_table import delivery_lines
 from .terminal import _fmt as fmt
 from .terminal import campaign_table
 from .timeline import timeline_lines
+
+__tracebackhide__ = hide_own_frames
 
 
 def _status(data: dict[str, Any]) -> str:

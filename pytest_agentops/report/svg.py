@@ -14,6 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 W, H = 460, 200  # the drawing, in CSS pixels
 LEFT, RIGHT, TOP, BOTTOM = 46, 10, 12, 30  # margins: axis labels left and below
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..errors import hide_own_frames
 from ..harness.secrets import redact_text
 from ..result import CampaignResult
+
+__tracebackhide__ = hide_own_frames
 
 
 def _fmt(value: float | None) -> str:

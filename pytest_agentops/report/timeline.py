@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 #: Longest rendering of one value (arguments, a result) on a timeline line.
 VALUE_LIMIT = 120
 

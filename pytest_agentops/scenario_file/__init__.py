@@ -10,6 +10,7 @@ The keys are derived from the settings classes' field declarations (``keys``); t
 ``python -m pytest_agentops.scenario_file``).
 """
 
+from ..errors import hide_own_frames
 from .keys import Key, harness_keys, scenario_keys, table_of
 from .load import (
     ScenarioEntry,
@@ -21,6 +22,8 @@ from .load import (
 )
 from .refs import REFERENCE_PATTERN, resolve_reference
 from .schema import SCHEMA_PATH, build_schema, schema_text
+
+__tracebackhide__ = hide_own_frames
 
 __all__ = [
     "REFERENCE_PATTERN",

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .._validation import did_you_mean
+from ..errors import hide_own_frames
 from ..expect import PASS_K_PATTERN, mean_patterns, rate_expression_pattern, threshold_patterns
 from ..metrics import builtin_metrics
 from ..scenario import Scenario
@@ -29,6 +30,8 @@ from . import readers as r
 from .readers import NAME_PATTERN, Reader
 from .refs import REFERENCE_PATTERN
 from .yamldoc import Node, YamlDoc, found
+
+__tracebackhide__ = hide_own_frames
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from ..errors import ScenarioFileError
+from ..errors import ScenarioFileError, hide_own_frames
 from ..scenario import Scenario
 from .keys import read_section, scenario_keys
 from .readers import probe_scenario
 from .yamldoc import MAX_FILE_BYTES, Node, ScenarioLoader, YamlDoc, check_tree, found, too_large, yaml_error
+
+__tracebackhide__ = hide_own_frames
 
 
 @dataclass(frozen=True, slots=True)

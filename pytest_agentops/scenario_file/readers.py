@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from .._validation import did_you_mean
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ..expect import Expectation
 from ..metrics import REGISTRY
 from ..scenario import Scenario
@@ -24,6 +24,8 @@ from ..settings.tools import tool_spec
 from ..settings.trajectory import rule_of_metric
 from .refs import resolve_reference
 from .yamldoc import Node, YamlDoc, found, short
+
+__tracebackhide__ = hide_own_frames
 
 Reader = Callable[[YamlDoc, Node, str], Any]
 

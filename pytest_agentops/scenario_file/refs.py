@@ -7,8 +7,10 @@ import re
 from typing import Any
 
 from .._validation import did_you_mean
-from ..errors import AgentExited, ConfigError
+from ..errors import AgentExited, ConfigError, hide_own_frames
 from ..process.exit_guard import refuse_exit
+
+__tracebackhide__ = hide_own_frames
 
 END = r"(?![\s\S])"  # end of string in both Python and ECMA regexes (``$`` also matches before a final newline)
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"

@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import hide_own_frames
 from .keys import harness_keys, scenario_keys, section_schema
+
+__tracebackhide__ = hide_own_frames
 
 #: The JSON Schema shipped with the package.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "scenario.schema.json"

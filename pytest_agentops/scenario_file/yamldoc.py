@@ -18,7 +18,9 @@ from typing import Any, NoReturn
 
 import yaml
 
-from ..errors import ConfigError, ScenarioFileError
+from ..errors import ConfigError, ScenarioFileError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 _STD = "tag:yaml.org,2002:"
 _MERGE = _STD + "merge"

@@ -1,5 +1,6 @@
 """Settings as frozen, validated values: no runtime, no pytest. A ``Scenario`` is built from these only."""
 
+from ..errors import hide_own_frames
 from .faults import (
     CRASH_MODES,
     CRASH_POINTS,
@@ -26,6 +27,8 @@ from .prices import DEFAULT_PRICES, Price, price_for, price_table
 from .run import DEFAULT_PROFILE, RunSettings, RunSource
 from .tools import ToolSpec, tool, tool_spec
 from .trajectory import Rule, Trajectory, TrajectoryRecord
+
+__tracebackhide__ = hide_own_frames
 
 __all__ = [
     "API_FAULT_KINDS",

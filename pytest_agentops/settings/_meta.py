@@ -12,6 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 #: How a value is written in YAML (each kind has one reader and one schema fragment in scenario_file.keys):
 #: share, fraction, seconds, positive_seconds, whole, number, bool, text, enum, texts, tool_names, hosts,
 #: tool_mix, mix, per_tool, section, model_section, reference, tools, task, name, expect, prices, state, faults,

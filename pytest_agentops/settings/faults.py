@@ -14,12 +14,14 @@ from typing import Any
 
 from .._frozen import FrozenMap
 from .._validation import check_mix, check_seconds, check_share, reject_unknown_keys
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ..metrics import MetricDef, register_metric, trial_rate
 from ._meta import setting
 from .injection import Injection
 from .model import MODEL_PROFILES, Drift, HttpFaults, ModelFaults
 from .trajectory import ledger_column
+
+__tracebackhide__ = hide_own_frames
 
 #: Tool fault kinds that make a call fail (the agent gets an exception or a bad value).
 FAILING_TOOL_FAULTS = ("error", "timeout", "rate_limit", "malformed", "empty")

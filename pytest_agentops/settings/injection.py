@@ -16,9 +16,11 @@ from typing import Any, ClassVar
 
 from .._frozen import FrozenMap
 from .._validation import check_mix, check_share
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ..metrics import MetricDef, register_metric, trial_rate
 from ._meta import setting
+
+__tracebackhide__ = hide_own_frames
 
 #: How a planted instruction is put into a tool's result.
 INJECTION_FORMS = ("text", "json", "document")

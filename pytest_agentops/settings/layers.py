@@ -19,9 +19,11 @@ from .._validation import (
     is_number,
     reject_unknown_keys,
 )
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ..metrics import MetricDef, register_metric, trial_rate
 from ._meta import setting
+
+__tracebackhide__ = hide_own_frames
 
 
 def _from_plain(cls: type, data: Any, where: str) -> Any:

@@ -15,8 +15,10 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .._validation import check_positive_seconds, check_whole, reject_unknown_keys
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ._meta import setting
+
+__tracebackhide__ = hide_own_frames
 
 #: An upstream base URL: http(s), a host, an optional path (``https://api.openai.com/v1``).
 URL_PATTERN = r"^https?://[A-Za-z0-9._~%\[\]-]+(:[0-9]{1,5})?(/[^\s?#]*)?$"

@@ -11,9 +11,11 @@ from typing import Any
 
 from .._frozen import FrozenMap
 from .._validation import check_mix, check_seconds, check_share, check_whole, reject_unknown_keys
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ..metrics import MetricDef, register_metric
 from ._meta import setting
+
+__tracebackhide__ = hide_own_frames
 
 #: Model-API fault kinds (one HTTP attempt fails this way).
 API_FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "overloaded", "timeout", "connection_reset",

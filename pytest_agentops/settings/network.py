@@ -10,7 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 #: ``deny``: requests to hosts not allowed fail; ``allow``: no guard (the opt-out).
 NETWORK_MODES = ("deny", "allow")

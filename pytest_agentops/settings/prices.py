@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._frozen import FrozenMap
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,13 @@ import math
 from dataclasses import dataclass
 
 from .._validation import check_bool, check_concurrency, check_trials, is_number
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from .faults import Faults
 from .layers import check_isolation
 from .live import CassetteSpec
 from .spend import SpendCap
+
+__tracebackhide__ = hide_own_frames
 
 #: The fault profile of a scenario that sets no faults anywhere.
 DEFAULT_PROFILE = "mid"

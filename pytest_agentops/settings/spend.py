@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validation import check_whole, is_number
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from .prices import price_for, price_table
+
+__tracebackhide__ = hide_own_frames
 
 #: Output tokens reserved for a model call whose request sets no limit of its own (``max_tokens``,
 #: ``max_completion_tokens``, ``max_output_tokens``): a call can only start when the cap has room for its

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from .._validation import check_bool
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 F = TypeVar("F", bound=Callable[..., Any])
 

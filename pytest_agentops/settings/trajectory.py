@@ -29,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from .._frozen import EMPTY, FrozenMap, slot_maker
 from .._validation import check_whole, did_you_mean
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_own_frames
 from ..metrics import REGISTRY, MetricDef, register_metric, trial_rate
 from ._meta import setting
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ..records import TrialRecord

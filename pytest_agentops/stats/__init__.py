@@ -14,6 +14,7 @@ test-only reference). Conventions, see DESIGN.md "Statistics we stand behind":
   are computed exactly, or, for bounded means, by betting tests that are valid at every trial (``betting``).
 """
 
+from ..errors import hide_own_frames
 from .betting import BettingTest, betting_bounds, betting_lower, betting_upper
 from .binomial import (
     RateBounds,
@@ -45,6 +46,8 @@ from .sequential import (
     rate_rule,
     sprt_outcome,
 )
+
+__tracebackhide__ = hide_own_frames
 
 __all__ = [
     "LAZY_LIMIT",

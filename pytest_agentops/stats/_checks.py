@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import operator
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 
 def check_n(n: int) -> int:
     """Validate a trial count as a non-negative integer, because counts below zero are bugs."""

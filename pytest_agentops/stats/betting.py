@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 #: The share of the largest stake a bettor ever places (keeps the wealth away from zero after a bad value).
 STAKE_CAP = 0.5
 

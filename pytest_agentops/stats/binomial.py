@@ -11,7 +11,10 @@ from statistics import NormalDist
 
 import numpy as np
 
+from ..errors import hide_own_frames
 from ._checks import check_confidence, check_kn, check_n, check_p
+
+__tracebackhide__ = hide_own_frames
 
 # ------------------------------------------------------------------- binomial tails (log)
 

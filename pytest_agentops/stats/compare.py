@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+from ..errors import hide_own_frames
 from ._checks import check_kn
+
+__tracebackhide__ = hide_own_frames
 
 # --------------------------------------------------------------------------- two samples
 

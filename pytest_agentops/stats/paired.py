@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import hide_own_frames
 from .betting import STAKE_CAP
 from .sequential import MIXTURE_FROM, MIXTURE_POINTS, _alternative, _components, _log_lr
+
+__tracebackhide__ = hide_own_frames
 
 
 @dataclass(slots=True)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
+from ..errors import hide_own_frames
 from ._checks import check_confidence, check_kn
 from .binomial import clopper_pearson_lower, clopper_pearson_upper
+
+__tracebackhide__ = hide_own_frames
 
 _DIRECTIONS = (">=", "<=")
 

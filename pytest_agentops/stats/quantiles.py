@@ -7,8 +7,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..errors import hide_own_frames
 from ._checks import check_confidence, check_q
 from .binomial import binom_cdf, binom_sf
+
+__tracebackhide__ = hide_own_frames
 
 # ------------------------------------------------------------------------------ quantiles
 

@@ -35,8 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import hide_own_frames
 from ._checks import check_n
 from .binomial import binom_cdf, binom_sf
+
+__tracebackhide__ = hide_own_frames
 
 #: Beyond this many units the constants are Ville's (1/alpha), valid but not tightened by the exact computation
 #: (which gains little there: a few percent of the trials, for seconds of computation).

@@ -14,9 +14,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ArgumentTypeError, ConfigError, TrialAborted
+from ..errors import ArgumentTypeError, ConfigError, TrialAborted, hide_own_frames
 from .loop import VirtualTimeLoop
 from .real import UTC, RealDatetime
+
+__tracebackhide__ = hide_own_frames
 
 #: 2026-01-01T00:00:00Z: the default virtual epoch, fixed so that traces and outputs are reproducible.
 DEFAULT_EPOCH = 1_767_225_600.0

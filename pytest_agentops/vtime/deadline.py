@@ -20,8 +20,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import hide_own_frames
 from .clock import TrialClock
 from .loop import DeferredTimer
+
+__tracebackhide__ = hide_own_frames
 
 #: Deadline tolerance in virtual seconds: an async trial's clock reads loop time rounded to 1 microsecond.
 _EPSILON = 1e-6

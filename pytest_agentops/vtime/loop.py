@@ -18,8 +18,10 @@ from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from ..errors import ArgumentTypeError, ConfigError, UsageError
+from ..errors import ArgumentTypeError, ConfigError, UsageError, hide_own_frames
 from .real import real_monotonic
+
+__tracebackhide__ = hide_own_frames
 
 T = TypeVar("T")
 

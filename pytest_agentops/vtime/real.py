@@ -13,6 +13,10 @@ from collections.abc import Callable
 
 from freezegun import api as _freezegun_api
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 real_time: Callable[[], float] = _freezegun_api.real_time
 real_time_ns: Callable[[], int] = _freezegun_api.real_time_ns
 real_monotonic: Callable[[], float] = _freezegun_api.real_monotonic

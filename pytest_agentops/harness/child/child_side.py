@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from ...errors import hide_own_frames
 from ...process.time_patch import time_patch, virtual_time
 from ...process.trial_random import TrialRandom, enter_random, exit_random
 from ...seeding import Stream, stream
@@ -23,6 +24,8 @@ from ...vtime.loop import VirtualTimeLoop, run_virtual
 from .. import secrets
 from ..state import CheckpointStore, TrialStore, open_store
 from .protocol import ChildJob, ChildLimits, _Channel, freeze, thaw
+
+__tracebackhide__ = hide_own_frames
 
 
 class _Rpc:

@@ -16,11 +16,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ...errors import AgentCrash, AgentProcessDied
+from ...errors import AgentCrash, AgentProcessDied, hide_own_frames
 from ...process.reaper import REAPER
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
 from .protocol import ChildJob, ChildLimits, _Channel, describe_exit, freeze, thaw
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ...errors import TrialAborted

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import ChildAgentError
+from ...errors import ChildAgentError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 _HEADER = struct.Struct("!Q")
 

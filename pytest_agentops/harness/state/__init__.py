@@ -14,13 +14,15 @@ one from a scenario's ``state`` setting: ``"memory"``, ``"sqlite"``, ``"sqlite:P
 ``"redis://HOST:PORT/DB"``; the state layer (``state/layer.py``) opens it for a campaign.
 """
 
-from ...errors import CheckpointError
+from ...errors import CheckpointError, hide_own_frames
 from ...settings.layers import StateSpec
 from .campaign import CampaignState, TrialStore, open_store, run_identity
 from .memory import MemoryStore
 from .protocol import CheckpointStore, check_key, encode
 from .redis import REDIS_PREFIX, RedisStore
 from .sqlite import SQLiteStore
+
+__tracebackhide__ = hide_own_frames
 
 __all__ = [
     "REDIS_PREFIX",

@@ -12,11 +12,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ...errors import CheckpointError, ConfigError
+from ...errors import CheckpointError, ConfigError, hide_own_frames
 from ...settings.layers import StateSpec
 from .memory import MemoryStore
 from .protocol import CheckpointStore
 from .sqlite import SQLiteStore
+
+__tracebackhide__ = hide_own_frames
 
 
 def open_store(spec: StateSpec, namespace: str = "default") -> CheckpointStore:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from ...errors import TrialAborted
+from ...errors import TrialAborted, hide_own_frames
 from ...settings.faults import Faults
 from ...settings.layers import StateSpec
 from ..layer import LayerTrial, TrialPort
 from .campaign import CampaignState, TrialStore
 from .protocol import CheckpointStore
+
+__tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
     from ...scenario import Scenario

@@ -6,7 +6,10 @@ import json
 import threading
 from typing import Any
 
+from ...errors import hide_own_frames
 from .protocol import check_key, check_namespace, encode
+
+__tracebackhide__ = hide_own_frames
 
 
 class MemoryStore:

@@ -10,7 +10,9 @@ import json
 import math
 from typing import Any, Protocol, runtime_checkable
 
-from ...errors import CheckpointError, ConfigError
+from ...errors import CheckpointError, ConfigError, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 
 @runtime_checkable

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...errors import ConfigError
+from ...errors import ConfigError, hide_own_frames
 from .protocol import check_key, check_namespace, encode
+
+__tracebackhide__ = hide_own_frames
 
 REDIS_PREFIX = "agentops:checkpoints:"  # Redis key of a namespace's hash: prefix + namespace
 

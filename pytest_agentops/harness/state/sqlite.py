@@ -8,8 +8,10 @@ import sqlite3
 import threading
 from typing import Any
 
-from ...errors import ConfigError
+from ...errors import ConfigError, hide_own_frames
 from .protocol import check_key, check_namespace, encode
+
+__tracebackhide__ = hide_own_frames
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS checkpoints (
     namespace TEXT NOT NULL,
