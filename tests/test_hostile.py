@@ -864,18 +864,46 @@ def test_os_exit_in_an_agent_is_an_error_and_the_run_goes_on():
     assert os._exit.__module__ == "posix"  # the real one again between campaigns
 
 
+_TRUE = ("/bin/true", ["true"])
+
+
 @pytest.mark.skipif(not hasattr(os, "forkpty"), reason="no os.fork on this platform")
-@pytest.mark.parametrize("name", ["fork", "forkpty"])
-def test_fork_in_an_agent_is_refused(name):
-    """(``os.forkpty`` forks too: it left a copy of the test process running past the campaign.)"""
+@pytest.mark.parametrize(("call", "refused"), [
+    (lambda: os.fork(), "os.fork()"),
+    (lambda: os.forkpty(), "os.forkpty()"),  # (forks too: it left a copy of the test process past the campaign)
+    # an exec replaced pytest with the program: ``/bin/true`` ended the run with exit status 0 (a green CI)
+    (lambda: os.execv(*_TRUE), "os.execv()"),
+    (lambda: os.execl(_TRUE[0], *_TRUE[1]), "os.execv()"),
+    (lambda: os.execvp("true", _TRUE[1]), "os.execv()"),
+    (lambda: os.execve(*_TRUE, {}), "os.execve()"),
+    (lambda: os.execlpe("true", "true", {}), "os.execve()"),
+], ids=["fork", "forkpty", "execv", "execl", "execvp", "execve", "execlpe"])
+def test_fork_and_exec_in_an_agent_are_refused(call, refused):
     def agent(task, env):
         if env.trial_id.endswith("-2"):
-            getattr(os, name)()
+            call()
         return "ok"
 
     record, others = _only(_campaign(agent), 2)
-    assert record.outcome == "error" and f"os.{name}() inside a trial is refused" in record.reason
+    assert record.outcome == "error" and f"{refused} inside a trial is refused" in record.reason
     assert others == {"completed"}
+
+
+def test_an_exec_on_a_thread_the_agent_started_is_refused_and_its_trial_an_error():
+    def agent(task, env):
+        if env.trial_id.endswith("-2"):
+            thread = threading.Thread(target=os.execv, args=_TRUE, name="execer")
+            thread.start()
+            thread.join(10)
+        return "ok"
+
+    caught = []
+    with _threading_excepthook(caught.append):
+        record, others = _only(_campaign(agent), 2)
+    assert record.outcome == "error"
+    assert "a thread the agent started (execer) called os.execv() inside a trial is refused" in record.reason
+    assert others == {"completed"}
+    assert [type(args.exc_value).__name__ for args in caught] == ["OSError"]
 
 
 def test_a_thread_an_agent_leaves_running_does_not_keep_pytest_from_exiting(pytester):
@@ -960,25 +988,28 @@ def test_os_exit_stays_refused_on_an_agents_thread_after_its_campaign_until_the_
     def agent(task, env):
         def later():
             go.wait(30)
-            try:
-                os._exit(0)
-            except BaseException as exc:  # (what the thread got is the subject here)
-                done.append(exc)
+            for call in (lambda: os.execv(*_TRUE), lambda: os._exit(0)):
+                try:
+                    call()
+                except BaseException as exc:  # (what the thread got is the subject here)
+                    done.append(exc)
         threading.Thread(target=later, name="later").start()
         return "ok"
 
     result = _campaign(agent, trials=1)
     assert [r.outcome for r in result.records] == ["completed"]
     assert os._exit.__name__ == "_exit" and os._exit.__module__ == "pytest_agentops.process.exit_guard"
-    assert os._exit is not exit_guard._real_exit
+    assert os._exit is not exit_guard._real_exit and os.execv.__module__ == "pytest_agentops.process.exit_guard"
     go.set()
     for _ in range(300):
         if os._exit is exit_guard._real_exit:
             break
         time.sleep(0.01)
-    assert [type(e).__name__ for e in done] == ["AgentExited"]
-    assert "a thread the agent started (later) called os._exit(0)" in str(done[0])
+    assert [type(e).__name__ for e in done] == ["OSError", "AgentExited"]
+    assert "os.execv() inside a trial is refused" in str(done[0])
+    assert "a thread the agent started (later) called os._exit(0)" in str(done[1])
     assert os._exit is exit_guard._real_exit  # the last such thread ended: nothing stays patched
+    assert os.execv.__module__ == "posix" and os.fork.__module__ == "posix"
 
 
 def test_an_agents_thread_that_exits_after_its_campaign_does_not_end_the_test_run(pytester):

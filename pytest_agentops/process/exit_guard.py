@@ -1,19 +1,22 @@
-"""``os._exit`` and ``os.fork`` (and ``os.forkpty``) inside a trial do not end or split the test run.
+"""``os._exit``, ``os.fork`` (and ``os.forkpty``) and ``os.exec*`` inside a trial do not end, split or replace
+the test run.
 
 An agent (or a library it calls) that calls ``os._exit(0)`` would end pytest on the spot: exit code 0, no
 report, a green CI. One that calls ``os.fork()`` would leave a copy of the test process (of its one thread)
-running the rest of the trial and then waiting forever. While campaigns run, both are stand-ins (installed
-with the time stand-ins) that, inside a trial (a thread or task on the trial's clock), raise instead
-(``AgentExited``; ``OSError`` for a fork): the trial is recorded as an ``error`` naming the call, and the run
-goes on. ``subprocess`` is unaffected (it does not call ``os.fork``). Outside trials they are the real
-functions. Threads an agent starts itself are outside its trial: only a child process per trial contains
-them (``docs/harness.md``); they are made daemon threads, at least, so that one left running does not keep
-the test process from exiting (``Thread.start``, a stand-in too). Such a thread calling ``os._exit`` is
-refused as well: while its trial runs, the trial is an ``error`` naming the call; after it (the campaign
-over, other tests running) the thread ends with ``AgentExited``, which pytest reports as an unhandled thread
-exception, and ``os._exit`` stays a stand-in until the last of those threads ends. A handler the agent
-registers with ``atexit`` runs at the interpreter's exit with ``os._exit`` refused (a message on stderr):
-``atexit.register(os._exit, 0)`` would otherwise turn a failed run's exit status into 0.
+running the rest of the trial and then waiting forever; one that calls ``os.execv("/bin/true", ...)`` would
+replace pytest with a program that exits 0. While campaigns run, these are stand-ins (installed with the time
+stand-ins) that, inside a trial (a thread or task on the trial's clock), raise instead (``AgentExited``;
+``OSError`` for a fork or an exec): the trial is recorded as an ``error`` naming the call, and the run goes
+on. ``subprocess`` is unaffected (it calls neither). Outside trials they are the real functions.
+
+Threads an agent starts itself are outside its trial: only a child process per trial contains them
+(``docs/harness.md``). They are made daemon threads, so that one left running does not keep the test process
+from exiting (``Thread.start``, a stand-in too), and the calls above are refused on them as well: while their
+trial runs, it is an ``error`` naming the call; after it (the campaign over, other tests running) the thread
+ends with the exception, which pytest reports as an unhandled thread exception, and these ``os`` stand-ins
+stay until the last of those threads ends. A handler the agent registers with ``atexit`` runs at the
+interpreter's exit with ``os._exit`` refused (a message on stderr): ``atexit.register(os._exit, 0)`` would
+otherwise turn a failed run's exit status into 0.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ __tracebackhide__ = hide_own_frames
 
 _real_exit = os._exit
 # what the current thread is, if not plain: its ``refusing`` is what ``os._exit`` does there instead of exiting
-# (a thread an agent started; an atexit handler an agent registered; user code being imported)
+# (a thread an agent started; an atexit handler an agent registered; user code being imported); on a thread an
+# agent started, ``end_trial`` ends the trial that started it
 _thread: threading.local = threading.local()
 _agent_threads: set[int] = set()  # idents of the agents' threads still running (each adds and removes itself)
 _lock = threading.Lock()
@@ -58,50 +62,69 @@ def _refused_in_agent_thread(end_trial: Callable[[str, str], None]) -> Callable[
 
 
 def _agent_thread_run(run: Callable[[], Any], end_trial: Callable[[str, str], None]) -> Callable[[], None]:
-    """``run`` of a thread an agent starts: ``os._exit`` is refused on it, and ``os._exit`` stays a stand-in
-    (past its campaign too) until it ends."""
+    """``run`` of a thread an agent starts: ``os._exit``, forks and execs are refused on it, and their stand-ins
+    stay (past its campaign too) until it ends."""
 
     def agent_thread_run() -> None:
-        _thread.refusing = _refused_in_agent_thread(end_trial)
+        _thread.refusing, _thread.end_trial = _refused_in_agent_thread(end_trial), end_trial
         try:
             run()
         finally:
-            _thread.refusing = None
+            _thread.refusing = _thread.end_trial = None
             _left(threading.get_ident())
 
     return agent_thread_run
 
 
 def _left(ident: int) -> None:
-    """An agent's thread ended: ``os._exit`` is the real one again once none is left and no campaign runs."""
+    """An agent's thread ended: the ``os`` functions are the real ones again once none is left and no campaign
+    runs."""
     with TIME_PATCH.lock, _lock:  # (the patch's lock first, as ``_after_removal`` is called: no campaign starts now)
         _agent_threads.discard(ident)
-        if not _agent_threads and os._exit is _exit and not TIME_PATCH.holders:
-            os._exit = _real_exit
+        if not _agent_threads and not TIME_PATCH.holders:
+            _keep_stand_ins(False)
 
 
 def _after_removal() -> None:
-    """(The stand-ins were just removed.) ``os._exit`` stays a stand-in while an agent's thread runs on, and
-    only then."""
+    """(The stand-ins were just removed.) The ``os`` ones stay while an agent's thread runs on, and only then."""
     with _lock:
-        if _agent_threads and os._exit is _real_exit:
-            os._exit = _exit
-        elif not _agent_threads and os._exit is _exit:  # (kept over a campaign whose start found it a stand-in)
-            os._exit = _real_exit
+        _keep_stand_ins(bool(_agent_threads))
 
 
-def _refusing_fork(name: str, real: Callable[[], Any]) -> Callable[[], Any]:
-    """``os.fork`` or ``os.forkpty``, refused inside a trial."""
+def _keep_stand_ins(kept: bool) -> None:
+    """The ``os`` stand-ins of this module installed over the real functions (``kept``), or the real ones put
+    back (only there: in ``os``; a name some module bound to one of them stays as it is)."""
+    for name, stand_in in stand_ins.items():
+        real = _REAL[name]
+        current = os.__dict__.get(name)
+        if kept and current is real:
+            setattr(os, name, stand_in)
+        elif not kept and current is stand_in:  # (also one kept over a campaign whose start found it installed)
+            setattr(os, name, real)
 
-    def fork() -> Any:
-        if active_clock() is not None:
-            raise OSError(f"os.{name}() inside a trial is refused: a forked copy of the test process would run on; "
-                          "start a process with subprocess instead")
-        return real()
 
-    fork.__doc__ = real.__doc__
-    fork.__name__ = fork.__qualname__ = name
-    return fork
+#: why each process-level call is refused inside a trial
+_WHY = {"fork": "a forked copy of the test process would run on",
+        "exec": "it would replace the test process with another program, whose exit status (0) CI would take "
+                "for the run's"}
+
+
+def _refusing(name: str, why: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    """``os.NAME`` (a fork or an exec), refused inside a trial and on a thread an agent started (whose trial is
+    then an error); the real function elsewhere."""
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        if active_clock() is None and getattr(_thread, "refusing", None) is None:
+            return real(*args, **kwargs)
+        message = f"os.{name}() inside a trial is refused: {why}; start a process with subprocess instead"
+        end_trial = getattr(_thread, "end_trial", None)
+        if end_trial is not None:  # (a thread the agent started: its trial ends as an error naming the call)
+            end_trial("error", f"a thread the agent started ({threading.current_thread().name}) called {message}")
+        raise OSError(message)
+
+    refused.__doc__ = real.__doc__
+    refused.__name__ = refused.__qualname__ = name
+    return refused
 
 
 _real_start = threading.Thread.start
@@ -150,10 +173,12 @@ register_stand_ins(threading.Thread, {"start": _start})  # type: ignore[arg-type
 _exit.__doc__ = _real_exit.__doc__
 _exit.__name__ = _exit.__qualname__ = "_exit"
 stand_ins: dict[str, Callable[..., Any]] = {"_exit": _exit}
-for _name in ("fork", "forkpty"):
+# (``os.execl``, ``execlp``, ``execvp`` and the rest call ``execv`` or ``execve`` through the module)
+for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("execve", "exec")):
     _real = getattr(os, _name, None)
     if _real is not None:
-        stand_ins[_name] = _refusing_fork(_name, _real)
+        stand_ins[_name] = _refusing(_name, _WHY[_why], _real)
+_REAL: dict[str, Callable[..., Any]] = {name: getattr(os, name) for name in stand_ins}
 register_stand_ins(os, stand_ins, after_removal=_after_removal)
 
 
