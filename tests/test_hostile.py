@@ -982,6 +982,31 @@ def test_os_exit_on_a_thread_the_agent_started_is_refused_and_its_trial_an_error
     assert os._exit.__module__ == "posix"  # the thread has ended: the real one again
 
 
+def test_os_exit_on_a_thread_started_with_the_thread_module_itself_is_refused_too():
+    import _thread
+
+    reported, ended = [], threading.Event()
+
+    def unraisable(args):  # (how the thread module reports what ended a thread it started)
+        reported.append(args.exc_value)
+        ended.set()
+
+    def agent(task, env):
+        if env.trial_id.endswith("-2"):
+            _thread.start_new_thread(os._exit, (0,))
+            ended.wait(10)
+        return "ok"
+
+    saved, sys.unraisablehook = sys.unraisablehook, unraisable
+    try:
+        record, others = _only(_campaign(agent), 2)
+    finally:
+        sys.unraisablehook = saved
+    assert record.outcome == "error" and "called os._exit(0)" in record.reason
+    assert others == {"completed"}
+    assert [type(e).__name__ for e in reported] == ["AgentExited"]
+
+
 def test_os_exit_stays_refused_on_an_agents_thread_after_its_campaign_until_the_thread_ends():
     go, done = threading.Event(), []
 

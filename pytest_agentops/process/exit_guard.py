@@ -21,6 +21,7 @@ otherwise turn a failed run's exit status into 0.
 
 from __future__ import annotations
 
+import _thread as _thread_module
 import atexit
 import contextlib
 import os
@@ -39,8 +40,8 @@ _real_exit = os._exit
 # (a thread an agent started; an atexit handler an agent registered; user code being imported); on a thread an
 # agent started, ``end_trial`` ends the trial that started it
 _thread: threading.local = threading.local()
-_agent_threads: set[int] = set()  # idents of the agents' threads still running (each adds and removes itself)
 _lock = threading.Lock()
+_running = 0  # threads agents started that still run (each counted before it starts, and uncounted as it ends)
 
 
 def _exit(status: int) -> NoReturn:
@@ -61,34 +62,63 @@ def _refused_in_agent_thread(end_trial: Callable[[str, str], None]) -> Callable[
     return refused
 
 
-def _agent_thread_run(run: Callable[[], Any], end_trial: Callable[[str, str], None]) -> Callable[[], None]:
-    """``run`` of a thread an agent starts: ``os._exit``, forks and execs are refused on it, and their stand-ins
-    stay (past its campaign too) until it ends."""
+def _agent_thread_run(function: Callable[..., Any], end_trial: Callable[[str, str], None]) -> Callable[..., Any]:
+    """What a thread an agent starts runs: ``function``, with ``os._exit``, forks and execs refused on it, and
+    their stand-ins kept (past its campaign too) until it ends."""
 
-    def agent_thread_run() -> None:
+    def agent_thread_run(*args: Any, **kwargs: Any) -> Any:
         _thread.refusing, _thread.end_trial = _refused_in_agent_thread(end_trial), end_trial
         try:
-            run()
+            return function(*args, **kwargs)
         finally:
             _thread.refusing = _thread.end_trial = None
-            _left(threading.get_ident())
+            _left()
 
     return agent_thread_run
 
 
-def _left(ident: int) -> None:
+def _started(start: Callable[[Callable[..., Any]], Any], function: Callable[..., Any],
+             end_trial: Callable[[str, str], None]) -> Any:
+    """``start(function as an agent's thread runs it)``, the thread counted from before it starts."""
+    global _running
+    with _lock:
+        _running += 1
+    try:
+        return start(_agent_thread_run(function, end_trial))
+    except BaseException:
+        _left()
+        raise
+
+
+def _starting(real: Callable[..., Any]) -> Callable[..., Any]:
+    """``_thread.start_new_thread`` (and ``start_joinable_thread``) called directly: a thread started inside a
+    trial is an agent's thread (``threading.Thread.start`` calls the real one: ``threading`` is not swept)."""
+
+    def start(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        end_trial = getattr(active_clock(), "end_trial", None)
+        if end_trial is None:
+            return real(function, *args, **kwargs)
+        return _started(lambda run: real(run, *args, **kwargs), function, end_trial)
+
+    start.__doc__ = real.__doc__
+    start.__name__ = start.__qualname__ = real.__name__
+    return start
+
+
+def _left() -> None:
     """An agent's thread ended: the ``os`` functions are the real ones again once none is left and no campaign
     runs."""
+    global _running
     with TIME_PATCH.lock, _lock:  # (the patch's lock first, as ``_after_removal`` is called: no campaign starts now)
-        _agent_threads.discard(ident)
-        if not _agent_threads and not TIME_PATCH.holders:
+        _running -= 1
+        if not _running and not TIME_PATCH.holders:
             _keep_stand_ins(False)
 
 
 def _after_removal() -> None:
     """(The stand-ins were just removed.) The ``os`` ones stay while an agent's thread runs on, and only then."""
     with _lock:
-        _keep_stand_ins(bool(_agent_threads))
+        _keep_stand_ins(_running > 0)
 
 
 def _keep_stand_ins(kept: bool) -> None:
@@ -132,23 +162,26 @@ _real_start = threading.Thread.start
 
 def _start(self: threading.Thread) -> None:
     """``Thread.start``: a thread an agent starts inside a trial is a daemon thread, so that one it leaves
-    running (a loop that never ends) does not keep the test process from exiting when the run is over; and
-    ``os._exit`` on it is refused (``_agent_thread_run``)."""
-    end_trial = getattr(active_clock(), "end_trial", None)
+    running (a loop that never ends) does not keep the test process from exiting when the run is over; and it
+    runs as an agent's thread (``_agent_thread_run``)."""
+    clock = active_clock()
+    end_trial = getattr(clock, "end_trial", None)
+    if clock is not None and not self.daemon:
+        self.daemon = True
     if end_trial is None or self.is_alive():
         _real_start(self)
         return
-    if not self.daemon:
-        self.daemon = True
     run = self.run
-    self.run = _agent_thread_run(run, end_trial)  # type: ignore[method-assign]
-    with _lock:  # (registered before it runs on: it may end, and leave, at once)
+
+    def start(agent_run: Callable[[], None]) -> None:
+        self.run = agent_run  # type: ignore[method-assign]
         try:
             _real_start(self)
         except BaseException:
             self.run = run  # type: ignore[method-assign]
             raise
-        _agent_threads.add(self.ident)  # type: ignore[arg-type]
+
+    _started(start, run, end_trial)
 
 
 #: the lowest recursion limit a trial may set: the interpreter's default (the harness's own calls, on the threads
@@ -170,6 +203,9 @@ register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
 _start.__doc__ = _real_start.__doc__
 _start.__name__, _start.__qualname__ = "start", "Thread.start"
 register_stand_ins(threading.Thread, {"start": _start})  # type: ignore[arg-type]
+register_stand_ins(_thread_module, {name: _starting(getattr(_thread_module, name))
+                                    for name in ("start_new_thread", "start_new", "start_joinable_thread")
+                                    if hasattr(_thread_module, name)})
 _exit.__doc__ = _real_exit.__doc__
 _exit.__name__ = _exit.__qualname__ = "_exit"
 stand_ins: dict[str, Callable[..., Any]] = {"_exit": _exit}
