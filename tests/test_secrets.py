@@ -123,6 +123,7 @@ LEAKY_MODULE = '''
 import logging
 import os
 import sys
+import warnings
 
 from pytest_agentops import Faults, Scenario, tool
 
@@ -136,6 +137,8 @@ def agent(task, env):
     print(f"agent prints the key {key} and sk-agentops-fake-api")
     print(f"and to stderr: {key}", file=sys.stderr)
     logging.getLogger("leaky").warning("agent logs the key %s", key)
+    warnings.warn(f"agent warns with the key {key}")
+    warnings.warn(DeprecationWarning(f"agent warns of an old key {key}"))
     try:
         env.tools["lookup"](key)
     except ValueError:
@@ -181,6 +184,9 @@ def test_no_secret_in_the_terminal_the_json_report_or_junit_xml(pytester, secret
     assert f"and to stderr: {REDACTED}" in terminal and f"agent logs the key {REDACTED}" in terminal
     assert f"a child process prints the key {REDACTED}" in terminal
     assert f"RuntimeError: the key {REDACTED} does not work" in terminal
+    # the warnings summary (pytest shows it after the test, when the campaign has ended): class kept
+    assert f"UserWarning: agent warns with the key {REDACTED}" in terminal
+    assert f"DeprecationWarning: agent warns of an old key {REDACTED}" in terminal
     campaigns = {c["scenario"]: c for c in json.loads(report)["campaigns"]}
     records = campaigns["leaky"]["records"]
     assert records[0]["output"] == f"returns the key {REDACTED} with Authorization: {REDACTED}"
@@ -373,3 +379,36 @@ def test_a_whole_number_secret_needs_eight_significant_digits(monkeypatch, value
     finally:
         monkeypatch.delenv("AGENTOPS_TEST_PIN_PASSWORD")
         secrets.refresh()
+
+
+def test_warnings_are_left_as_they_are_in_a_session_that_runs_no_campaign(pytester):
+    """The warnings hook changes nothing until a campaign has run in the process (its module is not even loaded)."""
+    pytester.makepyfile(test_plain="""
+        import warnings
+
+        def test_warns():
+            warnings.warn("an sk-0123456789abcdef shaped text that is no secret here")
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*UserWarning: an sk-0123456789abcdef shaped text that is no secret here"])
+
+
+@pytest.mark.parametrize("message", [
+    UserWarning("key agentops-test-4f9c1e7d2b8a6350"),
+    DeprecationWarning("key agentops-test-4f9c1e7d2b8a6350", "a second argument"),
+    "key agentops-test-4f9c1e7d2b8a6350",
+])
+def test_a_recorded_warning_is_redacted_in_place_keeping_its_class(secret_env, message):
+    import warnings
+
+    recorded = warnings.WarningMessage(message, type(message) if isinstance(message, Warning) else UserWarning,
+                                       "agent.py", 3)
+    shown = str(message)
+    secrets.redact_warning(recorded)
+    assert str(recorded.message) == shown.replace(KEY, REDACTED) and KEY not in str(recorded.message)
+    assert type(recorded.message) is type(message)
+    unchanged = warnings.WarningMessage(UserWarning("nothing to hide"), UserWarning, "agent.py", 3)
+    kept = unchanged.message
+    secrets.redact_warning(unchanged)
+    assert unchanged.message is kept

@@ -17,11 +17,13 @@ output, the JSON report, and what the agent prints or logs while a campaign runs
 ``secrets_layer.SecretsLayer`` is the built-in layer that does the per-campaign part: it reads the
 environment's secrets and holds ``redacted_output`` (``sys.stdout``/``sys.stderr`` wrapped, log records'
 messages redacted) for the length of the campaign, so what an agent prints or logs reaches pytest's captured
-output, the terminal and JUnit XML redacted.
+output, the terminal and JUnit XML redacted. The plugin redacts the warnings pytest recorded before it shows
+them (``redact_warning``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -166,6 +168,32 @@ def redact_data(value: Any) -> Any:
     if is_secret_number(value):
         return REDACTED
     return value
+
+
+def redact_warning(recorded: Any) -> None:
+    """A warning pytest recorded (a ``warnings.WarningMessage``) with its message redacted in place, before it
+    is shown in the warnings summary: an agent's ``warnings.warn(f"... {api_key}")``. The message stays a
+    warning of its class where it can be copied, else becomes a plain ``UserWarning`` with the redacted text."""
+    message = recorded.message
+    try:
+        text = str(message)
+    except Exception:  # (a message whose str raises: pytest shows what it can of it)
+        return
+    redacted = redact_text(text)
+    if redacted == text:
+        return
+    if isinstance(message, Warning):
+        try:
+            copied = copy.copy(message)
+            copied.args = (redacted,)
+            if str(copied) == redacted:
+                recorded.message = copied
+                return
+        except Exception:  # a class that cannot be copied, or whose str is its own: a plain warning instead
+            pass
+        recorded.message = UserWarning(redacted)
+    else:
+        recorded.message = redacted
 
 
 # --- what the agent prints and logs while a campaign runs ----------------------------------------------------

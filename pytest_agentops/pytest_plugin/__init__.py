@@ -119,6 +119,16 @@ def prints_seeds(opts: ChaosOptions) -> bool:
     return opts.enabled or opts.seed is not None or opts.session_seed_given
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_warning_recorded(warning_message: Any) -> None:
+    """A recorded warning's text is redacted before pytest shows it (or a pytest-xdist worker sends it): an agent's
+    ``warnings.warn`` naming a key. Only once a campaign ran in this process: before, the redaction's module is not
+    even loaded, and nothing is changed."""
+    secrets = sys.modules.get("pytest_agentops.harness.secrets")
+    if secrets is not None:
+        secrets.redact_warning(warning_message)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     opts = config.stash.get(options_key, None)
     if opts is None or not prints_seeds(opts):
