@@ -1007,6 +1007,84 @@ def test_os_exit_on_a_thread_started_with_the_thread_module_itself_is_refused_to
     assert [type(e).__name__ for e in reported] == ["AgentExited"]
 
 
+class _ExitsWhenShown:
+    def __repr__(self):
+        os._exit(0)
+
+    __str__ = __repr__
+
+
+class _ExitsWhenShownError(Exception):
+    def __str__(self):
+        os._exit(0)
+
+
+class _ExitsWhenCompared:
+    def __eq__(self, other):
+        os._exit(0)
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize(("agent", "check"), [
+    (lambda task, env: _ExitsWhenShown(), None),
+    (lambda task, env: (_ for _ in ()).throw(_ExitsWhenShownError()), None),
+    (lambda task, env: _ExitsWhenCompared(), lambda world, output: output == "ok"),
+], ids=["output-repr", "exception-str", "output-eq-in-check"])
+def test_os_exit_from_what_the_agent_left_to_be_judged_is_refused_and_the_trial_an_error(agent, check):
+    """The harness shows the agent's output and exception, and runs the check on them, after the agent returned:
+    outside the trial's clock, where ``os._exit`` was the real one (exit status 0, mid-campaign)."""
+    result = _campaign(agent, trials=2, check=check)
+    for record in result.records:
+        assert record.outcome == "error"
+        assert "the trial's output or exception (judged after the agent returned) called os._exit(0)" in record.reason
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_os_exit_in_a_context_of_its_own_is_refused(mode):
+    """``contextvars.Context().run(os._exit, 0)`` runs outside the trial's context (no clock to find the trial by)."""
+    if mode == "sync":
+        def agent(task, env):
+            contextvars.Context().run(os._exit, 0)
+    else:
+        async def agent(task, env):
+            contextvars.Context().run(os._exit, 0)
+
+    result = _campaign(agent, trials=2)
+    assert {r.outcome for r in result.records} == {"error"}
+    assert all("called os._exit(0)" in r.reason for r in result.records)
+
+
+def test_os_exit_in_a_loop_callback_of_no_context_is_refused_and_the_campaign_goes_on():
+    async def agent(task, env):
+        asyncio.get_running_loop().call_soon(os._exit, 0, context=contextvars.Context())
+        await asyncio.sleep(0)
+        return "ok"
+
+    result = _campaign(agent, trials=3)
+    assert [r.outcome for r in result.records] == ["completed"] * 3  # (no trial to pin it on: the loop logs it)
+
+
+def test_os_exit_on_a_thread_started_by_an_agents_thread_is_refused_too():
+    done = threading.Event()
+
+    def agent(task, env):
+        if env.trial_id.endswith("-1"):
+            def outer():
+                inner = threading.Thread(target=os._exit, args=(0,), name="inner")
+                inner.start()
+                inner.join(10)
+                done.set()
+            threading.Thread(target=outer, name="outer").start()
+            done.wait(10)
+        return "ok"
+
+    with _threading_excepthook(lambda args: None):
+        record, others = _only(_campaign(agent), 1)
+    assert record.outcome == "error" and "a thread the agent started (inner) called os._exit(0)" in record.reason
+    assert others == {"completed"}
+
+
 def test_os_exit_stays_refused_on_an_agents_thread_after_its_campaign_until_the_thread_ends():
     go, done = threading.Event(), []
 
@@ -1037,19 +1115,26 @@ def test_os_exit_stays_refused_on_an_agents_thread_after_its_campaign_until_the_
     assert os.execv.__module__ == "posix" and os.fork.__module__ == "posix"
 
 
-def test_an_agents_thread_that_exits_after_its_campaign_does_not_end_the_test_run(pytester):
-    """What CI sees: the thread's ``os._exit(0)`` came during a later test and ended the run with status 0,
-    before that test's failure was reported."""
-    pytester.makepyfile(test_late_exit="""
-        import os, threading
+@pytest.mark.parametrize(("late_call", "shown"), [
+    # its os._exit(0) came during a later test and ended the run with status 0, before that test's failure showed
+    ("os._exit(0)", ["*AgentExited: a thread the agent started * called os._exit(0)*"]),
+    # the atexit stand-in went with the campaign: the handler replaced exit status 1 with 0 at the exit
+    ("atexit.register(os._exit, 0)", []),
+], ids=["os-exit", "atexit"])
+def test_an_agents_thread_cannot_end_the_run_after_its_campaign(pytester, late_call, shown):
+    pytester.makepyfile(test_late=f"""
+        import atexit, os, threading
         from pytest_agentops import Scenario, run_campaign
 
-        go = threading.Event()
+        go, called = threading.Event(), threading.Event()
 
         def agent(task, env):
             def later():
                 go.wait(30)
-                os._exit(0)
+                try:
+                    {late_call}
+                finally:
+                    called.set()
             threading.Thread(target=later).start()
             return "ok"
 
@@ -1058,13 +1143,39 @@ def test_an_agents_thread_that_exits_after_its_campaign_does_not_end_the_test_ru
 
         def test_after():
             go.set()
+            assert called.wait(30)
             import time; time.sleep(0.3)
-            assert False, "this failure is reported"
+            assert False, "this failure is reported, and the exit status stays 1"
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
-    result.assert_outcomes(passed=1, failed=1, warnings=1)
+    result.assert_outcomes(passed=1, failed=1, warnings=len(shown))
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*AgentExited: a thread the agent started * called os._exit(0)*"])
+    result.stdout.fnmatch_lines(shown)
+    if late_call.startswith("atexit"):
+        assert "an atexit handler registered inside a trial called os._exit(0)" in result.stderr.str()
+
+
+def test_a_thread_pool_an_agent_leaves_with_a_task_that_never_ends_does_not_hang_pytest_at_exit(pytester):
+    """``concurrent.futures`` joins every pool's threads at the interpreter's exit, daemon or not: pytest printed
+    its report and then never exited."""
+    pytester.makepyfile(test_pool="""
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        from pytest_agentops import Scenario, run_campaign
+
+        def agent(task, env):
+            ThreadPoolExecutor(1).submit(threading.Event().wait)  # (a task that waits for ever)
+            return "ok"
+
+        def test_campaign():
+            run_campaign(Scenario(name="pool", agent=agent, trials=2, seed=1, faults="none"))
+
+        def test_after():
+            assert False, "reported, and then the run ends"
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 1
 
 
 def test_an_atexit_handler_an_agent_registers_cannot_turn_a_failed_run_green(pytester):

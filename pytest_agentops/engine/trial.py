@@ -18,10 +18,11 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TrialAbandoned, TrialAborted, hide_own_frames
+from ..errors import AgentExited, TrialAbandoned, TrialAborted, hide_own_frames
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
 from ..harness.trace import PendingEvent, Trace
+from ..process.exit_guard import Refusal
 from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
@@ -230,7 +231,8 @@ class Trial:
                                reason="the scenario's check did not return within the wall-clock limit")
         try:
             if self._record is None:
-                self._record = self._judge(output, exc)
+                with Refusal(JUDGED) as judged:  # (what the agent left runs here: its output's repr, the check)
+                    self._record = self._judge(output, exc, judged.refused)
                 if self.ctx is not None:  # a thread the agent left running is refused from now on, and counted
                     self.ctx.end(self.layers.refuse_discarded_call if discarded else self.layers.count_late_call)
                 # the record holds what is kept: the world, env and harness go now, not with the campaign
@@ -239,7 +241,9 @@ class Trial:
         finally:
             lock.release()
 
-    def _judge(self, output: Any, exc: BaseException | None) -> TrialRecord:
+    def _judge(self, output: Any, exc: BaseException | None, refused: list[str]) -> TrialRecord:
+        """The record of how the trial ended; ``refused``: the process-level calls refused while judging it (an
+        output whose ``repr`` calls ``os._exit``), which make it an error."""
         ctx = self.ctx
         scenario = self.layers.scenario
         if ctx is None:  # never got as far as building its world
@@ -270,8 +274,11 @@ class Trial:
                 outcome = "completed" if passed else "failed"
                 if outcome == "failed":
                     reason = "check(world, output) returned False"
-            except Exception as check_exc:
+            except (Exception, AgentExited) as check_exc:
                 outcome, reason = "error", f"check raised {describe(check_exc)}"
+        shown = _shared(short_repr(output))
+        if refused:
+            outcome, reason = "error", refused[0]
         reason = redact_text(reason)  # (an exception's text, an escalation's reason: the agent's words)
         ctx.trace.add("outcome", scenario.name, outcome, reason=reason)
         events = ctx.trace.close_pending()  # (events held unscrubbed are scrubbed only if the trace is kept)
@@ -294,7 +301,7 @@ class Trial:
             destructive_attempts=ctx.destructive_attempts, unconfirmed_destructive=ctx.unconfirmed_destructive,
             blocked_calls=ctx.blocked, escalated_at_s=ctx.escalation[0] if ctx.escalation else None,
             unrecovered_fault_s=onset, duration_s=ctx.clock.monotonic(), faults=faults,
-            violations=violations, output=_shared(short_repr(output)),
+            violations=violations, output=shown,
             default_priced=tuple(sorted(meter.default_priced)) if meter.default_priced else (),
             layers=self.layers.layer_map(layers), trace=kept, skeleton=skeleton)
 
@@ -334,6 +341,9 @@ def _skeleton(events: tuple[TraceEvent | PendingEvent, ...]) -> tuple[EventKey, 
     return kept if kept is not None else _shared(tuple([_shared(key) for key in keys]))
 
 
+#: who called, in the reason of a trial whose process-level call was refused (``process.exit_guard.Refusal``)
+JUDGED = "the trial's output or exception (judged after the agent returned)"
+
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _DEMO = os.path.join(_PACKAGE, "demo") + os.sep
 
@@ -357,8 +367,8 @@ def short_repr(value: Any, limit: int = 200) -> str:
 
 def _safe(show: Any, value: Any) -> str:
     """``str`` or ``repr`` of an agent's object, which may raise (a hostile ``__repr__`` must not end the
-    campaign)."""
+    campaign; one that calls ``os._exit`` is refused: ``Refusal``)."""
     try:
         return str(show(value))
-    except Exception as exc:
+    except (Exception, AgentExited) as exc:
         return f"<{type(value).__name__} whose {show.__name__}() raised {type(exc).__name__}>"

@@ -25,10 +25,15 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from ..errors import TrialAbandoned, hide_own_frames
+from ..process.exit_guard import Refusal
 from ..process.task_scope import forget_tasks, owner_of, task_factory
 from ..vtime.loop import VirtualTimeLoop, keep_forever
 from ..vtime.real import real_monotonic
 from .job_future import JobFuture
+
+#: who called, in the message of a process-level call refused on a worker outside any trial's context
+ON_THE_LOOP = "code on the campaign's event loop, outside any trial's context"
+ON_A_WORKER = "code on a campaign's worker thread, outside any trial's context"
 
 __tracebackhide__ = hide_own_frames
 
@@ -143,7 +148,8 @@ class ThreadWorker:
         self.thread.start()
 
     def _run(self) -> None:
-        with contextlib.suppress(TrialAbandoned):  # abandoned just as its job ended: it is retired anyway
+        # (code a trial runs outside its context, ``contextvars.Context().run(os._exit, 0)``, cannot end the process)
+        with contextlib.suppress(TrialAbandoned), Refusal(ON_A_WORKER):  # abandoned as its job ended: retired anyway
             self._serve()
 
     def _serve(self) -> None:
@@ -260,8 +266,9 @@ class LoopWorker:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._ready.set)
         try:
-            # an abandoned trial's async exception can land here: the loop is then retired
-            with contextlib.suppress(BaseException):
+            # an abandoned trial's async exception can land here: the loop is then retired; and code a trial runs
+            # outside its context (a callback, a task made with a context of its own) cannot end the process
+            with contextlib.suppress(BaseException), Refusal(ON_THE_LOOP):
                 self.loop.run_forever()
         finally:
             with contextlib.suppress(BaseException):

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import _thread as _thread_module
 import atexit
+import concurrent.futures.thread  # noqa: F401 (its exit hook, which joins pools' threads, is registered before ours)
 import contextlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..errors import AgentExited, hide_own_frames
@@ -36,53 +38,115 @@ from .time_patch import TIME_PATCH, active_clock, register_stand_ins
 __tracebackhide__ = hide_own_frames
 
 _real_exit = os._exit
-# what the current thread is, if not plain: its ``refusing`` is what ``os._exit`` does there instead of exiting
-# (a thread an agent started; an atexit handler an agent registered; user code being imported); on a thread an
-# agent started, ``end_trial`` ends the trial that started it
-_thread: threading.local = threading.local()
+_thread: threading.local = threading.local()  # ``.refusal``: the ``Refusal`` in force on this thread, if any
 _lock = threading.Lock()
 _running = 0  # threads agents started that still run (each counted before it starts, and uncounted as it ends)
 
 
+def _nothing(outcome: str, reason: str) -> None:
+    pass
+
+
+class Refusal:
+    """On the thread that enters it: ``os._exit``, forks and execs raise instead (``AgentExited``; ``OSError``),
+    each refusal is listed in ``refused`` and told to ``end_trial`` (outcome ``error``, the reason), and threads
+    started from it are agents' threads of the same trial. Entered by an agent's thread for its whole run, by
+    the harness's threads while they run a trial or judge what it left (its output's ``repr``, its exception's
+    text, the check), and while user code is imported. Nestable; cheap (two attribute writes)."""
+
+    __slots__ = ("_saved", "adopts", "end_trial", "refused", "what")
+
+    def __init__(self, what: str, end_trial: Callable[[str, str], None] | None = None, *, adopts: bool = True):
+        self.what = what  # who calls: "a thread the agent started (Thread-3)", "the trial's output, judged", ...
+        self.end_trial = end_trial or _nothing
+        self.adopts = adopts  # threads started under it are agents' threads (not those of code being imported)
+        self.refused: list[str] = []
+        self._saved: Refusal | None = None
+
+    def __enter__(self) -> Refusal:
+        self._saved = getattr(_thread, "refusal", None)
+        _thread.refusal = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _thread.refusal = self._saved
+
+    def tell(self, reason: str) -> None:
+        self.refused.append(reason)
+        self.end_trial("error", reason)  # (a trial already judged keeps its outcome: the decision came too late)
+
+    def exit(self, status: int) -> NoReturn:
+        exited = AgentExited(status, self.what)
+        self.tell(str(exited))
+        raise exited
+
+
+def _refusal() -> Refusal | None:
+    return getattr(_thread, "refusal", None)
+
+
 def _exit(status: int) -> NoReturn:
-    if active_clock() is not None:  # inside a trial
+    if active_clock() is not None:  # inside a trial: an error naming where it was called (unless the agent catches it)
         raise AgentExited(status)
-    refusing = getattr(_thread, "refusing", None)
-    if refusing is not None:
-        refusing(status)
+    refusal = _refusal()
+    if refusal is not None:
+        refusal.exit(status)
     _real_exit(status)
 
 
-def _refused_in_agent_thread(end_trial: Callable[[str, str], None]) -> Callable[[int], NoReturn]:
-    def refused(status: int) -> NoReturn:
-        exited = AgentExited(status, f"a thread the agent started ({threading.current_thread().name})")
-        end_trial("error", str(exited))  # (a trial already judged keeps its outcome: the decision came too late)
-        raise exited
-
-    return refused
-
-
 def _agent_thread_run(function: Callable[..., Any], end_trial: Callable[[str, str], None]) -> Callable[..., Any]:
-    """What a thread an agent starts runs: ``function``, with ``os._exit``, forks and execs refused on it, and
-    their stand-ins kept (past its campaign too) until it ends."""
+    """What a thread an agent starts runs: ``function`` under a ``Refusal`` told to the trial, the ``os``,
+    ``atexit`` and thread stand-ins kept (past its campaign too) until it ends."""
 
     def agent_thread_run(*args: Any, **kwargs: Any) -> Any:
-        _thread.refusing, _thread.end_trial = _refused_in_agent_thread(end_trial), end_trial
+        me = threading.current_thread()
+        _alive.add(me)
         try:
-            return function(*args, **kwargs)
+            with Refusal(f"a thread the agent started ({me.name})", end_trial):
+                return function(*args, **kwargs)
         finally:
-            _thread.refusing = _thread.end_trial = None
+            _alive.discard(me)
             _left()
 
     return agent_thread_run
 
 
+def _trial_of_new_thread() -> Callable[[str, str], None] | None:
+    """Whom a thread started here belongs to: the trial running here (its ``end_trial``), or the one of the
+    agent's thread (or harness thread in a trial) starting it; None for a thread of no trial."""
+    end_trial = getattr(active_clock(), "end_trial", None)
+    if end_trial is not None:
+        return end_trial
+    refusal = _refusal()
+    return refusal.end_trial if refusal is not None and refusal.adopts else None
+
+
+_alive: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # the agents' threads running now
+_forgetting = False  # ``_forget_at_exit`` registered
+
+
+def _forget_at_exit() -> None:
+    """(At the interpreter's exit, before ``concurrent.futures`` joins its pools' threads.) The agents' threads still
+    running are not joined: a pool an agent left with a task that never ends hung pytest at exit, after its
+    report (the threads are daemon threads: the interpreter does not wait for them otherwise)."""
+    queues = getattr(sys.modules.get("concurrent.futures.thread"), "_threads_queues", None)
+    if queues is not None:
+        for thread in list(_alive):
+            queues.pop(thread, None)
+
+
 def _started(start: Callable[[Callable[..., Any]], Any], function: Callable[..., Any],
              end_trial: Callable[[str, str], None]) -> Any:
     """``start(function as an agent's thread runs it)``, the thread counted from before it starts."""
-    global _running
+    global _running, _forgetting
     with _lock:
         _running += 1
+        if not _forgetting:  # (registered late: called before the pools' own hook, which threading calls after)
+            _forgetting = True
+            register_at_exit = getattr(threading, "_register_atexit", None)
+            if register_at_exit is not None:
+                with contextlib.suppress(RuntimeError):  # (the interpreter is shutting down already)
+                    register_at_exit(_forget_at_exit)
     try:
         return start(_agent_thread_run(function, end_trial))
     except BaseException:
@@ -95,7 +159,7 @@ def _starting(real: Callable[..., Any]) -> Callable[..., Any]:
     trial is an agent's thread (``threading.Thread.start`` calls the real one: ``threading`` is not swept)."""
 
     def start(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        end_trial = getattr(active_clock(), "end_trial", None)
+        end_trial = _trial_of_new_thread()
         if end_trial is None:
             return real(function, *args, **kwargs)
         return _started(lambda run: real(run, *args, **kwargs), function, end_trial)
@@ -105,68 +169,15 @@ def _starting(real: Callable[..., Any]) -> Callable[..., Any]:
     return start
 
 
-def _left() -> None:
-    """An agent's thread ended: the ``os`` functions are the real ones again once none is left and no campaign
-    runs."""
-    global _running
-    with TIME_PATCH.lock, _lock:  # (the patch's lock first, as ``_after_removal`` is called: no campaign starts now)
-        _running -= 1
-        if not _running and not TIME_PATCH.holders:
-            _keep_stand_ins(False)
-
-
-def _after_removal() -> None:
-    """(The stand-ins were just removed.) The ``os`` ones stay while an agent's thread runs on, and only then."""
-    with _lock:
-        _keep_stand_ins(_running > 0)
-
-
-def _keep_stand_ins(kept: bool) -> None:
-    """The ``os`` stand-ins of this module installed over the real functions (``kept``), or the real ones put
-    back (only there: in ``os``; a name some module bound to one of them stays as it is)."""
-    for name, stand_in in stand_ins.items():
-        real = _REAL[name]
-        current = os.__dict__.get(name)
-        if kept and current is real:
-            setattr(os, name, stand_in)
-        elif not kept and current is stand_in:  # (also one kept over a campaign whose start found it installed)
-            setattr(os, name, real)
-
-
-#: why each process-level call is refused inside a trial
-_WHY = {"fork": "a forked copy of the test process would run on",
-        "exec": "it would replace the test process with another program, whose exit status (0) CI would take "
-                "for the run's"}
-
-
-def _refusing(name: str, why: str, real: Callable[..., Any]) -> Callable[..., Any]:
-    """``os.NAME`` (a fork or an exec), refused inside a trial and on a thread an agent started (whose trial is
-    then an error); the real function elsewhere."""
-
-    def refused(*args: Any, **kwargs: Any) -> Any:
-        if active_clock() is None and getattr(_thread, "refusing", None) is None:
-            return real(*args, **kwargs)
-        message = f"os.{name}() inside a trial is refused: {why}; start a process with subprocess instead"
-        end_trial = getattr(_thread, "end_trial", None)
-        if end_trial is not None:  # (a thread the agent started: its trial ends as an error naming the call)
-            end_trial("error", f"a thread the agent started ({threading.current_thread().name}) called {message}")
-        raise OSError(message)
-
-    refused.__doc__ = real.__doc__
-    refused.__name__ = refused.__qualname__ = name
-    return refused
-
-
 _real_start = threading.Thread.start
 
 
 def _start(self: threading.Thread) -> None:
-    """``Thread.start``: a thread an agent starts inside a trial is a daemon thread, so that one it leaves
-    running (a loop that never ends) does not keep the test process from exiting when the run is over; and it
-    runs as an agent's thread (``_agent_thread_run``)."""
-    clock = active_clock()
-    end_trial = getattr(clock, "end_trial", None)
-    if clock is not None and not self.daemon:
+    """``Thread.start``: a thread an agent starts inside a trial (or from its own threads) is a daemon thread, so
+    that one it leaves running (a loop that never ends) does not keep the test process from exiting when the run
+    is over; and it runs as an agent's thread (``_agent_thread_run``)."""
+    end_trial = _trial_of_new_thread()
+    if end_trial is not None and not self.daemon:
         self.daemon = True
     if end_trial is None or self.is_alive():
         _real_start(self)
@@ -184,6 +195,56 @@ def _start(self: threading.Thread) -> None:
     _started(start, run, end_trial)
 
 
+def _left() -> None:
+    """An agent's thread ended: the real functions are back once none is left and no campaign runs."""
+    global _running
+    with TIME_PATCH.lock, _lock:  # (the patch's lock first, as ``_after_removal`` is called: no campaign starts now)
+        _running -= 1
+        if not _running and not TIME_PATCH.holders:
+            _keep_stand_ins(False)
+
+
+def _after_removal() -> None:
+    """(The stand-ins were just removed.) This module's stay while an agent's thread runs on, and only then."""
+    with _lock:
+        _keep_stand_ins(_running > 0)
+
+
+def _keep_stand_ins(kept: bool) -> None:
+    """This module's stand-ins installed over the real functions (``kept``), or the real ones put back (only
+    where they were installed: a name some module bound to one of them stays as it is)."""
+    for owner, name, real, stand_in in _LINGERING:
+        current = owner.__dict__.get(name)
+        if kept and current is real:
+            setattr(owner, name, stand_in)
+        elif not kept and current is stand_in:  # (also one kept over a campaign whose start found it installed)
+            setattr(owner, name, real)
+
+
+#: why each process-level call is refused inside a trial
+_WHY = {"fork": "a forked copy of the test process would run on",
+        "exec": "it would replace the test process with another program, whose exit status (0) CI would take "
+                "for the run's"}
+
+
+def _refusing(name: str, why: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    """``os.NAME`` (a fork or an exec), refused inside a trial and under a ``Refusal`` (an agent's thread: its
+    trial is then an error); the real function elsewhere."""
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        refusal = _refusal()
+        if active_clock() is None and refusal is None:
+            return real(*args, **kwargs)
+        message = f"os.{name}() inside a trial is refused: {why}; start a process with subprocess instead"
+        if refusal is not None:
+            refusal.tell(f"{refusal.what} called {message}" if active_clock() is None else message)
+        raise OSError(message)
+
+    refused.__doc__ = real.__doc__
+    refused.__name__ = refused.__qualname__ = name
+    return refused
+
+
 #: the lowest recursion limit a trial may set: the interpreter's default (the harness's own calls, on the threads
 #: the trial shares, need that much stack; a limit of 60 made its teardown fail and left its patches installed)
 RECURSION_FLOOR = 1000
@@ -199,40 +260,30 @@ def _setrecursionlimit(limit: int) -> None:
 
 _setrecursionlimit.__doc__ = _real_setrecursionlimit.__doc__
 _setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlimit"
+_setrecursionlimit.__doc__ = _real_setrecursionlimit.__doc__
+_setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlimit"
 register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
-_start.__doc__ = _real_start.__doc__
-_start.__name__, _start.__qualname__ = "start", "Thread.start"
-register_stand_ins(threading.Thread, {"start": _start})  # type: ignore[arg-type]
-register_stand_ins(_thread_module, {name: _starting(getattr(_thread_module, name))
-                                    for name in ("start_new_thread", "start_new", "start_joinable_thread")
-                                    if hasattr(_thread_module, name)})
-_exit.__doc__ = _real_exit.__doc__
-_exit.__name__ = _exit.__qualname__ = "_exit"
-stand_ins: dict[str, Callable[..., Any]] = {"_exit": _exit}
-# (``os.execl``, ``execlp``, ``execvp`` and the rest call ``execv`` or ``execve`` through the module)
-for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("execve", "exec")):
-    _real = getattr(os, _name, None)
-    if _real is not None:
-        stand_ins[_name] = _refusing(_name, _WHY[_why], _real)
-_REAL: dict[str, Callable[..., Any]] = {name: getattr(os, name) for name in stand_ins}
-register_stand_ins(os, stand_ins, after_removal=_after_removal)
 
 
-@contextlib.contextmanager
-def refuse_exit(what: str) -> Iterator[None]:
-    """While the block runs (importing user code, say), ``os._exit`` raises ``AgentExited`` instead (the stand-in
-    too, where the block's code captured it, on this thread)."""
+def refuse_exit(what: str) -> Refusal:
+    """A ``Refusal`` for a block that may run outside any campaign (importing user code): ``os._exit`` raises
+    ``AgentExited`` there even where the stand-in is not installed; a thread the block starts is left as it is."""
+    return _ModuleRefusal(what, adopts=False)
 
-    def refused(status: int) -> NoReturn:
-        raise AgentExited(status, what)
 
-    saved, os._exit = os._exit, refused
-    saved_refusing, _thread.refusing = getattr(_thread, "refusing", None), refused
-    try:
-        yield
-    finally:
-        os._exit = saved
-        _thread.refusing = saved_refusing
+class _ModuleRefusal(Refusal):
+    """A ``Refusal`` that also puts a refusing ``os._exit`` in the ``os`` module for the block (no campaign may be
+    running, so the stand-in may not be installed)."""
+
+    __slots__ = ("_saved_exit",)
+
+    def __enter__(self) -> Refusal:
+        self._saved_exit, os._exit = os._exit, self.exit
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        os._exit = self._saved_exit
 
 
 class _GuardedAtExit:
@@ -262,13 +313,37 @@ _real_register = atexit.register
 
 
 def _register(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-    """``atexit.register``: a handler registered inside a trial (or on an agent's thread) is guarded."""
-    if callable(func) and (active_clock() is not None or getattr(_thread, "refusing", None) is not None):
+    """``atexit.register``: a handler registered inside a trial (or under a ``Refusal``) is guarded."""
+    if callable(func) and (active_clock() is not None or _refusal() is not None):
         _real_register(_GuardedAtExit(func), *args, **kwargs)
         return func
     return _real_register(func, *args, **kwargs)
 
 
-_register.__doc__ = _real_register.__doc__
-_register.__name__ = _register.__qualname__ = "register"
-register_stand_ins(atexit, {"register": _register})
+def _named(stand_in: Callable[..., Any], real: Callable[..., Any], name: str, qualname: str | None = None) -> Any:
+    stand_in.__doc__ = real.__doc__
+    stand_in.__name__, stand_in.__qualname__ = name, qualname or name
+    return stand_in
+
+
+# owner, name, real function, stand-in: the stand-ins that stay while an agent's thread runs on after its campaign
+_LINGERING: list[tuple[Any, str, Any, Any]] = []
+
+
+def _register_lingering(owner: Any, stand_ins: dict[str, Callable[..., Any]], **kwargs: Any) -> None:
+    _LINGERING.extend((owner, name, getattr(owner, name), fake) for name, fake in stand_ins.items())
+    register_stand_ins(owner, stand_ins, **kwargs)
+
+
+_register_lingering(atexit, {"register": _named(_register, _real_register, "register")})
+_register_lingering(threading.Thread, {"start": _named(_start, _real_start, "start", "Thread.start")})
+_register_lingering(_thread_module, {name: _starting(getattr(_thread_module, name))
+                                     for name in ("start_new_thread", "start_new", "start_joinable_thread")
+                                     if hasattr(_thread_module, name)})
+_os_stand_ins: dict[str, Callable[..., Any]] = {"_exit": _named(_exit, _real_exit, "_exit")}
+# (``os.execl``, ``execlp``, ``execvp`` and the rest call ``execv`` or ``execve`` through the module)
+for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("execve", "exec")):
+    _real = getattr(os, _name, None)
+    if _real is not None:
+        _os_stand_ins[_name] = _refusing(_name, _WHY[_why], _real)
+_register_lingering(os, _os_stand_ins, after_removal=_after_removal)
