@@ -1155,6 +1155,28 @@ def test_an_agents_thread_cannot_end_the_run_after_its_campaign(pytester, late_c
         assert "an atexit handler registered inside a trial called os._exit(0)" in result.stderr.str()
 
 
+def test_an_atexit_handler_an_agent_registers_that_never_returns_does_not_hang_the_run(pytester):
+    """It ran at the interpreter's exit, after pytest's report, and the process never exited."""
+    pytester.makepyfile(test_hangs_at_exit="""
+        import atexit, threading
+        from pytest_agentops import Scenario, run_campaign
+        from pytest_agentops.process import exit_guard
+
+        exit_guard.ATEXIT_LIMIT_S = 1.0  # (10 s by default)
+
+        def agent(task, env):
+            atexit.register(threading.Event().wait)
+            return "ok"
+
+        def test_campaign():
+            run_campaign(Scenario(name="hangs", agent=agent, trials=1, seed=1, faults="none"))
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.stdout.fnmatch_lines(["*1 passed*"])  # the report came out whole
+    assert result.ret == 1  # the handler was cut off: not the run's status 0
+    assert "Timeout (0:00:01)!" in result.stderr.str()
+
+
 def test_a_thread_pool_an_agent_leaves_with_a_task_that_never_ends_does_not_hang_pytest_at_exit(pytester):
     """``concurrent.futures`` joins every pool's threads at the interpreter's exit, daemon or not: pytest printed
     its report and then never exited."""

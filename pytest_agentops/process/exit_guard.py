@@ -25,6 +25,7 @@ import _thread as _thread_module
 import atexit
 import concurrent.futures.thread  # noqa: F401 (its exit hook, which joins pools' threads, is registered before ours)
 import contextlib
+import faulthandler
 import os
 import sys
 import threading
@@ -286,6 +287,21 @@ class _ModuleRefusal(Refusal):
         os._exit = self._saved_exit
 
 
+#: how long an atexit handler registered inside a trial may run at the interpreter's exit: past it, its stack is
+#: printed and the process exits with status 1 (a handler that never returns hung pytest after its report)
+ATEXIT_LIMIT_S = 10.0
+
+
+def _limit_handler() -> bool:
+    """Arm faulthandler's timer for the handler about to run (False where there is no stderr to dump to)."""
+    stderr = sys.__stderr__
+    try:
+        faulthandler.dump_traceback_later(ATEXIT_LIMIT_S, exit=True, file=stderr)
+    except (AttributeError, ValueError, OSError, RuntimeError):  # no stderr, or one without a file descriptor
+        return False
+    return True
+
+
 class _GuardedAtExit:
     """A handler registered with ``atexit`` inside a trial: run at the interpreter's exit with ``os._exit``
     refused. Equal to the handler, so that ``atexit.unregister(handler)`` removes it."""
@@ -296,11 +312,18 @@ class _GuardedAtExit:
         self.handler = handler
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for stream in (sys.stdout, sys.stderr):  # (what pytest wrote is out before a handler that hangs is cut off)
+            with contextlib.suppress(Exception):
+                stream.flush()
+        limited = _limit_handler()
         try:
             with refuse_exit("an atexit handler registered inside a trial"):
                 return self.handler(*args, **kwargs)
         except AgentExited as exc:
             print(f"pytest-agentops: {exc} (the test run's exit status stands)", file=sys.stderr)
+        finally:
+            if limited:
+                faulthandler.cancel_dump_traceback_later()
         return None
 
     def __eq__(self, other: object) -> bool:
