@@ -1174,7 +1174,33 @@ def test_an_atexit_handler_an_agent_registers_that_never_returns_does_not_hang_t
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
     result.stdout.fnmatch_lines(["*1 passed*"])  # the report came out whole
     assert result.ret == 1  # the handler was cut off: not the run's status 0
-    assert "Timeout (0:00:01)!" in result.stderr.str()
+    stderr = result.stderr.str()
+    assert "an atexit handler registered inside a trial did not return within 1 s" in stderr
+    assert "threading.py" in stderr  # (the threads' stacks: where it waits)
+
+
+@pytest.mark.parametrize(("users_handler", "status", "said"), [
+    # a watchdog thread's os._exit(3) while the guarded handler ran was refused (os._exit swapped process-wide)
+    ("threading.Timer(0.3, os._exit, args=(3,)).start()", 3, ""),
+    # faulthandler's one timer, the user's, was re-armed for 10 s and then cancelled by the guard
+    ("faulthandler.dump_traceback_later(0.3, exit=True)", 1, "Timeout (0:00:00.300000)!"),
+], ids=["watchdog-thread", "faulthandler-timer"])
+def test_a_guarded_atexit_handler_leaves_the_users_own_exit_watchdogs_alone(pytester, users_handler, status, said):
+    pytester.makepyfile(test_watchdogs=f"""
+        import atexit, faulthandler, os, threading, time
+        from pytest_agentops import Scenario, run_campaign
+
+        def agent(task, env):
+            atexit.register(time.sleep, 5)  # (guarded: slow, and under its limit)
+            return "ok"
+
+        def test_campaign():
+            run_campaign(Scenario(name="watched", agent=agent, trials=1, seed=1, faults="none"))
+            atexit.register(lambda: {users_handler})  # (registered last: runs first, arming its watchdog)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.stdout.fnmatch_lines(["*1 passed*"])
+    assert result.ret == status and said in result.stderr.str()
 
 
 def test_a_thread_pool_an_agent_leaves_with_a_task_that_never_ends_does_not_hang_pytest_at_exit(pytester):

@@ -382,9 +382,10 @@ def test_a_whole_number_secret_needs_eight_significant_digits(monkeypatch, value
 
 
 def test_warnings_are_left_as_they_are_in_a_session_that_runs_no_campaign(pytester):
-    """The warnings hook changes nothing until a campaign has run in the process (its module is not even loaded)."""
+    """The warnings hook changes nothing until a campaign has run in the process."""
     pytester.makepyfile(test_plain="""
         import warnings
+        from pytest_agentops import run_campaign  # (loads the redaction's module: still nothing is changed)
 
         def test_warns():
             warnings.warn("an sk-0123456789abcdef shaped text that is no secret here")

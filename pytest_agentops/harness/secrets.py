@@ -173,7 +173,8 @@ def redact_data(value: Any) -> Any:
 def redact_warning(recorded: Any) -> None:
     """A warning pytest recorded (a ``warnings.WarningMessage``) with its message redacted in place, before it
     is shown in the warnings summary: an agent's ``warnings.warn(f"... {api_key}")``. The message stays a
-    warning of its class where it can be copied, else becomes a plain ``UserWarning`` with the redacted text."""
+    warning of its class where it can be copied, else becomes a plain ``UserWarning`` with the redacted text
+    (the summary still names the warning's category)."""
     message = recorded.message
     try:
         text = str(message)
@@ -217,8 +218,14 @@ class RedactingStream:
         return getattr(self._stream, name)
 
 
+#: a campaign has held the redaction in this process (then the warnings pytest shows are redacted too)
+campaign_ran = False
+
+
 def _hold_output() -> tuple[Any, Any, Any, Any]:
     """Wrap sys.stdout and sys.stderr; redact the message of every log record made from now on."""
+    global campaign_ran
+    campaign_ran = True
     out, err = sys.stdout, sys.stderr
     wrapped_out = RedactingStream(out) if out is not None else None
     wrapped_err = RedactingStream(err) if err is not None else None

@@ -27,6 +27,7 @@ import concurrent.futures.thread  # noqa: F401 (its exit hook, which joins pools
 import contextlib
 import faulthandler
 import os
+import signal
 import sys
 import threading
 import weakref
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..errors import AgentExited, hide_own_frames
+from ..vtime.real import real_monotonic
 from .time_patch import TIME_PATCH, active_clock, register_stand_ins
 
 __tracebackhide__ = hide_own_frames
@@ -86,16 +88,30 @@ def _refusal() -> Refusal | None:
     return getattr(_thread, "refusal", None)
 
 
+_PID = os.getpid()  # (a forked child, which inherits the refusals of the thread that forked, exits for real)
+
+
 def _exit(status: int) -> NoReturn:
-    if active_clock() is not None:  # inside a trial: an error naming where it was called (unless the agent catches it)
-        raise AgentExited(status)
-    refusal = _refusal()
-    if refusal is not None:
-        refusal.exit(status)
+    if os.getpid() == _PID:
+        if active_clock() is not None:  # inside a trial: an error naming where it was called (unless caught)
+            raise AgentExited(status)
+        refusal = _refusal()
+        if refusal is not None:
+            refusal.exit(status)
     _real_exit(status)
 
 
-def _agent_thread_run(function: Callable[..., Any], end_trial: Callable[[str, str], None]) -> Callable[..., Any]:
+class _Counted:
+    """One agent's thread in ``_running``: uncounted once, whether by its end or by a start that failed."""
+
+    __slots__ = ("counted",)
+
+    def __init__(self) -> None:
+        self.counted = True
+
+
+def _agent_thread_run(function: Callable[..., Any], end_trial: Callable[[str, str], None],
+                      counted: _Counted) -> Callable[..., Any]:
     """What a thread an agent starts runs: ``function`` under a ``Refusal`` told to the trial, the ``os``,
     ``atexit`` and thread stand-ins kept (past its campaign too) until it ends."""
 
@@ -107,7 +123,7 @@ def _agent_thread_run(function: Callable[..., Any], end_trial: Callable[[str, st
                 return function(*args, **kwargs)
         finally:
             _alive.discard(me)
-            _left()
+            _left(counted)
 
     return agent_thread_run
 
@@ -126,13 +142,30 @@ _alive: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # the agents' thr
 _forgetting = False  # ``_forget_at_exit`` registered
 
 
+#: how long, at the interpreter's exit, the pools' threads that agents' code started may take to finish their work
+EXIT_JOIN_S = 5.0
+
+
 def _forget_at_exit() -> None:
-    """(At the interpreter's exit, before ``concurrent.futures`` joins its pools' threads.) The agents' threads still
-    running are not joined: a pool an agent left with a task that never ends hung pytest at exit, after its
-    report (the threads are daemon threads: the interpreter does not wait for them otherwise)."""
-    queues = getattr(sys.modules.get("concurrent.futures.thread"), "_threads_queues", None)
-    if queues is not None:
-        for thread in list(_alive):
+    """(At the interpreter's exit, just before ``concurrent.futures`` joins its pools' threads, for ever.) The pools'
+    threads started inside trials get ``EXIT_JOIN_S`` to finish their queued work; those still running then are
+    not joined: a pool an agent left with a task that never ends hung pytest at exit, after its report (the
+    threads are daemon threads: the interpreter does not wait for them otherwise)."""
+    pools = sys.modules.get("concurrent.futures.thread")
+    queues = getattr(pools, "_threads_queues", None)
+    if queues is None:
+        return
+    mine = [(thread, queue) for thread, queue in list(queues.items()) if thread in _alive]
+    if not mine:
+        return
+    with getattr(pools, "_global_shutdown_lock", contextlib.nullcontext()):
+        pools._shutdown = True  # type: ignore[union-attr]  (as the pools' own hook starts: idle workers return)
+    for _, queue in mine:
+        queue.put(None)
+    deadline = real_monotonic() + EXIT_JOIN_S
+    for thread, _queue in mine:
+        thread.join(max(0.0, deadline - real_monotonic()))
+        if thread.is_alive():
             queues.pop(thread, None)
 
 
@@ -148,10 +181,11 @@ def _started(start: Callable[[Callable[..., Any]], Any], function: Callable[...,
             if register_at_exit is not None:
                 with contextlib.suppress(RuntimeError):  # (the interpreter is shutting down already)
                     register_at_exit(_forget_at_exit)
+    counted = _Counted()
     try:
-        return start(_agent_thread_run(function, end_trial))
+        return start(_agent_thread_run(function, end_trial, counted))
     except BaseException:
-        _left()
+        _left(counted)  # (a no-op if the thread did run, and ended)
         raise
 
 
@@ -178,11 +212,11 @@ def _start(self: threading.Thread) -> None:
     that one it leaves running (a loop that never ends) does not keep the test process from exiting when the run
     is over; and it runs as an agent's thread (``_agent_thread_run``)."""
     end_trial = _trial_of_new_thread()
-    if end_trial is not None and not self.daemon:
-        self.daemon = True
-    if end_trial is None or self.is_alive():
-        _real_start(self)
+    if end_trial is None or self._started.is_set():  # type: ignore[attr-defined]
+        _real_start(self)  # (started twice: the real one says so)
         return
+    if not self.daemon:
+        self.daemon = True
     run = self.run
 
     def start(agent_run: Callable[[], None]) -> None:
@@ -196,19 +230,22 @@ def _start(self: threading.Thread) -> None:
     _started(start, run, end_trial)
 
 
-def _left() -> None:
+def _left(counted: _Counted) -> None:
     """An agent's thread ended: the real functions are back once none is left and no campaign runs."""
     global _running
     with TIME_PATCH.lock, _lock:  # (the patch's lock first, as ``_after_removal`` is called: no campaign starts now)
+        if not counted.counted:
+            return
+        counted.counted = False
         _running -= 1
-        if not _running and not TIME_PATCH.holders:
+        if not _running and not TIME_PATCH.holders and not _module_holds:
             _keep_stand_ins(False)
 
 
 def _after_removal() -> None:
     """(The stand-ins were just removed.) This module's stay while an agent's thread runs on, and only then."""
     with _lock:
-        _keep_stand_ins(_running > 0)
+        _keep_stand_ins(_running > 0 or _module_holds > 0)
 
 
 def _keep_stand_ins(kept: bool) -> None:
@@ -234,7 +271,7 @@ def _refusing(name: str, why: str, real: Callable[..., Any]) -> Callable[..., An
 
     def refused(*args: Any, **kwargs: Any) -> Any:
         refusal = _refusal()
-        if active_clock() is None and refusal is None:
+        if (active_clock() is None and refusal is None) or os.getpid() != _PID:
             return real(*args, **kwargs)
         message = f"os.{name}() inside a trial is refused: {why}; start a process with subprocess instead"
         if refusal is not None:
@@ -272,34 +309,65 @@ def refuse_exit(what: str) -> Refusal:
     return _ModuleRefusal(what, adopts=False)
 
 
-class _ModuleRefusal(Refusal):
-    """A ``Refusal`` that also puts a refusing ``os._exit`` in the ``os`` module for the block (no campaign may be
-    running, so the stand-in may not be installed)."""
+_module_holds = 0  # ``_ModuleRefusal`` blocks running now (their stand-ins stay installed until the last ends)
 
-    __slots__ = ("_saved_exit",)
+
+class _ModuleRefusal(Refusal):
+    """A ``Refusal`` that also has this module's stand-ins installed for the block (no campaign may be running):
+    ``os._exit`` refused on this thread, the real one for every other thread (a watchdog's)."""
+
+    __slots__ = ()
 
     def __enter__(self) -> Refusal:
-        self._saved_exit, os._exit = os._exit, self.exit
+        global _module_holds
+        with _lock:
+            _module_holds += 1
+            _keep_stand_ins(True)
         return super().__enter__()
 
     def __exit__(self, *exc: object) -> None:
+        global _module_holds
         super().__exit__(*exc)
-        os._exit = self._saved_exit
+        with TIME_PATCH.lock, _lock:
+            _module_holds -= 1
+            if not _module_holds and not _running and not TIME_PATCH.holders:
+                _keep_stand_ins(False)
 
 
-#: how long an atexit handler registered inside a trial may run at the interpreter's exit: past it, its stack is
-#: printed and the process exits with status 1 (a handler that never returns hung pytest after its report)
+#: how long an atexit handler registered inside a trial may run at the interpreter's exit: past it, the threads'
+#: stacks are printed and the process exits with status 1 (a handler that never returns hung pytest after its report)
 ATEXIT_LIMIT_S = 10.0
 
 
-def _limit_handler() -> bool:
-    """Arm faulthandler's timer for the handler about to run (False where there is no stderr to dump to)."""
-    stderr = sys.__stderr__
+def _within_limit(call: Callable[[], Any]) -> Any:
+    """``call()`` (an atexit handler, on the main thread at the interpreter's exit) cut off after
+    ``ATEXIT_LIMIT_S``: the threads' stacks are printed and the process exits with status 1. A timer signal, put
+    back after: no thread can start at the interpreter's exit, and faulthandler's one timer may be the user's.
+    Not limited where there is no ``signal.setitimer`` (Windows), nor off the main thread."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return call()
+
+    def cut_off(signum: int, frame: Any) -> None:
+        with contextlib.suppress(Exception):
+            sys.__stderr__.write(f"pytest-agentops: an atexit handler registered inside a trial did not return "  # type: ignore[union-attr]
+                                 f"within {ATEXIT_LIMIT_S:g} s: the process exits with status 1\n")
+            sys.__stderr__.flush()  # type: ignore[union-attr]
+            faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        _real_exit(1)
+
     try:
-        faulthandler.dump_traceback_later(ATEXIT_LIMIT_S, exit=True, file=stderr)
-    except (AttributeError, ValueError, OSError, RuntimeError):  # no stderr, or one without a file descriptor
-        return False
-    return True
+        previous = signal.signal(signal.SIGALRM, cut_off)
+    except (ValueError, OSError):  # (not the main thread of the main interpreter)
+        return call()
+    started = real_monotonic()
+    remaining, interval = signal.setitimer(signal.ITIMER_REAL, ATEXIT_LIMIT_S)
+    try:
+        return call()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if remaining:  # someone's timer was running: it goes on where it was
+            signal.setitimer(signal.ITIMER_REAL, max(remaining - (real_monotonic() - started), 1e-3), interval)
 
 
 class _GuardedAtExit:
@@ -315,15 +383,11 @@ class _GuardedAtExit:
         for stream in (sys.stdout, sys.stderr):  # (what pytest wrote is out before a handler that hangs is cut off)
             with contextlib.suppress(Exception):
                 stream.flush()
-        limited = _limit_handler()
         try:
             with refuse_exit("an atexit handler registered inside a trial"):
-                return self.handler(*args, **kwargs)
+                return _within_limit(lambda: self.handler(*args, **kwargs))
         except AgentExited as exc:
             print(f"pytest-agentops: {exc} (the test run's exit status stands)", file=sys.stderr)
-        finally:
-            if limited:
-                faulthandler.cancel_dump_traceback_later()
         return None
 
     def __eq__(self, other: object) -> bool:
@@ -370,3 +434,8 @@ for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("
     if _real is not None:
         _os_stand_ins[_name] = _refusing(_name, _WHY[_why], _real)
 _register_lingering(os, _os_stand_ins, after_removal=_after_removal)
+if os.name == "posix":  # (``posix._exit`` is the same function: swept during campaigns, kept while lingering)
+    import posix
+
+    _LINGERING.extend((posix, name, getattr(posix, name), fake) for name, fake in _os_stand_ins.items()
+                      if name in posix.__dict__)

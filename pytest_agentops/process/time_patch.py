@@ -186,10 +186,10 @@ def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[...,
     function objects bound in other modules, whenever the time stand-ins are installed (at import time, so
     before any is). ``after_removal`` is called each time they have been removed again."""
     with TIME_PATCH.lock:
-        if after_removal is not None:
-            _AFTER_REMOVAL.append(after_removal)
         if TIME_PATCH.holders:
             raise UsageError("stand-ins cannot be registered while installed")
+        if after_removal is not None:
+            _AFTER_REMOVAL.append(after_removal)
         entry = (module, dict(stand_ins))
         for name, fake in entry[1].items():
             real = getattr(module, name)

@@ -122,10 +122,9 @@ def prints_seeds(opts: ChaosOptions) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_warning_recorded(warning_message: Any) -> None:
     """A recorded warning's text is redacted before pytest shows it (or a pytest-xdist worker sends it): an agent's
-    ``warnings.warn`` naming a key. Only once a campaign ran in this process: before, the redaction's module is not
-    even loaded, and nothing is changed."""
+    ``warnings.warn`` naming a key. Only once a campaign ran in this process: before, nothing is changed."""
     secrets = sys.modules.get("pytest_agentops.harness.secrets")
-    if secrets is not None:
+    if secrets is not None and secrets.campaign_ran:
         secrets.redact_warning(warning_message)
 
 
