@@ -1180,8 +1180,9 @@ def test_an_atexit_handler_an_agent_registers_that_never_returns_does_not_hang_t
 
 
 @pytest.mark.parametrize(("users_handler", "status", "said"), [
-    # a watchdog thread's os._exit(3) while the guarded handler ran was refused (os._exit swapped process-wide)
-    ("threading.Timer(0.3, os._exit, args=(3,)).start()", 3, ""),
+    # a watchdog thread's os._exit(3) while the guarded handler ran was refused (os._exit swapped process-wide);
+    # (started now, woken at the exit: no thread can start then)
+    ("WATCHDOG.set()", 3, ""),
     # faulthandler's one timer, the user's, was re-armed for 10 s and then cancelled by the guard
     ("faulthandler.dump_traceback_later(0.3, exit=True)", 1, "Timeout (0:00:00.300000)!"),
 ], ids=["watchdog-thread", "faulthandler-timer"])
@@ -1189,6 +1190,9 @@ def test_a_guarded_atexit_handler_leaves_the_users_own_exit_watchdogs_alone(pyte
     pytester.makepyfile(test_watchdogs=f"""
         import atexit, faulthandler, os, threading, time
         from pytest_agentops import Scenario, run_campaign
+
+        WATCHDOG = threading.Event()
+        threading.Thread(target=lambda: WATCHDOG.wait() and (time.sleep(0.3), os._exit(3)), daemon=True).start()
 
         def agent(task, env):
             atexit.register(time.sleep, 5)  # (guarded: slow, and under its limit)
