@@ -1233,7 +1233,7 @@ def test_a_thread_pool_an_agent_leaves_with_a_task_that_never_ends_does_not_hang
 def test_an_atexit_handler_an_agent_registers_cannot_turn_a_failed_run_green(pytester):
     """``atexit.register(os._exit, 0)`` ran at the interpreter's exit and replaced exit status 1 with 0."""
     pytester.makepyfile(test_atexit="""
-        import atexit, os
+        import _thread, atexit, os
         from pytest_agentops import Scenario, run_campaign
 
         def unregistered():
@@ -1242,6 +1242,7 @@ def test_an_atexit_handler_an_agent_registers_cannot_turn_a_failed_run_green(pyt
         def agent(task, env):
             atexit.register(os._exit, 0)
             atexit.register(lambda: os._exit(0))
+            atexit.register(lambda: _thread.start_new_thread(os._exit, (0,)) and __import__("time").sleep(0.5))
             atexit.register(print, "AGENT HANDLER RAN")
             atexit.register(unregistered)
             atexit.unregister(unregistered)

@@ -53,9 +53,10 @@ def _nothing(outcome: str, reason: str) -> None:
 class Refusal:
     """On the thread that enters it: ``os._exit``, forks and execs raise instead (``AgentExited``; ``OSError``),
     each refusal is listed in ``refused`` and told to ``end_trial`` (outcome ``error``, the reason), and threads
-    started from it are agents' threads of the same trial. Entered by an agent's thread for its whole run, by
-    the harness's threads while they run a trial or judge what it left (its output's ``repr``, its exception's
-    text, the check), and while user code is imported. Nestable; cheap (two attribute writes)."""
+    started from it are agents' threads of the same trial (unless not ``adopts``). Entered by an agent's thread
+    for its whole run, by the campaign's worker and loop threads for theirs, around the judging of what a trial
+    left (its output's ``repr``, its exception's text, the check), around a guarded atexit handler, and while
+    user code is imported. Nestable; cheap (two attribute writes)."""
 
     __slots__ = ("_saved", "adopts", "end_trial", "refused", "what")
 
@@ -384,7 +385,8 @@ class _GuardedAtExit:
             with contextlib.suppress(Exception):
                 stream.flush()
         try:
-            with refuse_exit("an atexit handler registered inside a trial"):
+            # (a thread the handler starts is refused the same, as an agent's thread is: ``adopts``)
+            with _ModuleRefusal("an atexit handler registered inside a trial"):
                 return _within_limit(lambda: self.handler(*args, **kwargs))
         except AgentExited as exc:
             print(f"pytest-agentops: {exc} (the test run's exit status stands)", file=sys.stderr)
