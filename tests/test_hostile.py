@@ -889,23 +889,6 @@ def test_fork_and_exec_in_an_agent_are_refused(call, refused):
     assert others == {"completed"}
 
 
-def test_an_exec_on_a_thread_the_agent_started_is_refused_and_its_trial_an_error():
-    def agent(task, env):
-        if env.trial_id.endswith("-2"):
-            thread = threading.Thread(target=os.execv, args=_TRUE, name="execer")
-            thread.start()
-            thread.join(10)
-        return "ok"
-
-    caught = []
-    with _threading_excepthook(caught.append):
-        record, others = _only(_campaign(agent), 2)
-    assert record.outcome == "error"
-    assert "a thread the agent started (execer) called os.execv() inside a trial is refused" in record.reason
-    assert others == {"completed"}
-    assert [type(args.exc_value).__name__ for args in caught] == ["OSError"]
-
-
 def test_a_thread_an_agent_leaves_running_does_not_keep_pytest_from_exiting(pytester):
     """A non-daemon thread the agent started and never ended kept the test process alive after "1 passed": the
     run never ended (CI's own timeout). A thread started inside a trial is a daemon thread."""
@@ -953,33 +936,38 @@ def test_os_exit_in_a_campaign_fails_the_test_run(pytester):
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_os_exit_on_a_thread_the_agent_started_is_refused_and_its_trial_an_error(mode):
+@pytest.mark.parametrize(("call", "refused", "raised"), [
+    (lambda: os._exit(0), "called os._exit(0)", "AgentExited"),  # (looked up as called: the stand-in)
+    (lambda: os.execv(*_TRUE), "called os.execv() inside a trial is refused", "OSError"),
+], ids=["exit", "exec"])
+def test_exit_and_exec_on_a_thread_the_agent_started_are_refused_and_its_trial_an_error(mode, call, refused, raised):
     """A thread starts with an empty context, outside its trial's clock: its ``os._exit(0)`` ended pytest with
-    exit status 0 in the middle of the campaign (a green CI). Refused, and the trial that started it is an error."""
-    def run_exiting_thread():
-        thread = threading.Thread(target=os._exit, args=(0,), name="exiter")
+    exit status 0 in the middle of the campaign (a green CI), its ``os.execv`` replaced pytest. Refused, and the
+    trial that started it is an error."""
+    def run_thread():
+        thread = threading.Thread(target=call, name="caller")
         thread.start()
         thread.join(10)
 
     if mode == "sync":
         def agent(task, env):
             if env.trial_id.endswith("-2"):
-                run_exiting_thread()
+                run_thread()
             return "ok"
     else:
         async def agent(task, env):
             if env.trial_id.endswith("-2"):
-                run_exiting_thread()
+                run_thread()
             return "ok"
 
     caught = []
     with _threading_excepthook(caught.append):
         record, others = _only(_campaign(agent), 2)
     assert record.outcome == "error"
-    assert "a thread the agent started (exiter) called os._exit(0)" in record.reason
+    assert f"a thread the agent started (caller) {refused}" in record.reason
     assert others == {"completed"}
-    assert [type(args.exc_value).__name__ for args in caught] == ["AgentExited"]
-    assert os._exit.__module__ == "posix"  # the thread has ended: the real one again
+    assert [type(args.exc_value).__name__ for args in caught] == [raised]
+    assert os._exit.__module__ == "posix" and os.execv.__module__ == "posix"  # the thread ended: the real ones
 
 
 def test_os_exit_on_a_thread_started_with_the_thread_module_itself_is_refused_too():

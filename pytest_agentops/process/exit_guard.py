@@ -234,30 +234,27 @@ def _start(self: threading.Thread) -> None:
 def _left(counted: _Counted) -> None:
     """An agent's thread ended: the real functions are back once none is left and no campaign runs."""
     global _running
-    with TIME_PATCH.lock, _lock:  # (the patch's lock first, as ``_after_removal`` is called: no campaign starts now)
+    with _lock:
         if not counted.counted:
             return
         counted.counted = False
         _running -= 1
-        if not _running and not TIME_PATCH.holders and not _module_holds:
-            _keep_stand_ins(False)
+    _settle()
 
 
-def _after_removal() -> None:
-    """(The stand-ins were just removed.) This module's stay while an agent's thread runs on, and only then."""
-    with _lock:
-        _keep_stand_ins(_running > 0 or _module_holds > 0)
-
-
-def _keep_stand_ins(kept: bool) -> None:
-    """This module's stand-ins installed over the real functions (``kept``), or the real ones put back (only
-    where they were installed: a name some module bound to one of them stays as it is)."""
-    for owner, name, real, stand_in in _LINGERING:
-        current = owner.__dict__.get(name)
-        if kept and current is real:
-            setattr(owner, name, stand_in)
-        elif not kept and current is stand_in:  # (also one kept over a campaign whose start found it installed)
-            setattr(owner, name, real)
+def _settle() -> None:
+    """This module's stand-ins installed while a campaign, an agent's thread or a refusing block needs them, the
+    real functions otherwise (also ``after_removal`` of the time patch: the stand-ins were just removed). Put
+    over the real functions only where they are, and back only where a stand-in is: a name some module bound
+    to one of them stays as it is."""
+    with TIME_PATCH.lock, _lock:  # (the patch's lock first, as the time patch calls this: no campaign starts now)
+        kept = _running > 0 or _module_holds > 0 or TIME_PATCH.holders > 0
+        for owner, name, real, stand_in in _LINGERING:
+            current = owner.__dict__.get(name)
+            if kept and current is real:
+                setattr(owner, name, stand_in)
+            elif not kept and current is stand_in:  # (also one kept over a campaign whose start found it installed)
+                setattr(owner, name, real)
 
 
 #: why each process-level call is refused inside a trial
@@ -323,16 +320,15 @@ class _ModuleRefusal(Refusal):
         global _module_holds
         with _lock:
             _module_holds += 1
-            _keep_stand_ins(True)
+        _settle()
         return super().__enter__()
 
     def __exit__(self, *exc: object) -> None:
         global _module_holds
         super().__exit__(*exc)
-        with TIME_PATCH.lock, _lock:
+        with _lock:
             _module_holds -= 1
-            if not _module_holds and not _running and not TIME_PATCH.holders:
-                _keep_stand_ins(False)
+        _settle()
 
 
 #: how long an atexit handler registered inside a trial may run at the interpreter's exit: past it, the threads'
@@ -435,7 +431,7 @@ for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("
     _real = getattr(os, _name, None)
     if _real is not None:
         _os_stand_ins[_name] = _refusing(_name, _WHY[_why], _real)
-_register_lingering(os, _os_stand_ins, after_removal=_after_removal)
+_register_lingering(os, _os_stand_ins, after_removal=_settle)
 if os.name == "posix":  # (``posix._exit`` is the same function: swept during campaigns, kept while lingering)
     import posix
 
