@@ -437,6 +437,7 @@ def test_process_wide_state_a_trial_changes_is_put_back_when_its_campaign_ends_a
         sys.setrecursionlimit(5000)
         logging.getLogger().setLevel(logging.CRITICAL)
         sys.path.insert(0, str(tmp_path))
+        os.umask(0o077)  # (files every later test writes would be its own only)
         return "changed"
 
     def sync_agent(task, env):
@@ -446,14 +447,21 @@ def test_process_wide_state_a_trial_changes_is_put_back_when_its_campaign_ends_a
         return sync_agent(task, env)
 
     cwd, limit, level, path = os.getcwd(), sys.getrecursionlimit(), logging.getLogger().level, list(sys.path)
+    mask = os.umask(0o022)
+    os.umask(mask)
     with pytest.warns(ProcessStateChanged) as warned:
         _campaign(async_agent if kind == "async" else sync_agent, trials=3)
+    after = os.umask(mask)
     assert os.getcwd() == cwd and "AGENTOPS_TEST_LEFT_BEHIND" not in os.environ
     assert sys.getrecursionlimit() == limit and logging.getLogger().level == level and sys.path == path
+    from pytest_agentops.process.kept_state import _umask
+
+    seen = _umask() is not None
+    assert after == (mask if seen else 0o077)  # put back where the system shows it without setting it
     assert str(warned[0].message) == (
         "the campaign's trials changed process-wide state, put back at its end: the working directory, os.environ, "
-        "sys.path, the recursion limit, the root logger's level; the trials after the change ran with it "
-        "(isolation='process' keeps each trial's to itself)")
+        "sys.path, the recursion limit, the root logger's level" + (", the umask" if seen else "") + "; the trials "
+        "after the change ran with it (isolation='process' keeps each trial's to itself)")
     import warnings
 
     with warnings.catch_warnings():
@@ -862,6 +870,36 @@ def test_os_exit_in_an_agent_is_an_error_and_the_run_goes_on():
     assert record.outcome == "error" and "os._exit(3)" in record.reason and "test_hostile.py" in record.reason
     assert others == {"completed"}
     assert os._exit.__module__ == "posix"  # the real one again between campaigns
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_os_exit_an_agent_catches_still_makes_its_trial_an_error(mode):
+    """``AgentExited`` is a ``BaseException`` an agent can catch: the trial was recorded as completed. The call is
+    the trial's decision, as a limit's is: it stays an error, and the agent's next tool call raises again."""
+    seen = []
+
+    def after_the_exit(task, env):
+        try:
+            os._exit(3)
+        except BaseException as exc:
+            seen.append(type(exc).__name__)
+        try:
+            env.tools["lookup_order"](1)
+        except BaseException as exc:
+            seen.append(type(exc).__name__)
+        return "ok"
+
+    if mode == "sync":
+        agent = after_the_exit
+    else:
+        async def agent(task, env):
+            return after_the_exit(task, env)
+
+    result = _campaign(agent, trials=2, tools=ORDER_TOOLS, world=Orders)
+    assert [r.outcome for r in result.records] == ["error", "error"]
+    assert all(r.reason.startswith("AgentExited: the agent called os._exit(3)") and "test_hostile.py:" in r.reason
+               for r in result.records)
+    assert seen == ["AgentExited", "TrialAborted"] * 2
 
 
 _TRUE = ("/bin/true", ["true"])

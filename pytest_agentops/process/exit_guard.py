@@ -92,10 +92,26 @@ def _refusal() -> Refusal | None:
 _PID = os.getpid()  # (a forked child, which inherits the refusals of the thread that forked, exits for real)
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _where() -> str:
+    """`` at file:line`` of the innermost caller outside this package (as a trial's reason names a raise)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+    return "" if frame is None else f" at {os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
 def _exit(status: int) -> NoReturn:
     if os.getpid() == _PID:
-        if active_clock() is not None:  # inside a trial: an error naming where it was called (unless caught)
-            raise AgentExited(status)
+        clock = active_clock()
+        if clock is not None:  # inside a trial: it is an error naming the call, even if the agent catches it
+            exited = AgentExited(status)
+            end_trial = getattr(clock, "end_trial", None)  # (a trial's clock; not a user's own virtual_time)
+            if end_trial is not None:
+                end_trial("error", f"AgentExited: {exited}{_where()}")
+            raise exited
         refusal = _refusal()
         if refusal is not None:
             refusal.exit(status)

@@ -5,8 +5,10 @@ directory, ``os.environ``, the recursion limit, the exception hooks, the root lo
 change every later test of the session. Such state is read when a campaign starts and put back when it ends;
 what was changed is named in a ``ProcessStateChanged`` warning (pytest shows it in its warnings summary), since
 the trials after the one that changed it ran with it. ``isolation="process"`` keeps each trial's to itself.
-Not covered: the umask (reading it means setting it, racing other threads), the garbage collector's switch
-(the harness pauses the collector in other threads), signal handlers, and what C extensions keep.
+The umask too where the system shows it without setting it (Linux's ``/proc/self/status``; elsewhere reading
+it means setting it, racing other threads). Not covered: the garbage collector's switch (the harness pauses
+the collector in other threads), signal handlers (set only from the main thread, where trials do not run),
+and what C extensions keep.
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ def _put_handlers(saved: list[logging.Handler]) -> None:
     logging.root.handlers[:] = saved
 
 
+def _umask() -> int | None:
+    """The process's umask as the system shows it, without setting it (None where it does not)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 #: (what it is called in the warning, read it, put it back)
 _STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("the working directory", _cwd, lambda cwd: cwd is not None and os.chdir(cwd)),
@@ -60,6 +74,7 @@ _STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("the root logger's handlers", lambda: list(logging.root.handlers), _put_handlers),
     ("logging.disable", lambda: logging.root.manager.disable, logging.disable),
     ("the default socket timeout", socket.getdefaulttimeout, socket.setdefaulttimeout),
+    ("the umask", _umask, lambda mask: mask is not None and os.umask(mask)),  # (None both times where unseen)
 )
 if sys.version_info < (3, 14):  # (the policy system is deprecated from 3.14 on)
     _STATE += (("the asyncio event loop policy", asyncio.get_event_loop_policy, asyncio.set_event_loop_policy),)
