@@ -7,11 +7,14 @@ pytest in a subprocess, where the exit status is what CI sees.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
 import contextvars
+import errno
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -971,6 +974,88 @@ def test_os_exit_in_a_campaign_fails_the_test_run(pytester):
     result.assert_outcomes(passed=1, failed=1)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*completion_rate >= 0.9: fail*"])
+
+
+_SIGNALS_TO_SELF = {  # (each looked up as called: the stand-in)
+    "kill": lambda: os.kill(os.getpid(), signal.SIGSTOP),
+    "kill-group": lambda: os.kill(0, signal.SIGTERM),
+    "killpg": lambda: os.killpg(os.getpgid(0), signal.SIGKILL),
+    "raise_signal": lambda: signal.raise_signal(signal.SIGINT),
+    "pthread_kill": lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM),
+    "interrupt_main": lambda: _thread.interrupt_main(),
+}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("name", list(_SIGNALS_TO_SELF))
+def test_a_signal_an_agent_sends_its_own_process_is_refused_and_its_trial_an_error(name, mode):
+    """``os.kill(os.getpid(), SIGSTOP)`` stopped pytest for good (CI's own timeout); SIGTERM, SIGINT or SIGKILL
+    ended the run, the later tests not run. Refused (``PermissionError``), and the trial an error even when the
+    agent catches it; a signal 0 (is it alive?) and a signal to another process go through."""
+    raised = []
+
+    def sync_agent(task, env):
+        os.kill(os.getpid(), 0)
+        try:
+            _SIGNALS_TO_SELF[name]()
+        except PermissionError as exc:
+            raised.append(exc.errno)
+        return "ok"
+
+    async def async_agent(task, env):
+        return sync_agent(task, env)
+
+    result = _campaign(sync_agent if mode == "sync" else async_agent, trials=2)
+    assert [r.outcome for r in result.records] == ["error", "error"]
+    assert all("inside a trial is refused: it signals the test process itself at test_hostile.py:" in r.reason
+               for r in result.records)
+    assert raised == [errno.EPERM] * 2
+
+
+def test_a_signal_to_another_process_goes_through_and_a_thread_of_the_agent_is_refused_too():
+    import subprocess
+
+    def stop():
+        with contextlib.suppress(PermissionError):  # (caught: its trial is an error all the same)
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    def agent(task, env):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        os.kill(child.pid, signal.SIGTERM)
+        status = child.wait(timeout=30)
+        if env.trial_id.endswith("-1"):
+            thread = threading.Thread(target=stop, name="stopper")
+            thread.start()
+            thread.join()
+        return status
+
+    result = _campaign(agent, trials=2)
+    assert [(r.outcome, r.output) for r in result.records] == [("completed", "-15"), ("error", "-15")]
+    assert result.records[1].reason == ("a thread the agent started (stopper) called os.kill() with SIGSTOP inside a "
+                                        "trial is refused: it signals the test process itself")
+    assert os.kill.__module__ == "posix" and signal.raise_signal.__module__ != __name__  # the real ones again
+
+
+def test_sigstop_an_agent_sends_its_own_process_does_not_hang_the_run(pytester):
+    """What CI sees: the run ends (it was stopped until CI's own timeout), the campaign's test fails, the next
+    test runs, exit code 1."""
+    pytester.makepyfile(test_stopping="""
+        import os, signal
+        from pytest_agentops import Scenario, run_campaign
+
+        def agent(task, env):
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+        def test_campaign():
+            run_campaign(Scenario(name="stops", agent=agent, trials=3, seed=1,
+                                  expect={"completion_rate": ">= 0.9"})).check()
+
+        def test_after():
+            assert True
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 1
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

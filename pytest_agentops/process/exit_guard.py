@@ -7,7 +7,9 @@ running the rest of the trial and then waiting forever; one that calls ``os.exec
 replace pytest with a program that exits 0. While campaigns run, these are stand-ins (installed with the time
 stand-ins) that, inside a trial (a thread or task on the trial's clock), raise instead (``AgentExited``;
 ``OSError`` for a fork or an exec): the trial is recorded as an ``error`` naming the call, and the run goes
-on. ``subprocess`` is unaffected (it calls neither). Outside trials they are the real functions.
+on. ``subprocess`` is unaffected (it calls neither). A signal to the test process itself (``os.kill``,
+``os.killpg``, ``signal.raise_signal``, ``signal.pthread_kill``, ``_thread.interrupt_main``: ``SIGSTOP`` stopped
+pytest for good) raises ``PermissionError``. Outside trials they are the real functions.
 
 Threads an agent starts itself are outside its trial: only a child process per trial contains them
 (``docs/harness.md``). They are made daemon threads, so that one left running does not keep the test process
@@ -25,6 +27,7 @@ import _thread as _thread_module
 import atexit
 import concurrent.futures.thread  # noqa: F401 (its exit hook, which joins pools' threads, is registered before ours)
 import contextlib
+import errno
 import faulthandler
 import os
 import signal
@@ -297,6 +300,62 @@ def _refusing(name: str, why: str, real: Callable[..., Any]) -> Callable[..., An
     return refused
 
 
+def _signal_name(sig: Any) -> str:
+    try:
+        return signal.Signals(sig).name
+    except (ValueError, TypeError):
+        return repr(sig)
+
+
+def _own_group(pgid: Any) -> bool:
+    try:
+        return pgid == 0 or pgid == os.getpgid(0)
+    except OSError:
+        return False
+
+
+#: (call, signal of the call, whether it reaches the test process itself) of the signalling functions refused
+_SIGNALLING: dict[str, tuple[Callable[..., Any], Callable[..., bool]]] = {
+    "kill": (lambda pid, sig: sig, lambda pid, sig: pid in (os.getpid(), 0, -1) or (
+        isinstance(pid, int) and pid < -1 and _own_group(-pid))),
+    "killpg": (lambda pgid, sig: sig, lambda pgid, sig: _own_group(pgid)),
+    "raise_signal": (lambda sig: sig, lambda sig: True),
+    "pthread_kill": (lambda thread_id, sig: sig, lambda thread_id, sig: True),  # (a thread of this process)
+    "interrupt_main": (lambda signum=signal.SIGINT: signum, lambda signum=signal.SIGINT: True),
+}
+
+
+def _refusing_signal(owner: str, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    """``OWNER.NAME`` (``os.kill``, ``signal.raise_signal``, ...) refused inside a trial and under a ``Refusal``
+    when it would signal the test process itself (``SIGSTOP`` stopped pytest for good; ``SIGTERM``, ``SIGINT`` or
+    ``SIGKILL`` ended the run with the later tests not run): a ``PermissionError``, and the trial an error
+    (whatever the agent catches); signal 0 (a liveness check) and other processes pass."""
+    which, reaches_self = _SIGNALLING[name]
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        refusal = _refusal()
+        if (active_clock() is None and refusal is None) or os.getpid() != _PID:
+            return real(*args, **kwargs)
+        try:
+            sig, own = which(*args, **kwargs), reaches_self(*args, **kwargs)
+        except TypeError:  # (arguments the real function refuses: it says how)
+            return real(*args, **kwargs)
+        if not own or sig == 0:
+            return real(*args, **kwargs)
+        message = (f"{owner}.{name}() with {_signal_name(sig)} inside a trial is refused: it signals the test "
+                   "process itself")
+        end_trial = getattr(active_clock(), "end_trial", None)  # (the trial's own thread or task)
+        if end_trial is not None:
+            end_trial("error", f"{message}{_where()}")
+        elif refusal is not None:  # (an agent's thread: its trial's)
+            refusal.tell(f"{refusal.what} called {message}")
+        raise PermissionError(errno.EPERM, message)
+
+    refused.__doc__ = real.__doc__
+    refused.__name__ = refused.__qualname__ = name
+    return refused
+
+
 #: the lowest recursion limit a trial may set: the interpreter's default (the harness's own calls, on the threads
 #: the trial shares, need that much stack; a limit of 60 made its teardown fail and left its patches installed)
 RECURSION_FLOOR = 1000
@@ -310,8 +369,6 @@ def _setrecursionlimit(limit: int) -> None:
     _real_setrecursionlimit(limit)
 
 
-_setrecursionlimit.__doc__ = _real_setrecursionlimit.__doc__
-_setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlimit"
 _setrecursionlimit.__doc__ = _real_setrecursionlimit.__doc__
 _setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlimit"
 register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
@@ -447,7 +504,15 @@ for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("
     _real = getattr(os, _name, None)
     if _real is not None:
         _os_stand_ins[_name] = _refusing(_name, _WHY[_why], _real)
+for _name in ("kill", "killpg"):
+    _real = getattr(os, _name, None)
+    if _real is not None:
+        _os_stand_ins[_name] = _refusing_signal("os", _name, _real)
 _register_lingering(os, _os_stand_ins, after_removal=_settle)
+_register_lingering(signal, {name: _refusing_signal("signal", name, getattr(signal, name))
+                             for name in ("raise_signal", "pthread_kill") if hasattr(signal, name)})
+_register_lingering(_thread_module, {"interrupt_main": _refusing_signal("_thread", "interrupt_main",
+                                                                        _thread_module.interrupt_main)})
 if os.name == "posix":  # (``posix._exit`` is the same function: swept during campaigns, kept while lingering)
     import posix
 
