@@ -20,12 +20,21 @@ from pytest_agentops.vtime.real import real_sleep
 
 
 def test_ctrl_c_in_a_campaign_keeps_the_finished_trials_in_launch_order():
+    import threading
+
+    pressed = threading.Event()
+
+    def press_ctrl_c():  # (a thread of the test's: from a trial, signalling the test process is refused)
+        pressed.wait()
+        _thread.interrupt_main()  # what Ctrl-C does to the main thread, which is waiting for results
+
     def agent(task, env):
         if env.trial_id == "trial-10":
-            _thread.interrupt_main()  # what Ctrl-C does to the main thread, which is waiting for results
+            pressed.set()
             real_sleep(0.2)
         return "ok"
 
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
     with pytest.raises(CampaignInterrupted) as caught:
         run_campaign(Scenario(name="ctrl-c", agent=agent, trials=400, seed=1, faults="none",
                               expect={"completion_rate": ">= 0.5"}))
