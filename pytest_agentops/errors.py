@@ -11,7 +11,35 @@ gives up on an agent past its wall-clock limit (``TrialAbandoned``).
 
 from __future__ import annotations
 
+import os
+from types import FrameType, TracebackType
 from typing import Any
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_DEMO = os.path.join(_PACKAGE, "demo") + os.sep
+#: where an exception raised in an agent's child process was raised (``user_code_at``), set on it in the parent
+RAISED_AT = "__agentops_raised_at__"
+
+
+def is_users(filename: str) -> bool:
+    """Whether code in ``filename`` is the user's (not this package's; the bundled demo agent counts as a user's)."""
+    return not filename.startswith(_PACKAGE) or filename.startswith(_DEMO)
+
+
+def user_code_at(tb: TracebackType | None = None, frame: FrameType | None = None) -> str:
+    """`` at file:line`` of the innermost frame of the user's code in a traceback (or, given ``frame``, of the
+    first one from ``frame`` outwards); an empty string when there is none."""
+    found = None
+    if tb is not None:
+        while tb is not None:
+            if is_users(tb.tb_frame.f_code.co_filename):
+                found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+            tb = tb.tb_next
+    while found is None and frame is not None:
+        if is_users(frame.f_code.co_filename):
+            found = (frame.f_code.co_filename, frame.f_lineno)
+        frame = frame.f_back
+    return "" if found is None else f" at {os.path.basename(found[0])}:{found[1]}"
 
 
 class AgentOpsError(Exception):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import threading
+import time
+
+from pytest_agentops import tool
 
 
 def hostile(task, env):
@@ -33,3 +37,20 @@ def spawner(task, env):
     if task.endswith("hang"):
         threading.Event().wait()  # real time: only a kill ends it
     return "spawned"
+
+
+@tool
+async def slow_lookup(world, order_id: int) -> int:
+    """An async tool that takes 5 s of virtual time (awaited in the parent, on the trial's loop)."""
+    await asyncio.sleep(5)
+    return order_id
+
+
+async def sleeper(task, env):
+    """Sleeps 1 s of virtual time in its own process, calls the slow tool, then tells the time it sees; trial 1
+    fails where it says."""
+    await asyncio.sleep(1)
+    await env.tools["slow_lookup"](7)
+    if env.trial_id == "trial-1":
+        raise ValueError("no such order")
+    return f"{time.monotonic():.6f}"

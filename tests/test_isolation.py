@@ -131,3 +131,55 @@ def test_the_command_line_isolates_every_campaign(pytester):
     bad = pytester.runpytest("--agent-chaos-isolation=vm")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--agent-chaos-isolation='vm' must be one of none, process*"])
+
+
+@pytest.mark.parametrize("agent", ["sync_agent", "async_streaming_agent"])
+def test_an_isolated_agent_reaches_its_trials_fake_model_as_in_process(agent):
+    """``env.llm`` was None in a child process: an SDK agent could not run isolated. The child's requests to the
+    trial's model host are answered by the parent's fake, so the trials are those of the agent run in-process:
+    outcomes, outputs, tokens, model faults (a cut stream, a timeout, 5xx) and the trace event for event."""
+    from client_agents import FAULTS, POLICY, need
+
+    need("openai")
+    import isolated_llm_support
+
+    from pytest_agentops.llm import FakeLLM
+
+    from conftest import ORDER_TOOLS, Orders
+
+    def campaign(isolation):
+        return run_campaign(Scenario(
+            name=f"iso-llm-{agent}", agent=getattr(isolated_llm_support, agent), task="Refund order 42",
+            world=Orders, tools=ORDER_TOOLS, check=lambda world, out: 42 in world.refunded, faults=FAULTS,
+            llm=FakeLLM(POLICY, model="gpt-4o-mini", latency_s=0.5), trials=4, seed=23, concurrency=4,
+            early_stop=False, isolation=isolation))
+
+    def seen(result):
+        return [(r.outcome, r.reason, r.output, r.input_tokens, r.output_tokens, r.faults, r.tool_calls,
+                 [(e.kind, e.name, e.outcome, round(e.t, 6)) for e in r.trace]) for r in result.records]
+
+    isolated, in_process = campaign("process"), campaign("none")
+    assert seen(isolated) == seen(in_process)
+    assert all(r.input_tokens > 0 for r in isolated.records) and any(r.faults for r in isolated.records)
+    assert sum(r.outcome == "completed" for r in isolated.records) > 0
+
+
+def test_an_isolated_async_agents_virtual_time_leaves_out_its_process_start_up():
+    """An async trial's clock follows the loop it runs on, which went on while the parent waited for the child
+    process: its start-up (0.2-1.4 s of real time here) showed in the trial's virtual time, so outputs and traces
+    changed run to run and with the concurrency. Now only what happens in virtual time counts: the child's
+    sleep and the async tool's 5 s, exactly; and a failure names where the child raised it, as in-process."""
+    seen = set()
+    for concurrency in (1, 3):
+        result = run_campaign(Scenario(name="iso-clock", agent=isolation_support.sleeper, trials=3, seed=1,
+                                       faults="none", isolation="process", concurrency=concurrency,
+                                       tools=[isolation_support.slow_lookup], early_stop=False))
+        seen.add(tuple((r.outcome, r.reason, r.output, tuple((e.kind, e.t) for e in r.trace))
+                       for r in result.records))
+    assert len(seen) == 1
+    (first, second, third), = seen
+    assert first[:3] == third[:3] == ("completed", "", "6.000000")
+    raised_at = next(n for n, line in enumerate(Path(isolation_support.__file__).read_text().splitlines(), 1)
+                     if 'raise ValueError("no such order")' in line)
+    assert second[:2] == ("error", f"ValueError: no such order at isolation_support.py:{raised_at}")
+    assert [t for _, t in first[3]] == [6.0, 6.0]  # (the tool call ended at 6 s; the outcome)

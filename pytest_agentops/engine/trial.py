@@ -12,13 +12,11 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import os
 import sys
 import threading
-import traceback
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AgentExited, TrialAbandoned, TrialAborted, hide_own_frames
+from ..errors import RAISED_AT, AgentExited, TrialAbandoned, TrialAborted, hide_own_frames, user_code_at
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
 from ..harness.trace import PendingEvent, Trace
@@ -344,17 +342,14 @@ def _skeleton(events: tuple[TraceEvent | PendingEvent, ...]) -> tuple[EventKey, 
 #: who called, in the reason of a trial whose process-level call was refused (``process.exit_guard.Refusal``)
 JUDGED = "the trial's output or exception (judged after the agent returned)"
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_DEMO = os.path.join(_PACKAGE, "demo") + os.sep
-
-
 def describe(exc: BaseException) -> str:
     """``Type: message at file:line`` of the last frame of the user's code the exception went through (a fault
-    the harness raised inside a tool call is shown where the agent called the tool, not in the harness)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if not f.filename.startswith(_PACKAGE) or f.filename.startswith(_DEMO)]
-    frame = own[-1] if own else None  # no frame of the user's: the harness raised it (no place to show)
-    where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame is not None else ""
+    the harness raised inside a tool call is shown where the agent called the tool, not in the harness; one
+    raised in the agent's child process, where it was raised there)."""
+    where = user_code_at(exc.__traceback__)
+    if not where:  # no frame of the user's here: the harness raised it (no place to show), or a child did
+        sent = getattr(exc, RAISED_AT, "")
+        where = sent if isinstance(sent, str) else ""
     return f"{type(exc).__name__}: {_safe(str, exc)}{where}"
 
 

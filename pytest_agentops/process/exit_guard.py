@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from ..errors import AgentExited, hide_own_frames
+from ..errors import AgentExited, hide_own_frames, user_code_at
 from ..vtime.real import real_monotonic
 from .time_patch import TIME_PATCH, active_clock, register_stand_ins
 
@@ -95,17 +95,6 @@ def _refusal() -> Refusal | None:
 _PID = os.getpid()  # (a forked child, which inherits the refusals of the thread that forked, exits for real)
 
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def _where() -> str:
-    """`` at file:line`` of the innermost caller outside this package (as a trial's reason names a raise)."""
-    frame = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame = frame.f_back
-    return "" if frame is None else f" at {os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
-
-
 def _exit(status: int) -> NoReturn:
     if os.getpid() == _PID:
         clock = active_clock()
@@ -113,7 +102,7 @@ def _exit(status: int) -> NoReturn:
             exited = AgentExited(status)
             end_trial = getattr(clock, "end_trial", None)  # (a trial's clock; not a user's own virtual_time)
             if end_trial is not None:
-                end_trial("error", f"AgentExited: {exited}{_where()}")
+                end_trial("error", f"AgentExited: {exited}{user_code_at(frame=sys._getframe(1))}")
             raise exited
         refusal = _refusal()
         if refusal is not None:
@@ -346,7 +335,7 @@ def _refusing_signal(owner: str, name: str, real: Callable[..., Any]) -> Callabl
                    "process itself")
         end_trial = getattr(active_clock(), "end_trial", None)  # (the trial's own thread or task)
         if end_trial is not None:
-            end_trial("error", f"{message}{_where()}")
+            end_trial("error", f"{message}{user_code_at(frame=sys._getframe(1))}")
         elif refusal is not None:  # (an agent's thread: its trial's)
             refusal.tell(f"{refusal.what} called {message}")
         raise PermissionError(errno.EPERM, message)

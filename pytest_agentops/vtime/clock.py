@@ -8,10 +8,11 @@ source of an async trial's clock: loop time since the trial started, which a clo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _datetime_module
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ArgumentTypeError, ConfigError, TrialAborted, hide_own_frames
@@ -44,14 +45,16 @@ class LoopOrigin:
     microsecond, frozen once the trial ends (``stop``). A clock whose source is a ``LoopOrigin``'s ``elapsed``
     reads it inline (``VirtualClock.monotonic``), which a trial does at every event of its trace."""
 
-    __slots__ = ("_end", "_state", "_value", "loop", "t0", "t1")
+    __slots__ = ("_end", "_pausing", "_state", "_value", "held", "loop", "t0", "t1")
 
     def __init__(self, loop: Any):
         self.loop = loop
         # where the loop's time is read: a VirtualTimeLoop's ``vt_state.now`` (no call per read), else ``time()``
         self._state = getattr(loop, "vt_state", None) or _TimeOf(loop)
         self.t0: float | None = None
-        self.t1: float | None = None  # when the task ended: the shared loop's time moves on for other trials
+        self.t1: float | None = None  # when the task ended (or paused): the shared loop's time moves on for others
+        self.held = 0.0  # loop time that was not the trial's (``pause``)
+        self._pausing = False
         self._end = self._value = 0.0  # the last loop time read and its elapsed value (reads often repeat)
 
     def start(self) -> None:
@@ -60,6 +63,19 @@ class LoopOrigin:
     def stop(self) -> None:
         if self.t0 is not None and self.t1 is None:
             self.t1 = self._state.now
+
+    def pause(self) -> None:
+        """The loop's time from now until ``resume`` is not the trial's: it waits for the trial's agent in a child
+        process of its own, whose start-up and work take real time (what the agent's own clock does there is
+        reported and added: ``advance``)."""
+        if self.t0 is not None and self.t1 is None:
+            self.t1, self._pausing = self._state.now, True
+
+    def resume(self) -> None:
+        if self._pausing:
+            assert self.t1 is not None
+            self.held += self._state.now - self.t1
+            self.t1, self._pausing, self._end = None, False, -1.0  # (the cached value is stale)
 
     def elapsed(self) -> float:
         # (``VirtualClock.monotonic`` has this inlined)
@@ -70,7 +86,7 @@ class LoopOrigin:
         if end != self._end:
             # to the microsecond: the loop's float time depends on when the trial started (float rounding at
             # different magnitudes), its elapsed time must not, so that records match at any concurrency
-            self._end, self._value = end, round(end - t0, 6)
+            self._end, self._value = end, round(end - t0 - self.held, 6)
         return self._value
 
 
@@ -141,7 +157,7 @@ class VirtualClock:
                 return 0.0 + self._offset
             end = origin._state.now if origin.t1 is None else origin.t1
             if end != origin._end:
-                origin._end, origin._value = end, round(end - t0, 6)
+                origin._end, origin._value = end, round(end - t0 - origin.held, 6)
             return origin._value + self._offset
         base = self._source() if self._source is not None else 0.0
         return base + self._offset  # (reading one float is atomic: the lock is for ``advance``'s read-add-write)
@@ -156,6 +172,20 @@ class VirtualClock:
     def datetime(self) -> _datetime_module.datetime:
         """``now()`` as a timezone-aware UTC datetime."""
         return RealDatetime.fromtimestamp(self.now(), UTC)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """A block whose loop time is not this clock's (one that follows an async trial's loop): the trial waits
+        for its agent's child process, whose real start-up must not show in the trial's virtual time."""
+        origin = self._origin
+        if origin is None:
+            yield
+            return
+        origin.pause()
+        try:
+            yield
+        finally:
+            origin.resume()
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds`` (finite, >= 0); returns at once."""

@@ -509,12 +509,18 @@ def run_virtual(coro: Coroutine[Any, Any, T], *, loop: VirtualTimeLoop | None = 
     try:
         return own_loop.run_until_complete(coro)
     finally:
-        try:
-            _cancel_all_tasks(own_loop)
-            own_loop.run_until_complete(own_loop.shutdown_asyncgens())
-            own_loop.run_until_complete(own_loop.shutdown_default_executor())
-        finally:
-            # a task still pending (it ignored its cancellation, and its thread was interrupted out of the wait)
-            # is never freed: finalized later, anywhere, its code would run again with no loop under it
-            keep_forever([task for task in asyncio.all_tasks(own_loop) if not task.done()])
-            own_loop.close()
+        wind_down(own_loop)
+
+
+def wind_down(loop: VirtualTimeLoop) -> None:
+    """Close a loop as ``asyncio.run`` does: its remaining tasks cancelled, async generators (an SDK's stream)
+    and the default executor shut down, then closed."""
+    try:
+        _cancel_all_tasks(loop)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        # a task still pending (it ignored its cancellation, and its thread was interrupted out of the wait)
+        # is never freed: finalized later, anywhere, its code would run again with no loop under it
+        keep_forever([task for task in asyncio.all_tasks(loop) if not task.done()])
+        loop.close()

@@ -3,6 +3,7 @@ parent over the socket; its checkpoint store it opens itself."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import pickle
@@ -10,17 +11,18 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ...errors import hide_own_frames
+from ...errors import hide_own_frames, user_code_at
+from ...llm.endpoint import LLMEndpoint
 from ...process.time_patch import time_patch, virtual_time
 from ...process.trial_random import TrialRandom, enter_random, exit_random
 from ...seeding import Stream, stream
 from ...settings.layers import StateSpec
 from ...vtime.clock import VirtualClock
-from ...vtime.loop import VirtualTimeLoop, run_virtual
+from ...vtime.loop import VirtualTimeLoop, run_virtual, wind_down
 from .. import secrets
 from ..state import CheckpointStore, TrialStore, open_store
 from .protocol import ChildJob, ChildLimits, _Channel, freeze, thaw
@@ -100,7 +102,7 @@ class ChildEnv:
         self._job = job
         self._rng: Any = None
         self.task = job.task
-        self.llm = None
+        self.llm = None if job.llm is None else LLMEndpoint(*job.llm)  # (served by the parent: ``http_proxy``)
         self.tools: Mapping[str, Callable[..., Any]] = MappingProxyType(
             {name: _tool_proxy(rpc, name, doc, sig, is_async) for name, doc, sig, is_async in job.tools})
         self.state = TrialStore(store, lambda kind, name, outcome: rpc.call("trace", kind, name, outcome, {}))
@@ -149,15 +151,47 @@ class ChildEnv:
         return f"<ChildEnv {self._job.scenario}[{self.trial_id} seed={self._job.seed}] pid={os.getpid()}>"
 
 
+class _Jumps:
+    """The child loop's jumps to its next timer, told to the trial's clock as the parent's loop would show them: its
+    time since the start to the microsecond (an async trial's clock reads its loop so: ``LoopOrigin``)."""
+
+    __slots__ = ("clock", "shown", "total")
+
+    def __init__(self, clock: _RemoteClock):
+        self.clock = clock
+        self.total = self.shown = 0.0
+
+    def __call__(self, seconds: float) -> None:
+        self.total += seconds
+        shown = round(self.total, 6)
+        if shown > self.shown:
+            self.clock.advance(shown - self.shown)
+            self.shown = shown
+
+
 def _run_here(coro: Any, clock: _RemoteClock) -> Any:
     """Run an async agent's coroutine in this process: its loop's jumps to the next timer (``asyncio.sleep``)
     advance the trial's clock in the parent, as they would on the parent's own loop."""
     loop = VirtualTimeLoop()
-    loop.on_jump = clock.advance
+    loop.on_jump = _Jumps(clock)
     try:
         return run_virtual(coro, loop=loop)
     finally:
-        loop.close()
+        wind_down(loop)
+
+
+@contextlib.contextmanager
+def _model_host(llm: LLMEndpoint | None, rpc: _Rpc) -> Iterator[None]:
+    """The trial's model host (``env.llm``) answered by the parent while the agent runs (nothing without one)."""
+    if llm is None:
+        yield
+        return
+    from ...process.http_hub import HTTP_PATCH, HUB
+    from .http_proxy import RemoteModel
+
+    HUB.add_host(llm.host, RemoteModel(rpc.call))
+    with HTTP_PATCH():
+        yield
 
 
 def child_main(conn: _Channel, job: ChildJob) -> None:
@@ -169,7 +203,7 @@ def child_main(conn: _Channel, job: ChildJob) -> None:
         env = ChildEnv(rpc, job, store)
         random_token = enter_random(TrialRandom(job.seed))  # as in the parent: the trial's own stdlib random
         try:
-            with time_patch(), virtual_time(env.clock), secrets.redacted_output():
+            with time_patch(), virtual_time(env.clock), secrets.redacted_output(), _model_host(env.llm, rpc):
                 output = job.agent(job.task, env)
                 if inspect.isawaitable(output):  # an async agent: on a virtual-time loop of its own
                     output = _run_here(output, env.clock)
@@ -181,7 +215,8 @@ def child_main(conn: _Channel, job: ChildJob) -> None:
             output = repr(output)
         message: tuple[Any, ...] = ("done", output)
     except BaseException as exc:
-        message = ("error", freeze(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        message = ("error", freeze(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                   user_code_at(exc.__traceback__))  # (where it was raised: the trial's reason names it)
     finally:
         store.close()
     conn.send(message)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ...errors import AgentCrash, AgentProcessDied, hide_own_frames
+from ...errors import RAISED_AT, AgentCrash, AgentProcessDied, hide_own_frames
 from ...process.reaper import REAPER
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
@@ -84,8 +84,10 @@ class ChildAgent:
             except Exception:
                 sig = None
             tools.append((name, fn.__doc__, sig, inspect.iscoroutinefunction(fn)))
+        llm = env.llm
         return ChildJob(self.agent, task, self.scenario, self.index, self.seed, str(self.state),
-                        self.store.namespace, tuple(tools), env.clock.epoch)
+                        self.store.namespace, tuple(tools), env.clock.epoch,
+                        None if llm is None else (llm.base_url, llm.api_key, llm.model))
 
     def __call__(self, task: str, env: Any) -> Any:
         """Sync agent: run it to the end (restarts included). Async agent: the coroutine that does so."""
@@ -184,7 +186,8 @@ class ChildAgent:
         try:
             while True:
                 try:
-                    request = await parent.arecv(loop)
+                    with env.clock.paused():  # (the child's start-up and work: real time, not the trial's)
+                        request = await parent.arecv(loop)
                 except (EOFError, OSError):
                     raise _Died(f"agent process {describe_exit(_wait(proc))} without a result") from None
                 finished = request[0] in ("done", "error")
@@ -223,6 +226,10 @@ class ChildAgent:
                 _, kind, name, outcome, data = request
                 env.trace.add(kind, name, outcome, **data)
                 return "ok", None
+            if op == "http" and env.llm is not None:
+                from .http_proxy import answer
+
+                return "ok", answer(env.llm.host, *request[1:])
             raise ValueError(f"unknown request {request[:2]!r}")
         except Exception as exc:  # the agent sees the tool's (or the harness's) exception
             return "raise", freeze(exc)
@@ -239,6 +246,8 @@ def _result(message: tuple[Any, ...]) -> Any:
     exc = thaw(message[1])
     if isinstance(exc, AgentCrash) or not isinstance(exc, Exception):
         raise _Died(f"agent process raised {message[2]}")
+    with contextlib.suppress(Exception):  # (where the child raised it: ``describe`` names it, as in-process)
+        setattr(exc, RAISED_AT, message[3])
     raise exc
 
 

@@ -113,6 +113,7 @@ class ChildJob:
     namespace: str
     tools: tuple[tuple[str, str | None, Any, bool], ...]  # name, docstring, signature (or None), is_async
     epoch: float
+    llm: tuple[str, str, str] | None = None  # the trial's fake model (``env.llm``): base URL, fake key, model name
 
 
 

@@ -1,0 +1,93 @@
+"""The trial's fake model (``env.llm``) for an agent in a child process: the child's requests to its host are
+sent over the channel and answered in the parent by the trial's own fake (``process.http_hub``), so faults,
+drift, metering, the trace and virtual latency are the parent's, as for an agent in the test process.
+
+A reply crosses as plain data: the status, the headers, the body's chunks, and where the stream breaks with
+which transport error (a cut stream); transport errors are raised in the child as its own HTTP core's
+(``httpcore`` or ``httpcore2``, whichever its client sends through).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+
+from ...errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
+#: (status, raw headers, body chunks, the chunk the stream breaks at or None, (error class name, message) or None)
+Reply = tuple[int, list[tuple[bytes, bytes]], list[bytes], int | None, tuple[str, str] | None]
+
+
+def answer(host: str, method: str, url: str, headers: list[tuple[bytes, bytes]], content: bytes,
+           timeout: dict[str, float | None] | None = None) -> Reply:
+    """In the parent: the trial's fake model answers one request of its child (only to the trial's own host);
+    ``timeout``: the client's timeouts (an injected timeout waits the client's read timeout out)."""
+    import httpcore
+
+    from ...process.http_hub import HUB
+
+    request = httpx.Request(method, url, headers=headers, content=content,
+                            extensions={"timeout": timeout} if timeout is not None else None)
+    handler = HUB.hosts.get(request.url.host) if request.url.host == host else None
+    if handler is None:
+        raise httpcore.ConnectError(f"{request.url.host}: not this trial's model host")
+    response = handler.handle(request, httpcore)
+    assert response is not None  # (a fake model always answers)
+    chunks: list[bytes] = []
+    try:
+        for chunk in response.stream:  # type: ignore[union-attr]
+            chunks.append(chunk)
+    except Exception as exc:  # a stream the fault cuts: where, and with what
+        return response.status_code, list(response.headers.raw), chunks, len(chunks), (type(exc).__name__, str(exc))
+    return response.status_code, list(response.headers.raw), chunks, None, None
+
+
+class _Stream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """The reply's body in the child, breaking where it broke in the parent."""
+
+    def __init__(self, chunks: list[bytes], cut: int | None, error: Callable[[], Exception] | None):
+        self.chunks, self.cut, self.error = chunks, cut, error
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i, chunk in enumerate(self.chunks):
+            if self.cut is not None and i >= self.cut:
+                break
+            yield chunk
+        if self.cut is not None and self.error is not None:
+            raise self.error()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self:
+            yield chunk
+
+
+def in_core(exc: BaseException, core: Any) -> BaseException:
+    """A transport error of the parent's ``httpcore`` as the same error of the child's ``core``."""
+    if type(exc).__module__.split(".")[0] in ("httpcore", "httpcore2"):
+        cls = getattr(core, type(exc).__name__, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            return cls(*exc.args)
+    return exc
+
+
+class RemoteModel:
+    """In the child: the handler of the trial's model host (``http_hub``), asking the parent."""
+
+    def __init__(self, call: Callable[..., Any]):
+        self.call = call  # the child's channel to the parent (``_Rpc.call``)
+
+    def handle(self, request: httpx.Request, core: Any) -> httpx.Response:
+        try:
+            timeout = request.extensions.get("timeout")
+            status, headers, chunks, cut, error = self.call(
+                "http", request.method, str(request.url), list(request.headers.raw), request.content,
+                {k: v for k, v in timeout.items() if v is None or isinstance(v, (int, float))}
+                if isinstance(timeout, dict) else None)
+        except Exception as exc:
+            raise in_core(exc, core) from None
+        broken = None if error is None else lambda: getattr(core, error[0], core.ReadError)(error[1])
+        return httpx.Response(status, headers=headers, stream=_Stream(chunks, cut, broken))
