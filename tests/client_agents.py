@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import os
 from collections import Counter
 from typing import Any
 
 import pytest
+from isolated_llm_support import run_tool, stream_agent
 
 from pytest_agentops import Faults, Scenario
 from pytest_agentops.llm import Drift, FakeLLM, ModelFaults, call, call_tools_then_answer
@@ -55,15 +55,6 @@ def scenario(name: str, agent: Any, **kwargs: Any) -> Scenario:
                                     faults=FAULTS, trials=12, seed=17, expect=EXPECT, early_stop=False)
     settings.update(kwargs)
     return Scenario(**settings)
-
-
-def run_tool(env: Any, name: str, arguments: Any) -> str:
-    """Run a tool call the model asked for; an error goes back to the model as text (like frameworks do)."""
-    try:
-        args = json.loads(arguments) if isinstance(arguments, str) else dict(arguments)
-        return str(env.tools[name](**args))
-    except Exception as exc:
-        return f"error: {type(exc).__name__}: {exc}"
 
 
 def soft_tools(env: Any, *, asynchronous: bool = False) -> list[Any]:
@@ -121,39 +112,10 @@ STREAMED: dict[int, int] = {}
 
 
 async def openai_async_streaming_agent(task: str, env: Any) -> str:
-    client = openai.AsyncOpenAI(base_url=env.llm.base_url, api_key=env.llm.api_key, max_retries=3)
-    messages: list[Any] = [{"role": "system", "content": "You refund orders."}, {"role": "user", "content": task}]
-    for _ in range(10):
-        for _attempt in range(3):  # a stream cut mid-way is not retried by the SDK: the agent retries
-            try:
-                stream = await client.chat.completions.create(
-                    model=env.llm.model, messages=messages, tools=TOOL_SCHEMAS, stream=True,
-                    stream_options={"include_usage": True})
-                text, calls = "", {}
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        STREAMED[env.seed] = STREAMED.get(env.seed, 0) + chunk.usage.total_tokens
-                    for choice in chunk.choices:
-                        text += choice.delta.content or ""
-                        for tc in choice.delta.tool_calls or ():
-                            c = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                            c["id"] = tc.id or c["id"]
-                            c["name"] += (tc.function and tc.function.name) or ""
-                            c["arguments"] += (tc.function and tc.function.arguments) or ""
-                break
-            except (openai.APIConnectionError, openai.APIStatusError):
-                continue
-        else:
-            return "model unavailable"
-        if not calls:
-            return text
-        messages.append({"role": "assistant", "content": text or None, "tool_calls": [
-            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in calls.values()]})
-        for c in calls.values():
-            messages.append({"role": "tool", "tool_call_id": c["id"],
-                             "content": run_tool(env, c["name"], c["arguments"])})
-    return "too many turns"
+    def counted(usage: Any) -> None:
+        STREAMED[env.seed] = STREAMED.get(env.seed, 0) + usage.total_tokens
+
+    return await stream_agent(task, env, tools=TOOL_SCHEMAS, turns=10, on_usage=counted)
 
 
 pydantic_ai = need("pydantic_ai")

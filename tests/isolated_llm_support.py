@@ -1,9 +1,10 @@
-"""Agents on the openai SDK for isolated trials (``isolation="process"``): importable by a child process, and
-importing openai alone (the child imports this module for every trial)."""
+"""Agents on the openai SDK, importing openai alone: for isolated trials (``isolation="process"``: a child process
+imports this module for every trial), and the streaming one shared with ``client_agents``."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -14,10 +15,12 @@ TOOLS = [{"type": "function", "function": {"name": name, "description": f"{name}
 SYSTEM = {"role": "system", "content": "You refund orders."}
 
 
-def _run(env: Any, name: str, arguments: str) -> str:
+def run_tool(env: Any, name: str, arguments: Any) -> str:
+    """Run a tool call the model asked for; an error goes back to the model as text (like frameworks do)."""
     try:
-        return str(env.tools[name](**json.loads(arguments)))
-    except Exception as exc:  # (as frameworks do: the error goes back to the model)
+        args = json.loads(arguments) if isinstance(arguments, str) else dict(arguments)
+        return str(env.tools[name](**args))
+    except Exception as exc:
         return f"error: {type(exc).__name__}: {exc}"
 
 
@@ -31,20 +34,25 @@ def sync_agent(task: str, env: Any) -> str:
             return message.content or ""
         for call in message.tool_calls:
             messages.append({"role": "tool", "tool_call_id": call.id,
-                             "content": _run(env, call.function.name, call.function.arguments)})
+                             "content": run_tool(env, call.function.name, call.function.arguments)})
     return "too many turns"
 
 
-async def async_streaming_agent(task: str, env: Any) -> str:
+async def stream_agent(task: str, env: Any, *, tools: list[Any] = TOOLS, turns: int = 6,
+                       on_usage: Callable[[Any], None] | None = None) -> str:
+    """An agent on ``openai.AsyncOpenAI`` with streamed replies (``on_usage``: told each stream's usage)."""
     client = openai.AsyncOpenAI(base_url=env.llm.base_url, api_key=env.llm.api_key, max_retries=3)
     messages: list[Any] = [SYSTEM, {"role": "user", "content": task}]
-    for _ in range(6):
-        for _attempt in range(3):  # a cut stream is not retried by the SDK: the agent retries
+    usage = {"stream_options": {"include_usage": True}} if on_usage is not None else {}
+    for _ in range(turns):
+        for _attempt in range(3):  # a stream cut mid-way is not retried by the SDK: the agent retries
             try:
-                stream = await client.chat.completions.create(model=env.llm.model, messages=messages, tools=TOOLS,
-                                                              stream=True)
+                stream = await client.chat.completions.create(model=env.llm.model, messages=messages, tools=tools,
+                                                              stream=True, **usage)
                 text, calls = "", {}
                 async for chunk in stream:
+                    if chunk.usage is not None and on_usage is not None:
+                        on_usage(chunk.usage)
                     for choice in chunk.choices:
                         text += choice.delta.content or ""
                         for tc in choice.delta.tool_calls or ():
@@ -63,5 +71,10 @@ async def async_streaming_agent(task: str, env: Any) -> str:
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
             for c in calls.values()]})
         for c in calls.values():
-            messages.append({"role": "tool", "tool_call_id": c["id"], "content": _run(env, c["name"], c["arguments"])})
+            messages.append({"role": "tool", "tool_call_id": c["id"],
+                             "content": run_tool(env, c["name"], c["arguments"])})
     return "too many turns"
+
+
+async def async_streaming_agent(task: str, env: Any) -> str:
+    return await stream_agent(task, env)
