@@ -75,14 +75,15 @@ def test_output_redaction_is_held_for_a_campaign_and_undone_after(secret_env, ca
 
     def agent(task, env):
         print(f"key={KEY}", file=sys.stdout)
-        seen.write(f"stdout is wrapped: {isinstance(sys.stdout, secrets.RedactingStream)}\n")
+        seen.write(f"stdout is redacting: {'redacting_write' in repr(sys.stdout.write)}\n")
         logging.getLogger("agent").warning("calling with %s", KEY)
         return "ok"
 
     with caplog.at_level(logging.WARNING):
         run_campaign(Scenario(name="print", agent=agent, trials=2, faults=Faults.none()))
-    assert seen.getvalue().count("stdout is wrapped: True") == 2
+    assert seen.getvalue().count("stdout is redacting: True") == 2
     assert (sys.stdout, sys.stderr, logging.getLogRecordFactory()) == (out, err, factory)
+    assert "write" not in vars(sys.stdout) and "write" not in vars(sys.stderr)  # (the streams' own again)
     assert "output" not in installed()
     assert [r.getMessage() for r in caplog.records if r.name == "agent"] == [f"calling with {REDACTED}"] * 2
 
@@ -137,6 +138,7 @@ def agent(task, env):
     print(f"agent prints the key {key} and sk-agentops-fake-api")
     print(f"and to stderr: {key}", file=sys.stderr)
     logging.getLogger("leaky").warning("agent logs the key %s", key)
+    print(f"after logging, the key {key}")
     warnings.warn(f"agent warns with the key {key}")
     warnings.warn(DeprecationWarning(f"agent warns of an old key {key}"))
     try:
@@ -167,10 +169,14 @@ def test_leaky_child(agent_chaos):
 '''
 
 
-def test_no_secret_in_the_terminal_the_json_report_or_junit_xml(pytester, secret_env):
+@pytest.mark.parametrize("live_log", [False, True], ids=["captured", "log_cli"])
+def test_no_secret_in_the_terminal_the_json_report_or_junit_xml(pytester, secret_env, live_log):
+    """With ``log_cli`` pytest's capture swaps ``sys.stdout`` out and back around each live log line: the agent's
+    prints after its first log call reached the terminal and JUnit XML as they were."""
     pytester.makepyfile(test_leaky=LEAKY_MODULE)
     result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=report.json", "--junitxml=junit.xml",
-                                "-o", "junit_logging=all", "-rA", "-p", "no:cacheprovider")
+                                "-o", "junit_logging=all", "-rA", "-p", "no:cacheprovider",
+                                *(["-o", "log_cli=true"] if live_log else []))
     result.assert_outcomes(failed=2)
     terminal = result.stdout.str() + result.stderr.str()
     report = (pytester.path / "report.json").read_text()
@@ -182,6 +188,7 @@ def test_no_secret_in_the_terminal_the_json_report_or_junit_xml(pytester, secret
     # what was redacted is where it would have been: the agent's prints and logs, reasons, outputs, traces
     assert f"agent prints the key {REDACTED} and {REDACTED}" in terminal
     assert f"and to stderr: {REDACTED}" in terminal and f"agent logs the key {REDACTED}" in terminal
+    assert f"after logging, the key {REDACTED}" in terminal
     assert f"a child process prints the key {REDACTED}" in terminal
     assert f"RuntimeError: the key {REDACTED} does not work" in terminal
     # the warnings summary (pytest shows it after the test, when the campaign has ended): class kept

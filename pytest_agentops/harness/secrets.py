@@ -15,8 +15,8 @@ output, the JSON report, and what the agent prints or logs while a campaign runs
   ``password``, ``secret``, a key ending in ``token``, ``bearer``).
 
 ``secrets_layer.SecretsLayer`` is the built-in layer that does the per-campaign part: it reads the
-environment's secrets and holds ``redacted_output`` (``sys.stdout``/``sys.stderr`` wrapped, log records'
-messages redacted) for the length of the campaign, so what an agent prints or logs reaches pytest's captured
+environment's secrets and holds ``redacted_output`` (``sys.stdout``/``sys.stderr`` redacting what is written
+to them, log records' messages redacted) for the length of the campaign, so what an agent prints or logs reaches pytest's captured
 output, the terminal and JUnit XML redacted. The plugin redacts the warnings pytest recorded before it shows
 them (``redact_warning``).
 """
@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import hide_own_frames
@@ -222,17 +222,65 @@ class RedactingStream:
 campaign_ran = False
 
 
-def _hold_output() -> tuple[Any, Any, Any, Any]:
-    """Wrap sys.stdout and sys.stderr; redact the message of every log record made from now on."""
+def _redact_in_place(stream: Any) -> Any:
+    """Make ``stream`` itself redact what is written to it (its own ``write`` and ``writelines``), so that it
+    stays redacting when someone swaps it out and puts it back: pytest's capture does around each live log
+    line (``log_cli``), and a wrapper put in ``sys.stdout`` was lost at the first one. Returns what undoes it;
+    None where the stream takes no attributes of its own (then it is wrapped: ``RedactingStream``)."""
+    write = stream.write
+
+    def redacting_write(text: Any) -> int:
+        write(redact_text(text) if isinstance(text, str) else text)
+        return len(text)
+
+    def redacting_writelines(lines: Any) -> None:
+        for line in lines:
+            redacting_write(line)
+
+    try:
+        stream.write, stream.writelines = redacting_write, redacting_writelines
+    except (AttributeError, TypeError):
+        return None
+
+    def undo() -> None:
+        own = getattr(stream, "__dict__", {})
+        if own.get("write") is redacting_write:  # (someone else's since: leave theirs)
+            del stream.write
+        if own.get("writelines") is redacting_writelines:
+            del stream.writelines
+
+    return undo
+
+
+def _hold_stream(name: str) -> Callable[[], None]:
+    """``sys.NAME`` redacting (in place, else wrapped); returns what puts it back."""
+    stream = getattr(sys, name)
+    if stream is None:
+        return _nothing
+    undo = _redact_in_place(stream)
+    if undo is not None:
+        return undo
+    wrapped = RedactingStream(stream)
+    setattr(sys, name, wrapped)
+
+    def unwrap() -> None:
+        if getattr(sys, name) is wrapped:  # (someone else replaced it since: leave theirs)
+            setattr(sys, name, stream)
+
+    return unwrap
+
+
+def _nothing() -> None:
+    pass
+
+
+def _hold_output() -> tuple[list[Callable[[], None]], Any, Any]:
+    """Redact what is written to sys.stdout and sys.stderr, and the message of every log record made from now on."""
     global campaign_ran
     campaign_ran = True
-    out, err = sys.stdout, sys.stderr
-    wrapped_out = RedactingStream(out) if out is not None else None
-    wrapped_err = RedactingStream(err) if err is not None else None
-    if wrapped_out is not None:
-        sys.stdout = wrapped_out  # type: ignore[assignment]
-    if wrapped_err is not None:
-        sys.stderr = wrapped_err  # type: ignore[assignment]
+    undo = [_hold_stream("stdout")]
+    if sys.stderr is not sys.stdout:  # (one stream for both: redacted once)
+        undo.append(_hold_stream("stderr"))
     previous = logging.getLogRecordFactory()
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -247,19 +295,17 @@ def _hold_output() -> tuple[Any, Any, Any, Any]:
         return record
 
     logging.setLogRecordFactory(factory)
-    return (out, wrapped_out), (err, wrapped_err), previous, factory
+    return undo, previous, factory
 
 
-def _restore_output(held: tuple[Any, Any, Any, Any]) -> None:
-    (out, wrapped_out), (err, wrapped_err), previous, factory = held
-    if wrapped_out is not None and sys.stdout is wrapped_out:  # (someone else replaced it since: leave theirs)
-        sys.stdout = out
-    if wrapped_err is not None and sys.stderr is wrapped_err:
-        sys.stderr = err
+def _restore_output(held: tuple[list[Callable[[], None]], Any, Any]) -> None:
+    undo, previous, factory = held
+    for put_back in reversed(undo):
+        put_back()
     if logging.getLogRecordFactory() is factory:
         logging.setLogRecordFactory(previous)
 
 
 #: ``with redacted_output():`` while a campaign runs: what is printed or logged reaches its destination redacted.
 redacted_output = ProcessPatch("output", _hold_output, _restore_output,
-                               what="sys.stdout/sys.stderr wrapped and log messages redacted (secrets)")
+                               what="sys.stdout/sys.stderr redacting and log messages redacted (secrets)")
