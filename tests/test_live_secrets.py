@@ -68,3 +68,36 @@ def test_no_secret_in_any_artifact_of_a_recorded_live_campaign_with_failures(pyt
     assert {p.name for p in pytester.path.rglob("*") if p.is_file()} >= {
         "report.json", "junit.xml", "report.html", "otel.json", "live-gate.jsonl", "replayed.json", "replayed.xml",
         "replayed.html", "replayed-otel.json"}
+
+
+PLAIN_NAMED = '''
+import logging, os
+from pytest_agentops import Scenario
+from pytest_agentops.settings.live import LiveLLM
+
+def agent(task, env):
+    key = os.environ["LLM_ACCESS_VALUE"]  # (a client the agent builds itself, from the variable)
+    print(f"agent prints {{key}}")
+    logging.getLogger("agent").warning("agent logs %s", key)
+    return f"agent returns {{key}}"
+
+def test_plain_named(agent_chaos):
+    agent_chaos.run(Scenario(name="plain-named", agent=agent, trials=2, seed=1, faults="none",
+                             live=LiveLLM(base_url={base_url!r}, key_env="LLM_ACCESS_VALUE", model="m"),
+                             check=lambda world, out: False, expect={{"completion_rate": ">= 0.9"}})).check()
+'''
+
+
+def test_a_live_key_is_redacted_whatever_its_variables_name(pytester, monkeypatch):
+    """Only variables whose names look secret were redacted: a live key in ``LLM_ACCESS_VALUE`` reached the report,
+    the HTML report and the terminal whenever the agent showed it. The variable ``key_env`` names is a secret."""
+    secret = "zq-live-secret-778899aabb"
+    monkeypatch.setenv("LLM_ACCESS_VALUE", secret)
+    pytester.makepyfile(test_plain=PLAIN_NAMED.format(base_url="http://127.0.0.1:9/v1"))
+    result = pytester.runpytest("--agent-chaos", "-rA", "-o", "log_cli=true", "--agent-chaos-report=report.json",
+                                "--agent-chaos-html=report.html", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    outputs = [result.stdout.str(), result.stderr.str()]
+    assert "agent prints [redacted]" in outputs[0] and "agent logs [redacted]" in outputs[0]
+    assert [p.name for p in pytester.path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] == []
+    assert not any(secret in text for text in outputs)

@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import sys
 
 import pytest
@@ -62,6 +63,31 @@ def test_a_secret_that_straddles_the_cut_is_redacted_whole(secret_env):
     text = "x" * 190 + KEY + "y" * 10_000_000
     short = redact_short(text, 200)
     assert short == "x" * 190 + REDACTED[:10] + "..." and KEY[:5] not in short
+
+
+@tool
+def encoded(world, n: int) -> bytes:
+    """Returns the password as bytes (a client's raw answer)."""
+    return os.environ["AGENTOPS_TEST_DB_PASSWORD"].encode()
+
+
+def test_a_non_ascii_secret_is_redacted_as_bytes_and_in_ascii(monkeypatch):
+    """A tool returning the UTF-8 bytes of a non-ASCII password put ``b'P\\xc3\\xa4ssw...'`` in the trace, the
+    reports and the OTel spans: the bytes' repr was not among the written forms looked for."""
+    password = "Pässwört-geheim-42"
+    monkeypatch.setenv("AGENTOPS_TEST_DB_PASSWORD", password)
+    secrets.refresh()
+    try:
+        for written in (repr(password.encode()), ascii(password), json.dumps(password), repr(password)):
+            redacted = secrets.redact_text(f"x {written} y")
+            assert "geheim" not in redacted and REDACTED in redacted, written
+        result = run_campaign(Scenario(name="bytes", agent=lambda task, env: env.tools["encoded"](1), trials=1,
+                                       tools=[encoded], faults=Faults.none()))
+        call = next(e for e in result.records[0].trace if e.kind == "tool_call")
+        assert call.data["result"] == f"b'{REDACTED}'" and result.records[0].output == f"b'{REDACTED}'"
+    finally:
+        monkeypatch.delenv("AGENTOPS_TEST_DB_PASSWORD")
+        secrets.refresh()
 
 
 def test_report_data_is_redacted_keys_and_all(secret_env):
@@ -420,3 +446,22 @@ def test_a_recorded_warning_is_redacted_in_place_keeping_its_class(secret_env, m
     kept = unchanged.message
     secrets.redact_warning(unchanged)
     assert unchanged.message is kept
+
+
+def test_a_secret_in_a_test_id_is_redacted_in_the_reports_session(pytester, secret_env):
+    """The JSON report's ``session.expected`` (the tests that should report) listed a parametrized test's id as
+    it was, with the secret its parameter held, while the campaign's own ``nodeid`` was redacted."""
+    pytester.makepyfile(test_param="""
+        import os
+        import pytest
+        from pytest_agentops import Scenario
+
+        @pytest.mark.parametrize("token", [os.environ["AGENTOPS_TEST_API_KEY"]])
+        def test_with_token(agent_chaos, token):
+            agent_chaos.run(Scenario(name="param", agent=lambda task, env: "ok", trials=2, seed=1, faults="none"))
+    """)
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=report.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["session"]["expected"] == [f"test_param.py::test_with_token[{REDACTED}]"]
+    assert KEY not in json.dumps(report)

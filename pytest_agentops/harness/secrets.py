@@ -16,9 +16,9 @@ output, the JSON report, and what the agent prints or logs while a campaign runs
 
 ``secrets_layer.SecretsLayer`` is the built-in layer that does the per-campaign part: it reads the
 environment's secrets and holds ``redacted_output`` (``sys.stdout``/``sys.stderr`` redacting what is written
-to them, log records' messages redacted) for the length of the campaign, so what an agent prints or logs reaches pytest's captured
-output, the terminal and JUnit XML redacted. The plugin redacts the warnings pytest recorded before it shows
-them (``redact_warning``).
+to them, log records' messages redacted) for the length of the campaign, so what an agent prints or logs
+reaches pytest's captured output, the terminal and JUnit XML redacted. The plugin redacts the warnings pytest
+recorded before it shows them (``redact_warning``).
 """
 
 from __future__ import annotations
@@ -61,17 +61,38 @@ def is_secret_name(name: str) -> bool:
     return any(part in _NAME_PARTS or part.endswith(_NAME_ENDINGS) for part in parts if part)
 
 
+#: Variables named as holding a secret whatever their names look like (``treat_as_secret``): a live model's key.
+_named_secrets: set[str] = set()
+
+
+def treat_as_secret(name: str) -> None:
+    """Redact the value of environment variable ``name`` from now on, in this process, whatever its name looks
+    like (``Live(key_env=...)``: the key a campaign sends is a secret by what it is, not by its name)."""
+    if name not in _named_secrets:
+        _named_secrets.add(name)
+        refresh()
+
+
+def secret_names() -> tuple[str, ...]:
+    """The variables ``treat_as_secret`` named (a child process of a trial is given them)."""
+    return tuple(sorted(_named_secrets))
+
+
 def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The values of ``environ``'s (default: the process's) secret-named variables, longest first."""
+    """The values of ``environ``'s (default: the process's) secret-named variables (and those ``treat_as_secret``
+    named), longest first."""
     env = os.environ if environ is None else environ
-    values = {value for name, value in env.items() if len(value) >= MIN_SECRET_LENGTH and is_secret_name(name)}
+    values = {value for name, value in env.items()
+              if len(value) >= MIN_SECRET_LENGTH and (is_secret_name(name) or name in _named_secrets)}
     return tuple(sorted(values, key=lambda v: (-len(v), v)))
 
 
 def written_forms(value: str) -> set[str]:
     """``value`` as it may appear written down: as it is, escaped as in its ``repr`` (a backslash, a quote, a
-    newline: an exception's or a tool result's text shows its ``repr``), and escaped as in JSON."""
-    forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    newline: an exception's or a tool result's text shows its ``repr``), in ``ascii``, escaped as in JSON, and as
+    in the ``repr`` of its UTF-8 bytes (``b'P\\xc3\\xa4ss...'``: a tool that returns the secret encoded)."""
+    forms = {value, repr(value)[1:-1], ascii(value)[1:-1], json.dumps(value)[1:-1],
+             json.dumps(value, ensure_ascii=False)[1:-1], repr(value.encode("utf-8", "backslashreplace"))[2:-1]}
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 

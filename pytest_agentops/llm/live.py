@@ -39,6 +39,7 @@ import httpx
 
 from ..errors import CassetteMiss, ConfigError, TrialAborted, UpstreamError, WireError, hide_own_frames
 from ..harness.layer import LayerTrial, TrialPort
+from ..harness.secrets import treat_as_secret
 from ..plan import Occurrences
 from ..process.http_hub import HTTP_PATCH, HUB
 from ..seeding import text_key
@@ -392,6 +393,7 @@ class LiveCampaign:
             assert path is not None
             self.replaying = Cassette.load(path)
         else:
+            treat_as_secret(live.key_env)  # (its value redacted everywhere, whatever the variable's name)
             key = os.environ.get(live.key_env, "")
             if not key:
                 raise ConfigError(f"live.key_env: the environment variable {live.key_env} is not set; it must hold the "

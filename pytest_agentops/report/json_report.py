@@ -121,7 +121,7 @@ def _report(campaigns: list[dict[str, Any]], comparisons: Iterable[Any], session
     out = {"schema": "pytest-agentops/report", "schema_version": REPORT_SCHEMA_VERSION,
            "tool_version": __version__, "campaigns": campaigns}
     if session is not None:
-        out["session"] = session
+        out["session"] = redact(session)  # (test ids: a parametrized test's id may hold a secret)
     paired = sorted((c if isinstance(c, dict) else c.to_dict() for c in comparisons),
                     key=lambda c: (c["baseline"], c["candidate"], c["seed"]))
     if paired:

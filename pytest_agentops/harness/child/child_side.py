@@ -197,6 +197,8 @@ def _model_host(llm: LLMEndpoint | None, rpc: _Rpc) -> Iterator[None]:
 def child_main(conn: _Channel, job: ChildJob) -> None:
     """The child process: run the agent once and send back its output or its exception."""
     rpc = _Rpc(conn)
+    for name in job.secret_names:  # (what the parent treats as secret whatever its name: a live model's key)
+        secrets.treat_as_secret(name)
     secrets.refresh()  # (the parent's environment: what the child prints is redacted as in the parent)
     store = open_store(StateSpec.parse(job.state), job.namespace)
     try:

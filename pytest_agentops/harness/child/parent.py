@@ -20,6 +20,7 @@ from ...errors import RAISED_AT, AgentCrash, AgentProcessDied, hide_own_frames
 from ...process.reaper import REAPER
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
+from .. import secrets
 from .protocol import ChildJob, ChildLimits, _Channel, describe_exit, freeze, thaw
 
 __tracebackhide__ = hide_own_frames
@@ -87,7 +88,7 @@ class ChildAgent:
         llm = env.llm
         return ChildJob(self.agent, task, self.scenario, self.index, self.seed, str(self.state),
                         self.store.namespace, tuple(tools), env.clock.epoch,
-                        None if llm is None else (llm.base_url, llm.api_key, llm.model))
+                        None if llm is None else (llm.base_url, llm.api_key, llm.model), secrets.secret_names())
 
     def __call__(self, task: str, env: Any) -> Any:
         """Sync agent: run it to the end (restarts included). Async agent: the coroutine that does so."""

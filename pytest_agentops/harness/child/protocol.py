@@ -114,6 +114,7 @@ class ChildJob:
     tools: tuple[tuple[str, str | None, Any, bool], ...]  # name, docstring, signature (or None), is_async
     epoch: float
     llm: tuple[str, str, str] | None = None  # the trial's fake model (``env.llm``): base URL, fake key, model name
+    secret_names: tuple[str, ...] = ()  # variables whose values are secrets whatever their names (``secrets``)
 
 
 
