@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,10 +21,31 @@ from .errors import AgentOpsError, hide_own_frames
 __tracebackhide__ = hide_own_frames
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
 def _fraction(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be strictly between 0 and 1")
+    return value
+
+
+def _margin(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be in [0, 1)")
+    return value
+
+
+def _growth(text: str) -> float:
+    value = _number(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
     return value
 
 
@@ -82,6 +104,7 @@ def _scenario(ref: str):
 def compare_main(argv: Sequence[str] | None = None) -> int:
     """``agentops-compare``: a candidate against a baseline on common seeds; exit 1 on a regression."""
     from .engine.compare import compare_campaigns
+    from .gate import unwritable
 
     p = argparse.ArgumentParser(prog="agentops-compare", description="Shadow-mode A/B: run two scenarios on "
                                 "identical trial seeds and decide regression or non-inferiority pair by pair.")
@@ -91,14 +114,19 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, help="campaign seed (default: the baseline's, else fresh)")
     p.add_argument("--profile", help="fault profile: none, low, mid, high")
     p.add_argument("--alpha", type=_fraction, default=0.05, help="false-regression rate over all metrics (Holm)")
-    p.add_argument("--margin", type=float, default=0.05, help="completion drop still non-inferior (default 0.05)")
-    p.add_argument("--growth", type=float, default=0.2, help="token/cost growth still non-inferior (default 0.2)")
+    p.add_argument("--margin", type=_margin, default=0.05, help="completion drop still non-inferior (default 0.05)")
+    p.add_argument("--growth", type=_growth, default=0.2, help="token/cost growth still non-inferior (default 0.2)")
     p.add_argument("--full", action="store_true", help="run every pair (no early stop)")
     p.add_argument("--json", help="also write the comparison as JSON to this file")
     try:
         args = p.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
+    problem = args.json and unwritable(args.json)
+    if problem:  # before the comparison runs, not once it is done
+        print(f"agentops-compare: error: --json={args.json}: cannot write the comparison there: {problem}",
+              file=sys.stderr)
+        return 2
     try:
         baseline, candidate = _scenario(args.baseline), _scenario(args.candidate)
         result = compare_campaigns(baseline, candidate, seed=args.seed, trials=args.trials, profile=args.profile,
@@ -109,5 +137,11 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(result.summary())
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        try:
+            Path(args.json).write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n",
+                                       encoding="utf-8")
+        except OSError as exc:
+            print(f"agentops-compare: error: --json={args.json}: cannot write the comparison "
+                  f"({type(exc).__name__}: {exc})", file=sys.stderr)
+            return 2
     return 0 if result.passed else 1

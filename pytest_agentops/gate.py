@@ -15,7 +15,10 @@ test whose false-alarm rate for an unchanged agent is at most ``--alpha``:
   upper bound at alpha/2) by an exact binomial test (or, for a candidate that stopped early, an anytime-valid
   bound) at alpha/2. The baseline must have run every trial (an early-stopped baseline is refused).
 
-A usage error (exit 2): unreadable reports, and a baseline whose scenarios the candidate lacks (or none in
+A usage error (exit 2): a bad option (``--max-growth`` NaN or infinite too), a ``--markdown`` path that cannot
+be written (checked before the reports are read), unreadable reports, a field the gate reads that is not what it
+must be (the message names the file, the JSON path and what was expected), a report of a pytest run (its
+campaigns have node ids) without its ``session``, and a baseline whose scenarios the candidate lacks (or none in
 common). Campaigns marked ``xfail`` are expected to fail and only reported. A markdown summary is printed
 (and written to ``--markdown PATH`` if given, and appended to ``$GITHUB_STEP_SUMMARY`` with ``--markdown``)
 for the CI job page. Paired A/B on common seeds, stronger than
@@ -26,13 +29,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import GateUsageError, hide_own_frames
+from .errors import GateUsageError, ReportError, hide_own_frames
 from .report.json_report import read_report
 from .stats import betting_lower, betting_upper, fisher_less_pvalue
 from .stats.binomial import binom_sf
@@ -81,24 +85,112 @@ def _read(path: str) -> dict[str, Any]:
         raise GateUsageError(f"{path}: a directory, not a report file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise GateUsageError(f"{path}: cannot read it ({type(exc).__name__}: {exc})") from None
+    except ReportError as exc:  # (its message names the file already)
+        raise GateUsageError(str(exc)) from None
     except ValueError as exc:
         raise GateUsageError(f"{path}: {exc}") from None
     campaigns = report.get("campaigns")
     if not isinstance(campaigns, list):
         raise GateUsageError(f"{path}: 'campaigns' must be a list of campaigns, got {type(campaigns).__name__}")
     for i, campaign in enumerate(campaigns):
-        if not isinstance(campaign, dict):
-            raise GateUsageError(f"{path}: campaigns[{i}] must be an object, got {type(campaign).__name__}")
-        for key, kind in _CAMPAIGN_KEYS.items():
-            if not isinstance(campaign.get(key), kind):
-                raise GateUsageError(f"{path}: campaigns[{i}].{key} must be a {kind.__name__}, got "
-                                     f"{type(campaign.get(key)).__name__}")
-        for j, verdict in enumerate(campaign["verdicts"]):
-            _check_verdict(f"{path}: campaigns[{i}].verdicts[{j}]", verdict)
+        _check_campaign(f"{path}: campaigns[{i}]", campaign)
     session = report.get("session")
-    if session is not None and not isinstance(session, dict):
-        raise GateUsageError(f"{path}: 'session' must be an object, got {type(session).__name__}")
+    if session is None and any(c.get("nodeid") for c in campaigns):
+        raise GateUsageError(f"{path}: 'session' is missing, but the campaigns have node ids: the report of a pytest "
+                             "run always says what it knows of the run (exit status, campaign tests that never "
+                             "reported a campaign); without it the gate cannot tell whether the run was complete")
+    if session is not None:
+        if not isinstance(session, dict):
+            raise GateUsageError(f"{path}: 'session' must be an object, got {type(session).__name__}")
+        _check_fields(f"{path}: session", session, _SESSION_FIELDS)
     return report
+
+
+# --- what each field the gate reads must be -------------------------------------------------------------------
+# (a report the plugin or ``write_report`` writes holds no NaN or Infinity: a value that is not finite is null)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: a kind of field: (how an error says it, its test)
+_STRING = ("a string", lambda v: isinstance(v, str))
+_FLAG = ("true or false", lambda v: isinstance(v, bool))
+_WHOLE = ("a whole number", _is_int)
+_COUNT = ("a whole number >= 0", lambda v: _is_int(v) and v >= 0)
+_NUMBER = ("a number", _is_number)
+_OBJECT = ("an object", lambda v: isinstance(v, dict))
+_STRINGS = ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+
+#: field: (its kind, whether it may be null or absent)
+_SESSION_FIELDS = {"running": (_FLAG, True), "interrupted": (_FLAG, True), "exit_status": (_WHOLE, True),
+                   "missing": (_STRINGS, True)}
+_CAMPAIGN_FIELDS = {"nodeid": (_STRING, True), "smoke": (_FLAG, True), "replay": (_COUNT, True),
+                    "xfail": (_STRING, True), "stopped_early": (_FLAG, True), "trials": (_COUNT, True),
+                    "outcomes": (_OBJECT, True)}
+_VERDICT_FIELDS = {"estimate": (_NUMBER, True), "bound": (_NUMBER, True), "trials_needed": (_COUNT, True)}
+_RATE_FIELDS = {"k": (_COUNT, True), "n": (_COUNT, True)}
+#: what the gate reads off a trial's record (the per-trial shares and values it compares with a baseline's)
+_RECORD_FIELDS = {"tokens": (_NUMBER, False), "cost_usd": (_NUMBER, False), "tool_calls": (_COUNT, False),
+                  "tool_failures": (_COUNT, False)}
+
+
+def _got(value: Any) -> str:
+    """What a field holds, for an error: its JSON spelling when it is a number that is not finite, else its type
+    (with the value, when that is short)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, (str, int, float)):
+        text = repr(value)
+        return f"{type(value).__name__} {text if len(text) <= 40 else text[:36] + '...'}"
+    return type(value).__name__
+
+
+def _check_fields(where: str, data: dict[str, Any], fields: dict[str, Any]) -> None:
+    for key, ((wording, test), nullable) in fields.items():
+        value = data.get(key)
+        if not ((value is None and nullable) or test(value)):
+            expected = f"{wording.replace(' or ', ', ')} or null" if nullable else wording
+            raise GateUsageError(f"{where}.{key} must be {expected}, got {_got(value)}")
+
+
+def _check_campaign(where: str, campaign: Any) -> None:
+    if not isinstance(campaign, dict):
+        raise GateUsageError(f"{where} must be an object, got {type(campaign).__name__}")
+    for key, kind in _CAMPAIGN_KEYS.items():
+        if not isinstance(campaign.get(key), kind):
+            raise GateUsageError(f"{where}.{key} must be a {kind.__name__}, got {type(campaign.get(key)).__name__}")
+    _check_fields(where, campaign, _CAMPAIGN_FIELDS)
+    for outcome, count in (campaign.get("outcomes") or {}).items():
+        if not _COUNT[1](count):
+            raise GateUsageError(f"{where}.outcomes.{outcome} must be {_COUNT[0]}, got {_got(count)}")
+    for j, verdict in enumerate(campaign["verdicts"]):
+        _check_verdict(f"{where}.verdicts[{j}]", verdict)
+    metrics = campaign["metrics"]
+    for metric in (*HIGHER_IS_BETTER, *(m for m, _ in GROWTH_CHECKED)):
+        if metrics.get(metric) is not None and not isinstance(metrics[metric], dict):
+            raise GateUsageError(f"{where}.metrics.{metric} must be an object or null, got {_got(metrics[metric])}")
+    for metric in HIGHER_IS_BETTER:
+        if metrics.get(metric):
+            _check_fields(f"{where}.metrics.{metric}", metrics[metric], _RATE_FIELDS)
+            k, n = metrics[metric].get("k"), metrics[metric].get("n")
+            if k is not None and (n is None or k > n):
+                raise GateUsageError(f"{where}.metrics.{metric}: k={k} of n={n}: n must be a whole number >= k")
+    for metric, q in GROWTH_CHECKED:
+        if metrics.get(metric):
+            _check_fields(f"{where}.metrics.{metric}", metrics[metric], {q: (_NUMBER, True)})
+    for r, record in enumerate(campaign["records"]):
+        if not isinstance(record, dict):
+            raise GateUsageError(f"{where}.records[{r}] must be an object, got {_got(record)}")
+        _check_fields(f"{where}.records[{r}]", record, _RECORD_FIELDS)
+        if record["tool_failures"] > record["tool_calls"]:
+            raise GateUsageError(f"{where}.records[{r}]: tool_failures={record['tool_failures']} is more than "
+                                 f"tool_calls={record['tool_calls']}")
 
 
 #: what every verdict of a report must have for the gate to read it
@@ -113,10 +205,7 @@ def _check_verdict(where: str, verdict: Any) -> None:
             raise GateUsageError(f"{where}.{key} must be a string, got {type(verdict.get(key)).__name__}")
     if verdict.get("verdict") not in _VERDICTS:
         raise GateUsageError(f"{where}.verdict must be one of {', '.join(_VERDICTS)}, got {verdict.get('verdict')!r}")
-    for key in ("estimate", "bound"):
-        value = verdict.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise GateUsageError(f"{where}.{key} must be a number or null, got {type(value).__name__}")
+    _check_fields(where, verdict, _VERDICT_FIELDS)
 
 
 def _campaigns(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -325,10 +414,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not 0 < args.alpha < 1:
             raise GateUsageError(f"--alpha={args.alpha} must be in (0, 1)")
-        if args.max_growth < 0:
-            raise GateUsageError(f"--max-growth={args.max_growth} must be >= 0")
+        if not (math.isfinite(args.max_growth) and args.max_growth >= 0):
+            raise GateUsageError(f"--max-growth={args.max_growth} must be a finite number >= 0")
         if not 0 <= args.margin < 1:
             raise GateUsageError(f"--margin={args.margin} must be in [0, 1)")
+        problem = args.markdown and unwritable(args.markdown)
+        if problem:
+            raise GateUsageError(f"--markdown={args.markdown}: cannot write the markdown summary there: {problem}")
         current = _campaigns(args.reports)
         baseline = _campaigns(args.baseline) if args.baseline else None
         unfinished = [f for f in incomplete_runs(args.reports) if f.check == "finished"]
@@ -366,10 +458,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if all(f.ok for f in findings) else 1
 
 
+def unwritable(path: str) -> str | None:
+    """Why a file could not be written at ``path`` (None when it can, as far as can be told without writing):
+    the command lines check their output paths before they start, not once their work is done."""
+    target = Path(path)
+    if target.is_dir():
+        return "it is a directory; give the path of a file to write"
+    parent = target.parent
+    if not parent.exists():
+        return f"its directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        return "permission denied"
+    return None
+
+
 def _append_step_summary(text: str) -> None:
     """Append to the file ``$GITHUB_STEP_SUMMARY`` names (GitHub Actions shows it on the job's page)."""
-    import os
-
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if target:
         with open(target, "a", encoding="utf-8") as fh:

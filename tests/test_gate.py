@@ -93,3 +93,121 @@ def test_regression_test_false_alarm_rate_at_equal_rates():
     c = rng.binomial(300, 0.8, 200)
     caught = sum(fisher_less_pvalue(int(x), 300, int(y), 300) < 0.05 for x, y in zip(c, b[:200], strict=True))
     assert caught / 200 > 0.9
+
+
+@pytest.mark.parametrize("growth", ["nan", "inf", "1e400", "-1"])
+def test_a_max_growth_that_is_not_a_finite_number_at_least_0_is_a_usage_error(tmp_path, capsys, growth):
+    """``--max-growth nan`` turned the growth check off ("0/400 trials above nan (+nan%)") and the gate passed."""
+    base = _report(tmp_path, "base.json", 0.97, early_stop=False)
+    assert main([base, "--baseline", base, f"--max-growth={growth}"]) == 2
+    captured = capsys.readouterr()
+    assert "--max-growth=" in captured.err and "must be a finite number >= 0" in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(("where", "problem"), [("missing/gate.md", "its directory"), ("", "it is a directory"),
+                                                ("file.txt/gate.md", "is not a directory")])
+def test_an_unwritable_markdown_path_is_refused_before_the_gate_judges(tmp_path, capsys, where, problem):
+    """An unwritable ``--markdown`` path was found only after the whole table was printed."""
+    report = _report(tmp_path, "ok.json", 0.97)
+    (tmp_path / "file.txt").write_text("x")
+    target = str(tmp_path / where) if where else str(tmp_path)
+    assert main([report, "--markdown", target]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before judging: no table
+    assert captured.err.startswith(f"agentops-gate: error: --markdown={target}: cannot write the markdown summary")
+    assert problem in captured.err
+
+
+def _set(path, value):
+    """A change to a report: ``path`` (keys and indices) set to ``value``, or removed when ``value`` is ``...``."""
+    def change(report):
+        *parents, last = path
+        for key in parents:
+            report = report[key]
+        if value is ...:
+            del report[last]
+        else:
+            report[last] = value
+    return change
+
+
+SESSION = {"exit_status": 0, "interrupted": False, "expected": ["test_x.py::test_refund"], "missing": []}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (_set(("session",), ...), r"'session' is missing, but the campaigns have node ids"),
+    (_set(("campaigns", 0, "smoke"), "false"), r"campaigns\[0\]\.smoke must be true, false or null, got str 'false'"),
+    (_set(("session", "missing"), "abc"), r"session\.missing must be a list of strings or null, got str 'abc'"),
+    (_set(("session", "missing"), [1]), r"session\.missing must be a list of strings or null, got list"),
+    (_set(("session", "exit_status"), "0"), r"session\.exit_status must be a whole number or null, got str '0'"),
+    (_set(("session", "exit_status"), True), r"session\.exit_status must be a whole number or null, got bool True"),
+    (_set(("session", "interrupted"), "no"), r"session\.interrupted must be true, false or null, got str 'no'"),
+    (_set(("session", "running"), 0), r"session\.running must be true, false or null, got int 0"),
+    (_set(("campaigns", 0, "verdicts", 0, "estimate"), float("nan")),
+     r"campaigns\[0\]\.verdicts\[0\]\.estimate must be a number or null, got NaN"),
+    (_set(("campaigns", 0, "verdicts", 0, "bound"), float("inf")),
+     r"campaigns\[0\]\.verdicts\[0\]\.bound must be a number or null, got Infinity"),
+    (_set(("campaigns", 0, "verdicts", 0, "trials_needed"), "30"),
+     r"campaigns\[0\]\.verdicts\[0\]\.trials_needed must be a whole number >= 0 or null, got str '30'"),
+    (_set(("campaigns", 0, "nodeid"), 5), r"campaigns\[0\]\.nodeid must be a string or null, got int 5"),
+    (_set(("campaigns", 0, "xfail"), 5), r"campaigns\[0\]\.xfail must be a string or null, got int 5"),
+    (_set(("campaigns", 0, "replay"), "0"), r"campaigns\[0\]\.replay must be a whole number >= 0 or null"),
+    (_set(("campaigns", 0, "stopped_early"), "false"), r"campaigns\[0\]\.stopped_early must be true, false or null"),
+    (_set(("campaigns", 0, "outcomes", "error"), "1"), r"campaigns\[0\]\.outcomes\.error must be a whole number >= 0"),
+    (_set(("campaigns", 0, "metrics", "completion_rate", "k"), "two"),
+     r"campaigns\[0\]\.metrics\.completion_rate\.k must be a whole number >= 0 or null, got str 'two'"),
+    (_set(("campaigns", 0, "metrics", "completion_rate", "k"), 10 ** 6),
+     r"campaigns\[0\]\.metrics\.completion_rate: k=1000000 of n=\d+: n must be a whole number >= k"),
+    (_set(("campaigns", 0, "metrics", "tokens_per_task"), [1]),
+     r"campaigns\[0\]\.metrics\.tokens_per_task must be an object or null, got list"),
+    (_set(("campaigns", 0, "metrics", "tokens_per_task", "p95"), float("nan")),
+     r"campaigns\[0\]\.metrics\.tokens_per_task\.p95 must be a number or null, got NaN"),
+    (_set(("campaigns", 0, "records", 0), 1), r"campaigns\[0\]\.records\[0\] must be an object, got int 1"),
+    (_set(("campaigns", 0, "records", 1, "tokens"), "many"),
+     r"campaigns\[0\]\.records\[1\]\.tokens must be a number, got str 'many'"),
+    (_set(("campaigns", 0, "records", 0, "cost_usd"), ...), r"campaigns\[0\]\.records\[0\]\.cost_usd must be a number, "
+                                                           r"got NoneType"),
+    (_set(("campaigns", 0, "records", 0, "tool_failures"), 99),
+     r"campaigns\[0\]\.records\[0\]: tool_failures=99 is more than tool_calls=\d+"),
+])
+def test_a_wrongly_typed_report_field_is_a_usage_error_naming_the_file_and_the_field(tmp_path, capsys, change,
+                                                                                       message):
+    """Fields the gate reads were taken as they came: a report of a pytest run without ``session`` passed,
+    ``"smoke": "false"`` dropped the campaign, ``"missing": "abc"`` was read as the tests a, b and c, a NaN
+    estimate passed, ``"exit_status": "0"`` was "status 0 (an internal or usage error)"; a wrongly typed field of
+    the records or metrics compared with a baseline crashed with a traceback."""
+    report = json.loads(Path(_report(tmp_path, "ok.json", 0.95, trials=20)).read_text())
+    report["session"] = dict(SESSION)
+    report["campaigns"][0]["nodeid"] = "test_x.py::test_refund"
+    (tmp_path / "good.json").write_text(json.dumps(report))
+    assert main([str(tmp_path / "good.json"), "--baseline", str(tmp_path / "good.json")]) == 0  # as written: fine
+    capsys.readouterr()
+    change(report)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(report))  # (json.dumps writes NaN and Infinity as the gate would meet them)
+    assert main([str(bad), "--baseline", str(tmp_path / "good.json")]) == 2
+    assert main([str(tmp_path / "good.json"), "--baseline", str(bad)]) == 2  # a baseline is checked the same
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert captured.err.startswith(f"agentops-gate: error: {bad}: "), captured.err
+    assert re.search(message, captured.err), captured.err
+
+
+def test_a_wrongly_typed_session_field_in_a_real_process(tmp_path):
+    report = json.loads(Path(_report(tmp_path, "ok.json", 0.95, trials=20)).read_text())
+    report["session"] = dict(SESSION, exit_status="0")
+    (tmp_path / "bad.json").write_text(json.dumps(report))
+    code, out, err = _gate(str(tmp_path / "bad.json"))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err == (f"agentops-gate: error: {tmp_path / 'bad.json'}: session.exit_status must be a whole number or "
+                   "null, got str '0'\n")
+
+
+def test_a_report_written_outside_pytest_needs_no_session_and_a_schema_error_names_its_file_once(tmp_path, capsys):
+    report = _report(tmp_path, "api.json", 0.97, trials=20)
+    assert "session" not in json.loads(Path(report).read_text())
+    assert main([report]) == 0  # (write_report through the API: no session, no node ids)
+    (tmp_path / "other.json").write_text(json.dumps({"schema": "other"}))
+    assert main([str(tmp_path / "other.json")]) == 2
+    assert capsys.readouterr().err == f"agentops-gate: error: {tmp_path / 'other.json'}: not a pytest-agentops report\n"

@@ -445,3 +445,67 @@ def test_a_full_paired_run_is_exact_mcnemar_against_scipy():
     reference = scipy.stats.binomtest(wins, wins + losses, 0.5, alternative="less").pvalue
     assert completion.p_regression == pytest.approx(reference, rel=1e-9)
     assert "exact McNemar (binomial test on discordant pairs)" in completion.method
+
+
+_AB_MODULE = """
+from pytest_agentops import Scenario, Faults
+def agent(task, env):
+    env.record_usage(input_tokens=100, output_tokens=10)
+    return "done"
+BASE = Scenario(name="base", agent=agent, task="t", check=lambda w, o: o == "done", trials=30, seed=3,
+                faults=Faults.none())
+"""
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--growth", "nan", "argument --growth: nan must be a finite number >= 0"),
+    ("--growth", "inf", "argument --growth: inf must be a finite number >= 0"),
+    ("--growth", "-0.5", "argument --growth: -0.5 must be a finite number >= 0"),
+    ("--growth", "lots", "argument --growth: 'lots' is not a number"),
+    ("--margin", "nan", "argument --margin: nan must be in [0, 1)"),
+    ("--margin", "inf", "argument --margin: inf must be in [0, 1)"),
+    ("--alpha", "nan", "argument --alpha: nan must be strictly between 0 and 1"),
+])
+def test_agentops_compare_refuses_a_float_option_that_is_nan_or_out_of_range(tmp_path, capsys, monkeypatch, option,
+                                                                               value, message):
+    """``--growth nan`` was accepted: the comparison ran and called tokens and cost "non-inferior within +nan%"."""
+    (tmp_path / "ab_checked.py").write_text(_AB_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert compare_main(["ab_checked:BASE", "ab_checked:BASE", f"{option}={value}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("growth", [math.nan, math.inf, -0.1])
+def test_compare_campaigns_refuses_a_growth_that_is_not_a_finite_number_at_least_0(growth):
+    base = coin_scenario(0.9, name="base", trials=10)
+    with pytest.raises(ConfigError, match="a finite number >= 0"):
+        compare_campaigns(base, base, growth=growth)
+
+
+def test_agentops_compare_refuses_an_unwritable_json_path_before_it_runs(tmp_path, capsys, monkeypatch):
+    """``--json /nonexistent/dir/x.json`` ran the whole comparison, then ended in a FileNotFoundError traceback
+    (exit 1, the code of a regression)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "ab_checked.py").write_text(_AB_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "file.txt").write_text("x")
+    for target, problem in ((tmp_path / "no" / "dir" / "x.json", f"its directory {tmp_path / 'no' / 'dir'} does "
+                                                                  "not exist"),
+                            (tmp_path, "it is a directory; give the path of a file to write"),
+                            (tmp_path / "file.txt" / "x.json", f"{tmp_path / 'file.txt'} is not a directory")):
+        assert compare_main(["ab_checked:BASE", "ab_checked:BASE", "--json", str(target)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""  # refused before the comparison ran (it prints its summary when done)
+        assert captured.err == (f"agentops-compare: error: --json={target}: cannot write the comparison there: "
+                                f"{problem}\n")
+    # and through the command line, in its own process
+    target = tmp_path / "nowhere" / "q" / "x.json"
+    proc = subprocess.run([sys.executable, "-m", "pytest_agentops", "compare", "ab_checked:BASE", "ab_checked:BASE",
+                           "--json", str(target)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"agentops-compare: error: --json={target}: cannot write the comparison there")
+    assert compare_main(["ab_checked:BASE", "ab_checked:BASE", "--json", str(tmp_path / "ab.json")]) == 0
+    assert json.loads((tmp_path / "ab.json").read_text())["passed"] is True

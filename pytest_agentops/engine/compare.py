@@ -10,6 +10,7 @@ campaigns run in blocks (both scenarios, block by block), and pairs past the sto
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,8 +175,8 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
             raise ConfigError(f"compare: {name}={s!r} must be a Scenario")
     if not 0 < alpha < 1:
         raise ConfigError(f"compare: alpha={alpha!r} must be in (0, 1)")
-    if not 0 <= margin < 1 or growth < 0:
-        raise ConfigError(f"compare: margin={margin!r} must be in [0, 1) and growth={growth!r} >= 0")
+    if not 0 <= margin < 1 or not 0 <= growth < math.inf:  # (NaN fails every comparison)
+        raise ConfigError(f"compare: margin={margin!r} must be in [0, 1) and growth={growth!r} a finite number >= 0")
     unknown = [m for m in metrics if m not in _READ]
     if unknown:
         raise ConfigError(f"compare: unknown paired metric(s) {unknown}; choose from {sorted(_READ)}")
