@@ -140,12 +140,21 @@ def _stable(value: Any) -> str:
     return _ADDRESS.sub("", repr(value))  # object addresses differ run to run
 
 
+def _encoded(value: Any) -> Any:
+    """What the canonical encoder writes for a value JSON cannot hold: a set as the list of its members in the
+    order of their canonical texts (its own order follows string hashing, which differs from process to process
+    unless ``PYTHONHASHSEED`` is set); anything else as its ``repr`` without object addresses."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=canonical)
+    return _stable(value)
+
+
 # One encoder for every call: ``json.dumps`` with options builds a new encoder, and ``JSONEncoder.encode`` a
 # new C encoder, each time. The C encoder is made without a circular-reference table (which concurrent
 # calls would share): a circular value ends in a RecursionError, caught below like the ValueError it gave.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_stable, ensure_ascii=False)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_encoded, ensure_ascii=False)
 _C_ENCODER = None if c_make_encoder is None else c_make_encoder(
-    None, _stable, encode_basestring, None, ":", ",", True, False, True)
+    None, _encoded, encode_basestring, None, ":", ",", True, False, True)
 
 
 def canonical(value: Any) -> str:

@@ -109,3 +109,100 @@ def test_each_client_sdk_gives_the_same_report_at_any_concurrency(agent):
                                                 expect={}))
     assert any(r.faults for r in result.records)  # model faults and drift reached the client
     assert any(e.data.get("attempt", 1) > 1 for r in result.records for e in r.trace if e.kind == "model_call")
+
+
+# -- what an outside review found drawn from outside the trial's seed -------------------------------------------
+class GeneratedShop:
+    """A world generated at random, stamped with the time (as fixture data often is)."""
+
+    def __init__(self) -> None:
+        import random
+
+        import numpy as np
+
+        self.stock = random.randint(0, 9) + int(np.random.randint(0, 3))
+        self.opened = time.time()
+        self.sold = 0
+
+
+@tool(side_effect=True)
+def buy(world: GeneratedShop, n: int) -> str:
+    """Buy ``n`` items."""
+    if n > world.stock:
+        raise ValueError("out of stock")
+    world.sold += n
+    return "ok"
+
+
+def shopper(task: str, env: Any) -> str:
+    try:
+        return env.tools["buy"](5)
+    except ValueError as exc:
+        return f"failed: {exc} at {env.llm.base_url}"
+
+
+def spot_check(world: GeneratedShop, output: str) -> bool:
+    import random
+
+    time.sleep(5)  # (virtual: the check's own clock, which does not move the trial's)
+    return world.sold == 5 and random.random() < 0.8 and time.time() - world.opened >= 5
+
+
+def test_the_world_factory_the_check_and_the_model_host_replay_from_the_seed():
+    """The world factory and the check drew from the process-wide generators and read the real clock, and the
+    fake model's host was numbered in the order trials started in the process (a URL the agent shows in its
+    answer): each changed with the concurrency, with the tests run before, and on replay."""
+    from pytest_agentops.llm import FakeLLM, call_tools_then_answer
+
+    sc = Scenario(name="generated", agent=shopper, task="buy 5", world=GeneratedShop, tools=[buy], check=spot_check,
+                  llm=FakeLLM(call_tools_then_answer(answer="ok")), faults=Faults.none(), trials=40, seed=3,
+                  early_stop=False)
+    result = same_at_every_concurrency(sc)
+    counts = dict(result.outcome_counts)
+    assert counts.get("completed", 0) > 5 and counts.get("failed", 0) > 5
+    failed = next(r for r in result.records if r.output.startswith("failed"))
+    assert f"llm-{failed.seed:x}.agentops.test" in failed.output
+    assert replay_trial(sc, failed.index, seed=result.seed) == failed
+    passed = next(r for r in result.records if r.outcome == "completed")
+    assert replay_trial(sc, passed.index, seed=result.seed) == passed
+
+
+SET_ARGUMENT = """
+import json, sys
+from pytest_agentops import Faults, Scenario, run_campaign, tool
+
+@tool
+def tag(world, labels: set) -> str:
+    '''Tag the ticket.'''
+    return "tagged"
+
+def agent(task, env):
+    try:
+        return env.tools["tag"]({"urgent", "billing", "refund", "vip"})
+    except Exception as exc:
+        return type(exc).__name__
+
+result = run_campaign(Scenario(name="tags", agent=agent, tools=[tag], faults=Faults(rate=0.5), trials=30, seed=7,
+                               early_stop=False))
+print(json.dumps([[r.output, list(r.faults)] for r in result.records]))
+"""
+
+
+def test_a_set_argument_draws_the_same_faults_whatever_the_string_hashing(tmp_path):
+    """A set's order follows string hashing, which differs from process to process unless ``PYTHONHASHSEED`` is
+    set: a tool called with a set of strings drew its faults from a key that did too."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "tags.py"
+    script.write_text(SET_ARGUMENT)
+    seen = []
+    for hash_seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode == 0, run.stderr
+        seen.append(run.stdout.strip().splitlines()[-1])
+    assert seen[0] == seen[1] == seen[2]
+    outputs = [output for output, _ in json.loads(seen[0])]
+    assert 5 < outputs.count("tagged") < 25  # faults fired, and not always

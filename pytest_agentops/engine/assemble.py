@@ -39,9 +39,13 @@ from ..harness.state import layer as state
 from ..harness.tools import ToolTemplate
 from ..llm import boundary
 from ..plan import FaultPlan
+from ..process.time_patch import enter_clock, exit_clock
+from ..process.trial_random import TrialRandom, enter_random, exit_random
 from ..scenario import Scenario
+from ..seeding import text_key
 from ..settings.prices import price_table
 from ..settings.run import RunSettings
+from ..vtime.clock import VirtualClock
 
 __tracebackhide__ = hide_own_frames
 
@@ -74,6 +78,18 @@ def outside_loop(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     finally:
         asyncio._set_running_loop(loop)
+
+
+def of_the_trial(role: str, seed: int, clock: VirtualClock, fn: Callable[..., Any], *args: Any) -> Any:
+    """``outside_loop(fn, *args)`` on ``clock`` and drawing ``random``'s (and numpy's) numbers from a generator of
+    the trial's own for ``role`` (``world``, ``check``): the world factory and the check of a trial replay
+    exactly too, and their draws do not move the agent's."""
+    token, random_token = enter_clock(clock), enter_random(TrialRandom(text_key(f"{role}:{seed}")))
+    try:
+        return outside_loop(fn, *args)
+    finally:
+        exit_random(random_token)
+        exit_clock(token)
 
 
 class BuiltTrial:
@@ -123,7 +139,8 @@ class CampaignLayers:
         """Assemble trial ``index`` (in the thread that will run its agent)."""
         scenario = self.scenario
         try:
-            world = outside_loop(scenario.world) if scenario.world is not None else None
+            # (on a clock of its own: the world is made before the trial's time starts)
+            world = of_the_trial("world", seed, VirtualClock(), scenario.world) if scenario.world is not None else None
         except Exception as exc:  # (its text redacted, and not chained: the original would show it as it was)
             frames = traceback.extract_tb(exc.__traceback__)
             where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""

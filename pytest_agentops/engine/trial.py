@@ -26,11 +26,11 @@ from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import TrialRandom, enter_random, exit_random
 from ..records import EventKey, TraceEvent, TrialRecord, event_key, make_trial_record
 from ..seeding import trial_seed
-from ..vtime.clock import LoopOrigin
+from ..vtime.clock import LoopOrigin, VirtualClock
 from ..vtime.deadline import watch_virtual_deadline
 from ..vtime.loop import run_virtual
 from ..vtime.real import real_perf_counter
-from .assemble import CampaignLayers, outside_loop
+from .assemble import CampaignLayers, of_the_trial
 
 __tracebackhide__ = hide_own_frames
 
@@ -268,7 +268,9 @@ class Trial:
             outcome = "completed"
         else:
             try:
-                passed = outside_loop(scenario.check, ctx.world, output)
+                ended = VirtualClock(ctx.clock.epoch)  # (the trial's time as it ended, which the check cannot move)
+                ended.advance(ctx.clock.monotonic())
+                passed = of_the_trial("check", self.seed, ended, scenario.check, ctx.world, output)
                 outcome = "completed" if passed else "failed"
                 if outcome == "failed":
                     reason = "check(world, output) returned False"

@@ -31,7 +31,7 @@ class Boundary(LayerTrial):
         self.closed = False
         faults = ctx.plan.faults
         self.model = None if llm is None else TrialModel(
-            llm.policy, ctx, model=llm.model, latency_s=llm.latency_s, host=HUB.new_host(), faults=faults.model,
+            llm.policy, ctx, model=llm.model, latency_s=llm.latency_s, host=HUB.new_host(ctx.seed), faults=faults.model,
             drift=faults.drift)
         self.http = None if http is None else HttpTrial(ctx, http)
         HTTP_PATCH.acquire()  # cheap while the campaign holds it; installs it for a trial run on its own

@@ -33,7 +33,7 @@ class LLMEndpoint:
 
     @property
     def host(self) -> str:
-        """The trial's own host name (``llm-<n>.agentops.test``)."""
+        """The trial's own host name (``llm-<its seed in hex>.agentops.test``)."""
         return urlsplit(self.base_url).hostname or ""
 
     def _client(self, sdk: str, cls: str, **kwargs: Any) -> Any:

@@ -350,7 +350,7 @@ class LiveBoundary(LayerTrial):
     def __init__(self, ctx: TrialPort, campaign: LiveCampaign, http: HttpFaults | None):
         self.ctx = ctx
         self.closed = False
-        self.model = LiveModel(ctx, campaign, HUB.new_host())
+        self.model = LiveModel(ctx, campaign, HUB.new_host(ctx.seed))
         self.http = None if http is None else HttpTrial(ctx, http)
         HTTP_PATCH.acquire()
         HUB.add_host(self.model.host, self.model)

@@ -4,7 +4,7 @@ One dispatcher per HTTP core is put in front of respx's transport mockers: ``htt
 through) and, when installed, ``httpcore2`` (httpx2: current openai, anthropic, pydantic-ai, openai-agents
 and langchain-openai). It dispatches by host:
 
-- a host registered with ``add_host`` (a trial's fake model, ``llm-<n>.agentops.test``): its handler, so a
+- a host registered with ``add_host`` (a trial's fake model, ``llm-<seed>.agentops.test``): its handler, so a
   request can never reach another trial's fake whatever runs concurrently; a host of the reserved domain
   whose trial has ended answers with a connection error;
 - a host named by an active trial's transport faults (``add_faults``): that trial (found through the
@@ -119,13 +119,20 @@ class Hub:
         self.faults: dict[int, tuple[frozenset[str], Handler]] = {}  # id(trial clock) -> (hosts, handler)
         self.fault_hosts: dict[str, int] = {}  # host -> number of active trials faulting it
         self.installed: list[_Dispatch] = []
-        self.counter = 0
+        self.taken: set[str] = set()  # the host names given to trials that have not ended (``new_host``)
 
-    def new_host(self) -> str:
-        """A host name of the reserved domain that no other trial of this process gets."""
+    def new_host(self, seed: int) -> str:
+        """The host name of the reserved domain for the trial seeded ``seed`` (``llm-<seed in hex>``): the same in
+        every run and replay of the trial (an agent may show its URL to the model, whose answers the URL's text
+        then keys), and held by no other trial running in this process (another campaign's trial of the same
+        seed running now gets ``-2``), until ``remove_host``."""
         with self.lock:
-            self.counter += 1
-            return f"llm-{self.counter}.{DOMAIN}"
+            host, n = f"llm-{seed:x}.{DOMAIN}", 1
+            while host in self.taken:
+                n += 1
+                host = f"llm-{seed:x}-{n}.{DOMAIN}"
+            self.taken.add(host)
+            return host
 
     def add_host(self, host: str, handler: Handler) -> None:
         with self.lock:
@@ -134,6 +141,7 @@ class Hub:
     def remove_host(self, host: str) -> None:
         with self.lock:
             self.hosts.pop(host, None)
+            self.taken.discard(host)
 
     def add_faults(self, clock: Any, hosts: frozenset[str], handler: Handler) -> None:
         """Requests to ``hosts`` made on ``clock`` (the trial's virtual clock) go through ``handler``."""
