@@ -98,15 +98,16 @@ _PID = os.getpid()  # (a forked child, which inherits the refusals of the thread
 def _exit(status: int) -> NoReturn:
     if os.getpid() == _PID:
         clock = active_clock()
-        if clock is not None:  # inside a trial: it is an error naming the call, even if the agent catches it
+        end_trial = getattr(clock, "end_trial", None)  # (a trial's clock; not a user's own virtual_time)
+        if end_trial is not None:  # inside a trial: it is an error naming the call, even if the agent catches it
             exited = AgentExited(status)
-            end_trial = getattr(clock, "end_trial", None)  # (a trial's clock; not a user's own virtual_time)
-            if end_trial is not None:
-                end_trial("error", f"AgentExited: {exited}{user_code_at(frame=sys._getframe(1))}")
+            end_trial("error", f"AgentExited: {exited}{user_code_at(frame=sys._getframe(1))}")
             raise exited
         refusal = _refusal()
-        if refusal is not None:
+        if refusal is not None:  # an agent's thread, what a trial left to be judged (the check), ...
             refusal.exit(status)
+        if clock is not None:  # a virtual_time block of the user's own
+            raise AgentExited(status)
     _real_exit(status)
 
 
