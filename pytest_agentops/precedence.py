@@ -8,6 +8,7 @@ Precedence, highest first: the call's own arguments (``run_campaign(..., trials=
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -88,6 +89,9 @@ def _cassette(sources: Sequence[RunSource]) -> CassetteSpec | None:
         if source.record is not None and source.cassette is not None:
             raise ConfigError(f"{source.name}: record={source.record!r} and cassette={source.cassette!r}: record "
                               "the upstream's answers, or replay them, not both")
+        for name, value in (("record", source.record), ("cassette", source.cassette)):
+            if value is not None and not (isinstance(value, (str, os.PathLike)) and str(value).strip()):
+                raise ConfigError(f"{source.name}: {name}={value!r} must be a directory path (a string)")
         if source.record is not None:
             return CassetteSpec("record", str(source.record))
         if source.cassette is not None:

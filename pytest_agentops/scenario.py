@@ -165,7 +165,8 @@ class Scenario:
         if not callable(self.agent):
             raise ConfigError(f"agent={self.agent!r} must be a callable agent(task, env)")
         if not callable(self.task):
-            tasks = (self.task,) if isinstance(self.task, str) else tuple(self.task)
+            tasks = (self.task,) if isinstance(self.task, str) else \
+                tuple(self.task) if isinstance(self.task, (list, tuple)) else ()
             if not tasks or not all(isinstance(t, str) for t in tasks):
                 raise ConfigError(f"task={self.task!r} must be a string or a non-empty list of strings (or, in "
                                   "Python, a task generator generate(rng) -> str)")

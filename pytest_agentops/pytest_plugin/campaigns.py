@@ -5,6 +5,7 @@ terminal table and the JSON report. Imported only when a test uses the fixture o
 
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
 from dataclasses import fields, replace
@@ -26,6 +27,21 @@ __tracebackhide__ = hide_own_frames
 RUN_ARGUMENTS = tuple(f.name for f in fields(RunSource) if f.name != "name")
 
 
+def check_marker(node: pytest.Item, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """``@pytest.mark.agent_chaos(...)`` takes the run settings by name: anything else is a ``ConfigError``
+    naming the test's file and line (the marker's), the argument and the valid names (a misspelt one with the
+    name it was probably meant as), not a screen of the plugin's frames, and never silently dropped."""
+    where = f"{node.location[0]}:{node.location[1] + 1}" if node.location[1] is not None else node.location[0]
+    if args:
+        raise ConfigError(f"{where}: @pytest.mark.agent_chaos{args!r}: the marker takes keyword arguments only "
+                          f"({', '.join(RUN_ARGUMENTS)}), e.g. @pytest.mark.agent_chaos(trials=200)")
+    for name in sorted(set(kwargs) - set(RUN_ARGUMENTS)):
+        close = difflib.get_close_matches(name, RUN_ARGUMENTS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: @pytest.mark.agent_chaos: unknown argument {name!r}{hint}; valid: "
+                          f"{', '.join(RUN_ARGUMENTS)}")
+
+
 class AgentChaos:
     """The ``agent_chaos`` fixture: runs campaigns with this test's settings and records their results."""
 
@@ -35,10 +51,8 @@ class AgentChaos:
         self.options: ChaosOptions = request.config.stash[options_key]
         marker = request.node.get_closest_marker("agent_chaos")
         self.marker_kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-        unknown = set(self.marker_kwargs) - set(RUN_ARGUMENTS)
-        if unknown:
-            raise pytest.UsageError(f"@pytest.mark.agent_chaos: unknown argument(s) {sorted(unknown)}; valid: "
-                                    f"{', '.join(RUN_ARGUMENTS)}")
+        if marker is not None:
+            check_marker(request.node, marker.args, self.marker_kwargs)
         self.results: list[CampaignResult] = []
 
     @property

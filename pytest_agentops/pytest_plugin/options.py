@@ -4,6 +4,7 @@ small function that raises ``pytest.UsageError`` naming the valid values, resolv
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -188,11 +189,14 @@ def parse_usd(value: str, source: str) -> float:
 
 
 def parse_tokens(value: str, source: str) -> int:
-    """A spend cap in tokens: a whole number >= 1 (``_`` and ``,`` allowed as separators)."""
-    text = str(value).strip().replace("_", "").replace(",", "")
-    if not re.fullmatch(r"\d+", text) or int(text) < 1:
-        raise pytest.UsageError(f"{source}={value!r} must be a whole number of tokens >= 1, e.g. 2000000")
-    return int(text)
+    """A spend cap in tokens: a whole number >= 1, digits grouped by ``_`` (as in Python) or by ``,`` in
+    thousands (``2,000,000``; ``1,000,00`` is refused, not read as 100000)."""
+    text = str(value).strip()
+    if not (re.fullmatch(r"\d+(_\d+)*", text) or re.fullmatch(r"\d{1,3}(,\d{3})+", text)) \
+            or int(text.replace("_", "").replace(",", "")) < 1:
+        raise pytest.UsageError(f"{source}={value!r} must be a whole number of tokens >= 1, e.g. 2000000 or "
+                                "2,000,000")
+    return int(text.replace("_", "").replace(",", ""))
 
 
 def parse_profile(value: str, source: str) -> str:
@@ -274,17 +278,23 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         session_seed = parse_seed(session, "--agent-chaos-session-seed") if given else fresh_seed()
     replay = _setting(config, "agent_chaos_replay", parse_replay)
     enabled = config.getoption("agent_chaos")
+    if enabled is None:
+        try:
+            enabled = config.getini("agent_chaos")
+        except (ValueError, pytest.UsageError) as exc:  # ("invalid truth value 'maybe'": no key, no file)
+            raise pytest.UsageError(f"agent_chaos (the ini key, in {config.inipath} or given with -o): {exc}; "
+                                    "expected true or false") from None
+    outputs = _outputs(config)
     return ChaosOptions(
-        enabled=bool(enabled if enabled is not None else config.getini("agent_chaos")) or replay is not None,
+        enabled=bool(enabled) or replay is not None,
         seed=seed, session_seed=session_seed,
         trials=_setting(config, "agent_chaos_trials", parse_trials),
         concurrency=_setting(config, "agent_chaos_concurrency", parse_concurrency),
         profile=_setting(config, "agent_chaos_profile", parse_profile),
-        report=_setting(config, "agent_chaos_report", lambda v, src: v),
+        report=outputs["report"],
         replay=replay, session_seed_given=given,
         isolation=_setting(config, "agent_chaos_isolation", parse_isolation),
-        html=_setting(config, "agent_chaos_html", lambda v, src: v),
-        otel=_setting(config, "agent_chaos_otel", parse_otel),
+        html=outputs["html"], otel=outputs["otel"],
         show=_show(config),
         max_usd=_setting(config, "agent_chaos_max_usd", parse_usd),
         max_tokens=_setting(config, "agent_chaos_max_tokens", parse_tokens),
@@ -292,6 +302,24 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         progress_every_s=_setting(config, "agent_chaos_progress_every", parse_seconds) or PROGRESS_EVERY_S,
         **_cassettes(config),
     )
+
+
+def _outputs(config: pytest.Config) -> dict[str, str | None]:
+    """The JSON report, the HTML report and the OTel file: two of them at one path is a usage error (the one
+    written last replaced the other without a word)."""
+    found = {"report": _setting(config, "agent_chaos_report", lambda v, src: v),
+             "html": _setting(config, "agent_chaos_html", lambda v, src: v),
+             "otel": _setting(config, "agent_chaos_otel", parse_otel)}
+    seen: dict[str, str] = {}
+    for kind, path in found.items():
+        if path is None:
+            continue
+        key = os.path.normcase(os.path.abspath(os.path.join(config.invocation_params.dir, path)))
+        if key in seen:
+            raise pytest.UsageError(f"--agent-chaos-{seen[key]} and --agent-chaos-{kind} (or their ini twins) name the "
+                                    f"same file {path!r}: one would replace the other")
+        seen[key] = kind
+    return found
 
 
 def _cassettes(config: pytest.Config) -> dict[str, str | None]:

@@ -1,0 +1,89 @@
+"""Bad input to the plugin, as users meet it through pytest: a clear one-line error naming where and what was
+expected, never a screen of the plugin's frames and never a setting silently dropped (an outside review)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_agentops import ConfigError, Scenario
+
+SCENARIO = """
+import pytest
+from pytest_agentops import Scenario
+
+S = Scenario(name="s", agent=lambda task, env: "ok", trials=3, seed=1, faults="none")
+"""
+
+
+def test_a_misspelt_marker_argument_names_the_test_line_and_the_argument_it_was_meant_as(pytester):
+    pytester.makepyfile(test_marked=SCENARIO + """
+
+@pytest.mark.agent_chaos(trails=5)
+def test_marked(agent_chaos):
+    agent_chaos.run(S)
+""")
+    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["E   pytest_agentops.errors.ConfigError: test_marked.py:7: @pytest.mark.agent_chaos: "
+                                 "unknown argument 'trails' (did you mean 'trials'?); valid: seed, trials, *"])
+    assert "campaigns.py" not in result.stdout.str() and "pytest_plugin" not in result.stdout.str()
+
+
+def test_positional_marker_arguments_are_refused_not_dropped(pytester):
+    """``@pytest.mark.agent_chaos(7)`` ran the campaign's 100 trials: the 7 went nowhere."""
+    pytester.makepyfile(test_marked=SCENARIO + """
+
+@pytest.mark.agent_chaos(7)
+def test_marked(agent_chaos):
+    agent_chaos.run(S)
+""")
+    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ConfigError: test_marked.py:7: @pytest.mark.agent_chaos(7,): the marker takes "
+                                 "keyword arguments only (seed, trials, *"])
+
+
+def test_a_cassette_directory_that_is_not_a_path_is_refused():
+    from pytest_agentops import run_campaign
+
+    with pytest.raises(ConfigError, match=r"record=5 must be a directory path \(a string\)"):
+        run_campaign(Scenario(name="s", agent=lambda task, env: "ok", trials=1, seed=1), record=5)
+
+
+@pytest.mark.parametrize("task", [5, 3.5, None, {"a", "b"}])
+def test_a_task_that_is_neither_text_nor_a_list_of_texts_is_a_config_error(task):
+    """``Scenario(task=5)`` raised ``TypeError: 'int' object is not iterable`` from inside the scenario."""
+    with pytest.raises(ConfigError, match=r"must be a string or a non-empty list of strings"):
+        Scenario(name="s", agent=lambda task, env: "ok", task=task)
+
+
+def test_two_outputs_at_one_path_are_a_usage_error(pytester):
+    """``--agent-chaos-report=same.json --agent-chaos-html=same.json`` passed, and the JSON report was lost."""
+    pytester.makepyfile(test_one=SCENARIO + "\n\ndef test_one(agent_chaos):\n    agent_chaos.run(S)\n")
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=same.json", "--agent-chaos-html=./same.json",
+                                "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --agent-chaos-report and --agent-chaos-html (or their ini twins) name the "
+                                 "same file './same.json': one would replace the other"])
+
+
+@pytest.mark.parametrize(("given", "cap"), [("2,000,000", 2_000_000), ("1_000", 1000), ("1_0", 10), ("750", 750),
+                                            ("1,000,00", None), ("1,0", None), (",5", None), ("1,,000", None)])
+def test_a_token_cap_takes_thousands_separators_only_where_they_group_thousands(given, cap):
+    """``1,000,00`` was read as 100000, and ``1,0`` as 10."""
+    from pytest_agentops.pytest_plugin.options import parse_tokens
+
+    if cap is None:
+        with pytest.raises(pytest.UsageError, match=r"must be a whole number of tokens >= 1, e.g. 2000000 or "):
+            parse_tokens(given, "--agent-chaos-max-tokens")
+    else:
+        assert parse_tokens(given, "--agent-chaos-max-tokens") == cap
+
+
+def test_a_switch_in_the_ini_file_that_is_not_true_or_false_names_its_key_and_file(pytester):
+    pytester.makeini("[pytest]\nagent_chaos = maybe\n")
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: agent_chaos (the ini key, in {pytester.path / 'tox.ini'} or given with -o): "
+                                 "invalid truth value 'maybe'; expected true or false"])
