@@ -15,32 +15,23 @@ S = Scenario(name="s", agent=lambda task, env: "ok", trials=3, seed=1, faults="n
 """
 
 
-def test_a_misspelt_marker_argument_names_the_test_line_and_the_argument_it_was_meant_as(pytester):
-    pytester.makepyfile(test_marked=SCENARIO + """
+@pytest.mark.parametrize(("marker", "said"), [
+    ("trails=5", "@pytest.mark.agent_chaos: unknown argument 'trails' (did you mean 'trials'?); valid: seed, *"),
+    ("7", "@pytest.mark.agent_chaos(7,): the marker takes keyword arguments only (seed, trials, *"),
+], ids=["misspelt", "positional"])
+def test_a_bad_marker_argument_names_the_marker_line_and_what_was_meant(pytester, marker, said):
+    """A misspelt argument showed a screen of the plugin's frames; a positional one (``agent_chaos(7)``) was
+    dropped, and the campaign ran its 100 trials."""
+    pytester.makepyfile(test_marked=SCENARIO + f"""
 
-@pytest.mark.agent_chaos(trails=5)
+@pytest.mark.agent_chaos({marker})
 def test_marked(agent_chaos):
     agent_chaos.run(S)
 """)
     result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["E   pytest_agentops.errors.ConfigError: test_marked.py:7: @pytest.mark.agent_chaos: "
-                                 "unknown argument 'trails' (did you mean 'trials'?); valid: seed, trials, *"])
+    result.stdout.fnmatch_lines([f"E   pytest_agentops.errors.ConfigError: test_marked.py:7: {said}"])
     assert "campaigns.py" not in result.stdout.str() and "pytest_plugin" not in result.stdout.str()
-
-
-def test_positional_marker_arguments_are_refused_not_dropped(pytester):
-    """``@pytest.mark.agent_chaos(7)`` ran the campaign's 100 trials: the 7 went nowhere."""
-    pytester.makepyfile(test_marked=SCENARIO + """
-
-@pytest.mark.agent_chaos(7)
-def test_marked(agent_chaos):
-    agent_chaos.run(S)
-""")
-    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*ConfigError: test_marked.py:7: @pytest.mark.agent_chaos(7,): the marker takes "
-                                 "keyword arguments only (seed, trials, *"])
 
 
 def test_a_cassette_directory_that_is_not_a_path_is_refused():
