@@ -39,13 +39,12 @@ from ..harness.state import layer as state
 from ..harness.tools import ToolTemplate
 from ..llm import boundary
 from ..plan import FaultPlan
-from ..process.time_patch import enter_clock, exit_clock
-from ..process.trial_random import TrialRandom, enter_random, exit_random
+from ..process.time_stand_ins import active as ACTIVE_CLOCK
+from ..process.trial_random import ACTIVE_RANDOM, WORLD, TrialRandom
 from ..scenario import Scenario
-from ..seeding import text_key
 from ..settings.prices import price_table
 from ..settings.run import RunSettings
-from ..vtime.clock import VirtualClock
+from ..vtime.clock import DEFAULT_EPOCH, OwnClock, VirtualClock
 
 __tracebackhide__ = hide_own_frames
 
@@ -80,16 +79,23 @@ def outside_loop(fn: Callable[..., Any], *args: Any) -> Any:
         asyncio._set_running_loop(loop)
 
 
-def of_the_trial(role: str, seed: int, clock: VirtualClock, fn: Callable[..., Any], *args: Any) -> Any:
+def of_the_trial(role: int, seed: int, clock: VirtualClock, fn: Callable[..., Any], *args: Any) -> Any:
     """``outside_loop(fn, *args)`` on ``clock`` and drawing ``random``'s (and numpy's) numbers from a generator of
-    the trial's own for ``role`` (``world``, ``check``): the world factory and the check of a trial replay
-    exactly too, and their draws do not move the agent's."""
-    token, random_token = enter_clock(clock), enter_random(TrialRandom(text_key(f"{role}:{seed}")))
+    the trial's own for ``role`` (``trial_random.WORLD``, ``CHECK``): the world factory and the check of a trial
+    replay exactly too, and their draws do not move the agent's."""
+    token, random_token = ACTIVE_CLOCK.set(clock), ACTIVE_RANDOM.set(TrialRandom(seed, role))  # (enter_*, inlined)
     try:
-        return outside_loop(fn, *args)
+        loop = asyncio._get_running_loop()  # (``outside_loop``, inlined: this runs twice in every trial)
+        if loop is None:
+            return fn(*args)
+        asyncio._set_running_loop(None)
+        try:
+            return fn(*args)
+        finally:
+            asyncio._set_running_loop(loop)
     finally:
-        exit_random(random_token)
-        exit_clock(token)
+        ACTIVE_RANDOM.reset(random_token)
+        ACTIVE_CLOCK.reset(token)
 
 
 class BuiltTrial:
@@ -139,8 +145,9 @@ class CampaignLayers:
         """Assemble trial ``index`` (in the thread that will run its agent)."""
         scenario = self.scenario
         try:
-            # (on a clock of its own: the world is made before the trial's time starts)
-            world = of_the_trial("world", seed, VirtualClock(), scenario.world) if scenario.world is not None else None
+            # (on a clock of its own from the trial's start: the world is made before the trial's time starts)
+            world = of_the_trial(WORLD, seed, OwnClock(DEFAULT_EPOCH, 0.0), scenario.world) \
+                if scenario.world is not None else None
         except Exception as exc:  # (its text redacted, and not chained: the original would show it as it was)
             frames = traceback.extract_tb(exc.__traceback__)
             where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""

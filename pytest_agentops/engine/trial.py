@@ -23,10 +23,10 @@ from ..harness.trace import PendingEvent, Trace
 from ..process.exit_guard import Refusal
 from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
-from ..process.trial_random import TrialRandom, enter_random, exit_random
+from ..process.trial_random import CHECK, TrialRandom, enter_random, exit_random
 from ..records import EventKey, TraceEvent, TrialRecord, event_key, make_trial_record
 from ..seeding import trial_seed
-from ..vtime.clock import LoopOrigin, VirtualClock
+from ..vtime.clock import LoopOrigin, OwnClock
 from ..vtime.deadline import watch_virtual_deadline
 from ..vtime.loop import run_virtual
 from ..vtime.real import real_perf_counter
@@ -268,9 +268,8 @@ class Trial:
             outcome = "completed"
         else:
             try:
-                ended = VirtualClock(ctx.clock.epoch)  # (the trial's time as it ended, which the check cannot move)
-                ended.advance(ctx.clock.monotonic())
-                passed = of_the_trial("check", self.seed, ended, scenario.check, ctx.world, output)
+                ended = OwnClock(ctx.clock.now(), 0.0)  # (from the time the trial ended: its epoch seconds)
+                passed = of_the_trial(CHECK, self._seed, ended, scenario.check, ctx.world, output)
                 outcome = "completed" if passed else "failed"
                 if outcome == "failed":
                     reason = "check(world, output) returned False"

@@ -35,25 +35,33 @@ _NP_GLOBAL = np.random.mtrand._rand  # the RandomState behind numpy's legacy mod
 _NP_TAG = 0x6E756D70  # "nump": keeps numpy's streams apart from anything else seeded from the trial seed
 
 
+#: whose draws a ``TrialRandom`` serves (``role``): the agent's, the world factory's, the check's
+AGENT, WORLD, CHECK = 0, 1, 2
+
+
 class TrialRandom:
     """A trial's generator, made on first use (most trials never draw from ``random``)."""
 
-    __slots__ = ("_np", "_np_rngs", "_rng", "seed")
+    __slots__ = ("_np", "_np_rngs", "_rng", "role", "seed")
 
-    def __init__(self, trial_seed: int):
+    def __init__(self, trial_seed: int, role: int = AGENT):
         self.seed = trial_seed
+        self.role = role  # whose draws: the agent's, the world factory's, the check's (streams apart)
         self._rng: random.Random | None = None
         self._np: np.random.RandomState | None = None
         self._np_rngs = itertools.count()
 
     @property
     def rng(self) -> random.Random:
-        if self._rng is None:
-            self._rng = random.Random(f"pytest-agentops:{self.seed}")  # str seeds hash the same in every run
+        if self._rng is None:  # (str seeds hash the same in every run)
+            role = self.role
+            self._rng = random.Random(f"pytest-agentops:{self.seed}" if role == AGENT else
+                                      f"pytest-agentops:{role}:{self.seed}")
         return self._rng
 
     def _sequence(self, *key: int) -> np.random.SeedSequence:
-        return np.random.SeedSequence(abs(int(self.seed)), spawn_key=(_NP_TAG, *key))
+        role = () if self.role == AGENT else (self.role,)
+        return np.random.SeedSequence(abs(int(self.seed)), spawn_key=(_NP_TAG, *role, *key))
 
     @property
     def numpy(self) -> np.random.RandomState:
@@ -68,6 +76,8 @@ class TrialRandom:
 
 
 _active: contextvars.ContextVar[TrialRandom | None] = contextvars.ContextVar("pytest_agentops_random", default=None)
+#: the context variable ``enter_random`` sets (for a caller that sets and resets it itself, on a hot path)
+ACTIVE_RANDOM = _active
 
 
 def enter_random(trial_random: TrialRandom) -> contextvars.Token[TrialRandom | None]:
