@@ -469,7 +469,9 @@ def unwritable(path: str) -> str | None:
         return f"its directory {parent} does not exist"
     if not parent.is_dir():
         return f"{parent} is not a directory"
-    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+    if target.exists():  # (written in place: the file's own permission decides, not its directory's)
+        return None if os.access(target, os.W_OK) else "permission denied"
+    if not os.access(parent, os.W_OK | os.X_OK):
         return "permission denied"
     return None
 

@@ -78,3 +78,10 @@ async def stream_agent(task: str, env: Any, *, tools: list[Any] = TOOLS, turns: 
 
 async def async_streaming_agent(task: str, env: Any) -> str:
     return await stream_agent(task, env)
+
+
+async def one_call(task: str, env: Any) -> str:
+    """One model call, nothing else (for a live model's upstream)."""
+    client = openai.AsyncOpenAI(base_url=env.llm.base_url, api_key=env.llm.api_key, max_retries=0)
+    reply = await client.chat.completions.create(model=env.llm.model, messages=[{"role": "user", "content": task}])
+    return reply.choices[0].message.content or ""

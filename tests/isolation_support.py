@@ -54,3 +54,14 @@ async def sleeper(task, env):
     if env.trial_id == "trial-1":
         raise ValueError("no such order")
     return f"{time.monotonic():.6f}"
+
+
+async def reads_a_slow_server(task, env):
+    """Asks a server on loopback (its port in the task), which answers 0.3 s later: real I/O, which virtual time
+    follows, in a child process as in the test process."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(task))
+    writer.write(b"ping")
+    await writer.drain()
+    answer = await reader.read(4)
+    writer.close()
+    return f"{answer.decode()} {time.monotonic():.1f}"

@@ -26,11 +26,13 @@ REFUND_POLICY = call_tools_then_answer(call("lookup_order", order_id=42), call("
 class UpstreamServer:
     """``upstream_server.py`` as a child process on loopback; ``stop()`` shuts it down for good."""
 
-    def __init__(self, policy: str = "live_support:REFUND_POLICY", *, leak: bool = False, throttle: int = 0):
+    def __init__(self, policy: str = "live_support:REFUND_POLICY", *, leak: bool = False, throttle: int = 0,
+                 delay: float = 0.0):
         env = {**os.environ, KEY_ENV: SECRET,
                "PYTHONPATH": os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])}
         command = [sys.executable, str(HERE / "upstream_server.py"), "--policy", policy, "--key", KEY_ENV,
-                   *(["--leak"] if leak else []), *(["--throttle", str(throttle)] if throttle else [])]
+                   *(["--leak"] if leak else []), *(["--throttle", str(throttle)] if throttle else []),
+                   *(["--delay", str(delay)] if delay else [])]
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -117,6 +118,22 @@ def test_an_unwritable_markdown_path_is_refused_before_the_gate_judges(tmp_path,
     assert captured.out == ""  # refused before judging: no table
     assert captured.err.startswith(f"agentops-gate: error: --markdown={target}: cannot write the markdown summary")
     assert problem in captured.err
+
+
+def test_the_early_check_asks_the_files_permission_for_an_existing_file_and_the_folders_for_a_new_one(
+        tmp_path, monkeypatch):
+    """The early check asked for write permission on the folder too, which writing the file in place does not
+    need: a summary file a CI job pre-created in a read-only folder was refused (the permissions are stood in
+    for: root, as on the CI machine, ignores them)."""
+    from pytest_agentops.gate import unwritable
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "summary.md").write_text("")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(folder) else real_access(path, mode))
+    assert unwritable(str(folder / "summary.md")) is None
+    assert unwritable(str(folder / "new.md")) == "permission denied"
 
 
 def _set(path, value):

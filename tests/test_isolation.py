@@ -183,3 +183,59 @@ def test_an_isolated_async_agents_virtual_time_leaves_out_its_process_start_up()
                      if 'raise ValueError("no such order")' in line)
     assert second[:2] == ("error", f"ValueError: no such order at isolation_support.py:{raised_at}")
     assert [t for _, t in first[3]] == [6.0, 6.0]  # (the tool call ended at 6 s; the outcome)
+
+
+def test_an_isolated_async_agents_real_io_counts_in_its_virtual_time_as_in_process():
+    """Leaving the child's start-up out of the clock left its real socket I/O out too (0.0 s against 0.5 s
+    in-process): real I/O is what virtual time follows."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(30)
+
+    def answer_slowly():
+        for _ in range(2):
+            conn, _ = server.accept()
+            conn.recv(4)
+            real_sleep(0.3)
+            conn.sendall(b"pong")
+            conn.close()
+
+    answering = threading.Thread(target=answer_slowly, daemon=True)
+    answering.start()
+    try:
+        seen = [run_campaign(Scenario(name="slow-io", agent=isolation_support.reads_a_slow_server,
+                                      task=str(server.getsockname()[1]), trials=1, seed=1, faults="none",
+                                      isolation=isolation, network="allow")).records[0]
+                for isolation in ("none", "process")]
+    finally:
+        answering.join(30)
+        server.close()
+    for record in seen:
+        assert record.outcome == "completed" and record.duration_s >= 0.25, record
+        assert record.output.startswith("pong 0.") and float(record.output.split()[1]) >= 0.2
+
+
+def test_isolated_async_trials_reach_a_live_model_in_parallel():
+    """The parent answered each child's request to a live model with the blocking call, on the loop all async
+    trials share: 6 trials of one 1-s call took 6 s, one after another. The upstream now sees them at once."""
+    from client_agents import need
+    from live_support import KEY_ENV, SECRET, UpstreamServer
+
+    need("openai")
+    from pytest_agentops.settings.live import LiveLLM
+
+    server = UpstreamServer(delay=0.5)
+    try:
+        os.environ[KEY_ENV] = SECRET
+        result = run_campaign(Scenario(name="iso-live", agent=__import__("isolated_llm_support").one_call,
+                                       task="Refund order 42", trials=4, seed=1, concurrency=4, faults="none",
+                                       isolation="process", live=LiveLLM(base_url=server.base_url, key_env=KEY_ENV,
+                                                                         model="m")))
+        stats = server.stats()
+    finally:
+        os.environ.pop(KEY_ENV, None)
+        server.stop()
+    assert dict(result.outcome_counts) == {"completed": 4}
+    assert stats["requests"] == 4 and stats["most_in_flight"] >= 2

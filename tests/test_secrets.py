@@ -465,3 +465,29 @@ def test_a_secret_in_a_test_id_is_redacted_in_the_reports_session(pytester, secr
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["session"]["expected"] == [f"test_param.py::test_with_token[{REDACTED}]"]
     assert KEY not in json.dumps(report)
+
+
+def test_a_write_someone_put_on_stdout_before_the_campaign_is_theirs_again_after(secret_env):
+    """The redaction patches the stream's own ``write`` for the campaign; putting it back deleted it, so a tee (or
+    ``mock.patch.object(sys.stdout, "write")``) installed before the campaign was gone after it."""
+    from unittest import mock
+
+    seen = []
+
+    def tee(text, _write=sys.stdout.write):
+        seen.append(text)
+        return _write(text)
+
+    sys.stdout.write = tee
+    try:
+        run_campaign(Scenario(name="tee", agent=lambda task, env: print(f"agent says {KEY}") or "ok", trials=1,
+                              faults=Faults.none()))
+        assert sys.stdout.write is tee
+        print("after the campaign")
+    finally:
+        del sys.stdout.write
+    assert f"agent says {REDACTED}" in "".join(seen) and "after the campaign" in "".join(seen)
+    with mock.patch.object(sys.stdout, "write") as patched:
+        run_campaign(Scenario(name="mocked", agent=lambda task, env: "ok", trials=1, faults=Faults.none()))
+        print("through the mock")
+    assert any("through the mock" in str(c) for c in patched.call_args_list)

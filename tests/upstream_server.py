@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 from pytest_agentops.errors import WireError
@@ -44,14 +45,15 @@ class Stats:
         self.refused = 0
         self.counter = 0
         self.throttled = 0
+        self.in_flight = self.most_in_flight = 0  # answers being prepared now, and the most at once
 
     def as_dict(self) -> dict[str, int]:
         return {"requests": self.requests, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "refused": self.refused, "throttled": self.throttled}
+                "refused": self.refused, "throttled": self.throttled, "most_in_flight": self.most_in_flight}
 
 
 def make_handler(policy: Any, key: str, stats: Stats, leak: bool = False,
-                 throttle: int = 0) -> type[http.server.BaseHTTPRequestHandler]:
+                 throttle: int = 0, delay: float = 0.0) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait for a delayed ACK
@@ -97,6 +99,13 @@ def make_handler(policy: Any, key: str, stats: Stats, leak: bool = False,
                 self._send(400, json.dumps(wire.error_body(api, 400, str(exc))).encode())
                 return
             n = hashlib.sha1(raw).hexdigest()[:12]  # ids from the request: the same request, the same answer
+            if delay:  # a slow model: how many requests wait at once shows whether the callers send in parallel
+                with stats.lock:
+                    stats.in_flight += 1
+                    stats.most_in_flight = max(stats.most_in_flight, stats.in_flight)
+                time.sleep(delay)
+                with stats.lock:
+                    stats.in_flight -= 1
             with stats.lock:
                 stats.counter += 1
                 limited = throttle and stats.counter % throttle == 0
@@ -153,13 +162,14 @@ def main() -> None:
     parser.add_argument("--key", required=True, help="the environment variable holding the expected key")
     parser.add_argument("--leak", action="store_true", help="echo the caller's key in every JSON answer")
     parser.add_argument("--throttle", type=int, default=0, help="answer every N-th request 429 (retry after 5 ms)")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before each answer")
     args = parser.parse_args()
     module, _, attr = args.policy.partition(":")
     policy = importlib.import_module(module)
     for part in attr.split("."):
         policy = getattr(policy, part)
     stats = Stats()
-    handler = make_handler(policy, os.environ[args.key], stats, args.leak, args.throttle)
+    handler = make_handler(policy, os.environ[args.key], stats, args.leak, args.throttle, args.delay)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)

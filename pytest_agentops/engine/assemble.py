@@ -39,12 +39,10 @@ from ..harness.state import layer as state
 from ..harness.tools import ToolTemplate
 from ..llm import boundary
 from ..plan import FaultPlan
-from ..process.time_stand_ins import active as ACTIVE_CLOCK
 from ..process.trial_random import ACTIVE_RANDOM, WORLD, TrialRandom
 from ..scenario import Scenario
 from ..settings.prices import price_table
 from ..settings.run import RunSettings
-from ..vtime.clock import DEFAULT_EPOCH, OwnClock, VirtualClock
 
 __tracebackhide__ = hide_own_frames
 
@@ -65,27 +63,15 @@ def is_async_agent(agent: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(agent) or inspect.iscoroutinefunction(type(agent).__call__)
 
 
-def outside_loop(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` for user code that is not the agent (the world factory, the check), run outside the trial
-    loop though on its thread: as anywhere else, it may run a loop of its own (``asyncio.run(seed_database())``).
-    A plain call when no loop runs (a sync trial): no context manager per trial."""
-    loop = asyncio._get_running_loop()
-    if loop is None:
-        return fn(*args)
-    asyncio._set_running_loop(None)
+def of_the_trial(role: int, seed: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` for user code that is not the agent (the world factory, the check): drawing ``random``'s (and
+    numpy's) numbers from a generator of the trial's own for ``role`` (``trial_random.WORLD``, ``CHECK``), so
+    that a generated world or a sampled check replays with the trial (and moves no draw of the agent's); on the
+    real clock (a world that waits for a real resource, a check that polls one); and outside the trial loop
+    though on its thread: as anywhere else, it may run a loop of its own (``asyncio.run(seed_database())``)."""
+    random_token = ACTIVE_RANDOM.set(TrialRandom(seed, role))  # (``enter_random``, inlined: twice in every trial)
     try:
-        return fn(*args)
-    finally:
-        asyncio._set_running_loop(loop)
-
-
-def of_the_trial(role: int, seed: int, clock: VirtualClock, fn: Callable[..., Any], *args: Any) -> Any:
-    """``outside_loop(fn, *args)`` on ``clock`` and drawing ``random``'s (and numpy's) numbers from a generator of
-    the trial's own for ``role`` (``trial_random.WORLD``, ``CHECK``): the world factory and the check of a trial
-    replay exactly too, and their draws do not move the agent's."""
-    token, random_token = ACTIVE_CLOCK.set(clock), ACTIVE_RANDOM.set(TrialRandom(seed, role))  # (enter_*, inlined)
-    try:
-        loop = asyncio._get_running_loop()  # (``outside_loop``, inlined: this runs twice in every trial)
+        loop = asyncio._get_running_loop()
         if loop is None:
             return fn(*args)
         asyncio._set_running_loop(None)
@@ -95,7 +81,6 @@ def of_the_trial(role: int, seed: int, clock: VirtualClock, fn: Callable[..., An
             asyncio._set_running_loop(loop)
     finally:
         ACTIVE_RANDOM.reset(random_token)
-        ACTIVE_CLOCK.reset(token)
 
 
 class BuiltTrial:
@@ -145,9 +130,7 @@ class CampaignLayers:
         """Assemble trial ``index`` (in the thread that will run its agent)."""
         scenario = self.scenario
         try:
-            # (on a clock of its own from the trial's start: the world is made before the trial's time starts)
-            world = of_the_trial(WORLD, seed, OwnClock(DEFAULT_EPOCH, 0.0), scenario.world) \
-                if scenario.world is not None else None
+            world = of_the_trial(WORLD, seed, scenario.world) if scenario.world is not None else None
         except Exception as exc:  # (its text redacted, and not chained: the original would show it as it was)
             frames = traceback.extract_tb(exc.__traceback__)
             where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""

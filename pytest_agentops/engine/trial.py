@@ -26,7 +26,7 @@ from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import CHECK, TrialRandom, enter_random, exit_random
 from ..records import EventKey, TraceEvent, TrialRecord, event_key, make_trial_record
 from ..seeding import trial_seed
-from ..vtime.clock import LoopOrigin, OwnClock
+from ..vtime.clock import LoopOrigin
 from ..vtime.deadline import watch_virtual_deadline
 from ..vtime.loop import run_virtual
 from ..vtime.real import real_perf_counter
@@ -268,8 +268,7 @@ class Trial:
             outcome = "completed"
         else:
             try:
-                ended = OwnClock(ctx.clock.now(), 0.0)  # (from the time the trial ended: its epoch seconds)
-                passed = of_the_trial(CHECK, self._seed, ended, scenario.check, ctx.world, output)
+                passed = of_the_trial(CHECK, self._seed, scenario.check, ctx.world, output)
                 outcome = "completed" if passed else "failed"
                 if outcome == "failed":
                     reason = "check(world, output) returned False"

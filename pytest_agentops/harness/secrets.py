@@ -249,6 +249,8 @@ def _redact_in_place(stream: Any) -> Any:
     line (``log_cli``), and a wrapper put in ``sys.stdout`` was lost at the first one. Returns what undoes it;
     None where the stream takes no attributes of its own (then it is wrapped: ``RedactingStream``)."""
     write = stream.write
+    own = getattr(stream, "__dict__", None)
+    before = {name: own[name] for name in ("write", "writelines") if own is not None and name in own}
 
     def redacting_write(text: Any) -> int:
         write(redact_text(text) if isinstance(text, str) else text)
@@ -263,12 +265,14 @@ def _redact_in_place(stream: Any) -> Any:
     except (AttributeError, TypeError):
         return None
 
-    def undo() -> None:
-        own = getattr(stream, "__dict__", {})
-        if own.get("write") is redacting_write:  # (someone else's since: leave theirs)
-            del stream.write
-        if own.get("writelines") is redacting_writelines:
-            del stream.writelines
+    def undo() -> None:  # what was there before (a tee, a mock of someone's), unless someone else's came since
+        now = getattr(stream, "__dict__", {})
+        for name, ours in (("write", redacting_write), ("writelines", redacting_writelines)):
+            if now.get(name) is ours:
+                if name in before:
+                    setattr(stream, name, before[name])
+                else:
+                    delattr(stream, name)
 
     return undo
 

@@ -225,18 +225,6 @@ class VirtualClock:
         return f"{type(self).__name__}(elapsed={elapsed:g}, now={stamp})"
 
 
-class OwnClock(VirtualClock):
-    """A virtual clock of its own starting at ``elapsed``: what a trial's world factory runs on (from the trial's
-    start) and its check (from the time the trial ended), so that their sleeps move neither the trial's clock
-    nor each other's. Cheap to make (trusted values: no checks)."""
-
-    __slots__ = ()
-
-    def __init__(self, epoch: float, elapsed: float) -> None:
-        self._epoch, self._source, self._origin, self._offset = epoch, None, None, elapsed
-        self._lock = threading.Lock()
-
-
 class TrialClock(VirtualClock):
     """A trial's virtual clock; passing the virtual time limit ends the trial as ``timed_out``.
 

@@ -78,7 +78,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         fds = getattr(inner, "_fd_to_key", None)  # (asked on every turn of the loop: read without a generator)
         self._fds: dict[int, Any] | None = fds if isinstance(fds, dict) else None
         self.idle: Callable[[], bool] | None = None
-        self.on_jump: Callable[[float], None] | None = None  # told the seconds of each jump to a timer
+        self.on_jump: Callable[[float], None] | None = None  # told each move of its time: to a timer, or real I/O
         # the loop's deferred timers (a heap, never replaced) and what arms the due ones (set by the loop)
         self.deferred: list[tuple[float, int, DeferredTimer]] = []
         self.arm_deferred: Callable[[float | None], float | None] | None = None
@@ -162,7 +162,10 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             passed = max(0.0, real_monotonic() - start)
             # never past the next timer: a real wait overshoots by a little, and a timer must fire exactly at
             # its virtual time (so a purely virtual trial keeps exact times beside one doing real I/O)
-            self.now += passed if timeout is None else min(passed, timeout)
+            moved = passed if timeout is None else min(passed, timeout)
+            self.now += moved
+            if self.on_jump is not None and moved:
+                self.on_jump(moved)
 
 
 class _OrderedTimer(asyncio.TimerHandle):
@@ -405,8 +408,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     @property
     def on_jump(self) -> Callable[[float], None] | None:
-        """Called (on the loop thread) with the virtual seconds of each jump to the next timer, not with real
-        waits: how a loop in another process reports its virtual time to the trial's clock."""
+        """Called (on the loop thread) with the seconds of each move of the loop's time: a jump to the next timer,
+        or a real wait on I/O (which virtual time follows): how a loop in another process (an isolated agent's)
+        reports its time to the trial's clock."""
         return self._vt_selector.on_jump
 
     @on_jump.setter

@@ -22,10 +22,9 @@ __tracebackhide__ = hide_own_frames
 Reply = tuple[int, list[tuple[bytes, bytes]], list[bytes], int | None, tuple[str, str] | None]
 
 
-def answer(host: str, method: str, url: str, headers: list[tuple[bytes, bytes]], content: bytes,
-           timeout: dict[str, float | None] | None = None) -> Reply:
-    """In the parent: the trial's fake model answers one request of its child (only to the trial's own host);
-    ``timeout``: the client's timeouts (an injected timeout waits the client's read timeout out)."""
+def _route(host: str, method: str, url: str, headers: list[tuple[bytes, bytes]], content: bytes,
+           timeout: dict[str, float | None] | None) -> tuple[httpx.Request, Any, Any]:
+    """The request as the parent's hub sees it, the handler of the trial's own host, and the HTTP core."""
     import httpcore
 
     from ...process.http_hub import HUB
@@ -35,13 +34,48 @@ def answer(host: str, method: str, url: str, headers: list[tuple[bytes, bytes]],
     handler = HUB.hosts.get(request.url.host) if request.url.host == host else None
     if handler is None:
         raise httpcore.ConnectError(f"{request.url.host}: not this trial's model host")
-    response = handler.handle(request, httpcore)
-    assert response is not None  # (a fake model always answers)
+    return request, handler, httpcore
+
+
+def answer(host: str, method: str, url: str, headers: list[tuple[bytes, bytes]], content: bytes,
+           timeout: dict[str, float | None] | None = None) -> Reply:
+    """In the parent: the trial's model answers one request of its child (only to the trial's own host);
+    ``timeout``: the client's timeouts (an injected timeout waits the client's read timeout out)."""
+    request, handler, core = _route(host, method, url, headers, content, timeout)
+    response = handler.handle(request, core)
+    assert response is not None  # (a model always answers)
     chunks: list[bytes] = []
     try:
-        for chunk in response.stream:  # type: ignore[union-attr]
+        for chunk in response.stream:
             chunks.append(chunk)
     except Exception as exc:  # a stream the fault cuts: where, and with what
+        return response.status_code, list(response.headers.raw), chunks, len(chunks), (type(exc).__name__, str(exc))
+    return response.status_code, list(response.headers.raw), chunks, None, None
+
+
+def answers_async(host: str) -> bool:
+    """Whether the trial's model answers asynchronously too (the live one: its upstream call must not hold the
+    loop the async trials share)."""
+    from ...process.http_hub import HUB
+
+    return hasattr(HUB.hosts.get(host), "ahandle")
+
+
+async def answer_async(host: str, method: str, url: str, headers: list[tuple[bytes, bytes]], content: bytes,
+                       timeout: dict[str, float | None] | None = None) -> Reply:
+    """``answer`` for an async trial, awaiting a model that answers asynchronously (``ahandle``)."""
+    request, handler, core = _route(host, method, url, headers, content, timeout)
+    response = await handler.ahandle(request, core)
+    chunks: list[bytes] = []
+    try:
+        stream = response.stream
+        if hasattr(stream, "__aiter__"):
+            async for chunk in stream:
+                chunks.append(chunk)
+        else:
+            for chunk in stream:
+                chunks.append(chunk)
+    except Exception as exc:
         return response.status_code, list(response.headers.raw), chunks, len(chunks), (type(exc).__name__, str(exc))
     return response.status_code, list(response.headers.raw), chunks, None, None
 

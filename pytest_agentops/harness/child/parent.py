@@ -228,8 +228,10 @@ class ChildAgent:
                 env.trace.add(kind, name, outcome, **data)
                 return "ok", None
             if op == "http" and env.llm is not None:
-                from .http_proxy import answer
+                from .http_proxy import answer, answer_async, answers_async
 
+                if _is_async_callable(self.agent) and answers_async(env.llm.host):  # (a live model's upstream)
+                    return "await", answer_async(env.llm.host, *request[1:])
                 return "ok", answer(env.llm.host, *request[1:])
             raise ValueError(f"unknown request {request[:2]!r}")
         except Exception as exc:  # the agent sees the tool's (or the harness's) exception
