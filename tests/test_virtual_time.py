@@ -262,3 +262,21 @@ async def _retries_forever(task, env):
             return env.tools["lookup_order"](42)
         except Exception:
             await asyncio.sleep(30)  # backoff: failures at 0, 30, 60 s; the next call, at 90 s, escalates
+
+
+def test_an_async_agent_waits_for_its_subprocess_without_pipes():
+    """On Python 3.11 asyncio waits for a subprocess in a thread of its own, which the virtual-time loop did not
+    see: with nothing else to wait for, it jumped to the trial's deadline, and ``await process.wait()`` on a
+    subprocess without pipes ended ``timed_out`` (virtual time limit of 3600s exceeded)."""
+    import sys
+
+    async def agent(task, env):
+        process = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(0.2)")
+        code = await process.wait()
+        await asyncio.sleep(1)  # (virtual: the loop still jumps once the wait is over)
+        return f"{code} {time.monotonic():.1f}"
+
+    result = run_campaign(Scenario(name="subprocess", agent=agent, trials=2, seed=1, faults="none", concurrency=2,
+                                   timeout_s=60))
+    assert [r.outcome for r in result.records] == ["completed", "completed"], [r.reason for r in result.records]
+    assert all(r.output.startswith("0 ") and 1.0 <= float(r.output.split()[1]) < 5 for r in result.records)

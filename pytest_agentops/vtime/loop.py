@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import contextvars
 import ctypes
+import functools
 import heapq
 import math
 import selectors
+import sys
 from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -79,6 +81,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self._fds: dict[int, Any] | None = fds if isinstance(fds, dict) else None
         self.idle: Callable[[], bool] | None = None
         self.on_jump: Callable[[float], None] | None = None  # told each move of its time: to a timer, or real I/O
+        self.children: Callable[[], bool] | None = None  # (3.11) a thread waits for a subprocess of the loop
         # the loop's deferred timers (a heap, never replaced) and what arms the due ones (set by the loop)
         self.deferred: list[tuple[float, int, DeferredTimer]] = []
         self.arm_deferred: Callable[[float | None], float | None] | None = None
@@ -116,7 +119,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         return any(fd not in own for fd in self._inner.get_map())
 
     def outside_work_pending(self) -> bool:
-        return self.outside_jobs > 0 or self.real_io_pending()
+        return self.outside_jobs > 0 or self.real_io_pending() or (self.children is not None and self.children())
 
     def _poll(self) -> list[tuple[selectors.SelectorKey, int]]:
         """A poll that does not wait, where virtual time cannot move: no system call while only the loop's own
@@ -137,7 +140,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             timeout = self.arm_deferred(timeout)
             if timeout is not None and timeout <= 0:
                 return self._poll()
-        threads_at_work = self.outside_jobs > 0
+        threads_at_work = self.outside_jobs > 0 or (self.children is not None and self.children())
         if threads_at_work or self.real_io_pending():
             real_timeout: float | None = self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
         elif timeout is not None:
@@ -166,6 +169,21 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             self.now += moved
             if self.on_jump is not None and moved:
                 self.on_jump(moved)
+
+
+def _children_waited_for(loop: asyncio.AbstractEventLoop) -> bool:
+    """(3.11) Whether asyncio's ``ThreadedChildWatcher`` waits, in a thread of its own, for a subprocess started on
+    ``loop``: work outside the loop as an executor job is (its wall time is not virtual time). Unseen, an agent's
+    ``await process.wait()`` on a subprocess without pipes let the loop jump to the trial's deadline: timed out."""
+    watcher = getattr(asyncio.events._event_loop_policy, "_watcher", None)
+    threads = getattr(watcher, "_threads", None)
+    if not threads:
+        return False
+    for thread in list(threads.values()):
+        args = getattr(thread, "_args", ())
+        if args and args[0] is loop and thread.is_alive():
+            return True
+    return False
 
 
 class _OrderedTimer(asyncio.TimerHandle):
@@ -282,6 +300,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ) -> None:
         inner = selector if selector is not None else selectors.DefaultSelector()
         self._vt_selector = _VirtualTimeSelector(inner, DEFAULT_IO_POLL_CAP)
+        if sys.version_info < (3, 12):  # (3.12 on waits for a subprocess through a pidfd: real I/O, seen as such)
+            self._vt_selector.children = functools.partial(_children_waited_for, self)
         self._vt_timers = 0  # timers made so far: the tie-break of timers due at the same instant
         #: what holds the loop's virtual time: ``vt_state.now`` is ``time()``, read without a call
         self.vt_state = self._vt_selector
