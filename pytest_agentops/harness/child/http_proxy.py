@@ -1,6 +1,6 @@
-"""The trial's fake model (``env.llm``) for an agent in a child process: the child's requests to its host are
-sent over the channel and answered in the parent by the trial's own fake (``process.http_hub``), so faults,
-drift, metering, the trace and virtual latency are the parent's, as for an agent in the test process.
+"""The trial's model (``env.llm``) for an agent in a child process: the child's requests to its host are sent
+over the channel and answered in the parent by the trial's own model, fake or live (``process.http_hub``), so
+faults, drift, metering, the trace and virtual latency are the parent's, as for an agent in the test process.
 
 A reply crosses as plain data: the status, the headers, the body's chunks, and where the stream breaks with
 which transport error (a cut stream); transport errors are raised in the child as its own HTTP core's
@@ -49,8 +49,14 @@ def answer(host: str, method: str, url: str, headers: list[tuple[bytes, bytes]],
         for chunk in response.stream:
             chunks.append(chunk)
     except Exception as exc:  # a stream the fault cuts: where, and with what
-        return response.status_code, list(response.headers.raw), chunks, len(chunks), (type(exc).__name__, str(exc))
-    return response.status_code, list(response.headers.raw), chunks, None, None
+        return _reply(response, chunks, exc)
+    return _reply(response, chunks)
+
+
+def _reply(response: httpx.Response, chunks: list[bytes], broken: Exception | None = None) -> Reply:
+    if broken is None:
+        return response.status_code, list(response.headers.raw), chunks, None, None
+    return response.status_code, list(response.headers.raw), chunks, len(chunks), (type(broken).__name__, str(broken))
 
 
 def answers_async(host: str) -> bool:
@@ -76,8 +82,8 @@ async def answer_async(host: str, method: str, url: str, headers: list[tuple[byt
             for chunk in stream:
                 chunks.append(chunk)
     except Exception as exc:
-        return response.status_code, list(response.headers.raw), chunks, len(chunks), (type(exc).__name__, str(exc))
-    return response.status_code, list(response.headers.raw), chunks, None, None
+        return _reply(response, chunks, exc)
+    return _reply(response, chunks)
 
 
 class _Stream(httpx.SyncByteStream, httpx.AsyncByteStream):
