@@ -65,3 +65,17 @@ async def reads_a_slow_server(task, env):
     answer = await reader.read(4)
     writer.close()
     return f"{answer.decode()} {time.monotonic():.1f}"
+
+
+def polls_a_server(task, env):
+    """Ten GETs to a server on loopback (its port in the task): what came back, in order."""
+    import httpx
+
+    seen = []
+    with httpx.Client(timeout=5) as client:
+        for i in range(10):
+            try:
+                seen.append(str(client.get(f"http://127.0.0.1:{task}/now?i={i}").status_code))
+            except httpx.TransportError as exc:
+                seen.append(type(exc).__name__)
+    return " ".join(seen)

@@ -239,3 +239,38 @@ def test_isolated_async_trials_reach_a_live_model_in_parallel():
         server.stop()
     assert dict(result.outcome_counts) == {"completed": 4}
     assert stats["requests"] == 4 and stats["most_in_flight"] >= 2
+
+
+def test_an_isolated_agents_requests_get_the_trials_http_faults_as_in_process():
+    """``Scenario(http=HttpFaults(...))`` faults the hosts an agent calls through the parent's interception: an
+    isolated agent's requests went out untouched. The parent now decides each one's fault, as in-process."""
+    import http.server
+    import threading
+
+    from pytest_agentops import Faults, HttpFaults
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        seen = [[(r.outcome, r.output, r.faults) for r in run_campaign(Scenario(
+            name="iso-http", agent=isolation_support.polls_a_server, task=str(server.server_address[1]), trials=3,
+            seed=4, network="allow", isolation=isolation, early_stop=False,
+            faults=Faults(http=HttpFaults(hosts=["127.0.0.1"], rate=0.4)))).records]
+            for isolation in ("none", "process")]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen[0] == seen[1]
+    outputs = " ".join(output for _, output, _ in seen[0]).split()
+    assert 3 < outputs.count("200") < 27 and len(outputs) == 30  # faults fired, and not on every request
+    assert all(f.startswith("http:127.0.0.1:") for _, _, faults in seen[0] for f in faults)

@@ -181,15 +181,19 @@ def _run_here(coro: Any, clock: _RemoteClock) -> Any:
 
 
 @contextlib.contextmanager
-def _model_host(llm: LLMEndpoint | None, rpc: _Rpc) -> Iterator[None]:
-    """The trial's model host (``env.llm``) answered by the parent while the agent runs (nothing without one)."""
-    if llm is None:
+def _served_hosts(env: ChildEnv, job: ChildJob, rpc: _Rpc) -> Iterator[None]:
+    """While the agent runs, the parent answers the trial's model host (``env.llm``) and decides the transport
+    faults of the hosts the trial faults (nothing to do without either)."""
+    if env.llm is None and not job.fault_hosts:
         yield
         return
     from ...process.http_hub import HTTP_PATCH, HUB
     from .http_proxy import RemoteModel
 
-    HUB.add_host(llm.host, RemoteModel(rpc.call))
+    if env.llm is not None:
+        HUB.add_host(env.llm.host, RemoteModel(rpc.call))
+    if job.fault_hosts:  # (found, as in the parent, through the clock of the calling thread or task: the trial's)
+        HUB.add_faults(env.clock, frozenset(job.fault_hosts), RemoteModel(rpc.call, "http_fault"))
     with HTTP_PATCH():
         yield
 
@@ -205,7 +209,7 @@ def child_main(conn: _Channel, job: ChildJob) -> None:
         env = ChildEnv(rpc, job, store)
         random_token = enter_random(TrialRandom(job.seed))  # as in the parent: the trial's own stdlib random
         try:
-            with time_patch(), virtual_time(env.clock), secrets.redacted_output(), _model_host(env.llm, rpc):
+            with time_patch(), virtual_time(env.clock), secrets.redacted_output(), _served_hosts(env, job, rpc):
                 output = job.agent(job.task, env)
                 if inspect.isawaitable(output):  # an async agent: on a virtual-time loop of its own
                     output = _run_here(output, env.clock)

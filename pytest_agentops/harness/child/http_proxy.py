@@ -59,6 +59,31 @@ def _reply(response: httpx.Response, chunks: list[bytes], broken: Exception | No
     return response.status_code, list(response.headers.raw), chunks, len(chunks), (type(broken).__name__, str(broken))
 
 
+def faulted_hosts(clock: Any) -> tuple[str, ...]:
+    """In the parent: the hosts the trial on ``clock`` injects transport faults into (``Scenario(http=...)``)."""
+    from ...process.http_hub import HUB
+
+    entry = HUB.faults.get(id(clock))
+    return tuple(sorted(entry[0])) if entry is not None else ()
+
+
+def answer_fault(clock: Any, method: str, url: str, headers: list[tuple[bytes, bytes]], content: bytes,
+                 timeout: dict[str, float | None] | None = None) -> Reply | None:
+    """In the parent: the trial's transport fault for one request its child makes to a faulted host (a response,
+    or the transport error raised), or None: the child sends the request on itself."""
+    import httpcore
+
+    from ...process.http_hub import HUB
+
+    entry = HUB.faults.get(id(clock))
+    request = httpx.Request(method, url, headers=headers, content=content,
+                            extensions={"timeout": timeout} if timeout is not None else None)
+    if entry is None or request.url.host not in entry[0]:
+        return None
+    response = entry[1].handle(request, httpcore)
+    return None if response is None else _reply(response, list(response.stream))
+
+
 def answers_async(host: str) -> bool:
     """Whether the trial's model answers asynchronously too (the live one: its upstream call must not hold the
     loop the async trials share)."""
@@ -115,19 +140,23 @@ def in_core(exc: BaseException, core: Any) -> BaseException:
 
 
 class RemoteModel:
-    """In the child: the handler of the trial's model host (``http_hub``), asking the parent."""
+    """In the child: the handler of the trial's model host (``http_hub``), asking the parent (``op``: ``http``);
+    also, with ``op="http_fault"``, of the hosts the trial faults, whose ``None`` lets the request go on."""
 
-    def __init__(self, call: Callable[..., Any]):
+    def __init__(self, call: Callable[..., Any], op: str = "http"):
         self.call = call  # the child's channel to the parent (``_Rpc.call``)
+        self.op = op
 
-    def handle(self, request: httpx.Request, core: Any) -> httpx.Response:
+    def handle(self, request: httpx.Request, core: Any) -> httpx.Response | None:
         try:
             timeout = request.extensions.get("timeout")
-            status, headers, chunks, cut, error = self.call(
-                "http", request.method, str(request.url), list(request.headers.raw), request.content,
-                {k: v for k, v in timeout.items() if v is None or isinstance(v, (int, float))}
-                if isinstance(timeout, dict) else None)
+            reply = self.call(self.op, request.method, str(request.url), list(request.headers.raw), request.content,
+                              {k: v for k, v in timeout.items() if v is None or isinstance(v, (int, float))}
+                              if isinstance(timeout, dict) else None)
         except Exception as exc:
             raise in_core(exc, core) from None
+        if reply is None:
+            return None
+        status, headers, chunks, cut, error = reply
         broken = None if error is None else lambda: getattr(core, error[0], core.ReadError)(error[1])
         return httpx.Response(status, headers=headers, stream=_Stream(chunks, cut, broken))

@@ -21,6 +21,7 @@ from ...process.reaper import REAPER
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
 from .. import secrets
+from .http_proxy import faulted_hosts
 from .protocol import ChildJob, ChildLimits, _Channel, describe_exit, freeze, thaw
 
 __tracebackhide__ = hide_own_frames
@@ -88,7 +89,8 @@ class ChildAgent:
         llm = env.llm
         return ChildJob(self.agent, task, self.scenario, self.index, self.seed, str(self.state),
                         self.store.namespace, tuple(tools), env.clock.epoch,
-                        None if llm is None else (llm.base_url, llm.api_key, llm.model), secrets.secret_names())
+                        None if llm is None else (llm.base_url, llm.api_key, llm.model), secrets.secret_names(),
+                        faulted_hosts(env.clock))
 
     def __call__(self, task: str, env: Any) -> Any:
         """Sync agent: run it to the end (restarts included). Async agent: the coroutine that does so."""
@@ -233,6 +235,10 @@ class ChildAgent:
                 if _is_async_callable(self.agent) and answers_async(env.llm.host):  # (a live model's upstream)
                     return "await", answer_async(env.llm.host, *request[1:])
                 return "ok", answer(env.llm.host, *request[1:])
+            if op == "http_fault":
+                from .http_proxy import answer_fault
+
+                return "ok", answer_fault(env.clock, *request[1:])
             raise ValueError(f"unknown request {request[:2]!r}")
         except Exception as exc:  # the agent sees the tool's (or the harness's) exception
             return "raise", freeze(exc)

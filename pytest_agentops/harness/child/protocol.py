@@ -115,6 +115,7 @@ class ChildJob:
     epoch: float
     llm: tuple[str, str, str] | None = None  # the trial's fake model (``env.llm``): base URL, fake key, model name
     secret_names: tuple[str, ...] = ()  # variables whose values are secrets whatever their names (``secrets``)
+    fault_hosts: tuple[str, ...] = ()  # hosts the trial injects transport faults into (answered by the parent)
 
 
 
