@@ -457,9 +457,9 @@ def test_process_wide_state_a_trial_changes_is_put_back_when_its_campaign_ends_a
     after = os.umask(mask)
     assert os.getcwd() == cwd and "AGENTOPS_TEST_LEFT_BEHIND" not in os.environ
     assert sys.getrecursionlimit() == limit and logging.getLogger().level == level and sys.path == path
-    from pytest_agentops.process.kept_state import _umask
+    from pytest_agentops.process.umask import shown_umask
 
-    seen = _umask() is not None
+    seen = shown_umask() is not None
     assert after == (mask if seen else 0o077)  # put back where the system shows it without setting it
     assert str(warned[0].message) == (
         "the campaign's trials changed process-wide state, put back at its end: the working directory, os.environ, "

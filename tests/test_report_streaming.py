@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -363,3 +364,24 @@ def test_the_series_of_every_judged_metric_come_from_one_pass_and_equal_each_met
     assert {s["kind"] for s in series} == {"rate", "distribution"}
     assert series == [one_metric(s["metric"]) for s in series]
     assert all(len(s["values"]) == campaign.n for s in series)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_a_report_gets_the_mode_of_an_ordinary_new_file(tmp_path, mask):
+    """Written through a 0600 temporary file and moved into place: the mode an ordinary new file gets under the
+    process's umask (read from ``/proc/self/status`` where the system shows it, without setting it)."""
+    from pytest_agentops.process.umask import as_ordinary_file, current_umask
+
+    result = run_campaign(Scenario(name="mode", agent=lambda task, env: "ok", trials=2, seed=1, faults="none"))
+    before = os.umask(mask)
+    try:
+        assert current_umask() == mask
+        written = write_report(tmp_path / "report.json", [result])
+        loose = tmp_path / "loose"
+        loose.write_text("")
+        loose.chmod(0o600)
+        as_ordinary_file(loose)
+    finally:
+        os.umask(before)
+    assert (os.stat(written).st_mode & 0o777) == (os.stat(loose).st_mode & 0o777) == 0o666 & ~mask

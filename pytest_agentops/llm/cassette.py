@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import CassetteMiss, ConfigError, hide_own_frames
 from ..harness.secrets import redact_environment
+from ..process.umask import as_ordinary_file
 from ..seeding import canonical
 
 __tracebackhide__ = hide_own_frames
@@ -106,9 +107,7 @@ class Cassette:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write("".join(line + "\n" for line in lines))
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)
+            as_ordinary_file(tmp)
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

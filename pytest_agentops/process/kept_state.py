@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ProcessStateChanged, hide_own_frames
+from .umask import shown_umask
 
 __tracebackhide__ = hide_own_frames
 
@@ -48,18 +49,6 @@ def _put_handlers(saved: list[logging.Handler]) -> None:
     logging.root.handlers[:] = saved
 
 
-def _umask() -> int | None:
-    """The process's umask as the system shows it, without setting it (None where it does not)."""
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 #: (what it is called in the warning, read it, put it back)
 _STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("the working directory", _cwd, lambda cwd: cwd is not None and os.chdir(cwd)),
@@ -74,7 +63,7 @@ _STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("the root logger's handlers", lambda: list(logging.root.handlers), _put_handlers),
     ("logging.disable", lambda: logging.root.manager.disable, logging.disable),
     ("the default socket timeout", socket.getdefaulttimeout, socket.setdefaulttimeout),
-    ("the umask", _umask, lambda mask: mask is not None and os.umask(mask)),  # (None both times where unseen)
+    ("the umask", shown_umask, lambda mask: mask is not None and os.umask(mask)),  # (None both times where unseen)
 )
 if sys.version_info < (3, 14):  # (the policy system is deprecated from 3.14 on)
     _STATE += (("the asyncio event loop policy", asyncio.get_event_loop_policy, asyncio.set_event_loop_policy),)

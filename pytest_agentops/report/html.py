@@ -23,6 +23,7 @@ from .._version import __version__
 from ..errors import hide_own_frames
 from ..harness.secrets import redact_text
 from ..harness.secrets import refresh as refresh_secrets
+from ..process.umask import as_ordinary_file
 from .campaign_data import campaign_order, passed, replay_hint
 from .html_assets import CSP, CSS, JS
 from .html_charts import distributions, sequential_paths, time_to_escalation
@@ -296,9 +297,7 @@ def write_html(path: str | os.PathLike[str], campaigns: Iterable[dict[str, Any]]
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for piece in html_pieces(campaigns):
                 fh.write(piece)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+        as_ordinary_file(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ReportError, hide_own_frames
 from ..process.gc_hold import collector_paused
+from ..process.umask import as_ordinary_file
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
 from .campaign_data import RecordDicts, campaign_order, plain_data
 from .json_records import RecordsText
@@ -53,7 +54,7 @@ def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult 
         with os.fdopen(fd, "w", encoding="utf-8") as fh, collector_paused():
             write_json(_streamed(results, with_traces, comparisons, session), fh.write)
             fh.write("\n")
-        os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary file would be (mkstemp makes it 0600)
+        as_ordinary_file(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -131,12 +132,6 @@ def _report(campaigns: list[dict[str, Any]], comparisons: Iterable[Any], session
 
 def _record(record: Any, *, redact: Callable[[Any], Any], with_traces: bool) -> dict[str, Any]:
     return redact(CampaignResult.record_dict(record, with_traces))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._version import __version__
 from ..errors import hide_own_frames
+from ..process.umask import as_ordinary_file
 from .campaign_data import replay_hint
 
 __tracebackhide__ = hide_own_frames
@@ -220,9 +221,7 @@ class OtlpJsonFileExporter(SpanExporter):
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 if self.spans:
                     fh.write(otlp_json_lines(self.spans))
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)  # as an ordinary file would be (mkstemp makes it 0600)
+            as_ordinary_file(tmp)
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
