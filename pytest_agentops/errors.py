@@ -30,11 +30,10 @@ def user_code_at(tb: TracebackType | None = None, frame: FrameType | None = None
     """`` at file:line`` of the innermost frame of the user's code in a traceback (or, given ``frame``, of the
     first one from ``frame`` outwards); an empty string when there is none."""
     found = None
-    if tb is not None:
-        while tb is not None:
-            if is_users(tb.tb_frame.f_code.co_filename):
-                found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
-            tb = tb.tb_next
+    while tb is not None:
+        if is_users(tb.tb_frame.f_code.co_filename):
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
     while found is None and frame is not None:
         if is_users(frame.f_code.co_filename):
             found = (frame.f_code.co_filename, frame.f_lineno)

@@ -95,13 +95,23 @@ def _refusal() -> Refusal | None:
 _PID = os.getpid()  # (a forked child, which inherits the refusals of the thread that forked, exits for real)
 
 
+def _end_trial(reason: str, refusal: Refusal | None) -> None:
+    """A refused call decides its trial (an error, whatever the agent catches): the trial whose thread or task
+    this is (its clock; the reason names the caller's line), else the one whose agent started this thread (its
+    ``Refusal``)."""
+    end_trial = getattr(active_clock(), "end_trial", None)  # (a trial's clock; not a user's own virtual_time)
+    if end_trial is not None:
+        end_trial("error", f"{reason}{user_code_at(frame=sys._getframe(2))}")
+    elif refusal is not None:
+        refusal.tell(f"{refusal.what} called {reason}")
+
+
 def _exit(status: int) -> NoReturn:
     if os.getpid() == _PID:
         clock = active_clock()
-        end_trial = getattr(clock, "end_trial", None)  # (a trial's clock; not a user's own virtual_time)
-        if end_trial is not None:  # inside a trial: it is an error naming the call, even if the agent catches it
+        if getattr(clock, "end_trial", None) is not None:  # inside a trial: an error naming the call, even if caught
             exited = AgentExited(status)
-            end_trial("error", f"AgentExited: {exited}{user_code_at(frame=sys._getframe(1))}")
+            _end_trial(f"AgentExited: {exited}", None)
             raise exited
         refusal = _refusal()
         if refusal is not None:  # an agent's thread, what a trial left to be judged (the check), ...
@@ -304,7 +314,7 @@ def _own_group(pgid: Any) -> bool:
         return False
 
 
-#: (call, signal of the call, whether it reaches the test process itself) of the signalling functions refused
+#: name -> (the signal a call sends, whether the call reaches the test process itself), of the functions refused
 _SIGNALLING: dict[str, tuple[Callable[..., Any], Callable[..., bool]]] = {
     "kill": (lambda pid, sig: sig, lambda pid, sig: pid in (os.getpid(), 0, -1) or (
         isinstance(pid, int) and pid < -1 and _own_group(-pid))),
@@ -334,11 +344,7 @@ def _refusing_signal(owner: str, name: str, real: Callable[..., Any]) -> Callabl
             return real(*args, **kwargs)
         message = (f"{owner}.{name}() with {_signal_name(sig)} inside a trial is refused: it signals the test "
                    "process itself")
-        end_trial = getattr(active_clock(), "end_trial", None)  # (the trial's own thread or task)
-        if end_trial is not None:
-            end_trial("error", f"{message}{user_code_at(frame=sys._getframe(1))}")
-        elif refusal is not None:  # (an agent's thread: its trial's)
-            refusal.tell(f"{refusal.what} called {message}")
+        _end_trial(message, refusal)
         raise PermissionError(errno.EPERM, message)
 
     refused.__doc__ = real.__doc__
