@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from isolated_llm_support import run_tool, stream_agent
+from isolated_llm_support import chat_agent, run_tool, stream_agent
 
 from pytest_agentops import Faults, Scenario
 from pytest_agentops.llm import Drift, FakeLLM, ModelFaults, call, call_tools_then_answer
@@ -95,17 +95,7 @@ def assert_proven(result: Any, *, kinds: tuple[str, ...] = ("model", "model_outp
 
 def openai_sync_agent(task: str, env: Any) -> str:
     client = openai.OpenAI(base_url=env.llm.base_url, api_key=env.llm.api_key, max_retries=3)
-    messages: list[Any] = [{"role": "system", "content": "You refund orders."}, {"role": "user", "content": task}]
-    for _ in range(10):
-        response = client.chat.completions.create(model=env.llm.model, messages=messages, tools=TOOL_SCHEMAS)
-        message = response.choices[0].message
-        messages.append(message.model_dump(exclude_none=True))
-        if not message.tool_calls:
-            return message.content or ""
-        for tc in message.tool_calls:
-            messages.append({"role": "tool", "tool_call_id": tc.id,
-                             "content": run_tool(env, tc.function.name, tc.function.arguments)})
-    return "too many turns"
+    return chat_agent(task, env, client, tools=TOOL_SCHEMAS, turns=10)
 
 
 STREAMED: dict[int, int] = {}

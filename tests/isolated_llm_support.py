@@ -24,11 +24,11 @@ def run_tool(env: Any, name: str, arguments: Any) -> str:
         return f"error: {type(exc).__name__}: {exc}"
 
 
-def sync_agent(task: str, env: Any) -> str:
-    client = env.llm.openai(max_retries=3)
+def chat_agent(task: str, env: Any, client: Any, *, tools: list[Any] = TOOLS, turns: int = 6) -> str:
+    """An agent on a sync ``openai`` client: the model's tool calls run until it answers."""
     messages: list[Any] = [SYSTEM, {"role": "user", "content": task}]
-    for _ in range(6):
-        message = client.chat.completions.create(model=env.llm.model, messages=messages, tools=TOOLS).choices[0].message
+    for _ in range(turns):
+        message = client.chat.completions.create(model=env.llm.model, messages=messages, tools=tools).choices[0].message
         messages.append(message.model_dump(exclude_none=True))
         if not message.tool_calls:
             return message.content or ""
@@ -36,6 +36,10 @@ def sync_agent(task: str, env: Any) -> str:
             messages.append({"role": "tool", "tool_call_id": call.id,
                              "content": run_tool(env, call.function.name, call.function.arguments)})
     return "too many turns"
+
+
+def sync_agent(task: str, env: Any) -> str:
+    return chat_agent(task, env, env.llm.openai(max_retries=3))
 
 
 async def stream_agent(task: str, env: Any, *, tools: list[Any] = TOOLS, turns: int = 6,

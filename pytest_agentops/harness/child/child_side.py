@@ -152,8 +152,8 @@ class ChildEnv:
 
 
 class _Jumps:
-    """The child loop's jumps to its next timer, told to the trial's clock as the parent's loop would show them: its
-    time since the start to the microsecond (an async trial's clock reads its loop so: ``LoopOrigin``)."""
+    """The moves of the child loop's time (jumps to its next timer, real waits on I/O), told to the trial's clock as
+    the parent's loop would show them: its time since the start to the microsecond (``LoopOrigin`` reads so)."""
 
     __slots__ = ("clock", "shown", "total")
 
@@ -188,12 +188,12 @@ def _served_hosts(env: ChildEnv, job: ChildJob, rpc: _Rpc) -> Iterator[None]:
         yield
         return
     from ...process.http_hub import HTTP_PATCH, HUB
-    from .http_proxy import RemoteModel
+    from .http_proxy import ParentAnswers
 
     if env.llm is not None:
-        HUB.add_host(env.llm.host, RemoteModel(rpc.call))
+        HUB.add_host(env.llm.host, ParentAnswers(rpc.call))
     if job.fault_hosts:  # (found, as in the parent, through the clock of the calling thread or task: the trial's)
-        HUB.add_faults(env.clock, frozenset(job.fault_hosts), RemoteModel(rpc.call, "http_fault"))
+        HUB.add_faults(env.clock, frozenset(job.fault_hosts), ParentAnswers(rpc.call, "http_fault"))
     with HTTP_PATCH():
         yield
 

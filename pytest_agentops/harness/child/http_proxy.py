@@ -139,9 +139,9 @@ def in_core(exc: BaseException, core: Any) -> BaseException:
     return exc
 
 
-class RemoteModel:
-    """In the child: the handler of the trial's model host (``http_hub``), asking the parent (``op``: ``http``);
-    also, with ``op="http_fault"``, of the hosts the trial faults, whose ``None`` lets the request go on."""
+class ParentAnswers:
+    """In the child: an ``http_hub`` handler that asks the parent: for the trial's model host (``op="http"``), or
+    for the hosts the trial faults (``op="http_fault"``, whose ``None`` lets the request go on from the child)."""
 
     def __init__(self, call: Callable[..., Any], op: str = "http"):
         self.call = call  # the child's channel to the parent (``_Rpc.call``)
