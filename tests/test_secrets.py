@@ -165,6 +165,8 @@ def agent(task, env):
     print(f"and to stderr: {key}", file=sys.stderr)
     logging.getLogger("leaky").warning("agent logs the key %s", key)
     print(f"after logging, the key {key}")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(f"bytes to the buffer, the key {key}\\n".encode())
     warnings.warn(f"agent warns with the key {key}")
     warnings.warn(DeprecationWarning(f"agent warns of an old key {key}"))
     try:
@@ -215,6 +217,7 @@ def test_no_secret_in_the_terminal_the_json_report_or_junit_xml(pytester, secret
     assert f"agent prints the key {REDACTED} and {REDACTED}" in terminal
     assert f"and to stderr: {REDACTED}" in terminal and f"agent logs the key {REDACTED}" in terminal
     assert f"after logging, the key {REDACTED}" in terminal
+    assert f"bytes to the buffer, the key {REDACTED}" in terminal  # (under the text layer: redacted too)
     assert f"a child process prints the key {REDACTED}" in terminal
     assert f"RuntimeError: the key {REDACTED} does not work" in terminal
     # the warnings summary (pytest shows it after the test, when the campaign has ended): class kept

@@ -228,7 +228,7 @@ class RedactingStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream.write(redact_text(text) if isinstance(text, str) else text)
+        self._stream.write(_redact_written_text(text))
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -243,7 +243,21 @@ class RedactingStream:
 campaign_ran = False
 
 
-def _redact_in_place(stream: Any) -> Any:
+def _redact_written_text(text: Any) -> Any:
+    return redact_text(text) if isinstance(text, str) else text
+
+
+def _redact_written_bytes(data: Any) -> Any:
+    """What is written to a text stream's ``buffer`` (``sys.stdout.buffer.write(b"...")``), redacted as UTF-8
+    text; the very same object when there is nothing to redact."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return data
+    text = bytes(data).decode("utf-8", "surrogateescape")
+    redacted = redact_text(text)
+    return data if redacted == text else redacted.encode("utf-8", "surrogateescape")
+
+
+def _redact_in_place(stream: Any, redact: Callable[[Any], Any] = _redact_written_text) -> Any:
     """Make ``stream`` itself redact what is written to it (its own ``write`` and ``writelines``), so that it
     stays redacting when someone swaps it out and puts it back: pytest's capture does around each live log
     line (``log_cli``), and a wrapper put in ``sys.stdout`` was lost at the first one. Returns what undoes it;
@@ -253,7 +267,7 @@ def _redact_in_place(stream: Any) -> Any:
     before = {name: own[name] for name in ("write", "writelines") if own is not None and name in own}
 
     def redacting_write(text: Any) -> int:
-        write(redact_text(text) if isinstance(text, str) else text)
+        write(redact(text))
         return len(text)
 
     def redacting_writelines(lines: Any) -> None:
@@ -278,19 +292,27 @@ def _redact_in_place(stream: Any) -> Any:
 
 
 def _hold_stream(name: str) -> Callable[[], None]:
-    """``sys.NAME`` redacting (in place, else wrapped); returns what puts it back."""
+    """``sys.NAME`` redacting (in place, else wrapped), and its ``buffer`` where it has one that takes it (bytes
+    written there skip the text layer); returns what puts them back."""
     stream = getattr(sys, name)
     if stream is None:
         return _nothing
+    buffer = getattr(stream, "buffer", None)
+    undo_buffer = (_redact_in_place(buffer, _redact_written_bytes) if callable(getattr(buffer, "write", None))
+                   else None) or _nothing
     undo = _redact_in_place(stream)
     if undo is not None:
-        return undo
+        def put_back() -> None:
+            undo()
+            undo_buffer()
+        return put_back
     wrapped = RedactingStream(stream)
     setattr(sys, name, wrapped)
 
     def unwrap() -> None:
         if getattr(sys, name) is wrapped:  # (someone else replaced it since: leave theirs)
             setattr(sys, name, stream)
+        undo_buffer()
 
     return unwrap
 
