@@ -460,10 +460,14 @@ def evaluate(exp: Expectation, data: MetricData, confidence: float = 0.95, *, fi
 
 
 def count_verdict(exp: Expectation, violations: int, n: int, confidence: float, *, final: bool,
-                  base: dict[str, object] | None = None, decided_at: int | None = None) -> Verdict:
+                  base: dict[str, object] | None = None, decided_at: int | None = None,
+                  unit: str | None = None) -> Verdict:
     """Zero tolerance (or a small allowance): fail as soon as more violations than allowed are seen, pass only
-    after the last trial, with the upper bound 1 - alpha^(1/n) on the rate over the trials that had the chance."""
-    unit = REGISTRY[exp.metric].counting_unit if exp.metric in REGISTRY else "trial"
+    after the last trial, with the upper bound 1 - alpha^(1/n) on the rate over the ``n`` trials that had the
+    chance (or the ``n`` units, named by ``unit``, of trials that share a task: their violations may come
+    together)."""
+    shown = "trial(s)" if unit is None else unit.replace("unit ", "units ", 1)
+    unit = unit or (REGISTRY[exp.metric].counting_unit if exp.metric in REGISTRY else "trial")
     base = base or {"key": exp.key, "expression": exp.expression, "threshold": exp.threshold,
                     "confidence": confidence, "counting_unit": unit}
     allowed = exp.threshold - (1 if exp.op == "<" else 0)
@@ -473,8 +477,7 @@ def count_verdict(exp: Expectation, violations: int, n: int, confidence: float, 
                        method="count", note=f"{violations} violation(s)", rule=rule, false_fail=0.0,
                        decided_at=decided_at)
     upper = stats.zero_violation_upper(n, confidence) if violations == 0 else None
-    note = (f"rate <= {upper:.3g} at {confidence:.0%} over {n} trial(s) with the chance"
-            if upper is not None else "")
+    note = f"rate <= {upper:.3g} at {confidence:.0%} over {n} {shown} with the chance" if upper is not None else ""
     return Verdict(**base, verdict="pass" if final else "inconclusive", estimate=float(violations), bound=upper,
                    bound_side="upper" if upper is not None else "", n=n, method="count", note=note, rule=rule,
                    false_fail=0.0)

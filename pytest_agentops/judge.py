@@ -500,10 +500,12 @@ class MeanJudge(Judge):
 
 
 def _mean_rerun(values: list[float], exp: Expectation, low: float, high: float, alpha: float, beta: float,
-                sequential: bool, reruns: int = 200, limit: int = 10_000) -> tuple[int | None, str]:
-    """Trials a rerun of the betting test needs to decide in >= 80% of reruns drawn from the observed values
-    (a planning figure from resampling: it assumes the rerun's trials look like these)."""
-    xs = np.asarray(values if exp.upward else [1 - v for v in values], dtype=float)
+                sequential: bool, reruns: int = 200, limit: int = 10_000, *, oriented: bool = False
+                ) -> tuple[int | None, str]:
+    """Trials (units) a rerun of the betting test needs to decide in >= 80% of reruns drawn from the observed
+    values (a planning figure from resampling: it assumes the rerun's trials look like these); ``oriented``:
+    the values are already in the ">=" orientation."""
+    xs = np.asarray(values if exp.upward or oriented else [1 - v for v in values], dtype=float)
     rng = np.random.default_rng(len(xs))
     up_t, down_t = math.log(1 / beta), math.log(1 / alpha)
 
@@ -541,14 +543,166 @@ def _mean_rerun(values: list[float], exp: Expectation, low: float, high: float, 
     return None, f"no trial count up to {limit:,} decides in reruns resampled from these trials"
 
 
+def _cluster_name(unit_trials: int) -> str:
+    return f"unit of {unit_trials} trials"
+
+
+class ClusteredJudge(Judge):
+    """A per-trial rate, quantile or mean when trials come in units that share a task (``pass^k`` groups of a
+    task generator, or turns of a task list): the trials of a unit fail together, so the unit, not the trial,
+    is the independent value. Each complete unit gives the mean of its trials' values (in [0, 1]), and the
+    two betting tests of ``MeanJudge`` run on those means: valid at every unit whatever the clustering."""
+
+    def __init__(self, exp: Expectation, *, unit_trials: int, **kw):
+        super().__init__(exp, **kw)
+        self.unit_trials = unit_trials
+        self.kind = "mean" if exp.statistic == "mean" else exp.statistic  # rate, quantile or mean
+        if self.kind == "mean":
+            self.scale = exp.cap if exp.cap is not None else 1.0
+            t = exp.threshold / self.scale
+            f = None if exp.fail_level is None else exp.fail_level / self.scale
+            if not exp.upward:
+                t, f = 1 - t, (None if f is None else 1 - f)
+        else:
+            self.scale = 1.0
+            t, f = success_threshold(exp)
+        self.low, self.high = (t if f is None else f), t
+        self.test = stats.BettingTest(self.low, self.high)
+        self.unit_means: list[float] = []  # each complete unit's mean, in the ">=" orientation
+        self.values: list[float] = []  # every trial's value as the metric reads it (the estimate)
+        self.events = self.chances = 0  # a rate's events and trials with the chance (its estimate)
+        self.over_cap = 0
+        self._open: list[float] = []  # the values of the unit being filled
+        self._unit = 0
+
+    def _value(self, record: TrialRecord) -> float | None:
+        """The trial's value in the ">=" orientation, in [0, 1]; None when it had no chance (or a '<=' mean
+        broke its cap: then the judge has failed)."""
+        exp, defn = self.exp, self.defn
+        if self.kind == "quantile":
+            raw = defn.extract(record)
+            if raw is None:
+                return None
+            value = float(raw)
+            self.values.append(value)
+            return float(_holds(value, exp.op, exp.threshold))
+        if self.kind == "rate":
+            successes, chances = defn.extract(record)
+            if chances > 1:
+                raise ConfigError(f"metric {exp.metric!r} gave {chances} chances in one trial but counts "
+                                  f"{defn.counting_unit!r}s; declare MetricDef(counting_unit=...) as what it counts")
+            if not chances:
+                return None
+            self.chances += 1
+            self.events += bool(successes)
+            return float(bool(successes) if exp.upward else not successes)
+        if defn.kind == "rate":  # a share inside each trial (tool_success_rate)
+            successes, chances = defn.extract(record)
+            if not chances:
+                return None
+            value = successes / chances
+        else:
+            raw = defn.extract(record)
+            if raw is None:
+                return None
+            value = float(raw)
+            if value > self.scale or value < 0 or math.isnan(value):
+                self.over_cap += 1
+                if not exp.upward:  # a "<=" mean cannot be shown with a value beyond its cap: fail
+                    self.values.append(value)
+                    self._decide("fail", len(self.unit_means) + 1)
+                    return None
+            value = min(max(value, 0.0), self.scale) / self.scale
+        self.values.append(value * self.scale)
+        return value if exp.upward else 1 - value
+
+    def _add(self, record: TrialRecord) -> None:
+        unit = (self.trials - 1) // self.unit_trials
+        if unit != self._unit:  # (a unit is closed by its last trial; this only skips what never came)
+            self._open, self._unit = [], unit
+        x = self._value(record)
+        if x is not None:
+            self._open.append(x)
+        if self.trials % self.unit_trials == 0:  # the unit is complete
+            if self._open:
+                mean = sum(self._open) / len(self._open)
+                self.unit_means.append(mean)
+                self.test.add(mean)
+                if self.sequential and self.state is None:
+                    if self.test.log_down >= math.log(1 / self.alpha):
+                        self._decide("fail", self.test.n)
+                    elif self.test.log_up >= math.log(1 / self.beta):
+                        self._decide("pass", self.test.n)
+            self._open, self._unit = [], unit + 1
+
+    def _estimate(self) -> float | None:
+        if self.kind == "quantile":
+            return stats.quantile(self.values, self.exp.quantile or 0.5) if self.values else None
+        if self.kind == "rate":
+            return self.events / self.chances if self.chances else None
+        return sum(self.values) / len(self.values) if self.values else None
+
+    def running(self) -> tuple[float | None, float | None, str]:
+        return (self._estimate() if self.kind != "quantile" or len(self.values) <= RUNNING_QUANTILE_CAP
+                else None), None, ""
+
+    def decision(self, *, complete: bool) -> VerdictName:
+        """The verdict's decision alone (no bounds, no planning): the sequential one, or at one look the wealth
+        after the last unit (Markov)."""
+        if not self.sequential and self.state is None and complete:
+            if self.test.log_down >= math.log(1 / self.alpha):
+                return "fail"
+            if self.test.log_up >= math.log(1 / self.beta):
+                return "pass"
+        return self.state or "inconclusive"
+
+    def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
+        exp, u = self.exp, self.unit_trials
+        n = len(self.unit_means)
+        verdict = self.decision(complete=complete)
+        bound, side = None, ""
+        if n and self.kind != "quantile":  # the bound on the metric's own mean, from the units' means
+            level = self.confidence if verdict == "fail" else 1 - self.beta
+            lower_side = exp.upward != (verdict == "fail")
+            own = [x if exp.upward else 1 - x for x in self.unit_means]
+            bound = (stats.betting_lower if lower_side else stats.betting_upper)(own, level) * self.scale
+            side = "lower" if lower_side else "upper"
+        note, needed = "", None
+        if self.over_cap:
+            note = f"{self.over_cap} value(s) beyond the declared cap {self.scale:g}"
+        if verdict == "inconclusive":
+            if stopped_by:
+                note = self._stopped_note(stopped_by)
+            elif complete and n:
+                units, plan = _mean_rerun(self.unit_means, exp, self.low, self.high, self.alpha, self.beta,
+                                          self.sequential, oriented=True)
+                needed = None if units is None else units * u
+                plan = plan.replace(f"trials={units}", f"trials={needed}") if units is not None else plan
+                note = "; ".join(x for x in (note, plan) if x)
+        how = f"checked after every unit of {u} trials" if self.sequential else "one look after the last trial"
+        zone = (f"false pass <= {self.beta:.3g} at the fail level or beyond, " if exp.fail_level is not None
+                else f"false pass <= {self.beta:.3g}, ")
+        rule = (f"betting test of the mean over units of {u} trials that share their tasks (pass^k groups: the "
+                f"trials of a unit fail together, so a unit is one value; {how}; valid at every unit: {zone}false "
+                f"fail <= {self.alpha:.3g})")
+        return Verdict(key=exp.key, expression=exp.expression, verdict=verdict, estimate=self._estimate(),
+                       bound=bound, bound_side=side, threshold=exp.threshold, n=n, confidence=self.confidence,
+                       method="betting", note=note, trials_needed=needed, counting_unit=_cluster_name(u), rule=rule,
+                       false_pass=self.beta, false_fail=self.alpha, fail_level=exp.fail_level,
+                       power=(exp.power or DEFAULT_POWER) if exp.fail_level is not None else None,
+                       decided_at=self.decided_at)
+
+
 class CountJudge(Judge):
     """Zero tolerance: fail at the first violation past the allowance; pass only after the last trial."""
 
-    def __init__(self, exp: Expectation, **kw):
+    def __init__(self, exp: Expectation, *, unit_trials: int = 1, **kw):
         super().__init__(exp, **kw)
         self.violations = 0
         self.chances = 0
         self.allowed = exp.threshold - (1 if exp.op == "<" else 0)
+        self.unit_trials = unit_trials  # trials that share a task (see ``judge``): the bound counts units
+        self._units_with_chance: set[int] = set()
 
     def distances(self) -> tuple[float, float]:
         if self.state is not None:
@@ -558,7 +712,10 @@ class CountJudge(Judge):
     def _add(self, record: TrialRecord) -> None:
         violations, had_chance = self.defn.extract(record)
         self.violations += violations
-        self.chances += 1 if had_chance else 0
+        if had_chance:
+            self.chances += 1
+            if self.unit_trials > 1:
+                self._units_with_chance.add((self.trials - 1) // self.unit_trials)
         if self.violations > self.allowed:
             self._decide("fail", self.trials)
 
@@ -567,6 +724,8 @@ class CountJudge(Judge):
         records = _sequence(records)
         if not records:
             return self
+        if self.unit_trials > 1:  # (the units that had a chance are worked out record by record)
+            return super().add_all(records)
         violations, chances = zip(*map(self.defn.extract, records), strict=False)
         base, allowed = self.trials, self.allowed
         running = list(itertools.accumulate(violations, initial=self.violations))[1:]
@@ -584,18 +743,27 @@ class CountJudge(Judge):
         return float(self.violations), None, ""
 
     def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
-        out = count_verdict(self.exp, self.violations, self.chances, self.confidence, final=complete,
-                            decided_at=self.decided_at)
+        if self.unit_trials > 1:  # the trials of a unit share a task: violations may come a unit at a time
+            out = count_verdict(self.exp, self.violations, len(self._units_with_chance), self.confidence,
+                                final=complete, decided_at=self.decided_at, unit=_cluster_name(self.unit_trials))
+        else:
+            out = count_verdict(self.exp, self.violations, self.chances, self.confidence, final=complete,
+                                decided_at=self.decided_at)
         if out.verdict == "inconclusive" and stopped_by:
             out = _replace(out, note=self._stopped_note(stopped_by))
         return out
 
 
-def judge(exp: Expectation, *, max_trials: int, confidence: float, sequential: bool) -> Judge:
-    """The judge of one expectation."""
+def judge(exp: Expectation, *, max_trials: int, confidence: float, sequential: bool, unit_trials: int = 1
+          ) -> Judge:
+    """The judge of one expectation. ``unit_trials``: how many consecutive trials share their tasks
+    (``Scenario.unit_trials``): above 1, a per-trial rate, quantile or mean is judged with that unit as the
+    independent value (``ClusteredJudge``), and a count's bound counts units; ``pass^k`` has its own groups."""
     kw = {"max_trials": max_trials, "confidence": confidence, "sequential": sequential}
     if exp.statistic == "count":
-        return CountJudge(exp, **kw)
+        return CountJudge(exp, unit_trials=unit_trials, **kw)
+    if unit_trials > 1 and exp.statistic != "pass^k":
+        return ClusteredJudge(exp, unit_trials=unit_trials, **kw)
     if exp.statistic == "mean":
         return MeanJudge(exp, **kw)
     return RateJudge(exp, **kw)

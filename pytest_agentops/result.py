@@ -137,8 +137,9 @@ class CampaignResult:
         expectations = scenario.expectations
         data = collect(records)  # every metric: the summaries need them all
         max_trials = 1 if settings.replay is not None else settings.trials
-        judges = [judge(e, max_trials=max_trials, confidence=settings.confidence, sequential=settings.sequential
-                        ).add_all(records) for e in expectations]
+        unit = 1 if settings.replay is not None else scenario.unit_trials  # (a replay is its one trial)
+        judges = [judge(e, max_trials=max_trials, confidence=settings.confidence, sequential=settings.sequential,
+                        unit_trials=unit).add_all(records) for e in expectations]
         complete = len(records) >= max_trials
         failed = next((j.exp.key for j in judges if j.failed), "") if not complete else ""
         verdicts = tuple(j.verdict(complete=complete, stopped_by=failed) for j in judges)

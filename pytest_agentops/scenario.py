@@ -291,6 +291,21 @@ class Scenario:
         """How many trials in a row get the same task: the k of a ``pass^k`` expectation, else 1."""
         return max((e.group for e in self.expectations), default=1)
 
+    @property
+    def unit_trials(self) -> int:
+        """How many consecutive trials the verdicts take as one independent value: the k trials of a ``pass^k``
+        group when a task generator draws each group's task, k trials of each task of a list when the tasks
+        differ (a whole turn of the list: the groups of one turn are not alike), else 1. Trials that share a
+        task fail together (an impossible task fails its whole group), so judging them one by one as
+        independent would not keep the stated error rates."""
+        k = self.repeats
+        if k == 1:
+            return 1
+        if callable(self.task):
+            return k
+        tasks = self.tasks
+        return k * len(tasks) if len(set(tasks)) > 1 else 1
+
     def task_for(self, index: int, seed: int) -> str:
         """The task of trial ``index`` of the campaign with ``seed``: trials come in groups of ``repeats``; the
         groups take the task list in turn, or a task drawn by the generator from a generator of the group's own

@@ -464,7 +464,8 @@ class Runner:
         if judges or not self.scenario.expectations:
             return feed, judges
         s = self.settings
-        return feed, [judge(e, max_trials=planned, confidence=s.confidence, sequential=False)
+        unit = self.scenario.unit_trials
+        return feed, [judge(e, max_trials=planned, confidence=s.confidence, sequential=False, unit_trials=unit)
                       for e in self.scenario.expectations]
 
     def run(self, indices: Sequence[int] | None = None) -> tuple[RecordStore, bool]:
@@ -480,7 +481,8 @@ class Runner:
             # and stop at 25)
             indices = range(s.replay, s.replay + 1) if s.replay is not None else range(s.trials)
         expectations = self.scenario.expectations
-        judges = [judge(e, max_trials=len(indices), confidence=s.confidence, sequential=True)
+        unit = self.scenario.unit_trials
+        judges = [judge(e, max_trials=len(indices), confidence=s.confidence, sequential=True, unit_trials=unit)
                   for e in expectations] if judged else []
         feed, shown = self._progress_feed(len(indices), judges)
         done: dict[int, TrialRecord] = {}  # finished, not yet judged (past the launch-order prefix)

@@ -1,0 +1,163 @@
+"""Per-trial verdicts when trials share their tasks (``pass^k`` groups): the unit of k trials (or a turn of the
+task list) is the independent value, and the stated error rates hold with failures clustered by task.
+
+The rule before this judged such trials one by one as independent: with 10% of the generated tasks impossible
+(a true completion rate of exactly 0.90), ``completion_rate >= 0.90`` failed in 33% of campaigns (exact, an
+outside review's dynamic programme) against a stated 5%. The error rates here are checked by seeded Monte
+Carlo at the boundary, with the failures clustered, and with the hardest task first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pytest_agentops import Faults, Scenario, run_campaign
+from pytest_agentops.expect import Expectation
+from pytest_agentops.judge import ClusteredJudge, judge
+from pytest_agentops.records import TrialRecord
+
+CAMPAIGNS = 400
+
+
+def _campaign(exp: Expectation, units: list[list[str]], unit_trials: int, *, sequential: bool = True) -> str:
+    """The verdict of a judge fed trials whose outcomes come unit by unit."""
+    j = judge(exp, max_trials=sum(map(len, units)), confidence=0.95, sequential=sequential, unit_trials=unit_trials)
+    assert isinstance(j, ClusteredJudge)
+    i = 0
+    for unit in units:
+        for outcome in unit:
+            j.add(TrialRecord("x", i, 0, outcome))
+            i += 1
+        if j.decided:
+            break
+    return j.decision(complete=True)  # (the decision alone: no bounds, no planning)
+
+
+def _ceiling(rate: float, n: int = CAMPAIGNS) -> float:
+    return rate + 3 * math.sqrt(rate * (1 - rate) / n)  # the stated rate plus three standard errors
+
+
+def _generated(rng: np.random.Generator, p_task: list[float], weights: list[float], k: int, units: int
+               ) -> list[list[str]]:
+    """``units`` groups of k trials; each group's task drawn by ``weights``, its trials completed with the
+    task's probability."""
+    out = []
+    for _ in range(units):
+        p = p_task[int(rng.choice(len(p_task), p=weights))]
+        out.append(["completed" if rng.random() < p else "failed" for _ in range(k)])
+    return out
+
+
+@pytest.mark.parametrize(("p_task", "weights", "k"), [
+    ([0.0, 1.0], [0.1, 0.9], 3),  # 10% of the tasks impossible, the rest always solved: exactly 0.90
+    ([0.8, 1.0], [0.5, 0.5], 5),  # half the tasks at 0.8, half at 1.0
+    ([0.5, 0.9, 1.0], [0.2, 0.2, 0.6], 3),  # mixed difficulty: 0.1 + 0.18 + 0.6 = 0.88
+], ids=["impossible-tasks", "two-levels", "mixed"])
+def test_a_rate_at_its_threshold_is_failed_at_most_at_the_stated_rate_when_failures_cluster(p_task, weights, k):
+    truth = sum(p * w for p, w in zip(p_task, weights, strict=True))
+    exp = Expectation.parse("completion_rate", f">= {round(truth, 10)}")  # the boundary: the expectation just holds
+    rng = np.random.default_rng(2026)
+    fails = sum(_campaign(exp, _generated(rng, p_task, weights, k, 400 // k), k) == "fail" for _ in range(CAMPAIGNS))
+    assert fails / CAMPAIGNS <= _ceiling(0.05)
+
+
+def test_the_one_look_rule_keeps_its_rate_too():
+    exp = Expectation.parse("completion_rate", ">= 0.9")
+    rng = np.random.default_rng(7)
+    fails = sum(_campaign(exp, _generated(rng, [0.0, 1.0], [0.1, 0.9], 3, 133), 3, sequential=False) == "fail"
+                for _ in range(CAMPAIGNS))
+    assert fails / CAMPAIGNS <= _ceiling(0.05)
+
+
+def test_a_task_list_hardest_first_is_judged_a_whole_turn_at_a_time():
+    """Five tasks in turn, pass^3, the first solved half the time and the rest always: exactly 0.90. Judged
+    group by group the hard group came first in every turn (the old rule's exact false fail: 0.127); judged a
+    turn (15 trials) at a time the units are alike."""
+    exp = Expectation.parse("completion_rate", ">= 0.9")
+    rng = np.random.default_rng(5)
+
+    def turn() -> list[str]:
+        hard = ["completed" if rng.random() < 0.5 else "failed" for _ in range(3)]
+        return hard + ["completed"] * 12
+
+    fails = sum(_campaign(exp, [turn() for _ in range(26)], 15) == "fail" for _ in range(CAMPAIGNS))
+    assert fails / CAMPAIGNS <= _ceiling(0.05)
+
+
+def test_a_clustered_rate_still_decides_far_from_its_threshold():
+    """Power: 400 trials in groups of 3 decide an agent at 0.99 (pass) and one at 0.6 (fail) nearly always."""
+    exp = Expectation.parse("completion_rate", ">= 0.9")
+    rng = np.random.default_rng(3)
+    good = [_campaign(exp, _generated(rng, [0.97, 1.0], [0.3, 0.7], 3, 133), 3) for _ in range(50)]
+    bad = [_campaign(exp, _generated(rng, [0.0, 1.0], [0.4, 0.6], 3, 133), 3) for _ in range(50)]
+    assert good.count("pass") >= 45 and bad.count("fail") >= 45
+
+
+def test_a_quantile_over_clustered_trials_keeps_its_rate():
+    """``tokens_per_task.p90 <= T`` with the heavy tasks taking every trial of their group over T: the share of
+    trials within T is exactly 0.90, at the boundary."""
+    exp = Expectation.parse("tokens_per_task.p90", "<= 1000")
+    rng = np.random.default_rng(11)
+    fails = 0
+    for _ in range(CAMPAIGNS):
+        j = judge(exp, max_trials=399, confidence=0.95, sequential=True, unit_trials=3)
+        for g in range(133):
+            heavy = rng.random() < 0.1
+            for t in range(3):
+                j.add(TrialRecord("x", 3 * g + t, 0, "completed", input_tokens=2000 if heavy else 500))
+            if j.decided:
+                break
+        fails += j.decision(complete=True) == "fail"
+    assert fails / CAMPAIGNS <= _ceiling(0.05)
+
+
+# -- as users meet it: the scenario says its unit, the verdict names it ------------------------------------------
+
+
+def _agent(task, env):
+    return "done" if task != "impossible" else "no"
+
+
+def _scenario(task, expect, trials=60):
+    return Scenario(name="units", agent=_agent, task=task, check=lambda w, out: out == "done", faults=Faults.none(),
+                    trials=trials, seed=3, early_stop=False, expect=expect)
+
+
+def test_the_unit_follows_the_tasks():
+    generated = _scenario(lambda rng: "impossible" if rng.random() < 0.1 else "easy", {"pass^3": ">= 0.5"})
+    assert generated.unit_trials == 3
+    assert _scenario(["a", "b"], {"pass^2": ">= 0.5"}).unit_trials == 4  # a whole turn of the list
+    assert _scenario("one task", {"pass^3": ">= 0.5"}).unit_trials == 1  # one task: the trials are alike
+    assert _scenario(["a", "a"], {"pass^3": ">= 0.5"}).unit_trials == 1
+    assert _scenario(["a", "b"], {"completion_rate": ">= 0.5"}).unit_trials == 1  # no groups
+
+
+def test_a_campaign_with_pass_k_judges_its_per_trial_expectations_unit_by_unit():
+    scenario = _scenario(lambda rng: "impossible" if rng.random() < 0.1 else "easy",
+                         {"pass^3": ">= 0.5", "completion_rate": ">= 0.5", "unconfirmed_destructive_calls": "== 0",
+                          "tokens_per_task.p95": "<= 100"})
+    result = run_campaign(scenario)
+    v = {x.key: x for x in result.verdicts}
+    rate = v["completion_rate"]
+    assert rate.counting_unit == "unit of 3 trials" and rate.method == "betting" and rate.n == 20
+    assert "units of 3 trials that share their tasks" in rate.rule
+    assert rate.estimate == pytest.approx(sum(r.outcome == "completed" for r in result.records) / 60)
+    assert v["pass^3"].counting_unit == "pass^3 group"  # its own groups, as before
+    assert v["tokens_per_task.p95"].counting_unit == "unit of 3 trials"
+    count = v["unconfirmed_destructive_calls"]
+    assert count.verdict == "pass" and count.n == 0  # no trial had a destructive call to make
+    plain = run_campaign(_scenario("easy", {"completion_rate": ">= 0.5"}))
+    assert plain.verdicts[0].counting_unit == "trial" and plain.verdicts[0].method != "betting"
+
+
+def test_a_zero_tolerance_bound_counts_units_not_trials():
+    """Trials of one task may all make the same violation: the bound 1 - alpha^(1/n) counts the units."""
+    exp = Expectation.parse("unconfirmed_destructive_calls", "== 0")
+    j = judge(exp, max_trials=9, confidence=0.95, sequential=True, unit_trials=3)
+    j.add_all([TrialRecord("x", i, 0, "completed", destructive_attempts=1) for i in range(9)])
+    v = j.verdict(complete=True)
+    assert v.verdict == "pass" and v.n == 3 and v.counting_unit == "unit of 3 trials"
+    assert v.bound == pytest.approx(1 - 0.05 ** (1 / 3)) and "over 3 units of 3 trials with the chance" in v.note
