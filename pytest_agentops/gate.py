@@ -10,10 +10,12 @@ test whose false-alarm rate for an unchanged agent is at most ``--alpha``:
   rates at alpha/2 each must separate (candidate's upper below baseline's lower, minus ``--margin``);
 * a share inside trials (tool_success_rate): trial by trial, the betting bounds of the two per-trial means at
   alpha/2 each must separate;
-* the p95 growth: exceedances of (1 + ``--max-growth``) x the baseline's p95 among the candidate's trials, more
-  than the baseline's own p95 allows (its exceedance chance is Beta-distributed whatever the distribution;
-  upper bound at alpha/2) by an exact binomial test (or, for a candidate that stopped early, an anytime-valid
-  bound) at alpha/2. The baseline must have run every trial (an early-stopped baseline is refused).
+* the p95 growth: a growth beyond ``--max-growth`` of the candidate's true p95 over the baseline's. The
+  baseline's order statistic that is at or above its true p95 with probability >= 1 - alpha/2 bounds it from
+  above (whatever the distribution and its ties); a candidate whose p95 is within the growth has at most 5% of
+  its trials above (1 + ``--max-growth``) x that bound, tested by an exact binomial test (or, for a candidate
+  that stopped early, an anytime-valid bound) at alpha/2. The baseline must have run every trial (an
+  early-stopped baseline is refused).
 
 A usage error (exit 2): a bad option (``--max-growth`` NaN or infinite too), a ``--markdown`` path that cannot
 be written (checked before the reports are read), unreadable reports, a field the gate reads that is not what it
@@ -40,7 +42,7 @@ from .errors import GateUsageError, ReportError, hide_own_frames
 from .report.json_report import read_report
 from .stats import betting_lower, betting_upper, fisher_less_pvalue
 from .stats.binomial import binom_sf
-from .stats.compare import exceedance_upper, mixture_rate_bounds
+from .stats.compare import mixture_rate_bounds, quantile_upper_rank
 
 __tracebackhide__ = hide_own_frames
 
@@ -354,12 +356,20 @@ def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str,
     if not base_values or not cur_values:
         return None
     level = float(q.removeprefix("p")) / 100
-    n0 = len(base_values)
-    rank = min(n0, max(1, math.ceil(level * n0)))  # the baseline's reported p95 is its rank-th smallest value
-    limit = base_v * (1 + max_growth)
-    allowed = exceedance_upper(n0, rank, 1 - alpha / 2)  # P(a baseline value exceeds its own p95) <= this
+    n0, n1 = len(base_values), len(cur_values)
+    # H0: the candidate's true p95 is at most (1 + growth) x the baseline's. The baseline's order statistic
+    # at ``rank`` bounds its true p95 from above (but with probability <= alpha/2); above (1 + growth) x that
+    # bound a candidate within its growth has at most 1 - level of its trials (tested at alpha/2): together,
+    # a false growth with probability <= alpha whatever the two distributions' shapes and ties.
+    rank = quantile_upper_rank(n0, level, alpha / 2)
+    if rank is None:
+        return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, the "
+                                              f"baseline's {n0} trial(s) cannot bound its {q} from above at "
+                                              f"{1 - alpha / 2:g}; give the baseline more trials to test growth")
+    bound = sorted(base_values)[rank - 1]
+    limit = bound * (1 + max_growth)
+    allowed = 1 - level
     above = sum(v > limit for v in cur_values)
-    n1 = len(cur_values)
     if cur.get("stopped_early"):
         lower = mixture_rate_bounds(above, n1, 1 - alpha / 2)[0]
         grew = lower > allowed
@@ -369,8 +379,9 @@ def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str,
         grew = p < alpha / 2
         how = f"exact binomial p={p:.3g}"
     return GateFinding(name, check, not grew,
-                       f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline; {above}/{n1} trials above "
-                       f"{limit:g} (+{max_growth:.0%}), the baseline's own p95 allows <= {allowed:.3g} "
+                       f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline; {above}/{n1} trials above {limit:g} "
+                       f"(+{max_growth:.0%} over {bound:g}, the baseline's {rank}th of {n0} values: its {q} or above "
+                       f"at {1 - alpha / 2:g}); a {q} within the growth leaves <= {allowed:.3g} of the trials above it "
                        f"({how}, alpha/2 = {alpha / 2:g} each)")
 
 

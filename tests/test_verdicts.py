@@ -294,7 +294,7 @@ def test_the_growth_check_is_an_exceedance_test_and_refuses_an_early_stopped_bas
 
     base = _write(tmp_path, "b.json", run_campaign(scenario(1.0, seed=1, early_stop=False)))
     same = _write(tmp_path, "s.json", run_campaign(scenario(1.0, seed=2, early_stop=False)))
-    grown = _write(tmp_path, "g.json", run_campaign(scenario(1.6, seed=3, early_stop=False)))
+    grown = _write(tmp_path, "g.json", run_campaign(scenario(2.0, seed=3, early_stop=False)))
     assert gate_main([same, "--baseline", base]) == 0
     assert gate_main([grown, "--baseline", base]) == 1
     out = capsys.readouterr().out

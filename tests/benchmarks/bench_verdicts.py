@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent))  # tests/: the restated rule and the tests'
 
 from pytest_agentops import stats  # noqa: E402
 from pytest_agentops.stats import betting  # noqa: E402
-from pytest_agentops.stats.compare import exceedance_upper, fisher_less_pvalue, mixture_rate_bounds  # noqa: E402
+from pytest_agentops.stats.compare import fisher_less_pvalue, mixture_rate_bounds  # noqa: E402
 
 import sequential_rule as sr  # noqa: E402
 
@@ -302,11 +302,12 @@ def early_stopped_gate(m: int) -> None:
     alarms = 0
     for _ in range(m):
         base, cand = rng.lognormal(7, 0.4, 200), rng.lognormal(7, 0.4, 200)
-        rank = math.ceil(0.95 * 200)
-        p95 = np.sort(base)[rank - 1]
-        allowed = exceedance_upper(200, rank, 1 - ALPHA / 2)
-        above = int((cand > p95).sum())
-        alarms += above and scipy.stats.binom.sf(above - 1, 200, allowed) < ALPHA / 2
+        # the baseline's p95 bounded from above at alpha/2 (its smallest order statistic above the true p95 with
+        # probability >= 1 - alpha/2, found with scipy here), the candidate's exceedances tested at alpha/2
+        rank = next(r for r in range(190, 201) if scipy.stats.binom.sf(r - 1, 200, 0.95) <= ALPHA / 2)
+        bound = np.sort(base)[rank - 1]
+        above = int((cand > bound).sum())
+        alarms += above and scipy.stats.binom.sf(above - 1, 200, 0.05) < ALPHA / 2
     row(f"growth:tokens_per_task.p95, same agent, --max-growth 0 ({m} pairs of reports)", f"{alarms / m:.4f}",
         "<= 0.05", within(alarms / m, ALPHA, m))
 
