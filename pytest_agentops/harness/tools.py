@@ -140,14 +140,7 @@ class ToolTemplate:
         self.spec = spec
         self._binder = Binder(spec.signature)
         self._make = _wrapper(spec)
-        origin = self._make(None, ())
-        functools.update_wrapper(origin, spec.fn)
-        del origin.__wrapped__  # the visible signature is the one without ``world``
-        origin.__signature__ = spec.signature  # type: ignore[attr-defined]
-        annotations = dict(getattr(spec.fn, "__annotations__", {}))
-        annotations.pop("world", None)
-        origin.__annotations__ = annotations
-        origin.__agentops_tool__ = spec  # type: ignore[attr-defined]
+        origin = dress(self._make(None, ()), spec)
         self._origin = origin
         self._namespace = origin.__dict__  # copied into every trial's copy (its signature, its spec)
 
@@ -162,6 +155,21 @@ class ToolTemplate:
         call.__annotations__ = origin.__annotations__.copy()
         call.__dict__ = self._namespace.copy()  # each trial's own: what an agent sets on a tool stays in its trial
         return call
+
+
+def dress(wrapper: Callable[..., Any], spec: ToolSpec) -> Callable[..., Any]:
+    """Give ``wrapper`` (a function) the face of ``spec``'s tool, and return it: the tool's name, qualified name,
+    module, docstring and attributes, its signature and annotations without ``world``, and the spec itself
+    (``__agentops_tool__``). The one place a tool's face is made: in-process (``ToolTemplate``) and in an
+    isolated agent's process (``child.child_side``), so frameworks see the same function either way."""
+    functools.update_wrapper(wrapper, spec.fn)
+    del wrapper.__wrapped__  # type: ignore[attr-defined]  (the visible signature is the one without ``world``)
+    wrapper.__signature__ = spec.signature  # type: ignore[attr-defined]
+    annotations = dict(getattr(spec.fn, "__annotations__", {}))
+    annotations.pop("world", None)
+    wrapper.__annotations__ = annotations
+    wrapper.__agentops_tool__ = spec  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _wrapper(spec: ToolSpec) -> Callable[[BoundTool | None, tuple[Any, ...]], Callable[..., Any]]:

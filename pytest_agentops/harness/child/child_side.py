@@ -21,11 +21,13 @@ from ...process.time_patch import time_patch, virtual_time
 from ...process.trial_random import TrialRandom, enter_random, exit_random
 from ...seeding import Stream, stream
 from ...settings.layers import StateSpec
+from ...settings.tools import ToolSpec
 from ...vtime.clock import VirtualClock
 from ...vtime.loop import VirtualTimeLoop, run_virtual, wind_down
 from .. import secrets
 from ..state import CheckpointStore, TrialStore, open_store
-from .protocol import ChildJob, ChildLimits, _Channel, freeze, thaw
+from ..tools import dress
+from .protocol import ChildJob, ChildLimits, ToolFace, _Channel, freeze, load_spec, thaw
 
 __tracebackhide__ = hide_own_frames
 
@@ -72,19 +74,27 @@ class _RemoteTrace:
         self._rpc.call("trace", kind, name, outcome, data)
 
 
-def _tool_proxy(rpc: _Rpc, name: str, doc: str | None, sig: Any, is_async: bool) -> Callable[..., Any]:
+def _tool_proxy(rpc: _Rpc, face: ToolFace) -> Callable[..., Any]:
+    """The agent's ``env.tools[name]`` here: a call of the parent's tool, with that tool's face (``ToolFace``)."""
+    name = face.name
+
     def call(*args: Any, **kwargs: Any) -> Any:
         return rpc.call("tool", name, args, kwargs)
 
     proxy: Callable[..., Any] = call
-    if is_async:
+    if face.is_async:
         async def acall(*args: Any, **kwargs: Any) -> Any:
             return call(*args, **kwargs)
         proxy = acall
-    proxy.__name__ = proxy.__qualname__ = name
-    proxy.__doc__ = doc
-    if sig is not None:
-        proxy.__signature__ = sig  # type: ignore[attr-defined]
+    spec = load_spec(face)
+    if spec is not None:  # the tool's function imported here: the face made as in-process
+        return dress(proxy, spec)
+    for key, value in face.attrs.items():  # the face as the parent saw it
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(proxy, key, value)
+    if face.meta:  # the tool's declaration as declared, but over this proxy: its function is the parent's
+        signature = getattr(proxy, "__signature__", None) or inspect.signature(proxy)
+        proxy.__agentops_tool__ = ToolSpec(fn=proxy, signature=signature, **face.meta)  # type: ignore[attr-defined]
     return proxy
 
 
@@ -104,7 +114,7 @@ class ChildEnv:
         self.task = job.task
         self.llm = None if job.llm is None else LLMEndpoint(*job.llm)  # (served by the parent: ``http_proxy``)
         self.tools: Mapping[str, Callable[..., Any]] = MappingProxyType(
-            {name: _tool_proxy(rpc, name, doc, sig, is_async) for name, doc, sig, is_async in job.tools})
+            {face.name: _tool_proxy(rpc, face) for face in job.tools})
         self.state = TrialStore(store, lambda kind, name, outcome: rpc.call("trace", kind, name, outcome, {}))
         self.clock = _RemoteClock(rpc, job.epoch)
         self.trace = _RemoteTrace(rpc)

@@ -22,7 +22,7 @@ from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
 from .. import secrets
 from .http_proxy import faulted_hosts
-from .protocol import ChildJob, ChildLimits, _Channel, describe_exit, freeze, thaw
+from .protocol import ChildJob, ChildLimits, _Channel, describe_exit, freeze, thaw, tool_face
 
 __tracebackhide__ = hide_own_frames
 
@@ -78,14 +78,7 @@ class ChildAgent:
         self.pids: list[int] = []  # the child processes started, in order (tests look at them)
 
     def _job(self, task: str, env: Any) -> ChildJob:
-        tools = []
-        for name, fn in env.tools.items():
-            sig: Any = getattr(fn, "__signature__", None)
-            try:
-                pickle.dumps(sig)
-            except Exception:
-                sig = None
-            tools.append((name, fn.__doc__, sig, inspect.iscoroutinefunction(fn)))
+        tools = [tool_face(name, fn) for name, fn in env.tools.items()]  # (each tool's face, as in-process)
         llm = env.llm
         return ChildJob(self.agent, task, self.scenario, self.index, self.seed, str(self.state),
                         self.store.namespace, tuple(tools), env.clock.epoch,

@@ -1,9 +1,11 @@
 """What parent and child say to each other: length-prefixed pickles over a socket pair, exceptions as data,
-and the job a child runs (``ChildJob``)."""
+the job a child runs (``ChildJob``) and the face of each of its tools (``ToolFace``)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import pickle
 import select
 import socket
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ChildAgentError, hide_own_frames
+from ...settings.tools import ToolSpec
 
 __tracebackhide__ = hide_own_frames
 
@@ -101,6 +104,91 @@ def thaw(frozen: tuple[str, Any, str]) -> BaseException:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolFace:
+    """How one of the trial's tools looks to the agent, sent to its process, where ``env.tools`` are proxies of
+    the parent's: the same face as in-process (``harness.tools.dress``), so frameworks that introspect tools (and
+    the schemas a model is shown) see the same function isolated or not.
+
+    ``spec`` is the tool's ``ToolSpec`` pickled (its function by reference, as the agent's): the child imports
+    it and dresses its proxy from it, exactly as in-process. Where that cannot be (a tool defined in a function
+    or in ``__main__``, whose module the child cannot import), ``attrs`` is the face as data: the wrapper's name,
+    qualified name, module, docstring, annotations and signature (an annotation that cannot be pickled as its
+    text), and its own attributes that can; ``meta`` the spec's fields other than its function and signature.
+    """
+
+    name: str  # the key in ``env.tools``
+    is_async: bool
+    spec: bytes | None
+    attrs: dict[str, Any]
+    meta: dict[str, Any]
+    origin: tuple[Any, ...] = ()  # the spec's function's module, qualified name and name, as the parent sees it
+
+
+_FACE = ("__name__", "__qualname__", "__module__", "__doc__")
+
+
+def tool_face(name: str, fn: Callable[..., Any]) -> ToolFace:
+    """The face of ``fn``, one of the trial's ``env.tools`` (a ``ToolTemplate``'s wrapper), to send to a child."""
+    spec = getattr(fn, "__agentops_tool__", None)
+    data: bytes | None = None
+    meta: dict[str, Any] = {}
+    origin: tuple[Any, ...] = ()
+    if isinstance(spec, ToolSpec):
+        origin = _origin(spec.fn)
+        meta = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in ("fn", "signature")}
+        try:
+            data = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # a local function, an unpicklable default: the face as data only
+            data = None
+    attrs: dict[str, Any] = {key: getattr(fn, key, None) for key in _FACE}
+    attrs["__annotations__"] = {key: _portable(value) for key, value in getattr(fn, "__annotations__", {}).items()}
+    for key, value in getattr(fn, "__dict__", {}).items():
+        if key == "__agentops_tool__":
+            continue
+        if key == "__signature__" and isinstance(value, inspect.Signature):
+            value = _portable_signature(value)
+        if _picklable(value):
+            attrs[key] = value
+    return ToolFace(name, inspect.iscoroutinefunction(fn), data, attrs, meta, origin)
+
+
+def _origin(fn: Any) -> tuple[Any, ...]:
+    return tuple(str(getattr(fn, key, "")) for key in ("__module__", "__qualname__", "__name__"))
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return False
+    return True
+
+
+def _portable(annotation: Any) -> Any:
+    """An annotation that can cross to the child: itself, or its text (``inspect.formatannotation``)."""
+    return annotation if _picklable(annotation) else inspect.formatannotation(annotation)
+
+
+def _portable_signature(sig: inspect.Signature) -> inspect.Signature:
+    params = [p.replace(annotation=_portable(p.annotation)) for p in sig.parameters.values()]
+    return sig.replace(parameters=params, return_annotation=_portable(sig.return_annotation))
+
+
+def load_spec(face: ToolFace) -> ToolSpec | None:
+    """In the child: the tool's ``ToolSpec``, its function imported here; None when it cannot be (its module
+    does not import here, or names something else here: the child's ``__main__`` is not the parent's)."""
+    if face.spec is None:
+        return None
+    try:
+        spec = pickle.loads(face.spec)
+    except Exception:
+        return None
+    if not isinstance(spec, ToolSpec) or _origin(spec.fn) != face.origin:
+        return None
+    return spec
+
+
+@dataclass(frozen=True, slots=True)
 class ChildJob:
     """What a child process needs to run one attempt of a trial's agent."""
 
@@ -111,7 +199,7 @@ class ChildJob:
     seed: int
     state: str  # a concrete StateSpec: the file or server the parent's store uses
     namespace: str
-    tools: tuple[tuple[str, str | None, Any, bool], ...]  # name, docstring, signature (or None), is_async
+    tools: tuple[ToolFace, ...]  # what the agent's ``env.tools`` look like (each a proxy of the parent's tool)
     epoch: float
     llm: tuple[str, str, str] | None = None  # the trial's fake model (``env.llm``): base URL, fake key, model name
     secret_names: tuple[str, ...] = ()  # variables whose values are secrets whatever their names (``secrets``)
