@@ -49,7 +49,8 @@ __tracebackhide__ = hide_own_frames
 #: rate metrics where lower is worse, compared with the baseline by a one-sided test
 HIGHER_IS_BETTER = ("completion_rate", "tool_success_rate", "resume_success_rate")
 #: how a share inside trials is read off a report's per-trial records: (successes, chances) of one trial
-_PER_TRIAL = {"tool_success_rate": lambda r: (r["tool_calls"] - r["tool_failures"], r["tool_calls"])}
+_PER_TRIAL = {"tool_success_rate": lambda r: (r["tool_calls"] - r["tool_failures"], r["tool_calls"]),
+              "completion_rate": lambda r: (int(r.get("outcome") == "completed"), 1)}
 #: metrics whose unit is not the trial: compared trial by trial (the share of each trial's chances)
 _SHARES = ("tool_success_rate",)
 #: quantiles where growth is worse
@@ -129,12 +130,14 @@ _NUMBER = ("a number", _is_number)
 _OBJECT = ("an object", lambda v: isinstance(v, dict))
 _STRINGS = ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
 
+_UNIT = ("a whole number >= 1", lambda v: _is_int(v) and v >= 1)
+
 #: field: (its kind, whether it may be null or absent)
 _SESSION_FIELDS = {"running": (_FLAG, True), "interrupted": (_FLAG, True), "exit_status": (_WHOLE, True),
                    "missing": (_STRINGS, True)}
 _CAMPAIGN_FIELDS = {"nodeid": (_STRING, True), "smoke": (_FLAG, True), "replay": (_COUNT, True),
                     "xfail": (_STRING, True), "stopped_early": (_FLAG, True), "trials": (_COUNT, True),
-                    "outcomes": (_OBJECT, True)}
+                    "outcomes": (_OBJECT, True), "unit_trials": (_UNIT, True)}
 _VERDICT_FIELDS = {"estimate": (_NUMBER, True), "bound": (_NUMBER, True), "trials_needed": (_COUNT, True)}
 _RATE_FIELDS = {"k": (_COUNT, True), "n": (_COUNT, True)}
 #: what the gate reads off a trial's record (the per-trial shares and values it compares with a baseline's)
@@ -296,14 +299,20 @@ def _rate_regression(name: str, metric: str, cur: dict[str, Any], base: dict[str
         return None
     stopped = cur.get("stopped_early") or base.get("stopped_early")
     check = f"regression:{metric}"
-    if metric in _SHARES:  # the trial is the unit: betting bounds on the per-trial shares
-        shares = [_shares(c, metric) for c in (cur, base)]
+    units = (cur.get("unit_trials") or 1, base.get("unit_trials") or 1)
+    if metric in _SHARES or max(units) > 1:  # betting bounds on per-trial shares, or on each unit's mean of them
+        if metric not in _PER_TRIAL:
+            return GateFinding(name, check, True, f"{metric}: NOT TESTED, a campaign's trials come in units that "
+                                                  "share their tasks (pass^k), and the report holds no per-trial "
+                                                  f"value of {metric} to compare unit by unit")
+        shares = [_shares(c, metric, u) for c, u in ((cur, units[0]), (base, units[1]))]
         if shares[0] is None or shares[1] is None or not shares[0] or not shares[1]:
             return None
         cur_hi = betting_upper(shares[0], 1 - alpha / 2)
         base_lo = betting_lower(shares[1], 1 - alpha / 2)
+        per = "per trial" if units == (1, 1) else f"per unit of trials sharing their tasks ({units[0]} and {units[1]})"
         return GateFinding(name, check, cur_hi >= base_lo - margin,
-                           f"{metric} (per trial, {len(shares[0])} vs {len(shares[1])} trials): now <= {cur_hi:.4g}, "
+                           f"{metric} ({per}, {len(shares[0])} vs {len(shares[1])}): now <= {cur_hi:.4g}, "
                            f"baseline >= {base_lo:.4g} (anytime-valid betting bounds, alpha/2 = {alpha / 2:g} each"
                            f"{f', margin {margin:g}' if margin else ''})")
     k1, n1, k0, n0 = cur_m["k"], cur_m["n"], base_m["k"], base_m["n"]
@@ -322,16 +331,23 @@ def _rate_regression(name: str, metric: str, cur: dict[str, Any], base: dict[str
                        f"{f', margin {margin:g}' if margin else ''})")
 
 
-def _shares(campaign: dict[str, Any], metric: str) -> list[float] | None:
+def _shares(campaign: dict[str, Any], metric: str, unit: int = 1) -> list[float] | None:
+    """Each trial's share of its chances (``unit`` 1), or each complete unit's mean of its trials' shares (the
+    trials of a unit share their tasks: a unit is one independent value)."""
     records = campaign.get("records")
     if not records:
         return None
     read = _PER_TRIAL[metric]
-    out = []
-    for record in records:
+    out: list[float] = []
+    open_: list[float] = []
+    for i, record in enumerate(records):
         successes, chances = read(record)
         if chances:
-            out.append(successes / chances)
+            open_.append(successes / chances)
+        if (i + 1) % unit == 0:
+            if open_:
+                out.append(sum(open_) / len(open_))
+            open_ = []
     return out
 
 

@@ -113,6 +113,7 @@ class CampaignResult:
     fault_settings: Faults | None = field(default=None, compare=False, repr=False)  # what was configured
     interrupted: bool = False  # Ctrl-C ended it: the records are the trials that finished before
     spend: Mapping[str, Any] | None = None  # a capped campaign's spend (engine.spend.SpendGate.summary)
+    unit_trials: int = 1  # consecutive trials that share their tasks, judged as one value (``Scenario.unit_trials``)
     # what is derived from the records once (outcome counts, worst trials, the layers' records merged)
     _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -151,7 +152,7 @@ class CampaignResult:
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
                    unstoppable=unstoppable, per_task=_per_task(scenario, settings, records),
                    fault_settings=settings.faults, interrupted=interrupted,
-                   spend=None if spend is None else FrozenMap(spend))
+                   spend=None if spend is None else FrozenMap(spend), unit_trials=unit)
 
     # -- derived values -------------------------------------------------------------------------------
     @property
@@ -286,6 +287,8 @@ class CampaignResult:
             out["late_calls"] = self.late_calls
         if self.unstoppable:  # workers given up on that still run (they depend on timing: only when they occur)
             out["unstoppable_workers"] = self.unstoppable
+        if self.unit_trials > 1:  # pass^k groups: what a gate compares unit by unit
+            out["unit_trials"] = self.unit_trials
         if self.spend is not None:  # a capped campaign: what it spent, and whether the cap stopped it
             out["spend"] = dict(self.spend)
         blocked = self._blocked_hosts()

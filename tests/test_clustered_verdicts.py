@@ -9,6 +9,7 @@ Carlo at the boundary, with the failures clustered, and with the hardest task fi
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -161,3 +162,85 @@ def test_a_zero_tolerance_bound_counts_units_not_trials():
     v = j.verdict(complete=True)
     assert v.verdict == "pass" and v.n == 3 and v.counting_unit == "unit of 3 trials"
     assert v.bound == pytest.approx(1 - 0.05 ** (1 / 3)) and "over 3 units of 3 trials with the chance" in v.note
+
+
+# -- paired comparisons (agentops-compare) on trials that share their tasks -------------------------------------------
+def _compare(unit, rng, worse_on_b_tasks=True, k=5, pairs=400):
+    """Did the pair-by-pair comparison find a regression? Tasks A and B, k pairs per task in a row: the candidate
+    worse on A (0.7 vs 1.0, 30% more tokens), better on B (or, ``worse_on_b_tasks=False``: worse on both)."""
+    from pytest_agentops.engine.compare import _Paired, feed_pair
+    from pytest_agentops.stats.paired import holm
+
+    tests = [_Paired(m, pairs, 0.05, 0.2, unit) for m in ("completion_rate", "tokens_per_task")]
+    for _ in range(pairs // k):
+        on_a = rng.random() < 0.5
+        (pb, pc), (tb, tc) = ((1.0, 0.7), (1000, 1300)) if on_a or not worse_on_b_tasks else ((0.7, 1.0), (1300, 1000))
+        for _ in range(k):
+            b = TrialRecord("b", 0, 0, "completed" if rng.random() < pb else "failed",
+                            input_tokens=int(tb * rng.lognormal(0, 0.05)))
+            c = TrialRecord("c", 0, 0, "completed" if rng.random() < pc else "failed",
+                            input_tokens=int(tc * rng.lognormal(0, 0.05)))
+            if feed_pair(tests, b, c, 0.05):
+                return any(holm([t.regression.p_value for t in tests], 0.05))
+    return any(holm([t.final_p(exact=False)[0] for t in tests], 0.05))
+
+
+def test_a_comparison_of_pairs_that_share_their_tasks_keeps_alpha():
+    """A candidate worse on half the tasks and better on the other half, equal on average (the boundary of "not
+    worse"): pair by pair (unit 1), discordant pairs came a task at a time and 47% of comparisons found a
+    regression; a unit of 5 pairs at a time, at most alpha."""
+    rng = np.random.default_rng(21)
+    found = sum(_compare(5, rng) for _ in range(CAMPAIGNS))
+    assert found / CAMPAIGNS <= _ceiling(0.05)
+    worse = sum(_compare(5, rng, worse_on_b_tasks=False) for _ in range(50))
+    assert worse >= 48  # and a candidate worse on every task is still found
+
+
+def test_compare_campaigns_uses_the_scenarios_unit():
+    from pytest_agentops.engine.compare import compare_campaigns
+
+    generated = _scenario(lambda rng: "impossible" if rng.random() < 0.1 else "easy", {"pass^3": ">= 0.5"})
+    result = compare_campaigns(generated, generated, trials=30)
+    assert all("units of 3 pairs that share their tasks" in f.method for f in result.findings)
+    plain = compare_campaigns(_scenario("easy", {}), _scenario("easy", {}), trials=30)
+    assert not any("units of" in f.method for f in plain.findings)
+
+
+# -- the gate on reports of such campaigns --------------------------------------------------------------------------
+def _report_campaign(rng, unit, *, groups=133, k=3, impossible=0.1):
+    records = []
+    for _ in range(groups):
+        outcome = "failed" if rng.random() < impossible else "completed"
+        records += [{"outcome": outcome, "tokens": 100, "cost_usd": 0.0, "tool_calls": 0, "tool_failures": 0}] * k
+    done = sum(r["outcome"] == "completed" for r in records)
+    out = {"metrics": {"completion_rate": {"k": done, "n": len(records)}}, "records": records, "stopped_early": False}
+    return {**out, "unit_trials": unit} if unit > 1 else out
+
+
+def _gate_regression(cur, base) -> bool:
+    from pytest_agentops.gate import _rate_regression
+
+    return not _rate_regression("s", "completion_rate", cur, base, 0.05, 0.0).ok
+
+
+def test_the_gate_compares_clustered_campaigns_unit_by_unit():
+    """The same agent twice, 10% of its tasks impossible, 3 trials per task: trial by trial (Fisher) the gate
+    called a regression far more often than alpha; by the reports' ``unit_trials``, at most alpha."""
+    rng = np.random.default_rng(33)
+    by_unit = sum(_gate_regression(_report_campaign(rng, 3), _report_campaign(rng, 3)) for _ in range(CAMPAIGNS))
+    assert by_unit / CAMPAIGNS <= _ceiling(0.05)
+    worse = sum(_gate_regression(_report_campaign(rng, 3, impossible=0.4), _report_campaign(rng, 3))
+                for _ in range(50))
+    assert worse >= 45  # a candidate failing 40% of its tasks against 10% is still caught
+
+
+def test_a_report_says_its_unit_and_the_gate_reads_it(tmp_path):
+    from pytest_agentops.report.json_report import write_report
+
+    scenario = _scenario(lambda rng: "impossible" if rng.random() < 0.1 else "easy",
+                         {"pass^3": ">= 0.5", "completion_rate": ">= 0.5"})
+    result = run_campaign(scenario)
+    campaign = json.loads(write_report(tmp_path / "r.json", [result]).read_text())["campaigns"][0]
+    assert campaign["unit_trials"] == 3
+    plain = json.loads(write_report(tmp_path / "p.json", [run_campaign(_scenario("easy", {}))]).read_text())
+    assert "unit_trials" not in plain["campaigns"][0]  # (reports of other campaigns as they were)

@@ -11,7 +11,7 @@ campaigns run in blocks (both scenarios, block by block), and pairs past the sto
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,16 +104,28 @@ class ComparisonResult:
 
 
 class _Paired:
-    """The paired tests of one metric, fed pair by pair."""
+    """The paired tests of one metric, fed pair by pair.
 
-    def __init__(self, metric: str, horizon: int, margin: float, growth: float):
+    ``unit`` > 1: the pairs come in units that share their tasks (``Scenario.unit_trials``: pass^k groups), so
+    the pairs of a unit are not independent (a task the candidate does worse on gives a whole unit of
+    discordant pairs one way). Each complete unit's mean of the pairs' signed differences (in [-1, 1]) is then
+    one value, and two betting martingales on those means take the place of the pair-by-pair tests."""
+
+    def __init__(self, metric: str, horizon: int, margin: float, growth: float, unit: int = 1):
         self.metric = metric
         self.margin, self.growth = margin, growth
+        self.unit = unit
         self.pairs = 0
         self.sum_b = self.sum_c = 0.0
-        if metric == "completion_rate":  # McNemar on discordant pairs; non-inferiority by betting on c - b
+        self._open: list[tuple[float, float]] = []  # (regression, non-inferiority) values of the unit being filled
+        self.regression: MixtureTest | BettingMartingale
+        self.non_inferior: MixtureTest | BettingMartingale
+        if unit > 1:  # against E[the signed difference] on the null's side of 0 (or of -margin)
+            self.regression = BettingMartingale(0.5)
+            self.non_inferior = BettingMartingale((1 - margin) / 2 if metric == "completion_rate" else 0.5)
+        elif metric == "completion_rate":  # McNemar on discordant pairs; non-inferiority by betting on c - b
             self.regression = MixtureTest(below=True, horizon=horizon)  # success: the candidate's discordant win
-            self.non_inferior: MixtureTest | BettingMartingale = BettingMartingale((1 - margin) / 2)
+            self.non_inferior = BettingMartingale((1 - margin) / 2)
         else:  # sign tests: more than half of the differing pairs grew / grew past (1 + growth)
             self.regression = MixtureTest(below=False, horizon=horizon)  # success: the candidate spent more
             self.non_inferior = MixtureTest(below=True, horizon=horizon)  # success: spent more than (1+g) x
@@ -122,18 +134,40 @@ class _Paired:
         self.pairs += 1
         self.sum_b += b
         self.sum_c += c
+        if self.unit > 1:
+            self._add_to_unit(b, c)
+            return
         if self.metric == "completion_rate":
             if b != c:
-                self.regression.add(c > b)
-            assert isinstance(self.non_inferior, BettingMartingale)
+                self.regression.add(c > b)  # type: ignore[arg-type]
             self.non_inferior.add((c - b + 1) / 2)
         else:
             if c != b:
-                self.regression.add(c > b)
+                self.regression.add(c > b)  # type: ignore[arg-type]
             limit = (1 + self.growth) * b
             if c != limit:
-                assert isinstance(self.non_inferior, MixtureTest)
-                self.non_inferior.add(c > limit)
+                self.non_inferior.add(c > limit)  # type: ignore[arg-type]
+
+    def _add_to_unit(self, b: float, c: float) -> None:
+        """One pair of the unit being filled; a complete unit's means go to the two martingales (each in [0, 1],
+        above its null's mean exactly when the alternative holds)."""
+        if self.metric == "completion_rate":  # worse: E[b - c] > 0; non-inferior: E[c - b] > -margin
+            self._open.append(((b - c + 1) / 2, (c - b + 1) / 2))
+        else:  # spends more: E[sign(c - b)] > 0; non-inferior: E[sign(c - (1 + g) b)] < 0
+            limit = (1 + self.growth) * b
+            self._open.append(((_sign(c - b) + 1) / 2, (1 - _sign(c - limit)) / 2))
+        if len(self._open) == self.unit:
+            self.regression.add(sum(r for r, _ in self._open) / self.unit)
+            self.non_inferior.add(sum(n for _, n in self._open) / self.unit)
+            self._open = []
+
+    def final_p(self, exact: bool) -> tuple[float, float]:
+        """(p regression, p non-inferior) when the comparison ends: at one look (``exact``) the exact binomial
+        p-values of the pair-by-pair counts, else (and in units) the martingales' anytime-valid ones."""
+        reg, ni = self.regression, self.non_inferior
+        p_reg = self.exact_p(reg) if exact and isinstance(reg, MixtureTest) else reg.p_value
+        p_ni = self.exact_p(ni) if exact and isinstance(ni, MixtureTest) else ni.p_value
+        return p_reg, p_ni
 
     @staticmethod
     def exact_p(test: MixtureTest) -> float:
@@ -152,9 +186,23 @@ class _Paired:
 
     @property
     def method(self) -> str:
+        if self.unit > 1:
+            what = "c - b" if self.metric == "completion_rate" else "sign(c - b)"
+            return (f"betting on the mean of {what} over units of {self.unit} pairs that share their tasks (pass^k "
+                    "groups: a unit is one value)")
         if self.metric == "completion_rate":
             return "sequential McNemar (mixture SPRT on discordant pairs); betting on c - b for the margin"
         return "sequential sign tests on the pairs that differ"
+
+
+def feed_pair(tests: list[_Paired], b: TrialRecord, c: TrialRecord, alpha: float) -> bool:
+    """One more pair for every metric's tests; whether the comparison may stop now (a regression found by Holm's
+    procedure at ``alpha``, or every metric decided either way)."""
+    for test in tests:
+        test.add(_READ[test.metric](b), _READ[test.metric](c))
+    regressions = holm([t.regression.p_value for t in tests], alpha)
+    non_inferior = holm([t.non_inferior.p_value for t in tests], alpha)
+    return any(regressions) or all(r or n for r, n in zip(regressions, non_inferior, strict=True))
 
 
 def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | None = None, trials: int | None = None,
@@ -190,34 +238,31 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
     else:
         base_settings, cand_settings = _settings
     max_pairs = base_settings.trials
-    tests = [_Paired(m, max_pairs, margin, growth) for m in metrics]
+    # pairs of trials that share their tasks (pass^k groups, in either scenario) are judged a unit at a time
+    unit = math.lcm(baseline.unit_trials, candidate.unit_trials)
+    tests = [_Paired(m, max_pairs, margin, growth, unit) for m in metrics]
     size = block or max(25, 4 * base_settings.concurrency)
     b_records: list[TrialRecord] = []
     c_records: list[TrialRecord] = []
+
+    def pairs() -> Iterator[tuple[TrialRecord, TrialRecord]]:  # run block by block, as far as they are read
+        for start in range(0, max_pairs, size):
+            indices = list(range(start, min(start + size, max_pairs)))
+            b_block, _ = Runner(baseline, base_settings).run(indices)
+            c_block, _ = Runner(candidate, cand_settings).run(indices)
+            yield from zip(b_block, c_block, strict=True)
+
     used, stopped = 0, False
-    start = 0
-    while start < max_pairs and not stopped:
-        indices = list(range(start, min(start + size, max_pairs)))
-        b_block, _ = Runner(baseline, base_settings).run(indices)
-        c_block, _ = Runner(candidate, cand_settings).run(indices)
-        for b, c in zip(b_block, c_block, strict=True):
-            b_records.append(b)
-            c_records.append(c)
-            used += 1
-            for test in tests:
-                test.add(_READ[test.metric](b), _READ[test.metric](c))
-            if base_settings.early_stop and used < max_pairs:
-                regressions = holm([t.regression.p_value for t in tests], alpha)
-                non_inferior = holm([t.non_inferior.p_value for t in tests], alpha)
-                if any(regressions) or all(r or n for r, n in zip(regressions, non_inferior, strict=True)):
-                    stopped = True
-                    break
-        start += size
+    for b, c in pairs():
+        b_records.append(b)
+        c_records.append(c)
+        used += 1
+        if feed_pair(tests, b, c, alpha) and base_settings.early_stop and used < max_pairs:
+            stopped = True
+            break
     # a full run (no early stop) looks once: the exact binomial tests (McNemar, sign) on the pairs that differ
     exact = not base_settings.early_stop
-    p_reg = [t.exact_p(t.regression) if exact else t.regression.p_value for t in tests]
-    p_ni = [t.exact_p(t.non_inferior) if exact and isinstance(t.non_inferior, MixtureTest) else t.non_inferior.p_value
-            for t in tests]
+    p_reg, p_ni = (list(ps) for ps in zip(*(t.final_p(exact) for t in tests), strict=True))
     regressions = holm(p_reg, alpha)
     non_inferior = holm(p_ni, alpha)
     findings = []
@@ -230,3 +275,7 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
                                       test.margin_text, method))
     return ComparisonResult(baseline.name, candidate.name, base_settings.seed, max_pairs, used, stopped, alpha,
                             tuple(findings), tuple(b_records), tuple(c_records))
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
