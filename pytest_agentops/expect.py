@@ -273,8 +273,9 @@ class Verdict:
             parts.append(f"{self.bound_side} bound {_fmt(self.bound)} [{self.method} {self.confidence:.0%}]")
         unit = self.counting_unit
         # "trial with a destructive call" -> "trials with a destructive call"; "tool call" -> "tool calls"
-        unit = "" if unit == "trial" else " " + (unit.replace("trial ", "trials ", 1) if unit.startswith("trial ")
-                                                  else unit + "s")
+        unit = "" if unit == "trial" else " " + (
+            unit.replace("trial ", "trials ", 1) if unit.startswith("trial ")
+            else unit.replace("unit ", "units ", 1) if unit.startswith("unit ") else unit + "s")
         parts.append(f"n={self.n}{unit}")
         text = f"{self.key} {self.expression}: {self.verdict} ({', '.join(parts)})"
         if self.note:

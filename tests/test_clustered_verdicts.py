@@ -145,6 +145,7 @@ def test_a_campaign_with_pass_k_judges_its_per_trial_expectations_unit_by_unit()
     rate = v["completion_rate"]
     assert rate.counting_unit == "unit of 3 trials" and rate.method == "betting" and rate.n == 20
     assert "units of 3 trials that share their tasks" in rate.rule
+    assert "n=20 units of 3 trials" in rate.describe()
     assert rate.estimate == pytest.approx(sum(r.outcome == "completed" for r in result.records) / 60)
     assert v["pass^3"].counting_unit == "pass^3 group"  # its own groups, as before
     assert v["tokens_per_task.p95"].counting_unit == "unit of 3 trials"
