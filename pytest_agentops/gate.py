@@ -486,8 +486,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def unwritable(path: str) -> str | None:
-    """Why a file could not be written at ``path`` (None when it can, as far as can be told without writing):
-    the command lines check their output paths before they start, not once their work is done."""
+    """Why a file could not be written at ``path`` (None when it can): the command lines check their output paths
+    before they start, not once their work is done. The permissions first, then a real try, as ``os.access``
+    cannot tell everything (run as root it says yes to any folder, /proc included): a new file is created and
+    removed again, an existing one opened for appending (its text kept); devices and pipes are not opened."""
     target = Path(path)
     if target.is_dir():
         return "it is a directory; give the path of a file to write"
@@ -497,9 +499,24 @@ def unwritable(path: str) -> str | None:
     if not parent.is_dir():
         return f"{parent} is not a directory"
     if target.exists():  # (written in place: the file's own permission decides, not its directory's)
-        return None if os.access(target, os.W_OK) else "permission denied"
-    if not os.access(parent, os.W_OK | os.X_OK):
+        if not os.access(target, os.W_OK):
+            return "permission denied"
+    elif not os.access(parent, os.W_OK | os.X_OK):
         return "permission denied"
+    doing = "opening it for writing" if target.exists() else "creating it"
+    try:
+        if target.exists():
+            if target.is_file():
+                with open(target, "a", encoding="utf-8"):
+                    pass
+            return None
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:  # made meanwhile by another process: written over when the work is done
+        return None
+    except OSError as exc:
+        return f"{doing} failed ({type(exc).__name__}: {exc.strerror or exc}); give the path of a file in a writable " \
+               "directory"
+    target.unlink(missing_ok=True)
     return None
 
 

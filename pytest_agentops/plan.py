@@ -22,17 +22,18 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import hide_own_frames
+from .errors import ConfigError, hide_own_frames
 from .seeding import UNIT, Draws, Stream, canonical, name_key, stream, text_key, uniforms
 from .settings.faults import Faults
 from .settings.layers import DailyUsers
 from .settings.model import ModelFaults, pick
+from .settings.tools import ToolSpec, tool_spec
 
 __tracebackhide__ = hide_own_frames
 
@@ -124,6 +125,34 @@ _ARG_KEYS: dict[tuple[Any, ...], int] = {}
 _MEMO_TYPES = frozenset({str, int, bool, type(None)})
 
 
+def _tool_names(tools: Any) -> tuple[str, ...]:
+    """The names of a plan's tools: names as given, a tool function or a ``ToolSpec`` by its tool's name (the
+    name a trial's calls have, as ``Scenario(tools=...)`` takes them), in their order."""
+    if isinstance(tools, (str, bytes)):
+        raise ConfigError(f"FaultPlan(tools={tools!r}): expected a sequence of tools (names, tool functions or "
+                          "ToolSpecs), not a string")
+    try:
+        names = tuple(tools)
+    except TypeError:
+        raise ConfigError(f"FaultPlan(tools={tools!r}): expected a sequence of tools (names, tool functions or "
+                          f"ToolSpecs), got {type(tools).__name__}") from None
+    for t in names:  # (the engine's plans, one per trial: names only)
+        if type(t) is not str:
+            return tuple(_tool_name(i, t) for i, t in enumerate(names))
+    return names
+
+
+def _tool_name(i: int, tool: Any) -> str:
+    if isinstance(tool, str):
+        return str(tool)
+    if isinstance(tool, ToolSpec):
+        return tool.name
+    if callable(tool):
+        return tool_spec(tool).name
+    raise ConfigError(f"FaultPlan(tools=...): item {i} is {tool!r} ({type(tool).__name__}); expected a tool's name "
+                      "(a string), a tool function or a ToolSpec")
+
+
 class FaultPlan:
     """What goes wrong in one trial, as a pure function of the trial seed and the fault settings.
 
@@ -133,11 +162,11 @@ class FaultPlan:
 
     __slots__ = ("_outage_tool", "_tool_draws", "_tool_rows", "allowed", "faults", "seed", "tools")
 
-    def __init__(self, seed: int, faults: Faults, tools: tuple[str, ...] = (),
+    def __init__(self, seed: int, faults: Faults, tools: Sequence[str | ToolSpec | Callable[..., Any]] = (),
                  allowed: frozenset[str] | None = None):
         self.seed = int(seed)
         self.faults = faults
-        self.tools = tuple(tools)
+        self.tools = _tool_names(tools)
         self.allowed = allowed  # the ids of the faults that may fire (None: all)
         self._outage_tool: str | None = None
         self._tool_draws = Draws(self.seed, Stream.TOOLS)  # the tool stream's draws, many per trial
@@ -149,7 +178,7 @@ class FaultPlan:
                 self._outage_tool = candidates[int(pick_u * len(candidates))]
 
     @classmethod
-    def draw(cls, seed: int, faults: Faults, tools: tuple[str, ...] = ()) -> FaultPlan:
+    def draw(cls, seed: int, faults: Faults, tools: Sequence[str | ToolSpec | Callable[..., Any]] = ()) -> FaultPlan:
         """The plan for the trial with this seed."""
         return cls(seed, faults, tools)
 

@@ -1,0 +1,141 @@
+"""Small bad inputs an outside review met: each gets one clear error naming what was wrong and what was expected,
+never a contradictory message, a check that comes too late, or a raw ``AttributeError``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_agentops import ConfigError, Faults, tool
+from pytest_agentops.plan import FaultPlan
+from pytest_agentops.settings.tools import tool_spec
+
+# -- --agent-chaos-replay with a trial index beyond the campaign ------------------------------------------------
+
+_CAMPAIGN = """
+from pytest_agentops import Faults, Scenario
+
+S = Scenario(name="hasty", agent=lambda task, env: "ok", trials=3, seed=7, faults=Faults.none())
+
+
+def test_hasty(agent_chaos):
+    agent_chaos.run(S).check()
+"""
+
+
+def test_a_replay_index_beyond_the_trials_says_only_that_not_that_no_campaign_ran(pytester):
+    """``--agent-chaos-replay=hasty/trial-300`` of a 300-trial campaign 'hasty' printed "no campaign named 'hasty'
+    ran; the campaigns of the selected tests: 'hasty'" before the right error (no trial 300: 0..299)."""
+    pytester.makepyfile(test_hasty=_CAMPAIGN)
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-replay=hasty/trial-3", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert "no campaign named" not in out, out
+    assert "--agent-chaos-replay: campaign 'hasty' has no trial 3: its trials are 0..2" in out
+    result.assert_outcomes(failed=1)
+    # a name no campaign has is still the usage error listing the campaigns
+    wrong = pytester.runpytest("--agent-chaos", "--agent-chaos-replay=hastx/trial-1", "-p", "no:cacheprovider")
+    assert wrong.ret == pytest.ExitCode.USAGE_ERROR
+    wrong.stdout.fnmatch_lines(["ERROR: --agent-chaos-replay: no campaign named 'hastx' ran; the campaigns of the "
+                                "selected tests: 'hasty'"])
+
+
+# -- agentops-compare --json PATH: checked before the comparison runs ------------------------------------------
+
+_AB_MODULE = """
+from pytest_agentops import Scenario, Faults
+def agent(task, env):
+    return "done"
+BASE = Scenario(name="base", agent=agent, task="t", check=lambda w, o: o == "done", trials=10, seed=3,
+                faults=Faults.none())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a procfs (no file can be created in /proc)")
+def test_agentops_compare_refuses_a_json_path_where_no_file_can_be_created_before_it_runs(tmp_path):
+    """``--json /proc/x.json`` passed the early check (run as root, ``os.access`` says yes to any folder), the
+    whole comparison ran and printed its summary, and only then the write failed."""
+    (tmp_path / "ab_small.py").write_text(_AB_MODULE)
+    target = "/proc/agentops-compare-x.json"
+    proc = subprocess.run([sys.executable, "-m", "pytest_agentops", "compare", "ab_small:BASE", "ab_small:BASE",
+                           "--json", target], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == ""  # refused before the comparison ran (it prints its summary when done)
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"agentops-compare: error: --json={target}: cannot write the comparison there: ")
+    assert proc.stderr.count("\n") == 1 and "give the path of a file in a writable directory" in proc.stderr
+
+
+def test_the_early_output_check_leaves_no_file_behind_and_keeps_an_existing_one(tmp_path):
+    """The early check of an output path (agentops-compare --json, agentops-gate --markdown) tries to create the
+    file (what ``os.access`` cannot tell as root): it removes what it made, and an existing file is opened for
+    appending only, its text kept."""
+    from pytest_agentops.gate import unwritable as _json_unwritable
+
+    new = tmp_path / "new.json"
+    assert _json_unwritable(str(new)) is None and not new.exists()
+    old = tmp_path / "old.json"
+    old.write_text("kept")
+    assert _json_unwritable(str(old)) is None and old.read_text() == "kept"
+    assert "it is a directory" in _json_unwritable(str(tmp_path))  # (the gate's own checks come first)
+
+
+# -- FaultPlan(seed, faults, tools) with the scenario's tools ---------------------------------------------------
+
+@tool
+def lookup_order(world, order_id: int) -> dict:
+    """Look up an order."""
+    return world.orders[order_id]
+
+
+@tool(side_effect=True, name="refund")
+def refund_order(world, order_id: int) -> str:
+    """Refund an order."""
+    return "refunded"
+
+
+def plain_tool(world) -> str:
+    """An undeclared tool (a plain function)."""
+    return "ok"
+
+
+_FAULTS = Faults.profile("high", per_tool={"refund": 0.5}, outage=0.5)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 123, 2024])
+def test_a_fault_plan_takes_the_scenarios_tools_as_the_scenario_does(seed):
+    """``FaultPlan(123, faults, TOOLS).listing()`` with tool functions (what the docs' ``tools`` suggests, as in
+    ``Scenario(tools=...)``) raised ``AttributeError: 'function' object has no attribute 'encode'``."""
+    names = ("lookup_order", "refund", "plain_tool")
+    by_name = FaultPlan(seed, _FAULTS, names)
+    for tools in ([lookup_order, refund_order, plain_tool], (tool_spec(lookup_order), "refund", plain_tool)):
+        plan = FaultPlan(seed, _FAULTS, tools)
+        assert plan.tools == names
+        assert plan.listing() == by_name.listing()  # the same draws: the tools' names, as a trial has them
+        assert plan.outage_tool == by_name.outage_tool
+
+
+@pytest.mark.parametrize(("tools", "said"), [
+    (("lookup_order", 5), "FaultPlan(tools=...): item 1 is 5 (int); expected a tool's name (a string), a tool "
+                          "function or a ToolSpec"),
+    ("lookup_order", "FaultPlan(tools='lookup_order'): expected a sequence of tools (names, tool functions or "
+                     "ToolSpecs), not a string"),
+    (7, "FaultPlan(tools=7): expected a sequence of tools (names, tool functions or ToolSpecs), got int"),
+])
+def test_a_fault_plan_refuses_tools_it_cannot_name_with_a_config_error(tools, said):
+    with pytest.raises(ConfigError) as caught:
+        FaultPlan(1, _FAULTS, tools)
+    assert str(caught.value) == said
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a procfs (no file can be created in /proc)")
+def test_agentops_gate_refuses_a_markdown_path_where_no_file_can_be_created(tmp_path, capsys):
+    from pytest_agentops.gate import main
+
+    assert main([str(tmp_path / "never-read.json"), "--markdown", "/proc/agentops-gate-x.md"]) == 2
+    err = capsys.readouterr().err
+    assert "--markdown" in err and "creating it failed" in err and "Traceback" not in err
