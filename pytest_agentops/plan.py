@@ -164,6 +164,9 @@ class FaultPlan:
 
     def __init__(self, seed: int, faults: Faults, tools: Sequence[str | ToolSpec | Callable[..., Any]] = (),
                  allowed: frozenset[str] | None = None):
+        if not isinstance(faults, Faults):
+            raise ConfigError(f"FaultPlan(faults={faults!r}): expected a Faults (e.g. Faults(rate=0.1) or "
+                              "Faults.profile('mid')), got " + type(faults).__name__)
         self.seed = int(seed)
         self.faults = faults
         self.tools = _tool_names(tools)

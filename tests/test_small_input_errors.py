@@ -132,6 +132,12 @@ def test_a_fault_plan_refuses_tools_it_cannot_name_with_a_config_error(tools, sa
     assert str(caught.value) == said
 
 
+@pytest.mark.parametrize("faults", ["mid", {"rate": 0.1}, None])
+def test_a_fault_plan_refuses_faults_that_are_not_faults(faults):
+    with pytest.raises(ConfigError, match=r"FaultPlan\(faults=.*\): expected a Faults \(e\.g\. Faults\(rate=0\.1\)"):
+        FaultPlan(1, faults, ("lookup_order",))
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a procfs (no file can be created in /proc)")
 def test_agentops_gate_refuses_a_markdown_path_where_no_file_can_be_created(tmp_path, capsys):
     from pytest_agentops.gate import main
