@@ -22,8 +22,10 @@ the naive one runs the call again, so a crash between a refund and its checkpoin
 
 The model is pluggable: ``make_agent(model_factory, careful=...)`` builds an agent whose model is
 ``model_factory(env)``, anything with ``model(messages, tools) -> ModelReply`` (OpenAI chat-completions
-messages and function-tool schemas). ``DirectModel`` calls the demo ``policy`` in-process and estimates
-the tokens (``estimate_tokens``); a model behind ``env.llm`` would be called over HTTP instead.
+messages and function-tool schemas); the agent is a ``ReferenceAgent``, an instance of a module-level
+class, so it pickles and runs in a child process (``isolation: process``) when its model factory does.
+``DirectModel`` calls the demo ``policy`` in-process and estimates the tokens (``estimate_tokens``); a
+model behind ``env.llm`` would be called over HTTP instead.
 
 Token estimate, per model turn (the same rule as the fake LLM, ``pytest_agentops.llm.usage``): a text of
 ``n`` characters is ``ceil(n / 4)`` tokens; input = tokens of the canonical JSON of the messages plus
@@ -249,17 +251,38 @@ def run_naive(task: str, env: Any, model: Model) -> str | None:
 # --- ready-made agents -----------------------------------------------------------------------------------
 
 
+class ReferenceAgent:
+    """A reference agent ``agent(task, env)``: the careful or the naive loop, its model ``model_factory(env)``.
+
+    What ``make_agent`` returns. An instance of this module-level class, not a closure, so that it pickles
+    by reference and runs under ``isolation: process`` (the child process imports it and gets its
+    settings), as long as ``model_factory`` is importable too (a module-level function or an instance of
+    a module-level class; a lambda is not). ``__name__`` is the agent's name and ``__doc__`` its loop's.
+    """
+
+    def __init__(self, model_factory: Callable[[Any], Model] = direct_model, *, careful: bool = True,
+                 name: str | None = None):
+        self.model_factory = model_factory
+        self.careful = bool(careful)
+        self.loop = run_careful if careful else run_naive
+        self.__name__ = name or ("careful_agent" if careful else "naive_agent")
+        self.__doc__ = self.loop.__doc__
+
+    def __call__(self, task: str, env: Any) -> Any:
+        return self.loop(task, env, self.model_factory(env))
+
+    def __repr__(self) -> str:
+        factory = getattr(self.model_factory, "__name__", None) or repr(self.model_factory)
+        return f"make_agent({factory}, careful={self.careful}, name={self.__name__!r})"
+
+
 def make_agent(model_factory: Callable[[Any], Model] = direct_model, *, careful: bool = True,
                name: str | None = None) -> Callable[[str, Any], Any]:
-    """An agent ``agent(task, env)`` that talks to ``model_factory(env)``: careful or naive."""
-    loop = run_careful if careful else run_naive
+    """An agent ``agent(task, env)`` that talks to ``model_factory(env)``: careful or naive.
 
-    def agent(task: str, env: Any) -> Any:
-        return loop(task, env, model_factory(env))
-
-    agent.__name__ = agent.__qualname__ = name or ("careful_agent" if careful else "naive_agent")
-    agent.__doc__ = (run_careful if careful else run_naive).__doc__
-    return agent
+    A ``ReferenceAgent``: it pickles (and so runs under ``isolation: process``) when ``model_factory`` does.
+    """
+    return ReferenceAgent(model_factory, careful=careful, name=name)
 
 
 #: The careful reference agent over the demo policy.

@@ -53,10 +53,20 @@ def check(world: Research, output: Any) -> bool:
     return world.answer is not None
 
 
-def runaway_agent(p: float = 0.02, *, model: str = "gpt-4o-mini") -> Callable[[str, Any], Any]:
-    """An agent that runs away (loops on ``search`` forever) with probability ``p``, drawn from ``env.rng``."""
+class RunawayAgent:
+    """An agent that runs away (loops on ``search`` forever) with probability ``p``, drawn from ``env.rng``.
 
-    def agent(task: str, env: Any) -> Any:
+    What ``runaway_agent`` returns: an instance of a module-level class, not a closure, so that it pickles
+    by reference and runs under ``isolation: process``.
+    """
+
+    def __init__(self, p: float = 0.02, *, model: str = "gpt-4o-mini"):
+        self.p = p
+        self.model = model
+        self.__name__ = "runaway_agent"
+
+    def __call__(self, task: str, env: Any) -> Any:
+        p, model = self.p, self.model
         stuck = bool(env.rng.random() < p)
         context = PROMPT_TOKENS
         searches = 0
@@ -75,7 +85,16 @@ def runaway_agent(p: float = 0.02, *, model: str = "gpt-4o-mini") -> Callable[[s
                     pass
             context += RESULT_TOKENS
 
-    return agent
+    def __repr__(self) -> str:
+        return f"runaway_agent({self.p!r}, model={self.model!r})"
+
+
+def runaway_agent(p: float = 0.02, *, model: str = "gpt-4o-mini") -> Callable[[str, Any], Any]:
+    """An agent that runs away (loops on ``search`` forever) with probability ``p``, drawn from ``env.rng``.
+
+    A ``RunawayAgent``: it pickles, so it runs under ``isolation: process`` too.
+    """
+    return RunawayAgent(p, model=model)
 
 
 #: The agent scenarios/budget_runaway.yaml runs: 2% of its trials run away.
