@@ -57,7 +57,7 @@ async def sleeper(task, env):
 
 
 async def reads_a_slow_server(task, env):
-    """Asks a server on loopback (its port in the task), which answers 0.3 s later: real I/O, which virtual time
+    """Asks a server on loopback (its port in the task), which answers 0.6 s later: real I/O, which virtual time
     follows, in a child process as in the test process."""
     reader, writer = await asyncio.open_connection("127.0.0.1", int(task))
     writer.write(b"ping")
