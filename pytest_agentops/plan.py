@@ -125,9 +125,14 @@ _ARG_KEYS: dict[tuple[Any, ...], int] = {}
 _MEMO_TYPES = frozenset({str, int, bool, type(None)})
 
 
+_NAMES_SEEN: list[tuple[str, ...]] = [()]  # the last tuple of names checked (the engine's, the same every trial)
+
+
 def _tool_names(tools: Any) -> tuple[str, ...]:
     """The names of a plan's tools: names as given, a tool function or a ``ToolSpec`` by its tool's name (the
     name a trial's calls have, as ``Scenario(tools=...)`` takes them), in their order."""
+    if tools is _NAMES_SEEN[0]:
+        return tools  # type: ignore[no-any-return]
     if isinstance(tools, (str, bytes)):
         raise ConfigError(f"FaultPlan(tools={tools!r}): expected a sequence of tools (names, tool functions or "
                           "ToolSpecs), not a string")
@@ -136,9 +141,11 @@ def _tool_names(tools: Any) -> tuple[str, ...]:
     except TypeError:
         raise ConfigError(f"FaultPlan(tools={tools!r}): expected a sequence of tools (names, tool functions or "
                           f"ToolSpecs), got {type(tools).__name__}") from None
-    for t in names:  # (the engine's plans, one per trial: names only)
+    for t in names:
         if type(t) is not str:
             return tuple(_tool_name(i, t) for i, t in enumerate(names))
+    if names is tools:
+        _NAMES_SEEN[0] = names
     return names
 
 
