@@ -142,7 +142,7 @@ _VERDICT_FIELDS = {"estimate": (_NUMBER, True), "bound": (_NUMBER, True), "trial
 _RATE_FIELDS = {"k": (_COUNT, True), "n": (_COUNT, True)}
 #: what the gate reads off a trial's record (the per-trial shares and values it compares with a baseline's)
 _RECORD_FIELDS = {"tokens": (_NUMBER, False), "cost_usd": (_NUMBER, False), "tool_calls": (_COUNT, False),
-                  "tool_failures": (_COUNT, False)}
+                  "tool_failures": (_COUNT, False), "outcome": (_STRING, False)}
 
 
 def _got(value: Any) -> str:
@@ -368,6 +368,11 @@ def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str,
         return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, the "
                                               "baseline stopped early (its p95 is not a fixed-sample order statistic);"
                                               " make the baseline with early_stop: false to test growth")
+    units = (cur.get("unit_trials") or 1, base.get("unit_trials") or 1)
+    if max(units) > 1:
+        return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, a "
+                                              "campaign's trials come in units that share their tasks (pass^k), and "
+                                              "this check's order statistics need independent trials")
     base_values, cur_values = _values(base, metric), _values(cur, metric)
     if not base_values or not cur_values:
         return None
@@ -493,6 +498,8 @@ def unwritable(path: str) -> str | None:
     target = Path(path)
     if target.is_dir():
         return "it is a directory; give the path of a file to write"
+    if target.is_symlink() and not target.exists():
+        return f"it is a symbolic link to {os.readlink(target)}, which does not exist"
     parent = target.parent
     if not parent.exists():
         return f"its directory {parent} does not exist"

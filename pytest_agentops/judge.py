@@ -550,8 +550,16 @@ def _cluster_name(unit_trials: int) -> str:
 class ClusteredJudge(Judge):
     """A per-trial rate, quantile or mean when trials come in units that share a task (``pass^k`` groups of a
     task generator, or turns of a task list): the trials of a unit fail together, so the unit, not the trial,
-    is the independent value. Each complete unit gives the mean of its trials' values (in [0, 1]), and the
-    two betting tests of ``MeanJudge`` run on those means: valid at every unit whatever the clustering."""
+    is the independent value.
+
+    The expectation is on the share over trials with a chance (events / chances, or a mean over trials with a
+    value): "share >= m" is E[S - m C] >= 0 for a unit's sum S of oriented values and its count C of chances,
+    a linear statistic that is one bounded value per unit whatever the chances in it. Each complete unit gives
+    ``(S - m C) / k + m`` in [0, 1] (k trials per unit; the unit's mean when every trial had a chance), whose
+    mean is >= m exactly when the share is, and the betting tests of ``MeanJudge`` run on those values: m the
+    threshold for a fail, the fail level (or threshold) for a pass. Valid at every unit whatever the
+    clustering. A threshold at 0 or 1 is decided by the facts that settle it (a success proves "share > 0", a
+    failure disproves "share >= 1"): no bet can be placed there."""
 
     def __init__(self, exp: Expectation, *, unit_trials: int, **kw):
         super().__init__(exp, **kw)
@@ -567,8 +575,12 @@ class ClusteredJudge(Judge):
             self.scale = 1.0
             t, f = success_threshold(exp)
         self.low, self.high = (t if f is None else f), t
-        self.test = stats.BettingTest(self.low, self.high)
-        self.unit_means: list[float] = []  # each complete unit's mean, in the ">=" orientation
+        self.strict = exp.op in (">", "<") and exp.statistic != "quantile"  # "share > t" (a rate's < or >)
+        # the pass side bets against "share <= low", the fail side against "share >= high" (each its own values)
+        self.pass_test = stats.BettingTest(min(max(self.low, 1e-12), 1 - 1e-12), 0.5)
+        self.fail_test = stats.BettingTest(0.5, min(max(self.high, 1e-12), 1 - 1e-12))
+        self.unit_means: list[float] = []  # each complete unit's mean over its chances, in the ">=" orientation
+        self.even = True  # every trial of every unit had a chance (then the bound is the units' means')
         self.values: list[float] = []  # every trial's value as the metric reads it (the estimate)
         self.events = self.chances = 0  # a rate's events and trials with the chance (its estimate)
         self.over_cap = 0
@@ -625,15 +637,27 @@ class ClusteredJudge(Judge):
             self._open.append(x)
         if self.trials % self.unit_trials == 0:  # the unit is complete
             if self._open:
-                mean = sum(self._open) / len(self._open)
-                self.unit_means.append(mean)
-                self.test.add(mean)
-                if self.sequential and self.state is None:
-                    if self.test.log_down >= math.log(1 / self.alpha):
-                        self._decide("fail", self.test.n)
-                    elif self.test.log_up >= math.log(1 / self.beta):
-                        self._decide("pass", self.test.n)
+                self._close_unit(self._open)
             self._open, self._unit = [], unit + 1
+
+    def _close_unit(self, xs: list[float]) -> None:
+        k, total, count = self.unit_trials, sum(xs), len(xs)
+        self.even = self.even and count == k
+        self.unit_means.append(total / count)
+        low, high = self.low, self.high
+        self.pass_test.add((total - low * count) / k + low)
+        self.fail_test.add((total - high * count) / k + high)
+        if not self.sequential or self.state is not None:
+            return
+        n = len(self.unit_means)
+        if high >= 1 and total < count:  # a failure: the share is below 1 (a fact)
+            self._decide("fail", n)
+        elif low <= 0 and (total > 0 or not self.strict):  # a success proves a share above 0; ">= 0" always holds
+            self._decide("pass", n)
+        elif high < 1 and self.fail_test.log_down >= math.log(1 / self.alpha):
+            self._decide("fail", n)
+        elif low > 0 and self.pass_test.log_up >= math.log(1 / self.beta):
+            self._decide("pass", n)
 
     def _estimate(self) -> float | None:
         if self.kind == "quantile":
@@ -648,11 +672,16 @@ class ClusteredJudge(Judge):
 
     def decision(self, *, complete: bool) -> VerdictName:
         """The verdict's decision alone (no bounds, no planning): the sequential one, or at one look the wealth
-        after the last unit (Markov)."""
-        if not self.sequential and self.state is None and complete:
-            if self.test.log_down >= math.log(1 / self.alpha):
+        after the last unit (Markov) and the facts seen."""
+        if not self.sequential and self.state is None and complete and self.unit_means:
+            means, low, high = self.unit_means, self.low, self.high
+            if high >= 1 and min(means) < 1:
                 return "fail"
-            if self.test.log_up >= math.log(1 / self.beta):
+            if low <= 0 and (max(means) > 0 or not self.strict):
+                return "pass"
+            if high < 1 and self.fail_test.log_down >= math.log(1 / self.alpha):
+                return "fail"
+            if low > 0 and self.pass_test.log_up >= math.log(1 / self.beta):
                 return "pass"
         return self.state or "inconclusive"
 
@@ -661,7 +690,7 @@ class ClusteredJudge(Judge):
         n = len(self.unit_means)
         verdict = self.decision(complete=complete)
         bound, side = None, ""
-        if n and self.kind != "quantile":  # the bound on the metric's own mean, from the units' means
+        if n and self.kind != "quantile" and self.even:  # the bound on the metric's own mean, from the units' means
             level = self.confidence if verdict == "fail" else 1 - self.beta
             lower_side = exp.upward != (verdict == "fail")
             own = [x if exp.upward else 1 - x for x in self.unit_means]

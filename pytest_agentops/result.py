@@ -138,7 +138,7 @@ class CampaignResult:
         expectations = scenario.expectations
         data = collect(records)  # every metric: the summaries need them all
         max_trials = 1 if settings.replay is not None else settings.trials
-        unit = 1 if settings.replay is not None else scenario.unit_trials  # (a replay is its one trial)
+        unit = 1 if settings.replay is not None or settings.smoke else scenario.unit_trials  # (one trial)
         judges = [judge(e, max_trials=max_trials, confidence=settings.confidence, sequential=settings.sequential,
                         unit_trials=unit).add_all(records) for e in expectations]
         complete = len(records) >= max_trials

@@ -245,3 +245,77 @@ def test_a_report_says_its_unit_and_the_gate_reads_it(tmp_path):
     assert campaign["unit_trials"] == 3
     plain = json.loads(write_report(tmp_path / "p.json", [run_campaign(_scenario("easy", {}))]).read_text())
     assert "unit_trials" not in plain["campaigns"][0]  # (reports of other campaigns as they were)
+
+
+def _chances_vary(exp, rng, p_x, p_y, units=400):
+    """Units of 3 trials: task X gives one trial of three the chance (an event with probability ``p_x``), task
+    Y all three (each an event with probability ``p_y``): the rate over trials with the chance is
+    (p_x + 3 p_y) / 4."""
+    j = judge(exp, max_trials=3 * units, confidence=0.95, sequential=True, unit_trials=3)
+    i = 0
+    for _ in range(units):
+        if rng.random() < 0.5:
+            chances = [True, False, False]
+            events = [rng.random() < p_x, False, False]
+        else:
+            chances = [True] * 3
+            events = [rng.random() < p_y for _ in range(3)]
+        for chance, event in zip(chances, events, strict=True):
+            j.add(TrialRecord("x", i, 0, "completed", destructive_attempts=int(chance), blocked_calls=int(event)))
+            i += 1
+        if j.decided:
+            break
+    return j.decision(complete=True)
+
+
+def test_a_rate_whose_trials_do_not_all_have_the_chance_is_judged_over_the_chances():
+    """An outside review: each unit counted as one share whatever its chances, so a per-chance rate of 0.25
+    passed '>= 0.40' in 89% of campaigns. The unit's linear statistic S - m C keeps the per-chance rate."""
+    exp = Expectation.parse("blocked_destructive_rate", ">= 0.40")
+    rng = np.random.default_rng(41)
+    false_pass = sum(_chances_vary(exp, rng, 1.0, 0.0) == "pass" for _ in range(100))  # rate 0.25
+    assert false_pass <= 5
+    at_threshold = [_chances_vary(exp, rng, 1.0, 0.2) for _ in range(CAMPAIGNS)]  # rate exactly 0.40
+    assert at_threshold.count("fail") / CAMPAIGNS <= _ceiling(0.05)
+
+
+@pytest.mark.parametrize(("key", "expression", "outcomes", "decided"), [
+    ("completion_rate", ">= 1", ["completed", "completed", "failed"], "fail"),  # a failure disproves it
+    ("completion_rate", "> 0", ["failed", "completed", "failed"], "pass"),  # a success proves it
+    ("escalation_rate", "<= 0", ["completed", "escalated", "completed"], "fail"),
+])
+def test_a_threshold_at_0_or_1_is_decided_by_the_facts_that_settle_it(key, expression, outcomes, decided):
+    """No bet can be placed at a share of 0 or 1: such an expectation was never decided with units."""
+    j = judge(Expectation.parse(key, expression), max_trials=300, confidence=0.95, sequential=True, unit_trials=3)
+    for i, outcome in enumerate(outcomes):
+        j.add(TrialRecord("x", i, 0, outcome))
+    assert j.state == decided and j.decided_at == 1
+
+
+def test_the_gate_leaves_the_p95_growth_of_clustered_campaigns_untested_and_reads_outcomes_strictly(tmp_path,
+                                                                                                     capsys):
+    """Its order statistics need independent trials (a second review: 16-20% false alarms at units of 10-20);
+    and a record without its outcome is a usage error, not a failed trial."""
+    from pytest_agentops.gate import _growth, main
+
+    rng = np.random.default_rng(1)
+    cur, base = _report_campaign(rng, 3), _report_campaign(rng, 3)
+    for c in (cur, base):
+        c["metrics"]["tokens_per_task"] = {"p95": 100.0}
+    finding = _growth("s", "tokens_per_task", "p95", cur, base, 0.05, 0.2)
+    assert finding.ok and "NOT TESTED" in finding.detail and "units that share their tasks" in finding.detail
+    report = {"schema": "pytest-agentops/report", "schema_version": 1,
+              "campaigns": [{"scenario": "s", "verdicts": [], **_report_campaign(rng, 3)}]}
+    del report["campaigns"][0]["records"][4]["outcome"]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    assert main([str(path)]) == 2
+    assert "outcome must be a string, got NoneType" in capsys.readouterr().err
+
+
+def test_a_dangling_symlink_is_no_place_for_the_gate_summary(tmp_path, capsys):
+    from pytest_agentops.gate import main
+
+    (tmp_path / "summary.md").symlink_to(tmp_path / "missing" / "summary.md")
+    assert main([str(tmp_path / "never-read.json"), "--markdown", str(tmp_path / "summary.md")]) == 2
+    assert "symbolic link" in capsys.readouterr().err

@@ -154,3 +154,19 @@ def test_the_careful_agents_isolated_trials_are_its_in_process_trials(file, name
     assert all(trial[3] > 0 for trial in isolated)
     if name == "flaky-high":
         assert in_process[0][3] == 1877  # trial 0's input tokens, the figure that differed (1793 isolated)
+
+
+def test_a_tool_with_a_default_that_cannot_cross_keeps_its_signature():
+    """A default that does not pickle (a read-only mapping) made the whole signature drop in the child:
+    ``(*args, **kwargs)``, and no parameters in the schemas (a second review). It now shows as it does in-process."""
+    from types import MappingProxyType
+
+    @tool
+    def search(world, query: str, options=MappingProxyType({"limit": 10})) -> list:
+        """Search the catalogue."""
+        return []
+
+    isolated, in_process = _seen([search], isolation="process"), _seen([search])
+    assert isolated["faces"]["search"]["text"] == in_process["faces"]["search"]["text"] == \
+        "(query: str, options=mappingproxy({'limit': 10})) -> list"
+    assert isolated["schemas"] == in_process["schemas"]

@@ -268,7 +268,7 @@ def _redact_in_place(stream: Any, redact: Callable[[Any], Any] = _redact_written
 
     def redacting_write(text: Any) -> int:
         write(redact(text))
-        return len(text)
+        return text.nbytes if isinstance(text, memoryview) else len(text)  # (what the caller gave: bytes)
 
     def redacting_writelines(lines: Any) -> None:
         for line in lines:

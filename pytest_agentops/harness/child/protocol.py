@@ -10,6 +10,7 @@ import pickle
 import select
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -169,15 +170,42 @@ def _portable(annotation: Any) -> Any:
     return annotation if _picklable(annotation) else inspect.formatannotation(annotation)
 
 
+class ShownDefault:
+    """A parameter's default that cannot cross to the child, as it shows in the signature (its ``repr``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ShownDefault, (self.text,)
+
+
+def _portable_default(default: Any) -> Any:
+    if default is inspect.Parameter.empty or _picklable(default):
+        return default
+    try:
+        return ShownDefault(repr(default))
+    except Exception:
+        return ShownDefault(f"<{type(default).__name__}>")
+
+
 def _portable_signature(sig: inspect.Signature) -> inspect.Signature:
-    params = [p.replace(annotation=_portable(p.annotation)) for p in sig.parameters.values()]
+    params = [p.replace(annotation=_portable(p.annotation), default=_portable_default(p.default))
+              for p in sig.parameters.values()]
     return sig.replace(parameters=params, return_annotation=_portable(sig.return_annotation))
 
 
 def load_spec(face: ToolFace) -> ToolSpec | None:
-    """In the child: the tool's ``ToolSpec``, its function imported here; None when it cannot be (its module
-    does not import here, or names something else here: the child's ``__main__`` is not the parent's)."""
-    if face.spec is None:
+    """In the child: the tool's ``ToolSpec``, its function from its module when the agent's import brought that
+    module here; None otherwise (a tool module the agent does not import is not imported for its face, which
+    then comes as data: a slow import would cost every isolated trial), or when it names something else here
+    (the child's ``__main__`` is not the parent's)."""
+    if face.spec is None or not face.origin or face.origin[0] not in sys.modules:
         return None
     try:
         spec = pickle.loads(face.spec)
