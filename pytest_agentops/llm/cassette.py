@@ -12,12 +12,20 @@ A replay answers ``(trial seed, key, occurrence)`` exactly as recorded; a reques
 (same key and occurrence, or the same key) answers too, so a re-seeded campaign reuses what it can. A
 request found nowhere is a ``CassetteMiss`` naming its model, last message and the file, never a call to the
 network.
+
+Time: a forwarded call moves its trial's virtual clock by its latency as the cassette keeps it, whole
+milliseconds (``recorded_latency``): the recording run by its measured latency rounded so, a replay by the
+entry's ``latency_ms`` (the entry it answers from), never by the real time a lookup takes. So a replay's
+records and traces are the recorded run's, to the digit, every time. An entry without ``latency_ms`` (or null: a
+hand-written one) takes no virtual time; one whose ``latency_ms`` is not a finite number >= 0 is a
+``ConfigError`` naming its line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -49,6 +57,13 @@ def request_key(method: str, path: str, body: Any) -> str:
     """The key of a request: its method, path and canonical body."""
     text = f"{method.upper()} {path}\n{canonical(body)}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def recorded_latency(seconds: float) -> float:
+    """A call's latency as a cassette keeps it (whole milliseconds), in seconds: what its trial's virtual clock
+    advances by, when recording (the measured latency, so rounded) and when replaying (the entry's
+    ``latency_ms``), so that both give the same float."""
+    return round(seconds * 1000) / 1000
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -157,11 +172,12 @@ class Cassette:
             try:
                 entry = json.loads(line)
                 key, occurrence, seed = str(entry["key"]), int(entry["occurrence"]), int(entry["seed"])
-            except (ValueError, KeyError, TypeError) as exc:
+                status, headers = int(entry["status"]), entry.get("headers") or {}
+                latency = _latency_ms(entry.get("latency_ms"))
+                answer = Recorded(status, tuple((str(k), str(v)) for k, v in headers.items()),
+                                  str(entry.get("body", "")).encode("utf-8"), latency / 1000)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ConfigError(f"{path}:{number}: not a cassette entry ({exc}); re-record the cassette") from exc
-            headers = entry.get("headers") or {}
-            answer = Recorded(int(entry["status"]), tuple((str(k), str(v)) for k, v in headers.items()),
-                              str(entry.get("body", "")).encode("utf-8"), float(entry.get("latency_ms", 0)) / 1000)
             cassette._exact.setdefault((seed, key, occurrence), answer)
             cassette._by_key.setdefault((key, occurrence), answer)
             cassette._any.setdefault(key, answer)
@@ -179,6 +195,16 @@ class Cassette:
                             f"last message is {shown!r}: the agent's requests changed since it was recorded (a "
                             f"stale cassette). Re-record it with --agent-chaos-record={self.path.parent}; nothing "
                             "was sent to the network")
+
+
+def _latency_ms(value: Any) -> float:
+    """An entry's ``latency_ms``: a finite number >= 0 (what a replay's clock advances by, in milliseconds); none
+    (a hand-written entry) is 0."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"latency_ms={value!r} is not a number of milliseconds >= 0")
+    return float(value)
 
 
 def last_message(messages: Iterable[Mapping[str, Any]]) -> str:

@@ -9,8 +9,9 @@ Per HTTP attempt of the agent, in order (the same draws, keyed the same way, as 
 2. the trial's context drift, applied to the request in its own wire format (``live_drift``);
 3. the per-request budget and the spend cap's reservation (prompt estimated as a third of its bytes);
 4. the request forwarded (the agent's fake key replaced by the real one, ``upstream``), or answered from the
-   cassette (``cassette``); recorded when recording. Its real latency passes on the virtual clock (the
-   recorded one when replaying, so a replay is the recorded trial exactly);
+   cassette (``cassette``); recorded when recording. Its latency passes on the virtual clock, as a cassette
+   keeps it (whole milliseconds, ``cassette.recorded_latency``): the measured one so rounded when forwarding,
+   the entry's when replaying (never the real time a lookup takes), so a replay is the recorded trial exactly;
 5. the upstream's real ``usage`` metered and priced (the model it reports), estimated with the fake's token
    rule only when it reports none; an answer other than 200 passes through to the agent as it came and is
    recorded as an ``upstream_error``, not an injected fault;

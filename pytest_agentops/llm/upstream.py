@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from ..errors import UpstreamError, hide_own_frames
 from ..settings.live import LiveLLM
 from ..vtime.real import real_perf_counter
-from .cassette import Recorded
+from .cassette import Recorded, recorded_latency
 from .endpoint import shared_ssl_context
 from .ratelimit import RateLimiter
 
@@ -150,7 +150,7 @@ class HttpUpstream:
                 self.limiter.pause(retry_after(headers) or 1.0)
                 continue
             self.limiter.settle(entry, out.tokens)
-            return Recorded(status, headers, body, round(latency, 3))
+            return Recorded(status, headers, body, recorded_latency(latency))  # as a cassette keeps it
 
     def close(self) -> None:
         with self._lock:
