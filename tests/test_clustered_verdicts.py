@@ -20,7 +20,7 @@ from pytest_agentops.expect import Expectation
 from pytest_agentops.judge import ClusteredJudge, judge
 from pytest_agentops.records import TrialRecord
 
-CAMPAIGNS = 400
+CAMPAIGNS = 250
 
 
 def _campaign(exp: Expectation, units: list[list[str]], unit_trials: int, *, sequential: bool = True) -> str:
