@@ -42,7 +42,8 @@ from .errors import GateUsageError, ReportError, hide_own_frames
 from .report.json_report import read_report
 from .stats import betting_lower, betting_upper, fisher_less_pvalue
 from .stats.binomial import binom_sf
-from .stats.compare import mixture_rate_bounds, quantile_upper_rank
+from .stats.compare import mixture_rate_bounds
+from .stats.quantiles import quantile_upper_rank
 
 __tracebackhide__ = hide_own_frames
 
@@ -382,7 +383,7 @@ def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str,
     # at ``rank`` bounds its true p95 from above (but with probability <= alpha/2); above (1 + growth) x that
     # bound a candidate within its growth has at most 1 - level of its trials (tested at alpha/2): together,
     # a false growth with probability <= alpha whatever the two distributions' shapes and ties.
-    rank = quantile_upper_rank(n0, level, alpha / 2)
+    rank = quantile_upper_rank(n0, level, 1 - alpha / 2)
     if rank is None:
         return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, the "
                                               f"baseline's {n0} trial(s) cannot bound its {q} from above at "

@@ -90,22 +90,3 @@ def exceedance_upper(n: int, rank: int, confidence: float = 0.95) -> float:
     if not 1 <= rank <= n:
         raise ValueError(f"rank={rank} must be in [1, n={n}]")
     return clopper_pearson_upper(n - rank, n, confidence)
-
-
-def quantile_upper_rank(n: int, level: float, error: float) -> int | None:
-    """The smallest rank r whose order statistic X_(r) of n i.i.d. values is at or above the true ``level``
-    quantile (the smallest x with F(x) >= level) with probability >= 1 - ``error``, whatever the distribution
-    and its ties: X_(r) falls below it only when r values do, and each does with probability <= level, so
-    P(X_(r) < q) <= P(Bin(n, level) >= r). None when even X_(n) is not enough."""
-    from .binomial import binom_sf
-
-    if n < 1 or binom_sf(n - 1, n, level) > error:  # P(Bin >= n) = level^n
-        return None
-    lo, hi = max(1, math.ceil(level * n)), n  # P(Bin(n, level) >= r) falls as r grows
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if binom_sf(mid - 1, n, level) <= error:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo

@@ -34,8 +34,11 @@ def quantile(samples: Iterable[float], q: float) -> float:
     return float(np.quantile(arr, q, method="inverted_cdf"))
 
 
-def _upper_rank(n: int, q: float, confidence: float) -> int | None:
-    """Smallest 1-based rank r with P(Binom(n, q) <= r-1) >= confidence, None when r would exceed n."""
+def quantile_upper_rank(n: int, q: float, confidence: float) -> int | None:
+    """Smallest 1-based rank r with P(Binom(n, q) <= r-1) >= confidence, None when r would exceed n: the order
+    statistic X_(r) of n i.i.d. values is at or above the true q-quantile (the smallest x with F(x) >= q) with
+    probability >= confidence whatever the distribution and its ties (X_(r) is below it only when r values are,
+    each with probability <= q)."""
     if n == 0 or binom_cdf(n - 1, n, q) < confidence:
         return None
     lo, hi = -1, n - 1  # binom_cdf(lo) < confidence (vacuous at -1) <= binom_cdf(hi)
@@ -66,7 +69,7 @@ def quantile_upper_bound(samples: Iterable[float], q: float, confidence: float =
     """Distribution-free one-sided upper bound on the q-quantile (an order statistic); None if n too small."""
     q, confidence = check_q(q), check_confidence(confidence)
     arr = _sorted_samples(samples)
-    rank = _upper_rank(arr.size, q, confidence)
+    rank = quantile_upper_rank(arr.size, q, confidence)
     return None if rank is None else float(arr[rank - 1])
 
 
@@ -86,7 +89,7 @@ def sorted_quantile_and_bound(arr: np.ndarray, q: float, confidence: float, *, u
     if arr.size == 0:
         return None, None
     estimate = float(np.quantile(arr, q, method="inverted_cdf"))
-    rank = (_upper_rank if upper else _lower_rank)(arr.size, q, confidence)
+    rank = (quantile_upper_rank if upper else _lower_rank)(arr.size, q, confidence)
     return estimate, (None if rank is None else float(arr[rank - 1]))
 
 
