@@ -176,6 +176,12 @@ def _unit_name(exp: Expectation) -> str:
     return REGISTRY[exp.metric].counting_unit
 
 
+def _too_many_chances(exp: Expectation, counting_unit: str, chances: int) -> ConfigError:
+    return ConfigError(f"metric {exp.metric!r} gave {chances} chances in one trial but counts {counting_unit!r}s; "
+                       "declare MetricDef(counting_unit=...) as what it counts (e.g. 'tool call') so that it is "
+                       "judged with the trial as the unit")
+
+
 class RateJudge(Judge):
     """A rate of trials, a quantile's exceedances, or pass^k: successes among units, ``stats.rate_rule``."""
 
@@ -286,9 +292,7 @@ class RateJudge(Judge):
             return
         successes, chances = self.defn.extract(record)
         if chances > 1:
-            raise ConfigError(f"metric {exp.metric!r} gave {chances} chances in one trial but counts "
-                              f"{self.defn.counting_unit!r}s; declare MetricDef(counting_unit=...) as what it counts "
-                              "(e.g. 'tool call') so that it is judged with the trial as the unit")
+            raise _too_many_chances(exp, self.defn.counting_unit, chances)
         if exp.statistic == "pass^k":
             self._group.append(bool(successes) if chances else False)
             if len(self._group) == exp.group:
@@ -401,54 +405,117 @@ def _replace(verdict: Verdict, **changes: object) -> Verdict:
     return dataclasses.replace(verdict, **changes)
 
 
-class MeanJudge(Judge):
+class _BettingJudge(Judge):
+    """What the betting judges share: the expectation as "mean >= high" (fail side) and "mean > low" (pass side)
+    on values in [0, 1], a per-trial mean's reading under its cap, and the verdict's bound, note and fields."""
+
+    def __init__(self, exp: Expectation, **kw):
+        super().__init__(exp, **kw)
+        self.scale = 1.0  # a mean's cap (its values are scaled by it)
+        self.over_cap = 0  # values beyond that cap
+
+    def _mean_zone(self) -> None:
+        """``scale``, ``low`` and ``high`` of a mean: values scaled by the cap, in the ">=" orientation (1 - x for
+        "<="), pass against the fail level, fail against the threshold."""
+        exp = self.exp
+        self.scale = exp.cap if exp.cap is not None else 1.0
+        t = exp.threshold / self.scale
+        f = None if exp.fail_level is None else exp.fail_level / self.scale
+        if not exp.upward:
+            t, f = 1 - t, (None if f is None else 1 - f)
+        self.low, self.high = (t if f is None else f), t
+
+    def _read_mean(self, record: TrialRecord, values: list[float]) -> float | None:
+        """A trial's value for a mean, in [0, 1] in the ">=" orientation, its value as the metric reads it added
+        to ``values``; None when it has none, or when it is beyond the cap of a '<=' mean (which then fails: such
+        a mean cannot be shown)."""
+        upward = self.exp.upward
+        if self.defn.kind == "rate":  # a share inside each trial (tool_success_rate): in [0, 1] as it is
+            successes, chances = self.defn.extract(record)
+            if not chances:
+                return None
+            share = successes / chances
+            values.append(share)
+            return share if upward else 1 - share
+        raw = self.defn.extract(record)
+        if raw is None:
+            return None
+        value = float(raw)
+        if value > self.scale or value < 0 or math.isnan(value):
+            self.over_cap += 1
+            if not upward:
+                values.append(value)
+                self._decide("fail", self._failing_at())
+                return None
+        value = min(max(value, 0.0), self.scale) / self.scale
+        values.append(value * self.scale)
+        return value if upward else 1 - value
+
+    def _failing_at(self) -> int:
+        """The units so far, the one being read included (a '<=' mean beyond its cap fails there)."""
+        raise NotImplementedError
+
+    def _bound(self, own: list[float], verdict: VerdictName) -> tuple[float, str]:
+        """The anytime-valid bound on the side of ``verdict`` from values in the metric's own orientation."""
+        level = self.confidence if verdict == "fail" else 1 - self.beta
+        lower_side = self.exp.upward != (verdict == "fail")
+        bound = (stats.betting_lower if lower_side else stats.betting_upper)(own, level) * self.scale
+        return bound, "lower" if lower_side else "upper"
+
+    def _note(self, verdict: VerdictName, complete: bool, stopped_by: str, rerun: list[float], *,
+              oriented: bool = False, per_unit: int = 1) -> tuple[str, int | None]:
+        """(note, trials needed): values beyond the cap, why it stopped undecided, or a rerun's plan drawn from
+        ``rerun`` (one value per ``per_unit`` trials)."""
+        note, needed = "", None
+        if self.over_cap:
+            note = f"{self.over_cap} value(s) beyond the declared cap {self.scale:g}"
+        if verdict == "inconclusive":
+            if stopped_by:
+                note = self._stopped_note(stopped_by)
+            elif complete and rerun:
+                units, plan = _mean_rerun(rerun, self.exp, self.low, self.high, self.alpha, self.beta,
+                                          self.sequential, oriented=oriented)
+                needed = None if units is None else units * per_unit
+                if units is not None and per_unit != 1:
+                    plan = plan.replace(f"trials={units}", f"trials={needed}")
+                note = "; ".join(x for x in (note, plan) if x)
+        return note, needed
+
+    def _verdict(self, verdict: VerdictName, n: int, estimate: float | None, bound: float | None, side: str,
+                 note: str, needed: int | None, unit: str, rule: str) -> Verdict:
+        exp = self.exp
+        return Verdict(key=exp.key, expression=exp.expression, verdict=verdict, estimate=estimate, bound=bound,
+                       bound_side=side, threshold=exp.threshold, n=n, confidence=self.confidence, method="betting",
+                       note=note, trials_needed=needed, counting_unit=unit, rule=rule, false_pass=self.beta,
+                       false_fail=self.alpha, fail_level=exp.fail_level,
+                       power=(exp.power or DEFAULT_POWER) if exp.fail_level is not None else None,
+                       decided_at=self.decided_at)
+
+
+class MeanJudge(_BettingJudge):
     """A bounded per-trial mean (a share inside each trial, or a distribution's mean under its cap): betting."""
 
     def __init__(self, exp: Expectation, **kw):
         super().__init__(exp, **kw)
-        self.scale = exp.cap if exp.cap is not None else 1.0
-        t = exp.threshold / self.scale
-        f = None if exp.fail_level is None else exp.fail_level / self.scale
-        # in the ">=" orientation: values x (or 1 - x for "<="), pass against the fail level, fail against t
-        if not exp.upward:
-            t, f = 1 - t, (None if f is None else 1 - f)
-        self.low = t if f is None else f
-        self.high = t
+        self._mean_zone()
         self.test = stats.BettingTest(self.low, self.high)
         self.values: list[float] = []
-        self.over_cap = 0
-        self.calls = self.successes = 0
         self._total = 0.0  # sum of the values kept, for the running mean
 
     def running(self) -> tuple[float | None, float | None, str]:
         # the betting bounds take a pass over every value: too dear for a redraw, so the mean alone
         return (self._total / len(self.values) if self.values else None), None, ""
 
+    def _failing_at(self) -> int:
+        return len(self.values)
+
     def _add(self, record: TrialRecord) -> None:
-        exp = self.exp
-        if self.defn.kind == "rate":
-            successes, chances = self.defn.extract(record)
-            if not chances:
-                return
-            self.calls += chances
-            self.successes += successes
-            value = successes / chances
-        else:
-            raw = self.defn.extract(record)
-            if raw is None:
-                return
-            value = float(raw)
-            if value > self.scale or value < 0 or math.isnan(value):
-                self.over_cap += 1
-                if not exp.upward:  # a "<=" mean cannot be shown with a value beyond its cap: fail
-                    self.values.append(value)
-                    self._total += value
-                    self._decide("fail", len(self.values))
-                    return
-            value = min(max(value, 0.0), self.scale) / self.scale
-        self.values.append(value if self.defn.kind == "rate" else value * self.scale)
-        self._total += self.values[-1]
-        x = value if exp.upward else 1 - value
+        kept = len(self.values)
+        x = self._read_mean(record, self.values)
+        if len(self.values) > kept:
+            self._total += self.values[-1]
+        if x is None:
+            return
         self.test.add(x)
         if self.sequential and self.state is None:
             if self.test.log_down >= math.log(1 / self.alpha):
@@ -459,7 +526,6 @@ class MeanJudge(Judge):
     def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
         exp = self.exp
         n = len(self.values)
-        unit = "trial"  # the unit of inference (a share inside a trial is one value per trial)
         verdict: VerdictName | None = self.state
         if not self.sequential and verdict is None and complete:  # one look: the wealth at the end (Markov)
             if self.test.log_down >= math.log(1 / self.alpha):
@@ -468,21 +534,8 @@ class MeanJudge(Judge):
                 verdict = "pass"
         verdict = verdict or "inconclusive"
         scaled = [v / self.scale for v in self.values] if self.defn.kind != "rate" else list(self.values)
-        estimate = (sum(self.values) / n) if n else None
-        level = self.confidence if verdict == "fail" else 1 - self.beta
-        lower_side = exp.upward != (verdict == "fail")
-        # (the one side shown: ``betting_bounds(scaled, level)[0 if lower_side else 1]``)
-        bound = (stats.betting_lower if lower_side else stats.betting_upper)(scaled, level) * self.scale if n else None
-        note, needed = "", None
-        if self.over_cap:
-            note = f"{self.over_cap} value(s) beyond the declared cap {self.scale:g}"
-        if verdict == "inconclusive":
-            if stopped_by:
-                note = self._stopped_note(stopped_by)
-            elif complete and n:
-                needed, plan = _mean_rerun(scaled, exp, self.low, self.high, self.alpha, self.beta,
-                                           self.sequential)
-                note = "; ".join(x for x in (note, plan) if x)
+        bound, side = self._bound(scaled, verdict) if n else (None, "")
+        note, needed = self._note(verdict, complete, stopped_by, scaled)
         how = "checked after every trial" if self.sequential else "one look after the last trial"
         zone = (f"false pass <= {self.beta:.3g} at <= {exp.fail_level:g} (or >= for '<='), "
                 if exp.fail_level is not None else f"false pass <= {self.beta:.3g}, ")
@@ -490,13 +543,9 @@ class MeanJudge(Judge):
                 f"{self.alpha:.3g})")
         if self.defn.kind == "rate":
             rule += f"; each trial's share of its {self.defn.counting_unit}s is one value"
-        return Verdict(key=exp.key, expression=exp.expression, verdict=verdict, estimate=estimate, bound=bound,
-                       bound_side=("lower" if lower_side else "upper") if n else "", threshold=exp.threshold, n=n,
-                       confidence=self.confidence, method="betting", note=note, trials_needed=needed,
-                       counting_unit=unit, rule=rule, false_pass=self.beta, false_fail=self.alpha,
-                       fail_level=exp.fail_level,
-                       power=(exp.power or DEFAULT_POWER) if exp.fail_level is not None else None,
-                       decided_at=self.decided_at)
+        # (the unit of inference is the trial: a share inside a trial is one value per trial)
+        return self._verdict(verdict, n, (sum(self.values) / n) if n else None, bound, side, note, needed, "trial",
+                             rule)
 
 
 def _mean_rerun(values: list[float], exp: Expectation, low: float, high: float, alpha: float, beta: float,
@@ -547,7 +596,7 @@ def _cluster_name(unit_trials: int) -> str:
     return f"unit of {unit_trials} trials"
 
 
-class ClusteredJudge(Judge):
+class ClusteredJudge(_BettingJudge):
     """A per-trial rate, quantile or mean when trials come in units that share a task (``pass^k`` groups of a
     task generator, or turns of a task list): the trials of a unit fail together, so the unit, not the trial,
     is the independent value.
@@ -564,17 +613,12 @@ class ClusteredJudge(Judge):
     def __init__(self, exp: Expectation, *, unit_trials: int, **kw):
         super().__init__(exp, **kw)
         self.unit_trials = unit_trials
-        self.kind = "mean" if exp.statistic == "mean" else exp.statistic  # rate, quantile or mean
+        self.kind = exp.statistic  # rate, quantile or mean
         if self.kind == "mean":
-            self.scale = exp.cap if exp.cap is not None else 1.0
-            t = exp.threshold / self.scale
-            f = None if exp.fail_level is None else exp.fail_level / self.scale
-            if not exp.upward:
-                t, f = 1 - t, (None if f is None else 1 - f)
+            self._mean_zone()
         else:
-            self.scale = 1.0
             t, f = success_threshold(exp)
-        self.low, self.high = (t if f is None else f), t
+            self.low, self.high = (t if f is None else f), t
         self.strict = exp.op in (">", "<") and exp.statistic != "quantile"  # "share > t" (a rate's < or >)
         # the pass side bets against "share <= low", the fail side against "share >= high" (each its own values)
         self.pass_test = stats.BettingTest(min(max(self.low, 1e-12), 1 - 1e-12), 0.5)
@@ -583,7 +627,6 @@ class ClusteredJudge(Judge):
         self.even = True  # every trial of every unit had a chance (then the bound is the units' means')
         self.values: list[float] = []  # every trial's value as the metric reads it (the estimate)
         self.events = self.chances = 0  # a rate's events and trials with the chance (its estimate)
-        self.over_cap = 0
         self._open: list[float] = []  # the values of the unit being filled
         self._unit = 0
 
@@ -601,32 +644,16 @@ class ClusteredJudge(Judge):
         if self.kind == "rate":
             successes, chances = defn.extract(record)
             if chances > 1:
-                raise ConfigError(f"metric {exp.metric!r} gave {chances} chances in one trial but counts "
-                                  f"{defn.counting_unit!r}s; declare MetricDef(counting_unit=...) as what it counts")
+                raise _too_many_chances(exp, defn.counting_unit, chances)
             if not chances:
                 return None
             self.chances += 1
             self.events += bool(successes)
             return float(bool(successes) if exp.upward else not successes)
-        if defn.kind == "rate":  # a share inside each trial (tool_success_rate)
-            successes, chances = defn.extract(record)
-            if not chances:
-                return None
-            value = successes / chances
-        else:
-            raw = defn.extract(record)
-            if raw is None:
-                return None
-            value = float(raw)
-            if value > self.scale or value < 0 or math.isnan(value):
-                self.over_cap += 1
-                if not exp.upward:  # a "<=" mean cannot be shown with a value beyond its cap: fail
-                    self.values.append(value)
-                    self._decide("fail", len(self.unit_means) + 1)
-                    return None
-            value = min(max(value, 0.0), self.scale) / self.scale
-        self.values.append(value * self.scale)
-        return value if exp.upward else 1 - value
+        return self._read_mean(record, self.values)
+
+    def _failing_at(self) -> int:
+        return len(self.unit_means) + 1
 
     def _add(self, record: TrialRecord) -> None:
         unit = (self.trials - 1) // self.unit_trials
@@ -691,35 +718,15 @@ class ClusteredJudge(Judge):
         verdict = self.decision(complete=complete)
         bound, side = None, ""
         if n and self.kind != "quantile" and self.even:  # the bound on the metric's own mean, from the units' means
-            level = self.confidence if verdict == "fail" else 1 - self.beta
-            lower_side = exp.upward != (verdict == "fail")
-            own = [x if exp.upward else 1 - x for x in self.unit_means]
-            bound = (stats.betting_lower if lower_side else stats.betting_upper)(own, level) * self.scale
-            side = "lower" if lower_side else "upper"
-        note, needed = "", None
-        if self.over_cap:
-            note = f"{self.over_cap} value(s) beyond the declared cap {self.scale:g}"
-        if verdict == "inconclusive":
-            if stopped_by:
-                note = self._stopped_note(stopped_by)
-            elif complete and n:
-                units, plan = _mean_rerun(self.unit_means, exp, self.low, self.high, self.alpha, self.beta,
-                                          self.sequential, oriented=True)
-                needed = None if units is None else units * u
-                plan = plan.replace(f"trials={units}", f"trials={needed}") if units is not None else plan
-                note = "; ".join(x for x in (note, plan) if x)
+            bound, side = self._bound([x if exp.upward else 1 - x for x in self.unit_means], verdict)
+        note, needed = self._note(verdict, complete, stopped_by, self.unit_means, oriented=True, per_unit=u)
         how = f"checked after every unit of {u} trials" if self.sequential else "one look after the last trial"
         zone = (f"false pass <= {self.beta:.3g} at the fail level or beyond, " if exp.fail_level is not None
                 else f"false pass <= {self.beta:.3g}, ")
         rule = (f"betting test of the mean over units of {u} trials that share their tasks (pass^k groups: the "
                 f"trials of a unit fail together, so a unit is one value; {how}; valid at every unit: {zone}false "
                 f"fail <= {self.alpha:.3g})")
-        return Verdict(key=exp.key, expression=exp.expression, verdict=verdict, estimate=self._estimate(),
-                       bound=bound, bound_side=side, threshold=exp.threshold, n=n, confidence=self.confidence,
-                       method="betting", note=note, trials_needed=needed, counting_unit=_cluster_name(u), rule=rule,
-                       false_pass=self.beta, false_fail=self.alpha, fail_level=exp.fail_level,
-                       power=(exp.power or DEFAULT_POWER) if exp.fail_level is not None else None,
-                       decided_at=self.decided_at)
+        return self._verdict(verdict, n, self._estimate(), bound, side, note, needed, _cluster_name(u), rule)
 
 
 class CountJudge(Judge):
