@@ -3,11 +3,13 @@ the recognizable key it expects, and the policy the client agents of ``client_ag
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,23 @@ HERE = Path(__file__).resolve().parent
 KEY_ENV = "AGENTOPS_TEST_UPSTREAM_KEY"
 #: A recognizable key: no artifact of a campaign may ever contain it.
 SECRET = "sk-live-DO-NOT-LEAK-7f3a9c2e51b84d06"
+
+
+@contextlib.contextmanager
+def live_key() -> Iterator[None]:
+    """``KEY_ENV`` set to ``SECRET`` for the block, as it was after it (module-scoped fixtures cannot use
+    ``monkeypatch``)."""
+    old = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = SECRET
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(KEY_ENV, None)
+        else:
+            os.environ[KEY_ENV] = old
+
+
 #: What the client agents' tasks need (the same as client_agents.POLICY), importable without any SDK.
 REFUND_POLICY = call_tools_then_answer(call("lookup_order", order_id=42), call("refund_order", order_id=42),
                                        answer="Refunded order 42.")

@@ -8,7 +8,6 @@ loopback (``upstream_server.py``, a few milliseconds per answer), shut down befo
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 from pathlib import Path
@@ -24,7 +23,7 @@ from pytest_agentops.settings.live import LiveLLM
 from pytest_agentops.vtime import real
 
 from client_agents import openai_async_streaming_agent, openai_sync_agent, scenario
-from live_support import KEY_ENV, SECRET, UpstreamServer
+from live_support import KEY_ENV, SECRET, UpstreamServer, live_key
 
 DELAY_S = 0.003  # the server's own wait per answer: every forwarded call takes a few real milliseconds
 #: The scenarios recorded once for the module: with the client agents' faults (retries, drift, perturbed replies:
@@ -46,17 +45,13 @@ def recorded(tmp_path_factory):
     their recorded results as dicts (traces included)."""
     directory = tmp_path_factory.mktemp("cassettes")
     server = UpstreamServer(delay=DELAY_S)
-    old = os.environ.get(KEY_ENV)
-    os.environ[KEY_ENV] = SECRET
     try:
-        made = {name: live_scenario(name, server.base_url) for name in MADE}
-        results = {name: run_campaign(s, record=str(directory)).to_dict(with_traces=True) for name, s in made.items()}
+        with live_key():
+            made = {name: live_scenario(name, server.base_url) for name in MADE}
+            results = {name: run_campaign(s, record=str(directory)).to_dict(with_traces=True)
+                       for name, s in made.items()}
     finally:
         server.stop()
-        if old is None:
-            os.environ.pop(KEY_ENV, None)
-        else:
-            os.environ[KEY_ENV] = old
     return directory, made, results
 
 

@@ -221,21 +221,20 @@ def test_isolated_async_trials_reach_a_live_model_in_parallel():
     """The parent answered each child's request to a live model with the blocking call, on the loop all async
     trials share: 6 trials of one 1-s call took 6 s, one after another. The upstream now sees them at once."""
     from client_agents import need
-    from live_support import KEY_ENV, SECRET, UpstreamServer
+    from live_support import KEY_ENV, UpstreamServer, live_key
 
     need("openai")
     from pytest_agentops.settings.live import LiveLLM
 
     server = UpstreamServer(delay=0.5)
     try:
-        os.environ[KEY_ENV] = SECRET
-        result = run_campaign(Scenario(name="iso-live", agent=__import__("isolated_llm_support").one_call,
-                                       task="Refund order 42", trials=4, seed=1, concurrency=4, faults="none",
-                                       isolation="process", live=LiveLLM(base_url=server.base_url, key_env=KEY_ENV,
-                                                                         model="m")))
+        with live_key():
+            result = run_campaign(Scenario(name="iso-live", agent=__import__("isolated_llm_support").one_call,
+                                           task="Refund order 42", trials=4, seed=1, concurrency=4, faults="none",
+                                           isolation="process", live=LiveLLM(base_url=server.base_url,
+                                                                             key_env=KEY_ENV, model="m")))
         stats = server.stats()
     finally:
-        os.environ.pop(KEY_ENV, None)
         server.stop()
     assert dict(result.outcome_counts) == {"completed": 4}
     assert stats["requests"] == 4 and stats["most_in_flight"] >= 2

@@ -9,7 +9,6 @@ records, same verdicts); a forgotten ``base_url`` is blocked and named. No netwo
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from typing import Any
 
@@ -32,22 +31,17 @@ from client_agents import (
     pydantic_ai_agent,
     scenario,
 )
-from live_support import KEY_ENV, SECRET, UpstreamServer
+from live_support import KEY_ENV, SECRET, UpstreamServer, live_key
 
 
 @pytest.fixture(scope="module")
 def upstream():
     server = UpstreamServer()
-    old = os.environ.get(KEY_ENV)
-    os.environ[KEY_ENV] = SECRET
     try:
-        yield server
+        with live_key():
+            yield server
     finally:
         server.stop()
-        if old is None:
-            os.environ.pop(KEY_ENV, None)
-        else:
-            os.environ[KEY_ENV] = old
 
 
 def live(server: UpstreamServer, **kwargs: Any) -> LiveLLM:
