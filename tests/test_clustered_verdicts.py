@@ -319,3 +319,21 @@ def test_a_dangling_symlink_is_no_place_for_the_gate_summary(tmp_path, capsys):
     (tmp_path / "summary.md").symlink_to(tmp_path / "missing" / "summary.md")
     assert main([str(tmp_path / "never-read.json"), "--markdown", str(tmp_path / "summary.md")]) == 2
     assert "symbolic link" in capsys.readouterr().err
+
+
+def test_a_capped_mean_over_clustered_trials_keeps_its_rate():
+    """``cost_usd_per_task.mean <= 0.5, cap 1.0`` where a task sets every cost of its group: half the tasks cost
+    0.9 a trial, half 0.1 (a mean of exactly 0.5, the boundary), each trial within 0.05 of its task's cost."""
+    exp = Expectation.parse("cost_usd_per_task.mean", "<= 0.5, cap 1.0")
+    rng = np.random.default_rng(17)
+    fails = 0
+    for _ in range(CAMPAIGNS):
+        j = judge(exp, max_trials=399, confidence=0.95, sequential=True, unit_trials=3)
+        for g in range(133):
+            cost = 0.9 if rng.random() < 0.5 else 0.1
+            for t in range(3):
+                j.add(TrialRecord("x", 3 * g + t, 0, "completed", cost_usd=cost + rng.uniform(-0.05, 0.05)))
+            if j.decided:
+                break
+        fails += j.decision(complete=True) == "fail"
+    assert fails / CAMPAIGNS <= _ceiling(0.05)
