@@ -22,15 +22,17 @@ from pytest_agentops.vtime.real import real_sleep
 def test_ctrl_c_in_a_campaign_keeps_the_finished_trials_in_launch_order():
     import threading
 
-    pressed = threading.Event()
+    pressed, sent = threading.Event(), threading.Event()
 
     def press_ctrl_c():  # (a thread of the test's: from a trial, signalling the test process is refused)
         pressed.wait()
         _thread.interrupt_main()  # what Ctrl-C does to the main thread, which is waiting for results
+        sent.set()
 
     def agent(task, env):
         if env.trial_id == "trial-10":
             pressed.set()
+            sent.wait(30)  # (so the campaign cannot end before Ctrl-C is pressed, however loaded the machine)
             real_sleep(0.2)
         return "ok"
 
