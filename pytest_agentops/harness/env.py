@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._frozen import FrozenMap
 from ..errors import hide_own_frames
+from .trace import AgentTrace
 
 __tracebackhide__ = hide_own_frames
 
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from ..vtime.clock import VirtualClock
     from .context import TrialContext
     from .state import CheckpointStore
-    from .trace import Trace
 
 
 class Env:
@@ -57,8 +57,9 @@ class Env:
         return self._ctx.clock
 
     @property
-    def trace(self) -> Trace:
-        return self._ctx.trace
+    def trace(self) -> AgentTrace:
+        """The trial's trace: its events, and ``add`` for the agent's own (not the kinds the harness writes)."""
+        return AgentTrace(self._ctx.trace)
 
     @property
     def world(self) -> Any:

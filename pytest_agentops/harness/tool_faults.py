@@ -11,6 +11,7 @@ from ..errors import RateLimited, ToolError, ToolTimeout, ToolUnavailable, hide_
 from ..plan import NO_FAULT as _NO_FAULT
 from ..plan import Occurrences, fault_id
 from .layer import LayerTrial, ToolCall, TrialPort
+from .trace import without_addresses
 
 __tracebackhide__ = hide_own_frames
 
@@ -24,7 +25,7 @@ FAIL_BEFORE = frozenset({"error", "timeout", "rate_limit", "outage"})
 
 def garble(result: Any) -> Any:
     """A wrong-shaped version of a result, as a misbehaving API would return it."""
-    text = repr(result)
+    text = without_addresses(repr(result))
     cut = text[: max(1, len(text) // 2)]
     if isinstance(result, dict):
         return {"unexpected": cut}
@@ -34,9 +35,16 @@ def garble(result: Any) -> Any:
 
 
 def empty_like(result: Any) -> Any:
-    """An empty result of the same type (None for other values)."""
-    if isinstance(result, (dict, list, str, tuple)):
-        return type(result)()
+    """An empty result of the same type, or of its built-in base where the type cannot be made empty (a
+    ``NamedTuple``, a ``StrEnum``: their constructors need values); None for other values."""
+    for base in (dict, list, str, tuple):
+        if isinstance(result, base):
+            if type(result) is base:
+                return base()
+            try:
+                return type(result)()
+            except Exception:
+                return base()
     return None
 
 

@@ -11,6 +11,7 @@ scrubbed at all.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -26,21 +27,42 @@ __tracebackhide__ = hide_own_frames
 __all__ = ["REDACTED", "Trace", "redact"]
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+#: ints from here on (in size) are traced as text: ``json`` cannot write them (Python's 4,300-digit limit)
+_LONG_INT = 10 ** 4000
+
+
+def without_addresses(text: str) -> str:
+    """``text`` (an object's ``repr``) without the memory addresses a default ``repr`` shows (`` at 0x7f...``):
+    they differ run to run, and a trial's record must not."""
+    return _ADDRESS.sub("", text) if " at 0x" in text else text
+
+
+def _number(value: int | float) -> int | float | str:
+    """A number as a report can carry it: a float that is not finite (``nan``, ``inf``) and an int too long for
+    ``json`` are traced as text, as other values JSON has no form for are."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(float(value))
+    return value if -_LONG_INT < value < _LONG_INT else f"<int of {int(value).bit_length()} bits>"
+
+
 def _plain(value: Any) -> Any:
     """A JSON-friendly, deterministic rendering of an event payload value."""
     if is_secret_number(value):
         return REDACTED
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, (int, float)):
+        return _number(value)
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [_plain(v) for v in value]
         return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return value.item()
-    text = redact_text(repr(value))  # (an object's repr may show a secret it holds)
-    return re.sub(r" at 0x[0-9a-f]+", "", text)  # object addresses differ run to run
+        item = value.item()
+        return _number(item) if type(item) in (int, float) else item
+    return without_addresses(redact_text(repr(value)))  # (an object's repr may show a secret it holds)
 
 
 _secret_keys: dict[str, bool] = {}  # key -> whether it names a secret (a cache: the same few keys recur)
@@ -53,8 +75,10 @@ def _scrub(value: Any) -> Any:
     if cls is str:
         return redact_text(value)
     if cls is int:
-        return REDACTED if is_secret_number(value) else value
-    if value is None or cls is float or cls is bool:
+        return REDACTED if is_secret_number(value) else value if -_LONG_INT < value < _LONG_INT else _number(value)
+    if cls is float:
+        return value if math.isfinite(value) else _number(value)
+    if value is None or cls is bool:
         return value
     if cls is dict:
         out = {}
@@ -193,3 +217,46 @@ class Trace:
 
     def __len__(self) -> int:
         return len(self._events)
+
+
+#: the kinds of event the harness itself writes, which its verdicts, fault tallies and reports read: an agent's
+#: own events (``env.trace.add``) may not take them (a made-up ``fault`` event was counted as an injected fault)
+HARNESS_KINDS = frozenset({
+    "alert", "budget", "checkpoint", "confidence", "confirmation", "crash", "escalation", "escalation_trigger",
+    "fault", "injection", "model_call", "network", "outcome", "resume", "tool_call", "trajectory", "violation"})
+
+
+class AgentTrace:
+    """The trial's trace as the agent sees it (``env.trace``): its events to read, and ``add`` for the agent's own
+    events, under a kind of the agent's (``"agent"``, ``"note"``, ...): not one the harness writes."""
+
+    __slots__ = ("_trace",)
+
+    def __init__(self, trace: Trace):
+        self._trace = trace
+
+    def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
+            output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
+        """Record an event of the agent's own (secrets redacted); ignored once the trial is over."""
+        if not isinstance(kind, str) or kind in HARNESS_KINDS:
+            raise ValueError(f"env.trace.add: kind={kind!r} is not the agent's to write: the harness writes "
+                             f"{', '.join(sorted(HARNESS_KINDS))} events itself; give the agent's own events a "
+                             "kind of their own, such as 'agent'")
+        return self._trace.add(kind, name, outcome, input_tokens=input_tokens, output_tokens=output_tokens, **data)
+
+    def events(self, kind: str | None = None) -> list[TraceEvent]:
+        """The events so far, optionally only those of one kind."""
+        return self._trace.events(kind)
+
+    @property
+    def closed(self) -> bool:
+        return self._trace.closed
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        return iter(self._trace.events())
+
+    def __len__(self) -> int:
+        return len(self._trace)
+
+    def __repr__(self) -> str:
+        return f"<trace of {len(self)} events>"

@@ -1,12 +1,12 @@
-"""``os._exit``, ``os.fork`` (and ``os.forkpty``) and ``os.exec*`` inside a trial do not end, split or replace
-the test run.
+"""``os._exit``, ``os.abort``, ``os.fork`` (and ``os.forkpty``) and ``os.exec*`` inside a trial do not end, kill,
+split or replace the test run.
 
 An agent (or a library it calls) that calls ``os._exit(0)`` would end pytest on the spot: exit code 0, no
 report, a green CI. One that calls ``os.fork()`` would leave a copy of the test process (of its one thread)
 running the rest of the trial and then waiting forever; one that calls ``os.execv("/bin/true", ...)`` would
 replace pytest with a program that exits 0. While campaigns run, these are stand-ins (installed with the time
 stand-ins) that, inside a trial (a thread or task on the trial's clock), raise instead (``AgentExited``;
-``OSError`` for a fork or an exec): the trial is recorded as an ``error`` naming the call, and the run goes
+``OSError`` for an abort, a fork or an exec): the trial is recorded as an ``error`` naming the call, and the run goes
 on. ``subprocess`` is unaffected (it calls neither). A signal to the test process itself (``os.kill``,
 ``os.killpg``, ``signal.raise_signal``, ``signal.pthread_kill``, ``_thread.interrupt_main``: ``SIGSTOP`` stopped
 pytest for good) raises ``PermissionError``. Outside trials they are the real functions.
@@ -279,7 +279,8 @@ def _settle() -> None:
 #: why each process-level call is refused inside a trial
 _WHY = {"fork": "a forked copy of the test process would run on",
         "exec": "it would replace the test process with another program, whose exit status (0) CI would take "
-                "for the run's"}
+                "for the run's",
+        "abort": "it would kill the test process on the spot (SIGABRT), the run's later tests and report with it"}
 
 
 def _refusing(name: str, why: str, real: Callable[..., Any]) -> Callable[..., Any]:
@@ -290,7 +291,8 @@ def _refusing(name: str, why: str, real: Callable[..., Any]) -> Callable[..., An
         refusal = _refusal()
         if (active_clock() is None and refusal is None) or os.getpid() != _PID:
             return real(*args, **kwargs)
-        message = f"os.{name}() inside a trial is refused: {why}; start a process with subprocess instead"
+        message = f"os.{name}() inside a trial is refused: {why}" + (
+            "" if name == "abort" else "; start a process with subprocess instead")
         if refusal is not None:
             refusal.tell(f"{refusal.what} called {message}" if active_clock() is None else message)
         raise OSError(message)
@@ -496,7 +498,7 @@ _register_lingering(_thread_module, {name: _starting(getattr(_thread_module, nam
                                      if hasattr(_thread_module, name)})
 _os_stand_ins: dict[str, Callable[..., Any]] = {"_exit": _named(_exit, _real_exit, "_exit")}
 # (``os.execl``, ``execlp``, ``execvp`` and the rest call ``execv`` or ``execve`` through the module)
-for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("execve", "exec")):
+for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("execve", "exec"), ("abort", "abort")):
     _real = getattr(os, _name, None)
     if _real is not None:
         _os_stand_ins[_name] = _refusing(_name, _WHY[_why], _real)

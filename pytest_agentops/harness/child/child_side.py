@@ -115,7 +115,7 @@ class ChildEnv:
         self.llm = None if job.llm is None else LLMEndpoint(*job.llm)  # (served by the parent: ``http_proxy``)
         self.tools: Mapping[str, Callable[..., Any]] = MappingProxyType(
             {face.name: _tool_proxy(rpc, face) for face in job.tools})
-        self.state = TrialStore(store, lambda kind, name, outcome: rpc.call("trace", kind, name, outcome, {}))
+        self.state = TrialStore(store, lambda kind, name, outcome: rpc.call("checkpoint", name, outcome))
         self.clock = _RemoteClock(rpc, job.epoch)
         self.trace = _RemoteTrace(rpc)
 

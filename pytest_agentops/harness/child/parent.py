@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 _POLL_S = 0.05  # how often the parent looks up from the pipe (to notice a dead child or an aborted trial)
 _CLOCK = frozenset({"now", "monotonic", "advance", "sleep"})
 _ENV = frozenset({"confirm", "record_usage", "escalate", "report_confidence"})
+_CHECKPOINTED = frozenset({"saved", "deleted", "cleared"})  # what a checkpoint event of the child's store says
 #: The module a child process runs (``python -m``): the package's ``__main__``.
 CHILD_MODULE = "pytest_agentops.harness.child"
 
@@ -218,9 +219,12 @@ class ChildAgent:
             if op == "clock" and request[1] in _CLOCK:
                 _, method, args = request
                 return "ok", getattr(env.clock, method)(*args)
-            if op == "trace":
+            if op == "trace":  # the agent's own event (``env.trace.add``: not a kind the harness writes)
                 _, kind, name, outcome, data = request
                 env.trace.add(kind, name, outcome, **data)
+                return "ok", None
+            if op == "checkpoint" and request[2] in _CHECKPOINTED:  # the child's store saved, deleted or cleared
+                env._ctx.trace.add("checkpoint", str(request[1]), request[2])  # (as in-process: ``TrialStore``)
                 return "ok", None
             if op == "http" and env.llm is not None:
                 from .http_proxy import answer, answer_async, answers_async

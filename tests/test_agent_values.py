@@ -1,0 +1,176 @@
+"""What an agent and its tools hand the harness, from an outside review: values a report cannot write, objects
+whose ``repr`` shows a memory address, results an ``empty`` fault could not empty, made-up harness events,
+agents whose body never runs, and ``os.abort``. Each one is a recorded trial or a clear error, never a crashed
+report, a run that differs from its replay, or a falsely green campaign."""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from pytest_agentops import ConfigError, Faults, Scenario, ToolError, replay_trial, run_campaign, tool
+from pytest_agentops.report.json_report import report_dict, write_report
+
+
+def _strict(text: str) -> object:
+    """``json.loads`` that refuses ``NaN`` and ``Infinity`` (which ``json`` writes only when asked not to refuse)."""
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} in a report")
+    return json.loads(text, parse_constant=refuse)
+
+
+VALUES = {"nan": float("nan"), "inf": float("-inf"), "numpy-nan": np.float64("nan"), "long-int": 10 ** 5000}
+
+
+@pytest.mark.parametrize("name", VALUES)
+def test_a_value_json_cannot_write_is_traced_as_text_and_the_report_is_written(name, tmp_path):
+    """A tool called with NaN, or returning it or a 5,000-digit int: the trial was recorded, then ``write_report``
+    raised (and through pytest the session ended in an internal error with a placeholder report)."""
+    value = VALUES[name]
+
+    @tool
+    def measure(world, x: float = 1.0):
+        """Measure."""
+        return value
+
+    def agent(task, env):
+        env.tools["measure"](value)
+        return "done"
+
+    result = run_campaign(Scenario(name=f"v-{name}", agent=agent, tools=[measure], check=lambda w, o: True,
+                                   faults=Faults.none(), trials=2, seed=1, early_stop=False))
+    assert dict(result.outcome_counts) == {"completed": 2}
+    path = tmp_path / "r.json"
+    write_report(str(path), [result], with_traces=True)
+    call = next(e for e in _strict(path.read_text())["campaigns"][0]["records"][0]["trace"]
+                if e["kind"] == "tool_call")
+    expected = {"nan": "nan", "inf": "-inf", "numpy-nan": "nan", "long-int": "<int of 16610 bits>"}[name]
+    assert (call["data"]["arguments"]["x"], call["data"]["result"]) == (expected, expected)
+
+
+class Order:  # a plain class: its default ``repr`` shows the object's address
+    def __init__(self, n: int):
+        self.n = n
+
+
+def test_objects_whose_repr_shows_an_address_give_the_same_report_at_any_concurrency_and_in_replay():
+    """An output or a tool result with a default ``repr`` kept ``at 0x7f...`` in the record and the trace: reports
+    of the same seed differed, and a replay differed from the record."""
+    @tool
+    def lookup(world, x: int = 1):
+        """Look up."""
+        return Order(x)
+
+    def agent(task, env):
+        return env.tools["lookup"](1)
+
+    scenario = Scenario(name="addresses", agent=agent, tools=[lookup], check=lambda w, o: o.n == 1,
+                        faults=Faults.none(), trials=3, seed=1, early_stop=False)
+    texts, results = [], []
+    for concurrency in (1, 8):
+        result = run_campaign(scenario, concurrency=concurrency)
+        results.append(result)
+        texts.append(json.dumps(report_dict([result], with_traces=True), sort_keys=True))
+    assert texts[0] == texts[1] and "0x" not in texts[0]
+    record = results[0].records[0]
+    assert record.output == f"<{__name__}.Order object>"
+    assert replay_trial(scenario, 0, seed=1) == record
+
+
+class Pair(NamedTuple):
+    id: int
+    status: str
+
+
+class Status(enum.StrEnum):
+    PAID = "paid"
+
+
+@pytest.mark.parametrize("value, empty", [(Pair(42, "paid"), ()), (Status.PAID, ""), ([1], []), ({"a": 1}, {})])
+def test_an_empty_fault_empties_results_whose_type_cannot_be_made_empty(value, empty):
+    """A ``NamedTuple`` or a ``StrEnum`` result: ``type(result)()`` raised, and the trial became an error that
+    named the agent's line, with no fault recorded although the tool had run."""
+    seen = []
+
+    @tool
+    def fetch(world, order_id: int):
+        """Fetch."""
+        return value
+
+    def agent(task, env):
+        try:
+            seen.append(env.tools["fetch"](42))
+        except ToolError:
+            return "failed"
+        return "ok"
+
+    result = run_campaign(Scenario(name="empty", agent=agent, tools=[fetch], check=lambda w, o: True,
+                                   faults=Faults(rate=1.0, mix={"empty": 1.0}), trials=2, seed=1, early_stop=False))
+    assert dict(result.outcome_counts) == {"completed": 2}
+    assert all(r.faults == ("fetch:empty",) for r in result.records)
+    assert seen == [empty, empty] and all(type(s) is type(empty) for s in seen)
+
+
+def test_an_agent_cannot_write_the_harness_events_that_verdicts_and_tallies_read():
+    """``env.trace.add("fault", ...)`` with no fault configured: the record showed the made-up fault, and the
+    report's fault tallies blamed failures on faults that never fired. The agent's own kinds still go in."""
+    @tool
+    def lookup(world, x: int = 1):
+        """Look up."""
+        return x
+
+    def agent(task, env):
+        env.tools["lookup"](1)
+        env.trace.add("agent", "plan", steps=2)
+        if task == "forge":
+            env.trace.add("fault", "lookup", "error", fid=1)
+        return "ok"
+
+    honest, forging = (run_campaign(Scenario(name=f"trace-{task}", agent=agent, task=task, tools=[lookup],
+                                             faults=Faults.none(), trials=2, seed=1, early_stop=False))
+                       for task in ("plain", "forge"))
+    assert dict(honest.outcome_counts) == {"completed": 2}
+    assert [(e.kind, e.name) for e in honest.records[0].trace if e.kind == "agent"] == [("agent", "plan")]
+    assert dict(forging.outcome_counts) == {"error": 2}
+    assert all(r.faults == () for r in forging.records)
+    assert "env.trace.add: kind='fault' is not the agent's to write" in forging.records[0].reason
+
+
+def _generator_agent(task, env):
+    yield "partial"
+
+
+async def _async_generator_agent(task, env):
+    yield "partial"
+
+
+class _StreamingAgent:
+    async def __call__(self, task, env):
+        yield "partial"
+
+
+@pytest.mark.parametrize("agent", [_generator_agent, _async_generator_agent, _StreamingAgent()],
+                         ids=["generator", "async-generator", "object"])
+def test_an_agent_whose_body_a_call_never_runs_is_refused(agent):
+    """An async generator agent: every trial was recorded completed with no tool call, and the campaign passed,
+    though the agent's body (which would have raised) never ran."""
+    with pytest.raises(ConfigError, match=r"is a generator function: calling it runs none of its body"):
+        Scenario(name="gen", agent=agent, trials=3, seed=1)
+
+
+def test_os_abort_inside_a_trial_is_a_recorded_error_not_the_end_of_the_test_process():
+    """``os.abort()`` killed pytest (SIGABRT, exit status 134), the later tests and the report with it."""
+    def agent(task, env):
+        if env.trial_id == "trial-1":
+            os.abort()
+        return "ok"
+
+    result = run_campaign(Scenario(name="abort", agent=agent, check=lambda w, o: o == "ok", faults=Faults.none(),
+                                   trials=3, seed=1, early_stop=False))
+    assert dict(result.outcome_counts) == {"completed": 2, "error": 1}
+    assert result.records[1].reason.startswith("OSError: os.abort() inside a trial is refused: it would kill")
