@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GateUsageError, ReportError, hide_own_frames
+from .records import OUTCOMES
 from .report.json_report import read_report
 from .stats import betting_lower, betting_upper, fisher_less_pvalue
 from .stats.binomial import binom_sf
@@ -173,6 +174,9 @@ def _check_campaign(where: str, campaign: Any) -> None:
             raise GateUsageError(f"{where}.{key} must be a {kind.__name__}, got {type(campaign.get(key)).__name__}")
     _check_fields(where, campaign, _CAMPAIGN_FIELDS)
     for outcome, count in (campaign.get("outcomes") or {}).items():
+        if outcome not in OUTCOMES:
+            raise GateUsageError(f"{where}.outcomes.{outcome}: not an outcome; a trial's outcome is one of "
+                                 f"{', '.join(OUTCOMES)}")
         if not _COUNT[1](count):
             raise GateUsageError(f"{where}.outcomes.{outcome} must be {_COUNT[0]}, got {_got(count)}")
     for j, verdict in enumerate(campaign["verdicts"]):
@@ -194,6 +198,9 @@ def _check_campaign(where: str, campaign: Any) -> None:
         if not isinstance(record, dict):
             raise GateUsageError(f"{where}.records[{r}] must be an object, got {_got(record)}")
         _check_fields(f"{where}.records[{r}]", record, _RECORD_FIELDS)
+        if record["outcome"] not in OUTCOMES:
+            raise GateUsageError(f"{where}.records[{r}].outcome must be one of {', '.join(OUTCOMES)}, got "
+                                 f"{_got(record['outcome'])}")
         if record["tool_failures"] > record["tool_calls"]:
             raise GateUsageError(f"{where}.records[{r}]: tool_failures={record['tool_failures']} is more than "
                                  f"tool_calls={record['tool_calls']}")

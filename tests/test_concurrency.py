@@ -136,6 +136,7 @@ def project(pytester):
     (("--agent-chaos-concurrency=8",), "", 8),
     ((), "agent_chaos_concurrency = 3", 3),
     (("--agent-chaos-concurrency=6",), "agent_chaos_concurrency = 3", 6),  # the command line wins
+    (("--agent-chaos-seed=5",), "agent_chaos_seed = last", 1),  # (an ini's ``last`` it overrides is no error)
 ])
 def test_concurrency_option_and_ini(project, args, ini, used):
     if ini:
@@ -152,6 +153,13 @@ def test_concurrency_option_and_ini(project, args, ini, used):
      "*--agent-chaos-concurrency='0' must be a whole number of trials run at once >= 1, e.g. 50*"),
     (("--agent-chaos-concurrency=many",), "", "*--agent-chaos-concurrency='many' must be a whole number*"),
     ((), "agent_chaos_concurrency = -2", "*agent_chaos_concurrency (ini)='-2' must be a whole number*"),
+    # a broken ini value the command line overrides was taken as absent: hidden as long as CI gave the option
+    (("--agent-chaos-concurrency=4",), "agent_chaos_concurrency = many",
+     "*agent_chaos_concurrency (ini)='many' must be a whole number*"),
+    (("--agent-chaos-seed=3",), "agent_chaos_seed = -4", "*agent_chaos_seed (ini)='-4' must be a whole number >= 0*"),
+    (("--agent-chaos-profile=low",), "agent_chaos_profile = hihg", "*agent_chaos_profile (ini)='hihg' is not a*"),
+    # an ini path error names the ini key, not the option that was not given
+    ((), "agent_chaos_report = .", "*agent_chaos_report (ini)=.: is a directory; give the path of a file*"),
 ])
 def test_bad_concurrency_is_a_usage_error(project, args, ini, message):
     if ini:

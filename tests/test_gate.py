@@ -172,6 +172,10 @@ SESSION = {"exit_status": 0, "interrupted": False, "expected": ["test_x.py::test
     (_set(("campaigns", 0, "replay"), "0"), r"campaigns\[0\]\.replay must be a whole number >= 0 or null"),
     (_set(("campaigns", 0, "stopped_early"), "false"), r"campaigns\[0\]\.stopped_early must be true, false or null"),
     (_set(("campaigns", 0, "outcomes", "error"), "1"), r"campaigns\[0\]\.outcomes\.error must be a whole number >= 0"),
+    (_set(("campaigns", 0, "outcomes", "eror"), 1), r"campaigns\[0\]\.outcomes\.eror: not an outcome; a trial's "
+                                                    r"outcome is one of completed, failed, "),
+    (_set(("campaigns", 0, "records", 0, "outcome"), "complete"),
+     r"campaigns\[0\]\.records\[0\]\.outcome must be one of completed, .*, got str 'complete'"),
     (_set(("campaigns", 0, "metrics", "completion_rate", "k"), "two"),
      r"campaigns\[0\]\.metrics\.completion_rate\.k must be a whole number >= 0 or null, got str 'two'"),
     (_set(("campaigns", 0, "metrics", "completion_rate", "k"), 10 ** 6),
@@ -209,6 +213,25 @@ def test_a_wrongly_typed_report_field_is_a_usage_error_naming_the_file_and_the_f
     assert captured.out == "" and "Traceback" not in captured.err
     assert captured.err.startswith(f"agentops-gate: error: {bad}: "), captured.err
     assert re.search(message, captured.err), captured.err
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda text: text.replace('"verdict": "pass"', '"verdict": "fail", "verdict": "pass"', 1),
+     "the key 'verdict' is given twice in one object"),
+    (lambda text: "[" * 100_000 + "]" * 100_000, "nested deeper than Python's JSON reader goes"),
+    (lambda text: text.replace('"trials": ', '"trials": ' + "9" * 5000 + ", \"x\": ", 1),
+     "a number of more than 4300 digits: no field of a report holds one"),
+])
+def test_a_report_json_reads_only_in_its_own_way_is_a_usage_error(tmp_path, capsys, edit, message):
+    """A key twice (``json`` kept the last: ``"verdict": "fail", "verdict": "pass"`` passed), nesting deeper than
+    the reader goes (a ``RecursionError`` traceback, exit 1) and a 5,000-digit number (Python's own message)."""
+    good = Path(_report(tmp_path, "ok.json", 0.95, trials=20))
+    bad = tmp_path / "bad.json"
+    bad.write_text(edit(good.read_text()))
+    assert main([str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"agentops-gate: error: {bad}: {message}"), captured.err[:300]
+    assert "Traceback" not in captured.err
 
 
 def test_a_wrongly_typed_session_field_in_a_real_process(tmp_path):

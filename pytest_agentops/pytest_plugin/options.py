@@ -272,7 +272,8 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         seed, session_seed = last_seeds(cache, source)
         given = True
     else:
-        seed = _setting(config, "agent_chaos_seed", parse_seed)
+        seed = _setting(config, "agent_chaos_seed",  # (an ini's ``last`` the command line overrides is fine)
+                        lambda value, source: None if value.strip() == "last" else parse_seed(value, source))
         session = _option(config, "agent_chaos_session_seed")
         given = session is not None
         session_seed = parse_seed(session, "--agent-chaos-session-seed") if given else fresh_seed()
@@ -349,12 +350,18 @@ def parse_otel(value: str, source: str) -> str:
 
 
 def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
-    """A setting from the command line, else from its ini twin, parsed; None when neither is set."""
-    cli = _option(config, name)
-    if cli is not None:
-        return parse(cli, "--" + name.replace("_", "-"))
+    """A setting from the command line, else from its ini twin, parsed; None when neither is set. An ini value
+    the command line overrides is parsed too: a broken one is a usage error, not hidden for as long as every
+    run (CI's) happens to give the option."""
     ini = _ini(config, name)
-    return parse(ini, f"{name} (ini)") if ini is not None else None
+    from_ini = parse(ini, f"{name} (ini)") if ini is not None else None
+    cli = _option(config, name)
+    return parse(cli, "--" + name.replace("_", "-")) if cli is not None else from_ini
+
+
+def source_of(config: pytest.Config, name: str) -> str:
+    """Where a setting's value came from, as its errors name it: ``--agent-chaos-x``, or ``agent_chaos_x (ini)``."""
+    return "--" + name.replace("_", "-") if config.getoption(name) is not None else f"{name} (ini)"
 
 
 

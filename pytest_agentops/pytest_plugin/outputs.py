@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ..errors import hide_own_frames
-from .options import ChaosOptions, write_error_key
+from .options import ChaosOptions, source_of, write_error_key
 
 __tracebackhide__ = hide_own_frames
 
@@ -26,18 +26,18 @@ def prepare_outputs(config: pytest.Config, opts: ChaosOptions) -> None:
     if hasattr(config, "workerinput") or opts.show is not None:  # --agent-chaos-show reads the report
         return
     here = config.invocation_params.dir
-    for flag, value in (("--agent-chaos-report", opts.report), ("--agent-chaos-html", opts.html),
-                        ("--agent-chaos-otel", opts.otel)):
+    for name, value in (("agent_chaos_report", opts.report), ("agent_chaos_html", opts.html),
+                        ("agent_chaos_otel", opts.otel)):
         if value:
-            _check_writable(flag, value, here / value)
+            _check_writable(source_of(config, name), value, here / value)
     if opts.report:
         from ..report.json_report import write_report
 
         try:
             write_report(here / opts.report, [], session=RUNNING_SESSION)
         except OSError as exc:
-            raise pytest.UsageError(f"--agent-chaos-report={opts.report}: cannot write it ({exc.strerror or exc})"
-                                    ) from None
+            raise pytest.UsageError(f"{source_of(config, 'agent_chaos_report')}={opts.report}: cannot write it "
+                                    f"({exc.strerror or exc})") from None
 
 
 def _check_writable(flag: str, value: str, path: Path) -> None:

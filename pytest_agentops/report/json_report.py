@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -134,9 +135,40 @@ def _record(record: Any, *, redact: Callable[[Any], Any], with_traces: bool) -> 
     return redact(CampaignResult.record_dict(record, with_traces))
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refusing a key given twice (``_DuplicateKey``)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
 def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a report and check its schema version."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    """Load a report and check its schema version. A key twice in one object, a number too long for Python to
+    read and nesting too deep for its JSON reader are ``ReportError``s (a hand-edited report: ``json`` keeps the
+    last of two keys without a word, and the others raised Python's own errors)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise ReportError(f"{path}: the key {exc.args[0]!r} is given twice in one object: JSON readers keep one "
+                          "of them or the other") from None
+    except RecursionError:
+        raise ReportError(f"{path}: nested deeper than Python's JSON reader goes: not a pytest-agentops report") \
+            from None
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+        raise ReportError(f"{path}: a number of more than {sys.get_int_max_str_digits()} digits: no field of a "
+                          "report holds one") from None
     if not isinstance(data, dict) or data.get("schema") != "pytest-agentops/report":
         raise ReportError(f"{path}: not a pytest-agentops report")
     if data.get("schema_version") != REPORT_SCHEMA_VERSION:
