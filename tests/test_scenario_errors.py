@@ -177,3 +177,14 @@ def test_collecting_a_broken_file_is_a_clean_collection_error(pytester):
     ])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert "scenario_file.py" not in result.stdout.str()  # no internal frame either
+
+
+def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(tmp_path):
+    """The error gave the byte's offset in the file alone (``at byte 63``): the line and column it sits on are
+    what an editor shows."""
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"name: refund\nagent: pytest_agentops.demo:make_agent\ntask: caf\xe9 order\n")
+    with pytest.raises(ScenarioFileError) as caught:
+        load_scenarios(path)
+    assert (caught.value.line, caught.value.column) == (3, 10)
+    assert str(caught.value) == f"{path}:3:10: the file is not UTF-8 text (invalid continuation byte at byte 61)"

@@ -150,6 +150,8 @@ def expectation(draw: Any) -> tuple[str, str]:
     metric = draw(st.sampled_from(METRICS[kind]))
     if kind == "rate":  # a threshold between 0 and 1, written as a plain decimal, maybe with a fail level
         op, threshold = draw(ops_upward), draw(st.decimals(0, 1, places=3))
+        if (op, threshold) in (("<", 0), (">", 1)):  # (no rate is below 0 or above 1: a ConfigError, rightly)
+            op = {"<": "<=", ">": ">="}[op]
         zone = ""
         if 0.01 < threshold < 0.99 and draw(st.booleans()):  # a fail level 0.01 beyond, and maybe a power
             step = Decimal("0.01")
