@@ -174,3 +174,41 @@ def test_os_abort_inside_a_trial_is_a_recorded_error_not_the_end_of_the_test_pro
                                    trials=3, seed=1, early_stop=False))
     assert dict(result.outcome_counts) == {"completed": 2, "error": 1}
     assert result.records[1].reason.startswith("OSError: os.abort() inside a trial is refused: it would kill")
+
+
+LEFT: list[object] = []
+
+
+@pytest.mark.parametrize("exit_with", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("where", ["callback", "left-task"])
+def test_an_exit_raised_on_the_shared_loop_outside_a_trials_coroutine_takes_no_trial_down(exit_with, where):
+    """A loop callback or a task left by an ended trial raising ``KeyboardInterrupt`` or ``SystemExit`` stopped the
+    loop all async trials share: at concurrency 8 every trial was timed out after its wall-clock limit (the verdict
+    then depended on the concurrency), and a replay of a blamed trial completed."""
+    import asyncio
+
+    def raise_it():
+        raise exit_with
+
+    async def agent(task, env):
+        if env.trial_id == "trial-2":
+            if where == "callback":
+                asyncio.get_running_loop().call_soon(raise_it)
+                await asyncio.sleep(0.01)
+            else:
+                async def later():
+                    await asyncio.sleep(0.2)
+                    raise_it()
+                LEFT.append(asyncio.ensure_future(later()))  # (left running past the trial)
+            return "ok"
+        await asyncio.sleep(0.5)
+        return "ok"
+
+    scenario = Scenario(name=f"exit-{where}", agent=agent, check=lambda w, o: o == "ok", faults=Faults.none(),
+                        trials=8, seed=3, early_stop=False, timeout_s=5)
+    texts = []
+    for concurrency in (1, 8):
+        result = run_campaign(scenario, concurrency=concurrency)
+        assert dict(result.outcome_counts) == {"completed": 8}, (concurrency, result.records)
+        texts.append(json.dumps(result.to_dict(with_traces=True), sort_keys=True))
+    assert texts[0] == texts[1]

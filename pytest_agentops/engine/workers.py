@@ -269,7 +269,16 @@ class LoopWorker:
             # an abandoned trial's async exception can land here: the loop is then retired; and code a trial runs
             # outside its context (a callback, a task made with a context of its own) cannot end the process
             with contextlib.suppress(BaseException), Refusal(ON_THE_LOOP):
-                self.loop.run_forever()
+                while True:
+                    try:
+                        self.loop.run_forever()
+                        break
+                    except (KeyboardInterrupt, SystemExit):
+                        # raised by a callback or a task an agent left on the loop (a trial's own coroutine is
+                        # judged where it raised it): it stopped the loop every trial on it shares, and those
+                        # trials were timed out in its place. Dropped: the loop goes on, unless being retired.
+                        if self.retired:
+                            break
         finally:
             with contextlib.suppress(BaseException):
                 self.reap()  # jobs that ended but would wait for a callback or an idle moment that never comes
