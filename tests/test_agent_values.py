@@ -212,3 +212,22 @@ def test_an_exit_raised_on_the_shared_loop_outside_a_trials_coroutine_takes_no_t
         assert dict(result.outcome_counts) == {"completed": 8}, (concurrency, result.records)
         texts.append(json.dumps(result.to_dict(with_traces=True), sort_keys=True))
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("name", ["settrace", "setprofile"])
+def test_a_process_wide_thread_hook_set_in_a_trial_is_refused_and_the_campaign_ends(name):
+    """``threading.settrace(f)`` with an ``f`` that raises: every thread started after it ran ``f``, so the
+    campaign's worker threads died as they started and the run hung (and a later test hung after it)."""
+    import threading
+
+    def agent(task, env):
+        if env.trial_id == "trial-2":
+            getattr(threading, name)(lambda *args: 1 / 0)
+        return "ok"
+
+    before = threading.gettrace(), threading.getprofile()
+    result = run_campaign(Scenario(name=f"hook-{name}", agent=agent, check=lambda w, o: o == "ok",
+                                   faults=Faults.none(), trials=8, seed=3, early_stop=False, concurrency=8))
+    assert dict(result.outcome_counts) == {"completed": 7, "error": 1}
+    assert result.records[2].reason.startswith(f"RuntimeError: threading.{name}() inside a trial is refused")
+    assert (threading.gettrace(), threading.getprofile()) == before

@@ -372,6 +372,28 @@ _setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlim
 register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
 
 
+def _refusing_thread_hook(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    """``threading.NAME`` (``settrace``, ``setprofile`` and their ``_all_threads`` forms), refused inside a trial and
+    on an agent's thread: every thread started after it runs the function, the harness's own and the other
+    trials' too (one that raised ended the campaign's worker threads as they started, and the run hung)."""
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        if active_clock() is not None or _refusal() is not None:
+            raise RuntimeError(f"threading.{name}() inside a trial is refused: every thread started after it would "
+                               "run the function, the harness's and the other trials' too; sys.settrace and "
+                               "sys.setprofile reach the trial's own thread")
+        return real(*args, **kwargs)
+
+    refused.__doc__ = real.__doc__
+    refused.__name__ = refused.__qualname__ = name
+    return refused
+
+
+register_stand_ins(threading, {name: _refusing_thread_hook(name, getattr(threading, name))
+                               for name in ("settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads")
+                               if hasattr(threading, name)})
+
+
 def refuse_exit(what: str) -> Refusal:
     """A ``Refusal`` for a block that may run outside any campaign (importing user code): ``os._exit`` raises
     ``AgentExited`` there even where the stand-in is not installed; a thread the block starts is left as it is."""
