@@ -5,6 +5,7 @@ report, a run that differs from its replay, or a falsely green campaign."""
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -24,7 +25,8 @@ def _strict(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
-VALUES = {"nan": float("nan"), "inf": float("-inf"), "numpy-nan": np.float64("nan"), "long-int": 10 ** 5000}
+VALUES = {"nan": float("nan"), "inf": float("-inf"), "numpy-nan": np.float64("nan"), "long-int": 10 ** 5000,
+          "long-double": np.longdouble("inf")}
 
 
 @pytest.mark.parametrize("name", VALUES)
@@ -49,13 +51,71 @@ def test_a_value_json_cannot_write_is_traced_as_text_and_the_report_is_written(n
     write_report(str(path), [result], with_traces=True)
     call = next(e for e in _strict(path.read_text())["campaigns"][0]["records"][0]["trace"]
                 if e["kind"] == "tool_call")
-    expected = {"nan": "nan", "inf": "-inf", "numpy-nan": "nan", "long-int": "<int of 16610 bits>"}[name]
+    expected = {"nan": "nan", "inf": "-inf", "numpy-nan": "nan", "long-int": "<int of 16610 bits>",
+                "long-double": "np.longdouble('inf')"}[name]
     assert (call["data"]["arguments"]["x"], call["data"]["result"]) == (expected, expected)
+
+
+@pytest.mark.parametrize("fault", [None, "malformed"])
+def test_a_result_holding_an_int_too_long_for_repr_is_traced_as_a_placeholder_not_an_error(fault):
+    """A tool returning ``{"total": 10**4500}``: tracing its result (and garbling it) called ``repr``, which raised
+    ``ValueError``, and the trial became an error blamed on the agent's line."""
+    @tool
+    def total(world):
+        """Total."""
+        return {"total": 10 ** 4500}
+
+    def agent(task, env):
+        env.tools["total"]()
+        return "ok"
+
+    faults = Faults.none() if fault is None else Faults(rate=1.0, mix={fault: 1.0})
+    result = run_campaign(Scenario(name="long", agent=agent, tools=[total], faults=faults, trials=2, seed=1,
+                                   early_stop=False))
+    assert dict(result.outcome_counts) == {"completed": 2}
+    if fault is None:
+        call = next(e for e in result.records[0].trace if e.kind == "tool_call")
+        assert call.data["result"] == "<dict whose repr() raised ValueError>"
+    else:
+        assert all(r.faults == ("total:malformed",) for r in result.records)
 
 
 class Order:  # a plain class: its default ``repr`` shows the object's address
     def __init__(self, n: int):
         self.n = n
+
+
+class Holder:
+    """Keeps an object whose default ``repr`` shows its address, in the ways reasons and traces show one."""
+
+
+@pytest.mark.parametrize("how", ["exception", "escalation", "checkpoint", "dict-key", "tool-error"])
+def test_an_address_in_a_reason_or_a_traced_value_is_left_out(how):
+    """``raise ValueError(obj)``, ``env.escalate(obj)``, a checkpoint value the store refuses, a dict keyed by an
+    object, a tool raising with an object: each kept ``at 0x...`` in the record's reason or its trace."""
+    @tool
+    def lookup(world, arguments: dict | None = None):
+        """Look up."""
+        if how == "tool-error":
+            raise ValueError(Order(1))
+        return 1
+
+    def agent(task, env):
+        if how == "exception":
+            raise ValueError(Order(1))
+        if how == "escalation":
+            env.escalate(Order(1))
+        if how == "checkpoint":
+            env.state.save("order", Order(1))
+        with contextlib.suppress(ValueError):
+            env.tools["lookup"]({Order(1): 1} if how == "dict-key" else None)
+        return "ok"
+
+    scenario = Scenario(name=f"address-{how}", agent=agent, tools=[lookup], faults=Faults.none(), trials=2, seed=1,
+                        early_stop=False)
+    texts = [json.dumps(report_dict([run_campaign(scenario, concurrency=c)], with_traces=True), sort_keys=True)
+             for c in (1, 2)]
+    assert texts[0] == texts[1] and " at 0x" not in texts[0]
 
 
 def test_objects_whose_repr_shows_an_address_give_the_same_report_at_any_concurrency_and_in_replay():
@@ -231,3 +291,21 @@ def test_a_process_wide_thread_hook_set_in_a_trial_is_refused_and_the_campaign_e
     assert dict(result.outcome_counts) == {"completed": 7, "error": 1}
     assert result.records[2].reason.startswith(f"RuntimeError: threading.{name}() inside a trial is refused")
     assert (threading.gettrace(), threading.getprofile()) == before
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    (("agent", float("nan")), {}, "name=nan must be a string"),
+    (("agent", "plan", float("inf")), {}, "outcome=inf must be a string"),
+    (("agent",), {"input_tokens": 10 ** 5000}, "input_tokens=<a very long int> must be a whole number of tokens"),
+    (("agent",), {"output_tokens": -1}, "output_tokens=-1 must be a whole number of tokens"),
+])
+def test_an_agents_own_event_takes_only_what_a_report_can_write(args, kwargs, message):
+    """``env.trace.add("agent", float("nan"))`` or ``input_tokens=10**5000``: the trial was recorded, then
+    ``write_report`` raised."""
+    def agent(task, env):
+        env.trace.add(*args, **kwargs)
+        return "ok"
+
+    result = run_campaign(Scenario(name="own-event", agent=agent, faults=Faults.none(), trials=1, seed=1))
+    assert result.records[0].outcome == "error" and f"env.trace.add: {message}" in result.records[0].reason
+    json.dumps(report_dict([result], with_traces=True), allow_nan=False)

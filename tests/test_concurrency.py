@@ -157,6 +157,7 @@ def test_concurrency_option_and_ini(project, args, ini, used):
     (("--agent-chaos-concurrency=4",), "agent_chaos_concurrency = many",
      "*agent_chaos_concurrency (ini)='many' must be a whole number*"),
     (("--agent-chaos-seed=3",), "agent_chaos_seed = -4", "*agent_chaos_seed (ini)='-4' must be a whole number >= 0*"),
+    (("--agent-chaos-seed=last",), "agent_chaos_seed = abc", "*agent_chaos_seed (ini)='abc' must be a whole number*"),
     (("--agent-chaos-profile=low",), "agent_chaos_profile = hihg", "*agent_chaos_profile (ini)='hihg' is not a*"),
     # an ini path error names the ini key, not the option that was not given
     ((), "agent_chaos_report = .", "*agent_chaos_report (ini)=.: is a directory; give the path of a file*"),

@@ -183,8 +183,8 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(tmp_path):
     """The error gave the byte's offset in the file alone (``at byte 63``): the line and column it sits on are
     what an editor shows."""
     path = tmp_path / "latin1.yaml"
-    path.write_bytes(b"name: refund\nagent: pytest_agentops.demo:make_agent\ntask: caf\xe9 order\n")
+    path.write_bytes(b"name: refund\nagent: pytest_agentops.demo:make_agent\ntask: \xc3\xa9t\xc3\xa9 caf\xe9 order\n")
     with pytest.raises(ScenarioFileError) as caught:
         load_scenarios(path)
-    assert (caught.value.line, caught.value.column) == (3, 10)
-    assert str(caught.value) == f"{path}:3:10: the file is not UTF-8 text (invalid continuation byte at byte 61)"
+    assert (caught.value.line, caught.value.column) == (3, 14)  # (in characters: the two before it take 4 bytes)
+    assert str(caught.value) == f"{path}:3:14: the file is not UTF-8 text (invalid continuation byte at byte 67)"

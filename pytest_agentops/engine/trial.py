@@ -277,7 +277,8 @@ class Trial:
         shown = _shared(short_repr(output))
         if refused:
             outcome, reason = "error", refused[0]
-        reason = redact_text(reason)  # (an exception's text, an escalation's reason: the agent's words)
+        # (an exception's text, an escalation's reason: the agent's words, an object's address left out)
+        reason = without_addresses(redact_text(reason))
         ctx.trace.add("outcome", scenario.name, outcome, reason=reason)
         events = ctx.trace.close_pending()  # (events held unscrubbed are scrubbed only if the trace is kept)
         layers = ctx.layer_records()

@@ -19,7 +19,7 @@ from ..vtime.clock import TrialClock
 from .layer import HOOKS, LayerTrial
 from .meter import TokenMeter, Usage
 from .secrets import mask_secret_keys, redact_short
-from .trace import PLAIN, Trace, without_addresses
+from .trace import PLAIN, Trace, shown_repr
 
 __tracebackhide__ = hide_own_frames
 
@@ -309,4 +309,4 @@ def _short(value: Any, limit: int = 200) -> Any:
     cut (a secret straddling the cut is not left half-shown)."""
     if isinstance(value, (int, float, bool)) or value is None:
         return value
-    return redact_short(value if isinstance(value, str) else without_addresses(repr(mask_secret_keys(value))), limit)
+    return redact_short(value if isinstance(value, str) else shown_repr(mask_secret_keys(value)), limit)

@@ -11,7 +11,7 @@ from ..errors import RateLimited, ToolError, ToolTimeout, ToolUnavailable, hide_
 from ..plan import NO_FAULT as _NO_FAULT
 from ..plan import Occurrences, fault_id
 from .layer import LayerTrial, ToolCall, TrialPort
-from .trace import without_addresses
+from .trace import shown_repr
 
 __tracebackhide__ = hide_own_frames
 
@@ -25,7 +25,7 @@ FAIL_BEFORE = frozenset({"error", "timeout", "rate_limit", "outage"})
 
 def garble(result: Any) -> Any:
     """A wrong-shaped version of a result, as a misbehaving API would return it."""
-    text = without_addresses(repr(result))
+    text = shown_repr(result)
     cut = text[: max(1, len(text) // 2)]
     if isinstance(result, dict):
         return {"unexpected": cut}

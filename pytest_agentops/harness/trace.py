@@ -38,6 +38,15 @@ def without_addresses(text: str) -> str:
     return _ADDRESS.sub("", text) if " at 0x" in text else text
 
 
+def shown_repr(value: Any) -> str:
+    """``repr(value)`` without addresses (``without_addresses``); a ``repr`` that raises ``ValueError`` (a container
+    holding an int beyond Python's 4,300-digit limit) gives a placeholder naming the type instead."""
+    try:
+        return without_addresses(repr(value))
+    except ValueError:
+        return f"<{type(value).__name__} whose repr() raised ValueError>"
+
+
 def _number(value: int | float) -> int | float | str:
     """A number as a report can carry it: a float that is not finite (``nan``, ``inf``) and an int too long for
     ``json`` are traced as text, as other values JSON has no form for are."""
@@ -50,18 +59,22 @@ def _plain(value: Any) -> Any:
     """A JSON-friendly, deterministic rendering of an event payload value."""
     if is_secret_number(value):
         return REDACTED
-    if value is None or isinstance(value, (bool, str)):
+    if isinstance(value, str):
+        return without_addresses(value)
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
         return _number(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {without_addresses(str(k)): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [_plain(v) for v in value]
         return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        item = value.item()
-        return _number(item) if type(item) in (int, float) else item
+        item = value.item()  # (a Python number, bool or str; numpy's long double gives itself: shown as text)
+        if type(item) in (int, float):
+            return _number(item)
+        return item if item is None or type(item) in (bool, str) else shown_repr(item)
     return without_addresses(redact_text(repr(value)))  # (an object's repr may show a secret it holds)
 
 
@@ -73,7 +86,7 @@ def _scrub(value: Any) -> Any:
     carry: the result is deeply frozen (mappings as ``FrozenMap``, sequences as tuples)."""
     cls = type(value)
     if cls is str:
-        return redact_text(value)
+        return without_addresses(redact_text(value))
     if cls is int:
         return REDACTED if is_secret_number(value) else value if -_LONG_INT < value < _LONG_INT else _number(value)
     if cls is float:
@@ -91,7 +104,7 @@ def _scrub(value: Any) -> Any:
                         _secret_keys[k] = secret
                 out[k] = REDACTED if secret else _scrub(v)
             else:
-                out[str(k)] = freeze(_plain(redact(v)))
+                out[without_addresses(str(k))] = freeze(_plain(redact(v)))
         return FrozenMap(out)
     if cls is list or cls is tuple:
         return tuple(_scrub(v) for v in value)
@@ -226,6 +239,15 @@ HARNESS_KINDS = frozenset({
     "fault", "injection", "model_call", "network", "outcome", "resume", "tool_call", "trajectory", "violation"})
 
 
+_MOST_TOKENS = 10 ** 12  # (more tokens than any event could count: a made-up figure)
+
+
+def _shown(value: Any) -> str:
+    """A value in an error message: short, without addresses, and never raising."""
+    text = shown_repr(value) if not isinstance(value, int) or abs(value) < _LONG_INT else "<a very long int>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class AgentTrace:
     """The trial's trace as the agent sees it (``env.trace``): its events to read, and ``add`` for the agent's own
     events, under a kind of the agent's (``"agent"``, ``"note"``, ...): not one the harness writes."""
@@ -242,6 +264,13 @@ class AgentTrace:
             raise ValueError(f"env.trace.add: kind={kind!r} is not the agent's to write: the harness writes "
                              f"{', '.join(sorted(HARNESS_KINDS))} events itself; give the agent's own events a "
                              "kind of their own, such as 'agent'")
+        for label, text in (("name", name), ("outcome", outcome)):
+            if not isinstance(text, str):
+                raise ValueError(f"env.trace.add: {label}={_shown(text)} must be a string")
+        for label, count in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            if type(count) is not int or not 0 <= count <= _MOST_TOKENS:
+                raise ValueError(f"env.trace.add: {label}={_shown(count)} must be a whole number of tokens "
+                                 f"from 0 to {_MOST_TOKENS:,}")
         return self._trace.add(kind, name, outcome, input_tokens=input_tokens, output_tokens=output_tokens, **data)
 
     def events(self, kind: str | None = None) -> list[TraceEvent]:

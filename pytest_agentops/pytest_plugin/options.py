@@ -137,6 +137,11 @@ def parse_seed(value: str, source: str) -> int:
     return int(text)
 
 
+def _seed_or_last(value: str, source: str) -> int | None:
+    """``parse_seed``, with ``last`` read as None (the previous run's seeds: ``last_seeds``)."""
+    return None if value.strip() == "last" else parse_seed(value, source)
+
+
 def last_seeds(cache: Any, source: str) -> tuple[int | None, int]:
     """``last``: (seed, session seed) of the previous run that printed them (pytest's cache)."""
     last = cache.get(CACHE_SEED, None) if cache is not None else None
@@ -268,12 +273,12 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         seed, session_seed = workerinput["agentops_seeds"]
         given = True
     elif raw is not None and raw.strip() == "last":
+        _setting(config, "agent_chaos_seed", _seed_or_last)  # (a broken ini seed the option overrides is an error)
         source = "--agent-chaos-seed" if _option(config, "agent_chaos_seed") else "agent_chaos_seed (ini)"
         seed, session_seed = last_seeds(cache, source)
         given = True
     else:
-        seed = _setting(config, "agent_chaos_seed",  # (an ini's ``last`` the command line overrides is fine)
-                        lambda value, source: None if value.strip() == "last" else parse_seed(value, source))
+        seed = _setting(config, "agent_chaos_seed", _seed_or_last)  # (an overridden ini ``last`` is fine)
         session = _option(config, "agent_chaos_session_seed")
         given = session is not None
         session_seed = parse_seed(session, "--agent-chaos-session-seed") if given else fresh_seed()

@@ -103,8 +103,9 @@ def read_scenario_file(path: str | os.PathLike[str], shown_as: str | None = None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        before = data[: exc.start]  # (the line and column of the first byte that is not UTF-8, counted from 1)
-        line, column = before.count(b"\n") + 1, exc.start - before.rfind(b"\n")
+        before = data[: exc.start]  # (the line and column, in characters, of the first byte that is not UTF-8)
+        start = before.rfind(b"\n") + 1
+        line, column = before.count(b"\n") + 1, len(before[start:].decode("utf-8")) + 1
         raise ScenarioFileError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", where, line,
                                 column) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")  # as Path.read_text reads it

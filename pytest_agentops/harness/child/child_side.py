@@ -27,6 +27,7 @@ from ...vtime.loop import VirtualTimeLoop, run_virtual, wind_down
 from .. import secrets
 from ..state import CheckpointStore, TrialStore, open_store
 from ..tools import dress
+from ..trace import shown_repr
 from .protocol import ChildJob, ChildLimits, ToolFace, _Channel, freeze, load_spec, thaw
 
 __tracebackhide__ = hide_own_frames
@@ -228,7 +229,7 @@ def child_main(conn: _Channel, job: ChildJob) -> None:
         try:
             pickle.dumps(output)
         except Exception:
-            output = repr(output)
+            output = shown_repr(output)  # (as the parent shows an output: its address left out)
         message: tuple[Any, ...] = ("done", output)
     except BaseException as exc:
         message = ("error", freeze(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
