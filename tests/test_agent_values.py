@@ -309,3 +309,36 @@ def test_an_agents_own_event_takes_only_what_a_report_can_write(args, kwargs, me
     result = run_campaign(Scenario(name="own-event", agent=agent, faults=Faults.none(), trials=1, seed=1))
     assert result.records[0].outcome == "error" and f"env.trace.add: {message}" in result.records[0].reason
     json.dumps(report_dict([result], with_traces=True), allow_nan=False)
+
+
+def test_a_thread_hook_set_by_an_agents_thread_after_its_campaign_is_refused_and_the_next_campaign_runs():
+    """A thread an agent left running called ``threading.settrace`` once the campaign was over (the stand-in was
+    gone): accepted, and the next campaign's worker threads died as they started, so it hung."""
+    import threading
+
+    from pytest_agentops.vtime.real import real_sleep
+
+    said: dict[str, str] = {}
+    done = threading.Event()
+
+    def later():
+        real_sleep(0.3)  # (the campaign is over by then)
+        try:
+            threading.settrace(lambda *args: 1 / 0)
+            said["after"] = "accepted"
+        except RuntimeError as exc:
+            said["after"] = str(exc)
+        done.set()
+
+    def agent(task, env):
+        if env.trial_id == "trial-1":
+            threading.Thread(target=later, daemon=True).start()
+        return "ok"
+
+    first = run_campaign(Scenario(name="hook-left", agent=agent, faults=Faults.none(), trials=4, seed=1,
+                                  early_stop=False))
+    assert done.wait(10) and said["after"].startswith("threading.settrace() inside a trial is refused")
+    assert threading.gettrace() is None
+    second = run_campaign(Scenario(name="hook-next", agent=lambda task, env: "ok", faults=Faults.none(), trials=4,
+                                   seed=1, early_stop=False, concurrency=4))
+    assert dict(first.outcome_counts) == dict(second.outcome_counts) == {"completed": 4}

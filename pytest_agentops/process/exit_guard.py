@@ -389,10 +389,6 @@ def _refusing_thread_hook(name: str, real: Callable[..., Any]) -> Callable[..., 
     return refused
 
 
-register_stand_ins(threading, {name: _refusing_thread_hook(name, getattr(threading, name))
-                               for name in ("settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads")
-                               if hasattr(threading, name)})
-
 
 def refuse_exit(what: str) -> Refusal:
     """A ``Refusal`` for a block that may run outside any campaign (importing user code): ``os._exit`` raises
@@ -531,6 +527,10 @@ for _name in ("kill", "killpg"):
 _register_lingering(os, _os_stand_ins, after_removal=_settle)
 _register_lingering(signal, {name: _refusing_signal("signal", name, getattr(signal, name))
                              for name in ("raise_signal", "pthread_kill") if hasattr(signal, name)})
+# (kept while an agent's thread outlives its campaign: set from there, the hook hung the next campaign)
+_register_lingering(threading, {name: _refusing_thread_hook(name, getattr(threading, name))
+                                for name in ("settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads")
+                                if hasattr(threading, name)})
 _register_lingering(_thread_module, {"interrupt_main": _refusing_signal("_thread", "interrupt_main",
                                                                         _thread_module.interrupt_main)})
 if os.name == "posix":  # (``posix._exit`` is the same function: swept during campaigns, kept while lingering)
