@@ -342,3 +342,24 @@ def test_a_thread_hook_set_by_an_agents_thread_after_its_campaign_is_refused_and
     second = run_campaign(Scenario(name="hook-next", agent=lambda task, env: "ok", faults=Faults.none(), trials=4,
                                    seed=1, early_stop=False, concurrency=4))
     assert dict(first.outcome_counts) == dict(second.outcome_counts) == {"completed": 4}
+
+
+def test_every_kind_of_event_the_harness_writes_is_one_an_agent_may_not():
+    """``HARNESS_KINDS`` is kept by hand: a kind the harness starts to write must join it, or an agent could make
+    that event up. Every literal kind given to a trace's ``add`` in the package (the bundled demo agents' own
+    ``agent`` events aside) is in it."""
+    import re
+    from pathlib import Path
+
+    import pytest_agentops
+    from pytest_agentops.harness.trace import HARNESS_KINDS
+
+    root = Path(pytest_agentops.__file__).parent
+    written = {}
+    for path in root.rglob("*.py"):
+        if "demo" in path.parts:
+            continue
+        for kind in re.findall(r"(?:\.add(?:_data|_plain)?|_event)\(\s*\"([a-z_]+)\"", path.read_text()):
+            written.setdefault(kind, path.relative_to(root).as_posix())
+    assert len(written) >= 15 and set(written) <= HARNESS_KINDS, {k: p for k, p in written.items()
+                                                                  if k not in HARNESS_KINDS}

@@ -101,18 +101,27 @@ def test_a_quantile_over_clustered_trials_keeps_its_rate():
     """``tokens_per_task.p90 <= T`` with the heavy tasks taking every trial of their group over T: the share of
     trials within T is exactly 0.90, at the boundary."""
     exp = Expectation.parse("tokens_per_task.p90", "<= 1000")
-    rng = np.random.default_rng(11)
+
+    def group(rng):
+        tokens = 2000 if rng.random() < 0.1 else 500
+        return [{"input_tokens": tokens}] * 3
+
+    assert _sequential_fails(exp, group, np.random.default_rng(11)) / CAMPAIGNS <= _ceiling(0.05)
+
+
+def _sequential_fails(exp: Expectation, group, rng: np.random.Generator, groups: int = 133, k: int = 3) -> int:
+    """How many of ``CAMPAIGNS`` sequential campaigns fail ``exp``, each of ``groups`` units of ``k`` completed
+    trials whose fields ``group(rng)`` gives (a task sets its whole group's)."""
     fails = 0
     for _ in range(CAMPAIGNS):
-        j = judge(exp, max_trials=399, confidence=0.95, sequential=True, unit_trials=3)
-        for g in range(133):
-            heavy = rng.random() < 0.1
-            for t in range(3):
-                j.add(TrialRecord("x", 3 * g + t, 0, "completed", input_tokens=2000 if heavy else 500))
+        j = judge(exp, max_trials=groups * k, confidence=0.95, sequential=True, unit_trials=k)
+        for g in range(groups):
+            for t, fields in enumerate(group(rng)):
+                j.add(TrialRecord("x", k * g + t, 0, "completed", **fields))
             if j.decided:
                 break
         fails += j.decision(complete=True) == "fail"
-    assert fails / CAMPAIGNS <= _ceiling(0.05)
+    return fails
 
 
 # -- as users meet it: the scenario says its unit, the verdict names it ------------------------------------------
@@ -313,27 +322,13 @@ def test_the_gate_leaves_the_p95_growth_of_clustered_campaigns_untested_and_read
     assert "outcome must be a string, got NoneType" in capsys.readouterr().err
 
 
-def test_a_dangling_symlink_is_no_place_for_the_gate_summary(tmp_path, capsys):
-    from pytest_agentops.gate import main
-
-    (tmp_path / "summary.md").symlink_to(tmp_path / "missing" / "summary.md")
-    assert main([str(tmp_path / "never-read.json"), "--markdown", str(tmp_path / "summary.md")]) == 2
-    assert "symbolic link" in capsys.readouterr().err
-
-
 def test_a_capped_mean_over_clustered_trials_keeps_its_rate():
     """``cost_usd_per_task.mean <= 0.5, cap 1.0`` where a task sets every cost of its group: half the tasks cost
     0.9 a trial, half 0.1 (a mean of exactly 0.5, the boundary), each trial within 0.05 of its task's cost."""
     exp = Expectation.parse("cost_usd_per_task.mean", "<= 0.5, cap 1.0")
-    rng = np.random.default_rng(17)
-    fails = 0
-    for _ in range(CAMPAIGNS):
-        j = judge(exp, max_trials=399, confidence=0.95, sequential=True, unit_trials=3)
-        for g in range(133):
-            cost = 0.9 if rng.random() < 0.5 else 0.1
-            for t in range(3):
-                j.add(TrialRecord("x", 3 * g + t, 0, "completed", cost_usd=cost + rng.uniform(-0.05, 0.05)))
-            if j.decided:
-                break
-        fails += j.decision(complete=True) == "fail"
-    assert fails / CAMPAIGNS <= _ceiling(0.05)
+
+    def group(rng):
+        cost = 0.9 if rng.random() < 0.5 else 0.1
+        return [{"cost_usd": cost + rng.uniform(-0.05, 0.05)} for _ in range(3)]
+
+    assert _sequential_fails(exp, group, np.random.default_rng(17)) / CAMPAIGNS <= _ceiling(0.05)

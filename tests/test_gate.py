@@ -292,3 +292,9 @@ def test_the_growth_check_still_flags_a_doubled_p95():
     rng = np.random.default_rng(16)
     flagged = sum(_growth_flagged(rng.lognormal(7, 0.4, 200), 2.0 * rng.lognormal(7, 0.4, 200)) for _ in range(200))
     assert flagged >= 190
+
+
+def test_a_dangling_symlink_is_no_place_for_the_gate_summary(tmp_path, capsys):
+    (tmp_path / "summary.md").symlink_to(tmp_path / "missing" / "summary.md")
+    assert main([str(tmp_path / "never-read.json"), "--markdown", str(tmp_path / "summary.md")]) == 2
+    assert "symbolic link" in capsys.readouterr().err

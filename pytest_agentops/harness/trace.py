@@ -88,9 +88,9 @@ def _scrub(value: Any) -> Any:
     if cls is str:
         return without_addresses(redact_text(value))
     if cls is int:
-        return REDACTED if is_secret_number(value) else value if -_LONG_INT < value < _LONG_INT else _number(value)
+        return REDACTED if is_secret_number(value) else _number(value)
     if cls is float:
-        return value if math.isfinite(value) else _number(value)
+        return _number(value)
     if value is None or cls is bool:
         return value
     if cls is dict:

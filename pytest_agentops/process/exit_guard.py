@@ -277,25 +277,29 @@ def _settle() -> None:
 
 
 #: why each process-level call is refused inside a trial
-_WHY = {"fork": "a forked copy of the test process would run on",
+_SUBPROCESS = "; start a process with subprocess instead"
+_WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
         "exec": "it would replace the test process with another program, whose exit status (0) CI would take "
-                "for the run's",
-        "abort": "it would kill the test process on the spot (SIGABRT), the run's later tests and report with it"}
+                "for the run's" + _SUBPROCESS,
+        "abort": "it would kill the test process on the spot (SIGABRT), the run's later tests and report with it",
+        "thread hook": "every thread started after it would run the function, the harness's and the other trials' "
+                       "too; sys.settrace and sys.setprofile reach the trial's own thread"}
 
 
-def _refusing(name: str, why: str, real: Callable[..., Any]) -> Callable[..., Any]:
-    """``os.NAME`` (a fork or an exec), refused inside a trial and under a ``Refusal`` (an agent's thread: its
-    trial is then an error); the real function elsewhere."""
+def _refusing(name: str, why: str, real: Callable[..., Any], owner: str = "os",
+              error: type[Exception] = OSError) -> Callable[..., Any]:
+    """``OWNER.NAME`` (a fork, an exec, an abort; ``threading``'s trace and profile hooks), refused with ``error``
+    inside a trial and under a ``Refusal`` (an agent's thread: its trial is then an error); the real function
+    elsewhere."""
 
     def refused(*args: Any, **kwargs: Any) -> Any:
         refusal = _refusal()
         if (active_clock() is None and refusal is None) or os.getpid() != _PID:
             return real(*args, **kwargs)
-        message = f"os.{name}() inside a trial is refused: {why}" + (
-            "" if name == "abort" else "; start a process with subprocess instead")
+        message = f"{owner}.{name}() inside a trial is refused: {why}"
         if refusal is not None:
             refusal.tell(f"{refusal.what} called {message}" if active_clock() is None else message)
-        raise OSError(message)
+        raise error(message)
 
     refused.__doc__ = real.__doc__
     refused.__name__ = refused.__qualname__ = name
@@ -370,24 +374,6 @@ def _setrecursionlimit(limit: int) -> None:
 _setrecursionlimit.__doc__ = _real_setrecursionlimit.__doc__
 _setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlimit"
 register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
-
-
-def _refusing_thread_hook(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
-    """``threading.NAME`` (``settrace``, ``setprofile`` and their ``_all_threads`` forms), refused inside a trial and
-    on an agent's thread: every thread started after it runs the function, the harness's own and the other
-    trials' too (one that raised ended the campaign's worker threads as they started, and the run hung)."""
-
-    def refused(*args: Any, **kwargs: Any) -> Any:
-        if active_clock() is not None or _refusal() is not None:
-            raise RuntimeError(f"threading.{name}() inside a trial is refused: every thread started after it would "
-                               "run the function, the harness's and the other trials' too; sys.settrace and "
-                               "sys.setprofile reach the trial's own thread")
-        return real(*args, **kwargs)
-
-    refused.__doc__ = real.__doc__
-    refused.__name__ = refused.__qualname__ = name
-    return refused
-
 
 
 def refuse_exit(what: str) -> Refusal:
@@ -528,7 +514,8 @@ _register_lingering(os, _os_stand_ins, after_removal=_settle)
 _register_lingering(signal, {name: _refusing_signal("signal", name, getattr(signal, name))
                              for name in ("raise_signal", "pthread_kill") if hasattr(signal, name)})
 # (kept while an agent's thread outlives its campaign: set from there, the hook hung the next campaign)
-_register_lingering(threading, {name: _refusing_thread_hook(name, getattr(threading, name))
+_register_lingering(threading, {name: _refusing(name, _WHY["thread hook"], getattr(threading, name), "threading",
+                                                RuntimeError)
                                 for name in ("settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads")
                                 if hasattr(threading, name)})
 _register_lingering(_thread_module, {"interrupt_main": _refusing_signal("_thread", "interrupt_main",

@@ -224,7 +224,7 @@ class ChildAgent:
                 env.trace.add(kind, name, outcome, **data)
                 return "ok", None
             if op == "checkpoint" and request[2] in _CHECKPOINTED:  # the child's store saved, deleted or cleared
-                env._ctx.trace.add("checkpoint", str(request[1]), request[2])  # (as in-process: ``TrialStore``)
+                self.injector.ctx.trace.add("checkpoint", str(request[1]), request[2])  # (as ``TrialStore`` does)
                 return "ok", None
             if op == "http" and env.llm is not None:
                 from .http_proxy import answer, answer_async, answers_async
