@@ -9,6 +9,7 @@ import contextlib
 import enum
 import json
 import os
+import resource
 from typing import NamedTuple
 
 import numpy as np
@@ -234,6 +235,61 @@ def test_os_abort_inside_a_trial_is_a_recorded_error_not_the_end_of_the_test_pro
                                    trials=3, seed=1, early_stop=False))
     assert dict(result.outcome_counts) == {"completed": 2, "error": 1}
     assert result.records[1].reason.startswith("OSError: os.abort() inside a trial is refused: it would kill")
+
+
+_PROCESS_WIDE = {  # (each harmless if it went through: limits as they are, descriptors that are not open)
+    "setrlimit": lambda: resource.setrlimit(resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE)),
+    "prlimit": lambda: resource.prlimit(0, resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE)),
+    "closerange": lambda: os.closerange(2**20, 2**20 + 1),
+}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("name", list(_PROCESS_WIDE))
+def test_process_wide_limits_and_closing_every_descriptor_are_refused_in_a_trial(name, mode):
+    """``resource.setrlimit(RLIMIT_CPU, ...)`` killed pytest (SIGXCPU), a low ``RLIMIT_NOFILE`` failed the later
+    tests' files, ``os.closerange(3, 1000)`` ended the run with no output: refused with ``OSError`` (the trial an
+    error naming the call, as for a fork); reading a limit goes through."""
+    def sync_agent(task, env):
+        resource.prlimit(0, resource.RLIMIT_NOFILE)  # (a read: allowed)
+        _PROCESS_WIDE[name]()
+        return "ok"
+
+    async def async_agent(task, env):
+        return sync_agent(task, env)
+
+    result = run_campaign(Scenario(name="wide", agent=sync_agent if mode == "sync" else async_agent,
+                                   faults=Faults.none(), trials=2, seed=1, early_stop=False))
+    assert [r.outcome for r in result.records] == ["error", "error"]
+    owner = "os" if name == "closerange" else "resource"
+    assert all(r.reason.startswith(f"OSError: {owner}.{name}() inside a trial is refused: ") for r in result.records)
+    _PROCESS_WIDE[name]()  # outside a trial: the real function
+
+
+def test_a_cpu_limit_and_closed_descriptors_in_a_campaign_leave_the_run_and_its_report(pytester):
+    """What CI sees: the campaign's test fails with its report, the next test runs, exit code 1 (it was killed by
+    SIGXCPU, or ended with status 1 and no output)."""
+    pytester.makepyfile(test_wide="""
+        import os, resource, time
+        from pytest_agentops import Scenario, run_campaign
+
+        def agent(task, env):
+            if env.trial_id == "trial-0":
+                resource.setrlimit(resource.RLIMIT_CPU, (int(time.process_time()), resource.RLIM_INFINITY))
+            os.closerange(3, 1000)
+
+        def test_campaign():
+            run_campaign(Scenario(name="wide", agent=agent, trials=3, seed=1,
+                                  expect={"completion_rate": ">= 0.9"})).check()
+
+        def test_after():
+            time.sleep(1.5)  # (past a CPU limit's next check, had it been set)
+            assert True
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*completion_rate >= 0.9: fail*"])
 
 
 LEFT: list[object] = []

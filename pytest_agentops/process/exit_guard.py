@@ -9,7 +9,8 @@ stand-ins) that, inside a trial (a thread or task on the trial's clock), raise i
 ``OSError`` for an abort, a fork or an exec): the trial is recorded as an ``error`` naming the call, and the run goes
 on. ``subprocess`` is unaffected (it calls neither). A signal to the test process itself (``os.kill``,
 ``os.killpg``, ``signal.raise_signal``, ``signal.pthread_kill``, ``_thread.interrupt_main``: ``SIGSTOP`` stopped
-pytest for good) raises ``PermissionError``. Outside trials they are the real functions.
+pytest for good) raises ``PermissionError``. ``os.closerange`` (which closed pytest's own pipes and files) and
+``resource.setrlimit`` (``RLIMIT_CPU`` killed pytest) raise ``OSError``. Outside trials they are the real functions.
 
 Threads an agent starts itself are outside its trial: only a child process per trial contains them
 (``docs/harness.md``). They are made daemon threads, so that one left running does not keep the test process
@@ -283,18 +284,26 @@ _WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
                 "for the run's" + _SUBPROCESS,
         "abort": "it would kill the test process on the spot (SIGABRT), the run's later tests and report with it",
         "thread hook": "every thread started after it would run the function, the harness's and the other trials' "
-                       "too; sys.settrace and sys.setprofile reach the trial's own thread"}
+                       "too; sys.settrace and sys.setprofile reach the trial's own thread",
+        "closerange": "it would close the test process's own files and pipes (pytest's captured output, "
+                      "pytest-xdist's channel), which ended the run with no report; close the descriptors you "
+                      "opened with os.close",
+        "rlimit": "the limits are the test process's: a CPU-time limit below what the run has used killed pytest "
+                  "(SIGXCPU), a file limit failed every later test's files; set it before the run, or start the code "
+                  "that needs it with subprocess"}
 
 
 def _refusing(name: str, why: str, real: Callable[..., Any], owner: str = "os",
-              error: type[Exception] = OSError) -> Callable[..., Any]:
-    """``OWNER.NAME`` (a fork, an exec, an abort; ``threading``'s trace and profile hooks), refused with ``error``
-    inside a trial and under a ``Refusal`` (an agent's thread: its trial is then an error); the real function
-    elsewhere."""
+              error: type[Exception] = OSError, when: Callable[..., bool] | None = None) -> Callable[..., Any]:
+    """``OWNER.NAME`` (a fork, an exec, an abort, ``os.closerange``, ``resource.setrlimit``; ``threading``'s
+    trace and profile hooks), refused with ``error`` inside a trial and under a ``Refusal`` (an agent's thread:
+    its trial is then an error) where ``when(*args)`` holds (always without it); the real function elsewhere."""
 
     def refused(*args: Any, **kwargs: Any) -> Any:
         refusal = _refusal()
         if (active_clock() is None and refusal is None) or os.getpid() != _PID:
+            return real(*args, **kwargs)
+        if when is not None and not when(*args, **kwargs):
             return real(*args, **kwargs)
         message = f"{owner}.{name}() inside a trial is refused: {why}"
         if refusal is not None:
@@ -502,7 +511,8 @@ _register_lingering(_thread_module, {name: _starting(getattr(_thread_module, nam
                                      if hasattr(_thread_module, name)})
 _os_stand_ins: dict[str, Callable[..., Any]] = {"_exit": _named(_exit, _real_exit, "_exit")}
 # (``os.execl``, ``execlp``, ``execvp`` and the rest call ``execv`` or ``execve`` through the module)
-for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("execve", "exec"), ("abort", "abort")):
+for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("execve", "exec"), ("abort", "abort"),
+                    ("closerange", "closerange")):
     _real = getattr(os, _name, None)
     if _real is not None:
         _os_stand_ins[_name] = _refusing(_name, _WHY[_why], _real)
@@ -520,6 +530,17 @@ _register_lingering(threading, {name: _refusing(name, _WHY["thread hook"], getat
                                 if hasattr(threading, name)})
 _register_lingering(_thread_module, {"interrupt_main": _refusing_signal("_thread", "interrupt_main",
                                                                         _thread_module.interrupt_main)})
+if os.name == "posix":
+    import resource
+
+    def _sets_own_limit(pid: Any = None, *rest: Any, **kwargs: Any) -> bool:
+        """Whether ``resource.prlimit(pid, resource, limits)`` sets a limit of this process (not only reads it)."""
+        return (len(rest) >= 2 or "limits" in kwargs) and pid in (0, os.getpid())
+
+    _register_lingering(resource, {"setrlimit": _refusing("setrlimit", _WHY["rlimit"], resource.setrlimit, "resource"),
+                                   **({"prlimit": _refusing("prlimit", _WHY["rlimit"], resource.prlimit, "resource",
+                                                            when=_sets_own_limit)}
+                                      if hasattr(resource, "prlimit") else {})})
 if os.name == "posix":  # (``posix._exit`` is the same function: swept during campaigns, kept while lingering)
     import posix
 
