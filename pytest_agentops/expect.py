@@ -44,23 +44,26 @@ DEFAULT_POWER = 0.95
 _NEG_ZERO = r"-(?:0+(?:\.0*)?|\.0+)"
 _RATE_NUM = rf"(?:\+?(?:0+(?:\.\d*)?|0*1(?:\.0*)?|\.\d+)|{_NEG_ZERO}|{_NUM}{_EXP})"
 _WHOLE_NUM = rf"(?:\+?(?:\d+(?:\.0*)?|\.0+)|{_NEG_ZERO}|{_NUM}{_EXP})"
+_NONNEG_NUM = rf"(?:\+?(?:\d+(?:\.\d*)?|\.\d+)|{_NEG_ZERO}|{_NUM}{_EXP})"
 _ZERO = rf"[-+]?(?:0+(?:\.0*)?|\.0+)(?:{_EXP})?"
 _QUANTILE_SUFFIX = r"(?:(?:[1-9]\d?|0[1-9])(?:\.\d+)?|0{1,2}\.\d*[1-9]\d*)"
 _POWER_NUM = rf"(?:\+?0*\.[5-9]\d*|{_NUM}{_EXP})"
 _POWER = rf"(?:\s*,\s*power\s+{_POWER_NUM})?"
 
 
-def threshold_patterns(metric: str, kind: str) -> tuple[str, str]:
+def threshold_patterns(metric: str, kind: str, minimum: float | None = None) -> tuple[str, str]:
     """(key pattern, expression pattern) of ``Expectation.parse`` for one metric, as regexes valid in Python
     and ECMA-262 (JSON Schema): what the parser accepts, except a number written with an exponent and a fail
     level on the wrong side of its threshold, which the parser alone checks. (A distribution's mean with a
-    declared cap, ``metric.mean``, is ``mean_patterns``.)"""
+    declared cap, ``metric.mean``, is ``mean_patterns``.) A distribution whose ``minimum`` is 0 takes no
+    threshold below 0."""
     name = re.escape(metric)
     if kind == "rate":
         return rf"^{name}\.?{_END}", rate_expression_pattern()
     if kind == "distribution":
+        number = _NONNEG_NUM if minimum == 0 else _ANY_NUM
         return (rf"^{name}\.p{_QUANTILE_SUFFIX}$",
-                rf"^\s*(?:>=|<=|>|<)\s*{_ANY_NUM}(?:\s*,\s*fail\s+at\s+p{_QUANTILE_SUFFIX})?{_POWER}\s*$")
+                rf"^\s*(?:>=|<=|>|<)\s*{number}(?:\s*,\s*fail\s+at\s+p{_QUANTILE_SUFFIX})?{_POWER}\s*$")
     return rf"^{name}\.?{_END}", rf"^\s*(?:==\s*{_ZERO}|(?:<=|<)\s*{_WHOLE_NUM})\s*$"
 
 
@@ -177,6 +180,11 @@ class Expectation:
                 raise ConfigError(f"{where}: the threshold must be between 0 and the cap {cap:g}")
         elif cap is not None:
             raise ConfigError(f"{where}: only the mean of a distribution ('{metric}.mean') takes a cap")
+        low = defn.minimum
+        if statistic == "quantile" and low is not None and (threshold < low or (op == "<" and threshold == low)):
+            never = "pass" if op in ("<=", "<") else "fail"
+            raise ConfigError(f"{where}: {metric} is never below {low:g}{f' {defn.unit}' if defn.unit else ''}: "
+                              f"it could never {never}")
         fail_level = None
         if fail_quantile is not None:
             if statistic != "quantile":

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_agentops import ConfigError, Expectation
+from pytest_agentops import ConfigError, Expectation, MetricDef
 from pytest_agentops.expect import evaluate
 from pytest_agentops.metrics import MetricData
+from pytest_agentops.scenario_file.keys import _expect_schema
 
 
 @pytest.mark.parametrize("key, expr, message", [
@@ -92,6 +95,24 @@ def test_metric_samples_are_the_values_bit_for_bit_with_equal_values_one_object(
     by_bits: dict[bytes, int] = {}
     for b in boxed:
         assert by_bits.setdefault(array("d", [b]).tobytes(), id(b)) == id(b)
+
+
+@pytest.mark.parametrize(("expression", "never"), [("<= -5", "pass"), ("< 0", "pass"), ("< -0.5", "pass"),
+                                                    ("> -1e3", "fail"), (">= -0.001", "fail")])
+@pytest.mark.parametrize("key", ["tokens_per_task.p95", "cost_usd_per_task.p50", "steps_per_task.p99"])
+def test_a_quantile_threshold_below_what_the_metric_can_be_is_refused(key, expression, never):
+    """'tokens_per_task.p95: <= -5' was accepted and could never pass; '>= -5' could never fail. Refused, by the
+    parser and by the shipped schema alike; 0 itself ('<= 0', '>= 0') is a threshold a quantile can meet."""
+    metric = key.partition(".")[0]
+    with pytest.raises(ConfigError, match=rf"{metric} is never below 0 \w+: it could never {never}$"):
+        Expectation.parse(key, expression)
+    Expectation.parse(key, "<= 0")
+    Expectation.parse(key, ">= 0")
+    pattern = next(p["pattern"] for k, p in _expect_schema()["patternProperties"].items() if re.match(k, key))
+    assert re.match(pattern, "<= 0") and re.match(pattern, ">= 0.5")
+    schema_refuses = not re.match(pattern, expression)
+    assert schema_refuses == (expression not in ("< 0", "> -1e3"))  # (a bare 0 and exponents: the parser's)
+    assert MetricDef("x", "distribution", float, "custom").minimum is None  # a metric of yours: any threshold
 
 
 @pytest.mark.parametrize("expression", ["> 1", "> 1.0", "< 0", "< 0.0"])

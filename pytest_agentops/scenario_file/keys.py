@@ -315,7 +315,7 @@ def _expect_schema() -> dict[str, Any]:
     registry: metrics a user registers are not in the shipped schema)."""
     patterns: dict[str, Any] = {}
     for name, defn in sorted(builtin_metrics().items()):
-        key, expr = threshold_patterns(name, defn.kind)
+        key, expr = threshold_patterns(name, defn.kind, defn.minimum)
         what = f"{defn.kind} (counts: {defn.counting_unit})"
         patterns[key] = {"type": "string", "pattern": expr, "description": f"{what}: {defn.description}"}
         if defn.kind == "distribution":

@@ -313,4 +313,4 @@ register_metric(MetricDef(
     lambda r: None if (c := _crash(r)) is None or c.tokens_at_crash is None else float(r.tokens - c.tokens_at_crash),
     "tokens a crashed trial spent from its crash to its end", "tokens", "crashed trial",
     batch=lambda columns: tuple(float(r.tokens - c.tokens_at_crash) for r, c in _crashes(columns)
-                                if c is not None and c.tokens_at_crash is not None)), builtin=True)
+                                if c is not None and c.tokens_at_crash is not None), minimum=0.0), builtin=True)

@@ -284,7 +284,7 @@ register_metric(MetricDef(
     lambda r: None if (m := r.layers.get("model")) is None else m.context_utilization,
     "share of the prompt tokens the fake model saw that belonged to messages its policy relied on",
     batch=lambda columns: tuple(float(v) for m in columns.present("model")
-                                if (v := m.context_utilization) is not None)), builtin=True)
+                                if (v := m.context_utilization) is not None), minimum=0.0), builtin=True)
 
 
 def pick(mix: Mapping[str, float], u: float, allowed: Sequence[str] | None = None) -> str | None:

@@ -423,13 +423,13 @@ def _loops(columns: Any) -> tuple[int, int, tuple[()]]:
 
 register_metric(MetricDef(
     "steps_per_task", "distribution", lambda r: None if (t := _trajectory(r)) is None else float(t.steps),
-    "steps of a trial: tool calls plus model calls the agent started", "steps", batch=_ledger_floats("steps")),
-    builtin=True)
+    "steps of a trial: tool calls plus model calls the agent started", "steps", batch=_ledger_floats("steps"),
+    minimum=0.0), builtin=True)
 register_metric(MetricDef(
     "redundant_calls", "distribution",
     lambda r: None if (t := _trajectory(r)) is None else float(t.redundant_calls),
     "tool calls of a trial that repeated an earlier successful call's tool and arguments with no failed call "
-    "or restart in between", "calls", batch=_ledger_floats("redundant_calls")), builtin=True)
+    "or restart in between", "calls", batch=_ledger_floats("redundant_calls"), minimum=0.0), builtin=True)
 register_metric(MetricDef(
     "loop_rate", "rate", trial_rate(lambda r: None if (t := _trajectory(r)) is None else t.loops > 0),
     "share of trials in which the agent looped (a cycle of calls repeated with the same tools, arguments and "
