@@ -78,3 +78,33 @@ def test_a_switch_in_the_ini_file_that_is_not_true_or_false_names_its_key_and_fi
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: agent_chaos (the ini key, in {pytester.path / 'tox.ini'} or given with -o): "
                                  "invalid truth value 'maybe'; expected true or false"])
+
+
+@pytest.mark.parametrize(("name", "text", "line", "key", "meant"), [
+    ("tox.ini", "[pytest]\naddopts = -q\nagent_chaos_trails = 500\n", 3, "agent_chaos_trails", "agent_chaos_trials"),
+    ("setup.cfg", "[metadata]\nname = x\n[tool:pytest]\nAgent_Chaos_Seed = 7\n", 4, "Agent_Chaos_Seed",
+     "agent_chaos_seed"),
+    ("pyproject.toml", '[project]\nname = "x"\n\n[tool.pytest.ini_options]\n  "agentops_scenario_file" = ["a"]\n', 5,
+     "agentops_scenario_file", "agentops_scenario_files"),
+], ids=["tox", "setup.cfg", "pyproject"])
+def test_a_misspelled_setting_in_the_ini_file_is_an_error_naming_file_line_and_the_setting_meant(
+        pytester, name, text, line, key, meant):
+    """``agent_chaos_trails = 500`` got only pytest's "Unknown config option" warning in the summary, and the
+    campaigns ran with the default number of trials."""
+    pytester.path.joinpath(name).write_text(text)
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {pytester.path / name}:{line}: {key!r} is not a pytest-agentops setting "
+                                 f"(did you mean {meant!r}?); its settings are agent_chaos, agent_chaos_cassette, *"])
+
+
+def test_keys_of_other_sections_and_other_plugins_are_left_to_pytest(pytester):
+    """Only the plugin's own keys in pytest's section: a tool's ``agent_chaos_x`` elsewhere, and pytest's own
+    keys, spelled right or wrong, are not the plugin's to judge."""
+    pytester.path.joinpath("tox.ini").write_text("[testenv]\nagent_chaos_trails = 1\n[pytest]\n"
+                                                 "agent_chaos_trials = 3\ntimeout_x = 1\n")
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*Unknown config option: timeout_x*"])

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..errors import hide_own_frames
+from .ini_keys import check_ini_keys
 from .options import (
     CACHE_SEED,
+    INI_NAMES,
     ChaosOptions,
     add_options,
     comparisons_key,
@@ -45,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "early_stop=None, isolation=None, max_campaign_usd=None, max_campaign_tokens=None, record=None, "
         "cassette=None): configure the agent_chaos fixture's campaigns for this test.",
     )
+    check_ini_keys(config, INI_NAMES)
     opts = resolve_options(config)
     if opts.show is not None and config.getoption("numprocesses", None):
         raise pytest.UsageError("--agent-chaos-show reads a report and runs nothing: leave out -n")

@@ -55,6 +55,33 @@ class ChaosOptions:
     progress_every_s: float = PROGRESS_EVERY_S  # seconds between progress lines when not on a TTY
 
 
+#: the ini twins of the options (and the scenario-file globs): name -> (help, ``addini`` keywords)
+_INI: dict[str, tuple[str, dict[str, Any]]] = {
+    "agent_chaos": ("run full chaos campaigns by default (like --agent-chaos)", {"type": "bool", "default": False}),
+    "agent_chaos_seed": ("every campaign's seed, as --agent-chaos-seed (over markers' and scenarios')", {}),
+    "agent_chaos_trials": ("default maximum trials per campaign", {}),
+    "agent_chaos_profile": ("fault profile, as --agent-chaos-profile (its rates replace a scenario's)", {}),
+    "agent_chaos_report": ("path of the JSON report", {}),
+    "agent_chaos_replay": ("re-run only this trial (like --agent-chaos-replay)", {}),
+    "agent_chaos_concurrency": ("default number of trials run at once per campaign", {}),
+    "agent_chaos_isolation": ("where each trial's agent runs, as --agent-chaos-isolation", {}),
+    "agent_chaos_html": ("path of the HTML report (like --agent-chaos-html)", {}),
+    "agent_chaos_otel": ("path of the OTLP/JSON file of the trials' spans (like --agent-chaos-otel)", {}),
+    "agent_chaos_max_usd": ("every campaign's spend cap in US dollars, as --agent-chaos-max-usd", {}),
+    "agent_chaos_max_tokens": ("every campaign's spend cap in tokens, as --agent-chaos-max-tokens", {}),
+    "agent_chaos_cassette": ("replay the cassettes in this directory, as --agent-chaos-cassette", {}),
+    "agent_chaos_progress": ("live progress while a campaign runs: auto, on or off (like --agent-chaos-progress)",
+                             {}),
+    "agent_chaos_progress_every": ("seconds between progress lines when the output is not a terminal "
+                                   "(like --agent-chaos-progress-every)", {}),
+    "agentops_scenario_files": ("glob patterns of YAML scenario files collected with --agent-chaos "
+                                "(besides .yaml/.yml files under scenarios/ and files given on the command line)",
+                                {"type": "args"}),
+}
+#: every ini key of the plugin (a key beginning like them that is not one is a usage error: ``ini_keys``)
+INI_NAMES = frozenset(_INI)
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register the option group and the ini twins."""
     group = parser.getgroup("agentops", "agent chaos campaigns (pytest-agentops)")
@@ -101,26 +128,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--agent-chaos-progress-every", dest="agent_chaos_progress_every", metavar="SECONDS",
                     help=f"seconds between progress lines when the output is not a terminal (default "
                          f"{PROGRESS_EVERY_S:g}; campaigns that end sooner print none).")
-    parser.addini("agent_chaos", "run full chaos campaigns by default (like --agent-chaos)", type="bool",
-                  default=False)
-    parser.addini("agent_chaos_seed", "every campaign's seed, as --agent-chaos-seed (over markers' and scenarios')")
-    parser.addini("agent_chaos_trials", "default maximum trials per campaign")
-    parser.addini("agent_chaos_profile", "fault profile, as --agent-chaos-profile (its rates replace a scenario's)")
-    parser.addini("agent_chaos_report", "path of the JSON report")
-    parser.addini("agent_chaos_replay", "re-run only this trial (like --agent-chaos-replay)")
-    parser.addini("agent_chaos_concurrency", "default number of trials run at once per campaign")
-    parser.addini("agent_chaos_isolation", "where each trial's agent runs, as --agent-chaos-isolation")
-    parser.addini("agent_chaos_html", "path of the HTML report (like --agent-chaos-html)")
-    parser.addini("agent_chaos_otel", "path of the OTLP/JSON file of the trials' spans (like --agent-chaos-otel)")
-    parser.addini("agent_chaos_max_usd", "every campaign's spend cap in US dollars, as --agent-chaos-max-usd")
-    parser.addini("agent_chaos_max_tokens", "every campaign's spend cap in tokens, as --agent-chaos-max-tokens")
-    parser.addini("agent_chaos_cassette", "replay the cassettes in this directory, as --agent-chaos-cassette")
-    parser.addini("agent_chaos_progress", "live progress while a campaign runs: auto, on or off "
-                  "(like --agent-chaos-progress)")
-    parser.addini("agent_chaos_progress_every", "seconds between progress lines when the output is not a terminal "
-                  "(like --agent-chaos-progress-every)")
-    parser.addini("agentops_scenario_files", "glob patterns of YAML scenario files collected with --agent-chaos "
-                  "(besides .yaml/.yml files under scenarios/ and files given on the command line)", type="args")
+    for name, (help_text, keywords) in _INI.items():
+        parser.addini(name, help_text, **keywords)
 
 
 #: Longer seeds add nothing (a trial's seed is 64 bits) and past 4,300 digits Python refuses to read them.
