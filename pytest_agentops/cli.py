@@ -85,6 +85,9 @@ def _scenario(ref: str):
     from .scenario_file import load_scenarios, resolve_reference
 
     path, _, name = ref.partition("::")
+    if Path(path).is_dir():
+        raise AgentOpsError(f"{path}: is a directory; give a scenario file (path.yaml, or path.yaml::NAME for one "
+                            "scenario of it) or a reference 'package.module:attr'")
     if path.endswith((".yaml", ".yml")):
         if not Path(path).exists():
             raise AgentOpsError(f"{path}: no such scenario file")

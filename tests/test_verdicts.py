@@ -410,6 +410,12 @@ WORSE = BASE.replace(name="worse", agent=agent(0.6))
     assert compare_main(["ab_scenarios:BASE", "ab_scenarios:WORSE"]) == 1
     assert compare_main(["ab_scenarios:BASE", "nowhere.yaml"]) == 2
     assert "no such scenario file" in capsys.readouterr().err
+    (tmp_path / "scenarios.yaml").mkdir()
+    for directory in (str(tmp_path), str(tmp_path / "scenarios.yaml") + "::base"):  # (it said "must be a reference")
+        assert compare_main(["ab_scenarios:BASE", directory]) == 2
+        assert capsys.readouterr().err.endswith(f"error: {directory.partition('::')[0]}: is a directory; give a "
+                                                "scenario file (path.yaml, or path.yaml::NAME for one scenario of it)"
+                                                " or a reference 'package.module:attr'\n")
 
 
 def test_a_task_generator_in_a_scenario_file():
