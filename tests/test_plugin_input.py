@@ -108,3 +108,12 @@ def test_keys_of_other_sections_and_other_plugins_are_left_to_pytest(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*Unknown config option: timeout_x*"])
+
+
+@pytest.mark.parametrize("name", ["refund\thigh", "refund\x00", "a\x7fb", "two\nlines"])
+def test_a_scenario_name_with_a_control_character_is_a_config_error(name):
+    """A NUL or a tab in a name was accepted: the name becomes the pytest item's and the replay id, and the
+    printed replay command broke when pasted into a shell."""
+    with pytest.raises(ConfigError, match=r"must not contain a control character \(a line break, a tab, NUL\)"):
+        Scenario(name=name, agent=lambda task, env: "ok")
+    Scenario(name="refund high é ✓", agent=lambda task, env: "ok")  # (spaces and any printable letter: fine)

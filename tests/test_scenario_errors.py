@@ -67,6 +67,7 @@ EXPECTED: dict[str, tuple[str, int, int | None]] = {
     # scenario values (Scenario's own validators, located)
     "name_empty": ("name='' must be a non-empty string", 1, 7),
     "name_with_slash": ("name='refund/high' must not contain '/'", 1, 7),
+    "name_with_tab": ("name='refund\\thigh' must not contain a control character (a line break, a tab, NUL)", 1, 7),
     "task_empty_list": ("task=[] must be a string or a non-empty list of strings", 3, 7),
     "task_list_with_number": ("task[1]=42 must be a string", 5, 5),
     "trials_zero": ("trials=0 must be a whole number >= 1", 3, 9),

@@ -29,8 +29,9 @@ __tracebackhide__ = hide_own_frames
 
 Reader = Callable[[YamlDoc, Node, str], Any]
 
-#: Scenario names become pytest item names and replay ids: no '/', '[', ']', '::' or line breaks.
-NAME_PATTERN = r"^(?![\s\S]*(?:::|[/\[\]\r\n]))(?=[\s\S]*\S)"
+#: Scenario names become pytest item names and replay ids: no '/', '[', ']', '::' or control characters (a line
+#: break, a tab, NUL: a replay command pasted into a shell broke on them).
+NAME_PATTERN = r"^(?![\s\S]*(?:::|[/\[\]\u0000-\u001f\u007f]))(?=[\s\S]*\S)"
 
 
 def probe_agent(task: str, env: Any) -> None:
@@ -186,8 +187,8 @@ def name(doc: YamlDoc, node: Node, label: str) -> Any:
     value = doc.plain(node)
     doc.check(node, lambda: probe_scenario({"name": value}))
     if not re.search(NAME_PATTERN, value):
-        doc.fail(node, f"{label}={value!r} must not contain '/', '[', ']', '::' or a line break: it becomes the "
-                       "pytest item's name and the replay id")
+        doc.fail(node, f"{label}={value!r} must not contain '/', '[', ']', '::' or a control character (a "
+                       "line break, a tab): it becomes the pytest item's name and the replay id")
     return value
 
 
