@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from .._validation import did_you_mean
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 _SECTIONS = ("[pytest]", "[tool:pytest]", "[tool.pytest.ini_options]", "[tool.pytest]")
 _KEY = re.compile(r"\s*[\"']?((?:agent_?chaos|agentops)[\w.-]*)[\"']?\s*[=:]", re.IGNORECASE)
