@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._validation import did_you_mean
 from .errors import GateUsageError, ReportError, hide_own_frames
 from .records import OUTCOMES
 from .report.json_report import read_report
@@ -158,6 +159,12 @@ def _got(value: Any) -> str:
     return type(value).__name__
 
 
+def _not_an_outcome(where: str, name: Any) -> GateUsageError:
+    """The one wording for an outcome name that is not one, in ``outcomes`` and in ``records[].outcome``."""
+    return GateUsageError(f"{where}: not an outcome{did_you_mean(name, OUTCOMES)}; a trial's outcome is one of "
+                          f"{', '.join(OUTCOMES)}")
+
+
 def _check_fields(where: str, data: dict[str, Any], fields: dict[str, Any]) -> None:
     for key, ((wording, test), nullable) in fields.items():
         value = data.get(key)
@@ -175,8 +182,7 @@ def _check_campaign(where: str, campaign: Any) -> None:
     _check_fields(where, campaign, _CAMPAIGN_FIELDS)
     for outcome, count in (campaign.get("outcomes") or {}).items():
         if outcome not in OUTCOMES:
-            raise GateUsageError(f"{where}.outcomes.{outcome}: not an outcome; a trial's outcome is one of "
-                                 f"{', '.join(OUTCOMES)}")
+            raise _not_an_outcome(f"{where}.outcomes.{outcome}", outcome)
         if not _COUNT[1](count):
             raise GateUsageError(f"{where}.outcomes.{outcome} must be {_COUNT[0]}, got {_got(count)}")
     for j, verdict in enumerate(campaign["verdicts"]):
@@ -199,8 +205,7 @@ def _check_campaign(where: str, campaign: Any) -> None:
             raise GateUsageError(f"{where}.records[{r}] must be an object, got {_got(record)}")
         _check_fields(f"{where}.records[{r}]", record, _RECORD_FIELDS)
         if record["outcome"] not in OUTCOMES:
-            raise GateUsageError(f"{where}.records[{r}].outcome must be one of {', '.join(OUTCOMES)}, got "
-                                 f"{_got(record['outcome'])}")
+            raise _not_an_outcome(f"{where}.records[{r}].outcome={_got(record['outcome'])}", record["outcome"])
         if record["tool_failures"] > record["tool_calls"]:
             raise GateUsageError(f"{where}.records[{r}]: tool_failures={record['tool_failures']} is more than "
                                  f"tool_calls={record['tool_calls']}")

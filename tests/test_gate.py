@@ -172,10 +172,11 @@ SESSION = {"exit_status": 0, "interrupted": False, "expected": ["test_x.py::test
     (_set(("campaigns", 0, "replay"), "0"), r"campaigns\[0\]\.replay must be a whole number >= 0 or null"),
     (_set(("campaigns", 0, "stopped_early"), "false"), r"campaigns\[0\]\.stopped_early must be true, false or null"),
     (_set(("campaigns", 0, "outcomes", "error"), "1"), r"campaigns\[0\]\.outcomes\.error must be a whole number >= 0"),
-    (_set(("campaigns", 0, "outcomes", "eror"), 1), r"campaigns\[0\]\.outcomes\.eror: not an outcome; a trial's "
-                                                    r"outcome is one of completed, failed, "),
+    (_set(("campaigns", 0, "outcomes", "eror"), 1), r"campaigns\[0\]\.outcomes\.eror: not an outcome \(did you mean "
+                                                    r"'error'\?\); a trial's outcome is one of completed, failed, "),
     (_set(("campaigns", 0, "records", 0, "outcome"), "complete"),
-     r"campaigns\[0\]\.records\[0\]\.outcome must be one of completed, .*, got str 'complete'"),
+     r"campaigns\[0\]\.records\[0\]\.outcome=str 'complete': not an outcome \(did you mean 'completed'\?\); a "
+     r"trial's outcome is one of completed, "),
     (_set(("campaigns", 0, "metrics", "completion_rate", "k"), "two"),
      r"campaigns\[0\]\.metrics\.completion_rate\.k must be a whole number >= 0 or null, got str 'two'"),
     (_set(("campaigns", 0, "metrics", "completion_rate", "k"), 10 ** 6),
