@@ -237,9 +237,10 @@ def test_os_abort_inside_a_trial_is_a_recorded_error_not_the_end_of_the_test_pro
     assert result.records[1].reason.startswith("OSError: os.abort() inside a trial is refused: it would kill")
 
 
-_PROCESS_WIDE = {  # (each harmless if it went through: limits as they are, descriptors that are not open)
-    "setrlimit": lambda: resource.setrlimit(resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE)),
-    "prlimit": lambda: resource.prlimit(0, resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE)),
+_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
+_PROCESS_WIDE = {  # (each harmless if it went through: a file limit one lower, put back; descriptors not open)
+    "setrlimit": lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (_NOFILE[0] - 1, _NOFILE[1])),
+    "prlimit": lambda: resource.prlimit(0, resource.RLIMIT_NOFILE, (_NOFILE[0], _NOFILE[1] - 1)),
     "closerange": lambda: os.closerange(2**20, 2**20 + 1),
 }
 
@@ -249,21 +250,25 @@ _PROCESS_WIDE = {  # (each harmless if it went through: limits as they are, desc
 def test_process_wide_limits_and_closing_every_descriptor_are_refused_in_a_trial(name, mode):
     """``resource.setrlimit(RLIMIT_CPU, ...)`` killed pytest (SIGXCPU), a low ``RLIMIT_NOFILE`` failed the later
     tests' files, ``os.closerange(3, 1000)`` ended the run with no output: refused with ``OSError`` (the trial an
-    error naming the call, as for a fork); reading a limit goes through."""
+    error naming the call, as for a fork). Reading a limit, and setting one no lower (as libraries raising the
+    file limit on import do), go through."""
     def sync_agent(task, env):
-        resource.prlimit(0, resource.RLIMIT_NOFILE)  # (a read: allowed)
+        resource.prlimit(0, resource.RLIMIT_NOFILE)  # (a read)
+        resource.setrlimit(resource.RLIMIT_NOFILE, _NOFILE)  # (no lower)
         _PROCESS_WIDE[name]()
         return "ok"
 
     async def async_agent(task, env):
         return sync_agent(task, env)
 
-    result = run_campaign(Scenario(name="wide", agent=sync_agent if mode == "sync" else async_agent,
-                                   faults=Faults.none(), trials=2, seed=1, early_stop=False))
+    try:
+        result = run_campaign(Scenario(name="wide", agent=sync_agent if mode == "sync" else async_agent,
+                                       faults=Faults.none(), trials=2, seed=1, early_stop=False))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, _NOFILE)  # (had it gone through: as it was, being root)
     assert [r.outcome for r in result.records] == ["error", "error"]
     owner = "os" if name == "closerange" else "resource"
     assert all(r.reason.startswith(f"OSError: {owner}.{name}() inside a trial is refused: ") for r in result.records)
-    _PROCESS_WIDE[name]()  # outside a trial: the real function
 
 
 def test_a_cpu_limit_and_closed_descriptors_in_a_campaign_leave_the_run_and_its_report(pytester):

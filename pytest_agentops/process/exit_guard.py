@@ -10,7 +10,8 @@ stand-ins) that, inside a trial (a thread or task on the trial's clock), raise i
 on. ``subprocess`` is unaffected (it calls neither). A signal to the test process itself (``os.kill``,
 ``os.killpg``, ``signal.raise_signal``, ``signal.pthread_kill``, ``_thread.interrupt_main``: ``SIGSTOP`` stopped
 pytest for good) raises ``PermissionError``. ``os.closerange`` (which closed pytest's own pipes and files) and
-``resource.setrlimit`` (``RLIMIT_CPU`` killed pytest) raise ``OSError``. Outside trials they are the real functions.
+``resource.setrlimit`` lowering a limit (``RLIMIT_CPU`` killed pytest) raise ``OSError``. Outside trials they
+are the real functions.
 
 Threads an agent starts itself are outside its trial: only a child process per trial contains them
 (``docs/harness.md``). They are made daemon threads, so that one left running does not keep the test process
@@ -288,9 +289,9 @@ _WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
         "closerange": "it would close the test process's own files and pipes (pytest's captured output, "
                       "pytest-xdist's channel), which ended the run with no report; close the descriptors you "
                       "opened with os.close",
-        "rlimit": "the limits are the test process's: a CPU-time limit below what the run has used killed pytest "
-                  "(SIGXCPU), a file limit failed every later test's files; set it before the run, or start the code "
-                  "that needs it with subprocess"}
+        "rlimit": "lowering a limit lowers the test process's: a CPU-time limit below what the run has used "
+                  "killed pytest (SIGXCPU), a file limit failed every later test's files; set it before the run, "
+                  "or start the code that needs it with subprocess"}
 
 
 def _refusing(name: str, why: str, real: Callable[..., Any], owner: str = "os",
@@ -533,13 +534,27 @@ _register_lingering(_thread_module, {"interrupt_main": _refusing_signal("_thread
 if os.name == "posix":
     import resource
 
-    def _sets_own_limit(pid: Any = None, *rest: Any, **kwargs: Any) -> bool:
-        """Whether ``resource.prlimit(pid, resource, limits)`` sets a limit of this process (not only reads it)."""
-        return (len(rest) >= 2 or "limits" in kwargs) and pid in (0, os.getpid())
+    def _lowers(which: Any, limits: Any) -> bool:
+        """Whether setting ``limits`` (soft, hard) on resource ``which`` lowers either of the process's (raising
+        one, as some libraries do with the file limit on import, harms nothing)."""
+        try:
+            soft, hard = limits
+            now = resource.getrlimit(which)
+        except (TypeError, ValueError, OSError):  # (arguments the real function refuses: it says how)
+            return False
+        ceiling = float("inf")
+        return any((ceiling if new == resource.RLIM_INFINITY else new) < (ceiling if old == resource.RLIM_INFINITY
+                                                                           else old)
+                   for new, old in zip((soft, hard), now, strict=True))
 
-    _register_lingering(resource, {"setrlimit": _refusing("setrlimit", _WHY["rlimit"], resource.setrlimit, "resource"),
+    def _lowers_own_limit(pid: Any = None, which: Any = None, limits: Any = None) -> bool:
+        """Whether ``resource.prlimit(pid, resource, limits)`` lowers a limit of this process (not only reads it)."""
+        return limits is not None and pid in (0, os.getpid()) and _lowers(which, limits)
+
+    _register_lingering(resource, {"setrlimit": _refusing("setrlimit", _WHY["rlimit"], resource.setrlimit, "resource",
+                                                          when=_lowers),
                                    **({"prlimit": _refusing("prlimit", _WHY["rlimit"], resource.prlimit, "resource",
-                                                            when=_sets_own_limit)}
+                                                            when=_lowers_own_limit)}
                                       if hasattr(resource, "prlimit") else {})})
 if os.name == "posix":  # (``posix._exit`` is the same function: swept during campaigns, kept while lingering)
     import posix
