@@ -21,12 +21,12 @@ import functools
 import hashlib
 import json
 import os
-import re
 import struct
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 from .errors import hide_own_frames
+from .stable_repr import stable_repr
 
 __tracebackhide__ = hide_own_frames
 
@@ -133,20 +133,14 @@ def text_key(text: str | bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-
-
-def _stable(value: Any) -> str:
-    return _ADDRESS.sub("", repr(value))  # object addresses differ run to run
-
-
 def _encoded(value: Any) -> Any:
     """What the canonical encoder writes for a value JSON cannot hold: a set as the list of its members in the
     order of their canonical texts (its own order follows string hashing, which differs from process to process
-    unless ``PYTHONHASHSEED`` is set); anything else as its ``repr`` without object addresses."""
+    unless ``PYTHONHASHSEED`` is set); anything else as its ``stable_repr`` (no object addresses, and the sets
+    inside a dataclass, a named tuple or a pydantic model in order too)."""
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=canonical)
-    return _stable(value)
+    return stable_repr(value)
 
 
 # One encoder for every call: ``json.dumps`` with options builds a new encoder, and ``JSONEncoder.encode`` a
@@ -164,7 +158,7 @@ def canonical(value: Any) -> str:
             return "".join(_C_ENCODER(value, 0))
         return _CANONICAL.encode(value)
     except (TypeError, ValueError, RecursionError):  # keys of mixed types, circular values
-        return _stable(value)
+        return stable_repr(value)
 
 
 def trial_seed(campaign_seed: int, index: int) -> int:

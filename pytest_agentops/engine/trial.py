@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RAISED_AT, AgentExited, TrialAbandoned, TrialAborted, hide_own_frames, user_code_at
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
-from ..harness.trace import PendingEvent, Trace, without_addresses
+from ..harness.trace import PendingEvent, Trace
 from ..process.exit_guard import Refusal
 from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import CHECK, TrialRandom, enter_random, exit_random
 from ..records import EventKey, TraceEvent, TrialRecord, event_key, make_trial_record
 from ..seeding import trial_seed
+from ..stable_repr import stable_repr, without_addresses
 from ..vtime.clock import LoopOrigin
 from ..vtime.deadline import watch_virtual_deadline
 from ..vtime.loop import run_virtual
@@ -358,7 +359,7 @@ def short_repr(value: Any, limit: int = 200) -> str:
     """The output as a record keeps it: its text (or repr), secrets redacted, cut to ``limit`` characters."""
     if value is None:
         return ""
-    return redact_short(value if isinstance(value, str) else without_addresses(_safe(repr, value)), limit)
+    return redact_short(without_addresses(value) if isinstance(value, str) else _safe(stable_repr, value), limit)
 
 
 def _safe(show: Any, value: Any) -> str:

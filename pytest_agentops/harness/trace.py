@@ -12,7 +12,6 @@ scrubbed at all.
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from .._frozen import FrozenMap, freeze
 from ..errors import hide_own_frames
 from ..records import TraceEvent
+from ..stable_repr import stable_repr, without_addresses
 from .secrets import REDACTED, SECRET_KEY, is_secret_number, redact, redact_text
 
 __tracebackhide__ = hide_own_frames
@@ -27,22 +27,16 @@ __tracebackhide__ = hide_own_frames
 __all__ = ["REDACTED", "Trace", "redact"]
 
 
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 #: ints from here on (in size) are traced as text: ``json`` cannot write them (Python's 4,300-digit limit)
 _LONG_INT = 10 ** 4000
 
 
-def without_addresses(text: str) -> str:
-    """``text`` (an object's ``repr``) without the memory addresses a default ``repr`` shows (`` at 0x7f...``):
-    they differ run to run, and a trial's record must not."""
-    return _ADDRESS.sub("", text) if " at 0x" in text else text
-
-
 def shown_repr(value: Any) -> str:
-    """``repr(value)`` without addresses (``without_addresses``); a ``repr`` that raises ``ValueError`` (a container
-    holding an int beyond Python's 4,300-digit limit) gives a placeholder naming the type instead."""
+    """``repr(value)`` the same in every process (``stable_repr``: no addresses, sets in order); a ``repr`` that
+    raises ``ValueError`` (a container holding an int beyond Python's 4,300-digit limit) gives a placeholder
+    naming the type instead."""
     try:
-        return without_addresses(repr(value))
+        return stable_repr(value)
     except ValueError:
         return f"<{type(value).__name__} whose repr() raised ValueError>"
 
@@ -66,7 +60,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (int, float)):
         return _number(value)
     if isinstance(value, Mapping):
-        return {without_addresses(str(k)): _plain(v) for k, v in value.items()}
+        return {_key_text(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [_plain(v) for v in value]
         return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
@@ -75,7 +69,15 @@ def _plain(value: Any) -> Any:
         if type(item) in (int, float):
             return _number(item)
         return item if item is None or type(item) in (bool, str) else shown_repr(item)
-    return without_addresses(redact_text(repr(value)))  # (an object's repr may show a secret it holds)
+    return redact_text(stable_repr(value))  # (an object's repr may show a secret it holds)
+
+
+def _key_text(key: Any) -> str:
+    """A dict key as a trace's (JSON's) key: a string as it is, a tuple or frozenset as its stable ``repr``,
+    anything else as its ``str`` without addresses."""
+    if type(key) is str:
+        return without_addresses(key)
+    return stable_repr(key) if isinstance(key, (tuple, frozenset)) else without_addresses(str(key))
 
 
 _secret_keys: dict[str, bool] = {}  # key -> whether it names a secret (a cache: the same few keys recur)
@@ -104,7 +106,7 @@ def _scrub(value: Any) -> Any:
                         _secret_keys[k] = secret
                 out[k] = REDACTED if secret else _scrub(v)
             else:
-                out[without_addresses(str(k))] = freeze(_plain(redact(v)))
+                out[_key_text(k)] = freeze(_plain(redact(v)))
         return FrozenMap(out)
     if cls is list or cls is tuple:
         return tuple(_scrub(v) for v in value)

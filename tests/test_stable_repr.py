@@ -1,0 +1,124 @@
+"""Sets, addresses and the texts a record keeps (an outside replay review): a set inside a dataclass argument
+keyed the fault draws by its hash order, so the printed replay command of a failing trial completed; a set
+inside a tool's result, and an object's address inside a text output, made two runs' reports differ."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
+from collections import namedtuple
+from typing import NamedTuple
+
+import pydantic
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_agentops.stable_repr import stable_repr
+
+PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=4).map(tuple)
+    | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(PLAIN)
+def test_a_value_without_sets_or_objects_is_exactly_its_repr(value):
+    assert stable_repr(value) == repr(value)
+
+
+@given(st.sets(st.text(max_size=6) | st.integers(), max_size=8))
+def test_a_set_lists_its_members_in_the_order_of_their_texts(members):
+    expected = "{" + ", ".join(sorted(map(repr, members))) + "}" if members else "set()"
+    assert stable_repr(members) == expected
+    assert stable_repr(frozenset(members)) == (f"frozenset({expected})" if members else "frozenset()")
+
+
+@dataclasses.dataclass(frozen=True)
+class Filter:
+    statuses: frozenset
+    limit: int = 10
+    hidden: str = dataclasses.field(default="x", repr=False)
+
+
+@dataclasses.dataclass
+class OwnRepr:
+    tags: set
+
+    def __repr__(self) -> str:
+        return "OwnRepr(...)"
+
+
+class Pair(NamedTuple):
+    left: object
+    right: object
+
+
+class Model(pydantic.BaseModel):
+    tags: set[str]
+    n: int = 1
+
+
+def test_dataclasses_named_tuples_and_pydantic_models_show_their_sets_in_order_and_keep_their_own_reprs():
+    looped: list[object] = []
+    looped.append(looped)
+    assert stable_repr(Filter(frozenset({"paid", "shipped", "pending"}))) == (
+        "Filter(statuses=frozenset({'paid', 'pending', 'shipped'}), limit=10)")
+    assert stable_repr(Pair({"b", "a"}, namedtuple("P", "x")(x={"z", "y"}))) == (
+        "Pair(left={'a', 'b'}, right=P(x={'y', 'z'}))")
+    assert stable_repr(Model(tags={"vip", "eu", "new"})) == "Model(tags={'eu', 'new', 'vip'}, n=1)"
+    assert stable_repr(OwnRepr({"a"})) == "OwnRepr(...)"  # (a repr of its own is the object's say)
+    assert stable_repr([looped, {"k": {"b", "a"}}]) == "[[[...]], {'k': {'a', 'b'}}]"
+    assert stable_repr(object()) == "<object object>"
+
+
+CAMPAIGN = textwrap.dedent("""
+    import dataclasses, sys
+    from pytest_agentops import Scenario, run_campaign, tool
+    from pytest_agentops.report.json_report import write_report
+
+    @dataclasses.dataclass(frozen=True)
+    class Filter:
+        statuses: frozenset
+
+    class Receipt:
+        pass
+
+    @tool
+    def search(flt: Filter) -> dict:
+        "Orders by status."
+        return {"id": 42, "tags": {"vip", "eu", "new", "gift", "late"}}
+
+    def agent(task, env):
+        found = []
+        for _ in range(3):
+            try:
+                found.append(env.tools["search"](Filter(frozenset({"paid", "shipped", "refunded", "pending"}))))
+                break
+            except Exception as exc:
+                found.append(type(exc).__name__)
+        return f"{len(found)} tries, receipt {Receipt()}"
+
+    result = run_campaign(Scenario(name="sets", agent=agent, tools=[search], check=lambda w, o: "1 tries" in o,
+                                   faults="high", trials=30, seed=7, early_stop=False, keep_traces=None))
+    write_report(sys.argv[1], [result])
+""")
+
+
+def test_two_processes_with_different_string_hashing_write_the_same_report(tmp_path):
+    """PYTHONHASHSEED differs from process to process unless set: the report of the same seed must not."""
+    script = tmp_path / "campaign.py"
+    script.write_text(CAMPAIGN)
+    reports = []
+    for hash_seed in ("1", "2", "3"):
+        out = tmp_path / f"r{hash_seed}.json"
+        subprocess.run([sys.executable, str(script), str(out)], check=True, timeout=120,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        reports.append(out.read_bytes())
+    assert reports[0] == reports[1] == reports[2]
+    text = reports[0].decode()
+    assert "'tags': {'eu', 'gift', 'late', 'new', 'vip'}" in text and "receipt <__main__.Receipt object>" in text
+    assert '"search:' in text  # (faults were drawn: the keys the set decides were used)
