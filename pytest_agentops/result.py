@@ -59,14 +59,19 @@ class TaskSummary:
         return out
 
 
-def _per_task(scenario: Scenario, settings: RunSettings, records: RecordStore) -> tuple[TaskSummary, ...]:
-    """The breakdown by task, for scenarios with several tasks (or pass^k groups); empty otherwise."""
+def _per_task(scenario: Scenario, settings: RunSettings, records: RecordStore,
+              task_of: Callable[[int], str] | None = None) -> tuple[TaskSummary, ...]:
+    """The breakdown by task, for scenarios with several tasks (or pass^k groups); empty otherwise. ``task_of``
+    gives a trial's task as the campaign gave it (a task generator's, made once per group), else
+    ``Scenario.task_for``."""
     repeats = scenario.repeats
     if (len(scenario.tasks) == 1 and repeats == 1) or settings.smoke or settings.replay is not None:
         return ()
     by_task: dict[str, list[TrialRecord]] = {}
     for record in records:
-        by_task.setdefault(scenario.task_for(record.index, settings.seed), []).append(record)
+        index = record.index
+        by_task.setdefault(task_of(index) if task_of is not None else scenario.task_for(index, settings.seed),
+                           []).append(record)
     out = []
     for task, rs in by_task.items():
         done = sum(r.outcome == "completed" for r in rs)
@@ -131,9 +136,11 @@ class CampaignResult:
     def build(cls, scenario: Scenario, settings: RunSettings, records: Iterable[TrialRecord], *,
               stopped_early: bool = False, wall_s: float = 0.0, replay_command: str | None = None,
               late_calls: int = 0, unstoppable: int = 0, interrupted: bool = False,
-              spend: Mapping[str, Any] | None = None) -> CampaignResult:
+              spend: Mapping[str, Any] | None = None, task_of: Callable[[int], str] | None = None
+              ) -> CampaignResult:
         """Compute metrics and verdicts for a finished campaign (``spend``: a capped campaign's spend; a
-        campaign its cap stopped is incomplete, and its verdicts are those reached, as for an interrupted one)."""
+        campaign its cap stopped is incomplete, and its verdicts are those reached, as for an interrupted one;
+        ``task_of``: each trial's task as the campaign gave it, for the breakdown by task)."""
         records = RecordStore.of(records)  # (the runner's own store: frozen as it is, not copied)
         expectations = scenario.expectations
         data = collect(records)  # every metric: the summaries need them all
@@ -150,7 +157,7 @@ class CampaignResult:
                    metrics=FrozenMap(summarize_all(data, settings.confidence)), verdicts=verdicts,
                    stopped_early=stopped_early, smoke=settings.smoke, replay=settings.replay,
                    xfail=scenario.xfail, wall_s=wall_s, replay_command=replay_command, late_calls=late_calls,
-                   unstoppable=unstoppable, per_task=_per_task(scenario, settings, records),
+                   unstoppable=unstoppable, per_task=_per_task(scenario, settings, records, task_of),
                    fault_settings=settings.faults, interrupted=interrupted,
                    spend=None if spend is None else FrozenMap(spend), unit_trials=unit)
 

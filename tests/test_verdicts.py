@@ -222,6 +222,28 @@ def test_a_task_generator_draws_one_task_per_group_from_the_campaign_seed():
     assert run_campaign(scenario).per_task
 
 
+def _module_random_task(rng):
+    """A task generator as example code writes it: the stdlib's and numpy's module functions, not ``rng``."""
+    import random
+
+    return f"order {random.choice([11, 42, 77, 93, 105])} x{np.random.randint(1, 4)}"
+
+
+def test_a_task_generator_drawing_from_the_module_functions_gives_each_group_one_task_every_time():
+    """It drew from the process-wide generators: the three trials of a pass^3 group got orders 11, 93 and 11,
+    two runs of the same seed differed, and the report's breakdown by task (the generator called again after
+    the campaign) named tasks no trial had."""
+    scenario = Scenario(name="gen-random", agent=lambda task, env: task, task=_module_random_task,
+                        check=lambda w, o: True, trials=12, seed=7, faults=Faults.none(), early_stop=False,
+                        expect={"pass^3": ">= 0.5"})
+    first, second = run_campaign(scenario), run_campaign(scenario)
+    outputs = [r.output for r in first.records]
+    assert outputs == [r.output for r in second.records]
+    assert all(len(set(outputs[g:g + 3])) == 1 for g in range(0, 12, 3)) and len(set(outputs)) > 1
+    assert {t.task: t.trials for t in first.per_task} == {o: outputs.count(o) for o in outputs}
+    assert run_campaign(scenario, replay=4).records[0].output == outputs[4]
+
+
 def test_pass_k_at_one_look_is_clopper_pearson_on_the_groups():
     exp = Expectation.parse("pass^3", ">= 0.5")
     v = evaluate(exp, MetricData("completion_rate", "rate", 70, 100))

@@ -39,8 +39,9 @@ from ..harness.state import layer as state
 from ..harness.tools import ToolTemplate
 from ..llm import boundary
 from ..plan import FaultPlan
-from ..process.trial_random import ACTIVE_RANDOM, WORLD, TrialRandom
+from ..process.trial_random import ACTIVE_RANDOM, TASK, WORLD, TrialRandom
 from ..scenario import Scenario
+from ..seeding import trial_seed
 from ..settings.prices import price_table
 from ..settings.run import RunSettings
 
@@ -106,6 +107,8 @@ class CampaignLayers:
         self.templates = tuple(ToolTemplate(spec) for spec in self.specs)  # each tool's face, worked out once
         tasks, repeats = scenario.tasks, scenario.repeats  # (``repeats`` parses the expectations: once, here)
         self._tasks = (tasks, repeats) if tasks and not callable(scenario.task) else None
+        self._repeats = repeats
+        self._generated: dict[int, str] = {}  # group -> the task generator's task for it (made once per group)
         self.prices = price_table(scenario.prices)
         self.is_async = is_async_agent(scenario.agent)
         self.layer_maps = Shared()  # (names, ids of the records) -> the map of them: see ``layer_map``
@@ -164,9 +167,19 @@ class CampaignLayers:
         return found if found is not None else self.layer_maps.add(key, FrozenMap(records))
 
     def task_for(self, index: int) -> str:
-        """``Scenario.task_for(index, seed)`` of this campaign, without working out the task list each time."""
+        """``Scenario.task_for(index, seed)`` of this campaign, without working out the task list each time. A
+        task generator is called once per group, with ``random``'s and numpy's functions drawing from a
+        generator of the group's own (``of_the_trial``, role ``TASK``, seeded as the group's first trial), as
+        the task is the same whenever it is asked for: by each trial of the group, its replay, the report."""
         if self._tasks is None:
-            return self.scenario.task_for(index, self.run.seed)
+            group = index // self._repeats
+            task = self._generated.get(group)
+            if task is None:
+                first = group * self._repeats
+                task = of_the_trial(TASK, trial_seed(self.run.seed, first), self.scenario.task_for, first,
+                                    self.run.seed)
+                self._generated[group] = task
+            return task
         tasks, repeats = self._tasks
         return tasks[(index // repeats) % len(tasks)]
 

@@ -35,8 +35,9 @@ _NP_GLOBAL = np.random.mtrand._rand  # the RandomState behind numpy's legacy mod
 _NP_TAG = 0x6E756D70  # "nump": keeps numpy's streams apart from anything else seeded from the trial seed
 
 
-#: whose draws a ``TrialRandom`` serves (``role``): the agent's, the world factory's, the check's
-AGENT, WORLD, CHECK = 0, 1, 2
+#: whose draws a ``TrialRandom`` serves (``role``): the agent's, the world factory's, the check's, a task
+#: generator's (seeded by the group's first trial's seed: one task per group)
+AGENT, WORLD, CHECK, TASK = 0, 1, 2, 3
 
 
 class TrialRandom:
