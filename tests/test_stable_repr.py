@@ -122,3 +122,4 @@ def test_two_processes_with_different_string_hashing_write_the_same_report(tmp_p
     text = reports[0].decode()
     assert "'tags': {'eu', 'gift', 'late', 'new', 'vip'}" in text and "receipt <__main__.Receipt object>" in text
     assert '"search:' in text  # (faults were drawn: the keys the set decides were used)
+

@@ -62,3 +62,20 @@ def test_reseeding_inside_a_trial_reseeds_only_that_trial():
     outputs = _outputs(agent, 4)
     assert len(set(outputs)) == 1 and outputs[0] == repr(random.Random(5).random())
     assert random.getstate() == before
+
+
+def test_numpys_global_random_state_as_libraries_fetch_it_is_the_trials():
+    """scikit-learn's ``check_random_state(None)`` (and scipy's) return ``np.random.mtrand._rand`` when called:
+    it drew from the process-wide ``RandomState``, differently in every run."""
+    import numpy as np
+
+    def agent(task, env):
+        state = np.random.mtrand._rand  # (looked up as a library does, at the draw)
+        return f"{state.randint(0, 10**9)} {np.random.randint(0, 10**9)}"
+
+    scenario = Scenario(name="global-state", agent=agent, trials=6, seed=3, faults=Faults.none(), early_stop=False)
+    first, second = run_campaign(scenario), run_campaign(scenario, concurrency=4)
+    outputs = [r.output for r in first.records]
+    assert outputs == [r.output for r in second.records] and len(set(outputs)) == 6
+    assert replay_trial(scenario, 4).output == outputs[4]
+    assert type(np.random.mtrand._rand) is np.random.RandomState  # (outside campaigns: the real one)

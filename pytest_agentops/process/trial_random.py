@@ -140,3 +140,21 @@ NUMPY_NAMES: dict[str, str] = {
 register_stand_ins(np.random, {**{name: _stand_in(np.random, name, _NP_GLOBAL, "numpy", method)
                                   for name, method in NUMPY_NAMES.items()},
                                "default_rng": _default_rng})
+
+
+class _GlobalRandomState(np.random.RandomState):
+    """``np.random.mtrand._rand`` while campaigns run: the ``RandomState`` that libraries asking for numpy's
+    global one get (scipy's ``check_random_state(None)``: ``scipy.stats.expon.rvs()`` drew from it, unseeded
+    by the trial), each attribute that of the active trial's (its ``numpy``) inside a trial, of the real one
+    elsewhere. (C code reaching into the state of the ``RandomState`` it is handed, not through its methods,
+    reaches this object's own generator, seeded with 0.)"""
+
+    def __getattribute__(self, name: str) -> Any:
+        current = _active.get()
+        return getattr(_NP_GLOBAL if current is None else current.numpy, name)
+
+    def __repr__(self) -> str:
+        return repr(_NP_GLOBAL if _active.get() is None else _active.get().numpy)  # type: ignore[union-attr]
+
+
+register_stand_ins(np.random.mtrand, {"_rand": _GlobalRandomState(0)})  # type: ignore[dict-item]
