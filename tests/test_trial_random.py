@@ -79,3 +79,21 @@ def test_numpys_global_random_state_as_libraries_fetch_it_is_the_trials():
     assert outputs == [r.output for r in second.records] and len(set(outputs)) == 6
     assert replay_trial(scenario, 4).output == outputs[4]
     assert type(np.random.mtrand._rand) is np.random.RandomState  # (outside campaigns: the real one)
+
+
+def test_a_job_an_async_agent_hands_the_loops_default_executor_draws_and_reads_time_as_its_trial():
+    """``loop.run_in_executor(None, fn)`` ran ``fn`` outside the trial's context (``asyncio.to_thread`` copies
+    it): its ``random.random()`` and ``time.time()`` were the process's, different in every run."""
+    import time
+
+    def job():
+        return f"{random.random():.9f} {time.time():.3f}"
+
+    async def agent(task, env):
+        return await asyncio.get_running_loop().run_in_executor(None, job)
+
+    scenario = Scenario(name="executor", agent=agent, trials=5, seed=2, faults=Faults.none(), early_stop=False)
+    first, second = run_campaign(scenario), run_campaign(scenario, concurrency=5)
+    outputs = [r.output for r in first.records]
+    assert outputs == [r.output for r in second.records] and len(set(outputs)) == 5
+    assert replay_trial(scenario, 3).output == outputs[3]

@@ -461,8 +461,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._vt_selector.outside_jobs -= 1
 
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """As ``asyncio``'s, and while the job runs the loop waits for real instead of jumping timers."""
-        future = super().run_in_executor(executor, func, *args)
+        """As ``asyncio``'s, with the job run in a copy of the caller's context (as ``asyncio.to_thread`` runs
+        it: a trial's job sees the trial's clock and ``random``, which it drew from the real ones), and while
+        the job runs the loop waits for real instead of jumping timers."""
+        future = super().run_in_executor(executor, contextvars.copy_context().run, func, *args)
         self._vt_selector.outside_jobs += 1
         future.add_done_callback(self._vt_job_done)
         return future
