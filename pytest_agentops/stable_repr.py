@@ -16,6 +16,10 @@ import dataclasses
 import re
 from typing import Any
 
+from .errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _LEAVES = frozenset({str, int, float, bool, type(None), bytes, complex})
 

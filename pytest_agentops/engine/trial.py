@@ -368,4 +368,5 @@ def _safe(show: Any, value: Any) -> str:
     try:
         return str(show(value))
     except (Exception, AgentExited) as exc:
-        return f"<{type(value).__name__} whose {show.__name__}() raised {type(exc).__name__}>"
+        shown = "repr" if show is stable_repr else show.__name__  # (``stable_repr`` is ``repr``, to a reader)
+        return f"<{type(value).__name__} whose {shown}() raised {type(exc).__name__}>"
