@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from pytest_agentops import Scenario, ToolError, tool
@@ -97,3 +99,11 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     an outer PYTEST_ADDOPTS when it starts; this one is set after that.)"""
     monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:langsmith_plugin")
     return pytester
+
+
+@pytest.fixture(autouse=True)
+def _launched_as_pytest(request, monkeypatch):
+    """A run inside a test (``pytester``) prints its commands as a ``pytest`` launch whether this suite was
+    started with ``pytest``, ``python -m pytest`` or on an xdist worker: the commands tests read are the same."""
+    if "pytester" in request.fixturenames:
+        monkeypatch.setattr(sys, "argv", ["pytest", *sys.argv[1:]])

@@ -135,6 +135,9 @@ def test_seed_last_repeats_the_seeds_the_previous_run_printed(project):
     third = project.runpytest("--agent-chaos", "--agent-chaos-seed=42", "-k", "plain")
     third.stdout.fnmatch_lines(["*agentops: campaigns, seed=42 for every campaign*"])
     project.runpytest("-k", "plain")  # a plain smoke run prints no seed: it is not what `last` repeats
+    # nor do runs that run no campaign (they replaced the cached seeds with fresh ones)
+    project.runpytest("--agent-chaos", "--co", "-q")
+    project.runpytest("--agent-chaos", "--help")
     fourth = project.runpytest("--agent-chaos", "--agent-chaos-seed=last", "-k", "plain")
     fourth.stdout.fnmatch_lines(["*agentops: campaigns, seed=42 for every campaign*"])
 
@@ -144,6 +147,10 @@ def test_seed_last_without_a_printed_run_is_a_usage_error(project):
     result = project.runpytest("--agent-chaos", "--agent-chaos-seed=last", "-k", "plain")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--agent-chaos-seed=last: no run has printed its seeds yet*"])
+    off = project.runpytest("--agent-chaos", "--agent-chaos-seed=last", "-p", "no:cacheprovider")
+    assert off.ret == pytest.ExitCode.USAGE_ERROR
+    off.stderr.fnmatch_lines(["*--agent-chaos-seed=last reads the seeds from pytest's cache, which is off in this "
+                              "run (-p no:cacheprovider)*"])
 
 
 @pytest.mark.parametrize("option, message", [

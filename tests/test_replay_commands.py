@@ -161,3 +161,89 @@ def test_a_replay_naming_no_campaign_is_a_usage_error_listing_the_campaigns(proj
     beyond = run(sub, "test_agents.py::test_named", "--agent-chaos-replay=refund / eu [v2]/trial-40",
                  "-p", "no:cacheprovider")
     assert "has no trial 40: its trials are 0..39" in beyond.stdout
+
+
+@pytest.mark.parametrize(("argv0", "expected"), [
+    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", "python -m pytest"),
+    ("/venv/bin/pytest", "pytest"), ("-c", "pytest"), ("/x/py.test", "pytest"),
+])
+def test_printed_commands_start_as_the_run_was_started(argv0, expected):
+    from pytest_agentops.pytest_plugin.options import launcher
+
+    assert launcher(argv0) == expected
+
+
+AGENT_MODULE = '''
+from pytest_agentops import tool
+
+class Orders:
+    def __init__(self):
+        self.refunded = []
+
+@tool(side_effect=True)
+def refund_order(world, order_id: int) -> str:
+    """Refund an order."""
+    world.refunded.append(order_id)
+    return "refunded"
+
+TOOLS = [refund_order]
+
+def hasty(task, env):
+    try:
+        return env.tools["refund_order"](42)
+    except Exception as exc:
+        return f"failed: {exc}"
+
+def refunded(world, output):
+    return 42 in world.refunded
+'''
+
+
+def test_a_run_started_with_python_m_pytest_prints_commands_that_run_the_same_way(tmp_path):
+    """A project importing its own module from the working directory (which ``python -m pytest`` puts on
+    ``sys.path``) got ``pytest ...`` replay commands, and pasted they failed: "cannot import module 'myagent'"."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "myagent.py").write_text(AGENT_MODULE)
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "s.yaml").write_text(
+        "name: hasty\nagent: myagent:hasty\ntask: Refund order 42\nworld: myagent:Orders\ntools: myagent:TOOLS\n"
+        "check: myagent:refunded\nfaults: {rate: 0.3}\ntrials: 30\nseed: 5\nearly_stop: false\n"
+        "expect: {completion_rate: '>= 0.99'}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def python_m_pytest(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    first = python_m_pytest("--agent-chaos", "--agent-chaos-report=r.json")
+    assert first.returncode == 1, first.stdout + first.stderr
+    command = re.search(r"^\s*(python -m pytest .*--agent-chaos-replay=\S+)$", first.stdout, re.M).group(1)
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "pytest"]
+    again = python_m_pytest(*words[3:], "--agent-chaos-report=again.json")
+    assert again.returncode == 1, again.stdout + again.stderr
+    (key, replayed), = records_of(tmp_path / "again.json").items()
+    assert replayed == records_of(tmp_path / "r.json")[key]
+
+
+def test_a_trial_beyond_the_scenarios_own_count_replays_with_the_trials_the_run_had(project, run):
+    """``--agent-chaos-trials=60`` on a scenario of 40 trials printed commands without it, and pasted, one of
+    trial 40 or later said "campaign has no trial 45: its trials are 0..39". ``--agent-chaos-show`` printed
+    a command without the test's node id and the run's options (a different trial ran): it prints the run's."""
+    _root, sub = project
+    first = run(sub, "test_agents.py::test_named", "--agent-chaos", "--agent-chaos-trials=60",
+                "--agent-chaos-report=first.json", "-p", "no:cacheprovider")
+    assert first.returncode == 1
+    original = records_of(sub / "first.json")
+    late = min(index for (_, index), r in original.items() if index >= 40 and r["outcome"] != "completed")
+    shown = run(sub, f"--agent-chaos-show=refund / eu [v2]/trial-{late}", "--agent-chaos-report=first.json",
+                "-p", "no:cacheprovider")
+    (command,) = re.findall(r"^\s*replay: (pytest .*)$", shown.stdout, re.M)
+    assert f"/trial-{late}" in command and "--agent-chaos-trials=60" in command and "test_named" in command
+    again = run(sub, *pasted(command), "--agent-chaos-report=again.json", "-p", "no:cacheprovider")
+    assert again.returncode == 1, again.stdout + again.stderr
+    (key, replayed), = records_of(sub / "again.json").items()
+    assert key == ("refund / eu [v2]", late) and replayed == original[key]

@@ -57,8 +57,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[comparisons_key] = []
     if opts.enabled:
         _collect_scenarios_beside_testpaths(config)
-    if prints_seeds(opts) and getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
-        config.cache.set(CACHE_SEED, {"seed": opts.seed, "session": opts.session_seed})  # for --agent-chaos-seed=last
 
 
 def _collect_scenarios_beside_testpaths(config: pytest.Config) -> None:
@@ -81,6 +79,7 @@ def pytest_configure_node(node: Any) -> None:  # xdist hook (called only when xd
 
     opts = node.config.stash[options_key]
     node.workerinput["agentops_seeds"] = [opts.seed, opts.session_seed]
+    node.workerinput["agentops_launcher"] = opts.launcher  # (a worker's own argv says nothing of it)
     node.workerinput[SPOOL] = controller_spool(node.config)  # campaigns come home as each one finishes
 
 
@@ -228,13 +227,20 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a w
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Output paths checked, the JSON report marked running: when a session starts, not at configure (which
-    ``--help`` and ``--markers`` run too, and they must not replace the last report)."""
-    opts = session.config.stash.get(options_key, None)
-    if opts is not None and (opts.report or opts.html or opts.otel) and not session.config.option.collectonly:
+    """Output paths checked, the JSON report marked running, the seeds cached for ``--agent-chaos-seed=last``:
+    when a session that runs tests starts, not at configure (which ``--help`` and ``--markers`` run too, and they
+    must not replace the last report or the last seeds), nor for ``--collect-only``."""
+    config = session.config
+    opts = config.stash.get(options_key, None)
+    if opts is None or config.option.collectonly:
+        return
+    if (prints_seeds(opts) and opts.show is None and getattr(config, "cache", None) is not None
+            and not hasattr(config, "workerinput")):  # (--help, --co and --agent-chaos-show run no campaign)
+        config.cache.set(CACHE_SEED, {"seed": opts.seed, "session": opts.session_seed})  # for --agent-chaos-seed=last
+    if opts.report or opts.html or opts.otel:
         from .outputs import prepare_outputs
 
-        prepare_outputs(session.config, opts)
+        prepare_outputs(config, opts)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

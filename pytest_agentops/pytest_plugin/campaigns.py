@@ -112,14 +112,16 @@ def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str 
 
     if smoke:
         cassettes = options.record or options.cassette
-        return " ".join(["pytest", literal(nodeid), f"--agent-chaos-seed={seed}",
+        return " ".join([options.launcher, literal(nodeid), f"--agent-chaos-seed={seed}",
                          *([literal(f"--agent-chaos-cassette={cassettes}")] if cassettes else [])])
     if scenario is None:
         replay = "--agent-chaos-replay={scenario}/trial-{index}"
     else:  # quote with a digit in place of the index, then put the placeholder there (inside the quotes)
         quoted = literal(f"--agent-chaos-replay={scenario}/trial-0")
         replay = quoted[:-2] + "{index}'" if quoted.endswith("0'") else quoted[:-1] + "{index}"
-    parts = ["pytest", literal(nodeid), "--agent-chaos", f"--agent-chaos-seed={seed}", replay]
+    parts = [options.launcher, literal(nodeid), "--agent-chaos", f"--agent-chaos-seed={seed}", replay]
+    if options.trials is not None:  # (a trial beyond the scenario's own count exists only with it)
+        parts.append(f"--agent-chaos-trials={options.trials}")
     if options.profile:
         parts.append(literal(f"--agent-chaos-profile={options.profile}"))
     if options.isolation:

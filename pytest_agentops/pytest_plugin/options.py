@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ class ChaosOptions:
     cassette: str | None = None  # a directory: replay the cassettes there instead of live models (absolute)
     progress: str = "auto"  # live progress while a campaign runs: auto, on or off (pytest_plugin/progress.py)
     progress_every_s: float = PROGRESS_EVERY_S  # seconds between progress lines when not on a TTY
+    launcher: str = "pytest"  # how the run was started, as printed commands start: pytest, or python -m pytest
 
 
 #: the ini twins of the options (and the scenario-file globs): name -> (help, ``addini`` keywords)
@@ -153,7 +155,10 @@ def _seed_or_last(value: str, source: str) -> int | None:
 
 def last_seeds(cache: Any, source: str) -> tuple[int | None, int]:
     """``last``: (seed, session seed) of the previous run that printed them (pytest's cache)."""
-    last = cache.get(CACHE_SEED, None) if cache is not None else None
+    if cache is None:
+        raise pytest.UsageError(f"{source}=last reads the seeds from pytest's cache, which is off in this run "
+                                "(-p no:cacheprovider); give a number instead")
+    last = cache.get(CACHE_SEED, None)
     if isinstance(last, dict) and isinstance(last.get("session"), int):
         seed = last.get("seed")
         return (seed if isinstance(seed, int) else None), last["session"]
@@ -301,6 +306,8 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
                                     "expected true or false") from None
     outputs = _outputs(config)
     return ChaosOptions(
+        launcher=workerinput["agentops_launcher"] if workerinput and "agentops_launcher" in workerinput
+        else launcher(),
         enabled=bool(enabled) or replay is not None,
         seed=seed, session_seed=session_seed,
         trials=_setting(config, "agent_chaos_trials", parse_trials),
@@ -371,6 +378,15 @@ def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
     from_ini = parse(ini, f"{name} (ini)") if ini is not None else None
     cli = _option(config, name)
     return parse(cli, "--" + name.replace("_", "-")) if cli is not None else from_ini
+
+
+def launcher(argv0: str | None = None) -> str:
+    """How this pytest was started, as a printed command must start to run the same way: ``python -m pytest``
+    (which puts the working directory on ``sys.path``: a project importing its own modules from there fails
+    under a bare ``pytest``), else ``pytest``."""
+    path = os.path.normpath(sys.argv[0] if argv0 is None else argv0)
+    return "python -m pytest" if os.path.basename(path) == "__main__.py" and \
+        os.path.basename(os.path.dirname(path)) == "pytest" else "pytest"
 
 
 def source_of(config: pytest.Config, name: str) -> str:

@@ -72,7 +72,10 @@ def write_reports(config: pytest.Config, opts: ChaosOptions, session: dict[str, 
         comparisons = [c for _, c in config.stash.get(comparisons_key, [])]
         # each campaign named by its test's node id (rootdir-relative) as well as its scenario: the gate tells apart
         # two campaigns of one scenario (a parametrized test) and matches a baseline by both
-        path = write_report(here / opts.report, [dict(json_form(d), nodeid=nodeid) for nodeid, d, _ in campaigns],
+        # and the template of its printed replay command (``{index}``: a trial's index), which ``--agent-chaos-show``
+        # prints under a trial read back from the report
+        path = write_report(here / opts.report, [dict(json_form(d), nodeid=nodeid, **_replay_template(d))
+                                                 for nodeid, d, _ in campaigns],
                             comparisons=comparisons,
                             session=session)
         cache = getattr(config, "cache", None)
@@ -84,6 +87,11 @@ def write_reports(config: pytest.Config, opts: ChaosOptions, session: dict[str, 
         write_html(here / opts.html, [dict(d, nodeid=nodeid) for nodeid, d, _ in campaigns])  # (its order)
     if (opts.otel or otlp_endpoint_set()) and datas:
         _export_otel(config, opts, datas)
+
+
+def _replay_template(data: dict[str, Any]) -> dict[str, str]:
+    template = data.get("replay_command")
+    return {"replay_command": template} if template else {}
 
 
 def _export_otel(config: pytest.Config, opts: ChaosOptions, datas: list[dict[str, Any]]) -> None:
