@@ -233,6 +233,20 @@ def test_scenarios_are_collected_with_the_flag_even_when_testpaths_does_not_list
     assert "refund.yaml" not in given.stdout.str()
 
 
+def test_the_directory_a_scenario_file_pattern_names_is_collected_when_testpaths_does_not_list_it(project):
+    """``agentops_scenario_files = chaos/*.yml`` with ``testpaths = tests``: no scenario was collected, nothing
+    said so, and the run was green."""
+    project.mkdir("tests")
+    (project.path / "test_python_refund.py").rename(project.path / "tests" / "test_python_refund.py")
+    project.mkdir("chaos")
+    (project.path / "scenarios" / "refund.yaml").rename(project.path / "chaos" / "refund.yml")
+    project.makeini("[pytest]\ntestpaths = tests\nagentops_scenario_files = chaos/*.yml\n")
+    with_flag = project.runpytest("--agent-chaos", "--collect-only", "-q")
+    with_flag.stdout.fnmatch_lines(["*tests/test_python_refund.py::test_refund*", "*chaos/refund.yml::refund*"])
+    given = project.runpytest("--agent-chaos", "--collect-only", "-q", "tests")  # paths given: only those
+    assert "refund.yml" not in given.stdout.str()
+
+
 def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(project):
     """Under scenarios/, a YAML file is a scenario file when its start shows a mapping with name: and agent:
     (or a list of them); other YAML files there are skipped, saying why, and the run goes on. A file that is

@@ -61,16 +61,34 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _collect_scenarios_beside_testpaths(config: pytest.Config) -> None:
     """With ``--agent-chaos`` and no paths given, ``scenarios/`` at the rootdir is collected even when the ini's
-    ``testpaths`` does not list it (``testpaths = tests`` is common): YAML scenarios are the main job."""
+    ``testpaths`` does not list it (``testpaths = tests`` is common): YAML scenarios are the main job. So is the
+    directory an ``agentops_scenario_files`` pattern with a ``/`` names (``chaos/*.yml``: ``chaos/``); a
+    pattern without one matches file names under the paths collected anyway."""
     if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
-        return
-    scenarios = config.rootpath / "scenarios"
-    if not scenarios.is_dir():
         return
     covered = [pathlib.Path(arg.split("::")[0]) for arg in config.args]
     covered = [p if p.is_absolute() else config.rootpath / p for p in covered]
-    if not any(scenarios == p or p in scenarios.parents for p in covered):
-        config.args.append(str(scenarios))
+    for directory in (config.rootpath / "scenarios", *_pattern_directories(config)):
+        if directory.is_dir() and not any(directory == p or p in directory.parents for p in covered):
+            config.args.append(str(directory))
+            covered.append(directory)
+
+
+def _pattern_directories(config: pytest.Config) -> list[pathlib.Path]:
+    """The directories ``agentops_scenario_files`` patterns with a ``/`` name: each one's leading parts before
+    the first with a wildcard (none for a pattern that starts with one)."""
+    found = []
+    for pattern in config.getini("agentops_scenario_files"):
+        if "/" not in pattern:
+            continue
+        literal = []
+        for part in pattern.split("/")[:-1]:
+            if any(c in part for c in "*?["):
+                break
+            literal.append(part)
+        if literal:
+            found.append(config.rootpath.joinpath(*literal))
+    return found
 
 
 @pytest.hookimpl(optionalhook=True)
