@@ -199,6 +199,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         from .outputs import say_write_error
 
         say_write_error(terminalreporter, config)
+    replay_error = config.stash.get(_replay_error_key, None)
+    if replay_error:
+        terminalreporter.write_line(replay_error, red=True)
     results = config.stash.get(results_key, [])
     comparisons = config.stash.get(comparisons_key, [])
     if not (results or comparisons) or config.get_verbosity() < -1:
@@ -314,11 +317,13 @@ def _check_replay_target(session: pytest.Session, name: str) -> None:
     if name in config.stash.get(replayed_key, []) or name in seen or not session.testscollected:
         return
     listed = ", ".join(repr(n) for n in seen) if seen else "none (no campaign ran)"
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"ERROR: --agent-chaos-replay: no campaign named {name!r} ran; the campaigns of the "
-                            f"selected tests: {listed}", red=True)
+    # (said in the terminal summary, on a line of its own: here the progress line has not ended yet)
+    config.stash[_replay_error_key] = (f"ERROR: --agent-chaos-replay: no campaign named {name!r} ran; the "
+                                       f"campaigns of the selected tests: {listed}")
     session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+_replay_error_key = pytest.StashKey[str]()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
