@@ -155,7 +155,7 @@ def test_the_headers_command_repeats_the_whole_run_scenario_seeds_included(proje
 
 def test_a_replay_naming_no_campaign_is_a_usage_error_listing_the_campaigns(project, run):
     _root, sub = project
-    wrong = run(sub, "test_agents.py", "--agent-chaos-replay=refund/trial-3", "-p", "no:cacheprovider")
+    wrong = run(sub, "test_agents.py", "--agent-chaos-replay=refund/trial-3", "-p", "no:cacheprovider", "-q")
     assert wrong.returncode == pytest.ExitCode.USAGE_ERROR, wrong.stdout
     assert "no campaign named 'refund' ran" in wrong.stdout and "'refund / eu [v2]'" in wrong.stdout
     assert re.search(r"^ERROR: --agent-chaos-replay: no campaign named 'refund' ran", wrong.stdout, re.M)  # (a
