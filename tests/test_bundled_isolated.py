@@ -93,11 +93,12 @@ def test_a_pickled_agent_runs_the_same_trials(agent):
     assert report_dict([run_campaign(scenario(copy))]) == report_dict([run_campaign(scenario(agent))])
 
 
-def _campaigns(path: Path) -> dict[str, dict[str, Any]]:
+def _campaigns(path: Path, isolated: bool) -> dict[str, dict[str, Any]]:
     """The report's campaigns by scenario, without what only an isolated run has or searches differently."""
     found = {}
     for campaign in json.loads(path.read_text())["campaigns"]:
         campaign.pop("minimal_faults", None)  # (a search of its own, time-bounded: not the trials)
+        assert ("--agent-chaos-isolation=process" in campaign.pop("replay_command")) == isolated  # (the run's)
         for record in campaign.get("records") or ():
             (record.get("extra") or {}).pop("exit_codes", None)  # the child processes' exit codes
         found[campaign["scenario"]] = campaign
@@ -117,7 +118,7 @@ def test_the_four_bundled_scenarios_run_isolated_as_in_process(pytester):
     out = isolated.stdout.str()
     assert "importable" not in out and "pickle" not in out.lower(), out
     assert isolated.parseoutcomes() == inproc.parseoutcomes()
-    a, b = _campaigns(pytester.path / "in.json"), _campaigns(pytester.path / "proc.json")
+    a, b = _campaigns(pytester.path / "in.json", False), _campaigns(pytester.path / "proc.json", True)
     assert sorted(a) == sorted(b) == sorted(NAMES)
     for name in NAMES:
         assert b[name] == a[name], name  # same trials, metrics, verdicts
