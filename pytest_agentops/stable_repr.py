@@ -4,9 +4,10 @@ Python's own ``repr`` differs from process to process in two ways a record must 
 the object's memory address (`` at 0x7f...``), and a set lists its members in string-hash order, which
 changes with ``PYTHONHASHSEED`` (random unless set). ``stable_repr`` is ``repr`` with the addresses left out
 and every set's members in the order of their own texts, also where the set sits inside a list, a dict, a
-tuple, a named tuple, a dataclass (its generated ``repr``) or a pydantic model. Other objects' own ``repr``
-methods are used as they are: a set inside one of those still shows in hash order. For plain values the text
-is exactly ``repr``'s.
+tuple, a named tuple, a dataclass (its generated ``repr``) or a pydantic model (pydantic's ``repr``). Other
+objects' own ``repr`` methods are used as they are (addresses left out): a set inside one of those still shows
+in hash order. For values of builtin types without sets (and strings inside, as they are) the text is exactly
+``repr``'s.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import re
+import sys
 from typing import Any
 
 from .errors import hide_own_frames
@@ -31,11 +33,15 @@ def without_addresses(text: str) -> str:
 
 
 def stable_repr(value: Any) -> str:
-    """``repr(value)`` without addresses and with sets in a fixed order (module docstring). What ``repr``
-    raises (a hostile ``__repr__``) propagates."""
+    """``repr(value)`` with sets in a fixed order and no addresses in the ``repr`` of objects (module
+    docstring). What ``repr`` raises (a hostile ``__repr__``) propagates; a value nested too deep for this
+    walk (it takes a few frames per level where ``repr`` takes one) is shown by ``repr``, addresses left out."""
     if type(value) in _LEAVES:
         return repr(value)
-    return without_addresses(_shown(value, set()))
+    try:
+        return _shown(value, set())
+    except RecursionError:
+        return without_addresses(repr(value))
 
 
 def _generated_repr(cls: type) -> bool:
@@ -48,20 +54,44 @@ def _generated_repr(cls: type) -> bool:
     return "__create_fn__" in getattr(method, "__qualname__", "")
 
 
+def _pydantic_repr(cls: type) -> bool:
+    """Whether ``cls`` is a pydantic model (v2) whose ``repr`` is pydantic's own (a model's own is used as is;
+    pydantic is not imported for this: a model exists only where it was)."""
+    pydantic = sys.modules.get("pydantic")
+    base = getattr(pydantic, "BaseModel", None)
+    return base is not None and issubclass(cls, base) and cls.__repr__ is base.__repr__
+
+
+def _kind(value: Any, cls: type) -> Any:
+    """How ``_shown`` walks ``value``: its builtin container type, ``namedtuple``, ``dataclass``, ``pydantic``,
+    or None (its own ``repr``). A class is never walked (a model class has the attributes of its instances)."""
+    if cls in (list, tuple, dict, set, frozenset):
+        return cls
+    if isinstance(value, type):
+        return None
+    if isinstance(value, tuple) and getattr(cls.__repr__, "__code__", None) is _NAMEDTUPLE_REPR:
+        return "namedtuple"
+    if _generated_repr(cls):
+        return "dataclass"
+    return "pydantic" if _pydantic_repr(cls) else None
+
+
+#: what ``repr`` writes for a container met again inside itself (each guards itself: ``Py_ReprEnter``)
+_AGAIN = {list: "[...]", dict: "{...}", tuple: "(...)", "dataclass": "..."}
+
+
 def _shown(value: Any, path: set[int]) -> str:
     cls = type(value)
     if cls in _LEAVES:
         return repr(value)
-    named = isinstance(value, tuple) and getattr(cls.__repr__, "__code__", None) is _NAMEDTUPLE_REPR
-    kind = (cls if cls in (list, tuple, dict, set, frozenset) else
-            "namedtuple" if named else
-            "dataclass" if _generated_repr(cls) else
-            "pydantic" if hasattr(value, "__repr_args__") and hasattr(value, "__repr_name__") else None)
+    kind = _kind(value, cls)
     if kind is None:
-        return repr(value)
-    if id(value) in path:  # (a value that holds itself: as ``repr`` writes it)
-        return "[...]" if cls is list else "{...}" if cls is dict else "..."
-    path.add(id(value))
+        return without_addresses(repr(value))
+    guarded = kind in _AGAIN  # (as ``repr``: a named tuple or a model is not guarded, the list inside it is)
+    if guarded:
+        if id(value) in path:
+            return _AGAIN[kind]
+        path.add(id(value))
     try:
         if cls is list:
             return "[" + ", ".join(_shown(v, path) for v in value) + "]"
@@ -84,7 +114,8 @@ def _shown(value: Any, path: set[int]) -> str:
                          for name, v in value.__repr_args__())
         return f"{value.__repr_name__()}({args})"
     finally:
-        path.discard(id(value))
+        if guarded:
+            path.discard(id(value))
 
 
 #: the code of every named tuple's generated ``__repr__`` (one ``def`` in ``collections``, a function per class)

@@ -99,11 +99,18 @@ def test_a_misspelled_setting_in_the_ini_file_is_an_error_naming_file_line_and_t
                                  f"(did you mean {meant!r}?); its settings are agent_chaos, agent_chaos_cassette, *"])
 
 
-def test_keys_of_other_sections_and_other_plugins_are_left_to_pytest(pytester):
-    """Only the plugin's own keys in pytest's section: a tool's ``agent_chaos_x`` elsewhere, and pytest's own
-    keys, spelled right or wrong, are not the plugin's to judge."""
-    pytester.path.joinpath("tox.ini").write_text("[testenv]\nagent_chaos_trails = 1\n[pytest]\n"
-                                                 "agent_chaos_trials = 3\ntimeout_x = 1\n")
+@pytest.mark.parametrize(("name", "text"), [
+    ("tox.ini", "[testenv]\nagent_chaos_trails = 1\n[pytest]\nagent_chaos_trials = 3\ntimeout_x = 1\n"
+                "markers =\n    agentops_live: needs the network\n    agent_chaos = x\n"),
+    ("pyproject.toml", '[tool.other]\nagent_chaos_trails = 1\n[tool.pytest.ini_options]\nagent_chaos_trials = "3"\n'
+                       'timeout_x = "1"\nmarkers = [\n    "agentops_live: needs the network",\n'
+                       '    "agent_chaos_x = y",\n]\n'),
+], ids=["tox", "pyproject"])
+def test_keys_of_other_sections_values_and_other_plugins_are_left_to_pytest(pytester, name, text):
+    """Only the plugin's own keys in pytest's section: a tool's ``agent_chaos_x`` elsewhere, a value's lines (a
+    marker named ``agentops_live``: pytest refused to start), and pytest's own keys, spelled right or wrong, are
+    not the plugin's to judge."""
+    pytester.path.joinpath(name).write_text(text)
     pytester.makepyfile(test_one="def test_one():\n    pass\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)

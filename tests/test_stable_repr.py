@@ -25,7 +25,7 @@ PLAIN = st.recursive(
     max_leaves=20)
 
 
-@given(PLAIN)
+@given(PLAIN | st.lists(st.text(alphabet="x at0Xdef", min_size=5), max_size=3))  # (" at 0x" text, as it is)
 def test_a_value_without_sets_or_objects_is_exactly_its_repr(value):
     assert stable_repr(value) == repr(value)
 
@@ -62,6 +62,18 @@ class Model(pydantic.BaseModel):
     n: int = 1
 
 
+class OwnModel(pydantic.BaseModel):
+    tags: set[str]
+
+    def __repr__(self) -> str:
+        return "OwnModel(...)"
+
+
+class AnswersAll(dict):
+    def __getattr__(self, name: str) -> None:
+        return None
+
+
 def test_dataclasses_named_tuples_and_pydantic_models_show_their_sets_in_order_and_keep_their_own_reprs():
     looped: list[object] = []
     looped.append(looped)
@@ -71,8 +83,26 @@ def test_dataclasses_named_tuples_and_pydantic_models_show_their_sets_in_order_a
         "Pair(left={'a', 'b'}, right=P(x={'y', 'z'}))")
     assert stable_repr(Model(tags={"vip", "eu", "new"})) == "Model(tags={'eu', 'new', 'vip'}, n=1)"
     assert stable_repr(OwnRepr({"a"})) == "OwnRepr(...)"  # (a repr of its own is the object's say)
+    assert stable_repr(OwnModel(tags={"a"})) == "OwnModel(...)"
     assert stable_repr([looped, {"k": {"b", "a"}}]) == "[[[...]], {'k': {'a', 'b'}}]"
     assert stable_repr(object()) == "<object object>"
+
+
+def test_classes_objects_answering_every_attribute_and_values_holding_themselves_are_shown_as_repr_shows_them():
+    """A pydantic model *class* (``output_type=Order``) made every trial an error: its ``__repr_args__`` was
+    called unbound; so did an object whose ``__getattr__`` answers every name (munch, addict)."""
+    in_tuple: tuple[list[object]] = ([],)
+    in_tuple[0].append(in_tuple)
+    inner: list[object] = []
+    named = Pair(inner, 1)
+    inner.append(named)
+    deep: list[object] = []
+    level = deep
+    for _ in range(700):  # (deeper than this walk goes: ``repr`` itself)
+        level.append([])
+        level = level[0]
+    for value in (Model, [Model, Filter], AnswersAll(a=1), in_tuple, named, deep):
+        assert stable_repr(value) == repr(value)
 
 
 CAMPAIGN = textwrap.dedent("""
@@ -123,3 +153,19 @@ def test_two_processes_with_different_string_hashing_write_the_same_report(tmp_p
     assert "'tags': {'eu', 'gift', 'late', 'new', 'vip'}" in text and "receipt <__main__.Receipt object>" in text
     assert '"search:' in text  # (faults were drawn: the keys the set decides were used)
 
+
+
+def test_a_model_class_as_a_tools_argument_and_result_is_an_ordinary_trial():
+    from pytest_agentops import Faults, Scenario, run_campaign, tool
+
+    @tool
+    def parse(schema: type) -> type:
+        "Parse into a schema."
+        return schema
+
+    def agent(task, env):
+        return env.tools["parse"](schema=Model)
+
+    result = run_campaign(Scenario(name="schema", agent=agent, tools=[parse], trials=3, seed=1, faults=Faults.none(),
+                                   early_stop=False))
+    assert [r.outcome for r in result.records] == ["completed"] * 3

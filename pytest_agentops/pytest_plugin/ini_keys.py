@@ -2,9 +2,10 @@
 file, the line, the key and the closest setting: pytest only warns about an unknown key, in a summary CI logs
 scroll past, and the run goes on with the setting ignored.
 
-Reads the file's lines (no ini or TOML parser: this runs in every pytest session of the environment) within
-pytest's own sections: ``[pytest]`` (``pytest.ini``, ``tox.ini``), ``[tool:pytest]`` (``setup.cfg``) and
-``[tool.pytest.ini_options]`` / ``[tool.pytest]`` (``pyproject.toml``). Only keys beginning as the plugin's do
+The keys of pytest's own section are read as pytest reads them: ``[pytest]`` (``pytest.ini``, ``tox.ini``) and
+``[tool:pytest]`` (``setup.cfg``) with ``iniconfig``, ``[tool.pytest.ini_options]`` and ``[tool.pytest]``
+(``pyproject.toml``) with ``tomllib`` (both already loaded by pytest for the same file), so a value's lines (a
+marker named ``agentops_live: ...``) are never taken for keys. Only keys beginning as the plugin's do
 (``agent_chaos``, ``agentops``) are looked at; any other unknown key stays pytest's to warn about."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,27 +22,53 @@ from ..errors import hide_own_frames
 
 __tracebackhide__ = hide_own_frames
 
-_SECTIONS = ("[pytest]", "[tool:pytest]", "[tool.pytest.ini_options]", "[tool.pytest]")
-_KEY = re.compile(r"\s*[\"']?((?:agent_?chaos|agentops)[\w.-]*)[\"']?\s*[=:]", re.IGNORECASE)
-_HEADER = re.compile(r"\s*\[[^\]]*\]\]?\s*(?:[#;].*)?$")
+_OURS = re.compile(r"(?:agent_?chaos|agentops)", re.IGNORECASE)
+_INI_SECTIONS = ("pytest", "tool:pytest")
+
+
+def _ini_keys(path: Path) -> list[tuple[int, str]]:
+    """(line, key) of every key in the file's pytest section (an ini file)."""
+    import iniconfig
+
+    try:
+        config = iniconfig.IniConfig(str(path))
+    except (OSError, iniconfig.ParseError):  # (pytest read it a moment ago, and says what is wrong with it)
+        return []
+    found = []
+    for name in _INI_SECTIONS:
+        if name in config:
+            section = config[name]
+            found.extend((section.lineof(key) or 0, key) for key in section)
+    return found
+
+
+def _toml_keys(path: Path) -> list[tuple[int, str]]:
+    """(line, key) of every key of pytest's tables (a ``pyproject.toml``); the line is where the key is written."""
+    import tomllib
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        tool = tomllib.loads(text).get("tool", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    tables: list[Any] = [tool.get("pytest", {})]
+    tables.append(tables[0].get("ini_options", {}) if isinstance(tables[0], dict) else {})
+    lines = text.splitlines()
+    found = []
+    for table in tables:
+        for key in table if isinstance(table, dict) else ():
+            written = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
+            number = next((i for i, line in enumerate(lines, 1) if written.match(line)), 0)
+            found.append((number, key))
+    return found
 
 
 def unknown_keys(path: Path, known: Iterable[str]) -> list[tuple[int, str]]:
-    """(line number, key) of each key in ``path``'s pytest sections that looks like this plugin's and is not in
+    """(line number, key) of each key in ``path``'s pytest section that looks like this plugin's and is not in
     ``known``."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:  # (pytest read it a moment ago; gone now: nothing to say about it)
-        return []
     names = set(known)
-    found = []
-    inside = False
-    for number, line in enumerate(text.splitlines(), 1):
-        if _HEADER.match(line):
-            inside = line.split("#")[0].split(";")[0].strip().replace(" ", "") in _SECTIONS
-        elif inside and (match := _KEY.match(line)) and match.group(1) not in names:
-            found.append((number, match.group(1)))
-    return found
+    keys = _toml_keys(path) if path.suffix == ".toml" else _ini_keys(path)
+    return [(number, key) for number, key in keys if _OURS.match(key) and key not in names]
 
 
 def check_ini_keys(config: pytest.Config, known: Iterable[str]) -> None:
@@ -50,5 +78,6 @@ def check_ini_keys(config: pytest.Config, known: Iterable[str]) -> None:
         return
     known = sorted(known)
     for number, key in unknown_keys(path, known):
-        raise pytest.UsageError(f"{path}:{number}: {key!r} is not a pytest-agentops setting"
+        where = f"{path}:{number}" if number else str(path)
+        raise pytest.UsageError(f"{where}: {key!r} is not a pytest-agentops setting"
                                 f"{did_you_mean(key, known)}; its settings are {', '.join(known)}")
