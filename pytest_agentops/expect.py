@@ -56,7 +56,7 @@ def threshold_patterns(metric: str, kind: str, minimum: float | None = None) -> 
     and ECMA-262 (JSON Schema): what the parser accepts, except a number written with an exponent and a fail
     level on the wrong side of its threshold, which the parser alone checks. (A distribution's mean with a
     declared cap, ``metric.mean``, is ``mean_patterns``.) A distribution whose ``minimum`` is 0 takes no
-    threshold below 0."""
+    threshold below 0 (``< 0`` itself, which no value meets, is the parser's to refuse)."""
     name = re.escape(metric)
     if kind == "rate":
         return rf"^{name}\.?{_END}", rate_expression_pattern()

@@ -240,7 +240,8 @@ def test_os_abort_inside_a_trial_is_a_recorded_error_not_the_end_of_the_test_pro
 _NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
 _PROCESS_WIDE = {  # (each harmless if it went through: a file limit one lower, put back; descriptors not open)
     "setrlimit": lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (_NOFILE[0] - 1, _NOFILE[1])),
-    "prlimit": lambda: resource.prlimit(0, resource.RLIMIT_NOFILE, (_NOFILE[0], _NOFILE[1] - 1)),
+    "prlimit": lambda: resource.prlimit(0, resource.RLIMIT_NOFILE, (_NOFILE[0] - 1, _NOFILE[1])),
+    "setrlimit-iterator": lambda: resource.setrlimit(resource.RLIMIT_NOFILE, iter((_NOFILE[0] - 1, _NOFILE[1]))),
     "closerange": lambda: os.closerange(2**20, 2**20 + 1),
 }
 
@@ -250,11 +251,14 @@ _PROCESS_WIDE = {  # (each harmless if it went through: a file limit one lower, 
 def test_process_wide_limits_and_closing_every_descriptor_are_refused_in_a_trial(name, mode):
     """``resource.setrlimit(RLIMIT_CPU, ...)`` killed pytest (SIGXCPU), a low ``RLIMIT_NOFILE`` failed the later
     tests' files, ``os.closerange(3, 1000)`` ended the run with no output: refused with ``OSError`` (the trial an
-    error naming the call, as for a fork). Reading a limit, and setting one no lower (as libraries raising the
-    file limit on import do), go through."""
+    error naming the call, as for a fork). Reading a limit, setting one no lower (as libraries raising the
+    file limit on import do), and turning core dumps off go through."""
+    core = resource.getrlimit(resource.RLIMIT_CORE)
+
     def sync_agent(task, env):
         resource.prlimit(0, resource.RLIMIT_NOFILE)  # (a read)
         resource.setrlimit(resource.RLIMIT_NOFILE, _NOFILE)  # (no lower)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))  # (no core dumps: harmless)
         _PROCESS_WIDE[name]()
         return "ok"
 
@@ -265,10 +269,11 @@ def test_process_wide_limits_and_closing_every_descriptor_are_refused_in_a_trial
         result = run_campaign(Scenario(name="wide", agent=sync_agent if mode == "sync" else async_agent,
                                        faults=Faults.none(), trials=2, seed=1, early_stop=False))
     finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, _NOFILE)  # (had it gone through: as it was, being root)
+        resource.setrlimit(resource.RLIMIT_NOFILE, _NOFILE)  # (had it gone through: as it was; a soft limit)
+        resource.setrlimit(resource.RLIMIT_CORE, core)
     assert [r.outcome for r in result.records] == ["error", "error"]
-    owner = "os" if name == "closerange" else "resource"
-    assert all(r.reason.startswith(f"OSError: {owner}.{name}() inside a trial is refused: ") for r in result.records)
+    owner, call = ("os", name) if name == "closerange" else ("resource", name.partition("-")[0])
+    assert all(r.reason.startswith(f"OSError: {owner}.{call}() inside a trial is refused: ") for r in result.records)
 
 
 def test_a_cpu_limit_and_closed_descriptors_in_a_campaign_leave_the_run_and_its_report(pytester):

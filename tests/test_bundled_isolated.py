@@ -98,7 +98,7 @@ def _campaigns(path: Path, isolated: bool) -> dict[str, dict[str, Any]]:
     found = {}
     for campaign in json.loads(path.read_text())["campaigns"]:
         campaign.pop("minimal_faults", None)  # (a search of its own, time-bounded: not the trials)
-        assert ("--agent-chaos-isolation=process" in campaign.pop("replay_command")) == isolated  # (the run's)
+        assert ("--agent-chaos-isolation=process" in campaign.pop("replay_args")) == isolated  # (the run's)
         for record in campaign.get("records") or ():
             (record.get("extra") or {}).pop("exit_codes", None)  # the child processes' exit codes
         found[campaign["scenario"]] = campaign

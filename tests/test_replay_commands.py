@@ -165,14 +165,22 @@ def test_a_replay_naming_no_campaign_is_a_usage_error_listing_the_campaigns(proj
     assert "has no trial 40: its trials are 0..39" in beyond.stdout
 
 
-@pytest.mark.parametrize(("argv0", "expected"), [
-    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", "python -m pytest"),
-    ("/venv/bin/pytest", "pytest"), ("-c", "pytest"), ("/x/py.test", "pytest"),
+@pytest.mark.parametrize(("argv0", "on_path", "expected"), [
+    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", True, "python3 -m pytest"),
+    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", False, "{executable} -m pytest"),
+    ("/venv/bin/pytest", True, "pytest"), ("-c", True, "pytest"), ("/x/py.test", True, "pytest"),
 ])
-def test_printed_commands_start_as_the_run_was_started(argv0, expected):
+def test_printed_commands_start_as_the_run_was_started(tmp_path, monkeypatch, argv0, on_path, expected):
+    """``python -m pytest`` with the interpreter's name where ``PATH`` finds that very interpreter (``python3``
+    on a system with no ``python``), else its full path."""
     from pytest_agentops.pytest_plugin.options import launcher
 
-    assert launcher(argv0) == expected
+    executable = tmp_path / "bin" / "python3"
+    executable.parent.mkdir()
+    executable.write_text("#!/bin/sh\n")
+    executable.chmod(0o755)
+    monkeypatch.setenv("PATH", str(executable.parent) if on_path else str(tmp_path))
+    assert launcher(argv0, str(executable)) == expected.format(executable=executable)
 
 
 AGENT_MODULE = '''
@@ -205,6 +213,7 @@ def test_a_run_started_with_python_m_pytest_prints_commands_that_run_the_same_wa
     """A project importing its own module from the working directory (which ``python -m pytest`` puts on
     ``sys.path``) got ``pytest ...`` replay commands, and pasted they failed: "cannot import module 'myagent'"."""
     import os
+    import shutil
     import subprocess
     import sys
 
@@ -222,9 +231,10 @@ def test_a_run_started_with_python_m_pytest_prints_commands_that_run_the_same_wa
 
     first = python_m_pytest("--agent-chaos", "--agent-chaos-report=r.json")
     assert first.returncode == 1, first.stdout + first.stderr
-    command = re.search(r"^\s*(python -m pytest .*--agent-chaos-replay=\S+)$", first.stdout, re.M).group(1)
+    command = re.search(r"^\s*(\S+ -m pytest .*--agent-chaos-replay=\S+)$", first.stdout, re.M).group(1)
     words = shlex.split(command)
-    assert words[:3] == ["python", "-m", "pytest"]
+    assert words[1:3] == ["-m", "pytest"] and Path(shutil.which(words[0]) or words[0]).resolve() == Path(
+        sys.executable).resolve()  # (the interpreter that ran it, by the name PATH finds it under)
     again = python_m_pytest(*words[3:], "--agent-chaos-report=again.json")
     assert again.returncode == 1, again.stdout + again.stderr
     (key, replayed), = records_of(tmp_path / "again.json").items()
@@ -249,3 +259,22 @@ def test_a_trial_beyond_the_scenarios_own_count_replays_with_the_trials_the_run_
     assert again.returncode == 1, again.stdout + again.stderr
     (key, replayed), = records_of(sub / "again.json").items()
     assert key == ("refund / eu [v2]", late) and replayed == original[key]
+
+
+def test_the_report_is_the_same_however_and_from_wherever_pytest_was_started(project, run, monkeypatch):
+    """The report kept the printed replay command whole, so a run started as ``python -m pytest``, or from
+    another directory, wrote a different report for the same seeds: it keeps the command's options only."""
+    import sys
+
+    root, sub = project
+    seeds = ("--agent-chaos-session-seed=5", "-p", "no:cacheprovider")
+    run(sub, "--agent-chaos", "--agent-chaos-report=a.json", *seeds)
+    monkeypatch.setattr(sys, "argv", ["/venv/lib/site-packages/pytest/__main__.py"])
+    run(root, "--agent-chaos", "--agent-chaos-report=tests/b.json", *seeds)
+    assert (sub / "a.json").read_bytes() == (sub / "b.json").read_bytes()
+    shown = run(root, "--agent-chaos-show=unseeded/trial-0", "--agent-chaos-report=tests/b.json", "-p",
+                "no:cacheprovider")
+    (command,) = re.findall(r"^\s*replay: (.*)$", shown.stdout, re.M)
+    words = shlex.split(command)  # (started as python -m pytest, from the rootdir: the node id from there)
+    assert words[1:4] == ["-m", "pytest", "tests/test_agents.py::test_unseeded"], command
+    assert words[-1] == "--agent-chaos-replay=unseeded/trial-0" and "--agent-chaos-seed=" in command

@@ -6,6 +6,8 @@ import asyncio
 import random
 from random import choice as bound_choice  # a name bound at import, swept like ``from time import time``
 
+import pytest
+
 from pytest_agentops import Faults, Scenario, replay_trial, run_campaign
 
 
@@ -97,3 +99,38 @@ def test_a_job_an_async_agent_hands_the_loops_default_executor_draws_and_reads_t
     outputs = [r.output for r in first.records]
     assert outputs == [r.output for r in second.records] and len(set(outputs)) == 5
     assert replay_trial(scenario, 3).output == outputs[3]
+
+
+@pytest.mark.leaves_process_state("children", reason="multiprocessing's resource tracker, which a spawned pool "
+                                 "starts, lives as long as the process")
+def test_a_process_pools_job_is_handed_over_as_asyncio_hands_it():
+    """A job for a process pool is pickled: run in a copy of the context, it could not be ("cannot pickle
+    '_contextvars.Context' object"), and every trial was an error."""
+    import concurrent.futures
+    import multiprocessing
+
+    async def agent(task, env):
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            return str(await asyncio.get_running_loop().run_in_executor(pool, pow, 2, 10))
+
+    result = run_campaign(Scenario(name="pool", agent=agent, trials=1, seed=1, faults=Faults.none()))
+    assert [(r.outcome, r.output) for r in result.records] == [("completed", "1024")]
+
+
+def test_set_bit_generator_in_a_trial_is_the_trials_and_leaves_numpys_global_alone():
+    """``np.random.set_bit_generator`` writes into ``mtrand._rand``, the trial-dispatching stand-in while
+    campaigns run: it changed nothing a trial or anyone else drew from."""
+    import numpy as np
+
+    before = type(np.random.get_bit_generator())
+
+    def agent(task, env):
+        np.random.set_bit_generator(np.random.PCG64(5))
+        return f"{np.random.random():.9f} {type(np.random.get_bit_generator()).__name__}"
+
+    result = run_campaign(Scenario(name="bitgen", agent=agent, trials=2, seed=1, faults=Faults.none(),
+                                   early_stop=False))
+    first = np.random.RandomState(np.random.PCG64(5)).random()
+    assert [r.output for r in result.records] == [f"{first:.9f} PCG64"] * 2
+    assert type(np.random.get_bit_generator()) is before

@@ -534,13 +534,21 @@ _register_lingering(_thread_module, {"interrupt_main": _refusing_signal("_thread
 if os.name == "posix":
     import resource
 
-    def _lowers(which: Any, limits: Any) -> bool:
+    def _lowers(which: Any = None, limits: Any = None, *more: Any, **given: Any) -> bool:
         """Whether setting ``limits`` (soft, hard) on resource ``which`` lowers either of the process's (raising
-        one, as some libraries do with the file limit on import, harms nothing)."""
+        one, as some libraries do with the file limit on import, harms nothing; nor does lowering the core-dump
+        size). Limits not given as a pair (an iterator: it would be used up here) count as lowering; arguments
+        the real function refuses are left to it, which says how."""
+        if more or given or which is None or limits is None:
+            return False
+        if which == resource.RLIMIT_CORE:
+            return False
+        if not isinstance(limits, (tuple, list)):
+            return True
         try:
             soft, hard = limits
             now = resource.getrlimit(which)
-        except (TypeError, ValueError, OSError):  # (arguments the real function refuses: it says how)
+        except (TypeError, ValueError, OSError):
             return False
         ceiling = float("inf")
         return any((ceiling if new == resource.RLIM_INFINITY else new) < (ceiling if old == resource.RLIM_INFINITY

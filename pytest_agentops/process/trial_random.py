@@ -158,3 +158,25 @@ class _GlobalRandomState(np.random.RandomState):
 
 
 register_stand_ins(np.random.mtrand, {"_rand": _GlobalRandomState(0)})  # type: ignore[dict-item]
+
+
+def _set_bit_generator(bitgen: Any) -> None:
+    """``np.random.set_bit_generator``: the trial's global ``RandomState`` (inside a trial) or the real one takes
+    ``bitgen`` (the real function writes into ``mtrand._rand``: while campaigns run, the stand-in above)."""
+    current = _active.get()
+    (_NP_GLOBAL if current is None else current.numpy).__init__(bitgen)
+
+
+def _get_bit_generator() -> Any:
+    """``np.random.get_bit_generator``: of the trial's global ``RandomState`` inside a trial, else the real one's."""
+    current = _active.get()
+    return (_NP_GLOBAL if current is None else current.numpy)._bit_generator
+
+
+_bit_generator_stand_ins = {name: fake for name, fake in (("set_bit_generator", _set_bit_generator),
+                                                          ("get_bit_generator", _get_bit_generator))
+                            if hasattr(np.random, name)}
+for _name, _fake in _bit_generator_stand_ins.items():
+    _fake.__name__ = _fake.__qualname__ = _name
+    _fake.__module__ = "numpy.random"
+register_stand_ins(np.random, _bit_generator_stand_ins)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -380,13 +382,19 @@ def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
     return parse(cli, "--" + name.replace("_", "-")) if cli is not None else from_ini
 
 
-def launcher(argv0: str | None = None) -> str:
+def launcher(argv0: str | None = None, executable: str | None = None) -> str:
     """How this pytest was started, as a printed command must start to run the same way: ``python -m pytest``
     (which puts the working directory on ``sys.path``: a project importing its own modules from there fails
-    under a bare ``pytest``), else ``pytest``."""
+    under a bare ``pytest``), with the interpreter's name when that is what ``PATH`` finds for it
+    (``python3 -m pytest``), else its full path; otherwise ``pytest``."""
     path = os.path.normpath(sys.argv[0] if argv0 is None else argv0)
-    return "python -m pytest" if os.path.basename(path) == "__main__.py" and \
-        os.path.basename(os.path.dirname(path)) == "pytest" else "pytest"
+    if os.path.basename(path) != "__main__.py" or os.path.basename(os.path.dirname(path)) != "pytest":
+        return "pytest"
+    executable = executable or sys.executable
+    name = os.path.basename(executable)
+    found = shutil.which(name)
+    same = found is not None and os.path.realpath(found) == os.path.realpath(executable)
+    return f"{name if same else shlex.quote(executable)} -m pytest"
 
 
 def source_of(config: pytest.Config, name: str) -> str:

@@ -9,13 +9,14 @@ has campaigns to report or a trial to show.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..errors import hide_own_frames
-from ..report.campaign_data import campaign_data, json_form
+from ..report.campaign_data import campaign_data, json_form, replay_hint
 from .options import ChaosOptions, comparisons_key, options_key, results_key
 
 __tracebackhide__ = hide_own_frames
@@ -72,9 +73,9 @@ def write_reports(config: pytest.Config, opts: ChaosOptions, session: dict[str, 
         comparisons = [c for _, c in config.stash.get(comparisons_key, [])]
         # each campaign named by its test's node id (rootdir-relative) as well as its scenario: the gate tells apart
         # two campaigns of one scenario (a parametrized test) and matches a baseline by both
-        # and the template of its printed replay command (``{index}``: a trial's index), which ``--agent-chaos-show``
-        # prints under a trial read back from the report
-        path = write_report(here / opts.report, [dict(json_form(d), nodeid=nodeid, **_replay_template(d))
+        # and the options of its printed replay command (``replay_args``: what ``--agent-chaos-show`` prints
+        # after the launcher and the node id, which depend on how and where pytest was started)
+        path = write_report(here / opts.report, [dict(json_form(d), nodeid=nodeid, **_replay_args(d))
                                                  for nodeid, d, _ in campaigns],
                             comparisons=comparisons,
                             session=session)
@@ -89,9 +90,26 @@ def write_reports(config: pytest.Config, opts: ChaosOptions, session: dict[str, 
         _export_otel(config, opts, datas)
 
 
-def _replay_template(data: dict[str, Any]) -> dict[str, str]:
+def _replay_args(data: dict[str, Any]) -> dict[str, str]:
+    """The replay command's template from its options on (``--agent-chaos...``, ``{index}`` for the trial):
+    the same whether pytest was started as ``pytest`` or ``python -m pytest``, and from whichever directory."""
     template = data.get("replay_command")
-    return {"replay_command": template} if template else {}
+    start = template.find(" --agent-chaos") if template else -1
+    return {"replay_args": template[start + 1:]} if start >= 0 else {}
+
+
+def replay_shown(config: pytest.Config, opts: ChaosOptions, campaign: dict[str, Any], record: dict[str, Any]) -> str:
+    """The command that re-runs a trial read back from a JSON report: as the run printed it (its options, the
+    test's node id), started as this pytest was and from where it was; else ``replay_hint``'s."""
+    args, nodeid = campaign.get("replay_args"), campaign.get("nodeid")
+    if not isinstance(args, str) or not isinstance(nodeid, str):
+        return replay_hint(campaign, record)
+    file_part, sep, rest = nodeid.partition("::")
+    path = config.rootpath / file_part
+    shown = os.path.relpath(path, config.invocation_params.dir)
+    node = (str(path) if shown.startswith("..") else shown) + sep + rest  # (outside it: absolute, as printed)
+    return f"{opts.launcher} {shlex.quote(node)} " + args.format(index=record["index"], seed=campaign["seed"],
+                                                                 scenario=campaign["scenario"])
 
 
 def _export_otel(config: pytest.Config, opts: ChaosOptions, datas: list[dict[str, Any]]) -> None:
@@ -152,12 +170,10 @@ def show(config: pytest.Config, opts: ChaosOptions) -> None:
         campaign, record = find_trial(report, *opts.show)
     except LookupError as exc:
         raise pytest.UsageError(f"--agent-chaos-show: {exc.args[0]} (in {path})") from None
-    from ..report.campaign_data import replay_hint
-
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     write = reporter.write_line if reporter is not None else print
     write(f"{campaign['scenario']} {record['id']} from {path} (not re-run):")
-    for line in timeline_lines(campaign["scenario"], record, replay_hint(campaign, record)):
+    for line in timeline_lines(campaign["scenario"], record, replay_shown(config, opts, campaign, record)):
         write(line)
 
 

@@ -8,6 +8,7 @@ waits for real and virtual time follows real time.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import ctypes
@@ -461,10 +462,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._vt_selector.outside_jobs -= 1
 
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """As ``asyncio``'s, with the job run in a copy of the caller's context (as ``asyncio.to_thread`` runs
-        it: a trial's job sees the trial's clock and ``random``, which it drew from the real ones), and while
-        the job runs the loop waits for real instead of jumping timers."""
-        future = super().run_in_executor(executor, contextvars.copy_context().run, func, *args)
+        """As ``asyncio``'s, with a job for a thread (the default executor, a thread pool) run in a copy of the
+        caller's context (as ``asyncio.to_thread`` runs it: a trial's job sees the trial's clock and ``random``,
+        which it drew from the real ones; a process pool's job is pickled, as it is), and while the job runs
+        the loop waits for real instead of jumping timers."""
+        if executor is None or isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            if self._debug:
+                self._check_callback(func, "run_in_executor")  # type: ignore[attr-defined]  (before it is wrapped)
+            func, args = contextvars.copy_context().run, (func, *args)  # type: ignore[assignment]
+        future = super().run_in_executor(executor, func, *args)
         self._vt_selector.outside_jobs += 1
         future.add_done_callback(self._vt_job_done)
         return future
