@@ -1335,6 +1335,9 @@ def test_a_thread_pool_an_agent_leaves_with_a_task_that_never_ends_does_not_hang
         import threading
         from concurrent.futures import ThreadPoolExecutor
         from pytest_agentops import Scenario, run_campaign
+        from pytest_agentops.process import exit_guard
+
+        exit_guard.EXIT_JOIN_S = 0.5  # (5 s by default: the wait is the same, shorter)
 
         def agent(task, env):
             ThreadPoolExecutor(1).submit(threading.Event().wait)  # (a task that waits for ever)
