@@ -23,6 +23,7 @@ from .errors import hide_own_frames
 __tracebackhide__ = hide_own_frames
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_PYDANTIC_RECURSION = re.compile(r"(<Recursion on \w+) with id=\d+>")  # (pydantic's marker of a model in itself)
 _LEAVES = frozenset({str, int, float, bool, type(None), bytes, complex})
 
 
@@ -82,7 +83,7 @@ _AGAIN = {list: "[...]", dict: "{...}", tuple: "(...)", "dataclass": "..."}
 
 def _shown(value: Any, path: set[int]) -> str:
     cls = type(value)
-    if cls in _LEAVES:
+    if cls in _LEAVES or isinstance(value, (str, bytes)):  # (a str subclass, a StrEnum: its text as it is)
         return repr(value)
     kind = _kind(value, cls)
     if kind is None:
@@ -112,7 +113,7 @@ def _shown(value: Any, path: set[int]) -> str:
                 f"{f.name}={_shown(getattr(value, f.name), path)}" for f in dataclasses.fields(value) if f.repr) + ")"
         args = ", ".join(_shown(v, path) if name is None else f"{name}={_shown(v, path)}"
                          for name, v in value.__repr_args__())
-        return f"{value.__repr_name__()}({args})"
+        return _PYDANTIC_RECURSION.sub(r"\1>", f"{value.__repr_name__()}({args})")
     finally:
         if guarded:
             path.discard(id(value))

@@ -241,7 +241,6 @@ _NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
 _PROCESS_WIDE = {  # (each harmless if it went through: a file limit one lower, put back; descriptors not open)
     "setrlimit": lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (_NOFILE[0] - 1, _NOFILE[1])),
     "prlimit": lambda: resource.prlimit(0, resource.RLIMIT_NOFILE, (_NOFILE[0] - 1, _NOFILE[1])),
-    "setrlimit-iterator": lambda: resource.setrlimit(resource.RLIMIT_NOFILE, iter((_NOFILE[0] - 1, _NOFILE[1]))),
     "closerange": lambda: os.closerange(2**20, 2**20 + 1),
 }
 
@@ -258,7 +257,7 @@ def test_process_wide_limits_and_closing_every_descriptor_are_refused_in_a_trial
     def sync_agent(task, env):
         resource.prlimit(0, resource.RLIMIT_NOFILE)  # (a read)
         resource.setrlimit(resource.RLIMIT_NOFILE, _NOFILE)  # (no lower)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))  # (no core dumps: harmless)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))  # (core dumps off)
         _PROCESS_WIDE[name]()
         return "ok"
 
@@ -272,8 +271,11 @@ def test_process_wide_limits_and_closing_every_descriptor_are_refused_in_a_trial
         resource.setrlimit(resource.RLIMIT_NOFILE, _NOFILE)  # (had it gone through: as it was; a soft limit)
         resource.setrlimit(resource.RLIMIT_CORE, core)
     assert [r.outcome for r in result.records] == ["error", "error"]
-    owner, call = ("os", name) if name == "closerange" else ("resource", name.partition("-")[0])
-    assert all(r.reason.startswith(f"OSError: {owner}.{call}() inside a trial is refused: ") for r in result.records)
+    owner = "os" if name == "closerange" else "resource"
+    assert all(r.reason.startswith(f"OSError: {owner}.{name}() inside a trial is refused: ") for r in result.records)
+    from pytest_agentops.process import exit_guard  # (lowering the core-dump size counts as no lowering: a unit
+    assert not exit_guard._lowers(resource.RLIMIT_CORE, (0, 0))  # check, as a lowered hard limit stays lowered)
+    assert exit_guard._lowers(resource.RLIMIT_NOFILE, iter(_NOFILE))  # (an iterator: counted as lowering)
 
 
 def test_a_cpu_limit_and_closed_descriptors_in_a_campaign_leave_the_run_and_its_report(pytester):

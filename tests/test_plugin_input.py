@@ -84,9 +84,10 @@ def test_a_switch_in_the_ini_file_that_is_not_true_or_false_names_its_key_and_fi
     ("tox.ini", "[pytest]\naddopts = -q\nagent_chaos_trails = 500\n", 3, "agent_chaos_trails", "agent_chaos_trials"),
     ("setup.cfg", "[metadata]\nname = x\n[tool:pytest]\nAgent_Chaos_Seed = 7\n", 4, "Agent_Chaos_Seed",
      "agent_chaos_seed"),
-    ("pyproject.toml", '[project]\nname = "x"\n\n[tool.pytest.ini_options]\n  "agentops_scenario_file" = ["a"]\n', 5,
-     "agentops_scenario_file", "agentops_scenario_files"),
-], ids=["tox", "setup.cfg", "pyproject"])
+    ("pyproject.toml", '[project]\nname = "x"\n[tool.other]\nagentops_scenario_file = 1\n\n[tool.pytest.ini_options]\n'
+                       '  "agentops_scenario_file" = ["a"]\n', 7, "agentops_scenario_file", "agentops_scenario_files"),
+    ("pytest.toml", '[pytest]\nagent_chaos_trails = "500"\n', 2, "agent_chaos_trails", "agent_chaos_trials"),
+], ids=["tox", "setup.cfg", "pyproject", "pytest.toml"])
 def test_a_misspelled_setting_in_the_ini_file_is_an_error_naming_file_line_and_the_setting_meant(
         pytester, name, text, line, key, meant):
     """``agent_chaos_trails = 500`` got only pytest's "Unknown config option" warning in the summary, and the

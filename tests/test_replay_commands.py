@@ -166,20 +166,25 @@ def test_a_replay_naming_no_campaign_is_a_usage_error_listing_the_campaigns(proj
 
 
 @pytest.mark.parametrize(("argv0", "on_path", "expected"), [
-    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", True, "python3 -m pytest"),
-    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", False, "{executable} -m pytest"),
-    ("/venv/bin/pytest", True, "pytest"), ("-c", True, "pytest"), ("/x/py.test", True, "pytest"),
+    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", "venv", "python3 -m pytest"),
+    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", "base", "{executable} -m pytest"),
+    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", "none", "{executable} -m pytest"),
+    ("/venv/bin/pytest", "venv", "pytest"), ("-c", "venv", "pytest"), ("/x/py.test", "venv", "pytest"),
 ])
 def test_printed_commands_start_as_the_run_was_started(tmp_path, monkeypatch, argv0, on_path, expected):
     """``python -m pytest`` with the interpreter's name where ``PATH`` finds that very interpreter (``python3``
-    on a system with no ``python``), else its full path."""
+    on a system with no ``python``), else its full path: a venv's ``python3`` is a link to the base one, which
+    ``PATH`` found first, and pasted the command ran without the venv's packages."""
     from pytest_agentops.pytest_plugin.options import launcher
 
-    executable = tmp_path / "bin" / "python3"
+    base = tmp_path / "base" / "python3"
+    base.parent.mkdir()
+    base.write_text("#!/bin/sh\n")
+    base.chmod(0o755)
+    executable = tmp_path / "venv" / "python3"
     executable.parent.mkdir()
-    executable.write_text("#!/bin/sh\n")
-    executable.chmod(0o755)
-    monkeypatch.setenv("PATH", str(executable.parent) if on_path else str(tmp_path))
+    executable.symlink_to(base)
+    monkeypatch.setenv("PATH", {"venv": str(executable.parent), "base": str(base.parent), "none": "/nowhere"}[on_path])
     assert launcher(argv0, str(executable)) == expected.format(executable=executable)
 
 

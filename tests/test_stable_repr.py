@@ -69,6 +69,14 @@ class OwnModel(pydantic.BaseModel):
         return "OwnModel(...)"
 
 
+class Text(str):
+    pass
+
+
+class Looping(pydantic.BaseModel):
+    other: object = None
+
+
 class AnswersAll(dict):
     def __getattr__(self, name: str) -> None:
         return None
@@ -101,8 +109,11 @@ def test_classes_objects_answering_every_attribute_and_values_holding_themselves
     for _ in range(700):  # (deeper than this walk goes: ``repr`` itself)
         level.append([])
         level = level[0]
-    for value in (Model, [Model, Filter], AnswersAll(a=1), in_tuple, named, deep):
+    for value in (Model, [Model, Filter], AnswersAll(a=1), in_tuple, named, deep, [Text("kept at 0xbeef")]):
         assert stable_repr(value) == repr(value)
+    looping = Looping()
+    looping.other = looping
+    assert stable_repr(looping) == "Looping(other='<Recursion on Looping>')"  # (pydantic shows an id: left out)
 
 
 CAMPAIGN = textwrap.dedent("""

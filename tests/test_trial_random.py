@@ -134,3 +134,9 @@ def test_set_bit_generator_in_a_trial_is_the_trials_and_leaves_numpys_global_alo
     first = np.random.RandomState(np.random.PCG64(5)).random()
     assert [r.output for r in result.records] == [f"{first:.9f} PCG64"] * 2
     assert type(np.random.get_bit_generator()) is before
+
+    def wrong(task, env):  # (not a bit generator: numpy refuses it; a reseed from the OS would not replay)
+        np.random.set_bit_generator(None)
+
+    (record,) = run_campaign(Scenario(name="bitgen-none", agent=wrong, trials=1, seed=1, faults=Faults.none())).records
+    assert record.outcome == "error" and record.reason.startswith("AttributeError: ")

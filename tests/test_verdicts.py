@@ -244,6 +244,26 @@ def test_a_task_generator_drawing_from_the_module_functions_gives_each_group_one
     assert run_campaign(scenario, replay=4).records[0].output == outputs[4]
 
 
+def test_a_task_generator_stuck_for_one_group_holds_up_no_other_group():
+    """One lock for every group's generator: the first group's generator stuck made every trial of the
+    campaign wait for it and time out (6 of 6, against 1 of 6 before the lock)."""
+    import threading
+
+    release = threading.Event()
+    first = []
+
+    def stuck_once(rng):
+        if not first:
+            first.append(True)
+            release.wait(1.5)  # (past the trial's wall-clock limit; then it lets go, so nothing is left running)
+        return "t"
+
+    result = run_campaign(Scenario(name="stuck", agent=lambda task, env: "ok", task=stuck_once, trials=6, seed=1,
+                                   faults=Faults.none(), early_stop=False, concurrency=3, timeout_s=0.5))
+    outcomes = [r.outcome for r in result.records]
+    assert outcomes.count("timed_out") == 1 and outcomes.count("completed") == 5, outcomes
+
+
 def test_pass_k_at_one_look_is_clopper_pearson_on_the_groups():
     exp = Expectation.parse("pass^3", ">= 0.5")
     v = evaluate(exp, MetricData("completion_rate", "rate", 70, 100))

@@ -109,7 +109,7 @@ class CampaignLayers:
         self._tasks = (tasks, repeats) if tasks and not callable(scenario.task) else None
         self._repeats = repeats
         self._generated: dict[int, str] = {}  # group -> the task generator's task for it (made once per group)
-        self._generating = threading.Lock()  # (trials of one group built at once call the generator once)
+        self._generating: dict[int, threading.Lock] = {}  # group -> its lock while its task is made (one call)
         self.prices = price_table(scenario.prices)
         self.is_async = is_async_agent(scenario.agent)
         self.layer_maps = Shared()  # (names, ids of the records) -> the map of them: see ``layer_map``
@@ -176,13 +176,15 @@ class CampaignLayers:
             group = index // self._repeats
             task = self._generated.get(group)
             if task is None:
-                with self._generating:
+                # (a lock of the group's own: a generator slow for one group holds up only that group's trials)
+                with self._generating.setdefault(group, threading.Lock()):
                     task = self._generated.get(group)
                     if task is None:
                         first = group * self._repeats
                         task = of_the_trial(TASK, trial_seed(self.run.seed, first), self.scenario.task_for, first,
                                             self.run.seed)
                         self._generated[group] = task
+                self._generating.pop(group, None)
             return task
         tasks, repeats = self._tasks
         return tasks[(index // repeats) % len(tasks)]

@@ -555,9 +555,10 @@ if os.name == "posix":
                                                                            else old)
                    for new, old in zip((soft, hard), now, strict=True))
 
-    def _lowers_own_limit(pid: Any = None, which: Any = None, limits: Any = None) -> bool:
-        """Whether ``resource.prlimit(pid, resource, limits)`` lowers a limit of this process (not only reads it)."""
-        return limits is not None and pid in (0, os.getpid()) and _lowers(which, limits)
+    def _lowers_own_limit(pid: Any = None, which: Any = None, limits: Any = None, *more: Any, **given: Any) -> bool:
+        """Whether ``resource.prlimit(pid, resource, limits)`` lowers a limit of this process (not only reads it);
+        arguments the real function refuses are left to it."""
+        return not (more or given) and limits is not None and pid in (0, os.getpid()) and _lowers(which, limits)
 
     _register_lingering(resource, {"setrlimit": _refusing("setrlimit", _WHY["rlimit"], resource.setrlimit, "resource",
                                                           when=_lowers),

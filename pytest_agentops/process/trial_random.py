@@ -160,9 +160,17 @@ class _GlobalRandomState(np.random.RandomState):
 register_stand_ins(np.random.mtrand, {"_rand": _GlobalRandomState(0)})  # type: ignore[dict-item]
 
 
+_real_set_bit_generator = getattr(np.random, "set_bit_generator", None)
+
+
 def _set_bit_generator(bitgen: Any) -> None:
     """``np.random.set_bit_generator``: the trial's global ``RandomState`` (inside a trial) or the real one takes
-    ``bitgen`` (the real function writes into ``mtrand._rand``: while campaigns run, the stand-in above)."""
+    ``bitgen`` (the real function writes into ``mtrand._rand``: while campaigns run, the stand-in above). What
+    is not a bit generator goes to the real function, which refuses it (``RandomState(None)`` would reseed from
+    the OS)."""
+    if not isinstance(bitgen, np.random.BitGenerator):
+        _real_set_bit_generator(bitgen)  # type: ignore[misc]  (raises, as numpy does)
+        return
     current = _active.get()
     (_NP_GLOBAL if current is None else current.numpy).__init__(bitgen)
 

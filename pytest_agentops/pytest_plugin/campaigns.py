@@ -6,8 +6,6 @@ terminal table and the JSON report. Imported only when a test uses the fixture o
 from __future__ import annotations
 
 import difflib
-import os
-import shlex
 from dataclasses import fields, replace
 from typing import Any
 
@@ -19,7 +17,16 @@ from ..precedence import resolve_run
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..settings.run import RunSource
-from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key
+from .options import (
+    ChaosOptions,
+    comparisons_key,
+    literal,
+    options_key,
+    replayed_key,
+    results_key,
+    seen_key,
+    shown_node,
+)
 
 __tracebackhide__ = hide_own_frames
 
@@ -90,15 +97,7 @@ class AgentChaos:
 def invocation_nodeid(node: pytest.Item) -> str:
     """The item's node id with its file relative to where pytest was started (what a pasted command needs;
     the node id itself is relative to the rootdir)."""
-    nodeid = node.nodeid
-    file_part, sep, rest = nodeid.partition("::")
-    try:
-        shown = os.path.relpath(node.path, node.config.invocation_params.dir)
-    except ValueError:  # another drive (Windows)
-        shown = str(node.path)
-    if shown.startswith(".." + os.sep) and not file_part.startswith(".."):
-        shown = str(node.path)  # outside the invocation directory: absolute
-    return shown + sep + rest if file_part else nodeid
+    return shown_node(node.path, node.nodeid, node.config.invocation_params.dir)
 
 
 def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str | None = None, *,
@@ -106,9 +105,6 @@ def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str 
     """The copy-paste command (a template with ``{index}``) that re-runs one trial; shell-quoted, so that
     node ids and scenario names with spaces, ``/`` or ``[`` work. A smoke trial is re-run as it ran: without
     ``--agent-chaos`` (fault-free), with its seed."""
-
-    def literal(text: str) -> str:  # shell-quoted, and braces kept literal through str.format
-        return shlex.quote(text).replace("{", "{{").replace("}", "}}")
 
     if smoke:
         cassettes = options.record or options.cassette

@@ -3,10 +3,11 @@ file, the line, the key and the closest setting: pytest only warns about an unkn
 scroll past, and the run goes on with the setting ignored.
 
 The keys of pytest's own section are read as pytest reads them: ``[pytest]`` (``pytest.ini``, ``tox.ini``) and
-``[tool:pytest]`` (``setup.cfg``) with ``iniconfig``, ``[tool.pytest.ini_options]`` and ``[tool.pytest]``
-(``pyproject.toml``) with ``tomllib`` (both already loaded by pytest for the same file), so a value's lines (a
-marker named ``agentops_live: ...``) are never taken for keys. Only keys beginning as the plugin's do
-(``agent_chaos``, ``agentops``) are looked at; any other unknown key stays pytest's to warn about."""
+``[tool:pytest]`` (``setup.cfg``) with ``iniconfig``; ``[tool.pytest.ini_options]`` and ``[tool.pytest]``
+(``pyproject.toml``) and ``[pytest]`` (``pytest.toml``) with ``tomllib`` (both already loaded by pytest for the
+same file), so a value's lines (a marker named ``agentops_live: ...``) are never taken for keys. Only keys
+beginning as the plugin's do (``agent_chaos``, ``agentops``) are looked at; any other unknown key stays pytest's
+to warn about."""
 
 from __future__ import annotations
 
@@ -23,7 +24,19 @@ from ..errors import hide_own_frames
 __tracebackhide__ = hide_own_frames
 
 _OURS = re.compile(r"(?:agent_?chaos|agentops)", re.IGNORECASE)
-_INI_SECTIONS = ("pytest", "tool:pytest")
+_HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
+
+
+def _sections(path: Path) -> tuple[str, ...]:
+    """The sections of ``path`` pytest reads its settings from (as pytest decides by the file's name)."""
+    name = path.name
+    if name == "setup.cfg":
+        return ("tool:pytest",)
+    if name in ("pytest.toml", ".pytest.toml"):
+        return ("pytest",)
+    if path.suffix == ".toml":
+        return ("tool.pytest", "tool.pytest.ini_options")
+    return ("pytest",)
 
 
 def _ini_keys(path: Path) -> list[tuple[int, str]]:
@@ -35,7 +48,7 @@ def _ini_keys(path: Path) -> list[tuple[int, str]]:
     except (OSError, iniconfig.ParseError):  # (pytest read it a moment ago, and says what is wrong with it)
         return []
     found = []
-    for name in _INI_SECTIONS:
+    for name in _sections(path):
         if name in config:
             section = config[name]
             found.extend((section.lineof(key) or 0, key) for key in section)
@@ -43,24 +56,38 @@ def _ini_keys(path: Path) -> list[tuple[int, str]]:
 
 
 def _toml_keys(path: Path) -> list[tuple[int, str]]:
-    """(line, key) of every key of pytest's tables (a ``pyproject.toml``); the line is where the key is written."""
+    """(line, key) of every key of pytest's tables (``pyproject.toml``, ``pytest.toml``); the line is where the
+    key is written inside its table (0 when it is not written as ``key = ...`` there)."""
     import tomllib
 
     try:
         text = path.read_text(encoding="utf-8")
-        tool = tomllib.loads(text).get("tool", {})
+        data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return []
-    tables: list[Any] = [tool.get("pytest", {})]
-    tables.append(tables[0].get("ini_options", {}) if isinstance(tables[0], dict) else {})
-    lines = text.splitlines()
     found = []
-    for table in tables:
-        for key in table if isinstance(table, dict) else ():
-            written = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
-            number = next((i for i, line in enumerate(lines, 1) if written.match(line)), 0)
-            found.append((number, key))
+    for name in _sections(path):
+        table: Any = data
+        for part in name.split("."):
+            table = table.get(part, {}) if isinstance(table, dict) else {}
+        if not isinstance(table, dict):
+            continue
+        for key in table:
+            found.append((_line_in_table(text, name, key), key))
     return found
+
+
+def _line_in_table(text: str, table: str, key: str) -> int:
+    """The line where ``key = ...`` is written under the header ``[table]`` (0: not found so)."""
+    written = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    current = None
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER.match(line)
+        if header:
+            current = header.group(1).replace('"', "").replace("'", "").replace(" ", "")
+        elif current == table and written.match(line):
+            return number
+    return 0
 
 
 def unknown_keys(path: Path, known: Iterable[str]) -> list[tuple[int, str]]:

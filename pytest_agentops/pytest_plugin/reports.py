@@ -17,7 +17,7 @@ import pytest
 
 from ..errors import hide_own_frames
 from ..report.campaign_data import campaign_data, json_form, replay_hint
-from .options import ChaosOptions, comparisons_key, options_key, results_key
+from .options import ChaosOptions, comparisons_key, literal, options_key, results_key, shown_node
 
 __tracebackhide__ = hide_own_frames
 
@@ -75,7 +75,8 @@ def write_reports(config: pytest.Config, opts: ChaosOptions, session: dict[str, 
         # two campaigns of one scenario (a parametrized test) and matches a baseline by both
         # and the options of its printed replay command (``replay_args``: what ``--agent-chaos-show`` prints
         # after the launcher and the node id, which depend on how and where pytest was started)
-        path = write_report(here / opts.report, [dict(json_form(d), nodeid=nodeid, **_replay_args(d))
+        path = write_report(here / opts.report, [dict(json_form(d), nodeid=nodeid,
+                                                      **_replay_args(config, opts, nodeid, d))
                                                  for nodeid, d, _ in campaigns],
                             comparisons=comparisons,
                             session=session)
@@ -90,26 +91,33 @@ def write_reports(config: pytest.Config, opts: ChaosOptions, session: dict[str, 
         _export_otel(config, opts, datas)
 
 
-def _replay_args(data: dict[str, Any]) -> dict[str, str]:
+def _replay_args(config: pytest.Config, opts: ChaosOptions, nodeid: str, data: dict[str, Any]) -> dict[str, str]:
     """The replay command's template from its options on (``--agent-chaos...``, ``{index}`` for the trial):
-    the same whether pytest was started as ``pytest`` or ``python -m pytest``, and from whichever directory."""
+    what follows the launcher and the node id, which depend on how and where pytest was started."""
     template = data.get("replay_command")
-    start = template.find(" --agent-chaos") if template else -1
+    if not template:
+        return {}
+    prefix = f"{opts.launcher} {literal(_shown(config, nodeid))} "
+    if template.startswith(prefix):
+        return {"replay_args": template[len(prefix):]}
+    start = template.find(" --agent-chaos")  # (a campaign another way: its command's options, from the first)
     return {"replay_args": template[start + 1:]} if start >= 0 else {}
+
+
+def _shown(config: pytest.Config, nodeid: str) -> str:
+    """A rootdir-relative node id as this run's commands show it (relative to where pytest was started)."""
+    return shown_node(config.rootpath / nodeid.partition("::")[0], nodeid, config.invocation_params.dir)
 
 
 def replay_shown(config: pytest.Config, opts: ChaosOptions, campaign: dict[str, Any], record: dict[str, Any]) -> str:
     """The command that re-runs a trial read back from a JSON report: as the run printed it (its options, the
-    test's node id), started as this pytest was and from where it was; else ``replay_hint``'s."""
+    test's node id, relative to this run's rootdir as the report keeps it), started as this pytest was and from
+    where it was; else ``replay_hint``'s."""
     args, nodeid = campaign.get("replay_args"), campaign.get("nodeid")
     if not isinstance(args, str) or not isinstance(nodeid, str):
         return replay_hint(campaign, record)
-    file_part, sep, rest = nodeid.partition("::")
-    path = config.rootpath / file_part
-    shown = os.path.relpath(path, config.invocation_params.dir)
-    node = (str(path) if shown.startswith("..") else shown) + sep + rest  # (outside it: absolute, as printed)
-    return f"{opts.launcher} {shlex.quote(node)} " + args.format(index=record["index"], seed=campaign["seed"],
-                                                                 scenario=campaign["scenario"])
+    return f"{opts.launcher} {shlex.quote(_shown(config, nodeid))} " + args.format(
+        index=record["index"], seed=campaign["seed"], scenario=campaign["scenario"])
 
 
 def _export_otel(config: pytest.Config, opts: ChaosOptions, datas: list[dict[str, Any]]) -> None:
