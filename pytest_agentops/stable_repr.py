@@ -23,7 +23,7 @@ from .errors import hide_own_frames
 __tracebackhide__ = hide_own_frames
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-_PYDANTIC_RECURSION = re.compile(r"(<Recursion on \w+) with id=\d+>")  # (pydantic's marker of a model in itself)
+_PYDANTIC_RECURSION = re.compile(r"(<Recursion on .+?) with id=\d+>")  # (pydantic's marker of a model in itself)
 _LEAVES = frozenset({str, int, float, bool, type(None), bytes, complex})
 
 
@@ -83,7 +83,7 @@ _AGAIN = {list: "[...]", dict: "{...}", tuple: "(...)", "dataclass": "..."}
 
 def _shown(value: Any, path: set[int]) -> str:
     cls = type(value)
-    if cls in _LEAVES or isinstance(value, (str, bytes)):  # (a str subclass, a StrEnum: its text as it is)
+    if cls in _LEAVES or cls.__repr__ in (str.__repr__, bytes.__repr__):  # (a str subclass: its text as it is)
         return repr(value)
     kind = _kind(value, cls)
     if kind is None:

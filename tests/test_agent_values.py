@@ -238,10 +238,19 @@ def test_os_abort_inside_a_trial_is_a_recorded_error_not_the_end_of_the_test_pro
 
 
 _NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+class _NeverLess(int):
+    """An int whose ``<`` says no: the C function reads its value (a lowering all the same)."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
 _PROCESS_WIDE = {  # (each harmless if it went through: a file limit one lower, put back; descriptors not open)
     "setrlimit": lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (_NOFILE[0] - 1, _NOFILE[1])),
     "prlimit": lambda: resource.prlimit(0, resource.RLIMIT_NOFILE, (_NOFILE[0] - 1, _NOFILE[1])),
     "closerange": lambda: os.closerange(2**20, 2**20 + 1),
+    "setrlimit-sly-int": lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (_NeverLess(_NOFILE[0] - 1), _NOFILE[1])),
 }
 
 
@@ -271,8 +280,8 @@ def test_process_wide_limits_and_closing_every_descriptor_are_refused_in_a_trial
         resource.setrlimit(resource.RLIMIT_NOFILE, _NOFILE)  # (had it gone through: as it was; a soft limit)
         resource.setrlimit(resource.RLIMIT_CORE, core)
     assert [r.outcome for r in result.records] == ["error", "error"]
-    owner = "os" if name == "closerange" else "resource"
-    assert all(r.reason.startswith(f"OSError: {owner}.{name}() inside a trial is refused: ") for r in result.records)
+    owner, call = ("os", name) if name == "closerange" else ("resource", name.partition("-")[0])
+    assert all(r.reason.startswith(f"OSError: {owner}.{call}() inside a trial is refused: ") for r in result.records)
     from pytest_agentops.process import exit_guard  # (lowering the core-dump size counts as no lowering: a unit
     assert not exit_guard._lowers(resource.RLIMIT_CORE, (0, 0))  # check, as a lowered hard limit stays lowered)
     assert exit_guard._lowers(resource.RLIMIT_NOFILE, iter(_NOFILE))  # (an iterator: counted as lowering)

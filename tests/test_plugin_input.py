@@ -100,6 +100,19 @@ def test_a_misspelled_setting_in_the_ini_file_is_an_error_naming_file_line_and_t
                                  f"(did you mean {meant!r}?); its settings are agent_chaos, agent_chaos_cassette, *"])
 
 
+@pytest.mark.parametrize(("name", "text"), [("ci.cfg", "[tool:pytest]\nagent_chaos_trails = 5\n"),
+                                           ("ci.toml", "[pytest]\nagent_chaos_trails = 5\n")])
+def test_a_misspelled_setting_in_a_config_file_given_with_c_is_an_error_too(pytester, name, text):
+    """pytest reads any ``.cfg`` given with ``-c`` as ``setup.cfg`` (``[tool:pytest]``), and a ``.toml`` of
+    another name by its ``[pytest]`` table: a misspelled key there was only pytest's warning."""
+    pytester.path.joinpath(name).write_text(text)
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-c", name)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {pytester.path / name}:2: 'agent_chaos_trails' is not a pytest-agentops "
+                                 "setting (did you mean 'agent_chaos_trials'?)*"])
+
+
 @pytest.mark.parametrize(("name", "text"), [
     ("tox.ini", "[testenv]\nagent_chaos_trails = 1\n[pytest]\nagent_chaos_trials = 3\ntimeout_x = 1\n"
                 "markers =\n    agentops_live: needs the network\n    agent_chaos = x\n"),

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections import namedtuple
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 import pydantic
 from hypothesis import given
@@ -73,6 +73,19 @@ class Text(str):
     pass
 
 
+class Handle(str):
+    def __repr__(self) -> str:
+        return f"<Handle {str(self)!r} at {hex(id(self))}>"
+
+
+T = TypeVar("T")
+
+
+class Node(pydantic.BaseModel, Generic[T]):
+    v: T
+    child: object = None
+
+
 class Looping(pydantic.BaseModel):
     other: object = None
 
@@ -114,6 +127,10 @@ def test_classes_objects_answering_every_attribute_and_values_holding_themselves
     looping = Looping()
     looping.other = looping
     assert stable_repr(looping) == "Looping(other='<Recursion on Looping>')"  # (pydantic shows an id: left out)
+    generic = Node[int](v=1)
+    generic.child = generic
+    assert stable_repr(generic) == "Node[int](v=1, child='<Recursion on Node[int]>')"
+    assert stable_repr([Handle("x")]) == "[<Handle 'x'>]"  # (a str subclass's own repr: addresses left out)
 
 
 CAMPAIGN = textwrap.dedent("""

@@ -31,6 +31,7 @@ import concurrent.futures.thread  # noqa: F401 (its exit hook, which joins pools
 import contextlib
 import errno
 import faulthandler
+import operator
 import os
 import signal
 import sys
@@ -541,12 +542,16 @@ if os.name == "posix":
         the real function refuses are left to it, which says how."""
         if more or given or which is None or limits is None:
             return False
+        try:  # (as the C function reads them: exact ints, whatever ``<`` or ``==`` an int subclass defines)
+            which = operator.index(which)
+        except TypeError:
+            return False
         if which == resource.RLIMIT_CORE:
             return False
         if not isinstance(limits, (tuple, list)):
             return True
         try:
-            soft, hard = limits
+            soft, hard = (operator.index(limit) for limit in limits)
             now = resource.getrlimit(which)
         except (TypeError, ValueError, OSError):
             return False
@@ -558,6 +563,10 @@ if os.name == "posix":
     def _lowers_own_limit(pid: Any = None, which: Any = None, limits: Any = None, *more: Any, **given: Any) -> bool:
         """Whether ``resource.prlimit(pid, resource, limits)`` lowers a limit of this process (not only reads it);
         arguments the real function refuses are left to it."""
+        try:
+            pid = operator.index(pid)
+        except TypeError:
+            return False
         return not (more or given) and limits is not None and pid in (0, os.getpid()) and _lowers(which, limits)
 
     _register_lingering(resource, {"setrlimit": _refusing("setrlimit", _WHY["rlimit"], resource.setrlimit, "resource",

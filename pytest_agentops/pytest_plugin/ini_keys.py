@@ -28,14 +28,17 @@ _HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
 
 
 def _sections(path: Path) -> tuple[str, ...]:
-    """The sections of ``path`` pytest reads its settings from (as pytest decides by the file's name)."""
-    name = path.name
-    if name == "setup.cfg":
+    """The sections of ``path`` pytest reads its settings from (as pytest decides, by the file's name and then
+    its suffix: any ``.cfg`` given with ``-c`` is read as ``setup.cfg`` is)."""
+    name, suffix = path.name, path.suffix
+    if suffix == ".cfg":
         return ("tool:pytest",)
     if name in ("pytest.toml", ".pytest.toml"):
         return ("pytest",)
-    if path.suffix == ".toml":
+    if name == "pyproject.toml":
         return ("tool.pytest", "tool.pytest.ini_options")
+    if suffix == ".toml":  # (another name, given with -c)
+        return ("tool.pytest", "tool.pytest.ini_options", "pytest")
     return ("pytest",)
 
 
