@@ -175,7 +175,7 @@ def test_printed_commands_start_as_the_run_was_started(tmp_path, monkeypatch, ar
     """``python -m pytest`` with the interpreter's name where ``PATH`` finds that very interpreter (``python3``
     on a system with no ``python``), else its full path: a venv's ``python3`` is a link to the base one, which
     ``PATH`` found first, and pasted the command ran without the venv's packages."""
-    from pytest_agentops.pytest_plugin.options import launcher
+    from pytest_agentops.pytest_plugin.commands import launcher
 
     base = tmp_path / "base" / "python3"
     base.parent.mkdir()

@@ -31,6 +31,7 @@ import concurrent.futures.thread  # noqa: F401 (its exit hook, which joins pools
 import contextlib
 import errno
 import faulthandler
+import math
 import operator
 import os
 import signal
@@ -535,6 +536,10 @@ _register_lingering(_thread_module, {"interrupt_main": _refusing_signal("_thread
 if os.name == "posix":
     import resource
 
+    def _limit(value: int) -> float:
+        """A limit as a number to compare: ``RLIM_INFINITY`` (-1 on Linux) as infinity."""
+        return math.inf if value == resource.RLIM_INFINITY else value
+
     def _lowers(which: Any = None, limits: Any = None, *more: Any, **given: Any) -> bool:
         """Whether setting ``limits`` (soft, hard) on resource ``which`` lowers either of the process's (raising
         one, as some libraries do with the file limit on import, harms nothing; nor does lowering the core-dump
@@ -555,10 +560,7 @@ if os.name == "posix":
             now = resource.getrlimit(which)
         except (TypeError, ValueError, OSError):
             return False
-        ceiling = float("inf")
-        return any((ceiling if new == resource.RLIM_INFINITY else new) < (ceiling if old == resource.RLIM_INFINITY
-                                                                           else old)
-                   for new, old in zip((soft, hard), now, strict=True))
+        return any(_limit(new) < _limit(old) for new, old in zip((soft, hard), now, strict=True))
 
     def _lowers_own_limit(pid: Any = None, which: Any = None, limits: Any = None, *more: Any, **given: Any) -> bool:
         """Whether ``resource.prlimit(pid, resource, limits)`` lowers a limit of this process (not only reads it);

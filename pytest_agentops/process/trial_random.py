@@ -142,6 +142,12 @@ register_stand_ins(np.random, {**{name: _stand_in(np.random, name, _NP_GLOBAL, "
                                "default_rng": _default_rng})
 
 
+def _global_state() -> np.random.RandomState:
+    """numpy's global ``RandomState`` as the caller should see it: the active trial's, else the real one."""
+    current = _active.get()
+    return _NP_GLOBAL if current is None else current.numpy
+
+
 class _GlobalRandomState(np.random.RandomState):
     """``np.random.mtrand._rand`` while campaigns run: the ``RandomState`` that libraries asking for numpy's
     global one get (scipy's ``check_random_state(None)``: ``scipy.stats.expon.rvs()`` drew from it, unseeded
@@ -150,11 +156,10 @@ class _GlobalRandomState(np.random.RandomState):
     reaches this object's own generator, seeded with 0.)"""
 
     def __getattribute__(self, name: str) -> Any:
-        current = _active.get()
-        return getattr(_NP_GLOBAL if current is None else current.numpy, name)
+        return getattr(_global_state(), name)
 
     def __repr__(self) -> str:
-        return repr(_NP_GLOBAL if _active.get() is None else _active.get().numpy)  # type: ignore[union-attr]
+        return repr(_global_state())
 
 
 register_stand_ins(np.random.mtrand, {"_rand": _GlobalRandomState(0)})  # type: ignore[dict-item]
@@ -171,14 +176,12 @@ def _set_bit_generator(bitgen: Any) -> None:
     if not isinstance(bitgen, np.random.BitGenerator):
         _real_set_bit_generator(bitgen)  # type: ignore[misc]  (raises, as numpy does)
         return
-    current = _active.get()
-    (_NP_GLOBAL if current is None else current.numpy).__init__(bitgen)
+    _global_state().__init__(bitgen)  # type: ignore[misc]
 
 
 def _get_bit_generator() -> Any:
     """``np.random.get_bit_generator``: of the trial's global ``RandomState`` inside a trial, else the real one's."""
-    current = _active.get()
-    return (_NP_GLOBAL if current is None else current.numpy)._bit_generator
+    return _global_state()._bit_generator
 
 
 _bit_generator_stand_ins = {name: fake for name, fake in (("set_bit_generator", _set_bit_generator),

@@ -17,16 +17,8 @@ from ..precedence import resolve_run
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..settings.run import RunSource
-from .options import (
-    ChaosOptions,
-    comparisons_key,
-    literal,
-    options_key,
-    replayed_key,
-    results_key,
-    seen_key,
-    shown_node,
-)
+from .commands import literal, shown_node
+from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key
 
 __tracebackhide__ = hide_own_frames
 

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-import shutil
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +14,7 @@ import pytest
 from .._validation import MAX_CONCURRENCY, MAX_TRIALS
 from ..errors import hide_own_frames
 from ..seeding import fresh_seed
+from .commands import launcher
 
 __tracebackhide__ = hide_own_frames
 
@@ -383,46 +380,9 @@ def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
     return parse(cli, "--" + name.replace("_", "-")) if cli is not None else from_ini
 
 
-def literal(text: str) -> str:
-    """``text`` shell-quoted for a printed command template, its braces kept literal through ``str.format``."""
-    return shlex.quote(text).replace("{", "{{").replace("}", "}}")
-
-
-def shown_node(path: Path, nodeid: str, invocation_dir: Path) -> str:
-    """``nodeid`` (rootdir-relative) with its file part as ``path`` relative to where pytest was started (what a
-    pasted command needs), absolute when the file is outside that directory."""
-    file_part, sep, rest = nodeid.partition("::")
-    if not file_part:
-        return nodeid
-    try:
-        shown = os.path.relpath(path, invocation_dir)
-    except ValueError:  # another drive (Windows)
-        shown = str(path)
-    if shown.startswith(".." + os.sep) and not file_part.startswith(".."):
-        shown = str(path)
-    return shown + sep + rest
-
-
-def launcher(argv0: str | None = None, executable: str | None = None) -> str:
-    """How this pytest was started, as a printed command must start to run the same way: ``python -m pytest``
-    (which puts the working directory on ``sys.path``: a project importing its own modules from there fails
-    under a bare ``pytest``), with the interpreter's name when that is what ``PATH`` finds for it
-    (``python3 -m pytest``), else its full path; otherwise ``pytest``."""
-    path = os.path.normpath(sys.argv[0] if argv0 is None else argv0)
-    if os.path.basename(path) != "__main__.py" or os.path.basename(os.path.dirname(path)) != "pytest":
-        return "pytest"
-    executable = executable or sys.executable
-    name = os.path.basename(executable)
-    found = shutil.which(name)  # (paths compared as they are: a venv's python is a link to another interpreter)
-    same = found is not None and os.path.abspath(found) == os.path.abspath(executable)
-    return f"{name if same else shlex.quote(executable)} -m pytest"
-
-
 def source_of(config: pytest.Config, name: str) -> str:
     """Where a setting's value came from, as its errors name it: ``--agent-chaos-x``, or ``agent_chaos_x (ini)``."""
     return "--" + name.replace("_", "-") if config.getoption(name) is not None else f"{name} (ini)"
-
-
 
 
 options_key = pytest.StashKey[ChaosOptions]()

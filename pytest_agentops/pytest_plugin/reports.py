@@ -17,7 +17,8 @@ import pytest
 
 from ..errors import hide_own_frames
 from ..report.campaign_data import campaign_data, json_form, replay_hint
-from .options import ChaosOptions, comparisons_key, literal, options_key, results_key, shown_node
+from .commands import literal, shown_node
+from .options import ChaosOptions, comparisons_key, options_key, results_key
 
 __tracebackhide__ = hide_own_frames
 
