@@ -131,6 +131,25 @@ def _keep(config: pytest.Config, nodeid: str, result: CampaignResult) -> None:
         put_campaign(config, nodeid, worker_data(config, result))
 
 
+def retract(config: pytest.Config, item: pytest.Item) -> None:
+    """``item`` runs again (a re-run of a failed test): the campaigns and comparisons its earlier attempt recorded
+    leave the session's results (an xdist worker tells the controller, which drops those it was handed before), and
+    their JUnit properties leave the item."""
+    from ..report.junit import JUNIT_PREFIX
+
+    nodeid = item.nodeid
+    for key in (results_key, comparisons_key):
+        kept = config.stash.get(key, None)
+        if kept:
+            kept[:] = [entry for entry in kept if entry[0] != nodeid]
+    item.user_properties[:] = [p for p in item.user_properties
+                               if not (isinstance(p, tuple) and str(p[0]).startswith(JUNIT_PREFIX))]
+    if hasattr(config, "workerinput"):
+        from .spool import put
+
+        put(config, "retract", nodeid)
+
+
 def _source(name: str, values: dict[str, Any]) -> RunSource:
     unknown = set(values) - set(RUN_ARGUMENTS)
     if unknown:

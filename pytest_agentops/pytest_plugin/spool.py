@@ -99,16 +99,36 @@ def take(config: pytest.Config) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     if path is None:
         return out
-    for file in sorted(Path(path).glob("*.json")):
-        kind = file.name.split("-", 1)[0]
+    files = sorted(Path(path).glob("*.json"))
+    # (worker, test) -> when that worker began running the test again: its campaigns spooled before are dropped
+    retracted: dict[tuple[str, str], int] = {}
+    for file in files:
+        kind, worker, seq = _spooled_as(file)
+        if kind == "retract":
+            with contextlib.suppress(ValueError, OSError):
+                key = (worker, json.loads(file.read_text(encoding="utf-8")))
+                retracted[key] = max(seq, retracted.get(key, seq))
+    for file in files:
+        kind, worker, seq = _spooled_as(file)
+        if kind == "retract":
+            continue
         with contextlib.suppress(ValueError, OSError):  # a half-written file cannot be: writes are atomic
             if kind == "campaign":
                 from .spooled import spooled_campaign  # (only when a worker spooled a campaign)
 
-                out.setdefault(kind, []).append(spooled_campaign(file))
+                campaign = spooled_campaign(file)
+                if retracted.get((worker, campaign[0]), -1) < seq:
+                    out.setdefault(kind, []).append(campaign)
             else:
                 out.setdefault(kind, []).append(json.loads(file.read_text(encoding="utf-8")))
     return out
+
+
+def _spooled_as(file: Path) -> tuple[str, str, int]:
+    """(kind, worker, sequence number) of a spool file's name (``_spool_file``)."""
+    head, _, seq = file.stem.rpartition("-")
+    kind, _, worker = head.partition("-")
+    return kind, worker, int(seq) if seq.isdigit() else -1
 
 
 def discard(config: pytest.Config) -> None:

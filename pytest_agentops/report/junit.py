@@ -16,9 +16,13 @@ from .attribution import fault_delivery
 __tracebackhide__ = hide_own_frames
 
 
+#: how the names of a campaign's JUnit properties begin
+JUNIT_PREFIX = "agentops:"
+
+
 def junit_properties(result: CampaignResult, worst: int = 3) -> list[tuple[str, str]]:
     """(name, value) pairs for ``node.user_properties`` (what ``record_property`` appends)."""
-    prefix = f"agentops:{result.scenario}"
+    prefix = f"{JUNIT_PREFIX}{result.scenario}"
     status = "passed" if result.passed else "failed"
     mode = "smoke" if result.smoke else f"replay of trial {result.replay}" if result.replay is not None else "campaign"
     props = [(f"{prefix}:campaign", f"{status} {mode} trials={result.n}/{result.max_trials} seed={result.seed} "
