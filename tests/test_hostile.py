@@ -978,6 +978,31 @@ def test_os_exit_in_a_campaign_fails_the_test_run(pytester):
     result.stdout.fnmatch_lines(["*completion_rate >= 0.9: fail*"])
 
 
+def test_a_task_generator_that_calls_os_exit_fails_its_campaign_and_the_run_goes_on(pytester):
+    """The generator ran again in the test's own thread after the campaign (for the breakdown by task), where
+    ``os._exit(0)`` ended pytest with status 0 and no summary, a failed test before it notwithstanding."""
+    pytester.makepyfile(test_exiting="""
+        import os
+        from pytest_agentops import Scenario, run_campaign
+
+        def gen(rng):
+            os._exit(0)
+
+        def test_failing_before():
+            assert False
+
+        def test_campaign():
+            run_campaign(Scenario(name="exits", agent=lambda task, env: "ok", task=gen, trials=3, seed=1,
+                                  expect={"completion_rate": ">= 0.9"})).check()
+
+        def test_after():
+            assert True
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    assert result.ret == 1
+
+
 _SIGNALS_TO_SELF = {  # (each looked up as called: the stand-in)
     "kill": lambda: os.kill(os.getpid(), signal.SIGSTOP),
     "kill-group": lambda: os.kill(0, signal.SIGTERM),

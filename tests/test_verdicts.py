@@ -14,6 +14,7 @@ import scipy.stats
 
 from pytest_agentops import ConfigError, Expectation, Faults, Scenario, ToolError, run_campaign, stats
 from pytest_agentops.cli import compare_main, plan_main
+from pytest_agentops.engine.assemble import NO_TASK
 from pytest_agentops.engine.compare import compare_campaigns
 from pytest_agentops.expect import evaluate, rerun_note
 from pytest_agentops.gate import main as gate_main
@@ -262,6 +263,26 @@ def test_a_task_generator_stuck_for_one_group_holds_up_no_other_group():
                                    faults=Faults.none(), early_stop=False, concurrency=3, timeout_s=0.5))
     outcomes = [r.outcome for r in result.records]
     assert outcomes.count("timed_out") == 1 and outcomes.count("completed") == 5, outcomes
+
+
+def test_a_task_generator_is_never_called_again_once_the_campaign_is_over():
+    """The breakdown by task called the generator again, in the test's own thread, for every group it had given
+    no task to (it raised, or hung): there nothing refused ``os._exit``, no limit ended a loop, and a
+    ``KeyboardInterrupt`` or ``pytest.skip`` ended the test run. Now the breakdown names such a group."""
+    calls = []
+
+    def fails_for_group_1(rng):
+        calls.append(1)
+        if len(calls) in (2, 3):  # (group 1: each of its trials asks, as nothing was given to keep)
+            raise LookupError("no task today")
+        return "t"
+
+    result = run_campaign(Scenario(name="gen-fails", agent=lambda task, env: "ok", task=fails_for_group_1,
+                                   trials=6, seed=1, faults=Faults.none(), early_stop=False,
+                                   expect={"pass^2": ">= 0.5"}))
+    assert len(calls) == 4  # in the trials only
+    assert [r.outcome for r in result.records] == ["completed"] * 2 + ["error"] * 2 + ["completed"] * 2
+    assert {t.task: t.trials for t in result.per_task} == {"t": 4, NO_TASK: 2}
 
 
 def test_pass_k_at_one_look_is_clopper_pearson_on_the_groups():

@@ -50,6 +50,9 @@ __tracebackhide__ = hide_own_frames
 #: how long a harness call made after its trial ended waits before it is refused (off an event loop)
 LATE_CALL_PAUSE_S = 0.2
 
+#: The task of a group in the breakdown by task when the task generator gave it none (it raised, or hung)
+NO_TASK = "(no task: the task generator gave none)"
+
 #: The built-in layers, in the order their hooks run (``secrets`` has none: it holds the output's redaction).
 #: ``trajectory`` follows ``confirmations`` (it sees the approval the gate took) and comes before
 #: ``tool_faults`` (a call an injected fault fails was still made) and ``crash`` (a tool run the crash
@@ -188,6 +191,14 @@ class CampaignLayers:
             return task
         tasks, repeats = self._tasks
         return tasks[(index // repeats) % len(tasks)]
+
+    def task_given(self, index: int) -> str:
+        """The task trial ``index`` was given, for the breakdown by task once the campaign is over: a task
+        generator is never called again there (it ran in the trials, under their guards: a limit, ``os._exit``
+        refused); a group it gave no task to (it raised, or never returned) is named ``NO_TASK``."""
+        if self._tasks is None:
+            return self._generated.get(index // self._repeats, NO_TASK)
+        return self.task_for(index)
 
     def count_late_call(self) -> None:
         """A harness call came after its trial had ended (refused: the call raises in the agent's thread).

@@ -71,7 +71,7 @@ def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: s
         result = CampaignResult.build(scenario, settings, records, stopped_early=stopped_early, wall_s=wall_s,
                                       replay_command=replay_command, late_calls=runner.layers.late_calls,
                                       unstoppable=runner.unstoppable(), interrupted=runner.interrupted,
-                                      spend=runner.spend.summary(), task_of=runner.layers.task_for)
+                                      spend=runner.spend.summary(), task_of=runner.layers.task_given)
     if runner.interrupted:
         raise CampaignInterrupted(result)
     # a live model's trial is not shrunk: each re-run would call the real model (and re-record its cassette);
