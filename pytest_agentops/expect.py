@@ -45,6 +45,7 @@ _NEG_ZERO = r"-(?:0+(?:\.0*)?|\.0+)"
 _RATE_NUM = rf"(?:\+?(?:0+(?:\.\d*)?|0*1(?:\.0*)?|\.\d+)|{_NEG_ZERO}|{_NUM}{_EXP})"
 _WHOLE_NUM = rf"(?:\+?(?:\d+(?:\.0*)?|\.0+)|{_NEG_ZERO}|{_NUM}{_EXP})"
 _NONNEG_NUM = rf"(?:\+?(?:\d+(?:\.\d*)?|\.\d+)|{_NEG_ZERO}|{_NUM}{_EXP})"
+_POSITIVE_NUM = rf"(?:\+?(?:\d*[1-9]\d*(?:\.\d*)?|\d*\.\d*[1-9]\d*)|{_NUM}{_EXP})"  # (a digit that is not 0)
 _ZERO = rf"[-+]?(?:0+(?:\.0*)?|\.0+)(?:{_EXP})?"
 _QUANTILE_SUFFIX = r"(?:(?:[1-9]\d?|0[1-9])(?:\.\d+)?|0{1,2}\.\d*[1-9]\d*)"
 _POWER_NUM = rf"(?:\+?0*\.[5-9]\d*|{_NUM}{_EXP})"
@@ -56,14 +57,15 @@ def threshold_patterns(metric: str, kind: str, minimum: float | None = None) -> 
     and ECMA-262 (JSON Schema): what the parser accepts, except a number written with an exponent and a fail
     level on the wrong side of its threshold, which the parser alone checks. (A distribution's mean with a
     declared cap, ``metric.mean``, is ``mean_patterns``.) A distribution whose ``minimum`` is 0 takes no
-    threshold below 0 (``< 0`` itself, which no value meets, is the parser's to refuse)."""
+    threshold below 0, nor ``< 0``, which no value meets."""
     name = re.escape(metric)
     if kind == "rate":
         return rf"^{name}\.?{_END}", rate_expression_pattern()
     if kind == "distribution":
-        number = _NONNEG_NUM if minimum == 0 else _ANY_NUM
+        threshold = rf"(?:(?:>=|<=|>)\s*{_NONNEG_NUM}|<\s*{_POSITIVE_NUM})" if minimum == 0 else \
+            rf"(?:>=|<=|>|<)\s*{_ANY_NUM}"
         return (rf"^{name}\.p{_QUANTILE_SUFFIX}$",
-                rf"^\s*(?:>=|<=|>|<)\s*{number}(?:\s*,\s*fail\s+at\s+p{_QUANTILE_SUFFIX})?{_POWER}\s*$")
+                rf"^\s*{threshold}(?:\s*,\s*fail\s+at\s+p{_QUANTILE_SUFFIX})?{_POWER}\s*$")
     return rf"^{name}\.?{_END}", rf"^\s*(?:==\s*{_ZERO}|(?:<=|<)\s*{_WHOLE_NUM})\s*$"
 
 

@@ -53,6 +53,18 @@ def _is_generator_function(agent: Any) -> bool:
     return any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in (agent, call))
 
 
+def _never_runs(fn: Any) -> str:
+    """What ``fn`` returns instead of running, when it is a coroutine, generator or async generator function (or an
+    object whose ``__call__`` is one); an empty string otherwise."""
+    call = type(fn).__call__
+    for f in (fn, call):
+        if inspect.iscoroutinefunction(f):
+            return "a coroutine function (async def)"
+        if inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f):
+            return "a generator function"
+    return ""
+
+
 def _takes(fn: Callable[..., Any], n: int) -> bool:
     """Whether ``fn`` can be called with ``n`` positional arguments (True when its signature is unknown)."""
     try:
@@ -189,6 +201,12 @@ class Scenario:
                               f"trial (its signature is {_signature(self.world)})")
         if self.check is not None and not callable(self.check):
             raise ConfigError(f"check={self.check!r} must be a callable check(world, output) -> bool")
+        for role, fn, instead in (("world", self.world, "an object that is not the world"),
+                                  ("check", self.check, "an object that is always true: every trial would pass")):
+            kind = _never_runs(fn) if fn is not None else ""
+            if kind:
+                raise ConfigError(f"{role}={fn!r} is {kind}: calling it runs none of its body and gives back "
+                                  f"{instead}; it must be a plain function")
         if self.check is not None and not _takes(self.check, 2):
             raise ConfigError(f"check={self.check!r} must take two arguments: it is called as check(world, output) "
                               f"(its signature is {_signature(self.check)})")

@@ -224,6 +224,46 @@ def test_an_agent_whose_body_a_call_never_runs_is_refused(agent):
         Scenario(name="gen", agent=agent, trials=3, seed=1)
 
 
+async def _async_check(world, output):
+    return False
+
+
+def _generator_check(world, output):
+    yield False
+
+
+class _AsyncWorld:
+    async def __call__(self):
+        return {}
+
+
+@pytest.mark.parametrize(("role", "fn"), [("check", _async_check), ("check", _generator_check),
+                                          ("world", _AsyncWorld())], ids=["async-check", "generator-check", "world"])
+def test_a_check_or_world_whose_body_a_call_never_runs_is_refused(role, fn):
+    """An ``async def`` check passed every trial: the coroutine it returned is truthy, and its body (which said
+    False) never ran; the run was green, with only a "never awaited" warning."""
+    with pytest.raises(ConfigError, match=rf"^{role}=.* is a (coroutine|generator) function.*: calling it runs none"):
+        Scenario(name="gen", agent=lambda task, env: "ok", trials=3, seed=1, **{role: fn})
+
+
+class _CheckReturningACoroutine:
+    """A check whose call returns a coroutine though it is not itself a coroutine function (what a decorator
+    does): refused when it answers."""
+
+    def __call__(self, world, output):
+        return _async_check(world, output)
+
+
+def test_a_check_that_answers_with_a_coroutine_makes_its_trials_errors_without_a_warning(recwarn):
+    result = run_campaign(Scenario(name="coro", agent=lambda task, env: "ok", check=_CheckReturningACoroutine(),
+                                   faults=Faults.none(), trials=3, seed=1, early_stop=False,
+                                   expect={"completion_rate": ">= 0.5"}))
+    assert dict(result.outcome_counts) == {"error": 3} and not result.passed
+    assert result.records[0].reason.startswith("check returned coroutine <coroutine object _async_check")
+    assert "must return True or False" in result.records[0].reason
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
 def test_os_abort_inside_a_trial_is_a_recorded_error_not_the_end_of_the_test_process():
     """``os.abort()`` killed pytest (SIGABRT, exit status 134), the later tests and the report with it."""
     def agent(task, env):

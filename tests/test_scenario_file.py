@@ -163,7 +163,10 @@ def expectation(draw: Any) -> tuple[str, str]:
         if draw(st.integers(0, 4)) == 0:
             return f"{metric}.mean", f"<= {draw(st.integers(0, 10**3))}, cap {10**3}"
         q = draw(st.sampled_from(["p50", "p90", "p95", "p99", "p99.9", "p05"]))
-        return f"{metric}.{q}", f"{draw(ops_upward)} {draw(st.integers(0, 10**6))}"
+        op, threshold = draw(ops_upward), draw(st.integers(0, 10**6))
+        if (op, threshold) == ("<", 0):  # (no quantile of these is below 0: a ConfigError, rightly)
+            op = "<="
+        return f"{metric}.{q}", f"{op} {threshold}"
     return metric, draw(st.sampled_from(["== 0", "<= 0", "<= 3", "< 2"]))
 
 

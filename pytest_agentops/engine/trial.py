@@ -270,7 +270,11 @@ class Trial:
         else:
             try:
                 passed = of_the_trial(CHECK, self._seed, scenario.check, ctx.world, output)
-                outcome = "completed" if passed else "failed"
+                if _unrun(passed):  # (truthy whatever the check meant: its body never ran)
+                    outcome, reason = "error", (f"check returned {type(passed).__name__} {passed!r:.80}: a check "
+                                                "must return True or False, not an object to await or iterate")
+                else:
+                    outcome = "completed" if passed else "failed"
                 if outcome == "failed":
                     reason = "check(world, output) returned False"
             except (Exception, AgentExited) as check_exc:
@@ -304,6 +308,16 @@ class Trial:
             violations=violations, output=shown,
             default_priced=tuple(sorted(meter.default_priced)) if meter.default_priced else (),
             layers=self.layers.layer_map(layers), trace=kept, skeleton=skeleton)
+
+
+def _unrun(value: Any) -> bool:
+    """Whether a check's answer is a coroutine, generator or other awaitable (closed here: its body never runs)."""
+    if not (inspect.isawaitable(value) or inspect.isgenerator(value) or inspect.isasyncgen(value)):
+        return False
+    close = getattr(value, "close", None) if inspect.iscoroutine(value) or inspect.isgenerator(value) else None
+    if close is not None:
+        close()  # (no "never awaited" warning: the record says what went wrong)
+    return True
 
 
 def own_decimal_context() -> None:
