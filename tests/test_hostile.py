@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import errno
+import faulthandler
 import os
 import random
 import signal
@@ -505,6 +506,88 @@ def test_a_recursion_limit_too_low_for_the_harness_is_refused_in_the_trial_that_
         "RuntimeError: sys.setrecursionlimit(60) inside a trial is refused: below 1000")
     assert others == {"completed"} and sys.getrecursionlimit() == limit
     assert sys.setrecursionlimit.__module__ is None or sys.setrecursionlimit.__self__ is sys  # the real one again
+
+
+def _in_trial_1(act):
+    def agent(task, env):
+        if env.trial_id.endswith("-1"):
+            act()
+        return "ok"
+    return agent
+
+
+@pytest.mark.parametrize(("act", "reason"), [
+    (lambda: sys.setswitchinterval(3600),
+     "RuntimeError: sys.setswitchinterval(3600) inside a trial is refused: above 0.1s a busy thread"),
+    (lambda: os.setgid(os.getgid()),  # (the same group: a regression changes nothing)
+     "OSError: os.setgid() inside a trial is refused: it would change the test process's user or groups"),
+    (lambda: faulthandler.dump_traceback_later(600, exit=True),
+     "OSError: faulthandler.dump_traceback_later() inside a trial is refused: it would end or crash the test"),
+    (lambda: faulthandler.disable(),
+     "OSError: faulthandler.disable() inside a trial is refused: it would end or crash the test process"),
+    (lambda: os.kill(os.getppid(), signal.SIGWINCH),  # (ignored by default: a regression harms nothing)
+     "os.kill() with SIGWINCH inside a trial is refused: it signals the process that started the test process"),
+], ids=["switch-interval", "setgid", "faulthandler-exit", "faulthandler-disable", "kill-parent"])
+def test_process_calls_that_outlive_or_end_the_run_are_refused_in_the_trial_that_makes_them(act, reason):
+    """A switch interval of an hour with a busy loop hung the run (the watchdog never got the GIL); setuid as root
+    left pytest without its rights (it crashed in os.chdir); ``dump_traceback_later(exit=True)`` ended the run
+    during a later test; ``faulthandler.disable`` switched off pytest's crash report for the rest of the run; a
+    SIGSTOP to the parent stopped pytest-xdist's controller for good."""
+    interval, enabled = sys.getswitchinterval(), faulthandler.is_enabled()
+    try:
+        record, others = _only(_campaign(_in_trial_1(act), trials=3), 1)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        if enabled and not faulthandler.is_enabled():
+            faulthandler.enable(file=sys.__stderr__)
+    assert record.outcome == "error" and record.reason.startswith(reason), record.reason
+    assert others == {"completed"} and sys.getswitchinterval() == interval and faulthandler.is_enabled() == enabled
+    faulthandler.dump_traceback_later(600)  # outside a trial (and without exit=True inside one), as it was
+    faulthandler.cancel_dump_traceback_later()
+
+
+def test_the_time_zone_stack_size_and_int_digits_a_trial_changes_are_put_back_and_named():
+    """``TZ`` put back in os.environ left the zone ``time.tzset`` had read (a later test saw IST); a thread stack
+    size of 32 KiB made a later test's thread overflow its stack (pytest died of SIGSEGV)."""
+    from pytest_agentops.errors import ProcessStateChanged
+
+    def meddle():
+        os.environ["TZ"] = "Asia/Kolkata" if time.tzname[0] != "IST" else "UTC"
+        time.tzset()
+        threading.stack_size(1 << 16)
+        sys.set_int_max_str_digits(640)
+
+    zone, stack, digits = (time.timezone, time.tzname), threading.stack_size(), sys.get_int_max_str_digits()
+    with pytest.warns(ProcessStateChanged) as warned:
+        record, others = _only(_campaign(_in_trial_1(meddle), trials=3), 1)
+    assert record.outcome == "completed" and others == {"completed"}
+    assert (time.timezone, time.tzname) == zone and threading.stack_size() == stack
+    assert sys.get_int_max_str_digits() == digits
+    assert str(warned[0].message).startswith(
+        "the campaign's trials changed process-wide state, put back at its end: os.environ, the time zone, the "
+        "thread stack size, the longest int shown as text;")
+
+
+def test_a_trial_cannot_replace_or_shut_down_the_default_executor_of_the_loop_the_trials_share():
+    """A trial that set a shut-down executor as the shared loop's default failed every later trial's
+    ``asyncio.to_thread`` (whose replay, alone, passed)."""
+    import concurrent.futures
+
+    async def agent(task, env):
+        loop = asyncio.get_running_loop()
+        if env.trial_id.endswith("-1"):
+            pool = concurrent.futures.ThreadPoolExecutor(1)
+            pool.shutdown()
+            loop.set_default_executor(pool)
+        if env.trial_id.endswith("-2"):
+            await loop.shutdown_default_executor()
+        return await asyncio.to_thread(lambda: "ok")
+
+    result = _campaign(agent, trials=5, concurrency=2)
+    assert [r.outcome for r in result.records] == ["completed", "error", "error", "completed", "completed"]
+    assert result.records[1].reason.startswith("RuntimeError: loop.set_default_executor() from a trial is refused")
+    assert result.records[2].reason.startswith(
+        "RuntimeError: loop.shutdown_default_executor() from a trial is refused")
 
 
 # -- no campaign can hang -------------------------------------------------------------------------------

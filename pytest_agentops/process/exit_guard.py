@@ -291,6 +291,11 @@ _WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
         "closerange": "it would close the test process's own files and pipes (pytest's captured output, "
                       "pytest-xdist's channel), which ended the run with no report; close the descriptors you "
                       "opened with os.close",
+        "identity": "it would change the test process's user or groups, for good as root: the later tests, the "
+                    "reports and pytest itself would run without their rights; start the code that needs it with "
+                    "subprocess",
+        "faulthandler": "it would end or crash the test process (the run's later tests and report with it), or "
+                        "switch off pytest's own report of a crash",
         "rlimit": "lowering a limit lowers the test process's: a CPU-time limit below what the run has used "
                   "killed pytest (SIGXCPU), a file limit failed every later test's files; set it before the run, "
                   "or start the code that needs it with subprocess"}
@@ -332,9 +337,10 @@ def _own_group(pgid: Any) -> bool:
         return False
 
 
-#: name -> (the signal a call sends, whether the call reaches the test process itself), of the functions refused
+#: name -> (the signal a call sends, whether the call reaches the test process itself or its parent), of the
+#: functions refused
 _SIGNALLING: dict[str, tuple[Callable[..., Any], Callable[..., bool]]] = {
-    "kill": (lambda pid, sig: sig, lambda pid, sig: pid in (os.getpid(), 0, -1) or (
+    "kill": (lambda pid, sig: sig, lambda pid, sig: pid in (os.getpid(), 0, -1, os.getppid()) or (
         isinstance(pid, int) and pid < -1 and _own_group(-pid))),
     "killpg": (lambda pgid, sig: sig, lambda pgid, sig: _own_group(pgid)),
     "raise_signal": (lambda sig: sig, lambda sig: True),
@@ -360,8 +366,10 @@ def _refusing_signal(owner: str, name: str, real: Callable[..., Any]) -> Callabl
             return real(*args, **kwargs)
         if not own or sig == 0:
             return real(*args, **kwargs)
-        message = (f"{owner}.{name}() with {_signal_name(sig)} inside a trial is refused: it signals the test "
-                   "process itself")
+        parent = name == "kill" and args[:1] == (os.getppid(),) and args[0] != os.getpid()
+        message = (f"{owner}.{name}() with {_signal_name(sig)} inside a trial is refused: it signals the "
+                   + ("process that started the test process (pytest-xdist's controller, the shell)" if parent
+                      else "test process itself"))
         _end_trial(message, refusal)
         raise PermissionError(errno.EPERM, message)
 
@@ -386,6 +394,25 @@ def _setrecursionlimit(limit: int) -> None:
 _setrecursionlimit.__doc__ = _real_setrecursionlimit.__doc__
 _setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlimit"
 register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
+
+
+#: the longest thread switch interval a trial may set (seconds): with a longer one a thread that never gives up the
+#: GIL (a busy loop) keeps the harness's watchdog from running, and the wall-clock limit never ends it
+SWITCH_INTERVAL_CEILING = 0.1
+_real_setswitchinterval = sys.setswitchinterval
+
+
+def _setswitchinterval(interval: float) -> None:
+    if active_clock() is not None and isinstance(interval, (int, float)) and not interval <= SWITCH_INTERVAL_CEILING:
+        raise RuntimeError(f"sys.setswitchinterval({interval!r}) inside a trial is refused: above "
+                           f"{SWITCH_INTERVAL_CEILING}s a busy thread keeps the harness's watchdog (and so the "
+                           "wall-clock limit) from running")
+    _real_setswitchinterval(interval)
+
+
+_setswitchinterval.__doc__ = _real_setswitchinterval.__doc__
+_setswitchinterval.__name__ = _setswitchinterval.__qualname__ = "setswitchinterval"
+register_stand_ins(sys, {"setswitchinterval": _setswitchinterval})
 
 
 def refuse_exit(what: str) -> Refusal:
@@ -519,11 +546,30 @@ for _name, _why in (("fork", "fork"), ("forkpty", "fork"), ("execv", "exec"), ("
     _real = getattr(os, _name, None)
     if _real is not None:
         _os_stand_ins[_name] = _refusing(_name, _WHY[_why], _real)
+for _name in ("setuid", "setgid", "seteuid", "setegid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups",
+              "initgroups"):
+    _real = getattr(os, _name, None)
+    if _real is not None:
+        _os_stand_ins[_name] = _refusing(_name, _WHY["identity"], _real)
 for _name in ("kill", "killpg"):
     _real = getattr(os, _name, None)
     if _real is not None:
         _os_stand_ins[_name] = _refusing_signal("os", _name, _real)
 _register_lingering(os, _os_stand_ins, after_removal=_settle)
+
+
+def _exits_later(timeout: Any = None, repeat: Any = False, file: Any = None, exit: Any = False) -> bool:
+    """Whether ``faulthandler.dump_traceback_later(...)`` would end the process when its time comes."""
+    return bool(exit)
+
+
+# (``disable`` switched off pytest's report of a crash for the rest of the run; ``dump_traceback_later(exit=True)``
+# ended the run during a later test; the private ``_sigabrt`` and the like crash the process as ``os.abort`` does)
+_register_lingering(faulthandler, {
+    name: _refusing(name, _WHY["faulthandler"], getattr(faulthandler, name), "faulthandler",
+                    when=_exits_later if name == "dump_traceback_later" else None)
+    for name in ("disable", "dump_traceback_later", "_sigabrt", "_sigsegv", "_sigfpe", "_fatal_error",
+                 "_fatal_error_c_thread", "_read_null", "_stack_overflow") if hasattr(faulthandler, name)})
 _register_lingering(signal, {name: _refusing_signal("signal", name, getattr(signal, name))
                              for name in ("raise_signal", "pthread_kill") if hasattr(signal, name)})
 # (kept while an agent's thread outlives its campaign: set from there, the hook hung the next campaign)

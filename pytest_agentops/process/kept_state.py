@@ -1,7 +1,8 @@
 """Process-wide state a campaign's trials may change, put back when the campaign ends.
 
 In-process trials share the interpreter: an agent (or a world factory, a check) that changes the working
-directory, ``os.environ``, the recursion limit, the exception hooks, the root logger or ``sys.path`` would
+directory, ``os.environ`` (and the time zone ``time.tzset`` read from it), the locale, the recursion limit, the
+thread switch interval and stack size, the exception hooks, the root logger or ``sys.path`` would
 change every later test of the session. Such state is read when a campaign starts and put back when it ends;
 what was changed is named in a ``ProcessStateChanged`` warning (pytest shows it in its warnings summary), since
 the trials after the one that changed it ran with it. ``isolation="process"`` keeps each trial's to itself.
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import locale
 import logging
 import os
 import socket
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -53,9 +56,14 @@ def _put_handlers(saved: list[logging.Handler]) -> None:
 _STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("the working directory", _cwd, lambda cwd: cwd is not None and os.chdir(cwd)),
     ("os.environ", lambda: dict(os.environ), _put_environ),
+    # (after os.environ: ``tzset`` reads the time zone from the environment put back)
+    ("the time zone", lambda: (time.timezone, time.altzone, time.daylight, time.tzname), lambda _: time.tzset()),
+    ("the locale", lambda: locale.setlocale(locale.LC_ALL), lambda saved: locale.setlocale(locale.LC_ALL, saved)),
     ("sys.path", lambda: list(sys.path), lambda saved: sys.path.__setitem__(slice(None), saved)),
     ("the recursion limit", sys.getrecursionlimit, sys.setrecursionlimit),
     ("the thread switch interval", sys.getswitchinterval, sys.setswitchinterval),
+    ("the thread stack size", threading.stack_size, threading.stack_size),
+    ("the longest int shown as text", sys.get_int_max_str_digits, sys.set_int_max_str_digits),
     ("sys.excepthook", lambda: sys.excepthook, lambda hook: setattr(sys, "excepthook", hook)),
     ("threading.excepthook", lambda: threading.excepthook, lambda hook: setattr(threading, "excepthook", hook)),
     ("sys.unraisablehook", lambda: sys.unraisablehook, lambda hook: setattr(sys, "unraisablehook", hook)),
@@ -65,6 +73,8 @@ _STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("the default socket timeout", socket.getdefaulttimeout, socket.setdefaulttimeout),
     ("the umask", shown_umask, lambda mask: mask is not None and os.umask(mask)),  # (None both times where unseen)
 )
+if hasattr(sys, "getdlopenflags"):
+    _STATE += (("the dlopen flags", sys.getdlopenflags, sys.setdlopenflags),)
 if sys.version_info < (3, 14):  # (the policy system is deprecated from 3.14 on)
     _STATE += (("the asyncio event loop policy", asyncio.get_event_loop_policy, asyncio.set_event_loop_policy),)
 

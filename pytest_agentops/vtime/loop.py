@@ -318,15 +318,23 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self.close()
             raise
         self._vt_selector.io_poll_cap = cap
-        #: when set and true at a ``stop()``, the stop is refused (``RuntimeError``): a loop that several trials
-        #: share is stopped only by its owner (``LoopWorker``), never by an agent running on it
+        #: when set and true at a ``stop()`` (or a change of the default executor), it is refused (``RuntimeError``): a
+        #: loop that several trials share is stopped only by its owner (``LoopWorker``), never by an agent on it
         self.stop_refused: Callable[[], bool] | None = None
 
-    def stop(self) -> None:
+    def _refuse_in_a_trial(self, what: str) -> None:
+        """``stop_refused``: what the trials share (stopping it, its default executor) is not a trial's to change."""
         refused = self.stop_refused
         if refused is not None and refused():
-            raise RuntimeError("loop.stop() from a trial is refused: the event loop is shared with other trials")
+            raise RuntimeError(f"loop.{what}() from a trial is refused: the event loop is shared with other trials")
+
+    def stop(self) -> None:
+        self._refuse_in_a_trial("stop")
         super().stop()
+
+    def set_default_executor(self, executor: Any) -> None:
+        self._refuse_in_a_trial("set_default_executor")  # (a shut-down executor failed every later trial's jobs)
+        super().set_default_executor(executor)
 
     def time(self) -> float:
         """The loop's virtual monotonic time in seconds (0.0 when the loop was created)."""
@@ -480,6 +488,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
         """As ``asyncio``'s, counted as outside work so that its join timeout (3.12+) runs in real time."""
+        self._refuse_in_a_trial("shutdown_default_executor")
         self._vt_selector.outside_jobs += 1
         try:
             await super().shutdown_default_executor(*args, **kwargs)
