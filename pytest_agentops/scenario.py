@@ -326,13 +326,12 @@ class Scenario:
     @property
     def unit_trials(self) -> int:
         """How many consecutive trials the verdicts take as one independent value: the k trials of a ``pass^k``
-        group when a task generator draws each group's task, k trials of each task of a list when the tasks
-        differ (a whole turn of the list: the groups of one turn are not alike), else 1. Trials that share a
-        task fail together (an impossible task fails its whole group), so judging them one by one as
-        independent would not keep the stated error rates."""
+        group when a task generator draws each group's task, a whole turn of a list of different tasks (k trials
+        of each), else 1. Trials that share a task fail together (an impossible task fails its whole group), so
+        judging them one by one as independent would not keep the stated error rates; nor would judging the
+        trials (or groups) of one turn one by one: they are not alike, and a list with its hardest tasks first
+        made a sequential rule fail an agent above the threshold at the third trial, every time."""
         k = self.repeats
-        if k == 1:
-            return 1
         if callable(self.task):
             return k
         tasks = self.tasks

@@ -1,5 +1,6 @@
-"""Per-trial verdicts when trials share their tasks (``pass^k`` groups): the unit of k trials (or a turn of the
-task list) is the independent value, and the stated error rates hold with failures clustered by task.
+"""Per-trial verdicts when trials share their tasks (``pass^k`` groups) or come from a task list in turn: the unit
+of k trials (or a turn of the task list) is the independent value, and the stated error rates hold with failures
+clustered by task and with the hardest tasks listed first.
 
 The rule before this judged such trials one by one as independent: with 10% of the generated tasks impossible
 (a true completion rate of exactly 0.90), ``completion_rate >= 0.90`` failed in 33% of campaigns (exact, an
@@ -88,6 +89,47 @@ def test_a_task_list_hardest_first_is_judged_a_whole_turn_at_a_time():
     assert fails / CAMPAIGNS <= _ceiling(0.05)
 
 
+def _list_campaign(p_tasks: list[float], expect: dict[str, str], trials: int, seed: int = 1) -> Scenario:
+    """A campaign over the task list ``t0, t1, ...`` in turn, task i solved with probability ``p_tasks[i]``."""
+    def agent(task, env):
+        return "done" if env.rng.random() < p_tasks[int(task[1:])] else "no"
+
+    return Scenario(name="in-turn", agent=agent, task=[f"t{i}" for i in range(len(p_tasks))], trials=trials,
+                    check=lambda w, out: out == "done", faults=Faults.none(), seed=seed, expect=expect)
+
+
+def test_a_task_list_in_turn_without_pass_k_is_judged_a_whole_turn_at_a_time():
+    """One trial per task, in turn, judged trial by trial: 30 tasks with the 3 impossible ones listed first (a
+    share of exactly 0.90) failed ``>= 0.9`` at the third trial in every campaign, and 40 always-solved tasks
+    listed before 60 solved half the time (0.70) passed ``>= 0.9`` at trial 34 in every campaign (exact, an
+    outside review's dynamic programme). A turn of the list is one value now."""
+    at_threshold = run_campaign(_list_campaign([0.0] * 3 + [1.0] * 27, {"completion_rate": ">= 0.9"}, 400))
+    (v,) = at_threshold.verdicts
+    assert v.counting_unit == "unit of 30 trials" and v.verdict == "inconclusive"
+    well_below = run_campaign(_list_campaign([1.0] * 40 + [0.5] * 60, {"completion_rate": ">= 0.9"}, 400))
+    assert well_below.verdicts[0].verdict != "pass"
+    with_groups = run_campaign(_list_campaign([0.0] * 3 + [1.0] * 27, {"pass^3": ">= 0.9"}, 900))
+    assert with_groups.verdicts[0].counting_unit == "unit of 90 trials"
+    assert with_groups.verdicts[0].verdict == "inconclusive"  # (group by group: failed at the third group)
+
+
+def test_a_task_list_hardest_first_above_its_threshold_is_failed_at_most_at_the_stated_rate():
+    """20 tasks in turn solved with 0.2, 0.4, 0.5 then 1.0 (17 of them): a share of 0.905, above ``>= 0.9``.
+    Judged trial by trial the hard tasks came first in every turn and 24.0% of campaigns of 200 trials failed
+    (exact); by turns the stated 5% holds (seeded Monte Carlo through the judge, the trials drawn as
+    ``run_campaign`` would give them)."""
+    p_tasks = [0.2, 0.4, 0.5] + [1.0] * 17
+    exp = Expectation.parse("completion_rate", ">= 0.9")
+    rng = np.random.default_rng(2026)
+
+    def turn() -> list[str]:
+        return ["completed" if rng.random() < p else "failed" for p in p_tasks]
+
+    fails = sum(_campaign(exp, [turn() for _ in range(10)], 20) == "fail" for _ in range(CAMPAIGNS))
+    assert fails / CAMPAIGNS <= _ceiling(0.05)
+    assert _list_campaign(p_tasks, {"completion_rate": ">= 0.9"}, 200).unit_trials == 20
+
+
 def test_a_clustered_rate_still_decides_far_from_its_threshold():
     """Power: 400 trials in groups of 3 decide an agent at 0.99 (pass) and one at 0.6 (fail) nearly always."""
     exp = Expectation.parse("completion_rate", ">= 0.9")
@@ -142,7 +184,7 @@ def test_the_unit_follows_the_tasks():
     assert _scenario(["a", "b"], {"pass^2": ">= 0.5"}).unit_trials == 4  # a whole turn of the list
     assert _scenario("one task", {"pass^3": ">= 0.5"}).unit_trials == 1  # one task: the trials are alike
     assert _scenario(["a", "a"], {"pass^3": ">= 0.5"}).unit_trials == 1
-    assert _scenario(["a", "b"], {"completion_rate": ">= 0.5"}).unit_trials == 1  # no groups
+    assert _scenario(["a", "b"], {"completion_rate": ">= 0.5"}).unit_trials == 2  # a turn: its trials are not alike
 
 
 def test_a_campaign_with_pass_k_judges_its_per_trial_expectations_unit_by_unit():
@@ -214,6 +256,22 @@ def test_compare_campaigns_uses_the_scenarios_unit():
     assert all("units of 3 pairs that share their tasks" in f.method for f in result.findings)
     plain = compare_campaigns(_scenario("easy", {}), _scenario("easy", {}), trials=30)
     assert not any("units of" in f.method for f in plain.findings)
+
+
+def test_a_comparison_over_a_task_list_in_turn_pairs_whole_turns():
+    """Baseline solving the first half of a 20-task list and candidate the second half, equal on average: pair
+    by pair the discordant pairs came a task at a time, in list order, and every comparison called a
+    regression (5 of 5, an outside review); by turns of the list, none."""
+    from pytest_agentops.engine.compare import compare_campaigns
+
+    def solves(first_half: bool):
+        def agent(task, env):
+            return "done" if (int(task[1:]) < 10) == first_half else "no"
+        return Scenario(name="half", agent=agent, task=[f"t{i}" for i in range(20)], trials=200, seed=5,
+                        check=lambda w, out: out == "done", faults=Faults.none())
+
+    result = compare_campaigns(solves(True), solves(False))
+    assert not result.regressions and all("units of 20 pairs" in f.method for f in result.findings)
 
 
 # -- the gate on reports of such campaigns --------------------------------------------------------------------------
