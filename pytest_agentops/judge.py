@@ -176,6 +176,12 @@ def _unit_name(exp: Expectation) -> str:
     return REGISTRY[exp.metric].counting_unit
 
 
+def _plural(unit: str) -> str:
+    """``tool call`` -> ``tool calls``; ``trial with an unrecovered fault`` -> ``trials with an unrecovered fault``."""
+    head, sep, rest = unit.partition(" with ")
+    return f"{head}s{sep}{rest}"
+
+
 def _too_many_chances(exp: Expectation, counting_unit: str, chances: int) -> ConfigError:
     return ConfigError(f"metric {exp.metric!r} gave {chances} chances in one trial but counts {counting_unit!r}s; "
                        "declare MetricDef(counting_unit=...) as what it counts (e.g. 'tool call') so that it is "
@@ -369,14 +375,23 @@ class RateJudge(Judge):
         pass_rate, fail_rate = resolution(self.rule)
         what = "share of successes" if self.exp.statistic != "quantile" else "share within the threshold"
         parts = []
-        if fail_rate is not None:
-            parts.append(f"fails a {what} <= {fail_rate:.3g}")
+        if fail_rate is not None:  # (rounded away from the threshold: the claim holds for the printed figures)
+            parts.append(f"fails a {what} <= {_three_digits(fail_rate, up=False):.3g}")
         if pass_rate is not None:
-            parts.append(f"passes one >= {pass_rate:.3g}")
+            parts.append(f"passes one >= {_three_digits(pass_rate, up=True):.3g}")
         if not parts:
             return "; no fail level declared"
-        return (f"; no fail level declared: within {self.max_units} {_unit_name(self.exp)}s it "
+        return (f"; no fail level declared: within {self.max_units} {_plural(_unit_name(self.exp))} it "
                 f"{' and '.join(parts)} with probability >= {DEFAULT_POWER:.0%}")
+
+
+def _three_digits(x: float, *, up: bool) -> float:
+    """``x`` to three significant digits, rounded up or down (a printed 0.952 for 0.95244 overstated a power)."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    scale = 10.0 ** (2 - math.floor(math.log10(x)))
+    scaled = x * scale
+    return (math.ceil(scaled - 1e-9) if up else math.floor(scaled + 1e-9)) / scale
 
 
 def _display(exp: Expectation, data: MetricData, verdict: str, confidence: float, beta: float

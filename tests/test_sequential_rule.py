@@ -273,3 +273,27 @@ def test_constants_past_the_exact_limit_are_ville_s_and_still_valid(monkeypatch)
         assert rule.outcome(0.9).passed <= 0.05 and rule.outcome(0.9).failed <= 0.05
     finally:
         sequential.rate_rule.cache_clear()
+
+
+@pytest.mark.parametrize(("key", "expression", "trials"), [("completion_rate", ">= 0.9", 400),
+                                                           ("time_to_escalation_s.p95", "<= 30", 120)])
+def test_the_resolution_a_rule_states_holds_at_its_printed_figures(key, expression, trials):
+    """"fails a share <= 0.832 and passes one >= 0.952 with probability >= 95%": at the printed 0.952 the exact
+    chance of a pass was 0.9457 (the figure was 0.95244, rounded down). Printed figures are rounded away from
+    the threshold now, and the claim is checked at them with the restated rule's exact programme."""
+    import re
+
+    from pytest_agentops.judge import judge
+
+    rule_text = judge(Expectation.parse(key, expression), max_trials=trials, confidence=0.95, sequential=True
+                      ).verdict(complete=False).rule
+    found = re.search(r"fails a share [a-z ]+ <= ([\d.]+) and passes one >= ([\d.]+) with probability >= 95%",
+                      rule_text)
+    assert found, rule_text
+    fail_share, pass_share = map(float, found.groups())
+    rule = sr.rule_for(key, expression)
+    upward = isinstance(rule, sr.Rate)  # (a quantile's rule counts the values within: its p is a miss's)
+    at_pass = sr.exact_outcome(rule, pass_share if upward else 1 - pass_share, trials)
+    assert at_pass.passed >= 0.95 or pass_share >= 1
+    at_fail = sr.exact_outcome(rule, fail_share if upward else 1 - fail_share, trials)
+    assert at_fail.failed >= 0.95
