@@ -2,19 +2,20 @@
 
 ``agentops-gate report.json [--baseline base.json]`` (or ``python -m pytest_agentops gate ...``).
 A campaign fails the gate when a verdict failed, when a verdict is inconclusive (unless
-``--allow-inconclusive``), or, against a baseline, when a rate dropped or a token/cost p95 grew, each by a
-test whose false-alarm rate for an unchanged agent is at most ``--alpha``:
+``--allow-inconclusive``), or, against a baseline, when a rate dropped or a token/cost p95 grew, by tests that
+share ``--alpha`` (each at ``--alpha`` over their number in the run: Bonferroni), so that an unchanged agent fails
+the gate with probability at most ``--alpha``; each test, at its share ``a`` of it:
 
 * a rate of trials (completion): the one-sided Fisher exact test when both campaigns ran every trial; when
   either stopped early (its count depends on when it stopped), the anytime-valid mixture bounds of the two
-  rates at alpha/2 each must separate (candidate's upper below baseline's lower, minus ``--margin``);
+  rates at a/2 each must separate (candidate's upper below baseline's lower, minus ``--margin``);
 * a share inside trials (tool_success_rate): trial by trial, the betting bounds of the two per-trial means at
-  alpha/2 each must separate;
+  a/2 each must separate;
 * the p95 growth: a growth beyond ``--max-growth`` of the candidate's true p95 over the baseline's. The
-  baseline's order statistic that is at or above its true p95 with probability >= 1 - alpha/2 bounds it from
+  baseline's order statistic that is at or above its true p95 with probability >= 1 - a/2 bounds it from
   above (whatever the distribution and its ties); a candidate whose p95 is within the growth has at most 5% of
   its trials above (1 + ``--max-growth``) x that bound, tested by an exact binomial test (or, for a candidate
-  that stopped early, an anytime-valid bound) at alpha/2. The baseline must have run every trial (an
+  that stopped early, an anytime-valid bound) at a/2. The baseline must have run every trial (an
   early-stopped baseline is refused).
 
 A usage error (exit 2): a bad option (``--max-growth`` NaN or infinite too), a ``--markdown`` path that cannot
@@ -274,17 +275,31 @@ def incomplete_runs(paths: Sequence[str]) -> list[GateFinding]:
 def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]] | None, *,
                   alpha: float = 0.05, max_growth: float = 0.2, allow_inconclusive: bool = False,
                   margin: float = 0.0) -> list[GateFinding]:
-    """Every finding for every campaign in ``current`` (pure: no I/O)."""
+    """Every finding for every campaign in ``current`` (pure: no I/O). The tests against the baseline share
+    ``alpha`` (Bonferroni: each at ``alpha`` over their number), so that an unchanged agent fails the whole gate
+    with probability at most ``alpha``: two rate checks of one campaign at ``alpha`` each flagged it in 7% of
+    runs, a report of five scenarios in 17%."""
+    tests = len(_findings(current, baseline, alpha, max_growth, True, margin, verdicts=False))
+    return _findings(current, baseline, alpha / max(tests, 1), max_growth, allow_inconclusive, margin)
+
+
+def _findings(current: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]] | None, alpha: float,
+              max_growth: float, allow_inconclusive: bool, margin: float, *, verdicts: bool = True
+              ) -> list[GateFinding]:
+    """The findings of ``evaluate_gate``, each test against the baseline at ``alpha`` (``verdicts=False``: those
+    tests alone)."""
     findings: list[GateFinding] = []
     for name, campaign in sorted(current.items()):
         expected_failure = bool(campaign.get("xfail"))
-        if not campaign.get("verdicts") and not expected_failure:
+        if not verdicts:
+            pass
+        elif not campaign.get("verdicts") and not expected_failure:
             errors = campaign.get("outcomes", {}).get("error", 0)
             findings.append(GateFinding(name, "no expectations", not errors,
                                         f"no expectation to judge; {errors} of {campaign.get('trials')} trial(s) "
                                         "ended in an error" if errors else "no expectation to judge; no trial "
                                         "ended in an error"))
-        for v in campaign.get("verdicts", []):
+        for v in campaign.get("verdicts", []) if verdicts else ():
             ok = v["verdict"] == "pass" or (v["verdict"] == "inconclusive" and allow_inconclusive)
             detail = f"{v['key']} {v['expression']}: {v['verdict']} (estimate {v['estimate']}, bound {v['bound']})"
             if v.get("trials_needed"):

@@ -299,3 +299,32 @@ def test_a_dangling_symlink_is_no_place_for_the_gate_summary(tmp_path, capsys):
     (tmp_path / "summary.md").symlink_to(tmp_path / "missing" / "summary.md")
     assert main([str(tmp_path / "never-read.json"), "--markdown", str(tmp_path / "summary.md")]) == 2
     assert "symbolic link" in capsys.readouterr().err
+
+
+def test_an_unchanged_agent_fails_the_whole_gate_at_most_at_alpha_however_many_tests_it_runs():
+    """Each test against the baseline ran at the full alpha: the same agent twice, a report of five scenarios
+    with a completion and a resume rate each, failed the gate in 17% of pairs of reports (an outside review's
+    Monte Carlo). The tests now share alpha. Seeded Monte Carlo through ``evaluate_gate``, the rates at 0.8 and
+    0.7 on 200 trials (half of them crashed and restarted)."""
+    import math
+
+    from pytest_agentops.gate import evaluate_gate
+
+    rng = np.random.default_rng(2026)
+    records = [{"tokens": 100, "cost_usd": 0.001, "tool_calls": 0, "tool_failures": 0, "outcome": "completed"}]
+
+    def report() -> dict:
+        out = {}
+        for s in range(5):
+            crashed = int(rng.binomial(200, 0.5))
+            out[f"s{s}"] = {"scenario": f"s{s}", "verdicts": [], "records": records, "stopped_early": False,
+                            "trials": 200, "metrics": {
+                                "completion_rate": {"k": int(rng.binomial(200, 0.8)), "n": 200},
+                                "resume_success_rate": {"k": int(rng.binomial(crashed, 0.7)), "n": crashed}}}
+        return out
+
+    runs = 600
+    failed = sum(any(not f.ok for f in evaluate_gate(report(), report(), alpha=0.05)) for _ in range(runs))
+    assert failed / runs <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / runs)
+    tests = [f for f in evaluate_gate(report(), report(), alpha=0.05) if f.check.startswith("regression")]
+    assert len(tests) == 10 and all("alpha 0.005" in f.detail for f in tests)  # 0.05 shared by the ten tests
