@@ -65,6 +65,16 @@ def _never_runs(fn: Any) -> str:
     return ""
 
 
+def _writable(text: str) -> bool:
+    """Whether UTF-8 can write ``text`` (a lone surrogate, as ``"\\ud800"`` or a file name read with
+    ``surrogateescape``, cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _takes(fn: Callable[..., Any], n: int) -> bool:
     """Whether ``fn`` can be called with ``n`` positional arguments (True when its signature is unknown)."""
     try:
@@ -179,6 +189,9 @@ class Scenario:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"name={self.name!r} must be a non-empty string")
+        if not self.name.isascii() and not _writable(self.name):
+            raise ConfigError(f"name={self.name!r} must be text UTF-8 can write (it holds a lone surrogate): it "
+                              "becomes the pytest item's name, the replay id and file names")
         if any(ord(c) < 32 or ord(c) == 127 for c in self.name):
             raise ConfigError(f"name={self.name!r} must not contain a control character (a line break, a tab, NUL): "
                               "it becomes the pytest item's name and the replay id")

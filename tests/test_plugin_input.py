@@ -138,3 +138,37 @@ def test_a_scenario_name_with_a_control_character_is_a_config_error(name):
     with pytest.raises(ConfigError, match=r"must not contain a control character \(a line break, a tab, NUL\)"):
         Scenario(name=name, agent=lambda task, env: "ok")
     Scenario(name="refund high é ✓", agent=lambda task, env: "ok")  # (spaces and any printable letter: fine)
+
+
+def test_a_scenario_name_with_a_lone_surrogate_is_a_config_error():
+    """``name: "refund\\ud800"`` loaded: pytest then failed with UnicodeEncodeError setting PYTEST_CURRENT_TEST,
+    and with ``xfail`` the campaign that never ran was reported as 2 xfailed."""
+    with pytest.raises(ConfigError, match=r"must be text UTF-8 can write \(it holds a lone surrogate\)"):
+        Scenario(name="refund\ud800", agent=lambda task, env: "ok")
+
+
+def test_a_lone_surrogate_an_agent_gives_reaches_every_report_escaped(pytester):
+    """A model name with a lone surrogate (``env.record_usage(model="gpt-\\udcff")``) ended the session in a
+    traceback from the HTML writer (no HTML nor OpenTelemetry file, exit status 1) though the test passed."""
+    pytester.makepyfile(test_odd="""
+        from pytest_agentops import Scenario, tool
+
+        @tool
+        def lookup(world, key: str) -> str:
+            return "v"
+
+        def agent(task, env):
+            env.record_usage(input_tokens=10, output_tokens=1, model="gpt-\\udcff")
+            return env.tools["lookup"]("k-\\ud800")
+
+        def test_odd(agent_chaos):
+            agent_chaos.run(Scenario(name="odd", agent=agent, tools=[lookup], trials=2, seed=1, faults="none"))
+    """)
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=r.json", "--agent-chaos-html=r.html",
+                                "--agent-chaos-otel=r.otel.json")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    assert "udcff" in (pytester.path / "r.json").read_text(encoding="utf-8")  # (the model, priced by default)
+    spans = (pytester.path / "r.otel.json").read_text(encoding="utf-8")
+    assert "chat gpt-\\\\udcff" in spans and "k-\\\\\\\\ud800" in spans  # (the tool's arguments: JSON in JSON)
+    assert "odd" in (pytester.path / "r.html").read_text(encoding="utf-8")  # (it shows no passing trial's calls)

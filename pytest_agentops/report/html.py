@@ -294,7 +294,7 @@ def write_html(path: str | os.PathLike[str], campaigns: Iterable[dict[str, Any]]
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
             for piece in html_pieces(campaigns):
                 fh.write(piece)
         as_ordinary_file(tmp)

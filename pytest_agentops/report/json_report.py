@@ -52,7 +52,7 @@ def write_report(path: str | os.PathLike[str], results: Iterable[CampaignResult 
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         # (no collection walks the campaigns' records while their text is made: ``collector_paused``)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh, collector_paused():
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh, collector_paused():
             write_json(_streamed(results, with_traces, comparisons, session), fh.write)
             fh.write("\n")
         as_ordinary_file(tmp)

@@ -62,11 +62,29 @@ def _flat(prefix: str, data: Mapping[str, Any]) -> dict[str, Any]:
     return {f"{prefix}{k}": _attr(v) for k, v in data.items() if v is not None}
 
 
+def _utf8(value: Any) -> Any:
+    """``value`` (JSON data) with every string UTF-8 can write: a lone surrogate (a model name or a tool argument
+    an agent made up) written as its escape, ``\\udcff``, where the exporter's protobuf refused the whole file."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_utf8(k): _utf8(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utf8(v) for v in value]
+    return value
+
+
 class _Trial:
     """Writes the spans of one trial from its record's JSON form."""
 
     def __init__(self, tracer: trace.Tracer, campaign: dict[str, Any], record: dict[str, Any], base_ns: int):
-        self.tracer, self.campaign, self.record, self.base = tracer, campaign, record, base_ns
+        self.tracer, self.campaign, self.record, self.base = tracer, campaign, _utf8(record), base_ns
 
     def at(self, t: float) -> int:
         return self.base + round(t * 1e9)
@@ -218,7 +236,7 @@ class OtlpJsonFileExporter(SpanExporter):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
                 if self.spans:
                     fh.write(otlp_json_lines(self.spans))
             as_ordinary_file(tmp)
