@@ -38,6 +38,9 @@ from .settings.trajectory import Trajectory, check_rule_expectations
 
 __tracebackhide__ = hide_own_frames
 
+#: the largest address-space limit of an agent's child process, MiB (16 TiB)
+MAX_MEMORY_LIMIT_MB = 1 << 24
+
 
 def _signature(fn: Callable[..., Any]) -> str:
     try:
@@ -177,7 +180,8 @@ class Scenario:
                              options=ISOLATIONS)
     memory_limit_mb: int | None = setting(4096, doc="address-space limit of the agent's child process (isolation "
                                                     "process, or crash_mode sigkill), MiB (null: none)",
-                                          kind="whole", minimum=256, nullable=True)
+                                          kind="whole", minimum=256, nullable=True,
+                                          schema={"maximum": MAX_MEMORY_LIMIT_MB})
     shrink_runs: int = setting(32, doc="re-runs spent on the worst failing trial of a failed campaign to find the "
                                        "faults it needs ('fails with just: ...'; 0: none)", kind="whole", minimum=0)
     keep_traces: int | None = setting(100, doc="traces of passing trials kept in memory and in the reports: those of "
@@ -282,7 +286,8 @@ class Scenario:
         if self.state is not None:
             object.__setattr__(self, "state", StateSpec.parse(self.state))
         check_isolation("isolation", self.isolation)
-        check_whole("memory_limit_mb", self.memory_limit_mb, 256, optional=True)
+        check_whole("memory_limit_mb", self.memory_limit_mb, 256, optional=True, maximum=MAX_MEMORY_LIMIT_MB,
+                    why=" MiB (16 TiB; 2^43 MiB overflowed the child's setrlimit)")
         check_whole("shrink_runs", self.shrink_runs, 0)
         check_whole("keep_traces", self.keep_traces, 0, optional=True, none_means="to keep every trace")
         if self.llm is not None:

@@ -334,3 +334,32 @@ def test_the_package_frames_are_hidden_only_from_errors_raised_on_purpose():
             missing.append(str(path.relative_to(package)))
     assert missing == []
     assert pytest_agentops.errors.__tracebackhide__ is hide_own_frames
+
+
+@pytest.mark.parametrize(("yaml_line", "message"), [
+    ("trajectory: {loop_period: 100000000000}", r"loop_period=100,000,000,000 is too large: at most 1,000 calls"),
+    ("budget: {per_user_day_tokens: 100000, users: {count: 10, earlier_tasks: 100000000000}}",
+     r"earlier_tasks=1e\+11 is too large: at most 10,000 tasks a day"),
+    ("memory_limit_mb: 9000000000000", r"memory_limit_mb=9,000,000,000,000 is too large: at most 16,777,216 MiB"),
+], ids=["loop_period", "earlier_tasks", "memory_limit_mb"])
+def test_a_setting_too_large_to_run_is_refused_where_it_is_written(yaml_line, message):
+    """Each was accepted: a loop period of 10^11 made every trial a MemoryError, 10^8 earlier tasks a day took
+    846 MB and 3 s per trial, and a memory limit of 2^43 MiB overflowed the child process's setrlimit (every
+    trial 'agent process exited with code 1'). Refused by the loader (at its line) and by the shipped schema."""
+    import json
+    import re
+
+    import jsonschema
+
+    from pytest_agentops.scenario_file import SCHEMA_PATH
+
+    text = (f"name: big\nagent: scenario_support:Agents.careful\ntask: t\ntrials: 2\n{yaml_line}\n")
+    with pytest.raises(ScenarioFileError, match=r"<string>:5:\d+: .*" + message):
+        load_scenario_text(text)
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+    assert list(validator.iter_errors(yaml.safe_load(text)))
+    fine = re.sub(r"\d{10,}", "1000", text)  # (the same document with a value in range: valid)
+    load_scenario_text(fine)
+    assert not list(validator.iter_errors(yaml.safe_load(fine)))

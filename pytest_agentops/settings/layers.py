@@ -25,6 +25,9 @@ from ._meta import setting
 
 __tracebackhide__ = hide_own_frames
 
+#: the most earlier tasks a day a user may have on average (each trial draws each one's spend: 10^8 took 846 MB)
+MAX_EARLIER_TASKS = 10_000
+
 
 def _from_plain(cls: type, data: Any, where: str) -> Any:
     """A settings object from plain data (a scenario file's section); unknown keys are errors."""
@@ -60,8 +63,9 @@ class DailyUsers:
     """
 
     count: int = setting(100, doc="users a trial's user is drawn from (uniformly)", kind="whole", minimum=1)
-    earlier_tasks: float = setting(3.0, doc="mean number of tasks the user already ran that day (Poisson)",
-                                   kind="number", minimum=0)
+    earlier_tasks: float = setting(3.0, doc=f"mean number of tasks the user already ran that day (Poisson, at most "
+                                            f"{MAX_EARLIER_TASKS:,})", kind="number", minimum=0,
+                                   schema={"maximum": MAX_EARLIER_TASKS})
     tokens_per_task: int = setting(2000, doc="mean tokens of an earlier task", kind="whole", minimum=0)
     usd_per_task: float = setting(0.01, doc="mean USD of an earlier task", kind="number", minimum=0)
 
@@ -69,6 +73,9 @@ class DailyUsers:
         check_whole("count", self.count, 1, what="users")
         for name in ("earlier_tasks", "usd_per_task"):
             object.__setattr__(self, name, check_non_negative(name, getattr(self, name)))
+        if self.earlier_tasks > MAX_EARLIER_TASKS:
+            raise ConfigError(f"earlier_tasks={self.earlier_tasks:g} is too large: at most {MAX_EARLIER_TASKS:,} "
+                              "tasks a day (each trial draws every earlier task's spend)")
         check_whole("tokens_per_task", self.tokens_per_task, 0, what="tokens")
 
 

@@ -49,6 +49,9 @@ RULE_COUNT_PREFIX = "rule_violations:"
 RULE_RATE_PREFIX = "rule_violation_rate:"
 _RULE_UNIT = "trial that called the rule's tool"
 
+#: the longest loop cycle looked for (each trial keeps that many calls: 10^11 ran out of memory in every trial)
+MAX_LOOP_PERIOD = 1000
+
 
 def _check_tool_name(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
@@ -179,8 +182,9 @@ class Trajectory:
 
     rules: tuple[Rule, ...] = setting((), doc="ordering rules: each {tool, and one of after (with same), confirmed, "
                                               "at_most, optionally name}", kind="rules")
-    loop_period: int = setting(4, doc="the longest cycle of calls a loop may have (default 4)", kind="whole",
-                               minimum=1)
+    loop_period: int = setting(4, doc=f"the longest cycle of calls a loop may have (default 4, at most "
+                                      f"{MAX_LOOP_PERIOD:,})", kind="whole", minimum=1,
+                               schema={"maximum": MAX_LOOP_PERIOD})
     loop_repeats: int = setting(3, doc="how many times in a row a cycle must repeat to be a loop (default 3)",
                                 kind="whole", minimum=2)
 
@@ -194,7 +198,8 @@ class Trajectory:
         if twice:
             raise ConfigError(f"rules: duplicate rule name(s) {twice}; give each rule its own name=")
         object.__setattr__(self, "rules", built)
-        check_whole("loop_period", self.loop_period, 1, what="calls")
+        check_whole("loop_period", self.loop_period, 1, what="calls", maximum=MAX_LOOP_PERIOD,
+                    why=" calls (each trial keeps that many calls to compare)")
         check_whole("loop_repeats", self.loop_repeats, 2, what="repeats")
         for name in names:  # so that a scenario's expect can name them
             register_rule_metrics(name)
