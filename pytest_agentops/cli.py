@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._validation import MAX_TRIALS
 from .errors import AgentOpsError, hide_own_frames
 
 __tracebackhide__ = hide_own_frames
@@ -70,8 +71,9 @@ def plan_main(argv: Sequence[str] | None = None) -> int:
     if args.fail_level is not None and args.fail_level >= args.threshold:
         print("agentops-plan: error: --fail-level must be below --threshold", file=sys.stderr)
         return 2
-    if args.trials is not None and args.trials < 1:
-        print("agentops-plan: error: --trials must be >= 1", file=sys.stderr)
+    if args.trials is not None and not 1 <= args.trials <= MAX_TRIALS:  # (10^11 computed for minutes on end)
+        print(f"agentops-plan: error: --trials={args.trials} must be a whole number from 1 to {MAX_TRIALS:,} (a "
+              "campaign's most)", file=sys.stderr)
         return 2
     result = plan(args.threshold, args.rate, fail_level=args.fail_level, confidence=args.confidence,
                   power=args.power, max_trials=args.trials)

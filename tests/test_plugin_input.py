@@ -172,3 +172,24 @@ def test_a_lone_surrogate_an_agent_gives_reaches_every_report_escaped(pytester):
     spans = (pytester.path / "r.otel.json").read_text(encoding="utf-8")
     assert "chat gpt-\\\\udcff" in spans and "k-\\\\\\\\ud800" in spans  # (the tool's arguments: JSON in JSON)
     assert "odd" in (pytester.path / "r.html").read_text(encoding="utf-8")  # (it shows no passing trial's calls)
+
+
+def test_agent_chaos_run_given_something_else_than_a_scenario_says_so(pytester):
+    """``agent_chaos.run("pkg:attr")`` raised ``AttributeError: 'str' object has no attribute 'faults'`` from
+    deep in the settings (``run_campaign`` said what it expects)."""
+    pytester.makepyfile(test_str="""
+        def test_str(agent_chaos):
+            agent_chaos.run("pytest_agentops.demo:careful_agent")
+    """)
+    result = pytester.runpytest("--agent-chaos")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ConfigError: agent_chaos.run expects a Scenario, got "
+                                 "'pytest_agentops.demo:careful_agent'"])
+
+
+def test_show_on_a_cut_report_names_the_file(pytester):
+    """A report cut short (a full disk) gave "Expecting property name ... line 41 column 2" and no file name."""
+    pytester.path.joinpath("cut.json").write_text('{"campaigns": [{"scenario": "x", ', encoding="utf-8")
+    result = pytester.runpytest("--agent-chaos-report=cut.json", "--agent-chaos-show=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --agent-chaos-show: {pytester.path / 'cut.json'}: *"])

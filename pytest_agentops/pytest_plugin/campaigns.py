@@ -166,6 +166,8 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     ``config.stash[results_key]`` for the terminal table and the JSON report.
     """
     __tracebackhide__ = True
+    if not isinstance(scenario, Scenario):  # (a name, a module path: an AttributeError deep in the settings before)
+        raise ConfigError(f"agent_chaos.run expects a Scenario, got {scenario!r}")
     o = config.stash[options_key]
     replay = None
     smoke = not o.enabled

@@ -174,7 +174,8 @@ def show(config: pytest.Config, opts: ChaosOptions) -> None:
         raise pytest.UsageError(f"--agent-chaos-show: no report at {path} (write one with "
                                 "--agent-chaos-report=PATH)") from None
     except (ReportError, ValueError) as exc:
-        raise pytest.UsageError(f"--agent-chaos-show: {exc}") from None
+        shown = str(exc) if str(path) in str(exc) else f"{path}: {exc}"  # (json's own message names no file)
+        raise pytest.UsageError(f"--agent-chaos-show: {shown}") from None
     try:
         campaign, record = find_trial(report, *opts.show)
     except LookupError as exc:
