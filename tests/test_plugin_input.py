@@ -87,7 +87,8 @@ def test_a_switch_in_the_ini_file_that_is_not_true_or_false_names_its_key_and_fi
     ("pyproject.toml", '[project]\nname = "x"\n[tool.other]\nagentops_scenario_file = 1\n\n[tool.pytest.ini_options]\n'
                        '  "agentops_scenario_file" = ["a"]\n', 7, "agentops_scenario_file", "agentops_scenario_files"),
     ("pytest.toml", '[pytest]\nagent_chaos_trails = "500"\n', 2, "agent_chaos_trails", "agent_chaos_trials"),
-], ids=["tox", "setup.cfg", "pyproject", "pytest.toml"])
+    ("pytest.ini", "[pytest]\nagent-chaos-profile = high\n", 2, "agent-chaos-profile", "agent_chaos_profile"),
+], ids=["tox", "setup.cfg", "pyproject", "pytest.toml", "hyphens"])
 def test_a_misspelled_setting_in_the_ini_file_is_an_error_naming_file_line_and_the_setting_meant(
         pytester, name, text, line, key, meant):
     """``agent_chaos_trails = 500`` got only pytest's "Unknown config option" warning in the summary, and the
@@ -98,6 +99,19 @@ def test_a_misspelled_setting_in_the_ini_file_is_an_error_naming_file_line_and_t
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {pytester.path / name}:{line}: {key!r} is not a pytest-agentops setting "
                                  f"(did you mean {meant!r}?); its settings are agent_chaos, agent_chaos_cassette, *"])
+
+
+@pytest.mark.parametrize("value", ["[5]", "5", '[["chaos/*.yml"]]'])
+def test_scenario_file_patterns_that_are_not_text_in_pyproject_are_an_error_naming_the_line(pytester, value):
+    """``agentops_scenario_files = [5]`` ended collection in a TypeError traceback; ``= 5`` was taken as the
+    pattern '5' and nothing was collected."""
+    pytester.path.joinpath("pyproject.toml").write_text(
+        f'[tool.pytest.ini_options]\nagent_chaos = true\nagentops_scenario_files = {value}\n')
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {pytester.path / 'pyproject.toml'}:3: agentops_scenario_files = *: expected "
+                                 "glob patterns of scenario files, as a list of strings*"])
 
 
 @pytest.mark.parametrize(("name", "text"), [("ci.cfg", "[tool:pytest]\nagent_chaos_trails = 5\n"),

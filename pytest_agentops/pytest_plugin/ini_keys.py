@@ -6,8 +6,9 @@ The keys of pytest's own section are read as pytest reads them: ``[pytest]`` (``
 ``[tool:pytest]`` (``setup.cfg``) with ``iniconfig``; ``[tool.pytest.ini_options]`` and ``[tool.pytest]``
 (``pyproject.toml``) and ``[pytest]`` (``pytest.toml``) with ``tomllib`` (both already loaded by pytest for the
 same file), so a value's lines (a marker named ``agentops_live: ...``) are never taken for keys. Only keys
-beginning as the plugin's do (``agent_chaos``, ``agentops``) are looked at; any other unknown key stays pytest's
-to warn about."""
+beginning as the plugin's do (``agent_chaos``, ``agentops``, or with hyphens as on the command line:
+``agent-chaos-profile``) are looked at; any other unknown key stays pytest's to warn about. A TOML value of
+``agentops_scenario_files`` that is not text (``[5]``: a traceback at collection) is a usage error too."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from ..errors import hide_own_frames
 
 __tracebackhide__ = hide_own_frames
 
-_OURS = re.compile(r"(?:agent_?chaos|agentops)", re.IGNORECASE)
+_OURS = re.compile(r"(?:agent[-_]?chaos|agentops)", re.IGNORECASE)  # (hyphens too, as on the command line)
+#: the ini key of the scenario files' patterns, whose TOML value must be text
+PATTERNS = "agentops_scenario_files"
 _HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
 
 
@@ -61,6 +64,11 @@ def _ini_keys(path: Path) -> list[tuple[int, str]]:
 def _toml_keys(path: Path) -> list[tuple[int, str]]:
     """(line, key) of every key of pytest's tables (``pyproject.toml``, ``pytest.toml``); the line is where the
     key is written inside its table (0 when it is not written as ``key = ...`` there)."""
+    return [(number, key) for number, key, _ in _toml_entries(path)]
+
+
+def _toml_entries(path: Path) -> list[tuple[int, str, Any]]:
+    """(line, key, value) of every key of pytest's tables in a TOML file (``_toml_keys``)."""
     import tomllib
 
     try:
@@ -75,8 +83,8 @@ def _toml_keys(path: Path) -> list[tuple[int, str]]:
             table = table.get(part, {}) if isinstance(table, dict) else {}
         if not isinstance(table, dict):
             continue
-        for key in table:
-            found.append((_line_in_table(text, name, key), key))
+        for key, value in table.items():
+            found.append((_line_in_table(text, name, key), key, value))
     return found
 
 
@@ -110,4 +118,11 @@ def check_ini_keys(config: pytest.Config, known: Iterable[str]) -> None:
     for number, key in unknown_keys(path, known):
         where = f"{path}:{number}" if number else str(path)
         raise pytest.UsageError(f"{where}: {key!r} is not a pytest-agentops setting"
-                                f"{did_you_mean(key, known)}; its settings are {', '.join(known)}")
+                                f"{did_you_mean(key.replace('-', '_'), known)}; its settings are {', '.join(known)}")
+    if path.suffix == ".toml":  # (an ini file's values are text; TOML's may be anything)
+        for number, key, value in _toml_entries(path):
+            if key == PATTERNS and not (isinstance(value, str) or (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value))):
+                where = f"{path}:{number}" if number else str(path)
+                raise pytest.UsageError(f"{where}: {PATTERNS} = {value!r}: expected glob patterns of scenario "
+                                        'files, as a list of strings (["chaos/*.yml"]) or one string')
