@@ -52,6 +52,9 @@ __tracebackhide__ = hide_own_frames
 
 #: rate metrics where lower is worse, compared with the baseline by a one-sided test
 HIGHER_IS_BETTER = ("completion_rate", "tool_success_rate", "resume_success_rate")
+#: the rates every campaign's report has (``tool_success_rate`` only one with tool calls, ``resume_success_rate``
+#: only one with crashes)
+_ALWAYS = ("completion_rate",)
 #: how a share inside trials is read off a report's per-trial records: (successes, chances) of one trial
 _PER_TRIAL = {"tool_success_rate": lambda r: (r["tool_calls"] - r["tool_failures"], r["tool_calls"]),
               "completion_rate": lambda r: (int(r.get("outcome") == "completed"), 1)}
@@ -189,6 +192,15 @@ def _check_campaign(where: str, campaign: Any) -> None:
     for j, verdict in enumerate(campaign["verdicts"]):
         _check_verdict(f"{where}.verdicts[{j}]", verdict)
     metrics = campaign["metrics"]
+    for metric in _ALWAYS:  # (left out, the test against a baseline was dropped without a word)
+        if not isinstance(metrics.get(metric), dict):
+            got = _got(metrics[metric]) if metric in metrics else "nothing"
+            raise GateUsageError(f"{where}.metrics.{metric} must be an object (every campaign's report has it), got "
+                                 f"{got}")
+    trials = campaign.get("trials")
+    if trials is not None and len(campaign["records"]) != trials:
+        raise GateUsageError(f"{where}.records holds {len(campaign['records'])} record(s) for trials={trials}: a "
+                             "report has one per trial")
     for metric in (*HIGHER_IS_BETTER, *(m for m, _ in GROWTH_CHECKED)):
         if metrics.get(metric) is not None and not isinstance(metrics[metric], dict):
             raise GateUsageError(f"{where}.metrics.{metric} must be an object or null, got {_got(metrics[metric])}")
@@ -198,6 +210,10 @@ def _check_campaign(where: str, campaign: Any) -> None:
             k, n = metrics[metric].get("k"), metrics[metric].get("n")
             if k is not None and (n is None or k > n):
                 raise GateUsageError(f"{where}.metrics.{metric}: k={k} of n={n}: n must be a whole number >= k")
+    rate = metrics["completion_rate"]
+    if rate.get("k") is None or rate.get("n") is None:  # (null: the test against a baseline was dropped)
+        raise GateUsageError(f"{where}.metrics.completion_rate must have k and n (every trial has the chance), got "
+                             f"k={_got(rate.get('k'))}, n={_got(rate.get('n'))}")
     for metric, q in GROWTH_CHECKED:
         if metrics.get(metric):
             _check_fields(f"{where}.metrics.{metric}", metrics[metric], {q: (_NUMBER, True)})

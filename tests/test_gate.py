@@ -192,6 +192,13 @@ SESSION = {"exit_status": 0, "interrupted": False, "expected": ["test_x.py::test
                                                            r"got NoneType"),
     (_set(("campaigns", 0, "records", 0, "tool_failures"), 99),
      r"campaigns\[0\]\.records\[0\]: tool_failures=99 is more than tool_calls=\d+"),
+    # (each dropped the test against the baseline without a word: a candidate at 0/59 passed)
+    (_set(("campaigns", 0, "metrics", "completion_rate"), ...),
+     r"campaigns\[0\]\.metrics\.completion_rate must be an object \(every campaign's report has it\), got nothing"),
+    (_set(("campaigns", 0, "metrics", "completion_rate", "k"), None),
+     r"campaigns\[0\]\.metrics\.completion_rate must have k and n \(every trial has the chance\), got k=NoneType"),
+    (_set(("campaigns", 0, "records"), []), r"campaigns\[0\]\.records holds 0 record\(s\) for trials=\d+: a report "
+                                            r"has one per trial"),
 ])
 def test_a_wrongly_typed_report_field_is_a_usage_error_naming_the_file_and_the_field(tmp_path, capsys, change,
                                                                                        message):
