@@ -12,6 +12,7 @@ gives up on an agent past its wall-clock limit (``TrialAbandoned``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -87,8 +88,23 @@ class CheckpointError(AgentOpsError, TypeError):
     """A checkpoint key or value the store cannot keep (values must be JSON data)."""
 
 
+#: what a ``CampaignFailed`` message goes through (``harness.secrets`` puts its redaction here when imported: the
+#: message names the scenario, its worst trials and their replay commands, any of which may hold a secret)
+_shown: Callable[[str], str] = str
+
+
+def show_failures_through(shown: Callable[[str], str]) -> None:
+    """Make every ``CampaignFailed`` message ``shown(message)`` (``harness.secrets``: redacted)."""
+    global _shown
+    _shown = shown
+
+
 class CampaignFailed(AgentOpsError, AssertionError):
-    """Raised by ``CampaignResult.check()``: which expectations failed, the worst trials, how to replay."""
+    """Raised by ``CampaignResult.check()``: which expectations failed, the worst trials, how to replay (with a
+    secret the environment holds redacted: a parameter id or a scenario name may hold one)."""
+
+    def __init__(self, message: str = "", *args: Any):
+        super().__init__(_shown(message) if isinstance(message, str) else message, *args)
 
 
 class CampaignInterrupted(KeyboardInterrupt):

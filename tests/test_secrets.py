@@ -494,3 +494,44 @@ def test_a_write_someone_put_on_stdout_before_the_campaign_is_theirs_again_after
         run_campaign(Scenario(name="mocked", agent=lambda task, env: "ok", trials=1, faults=Faults.none()))
         print("through the mock")
     assert any("through the mock" in str(c) for c in patched.call_args_list)
+
+
+def test_a_secret_in_a_parameter_id_or_a_scenario_name_stays_out_of_what_the_plugin_writes(pytester, monkeypatch):
+    """A ``GITHUB_TOKEN`` used as a ``parametrize`` id and in a scenario name reached the plugin's own output:
+    the campaign's failure message (its name, the worst trials' labels and replay commands), the "agent chaos"
+    section's node id line, the JUnit properties' names and values, and the cassette's file name. (pytest's own
+    lines, the test's id in its headers and in the JUnit test case's name, are pytest's.)"""
+    from pytest_agentops.llm.cassette import cassette_path
+
+    token = "ghp_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa99"
+    monkeypatch.setenv("GITHUB_TOKEN", token)
+    pytester.makepyfile(test_names="""
+        import os, pytest
+        from pytest_agentops import Scenario
+
+        TOKEN = os.environ["GITHUB_TOKEN"]
+
+        @pytest.mark.parametrize("tok", [TOKEN])
+        def test_param(agent_chaos, tok):
+            agent_chaos.run(Scenario(name="n-" + TOKEN, agent=lambda task, env: "no", trials=2, seed=1,
+                                     check=lambda w, o: o == "ok", faults="none",
+                                     expect={"completion_rate": ">= 0.9"})).check()
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--agent-chaos", "--junitxml=j.xml")
+    result.assert_outcomes(failed=1)
+    message = [line for line in result.outlines if line.startswith("E ")]
+    assert message and not [line for line in message if token in line]
+    assert any("n-[redacted]" in line for line in message)
+    section = result.outlines[result.outlines.index(next(x for x in result.outlines if "agent chaos" in x)):]
+    assert not [line for line in section if token in line and not line.startswith("FAILED")]
+    assert any(line.startswith("test_names.py::test_param[[redacted]]") for line in section)
+    import xml.etree.ElementTree as ET
+
+    properties = [(p.get("name"), p.get("value")) for p in ET.parse(pytester.path / "j.xml").iter("property")]
+    assert properties and not [p for p in properties if token in p[0] or token in p[1]]
+    secrets.refresh()  # (this process read its environment before the token was set)
+    try:
+        assert token not in str(cassette_path(pytester.path, "n-" + token))
+    finally:
+        monkeypatch.delenv("GITHUB_TOKEN")
+        secrets.refresh()

@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import hide_own_frames
+from ..errors import hide_own_frames, show_failures_through
 from ..process.patch import ProcessPatch
 
 __tracebackhide__ = hide_own_frames
@@ -119,6 +119,9 @@ def redact_text(text: str) -> str:
     if "sk-" in text or "Bearer" in text:
         text = SECRET_SHAPE.sub(REDACTED, text)
     return text
+
+
+show_failures_through(redact_text)  # a campaign's failure message is redacted too (``errors.CampaignFailed``)
 
 
 def redact_environment(text: str) -> str:

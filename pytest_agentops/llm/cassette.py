@@ -48,8 +48,9 @@ KEPT_HEADERS = ("content-type", "retry-after", "retry-after-ms")
 
 
 def cassette_path(directory: str | os.PathLike[str], scenario: str) -> Path:
-    """The cassette file of ``scenario`` in ``directory``."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", scenario).strip("._") or "scenario"
+    """The cassette file of ``scenario`` in ``directory`` (a secret the environment holds in the name redacted:
+    recorded and replayed under the same redacted name)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", redact_environment(scenario)).strip("._") or "scenario"
     return Path(directory) / f"{name}.jsonl"
 
 

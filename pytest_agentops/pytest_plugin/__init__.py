@@ -226,8 +226,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
         if not results:
             terminalreporter.section("agent chaos")
+        from ..harness.secrets import redact_text
+
         for nodeid, comparison in comparisons:
-            terminalreporter.write_line(nodeid)
+            terminalreporter.write_line(redact_text(nodeid))
             for line in comparison_lines(comparison):
                 terminalreporter.write_line(line)
 

@@ -147,10 +147,12 @@ def terminal_summary(reporter: Any, config: pytest.Config) -> None:
     campaigns = gathered(config)
     if not campaigns or verbosity < -1:
         return
+    from ..harness.secrets import redact_text
+
     reporter.section("agent chaos")
     for nodeid, data, result in campaigns:
         if verbosity >= 0:
-            reporter.write_line(nodeid)
+            reporter.write_line(redact_text(nodeid))  # (a parameter id may hold a secret)
         try:
             lines = campaign_lines(data, verbosity, result)
         except OSError as exc:  # a campaign an xdist worker spooled, damaged since: said, not a traceback

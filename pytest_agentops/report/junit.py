@@ -10,6 +10,7 @@ replays each of the worst trials (``agentops:<scenario>:replay:trial-N``).
 from __future__ import annotations
 
 from ..errors import hide_own_frames
+from ..harness.secrets import redact_text
 from ..result import CampaignResult
 from .attribution import fault_delivery
 
@@ -38,4 +39,4 @@ def junit_properties(result: CampaignResult, worst: int = 3) -> list[tuple[str, 
             props.append((f"{prefix}:faults_never_delivered", ", ".join(never)))
     for record in result.worst_trials(worst):
         props.append((f"{prefix}:replay:{record.id}", result.replay_hint(record)))
-    return props
+    return [(redact_text(name), redact_text(value)) for name, value in props]  # (a name may hold a secret)
