@@ -72,6 +72,7 @@ class GateFinding:
     check: str
     ok: bool
     detail: str
+    tested: bool = True  # False: a test against the baseline that could not be made (NOT TESTED): no share of alpha
 
 
 #: what every campaign of a report must have for the gate to read it
@@ -192,7 +193,8 @@ def _check_campaign(where: str, campaign: Any) -> None:
     for j, verdict in enumerate(campaign["verdicts"]):
         _check_verdict(f"{where}.verdicts[{j}]", verdict)
     metrics = campaign["metrics"]
-    for metric in _ALWAYS:  # (left out, the test against a baseline was dropped without a word)
+    ran = campaign.get("trials") != 0  # (a campaign interrupted before its first trial ended has no rates)
+    for metric in _ALWAYS if ran else ():  # (left out, the test against a baseline was dropped without a word)
         if not isinstance(metrics.get(metric), dict):
             got = _got(metrics[metric]) if metric in metrics else "nothing"
             raise GateUsageError(f"{where}.metrics.{metric} must be an object (every campaign's report has it), got "
@@ -210,8 +212,8 @@ def _check_campaign(where: str, campaign: Any) -> None:
             k, n = metrics[metric].get("k"), metrics[metric].get("n")
             if k is not None and (n is None or k > n):
                 raise GateUsageError(f"{where}.metrics.{metric}: k={k} of n={n}: n must be a whole number >= k")
-    rate = metrics["completion_rate"]
-    if rate.get("k") is None or rate.get("n") is None:  # (null: the test against a baseline was dropped)
+    rate = metrics.get("completion_rate") or {}
+    if ran and (rate.get("k") is None or rate.get("n") is None):  # (null: the test against a baseline was dropped)
         raise GateUsageError(f"{where}.metrics.completion_rate must have k and n (every trial has the chance), got "
                              f"k={_got(rate.get('k'))}, n={_got(rate.get('n'))}")
     for metric, q in GROWTH_CHECKED:
@@ -295,7 +297,7 @@ def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[s
     ``alpha`` (Bonferroni: each at ``alpha`` over their number), so that an unchanged agent fails the whole gate
     with probability at most ``alpha``: two rate checks of one campaign at ``alpha`` each flagged it in 7% of
     runs, a report of five scenarios in 17%."""
-    tests = len(_findings(current, baseline, alpha, max_growth, True, margin, verdicts=False))
+    tests = sum(f.tested for f in _findings(current, baseline, alpha, max_growth, True, margin, verdicts=False))
     return _findings(current, baseline, alpha / max(tests, 1), max_growth, allow_inconclusive, margin)
 
 
@@ -348,7 +350,7 @@ def _rate_regression(name: str, metric: str, cur: dict[str, Any], base: dict[str
         if metric not in _PER_TRIAL:
             return GateFinding(name, check, True, f"{metric}: NOT TESTED, a campaign's trials come in units that "
                                                   "share their tasks (pass^k), and the report holds no per-trial "
-                                                  f"value of {metric} to compare unit by unit")
+                                                  f"value of {metric} to compare unit by unit", tested=False)
         shares = [_shares(c, metric, u) for c, u in ((cur, units[0]), (base, units[1]))]
         if shares[0] is None or shares[1] is None or not shares[0] or not shares[1]:
             return None
@@ -411,12 +413,12 @@ def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str,
     if base.get("stopped_early"):
         return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, the "
                                               "baseline stopped early (its p95 is not a fixed-sample order statistic);"
-                                              " make the baseline with early_stop: false to test growth")
+                                              " make the baseline with early_stop: false to test growth", tested=False)
     units = (cur.get("unit_trials") or 1, base.get("unit_trials") or 1)
     if max(units) > 1:
         return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, a "
                                               "campaign's trials come in units that share their tasks (pass^k), and "
-                                              "this check's order statistics need independent trials")
+                                              "this check's order statistics need independent trials", tested=False)
     base_values, cur_values = _values(base, metric), _values(cur, metric)
     if not base_values or not cur_values:
         return None
@@ -430,7 +432,8 @@ def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str,
     if rank is None:
         return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, the "
                                               f"baseline's {n0} trial(s) cannot bound its {q} from above at "
-                                              f"{1 - alpha / 2:g}; give the baseline more trials to test growth")
+                                              f"{1 - alpha / 2:g}; give the baseline more trials to test growth",
+                           tested=False)
     bound = sorted(base_values)[rank - 1]
     limit = bound * (1 + max_growth)
     allowed = 1 - level

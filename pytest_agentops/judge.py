@@ -21,6 +21,7 @@ import functools
 import itertools
 import math
 import operator
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -177,9 +178,11 @@ def _unit_name(exp: Expectation) -> str:
 
 
 def _plural(unit: str) -> str:
-    """``tool call`` -> ``tool calls``; ``trial with an unrecovered fault`` -> ``trials with an unrecovered fault``."""
-    head, sep, rest = unit.partition(" with ")
-    return f"{head}s{sep}{rest}"
+    """``tool call`` -> ``tool calls``; ``trial with an unrecovered fault`` -> ``trials with an unrecovered fault``;
+    ``trial that called a rule's tools`` -> ``trials that called a rule's tools``."""
+    found = re.search(r" (?:with|that) ", unit)
+    head, rest = (unit[:found.start()], unit[found.start():]) if found else (unit, "")
+    return f"{head}s{rest}"
 
 
 def _too_many_chances(exp: Expectation, counting_unit: str, chances: int) -> ConfigError:
@@ -302,8 +305,9 @@ class RateJudge(Judge):
         if exp.statistic == "pass^k":
             self._group.append(bool(successes) if chances else False)
             if len(self._group) == exp.group:
-                self.events += all(self._group)
-                self._unit(all(self._group))
+                passed = all(self._group)
+                self.events += passed
+                self._unit(passed if exp.upward else not passed)  # (a '<=' rate counts the groups that did not)
                 self._group = []
             return
         if not chances:
@@ -612,8 +616,8 @@ def _cluster_name(unit_trials: int) -> str:
 
 
 class ClusteredJudge(_BettingJudge):
-    """A per-trial rate, quantile or mean when trials come in units that share a task (``pass^k`` groups of a
-    task generator, or turns of a task list): the trials of a unit fail together, so the unit, not the trial,
+    """A per-trial rate, quantile or mean when trials come in units that share a task (``pass^k`` groups whose
+    task is drawn, by a generator or from a list): the trials of a unit fail together, so the unit, not the trial,
     is the independent value.
 
     The expectation is on the share over trials with a chance (events / chances, or a mean over trials with a
@@ -628,10 +632,7 @@ class ClusteredJudge(_BettingJudge):
     def __init__(self, exp: Expectation, *, unit_trials: int, **kw):
         super().__init__(exp, **kw)
         self.unit_trials = unit_trials
-        self.kind = exp.statistic  # rate, quantile, mean or pass^k (a turn of a task list: its groups are the values)
-        self.group = exp.group if self.kind == "pass^k" else 1  # trials per value
-        self.per_unit = unit_trials // self.group  # values in a complete unit
-        self._trials_of_group: list[bool] = []
+        self.kind = exp.statistic  # rate, quantile or mean
         if self.kind == "mean":
             self._mean_zone()
         else:
@@ -659,19 +660,6 @@ class ClusteredJudge(_BettingJudge):
             value = float(raw)
             self.values.append(value)
             return float(_holds(value, exp.op, exp.threshold))
-        if self.kind == "pass^k":  # one value per group of k trials, when its last trial comes
-            successes, chances = defn.extract(record)
-            if chances > 1:
-                raise _too_many_chances(exp, defn.counting_unit, chances)
-            group = self._trials_of_group
-            group.append(bool(successes) if chances else False)
-            if len(group) < self.group:
-                return None
-            passed = all(group)
-            group.clear()
-            self.chances += 1
-            self.events += passed
-            return float(passed if exp.upward else not passed)
         if self.kind == "rate":
             successes, chances = defn.extract(record)
             if chances > 1:
@@ -699,7 +687,7 @@ class ClusteredJudge(_BettingJudge):
             self._open, self._unit = [], unit + 1
 
     def _close_unit(self, xs: list[float]) -> None:
-        k, total, count = self.per_unit, sum(xs), len(xs)
+        k, total, count = self.unit_trials, sum(xs), len(xs)
         self.even = self.even and count == k
         self.unit_means.append(total / count)
         low, high = self.low, self.high
@@ -720,7 +708,7 @@ class ClusteredJudge(_BettingJudge):
     def _estimate(self) -> float | None:
         if self.kind == "quantile":
             return stats.quantile(self.values, self.exp.quantile or 0.5) if self.values else None
-        if self.kind in ("rate", "pass^k"):
+        if self.kind == "rate":
             return self.events / self.chances if self.chances else None
         return sum(self.values) / len(self.values) if self.values else None
 
@@ -754,9 +742,9 @@ class ClusteredJudge(_BettingJudge):
         how = f"checked after every unit of {u} trials" if self.sequential else "one look after the last trial"
         zone = (f"false pass <= {self.beta:.3g} at the fail level or beyond, " if exp.fail_level is not None
                 else f"false pass <= {self.beta:.3g}, ")
-        rule = (f"betting test of the mean over units of {u} trials that share their tasks (pass^k groups, or a "
-                f"turn of a task list: the trials of a unit fail together, or are not alike, so a unit is one "
-                f"value; {how}; valid at every unit: {zone}false fail <= {self.alpha:.3g})")
+        rule = (f"betting test of the mean over units of {u} trials that share their tasks (pass^k groups: the "
+                f"trials of a unit fail together, so a unit is one value; {how}; valid at every unit: {zone}false "
+                f"fail <= {self.alpha:.3g})")
         return self._verdict(verdict, n, self._estimate(), bound, side, note, needed, _cluster_name(u), rule)
 
 
@@ -829,7 +817,7 @@ def judge(exp: Expectation, *, max_trials: int, confidence: float, sequential: b
     kw = {"max_trials": max_trials, "confidence": confidence, "sequential": sequential}
     if exp.statistic == "count":
         return CountJudge(exp, unit_trials=unit_trials, **kw)
-    if unit_trials > (exp.group if exp.statistic == "pass^k" else 1):  # (pass^k: a unit of several groups)
+    if unit_trials > 1 and exp.statistic != "pass^k":
         return ClusteredJudge(exp, unit_trials=unit_trials, **kw)
     if exp.statistic == "mean":
         return MeanJudge(exp, **kw)

@@ -25,6 +25,7 @@ from ._validation import (
 )
 from .errors import ConfigError, hide_own_frames
 from .expect import Expectation
+from .seeding import Stream, uniforms
 from .settings._meta import docs, setting
 from .settings.faults import Faults
 from .settings.layers import ISOLATIONS, Approver, Budget, Escalation, StateSpec, check_isolation
@@ -68,6 +69,13 @@ def _never_runs(fn: Any) -> str:
     return ""
 
 
+def drawn_task(tasks: tuple[str, ...], seed: int, group: int) -> str:
+    """The task group ``group`` of the campaign seeded ``seed`` draws from the list ``tasks`` (uniformly)."""
+    if len(tasks) == 1:
+        return tasks[0]
+    return tasks[int(uniforms(seed, Stream.TASK, group, n=1)[0] * len(tasks))]
+
+
 def _writable(text: str) -> bool:
     """Whether UTF-8 can write ``text`` (a lone surrogate, as ``"\\ud800"`` or a file name read with
     ``surrogateescape``, cannot)."""
@@ -104,9 +112,9 @@ class Scenario:
     agent: Callable[..., Any] = setting(doc="the agent: 'package.module:attr' naming agent(task, env)",
                                         kind="reference", required=True)
     task: str | Sequence[str] | Callable[[Any], str] = setting(
-        "", doc="the task given to the agent, a list of tasks used in turn (with a pass^k expectation, each "
-                "task k times in a row), or {generate: 'package.module:attr'}, a task generator generate(rng) -> "
-                "str called once per group of trials", kind="task")
+        "", doc="the task given to the agent, a list of tasks each trial draws one of (seeded; with a pass^k "
+                "expectation, each group of k trials draws one), or {generate: 'package.module:attr'}, a task "
+                "generator generate(rng) -> str called once per group of trials", kind="task")
     world: Callable[[], Any] | None = setting(None, doc="'package.module:attr' naming a zero-argument factory of a "
                                                         "fresh world per trial", kind="reference", nullable=True)
     tools: Sequence[Callable[..., Any]] = setting((), doc="the tools: a list of 'package.module:attr', or one "
@@ -344,21 +352,22 @@ class Scenario:
     @property
     def unit_trials(self) -> int:
         """How many consecutive trials the verdicts take as one independent value: the k trials of a ``pass^k``
-        group when a task generator draws each group's task, a whole turn of a list of different tasks (k trials
-        of each), else 1. Trials that share a task fail together (an impossible task fails its whole group), so
-        judging them one by one as independent would not keep the stated error rates; nor would judging the
-        trials (or groups) of one turn one by one: they are not alike, and a list with its hardest tasks first
-        made a sequential rule fail an agent above the threshold at the third trial, every time."""
+        group when its task is drawn (by a generator, or from a list of different tasks), else 1. Trials that share
+        a task fail together (an impossible task fails its whole group), so judging them one by one as independent
+        would not keep the stated error rates; groups (and trials) that draw their tasks are independent and
+        alike, so judging them one by one does."""
         k = self.repeats
         if callable(self.task):
             return k
-        tasks = self.tasks
-        return k * len(tasks) if len(set(tasks)) > 1 else 1
+        return k if len(set(self.tasks)) > 1 else 1
 
     def task_for(self, index: int, seed: int) -> str:
-        """The task of trial ``index`` of the campaign with ``seed``: trials come in groups of ``repeats``; the
-        groups take the task list in turn, or a task drawn by the generator from a generator of the group's own
-        (numpy, seeded by the campaign seed and the group), so every trial of a group has the same task."""
+        """The task of trial ``index`` of the campaign with ``seed``: trials come in groups of ``repeats``; each
+        group draws its task from the list (uniformly, keyed by the campaign seed and the group: ``Stream.TASK``),
+        or the generator draws it from a generator of the group's own (numpy, seeded by the campaign seed and the
+        group), so every trial of a group has the same task. Drawn, not taken in turn: groups in the list's order
+        are not alike (its hardest tasks first made a sequential rule fail an agent at its threshold at the third
+        trial, every time), groups that draw are independent and alike, and the verdicts' error rates are exact."""
         group = index // self.repeats
         if callable(self.task):
             import numpy as np
@@ -367,8 +376,7 @@ class Scenario:
             if not isinstance(task, str):
                 raise ConfigError(f"task generator {self.task!r} returned {task!r}; it must return the task string")
             return task
-        tasks = self.tasks
-        return tasks[group % len(tasks)]
+        return drawn_task(self.tasks, seed, group)
 
     @property
     def tool_specs(self) -> tuple[ToolSpec, ...]:

@@ -47,6 +47,7 @@ class Stream(enum.IntEnum):
     DRIFT = 4  # context drift, per model call
     CRASH = 5  # whether and where the agent crashes
     BUDGET = 6  # the trial's user and that user's earlier spend today
+    TASK = 7  # the task a group of trials draws from a task list (keyed by the campaign seed and the group)
 
 
 _BASES: dict[int, Any] = {}  # n -> the empty keyed hasher of n-word draws, copied for each draw

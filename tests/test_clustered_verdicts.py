@@ -1,6 +1,6 @@
-"""Per-trial verdicts when trials share their tasks (``pass^k`` groups) or come from a task list in turn: the unit
-of k trials (or a turn of the task list) is the independent value, and the stated error rates hold with failures
-clustered by task and with the hardest tasks listed first.
+"""Per-trial verdicts when trials share their tasks (``pass^k`` groups): the unit of k trials is the independent
+value, and the stated error rates hold with failures clustered by task. A task list is drawn from, so its order
+(the hardest tasks first) decides nothing.
 
 The rule before this judged such trials one by one as independent: with 10% of the generated tasks impossible
 (a true completion rate of exactly 0.90), ``completion_rate >= 0.90`` failed in 33% of campaigns (exact, an
@@ -74,10 +74,10 @@ def test_the_one_look_rule_keeps_its_rate_too():
     assert fails / CAMPAIGNS <= _ceiling(0.05)
 
 
-def test_a_task_list_hardest_first_is_judged_a_whole_turn_at_a_time():
-    """Five tasks in turn, pass^3, the first solved half the time and the rest always: exactly 0.90. Judged
-    group by group the hard group came first in every turn (the old rule's exact false fail: 0.127); judged a
-    turn (15 trials) at a time the units are alike."""
+def test_units_whose_hard_trials_come_first_keep_the_rate():
+    """Units of 15 trials, the first 3 of each solved half the time and the rest always: exactly 0.90. Judged
+    trial by trial the hard trials came first in every unit (the old rule's exact false fail: 0.127); judged a
+    unit at a time the units are alike."""
     exp = Expectation.parse("completion_rate", ">= 0.9")
     rng = np.random.default_rng(5)
 
@@ -98,36 +98,33 @@ def _list_campaign(p_tasks: list[float], expect: dict[str, str], trials: int, se
                     check=lambda w, out: out == "done", faults=Faults.none(), seed=seed, expect=expect)
 
 
-def test_a_task_list_in_turn_without_pass_k_is_judged_a_whole_turn_at_a_time():
-    """One trial per task, in turn, judged trial by trial: 30 tasks with the 3 impossible ones listed first (a
-    share of exactly 0.90) failed ``>= 0.9`` at the third trial in every campaign, and 40 always-solved tasks
-    listed before 60 solved half the time (0.70) passed ``>= 0.9`` at trial 34 in every campaign (exact, an
-    outside review's dynamic programme). A turn of the list is one value now."""
-    at_threshold = run_campaign(_list_campaign([0.0] * 3 + [1.0] * 27, {"completion_rate": ">= 0.9"}, 400))
-    (v,) = at_threshold.verdicts
-    assert v.counting_unit == "unit of 30 trials" and v.verdict == "inconclusive"
-    well_below = run_campaign(_list_campaign([1.0] * 40 + [0.5] * 60, {"completion_rate": ">= 0.9"}, 400))
-    assert well_below.verdicts[0].verdict != "pass"
-    with_groups = run_campaign(_list_campaign([0.0] * 3 + [1.0] * 27, {"pass^3": ">= 0.9"}, 900))
-    assert with_groups.verdicts[0].counting_unit == "unit of 90 trials"
-    assert with_groups.verdicts[0].verdict == "inconclusive"  # (group by group: failed at the third group)
+def test_a_task_list_is_drawn_from_so_its_order_cannot_decide_a_verdict():
+    """Taken in turn and judged trial by trial, a list with its 3 impossible tasks first (of 30: a share of
+    exactly 0.90) failed ``>= 0.9`` at the third trial in every campaign, and 40 always-solved tasks listed before
+    60 solved half the time (0.70) passed ``>= 0.9`` at trial 34 in every campaign (an outside review, exact).
+    Each trial (each pass^k group) now draws its task: the trials are independent and alike, and the rule's
+    exact rates hold (checked in ``test_sequential_rule.py``). Here: 20 campaigns at the threshold fail about as
+    often as the stated 5% (5 or more of 20 has probability 0.003), and a list well below never passes."""
+    at_threshold = [run_campaign(_list_campaign([0.0] * 3 + [1.0] * 27, {"completion_rate": ">= 0.9"}, 400,
+                                                seed=seed)).verdicts[0] for seed in range(20)]
+    assert sum(v.verdict == "fail" for v in at_threshold) <= 4
+    assert all(v.counting_unit == "trial" for v in at_threshold)
+    below = [run_campaign(_list_campaign([1.0] * 40 + [0.5] * 60, {"completion_rate": ">= 0.9"}, 400,
+                                         seed=seed)).verdicts[0].verdict for seed in range(5)]
+    assert "pass" not in below
 
 
-def test_a_task_list_hardest_first_above_its_threshold_is_failed_at_most_at_the_stated_rate():
-    """20 tasks in turn solved with 0.2, 0.4, 0.5 then 1.0 (17 of them): a share of 0.905, above ``>= 0.9``.
-    Judged trial by trial the hard tasks came first in every turn and 24.0% of campaigns of 200 trials failed
-    (exact); by turns the stated 5% holds (seeded Monte Carlo through the judge, the trials drawn as
-    ``run_campaign`` would give them)."""
-    p_tasks = [0.2, 0.4, 0.5] + [1.0] * 17
-    exp = Expectation.parse("completion_rate", ">= 0.9")
-    rng = np.random.default_rng(2026)
-
-    def turn() -> list[str]:
-        return ["completed" if rng.random() < p else "failed" for p in p_tasks]
-
-    fails = sum(_campaign(exp, [turn() for _ in range(10)], 20) == "fail" for _ in range(CAMPAIGNS))
-    assert fails / CAMPAIGNS <= _ceiling(0.05)
-    assert _list_campaign(p_tasks, {"completion_rate": ">= 0.9"}, 200).unit_trials == 20
+def test_the_draws_from_a_task_list_are_uniform_and_do_not_follow_the_position():
+    """Over 30,000 groups of a 3-task list, each task is drawn a third of the time (within 1.5 points), and the
+    task of a group does not follow its place in a turn (``index mod 3``)."""
+    scenario = _list_campaign([1.0, 1.0, 1.0], {"pass^2": ">= 0.5"}, 60)
+    tasks = [scenario.task_for(2 * g, 11) for g in range(30000)]
+    assert all(scenario.task_for(2 * g + 1, 11) == tasks[g] for g in range(0, 30000, 997))  # (a group: one task)
+    for name in ("t0", "t1", "t2"):
+        assert abs(tasks.count(name) / 30000 - 1 / 3) < 0.015
+        in_place = [t for g, t in enumerate(tasks) if g % 3 == int(name[1:])]
+        assert abs(in_place.count(name) / len(in_place) - 1 / 3) < 0.02
+    assert scenario.unit_trials == 2  # a pass^k group is the unit, as for a generator
 
 
 def test_a_clustered_rate_still_decides_far_from_its_threshold():
@@ -181,10 +178,10 @@ def _scenario(task, expect, trials=60):
 def test_the_unit_follows_the_tasks():
     generated = _scenario(lambda rng: "impossible" if rng.random() < 0.1 else "easy", {"pass^3": ">= 0.5"})
     assert generated.unit_trials == 3
-    assert _scenario(["a", "b"], {"pass^2": ">= 0.5"}).unit_trials == 4  # a whole turn of the list
+    assert _scenario(["a", "b"], {"pass^2": ">= 0.5"}).unit_trials == 2  # a group draws its task, as above
     assert _scenario("one task", {"pass^3": ">= 0.5"}).unit_trials == 1  # one task: the trials are alike
     assert _scenario(["a", "a"], {"pass^3": ">= 0.5"}).unit_trials == 1
-    assert _scenario(["a", "b"], {"completion_rate": ">= 0.5"}).unit_trials == 2  # a turn: its trials are not alike
+    assert _scenario(["a", "b"], {"completion_rate": ">= 0.5"}).unit_trials == 1  # drawn: alike, independent
 
 
 def test_a_campaign_with_pass_k_judges_its_per_trial_expectations_unit_by_unit():
@@ -258,10 +255,10 @@ def test_compare_campaigns_uses_the_scenarios_unit():
     assert not any("units of" in f.method for f in plain.findings)
 
 
-def test_a_comparison_over_a_task_list_in_turn_pairs_whole_turns():
-    """Baseline solving the first half of a 20-task list and candidate the second half, equal on average: pair
-    by pair the discordant pairs came a task at a time, in list order, and every comparison called a
-    regression (5 of 5, an outside review); by turns of the list, none."""
+def test_a_comparison_over_a_task_list_draws_the_same_task_for_both_of_a_pair():
+    """Baseline solving the first half of a 20-task list and candidate the second half, equal on average: taken
+    in turn the discordant pairs came a task at a time, in list order, and every comparison called a regression
+    (5 of 5, an outside review). Drawn, both of a pair get the same task and the pairs are alike."""
     from pytest_agentops.engine.compare import compare_campaigns
 
     def solves(first_half: bool):
@@ -271,7 +268,9 @@ def test_a_comparison_over_a_task_list_in_turn_pairs_whole_turns():
                         check=lambda w, out: out == "done", faults=Faults.none())
 
     result = compare_campaigns(solves(True), solves(False))
-    assert not result.regressions and all("units of 20 pairs" in f.method for f in result.findings)
+    assert not result.regressions and not any("units of" in f.method for f in result.findings)
+    assert [r.output for r in result.baseline_records] == ["no" if r.output == "done" else "done"
+                                                           for r in result.candidate_records]  # (same tasks)
 
 
 # -- the gate on reports of such campaigns --------------------------------------------------------------------------

@@ -335,3 +335,39 @@ def test_an_unchanged_agent_fails_the_whole_gate_at_most_at_alpha_however_many_t
     assert failed / runs <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / runs)
     tests = [f for f in evaluate_gate(report(), report(), alpha=0.05) if f.check.startswith("regression")]
     assert len(tests) == 10 and all("alpha 0.005" in f.detail for f in tests)  # 0.05 shared by the ten tests
+
+
+def test_a_test_against_the_baseline_that_cannot_be_made_takes_no_share_of_alpha():
+    """The share of each test was alpha over every finding against the baseline, NOT TESTED ones too (0.05/4
+    where two of the four were NOT TESTED); and a campaign interrupted before its first trial ended (no
+    completion rate) made the whole report a usage error."""
+    from pytest_agentops.gate import evaluate_gate
+
+    records = [{"tokens": 100, "cost_usd": 0.001, "tool_calls": 1, "tool_failures": 0, "outcome": "completed"}] * 80
+    campaign = {"scenario": "s", "verdicts": [], "records": records, "stopped_early": True, "trials": 80,
+                "metrics": {"completion_rate": {"k": 80, "n": 80}, "tool_success_rate": {"k": 80, "n": 80},
+                            "tokens_per_task": {"p95": 100}, "cost_usd_per_task": {"p95": 0.001}}}
+    findings = [f for f in evaluate_gate({"s": campaign}, {"s": campaign}, alpha=0.05)
+                if f.check.startswith(("regression", "growth"))]
+    tested = [f for f in findings if f.tested]
+    assert len(tested) == 2 and len(findings) == 4  # the baseline stopped early: its p95 growth is not tested
+    assert all("alpha/2 = 0.0125 each" in f.detail for f in tested)  # 0.05 shared by the two tests made
+
+
+
+def test_the_report_of_a_run_interrupted_before_a_campaigns_first_trial_ended_is_read(tmp_path, capsys):
+    """Its campaign has 0 trials and no completion rate: the gate refused the whole report ("must be an object
+    (every campaign's report has it)") though ``--allow-incomplete`` asks it to judge the rest."""
+    from pytest_agentops import Scenario
+    from pytest_agentops.gate import main
+    from pytest_agentops.precedence import resolve_run
+    from pytest_agentops.report.json_report import write_report
+    from pytest_agentops.result import CampaignResult
+
+    scenario = Scenario(name="slow", agent=lambda task, env: "ok", trials=5, seed=1,
+                        expect={"completion_rate": ">= 0.5"})
+    interrupted = CampaignResult.build(scenario, resolve_run(scenario, ()), [], interrupted=True)
+    path = write_report(tmp_path / "r.json", [interrupted])
+    assert json.loads(path.read_text())["campaigns"][0]["trials"] == 0
+    code = main([str(path), "--allow-incomplete", "--allow-inconclusive"])
+    assert code in (0, 1) and "must be" not in capsys.readouterr().err

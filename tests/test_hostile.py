@@ -508,6 +508,18 @@ def test_a_recursion_limit_too_low_for_the_harness_is_refused_in_the_trial_that_
     assert sys.setrecursionlimit.__module__ is None or sys.setrecursionlimit.__self__ is sys  # the real one again
 
 
+def _on_a_thread(act):
+    """Run ``act`` on a thread of the agent's own, and wait for it (the thread swallows what it raises: the refusal
+    reaches the trial all the same)."""
+    def swallowing():
+        with contextlib.suppress(Exception):
+            act()
+
+    thread = threading.Thread(target=swallowing)
+    thread.start()
+    thread.join()
+
+
 def _in_trial_1(act):
     def agent(task, env):
         if env.trial_id.endswith("-1"):
@@ -518,7 +530,11 @@ def _in_trial_1(act):
 
 @pytest.mark.parametrize(("act", "reason"), [
     (lambda: sys.setswitchinterval(3600),
-     "RuntimeError: sys.setswitchinterval(3600) inside a trial is refused: above 0.1s a busy thread"),
+     "RuntimeError: sys.setswitchinterval() inside a trial is refused: above 0.1s a busy thread"),
+    (lambda: sys.setswitchinterval(__import__("fractions").Fraction(3600)),  # (as the C function reads it)
+     "RuntimeError: sys.setswitchinterval() inside a trial is refused: above 0.1s a busy thread"),
+    (lambda: _on_a_thread(lambda: sys.setswitchinterval(3600.0)),  # (a thread the agent starts: refused too)
+     "a thread the agent started"),
     (lambda: os.setgid(os.getgid()),  # (the same group: a regression changes nothing)
      "OSError: os.setgid() inside a trial is refused: it would change the test process's user or groups"),
     (lambda: faulthandler.dump_traceback_later(600, exit=True),
@@ -527,7 +543,8 @@ def _in_trial_1(act):
      "OSError: faulthandler.disable() inside a trial is refused: it would end or crash the test process"),
     (lambda: os.kill(os.getppid(), signal.SIGWINCH),  # (ignored by default: a regression harms nothing)
      "os.kill() with SIGWINCH inside a trial is refused: it signals the process that started the test process"),
-], ids=["switch-interval", "setgid", "faulthandler-exit", "faulthandler-disable", "kill-parent"])
+], ids=["switch-interval", "switch-interval-fraction", "switch-interval-thread", "setgid", "faulthandler-exit",
+        "faulthandler-disable", "kill-parent"])
 def test_process_calls_that_outlive_or_end_the_run_are_refused_in_the_trial_that_makes_them(act, reason):
     """A switch interval of an hour with a busy loop hung the run (the watchdog never got the GIL); setuid as root
     left pytest without its rights (it crashed in os.chdir); ``dump_traceback_later(exit=True)`` ended the run

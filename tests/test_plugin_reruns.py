@@ -80,3 +80,23 @@ def test_a_rerun_test_reports_the_campaigns_of_its_last_attempt_once(project, wo
                 for case in junit.iter("testcase") if case.get("name") == "test_flaky"]
     assert [len(a) for a in attempts] == [1, 1, 1]
     assert [a[0].split()[2] for a in attempts] == ["trials=5/5", "trials=6/6", "trials=7/7"]
+
+
+def test_a_node_id_collected_twice_is_not_a_rerun(pytester):
+    """``pytest --keep-duplicates t.py t.py`` runs two items of one node id: the second was taken for a re-run of
+    the first, whose campaign then left the report."""
+    pytester.makepyfile(test_dup='''
+        import itertools
+        from pytest_agentops import Scenario
+
+        runs = itertools.count(1)
+
+        def test_one(agent_chaos):
+            n = next(runs)
+            agent_chaos.run(Scenario(name=f"run{n}", agent=lambda task, env: "ok", trials=3 + n, seed=1))
+    ''')
+    result = pytester.runpytest("-q", "--agent-chaos", "--keep-duplicates", "--agent-chaos-report=r.json",
+                                "test_dup.py", "test_dup.py")
+    result.assert_outcomes(passed=2)
+    report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    assert sorted((c["scenario"], c["trials"]) for c in report["campaigns"]) == [("run1", 4), ("run2", 5)]

@@ -200,14 +200,13 @@ def _task_agent(task, env):
 def test_pass_k_runs_each_task_k_times_in_a_row_and_breaks_the_report_down_by_task(tmp_path):
     scenario = Scenario(name="tasks", agent=_task_agent, task=["easy", "hard"], check=lambda w, o: o == "done",
                         trials=120, seed=4, faults=Faults.none(), expect={"pass^3": ">= 0.9"})
-    assert [scenario.task_for(i, 1) for i in range(8)] == ["easy"] * 3 + ["hard"] * 3 + ["easy"] * 2
+    drawn = [scenario.task_for(i, 1) for i in range(30)]
+    assert all(len(set(drawn[g:g + 3])) == 1 for g in range(0, 30, 3)) and set(drawn) == {"easy", "hard"}
     result = run_campaign(scenario)
     (v,) = result.verdicts
-    # a turn of the list (a group of each task) is one value: the groups of a turn are not alike
-    assert v.verdict == "fail" and v.counting_unit == "unit of 6 trials"
-    groups = [all(r.outcome == "completed" for r in result.records[g * 3:(g + 1) * 3])
-              for g in range(len(result.records) // 3)]
-    assert v.estimate == pytest.approx(sum(groups) / len(groups)) and v.n == len(groups) // 2
+    assert v.verdict == "fail" and v.counting_unit == "pass^3 group"  # each group drew its task: groups are alike
+    groups = [all(r.outcome == "completed" for r in result.records[g * 3:(g + 1) * 3]) for g in range(v.n)]
+    assert v.estimate == pytest.approx(sum(groups) / v.n)
     tasks = {t.task: t for t in result.per_task}
     assert set(tasks) == {"easy", "hard"} and result.per_task[0].task == "hard"  # the worst task first
     assert tasks["hard"].groups and tasks["hard"].worst is not None
@@ -583,3 +582,13 @@ def test_agentops_compare_refuses_an_unwritable_json_path_before_it_runs(tmp_pat
     assert proc.stderr.startswith(f"agentops-compare: error: --json={target}: cannot write the comparison there")
     assert compare_main(["ab_checked:BASE", "ab_checked:BASE", "--json", str(tmp_path / "ab.json")]) == 0
     assert json.loads((tmp_path / "ab.json").read_text())["passed"] is True
+
+
+@pytest.mark.parametrize(("output", "verdict"), [("done", "fail"), ("no", "pass")])
+def test_a_pass_k_below_a_threshold_counts_the_groups_that_did_not_pass(output, verdict):
+    """``pass^2 <= 0.3`` was judged as ``>= 0.7`` on the groups that passed: every group failing (a share of 0)
+    failed it, every group passing (1.0) passed it."""
+    result = run_campaign(Scenario(name="few", agent=lambda task, env: output, check=lambda w, o: o == "done",
+                                   trials=60, seed=2, faults=Faults.none(), expect={"pass^2": "<= 0.3"}))
+    (v,) = result.verdicts
+    assert v.verdict == verdict and v.estimate == (1.0 if output == "done" else 0.0)

@@ -40,7 +40,7 @@ from ..harness.tools import ToolTemplate
 from ..llm import boundary
 from ..plan import FaultPlan
 from ..process.trial_random import ACTIVE_RANDOM, TASK, WORLD, TrialRandom
-from ..scenario import Scenario
+from ..scenario import Scenario, drawn_task
 from ..seeding import trial_seed
 from ..settings.prices import price_table
 from ..settings.run import RunSettings
@@ -109,7 +109,7 @@ class CampaignLayers:
         self.tool_names = tuple(s.name for s in self.specs)
         self.templates = tuple(ToolTemplate(spec) for spec in self.specs)  # each tool's face, worked out once
         tasks, repeats = scenario.tasks, scenario.repeats  # (``repeats`` parses the expectations: once, here)
-        self._tasks = (tasks, repeats) if tasks and not callable(scenario.task) else None
+        self._tasks = tasks if tasks and not callable(scenario.task) else None  # a list (None: a generator)
         self._repeats = repeats
         self._generated: dict[int, str] = {}  # group -> the task generator's task for it (made once per group)
         self._generating: dict[int, threading.Lock] = {}  # group -> its lock while its task is made (one call)
@@ -171,7 +171,8 @@ class CampaignLayers:
         return found if found is not None else self.layer_maps.add(key, FrozenMap(records))
 
     def task_for(self, index: int) -> str:
-        """``Scenario.task_for(index, seed)`` of this campaign, without working out the task list each time. A
+        """``Scenario.task_for(index, seed)`` of this campaign, without working out the task list (and the
+        expectations' k) each time. A
         task generator is called once per group, with ``random``'s and numpy's functions drawing from a
         generator of the group's own (``of_the_trial``, role ``TASK``, seeded as the group's first trial), as
         the task is the same whenever it is asked for: by each trial of the group, its replay, the report."""
@@ -189,8 +190,7 @@ class CampaignLayers:
                         self._generated[group] = task
                 self._generating.pop(group, None)
             return task
-        tasks, repeats = self._tasks
-        return tasks[(index // repeats) % len(tasks)]
+        return drawn_task(self._tasks, self.run.seed, index // self._repeats)  # (a keyed draw: ~1 us)
 
     def task_given(self, index: int) -> str:
         """The task trial ``index`` was given, for the breakdown by task once the campaign is over: a task

@@ -282,6 +282,11 @@ def _settle() -> None:
 
 #: why each process-level call is refused inside a trial
 _SUBPROCESS = "; start a process with subprocess instead"
+#: the longest thread switch interval a trial may set (seconds): with a longer one a thread that never gives up the
+#: GIL (a busy loop) keeps the harness's watchdog from running, and the wall-clock limit never ends it
+SWITCH_INTERVAL_CEILING = 0.1
+
+
 _WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
         "exec": "it would replace the test process with another program, whose exit status (0) CI would take "
                 "for the run's" + _SUBPROCESS,
@@ -294,6 +299,8 @@ _WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
         "identity": "it would change the test process's user or groups, for good as root: the later tests, the "
                     "reports and pytest itself would run without their rights; start the code that needs it with "
                     "subprocess",
+        "switch interval": f"above {SWITCH_INTERVAL_CEILING}s a busy thread keeps the harness's watchdog (and so the "
+                           "wall-clock limit) from running",
         "faulthandler": "it would end or crash the test process (the run's later tests and report with it), or "
                         "switch off pytest's own report of a crash",
         "rlimit": "lowering a limit lowers the test process's: a CPU-time limit below what the run has used "
@@ -396,23 +403,13 @@ _setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlim
 register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
 
 
-#: the longest thread switch interval a trial may set (seconds): with a longer one a thread that never gives up the
-#: GIL (a busy loop) keeps the harness's watchdog from running, and the wall-clock limit never ends it
-SWITCH_INTERVAL_CEILING = 0.1
-_real_setswitchinterval = sys.setswitchinterval
-
-
-def _setswitchinterval(interval: float) -> None:
-    if active_clock() is not None and isinstance(interval, (int, float)) and not interval <= SWITCH_INTERVAL_CEILING:
-        raise RuntimeError(f"sys.setswitchinterval({interval!r}) inside a trial is refused: above "
-                           f"{SWITCH_INTERVAL_CEILING}s a busy thread keeps the harness's watchdog (and so the "
-                           "wall-clock limit) from running")
-    _real_setswitchinterval(interval)
-
-
-_setswitchinterval.__doc__ = _real_setswitchinterval.__doc__
-_setswitchinterval.__name__ = _setswitchinterval.__qualname__ = "setswitchinterval"
-register_stand_ins(sys, {"setswitchinterval": _setswitchinterval})
+def _too_long(interval: Any = None, *more: Any, **given: Any) -> bool:
+    """Whether ``sys.setswitchinterval(interval)`` sets more than ``SWITCH_INTERVAL_CEILING`` (read as the C
+    function reads it, as a float: a ``Fraction`` or a numpy number too); arguments it refuses are left to it."""
+    try:
+        return not float(interval) <= SWITCH_INTERVAL_CEILING  # (NaN too)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def refuse_exit(what: str) -> Refusal:
@@ -573,6 +570,9 @@ _register_lingering(faulthandler, {
 _register_lingering(signal, {name: _refusing_signal("signal", name, getattr(signal, name))
                              for name in ("raise_signal", "pthread_kill") if hasattr(signal, name)})
 # (kept while an agent's thread outlives its campaign: set from there, the hook hung the next campaign)
+# (also on a thread the agent started, and whatever number type: a Fraction(3600) and a busy loop hung the run)
+_register_lingering(sys, {"setswitchinterval": _refusing("setswitchinterval", _WHY["switch interval"],
+                                                         sys.setswitchinterval, "sys", RuntimeError, when=_too_long)})
 _register_lingering(threading, {name: _refusing(name, _WHY["thread hook"], getattr(threading, name), "threading",
                                                 RuntimeError)
                                 for name in ("settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads")

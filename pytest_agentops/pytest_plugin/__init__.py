@@ -109,18 +109,18 @@ class _CampaignTests:
         self.config = config
         self.expected: set[str] = set()
         self.outcomes: dict[str, str] = {}
-        self.started: set[str] = set()  # the tests whose setup began (a second time: a re-run)
+        self.started: set[int] = set()  # the items whose setup began (a second time: a re-run)
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # a test run again in the same session (pytest-rerunfailures, a ``flaky`` marker): its earlier attempt's
-        # campaigns leave the report and the summary table, which keep those of the attempt that counts
-        nodeid = item.nodeid
-        if nodeid in self.started:
+        # campaigns leave the report and the summary table, which keep those of the attempt that counts. The same
+        # item object set up again, not the same node id: ``--keep-duplicates`` runs two items of one node id
+        if id(item) in self.started:
             from .campaigns import retract
 
             retract(self.config, item)
         else:
-            self.started.add(nodeid)
+            self.started.add(id(item))  # (the session holds its items to its end: their ids stay theirs)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from .spool import is_campaign_item, put
