@@ -72,7 +72,7 @@ class GateFinding:
     check: str
     ok: bool
     detail: str
-    tested: bool = True  # False: a test against the baseline that could not be made (NOT TESTED): no share of alpha
+    tested: bool = True  # False: a test against the baseline that could not be made (NOT TESTED) at the full alpha
 
 
 #: what every campaign of a report must have for the gate to read it

@@ -447,11 +447,13 @@ def test_concurrent_trials_only_ever_reach_their_own_fake():
 
     tasks = [f"task number {i}" for i in range(16)]
     for a in (agent, async_agent):
-        result = run_campaign(Scenario(name="iso", agent=a, task=tasks, llm=echo, trials=16, concurrency=8,
-                                       seed=2, faults=Faults()))
+        scenario = Scenario(name="iso", agent=a, task=tasks, llm=echo, trials=16, concurrency=8, seed=2,
+                            faults=Faults())
+        result = run_campaign(scenario)
         for record in result.records:
-            assert record.output == repr([tasks[record.index]])
+            assert record.output == repr([scenario.task_for(record.index, 2)])  # (each trial drew its task)
             assert len(model_calls(record)) == 5
+        assert len({r.output for r in result.records}) > 8  # (the trials' tasks differ: a mix-up would show)
 
 
 def test_a_request_to_an_ended_trials_host_fails_and_never_reaches_another_trial():

@@ -134,7 +134,7 @@ def _leaky_agent(task, env):
 
 
 def test_records_traces_and_reasons_hold_no_secret(secret_env):
-    result = run_campaign(Scenario(name="leaky", agent=_leaky_agent, tools=[lookup], trials=3, seed=1,
+    result = run_campaign(Scenario(name="leaky", agent=_leaky_agent, tools=[lookup], trials=9, seed=1,
                                    task=["return", "raise", "escalate"], faults=Faults.none(), early_stop=False))
     text = json.dumps(result.to_dict(with_traces=True))
     assert KEY not in text and "sk-agentops-fake" not in text
@@ -224,10 +224,12 @@ def test_no_secret_in_the_terminal_the_json_report_or_junit_xml(pytester, secret
     assert f"UserWarning: agent warns with the key {REDACTED}" in terminal
     assert f"DeprecationWarning: agent warns of an old key {REDACTED}" in terminal
     campaigns = {c["scenario"]: c for c in json.loads(report)["campaigns"]}
-    records = campaigns["leaky"]["records"]
-    assert records[0]["output"] == f"returns the key {REDACTED} with Authorization: {REDACTED}"
-    assert records[1]["reason"].startswith(f"RuntimeError: the key {REDACTED} does not work")
-    call = next(e for e in records[0]["trace"] if e["kind"] == "tool_call")
+    records = campaigns["leaky"]["records"]  # (each trial drew "return" or "raise")
+    returned = next(r for r in records if r["reason"] == "check(world, output) returned False")
+    assert returned["output"] == f"returns the key {REDACTED} with Authorization: {REDACTED}"
+    assert next(r for r in records if r["outcome"] == "error")["reason"].startswith(
+        f"RuntimeError: the key {REDACTED} does not work")
+    call = next(e for e in returned["trace"] if e["kind"] == "tool_call")
     assert call["data"]["arguments"] == {"query": REDACTED}
     assert campaigns["leaky child"]["records"][0]["output"] == f"child returns {REDACTED}"
     assert f"agent prints the key {REDACTED}" in junit and f"agent logs the key {REDACTED}" in junit

@@ -406,6 +406,9 @@ register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
 def _too_long(interval: Any = None, *more: Any, **given: Any) -> bool:
     """Whether ``sys.setswitchinterval(interval)`` sets more than ``SWITCH_INTERVAL_CEILING`` (read as the C
     function reads it, as a float: a ``Fraction`` or a numpy number too); arguments it refuses are left to it."""
+    kind = type(interval)
+    if more or given or not (hasattr(kind, "__float__") or hasattr(kind, "__index__")):  # (a str: its TypeError)
+        return False
     try:
         return not float(interval) <= SWITCH_INTERVAL_CEILING  # (NaN too)
     except (TypeError, ValueError, OverflowError):
