@@ -1,6 +1,7 @@
 """The pre-canary gate: read campaign reports, compare with a baseline run, exit 0 pass / 1 fail / 2 usage.
 
 ``agentops-gate report.json [--baseline base.json]`` (or ``python -m pytest_agentops gate ...``).
+A paired comparison the reports hold (``agent_chaos.compare``) fails the gate when it found a regression.
 A campaign fails the gate when a verdict failed, when a verdict is inconclusive (unless
 ``--allow-inconclusive``), or, against a baseline, when a rate dropped or a token/cost p95 grew, by tests that
 share ``--alpha`` (each at ``--alpha`` over their number in the run: Bonferroni), so that an unchanged agent fails
@@ -146,6 +147,8 @@ _SESSION_FIELDS = {"running": (_FLAG, True), "interrupted": (_FLAG, True), "exit
 _CAMPAIGN_FIELDS = {"nodeid": (_STRING, True), "smoke": (_FLAG, True), "replay": (_COUNT, True),
                     "xfail": (_STRING, True), "stopped_early": (_FLAG, True), "trials": (_COUNT, True),
                     "outcomes": (_OBJECT, True), "unit_trials": (_UNIT, True)}
+_COMPARISON_FIELDS = {"candidate": (_STRING, False), "baseline": (_STRING, False), "passed": (_FLAG, False),
+                      "pairs": (_COUNT, False), "findings": (("a list", lambda v: isinstance(v, list)), False)}
 _VERDICT_FIELDS = {"estimate": (_NUMBER, True), "bound": (_NUMBER, True), "trials_needed": (_COUNT, True)}
 _RATE_FIELDS = {"k": (_COUNT, True), "n": (_COUNT, True)}
 #: what the gate reads off a trial's record (the per-trial shares and values it compares with a baseline's)
@@ -260,6 +263,31 @@ def _campaigns(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
                 key = f"{base} #{n}"
             out[key] = campaign
     return out
+
+
+def comparison_findings(paths: Sequence[str]) -> list[GateFinding]:
+    """A finding per paired comparison the reports hold (``agent_chaos.compare``: the report's ``comparisons``):
+    failing when it found a regression (its test failed; the gate, which read only campaigns, passed such a
+    report with ``--allow-incomplete``)."""
+    findings = []
+    for path in paths:
+        comparisons = _read(path).get("comparisons") or []
+        if not isinstance(comparisons, list):
+            raise GateUsageError(f"{path}: 'comparisons' must be a list, got {type(comparisons).__name__}")
+        for i, c in enumerate(comparisons):
+            where = f"{path}: comparisons[{i}]"
+            if not isinstance(c, dict):
+                raise GateUsageError(f"{where} must be an object, got {_got(c)}")
+            _check_fields(where, c, _COMPARISON_FIELDS)
+            shown = []
+            for j, f in enumerate(c["findings"]):
+                if not isinstance(f, dict) or not isinstance(f.get("metric"), str) \
+                        or not isinstance(f.get("verdict"), str):
+                    raise GateUsageError(f"{where}.findings[{j}] must be an object with a metric and a verdict")
+                shown.append(f"{f['metric']}: {f['verdict']}")
+            findings.append(GateFinding(f"{c['candidate']} vs {c['baseline']}", "comparison", c["passed"],
+                                        f"paired on common seeds, {c['pairs']} pair(s): " + "; ".join(shown)))
+    return findings
 
 
 def incomplete_runs(paths: Sequence[str]) -> list[GateFinding]:
@@ -503,7 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         current = _campaigns(args.reports)
         baseline = _campaigns(args.baseline) if args.baseline else None
         unfinished = [f for f in incomplete_runs(args.reports) if f.check == "finished"]
-        if not current and not unfinished:
+        compared = comparison_findings(args.reports)
+        if not current and not unfinished and not compared:
             raise GateUsageError("the reports hold no campaign (smoke and replay runs are not evidence)")
         if baseline is not None:
             missing = sorted(set(baseline) - set(current))
@@ -522,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.allow_incomplete:  # not a report whose run never finished: it holds nothing of that run
         incomplete = [f if f.check == "finished" else
                       GateFinding(f.scenario, f.check, True, f.detail + " [--allow-incomplete]") for f in incomplete]
-    findings = incomplete + findings
+    findings = incomplete + compared + findings
     text = markdown(findings)
     print(text, end="")
     try:

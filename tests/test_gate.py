@@ -371,3 +371,48 @@ def test_the_report_of_a_run_interrupted_before_a_campaigns_first_trial_ended_is
     assert json.loads(path.read_text())["campaigns"][0]["trials"] == 0
     code = main([str(path), "--allow-incomplete", "--allow-inconclusive"])
     assert code in (0, 1) and "must be" not in capsys.readouterr().err
+
+
+def test_the_gate_judges_the_paired_comparisons_a_report_holds(pytester):
+    """``agent_chaos.compare`` that found a regression: its test was listed as one that never reported a campaign,
+    and the gate passed the report with ``--allow-incomplete`` (a report of comparisons alone was "no campaign")."""
+    from pytest_agentops.gate import main
+
+    pytester.makepyfile(test_cmp='''
+        from pytest_agentops import Faults, Scenario, ToolError, tool
+
+        @tool
+        def act(world) -> str:
+            return "ok"
+
+        def careful(task, env):
+            for _ in range(3):
+                try:
+                    return env.tools["act"]()
+                except ToolError:
+                    pass
+            return "no"
+
+        def hasty(task, env):
+            try:
+                return env.tools["act"]()
+            except ToolError:
+                return "no"
+
+        BASE = Scenario(name="base", agent=careful, tools=[act], check=lambda w, o: o == "ok",
+                        faults=Faults.profile("high"), trials=300, seed=5, expect={"completion_rate": ">= 0.8"})
+
+        def test_regress(agent_chaos):
+            agent_chaos.compare(BASE, BASE.replace(name="cand", agent=hasty)).check()
+
+        def test_base(agent_chaos):
+            agent_chaos.run(BASE).check()
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", "--agent-chaos-report=r.json")
+    result.assert_outcomes(passed=1, failed=1)
+    report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    assert report["session"]["missing"] == []
+    assert main([str(pytester.path / "r.json"), "--allow-incomplete"]) == 1
+    report["campaigns"] = []  # (comparisons alone are evidence too)
+    (pytester.path / "only.json").write_text(json.dumps(report), encoding="utf-8")
+    assert main([str(pytester.path / "only.json")]) == 1

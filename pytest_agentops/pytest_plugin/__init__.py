@@ -314,7 +314,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         outcomes = tracker.outcomes if tracker is not None else {}
         try:
-            write_reports(config, opts, session_summary(expected, outcomes, exitstatus, {n for n, _ in results}))
+            reported = {n for n, _ in results} | {n for n, _ in comparisons}  # (a compare test reports a comparison)
+            write_reports(config, opts, session_summary(expected, outcomes, exitstatus, reported))
         except OSError as exc:  # said after pytest's own summary (never instead of it), and the run fails
             config.stash[write_error_key] = (f"ERROR: agent chaos: a report could not be written: "
                                              f"{exc.filename or ''} ({exc.strerror or exc})")
