@@ -592,3 +592,12 @@ def test_a_pass_k_below_a_threshold_counts_the_groups_that_did_not_pass(output, 
                                    trials=60, seed=2, faults=Faults.none(), expect={"pass^2": "<= 0.3"}))
     (v,) = result.verdicts
     assert v.verdict == verdict and v.estimate == (1.0 if output == "done" else 0.0)
+
+
+def test_a_comparisons_tiny_p_value_is_not_written_as_zero():
+    """``p_non_inferior`` 1.33e-14 was rounded to 10 decimals for the report and the terminal, and shown as 0."""
+    from pytest_agentops.engine.compare import PairedFinding
+
+    f = PairedFinding(metric="tokens_per_task", verdict="non-inferior", pairs=121, baseline=108.33, candidate=110.0,
+                      p_regression=0.73, p_non_inferior=1.3312345678912e-14, margin="within +20%", method="m")
+    assert f.to_dict()["p_non_inferior"] == 1.331234568e-14 and f.to_dict()["p_regression"] == 0.73

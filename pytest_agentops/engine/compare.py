@@ -53,7 +53,9 @@ class PairedFinding:
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "verdict": self.verdict, "pairs": self.pairs,
                 "baseline": round(self.baseline, 10), "candidate": round(self.candidate, 10),
-                "p_regression": round(self.p_regression, 10), "p_non_inferior": round(self.p_non_inferior, 10),
+                # (p-values to 10 significant digits: 1.33e-14 rounded to 10 decimals was printed as p = 0)
+                "p_regression": float(f"{self.p_regression:.10g}"),
+                "p_non_inferior": float(f"{self.p_non_inferior:.10g}"),
                 "margin": self.margin, "method": self.method, "detail": self.detail}
 
 
