@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._validation import MAX_TRIALS
-from .errors import AgentOpsError, hide_own_frames
+from ._validation import check_trials
+from .errors import AgentOpsError, ConfigError, hide_own_frames
 
 __tracebackhide__ = hide_own_frames
 
@@ -71,10 +71,12 @@ def plan_main(argv: Sequence[str] | None = None) -> int:
     if args.fail_level is not None and args.fail_level >= args.threshold:
         print("agentops-plan: error: --fail-level must be below --threshold", file=sys.stderr)
         return 2
-    if args.trials is not None and not 1 <= args.trials <= MAX_TRIALS:  # (10^11 computed for minutes on end)
-        print(f"agentops-plan: error: --trials={args.trials} must be a whole number from 1 to {MAX_TRIALS:,} (a "
-              "campaign's most)", file=sys.stderr)
-        return 2
+    if args.trials is not None:  # (a campaign's bounds: 10^11 computed for minutes on end)
+        try:
+            check_trials(args.trials)
+        except ConfigError as exc:
+            print(f"agentops-plan: error: --{exc}", file=sys.stderr)
+            return 2
     result = plan(args.threshold, args.rate, fail_level=args.fail_level, confidence=args.confidence,
                   power=args.power, max_trials=args.trials)
     print("\n".join(result.lines()))

@@ -137,6 +137,7 @@ _WHOLE = ("a whole number", _is_int)
 _COUNT = ("a whole number >= 0", lambda v: _is_int(v) and v >= 0)
 _NUMBER = ("a number", _is_number)
 _OBJECT = ("an object", lambda v: isinstance(v, dict))
+_LIST = ("a list", lambda v: isinstance(v, list))
 _STRINGS = ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
 
 _UNIT = ("a whole number >= 1", lambda v: _is_int(v) and v >= 1)
@@ -148,7 +149,7 @@ _CAMPAIGN_FIELDS = {"nodeid": (_STRING, True), "smoke": (_FLAG, True), "replay":
                     "xfail": (_STRING, True), "stopped_early": (_FLAG, True), "trials": (_COUNT, True),
                     "outcomes": (_OBJECT, True), "unit_trials": (_UNIT, True)}
 _COMPARISON_FIELDS = {"candidate": (_STRING, False), "baseline": (_STRING, False), "passed": (_FLAG, False),
-                      "pairs": (_COUNT, False), "findings": (("a list", lambda v: isinstance(v, list)), False)}
+                      "pairs": (_COUNT, False), "findings": (_LIST, False)}
 _VERDICT_FIELDS = {"estimate": (_NUMBER, True), "bound": (_NUMBER, True), "trials_needed": (_COUNT, True)}
 _RATE_FIELDS = {"k": (_COUNT, True), "n": (_COUNT, True)}
 #: what the gate reads off a trial's record (the per-trial shares and values it compares with a baseline's)
@@ -325,45 +326,44 @@ def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[s
     ``alpha`` (Bonferroni: each at ``alpha`` over their number), so that an unchanged agent fails the whole gate
     with probability at most ``alpha``: two rate checks of one campaign at ``alpha`` each flagged it in 7% of
     runs, a report of five scenarios in 17%."""
-    tests = sum(f.tested for f in _findings(current, baseline, alpha, max_growth, True, margin, verdicts=False))
-    return _findings(current, baseline, alpha / max(tests, 1), max_growth, allow_inconclusive, margin)
-
-
-def _findings(current: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]] | None, alpha: float,
-              max_growth: float, allow_inconclusive: bool, margin: float, *, verdicts: bool = True
-              ) -> list[GateFinding]:
-    """The findings of ``evaluate_gate``, each test against the baseline at ``alpha`` (``verdicts=False``: those
-    tests alone)."""
+    bases = {} if baseline is None else {name: baseline[name] for name in current
+                                         if name in baseline and not current[name].get("xfail")}
+    tests = sum(f.tested for name, base in bases.items()
+                for f in _baseline_findings(name, current[name], base, alpha, max_growth, margin))
+    share = alpha / max(tests, 1)
     findings: list[GateFinding] = []
     for name, campaign in sorted(current.items()):
-        expected_failure = bool(campaign.get("xfail"))
-        if not verdicts:
-            pass
-        elif not campaign.get("verdicts") and not expected_failure:
-            errors = campaign.get("outcomes", {}).get("error", 0)
-            findings.append(GateFinding(name, "no expectations", not errors,
-                                        f"no expectation to judge; {errors} of {campaign.get('trials')} trial(s) "
-                                        "ended in an error" if errors else "no expectation to judge; no trial "
-                                        "ended in an error"))
-        for v in campaign.get("verdicts", []) if verdicts else ():
-            ok = v["verdict"] == "pass" or (v["verdict"] == "inconclusive" and allow_inconclusive)
-            detail = f"{v['key']} {v['expression']}: {v['verdict']} (estimate {v['estimate']}, bound {v['bound']})"
-            if v.get("trials_needed"):
-                detail += f"; a rerun with trials={v['trials_needed']} would decide with probability >= 80%"
-            findings.append(GateFinding(name, "verdict", ok or expected_failure,
-                                        detail + (" [xfail: expected]" if expected_failure and not ok else "")))
-        if baseline is None or name not in baseline or expected_failure:
-            continue
-        base = baseline[name]
-        for metric in HIGHER_IS_BETTER:
-            finding = _rate_regression(name, metric, campaign, base, alpha, margin)
-            if finding is not None:
-                findings.append(finding)
-        for metric, q in GROWTH_CHECKED:
-            finding = _growth(name, metric, q, campaign, base, alpha, max_growth)
-            if finding is not None:
-                findings.append(finding)
+        findings += _verdict_findings(name, campaign, allow_inconclusive)
+        if name in bases:
+            findings += _baseline_findings(name, campaign, bases[name], share, max_growth, margin)
     return findings
+
+
+def _verdict_findings(name: str, campaign: dict[str, Any], allow_inconclusive: bool) -> list[GateFinding]:
+    """A campaign's own verdicts (an ``xfail`` campaign's failures expected), or that it had none to judge."""
+    expected_failure = bool(campaign.get("xfail"))
+    if not campaign.get("verdicts") and not expected_failure:
+        errors = campaign.get("outcomes", {}).get("error", 0)
+        return [GateFinding(name, "no expectations", not errors,
+                            f"no expectation to judge; {errors} of {campaign.get('trials')} trial(s) ended in an "
+                            "error" if errors else "no expectation to judge; no trial ended in an error")]
+    findings = []
+    for v in campaign.get("verdicts", []):
+        ok = v["verdict"] == "pass" or (v["verdict"] == "inconclusive" and allow_inconclusive)
+        detail = f"{v['key']} {v['expression']}: {v['verdict']} (estimate {v['estimate']}, bound {v['bound']})"
+        if v.get("trials_needed"):
+            detail += f"; a rerun with trials={v['trials_needed']} would decide with probability >= 80%"
+        findings.append(GateFinding(name, "verdict", ok or expected_failure,
+                                    detail + (" [xfail: expected]" if expected_failure and not ok else "")))
+    return findings
+
+
+def _baseline_findings(name: str, campaign: dict[str, Any], base: dict[str, Any], alpha: float, max_growth: float,
+                       margin: float) -> list[GateFinding]:
+    """A campaign's tests against its baseline (rate drops, p95 growth), each at ``alpha``."""
+    found = [_rate_regression(name, metric, campaign, base, alpha, margin) for metric in HIGHER_IS_BETTER]
+    found += [_growth(name, metric, q, campaign, base, alpha, max_growth) for metric, q in GROWTH_CHECKED]
+    return [f for f in found if f is not None]
 
 
 def _rate_regression(name: str, metric: str, cur: dict[str, Any], base: dict[str, Any], alpha: float,

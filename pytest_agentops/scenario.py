@@ -50,22 +50,18 @@ def _signature(fn: Callable[..., Any]) -> str:
         return "unknown"
 
 
-def _is_generator_function(agent: Any) -> bool:
-    """Whether ``agent`` (a function, or an object whose ``__call__`` is one) is a generator or async generator
-    function."""
-    call = type(agent).__call__  # (the method an object agent is called through)
-    return any(inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in (agent, call))
+_COROUTINE, _GENERATOR = "a coroutine function (async def)", "a generator function"
 
 
 def _never_runs(fn: Any) -> str:
     """What ``fn`` returns instead of running, when it is a coroutine, generator or async generator function (or an
-    object whose ``__call__`` is one); an empty string otherwise."""
-    call = type(fn).__call__
+    object whose ``__call__`` is one: ``_COROUTINE``, ``_GENERATOR``); an empty string otherwise."""
+    call = type(fn).__call__  # (the method an object is called through)
     for f in (fn, call):
         if inspect.iscoroutinefunction(f):
-            return "a coroutine function (async def)"
+            return _COROUTINE
         if inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f):
-            return "a generator function"
+            return _GENERATOR
     return ""
 
 
@@ -238,7 +234,7 @@ class Scenario:
         if not _takes(self.agent, 2):
             raise ConfigError(f"agent={self.agent!r} must take two arguments: it is called as agent(task, env) "
                               f"(its signature is {_signature(self.agent)})")
-        if _is_generator_function(self.agent):
+        if _never_runs(self.agent) == _GENERATOR:  # (an async def agent is awaited: it runs)
             raise ConfigError(f"agent={self.agent!r} is a generator function: calling it runs none of its body, so "
                               "every trial would pass without the agent doing anything; an agent returns (or, "
                               "async def, awaits and returns) its answer")

@@ -503,7 +503,7 @@ def test_a_recursion_limit_too_low_for_the_harness_is_refused_in_the_trial_that_
     limit = sys.getrecursionlimit()
     record, others = _only(_campaign(agent, trials=4), 1)
     assert record.outcome == "error" and record.reason.startswith(
-        "RuntimeError: sys.setrecursionlimit(60) inside a trial is refused: below 1000")
+        "RuntimeError: sys.setrecursionlimit() inside a trial is refused: below 1000")
     assert others == {"completed"} and sys.getrecursionlimit() == limit
     assert sys.setrecursionlimit.__module__ is None or sys.setrecursionlimit.__self__ is sys  # the real one again
 
@@ -531,6 +531,8 @@ def _in_trial_1(act):
 @pytest.mark.parametrize(("act", "reason"), [
     (lambda: sys.setswitchinterval(3600),
      "RuntimeError: sys.setswitchinterval() inside a trial is refused: above 0.1s a busy thread"),
+    (lambda: sys.setrecursionlimit(np.int64(60)),  # (a numpy integer: the C function takes it as an int)
+     "RuntimeError: sys.setrecursionlimit() inside a trial is refused: below 1000"),
     (lambda: sys.setswitchinterval(__import__("fractions").Fraction(3600)),  # (as the C function reads it)
      "RuntimeError: sys.setswitchinterval() inside a trial is refused: above 0.1s a busy thread"),
     (lambda: _on_a_thread(lambda: sys.setswitchinterval(3600.0)),  # (a thread the agent starts: refused too)
@@ -543,8 +545,8 @@ def _in_trial_1(act):
      "OSError: faulthandler.disable() inside a trial is refused: it would end or crash the test process"),
     (lambda: os.kill(os.getppid(), signal.SIGWINCH),  # (ignored by default: a regression harms nothing)
      "os.kill() with SIGWINCH inside a trial is refused: it signals the process that started the test process"),
-], ids=["switch-interval", "switch-interval-fraction", "switch-interval-thread", "setgid", "faulthandler-exit",
-        "faulthandler-disable", "kill-parent"])
+], ids=["switch-interval", "recursion-limit-numpy", "switch-interval-fraction", "switch-interval-thread", "setgid",
+        "faulthandler-exit", "faulthandler-disable", "kill-parent"])
 def test_process_calls_that_outlive_or_end_the_run_are_refused_in_the_trial_that_makes_them(act, reason):
     """A switch interval of an hour with a busy loop hung the run (the watchdog never got the GIL); setuid as root
     left pytest without its rights (it crashed in os.chdir); ``dump_traceback_later(exit=True)`` ended the run
@@ -1056,34 +1058,18 @@ def test_a_thread_an_agent_leaves_running_does_not_keep_pytest_from_exiting(pyte
     result.assert_outcomes(passed=1)
 
 
-def test_os_exit_in_a_campaign_fails_the_test_run(pytester):
-    """What CI sees: a test whose agent calls ``os._exit(0)`` fails, the next test still runs, exit code 1."""
-    pytester.makepyfile(test_exiting="""
+@pytest.mark.parametrize(("agent", "task"), [("os._exit(0)", '"t"'), ('"ok"', "gen")],
+                         ids=["agent", "task-generator"])
+def test_os_exit_in_a_campaign_fails_the_test_run(pytester, agent, task):
+    """What CI sees: a test whose agent calls ``os._exit(0)`` fails, the next test still runs, exit code 1. A task
+    generator's too: it ran again in the test's own thread after the campaign (for the breakdown by task), where
+    ``os._exit(0)`` ended pytest with status 0 and no summary, a failed test before it notwithstanding."""
+    pytester.makepyfile(test_exiting=f"""
         import os
         from pytest_agentops import Scenario, run_campaign
 
         def agent(task, env):
-            os._exit(0)
-
-        def test_campaign():
-            run_campaign(Scenario(name="exits", agent=agent, trials=3, seed=1,
-                                  expect={"completion_rate": ">= 0.9"})).check()
-
-        def test_after():
-            assert True
-    """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
-    assert result.ret == 1
-    result.stdout.fnmatch_lines(["*completion_rate >= 0.9: fail*"])
-
-
-def test_a_task_generator_that_calls_os_exit_fails_its_campaign_and_the_run_goes_on(pytester):
-    """The generator ran again in the test's own thread after the campaign (for the breakdown by task), where
-    ``os._exit(0)`` ended pytest with status 0 and no summary, a failed test before it notwithstanding."""
-    pytester.makepyfile(test_exiting="""
-        import os
-        from pytest_agentops import Scenario, run_campaign
+            return {agent}
 
         def gen(rng):
             os._exit(0)
@@ -1092,8 +1078,8 @@ def test_a_task_generator_that_calls_os_exit_fails_its_campaign_and_the_run_goes
             assert False
 
         def test_campaign():
-            run_campaign(Scenario(name="exits", agent=lambda task, env: "ok", task=gen, trials=3, seed=1,
-                                  expect={"completion_rate": ">= 0.9"})).check()
+            run_campaign(Scenario(name="exits", agent=agent, task={task}, trials=3, seed=1,
+                                  expect={{"completion_rate": ">= 0.9"}})).check()
 
         def test_after():
             assert True
@@ -1101,6 +1087,7 @@ def test_a_task_generator_that_calls_os_exit_fails_its_campaign_and_the_run_goes
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=2)
     assert result.ret == 1
+    result.stdout.fnmatch_lines(["*completion_rate >= 0.9: fail*"])
 
 
 _SIGNALS_TO_SELF = {  # (each looked up as called: the stand-in)

@@ -446,7 +446,7 @@ def test_agentops_plan_prints_the_trials_a_rule_needs(capsys):
     assert plan_main(["--threshold", "1.5", "--rate", "0.9"]) == 2
     # (--trials 100000000000 computed for minutes, past a campaign's 10,000,000 most)
     assert plan_main(["--threshold", "0.9", "--rate", "0.97", "--trials", "100000000000"]) == 2
-    assert "--trials=100000000000 must be a whole number from 1 to 10,000,000" in capsys.readouterr().err
+    assert "--trials=100,000,000,000 is too large: at most 10,000,000 trials per campaign" in capsys.readouterr().err
 
 
 def test_the_plan_agrees_with_the_exact_computation():

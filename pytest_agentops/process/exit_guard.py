@@ -282,6 +282,9 @@ def _settle() -> None:
 
 #: why each process-level call is refused inside a trial
 _SUBPROCESS = "; start a process with subprocess instead"
+#: the lowest recursion limit a trial may set: the interpreter's default (the harness's own calls, on the threads
+#: the trial shares, need that much stack; a limit of 60 made its teardown fail and left its patches installed)
+RECURSION_FLOOR = 1000
 #: the longest thread switch interval a trial may set (seconds): with a longer one a thread that never gives up the
 #: GIL (a busy loop) keeps the harness's watchdog from running, and the wall-clock limit never ends it
 SWITCH_INTERVAL_CEILING = 0.1
@@ -299,6 +302,8 @@ _WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
         "identity": "it would change the test process's user or groups, for good as root: the later tests, the "
                     "reports and pytest itself would run without their rights; start the code that needs it with "
                     "subprocess",
+        "recursion limit": f"below {RECURSION_FLOOR} the harness's own calls on the threads the trials share could "
+                           "fail",
         "switch interval": f"above {SWITCH_INTERVAL_CEILING}s a busy thread keeps the harness's watchdog (and so the "
                            "wall-clock limit) from running",
         "faulthandler": "it would end or crash the test process (the run's later tests and report with it), or "
@@ -385,22 +390,15 @@ def _refusing_signal(owner: str, name: str, real: Callable[..., Any]) -> Callabl
     return refused
 
 
-#: the lowest recursion limit a trial may set: the interpreter's default (the harness's own calls, on the threads
-#: the trial shares, need that much stack; a limit of 60 made its teardown fail and left its patches installed)
-RECURSION_FLOOR = 1000
-_real_setrecursionlimit = sys.setrecursionlimit
-
-
-def _setrecursionlimit(limit: int) -> None:
-    if active_clock() is not None and isinstance(limit, int) and limit < RECURSION_FLOOR:
-        raise RuntimeError(f"sys.setrecursionlimit({limit}) inside a trial is refused: below {RECURSION_FLOOR} the "
-                           "harness's own calls on the threads the trials share could fail")
-    _real_setrecursionlimit(limit)
-
-
-_setrecursionlimit.__doc__ = _real_setrecursionlimit.__doc__
-_setrecursionlimit.__name__ = _setrecursionlimit.__qualname__ = "setrecursionlimit"
-register_stand_ins(sys, {"setrecursionlimit": _setrecursionlimit})
+def _too_low(limit: Any = None, *more: Any, **given: Any) -> bool:
+    """Whether ``sys.setrecursionlimit(limit)`` sets less than ``RECURSION_FLOOR`` (an int as the C function reads
+    it: a numpy integer too); arguments it refuses are left to it."""
+    if more or given:
+        return False
+    try:
+        return operator.index(limit) < RECURSION_FLOOR
+    except TypeError:
+        return False
 
 
 def _too_long(interval: Any = None, *more: Any, **given: Any) -> bool:
@@ -572,10 +570,13 @@ _register_lingering(faulthandler, {
                  "_fatal_error_c_thread", "_read_null", "_stack_overflow") if hasattr(faulthandler, name)})
 _register_lingering(signal, {name: _refusing_signal("signal", name, getattr(signal, name))
                              for name in ("raise_signal", "pthread_kill") if hasattr(signal, name)})
-# (kept while an agent's thread outlives its campaign: set from there, the hook hung the next campaign)
 # (also on a thread the agent started, and whatever number type: a Fraction(3600) and a busy loop hung the run)
-_register_lingering(sys, {"setswitchinterval": _refusing("setswitchinterval", _WHY["switch interval"],
-                                                         sys.setswitchinterval, "sys", RuntimeError, when=_too_long)})
+_register_lingering(sys, {
+    "setrecursionlimit": _refusing("setrecursionlimit", _WHY["recursion limit"], sys.setrecursionlimit, "sys",
+                                   RuntimeError, when=_too_low),
+    "setswitchinterval": _refusing("setswitchinterval", _WHY["switch interval"], sys.setswitchinterval, "sys",
+                                   RuntimeError, when=_too_long)})
+# (kept while an agent's thread outlives its campaign: set from there, the hook hung the next campaign)
 _register_lingering(threading, {name: _refusing(name, _WHY["thread hook"], getattr(threading, name), "threading",
                                                 RuntimeError)
                                 for name in ("settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads")

@@ -99,17 +99,15 @@ def take(config: pytest.Config) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     if path is None:
         return out
-    files = sorted(Path(path).glob("*.json"))
+    files = [(file, *_spooled_as(file)) for file in sorted(Path(path).glob("*.json"))]
     # (worker, test) -> when that worker began running the test again: its campaigns spooled before are dropped
     retracted: dict[tuple[str, str], int] = {}
-    for file in files:
-        kind, worker, seq = _spooled_as(file)
+    for file, kind, worker, seq in files:
         if kind == "retract":
             with contextlib.suppress(ValueError, OSError):
                 key = (worker, json.loads(file.read_text(encoding="utf-8")))
                 retracted[key] = max(seq, retracted.get(key, seq))
-    for file in files:
-        kind, worker, seq = _spooled_as(file)
+    for file, kind, worker, seq in files:
         if kind == "retract":
             continue
         with contextlib.suppress(ValueError, OSError):  # a half-written file cannot be: writes are atomic
