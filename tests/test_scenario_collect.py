@@ -148,6 +148,20 @@ def test_without_the_flag_yaml_files_are_not_collected(project):
     assert "refund.yaml" not in everything.stdout.str()
 
 
+@pytest.mark.parametrize("target", ["scenarios/refund.yaml", "scenarios/refund.yaml::refund"])
+def test_a_scenario_file_named_without_the_flag_is_an_error_that_says_how_to_run_it(project, target):
+    result = project.runpytest(target)
+    # a collection error (with "::name", pytest adds its own "found no collectors"), not a green "no tests"
+    assert result.ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR)
+    result.stdout.fnmatch_lines(["*scenarios/refund.yaml: a scenario file runs only with --agent-chaos (pytest "
+                                 "--agent-chaos scenarios/refund.yaml)*"])
+    assert "Traceback" not in result.stdout.str()
+    # a YAML file that is no scenario file (another plugin's) is left alone: pytest's own "not found"
+    (project.path / "other.yaml").write_text("test_name: x\nstages: []\n")
+    other = project.runpytest("other.yaml")
+    assert other.ret == pytest.ExitCode.USAGE_ERROR and "agent-chaos" not in other.stdout.str() + other.stderr.str()
+
+
 def test_each_scenario_is_an_item_named_after_it_with_its_location(project):
     (project.path / "scenarios" / "sloppy.yaml").write_text(SLOPPY)
     recorder = project.inline_run("--agent-chaos", "--collect-only", "scenarios")

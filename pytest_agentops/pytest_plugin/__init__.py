@@ -361,11 +361,16 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
 
 
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
-    """YAML scenario files become items with ``--agent-chaos`` (collect.py, imported only then)."""
+    """YAML scenario files become items with ``--agent-chaos`` (collect.py, imported only then); a scenario file
+    named on the command line without it is a collection error that says so (not pytest's bare "not found")."""
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     opts = parent.config.stash.get(options_key, None)
     if opts is None or not opts.enabled:
+        if opts is not None and parent.session.isinitpath(file_path):  # named on the command line: say why not run
+            from .collect import scenario_file_without_chaos
+
+            return scenario_file_without_chaos(file_path, parent)
         return None
     from .collect import collect_scenario_file
 

@@ -7,7 +7,8 @@ list of them); another YAML file there is skipped with the reason, not collected
 Each item runs its campaign through the same
 function as the ``agent_chaos`` fixture (``campaigns.run_scenario``), so seeds, trial counts, profiles, the
 replay command, the terminal table and the JSON report behave the same for YAML and Python scenarios.
-Imported by ``pytest_collect_file`` only when ``--agent-chaos`` is on.
+Imported by ``pytest_collect_file`` only when ``--agent-chaos`` is on, or a YAML file is named on the command
+line without it (``scenario_file_without_chaos``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,23 @@ def collect_scenario_file(file_path: Path, parent: pytest.Collector) -> Scenario
         if why is not None:
             collector.not_a_scenario = why
     return collector
+
+
+def scenario_file_without_chaos(file_path: Path, parent: pytest.Collector) -> NotRunWithoutChaos | None:
+    """A YAML file named on the command line without ``--agent-chaos``: if it is (or may be) a scenario file, a
+    collector whose collection error says how to run it; None for another YAML file (another plugin's)."""
+    if not_a_scenario_file(file_path) is not None:
+        return None
+    return NotRunWithoutChaos.from_parent(parent, path=file_path)
+
+
+class NotRunWithoutChaos(pytest.File):
+    """A scenario file named on the command line without ``--agent-chaos``: a collection error saying so."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        shown = _shown(self.path, self.config)
+        raise self.CollectError(f"{shown}: a scenario file runs only with --agent-chaos (pytest --agent-chaos "
+                                f"{shown}); without it, pytest collects no test from it")
 
 
 def skip_reason(why: str) -> str:
