@@ -457,6 +457,25 @@ def test_the_plan_agrees_with_the_exact_computation():
     assert result.one_look_fewest_to_pass == 29  # 0.9**29 <= 0.05 < 0.9**28
 
 
+@pytest.mark.parametrize(("rate", "fail_level", "never"), [
+    (0.85, None, True), (0.9, None, True), (0.905, None, False),  # no fail level: a pass below t is an error
+    (0.8, 0.8, True), (0.75, 0.8, True), (0.9, 0.8, False),  # a fail level: a pass at or below f is an error
+])
+def test_agentops_plan_says_never_where_no_number_of_trials_passes(capsys, rate, fail_level, never):
+    """A true rate on the failing side passes with probability at most alpha (beta with a fail level) at any
+    number of trials: the plan says "never", not "more than 10,000"; checked with the exact DP at a few N."""
+    args = ["--threshold", "0.9", "--rate", str(rate)] + (["--fail-level", str(fail_level)] if fail_level else [])
+    assert plan_main(args) == 0
+    out = capsys.readouterr().out
+    assert ("maximum trials to pass with probability 0.8: never (one look: never)" in out) == never
+    assert ("passes with probability at most" in out) == never
+    if never:
+        rule = sr.Rate(">=", 0.9, fail_level)
+        for n in (30, 200, 1000):
+            assert sr.exact_outcome(rule, rate, n).passed <= 0.05 + 1e-9
+            assert sr.exact_outcome(rule, rate, n, early_stop=False).passed <= 0.05 + 1e-9
+
+
 def test_agentops_compare_exit_codes(tmp_path, capsys, monkeypatch):
     module = tmp_path / "ab_scenarios.py"
     module.write_text("""

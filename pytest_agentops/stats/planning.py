@@ -168,16 +168,34 @@ class Plan:
     def lines(self) -> list[str]:
         zone = f", fail below {self.fail_level:g}" if self.fail_level is not None else " (no fail level)"
 
-        def n(x: int | None) -> str:
-            return "more than 10,000" if x is None else f"{x:,}"
+        # a pass is the rule's error at a true rate at or below the threshold (no fail level: at most alpha) or at
+        # or below the fail level (at most beta), at any number of trials: no number passes more often than that
+        if self.fail_level is None:
+            below, side, bound = self.rate <= self.threshold, "the threshold", f"alpha = {self.alpha:g}"
+            error = self.alpha
+        else:
+            below, side, bound = self.rate <= self.fail_level, "the fail level", f"beta = {self.beta:g}"
+            error = self.beta
+
+        def n(x: int | None, probability: float) -> str:
+            if x is not None:
+                return f"{x:,}"
+            return "never" if below and error < probability else "more than 10,000"
+
+        fewest = f"{self.fewest_to_pass:,}" if self.fewest_to_pass is not None else f"none within {self.max_trials:,}"
+        never = (f"  (a true rate at or below {side} passes with probability at most {bound}, at any number of "
+                 "trials)") if below and error < 0.8 else ""
         return [
             f"rate >= {self.threshold:g}{zone}, true rate {self.rate:g}, alpha {self.alpha:g}, beta {self.beta:g}",
-            f"  maximum trials to pass with probability 0.8: {n(self.pass_80)} (one look: {n(self.one_look_pass_80)})",
-            f"  maximum trials to pass with probability 0.95: {n(self.pass_95)} (one look: {n(self.one_look_pass_95)})",
+            f"  maximum trials to pass with probability 0.8: {n(self.pass_80, 0.8)} "
+            f"(one look: {n(self.one_look_pass_80, 0.8)})",
+            f"  maximum trials to pass with probability 0.95: {n(self.pass_95, 0.95)} "
+            f"(one look: {n(self.one_look_pass_95, 0.95)})",
+            *([never] if never else []),
             f"  with trials={self.max_trials} and early stopping: pass {self.passed:.3f}, fail {self.failed:.3f}, "
             f"inconclusive {self.inconclusive:.3f}; trials used: mean {self.expected_trials:.1f}, "
             f"95th percentile {self.trials_95th}",
-            f"  fewest trials that can pass: {n(self.fewest_to_pass)} with early stopping, "
+            f"  fewest trials that can pass: {fewest} with early stopping, "
             f"{self.one_look_fewest_to_pass} with one look",
         ]
 
@@ -194,10 +212,18 @@ def plan(threshold: float, rate: float, *, fail_level: float | None = None, conf
     alpha = 1 - check_confidence(confidence)
     beta = alpha if fail_level is None else 1 - check_confidence(power)
     kw = {"alpha": alpha, "fail_level": fail_level, "beta": beta}
-    pass_80 = trials_for(rate, threshold, verdict="pass", probability=0.8, **kw)
-    pass_95 = trials_for(rate, threshold, verdict="pass", probability=0.95, **kw)
-    one_80 = trials_for(rate, threshold, verdict="pass", probability=0.8, sequential=False, **kw)
-    one_95 = trials_for(rate, threshold, verdict="pass", probability=0.95, sequential=False, **kw)
+    # on the failing side a pass is the rule's error, at most alpha (beta with a fail level) at any number of
+    # trials: no search for a number that passes more often (``Plan.lines`` says "never")
+    error = alpha if fail_level is None else beta
+    failing_side = rate <= (threshold if fail_level is None else fail_level)
+
+    def to_pass(probability: float, sequential: bool) -> int | None:
+        if failing_side and error < probability:
+            return None
+        return trials_for(rate, threshold, verdict="pass", probability=probability, sequential=sequential, **kw)
+
+    pass_80, pass_95 = to_pass(0.8, True), to_pass(0.95, True)
+    one_80, one_95 = to_pass(0.8, False), to_pass(0.95, False)
     n = max_trials or pass_95 or 400
     rule = rate_rule(threshold, max_n=n, **kw)
     out = rule.outcome(rate)
