@@ -233,3 +233,30 @@ def test_xdist_workers_send_their_campaigns_to_the_controller(project, monkeypat
     serial.assert_outcomes(passed=2, failed=1)
     assert (project.path / "x.json").read_bytes() == (project.path / "s.json").read_bytes()
     assert (project.path / "x.html").read_bytes() == (project.path / "s.html").read_bytes()
+    # the terminal's "agent chaos" section too, in collection order (the workers hand campaigns over by worker)
+    section = [_chaos_section(run.stdout.lines) for run in (result, serial)]
+    assert section[0] == section[1] and len(section[0]) > 10
+
+
+def test_under_xdist_the_terminal_lists_campaigns_in_collection_order(pytester):
+    """Eight campaigns on two workers: xdist hands the later tests to whichever worker is free, and the workers
+    hand their campaigns over as they finish; the terminal lists them in collection order all the same."""
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_order="""
+import pytest
+from conftest import make, careful
+
+@pytest.mark.parametrize("n", range(8))
+def test_campaign(agent_chaos, n):
+    agent_chaos.run(make(f"c{n}", careful).replace(trials=20 + 5 * (n % 3))).check()
+""")
+    result = pytester.runpytest("--agent-chaos", "-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=8)
+    named = [line for line in _chaos_section(result.stdout.lines) if line.startswith("test_order.py::")]
+    assert named == [f"test_order.py::test_campaign[{n}]" for n in range(8)]
+
+
+def _chaos_section(lines: list[str]) -> list[str]:
+    start = next(i for i, line in enumerate(lines) if "agent chaos" in line and line.startswith("="))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("="))
+    return lines[start:end]

@@ -247,6 +247,25 @@ def pytest_collection(session: pytest.Session) -> bool | None:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """(xdist controller.) The tests in collection order, which the campaigns the workers hand over are put back in
+    (they come grouped by worker): the terminal's "agent chaos" section reads as in a run without xdist."""
+    node.config.stash.setdefault(_collected_key, ids)
+
+
+def _in_collection_order(config: pytest.Config, pairs: list[tuple[str, Any]]) -> None:
+    """Sort (node id, campaign or comparison) pairs the workers handed over into collection order, in place (a
+    test's own campaigns stay in their order; a node id not collected goes last)."""
+    ids = config.stash.get(_collected_key, None)
+    if ids and len(pairs) > 1:
+        order = {nodeid: i for i, nodeid in enumerate(ids)}
+        pairs.sort(key=lambda pair: order.get(pair[0], len(order)))
+
+
+_collected_key = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a worker's replay targets come home
     import json
 
@@ -306,7 +325,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     tracker = config.pluginmanager.get_plugin("agentops-campaign-tests")
     expected = set(tracker.expected) if tracker is not None else set()
     spooled = take(config)  # under xdist: what the workers handed over, campaign by campaign
-    results.extend((nodeid, data) for nodeid, data in spooled.get("campaign", []))
+    handed = [(nodeid, data) for nodeid, data in spooled.get("campaign", [])]
+    _in_collection_order(config, handed)
+    results.extend(handed)
+    _in_collection_order(config, comparisons)
     for nodeids in spooled.get("expected", []):
         expected.update(nodeids)
     if (results or opts.report) and not config.option.collectonly:  # --co runs nothing: no report of it
