@@ -35,6 +35,9 @@ def secret_env(monkeypatch):
     ("GHTOKEN", True), ("db-pass", True), ("my.secret.value", True), ("SERVICE_CREDENTIALS", True),
     ("PWD", False), ("OLDPWD", False), ("SSH_AUTH_SOCK", False), ("TOKENIZERS_PARALLELISM", False),
     ("KEYBOARD_LAYOUT", False), ("MONKEY", False), ("HOME", False), ("PATH", False),
+    # plurals: a list of keys is as secret as one; a count of tokens is not a token
+    ("OPENAI_API_KEYS", True), ("ANTHROPIC_APIKEYS", True), ("APP_SECRETS", True), ("DB_PASSWORDS", True),
+    ("SSH_KEYS", True), ("MAX_TOKENS", False), ("MAX_OUTPUT_TOKENS", False), ("HOTKEYS", False),
 ])
 def test_which_environment_variables_hold_secrets(name, secret):
     assert is_secret_name(name) is secret

@@ -7,9 +7,11 @@ output, the JSON report, and what the agent prints or logs while a campaign runs
   ``sk-agentops-fake-...`` too) and ``Bearer ...`` authorization values;
 - the values of environment variables whose names look like they hold a secret: a part of the name (split
   at ``_``, ``-`` and ``.``, case-insensitively) is ``KEY``, ``APIKEY``, ``TOKEN``, ``SECRET``,
-  ``PASSWORD``, ``PASSWD``, ``PASS``, ``PASSPHRASE``, ``CREDENTIAL`` or ``CREDENTIALS``, or ends with
-  ``APIKEY``, ``TOKEN``, ``SECRET`` or ``PASSWORD`` (``OPENAI_API_KEY``, ``GITHUB_TOKEN``, ``DB_PASSWORD``,
-  ``AWS_SECRET_ACCESS_KEY``, ``GHTOKEN``), with a value of at least 8 characters. They are read from the
+  ``PASSWORD``, ``PASSWD``, ``PASS``, ``PASSPHRASE``, ``CREDENTIAL`` or ``CREDENTIALS`` (or the plural of
+  ``KEY``, ``APIKEY``, ``SECRET``, ``PASSWORD``: ``OPENAI_API_KEYS``; not ``TOKENS``, a count in ``MAX_TOKENS``),
+  or ends with ``APIKEY``, ``TOKEN``, ``SECRET`` or ``PASSWORD`` (or their plurals but ``TOKENS``)
+  (``OPENAI_API_KEY``, ``GITHUB_TOKEN``, ``DB_PASSWORD``, ``AWS_SECRET_ACCESS_KEY``, ``GHTOKEN``), with a value
+  of at least 8 characters. They are read from the
   environment when a campaign starts (``refresh``) and when a report is written;
 - in mappings (trace event data), the value of a key that names a secret (``api_key``, ``authorization``,
   ``password``, ``secret``, a key ending in ``token``, ``bearer``).
@@ -44,9 +46,10 @@ SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|token$|bear
 #: "risk-assessment" is none), Bearer values (up to a space, a quote, a backslash, a comma, a semicolon or an
 #: angle bracket: so that JSON holding one stays JSON).
 SECRET_SHAPE = re.compile(r"((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[^\s\"'\\,;<>]+)")
-_NAME_PARTS = frozenset({"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PASSPHRASE",
-                         "CREDENTIAL", "CREDENTIALS"})
-_NAME_ENDINGS = ("APIKEY", "TOKEN", "SECRET", "PASSWORD")
+_NAME_PARTS = frozenset({"KEY", "KEYS", "APIKEY", "APIKEYS", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS",
+                         "PASSWD", "PASS", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS"})
+#: (``TOKENS`` is not among them: ``MAX_TOKENS`` and the like are counts, and their digits would be redacted)
+_NAME_ENDINGS = ("APIKEY", "APIKEYS", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS")
 #: The shortest environment value redacted (shorter ones, "true" or "1", would redact ordinary text).
 MIN_SECRET_LENGTH = 8
 
