@@ -13,12 +13,14 @@ import contextlib
 import contextvars
 import errno
 import faulthandler
+import importlib
 import os
 import random
 import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -520,6 +522,15 @@ def _on_a_thread(act):
     thread.join()
 
 
+def _c_getenv(name):
+    """``name`` in the C environment (what a child process inherits), not ``os.environ``: None when unset."""
+    import ctypes
+
+    getenv = ctypes.CDLL(None).getenv
+    getenv.restype = ctypes.c_char_p
+    return getenv(name.encode())
+
+
 def _in_trial_1(act):
     def agent(task, env):
         if env.trial_id.endswith("-1"):
@@ -545,22 +556,38 @@ def _in_trial_1(act):
      "OSError: faulthandler.disable() inside a trial is refused: it would end or crash the test process"),
     (lambda: os.kill(os.getppid(), signal.SIGWINCH),  # (ignored by default: a regression harms nothing)
      "os.kill() with SIGWINCH inside a trial is refused: it signals the process that started the test process"),
+    (lambda: threading.stack_size(32768),  # (worker threads started after it crashed the run at concurrency 8)
+     "ValueError: threading.stack_size() inside a trial is refused: the threads started after it"),
+    (lambda: faulthandler.register(signal.SIGWINCH, chain=True),  # (SIGTERM: the run no longer ended on it)
+     "OSError: faulthandler.register() inside a trial is refused"),
+    (lambda: faulthandler.enable(file=sys.__stderr__),  # (a file of the agent's: pytest's crash report lost)
+     "OSError: faulthandler.enable() inside a trial is refused"),
+    (lambda: faulthandler.dump_traceback_later(600, repeat=True),  # (tracebacks printed into every later test)
+     "OSError: faulthandler.dump_traceback_later() inside a trial is refused"),
+    (lambda: os.putenv("AGENTOPS_TEST_PUTENV", "1"),  # (TZ set so reached the later tests: not put back)
+     "OSError: os.putenv() inside a trial is refused: it changes the environment behind os.environ"),
+    (lambda: importlib.reload(random),  # (every later trial drew unseeded: no replay matched)
+     "RuntimeError: importlib.reload() inside a trial is refused: it would replace the functions the harness"),
 ], ids=["switch-interval", "recursion-limit-numpy", "switch-interval-fraction", "switch-interval-thread", "setgid",
-        "faulthandler-exit", "faulthandler-disable", "kill-parent"])
+        "faulthandler-exit", "faulthandler-disable", "kill-parent", "stack-size", "faulthandler-register",
+        "faulthandler-enable", "faulthandler-repeat", "putenv", "reload-random"])
 def test_process_calls_that_outlive_or_end_the_run_are_refused_in_the_trial_that_makes_them(act, reason):
     """A switch interval of an hour with a busy loop hung the run (the watchdog never got the GIL); setuid as root
     left pytest without its rights (it crashed in os.chdir); ``dump_traceback_later(exit=True)`` ended the run
     during a later test; ``faulthandler.disable`` switched off pytest's crash report for the rest of the run; a
     SIGSTOP to the parent stopped pytest-xdist's controller for good."""
-    interval, enabled = sys.getswitchinterval(), faulthandler.is_enabled()
+    interval, enabled, stack = sys.getswitchinterval(), faulthandler.is_enabled(), threading.stack_size()
     try:
-        record, others = _only(_campaign(_in_trial_1(act), trials=3), 1)
+        record, others = _only(_campaign(_in_trial_1(act), trials=3, concurrency=2), 1)
     finally:
         faulthandler.cancel_dump_traceback_later()
+        faulthandler.unregister(signal.SIGWINCH)
         if enabled and not faulthandler.is_enabled():
             faulthandler.enable(file=sys.__stderr__)
     assert record.outcome == "error" and record.reason.startswith(reason), record.reason
     assert others == {"completed"} and sys.getswitchinterval() == interval and faulthandler.is_enabled() == enabled
+    assert threading.stack_size() == stack and _c_getenv("AGENTOPS_TEST_PUTENV") is None
+    assert random.random is not random._inst.random  # (the stand-ins of the next campaign are the harness's still)
     faulthandler.dump_traceback_later(600)  # outside a trial (and without exit=True inside one), as it was
     faulthandler.cancel_dump_traceback_later()
 
@@ -573,7 +600,7 @@ def test_the_time_zone_stack_size_and_int_digits_a_trial_changes_are_put_back_an
     def meddle():
         os.environ["TZ"] = "Asia/Kolkata" if time.tzname[0] != "IST" else "UTC"
         time.tzset()
-        threading.stack_size(1 << 16)
+        threading.stack_size(1 << 24)  # (16 MiB: a smaller stack than 1 MiB is refused)
         sys.set_int_max_str_digits(640)
 
     zone, stack, digits = (time.timezone, time.tzname), threading.stack_size(), sys.get_int_max_str_digits()
@@ -585,6 +612,64 @@ def test_the_time_zone_stack_size_and_int_digits_a_trial_changes_are_put_back_an
     assert str(warned[0].message).startswith(
         "the campaign's trials changed process-wide state, put back at its end: os.environ, the time zone, the "
         "thread stack size, the longest int shown as text;")
+
+
+def test_loggers_builtins_hooks_and_the_environ_object_a_trial_changes_are_put_back_and_named():
+    """Found by an outside review: ``logging.config.dictConfig`` in a trial disabled the session's loggers (a later
+    test's caplog saw nothing); ``os.environ = dict(...)`` stayed a dict (``monkeypatch.setenv`` no longer reached
+    subprocesses), though the warning said it was put back; ``builtins.input``, ``tempfile.tempdir``, ``ssl``'s
+    default HTTPS context (unverified!), ``sys.displayhook``/``breakpointhook`` and the logger class stayed."""
+    import builtins
+    import logging.config
+    import ssl
+    import tempfile
+
+    from pytest_agentops.errors import ProcessStateChanged
+
+    lib = logging.getLogger("agentops.test.hostile.lib")
+    lib.setLevel(logging.INFO)
+    environ, tempdir, context = os.environ, tempfile.gettempdir(), ssl._create_default_https_context
+    hooks, input_, logger_class = (sys.displayhook, sys.breakpointhook), builtins.input, logging.getLoggerClass()
+
+    def meddle():
+        os.environ = dict(os.environ, AGENTOPS_TEST_FLAG="1")  # noqa: B003  (what the review found)
+        logging.config.dictConfig({"version": 1})  # (disables every logger it is not told of)
+        lib.setLevel(logging.CRITICAL)
+        builtins.input = lambda *args: "the agent's answer"
+        tempfile.tempdir = os.path.join(tempdir, "the-agents")
+        ssl._create_default_https_context = ssl._create_unverified_context
+        sys.displayhook = sys.breakpointhook = lambda *args, **kwargs: None
+        logging.setLoggerClass(type("AgentsLogger", (logging.Logger,), {}))
+
+    with pytest.warns(ProcessStateChanged) as warned:
+        record, others = _only(_campaign(_in_trial_1(meddle), trials=3), 1)
+    assert record.outcome == "completed" and others == {"completed"}
+    assert os.environ is environ and "AGENTOPS_TEST_FLAG" not in os.environ
+    assert not lib.disabled and lib.level == logging.INFO
+    assert builtins.input is input_ and tempfile.gettempdir() == tempdir
+    assert ssl._create_default_https_context is context
+    assert (sys.displayhook, sys.breakpointhook) == hooks and logging.getLoggerClass() is logger_class
+    message = str(warned[0].message)
+    for name in ("os.environ", "sys.displayhook", "sys.breakpointhook", "the loggers' levels, handlers and switches",
+                 "the logger class", "builtins", "tempfile.tempdir", "ssl's default HTTPS context"):
+        assert name in message
+
+
+@pytest.mark.parametrize("action", ["ignore", "error"])
+def test_a_trial_s_warnings_filter_neither_hides_nor_raises_the_warning_of_what_it_changed(action):
+    """A trial's ``simplefilter("ignore")`` hid the warning naming what it changed; its "error" raised it in place of
+    the campaign's result (the report listed the test as missing its campaign)."""
+    from pytest_agentops.errors import ProcessStateChanged
+
+    def meddle():
+        os.environ["AGENTOPS_TEST_FLAG"] = "1"
+        warnings.simplefilter(action)
+
+    filters = list(warnings.filters)
+    with pytest.warns(ProcessStateChanged, match="os.environ"):
+        result = _campaign(_in_trial_1(meddle), trials=3)
+    assert result.outcome_counts == {"completed": 3} and "AGENTOPS_TEST_FLAG" not in os.environ
+    warnings.filters[:] = filters
 
 
 def test_a_trial_cannot_replace_or_shut_down_the_default_executor_of_the_loop_the_trials_share():
@@ -607,6 +692,28 @@ def test_a_trial_cannot_replace_or_shut_down_the_default_executor_of_the_loop_th
     assert result.records[1].reason.startswith("RuntimeError: loop.set_default_executor() from a trial is refused")
     assert result.records[2].reason.startswith(
         "RuntimeError: loop.shutdown_default_executor() from a trial is refused")
+
+
+@pytest.mark.parametrize("change", ["set_task_factory", "set_exception_handler", "set_debug"])
+def test_a_trial_cannot_change_the_task_factory_exception_handler_or_debug_mode_of_the_shared_loop(change):
+    """A pass-through task factory set by trial 3 made every later trial's tasks nobody's: ``asyncio.all_tasks()``
+    counted 1 where the trials before (and the same trial's replay) counted 2."""
+    async def agent(task, env):
+        loop = asyncio.get_running_loop()
+        if env.trial_id.endswith("-1"):
+            argument = {"set_task_factory": lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw),
+                        "set_exception_handler": lambda loop, context: None, "set_debug": True}[change]
+            getattr(loop, change)(argument)
+        helper = asyncio.ensure_future(asyncio.sleep(0))
+        mine = len(asyncio.all_tasks())
+        await helper
+        return mine
+
+    result = _campaign(agent, trials=5, concurrency=2)
+    record, others = _only(result, 1)
+    assert record.outcome == "error" and record.reason.startswith(
+        f"RuntimeError: loop.{change}() from a trial is refused: the event loop is shared with other trials")
+    assert others == {"completed"} and {r.output for r in result.records if r.index != 1} == {"2"}
 
 
 # -- no campaign can hang -------------------------------------------------------------------------------

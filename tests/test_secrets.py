@@ -475,6 +475,41 @@ def test_a_secret_in_a_test_id_is_redacted_in_the_reports_session(pytester, secr
     assert KEY not in json.dumps(report)
 
 
+def test_redaction_an_agent_wrapped_during_the_campaign_redacts_nothing_after_it(secret_env, capsys):
+    """Found by an outside review: an agent that wrapped ``sys.stdout.write`` or the log record factory kept the
+    campaign's redacting ones inside its wrappers, and a later plain test's output and caplog showed ``[redacted]``
+    for text of its own. (Whatever the agent left stays the agent's: ours pass text through once the campaign ends.)"""
+    seen = []
+    factory, stdout_write = logging.getLogRecordFactory(), vars(sys.stdout).get("write")
+
+    def agent(task, env):
+        inner_write, inner_factory = sys.stdout.write, logging.getLogRecordFactory()
+
+        def write(text):
+            seen.append(text)
+            return inner_write(text)
+
+        sys.stdout.write = write
+        logging.setLogRecordFactory(lambda *args, **kwargs: inner_factory(*args, **kwargs))
+        return "ok"
+
+    try:
+        run_campaign(Scenario(name="wrapper", agent=agent, trials=1, faults=Faults.none()))
+        assert logging.getLogRecordFactory() is not factory  # (the agent's wrapper is left as it is: theirs)
+        capsys.readouterr()
+        print(f"a later test prints {KEY}")
+        printed = capsys.readouterr().out
+        record = logging.getLogRecordFactory()("later", logging.WARNING, __file__, 1, "logs %s", (KEY,), None)
+    finally:
+        logging.setLogRecordFactory(factory)
+        if stdout_write is None:
+            vars(sys.stdout).pop("write", None)
+        else:
+            sys.stdout.write = stdout_write
+    assert printed == f"a later test prints {KEY}\n" and f"a later test prints {KEY}" in "".join(seen)
+    assert record.getMessage() == f"logs {KEY}"
+
+
 def test_a_write_someone_put_on_stdout_before_the_campaign_is_theirs_again_after(secret_env):
     """The redaction patches the stream's own ``write`` for the campaign; putting it back deleted it, so a tee (or
     ``mock.patch.object(sys.stdout, "write")``) installed before the campaign was gone after it."""

@@ -232,9 +232,10 @@ class RedactingStream:
 
     def __init__(self, stream: Any):
         self._stream = stream
+        self.live = True  # False once its campaigns are over: kept by someone who wrapped it, it passes text as is
 
     def write(self, text: str) -> int:
-        self._stream.write(_redact_written_text(text))
+        self._stream.write(_redact_written_text(text) if self.live else text)
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -271,9 +272,10 @@ def _redact_in_place(stream: Any, redact: Callable[[Any], Any] = _redact_written
     write = stream.write
     own = getattr(stream, "__dict__", None)
     before = {name: own[name] for name in ("write", "writelines") if own is not None and name in own}
+    live = [True]  # cleared by ``undo``: a wrapper an agent put around ours keeps ours, which then redacts nothing
 
     def redacting_write(text: Any) -> int:
-        write(redact(text))
+        write(redact(text) if live[0] else text)
         return text.nbytes if isinstance(text, memoryview) else len(text)  # (what the caller gave: bytes)
 
     def redacting_writelines(lines: Any) -> None:
@@ -286,6 +288,7 @@ def _redact_in_place(stream: Any, redact: Callable[[Any], Any] = _redact_written
         return None
 
     def undo() -> None:  # what was there before (a tee, a mock of someone's), unless someone else's came since
+        live[0] = False
         now = getattr(stream, "__dict__", {})
         for name, ours in (("write", redacting_write), ("writelines", redacting_writelines)):
             if now.get(name) is ours:
@@ -316,6 +319,7 @@ def _hold_stream(name: str) -> Callable[[], None]:
     setattr(sys, name, wrapped)
 
     def unwrap() -> None:
+        wrapped.live = False  # (kept inside someone else's wrapper: it passes text as is from now on)
         if getattr(sys, name) is wrapped:  # (someone else replaced it since: leave theirs)
             setattr(sys, name, stream)
         undo_buffer()
@@ -338,6 +342,8 @@ def _hold_output() -> tuple[list[Callable[[], None]], Any, Any]:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
+        if not factory.live:  # type: ignore[attr-defined]  (kept by an agent's factory after the campaign)
+            return record
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: logging reports it when the record is handled
@@ -347,12 +353,14 @@ def _hold_output() -> tuple[list[Callable[[], None]], Any, Any]:
             record.msg, record.args = redacted, None
         return record
 
+    factory.live = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
     return undo, previous, factory
 
 
 def _restore_output(held: tuple[list[Callable[[], None]], Any, Any]) -> None:
     undo, previous, factory = held
+    factory.live = False  # (an agent's factory set over it keeps calling it: it redacts nothing from now on)
     for put_back in reversed(undo):
         put_back()
     if logging.getLogRecordFactory() is factory:

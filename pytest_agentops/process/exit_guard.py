@@ -31,6 +31,7 @@ import concurrent.futures.thread  # noqa: F401 (its exit hook, which joins pools
 import contextlib
 import errno
 import faulthandler
+import importlib
 import math
 import operator
 import os
@@ -43,7 +44,7 @@ from typing import Any, NoReturn
 
 from ..errors import AgentExited, hide_own_frames, user_code_at
 from ..vtime.real import real_monotonic
-from .time_patch import TIME_PATCH, active_clock, register_stand_ins
+from .time_patch import TIME_PATCH, active_clock, register_stand_ins, stood_in_modules
 
 __tracebackhide__ = hide_own_frames
 
@@ -288,6 +289,9 @@ RECURSION_FLOOR = 1000
 #: the longest thread switch interval a trial may set (seconds): with a longer one a thread that never gives up the
 #: GIL (a busy loop) keeps the harness's watchdog from running, and the wall-clock limit never ends it
 SWITCH_INTERVAL_CEILING = 0.1
+#: the smallest stack a trial may give the threads started after it (bytes; 0, the platform's default, is fine):
+#: the harness's own worker threads are among them, and one of 32 KiB crashed the test process (SIGSEGV)
+THREAD_STACK_FLOOR = 1 << 20
 
 
 _WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
@@ -306,8 +310,15 @@ _WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
                            "fail",
         "switch interval": f"above {SWITCH_INTERVAL_CEILING}s a busy thread keeps the harness's watchdog (and so the "
                            "wall-clock limit) from running",
-        "faulthandler": "it would end or crash the test process (the run's later tests and report with it), or "
-                        "switch off pytest's own report of a crash",
+        "faulthandler": "it would end or crash the test process (the run's later tests and report with it), "
+                        "switch off or redirect pytest's own report of a crash, print tracebacks into later tests, or "
+                        "take a signal over (SIGTERM and SIGINT no longer ended the run)",
+        "stack size": f"the threads started after it, the harness's own among them, would get a stack smaller than "
+                      f"{THREAD_STACK_FLOOR // 1024} KiB (one of 32 KiB crashed the test process)",
+        "putenv": "it changes the environment behind os.environ, which is put back when the campaign ends and "
+                  "this is not (a TZ set so reached every later test); set os.environ[name] instead",
+        "reload": "it would replace the functions the harness stands in for (the trial's seeded random, its virtual "
+                  "clock) with real ones, for every later trial",
         "rlimit": "lowering a limit lowers the test process's: a CPU-time limit below what the run has used "
                   "killed pytest (SIGXCPU), a file limit failed every later test's files; set it before the run, "
                   "or start the code that needs it with subprocess"}
@@ -411,6 +422,34 @@ def _too_long(interval: Any = None, *more: Any, **given: Any) -> bool:
         return not float(interval) <= SWITCH_INTERVAL_CEILING  # (NaN too)
     except (TypeError, ValueError, OverflowError):
         return False
+
+
+def _too_small(size: Any = 0, *more: Any, **given: Any) -> bool:
+    """Whether ``threading.stack_size(size)`` sets a stack smaller than ``THREAD_STACK_FLOOR`` (0, the default, and
+    arguments the real function refuses are left to it)."""
+    if more or given:
+        return False
+    try:
+        size = operator.index(size)
+    except TypeError:
+        return False
+    return 0 < size < THREAD_STACK_FLOOR
+
+
+def _not_through_environ(*args: Any, **kwargs: Any) -> bool:
+    """Whether ``os.putenv``/``os.unsetenv`` is called directly, not by ``os.environ`` (whose item assignment and
+    deletion call them: those are put back with ``os.environ`` when the campaign ends)."""
+    caller = sys._getframe(2).f_code  # (0: this, 1: the stand-in, 2: who called it)
+    return caller is not _ENVIRON_SET and caller is not _ENVIRON_DEL
+
+
+_ENVIRON_SET = os._Environ.__setitem__.__code__  # type: ignore[attr-defined]
+_ENVIRON_DEL = os._Environ.__delitem__.__code__  # type: ignore[attr-defined]
+
+
+def _reloads_stood_in(module: Any = None, *more: Any, **given: Any) -> bool:
+    """Whether ``importlib.reload(module)`` reloads a module whose functions the harness stands in for."""
+    return not (more or given) and any(module is owner for owner in stood_in_modules())
 
 
 def refuse_exit(what: str) -> Refusal:
@@ -553,21 +592,30 @@ for _name in ("kill", "killpg"):
     _real = getattr(os, _name, None)
     if _real is not None:
         _os_stand_ins[_name] = _refusing_signal("os", _name, _real)
+for _name in ("putenv", "unsetenv"):
+    _real = getattr(os, _name, None)
+    if _real is not None:
+        _os_stand_ins[_name] = _refusing(_name, _WHY["putenv"], _real, when=_not_through_environ)
 _register_lingering(os, _os_stand_ins, after_removal=_settle)
 
 
-def _exits_later(timeout: Any = None, repeat: Any = False, file: Any = None, exit: Any = False) -> bool:
-    """Whether ``faulthandler.dump_traceback_later(...)`` would end the process when its time comes."""
-    return bool(exit)
-
-
-# (``disable`` switched off pytest's report of a crash for the rest of the run; ``dump_traceback_later(exit=True)``
-# ended the run during a later test; the private ``_sigabrt`` and the like crash the process as ``os.abort`` does)
+# (``disable`` switched off pytest's report of a crash for the rest of the run, as ``enable(file=...)`` did by
+# sending it elsewhere; ``dump_traceback_later(exit=True)`` ended the run during a later test, with ``repeat=True``
+# it printed tracebacks into every later test, and ``cancel_dump_traceback_later`` cancels pytest's own
+# ``faulthandler_timeout``; ``register(SIGTERM)`` took the signal over; the private ``_sigabrt`` and the like crash
+# the process as ``os.abort`` does)
 _register_lingering(faulthandler, {
-    name: _refusing(name, _WHY["faulthandler"], getattr(faulthandler, name), "faulthandler",
-                    when=_exits_later if name == "dump_traceback_later" else None)
-    for name in ("disable", "dump_traceback_later", "_sigabrt", "_sigsegv", "_sigfpe", "_fatal_error",
-                 "_fatal_error_c_thread", "_read_null", "_stack_overflow") if hasattr(faulthandler, name)})
+    name: _refusing(name, _WHY["faulthandler"], getattr(faulthandler, name), "faulthandler")
+    for name in ("disable", "enable", "register", "unregister", "dump_traceback_later", "cancel_dump_traceback_later",
+                 "_sigabrt", "_sigsegv", "_sigfpe", "_fatal_error", "_fatal_error_c_thread", "_read_null",
+                 "_stack_overflow") if hasattr(faulthandler, name)})
+_register_lingering(threading, {"stack_size": _refusing("stack_size", _WHY["stack size"], threading.stack_size,
+                                                        "threading", ValueError, when=_too_small)})
+_register_lingering(_thread_module, {"stack_size": _refusing("stack_size", _WHY["stack size"],
+                                                             _thread_module.stack_size, "_thread", ValueError,
+                                                             when=_too_small)})
+_register_lingering(importlib, {"reload": _refusing("reload", _WHY["reload"], importlib.reload, "importlib",
+                                                    RuntimeError, when=_reloads_stood_in)})
 _register_lingering(signal, {name: _refusing_signal("signal", name, getattr(signal, name))
                              for name in ("raise_signal", "pthread_kill") if hasattr(signal, name)})
 # (also on a thread the agent started, and whatever number type: a Fraction(3600) and a busy loop hung the run)

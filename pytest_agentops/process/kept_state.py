@@ -1,26 +1,34 @@
 """Process-wide state a campaign's trials may change, put back when the campaign ends.
 
 In-process trials share the interpreter: an agent (or a world factory, a check) that changes the working
-directory, ``os.environ`` (and the time zone ``time.tzset`` read from it), the locale, the recursion limit, the
-thread switch interval and stack size, the exception hooks, the root logger or ``sys.path`` would
-change every later test of the session. Such state is read when a campaign starts and put back when it ends;
-what was changed is named in a ``ProcessStateChanged`` warning (pytest shows it in its warnings summary), since
-the trials after the one that changed it ran with it. ``isolation="process"`` keeps each trial's to itself.
-The umask too where the system shows it without setting it (Linux's ``/proc/self/status``; elsewhere reading
-it means setting it, racing other threads). Not covered: the garbage collector's switch (the harness pauses
-the collector in other threads), signal handlers (set only from the main thread, where trials do not run),
-and what C extensions keep.
+directory, ``os.environ`` (its contents, or the object itself) and the time zone ``time.tzset`` read from it, the
+locale, the recursion limit, the thread switch interval and stack size, the exception, display and breakpoint
+hooks, the loggers (levels, handlers, ``propagate``, ``disabled``: ``logging.config.dictConfig`` disables those it
+is not told of), the logger class, the builtins it replaced or removed, ``tempfile.tempdir``, ``ssl``'s default
+HTTPS context or ``sys.path`` would change every later test of the session. Such state is read when a campaign
+starts and put back when it ends; what was changed is named in a ``ProcessStateChanged`` warning (pytest shows
+it in its warnings summary), since the trials after the one that changed it ran with it; it is given with the
+warnings filters and ``warnings.showwarning`` the campaign began with (a trial's ``simplefilter("ignore")`` hid
+it, its "error" raised it in place of the campaign's result). ``isolation="process"`` keeps each trial's to
+itself. The umask too where the system shows it without setting it (Linux's ``/proc/self/status``; elsewhere
+reading it means setting it, racing other threads). Not covered: the garbage collector's switch (the harness
+pauses the collector in other threads), signal handlers (set only from the main thread, where trials do not
+run), builtins added (a library's ``gettext.install``), import hooks (``sys.meta_path``: a library imported in a
+trial adds its own), other modules' attributes an agent reassigns (``json.dumps = ...``), and what C extensions
+keep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import locale
 import logging
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -48,14 +56,96 @@ def _put_environ(saved: dict[str, str]) -> None:
             os.environ[name] = value
 
 
+def _environ() -> tuple[Any, dict[str, str]]:
+    return os.environ, dict(os.environ)
+
+
+def _environ_changed(before: tuple[Any, dict[str, str]]) -> bool:
+    return os.environ is not before[0] or dict(os.environ) != before[1]  # (replaced by a dict: its contents alike)
+
+
+def _put_environ_back(before: tuple[Any, dict[str, str]]) -> None:
+    os.environ = before[0]  # noqa: B003  (``os.environ = dict(...)``: the object ``monkeypatch.setenv`` sets comes back)
+    _put_environ(before[1])
+
+
 def _put_handlers(saved: list[logging.Handler]) -> None:
     logging.root.handlers[:] = saved
 
 
-#: (what it is called in the warning, read it, put it back)
-_STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
+_Loggers = dict[str, tuple[int, bool, bool, tuple[logging.Handler, ...]]]
+
+
+def _loggers() -> _Loggers:
+    """Each named logger's level, ``propagate``, ``disabled`` (``logging.config.dictConfig`` disables the loggers it
+    is not told of) and handlers."""
+    return {name: (logger.level, logger.propagate, logger.disabled, tuple(logger.handlers))
+            for name, logger in list(logging.root.manager.loggerDict.items()) if isinstance(logger, logging.Logger)}
+
+
+def _loggers_changed(before: _Loggers) -> bool:
+    now = _loggers()
+    return any(now.get(name, state) != state for name, state in before.items())  # (loggers made since: theirs)
+
+
+def _put_loggers(before: _Loggers) -> None:
+    now = logging.root.manager.loggerDict
+    for name, (level, propagate, disabled, handlers) in before.items():
+        logger = now.get(name)
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(level)
+            logger.propagate, logger.disabled = propagate, disabled
+            logger.handlers[:] = handlers
+
+
+def _builtins() -> dict[str, Any]:
+    return dict(vars(builtins))
+
+
+def _builtins_changed(before: dict[str, Any]) -> bool:
+    now = vars(builtins)  # (names added since are left: a library's ``gettext.install`` adds ``_``)
+    return any(now.get(name, _GONE) is not value for name, value in before.items())
+
+
+def _put_builtins(before: dict[str, Any]) -> None:
+    now = vars(builtins)
+    for name, value in before.items():
+        if now.get(name, _GONE) is not value:
+            setattr(builtins, name, value)
+
+
+_GONE = object()
+
+
+def _tempdir() -> str:
+    return tempfile.gettempdir()  # (worked out now if it was not yet: a trial's first call sets it, changing nothing)
+
+
+def _default_https_context() -> tuple[Any, Any]:
+    ssl = sys.modules.get("ssl")  # (not imported for this: where no one imported it, no one changed it)
+    return ssl, getattr(ssl, "_create_default_https_context", None)
+
+
+def _https_context_changed(before: tuple[Any, Any]) -> bool:
+    ssl, context = before
+    return ssl is not None and getattr(ssl, "_create_default_https_context", None) is not context
+
+
+def _put_https_context(before: tuple[Any, Any]) -> None:
+    ssl, context = before
+    ssl._create_default_https_context = context
+
+
+def _is(read: Callable[[], Any]) -> Callable[[Any], bool]:
+    """A change of what ``read`` gives, by identity (a hook replaced by an equal-comparing object counts)."""
+    return lambda before: read() is not before
+
+
+#: (what it is called in the warning, read it, put it back[, whether it changed since ``before``: ``read() !=
+#: before`` when not given])
+_STATE: tuple[tuple[Any, ...], ...] = (
     ("the working directory", _cwd, lambda cwd: cwd is not None and os.chdir(cwd)),
-    ("os.environ", lambda: dict(os.environ), _put_environ),
+    ("os.environ", _environ, _put_environ_back, _environ_changed),
     # (after os.environ: ``tzset`` reads the time zone from the environment put back)
     ("the time zone", lambda: (time.timezone, time.altzone, time.daylight, time.tzname), lambda _: time.tzset()),
     ("the locale", lambda: locale.setlocale(locale.LC_ALL), lambda saved: locale.setlocale(locale.LC_ALL, saved)),
@@ -67,9 +157,16 @@ _STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("sys.excepthook", lambda: sys.excepthook, lambda hook: setattr(sys, "excepthook", hook)),
     ("threading.excepthook", lambda: threading.excepthook, lambda hook: setattr(threading, "excepthook", hook)),
     ("sys.unraisablehook", lambda: sys.unraisablehook, lambda hook: setattr(sys, "unraisablehook", hook)),
+    ("sys.displayhook", lambda: sys.displayhook, lambda hook: setattr(sys, "displayhook", hook)),
+    ("sys.breakpointhook", lambda: sys.breakpointhook, lambda hook: setattr(sys, "breakpointhook", hook)),
     ("the root logger's level", lambda: logging.root.level, logging.root.setLevel),
     ("the root logger's handlers", lambda: list(logging.root.handlers), _put_handlers),
     ("logging.disable", lambda: logging.root.manager.disable, logging.disable),
+    ("the loggers' levels, handlers and switches", _loggers, _put_loggers, _loggers_changed),
+    ("the logger class", logging.getLoggerClass, logging.setLoggerClass, _is(logging.getLoggerClass)),
+    ("builtins", _builtins, _put_builtins, _builtins_changed),
+    ("tempfile.tempdir", _tempdir, lambda tempdir: setattr(tempfile, "tempdir", tempdir)),
+    ("ssl's default HTTPS context", _default_https_context, _put_https_context, _https_context_changed),
     ("the default socket timeout", socket.getdefaulttimeout, socket.setdefaulttimeout),
     ("the umask", shown_umask, lambda mask: mask is not None and os.umask(mask)),  # (None both times where unseen)
 )
@@ -82,16 +179,19 @@ if sys.version_info < (3, 14):  # (the policy system is deprecated from 3.14 on)
 _lock = threading.Lock()
 _held = 0  # campaigns running now (in several threads at once, say): the state is read by the first, put back
 _saved: list[Any] = []  # by the last (one campaign's end must not undo what is in use by another still running)
+_filters_saved: tuple[list[Any], Any] = ([], None)  # the warnings filters and ``showwarning`` as the first one began
 
 
 @contextlib.contextmanager
 def kept_process_state() -> Iterator[None]:
     """Put the process-wide state back as it was when the first of the campaigns running started, once the last
     of them ends; warn naming what had changed."""
-    global _held, _saved
+    global _held, _saved, _filters_saved
+    filters = _filters_saved
     with _lock:
         if _held == 0:
-            _saved = [read() for _, read, _ in _STATE]
+            _saved = [read() for _, read, *_ in _STATE]
+            _filters_saved = (list(warnings.filters), warnings.showwarning)
         _held += 1
     try:
         yield
@@ -100,16 +200,34 @@ def kept_process_state() -> Iterator[None]:
         with _lock:
             _held -= 1
             if _held == 0:
-                for (name, read, put), before in zip(_STATE, _saved, strict=True):
+                for (name, read, put, *differs), before in zip(_STATE, _saved, strict=True):
                     try:
-                        if read() != before:
+                        if differs[0](before) if differs else read() != before:
                             put(before)
                             changed.append(name)
                     except Exception:  # (state that cannot be put back, e.g. a directory gone: named, left)
                         changed.append(f"{name} (could not be put back)")
                 _saved = []
+                filters = _filters_saved
         if changed and sys.exc_info()[0] is None:
-            warnings.warn(ProcessStateChanged(
-                f"the campaign's trials changed process-wide state, put back at its end: {', '.join(changed)}; "
-                "the trials after the change ran with it (isolation='process' keeps each trial's to itself)"),
-                stacklevel=2)
+            with _warnings_as(filters):  # (a trial's "ignore" or "error" filter must not hide or raise it)
+                warnings.warn(ProcessStateChanged(
+                    f"the campaign's trials changed process-wide state, put back at its end: {', '.join(changed)}; "
+                    "the trials after the change ran with it (isolation='process' keeps each trial's to itself)"),
+                    stacklevel=2)
+
+
+@contextlib.contextmanager
+def _warnings_as(saved: tuple[list[Any], Any]) -> Iterator[None]:
+    """The warnings filters and ``warnings.showwarning`` as they were when the campaign began, for the block; as
+    they are now again after it (what a trial's library set stays as pytest will leave it, at the test's end)."""
+    filters, show = list(warnings.filters), warnings.showwarning
+    warnings.filters[:] = saved[0]
+    warnings.showwarning = saved[1]
+    warnings._filters_mutated()  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        warnings.filters[:] = filters
+        warnings.showwarning = show
+        warnings._filters_mutated()  # type: ignore[attr-defined]

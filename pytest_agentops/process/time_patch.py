@@ -199,6 +199,12 @@ def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[...,
         _scan_cache.clear()
 
 
+def stood_in_modules() -> tuple[ModuleType, ...]:
+    """The modules whose functions have stand-ins while campaigns run (``time`` and those registered): reloading one
+    would put real functions back under the stand-ins' names."""
+    return (_time_module, _datetime_module, *(module for module, _ in _MORE_STAND_INS))
+
+
 #: module name -> (id of the module, size of its namespace, the attributes that held a real function) at the
 #: last sweep: a module whose namespace has not changed size is not rescanned, only those attributes checked.
 #: (A module that rebinds an existing name to a real clock function after it was first swept, keeping its

@@ -17,6 +17,7 @@ import heapq
 import math
 import selectors
 import sys
+import threading
 from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -318,14 +319,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self.close()
             raise
         self._vt_selector.io_poll_cap = cap
-        #: when set and true at a ``stop()`` (or a change of the default executor), it is refused (``RuntimeError``): a
-        #: loop that several trials share is stopped only by its owner (``LoopWorker``), never by an agent on it
+        #: when set and true at a ``stop()`` (or a change of what the trials share: ``_refuse_in_a_trial``), it is
+        #: refused (``RuntimeError``): a loop that several trials share is stopped only by its owner (``LoopWorker``)
         self.stop_refused: Callable[[], bool] | None = None
 
     def _refuse_in_a_trial(self, what: str) -> None:
-        """``stop_refused``: what the trials share (stopping it, its default executor) is not a trial's to change."""
-        refused = self.stop_refused
-        if refused is not None and refused():
+        """``stop_refused``: what the trials share (stopping it, its default executor, task factory, exception handler,
+        debug mode) is not a trial's to change."""
+        refused = getattr(self, "stop_refused", None)  # (``set_debug`` runs while the loop is being built)
+        # (on the loop's own thread only: the harness changes them from another while a trial's task holds the loop)
+        if refused is not None and threading.get_ident() == getattr(self, "_thread_id", None) and refused():
             raise RuntimeError(f"loop.{what}() from a trial is refused: the event loop is shared with other trials")
 
     def stop(self) -> None:
@@ -335,6 +338,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def set_default_executor(self, executor: Any) -> None:
         self._refuse_in_a_trial("set_default_executor")  # (a shut-down executor failed every later trial's jobs)
         super().set_default_executor(executor)
+
+    def set_task_factory(self, factory: Any) -> None:
+        # (a factory of a trial's own made every later trial's tasks nobody's: ``asyncio.all_tasks`` no longer per
+        # trial, and a trial's replay saw other tasks than in the campaign)
+        self._refuse_in_a_trial("set_task_factory")
+        super().set_task_factory(factory)
+
+    def set_exception_handler(self, handler: Any) -> None:
+        self._refuse_in_a_trial("set_exception_handler")  # (it would handle every other trial's errors)
+        super().set_exception_handler(handler)
+
+    def set_debug(self, enabled: bool) -> None:
+        self._refuse_in_a_trial("set_debug")  # (debug mode slows, and warns in, every other trial)
+        super().set_debug(enabled)
 
     def time(self) -> float:
         """The loop's virtual monotonic time in seconds (0.0 when the loop was created)."""
