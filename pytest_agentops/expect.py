@@ -358,8 +358,8 @@ def rerun_note(exp: Expectation, estimate: float | None, n: int, *, sequential: 
         return needed, (f"a rerun with trials={needed} decides with probability >= 80% if the "
                                 f"{'share' if exp.statistic != 'quantile' else 'share within the threshold'} is "
                                 f"the observed {estimate:.4g} ({'sequential rule' if sequential else 'one look'})")
-    if f is None and t > 0.05:
-        suggested = round(t - 0.05, 6)
+    suggested = round(t - 0.05, 6)  # (0.0 for a threshold of 1 - 0.95, which is 0.050000000000000044: none)
+    if f is None and suggested > 0:
         needed = stats.trials_for(estimate, t, alpha=alpha, fail_level=suggested, beta=alpha,
                                   sequential=sequential, start=start)
         if needed is not None:

@@ -457,6 +457,26 @@ def test_the_plan_agrees_with_the_exact_computation():
     assert result.one_look_fewest_to_pass == 29  # 0.9**29 <= 0.05 < 0.9**28
 
 
+@pytest.mark.parametrize(("key", "expression"), [("tokens_per_task.p95", ">= 400"), ("tokens_per_task.p95", "> 400"),
+                                                 ("completion_rate", "<= 0.95"), ("completion_rate", ">= 0.05")])
+def test_an_inconclusive_verdict_at_a_threshold_of_one_minus_095_gets_a_planning_note(key, expression):
+    """Found by an outside review: a success threshold of 1 - 0.95 (a '>=' p95, a '<= 0.95' rate) is
+    0.050000000000000044; the note proposed the fail level 0.0, which the rule refuses, and ``run_campaign``
+    raised ValueError instead of returning the campaign (56 of 400 seeded campaigns of a '>= 400' p95)."""
+    exp = Expectation.parse(key, expression)
+    needed, note = rerun_note(exp, 0.05, 120, sequential=True, confidence=0.95)
+    assert needed is None and note == "no trial count up to 10,000 decides at the observed share"
+
+    def agent(task, env):  # 5% of trials at 400 tokens, 95% complete: at the threshold of each expectation
+        env.record_usage(input_tokens=400 if env.rng.random() < 0.05 else 300, model="m")
+        return "ok" if env.rng.random() >= 0.05 else "no"
+
+    for seed in range(4):
+        result = run_campaign(Scenario(name="boundary", agent=agent, task="t", trials=120, seed=seed,
+                                       check=lambda world, output: output == "ok", expect={key: expression}))
+        assert result.verdicts[0].verdict in ("pass", "fail", "inconclusive")
+
+
 @pytest.mark.parametrize(("rate", "fail_level", "never"), [
     (0.85, None, True), (0.9, None, True), (0.905, None, False),  # no fail level: a pass below t is an error
     (0.8, 0.8, True), (0.75, 0.8, True), (0.9, 0.8, False),  # a fail level: a pass at or below f is an error
