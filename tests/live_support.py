@@ -46,8 +46,8 @@ class UpstreamServer:
     """``upstream_server.py`` as a child process on loopback; ``stop()`` shuts it down for good."""
 
     def __init__(self, policy: str = "live_support:REFUND_POLICY", *, leak: bool = False, throttle: int = 0,
-                 delay: float = 0.0):
-        env = {**os.environ, KEY_ENV: SECRET,
+                 delay: float = 0.0, key: str = SECRET):
+        env = {**os.environ, KEY_ENV: key,
                "PYTHONPATH": os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])}
         command = [sys.executable, str(HERE / "upstream_server.py"), "--policy", policy, "--key", KEY_ENV,
                    *(["--leak"] if leak else []), *(["--throttle", str(throttle)] if throttle else []),

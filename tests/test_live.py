@@ -161,6 +161,26 @@ def test_record_then_replay_with_the_server_shut_down(tmp_path, monkeypatch):
     assert "round-trip-sync.jsonl" in reason and "gpt-4o-mini" in reason and "Refund order 42 today" in reason
 
 
+@pytest.mark.parametrize("key", ["1", "k"])
+def test_a_short_key_of_a_local_server_is_no_secret_to_cut_out_of_answers(tmp_path, monkeypatch, key):
+    """Found by an outside review: a local server's key of one character (any key works there) was replaced in
+    every answer: ``"prompt_tokens": [REDACTED]0`` reached the agent (each trial an error, JSONDecodeError), and
+    the cassette held ``to[REDACTED]ens``, which its replay refused. A key shorter than 8 characters is not
+    redacted, as an environment variable's value of that length is not."""
+    server = UpstreamServer(key=key)
+    monkeypatch.setenv(KEY_ENV, key)
+    try:
+        made = live_scenario(f"short-key-{key}", openai_sync_agent, server, trials=3)
+        recorded = run_campaign(made, record=str(tmp_path))
+    finally:
+        server.stop()
+    assert recorded.outcome_counts == {"completed": 3}, [r.reason for r in recorded.records]
+    assert "REDACTED" not in (tmp_path / f"short-key-{key}.jsonl").read_text()
+    monkeypatch.delenv(KEY_ENV)
+    replayed = run_campaign(made, cassette=str(tmp_path))
+    assert replayed.to_dict(with_traces=True) == recorded.to_dict(with_traces=True)
+
+
 def forgetful_agent(task: str, env: Any) -> str:
     client = openai.OpenAI(api_key=env.llm.api_key, max_retries=1)  # no base_url: the provider's real host
     client.chat.completions.create(model=env.llm.model, messages=[{"role": "user", "content": task}])

@@ -40,7 +40,7 @@ import httpx
 
 from ..errors import CassetteMiss, ConfigError, TrialAborted, UpstreamError, WireError, hide_own_frames
 from ..harness.layer import LayerTrial, TrialPort
-from ..harness.secrets import treat_as_secret
+from ..harness.secrets import MIN_SECRET_LENGTH, treat_as_secret
 from ..plan import Occurrences
 from ..process.http_hub import HTTP_PATCH, HUB
 from ..seeding import text_key
@@ -399,7 +399,9 @@ class LiveCampaign:
             if not key:
                 raise ConfigError(f"live.key_env: the environment variable {live.key_env} is not set; it must hold the "
                                   f"API key of {live.base_url} (or replay a cassette: --agent-chaos-cassette=DIR)")
-            self.secrets = (key,)
+            # (a key shorter than MIN_SECRET_LENGTH, a local server's "1" or "k", is no secret to cut out of the
+            # answers: every "k" replaced made them invalid JSON; an environment variable's value so short is not one)
+            self.secrets = (key,) if len(key) >= MIN_SECRET_LENGTH else ()
             self.upstream = HttpUpstream(live, key)
             if path is not None:
                 self.recording = Cassette(path, self.secrets)
