@@ -155,6 +155,10 @@ def test_seed_last_without_a_printed_run_is_a_usage_error(project):
 
 @pytest.mark.parametrize("option, message", [
     ("--agent-chaos-seed=abc", "*--agent-chaos-seed='abc' must be a whole number >= 0 or 'last'*"),
+    # (it said "or 'last'" of the one seed option that does not take it)
+    ("--agent-chaos-session-seed=last", "*--agent-chaos-session-seed='last' must be a whole number >= 0 "
+                                        "(--agent-chaos-seed=last repeats the last run's session seed too)"),
+    ("--agent-chaos-session-seed=abc", "*--agent-chaos-session-seed='abc' must be a whole number >= 0"),
     ("--agent-chaos-trials=0", "*--agent-chaos-trials='0' must be a whole number >= 1*"),
     ("--agent-chaos-profile=extreme", "*not a fault profile; valid profiles: none, low, mid, high*"),
     ("--agent-chaos-replay=seventeen", "*must be a trial id: 17, trial-17 or SCENARIO/trial-17*"),

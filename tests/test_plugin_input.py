@@ -3,6 +3,8 @@ expected, never a screen of the plugin's frames and never a setting silently dro
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pytest_agentops import ConfigError, Scenario
@@ -99,6 +101,35 @@ def test_a_misspelled_setting_in_the_ini_file_is_an_error_naming_file_line_and_t
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {pytester.path / name}:{line}: {key!r} is not a pytest-agentops setting "
                                  f"(did you mean {meant!r}?); its settings are agent_chaos, agent_chaos_cassette, *"])
+
+
+@pytest.mark.parametrize(("given", "meant"), [("agent_chaos_trails=3", "agent_chaos_trials"),
+                                            ("agent-chaos-trials=3", "agent_chaos_trials")])
+def test_a_misspelled_setting_given_with_o_is_an_error_naming_the_option(pytester, given, meant):
+    """Found by an outside review: ``-o agent_chaos_trails=3`` got only pytest's warning, and the campaigns ran
+    with the default number of trials (in an ini file the same key was already an error)."""
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-o", given)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    key = given.partition("=")[0]
+    result.stderr.fnmatch_lines([f"ERROR: -o {given}: {key!r} is not a pytest-agentops setting (did you mean "
+                                 f"{meant!r}?)*"])
+    assert pytester.runpytest("-p", "no:cacheprovider", "-o", "agent_chaos_trials=3").ret == pytest.ExitCode.OK
+
+
+@pytest.mark.parametrize(("target", "said"), [("test_one.py", "is a file; give a directory to write the cassettes in"),
+                                            ("/proc/agentops-cassettes", "cannot make the directory")])
+def test_a_record_directory_that_cannot_be_one_is_a_usage_error_before_any_test_runs(pytester, target, said):
+    """Found by an outside review: ``--agent-chaos-record=FILE`` failed the first test that recorded with a
+    ``FileExistsError`` traceback from pathlib (the report options were checked at start-up already)."""
+    if target.startswith("/proc") and not os.path.isdir("/proc/self"):
+        pytest.skip("needs a procfs (no directory can be made in /proc)")
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--agent-chaos-record={target}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --agent-chaos-record=*{target}: {said}*"])
+    made = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos-record=cassettes/new")
+    assert made.ret == pytest.ExitCode.OK and (pytester.path / "cassettes" / "new").is_dir()
 
 
 @pytest.mark.parametrize("value", ["[5]", "5", '[["chaos/*.yml"]]'])

@@ -43,6 +43,16 @@ def test_a_replay_index_beyond_the_trials_says_only_that_not_that_no_campaign_ra
                                 "selected tests: 'hasty'"])
 
 
+@pytest.mark.parametrize("how", [["--co"], ["--setup-plan"], ["-x"], ["--maxfail=1"]])
+def test_a_replay_in_a_run_that_runs_not_every_test_is_no_usage_error(pytester, how):
+    """Found by an outside review: under ``--collect-only``, ``--setup-plan``, or ``-x`` after an earlier failure,
+    "no campaign named 'hastx' ran" was printed and the exit status was 4 (a usage error) instead of the run's own."""
+    pytester.makepyfile(test_a_first="def test_fails():\n    assert False\n", test_hasty=_CAMPAIGN)
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-replay=hastx/trial-1", "-p", "no:cacheprovider", *how)
+    assert "no campaign named" not in result.stdout.str()
+    assert result.ret == (pytest.ExitCode.OK if how[0] in ("--co", "--setup-plan") else pytest.ExitCode.TESTS_FAILED)
+
+
 # -- agentops-compare --json PATH: checked before the comparison runs ------------------------------------------
 
 _AB_MODULE = """

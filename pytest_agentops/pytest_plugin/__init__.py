@@ -291,7 +291,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if (prints_seeds(opts) and opts.show is None and getattr(config, "cache", None) is not None
             and not hasattr(config, "workerinput")):  # (--help, --co and --agent-chaos-show run no campaign)
         config.cache.set(CACHE_SEED, {"seed": opts.seed, "session": opts.session_seed})  # for --agent-chaos-seed=last
-    if opts.report or opts.html or opts.otel:
+    if opts.report or opts.html or opts.otel or opts.record:
         from .outputs import prepare_outputs
 
         prepare_outputs(config, opts)
@@ -353,6 +353,8 @@ def _check_replay_target(session: pytest.Session, name: str) -> None:
     seen = sorted(set(config.stash.get(seen_key, [])))
     if name in config.stash.get(replayed_key, []) or name in seen or not session.testscollected:
         return
+    if config.option.collectonly or config.option.setupplan or session.shouldstop or session.shouldfail:
+        return  # (no test ran, or not all of them: -x, --maxfail; the campaign may be among those not run)
     listed = ", ".join(repr(n) for n in seen) if seen else "none (no campaign ran)"
     # (said in the terminal summary, on a line of its own: here the progress line has not ended yet)
     config.stash[_replay_error_key] = (f"ERROR: --agent-chaos-replay: no campaign named {name!r} ran; the "

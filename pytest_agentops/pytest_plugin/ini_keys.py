@@ -1,6 +1,6 @@
 """A misspelled setting of this plugin in the ini file (``agent_chaos_trails = 500``) is a usage error naming the
-file, the line, the key and the closest setting: pytest only warns about an unknown key, in a summary CI logs
-scroll past, and the run goes on with the setting ignored.
+file, the line, the key and the closest setting (given with ``-o``: naming the option): pytest only warns about an
+unknown key, in a summary CI logs scroll past, and the run goes on with the setting ignored.
 
 The keys of pytest's own section are read as pytest reads them: ``[pytest]`` (``pytest.ini``, ``tox.ini``) and
 ``[tool:pytest]`` (``setup.cfg``) with ``iniconfig``; ``[tool.pytest.ini_options]`` and ``[tool.pytest]``
@@ -110,11 +110,18 @@ def unknown_keys(path: Path, known: Iterable[str]) -> list[tuple[int, str]]:
 
 
 def check_ini_keys(config: pytest.Config, known: Iterable[str]) -> None:
-    """Raise ``pytest.UsageError`` for the first misspelled key of this plugin in the ini file, if any."""
+    """Raise ``pytest.UsageError`` for the first misspelled key of this plugin given with ``-o`` or in the ini file,
+    if any."""
+    known = sorted(known)
+    for given in getattr(config.option, "override_ini", None) or ():  # (``-o key=value``: pytest only warns too)
+        key = given.partition("=")[0].strip()
+        if _OURS.match(key) and key not in known:
+            raise pytest.UsageError(f"-o {given}: {key!r} is not a pytest-agentops setting"
+                                    f"{did_you_mean(key.replace('-', '_'), known)}; its settings are "
+                                    f"{', '.join(known)}")
     path = config.inipath
     if path is None:
         return
-    known = sorted(known)
     for number, key in unknown_keys(path, known):
         where = f"{path}:{number}" if number else str(path)
         raise pytest.UsageError(f"{where}: {key!r} is not a pytest-agentops setting"

@@ -138,11 +138,12 @@ def add_options(parser: pytest.Parser) -> None:
 MAX_SEED_DIGITS = 100
 
 
-def parse_seed(value: str, source: str) -> int:
-    """A seed setting: a whole number >= 0."""
+def parse_seed(value: str, source: str, *, last: bool = False) -> int:
+    """A seed setting: a whole number >= 0 (``last``: the setting also takes 'last', which the caller reads)."""
     text = str(value).strip()
     if not re.fullmatch(r"\d+", text):
-        raise pytest.UsageError(f"{source}={value!r} must be a whole number >= 0 or 'last'")
+        raise pytest.UsageError(f"{source}={value!r} must be a whole number >= 0" + (" or 'last'" if last else (
+            " (--agent-chaos-seed=last repeats the last run's session seed too)" if text == "last" else "")))
     if len(text) > MAX_SEED_DIGITS:
         raise pytest.UsageError(f"{source}= has {len(text):,} digits: a seed has at most {MAX_SEED_DIGITS}")
     return int(text)
@@ -150,7 +151,7 @@ def parse_seed(value: str, source: str) -> int:
 
 def _seed_or_last(value: str, source: str) -> int | None:
     """``parse_seed``, with ``last`` read as None (the previous run's seeds: ``last_seeds``)."""
-    return None if value.strip() == "last" else parse_seed(value, source)
+    return None if value.strip() == "last" else parse_seed(value, source, last=True)
 
 
 def last_seeds(cache: Any, source: str) -> tuple[int | None, int]:

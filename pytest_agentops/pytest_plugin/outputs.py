@@ -30,6 +30,8 @@ def prepare_outputs(config: pytest.Config, opts: ChaosOptions) -> None:
                         ("agent_chaos_otel", opts.otel)):
         if value:
             _check_writable(source_of(config, name), value, here / value)
+    if opts.record:
+        _check_directory(source_of(config, "agent_chaos_record"), opts.record)
     if opts.report:
         from ..report.json_report import write_report
 
@@ -38,6 +40,21 @@ def prepare_outputs(config: pytest.Config, opts: ChaosOptions) -> None:
         except OSError as exc:
             raise pytest.UsageError(f"{source_of(config, 'agent_chaos_report')}={opts.report}: cannot write it "
                                     f"({exc.strerror or exc})") from None
+
+
+def _check_directory(flag: str, value: str) -> None:
+    """A directory to write into (``--agent-chaos-record``), made now if it is not there: a file, or a place where
+    no directory can be made, is a usage error before any test runs (it was a ``FileExistsError`` traceback in
+    the first test that recorded)."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise pytest.UsageError(f"{flag}={value}: is a file; give a directory to write the cassettes in")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise pytest.UsageError(f"{flag}={value}: cannot make the directory ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise pytest.UsageError(f"{flag}={value}: cannot be written (permission denied)")
 
 
 def _check_writable(flag: str, value: str, path: Path) -> None:
