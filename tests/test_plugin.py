@@ -176,6 +176,19 @@ def test_bad_option_values_are_usage_errors(project, option, message):
     result.stderr.fnmatch_lines([message])
 
 
+def test_campaign_options_given_without_agent_chaos_are_said_to_have_no_effect(project):
+    """Found by an outside review: ``--agent-chaos-trials=500 --agent-chaos-profile=high`` without ``--agent-chaos``
+    ran one fault-free smoke trial per test without a word (no header line at all)."""
+    result = project.runpytest("--agent-chaos-trials=500", "--agent-chaos-profile=high", "--agent-chaos-seed=4")
+    result.stdout.fnmatch_lines(["agentops: smoke trials (one fault-free trial per scenario): --agent-chaos-trials, "
+                                 "--agent-chaos-profile take effect with --agent-chaos",
+                                 "agentops: smoke trials, seed=4 for every campaign*"])
+    quiet = project.runpytest()
+    assert "agentops:" not in quiet.stdout.str()  # (a plain run of smoke trials: no header line)
+    full = project.runpytest("--agent-chaos", "--agent-chaos-trials=20")
+    assert "take effect with" not in full.stdout.str()
+
+
 def test_help_lists_every_option_with_its_default(pytester):
     """``pytest -h`` renders the plugin's help (a ``%`` in a help text once made it crash) in a subprocess,
     as a user runs it."""

@@ -53,6 +53,32 @@ def test_a_replay_in_a_run_that_runs_not_every_test_is_no_usage_error(pytester, 
     assert result.ret == (pytest.ExitCode.OK if how[0] in ("--co", "--setup-plan") else pytest.ExitCode.TESTS_FAILED)
 
 
+def test_a_replay_given_as_a_label_whose_seed_is_not_this_runs_is_an_error_not_another_trial(pytester):
+    """Found by an outside review: ``--agent-chaos-replay="flaky[trial-0 seed=9039...]"`` (a trial's label pasted
+    from a run with a fresh session seed) replayed trial 0 under another session seed: a different trial, without a
+    word. The label's seed is checked; the label with its run's seed replays that very trial."""
+    pytester.makepyfile(test_fresh="""
+from pytest_agentops import Faults, Scenario
+
+S = Scenario(name="fresh", agent=lambda task, env: env.rng.integers(10**9), trials=3, faults=Faults.none())
+
+def test_fresh(agent_chaos):
+    result = agent_chaos.run(S)
+    print("LABEL", result.records[0].label, "OUTPUT", result.records[0].output)
+""")
+    first = pytester.runpytest("--agent-chaos", "--agent-chaos-session-seed=11", "-s", "-p", "no:cacheprovider")
+    label, output = first.stdout.str().split("LABEL ")[1].split("\n")[0].split(" OUTPUT ")
+    assert label.startswith("fresh[trial-0 seed=")
+    again = pytester.runpytest("--agent-chaos-session-seed=11", f"--agent-chaos-replay={label}", "-s", "-p",
+                               "no:cacheprovider")
+    assert f"OUTPUT {output}" in again.stdout.str()
+    other = pytester.runpytest("--agent-chaos-session-seed=12", f"--agent-chaos-replay={label}", "-p",
+                               "no:cacheprovider")
+    other.assert_outcomes(failed=1)
+    other.stdout.fnmatch_lines([f"*--agent-chaos-replay: the label says seed={label.split('seed=')[1][:-1]}, but "
+                                "trial 0 of 'fresh' has seed * in this run*paste the whole replay command*"])
+
+
 # -- agentops-compare --json PATH: checked before the comparison runs ------------------------------------------
 
 _AB_MODULE = """

@@ -160,10 +160,26 @@ def pytest_warning_recorded(warning_message: Any) -> None:
         secrets.redact_warning(warning_message)
 
 
+#: the command-line options a run of smoke trials (no ``--agent-chaos``) has no use for
+_CAMPAIGN_ONLY = ("agent_chaos_trials", "agent_chaos_profile", "agent_chaos_concurrency", "agent_chaos_max_usd",
+                  "agent_chaos_max_tokens")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     opts = config.stash.get(options_key, None)
-    if opts is None or not prints_seeds(opts):
+    if opts is None:
         return None
+    unused = [] if opts.enabled else ["--" + name.replace("_", "-") for name in _CAMPAIGN_ONLY
+                                      if config.getoption(name, None) is not None]
+    lines = [f"agentops: smoke trials (one fault-free trial per scenario): {', '.join(unused)} take effect with "
+             "--agent-chaos"] if unused else []  # (given for campaigns that do not run: said, not silently dropped)
+    if prints_seeds(opts):
+        lines.append(_seeds_line(opts))
+    return lines or None
+
+
+def _seeds_line(opts: ChaosOptions) -> str:
+    """The header's line of the run's seeds and settings, with the options that repeat the run."""
     mode = "campaigns" if opts.enabled else "smoke trials"
     if opts.seed is not None:
         parts = [f"agentops: {mode}, seed={opts.seed} for every campaign"]
@@ -195,7 +211,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if opts.cassette:
         parts.append(f"replaying cassettes from {opts.cassette}")
         repeat += f" --agent-chaos-cassette={opts.cassette}"
-    return [", ".join(parts) + f" (repeat this run with {'--agent-chaos ' if opts.enabled else ''}{repeat})"]
+    return ", ".join(parts) + f" (repeat this run with {'--agent-chaos ' if opts.enabled else ''}{repeat})"
 
 
 @pytest.fixture

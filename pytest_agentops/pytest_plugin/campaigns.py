@@ -16,6 +16,7 @@ from ..errors import CampaignInterrupted, ConfigError, hide_own_frames
 from ..precedence import resolve_run
 from ..result import CampaignResult
 from ..scenario import Scenario
+from ..seeding import trial_seed
 from ..settings.run import RunSource
 from .commands import literal, shown_node
 from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key
@@ -187,6 +188,11 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     if replay is not None and replay >= settings.trials:
         raise ConfigError(f"--agent-chaos-replay: campaign {scenario.name!r} has no trial {replay}: its trials are "
                           f"0..{settings.trials - 1}")
+    if replay is not None and o.replay_seed is not None and o.replay_seed != trial_seed(settings.seed, replay):
+        raise ConfigError(f"--agent-chaos-replay: the label says seed={o.replay_seed}, but trial {replay} of "
+                          f"{scenario.name!r} has seed {trial_seed(settings.seed, replay)} in this run (campaign seed "
+                          f"{settings.seed}): the label is from a run with other seeds; paste the whole replay command "
+                          "printed with it (its --agent-chaos-seed gives that trial)")
     if replay is not None:
         config.stash.setdefault(replayed_key, []).append(scenario.name)
     command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)

@@ -55,6 +55,7 @@ class ChaosOptions:
     progress: str = "auto"  # live progress while a campaign runs: auto, on or off (pytest_plugin/progress.py)
     progress_every_s: float = PROGRESS_EVERY_S  # seconds between progress lines when not on a TTY
     launcher: str = "pytest"  # how the run was started, as printed commands start: pytest, or python -m pytest
+    replay_seed: int | None = None  # the trial seed a replay given as a label names (``NAME[trial-17 seed=...]``)
 
 
 #: the ini twins of the options (and the scenario-file globs): name -> (help, ``addini`` keywords)
@@ -255,10 +256,19 @@ def parse_replay(value: str, source: str) -> tuple[str | None, int]:
     """``17``, ``trial-17``, ``refund/17``, ``refund/trial-17`` or ``refund[trial-17 ...]`` (a scenario name
     may itself hold ``/``, ``[`` or spaces: the trial is read from the end)."""
     text = str(value).strip()
-    m = re.fullmatch(r"(?:(?P<name>.+)(?:/|\[))?(?:trial-)?(?P<index>\d+)(?:\s+seed=\d+)?\]?", text, re.S)
+    m = _REPLAY.fullmatch(text)
     if not m:
         raise pytest.UsageError(f"{source}={value!r} must be a trial id: 17, trial-17 or SCENARIO/trial-17")
     return m.group("name"), int(m.group("index"))
+
+
+_REPLAY = re.compile(r"(?:(?P<name>.+)(?:/|\[))?(?:trial-)?(?P<index>\d+)(?:\s+seed=(?P<seed>\d+))?\]?", re.S)
+
+
+def replay_label_seed(value: str | None) -> int | None:
+    """The trial seed a replay given as a trial's label names (``refund[trial-17 seed=123]``), else None."""
+    m = _REPLAY.fullmatch(str(value).strip()) if value is not None else None
+    return int(m.group("seed")) if m is not None and m.group("seed") is not None else None
 
 
 def _option(config: pytest.Config, name: str) -> str | None:
@@ -303,8 +313,8 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         try:
             enabled = config.getini("agent_chaos")
         except (ValueError, pytest.UsageError) as exc:  # ("invalid truth value 'maybe'": no key, no file)
-            raise pytest.UsageError(f"agent_chaos (the ini key, in {config.inipath} or given with -o): {exc}; "
-                                    "expected true or false") from None
+            where = "given with -o" if config.inipath is None else f"in {config.inipath} or given with -o"
+            raise pytest.UsageError(f"agent_chaos (the ini key, {where}): {exc}; expected true or false") from None
     outputs = _outputs(config)
     return ChaosOptions(
         launcher=workerinput["agentops_launcher"] if workerinput and "agentops_launcher" in workerinput
@@ -316,6 +326,8 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         profile=_setting(config, "agent_chaos_profile", parse_profile),
         report=outputs["report"],
         replay=replay, session_seed_given=given,
+        replay_seed=replay_label_seed(_option(config, "agent_chaos_replay") or _ini(config, "agent_chaos_replay"))
+        if replay is not None else None,
         isolation=_setting(config, "agent_chaos_isolation", parse_isolation),
         html=outputs["html"], otel=outputs["otel"],
         show=_show(config),
