@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "ToolUnavailable": ".errors",
     "Trajectory": ".settings.trajectory",
     "TrialRecord": ".records",
+    "UncheckedCampaign": ".errors",
     "TrialPort": ".harness.layer",
     "Verdict": ".expect",
     "VirtualClock": ".vtime.clock",
@@ -109,6 +110,7 @@ __all__ = [
     "Trajectory",
     "TrialPort",
     "TrialRecord",
+    "UncheckedCampaign",
     "Verdict",
     "VirtualClock",
     "__version__",
@@ -157,6 +159,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         ToolError,
         ToolTimeout,
         ToolUnavailable,
+        UncheckedCampaign,
     )
     from .expect import Expectation, Verdict
     from .harness.env import Env

@@ -246,3 +246,8 @@ class AgentProcessDied(AgentOpsError):
 class ProcessStateChanged(UserWarning):
     """A campaign's trials changed process-wide state (the working directory, ``os.environ``, the recursion
     limit, ...): put back when the campaign ended, and named (``process.kept_state``)."""
+
+
+class UncheckedCampaign(UserWarning):
+    """A test ran a campaign that did not pass and never called its ``.check()``, and the test passed: the
+    verdicts are in the report and the table, but nothing failed the test (``agent_chaos.run(...).check()``)."""

@@ -176,6 +176,41 @@ def test_bad_option_values_are_usage_errors(project, option, message):
     result.stderr.fnmatch_lines([message])
 
 
+def test_a_campaign_that_did_not_pass_and_was_never_checked_warns_at_its_test(pytester):
+    """Found by two outside reviews: ``agent_chaos.run(bad)`` without ``.check()`` (or with ``.check`` and no
+    parentheses) passed its test without a word. A test that checks, or fails anyway, or whose campaign passed,
+    gets no warning; ``-W error`` makes the forgotten check an error of the test."""
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_checks="""
+from conftest import make, careful, sloppy
+
+SLOPPY = make("sloppy", sloppy, expect={"unconfirmed_destructive_calls": "== 0"})
+
+def test_forgot(agent_chaos):
+    agent_chaos.run(SLOPPY)
+
+def test_no_parentheses(agent_chaos):
+    agent_chaos.run(SLOPPY).check
+
+def test_checked(agent_chaos):
+    agent_chaos.run(SLOPPY).check()
+
+def test_passing_unchecked(agent_chaos):
+    agent_chaos.run(make("careful", careful, expect={"completion_rate": ">= 0.5"}))
+""")
+    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "--agent-chaos-trials=30")
+    result.assert_outcomes(passed=3, failed=1, warnings=2)
+    result.stdout.fnmatch_lines([
+        "test_checks.py::test_forgot",
+        "  *test_checks.py:5: UncheckedCampaign: campaign 'sloppy' did not pass (unconfirmed_destructive_calls fail) "
+        "and its test never called .check(), so the test passed: call agent_chaos.run(...).check()*",
+        "test_checks.py::test_no_parentheses",
+        "  *test_checks.py:8: UncheckedCampaign: *"])
+    strict = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "--agent-chaos-trials=30",
+                                "-W", "error::pytest_agentops.UncheckedCampaign", "test_checks.py::test_forgot")
+    strict.assert_outcomes(passed=1, errors=1)
+
+
 def test_campaign_options_given_without_agent_chaos_are_said_to_have_no_effect(project):
     """Found by an outside review: ``--agent-chaos-trials=500 --agent-chaos-profile=high`` without ``--agent-chaos``
     ran one fault-free smoke trial per test without a word (no header line at all)."""

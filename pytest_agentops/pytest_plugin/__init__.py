@@ -33,6 +33,8 @@ from .options import (
 __tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .campaigns import AgentChaos
 
 
@@ -215,11 +217,14 @@ def _seeds_line(opts: ChaosOptions) -> str:
 
 
 @pytest.fixture
-def agent_chaos(request: pytest.FixtureRequest) -> AgentChaos:
-    """Run agent chaos campaigns: ``agent_chaos.run(scenario).check()``."""
+def agent_chaos(request: pytest.FixtureRequest) -> Iterator[AgentChaos]:
+    """Run agent chaos campaigns: ``agent_chaos.run(scenario).check()`` (a campaign that did not pass, never
+    checked, in a test that passed: an ``UncheckedCampaign`` warning at teardown)."""
     from .campaigns import AgentChaos
 
-    return AgentChaos(request)
+    chaos = AgentChaos(request)
+    yield chaos
+    chaos.warn_unchecked()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -6,13 +6,14 @@ terminal table and the JSON report. Imported only when a test uses the fixture o
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import fields, replace
 from typing import Any
 
 import pytest
 
 from ..engine.campaign import run_resolved
-from ..errors import CampaignInterrupted, ConfigError, hide_own_frames
+from ..errors import CampaignInterrupted, ConfigError, UncheckedCampaign, hide_own_frames
 from ..precedence import resolve_run
 from ..result import CampaignResult
 from ..scenario import Scenario
@@ -66,6 +67,24 @@ class AgentChaos:
         result = run_scenario(self._config, self._request.node, scenario, self.marker_kwargs, **overrides)
         self.results.append(result)
         return result
+
+    def warn_unchecked(self) -> None:
+        """(At the fixture's teardown.) Warn of each campaign that did not pass, whose ``.check()`` was never called,
+        in a test that passed: a forgotten ``.check()`` (or ``.check`` without its parentheses) passed the test."""
+        tracker = self._config.pluginmanager.get_plugin("agentops-campaign-tests")
+        outcome = getattr(tracker, "outcomes", {}).get(self._request.node.nodeid)
+        if outcome != "passed":
+            return
+        for result in self.results:
+            if result.skipped is None and not result.passed and not result._memo.get("checked"):
+                not_passed = [f"{v.key} {v.verdict}" for v in result.failed_verdicts + result.inconclusive_verdicts]
+                what = ", ".join(not_passed) or "its smoke trial did not complete"
+                node = self._request.node
+                path, line = (node.reportinfo()[:2] if hasattr(node, "reportinfo") else (node.path, 0))
+                warnings.warn_explicit(UncheckedCampaign(  # (shown at the test, not in the plugin)
+                    f"campaign {result.scenario!r} did not pass ({what}) and its test never called .check(), so the "
+                    f"test passed: call agent_chaos.run(...).check() (where a gate judges the report instead: "
+                    f"-W ignore::pytest_agentops.UncheckedCampaign)"), UncheckedCampaign, str(path), (line or 0) + 1)
 
     def compare(self, baseline: Scenario, candidate: Scenario, *, alpha: float = 0.05, margin: float = 0.05,
                 growth: float = 0.2, **overrides: Any) -> Any:
