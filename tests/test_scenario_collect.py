@@ -162,6 +162,20 @@ def test_a_scenario_file_named_without_the_flag_is_an_error_that_says_how_to_run
     assert other.ret == pytest.ExitCode.USAGE_ERROR and "agent-chaos" not in other.stdout.str() + other.stderr.str()
 
 
+def test_the_older_harness_spelling_is_warned_of_at_its_yaml_line_and_w_error_is_a_clean_collection_error(project):
+    """Found by an outside review: the deprecation of ``harness:`` was shown at a line of the plugin
+    (``scenario_file/load.py:71``), and under ``-W error`` it was a collection error with a traceback through the
+    plugin's frames."""
+    old = REFUND.replace("trials:", "harness: {enforce: true}\ntrials:", 1)
+    (project.path / "scenarios" / "refund.yaml").write_text(old)
+    result = project.runpytest("--agent-chaos", "scenarios", "-p", "no:cacheprovider")
+    line = old.splitlines().index("harness: {enforce: true}") + 1
+    result.stdout.fnmatch_lines([f"*scenarios/refund.yaml:{line}: DeprecationWarning: *'harness:' is deprecated*"])
+    strict = project.runpytest("--agent-chaos", "scenarios", "-p", "no:cacheprovider", "-W", "error")
+    assert strict.ret == pytest.ExitCode.INTERRUPTED and "Traceback" not in strict.stdout.str()
+    strict.stdout.fnmatch_lines([f"scenarios/refund.yaml:{line}: 'harness:' is deprecated*"])
+
+
 def test_each_scenario_is_an_item_named_after_it_with_its_location(project):
     (project.path / "scenarios" / "sloppy.yaml").write_text(SLOPPY)
     recorder = project.inline_run("--agent-chaos", "--collect-only", "scenarios")

@@ -111,7 +111,7 @@ class ScenarioFile(pytest.File):
             pytest.skip(skip_reason(self.not_a_scenario))
         try:
             entries = load_scenario_entries(read_scenario_file(self.path, shown), shown)
-        except ScenarioFileError as exc:
+        except (ScenarioFileError, Warning) as exc:  # (a deprecation the run's filters make an error: ``-W error``)
             raise self.CollectError(str(exc)) from None
         seen = self.config.stash.setdefault(_names_key, {})
         for entry in entries:

@@ -90,9 +90,10 @@ def read_section(doc: YamlDoc, node: yaml.MappingNode, table: Mapping[str, Key],
         if both:
             doc.fail(entries[both[0]][0], f"{both[0]!r} is given at the top level and under 'harness:'; give it "
                                           "once (at the top level: 'harness:' is the older spelling)")
-        warnings.warn(f"{doc.path}:{entries['harness'][0].start_mark.line + 1}: 'harness:' is deprecated: give "
-                      f"{' and '.join(harness_keys())} at the top level of the scenario, as in Python",
-                      DeprecationWarning, stacklevel=2)
+        line = entries["harness"][0].start_mark.line + 1  # (shown at the YAML file's line, not the plugin's)
+        warnings.warn_explicit(f"{doc.path}:{line}: 'harness:' is deprecated: give {' and '.join(harness_keys())} "
+                               "at the top level of the scenario, as in Python", DeprecationWarning, str(doc.path),
+                               line)
     for name, key in table.items():
         if key.required and name not in entries:
             doc.fail(node, f"{where}missing required key {name!r} ({key.description})")
