@@ -258,6 +258,17 @@ def test_quiet_mode_prints_one_line_per_campaign_and_qq_nothing(project):
     assert "agent chaos" not in quieter.stdout.str()
 
 
+def test_the_quiet_line_of_an_interrupted_campaign_says_so():
+    """Found by an outside review: after Ctrl-C the ``-q`` line read "slow: PASS 290/100000 trials" with no word of
+    the interruption (the table said it)."""
+    from pytest_agentops import Scenario, run_campaign
+    from pytest_agentops.report.summary import one_line
+
+    data = run_campaign(Scenario(name="cut", agent=lambda task, env: "ok", trials=3, seed=1, faults="none")).to_dict()
+    assert "INTERRUPTED" not in one_line(data)
+    assert one_line({**data, "interrupted": True}).startswith("cut: PASS 3/3 trials (INTERRUPTED by Ctrl-C) seed=1 ")
+
+
 def test_plugin_does_not_touch_tests_that_do_not_use_it(pytester):
     pytester.makepyfile(test_x='''
 import time, httpx

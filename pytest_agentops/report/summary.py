@@ -63,7 +63,8 @@ def one_line(data: dict[str, Any]) -> str:
     verdicts = "; ".join(f"{v['key']} {v['verdict']} ({fmt(v['estimate'])}"
                          + (f", {v['bound_side'][:2]} {fmt(v['bound'])}" if v.get("bound") is not None else "")
                          + f" vs {v['expression']})" for v in data.get("verdicts", []))
-    line = (f"{data['scenario']}: {_status(data)} {data['trials']}/{data['max_trials']} trials seed={data['seed']} "
+    line = (f"{data['scenario']}: {_status(data)} {data['trials']}/{data['max_trials']} trials"
+            + (" (INTERRUPTED by Ctrl-C)" if data.get("interrupted") else "") + f" seed={data['seed']} "
             f"profile={data['profile']}" + (f": {verdicts}" if verdicts else ": no expectations"))
     fd = data.get("fault_delivery") or {}
     never = [e["fault"] for e in fd.get("never_delivered", []) if e["implausible"]]
