@@ -5,8 +5,11 @@ A layer's cost is the process CPU per trial with every layer on minus the CPU wi
 left out, each the median over the repeats; the rounds alternate (all layers, then each layer out), so every
 difference comes from the same minutes of a shared machine. Taking out the tool-fault layer also takes out the
 faults (no retry, no failed call), so its figure is the faults' whole cost, not the layer's bookkeeping alone.
-Also printed: a trial with no tool call, and the cost per tool call. Reported, no goal (exit 0 unless the
-direct trials disagree with a campaign of the same scenario).
+Also printed: a trial with no tool call, and the cost per tool call; a trial with no layer attached at all (the
+per-trial design's own cost: world, context, clock, trace, tools, env, judging, record), with and without its
+tool calls; and the runner's share (a whole campaign's process CPU per trial, worker threads and the record
+store included, minus the same trials run directly). Reported, no goal (exit 0 unless the direct trials
+disagree with a campaign of the same scenario).
 
 Usage: ``python tests/benchmarks/bench_layers.py [--trials N] [--repeats N]``.
 """
@@ -23,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_peers import _agentops_scenario
+from peer_workload import TOOL_NAMES
 
 
 def _layers(variant: str, trials: int) -> Any:
@@ -65,17 +69,28 @@ def main(argv: list[str] | None = None) -> int:
     calls = sum(r.tool_calls for r in direct) / len(direct)
     parts = list(layers.parts)
     names = [name for name, _ in parts]
-    cpu: dict[str, list[float]] = {label: [] for label in ("all layers", "no tool call", *names)}
+    idle_parts = list(idle.parts)
+    cpu: dict[str, list[float]] = {label: [] for label in ("all layers", "no tool call", "no layer",
+                                                           "no layer, no tool call", "campaign", *names)}
     cpu_per_trial(layers, 200), cpu_per_trial(idle, 200)  # warm-up
     for _ in range(args.repeats):
         cpu["all layers"].append(cpu_per_trial(layers, args.trials))
         cpu["no tool call"].append(cpu_per_trial(idle, args.trials))
+        start = time.process_time()
+        run_campaign(scenario)
+        cpu["campaign"].append((time.process_time() - start) / args.trials * 1e6)
         for name in names:
             layers.parts = [part for part in parts if part[0] != name]
             try:
                 cpu[name].append(cpu_per_trial(layers, args.trials))
             finally:
                 layers.parts = parts
+        layers.parts, idle.parts = [], []  # (no layer attached: not even the faults, so no failed call, no retry)
+        try:
+            cpu["no layer"].append(cpu_per_trial(layers, args.trials))
+            cpu["no layer, no tool call"].append(cpu_per_trial(idle, args.trials))
+        finally:
+            layers.parts, idle.parts = parts, idle_parts
     med = {label: statistics.median(values) for label, values in cpu.items()}
     full = med["all layers"]
     print(f"layers: {args.trials} trials of the shared workload run one by one in one thread, process CPU per "
@@ -87,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in sorted(names, key=lambda n: med[n]):
         saved = full - med[name]
         print(f"  {name:15s} {saved:6.1f} us a trial ({saved / full:5.1%}): {med[name]:.1f} us without it")
+    bare, bare_idle = med["no layer"], med["no layer, no tool call"]
+    print(f"  no layer at all {bare:6.1f} us a trial (its {len(TOOL_NAMES)} tool calls: "
+          f"{(bare - bare_idle) / len(TOOL_NAMES):.1f} us each); with no tool call either {bare_idle:.1f} us: the "
+          "per-trial design's own cost")
+    print(f"  the runner      {med['campaign'] - full:6.1f} us a trial: a campaign's {med['campaign']:.1f} us "
+          "(worker threads, scheduling, the record store) minus the trials run directly")
     return 0
 
 
