@@ -433,6 +433,16 @@ def test_ab(agent_chaos):
                                  "*completion_rate: regression*"])
     report = json.loads((pytester.path / "r.json").read_text())
     assert [(c["baseline"], c["candidate"], c["passed"]) for c in report["comparisons"]] == [("base", "cand", False)]
+    # the same comparison with its .check() forgotten: the test passes, with a warning at it
+    pytester.makepyfile(test_forgot="""
+from conftest_shared import scenario
+def test_ab_unchecked(agent_chaos):
+    agent_chaos.compare(scenario(0.95, "base"), scenario(0.6, "cand"))
+""")
+    forgot = pytester.runpytest("--agent-chaos", "test_forgot.py")
+    forgot.assert_outcomes(passed=1, warnings=1)
+    forgot.stdout.fnmatch_lines(["*UncheckedCampaign: candidate 'cand' regressed against 'base' (completion_rate*) and "
+                                 "its test never called .check(), so the test passed: call agent_chaos.compare(...)*"])
 
 
 # --- command lines ---------------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ class ComparisonResult:
     findings: tuple[PairedFinding, ...]
     baseline_records: tuple[TrialRecord, ...] = field(repr=False)
     candidate_records: tuple[TrialRecord, ...] = field(repr=False)
+    # ``checked``: ``.check()`` was called (the ``agent_chaos`` fixture warns of a regression never checked)
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     @property
     def regressions(self) -> tuple[PairedFinding, ...]:
@@ -95,6 +97,7 @@ class ComparisonResult:
 
     def check(self) -> ComparisonResult:
         """Raise ``CampaignFailed`` when the candidate regressed on any metric; returns self."""
+        self._memo["checked"] = True
         if self.passed:
             return self
         raise CampaignFailed("candidate regressed against the baseline on common seeds:\n" + self.summary())

@@ -55,6 +55,7 @@ class AgentChaos:
         if marker is not None:
             check_marker(request.node, marker.args, self.marker_kwargs)
         self.results: list[CampaignResult] = []
+        self.comparisons: list[Any] = []  # (``ComparisonResult``s of ``compare``)
 
     @property
     def enabled(self) -> bool:
@@ -75,16 +76,24 @@ class AgentChaos:
         outcome = getattr(tracker, "outcomes", {}).get(self._request.node.nodeid)
         if outcome != "passed":
             return
+        unchecked = []
         for result in self.results:
             if result.skipped is None and not result.passed and not result._memo.get("checked"):
                 not_passed = [f"{v.key} {v.verdict}" for v in result.failed_verdicts + result.inconclusive_verdicts]
-                what = ", ".join(not_passed) or "its smoke trial did not complete"
-                node = self._request.node
-                path, line = (node.reportinfo()[:2] if hasattr(node, "reportinfo") else (node.path, 0))
-                warnings.warn_explicit(UncheckedCampaign(  # (shown at the test, not in the plugin)
-                    f"campaign {result.scenario!r} did not pass ({what}) and its test never called .check(), so the "
-                    f"test passed: call agent_chaos.run(...).check() (where a gate judges the report instead: "
-                    f"-W ignore::pytest_agentops.UncheckedCampaign)"), UncheckedCampaign, str(path), (line or 0) + 1)
+                unchecked.append((f"campaign {result.scenario!r} did not pass "
+                                  f"({', '.join(not_passed) or 'its smoke trial did not complete'})", "run"))
+        for comparison in self.comparisons:
+            if not comparison.passed and not comparison._memo.get("checked"):
+                regressed = ", ".join(f.metric for f in comparison.regressions)
+                unchecked.append((f"candidate {comparison.candidate!r} regressed against {comparison.baseline!r} "
+                                  f"({regressed})", "compare"))
+        node = self._request.node
+        path, line = node.reportinfo()[:2] if hasattr(node, "reportinfo") else (node.path, 0)
+        for what, call in unchecked:
+            warnings.warn_explicit(UncheckedCampaign(  # (shown at the test, not in the plugin)
+                f"{what} and its test never called .check(), so the test passed: call agent_chaos.{call}(...).check() "
+                "(where a gate judges the report instead: -W ignore::pytest_agentops.UncheckedCampaign)"),
+                UncheckedCampaign, str(path), (line or 0) + 1)
 
     def compare(self, baseline: Scenario, candidate: Scenario, *, alpha: float = 0.05, margin: float = 0.05,
                 growth: float = 0.2, **overrides: Any) -> Any:
@@ -103,6 +112,7 @@ class AgentChaos:
         result = compare_campaigns(baseline, candidate, alpha=alpha, margin=margin, growth=growth,
                                    _settings=(base, base))
         self._config.stash[comparisons_key].append((self._request.node.nodeid, result))
+        self.comparisons.append(result)
         return result
 
 
