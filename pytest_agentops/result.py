@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshal
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -192,7 +193,10 @@ class CampaignResult:
 
     @property
     def passed(self) -> bool:
-        """No failed verdict and, in smoke mode, the one trial completed with no violation."""
+        """No failed verdict and, in smoke mode, the one trial completed with no violation. (Read by the test's own
+        code, it counts as looking at the verdicts: no ``UncheckedCampaign`` warning, as after ``check()``.)"""
+        if not sys._getframe(1).f_globals.get("__name__", "").startswith("pytest_agentops"):
+            self._memo["checked"] = True
         if self.skipped is not None:
             return True
         if self.smoke or self.replay is not None:

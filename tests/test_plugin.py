@@ -197,9 +197,15 @@ def test_checked(agent_chaos):
 
 def test_passing_unchecked(agent_chaos):
     agent_chaos.run(make("careful", careful, expect={"completion_rate": ">= 0.5"}))
+
+def test_meant_to_fail(agent_chaos):  # (the test looks at the verdict itself)
+    assert not agent_chaos.run(SLOPPY).passed
+
+def test_declared_xfail(agent_chaos):
+    agent_chaos.run(SLOPPY.replace(name="sloppy-xfail", xfail="deletes without asking"))
 """)
     result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "--agent-chaos-trials=30")
-    result.assert_outcomes(passed=3, failed=1, warnings=2)
+    result.assert_outcomes(passed=5, failed=1, warnings=2)
     result.stdout.fnmatch_lines([
         "test_checks.py::test_forgot",
         "  *test_checks.py:5: UncheckedCampaign: campaign 'sloppy' did not pass (unconfirmed_destructive_calls fail) "

@@ -160,6 +160,21 @@ def test_a_scenario_file_named_without_the_flag_is_an_error_that_says_how_to_run
     (project.path / "other.yaml").write_text("test_name: x\nstages: []\n")
     other = project.runpytest("other.yaml")
     assert other.ret == pytest.ExitCode.USAGE_ERROR and "agent-chaos" not in other.stdout.str() + other.stderr.str()
+    # and so is one another plugin collects, even one with name: and agent: (a review of the first version)
+    (project.path / "conftest.py").write_text(
+        "import pytest\n"
+        "class Check(pytest.Item):\n"
+        "    def runtest(self):\n"
+        "        pass\n"
+        "class CheckFile(pytest.File):\n"
+        "    def collect(self):\n"
+        "        yield Check.from_parent(self, name='check')\n"
+        "def pytest_collect_file(file_path, parent):\n"
+        "    if file_path.name.startswith('check_'):\n"
+        "        return CheckFile.from_parent(parent, path=file_path)\n")
+    (project.path / "check_pool.yaml").write_text("name: pool\nagent: the-agent-pool\n")
+    theirs = project.runpytest("check_pool.yaml")
+    theirs.assert_outcomes(passed=1)
 
 
 def test_the_older_harness_spelling_is_warned_of_at_its_yaml_line_and_w_error_is_a_clean_collection_error(project):

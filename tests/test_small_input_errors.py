@@ -74,9 +74,28 @@ def test_fresh(agent_chaos):
     assert f"OUTPUT {output}" in again.stdout.str()
     other = pytester.runpytest("--agent-chaos-session-seed=12", f"--agent-chaos-replay={label}", "-p",
                                "no:cacheprovider")
-    other.assert_outcomes(failed=1)
-    other.stdout.fnmatch_lines([f"*--agent-chaos-replay: the label says seed={label.split('seed=')[1][:-1]}, but "
-                                "trial 0 of 'fresh' has seed * in this run*paste the whole replay command*"])
+    assert other.ret == pytest.ExitCode.USAGE_ERROR
+    other.stdout.fnmatch_lines([f"ERROR: --agent-chaos-replay: no campaign of 'fresh' in this run has a trial 0 with "
+                                f"the label's seed {label.split('seed=')[1][:-1]}: the label is from a run with other "
+                                "seeds; paste the whole replay command printed with it*"])
+    # two campaigns of one scenario (a parametrized seed): the label replays the one it names, the other does not run
+    pytester.makepyfile(test_fresh="""
+import pytest
+from pytest_agentops import Faults, Scenario
+
+S = Scenario(name="fresh", agent=lambda task, env: env.rng.integers(10**9), trials=3, faults=Faults.none())
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fresh(agent_chaos, seed):
+    result = agent_chaos.run(S.replace(seed=seed))
+    print("LABEL", result.records[0].label if result.records else "not run", "OUTPUT",
+          result.records[0].output if result.records else "")
+""")
+    first = pytester.runpytest("--agent-chaos", "-s", "-p", "no:cacheprovider", "test_fresh.py::test_fresh[2]")
+    label, output = first.stdout.str().split("LABEL ")[1].split("\n")[0].split(" OUTPUT ")
+    both = pytester.runpytest(f"--agent-chaos-replay={label}", "-s", "-p", "no:cacheprovider")
+    assert both.ret == pytest.ExitCode.OK and f"OUTPUT {output}" in both.stdout.str()
+    assert "LABEL not run" in both.stdout.str()
 
 
 # -- agentops-compare --json PATH: checked before the comparison runs ------------------------------------------

@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from ..errors import TrialAbandoned, hide_own_frames
-from ..process.exit_guard import Refusal
+from ..process.exit_guard import Refusal, in_a_trial
 from ..process.task_scope import forget_tasks, owner_of, task_factory
 from ..vtime.loop import VirtualTimeLoop, keep_forever
 from ..vtime.real import real_monotonic
@@ -292,7 +292,15 @@ class LoopWorker:
                 self.loop.close()
 
     def _in_a_trial(self) -> bool:
-        """Whether the loop runs a trial's task now (an agent calling ``loop.stop()``)."""
+        """Whether a trial is the caller (an agent calling ``loop.stop()``): on the loop's thread, whether the loop
+        runs a trial's task now; on another thread, whether that thread is in a trial (``asyncio.to_thread`` carries
+        the trial's context there) or is an agent's thread. The harness's own calls, from its main thread (closing or
+        retiring the loop while a trial's task holds it), are not refused."""
+        thread = getattr(self, "thread", None)  # (none yet while the worker is being made: its own calls)
+        if thread is None:
+            return False
+        if threading.current_thread() is not thread:
+            return in_a_trial()
         return owner_of(asyncio.current_task(self.loop)) is not None
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> cf.Future[Any]:

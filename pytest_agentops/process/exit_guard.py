@@ -97,6 +97,12 @@ def _refusal() -> Refusal | None:
     return getattr(_thread, "refusal", None)
 
 
+def in_a_trial() -> bool:
+    """Whether the caller runs in a trial (on its clock: its thread or task, or a thread it handed work to with the
+    context) or under a ``Refusal`` (an agent's thread, what a trial left to be judged)."""
+    return getattr(active_clock(), "end_trial", None) is not None or _refusal() is not None
+
+
 _PID = os.getpid()  # (a forked child, which inherits the refusals of the thread that forked, exits for real)
 
 

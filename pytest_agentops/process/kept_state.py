@@ -3,19 +3,20 @@
 In-process trials share the interpreter: an agent (or a world factory, a check) that changes the working
 directory, ``os.environ`` (its contents, or the object itself) and the time zone ``time.tzset`` read from it, the
 locale, the recursion limit, the thread switch interval and stack size, the exception, display and breakpoint
-hooks, the loggers (levels, handlers, ``propagate``, ``disabled``: ``logging.config.dictConfig`` disables those it
-is not told of), the logger class, the builtins it replaced or removed, ``tempfile.tempdir``, ``ssl``'s default
-HTTPS context or ``sys.path`` would change every later test of the session. Such state is read when a campaign
-starts and put back when it ends; what was changed is named in a ``ProcessStateChanged`` warning (pytest shows
-it in its warnings summary), since the trials after the one that changed it ran with it; it is given with the
-warnings filters and ``warnings.showwarning`` the campaign began with (a trial's ``simplefilter("ignore")`` hid
-it, its "error" raised it in place of the campaign's result). ``isolation="process"`` keeps each trial's to
-itself. The umask too where the system shows it without setting it (Linux's ``/proc/self/status``; elsewhere
-reading it means setting it, racing other threads). Not covered: the garbage collector's switch (the harness
-pauses the collector in other threads), signal handlers (set only from the main thread, where trials do not
-run), builtins added (a library's ``gettext.install``), import hooks (``sys.meta_path``: a library imported in a
-trial adds its own), other modules' attributes an agent reassigns (``json.dumps = ...``), and what C extensions
-keep.
+hooks, the loggers switched off (``logging.config.dictConfig`` disables those it is not told of; a logger's own
+level and handlers are its library's, which may set them up on its first use in a trial), the logger class, the
+builtins it replaced or removed, ``tempfile.tempdir`` (set to another directory; one a trial worked out first is
+forgotten again, unnamed), ``ssl``'s default HTTPS context or ``sys.path`` would change every later test of the
+session. Such state is read when a campaign starts and put back when it ends; what was changed is named in a
+``ProcessStateChanged`` warning (pytest shows it in its warnings summary), since the trials after the one that
+changed it ran with it; it is given with the warnings filters and ``warnings.showwarning`` the campaign began with
+(a trial's ``simplefilter("ignore")`` hid it, its "error" raised it in place of the campaign's result).
+``isolation="process"`` keeps each trial's to itself. The umask too where the system shows it without setting it
+(Linux's ``/proc/self/status``; elsewhere reading it means setting it, racing other threads). Not covered: the
+garbage collector's switch (the harness pauses the collector in other threads), signal handlers (set only from the
+main thread, where trials do not run), builtins added (a library's ``gettext.install``), import hooks
+(``sys.meta_path``: a library imported in a trial adds its own), other modules' attributes an agent reassigns
+(``json.dumps = ...``), and what C extensions keep.
 """
 
 from __future__ import annotations
@@ -73,29 +74,18 @@ def _put_handlers(saved: list[logging.Handler]) -> None:
     logging.root.handlers[:] = saved
 
 
-_Loggers = dict[str, tuple[int, bool, bool, tuple[logging.Handler, ...]]]
+def _disabled_loggers() -> set[str]:
+    """The named loggers switched off (``logging.config.dictConfig`` switches off every logger it is not told of).
+    Only that: a library's logger's own level, handlers and ``propagate``, which the library may set up on its first
+    import or use inside a trial (a ``NullHandler``, a handler it marks as configured), are its own to keep."""
+    return {name for name, logger in list(logging.root.manager.loggerDict.items())
+            if isinstance(logger, logging.Logger) and logger.disabled}
 
 
-def _loggers() -> _Loggers:
-    """Each named logger's level, ``propagate``, ``disabled`` (``logging.config.dictConfig`` disables the loggers it
-    is not told of) and handlers."""
-    return {name: (logger.level, logger.propagate, logger.disabled, tuple(logger.handlers))
-            for name, logger in list(logging.root.manager.loggerDict.items()) if isinstance(logger, logging.Logger)}
-
-
-def _loggers_changed(before: _Loggers) -> bool:
-    now = _loggers()
-    return any(now.get(name, state) != state for name, state in before.items())  # (loggers made since: theirs)
-
-
-def _put_loggers(before: _Loggers) -> None:
-    now = logging.root.manager.loggerDict
-    for name, (level, propagate, disabled, handlers) in before.items():
-        logger = now.get(name)
-        if isinstance(logger, logging.Logger):
-            logger.setLevel(level)
-            logger.propagate, logger.disabled = propagate, disabled
-            logger.handlers[:] = handlers
+def _put_enabled(before: set[str]) -> None:
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and logger.disabled and name not in before:
+            logger.disabled = False
 
 
 def _builtins() -> dict[str, Any]:
@@ -117,8 +107,14 @@ def _put_builtins(before: dict[str, Any]) -> None:
 _GONE = object()
 
 
-def _tempdir() -> str:
-    return tempfile.gettempdir()  # (worked out now if it was not yet: a trial's first call sets it, changing nothing)
+def _tempdir_changed(before: Any) -> bool:
+    """Whether ``tempfile.tempdir`` was set to another directory: not worked out in a trial for the first time
+    (``gettempdir`` sets it then; put back to None unnamed: ``_put_tempdir``)."""
+    return before is not None and tempfile.tempdir != before
+
+
+def _put_tempdir(before: Any) -> None:
+    tempfile.tempdir = before
 
 
 def _default_https_context() -> tuple[Any, Any]:
@@ -162,10 +158,10 @@ _STATE: tuple[tuple[Any, ...], ...] = (
     ("the root logger's level", lambda: logging.root.level, logging.root.setLevel),
     ("the root logger's handlers", lambda: list(logging.root.handlers), _put_handlers),
     ("logging.disable", lambda: logging.root.manager.disable, logging.disable),
-    ("the loggers' levels, handlers and switches", _loggers, _put_loggers, _loggers_changed),
+    ("the loggers switched off", _disabled_loggers, _put_enabled, lambda before: not _disabled_loggers() <= before),
     ("the logger class", logging.getLoggerClass, logging.setLoggerClass, _is(logging.getLoggerClass)),
     ("builtins", _builtins, _put_builtins, _builtins_changed),
-    ("tempfile.tempdir", _tempdir, lambda tempdir: setattr(tempfile, "tempdir", tempdir)),
+    ("tempfile.tempdir", lambda: tempfile.tempdir, _put_tempdir, _tempdir_changed),
     ("ssl's default HTTPS context", _default_https_context, _put_https_context, _https_context_changed),
     ("the default socket timeout", socket.getdefaulttimeout, socket.setdefaulttimeout),
     ("the umask", shown_umask, lambda mask: mask is not None and os.umask(mask)),  # (None both times where unseen)
@@ -176,6 +172,7 @@ if sys.version_info < (3, 14):  # (the policy system is deprecated from 3.14 on)
     _STATE += (("the asyncio event loop policy", asyncio.get_event_loop_policy, asyncio.set_event_loop_policy),)
 
 
+_TEMPDIR = next(i for i, entry in enumerate(_STATE) if entry[0] == "tempfile.tempdir")
 _lock = threading.Lock()
 _held = 0  # campaigns running now (in several threads at once, say): the state is read by the first, put back
 _saved: list[Any] = []  # by the last (one campaign's end must not undo what is in use by another still running)
@@ -207,6 +204,8 @@ def kept_process_state() -> Iterator[None]:
                             changed.append(name)
                     except Exception:  # (state that cannot be put back, e.g. a directory gone: named, left)
                         changed.append(f"{name} (could not be put back)")
+                if _saved[_TEMPDIR] is None:  # (worked out by a trial, or set by one: worked out afresh by the next)
+                    tempfile.tempdir = None
                 _saved = []
                 filters = _filters_saved
         if changed and sys.exc_info()[0] is None:

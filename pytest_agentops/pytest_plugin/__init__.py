@@ -59,6 +59,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[comparisons_key] = []
     if opts.enabled:
         _collect_scenarios_beside_testpaths(config)
+    elif any(arg.split("::")[0].endswith((".yaml", ".yml")) for arg in config.args):
+        config.pluginmanager.register(_NamedWithoutChaos(), "agentops-named-without-chaos")
+
+
+class _NamedWithoutChaos:
+    """(Registered only when a YAML file is named on the command line without ``--agent-chaos``.) A scenario file so
+    named that no plugin collects is a collection error saying to add ``--agent-chaos``, not pytest's bare "not
+    found"; a YAML file another plugin collects is left to it."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collect_file(self, file_path: Any, parent: pytest.Collector) -> Any:
+        collected = yield
+        if collected or file_path.suffix not in (".yaml", ".yml") or not parent.session.isinitpath(file_path):
+            return collected
+        from .collect import scenario_file_without_chaos
+
+        ours = scenario_file_without_chaos(file_path, parent)
+        return [ours] if ours is not None else collected
 
 
 def _collect_scenarios_beside_testpaths(config: pytest.Config) -> None:
@@ -372,10 +390,19 @@ def _check_replay_target(session: pytest.Session, name: str) -> None:
     its own test's error: nothing more here (the listing would name NAME as the campaign that did not run)."""
     config = session.config
     seen = sorted(set(config.stash.get(seen_key, [])))
-    if name in config.stash.get(replayed_key, []) or name in seen or not session.testscollected:
-        return
     if config.option.collectonly or config.option.setupplan or session.shouldstop or session.shouldfail:
         return  # (no test ran, or not all of them: -x, --maxfail; the campaign may be among those not run)
+    opts = config.stash[options_key]
+    if name in seen and opts.replay_seed is not None and name not in config.stash.get(replayed_key, []):
+        assert opts.replay is not None
+        config.stash[_replay_error_key] = (
+            f"ERROR: --agent-chaos-replay: no campaign of {name!r} in this run has a trial {opts.replay[1]} with the "
+            f"label's seed {opts.replay_seed}: the label is from a run with other seeds; paste the whole replay "
+            "command printed with it (its --agent-chaos-seed gives that trial)")
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    if name in config.stash.get(replayed_key, []) or name in seen or not session.testscollected:
+        return
     listed = ", ".join(repr(n) for n in seen) if seen else "none (no campaign ran)"
     # (said in the terminal summary, on a line of its own: here the progress line has not ended yet)
     config.stash[_replay_error_key] = (f"ERROR: --agent-chaos-replay: no campaign named {name!r} ran; the "
@@ -406,16 +433,12 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
 
 
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
-    """YAML scenario files become items with ``--agent-chaos`` (collect.py, imported only then); a scenario file
-    named on the command line without it is a collection error that says so (not pytest's bare "not found")."""
+    """YAML scenario files become items with ``--agent-chaos`` (collect.py, imported only then); one named on the
+    command line without it is a collection error that says so (``_NamedWithoutChaos``)."""
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     opts = parent.config.stash.get(options_key, None)
     if opts is None or not opts.enabled:
-        if opts is not None and parent.session.isinitpath(file_path):  # named on the command line: say why not run
-            from .collect import scenario_file_without_chaos
-
-            return scenario_file_without_chaos(file_path, parent)
         return None
     from .collect import collect_scenario_file
 

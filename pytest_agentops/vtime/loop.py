@@ -17,7 +17,6 @@ import heapq
 import math
 import selectors
 import sys
-import threading
 from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -327,8 +326,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """``stop_refused``: what the trials share (stopping it, its default executor, task factory, exception handler,
         debug mode) is not a trial's to change."""
         refused = getattr(self, "stop_refused", None)  # (``set_debug`` runs while the loop is being built)
-        # (on the loop's own thread only: the harness changes them from another while a trial's task holds the loop)
-        if refused is not None and threading.get_ident() == getattr(self, "_thread_id", None) and refused():
+        if refused is not None and refused():
             raise RuntimeError(f"loop.{what}() from a trial is refused: the event loop is shared with other trials")
 
     def stop(self) -> None:
