@@ -522,6 +522,13 @@ def _on_a_thread(act):
     thread.join()
 
 
+def _another_environ():
+    """An ``os._Environ`` of its own over a copy of the environment (what a review put in place of ``os.environ``:
+    its item assignments reached the C environment, which nothing put back)."""
+    e = os.environ
+    return type(e)(dict(e._data), e.encodekey, e.decodekey, e.encodevalue, e.decodevalue)
+
+
 def _c_getenv(name):
     """``name`` in the C environment (what a child process inherits), not ``os.environ``: None when unset."""
     import ctypes
@@ -568,9 +575,11 @@ def _in_trial_1(act):
      "OSError: os.putenv() inside a trial is refused: it changes the environment behind os.environ"),
     (lambda: importlib.reload(random),  # (every later trial drew unseeded: no replay matched)
      "RuntimeError: importlib.reload() inside a trial is refused: it would replace the functions the harness"),
+    (lambda: _another_environ().__setitem__("AGENTOPS_TEST_PUTENV", "1"),  # (an _Environ of the agent's own)
+     "OSError: os.putenv() inside a trial is refused: it changes the environment behind os.environ"),
 ], ids=["switch-interval", "recursion-limit-numpy", "switch-interval-fraction", "switch-interval-thread", "setgid",
         "faulthandler-exit", "faulthandler-disable", "kill-parent", "stack-size", "faulthandler-register",
-        "faulthandler-enable", "faulthandler-repeat", "putenv", "reload-random"])
+        "faulthandler-enable", "faulthandler-repeat", "putenv", "reload-random", "putenv-another-environ"])
 def test_process_calls_that_outlive_or_end_the_run_are_refused_in_the_trial_that_makes_them(act, reason):
     """A switch interval of an hour with a busy loop hung the run (the watchdog never got the GIL); setuid as root
     left pytest without its rights (it crashed in os.chdir); ``dump_traceback_later(exit=True)`` ended the run
@@ -631,6 +640,7 @@ def test_loggers_builtins_hooks_and_the_environ_object_a_trial_changes_are_put_b
     lib.setLevel(logging.INFO)
     environ, tempdir, context = os.environ, tempfile.gettempdir(), ssl._create_default_https_context
     hooks, input_, logger_class = (sys.displayhook, sys.breakpointhook), builtins.input, logging.getLoggerClass()
+    root, random_module = logging.root, sys.modules["random"]
 
     def meddle():
         os.environ = dict(os.environ, AGENTOPS_TEST_FLAG="1")  # noqa: B003  (what the review found)
@@ -641,6 +651,11 @@ def test_loggers_builtins_hooks_and_the_environ_object_a_trial_changes_are_put_b
         ssl._create_default_https_context = ssl._create_unverified_context
         sys.displayhook = sys.breakpointhook = lambda *args, **kwargs: None
         logging.setLoggerClass(type("AgentsLogger", (logging.Logger,), {}))
+        # (a second review: the root logger and a named one replaced or removed, random imported afresh)
+        logging.root = logging.Logger.root = logging.RootLogger(logging.WARNING)
+        logging.Logger.manager.loggerDict.pop("agentops.test.hostile.lib")
+        sys.modules.pop("random")
+        importlib.import_module("random")
 
     with pytest.warns(ProcessStateChanged) as warned:
         record, others = _only(_campaign(_in_trial_1(meddle), trials=3), 1)
@@ -650,8 +665,12 @@ def test_loggers_builtins_hooks_and_the_environ_object_a_trial_changes_are_put_b
     assert builtins.input is input_ and tempfile.gettempdir() == tempdir
     assert ssl._create_default_https_context is context
     assert (sys.displayhook, sys.breakpointhook) == hooks and logging.getLoggerClass() is logger_class
+    assert logging.root is logging.Logger.root is root and logging.getLogger("agentops.test.hostile.lib") is lib
+    assert sys.modules["random"] is random_module
+    assert warned[0].filename == __file__  # (shown at the line that ran the campaign, not in contextlib)
     message = str(warned[0].message)
     for name in ("os.environ", "sys.displayhook", "sys.breakpointhook", "the loggers switched off",
+                 "the loggers replaced or removed", "the modules the harness stands in for",
                  "the logger class", "builtins", "tempfile.tempdir", "ssl's default HTTPS context"):
         assert name in message
 

@@ -443,14 +443,17 @@ def _too_small(size: Any = 0, *more: Any, **given: Any) -> bool:
 
 
 def _not_through_environ(*args: Any, **kwargs: Any) -> bool:
-    """Whether ``os.putenv``/``os.unsetenv`` is called directly, not by ``os.environ`` (whose item assignment and
-    deletion call them: those are put back with ``os.environ`` when the campaign ends)."""
-    caller = sys._getframe(2).f_code  # (0: this, 1: the stand-in, 2: who called it)
-    return caller is not _ENVIRON_SET and caller is not _ENVIRON_DEL
+    """Whether ``os.putenv``/``os.unsetenv`` is called otherwise than by ``os.environ`` (whose item assignment and
+    deletion call them: those are put back with ``os.environ`` when the campaign ends); by the process's own
+    ``os.environ`` object, not another ``_Environ`` an agent made (whose changes nothing would put back)."""
+    caller = sys._getframe(2)  # (0: this, 1: the stand-in, 2: who called it)
+    code = caller.f_code
+    return (code is not _ENVIRON_SET and code is not _ENVIRON_DEL) or caller.f_locals.get("self") is not _ENVIRON
 
 
 _ENVIRON_SET = os._Environ.__setitem__.__code__  # type: ignore[attr-defined]
 _ENVIRON_DEL = os._Environ.__delitem__.__code__  # type: ignore[attr-defined]
+_ENVIRON = os.environ  # (the process's: put back in place of another by ``kept_state``)
 
 
 def _reloads_stood_in(module: Any = None, *more: Any, **given: Any) -> bool:

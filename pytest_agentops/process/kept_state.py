@@ -4,7 +4,9 @@ In-process trials share the interpreter: an agent (or a world factory, a check) 
 directory, ``os.environ`` (its contents, or the object itself) and the time zone ``time.tzset`` read from it, the
 locale, the recursion limit, the thread switch interval and stack size, the exception, display and breakpoint
 hooks, the loggers switched off (``logging.config.dictConfig`` disables those it is not told of; a logger's own
-level and handlers are its library's, which may set them up on its first use in a trial), the logger class, the
+level and handlers are its library's, which may set them up on its first use in a trial), the root logger, the
+manager and each named logger as objects, the modules the harness stands in for (``sys.modules``), the logger
+class, the
 builtins it replaced or removed, ``tempfile.tempdir`` (set to another directory; one a trial worked out first is
 forgotten again, unnamed), ``ssl``'s default HTTPS context or ``sys.path`` would change every later test of the
 session. Such state is read when a campaign starts and put back when it ends; what was changed is named in a
@@ -74,6 +76,28 @@ def _put_handlers(saved: list[logging.Handler]) -> None:
     logging.root.handlers[:] = saved
 
 
+def _loggers() -> tuple[Any, Any, dict[str, logging.Logger]]:
+    """The root logger, the loggers' manager and each named logger: objects an agent may replace or remove
+    (``logging.root = RootLogger(...)``, ``loggerDict.pop(name)``: a later test's caplog reached another logger)."""
+    return logging.root, logging.Logger.manager, {name: logger for name, logger in
+                                                  list(logging.Logger.manager.loggerDict.items())
+                                                  if isinstance(logger, logging.Logger)}
+
+
+def _loggers_replaced(before: tuple[Any, Any, dict[str, logging.Logger]]) -> bool:
+    root, manager, named = before
+    now = logging.Logger.manager.loggerDict
+    return (logging.root is not root or logging.Logger.root is not root or logging.Logger.manager is not manager
+            or any(now.get(name) is not logger for name, logger in named.items()))
+
+
+def _put_loggers(before: tuple[Any, Any, dict[str, logging.Logger]]) -> None:
+    root, manager, named = before
+    logging.root = logging.Logger.root = root
+    logging.Logger.manager = manager
+    manager.loggerDict.update(named)
+
+
 def _disabled_loggers() -> set[str]:
     """The named loggers switched off (``logging.config.dictConfig`` switches off every logger it is not told of).
     Only that: a library's logger's own level, handlers and ``propagate``, which the library may set up on its first
@@ -86,6 +110,23 @@ def _put_enabled(before: set[str]) -> None:
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if isinstance(logger, logging.Logger) and logger.disabled and name not in before:
             logger.disabled = False
+
+
+def _stood_in_modules() -> dict[str, Any]:
+    """``sys.modules``' entries of the modules whose functions the harness stands in for (``random``, ``time``, ...):
+    one popped and imported afresh inside a trial has real functions, unseeded, for every later campaign."""
+    from .time_patch import stood_in_modules
+
+    names = {getattr(module, "__name__", None) for module in stood_in_modules()}
+    return {name: sys.modules[name] for name in names if isinstance(name, str) and name in sys.modules}
+
+
+def _modules_replaced(before: dict[str, Any]) -> bool:
+    return any(sys.modules.get(name) is not module for name, module in before.items())
+
+
+def _put_modules(before: dict[str, Any]) -> None:
+    sys.modules.update(before)
 
 
 def _builtins() -> dict[str, Any]:
@@ -158,7 +199,9 @@ _STATE: tuple[tuple[Any, ...], ...] = (
     ("the root logger's level", lambda: logging.root.level, logging.root.setLevel),
     ("the root logger's handlers", lambda: list(logging.root.handlers), _put_handlers),
     ("logging.disable", lambda: logging.root.manager.disable, logging.disable),
+    ("the loggers replaced or removed", _loggers, _put_loggers, _loggers_replaced),
     ("the loggers switched off", _disabled_loggers, _put_enabled, lambda before: not _disabled_loggers() <= before),
+    ("the modules the harness stands in for", _stood_in_modules, _put_modules, _modules_replaced),
     ("the logger class", logging.getLoggerClass, logging.setLoggerClass, _is(logging.getLoggerClass)),
     ("builtins", _builtins, _put_builtins, _builtins_changed),
     ("tempfile.tempdir", lambda: tempfile.tempdir, _put_tempdir, _tempdir_changed),
@@ -209,11 +252,23 @@ def kept_process_state() -> Iterator[None]:
                 _saved = []
                 filters = _filters_saved
         if changed and sys.exc_info()[0] is None:
+            caller = _callers_frame()
             with _warnings_as(filters):  # (a trial's "ignore" or "error" filter must not hide or raise it)
-                warnings.warn(ProcessStateChanged(
+                warnings.warn_explicit(ProcessStateChanged(
                     f"the campaign's trials changed process-wide state, put back at its end: {', '.join(changed)}; "
                     "the trials after the change ran with it (isolation='process' keeps each trial's to itself)"),
-                    stacklevel=2)
+                    ProcessStateChanged, caller.f_code.co_filename, caller.f_lineno,
+                    caller.f_globals.get("__name__"), caller.f_globals.setdefault("__warningregistry__", {}))
+
+
+def _callers_frame() -> Any:
+    """The frame that ran the campaign: the first outside this package and ``contextlib`` (the test's line that
+    called ``agent_chaos.run`` or ``run_campaign``, where a ``filterwarnings`` rule for its module applies)."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(("pytest_agentops",
+                                                                                         "contextlib")):
+        frame = frame.f_back
+    return frame
 
 
 @contextlib.contextmanager
