@@ -675,6 +675,56 @@ def test_loggers_builtins_hooks_and_the_environ_object_a_trial_changes_are_put_b
         assert name in message
 
 
+def test_an_async_campaign_run_from_a_check_or_an_agent_is_not_refused_its_own_loop():
+    """A review of a fix: the harness closing the loop of an async campaign started inside a check (or a sync agent)
+    was refused as a trial's change of a shared loop; every outer trial was an error and the inner loop's thread
+    never ended."""
+    async def inner(task, env):
+        await asyncio.sleep(1)
+        return "ok"
+
+    def nested(*_):
+        return run_campaign(Scenario(name="inner", agent=inner, trials=2, seed=2, faults="none")).outcome_counts == {
+            "completed": 2}
+
+    result = _campaign(lambda task, env: nested(), trials=2, check=lambda world, output: output and nested())
+    assert result.outcome_counts == {"completed": 2}, [r.reason for r in result.records]
+    deadline = time.monotonic() + 5
+    while any(t.name == "agentops-loop" for t in threading.enumerate()) and time.monotonic() < deadline:
+        real_sleep(0.01)
+    assert not any(t.name == "agentops-loop" for t in threading.enumerate())
+
+
+def test_os_environb_writes_in_a_trial_go_through_and_are_put_back():
+    """A review of a fix: ``os.environb`` (the bytes view of ``os.environ``'s data, put back with it) was refused as
+    an ``_Environ`` of the agent's own."""
+    def meddle():
+        os.environb[b"AGENTOPS_TEST_ENVIRONB"] = b"1"
+
+    with pytest.warns(Warning):
+        record, others = _only(_campaign(_in_trial_1(meddle), trials=3), 1)
+    assert record.outcome == "completed" and others == {"completed"}, record.reason
+    assert "AGENTOPS_TEST_ENVIRONB" not in os.environ and _c_getenv("AGENTOPS_TEST_ENVIRONB") is None
+
+
+def test_a_temp_directory_a_trial_sets_before_any_was_worked_out_is_named(monkeypatch):
+    """A review of a fix: with ``tempfile.tempdir`` still None when the campaign began (as in a pytest run), a trial's
+    ``tempfile.tempdir = "/var/tmp"`` was put back without a word; one that ``gettempdir`` works out is not named."""
+    import tempfile
+
+    from pytest_agentops.errors import ProcessStateChanged
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    other = "/var/tmp" if os.path.realpath(tempfile._get_default_tempdir()) != "/var/tmp" else "/tmp"
+    with pytest.warns(ProcessStateChanged, match="tempfile.tempdir"):
+        _campaign(_in_trial_1(lambda: setattr(tempfile, "tempdir", other)), trials=3)
+    assert tempfile.tempdir is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ProcessStateChanged)
+        _campaign(_in_trial_1(tempfile.gettempdir), trials=3)  # (worked out: no warning)
+    assert tempfile.tempdir is None
+
+
 @pytest.mark.parametrize("action", ["ignore", "error"])
 def test_a_trial_s_warnings_filter_neither_hides_nor_raises_the_warning_of_what_it_changed(action):
     """A trial's ``simplefilter("ignore")`` hid the warning naming what it changed; its "error" raised it in place of

@@ -240,8 +240,8 @@ class LoopWorker:
     def __init__(self, name: str = "agentops-loop"):
         self.loop = VirtualTimeLoop()
         self.loop.idle_work = self._idle
-        self.loop.stop_refused = self._in_a_trial  # (its own stops run as callbacks, outside any task)
         self.loop.set_task_factory(task_factory)  # tasks a trial creates are its own (``asyncio.all_tasks``)
+        self.loop.stop_refused = self._in_a_trial  # (its own stops run as callbacks, outside any task)
         self.retired = False
         self.limit = 1  # jobs from ``put`` running at once
         self.running = 0
@@ -566,8 +566,9 @@ class LoopWorker:
 
     def close(self) -> None:
         self.retired = True
-        # the trials left on a retired loop are recorded already: no "Task was destroyed but it is pending!"
-        self.loop.set_exception_handler(_quiet_handler)
+        # the trials left on a retired loop are recorded already: no "Task was destroyed but it is pending!" (the
+        # base class's method: its owner's call, never refused as a trial's, even from a campaign a check runs)
+        asyncio.BaseEventLoop.set_exception_handler(self.loop, _quiet_handler)
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.loop.stop)
 

@@ -448,12 +448,15 @@ def _not_through_environ(*args: Any, **kwargs: Any) -> bool:
     ``os.environ`` object, not another ``_Environ`` an agent made (whose changes nothing would put back)."""
     caller = sys._getframe(2)  # (0: this, 1: the stand-in, 2: who called it)
     code = caller.f_code
-    return (code is not _ENVIRON_SET and code is not _ENVIRON_DEL) or caller.f_locals.get("self") is not _ENVIRON
+    environ = caller.f_locals.get("self")
+    return (code is not _ENVIRON_SET and code is not _ENVIRON_DEL) or (environ is not _ENVIRON
+                                                                       and environ is not _ENVIRONB)
 
 
 _ENVIRON_SET = os._Environ.__setitem__.__code__  # type: ignore[attr-defined]
 _ENVIRON_DEL = os._Environ.__delitem__.__code__  # type: ignore[attr-defined]
 _ENVIRON = os.environ  # (the process's: put back in place of another by ``kept_state``)
+_ENVIRONB = getattr(os, "environb", None)  # (the bytes view of the same data: put back with it)
 
 
 def _reloads_stood_in(module: Any = None, *more: Any, **given: Any) -> bool:

@@ -150,8 +150,14 @@ _GONE = object()
 
 def _tempdir_changed(before: Any) -> bool:
     """Whether ``tempfile.tempdir`` was set to another directory: not worked out in a trial for the first time
-    (``gettempdir`` sets it then; put back to None unnamed: ``_put_tempdir``)."""
-    return before is not None and tempfile.tempdir != before
+    (``gettempdir`` sets it then to the default, which is not named; it is put back to None all the same)."""
+    now = tempfile.tempdir
+    if before is not None or now is None:
+        return now != before
+    try:  # (set while it was None: named unless it is what ``gettempdir`` works out, the first usable candidate)
+        return os.path.normcase(str(now)) != os.path.normcase(tempfile._get_default_tempdir())  # type: ignore[attr-defined]
+    except Exception:
+        return False
 
 
 def _put_tempdir(before: Any) -> None:

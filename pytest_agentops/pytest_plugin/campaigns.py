@@ -216,15 +216,15 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
                _source("@pytest.mark.agent_chaos", dict(marker_kwargs or {})))
     settings = resolve_run(scenario, sources, replay=replay, smoke=smoke and replay is None,
                            default_seed=o.session_seed)
+    if replay is not None and o.replay_seed is not None and (replay >= settings.trials
+                                                             or o.replay_seed != trial_seed(settings.seed, replay)):
+        # not the trial the label names (another campaign of the same scenario, or a run with other seeds): not run;
+        # if no campaign of the run has it, the session ends with a usage error saying so (``_check_replay_target``)
+        return CampaignResult.not_run(scenario.name, f"this campaign's trial {replay} is not the label's (seed "
+                                                     f"{o.replay_seed})")
     if replay is not None and replay >= settings.trials:
         raise ConfigError(f"--agent-chaos-replay: campaign {scenario.name!r} has no trial {replay}: its trials are "
                           f"0..{settings.trials - 1}")
-    if replay is not None and o.replay_seed is not None and o.replay_seed != trial_seed(settings.seed, replay):
-        # not the trial the label names (another campaign of the same scenario, or a run with other seeds): not run;
-        # if no campaign of the run has it, the session ends with a usage error saying so (``_check_replay_target``)
-        return CampaignResult.not_run(scenario.name, f"trial {replay} of this campaign has seed "
-                                                     f"{trial_seed(settings.seed, replay)}, not the label's "
-                                                     f"{o.replay_seed}")
     if replay is not None:
         config.stash.setdefault(replayed_key, []).append(scenario.name)
     command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)
