@@ -191,6 +191,22 @@ def test_the_older_harness_spelling_is_warned_of_at_its_yaml_line_and_w_error_is
     strict.stdout.fnmatch_lines([f"scenarios/refund.yaml:{line}: 'harness:' is deprecated*"])
 
 
+def test_what_a_yaml_scenario_changed_process_wide_is_warned_of_at_its_yaml_line(pytester):
+    """A review: the ``ProcessStateChanged`` warning of a YAML scenario item was shown in pytest's runner
+    (``_pytest/runner.py:184``), where no ``filterwarnings`` rule of the user's could name it."""
+    pytester.makepyfile(meddlemod="import socket\n\ndef meddler(task, env):\n    socket.setdefaulttimeout(5)\n"
+                                  "    return 'ok'\n")
+    pytester.syspathinsert()
+    pytester.mkdir("scenarios")
+    (pytester.path / "scenarios" / "m.yaml").write_text("# a scenario that changes the default socket timeout\n"
+                                                        "name: meddler\nagent: meddlemod:meddler\ntask: t\n"
+                                                        "trials: 3\nseed: 1\nfaults: {profile: none}\n")
+    result = pytester.runpytest("--agent-chaos", "scenarios", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*scenarios/m.yaml:2: ProcessStateChanged: the campaign's trials changed "
+                                 "process-wide state, put back at its end: the default socket timeout*"])
+
+
 def test_each_scenario_is_an_item_named_after_it_with_its_location(project):
     (project.path / "scenarios" / "sloppy.yaml").write_text(SLOPPY)
     recorder = project.inline_run("--agent-chaos", "--collect-only", "scenarios")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import contextvars
 import locale
 import logging
 import os
@@ -259,12 +260,19 @@ def kept_process_state() -> Iterator[None]:
                 filters = _filters_saved
         if changed and sys.exc_info()[0] is None:
             caller = _callers_frame()
+            filename, line = CAMPAIGN_AT.get() or (caller.f_code.co_filename, caller.f_lineno)
             with _warnings_as(filters):  # (a trial's "ignore" or "error" filter must not hide or raise it)
                 warnings.warn_explicit(ProcessStateChanged(
                     f"the campaign's trials changed process-wide state, put back at its end: {', '.join(changed)}; "
                     "the trials after the change ran with it (isolation='process' keeps each trial's to itself)"),
-                    ProcessStateChanged, caller.f_code.co_filename, caller.f_lineno,
-                    caller.f_globals.get("__name__"), caller.f_globals.setdefault("__warningregistry__", {}))
+                    ProcessStateChanged, filename, line, caller.f_globals.get("__name__"),
+                    caller.f_globals.setdefault("__warningregistry__", {}))
+
+
+#: where the campaign running in this context was declared, when no line of Python ran it (a YAML scenario
+#: item: its file and line): the ``ProcessStateChanged`` warning is shown there, not in pytest's runner
+CAMPAIGN_AT: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("agentops_campaign_at",
+                                                                                      default=None)
 
 
 def _callers_frame() -> Any:

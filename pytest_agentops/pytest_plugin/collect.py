@@ -135,7 +135,13 @@ class ScenarioItem(pytest.Item):
             self.add_marker(pytest.mark.xfail(reason=self.scenario.xfail, strict=True))
 
     def runtest(self) -> None:
-        result = run_scenario(self.config, self, self.scenario)
+        from ..process.kept_state import CAMPAIGN_AT
+
+        token = CAMPAIGN_AT.set((str(self.entry.path), self.entry.line))  # (its warnings shown at the YAML line)
+        try:
+            result = run_scenario(self.config, self, self.scenario)
+        finally:
+            CAMPAIGN_AT.reset(token)
         if result.skipped is not None:
             pytest.skip(result.skipped)
         result.check()
