@@ -241,7 +241,6 @@ class LoopWorker:
         self.loop = VirtualTimeLoop()
         self.loop.idle_work = self._idle
         self.loop.set_task_factory(task_factory)  # tasks a trial creates are its own (``asyncio.all_tasks``)
-        self.loop.stop_refused = self._in_a_trial  # (its own stops run as callbacks, outside any task)
         self.retired = False
         self.limit = 1  # jobs from ``put`` running at once
         self.running = 0
@@ -259,6 +258,7 @@ class LoopWorker:
         self._context = contextvars.copy_context()
         self.abandoned = 0  # tasks left running when the loop stopped (they ignored their cancellation)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.loop.stop_refused = self._in_a_trial  # (its own stops run as callbacks, outside any task)
         self.thread.start()
         self._ready.wait()
 
@@ -296,10 +296,7 @@ class LoopWorker:
         runs a trial's task now; on another thread, whether that thread is in a trial (``asyncio.to_thread`` carries
         the trial's context there) or is an agent's thread. The harness's own calls, from its main thread (closing or
         retiring the loop while a trial's task holds it), are not refused."""
-        thread = getattr(self, "thread", None)  # (none yet while the worker is being made: its own calls)
-        if thread is None:
-            return False
-        if threading.current_thread() is not thread:
+        if threading.current_thread() is not self.thread:
             return in_a_trial()
         return owner_of(asyncio.current_task(self.loop)) is not None
 

@@ -621,11 +621,9 @@ _register_lingering(faulthandler, {
     for name in ("disable", "enable", "register", "unregister", "dump_traceback_later", "cancel_dump_traceback_later",
                  "_sigabrt", "_sigsegv", "_sigfpe", "_fatal_error", "_fatal_error_c_thread", "_read_null",
                  "_stack_overflow") if hasattr(faulthandler, name)})
-_register_lingering(threading, {"stack_size": _refusing("stack_size", _WHY["stack size"], threading.stack_size,
-                                                        "threading", ValueError, when=_too_small)})
-_register_lingering(_thread_module, {"stack_size": _refusing("stack_size", _WHY["stack size"],
-                                                             _thread_module.stack_size, "_thread", ValueError,
-                                                             when=_too_small)})
+for _owner in (threading, _thread_module):
+    _register_lingering(_owner, {"stack_size": _refusing("stack_size", _WHY["stack size"], _owner.stack_size,
+                                                         _owner.__name__, ValueError, when=_too_small)})
 _register_lingering(importlib, {"reload": _refusing("reload", _WHY["reload"], importlib.reload, "importlib",
                                                     RuntimeError, when=_reloads_stood_in)})
 _register_lingering(signal, {name: _refusing_signal("signal", name, getattr(signal, name))

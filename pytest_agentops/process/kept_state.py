@@ -6,10 +6,9 @@ locale, the recursion limit, the thread switch interval and stack size, the exce
 hooks, the loggers switched off (``logging.config.dictConfig`` disables those it is not told of; a logger's own
 level and handlers are its library's, which may set them up on its first use in a trial), the root logger, the
 manager and each named logger as objects, the modules the harness stands in for (``sys.modules``), the logger
-class, the
-builtins it replaced or removed, ``tempfile.tempdir`` (set to another directory; one a trial worked out first is
-forgotten again, unnamed), ``ssl``'s default HTTPS context or ``sys.path`` would change every later test of the
-session. Such state is read when a campaign starts and put back when it ends; what was changed is named in a
+class, the builtins it replaced or removed, ``tempfile.tempdir`` (set to another directory; one a trial worked
+out first is forgotten again, unnamed), ``ssl``'s default HTTPS context or ``sys.path`` would change every later
+test of the session. Such state is read when a campaign starts and put back when it ends; what was changed is named in a
 ``ProcessStateChanged`` warning (pytest shows it in its warnings summary), since the trials after the one that
 changed it ran with it; it is given with the warnings filters and ``warnings.showwarning`` the campaign began with
 (a trial's ``simplefilter("ignore")`` hid it, its "error" raised it in place of the campaign's result).
@@ -36,7 +35,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ProcessStateChanged, hide_own_frames
@@ -180,11 +179,6 @@ def _put_https_context(before: tuple[Any, Any]) -> None:
     ssl._create_default_https_context = context
 
 
-def _is(read: Callable[[], Any]) -> Callable[[Any], bool]:
-    """A change of what ``read`` gives, by identity (a hook replaced by an equal-comparing object counts)."""
-    return lambda before: read() is not before
-
-
 #: (what it is called in the warning, read it, put it back[, whether it changed since ``before``: ``read() !=
 #: before`` when not given])
 _STATE: tuple[tuple[Any, ...], ...] = (
@@ -209,7 +203,8 @@ _STATE: tuple[tuple[Any, ...], ...] = (
     ("the loggers replaced or removed", _loggers, _put_loggers, _loggers_replaced),
     ("the loggers switched off", _disabled_loggers, _put_enabled, lambda before: not _disabled_loggers() <= before),
     ("the modules the harness stands in for", _stood_in_modules, _put_modules, _modules_replaced),
-    ("the logger class", logging.getLoggerClass, logging.setLoggerClass, _is(logging.getLoggerClass)),
+    ("the logger class", logging.getLoggerClass, logging.setLoggerClass,
+     lambda before: logging.getLoggerClass() is not before),
     ("builtins", _builtins, _put_builtins, _builtins_changed),
     ("tempfile.tempdir", lambda: tempfile.tempdir, _put_tempdir, _tempdir_changed),
     ("ssl's default HTTPS context", _default_https_context, _put_https_context, _https_context_changed),

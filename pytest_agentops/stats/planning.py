@@ -143,6 +143,15 @@ def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level
     return _search(decides, start, limit)
 
 
+def pass_error_cap(rate: float, threshold: float, fail_level: float | None, alpha: float, beta: float) -> float | None:
+    """On the failing side (a true rate at or below the threshold; with a fail level, at or below it) a pass is the
+    rule's error: the most its probability is at any number of trials (alpha; beta with a fail level). None
+    elsewhere. ``plan`` searches no number of trials that passes more often; ``Plan.lines`` says "never"."""
+    if fail_level is None:
+        return alpha if rate <= threshold else None
+    return beta if rate <= fail_level else None
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What a campaign against ``rate >= threshold`` needs, when the true rate is ``rate`` (``planning.plan``)."""
@@ -168,23 +177,17 @@ class Plan:
     def lines(self) -> list[str]:
         zone = f", fail below {self.fail_level:g}" if self.fail_level is not None else " (no fail level)"
 
-        # a pass is the rule's error at a true rate at or below the threshold (no fail level: at most alpha) or at
-        # or below the fail level (at most beta), at any number of trials: no number passes more often than that
-        if self.fail_level is None:
-            below, side, bound = self.rate <= self.threshold, "the threshold", f"alpha = {self.alpha:g}"
-            error = self.alpha
-        else:
-            below, side, bound = self.rate <= self.fail_level, "the fail level", f"beta = {self.beta:g}"
-            error = self.beta
+        cap = pass_error_cap(self.rate, self.threshold, self.fail_level, self.alpha, self.beta)
 
         def n(x: int | None, probability: float) -> str:
             if x is not None:
                 return f"{x:,}"
-            return "never" if below and error < probability else "more than 10,000"
+            return "never" if cap is not None and cap < probability else "more than 10,000"
 
         fewest = f"{self.fewest_to_pass:,}" if self.fewest_to_pass is not None else f"none within {self.max_trials:,}"
-        never = (f"  (a true rate at or below {side} passes with probability at most {bound}, at any number of "
-                 "trials)") if below and error < 0.8 else ""
+        side, bound = ("the threshold", "alpha") if self.fail_level is None else ("the fail level", "beta")
+        never = (f"  (a true rate at or below {side} passes with probability at most {bound} = {cap:g}, at any number "
+                 "of trials)") if cap is not None and cap < 0.8 else ""
         return [
             f"rate >= {self.threshold:g}{zone}, true rate {self.rate:g}, alpha {self.alpha:g}, beta {self.beta:g}",
             f"  maximum trials to pass with probability 0.8: {n(self.pass_80, 0.8)} "
@@ -212,13 +215,10 @@ def plan(threshold: float, rate: float, *, fail_level: float | None = None, conf
     alpha = 1 - check_confidence(confidence)
     beta = alpha if fail_level is None else 1 - check_confidence(power)
     kw = {"alpha": alpha, "fail_level": fail_level, "beta": beta}
-    # on the failing side a pass is the rule's error, at most alpha (beta with a fail level) at any number of
-    # trials: no search for a number that passes more often (``Plan.lines`` says "never")
-    error = alpha if fail_level is None else beta
-    failing_side = rate <= (threshold if fail_level is None else fail_level)
+    cap = pass_error_cap(rate, threshold, fail_level, alpha, beta)  # (no search where no number passes that often)
 
     def to_pass(probability: float, sequential: bool) -> int | None:
-        if failing_side and error < probability:
+        if cap is not None and cap < probability:
             return None
         return trials_for(rate, threshold, verdict="pass", probability=probability, sequential=sequential, **kw)
 
