@@ -297,3 +297,45 @@ def test_the_resolution_a_rule_states_holds_at_its_printed_figures(key, expressi
     assert at_pass.passed >= 0.95 or pass_share >= 1
     at_fail = sr.exact_outcome(rule, fail_share if upward else 1 - fail_share, trials)
     assert at_fail.failed >= 0.95
+
+
+def _outcome_over(pass_at, fail_at, p: float, max_n: int) -> tuple[float, float, list[float]]:
+    """(P(pass), P(fail), P(stop after n) for each n) of the boundaries ``pass_at``/``fail_at`` at rate p: the
+    dynamic programme restated with scipy's Bernoulli pmf and a fresh array per trial."""
+    step = scipy.stats.bernoulli.pmf([0, 1], p)
+    mass = np.array([1.0])
+    passed = failed = 0.0
+    stop = [0.0] * (max_n + 1)
+    for n in range(1, max_n + 1):
+        mass = np.convolve(mass, step)
+        k = np.arange(n + 1)
+        up, down = k >= pass_at[n], k <= fail_at[n]
+        stop[n] = float(mass[up].sum()) + float(mass[down].sum())
+        passed, failed = passed + float(mass[up].sum()), failed + float(mass[down].sum())
+        mass = np.where(up | down, 0.0, mass)
+    stop[max_n] += float(mass.sum())
+    return passed, failed, stop
+
+
+@pytest.mark.parametrize(("t", "f", "max_n", "calibrate"), [
+    (0.90, None, 333, False), (0.95, None, 1037, False), (0.90, 0.85, 211, False), (0.90, None, 400, True),
+    (0.70, 0.50, 57, True), (0.99, None, 45, False),
+])
+def test_the_package_s_programme_and_its_early_stopping_agree_with_the_restated_one(t, f, max_n, calibrate):
+    """The planning searches (``agentops-plan``, a rerun's trial count) ask ``decides_with``, which stops the
+    programme as soon as the answer is known; ``outcome`` runs it to the end. Both agree with the restated
+    programme: the figures to 1e-12, and every answer of ``decides_with`` at rates around the threshold, for
+    each verdict and probability (a figure within 1e-9 of the probability asked is not a fair question)."""
+    rule = sequential.rate_rule(t, max_n=max_n, fail_level=f, calibrate=calibrate)
+    asked = 0
+    for p in (0.0, (f or t) - 0.03, f or t, t, (t + 1) / 2, 1.0):
+        passed, failed, stop = _outcome_over(rule.pass_at, rule.fail_at, p, max_n)
+        ours = rule.outcome(p)
+        assert ours.passed == pytest.approx(passed, abs=1e-12) and ours.failed == pytest.approx(failed, abs=1e-12)
+        assert ours.stop == pytest.approx(stop, abs=1e-12)
+        for probability in (0.05, 0.5, 0.8, 0.95):
+            for verdict, figure in (("pass", passed), ("fail", failed), ("decide", passed + failed)):
+                if abs(figure - probability) > 1e-9:
+                    asked += 1
+                    assert rule.decides_with(p, probability, verdict) == (figure >= probability), (p, verdict)
+    assert asked >= 60

@@ -197,41 +197,51 @@ def _outcome(pass_at: np.ndarray, fail_at: np.ndarray, p: float, max_n: int,
              want: tuple[float, str] | None = None) -> RuleOutcome:
     """Dynamic programme over the units: the mass of each success count among the runs still going. With
     ``want=(probability, verdict)`` it stops as soon as it knows whether that verdict ("decide": either) reaches
-    the probability, and says so by the sign of ``inconclusive`` (-1: it does, -2: it does not)."""
+    the probability, and says so by the sign of ``inconclusive`` (-1: it does, -2: it does not).
+
+    The counts still going are a window ``buf[lo:hi]`` of one buffer, updated in place (the same floating-point
+    operations, in the same order, as a new array per unit: the figures are the same to the bit)."""
     q = 1.0 - p
-    mass = np.array([1.0])  # k = lo .. lo + len - 1
-    lo = 0
+    buf = np.zeros(max_n + 2)
+    buf[0] = 1.0
+    lo, hi = 0, 1  # buf[k] is the mass of k successes, for lo <= k < hi; buf[hi:] is zero
     passed = failed = 0.0
     stop = np.zeros(max_n + 1)
+    pass_list, fail_list = np.asarray(pass_at).tolist(), np.asarray(fail_at).tolist()
+    total = np.add.reduce
+    target, verdict = want if want is not None else (0.0, "")
     for n in range(1, max_n + 1):
-        grown = np.zeros(mass.size + 1)
-        grown[:-1] = mass * q
-        grown[1:] += mass * p
-        mass = grown
-        a, b = int(pass_at[n]), int(fail_at[n])
-        cut_hi = min(max(a - lo, 0), mass.size)  # indices >= cut_hi pass
-        cut_lo = min(max(b - lo + 1, 0), mass.size)  # indices < cut_lo fail
-        gone_p = float(mass[cut_hi:].sum()) if cut_hi < mass.size else 0.0
-        gone_f = float(mass[:cut_lo].sum()) if cut_lo > 0 else 0.0
+        window = buf[lo:hi + 1]
+        moved = window[:-1] * p
+        window *= q
+        window[1:] += moved
+        hi += 1
+        size = hi - lo
+        a, b = int(pass_list[n]), int(fail_list[n])
+        cut_hi = min(max(a - lo, 0), size)  # counts >= lo + cut_hi pass
+        cut_lo = min(max(b - lo + 1, 0), size)  # counts < lo + cut_lo fail
+        gone_p = float(total(buf[lo + cut_hi:hi])) if cut_hi < size else 0.0
+        gone_f = float(total(buf[lo:lo + cut_lo])) if cut_lo > 0 else 0.0
         passed += gone_p
         failed += gone_f
         stop[n] = gone_p + gone_f
-        mass = mass[cut_lo:max(cut_hi, cut_lo)]
-        lo += cut_lo
+        new_hi = lo + max(cut_hi, cut_lo)
+        buf[new_hi:hi] = 0.0
+        lo, hi = lo + cut_lo, new_hi
         if want is not None:
-            target, verdict = want
-            got = {"pass": passed, "fail": failed}.get(verdict, passed + failed)
-            rest = float(mass.sum())
+            got = passed if verdict == "pass" else failed if verdict == "fail" else passed + failed
             if got >= target:
                 return RuleOutcome(p, passed, failed, -1.0, ())
-            if got + rest < target:
+            # (whether the rest can still reach it: a sum over the window, so every 8th unit; ``got`` only grows
+            # and ``got`` + rest only shrinks, so checking less often stops later, never with another answer)
+            if (n & 7 == 0 or hi <= lo) and got + float(total(buf[lo:hi])) < target:
                 return RuleOutcome(p, passed, failed, -2.0, ())
-        if mass.size == 0:
+        if hi <= lo:
             break
-    rest = float(mass.sum())
+    rest = float(total(buf[lo:hi])) if hi > lo else 0.0
     if want is not None:
-        got = {"pass": passed, "fail": failed}.get(want[1], passed + failed)
-        return RuleOutcome(p, passed, failed, -1.0 if got >= want[0] else -2.0, ())
+        got = passed if verdict == "pass" else failed if verdict == "fail" else passed + failed
+        return RuleOutcome(p, passed, failed, -1.0 if got >= target else -2.0, ())
     stop[max_n] += rest
     return RuleOutcome(p, passed, failed, rest, tuple(float(x) for x in stop))
 
@@ -289,12 +299,16 @@ def _alternative(trials: float, base: float, target: float, side: int) -> float:
     lo, hi = (base, 1.0) if side > 0 else (0.0, base)
     if _kl(hi if side > 0 else lo, base) <= target:
         return hi if side > 0 else lo
-    for _ in range(200):
+    for _ in range(200):  # (a step that changes neither end is the fixed point: every later one repeats it)
         mid = 0.5 * (lo + hi)
         inside = _kl(mid, base) < target
         if inside == (side > 0):
+            if lo == mid:
+                break
             lo = mid
         else:
+            if hi == mid:
+                break
             hi = mid
     return 0.5 * (lo + hi)
 
