@@ -327,7 +327,7 @@ def test_process_wide_limits_and_closing_every_descriptor_are_refused_in_a_trial
     assert exit_guard._lowers(resource.RLIMIT_NOFILE, iter(_NOFILE))  # (an iterator: counted as lowering)
 
 
-def test_a_cpu_limit_and_closed_descriptors_in_a_campaign_leave_the_run_and_its_report(pytester):
+def test_a_cpu_limit_and_closed_descriptors_in_a_campaign_leave_the_run_and_its_report(pytester, quiet_children):
     """What CI sees: the campaign's test fails with its report, the next test runs, exit code 1 (it was killed by
     SIGXCPU, or ended with status 1 and no output)."""
     pytester.makepyfile(test_wide="""

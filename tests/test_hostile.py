@@ -1218,7 +1218,7 @@ def test_fork_and_exec_in_an_agent_are_refused(call, refused):
     assert others == {"completed"}
 
 
-def test_a_thread_an_agent_leaves_running_does_not_keep_pytest_from_exiting(pytester):
+def test_a_thread_an_agent_leaves_running_does_not_keep_pytest_from_exiting(pytester, quiet_children):
     """A non-daemon thread the agent started and never ended kept the test process alive after "1 passed": the
     run never ended (CI's own timeout). A thread started inside a trial is a daemon thread."""
     pytester.makepyfile(test_forever="""
@@ -1244,7 +1244,7 @@ def test_a_thread_an_agent_leaves_running_does_not_keep_pytest_from_exiting(pyte
 
 @pytest.mark.parametrize(("agent", "task"), [("os._exit(0)", '"t"'), ('"ok"', "gen")],
                          ids=["agent", "task-generator"])
-def test_os_exit_in_a_campaign_fails_the_test_run(pytester, agent, task):
+def test_os_exit_in_a_campaign_fails_the_test_run(pytester, agent, task, quiet_children):
     """What CI sees: a test whose agent calls ``os._exit(0)`` fails, the next test still runs, exit code 1. A task
     generator's too: it ran again in the test's own thread after the campaign (for the breakdown by task), where
     ``os._exit(0)`` ended pytest with status 0 and no summary, a failed test before it notwithstanding."""
@@ -1334,7 +1334,7 @@ def test_a_signal_to_another_process_goes_through_and_a_thread_of_the_agent_is_r
     assert os.kill.__module__ == "posix" and signal.raise_signal.__module__ != __name__  # the real ones again
 
 
-def test_sigstop_an_agent_sends_its_own_process_does_not_hang_the_run(pytester):
+def test_sigstop_an_agent_sends_its_own_process_does_not_hang_the_run(pytester, quiet_children):
     """What CI sees: the run ends (it was stopped until CI's own timeout), the campaign's test fails, the next
     test runs, exit code 1."""
     pytester.makepyfile(test_stopping="""
@@ -1538,7 +1538,7 @@ def test_os_exit_stays_refused_on_an_agents_thread_after_its_campaign_until_the_
     # the atexit stand-in went with the campaign: the handler replaced exit status 1 with 0 at the exit
     ("atexit.register(os._exit, 0)", []),
 ], ids=["os-exit", "atexit"])
-def test_an_agents_thread_cannot_end_the_run_after_its_campaign(pytester, late_call, shown):
+def test_an_agents_thread_cannot_end_the_run_after_its_campaign(pytester, late_call, shown, quiet_children):
     pytester.makepyfile(test_late=f"""
         import atexit, os, threading
         from pytest_agentops import Scenario, run_campaign
@@ -1572,7 +1572,7 @@ def test_an_agents_thread_cannot_end_the_run_after_its_campaign(pytester, late_c
         assert "an atexit handler registered inside a trial called os._exit(0)" in result.stderr.str()
 
 
-def test_an_atexit_handler_an_agent_registers_that_never_returns_does_not_hang_the_run(pytester):
+def test_an_atexit_handler_an_agent_registers_that_never_returns_does_not_hang_the_run(pytester, quiet_children):
     """It ran at the interpreter's exit, after pytest's report, and the process never exited."""
     pytester.makepyfile(test_hangs_at_exit="""
         import atexit, threading
@@ -1603,7 +1603,8 @@ def test_an_atexit_handler_an_agent_registers_that_never_returns_does_not_hang_t
     # faulthandler's one timer, the user's, was re-armed for 10 s and then cancelled by the guard
     ("faulthandler.dump_traceback_later(0.3, exit=True)", 1, "Timeout (0:00:00.300000)!"),
 ], ids=["watchdog-thread", "faulthandler-timer"])
-def test_a_guarded_atexit_handler_leaves_the_users_own_exit_watchdogs_alone(pytester, users_handler, status, said):
+def test_a_guarded_atexit_handler_leaves_the_users_own_exit_watchdogs_alone(pytester, users_handler, status, said,
+                                                                            quiet_children):
     pytester.makepyfile(test_watchdogs=f"""
         import atexit, faulthandler, os, threading, time
         from pytest_agentops import Scenario, run_campaign
@@ -1624,7 +1625,8 @@ def test_a_guarded_atexit_handler_leaves_the_users_own_exit_watchdogs_alone(pyte
     assert result.ret == status and said in result.stderr.str()
 
 
-def test_a_thread_pool_an_agent_leaves_with_a_task_that_never_ends_does_not_hang_pytest_at_exit(pytester):
+def test_a_thread_pool_an_agent_leaves_with_a_task_that_never_ends_does_not_hang_pytest_at_exit(pytester,
+                                                                                              quiet_children):
     """``concurrent.futures`` joins every pool's threads at the interpreter's exit, daemon or not: pytest printed
     its report and then never exited."""
     pytester.makepyfile(test_pool="""
@@ -1650,7 +1652,7 @@ def test_a_thread_pool_an_agent_leaves_with_a_task_that_never_ends_does_not_hang
     assert result.ret == 1
 
 
-def test_an_atexit_handler_an_agent_registers_cannot_turn_a_failed_run_green(pytester):
+def test_an_atexit_handler_an_agent_registers_cannot_turn_a_failed_run_green(pytester, quiet_children):
     """``atexit.register(os._exit, 0)`` ran at the interpreter's exit and replaced exit status 1 with 0."""
     pytester.makepyfile(test_atexit="""
         import _thread, atexit, os

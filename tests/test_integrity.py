@@ -92,7 +92,7 @@ def test_ctrl_c_while_an_async_trial_blocks_the_loop_runs_nothing_again():
     assert [t.name for t in threading.enumerate() if t.name.startswith("agentops-loop")] == []
 
 
-def test_ctrl_c_in_pytest_writes_the_table_and_a_valid_partial_report(pytester):
+def test_ctrl_c_in_pytest_writes_the_table_and_a_valid_partial_report(pytester, quiet_children):
     started = pytester.path / "started"
     pytester.makepyfile(test_slow=f"""
         import threading
@@ -131,7 +131,7 @@ def test_ctrl_c_in_pytest_writes_the_table_and_a_valid_partial_report(pytester):
     assert gate([str(pytester.path / "report.json"), "--allow-incomplete", "--allow-inconclusive"]) == 0
 
 
-def test_a_dying_xdist_worker_loses_no_finished_campaign_and_the_gate_fails_the_report(pytester):
+def test_a_dying_xdist_worker_loses_no_finished_campaign_and_the_gate_fails_the_report(pytester, quiet_children):
     pytester.makepyfile(test_two="""
         import os, signal
         from pytest_agentops import Scenario
@@ -258,7 +258,8 @@ def test_a_missing_parent_is_made_and_the_report_says_running_until_the_run_ends
     assert "running" not in report["session"] and [c["scenario"] for c in report["campaigns"]] == ["s"]
 
 
-def test_a_killed_run_leaves_a_running_report_that_the_gate_fails_not_the_last_run(pytester, capsys, monkeypatch):
+def test_a_killed_run_leaves_a_running_report_that_the_gate_fails_not_the_last_run(pytester, capsys, monkeypatch,
+                                                                                   quiet_children):
     pytester.makepyfile(test_one="""
         import os, signal
         from pytest_agentops import Scenario

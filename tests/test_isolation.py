@@ -73,7 +73,7 @@ def test_processes_an_agent_starts_end_with_its_trial(tmp_path):
     assert _wait_gone(agent_pid, grandchild)
 
 
-def test_nothing_an_isolated_agent_started_outlives_a_killed_pytest(pytester):
+def test_nothing_an_isolated_agent_started_outlives_a_killed_pytest(pytester, quiet_children):
     """``kill -9`` of pytest mid-campaign: the watchdog kills the agent's process group (the agent and the
     process it started)."""
     pids = pytester.path / "pids"

@@ -230,7 +230,7 @@ def test_campaign_options_given_without_agent_chaos_are_said_to_have_no_effect(p
     assert "take effect with" not in full.stdout.str()
 
 
-def test_help_lists_every_option_with_its_default(pytester):
+def test_help_lists_every_option_with_its_default(pytester, quiet_children):
     """``pytest -h`` renders the plugin's help (a ``%`` in a help text once made it crash) in a subprocess,
     as a user runs it."""
     result = pytester.runpytest_subprocess("-h")
@@ -287,7 +287,8 @@ def test_time():
     assert "agent chaos" not in result.stdout.str()
 
 
-def test_xdist_workers_send_their_campaigns_to_the_controller(project, monkeypatch, tmp_path_factory):
+def test_xdist_workers_send_their_campaigns_to_the_controller(project, monkeypatch, tmp_path_factory,
+                                                              quiet_children):
     """The workers spool each campaign a record per line; the controller reads the records when it writes the
     reports (the same bytes as a run without xdist) and removes the spool at the end."""
     temp = tmp_path_factory.mktemp("temp")
@@ -307,7 +308,7 @@ def test_xdist_workers_send_their_campaigns_to_the_controller(project, monkeypat
     assert section[0] == section[1] and len(section[0]) > 10
 
 
-def test_under_xdist_the_terminal_lists_campaigns_in_collection_order(pytester):
+def test_under_xdist_the_terminal_lists_campaigns_in_collection_order(pytester, quiet_children):
     """Eight campaigns on two workers: xdist hands the later tests to whichever worker is free, and the workers
     hand their campaigns over as they finish; the terminal lists them in collection order all the same."""
     pytester.makeconftest(CONFTEST)

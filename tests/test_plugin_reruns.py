@@ -65,7 +65,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "xdist"])
-def test_a_rerun_test_reports_the_campaigns_of_its_last_attempt_once(project, workers):
+def test_a_rerun_test_reports_the_campaigns_of_its_last_attempt_once(project, workers, quiet_children):
     result = project.runpytest("-q", "--agent-chaos", "--agent-chaos-report=r.json", "--junitxml=j.xml", *workers)
     assert result.parseoutcomes() == {"passed": 2, "rerun": 2}
     report = json.loads((project.path / "r.json").read_text(encoding="utf-8"))

@@ -19,7 +19,7 @@ from pytest_agentops.pytest_plugin.progress import duration_text, progress_text
 from pytest_agentops.report.json_report import report_dict
 from pytest_agentops.settings.run import RunSource
 
-from conftest import coin_agent
+from conftest import QUIET_ADDOPTS, coin_agent
 
 # -- the engine's feed, on a fake clock -------------------------------------------------------------------
 
@@ -267,7 +267,7 @@ def run_in_pty(path, *args: str, columns: int = 100) -> str:
 
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    env = {**os.environ, "COLUMNS": str(columns), "TERM": "xterm"}
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "xterm", "PYTEST_ADDOPTS": QUIET_ADDOPTS}
     env.pop("CI", None)  # pytest would not use the terminal's width under CI
     with subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=path, stdin=slave, stdout=slave,
                           stderr=slave, env=env) as child:
@@ -312,7 +312,7 @@ def test_on_prints_even_at_qq(project):
     assert PROGRESS_LINE.search(result.stdout.str())
 
 
-def test_xdist_workers_print_no_progress(project):
+def test_xdist_workers_print_no_progress(project, quiet_children):
     result = project.runpytest(*RUN, "-n", "1", "--agent-chaos-progress-every=0.1", "--agent-chaos-progress=on")
     result.assert_outcomes(passed=2)
     assert "agentops: slow:" not in result.stdout.str() + result.stderr.str()

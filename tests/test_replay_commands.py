@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import QUIET_ADDOPTS
+
 PROJECT = '''
 import pytest
 from pytest_agentops import Faults, Scenario, tool
@@ -228,7 +230,7 @@ def test_a_run_started_with_python_m_pytest_prints_commands_that_run_the_same_wa
         "name: hasty\nagent: myagent:hasty\ntask: Refund order 42\nworld: myagent:Orders\ntools: myagent:TOOLS\n"
         "check: myagent:refunded\nfaults: {rate: 0.3}\ntrials: 30\nseed: 5\nearly_stop: false\n"
         "expect: {completion_rate: '>= 0.99'}\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTEST_ADDOPTS": QUIET_ADDOPTS}
 
     def python_m_pytest(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=tmp_path,

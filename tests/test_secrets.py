@@ -422,7 +422,7 @@ def test_a_whole_number_secret_needs_eight_significant_digits(monkeypatch, value
         secrets.refresh()
 
 
-def test_warnings_are_left_as_they_are_in_a_session_that_runs_no_campaign(pytester):
+def test_warnings_are_left_as_they_are_in_a_session_that_runs_no_campaign(pytester, quiet_children):
     """The warnings hook changes nothing until a campaign has run in the process."""
     pytester.makepyfile(test_plain="""
         import warnings
@@ -536,7 +536,8 @@ def test_a_write_someone_put_on_stdout_before_the_campaign_is_theirs_again_after
     assert any("through the mock" in str(c) for c in patched.call_args_list)
 
 
-def test_a_secret_in_a_parameter_id_or_a_scenario_name_stays_out_of_what_the_plugin_writes(pytester, monkeypatch):
+def test_a_secret_in_a_parameter_id_or_a_scenario_name_stays_out_of_what_the_plugin_writes(pytester, monkeypatch,
+                                                                                            quiet_children):
     """A ``GITHUB_TOKEN`` used as a ``parametrize`` id and in a scenario name reached the plugin's own output:
     the campaign's failure message (its name, the worst trials' labels and replay commands), the "agent chaos"
     section's node id line, the JUnit properties' names and values, and the cassette's file name. (pytest's own
