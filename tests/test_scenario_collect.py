@@ -365,3 +365,27 @@ def test_the_look_at_a_file_under_scenarios(tmp_path, text, why):
     path = tmp_path / "file.yaml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     assert not_a_scenario_file(path) == why
+
+
+def test_a_character_yaml_does_not_allow_is_an_error_of_that_file_alone(pytester):
+    """A raw control character in one file under ``scenarios/`` was a ``ReaderError`` traceback from the look
+    at the file, and no file of the directory was collected."""
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "good.yaml").write_text("name: good\nagent: pytest_agentops.demo:careful_agent\n")
+    (pytester.path / "scenarios" / "bad.yaml").write_bytes(b"name: bad\nagent: a:b\ntask: \"a\x01b\"\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", "--collect-only", "-q", "scenarios")
+    result.stdout.fnmatch_lines(["scenarios/bad.yaml:3:*not allowed*", "*1 test collected, 1 error*"])
+    assert "Traceback" not in result.stdout.str() and "ReaderError" not in result.stdout.str()
+
+
+def test_a_collection_error_is_redacted(pytester, monkeypatch):
+    """A key pasted where its variable's name goes (``key_env``) was shown whole in the collection error."""
+    key = "sk-proj-Zk3PqRsTuVwXyZ0123456789abcd"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "live.yaml").write_text(
+        f"name: live\nagent: pytest_agentops.demo:careful_agent\nlive: {{base_url: 'http://127.0.0.1:9/v1', "
+        f"key_env: '{key}', model: m}}\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", "--collect-only", "-q", "scenarios")
+    result.stdout.fnmatch_lines(["scenarios/live.yaml:3:*key_env*[[]redacted[]]*"])
+    assert "Zk3PqRs" not in result.stdout.str()

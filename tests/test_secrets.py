@@ -576,3 +576,74 @@ def test_a_secret_in_a_parameter_id_or_a_scenario_name_stays_out_of_what_the_plu
     finally:
         monkeypatch.delenv("GITHUB_TOKEN")
         secrets.refresh()
+
+
+QUOTED = "pa'ss-W0rd-xyz"  # a single quote: shown as \' in the repr of a text that holds both quotes
+
+
+@pytest.mark.parametrize("secret", [QUOTED, ESCAPED, PEM, "tab\tsecret-99", "Pässwörd-ünï-42"])
+def test_a_secret_escaped_once_or_twice_or_url_encoded_is_redacted(monkeypatch, secret):
+    """An outside review's leaks: a secret with a quote in a text holding both quotes (``\\'`` in its repr), a
+    multi-line key inside JSON inside a dict (the JSON's ``\\n`` escaped again: ``\\\\n``), the repr of a
+    ``bytearray``, and a password in a URL."""
+    import urllib.parse
+
+    monkeypatch.setenv("AGENTOPS_QUOTED_PASSWORD", secret)
+    secrets.refresh()
+    try:
+        for text in (repr(f'say "hi" {secret}'), repr(KeyError(f'no "row" for {secret}')),
+                     repr({"body": json.dumps({"key": secret})}), repr([json.dumps(secret)]),
+                     json.dumps(repr(secret)), repr(bytearray(f'"{secret}'.encode())),
+                     f"postgres://app:{urllib.parse.quote(secret, safe='')}@db/x",
+                     f"?token={urllib.parse.quote_plus(secret)}&x=1"):
+            redacted = redact_text(text)
+            assert REDACTED in redacted, text
+            assert "W0rd" not in redacted and "MIIEabc123" not in redacted and "secret-99" not in redacted
+            assert "s3cr" not in redacted and "ünï" not in redacted and "\\xc3\\xbc" not in redacted, redacted
+    finally:
+        monkeypatch.delenv("AGENTOPS_QUOTED_PASSWORD")
+
+
+def test_a_cassette_miss_shows_the_agents_message_redacted_before_it_is_cut(tmp_path, secret_env):
+    """The miss's message cut the last message at 200 characters first: a secret at characters 184-214 was
+    shown up to the cut."""
+    from pytest_agentops.llm.cassette import Cassette
+
+    message = "x" * 184 + " " + KEY + " and more words after it"
+    text = str(Cassette(tmp_path / "c.jsonl").miss("m", message))
+    assert KEY[:8] not in text and REDACTED in text
+
+
+SET_FOR_THE_TEST = """
+    import os
+    from pytest_agentops import Faults, Scenario
+
+    def agent(task, env):
+        key = os.environ["SERVICE_API_KEY"]
+        env.record_usage(input_tokens=10, output_tokens=2, model="deploy-" + key)
+        env.trace.add("note", "auth " + key, "ok")
+        return "done"
+
+    SCENARIO = Scenario(name="mp", agent=agent, task="t", tools=[], check=lambda w, o: False, faults=Faults.none(),
+                        trials=2, seed=3, expect={"completion_rate": ">= 0.9"})
+
+    def test_mp(agent_chaos, monkeypatch):
+        monkeypatch.setenv("SERVICE_API_KEY", "tenant-4f9Qz8Lm")  # set for this test alone
+        agent_chaos.run(SCENARIO)
+"""
+
+
+def test_a_secret_set_for_the_test_alone_stays_out_of_the_reports_and_a_replays_timeline(pytester):
+    """A secret a test sets with ``monkeypatch.setenv`` was gone by the time the reports were written, where
+    the trace's event and model names are redacted: they held it (JSON, HTML, the default-price line). The
+    timeline a replay prints in the terminal was not redacted at all."""
+    pytester.makepyfile(test_mp=SET_FOR_THE_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", "--agent-chaos-report=r.json",
+                                "--agent-chaos-html=r.html")
+    result.assert_outcomes(passed=1)
+    written = [(pytester.path / name).read_text() for name in ("r.json", "r.html")]
+    assert all("deploy-[redacted]" in text and "4f9Qz8Lm" not in text for text in written)
+    assert not [line for line in result.outlines if "4f9Qz8Lm" in line]
+    replay = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", "--agent-chaos-replay=mp/trial-0")
+    timeline = [line for line in replay.outlines if "auth " in line or "deploy-" in line]
+    assert timeline and not [line for line in replay.outlines if "4f9Qz8Lm" in line], timeline

@@ -12,7 +12,8 @@ output, the JSON report, and what the agent prints or logs while a campaign runs
   or ends with ``APIKEY``, ``TOKEN``, ``SECRET`` or ``PASSWORD`` (or their plurals but ``TOKENS``)
   (``OPENAI_API_KEY``, ``GITHUB_TOKEN``, ``DB_PASSWORD``, ``AWS_SECRET_ACCESS_KEY``, ``GHTOKEN``), with a value
   of at least 8 characters. They are read from the
-  environment when a campaign starts (``refresh``) and when a report is written;
+  environment when a campaign starts and ends (``refresh``) and when a report is written, and a value read once
+  stays redacted in the process (a secret a test sets for its campaign alone is redacted in the report too);
 - in mappings (trace event data), the value of a key that names a secret (``api_key``, ``authorization``,
   ``password``, ``secret``, a key ending in ``token``, ``bearer``).
 
@@ -31,6 +32,7 @@ import logging
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -90,19 +92,39 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, 
     return tuple(sorted(values, key=lambda v: (-len(v), v)))
 
 
+def _escaped_forms(value: str) -> set[str]:
+    """``value`` as one layer of escaping writes it: in its ``repr`` (either quoting: a text holding both quotes is
+    shown in single quotes, ``\\'`` escaped), in ``ascii``, in JSON (``\\uXXXX`` or not) and in the ``repr`` of
+    its UTF-8 bytes (``b'P\\xc3\\xa4ss...'``, a ``bytearray``: a tool that returns the secret encoded)."""
+    quoted = value + '"'  # (both quotes: ``repr`` quotes it in single quotes and escapes a single quote)
+    encoded = quoted.encode("utf-8", "backslashreplace")
+    return {repr(value)[1:-1], repr(quoted)[1:-2], ascii(value)[1:-1], ascii(quoted)[1:-2],
+            json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
+            repr(value.encode("utf-8", "backslashreplace"))[2:-1], repr(encoded)[2:-2]}
+
+
 def written_forms(value: str) -> set[str]:
-    """``value`` as it may appear written down: as it is, escaped as in its ``repr`` (a backslash, a quote, a
-    newline: an exception's or a tool result's text shows its ``repr``), in ``ascii``, escaped as in JSON, and as
-    in the ``repr`` of its UTF-8 bytes (``b'P\\xc3\\xa4ss...'``: a tool that returns the secret encoded)."""
-    forms = {value, repr(value)[1:-1], ascii(value)[1:-1], json.dumps(value)[1:-1],
-             json.dumps(value, ensure_ascii=False)[1:-1], repr(value.encode("utf-8", "backslashreplace"))[2:-1]}
+    """``value`` as it may appear written down: as it is, and escaped once or twice (``_escaped_forms``): an
+    exception's or a tool result's text shows its ``repr``, a dict holding JSON text the ``repr`` of the JSON (a
+    multi-line key's ``\\\\n``), a JSON report the JSON of a ``repr``; and URL-encoded (a connection string's
+    password, a token in a query)."""
+    once = _escaped_forms(value)
+    forms = {value, *once, *(twice for form in once if form != value for twice in _escaped_forms(form)),
+             urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
+#: Every secret value ``refresh`` has read in this process: a value stays redacted once read (a test's
+#: ``monkeypatch.setenv`` secret, read when its campaign started, is gone by the time the report is written).
+_read_before: set[str] = set()
+
+
 def refresh(environ: Mapping[str, str] | None = None) -> None:
-    """Read the environment's secrets again (a campaign does when it starts; so does writing a report)."""
+    """Read the environment's secrets again (a campaign does when it starts and ends; so does writing a report),
+    adding them to those read before."""
     global _env_pattern, _env_longest, _env_numbers
-    values = environment_secrets(environ)
+    _read_before.update(environment_secrets(environ))
+    values = tuple(_read_before)
     forms = sorted({form for v in values for form in written_forms(v)}, key=lambda v: (-len(v), v))
     _env_pattern = re.compile("|".join(re.escape(v) for v in forms)) if forms else None
     _env_longest = len(forms[0]) if forms else 0

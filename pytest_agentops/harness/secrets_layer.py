@@ -34,6 +34,7 @@ class _Redaction:
     def close(self) -> None:
         if self._held:
             self._held = False
+            refresh()  # (a secret the campaign's trials put in the environment, before it is put back: kept)
             redacted_output.release()
 
 

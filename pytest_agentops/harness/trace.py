@@ -20,7 +20,7 @@ from .._frozen import FrozenMap, freeze
 from ..errors import hide_own_frames
 from ..records import TraceEvent
 from ..stable_repr import stable_repr, without_addresses
-from .secrets import REDACTED, SECRET_KEY, is_secret_number, redact, redact_text
+from .secrets import REDACTED, SECRET_KEY, is_secret_number, redact, redact_short, redact_text
 
 __tracebackhide__ = hide_own_frames
 
@@ -247,7 +247,7 @@ _MOST_TOKENS = 10 ** 12  # (more tokens than any event could count: a made-up fi
 def _shown(value: Any) -> str:
     """A value in an error message: short, without addresses, and never raising."""
     text = shown_repr(value) if not isinstance(value, int) or abs(value) < _LONG_INT else "<a very long int>"
-    return text if len(text) <= 40 else text[:37] + "..."
+    return redact_short(text, 37) if len(text) > 40 else redact_text(text)  # (redacted before it is cut)
 
 
 class AgentTrace:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CassetteMiss, ConfigError, hide_own_frames
-from ..harness.secrets import redact_environment
+from ..harness.secrets import redact_environment, redact_short
 from ..process.umask import as_ordinary_file
 from ..seeding import canonical
 
@@ -191,7 +191,7 @@ class Cassette:
 
     def miss(self, model: str, last_message: str) -> CassetteMiss:
         """The error of a request this cassette cannot answer."""
-        shown = last_message if len(last_message) <= 200 else last_message[:200] + "..."
+        shown = redact_short(last_message, 200)  # (redacted before it is cut: no secret is left half-shown)
         return CassetteMiss(f"the cassette {self.path} has no answer for a request to model {model or '?'!r} whose "
                             f"last message is {shown!r}: the agent's requests changed since it was recorded (a "
                             f"stale cassette). Re-record it with --agent-chaos-record={self.path.parent}; nothing "

@@ -40,7 +40,7 @@ import httpx
 
 from ..errors import CassetteMiss, ConfigError, TrialAborted, UpstreamError, WireError, hide_own_frames
 from ..harness.layer import LayerTrial, TrialPort
-from ..harness.secrets import MIN_SECRET_LENGTH, treat_as_secret
+from ..harness.secrets import MIN_SECRET_LENGTH, redact_short, treat_as_secret
 from ..plan import Occurrences
 from ..process.http_hub import HTTP_PATCH, HUB
 from ..seeding import text_key
@@ -160,7 +160,7 @@ class LiveModel:
             with self._lock:
                 self.requests += 1
             self._meter(0, 0, model=self.live.model, outcome="bad_request", api=api, attempt=1, status=400,
-                        error=str(exc)[:200])
+                        error=redact_short(str(exc), 200))
             return httpx.Response(400, json=wire.error_body(api, 400, f"bad request: {exc}"))
         digest = hashlib.sha1(raw).hexdigest()
         raw_key = text_key(raw)
@@ -258,7 +258,7 @@ class LiveModel:
         secrets = self.campaign.secrets
         if isinstance(answer, CassetteMiss):
             reason = str(answer)
-            ctx.trace.add("model_call", model, "cassette_miss", error=reason[:300], **step.common)
+            ctx.trace.add("model_call", model, "cassette_miss", error=redact_short(reason, 300), **step.common)
             ctx.abort("error", reason)
             raise TrialAborted("error", reason)
         if isinstance(answer, Exception):  # the real upstream failed: the agent sees it as in production

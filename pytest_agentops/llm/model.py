@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..errors import TrialAborted, WireError, hide_own_frames
+from ..harness.secrets import redact_short
 from ..plan import Occurrences, fault_id
 from ..seeding import text_key
 from ..settings.model import Drift, ModelFaults
@@ -133,7 +134,7 @@ class TrialModel:
         except (ValueError, WireError) as exc:
             with self._lock:
                 self.requests += 1
-            self._meter(0, 0, outcome="bad_request", api=api, attempt=1, status=400, error=str(exc)[:200])
+            self._meter(0, 0, outcome="bad_request", api=api, attempt=1, status=400, error=redact_short(str(exc), 200))
             return httpx.Response(400, json=wire.error_body(api, 400, f"bad request: {exc}"))
         digest = hashlib.sha1(raw).hexdigest()
         key = text_key(raw)  # the draws of this attempt are keyed by its body and how often it was sent before
@@ -198,7 +199,7 @@ class TrialModel:
             reply = respond(self.policy, model_request)
         except Exception as exc:  # a bug in the test's policy: the trial is an error, never a retried 5xx
             reason = f"the fake model's policy raised {type(exc).__name__}: {exc}"
-            ctx.trace.add("model_call", model, "policy_error", error=reason[:300],
+            ctx.trace.add("model_call", model, "policy_error", error=redact_short(reason, 300),
                           **{k: v for k, v in common.items() if k != "model"})
             ctx.abort("error", reason)
             raise TrialAborted("error", reason) from exc

@@ -91,6 +91,14 @@ def skip_reason(why: str) -> str:
     return f"not a scenario file ({why}); a scenario file holds a mapping with name: and agent:, or a list of them"
 
 
+def _redacted(text: str) -> str:
+    """An error's text with the environment's secrets (read now: no campaign may have run yet) redacted."""
+    from ..harness.secrets import redact_text, refresh
+
+    refresh()
+    return redact_text(text)
+
+
 def _shown(path: Path, config: pytest.Config) -> str:
     """The path as errors show it: relative to where pytest was started (clickable in a terminal)."""
     try:
@@ -112,14 +120,14 @@ class ScenarioFile(pytest.File):
         try:
             entries = load_scenario_entries(read_scenario_file(self.path, shown), shown)
         except (ScenarioFileError, Warning) as exc:  # (a deprecation the run's filters make an error: ``-W error``)
-            raise self.CollectError(str(exc)) from None
+            raise self.CollectError(_redacted(str(exc))) from None  # (a key pasted where its variable's name goes)
         seen = self.config.stash.setdefault(_names_key, {})
         for entry in entries:
             where = f"{shown}:{entry.line}:{entry.column}"
             first = seen.setdefault(entry.name, where)
             if first != where:
-                raise self.CollectError(f"{where}: duplicate scenario name {entry.name!r} (also defined at {first}); "
-                                        "scenario names must be unique across scenario files")
+                raise self.CollectError(_redacted(f"{where}: duplicate scenario name {entry.name!r} (also defined at "
+                                                  f"{first}); scenario names must be unique across scenario files"))
         for entry in entries:
             yield ScenarioItem.from_parent(self, name=entry.name, entry=entry)
 
@@ -151,7 +159,8 @@ class ScenarioItem(pytest.Item):
         if isinstance(excinfo.value, CampaignFailed):
             return str(excinfo.value)
         if isinstance(excinfo.value, ConfigError):
-            return f"{self.entry.path}:{self.entry.line}:{self.entry.column}: scenario {self.name!r}: {excinfo.value}"
+            return _redacted(f"{self.entry.path}:{self.entry.line}:{self.entry.column}: scenario {self.name!r}: "
+                             f"{excinfo.value}")
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:

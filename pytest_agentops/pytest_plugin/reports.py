@@ -157,8 +157,8 @@ def terminal_summary(reporter: Any, config: pytest.Config) -> None:
             lines = campaign_lines(data, verbosity, result)
         except OSError as exc:  # a campaign an xdist worker spooled, damaged since: said, not a traceback
             lines = [f"ERROR: {nodeid}: its records could not be read: {exc.filename or ''} ({exc.strerror or exc})"]
-        for line in lines:
-            reporter.write_line(line, red=line.startswith("ERROR") or line.lstrip().startswith("WARNING"))
+        for line in lines:  # (a replay's timeline shows its trace's event and model names, not redacted before)
+            reporter.write_line(redact_text(line), red=line.startswith("ERROR") or line.lstrip().startswith("WARNING"))
 
 
 def show(config: pytest.Config, opts: ChaosOptions) -> None:
@@ -184,9 +184,11 @@ def show(config: pytest.Config, opts: ChaosOptions) -> None:
         raise pytest.UsageError(f"--agent-chaos-show: {exc.args[0]} (in {path})") from None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     write = reporter.write_line if reporter is not None else print
-    write(f"{campaign['scenario']} {record['id']} from {path} (not re-run):")
+    from ..harness.secrets import redact_text
+
+    write(redact_text(f"{campaign['scenario']} {record['id']} from {path} (not re-run):"))
     for line in timeline_lines(campaign["scenario"], record, replay_shown(config, opts, campaign, record)):
-        write(line)
+        write(redact_text(line))
 
 
 def _last_report(config: pytest.Config, opts: ChaosOptions) -> Path:

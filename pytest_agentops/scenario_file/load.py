@@ -143,15 +143,17 @@ def _sniff_bytes(path: str | os.PathLike[str], data: bytes, cut: bool) -> str | 
         if not cut or exc.start < len(data) - 3:
             return None  # not UTF-8: the loader says so
         text = data[:exc.start].decode("utf-8")
-    loader = ScenarioLoader(text, os.fspath(path))
+    loader = None
     try:
+        loader = ScenarioLoader(text, os.fspath(path))  # (raises at once for a character YAML does not allow)
         return _sniff(loader)
     except (yaml.YAMLError, ScenarioFileError):
         # broken YAML is a broken scenario file, reported by the loader; past the first 64 KiB the cut may
         # be what broke it: a file whose start does not show a scenario is not one
         return f"no mapping with 'name' and 'agent' in its first {len(data) // 1024:,} KiB" if cut else None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _sniff(loader: ScenarioLoader) -> str | None:
