@@ -79,3 +79,69 @@ def polls_a_server(task, env):
             except httpx.TransportError as exc:
                 seen.append(type(exc).__name__)
     return " ".join(seen)
+
+
+# -- agents that go for the test process through the channel to it ------------------------------------------------
+class Orders:
+    def __init__(self):
+        self.refunded = []
+
+
+@tool(side_effect=True)
+def refund_order(world, order_id: int) -> str:
+    """Refund an order."""
+    world.refunded.append(order_id)
+    return "refunded"
+
+
+#: run in the test process, it finds the trial's world and makes the refund the agent never made
+FAKE_REFUND = """
+import gc, os
+for o in gc.get_objects():
+    if type(o).__name__ == "Orders" and hasattr(o, "refunded"):
+        o.refunded.append(42)
+open(os.environ["AGENTOPS_RAN_IN"], "w").write(str(os.getpid()))
+"""
+
+
+class Smuggled:
+    """An object whose unpickling runs code: where the test process unpickles it, in the test process."""
+
+    def __reduce__(self):
+        return (exec, (FAKE_REFUND,))
+
+
+def smuggles(task, env):
+    """Sends the test process a ``Smuggled`` object: as its output, an exception's attribute or a tool's argument."""
+    if task == "output":
+        return Smuggled()
+    if task == "exception":
+        exc = RuntimeError("boom")
+        exc.payload = Smuggled()
+        raise exc
+    env.tools["refund_order"](Smuggled())
+    return "called"
+
+
+def floods(task, env):
+    """Tells the test process a message of 1 TiB follows, then streams zeros at it (using ~1 MiB itself)."""
+    import socket
+    import struct
+
+    channel = socket.socket(fileno=os.dup(int(sys.argv[1])))
+    channel.sendall(struct.pack("!Q", 1 << 40))
+    block = b"\0" * 2**20
+    for _ in range(64):
+        channel.sendall(block)
+    os._exit(0)
+
+
+def its_memory_limit(task, env):
+    """The address-space limit the agent's process runs under: (soft, hard)."""
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_AS)
+
+
+def exits(task, env):
+    sys.exit(0)

@@ -273,3 +273,49 @@ def test_an_isolated_agents_requests_get_the_trials_http_faults_as_in_process():
     outputs = " ".join(output for _, output, _ in seen[0]).split()
     assert 3 < outputs.count("200") < 27 and len(outputs) == 30  # faults fired, and not on every request
     assert all(f.startswith("http:127.0.0.1:") for _, _, faults in seen[0] for f in faults)
+
+
+@pytest.mark.parametrize("where", ["output", "exception", "argument"])
+def test_what_an_isolated_agent_sends_is_taken_as_data(tmp_path, monkeypatch, where):
+    """An outside review: the test process unpickled what a child sent, so an output (an exception's attribute, a
+    tool's argument) whose ``__reduce__`` is ``(exec, (code,))`` ran that code in pytest's process, where it found
+    the trial's world and made the refund the check looks for: the trial passed without a tool call."""
+    ran_in = tmp_path / "ran_in"
+    monkeypatch.setenv("AGENTOPS_RAN_IN", str(ran_in))
+    result = run_campaign(Scenario(name="smuggler", agent=isolation_support.smuggles, task=where,
+                                   world=isolation_support.Orders, tools=[isolation_support.refund_order],
+                                   check=lambda world, out: 42 in world.refunded, trials=1, seed=1, faults="none",
+                                   isolation="process"))
+    (record,) = result.records
+    assert record.outcome == "error" and record.tool_calls == 0, record.reason
+    assert not ran_in.exists()
+    if where == "exception":  # (the exception whole could not be taken: its text)
+        assert record.reason.startswith("ChildAgentError: RuntimeError: boom"), record.reason
+    else:
+        assert "builtins.exec: the test process takes data from an agent's process" in record.reason, record.reason
+
+
+def test_the_test_process_takes_no_message_larger_than_the_limit():
+    """A child that announced a 1 TiB message and streamed it grew pytest's memory by what it sent (2 GiB in the
+    review), past the child's own memory limit."""
+    from pytest_agentops.harness.child.protocol import MAX_MESSAGE_BYTES
+
+    (record,) = run_campaign(Scenario(name="flood", agent=isolation_support.floods, trials=1, seed=1, faults="none",
+                                      isolation="process")).records
+    assert record.outcome == "error"
+    assert record.reason == (f"AgentProcessDied: the agent's process sent a message of {1 << 40:,} bytes, more "
+                             f"than the {MAX_MESSAGE_BYTES:,} one may have")
+
+
+def test_an_isolated_agents_memory_limit_is_its_hard_limit_too_and_a_crash_is_named_as_in_process():
+    """The soft limit alone was set, so an agent lifted it (``setrlimit(RLIMIT_AS, (INF, INF))``) and allocated
+    3 GiB under a limit of 512 MiB. And an agent's ``sys.exit`` was recorded with the child's whole traceback
+    (absolute paths: a report that depended on where the project was checked out)."""
+    (limits,) = [r.output for r in run_campaign(Scenario(
+        name="limits", agent=isolation_support.its_memory_limit, trials=1, seed=1, faults="none", isolation="process",
+        memory_limit_mb=512, check=lambda world, out: True)).records]
+    assert limits == str((512 * 2**20, 512 * 2**20))
+    (record,) = run_campaign(Scenario(name="exits", agent=isolation_support.exits, trials=1, seed=1, faults="none",
+                                      isolation="process")).records
+    assert record.reason.startswith("AgentProcessDied: agent process raised SystemExit: 0 at isolation_support.py:")
+    assert "Traceback" not in record.reason and "\n" not in record.reason

@@ -262,7 +262,7 @@ def apply_limits(limits: ChildLimits) -> None:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
             size = min(size, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (size, hard))
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))  # (the hard limit too: the agent cannot lift it)
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
 

@@ -22,7 +22,17 @@ from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
 from .. import secrets
 from .http_proxy import faulted_hosts
-from .protocol import ChildJob, ChildLimits, _Channel, describe_exit, freeze, thaw, tool_face
+from .protocol import (
+    ChildJob,
+    ChildLimits,
+    MessageTooLarge,
+    _Channel,
+    data_loads,
+    describe_exit,
+    freeze,
+    thaw,
+    tool_face,
+)
 
 __tracebackhide__ = hide_own_frames
 
@@ -140,7 +150,7 @@ class ChildAgent:
             theirs.close()
         REAPER.register(proc.pid)
         self.pids.append(proc.pid)
-        parent = _Channel(ours)
+        parent = _Channel(ours, from_child=True)  # (what the child sends is taken as data)
         parent.send((list(sys.path), self.limits, job))
         return proc, parent
 
@@ -163,7 +173,9 @@ class ChildAgent:
                         raise _Died(f"agent process {describe_exit(proc.returncode)} without a result")
                     continue
                 try:
-                    request = parent.recv()
+                    request = _checked(parent.recv())
+                except (MessageTooLarge, pickle.UnpicklingError) as exc:
+                    raise _Died(str(exc)) from None
                 except (EOFError, OSError):
                     raise _Died(f"agent process {describe_exit(_wait(proc))} without a result") from None
                 finished = request[0] in ("done", "error")
@@ -184,7 +196,9 @@ class ChildAgent:
             while True:
                 try:
                     with env.clock.paused():  # (the child's start-up and work: real time, not the trial's)
-                        request = await parent.arecv(loop)
+                        request = _checked(await parent.arecv(loop))
+                except (MessageTooLarge, pickle.UnpicklingError) as exc:
+                    raise _Died(str(exc)) from None
                 except (EOFError, OSError):
                     raise _Died(f"agent process {describe_exit(_wait(proc))} without a result") from None
                 finished = request[0] in ("done", "error")
@@ -245,15 +259,27 @@ def _is_async_callable(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
+def _checked(message: Any) -> tuple[Any, ...]:
+    """A child's message as the harness takes it: a tuple naming what it is (else the attempt ends)."""
+    if not (isinstance(message, tuple) and message and isinstance(message[0], str)):
+        raise pickle.UnpicklingError("the agent's process sent a message the harness does not take")
+    if message[0] in ("done", "error") and len(message) < (2 if message[0] == "done" else 4):
+        raise pickle.UnpicklingError("the agent's process sent a result the harness does not take")
+    return message
+
+
 def _result(message: tuple[Any, ...]) -> Any:
     """The agent's output from the child's last message, or its exception raised."""
     if message[0] == "done":
         return message[1]
-    exc = thaw(message[1])
+    exc = thaw(message[1], data_loads)
     if isinstance(exc, AgentCrash) or not isinstance(exc, Exception):
-        raise _Died(f"agent process raised {message[2]}")
-    with contextlib.suppress(Exception):  # (where the child raised it: ``describe`` names it, as in-process)
-        setattr(exc, RAISED_AT, message[3])
+        frozen = message[1]  # (its text, ``Type: message``, as in-process; not the child's traceback)
+        text = frozen[2] if isinstance(frozen, tuple) and len(frozen) == 3 and isinstance(frozen[2], str) else str(exc)
+        raise _Died(f"agent process raised {text}{message[3] if isinstance(message[3], str) else ''}")
+    if isinstance(message[3], str):
+        with contextlib.suppress(Exception):  # (where the child raised it: ``describe`` names it, as in-process)
+            setattr(exc, RAISED_AT, message[3])
     raise exc
 
 
