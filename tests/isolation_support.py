@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -145,3 +146,30 @@ def its_memory_limit(task, env):
 
 def exits(task, env):
     sys.exit(0)
+
+
+def signals_the_test_process(task, env):
+    """Sends SIGCONT (harmless: a refusal that failed leaves pytest running) to the test process, its process
+    group or every process (``-1``); catches the refusal and claims success."""
+    import signal
+
+    parent = os.getppid()
+    target = {"pid": parent, "group": -os.getpgid(parent), "everyone": -1}[task]
+    with contextlib.suppress(PermissionError):
+        os.kill(target, signal.SIGCONT)
+    return "done"
+
+
+def leaves_processes_behind(task, env):
+    """Starts ``sleep`` in a session of its own, directly or through a shell that exits at once (the sleep is
+    then an orphan), writes their pids to the file named by the task; ends by returning or by ``os._exit``."""
+    path, how = task.split()
+    direct = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    shell = subprocess.run(["sh", "-c", "setsid sleep 300 > /dev/null 2>&1 & echo $!"], capture_output=True,
+                           text=True, check=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{direct.pid} {shell.stdout.strip()}")
+    os.replace(path + ".tmp", path)
+    if how == "exit":
+        os._exit(0)
+    return "spawned"

@@ -6,6 +6,7 @@ processes the agent starts, which die with it, even when pytest itself is killed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -319,3 +320,32 @@ def test_an_isolated_agents_memory_limit_is_its_hard_limit_too_and_a_crash_is_na
                                       isolation="process")).records
     assert record.reason.startswith("AgentProcessDied: agent process raised SystemExit: 0 at isolation_support.py:")
     assert "Traceback" not in record.reason and "\n" not in record.reason
+
+
+@pytest.mark.parametrize("target", ["pid", "group", "everyone"])
+def test_an_isolated_agent_cannot_signal_the_test_process(target):
+    """``os.kill(os.getppid(), SIGKILL)`` from an isolated agent ended pytest (status 137, the later tests never
+    ran), and SIGSTOP froze the run. Refused now, as in-process, and the trial is an error whatever the agent
+    caught. (SIGCONT here: were it not refused, pytest would go on.)"""
+    (record,) = run_campaign(Scenario(name="signals", agent=isolation_support.signals_the_test_process, task=target,
+                                      trials=1, seed=1, faults="none", isolation="process")).records
+    assert record.outcome == "error", record.reason
+    assert "in an isolated trial is refused: it signals the test process" in record.reason
+
+
+@pytest.mark.parametrize("ending", ["return", "exit"])
+def test_processes_an_agent_starts_in_sessions_of_their_own_end_with_its_trial(tmp_path, ending):
+    """A process started with ``start_new_session=True`` (or orphaned by a shell that started it and exited)
+    left the agent's process group and outlived the campaign and pytest."""
+    path = tmp_path / "pids"
+    (record,) = run_campaign(Scenario(name="leaves", agent=isolation_support.leaves_processes_behind,
+                                      task=f"{path} {ending}", trials=1, seed=1, faults="none", isolation="process",
+                                      check=lambda world, out: True)).records
+    pids = [int(p) for p in path.read_text().split()]
+    try:
+        assert len(pids) == 2 and _wait_gone(*pids), pids
+    finally:
+        for pid in pids:  # (were they left running: not for the 300 s of their sleep)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    assert record.outcome == ("completed" if ending == "return" else "error")

@@ -6,12 +6,18 @@ kill, a CI timeout), nobody would kill them: so while campaigns use child proces
 holds the list of their groups on a pipe from this process, and when the pipe reaches end of file (this
 process is gone: the kernel closed its end) it kills every group still listed. It ignores Ctrl-C (its parent
 decides) and exits as soon as the pipe closes, having killed nothing when every group was unregistered.
+
+A process an agent starts in a session of its own (``start_new_session=True``) leaves its group: the child makes
+itself a subreaper (``be_subreaper``: such a process, orphaned, becomes its child, not init's), and whoever ends
+the child first kills every process below it (``end_descendants``: the child before it exits, the parent and
+the watchdog before they kill its group). Linux only (``/proc``, ``prctl``); elsewhere the group alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -22,9 +28,65 @@ from .patch import ProcessPatch
 
 __tracebackhide__ = hide_own_frames
 
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process ``/proc`` shows (empty where there is no ``/proc``)."""
+    found = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in names:
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    found[int(name)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def end_descendants(root: int, rounds: int = 20) -> None:
+    """SIGKILL every process below ``root`` (not ``root``), again until none is left (one may fork meanwhile)."""
+    for _ in range(rounds):
+        parents = _parents()
+        below, frontier = set(), {root}
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier and pid not in below}
+            below |= frontier
+        below.discard(os.getpid())
+        if not below:
+            return
+        for pid in below:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def be_subreaper() -> None:
+    """Make this process the one its orphaned descendants are given to (Linux ``PR_SET_CHILD_SUBREAPER``)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def _watchdog_code() -> str:
+    """The watchdog's program: ``_WATCHDOG``, with ``end_descendants`` (its source: where there is none, a
+    compiled-only install, the groups alone are killed)."""
+    import inspect
+
+    try:
+        tree = "\n".join(inspect.getsource(f) for f in (_parents, end_descendants))
+    except (OSError, TypeError):
+        tree = "def end_descendants(root):\n    pass\n"
+    return _WATCHDOG.replace("# (end_descendants)", tree)
+
+
 _WATCHDOG = r"""
-import os, signal, sys
+import contextlib, os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
+# (end_descendants)
 groups = set()
 for line in sys.stdin.buffer:
     try:
@@ -33,6 +95,7 @@ for line in sys.stdin.buffer:
         continue
     (groups.add if line[:1] == b"+" else groups.discard)(pgid)
 for pgid in groups:
+    end_descendants(pgid)  # (the group's leader is the agent's process: what it started in sessions of their own)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except OSError:
@@ -49,7 +112,7 @@ class _Reaper:
         self._pipe: IO[bytes] | None = None
 
     def start(self) -> _Reaper:
-        self._proc = subprocess.Popen([sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE,
+        self._proc = subprocess.Popen([sys.executable, "-c", _watchdog_code()], stdin=subprocess.PIPE,
                                       stdout=subprocess.DEVNULL, start_new_session=True)
         self._pipe = self._proc.stdin
         return self

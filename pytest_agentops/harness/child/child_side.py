@@ -4,9 +4,11 @@ parent over the socket; its checkpoint store it opens itself."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import os
 import pickle
+import signal
 import socket
 import sys
 import threading
@@ -17,6 +19,7 @@ from typing import Any
 
 from ...errors import hide_own_frames, user_code_at
 from ...llm.endpoint import LLMEndpoint
+from ...process.reaper import be_subreaper, end_descendants
 from ...process.time_patch import time_patch, virtual_time
 from ...process.trial_random import TrialRandom, enter_random, exit_random
 from ...seeding import Stream, stream
@@ -231,6 +234,8 @@ def child_main(conn: _Channel, job: ChildJob) -> None:
         except Exception:
             output = shown_repr(output)  # (as the parent shows an output: its address left out)
         message: tuple[Any, ...] = ("done", output)
+        if _REFUSED:  # (whatever the agent caught: as in-process, the trial is an error)
+            raise PermissionError(errno.EPERM, _REFUSED[0])
     except BaseException as exc:
         message = ("error", freeze(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
                    user_code_at(exc.__traceback__))  # (where it was raised: the trial's reason names it)
@@ -238,6 +243,54 @@ def child_main(conn: _Channel, job: ChildJob) -> None:
         store.close()
     conn.send(message)
     conn.close()
+    end_descendants(os.getpid())  # (what the agent started in sessions of their own: not left to init)
+
+
+#: The calls refused because they would signal the test process (the first one makes the trial an error).
+_REFUSED: list[str] = []
+
+
+def guard_the_test_process() -> None:
+    """``os.kill`` and ``os.killpg`` refused when they would reach the test process (its pid, its process group,
+    or every process: ``-1``): an isolated agent's ``os.kill(os.getppid(), SIGKILL)`` ended pytest, and its
+    ``SIGSTOP`` froze the run. And ``os._exit`` ends what the agent started in sessions of their own first.
+    (A ``kill`` command run through a shell gets past this: only another user could not signal pytest.)"""
+    parent = os.getppid()
+    try:
+        group: int | None = os.getpgid(parent)
+    except OSError:
+        group = None
+    real_kill, real_killpg, real_exit = os.kill, os.killpg, os._exit
+
+    def refuse(name: str, target: int, sig: int) -> None:
+        message = (f"os.{name}({target}, {sig}) in an isolated trial is refused: it signals the test process")
+        _REFUSED.append(message)
+        raise PermissionError(errno.EPERM, message)
+
+    def kill(pid: int, sig: int, /) -> None:
+        if sig != 0 and isinstance(pid, int) and (pid in (parent, -1) or (group is not None and pid == -group)):
+            refuse("kill", pid, sig)
+        real_kill(pid, sig)
+
+    def killpg(pgid: int, sig: int, /) -> None:
+        if sig != 0 and isinstance(pgid, int) and group is not None and pgid == group:
+            refuse("killpg", pgid, sig)
+        real_killpg(pgid, sig)
+
+    def _exit(status: int, /) -> None:
+        end_descendants(os.getpid())
+        real_exit(status)
+
+    os.kill, os.killpg, os._exit = kill, killpg, _exit  # type: ignore[assignment]
+    if hasattr(signal, "pidfd_send_signal") and hasattr(os, "pidfd_open"):
+        real_open = os.pidfd_open
+
+        def pidfd_open(pid: int, flags: int = 0, /) -> int:
+            if pid == parent:
+                refuse("pidfd_open", pid, -1)
+            return real_open(pid, flags)
+
+        os.pidfd_open = pidfd_open  # type: ignore[assignment]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -245,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     fd = int((argv if argv is not None else sys.argv[1:])[0])
     conn = _Channel(socket.socket(fileno=fd))
     sys_path, limits, job_data = conn.recv()
+    be_subreaper()  # (an orphan of what the agent starts becomes this process's child, not init's)
+    guard_the_test_process()
     apply_limits(limits)  # before the agent's module is imported (unpickling the job imports it)
     sys.path[:] = sys_path  # the parent's, so the agent's module imports as it did there
     child_main(conn, pickle.loads(job_data))
