@@ -121,6 +121,35 @@ def test_the_confirmed_values_still_pass_when_the_agent_builds_an_equal_copy():
     assert all(r.outcome == "completed" and r.unconfirmed_destructive == 0 for r in result.records)
 
 
+class _EqualsEverything(int):
+    """An int that says it equals every number (an outside review's way past the gate)."""
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = int.__hash__
+
+
+def test_a_number_whose_own_eq_says_it_equals_anything_is_not_the_confirmed_number():
+    """Approved ``delete_order(order_id=7)``; called with an int subclass of value 42 whose ``__eq__`` is always
+    True: the snapshot compared with it, so the approval matched, order 42 went, and no violation was counted."""
+    worlds = []
+
+    def world():
+        worlds.append(Orders())
+        return worlds[-1]
+
+    def agent(task, env):
+        assert env.confirm("delete_order", order_id=7)
+        return env.tools["delete_order"](_EqualsEverything(42))
+
+    result = run_campaign(Scenario(name="eq", faults="none", agent=agent, tools=ORDER_TOOLS, world=world,
+                                   enforce=True, trials=3, seed=1, expect={"unconfirmed_destructive_calls": "== 0"}))
+    assert all(42 in w.orders for w in worlds)
+    assert all(r.unconfirmed_destructive == 1 and r.blocked_calls == 1 for r in result.records)
+    assert [v.verdict for v in result.verdicts] == ["fail"]
+
+
 def test_one_approval_lets_exactly_one_of_sixteen_concurrent_calls_through():
     """Sixteen threads of one trial race to use one approval (released together by a barrier): one call goes
     ahead, fifteen are blocked and counted, in every one of 40 trials."""

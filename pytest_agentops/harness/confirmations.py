@@ -34,12 +34,18 @@ if TYPE_CHECKING:
 def snapshot(value: Any) -> tuple[str, Any]:
     """An immutable copy of an argument's value, taken when it is confirmed: a list the agent appends to after
     ``env.confirm`` is no longer the value the human approved. Numbers compare as numbers (7 == 7.0), other
-    values by type and canonical JSON (containers all the way down)."""
-    if isinstance(value, bool):
+    values by type and canonical JSON (containers all the way down). A subclass of ``int`` or ``float`` is taken
+    at its value: its own ``__eq__`` (one that says it equals every number) must not match another approval."""
+    kind = type(value)
+    if kind is bool:
         return "bool", value
-    if isinstance(value, (int, float)):
+    if kind is int or kind is float:
         return "number", value
-    return type(value).__qualname__, canonical(value)
+    if isinstance(value, int):
+        return "number", int.__index__(value)  # (the value itself, as a plain int: not the subclass's methods)
+    if isinstance(value, float):
+        return "number", float.__float__(value)
+    return kind.__qualname__, canonical(value)
 
 
 @dataclass(frozen=True, slots=True)
