@@ -19,9 +19,13 @@ the gate with probability at most ``--alpha``; each test, at its share ``a`` of 
   that stopped early, an anytime-valid bound) at a/2. The baseline must have run every trial (an
   early-stopped baseline is refused).
 
+A campaign whose baseline ran under another fault profile (``--agent-chaos-profile``) is not compared, and fails
+the gate (``baseline:profile``): the tests would measure the profiles, not the agent.
+
 A usage error (exit 2): a bad option (``--max-growth`` NaN or infinite too), a ``--markdown`` path that cannot
 be written (checked before the reports are read), unreadable reports, a field the gate reads that is not what it
-must be (the message names the file, the JSON path and what was expected), a report of a pytest run (its
+must be (the message names the file, the JSON path and what was expected; a rate's ``n`` more than the chances its
+records hold), a report of a pytest run (its
 campaigns have node ids) without its ``session``, and a baseline whose scenarios the candidate lacks (or none in
 common). Campaigns marked ``xfail`` are expected to fail and only reported. A markdown summary is printed
 (and written to ``--markdown PATH`` if given, and appended to ``$GITHUB_STEP_SUMMARY`` with ``--markdown``)
@@ -147,7 +151,7 @@ _SESSION_FIELDS = {"running": (_FLAG, True), "interrupted": (_FLAG, True), "exit
                    "missing": (_STRINGS, True)}
 _CAMPAIGN_FIELDS = {"nodeid": (_STRING, True), "smoke": (_FLAG, True), "replay": (_COUNT, True),
                     "xfail": (_STRING, True), "stopped_early": (_FLAG, True), "trials": (_COUNT, True),
-                    "outcomes": (_OBJECT, True), "unit_trials": (_UNIT, True)}
+                    "outcomes": (_OBJECT, True), "unit_trials": (_UNIT, True), "profile": (_STRING, True)}
 _COMPARISON_FIELDS = {"candidate": (_STRING, False), "baseline": (_STRING, False), "passed": (_FLAG, False),
                       "pairs": (_COUNT, False), "findings": (_LIST, False)}
 _VERDICT_FIELDS = {"estimate": (_NUMBER, True), "bound": (_NUMBER, True), "trials_needed": (_COUNT, True)}
@@ -216,6 +220,10 @@ def _check_campaign(where: str, campaign: Any) -> None:
             k, n = metrics[metric].get("k"), metrics[metric].get("n")
             if k is not None and (n is None or k > n):
                 raise GateUsageError(f"{where}.metrics.{metric}: k={k} of n={n}: n must be a whole number >= k")
+            most = _most_chances(metric, campaign["records"])
+            if n is not None and n > most:
+                raise GateUsageError(f"{where}.metrics.{metric}: n={_got(n)} is more than the {most:,} chance(s) "
+                                     "its records hold")
     rate = metrics.get("completion_rate") or {}
     if ran and (rate.get("k") is None or rate.get("n") is None):  # (null: the test against a baseline was dropped)
         raise GateUsageError(f"{where}.metrics.completion_rate must have k and n (every trial has the chance), got "
@@ -232,6 +240,16 @@ def _check_campaign(where: str, campaign: Any) -> None:
         if record["tool_failures"] > record["tool_calls"]:
             raise GateUsageError(f"{where}.records[{r}]: tool_failures={record['tool_failures']} is more than "
                                  f"tool_calls={record['tool_calls']}")
+
+
+def _most_chances(metric: str, records: list[Any]) -> int:
+    """The most chances a rate can have over a report's records: one per trial (completion), one per tool call
+    (tool success), and at most a million per trial (a restart's resume) for a rate of another kind."""
+    if metric == "completion_rate":
+        return len(records)
+    if metric == "tool_success_rate":
+        return sum(r.get("tool_calls", 0) for r in records if isinstance(r, dict) and _is_int(r.get("tool_calls")))
+    return 10**6 * len(records)
 
 
 #: what every verdict of a report must have for the gate to read it
@@ -328,6 +346,9 @@ def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[s
     runs, a report of five scenarios in 17%."""
     bases = {} if baseline is None else {name: baseline[name] for name in current
                                          if name in baseline and not current[name].get("xfail")}
+    unlike = {name: (current[name].get("profile"), base.get("profile")) for name, base in bases.items()
+              if current[name].get("profile") != base.get("profile")}
+    bases = {name: base for name, base in bases.items() if name not in unlike}
     tests = sum(f.tested for name, base in bases.items()
                 for f in _baseline_findings(name, current[name], base, alpha, max_growth, margin))
     share = alpha / max(tests, 1)
@@ -336,6 +357,11 @@ def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[s
         findings += _verdict_findings(name, campaign, allow_inconclusive)
         if name in bases:
             findings += _baseline_findings(name, campaign, bases[name], share, max_growth, margin)
+        if name in unlike:
+            now, then = unlike[name]
+            findings.append(GateFinding(name, "baseline:profile", False, (
+                f"ran under fault profile {now!r}, its baseline under {then!r}: a comparison of the two would measure "
+                "the profiles, not the agent (not compared; rerun one under the other's --agent-chaos-profile)")))
     return findings
 
 

@@ -181,6 +181,13 @@ SESSION = {"exit_status": 0, "interrupted": False, "expected": ["test_x.py::test
      r"campaigns\[0\]\.metrics\.completion_rate\.k must be a whole number >= 0 or null, got str 'two'"),
     (_set(("campaigns", 0, "metrics", "completion_rate", "k"), 10 ** 6),
      r"campaigns\[0\]\.metrics\.completion_rate: k=1000000 of n=\d+: n must be a whole number >= k"),
+    # (a huge n crashed the gate with an OverflowError traceback, exit 1: read as "fail", not as a usage error)
+    (_set(("campaigns", 0, "metrics", "completion_rate", "n"), 10 ** 4000),
+     r"campaigns\[0\]\.metrics\.completion_rate: n=int 1000000000\d*\.\.\. is more than the \d+ chance\(s\) its "
+     r"records hold"),
+    (_set(("campaigns", 0, "metrics", "completion_rate", "n"), 10 ** 6),
+     r"campaigns\[0\]\.metrics\.completion_rate: n=int 1000000 is more than the \d+ chance\(s\) its records hold"),
+    (_set(("campaigns", 0, "profile"), 3), r"campaigns\[0\]\.profile must be a string or null, got int 3"),
     (_set(("campaigns", 0, "metrics", "tokens_per_task"), [1]),
      r"campaigns\[0\]\.metrics\.tokens_per_task must be an object or null, got list"),
     (_set(("campaigns", 0, "metrics", "tokens_per_task", "p95"), float("nan")),
@@ -416,3 +423,16 @@ def test_the_gate_judges_the_paired_comparisons_a_report_holds(pytester):
     report["campaigns"] = []  # (comparisons alone are evidence too)
     (pytester.path / "only.json").write_text(json.dumps(report), encoding="utf-8")
     assert main([str(pytester.path / "only.json")]) == 1
+
+
+def test_a_baseline_run_under_another_fault_profile_is_not_compared_and_fails_the_gate(tmp_path):
+    """A candidate run under ``--agent-chaos-profile=none`` passed against a baseline run under ``high``: the
+    gate never read the profile, and an agent 38 points worse passed (an outside review)."""
+    base = json.loads(Path(_report(tmp_path, "base.json", 0.97, early_stop=False)).read_text())
+    base["campaigns"][0]["profile"] = "high"
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    now = _report(tmp_path, "now.json", 0.97, seed=2, early_stop=False)
+    code, out, _ = _gate(now, "--baseline", str(tmp_path / "base.json"))
+    assert code == 1, out
+    assert "baseline:profile | **FAIL** | ran under fault profile 'mid', its baseline under 'high'" in out
+    assert "regression:" not in out  # (not compared: what it would measure is the profiles)
