@@ -320,7 +320,7 @@ def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(
     result.stdout.fnmatch_lines_random([
         "scenarios/refund.yaml::refund", "scenarios/listed.yaml::sloppy plain",
         "SKIPPED [[]1[]] scenarios/compose.yaml: not a scenario file (its top level is a mapping without 'name' "
-        "and 'agent'); a scenario file holds a mapping with name: and agent:, or a list of them",
+        "and 'agent'); a scenario file holds a mapping with agent: (and name:, tools:, ...), or a list of them",
         "SKIPPED [[]1[]] scenarios/names.yml: not a scenario file (the first item of its top-level list is not a "
         "mapping)*",
         "SKIPPED [[]1[]] scenarios/half.yaml: not a scenario file (its top level is a mapping without 'agent')*",
@@ -348,6 +348,10 @@ def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(
     ("name: x\n\tagent: a:b\n", None),  # broken YAML: the loader reports it
     (b"name: \xff\n", None),  # not UTF-8: the loader reports it
     ("name: x\ntask: t\n", "its top level is a mapping without 'agent'"),
+    # a misspelt name or agent: still a scenario file, whose error the loader reports (skipped, it ran silently never)
+    ("nme: x\nagent: a:b\n", None),
+    ("name: x\nagnt: a:b\ntools: m:T\ncheck: m:c\n", None),
+    ("name: x\nservices: {}\ntools: [a]\n", "its top level is a mapping without 'agent'"),  # (one such key: not)
     ("- 1\n- 2\n", "the first item of its top-level list is not a mapping"),
     ("[]\n", "its top level is an empty list"),
     ("just text\n", "its top level is not a mapping"),
@@ -389,3 +393,14 @@ def test_a_collection_error_is_redacted(pytester, monkeypatch):
     result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", "--collect-only", "-q", "scenarios")
     result.stdout.fnmatch_lines(["scenarios/live.yaml:3:*key_env*[[]redacted[]]*"])
     assert "Zk3PqRs" not in result.stdout.str()
+
+
+def test_a_scenario_file_with_a_misspelt_name_is_an_error_not_a_skip(pytester):
+    """``nme: refund`` under ``scenarios/``: the file was skipped as "not a scenario file" (shown with ``-rs``
+    only) and the run passed without its campaign."""
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "refund.yaml").write_text(
+        "nme: refund\nagent: pytest_agentops.demo:careful_agent\nexpect: {completion_rate: '>= 0.9'}\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", "-q", "scenarios")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*scenarios/refund.yaml:1:1: *nme*name*"])

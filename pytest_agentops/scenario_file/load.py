@@ -118,9 +118,10 @@ SNIFF_BYTES = 64 * 1024
 def not_a_scenario_file(path: str | os.PathLike[str]) -> str | None:
     """Why a YAML file is not a scenario file, or None when it is one (or may be: a broken one is collected
     and reported). A cheap, safe look at the start of the file (its first 64 KiB, YAML events only, nothing
-    built): a scenario file's first document is a mapping with ``name`` and ``agent`` keys, or a list whose
-    first item is one. A file that cannot be read or parsed is left to the loader, which says why. A longer file
-    the first 64 KiB do not show to be one (a long comment first) is looked at whole, up to the 1 MB limit."""
+    built): a scenario file's first document is a mapping with an ``agent`` key, or with ``name`` and two keys
+    only a scenario has (``tools``, ``check``, ...: its ``agent`` misspelt), or a list whose first item is one.
+    A file that cannot be read or parsed is left to the loader, which says why. A longer file the first 64 KiB
+    do not show to be one (a long comment first) is looked at whole, up to the 1 MB limit."""
     why, cut = _look(path, SNIFF_BYTES)
     return _look(path, MAX_FILE_BYTES)[0] if why is not None and cut else why
 
@@ -154,6 +155,15 @@ def _sniff_bytes(path: str | os.PathLike[str], data: bytes, cut: bool) -> str | 
     finally:
         if loader is not None:
             loader.dispose()
+
+
+#: Keys only a scenario has: a mapping with ``name`` and two of them is a scenario file whose ``agent`` key is
+#: missing or misspelt (reported by the loader, not skipped as another file: an ``agnt:`` typo must not
+#: silently drop the scenario).
+_SCENARIO_ONLY = frozenset({"tools", "world", "check", "expect", "faults", "approver", "enforce", "scopes",
+                            "escalation", "trajectory", "isolation", "llm", "live", "early_stop", "keep_traces",
+                            "virtual_timeout_s", "max_campaign_tokens", "max_campaign_usd", "memory_limit_mb",
+                            "shrink_runs", "allow_hosts", "xfail"})
 
 
 def _sniff(loader: ScenarioLoader) -> str | None:
@@ -190,8 +200,10 @@ def _sniff(loader: ScenarioLoader) -> str | None:
             keys.add(ev.value)
         else:
             skip(ev)
-        if {"name", "agent"} <= keys or ("<<" in keys and keys & {"name", "agent"}):
-            return None  # (a merge key may bring the other one)
+        if "agent" in keys or ("<<" in keys and "name" in keys):
+            return None  # (a misspelt or missing name is the loader's to report; a merge key may bring agent)
+        if "name" in keys and len(keys & _SCENARIO_ONLY) >= 2:
+            return None
         skip(event())  # the value
     missing = " and ".join(repr(k) for k in ("name", "agent") if k not in keys)
     return f"{where} is a mapping without {missing}"
