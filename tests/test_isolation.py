@@ -349,3 +349,76 @@ def test_processes_an_agent_starts_in_sessions_of_their_own_end_with_its_trial(t
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
     assert record.outcome == ("completed" if ending == "return" else "error")
+
+
+def _values():
+    import collections
+    import datetime
+    import decimal
+    import fractions
+    import typing
+    import urllib.parse
+    import uuid
+    import zoneinfo
+
+    import numpy as np
+
+    return [
+        None, 1, 2.5, "text", b"bytes", bytearray(b"b"), [1, (2, 3)], {"a": {1, 2}}, frozenset({3}), complex(1, 2),
+        range(3), collections.OrderedDict(a=1), collections.deque([1]), collections.Counter("aab"),
+        datetime.datetime(2026, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")), datetime.timedelta(seconds=3),
+        decimal.Decimal("1.5"), fractions.Fraction(1, 3), uuid.UUID(int=7), urllib.parse.urlparse("http://h/p?q=1"),
+        isolation_support.Orders.__new__(isolation_support.Orders), int | None, typing.List[int], KeyError("k"),  # noqa: UP006
+        np.arange(3), np.float64(2.5), SHADE.DARK,
+    ]
+
+
+class SHADE(__import__("enum").Enum):
+    DARK = 1
+
+
+def test_what_the_test_process_takes_from_a_child_includes_every_ordinary_value():
+    """The data a child sends back as it did before the restricted unpickler: containers, numbers, dates with
+    their time zone, decimals, UUIDs, parse results, enums, typing's generics, numpy arrays, exceptions, objects of
+    the user's classes."""
+    import pickle
+
+    import numpy as np
+
+    from pytest_agentops.harness.child.protocol import data_loads
+
+    for value in _values():
+        back = data_loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        if isinstance(value, np.ndarray):
+            assert (back == value).all()
+        elif isinstance(value, BaseException):
+            assert type(back) is type(value) and back.args == value.args
+        elif type(value).__module__ == "isolation_support":
+            assert type(back) is type(value)
+        else:
+            assert back == value, value
+
+
+def test_a_submodule_of_a_loaded_package_is_imported_for_a_childs_object(tmp_path, monkeypatch):
+    """An agent's output of a class from a submodule its process imported (lazily) and the test process had not:
+    the submodule is imported (its package is loaded here), unlike a module of a package that is not."""
+    import pickle
+    import sys
+
+    from pytest_agentops.harness.child.protocol import data_loads
+
+    (tmp_path / "agentpkg").mkdir()
+    (tmp_path / "agentpkg" / "__init__.py").write_text("")
+    (tmp_path / "agentpkg" / "late.py").write_text(
+        "class Reply:\n    def __init__(self, text):\n        self.text = text\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import agentpkg.late
+
+    data = pickle.dumps(agentpkg.late.Reply("hi"))
+    monkeypatch.delitem(sys.modules, "agentpkg.late")
+    monkeypatch.delattr(sys.modules["agentpkg"], "late")
+    assert data_loads(data).text == "hi"
+    monkeypatch.delitem(sys.modules, "agentpkg.late")
+    monkeypatch.delitem(sys.modules, "agentpkg")
+    with pytest.raises(pickle.UnpicklingError, match="not a module loaded in the test process"):
+        data_loads(data)

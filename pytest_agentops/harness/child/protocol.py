@@ -40,18 +40,19 @@ _HEADER = struct.Struct("!Q")
 #: pytest's memory with whatever the agent sends, beyond the child's own memory limit).
 MAX_MESSAGE_BYTES = 256 * 2**20
 
-#: Modules (and packages) whose classes a child's message may not name: constructing them acts on the system
-#: (opens files, starts processes or threads, binds sockets, maps memory, makes code) or reaches the harness.
+#: Modules (and packages: a dotted entry, that module and below) whose classes a child's message may not name:
+#: constructing them acts on the system (opens files, starts processes or threads, binds sockets, maps memory,
+#: makes code) or reaches the harness.
 _NOT_DATA = frozenset({
     "os", "posix", "nt", "sys", "subprocess", "io", "_io", "socket", "_socket", "ssl", "_ssl", "select",
     "selectors", "mmap", "signal", "threading", "_thread", "multiprocessing", "concurrent", "asyncio", "ctypes",
     "_ctypes", "types", "functools", "_functools", "operator", "_operator", "importlib", "pkgutil", "zipimport",
     "runpy", "code", "codeop", "pickle", "_pickle", "marshal", "gc", "weakref", "_weakref", "atexit",
     "builtins", "shutil", "tempfile", "zipfile", "tarfile", "gzip", "bz2", "lzma", "zlib", "shelve", "dbm",
-    "sqlite3", "_sqlite3", "logging", "fileinput", "mailbox", "wave", "aifc", "sunau", "webbrowser", "http",
-    "urllib", "ftplib", "smtplib", "poplib", "imaplib", "telnetlib", "socketserver", "xmlrpc", "pty", "tty",
+    "sqlite3", "_sqlite3", "logging", "fileinput", "mailbox", "wave", "aifc", "sunau", "webbrowser", "http.server",
+    "ftplib", "smtplib", "poplib", "imaplib", "telnetlib", "socketserver", "xmlrpc", "wsgiref", "pty", "tty",
     "termios", "fcntl", "resource", "pdb", "bdb", "trace", "profile", "cProfile", "timeit", "unittest",
-    "contextlib", "sched", "queue", "pytest", "_pytest", "pluggy", "pytest_agentops", "faulthandler", "readline",
+    "pytest", "_pytest", "pluggy", "pytest_agentops", "faulthandler", "readline",
     "curses", "tkinter", "turtle", "venv", "ensurepip", "distutils", "setuptools", "pip", "site", "sysconfig",
     "doctest", "pydoc", "idlelib", "lib2to3",
 })
@@ -62,11 +63,34 @@ _BUILTIN_DATA = frozenset({dict, list, tuple, set, frozenset, str, bytes, bytear
                            types.SimpleNamespace})
 
 
+def _not_data(module: str) -> bool:
+    """Whether ``module`` is one of ``_NOT_DATA`` or below one."""
+    parts = module.split(".")
+    return any(".".join(parts[:i]) in _NOT_DATA for i in range(1, len(parts) + 1))
+
+
+def _loaded(module: str) -> Any:
+    """``module`` as loaded here; a submodule of a package loaded here (and outside ``_NOT_DATA``) is imported (an
+    agent's ``pydantic_ai.messages``, imported lazily in its own process); None for any other."""
+    found = sys.modules.get(module)
+    if found is None and "." in module and module.split(".")[0] in sys.modules and not _not_data(module):
+        import importlib
+
+        try:
+            found = importlib.import_module(module)
+        except Exception:
+            return None
+    return found
+
+
 def _enum_member(cls: Any, name: Any) -> Any:
     """``getattr`` as a message may call it: an enum's member by its name (how enums pickle), nothing else (a
     bound method, ``Path(...).write_text``, would act; a function's ``__globals__`` would reach everything)."""
     if isinstance(cls, type) and issubclass(cls, enum.Enum) and isinstance(name, str) and not name.startswith("_"):
         return getattr(cls, name)
+    zoneinfo = sys.modules.get("zoneinfo")
+    if zoneinfo is not None and cls is zoneinfo.ZoneInfo and name == "_unpickle":
+        return cls._unpickle  # (a datetime's time zone)
     raise pickle.UnpicklingError("getattr: the test process takes an enum's member by its name, nothing else")
 
 
@@ -103,7 +127,7 @@ class _DataUnpickler(pickle.Unpickler):
             return rebuilder
         if module == __name__ and name == "ShownDefault":
             return ShownDefault
-        loaded = sys.modules.get(module)
+        loaded = _loaded(module)
         if loaded is None:
             raise pickle.UnpicklingError(f"{module}.{name}: not a module loaded in the test process")
         found: Any = loaded
@@ -114,7 +138,7 @@ class _DataUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"{module}.{name}: no such name") from None
         if isinstance(found, type):
             if (found in _BUILTIN_DATA or issubclass(found, BaseException)
-                    or (module != "builtins" and module.split(".")[0] not in _NOT_DATA)):
+                    or (module != "builtins" and not _not_data(module))):
                 return found
         elif module.split(".")[0] == "numpy" and name in _NUMPY_REBUILDERS:
             return found
