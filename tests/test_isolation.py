@@ -385,7 +385,7 @@ def test_what_the_test_process_takes_from_a_child_includes_every_ordinary_value(
 
     import numpy as np
 
-    from pytest_agentops.harness.child.protocol import data_loads
+    from pytest_agentops.harness.child.child_data import data_loads
 
     for value in _values():
         back = data_loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
@@ -405,7 +405,7 @@ def test_a_submodule_of_a_loaded_package_is_imported_for_a_childs_object(tmp_pat
     import pickle
     import sys
 
-    from pytest_agentops.harness.child.protocol import data_loads
+    from pytest_agentops.harness.child.child_data import data_loads
 
     (tmp_path / "agentpkg").mkdir()
     (tmp_path / "agentpkg" / "__init__.py").write_text("")

@@ -21,13 +21,13 @@ from ...process.reaper import REAPER, end_descendants
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
 from .. import secrets
+from .child_data import data_loads
 from .http_proxy import faulted_hosts
 from .protocol import (
     ChildJob,
     ChildLimits,
     MessageTooLarge,
     _Channel,
-    data_loads,
     describe_exit,
     freeze,
     thaw,
