@@ -173,3 +173,22 @@ def leaves_processes_behind(task, env):
     if how == "exit":
         os._exit(0)
     return "spawned"
+
+
+def signals_past_os_kill(task, env):
+    """Signals the test process (SIGCONT: harmless) through ``posix.kill``, with a numpy integer pid, and through
+    ``signal.pidfd_send_signal`` to an open ``/proc/PID`` directory."""
+    import posix
+    import signal
+
+    import numpy as np
+
+    parent = os.getppid()
+    with contextlib.suppress(PermissionError):
+        if task == "posix":
+            posix.kill(parent, signal.SIGCONT)
+        elif task == "numpy":
+            os.kill(np.int64(parent), signal.SIGCONT)
+        else:
+            signal.pidfd_send_signal(os.open(f"/proc/{parent}", os.O_RDONLY), signal.SIGCONT)
+    return "done"

@@ -322,13 +322,15 @@ def test_an_isolated_agents_memory_limit_is_its_hard_limit_too_and_a_crash_is_na
     assert "Traceback" not in record.reason and "\n" not in record.reason
 
 
-@pytest.mark.parametrize("target", ["pid", "group", "everyone"])
+@pytest.mark.parametrize("target", ["pid", "group", "everyone", "posix", "numpy", "pidfd"])
 def test_an_isolated_agent_cannot_signal_the_test_process(target):
     """``os.kill(os.getppid(), SIGKILL)`` from an isolated agent ended pytest (status 137, the later tests never
     ran), and SIGSTOP froze the run. Refused now, as in-process, and the trial is an error whatever the agent
     caught. (SIGCONT here: were it not refused, pytest would go on.)"""
-    (record,) = run_campaign(Scenario(name="signals", agent=isolation_support.signals_the_test_process, task=target,
-                                      trials=1, seed=1, faults="none", isolation="process")).records
+    agent = (isolation_support.signals_the_test_process if target in ("pid", "group", "everyone")
+             else isolation_support.signals_past_os_kill)  # (a second review's ways past the first guard)
+    (record,) = run_campaign(Scenario(name="signals", agent=agent, task=target, trials=1, seed=1, faults="none",
+                                      isolation="process")).records
     assert record.outcome == "error", record.reason
     assert "in an isolated trial is refused: it signals the test process" in record.reason
 
@@ -355,7 +357,6 @@ def _values():
     import collections
     import datetime
     import decimal
-    import fractions
     import typing
     import urllib.parse
     import uuid
@@ -365,9 +366,9 @@ def _values():
 
     return [
         None, 1, 2.5, "text", b"bytes", bytearray(b"b"), [1, (2, 3)], {"a": {1, 2}}, frozenset({3}), complex(1, 2),
-        range(3), collections.OrderedDict(a=1), collections.deque([1]), collections.Counter("aab"),
+        ..., NotImplemented, collections.OrderedDict(a=1), collections.deque([1]), collections.Counter("aab"),
         datetime.datetime(2026, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")), datetime.timedelta(seconds=3),
-        decimal.Decimal("1.5"), fractions.Fraction(1, 3), uuid.UUID(int=7), urllib.parse.urlparse("http://h/p?q=1"),
+        decimal.Decimal("1.5"), uuid.UUID(int=7), urllib.parse.urlparse("http://h/p?q=1"),
         isolation_support.Orders.__new__(isolation_support.Orders), int | None, typing.List[int], KeyError("k"),  # noqa: UP006
         np.arange(3), np.float64(2.5), SHADE.DARK,
     ]
@@ -399,9 +400,11 @@ def test_what_the_test_process_takes_from_a_child_includes_every_ordinary_value(
             assert back == value, value
 
 
-def test_a_submodule_of_a_loaded_package_is_imported_for_a_childs_object(tmp_path, monkeypatch):
-    """An agent's output of a class from a submodule its process imported (lazily) and the test process had not:
-    the submodule is imported (its package is loaded here), unlike a module of a package that is not."""
+def test_a_module_of_the_project_is_imported_for_a_childs_object_and_nothing_installed_is(tmp_path, monkeypatch):
+    """An agent's output of a class from a module its process imported (lazily) and the test process had not:
+    the project's own module is imported (as pickle did), a submodule of a package loaded here too; a module of
+    the standard library or an installed package that is not loaded is not (its import may act: ``antigravity``
+    opens a browser)."""
     import pickle
     import sys
 
@@ -420,5 +423,46 @@ def test_a_submodule_of_a_loaded_package_is_imported_for_a_childs_object(tmp_pat
     assert data_loads(data).text == "hi"
     monkeypatch.delitem(sys.modules, "agentpkg.late")
     monkeypatch.delitem(sys.modules, "agentpkg")
+    assert data_loads(data).text == "hi"  # (the project's own package, not loaded: imported)
+    assert "antigravity" not in sys.modules
     with pytest.raises(pickle.UnpicklingError, match="not a module loaded in the test process"):
+        data_loads(b"cantigravity\nfly\n.")
+    assert "antigravity" not in sys.modules
+
+
+class _Sized:
+    """Pickles as ``bytearray(2**29)``: 40 bytes that grew pytest to 4.7 GiB."""
+
+    def __reduce__(self):
+        return (bytearray, (2**29,))
+
+
+class _Endless:
+    """Pickles as ``collections.deque(itertools.count())``: a deque that never stops growing."""
+
+    def __reduce__(self):
+        import collections
+        import itertools
+
+        return (collections.deque, (itertools.count(),))
+
+
+@pytest.mark.parametrize(("data", "why"), [
+    (b"cpathlib\nio.FileIO\n.", "names a module's attribute through another"),  # (creates or truncates files)
+    (b"cemail.utils\nsocket.socket\n.", "names a module's attribute through another"),
+    (b"cos\nsystem\n.", "not a function or a class that acts on the system"),
+    ("sized", r"bytearray\(536870912\): the test process builds no object as large as a number in a message says"),
+    ("endless", "itertools.count: the test process takes data from an agent's process"),
+], ids=["through-a-module", "socket-through-a-module", "function", "sized", "endless"])
+def test_a_message_cannot_reach_past_the_data_it_may_hold(data, why):
+    """A second review's ways past the first version of the restricted unpickler: a dotted name that went through
+    another module (``numpy._core._internal`` + ``ctypes.CDLL`` ran ``system`` in pytest), a class called with
+    a size (``bytearray(2**29)``: 4.7 GiB of pytest's memory from 40 bytes), an endless iterable."""
+    import pickle
+
+    from pytest_agentops.harness.child.child_data import data_loads
+
+    data = {"sized": lambda: pickle.dumps(_Sized(), protocol=5),
+            "endless": lambda: pickle.dumps(_Endless(), protocol=5)}.get(data, lambda: data)()
+    with pytest.raises(pickle.UnpicklingError, match=why):
         data_loads(data)

@@ -320,7 +320,7 @@ def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(
     result.stdout.fnmatch_lines_random([
         "scenarios/refund.yaml::refund", "scenarios/listed.yaml::sloppy plain",
         "SKIPPED [[]1[]] scenarios/compose.yaml: not a scenario file (its top level is a mapping without 'name' "
-        "and 'agent'); a scenario file holds a mapping with agent: (and name:, tools:, ...), or a list of them",
+        "and 'agent'); a scenario file holds a mapping with name: and agent:, or a list of them",
         "SKIPPED [[]1[]] scenarios/names.yml: not a scenario file (the first item of its top-level list is not a "
         "mapping)*",
         "SKIPPED [[]1[]] scenarios/half.yaml: not a scenario file (its top level is a mapping without 'agent')*",
@@ -352,6 +352,9 @@ def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(
     ("nme: x\nagent: a:b\n", None),
     ("name: x\nagnt: a:b\ntools: m:T\ncheck: m:c\n", None),
     ("name: x\nservices: {}\ntools: [a]\n", "its top level is a mapping without 'agent'"),  # (one such key: not)
+    # an agent that names no module:attr, in a file without name: a transcript or a model's settings (a review)
+    ("- agent: support-bot\n  text: hello\n", "the first item of its top-level list is a mapping without 'name'"),
+    ("agent:\n  model: gpt-4o-mini\n  temperature: 0\n", "its top level is a mapping without 'name'"),
     ("- 1\n- 2\n", "the first item of its top-level list is not a mapping"),
     ("[]\n", "its top level is an empty list"),
     ("just text\n", "its top level is not a mapping"),

@@ -13,7 +13,9 @@ output, the JSON report, and what the agent prints or logs while a campaign runs
   (``OPENAI_API_KEY``, ``GITHUB_TOKEN``, ``DB_PASSWORD``, ``AWS_SECRET_ACCESS_KEY``, ``GHTOKEN``), with a value
   of at least 8 characters. They are read from the
   environment when a campaign starts and ends (``refresh``) and when a report is written, and a value read once
-  stays redacted in the process (a secret a test sets for its campaign alone is redacted in the report too);
+  stays redacted in the process (a secret a test sets for its campaign alone is redacted in the report too; the
+  last 64 values no longer in the environment are kept: a value that is also ordinary text, ``password``, is then
+  redacted from later campaigns' text too);
 - in mappings (trace event data), the value of a key that names a secret (``api_key``, ``authorization``,
   ``password``, ``secret``, a key ending in ``token``, ``bearer``).
 
@@ -110,24 +112,44 @@ def written_forms(value: str) -> set[str]:
     password, a token in a query)."""
     once = _escaped_forms(value)
     forms = {value, *once, *(twice for form in once if form != value for twice in _escaped_forms(form)),
-             urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+             urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value)}
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
-#: Every secret value ``refresh`` has read in this process: a value stays redacted once read (a test's
-#: ``monkeypatch.setenv`` secret, read when its campaign started, is gone by the time the report is written).
-_read_before: set[str] = set()
+#: The secret values ``refresh`` read before that are no longer in the environment, the latest last: a value
+#: stays redacted once read (a test's ``monkeypatch.setenv`` secret, read when its campaign started, is gone by
+#: the time the report is written), the last ``REMEMBERED`` of them (a run whose every test sets another key
+#: would make each redaction slower).
+_read_before: dict[str, None] = {}
+REMEMBERED = 64
+_forms: dict[str, frozenset[str]] = {}  # value -> its written forms (worked out once)
+_compiled: tuple[frozenset[str], re.Pattern[str] | None, int] | None = None
 
 
 def refresh(environ: Mapping[str, str] | None = None) -> None:
     """Read the environment's secrets again (a campaign does when it starts and ends; so does writing a report),
-    adding them to those read before."""
-    global _env_pattern, _env_longest, _env_numbers
-    _read_before.update(environment_secrets(environ))
+    with those read before (``_read_before``)."""
+    global _env_pattern, _env_longest, _env_numbers, _compiled
+    now = environment_secrets(environ)
+    for value in now:
+        _read_before.pop(value, None)
+        _read_before[value] = None
+    while len(_read_before) > REMEMBERED + len(now):
+        del _read_before[next(iter(_read_before))]
     values = tuple(_read_before)
-    forms = sorted({form for v in values for form in written_forms(v)}, key=lambda v: (-len(v), v))
-    _env_pattern = re.compile("|".join(re.escape(v) for v in forms)) if forms else None
-    _env_longest = len(forms[0]) if forms else 0
+    key = frozenset(values)
+    if _compiled is not None and _compiled[0] == key:  # (the same values: the same pattern)
+        _env_pattern, _env_longest = _compiled[1], _compiled[2]
+    else:
+        if len(_forms) > 4 * REMEMBERED:
+            _forms.clear()
+        for value in values:
+            if value not in _forms:
+                _forms[value] = frozenset(written_forms(value))
+        forms = sorted({form for v in values for form in _forms[v]}, key=lambda v: (-len(v), v))
+        _env_pattern = re.compile("|".join(re.escape(v) for v in forms)) if forms else None
+        _env_longest = len(forms[0]) if forms else 0
+        _compiled = (key, _env_pattern, _env_longest)
     # (eight significant digits at least: ``00000001`` would redact every 1)
     _env_numbers = frozenset(int(v) for v in values
                              if v.isascii() and v.isdigit() and len(v.lstrip("0")) >= MIN_SECRET_LENGTH)

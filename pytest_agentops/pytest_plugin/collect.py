@@ -2,9 +2,9 @@
 
 Collected: ``.yaml``/``.yml`` files given on the command line, files matching the ini patterns
 ``agentops_scenario_files``, and the files under a ``scenarios/`` directory that look like scenario files (a
-cheap look at their start, ``scenario_file.not_a_scenario_file``: a mapping with ``agent``, or with ``name`` and
-keys only a scenario has, or a list of them); another YAML file there is skipped with the reason, not collected
-as a broken scenario. Each item runs its campaign through the same
+cheap look at their start, ``scenario_file.not_a_scenario_file``: a mapping with ``name`` and ``agent`` (or an
+``agent: module:attr``, or ``name`` and keys only a scenario has), or a list of them); another YAML file there
+is skipped with the reason, not collected as a broken scenario. Each item runs its campaign through the same
 function as the ``agent_chaos`` fixture (``campaigns.run_scenario``), so seeds, trial counts, profiles, the
 replay command, the terminal table and the JSON report behave the same for YAML and Python scenarios.
 Imported by ``pytest_collect_file`` only when ``--agent-chaos`` is on, or a YAML file is named on the command
@@ -88,8 +88,7 @@ class NotRunWithoutChaos(pytest.File):
 
 
 def skip_reason(why: str) -> str:
-    return (f"not a scenario file ({why}); a scenario file holds a mapping with agent: (and name:, tools:, ...), "
-            "or a list of them")
+    return f"not a scenario file ({why}); a scenario file holds a mapping with name: and agent:, or a list of them"
 
 
 def _redacted(text: str) -> str:

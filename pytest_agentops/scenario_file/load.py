@@ -118,8 +118,9 @@ SNIFF_BYTES = 64 * 1024
 def not_a_scenario_file(path: str | os.PathLike[str]) -> str | None:
     """Why a YAML file is not a scenario file, or None when it is one (or may be: a broken one is collected
     and reported). A cheap, safe look at the start of the file (its first 64 KiB, YAML events only, nothing
-    built): a scenario file's first document is a mapping with an ``agent`` key, or with ``name`` and two keys
-    only a scenario has (``tools``, ``check``, ...: its ``agent`` misspelt), or a list whose first item is one.
+    built): a scenario file's first document is a mapping with ``name`` and ``agent``, or with an ``agent`` naming
+    ``module:attr`` (its ``name`` misspelt), or with ``name`` and two keys only a scenario has (``tools``,
+    ``check``, ...: its ``agent`` misspelt), or a list whose first item is one.
     A file that cannot be read or parsed is left to the loader, which says why. A longer file the first 64 KiB
     do not show to be one (a long comment first) is looked at whole, up to the 1 MB limit."""
     why, cut = _look(path, SNIFF_BYTES)
@@ -196,15 +197,21 @@ def _sniff(loader: ScenarioLoader) -> str | None:
         ev = event()
         if isinstance(ev, yaml.MappingEndEvent):
             break
-        if isinstance(ev, yaml.ScalarEvent):
-            keys.add(ev.value)
-        else:
+        key = ev.value if isinstance(ev, yaml.ScalarEvent) else None
+        if key is None:
             skip(ev)
-        if "agent" in keys or ("<<" in keys and "name" in keys):
-            return None  # (a misspelt or missing name is the loader's to report; a merge key may bring agent)
-        if "name" in keys and len(keys & _SCENARIO_ONLY) >= 2:
+        else:
+            keys.add(key)
+        if ("<<" in keys and "name" in keys) or ("name" in keys and len(keys & _SCENARIO_ONLY) >= 2):
+            return None  # (a merge key may bring agent; name and keys only a scenario has: agent misspelt)
+        value = event()
+        if key == "agent" and isinstance(value, yaml.ScalarEvent) and ":" in value.value:
+            return None  # (``module:attr``: a scenario's agent; a misspelt or missing name is the loader's)
+        if key == "agent" and "name" in keys:
             return None
-        skip(event())  # the value
+        skip(value)
+    if "agent" in keys and "name" in keys:
+        return None
     missing = " and ".join(repr(k) for k in ("name", "agent") if k not in keys)
     return f"{where} is a mapping without {missing}"
 

@@ -232,9 +232,9 @@ def _outcome(pass_at: np.ndarray, fail_at: np.ndarray, p: float, max_n: int,
             got = passed if verdict == "pass" else failed if verdict == "fail" else passed + failed
             if got >= target:
                 return RuleOutcome(p, passed, failed, -1.0, ())
-            # (whether the rest can still reach it: a sum over the window, so every 8th unit; ``got`` only grows
-            # and ``got`` + rest only shrinks, so checking less often stops later, never with another answer)
-            if (n & 7 == 0 or hi <= lo) and got + float(total(buf[lo:hi])) < target:
+            # (whether the rest can still reach it, at every unit: in floating point ``got`` + rest does not only
+            # shrink, so checking less often could give another answer at a probability within a few ulps of 1)
+            if got + float(total(buf[lo:hi])) < target:
                 return RuleOutcome(p, passed, failed, -2.0, ())
         if hi <= lo:
             break

@@ -16,11 +16,12 @@ import enum
 import functools
 import io
 import operator
+import os
 import pickle
 import re
 import sys
 import types
-from typing import Any
+from typing import Any, ClassVar
 
 from ...errors import hide_own_frames
 
@@ -40,13 +41,19 @@ _NOT_DATA = frozenset({
     "termios", "fcntl", "resource", "pdb", "bdb", "trace", "profile", "cProfile", "timeit", "unittest",
     "pytest", "_pytest", "pluggy", "pytest_agentops", "faulthandler", "readline",
     "curses", "tkinter", "turtle", "venv", "ensurepip", "distutils", "setuptools", "pip", "site", "sysconfig",
-    "doctest", "pydoc", "idlelib", "lib2to3",
+    "doctest", "pydoc", "idlelib", "lib2to3", "itertools", "fractions",
 })
 #: The classes of ``builtins`` a message may build (the others make code, wrap calls or open files), and of the
 #: modules above those that are plain data.
-_BUILTIN_DATA = frozenset({dict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, bool,
-                           slice, range, object, type(None), type(NotImplemented), type(Ellipsis),
-                           types.SimpleNamespace})
+_BUILTIN_DATA = frozenset({int, float, bool, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset,
+                           slice, object, types.SimpleNamespace})
+#: Classes whose ``__new__`` or ``__init__`` makes an object as large as a number it is given says
+#: (``bytearray(2**31)``): called with a number past ``_SIZE_LIMIT`` in a message, refused (a 40-byte message
+#: would grow pytest's memory without bound). No lazy iterable can be built at all (``range``, ``itertools``,
+#: numpy's iterators), so no class that takes an iterable (``collections.deque(itertools.count())``) can be made to
+#: grow without bound; nor a ``Fraction`` (``Fraction("1e100000000")`` works out 10**100000000).
+_SIZED = (bytes, bytearray)
+_SIZE_LIMIT = 2**20
 
 
 def _not_data(module: str) -> bool:
@@ -56,17 +63,34 @@ def _not_data(module: str) -> bool:
 
 
 def _loaded(module: str) -> Any:
-    """``module`` as loaded here; a submodule of a package loaded here (and outside ``_NOT_DATA``) is imported (an
-    agent's ``pydantic_ai.messages``, imported lazily in its own process); None for any other."""
+    """``module`` as loaded here. Imported if it is not (outside ``_NOT_DATA``): a submodule of a package loaded
+    here (an agent's ``pydantic_ai.messages``, imported lazily in its own process), or a module of the project's
+    own (a file outside the interpreter's and its installed packages' folders: the agent's helper module). None
+    for any other (nothing of the standard library or an installed package is imported for a message)."""
     found = sys.modules.get(module)
-    if found is None and "." in module and module.split(".")[0] in sys.modules and not _not_data(module):
-        import importlib
+    if found is not None or _not_data(module):
+        return found
+    import importlib
+
+    top = module.split(".")[0]
+    if top not in sys.modules:
+        import importlib.util
+        import sysconfig
 
         try:
-            found = importlib.import_module(module)
-        except Exception:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
             return None
-    return found
+        origin = getattr(spec, "origin", None) if spec is not None else None
+        installed = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib", "purelib",
+                                                                               "platlib")}
+        if not origin or not os.path.isfile(origin) or any(
+                os.path.realpath(origin).startswith(folder + os.sep) for folder in installed):
+            return None
+    try:
+        return importlib.import_module(module)
+    except Exception:
+        return None
 
 
 def _enum_member(cls: Any, name: Any) -> Any:
@@ -78,6 +102,23 @@ def _enum_member(cls: Any, name: Any) -> Any:
     if zoneinfo is not None and cls is zoneinfo.ZoneInfo and name == "_unpickle":
         return cls._unpickle  # (a datetime's time zone)
     raise pickle.UnpicklingError("getattr: the test process takes an enum's member by its name, nothing else")
+
+
+def _small_reduce(function: Any, iterable: Any, *initial: Any) -> Any:
+    """``functools.reduce`` as a message may call it: over a tuple of at most 64 items (a union's members)."""
+    if not (isinstance(iterable, tuple) and len(iterable) <= 64):
+        raise pickle.UnpicklingError("functools.reduce: the test process reduces a short tuple, nothing else")
+    return functools.reduce(function, iterable, *initial)
+
+
+def _numpy_rebuilder(real: Any) -> Any:
+    """numpy's ``_reconstruct`` as a message may call it: an empty array of the class it names, filled by its
+    state (the data comes in the message), never one of a size an argument asks for."""
+    def rebuild(subtype: Any, shape: Any, dtype: Any) -> Any:
+        if not (isinstance(shape, tuple) and all(isinstance(n, int) and 0 <= n <= 1 for n in shape)):
+            raise pickle.UnpicklingError("numpy: the test process rebuilds an array from its data, not from a shape")
+        return real(subtype, shape, dtype)
+    return rebuild
 
 
 def _type_of(value: Any) -> type:
@@ -94,18 +135,63 @@ _REBUILDERS: dict[tuple[str, str], Any] = {
     ("copyreg", "__newobj__"): copyreg.__newobj__, ("copyreg", "__newobj_ex__"): copyreg.__newobj_ex__,
     ("_codecs", "encode"): codecs.encode, ("codecs", "encode"): codecs.encode,  # (protocol 2's bytes)
     ("builtins", "getattr"): _enum_member, ("builtins", "type"): _type_of,
+    ("builtins", "Ellipsis"): Ellipsis, ("builtins", "NotImplemented"): NotImplemented,
     ("_operator", "getitem"): operator.getitem, ("operator", "getitem"): operator.getitem,
     ("_operator", "or_"): operator.or_, ("operator", "or_"): operator.or_,
-    ("_functools", "reduce"): functools.reduce, ("functools", "reduce"): functools.reduce,
+    ("_functools", "reduce"): _small_reduce, ("functools", "reduce"): _small_reduce,
     ("re", "_compile"): re.compile, ("array", "_array_reconstructor"): array._array_reconstructor,  # type: ignore[attr-defined]
 }
-_NUMPY_REBUILDERS = frozenset({"_reconstruct", "scalar", "_frombuffer"})
+_NUMPY_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
 
 
-class _DataUnpickler(pickle.Unpickler):
+def _check_call(function: Any, args: Any) -> None:
+    """Refuse a call a message makes that would build an object as large as a number says (``_SIZED``)."""
+    if function is copyreg.__newobj__ or function is copyreg.__newobj_ex__:  # type: ignore[attr-defined]
+        function, args = (args[0], args[1:]) if args else (None, ())
+    elif function is copyreg._reconstructor:  # type: ignore[attr-defined]
+        function, args = (args[1], args[2:]) if len(args) >= 2 else (None, ())
+    if isinstance(function, type) and issubclass(function, _SIZED):
+        for arg in args if isinstance(args, tuple) else ():
+            if (not isinstance(arg, (bytes, bytearray, str)) and hasattr(type(arg), "__index__")
+                    and operator.index(arg) > _SIZE_LIMIT):
+                raise pickle.UnpicklingError(f"{function.__name__}({arg}): the test process builds no object as "
+                                             "large as a number in a message says")
+
+
+class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     """Unpickles what a child sent as data: a global it names is one of ``_REBUILDERS``, or must be in a module
-    already loaded here (nothing is imported for it) and be a class of a module outside ``_NOT_DATA`` (or one of
-    ``_BUILTIN_DATA``, or an exception), or numpy's function that rebuilds an array."""
+    loaded here (``_loaded``) and be a class of a module outside ``_NOT_DATA`` (or one of ``_BUILTIN_DATA``, or an
+    exception), or numpy's function that rebuilds an array; and no call builds a ``_SIZED`` object from a large
+    number. (Python's own unpickler, whose calls can be checked: messages are small, a child's start dominates.)"""
+
+    dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def load_reduce(self) -> None:
+        stack = self.stack
+        args = stack.pop()
+        _check_call(stack[-1], args)
+        stack[-1] = stack[-1](*args)
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        _check_call(cls, args)
+        self.append(cls.__new__(cls, *args))
+
+    def load_newobj_ex(self) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        _check_call(cls, (*args, *kwargs.values()))
+        self.append(cls.__new__(cls, *args, **kwargs))
+
+    def _instantiate(self, klass: Any, idx: int) -> None:  # (protocols 0 and 1: INST, OBJ)
+        _check_call(klass, tuple(self.stack[idx:]))
+        super()._instantiate(klass, idx)
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
 
     def find_class(self, module: str, name: str) -> Any:
         rebuilder = _REBUILDERS.get((module, name))
@@ -119,20 +205,40 @@ class _DataUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"{module}.{name}: not a module loaded in the test process")
         found: Any = loaded
         try:
-            for part in name.split("."):
+            for part in name.split("."):  # (a class's qualified name: never through another module)
                 found = getattr(found, part)
+                if isinstance(found, types.ModuleType):
+                    raise pickle.UnpicklingError(f"{module}.{name}: names a module's attribute through another")
         except AttributeError:
             raise pickle.UnpicklingError(f"{module}.{name}: no such name") from None
         if isinstance(found, type):
-            if (found in _BUILTIN_DATA or issubclass(found, BaseException)
-                    or (module != "builtins" and not _not_data(module))):
+            own = getattr(found, "__module__", None)
+            if found in _BUILTIN_DATA or issubclass(found, BaseException):
                 return found
-        elif module.split(".")[0] == "numpy" and name in _NUMPY_REBUILDERS:
-            return found
+            if (module != "builtins" and not _not_data(module) and isinstance(own, str) and not _not_data(own)
+                    and own != "builtins" and not _is_array(found)):
+                return found
+        elif module in _NUMPY_MODULES and name == "_reconstruct":
+            return _numpy_rebuilder(found)
+        elif module in _NUMPY_MODULES and name == "scalar":
+            return found  # (a numpy scalar from its dtype and its bytes)
+        elif module in ("numpy._core.numeric", "numpy.core.numeric") and name == "_frombuffer":
+            return found  # (protocol 5's array: the buffer in the message, reshaped; never larger than it)
         elif module == "typing" and not isinstance(found, (types.FunctionType, types.BuiltinFunctionType)):
             return found  # (``List``, ``Union``: typing's special forms, subscripted by ``operator.getitem``)
         raise pickle.UnpicklingError(f"{module}.{name}: the test process takes data from an agent's process, not "
                                      "a function or a class that acts on the system")
+
+
+def _is_array(cls: type) -> bool:
+    """Whether ``cls`` is one of numpy's classes other than its dtype and scalar types (its arrays are built only
+    by ``_reconstruct``; its iterators, ``ndindex((10**5, 10**5))``, would feed a class that takes an iterable)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return False
+    if issubclass(cls, (numpy.ndarray, numpy.dtype, numpy.generic)):
+        return issubclass(cls, numpy.ndarray)
+    return (getattr(cls, "__module__", "") or "").split(".")[0] == "numpy"
 
 
 def data_loads(data: bytes) -> Any:

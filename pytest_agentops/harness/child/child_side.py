@@ -251,10 +251,15 @@ _REFUSED: list[str] = []
 
 
 def guard_the_test_process() -> None:
-    """``os.kill`` and ``os.killpg`` refused when they would reach the test process (its pid, its process group,
-    or every process: ``-1``): an isolated agent's ``os.kill(os.getppid(), SIGKILL)`` ended pytest, and its
-    ``SIGSTOP`` froze the run. And ``os._exit`` ends what the agent started in sessions of their own first.
-    (A ``kill`` command run through a shell gets past this: only another user could not signal pytest.)"""
+    """``os.kill`` and ``os.killpg`` (and ``posix``'s, the same functions) refused when they would reach the test
+    process (its pid, its process group, or every process: ``-1``), and ``os.pidfd_open`` of its pid and
+    ``signal.pidfd_send_signal`` to a descriptor of it (``os.open("/proc/PID")``): an isolated agent's
+    ``os.kill(os.getppid(), SIGKILL)`` ended pytest, and its ``SIGSTOP`` froze the run. And ``os._exit`` ends
+    what the agent started in sessions of their own first. (A ``kill`` command run through a shell, or ``ctypes``,
+    gets past this: only another user, or a PID namespace, could not signal pytest.)"""
+    import operator
+    import posix
+
     parent = os.getppid()
     try:
         group: int | None = os.getpgid(parent)
@@ -262,35 +267,66 @@ def guard_the_test_process() -> None:
         group = None
     real_kill, real_killpg, real_exit = os.kill, os.killpg, os._exit
 
-    def refuse(name: str, target: int, sig: int) -> None:
-        message = (f"os.{name}({target}, {sig}) in an isolated trial is refused: it signals the test process")
+    def refuse(name: str, target: Any, sig: Any) -> None:
+        message = f"{name}({target}, {sig}) in an isolated trial is refused: it signals the test process"
         _REFUSED.append(message)
         raise PermissionError(errno.EPERM, message)
 
-    def kill(pid: int, sig: int, /) -> None:
-        if sig != 0 and isinstance(pid, int) and (pid in (parent, -1) or (group is not None and pid == -group)):
-            refuse("kill", pid, sig)
+    def number(value: Any) -> int | None:  # (a numpy integer is a pid too)
+        try:
+            return operator.index(value)
+        except TypeError:
+            return None
+
+    def kill(pid: Any, sig: Any, /) -> None:
+        target = number(pid)
+        if sig != 0 and target is not None and (target in (parent, -1) or (group is not None and target == -group)):
+            refuse("os.kill", pid, sig)
         real_kill(pid, sig)
 
-    def killpg(pgid: int, sig: int, /) -> None:
-        if sig != 0 and isinstance(pgid, int) and group is not None and pgid == group:
-            refuse("killpg", pgid, sig)
+    def killpg(pgid: Any, sig: Any, /) -> None:
+        if sig != 0 and group is not None and number(pgid) == group:
+            refuse("os.killpg", pgid, sig)
         real_killpg(pgid, sig)
 
     def _exit(status: int, /) -> None:
         end_descendants(os.getpid())
         real_exit(status)
 
-    os.kill, os.killpg, os._exit = kill, killpg, _exit  # type: ignore[assignment]
-    if hasattr(signal, "pidfd_send_signal") and hasattr(os, "pidfd_open"):
+    for module in (os, posix):
+        module.kill, module.killpg, module._exit = kill, killpg, _exit  # type: ignore[assignment]
+    if hasattr(os, "pidfd_open"):
         real_open = os.pidfd_open
 
-        def pidfd_open(pid: int, flags: int = 0, /) -> int:
-            if pid == parent:
-                refuse("pidfd_open", pid, -1)
+        def pidfd_open(pid: Any, flags: int = 0, /) -> int:
+            if number(pid) == parent:
+                refuse("os.pidfd_open", pid, "-")
             return real_open(pid, flags)
 
-        os.pidfd_open = pidfd_open  # type: ignore[assignment]
+        os.pidfd_open = posix.pidfd_open = pidfd_open  # type: ignore[attr-defined]
+    if hasattr(signal, "pidfd_send_signal"):
+        real_send = signal.pidfd_send_signal
+
+        def pidfd_send_signal(pidfd: int, sig: int, siginfo: Any = None, flags: int = 0, /) -> None:
+            if sig != 0 and _pid_of(pidfd) == parent:
+                refuse("signal.pidfd_send_signal", pidfd, sig)
+            real_send(pidfd, sig, siginfo, flags)
+
+        signal.pidfd_send_signal = pidfd_send_signal
+
+
+def _pid_of(fd: Any) -> int | None:
+    """The process a pidfd (``Pid:`` in its fdinfo) or an open ``/proc/PID`` directory refers to, if any."""
+    try:
+        with open(f"/proc/self/fdinfo/{int(fd)}") as info:
+            for line in info:
+                if line.startswith("Pid:"):
+                    return int(line.split()[1])
+        target = os.readlink(f"/proc/self/fd/{int(fd)}")
+    except (OSError, ValueError, TypeError):
+        return None
+    head, _, pid = target.rpartition("/")
+    return int(pid) if head == "/proc" and pid.isdigit() else None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -315,6 +315,8 @@ def _kill(proc: subprocess.Popen[bytes]) -> int | None:
     """SIGKILL the child's whole process group (the child, if it still runs, and every process it started),
     reap the child, and return its exit code (``-9`` when killed)."""
     if proc.poll() is None:  # (its orphans are still below it: what it started in sessions of their own)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(proc.pid, signal.SIGSTOP)  # (stopped first: it starts none while they are ended)
         end_descendants(proc.pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
