@@ -400,11 +400,10 @@ def test_what_the_test_process_takes_from_a_child_includes_every_ordinary_value(
             assert back == value, value
 
 
-def test_a_module_of_the_project_is_imported_for_a_childs_object_and_nothing_installed_is(tmp_path, monkeypatch):
-    """An agent's output of a class from a module its process imported (lazily) and the test process had not:
-    the project's own module is imported (as pickle did), a submodule of a package loaded here too; a module of
-    the standard library or an installed package that is not loaded is not (its import may act: ``antigravity``
-    opens a browser)."""
+def test_nothing_is_imported_for_a_childs_message(tmp_path, monkeypatch):
+    """A class of a module the test process has imported comes back; one of a module it has not is refused, not
+    imported (a module the child wrote into a folder on ``sys.path``, or a project file that acts when imported,
+    ran in pytest: a third review), nor ``antigravity`` (which opens a browser)."""
     import pickle
     import sys
 
@@ -418,13 +417,12 @@ def test_a_module_of_the_project_is_imported_for_a_childs_object_and_nothing_ins
     import agentpkg.late
 
     data = pickle.dumps(agentpkg.late.Reply("hi"))
-    monkeypatch.delitem(sys.modules, "agentpkg.late")
-    monkeypatch.delattr(sys.modules["agentpkg"], "late")
     assert data_loads(data).text == "hi"
     monkeypatch.delitem(sys.modules, "agentpkg.late")
-    monkeypatch.delitem(sys.modules, "agentpkg")
-    assert data_loads(data).text == "hi"  # (the project's own package, not loaded: imported)
-    assert "antigravity" not in sys.modules
+    monkeypatch.delattr(sys.modules["agentpkg"], "late")
+    with pytest.raises(pickle.UnpicklingError, match="not a module loaded in the test process"):
+        data_loads(data)
+    assert "agentpkg.late" not in sys.modules
     with pytest.raises(pickle.UnpicklingError, match="not a module loaded in the test process"):
         data_loads(b"cantigravity\nfly\n.")
     assert "antigravity" not in sys.modules
@@ -451,7 +449,7 @@ class _Endless:
     (b"cpathlib\nio.FileIO\n.", "names a module's attribute through another"),  # (creates or truncates files)
     (b"cemail.utils\nsocket.socket\n.", "names a module's attribute through another"),
     (b"cos\nsystem\n.", "not a function or a class that acts on the system"),
-    ("sized", r"bytearray\(536870912\): the test process builds no object as large as a number in a message says"),
+    ("sized", r"bytearray\(...\): the test process calls no builtin type for a message"),
     ("endless", "itertools.count: the test process takes data from an agent's process"),
 ], ids=["through-a-module", "socket-through-a-module", "function", "sized", "endless"])
 def test_a_message_cannot_reach_past_the_data_it_may_hold(data, why):
@@ -466,3 +464,37 @@ def test_a_message_cannot_reach_past_the_data_it_may_hold(data, why):
             "endless": lambda: pickle.dumps(_Endless(), protocol=5)}.get(data, lambda: data)()
     with pytest.raises(pickle.UnpicklingError, match=why):
         data_loads(data)
+
+
+def _call(callable_pickle: bytes, *args: bytes) -> bytes:
+    """A protocol-0 pickle calling what ``callable_pickle`` pushes with ``args`` (each a pushed value)."""
+    return callable_pickle + b"(" + b"".join(args) + b"tR"
+
+
+@pytest.mark.parametrize(("data", "why"), [
+    # typing.__builtins__["exec"](...): a third review's 152 bytes that ran a shell command in pytest
+    (_call(b"c_operator\ngetitem\n", b"ctyping\n__builtins__\n", b"Vexec\n") + b".",
+     "typing.__builtins__: the test process takes data"),
+    # BUILD on a class pushed by GLOBAL: pathlib.PurePath.__eq__ = slice for the rest of the session
+    (b"cpathlib\nPurePath\n(dV__eq__\ncbuiltins\nslice\nsb.", "not a function or a class that acts|sets no attribute"),
+    # __newobj_ex__(bytes, (2**29,), {}): past the first size check
+    (_call(b"ccopyreg\n__newobj_ex__\n", b"cbuiltins\nbytes\n", b"(I536870912\nt", b"(d") + b".",
+     "calls no builtin type|as large as a number"),
+    # an IntFlag's method through getattr: to_bytes(0, 2**27)
+    (_call(_call(b"cbuiltins\ngetattr\n", b"cre\nRegexFlag\n", b"Vto_bytes\n"), b"I0\n", b"I134217728\n") + b".",
+     "an enum's member by its name"),
+    # int(Decimal("1e1200000")): 24 s of CPU with the GIL held
+    (_call(b"cbuiltins\nint\n", _call(b"cdecimal\nDecimal\n", b"V1e1200000\n")) + b".", "calls no builtin type"),
+    # codecs.encode(..., "hex"): doubles at each level
+    (_call(b"c_codecs\nencode\n", b"Vab\n", b"Vhex\n") + b".", "encodes text in latin-1"),
+], ids=["typing-builtins", "build-on-a-class", "newobj-ex-size", "enum-method", "decimal-int", "codecs-hex"])
+def test_a_message_reaches_no_callable_past_the_values_it_rebuilds(data, why):
+    """A third review's ways past the second version: each refused, none run."""
+    import pathlib
+    import pickle
+
+    from pytest_agentops.harness.child.child_data import data_loads
+
+    with pytest.raises(pickle.UnpicklingError, match=why):
+        data_loads(data)
+    assert pathlib.PurePath("a") != pathlib.PurePath("b")

@@ -10,13 +10,11 @@ pytest's process, where it reached the trial's world and passed a check it never
 from __future__ import annotations
 
 import array
-import codecs
 import copyreg
 import enum
 import functools
 import io
 import operator
-import os
 import pickle
 import re
 import sys
@@ -46,7 +44,9 @@ _NOT_DATA = frozenset({
 #: The classes of ``builtins`` a message may build (the others make code, wrap calls or open files), and of the
 #: modules above those that are plain data.
 _BUILTIN_DATA = frozenset({int, float, bool, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset,
-                           slice, object, types.SimpleNamespace})
+                           object, types.SimpleNamespace})
+#: Of those, the ones a message may call (the others are values only: ``int(Decimal("1e1200000"))`` took 24 s).
+_BUILTIN_CALLED = frozenset({complex, object, types.SimpleNamespace})
 #: Classes whose ``__new__`` or ``__init__`` makes an object as large as a number it is given says
 #: (``bytearray(2**31)``): called with a number past ``_SIZE_LIMIT`` in a message, refused (a 40-byte message
 #: would grow pytest's memory without bound). No lazy iterable can be built at all (``range``, ``itertools``,
@@ -63,52 +63,55 @@ def _not_data(module: str) -> bool:
 
 
 def _loaded(module: str) -> Any:
-    """``module`` as loaded here. Imported if it is not (outside ``_NOT_DATA``): a submodule of a package loaded
-    here (an agent's ``pydantic_ai.messages``, imported lazily in its own process), or a module of the project's
-    own (a file outside the interpreter's and its installed packages' folders: the agent's helper module). None
-    for any other (nothing of the standard library or an installed package is imported for a message)."""
-    found = sys.modules.get(module)
-    if found is not None or _not_data(module):
-        return found
-    import importlib
-
-    top = module.split(".")[0]
-    if top not in sys.modules:
-        import importlib.util
-        import sysconfig
-
-        try:
-            spec = importlib.util.find_spec(top)
-        except (ImportError, ValueError):
-            return None
-        origin = getattr(spec, "origin", None) if spec is not None else None
-        installed = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib", "purelib",
-                                                                               "platlib")}
-        if not origin or not os.path.isfile(origin) or any(
-                os.path.realpath(origin).startswith(folder + os.sep) for folder in installed):
-            return None
-    try:
-        return importlib.import_module(module)
-    except Exception:
-        return None
+    """``module`` as loaded here, or None: nothing is imported for a message (a module the child wrote into a
+    folder on ``sys.path``, or a project file that acts when imported, would run in pytest)."""
+    return sys.modules.get(module)
 
 
 def _enum_member(cls: Any, name: Any) -> Any:
     """``getattr`` as a message may call it: an enum's member by its name (how enums pickle), nothing else (a
     bound method, ``Path(...).write_text``, would act; a function's ``__globals__`` would reach everything)."""
-    if isinstance(cls, type) and issubclass(cls, enum.Enum) and isinstance(name, str) and not name.startswith("_"):
-        return getattr(cls, name)
+    if isinstance(cls, type) and issubclass(cls, enum.Enum) and isinstance(name, str) and name in cls.__members__:
+        return cls.__members__[name]
     zoneinfo = sys.modules.get("zoneinfo")
     if zoneinfo is not None and cls is zoneinfo.ZoneInfo and name == "_unpickle":
         return cls._unpickle  # (a datetime's time zone)
     raise pickle.UnpicklingError("getattr: the test process takes an enum's member by its name, nothing else")
 
 
+def _is_type_form(value: Any) -> bool:
+    """A class, ``None``, or one of typing's forms (what a union or a generic alias is made of)."""
+    return value is None or isinstance(value, type) or type(value).__module__ in ("typing", "types")
+
+
+def _type_or(left: Any, right: Any) -> Any:
+    """``operator.or_`` as a message may call it: a union of types (``int | None``), nothing else."""
+    if not (_is_type_form(left) and _is_type_form(right)):
+        raise pickle.UnpicklingError("operator.or_: the test process makes a union of types, nothing else")
+    return left | right
+
+
+def _type_item(base: Any, item: Any) -> Any:
+    """``operator.getitem`` as a message may call it: a generic alias (``List[int]``), nothing else (a dict's item
+    would reach what the dict holds: ``typing.__builtins__["exec"]``)."""
+    items = item if isinstance(item, tuple) else (item,)
+    if not (_is_type_form(base) and all(_is_type_form(x) or x is Ellipsis for x in items)):
+        raise pickle.UnpicklingError("operator.getitem: the test process subscripts a type, nothing else")
+    return base[item]
+
+
 def _small_reduce(function: Any, iterable: Any, *initial: Any) -> Any:
-    """``functools.reduce`` as a message may call it: over a tuple of at most 64 items (a union's members)."""
-    if not (isinstance(iterable, tuple) and len(iterable) <= 64):
-        raise pickle.UnpicklingError("functools.reduce: the test process reduces a short tuple, nothing else")
+    """``functools.reduce`` as a message may call it: a union over a tuple of at most 64 types."""
+    if function is not _type_or or not (isinstance(iterable, tuple) and len(iterable) <= 64):
+        raise pickle.UnpicklingError("functools.reduce: the test process makes a union of types, nothing else")
     return functools.reduce(function, iterable, *initial)
+
+
+def _latin1(text: Any, encoding: Any = "latin1") -> bytes:
+    """``codecs.encode`` as protocol 2 pickles bytes: a text in latin-1, nothing else (``'hex'`` doubles it)."""
+    if not (isinstance(text, str) and encoding in ("latin1", "latin-1")):
+        raise pickle.UnpicklingError("codecs.encode: the test process encodes text in latin-1, nothing else")
+    return text.encode("latin-1")
 
 
 def _numpy_rebuilder(real: Any) -> Any:
@@ -119,6 +122,17 @@ def _numpy_rebuilder(real: Any) -> Any:
             raise pickle.UnpicklingError("numpy: the test process rebuilds an array from its data, not from a shape")
         return real(subtype, shape, dtype)
     return rebuild
+
+
+def _numpy_scalar(real: Any) -> Any:
+    """numpy's ``scalar`` as a message may call it: a scalar of a dtype no larger than the bytes it comes with
+    (``scalar(dtype("V134217728"))`` is 128 MiB)."""
+    def scalar(dtype: Any, *data: Any) -> Any:
+        size = getattr(dtype, "itemsize", None)
+        if not isinstance(size, int) or size > max(64, *(len(d) for d in data if isinstance(d, (bytes, bytearray)))):
+            raise pickle.UnpicklingError("numpy: the test process rebuilds a scalar from its bytes, nothing larger")
+        return real(dtype, *data)
+    return scalar
 
 
 def _type_of(value: Any) -> type:
@@ -133,11 +147,11 @@ def _type_of(value: Any) -> type:
 _REBUILDERS: dict[tuple[str, str], Any] = {
     ("copyreg", "_reconstructor"): copyreg._reconstructor,  # type: ignore[attr-defined]
     ("copyreg", "__newobj__"): copyreg.__newobj__, ("copyreg", "__newobj_ex__"): copyreg.__newobj_ex__,
-    ("_codecs", "encode"): codecs.encode, ("codecs", "encode"): codecs.encode,  # (protocol 2's bytes)
+    ("_codecs", "encode"): _latin1, ("codecs", "encode"): _latin1,  # (protocol 2's bytes)
     ("builtins", "getattr"): _enum_member, ("builtins", "type"): _type_of,
     ("builtins", "Ellipsis"): Ellipsis, ("builtins", "NotImplemented"): NotImplemented,
-    ("_operator", "getitem"): operator.getitem, ("operator", "getitem"): operator.getitem,
-    ("_operator", "or_"): operator.or_, ("operator", "or_"): operator.or_,
+    ("_operator", "getitem"): _type_item, ("operator", "getitem"): _type_item,
+    ("_operator", "or_"): _type_or, ("operator", "or_"): _type_or,
     ("_functools", "reduce"): _small_reduce, ("functools", "reduce"): _small_reduce,
     ("re", "_compile"): re.compile, ("array", "_array_reconstructor"): array._array_reconstructor,  # type: ignore[attr-defined]
 }
@@ -146,10 +160,14 @@ _NUMPY_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
 
 def _check_call(function: Any, args: Any) -> None:
     """Refuse a call a message makes that would build an object as large as a number says (``_SIZED``)."""
-    if function is copyreg.__newobj__ or function is copyreg.__newobj_ex__:  # type: ignore[attr-defined]
+    if function is copyreg.__newobj__:  # type: ignore[attr-defined]
         function, args = (args[0], args[1:]) if args else (None, ())
+    elif function is copyreg.__newobj_ex__:  # type: ignore[attr-defined]
+        function, args = (args[0], (*args[1], *args[2].values())) if len(args) == 3 else (None, ())
     elif function is copyreg._reconstructor:  # type: ignore[attr-defined]
         function, args = (args[1], args[2:]) if len(args) >= 2 else (None, ())
+    if function in _BUILTIN_DATA and function not in _BUILTIN_CALLED:
+        raise pickle.UnpicklingError(f"{function.__name__}(...): the test process calls no builtin type for a message")
     if isinstance(function, type) and issubclass(function, _SIZED):
         for arg in args if isinstance(args, tuple) else ():
             if (not isinstance(arg, (bytes, bytearray, str)) and hasattr(type(arg), "__index__")
@@ -189,6 +207,12 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         _check_call(klass, tuple(self.stack[idx:]))
         super()._instantiate(klass, idx)
 
+    def load_build(self) -> None:
+        if isinstance(self.stack[-2], (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
+            raise pickle.UnpicklingError("the test process sets no attribute of a class or a function for a message")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
@@ -221,10 +245,11 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         elif module in _NUMPY_MODULES and name == "_reconstruct":
             return _numpy_rebuilder(found)
         elif module in _NUMPY_MODULES and name == "scalar":
-            return found  # (a numpy scalar from its dtype and its bytes)
+            return _numpy_scalar(found)  # (a numpy scalar from its dtype and its bytes)
         elif module in ("numpy._core.numeric", "numpy.core.numeric") and name == "_frombuffer":
             return found  # (protocol 5's array: the buffer in the message, reshaped; never larger than it)
-        elif module == "typing" and not isinstance(found, (types.FunctionType, types.BuiltinFunctionType)):
+        elif (module == "typing" and not name.startswith("_") and "." not in name
+              and not isinstance(found, (types.FunctionType, types.BuiltinFunctionType, dict))):
             return found  # (``List``, ``Union``: typing's special forms, subscripted by ``operator.getitem``)
         raise pickle.UnpicklingError(f"{module}.{name}: the test process takes data from an agent's process, not "
                                      "a function or a class that acts on the system")
@@ -236,8 +261,8 @@ def _is_array(cls: type) -> bool:
     numpy = sys.modules.get("numpy")
     if numpy is None:
         return False
-    if issubclass(cls, (numpy.ndarray, numpy.dtype, numpy.generic)):
-        return issubclass(cls, numpy.ndarray)
+    if issubclass(cls, numpy.dtype):
+        return False  # (numpy's scalar types too are refused: ``numpy.void(N)`` is N bytes; scalars come by ``scalar``)
     return (getattr(cls, "__module__", "") or "").split(".")[0] == "numpy"
 
 

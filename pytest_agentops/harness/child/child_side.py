@@ -255,8 +255,9 @@ def guard_the_test_process() -> None:
     process (its pid, its process group, or every process: ``-1``), and ``os.pidfd_open`` of its pid and
     ``signal.pidfd_send_signal`` to a descriptor of it (``os.open("/proc/PID")``): an isolated agent's
     ``os.kill(os.getppid(), SIGKILL)`` ended pytest, and its ``SIGSTOP`` froze the run. And ``os._exit`` ends
-    what the agent started in sessions of their own first. (A ``kill`` command run through a shell, or ``ctypes``,
-    gets past this: only another user, or a PID namespace, could not signal pytest.)"""
+    what the agent started in sessions of their own first; ``resource.prlimit`` setting pytest's limits is refused
+    too. (A ``kill`` command run through a shell, ``ctypes``, or a fresh copy of the ``posix`` module gets past this:
+    only another user, or a PID namespace, could not signal pytest.)"""
     import operator
     import posix
 
@@ -304,6 +305,19 @@ def guard_the_test_process() -> None:
             return real_open(pid, flags)
 
         os.pidfd_open = posix.pidfd_open = pidfd_open  # type: ignore[attr-defined]
+    try:
+        import resource
+    except ImportError:  # (not POSIX)
+        resource = None  # type: ignore[assignment]
+    if resource is not None and hasattr(resource, "prlimit"):
+        real_prlimit = resource.prlimit
+
+        def prlimit(pid: Any, which: int, *limits: Any) -> Any:
+            if limits and number(pid) == parent:  # (setting pytest's limits: RLIMIT_CPU (1, 2) killed it)
+                refuse("resource.prlimit", pid, which)
+            return real_prlimit(pid, which, *limits)
+
+        resource.prlimit = prlimit
     if hasattr(signal, "pidfd_send_signal"):
         real_send = signal.pidfd_send_signal
 
