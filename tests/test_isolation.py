@@ -487,7 +487,10 @@ def _call(callable_pickle: bytes, *args: bytes) -> bytes:
     (_call(b"cbuiltins\nint\n", _call(b"cdecimal\nDecimal\n", b"V1e1200000\n")) + b".", "calls no builtin type"),
     # codecs.encode(..., "hex"): doubles at each level
     (_call(b"c_codecs\nencode\n", b"Vab\n", b"Vhex\n") + b".", "encodes text in latin-1"),
-], ids=["typing-builtins", "build-on-a-class", "newobj-ex-size", "enum-method", "decimal-int", "codecs-hex"])
+    # a tuple nested a million deep, put in a set: CPython's hash recursed in C and pytest died of a segfault
+    (b"\x80\x02\x8f()" + b"\x85" * 5000 + b"\x90.", "tuples nested more than 1000 deep"),
+], ids=["typing-builtins", "build-on-a-class", "newobj-ex-size", "enum-method", "decimal-int", "codecs-hex",
+        "deep-tuple"])
 def test_a_message_reaches_no_callable_past_the_values_it_rebuilds(data, why):
     """A third review's ways past the second version: each refused, none run."""
     import pathlib

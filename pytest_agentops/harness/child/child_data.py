@@ -53,6 +53,8 @@ _BUILTIN_CALLED = frozenset({complex, object, types.SimpleNamespace})
 #: numpy's iterators), so no class that takes an iterable (``collections.deque(itertools.count())``) can be made to
 #: grow without bound; nor a ``Fraction`` (``Fraction("1e100000000")`` works out 10**100000000).
 _SIZED = (bytes, bytearray)
+#: How deep tuples may nest in a message (``_DataUnpickler._nest``).
+MAX_TUPLE_DEPTH = 1000
 _SIZE_LIMIT = 2**20
 
 
@@ -212,6 +214,39 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
             raise pickle.UnpicklingError("the test process sets no attribute of a class or a function for a message")
         super().load_build()
 
+    def _nest(self) -> None:
+        """The tuple just built: refused nested deeper than ``MAX_TUPLE_DEPTH`` (CPython hashes a tuple, and frees
+        it, recursively in C: one nested a million deep, put in a set, crashed pytest with a segfault)."""
+        built = self.stack[-1]
+        depths = getattr(self, "_depths", None)
+        if depths is None:
+            depths = self._depths = {}
+        depth = 1 + max((depths.get(id(item), 1) for item in built if type(item) is tuple), default=0)
+        if depth > MAX_TUPLE_DEPTH:
+            raise pickle.UnpicklingError(f"tuples nested more than {MAX_TUPLE_DEPTH} deep: the test process takes "
+                                         "no such message")
+        depths[id(built)] = depth
+
+    def load_tuple(self) -> None:
+        super().load_tuple()
+        self._nest()
+
+    def load_tuple1(self) -> None:
+        super().load_tuple1()
+        self._nest()
+
+    def load_tuple2(self) -> None:
+        super().load_tuple2()
+        self._nest()
+
+    def load_tuple3(self) -> None:
+        super().load_tuple3()
+        self._nest()
+
+    dispatch[pickle.TUPLE[0]] = load_tuple
+    dispatch[pickle.TUPLE1[0]] = load_tuple1
+    dispatch[pickle.TUPLE2[0]] = load_tuple2
+    dispatch[pickle.TUPLE3[0]] = load_tuple3
     dispatch[pickle.BUILD[0]] = load_build
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
