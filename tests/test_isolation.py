@@ -370,7 +370,8 @@ def _values():
         datetime.datetime(2026, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")), datetime.timedelta(seconds=3),
         decimal.Decimal("1.5"), uuid.UUID(int=7), urllib.parse.urlparse("http://h/p?q=1"),
         isolation_support.Orders.__new__(isolation_support.Orders), int | None, typing.List[int], KeyError("k"),  # noqa: UP006
-        np.arange(3), np.float64(2.5), SHADE.DARK,
+        np.arange(3), np.arange(12).reshape(3, 4)[:, 1], np.array([1, "x"], dtype=object), np.float64(2.5),
+        SHADE.DARK, list[int], dict[str, int],
     ]
 
 

@@ -44,9 +44,9 @@ _NOT_DATA = frozenset({
 #: The classes of ``builtins`` a message may build (the others make code, wrap calls or open files), and of the
 #: modules above those that are plain data.
 _BUILTIN_DATA = frozenset({int, float, bool, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset,
-                           object, types.SimpleNamespace})
+                           object, types.SimpleNamespace, types.GenericAlias, types.UnionType})
 #: Of those, the ones a message may call (the others are values only: ``int(Decimal("1e1200000"))`` took 24 s).
-_BUILTIN_CALLED = frozenset({complex, object, types.SimpleNamespace})
+_BUILTIN_CALLED = frozenset({complex, object, types.SimpleNamespace, types.GenericAlias})
 #: Classes whose ``__new__`` or ``__init__`` makes an object as large as a number it is given says
 #: (``bytearray(2**31)``): called with a number past ``_SIZE_LIMIT`` in a message, refused (a 40-byte message
 #: would grow pytest's memory without bound). No lazy iterable can be built at all (``range``, ``itertools``,
@@ -170,6 +170,10 @@ def _check_call(function: Any, args: Any) -> None:
         function, args = (args[1], args[2:]) if len(args) >= 2 else (None, ())
     if function in _BUILTIN_DATA and function not in _BUILTIN_CALLED:
         raise pickle.UnpicklingError(f"{function.__name__}(...): the test process calls no builtin type for a message")
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(function, type) and issubclass(function, (numpy.ndarray, numpy.generic)):
+        raise pickle.UnpicklingError(f"{function.__name__}(...): the test process makes numpy's arrays and scalars "
+                                     "from their data only")
     if isinstance(function, type) and issubclass(function, _SIZED):
         for arg in args if isinstance(args, tuple) else ():
             if (not isinstance(arg, (bytes, bytearray, str)) and hasattr(type(arg), "__index__")
@@ -291,13 +295,14 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
 
 
 def _is_array(cls: type) -> bool:
-    """Whether ``cls`` is one of numpy's classes other than its dtype and scalar types (its arrays are built only
-    by ``_reconstruct``; its iterators, ``ndindex((10**5, 10**5))``, would feed a class that takes an iterable)."""
+    """Whether ``cls`` is one of numpy's classes other than its dtype, array and scalar types (those are values,
+    never called: ``_check_call``; its iterators, ``ndindex((10**5, 10**5))``, would feed a class that takes an
+    iterable)."""
     numpy = sys.modules.get("numpy")
     if numpy is None:
         return False
-    if issubclass(cls, numpy.dtype):
-        return False  # (numpy's scalar types too are refused: ``numpy.void(N)`` is N bytes; scalars come by ``scalar``)
+    if issubclass(cls, (numpy.dtype, numpy.ndarray, numpy.generic)):
+        return False  # (as values: called, an array's class or ``numpy.void(N)`` is refused by ``_check_call``)
     return (getattr(cls, "__module__", "") or "").split(".")[0] == "numpy"
 
 
