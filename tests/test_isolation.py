@@ -436,19 +436,10 @@ class _Sized:
         return (bytearray, (2**29,))
 
 
-class _Endless:
-    """Pickles as ``collections.deque(itertools.count())``: a deque that never stops growing."""
-
-    def __reduce__(self):
-        import collections
-        import itertools
-
-        return (collections.deque, (itertools.count(),))
-
-
 @pytest.mark.parametrize(("data", "why"), [
-    (b"cpathlib\nio.FileIO\n.", "names a module's attribute through another"),  # (creates or truncates files)
-    (b"cemail.utils\nsocket.socket\n.", "names a module's attribute through another"),
+    # (a class reached through a module another module imported: io.FileIO through pathlib on 3.11)
+    (b"cisolation_support\nsubprocess.Popen\n.", "names a module's attribute through another"),
+    (b"cisolation_support\nos.system\n.", "names a module's attribute through another"),
     (b"cos\nsystem\n.", "not a function or a class that acts on the system"),
     ("sized", r"bytearray\(...\): the test process calls no builtin type for a message"),
     ("endless", "itertools.count: the test process takes data from an agent's process"),
@@ -461,8 +452,8 @@ def test_a_message_cannot_reach_past_the_data_it_may_hold(data, why):
 
     from pytest_agentops.harness.child.child_data import data_loads
 
-    data = {"sized": lambda: pickle.dumps(_Sized(), protocol=5),
-            "endless": lambda: pickle.dumps(_Endless(), protocol=5)}.get(data, lambda: data)()
+    data = {"sized": lambda: pickle.dumps(_Sized(), protocol=5),  # (collections.deque(itertools.count()): endless)
+            "endless": lambda: b"ccollections\ndeque\n(citertools\ncount\n(tRtR."}.get(data, lambda: data)()
     with pytest.raises(pickle.UnpicklingError, match=why):
         data_loads(data)
 
