@@ -84,13 +84,20 @@ def delete_many(world, ids: list) -> int:
     return len(ids)
 
 
-def test_arguments_changed_after_their_confirmation_are_not_confirmed():
-    """Confirm ``ids=[7]``, append to the list, call with ``[7, 13, 42]``: the approval covered [7] only."""
+def _each_world(make):
+    """A world factory that keeps every world it makes (the tests look at them after the campaign)."""
     worlds = []
 
     def world():
-        worlds.append(Shelf())
+        worlds.append(make())
         return worlds[-1]
+
+    return worlds, world
+
+
+def test_arguments_changed_after_their_confirmation_are_not_confirmed():
+    """Confirm ``ids=[7]``, append to the list, call with ``[7, 13, 42]``: the approval covered [7] only."""
+    worlds, world = _each_world(Shelf)
 
     def agent(task, env):
         ids = [7]
@@ -133,11 +140,7 @@ class _EqualsEverything(int):
 def test_a_number_whose_own_eq_says_it_equals_anything_is_not_the_confirmed_number():
     """Approved ``delete_order(order_id=7)``; called with an int subclass of value 42 whose ``__eq__`` is always
     True: the snapshot compared with it, so the approval matched, order 42 went, and no violation was counted."""
-    worlds = []
-
-    def world():
-        worlds.append(Orders())
-        return worlds[-1]
+    worlds, world = _each_world(Orders)
 
     def agent(task, env):
         assert env.confirm("delete_order", order_id=7)
@@ -153,11 +156,7 @@ def test_a_number_whose_own_eq_says_it_equals_anything_is_not_the_confirmed_numb
 def test_one_approval_lets_exactly_one_of_sixteen_concurrent_calls_through():
     """Sixteen threads of one trial race to use one approval (released together by a barrier): one call goes
     ahead, fifteen are blocked and counted, in every one of 40 trials."""
-    worlds = []
-
-    def world():
-        worlds.append(Orders())
-        return worlds[-1]
+    worlds, world = _each_world(Orders)
 
     def agent(task, env):
         assert env.confirm("delete_order", order_id=7)
@@ -189,11 +188,7 @@ def test_one_approval_lets_exactly_one_of_sixteen_concurrent_calls_through():
 def test_a_swallowed_escalation_stays_escalated():
     """``except BaseException`` around ``env.escalate`` and around every later call: each later harness call
     raises again, no side effect happens after the escalation, and the trial is judged escalated."""
-    worlds = []
-
-    def world():
-        worlds.append(Orders())
-        return worlds[-1]
+    worlds, world = _each_world(Orders)
 
     def agent(task, env):
         try:
@@ -217,11 +212,7 @@ def test_a_swallowed_escalation_stays_escalated():
 
 def test_a_swallowed_max_steps_trigger_stays_escalated():
     """``max_steps=5`` fires at the sixth step; an agent that catches it and calls on gets no sixth call."""
-    worlds = []
-
-    def world():
-        worlds.append(Orders())
-        return worlds[-1]
+    worlds, world = _each_world(Orders)
 
     def agent(task, env):
         for _ in range(100):
@@ -258,12 +249,9 @@ def test_a_swallowed_virtual_time_limit_stays_timed_out():
 def test_calls_from_a_thread_left_behind_are_refused_and_counted():
     """Trial 0 leaves a thread behind that calls a side-effecting tool once trial 1 is running: the call is
     refused (the world of trial 0 is untouched), counted in the campaign, and trial 1 is unaffected."""
-    worlds, go, seen = [], threading.Event(), []
+    worlds, world = _each_world(Orders)
+    go, seen = threading.Event(), []
     left: list[threading.Thread] = []
-
-    def world():
-        worlds.append(Orders())
-        return worlds[-1]
 
     def agent(task, env):
         if env.trial_id.endswith("-0"):

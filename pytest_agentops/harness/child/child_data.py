@@ -182,6 +182,14 @@ def _check_call(function: Any, args: Any) -> None:
                                              "large as a number in a message says")
 
 
+def _nested(load: Any) -> Any:
+    """An opcode's loader that builds a tuple, followed by the check of its nesting (``_DataUnpickler._nest``)."""
+    def load_and_check(self: _DataUnpickler) -> None:
+        load(self)
+        self._nest()
+    return load_and_check
+
+
 class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     """Unpickles what a child sent as data: a global it names is one of ``_REBUILDERS``, or must be in a module
     loaded here (``_loaded``) and be a class of a module outside ``_NOT_DATA`` (or one of ``_BUILTIN_DATA``, or an
@@ -189,6 +197,10 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     number. (Python's own unpickler, whose calls can be checked: messages are small, a child's start dominates.)"""
 
     dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def __init__(self, file: Any) -> None:
+        super().__init__(file)
+        self._depths: dict[int, int] = {}  # id of each tuple built -> how deep it nests
 
     def load_reduce(self) -> None:
         stack = self.stack
@@ -222,35 +234,15 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         """The tuple just built: refused nested deeper than ``MAX_TUPLE_DEPTH`` (CPython hashes a tuple, and frees
         it, recursively in C: one nested a million deep, put in a set, crashed pytest with a segfault)."""
         built = self.stack[-1]
-        depths = getattr(self, "_depths", None)
-        if depths is None:
-            depths = self._depths = {}
-        depth = 1 + max((depths.get(id(item), 1) for item in built if type(item) is tuple), default=0)
+        depth = 1 + max((self._depths.get(id(item), 1) for item in built if type(item) is tuple), default=0)
         if depth > MAX_TUPLE_DEPTH:
             raise pickle.UnpicklingError(f"tuples nested more than {MAX_TUPLE_DEPTH} deep: the test process takes "
                                          "no such message")
-        depths[id(built)] = depth
+        self._depths[id(built)] = depth
 
-    def load_tuple(self) -> None:
-        super().load_tuple()
-        self._nest()
-
-    def load_tuple1(self) -> None:
-        super().load_tuple1()
-        self._nest()
-
-    def load_tuple2(self) -> None:
-        super().load_tuple2()
-        self._nest()
-
-    def load_tuple3(self) -> None:
-        super().load_tuple3()
-        self._nest()
-
-    dispatch[pickle.TUPLE[0]] = load_tuple
-    dispatch[pickle.TUPLE1[0]] = load_tuple1
-    dispatch[pickle.TUPLE2[0]] = load_tuple2
-    dispatch[pickle.TUPLE3[0]] = load_tuple3
+    for _opcode in (pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2, pickle.TUPLE3):
+        dispatch[_opcode[0]] = _nested(dispatch[_opcode[0]])
+    del _opcode
     dispatch[pickle.BUILD[0]] = load_build
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
