@@ -192,3 +192,42 @@ def signals_past_os_kill(task, env):
         else:
             signal.pidfd_send_signal(os.open(f"/proc/{parent}", os.O_RDONLY), signal.SIGCONT)
     return "done"
+
+
+def signals_past_every_name(task, env):
+    """Sends SIGURG (ignored by default: harmless) to the test process past every name the child refuses:
+    ``ctypes``' ``kill`` (also from a thread of its own), a fresh copy of ``posix`` (``BuiltinImporter``) and a
+    shell's ``kill``; and opens the test process's memory for writing. Returns what each attempt gave."""
+    import ctypes
+    import importlib.machinery
+    import importlib.util
+    import signal
+    import threading
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    found = {}
+
+    def by_ctypes(key):
+        found[key] = "sent" if libc.kill(parent, signal.SIGURG) == 0 else os.strerror(ctypes.get_errno())
+
+    by_ctypes("ctypes")
+    thread = threading.Thread(target=by_ctypes, args=("thread",))
+    thread.start()
+    thread.join()
+    spec = importlib.machinery.BuiltinImporter.find_spec("posix")
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    try:
+        fresh.kill(parent, signal.SIGURG)
+        found["posix"] = "sent"
+    except OSError as exc:
+        found["posix"] = exc.strerror
+    shell = subprocess.run(["sh", "-c", f"kill -URG {parent}"], capture_output=True, text=True)
+    found["shell"] = "sent" if shell.returncode == 0 else shell.stderr.strip()
+    try:
+        with open(f"/proc/{parent}/mem", "r+b"):
+            found["memory"] = "opened"
+    except OSError as exc:
+        found["memory"] = exc.strerror
+    return found

@@ -336,6 +336,9 @@ class Snapshot:
         for thread in new:
             if not isinstance(thread, threading._DummyThread):
                 thread.join(max(0.0, deadline - _perf_counter()))
+            else:  # (no join: given until the deadline to end, as a thread is; one that just ran a hook still unwinds)
+                while _thread_alive(thread) and _perf_counter() < deadline:
+                    _sleep(0.01)
             if _thread_alive(thread):
                 alive.append(thread)
         return [Leak("threads", f"{_describe_thread(t)} is still alive", thread=t) for t in alive]

@@ -6,6 +6,7 @@ processes the agent starts, which die with it, even when pytest itself is killed
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentops import ConfigError, Scenario, run_campaign
+from pytest_agentops.process.confine import why_not_fenced
 from pytest_agentops.process.patch import installed
 from pytest_agentops.vtime.real import real_sleep
 
@@ -333,6 +335,30 @@ def test_an_isolated_agent_cannot_signal_the_test_process(target):
                                       isolation="process")).records
     assert record.outcome == "error", record.reason
     assert "in an isolated trial is refused: it signals the test process" in record.reason
+
+
+@pytest.mark.skipif(why_not_fenced() is not None, reason=f"the kernel's fence is not here: {why_not_fenced()}")
+def test_no_signal_or_memory_write_of_an_isolated_agent_reaches_the_test_process():
+    """Past every name the child refuses (``ctypes``, from a thread too, a fresh ``posix``, a shell's ``kill``)
+    SIGSTOP froze pytest and SIGKILL ended it; as root, ``/proc/PPID/mem`` opened for writing would let the agent
+    rewrite pytest. The kernel refuses them now (Landlock): SIGURG here, counted as it arrives (were it let
+    through, pytest would count it and go on)."""
+    arrived = []
+    previous = signal.signal(signal.SIGURG, lambda signum, frame: arrived.append(signum))
+    try:
+        (record,) = run_campaign(Scenario(name="fenced", agent=isolation_support.signals_past_every_name, trials=1,
+                                          seed=1, faults="none", isolation="process",
+                                          check=lambda world, out: True)).records
+        real_sleep(0.2)  # (a signal sent is handled at the next bytecode: given time to arrive)
+    finally:
+        signal.signal(signal.SIGURG, previous)
+    assert record.outcome == "completed", record.reason
+    found = ast.literal_eval(record.output)  # (a record keeps an output's repr)
+    assert found.pop("memory") == "Permission denied"
+    assert found.pop("shell").endswith("Operation not permitted")  # (the shell's own words before it)
+    assert found == {"ctypes": "Operation not permitted", "thread": "Operation not permitted",
+                     "posix": "Operation not permitted"}
+    assert arrived == []
 
 
 @pytest.mark.parametrize("ending", ["return", "exit"])
