@@ -135,6 +135,33 @@ def test_each_printed_replay_command_reproduces_its_trial_from_the_invocation_di
         assert replayed["trace"] and replayed["faults"] == original[key]["faults"]
 
 
+def test_a_trial_of_a_test_pytest_repeat_repeats_replays_with_its_count(project, run):
+    """Under pytest-repeat's ``--count=2`` the tests are ``test_named[1-2]`` and ``test_named[2-2]``, ids pytest
+    makes only with that option: the printed commands left it out, and pasted they ran nothing ("not found")."""
+    _root, sub = project
+    first = run(sub, "test_agents.py::test_named", "--count=2", "--agent-chaos", "--agent-chaos-report=first.json",
+                "-p", "no:cacheprovider")
+    assert first.returncode == 1, first.stdout
+    commands = sorted(set(re.findall(r"^(?:E)?\s+(pytest .*--agent-chaos-replay=.*)$", first.stdout, re.M)))
+    assert {shlex.split(c)[1].rsplit("[", 1)[1] for c in commands} == {"1-2]", "2-2]"}  # (each repeat's)
+    original = records_of(sub / "first.json")
+    for command in commands:
+        assert "--count=2" in shlex.split(command)
+        again = run(sub, *pasted(command), "--agent-chaos-report=again.json", "-p", "no:cacheprovider")
+        assert again.returncode == 1, again.stdout
+        assert re.search(r"\b1 failed\b", again.stdout) and "passed" not in again.stdout  # that one test alone
+        (key, replayed), = records_of(sub / "again.json").items()
+        assert replayed == original[key]
+    # a ``repeat`` marker's ids need no option (pytest makes them whatever the command line says)
+    (sub / "test_marked.py").write_text("import pytest\nfrom test_agents import make\n\n\n@pytest.mark.repeat(2)\n"
+                                        "def test_marked(agent_chaos):\n"
+                                        "    agent_chaos.run(make('marked', seed=3, trials=10)).check()\n")
+    marked = run(sub, "test_marked.py", "--agent-chaos", "-p", "no:cacheprovider")
+    commands = set(re.findall(r"^(?:E)?\s+(pytest .*--agent-chaos-replay=.*)$", marked.stdout, re.M))
+    assert {shlex.split(c)[1].rsplit("[", 1)[1] for c in commands} == {"1-2]", "2-2]"}, marked.stdout
+    assert not any("--count" in c for c in commands)
+
+
 def test_a_failing_smoke_trial_prints_the_command_of_that_smoke_trial(project, run):
     _root, sub = project
     first = run(sub, "-k", "never", "-p", "no:cacheprovider", "--agent-chaos-report=smoke.json")

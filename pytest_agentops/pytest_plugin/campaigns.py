@@ -124,22 +124,37 @@ def invocation_nodeid(node: pytest.Item) -> str:
     return shown_node(node.path, node.nodeid, node.config.invocation_params.dir)
 
 
+#: pytest-repeat's parameter: ``test_x[2-3]`` is made only with ``--count=3`` (unless a ``repeat`` marker says 3)
+_REPEAT_PARAM = "__pytest_repeat_step_number"
+
+
+def collection_options(node: pytest.Item) -> tuple[str, ...]:
+    """The options without which pytest would not make ``node`` again from a pasted command: pytest-repeat's
+    ``--count=N`` for an item it made from that option (pasted without it, ``test_x[2-3]`` is "not found")."""
+    callspec = getattr(node, "callspec", None)
+    if callspec is None or _REPEAT_PARAM not in callspec.params or node.get_closest_marker("repeat") is not None:
+        return ()
+    count = node.config.getoption("count", None)
+    return (f"--count={int(count)}",) if isinstance(count, int) and count > 1 else ()
+
+
 def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str | None = None, *,
-                   smoke: bool = False) -> str:
+                   smoke: bool = False, collection: tuple[str, ...] = ()) -> str:
     """The copy-paste command (a template with ``{index}``) that re-runs one trial; shell-quoted, so that
     node ids and scenario names with spaces, ``/`` or ``[`` work. A smoke trial is re-run as it ran: without
-    ``--agent-chaos`` (fault-free), with its seed."""
+    ``--agent-chaos`` (fault-free), with its seed. ``collection``: the options the test's node id needs
+    (``collection_options``)."""
 
     if smoke:
         cassettes = options.record or options.cassette
-        return " ".join([options.launcher, literal(nodeid), f"--agent-chaos-seed={seed}",
+        return " ".join([options.launcher, literal(nodeid), *collection, f"--agent-chaos-seed={seed}",
                          *([literal(f"--agent-chaos-cassette={cassettes}")] if cassettes else [])])
     if scenario is None:
         replay = "--agent-chaos-replay={scenario}/trial-{index}"
     else:  # quote with a digit in place of the index, then put the placeholder there (inside the quotes)
         quoted = literal(f"--agent-chaos-replay={scenario}/trial-0")
         replay = quoted[:-2] + "{index}'" if quoted.endswith("0'") else quoted[:-1] + "{index}"
-    parts = [options.launcher, literal(nodeid), "--agent-chaos", f"--agent-chaos-seed={seed}", replay]
+    parts = [options.launcher, literal(nodeid), *collection, "--agent-chaos", f"--agent-chaos-seed={seed}", replay]
     if options.trials is not None:  # (a trial beyond the scenario's own count exists only with it)
         parts.append(f"--agent-chaos-trials={options.trials}")
     if options.profile:
@@ -227,7 +242,8 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
                           f"0..{settings.trials - 1}")
     if replay is not None:
         config.stash.setdefault(replayed_key, []).append(scenario.name)
-    command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke)
+    command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke,
+                             collection=collection_options(node))
     from .progress import campaign_progress
     from .reports import wants
 
