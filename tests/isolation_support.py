@@ -148,13 +148,19 @@ def exits(task, env):
     sys.exit(0)
 
 
+def _aimed(task):
+    """(what, pid) of a task ``"WHAT PID"``: the test passes its own pid (the agent's parent is its keeper)."""
+    what, pid = task.split()
+    return what, int(pid)
+
+
 def signals_the_test_process(task, env):
     """Sends SIGCONT (harmless: a refusal that failed leaves pytest running) to the test process, its process
     group or every process (``-1``); catches the refusal and claims success."""
     import signal
 
-    parent = os.getppid()
-    target = {"pid": parent, "group": -os.getpgid(parent), "everyone": -1}[task]
+    kind, parent = _aimed(task)
+    target = {"pid": parent, "group": -os.getpgid(parent), "everyone": -1, "keeper": os.getppid()}[kind]
     with contextlib.suppress(PermissionError):
         os.kill(target, signal.SIGCONT)
     return "done"
@@ -162,16 +168,35 @@ def signals_the_test_process(task, env):
 
 def leaves_processes_behind(task, env):
     """Starts ``sleep`` in a session of its own, directly or through a shell that exits at once (the sleep is
-    then an orphan), writes their pids to the file named by the task; ends by returning or by ``os._exit``."""
+    then an orphan), and (x86-64) as its parent's child, ``clone(CLONE_PARENT)``, in a session of its own too;
+    writes their pids to the file named by the task; ends by returning, by ``os._exit``, by ``SIGKILL`` or by a
+    segfault."""
+    import ctypes
+    import platform
+    import signal
+
     path, how = task.split()
     direct = subprocess.Popen(["sleep", "300"], start_new_session=True)
     shell = subprocess.run(["sh", "-c", "setsid sleep 300 > /dev/null 2>&1 & echo $!"], capture_output=True,
                            text=True, check=True)
+    pids = [direct.pid, int(shell.stdout)]
+    if platform.machine() == "x86_64":
+        clone_parent, sigchld, sys_clone = 0x8000, 17, 56
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        pid = libc.syscall(sys_clone, clone_parent | sigchld, 0, 0, 0, 0)
+        if pid == 0:  # (the sibling: becomes a sleep in a session of its own at once)
+            os.execvp("setsid", ["setsid", "sleep", "300"])
+        pids.append(pid)
     with open(path + ".tmp", "w") as f:
-        f.write(f"{direct.pid} {shell.stdout.strip()}")
+        f.write(" ".join(map(str, pids)))
     os.replace(path + ".tmp", path)
     if how == "exit":
         os._exit(0)
+    if how == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if how == "segfault":
+        ctypes.string_at(0)
     return "spawned"
 
 
@@ -183,7 +208,7 @@ def signals_past_os_kill(task, env):
 
     import numpy as np
 
-    parent = os.getppid()
+    task, parent = _aimed(task)
     with contextlib.suppress(PermissionError):
         if task == "posix":
             posix.kill(parent, signal.SIGCONT)
@@ -204,7 +229,7 @@ def signals_past_every_name(task, env):
     import signal
     import threading
 
-    parent = os.getppid()
+    _, parent = _aimed(task)
     libc = ctypes.CDLL(None, use_errno=True)
     found = {}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -324,15 +325,15 @@ def test_an_isolated_agents_memory_limit_is_its_hard_limit_too_and_a_crash_is_na
     assert "Traceback" not in record.reason and "\n" not in record.reason
 
 
-@pytest.mark.parametrize("target", ["pid", "group", "everyone", "posix", "numpy", "pidfd"])
+@pytest.mark.parametrize("target", ["pid", "group", "everyone", "keeper", "posix", "numpy", "pidfd"])
 def test_an_isolated_agent_cannot_signal_the_test_process(target):
     """``os.kill(os.getppid(), SIGKILL)`` from an isolated agent ended pytest (status 137, the later tests never
     ran), and SIGSTOP froze the run. Refused now, as in-process, and the trial is an error whatever the agent
     caught. (SIGCONT here: were it not refused, pytest would go on.)"""
-    agent = (isolation_support.signals_the_test_process if target in ("pid", "group", "everyone")
+    agent = (isolation_support.signals_the_test_process if target in ("pid", "group", "everyone", "keeper")
              else isolation_support.signals_past_os_kill)  # (a second review's ways past the first guard)
-    (record,) = run_campaign(Scenario(name="signals", agent=agent, task=target, trials=1, seed=1, faults="none",
-                                      isolation="process")).records
+    (record,) = run_campaign(Scenario(name="signals", agent=agent, task=f"{target} {os.getpid()}", trials=1, seed=1,
+                                      faults="none", isolation="process")).records
     assert record.outcome == "error", record.reason
     assert "in an isolated trial is refused: it signals the test process" in record.reason
 
@@ -347,7 +348,7 @@ def test_no_signal_or_memory_write_of_an_isolated_agent_reaches_the_test_process
     previous = signal.signal(signal.SIGURG, lambda signum, frame: arrived.append(signum))
     try:
         (record,) = run_campaign(Scenario(name="fenced", agent=isolation_support.signals_past_every_name, trials=1,
-                                          seed=1, faults="none", isolation="process",
+                                          task=f"pytest {os.getpid()}", seed=1, faults="none", isolation="process",
                                           check=lambda world, out: True)).records
         real_sleep(0.2)  # (a signal sent is handled at the next bytecode: given time to arrive)
     finally:
@@ -361,22 +362,27 @@ def test_no_signal_or_memory_write_of_an_isolated_agent_reaches_the_test_process
     assert arrived == []
 
 
-@pytest.mark.parametrize("ending", ["return", "exit"])
+@pytest.mark.parametrize("ending", ["return", "exit", "sigkill", "segfault"])
 def test_processes_an_agent_starts_in_sessions_of_their_own_end_with_its_trial(tmp_path, ending):
     """A process started with ``start_new_session=True`` (or orphaned by a shell that started it and exited)
-    left the agent's process group and outlived the campaign and pytest."""
+    left the agent's process group and outlived the campaign and pytest; so did one the agent made its
+    parent's child (``clone(CLONE_PARENT)``), and every such process of an agent that died by a signal (its
+    clean-up at exit never ran): the keeper ends them all."""
     path = tmp_path / "pids"
     (record,) = run_campaign(Scenario(name="leaves", agent=isolation_support.leaves_processes_behind,
                                       task=f"{path} {ending}", trials=1, seed=1, faults="none", isolation="process",
                                       check=lambda world, out: True)).records
     pids = [int(p) for p in path.read_text().split()]
     try:
-        assert len(pids) == 2 and _wait_gone(*pids), pids
+        assert len(pids) == (3 if platform.machine() == "x86_64" else 2) and _wait_gone(*pids), pids
     finally:
         for pid in pids:  # (were they left running: not for the 300 s of their sleep)
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
     assert record.outcome == ("completed" if ending == "return" else "error")
+    if ending in ("sigkill", "segfault"):  # (the keeper exits as the agent's process did)
+        signal_name = "SIGKILL" if ending == "sigkill" else "SIGSEGV"
+        assert f"was killed by {signal_name}" in record.reason, record.reason
 
 
 def _values():

@@ -1,11 +1,18 @@
 """``python -m pytest_agentops.harness.child FD``: a child process running one attempt of an agent."""
 
+import os
+import sys
+
 from pytest_agentops.process.confine import fence_in
+from pytest_agentops.process.keeper import keep
 
 if __name__ == "__main__":
-    # first, while the process has one thread (numpy starts its BLAS threads when imported): from here on no
-    # signal or ptrace of this process or of what it starts reaches pytest, whatever the agent calls
+    test_process = os.getppid()
+    # first, while the process has one thread (numpy starts its BLAS threads when imported): a keeper stays behind
+    # as this process's parent (nothing the agent starts outlives it, however it ends), and from here on no signal
+    # or ptrace of the agent's process or of what it starts reaches pytest or the keeper, whatever the agent calls
+    keeper = keep(int(sys.argv[1]))
     fence_in()
     from pytest_agentops.harness.child.child_side import main
 
-    main()
+    main(test_process=test_process, keeper=keeper)

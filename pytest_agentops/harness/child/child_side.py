@@ -250,22 +250,23 @@ def child_main(conn: _Channel, job: ChildJob) -> None:
 _REFUSED: list[str] = []
 
 
-def guard_the_test_process() -> None:
+def guard_the_test_process(parent: int, keeper: int | None = None) -> None:
     """``os.kill`` and ``os.killpg`` (and ``posix``'s, the same functions) refused when they would reach the test
     process (its pid, its process group, or every process: ``-1``), and ``os.pidfd_open`` of its pid and
     ``signal.pidfd_send_signal`` to a descriptor of it (``os.open("/proc/PID")``): an isolated agent's
     ``os.kill(os.getppid(), SIGKILL)`` ended pytest, and its ``SIGSTOP`` froze the run. And ``os._exit`` ends
     what the agent started in sessions of their own first; ``resource.prlimit`` setting pytest's limits is refused
     too. (A ``kill`` command run through a shell, ``ctypes``, or a fresh copy of the ``posix`` module gets past this:
-    only another user, or a PID namespace, could not signal pytest.)"""
+    only another user, or a PID namespace, could not signal pytest; the kernel's fence, ``process.confine``,
+    refuses those.) ``parent``: pytest's pid; ``keeper``: this process's keeper, refused as pytest is."""
     import operator
     import posix
 
-    parent = os.getppid()
     try:
         group: int | None = os.getpgid(parent)
     except OSError:
         group = None
+    protected = (parent, -1) if keeper is None else (parent, keeper, -1)
     real_kill, real_killpg, real_exit = os.kill, os.killpg, os._exit
 
     def refuse(name: str, target: Any, sig: Any) -> None:
@@ -281,7 +282,7 @@ def guard_the_test_process() -> None:
 
     def kill(pid: Any, sig: Any, /) -> None:
         target = number(pid)
-        if sig != 0 and target is not None and (target in (parent, -1) or (group is not None and target == -group)):
+        if sig != 0 and target is not None and (target in protected or (group is not None and target == -group)):
             refuse("os.kill", pid, sig)
         real_kill(pid, sig)
 
@@ -300,7 +301,7 @@ def guard_the_test_process() -> None:
         real_open = os.pidfd_open
 
         def pidfd_open(pid: Any, flags: int = 0, /) -> int:
-            if number(pid) == parent:
+            if number(pid) in protected:
                 refuse("os.pidfd_open", pid, "-")
             return real_open(pid, flags)
 
@@ -313,7 +314,7 @@ def guard_the_test_process() -> None:
         real_prlimit = resource.prlimit
 
         def prlimit(pid: Any, which: int, *limits: Any) -> Any:
-            if limits and number(pid) == parent:  # (setting pytest's limits: RLIMIT_CPU (1, 2) killed it)
+            if limits and number(pid) in protected:  # (setting pytest's limits: RLIMIT_CPU (1, 2) killed it)
                 refuse("resource.prlimit", pid, which)
             return real_prlimit(pid, which, *limits)
 
@@ -322,7 +323,7 @@ def guard_the_test_process() -> None:
         real_send = signal.pidfd_send_signal
 
         def pidfd_send_signal(pidfd: int, sig: int, siginfo: Any = None, flags: int = 0, /) -> None:
-            if sig != 0 and _pid_of(pidfd) == parent:
+            if sig != 0 and _pid_of(pidfd) in protected:
                 refuse("signal.pidfd_send_signal", pidfd, sig)
             real_send(pidfd, sig, siginfo, flags)
 
@@ -343,13 +344,15 @@ def _pid_of(fd: Any) -> int | None:
     return int(pid) if head == "/proc" and pid.isdigit() else None
 
 
-def main(argv: list[str] | None = None) -> None:
-    """The entry point of a child process: ``python -m pytest_agentops.harness.child FD``."""
+def main(argv: list[str] | None = None, *, test_process: int | None = None, keeper: int | None = None) -> None:
+    """The entry point of a child process: ``python -m pytest_agentops.harness.child FD``. ``test_process``:
+    pytest's pid (default: this process's parent); ``keeper``: the pid of the keeper between them, if any
+    (``process.keeper``)."""
     fd = int((argv if argv is not None else sys.argv[1:])[0])
     conn = _Channel(socket.socket(fileno=fd))
     sys_path, limits, job_data = conn.recv()
     be_subreaper()  # (an orphan of what the agent starts becomes this process's child, not init's)
-    guard_the_test_process()
+    guard_the_test_process(os.getppid() if test_process is None else test_process, keeper)
     apply_limits(limits)  # before the agent's module is imported (unpickling the job imports it)
     sys.path[:] = sys_path  # the parent's, so the agent's module imports as it did there
     child_main(conn, pickle.loads(job_data))
