@@ -38,6 +38,7 @@ ORIGINAL: dict[str, object] = {
     "imported_monotonic": imported_monotonic,
     "loop_time": asyncio.BaseEventLoop.__dict__["time"],
 }
+ORIGINAL_BUILD_CLASS = __import__("builtins").__build_class__
 # Wall-clock readers immune to the patch for the same reason: a partial holds the real function object.
 wall = functools.partial(time.perf_counter)
 wall_epoch = functools.partial(time.time)
@@ -204,6 +205,36 @@ def test_values_created_under_the_patch_are_plain_datetimes():
         assert type(stamp) is Stamp and stamp.year == 2030
     assert type(pickle.loads(pickled)) is real_datetime and pickle.loads(pickled) == now
     assert type(pickle.loads(pickle.dumps(now))) is real_datetime
+
+
+def test_a_class_deriving_from_a_stand_in_with_a_metaclass_of_its_own_is_built(tmp_path, monkeypatch):
+    """pydantic v1's ``class ConstrainedDate(date, metaclass=ConstrainedNumberMeta)``, imported for the first time
+    inside a trial (langchain_core imports it lazily), failed with "metaclass conflict": every trial of an agent
+    importing langchain there was an error. Such a class derives from the real class now; one without a
+    metaclass of its own still derives from the stand-in (its ``now()`` reads the trial's clock)."""
+    (tmp_path / "constrained_dates.py").write_text(
+        "import abc\nfrom datetime import date, datetime\n\n\nclass Meta(type):\n    pass\n\n\n"
+        "class ConstrainedDate(date, metaclass=Meta):\n    pass\n\n\n"
+        "class Stamped(abc.ABC):\n    pass\n\n\n"
+        "class AbstractStamp(datetime, Stamped):\n    pass\n\n\n"
+        "class Plain(datetime):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with virtual_time(VirtualClock(epoch=1_000_000.0)):
+        module = importlib.import_module("constrained_dates")
+        assert module.ConstrainedDate.__mro__[1] is ORIGINAL["date"] and type(module.ConstrainedDate) is module.Meta
+        assert module.ConstrainedDate(2030, 1, 2).year == 2030
+        assert isinstance(module.ConstrainedDate(2030, 1, 2), datetime.date)
+        assert module.AbstractStamp.__mro__[1] is ORIGINAL["datetime"]
+        assert module.AbstractStamp(2030, 1, 2).day == 2
+        assert module.Plain.now().timestamp() == 1_000_000.0  # (the stand-in's: the trial's clock)
+    monkeypatch.delitem(sys.modules, "constrained_dates")
+    assert builtins_build_class_is_the_real_one()
+
+
+def builtins_build_class_is_the_real_one() -> bool:
+    import builtins
+
+    return builtins.__build_class__ is ORIGINAL_BUILD_CLASS
 
 
 def test_nesting_and_exceptions_restore_the_outer_clock():

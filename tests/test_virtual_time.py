@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -280,3 +281,26 @@ def test_an_async_agent_waits_for_its_subprocess_without_pipes():
                                    timeout_s=60))
     assert [r.outcome for r in result.records] == ["completed", "completed"], [r.reason for r in result.records]
     assert all(r.output.startswith("0 ") and 1.0 <= float(r.output.split()[1]) < 5 for r in result.records)
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_an_agent_importing_a_date_subclass_with_its_own_metaclass_inside_a_trial_runs(tmp_path, monkeypatch,
+                                                                                      isolation):
+    """langchain_core imported inside a trial imports pydantic v1, whose ``class ConstrainedDate(date,
+    metaclass=ConstrainedNumberMeta)`` failed with "metaclass conflict" under the time stand-ins: every trial
+    was an error. (The same class, in a module of its own, first imported by the agent.)"""
+    module = f"lazy_dates_{isolation}"
+    (tmp_path / f"{module}.py").write_text(
+        "from datetime import date\n\n\nclass Meta(type):\n    pass\n\n\n"
+        "class ConstrainedDate(date, metaclass=Meta):\n    pass\n")
+    (tmp_path / f"agent_{isolation}.py").write_text(
+        f"def agent(task, env):\n    import {module}\n\n"
+        f"    return {module}.ConstrainedDate(2030, 1, 2).isoformat()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in (module, f"agent_{isolation}"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    agent = __import__(f"agent_{isolation}").agent
+    result = run_campaign(Scenario(name="lazy", agent=agent, trials=3, seed=1, faults="none", isolation=isolation,
+                                   check=lambda world, output: output == "2030-01-02"))
+    assert result.outcome_counts == {"completed": 3}, [r.reason for r in result.records]
+    monkeypatch.delitem(sys.modules, module, raising=False)

@@ -38,7 +38,10 @@ instance anyone creates is a plain ``datetime``/``date``, so database adapters a
 serialisers are unaffected and ``isinstance(x, datetime.datetime)`` is true as usual. Only
 ``type(x) is datetime.datetime`` compared against the patched *name* is false while installed. Because
 pickle and copy look a class up by its name, ``copyreg`` entries for the two classes are installed with
-the stand-ins; a value pickled while patched unpickles as a plain one, patched or not.
+the stand-ins; a value pickled while patched unpickles as a plain one, patched or not. A class defined while
+installed that derives from a stand-in with a metaclass of its own (pydantic v1's ``ConstrainedDate``) derives
+from the real class instead (``class_builder`` stands in for ``builtins.__build_class__``): "metaclass
+conflict" otherwise.
 
 While installed, ``asyncio.BaseEventLoop.time`` reads the real monotonic clock, so that an ordinary
 asyncio loop started inside a block (``asyncio.run`` in a sync agent) keeps real time instead of
@@ -72,6 +75,7 @@ written here.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import contextvars
 import copyreg
@@ -96,6 +100,7 @@ from .time_stand_ins import (
     VirtualDatetime,
     active,
     active_clock,
+    class_builder,
     real_loop_time,
 )
 
@@ -259,6 +264,9 @@ def _install() -> None:
     for name, fake in (("date", VirtualDate), ("datetime", VirtualDatetime)):
         undo.append((_datetime_module, name, getattr(_datetime_module, name), fake))
         setattr(_datetime_module, name, fake)
+    build_class = class_builder(builtins.__build_class__)  # (a subclass of them with a metaclass of its own)
+    undo.append((builtins, "__build_class__", builtins.__build_class__, build_class))
+    builtins.__build_class__ = build_class
     base_loop = asyncio.BaseEventLoop
     undo.append((base_loop, "time", base_loop.__dict__["time"], real_loop_time))
     base_loop.time = real_loop_time  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import datetime as _datetime_module
 import time as _time_module
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -198,6 +199,43 @@ class VirtualDatetime(RealDatetime, metaclass=_freezegun_api.FakeDatetimeMeta):
     @classmethod
     def today(cls) -> Any:
         return cls.now()
+
+
+def _metaclass_conflict(metaclass: Any, bases: tuple[Any, ...]) -> bool:
+    """Whether building a class of ``bases`` (with ``metaclass``, None: not given) fails with "metaclass conflict":
+    the metaclass worked out as ``__build_class__`` works it out (``types._calculate_meta``)."""
+    resolved = types.resolve_bases(bases)
+    winner = metaclass if metaclass is not None else (type(resolved[0]) if resolved else type)
+    if not isinstance(winner, type):  # (a callable that is not a class: nothing is worked out)
+        return False
+    for base in resolved:
+        base_meta = type(base)
+        if issubclass(winner, base_meta):
+            continue
+        if issubclass(base_meta, winner):
+            winner = base_meta
+            continue
+        return True
+    return False
+
+
+def class_builder(previous: Callable[..., Any]) -> Callable[..., Any]:
+    """``builtins.__build_class__`` while patched (``previous``: the one it stands in for). A class deriving from
+    a stand-in whose metaclass is its own (pydantic v1's ``class ConstrainedDate(date, metaclass=...)``, langchain
+    importing it lazily inside a trial) failed with "metaclass conflict" (freezegun's too): it derives from the
+    real class instead (its own ``now()``/``today()`` then read the real clock). Any other class is built as
+    ``previous`` builds it."""
+
+    def build_class(func: Callable[..., Any], name: str, /, *bases: Any, **kwds: Any) -> Any:
+        for base in bases:
+            if base is VirtualDate or base is VirtualDatetime:
+                if _metaclass_conflict(kwds.get("metaclass"), bases):
+                    bases = tuple(RealDate if b is VirtualDate else RealDatetime if b is VirtualDatetime else b
+                                  for b in bases)
+                break
+        return previous(func, name, *bases, **kwds)
+
+    return build_class
 
 
 # Shown (and pickled, by reference) under the names they stand in for.
