@@ -248,6 +248,11 @@ class ProcessStateChanged(UserWarning):
     limit, ...): put back when the campaign ended, and named (``process.kept_state``)."""
 
 
+class IsolationUnfenced(UserWarning):
+    """``isolation="process"`` on a machine whose kernel cannot fence the agent's process in (no Linux Landlock
+    scopes: Linux before 6.12, or not Linux): only the Python calls named are refused (once per process)."""
+
+
 class UncheckedCampaign(UserWarning):
     """A test ran a campaign that did not pass and never called its ``.check()``, and the test passed: the
     verdicts are in the report and the table, but nothing failed the test (``agent_chaos.run(...).check()``)."""

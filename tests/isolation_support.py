@@ -256,3 +256,72 @@ def signals_past_every_name(task, env):
     except OSError as exc:
         found["memory"] = exc.strerror
     return found
+
+
+def reaches_past_signals(task, env):
+    """Acts on the test process without a signal, each time leaving it as it was had the call gone through: sets
+    its core-file limit to what it is (``prlimit64``), its nice value and CPU affinity to theirs, writes its
+    ``oom_score_adj`` back; and tries ``PTRACE_TRACEME``, ``TIOCSTI`` on its standard output, a file in the
+    Python installation, and what an agent may do: write, rename across directories and remove files under the
+    directory named by the task. Returns what each gave."""
+    import ctypes
+    import errno
+    import resource
+    import struct
+
+    _, parent, scratch = task.split()
+    parent = int(parent)
+    libc = ctypes.CDLL(None, use_errno=True)
+    found = {}
+
+    def errno_of(rc):
+        return "done" if rc == 0 else errno.errorcode[ctypes.get_errno()]
+
+    soft, hard = resource.prlimit(parent, resource.RLIMIT_CORE)
+    limits = struct.pack("=QQ", soft % 2**64, hard % 2**64)
+    found["prlimit"] = errno_of(libc.prlimit64(parent, resource.RLIMIT_CORE, limits, None))
+    try:
+        os.setpriority(os.PRIO_PROCESS, parent, os.getpriority(os.PRIO_PROCESS, parent))
+        found["setpriority"] = "done"
+    except OSError as exc:
+        found["setpriority"] = errno.errorcode[exc.errno]
+    try:
+        os.sched_setaffinity(parent, os.sched_getaffinity(parent))
+        found["affinity"] = "done"
+    except OSError as exc:
+        found["affinity"] = errno.errorcode[exc.errno]
+    try:
+        with open(f"/proc/{parent}/oom_score_adj") as f:
+            current = f.read()
+        with open(f"/proc/{parent}/oom_score_adj", "w") as f:
+            f.write(current)
+        found["oom_score_adj"] = "done"
+    except OSError as exc:
+        found["oom_score_adj"] = errno.errorcode[exc.errno]
+    found["traceme"] = errno_of(libc.ptrace(0, 0, 0, 0))
+    found["tiocsti"] = errno_of(libc.ioctl(1, 0x5412, ctypes.c_char_p(b"x")))
+    group = f"/sys/fs/cgroup/agentops-fence-probe-{os.getpid()}"  # (pytest moved into it could be killed there)
+    try:
+        os.mkdir(group)
+        os.rmdir(group)
+        found["cgroup"] = "done"
+    except OSError as exc:
+        found["cgroup"] = errno.errorcode[exc.errno]
+    first, second = os.path.join(scratch, "a"), os.path.join(scratch, "b")
+    os.makedirs(first)
+    os.makedirs(second)
+    with open(os.path.join(first, "out.txt"), "w") as f:
+        f.write("kept")
+    os.replace(os.path.join(first, "out.txt"), os.path.join(second, "out.txt"))
+    os.rmdir(first)
+    with open(os.path.join(second, "out.txt")) as f:
+        found["files"] = f.read()
+    return " ".join(f"{key}={value}" for key, value in found.items())  # (short: a record keeps 200 characters)
+
+
+def traces_over_and_over(task, env):
+    """Sends one 8 MiB trace event again and again (its own memory stays flat: pytest kept every copy)."""
+    blob = "x" * (8 * 2**20)
+    for _ in range(int(task)):
+        env.trace.add("note", "blob", "ok", blob=blob)
+    return "sent"

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentops import ConfigError, Scenario, run_campaign
+from pytest_agentops.precedence import resolve_run
 from pytest_agentops.process.confine import why_not_fenced
 from pytest_agentops.process.patch import installed
 from pytest_agentops.vtime.real import real_sleep
@@ -311,6 +312,19 @@ def test_the_test_process_takes_no_message_larger_than_the_limit():
                              f"than the {MAX_MESSAGE_BYTES:,} one may have")
 
 
+def test_the_test_process_takes_no_more_than_the_limit_from_an_attempt_in_all():
+    """Each message under the limit, but the same 100 MB trace event sent 20 times grew pytest by 2 GB in 14 s
+    (a review), the child's own memory flat: 40 events of 8 MiB (320 MiB) end the attempt; 20 (160 MiB) do not."""
+    from pytest_agentops.harness.child.protocol import MAX_ATTEMPT_BYTES
+
+    records = [run_campaign(Scenario(name="traces", agent=isolation_support.traces_over_and_over, task=str(n),
+                                     trials=1, seed=1, faults="none", isolation="process", keep_traces=0,
+                                     check=lambda world, out: True)).records[0] for n in (20, 40)]
+    assert [r.outcome for r in records] == ["completed", "error"], [r.reason for r in records]
+    assert records[1].reason == (f"AgentProcessDied: the agent's process sent more than the {MAX_ATTEMPT_BYTES:,} "
+                                 "bytes its messages may hold in all")
+
+
 def test_an_isolated_agents_memory_limit_is_its_hard_limit_too_and_a_crash_is_named_as_in_process():
     """The soft limit alone was set, so an agent lifted it (``setrlimit(RLIMIT_AS, (INF, INF))``) and allocated
     3 GiB under a limit of 512 MiB. And an agent's ``sys.exit`` was recorded with the child's whole traceback
@@ -360,6 +374,59 @@ def test_no_signal_or_memory_write_of_an_isolated_agent_reaches_the_test_process
     assert found == {"ctypes": "Operation not permitted", "thread": "Operation not permitted",
                      "posix": "Operation not permitted"}
     assert arrived == []
+
+
+@pytest.mark.skipif(why_not_fenced() is not None, reason=f"the kernel's fence is not here: {why_not_fenced()}")
+def test_nothing_an_isolated_agent_calls_acts_on_the_test_process_or_the_installation(tmp_path):
+    """A review got past the signal fence with no signal: ``prlimit64`` set pytest's ``RLIMIT_CPU`` to 1 s (the
+    kernel killed it, no root needed); ``PTRACE_TRACEME`` made the agent's parent its tracer; as root, pytest
+    moved into a cgroup and killed, its timer slack set to 2 s, its threads at ``SCHED_IDLE`` and nice 19, its
+    ``oom_score_adj`` at 1000, ``TIOCSTI`` typing into the user's shell; a ``sitecustomize`` planted for the next
+    child. Each is refused now (here each call would leave things as they were; the cgroup made is removed), and
+    ordinary files still work."""
+    (record,) = run_campaign(Scenario(name="fenced", agent=isolation_support.reaches_past_signals, trials=1, seed=1,
+                                      task=f"pytest {os.getpid()} {tmp_path / 'scratch'}", faults="none",
+                                      isolation="process", check=lambda world, out: True)).records
+    assert record.outcome == "completed", record.reason
+    assert record.output == ("prlimit=EPERM setpriority=EPERM affinity=EPERM oom_score_adj=EACCES traceme=EPERM "
+                             "tiocsti=EPERM cgroup=EACCES files=kept")
+
+
+def test_the_fence_leaves_every_path_writable_but_proc_and_sys(tmp_path):
+    """What the Landlock rules grant: each entry of ``/`` whole but ``/proc`` and ``/sys`` (and links)."""
+    from pytest_agentops.process.confine import writable_roots
+
+    roots = writable_roots()
+    assert "/proc" not in roots and "/sys" not in roots and all(not os.path.islink(r) for r in roots)
+    assert any(str(tmp_path.resolve()).startswith(root + "/") for root in roots)
+    assert {"/" + name for name in os.listdir("/")} - set(roots) == {
+        path for path in ("/proc", "/sys") if os.path.exists(path)} | {
+        "/" + name for name in os.listdir("/") if os.path.islink("/" + name)}
+
+
+@pytest.mark.parametrize("why", [None, "Landlock ABI 5 has no scopes (6+)"])
+def test_isolation_without_the_kernels_fence_is_said_once(monkeypatch, why):
+    """The child threw away why it could not fence itself in (a review): a machine without Landlock scopes ran
+    isolated agents that could still reach pytest with ctypes, without a word. Said once per process now."""
+    import warnings
+
+    from pytest_agentops import IsolationUnfenced
+    from pytest_agentops.harness import crash
+    from pytest_agentops.process import confine
+
+    monkeypatch.setattr(confine, "why_not_fenced", lambda: why)
+    monkeypatch.setattr(crash, "_UNFENCED_WARNED", [])
+    scenario = Scenario(name="said", agent=isolation_support.spawner, trials=1, seed=1, faults="none",
+                        isolation="process")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            crash.LAYER.for_campaign(scenario, resolve_run(scenario, ())).close()
+    said = [w for w in seen if issubclass(w.category, IsolationUnfenced)]
+    assert [str(w.message) for w in said] == ([] if why is None else [
+        f"isolation='process' without the kernel's fence ({why}): an isolated agent's ctypes, a fresh posix module "
+        "or a shell's kill can still signal pytest or change its limits (docs/harness.md, \"Hostile agents and "
+        "process isolation\")"])
 
 
 @pytest.mark.parametrize("ending", ["return", "exit", "sigkill", "segfault"])

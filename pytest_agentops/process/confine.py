@@ -1,13 +1,24 @@
-"""The kernel's fence around an isolated agent's process: no signal, ``ptrace`` or memory write reaches a
-process outside it (pytest, its xdist siblings, the watchdog), whatever the agent calls.
+"""The kernel's fence around an isolated agent's process: no signal, ``ptrace``, memory write, resource limit,
+scheduling change or write under ``/proc`` and ``/sys`` reaches a process outside it (pytest, its xdist
+siblings, the keeper, the watchdog), whatever the agent calls.
 
 The child's own refusals (``child_side.guard_the_test_process``) stop the Python calls by name; ``ctypes``, a
 fresh copy of ``posix``, a shell's ``kill`` or ``open("/proc/PPID/mem", "r+b")`` go past names. Linux Landlock
-(ABI 6, Linux 6.12+) scopes signals to the process's own domain (itself and what it starts) and denies
-``ptrace`` access (``/proc/PID/mem``, ``process_vm_writev``, ``pidfd_getfd``) to processes outside it, for root
-too, for every thread and process started after it, with no way back. It needs ``no_new_privs`` (set first): a
-set-user-ID program (``sudo``) run by the agent gains no privilege. No filesystem or network access is
-restricted. Where the kernel has no such Landlock, nothing is done and the reason is returned.
+(ABI 6, Linux 6.12+):
+
+- scopes signals to the process's own domain (itself and what it starts), and denies ``ptrace`` access
+  (``/proc/PID/mem``, ``process_vm_writev``, ``pidfd_getfd``) to processes outside it, for root too;
+- denies writing, creating, removing and renaming under ``/proc`` and ``/sys`` (pytest moved into a cgroup
+  and killed or frozen there, its ``oom_score_adj`` or timer slack set): everywhere else may be written as
+  before (the rules grant whole hierarchies: fencing off a deeper directory, the Python installation, would
+  also forbid creating files in each directory above it, the project's or the home directory);
+- forbids mounting (a cgroup file system mounted elsewhere).
+
+A seccomp filter (``syscall_filter``) refuses what Landlock leaves open: another process's resource limits
+(pytest's ``RLIMIT_CPU``), ``ptrace`` itself, ``TIOCSTI``, another process's priority and scheduling. Both bind
+every thread and process started after them, with no way back, and need ``no_new_privs`` (set first): a
+set-user-ID program (``sudo``) run by the agent gains no privilege. Reads, executing and the network are not
+restricted. Where the kernel has no Landlock scopes, nothing is done and the reason is returned.
 """
 
 from __future__ import annotations
@@ -27,6 +38,13 @@ _ARCHITECTURES = frozenset({"x86_64", "amd64", "aarch64", "arm64", "riscv64", "p
                             "armv8l", "i386", "i686"})
 _PR_SET_NO_NEW_PRIVS = 38
 _CREATE_RULESET_VERSION = 1
+_ADD_RULE, _RULE_PATH_BENEATH = 445, 1
+#: ``LANDLOCK_ACCESS_FS_*`` handled (and granted, outside what is fenced off): writing, truncating, creating,
+#: removing, and moving between directories (``REFER``: denied between any two directories if not handled)
+_FILE_WRITES = (1 << 1) | (1 << 14)  # WRITE_FILE, TRUNCATE
+_WRITES = _FILE_WRITES | (1 << 4) | (1 << 5) | sum(1 << b for b in range(6, 13)) | (1 << 13)
+#: fenced off for writing whatever else is allowed: the kernel's views of processes and of the system
+FENCED_OFF = ("/proc", "/sys")
 
 
 def _libc() -> Any:
@@ -52,25 +70,52 @@ def why_not_fenced() -> str | None:
     return None
 
 
+def writable_roots() -> list[str]:
+    """The hierarchies an agent's process may write under: every entry of ``/`` but ``FENCED_OFF`` and symbolic
+    links (what they lead to is reached by its own path)."""
+    try:
+        entries = list(os.scandir("/"))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        if entry.path in FENCED_OFF or entry.is_symlink():
+            continue
+        found.append(entry.path)
+    return found
+
+
 def fence_in() -> str | None:
-    """Confine this process (call it while it has one thread: Landlock binds the calling thread and what it
-    starts later). None when done; else why not (no Linux, an older kernel, a failed call)."""
+    """Confine this process (call it while it has one thread: Landlock and seccomp bind the calling thread and
+    what it starts later). None when done; else why not (no Linux, an older kernel, a failed call)."""
     why = why_not_fenced()
     if why is not None:
         return why
     import ctypes
 
+    from . import syscall_filter
+
     libc = _libc()
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         return f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(ctypes.get_errno())}"
-    attr = struct.pack("=QQQ", 0, 0, LANDLOCK_SCOPE_SIGNAL)  # (no filesystem or network access handled)
+    attr = struct.pack("=QQQ", _WRITES, 0, LANDLOCK_SCOPE_SIGNAL)  # (no network access handled)
     fd = libc.syscall(_CREATE_RULESET, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
     if fd < 0:
         return f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}"
     try:
+        for path in writable_roots():
+            try:
+                beneath = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                rule = struct.pack("=Qi", _WRITES if os.path.isdir(path) else _FILE_WRITES, beneath)
+                libc.syscall(_ADD_RULE, ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH), rule, ctypes.c_uint32(0))
+            finally:
+                os.close(beneath)
         if libc.syscall(_RESTRICT_SELF, ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
             return f"landlock_restrict_self: {os.strerror(ctypes.get_errno())}"
     finally:
         with contextlib.suppress(OSError):
             os.close(fd)
-    return None
+    return syscall_filter.install()

@@ -350,7 +350,11 @@ def main(argv: list[str] | None = None, *, test_process: int | None = None, keep
     (``process.keeper``)."""
     fd = int((argv if argv is not None else sys.argv[1:])[0])
     conn = _Channel(socket.socket(fileno=fd))
-    sys_path, limits, job_data = conn.recv()
+    sys_path, limits, job_data, pythonpath = conn.recv()
+    if pythonpath is None:  # (the parent's: what the processes the agent starts inherit, as in-process)
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = pythonpath
     be_subreaper()  # (an orphan of what the agent starts becomes this process's child, not init's)
     guard_the_test_process(os.getppid() if test_process is None else test_process, keeper)
     apply_limits(limits)  # before the agent's module is imported (unpickling the job imports it)

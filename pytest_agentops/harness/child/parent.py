@@ -48,6 +48,8 @@ _ENV = frozenset({"confirm", "record_usage", "escalate", "report_confidence"})
 _CHECKPOINTED = frozenset({"saved", "deleted", "cleared"})  # what a checkpoint event of the child's store says
 #: The module a child process runs (``python -m``): the package's ``__main__``.
 CHILD_MODULE = "pytest_agentops.harness.child"
+#: The directory this package is imported from (the child's PYTHONPATH while it starts)
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 class CrashBookkeeping(Protocol):
@@ -140,8 +142,10 @@ class ChildAgent:
         """A fresh child process, given its job; and the parent's end of the channel."""
         ours, theirs = socket.socketpair()
         try:
-            # PYTHONPATH: the child finds this package (and the agent's module) wherever the parent did
-            env_vars = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+            # PYTHONPATH: this package's directory alone, so that the child's start-up (``sitecustomize``, which runs
+            # before its fence) finds nothing an agent wrote in a directory of the parent's ``sys.path``; the child
+            # takes that ``sys.path`` once fenced in, and puts back the PYTHONPATH its agent's processes inherit
+            env_vars = dict(os.environ, PYTHONPATH=PACKAGE_ROOT)
             # a session (and process group) of its own: killed as a whole, with whatever the agent started
             proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, str(theirs.fileno())],
                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env_vars,
@@ -151,7 +155,7 @@ class ChildAgent:
         REAPER.register(proc.pid)
         self.pids.append(proc.pid)
         parent = _Channel(ours, from_child=True)  # (what the child sends is taken as data)
-        parent.send((list(sys.path), self.limits, job))
+        parent.send((list(sys.path), self.limits, job, os.environ.get("PYTHONPATH")))
         return proc, parent
 
     def _end(self, proc: subprocess.Popen[bytes], parent: _Channel, finished: bool) -> None:

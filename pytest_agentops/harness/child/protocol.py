@@ -1,8 +1,8 @@
 """What parent and child say to each other: length-prefixed pickles over a socket pair, exceptions as data,
 the job a child runs (``ChildJob``) and the face of each of its tools (``ToolFace``).
 
-The parent takes what a child sends as data (``from_child``): a message is at most ``MAX_MESSAGE_BYTES``, and it
-is unpickled by ``child_data.data_loads``."""
+The parent takes what a child sends as data (``from_child``): a message is at most ``MAX_MESSAGE_BYTES``, all of
+an attempt's messages at most ``MAX_ATTEMPT_BYTES``, and each is unpickled by ``child_data.data_loads``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ _HEADER = struct.Struct("!Q")
 #: The largest message the parent takes from a child (a header saying more ends the attempt: it would grow
 #: pytest's memory with whatever the agent sends, beyond the child's own memory limit).
 MAX_MESSAGE_BYTES = 256 * 2**20
+#: The most the parent takes from one child in all its messages (what it sends is kept: the trace's events, the
+#: tools' arguments; one 100 MB trace event sent over and over grew pytest by 2 GB in 14 s, the child's memory flat).
+MAX_ATTEMPT_BYTES = 256 * 2**20
 
 class _Channel:
     """One end of the parent-child socket: whole pickled messages, each prefixed by its length. The parent's end
@@ -37,12 +40,18 @@ class _Channel:
         self.sock = sock
         self._loads = data_loads if from_child else pickle.loads
         self._limit = MAX_MESSAGE_BYTES if from_child else None
+        self._left = MAX_ATTEMPT_BYTES if from_child else None  # what the rest of its messages may hold in all
 
     def _size(self, header: bytes) -> int:
         (size,) = _HEADER.unpack(header)
         if self._limit is not None and size > self._limit:
             raise MessageTooLarge(f"the agent's process sent a message of {size:,} bytes, more than the "
                                   f"{self._limit:,} one may have")
+        if self._left is not None:
+            if size > self._left:
+                raise MessageTooLarge(f"the agent's process sent more than the {MAX_ATTEMPT_BYTES:,} bytes its "
+                                      "messages may hold in all")
+            self._left -= size
         return int(size)
 
     @staticmethod
