@@ -325,3 +325,15 @@ def traces_over_and_over(task, env):
     for _ in range(int(task)):
         env.trace.add("note", "blob", "ok", blob=blob)
     return "sent"
+
+
+def square(x):
+    return x * x
+
+
+def pools(task, env):
+    """Maps ``square`` over a pool of two worker processes started as the task says (``fork``, ``forkserver``)."""
+    import multiprocessing
+
+    with multiprocessing.get_context(task).Pool(2) as pool:
+        return pool.map(square, range(4))

@@ -304,3 +304,20 @@ def test_an_agent_importing_a_date_subclass_with_its_own_metaclass_inside_a_tria
                                    check=lambda world, output: output == "2030-01-02"))
     assert result.outcome_counts == {"completed": 3}, [r.reason for r in result.records]
     monkeypatch.delitem(sys.modules, module, raising=False)
+
+
+@pytest.mark.leaves_process_state("children", reason="multiprocessing's forkserver and resource tracker, which an "
+                                   "in-process trial's pool starts, live as long as the process")
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_a_forkserver_pool_in_a_trial_runs_on_real_time(isolation):
+    """``multiprocessing.connection.wait(timeout=0)`` polls until ``time.monotonic()`` moves: frozen at the trial's
+    virtual time it spun for ever, and every forkserver pool (Python 3.14's default start method) hung its trial
+    to the wall-clock limit. The standard library's blocking machinery reads real time now; the agent's own
+    code still reads the trial's clock."""
+    import isolation_support
+
+    result = run_campaign(Scenario(name="pool", agent=isolation_support.pools, task="forkserver", trials=2, seed=1,
+                                   faults="none", isolation=isolation, timeout_s=20,
+                                   check=lambda world, output: output == [0, 1, 4, 9]))
+    assert result.outcome_counts == {"completed": 2}, [r.reason for r in result.records]
+    assert {r.duration_s for r in result.records} == {0.0}  # (no virtual time passed: the pool's waits were real)

@@ -30,6 +30,10 @@ import struct
 import sys
 from typing import Any
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 #: ``landlock_ruleset_attr.scoped``: signals sent out of the domain are refused (``EPERM``).
 LANDLOCK_SCOPE_SIGNAL = 1 << 1
 _SCOPE_ABI = 6  # the first Landlock ABI with ``scoped``

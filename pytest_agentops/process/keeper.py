@@ -18,7 +18,10 @@ import os
 import signal
 import sys
 
+from ..errors import hide_own_frames
 from .reaper import be_subreaper, end_descendants
+
+__tracebackhide__ = hide_own_frames
 
 #: Signals the keeper ignores (``SIGCHLD`` keeps its default: the keeper waits for its child).
 _IGNORED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTSTP",

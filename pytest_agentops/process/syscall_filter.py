@@ -21,6 +21,10 @@ import struct
 import sys
 from typing import Any
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
 _EPERM = 1
 _RET_ALLOW = 0x7FFF_0000
 _RET_ERRNO = 0x0005_0000

@@ -43,6 +43,10 @@ installed that derives from a stand-in with a metaclass of its own (pydantic v1'
 from the real class instead (``class_builder`` stands in for ``builtins.__build_class__``): "metaclass
 conflict" otherwise.
 
+The standard library's blocking machinery (``REAL_TIME_CALLERS``: ``multiprocessing``, ``concurrent``,
+``threading``, ``queue``, ``selectors``, ``subprocess``, ``socket``, ``ssl``) reads real time and really sleeps
+inside a block: its deadlines bound real waits (a forkserver pool polled until a frozen clock moved).
+
 While installed, ``asyncio.BaseEventLoop.time`` reads the real monotonic clock, so that an ordinary
 asyncio loop started inside a block (``asyncio.run`` in a sync agent) keeps real time instead of
 freezing (the classic freezegun hang). Use ``VirtualTimeLoop`` / ``run_virtual`` for virtual asyncio.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as _datetime_module
+import sys
 import time as _time_module
 import types
 from collections.abc import Callable
@@ -54,24 +55,44 @@ def active_clock() -> VirtualClock | None:
     return active.get()
 
 
+#: Module-name prefixes of the standard library's blocking machinery: what it reads of ``time`` (or sleeps) inside a
+#: trial is real, since its deadlines bound real waits. ``multiprocessing.connection.wait(timeout=0)`` polled until
+#: ``time.monotonic()`` moved: frozen in a trial, it spun for ever, and every forkserver pool in a trial hung (the
+#: default start method of Python 3.14). Read from the caller's module, one frame up (freezegun walks the stack).
+REAL_TIME_CALLERS: tuple[str, ...] = ("multiprocessing", "concurrent", "threading", "queue", "selectors",
+                                      "subprocess", "socket", "ssl")
+_real_callers: dict[Any, bool] = {}
+
+
+def _for_real() -> bool:
+    """Whether the caller of the stand-in that calls this is in ``REAL_TIME_CALLERS``' modules."""
+    name = sys._getframe(2).f_globals.get("__name__")
+    found = _real_callers.get(name)
+    if found is None:
+        found = isinstance(name, str) and any(name == p or name.startswith(p + ".") for p in REAL_TIME_CALLERS)
+        if len(_real_callers) < 4096:
+            _real_callers[name] = found
+    return found
+
+
 def _fake_time() -> float:
     clock = active.get()
-    return real_time() if clock is None else clock.now()
+    return real_time() if clock is None or _for_real() else clock.now()
 
 
 def _fake_time_ns() -> int:
     clock = active.get()
-    return real_time_ns() if clock is None else _ns(clock.now())
+    return real_time_ns() if clock is None or _for_real() else _ns(clock.now())
 
 
 def _fake_monotonic() -> float:
     clock = active.get()
-    return real_monotonic() if clock is None else clock.monotonic()
+    return real_monotonic() if clock is None or _for_real() else clock.monotonic()
 
 
 def _fake_monotonic_ns() -> int:
     clock = active.get()
-    return real_monotonic_ns() if clock is None else _ns(clock.monotonic())
+    return real_monotonic_ns() if clock is None or _for_real() else _ns(clock.monotonic())
 
 
 #: ``time.clock_gettime`` clock ids read from the virtual clock inside a trial: wall clocks give its
@@ -106,17 +127,17 @@ def _fake_clock_gettime_ns(clock_id: int, /) -> int:
 
 def _fake_perf_counter() -> float:
     clock = active.get()
-    return real_perf_counter() if clock is None else clock.monotonic()
+    return real_perf_counter() if clock is None or _for_real() else clock.monotonic()
 
 
 def _fake_perf_counter_ns() -> int:
     clock = active.get()
-    return real_perf_counter_ns() if clock is None else _ns(clock.monotonic())
+    return real_perf_counter_ns() if clock is None or _for_real() else _ns(clock.monotonic())
 
 
 def _fake_sleep(seconds: float, /) -> None:
     clock = active.get()
-    if clock is None:
+    if clock is None or _for_real():
         real_sleep(seconds)
         return
     clock.advance(seconds)
