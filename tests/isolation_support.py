@@ -337,3 +337,33 @@ def pools(task, env):
 
     with multiprocessing.get_context(task).Pool(2) as pool:
         return pool.map(square, range(4))
+
+
+def says_it_is_unfenced(task, env):
+    """Tells the test process what a child that could not fence itself in tells it (``child_main``)."""
+    env._rpc.call("fence", task)
+    return "told"
+
+
+async def hands_the_clock_to_a_thread(task, env):
+    """``time.sleep`` and ``time.time`` handed to a worker thread as they are (``to_thread``, ``run_in_executor``)."""
+    import asyncio
+    import time
+
+    await asyncio.to_thread(time.sleep, 3)
+    return await asyncio.get_running_loop().run_in_executor(None, time.time)
+
+
+def plants_code(task, env):
+    """Writes a ``sitecustomize.py`` and a ``platform.py`` into each directory the task names (one of the test
+    process's ``sys.path``, the working directory): run by a later child, each notes in ``ran-<name>`` whether
+    that child was fenced in yet (``NoNewPrivs``)."""
+    for directory in task.split(";"):
+        for name in ("sitecustomize", "platform"):
+            with open(os.path.join(directory, f"{name}.py"), "w") as f:
+                f.write("import os\n"
+                        "with open('/proc/self/status') as status:\n"
+                        "    fenced = [line.split()[1] for line in status if line.startswith('NoNewPrivs')]\n"
+                        f"with open({os.path.join(directory, 'ran-' + name)!r}, 'a') as out:\n"
+                        "    out.write(' '.join(fenced) + '\\n')\n")
+    return "planted"

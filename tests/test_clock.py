@@ -229,6 +229,11 @@ def test_a_class_deriving_from_a_stand_in_with_a_metaclass_of_its_own_is_built(t
         assert module.Plain.now().timestamp() == 1_000_000.0  # (the stand-in's: the trial's clock)
     monkeypatch.delitem(sys.modules, "constrained_dates")
     assert builtins_build_class_is_the_real_one()
+    import builtins
+
+    with virtual_time(VirtualClock()):
+        ours = builtins.__build_class__
+    assert ours is not ORIGINAL_BUILD_CLASS and ours.installed is False  # (inert if a library put it back later)
 
 
 def builtins_build_class_is_the_real_one() -> bool:

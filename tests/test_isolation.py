@@ -392,30 +392,63 @@ def test_nothing_an_isolated_agent_calls_acts_on_the_test_process_or_the_install
                              "tiocsti=EPERM cgroup=EACCES files=kept")
 
 
-def test_the_fence_leaves_every_path_writable_but_proc_and_sys(tmp_path):
-    """What the Landlock rules grant: each entry of ``/`` whole but ``/proc`` and ``/sys`` (and links)."""
-    from pytest_agentops.process.confine import writable_roots
+def test_the_fence_leaves_every_path_writable_but_the_views_of_processes_and_the_system(tmp_path):
+    """What the Landlock rules grant: each entry of ``/`` whole but ``/proc`` and ``/sys`` (and links); and a proc,
+    sysfs or cgroup file system mounted elsewhere (``/host/proc`` in a container: a review wrote another
+    process's ``oom_score_adj`` through one) is fenced off too, its ancestors granted entry by entry."""
+    from pytest_agentops.process.confine import FENCED_OFF, fenced_off, writable_roots
 
-    roots = writable_roots()
+    roots = dict(writable_roots(fenced_off()))
     assert "/proc" not in roots and "/sys" not in roots and all(not os.path.islink(r) for r in roots)
     assert any(str(tmp_path.resolve()).startswith(root + "/") for root in roots)
     assert {"/" + name for name in os.listdir("/")} - set(roots) == {
-        path for path in ("/proc", "/sys") if os.path.exists(path)} | {
+        path for path in FENCED_OFF if os.path.exists(path)} | {
         "/" + name for name in os.listdir("/") if os.path.islink("/" + name)}
+    view = tmp_path / "host" / "proc"
+    view.mkdir(parents=True)
+    (tmp_path / "host" / "data").mkdir()
+    table = tmp_path / "mountinfo"
+    table.write_text("22 1 0:5 / /proc rw - proc proc rw\n23 1 0:6 / /sys rw - sysfs sysfs rw\n"
+                     f"24 1 0:5 / {view} rw - proc proc rw\n25 1 8:1 / {tmp_path / 'host' / 'data'} rw - ext4 x rw\n")
+    off = fenced_off(str(table))
+    assert off == tuple(sorted({"/proc", "/sys", str(view)}))
+    roots = dict(writable_roots(off))
+    assert str(view) not in roots and not any(str(view).startswith(r + "/") for r in roots)
+    assert str(tmp_path / "host" / "data") in roots  # (the view's siblings are granted one by one)
+
+
+def test_code_an_agent_plants_on_the_path_runs_in_no_later_child_before_its_fence(tmp_path, monkeypatch):
+    """A ``sitecustomize.py`` an agent wrote in a directory of pytest's ``sys.path`` ran in every later child at its
+    start (a review: before its fence, so it could signal pytest), and a ``platform.py`` written in the working
+    directory shadowed the standard library's there (``-m`` put the working directory first). A child now starts
+    on the installation alone (no PYTHONPATH, ``-P``), and takes pytest's ``sys.path`` once fenced in."""
+    on_path, cwd = tmp_path / "on_path", tmp_path / "cwd"
+    on_path.mkdir()
+    cwd.mkdir()
+    monkeypatch.syspath_prepend(str(on_path))
+    monkeypatch.chdir(cwd)
+    result = run_campaign(Scenario(name="plants", agent=isolation_support.plants_code, task=f"{on_path};{cwd}",
+                                   trials=3, seed=1, faults="none", isolation="process",
+                                   check=lambda world, out: out == "planted"))
+    assert result.outcome_counts == {"completed": 3}
+    ran = {p.name: p.read_text().split() for p in tmp_path.glob("*/ran-*")}
+    assert all(flag == "1" for flags in ran.values() for flag in flags), ran  # (never before the fence)
 
 
 @pytest.mark.parametrize("why", [None, "Landlock ABI 5 has no scopes (6+)"])
 def test_isolation_without_the_kernels_fence_is_said_once(monkeypatch, why):
     """The child threw away why it could not fence itself in (a review): a machine without Landlock scopes ran
-    isolated agents that could still reach pytest with ctypes, without a word. Said once per process now."""
+    isolated agents that could still reach pytest with ctypes, without a word. Said once per process now,
+    before the first child (the kernel's answer), at the test's line."""
     import warnings
 
     from pytest_agentops import IsolationUnfenced
     from pytest_agentops.harness import crash
+    from pytest_agentops.harness.child import unfenced
     from pytest_agentops.process import confine
 
     monkeypatch.setattr(confine, "why_not_fenced", lambda: why)
-    monkeypatch.setattr(crash, "_UNFENCED_WARNED", [])
+    monkeypatch.setattr(unfenced, "_UNFENCED_WARNED", [])
     scenario = Scenario(name="said", agent=isolation_support.spawner, trials=1, seed=1, faults="none",
                         isolation="process")
     with warnings.catch_warnings(record=True) as seen:
@@ -427,6 +460,26 @@ def test_isolation_without_the_kernels_fence_is_said_once(monkeypatch, why):
         f"isolation='process' without the kernel's fence ({why}): an isolated agent's ctypes, a fresh posix module "
         "or a shell's kill can still signal pytest or change its limits (docs/harness.md, \"Hostile agents and "
         "process isolation\")"])
+    assert all(w.filename == __file__ for w in said)
+
+
+def test_a_child_that_could_not_fence_itself_in_is_said_once(monkeypatch):
+    """The kernel has Landlock scopes, but a child could not fence itself in for another reason (a failed call, a
+    32-bit interpreter: no system call table): the child says why, and the test process warns once."""
+    import warnings
+
+    from pytest_agentops import IsolationUnfenced
+    from pytest_agentops.harness.child import unfenced
+
+    monkeypatch.setattr(unfenced, "_UNFENCED_WARNED", [""])  # (the kernel's answer: fenced)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        records = run_campaign(Scenario(name="told", agent=isolation_support.says_it_is_unfenced, trials=2, seed=1,
+                                        task="no system call table for riscv64", faults="none", isolation="process",
+                                        check=lambda world, out: out == "told")).records
+    assert [r.outcome for r in records] == ["completed", "completed"]
+    said = [str(w.message) for w in seen if issubclass(w.category, IsolationUnfenced)]
+    assert len(said) == 1 and "(no system call table for riscv64)" in said[0], said
 
 
 @pytest.mark.parametrize("ending", ["return", "exit", "sigkill", "segfault"])

@@ -321,3 +321,16 @@ def test_a_forkserver_pool_in_a_trial_runs_on_real_time(isolation):
                                    check=lambda world, output: output == [0, 1, 4, 9]))
     assert result.outcome_counts == {"completed": 2}, [r.reason for r in result.records]
     assert {r.duration_s for r in result.records} == {0.0}  # (no virtual time passed: the pool's waits were real)
+
+
+def test_the_clock_handed_to_a_thread_as_it_is_is_the_agents():
+    """``asyncio.to_thread(time.sleep, 3)`` is the agent's sleep, though the standard library's thread pool calls
+    it: 3 virtual seconds, not 3 real ones (the first version of the real time of the blocking machinery took the
+    thread pool for the caller); ``run_in_executor(None, time.time)`` reads the trial's clock."""
+    import isolation_support
+
+    start = real_time()
+    (record,) = run_campaign(Scenario(name="handed", agent=isolation_support.hands_the_clock_to_a_thread, trials=1,
+                                      seed=1, faults="none", check=lambda world, output: True)).records
+    assert real_time() - start < 2.5  # (3 s of real sleep would pass it)
+    assert record.duration_s == 3.0 and float(record.output) == DEFAULT_EPOCH + 3.0

@@ -20,11 +20,10 @@ import inspect
 import pickle
 import signal
 import threading
-import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AgentCrash, ConfigError, IsolationUnfenced, TrialAborted, hide_own_frames
+from ..errors import AgentCrash, ConfigError, TrialAborted, hide_own_frames
 from ..plan import fault_id
 from ..process.reaper import REAPER
 from ..settings.faults import CrashRecord, Faults
@@ -32,6 +31,7 @@ from ..settings.layers import StateSpec
 from ..vtime.loop import run_virtual
 from .child.parent import ChildAgent
 from .child.protocol import ChildLimits
+from .child.unfenced import warn_if_unfenced
 from .context import RAN
 from .layer import LayerTrial, ToolCall, TrialPort
 from .state.layer import resolve_state
@@ -273,25 +273,6 @@ class CrashLayer:
         if run.isolation == "process":
             warn_if_unfenced()
         return _Crashes(f, ChildLimits(memory_limit_mb=scenario.memory_limit_mb) if in_child else None)
-
-
-_UNFENCED_WARNED: list[str] = []
-
-
-def warn_if_unfenced() -> None:
-    """Once per process: ``IsolationUnfenced`` when this machine's kernel cannot fence an isolated agent's process
-    in (``process.confine``): isolation then refuses by name only what reaches pytest."""
-    from ..process.confine import why_not_fenced
-
-    if _UNFENCED_WARNED:
-        return
-    why = why_not_fenced()
-    _UNFENCED_WARNED.append(why or "")
-    if why is not None:
-        warnings.warn(IsolationUnfenced(
-            f"isolation='process' without the kernel's fence ({why}): an isolated agent's ctypes, a fresh posix "
-            "module or a shell's kill can still signal pytest or change its limits (docs/harness.md, "
-            "\"Hostile agents and process isolation\")"), stacklevel=2)
 
 
 LAYER = CrashLayer()

@@ -8,10 +8,11 @@ fresh copy of ``posix``, a shell's ``kill`` or ``open("/proc/PPID/mem", "r+b")``
 
 - scopes signals to the process's own domain (itself and what it starts), and denies ``ptrace`` access
   (``/proc/PID/mem``, ``process_vm_writev``, ``pidfd_getfd``) to processes outside it, for root too;
-- denies writing, creating, removing and renaming under ``/proc`` and ``/sys`` (pytest moved into a cgroup
-  and killed or frozen there, its ``oom_score_adj`` or timer slack set): everywhere else may be written as
-  before (the rules grant whole hierarchies: fencing off a deeper directory, the Python installation, would
-  also forbid creating files in each directory above it, the project's or the home directory);
+- denies writing, creating, removing and renaming under ``/proc`` and ``/sys`` and any other mount of such a
+  file system (pytest moved into a cgroup and killed or frozen there, its ``oom_score_adj`` or timer slack
+  set): everywhere else may be written as before (the rules grant whole hierarchies: fencing off a deeper
+  directory, the Python installation, would also forbid creating files in each directory above it, the
+  project's or the home directory);
 - forbids mounting (a cgroup file system mounted elsewhere).
 
 A seccomp filter (``syscall_filter``) refuses what Landlock leaves open: another process's resource limits
@@ -52,6 +53,7 @@ FENCED_OFF = ("/proc", "/sys")
 
 
 def _libc() -> Any:
+    """The C library, its ``syscall`` returning a ``long`` and ``errno`` kept for ``ctypes.get_errno``."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -74,18 +76,55 @@ def why_not_fenced() -> str | None:
     return None
 
 
-def writable_roots() -> list[str]:
-    """The hierarchies an agent's process may write under: every entry of ``/`` but ``FENCED_OFF`` and symbolic
-    links (what they lead to is reached by its own path)."""
+#: File systems that are views of processes or of the system: fenced off wherever they are mounted
+_SYSTEM_FILE_SYSTEMS = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs",
+                                  "bpf", "configfs"})
+
+
+def fenced_off(mountinfo: str = "/proc/self/mountinfo") -> tuple[str, ...]:
+    """``FENCED_OFF`` and every other mount point of such a file system (``/host/proc`` in a container, a cgroup
+    file system mounted outside ``/sys``), from this process's mount table."""
+    found = set(FENCED_OFF)
     try:
-        entries = list(os.scandir("/"))
+        with open(mountinfo) as table:
+            for line in table:
+                fields = line.split()
+                if " - " not in line or len(fields) < 5:
+                    continue
+                kind = line.split(" - ", 1)[1].split()[0]
+                point = fields[4].replace("\\040", " ")
+                if kind in _SYSTEM_FILE_SYSTEMS and not any(point == f or point.startswith(f + "/") for f in found):
+                    found.add(point)
     except OSError:
-        return []
-    found = []
-    for entry in entries:
-        if entry.path in FENCED_OFF or entry.is_symlink():
-            continue
-        found.append(entry.path)
+        pass
+    return tuple(sorted(found))
+
+
+def writable_roots(off: tuple[str, ...] = FENCED_OFF) -> list[tuple[str, bool]]:
+    """(path, is a directory) of the hierarchies an agent's process may write under: everything but ``/`` itself
+    and ``off``: the other entries of ``/``, and of each directory above a path of ``off`` (new entries of such
+    a directory may then not be made). Symbolic links are left out (what they lead to has its own path)."""
+    found: list[tuple[str, bool]] = []
+
+    def walk(directory: str) -> None:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return
+        for entry in entries:
+            path = entry.path
+            if path in off or entry.is_symlink():
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir and any(o.startswith(path + "/") for o in off):
+                walk(path)
+            else:
+                found.append((path, is_dir))
+
+    walk("/")
     return found
 
 
@@ -107,13 +146,13 @@ def fence_in() -> str | None:
     if fd < 0:
         return f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}"
     try:
-        for path in writable_roots():
+        for path, is_dir in writable_roots(fenced_off()):
             try:
                 beneath = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
             except OSError:
                 continue
             try:
-                rule = struct.pack("=Qi", _WRITES if os.path.isdir(path) else _FILE_WRITES, beneath)
+                rule = struct.pack("=Qi", _WRITES if is_dir else _FILE_WRITES, beneath)
                 libc.syscall(_ADD_RULE, ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH), rule, ctypes.c_uint32(0))
             finally:
                 os.close(beneath)
@@ -122,4 +161,4 @@ def fence_in() -> str | None:
     finally:
         with contextlib.suppress(OSError):
             os.close(fd)
-    return syscall_filter.install()
+    return syscall_filter.install(libc)

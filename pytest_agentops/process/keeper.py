@@ -80,6 +80,7 @@ def _may_have_children(pid: int) -> bool:
 
 
 def _reap_all() -> None:
+    """Wait for every ended child (the orphans the keeper adopted and killed), without blocking."""
     with contextlib.suppress(ChildProcessError):
         while os.waitpid(-1, os.WNOHANG)[0] > 0:
             pass

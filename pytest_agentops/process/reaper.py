@@ -29,7 +29,9 @@ from .patch import ProcessPatch
 __tracebackhide__ = hide_own_frames
 
 def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process ``/proc`` shows (empty where there is no ``/proc``)."""
+    """pid -> parent pid of every live process ``/proc`` shows (empty where there is no ``/proc``): not the
+    zombies, which a kill does not end (``end_descendants`` killed them already: awaiting their parent's wait,
+    they kept it going round after round)."""
     found = {}
     try:
         names = os.listdir("/proc")
@@ -39,7 +41,9 @@ def _parents() -> dict[int, int]:
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/stat", "rb") as f:
-                    found[int(name)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+                    state, parent = f.read().rsplit(b")", 1)[1].split()[:2]
+                if state != b"Z":
+                    found[int(name)] = int(parent)
             except (OSError, ValueError, IndexError):
                 continue
     return found

@@ -3,10 +3,13 @@ x86-64 and AArch64) that Landlock's fence (``confine``) leaves open, each refuse
 
 - ``prlimit64`` setting another process's limits (pytest's ``RLIMIT_CPU`` at 1 s: the kernel killed it);
 - ``ptrace`` (``PTRACE_TRACEME`` made the agent's parent its tracer: a stop then read as its death);
-- ``ioctl(TIOCSTI)`` (a command pushed into the user's terminal, run by their shell after pytest);
+- ``ioctl(TIOCSTI)`` (a command pushed into the user's terminal, run by their shell after pytest), and
+  ``ioctl(TIOCSCTTY, 1)`` and ``vhangup`` (as root: another session's terminal stolen and hung up, pytest's output
+  with it; ``TIOCSCTTY`` with 0, as ``pty.fork``/``forkpty`` takes a new terminal, is allowed);
 - ``setpriority`` of another process, or of every process of the user, and ``ioprio_set`` alike;
   ``sched_setscheduler``/``sched_setparam``/``sched_setaffinity``/``sched_setattr`` of another thread or process
-  (pytest's threads at ``SCHED_IDLE``, pinned to one CPU): only the calling thread's own (pid 0) may change;
+  (pytest's threads at ``SCHED_IDLE``, pinned to one CPU): only pid 0 (the caller itself) may be named, so the
+  agent's own pid or its children's are refused too (``psutil.Process().nice(...)``);
 - on x86-64, the x32 system calls, and any call of another architecture (``int 0x80``): the same calls under
   other numbers.
 
@@ -29,7 +32,7 @@ _EPERM = 1
 _RET_ALLOW = 0x7FFF_0000
 _RET_ERRNO = 0x0005_0000
 _LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
-_TIOCSTI = 0x5412
+_TIOCSTI, _TIOCSCTTY = 0x5412, 0x540E
 _X32_BIT = 0x4000_0000
 _PRIO_USER, _IOPRIO_WHO_USER = 2, 3
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
@@ -38,10 +41,10 @@ _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _TABLES: dict[str, tuple[int, dict[str, int]]] = {
     "x86_64": (0xC000_003E, {"ptrace": 101, "prlimit64": 302, "ioctl": 16, "setpriority": 141, "ioprio_set": 251,
                              "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
-                             "sched_setattr": 314}),
+                             "sched_setattr": 314, "vhangup": 153}),
     "aarch64": (0xC000_00B7, {"ptrace": 117, "prlimit64": 261, "ioctl": 29, "setpriority": 140, "ioprio_set": 30,
                               "sched_setparam": 118, "sched_setscheduler": 119, "sched_setaffinity": 122,
-                              "sched_setattr": 274}),
+                              "sched_setattr": 274, "vhangup": 58}),
 }
 _ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
 
@@ -64,6 +67,7 @@ def program(machine: str) -> list[tuple[int, int, int, int]] | None:
         ("ld", 0),
         *([("jge", _X32_BIT, "deny", None)] if arch == _TABLES["x86_64"][0] else []),
         ("jeq", nr["ptrace"], "deny", None),
+        ("jeq", nr["vhangup"], "deny", None),
         ("jeq", nr["prlimit64"], "prlimit", None),
         ("jeq", nr["ioctl"], "ioctl", None),
         ("jeq", nr["setpriority"], "setpriority", None),
@@ -76,7 +80,9 @@ def program(machine: str) -> list[tuple[int, int, int, int]] | None:
         ("ld", _arg(2)), ("jeq", 0, None, "deny"),
         ("ld", _arg(2, high=True)), ("jeq", 0, "allow", "deny"),
         ("label", "ioctl"),  # ioctl(fd, request, ...)
-        ("ld", _arg(1)), ("jeq", _TIOCSTI, "deny", "allow"),
+        ("ld", _arg(1)), ("jeq", _TIOCSTI, "deny", None), ("jeq", _TIOCSCTTY, None, "allow"),
+        ("ld", _arg(2)), ("jeq", 0, None, "deny"),  # (TIOCSCTTY with 0, as ``forkpty`` takes a new terminal: allowed;
+        ("ld", _arg(2, high=True)), ("jeq", 0, "allow", "deny"),  # with 1, another session's terminal is stolen)
         ("label", "setpriority"),  # setpriority(which, who, prio)
         ("ld", _arg(0)), ("jeq", _PRIO_USER, "deny", None),
         ("ld", _arg(1)), ("jeq", 0, "allow", "deny"),
@@ -113,11 +119,14 @@ def program(machine: str) -> list[tuple[int, int, int, int]] | None:
     return out
 
 
-def install() -> str | None:
-    """Install the filter on the calling thread (``no_new_privs`` must be set). None when done; else why not."""
+def install(libc: Any) -> str | None:
+    """Install the filter on the calling thread (``no_new_privs`` must be set; ``libc``: ``ctypes.CDLL(None,
+    use_errno=True)``). None when done; else why not."""
     if not sys.platform.startswith("linux"):
         return f"no seccomp on {sys.platform}"
     machine = platform.machine().lower()
+    if struct.calcsize("P") != 8:  # (a 32-bit interpreter on a 64-bit kernel: its calls are the other table's)
+        return f"a 32-bit interpreter on {machine}: no system call table for it"
     instructions = program(machine)
     if instructions is None:
         return f"no system call table for {machine}"
@@ -131,7 +140,6 @@ def install() -> str | None:
         _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
 
     prog = _Program(len(instructions), ctypes.addressof(buffer))
-    libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
         return f"prctl(PR_SET_SECCOMP): {os.strerror(ctypes.get_errno())}"
     return None

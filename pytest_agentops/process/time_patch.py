@@ -255,6 +255,9 @@ def _swept(modules: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
     return swept
 
 
+_builders: list[Any] = []  # the ``class_builder`` installed, if any
+
+
 def _install() -> None:
     global _modules_at_install
     undo = _undo
@@ -271,6 +274,7 @@ def _install() -> None:
     build_class = class_builder(builtins.__build_class__)  # (a subclass of them with a metaclass of its own)
     undo.append((builtins, "__build_class__", builtins.__build_class__, build_class))
     builtins.__build_class__ = build_class
+    _builders.append(build_class)
     base_loop = asyncio.BaseEventLoop
     undo.append((base_loop, "time", base_loop.__dict__["time"], real_loop_time))
     base_loop.time = real_loop_time  # type: ignore[method-assign]
@@ -294,6 +298,8 @@ def _install() -> None:
 
 def _uninstall() -> None:
     global _modules_at_install
+    while _builders:  # (off even where a library rebound ``__build_class__`` after us and put ours back later)
+        _builders.pop().installed = False
     while _undo:
         owner, key, original, fake = _undo.pop()
         if isinstance(owner, dict):  # copyreg.dispatch_table

@@ -62,17 +62,31 @@ def active_clock() -> VirtualClock | None:
 REAL_TIME_CALLERS: tuple[str, ...] = ("multiprocessing", "concurrent", "threading", "queue", "selectors",
                                       "subprocess", "socket", "ssl")
 _real_callers: dict[Any, bool] = {}
+_handed_over: set[Any] = set()  # the code of the functions that call what they were handed (``_handing_over``)
+
+
+def _handing_over() -> set[Any]:
+    """The code of the standard library's functions that call a function they were given, on another thread
+    (``asyncio.to_thread(time.sleep, 3)``, ``run_in_executor(None, time.time)``): such a call is the agent's."""
+    if not _handed_over:
+        import concurrent.futures.thread
+        import threading
+
+        _handed_over.update({concurrent.futures.thread._WorkItem.run.__code__, threading.Thread.run.__code__})
+    return _handed_over
 
 
 def _for_real() -> bool:
-    """Whether the caller of the stand-in that calls this is in ``REAL_TIME_CALLERS``' modules."""
-    name = sys._getframe(2).f_globals.get("__name__")
+    """Whether the caller of the stand-in that calls this is in ``REAL_TIME_CALLERS``' modules (and is not one that
+    calls what it was handed)."""
+    frame = sys._getframe(2)
+    name = frame.f_globals.get("__name__")
     found = _real_callers.get(name)
     if found is None:
         found = isinstance(name, str) and any(name == p or name.startswith(p + ".") for p in REAL_TIME_CALLERS)
         if len(_real_callers) < 4096:
             _real_callers[name] = found
-    return found
+    return found and frame.f_code not in _handing_over()
 
 
 def _fake_time() -> float:
@@ -241,13 +255,16 @@ def _metaclass_conflict(metaclass: Any, bases: tuple[Any, ...]) -> bool:
 
 
 def class_builder(previous: Callable[..., Any]) -> Callable[..., Any]:
-    """``builtins.__build_class__`` while patched (``previous``: the one it stands in for). A class deriving from
-    a stand-in whose metaclass is its own (pydantic v1's ``class ConstrainedDate(date, metaclass=...)``, langchain
-    importing it lazily inside a trial) failed with "metaclass conflict" (freezegun's too): it derives from the
-    real class instead (its own ``now()``/``today()`` then read the real clock). Any other class is built as
-    ``previous`` builds it."""
+    """``builtins.__build_class__`` while patched (``previous``: the one it stands in for). A class deriving
+    directly from a stand-in, with a metaclass of its own (pydantic v1's ``class ConstrainedDate(date,
+    metaclass=...)``, langchain importing it lazily inside a trial), failed with "metaclass conflict"
+    (freezegun's too): it derives from the real class instead (its own ``now()``/``today()`` then read the real
+    clock). Any other class is built as ``previous`` builds it."""
 
     def build_class(func: Callable[..., Any], name: str, /, *bases: Any, **kwds: Any) -> Any:
+        __tracebackhide__ = True  # (a class body's error shows no frame of ours)
+        if not build_class.installed:  # type: ignore[attr-defined]  (left by a library that put back what it found)
+            return previous(func, name, *bases, **kwds)
         for base in bases:
             if base is VirtualDate or base is VirtualDatetime:
                 if _metaclass_conflict(kwds.get("metaclass"), bases):
@@ -256,6 +273,7 @@ def class_builder(previous: Callable[..., Any]) -> Callable[..., Any]:
                 break
         return previous(func, name, *bases, **kwds)
 
+    build_class.installed = True  # type: ignore[attr-defined]  (``time_patch`` clears it as it removes the stand-ins)
     return build_class
 
 

@@ -12,7 +12,7 @@ if __name__ == "__main__":
     # as this process's parent (nothing the agent starts outlives it, however it ends), and from here on no signal
     # or ptrace of the agent's process or of what it starts reaches pytest or the keeper, whatever the agent calls
     keeper = keep(int(sys.argv[1]))
-    fence_in()
+    unfenced = fence_in()
     from pytest_agentops.harness.child.child_side import main
 
-    main(test_process=test_process, keeper=keeper)
+    main(test_process=test_process, keeper=keeper, unfenced=unfenced)

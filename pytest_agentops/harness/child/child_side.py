@@ -212,9 +212,11 @@ def _served_hosts(env: ChildEnv, job: ChildJob, rpc: _Rpc) -> Iterator[None]:
         yield
 
 
-def child_main(conn: _Channel, job: ChildJob) -> None:
+def child_main(conn: _Channel, job: ChildJob, unfenced: str | None = None) -> None:
     """The child process: run the agent once and send back its output or its exception."""
     rpc = _Rpc(conn)
+    if unfenced is not None:
+        rpc.call("fence", unfenced)
     for name in job.secret_names:  # (what the parent treats as secret whatever its name: a live model's key)
         secrets.treat_as_secret(name)
     secrets.refresh()  # (the parent's environment: what the child prints is redacted as in the parent)
@@ -344,10 +346,12 @@ def _pid_of(fd: Any) -> int | None:
     return int(pid) if head == "/proc" and pid.isdigit() else None
 
 
-def main(argv: list[str] | None = None, *, test_process: int | None = None, keeper: int | None = None) -> None:
+def main(argv: list[str] | None = None, *, test_process: int | None = None, keeper: int | None = None,
+         unfenced: str | None = None) -> None:
     """The entry point of a child process: ``python -m pytest_agentops.harness.child FD``. ``test_process``:
     pytest's pid (default: this process's parent); ``keeper``: the pid of the keeper between them, if any
-    (``process.keeper``)."""
+    (``process.keeper``); ``unfenced``: why ``confine.fence_in`` could not fence this process in (told to the
+    parent, which warns)."""
     fd = int((argv if argv is not None else sys.argv[1:])[0])
     conn = _Channel(socket.socket(fileno=fd))
     sys_path, limits, job_data, pythonpath = conn.recv()
@@ -359,7 +363,7 @@ def main(argv: list[str] | None = None, *, test_process: int | None = None, keep
     guard_the_test_process(os.getppid() if test_process is None else test_process, keeper)
     apply_limits(limits)  # before the agent's module is imported (unpickling the job imports it)
     sys.path[:] = sys_path  # the parent's, so the agent's module imports as it did there
-    child_main(conn, pickle.loads(job_data))
+    child_main(conn, pickle.loads(job_data), unfenced)
 
 
 def apply_limits(limits: ChildLimits) -> None:

@@ -33,6 +33,7 @@ from .protocol import (
     thaw,
     tool_face,
 )
+from .unfenced import say_unfenced
 
 __tracebackhide__ = hide_own_frames
 
@@ -48,8 +49,11 @@ _ENV = frozenset({"confirm", "record_usage", "escalate", "report_confidence"})
 _CHECKPOINTED = frozenset({"saved", "deleted", "cleared"})  # what a checkpoint event of the child's store says
 #: The module a child process runs (``python -m``): the package's ``__main__``.
 CHILD_MODULE = "pytest_agentops.harness.child"
-#: The directory this package is imported from (the child's PYTHONPATH while it starts)
+#: The directory this package is imported from (the last entry of the child's ``sys.path`` while it starts)
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+#: The child's program: ``python -m CHILD_MODULE``, with this package found where the parent found it
+_LAUNCH = (f"import sys; sys.path.append({PACKAGE_ROOT!r}); import runpy; "
+           f"runpy.run_module({CHILD_MODULE!r}, run_name='__main__', alter_sys=True)")
 
 
 class CrashBookkeeping(Protocol):
@@ -142,12 +146,14 @@ class ChildAgent:
         """A fresh child process, given its job; and the parent's end of the channel."""
         ours, theirs = socket.socketpair()
         try:
-            # PYTHONPATH: this package's directory alone, so that the child's start-up (``sitecustomize``, which runs
-            # before its fence) finds nothing an agent wrote in a directory of the parent's ``sys.path``; the child
-            # takes that ``sys.path`` once fenced in, and puts back the PYTHONPATH its agent's processes inherit
-            env_vars = dict(os.environ, PYTHONPATH=PACKAGE_ROOT)
+            # what the child imports before its fence (``site``'s ``sitecustomize``, the modules of ``_LAUNCH``)
+            # comes from the installation alone: no PYTHONPATH, no working directory first (``-P``), this package's
+            # directory last; the child takes the parent's ``sys.path`` once fenced in, and puts back the
+            # PYTHONPATH its agent's processes inherit (a ``platform.py`` an agent wrote in the working directory,
+            # or a ``sitecustomize`` in a directory of the parent's ``sys.path``, ran in the next child unfenced)
+            env_vars = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
             # a session (and process group) of its own: killed as a whole, with whatever the agent started
-            proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, str(theirs.fileno())],
+            proc = subprocess.Popen([sys.executable, "-P", "-c", _LAUNCH, str(theirs.fileno())],
                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env_vars,
                                     start_new_session=True)
         finally:
@@ -240,6 +246,9 @@ class ChildAgent:
             if op == "trace":  # the agent's own event (``env.trace.add``: not a kind the harness writes)
                 _, kind, name, outcome, data = request
                 env.trace.add(kind, name, outcome, **data)
+                return "ok", None
+            if op == "fence":  # the child could not fence itself in: said once per process
+                say_unfenced(str(request[1])[:300])
                 return "ok", None
             if op == "checkpoint" and request[2] in _CHECKPOINTED:  # the child's store saved, deleted or cleared
                 self.injector.ctx.trace.add("checkpoint", str(request[1]), request[2])  # (as ``TrialStore`` does)
