@@ -367,3 +367,42 @@ def plants_code(task, env):
                         f"with open({os.path.join(directory, 'ran-' + name)!r}, 'a') as out:\n"
                         "    out.write(' '.join(fenced) + '\\n')\n")
     return "planted"
+
+
+def reaches_past_the_fence_as_root(task, env):
+    """What root's capabilities reached past the fence (a review), each tried so that it changes nothing if it
+    goes through: a BPF map made (a program sending pytest signals needs the same), a CPU-wide perf event opened
+    (one raising ``SIGTRAP`` in whatever runs on that CPU), a fanotify group (permission events stall pytest's
+    ``open``), ``SCHED_FIFO`` for itself (a busy loop starving pytest; set back at once). Returns each call's
+    errno name (or ``done``) and the capability sets left, from ``/proc/self/status``."""
+    import ctypes
+    import errno
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    found = {}
+
+    def errno_of(rc):
+        if rc >= 0:
+            os.close(rc) if rc > 0 else None
+            return "done"
+        return errno.errorcode[ctypes.get_errno()]
+
+    bpf_map = struct.pack("=IIII", 2, 4, 4, 1) + bytes(56)  # BPF_MAP_TYPE_ARRAY, key 4, value 4, 1 entry
+    found["bpf"] = errno_of(libc.syscall(321, 0, bpf_map, len(bpf_map)))  # bpf(BPF_MAP_CREATE)
+    perf = struct.pack("=IIQ", 1, 128, 0) + bytes(112)  # PERF_TYPE_SOFTWARE, size 128, PERF_COUNT_SW_CPU_CLOCK
+    found["perf"] = errno_of(libc.syscall(298, perf, -1, 0, -1, 0))  # pid -1 on cpu 0: every process there
+    found["fanotify"] = errno_of(libc.syscall(300, 0x04, 0))  # fanotify_init(FAN_CLASS_CONTENT)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        found["fifo"] = "done"
+    except OSError as exc:
+        found["fifo"] = errno.errorcode[exc.errno]
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(("CapEff", "CapBnd", "CapInh", "CapAmb")):
+                name, value = line.split()
+                found[name.rstrip(":")] = value
+    return " ".join(f"{key}={value}" for key, value in found.items())

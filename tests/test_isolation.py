@@ -392,6 +392,27 @@ def test_nothing_an_isolated_agent_calls_acts_on_the_test_process_or_the_install
                              "tiocsti=EPERM cgroup=EACCES files=kept")
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or platform.machine() != "x86_64", reason="root's capabilities, on x86-64")
+def test_a_root_agent_keeps_no_capability_that_reaches_past_the_fence():
+    """As root, a review reached pytest past the fence through capabilities: a BPF program sending it signals, a
+    CPU-wide perf event raising ``SIGTRAP``, fanotify permission events stalling its ``open`` calls, a
+    ``SCHED_FIFO`` busy loop starving it. The agent's process keeps only the capabilities acting on files and
+    users, in every set (its programs get no more back); each of those calls is refused."""
+    from pytest_agentops.process.capabilities import KEPT
+
+    (record,) = run_campaign(Scenario(name="root", agent=isolation_support.reaches_past_the_fence_as_root, trials=1,
+                                      seed=1, faults="none", isolation="process",
+                                      check=lambda world, out: True)).records
+    assert record.outcome == "completed", record.reason
+    found = dict(item.split("=") for item in record.output.split())
+    with open("/proc/self/status") as status:  # (what pytest has: the agent keeps KEPT of it)
+        had = {line.split()[0].rstrip(":"): int(line.split()[1], 16) for line in status if line.startswith("Cap")}
+    kept = sum(1 << c for c in KEPT)
+    assert {k: int(found.pop(k), 16) for k in ("CapEff", "CapBnd", "CapInh", "CapAmb")} == {
+        "CapEff": had["CapEff"] & kept, "CapBnd": had["CapBnd"] & kept, "CapInh": 0, "CapAmb": 0}
+    assert found == {"bpf": "EPERM", "perf": "EACCES", "fanotify": "EPERM", "fifo": "EPERM"}
+
+
 def test_the_fence_leaves_every_path_writable_but_the_views_of_processes_and_the_system(tmp_path):
     """What the Landlock rules grant: each entry of ``/`` whole but ``/proc`` and ``/sys`` (and links); and a proc,
     sysfs or cgroup file system mounted elsewhere (``/host/proc`` in a container: a review wrote another

@@ -18,8 +18,9 @@ fresh copy of ``posix``, a shell's ``kill`` or ``open("/proc/PPID/mem", "r+b")``
 A seccomp filter (``syscall_filter``) refuses what Landlock leaves open: another process's resource limits
 (pytest's ``RLIMIT_CPU``), ``ptrace`` itself, ``TIOCSTI``, another process's priority and scheduling. Both bind
 every thread and process started after them, with no way back, and need ``no_new_privs`` (set first): a
-set-user-ID program (``sudo``) run by the agent gains no privilege. Reads, executing and the network are not
-restricted. Where the kernel has no Landlock scopes, nothing is done and the reason is returned.
+set-user-ID program (``sudo``) run by the agent gains no privilege. Before them, a root agent's capabilities
+are cut to those acting on files and users (``capabilities``). Reads, executing and the network are not
+restricted. Where the kernel has no Landlock scopes, nothing more is done and the reason is returned.
 """
 
 from __future__ import annotations
@@ -131,6 +132,12 @@ def writable_roots(off: tuple[str, ...] = FENCED_OFF) -> list[tuple[str, bool]]:
 def fence_in() -> str | None:
     """Confine this process (call it while it has one thread: Landlock and seccomp bind the calling thread and
     what it starts later). None when done; else why not (no Linux, an older kernel, a failed call)."""
+    if sys.platform.startswith("linux"):
+        from . import capabilities
+
+        dropped = capabilities.drop(_libc())  # (root's capabilities reach past the fence: see ``capabilities``)
+        if dropped is not None:
+            return dropped
     why = why_not_fenced()
     if why is not None:
         return why
