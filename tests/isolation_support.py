@@ -406,3 +406,41 @@ def reaches_past_the_fence_as_root(task, env):
                 name, value = line.split()
                 found[name.rstrip(":")] = value
     return " ".join(f"{key}={value}" for key, value in found.items())
+
+
+_HOPPER = """
+import os, sys, time
+beat, until = sys.argv[1], time.time() + float(sys.argv[2])
+for _ in range(3):  # (four chains)
+    if os.fork() == 0:
+        break
+os.setsid()  # (a session of its own)
+import ctypes
+syscall = ctypes.CDLL(None).syscall
+hops = 0
+while hops % 4096 or time.time() < until:  # (bounded: were it to escape, not for ever)
+    hops += 1
+    if hops % 256 == 0:  # (a heartbeat: its pid changes too fast to be found by listing /proc)
+        with open(beat, "w") as f:
+            f.write(str(hops))
+    if syscall(57):  # (a raw fork, x86-64: a new pid every few microseconds; a list of pids read is stale)
+        syscall(231, 0)  # (exit_group: the parent is gone at once)
+"""
+
+
+def hops_pids(task, env):
+    """Starts a process that forks and exits as fast as it can, in a new session each time (a review: it outran
+    the clean-up's rounds of reading ``/proc`` and killing what it found), then returns or (task ending in
+    ``hang``) hangs. The hopper writes its count of hops to the file the task names, and ends itself after 20 s."""
+    beat, ending = task.split()
+    subprocess.Popen([sys.executable, "-c", _HOPPER, beat, "20"],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import select
+
+    for _ in range(500):  # (until it hops: real time, a trial's sleep is virtual)
+        if os.path.exists(beat):
+            break
+        select.select([], [], [], 0.01)
+    if ending == "hang":
+        threading.Event().wait()
+    return "left"

@@ -526,6 +526,34 @@ def test_processes_an_agent_starts_in_sessions_of_their_own_end_with_its_trial(t
         assert f"was killed by {signal_name}" in record.reason, record.reason
 
 
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the hopper's raw fork is x86-64's")
+@pytest.mark.parametrize("ending", ["return", "timeout"])
+def test_a_process_hopping_from_pid_to_pid_ends_with_its_trial(tmp_path, ending):
+    """A process forking and exiting in a loop, in a new session, outran the clean-up's rounds of reading
+    ``/proc`` and killing what it found (a review): it outlived the trial, its campaign and pytest. It ends with
+    the trial now, whether the agent returned or its attempt was killed at the timeout (the keeper's one
+    ``kill(-1)`` in its signal scope), and a process of the test's own, outside that scope, lives on."""
+    beat = tmp_path / "hops"
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (record,) = run_campaign(Scenario(name="hops", agent=isolation_support.hops_pids, task=f"{beat} "
+                                          f"{'hang' if ending == 'timeout' else 'return'}", trials=1, seed=1,
+                                          faults="none", isolation="process", timeout_s=3.0,
+                                          check=lambda world, out: True)).records
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+    assert record.outcome == ("completed" if ending == "return" else "timed_out"), record.reason
+    deadline, hops = time.monotonic() + 3, None
+    while time.monotonic() < deadline:  # (until its count stops moving)
+        real_sleep(0.3)
+        hops, before = beat.read_text(), hops
+        if hops == before:
+            break
+    assert hops == before and int(hops) > 0, "the hopper outlived its trial"
+
+
 def _values():
     import collections
     import datetime

@@ -48,7 +48,8 @@ _ADD_RULE, _RULE_PATH_BENEATH = 445, 1
 #: ``LANDLOCK_ACCESS_FS_*`` handled (and granted, outside what is fenced off): writing, truncating, creating,
 #: removing, and moving between directories (``REFER``: denied between any two directories if not handled)
 _FILE_WRITES = (1 << 1) | (1 << 14)  # WRITE_FILE, TRUNCATE
-_WRITES = _FILE_WRITES | (1 << 4) | (1 << 5) | sum(1 << b for b in range(6, 13)) | (1 << 13)
+_REFER = 1 << 13
+_WRITES = _FILE_WRITES | (1 << 4) | (1 << 5) | sum(1 << b for b in range(6, 13)) | _REFER
 #: fenced off for writing whatever else is allowed: the kernel's views of processes and of the system
 FENCED_OFF = ("/proc", "/sys")
 
@@ -127,6 +128,37 @@ def writable_roots(off: tuple[str, ...] = FENCED_OFF) -> list[tuple[str, bool]]:
 
     walk("/")
     return found
+
+
+def scope_signals() -> bool:
+    """Put this process (and what it starts) in a Landlock domain of its own that scopes nothing but signals: it
+    may signal only what it starts. The keeper's, before it forks the agent's half (whose fence then nests in
+    it): ``kill(-1)`` from the keeper reaches every process below it and no other, however many times they
+    changed pid or session. True when done."""
+    if why_not_fenced() is not None:
+        return False
+    import ctypes
+
+    libc = _libc()
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return False
+    # (moving between directories is denied by every domain that does not grant it: granted under ``/``)
+    attr = struct.pack("=QQQ", _REFER, 0, LANDLOCK_SCOPE_SIGNAL)
+    fd = libc.syscall(_CREATE_RULESET, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
+    if fd < 0:
+        return False
+    try:
+        root = os.open("/", os.O_PATH | os.O_CLOEXEC)
+        try:
+            rule = struct.pack("=Qi", _REFER, root)
+            if libc.syscall(_ADD_RULE, ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH), rule,
+                            ctypes.c_uint32(0)) != 0:
+                return False
+        finally:
+            os.close(root)
+        return libc.syscall(_RESTRICT_SELF, ctypes.c_int(fd), ctypes.c_uint32(0)) == 0
+    finally:
+        os.close(fd)
 
 
 def fence_in() -> str | None:

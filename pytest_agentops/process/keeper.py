@@ -7,7 +7,11 @@ sibling (``clone`` with ``CLONE_PARENT``), is below it, and orphaned it becomes 
 agent's process ends, however it ends (returning, ``os._exit``, a segfault, ``SIGKILL``), the keeper ends every
 process below it and exits as the agent's process did (its exit code, or the same signal), so pytest sees
 the child end as before. The agent's own clean-up at exit (``reaper.end_descendants``) cannot cover a death by
-signal; the keeper does. It ignores the signals an agent's ``killpg`` of its own group would end it with
+signal; the keeper does. Where the kernel has Landlock scopes, the keeper scopes its signals before it forks
+(``confine.scope_signals``) and ends what is below it with one ``kill(-1)``: it reaches nothing else, and a
+process hopping from pid to pid faster than ``/proc`` is read cannot escape it. pytest, to end an attempt,
+kills the keeper's children and lets the keeper do the rest (``reaper.end_through_keeper``). It ignores the
+signals an agent's ``killpg`` of its own group would end it with
 (``SIGKILL`` aside): pytest ends it with ``SIGKILL``.
 """
 
@@ -17,8 +21,10 @@ import contextlib
 import os
 import signal
 import sys
+import time
 
 from ..errors import hide_own_frames
+from .confine import scope_signals
 from .reaper import be_subreaper, end_descendants
 
 __tracebackhide__ = hide_own_frames
@@ -36,6 +42,7 @@ def keep(channel_fd: int) -> int | None:
         return None
     be_subreaper()
     keeper = os.getpid()
+    scoped = scope_signals()
     pid = os.fork()
     if pid == 0:
         return keeper
@@ -45,6 +52,8 @@ def keep(channel_fd: int) -> int | None:
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
         status = _wait_for(pid)
+        if scoped:
+            _end_scope()
         if _may_have_children(keeper):  # (every process left below is below one of its children now)
             end_descendants(keeper)
         _reap_all()
@@ -77,6 +86,32 @@ def _may_have_children(pid: int) -> bool:
             return bool(children.read().split())
     except OSError:
         return True
+
+
+def _end_scope(within_s: float = 10.0) -> None:
+    """SIGKILL every process of the keeper's signal scope (``confine.scope_signals``: every process below it,
+    and no other) with one ``kill(-1)``, and reap them: a process that changes pid faster than ``/proc`` is read
+    (``end_descendants``) cannot get away. Once signalled, none of them can fork (a fork with a fatal signal
+    pending fails), and while any is left the keeper has a child: the killed, orphaned, become its children.
+    ``within_s`` real seconds at most (one stuck in the kernel)."""
+    try:
+        os.kill(os.getppid(), 0)  # (outside the scope: refused, or the scope is not what it was said to be)
+        return  # (then ``kill(-1)`` would end every process of the user: left to ``end_descendants``)
+    except PermissionError:
+        pass
+    except OSError:
+        return
+    with contextlib.suppress(OSError):  # (not the keeper itself; it succeeds even with nothing in its scope)
+        os.kill(-1, signal.SIGKILL)
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.001)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
 
 
 def _reap_all() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -65,6 +66,34 @@ def end_descendants(root: int, rounds: int = 20) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def end_through_keeper(keeper: int, within_s: float = 5.0) -> bool:
+    """SIGKILL the children of ``keeper`` (``process.keeper``: the agent's process, and orphans it adopted): the
+    keeper then ends every process below it, however they hop from pid to pid, and exits. True once it has
+    (the caller reaps it), False if it had no children or still runs after ``within_s`` real seconds."""
+    try:
+        with open(f"/proc/{keeper}/task/{keeper}/children") as listed:
+            children = [int(pid) for pid in listed.read().split()]
+    except (OSError, ValueError):
+        return False
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    if not children:
+        return False
+    import time
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{keeper}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                    return True
+        except (OSError, IndexError):
+            return True
+        select.select([], [], [], 0.002)  # (real time: a trial's ``time.sleep`` may be virtual)
+    return False
+
+
 def be_subreaper() -> None:
     """Make this process the one its orphaned descendants are given to (Linux ``PR_SET_CHILD_SUBREAPER``)."""
     if not sys.platform.startswith("linux"):
@@ -81,14 +110,14 @@ def _watchdog_code() -> str:
     import inspect
 
     try:
-        tree = "\n".join(inspect.getsource(f) for f in (_parents, end_descendants))
+        tree = "\n".join(inspect.getsource(f) for f in (_parents, end_descendants, end_through_keeper))
     except (OSError, TypeError):
-        tree = "def end_descendants(root):\n    pass\n"
+        tree = "def end_descendants(root):\n    pass\ndef end_through_keeper(keeper, within_s=0):\n    pass\n"
     return _WATCHDOG.replace("# (end_descendants)", tree)
 
 
 _WATCHDOG = r"""
-import contextlib, os, signal, sys
+import contextlib, os, select, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 # (end_descendants)
 groups = set()
@@ -99,6 +128,7 @@ for line in sys.stdin.buffer:
         continue
     (groups.add if line[:1] == b"+" else groups.discard)(pgid)
 for pgid in groups:
+    end_through_keeper(pgid)  # (the group's leader is the keeper: it ends what is below it and exits)
     end_descendants(pgid)  # (the group's leader is the agent's process: what it started in sessions of their own)
     try:
         os.killpg(pgid, signal.SIGKILL)

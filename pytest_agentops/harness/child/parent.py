@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...errors import RAISED_AT, AgentCrash, AgentProcessDied, hide_own_frames
-from ...process.reaper import REAPER, end_descendants
+from ...process.reaper import REAPER, end_descendants, end_through_keeper
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
 from .. import secrets
@@ -327,7 +327,7 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
 def _kill(proc: subprocess.Popen[bytes]) -> int | None:
     """SIGKILL the child's whole process group (the child, if it still runs, and every process it started),
     reap the child, and return its exit code (``-9`` when killed)."""
-    if proc.poll() is None:  # (its orphans are still below it: what it started in sessions of their own)
+    if proc.poll() is None and not end_through_keeper(proc.pid):  # (the keeper ends all below it, and exits)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(proc.pid, signal.SIGSTOP)  # (stopped first: it starts none while they are ended)
         end_descendants(proc.pid)
