@@ -137,6 +137,17 @@ def floods(task, env):
     os._exit(0)
 
 
+def sends_empty_sets(task, env):
+    """Sends the test process one message of ``task`` empty sets (one byte each on the wire, 216 in pytest)."""
+    import socket
+    import struct
+
+    data = b"\x80\x04" + b"\x8f" * int(task) + b"."  # (PROTO 4, EMPTY_SET..., STOP)
+    channel = socket.socket(fileno=os.dup(int(sys.argv[1])))
+    channel.sendall(struct.pack("!Q", len(data)) + data)
+    os._exit(0)
+
+
 def its_memory_limit(task, env):
     """The address-space limit the agent's process runs under: (soft, hard)."""
     import resource

@@ -325,6 +325,18 @@ def test_the_test_process_takes_no_more_than_the_limit_from_an_attempt_in_all():
                                  "bytes its messages may hold in all")
 
 
+def test_the_test_process_takes_no_more_opcodes_than_the_limit_from_an_attempt():
+    """Each byte an opcode making an object: 100 MB of empty sets (``EMPTY_SET``) would have grown pytest by
+    21 GB (a review). An attempt's messages hold at most ``MAX_ATTEMPT_OPCODES``: one more ends it."""
+    from pytest_agentops.harness.child.child_data import MAX_ATTEMPT_OPCODES
+
+    (record,) = run_campaign(Scenario(name="sets", agent=isolation_support.sends_empty_sets, trials=1, seed=1,
+                                      task=str(MAX_ATTEMPT_OPCODES), faults="none", isolation="process")).records
+    assert record.outcome == "error"
+    assert record.reason == (f"AgentProcessDied: the agent's process sent more than the {MAX_ATTEMPT_OPCODES:,} "
+                             "pickle opcodes its messages may hold in all")
+
+
 def test_an_isolated_agents_memory_limit_is_its_hard_limit_too_and_a_crash_is_named_as_in_process():
     """The soft limit alone was set, so an agent lifted it (``setrlimit(RLIMIT_AS, (INF, INF))``) and allocated
     3 GiB under a limit of 512 MiB. And an agent's ``sys.exit`` was recorded with the child's whole traceback

@@ -55,6 +55,10 @@ _BUILTIN_CALLED = frozenset({complex, object, types.SimpleNamespace, types.Gener
 _SIZED = (bytes, bytearray)
 #: How deep tuples may nest in a message (``_DataUnpickler._nest``).
 MAX_TUPLE_DEPTH = 1000
+#: The most pickle opcodes the test process takes from one child in all its messages of an attempt: each makes
+#: an object, or a reference to one, from a byte or two (an empty set: 1 byte sent, 216 kept in pytest; 200 MB
+#: of them would have grown pytest by 43 GB). A list of a million numbers is about that many.
+MAX_ATTEMPT_OPCODES = 2**21
 _SIZE_LIMIT = 2**20
 
 
@@ -190,6 +194,17 @@ def _nested(load: Any) -> Any:
     return load_and_check
 
 
+def _counted(load: Any) -> Any:
+    """An opcode's loader, counted against the opcodes left (``MAX_ATTEMPT_OPCODES``)."""
+    def load_counted(self: _DataUnpickler) -> None:
+        self.opcodes_left -= 1
+        if self.opcodes_left < 0:
+            raise pickle.UnpicklingError(f"the agent's process sent more than the {MAX_ATTEMPT_OPCODES:,} pickle "
+                                         "opcodes its messages may hold in all")
+        load(self)
+    return load_counted
+
+
 class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     """Unpickles what a child sent as data: a global it names is one of ``_REBUILDERS``, or must be in a module
     loaded here (``_loaded``) and be a class of a module outside ``_NOT_DATA`` (or one of ``_BUILTIN_DATA``, or an
@@ -198,9 +213,10 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
 
     dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
-    def __init__(self, file: Any) -> None:
+    def __init__(self, file: Any, opcodes: int = 0) -> None:
         super().__init__(file)
         self._depths: dict[int, int] = {}  # id of each tuple built -> how deep it nests
+        self.opcodes_left = opcodes
 
     def load_reduce(self) -> None:
         stack = self.stack
@@ -247,6 +263,9 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    for _opcode, _load in list(dispatch.items()):
+        dispatch[_opcode] = _counted(_load)
+    del _opcode, _load
 
     def find_class(self, module: str, name: str) -> Any:
         rebuilder = _REBUILDERS.get((module, name))
@@ -298,9 +317,15 @@ def _is_array(cls: type) -> bool:
     return (getattr(cls, "__module__", "") or "").split(".")[0] == "numpy"
 
 
-def data_loads(data: bytes) -> Any:
-    """``pickle.loads`` of what a child sent, as data (``_DataUnpickler``)."""
-    return _DataUnpickler(io.BytesIO(data)).load()
+def data_loads(data: bytes, opcodes: int = MAX_ATTEMPT_OPCODES) -> Any:
+    """``pickle.loads`` of what a child sent, as data (``_DataUnpickler``), of at most ``opcodes`` opcodes."""
+    return data_loads_counted(data, opcodes)[0]
+
+
+def data_loads_counted(data: bytes, opcodes: int) -> tuple[Any, int]:
+    """``data_loads``, and how many of the ``opcodes`` are left (``MessageTooLarge`` past them)."""
+    unpickler = _DataUnpickler(io.BytesIO(data), opcodes)
+    return unpickler.load(), unpickler.opcodes_left
 
 
 #: (module, name) -> a class of the harness's own that a message may name (``protocol`` adds ``ShownDefault``).
