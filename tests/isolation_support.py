@@ -455,3 +455,23 @@ def hops_pids(task, env):
     if ending == "hang":
         threading.Event().wait()
     return "left"
+
+
+def refused_then_undone(task, env):
+    """Signals the test process, catches the refusal, and clears what the child module kept of it."""
+    import signal
+
+    from pytest_agentops.harness.child import child_side
+
+    with contextlib.suppress(PermissionError):
+        os.kill(int(task), signal.SIGCONT)
+    for name in dir(child_side):  # (every list the module holds: the first refusal was one)
+        if isinstance(getattr(child_side, name), list):
+            getattr(child_side, name).clear()
+    return "undone"
+
+
+def leaves_a_thread_running(task, env):
+    """Starts a thread that is not a daemon and runs 60 s, then returns at once."""
+    threading.Thread(target=lambda: __import__("select").select([], [], [], 60)).start()
+    return "returned"

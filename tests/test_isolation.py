@@ -364,6 +364,26 @@ def test_an_isolated_agent_cannot_signal_the_test_process(target):
     assert "in an isolated trial is refused: it signals the test process" in record.reason
 
 
+def test_a_refusal_stays_an_error_whatever_the_agent_clears():
+    """The first refusal was kept in a list of the child module's: an agent that caught the ``PermissionError``
+    and cleared the list passed its trial (a review). It is kept out of the reach of a module's name now."""
+    (record,) = run_campaign(Scenario(name="undo", agent=isolation_support.refused_then_undone, task=str(os.getpid()),
+                                      trials=1, seed=1, faults="none", isolation="process",
+                                      check=lambda world, out: True)).records
+    assert record.outcome == "error", record.reason
+    assert "in an isolated trial is refused: it signals the test process" in record.reason
+
+
+def test_a_thread_an_agent_leaves_running_does_not_hold_its_finished_trial():
+    """A thread the agent started and left running (not a daemon) kept the child alive after its result was
+    sent: the parent waited 10 s for it, then killed it, and a trial with a shorter timeout timed out (a
+    review). The child exits once its result is sent, as pytest would not wait for such a thread in-process."""
+    (record,) = run_campaign(Scenario(name="thread", agent=isolation_support.leaves_a_thread_running, trials=1,
+                                      seed=1, faults="none", isolation="process", timeout_s=5.0,
+                                      check=lambda world, out: True)).records
+    assert record.outcome == "completed", record.reason
+
+
 @pytest.mark.skipif(why_not_fenced() is not None, reason=f"the kernel's fence is not here: {why_not_fenced()}")
 def test_no_signal_or_memory_write_of_an_isolated_agent_reaches_the_test_process():
     """Past every name the child refuses (``ctypes``, from a thread too, a fresh ``posix``, a shell's ``kill``)

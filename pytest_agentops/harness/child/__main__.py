@@ -16,3 +16,13 @@ if __name__ == "__main__":
     from pytest_agentops.harness.child.child_side import main
 
     main(test_process=test_process, keeper=keeper, unfenced=unfenced)
+    # the result is sent: a thread the agent left running (not a daemon) does not hold the process, as pytest
+    # would not wait for it in-process (the parent waited 10 s, then killed it); the agent's exit handlers run
+    import atexit
+    import contextlib
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # (a stream the agent closed or replaced)
+            stream.flush()
+    os._exit(0)

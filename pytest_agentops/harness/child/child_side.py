@@ -212,8 +212,10 @@ def _served_hosts(env: ChildEnv, job: ChildJob, rpc: _Rpc) -> Iterator[None]:
         yield
 
 
-def child_main(conn: _Channel, job: ChildJob, unfenced: str | None = None) -> None:
-    """The child process: run the agent once and send back its output or its exception."""
+def child_main(conn: _Channel, job: ChildJob, unfenced: str | None = None,
+               refused: Callable[[], str | None] = lambda: None) -> None:
+    """The child process: run the agent once and send back its output or its exception. ``refused``: the first
+    call ``guard_the_test_process`` refused, if any (the trial is then an error, whatever the agent caught)."""
     rpc = _Rpc(conn)
     if unfenced is not None:
         rpc.call("fence", unfenced)
@@ -236,8 +238,9 @@ def child_main(conn: _Channel, job: ChildJob, unfenced: str | None = None) -> No
         except Exception:
             output = shown_repr(output)  # (as the parent shows an output: its address left out)
         message: tuple[Any, ...] = ("done", output)
-        if _REFUSED:  # (whatever the agent caught: as in-process, the trial is an error)
-            raise PermissionError(errno.EPERM, _REFUSED[0])
+        first_refused = refused()
+        if first_refused is not None:  # (whatever the agent caught: as in-process, the trial is an error)
+            raise PermissionError(errno.EPERM, first_refused)
     except BaseException as exc:
         message = ("error", freeze(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
                    user_code_at(exc.__traceback__))  # (where it was raised: the trial's reason names it)
@@ -248,11 +251,7 @@ def child_main(conn: _Channel, job: ChildJob, unfenced: str | None = None) -> No
     end_descendants(os.getpid())  # (what the agent started in sessions of their own: not left to init)
 
 
-#: The calls refused because they would signal the test process (the first one makes the trial an error).
-_REFUSED: list[str] = []
-
-
-def guard_the_test_process(parent: int, keeper: int | None = None) -> None:
+def guard_the_test_process(parent: int, keeper: int | None = None) -> Callable[[], str | None]:
     """``os.kill`` and ``os.killpg`` (and ``posix``'s, the same functions) refused when they would reach the test
     process (its pid, its process group, or every process: ``-1``), and ``os.pidfd_open`` of its pid and
     ``signal.pidfd_send_signal`` to a descriptor of it (``os.open("/proc/PID")``): an isolated agent's
@@ -260,7 +259,8 @@ def guard_the_test_process(parent: int, keeper: int | None = None) -> None:
     what the agent started in sessions of their own first; ``resource.prlimit`` setting pytest's limits is refused
     too. (A ``kill`` command run through a shell, ``ctypes``, or a fresh copy of the ``posix`` module gets past this:
     only another user, or a PID namespace, could not signal pytest; the kernel's fence, ``process.confine``,
-    refuses those.) ``parent``: pytest's pid; ``keeper``: this process's keeper, refused as pytest is."""
+    refuses those.) ``parent``: pytest's pid; ``keeper``: this process's keeper, refused as pytest is. Returns a
+    function giving the first call refused, if any (kept in its closure: clearing a module's list undid it)."""
     import operator
     import posix
 
@@ -270,10 +270,11 @@ def guard_the_test_process(parent: int, keeper: int | None = None) -> None:
         group = None
     protected = (parent, -1) if keeper is None else (parent, keeper, -1)
     real_kill, real_killpg, real_exit = os.kill, os.killpg, os._exit
+    first: list[str] = []  # (the first call refused: kept here, out of the reach of a module's name)
 
     def refuse(name: str, target: Any, sig: Any) -> None:
         message = f"{name}({target}, {sig}) in an isolated trial is refused: it signals the test process"
-        _REFUSED.append(message)
+        first[:1] = first[:1] or [message]
         raise PermissionError(errno.EPERM, message)
 
     def number(value: Any) -> int | None:  # (a numpy integer is a pid too)
@@ -330,6 +331,7 @@ def guard_the_test_process(parent: int, keeper: int | None = None) -> None:
             real_send(pidfd, sig, siginfo, flags)
 
         signal.pidfd_send_signal = pidfd_send_signal
+    return lambda: first[0] if first else None
 
 
 def _pid_of(fd: Any) -> int | None:
@@ -360,10 +362,10 @@ def main(argv: list[str] | None = None, *, test_process: int | None = None, keep
     else:
         os.environ["PYTHONPATH"] = pythonpath
     be_subreaper()  # (an orphan of what the agent starts becomes this process's child, not init's)
-    guard_the_test_process(os.getppid() if test_process is None else test_process, keeper)
+    refused = guard_the_test_process(os.getppid() if test_process is None else test_process, keeper)
     apply_limits(limits)  # before the agent's module is imported (unpickling the job imports it)
     sys.path[:] = sys_path  # the parent's, so the agent's module imports as it did there
-    child_main(conn, pickle.loads(job_data), unfenced)
+    child_main(conn, pickle.loads(job_data), unfenced, refused)
 
 
 def apply_limits(limits: ChildLimits) -> None:
