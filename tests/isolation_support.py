@@ -411,6 +411,16 @@ def reaches_past_the_fence_as_root(task, env):
         found["fifo"] = "done"
     except OSError as exc:
         found["fifo"] = errno.errorcode[exc.errno]
+    other = subprocess.Popen(["sleep", "30"], user=65534)  # (its own process as another user: still its to end)
+    try:
+        other.kill()
+        found["other_user"] = "done"
+    except OSError as exc:
+        found["other_user"] = errno.errorcode[exc.errno]
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(other.pid, 9)
+        other.wait()
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(("CapEff", "CapBnd", "CapInh", "CapAmb")):

@@ -442,7 +442,22 @@ def test_a_root_agent_keeps_no_capability_that_reaches_past_the_fence():
     kept = sum(1 << c for c in KEPT)
     assert {k: int(found.pop(k), 16) for k in ("CapEff", "CapBnd", "CapInh", "CapAmb")} == {
         "CapEff": had["CapEff"] & kept, "CapBnd": had["CapBnd"] & kept, "CapInh": 0, "CapAmb": 0}
-    assert found == {"bpf": "EPERM", "perf": "EACCES", "fanotify": "EPERM", "fifo": "EPERM"}
+    assert found == {"bpf": "EPERM", "perf": "EACCES", "fanotify": "EPERM", "fifo": "EPERM", "other_user": "done"}
+
+
+@pytest.mark.skipif(why_not_fenced() is not None, reason=f"the kernel's fence is not here: {why_not_fenced()}")
+def test_the_fence_goes_up_when_the_capabilities_cannot_be_dropped():
+    """Capabilities that could not be dropped (the first version knew the system call only on two
+    architectures) skipped the whole fence: no signal scope, ``/proc`` writable. The fence goes up anyway, and
+    both reasons are told."""
+    code = ("import os\n"
+            "from pytest_agentops.process import capabilities, confine\n"
+            "capabilities.drop = lambda libc: 'capset: refused'\n"
+            "print(confine.fence_in())\n"
+            "try:\n    os.kill(os.getppid(), 0)\n    print('reached')\n"
+            "except PermissionError:\n    print('refused')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[:2] == ["capset: refused", "refused"], out
 
 
 def test_the_fence_leaves_every_path_writable_but_the_views_of_processes_and_the_system(tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import struct
 from typing import Any
 
@@ -22,13 +21,14 @@ from ..errors import hide_own_frames
 
 __tracebackhide__ = hide_own_frames
 
-#: Capabilities kept (those of Docker's default set that act on files and users alone): CHOWN, DAC_OVERRIDE,
-#: FOWNER, FSETID, SETGID, SETUID, NET_BIND_SERVICE, AUDIT_WRITE.
-KEPT = frozenset({0, 1, 3, 4, 6, 7, 10, 29})
+#: Capabilities kept (those of Docker's default set that act on files, users and the agent's own processes):
+#: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, AUDIT_WRITE. ``KILL``
+#: signals the agent's own processes run as another user (``subprocess.run(..., user="nobody")`` timed out
+#: without it); the fence's signal scope holds for every capability, so it reaches nothing outside.
+KEPT = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 29})
 _PR_CAPBSET_READ, _PR_CAPBSET_DROP = 23, 24
 _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 _VERSION_3 = 0x2008_0522
-_CAPGET = {"x86_64": 125, "amd64": 125, "aarch64": 90, "arm64": 90}
 _LAST_CAP = "/proc/sys/kernel/cap_last_cap"
 
 
@@ -40,12 +40,12 @@ def drop(libc: Any) -> str | None:
     """Leave this process (and what it starts) only ``KEPT`` of the capabilities it has. None when done, or when
     there was nothing to drop; else why not. ``libc``: ``ctypes.CDLL(None, use_errno=True)``, its ``syscall``
     returning a ``long``."""
-    number = _CAPGET.get(platform.machine().lower())
-    if number is None:
-        return f"no capability calls known for {platform.machine()}"
+    capget, capset = getattr(libc, "capget", None), getattr(libc, "capset", None)  # (the C library's: any
+    if capget is None or capset is None:  # architecture)
+        return "no capget/capset in the C library"
     header = struct.pack("=Ii", _VERSION_3, 0)
     data = ctypes.create_string_buffer(24)  # (two of {effective, permitted, inheritable}: capabilities 0-63)
-    if libc.syscall(number, header, data) != 0:
+    if capget(header, data) != 0:
         return f"capget: {os.strerror(ctypes.get_errno())}"
     effective, permitted, inheritable = _sets(data.raw)
     try:
@@ -65,7 +65,7 @@ def drop(libc: Any) -> str | None:
         return None
     kept = [value & keep for value in (effective, permitted, inheritable)]
     packed = b"".join(struct.pack("=III", *(v >> shift & 0xFFFF_FFFF for v in kept)) for shift in (0, 32))
-    if libc.syscall(number + 1, header, packed) != 0:  # (capset follows capget on both architectures)
+    if capset(header, packed) != 0:
         return f"capset: {os.strerror(ctypes.get_errno())}"
     return None
 

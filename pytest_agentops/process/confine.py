@@ -164,15 +164,18 @@ def scope_signals() -> bool:
 def fence_in() -> str | None:
     """Confine this process (call it while it has one thread: Landlock and seccomp bind the calling thread and
     what it starts later). None when done; else why not (no Linux, an older kernel, a failed call)."""
+    dropped = None
     if sys.platform.startswith("linux"):
         from . import capabilities
 
         dropped = capabilities.drop(_libc())  # (root's capabilities reach past the fence: see ``capabilities``)
-        if dropped is not None:
-            return dropped
     why = why_not_fenced()
-    if why is not None:
-        return why
+    fenced = why if why is not None else _fence()  # (fenced in whether or not the capabilities were dropped)
+    return "; ".join(reason for reason in (fenced, dropped) if reason) or None
+
+
+def _fence() -> str | None:
+    """Landlock and the seccomp filter (``fence_in``), whether or not the capabilities could be dropped."""
     import ctypes
 
     from . import syscall_filter
