@@ -485,3 +485,20 @@ def leaves_a_thread_running(task, env):
     """Starts a thread that is not a daemon and runs 60 s, then returns at once."""
     threading.Thread(target=lambda: __import__("select").select([], [], [], 60)).start()
     return "returned"
+
+
+_LEFT_OPEN = []
+
+
+def leaves_a_file_open(task, env):
+    """Writes to a file it leaves open (held by the module), and schedules more work in a thread pool that it
+    does not wait for; returns at once."""
+    import concurrent.futures
+
+    f = open(task, "w")  # noqa: SIM115 (left open: the process's exit flushes it)
+    f.write("written ")
+    _LEFT_OPEN.append(f)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    pool.submit(lambda: (__import__("select").select([], [], [], 0.2), f.write("pooled"), f.flush()))
+    _LEFT_OPEN.append(pool)
+    return "returned"

@@ -374,6 +374,17 @@ def test_a_refusal_stays_an_error_whatever_the_agent_clears():
     assert "in an isolated trial is refused: it signals the test process" in record.reason
 
 
+def test_what_an_agent_left_to_its_process_exit_is_done(tmp_path):
+    """Once the child exited with ``os._exit`` after its result (a review): a file the agent left open lost what
+    was buffered, and work it left in a thread pool never ran. The child exits as any process does."""
+    path = tmp_path / "out.txt"
+    (record,) = run_campaign(Scenario(name="left", agent=isolation_support.leaves_a_file_open, task=str(path),
+                                      trials=1, seed=1, faults="none", isolation="process",
+                                      check=lambda world, out: True)).records
+    assert record.outcome == "completed", record.reason
+    assert path.read_text() == "written pooled"
+
+
 def test_a_thread_an_agent_leaves_running_does_not_hold_its_finished_trial():
     """A thread the agent started and left running (not a daemon) kept the child alive after its result was
     sent: the parent waited 10 s for it, then killed it, and a trial with a shorter timeout timed out (a

@@ -2,11 +2,30 @@
 
 import os
 import sys
+from collections.abc import Callable
 
 from pytest_agentops.process.confine import fence_in
 from pytest_agentops.process.keeper import keep
 
+
+def leave_after(seconds: float, real_exit: Callable[[int], None]) -> None:
+    """After ``seconds`` of real time: flush what was written (Python's streams, the C library's) and exit."""
+    import contextlib
+    import select
+
+    select.select([], [], [], seconds)
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):  # (a stream the agent closed or replaced)
+            stream.flush()  # type: ignore[union-attr]
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    real_exit(0)
+
+
 if __name__ == "__main__":
+    real_exit = os._exit  # (taken before anything of the agent's runs: it may replace ``os._exit``)
     test_process = os.getppid()
     # first, while the process has one thread (numpy starts its BLAS threads when imported): a keeper stays behind
     # as this process's parent (nothing the agent starts outlives it, however it ends), and from here on no signal
@@ -16,13 +35,9 @@ if __name__ == "__main__":
     from pytest_agentops.harness.child.child_side import main
 
     main(test_process=test_process, keeper=keeper, unfenced=unfenced)
-    # the result is sent: a thread the agent left running (not a daemon) does not hold the process, as pytest
-    # would not wait for it in-process (the parent waited 10 s, then killed it); the agent's exit handlers run
-    import atexit
-    import contextlib
+    # the result is sent: the process exits as any does (its files flushed, the agent's exit handlers and thread
+    # pools' work run), but a thread the agent left running (not a daemon) holds it at most 2 s, as pytest would
+    # not wait for it in-process (the parent waited 10 s, then killed it: a shorter timeout timed the trial out)
+    import threading
 
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # (a stream the agent closed or replaced)
-            stream.flush()
-    os._exit(0)
+    threading.Thread(target=leave_after, args=(2.0, real_exit), daemon=True).start()
