@@ -325,16 +325,27 @@ def test_the_test_process_takes_no_more_than_the_limit_from_an_attempt_in_all():
                                  "bytes its messages may hold in all")
 
 
-def test_the_test_process_takes_no_more_opcodes_than_the_limit_from_an_attempt():
-    """Each byte an opcode making an object: 100 MB of empty sets (``EMPTY_SET``) would have grown pytest by
-    21 GB (a review). An attempt's messages hold at most ``MAX_ATTEMPT_OPCODES``: one more ends it."""
-    from pytest_agentops.harness.child.child_data import MAX_ATTEMPT_OPCODES
+def test_the_test_process_builds_no_more_than_the_limit_from_an_attempts_messages():
+    """Each byte an opcode making an object: 100 MB of empty sets (``EMPTY_SET``, 216 bytes each in pytest)
+    would have grown pytest by 21 GB (a review). What an attempt's messages build beyond their bytes is at most
+    ``MAX_ATTEMPT_BUILT_BYTES``: one set more ends it. Ordinary data is far from it (a first version counted
+    every opcode, and ended attempts of 200,000 clock calls or a million short strings)."""
+    import pickle
+
+    from pytest_agentops.harness.child.child_data import MAX_ATTEMPT_BUILT_BYTES, data_loads_counted
 
     (record,) = run_campaign(Scenario(name="sets", agent=isolation_support.sends_empty_sets, trials=1, seed=1,
-                                      task=str(MAX_ATTEMPT_OPCODES), faults="none", isolation="process")).records
+                                      task=str(MAX_ATTEMPT_BUILT_BYTES // 216 + 1), faults="none",
+                                      isolation="process")).records
     assert record.outcome == "error"
-    assert record.reason == (f"AgentProcessDied: the agent's process sent more than the {MAX_ATTEMPT_OPCODES:,} "
-                             "pickle opcodes its messages may hold in all")
+    assert record.reason == (f"AgentProcessDied: the agent's process sent messages that build more than "
+                             f"{MAX_ATTEMPT_BUILT_BYTES:,} bytes in the test process beyond their own (empty "
+                             "containers, memo entries, references: MAX_ATTEMPT_BUILT_BYTES)")
+    strings = [f"s{i}" for i in range(110_000)]  # (a tenth of a million: what it builds, times ten)
+    value, left = data_loads_counted(pickle.dumps(strings, protocol=5), MAX_ATTEMPT_BUILT_BYTES)
+    assert value == strings and (MAX_ATTEMPT_BUILT_BYTES - left) * 10 < MAX_ATTEMPT_BUILT_BYTES * 0.2
+    _, left = data_loads_counted(pickle.dumps(("call", "sleep", 0.01), protocol=5), MAX_ATTEMPT_BUILT_BYTES)
+    assert (MAX_ATTEMPT_BUILT_BYTES - left) * 200_000 < MAX_ATTEMPT_BUILT_BYTES * 0.2
 
 
 def test_an_isolated_agents_memory_limit_is_its_hard_limit_too_and_a_crash_is_named_as_in_process():

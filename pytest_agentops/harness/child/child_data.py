@@ -55,10 +55,14 @@ _BUILTIN_CALLED = frozenset({complex, object, types.SimpleNamespace, types.Gener
 _SIZED = (bytes, bytearray)
 #: How deep tuples may nest in a message (``_DataUnpickler._nest``).
 MAX_TUPLE_DEPTH = 1000
-#: The most pickle opcodes the test process takes from one child in all its messages of an attempt: each makes
-#: an object, or a reference to one, from a byte or two (an empty set: 1 byte sent, 216 kept in pytest; 200 MB
-#: of them would have grown pytest by 43 GB). A list of a million numbers is about that many.
-MAX_ATTEMPT_OPCODES = 2**21
+#: The most memory a child's messages of an attempt may make the test process build beyond their own bytes: the
+#: opcodes that build much from a byte or two are charged what they build (``_BUILDS``): an empty set is 1 byte
+#: sent and 216 kept (100 MB of them would have grown pytest by 21 GB). Ordinary data is far from it: a million
+#: short strings, or 100,000 tool calls with a list argument, build well under 100 MiB of it.
+MAX_ATTEMPT_BUILT_BYTES = 512 * 2**20
+#: opcode -> the bytes it builds (CPython, 64-bit): empty containers, memo entries, and references (8 bytes each).
+_BUILDS = {**dict.fromkeys(b"\x8f\x91", 216), **dict.fromkeys(b"}d", 64), **dict.fromkeys(b"]l", 56),
+           **dict.fromkeys(b"\x94pqr", 64), **dict.fromkeys(b"2hjgN\x88\x89)", 8)}
 _SIZE_LIMIT = 2**20
 
 
@@ -194,15 +198,16 @@ def _nested(load: Any) -> Any:
     return load_and_check
 
 
-def _counted(load: Any) -> Any:
-    """An opcode's loader, counted against the opcodes left (``MAX_ATTEMPT_OPCODES``)."""
-    def load_counted(self: _DataUnpickler) -> None:
-        self.opcodes_left -= 1
-        if self.opcodes_left < 0:
-            raise pickle.UnpicklingError(f"the agent's process sent more than the {MAX_ATTEMPT_OPCODES:,} pickle "
-                                         "opcodes its messages may hold in all")
+def _charged(load: Any, cost: int) -> Any:
+    """An opcode's loader, charged ``cost`` bytes against what is left to build (``MAX_ATTEMPT_BUILT_BYTES``)."""
+    def load_charged(self: _DataUnpickler) -> None:
+        self.build_left -= cost
+        if self.build_left < 0:
+            raise pickle.UnpicklingError(
+                f"the agent's process sent messages that build more than {MAX_ATTEMPT_BUILT_BYTES:,} bytes in the "
+                "test process beyond their own (empty containers, memo entries, references: MAX_ATTEMPT_BUILT_BYTES)")
         load(self)
-    return load_counted
+    return load_charged
 
 
 class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
@@ -213,10 +218,10 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
 
     dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
-    def __init__(self, file: Any, opcodes: int = 0) -> None:
+    def __init__(self, file: Any, build_left: int = 0) -> None:
         super().__init__(file)
         self._depths: dict[int, int] = {}  # id of each tuple built -> how deep it nests
-        self.opcodes_left = opcodes
+        self.build_left = build_left
 
     def load_reduce(self) -> None:
         stack = self.stack
@@ -263,9 +268,9 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
-    for _opcode, _load in list(dispatch.items()):
-        dispatch[_opcode] = _counted(_load)
-    del _opcode, _load
+    for _opcode, _cost in _BUILDS.items():
+        dispatch[_opcode] = _charged(dispatch[_opcode], _cost)
+    del _opcode, _cost
 
     def find_class(self, module: str, name: str) -> Any:
         rebuilder = _REBUILDERS.get((module, name))
@@ -317,15 +322,16 @@ def _is_array(cls: type) -> bool:
     return (getattr(cls, "__module__", "") or "").split(".")[0] == "numpy"
 
 
-def data_loads(data: bytes, opcodes: int = MAX_ATTEMPT_OPCODES) -> Any:
-    """``pickle.loads`` of what a child sent, as data (``_DataUnpickler``), of at most ``opcodes`` opcodes."""
-    return data_loads_counted(data, opcodes)[0]
+def data_loads(data: bytes, build_left: int = MAX_ATTEMPT_BUILT_BYTES) -> Any:
+    """``pickle.loads`` of what a child sent, as data (``_DataUnpickler``), building at most ``build_left``
+    bytes beyond its own (``MAX_ATTEMPT_BUILT_BYTES``)."""
+    return data_loads_counted(data, build_left)[0]
 
 
-def data_loads_counted(data: bytes, opcodes: int) -> tuple[Any, int]:
-    """``data_loads``, and how many of the ``opcodes`` are left (``MessageTooLarge`` past them)."""
-    unpickler = _DataUnpickler(io.BytesIO(data), opcodes)
-    return unpickler.load(), unpickler.opcodes_left
+def data_loads_counted(data: bytes, build_left: int) -> tuple[Any, int]:
+    """``data_loads``, and how much of ``build_left`` is left (``pickle.UnpicklingError`` past it)."""
+    unpickler = _DataUnpickler(io.BytesIO(data), build_left)
+    return unpickler.load(), unpickler.build_left
 
 
 #: (module, name) -> a class of the harness's own that a message may name (``protocol`` adds ``ShownDefault``).

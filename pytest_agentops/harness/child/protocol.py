@@ -20,7 +20,7 @@ from typing import Any
 
 from ...errors import ChildAgentError, hide_own_frames
 from ...settings.tools import ToolSpec
-from .child_data import KEPT, MAX_ATTEMPT_OPCODES, data_loads_counted
+from .child_data import KEPT, MAX_ATTEMPT_BUILT_BYTES, data_loads_counted
 
 __tracebackhide__ = hide_own_frames
 
@@ -39,7 +39,7 @@ class _Channel:
     def __init__(self, sock: socket.socket, *, from_child: bool = False):
         self.sock = sock
         self._from_child = from_child
-        self._opcodes_left = MAX_ATTEMPT_OPCODES  # (what the rest of a child's messages may hold in all)
+        self._build_left = MAX_ATTEMPT_BUILT_BYTES  # (what the rest of a child's messages may build in all)
         self._limit = MAX_MESSAGE_BYTES if from_child else None
         self._left = MAX_ATTEMPT_BYTES if from_child else None  # what the rest of its messages may hold in all
 
@@ -77,7 +77,7 @@ class _Channel:
     def _loads(self, data: bytes) -> Any:
         if not self._from_child:
             return pickle.loads(data)
-        value, self._opcodes_left = data_loads_counted(data, self._opcodes_left)
+        value, self._build_left = data_loads_counted(data, self._build_left)
         return value
 
     def recv(self) -> Any:
