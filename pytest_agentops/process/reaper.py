@@ -75,11 +75,27 @@ def end_through_keeper(keeper: int, within_s: float = 5.0) -> bool:
             children = [int(pid) for pid in listed.read().split()]
     except (OSError, ValueError):
         return False
-    for pid in children:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
     if not children:
         return False
+    # each held by a pidfd before any is killed: the agent's process dies first, the keeper then reaps the rest,
+    # and a pid of the list could be another process's by the time it is signalled
+    held = []
+    for pid in children:
+        try:
+            held.append((pid, os.pidfd_open(pid)))
+        except ProcessLookupError:  # (gone already)
+            continue
+        except (OSError, AttributeError):  # (no pidfds here)
+            held.append((pid, None))
+    for pid, fd in held:
+        with contextlib.suppress(OSError):
+            if fd is None:
+                os.kill(pid, signal.SIGKILL)
+            else:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+    for _, fd in held:
+        if fd is not None:
+            os.close(fd)
     import time
 
     deadline = time.monotonic() + within_s
