@@ -474,12 +474,26 @@ def test_the_fence_goes_up_when_the_capabilities_cannot_be_dropped():
     both reasons are told."""
     code = ("import os\n"
             "from pytest_agentops.process import capabilities, confine\n"
-            "capabilities.drop = lambda libc: 'capset: refused'\n"
+            "capabilities.drop = lambda libc, scoped: 'capset: refused'\n"
             "print(confine.fence_in())\n"
             "try:\n    os.kill(os.getppid(), 0)\n    print('reached')\n"
             "except PermissionError:\n    print('refused')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split("\n")[:2] == ["capset: refused", "refused"], out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's capabilities")
+def test_without_the_fences_signal_scope_a_root_agent_keeps_no_kill_capability():
+    """``CAP_KILL`` is kept for the agent's own processes run as another user, which the fence's signal scope
+    keeps to them; on a kernel without the scope it reached every user's processes (a review)."""
+    code = ("from pytest_agentops.process import capabilities, confine\n"
+            "confine.why_not_fenced = lambda: 'no Landlock here'\n"
+            "print(confine.fence_in())\n"
+            "print([line.split()[1] for line in open('/proc/self/status') if line.startswith('CapEff')][0])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    reason, effective = out.stdout.split("\n")[:2]
+    assert reason == "no Landlock here"
+    assert not int(effective, 16) & (1 << 5) and int(effective, 16) & 1, effective  # (no KILL; CHOWN kept)
 
 
 def test_the_fence_leaves_every_path_writable_but_the_views_of_processes_and_the_system(tmp_path):

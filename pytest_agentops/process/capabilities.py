@@ -24,8 +24,9 @@ __tracebackhide__ = hide_own_frames
 #: Capabilities kept (those of Docker's default set that act on files, users and the agent's own processes):
 #: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, AUDIT_WRITE. ``KILL``
 #: signals the agent's own processes run as another user (``subprocess.run(..., user="nobody")`` timed out
-#: without it); the fence's signal scope holds for every capability, so it reaches nothing outside.
+#: without it), and is kept only under the fence's signal scope, which holds whatever the capabilities.
 KEPT = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 29})
+_KILL = 5
 _PR_CAPBSET_READ, _PR_CAPBSET_DROP = 23, 24
 _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 _VERSION_3 = 0x2008_0522
@@ -36,10 +37,11 @@ def _mask(caps: frozenset[int] | set[int]) -> int:
     return sum(1 << c for c in caps)
 
 
-def drop(libc: Any) -> str | None:
-    """Leave this process (and what it starts) only ``KEPT`` of the capabilities it has. None when done, or when
-    there was nothing to drop; else why not. ``libc``: ``ctypes.CDLL(None, use_errno=True)``, its ``syscall``
-    returning a ``long``."""
+def drop(libc: Any, scoped: bool = True) -> str | None:
+    """Leave this process (and what it starts) only ``KEPT`` of the capabilities it has (without ``KILL`` when
+    its signals are not ``scoped`` by the fence: then it would reach other users' processes). None when done,
+    or when there was nothing to drop; else why not. ``libc``: ``ctypes.CDLL(None, use_errno=True)``."""
+    kept = KEPT if scoped else KEPT - {_KILL}
     capget, capset = getattr(libc, "capget", None), getattr(libc, "capset", None)  # (the C library's: any
     if capget is None or capset is None:  # architecture)
         return "no capget/capset in the C library"
@@ -53,18 +55,18 @@ def drop(libc: Any) -> str | None:
             last = int(f.read())
     except (OSError, ValueError):
         last = 40
-    keep = _mask(KEPT)
-    # the bounding set first (dropping from it needs CAP_SETPCAP, about to go); nothing to drop without it
+    keep = _mask(kept)
+    # the bounding set first (dropping from it needs CAP_SETPCAP); nothing to drop without it
     if permitted & (1 << 8):
         for cap in range(last + 1):
-            if cap not in KEPT and libc.prctl(_PR_CAPBSET_READ, cap, 0, 0, 0) == 1 \
+            if cap not in kept and libc.prctl(_PR_CAPBSET_READ, cap, 0, 0, 0) == 1 \
                     and libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
                 return f"prctl(PR_CAPBSET_DROP, {cap}): {os.strerror(ctypes.get_errno())}"
     libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)  # (EINVAL before Linux 4.3: none to clear)
     if not (effective | permitted | inheritable) & ~keep:
         return None
-    kept = [value & keep for value in (effective, permitted, inheritable)]
-    packed = b"".join(struct.pack("=III", *(v >> shift & 0xFFFF_FFFF for v in kept)) for shift in (0, 32))
+    left = [value & keep for value in (effective, permitted, inheritable)]
+    packed = b"".join(struct.pack("=III", *(v >> shift & 0xFFFF_FFFF for v in left)) for shift in (0, 32))
     if capset(header, packed) != 0:
         return f"capset: {os.strerror(ctypes.get_errno())}"
     return None

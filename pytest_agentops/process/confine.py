@@ -165,11 +165,12 @@ def fence_in() -> str | None:
     """Confine this process (call it while it has one thread: Landlock and seccomp bind the calling thread and
     what it starts later). None when done; else why not (no Linux, an older kernel, a failed call)."""
     dropped = None
+    why = why_not_fenced()
     if sys.platform.startswith("linux"):
         from . import capabilities
 
-        dropped = capabilities.drop(_libc())  # (root's capabilities reach past the fence: see ``capabilities``)
-    why = why_not_fenced()
+        # (root's capabilities reach past the fence: see ``capabilities``; KILL kept under its signal scope only)
+        dropped = capabilities.drop(_libc(), scoped=why is None)
     fenced = why if why is not None else _fence()  # (fenced in whether or not the capabilities were dropped)
     return "; ".join(reason for reason in (fenced, dropped) if reason) or None
 
