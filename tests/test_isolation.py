@@ -340,7 +340,11 @@ def test_the_test_process_builds_no_more_than_the_limit_from_an_attempts_message
     assert record.outcome == "error"
     assert record.reason == (f"AgentProcessDied: the agent's process sent messages that build more than "
                              f"{MAX_ATTEMPT_BUILT_BYTES:,} bytes in the test process beyond their own (empty "
-                             "containers, memo entries, references: MAX_ATTEMPT_BUILT_BYTES)")
+                             "containers, memo entries, references, objects its calls make: "
+                             "MAX_ATTEMPT_BUILT_BYTES)")
+    randoms = b"\x80\x04crandom\nRandom\n\x94" + b"h\x00)\x81" * 1000 + b"."  # (NEWOBJ: 2,560 bytes each)
+    with pytest.raises(pickle.UnpicklingError, match="MAX_ATTEMPT_BUILT_BYTES"):  # (a review: 515 bytes built
+        data_loads_counted(randoms, 2**20)  # per byte sent, charged 8; a 1 MiB budget here, 1 KiB of references)
     strings = [f"s{i}" for i in range(110_000)]  # (a tenth of a million: what it builds, times ten)
     value, left = data_loads_counted(pickle.dumps(strings, protocol=5), MAX_ATTEMPT_BUILT_BYTES)
     assert value == strings and (MAX_ATTEMPT_BUILT_BYTES - left) * 10 < MAX_ATTEMPT_BUILT_BYTES * 0.2

@@ -198,14 +198,17 @@ def _nested(load: Any) -> Any:
     return load_and_check
 
 
+_TOO_MUCH = (f"the agent's process sent messages that build more than {MAX_ATTEMPT_BUILT_BYTES:,} bytes in the "
+             "test process beyond their own (empty containers, memo entries, references, objects its calls make: "
+             "MAX_ATTEMPT_BUILT_BYTES)")
+
+
 def _charged(load: Any, cost: int) -> Any:
     """An opcode's loader, charged ``cost`` bytes against what is left to build (``MAX_ATTEMPT_BUILT_BYTES``)."""
     def load_charged(self: _DataUnpickler) -> None:
         self.build_left -= cost
         if self.build_left < 0:
-            raise pickle.UnpicklingError(
-                f"the agent's process sent messages that build more than {MAX_ATTEMPT_BUILT_BYTES:,} bytes in the "
-                "test process beyond their own (empty containers, memo entries, references: MAX_ATTEMPT_BUILT_BYTES)")
+            raise pickle.UnpicklingError(_TOO_MUCH)
         load(self)
     return load_charged
 
@@ -223,28 +226,39 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         self._depths: dict[int, int] = {}  # id of each tuple built -> how deep it nests
         self.build_left = build_left
 
+    def _charge(self, built: Any) -> Any:
+        """Charge what a call built (its size: ``random.Random()`` is 2,560 bytes from a few sent)."""
+        try:
+            self.build_left -= sys.getsizeof(built)
+        except Exception:  # (a class whose ``__sizeof__`` fails: the least an object is)
+            self.build_left -= 64
+        if self.build_left < 0:
+            raise pickle.UnpicklingError(_TOO_MUCH)
+        return built
+
     def load_reduce(self) -> None:
         stack = self.stack
         args = stack.pop()
         _check_call(stack[-1], args)
-        stack[-1] = stack[-1](*args)
+        stack[-1] = self._charge(stack[-1](*args))
 
     def load_newobj(self) -> None:
         args = self.stack.pop()
         cls = self.stack.pop()
         _check_call(cls, args)
-        self.append(cls.__new__(cls, *args))
+        self.append(self._charge(cls.__new__(cls, *args)))
 
     def load_newobj_ex(self) -> None:
         kwargs = self.stack.pop()
         args = self.stack.pop()
         cls = self.stack.pop()
         _check_call(cls, (*args, *kwargs.values()))
-        self.append(cls.__new__(cls, *args, **kwargs))
+        self.append(self._charge(cls.__new__(cls, *args, **kwargs)))
 
     def _instantiate(self, klass: Any, idx: int) -> None:  # (protocols 0 and 1: INST, OBJ)
         _check_call(klass, tuple(self.stack[idx:]))
         super()._instantiate(klass, idx)
+        self._charge(self.stack[-1])
 
     def load_build(self) -> None:
         if isinstance(self.stack[-2], (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
