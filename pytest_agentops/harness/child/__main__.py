@@ -11,14 +11,14 @@ from pytest_agentops.process.keeper import keep
 
 
 def leave_after(seconds: float, real_exit: Callable[[int], None], wait: Callable[..., Any]) -> None:
-    """After ``seconds`` of real time (``wait``: ``select.select``, taken before the agent ran): flush what was
-    written (Python's streams, the C library's; at most 0.5 s more: a stream's ``flush`` may hang) and exit."""
+    """Start two daemon threads (none may start once the interpreter is shutting down): after ``seconds`` of real
+    time (``wait``: ``select.select``, taken before the agent ran), one flushes what was written (Python's
+    streams, the C library's) and the other exits once it has, or 0.5 s later (a stream's ``flush`` may hang)."""
     import contextlib
     import threading
 
-    wait([], [], [], seconds)
-
     def flush() -> None:
+        wait([], [], [], seconds)
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             with contextlib.suppress(Exception):  # (a stream the agent closed or replaced)
                 stream.flush()  # type: ignore[union-attr]
@@ -27,10 +27,14 @@ def leave_after(seconds: float, real_exit: Callable[[int], None], wait: Callable
 
             ctypes.CDLL(None).fflush(None)
 
+    def leave() -> None:
+        wait([], [], [], seconds)
+        flushing.join(0.5)
+        real_exit(0)
+
     flushing = threading.Thread(target=flush, daemon=True)
     flushing.start()
-    flushing.join(0.5)
-    real_exit(0)
+    threading.Thread(target=leave, daemon=True).start()
 
 
 if __name__ == "__main__":
@@ -48,6 +52,4 @@ if __name__ == "__main__":
     # the result is sent: the process exits as any does (its files flushed, the agent's exit handlers and thread
     # pools' work run), but a thread the agent left running (not a daemon) holds it at most 2 s, as pytest would
     # not wait for it in-process (the parent waited 10 s, then killed it: a shorter timeout timed the trial out)
-    import threading
-
-    threading.Thread(target=leave_after, args=(2.0, real_exit, real_wait), daemon=True).start()
+    leave_after(2.0, real_exit, real_wait)
