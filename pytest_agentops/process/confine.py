@@ -19,8 +19,9 @@ A seccomp filter (``syscall_filter``) refuses what Landlock leaves open: another
 (pytest's ``RLIMIT_CPU``), ``ptrace`` itself, ``TIOCSTI``, another process's priority and scheduling. Both bind
 every thread and process started after them, with no way back, and need ``no_new_privs`` (set first): a
 set-user-ID program (``sudo``) run by the agent gains no privilege. Before them, a root agent's capabilities
-are cut to those acting on files and users (``capabilities``). Reads, executing and the network are not
-restricted. Where the kernel has no Landlock scopes, nothing more is done and the reason is returned.
+are cut to those acting on files, users and its own processes (``capabilities``). Reads, executing and the
+network are not restricted. Where the kernel has no Landlock scopes, nothing more is done and the reason is
+returned.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import platform
 import struct
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import hide_own_frames
@@ -137,28 +139,41 @@ def scope_signals() -> bool:
     changed pid or session. True when done."""
     if why_not_fenced() is not None:
         return False
+    # (moving between directories is denied by every domain that does not grant it: granted under ``/``)
+    return _restrict_self(_libc(), _REFER, [("/", _REFER)], strict=True) is None
+
+
+def _restrict_self(libc: Any, handled: int, rules: Iterable[tuple[str, int]], strict: bool) -> str | None:
+    """Set ``no_new_privs`` and enter a Landlock domain scoping signals, handling ``handled`` file-system rights
+    and granting each ``(path, rights)`` of ``rules`` (a path that cannot be opened is left out; a rule the
+    kernel refuses too, unless ``strict``). None when done; else why not."""
     import ctypes
 
-    libc = _libc()
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        return False
-    # (moving between directories is denied by every domain that does not grant it: granted under ``/``)
-    attr = struct.pack("=QQQ", _REFER, 0, LANDLOCK_SCOPE_SIGNAL)
+        return f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(ctypes.get_errno())}"
+    attr = struct.pack("=QQQ", handled, 0, LANDLOCK_SCOPE_SIGNAL)  # (no network access handled)
     fd = libc.syscall(_CREATE_RULESET, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
     if fd < 0:
-        return False
+        return f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}"
     try:
-        root = os.open("/", os.O_PATH | os.O_CLOEXEC)
-        try:
-            rule = struct.pack("=Qi", _REFER, root)
-            if libc.syscall(_ADD_RULE, ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH), rule,
-                            ctypes.c_uint32(0)) != 0:
-                return False
-        finally:
-            os.close(root)
-        return libc.syscall(_RESTRICT_SELF, ctypes.c_int(fd), ctypes.c_uint32(0)) == 0
+        for path, rights in rules:
+            try:
+                beneath = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                rule = struct.pack("=Qi", rights, beneath)
+                if libc.syscall(_ADD_RULE, ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH), rule,
+                                ctypes.c_uint32(0)) != 0 and strict:
+                    return f"landlock_add_rule({path}): {os.strerror(ctypes.get_errno())}"
+            finally:
+                os.close(beneath)
+        if libc.syscall(_RESTRICT_SELF, ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
+            return f"landlock_restrict_self: {os.strerror(ctypes.get_errno())}"
     finally:
-        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    return None
 
 
 def fence_in() -> str | None:
@@ -177,31 +192,8 @@ def fence_in() -> str | None:
 
 def _fence() -> str | None:
     """Landlock and the seccomp filter (``fence_in``), whether or not the capabilities could be dropped."""
-    import ctypes
-
     from . import syscall_filter
 
     libc = _libc()
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        return f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(ctypes.get_errno())}"
-    attr = struct.pack("=QQQ", _WRITES, 0, LANDLOCK_SCOPE_SIGNAL)  # (no network access handled)
-    fd = libc.syscall(_CREATE_RULESET, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
-    if fd < 0:
-        return f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}"
-    try:
-        for path, is_dir in writable_roots(fenced_off()):
-            try:
-                beneath = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
-            except OSError:
-                continue
-            try:
-                rule = struct.pack("=Qi", _WRITES if is_dir else _FILE_WRITES, beneath)
-                libc.syscall(_ADD_RULE, ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH), rule, ctypes.c_uint32(0))
-            finally:
-                os.close(beneath)
-        if libc.syscall(_RESTRICT_SELF, ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
-            return f"landlock_restrict_self: {os.strerror(ctypes.get_errno())}"
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    return syscall_filter.install(libc)
+    rules = ((path, _WRITES if is_dir else _FILE_WRITES) for path, is_dir in writable_roots(fenced_off()))
+    return _restrict_self(libc, _WRITES, rules, strict=False) or syscall_filter.install(libc)

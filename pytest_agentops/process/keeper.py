@@ -11,8 +11,8 @@ signal; the keeper does. Where the kernel has Landlock scopes, the keeper scopes
 (``confine.scope_signals``) and ends what is below it with one ``kill(-1)``: it reaches nothing else, and a
 process hopping from pid to pid faster than ``/proc`` is read cannot escape it. pytest, to end an attempt,
 kills the keeper's children and lets the keeper do the rest (``reaper.end_through_keeper``). It ignores the
-signals an agent's ``killpg`` of its own group would end it with
-(``SIGKILL`` aside): pytest ends it with ``SIGKILL``.
+signals an agent's ``killpg`` of its own group would end it with (``SIGKILL`` aside): pytest ends it with
+``SIGKILL``.
 """
 
 from __future__ import annotations

@@ -274,7 +274,8 @@ def guard_the_test_process(parent: int, keeper: int | None = None) -> Callable[[
 
     def refuse(name: str, target: Any, sig: Any) -> None:
         message = f"{name}({target}, {sig}) in an isolated trial is refused: it signals the test process"
-        first[:1] = first[:1] or [message]
+        if not first:
+            first.append(message)
         raise PermissionError(errno.EPERM, message)
 
     def number(value: Any) -> int | None:  # (a numpy integer is a pid too)
