@@ -21,6 +21,24 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS checkpoints (
 ) WITHOUT ROWID"""
 
 
+def _to_wal(conn: sqlite3.Connection, within_s: float = 30.0) -> None:
+    """``PRAGMA journal_mode=WAL``, again while another process is switching the same new file (SQLite answers
+    "database is locked" at once then, without waiting its busy timeout: seen when two processes open one store)."""
+    import select
+
+    from ...vtime.real import real_monotonic
+
+    deadline = real_monotonic() + within_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or real_monotonic() > deadline:
+                raise
+            select.select([], [], [], 0.01)  # (real time: a trial's ``time.sleep`` may be virtual)
+
+
 class _SQLiteFile:
     """One connection to a checkpoint file, shared by the ``namespaced`` views (a lock serialises them)."""
 
@@ -29,7 +47,7 @@ class _SQLiteFile:
         try:
             # autocommit (isolation_level=None): each statement is its own committed transaction
             self.conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            _to_wal(self.conn)
             # NORMAL: a commit is in the WAL before save() returns, so it survives a killed process
             # (only a power loss can drop the last commits); FULL would also fsync every commit.
             self.conn.execute("PRAGMA synchronous=NORMAL")
