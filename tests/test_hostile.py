@@ -429,6 +429,23 @@ def test_a_task_left_by_an_ended_trial_that_blocks_the_loop_takes_no_other_trial
     assert [r.outcome for r in result.records] == ["completed"] * 8
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_agent_keeping_its_trials_lock_hangs_neither_the_judging_nor_the_watchdog(kind):
+    """``env._ctx._lock.acquire()`` and return: judging the trial (``ctx.end``) waited for the lock for good, and
+    so did the watchdog timing it out: the campaign (and pytest, even its smoke trial) hung. Now the decision
+    is taken without the lock after a while, and the trials are judged by what they returned."""
+    def agent(task, env):
+        env._ctx._lock.acquire()
+        return "ok"
+
+    async def async_agent(task, env):
+        return agent(task, env)
+
+    result = _campaign_that_ends(agent if kind == "sync" else async_agent, trials=3, timeout_s=2.0,
+                                 check=lambda world, output: output == "ok")
+    assert [r.outcome for r in result.records] == ["completed"] * 3
+
+
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_an_async_agent_stopping_the_shared_loop_is_its_own_error(concurrency):
     """``loop.stop()`` from trial 2 stopped the loop every async trial shares: the trials beside it were timed

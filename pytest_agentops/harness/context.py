@@ -34,6 +34,8 @@ NOT_REACHED = frozenset({"blocked", "denied_scope", "bad_arguments"})
 RAN = frozenset({"ok", "malformed", "empty"})
 #: The longest escalation reason kept (in the record, the trace and the reports): an agent's words, cut.
 REASON_LIMIT = 2000
+#: Seconds ``TrialContext.abort`` waits for the context's lock before deciding without it (an agent holding it)
+ABORT_LOCK_WAIT_S = 1.0
 
 
 def _cut(text: str, limit: int) -> str:
@@ -171,10 +173,21 @@ class TrialContext:
     # -- liveness ---------------------------------------------------------------------------------------
     def abort(self, outcome: str, reason: str) -> None:
         """End the trial with this outcome (the first decision wins, and stays: every later harness call of
-        the agent raises again, and the trial is judged by it whatever the agent catches)."""
-        with self._lock:
-            if self._abort is None:
-                self._abort = Escalated(reason) if outcome == "escalated" else TrialAborted(outcome, reason)
+        the agent raises again, and the trial is judged by it whatever the agent catches).
+
+        Never waits long for the context's lock: the watchdog and the judging thread call this, and an agent
+        can reach the lock (``env``) and keep it; held past ``ABORT_LOCK_WAIT_S``, the decision is taken
+        without it (the first one still wins unless two arrive in that very moment)."""
+        decided = Escalated(reason) if outcome == "escalated" else TrialAborted(outcome, reason)
+        lock = self._lock
+        if lock.acquire(timeout=ABORT_LOCK_WAIT_S):
+            try:
+                if self._abort is None:
+                    self._abort = decided
+            finally:
+                lock.release()
+        elif self._abort is None:
+            self._abort = decided
 
     def end(self, late_call: Callable[[], None] | None = None) -> None:
         """The trial has been judged: a harness call made now (from a thread the agent left running) is
