@@ -217,6 +217,38 @@ def test_declared_xfail(agent_chaos):
     strict.assert_outcomes(passed=1, errors=1)
 
 
+def test_a_trials_warnings_filter_hides_no_unchecked_campaign_warning(pytester):
+    """Found by an outside review: an agent's ``warnings.simplefilter("ignore")`` (a library's, in a trial) hid the
+    ``UncheckedCampaign`` warning of its failing, unchecked campaign: with ``-W error::...`` the test passed. The
+    warning is given under the test's own filters; the trial's "error" filter does not raise it either."""
+    pytester.makepyfile(test_quiet="""
+import warnings
+from pytest_agentops import Scenario
+
+def quiet(task, env):
+    warnings.simplefilter("ignore")
+    raise RuntimeError("always fails")
+
+def loud(task, env):
+    warnings.simplefilter("error")
+    raise RuntimeError("always fails")
+
+def test_quiet(agent_chaos):
+    agent_chaos.run(Scenario(name="quiet", agent=quiet, task="t", trials=5, seed=1, faults="none",
+                             expect={"completion_rate": ">= 0.9"}))
+
+def test_loud(agent_chaos):
+    agent_chaos.run(Scenario(name="loud", agent=loud, task="t", trials=5, seed=1, faults="none",
+                             expect={"completion_rate": ">= 0.9"}))
+""")
+    strict = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider",
+                                "-W", "error::pytest_agentops.UncheckedCampaign", "test_quiet.py::test_quiet")
+    strict.assert_outcomes(passed=1, errors=1)
+    strict.stdout.fnmatch_lines(["*UncheckedCampaign: campaign 'quiet' did not pass*"])
+    shown = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "test_quiet.py::test_loud")
+    shown.assert_outcomes(passed=1, warnings=1)
+
+
 def test_campaign_options_given_without_agent_chaos_are_said_to_have_no_effect(project):
     """Found by an outside review: ``--agent-chaos-trials=500 --agent-chaos-profile=high`` without ``--agent-chaos``
     ran one fault-free smoke trial per test without a word (no header line at all)."""

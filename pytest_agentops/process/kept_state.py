@@ -256,7 +256,7 @@ def kept_process_state() -> Iterator[None]:
         if changed and sys.exc_info()[0] is None:
             caller = _callers_frame()
             filename, line = CAMPAIGN_AT.get() or (caller.f_code.co_filename, caller.f_lineno)
-            with _warnings_as(filters):  # (a trial's "ignore" or "error" filter must not hide or raise it)
+            with warnings_as(filters):  # (a trial's "ignore" or "error" filter must not hide or raise it)
                 warnings.warn_explicit(ProcessStateChanged(
                     f"the campaign's trials changed process-wide state, put back at its end: {', '.join(changed)}; "
                     "the trials after the change ran with it (isolation='process' keeps each trial's to itself)"),
@@ -281,9 +281,10 @@ def _callers_frame() -> Any:
 
 
 @contextlib.contextmanager
-def _warnings_as(saved: tuple[list[Any], Any]) -> Iterator[None]:
-    """The warnings filters and ``warnings.showwarning`` as they were when the campaign began, for the block; as
-    they are now again after it (what a trial's library set stays as pytest will leave it, at the test's end)."""
+def warnings_as(saved: tuple[list[Any], Any]) -> Iterator[None]:
+    """The warnings filters and ``warnings.showwarning`` as they were when the campaign (or the test) began, for
+    the block; as they are now again after it (what a trial's library set stays as pytest will leave it, at the
+    test's end): the plugin's own warnings are shown, or raised, as the user's filters say, not a trial's."""
     filters, show = list(warnings.filters), warnings.showwarning
     warnings.filters[:] = saved[0]
     warnings.showwarning = saved[1]

@@ -15,6 +15,7 @@ import pytest
 from ..engine.campaign import run_resolved
 from ..errors import CampaignInterrupted, ConfigError, UncheckedCampaign, hide_own_frames
 from ..precedence import resolve_run
+from ..process.kept_state import warnings_as
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..seeding import trial_seed
@@ -56,6 +57,9 @@ class AgentChaos:
             check_marker(request.node, marker.args, self.marker_kwargs)
         self.results: list[CampaignResult] = []
         self.comparisons: list[Any] = []  # (``ComparisonResult``s of ``compare``)
+        # the test's warnings filters, before any trial ran: a trial's ``simplefilter("ignore")`` must not hide
+        # the ``UncheckedCampaign`` warning (nor a trial's "error" filter raise it)
+        self._filters = (list(warnings.filters), warnings.showwarning)
 
     @property
     def enabled(self) -> bool:
@@ -92,10 +96,12 @@ class AgentChaos:
         node = self._request.node
         path, line = node.reportinfo()[:2] if hasattr(node, "reportinfo") else (node.path, 0)
         for what, call in unchecked:
-            warnings.warn_explicit(UncheckedCampaign(  # (shown at the test, not in the plugin)
-                f"{what} and its test never called .check(), so the test passed: call agent_chaos.{call}(...).check() "
-                "(where a gate judges the report instead: -W ignore::pytest_agentops.UncheckedCampaign)"),
-                UncheckedCampaign, str(path), (line or 0) + 1)
+            with warnings_as(self._filters):
+                warnings.warn_explicit(UncheckedCampaign(  # (shown at the test, not in the plugin)
+                    f"{what} and its test never called .check(), so the test passed: call "
+                    f"agent_chaos.{call}(...).check() (where a gate judges the report instead: "
+                    "-W ignore::pytest_agentops.UncheckedCampaign)"),
+                    UncheckedCampaign, str(path), (line or 0) + 1)
 
     def compare(self, baseline: Scenario, candidate: Scenario, *, alpha: float = 0.05, margin: float = 0.05,
                 growth: float = 0.2, **overrides: Any) -> Any:
