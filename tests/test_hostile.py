@@ -611,9 +611,15 @@ def _in_trial_1(act):
      "RuntimeError: importlib.reload() inside a trial is refused: it would replace the functions the harness"),
     (lambda: _another_environ().__setitem__("AGENTOPS_TEST_PUTENV", "1"),  # (an _Environ of the agent's own)
      "OSError: os.putenv() inside a trial is refused: it changes the environment behind os.environ"),
+    (lambda: os.setpgid(0, 0),  # (pytest left its shell's process group: Ctrl-C and a CI's cancel missed it)
+     "OSError: os.setpgid() inside a trial is refused: it would move the test process to another process group"),
+    (lambda: os.setsid(), "OSError: os.setsid() inside a trial is refused: it would move the test process"),
+    (lambda: os.chroot("/"),  # (as root, into an empty directory: pytest crashed at the end of the run)
+     "OSError: os.chroot() inside a trial is refused: it would change the test process's root directory"),
 ], ids=["switch-interval", "recursion-limit-numpy", "switch-interval-fraction", "switch-interval-thread", "setgid",
         "faulthandler-exit", "faulthandler-disable", "kill-parent", "stack-size", "faulthandler-register",
-        "faulthandler-enable", "faulthandler-repeat", "putenv", "reload-random", "putenv-another-environ"])
+        "faulthandler-enable", "faulthandler-repeat", "putenv", "reload-random", "putenv-another-environ", "setpgid",
+        "setsid", "chroot"])
 def test_process_calls_that_outlive_or_end_the_run_are_refused_in_the_trial_that_makes_them(act, reason):
     """A switch interval of an hour with a busy loop hung the run (the watchdog never got the GIL); setuid as root
     left pytest without its rights (it crashed in os.chdir); ``dump_traceback_later(exit=True)`` ended the run

@@ -312,6 +312,12 @@ _WHY = {"fork": "a forked copy of the test process would run on" + _SUBPROCESS,
         "identity": "it would change the test process's user or groups, for good as root: the later tests, the "
                     "reports and pytest itself would run without their rights; start the code that needs it with "
                     "subprocess",
+        "session": "it would move the test process to another process group or session, for good: the signal a "
+                   "terminal's Ctrl-C or a CI's cancel sends to the job's group would no longer reach pytest; start "
+                   "the code that needs it with subprocess (start_new_session=True)",
+        "root": "it would change the test process's root directory or namespaces, for good: pytest could no longer "
+                "find its own files (it crashed at the end of the run) and the later tests would see another "
+                "system; start the code that needs it with subprocess",
         "recursion limit": f"below {RECURSION_FLOOR} the harness's own calls on the threads the trials share could "
                            "fail",
         "switch interval": f"above {SWITCH_INTERVAL_CEILING}s a busy thread keeps the harness's watchdog (and so the "
@@ -350,6 +356,15 @@ def _refusing(name: str, why: str, real: Callable[..., Any], owner: str = "os",
     refused.__doc__ = real.__doc__
     refused.__name__ = refused.__qualname__ = name
     return refused
+
+
+def _own_pid(pid: Any = None, *more: Any, **given: Any) -> bool:
+    """Whether ``os.setpgid(pid, ...)`` moves this process (pid 0 or its own): another process's group is left
+    to the real function (an agent's own child's)."""
+    try:
+        return operator.index(pid) in (0, os.getpid())
+    except TypeError:
+        return False
 
 
 def _signal_name(sig: Any) -> str:
@@ -600,6 +615,12 @@ for _name in ("setuid", "setgid", "seteuid", "setegid", "setreuid", "setregid", 
     _real = getattr(os, _name, None)
     if _real is not None:
         _os_stand_ins[_name] = _refusing(_name, _WHY["identity"], _real)
+for _name, _why, _when in (("setsid", "session", None), ("setpgrp", "session", None),
+                           ("setpgid", "session", _own_pid), ("chroot", "root", None), ("unshare", "root", None),
+                           ("setns", "root", None)):
+    _real = getattr(os, _name, None)
+    if _real is not None:
+        _os_stand_ins[_name] = _refusing(_name, _WHY[_why], _real, when=_when)
 for _name in ("kill", "killpg"):
     _real = getattr(os, _name, None)
     if _real is not None:
