@@ -390,6 +390,24 @@ def test_an_agent_holding_its_store_after_its_trial_opens_nothing():
     assert opened == []
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_an_agent_cannot_reach_the_campaigns_store_through_its_own(concurrency):
+    """Found by an outside review: ``env.state.inner.namespaced(...)`` (a public property) opened another trial's
+    namespace, and trial 1 overwrote trial 0's checkpoint at concurrency 2 only. The agent's store has no such
+    attribute now, and ``namespaced`` is refused as before: the same outputs at any concurrency."""
+    async def agent(task, env):
+        env.state.save("plan", "mine")
+        reached = [name for name in ("inner", "backend", "store") if hasattr(env.state, name)]
+        with contextlib.suppress(Exception):
+            env.state.namespaced("another").save("plan", "poisoned")
+        await asyncio.sleep(1)
+        return (env.state.load("plan"), reached)
+
+    result = run_campaign(Scenario(name="reach", agent=agent, trials=2, seed=5, faults="none", early_stop=False),
+                          concurrency=concurrency)
+    assert [r.output for r in result.records] == ["('mine', [])"] * 2
+
+
 def test_a_store_that_cannot_be_opened_makes_the_trial_an_error_even_if_the_agent_swallows_it(monkeypatch):
     from pytest_agentops.harness.state.campaign import CampaignState
 

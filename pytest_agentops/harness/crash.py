@@ -34,6 +34,7 @@ from .child.protocol import ChildLimits
 from .child.unfenced import warn_if_unfenced
 from .context import RAN
 from .layer import LayerTrial, ToolCall, TrialPort
+from .state.campaign import backend_of
 from .state.layer import resolve_state
 
 __tracebackhide__ = hide_own_frames
@@ -144,7 +145,7 @@ class CrashInjector(LayerTrial):
         store = self.ctx.service("state")
         if self.child is not None:
             campaign = self.ctx.service("state_campaign")
-            return ChildAgent(agent, self, store.inner, campaign.spec, self.restarts, scenario=self.ctx.scenario,
+            return ChildAgent(agent, self, backend_of(store), campaign.spec, self.restarts, scenario=self.ctx.scenario,
                               index=self.ctx.index, seed=self.ctx.seed, limits=self.child)
         return with_restarts(agent, self, store, self.restarts, is_async=is_async)
 

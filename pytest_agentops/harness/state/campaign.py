@@ -113,7 +113,7 @@ class TrialStore:
     """The agent's view of its trial's store: every save and delete is traced as a ``checkpoint`` event.
 
     ``guard`` runs before each operation (the harness uses it to stop an abandoned or crashed attempt).
-    Given an ``opener`` instead of the store, the store is opened at its first use (``inner``): a trial whose
+    Given an ``opener`` instead of the store, the store is opened at its first use (``backend_of``): a trial whose
     agent never touches ``env.state`` costs its campaign no namespace to open, clear and release.
     """
 
@@ -130,9 +130,10 @@ class TrialStore:
         self._event = event
         self._guard = guard
 
-    @property
-    def inner(self) -> CheckpointStore:
-        """The trial's store (opened now if it was not yet)."""
+    def _backend(self) -> CheckpointStore:
+        """The trial's store in the campaign's backend (opened now if it was not yet): the harness's, not the
+        agent's (``backend_of``): its ``namespaced`` opens any other trial's namespace, and a trial reading or
+        writing another's checkpoints made its results depend on the concurrency."""
         inner = self._inner
         if inner is None:
             assert self._opening is not None and self._opener is not None
@@ -151,7 +152,7 @@ class TrialStore:
     def namespace(self) -> str:
         """The trial's namespace in the store (checked like every use: an ended trial's agent is refused)."""
         self._check()
-        return self.inner.namespace
+        return self._backend().namespace
 
     def _check(self) -> None:
         if self._guard is not None:
@@ -160,31 +161,31 @@ class TrialStore:
     def save(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON data) under ``key``, durably before returning."""
         self._check()
-        self.inner.save(key, value)
+        self._backend().save(key, value)
         if self._event is not None:
             self._event("checkpoint", key, "saved")
 
     def load(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, or ``default``."""
         self._check()
-        return self.inner.load(key, default)
+        return self._backend().load(key, default)
 
     def delete(self, key: str) -> None:
         """Remove ``key``."""
         self._check()
-        self.inner.delete(key)
+        self._backend().delete(key)
         if self._event is not None:
             self._event("checkpoint", key, "deleted")
 
     def keys(self) -> list[str]:
         """The trial's checkpoint keys, sorted."""
         self._check()
-        return self.inner.keys()
+        return self._backend().keys()
 
     def clear(self) -> None:
         """Remove all of the trial's checkpoints."""
         self._check()
-        self.inner.clear()
+        self._backend().clear()
         if self._event is not None:
             self._event("checkpoint", "*", "cleared")
 
@@ -199,3 +200,9 @@ class TrialStore:
         return f"<checkpoint store {inner!r}>" if inner is not None else "<checkpoint store, not opened yet>"
 
 
+
+
+def backend_of(store: TrialStore) -> CheckpointStore:
+    """The store behind a trial's ``env.state``, for the harness (the state layer releases it, an isolated agent's
+    process opens it by name): not an attribute of the agent's view."""
+    return store._backend()

@@ -11,7 +11,7 @@ from ...errors import TrialAborted, hide_own_frames
 from ...settings.faults import Faults
 from ...settings.layers import StateSpec
 from ..layer import LayerTrial, TrialPort
-from .campaign import CampaignState, TrialStore
+from .campaign import CampaignState, TrialStore, backend_of
 from .protocol import CheckpointStore
 
 __tracebackhide__ = hide_own_frames
@@ -65,7 +65,7 @@ class _StateTrial(LayerTrial):
         if not self._store.opened:
             return
         try:
-            self._campaign.release(self._store.inner)
+            self._campaign.release(backend_of(self._store))
         except Exception as exc:
             self._trace.add("checkpoint", "*", "not_cleared", error=f"{type(exc).__name__}: {exc}")
 
