@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from random import choice as bound_choice  # a name bound at import, swept like ``from time import time``
 
 import pytest
@@ -99,6 +100,44 @@ def test_a_job_an_async_agent_hands_the_loops_default_executor_draws_and_reads_t
     outputs = [r.output for r in first.records]
     assert outputs == [r.output for r in second.records] and len(set(outputs)) == 5
     assert replay_trial(scenario, 3).output == outputs[3]
+
+
+def _busy_draws(name: str) -> tuple[str, list[int]]:
+    """A thread job that works between its draws (so that jobs running at once interleave as their threads run)."""
+    import hashlib
+
+    import numpy as np
+
+    digest, draws = name.encode(), []
+    for _ in range(3):
+        for _ in range(2000):
+            digest = hashlib.sha256(digest).digest()
+        draws += [random.randint(0, 10**6), int(np.random.randint(0, 10**6))]
+    return name, draws
+
+
+def test_thread_jobs_running_at_once_each_draw_from_a_generator_of_their_own():
+    """Found by an outside review: jobs of one trial run at once in threads (``asyncio.to_thread``,
+    ``run_in_executor``, anyio's worker threads) drew from the trial's one generator in the order the operating
+    system ran their threads: the outputs, the outcomes and the report differed run to run at the same seed and
+    concurrency, and a printed replay command gave another outcome. Each job now has a generator of its own,
+    seeded by the trial and the job's place among the trial's jobs."""
+    import anyio.to_thread
+
+    async def agent(task, env):
+        loop = asyncio.get_running_loop()
+        jobs = [asyncio.to_thread(_busy_draws, name) for name in ("ann", "bob", "cy")]
+        jobs.append(loop.run_in_executor(None, _busy_draws, "dee"))
+        jobs += [anyio.to_thread.run_sync(_busy_draws, name) for name in ("eve", "fay")]
+        done = await asyncio.gather(*jobs)
+        return repr(([draws[0] for _, draws in done], zlib.crc32(repr(done).encode())))  # (an output is shown cut)
+
+    scenario = Scenario(name="jobs", agent=agent, trials=12, seed=3, faults=Faults.none(), early_stop=False)
+    outputs = [r.output for r in run_campaign(scenario).records]
+    assert [r.output for r in run_campaign(scenario).records] == outputs
+    assert [r.output for r in run_campaign(scenario, concurrency=8).records] == outputs
+    assert replay_trial(scenario, 7).output == outputs[7]
+    assert len(set(eval(outputs[0])[0])) == 6 and len(set(outputs)) == 12  # (each job its own stream)
 
 
 @pytest.mark.leaves_process_state("children", reason="multiprocessing's resource tracker, which a spawned pool "

@@ -5,7 +5,8 @@ calls to ``anyio.to_thread.run_sync``, whose worker threads call back with ``cal
 virtual-time loop cannot see them, and with only timers left it would jump to the next one (a trial's
 virtual deadline, say) while the thread still works. While campaigns run, anyio's asyncio backend is
 wrapped so that each such call counts as outside work of a ``VirtualTimeLoop`` (the loop waits for real
-meanwhile, as for ``run_in_executor``). Other loops are unaffected; the wrapper goes when the last running
+meanwhile, as for ``run_in_executor``), and draws from a ``random`` of its own, as a ``run_in_executor`` job
+does (``trial_random.random_for_job``). Other loops are unaffected; the wrapper goes when the last running
 campaign ends. Nothing happens when anyio is not imported.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from ..errors import hide_own_frames
 from ..vtime.loop import VirtualTimeLoop
 from .patch import ProcessPatch
+from .trial_random import exit_random, random_for_job
 
 __tracebackhide__ = hide_own_frames
 
@@ -43,8 +45,13 @@ def _install() -> tuple[type, Any] | None:
         loop = asyncio.get_running_loop()
         if not isinstance(loop, VirtualTimeLoop):
             return await run(backend_cls, *args, **kwargs)
-        with loop.outside_work():
-            return await run(backend_cls, *args, **kwargs)
+        token = random_for_job()  # (the worker runs in a copy of this context, made in ``run``: the job's own)
+        try:
+            with loop.outside_work():
+                return await run(backend_cls, *args, **kwargs)
+        finally:
+            if token is not None:
+                exit_random(token)
 
     run_sync_in_worker_thread.__doc__ = run.__doc__
     setattr(cls, _ATTRIBUTE, classmethod(run_sync_in_worker_thread))

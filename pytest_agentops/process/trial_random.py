@@ -12,7 +12,9 @@ process-wide generator as usual. ``random.Random(...)`` and ``random.SystemRando
 affected. numpy's legacy module-level functions (``np.random.seed``, ``np.random.rand``, ``np.random.choice``
 and the rest of ``np.random``'s functions backed by its global ``RandomState``) are treated the same way,
 with a ``RandomState`` of the trial's own; ``np.random.default_rng()`` called without a seed inside a trial
-(which would draw fresh OS entropy) is seeded from the trial seed and a per-trial counter.
+(which would draw fresh OS entropy) is seeded from the trial seed and a per-trial counter. A job the trial hands
+to a thread (``asyncio.to_thread``, ``loop.run_in_executor``, anyio's worker threads) draws from a generator of
+its own, seeded by the trial and the job's place among the trial's jobs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import hide_own_frames
+from ..vtime.loop import THREAD_JOB_SETUP
 from .time_patch import register_stand_ins
 
 __tracebackhide__ = hide_own_frames
@@ -33,6 +36,7 @@ __tracebackhide__ = hide_own_frames
 _GLOBAL = random.random.__self__  # the generator behind the module-level functions
 _NP_GLOBAL = np.random.mtrand._rand  # the RandomState behind numpy's legacy module-level functions
 _NP_TAG = 0x6E756D70  # "nump": keeps numpy's streams apart from anything else seeded from the trial seed
+_JOB_TAG = 0x6A6F62  # "job": a thread job's numpy streams, apart from its trial's
 
 
 #: whose draws a ``TrialRandom`` serves (``role``): the agent's, the world factory's, the check's, a task
@@ -43,26 +47,35 @@ AGENT, WORLD, CHECK, TASK = 0, 1, 2, 3
 class TrialRandom:
     """A trial's generator, made on first use (most trials never draw from ``random``)."""
 
-    __slots__ = ("_np", "_np_rngs", "_rng", "role", "seed")
+    __slots__ = ("_jobs", "_np", "_np_rngs", "_rng", "job", "role", "seed")
 
-    def __init__(self, trial_seed: int, role: int = AGENT):
+    def __init__(self, trial_seed: int, role: int = AGENT, job: tuple[int, ...] = ()):
         self.seed = trial_seed
         self.role = role  # whose draws: the agent's, the world factory's, the check's (streams apart)
+        self.job = job  # which thread job's (``for_job``): its place among its trial's jobs, () for none
         self._rng: random.Random | None = None
         self._np: np.random.RandomState | None = None
         self._np_rngs = itertools.count()
+        self._jobs = itertools.count(1)
 
     @property
     def rng(self) -> random.Random:
         if self._rng is None:  # (str seeds hash the same in every run)
-            role = self.role
-            self._rng = random.Random(f"pytest-agentops:{self.seed}" if role == AGENT else
-                                      f"pytest-agentops:{role}:{self.seed}")
+            role, job = self.role, self.job
+            name = f"pytest-agentops:{self.seed}" if role == AGENT else f"pytest-agentops:{role}:{self.seed}"
+            self._rng = random.Random(f"{name}:job:{'.'.join(map(str, job))}" if job else name)
         return self._rng
 
     def _sequence(self, *key: int) -> np.random.SeedSequence:
         role = () if self.role == AGENT else (self.role,)
-        return np.random.SeedSequence(abs(int(self.seed)), spawn_key=(_NP_TAG, *role, *key))
+        job = (_JOB_TAG, *self.job) if self.job else ()
+        return np.random.SeedSequence(abs(int(self.seed)), spawn_key=(_NP_TAG, *role, *job, *key))
+
+    def for_job(self) -> TrialRandom:
+        """The generator of the next job this one's trial hands to a thread (numbered in the order they are
+        handed over, which the trial's own code decides): jobs running at once each draw from their own, not
+        from one shared in the order their threads happen to run."""
+        return TrialRandom(self.seed, self.role, (*self.job, next(self._jobs)))
 
     @property
     def numpy(self) -> np.random.RandomState:
@@ -89,6 +102,16 @@ def enter_random(trial_random: TrialRandom) -> contextvars.Token[TrialRandom | N
 def exit_random(token: contextvars.Token[TrialRandom | None]) -> None:
     """Undo ``enter_random``."""
     _active.reset(token)
+
+
+def random_for_job() -> contextvars.Token[TrialRandom | None] | None:
+    """In the context a thread job of a trial will run in (a copy of the trial's): the job's own generator
+    (``TrialRandom.for_job``); the token to undo it, or None outside a trial."""
+    current = _active.get()
+    return None if current is None else _active.set(current.for_job())
+
+
+THREAD_JOB_SETUP.append(random_for_job)
 
 
 def _stand_in(module: Any, name: str, process_wide: Any, of_trial: str, method: str | None = None

@@ -31,6 +31,20 @@ T = TypeVar("T")
 #: Longest real wait, in seconds, of one ``VirtualTimeLoop`` poll while real I/O is pending.
 DEFAULT_IO_POLL_CAP = 0.05
 
+#: Functions run in the context of each job ``VirtualTimeLoop.run_in_executor`` hands to a thread, before it is
+#: handed (in submission order, on the loop): what the job's context needs of its own (``trial_random``: a
+#: generator per job, so that jobs running at once do not draw from one in the order their threads run).
+THREAD_JOB_SETUP: list[Callable[[], Any]] = []
+
+
+def _job_context(func: Callable[..., Any]) -> contextvars.Context | None:
+    """The context a thread job already runs in: ``asyncio.to_thread``'s (``functools.partial(ctx.run, ...)``)."""
+    if isinstance(func, functools.partial):
+        context = getattr(func.func, "__self__", None)
+        if isinstance(context, contextvars.Context) and func.func == context.run:
+            return context
+    return None
+
 
 def _io_poll_cap(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -486,13 +500,19 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """As ``asyncio``'s, with a job for a thread (the default executor, a thread pool) run in a copy of the
-        caller's context (as ``asyncio.to_thread`` runs it: a trial's job sees the trial's clock and ``random``,
-        which it drew from the real ones; a process pool's job is pickled, as it is), and while the job runs
+        caller's context (as ``asyncio.to_thread`` runs it: a trial's job sees the trial's clock and a ``random``
+        of its own, seeded by the trial and the job's place among the trial's jobs (``THREAD_JOB_SETUP``),
+        where it drew from the real ones; a process pool's job is pickled, as it is), and while the job runs
         the loop waits for real instead of jumping timers."""
         if executor is None or isinstance(executor, concurrent.futures.ThreadPoolExecutor):
             if self._debug:
                 self._check_callback(func, "run_in_executor")  # type: ignore[attr-defined]  (before it is wrapped)
-            func, args = contextvars.copy_context().run, (func, *args)  # type: ignore[assignment]
+            context = _job_context(func)
+            if context is None:
+                context = contextvars.copy_context()
+                func, args = context.run, (func, *args)  # type: ignore[assignment]
+            for setup in THREAD_JOB_SETUP:
+                context.run(setup)
         future = super().run_in_executor(executor, func, *args)
         self._vt_selector.outside_jobs += 1
         future.add_done_callback(self._vt_job_done)
