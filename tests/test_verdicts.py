@@ -246,6 +246,27 @@ def test_a_task_generator_drawing_from_the_module_functions_gives_each_group_one
     assert run_campaign(scenario, replay=4).records[0].output == outputs[4]
 
 
+def _stamped_task(rng):
+    import datetime
+    import time
+
+    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=int(rng.integers(1, 30)))
+    return f"book a table for {when:%A %Y-%m-%d} (asked at {time.time():.6f}, {time.monotonic():.6f})"
+
+
+def test_a_task_generator_reads_a_clock_standing_at_the_trials_epoch():
+    """Found by an outside review: a task generator read the real clock (the agent the virtual one): a task
+    stamped with ``datetime.now()`` differed between two runs of the same seed and at another concurrency, and
+    a replay pasted the next day got another weekday, and another outcome. It reads a virtual clock standing at
+    the trials' epoch now (2026-01-01T00:00:00Z)."""
+    scenario = Scenario(name="stamped", agent=lambda task, env: task, task=_stamped_task, check=lambda w, o: True,
+                        trials=8, seed=3, faults=Faults.none(), early_stop=False, expect={"pass^2": ">= 0.5"})
+    outputs = [r.output for r in run_campaign(scenario).records]
+    assert [r.output for r in run_campaign(scenario, concurrency=4).records] == outputs
+    assert run_campaign(scenario, replay=5).records[0].output == outputs[5]
+    assert all(o.endswith("(asked at 1767225600.000000, 0.000000)") and " 2026-01-" in o for o in outputs)
+
+
 def test_a_task_generator_stuck_for_one_group_holds_up_no_other_group():
     """One lock for every group's generator: the first group's generator stuck made every trial of the
     campaign wait for it and time out (6 of 6, against 1 of 6 before the lock)."""

@@ -39,11 +39,13 @@ from ..harness.state import layer as state
 from ..harness.tools import ToolTemplate
 from ..llm import boundary
 from ..plan import FaultPlan
+from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import ACTIVE_RANDOM, TASK, WORLD, TrialRandom
 from ..scenario import Scenario, drawn_task
 from ..seeding import trial_seed
 from ..settings.prices import price_table
 from ..settings.run import RunSettings
+from ..vtime.clock import VirtualClock
 
 __tracebackhide__ = hide_own_frames
 
@@ -85,6 +87,17 @@ def of_the_trial(role: int, seed: int, fn: Callable[..., Any], *args: Any) -> An
             asyncio._set_running_loop(loop)
     finally:
         ACTIVE_RANDOM.reset(random_token)
+
+
+def at_the_epoch(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a virtual clock of its own, standing at the trials' epoch (a task generator's): a task
+    stamped with ``datetime.now()`` or ``date.today()`` is the same in every run and replay, as the agent's
+    clock is (on the real clock, a replay the next day gave another task, and another outcome)."""
+    token = enter_clock(VirtualClock())
+    try:
+        return fn(*args)
+    finally:
+        exit_clock(token)
 
 
 class BuiltTrial:
@@ -174,7 +187,8 @@ class CampaignLayers:
         """``Scenario.task_for(index, seed)`` of this campaign, without working out the task list (and the
         expectations' k) each time. A
         task generator is called once per group, with ``random``'s and numpy's functions drawing from a
-        generator of the group's own (``of_the_trial``, role ``TASK``, seeded as the group's first trial), as
+        generator of the group's own (``of_the_trial``, role ``TASK``, seeded as the group's first trial), on a
+        virtual clock standing at the trials' epoch (``at_the_epoch``), as
         the task is the same whenever it is asked for: by each trial of the group, its replay, the report."""
         if self._tasks is None:
             group = index // self._repeats
@@ -185,8 +199,8 @@ class CampaignLayers:
                     task = self._generated.get(group)
                     if task is None:
                         first = group * self._repeats
-                        task = of_the_trial(TASK, trial_seed(self.run.seed, first), self.scenario.task_for, first,
-                                            self.run.seed)
+                        task = of_the_trial(TASK, trial_seed(self.run.seed, first), at_the_epoch,
+                                            self.scenario.task_for, first, self.run.seed)
                         self._generated[group] = task
                 self._generating.pop(group, None)
             return task
