@@ -1816,6 +1816,25 @@ def test_reseeding_global_generators_inside_a_trial_stays_inside_it():
     assert len({r.split("), ")[1] for r in runs[0]}) == 1  # reseeded alike, they draw alike
 
 
+def test_reseeding_without_a_seed_inside_a_trial_reseeds_from_the_trial():
+    """Found by an outside review: ``random.seed()`` or ``np.random.seed()`` without a seed (a library reseeding
+    "to be safe") reseeded the trial's generator from OS entropy: the same seed drew other numbers in every run.
+    The trial's next reseed is taken instead: the same in every run and at any concurrency, and still new numbers."""
+    def agent(task, env):
+        before = random.random()
+        random.seed()
+        np.random.seed()
+        middle = (random.random(), float(np.random.rand()))
+        random.seed(None)
+        np.random.seed(seed=None)
+        return repr((before, middle, random.random(), float(np.random.rand())))
+
+    runs = [[r.output for r in _campaign(agent, trials=4, concurrency=c).records] for c in (1, 1, 4)]
+    assert runs[0] == runs[1] == runs[2] and len(set(runs[0])) == 4
+    before, middle, after, after_np = eval(runs[0][0])
+    assert len({before, middle[0], after}) == 3 and middle[1] != after_np
+
+
 def test_an_escalation_reason_of_any_length_or_type_is_kept_short_and_readable():
     class Loud:
         def __str__(self):

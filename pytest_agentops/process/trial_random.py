@@ -12,7 +12,8 @@ process-wide generator as usual. ``random.Random(...)`` and ``random.SystemRando
 affected. numpy's legacy module-level functions (``np.random.seed``, ``np.random.rand``, ``np.random.choice``
 and the rest of ``np.random``'s functions backed by its global ``RandomState``) are treated the same way,
 with a ``RandomState`` of the trial's own; ``np.random.default_rng()`` called without a seed inside a trial
-(which would draw fresh OS entropy) is seeded from the trial seed and a per-trial counter. A job the trial hands
+(which would draw fresh OS entropy) is seeded from the trial seed and a per-trial counter, and so is a
+``random.seed()`` or ``np.random.seed()`` without a seed. A job the trial hands
 to a thread (``asyncio.to_thread``, ``loop.run_in_executor``, anyio's worker threads) draws from a generator of
 its own, seeded by the trial and the job's place among the trial's jobs.
 """
@@ -47,7 +48,7 @@ AGENT, WORLD, CHECK, TASK = 0, 1, 2, 3
 class TrialRandom:
     """A trial's generator, made on first use (most trials never draw from ``random``)."""
 
-    __slots__ = ("_jobs", "_np", "_np_rngs", "_rng", "job", "role", "seed")
+    __slots__ = ("_jobs", "_np", "_np_rngs", "_reseeds", "_rng", "job", "role", "seed")
 
     def __init__(self, trial_seed: int, role: int = AGENT, job: tuple[int, ...] = ()):
         self.seed = trial_seed
@@ -57,6 +58,7 @@ class TrialRandom:
         self._np: np.random.RandomState | None = None
         self._np_rngs = itertools.count()
         self._jobs = itertools.count(1)
+        self._reseeds = itertools.count()
 
     @property
     def rng(self) -> random.Random:
@@ -70,6 +72,15 @@ class TrialRandom:
         role = () if self.role == AGENT else (self.role,)
         job = (_JOB_TAG, *self.job) if self.job else ()
         return np.random.SeedSequence(abs(int(self.seed)), spawn_key=(_NP_TAG, *role, *job, *key))
+
+    def reseed(self, numpy: bool) -> int | str:
+        """What ``random.seed()`` (or ``np.random.seed()``) without a seed reseeds the trial's generator with: the
+        next of the trial's own reseeds, not fresh OS entropy (a library that reseeds "to be safe" made the
+        trial's later draws differ in every run)."""
+        n = next(self._reseeds)
+        if numpy:
+            return int(self._sequence(2, n).generate_state(1)[0])
+        return f"pytest-agentops:{self.role}:{self.seed}:{'.'.join(map(str, self.job))}:reseed:{n}"
 
     def for_job(self) -> TrialRandom:
         """The generator of the next job this one's trial hands to a thread (numbered in the order they are
@@ -123,7 +134,12 @@ def _stand_in(module: Any, name: str, process_wide: Any, of_trial: str, method: 
 
     def stand_in(*args: Any, **kwargs: Any) -> Any:
         current = _active.get()
-        return getattr(process_wide if current is None else getattr(current, of_trial), method)(*args, **kwargs)
+        if current is None:
+            return getattr(process_wide, method)(*args, **kwargs)
+        if method == "seed" and (args[0] if args else kwargs.get("a" if of_trial == "rng" else "seed")) is None:
+            kwargs.pop("a" if of_trial == "rng" else "seed", None)
+            args = (current.reseed(of_trial == "numpy"), *args[1:])
+        return getattr(getattr(current, of_trial), method)(*args, **kwargs)
 
     stand_in.__name__ = stand_in.__qualname__ = name
     stand_in.__module__ = module.__name__
