@@ -243,6 +243,12 @@ class AgentProcessDied(AgentOpsError):
     crash of the interpreter. The trial is an error naming how it ended."""
 
 
+class HarnessChanged(AgentOpsError, RuntimeError):
+    """A campaign's trials changed the harness's own code (an in-process agent reassigned one of its functions):
+    put back when the campaign ended, and the campaign raises this instead of giving verdicts that may not be the
+    harness's (``process.own_code``)."""
+
+
 class ProcessStateChanged(UserWarning):
     """A campaign's trials changed process-wide state (the working directory, ``os.environ``, the recursion
     limit, ...): put back when the campaign ended, and named (``process.kept_state``)."""

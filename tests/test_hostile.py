@@ -1816,6 +1816,46 @@ def test_reseeding_global_generators_inside_a_trial_stays_inside_it():
     assert len({r.split("), ")[1] for r in runs[0]}) == 1  # reseeded alike, they draw alike
 
 
+@pytest.mark.parametrize("how", ["reassigned", "code"])
+def test_an_agent_that_changes_the_harnesss_code_gets_no_verdicts_and_the_code_is_put_back(how):
+    """Found by an outside review: an agent reassigned ``Trial._judge`` to one that judged every trial completed:
+    its own always-failing campaign passed, and so did every later campaign of the session (another agent's,
+    in another test). The code is put back at the campaign's end, which raises ``HarnessChanged``."""
+    import dataclasses
+
+    from pytest_agentops import HarnessChanged
+    from pytest_agentops.engine import trial as trial_module
+
+    judge = trial_module.Trial._judge
+    code = judge.__code__
+
+    def forged(self, output, exc, refused):
+        return dataclasses.replace(judge(self, output, exc, refused), outcome="completed", reason="")
+
+    def agent(task, env):
+        if how == "reassigned":
+            trial_module.Trial._judge = forged
+        else:
+            trial_module.Trial._judge.__code__ = _always_completed.__code__
+        raise RuntimeError("this agent always fails")
+
+    def innocent(task, env):
+        raise RuntimeError("this agent fails too")
+
+    with pytest.raises(HarnessChanged, match=r"changed the harness's own code \(pytest_agentops\.engine\.trial\."
+                                             r"Trial\._judge"):
+        _campaign(agent, trials=6, expect={"completion_rate": ">= 0.9"})
+    assert trial_module.Trial._judge is judge and judge.__code__ is code
+    assert not _campaign(innocent, trials=6, expect={"completion_rate": ">= 0.9"}).passed
+
+
+def _always_completed(self, output, exc, refused):
+    """A stand-in for ``Trial._judge`` (its code swapped in): every trial completed."""
+    from pytest_agentops.records import TrialRecord
+
+    return TrialRecord(scenario=self.scenario, index=self.index, seed=self.seed, outcome="completed")
+
+
 def test_reseeding_without_a_seed_inside_a_trial_reseeds_from_the_trial():
     """Found by an outside review: ``random.seed()`` or ``np.random.seed()`` without a seed (a library reseeding
     "to be safe") reseeded the trial's generator from OS entropy: the same seed drew other numbers in every run.

@@ -29,6 +29,7 @@ from ..process import exit_guard  # noqa: F401 (os._exit inside a trial: a stand
 from ..process.anyio_threads import track_anyio_threads
 from ..process.gc_hold import campaign_gc_for
 from ..process.kept_state import kept_process_state
+from ..process.own_code import own_code_kept
 from ..process.time_patch import time_patch
 from ..record_store import RecordStore
 from ..records import TrialRecord
@@ -105,6 +106,7 @@ class Runner:
         self._unkicked = 0  # async trials queued on the loop since it was last woken to start them
         self._refill = False  # more async trials to queue once the loop's queue runs low
         self.interrupted = False  # Ctrl-C ended the run: the records are the trials that finished before it
+        self.harness_changed: list[str] = []  # the harness's own code the trials changed (``own_code``), put back
         self.layers = CampaignLayers(scenario, settings)  # the layers' campaign parts: checked before any trial
         try:
             self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
@@ -496,6 +498,7 @@ class Runner:
         try:
             holds.enter_context(campaign_patches(s.concurrency))  # gc, anyio, time: held for the whole campaign
             holds.enter_context(kept_process_state())  # what trials change process-wide: put back first, at the end
+            holds.enter_context(own_code_kept(self.harness_changed))  # the harness's own code: put back, and named
             while len(store) + len(done) < limit or (self.spend.stopped and flying):
                 # launch ahead up to the queue depth, but not far past the first trial at which the judges could
                 # stop the campaign: an early stop discards what was launched past it

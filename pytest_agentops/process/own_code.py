@@ -1,0 +1,88 @@
+"""The harness's own code, kept as it was for the length of a campaign: an in-process agent that reassigns one of
+this package's functions or methods (``Trial._judge`` to a function that passes every trial) is found when its
+campaign ends, the code is put back, and the campaign raises ``HarnessChanged`` instead of giving verdicts.
+
+What is compared: every function and class in the modules of this package loaded when the campaign starts, the
+functions, properties and class and static methods of this package's classes, and each function's code object.
+Numbers, texts and containers in module namespaces are the harness's own bookkeeping and change as it runs.
+An agent determined to reach the harness (``ctypes``, a function's closure, ``gc``) still can: only
+``isolation="process"`` keeps an agent out of the process that judges it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from types import FunctionType
+from typing import Any
+
+from ..errors import HarnessChanged, hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
+_PACKAGE = __name__.split(".")[0]
+_KINDS = (FunctionType, type, property, classmethod, staticmethod)
+_MISSING = object()
+
+#: (namespace owner, attribute name, value, the value's code object or None) of each piece of code kept
+Snapshot = list[tuple[Any, str, Any, Any]]
+
+
+def _ours(name: str) -> bool:
+    return name == _PACKAGE or name.startswith(_PACKAGE + ".")
+
+
+def snapshot() -> Snapshot:
+    """The package's code as it is now."""
+    kept: Snapshot = []
+    for name, module in list(sys.modules.items()):
+        if module is None or not _ours(name):
+            continue
+        for attribute, value in list(vars(module).items()):
+            if isinstance(value, _KINDS):
+                kept.append((module, attribute, value, getattr(value, "__code__", None)))
+                if isinstance(value, type) and value.__module__ == name:
+                    for member, inner in list(vars(value).items()):
+                        if isinstance(inner, _KINDS) and not isinstance(inner, type):
+                            kept.append((value, member, inner, getattr(inner, "__code__", None)))
+    return kept
+
+
+def _where(owner: Any, attribute: str) -> str:
+    return f"{getattr(owner, '__module__', None) or owner.__name__}.{owner.__qualname__}.{attribute}" \
+        if isinstance(owner, type) else f"{owner.__name__}.{attribute}"
+
+
+def put_back(kept: Snapshot) -> list[str]:
+    """Put back what changed since ``kept`` was taken; the names of what did (in the order found)."""
+    changed = []
+    for owner, attribute, value, code in kept:
+        now = vars(owner).get(attribute, _MISSING)
+        if now is not value:
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(owner, attribute, value)
+            changed.append(_where(owner, attribute))
+        elif code is not None and value.__code__ is not code:
+            value.__code__ = code
+            changed.append(_where(owner, attribute) + ".__code__")
+    return changed
+
+
+@contextlib.contextmanager
+def own_code_kept(found: list[str]) -> Iterator[None]:
+    """For the block (a campaign): the package's code is compared with what it was at its start, put back, and
+    what changed appended to ``found`` (the caller raises ``HarnessChanged``)."""
+    kept = snapshot()
+    try:
+        yield
+    finally:
+        found.extend(put_back(kept))
+
+
+def harness_changed(changed: list[str]) -> HarnessChanged:
+    """The error of a campaign during which the harness's own code changed."""
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return HarnessChanged(f"the campaign's trials changed the harness's own code ({shown}): put back, and the "
+                          "campaign's results are not given, as they may not be the harness's judgement; an agent "
+                          "that must not reach the harness runs with isolation='process'")
