@@ -341,9 +341,10 @@ def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[s
                   alpha: float = 0.05, max_growth: float = 0.2, allow_inconclusive: bool = False,
                   margin: float = 0.0) -> list[GateFinding]:
     """Every finding for every campaign in ``current`` (pure: no I/O). The tests against the baseline share
-    ``alpha`` (Bonferroni: each at ``alpha`` over their number), so that an unchanged agent fails the whole gate
-    with probability at most ``alpha``: two rate checks of one campaign at ``alpha`` each flagged it in 7% of
-    runs, a report of five scenarios in 17%."""
+    ``alpha`` (Bonferroni: each at ``alpha`` over their number), so that an unchanged agent fails them with
+    probability at most ``alpha``: two rate checks of one campaign at ``alpha`` each flagged it in 7% of runs, a
+    report of five scenarios in 17%. The candidate's own verdicts keep their own error rates on top (an agent at
+    its thresholds fails through them too)."""
     bases = {} if baseline is None else {name: baseline[name] for name in current
                                          if name in baseline and not current[name].get("xfail")}
     unlike = {name: (current[name].get("profile"), base.get("profile")) for name, base in bases.items()
