@@ -339,3 +339,41 @@ def test_the_package_s_programme_and_its_early_stopping_agree_with_the_restated_
                     asked += 1
                     assert rule.decides_with(p, probability, verdict) == (figure >= probability), (p, verdict)
     assert asked >= 60
+
+
+def _bound_misses(rule, p: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Exactly (dynamic programming over the rule's stops, scipy's beta quantiles for Clopper-Pearson): the
+    probability that the fixed-sample bounds shown at the campaign's stop miss the true rate ``p`` (lower bound
+    above it, upper bound below it)."""
+    n_max = rule.max_n
+    mass, ks = np.zeros(n_max + 1), np.arange(n_max + 1)
+    mass[0] = 1.0
+    miss_lower = miss_upper = 0.0
+    for n in range(1, n_max + 1):
+        moved = mass * (1 - p)
+        moved[1:] += mass[:-1] * p
+        mass = moved
+        stop = np.ones(n_max + 1, bool)
+        if n < n_max:
+            stop[:] = False
+            stop[rule.pass_at[n]:] = True
+            if rule.fail_at[n] >= 0:
+                stop[:rule.fail_at[n] + 1] = True
+        k, w = ks[:n + 1][stop[:n + 1]], mass[:n + 1][stop[:n + 1]]
+        lower = np.where(k > 0, scipy.stats.beta.ppf(1 - confidence, np.maximum(k, 1), n - k + 1), 0.0)
+        upper = np.where(k < n, scipy.stats.beta.ppf(confidence, k + 1, np.maximum(n - k, 1)), 1.0)
+        miss_lower += w[lower > p].sum()
+        miss_upper += w[upper < p].sum()
+        mass[stop] = 0.0
+    return miss_lower, miss_upper
+
+
+def test_the_bounds_shown_after_an_early_stop_are_for_reading_not_at_their_confidence():
+    """Found by an outside review (docs/statistics.md says so now): the Clopper-Pearson bounds a report shows are
+    fixed-sample bounds; at a campaign's data-dependent stop they miss the true rate more often than their
+    confidence says (the verdict keeps its error rates), while with one look they keep it."""
+    sequential_rule = stats.rate_rule(0.95, max_n=200, alpha=0.05)
+    lower_miss, upper_miss = _bound_misses(sequential_rule, 0.935)
+    assert 0.155 < upper_miss < 0.160 and 0.05 < lower_miss < 0.065  # (the figures the docs give)
+    one_look = stats.rate_rule(0.95, max_n=200, alpha=0.05, sequential=False)
+    assert all(miss <= 0.05 for miss in _bound_misses(one_look, 0.935))
