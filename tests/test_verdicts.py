@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -464,6 +465,59 @@ def test_ab_unchecked(agent_chaos):
     forgot.assert_outcomes(passed=1, warnings=1)
     forgot.stdout.fnmatch_lines(["*UncheckedCampaign: candidate 'cand' regressed against 'base' (completion_rate*) and "
                                  "its test never called .check(), so the test passed: call agent_chaos.compare(...)*"])
+
+
+def test_a_failed_comparison_prints_commands_that_replay_its_worse_pairs(pytester):
+    """Found by an outside review: a failed ``agent_chaos.compare`` printed only its statistics, no trial to look at,
+    and ``--agent-chaos-replay=cand/trial-3`` ran the whole comparison again and then said no campaign 'cand' ran.
+    It prints the first pairs in which the candidate did worse, with a command for each side; pasted, the command
+    replays that side's trial alone, with the comparison's settings."""
+    import shlex
+
+    pytester.makepyfile(test_ab="""
+import json
+from pytest_agentops import Scenario, Faults, tool
+
+@tool
+def look(world, n: int) -> int:
+    \"\"\"Look n up.\"\"\"
+    return n
+
+def agent(p):
+    def run(task, env):
+        env.record_usage(input_tokens=100, output_tokens=10)
+        env.tools["look"](1)
+        return "done" if env.rng.random() < p else "no"
+    return run
+
+def scenario(p, name):
+    return Scenario(name=name, agent=agent(p), task="t", tools=[look], check=lambda w, o: o == "done", trials=300,
+                    seed=3, faults=Faults(rate=0.05))
+
+def test_ab(agent_chaos):
+    result = agent_chaos.compare(scenario(0.95, "base"), scenario(0.6, "cand"))
+    sides = {"base": result.baseline_records, "cand": result.candidate_records}
+    with open("pairs.json", "w") as out:
+        json.dump({f"{name}/{r.index}": [r.outcome, r.seed, r.faults] for name, rs in sides.items() for r in rs}, out)
+    result.check()
+""")
+    first = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+    first.assert_outcomes(failed=1)
+    text = first.stdout.str()
+    commands = re.findall(r"^E?\s+(pytest .*--agent-chaos-replay=\S+)$", text, re.M)
+    assert len(commands) >= 2 and {c.rsplit("=", 1)[1].split("/")[0] for c in commands} == {"base", "cand"}, text
+    pairs = json.loads((pytester.path / "pairs.json").read_text())
+    for command in commands[:2]:
+        again = pytester.runpytest(*shlex.split(command)[1:], "--agent-chaos-report=again.json",
+                                   "-p", "no:cacheprovider")
+        assert "no campaign named" not in again.stdout.str()
+        (campaign,) = json.loads((pytester.path / "again.json").read_text())["campaigns"]
+        (record,) = campaign["records"]
+        name, index = command.rsplit("=", 1)[1].split("/trial-")
+        assert campaign["scenario"] == name and [record["outcome"], record["seed"], record["faults"]] == \
+            pairs[f"{name}/{index}"]
+    cand_outcome = pairs[f"cand/{commands[0].rsplit('/trial-', 1)[1]}"][0]
+    assert cand_outcome != "completed"  # (a pair in which the candidate did worse)
 
 
 # --- command lines ---------------------------------------------------------------------------------------

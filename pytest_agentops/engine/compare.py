@@ -73,6 +73,10 @@ class ComparisonResult:
     findings: tuple[PairedFinding, ...]
     baseline_records: tuple[TrialRecord, ...] = field(repr=False)
     candidate_records: tuple[TrialRecord, ...] = field(repr=False)
+    growth: float = 0.2
+    #: (the baseline's, the candidate's) copy-paste commands that replay one trial, with ``{index}`` in place of
+    #: its index (the pytest plugin's; None through the API)
+    replay_commands: tuple[str, str] | None = field(default=None, repr=False)
     # ``checked``: ``.check()`` was called (the ``agent_chaos`` fixture warns of a regression never checked)
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -85,6 +89,21 @@ class ComparisonResult:
         """No regression found (non-inferiority need not be shown for this)."""
         return not self.regressions
 
+    def worse_pairs(self, limit: int = 3) -> tuple[int, ...]:
+        """The indices of the first ``limit`` pairs in which the candidate did worse on a metric it regressed on:
+        the baseline's trial completed and the candidate's did not; it spent more than (1 + growth) x the
+        baseline's tokens or cost. The trials to replay side by side."""
+        regressed = {f.metric for f in self.regressions}
+        worse = []
+        for b, c in zip(self.baseline_records, self.candidate_records, strict=True):
+            if len(worse) == limit:
+                break
+            if ("completion_rate" in regressed and b.outcome == "completed" and c.outcome != "completed") or any(
+                    metric in regressed and _READ[metric](c) > (1 + self.growth) * _READ[metric](b)
+                    for metric in ("tokens_per_task", "cost_usd_per_task")):
+                worse.append(c.index)
+        return tuple(worse)
+
     def summary(self) -> str:
         head = (f"{self.candidate} vs {self.baseline}: {self.pairs} pair(s) on common seeds (seed={self.seed})"
                 f"{' (stopped early)' if self.stopped_early else ''}")
@@ -93,6 +112,14 @@ class ComparisonResult:
             lines.append(f"  {f.metric}: {f.verdict} (baseline {f.baseline:.4g}, candidate {f.candidate:.4g}; "
                          f"p regression {f.p_regression:.3g}, p non-inferior {f.p_non_inferior:.3g}; {f.margin}"
                          f"{'; ' + f.detail if f.detail else ''})")
+        if self.replay_commands is not None:
+            base, cand = self.replay_commands
+            by_index = {r.index: r for r in self.candidate_records}
+            for index in self.worse_pairs():
+                lines.append(f"  pair {index}: the candidate's trial {by_index[index].outcome}, the baseline's "
+                             f"{next(r.outcome for r in self.baseline_records if r.index == index)}; replay them:")
+                lines.append("    " + cand.format(index=index))
+                lines.append("    " + base.format(index=index))
         return "\n".join(lines)
 
     def check(self) -> ComparisonResult:
@@ -279,7 +306,7 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
         findings.append(PairedFinding(test.metric, verdict, test.pairs, test.sum_b / n, test.sum_c / n, pr, pn,
                                       test.margin_text, method))
     return ComparisonResult(baseline.name, candidate.name, base_settings.seed, max_pairs, used, stopped, alpha,
-                            tuple(findings), tuple(b_records), tuple(c_records))
+                            tuple(findings), tuple(b_records), tuple(c_records), growth)
 
 
 def _sign(x: float) -> int:

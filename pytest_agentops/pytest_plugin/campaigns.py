@@ -117,11 +117,32 @@ class AgentChaos:
                              concurrency=o.concurrency),
                    _source("@pytest.mark.agent_chaos", dict(self.marker_kwargs)))
         base = resolve_run(baseline, sources, smoke=not o.enabled, default_seed=o.session_seed)
+        if o.replay is not None and o.replay[0] in (baseline.name, candidate.name):
+            return self._replay_pair(baseline if o.replay[0] == baseline.name else candidate, base, overrides,
+                                     (baseline.name, candidate.name, alpha))
         result = compare_campaigns(baseline, candidate, alpha=alpha, margin=margin, growth=growth,
                                    _settings=(base, base))
+        if not base.smoke:  # (the pairs in which the candidate did worse are printed with these)
+            node = self._request.node
+            result = replace(result, replay_commands=tuple(
+                replay_command(invocation_nodeid(node), base.seed, o, name, collection=collection_options(node))
+                for name in (baseline.name, candidate.name)))
         self._config.stash[comparisons_key].append((self._request.node.nodeid, result))
         self.comparisons.append(result)
         return result
+
+
+    def _replay_pair(self, scenario: Scenario, base: Any, overrides: dict[str, Any],
+                     names: tuple[str, str, float]) -> Any:
+        """Under ``--agent-chaos-replay`` naming one side of this comparison: that side's trial alone, run with the
+        comparison's settings (the baseline's, which both sides ran with), shown and reported as any replay; the
+        comparison itself is not made (an empty one, which passes)."""
+        from ..engine.compare import ComparisonResult
+
+        given = {k: v for k, v in overrides.items() if k not in ("seed", "trials", "faults", "profile", "confidence")}
+        self.run(scenario, **given, seed=base.seed, trials=base.trials, faults=base.faults, confidence=base.confidence)
+        baseline, candidate, alpha = names
+        return ComparisonResult(baseline, candidate, base.seed, base.trials, 0, False, alpha, (), (), ())
 
 
 def invocation_nodeid(node: pytest.Item) -> str:
