@@ -442,8 +442,10 @@ hops = 0
 while hops % 4096 or time.time() < until:  # (bounded: were it to escape, not for ever)
     hops += 1
     if hops % 256 == 0:  # (a heartbeat: its pid changes too fast to be found by listing /proc)
-        with open(beat, "w") as f:
+        part = f"{beat}.{os.getpid()}"  # (written whole, then renamed: a hop killed mid-write leaves no empty file)
+        with open(part, "w") as f:
             f.write(str(hops))
+        os.replace(part, beat)
     if syscall(57):  # (a raw fork, x86-64: a new pid every few microseconds; a list of pids read is stale)
         syscall(231, 0)  # (exit_group: the parent is gone at once)
 """
