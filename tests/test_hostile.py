@@ -16,6 +16,7 @@ import faulthandler
 import importlib
 import os
 import random
+import select
 import signal
 import sys
 import threading
@@ -1847,6 +1848,56 @@ def test_an_agent_that_changes_the_harnesss_code_gets_no_verdicts_and_the_code_i
         _campaign(agent, trials=6, expect={"completion_rate": ">= 0.9"})
     assert trial_module.Trial._judge is judge and judge.__code__ is code
     assert not _campaign(innocent, trials=6, expect={"completion_rate": ">= 0.9"}).passed
+
+
+def test_a_harness_change_reaches_every_campaign_running_and_a_comparison(monkeypatch):
+    """A review of the first version: campaign B, started while campaign A's trial had reassigned ``Trial._judge``,
+    took the forgery for the harness's code and put it back at its end, for every later campaign (which then
+    passed whatever its agent did); a comparison (``compare_campaigns``) gave the forged verdicts without a word.
+    Every campaign running when the code changed raises now, the code as it was before the first of them started
+    is put back, and a comparison raises too."""
+    import dataclasses
+
+    from pytest_agentops import HarnessChanged
+    from pytest_agentops.engine import trial as trial_module
+    from pytest_agentops.engine.compare import compare_campaigns
+
+    judge = trial_module.Trial._judge
+
+    def forged(self, output, exc, refused):
+        return dataclasses.replace(judge(self, output, exc, refused), outcome="completed", reason="")
+
+    changed, raised = threading.Event(), {}
+
+    def changes(task, env):
+        trial_module.Trial._judge = forged
+        changed.set()
+        select.select([], [], [], 0.5)  # (real time: campaign B starts meanwhile)
+        raise RuntimeError("fails")
+
+    def fails(task, env):
+        raise RuntimeError("fails too")
+
+    def campaign(name, agent, after=None):
+        if after is not None:
+            after.wait(10)
+        try:
+            _campaign(agent, trials=2, timeout_s=30)
+        except HarnessChanged:
+            raised[name] = True
+
+    threads = [threading.Thread(target=campaign, args=("A", changes)),
+               threading.Thread(target=campaign, args=("B", fails, changed))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert raised == {"A": True, "B": True} and trial_module.Trial._judge is judge
+    assert {r.outcome for r in _campaign(fails, trials=3).records} == {"error"}
+    with pytest.raises(HarnessChanged):
+        compare_campaigns(Scenario(name="base", agent=fails, trials=2, faults="none"),
+                          Scenario(name="cand", agent=changes, trials=2, faults="none"), seed=1)
+    assert trial_module.Trial._judge is judge
 
 
 def _always_completed(self, output, exc, refused):

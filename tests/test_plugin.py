@@ -247,6 +247,21 @@ def test_loud(agent_chaos):
     strict.stdout.fnmatch_lines(["*UncheckedCampaign: campaign 'quiet' did not pass*"])
     shown = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "test_quiet.py::test_loud")
     shown.assert_outcomes(passed=1, warnings=1)
+    # the test's own filter, set in its body before the campaign (a gate judges the report instead), still counts
+    pytester.makepyfile(test_gated="""
+import warnings
+from pytest_agentops import Scenario, UncheckedCampaign
+
+def fails(task, env):
+    raise RuntimeError("always fails")
+
+def test_gated(agent_chaos):
+    warnings.filterwarnings("ignore", category=UncheckedCampaign)
+    agent_chaos.run(Scenario(name="gated", agent=fails, task="t", trials=5, seed=1, faults="none",
+                             expect={"completion_rate": ">= 0.9"}))
+""")
+    gated = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "test_gated.py")
+    gated.assert_outcomes(passed=1, warnings=0)
 
 
 def test_campaign_options_given_without_agent_chaos_are_said_to_have_no_effect(project):

@@ -509,7 +509,8 @@ def test_ab(agent_chaos):
     pairs = json.loads((pytester.path / "pairs.json").read_text())
     for command in commands[:2]:
         again = pytester.runpytest(*shlex.split(command)[1:], "--agent-chaos-report=again.json",
-                                   "-p", "no:cacheprovider")
+                                   "-p", "no:cacheprovider", "-W", "error::pytest_agentops.UncheckedCampaign")
+        again.assert_outcomes(passed=1)  # (the comparison is not made: its check passes, with no warning)
         assert "no campaign named" not in again.stdout.str()
         (campaign,) = json.loads((pytester.path / "again.json").read_text())["campaigns"]
         (record,) = campaign["records"]
@@ -518,6 +519,12 @@ def test_ab(agent_chaos):
             pairs[f"{name}/{index}"]
     cand_outcome = pairs[f"cand/{commands[0].rsplit('/trial-', 1)[1]}"][0]
     assert cand_outcome != "completed"  # (a pair in which the candidate did worse)
+    # both sides named alike (``base.replace(agent=...)``): a command could not tell them apart, so none is printed
+    (pytester.path / "test_ab.py").write_text((pytester.path / "test_ab.py").read_text().replace('"cand"', '"base"'))
+    alike = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+    alike.stdout.fnmatch_lines(["*(both sides are named 'base': name the candidate apart, Scenario.replace(name=...),"
+                                " to replay the pairs in which it did worse)*"])
+    assert "--agent-chaos-replay" not in alike.stdout.str()
 
 
 # --- command lines ---------------------------------------------------------------------------------------

@@ -112,10 +112,15 @@ class ComparisonResult:
             lines.append(f"  {f.metric}: {f.verdict} (baseline {f.baseline:.4g}, candidate {f.candidate:.4g}; "
                          f"p regression {f.p_regression:.3g}, p non-inferior {f.p_non_inferior:.3g}; {f.margin}"
                          f"{'; ' + f.detail if f.detail else ''})")
-        if self.replay_commands is not None:
+        worse = self.worse_pairs() if self.replay_commands is not None else ()
+        if worse and self.baseline == self.candidate:
+            lines.append(f"  (both sides are named {self.baseline!r}: name the candidate apart, "
+                         "Scenario.replace(name=...), to replay the pairs in which it did worse)")
+        elif worse:
+            assert self.replay_commands is not None
             base, cand = self.replay_commands
             by_index = {r.index: r for r in self.candidate_records}
-            for index in self.worse_pairs():
+            for index in worse:
                 lines.append(f"  pair {index}: the candidate's trial {by_index[index].outcome}, the baseline's "
                              f"{next(r.outcome for r in self.baseline_records if r.index == index)}; replay them:")
                 lines.append("    " + cand.format(index=index))

@@ -29,7 +29,7 @@ from ..process import exit_guard  # noqa: F401 (os._exit inside a trial: a stand
 from ..process.anyio_threads import track_anyio_threads
 from ..process.gc_hold import campaign_gc_for
 from ..process.kept_state import kept_process_state
-from ..process.own_code import own_code_kept
+from ..process.own_code import harness_changed, own_code_kept
 from ..process.time_patch import time_patch
 from ..record_store import RecordStore
 from ..records import TrialRecord
@@ -584,4 +584,6 @@ class Runner:
                 holds.close()
         store.truncate(limit)
         assert len(store) == limit, "every trial of the launch-order prefix is judged"
+        if self.harness_changed:  # (its records may be the agent's judgement, not the harness's: none are given)
+            raise harness_changed(self.harness_changed)
         return store, stopped_early

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Iterator
 from types import FunctionType
 from typing import Any
@@ -69,15 +70,34 @@ def put_back(kept: Snapshot) -> list[str]:
     return changed
 
 
+_lock = threading.Lock()
+_kept: Snapshot | None = None  # the code as it was when the first of the campaigns running started
+_running: list[list[str]] = []  # the ``found`` list of each campaign running
+
+
 @contextlib.contextmanager
 def own_code_kept(found: list[str]) -> Iterator[None]:
-    """For the block (a campaign): the package's code is compared with what it was at its start, put back, and
-    what changed appended to ``found`` (the caller raises ``HarnessChanged``)."""
-    kept = snapshot()
+    """For the block (a campaign): the package's code as it was when the first of the campaigns running
+    started is put back as each of them ends, and what had changed is appended to the ``found`` list of every
+    campaign still running (each of them ran with it; the caller raises ``HarnessChanged``). Campaigns that
+    overlap share that first look: a campaign started while another's trial had changed the code does not take
+    the change for the harness's."""
+    global _kept
+    with _lock:
+        if not _running:
+            _kept = snapshot()
+        _running.append(found)
     try:
         yield
     finally:
-        found.extend(put_back(kept))
+        with _lock:
+            assert _kept is not None
+            changed = put_back(_kept)
+            for running in _running:
+                running.extend(name for name in changed if name not in running)
+            _running[:] = [running for running in _running if running is not found]  # (by identity: [] == [])
+            if not _running:
+                _kept = None
 
 
 def harness_changed(changed: list[str]) -> HarnessChanged:

@@ -405,8 +405,11 @@ def _check_replay_target(session: pytest.Session, name: str) -> None:
         return
     listed = ", ".join(repr(n) for n in seen) if seen else "none (no campaign ran)"
     # (said in the terminal summary, on a line of its own: here the progress line has not ended yet)
+    hint = ("; a selected test failed before reaching it: under a replay the other campaigns do not run, so a test "
+            "that uses an earlier campaign's result stops there; replay the trial with replay_trial in Python"
+            ) if session.testsfailed else ""
     config.stash[_replay_error_key] = (f"ERROR: --agent-chaos-replay: no campaign named {name!r} ran; the "
-                                       f"campaigns of the selected tests: {listed}")
+                                       f"campaigns of the selected tests: {listed}{hint}")
     session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 

@@ -5,6 +5,7 @@ terminal table and the JSON report. Imported only when a test uses the fixture o
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import warnings
 from dataclasses import fields, replace
@@ -57,9 +58,10 @@ class AgentChaos:
             check_marker(request.node, marker.args, self.marker_kwargs)
         self.results: list[CampaignResult] = []
         self.comparisons: list[Any] = []  # (``ComparisonResult``s of ``compare``)
-        # the test's warnings filters, before any trial ran: a trial's ``simplefilter("ignore")`` must not hide
-        # the ``UncheckedCampaign`` warning (nor a trial's "error" filter raise it)
-        self._filters = (list(warnings.filters), warnings.showwarning)
+        # the test's warnings filters as its first campaign starts (its own ``filterwarnings`` included), before
+        # any trial ran: a trial's ``simplefilter("ignore")`` must not hide the ``UncheckedCampaign`` warning (nor
+        # a trial's "error" filter raise it)
+        self._filters: tuple[list[Any], Any] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -69,9 +71,14 @@ class AgentChaos:
     def run(self, scenario: Scenario, **overrides: Any) -> CampaignResult:
         """Run ``scenario``'s campaign (smoke trial without ``--agent-chaos``) and record the result."""
         __tracebackhide__ = True  # a failing test shows its own line and the message, not the plugin's frames
+        self._keep_filters()
         result = run_scenario(self._config, self._request.node, scenario, self.marker_kwargs, **overrides)
         self.results.append(result)
         return result
+
+    def _keep_filters(self) -> None:
+        if self._filters is None:
+            self._filters = (list(warnings.filters), warnings.showwarning)
 
     def warn_unchecked(self) -> None:
         """(At the fixture's teardown.) Warn of each campaign that did not pass, whose ``.check()`` was never called
@@ -96,7 +103,7 @@ class AgentChaos:
         node = self._request.node
         path, line = node.reportinfo()[:2] if hasattr(node, "reportinfo") else (node.path, 0)
         for what, call in unchecked:
-            with warnings_as(self._filters):
+            with warnings_as(self._filters) if self._filters is not None else contextlib.nullcontext():
                 warnings.warn_explicit(UncheckedCampaign(  # (shown at the test, not in the plugin)
                     f"{what} and its test never called .check(), so the test passed: call "
                     f"agent_chaos.{call}(...).check() (where a gate judges the report instead: "
@@ -111,15 +118,16 @@ class AgentChaos:
         ``ComparisonResult`` (``.check()`` raises on a regression)."""
         from ..engine.compare import compare_campaigns
 
+        self._keep_filters()
         o = self.options
         sources = (_source("agent_chaos.compare", overrides),
                    RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile,
                              concurrency=o.concurrency),
                    _source("@pytest.mark.agent_chaos", dict(self.marker_kwargs)))
         base = resolve_run(baseline, sources, smoke=not o.enabled, default_seed=o.session_seed)
-        if o.replay is not None and o.replay[0] in (baseline.name, candidate.name):
-            return self._replay_pair(baseline if o.replay[0] == baseline.name else candidate, base, overrides,
-                                     (baseline.name, candidate.name, alpha))
+        if o.replay is not None and o.replay[0] is not None:  # a named trial: of one side, or not of this comparison
+            sides = {baseline.name: baseline, candidate.name: candidate} if baseline.name != candidate.name else {}
+            return self._replay_pair(sides.get(o.replay[0]), base, overrides, (baseline.name, candidate.name, alpha))
         result = compare_campaigns(baseline, candidate, alpha=alpha, margin=margin, growth=growth,
                                    _settings=(base, base))
         if not base.smoke:  # (the pairs in which the candidate did worse are printed with these)
@@ -132,15 +140,20 @@ class AgentChaos:
         return result
 
 
-    def _replay_pair(self, scenario: Scenario, base: Any, overrides: dict[str, Any],
+    def _replay_pair(self, scenario: Scenario | None, base: Any, overrides: dict[str, Any],
                      names: tuple[str, str, float]) -> Any:
-        """Under ``--agent-chaos-replay`` naming one side of this comparison: that side's trial alone, run with the
-        comparison's settings (the baseline's, which both sides ran with), shown and reported as any replay; the
-        comparison itself is not made (an empty one, which passes)."""
+        """Under ``--agent-chaos-replay`` naming a trial: of one side of this comparison (``scenario``), that side's
+        trial alone, run with the comparison's settings (the baseline's, which both sides ran with), shown and
+        reported as any replay; of another campaign (None), nothing, as for ``run``. The comparison itself is not
+        made (an empty one, which passes)."""
         from ..engine.compare import ComparisonResult
 
-        given = {k: v for k, v in overrides.items() if k not in ("seed", "trials", "faults", "profile", "confidence")}
-        self.run(scenario, **given, seed=base.seed, trials=base.trials, faults=base.faults, confidence=base.confidence)
+        if scenario is not None:
+            given = {k: v for k, v in overrides.items()
+                     if k not in ("seed", "trials", "faults", "profile", "confidence")}
+            replayed = self.run(scenario, **given, seed=base.seed, trials=base.trials, faults=base.faults,
+                                confidence=base.confidence)
+            replayed._memo["checked"] = True  # (its verdicts are of one trial: the comparison's ``check`` stands in)
         baseline, candidate, alpha = names
         return ComparisonResult(baseline, candidate, base.seed, base.trials, 0, False, alpha, (), (), ())
 
@@ -248,12 +261,9 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     if o.replay is not None:
         name, index = o.replay
         config.stash.setdefault(seen_key, []).append(scenario.name)
-        if name is None or name == scenario.name:
-            replay = index
-        elif name in config.stash.get(replayed_key, []):  # not the trial asked for, which has been replayed
+        if name is not None and name != scenario.name:  # not the trial asked for: this campaign does not run
             return CampaignResult.not_run(scenario.name, f"not the replayed scenario {name!r}")
-        # (else a campaign before the one asked for: it runs in full, as in the run the command is from, since
-        # the test may use its result: a threshold taken from a baseline's estimate failed with a KeyError)
+        replay = index
     sources = (_source("agent_chaos.run", overrides),
                RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency,
                          isolation=o.isolation, max_campaign_usd=o.max_usd, max_campaign_tokens=o.max_tokens,
