@@ -58,6 +58,12 @@ def test_two_outputs_at_one_path_are_a_usage_error(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --agent-chaos-report and --agent-chaos-html (or their ini twins) name the "
                                  "same file './same.json': one would replace the other"])
+    # pytest's own JUnit XML at the report's path: the JSON report replaced it (an outside review)
+    junit = pytester.runpytest("--agent-chaos", "--agent-chaos-report=same.out", "--junitxml=same.out",
+                               "-p", "no:cacheprovider")
+    assert junit.ret == pytest.ExitCode.USAGE_ERROR
+    junit.stderr.fnmatch_lines(["ERROR: --junitxml and --agent-chaos-report (or its ini twin) name the same file "
+                                "'same.out': one would replace the other"])
 
 
 @pytest.mark.parametrize(("given", "cap"), [("2,000,000", 2_000_000), ("1_000", 1000), ("1_0", 10), ("750", 750),

@@ -187,6 +187,8 @@ def test_a_replay_naming_no_campaign_is_a_usage_error_listing_the_campaigns(proj
     wrong = run(sub, "test_agents.py", "--agent-chaos-replay=refund/trial-3", "-p", "no:cacheprovider", "-q")
     assert wrong.returncode == pytest.ExitCode.USAGE_ERROR, wrong.stdout
     assert "no campaign named 'refund' ran" in wrong.stdout and "'refund / eu [v2]'" in wrong.stdout
+    typo = run(sub, "test_agents.py", "--agent-chaos-replay=unseded/trial-3", "-p", "no:cacheprovider", "-q")
+    assert typo.returncode == pytest.ExitCode.USAGE_ERROR and "(did you mean 'unseeded'?)" in typo.stdout, typo.stdout
     assert re.search(r"^ERROR: --agent-chaos-replay: no campaign named 'refund' ran", wrong.stdout, re.M)  # (a
     # line of its own: it was written after the progress line's dots, "....  [100%]ERROR: ...")
     beyond = run(sub, "test_agents.py::test_named", "--agent-chaos-replay=refund / eu [v2]/trial-40",

@@ -200,6 +200,30 @@ def test_leaky_child(agent_chaos):
 '''
 
 
+def test_the_warnings_of_a_test_that_ran_no_campaign_are_left_as_they_are(pytester):
+    """Found by an outside review: once any campaign had run in the process, every later test's warnings were
+    rewritten ("Authorization: [redacted]"), in tests that never used the plugin, depending on the order and on
+    the xdist worker. Only the warnings of tests that ran a campaign are redacted."""
+    pytester.makepyfile(test_order="""
+import warnings
+from pytest_agentops import Scenario
+
+def agent(task, env):
+    warnings.warn("agent sends Authorization: Bearer abc.def-ghi")
+    return "ok"
+
+def test_1_agent(agent_chaos):
+    agent_chaos.run(Scenario(name="w", agent=agent, task="t", trials=2, seed=1, faults="none")).check()
+
+def test_2_unrelated():
+    warnings.warn("a test fixture's header: Authorization: Bearer abc.def-ghi", RuntimeWarning)
+""")
+    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, warnings=2)
+    result.stdout.fnmatch_lines(["*UserWarning: agent sends Authorization: [[]redacted[]]*",
+                                 "*RuntimeWarning: a test fixture's header: Authorization: Bearer abc.def-ghi*"])
+
+
 @pytest.mark.parametrize("live_log", [False, True], ids=["captured", "log_cli"])
 def test_no_secret_in_the_terminal_the_json_report_or_junit_xml(pytester, secret_env, live_log):
     """With ``log_cli`` pytest's capture swaps ``sys.stdout`` out and back around each live log line: the agent's

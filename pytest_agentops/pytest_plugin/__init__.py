@@ -21,6 +21,7 @@ from .options import (
     INI_NAMES,
     ChaosOptions,
     add_options,
+    campaign_nodes_key,
     comparisons_key,
     options_key,
     replayed_key,
@@ -131,6 +132,15 @@ class _CampaignTests:
         self.outcomes: dict[str, str] = {}
         self.started: set[int] = set()  # the items whose setup began (a second time: a re-run)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any, nodeid: str) -> None:
+        """A warning recorded in a test that ran a campaign has its text redacted before pytest shows it (or a
+        pytest-xdist worker sends it): an agent's ``warnings.warn`` naming a key. Other tests' warnings are left as
+        they are (a test that never used the plugin saw its warnings rewritten once any campaign had run)."""
+        secrets = sys.modules.get("pytest_agentops.harness.secrets")
+        if secrets is not None and secrets.campaign_ran and nodeid in self.config.stash.get(campaign_nodes_key, ()):
+            secrets.redact_warning(warning_message)
+
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # a test run again in the same session (pytest-rerunfailures, a ``flaky`` marker): its earlier attempt's
         # campaigns leave the report and the summary table, which keep those of the attempt that counts. The same
@@ -169,15 +179,6 @@ class _CampaignTests:
 def prints_seeds(opts: ChaosOptions) -> bool:
     """Whether the header prints the run's seeds (full campaigns, or seeds given)."""
     return opts.enabled or opts.seed is not None or opts.session_seed_given
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_warning_recorded(warning_message: Any) -> None:
-    """A recorded warning's text is redacted before pytest shows it (or a pytest-xdist worker sends it): an agent's
-    ``warnings.warn`` naming a key. Only once a campaign ran in this process: before, nothing is changed."""
-    secrets = sys.modules.get("pytest_agentops.harness.secrets")
-    if secrets is not None and secrets.campaign_ran:
-        secrets.redact_warning(warning_message)
 
 
 #: the command-line options a run of smoke trials (no ``--agent-chaos``) has no use for
@@ -404,6 +405,10 @@ def _check_replay_target(session: pytest.Session, name: str) -> None:
     if name in config.stash.get(replayed_key, []) or name in seen or not session.testscollected:
         return
     listed = ", ".join(repr(n) for n in seen) if seen else "none (no campaign ran)"
+    import difflib
+
+    close = difflib.get_close_matches(name, seen, n=1)
+    listed += f" (did you mean {close[0]!r}?)" if close else ""
     # (said in the terminal summary, on a line of its own: here the progress line has not ended yet)
     hint = ("; a selected test failed before reaching it: under a replay the other campaigns do not run, so a test "
             "that uses an earlier campaign's result stops there; replay the trial with replay_trial in Python"

@@ -22,7 +22,15 @@ from ..scenario import Scenario
 from ..seeding import trial_seed
 from ..settings.run import RunSource
 from .commands import literal, shown_node
-from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key
+from .options import (
+    ChaosOptions,
+    campaign_nodes_key,
+    comparisons_key,
+    options_key,
+    replayed_key,
+    results_key,
+    seen_key,
+)
 
 __tracebackhide__ = hide_own_frames
 
@@ -119,6 +127,7 @@ class AgentChaos:
         from ..engine.compare import compare_campaigns
 
         self._keep_filters()
+        self._config.stash.setdefault(campaign_nodes_key, set()).add(self._request.node.nodeid)
         o = self.options
         sources = (_source("agent_chaos.compare", overrides),
                    RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile,
@@ -256,6 +265,7 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     if not isinstance(scenario, Scenario):  # (a name, a module path: an AttributeError deep in the settings before)
         raise ConfigError(f"agent_chaos.run expects a Scenario, got {scenario!r}")
     o = config.stash[options_key]
+    config.stash.setdefault(campaign_nodes_key, set()).add(node.nodeid)  # (its warnings are redacted)
     replay = None
     smoke = not o.enabled
     if o.replay is not None:

@@ -341,7 +341,7 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
 
 def _outputs(config: pytest.Config) -> dict[str, str | None]:
     """The JSON report, the HTML report and the OTel file: two of them at one path is a usage error (the one
-    written last replaced the other without a word)."""
+    written last replaced the other without a word), as is one of them at pytest's ``--junitxml`` path."""
     found = {"report": _setting(config, "agent_chaos_report", lambda v, src: v),
              "html": _setting(config, "agent_chaos_html", lambda v, src: v),
              "otel": _setting(config, "agent_chaos_otel", parse_otel)}
@@ -354,6 +354,12 @@ def _outputs(config: pytest.Config) -> dict[str, str | None]:
             raise pytest.UsageError(f"--agent-chaos-{seen[key]} and --agent-chaos-{kind} (or their ini twins) name the "
                                     f"same file {path!r}: one would replace the other")
         seen[key] = kind
+    junit = config.getoption("xmlpath", None)  # (pytest's --junitxml: the plugin's report written last replaced it)
+    if junit:
+        key = os.path.normcase(os.path.abspath(os.path.join(config.invocation_params.dir, junit)))
+        if key in seen:
+            raise pytest.UsageError(f"--junitxml and --agent-chaos-{seen[key]} (or its ini twin) name the same file "
+                                    f"{junit!r}: one would replace the other")
     return found
 
 
@@ -403,6 +409,8 @@ results_key = pytest.StashKey[list]()
 #: Under ``--agent-chaos-replay``: the scenarios whose campaigns were asked for, and those replayed.
 seen_key = pytest.StashKey[list]()
 replayed_key = pytest.StashKey[list]()
+#: the node ids of the tests (and YAML items) that started a campaign or a comparison: their warnings are redacted
+campaign_nodes_key = pytest.StashKey[set]()
 #: paired comparisons run by ``agent_chaos.compare``: (nodeid, ComparisonResult)
 comparisons_key = pytest.StashKey[list]()
 #: A report that could not be written at the end of the session: said after pytest's own summary.
