@@ -96,6 +96,11 @@ def test_progress_text_puts_the_time_first():
                                 "0.93 (lo 0.88) >= 0.9 | unconfirmed_destructive_calls 1 == 0 fail | "
                                 "tokens_per_task.p95 - <= 4000")
     assert [duration_text(s) for s in (0.04, 8, 42.4, 80, 7380)] == ["0.0s", "8.0s", "42s", "1m20s", "2h03m"]
+    # a quantile in the thousands as a whole number, as the table shows it (an outside review: "1.9e+03 (up
+    # 2.69e+03) <= 100000"; 3,998 beside "<= 4000" read "4e+03")
+    big = Progress(scenario="refund", done=560, max_trials=1500, elapsed_s=3.0, eta_s=5.0, estimates=(
+        RunningEstimate("tokens_per_task.p95", "<= 4000", "quantile", 3998.0, 4012.5, "upper", 560, None),))
+    assert progress_text(big).endswith("| tokens_per_task.p95 3998 (up 4012) <= 4000")
 
 
 @pytest.mark.parametrize("early_stop", [True, False])

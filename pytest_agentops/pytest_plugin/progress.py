@@ -140,11 +140,17 @@ def _estimate_text(e: RunningEstimate) -> str:
     elif e.statistic == "count":
         shown = f"{e.estimate:g}"
     else:
-        shown = f"{e.estimate:.3g}"
+        shown = _number(e.estimate)
     if e.bound is not None:
-        shown += f" ({'lo' if e.bound_side == 'lower' else 'up'} {e.bound:.3g})"
+        shown += f" ({'lo' if e.bound_side == 'lower' else 'up'} {_number(e.bound)})"
     state = f" {e.state}" if e.state else ""
     return f"{e.key} {shown} {e.expression}{state}"
+
+
+def _number(value: float) -> str:
+    """Three significant digits, but a number of a thousand or more as a whole number (``1898``, not ``1.9e+03``
+    beside a threshold of ``4000``: 3,998 read as ``4e+03``)."""
+    return f"{value:.0f}" if abs(value) >= 1000 and value == value and abs(value) != float("inf") else f"{value:.3g}"
 
 
 def duration_text(seconds: float) -> str:
