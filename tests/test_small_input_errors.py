@@ -40,7 +40,7 @@ def test_a_replay_index_beyond_the_trials_says_only_that_not_that_no_campaign_ra
     wrong = pytester.runpytest("--agent-chaos", "--agent-chaos-replay=hastx/trial-1", "-p", "no:cacheprovider")
     assert wrong.ret == pytest.ExitCode.USAGE_ERROR
     wrong.stdout.fnmatch_lines(["ERROR: --agent-chaos-replay: no campaign named 'hastx' ran; the campaigns of the "
-                                "selected tests: 'hasty'"])
+                                "selected tests: 'hasty' (did you mean 'hasty'?)"])
 
 
 @pytest.mark.parametrize("how", [["--co"], ["--setup-plan"], ["-x"], ["--maxfail=1"]])
