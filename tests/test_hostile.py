@@ -442,9 +442,9 @@ def test_an_agent_keeping_its_trials_lock_hangs_neither_the_judging_nor_the_watc
     async def async_agent(task, env):
         return agent(task, env)
 
-    result = _campaign_that_ends(agent if kind == "sync" else async_agent, trials=3, timeout_s=2.0,
+    result = _campaign_that_ends(agent if kind == "sync" else async_agent, trials=1, timeout_s=2.0,
                                  check=lambda world, output: output == "ok")
-    assert [r.outcome for r in result.records] == ["completed"] * 3
+    assert [r.outcome for r in result.records] == ["completed"]
 
 
 @pytest.mark.parametrize("concurrency", [1, 8])
@@ -1872,7 +1872,7 @@ def test_a_harness_change_reaches_every_campaign_running_and_a_comparison(monkey
     def changes(task, env):
         trial_module.Trial._judge = forged
         changed.set()
-        select.select([], [], [], 0.5)  # (real time: campaign B starts meanwhile)
+        select.select([], [], [], 0.3)  # (real time: campaign B starts meanwhile)
         raise RuntimeError("fails")
 
     def fails(task, env):
