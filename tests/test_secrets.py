@@ -217,11 +217,19 @@ def test_1_agent(agent_chaos):
 
 def test_2_unrelated():
     warnings.warn("a test fixture's header: Authorization: Bearer abc.def-ghi", RuntimeWarning)
+
+def test_3_through_the_api():
+    from pytest_agentops import run_campaign
+    run_campaign(Scenario(name="api", agent=agent, task="t", trials=2, seed=1, faults="none")).check()
 """)
-    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, warnings=2)
-    result.stdout.fnmatch_lines(["*UserWarning: agent sends Authorization: [[]redacted[]]*",
+    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=3, warnings=3)
+    # (the two agents' warnings, alike once redacted, are shown as one; a review: the API's were left out)
+    result.stdout.fnmatch_lines(["*test_1_agent*", "*test_3_through_the_api*",
+                                 "*UserWarning: agent sends Authorization: [[]redacted[]]*",
+                                 "*test_2_unrelated*",
                                  "*RuntimeWarning: a test fixture's header: Authorization: Bearer abc.def-ghi*"])
+    assert "UserWarning: agent sends Authorization: Bearer" not in result.stdout.str()
 
 
 @pytest.mark.parametrize("live_log", [False, True], ids=["captured", "log_cli"])

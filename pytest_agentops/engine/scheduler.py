@@ -584,6 +584,7 @@ class Runner:
                 holds.close()
         store.truncate(limit)
         assert len(store) == limit, "every trial of the launch-order prefix is judged"
-        if self.harness_changed:  # (its records may be the agent's judgement, not the harness's: none are given)
+        if self.harness_changed and not self.interrupted:  # (its records may be the agent's judgement: none given;
+            # an interrupted campaign ends as Ctrl-C asked, its code put back all the same)
             raise harness_changed(self.harness_changed)
         return store, stopped_early

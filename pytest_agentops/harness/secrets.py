@@ -292,6 +292,9 @@ class RedactingStream:
 
 #: a campaign has held the redaction in this process (then the warnings pytest shows are redacted too)
 campaign_ran = False
+#: how many times campaigns have taken hold of the redaction (the pytest plugin redacts the warnings of a test
+#: during which this grew)
+campaigns_held = 0
 
 
 def _redact_written_text(text: Any) -> Any:
@@ -377,8 +380,9 @@ def _nothing() -> None:
 
 def _hold_output() -> tuple[list[Callable[[], None]], Any, Any]:
     """Redact what is written to sys.stdout and sys.stderr, and the message of every log record made from now on."""
-    global campaign_ran
+    global campaign_ran, campaigns_held
     campaign_ran = True
+    campaigns_held += 1
     undo = [_hold_stream("stdout")]
     if sys.stderr is not sys.stdout:  # (one stream for both: redacted once)
         undo.append(_hold_stream("stderr"))

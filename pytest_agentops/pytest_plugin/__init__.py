@@ -21,7 +21,6 @@ from .options import (
     INI_NAMES,
     ChaosOptions,
     add_options,
-    campaign_nodes_key,
     comparisons_key,
     options_key,
     replayed_key,
@@ -122,6 +121,12 @@ def pytest_configure_node(node: Any) -> None:  # xdist hook (called only when xd
     node.workerinput[SPOOL] = controller_spool(node.config)  # campaigns come home as each one finishes
 
 
+def _campaigns_held() -> int:
+    """How many times campaigns have taken hold of the redaction in this process (0 before the first)."""
+    secrets = sys.modules.get("pytest_agentops.harness.secrets")
+    return 0 if secrets is None else secrets.campaigns_held
+
+
 class _CampaignTests:
     """Which collected tests run campaigns, and each one's outcome: the report lists those that never reported a
     campaign (registered per session, so that it knows its config)."""
@@ -131,14 +136,23 @@ class _CampaignTests:
         self.expected: set[str] = set()
         self.outcomes: dict[str, str] = {}
         self.started: set[int] = set()  # the items whose setup began (a second time: a re-run)
+        self.held_at: dict[str, int] = {}  # node id -> ``secrets.campaigns_held`` as the test started
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        # (kept after the test: pytest hands its warnings over once its whole protocol has ended)
+        self.held_at[nodeid] = _campaigns_held()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(self, warning_message: Any, nodeid: str) -> None:
-        """A warning recorded in a test that ran a campaign has its text redacted before pytest shows it (or a
-        pytest-xdist worker sends it): an agent's ``warnings.warn`` naming a key. Other tests' warnings are left as
-        they are (a test that never used the plugin saw its warnings rewritten once any campaign had run)."""
+        """A warning recorded in a test during which a campaign ran (through the fixture, a YAML item or the API),
+        or while an agent's thread still runs, has its text redacted before pytest shows it (or a pytest-xdist
+        worker sends it): an agent's ``warnings.warn`` naming a key. Other tests' warnings are left as they are
+        (a test that never used the plugin saw its warnings rewritten once any campaign had run)."""
         secrets = sys.modules.get("pytest_agentops.harness.secrets")
-        if secrets is not None and secrets.campaign_ran and nodeid in self.config.stash.get(campaign_nodes_key, ()):
+        if secrets is None or not secrets.campaign_ran:
+            return
+        exit_guard = sys.modules.get("pytest_agentops.process.exit_guard")
+        if _campaigns_held() > self.held_at.get(nodeid, secrets.campaigns_held) or getattr(exit_guard, "_running", 0):
             secrets.redact_warning(warning_message)
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

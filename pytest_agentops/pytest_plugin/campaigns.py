@@ -24,7 +24,6 @@ from ..settings.run import RunSource
 from .commands import literal, shown_node
 from .options import (
     ChaosOptions,
-    campaign_nodes_key,
     comparisons_key,
     options_key,
     replayed_key,
@@ -127,7 +126,6 @@ class AgentChaos:
         from ..engine.compare import compare_campaigns
 
         self._keep_filters()
-        self._config.stash.setdefault(campaign_nodes_key, set()).add(self._request.node.nodeid)
         o = self.options
         sources = (_source("agent_chaos.compare", overrides),
                    RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile,
@@ -135,6 +133,7 @@ class AgentChaos:
                    _source("@pytest.mark.agent_chaos", dict(self.marker_kwargs)))
         base = resolve_run(baseline, sources, smoke=not o.enabled, default_seed=o.session_seed)
         if o.replay is not None and o.replay[0] is not None:  # a named trial: of one side, or not of this comparison
+            self._config.stash.setdefault(seen_key, []).extend((baseline.name, candidate.name))
             sides = {baseline.name: baseline, candidate.name: candidate} if baseline.name != candidate.name else {}
             return self._replay_pair(sides.get(o.replay[0]), base, overrides, (baseline.name, candidate.name, alpha))
         result = compare_campaigns(baseline, candidate, alpha=alpha, margin=margin, growth=growth,
@@ -265,7 +264,6 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     if not isinstance(scenario, Scenario):  # (a name, a module path: an AttributeError deep in the settings before)
         raise ConfigError(f"agent_chaos.run expects a Scenario, got {scenario!r}")
     o = config.stash[options_key]
-    config.stash.setdefault(campaign_nodes_key, set()).add(node.nodeid)  # (its warnings are redacted)
     replay = None
     smoke = not o.enabled
     if o.replay is not None:

@@ -409,8 +409,6 @@ results_key = pytest.StashKey[list]()
 #: Under ``--agent-chaos-replay``: the scenarios whose campaigns were asked for, and those replayed.
 seen_key = pytest.StashKey[list]()
 replayed_key = pytest.StashKey[list]()
-#: the node ids of the tests (and YAML items) that started a campaign or a comparison: their warnings are redacted
-campaign_nodes_key = pytest.StashKey[set]()
 #: paired comparisons run by ``agent_chaos.compare``: (nodeid, ComparisonResult)
 comparisons_key = pytest.StashKey[list]()
 #: A report that could not be written at the end of the session: said after pytest's own summary.
