@@ -467,6 +467,24 @@ def test_ab_unchecked(agent_chaos):
                                  "its test never called .check(), so the test passed: call agent_chaos.compare(...)*"])
 
 
+def test_the_worse_pairs_of_a_comparison_say_how_the_candidate_did_worse():
+    """A review: a pair picked for its tokens read "the candidate's trial completed, the baseline's completed"."""
+    from pytest_agentops.engine.compare import compare_campaigns
+
+    def spends(tokens):
+        def agent(task, env):
+            env.record_usage(input_tokens=tokens, output_tokens=0)
+            return "done"
+        return agent
+
+    result = compare_campaigns(Scenario(name="base", agent=spends(100), task="t", trials=60, faults=Faults.none()),
+                               Scenario(name="cand", agent=spends(300), task="t", trials=60, faults=Faults.none()),
+                               seed=2, metrics=("tokens_per_task",))
+    assert [f.metric for f in result.regressions] == ["tokens_per_task"]
+    assert result.worse_pairs() == tuple((i, "the candidate's tokens_per_task 300 against the baseline's 100")
+                                         for i in range(3))
+
+
 def test_a_failed_comparison_prints_commands_that_replay_its_worse_pairs(pytester):
     """Found by an outside review: a failed ``agent_chaos.compare`` printed only its statistics, no trial to look at,
     and ``--agent-chaos-replay=cand/trial-3`` ran the whole comparison again and then said no campaign 'cand' ran.

@@ -89,19 +89,31 @@ class ComparisonResult:
         """No regression found (non-inferiority need not be shown for this)."""
         return not self.regressions
 
-    def worse_pairs(self, limit: int = 3) -> tuple[int, ...]:
-        """The indices of the first ``limit`` pairs in which the candidate did worse on a metric it regressed on:
-        the baseline's trial completed and the candidate's did not; it spent more than (1 + growth) x the
-        baseline's tokens or cost. The trials to replay side by side."""
+    @classmethod
+    def not_run(cls, baseline: str, candidate: str, seed: int, max_pairs: int, alpha: float) -> ComparisonResult:
+        """A comparison that was not made (a replay of one trial): no pair, no finding; passes ``check()``."""
+        return cls(baseline, candidate, seed, max_pairs, 0, False, alpha, (), (), ())
+
+    def _worse(self, b: TrialRecord, c: TrialRecord, regressed: set[str]) -> str:
+        """How the candidate's trial ``c`` did worse than the baseline's ``b`` on a metric it regressed on, or ''."""
+        if "completion_rate" in regressed and b.outcome == "completed" and c.outcome != "completed":
+            return f"the candidate's trial {c.outcome}, the baseline's completed"
+        for metric in ("tokens_per_task", "cost_usd_per_task"):
+            if metric in regressed and _READ[metric](c) > (1 + self.growth) * _READ[metric](b):
+                return f"the candidate's {metric} {_READ[metric](c):g} against the baseline's {_READ[metric](b):g}"
+        return ""
+
+    def worse_pairs(self, limit: int = 3) -> tuple[tuple[int, str], ...]:
+        """The first ``limit`` pairs in which the candidate did worse on a metric it regressed on (the baseline's
+        trial completed and the candidate's did not; it spent more than (1 + growth) x the baseline's tokens or
+        cost), each as (index, how): the trials to replay side by side."""
         regressed = {f.metric for f in self.regressions}
         worse = []
         for b, c in zip(self.baseline_records, self.candidate_records, strict=True):
             if len(worse) == limit:
                 break
-            if ("completion_rate" in regressed and b.outcome == "completed" and c.outcome != "completed") or any(
-                    metric in regressed and _READ[metric](c) > (1 + self.growth) * _READ[metric](b)
-                    for metric in ("tokens_per_task", "cost_usd_per_task")):
-                worse.append(c.index)
+            if how := self._worse(b, c, regressed):
+                worse.append((c.index, how))
         return tuple(worse)
 
     def summary(self) -> str:
@@ -112,19 +124,16 @@ class ComparisonResult:
             lines.append(f"  {f.metric}: {f.verdict} (baseline {f.baseline:.4g}, candidate {f.candidate:.4g}; "
                          f"p regression {f.p_regression:.3g}, p non-inferior {f.p_non_inferior:.3g}; {f.margin}"
                          f"{'; ' + f.detail if f.detail else ''})")
-        worse = self.worse_pairs() if self.replay_commands is not None else ()
-        if worse and self.baseline == self.candidate:
+        if self.replay_commands is None or not (worse := self.worse_pairs()):
+            return "\n".join(lines)
+        if self.baseline == self.candidate:
             lines.append(f"  (both sides are named {self.baseline!r}: name the candidate apart, "
                          "Scenario.replace(name=...), to replay the pairs in which it did worse)")
-        elif worse:
-            assert self.replay_commands is not None
-            base, cand = self.replay_commands
-            by_index = {r.index: r for r in self.candidate_records}
-            for index in worse:
-                lines.append(f"  pair {index}: the candidate's trial {by_index[index].outcome}, the baseline's "
-                             f"{next(r.outcome for r in self.baseline_records if r.index == index)}; replay them:")
-                lines.append("    " + cand.format(index=index))
-                lines.append("    " + base.format(index=index))
+            return "\n".join(lines)
+        base, cand = self.replay_commands
+        for index, how in worse:
+            lines += [f"  pair {index}: {how}; replay them:", "    " + cand.format(index=index),
+                      "    " + base.format(index=index)]
         return "\n".join(lines)
 
     def check(self) -> ComparisonResult:

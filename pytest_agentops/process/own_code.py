@@ -55,16 +55,23 @@ def _where(owner: Any, attribute: str) -> str:
         if isinstance(owner, type) else f"{owner.__name__}.{attribute}"
 
 
+def _replaced(owner: Any, attribute: str, value: Any) -> bool:
+    return vars(owner).get(attribute, _MISSING) is not value
+
+
+def _recoded(value: Any, code: Any) -> bool:
+    return code is not None and value.__code__ is not code
+
+
 def put_back(kept: Snapshot) -> list[str]:
     """Put back what changed since ``kept`` was taken; the names of what did (in the order found)."""
     changed = []
     for owner, attribute, value, code in kept:
-        now = vars(owner).get(attribute, _MISSING)
-        if now is not value:
+        if _replaced(owner, attribute, value):
             with contextlib.suppress(AttributeError, TypeError):
                 setattr(owner, attribute, value)
             changed.append(_where(owner, attribute))
-        elif code is not None and value.__code__ is not code:
+        elif _recoded(value, code):
             value.__code__ = code
             changed.append(_where(owner, attribute) + ".__code__")
     return changed
@@ -77,8 +84,7 @@ def _fresh() -> Snapshot:
     modules = sum(1 for name in list(sys.modules) if _ours(name))
     last = _last
     if last is None or modules != _last_modules or any(
-            vars(owner).get(attribute, _MISSING) is not value or (code is not None and value.__code__ is not code)
-            for owner, attribute, value, code in last):
+            _replaced(owner, attribute, value) or _recoded(value, code) for owner, attribute, value, code in last):
         last = _last = snapshot()
         _last_modules = modules
     return last

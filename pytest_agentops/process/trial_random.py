@@ -131,13 +131,14 @@ def _stand_in(module: Any, name: str, process_wide: Any, of_trial: str, method: 
     (its attribute ``of_trial``), or of ``process_wide`` outside a trial."""
     real = getattr(module, name)
     method = method or name
+    seed_name = "a" if of_trial == "rng" else "seed"  # (``random.seed(a=None)``, ``np.random.seed(seed=None)``)
 
     def stand_in(*args: Any, **kwargs: Any) -> Any:
         current = _active.get()
         if current is None:
             return getattr(process_wide, method)(*args, **kwargs)
-        if method == "seed" and (args[0] if args else kwargs.get("a" if of_trial == "rng" else "seed")) is None:
-            kwargs.pop("a" if of_trial == "rng" else "seed", None)
+        if method == "seed" and (args[0] if args else kwargs.get(seed_name)) is None:  # (no seed: the trial's)
+            kwargs.pop(seed_name, None)
             args = (current.reseed(of_trial == "numpy"), *args[1:])
         return getattr(getattr(current, of_trial), method)(*args, **kwargs)
 

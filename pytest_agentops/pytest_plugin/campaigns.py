@@ -22,14 +22,7 @@ from ..scenario import Scenario
 from ..seeding import trial_seed
 from ..settings.run import RunSource
 from .commands import literal, shown_node
-from .options import (
-    ChaosOptions,
-    comparisons_key,
-    options_key,
-    replayed_key,
-    results_key,
-    seen_key,
-)
+from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key
 
 __tracebackhide__ = hide_own_frames
 
@@ -123,7 +116,7 @@ class AgentChaos:
         or non-inferiority (``pytest_agentops.engine.compare``). Settings resolve as for ``run`` (from the
         baseline); without ``--agent-chaos`` one fault-free pair is run as a smoke test. Returns the
         ``ComparisonResult`` (``.check()`` raises on a regression)."""
-        from ..engine.compare import compare_campaigns
+        from ..engine.compare import ComparisonResult, compare_campaigns
 
         self._keep_filters()
         o = self.options
@@ -135,7 +128,8 @@ class AgentChaos:
         if o.replay is not None and o.replay[0] is not None:  # a named trial: of one side, or not of this comparison
             self._config.stash.setdefault(seen_key, []).extend((baseline.name, candidate.name))
             sides = {baseline.name: baseline, candidate.name: candidate} if baseline.name != candidate.name else {}
-            return self._replay_pair(sides.get(o.replay[0]), base, overrides, (baseline.name, candidate.name, alpha))
+            self._replay_side(sides.get(o.replay[0]), base, overrides)
+            return ComparisonResult.not_run(baseline.name, candidate.name, base.seed, base.trials, alpha)
         result = compare_campaigns(baseline, candidate, alpha=alpha, margin=margin, growth=growth,
                                    _settings=(base, base))
         if not base.smoke:  # (the pairs in which the candidate did worse are printed with these)
@@ -147,23 +141,17 @@ class AgentChaos:
         self.comparisons.append(result)
         return result
 
-
-    def _replay_pair(self, scenario: Scenario | None, base: Any, overrides: dict[str, Any],
-                     names: tuple[str, str, float]) -> Any:
-        """Under ``--agent-chaos-replay`` naming a trial: of one side of this comparison (``scenario``), that side's
+    def _replay_side(self, scenario: Scenario | None, base: Any, overrides: dict[str, Any]) -> None:
+        """Under ``--agent-chaos-replay`` naming a trial of one side of a comparison (``scenario``): that side's
         trial alone, run with the comparison's settings (the baseline's, which both sides ran with), shown and
-        reported as any replay; of another campaign (None), nothing, as for ``run``. The comparison itself is not
-        made (an empty one, which passes)."""
-        from ..engine.compare import ComparisonResult
-
-        if scenario is not None:
-            given = {k: v for k, v in overrides.items()
-                     if k not in ("seed", "trials", "faults", "profile", "confidence")}
-            replayed = self.run(scenario, **given, seed=base.seed, trials=base.trials, faults=base.faults,
-                                confidence=base.confidence)
-            replayed._memo["checked"] = True  # (its verdicts are of one trial: the comparison's ``check`` stands in)
-        baseline, candidate, alpha = names
-        return ComparisonResult(baseline, candidate, base.seed, base.trials, 0, False, alpha, (), (), ())
+        reported as any replay; of another campaign (None): nothing, as for ``run``. The comparison itself is not
+        made."""
+        if scenario is None:
+            return
+        given = {k: v for k, v in overrides.items() if k not in ("seed", "trials", "faults", "profile", "confidence")}
+        replayed = self.run(scenario, **given, seed=base.seed, trials=base.trials, faults=base.faults,
+                            confidence=base.confidence)
+        replayed._memo["checked"] = True  # (its verdicts are of one trial: the comparison's ``check`` stands in)
 
 
 def invocation_nodeid(node: pytest.Item) -> str:

@@ -19,6 +19,7 @@ the write, as pytest's live logging does.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -150,7 +151,7 @@ def _estimate_text(e: RunningEstimate) -> str:
 def _number(value: float) -> str:
     """Three significant digits, but a number of a thousand or more as a whole number (``1898``, not ``1.9e+03``
     beside a threshold of ``4000``: 3,998 read as ``4e+03``)."""
-    return f"{value:.0f}" if abs(value) >= 1000 and value == value and abs(value) != float("inf") else f"{value:.3g}"
+    return f"{value:.0f}" if math.isfinite(value) and abs(value) >= 1000 else f"{value:.3g}"
 
 
 def duration_text(seconds: float) -> str:

@@ -200,8 +200,6 @@ class TrialStore:
         return f"<checkpoint store {inner!r}>" if inner is not None else "<checkpoint store, not opened yet>"
 
 
-
-
 def backend_of(store: TrialStore) -> CheckpointStore:
     """The store behind a trial's ``env.state``, for the harness (the state layer releases it, an isolated agent's
     process opens it by name): not an attribute of the agent's view."""
