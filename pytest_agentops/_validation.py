@@ -100,6 +100,13 @@ def check_trials(value: Any) -> int:
     return int(value)
 
 
+def check_confidence(name: str, value: Any) -> float:
+    """A confidence level in [0.5, 1)."""
+    if not is_number(value) or math.isnan(value) or not 0.5 <= value < 1:
+        raise ConfigError(f"{name}={value!r} must be a number in [0.5, 1), e.g. 0.95")
+    return float(value)
+
+
 def check_concurrency(value: Any) -> int:
     """``concurrency``: a whole number in [1, ``MAX_CONCURRENCY``]."""
     check_whole("concurrency", value, 1, maximum=MAX_CONCURRENCY,

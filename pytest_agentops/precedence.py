@@ -12,14 +12,15 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._validation import check_bool, check_trials
+from ._validation import check_bool, check_concurrency, check_confidence, check_trials, check_whole
 from .errors import ConfigError, hide_own_frames
 from .scenario import Scenario
 from .seeding import fresh_seed
 from .settings.faults import Faults
+from .settings.layers import check_isolation
 from .settings.live import CassetteSpec
 from .settings.run import DEFAULT_PROFILE, RunSettings, RunSource
-from .settings.spend import SpendCap
+from .settings.spend import SpendCap, check_usd
 
 __tracebackhide__ = hide_own_frames
 
@@ -36,11 +37,28 @@ def _first(key: str, sources: Sequence[RunSource], scenario_value: Any = None) -
 def _checked(key: str, sources: Sequence[RunSource], scenario_value: Any, check: Callable[[str, Any], Any]) -> Any:
     """``_first``'s value, checked, an error naming the source that gave it (``marker: trials='50' must ...``)."""
     value, rank = _first(key, sources, scenario_value)
-    try:
+    with _Blamed(sources, rank):
         check(key, value)
-    except ConfigError as exc:
-        raise ConfigError(f"{sources[rank].name if rank < len(sources) else 'Scenario'}: {exc}") from None
     return value
+
+
+class _Blamed:
+    """A ``ConfigError`` raised inside names the source of rank ``rank`` first (the scenario's past the sources)."""
+
+    def __init__(self, sources: Sequence[RunSource], rank: int):
+        self.name = sources[rank].name if rank < len(sources) else "Scenario"
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, ConfigError) and not str(exc).startswith(f"{self.name}:"):
+            raise ConfigError(f"{self.name}: {exc}") from None
+
+
+def _check_seed(key: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigError(f"{key}={value!r} must be a whole number >= 0")
 
 
 def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay: int | None = None,
@@ -56,28 +74,32 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
     faults, faults_rank = _first("faults", sources, scenario.faults)
     profile, profile_rank = _first("profile", sources)
     if isinstance(faults, str):  # a profile name, as in a scenario file
-        faults = Faults.profile(faults)
+        with _Blamed(sources, faults_rank):
+            faults = Faults.profile(faults)
     if faults is None:
-        faults = Faults.profile(profile or DEFAULT_PROFILE)
+        with _Blamed(sources, profile_rank):
+            faults = Faults.profile(profile or DEFAULT_PROFILE)
     elif profile is not None and profile_rank < faults_rank:
-        faults = faults.with_profile(profile)
+        with _Blamed(sources, profile_rank):
+            faults = faults.with_profile(profile)
     if not isinstance(faults, Faults):
-        raise ConfigError(f"faults={faults!r} must be a Faults (e.g. Faults.profile('mid'))")
+        with _Blamed(sources, faults_rank):
+            raise ConfigError(f"faults={faults!r} must be a Faults (e.g. Faults.profile('mid'))")
     scenario.check_tool_names(faults)
-    seed = _first("seed", sources, scenario.seed)[0]
+    seed = _checked("seed", sources, scenario.seed, _check_seed)
     if seed is None:
         seed = default_seed if default_seed is not None else fresh_seed()
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed={seed!r} must be a whole number >= 0")
     trials = _checked("trials", sources, scenario.trials, lambda name, value: check_trials(value))
-    max_usd = _first("max_campaign_usd", sources, scenario.max_campaign_usd)[0]
-    max_tokens = _first("max_campaign_tokens", sources, scenario.max_campaign_tokens)[0]
+    max_usd = _checked("max_campaign_usd", sources, scenario.max_campaign_usd, check_usd)
+    max_tokens = _checked("max_campaign_tokens", sources, scenario.max_campaign_tokens,
+                          lambda name, value: check_whole(name, value, 1, what="tokens", optional=True))
     return RunSettings(
         seed=seed, trials=1 if smoke else trials, faults=Faults.none() if smoke else faults,
-        confidence=_first("confidence", sources, scenario.confidence)[0],
-        concurrency=_first("concurrency", sources, scenario.concurrency)[0],
+        confidence=_checked("confidence", sources, scenario.confidence, check_confidence),
+        concurrency=_checked("concurrency", sources, scenario.concurrency,
+                             lambda name, value: check_concurrency(value)),
         early_stop=_checked("early_stop", sources, scenario.early_stop, check_bool),
-        isolation=_first("isolation", sources, scenario.isolation)[0],
+        isolation=_checked("isolation", sources, scenario.isolation, check_isolation),
         replay=replay, smoke=smoke,
         spend=SpendCap(max_usd, max_tokens) if max_usd is not None or max_tokens is not None else None,
         cassette=_cassette(sources))

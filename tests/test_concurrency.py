@@ -152,22 +152,45 @@ def test_concurrency_option_and_ini(project, args, ini, used):
     (("--agent-chaos-concurrency=0",), "",
      "*--agent-chaos-concurrency='0' must be a whole number of trials run at once >= 1, e.g. 50*"),
     (("--agent-chaos-concurrency=many",), "", "*--agent-chaos-concurrency='many' must be a whole number*"),
-    ((), "agent_chaos_concurrency = -2", "*agent_chaos_concurrency (ini)='-2' must be a whole number*"),
+    ((), "agent_chaos_concurrency = -2", "*agent_chaos_concurrency (tox.ini:2)='-2' must be a whole number*"),
     # a broken ini value the command line overrides was taken as absent: hidden as long as CI gave the option
     (("--agent-chaos-concurrency=4",), "agent_chaos_concurrency = many",
-     "*agent_chaos_concurrency (ini)='many' must be a whole number*"),
-    (("--agent-chaos-seed=3",), "agent_chaos_seed = -4", "*agent_chaos_seed (ini)='-4' must be a whole number >= 0*"),
-    (("--agent-chaos-seed=last",), "agent_chaos_seed = abc", "*agent_chaos_seed (ini)='abc' must be a whole number*"),
-    (("--agent-chaos-profile=low",), "agent_chaos_profile = hihg", "*agent_chaos_profile (ini)='hihg' is not a*"),
+     "*agent_chaos_concurrency (tox.ini:2)='many' must be a whole number*"),
+    (("--agent-chaos-seed=3",), "agent_chaos_seed = -4", "*agent_chaos_seed (tox.ini:2)='-4' must be a whole number >= 0*"),
+    (("--agent-chaos-seed=last",), "agent_chaos_seed = abc", "*agent_chaos_seed (tox.ini:2)='abc' must be a whole number*"),
+    (("--agent-chaos-profile=low",), "agent_chaos_profile = hihg", "*agent_chaos_profile (tox.ini:2)='hihg' is not a*"),
     # an ini path error names the ini key, not the option that was not given
-    ((), "agent_chaos_report = .", "*agent_chaos_report (ini)=.: is a directory; give the path of a file*"),
+    ((), "agent_chaos_report = .", "*agent_chaos_report (tox.ini:2)=.: is a directory; give the path of a file*"),
 ])
 def test_bad_concurrency_is_a_usage_error(project, args, ini, message):
-    if ini:
+    if ini:  # (the error names the key's file and line)
         project.makeini(f"[pytest]\n{ini}\n")
     result = project.runpytest("--agent-chaos", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_an_ini_value_given_with_o_is_named_as_given(project):
+    """A value from ``-o`` is named ``-o key`` (not the ini file's key, which ``-o`` overrode)."""
+    project.makeini("[pytest]\nagent_chaos_trials = 5\n")
+    result = project.runpytest("--agent-chaos", "-o", "agent_chaos_trials=many")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*-o agent_chaos_trials='many' must be a whole number*"])
+
+
+@pytest.mark.skipif(tuple(map(int, pytest.__version__.split(".")[:2])) < (9, 2),
+                    reason="numbers in a [tool.pytest] table need pytest >= 9.2 (union ini types)")
+def test_numbers_in_a_native_toml_table_are_read(project):
+    """pytest 9's ``[tool.pytest]`` table keeps TOML's types: ``agent_chaos_trials = 7`` (a number, not a string)
+    was pytest's own error "expects a string"; a bad number is the plugin's error, naming the file and line."""
+    project.makepyprojecttoml("[tool.pytest]\nagent_chaos_trials = 7\nagent_chaos_seed = 11\n"
+                              "agent_chaos_concurrency = 2\nagent_chaos_max_usd = 1.5\n")
+    result = project.runpytest("--agent-chaos", "-v")
+    result.stdout.fnmatch_lines(["*seed=11 for every campaign, trials=7*concurrency=2*"])
+    project.makepyprojecttoml("[tool.pytest]\nagent_chaos_trials = 2.5\n")
+    result = project.runpytest("--agent-chaos")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*agent_chaos_trials (pyproject.toml:2)='2.5' must be a whole number >= 1*"])
 
 
 def test_calls_of_trials_an_early_stop_discards_are_refused_but_not_late_calls():

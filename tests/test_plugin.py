@@ -271,6 +271,9 @@ def test_campaign_options_given_without_agent_chaos_are_said_to_have_no_effect(p
     result.stdout.fnmatch_lines(["agentops: smoke trials (one fault-free trial per scenario): --agent-chaos-trials, "
                                  "--agent-chaos-profile take effect with --agent-chaos",
                                  "agentops: smoke trials, seed=4 for every campaign*"])
+    seeds_line = [line for line in result.stdout.lines if line.startswith("agentops: smoke trials, seed=4")]
+    # (the seeds line listed trials=500, profile=high as if in effect, and its repeat command gave them again)
+    assert seeds_line and "500" not in seeds_line[0] and "high" not in seeds_line[0], seeds_line
     quiet = project.runpytest()
     assert "agentops:" not in quiet.stdout.str()  # (a plain run of smoke trials: no header line)
     full = project.runpytest("--agent-chaos", "--agent-chaos-trials=20")

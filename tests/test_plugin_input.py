@@ -36,6 +36,38 @@ def test_marked(agent_chaos):
     assert "campaigns.py" not in result.stdout.str() and "pytest_plugin" not in result.stdout.str()
 
 
+@pytest.mark.parametrize(("marker", "said"), [
+    ("confidence=3", "confidence=3 must be a number in [[]0.5, 1), e.g. 0.95"),
+    ("concurrency=0", "concurrency=0 must be a whole number >= 1"),
+    ("isolation='vm'", "isolation='vm' must be one of none, process"),
+    ("seed=-1", "seed=-1 must be a whole number >= 0"),
+    ("max_campaign_usd=0", "max_campaign_usd=0 must be a number of US dollars > 0*"),
+    ("profile='hihg'", "profile='hihg' is not a fault profile*"),
+], ids=["confidence", "concurrency", "isolation", "seed", "usd", "profile"])
+def test_a_bad_marker_value_names_the_marker_and_its_line(pytester, marker, said):
+    """A bad value in the marker said ``confidence=3 must be ...`` with no word of where it came from (the
+    marker, the command line, the scenario): now the test's file and line and the marker, as a misspelt name."""
+    pytester.makepyfile(test_marked=SCENARIO + f"""
+
+@pytest.mark.agent_chaos({marker})
+def test_marked(agent_chaos):
+    agent_chaos.run(S)
+""")
+    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"E *pytest_agentops.errors.ConfigError: test_marked.py:7: "
+                                 f"@pytest.mark.agent_chaos: {said}"])
+    assert "precedence.py" not in result.stdout.str() and "contextlib" not in result.stdout.str()
+
+
+def test_a_bad_value_in_a_run_call_or_the_scenario_names_it():
+    """The same for ``run_campaign``'s arguments and the scenario's own settings."""
+    from pytest_agentops import run_campaign
+
+    with pytest.raises(ConfigError, match=r"^arguments: concurrency=0 must be"):
+        run_campaign(Scenario(name="s", agent=lambda task, env: "ok", trials=1, seed=1), concurrency=0)
+
+
 def test_a_cassette_directory_that_is_not_a_path_is_refused():
     from pytest_agentops import run_campaign
 

@@ -222,20 +222,21 @@ def _seeds_line(opts: ChaosOptions) -> str:
     else:
         parts = [f"agentops: {mode}, session seed={opts.session_seed} for campaigns that set none"]
         repeat = f"--agent-chaos-session-seed={opts.session_seed}"
-    if opts.trials:
+    campaigns = opts.enabled  # (smoke trials: one fault-free trial each; trials, profile and caps not in effect)
+    if opts.trials and campaigns:
         parts.append(f"trials={opts.trials}")
         repeat += f" --agent-chaos-trials={opts.trials}"
-    if opts.profile:
+    if opts.profile and campaigns:
         parts.append(f"profile={opts.profile}")
         repeat += f" --agent-chaos-profile={opts.profile}"
-    if opts.concurrency:
+    if opts.concurrency and campaigns:
         parts.append(f"concurrency={opts.concurrency}")
     if opts.isolation:
         parts.append(f"isolation={opts.isolation}")
         repeat += f" --agent-chaos-isolation={opts.isolation}"
     if opts.replay:
         parts.append(f"replay={opts.replay[0] + '/' if opts.replay[0] else ''}trial-{opts.replay[1]}")
-    if opts.max_usd is not None or opts.max_tokens is not None:
+    if (opts.max_usd is not None or opts.max_tokens is not None) and campaigns:
         caps = [f"${opts.max_usd:g}"] if opts.max_usd is not None else []
         caps += [f"{opts.max_tokens:,} tokens"] if opts.max_tokens is not None else []
         parts.append(f"spend cap={' and '.join(caps)} per campaign")

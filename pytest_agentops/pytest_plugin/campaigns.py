@@ -34,7 +34,7 @@ def check_marker(node: pytest.Item, args: tuple[Any, ...], kwargs: dict[str, Any
     """``@pytest.mark.agent_chaos(...)`` takes the run settings by name: anything else is a ``ConfigError``
     naming the test's file and line (the marker's), the argument and the valid names (a misspelt one with the
     name it was probably meant as), not a screen of the plugin's frames, and never silently dropped."""
-    where = f"{node.location[0]}:{node.location[1] + 1}" if node.location[1] is not None else node.location[0]
+    where = _test_at(node)
     if args:
         raise ConfigError(f"{where}: @pytest.mark.agent_chaos{args!r}: the marker takes keyword arguments only "
                           f"({', '.join(RUN_ARGUMENTS)}), e.g. @pytest.mark.agent_chaos(trials=200)")
@@ -43,6 +43,16 @@ def check_marker(node: pytest.Item, args: tuple[Any, ...], kwargs: dict[str, Any
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{where}: @pytest.mark.agent_chaos: unknown argument {name!r}{hint}; valid: "
                           f"{', '.join(RUN_ARGUMENTS)}")
+
+
+def _test_at(node: pytest.Item) -> str:
+    """``file:line`` of a test (its ``def``), for messages about its marker."""
+    return f"{node.location[0]}:{node.location[1] + 1}" if node.location[1] is not None else node.location[0]
+
+
+def marker_source(node: pytest.Item, marker_kwargs: dict[str, Any] | None) -> RunSource:
+    """What the test's ``agent_chaos`` marker gives, named with the test's place (a bad value's error shows it)."""
+    return _source(f"{_test_at(node)}: @pytest.mark.agent_chaos", dict(marker_kwargs or {}))
 
 
 class AgentChaos:
@@ -123,7 +133,7 @@ class AgentChaos:
         sources = (_source("agent_chaos.compare", overrides),
                    RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile,
                              concurrency=o.concurrency),
-                   _source("@pytest.mark.agent_chaos", dict(self.marker_kwargs)))
+                   marker_source(self._request.node, self.marker_kwargs))
         base = resolve_run(baseline, sources, smoke=not o.enabled, default_seed=o.session_seed)
         if o.replay is not None and o.replay[0] is not None:  # a named trial: of one side, or not of this comparison
             self._config.stash.setdefault(seen_key, []).extend((baseline.name, candidate.name))
@@ -264,7 +274,7 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
                RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency,
                          isolation=o.isolation, max_campaign_usd=o.max_usd, max_campaign_tokens=o.max_tokens,
                          record=o.record, cassette=o.cassette),
-               _source("@pytest.mark.agent_chaos", dict(marker_kwargs or {})))
+               marker_source(node, marker_kwargs))
     settings = resolve_run(scenario, sources, replay=replay, smoke=smoke and replay is None,
                            default_seed=o.session_seed)
     if replay is not None and o.replay_seed is not None and (replay >= settings.trials

@@ -4,6 +4,7 @@ small function that raises ``pytest.UsageError`` naming the valid values, resolv
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -131,8 +132,23 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--agent-chaos-progress-every", dest="agent_chaos_progress_every", metavar="SECONDS",
                     help=f"seconds between progress lines when the output is not a terminal (default "
                          f"{PROGRESS_EVERY_S:g}; campaigns that end sooner print none).")
+    numbers = _numbers_in_toml()
     for name, (help_text, keywords) in _INI.items():
-        parser.addini(name, help_text, **keywords)
+        parser.addini(name, help_text, **(numbers if name in _NUMERIC_INI else keywords))
+
+
+#: the ini keys whose values are numbers (a seed may also be ``last``): in a ``[tool.pytest]`` table (pytest 9's
+#: native TOML) written as TOML numbers or strings alike
+_NUMERIC_INI = frozenset({"agent_chaos_seed", "agent_chaos_trials", "agent_chaos_concurrency", "agent_chaos_max_usd",
+                          "agent_chaos_max_tokens", "agent_chaos_progress_every"})
+
+
+def _numbers_in_toml() -> dict[str, Any]:
+    """``addini`` keywords taking a string or a number (pytest >= 9.2: a union type; in INI files and ``-o`` the
+    value stays a string); before 9.2, a plain string setting."""
+    if tuple(int(part) for part in pytest.__version__.split(".")[:2] if part.isdigit()) < (9, 2):
+        return {}
+    return {"type": str | int | float, "default": ""}
 
 
 #: Longer seeds add nothing (a trial's seed is 64 bits) and past 4,300 digits Python refuses to read them.
@@ -299,7 +315,7 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         given = True
     elif raw is not None and raw.strip() == "last":
         _setting(config, "agent_chaos_seed", _seed_or_last)  # (a broken ini seed the option overrides is an error)
-        source = "--agent-chaos-seed" if _option(config, "agent_chaos_seed") else "agent_chaos_seed (ini)"
+        source = source_of(config, "agent_chaos_seed")
         seed, session_seed = last_seeds(cache, source)
         given = True
     else:
@@ -394,14 +410,41 @@ def _setting(config: pytest.Config, name: str, parse: Any) -> Any:
     the command line overrides is parsed too: a broken one is a usage error, not hidden for as long as every
     run (CI's) happens to give the option."""
     ini = _ini(config, name)
-    from_ini = parse(ini, f"{name} (ini)") if ini is not None else None
+    from_ini = parse(ini, ini_source(config, name)) if ini is not None else None
     cli = _option(config, name)
     return parse(cli, "--" + name.replace("_", "-")) if cli is not None else from_ini
 
 
 def source_of(config: pytest.Config, name: str) -> str:
-    """Where a setting's value came from, as its errors name it: ``--agent-chaos-x``, or ``agent_chaos_x (ini)``."""
-    return "--" + name.replace("_", "-") if config.getoption(name) is not None else f"{name} (ini)"
+    """Where a setting's value came from, as its errors name it: ``--agent-chaos-x``, or its ini key
+    (``ini_source``)."""
+    return "--" + name.replace("_", "-") if config.getoption(name) is not None else ini_source(config, name)
+
+
+def ini_source(config: pytest.Config, name: str) -> str:
+    """Where an ini key's value came from: ``-o agent_chaos_x`` (the last ``-o`` wins, as in pytest), else the
+    key with its file and line (``agent_chaos_x (pytest.ini:3)``), else ``agent_chaos_x (ini)``."""
+    overrides = getattr(config.option, "override_ini", None) or ()
+    if any(str(entry).split("=", 1)[0].strip() == name for entry in overrides):
+        return f"-o {name}"
+    path = config.inipath
+    if path is None:
+        return f"{name} (ini)"
+    try:
+        shown = os.path.relpath(path, config.invocation_params.dir)
+    except ValueError:  # (another drive)
+        shown = str(path)
+    if len(shown) > len(str(path)):
+        shown = str(path)
+    key = re.compile(rf"\s*[\"']?{re.escape(name)}[\"']?\s*[=:]")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            for number, line in enumerate(itertools.islice(file, 100_000), 1):
+                if key.match(line):
+                    return f"{name} ({shown}:{number})"
+    except OSError:
+        pass
+    return f"{name} ({shown})"
 
 
 options_key = pytest.StashKey[ChaosOptions]()

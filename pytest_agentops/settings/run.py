@@ -5,10 +5,9 @@ Which source wins is ``pytest_agentops.precedence.resolve_run``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from .._validation import check_bool, check_concurrency, check_trials, is_number
+from .._validation import check_bool, check_concurrency, check_confidence, check_trials
 from ..errors import ConfigError, hide_own_frames
 from .faults import Faults
 from .layers import check_isolation
@@ -71,8 +70,7 @@ class RunSettings:
                                         or self.replay < 0):
             raise ConfigError(f"replay={self.replay!r} must be a trial index >= 0")
         check_concurrency(self.concurrency)
-        if not is_number(self.confidence) or not 0.5 <= self.confidence < 1 or math.isnan(self.confidence):
-            raise ConfigError(f"confidence={self.confidence!r} must be a number in [0.5, 1), e.g. 0.95")
+        check_confidence("confidence", self.confidence)
 
     @property
     def sequential(self) -> bool:
