@@ -156,8 +156,10 @@ def test_concurrency_option_and_ini(project, args, ini, used):
     # a broken ini value the command line overrides was taken as absent: hidden as long as CI gave the option
     (("--agent-chaos-concurrency=4",), "agent_chaos_concurrency = many",
      "*agent_chaos_concurrency (tox.ini:2)='many' must be a whole number*"),
-    (("--agent-chaos-seed=3",), "agent_chaos_seed = -4", "*agent_chaos_seed (tox.ini:2)='-4' must be a whole number >= 0*"),
-    (("--agent-chaos-seed=last",), "agent_chaos_seed = abc", "*agent_chaos_seed (tox.ini:2)='abc' must be a whole number*"),
+    (("--agent-chaos-seed=3",), "agent_chaos_seed = -4",
+     "*agent_chaos_seed (tox.ini:2)='-4' must be a whole number >= 0*"),
+    (("--agent-chaos-seed=last",), "agent_chaos_seed = abc",
+     "*agent_chaos_seed (tox.ini:2)='abc' must be a whole number*"),
     (("--agent-chaos-profile=low",), "agent_chaos_profile = hihg", "*agent_chaos_profile (tox.ini:2)='hihg' is not a*"),
     # an ini path error names the ini key, not the option that was not given
     ((), "agent_chaos_report = .", "*agent_chaos_report (tox.ini:2)=.: is a directory; give the path of a file*"),

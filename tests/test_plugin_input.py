@@ -17,6 +17,17 @@ S = Scenario(name="s", agent=lambda task, env: "ok", trials=3, seed=1, faults="n
 """
 
 
+def _run_marked(pytester: pytest.Pytester, marker: str) -> pytest.RunResult:
+    """A test whose ``agent_chaos`` marker has ``marker``'s arguments, run with ``--agent-chaos``."""
+    pytester.makepyfile(test_marked=SCENARIO + f"""
+
+@pytest.mark.agent_chaos({marker})
+def test_marked(agent_chaos):
+    agent_chaos.run(S)
+""")
+    return pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+
+
 @pytest.mark.parametrize(("marker", "said"), [
     ("trails=5", "@pytest.mark.agent_chaos: unknown argument 'trails' (did you mean 'trials'?); valid: seed, *"),
     ("7", "@pytest.mark.agent_chaos(7,): the marker takes keyword arguments only (seed, trials, *"),
@@ -24,13 +35,7 @@ S = Scenario(name="s", agent=lambda task, env: "ok", trials=3, seed=1, faults="n
 def test_a_bad_marker_argument_names_the_marker_line_and_what_was_meant(pytester, marker, said):
     """A misspelt argument showed a screen of the plugin's frames; a positional one (``agent_chaos(7)``) was
     dropped, and the campaign ran its 100 trials."""
-    pytester.makepyfile(test_marked=SCENARIO + f"""
-
-@pytest.mark.agent_chaos({marker})
-def test_marked(agent_chaos):
-    agent_chaos.run(S)
-""")
-    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+    result = _run_marked(pytester, marker)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"E   pytest_agentops.errors.ConfigError: test_marked.py:7: {said}"])
     assert "campaigns.py" not in result.stdout.str() and "pytest_plugin" not in result.stdout.str()
@@ -47,13 +52,7 @@ def test_marked(agent_chaos):
 def test_a_bad_marker_value_names_the_marker_and_its_line(pytester, marker, said):
     """A bad value in the marker said ``confidence=3 must be ...`` with no word of where it came from (the
     marker, the command line, the scenario): now the test's file and line and the marker, as a misspelt name."""
-    pytester.makepyfile(test_marked=SCENARIO + f"""
-
-@pytest.mark.agent_chaos({marker})
-def test_marked(agent_chaos):
-    agent_chaos.run(S)
-""")
-    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+    result = _run_marked(pytester, marker)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"E *pytest_agentops.errors.ConfigError: test_marked.py:7: "
                                  f"@pytest.mark.agent_chaos: {said}"])
