@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "ModelFaults": ".settings.model",
     "Price": ".settings.prices",
     "ProcessStateChanged": ".errors",
+    "UnusedSetting": ".errors",
     "RateLimited": ".errors",
     "Rule": ".settings.trajectory",
     "Scenario": ".scenario",
@@ -115,6 +116,7 @@ __all__ = [
     "TrialPort",
     "TrialRecord",
     "UncheckedCampaign",
+    "UnusedSetting",
     "Verdict",
     "VirtualClock",
     "__version__",
@@ -166,6 +168,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         ToolTimeout,
         ToolUnavailable,
         UncheckedCampaign,
+        UnusedSetting,
     )
     from .expect import Expectation, Verdict
     from .harness.env import Env

@@ -262,3 +262,9 @@ class IsolationUnfenced(UserWarning):
 class UncheckedCampaign(UserWarning):
     """A test ran a campaign that did not pass and never called its ``.check()``, and the test passed: the
     verdicts are in the report and the table, but nothing failed the test (``agent_chaos.run(...).check()``)."""
+
+
+class UnusedSetting(UserWarning):
+    """A campaign's fault settings include one that cannot take effect as resolved (``latency_s`` while no call is
+    slow, ``crash_steps`` without ``crash``, a per-tool mix of a tool whose rate is 0): named, not silently
+    dropped (``settings.faults.unused_settings``)."""

@@ -148,7 +148,7 @@ _UNIT = ("a whole number >= 1", lambda v: _is_int(v) and v >= 1)
 
 #: field: (its kind, whether it may be null or absent)
 _SESSION_FIELDS = {"running": (_FLAG, True), "interrupted": (_FLAG, True), "exit_status": (_WHOLE, True),
-                   "missing": (_STRINGS, True)}
+                   "missing": (_STRINGS, True), "stopped": (_STRING, True)}
 _CAMPAIGN_FIELDS = {"nodeid": (_STRING, True), "smoke": (_FLAG, True), "replay": (_COUNT, True),
                     "xfail": (_STRING, True), "stopped_early": (_FLAG, True), "trials": (_COUNT, True),
                     "outcomes": (_OBJECT, True), "unit_trials": (_UNIT, True), "profile": (_STRING, True)}
@@ -325,15 +325,20 @@ def incomplete_runs(paths: Sequence[str]) -> list[GateFinding]:
         if session.get("interrupted"):
             findings.append(GateFinding("(run)", "complete", False, f"{path}: the run was interrupted (Ctrl-C): "
                                         "its campaigns hold only the trials that finished before it"))
+        stopped = session.get("stopped")
+        if stopped:
+            findings.append(GateFinding("(run)", "complete", False, f"{path}: the run stopped early ({stopped}: -x "
+                                        "or --maxfail): the tests after the failure never ran"))
         status = session.get("exit_status")
-        if status not in (0, 1, None) and not session.get("interrupted"):
+        if status not in (0, 1, None) and not session.get("interrupted") and not stopped:
             findings.append(GateFinding("(run)", "complete", False, f"{path}: pytest exited with status {status} "
                                         "(an internal or usage error): the run may be incomplete"))
         missing = session.get("missing") or []
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            why = "failed or not run" if stopped else "crashed worker, interrupt or error"
             findings.append(GateFinding("(run)", "complete", False, f"{path}: {len(missing)} campaign test(s) "
-                                        f"never reported a campaign (crashed worker, interrupt or error): {shown}"))
+                                        f"never reported a campaign ({why}): {shown}"))
     return findings
 
 
@@ -560,7 +565,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         unfinished = [f for f in incomplete_runs(args.reports) if f.check == "finished"]
         compared = comparison_findings(args.reports)
         if not current and not unfinished and not compared:
-            raise GateUsageError("the reports hold no campaign (smoke and replay runs are not evidence)")
+            stops = [f"{path}: the run stopped early ({why}: -x or --maxfail) before any campaign ran"
+                     for path in args.reports if (why := (_read(path).get("session") or {}).get("stopped"))]
+            why = "; ".join(stops) or "smoke and replay runs are not evidence"
+            raise GateUsageError(f"the reports hold no campaign ({why})")
         if baseline is not None:
             missing = sorted(set(baseline) - set(current))
             if not set(baseline) & set(current):

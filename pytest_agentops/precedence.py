@@ -9,14 +9,16 @@ Precedence, highest first: the call's own arguments (``run_campaign(..., trials=
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._validation import check_bool, check_concurrency, check_confidence, check_trials, check_whole
-from .errors import ConfigError, hide_own_frames
+from .errors import ConfigError, UnusedSetting, hide_own_frames, is_users
 from .scenario import Scenario
 from .seeding import fresh_seed
-from .settings.faults import Faults
+from .settings.faults import Faults, unused_settings
 from .settings.layers import check_isolation
 from .settings.live import CassetteSpec
 from .settings.run import DEFAULT_PROFILE, RunSettings, RunSource
@@ -86,6 +88,8 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
         with _Blamed(sources, faults_rank):
             raise ConfigError(f"faults={faults!r} must be a Faults (e.g. Faults.profile('mid'))")
     scenario.check_tool_names(faults)
+    if not smoke:
+        _warn_unused(scenario, faults)
     seed = _checked("seed", sources, scenario.seed, _check_seed)
     if seed is None:
         seed = default_seed if default_seed is not None else fresh_seed()
@@ -119,3 +123,25 @@ def _cassette(sources: Sequence[RunSource]) -> CassetteSpec | None:
         if source.cassette is not None:
             return CassetteSpec("replay", str(source.cassette))
     return None
+
+
+def _warn_unused(scenario: Scenario, faults: Faults) -> None:
+    """Warn ``UnusedSetting`` of the fault settings that cannot take effect in this campaign, at the user's line
+    that started it (a test's ``agent_chaos.run``, a script's ``run_campaign``), else here."""
+    unused = unused_settings(faults)
+    if not unused:
+        return
+    message = UnusedSetting(f"scenario {scenario.name!r}: {'; '.join(unused)}")
+    frame = sys._getframe(1)
+    tools = tuple(os.path.dirname(module.__file__) + os.sep for module in (sys.modules.get("_pytest"),
+                                                                          sys.modules.get("pluggy"))
+                  if module is not None and getattr(module, "__file__", None))
+    while frame is not None and not (is_users(frame.f_code.co_filename)
+                                     and not frame.f_code.co_filename.startswith(tools)):
+        frame = frame.f_back
+    if frame is None:
+        warnings.warn(message, stacklevel=2)
+    else:
+        warnings.warn_explicit(message, UnusedSetting, frame.f_code.co_filename, frame.f_lineno,
+                               module=frame.f_globals.get("__name__"),
+                               registry=frame.f_globals.setdefault("__warningregistry__", {}))

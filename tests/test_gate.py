@@ -425,6 +425,30 @@ def test_the_gate_judges_the_paired_comparisons_a_report_holds(pytester):
     assert main([str(pytester.path / "only.json")]) == 1
 
 
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["plain", "xdist"])
+def test_a_run_stopped_by_x_is_said_to_have_stopped_not_crashed(pytester, workers):
+    """Under ``-x`` the gate blamed "crashed worker, interrupt or error" for the tests after the failure, and
+    under xdist (which ends such a run as interrupted) said "the run was interrupted (Ctrl-C)"."""
+    pytester.makepyfile(test_x="""
+        from pytest_agentops import Scenario
+
+        def test_a(agent_chaos):
+            assert False
+
+        def test_b(agent_chaos):
+            agent_chaos.run(Scenario(name="b", agent=lambda task, env: "ok", trials=3, seed=1)).check()
+    """)
+    pytester.runpytest("-p", "no:cacheprovider", "-x", "--agent-chaos", "--agent-chaos-report=r.json", *workers)
+    session = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))["session"]
+    assert session["stopped"] == "stopping after 1 failures" and session["interrupted"] is False
+    code, out, err = _gate(str(pytester.path / "r.json"), "--allow-inconclusive")
+    assert code != 0, out
+    assert "the run stopped early (stopping after 1 failures: -x or --maxfail)" in out + err
+    assert "Ctrl-C" not in out + err and "crashed worker" not in out + err
+    if not workers:  # (the failure came first: no campaign ran, a usage error that says why)
+        assert code == 2 and "before any campaign ran" in err, err
+
+
 def test_a_baseline_run_under_another_fault_profile_is_not_compared_and_fails_the_gate(tmp_path):
     """A candidate run under ``--agent-chaos-profile=none`` passed against a baseline run under ``high``: the
     gate never read the profile, and an agent 38 points worse passed (an outside review)."""

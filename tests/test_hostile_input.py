@@ -176,7 +176,7 @@ def test_trials_above_the_maximum_are_a_config_error_naming_the_key(trials):
 def test_concurrency_above_the_maximum_is_a_config_error_naming_the_key(concurrency):
     with pytest.raises(ConfigError, match=r"^concurrency=\S+ is too large: at most 1,000 trials run at once"):
         Scenario(name="wide", agent=sup.careful, concurrency=concurrency)
-    with pytest.raises(ConfigError, match=r"^concurrency=\S+ is too large: at most 1,000"):
+    with pytest.raises(ConfigError, match=r"^arguments: concurrency=\S+ is too large: at most 1,000"):
         run_campaign(Scenario(name="wide", agent=sup.careful), concurrency=concurrency)
 
 

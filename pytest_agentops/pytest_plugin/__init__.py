@@ -375,7 +375,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if opts.replay is not None and opts.replay[0] is not None:
         _check_replay_target(session, opts.replay[0])
-    from .spool import session_summary, take
+    from .spool import session_summary, stopped_early, take
 
     tracker = config.pluginmanager.get_plugin("agentops-campaign-tests")
     expected = set(tracker.expected) if tracker is not None else set()
@@ -392,7 +392,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         outcomes = tracker.outcomes if tracker is not None else {}
         try:
             reported = {n for n, _ in results} | {n for n, _ in comparisons}  # (a compare test reports a comparison)
-            write_reports(config, opts, session_summary(expected, outcomes, exitstatus, reported))
+            write_reports(config, opts, session_summary(expected, outcomes, exitstatus, reported,
+                                                        stopped_early(session)))
         except OSError as exc:  # said after pytest's own summary (never instead of it), and the run fails
             config.stash[write_error_key] = (f"ERROR: agent chaos: a report could not be written: "
                                              f"{exc.filename or ''} ({exc.strerror or exc})")

@@ -137,9 +137,24 @@ def discard(config: pytest.Config) -> None:
 
 
 def session_summary(expected: set[str], outcomes: dict[str, str], exitstatus: int,
-                    reported: set[str]) -> dict[str, Any]:
-    """The report's ``session``: the exit status, whether the run was interrupted, the campaign tests that were
+                    reported: set[str], stopped: str | None = None) -> dict[str, Any]:
+    """The report's ``session``: the exit status, whether the run was interrupted (Ctrl-C), why it stopped early
+    (``-x``/``--maxfail``: pytest's words; xdist ends such a run as interrupted), the campaign tests that were
     expected, and those of them that never reported a campaign (neither passed nor skipped without one)."""
     missing = sorted(n for n in expected if n not in reported and outcomes.get(n) not in ("passed", "skipped"))
-    return {"exit_status": int(exitstatus), "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
-            "expected": sorted(expected), "missing": missing}
+    interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) and not stopped
+    summary = {"exit_status": int(exitstatus), "interrupted": interrupted, "expected": sorted(expected),
+               "missing": missing}
+    if stopped:
+        summary["stopped"] = stopped
+    return summary
+
+
+def stopped_early(session: pytest.Session) -> str | None:
+    """Why pytest stopped before running every test, in its words (``stopping after 1 failures``: ``-x`` or
+    ``--maxfail``, also as xdist's controller says it), or None."""
+    dsession = session.config.pluginmanager.get_plugin("dsession")  # (xdist's controller)
+    for why in (session.shouldfail, session.shouldstop, getattr(dsession, "shouldstop", None)):
+        if why and isinstance(why, str):
+            return why
+    return None

@@ -65,13 +65,14 @@ def _check_profile(name: Any) -> str:
 class ToolFaults:
     """Fault settings of one tool, overriding the scenario-wide rate and mix."""
 
-    rate: float = setting(doc="share of this tool's calls that fail (default: the scenario-wide rate)",
-                          kind="share")
+    rate: float | None = setting(None, doc="share of this tool's calls that fail (default: the scenario-wide rate, "
+                                           "also as a profile sets it)", kind="share")
     mix: Mapping[str, float] = setting(doc="this tool's fault kinds and their weights", kind="tool_mix",
                                        default_factory=lambda: DEFAULT_MIX)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rate", check_share("rate", self.rate))
+        if self.rate is not None:  # (None: the scenario-wide rate, whatever it is when the campaign runs)
+            object.__setattr__(self, "rate", check_share("rate", self.rate))
         object.__setattr__(self, "mix", check_tool_mix(self.mix))
 
 
@@ -150,8 +151,9 @@ class Faults:
                 per_tool[tool_name] = spec
             elif isinstance(spec, Mapping):
                 reject_unknown_keys(spec, ("rate", "mix"), f"per_tool[{tool_name!r}]")
+                rate = spec.get("rate")  # (not given: the scenario-wide rate, also after a profile changes it)
                 per_tool[tool_name] = ToolFaults(
-                    check_share(f"per_tool[{tool_name!r}].rate", spec.get("rate", self.rate)),
+                    None if rate is None else check_share(f"per_tool[{tool_name!r}].rate", rate),
                     check_tool_mix(spec.get("mix", self.mix), f"per_tool[{tool_name!r}].mix"))
             else:
                 per_tool[tool_name] = ToolFaults(check_share(f"per_tool[{tool_name!r}]", spec), self.mix)
@@ -201,8 +203,11 @@ class Faults:
         return replace(self, **PROFILES[name], profile_name=name, model=model)
 
     def tool_settings(self, tool: str) -> ToolFaults:
-        """The rate and mix that apply to ``tool``."""
-        return self.per_tool.get(tool) or ToolFaults(self.rate, self.mix)
+        """The rate and mix that apply to ``tool`` (a per-tool entry without a rate: the scenario-wide rate)."""
+        own = self.per_tool.get(tool)
+        if own is None:
+            return ToolFaults(self.rate, self.mix)
+        return own if own.rate is not None else ToolFaults(self.rate, own.mix)
 
     @property
     def active(self) -> bool:
@@ -217,6 +222,36 @@ class Faults:
         return (*self.per_tool, *self.outage_tools,
                 *(self.injection.named_tools if self.injection is not None else ()))
 
+
+
+def unused_settings(faults: Faults) -> tuple[str, ...]:
+    """The settings of ``faults`` that cannot take effect as they stand, each with why: a value other than its
+    default whose fault never fires (``latency_s=5: latency is 0, no call is slow``). A setting left at its default
+    is not named (it may have been given, but it changes nothing)."""
+    unused = []
+    if not faults.latency and faults.latency_s != 2.0:
+        unused.append(f"latency_s={faults.latency_s:g}: latency is 0, no call is slow")
+    if not faults.outage and faults.outage_tools:
+        unused.append(f"outage_tools={list(faults.outage_tools)}: outage is 0, no tool is down")
+    if not faults.crash:
+        changed = [f"{name}={value!r}" for name, value, default in (
+            ("crash_point", faults.crash_point, "after"), ("crash_steps", list(faults.crash_steps), [1, 5]),
+            ("crash_restarts", faults.crash_restarts, 1)) if value != default
+            and not (name == "crash_restarts" and faults.crash_mode == "sigkill")]  # (restarts a killed child too)
+        if changed:
+            unused.append(f"{', '.join(changed)}: crash is 0, no trial crashes")
+    weights = [(tool, settings.rate, settings.mix) for tool, settings in
+               [(None, ToolFaults(faults.rate, faults.mix))] + [(t, faults.tool_settings(t)) for t in faults.per_tool]]
+    for kind, name, default in (("timeout", "timeout_s", 30.0), ("rate_limit", "retry_after_s", 1.0)):
+        if getattr(faults, name) != default and not any(rate and mix.get(kind) for _, rate, mix in weights):
+            unused.append(f"{name}={getattr(faults, name):g}: no tool call can fail by {kind}")
+    if not faults.rate and dict(faults.mix) != dict(DEFAULT_MIX) and not any(
+            rate and dict(mix) == dict(faults.mix) for _, rate, mix in weights[1:]):
+        unused.append("mix: rate is 0, no tool call fails by it")
+    for tool, rate, mix in weights[1:]:
+        if not rate and dict(mix) != dict(faults.mix):
+            unused.append(f"per_tool[{tool!r}].mix: the tool's rate is 0, none of its calls fails")
+    return tuple(unused)
 
 
 @dataclass(frozen=True, slots=True)
