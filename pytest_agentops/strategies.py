@@ -19,11 +19,12 @@ through their constructors), and a failing example is a trial you can replay fro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from hypothesis import strategies as st
 
 from .errors import hide_own_frames
-from .settings.faults import FAILING_TOOL_FAULTS, Faults, ToolFaults
+from .settings.faults import DEFAULT_MIX, FAILING_TOOL_FAULTS, Faults, ToolFaults
 from .settings.model import API_FAULT_KINDS, OUTPUT_FAULT_KINDS, ModelFaults
 
 __tracebackhide__ = hide_own_frames
@@ -75,4 +76,12 @@ def faults(*, tools: Sequence[str] = (), max_rate: float = 0.3, latency: bool = 
         outage_tools=st.just(names),
         crash=rates(max_rate) if crashes else st.just(0.0),
         model=model_faults(max_rate) if model else st.none(),
-    )
+    ).map(_in_use)
+
+
+def _in_use(drawn: Faults) -> Faults:
+    """``drawn`` without the settings its rates leave unused (a mix whose rate is 0, outage tools without an
+    outage): the same faults fire, and no ``UnusedSetting`` warning for settings the user never wrote."""
+    per_tool = {tool: t if t.rate else ToolFaults(t.rate) for tool, t in drawn.per_tool.items()}
+    return replace(drawn, mix=drawn.mix if drawn.rate else DEFAULT_MIX, per_tool=per_tool,
+                   outage_tools=drawn.outage_tools if drawn.outage else ())

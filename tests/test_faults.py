@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_agentops import ConfigError, Faults, Scenario
+from pytest_agentops import ConfigError, Faults, Scenario, ToolFaults
 from pytest_agentops.plan import FaultPlan
 from pytest_agentops.settings.faults import PROFILES, unused_settings
 
@@ -106,6 +106,7 @@ def test_a_fault_setting_that_cannot_take_effect_is_named(faults, said):
     Faults(per_tool={"a": {"rate": 0.3, "mix": {"rate_limit": 1}}}, retry_after_s=4),
     Faults(mix={"timeout": 1}, per_tool={"a": 0.2}, timeout_s=3),  # (the per-tool rate uses the scenario's mix)
     Faults(outage=0.1, outage_tools=("a",)),
+    Faults(rate=0.1, mix={"timeout": 1}, per_tool={"a": ToolFaults(0.0)}),  # (its mix the default: none given)
     Faults(per_tool={"a": {"mix": {"timeout": 1}}}).with_profile("low"),
 ])
 def test_settings_that_take_effect_are_not_named(faults):

@@ -634,6 +634,8 @@ def test_crash_metrics_from_records():
 def _sigkill(agent, tmp_path, trials=2, state=None, **faults):
     settings = dict(crash=1.0, crash_steps=(2, 2), crash_mode="sigkill")
     settings.update(faults)
+    if not settings["crash"]:  # (no planned crash: no step for it, which would be an ``UnusedSetting``)
+        del settings["crash_steps"]
     return Scenario(name=f"kill-{agent.__name__}", agent=agent, task="Refund order 42", world=cs.Shop,
                     tools=cs.TOOLS, check=cs.check, faults=Faults(**settings), trials=trials, seed=2,
                     early_stop=False, state=state or f"sqlite:{tmp_path / 'ckpt.sqlite3'}", timeout_s=60,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, find, given, settings
 
 from pytest_agentops import Faults, Scenario, replay_trial, strategies
+from pytest_agentops.settings.faults import unused_settings
 
 from conftest import ORDER_TOOLS, Orders
 
@@ -30,6 +31,7 @@ SCENARIO = Scenario(name="careless", agent=_careless, tools=ORDER_TOOLS, world=O
 @given(faults=strategies.faults(tools=TOOLS, max_rate=0.6, model=True, crashes=True), seed=strategies.seeds())
 def test_every_drawn_setting_is_valid_and_runs_a_trial(faults, seed):
     assert isinstance(faults, Faults) and 0 <= faults.rate <= 0.6
+    assert unused_settings(faults) == ()  # (a mix whose rate is 0 would warn of a setting the user never wrote)
     record = replay_trial(SCENARIO, 0, seed=seed, faults=faults)
     assert record.outcome in ("completed", "failed", "error", "crashed", "timed_out")
 

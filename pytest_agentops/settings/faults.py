@@ -249,7 +249,7 @@ def unused_settings(faults: Faults) -> tuple[str, ...]:
             rate and dict(mix) == dict(faults.mix) for _, rate, mix in weights[1:]):
         unused.append("mix: rate is 0, no tool call fails by it")
     for tool, rate, mix in weights[1:]:
-        if not rate and dict(mix) != dict(faults.mix):
+        if not rate and dict(mix) not in (dict(faults.mix), dict(DEFAULT_MIX)):  # (a mix given, not inherited)
             unused.append(f"per_tool[{tool!r}].mix: the tool's rate is 0, none of its calls fails")
     return tuple(unused)
 
