@@ -195,6 +195,9 @@ SESSION = {"exit_status": 0, "interrupted": False, "expected": ["test_x.py::test
     (_set(("campaigns", 0, "records", 0), 1), r"campaigns\[0\]\.records\[0\] must be an object, got int 1"),
     (_set(("campaigns", 0, "records", 1, "tokens"), "many"),
      r"campaigns\[0\]\.records\[1\]\.tokens must be a number, got str 'many'"),
+    # (an integer too large for a float crashed the gate with an OverflowError traceback)
+    (_set(("campaigns", 0, "records", 1, "tokens"), 10 ** 400),
+     r"campaigns\[0\]\.records\[1\]\.tokens must be a number, got int 1000"),
     (_set(("campaigns", 0, "records", 0, "cost_usd"), ...), r"campaigns\[0\]\.records\[0\]\.cost_usd must be a number, "
                                                            r"got NoneType"),
     (_set(("campaigns", 0, "records", 0, "tool_failures"), 99),

@@ -200,3 +200,22 @@ def test_agentops_gate_refuses_a_markdown_path_where_no_file_can_be_created(tmp_
     assert main([str(tmp_path / "never-read.json"), "--markdown", "/proc/agentops-gate-x.md"]) == 2
     err = capsys.readouterr().err
     assert "--markdown" in err and "creating it failed" in err and "Traceback" not in err
+
+
+# -- prices ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("prices", "said"), [
+    ([1, 2], r"^prices=\[1, 2\] must map model names to \(input_usd_per_mtok, output_usd_per_mtok\)"),
+    ({"m": (float("nan"), 1.0)}, r"^prices\['m'\]=\(nan, 1.0\) must be .*two finite numbers >= 0"),
+    ({"m": (10 ** 400, 1)}, r"^prices\['m'\]=\(1000.*two finite numbers >= 0"),
+    ({"m": (True, 1)}, r"^prices\['m'\]=\(True, 1\) must be"),
+])
+def test_bad_prices_in_python_are_a_config_error(prices, said):
+    """``Scenario(prices=[1, 2])`` raised ``AttributeError: 'list' object has no attribute 'items'`` (YAML said it
+    well); a NaN price was taken (every cost NaN), and a huge one raised ``OverflowError``."""
+    from pytest_agentops import Scenario
+
+    with pytest.raises(ConfigError, match=said):
+        Scenario(name="s", agent=lambda task, env: "ok", prices=prices)
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ DEFAULT_PRICES: FrozenMap[str, Price] = FrozenMap({
 def price_table(prices: Mapping[str, object] | None) -> FrozenMap[str, Price]:
     """Merge user prices (``{"model": (in, out)}`` or ``Price``) over the defaults, validating them."""
     table = dict(DEFAULT_PRICES)
+    if prices is not None and not isinstance(prices, Mapping):
+        raise ConfigError(f"prices={prices!r:.80} must map model names to (input_usd_per_mtok, "
+                          "output_usd_per_mtok), e.g. {'gpt-4o': (2.5, 10.0)}")
     for model, value in (prices or {}).items():
         if isinstance(value, Price):
             table[model] = value
@@ -47,12 +51,12 @@ def price_table(prices: Mapping[str, object] | None) -> FrozenMap[str, Price]:
             value = (value.get("input"), value.get("output"))
         try:
             inp, out = value  # type: ignore[misc]
-            if inp < 0 or out < 0:
-                raise ValueError
+            if isinstance(inp, bool) or isinstance(out, bool) or not (0 <= inp < math.inf and 0 <= out < math.inf):
+                raise ValueError  # (NaN fails both comparisons)
             table[model] = Price(float(inp), float(out))
-        except (TypeError, ValueError):
-            raise ConfigError(f"prices[{model!r}]={value!r} must be (input_usd_per_mtok, output_usd_per_mtok) "
-                              "with both >= 0") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"prices[{model!r}]={value!r:.80} must be (input_usd_per_mtok, output_usd_per_mtok), "
+                              "two finite numbers >= 0") from None
     return FrozenMap(table)
 
 
