@@ -219,3 +219,35 @@ def test_bad_prices_in_python_are_a_config_error(prices, said):
     with pytest.raises(ConfigError, match=said):
         Scenario(name="s", agent=lambda task, env: "ok", prices=prices)
 
+
+# -- replay_trial and shrink_trial of a trial that cannot be named ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda s: __import__("pytest_agentops").replay_trial(s, 3),
+     r"^replay_trial: seed is needed: scenario 'unseeded' sets none, .* replay_trial\(scenario, 3, seed=SEED\)"),
+    (lambda s: __import__("pytest_agentops").shrink_trial(s, 3), r"^shrink_trial: seed is needed"),
+    (lambda s: __import__("pytest_agentops").replay_trial(s, None, seed=1), r"^replay_trial: index=None must be a "
+                                                                            r"trial index >= 0"),
+    (lambda s: __import__("pytest_agentops").replay_trial(s, 10 ** 6, seed=1),
+     r"^replay_trial: trial 1000000 is not a trial of a campaign of 5 trial\(s\) \(0\.\.4\)"),
+    (lambda s: __import__("pytest_agentops").replay_trial(s, 7, seed=1, trials=7), r"campaign of 7 trial"),
+], ids=["no_seed", "shrink_no_seed", "no_index", "beyond", "beyond_given_trials"])
+def test_a_replay_that_would_not_be_the_trial_named_is_a_config_error(call, said):
+    """An outside review: ``replay_trial(s, 3)`` of a scenario without a seed ran another trial every call (three
+    calls, three seeds, different tool failures); ``replay_trial(s, None)`` ran the whole campaign and returned
+    its trial 0; an index past the trials ran a trial no campaign has."""
+    from pytest_agentops import Scenario
+
+    with pytest.raises(ConfigError, match=said):
+        call(Scenario(name="unseeded", agent=lambda task, env: "ok", trials=5, faults="high"))
+
+
+def test_a_replay_with_its_seed_is_the_same_trial_every_time():
+    from pytest_agentops import Scenario, replay_trial, run_campaign
+
+    scenario = Scenario(name="unseeded", agent=lambda task, env: "ok", trials=5, faults="high")
+    campaign = run_campaign(scenario, early_stop=False)
+    again = [replay_trial(scenario, 3, seed=campaign.seed) for _ in range(2)]
+    assert again[0].seed == again[1].seed == campaign.records[3].seed
+
