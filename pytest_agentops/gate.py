@@ -332,9 +332,6 @@ def incomplete_runs(paths: Sequence[str]) -> list[GateFinding]:
             findings.append(GateFinding("(run)", "complete", False, f"{path}: the run was interrupted (Ctrl-C): "
                                         "its campaigns hold only the trials that finished before it"))
         stopped = session.get("stopped")
-        if stopped:
-            findings.append(GateFinding("(run)", "complete", False, f"{path}: the run stopped early ({stopped}: -x "
-                                        "or --maxfail): the tests after the failure never ran"))
         status = session.get("exit_status")
         if status not in (0, 1, None) and not session.get("interrupted") and not stopped:
             findings.append(GateFinding("(run)", "complete", False, f"{path}: pytest exited with status {status} "
@@ -342,7 +339,8 @@ def incomplete_runs(paths: Sequence[str]) -> list[GateFinding]:
         missing = session.get("missing") or []
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            why = "failed or not run" if stopped else "crashed worker, interrupt or error"
+            why = f"the run stopped early: {stopped}; failed or not run" if stopped else \
+                "crashed worker, interrupt or error"
             findings.append(GateFinding("(run)", "complete", False, f"{path}: {len(missing)} campaign test(s) "
                                         f"never reported a campaign ({why}): {shown}"))
     return findings
@@ -571,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unfinished = [f for f in incomplete_runs(args.reports) if f.check == "finished"]
         compared = comparison_findings(args.reports)
         if not current and not unfinished and not compared:
-            stops = [f"{path}: the run stopped early ({why}: -x or --maxfail) before any campaign ran"
+            stops = [f"{path}: the run stopped early ({why}) before any campaign ran"
                      for path in args.reports if (why := (_read(path).get("session") or {}).get("stopped"))]
             why = "; ".join(stops) or "smoke and replay runs are not evidence"
             raise GateUsageError(f"the reports hold no campaign ({why})")

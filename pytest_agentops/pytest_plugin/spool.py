@@ -151,10 +151,13 @@ def session_summary(expected: set[str], outcomes: dict[str, str], exitstatus: in
 
 
 def stopped_early(session: pytest.Session) -> str | None:
-    """Why pytest stopped before running every test, in its words (``stopping after 1 failures``: ``-x`` or
-    ``--maxfail``, also as xdist's controller says it), or None."""
-    dsession = session.config.pluginmanager.get_plugin("dsession")  # (xdist's controller)
-    for why in (session.shouldfail, session.shouldstop, getattr(dsession, "shouldstop", None)):
-        if why and isinstance(why, str):
-            return why
+    """Why pytest stopped at a failure, in its words: ``-x``/``--maxfail`` (``stopping after 1 failures``, also
+    as the controller of xdist's workers counts them) or ``--stepwise``; None otherwise (a Ctrl-C, also one a
+    worker received, is an interrupt, not a stop). Said even when no test was left to run: the gate only minds
+    the campaign tests that never reported."""
+    if isinstance(session.shouldfail, str) and session.shouldfail:
+        return session.shouldfail
+    stepwise = session.config.getoption("stepwise", False) or session.config.getoption("stepwise_skip", False)
+    if stepwise and isinstance(session.shouldstop, str) and session.shouldstop:
+        return f"--stepwise: {session.shouldstop}"
     return None
