@@ -193,6 +193,23 @@ def test_numbers_in_a_native_toml_table_are_read(project):
     result = project.runpytest("--agent-chaos")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*agent_chaos_trials (pyproject.toml:2)='2.5' must be a whole number >= 1*"])
+    # (a review: the number 0 was taken as "not set": seed 0 dropped, trials 0 accepted)
+    project.makepyprojecttoml("[tool.pytest]\nagent_chaos_seed = 0\n")
+    project.runpytest("--agent-chaos").stdout.fnmatch_lines(["*seed=0 for every campaign*"])
+    project.makepyprojecttoml("[tool.pytest]\nagent_chaos_trials = 0\n")
+    result = project.runpytest("--agent-chaos")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*agent_chaos_trials (pyproject.toml:2)='0' must be a whole number >= 1*"])
+
+
+def test_the_line_named_is_the_key_in_pytests_section(project):
+    """A review: the first line that looked like the key anywhere in the file was named (another section's
+    ``setenv``, a ``markers`` continuation line)."""
+    project.makefile(".ini", tox="[testenv:chaos]\nsetenv =\n    agent_chaos_trials = 3\n[pytest]\nmarkers =\n"
+                                 "    agent_chaos_trials: not a key\nagent_chaos_trials = x\n")
+    result = project.runpytest("--agent-chaos")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*agent_chaos_trials (tox.ini:7)='x' must be a whole number*"])
 
 
 def test_calls_of_trials_an_early_stop_discards_are_refused_but_not_late_calls():

@@ -46,7 +46,7 @@ def check_marker(node: pytest.Item, args: tuple[Any, ...], kwargs: dict[str, Any
 
 
 def _test_at(node: pytest.Item) -> str:
-    """``file:line`` of a test (its ``def``), for messages about its marker."""
+    """``file:line`` where a test's definition starts (its first decorator), for messages about its marker."""
     return f"{node.location[0]}:{node.location[1] + 1}" if node.location[1] is not None else node.location[0]
 
 

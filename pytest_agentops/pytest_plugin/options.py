@@ -302,7 +302,9 @@ def _option(config: pytest.Config, name: str) -> str | None:
 def _ini(config: pytest.Config, name: str) -> str | None:
     """An ini value; an empty one (``agent_chaos_trials =``) counts as not set, as pytest's own ini keys do."""
     value = config.getini(name)
-    return (str(value).strip() or None) if value else None
+    if value is None or value == "" or isinstance(value, bool):  # (a TOML number 0 is a value: seed 0)
+        return None
+    return str(value).strip() or None
 
 
 def resolve_options(config: pytest.Config) -> ChaosOptions:
@@ -436,15 +438,35 @@ def ini_source(config: pytest.Config, name: str) -> str:
         shown = str(path)
     if len(shown) > len(str(path)):
         shown = str(path)
-    key = re.compile(rf"\s*[\"']?{re.escape(name)}[\"']?\s*[=:]")
+    line = _ini_line(path, name)
+    return f"{name} ({shown}:{line})" if line else f"{name} ({shown})"
+
+
+#: the sections pytest reads its settings from, by file (``pytest.toml`` also at its top level)
+_PYTEST_SECTIONS = {".ini": ("pytest",), ".cfg": ("tool:pytest",), ".toml": ("tool.pytest", "tool.pytest.ini_options",
+                                                                            "pytest")}
+
+
+def _ini_line(path: Any, name: str) -> int | None:
+    """The line of ``name`` in pytest's section of the config file ``path`` (an INI key starts its line; a key of
+    another section, ``[testenv] setenv = agent_chaos_trials = 3``, or a continuation line is not it)."""
+    suffix = os.path.splitext(str(path))[1]
+    sections = _PYTEST_SECTIONS.get(suffix, ("pytest",))
+    in_section = suffix == ".toml" and os.path.basename(str(path)) in ("pytest.toml", ".pytest.toml")
+    indent = r"[ \t]*" if suffix == ".toml" else ""
+    key = re.compile(rf"{indent}[\"']?{re.escape(name)}[\"']?[ \t]*[=:]")
+    header = re.compile(r"[ \t]*\[([^\[\]]+)\][ \t]*(?:[#;].*)?$")
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
             for number, line in enumerate(itertools.islice(file, 100_000), 1):
-                if key.match(line):
-                    return f"{name} ({shown}:{number})"
+                found = header.match(line)
+                if found:
+                    in_section = found.group(1).strip().replace('"', "") in sections
+                elif in_section and key.match(line):
+                    return number
     except OSError:
         pass
-    return f"{name} ({shown})"
+    return None
 
 
 options_key = pytest.StashKey[ChaosOptions]()
