@@ -81,15 +81,14 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
     if faults is None:
         with _Blamed(sources, profile_rank):
             faults = Faults.profile(profile or DEFAULT_PROFILE)
-    elif profile is not None and profile_rank < faults_rank:
-        with _Blamed(sources, profile_rank):
-            faults = faults.with_profile(profile)
     if not isinstance(faults, Faults):
         with _Blamed(sources, faults_rank):
-            raise ConfigError(f"faults={faults!r} must be a Faults (e.g. Faults.profile('mid'))")
+            raise ConfigError(f"faults={faults!r:.80} must be a Faults (e.g. Faults.profile('mid'))")
+    as_written = faults  # (before a higher source's profile changes their rates)
+    if profile is not None and profile_rank < faults_rank:
+        with _Blamed(sources, profile_rank):
+            faults = faults.with_profile(profile)
     scenario.check_tool_names(faults)
-    if not smoke:
-        _warn_unused(scenario, faults)
     seed = _checked("seed", sources, scenario.seed, _check_seed)
     if seed is None:
         seed = default_seed if default_seed is not None else fresh_seed()
@@ -97,7 +96,7 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
     max_usd = _checked("max_campaign_usd", sources, scenario.max_campaign_usd, check_usd)
     max_tokens = _checked("max_campaign_tokens", sources, scenario.max_campaign_tokens,
                           lambda name, value: check_whole(name, value, 1, what="tokens", optional=True))
-    return RunSettings(
+    settings = RunSettings(
         seed=seed, trials=1 if smoke else trials, faults=Faults.none() if smoke else faults,
         confidence=_checked("confidence", sources, scenario.confidence, check_confidence),
         concurrency=_checked("concurrency", sources, scenario.concurrency,
@@ -107,6 +106,11 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
         replay=replay, smoke=smoke,
         spend=SpendCap(max_usd, max_tokens) if max_usd is not None or max_tokens is not None else None,
         cassette=_cassette(sources))
+    if not smoke:  # (a profile from the command line that zeroes a rate leaves the settings it drives unused: that
+        # is what the profile was asked for, not a mistake in them; only what is unused either way is said)
+        unused = set(unused_settings(as_written)) if as_written is not faults else None
+        _warn_unused(scenario, tuple(u for u in unused_settings(faults) if unused is None or u in unused))
+    return settings
 
 
 def _cassette(sources: Sequence[RunSource]) -> CassetteSpec | None:
@@ -125,13 +129,18 @@ def _cassette(sources: Sequence[RunSource]) -> CassetteSpec | None:
     return None
 
 
-def _warn_unused(scenario: Scenario, faults: Faults) -> None:
+def _warn_unused(scenario: Scenario, unused: tuple[str, ...]) -> None:
     """Warn ``UnusedSetting`` of the fault settings that cannot take effect in this campaign, at the user's line
-    that started it (a test's ``agent_chaos.run``, a script's ``run_campaign``), else here."""
-    unused = unused_settings(faults)
+    that started it (a YAML scenario's line, a test's ``agent_chaos.run``, a script's ``run_campaign``), else
+    here."""
     if not unused:
         return
+    from .process.kept_state import CAMPAIGN_AT  # (a YAML scenario item's file and line)
+
     message = UnusedSetting(f"scenario {scenario.name!r}: {'; '.join(unused)}")
+    if (at := CAMPAIGN_AT.get()) is not None:
+        warnings.warn_explicit(message, UnusedSetting, at[0], at[1])
+        return
     frame = sys._getframe(1)
     tools = tuple(os.path.dirname(module.__file__) + os.sep for module in (sys.modules.get("_pytest"),
                                                                           sys.modules.get("pluggy"))

@@ -207,6 +207,45 @@ def test_what_a_yaml_scenario_changed_process_wide_is_warned_of_at_its_yaml_line
                                  "process-wide state, put back at its end: the default socket timeout*"])
 
 
+def test_an_unused_setting_of_a_yaml_scenario_is_warned_at_its_line_and_an_xfail_does_not_absorb_it(pytester):
+    """A review: the ``UnusedSetting`` warning of a YAML item landed in pytest's entry point (``pytest/__main__.py``,
+    xdist's ``remote.py``); under ``-W error`` an ``xfail:`` scenario took the error as its expected failure (green,
+    no campaign run) and a plain one showed ~1,000 lines of frames."""
+    pytester.makepyfile(quietmod="def agent(task, env):\n    return 'ok'\n")
+    pytester.syspathinsert()
+    pytester.mkdir("scenarios")
+    (pytester.path / "scenarios" / "u.yaml").write_text(
+        "# scenarios whose latency_s is unused\n- name: unused\n  agent: quietmod:agent\n  task: t\n  trials: 3\n"
+        "  seed: 1\n  faults: {profile: none, latency_s: 5}\n- name: unused xfail\n  agent: quietmod:agent\n"
+        "  task: t\n  trials: 3\n  seed: 1\n  faults: {profile: none, latency_s: 5}\n  xfail: expected to fail\n",
+        encoding="utf-8")
+    result = pytester.runpytest("--agent-chaos", "scenarios/u.yaml::unused", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*scenarios/u.yaml:2: UnusedSetting: scenario 'unused': latency_s=5: latency is 0*"])
+    strict = pytester.runpytest("--agent-chaos", "scenarios", "-p", "no:cacheprovider",
+                                "-W", "error::pytest_agentops.UnusedSetting")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*scenarios/u.yaml:2:*: scenario 'unused': UnusedSetting: scenario 'unused': "
+                                 "latency_s=5*", "*scenarios/u.yaml:8:*: scenario 'unused xfail': UnusedSetting*"])
+    assert len(strict.stdout.lines) < 80, strict.stdout.str()
+
+
+def test_a_profile_from_the_command_line_that_zeroes_a_rate_leaves_no_unused_setting_warning(pytester):
+    """A review: ``--agent-chaos-profile=none`` on a scenario with ``latency_s=5`` warned at the user's line of a
+    setting the command line had turned off (and failed a test under ``filterwarnings = error``)."""
+    pytester.makepyfile(test_p="""
+        from pytest_agentops import Faults, Scenario
+
+        def test_p(agent_chaos):
+            agent_chaos.run(Scenario(name="p", agent=lambda task, env: "ok", trials=2, seed=1,
+                                     faults=Faults.profile("mid", latency_s=5, crash_steps=2)))
+    """)
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-profile=none", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=1)  # (crash_steps without a crash: unused whatever the profile)
+    result.stdout.fnmatch_lines(["*test_p.py:4: UnusedSetting: scenario 'p': crash_steps=[[]2, 2]: crash is 0, no "
+                                 "trial crashes"])
+
+
 def test_each_scenario_is_an_item_named_after_it_with_its_location(project):
     (project.path / "scenarios" / "sloppy.yaml").write_text(SLOPPY)
     recorder = project.inline_run("--agent-chaos", "--collect-only", "scenarios")
