@@ -215,6 +215,14 @@ class Scenario:
                                   "Python, a task generator generate(rng) -> str)")
             if not isinstance(self.task, str):
                 object.__setattr__(self, "task", tasks)
+        else:  # a task generator: checked as the world and check are (every trial an error, the campaign "passing")
+            kind = _never_runs(self.task)
+            if kind:
+                raise ConfigError(f"task={self.task!r} is {kind}: calling it runs none of its body; a task generator "
+                                  "is a plain function generate(rng) -> str")
+            if not _takes(self.task, 1):
+                raise ConfigError(f"task={self.task!r} must take one argument: a task generator is called as "
+                                  f"generate(rng) (its signature is {_signature(self.task)})")
         if self.world is not None and not callable(self.world):
             raise ConfigError(f"world={self.world!r} must be a zero-argument factory (a class or function)")
         if self.world is not None and not _takes(self.world, 0):

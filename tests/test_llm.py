@@ -123,6 +123,11 @@ def model_calls(record):
     (lambda: Drift(keep_last=0), r"drift.keep_last=0 must be a whole number >= 1"),
     (lambda: Drift(distractors=()), r"drift.distractors=\(\) must be a non-empty list"),
     (lambda: HttpFaults(hosts=["https://x.test/a"]), r"http.hosts=.* must be a list of host names"),
+    # (an outside review: each faulted no request and the campaign passed as if the host had held up)
+    (lambda: Faults(http=HttpFaults(rate=0.5)), r"http.rate=0.5 needs http.hosts, the host names whose requests"),
+    (lambda: HttpFaults(hosts=["a.test:443"], rate=1.0), r"http.hosts: 'a.test:443' must be a host name without "
+                                                         r"a port .*: 'a.test'\)"),
+    (lambda: HttpFaults(hosts=["[::1]:8080"]), r"'\[::1\]:8080' must be a host name without a port .*: '::1'\)"),
     (lambda: ModelFaults.profile("extreme"), r"profile='extreme' is not a fault profile; valid profiles: none"),
     (lambda: Faults(model={"rate": 0.1, "colour": 2}), r"model has unknown key\(s\) \['colour'\]; valid keys: rate"),
     (lambda: FakeLLM("not callable"), r"llm.policy='not callable' must be a policy"),

@@ -251,3 +251,28 @@ def test_a_replay_with_its_seed_is_the_same_trial_every_time():
     again = [replay_trial(scenario, 3, seed=campaign.seed) for _ in range(2)]
     assert again[0].seed == again[1].seed == campaign.records[3].seed
 
+
+# -- task generators -------------------------------------------------------------------------------------------------
+
+
+def _no_argument() -> str:
+    return "t"
+
+
+async def _async_generator(rng) -> str:
+    return "t"
+
+
+@pytest.mark.parametrize(("task", "said"), [
+    (_no_argument, r"task=.* must take one argument: a task generator is called as generate\(rng\)"),
+    (_async_generator, r"task=.* is a coroutine function \(async def\): calling it runs none of its body"),
+])
+def test_a_task_generator_that_cannot_be_called_as_generate_rng_is_refused(task, said):
+    """An outside review: ``task: {generate: pytest_agentops.demo:Shop}`` loaded, and every trial ended in a
+    ``TypeError`` while the campaign (no expectations) passed; an ``async def`` generator failed only at run time,
+    at ``file:1:1``, with a "never awaited" warning."""
+    from pytest_agentops import Scenario
+
+    with pytest.raises(ConfigError, match=said):
+        Scenario(name="s", agent=lambda task, env: "ok", task=task)
+

@@ -141,6 +141,10 @@ class Faults:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, kind.coerce(value, name))
+        if self.http is not None and self.http.rate and not self.http.hosts:  # (the section whole: YAML checks its
+            # keys one by one)
+            raise ConfigError(f"http.rate={self.http.rate:g} needs http.hosts, the host names whose requests may "
+                              "fail: without them no request is faulted")
 
     def _check_per_tool(self) -> FrozenMap[str, ToolFaults]:
         if not isinstance(self.per_tool, Mapping):

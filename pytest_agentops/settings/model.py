@@ -5,6 +5,7 @@ scenario serves). Frozen, validated values with profiles; no runtime.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -191,6 +192,9 @@ class Drift:
         return bool(self.rate)
 
 
+_HOST_AND_PORT = re.compile(r"^(\[[^\]]*\]|[^:\[\]]+):\d+$")  # host:port, [v6]:port (a bare v6 address is fine)
+
+
 @dataclass(frozen=True, slots=True)
 class HttpFaults:
     """Transport-level faults for HTTP requests that tools send to ``hosts`` (through httpx or httpx2).
@@ -211,6 +215,10 @@ class HttpFaults:
         hosts = (self.hosts,) if isinstance(self.hosts, str) else self.hosts
         if not isinstance(hosts, Sequence) or not all(isinstance(h, str) and h and "/" not in h for h in hosts):
             raise ConfigError(f"http.hosts={self.hosts!r} must be a list of host names (e.g. 'api.example.com')")
+        with_port = [h for h in hosts if _HOST_AND_PORT.match(h)]
+        if with_port:  # (requests are matched by host name alone: 'api.example.com:443' would match none)
+            raise ConfigError(f"http.hosts: {with_port[0]!r} must be a host name without a port (requests are "
+                              f"matched by host name, any port: {with_port[0].rsplit(':', 1)[0].strip('[]')!r})")
         object.__setattr__(self, "hosts", tuple(h.lower() for h in hosts))
         object.__setattr__(self, "rate", check_share("http.rate", self.rate))
         object.__setattr__(self, "mix", check_mix("http.mix", self.mix, HTTP_FAULT_KINDS))
