@@ -340,6 +340,8 @@ class Scenario:
             declared = ", ".join(tools) if tools else "none declared"
             raise ConfigError(f"faults name tool(s) {sorted(set(unknown))} that scenario {self.name!r} does not "
                               f"have (per_tool / outage_tools / injection); its tools: {declared}")
+        if faults.injection is not None:
+            faults.injection.check_arguments({s.name: s for s in self.tool_specs})
 
     @property
     def tasks(self) -> tuple[str, ...]:

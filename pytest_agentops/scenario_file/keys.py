@@ -185,7 +185,14 @@ def read_faults(doc: YamlDoc, node: Node, label: str) -> Faults | None:
     build = _build(Faults)
     with doc.within(f"{label}: "):
         kwargs = read_section(doc, node, table, build)
-        return doc.check(node, lambda: build(kwargs))
+        faults: Faults = doc.check(node, lambda: build(kwargs))
+    if faults.injection is not None:  # (its arguments, at their line: the tools are known by now)
+        at = doc.items(node)["injection"][1]
+        if isinstance(at, yaml.MappingNode) and "arguments" in doc.items(at):
+            at = doc.items(at)["arguments"][1]
+        with doc.within(f"{label}: "):
+            doc.check(at, lambda: faults.injection.check_arguments(doc.tool_specs))  # type: ignore[union-attr]
+    return faults
 
 
 def read_llm(doc: YamlDoc, node: Node, label: str) -> Any:

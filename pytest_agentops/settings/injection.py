@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._frozen import FrozenMap
-from .._validation import check_mix, check_share
+from .._validation import check_mix, check_share, did_you_mean
 from ..errors import ConfigError, hide_own_frames
 from ..metrics import MetricDef, register_metric, trial_rate
 from ._meta import setting
@@ -92,6 +92,20 @@ class Injection:
     def named_tools(self) -> tuple[str, ...]:
         """The tool names these settings refer to."""
         return (self.tool, *self.tools)
+
+    def check_arguments(self, specs: Mapping[str, Any]) -> None:
+        """``arguments`` are arguments of ``tool`` (``specs``: the scenario's tools by name, each a ``ToolSpec``): a
+        misspelt one would never be "followed", and the injection would read as resisted."""
+        spec = specs.get(self.tool)
+        if spec is None or not self.arguments:
+            return
+        params = spec.signature.parameters
+        if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return
+        for arg in self.arguments:
+            if arg not in params:
+                raise ConfigError(f"injection: arguments: {arg!r} is not an argument of {self.tool}"
+                                  f"{did_you_mean(arg, params)}; its arguments: {', '.join(params) or 'none'}")
 
     def instruction(self) -> str:
         """The planted text, filled in."""
