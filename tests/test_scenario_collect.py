@@ -191,6 +191,20 @@ def test_the_older_harness_spelling_is_warned_of_at_its_yaml_line_and_w_error_is
     strict.stdout.fnmatch_lines([f"scenarios/refund.yaml:{line}: 'harness:' is deprecated*"])
 
 
+def test_a_setting_that_fails_at_run_time_is_shown_at_its_key(pytester):
+    """An outside review: ``state: "sqlite:/nonexistent/dir/x.db"`` (found only when the store opens) was shown at
+    ``file:1:1``, the scenario's start, not at the key."""
+    pytester.makepyfile(quietmod="def agent(task, env):\n    return 'ok'\n")
+    pytester.syspathinsert()
+    pytester.mkdir("scenarios")
+    (pytester.path / "scenarios" / "s.yaml").write_text(
+        "# a store in a directory that does not exist\nname: store\nagent: quietmod:agent\ntask: t\ntrials: 2\n"
+        "seed: 1\nfaults: {profile: none}\nstate: 'sqlite:/nonexistent/dir/x.db'\n", encoding="utf-8")
+    result = pytester.runpytest("--agent-chaos", "scenarios", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["scenarios/s.yaml:8:1: scenario 'store': state='sqlite:/nonexistent/dir/x.db'*"])
+
+
 def test_what_a_yaml_scenario_changed_process_wide_is_warned_of_at_its_yaml_line(pytester):
     """A review: the ``ProcessStateChanged`` warning of a YAML scenario item was shown in pytest's runner
     (``_pytest/runner.py:184``), where no ``filterwarnings`` rule of the user's could name it."""

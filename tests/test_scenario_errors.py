@@ -32,6 +32,8 @@ EXPECTED: dict[str, tuple[str, int, int | None]] = {
     "empty_list": ("empty list: expected at least one scenario", 1, 1),
     "list_item_not_mapping": ("scenario #2='scenario_support:careful' must be a mapping", 3, 3),
     "duplicate_scenario_name": ("duplicate scenario name 'refund' (first defined at line 1)", 3, 9),
+    # (merged in from an anchor: shown at the item that repeats it, not at the anchor's name, line 2 twice)
+    "duplicate_scenario_name_by_merge": ("duplicate scenario name 'refund' (first defined at line 2)", 4, 3),
     # YAML itself: YAML's own line and column, plus a hint for the common ones
     "yaml_unclosed_bracket": ("YAML syntax error: expected ',' or ']'", 4, 7),
     "yaml_unquoted_threshold": ("a threshold starting with '>' must be quoted", 4, 21),

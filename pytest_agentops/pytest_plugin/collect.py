@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,9 +159,10 @@ class ScenarioItem(pytest.Item):
         """A failed campaign shows its verdicts, worst trials and replay commands, not a traceback."""
         if isinstance(excinfo.value, CampaignFailed):
             return str(excinfo.value)
-        if isinstance(excinfo.value, ConfigError):
-            return _redacted(f"{self.entry.path}:{self.entry.line}:{self.entry.column}: scenario {self.name!r}: "
-                             f"{excinfo.value}")
+        if isinstance(excinfo.value, ConfigError):  # (found at run time: shown at the key it names, state='...')
+            key = re.match(r"(?:Scenario: )?([a-z_]+)", str(excinfo.value))
+            line, column = self.entry.where(key.group(1) if key else "")
+            return _redacted(f"{self.entry.path}:{line}:{column}: scenario {self.name!r}: {excinfo.value}")
         if isinstance(excinfo.value, Warning):  # (one the run's filters turn into an error: UnusedSetting)
             return _redacted(f"{self.entry.path}:{self.entry.line}:{self.entry.column}: scenario {self.name!r}: "
                              f"{type(excinfo.value).__name__}: {excinfo.value}")

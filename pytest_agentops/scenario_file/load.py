@@ -25,10 +25,16 @@ class ScenarioEntry:
     path: str
     line: int
     column: int
+    keys: tuple[tuple[str, int, int], ...] = field(default=(), repr=False)  # (key, line, column) of its top keys
 
     @property
     def name(self) -> str:
         return self.scenario.name
+
+    def where(self, key: str) -> tuple[int, int]:
+        """Line and column of the scenario's top-level ``key`` (an error found at run time is shown there), else
+        of the scenario itself."""
+        return next(((line, column) for name, line, column in self.keys if name == key), (self.line, self.column))
 
 
 def load_scenario_entries(text: str, path: str = "<string>") -> list[ScenarioEntry]:
@@ -72,11 +78,16 @@ def load_scenario_entries(text: str, path: str = "<string>") -> list[ScenarioEnt
             name_node = doc.items(node)["name"][1]
             if kwargs["name"] in names:
                 first = names[kwargs["name"]].start_mark
-                doc.fail(name_node, f"duplicate scenario name {kwargs['name']!r} (first defined at line "
+                # (a name merged in from an anchor, ``<<: *base``, is shown at the item that repeats it)
+                at = name_node if name_node.start_mark.line >= node.start_mark.line else node
+                doc.fail(at, f"duplicate scenario name {kwargs['name']!r} (first defined at line "
                                     f"{first.line + 1}); scenario names must be unique")
             names[kwargs["name"]] = name_node
             scenario = doc.check(node, lambda kwargs=kwargs: Scenario(**kwargs))
-            entries.append(ScenarioEntry(scenario, path, node.start_mark.line + 1, node.start_mark.column + 1))
+            keys = tuple((key, key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                         for key, (key_node, _) in doc.items(node).items())
+            entries.append(ScenarioEntry(scenario, path, node.start_mark.line + 1, node.start_mark.column + 1,
+                                         keys))
         return entries
     finally:
         loader.dispose()
