@@ -34,7 +34,7 @@ _EXPR = re.compile(rf"^\s*{_OP}\s*({_ANY_NUM})"
                    rf"(?:\s*,\s*power\s+({_ANY_NUM}))?"
                    rf"(?:\s*,\s*cap\s+({_ANY_NUM}))?\s*$")
 _QUANTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
-_PASS_K = re.compile(r"^pass\^([1-9]\d{0,2})$")
+_PASS_K = re.compile(r"^pass\^(0|[1-9]\d{0,8})$")  # (k out of range, pass^0 or pass^1000, is said so below)
 #: pass^k: k trials of the same task, all of which must succeed (tau-bench's pass^k); k up to this
 MAX_PASS_K = 100
 DEFAULT_POWER = 0.95

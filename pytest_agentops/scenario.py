@@ -207,6 +207,12 @@ class Scenario:
             object.__setattr__(self, field_name, check_bool(field_name, getattr(self, field_name)))
         if not callable(self.agent):
             raise ConfigError(f"agent={self.agent!r} must be a callable agent(task, env)")
+        if self.xfail is not None and not (isinstance(self.xfail, str) and self.xfail.strip()):
+            raise ConfigError(f"xfail={self.xfail!r:.80} must be the reason, a non-empty string saying why the "
+                              "scenario is expected to fail (or None)")
+        if self.xfail is not None and len(self.xfail) > 1000:
+            raise ConfigError(f"xfail={self.xfail[:40]!r}... is {len(self.xfail):,} characters: a reason is at most "
+                              "1,000 (it is printed with every run)")
         if not callable(self.task):
             tasks = (self.task,) if isinstance(self.task, str) else \
                 tuple(self.task) if isinstance(self.task, (list, tuple)) else ()

@@ -276,3 +276,29 @@ def test_a_task_generator_that_cannot_be_called_as_generate_rng_is_refused(task,
     with pytest.raises(ConfigError, match=said):
         Scenario(name="s", agent=lambda task, env: "ok", task=task)
 
+
+def test_a_cassette_for_a_scenario_without_a_live_model_is_refused(tmp_path):
+    """An outside review: ``run_campaign(s, cassette=...)``/``record=...`` of a scenario with no ``live`` model ran
+    as if not given (nothing recorded, nothing replayed, no directory made)."""
+    from pytest_agentops import Scenario, run_campaign
+
+    scenario = Scenario(name="offline", agent=lambda task, env: "ok", trials=1, seed=1)
+    with pytest.raises(ConfigError, match=r"^cassette='/nonexistent/c': scenario 'offline' calls no live model"):
+        run_campaign(scenario, cassette="/nonexistent/c")
+    with pytest.raises(ConfigError, match=r"^record=.*: scenario 'offline' calls no live model"):
+        run_campaign(scenario, record=str(tmp_path / "rec"))
+
+
+@pytest.mark.parametrize(("xfail", "said"), [
+    (True, r"^xfail=True must be the reason, a non-empty string"),
+    ("  ", r"^xfail='  ' must be the reason"),
+    ("x" * 2000, r"is 2,000 characters: a reason is at most 1,000"),
+])
+def test_an_xfail_that_is_not_a_reason_is_refused_in_python_as_in_yaml(xfail, said):
+    """An outside review: ``Scenario(xfail=True)`` was taken in Python (YAML refused it), and a reason of a
+    megabyte was echoed whole on every run."""
+    from pytest_agentops import Scenario
+
+    with pytest.raises(ConfigError, match=said):
+        Scenario(name="s", agent=lambda task, env: "ok", xfail=xfail)
+

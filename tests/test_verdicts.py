@@ -60,7 +60,10 @@ def test_expressions_with_fail_levels_power_caps_and_pass_k(key, expr, fields):
     ("cost_usd_per_task.mean", "<= 0.01", "needs a declared cap"),
     ("completion_rate", ">= 0.9, cap 1", "only the mean of a distribution"),
     ("unconfirmed_destructive_calls", "== 0, power 0.9", "not a threshold expression|takes no fail level"),
-    ("pass^0", ">= 0.5", "unknown metric"),
+    # (an outside review: pass^0 and pass^1000 were "unknown metric ... (pass^k is written 'pass^3')")
+    ("pass^0", ">= 0.5", r"'pass\^0': k of pass\^k must be between 1 and 100"),
+    ("pass^1000", ">= 0.5", r"'pass\^1000': k of pass\^k must be between 1 and 100"),
+    ("pass^01", ">= 0.5", "unknown metric"),
 ])
 def test_bad_clauses_name_the_problem(key, expr, message):
     with pytest.raises(ConfigError, match=message):

@@ -45,8 +45,12 @@ def run_campaign(scenario: Scenario, *, seed: int | None = None, trials: int | N
                        concurrency=concurrency, early_stop=early_stop, isolation=isolation,
                        max_campaign_usd=max_campaign_usd, max_campaign_tokens=max_campaign_tokens, record=record,
                        cassette=cassette)
-    return run_resolved(scenario, resolve_run(scenario, (source,), replay=replay, smoke=smoke),
-                        replay_command=replay_command)
+    settings = resolve_run(scenario, (source,), replay=replay, smoke=smoke)
+    if settings.cassette is not None and scenario.live is None:  # (the command line's: for the live ones among all)
+        name = "record" if settings.cassette.mode == "record" else "cassette"
+        raise ConfigError(f"{name}={settings.cassette.directory!r}: scenario {scenario.name!r} calls no live model "
+                          "(Scenario(live=...)): there is nothing to record or replay")
+    return run_resolved(scenario, settings, replay_command=replay_command)
 
 
 def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: str | None = None,
