@@ -163,7 +163,8 @@ _COMPARISON_FIELDS = {"candidate": (_STRING, False), "baseline": (_STRING, False
 _VERDICT_FIELDS = {"estimate": (_NUMBER, True), "bound": (_NUMBER, True), "trials_needed": (_COUNT, True)}
 _RATE_FIELDS = {"k": (_COUNT, True), "n": (_COUNT, True)}
 #: what the gate reads off a trial's record (the per-trial shares and values it compares with a baseline's)
-_RECORD_FIELDS = {"tokens": (_NUMBER, False), "cost_usd": (_NUMBER, False), "tool_calls": (_COUNT, False),
+_AMOUNT = ("a number >= 0", lambda v: _is_number(v) and v >= 0)
+_RECORD_FIELDS = {"tokens": (_AMOUNT, False), "cost_usd": (_AMOUNT, False), "tool_calls": (_COUNT, False),
                   "tool_failures": (_COUNT, False), "outcome": (_STRING, False)}
 
 

@@ -194,12 +194,13 @@ SESSION = {"exit_status": 0, "interrupted": False, "expected": ["test_x.py::test
      r"campaigns\[0\]\.metrics\.tokens_per_task\.p95 must be a number or null, got NaN"),
     (_set(("campaigns", 0, "records", 0), 1), r"campaigns\[0\]\.records\[0\] must be an object, got int 1"),
     (_set(("campaigns", 0, "records", 1, "tokens"), "many"),
-     r"campaigns\[0\]\.records\[1\]\.tokens must be a number, got str 'many'"),
+     r"campaigns\[0\]\.records\[1\]\.tokens must be a number >= 0, got str 'many'"),
     # (an integer too large for a float crashed the gate with an OverflowError traceback)
     (_set(("campaigns", 0, "records", 1, "tokens"), 10 ** 400),
-     r"campaigns\[0\]\.records\[1\]\.tokens must be a number, got int 1000"),
-    (_set(("campaigns", 0, "records", 0, "cost_usd"), ...), r"campaigns\[0\]\.records\[0\]\.cost_usd must be a number, "
-                                                           r"got NoneType"),
+     r"campaigns\[0\]\.records\[1\]\.tokens must be a number >= 0, got int 1000"),
+    (_set(("campaigns", 0, "records", 0, "cost_usd"), ...),
+     r"campaigns\[0\]\.records\[0\]\.cost_usd must be a number >= 0, got NoneType"),
+    (_set(("campaigns", 0, "records", 0, "tokens"), -5), r"records\[0\]\.tokens must be a number >= 0, got int -5"),
     (_set(("campaigns", 0, "records", 0, "tool_failures"), 99),
      r"campaigns\[0\]\.records\[0\]: tool_failures=99 is more than tool_calls=\d+"),
     # (each dropped the test against the baseline without a word: a candidate at 0/59 passed)

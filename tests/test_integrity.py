@@ -197,6 +197,11 @@ def test_a_campaign_without_expectations_fails_the_gate_when_a_trial_errored(tmp
     ('{"schema": "pytest-agentops/report", "schema_version": 1, "campaigns": [3]}',
      "campaigns[0] must be an object"),
     ("not json", "Expecting value"),
+    # (an outside review: an empty file said only "Expecting value: line 1 column 1"; true and 1.0 passed as 1)
+    ("", "the file is empty (a report that was never written, or cut off)"),
+    ('{"schema": "pytest-agentops/report", "schema_version": true, "campaigns": []}', "schema_version=True, this "
+                                                                                      "version reads 1"),
+    ('{"schema": "pytest-agentops/report", "schema_version": 1.0, "campaigns": []}', "schema_version=1.0"),
 ])
 def test_malformed_gate_input_is_a_usage_error(tmp_path, capsys, content, message):
     path = tmp_path / "r.json"

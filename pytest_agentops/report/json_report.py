@@ -165,13 +165,16 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ReportError(f"{path}: nested deeper than Python's JSON reader goes: not a pytest-agentops report") \
             from None
     except ValueError as exc:
+        if not text.strip():
+            raise ReportError(f"{path}: the file is empty (a report that was never written, or cut off)") from None
         if "integer string conversion" not in str(exc):
             raise
         raise ReportError(f"{path}: a number of more than {sys.get_int_max_str_digits()} digits: no field of a "
                           "report holds one") from None
     if not isinstance(data, dict) or data.get("schema") != "pytest-agentops/report":
         raise ReportError(f"{path}: not a pytest-agentops report")
-    if data.get("schema_version") != REPORT_SCHEMA_VERSION:
+    version = data.get("schema_version")
+    if type(version) is not type(REPORT_SCHEMA_VERSION) or version != REPORT_SCHEMA_VERSION:  # (true == 1, 1.0 == 1)
         raise ReportError(f"{path}: schema_version={data.get('schema_version')!r}, "
                          f"this version reads {REPORT_SCHEMA_VERSION}")
     return data
