@@ -38,6 +38,8 @@ EXPECTED: dict[str, tuple[str, int, int | None]] = {
     "yaml_unclosed_bracket": ("YAML syntax error: expected ',' or ']'", 4, 7),
     "yaml_unquoted_threshold": ("a threshold starting with '>' must be quoted", 4, 21),
     "yaml_tab_indentation": ("indent with spaces, not tabs", 4, 1),
+    "yaml_boolean_word": ("network=False must be one of deny, allow (deny: requests to hosts not in allow_hosts "
+                          "fail) (YAML reads an unquoted no as false: quote it, 'no', to give the word)", 3, 10),
     "yaml_two_documents": ("put several scenarios in one list", 3, 1),
     "python_object_tag": ("tag '!!python/object/apply:os.system' is not allowed", 2, 8),
     "custom_tag": ("tag '!agent' is not allowed", 2, 8),

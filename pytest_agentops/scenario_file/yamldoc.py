@@ -139,6 +139,10 @@ class YamlDoc:
         mark = node if isinstance(node, yaml.Mark) else getattr(node, "start_mark", None)
         line = mark.line + 1 if mark is not None else None
         column = mark.column + 1 if mark is not None else None
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool" and node.style is None \
+                and node.value.lower() in ("yes", "no", "on", "off"):  # (YAML 1.1's booleans: network: no)
+            message += (f" (YAML reads an unquoted {node.value} as {str(node.value.lower() in ('yes', 'on')).lower()}"
+                        f": quote it, '{node.value}', to give the word)")
         raise ScenarioFileError("".join(self._prefix) + message, self.path, line, column)
 
     @contextmanager
