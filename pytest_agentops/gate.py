@@ -556,6 +556,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
     try:
+        for what, paths in (("report", args.reports), ("baseline", args.baseline)):
+            seen: dict[str, str] = {}
+            for path in paths:  # (the same campaigns twice: read as a second campaign of each scenario)
+                key = os.path.realpath(path)
+                if key in seen:
+                    raise GateUsageError(f"{path}: the same {what} is given twice ({seen[key]})")
+                seen[key] = path
         if not 0 < args.alpha < 1:
             raise GateUsageError(f"--alpha={args.alpha} must be in (0, 1)")
         if not (math.isfinite(args.max_growth) and args.max_growth >= 0):

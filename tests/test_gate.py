@@ -32,6 +32,16 @@ def _gate(*args):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def test_a_report_given_twice_is_a_usage_error(tmp_path, capsys):
+    """An outside review: ``--baseline r.json --baseline r.json`` said "the reports lack the baseline's scenario(s)
+    ... #2" (read as a second campaign of each scenario)."""
+    base = _report(tmp_path, "base.json", 0.97, early_stop=False)
+    assert main([base, "--baseline", base, "--baseline", str(tmp_path / "." / "base.json")]) == 2
+    assert "the same baseline is given twice" in capsys.readouterr().err
+    assert main([base, base]) == 2
+    assert "the same report is given twice" in capsys.readouterr().err
+
+
 def test_gate_passes_a_good_run_and_fails_a_regression(tmp_path):
     base = _report(tmp_path, "base.json", 0.97, early_stop=False)
     same = _report(tmp_path, "same.json", 0.97, seed=2, early_stop=False)
