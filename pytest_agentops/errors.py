@@ -11,7 +11,10 @@ gives up on an agent past its wall-clock limit (``TrialAbandoned``).
 
 from __future__ import annotations
 
+import contextvars
 import os
+import sys
+import warnings
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
@@ -25,6 +28,31 @@ RAISED_AT = "__agentops_raised_at__"
 def is_users(filename: str) -> bool:
     """Whether code in ``filename`` is the user's (not this package's; the bundled demo agent counts as a user's)."""
     return not filename.startswith(_PACKAGE) or filename.startswith(_DEMO)
+
+
+#: where the campaign running in this context was declared, when no line of Python ran it (a YAML scenario item:
+#: its file and line): the campaign's warnings are shown there, not in pytest's runner (``warn_at_campaign``)
+CAMPAIGN_AT: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("agentops_campaign_at",
+                                                                                      default=None)
+
+
+def warn_at_campaign(message: Warning) -> None:
+    """Warn ``message`` where the campaign was started: a YAML scenario's line (``CAMPAIGN_AT``), else the first
+    frame outside this package, ``contextlib``, pytest and pluggy (a test's line that called ``agent_chaos.run``, a
+    script's ``run_campaign``), where a ``filterwarnings`` rule for its module applies."""
+    if (at := CAMPAIGN_AT.get()) is not None:
+        warnings.warn_explicit(message, type(message), at[0], at[1])
+        return
+    skipped = ("pytest_agentops.", "contextlib", "_pytest.", "pluggy.")
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and (frame.f_globals.get("__name__", "") + ".").startswith(skipped) \
+            and not (frame.f_globals.get("__name__", "") + ".").startswith("pytest_agentops.demo."):
+        frame = frame.f_back
+    if frame is None:
+        warnings.warn(message, stacklevel=2)
+        return
+    warnings.warn_explicit(message, type(message), frame.f_code.co_filename, frame.f_lineno,
+                           frame.f_globals.get("__name__"), frame.f_globals.setdefault("__warningregistry__", {}))
 
 
 def user_code_at(tb: TracebackType | None = None, frame: FrameType | None = None) -> str:

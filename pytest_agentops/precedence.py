@@ -9,13 +9,11 @@ Precedence, highest first: the call's own arguments (``run_campaign(..., trials=
 from __future__ import annotations
 
 import os
-import sys
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._validation import check_bool, check_concurrency, check_confidence, check_trials, check_whole
-from .errors import ConfigError, UnusedSetting, hide_own_frames, is_users
+from .errors import ConfigError, UnusedSetting, hide_own_frames, warn_at_campaign
 from .scenario import Scenario
 from .seeding import fresh_seed
 from .settings.faults import Faults, unused_settings
@@ -130,27 +128,7 @@ def _cassette(sources: Sequence[RunSource]) -> CassetteSpec | None:
 
 
 def _warn_unused(scenario: Scenario, unused: tuple[str, ...]) -> None:
-    """Warn ``UnusedSetting`` of the fault settings that cannot take effect in this campaign, at the user's line
-    that started it (a YAML scenario's line, a test's ``agent_chaos.run``, a script's ``run_campaign``), else
-    here."""
-    if not unused:
-        return
-    from .process.kept_state import CAMPAIGN_AT  # (a YAML scenario item's file and line)
-
-    message = UnusedSetting(f"scenario {scenario.name!r}: {'; '.join(unused)}")
-    if (at := CAMPAIGN_AT.get()) is not None:
-        warnings.warn_explicit(message, UnusedSetting, at[0], at[1])
-        return
-    frame = sys._getframe(1)
-    tools = tuple(os.path.dirname(module.__file__) + os.sep for module in (sys.modules.get("_pytest"),
-                                                                          sys.modules.get("pluggy"))
-                  if module is not None and getattr(module, "__file__", None))
-    while frame is not None and not (is_users(frame.f_code.co_filename)
-                                     and not frame.f_code.co_filename.startswith(tools)):
-        frame = frame.f_back
-    if frame is None:
-        warnings.warn(message, stacklevel=2)
-    else:
-        warnings.warn_explicit(message, UnusedSetting, frame.f_code.co_filename, frame.f_lineno,
-                               module=frame.f_globals.get("__name__"),
-                               registry=frame.f_globals.setdefault("__warningregistry__", {}))
+    """Warn ``UnusedSetting`` of the fault settings that cannot take effect in this campaign, at the line that
+    started it (a YAML scenario's, a test's ``agent_chaos.run``, a script's ``run_campaign``)."""
+    if unused:
+        warn_at_campaign(UnusedSetting(f"scenario {scenario.name!r}: {'; '.join(unused)}"))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import contextvars
 import locale
 import logging
 import os
@@ -38,7 +37,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import ProcessStateChanged, hide_own_frames
+from ..errors import ProcessStateChanged, hide_own_frames, warn_at_campaign
 from .umask import shown_umask
 
 __tracebackhide__ = hide_own_frames
@@ -254,30 +253,10 @@ def kept_process_state() -> Iterator[None]:
                 _saved = []
                 filters = _filters_saved
         if changed and sys.exc_info()[0] is None:
-            caller = _callers_frame()
-            filename, line = CAMPAIGN_AT.get() or (caller.f_code.co_filename, caller.f_lineno)
             with warnings_as(filters):  # (a trial's "ignore" or "error" filter must not hide or raise it)
-                warnings.warn_explicit(ProcessStateChanged(
+                warn_at_campaign(ProcessStateChanged(
                     f"the campaign's trials changed process-wide state, put back at its end: {', '.join(changed)}; "
-                    "the trials after the change ran with it (isolation='process' keeps each trial's to itself)"),
-                    ProcessStateChanged, filename, line, caller.f_globals.get("__name__"),
-                    caller.f_globals.setdefault("__warningregistry__", {}))
-
-
-#: where the campaign running in this context was declared, when no line of Python ran it (a YAML scenario
-#: item: its file and line): the ``ProcessStateChanged`` warning is shown there, not in pytest's runner
-CAMPAIGN_AT: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("agentops_campaign_at",
-                                                                                      default=None)
-
-
-def _callers_frame() -> Any:
-    """The frame that ran the campaign: the first outside this package and ``contextlib`` (the test's line that
-    called ``agent_chaos.run`` or ``run_campaign``, where a ``filterwarnings`` rule for its module applies)."""
-    frame = sys._getframe(1)
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(("pytest_agentops",
-                                                                                         "contextlib")):
-        frame = frame.f_back
-    return frame
+                    "the trials after the change ran with it (isolation='process' keeps each trial's to itself)"))
 
 
 @contextlib.contextmanager

@@ -144,7 +144,7 @@ class ScenarioItem(pytest.Item):
             self.add_marker(pytest.mark.xfail(reason=self.scenario.xfail, strict=True, raises=CampaignFailed))
 
     def runtest(self) -> None:
-        from ..process.kept_state import CAMPAIGN_AT
+        from ..errors import CAMPAIGN_AT
 
         token = CAMPAIGN_AT.set((str(self.entry.path), self.entry.line))  # (its warnings shown at the YAML line)
         try:
