@@ -43,7 +43,7 @@ def warn_at_campaign(message: Warning) -> None:
     if (at := CAMPAIGN_AT.get()) is not None:
         warnings.warn_explicit(message, type(message), at[0], at[1])
         return
-    skipped = ("pytest_agentops.", "contextlib", "_pytest.", "pluggy.")
+    skipped = ("pytest_agentops.", "contextlib.", "_pytest.", "pluggy.")
     frame: FrameType | None = sys._getframe(1)
     while frame is not None and (frame.f_globals.get("__name__", "") + ".").startswith(skipped) \
             and not (frame.f_globals.get("__name__", "") + ".").startswith("pytest_agentops.demo."):

@@ -334,7 +334,8 @@ def incomplete_runs(paths: Sequence[str]) -> list[GateFinding]:
                                         "its campaigns hold only the trials that finished before it"))
         stopped = session.get("stopped")
         status = session.get("exit_status")
-        if status not in (0, 1, None) and not session.get("interrupted") and not stopped:
+        if status not in (0, 1, None) and not session.get("interrupted") and not (stopped and status == 2):
+            # (xdist ends a run -x stopped with status 2; any other status is pytest's internal or usage error)
             findings.append(GateFinding("(run)", "complete", False, f"{path}: pytest exited with status {status} "
                                         "(an internal or usage error): the run may be incomplete"))
         missing = session.get("missing") or []

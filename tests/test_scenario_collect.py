@@ -203,6 +203,15 @@ def test_a_setting_that_fails_at_run_time_is_shown_at_its_key(pytester):
     result = pytester.runpytest("--agent-chaos", "scenarios", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["scenarios/s.yaml:8:1: scenario 'store': state='sqlite:/nonexistent/dir/x.db'*"])
+    # a key merged in from another item's anchor is shown at the item that merged it, not the other item's line
+    (pytester.path / "scenarios" / "s.yaml").write_text(
+        "- &base\n  name: first\n  agent: quietmod:agent\n  task: t\n  trials: 2\n  seed: 1\n"
+        "  faults: {profile: none}\n  state: 'sqlite:/nonexistent/dir/x.db'\n- <<: *base\n  name: second\n",
+        encoding="utf-8")
+    result = pytester.runpytest("--agent-chaos", "scenarios", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["scenarios/s.yaml:8:3: scenario 'first': state=*",
+                                 "scenarios/s.yaml:9:3: scenario 'second': state=*"])
 
 
 def test_what_a_yaml_scenario_changed_process_wide_is_warned_of_at_its_yaml_line(pytester):

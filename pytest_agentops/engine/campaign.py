@@ -93,7 +93,7 @@ def shrink_trial(scenario: Scenario, index: int, *, seed: int | None = None, fau
                  profile: str | None = None, max_runs: int = 64) -> MinimalFaults | None:
     """The faults trial ``index`` of the campaign needs to fail, as few as delta debugging finds in
     ``max_runs`` re-runs of it (None: the trial does not fail)."""
-    _check_trial("shrink_trial", scenario, index, seed, None)
+    _check_trial("shrink_trial", scenario, index, seed)
     source = RunSource("arguments", seed=seed, profile=profile, faults=faults)
     settings = resolve_run(scenario, (source,))
     return shrink_record(scenario, settings, index, max_runs=max_runs)
@@ -102,13 +102,14 @@ def shrink_trial(scenario: Scenario, index: int, *, seed: int | None = None, fau
 def replay_trial(scenario: Scenario, index: int, *, seed: int | None = None, **kwargs: Any) -> TrialRecord:
     """Re-run exactly trial ``index`` of the campaign and return its record (``seed``: the campaign's, as its
     summary prints it; needed unless the scenario sets its own)."""
-    _check_trial("replay_trial", scenario, index, seed, kwargs.get("trials"))
+    _check_trial("replay_trial", scenario, index, seed)
     return run_campaign(scenario, seed=seed, replay=index, **kwargs).records[0]
 
 
-def _check_trial(what: str, scenario: Scenario, index: Any, seed: int | None, trials: int | None) -> None:
-    """The trial named is one of a campaign that can be run again: a trial index within its trials, and a seed
-    (without one, each call would draw a fresh seed and run another trial)."""
+def _check_trial(what: str, scenario: Scenario, index: Any, seed: int | None) -> None:
+    """The trial named can be run again: a trial index, and a seed (without one, each call would draw a fresh seed
+    and run another trial). Any index >= 0 is a trial: trial i is the same whatever the campaign's trial count
+    (a campaign run with ``trials=600`` has trials past the scenario's 300)."""
     if not isinstance(scenario, Scenario):
         raise ConfigError(f"{what} expects a Scenario, got {scenario!r:.80}")
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
@@ -117,7 +118,3 @@ def _check_trial(what: str, scenario: Scenario, index: Any, seed: int | None, tr
         raise ConfigError(f"{what}: seed is needed: scenario {scenario.name!r} sets none, so every campaign of it "
                           f"draws a fresh seed (its summary and replay command print it): "
                           f"{what}(scenario, {index}, seed=SEED)")
-    planned = trials if trials is not None else scenario.trials
-    if isinstance(planned, int) and not isinstance(planned, bool) and index >= planned:
-        raise ConfigError(f"{what}: trial {index} is not a trial of a campaign of {planned} trial(s) "
-                          f"(0..{planned - 1})")

@@ -84,8 +84,9 @@ def load_scenario_entries(text: str, path: str = "<string>") -> list[ScenarioEnt
                                     f"{first.line + 1}); scenario names must be unique")
             names[kwargs["name"]] = name_node
             scenario = doc.check(node, lambda kwargs=kwargs: Scenario(**kwargs))
-            keys = tuple((key, key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                         for key, (key_node, _) in doc.items(node).items())
+            keys = tuple((key, key_node.start_mark.line + 1, key_node.start_mark.column + 1)  # (not one merged in
+                         for key, (key_node, _) in doc.items(node).items()  # from an anchor: another item's line)
+                         if node.start_mark.index <= key_node.start_mark.index < node.end_mark.index)
             entries.append(ScenarioEntry(scenario, path, node.start_mark.line + 1, node.start_mark.column + 1,
                                          keys))
         return entries
