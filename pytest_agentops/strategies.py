@@ -83,5 +83,6 @@ def _in_use(drawn: Faults) -> Faults:
     """``drawn`` without the settings its rates leave unused (a mix whose rate is 0, outage tools without an
     outage): the same faults fire, and no ``UnusedSetting`` warning for settings the user never wrote."""
     per_tool = {tool: t if t.rate else ToolFaults(t.rate) for tool, t in drawn.per_tool.items()}
+    model = drawn.model if drawn.model is None or drawn.model.active else ModelFaults()
     return replace(drawn, mix=drawn.mix if drawn.rate else DEFAULT_MIX, per_tool=per_tool,
-                   outage_tools=drawn.outage_tools if drawn.outage else ())
+                   outage_tools=drawn.outage_tools if drawn.outage else (), model=model)

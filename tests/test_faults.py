@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_agentops import ConfigError, Faults, Scenario, ToolFaults
+from pytest_agentops import ConfigError, Drift, Faults, HttpFaults, ModelFaults, Scenario, ToolFaults
 from pytest_agentops.plan import FaultPlan
 from pytest_agentops.settings.faults import PROFILES, unused_settings
 
@@ -91,7 +91,12 @@ def test_a_per_tool_mix_without_a_rate_follows_the_scenario_rate_as_a_profile_se
                                                         "fails"]),
     (Faults(per_tool={"a": {"rate": 0, "mix": {"empty": 1}}}, rate=0.2),
      ["per_tool['a'].mix: the tool's rate is 0, none of its calls fails"]),
-], ids=["latency_s", "outage_tools", "crash", "restarts", "timeout_retry", "mix", "per_tool", "per_tool_rate_0"])
+    # (a review: the model, drift, http and injection sections were never looked at)
+    (Faults(model=ModelFaults(retry_after_s=5)), ["model: retry_after_s: its rate is 0, none of its faults fires"]),
+    (Faults(http=HttpFaults(hosts=["a.test"])), ["http: hosts: its rate is 0, none of its faults fires"]),
+    (Faults(drift=Drift(keep_last=3)), ["drift: keep_last: its rate is 0, none of its faults fires"]),
+], ids=["latency_s", "outage_tools", "crash", "restarts", "timeout_retry", "mix", "per_tool", "per_tool_rate_0",
+        "model", "http", "drift"])
 def test_a_fault_setting_that_cannot_take_effect_is_named(faults, said):
     """Settings given without the rate that makes them fire ran silently without their faults (an outside review:
     ``crash_mode`` without ``crash``, ``latency_s`` without ``latency``, a per-tool mix without a rate)."""
@@ -107,6 +112,8 @@ def test_a_fault_setting_that_cannot_take_effect_is_named(faults, said):
     Faults(mix={"timeout": 1}, per_tool={"a": 0.2}, timeout_s=3),  # (the per-tool rate uses the scenario's mix)
     Faults(outage=0.1, outage_tools=("a",)),
     Faults(rate=0.1, mix={"timeout": 1}, per_tool={"a": ToolFaults(0.0)}),  # (its mix the default: none given)
+    Faults(model=ModelFaults(rate=0.1, retry_after_s=5)), Faults(http=HttpFaults(hosts=["a.test"], rate=0.2)),
+    Faults(model=ModelFaults.profile("none"), drift=Drift.profile("none")),
     Faults(per_tool={"a": {"mix": {"timeout": 1}}}).with_profile("low"),
 ])
 def test_settings_that_take_effect_are_not_named(faults):

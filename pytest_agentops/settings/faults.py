@@ -6,6 +6,7 @@ or the harness.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import operator
 from collections.abc import Mapping
@@ -255,7 +256,24 @@ def unused_settings(faults: Faults) -> tuple[str, ...]:
     for tool, rate, mix in weights[1:]:
         if not rate and dict(mix) not in (dict(faults.mix), dict(DEFAULT_MIX)):  # (a mix given, not inherited)
             unused.append(f"per_tool[{tool!r}].mix: the tool's rate is 0, none of its calls fails")
+    for name in ("model", "drift", "http", "injection"):  # a section whose rates are 0: what else it sets is unused
+        section = getattr(faults, name)
+        if section is not None and not section.active:
+            changed = [f.name for f in dataclasses.fields(section) if f.name not in _SECTION_SWITCHES
+                       and getattr(section, f.name) != _default_of(f)]
+            if changed:
+                unused.append(f"{name}: {', '.join(changed)}: its rate is 0, none of its faults fires")
     return tuple(unused)
+
+
+#: a section's own rates and name (what makes it fire, or says where it came from): not "unused" themselves
+_SECTION_SWITCHES = frozenset({"rate", "output_rate", "profile_name", "tool"})
+
+
+def _default_of(spec: dataclasses.Field[Any]) -> Any:
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    return spec.default
 
 
 @dataclass(frozen=True, slots=True)
