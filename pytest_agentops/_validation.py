@@ -100,6 +100,11 @@ def check_trials(value: Any) -> int:
     return int(value)
 
 
+def check_seed(name: str, value: Any) -> int | None:
+    """A campaign seed: a whole number >= 0, or None (a fresh one, printed with the result)."""
+    return check_whole(name, value, 0, optional=True, none_means="for a fresh seed, printed with the result")
+
+
 def check_confidence(name: str, value: Any) -> float:
     """A confidence level in [0.5, 1)."""
     if not is_number(value) or math.isnan(value) or not 0.5 <= value < 1:

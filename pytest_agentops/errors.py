@@ -43,16 +43,22 @@ def warn_at_campaign(message: Warning) -> None:
     if (at := CAMPAIGN_AT.get()) is not None:
         warnings.warn_explicit(message, type(message), at[0], at[1])
         return
-    skipped = ("pytest_agentops.", "contextlib.", "_pytest.", "pluggy.")
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and (frame.f_globals.get("__name__", "") + ".").startswith(skipped) \
-            and not (frame.f_globals.get("__name__", "") + ".").startswith("pytest_agentops.demo."):
+    while frame is not None and not _started_campaign(frame):
         frame = frame.f_back
     if frame is None:
         warnings.warn(message, stacklevel=2)
         return
     warnings.warn_explicit(message, type(message), frame.f_code.co_filename, frame.f_lineno,
                            frame.f_globals.get("__name__"), frame.f_globals.setdefault("__warningregistry__", {}))
+
+
+def _started_campaign(frame: FrameType) -> bool:
+    """Whether ``frame`` may be the line that started a campaign: not of this package (but its demo), nor of
+    ``contextlib``, pytest or pluggy."""
+    module = frame.f_globals.get("__name__", "") + "."
+    return module.startswith("pytest_agentops.demo.") or \
+        not module.startswith(("pytest_agentops.", "contextlib.", "_pytest.", "pluggy."))
 
 
 def user_code_at(tb: TracebackType | None = None, frame: FrameType | None = None) -> str:

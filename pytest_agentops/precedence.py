@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._validation import check_bool, check_concurrency, check_confidence, check_trials, check_whole
+from ._validation import check_bool, check_concurrency, check_confidence, check_seed, check_trials, check_whole
 from .errors import ConfigError, UnusedSetting, hide_own_frames, warn_at_campaign
 from .scenario import Scenario
 from .seeding import fresh_seed
@@ -56,11 +56,6 @@ class _Blamed:
             raise ConfigError(f"{self.name}: {exc}") from None
 
 
-def _check_seed(key: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ConfigError(f"{key}={value!r} must be a whole number >= 0")
-
-
 def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay: int | None = None,
                 smoke: bool = False, default_seed: int | None = None) -> RunSettings:
     """The run settings of ``scenario`` under ``sources`` (highest precedence first).
@@ -87,7 +82,7 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
         with _Blamed(sources, profile_rank):
             faults = faults.with_profile(profile)
     scenario.check_tool_names(faults)
-    seed = _checked("seed", sources, scenario.seed, _check_seed)
+    seed = _checked("seed", sources, scenario.seed, check_seed)
     if seed is None:
         seed = default_seed if default_seed is not None else fresh_seed()
     trials = _checked("trials", sources, scenario.trials, lambda name, value: check_trials(value))

@@ -19,6 +19,7 @@ from ._validation import (
     check_bool,
     check_concurrency,
     check_positive_seconds,
+    check_seed,
     check_trials,
     check_whole,
     is_number,
@@ -269,7 +270,7 @@ class Scenario:
             raise ConfigError(f"approver={self.approver!r} must be an Approver")
         check_trials(self.trials)
         check_concurrency(self.concurrency)
-        check_whole("seed", self.seed, 0, optional=True)
+        check_seed("seed", self.seed)
         if not isinstance(self.confidence, float) or not is_number(self.confidence) \
                 or not 0.5 <= self.confidence < 1:
             raise ConfigError(f"confidence={self.confidence!r} must be a number in [0.5, 1), e.g. 0.95")

@@ -45,7 +45,7 @@ def test_a_bad_marker_argument_names_the_marker_line_and_what_was_meant(pytester
     ("confidence=3", "confidence=3 must be a number in [[]0.5, 1), e.g. 0.95"),
     ("concurrency=0", "concurrency=0 must be a whole number >= 1"),
     ("isolation='vm'", "isolation='vm' must be one of none, process"),
-    ("seed=-1", "seed=-1 must be a whole number >= 0"),
+    ("seed=-1", "seed=-1 must be a whole number >= 0 (or None for a fresh seed, printed with the result)"),
     ("max_campaign_usd=0", "max_campaign_usd=0 must be a number of US dollars > 0*"),
     ("profile='hihg'", "profile='hihg' is not a fault profile*"),
 ], ids=["confidence", "concurrency", "isolation", "seed", "usd", "profile"])

@@ -49,7 +49,10 @@ ERRORS = HERE / "scenario_errors"
 BEYOND_SCHEMA = ("cannot import", "importing module", "has no attribute", "is not callable", "must name a list",
                  "not one of the scenario's tools", "duplicate tool name", "duplicate scenario name", "duplicate key",
                  "has no argument", "names no trajectory rule", "is read by YAML 1.1 as", "it could never pass",
-                 "1 <= low <= high")  # (a range's two ends compared: JSON Schema compares no two items)
+                 "1 <= low <= high",  # (a range's two ends compared: JSON Schema compares no two items)
+                 # (a tool's signature, a generator's, and the http section's keys checked together)
+                 "is not an argument of", "must take one argument", "runs none of its body", "needs http.hosts",
+                 "without a port")
 
 
 def assert_same_scenario(loaded: Scenario, expected: Scenario) -> None:

@@ -159,14 +159,15 @@ class ScenarioItem(pytest.Item):
         """A failed campaign shows its verdicts, worst trials and replay commands, not a traceback."""
         if isinstance(excinfo.value, CampaignFailed):
             return str(excinfo.value)
-        if isinstance(excinfo.value, ConfigError):  # (found at run time: shown at the key it names, state='...')
-            key = re.match(r"(?:Scenario: )?([a-z_]+)", str(excinfo.value))
-            line, column = self.entry.where(key.group(1) if key else "")
-            return _redacted(f"{self.entry.path}:{line}:{column}: scenario {self.name!r}: {excinfo.value}")
-        if isinstance(excinfo.value, Warning):  # (one the run's filters turn into an error: UnusedSetting)
-            return _redacted(f"{self.entry.path}:{self.entry.line}:{self.entry.column}: scenario {self.name!r}: "
-                             f"{type(excinfo.value).__name__}: {excinfo.value}")
-        return super().repr_failure(excinfo)
+        error = excinfo.value
+        if isinstance(error, ConfigError):  # (found at run time: shown at the key it names, state='...')
+            key = re.match(r"(?:Scenario: )?([a-z_]+)", str(error))
+            shown, (line, column) = str(error), self.entry.where(key.group(1) if key else "")
+        elif isinstance(error, Warning):  # (one the run's filters turn into an error: UnusedSetting)
+            shown, line, column = f"{type(error).__name__}: {error}", self.entry.line, self.entry.column
+        else:
+            return super().repr_failure(excinfo)
+        return _redacted(f"{self.entry.path}:{line}:{column}: scenario {self.name!r}: {shown}")
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.entry.line - 1, f"scenario {self.name!r}"

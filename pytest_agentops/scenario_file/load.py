@@ -79,19 +79,23 @@ def load_scenario_entries(text: str, path: str = "<string>") -> list[ScenarioEnt
             if kwargs["name"] in names:
                 first = names[kwargs["name"]].start_mark
                 # (a name merged in from an anchor, ``<<: *base``, is shown at the item that repeats it)
-                at = name_node if name_node.start_mark.line >= node.start_mark.line else node
-                doc.fail(at, f"duplicate scenario name {kwargs['name']!r} (first defined at line "
-                                    f"{first.line + 1}); scenario names must be unique")
+                doc.fail(name_node if _inside(name_node, node) else node, f"duplicate scenario name "
+                         f"{kwargs['name']!r} (first defined at line {first.line + 1}); scenario names must be unique")
             names[kwargs["name"]] = name_node
             scenario = doc.check(node, lambda kwargs=kwargs: Scenario(**kwargs))
             keys = tuple((key, key_node.start_mark.line + 1, key_node.start_mark.column + 1)  # (not one merged in
                          for key, (key_node, _) in doc.items(node).items()  # from an anchor: another item's line)
-                         if node.start_mark.index <= key_node.start_mark.index < node.end_mark.index)
+                         if _inside(key_node, node))
             entries.append(ScenarioEntry(scenario, path, node.start_mark.line + 1, node.start_mark.column + 1,
                                          keys))
         return entries
     finally:
         loader.dispose()
+
+
+def _inside(node: Node, item: Node) -> bool:
+    """Whether ``node`` is written inside ``item`` (not merged in from an anchor elsewhere, ``<<: *base``)."""
+    return item.start_mark.index <= node.start_mark.index < item.end_mark.index
 
 
 def load_scenario_text(text: str, path: str = "<string>") -> list[Scenario]:

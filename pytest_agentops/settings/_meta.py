@@ -67,6 +67,19 @@ def setting(default: Any = dataclasses.MISSING, *, doc: str, kind: str,
     return field(default=default, metadata={"agentops": info})
 
 
+def changed(value: Any, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The fields of the settings dataclass ``value`` that differ from their defaults (name -> value), but
+    ``skip``."""
+    out = {}
+    for spec in dataclasses.fields(value):
+        if spec.name in skip:
+            continue
+        default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+        if getattr(value, spec.name) != default:
+            out[spec.name] = getattr(value, spec.name)
+    return out
+
+
 def docs(cls: type) -> Mapping[str, Doc]:
     """The ``Doc`` of every documented field of a settings dataclass, in field order."""
     return {f.name: f.metadata["agentops"] for f in dataclasses.fields(cls) if "agentops" in f.metadata}

@@ -6,7 +6,6 @@ or the harness.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import operator
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from .._frozen import FrozenMap
 from .._validation import check_mix, check_seconds, check_share, reject_unknown_keys
 from ..errors import ConfigError, hide_own_frames
 from ..metrics import MetricDef, register_metric, trial_rate
-from ._meta import setting
+from ._meta import changed, setting
 from .injection import Injection
 from .model import MODEL_PROFILES, Drift, HttpFaults, ModelFaults
 from .trajectory import ledger_column
@@ -233,24 +232,23 @@ def unused_settings(faults: Faults) -> tuple[str, ...]:
     """The settings of ``faults`` that cannot take effect as they stand, each with why: a value other than its
     default whose fault never fires (``latency_s=5: latency is 0, no call is slow``). A setting left at its default
     is not named (it may have been given, but it changes nothing)."""
+    given = changed(faults)
     unused = []
-    if not faults.latency and faults.latency_s != 2.0:
+    if not faults.latency and "latency_s" in given:
         unused.append(f"latency_s={faults.latency_s:g}: latency is 0, no call is slow")
-    if not faults.outage and faults.outage_tools:
+    if not faults.outage and "outage_tools" in given:
         unused.append(f"outage_tools={list(faults.outage_tools)}: outage is 0, no tool is down")
-    if not faults.crash:
-        changed = [f"{name}={value!r}" for name, value, default in (
-            ("crash_point", faults.crash_point, "after"), ("crash_steps", list(faults.crash_steps), [1, 5]),
-            ("crash_restarts", faults.crash_restarts, 1)) if value != default
-            and not (name == "crash_restarts" and faults.crash_mode == "sigkill")]  # (restarts a killed child too)
-        if changed:
-            unused.append(f"{', '.join(changed)}: crash is 0, no trial crashes")
+    crash = [f"{name}={list(value) if isinstance(value, tuple) else value!r}" for name, value in given.items()
+             if name in ("crash_point", "crash_steps", "crash_restarts")
+             and not (name == "crash_restarts" and faults.crash_mode == "sigkill")]  # (restarts a killed child too)
+    if not faults.crash and crash:
+        unused.append(f"{', '.join(crash)}: crash is 0, no trial crashes")
     weights = [(tool, settings.rate, settings.mix) for tool, settings in
                [(None, ToolFaults(faults.rate, faults.mix))] + [(t, faults.tool_settings(t)) for t in faults.per_tool]]
-    for kind, name, default in (("timeout", "timeout_s", 30.0), ("rate_limit", "retry_after_s", 1.0)):
-        if getattr(faults, name) != default and not any(rate and mix.get(kind) for _, rate, mix in weights):
-            unused.append(f"{name}={getattr(faults, name):g}: no tool call can fail by {kind}")
-    if not faults.rate and dict(faults.mix) != dict(DEFAULT_MIX) and not any(
+    for kind, name in (("timeout", "timeout_s"), ("rate_limit", "retry_after_s")):
+        if name in given and not any(rate and mix.get(kind) for _, rate, mix in weights):
+            unused.append(f"{name}={given[name]:g}: no tool call can fail by {kind}")
+    if not faults.rate and "mix" in given and not any(
             rate and dict(mix) == dict(faults.mix) for _, rate, mix in weights[1:]):
         unused.append("mix: rate is 0, no tool call fails by it")
     for tool, rate, mix in weights[1:]:
@@ -258,22 +256,13 @@ def unused_settings(faults: Faults) -> tuple[str, ...]:
             unused.append(f"per_tool[{tool!r}].mix: the tool's rate is 0, none of its calls fails")
     for name in ("model", "drift", "http", "injection"):  # a section whose rates are 0: what else it sets is unused
         section = getattr(faults, name)
-        if section is not None and not section.active:
-            changed = [f.name for f in dataclasses.fields(section) if f.name not in _SECTION_SWITCHES
-                       and getattr(section, f.name) != _default_of(f)]
-            if changed:
-                unused.append(f"{name}: {', '.join(changed)}: its rate is 0, none of its faults fires")
+        if section is not None and not section.active and (rest := changed(section, _SECTION_SWITCHES)):
+            unused.append(f"{name}: {', '.join(rest)}: its rate is 0, none of its faults fires")
     return tuple(unused)
 
 
 #: a section's own rates and name (what makes it fire, or says where it came from): not "unused" themselves
 _SECTION_SWITCHES = frozenset({"rate", "output_rate", "profile_name", "tool"})
-
-
-def _default_of(spec: dataclasses.Field[Any]) -> Any:
-    if spec.default_factory is not dataclasses.MISSING:
-        return spec.default_factory()
-    return spec.default
 
 
 @dataclass(frozen=True, slots=True)
