@@ -769,8 +769,18 @@ def _call(callable_pickle: bytes, *args: bytes) -> bytes:
     (_call(b"c_codecs\nencode\n", b"Vab\n", b"Vhex\n") + b".", "encodes text in latin-1"),
     # a tuple nested a million deep, put in a set: CPython's hash recursed in C and pytest died of a segfault
     (b"\x80\x02\x8f()" + b"\x85" * 5000 + b"\x90.", "tuples nested more than 1000 deep"),
+    # a hostile-agent review: deque((deque((... deque([]) ...)),)) 300,000 deep, written by hand (pickle.dumps
+    # recurses); CPython frees a deque recursively in C: pytest died of a segfault when the output was dropped
+    (b"\x80\x04\x8c\x0bcollections\x8c\x05deque\x93\x94" + b"h\x00" * 299_999 + b"]\x85R"
+     + b"\x85\x85R" * 299_999 + b".", "nested more than 1000 deep"),
+    # the same chain by appends: deque() then APPEND of the one inside, 1,500 deep
+    (b"\x80\x04\x8c\x0bcollections\x8c\x05deque\x93\x94" + b"h\x00)R" * 1500 + b"a" * 1499 + b".",
+     "objects nested more than 1000 deep"),
+    # a defaultdict chain by SETITEM: d1, "k", d2, "k", ..., d1500, then d1499["k"] = d1500, ...
+    (b"\x80\x04\x8c\x0bcollections\x8c\x0bdefaultdict\x93\x94h\x00)R" + b"\x8c\x01kh\x00)R" * 1499
+     + b"s" * 1499 + b".", "objects nested more than 1000 deep"),
 ], ids=["typing-builtins", "build-on-a-class", "newobj-ex-size", "enum-method", "decimal-int", "codecs-hex",
-        "deep-tuple"])
+        "deep-tuple", "deep-deque", "deque-by-appends", "defaultdict-by-setitem"])
 def test_a_message_reaches_no_callable_past_the_values_it_rebuilds(data, why):
     """A third review's ways past the second version: each refused, none run."""
     import pathlib

@@ -29,6 +29,7 @@ from ..seeding import trial_seed
 from ..stable_repr import stable_repr, without_addresses
 from ..vtime.clock import LoopOrigin
 from ..vtime.deadline import watch_virtual_deadline
+from ..vtime.lanes import end_lane, new_lane
 from ..vtime.loop import run_virtual
 from ..vtime.real import real_perf_counter
 from .assemble import CampaignLayers, of_the_trial
@@ -156,9 +157,11 @@ class Trial:
                                               task=task)
             token, random_token = enter_clock(clock), enter_random(self.random)
             trial_token = enter_trial(ctx, task)
+            lane, lane_token = new_lane()  # (its thread jobs one at a time, in the order handed over)
             try:
                 return await self.agent(self.task, self.env), None
             finally:
+                end_lane(lane, lane_token)
                 exit_trial(trial_token)
                 exit_random(random_token)
                 exit_clock(token)

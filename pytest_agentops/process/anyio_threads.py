@@ -5,9 +5,10 @@ calls to ``anyio.to_thread.run_sync``, whose worker threads call back with ``cal
 virtual-time loop cannot see them, and with only timers left it would jump to the next one (a trial's
 virtual deadline, say) while the thread still works. While campaigns run, anyio's asyncio backend is
 wrapped so that each such call counts as outside work of a ``VirtualTimeLoop`` (the loop waits for real
-meanwhile, as for ``run_in_executor``), and draws from a ``random`` of its own, as a ``run_in_executor`` job
-does (``trial_random.random_for_job``). Other loops are unaffected; the wrapper goes when the last running
-campaign ends. Nothing happens when anyio is not imported.
+meanwhile, as for ``run_in_executor``), draws from a ``random`` of its own, as a ``run_in_executor`` job
+does (``trial_random.random_for_job``), and waits for its trial's turn as such a job does (``vtime.lanes``).
+Other loops are unaffected; the wrapper goes when the last running campaign ends. Nothing happens when anyio
+is not imported.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from typing import Any
 
 from ..errors import hide_own_frames
+from ..vtime.lanes import JOB_LANE
 from ..vtime.loop import VirtualTimeLoop
 from .patch import ProcessPatch
 from .trial_random import exit_random, random_for_job
@@ -47,8 +49,16 @@ def _install() -> tuple[type, Any] | None:
             return await run(backend_cls, *args, **kwargs)
         token = random_for_job()  # (the worker runs in a copy of this context, made in ``run``: the job's own)
         try:
-            with loop.outside_work():
-                return await run(backend_cls, *args, **kwargs)
+            lane = JOB_LANE.get()
+            if lane is None:
+                with loop.outside_work():
+                    return await run(backend_cls, *args, **kwargs)
+            await lane.turn(loop)  # (the trial's jobs one at a time, in the order handed over: ``vtime.lanes``)
+            try:
+                with loop.outside_work():
+                    return await run(backend_cls, *args, **kwargs)
+            finally:  # (anyio waits for the thread, even when cancelled: its end is seen here)
+                lane.ended(loop.hand_over)
         finally:
             if token is not None:
                 exit_random(token)

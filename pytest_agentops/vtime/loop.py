@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from ..errors import ArgumentTypeError, ConfigError, UsageError, hide_own_frames
+from .lanes import JOB_LANE, JobLane
 from .real import real_monotonic
 
 __tracebackhide__ = hide_own_frames
@@ -79,7 +80,9 @@ class _VirtualTimeSelector(selectors.BaseSelector):
        woken; virtual time does not move, since nothing can observe it (a trial measured from when its
        task started gets the same times whenever it was submitted).
 
-    Before any wait (rules 2-5) one step of idle work (``idle``, see ``VirtualTimeLoop.idle_work``) runs
+    Before any wait (rules 2-5) the turns of the trials' thread jobs that ended are passed on (``lanes``:
+    the next job of a trial starts only once the loop has run everything that followed the end of the one
+    before it), and the loop comes back; then one step of idle work (``idle``, see ``VirtualTimeLoop.idle_work``) runs
     if there is some; the selector then only polls, and the loop comes back for the next step. Then, before
     the rules are applied, the loop's deferred timers (``VirtualTimeLoop.call_at_deferred``) that the wait
     could reach are put on its heap, and ``timeout`` shortened to the first of them (``arm_deferred``).
@@ -95,6 +98,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         fds = getattr(inner, "_fd_to_key", None)  # (asked on every turn of the loop: read without a generator)
         self._fds: dict[int, Any] | None = fds if isinstance(fds, dict) else None
         self.idle: Callable[[], bool] | None = None
+        self.handovers: list[Callable[[], None]] = []  # turns of trials' thread jobs to pass on (``lanes``)
         self.on_jump: Callable[[float], None] | None = None  # told each move of its time: to a timer, or real I/O
         self.children: Callable[[], bool] | None = None  # (3.11) a thread waits for a subprocess of the loop
         # the loop's deferred timers (a heap, never replaced) and what arms the due ones (set by the loop)
@@ -148,6 +152,11 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             fds = self._fds
             if fds is not None and self.own_fds.issuperset(fds):
                 return []
+            return self._poll()
+        if self.handovers:  # about to wait: everything that followed a thread job's end has run; the next may start
+            handovers, self.handovers = self.handovers, []
+            for pass_on in handovers:
+                pass_on()
             return self._poll()
         if self.idle is not None and self.idle():  # about to wait: one step of idle work instead
             return self._poll()
@@ -503,7 +512,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         caller's context (as ``asyncio.to_thread`` runs it: a trial's job sees the trial's clock and a ``random``
         of its own, seeded by the trial and the job's place among the trial's jobs (``THREAD_JOB_SETUP``),
         where it drew from the real ones; a process pool's job is pickled, as it is), and while the job runs
-        the loop waits for real instead of jumping timers."""
+        the loop waits for real instead of jumping timers. A trial's thread jobs run one at a time, in the
+        order handed over (``lanes.JobLane``): a job handed over while another of its trial is at work waits
+        for its turn (the future returned is then a task)."""
+        lane: JobLane | None = None
         if executor is None or isinstance(executor, concurrent.futures.ThreadPoolExecutor):
             if self._debug:
                 self._check_callback(func, "run_in_executor")  # type: ignore[attr-defined]  (before it is wrapped)
@@ -513,10 +525,51 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 func, args = context.run, (func, *args)  # type: ignore[assignment]
             for setup in THREAD_JOB_SETUP:
                 context.run(setup)
-        future = super().run_in_executor(executor, func, *args)
+            lane = JOB_LANE.get()
+            if lane is not None and not lane.free():
+                return self.create_task(self._vt_in_turn(lane, executor, func, args))
+        return self._vt_submit(lane, executor, func, args)
+
+    def hand_over(self, pass_on: Callable[[], None]) -> None:
+        """Call ``pass_on`` (a trial's thread-job turn, ``lanes``) in the loop's next idle moment."""
+        self._vt_selector.handovers.append(pass_on)
+
+    def _vt_submit(self, lane: JobLane | None, executor: Any, func: Callable[..., T], args: tuple[Any, ...]
+                   ) -> asyncio.Future[T]:
+        """Hand the job to the executor; with a lane, it holds its trial's turn until the loop has seen both its
+        thread's end and its future's (the result delivered, or the future cancelled meanwhile)."""
+        if lane is not None:
+            lane.take()
+            seen = [2]  # (the thread's end and the future's: both on the loop)
+
+            def end_seen(*_: Any) -> None:
+                seen[0] -= 1
+                if not seen[0]:
+                    lane.ended(self.hand_over)
+
+            job = func
+
+            def func(*job_args: Any) -> Any:  # type: ignore[no-redef]
+                try:
+                    return job(*job_args)
+                finally:
+                    self.call_soon_threadsafe(end_seen)  # (queued before the result is: seen after it)
+        try:
+            future = super().run_in_executor(executor, func, *args)
+        except BaseException:
+            if lane is not None:  # (an executor shut down: the job never ran, the turn passes on)
+                lane.ended(self.hand_over)
+            raise
         self._vt_selector.outside_jobs += 1
         future.add_done_callback(self._vt_job_done)
+        if lane is not None:
+            future.add_done_callback(end_seen)
         return future
+
+    async def _vt_in_turn(self, lane: JobLane, executor: Any, func: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """A thread job that waits for its trial's turn before it is handed to the executor."""
+        await lane.turn(self)
+        return await self._vt_submit(lane, executor, func, args)
 
     def _vt_job_done(self, _future: asyncio.Future[Any]) -> None:
         self._vt_selector.outside_jobs -= 1

@@ -53,7 +53,8 @@ _BUILTIN_CALLED = frozenset({complex, object, types.SimpleNamespace, types.Gener
 #: numpy's iterators), so no class that takes an iterable (``collections.deque(itertools.count())``) can be made to
 #: grow without bound; nor a ``Fraction`` (``Fraction("1e100000000")`` works out 10**100000000).
 _SIZED = (bytes, bytearray)
-#: How deep tuples may nest in a message (``_DataUnpickler._nest``).
+#: How deep tuples, the objects calls build and what is added to them may nest in a message
+#: (``_DataUnpickler._nest``, ``_deepen``).
 MAX_TUPLE_DEPTH = 1000
 #: The most memory a child's messages of an attempt may make the test process build beyond their own bytes: the
 #: opcodes that build much from a byte or two are charged what they build (``_BUILDS``): an empty set is 1 byte
@@ -198,6 +199,23 @@ def _nested(load: Any) -> Any:
     return load_and_check
 
 
+def _adding(load: Any, marked: bool) -> Any:
+    """An opcode's loader that adds items to an object (APPENDS, SETITEMS, ADDITEMS with ``marked``; APPEND,
+    SETITEM, BUILD without): then the nesting check of that object (``_deepen``)."""
+    def load_and_deepen(self: Any) -> None:
+        if marked:
+            items, target = self.stack, self.metastack[-1][-1]
+        else:
+            items, target = self.stack[-1:], self.stack[-3 if load.__name__ == "load_setitem" else -2]
+            if load.__name__ == "load_build":
+                state = self.stack[-1]
+                items = [state, *(state.values() if isinstance(state, dict) else ())]
+        items = list(items)
+        load(self)
+        self._deepen(target, items)
+    return load_and_deepen
+
+
 _TOO_MUCH = (f"the agent's process sent messages that build more than {MAX_ATTEMPT_BUILT_BYTES:,} bytes in the "
              "test process beyond their own (empty containers, memo entries, references, objects its calls make: "
              "MAX_ATTEMPT_BUILT_BYTES)")
@@ -240,25 +258,39 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         stack = self.stack
         args = stack.pop()
         _check_call(stack[-1], args)
-        stack[-1] = self._charge(stack[-1](*args))
+        stack[-1] = self._deepen(self._charge(stack[-1](*args)), args)
 
     def load_newobj(self) -> None:
         args = self.stack.pop()
         cls = self.stack.pop()
         _check_call(cls, args)
-        self.append(self._charge(cls.__new__(cls, *args)))
+        self.append(self._deepen(self._charge(cls.__new__(cls, *args)), args))
 
     def load_newobj_ex(self) -> None:
         kwargs = self.stack.pop()
         args = self.stack.pop()
         cls = self.stack.pop()
         _check_call(cls, (*args, *kwargs.values()))
-        self.append(self._charge(cls.__new__(cls, *args, **kwargs)))
+        self.append(self._deepen(self._charge(cls.__new__(cls, *args, **kwargs)), (*args, *kwargs.values())))
 
     def _instantiate(self, klass: Any, idx: int) -> None:  # (protocols 0 and 1: INST, OBJ)
-        _check_call(klass, tuple(self.stack[idx:]))
+        args = tuple(self.stack[idx:])
+        _check_call(klass, args)
         super()._instantiate(klass, idx)
-        self._charge(self.stack[-1])
+        self._deepen(self._charge(self.stack[-1]), args)
+
+    def _deepen(self, target: Any, items: Any) -> Any:
+        """``items`` went into ``target`` (a call's arguments, what is appended or set): refused nested deeper
+        than ``MAX_TUPLE_DEPTH``. CPython frees a ``collections.deque`` or ``defaultdict`` recursively in C, with
+        no depth guard: a chain of 200,000 sent by an agent's process crashed pytest with a segfault."""
+        depths = self._depths
+        depth = 1 + max((depths.get(id(item), 0) for item in items), default=0)
+        if depth > depths.get(id(target), 0):
+            if depth > MAX_TUPLE_DEPTH:
+                raise pickle.UnpicklingError(f"objects nested more than {MAX_TUPLE_DEPTH} deep: the test process "
+                                             "takes no such message")
+            depths[id(target)] = depth
+        return target
 
     def load_build(self) -> None:
         if isinstance(self.stack[-2], (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
@@ -269,7 +301,8 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         """The tuple just built: refused nested deeper than ``MAX_TUPLE_DEPTH`` (CPython hashes a tuple, and frees
         it, recursively in C: one nested a million deep, put in a set, crashed pytest with a segfault)."""
         built = self.stack[-1]
-        depth = 1 + max((self._depths.get(id(item), 1) for item in built if type(item) is tuple), default=0)
+        depths = self._depths
+        depth = 1 + max((depths.get(id(item), type(item) is tuple) for item in built), default=0)
         if depth > MAX_TUPLE_DEPTH:
             raise pickle.UnpicklingError(f"tuples nested more than {MAX_TUPLE_DEPTH} deep: the test process takes "
                                          "no such message")
@@ -278,7 +311,12 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     for _opcode in (pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2, pickle.TUPLE3):
         dispatch[_opcode[0]] = _nested(dispatch[_opcode[0]])
     del _opcode
-    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.BUILD[0]] = _adding(load_build, False)
+    for _opcode in (pickle.APPENDS, pickle.SETITEMS, pickle.ADDITEMS):
+        dispatch[_opcode[0]] = _adding(dispatch[_opcode[0]], True)
+    for _opcode in (pickle.APPEND, pickle.SETITEM):
+        dispatch[_opcode[0]] = _adding(dispatch[_opcode[0]], False)
+    del _opcode
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex

@@ -1,0 +1,98 @@
+"""A trial's thread jobs, one at a time in the order the trial handed them over (``JobLane``).
+
+An async agent that hands work to threads (``asyncio.to_thread``, ``loop.run_in_executor``, anyio's worker
+threads: pydantic-ai runs its sync tools there, in parallel when the model asks for several calls) would
+otherwise reach the harness from those threads in the order they happen to run: the trace's order, which of
+two identical calls draws the fault, and which calls land before the agent gives up would differ from run to
+run. On a ``VirtualTimeLoop`` a trial's jobs therefore take turns: a job starts when the one before it has
+ended and the loop has done everything that followed (the turn passes in the loop's next idle moment, see
+``VirtualTimeLoop``), so its start is decided by the trial's own code, not by thread timing. A job still
+waiting for its turn when it is cancelled, or when its trial's agent has returned, never runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections import deque
+from collections.abc import Callable
+
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
+
+class JobLane:
+    """One trial's thread jobs: at most one at work in a thread; the others wait for their turn, in order."""
+
+    __slots__ = ("busy", "closed", "waiting")
+
+    def __init__(self) -> None:
+        self.busy = False  # a job holds the turn (at work in a thread, or its end not yet seen by the loop)
+        self.closed = False  # the trial's agent has returned: jobs waiting for a turn never get one
+        self.waiting: deque[asyncio.Future[None]] = deque()
+
+    def free(self) -> bool:
+        """Whether a job handed over now may start at once (no other job of the trial holds the turn)."""
+        return not self.busy and not self.waiting and not self.closed
+
+    def take(self) -> None:
+        """A job starts now (``free()`` was true): it holds the turn until ``ended``."""
+        self.busy = True
+
+    async def turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until this job may start (it then holds the turn); CancelledError when it never may."""
+        if self.free():
+            self.busy = True
+            return
+        if self.closed:
+            raise asyncio.CancelledError("the trial's agent has returned: its thread job does not start")
+        waiter: asyncio.Future[None] = loop.create_future()
+        self.waiting.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # given the turn, then cancelled before it began
+                self.pass_on()
+            raise
+
+    def ended(self, hand_over: Callable[[Callable[[], None]], None]) -> None:
+        """The job holding the turn has ended and the loop has seen its end: the turn passes on in the loop's
+        next idle moment (``hand_over`` queues it there), once what followed the end has run."""
+        hand_over(self.pass_on)
+
+    def pass_on(self) -> None:
+        """(On the loop.) Give the turn to the next job still waiting, or free the lane."""
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if waiter.done():  # (cancelled while it waited)
+                continue
+            if self.closed:
+                waiter.cancel()
+                continue
+            waiter.set_result(None)
+            return
+        self.busy = False
+
+    def close(self) -> None:
+        """(On the loop.) The trial's agent has returned: the jobs still waiting never start."""
+        self.closed = True
+        while self.waiting:
+            self.waiting.popleft().cancel()
+
+
+#: The lane of the trial whose code runs in this context (set for an async trial's agent; None elsewhere).
+JOB_LANE: contextvars.ContextVar[JobLane | None] = contextvars.ContextVar("pytest_agentops_job_lane", default=None)
+
+
+def new_lane() -> tuple[JobLane, contextvars.Token[JobLane | None]]:
+    """A new lane for the trial about to run in this context, and the token that undoes it."""
+    lane = JobLane()
+    return lane, JOB_LANE.set(lane)
+
+
+def end_lane(lane: JobLane, token: contextvars.Token[JobLane | None]) -> None:
+    """The trial's agent has returned: close its lane, and put the context's back."""
+    lane.close()
+    JOB_LANE.reset(token)
+

@@ -1,0 +1,158 @@
+"""An async trial's thread jobs take turns (``vtime.lanes``): the harness sees their calls in the order the trial
+handed the jobs over, whatever order their threads run in.
+
+Found by an outside review: with parallel calls of a sync tool on worker threads (pydantic-ai's sync tools,
+``asyncio.to_thread``), the trace's order, which of two identical calls drew the fault, and which calls landed
+before the agent gave up followed thread timing: the same seed gave other records and other report bytes, at
+concurrency 1 as at 8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+
+import pytest
+
+from pytest_agentops import Faults, Scenario, replay_trial, run_campaign, tool
+
+
+@tool
+def lookup(world, x: int) -> int:
+    """Look up x."""
+    return x
+
+
+def _work(seed: int) -> None:
+    """Some work in the job before its call (parsing, validation): jobs at once then race as their threads run."""
+    digest = str(seed).encode()
+    for _ in range(3000):
+        digest = hashlib.sha256(digest).digest()
+
+
+def _call(env, x: int, seed: int) -> object:
+    _work(seed)
+    try:
+        return env.tools["lookup"](x)
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def _records(scenario: Scenario, concurrency: int) -> list[tuple]:
+    return [(r.outcome, r.output, r.tool_calls, r.faults, tuple((e.kind, e.name, e.outcome, e.data.get("arguments"))
+                                                                  for e in r.trace))
+            for r in run_campaign(scenario, concurrency=concurrency).records]
+
+
+def test_identical_parallel_calls_draw_their_faults_in_the_order_the_jobs_were_handed_over():
+    """Four identical calls at once (each the n-th such call of the trial): which one fails depends on the order
+    the trial handed its jobs over, never on the order their threads reached the harness."""
+
+    async def agent(task, env):
+        return repr(await asyncio.gather(*(asyncio.to_thread(_call, env, 7, i) for i in range(4))))
+
+    scenario = Scenario(name="same-calls", agent=agent, task="t", tools=[lookup], check=lambda w, o: True,
+                        faults=Faults(rate=0.3, mix={"error": 1.0}), trials=16, seed=3, early_stop=False)
+    first = _records(scenario, 1)
+    for concurrency in (1, 8, 8):
+        assert _records(scenario, concurrency) == first
+    assert replay_trial(scenario, 5).output == first[5][1]
+    assert any("ToolError" in output for _, output, *_ in first)  # (faults fired: the order decided something)
+
+
+def test_parallel_calls_are_traced_in_the_order_the_jobs_were_handed_over():
+    async def agent(task, env):
+        loop = asyncio.get_running_loop()
+        jobs = [asyncio.to_thread(_call, env, x, x) for x in (1, 2)]
+        jobs += [loop.run_in_executor(None, _call, env, x, x) for x in (3, 4)]
+        return repr(await asyncio.gather(*jobs))
+
+    scenario = Scenario(name="order", agent=agent, task="t", tools=[lookup], faults=Faults.none(), trials=12,
+                        seed=5, early_stop=False)
+    for concurrency in (1, 8):
+        for record in run_campaign(scenario, concurrency=concurrency).records:
+            calls = [e.data["arguments"]["x"] for e in record.trace if e.kind == "tool_call"]
+            assert calls == [3, 4, 1, 2], record.index  # (``run_in_executor`` hands over at once; ``to_thread``
+            # when gather starts its coroutine)
+
+
+def test_a_job_waiting_for_its_turn_never_runs_once_cancelled_or_once_the_agent_has_returned():
+    ran: list[tuple[int, int]] = []
+
+    def job(env, n: int) -> int:
+        _work(n)
+        ran.append((env.seed, n))
+        return env.tools["lookup"](n)
+
+    async def agent(task, env):
+        first = asyncio.ensure_future(asyncio.to_thread(job, env, 1))
+        second = asyncio.ensure_future(asyncio.to_thread(job, env, 2))
+        left = asyncio.ensure_future(asyncio.to_thread(job, env, 3))  # the agent returns before its turn
+        left.add_done_callback(lambda _: None)
+        await asyncio.sleep(0)
+        second.cancel()  # cancelled while it waits for the first
+        return await first
+
+    scenario = Scenario(name="left", agent=agent, task="t", tools=[lookup], faults=Faults.none(), trials=10,
+                        seed=2, early_stop=False)
+    for concurrency in (1, 8):
+        ran.clear()
+        records = run_campaign(scenario, concurrency=concurrency).records
+        assert [(r.outcome, r.tool_calls) for r in records] == [("completed", 1)] * 10
+        assert sorted(n for _, n in ran) == [1] * 10
+
+
+def test_jobs_that_wait_for_each_other_are_a_timed_out_trial_not_a_hang():
+    """The price of taking turns: a job that waits for a later job of its trial waits for it in vain (documented),
+    until the trial's wall-clock limit: a recorded trial outcome."""
+
+    signal = threading.Event()
+
+    async def agent(task, env):
+        return repr(await asyncio.gather(asyncio.to_thread(signal.wait, 10), asyncio.to_thread(signal.set)))
+
+    scenario = Scenario(name="each-other", agent=agent, task="t", faults=Faults.none(), trials=1, seed=1,
+                        timeout_s=0.5)
+    [record] = run_campaign(scenario).records
+    assert record.outcome == "timed_out"
+    signal.set()  # (the first job's thread ends now, as its 10 s would have ended it)
+    for thread in threading.enumerate():
+        if thread.name.startswith("asyncio_"):
+            thread.join(5)
+
+
+def test_pydantic_ai_parallel_sync_tool_calls_give_the_same_records_at_any_concurrency():
+    """The review's case through the real SDK: the model asks for four calls of a sync tool at once, which
+    pydantic-ai runs on anyio's worker threads."""
+    pai = pytest.importorskip("pydantic_ai")
+    from pydantic_ai.messages import ModelResponse, RetryPromptPart, TextPart, ToolCallPart, ToolReturnPart
+    from pydantic_ai.models.function import FunctionModel
+
+    def lookup_order(world, order_id: int) -> str:
+        """Look up an order."""
+        _work(order_id)
+        return f"order {order_id}: paid"
+
+    def model(messages, info):
+        if len(messages) == 1:
+            return ModelResponse(parts=[ToolCallPart("lookup_order", {"order_id": i}, tool_call_id=f"c{i}")
+                                        for i in (1, 2, 3, 4)])
+        parts = [p for m in messages for p in getattr(m, "parts", ())
+                 if isinstance(p, (ToolReturnPart, RetryPromptPart))]
+        return ModelResponse(parts=[TextPart(" | ".join(type(p).__name__ for p in parts))])
+
+    async def agent(task, env):
+        runner = pai.Agent(FunctionModel(model), tools=[pai.Tool(env.tools["lookup_order"], max_retries=0)])
+        try:
+            return (await runner.run(task)).output
+        except Exception as exc:
+            return type(exc).__name__
+
+    scenario = Scenario(name="pai", agent=agent, task="look up orders 1-4", tools=[tool(lookup_order)],
+                        check=lambda w, o: True, faults=Faults.profile("high"), trials=12, seed=3,
+                        early_stop=False)
+    first = _records(scenario, 1)
+    assert _records(scenario, 1) == first
+    assert _records(scenario, 8) == first
+    assert len({r[2] for r in first}) > 1  # (faults ended some runs early: how many calls landed is decided)
