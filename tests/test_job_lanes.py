@@ -156,3 +156,23 @@ def test_pydantic_ai_parallel_sync_tool_calls_give_the_same_records_at_any_concu
     assert _records(scenario, 1) == first
     assert _records(scenario, 8) == first
     assert len({r[2] for r in first}) > 1  # (faults ended some runs early: how many calls landed is decided)
+
+
+def test_a_job_that_runs_a_loop_of_its_own_hands_that_loops_jobs_over_without_waiting_for_a_turn():
+    """A sync tool run with ``asyncio.to_thread`` that runs async code on a loop of its own (as sync wrappers of
+    async libraries do; here a virtual-time loop, whose jobs would take turns): the jobs of that inner loop do
+    not wait for the turn the outer job holds (they would wait for ever: a timed-out trial where the agent did
+    nothing wrong). (``asyncio.run`` makes a plain loop, whose jobs never take turns.)"""
+    from pytest_agentops.vtime.loop import run_virtual
+
+    def sync_wrapper(env) -> int:
+        async def inner():
+            return await asyncio.gather(asyncio.to_thread(env.tools["lookup"], 1), asyncio.to_thread(pow, 2, 3))
+        return sum(run_virtual(inner()) + asyncio.run(inner()))
+
+    async def agent(task, env):
+        return str(await asyncio.to_thread(sync_wrapper, env))
+
+    scenario = Scenario(name="inner-loop", agent=agent, task="t", tools=[lookup], faults=Faults.none(), trials=3,
+                        seed=1, timeout_s=5)
+    assert [(r.outcome, r.output) for r in run_campaign(scenario).records] == [("completed", "18")] * 3

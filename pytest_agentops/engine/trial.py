@@ -157,7 +157,7 @@ class Trial:
                                               task=task)
             token, random_token = enter_clock(clock), enter_random(self.random)
             trial_token = enter_trial(ctx, task)
-            lane, lane_token = new_lane()  # (its thread jobs one at a time, in the order handed over)
+            lane, lane_token = new_lane(origin.loop)  # (its thread jobs one at a time, in the order handed over)
             try:
                 return await self.agent(self.task, self.env), None
             finally:

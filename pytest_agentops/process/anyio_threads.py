@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from ..errors import hide_own_frames
-from ..vtime.lanes import JOB_LANE
+from ..vtime.lanes import lane_on
 from ..vtime.loop import VirtualTimeLoop
 from .patch import ProcessPatch
 from .trial_random import exit_random, random_for_job
@@ -49,7 +49,7 @@ def _install() -> tuple[type, Any] | None:
             return await run(backend_cls, *args, **kwargs)
         token = random_for_job()  # (the worker runs in a copy of this context, made in ``run``: the job's own)
         try:
-            lane = JOB_LANE.get()
+            lane = lane_on(loop)
             if lane is None:
                 with loop.outside_work():
                     return await run(backend_cls, *args, **kwargs)

@@ -25,9 +25,10 @@ __tracebackhide__ = hide_own_frames
 class JobLane:
     """One trial's thread jobs: at most one at work in a thread; the others wait for their turn, in order."""
 
-    __slots__ = ("busy", "closed", "waiting")
+    __slots__ = ("busy", "closed", "loop", "waiting")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop  # the trial's loop: only its jobs take turns (not those of a loop a job runs itself)
         self.busy = False  # a job holds the turn (at work in a thread, or its end not yet seen by the loop)
         self.closed = False  # the trial's agent has returned: jobs waiting for a turn never get one
         self.waiting: deque[asyncio.Future[None]] = deque()
@@ -85,9 +86,16 @@ class JobLane:
 JOB_LANE: contextvars.ContextVar[JobLane | None] = contextvars.ContextVar("pytest_agentops_job_lane", default=None)
 
 
-def new_lane() -> tuple[JobLane, contextvars.Token[JobLane | None]]:
-    """A new lane for the trial about to run in this context, and the token that undoes it."""
-    lane = JobLane()
+def lane_on(loop: asyncio.AbstractEventLoop) -> JobLane | None:
+    """The lane of the trial whose code runs in this context, if ``loop`` is its loop (a job's own
+    ``asyncio.run`` makes another: its jobs do not wait for the turn the job itself holds)."""
+    lane = JOB_LANE.get()
+    return lane if lane is not None and lane.loop is loop else None
+
+
+def new_lane(loop: asyncio.AbstractEventLoop) -> tuple[JobLane, contextvars.Token[JobLane | None]]:
+    """A new lane for the trial about to run in this context on ``loop``, and the token that undoes it."""
+    lane = JobLane(loop)
     return lane, JOB_LANE.set(lane)
 
 

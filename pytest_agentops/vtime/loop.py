@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from ..errors import ArgumentTypeError, ConfigError, UsageError, hide_own_frames
-from .lanes import JOB_LANE, JobLane
+from .lanes import JobLane, lane_on
 from .real import real_monotonic
 
 __tracebackhide__ = hide_own_frames
@@ -525,7 +525,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 func, args = context.run, (func, *args)  # type: ignore[assignment]
             for setup in THREAD_JOB_SETUP:
                 context.run(setup)
-            lane = JOB_LANE.get()
+            lane = lane_on(self)
             if lane is not None and not lane.free():
                 return self.create_task(self._vt_in_turn(lane, executor, func, args))
         return self._vt_submit(lane, executor, func, args)
