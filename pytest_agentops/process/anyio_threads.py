@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from ..errors import hide_own_frames
-from ..vtime.lanes import lane_on
+from ..vtime.lanes import JOB_LANE, lane_on
 from ..vtime.loop import VirtualTimeLoop
 from .patch import ProcessPatch
 from .trial_random import exit_random, random_for_job
@@ -54,10 +54,12 @@ def _install() -> tuple[type, Any] | None:
                 with loop.outside_work():
                     return await run(backend_cls, *args, **kwargs)
             await lane.turn(loop)  # (the trial's jobs one at a time, in the order handed over: ``vtime.lanes``)
-            try:
+            untethered = JOB_LANE.set(None)  # (the worker's copy of this context: what it calls back into the loop
+            try:  # hands its own jobs over without waiting for this one's turn)
                 with loop.outside_work():
                     return await run(backend_cls, *args, **kwargs)
             finally:  # (anyio waits for the thread, even when cancelled: its end is seen here)
+                JOB_LANE.reset(untethered)
                 lane.ended(loop.hand_over)
         finally:
             if token is not None:

@@ -6,8 +6,12 @@ otherwise reach the harness from those threads in the order they happen to run: 
 two identical calls draws the fault, and which calls land before the agent gives up would differ from run to
 run. On a ``VirtualTimeLoop`` a trial's jobs therefore take turns: a job starts when the one before it has
 ended and the loop has done everything that followed (the turn passes in the loop's next idle moment, see
-``VirtualTimeLoop``), so its start is decided by the trial's own code, not by thread timing. A job still
-waiting for its turn when it is cancelled, or when its trial's agent has returned, never runs.
+``VirtualTimeLoop``), so its start is decided by the trial's own code, not by thread timing. A job handed
+over always runs to its end, cancelled or not; a job still waiting for its turn when it is cancelled, or
+when its trial's agent has returned, never runs. A job that holds the turn for long while others wait opens
+the lane (``PATIENCE_S``): the trial's jobs then run at once, as before, their order no longer kept. What a job
+calls back into the loop (``anyio.from_thread.run``, ``run_coroutine_threadsafe``) hands its own jobs over
+outside the lane: they never wait for the turn the job itself holds.
 """
 
 from __future__ import annotations
@@ -16,40 +20,55 @@ import asyncio
 import contextvars
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import hide_own_frames
+from .real import real_monotonic
 
 __tracebackhide__ = hide_own_frames
+
+
+#: Real seconds a job may hold its trial's turn while another waits before the lane opens (``JobLane.open``):
+#: a job that runs for long (a background loop, a slow call, one waiting for the trial's async code) no
+#: longer holds the others up; from then on the trial's jobs run at once, as their threads run.
+PATIENCE_S = 0.5
 
 
 class JobLane:
     """One trial's thread jobs: at most one at work in a thread; the others wait for their turn, in order."""
 
-    __slots__ = ("busy", "closed", "loop", "waiting")
+    __slots__ = ("busy", "closed", "loop", "opened", "since", "waiting")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop  # the trial's loop: only its jobs take turns (not those of a loop a job runs itself)
         self.busy = False  # a job holds the turn (at work in a thread, or its end not yet seen by the loop)
         self.closed = False  # the trial's agent has returned: jobs waiting for a turn never get one
+        self.opened = False  # a job held the turn past ``PATIENCE_S`` while others waited: no more turns
+        self.since = 0.0  # real time the turn was last taken
         self.waiting: deque[asyncio.Future[None]] = deque()
 
     def free(self) -> bool:
         """Whether a job handed over now may start at once (no other job of the trial holds the turn)."""
-        return not self.busy and not self.waiting and not self.closed
+        return self.opened or (not self.busy and not self.waiting and not self.closed)
 
     def take(self) -> None:
-        """A job starts now (``free()`` was true): it holds the turn until ``ended``."""
-        self.busy = True
-
-    async def turn(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait until this job may start (it then holds the turn); CancelledError when it never may."""
-        if self.free():
+        """A job starts now (``free()`` was true): it holds the turn until ``ended`` (none once opened)."""
+        if not self.opened:
             self.busy = True
-            return
+            self.since = real_monotonic()
+
+    async def turn(self, loop: Any) -> None:
+        """Wait until this job may start (it then holds the turn); CancelledError when it never may. ``loop``:
+        the trial's loop, told of a lane with jobs waiting (``lane_waits``: it opens the lane when its
+        patience runs out)."""
         if self.closed:
             raise asyncio.CancelledError("the trial's agent has returned: its thread job does not start")
+        if self.free():
+            self.take()
+            return
         waiter: asyncio.Future[None] = loop.create_future()
         self.waiting.append(waiter)
+        loop.lane_waits(self)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -60,10 +79,13 @@ class JobLane:
     def ended(self, hand_over: Callable[[Callable[[], None]], None]) -> None:
         """The job holding the turn has ended and the loop has seen its end: the turn passes on in the loop's
         next idle moment (``hand_over`` queues it there), once what followed the end has run."""
-        hand_over(self.pass_on)
+        if not self.opened:
+            hand_over(self.pass_on)
 
     def pass_on(self) -> None:
         """(On the loop.) Give the turn to the next job still waiting, or free the lane."""
+        if self.opened:
+            return
         while self.waiting:
             waiter = self.waiting.popleft()
             if waiter.done():  # (cancelled while it waited)
@@ -72,8 +94,22 @@ class JobLane:
                 waiter.cancel()
                 continue
             waiter.set_result(None)
+            self.since = real_monotonic()
             return
         self.busy = False
+
+    def impatient(self, now: float) -> bool:
+        """Whether jobs have waited while one held the turn for more than ``PATIENCE_S`` (then ``open``)."""
+        return bool(self.waiting) and not self.opened and now - self.since > PATIENCE_S
+
+    def open(self) -> None:
+        """(On the loop.) No more turns: the jobs waiting start now, and later ones at once."""
+        self.opened = True
+        self.busy = False
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.cancel() if self.closed else waiter.set_result(None)
 
     def close(self) -> None:
         """(On the loop.) The trial's agent has returned: the jobs still waiting never start."""

@@ -16,13 +16,14 @@ import functools
 import heapq
 import math
 import selectors
+import socket
 import sys
 from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from ..errors import ArgumentTypeError, ConfigError, UsageError, hide_own_frames
-from .lanes import JobLane, lane_on
+from .lanes import JOB_LANE, JobLane, lane_on
 from .real import real_monotonic
 
 __tracebackhide__ = hide_own_frames
@@ -36,6 +37,8 @@ DEFAULT_IO_POLL_CAP = 0.05
 #: handed (in submission order, on the loop): what the job's context needs of its own (``trial_random``: a
 #: generator per job, so that jobs running at once do not draw from one in the order their threads run).
 THREAD_JOB_SETUP: list[Callable[[], Any]] = []
+#: What asyncio itself hands to the default executor (name lookups): never held up by a trial's jobs' turns.
+_ASYNCIO_OWN = frozenset({socket.getaddrinfo, socket.getnameinfo})
 
 
 def _job_context(func: Callable[..., Any]) -> contextvars.Context | None:
@@ -99,6 +102,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self._fds: dict[int, Any] | None = fds if isinstance(fds, dict) else None
         self.idle: Callable[[], bool] | None = None
         self.handovers: list[Callable[[], None]] = []  # turns of trials' thread jobs to pass on (``lanes``)
+        self.lanes: set[JobLane] = set()  # trials' lanes with jobs waiting for a turn (opened when impatient)
         self.on_jump: Callable[[float], None] | None = None  # told each move of its time: to a timer, or real I/O
         self.children: Callable[[], bool] | None = None  # (3.11) a thread waits for a subprocess of the loop
         # the loop's deferred timers (a heap, never replaced) and what arms the due ones (set by the loop)
@@ -146,8 +150,19 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         drained at the next real wait), which also keeps a busy loop from handing the GIL away on every turn."""
         return self._inner.select(0) if self.real_io_pending() else []
 
+    def _lanes_patience(self) -> None:
+        """Open the lanes whose jobs have waited past their patience (``lanes.PATIENCE_S``), and forget those
+        with no job waiting: checked on every turn, so that a loop kept busy (a task polling with
+        ``asyncio.sleep(0)``) or a job that never ends holds no job up for longer."""
+        now = real_monotonic()
+        for lane in [lane for lane in self.lanes if lane.impatient(now)]:
+            lane.open()
+        self.lanes = {lane for lane in self.lanes if lane.waiting}
+
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         self.turns += 1
+        if self.lanes:
+            self._lanes_patience()
         if timeout is not None and timeout <= 0:  # (``_poll``, inlined: the turn of a loop with callbacks ready)
             fds = self._fds
             if fds is not None and self.own_fds.issuperset(fds):
@@ -164,7 +179,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             timeout = self.arm_deferred(timeout)
             if timeout is not None and timeout <= 0:
                 return self._poll()
-        threads_at_work = self.outside_jobs > 0 or (self.children is not None and self.children())
+        threads_at_work = self.outside_jobs > 0 or bool(self.lanes) or (self.children is not None and self.children())
         if threads_at_work or self.real_io_pending():
             real_timeout: float | None = self.io_poll_cap if timeout is None else min(timeout, self.io_poll_cap)
         elif timeout is not None:
@@ -515,8 +530,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         the loop waits for real instead of jumping timers. A trial's thread jobs run one at a time, in the
         order handed over (``lanes.JobLane``): a job handed over while another of its trial is at work waits
         for its turn (the future returned is then a task)."""
-        lane: JobLane | None = None
         if executor is None or isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            lane = None if func in _ASYNCIO_OWN else lane_on(self)
             if self._debug:
                 self._check_callback(func, "run_in_executor")  # type: ignore[attr-defined]  (before it is wrapped)
             context = _job_context(func)
@@ -525,50 +540,82 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 func, args = context.run, (func, *args)  # type: ignore[assignment]
             for setup in THREAD_JOB_SETUP:
                 context.run(setup)
-            lane = lane_on(self)
+            context.run(JOB_LANE.set, None)  # (what the job calls back into the loop does not wait for its turn)
             if lane is not None and not lane.free():
+                self._vt_open_executor(executor)  # (a shut-down executor refuses the job here, as asyncio's does)
                 return self.create_task(self._vt_in_turn(lane, executor, func, args))
-        return self._vt_submit(lane, executor, func, args)
+            if lane is not None and not lane.opened:
+                return self._vt_submit(lane, executor, func, args)
+        return self._vt_counted(executor, func, args)
+
+    def _vt_counted(self, executor: Any, func: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
+        """``asyncio``'s ``run_in_executor``, the job counted as outside work while its future is pending."""
+        future = super().run_in_executor(executor, func, *args)
+        self._vt_selector.outside_jobs += 1
+        future.add_done_callback(self._vt_job_done)
+        return future
 
     def hand_over(self, pass_on: Callable[[], None]) -> None:
         """Call ``pass_on`` (a trial's thread-job turn, ``lanes``) in the loop's next idle moment."""
         self._vt_selector.handovers.append(pass_on)
 
-    def _vt_submit(self, lane: JobLane | None, executor: Any, func: Callable[..., T], args: tuple[Any, ...]
+    def lane_waits(self, lane: JobLane) -> None:
+        """A job of ``lane`` waits for its turn: the loop opens the lane if the wait outlasts its patience."""
+        self._vt_selector.lanes.add(lane)
+
+    def _vt_open_executor(self, executor: Any) -> Any:
+        """The executor a job goes to (the default one made if need be), RuntimeError if it is shut down."""
+        if executor is None:
+            self._check_default_executor()  # type: ignore[attr-defined]
+            executor = self._default_executor  # type: ignore[attr-defined]
+            if executor is None:
+                executor = self._default_executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
+        elif getattr(executor, "_shutdown", False):
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        return executor
+
+    def _vt_submit(self, lane: JobLane, executor: Any, func: Callable[..., T], args: tuple[Any, ...]
                    ) -> asyncio.Future[T]:
-        """Hand the job to the executor; with a lane, it holds its trial's turn until the loop has seen both its
-        thread's end and its future's (the result delivered, or the future cancelled meanwhile)."""
-        if lane is not None:
-            lane.take()
-            seen = [2]  # (the thread's end and the future's: both on the loop)
+        """Hand a trial's job to the executor, holding its trial's turn (``lanes``) until the loop has seen its
+        thread's end and then its result. Once handed over it runs to its end: cancelling the future it
+        returns cancels the caller's wait, not the job (which job runs never depends on a thread's timing)."""
+        pool = self._vt_open_executor(executor)
+        lane.take()
+        future: asyncio.Future[T] = self.create_future()
 
-            def end_seen(*_: Any) -> None:
-                seen[0] -= 1
-                if not seen[0]:
-                    lane.ended(self.hand_over)
+        def deliver(done: concurrent.futures.Future[T]) -> None:  # (on the loop, once the thread is done with it)
+            self._vt_selector.outside_jobs -= 1  # (counted until then, cancelled or not)
+            lane.ended(self.hand_over)
+            if future.cancelled():
+                return
+            if done.cancelled():  # (its executor was shut down with ``cancel_futures=True`` before it started)
+                future.cancel()
+                return
+            exc = done.exception()
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(done.result())
 
-            job = func
-
-            def func(*job_args: Any) -> Any:  # type: ignore[no-redef]
-                try:
-                    return job(*job_args)
-                finally:
-                    self.call_soon_threadsafe(end_seen)  # (queued before the result is: seen after it)
         try:
-            future = super().run_in_executor(executor, func, *args)
+            handed = pool.submit(func, *args)
         except BaseException:
-            if lane is not None:  # (an executor shut down: the job never ran, the turn passes on)
-                lane.ended(self.hand_over)
+            lane.ended(self.hand_over)  # (never ran: the turn passes on)
             raise
         self._vt_selector.outside_jobs += 1
-        future.add_done_callback(self._vt_job_done)
-        if lane is not None:
-            future.add_done_callback(end_seen)
+
+        def delivered(done: concurrent.futures.Future[T]) -> None:  # (in the job's thread)
+            with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile: no one waits for it)
+                self.call_soon_threadsafe(deliver, done)
+
+        handed.add_done_callback(delivered)
         return future
 
     async def _vt_in_turn(self, lane: JobLane, executor: Any, func: Callable[..., T], args: tuple[Any, ...]) -> T:
         """A thread job that waits for its trial's turn before it is handed to the executor."""
         await lane.turn(self)
+        if lane.opened:  # (the lane opened meanwhile: as any job)
+            return await self._vt_counted(executor, func, args)
         return await self._vt_submit(lane, executor, func, args)
 
     def _vt_job_done(self, _future: asyncio.Future[Any]) -> None:
