@@ -68,6 +68,84 @@ def test_a_secret_that_straddles_the_cut_is_redacted_whole(secret_env):
     assert short == "x" * 190 + REDACTED[:10] + "..." and KEY[:5] not in short
 
 
+def _longest_piece(secret: str, text: str) -> int:
+    """The most characters in a row of ``secret`` that ``text`` shows."""
+    return max((n for n in range(len(secret), 0, -1) for i in range(len(secret) - n + 1) if secret[i:i + n] in text),
+               default=0)
+
+
+@pytest.mark.parametrize("body", [f"x{KEY}" * 5, f"x{KEY}" * 60, f"ab {KEY} " * 9, KEY * 40])
+def test_a_secret_the_redacted_slice_cut_is_never_shown_in_part(secret_env, body):
+    """A review: the slice redacted before the cut ended inside a secret; the occurrences before it shrank to
+    ``[redacted]`` and pulled the start of the cut one under the limit (37 of a real token's characters in an
+    output of a tool listing deploy keys, up to 94 of 95 at other places)."""
+    for pad in range(0, 600, 7):
+        shown = redact_short("y" * pad + body, 200)
+        assert len(shown) <= 203 and _longest_piece(KEY, shown) < 4, pad
+
+
+def test_an_upstream_error_is_redacted_before_it_is_cut(secret_env):
+    """A review: a live upstream answering 400 with the prompt echoed (``Invalid input: use token ...``) had its
+    first 200 bytes cut before the environment's secrets were redacted: the token's first 84 characters traced."""
+    from pytest_agentops.llm.live import _excerpt
+
+    body = ('{"error": {"message": "Invalid input: ' + "w" * 150 + f" use token {KEY} please" + '"}}').encode()
+    excerpt = _excerpt(body, ("live-key-123456789",))
+    assert _longest_piece(KEY, excerpt) < 4 and excerpt.startswith('{"error"')
+    live_key = ("live-key-123456789",)
+    assert _excerpt(b'{"error": "live-key-123456789 is bad"}', live_key) == '{"error": "[REDACTED] is bad"}'
+
+
+def test_an_agents_own_event_names_and_the_scenario_name_are_redacted_in_the_trace(secret_env):
+    """A review: ``env.trace.add("agent", f"auth {token}")``: the event's name (and outcome) were never
+    redacted; nor the scenario's name, which names each trial's outcome event (and reached xdist's spool)."""
+    def agent(task, env):
+        env.trace.add(f"agent-{KEY}", f"auth {KEY}", f"sent {KEY}")
+        return "done"
+
+    result = run_campaign(Scenario(name=f"deploy-{KEY}", agent=agent, trials=2, seed=1, faults=Faults.none()))
+    for record in result.records:
+        labels = [(e.kind, e.name, e.outcome) for e in record.trace]
+        assert KEY not in repr(labels) and (f"agent-{REDACTED}", f"auth {REDACTED}", f"sent {REDACTED}") in labels
+        assert ("outcome", f"deploy-{REDACTED}", "completed") in labels
+
+
+def test_progress_lines_redact_the_scenario_name(secret_env):
+    from pytest_agentops.engine.progress import Progress
+    from pytest_agentops.pytest_plugin.progress import progress_text
+
+    line = progress_text(Progress(scenario=f"deploy-{KEY}", done=3, max_trials=10, elapsed_s=1.0, eta_s=2.0,
+                                  estimates=()))
+    assert KEY not in line and f"deploy-{REDACTED}" in line
+
+
+def test_an_xdist_workers_spool_holds_no_secret(pytester, monkeypatch):
+    """A review: a worker's spool file (left in the temp directory by a killed run) held the trace's and the
+    scenario's texts unredacted; every text is redacted before it is written now."""
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("AGENTOPS_TEST_API_KEY", KEY)
+    pytester.makepyfile(f"""
+        import os, shutil
+        from pytest_agentops import Faults, Scenario
+
+        def agent(task, env):
+            env.trace.add("agent", "note", "ok", text=os.environ["AGENTOPS_TEST_API_KEY"])
+            return "leaked: " + os.environ["AGENTOPS_TEST_API_KEY"]
+
+        def test_1_campaign(agent_chaos):
+            agent_chaos.run(Scenario(name="deploy-" + os.environ["AGENTOPS_TEST_API_KEY"], agent=agent, trials=2,
+                                     faults=Faults.none(), check=lambda w, o: False))
+
+        def test_2_copy(request):
+            shutil.copytree(request.config.workerinput["agentops_spool"], {str(pytester.path / "copied")!r})
+    """)
+    result = pytester.runpytest_subprocess("-n", "1", "--agent-chaos", "--agent-chaos-seed=1", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)  # (no expectations: the campaign passes whatever its trials did)
+    files = list((pytester.path / "copied").rglob("*.json"))
+    assert files and all(KEY not in f.read_text() for f in files)
+    assert any(REDACTED in f.read_text() for f in files)
+
+
 @tool
 def encoded(world, n: int) -> bytes:
     """Returns the password as bytes (a client's raw answer)."""

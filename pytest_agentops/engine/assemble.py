@@ -118,6 +118,7 @@ class CampaignLayers:
     def __init__(self, scenario: Scenario, run: RunSettings):
         self.scenario = scenario
         self.run = run
+        self.traced_name = redact_text(scenario.name)  # (the trial's outcome event's name: secrets never traced)
         self.specs = scenario.tool_specs
         self.tool_names = tuple(s.name for s in self.specs)
         self.templates = tuple(ToolTemplate(spec) for spec in self.specs)  # each tool's face, worked out once

@@ -287,7 +287,7 @@ class Trial:
             outcome, reason = "error", refused[0]
         # (an exception's text, an escalation's reason: the agent's words, an object's address left out)
         reason = without_addresses(redact_text(reason))
-        ctx.trace.add("outcome", scenario.name, outcome, reason=reason)
+        ctx.trace.add("outcome", self.layers.traced_name, outcome, reason=reason)
         events = ctx.trace.close_pending()  # (events held unscrubbed are scrubbed only if the trace is kept)
         layers = ctx.layer_records()
         violations = tuple(ctx.violations)

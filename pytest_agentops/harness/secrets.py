@@ -180,10 +180,22 @@ def redact_environment(text: str) -> str:
 
 def redact_short(text: str, limit: int) -> str:
     """``text`` redacted, then cut to ``limit`` characters (``...`` added): a secret that straddles the cut is
-    redacted whole, and a long text costs no more than its first ``limit`` characters and a margin."""
-    margin = max(300, _env_longest + 1)
-    text = redact_text(text[: limit + margin])
-    return text if len(text) <= limit else text[:limit] + "..."
+    redacted whole, and a long text costs no more than its first ``limit`` characters and a margin.
+
+    Only a slice is redacted; the last characters of a slice that cut the text (as many as the longest secret,
+    or a secret shape's start) are never shown: they may begin a secret the slice cut off. When the redacted
+    slice is then shorter than ``limit`` (earlier secrets shrank to ``[redacted]``), a slice twice as long is
+    taken (a review: a token at the end of a 200-character output was shown up to 94 of its 95 characters)."""
+    tail = max(_env_longest, 16)
+    span = limit + max(300, 2 * tail)
+    while True:
+        if len(text) <= span:
+            shown = redact_text(text)
+            return shown if len(shown) <= limit else shown[:limit] + "..."
+        shown = redact_text(text[:span])[:-tail]
+        if len(shown) > limit:
+            return shown[:limit] + "..."
+        span *= 2
 
 
 def redact(value: Any) -> Any:
@@ -228,15 +240,17 @@ def mask_secret_keys(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def redact_data(value: Any) -> Any:
-    """Plain JSON data (a report) with every string redacted, mapping keys included; other values as they are."""
+def redact_data(value: Any, numbers: bool = True) -> Any:
+    """Plain JSON data (a report) with every string redacted, mapping keys included; other values as they are,
+    but for a whole number that is one of the environment's secrets (not with ``numbers=False``: data still to
+    be computed with, an xdist worker's spool)."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {(redact_text(k) if isinstance(k, str) else k): redact_data(v) for k, v in value.items()}
+        return {(redact_text(k) if isinstance(k, str) else k): redact_data(v, numbers) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact_data(v) for v in value]
-    if is_secret_number(value):
+        return [redact_data(v, numbers) for v in value]
+    if numbers and is_secret_number(value):
         return REDACTED
     return value
 

@@ -273,6 +273,7 @@ class AgentTrace:
             if type(count) is not int or not 0 <= count <= _MOST_TOKENS:
                 raise ValueError(f"env.trace.add: {label}={_shown(count)} must be a whole number of tokens "
                                  f"from 0 to {_MOST_TOKENS:,}")
+        kind, name, outcome = redact_text(kind), redact_text(name), redact_text(outcome)  # (the agent's words)
         return self._trace.add(kind, name, outcome, input_tokens=input_tokens, output_tokens=output_tokens, **data)
 
     def events(self, kind: str | None = None) -> list[TraceEvent]:

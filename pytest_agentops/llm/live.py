@@ -33,6 +33,7 @@ import json
 import math
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -264,8 +265,8 @@ class LiveModel:
         if isinstance(answer, Exception):  # the real upstream failed: the agent sees it as in production
             with self._lock:
                 self.upstream_errors += 1
-            self._meter(0, 0, model=model, outcome="upstream_error", error=redact(str(answer), secrets)[:200],
-                        **step.common)
+            self._meter(0, 0, model=model, outcome="upstream_error",
+                        error=redact_short(redact(str(answer), secrets), 200), **step.common)
             if getattr(answer, "timeout", False):
                 raise core.ReadTimeout(str(answer))
             raise core.ConnectError(str(answer))
@@ -280,7 +281,7 @@ class LiveModel:
                 with self._lock:
                     self.upstream_errors += 1
                 self._meter(0, 0, model=model, outcome="upstream_error", status=answer.status,
-                            error=redact(answer.body[:200].decode("utf-8", "replace"), secrets), **step.common)
+                            error=_excerpt(answer.body, secrets), **step.common)
             return httpx.Response(answer.status, headers=headers, content=answer.body)
         return self._reply(step, answer, headers, core)
 
@@ -433,3 +434,10 @@ class LiveCampaign:
             if self.upstream is not None:
                 self.upstream.close()
             HTTP_PATCH.release()
+
+
+def _excerpt(body: bytes, secrets: Iterable[str]) -> str:
+    """The start of an upstream's error answer, as traced: redacted (the live key, then the environment's
+    secrets) before it is cut to 200 characters, never after (a review: an upstream echoing the prompt left 84
+    of a token's 95 characters at the cut). At most the first 64 KiB are read."""
+    return redact_short(redact(body[:65536].decode("utf-8", "replace"), secrets), 200)

@@ -28,6 +28,7 @@ import pytest
 
 from ..engine.progress import Progress, RunningEstimate
 from ..errors import hide_own_frames
+from ..harness.secrets import redact_text
 from .options import ChaosOptions
 
 __tracebackhide__ = hide_own_frames
@@ -130,7 +131,7 @@ def progress_text(progress: Progress) -> str:
     """One line, the time first (a line cut to the terminal's width keeps it): ``refund: 120/2,000 trials,
     12s elapsed, ~3m08s left at most | completion_rate 0.93 (lo 0.88) >= 0.9``."""
     left = "" if progress.eta_s is None else f", ~{duration_text(progress.eta_s)} left at most"
-    head = (f"{progress.scenario}: {progress.done:,}/{progress.max_trials:,} trials, "
+    head = (f"{redact_text(progress.scenario)}: {progress.done:,}/{progress.max_trials:,} trials, "
             f"{duration_text(progress.elapsed_s)} elapsed{left}")
     return " | ".join([head, *(_estimate_text(e) for e in progress.estimates)])
 

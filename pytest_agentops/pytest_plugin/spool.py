@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from ..errors import hide_own_frames
+from ..harness.secrets import redact_data, refresh
 
 __tracebackhide__ = hide_own_frames
 
@@ -80,11 +81,13 @@ def put_campaign(config: pytest.Config, nodeid: str, data: dict[str, Any]) -> bo
     target = _spool_file(config, spool, "campaign")
     tmp = target.with_suffix(".tmp")
     head = {k: v for k, v in data.items() if k != "records"}
+    refresh()  # (every text redacted before it reaches the file: a killed run leaves the spool behind)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps([nodeid, head, "records" in data], allow_nan=False) + "\n")
+            fh.write(json.dumps([nodeid, redact_data(head, numbers=False), "records" in data], allow_nan=False)
+                     + "\n")
             for record in data.get("records", ()):
-                fh.write(json.dumps(record, allow_nan=False) + "\n")
+                fh.write(json.dumps(redact_data(record, numbers=False), allow_nan=False) + "\n")
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
