@@ -91,7 +91,12 @@ __tracebackhide__ = hide_own_frames
 
 
 class ConfigError(AgentOpsError, ValueError):
-    """A scenario, fault or expectation setting has a bad value; the message names it and the fix."""
+    """A scenario, fault or expectation setting has a bad value; the message names it and the fix (with a secret
+    the environment holds redacted: the value quoted may be a key pasted where its variable's name goes, or a
+    connection string with its password)."""
+
+    def __init__(self, message: Any = "", *args: Any):
+        super().__init__(shown(message) if isinstance(message, str) else message, *args)
 
 
 class ArgumentTypeError(AgentOpsError, TypeError):
@@ -133,12 +138,18 @@ def show_failures_through(shown: Callable[[str], str]) -> None:
     _shown = shown
 
 
+def shown(text: str) -> str:
+    """``text`` as the package shows a user's values in its messages and reprs (redacted once
+    ``harness.secrets`` is imported: ``show_failures_through``)."""
+    return _shown(text)
+
+
 class CampaignFailed(AgentOpsError, AssertionError):
     """Raised by ``CampaignResult.check()``: which expectations failed, the worst trials, how to replay (with a
     secret the environment holds redacted: a parameter id or a scenario name may hold one)."""
 
     def __init__(self, message: str = "", *args: Any):
-        super().__init__(_shown(message) if isinstance(message, str) else message, *args)
+        super().__init__(shown(message) if isinstance(message, str) else message, *args)
 
 
 class CampaignInterrupted(KeyboardInterrupt):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import stats
 from ._frozen import FrozenMap
-from .errors import CampaignFailed, hide_own_frames
+from .errors import CampaignFailed, hide_own_frames, shown
 from .expect import Verdict
 from .judge import judge
 from .metrics import MetricSummary, collect, summarize_all
@@ -328,7 +328,7 @@ class CampaignResult:
 
     def __repr__(self) -> str:
         verdicts = ", ".join(f"{v.key}={v.verdict}" for v in self.verdicts)
-        return (f"CampaignResult({self.scenario!r}, n={self.n}, seed={self.seed}, "
+        return (f"CampaignResult({shown(repr(self.scenario))}, n={self.n}, seed={self.seed}, "
                 f"outcome_counts={self.outcome_counts}, verdicts=[{verdicts}])")
 
 

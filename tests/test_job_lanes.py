@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
+import itertools
 import threading
 import time
 
@@ -259,9 +261,92 @@ async def _pool_shut_with_its_queue(task, env):
     (_cancelled_before_it_started, "5"), (_calls_back_into_the_loop, "cfgcfg"), (_background_job, "True"),
     (_polls_without_waiting, "10"), (_falls_back_from_a_shut_pool, "4"), (_pool_shut_with_its_queue, "7"),
 ], ids=lambda v: v.__name__.strip("_") if callable(v) else None)
-def test_agents_whose_jobs_cancel_call_back_run_long_or_poll_complete_as_before(agent, output):
+def test_agents_whose_jobs_cancel_call_back_run_long_or_poll_complete_as_before(agent, output, monkeypatch):
+    from pytest_agentops.vtime import lanes
+
+    monkeypatch.setattr(lanes, "PATIENCE_S", 0.2)  # (the watcher and the polling agent wait it out: kept short)
     scenario = Scenario(name="shapes", agent=agent, task="t", tools=[lookup], faults=Faults.none(), trials=2,
                         seed=1, timeout_s=10, early_stop=False)
     for concurrency in (1, 2):
         records = run_campaign(scenario, concurrency=concurrency).records
         assert [(r.outcome, r.output) for r in records] == [("completed", output)] * 2, records[0].reason
+
+
+@dataclasses.dataclass
+class _Search:
+    """A tool object that cannot be hashed (a dataclass with ``__call__``)."""
+
+    index: str = "docs"
+
+    def __call__(self, query: str) -> str:
+        return f"{self.index}:{query}"
+
+
+async def _unhashable_callable(task, env):
+    return await asyncio.get_running_loop().run_in_executor(None, _Search(), "q")
+
+
+async def _pool_shut_after_its_jobs_were_handed_over(task, env):
+    """The jobs handed to a pool before ``shutdown(wait=False)`` still run (``concurrent.futures``), also those
+    waiting for their turn when it was shut down."""
+    loop = asyncio.get_running_loop()
+    pool = concurrent.futures.ThreadPoolExecutor(3)
+    jobs = [loop.run_in_executor(pool, env.tools["lookup"], i) for i in range(3)]
+    pool.shutdown(wait=False)
+    found = await asyncio.gather(*jobs)
+    return repr(found + await asyncio.gather(*(asyncio.to_thread(env.tools["lookup"], i) for i in (3, 4))))
+
+
+@pytest.mark.parametrize(("agent", "output"), [
+    (_unhashable_callable, "docs:q"), (_pool_shut_after_its_jobs_were_handed_over, "[0, 1, 2, 3, 4]"),
+], ids=lambda v: v.__name__.strip("_") if callable(v) else None)
+def test_a_second_reviews_agents_complete_as_before(agent, output):
+    scenario = Scenario(name="shapes-2", agent=agent, task="t", tools=[lookup], faults=Faults.none(), trials=2,
+                        seed=1, timeout_s=10, early_stop=False)
+    assert [(r.outcome, r.output) for r in run_campaign(scenario).records] == [("completed", output)] * 2
+
+
+def test_a_stuck_job_its_trial_gave_up_on_does_not_stop_the_clock_of_the_trials_after_it():
+    """A second review: a job kept running after its trial was timed out (a sync call stuck for its own long
+    timeout) counted as work the loop waits for, so virtual time stood still for every trial on the loop: each
+    later trial's ``asyncio.sleep(5)`` never ended, and all timed out."""
+    release = threading.Event()
+    started = itertools.count()
+
+    def fetch(env, first: bool) -> int:
+        if first:
+            release.wait(20)
+        return env.tools["lookup"](1)
+
+    async def agent(task, env):
+        found = await asyncio.to_thread(fetch, env, next(started) == 0)
+        await asyncio.sleep(5)  # (a back-off: virtual time)
+        return str(found)
+
+    scenario = Scenario(name="stuck", agent=agent, task="t", tools=[lookup], faults=Faults.none(), trials=5, seed=1,
+                        timeout_s=1, early_stop=False)
+    try:
+        outcomes = [r.outcome for r in run_campaign(scenario).records]
+    finally:
+        release.set()
+    assert outcomes == ["timed_out"] + ["completed"] * 4
+
+
+def test_jobs_that_work_for_tens_of_milliseconds_keep_their_order_at_high_concurrency():
+    """A second review: the patience counted a job's wait in the executor's queue (6 threads for 32 trials' jobs),
+    so at concurrency 64 lanes opened and records differed; it counts from the job's start now."""
+
+    def call(env, i: int) -> str:
+        _work(8000 + i)
+        try:
+            return f"{i}:{env.tools['lookup'](7)}"
+        except Exception as exc:
+            return f"{i}:{type(exc).__name__}"
+
+    async def agent(task, env):
+        return repr(await asyncio.gather(*(asyncio.to_thread(call, env, i) for i in range(4))))
+
+    scenario = Scenario(name="busy-jobs", agent=agent, task="t", tools=[lookup], check=lambda w, o: True,
+                        faults=Faults(rate=0.5, mix={"error": 1.0}), trials=24, seed=3, early_stop=False)
+    first = _records(scenario, 1)
+    assert _records(scenario, 64) == first

@@ -146,6 +146,71 @@ def test_an_xdist_workers_spool_holds_no_secret(pytester, monkeypatch):
     assert any(REDACTED in f.read_text() for f in files)
 
 
+def test_an_escalation_reason_is_redacted_before_it_is_cut(secret_env):
+    """A second review: the reason was cut at 2,000 characters first, so a secret at the cut stayed in part
+    (95 of 96 characters in the reason, the trace, both reports, the spans and JUnit)."""
+    def agent(task, env):
+        env.escalate("." * 1985 + KEY + " (token rejected)")
+
+    [record] = run_campaign(Scenario(name="escalate", agent=agent, trials=1, seed=1, faults=Faults.none())).records
+    shown = record.reason + repr([e.data for e in record.trace])
+    assert record.outcome == "escalated" and _longest_piece(KEY, shown) < 4 and "characters)" in record.reason
+
+
+def test_a_scenario_files_message_quotes_a_value_redacted_before_it_is_cut(secret_env):
+    """A second review: a key pasted into a scenario file was quoted cut at 80 characters, then redacted: the
+    cut key no longer matched (76 of 96 characters shown)."""
+    from pytest_agentops.scenario_file.yamldoc import short
+
+    for pad in range(0, 90, 3):
+        assert _longest_piece(KEY, short("x" * pad + KEY + "y" * 200)) < 4, pad
+
+
+def test_every_trace_events_name_is_redacted_even_before_the_environment_was_read(monkeypatch):
+    """A second review: the scenario's name was redacted before the campaign read the environment (the first
+    campaign of a process traced it whole); the name of a ``resume`` event (the scenario's) and of a
+    ``checkpoint`` event (its key) were never redacted."""
+    token = "agentops-second-review-7d1c9e3b5a"
+    monkeypatch.setenv("AGENTOPS_REVIEW_TOKEN", token)  # (not read yet: no refresh)
+
+    def agent(task, env):
+        env.state.save(f"session:{token}", 1)
+        return "ok"
+
+    result = run_campaign(Scenario(name=f"deploy-{token}", agent=agent, trials=1, seed=1, faults=Faults.none(),
+                                   state="memory"))
+    labels = [(e.kind, e.name) for e in result.records[0].trace]
+    assert ("checkpoint", f"session:{REDACTED}") in labels and ("outcome", f"deploy-{REDACTED}") in labels
+    assert token not in repr(labels)
+
+
+def test_the_timeline_and_the_html_table_redact_before_they_cut(secret_env):
+    """A second review: a secret the environment held only when the campaign ended is whole in the records; the
+    timeline (120 characters a value) and the HTML table (160 a reason) cut it first, and showed 56 and 20."""
+    from pytest_agentops.report.html import _first
+    from pytest_agentops.report.timeline import _short
+
+    for pad in range(0, 170, 3):
+        text = "r" * pad + KEY + "s" * 300
+        assert _longest_piece(KEY, _short(text)) < 4 and _longest_piece(KEY, _first(text, 160)) < 4, pad
+    assert _first("plain " * 40, 160) == ("plain " * 40)[:160]  # (no secret: as it was)
+
+
+def test_a_config_error_and_a_results_repr_redact_the_values_they_quote(secret_env):
+    """A second review: a setting quoting a secret (a Redis URL with its password, a key pasted as ``key_env``)
+    and ``CampaignResult``'s repr (shown by pytest's assertion rewriting) quoted it whole."""
+    from pytest_agentops import ConfigError, LiveLLM
+
+    with pytest.raises(ConfigError) as caught:
+        LiveLLM(base_url="http://127.0.0.1:9/v1", key_env=KEY)
+    assert KEY not in str(caught.value) and REDACTED in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        run_campaign(Scenario(name="s", agent=lambda t, e: "ok", trials=1, state=f"redis://:{KEY}@127.0.0.1:1/0"))
+    assert KEY not in str(caught.value) and caught.value.__cause__ is None
+    result = run_campaign(Scenario(name=f"deploy-{KEY}", agent=lambda t, e: "ok", trials=1, faults=Faults.none()))
+    assert KEY not in repr(result) and f"deploy-{REDACTED}" in repr(result)
+
+
 @tool
 def encoded(world, n: int) -> bytes:
     """Returns the password as bytes (a client's raw answer)."""

@@ -118,7 +118,6 @@ class CampaignLayers:
     def __init__(self, scenario: Scenario, run: RunSettings):
         self.scenario = scenario
         self.run = run
-        self.traced_name = redact_text(scenario.name)  # (the trial's outcome event's name: secrets never traced)
         self.specs = scenario.tool_specs
         self.tool_names = tuple(s.name for s in self.specs)
         self.templates = tuple(ToolTemplate(spec) for spec in self.specs)  # each tool's face, worked out once
@@ -146,6 +145,8 @@ class CampaignLayers:
             with contextlib.suppress(BaseException):  # (the error that stopped the set-up is the one to show)
                 self.close()
             raise
+        # the trials' outcome events' name (the secrets layer has read the environment by now: redacted)
+        self.traced_name = redact_text(scenario.name)
 
     def build(self, index: int, seed: int, clock_source: Callable[[], float] | None = None) -> BuiltTrial:
         """Assemble trial ``index`` (in the thread that will run its agent)."""

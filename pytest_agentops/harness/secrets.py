@@ -178,6 +178,25 @@ def redact_environment(text: str) -> str:
     return env.sub(REDACTED, text) if env is not None else text
 
 
+_labels: dict[str, str] = {}  # short texts that recur (events' names) -> redacted, for ``_labels_for``
+_labels_for: Any = None  # the environment pattern the remembered labels were redacted with
+
+
+def redact_label(text: str) -> str:
+    """``redact_text`` of a short text that recurs (an event's kind, name or outcome), remembered while the
+    environment's secrets stay the same (a trace event's name is redacted on every event)."""
+    global _labels_for
+    if _labels_for is not _env_pattern:
+        _labels.clear()
+        _labels_for = _env_pattern
+    shown = _labels.get(text)
+    if shown is None:
+        shown = redact_text(text)
+        if len(_labels) < 4096 and len(text) <= 200:
+            _labels[text] = shown
+    return shown
+
+
 def redact_short(text: str, limit: int) -> str:
     """``text`` redacted, then cut to ``limit`` characters (``...`` added): a secret that straddles the cut is
     redacted whole, and a long text costs no more than its first ``limit`` characters and a margin.

@@ -20,7 +20,7 @@ from .._frozen import FrozenMap, freeze
 from ..errors import hide_own_frames
 from ..records import TraceEvent
 from ..stable_repr import stable_repr, without_addresses
-from .secrets import REDACTED, SECRET_KEY, is_secret_number, redact, redact_short, redact_text
+from .secrets import REDACTED, SECRET_KEY, is_secret_number, redact, redact_label, redact_short, redact_text
 
 __tracebackhide__ = hide_own_frames
 
@@ -172,8 +172,10 @@ class Trace:
 
     def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
             output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
-        """Record an event (secrets redacted); ignored once the trial is over (an abandoned agent thread)."""
-        return self.add_data(kind, name, outcome, data, input_tokens, output_tokens)
+        """Record an event (secrets redacted: its kind, name and outcome too, which may be a scenario's name, a
+        checkpoint's key, an agent's words); ignored once the trial is over (an abandoned agent thread)."""
+        return self.add_data(redact_label(kind), redact_label(name), redact_label(outcome), data, input_tokens,
+                             output_tokens)
 
     def add_data(self, kind: str, name: str, outcome: str, data: dict[str, Any], input_tokens: int = 0,
                  output_tokens: int = 0) -> TraceEvent | PendingEvent | None:
@@ -273,7 +275,6 @@ class AgentTrace:
             if type(count) is not int or not 0 <= count <= _MOST_TOKENS:
                 raise ValueError(f"env.trace.add: {label}={_shown(count)} must be a whole number of tokens "
                                  f"from 0 to {_MOST_TOKENS:,}")
-        kind, name, outcome = redact_text(kind), redact_text(name), redact_text(outcome)  # (the agent's words)
         return self._trace.add(kind, name, outcome, input_tokens=input_tokens, output_tokens=output_tokens, **data)
 
     def events(self, kind: str | None = None) -> list[TraceEvent]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import hide_own_frames
-from ..harness.secrets import redact_text
+from ..harness.secrets import redact_short, redact_text
 from ..harness.secrets import refresh as refresh_secrets
 from ..process.umask import as_ordinary_file
 from .campaign_data import campaign_order, passed, replay_hint
@@ -197,7 +197,7 @@ def _trials(c: dict[str, Any], records: Iterable[dict[str, Any]], cid: str, trac
         outcome = e(r["outcome"])
         rows.append(f'<tr data-outcome="{outcome}"{" class=bad" if bad else ""}>'
                     f'<td data-v="{r["index"]}">{label}</td><td class=num>{r["seed"]}</td><td>{outcome}</td>'
-                    f'<td>{e((r.get("reason") or "")[:160])}</td><td class=num>{r["tokens"]}</td>'
+                    f'<td>{e(_first(r.get("reason") or "", 160))}</td><td class=num>{r["tokens"]}</td>'
                     f'<td class=num>{r["cost_usd"]:.6g}</td><td class=num>{r["tool_calls"]}</td>'
                     f'<td class=num>{r["tool_failures"]}</td><td>{e(", ".join(r.get("faults", [])))}</td>'
                     f'<td>{e(", ".join(r.get("violations", [])))}</td><td class=num>{r["duration_s"]:g}</td></tr>')
@@ -303,3 +303,11 @@ def write_html(path: str | os.PathLike[str], campaigns: Iterable[dict[str, Any]]
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _first(text: str, limit: int) -> str:
+    """The first ``limit`` characters of ``text``, redacted before they are cut (no ``...`` added)."""
+    if len(text) <= limit:
+        return text
+    shown = redact_short(text, limit)
+    return shown[:-3] if shown.endswith("...") else shown

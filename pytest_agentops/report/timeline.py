@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import hide_own_frames
+from ..harness.secrets import redact_short
 
 __tracebackhide__ = hide_own_frames
 
@@ -22,8 +23,10 @@ VALUE_LIMIT = 120
 
 
 def _short(value: Any, limit: int = VALUE_LIMIT) -> str:
+    """A value on a line, cut to ``limit`` characters: redacted before it is cut (a secret the environment held
+    only when the campaign ended is in the records whole, and must not be shown in part)."""
     text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return text if len(text) <= limit else redact_short(text, limit - 3)
 
 
 def _args(arguments: Any) -> str:

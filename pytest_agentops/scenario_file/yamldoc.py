@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import yaml
 
 from ..errors import ConfigError, ScenarioFileError, hide_own_frames
+from ..harness.secrets import redact_short
 
 __tracebackhide__ = hide_own_frames
 
@@ -79,6 +80,11 @@ def too_large(size: str) -> str:
             "several files")
 
 
+#: How far past a message's limit a value's text is built, so that it is redacted before it is cut
+#: (``redact_short``: only a text many secrets long could still be cut inside one).
+_REDACTED_AHEAD = 10_000
+
+
 def short(value: Any, limit: int = 80) -> str:
     """A value as messages show it: its repr, shortened (built only as far as shown: a large value, or one
     that shares parts through aliases, costs no more than ``limit`` characters)."""
@@ -87,10 +93,11 @@ def short(value: Any, limit: int = 80) -> str:
     for part in _repr_parts(value, set(), 0):
         parts.append(part)
         size += len(part)
-        if size > limit:
+        if size > limit + _REDACTED_AHEAD:
             break
     text = "".join(parts)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    # (redacted before it is cut: a key pasted into the file, cut at the limit, no longer matched its value)
+    return text if len(text) <= limit else redact_short(text, limit - 3)
 
 
 def _repr_parts(value: Any, path: set[int], depth: int) -> Iterator[str]:

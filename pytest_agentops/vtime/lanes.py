@@ -31,7 +31,7 @@ __tracebackhide__ = hide_own_frames
 #: Real seconds a job may hold its trial's turn while another waits before the lane opens (``JobLane.open``):
 #: a job that runs for long (a background loop, a slow call, one waiting for the trial's async code) no
 #: longer holds the others up; from then on the trial's jobs run at once, as their threads run.
-PATIENCE_S = 0.5
+PATIENCE_S = 1.0
 
 
 class JobLane:
@@ -44,7 +44,7 @@ class JobLane:
         self.busy = False  # a job holds the turn (at work in a thread, or its end not yet seen by the loop)
         self.closed = False  # the trial's agent has returned: jobs waiting for a turn never get one
         self.opened = False  # a job held the turn past ``PATIENCE_S`` while others waited: no more turns
-        self.since = 0.0  # real time the turn was last taken
+        self.since = 0.0  # real time the job holding the turn started, or ended (then the turn passes soon)
         self.waiting: deque[asyncio.Future[None]] = deque()
 
     def free(self) -> bool:

@@ -37,8 +37,6 @@ DEFAULT_IO_POLL_CAP = 0.05
 #: handed (in submission order, on the loop): what the job's context needs of its own (``trial_random``: a
 #: generator per job, so that jobs running at once do not draw from one in the order their threads run).
 THREAD_JOB_SETUP: list[Callable[[], Any]] = []
-#: What asyncio itself hands to the default executor (name lookups): never held up by a trial's jobs' turns.
-_ASYNCIO_OWN = frozenset({socket.getaddrinfo, socket.getnameinfo})
 
 
 def _job_context(func: Callable[..., Any]) -> contextvars.Context | None:
@@ -150,19 +148,21 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         drained at the next real wait), which also keeps a busy loop from handing the GIL away on every turn."""
         return self._inner.select(0) if self.real_io_pending() else []
 
-    def _lanes_patience(self) -> None:
+    def _lanes_patience(self) -> bool:
         """Open the lanes whose jobs have waited past their patience (``lanes.PATIENCE_S``), and forget those
         with no job waiting: checked on every turn, so that a loop kept busy (a task polling with
-        ``asyncio.sleep(0)``) or a job that never ends holds no job up for longer."""
+        ``asyncio.sleep(0)``) or a job that never ends holds no job up for longer. Whether one opened."""
         now = real_monotonic()
-        for lane in [lane for lane in self.lanes if lane.impatient(now)]:
+        opened = [lane for lane in self.lanes if lane.impatient(now)]
+        for lane in opened:
             lane.open()
         self.lanes = {lane for lane in self.lanes if lane.waiting}
+        return bool(opened)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         self.turns += 1
-        if self.lanes:
-            self._lanes_patience()
+        if self.lanes and self._lanes_patience():  # (the jobs let go are not counted yet: no time may move)
+            return self._poll()
         if timeout is not None and timeout <= 0:  # (``_poll``, inlined: the turn of a loop with callbacks ready)
             fds = self._fds
             if fds is not None and self.own_fds.issuperset(fds):
@@ -531,7 +531,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         order handed over (``lanes.JobLane``): a job handed over while another of its trial is at work waits
         for its turn (the future returned is then a task)."""
         if executor is None or isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-            lane = None if func in _ASYNCIO_OWN else lane_on(self)
+            # (asyncio's own name lookups are never held up by a trial's jobs' turns)
+            lane = None if func is socket.getaddrinfo or func is socket.getnameinfo else lane_on(self)
             if self._debug:
                 self._check_callback(func, "run_in_executor")  # type: ignore[attr-defined]  (before it is wrapped)
             context = _job_context(func)
@@ -574,17 +575,27 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             raise RuntimeError("cannot schedule new futures after shutdown")
         return executor
 
-    def _vt_submit(self, lane: JobLane, executor: Any, func: Callable[..., T], args: tuple[Any, ...]
-                   ) -> asyncio.Future[T]:
+    def _vt_submit(self, lane: JobLane, executor: Any, func: Callable[..., T], args: tuple[Any, ...],
+                   waited: bool = False) -> asyncio.Future[T]:
         """Hand a trial's job to the executor, holding its trial's turn (``lanes``) until the loop has seen its
         thread's end and then its result. Once handed over it runs to its end: cancelling the future it
-        returns cancels the caller's wait, not the job (which job runs never depends on a thread's timing)."""
-        pool = self._vt_open_executor(executor)
-        lane.take()
+        returns cancels the caller's wait, not the job (which job runs never depends on a thread's timing);
+        the loop then no longer waits for it (a job stuck for good would stop virtual time for every trial).
+        ``waited``: the job waited for its turn, and an executor shut down meanwhile runs it on the default
+        one (a pool shut down after the job was handed to it still runs the job, as ``concurrent.futures``
+        does)."""
+        selector = self._vt_selector
+        counted = [True]  # (counted as outside work until its result is seen, or its future cancelled)
         future: asyncio.Future[T] = self.create_future()
 
+        def uncount(*_: Any) -> None:
+            if counted[0]:
+                counted[0] = False
+                selector.outside_jobs -= 1
+
         def deliver(done: concurrent.futures.Future[T]) -> None:  # (on the loop, once the thread is done with it)
-            self._vt_selector.outside_jobs -= 1  # (counted until then, cancelled or not)
+            uncount()
+            lane.since = real_monotonic()  # (its turn passes in the next idle moment, or past the patience)
             lane.ended(self.hand_over)
             if future.cancelled():
                 return
@@ -597,26 +608,45 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             else:
                 future.set_result(done.result())
 
-        try:
-            handed = pool.submit(func, *args)
-        except BaseException:
-            lane.ended(self.hand_over)  # (never ran: the turn passes on)
-            raise
-        self._vt_selector.outside_jobs += 1
-
         def delivered(done: concurrent.futures.Future[T]) -> None:  # (in the job's thread)
             with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile: no one waits for it)
                 self.call_soon_threadsafe(deliver, done)
 
+        job = func
+
+        def started(*job_args: Any) -> Any:  # (the patience counts from the job's start, not its wait in a queue)
+            lane.since = real_monotonic()
+            return job(*job_args)
+
+        lane.take()
+        try:
+            try:
+                pool = self._vt_open_executor(executor)
+            except RuntimeError:
+                if not waited or executor is None:
+                    raise
+                pool = self._vt_open_executor(None)
+            handed = pool.submit(started, *args)
+        except BaseException:
+            lane.ended(self.hand_over)  # (never ran: the turn passes on)
+            raise
+        selector.outside_jobs += 1
+        future.add_done_callback(uncount)
         handed.add_done_callback(delivered)
         return future
 
     async def _vt_in_turn(self, lane: JobLane, executor: Any, func: Callable[..., T], args: tuple[Any, ...]) -> T:
         """A thread job that waits for its trial's turn before it is handed to the executor."""
         await lane.turn(self)
-        if lane.opened:  # (the lane opened meanwhile: as any job)
-            return await self._vt_counted(executor, func, args)
-        return await self._vt_submit(lane, executor, func, args)
+        if lane.opened:  # (the lane opened meanwhile: as any job; a pool shut down meanwhile: the default one)
+            try:
+                future = self._vt_counted(executor, func, args)
+            except RuntimeError:
+                if executor is None:
+                    raise
+                future = self._vt_counted(None, func, args)
+            return await future
+        return await self._vt_submit(lane, executor, func, args, waited=True)
 
     def _vt_job_done(self, _future: asyncio.Future[Any]) -> None:
         self._vt_selector.outside_jobs -= 1

@@ -72,7 +72,8 @@ class CampaignState:
         except Exception as exc:
             self._remove_tmpdir()
             raise ConfigError(f"state={str(spec)!r}: the checkpoint store cannot be reached ({type(exc).__name__}: "
-                              f"{exc}); is the server running and the URL right?") from exc
+                              f"{exc}); is the server running and the URL right?") from None  # (not chained:
+            # pytest would show the frames' arguments, the URL with its password among them)
 
     def namespace(self, scenario: str, seed: int) -> str:
         """The namespace of the trial of ``scenario`` with this seed, in this campaign."""
