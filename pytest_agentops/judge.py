@@ -446,8 +446,11 @@ class _BettingJudge(Judge):
 
     def _read_mean(self, record: TrialRecord, values: list[float]) -> float | None:
         """A trial's value for a mean, in [0, 1] in the ">=" orientation, its value as the metric reads it added
-        to ``values``; None when it has none, or when it is beyond the cap of a '<=' mean (which then fails: such
-        a mean cannot be shown)."""
+        to ``values``; None when it has none, or when it lies outside [0, cap] on the side that clipping would
+        help the expectation (above the cap of a '<=' mean, below 0 for a '>=' mean, or NaN): the verdict then
+        fails (such a mean cannot be shown). A value outside on the other side is clipped (which only makes
+        the verdict harder to pass: a review found a '>=' mean passing 42-100% of campaigns, stated 5%, when
+        negative values were raised to 0)."""
         upward = self.exp.upward
         if self.defn.kind == "rate":  # a share inside each trial (tool_success_rate): in [0, 1] as it is
             successes, chances = self.defn.extract(record)
@@ -462,7 +465,7 @@ class _BettingJudge(Judge):
         value = float(raw)
         if value > self.scale or value < 0 or math.isnan(value):
             self.over_cap += 1
-            if not upward:
+            if math.isnan(value) or (value < 0 if upward else value > self.scale):
                 values.append(value)
                 self._decide("fail", self._failing_at())
                 return None
@@ -487,7 +490,7 @@ class _BettingJudge(Judge):
         ``rerun`` (one value per ``per_unit`` trials)."""
         note, needed = "", None
         if self.over_cap:
-            note = f"{self.over_cap} value(s) beyond the declared cap {self.scale:g}"
+            note = f"{self.over_cap} value(s) outside [0, {self.scale:g}], the declared cap's range"
         if verdict == "inconclusive":
             if stopped_by:
                 note = self._stopped_note(stopped_by)

@@ -189,7 +189,41 @@ def test_a_capped_mean_fails_when_a_trial_breaks_its_cap():
     j = judge(exp, max_trials=100, confidence=0.95, sequential=True)
     j.add(TrialRecord("x", 0, 0, "completed", cost_usd=0.001))
     j.add(TrialRecord("x", 1, 0, "completed", cost_usd=0.2))
-    assert j.failed and "beyond the declared cap" in j.verdict(complete=False).note
+    assert j.failed and "outside [0, 0.05], the declared cap's range" in j.verdict(complete=False).note
+
+
+def _signed_reward(record):
+    return record.seed  # (the test's records carry their value as the seed: any number, negative too)
+
+
+@pytest.mark.parametrize(("expr", "values", "wrong"), [
+    (">= 0.3, cap 1", (-1.0, 1.0), "pass"),  # true mean 0: the expectation is false
+    (">= 0.4, cap 1", (-1.0, 1.0), "pass"),
+    ("<= 0.5, cap 1", (-1.0, 0.2), "fail"),  # true mean -0.4: the expectation holds
+])
+def test_a_capped_mean_keeps_its_error_rates_with_values_below_zero(expr, values, wrong):
+    """Found by a review: values below 0 were raised to 0 before the betting test, so a '>=' mean of values -1 or
+    +1 (true mean 0) passed '>= 0.3, cap 1' in 99.8% of campaigns (stated: 5%); and a '<=' mean failed at its
+    first negative value (100% false fails). Seeded Monte Carlo, 400 campaigns of up to 200 trials, both rules."""
+    from pytest_agentops import MetricDef, register_metric
+
+    REGISTRY.pop("signed_reward", None)
+    register_metric(MetricDef("signed_reward", "distribution", _signed_reward, "a reward in [-1, 1]"))
+    try:
+        exp = Expectation.parse("signed_reward.mean", expr)
+        rng = np.random.default_rng(20240601)
+        for sequential in (True, False):
+            wrongs = 0
+            for _ in range(400):
+                j = judge(exp, max_trials=200, confidence=0.95, sequential=sequential)
+                for i in range(200):
+                    j.add(TrialRecord("x", i, float(rng.choice(values)), "completed"))
+                    if j.decided:
+                        break
+                wrongs += j.verdict(complete=True).verdict == wrong
+            assert wrongs / 400 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 400), (sequential, wrongs)
+    finally:
+        REGISTRY.pop("signed_reward", None)
 
 
 # --- pass^k and several tasks ----------------------------------------------------------------------------
