@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import itertools
@@ -350,3 +351,46 @@ def test_jobs_that_work_for_tens_of_milliseconds_keep_their_order_at_high_concur
                         faults=Faults(rate=0.5, mix={"error": 1.0}), trials=24, seed=3, early_stop=False)
     first = _records(scenario, 1)
     assert _records(scenario, 64) == first
+
+
+def test_a_job_handed_over_as_a_contexts_run_calls_back_into_the_loop_without_waiting(monkeypatch):
+    """A third review: ``run_in_executor(pool, ctx.run, fn)`` (pydantic-ai's ``using_thread_executor``) ran the job
+    in the caller's context, which still held the trial's lane: what the job called back into the loop waited
+    for the turn the job itself held, until the lane opened (1 s a trial, then unordered)."""
+    from pytest_agentops.vtime import lanes
+
+    opened = []
+    monkeypatch.setattr(lanes.JobLane, "open", lambda self: opened.append(self))
+
+    async def read_config() -> str:
+        return await asyncio.to_thread(lambda: "cfg")
+
+    def sync_tool(loop) -> str:
+        return asyncio.run_coroutine_threadsafe(read_config(), loop).result(20)
+
+    async def agent(task, env):
+        loop = asyncio.get_running_loop()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            return await loop.run_in_executor(pool, contextvars.copy_context().run, sync_tool, loop)
+
+    scenario = Scenario(name="ctx-run", agent=agent, task="t", faults=Faults.none(), trials=3, seed=1, timeout_s=10)
+    assert [(r.outcome, r.output) for r in run_campaign(scenario).records] == [("completed", "cfg")] * 3
+    assert opened == []
+
+
+async def _isolated_parallel_agent(task, env):
+    async def one(x):
+        return await asyncio.to_thread(_call, env, 7, x)
+    return repr(await asyncio.gather(*(one(x) for x in range(4))))
+
+
+def test_an_isolated_async_agents_thread_jobs_take_turns_as_in_process():
+    """A third review: in an isolated agent's process, the agent's loop had no lane: parallel sync tools' calls
+    reached the parent in their threads' order, and 7 of 12 traces differed between two runs of one seed."""
+    records = {}
+    for isolation in ("none", "process", "process"):
+        scenario = Scenario(name="iso-lanes", agent=_isolated_parallel_agent, task="t", tools=[lookup],
+                            faults=Faults(rate=0.4, mix={"error": 1.0}), trials=6, seed=3, early_stop=False,
+                            timeout_s=60, isolation=isolation)
+        records.setdefault(isolation, []).append(_records(scenario, 1))
+    assert records["process"][0] == records["process"][1] == records["none"][0]

@@ -40,11 +40,14 @@ THREAD_JOB_SETUP: list[Callable[[], Any]] = []
 
 
 def _job_context(func: Callable[..., Any]) -> contextvars.Context | None:
-    """The context a thread job already runs in: ``asyncio.to_thread``'s (``functools.partial(ctx.run, ...)``)."""
+    """The context a thread job already runs in: ``asyncio.to_thread``'s (``functools.partial(ctx.run, ...)``), or
+    a context's own ``run`` handed over with the job's function as its argument (``run_in_executor(pool,
+    ctx.run, fn)``, as pydantic-ai's ``using_thread_executor`` does)."""
     if isinstance(func, functools.partial):
-        context = getattr(func.func, "__self__", None)
-        if isinstance(context, contextvars.Context) and func.func == context.run:
-            return context
+        func = func.func
+    context = getattr(func, "__self__", None)
+    if isinstance(context, contextvars.Context) and func == context.run:
+        return context
     return None
 
 

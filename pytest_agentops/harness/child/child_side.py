@@ -19,6 +19,7 @@ from typing import Any
 
 from ...errors import hide_own_frames, user_code_at
 from ...llm.endpoint import LLMEndpoint
+from ...process.anyio_threads import track_anyio_threads
 from ...process.reaper import be_subreaper, end_descendants
 from ...process.time_patch import time_patch, virtual_time
 from ...process.trial_random import TrialRandom, enter_random, exit_random
@@ -26,6 +27,7 @@ from ...seeding import Stream, stream
 from ...settings.layers import StateSpec
 from ...settings.tools import ToolSpec
 from ...vtime.clock import VirtualClock
+from ...vtime.lanes import end_lane, new_lane
 from ...vtime.loop import VirtualTimeLoop, run_virtual, wind_down
 from .. import secrets
 from ..state import CheckpointStore, TrialStore, open_store
@@ -185,12 +187,17 @@ class _Jumps:
 
 def _run_here(coro: Any, clock: _RemoteClock) -> Any:
     """Run an async agent's coroutine in this process: its loop's jumps to the next timer (``asyncio.sleep``)
-    advance the trial's clock in the parent, as they would on the parent's own loop."""
+    advance the trial's clock in the parent, as they would on the parent's own loop; its thread jobs take turns
+    as in the parent (``vtime.lanes``; anyio's worker threads too), so an isolated trial replays as one in
+    process does (a review: parallel sync tools' calls reached the parent in their threads' order)."""
     loop = VirtualTimeLoop()
     loop.on_jump = _Jumps(clock)
+    lane, token = new_lane(loop)
     try:
-        return run_virtual(coro, loop=loop)
+        with track_anyio_threads():
+            return run_virtual(coro, loop=loop)
     finally:
+        end_lane(lane, token)
         wind_down(loop)
 
 
