@@ -2068,3 +2068,43 @@ def test_the_hound_slows_down_for_a_thread_its_first_interruption_cannot_reach(m
         release.set()
         blocked.join(5)
         hound._wake.set()
+
+
+@pytest.mark.parametrize("left", ["task", "callback"])
+def test_work_an_agent_leaves_keeping_the_shared_loop_busy_for_good_ends_with_its_campaign(pytester, left):
+    """A second hostile review: a trial that returned leaving a task polling with ``asyncio.sleep(0)`` (or a
+    callback that reschedules itself) kept the loop it shares from ever being idle: the trials that had ended
+    were never judged (judging waits for an idle moment), nothing counted against a wall-clock limit, and pytest
+    hung for ever. Their wait to be judged now counts a limit from their run's end: the campaign ends, failed
+    (its neighbours' timers never fired: timed out), and the next test runs."""
+    pytester.makepyfile(f"""
+        import asyncio
+        from pytest_agentops import Scenario
+
+        async def agent(task, env):
+            if env.trial_id.endswith("-5"):
+                loop = asyncio.get_running_loop()
+                if {left!r} == "task":
+                    async def poll():
+                        while True:
+                            await asyncio.sleep(0)
+                    asyncio.ensure_future(poll())
+                else:
+                    def tick():
+                        loop.call_soon(tick)
+                    loop.call_soon(tick)
+                return "ok"
+            await asyncio.sleep(1)
+            return "ok"
+
+        def test_campaign(agent_chaos):
+            agent_chaos.run(Scenario(name="busy", agent=agent, trials=8, concurrency=8, seed=1, faults="none",
+                                     timeout_s=2, early_stop=False, check=lambda world, output: output == "ok",
+                                     expect={{"completion_rate": ">= 0.9"}})).check()
+
+        def test_after():
+            assert asyncio.run(asyncio.sleep(0, "x")) == "x"
+    """)
+    result = pytester.runpytest_subprocess("--agent-chaos", "-p", "no:randomly", timeout=120)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*timed_out*"])

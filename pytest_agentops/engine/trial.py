@@ -65,6 +65,7 @@ class Trial:
         self.future: cf.Future[Any] | None = None
         self.started: float | None = None  # wall time the agent started (a queued trial has not)
         self.ran = False  # the agent's run is over (an async trial may then wait for an idle moment to be judged)
+        self.ran_at: float | None = None  # wall time an async trial's run ended (its wait to be judged counts from)
         self.building: float | None = None  # wall time an async trial's building ahead began (``warm``)
         self.judging: float | None = None  # wall time an async trial's judging began (``settle_async``)
         self.worker: ThreadWorker | LoopWorker | None = None
@@ -171,7 +172,8 @@ class Trial:
         except BaseException as exc:  # CancelledError too: the virtual deadline or the watchdog ended it
             return None, exc
         finally:
-            self.ran = True  # within its limit: the wall clock no longer counts for it
+            self.ran_at = _wall()  # within its limit: its wait to be judged counts anew from here
+            self.ran = True
             if sys.gettrace() is not tracer:  # (the loop's thread: put back for the trials after this one)
                 sys.settrace(tracer)
             if sys.getprofile() is not profiler:
@@ -203,10 +205,13 @@ class Trial:
 
     def counting_since(self) -> float | None:
         """Wall time since which the trial counts against its wall-clock limit: since it started, or since
-        it began to be built ahead, or (an async trial) to be judged; None while queued, and once its run is
-        over except while it is judged."""
+        it began to be built ahead, or (an async trial) since its run ended or its judging began; None while
+        queued. (A run that ended waits for an idle moment of its loop to be judged, usually milliseconds; a
+        loop kept busy for good by what a trial left on it, a task or a callback that reschedules itself, has
+        none: such trials are timed out a whole limit after their run ended, and the campaign ends, where it
+        waited for ever.)"""
         if self.ran:
-            return self.judging
+            return self.judging if self.judging is not None else self.ran_at
         return self.started if self.started is not None else self.building
 
     def abort(self, outcome: str, reason: str) -> None:
