@@ -2108,3 +2108,23 @@ def test_work_an_agent_leaves_keeping_the_shared_loop_busy_for_good_ends_with_it
     result = pytester.runpytest_subprocess("--agent-chaos", "-p", "no:randomly", timeout=120)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*timed_out*"])
+
+
+def test_trials_waiting_behind_a_slow_check_to_be_judged_are_not_timed_out():
+    """A review of the fix above: counting a trial's wait to be judged from its run's end timed out trials
+    that had finished in time but waited behind the others' checks (64 trials ending together, a 50 ms check,
+    a 1 s limit: 43 recorded timed out, their checks never run). The wait counts only while the loop judges
+    nothing and has no idle moment."""
+    def check(world, output):
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.04:  # (real work: the check's own cost)
+            pass
+        return output == "ok"
+
+    async def agent(task, env):
+        await asyncio.sleep(1.0)
+        return "ok"
+
+    scenario = Scenario(name="slow-check", agent=agent, trials=48, concurrency=48, seed=1, faults="none",
+                        timeout_s=1, early_stop=False, check=check)
+    assert dict(run_campaign(scenario).outcome_counts) == {"completed": 48}

@@ -205,13 +205,17 @@ class Trial:
 
     def counting_since(self) -> float | None:
         """Wall time since which the trial counts against its wall-clock limit: since it started, or since
-        it began to be built ahead, or (an async trial) since its run ended or its judging began; None while
-        queued. (A run that ended waits for an idle moment of its loop to be judged, usually milliseconds; a
-        loop kept busy for good by what a trial left on it, a task or a callback that reschedules itself, has
-        none: such trials are timed out a whole limit after their run ended, and the campaign ends, where it
-        waited for ever.)"""
+        it began to be built ahead, or (an async trial) since its judging began; None while queued. An async
+        trial whose run ended waits to be judged in its loop's idle moments, after the trials that ended before
+        it (a slow check makes that wait long: it does not count); only while its loop judges nothing and has no
+        idle moment at all does the wait count, from the later of its run's end and the loop's last such
+        moment: a loop kept busy for good by what a trial left on it (a task polling with ``sleep(0)``, a
+        callback that reschedules itself) then ends the campaign a limit later, where it waited for ever."""
         if self.ran:
-            return self.judging if self.judging is not None else self.ran_at
+            if self.judging is not None:
+                return self.judging
+            progress = getattr(self.worker, "progress_at", None)
+            return self.ran_at if progress is None or self.ran_at is None else max(self.ran_at, progress)
         return self.started if self.started is not None else self.building
 
     def abort(self, outcome: str, reason: str) -> None:

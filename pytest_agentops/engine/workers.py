@@ -28,7 +28,7 @@ from ..errors import TrialAbandoned, hide_own_frames
 from ..process.exit_guard import Refusal, in_a_trial
 from ..process.task_scope import forget_tasks, owner_of, task_factory
 from ..vtime.loop import VirtualTimeLoop, keep_forever
-from ..vtime.real import real_monotonic
+from ..vtime.real import real_monotonic, real_perf_counter
 from .job_future import JobFuture
 
 #: who called, in the message of a process-level call refused on a worker outside any trial's context
@@ -257,6 +257,9 @@ class LoopWorker:
         # the job whose end starts it, which its agent may have changed)
         self._context = contextvars.copy_context()
         self.abandoned = 0  # tasks left running when the loop stopped (they ignored their cancellation)
+        # wall time (``real_perf_counter``, the runner's clock) the loop last judged an ended job or had an idle
+        # moment: a trial waiting to be judged counts against its limit only from here (``Trial.counting_since``)
+        self.progress_at = 0.0
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.loop.stop_refused = self._in_a_trial  # (its own stops run as callbacks, outside any task)
         self.thread.start()
@@ -470,6 +473,7 @@ class LoopWorker:
             self._settle_one()
 
     def _settle_one(self) -> None:
+        self.progress_at = real_perf_counter()
         try:
             job, result = self._settling.popleft()
         except IndexError:  # the loop's thread took the last one meanwhile
@@ -490,6 +494,7 @@ class LoopWorker:
 
     def _idle(self) -> bool:
         """One step of idle work: warm the next job to start, else settle an ended one."""
+        self.progress_at = real_perf_counter()
         pending = self._pending
         while self._warmed < min(len(pending), self.limit, WARM_AHEAD) and not self.retired:
             job = pending[self._warmed]
