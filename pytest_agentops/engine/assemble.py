@@ -145,8 +145,6 @@ class CampaignLayers:
             with contextlib.suppress(BaseException):  # (the error that stopped the set-up is the one to show)
                 self.close()
             raise
-        # the trials' outcome events' name (the secrets layer has read the environment by now: redacted)
-        self.traced_name = redact_text(scenario.name)
 
     def build(self, index: int, seed: int, clock_source: Callable[[], float] | None = None) -> BuiltTrial:
         """Assemble trial ``index`` (in the thread that will run its agent)."""

@@ -214,8 +214,8 @@ class Trial:
         if self.ran:
             if self.judging is not None:
                 return self.judging
-            progress = getattr(self.worker, "progress_at", None)
-            return self.ran_at if progress is None or self.ran_at is None else max(self.ran_at, progress)
+            progress = getattr(self.worker, "progress_at", 0.0)  # (a LoopWorker's: an async trial's)
+            return max(self.ran_at or 0.0, progress)
         return self.started if self.started is not None else self.building
 
     def abort(self, outcome: str, reason: str) -> None:
@@ -296,7 +296,7 @@ class Trial:
             outcome, reason = "error", refused[0]
         # (an exception's text, an escalation's reason: the agent's words, an object's address left out)
         reason = without_addresses(redact_text(reason))
-        ctx.trace.add("outcome", self.layers.traced_name, outcome, reason=reason)
+        ctx.trace.add("outcome", scenario.name, outcome, reason=reason)  # (its name redacted: ``Trace.add``)
         events = ctx.trace.close_pending()  # (events held unscrubbed are scrubbed only if the trace is kept)
         layers = ctx.layer_records()
         violations = tuple(ctx.violations)

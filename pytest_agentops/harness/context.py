@@ -40,10 +40,7 @@ ABORT_LOCK_WAIT_S = 1.0
 
 def _cut(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, redacted before it is cut (a secret at the cut is never half shown)."""
-    if len(text) <= limit:
-        return text
-    shown = redact_short(text, limit)
-    return f"{shown} ({len(text):,} characters)" if shown.endswith("...") else shown
+    return text if len(text) <= limit else redact_short(text, limit, f"... ({len(text):,} characters)")
 
 
 def _safe_str(value: Any) -> str:

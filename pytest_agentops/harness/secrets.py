@@ -197,9 +197,9 @@ def redact_label(text: str) -> str:
     return shown
 
 
-def redact_short(text: str, limit: int) -> str:
-    """``text`` redacted, then cut to ``limit`` characters (``...`` added): a secret that straddles the cut is
-    redacted whole, and a long text costs no more than its first ``limit`` characters and a margin.
+def redact_short(text: str, limit: int, more: str = "...") -> str:
+    """``text`` redacted, then cut to ``limit`` characters (``more`` added when cut): a secret that straddles
+    the cut is redacted whole, and a long text costs no more than its first ``limit`` characters and a margin.
 
     Only a slice is redacted; the last characters of a slice that cut the text (as many as the longest secret,
     or a secret shape's start) are never shown: they may begin a secret the slice cut off. When the redacted
@@ -210,10 +210,10 @@ def redact_short(text: str, limit: int) -> str:
     while True:
         if len(text) <= span:
             shown = redact_text(text)
-            return shown if len(shown) <= limit else shown[:limit] + "..."
+            return shown if len(shown) <= limit else shown[:limit] + more
         shown = redact_text(text[:span])[:-tail]
         if len(shown) > limit:
-            return shown[:limit] + "..."
+            return shown[:limit] + more
         span *= 2
 
 

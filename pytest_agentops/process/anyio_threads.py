@@ -21,7 +21,6 @@ from typing import Any
 from ..errors import hide_own_frames
 from ..vtime.lanes import JOB_LANE, lane_on
 from ..vtime.loop import VirtualTimeLoop
-from ..vtime.real import real_monotonic
 from .patch import ProcessPatch
 from .trial_random import exit_random, random_for_job
 
@@ -49,37 +48,28 @@ def _install() -> tuple[type, Any] | None:
         if not isinstance(loop, VirtualTimeLoop):
             return await run(backend_cls, *args, **kwargs)
         token = random_for_job()  # (the worker runs in a copy of this context, made in ``run``: the job's own)
+        lane = lane_on(loop)
+        untethered = None
         try:
-            lane = lane_on(loop)
-            if lane is None:
-                with loop.outside_work():
-                    return await run(backend_cls, *args, **kwargs)
-            await lane.turn(loop)  # (the trial's jobs one at a time, in the order handed over: ``vtime.lanes``)
-            if args and callable(args[0]):
-                args = (_timed(lane, args[0]), *args[1:])
-            untethered = JOB_LANE.set(None)  # (the worker's copy of this context: what it calls back into the loop
-            try:  # hands its own jobs over without waiting for this one's turn)
-                with loop.outside_work():
-                    return await run(backend_cls, *args, **kwargs)
-            finally:  # (anyio waits for the thread, even when cancelled: its end is seen here)
+            if lane is not None:
+                await lane.turn(loop)  # (the trial's jobs one at a time, in the order handed over: ``vtime.lanes``)
+                if args and callable(args[0]):
+                    args = (lane.timed(args[0]), *args[1:])
+                # (the worker's copy of this context: what it calls back into the loop hands its own jobs over
+                # without waiting for this one's turn)
+                untethered = JOB_LANE.set(None)
+            with loop.outside_work():
+                return await run(backend_cls, *args, **kwargs)
+        finally:  # (anyio waits for the thread, even when cancelled: its end is seen here)
+            if untethered is not None:
                 JOB_LANE.reset(untethered)
-                lane.since = real_monotonic()
-                lane.ended(loop.hand_over)
-        finally:
+                lane.ended(loop.hand_over)  # type: ignore[union-attr]
             if token is not None:
                 exit_random(token)
 
     run_sync_in_worker_thread.__doc__ = run.__doc__
     setattr(cls, _ATTRIBUTE, classmethod(run_sync_in_worker_thread))
     return cls, original
-
-
-def _timed(lane: Any, func: Any) -> Any:
-    """``func``, noting when it starts in its worker thread (a job's patience counts from there: ``lanes``)."""
-    def started(*args: Any) -> Any:
-        lane.since = real_monotonic()
-        return func(*args)
-    return started
 
 
 def _uninstall(installed: tuple[type, Any]) -> None:

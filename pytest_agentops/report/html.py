@@ -307,7 +307,4 @@ def write_html(path: str | os.PathLike[str], campaigns: Iterable[dict[str, Any]]
 
 def _first(text: str, limit: int) -> str:
     """The first ``limit`` characters of ``text``, redacted before they are cut (no ``...`` added)."""
-    if len(text) <= limit:
-        return text
-    shown = redact_short(text, limit)
-    return shown[:-3] if shown.endswith("...") else shown
+    return redact_short(text, limit, more="")

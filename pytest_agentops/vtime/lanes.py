@@ -76,9 +76,19 @@ class JobLane:
                 self.pass_on()
             raise
 
+    def timed(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func``, noting when it starts in its thread: the patience counts from a job's start, not from its
+        wait in an executor's queue (at high concurrency that wait alone outlasted the patience)."""
+        def started(*args: Any) -> Any:
+            self.since = real_monotonic()
+            return func(*args)
+        return started
+
     def ended(self, hand_over: Callable[[Callable[[], None]], None]) -> None:
         """The job holding the turn has ended and the loop has seen its end: the turn passes on in the loop's
-        next idle moment (``hand_over`` queues it there), once what followed the end has run."""
+        next idle moment (``hand_over`` queues it there), once what followed the end has run (or past the
+        patience, counted from now)."""
+        self.since = real_monotonic()
         if not self.opened:
             hand_over(self.pass_on)
 

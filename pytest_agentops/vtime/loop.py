@@ -578,15 +578,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             raise RuntimeError("cannot schedule new futures after shutdown")
         return executor
 
-    def _vt_submit(self, lane: JobLane, executor: Any, func: Callable[..., T], args: tuple[Any, ...],
-                   waited: bool = False) -> asyncio.Future[T]:
+    def _vt_submit(self, lane: JobLane, executor: Any, func: Callable[..., T], args: tuple[Any, ...]
+                   ) -> asyncio.Future[T]:
         """Hand a trial's job to the executor, holding its trial's turn (``lanes``) until the loop has seen its
         thread's end and then its result. Once handed over it runs to its end: cancelling the future it
         returns cancels the caller's wait, not the job (which job runs never depends on a thread's timing);
-        the loop then no longer waits for it (a job stuck for good would stop virtual time for every trial).
-        ``waited``: the job waited for its turn, and an executor shut down meanwhile runs it on the default
-        one (a pool shut down after the job was handed to it still runs the job, as ``concurrent.futures``
-        does)."""
+        the loop then no longer waits for it (a job stuck for good would stop virtual time for every trial)."""
         selector = self._vt_selector
         counted = [True]  # (counted as outside work until its result is seen, or its future cancelled)
         future: asyncio.Future[T] = self.create_future()
@@ -598,7 +595,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
         def deliver(done: concurrent.futures.Future[T]) -> None:  # (on the loop, once the thread is done with it)
             uncount()
-            lane.since = real_monotonic()  # (its turn passes in the next idle moment, or past the patience)
             lane.ended(self.hand_over)
             if future.cancelled():
                 return
@@ -615,21 +611,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile: no one waits for it)
                 self.call_soon_threadsafe(deliver, done)
 
-        job = func
-
-        def started(*job_args: Any) -> Any:  # (the patience counts from the job's start, not its wait in a queue)
-            lane.since = real_monotonic()
-            return job(*job_args)
-
         lane.take()
         try:
-            try:
-                pool = self._vt_open_executor(executor)
-            except RuntimeError:
-                if not waited or executor is None:
-                    raise
-                pool = self._vt_open_executor(None)
-            handed = pool.submit(started, *args)
+            handed = self._vt_open_executor(executor).submit(lane.timed(func), *args)
         except BaseException:
             lane.ended(self.hand_over)  # (never ran: the turn passes on)
             raise
@@ -641,15 +625,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     async def _vt_in_turn(self, lane: JobLane, executor: Any, func: Callable[..., T], args: tuple[Any, ...]) -> T:
         """A thread job that waits for its trial's turn before it is handed to the executor."""
         await lane.turn(self)
-        if lane.opened:  # (the lane opened meanwhile: as any job; a pool shut down meanwhile: the default one)
-            try:
-                future = self._vt_counted(executor, func, args)
-            except RuntimeError:
-                if executor is None:
-                    raise
-                future = self._vt_counted(None, func, args)
-            return await future
-        return await self._vt_submit(lane, executor, func, args, waited=True)
+        if executor is not None and getattr(executor, "_shutdown", False):
+            executor = None  # (a pool shut down while its job waited: the default one runs it, as the pool would
+            # have run a job handed to it before its ``shutdown(wait=False)``)
+        if lane.opened:  # (the lane opened meanwhile: as any job)
+            return await self._vt_counted(executor, func, args)
+        return await self._vt_submit(lane, executor, func, args)
 
     def _vt_job_done(self, _future: asyncio.Future[Any]) -> None:
         self._vt_selector.outside_jobs -= 1

@@ -199,18 +199,17 @@ def _nested(load: Any) -> Any:
     return load_and_check
 
 
-def _adding(load: Any, marked: bool) -> Any:
-    """An opcode's loader that adds items to an object (APPENDS, SETITEMS, ADDITEMS with ``marked``; APPEND,
-    SETITEM, BUILD without): then the nesting check of that object (``_deepen``)."""
+def _adding(load: Any, target_at: int | None, state: bool = False) -> Any:
+    """An opcode's loader that adds items to an object, then the nesting check of that object (``_deepen``):
+    ``target_at`` None for the marked ones (APPENDS, SETITEMS, ADDITEMS: the items since the mark, into the
+    object below it), else the object's place on the stack, the value added on top (APPEND -2, SETITEM -3;
+    BUILD -2, with ``state``: its state's values too)."""
     def load_and_deepen(self: Any) -> None:
-        if marked:
-            items, target = self.stack, self.metastack[-1][-1]
+        if target_at is None:
+            items, target = list(self.stack), self.metastack[-1][-1]
         else:
-            items, target = self.stack[-1:], self.stack[-3 if load.__name__ == "load_setitem" else -2]
-            if load.__name__ == "load_build":
-                state = self.stack[-1]
-                items = [state, *(state.values() if isinstance(state, dict) else ())]
-        items = list(items)
+            value, target = self.stack[-1], self.stack[target_at]
+            items = [value, *(value.values() if state and isinstance(value, dict) else ())]
         load(self)
         self._deepen(target, items)
     return load_and_deepen
@@ -311,12 +310,11 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     for _opcode in (pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2, pickle.TUPLE3):
         dispatch[_opcode[0]] = _nested(dispatch[_opcode[0]])
     del _opcode
-    dispatch[pickle.BUILD[0]] = _adding(load_build, False)
-    for _opcode in (pickle.APPENDS, pickle.SETITEMS, pickle.ADDITEMS):
-        dispatch[_opcode[0]] = _adding(dispatch[_opcode[0]], True)
-    for _opcode in (pickle.APPEND, pickle.SETITEM):
-        dispatch[_opcode[0]] = _adding(dispatch[_opcode[0]], False)
-    del _opcode
+    dispatch[pickle.BUILD[0]] = _adding(load_build, -2, state=True)
+    for _opcode, _target_at in ((pickle.APPENDS, None), (pickle.SETITEMS, None), (pickle.ADDITEMS, None),
+                                (pickle.APPEND, -2), (pickle.SETITEM, -3)):
+        dispatch[_opcode[0]] = _adding(dispatch[_opcode[0]], _target_at)
+    del _opcode, _target_at
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
