@@ -431,7 +431,15 @@ class _BettingJudge(Judge):
     def __init__(self, exp: Expectation, **kw):
         super().__init__(exp, **kw)
         self.scale = 1.0  # a mean's cap (its values are scaled by it)
-        self.over_cap = 0  # values beyond that cap
+        self.over_cap = 0  # values outside [0, cap]
+        self.clipped = 0  # of which clipped into it (on the side that makes a pass harder): no fail is claimed
+
+    def _decide(self, verdict: VerdictName, at: int) -> None:
+        """As ``Judge._decide``, but no fail is claimed once a value was clipped into the cap's range: clipping
+        keeps a pass valid (it only makes one harder) but not a fail (a '<=' mean of values -0.2 or 0.7, true
+        mean 0.25, failed '<= 0.25' in 92.5% of campaigns, stated 5%, when the negatives were raised to 0)."""
+        if verdict != "fail" or not self.clipped:
+            super()._decide(verdict, at)
 
     def _mean_zone(self) -> None:
         """``scale``, ``low`` and ``high`` of a mean: values scaled by the cap, in the ">=" orientation (1 - x for
@@ -467,8 +475,9 @@ class _BettingJudge(Judge):
             self.over_cap += 1
             if math.isnan(value) or (value < 0 if upward else value > self.scale):
                 values.append(value)
-                self._decide("fail", self._failing_at())
+                Judge._decide(self, "fail", self._failing_at())  # (the declared range broken: a fact)
                 return None
+            self.clipped += 1
         value = min(max(value, 0.0), self.scale) / self.scale
         values.append(value * self.scale)
         return value if upward else 1 - value
@@ -491,6 +500,8 @@ class _BettingJudge(Judge):
         note, needed = "", None
         if self.over_cap:
             note = f"{self.over_cap} value(s) outside [0, {self.scale:g}], the declared cap's range"
+            if self.clipped and verdict != "fail":
+                note += f" ({self.clipped} clipped into it: no fail is claimed)"
         if verdict == "inconclusive":
             if stopped_by:
                 note = self._stopped_note(stopped_by)
@@ -551,7 +562,7 @@ class MeanJudge(_BettingJudge):
         verdict: VerdictName | None = self.state
         if not self.sequential and verdict is None and complete:  # one look: the wealth at the end (Markov)
             if self.test.log_down >= math.log(1 / self.alpha):
-                verdict = "fail"
+                verdict = None if self.clipped else "fail"
             elif self.test.log_up >= math.log(1 / self.beta):
                 verdict = "pass"
         verdict = verdict or "inconclusive"
@@ -728,7 +739,7 @@ class ClusteredJudge(_BettingJudge):
                 return "fail"
             if low <= 0 and (max(means) > 0 or not self.strict):
                 return "pass"
-            if high < 1 and self.fail_test.log_down >= math.log(1 / self.alpha):
+            if high < 1 and self.fail_test.log_down >= math.log(1 / self.alpha) and not self.clipped:
                 return "fail"
             if low > 0 and self.pass_test.log_up >= math.log(1 / self.beta):
                 return "pass"

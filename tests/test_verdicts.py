@@ -200,6 +200,11 @@ def _signed_reward(record):
     (">= 0.3, cap 1", (-1.0, 1.0), "pass"),  # true mean 0: the expectation is false
     (">= 0.4, cap 1", (-1.0, 1.0), "pass"),
     ("<= 0.5, cap 1", (-1.0, 0.2), "fail"),  # true mean -0.4: the expectation holds
+    # the re-read: clipping keeps a pass valid, not a fail (at the boundary, raising the negatives to 0 failed
+    # '<= 0.25' in 92.5% of campaigns whose true mean is 0.25); values above the cap of a '>=' mean likewise
+    ("<= 0.25, cap 1", (-0.2, 0.7), "fail"),  # true mean 0.25: at the boundary, holds
+    (">= 0.5, cap 1", (0.2, 2.0), "fail"),  # true mean 1.1: holds
+    ("<= 0.3, cap 1", (-0.2, 0.9), "pass"),  # true mean 0.35: false
 ])
 def test_a_capped_mean_keeps_its_error_rates_with_values_below_zero(expr, values, wrong):
     """Found by a review: values below 0 were raised to 0 before the betting test, so a '>=' mean of values -1 or
