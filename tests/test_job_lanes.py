@@ -15,7 +15,6 @@ import contextlib
 import contextvars
 import dataclasses
 import hashlib
-import itertools
 import threading
 import time
 
@@ -307,30 +306,62 @@ def test_a_second_reviews_agents_complete_as_before(agent, output):
     assert [(r.outcome, r.output) for r in run_campaign(scenario).records] == [("completed", output)] * 2
 
 
-def test_a_stuck_job_its_trial_gave_up_on_does_not_stop_the_clock_of_the_trials_after_it():
-    """A second review: a job kept running after its trial was timed out (a sync call stuck for its own long
-    timeout) counted as work the loop waits for, so virtual time stood still for every trial on the loop: each
-    later trial's ``asyncio.sleep(5)`` never ended, and all timed out."""
+def _stuck_trials(trials: int, stuck: set[int], *, wait: bool, concurrency: int) -> list[tuple]:
+    """Records of a campaign whose trials in ``stuck`` hand over a thread job that does not return for as long as
+    the campaign runs (awaited when ``wait``, else left running as the agent returns), the others sleeping on
+    virtual time around a quick job."""
     release = threading.Event()
-    started = itertools.count()
 
-    def fetch(env, first: bool) -> int:
-        if first:
-            release.wait(20)
+    def fetch(env, hang: bool) -> int:
+        if hang:
+            release.wait(30)
         return env.tools["lookup"](1)
 
     async def agent(task, env):
-        found = await asyncio.to_thread(fetch, env, next(started) == 0)
-        await asyncio.sleep(5)  # (a back-off: virtual time)
+        hang = int(env.trial_id.rpartition("-")[2]) in stuck
+        await asyncio.sleep(1)
+        if hang and not wait:
+            asyncio.get_running_loop().run_in_executor(None, release.wait, 30)  # (left running)
+            return "left"
+        found = await asyncio.to_thread(fetch, env, hang)
+        await asyncio.sleep(2)
         return str(found)
 
-    scenario = Scenario(name="stuck", agent=agent, task="t", tools=[lookup], faults=Faults.none(), trials=5, seed=1,
-                        timeout_s=1, early_stop=False)
+    scenario = Scenario(name="stuck-job", agent=agent, task="t", tools=[lookup], faults=Faults.none(), trials=trials,
+                        seed=1, timeout_s=1, early_stop=False)
     try:
-        outcomes = [r.outcome for r in run_campaign(scenario).records]
+        return [(r.index, r.outcome, r.output, r.duration_s) for r in run_campaign(scenario, concurrency=concurrency)
+                .records]
     finally:
         release.set()
-    assert outcomes == ["timed_out"] + ["completed"] * 4
+
+
+def test_a_stuck_job_its_trial_gave_up_on_does_not_stop_the_clock_of_the_trials_after_it():
+    """A second review: a job kept running after its trial was timed out (a sync call stuck for its own long
+    timeout) counted as work the loop waits for, so virtual time stood still for every trial on the loop: each
+    later trial's ``asyncio.sleep`` never ended, and all timed out."""
+    records = _stuck_trials(5, {0}, wait=True, concurrency=1)
+    assert [r[1] for r in records] == ["timed_out"] + ["completed"] * 4
+
+
+@pytest.mark.parametrize("concurrency", [4, 12])
+def test_a_job_that_never_returns_times_out_its_own_trial_and_not_the_ones_beside_it(concurrency):
+    """A trial's thread job that does not return (a tool's call with no timeout) keeps virtual time still for every
+    trial on the loop; the trials beside it, held up, timed out with it, which ones depending on the concurrency
+    (at 8: 2 of 12 completed, at 1: 8 of 12). Time held up by other trials' jobs no longer counts against a
+    trial's limit: the same records at any concurrency, the stuck trials alone timed out."""
+    records = _stuck_trials(12, {0, 5}, wait=True, concurrency=concurrency)
+    assert records == _stuck_trials(12, {0, 5}, wait=True, concurrency=1)
+    assert [r[1] for r in records] == ["timed_out" if r[0] in (0, 5) else "completed" for r in records]
+    assert {r[3] for r in records if r[1] == "completed"} == {3.0}
+
+
+def test_a_job_left_running_as_the_agent_returns_does_not_stop_virtual_time():
+    """A thread job the agent left running as it returned (never awaited, never returning) kept virtual time still
+    for every trial on the loop, which all timed out; the loop no longer waits for a job of a trial whose agent
+    has returned (nothing it does can change that trial's record)."""
+    records = _stuck_trials(6, {0}, wait=False, concurrency=6)
+    assert [r[1:3] for r in records] == [("completed", "left")] + [("completed", "1")] * 5
 
 
 def test_jobs_that_work_for_tens_of_milliseconds_keep_their_order_at_high_concurrency():

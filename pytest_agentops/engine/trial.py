@@ -29,7 +29,7 @@ from ..seeding import trial_seed
 from ..stable_repr import stable_repr, without_addresses
 from ..vtime.clock import LoopOrigin
 from ..vtime.deadline import watch_virtual_deadline
-from ..vtime.lanes import end_lane, new_lane
+from ..vtime.lanes import JobLane, end_lane, new_lane
 from ..vtime.loop import run_virtual
 from ..vtime.real import real_perf_counter
 from .assemble import CampaignLayers, of_the_trial
@@ -69,6 +69,7 @@ class Trial:
         self.building: float | None = None  # wall time an async trial's building ahead began (``warm``)
         self.judging: float | None = None  # wall time an async trial's judging began (``settle_async``)
         self.worker: ThreadWorker | LoopWorker | None = None
+        self.lane: JobLane | None = None  # an async trial's thread jobs (``vtime.lanes``), once it runs
         self._record: TrialRecord | None = None
         self._origin: LoopOrigin | None = None  # an async trial's loop-time origin, once built
         self._build_error: Exception | None = None  # what building an async trial raised
@@ -159,6 +160,7 @@ class Trial:
             token, random_token = enter_clock(clock), enter_random(self.random)
             trial_token = enter_trial(ctx, task)
             lane, lane_token = new_lane(origin.loop)  # (its thread jobs one at a time, in the order handed over)
+            self.lane = lane
             try:
                 return await self.agent(self.task, self.env), None
             finally:
@@ -210,13 +212,20 @@ class Trial:
         it (a slow check makes that wait long: it does not count); only while its loop judges nothing and has no
         idle moment at all does the wait count, from the later of its run's end and the loop's last such
         moment: a loop kept busy for good by what a trial left on it (a task polling with ``sleep(0)``, a
-        callback that reschedules itself) then ends the campaign a limit later, where it waited for ever."""
+        callback that reschedules itself) then ends the campaign a limit later, where it waited for ever.
+        An async trial running does not count the time its loop's virtual time stood still for other trials'
+        thread jobs while none of its own was at work (``JobLane.held``): a job that never returns times out its
+        own trial, and the trials beside it go on once it has (which ones were beside it depends on the
+        concurrency)."""
         if self.ran:
             if self.judging is not None:
                 return self.judging
             progress = getattr(self.worker, "progress_at", 0.0)  # (a LoopWorker's: an async trial's)
             return max(self.ran_at or 0.0, progress)
-        return self.started if self.started is not None else self.building
+        if self.started is None:
+            return self.building
+        lane = self.lane
+        return self.started if lane is None else self.started + lane.held()
 
     def abort(self, outcome: str, reason: str) -> None:
         """End the trial from outside (wall-clock limit, campaign end): the agent's next harness call raises."""

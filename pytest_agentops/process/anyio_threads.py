@@ -58,7 +58,7 @@ def _install() -> tuple[type, Any] | None:
                 # (the worker's copy of this context: what it calls back into the loop hands its own jobs over
                 # without waiting for this one's turn)
                 untethered = JOB_LANE.set(None)
-            with loop.outside_work():
+            with loop.outside_work(lane):
                 return await run(backend_cls, *args, **kwargs)
         finally:  # (anyio waits for the thread, even when cancelled: its end is seen here)
             if untethered is not None:

@@ -37,10 +37,13 @@ PATIENCE_S = 1.0
 class JobLane:
     """One trial's thread jobs: at most one at work in a thread; the others wait for their turn, in order."""
 
-    __slots__ = ("busy", "closed", "loop", "opened", "since", "waiting")
+    __slots__ = ("busy", "closed", "jobs", "loop", "opened", "since", "still", "still_at", "waiting")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop  # the trial's loop: only its jobs take turns (not those of a loop a job runs itself)
+        self.jobs: set[CountedJob] = set()  # its jobs the loop counts as outside work (``CountedJob``)
+        self.still = 0.0  # real seconds its loop's virtual time stood still while jobs of this lane were at work
+        self.still_at = _held_still(loop)  # the loop's ``held_still()`` when the lane was made
         self.busy = False  # a job holds the turn (at work in a thread, or its end not yet seen by the loop)
         self.closed = False  # the trial's agent has returned: jobs waiting for a turn never get one
         self.opened = False  # a job held the turn past ``PATIENCE_S`` while others waited: no more turns
@@ -122,10 +125,54 @@ class JobLane:
                 waiter.cancel() if self.closed else waiter.set_result(None)
 
     def close(self) -> None:
-        """(On the loop.) The trial's agent has returned: the jobs still waiting never start."""
+        """(On the loop.) The trial's agent has returned: the jobs still waiting never start, and those still at
+        work no longer hold the loop's virtual time (a job left running for good would hold it for every trial:
+        nothing it does can change the record of a trial whose agent has returned)."""
         self.closed = True
         while self.waiting:
             self.waiting.popleft().cancel()
+        for job in list(self.jobs):
+            job.done()
+
+    def held(self) -> float:
+        """Real seconds the loop's virtual time stood still for other trials' thread jobs (none of this lane's
+        at work) since the lane was made: time its trial was held up, not time it used (``Trial.counting_since``)."""
+        return max(0.0, _held_still(self.loop) - self.still_at - self.still)
+
+
+def _held_still(loop: Any) -> float:
+    held_still = getattr(loop, "held_still", None)  # (a ``VirtualTimeLoop``'s)
+    return held_still() if held_still is not None else 0.0
+
+
+class CountedJob:
+    """Work outside the loop (a thread job, an anyio worker call) that the loop's virtual time waits for, counted
+    on its selector from its start until ``done``: the job's end, its caller's cancellation, or (a trial's job)
+    the return of the trial's agent (``JobLane.close``), whichever comes first."""
+
+    __slots__ = ("lane", "selector")
+
+    def __init__(self, selector: Any, lane: JobLane | None) -> None:
+        self.selector = selector  # (the loop's selector: its ``outside_jobs``, ``lane_jobs``, ``working``)
+        self.lane = lane  # the trial whose job it is (None: no trial's, or not known)
+        selector.outside_jobs += 1
+        if lane is not None:
+            selector.lane_jobs += 1
+            lane.jobs.add(self)
+            selector.working.add(lane)
+
+    def done(self, *_: Any) -> None:
+        """The loop no longer waits for this job (called again: nothing more)."""
+        selector, self.selector = self.selector, None
+        if selector is None:
+            return
+        selector.outside_jobs -= 1
+        lane = self.lane
+        if lane is not None:
+            selector.lane_jobs -= 1
+            lane.jobs.discard(self)
+            if not lane.jobs:
+                selector.working.discard(lane)
 
 
 #: The lane of the trial whose code runs in this context (set for an async trial's agent; None elsewhere).

@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from ..errors import ArgumentTypeError, ConfigError, UsageError, hide_own_frames
-from .lanes import JOB_LANE, JobLane, lane_on
+from .lanes import JOB_LANE, CountedJob, JobLane, lane_on
 from .real import real_monotonic
 
 __tracebackhide__ = hide_own_frames
@@ -98,6 +98,9 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self.now = 0.0
         self.turns = 0  # turns of the loop so far (one ``select`` each): a loop stuck in one step does not count up
         self.outside_jobs = 0
+        self.lane_jobs = 0  # of the outside jobs, those of a trial's lane (``CountedJob``)
+        self.working: set[JobLane] = set()  # the lanes with jobs counted
+        self.still = 0.0  # real seconds virtual time stood still, a timer waiting, for trials' jobs alone (``held``)
         self.own_fds: frozenset[int] = frozenset()
         fds = getattr(inner, "_fd_to_key", None)  # (asked on every turn of the loop: read without a generator)
         self._fds: dict[int, Any] | None = fds if isinstance(fds, dict) else None
@@ -134,6 +137,21 @@ class _VirtualTimeSelector(selectors.BaseSelector):
 
     def close(self) -> None:
         self._inner.close()
+
+    def _held(self) -> list[tuple[selectors.SelectorKey, int]]:
+        """Wait as for any thread job, while a timer waits and every job at work is a trial's: the real time
+        that passes is time the trials with no job at work were held up by the others' (``still``; each lane's
+        own share in its ``still``): it does not count against their wall-clock limits (``JobLane.held``), so a
+        trial's thread job that never returns times out its own trial, not the trials beside it, which ones
+        depending on the concurrency."""
+        start = real_monotonic()
+        try:
+            return self._inner.select(self.io_poll_cap)
+        finally:
+            passed = max(0.0, real_monotonic() - start)
+            self.still += passed
+            for lane in self.working:
+                lane.still += passed
 
     def real_io_pending(self) -> bool:
         fds = self._fds
@@ -199,7 +217,10 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         if threads_at_work:
             # work in other threads (an executor job, asyncio.to_thread, an anyio worker): wait for it for real,
             # but its wall time is not the trial's: virtual time stands still, so timings stay reproducible
-            return self._inner.select(self.io_poll_cap)
+            if timeout is None or not self.outside_jobs or self.lane_jobs != self.outside_jobs or (
+                    self.children is not None and self.children()):
+                return self._inner.select(self.io_poll_cap)
+            return self._held()
         start = real_monotonic()
         try:
             return self._inner.select(real_timeout)
@@ -515,15 +536,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def idle_work(self, work: Callable[[], bool] | None) -> None:
         self._vt_selector.idle = work
 
+    def held_still(self) -> float:
+        """Real seconds so far that virtual time stood still for trials' thread jobs alone (``JobLane.held``)."""
+        return self._vt_selector.still
+
     @contextlib.contextmanager
-    def outside_work(self) -> Iterator[None]:
+    def outside_work(self, lane: JobLane | None = None) -> Iterator[None]:
         """Count work done outside the loop (another thread that will call back) while the block runs: the
-        loop then waits for real instead of jumping to its next timer, as for ``run_in_executor``."""
-        self._vt_selector.outside_jobs += 1
+        loop then waits for real instead of jumping to its next timer, as for ``run_in_executor``. ``lane``: the
+        trial whose work it is (no longer counted once that trial's agent has returned)."""
+        job = CountedJob(self._vt_selector, lane)
         try:
             yield
         finally:
-            self._vt_selector.outside_jobs -= 1
+            job.done()
 
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """As ``asyncio``'s, with a job for a thread (the default executor, a thread pool) run in a copy of the
@@ -534,8 +560,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         order handed over (``lanes.JobLane``): a job handed over while another of its trial is at work waits
         for its turn (the future returned is then a task)."""
         if executor is None or isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            owner = lane_on(self)  # (the trial whose job it is)
             # (asyncio's own name lookups are never held up by a trial's jobs' turns)
-            lane = None if func is socket.getaddrinfo or func is socket.getnameinfo else lane_on(self)
+            lane = None if func is socket.getaddrinfo or func is socket.getnameinfo else owner
             if self._debug:
                 self._check_callback(func, "run_in_executor")  # type: ignore[attr-defined]  (before it is wrapped)
             context = _job_context(func)
@@ -550,13 +577,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 return self.create_task(self._vt_in_turn(lane, executor, func, args))
             if lane is not None and not lane.opened:
                 return self._vt_submit(lane, executor, func, args)
+            return self._vt_counted(executor, func, args, owner)
         return self._vt_counted(executor, func, args)
 
-    def _vt_counted(self, executor: Any, func: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
-        """``asyncio``'s ``run_in_executor``, the job counted as outside work while its future is pending."""
+    def _vt_counted(self, executor: Any, func: Callable[..., T], args: tuple[Any, ...],
+                    owner: JobLane | None = None) -> asyncio.Future[T]:
+        """``asyncio``'s ``run_in_executor``, the job counted as outside work while its future is pending
+        (``owner``: the lane of the trial whose job it is)."""
         future = super().run_in_executor(executor, func, *args)
-        self._vt_selector.outside_jobs += 1
-        future.add_done_callback(self._vt_job_done)
+        future.add_done_callback(CountedJob(self._vt_selector, owner).done)
         return future
 
     def hand_over(self, pass_on: Callable[[], None]) -> None:
@@ -584,17 +613,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         thread's end and then its result. Once handed over it runs to its end: cancelling the future it
         returns cancels the caller's wait, not the job (which job runs never depends on a thread's timing);
         the loop then no longer waits for it (a job stuck for good would stop virtual time for every trial)."""
-        selector = self._vt_selector
-        counted = [True]  # (counted as outside work until its result is seen, or its future cancelled)
         future: asyncio.Future[T] = self.create_future()
-
-        def uncount(*_: Any) -> None:
-            if counted[0]:
-                counted[0] = False
-                selector.outside_jobs -= 1
+        job: CountedJob | None = None  # (counted as outside work until its result is seen, or its future cancelled)
 
         def deliver(done: concurrent.futures.Future[T]) -> None:  # (on the loop, once the thread is done with it)
-            uncount()
+            if job is not None:
+                job.done()
             lane.ended(self.hand_over)
             if future.cancelled():
                 return
@@ -617,8 +641,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         except BaseException:
             lane.ended(self.hand_over)  # (never ran: the turn passes on)
             raise
-        selector.outside_jobs += 1
-        future.add_done_callback(uncount)
+        job = CountedJob(self._vt_selector, lane)
+        future.add_done_callback(job.done)
         handed.add_done_callback(delivered)
         return future
 
@@ -629,20 +653,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             executor = None  # (a pool shut down while its job waited: the default one runs it, as the pool would
             # have run a job handed to it before its ``shutdown(wait=False)``)
         if lane.opened:  # (the lane opened meanwhile: as any job)
-            return await self._vt_counted(executor, func, args)
+            return await self._vt_counted(executor, func, args, lane)
         return await self._vt_submit(lane, executor, func, args)
-
-    def _vt_job_done(self, _future: asyncio.Future[Any]) -> None:
-        self._vt_selector.outside_jobs -= 1
 
     async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
         """As ``asyncio``'s, counted as outside work so that its join timeout (3.12+) runs in real time."""
         self._refuse_in_a_trial("shutdown_default_executor")
-        self._vt_selector.outside_jobs += 1
-        try:
+        with self.outside_work():
             await super().shutdown_default_executor(*args, **kwargs)
-        finally:
-            self._vt_selector.outside_jobs -= 1
 
 
 def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
