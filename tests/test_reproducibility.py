@@ -73,6 +73,39 @@ def test_parallel_tool_calls_of_an_async_agent_get_the_same_faults_at_any_concur
     assert replay_trial(sc, failing.index, seed=result.seed) == failing
 
 
+async def summing_agent(task: str, env: Any) -> str:
+    """Two tasks wait the same virtual time as different sums (0.3; 0.1 + 0.2), then call the same tool; and a
+    wait that ends on a half microsecond."""
+    order = []
+
+    async def one(name: str, waits: tuple[float, ...]) -> str:
+        for wait in waits:
+            await asyncio.sleep(wait)
+        order.append(name)
+        try:
+            price("rome")
+            return "ok"
+        except Exception:
+            return "fail"
+
+    calls = await asyncio.gather(one("A", (0.3,)), one("B", (0.1, 0.2)))
+    await asyncio.sleep(1.0000025)
+    return f"{order} {calls} {time.monotonic()}"
+
+
+def test_timers_due_at_the_same_instant_as_different_sums_fire_alike_at_any_concurrency():
+    """An outside review: the loop's time was float seconds shared by the trials, so whether 0.1 + 0.2 reached
+    a trial's own 0.3 before or after it, and how its elapsed time rounded, depended on the loop's time when it
+    started: 27 of 60 trials called in the other order at concurrency 1 than at 8 (and drew the fault the other
+    way), and replays matched neither. Virtual time is whole nanoseconds now: ties fire in the order made."""
+    sc = Scenario(name="sums", agent=summing_agent, tools=[price], faults=Faults(rate=0.5, mix={"error": 1.0}),
+                  trials=60, seed=3, early_stop=False)
+    result = same_at_every_concurrency(sc)
+    assert {r.output.split("] ")[0] for r in result.records} == {"['A', 'B'"}
+    assert {r.output.rsplit(" ", 1)[1] for r in result.records} == {"1.300002"}
+    assert replay_trial(sc, 59, seed=result.seed) == result.records[59]
+
+
 def sync_agent(task: str, env: Any) -> str:
     """A sequential agent with everything a trial draws: tool faults, latency, the approver, env.rng, sleeps."""
     for attempt in range(4):

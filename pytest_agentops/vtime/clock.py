@@ -43,55 +43,57 @@ def as_seconds(seconds: Any, name: str = "seconds") -> float:
 class LoopOrigin:
     """The loop time at which an async trial started: ``elapsed()`` is the loop's time since then, to the
     microsecond, frozen once the trial ends (``stop``). A clock whose source is a ``LoopOrigin``'s ``elapsed``
-    reads it inline (``VirtualClock.monotonic``), which a trial does at every event of its trace."""
+    reads it inline (``VirtualClock.monotonic``), which a trial does at every event of its trace. Loop times are
+    whole nanoseconds (``ns``): the elapsed time is exact whatever the loop's time when the trial started."""
 
     __slots__ = ("_end", "_pausing", "_state", "_value", "held", "loop", "t0", "t1")
 
     def __init__(self, loop: Any):
         self.loop = loop
-        # where the loop's time is read: a VirtualTimeLoop's ``vt_state.now`` (no call per read), else ``time()``
+        # where the loop's time is read: a VirtualTimeLoop's ``vt_state.ns`` (no call per read), else ``time()``
         self._state = getattr(loop, "vt_state", None) or _TimeOf(loop)
-        self.t0: float | None = None
-        self.t1: float | None = None  # when the task ended (or paused): the shared loop's time moves on for others
-        self.held = 0.0  # loop time that was not the trial's (``pause``)
+        self.t0: int | None = None
+        self.t1: int | None = None  # when the task ended (or paused): the shared loop's time moves on for others
+        self.held = 0  # loop time that was not the trial's (``pause``)
         self._pausing = False
-        self._end = self._value = 0.0  # the last loop time read and its elapsed value (reads often repeat)
+        self._end = 0  # the last loop time read (reads often repeat)
+        self._value = 0.0  # and its elapsed value
 
     def start(self) -> None:
-        self.t0 = self._end = self._state.now
+        self.t0 = self._end = self._state.ns
 
     def stop(self) -> None:
         if self.t0 is not None and self.t1 is None:
-            self.t1 = self._state.now
+            self.t1 = self._state.ns
 
     def pause(self) -> None:
         """The loop's time from now until ``resume`` is not the trial's: it waits for the trial's agent in a child
         process of its own, whose start-up and work take real time (what the agent's own clock does there is
         reported and added: ``advance``)."""
         if self.t0 is not None and self.t1 is None:
-            self.t1, self._pausing = self._state.now, True
+            self.t1, self._pausing = self._state.ns, True
 
     def resume(self) -> None:
         if self._pausing:
             assert self.t1 is not None
-            self.held += self._state.now - self.t1
-            self.t1, self._pausing, self._end = None, False, -1.0  # (the cached value is stale)
+            self.held += self._state.ns - self.t1
+            self.t1, self._pausing, self._end = None, False, -1  # (the cached value is stale)
 
     def elapsed(self) -> float:
         # (``VirtualClock.monotonic`` has this inlined)
         t0 = self.t0
         if t0 is None:
             return 0.0
-        end = self._state.now if self.t1 is None else self.t1
+        end = self._state.ns if self.t1 is None else self.t1
         if end != self._end:
-            # to the microsecond: the loop's float time depends on when the trial started (float rounding at
-            # different magnitudes), its elapsed time must not, so that records match at any concurrency
-            self._end, self._value = end, round(end - t0 - self.held, 6)
+            # to the microsecond, from whole nanoseconds: the same whenever the trial started, so that records
+            # match at any concurrency
+            self._end, self._value = end, round((end - t0 - self.held) / 1e9, 6)
         return self._value
 
 
 class _TimeOf:
-    """``now``: the time of a loop that keeps no ``vt_state``."""
+    """``ns``: the time of a loop that keeps no ``vt_state``, in whole nanoseconds."""
 
     __slots__ = ("loop",)
 
@@ -99,8 +101,8 @@ class _TimeOf:
         self.loop = loop
 
     @property
-    def now(self) -> float:
-        return float(self.loop.time())
+    def ns(self) -> int:
+        return round(float(self.loop.time()) * 1e9)
 
 
 class VirtualClock:
@@ -155,9 +157,9 @@ class VirtualClock:
             t0 = origin.t0
             if t0 is None:
                 return 0.0 + self._offset
-            end = origin._state.now if origin.t1 is None else origin.t1
+            end = origin._state.ns if origin.t1 is None else origin.t1
             if end != origin._end:
-                origin._end, origin._value = end, round(end - t0 - origin.held, 6)
+                origin._end, origin._value = end, round((end - t0 - origin.held) / 1e9, 6)
             return origin._value + self._offset
         base = self._source() if self._source is not None else 0.0
         return base + self._offset  # (reading one float is atomic: the lock is for ``advance``'s read-add-write)

@@ -95,7 +95,13 @@ class _VirtualTimeSelector(selectors.BaseSelector):
     def __init__(self, inner: selectors.BaseSelector, io_poll_cap: float) -> None:
         self._inner = inner
         self.io_poll_cap = io_poll_cap
+        # virtual time in whole nanoseconds (``ns``), and as seconds (``now``, always ``ns / 1e9``): sums of
+        # delays are exact whatever the loop's time when a trial starts (in float seconds, ``t + 0.1 + 0.2`` and
+        # ``t + 0.3`` compare one way or the other depending on ``t``: timer order, and so records, followed the
+        # trials run before)
+        self.ns = 0
         self.now = 0.0
+        self.first_timer_ns: Callable[[], int | float | None] | None = None  # the loop's next timer (set by it)
         self.turns = 0  # turns of the loop so far (one ``select`` each): a loop stuck in one step does not count up
         self.outside_jobs = 0
         self.lane_jobs = 0  # of the outside jobs, those of a trial's lane (``CountedJob``)
@@ -110,7 +116,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self.on_jump: Callable[[float], None] | None = None  # told each move of its time: to a timer, or real I/O
         self.children: Callable[[], bool] | None = None  # (3.11) a thread waits for a subprocess of the loop
         # the loop's deferred timers (a heap, never replaced) and what arms the due ones (set by the loop)
-        self.deferred: list[tuple[float, int, DeferredTimer]] = []
+        self.deferred: list[tuple[int | float, int, DeferredTimer]] = []
         self.arm_deferred: Callable[[float | None], float | None] | None = None
         # what the loop asks on every I/O wait of a task (``add_reader``, ``remove_reader``): the real selector's
         # own methods, called without a wrapper's frame (the methods below are the same, for the ABC)
@@ -206,9 +212,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         elif timeout is not None:
             ready = self._inner.select(0)
             if not ready:
-                self.now += timeout
-                if self.on_jump is not None:
-                    self.on_jump(timeout)
+                self._move_to(self._target(timeout))
             return ready
         else:
             # Idle: no timer and nothing from outside pending, so nothing can observe virtual time; wait
@@ -228,10 +232,29 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             passed = max(0.0, real_monotonic() - start)
             # never past the next timer: a real wait overshoots by a little, and a timer must fire exactly at
             # its virtual time (so a purely virtual trial keeps exact times beside one doing real I/O)
-            moved = passed if timeout is None else min(passed, timeout)
-            self.now += moved
-            if self.on_jump is not None and moved:
-                self.on_jump(moved)
+            if timeout is None or passed < timeout:
+                target = self.ns + round(passed * 1e9)
+                self._move_to(target if timeout is None else min(target, self._target(timeout)))
+            else:
+                self._move_to(self._target(timeout))
+
+    def _target(self, timeout: float) -> int:
+        """The time a wait of ``timeout`` (asyncio's, from the loop's next timer) ends at: that timer's very
+        nanosecond (a timeout in float seconds is rounded), or a whole day's wait (asyncio's longest)."""
+        if timeout < MAXIMUM_SELECT_TIMEOUT and self.first_timer_ns is not None:
+            first = self.first_timer_ns()
+            if type(first) is int:
+                return max(first, self.ns)
+        return self.ns + round(timeout * 1e9)
+
+    def _move_to(self, ns: int) -> None:
+        """Move virtual time forward to ``ns``, telling ``on_jump`` by how many seconds."""
+        moved = ns - self.ns
+        if moved > 0:
+            self.ns = ns
+            self.now = ns / 1e9
+            if self.on_jump is not None:
+                self.on_jump(moved / 1e9)
 
 
 def _children_waited_for(loop: asyncio.AbstractEventLoop) -> bool:
@@ -249,28 +272,36 @@ def _children_waited_for(loop: asyncio.AbstractEventLoop) -> bool:
     return False
 
 
+def _to_ns(when: float) -> int | float:
+    """A loop time in whole nanoseconds (a time beyond any reach, ``inf``, stays as it is)."""
+    scaled = when * 1e9
+    return round(scaled) if math.isfinite(scaled) else scaled
+
+
 class _OrderedTimer(asyncio.TimerHandle):
-    """A timer ordered by (time, creation): timers due at the same virtual instant fire in the order they were
-    made, whatever else is on the heap (asyncio's own handles tie on the time alone, so their order then
-    depends on the other timers of the loop: on which other trials run beside)."""
+    """A timer ordered by (nanosecond, creation): timers due at the same virtual instant fire in the order they
+    were made, whatever else is on the heap (asyncio's own handles tie on the time alone, so their order then
+    depends on the other timers of the loop: on which other trials run beside). ``when()`` is its nanosecond
+    in seconds."""
 
-    __slots__ = ("_seq",)
+    __slots__ = ("_ns", "_seq")
 
-    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any,
+    def __init__(self, ns: int | float, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any,
                  seq: int):
-        super().__init__(when, callback, args, loop, context=context)
+        super().__init__(ns / 1e9, callback, args, loop, context=context)
+        self._ns = ns
         self._seq = seq
 
     def __lt__(self, other: object) -> bool:
         if type(other) is _OrderedTimer:  # (the loop's own timers: compared without building tuples)
-            when, other_when = self._when, other._when  # type: ignore[attr-defined]
-            return when < other_when or (when == other_when and self._seq < other._seq)
+            ns, other_ns = self._ns, other._ns
+            return ns < other_ns or (ns == other_ns and self._seq < other._seq)
         return super().__lt__(other)  # type: ignore[operator]
 
     def __gt__(self, other: object) -> bool:
         if type(other) is _OrderedTimer:
-            when, other_when = self._when, other._when  # type: ignore[attr-defined]
-            return when > other_when or (when == other_when and self._seq > other._seq)
+            ns, other_ns = self._ns, other._ns
+            return ns > other_ns or (ns == other_ns and self._seq > other._seq)
         return super().__gt__(other)  # type: ignore[operator]
 
 
@@ -286,11 +317,12 @@ class DeferredTimer:
     """A timer made by ``VirtualTimeLoop.call_at_deferred``: kept off the loop's timer heap until the loop is
     about to let virtual time reach it. ``cancel()`` it as a ``TimerHandle``."""
 
-    __slots__ = ("_args", "_callback", "_context", "_loop", "_seq", "_timer", "_when")
+    __slots__ = ("_args", "_callback", "_context", "_loop", "_ns", "_seq", "_timer", "_when")
 
-    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], loop: VirtualTimeLoop,
+    def __init__(self, ns: int | float, callback: Callable[..., Any], args: tuple[Any, ...], loop: VirtualTimeLoop,
                  context: contextvars.Context, seq: int):
-        self._when = when
+        self._ns = ns
+        self._when = ns / 1e9
         self._callback: Callable[..., Any] | None = callback
         self._args = args
         self._loop = loop
@@ -320,7 +352,7 @@ class DeferredTimer:
         if callback is None:
             return
         loop = self._loop
-        timer = _OrderedTimer(self._when, callback, self._args, loop, self._context, self._seq)
+        timer = _OrderedTimer(self._ns, callback, self._args, loop, self._context, self._seq)
         heapq.heappush(loop._scheduled, timer)  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]
         self._timer = timer
@@ -368,9 +400,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_timers = 0  # timers made so far: the tie-break of timers due at the same instant
         #: what holds the loop's virtual time: ``vt_state.now`` is ``time()``, read without a call
         self.vt_state = self._vt_selector
-        self._vt_deferred = self._vt_selector.deferred  # deferred timers not yet armed: (when, seq, timer)
+        self._vt_deferred = self._vt_selector.deferred  # deferred timers not yet armed: (ns, seq, timer)
         self._vt_deferred_dead = 0  # how many of them are cancelled
         self._vt_selector.arm_deferred = self._vt_arm_deferred
+        self._vt_selector.first_timer_ns = self._vt_first_timer_ns
         super().__init__(self._vt_selector)
         # Whatever the loop registered while being built is its own (the self-pipe), not outside I/O.
         self._vt_selector.own_fds = frozenset(self._vt_selector.get_map())
@@ -444,7 +477,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             raise TypeError("when cannot be None")
         self._check_closed()  # type: ignore[attr-defined]
         self._vt_timers += 1
-        timer = _OrderedTimer(when, callback, args, self, context, self._vt_timers)
+        timer = _OrderedTimer(_to_ns(when), callback, args, self, context, self._vt_timers)
         if timer._source_traceback:  # type: ignore[attr-defined]
             del timer._source_traceback[-1]  # type: ignore[attr-defined]
         heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
@@ -460,13 +493,21 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self._closed:  # type: ignore[attr-defined]  # (``_check_closed``, inlined)
             raise RuntimeError("Event loop is closed")
         self._vt_timers = seq = self._vt_timers + 1
-        timer = DeferredTimer(when, callback, args, self,
-                              contextvars.copy_context() if context is None else context, seq)
-        if when < self._vt_selector.now + self._clock_resolution:  # type: ignore[attr-defined]
+        ns = _to_ns(when)
+        timer = DeferredTimer(ns, callback, args, self, contextvars.copy_context() if context is None else context, seq)
+        if ns <= self._vt_selector.ns:
             timer._arm()  # due already: on the heap, where the loop's next turn finds it
         else:
-            heapq.heappush(self._vt_deferred, (when, seq, timer))
+            heapq.heappush(self._vt_deferred, (ns, seq, timer))
         return timer
+
+    def _vt_first_timer_ns(self) -> int | float | None:
+        """The nanosecond of the first timer on the loop's heap (None: no timer)."""
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        if not scheduled:
+            return None
+        first = scheduled[0]
+        return first._ns if type(first) is _OrderedTimer else _to_ns(first._when)
 
     def _vt_arm_deferred(self, timeout: float | None) -> float | None:
         """(The selector, before time may move.) Put on the heap the deferred timers that a wait of ``timeout``
@@ -478,12 +519,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._vt_deferred_dead -= 1
         if not pending:
             return timeout
-        now = self._vt_selector.now
-        first = min(max(0, pending[0][0] - now), MAXIMUM_SELECT_TIMEOUT)
+        now = self._vt_selector.ns
+        first = min(max(0, pending[0][0] - now) / 1e9, MAXIMUM_SELECT_TIMEOUT)
         if timeout is None or first < timeout:
             timeout = first
-        end = now + timeout + self._clock_resolution  # type: ignore[attr-defined]  # (as ``_run_once``'s)
-        while pending and pending[0][0] < end:
+        end = now + _to_ns(timeout)  # (the wait's end: the timers due by then are armed)
+        while pending and pending[0][0] <= end:
             timer = heapq.heappop(pending)[2]
             if timer._callback is None:
                 self._vt_deferred_dead -= 1
