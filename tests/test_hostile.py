@@ -1322,7 +1322,19 @@ _SIGNALS_TO_SELF = {  # (each looked up as called: the stand-in)
     "raise_signal": lambda: signal.raise_signal(signal.SIGINT),
     "pthread_kill": lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM),
     "interrupt_main": lambda: _thread.interrupt_main(),
+    # (a thread's id names its whole process to ``kill``: a review ended pytest with each, SIGSTOP hung it)
+    "kill-own-thread": lambda: os.kill(threading.get_native_id(), signal.SIGTERM),
+    "kill-main-thread": lambda: os.kill(threading.main_thread().native_id, signal.SIGKILL),
+    "pidfd": lambda: _pidfd_signal(os.getpid(), signal.SIGTERM),
 }
+
+
+def _pidfd_signal(pid: int, sig: int) -> None:
+    fd = os.pidfd_open(pid)
+    try:
+        signal.pidfd_send_signal(fd, sig)
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -44,6 +44,7 @@ from typing import Any, NoReturn
 
 from ..errors import AgentExited, hide_own_frames, user_code_at
 from ..vtime.real import real_monotonic
+from .pidfd import pidfd_target
 from .time_patch import TIME_PATCH, active_clock, register_stand_ins, stood_in_modules
 
 __tracebackhide__ = hide_own_frames
@@ -381,14 +382,29 @@ def _own_group(pgid: Any) -> bool:
         return False
 
 
+def _reaches_us(pid: Any) -> bool:
+    """Whether ``os.kill(pid, ...)`` signals the test process or its parent: their pids, 0, -1, this process
+    group, or (Linux) the id of one of their threads (``kill`` of a thread id signals its whole process: an
+    agent's ``os.kill(threading.get_native_id(), SIGKILL)`` ended the run)."""
+    if pid in (os.getpid(), 0, -1, os.getppid()):
+        return True
+    if not isinstance(pid, int):
+        return False
+    if pid < -1:
+        return _own_group(-pid)
+    return pid > 0 and (os.path.exists(f"/proc/self/task/{pid}") or os.path.exists(f"/proc/{os.getppid()}/task/{pid}"))
+
+
 #: name -> (the signal a call sends, whether the call reaches the test process itself or its parent), of the
 #: functions refused
 _SIGNALLING: dict[str, tuple[Callable[..., Any], Callable[..., bool]]] = {
-    "kill": (lambda pid, sig: sig, lambda pid, sig: pid in (os.getpid(), 0, -1, os.getppid()) or (
-        isinstance(pid, int) and pid < -1 and _own_group(-pid))),
+    "kill": (lambda pid, sig: sig, lambda pid, sig: _reaches_us(pid)),
     "killpg": (lambda pgid, sig: sig, lambda pgid, sig: _own_group(pgid)),
     "raise_signal": (lambda sig: sig, lambda sig: True),
     "pthread_kill": (lambda thread_id, sig: sig, lambda thread_id, sig: True),  # (a thread of this process)
+    # (a pidfd of this process, or of its parent: ``os.pidfd_open(os.getpid())``, or ``os.open("/proc/PID")``)
+    "pidfd_send_signal": (lambda pidfd, sig, siginfo=None, flags=0: sig,
+                          lambda pidfd, sig, siginfo=None, flags=0: _reaches_us(pidfd_target(pidfd))),
     "interrupt_main": (lambda signum=signal.SIGINT: signum, lambda signum=signal.SIGINT: True),
 }
 
@@ -648,7 +664,8 @@ for _owner in (threading, _thread_module):
 _register_lingering(importlib, {"reload": _refusing("reload", _WHY["reload"], importlib.reload, "importlib",
                                                     RuntimeError, when=_reloads_stood_in)})
 _register_lingering(signal, {name: _refusing_signal("signal", name, getattr(signal, name))
-                             for name in ("raise_signal", "pthread_kill") if hasattr(signal, name)})
+                             for name in ("raise_signal", "pthread_kill", "pidfd_send_signal")
+                             if hasattr(signal, name)})
 # (also on a thread the agent started, and whatever number type: a Fraction(3600) and a busy loop hung the run)
 _register_lingering(sys, {
     "setrecursionlimit": _refusing("setrecursionlimit", _WHY["recursion limit"], sys.setrecursionlimit, "sys",

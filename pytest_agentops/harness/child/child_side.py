@@ -20,6 +20,7 @@ from typing import Any
 from ...errors import hide_own_frames, user_code_at
 from ...llm.endpoint import LLMEndpoint
 from ...process.anyio_threads import track_anyio_threads
+from ...process.pidfd import pidfd_target
 from ...process.reaper import be_subreaper, end_descendants
 from ...process.time_patch import time_patch, virtual_time
 from ...process.trial_random import TrialRandom, enter_random, exit_random
@@ -334,26 +335,12 @@ def guard_the_test_process(parent: int, keeper: int | None = None) -> Callable[[
         real_send = signal.pidfd_send_signal
 
         def pidfd_send_signal(pidfd: int, sig: int, siginfo: Any = None, flags: int = 0, /) -> None:
-            if sig != 0 and _pid_of(pidfd) in protected:
+            if sig != 0 and pidfd_target(pidfd) in protected:
                 refuse("signal.pidfd_send_signal", pidfd, sig)
             real_send(pidfd, sig, siginfo, flags)
 
         signal.pidfd_send_signal = pidfd_send_signal
     return lambda: first[0] if first else None
-
-
-def _pid_of(fd: Any) -> int | None:
-    """The process a pidfd (``Pid:`` in its fdinfo) or an open ``/proc/PID`` directory refers to, if any."""
-    try:
-        with open(f"/proc/self/fdinfo/{int(fd)}") as info:
-            for line in info:
-                if line.startswith("Pid:"):
-                    return int(line.split()[1])
-        target = os.readlink(f"/proc/self/fd/{int(fd)}")
-    except (OSError, ValueError, TypeError):
-        return None
-    head, _, pid = target.rpartition("/")
-    return int(pid) if head == "/proc" and pid.isdigit() else None
 
 
 def main(argv: list[str] | None = None, *, test_process: int | None = None, keeper: int | None = None,
