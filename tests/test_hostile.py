@@ -2140,3 +2140,33 @@ def test_trials_waiting_behind_a_slow_check_to_be_judged_are_not_timed_out():
     scenario = Scenario(name="slow-check", agent=agent, trials=48, concurrency=48, seed=1, faults="none",
                         timeout_s=1, early_stop=False, check=check)
     assert dict(run_campaign(scenario).outcome_counts) == {"completed": 48}
+
+
+def test_a_finalizer_the_trials_left_for_the_collector_cannot_end_the_run_green_in_a_later_test(pytester):
+    """An outside review: a reference cycle holding an object whose ``__del__`` calls ``os._exit(0)``, left by an
+    agent, was collected in a later test, outside any campaign, and the run ended with status 0 although a test
+    had failed. The campaign's end collects what its trials left while their refusals hold."""
+    pytester.makepyfile(test_left="""
+        import gc, os
+        from pytest_agentops import Scenario, run_campaign
+
+        class Bomb:
+            def __del__(self):
+                os._exit(0)
+
+        def agent(task, env):
+            bomb = Bomb()
+            bomb.me = bomb  # (a cycle: freed by the collector only)
+            return "ok"
+
+        def test_campaign():
+            assert run_campaign(Scenario(name="bomb", agent=agent, trials=3, seed=1)).passed
+
+        def test_later():
+            gc.collect()
+            assert False, "a failing test"
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                           "-W", "ignore::pytest.PytestUnraisableExceptionWarning")
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 1

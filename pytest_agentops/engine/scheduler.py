@@ -25,8 +25,8 @@ from typing import Any
 
 from ..errors import ConfigError, hide_own_frames
 from ..judge import judge
-from ..process import exit_guard  # noqa: F401 (os._exit inside a trial: a stand-in installed with the time ones)
 from ..process.anyio_threads import track_anyio_threads
+from ..process.exit_guard import collect_left_garbage  # (os._exit inside a trial: stand-ins installed with time's)
 from ..process.gc_hold import campaign_gc_for
 from ..process.kept_state import kept_process_state
 from ..process.own_code import harness_changed, own_code_kept
@@ -580,6 +580,7 @@ class Runner:
                 self._outwait_stubborn()
                 self._end_flying(list(flying.values()))
                 self.close()
+                collect_left_garbage()  # (while the stand-ins refuse what a finalizer calls)
             finally:  # the process-wide changes are undone even when a layer's close raised
                 holds.close()
         store.truncate(limit)
