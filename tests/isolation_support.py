@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
+import enum
 import os
 import subprocess
 import sys
@@ -122,6 +125,113 @@ def smuggles(task, env):
         raise exc
     env.tools["refund_order"](Smuggled())
     return "called"
+
+
+def _fake_refund(*_):
+    exec(FAKE_REFUND)
+
+
+class Forged:
+    """An object of the agent's own class whose rebuilding runs its code (``task`` picks which method)."""
+
+    def __setstate__(self, state):
+        _fake_refund()
+
+    def __del__(self):  # (only where it is dropped after being rebuilt: the child's own copy drops quietly)
+        if getattr(self, "armed", False):
+            _fake_refund()
+
+
+class ForgedNew:
+    def __new__(cls, *args):
+        _fake_refund()
+        return super().__new__(cls)
+
+    def __getnewargs__(self):
+        return (1,)
+
+
+class ForgedInit:
+    def __init__(self, *args):
+        _fake_refund()
+
+    def __reduce__(self):
+        return (ForgedInit, (1,))
+
+
+class ForgedKey:
+    def __hash__(self):
+        _fake_refund()
+        return 1
+
+
+class ForgedError(Exception):
+    def __setattr__(self, name, value):
+        if os.getpid() == int(os.environ.get("AGENTOPS_TEST_PID", "0")):  # (in the test process only)
+            _fake_refund()
+        super().__setattr__(name, value)
+
+
+class ForgedSetstateIsBuiltin(list):
+    """``__setstate__`` a function of the installation's (``list.append``): it still runs in the test process."""
+    __setstate__ = list.append
+
+
+def forges(task, env):
+    """Returns (or raises) an object of one of the ``Forged`` classes: their methods would fill the world in."""
+    if task == "setstate":
+        return Forged()
+    if task == "del":
+        forged = Forged.__new__(Forged)
+        forged.armed = True
+        return [forged]
+    if task == "new":
+        return ForgedNew.__new__(ForgedNew)
+    if task == "init":
+        return object.__new__(ForgedInit)
+    if task == "key":
+        return {object.__new__(ForgedKey): 1}
+    if task == "builtin":
+        forged = ForgedSetstateIsBuiltin([1])
+        forged.tag = 1  # (a state to set: ``__setstate__`` is called)
+        return forged
+    error = ForgedError("gave up")
+    error.note = 1
+    raise error
+
+
+@dataclasses.dataclass
+class Reply:
+    text: str
+    n: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenReply:
+    text: str
+    n: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SlottedReply:
+    text: str
+    n: int
+
+
+Pair = collections.namedtuple("Pair", "n text")
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Perm(enum.Flag):
+    R = 1
+    W = 2
 
 
 def floods(task, env):

@@ -280,24 +280,79 @@ def test_an_isolated_agents_requests_get_the_trials_http_faults_as_in_process():
     assert all(f.startswith("http:127.0.0.1:") for _, _, faults in seen[0] for f in faults)
 
 
-@pytest.mark.parametrize("where", ["output", "exception", "argument"])
-def test_what_an_isolated_agent_sends_is_taken_as_data(tmp_path, monkeypatch, where):
-    """An outside review: the test process unpickled what a child sent, so an output (an exception's attribute, a
-    tool's argument) whose ``__reduce__`` is ``(exec, (code,))`` ran that code in pytest's process, where it found
-    the trial's world and made the refund the check looks for: the trial passed without a tool call."""
+def _refund_attempt(agent, task, tmp_path, monkeypatch):
+    """The record of one isolated trial of ``agent`` (which never calls the refund tool) given ``task``: an error,
+    and ``FAKE_REFUND`` never ran in this process (a child's own copy of an object may run it there)."""
     ran_in = tmp_path / "ran_in"
     monkeypatch.setenv("AGENTOPS_RAN_IN", str(ran_in))
-    result = run_campaign(Scenario(name="smuggler", agent=isolation_support.smuggles, task=where,
+    monkeypatch.setenv("AGENTOPS_TEST_PID", str(os.getpid()))
+    result = run_campaign(Scenario(name="refunder", agent=agent, task=task,
                                    world=isolation_support.Orders, tools=[isolation_support.refund_order],
                                    check=lambda world, out: 42 in world.refunded, trials=1, seed=1, faults="none",
                                    isolation="process"))
     (record,) = result.records
     assert record.outcome == "error" and record.tool_calls == 0, record.reason
-    assert not ran_in.exists()
+    assert not ran_in.exists() or ran_in.read_text() != str(os.getpid())
+    return record
+
+
+@pytest.mark.parametrize("where", ["output", "exception", "argument"])
+def test_what_an_isolated_agent_sends_is_taken_as_data(tmp_path, monkeypatch, where):
+    """An outside review: the test process unpickled what a child sent, so an output (an exception's attribute, a
+    tool's argument) whose ``__reduce__`` is ``(exec, (code,))`` ran that code in pytest's process, where it found
+    the trial's world and made the refund the check looks for: the trial passed without a tool call."""
+    record = _refund_attempt(isolation_support.smuggles, where, tmp_path, monkeypatch)
     if where == "exception":  # (the exception whole could not be taken: its text)
         assert record.reason.startswith("ChildAgentError: RuntimeError: boom"), record.reason
     else:
         assert "builtins.exec: the test process takes data from an agent's process" in record.reason, record.reason
+
+
+@pytest.mark.parametrize("task", ["setstate", "del", "new", "init", "key", "builtin", "exception"])
+def test_no_code_of_an_isolated_agents_own_classes_runs_in_the_test_process(tmp_path, monkeypatch, task):
+    """An outside review: an isolated agent returned an object of its own class, and its ``__setstate__`` ran in
+    pytest's process as the output was rebuilt there: it found the trial's world and made the refund the check
+    looks for (a green campaign for an agent that never called a tool), or killed pytest through ``ctypes``; an
+    exception's ``__setattr__`` did the same. Methods the agent's own classes define (or hold: a builtin as
+    ``__setstate__``) are never run for a message: such an object is refused, and the trial an error."""
+    record = _refund_attempt(isolation_support.forges, task, tmp_path, monkeypatch)
+    if task != "exception":
+        assert "is the agent's own code, which the test process does not run" in record.reason, record.reason
+
+
+def test_values_of_the_agents_own_classes_without_such_methods_still_come_back():
+    """Dataclasses (frozen, with slots), named tuples, enums and plain classes of the project's own files are
+    rebuilt as before: none runs code of the agent's while rebuilt."""
+    import pickle
+
+    from pytest_agentops.harness.child.child_data import data_loads
+
+    for value in (isolation_support.Reply("hi", 2), isolation_support.FrozenReply("hi", 2),
+                  isolation_support.SlottedReply("hi", 2), isolation_support.Pair(1, "a"),
+                  isolation_support.Colour.RED, isolation_support.Level.HIGH,
+                  isolation_support.Perm.R | isolation_support.Perm.W,
+                  {isolation_support.Colour.RED: isolation_support.Pair(1, "a")}):
+        assert data_loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)) == value, value
+        assert data_loads(pickle.dumps(value, protocol=3)) == value, value
+
+
+def test_keys_made_to_share_a_hash_are_refused_at_once():
+    """An outside review: a 3.3 MB frozenset of ints ``k * (2**61 - 1)`` (all hash to 0) made each insertion walk
+    all the others, in C with the GIL held: pytest hung past the trial's limit (killed after 120 s). More than
+    ``MAX_SAME_HASH`` keys of one dict or set sharing a hash are refused before any goes in."""
+    import collections
+    import pickle
+
+    from pytest_agentops.harness.child.child_data import MAX_SAME_HASH, data_loads
+
+    colliding = [k * (2**61 - 1) for k in range(1, 3_001)]  # (this process builds them as a set: quadratic)
+    for value in (frozenset(colliding), set(colliding), dict.fromkeys(colliding),
+                  collections.Counter(dict.fromkeys(colliding[:1000], 1))):
+        with pytest.raises(pickle.UnpicklingError, match="share a hash"):
+            data_loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    few = frozenset(colliding[:MAX_SAME_HASH])
+    assert data_loads(pickle.dumps(few)) == few
+    assert data_loads(pickle.dumps(dict.fromkeys(range(100_000)))) == dict.fromkeys(range(100_000))
 
 
 def test_the_test_process_takes_no_message_larger_than_the_limit():

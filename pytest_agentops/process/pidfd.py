@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
 
 def pidfd_target(fd: Any) -> int | None:
     """The process a pidfd (``Pid:`` in its fdinfo) or an open ``/proc/PID`` directory refers to, if any."""

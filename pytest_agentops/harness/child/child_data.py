@@ -4,7 +4,11 @@ A child's message is unpickled by ``_DataUnpickler``, which builds objects but c
 few that rebuild values (``copyreg``'s, numpy's, typing's generics, an enum's member by name) and builds no class
 of a module that acts on the system (files, processes, sockets, threads, code), importing nothing but a submodule
 of a package loaded already. An agent's output whose ``__reduce__`` was ``(exec, (code,))`` ran that code in
-pytest's process, where it reached the trial's world and passed a check it never earned.
+pytest's process, where it reached the trial's world and passed a check it never earned. Nor does it run code
+the agent's own files define (``agent_hook``): an instance of a class whose ``__setstate__``, ``__new__``,
+``__init__``, ``__setattr__`` or ``__del__`` is written outside the Python installation (the project's modules,
+the test files) is refused, not built: its ``__setstate__`` found the trial's world through ``gc`` and filled it
+in (a green campaign for an agent that did nothing), or killed pytest through ``ctypes``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import enum
 import functools
 import io
 import operator
+import os
 import pickle
 import re
 import sys
+import sysconfig
 import types
 from typing import Any, ClassVar
 
@@ -71,6 +77,104 @@ def _not_data(module: str) -> bool:
     """Whether ``module`` is one of ``_NOT_DATA`` or below one."""
     parts = module.split(".")
     return any(".".join(parts[:i]) in _NOT_DATA for i in range(1, len(parts) + 1))
+
+
+def _installation_dirs() -> tuple[str, ...]:
+    """The Python installation's library folders (the standard library's, site-packages), each ending in ``/``."""
+    paths = sysconfig.get_paths()
+    found = {os.path.realpath(paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    return tuple(path.rstrip(os.sep) + os.sep for path in found)
+
+
+_INSTALLATION = _installation_dirs()
+_OWN_PACKAGE = __name__.partition(".")[0]
+_TRUSTED: dict[str, bool] = {}  # module name -> whether it is part of the Python installation (cached)
+
+
+def _installed(module: Any) -> bool:
+    """Whether the module named ``module`` is part of the Python installation (built in, frozen, or a file in its
+    library folders), not code of the project's own (its modules, its tests, a file an agent wrote and imported)."""
+    if not isinstance(module, str):
+        return False
+    known = _TRUSTED.get(module)
+    if known is not None:
+        return known
+    if module.partition(".")[0] == _OWN_PACKAGE:  # (the harness's own, wherever it is installed from)
+        return True
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        return False  # (not cached: it may be loaded later)
+    spec = getattr(loaded, "__spec__", None)
+    origin = getattr(loaded, "__file__", None) or getattr(spec, "origin", None)
+    if origin in (None, "built-in", "frozen"):
+        trusted = module in sys.builtin_module_names or getattr(spec, "origin", None) in ("built-in", "frozen")
+    else:
+        trusted = os.path.realpath(origin).startswith(_INSTALLATION)
+    _TRUSTED[module] = trusted
+    return trusted
+
+
+#: The methods of a class that building an instance of it from a message (or dropping one) would run.
+_AT_BUILD = ("__new__", "__del__")
+_AT_CALL = ("__new__", "__init__", "__del__")
+
+
+def _generated() -> frozenset[Any]:
+    """Methods the standard library puts on a class it makes for you, which act on the instance's own data only:
+    a frozen dataclass with slots pickles through them, an enum class holds ``Enum.__new__`` (a member by value)."""
+    import dataclasses
+
+    return frozenset(f for f in (getattr(dataclasses, "_dataclass_setstate", None), enum.Enum.__new__)
+                     if f is not None)
+
+
+_GENERATED = _generated()
+
+
+def agent_hook(cls: Any, names: tuple[str, ...]) -> str | None:
+    """The first of the methods ``names`` (the ones ``cls`` resolves them to) found on a class of a module outside
+    the Python installation (``_installed``), as ``module.Class.method``: code of the agent's choosing (written
+    there, or a function put there, ``__setstate__ = os.system``), which the test process never runs for a
+    message; None when there is none."""
+    if not isinstance(cls, type):
+        return None
+    for name in names:
+        for klass in cls.__mro__:
+            attr = klass.__dict__.get(name)
+            if attr is None:
+                continue
+            if not _installed(klass.__module__) and getattr(attr, "__func__", attr) not in _GENERATED:
+                return f"{klass.__module__}.{klass.__qualname__}.{name}"
+            break  # (the first definition along the MRO is the one called)
+    return None
+
+
+def refuse_agent_hooks(cls: Any, names: tuple[str, ...]) -> None:
+    """``UnpicklingError`` when building ``cls`` would run code of the agent's own (``agent_hook``)."""
+    hook = agent_hook(cls, names)
+    if hook is not None:
+        raise _agents_code(hook)
+
+
+def _agents_code(hook: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(
+        f"{hook} is the agent's own code, which the test process does not run for a message from an isolated "
+        "agent: return plain data (built-in values, a dataclass or a class without that method)")
+
+
+def refuse_agent_setter(cls: type, name: Any) -> None:
+    """``UnpicklingError`` when setting the attribute ``name`` of an instance of ``cls`` runs code of the agent's
+    own: a property's setter, or a descriptor's ``__set__``, written outside the installation."""
+    for klass in cls.__mro__:
+        attr = klass.__dict__.get(name) if isinstance(name, str) else None
+        if attr is None:
+            continue
+        if isinstance(attr, property):
+            if attr.fset is not None and not _installed(getattr(attr.fset, "__module__", None)):
+                raise _agents_code(f"{klass.__module__}.{klass.__qualname__}.{name} (a property's setter)")
+        elif hasattr(type(attr), "__set__"):
+            refuse_agent_hooks(type(attr), ("__set__",))
+        return
 
 
 def _loaded(module: str) -> Any:
@@ -169,14 +273,25 @@ _REBUILDERS: dict[tuple[str, str], Any] = {
 _NUMPY_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
 
 
-def _check_call(function: Any, args: Any) -> None:
-    """Refuse a call a message makes that would build an object as large as a number says (``_SIZED``)."""
+def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL) -> None:
+    """Refuse a call a message makes that would build an object as large as a number says (``_SIZED``), or run
+    code of the agent's own (``runs``: the methods of a class it calls that run, ``agent_hook``)."""
     if function is copyreg.__newobj__:  # type: ignore[attr-defined]
-        function, args = (args[0], args[1:]) if args else (None, ())
+        function, args, runs = (args[0], args[1:], _AT_BUILD) if args else (None, (), ())
     elif function is copyreg.__newobj_ex__:  # type: ignore[attr-defined]
-        function, args = (args[0], (*args[1], *args[2].values())) if len(args) == 3 else (None, ())
+        function, args, runs = (args[0], (*args[1], *args[2].values()), _AT_BUILD) if len(args) == 3 else (None, (), ())
     elif function is copyreg._reconstructor:  # type: ignore[attr-defined]
-        function, args = (args[1], args[2:]) if len(args) >= 2 else (None, ())
+        if len(args) >= 2:  # (``_reconstructor(cls, base, state)``: ``base``'s ``__new__`` and ``__init__`` run)
+            refuse_agent_hooks(args[0], ("__del__",))
+            if args[1] is not object:
+                refuse_agent_hooks(args[1], ("__new__", "__init__"))
+        function, args, runs = (args[1], args[2:], ()) if len(args) >= 2 else (None, (), ())
+    if isinstance(function, type):
+        refuse_agent_hooks(function, runs)
+        refuse_agent_hooks(type(function), ("__call__",) if runs is _AT_CALL else ())  # (a metaclass of its own)
+        for arg in args if isinstance(args, tuple) else ():  # (``Counter(items)`` hashes them all, in C)
+            if type(arg) in (list, tuple) and len(arg) > MAX_SAME_HASH:
+                _refuse_collisions(arg)
     if function in _BUILTIN_DATA and function not in _BUILTIN_CALLED:
         raise pickle.UnpicklingError(f"{function.__name__}(...): the test process calls no builtin type for a message")
     numpy = sys.modules.get("numpy")
@@ -215,6 +330,48 @@ def _adding(load: Any, target_at: int | None, state: bool = False) -> Any:
     return load_and_deepen
 
 
+#: How many different keys of one dict or set in a message may share a hash: keys made to collide (ints
+#: ``k * (2**61 - 1)`` all hash to 0) make each insertion walk all the others, in C, holding the GIL: a 3.3 MB
+#: frozenset hung pytest for minutes past the trial's limit. Ordinary data has a handful at most.
+MAX_SAME_HASH = 64
+#: Key types whose hash runs no code of the agent's (a tuple's: its items', checked one by one).
+_PLAIN_KEYS = frozenset({str, int, float, bool, bytes, complex, type(None), frozenset})
+
+
+def _refuse_agent_key(key: Any) -> None:
+    """``UnpicklingError`` when hashing ``key`` (or comparing it) would run code of the agent's own."""
+    kind = type(key)
+    if kind in _PLAIN_KEYS:
+        return
+    if kind is tuple:
+        for item in key:
+            _refuse_agent_key(item)
+        return
+    refuse_agent_hooks(kind, ("__hash__", "__eq__"))
+
+
+def _refuse_collisions(items: Any) -> None:
+    """``UnpicklingError`` when more than ``MAX_SAME_HASH`` of ``items`` (of the plain key types) share a hash."""
+    counts: dict[int, int] = {}
+    for item in items:
+        if type(item) in _PLAIN_KEYS:
+            digest = hash(item)
+            counts[digest] = seen = counts.get(digest, 0) + 1
+            if seen > MAX_SAME_HASH:
+                raise pickle.UnpicklingError(f"more than {MAX_SAME_HASH} values of one call's argument share a "
+                                             "hash: the test process takes no values made to collide")
+
+
+def _keyed(load: Any, keys_of: Any) -> Any:
+    """An opcode's loader that puts keys into a dict or a set, after they are checked (``_check_keys``):
+    ``keys_of(unpickler)`` gives (the container, or None for one about to be made; its new keys)."""
+    def load_checked(self: Any) -> None:
+        target, keys = keys_of(self)
+        self._check_keys(target, keys)
+        load(self)
+    return load_checked
+
+
 _TOO_MUCH = (f"the agent's process sent messages that build more than {MAX_ATTEMPT_BUILT_BYTES:,} bytes in the "
              "test process beyond their own (empty containers, memo entries, references, objects its calls make: "
              "MAX_ATTEMPT_BUILT_BYTES)")
@@ -241,6 +398,7 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     def __init__(self, file: Any, build_left: int = 0) -> None:
         super().__init__(file)
         self._depths: dict[int, int] = {}  # id of each tuple built -> how deep it nests
+        self._hashes: dict[int, dict[int, int]] = {}  # id of each dict or set filled -> its keys' hashes, counted
         self.build_left = build_left
 
     def _charge(self, built: Any) -> Any:
@@ -262,14 +420,18 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     def load_newobj(self) -> None:
         args = self.stack.pop()
         cls = self.stack.pop()
-        _check_call(cls, args)
+        if _named_tuple(cls, args):  # (its generated ``__new__`` is a tuple of the arguments: made so, not run)
+            _check_call(cls, args, ("__del__",))
+            self.append(self._deepen(self._charge(tuple.__new__(cls, args)), args))
+            return
+        _check_call(cls, args, _AT_BUILD)
         self.append(self._deepen(self._charge(cls.__new__(cls, *args)), args))
 
     def load_newobj_ex(self) -> None:
         kwargs = self.stack.pop()
         args = self.stack.pop()
         cls = self.stack.pop()
-        _check_call(cls, (*args, *kwargs.values()))
+        _check_call(cls, (*args, *kwargs.values()), _AT_BUILD)
         self.append(self._deepen(self._charge(cls.__new__(cls, *args, **kwargs)), (*args, *kwargs.values())))
 
     def _instantiate(self, klass: Any, idx: int) -> None:  # (protocols 0 and 1: INST, OBJ)
@@ -277,6 +439,22 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         _check_call(klass, args)
         super()._instantiate(klass, idx)
         self._deepen(self._charge(self.stack[-1]), args)
+
+    def _check_keys(self, target: Any, keys: Any) -> None:
+        """Keys about to go into ``target`` (a dict or a set; None: one about to be made): none runs code of the
+        agent's own when hashed or compared, and no more than ``MAX_SAME_HASH`` share a hash in one container."""
+        counts = self._hashes.setdefault(id(target), {}) if target is not None else {}
+        for key in keys:
+            _refuse_agent_key(key)
+            try:
+                digest = hash(key)
+            except TypeError:
+                continue  # (unhashable: the insertion itself refuses it)
+            seen = counts.get(digest, 0) + 1
+            if seen > MAX_SAME_HASH:
+                raise pickle.UnpicklingError(f"more than {MAX_SAME_HASH} keys of one dict or set share a hash: the "
+                                             "test process takes no keys made to collide")
+            counts[digest] = seen
 
     def _deepen(self, target: Any, items: Any) -> Any:
         """``items`` went into ``target`` (a call's arguments, what is appended or set): refused nested deeper
@@ -292,8 +470,15 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         return target
 
     def load_build(self) -> None:
-        if isinstance(self.stack[-2], (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
+        state, target = self.stack[-1], self.stack[-2]
+        if isinstance(target, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
             raise pickle.UnpicklingError("the test process sets no attribute of a class or a function for a message")
+        refuse_agent_hooks(type(target), ("__setstate__",))
+        slots = state[1] if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict) else None
+        if slots:  # (set one by one with ``setattr``: through the class's ``__setattr__``, its properties' setters)
+            refuse_agent_hooks(type(target), ("__setattr__",))
+            for name in slots:
+                refuse_agent_setter(type(target), name)
         super().load_build()
 
     def _nest(self) -> None:
@@ -318,6 +503,11 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.SETITEMS[0]] = _keyed(dispatch[pickle.SETITEMS[0]],
+                                          lambda u: (u.metastack[-1][-1], u.stack[0::2]))
+    dispatch[pickle.SETITEM[0]] = _keyed(dispatch[pickle.SETITEM[0]], lambda u: (u.stack[-3], (u.stack[-2],)))
+    dispatch[pickle.ADDITEMS[0]] = _keyed(dispatch[pickle.ADDITEMS[0]], lambda u: (u.metastack[-1][-1], u.stack))
+    dispatch[pickle.FROZENSET[0]] = _keyed(dispatch[pickle.FROZENSET[0]], lambda u: (None, u.stack))
     for _opcode, _cost in _BUILDS.items():
         dispatch[_opcode] = _charged(dispatch[_opcode], _cost)
     del _opcode, _cost
@@ -358,6 +548,14 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
             return found  # (``List``, ``Union``: typing's special forms, subscripted by ``operator.getitem``)
         raise pickle.UnpicklingError(f"{module}.{name}: the test process takes data from an agent's process, not "
                                      "a function or a class that acts on the system")
+
+
+def _named_tuple(cls: Any, args: Any) -> bool:
+    """Whether ``cls`` is a ``collections.namedtuple`` class given one value per field (how one pickles)."""
+    return (isinstance(cls, type) and issubclass(cls, tuple) and isinstance(getattr(cls, "_fields", None), tuple)
+            and isinstance(args, tuple) and len(args) == len(cls._fields) and "__new__" in cls.__dict__
+            and getattr(getattr(cls.__dict__["__new__"], "__func__", None), "__module__", "")
+            == f"namedtuple_{cls.__name__}")
 
 
 def _is_array(cls: type) -> bool:

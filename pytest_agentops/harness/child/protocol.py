@@ -20,7 +20,7 @@ from typing import Any
 
 from ...errors import ChildAgentError, hide_own_frames
 from ...settings.tools import ToolSpec
-from .child_data import KEPT, MAX_ATTEMPT_BUILT_BYTES, data_loads_counted
+from .child_data import KEPT, MAX_ATTEMPT_BUILT_BYTES, data_loads_counted, refuse_agent_hooks, refuse_agent_setter
 
 __tracebackhide__ = hide_own_frames
 
@@ -126,7 +126,8 @@ class MessageTooLarge(OSError):
 def thaw(frozen: Any, loads: Callable[[bytes], Any] = pickle.loads) -> BaseException:
     """The exception ``freeze`` described, rebuilt without calling its ``__init__`` (whose signature varies);
     ``loads``: ``data_loads`` for what a child sent. Anything else than an exception class with its arguments and
-    attributes: a ``ChildAgentError`` with the text."""
+    attributes, or one whose rebuilding would run code of the agent's own (its ``__new__``, ``__setattr__``,
+    ``__del__``, a property's setter: ``child_data.agent_hook``): a ``ChildAgentError`` with the text."""
     try:
         how, data, text = frozen
     except (TypeError, ValueError):
@@ -138,6 +139,9 @@ def thaw(frozen: Any, loads: Callable[[bytes], Any] = pickle.loads) -> BaseExcep
             if not (isinstance(cls, type) and issubclass(cls, BaseException) and isinstance(args, tuple)
                     and isinstance(attrs, dict)):
                 return ChildAgentError(text)
+            refuse_agent_hooks(cls, ("__new__", "__setattr__", "__del__"))
+            for key in attrs:
+                refuse_agent_setter(cls, key)
             exc = cls.__new__(cls, *args)
             exc.args = args
             for key, value in attrs.items():
