@@ -151,3 +151,16 @@ def test_mix_proportions_follow_weights():
     share = kinds.count("error") / len(kinds)
     assert 0.72 < share < 0.78  # 0.75 +- ~5.5 standard errors
 
+
+
+def test_a_profile_whose_rates_are_overridden_is_no_longer_named_after_it():
+    """An outside review: ``faults: {profile: none, rate: 0.5}`` was reported ``profile=none``, and the gate compared
+    the candidate failing half its calls with a baseline run under the real ``none``: a "regression" of the agent.
+    Overrides that change the profile's rates make it ``custom``; the others keep its name."""
+    assert Faults.profile("none", rate=0.5).profile_name is None
+    assert Faults.profile("mid", latency=0.5).profile_name is None
+    assert Faults.profile("mid", per_tool={"lookup": {"rate": 0.9}}).profile_name is None
+    assert Faults.profile("mid", model=ModelFaults.profile("high")).profile_name is None
+    assert Faults.profile("mid", rate=0.08).profile_name == "mid"
+    assert Faults.profile("mid", mix={"timeout": 1.0}).profile_name == "mid"
+    assert Faults.profile("high").profile_name == "high"
