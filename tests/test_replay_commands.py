@@ -338,3 +338,29 @@ def test_the_report_is_the_same_however_and_from_wherever_pytest_was_started(pro
     words = shlex.split(command)  # (started as python -m pytest, from the rootdir: the node id from there)
     assert words[1:4] == ["-m", "pytest", "tests/test_agents.py::test_unseeded"], command
     assert words[-1] == "--agent-chaos-replay=unseeded/trial-0" and "--agent-chaos-seed=" in command
+
+
+def test_names_shaped_like_a_key_are_left_in_the_commands_that_replay_them(pytester, run):
+    """An outside review: a test folder named ``sk-payments-agent`` and a scenario named ``sk-resume-naive`` match
+    the shape of an ``sk-`` key, and were redacted in every printed replay command (``[redacted]/test_refund.py``,
+    a usage error pasted back), the report's node id and its ``--agent-chaos-show`` command. The user's own names
+    are kept; a key in the agent's output is still redacted."""
+    pytester.makepyfile(**{"sk-payments-agent/test_refund": PROJECT + '''
+
+def test_shaped(agent_chaos):
+    agent_chaos.run(make("sk-resume-naive", seed=3,
+                         agent=lambda task, env: "sk-" + "live0123456789abcdef " + agent(task, env))).check()
+'''})
+    pytester.makeini("[pytest]\n")
+    first = run(pytester.path, "--agent-chaos", "-k", "shaped", "--agent-chaos-report=report.json",
+                "-p", "no:cacheprovider")
+    assert first.returncode == 1, first.stdout
+    commands = re.findall(r"^(?:E)?\s+(pytest .*--agent-chaos-replay=.*)$", first.stdout, re.M)
+    assert commands and all("sk-payments-agent/test_refund.py::test_shaped" in c and "sk-resume-naive/trial-" in c
+                            for c in commands), commands
+    original = records_of(pytester.path / "report.json")
+    assert "sk-live0123456789abcdef" not in (pytester.path / "report.json").read_text()
+    again = run(pytester.path, *pasted(commands[0]), "--agent-chaos-report=replay.json", "-p", "no:cacheprovider")
+    assert again.returncode == 1, again.stdout
+    (key, replayed), = records_of(pytester.path / "replay.json").items()
+    assert key[0] == "sk-resume-naive" and replayed == original[key]

@@ -160,11 +160,30 @@ def is_secret_number(value: Any) -> bool:
     return bool(_env_numbers) and type(value) is int and value in _env_numbers
 
 
+#: Names the user gave (test node ids and their paths, scenario names) that a secret's shape must not redact
+#: (``keep_identifier``): a folder named ``sk-payments-agent`` made every printed replay command unusable.
+_identifiers: set[str] = set()
+
+
+def keep_identifier(name: str) -> None:
+    """Leave the secret shapes that lie wholly inside ``name`` (a node id, a scenario's name) in every text: it is
+    the user's own name for a test, and the replay commands must work pasted back. (The environment's secret
+    values are redacted in it all the same.)"""
+    if ("sk-" in name or "Bearer" in name) and name not in _identifiers and len(_identifiers) < 4096:
+        _identifiers.add(name)
+        _labels.clear()  # (remembered before: redacted without it)
+
+
+def _shape(match: re.Match[str]) -> str:
+    found = match.group(0)
+    return found if any(found in name for name in _identifiers) else REDACTED
+
+
 def redact_text(text: str) -> str:
     """``text`` with every known secret replaced by ``[redacted]``."""
     text = redact_environment(text)
     if "sk-" in text or "Bearer" in text:
-        text = SECRET_SHAPE.sub(REDACTED, text)
+        text = SECRET_SHAPE.sub(_shape if _identifiers else REDACTED, text)
     return text
 
 

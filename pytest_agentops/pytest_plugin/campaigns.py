@@ -190,7 +190,11 @@ def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str 
     node ids and scenario names with spaces, ``/`` or ``[`` work. A smoke trial is re-run as it ran: without
     ``--agent-chaos`` (fault-free), with its seed. ``collection``: the options the test's node id needs
     (``collection_options``)."""
+    from ..harness.secrets import keep_identifier
 
+    for name in (nodeid, scenario):  # (names of the user's own: a secret's shape in them is not redacted)
+        if name is not None:
+            keep_identifier(name)
     if smoke:
         cassettes = options.record or options.cassette
         return " ".join([options.launcher, literal(nodeid), *collection, f"--agent-chaos-seed={seed}",
