@@ -161,9 +161,13 @@ def test_cassettes_key_requests_canonically_redact_and_name_what_they_miss(tmp_p
     assert [e["trial"] for e in lines] == [0, 1] and SECRET not in path.read_text()
     assert lines[0]["headers"] == {"content-type": "application/json"} and lines[0]["latency_ms"] == 12
     loaded = Cassette.load(path)
-    assert loaded.find(11, "k", 0).latency_s == 0.012 and loaded.find(99, "k", 0) is not None  # another trial's
+    assert loaded.find(11, "k", 0).latency_s == 0.012
+    # only the trial recorded answers: another trial's answers (another seed, another occurrence) never do
+    assert loaded.find(99, "k", 0) is None and loaded.find(11, "k", 1) is None
     assert loaded.find(10, "other", 0) is None
     assert "refund_live.jsonl" in str(loaded.miss("gpt-4o-mini", "Refund order 43"))
+    assert "holds no trial of seed 99" in str(loaded.miss("gpt-4o-mini", "Refund order 43", 99))
+    assert "holds no trial of seed" not in str(loaded.miss("gpt-4o-mini", "Refund order 43", 11))
     with pytest.raises(ConfigError, match=r"no cassette .*record one with --agent-chaos-record"):
         Cassette.load(tmp_path / "missing.jsonl")
     (tmp_path / "broken.jsonl").write_text("not json\n")

@@ -235,7 +235,8 @@ class LiveModel:
         try:
             if campaign.replaying is not None:
                 found = campaign.replaying.find(self.ctx.seed, step.key, step.occurrence)
-                return found if found is not None else campaign.replaying.miss(step.model, self._last_message(step))
+                return found if found is not None else campaign.replaying.miss(step.model, self._last_message(step),
+                                                                               self.ctx.seed)
             assert campaign.upstream is not None
             answer = campaign.upstream.send(step.out)
             if campaign.recording is not None:
