@@ -239,14 +239,19 @@ def _check_campaign(where: str, campaign: Any) -> None:
         if metrics.get(metric):
             _check_fields(f"{where}.metrics.{metric}", metrics[metric], {q: (_NUMBER, True)})
     for r, record in enumerate(campaign["records"]):
-        if not isinstance(record, dict):
-            raise GateUsageError(f"{where}.records[{r}] must be an object, got {_got(record)}")
-        _check_fields(f"{where}.records[{r}]", record, _RECORD_FIELDS)
-        if record["outcome"] not in OUTCOMES:
-            raise _not_an_outcome(f"{where}.records[{r}].outcome={_got(record['outcome'])}", record["outcome"])
-        if record["tool_failures"] > record["tool_calls"]:
-            raise GateUsageError(f"{where}.records[{r}]: tool_failures={record['tool_failures']} is more than "
-                                 f"tool_calls={record['tool_calls']}")
+        check_record(f"{where}.records[{r}]", record)
+
+
+def check_record(where: str, record: Any) -> None:
+    """``GateUsageError`` naming the field (``where.key``) unless ``record`` is a trial record as a report writes it."""
+    if not isinstance(record, dict):
+        raise GateUsageError(f"{where} must be an object, got {_got(record)}")
+    _check_fields(where, record, _RECORD_FIELDS)
+    if record["outcome"] not in OUTCOMES:
+        raise _not_an_outcome(f"{where}.outcome={_got(record['outcome'])}", record["outcome"])
+    if record["tool_failures"] > record["tool_calls"]:
+        raise GateUsageError(f"{where}: tool_failures={record['tool_failures']} is more than "
+                             f"tool_calls={record['tool_calls']}")
 
 
 def _most_chances(metric: str, records: list[Any]) -> int:

@@ -275,3 +275,31 @@ def test_show_on_a_cut_report_names_the_file(pytester):
     result = pytester.runpytest("--agent-chaos-report=cut.json", "--agent-chaos-show=1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: --agent-chaos-show: {pytester.path / 'cut.json'}: *"])
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("cost_usd", None, "record.cost_usd must be a number >= 0, got NoneType"),
+    ("trace", "x", "not a record as a report writes it"),
+    ("trace", ["x"], "not a record as a report writes it"),
+    ("trace", [{"t": "soon", "kind": "tool_call", "name": "x", "outcome": "ok", "data": {}}],
+     "not a record as a report writes it"),
+])
+def test_show_on_a_malformed_record_is_a_usage_error_naming_it(pytester, field, value, said):
+    """An outside review: a record with a field of the wrong type crashed ``--agent-chaos-show`` with pytest's
+    INTERNALERROR traceback, and the run still exited 0."""
+    import json
+
+    pytester.makepyfile(test_one="""
+        from pytest_agentops import Scenario
+
+        def test_one(agent_chaos):
+            agent_chaos.run(Scenario(name="one", agent=lambda task, env: "ok", trials=2, seed=1))
+    """)
+    assert pytester.runpytest("--agent-chaos", "--agent-chaos-report=r.json").ret == 0
+    report = json.loads(pytester.path.joinpath("r.json").read_text())
+    report["campaigns"][0]["records"][0][field] = value
+    pytester.path.joinpath("r.json").write_text(json.dumps(report))
+    result = pytester.runpytest("--agent-chaos-report=r.json", "--agent-chaos-show=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --agent-chaos-show: {pytester.path / 'r.json'}: campaign 'one', "
+                                 f"trial-0: *{said}*"])

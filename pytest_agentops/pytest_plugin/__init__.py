@@ -371,7 +371,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if opts is None:
         return
     if opts.show is not None:  # nothing ran: the trial was printed at collection
-        session.exitstatus = pytest.ExitCode.OK
+        if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:  # (an internal error keeps its status)
+            session.exitstatus = pytest.ExitCode.OK
         return
     if opts.replay is not None and opts.replay[0] is not None:
         _check_replay_target(session, opts.replay[0])

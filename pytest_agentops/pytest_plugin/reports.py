@@ -182,12 +182,25 @@ def show(config: pytest.Config, opts: ChaosOptions) -> None:
         campaign, record = find_trial(report, *opts.show)
     except LookupError as exc:
         raise pytest.UsageError(f"--agent-chaos-show: {exc.args[0]} (in {path})") from None
+    from ..errors import GateUsageError
+    from ..gate import check_record
+
+    trial = record.get("id", "?") if isinstance(record, dict) else "?"
+    where = f"{path}: campaign {campaign.get('scenario')!r}, {trial}: record"
+    try:
+        check_record(where, record)
+        lines = [f"{campaign['scenario']} {record['id']} from {path} (not re-run):",
+                 *timeline_lines(campaign["scenario"], record, replay_shown(config, opts, campaign, record))]
+    except GateUsageError as exc:
+        raise pytest.UsageError(f"--agent-chaos-show: {exc}") from None
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:  # (its trace: not as written)
+        raise pytest.UsageError(f"--agent-chaos-show: {where}: not a record as a report writes it "
+                                f"({type(exc).__name__}: {exc}); re-run the campaign to write it again") from None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     write = reporter.write_line if reporter is not None else print
     from ..harness.secrets import redact_text
 
-    write(redact_text(f"{campaign['scenario']} {record['id']} from {path} (not re-run):"))
-    for line in timeline_lines(campaign["scenario"], record, replay_shown(config, opts, campaign, record)):
+    for line in lines:
         write(redact_text(line))
 
 
