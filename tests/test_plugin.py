@@ -380,3 +380,25 @@ def _chaos_section(lines: list[str]) -> list[str]:
     start = next(i for i, line in enumerate(lines) if "agent chaos" in line and line.startswith("="))
     end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("="))
     return lines[start:end]
+
+
+def test_a_session_that_runs_no_campaign_imports_neither_the_harness_nor_numpy(pytester):
+    """An outside review: every session imported the spool at the end of collection and of the session, and with
+    it the harness's secrets (6-9 ms more of start-up for a plugin installed but unused). A session whose tests
+    use no campaign imports the plugin's options, not the engine, the harness, the spool or numpy."""
+    pytester.makeconftest("""
+        import sys
+
+        def pytest_unconfigure(config):
+            loaded = sorted(m for m in sys.modules if m.startswith(("pytest_agentops.", "numpy")))
+            print("LOADED", " ".join(loaded))
+    """)
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    (line,) = [line for line in result.outlines if line.startswith("LOADED")]
+    loaded = line.split()[1:]
+    assert "pytest_agentops.pytest_plugin.options" in loaded
+    heavy = [m for m in loaded if m.startswith(("numpy", "pytest_agentops.harness", "pytest_agentops.engine",
+                                                 "pytest_agentops.pytest_plugin.spool", "pytest_agentops.report"))]
+    assert heavy == []

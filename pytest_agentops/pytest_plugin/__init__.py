@@ -22,11 +22,13 @@ from .options import (
     ChaosOptions,
     add_options,
     comparisons_key,
+    is_campaign_item,
     options_key,
     replayed_key,
     resolve_options,
     results_key,
     seen_key,
+    spool_key,
     write_error_key,
 )
 
@@ -167,10 +169,10 @@ class _CampaignTests:
             self.started.add(id(item))  # (the session holds its items to its end: their ids stay theirs)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        from .spool import is_campaign_item, put
-
         self.expected = {item.nodeid for item in session.items if is_campaign_item(item)}
-        if self.expected:
+        if self.expected:  # (the spool, and the harness's secrets it imports, only where campaigns run)
+            from .spool import put
+
             put(self.config, "expected", sorted(self.expected))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -185,8 +187,6 @@ class _CampaignTests:
             self.outcomes.setdefault(report.nodeid, "passed")
 
     def _xdist(self) -> bool:
-        from .spool import spool_key
-
         return self.config.stash.get(spool_key, None) is not None
 
 
@@ -376,6 +376,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if opts.replay is not None and opts.replay[0] is not None:
         _check_replay_target(session, opts.replay[0])
+    if not (results or comparisons or opts.report) and config.stash.get(spool_key, None) is None:
+        return  # (no campaign ran, no report asked for: the spool and the harness are never imported)
     from .spool import session_summary, stopped_early, take
 
     tracker = config.pluginmanager.get_plugin("agentops-campaign-tests")

@@ -478,3 +478,10 @@ replayed_key = pytest.StashKey[list]()
 comparisons_key = pytest.StashKey[list]()
 #: A report that could not be written at the end of the session: said after pytest's own summary.
 write_error_key = pytest.StashKey[str]()
+#: Under xdist, the controller's spool directory (``spool``): here, so that asking costs no import of it.
+spool_key = pytest.StashKey[str]()
+
+
+def is_campaign_item(item: pytest.Item) -> bool:
+    """Whether a collected test runs campaigns: it uses the ``agent_chaos`` fixture, or is a YAML scenario."""
+    return "agent_chaos" in getattr(item, "fixturenames", ()) or type(item).__name__ == "ScenarioItem"

@@ -24,17 +24,12 @@ import pytest
 
 from ..errors import hide_own_frames
 from ..harness.secrets import redact_data, refresh
+from .options import spool_key
 
 __tracebackhide__ = hide_own_frames
 
 SPOOL = "agentops_spool"
-spool_key = pytest.StashKey[str]()
 _seq_key = pytest.StashKey[list]()
-
-
-def is_campaign_item(item: pytest.Item) -> bool:
-    """Whether a collected test runs campaigns: it uses the ``agent_chaos`` fixture, or is a YAML scenario."""
-    return "agent_chaos" in getattr(item, "fixturenames", ()) or type(item).__name__ == "ScenarioItem"
 
 
 def controller_spool(config: pytest.Config) -> str:
