@@ -159,8 +159,8 @@ def test_a_profile_whose_rates_are_overridden_is_no_longer_named_after_it():
     Overrides that change the profile's rates make it ``custom``; the others keep its name."""
     assert Faults.profile("none", rate=0.5).profile_name is None
     assert Faults.profile("mid", latency=0.5).profile_name is None
-    assert Faults.profile("mid", per_tool={"lookup": {"rate": 0.9}}).profile_name is None
     assert Faults.profile("mid", model=ModelFaults.profile("high")).profile_name is None
     assert Faults.profile("mid", rate=0.08).profile_name == "mid"
     assert Faults.profile("mid", mix={"timeout": 1.0}).profile_name == "mid"
+    assert Faults.profile("mid", per_tool={"lookup": 0.9}).profile_name == "mid"  # (rates on top of its own)
     assert Faults.profile("high").profile_name == "high"

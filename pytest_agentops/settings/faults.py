@@ -185,14 +185,14 @@ class Faults:
     @classmethod
     def profile(cls, name: str, **overrides: Any) -> Faults:
         """A named profile: ``none``, ``low`` (3% of tool calls fail), ``mid`` (8%), ``high`` (15%); it also
-        sets the model-API faults (``ModelFaults.profile(name)``). ``overrides`` that change its rates (``rate``,
-        ``latency``, ``model``, ``per_tool``) make the faults no longer that profile's: reported ``custom``, and
-        never compared with a baseline of the profile (a candidate failing 50% of its calls was compared as
-        ``none``)."""
+        sets the model-API faults (``ModelFaults.profile(name)``). ``overrides`` that change its own rates
+        (``rate``, ``latency``, ``model``) make the faults no longer that profile's: reported ``custom``, and never
+        compared with a baseline of the profile (a candidate failing 50% of its calls was compared as ``none``);
+        the others (a mix, per-tool rates on top, outages, crashes) keep its name."""
         _check_profile(name)
         model = ModelFaults.profile(name)
         own = {**PROFILES[name], "model": model}
-        changed = any(key in overrides and overrides[key] != own[key] for key in own) or bool(overrides.get("per_tool"))
+        changed = any(key in overrides and overrides[key] != own[key] for key in own)
         return cls(**{**own, "profile_name": None if changed else name, **overrides})
 
     @classmethod
