@@ -377,6 +377,8 @@ def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(
     scenarios.joinpath("fixtures", "orders.yaml").write_text("orders:\n" + "".join(
         f"  - {{id: {i}, status: paid}}\n" for i in range(2600)))  # past the 64 KiB looked at: its start decides
     scenarios.joinpath("listed.yaml").write_text(SLOPPY)  # a list of scenarios
+    # (test data nested deeper than a scenario file may be: an outside review saw it abort the whole run)
+    scenarios.joinpath("tree.yaml").write_text("tree: " + "[" * 150 + "]" * 150 + "\n")
     result = project.runpytest("--agent-chaos", "scenarios", "-rs", "-q", "--collect-only")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines_random([
@@ -388,16 +390,21 @@ def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(
         "SKIPPED [[]1[]] scenarios/half.yaml: not a scenario file (its top level is a mapping without 'agent')*",
         "SKIPPED [[]1[]] scenarios/empty.yaml: not a scenario file (it holds no YAML document)*",
         "SKIPPED [[]1[]] scenarios/fixtures/orders.yaml: not a scenario file (*",
+        "SKIPPED [[]1[]] scenarios/tree.yaml: not a scenario file (it nests more than 100 levels deep before any "
+        "'name' or 'agent' key)*",
     ])
     assert "ERROR" not in result.stdout.str() and "collect.py" not in result.stdout.str()
     # a broken scenario file (its start shows name: and agent:) is still an error where the mistake is
     scenarios.joinpath("broken.yaml").write_text("name: broken\nagent: chaosmod:careful\ntrails: 3\n")
     scenarios.joinpath("bad_yaml.yaml").write_text("name: bad\n\tagent: chaosmod:careful\n")
+    scenarios.joinpath("deep.yaml").write_text("name: deep\nagent: chaosmod:careful\ntask: " + "[" * 150 + "]" * 150
+                                               + "\n")
     broken = project.runpytest("--agent-chaos", "scenarios", "-q", "--collect-only")
     assert broken.ret == pytest.ExitCode.INTERRUPTED
     broken.stdout.fnmatch_lines_random([
         "scenarios/broken.yaml:3:1: unknown key 'trails' (did you mean 'trials'?)*",
-        "scenarios/bad_yaml.yaml:2:1: YAML syntax error: *"])
+        "scenarios/bad_yaml.yaml:2:1: YAML syntax error: *",
+        "scenarios/deep.yaml:3:*: values nest more than 100 levels deep*"])
     # given on the command line or matched by a pattern, a file is a scenario file: no look, its error shown
     given = project.runpytest("--agent-chaos", "scenarios/compose.yaml", "-q", "--collect-only")
     given.stdout.fnmatch_lines(["scenarios/compose.yaml:1:1: unknown key 'services'*"])

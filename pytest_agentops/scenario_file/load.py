@@ -12,7 +12,18 @@ from ..errors import ScenarioFileError, hide_own_frames
 from ..scenario import Scenario
 from .keys import read_section, scenario_keys
 from .readers import probe_scenario
-from .yamldoc import MAX_FILE_BYTES, Node, ScenarioLoader, YamlDoc, check_tree, found, too_large, yaml_error
+from .yamldoc import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    Node,
+    ScenarioLoader,
+    YamlDoc,
+    check_tree,
+    found,
+    too_deep,
+    too_large,
+    yaml_error,
+)
 
 __tracebackhide__ = hide_own_frames
 
@@ -184,6 +195,16 @@ _SCENARIO_ONLY = frozenset({"tools", "world", "check", "expect", "faults", "appr
 
 
 def _sniff(loader: ScenarioLoader) -> str | None:
+    keys: set[str] = set()  # the first mapping's keys seen so far
+    try:
+        return _sniff_keys(loader, keys)
+    except ScenarioFileError as exc:
+        if exc.bare_message == too_deep() and not keys & {"name", "agent"}:  # (data nested deep, first)
+            return f"it nests more than {MAX_DEPTH} levels deep before any 'name' or 'agent' key"
+        raise
+
+
+def _sniff_keys(loader: ScenarioLoader, keys: set[str]) -> str | None:
     event = loader.get_event
 
     def skip(first: yaml.Event) -> None:  # the rest of a node that starts with ``first``
@@ -208,7 +229,6 @@ def _sniff(loader: ScenarioLoader) -> str | None:
             return "its top level is an empty list"
     if not isinstance(ev, yaml.MappingStartEvent):
         return f"{where} is not a mapping"
-    keys: set[str] = set()
     while True:
         ev = event()
         if isinstance(ev, yaml.MappingEndEvent):
