@@ -303,3 +303,25 @@ def test_show_on_a_malformed_record_is_a_usage_error_naming_it(pytester, field, 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: --agent-chaos-show: {pytester.path / 'r.json'}: campaign 'one', "
                                  f"trial-0: *{said}*"])
+
+
+def test_the_marker_on_a_test_without_the_fixture_is_named_as_changing_nothing(pytester):
+    """An outside review: ``@pytest.mark.agent_chaos(trials=2, profile="high")`` on a test calling ``run_campaign``
+    (no fixture) was silently ignored: its campaign ran 20 trials under ``mid``. It warns ``UnusedSetting``."""
+    pytester.makepyfile(test_marked="""
+        import pytest
+
+        @pytest.mark.agent_chaos(trials=2)
+        def test_no_fixture():
+            pass
+
+        @pytest.mark.agent_chaos(trials=2)
+        def test_fixture(agent_chaos):
+            pass
+    """)
+    result = pytester.runpytest("--agent-chaos")
+    result.assert_outcomes(passed=2, warnings=1)
+    assert "test_marked.py::test_no_fixture: @pytest.mark.agent_chaos sets the campaigns" in result.stdout.str()
+    assert "test_fixture: @pytest.mark.agent_chaos" not in result.stdout.str()
+    strict = pytester.runpytest("--agent-chaos", "-W", "error::pytest_agentops.UnusedSetting")
+    strict.assert_outcomes(errors=1, passed=1)  # (an error of that test, never pytest's INTERNALERROR)

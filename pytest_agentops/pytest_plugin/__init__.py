@@ -136,6 +136,7 @@ class _CampaignTests:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.expected: set[str] = set()
+        self.marked_unused: set[str] = set()  # tests with the marker that do not use the fixture
         self.outcomes: dict[str, str] = {}
         self.started: set[int] = set()  # the items whose setup began (a second time: a re-run)
         self.held_at: dict[str, int] = {}  # node id -> ``secrets.campaigns_held`` as the test started
@@ -167,9 +168,21 @@ class _CampaignTests:
             retract(self.config, item)
         else:
             self.started.add(id(item))  # (the session holds its items to its end: their ids stay theirs)
+        if item.nodeid in self.marked_unused:
+            import warnings
+
+            from ..errors import UnusedSetting
+
+            warnings.warn(UnusedSetting(f"{item.nodeid}: @pytest.mark.agent_chaos sets the campaigns the agent_chaos "
+                                        "fixture runs, and this test does not use it: the marker changes nothing "
+                                        "(a campaign run with run_campaign takes its settings as arguments)"),
+                          stacklevel=1)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.expected = {item.nodeid for item in session.items if is_campaign_item(item)}
+        # (a marker only the fixture reads: on another test it changes nothing, said as that test is set up)
+        self.marked_unused = {item.nodeid for item in session.items
+                              if item.nodeid not in self.expected and item.get_closest_marker("agent_chaos")}
         if self.expected:  # (the spool, and the harness's secrets it imports, only where campaigns run)
             from .spool import put
 
