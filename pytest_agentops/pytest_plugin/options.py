@@ -331,8 +331,7 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         try:
             enabled = config.getini("agent_chaos")
         except (ValueError, pytest.UsageError) as exc:  # ("invalid truth value 'maybe'": no key, no file)
-            where = "given with -o" if config.inipath is None else f"in {config.inipath} or given with -o"
-            raise pytest.UsageError(f"agent_chaos (the ini key, {where}): {exc}; expected true or false") from None
+            raise pytest.UsageError(f"{ini_source(config, 'agent_chaos')}: {exc}; expected true or false") from None
     outputs = _outputs(config)
     return ChaosOptions(
         launcher=workerinput["agentops_launcher"] if workerinput and "agentops_launcher" in workerinput
