@@ -76,3 +76,33 @@ def test_leaked_threads_are_named_and_an_opt_out_must_say_what_and_why(pytester,
         "*test_an_opt_out_without_a_reason_is_refused: @pytest.mark.leaves_process_state needs one or more of*",
     ])
     result.stdout.no_fnmatch_line("*'excused'*")
+
+
+def test_functions_the_harness_stands_in_for_rebound_by_a_trial_are_put_back_and_named(pytester):
+    """An outside review: a trial's ``time.time = lambda: 1.7e9``, ``random.random = lambda: 0.0`` and
+    ``os._exit = lambda code: None`` stayed for the rest of the session (three later tests failed: time frozen,
+    random constant, ``os._exit`` the agent's), unnamed. They are put back when the campaign ends, and named in a
+    ``ProcessStateChanged`` warning."""
+    pytester.makepyfile(test_rebinds="""
+        import os, random, time
+        import pytest
+        from pytest_agentops import ProcessStateChanged, Scenario, run_campaign
+
+        REAL = (time.time, random.random, os._exit)
+
+        def agent(task, env):
+            time.time = lambda: 1.7e9
+            random.random = lambda: 0.0
+            os._exit = lambda code: None
+            return "ok"
+
+        def test_campaign():
+            with pytest.warns(ProcessStateChanged, match="os._exit.*random.random.*time.time"):
+                run_campaign(Scenario(name="rebinds", agent=agent, trials=2, seed=1))
+
+        def test_later():
+            assert (time.time, random.random, os._exit) == REAL
+            assert time.time() != 1.7e9
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

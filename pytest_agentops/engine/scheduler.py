@@ -19,18 +19,19 @@ import concurrent.futures as cf
 import contextlib
 import functools
 import queue
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, hide_own_frames
+from ..errors import ConfigError, ProcessStateChanged, hide_own_frames, warn_at_campaign
 from ..judge import judge
 from ..process.anyio_threads import track_anyio_threads
 from ..process.exit_guard import collect_left_garbage  # (os._exit inside a trial: stand-ins installed with time's)
 from ..process.gc_hold import campaign_gc_for
 from ..process.kept_state import kept_process_state
 from ..process.own_code import harness_changed, own_code_kept
-from ..process.time_patch import time_patch
+from ..process.time_patch import take_rebound, time_patch
 from ..record_store import RecordStore
 from ..records import TrialRecord
 from ..scenario import Scenario
@@ -583,6 +584,11 @@ class Runner:
                 collect_left_garbage()  # (while the stand-ins refuse what a finalizer calls)
             finally:  # the process-wide changes are undone even when a layer's close raised
                 holds.close()
+                rebound = take_rebound()
+                if rebound and sys.exc_info()[0] is None:
+                    warn_at_campaign(ProcessStateChanged(
+                        f"the campaign's trials rebound functions the harness stands in for, put back at its end: "
+                        f"{', '.join(sorted(set(rebound)))}; the trials after the change ran with it"))
         store.truncate(limit)
         assert len(store) == limit, "every trial of the launch-order prefix is judged"
         if self.harness_changed and not self.interrupted:  # (its records may be the agent's judgement: none given;

@@ -46,7 +46,7 @@ from typing import Any, NoReturn
 from ..errors import AgentExited, hide_own_frames, user_code_at
 from ..vtime.real import real_monotonic
 from .pidfd import pidfd_target
-from .time_patch import TIME_PATCH, active_clock, register_stand_ins, stood_in_modules
+from .time_patch import REBOUND, TIME_PATCH, active_clock, register_stand_ins, stood_in_modules
 
 __tracebackhide__ = hide_own_frames
 
@@ -281,12 +281,19 @@ def _settle() -> None:
     to one of them stays as it is."""
     with TIME_PATCH.lock, _lock:  # (the patch's lock first, as the time patch calls this: no campaign starts now)
         kept = _running > 0 or _module_holds > 0 or TIME_PATCH.holders > 0
-        for owner, name, real, stand_in in _LINGERING:
+        for entry in _LINGERING:
+            owner, name, real, stand_in = entry
             current = owner.__dict__.get(name)
             if kept and current is real:
                 setattr(owner, name, stand_in)
+                _put_over.add(id(entry))
             elif not kept and current is stand_in:  # (also one kept over a campaign whose start found it installed)
                 setattr(owner, name, real)
+                _put_over.discard(id(entry))
+            elif not kept and id(entry) in _put_over:  # rebound while ours was in (``os._exit = lambda c: None``)
+                setattr(owner, name, real)
+                _put_over.discard(id(entry))
+                REBOUND.append(f"{getattr(owner, '__name__', owner)}.{name}")
 
 
 #: why each process-level call is refused inside a trial
@@ -624,6 +631,7 @@ def _named(stand_in: Callable[..., Any], real: Callable[..., Any], name: str, qu
 
 # owner, name, real function, stand-in: the stand-ins that stay while an agent's thread runs on after its campaign
 _LINGERING: list[tuple[Any, str, Any, Any]] = []
+_put_over: set[int] = set()  # ids of the ``_LINGERING`` entries whose stand-in ``_settle`` installed (not removed yet)
 
 
 def _register_lingering(owner: Any, stand_ins: dict[str, Callable[..., Any]], **kwargs: Any) -> None:

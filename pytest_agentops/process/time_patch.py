@@ -296,6 +296,18 @@ def _install() -> None:
                 undo.append((module, attribute, value, pair[1]))
 
 
+#: The functions the stand-ins were put over that something rebound while they were in (``_uninstall`` puts the
+#: real ones back): named by the campaign that removed them (``take_rebound``).
+REBOUND: list[str] = []
+
+
+def take_rebound() -> list[str]:
+    """The functions rebound while the stand-ins were in, since the last call (put back already)."""
+    taken = REBOUND[:]
+    del REBOUND[:]
+    return taken
+
+
 def _uninstall() -> None:
     global _modules_at_install
     while _builders:  # (off even where a library rebound ``__build_class__`` after us and put ours back later)
@@ -310,8 +322,10 @@ def _uninstall() -> None:
                     owner[key] = original
             continue
         current = owner.__dict__.get(key) if isinstance(owner, type) else getattr(owner, key, None)
-        if current is fake:  # leave alone anything someone else rebound after us
-            setattr(owner, key, original)
+        if current is not fake:  # rebound while the stand-ins were in: by a trial (``time.time = lambda: 1.7e9``
+            # froze time for every later test, unnamed), or code of the campaign's test: put back, and named
+            REBOUND.append(f"{getattr(owner, '__name__', owner)}.{key}")
+        setattr(owner, key, original)
     # Modules imported during the patch may have bound a stand-in (``from time import time``).
     for module_name, module in list(sys.modules.items()):
         if module_name in _modules_at_install:
