@@ -16,6 +16,7 @@ from ._validation import check_bool, check_concurrency, check_confidence, check_
 from .errors import ConfigError, UnusedSetting, hide_own_frames, warn_at_campaign
 from .scenario import Scenario
 from .seeding import fresh_seed
+from .settings._meta import changed
 from .settings.faults import Faults, unused_settings
 from .settings.layers import check_isolation
 from .settings.live import CassetteSpec
@@ -102,7 +103,8 @@ def resolve_run(scenario: Scenario, sources: Sequence[RunSource] = (), *, replay
     if not smoke:  # (a profile from the command line that zeroes a rate leaves the settings it drives unused: that
         # is what the profile was asked for, not a mistake in them; only what is unused either way is said)
         unused = set(unused_settings(as_written)) if as_written is not faults else None
-        _warn_unused(scenario, tuple(u for u in unused_settings(faults) if unused is None or u in unused))
+        _warn_unused(scenario, (*(u for u in unused_settings(faults) if unused is None or u in unused),
+                                *unused_scenario_settings(scenario)))
     return settings
 
 
@@ -120,6 +122,23 @@ def _cassette(sources: Sequence[RunSource]) -> CassetteSpec | None:
         if source.cassette is not None:
             return CassetteSpec("replay", str(source.cassette))
     return None
+
+
+def unused_scenario_settings(scenario: Scenario) -> tuple[str, ...]:
+    """The scenario's settings outside its faults that cannot take effect as they stand, each with why (an outside
+    review found them accepted and silently doing nothing)."""
+    unused = []
+    escalation = scenario.escalation
+    if escalation is not None and escalation.budget_fraction is not None and scenario.budget is None:
+        unused.append(f"escalation.budget_fraction={escalation.budget_fraction:g}: no budget is set, the trigger "
+                      "never fires")
+    budget = scenario.budget
+    if (budget is not None and "users" in changed(budget) and budget.per_user_day_tokens is None
+            and budget.per_user_day_usd is None):
+        unused.append("budget.users: no per_user_day_tokens or per_user_day_usd is set, no user's day is counted")
+    if scenario.network == "allow" and scenario.allow_hosts:
+        unused.append(f"allow_hosts={list(scenario.allow_hosts)}: network is 'allow', every host is reached")
+    return tuple(unused)
 
 
 def _warn_unused(scenario: Scenario, unused: tuple[str, ...]) -> None:

@@ -20,6 +20,7 @@ from pytest_agentops import (
     Scenario,
     ToolError,
     TrialRecord,
+    UnusedSetting,
     run_campaign,
     stats,
 )
@@ -189,7 +190,8 @@ def test_budget_fraction_escalates_before_the_breaker_trips():
         assert "budget_fraction=0.8: 90% of per_task_tokens=1000 spent" in record.reason
     # without the trigger the breaker stops the trial; without a budget the trigger has nothing to read
     assert _run(agent, None, budget=budget).outcome_counts == {"budget_exceeded": 5}
-    no_budget = _run(agent, Escalation(budget_fraction=0.8, max_steps=40))
+    with pytest.warns(UnusedSetting, match="budget_fraction=0.8: no budget is set"):  # (said, not silently dropped)
+        no_budget = _run(agent, Escalation(budget_fraction=0.8, max_steps=40))
     assert {r.reason.split(":")[1].strip() for r in no_budget.records} == {"max_steps=40 reached"}
 
 
