@@ -327,3 +327,31 @@ def test_the_marker_on_a_test_without_the_fixture_is_named_as_changing_nothing(p
     assert "test_fixture: @pytest.mark.agent_chaos" not in result.stdout.str()
     strict = pytester.runpytest("--agent-chaos", "-W", "error::pytest_agentops.UnusedSetting")
     strict.assert_outcomes(errors=1, passed=1)  # (an error of that test, never pytest's INTERNALERROR)
+
+
+def test_a_bad_marker_on_a_class_or_module_is_named_at_its_own_line(pytester):
+    """An outside review: a module's ``pytestmark`` (line 4) and a class's marker (line 5) with a misspelt argument
+    were named at the test's ``def`` (lines 7 and 8), where no marker was."""
+    pytester.makepyfile(test_mod="""
+        import pytest
+
+
+        pytestmark = pytest.mark.agent_chaos(trails=5)
+
+
+        def test_one(agent_chaos):
+            pass
+    """, test_cls="""
+        import pytest
+
+
+        @pytest.mark.agent_chaos(trails=5)
+        class TestRefund:
+
+            def test_two(self, agent_chaos):
+                pass
+    """)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines_random(["*ConfigError: test_mod.py:4: @pytest.mark.agent_chaos: unknown argument "
+                                        "'trails'*", "*ConfigError: test_cls.py:4: @pytest.mark.agent_chaos: "
+                                        "unknown argument 'trails'*"])

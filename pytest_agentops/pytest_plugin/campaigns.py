@@ -34,7 +34,7 @@ def check_marker(node: pytest.Item, args: tuple[Any, ...], kwargs: dict[str, Any
     """``@pytest.mark.agent_chaos(...)`` takes the run settings by name: anything else is a ``ConfigError``
     naming the test's file and line (the marker's), the argument and the valid names (a misspelt one with the
     name it was probably meant as), not a screen of the plugin's frames, and never silently dropped."""
-    where = _test_at(node)
+    where = _marker_at(node)
     if args:
         raise ConfigError(f"{where}: @pytest.mark.agent_chaos{args!r}: the marker takes keyword arguments only "
                           f"({', '.join(RUN_ARGUMENTS)}), e.g. @pytest.mark.agent_chaos(trials=200)")
@@ -50,9 +50,31 @@ def _test_at(node: pytest.Item) -> str:
     return f"{node.location[0]}:{node.location[1] + 1}" if node.location[1] is not None else node.location[0]
 
 
+def _marker_at(node: pytest.Item) -> str:
+    """``file:line`` of the ``agent_chaos`` marker that applies to a test: the test's own (its first decorator),
+    its class's (the class statement), or its module's (the ``pytestmark`` line); an outside review saw a
+    module's or a class's bad marker named at the test's ``def``, where no marker was."""
+    for owner, _ in node.iter_markers_with_node("agent_chaos"):
+        if owner is node or not node.location[0]:
+            break
+        line: int | None = None
+        if isinstance(owner, pytest.Module):
+            try:
+                text = owner.path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                text = []
+            line = next((i for i, row in enumerate(text, 1) if row.lstrip().startswith("pytestmark")), None)
+        else:
+            with contextlib.suppress(Exception):
+                found = owner.reportinfo()[1]
+                line = None if found is None else int(found) + 1
+        return f"{node.location[0]}:{line}" if line else node.location[0]
+    return _test_at(node)
+
+
 def marker_source(node: pytest.Item, marker_kwargs: dict[str, Any] | None) -> RunSource:
-    """What the test's ``agent_chaos`` marker gives, named with the test's place (a bad value's error shows it)."""
-    return _source(f"{_test_at(node)}: @pytest.mark.agent_chaos", dict(marker_kwargs or {}))
+    """What the test's ``agent_chaos`` marker gives, named with the marker's place (a bad value's error shows it)."""
+    return _source(f"{_marker_at(node)}: @pytest.mark.agent_chaos", dict(marker_kwargs or {}))
 
 
 class AgentChaos:
