@@ -334,3 +334,50 @@ def test_the_clock_handed_to_a_thread_as_it_is_is_the_agents():
                                       seed=1, faults="none", check=lambda world, output: True)).records
     assert real_time() - start < 2.5  # (3 s of real sleep would pass it)
     assert record.duration_s == 3.0 and float(record.output) == DEFAULT_EPOCH + 3.0
+
+
+def test_a_timer_fires_at_its_tick_whatever_the_loops_time():
+    """A review of the first fix in whole nanoseconds: asyncio's loop takes a timer as due when its float time is
+    under the loop's time plus the clock's resolution (1 ns), so a timer due a tick after the loop's time fired
+    early or not depending on that time (10 of 200 start times; 2 of 40 records differed between concurrency 1
+    and 8). Time is whole microseconds now, the resolution half a tick, and ``call_later`` counts from the tick."""
+
+    async def main(offset: float) -> tuple[list[int], list[int]]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(offset)
+        state, fired = loop.vt_state, []
+        start = state.ticks
+        loop.call_later(1.0, lambda: fired.append(state.ticks - start))
+        for _ in range(3):
+            await asyncio.sleep(1 / 3)  # 333,333 us each: one tick short of the timer
+        early = list(fired)
+        await asyncio.sleep(1e-6)
+        return early, fired
+
+    for k in range(300):
+        loop = VirtualTimeLoop()
+        try:
+            early, fired = loop.run_until_complete(main(k * 0.3600003 + (k % 7) * 12345.678901))
+        finally:
+            loop.close()
+        assert (early, fired) == ([], [1_000_000]), k
+
+
+def test_a_loop_whose_time_is_past_half_a_year_still_fires_its_timers():
+    """Past 2**24 s of loop time (194 days: one long sleep, or many trials' times added up), ``now + 1e-9 == now``
+    in float, no timer was ever due again and the loop spun for ever."""
+    done = threading.Event()
+
+    def run() -> None:
+        loop = VirtualTimeLoop()
+        try:
+            loop.run_until_complete(asyncio.sleep(1.7e7))
+            loop.run_until_complete(asyncio.sleep(0.25))
+            done.set()
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert done.is_set()

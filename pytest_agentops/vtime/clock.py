@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ArgumentTypeError, ConfigError, TrialAborted, hide_own_frames
-from .loop import VirtualTimeLoop
+from .loop import TICKS_PER_S, VirtualTimeLoop
 from .real import UTC, RealDatetime
 
 __tracebackhide__ = hide_own_frames
@@ -44,13 +44,14 @@ class LoopOrigin:
     """The loop time at which an async trial started: ``elapsed()`` is the loop's time since then, to the
     microsecond, frozen once the trial ends (``stop``). A clock whose source is a ``LoopOrigin``'s ``elapsed``
     reads it inline (``VirtualClock.monotonic``), which a trial does at every event of its trace. Loop times are
-    whole nanoseconds (``ns``): the elapsed time is exact whatever the loop's time when the trial started."""
+    whole ticks (``ticks``, microseconds): the elapsed time is exact whatever the loop's time when the trial
+    started."""
 
     __slots__ = ("_end", "_pausing", "_state", "_value", "held", "loop", "t0", "t1")
 
     def __init__(self, loop: Any):
         self.loop = loop
-        # where the loop's time is read: a VirtualTimeLoop's ``vt_state.ns`` (no call per read), else ``time()``
+        # where the loop's time is read: a VirtualTimeLoop's ``vt_state.ticks`` (no call per read), else ``time()``
         self._state = getattr(loop, "vt_state", None) or _TimeOf(loop)
         self.t0: int | None = None
         self.t1: int | None = None  # when the task ended (or paused): the shared loop's time moves on for others
@@ -60,23 +61,23 @@ class LoopOrigin:
         self._value = 0.0  # and its elapsed value
 
     def start(self) -> None:
-        self.t0 = self._end = self._state.ns
+        self.t0 = self._end = self._state.ticks
 
     def stop(self) -> None:
         if self.t0 is not None and self.t1 is None:
-            self.t1 = self._state.ns
+            self.t1 = self._state.ticks
 
     def pause(self) -> None:
         """The loop's time from now until ``resume`` is not the trial's: it waits for the trial's agent in a child
         process of its own, whose start-up and work take real time (what the agent's own clock does there is
         reported and added: ``advance``)."""
         if self.t0 is not None and self.t1 is None:
-            self.t1, self._pausing = self._state.ns, True
+            self.t1, self._pausing = self._state.ticks, True
 
     def resume(self) -> None:
         if self._pausing:
             assert self.t1 is not None
-            self.held += self._state.ns - self.t1
+            self.held += self._state.ticks - self.t1
             self.t1, self._pausing, self._end = None, False, -1  # (the cached value is stale)
 
     def elapsed(self) -> float:
@@ -84,16 +85,16 @@ class LoopOrigin:
         t0 = self.t0
         if t0 is None:
             return 0.0
-        end = self._state.ns if self.t1 is None else self.t1
+        end = self._state.ticks if self.t1 is None else self.t1
         if end != self._end:
-            # to the microsecond, from whole nanoseconds: the same whenever the trial started, so that records
+            # to the microsecond, from whole ticks: the same whenever the trial started, so that records
             # match at any concurrency
-            self._end, self._value = end, round((end - t0 - self.held) / 1e9, 6)
+            self._end, self._value = end, round((end - t0 - self.held) / TICKS_PER_S, 6)
         return self._value
 
 
 class _TimeOf:
-    """``ns``: the time of a loop that keeps no ``vt_state``, in whole nanoseconds."""
+    """``ticks``: the time of a loop that keeps no ``vt_state``, in whole microseconds."""
 
     __slots__ = ("loop",)
 
@@ -101,8 +102,8 @@ class _TimeOf:
         self.loop = loop
 
     @property
-    def ns(self) -> int:
-        return round(float(self.loop.time()) * 1e9)
+    def ticks(self) -> int:
+        return round(float(self.loop.time()) * TICKS_PER_S)
 
 
 class VirtualClock:
@@ -157,9 +158,9 @@ class VirtualClock:
             t0 = origin.t0
             if t0 is None:
                 return 0.0 + self._offset
-            end = origin._state.ns if origin.t1 is None else origin.t1
+            end = origin._state.ticks if origin.t1 is None else origin.t1
             if end != origin._end:
-                origin._end, origin._value = end, round((end - t0 - origin.held) / 1e9, 6)
+                origin._end, origin._value = end, round((end - t0 - origin.held) / TICKS_PER_S, 6)
             return origin._value + self._offset
         base = self._source() if self._source is not None else 0.0
         return base + self._offset  # (reading one float is atomic: the lock is for ``advance``'s read-add-write)

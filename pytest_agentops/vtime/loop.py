@@ -32,6 +32,12 @@ T = TypeVar("T")
 
 #: Longest real wait, in seconds, of one ``VirtualTimeLoop`` poll while real I/O is pending.
 DEFAULT_IO_POLL_CAP = 0.05
+#: Virtual time's unit: a loop's time is a whole number of microseconds (``_VirtualTimeSelector.ticks``). A timer is
+#: due when its tick is reached: asyncio's ``_run_once`` compares float seconds with the loop's clock resolution,
+#: set to half a tick, so the comparison stays exact up to some 60 years of loop time (with nanoseconds, or
+#: asyncio's 1 ns resolution, a timer due a tick later fired early or not depending on the loop's time, and past
+#: 2**24 s, 194 days, ``now + 1e-9 == now``: no timer was due again, and the loop spun for ever).
+TICKS_PER_S = 1_000_000
 
 #: Functions run in the context of each job ``VirtualTimeLoop.run_in_executor`` hands to a thread, before it is
 #: handed (in submission order, on the loop): what the job's context needs of its own (``trial_random``: a
@@ -95,13 +101,13 @@ class _VirtualTimeSelector(selectors.BaseSelector):
     def __init__(self, inner: selectors.BaseSelector, io_poll_cap: float) -> None:
         self._inner = inner
         self.io_poll_cap = io_poll_cap
-        # virtual time in whole nanoseconds (``ns``), and as seconds (``now``, always ``ns / 1e9``): sums of
-        # delays are exact whatever the loop's time when a trial starts (in float seconds, ``t + 0.1 + 0.2`` and
-        # ``t + 0.3`` compare one way or the other depending on ``t``: timer order, and so records, followed the
+        # virtual time in whole microseconds (``ticks``), and as seconds (``now``, always ``ticks / TICKS_PER_S``):
+        # sums of delays are exact whatever the loop's time when a trial starts (in float seconds, ``t + 0.1 + 0.2``
+        # and ``t + 0.3`` compare one way or the other depending on ``t``: timer order, and so records, followed the
         # trials run before)
-        self.ns = 0
+        self.ticks = 0
         self.now = 0.0
-        self.first_timer_ns: Callable[[], int | float | None] | None = None  # the loop's next timer (set by it)
+        self.first_timer_ticks: Callable[[], int | float | None] | None = None  # the loop's next timer (set by it)
         self.turns = 0  # turns of the loop so far (one ``select`` each): a loop stuck in one step does not count up
         self.outside_jobs = 0
         self.lane_jobs = 0  # of the outside jobs, those of a trial's lane (``CountedJob``)
@@ -233,28 +239,28 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             # never past the next timer: a real wait overshoots by a little, and a timer must fire exactly at
             # its virtual time (so a purely virtual trial keeps exact times beside one doing real I/O)
             if timeout is None or passed < timeout:
-                target = self.ns + round(passed * 1e9)
+                target = self.ticks + round(passed * TICKS_PER_S)
                 self._move_to(target if timeout is None else min(target, self._target(timeout)))
             else:
                 self._move_to(self._target(timeout))
 
     def _target(self, timeout: float) -> int:
         """The time a wait of ``timeout`` (asyncio's, from the loop's next timer) ends at: that timer's very
-        nanosecond (a timeout in float seconds is rounded), or a whole day's wait (asyncio's longest)."""
-        if timeout < MAXIMUM_SELECT_TIMEOUT and self.first_timer_ns is not None:
-            first = self.first_timer_ns()
+        tick (a timeout in float seconds is rounded), or a whole day's wait (asyncio's longest)."""
+        if timeout < MAXIMUM_SELECT_TIMEOUT and self.first_timer_ticks is not None:
+            first = self.first_timer_ticks()
             if type(first) is int:
-                return max(first, self.ns)
-        return self.ns + round(timeout * 1e9)
+                return max(first, self.ticks)
+        return self.ticks + round(timeout * TICKS_PER_S)
 
-    def _move_to(self, ns: int) -> None:
-        """Move virtual time forward to ``ns``, telling ``on_jump`` by how many seconds."""
-        moved = ns - self.ns
+    def _move_to(self, ticks: int) -> None:
+        """Move virtual time forward to ``ticks``, telling ``on_jump`` by how many seconds."""
+        moved = ticks - self.ticks
         if moved > 0:
-            self.ns = ns
-            self.now = ns / 1e9
+            self.ticks = ticks
+            self.now = ticks / TICKS_PER_S
             if self.on_jump is not None:
-                self.on_jump(moved / 1e9)
+                self.on_jump(moved / TICKS_PER_S)
 
 
 def _children_waited_for(loop: asyncio.AbstractEventLoop) -> bool:
@@ -272,36 +278,36 @@ def _children_waited_for(loop: asyncio.AbstractEventLoop) -> bool:
     return False
 
 
-def _to_ns(when: float) -> int | float:
-    """A loop time in whole nanoseconds (a time beyond any reach, ``inf``, stays as it is)."""
-    scaled = when * 1e9
+def _to_ticks(when: float) -> int | float:
+    """A loop time in whole ticks (microseconds; a time beyond any reach, ``inf``, stays as it is)."""
+    scaled = when * TICKS_PER_S
     return round(scaled) if math.isfinite(scaled) else scaled
 
 
 class _OrderedTimer(asyncio.TimerHandle):
-    """A timer ordered by (nanosecond, creation): timers due at the same virtual instant fire in the order they
+    """A timer ordered by (tick, creation): timers due at the same virtual instant fire in the order they
     were made, whatever else is on the heap (asyncio's own handles tie on the time alone, so their order then
-    depends on the other timers of the loop: on which other trials run beside). ``when()`` is its nanosecond
+    depends on the other timers of the loop: on which other trials run beside). ``when()`` is its tick
     in seconds."""
 
-    __slots__ = ("_ns", "_seq")
+    __slots__ = ("_seq", "_ticks")
 
-    def __init__(self, ns: int | float, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any,
+    def __init__(self, ticks: int | float, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any,
                  seq: int):
-        super().__init__(ns / 1e9, callback, args, loop, context=context)
-        self._ns = ns
+        super().__init__(ticks / TICKS_PER_S, callback, args, loop, context=context)
+        self._ticks = ticks
         self._seq = seq
 
     def __lt__(self, other: object) -> bool:
         if type(other) is _OrderedTimer:  # (the loop's own timers: compared without building tuples)
-            ns, other_ns = self._ns, other._ns
-            return ns < other_ns or (ns == other_ns and self._seq < other._seq)
+            ticks, other_ticks = self._ticks, other._ticks
+            return ticks < other_ticks or (ticks == other_ticks and self._seq < other._seq)
         return super().__lt__(other)  # type: ignore[operator]
 
     def __gt__(self, other: object) -> bool:
         if type(other) is _OrderedTimer:
-            ns, other_ns = self._ns, other._ns
-            return ns > other_ns or (ns == other_ns and self._seq > other._seq)
+            ticks, other_ticks = self._ticks, other._ticks
+            return ticks > other_ticks or (ticks == other_ticks and self._seq > other._seq)
         return super().__gt__(other)  # type: ignore[operator]
 
 
@@ -317,12 +323,12 @@ class DeferredTimer:
     """A timer made by ``VirtualTimeLoop.call_at_deferred``: kept off the loop's timer heap until the loop is
     about to let virtual time reach it. ``cancel()`` it as a ``TimerHandle``."""
 
-    __slots__ = ("_args", "_callback", "_context", "_loop", "_ns", "_seq", "_timer", "_when")
+    __slots__ = ("_args", "_callback", "_context", "_loop", "_seq", "_ticks", "_timer", "_when")
 
-    def __init__(self, ns: int | float, callback: Callable[..., Any], args: tuple[Any, ...], loop: VirtualTimeLoop,
+    def __init__(self, ticks: int | float, callback: Callable[..., Any], args: tuple[Any, ...], loop: VirtualTimeLoop,
                  context: contextvars.Context, seq: int):
-        self._ns = ns
-        self._when = ns / 1e9
+        self._ticks = ticks
+        self._when = ticks / TICKS_PER_S
         self._callback: Callable[..., Any] | None = callback
         self._args = args
         self._loop = loop
@@ -352,7 +358,7 @@ class DeferredTimer:
         if callback is None:
             return
         loop = self._loop
-        timer = _OrderedTimer(self._ns, callback, self._args, loop, self._context, self._seq)
+        timer = _OrderedTimer(self._ticks, callback, self._args, loop, self._context, self._seq)
         heapq.heappush(loop._scheduled, timer)  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]
         self._timer = timer
@@ -400,11 +406,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vt_timers = 0  # timers made so far: the tie-break of timers due at the same instant
         #: what holds the loop's virtual time: ``vt_state.now`` is ``time()``, read without a call
         self.vt_state = self._vt_selector
-        self._vt_deferred = self._vt_selector.deferred  # deferred timers not yet armed: (ns, seq, timer)
+        self._vt_deferred = self._vt_selector.deferred  # deferred timers not yet armed: (ticks, seq, timer)
         self._vt_deferred_dead = 0  # how many of them are cancelled
         self._vt_selector.arm_deferred = self._vt_arm_deferred
-        self._vt_selector.first_timer_ns = self._vt_first_timer_ns
+        self._vt_selector.first_timer_ticks = self._vt_first_timer_ticks
         super().__init__(self._vt_selector)
+        self._clock_resolution = 0.5 / TICKS_PER_S  # (``TICKS_PER_S``: a timer is due once its tick is reached)
         # Whatever the loop registered while being built is its own (the self-pipe), not outside I/O.
         self._vt_selector.own_fds = frozenset(self._vt_selector.get_map())
         try:  # validated once the loop exists, so that a refused loop is closed, not left half-built
@@ -472,14 +479,29 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None
                 ) -> asyncio.TimerHandle:
-        """As ``asyncio``'s, with timers due at the same instant run in the order they were made."""
+        """As ``asyncio``'s, with timers due at the same instant run in the order they were made; ``when`` is taken
+        to the nearest tick (a time worked out as ``loop.time() + d`` by the caller, with ``d`` within a float's
+        rounding of a half microsecond, may land on either side, depending on the loop's time)."""
         if when is None:
             raise TypeError("when cannot be None")
+        return self._vt_timer(_to_ticks(when), callback, args, context)
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None
+                   ) -> asyncio.TimerHandle:
+        """As ``asyncio``'s (``asyncio.sleep``, 3.11's ``wait_for``), the delay counted in ticks from the loop's
+        tick: never through a float sum with the loop's time, whose rounding depends on that time."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self._vt_timer(self._vt_selector.ticks + _to_ticks(delay), callback, args, context)
+
+    def _vt_timer(self, ticks: int | float, callback: Callable[..., Any], args: tuple[Any, ...], context: Any
+                  ) -> asyncio.TimerHandle:
+        """A timer due at ``ticks``, on the loop's heap."""
         self._check_closed()  # type: ignore[attr-defined]
         self._vt_timers += 1
-        timer = _OrderedTimer(_to_ns(when), callback, args, self, context, self._vt_timers)
+        timer = _OrderedTimer(ticks, callback, args, self, context, self._vt_timers)
         if timer._source_traceback:  # type: ignore[attr-defined]
-            del timer._source_traceback[-1]  # type: ignore[attr-defined]
+            del timer._source_traceback[-2:]  # type: ignore[attr-defined]  (this method and call_at/call_later)
         heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
@@ -493,21 +515,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self._closed:  # type: ignore[attr-defined]  # (``_check_closed``, inlined)
             raise RuntimeError("Event loop is closed")
         self._vt_timers = seq = self._vt_timers + 1
-        ns = _to_ns(when)
-        timer = DeferredTimer(ns, callback, args, self, contextvars.copy_context() if context is None else context, seq)
-        if ns <= self._vt_selector.ns:
+        ticks = _to_ticks(when)
+        timer = DeferredTimer(ticks, callback, args, self,
+                              contextvars.copy_context() if context is None else context, seq)
+        if ticks <= self._vt_selector.ticks:
             timer._arm()  # due already: on the heap, where the loop's next turn finds it
         else:
-            heapq.heappush(self._vt_deferred, (ns, seq, timer))
+            heapq.heappush(self._vt_deferred, (ticks, seq, timer))
         return timer
 
-    def _vt_first_timer_ns(self) -> int | float | None:
-        """The nanosecond of the first timer on the loop's heap (None: no timer)."""
+    def _vt_first_timer_ticks(self) -> int | float | None:
+        """The tick of the first timer on the loop's heap (None: no timer)."""
         scheduled = self._scheduled  # type: ignore[attr-defined]
         if not scheduled:
             return None
         first = scheduled[0]
-        return first._ns if type(first) is _OrderedTimer else _to_ns(first._when)
+        return first._ticks if type(first) is _OrderedTimer else _to_ticks(first._when)
 
     def _vt_arm_deferred(self, timeout: float | None) -> float | None:
         """(The selector, before time may move.) Put on the heap the deferred timers that a wait of ``timeout``
@@ -519,11 +542,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._vt_deferred_dead -= 1
         if not pending:
             return timeout
-        now = self._vt_selector.ns
-        first = min(max(0, pending[0][0] - now) / 1e9, MAXIMUM_SELECT_TIMEOUT)
+        now = self._vt_selector.ticks
+        first = min(max(0, pending[0][0] - now) / TICKS_PER_S, MAXIMUM_SELECT_TIMEOUT)
         if timeout is None or first < timeout:
             timeout = first
-        end = now + _to_ns(timeout)  # (the wait's end: the timers due by then are armed)
+        end = now + _to_ticks(timeout)  # (the wait's end: the timers due by then are armed)
         while pending and pending[0][0] <= end:
             timer = heapq.heappop(pending)[2]
             if timer._callback is None:
