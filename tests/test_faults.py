@@ -9,7 +9,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_agentops import ConfigError, Drift, Faults, HttpFaults, ModelFaults, Scenario, ToolFaults
+from pytest_agentops import (
+    Budget,
+    ConfigError,
+    DailyUsers,
+    Drift,
+    Escalation,
+    Faults,
+    HttpFaults,
+    ModelFaults,
+    Scenario,
+    ToolFaults,
+    UnusedSetting,
+    run_campaign,
+)
 from pytest_agentops.plan import FaultPlan
 from pytest_agentops.settings.faults import PROFILES, unused_settings
 
@@ -170,20 +183,27 @@ def test_a_profile_whose_rates_are_overridden_is_no_longer_named_after_it():
 
 
 @pytest.mark.parametrize(("settings", "said"), [
-    ({"escalation": "budget_fraction"}, "escalation.budget_fraction=0.5: no budget is set, the trigger never fires"),
-    ({"budget": "users"}, "budget.users: no per_user_day_tokens or per_user_day_usd is set"),
-    ({"network": "allow"}, "allow_hosts=['api.example.com']: network is 'allow', every host is reached"),
-])
+    ({"escalation": Escalation(budget_fraction=0.5)},
+     "escalation.budget_fraction=0.5: no budget is set, the trigger never fires"),
+    ({"budget": Budget(per_task_tokens=1000, users=DailyUsers(count=3))},
+     "budget.users: no per_user_day_tokens or per_user_day_usd is set"),
+    ({"network": "allow", "allow_hosts": ["api.example.com"]},
+     "allow_hosts=['api.example.com']: network is 'allow', every host is reached"),
+], ids=["budget_fraction", "users", "allow_hosts"])
 def test_scenario_settings_that_cannot_take_effect_are_named(settings, said):
     """An outside review: these were accepted and silently did nothing."""
-    from pytest_agentops import Budget, DailyUsers, Escalation, UnusedSetting, run_campaign
-
-    made = {"escalation": {"escalation": Escalation(budget_fraction=0.5)},
-            "budget": {"budget": Budget(per_task_tokens=1000, users=DailyUsers(count=3))},
-            "network": {"network": "allow", "allow_hosts": ["api.example.com"]}}[next(iter(settings))]
     with pytest.warns(UnusedSetting, match=re.escape(said)):
-        run_campaign(Scenario(name="unused", agent=lambda task, env: "ok", trials=1, seed=1, **made))
+        run_campaign(Scenario(name="unused", agent=lambda task, env: "ok", trials=1, seed=1, **settings))
     # each one taking effect: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnusedSetting)
+        run_campaign(Scenario(name="used", agent=lambda task, env: "ok", trials=1, seed=1,
+                              escalation=Escalation(budget_fraction=0.5), network="deny", allow_hosts=["a.example"],
+                              budget=Budget(per_task_tokens=1000, per_user_day_tokens=5000,
+                                            users=DailyUsers(count=3))))
+
+
+def test_the_same_scenario_settings_taking_effect_are_not_named():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnusedSetting)
         run_campaign(Scenario(name="used", agent=lambda task, env: "ok", trials=1, seed=1,

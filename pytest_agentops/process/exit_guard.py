@@ -513,16 +513,15 @@ def refuse_exit(what: str) -> Refusal:
 LEFT_GARBAGE = "a finalizer (__del__, weakref.finalize) of an object the campaign's trials left for the collector"
 
 
-def collect_left_garbage() -> list[str]:
+def collect_left_garbage() -> None:
     """Collect the cyclic garbage the campaign's trials left, while their refusals hold (call it before the
     campaign's stand-ins are removed): a reference cycle holding an object whose ``__del__`` calls ``os._exit(0)``
     was otherwise collected in a later test, outside any campaign, and ended the run with status 0 whatever had
-    failed. The objects frozen before the campaign are not walked. Returns the calls refused."""
-    if not gc.isenabled():
-        return []
-    with Refusal(LEFT_GARBAGE, adopts=False) as refusal:
-        gc.collect()
-    return refusal.refused
+    failed. The objects frozen before the campaign are not walked; a call refused shows as an unraisable
+    exception of the finalizer."""
+    if gc.isenabled():
+        with Refusal(LEFT_GARBAGE, adopts=False):
+            gc.collect()
 
 
 _module_holds = 0  # ``_ModuleRefusal`` blocks running now (their stand-ins stay installed until the last ends)

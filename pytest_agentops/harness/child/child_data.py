@@ -169,8 +169,8 @@ def refuse_agent_setter(cls: type, name: Any) -> None:
         attr = klass.__dict__.get(name) if isinstance(name, str) else None
         if attr is None:
             continue
-        if isinstance(attr, property):
-            if attr.fset is not None and not _installed(getattr(attr.fset, "__module__", None)):
+        if isinstance(attr, property):  # (judged by the class that holds it, as ``agent_hook`` judges a method)
+            if attr.fset is not None and not _installed(klass.__module__):
                 raise _agents_code(f"{klass.__module__}.{klass.__qualname__}.{name} (a property's setter)")
         elif hasattr(type(attr), "__set__"):
             refuse_agent_hooks(type(attr), ("__set__",))
@@ -291,7 +291,8 @@ def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL) -> N
         refuse_agent_hooks(type(function), ("__call__",) if runs is _AT_CALL else ())  # (a metaclass of its own)
         for arg in args if isinstance(args, tuple) else ():  # (``Counter(items)`` hashes them all, in C)
             if type(arg) in (list, tuple) and len(arg) > MAX_SAME_HASH:
-                _refuse_collisions(arg)
+                _refuse_collisions([item for item in arg if type(item) in _PLAIN_KEYS], {},
+                                   "values of one call's argument")
     if function in _BUILTIN_DATA and function not in _BUILTIN_CALLED:
         raise pickle.UnpicklingError(f"{function.__name__}(...): the test process calls no builtin type for a message")
     numpy = sys.modules.get("numpy")
@@ -350,16 +351,18 @@ def _refuse_agent_key(key: Any) -> None:
     refuse_agent_hooks(kind, ("__hash__", "__eq__"))
 
 
-def _refuse_collisions(items: Any) -> None:
-    """``UnpicklingError`` when more than ``MAX_SAME_HASH`` of ``items`` (of the plain key types) share a hash."""
-    counts: dict[int, int] = {}
+def _refuse_collisions(items: Any, counts: dict[int, int], what: str) -> None:
+    """``UnpicklingError`` when, counted into ``counts`` (hash -> how many so far), more than ``MAX_SAME_HASH`` of
+    ``items`` (``what`` they are) share a hash; unhashable ones are left to whatever takes them."""
     for item in items:
-        if type(item) in _PLAIN_KEYS:
+        try:
             digest = hash(item)
-            counts[digest] = seen = counts.get(digest, 0) + 1
-            if seen > MAX_SAME_HASH:
-                raise pickle.UnpicklingError(f"more than {MAX_SAME_HASH} values of one call's argument share a "
-                                             "hash: the test process takes no values made to collide")
+        except TypeError:
+            continue
+        counts[digest] = seen = counts.get(digest, 0) + 1
+        if seen > MAX_SAME_HASH:
+            raise pickle.UnpicklingError(f"more than {MAX_SAME_HASH} {what} share a hash: the test process takes "
+                                         "no values made to collide")
 
 
 def _keyed(load: Any, keys_of: Any) -> Any:
@@ -443,18 +446,10 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     def _check_keys(self, target: Any, keys: Any) -> None:
         """Keys about to go into ``target`` (a dict or a set; None: one about to be made): none runs code of the
         agent's own when hashed or compared, and no more than ``MAX_SAME_HASH`` share a hash in one container."""
-        counts = self._hashes.setdefault(id(target), {}) if target is not None else {}
         for key in keys:
             _refuse_agent_key(key)
-            try:
-                digest = hash(key)
-            except TypeError:
-                continue  # (unhashable: the insertion itself refuses it)
-            seen = counts.get(digest, 0) + 1
-            if seen > MAX_SAME_HASH:
-                raise pickle.UnpicklingError(f"more than {MAX_SAME_HASH} keys of one dict or set share a hash: the "
-                                             "test process takes no keys made to collide")
-            counts[digest] = seen
+        counts = self._hashes.setdefault(id(target), {}) if target is not None else {}
+        _refuse_collisions(keys, counts, "keys of one dict or set")
 
     def _deepen(self, target: Any, items: Any) -> Any:
         """``items`` went into ``target`` (a call's arguments, what is appended or set): refused nested deeper
