@@ -5,11 +5,13 @@ empty result. ``error``/``timeout``/``rate_limit``/``outage`` fail the call befo
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RateLimited, ToolError, ToolTimeout, ToolUnavailable, hide_own_frames
 from ..plan import NO_FAULT as _NO_FAULT
-from ..plan import Occurrences, fault_id
+from ..plan import FaultPlan, fault_id
 from .layer import LayerTrial, ToolCall, TrialPort
 from .trace import shown_repr
 
@@ -18,6 +20,8 @@ __tracebackhide__ = hide_own_frames
 if TYPE_CHECKING:
     from ..scenario import Scenario
     from ..settings.run import RunSettings
+
+_key_of = FaultPlan.key_of
 
 #: Fault kinds that fail the call before the tool runs.
 FAIL_BEFORE = frozenset({"error", "timeout", "rate_limit", "outage"})
@@ -49,20 +53,24 @@ def empty_like(result: Any) -> Any:
 
 
 class _ToolFaultsTrial(LayerTrial):
-    __slots__ = ("occurrences", "plan", "trial")
+    __slots__ = ("counts", "plan", "trial")
 
     def __init__(self, trial: TrialPort):
         self.trial = trial
         self.plan = trial.plan  # (the plan holds nothing of the trial: kept directly, not through the proxy)
-        self.occurrences = Occurrences()
+        self.counts: dict[tuple[str, int], Iterator[int]] = {}  # (tool, arguments' key) -> its occurrences so far
         outage = self.plan.outage_tool
         if outage:
             trial.trace.add("fault", outage, "outage", scope="trial", fid=fault_id("outage", outage))
 
     def before_tool(self, call: ToolCall) -> None:
         plan, name = self.plan, call.spec.name
-        args_key = plan.key_of(call.arguments)
-        occurrence = self.occurrences.next((name, args_key))
+        args_key = _key_of(call.arguments)
+        counts, key = self.counts, (name, args_key)  # (``Occurrences.next``, written out: this runs at every call)
+        counter = counts.get(key)
+        if counter is None:
+            counter = counts.setdefault(key, itertools.count())
+        occurrence = next(counter)
         draw = plan.tool_fault(name, occurrence, args_key)
         if draw is _NO_FAULT:
             return

@@ -83,7 +83,13 @@ class BoundTool:
         """Liveness, argument binding, every layer's ``permit`` and ``before_tool``; returns the call, cleared
         to run."""
         spec, ctx = self.spec, self.ctx
-        ctx.begin_step("tool")  # liveness, and the layers' step hooks
+        if ctx._abort is not None:  # liveness, and the layers' step hooks (``begin_step``, written out: every call)
+            ctx.raise_if_ended()
+        hooks = ctx.hooks
+        for check in hooks["check"]:
+            check()
+        for hook in hooks["before_step"]:
+            hook("tool")
         fast = self.binder.bind(args, kwargs)  # the common case, without inspect's machinery
         if fast is not None:
             explicit, arguments = fast
@@ -97,7 +103,6 @@ class BoundTool:
             bound.apply_defaults()
             arguments = dict(bound.arguments)
         call = ToolCall(spec, explicit, arguments)
-        hooks = ctx.hooks
         for hook in hooks["permit"]:
             hook(call)
         call.index = self.calls

@@ -34,7 +34,7 @@ from ..seeding import canonical
 from ..settings.trajectory import Rule, Trajectory, TrajectoryRecord, check_rule_expectations, make_trajectory_record
 from .confirmations import snapshot
 from .context import RAN
-from .effects import EffectLedger, has_effect
+from .effects import EffectLedger
 from .escalation import FAULT_OUTCOMES
 from .layer import LayerTrial, ToolCall, TrialPort
 from .loops import LoopDetector
@@ -126,10 +126,15 @@ class _TrajectoryTrial(LayerTrial):
             next(self._model_steps)
 
     def before_tool(self, call: ToolCall) -> None:
-        arguments = call.arguments
-        tool_key = (call.spec.name, call_key(arguments))
+        arguments, spec = call.arguments, call.spec
+        key = tuple(arguments.items())  # (``call_key``, written out: this runs at every call)
+        try:
+            hash(key)
+        except TypeError:
+            key = canonical(arguments)
+        tool_key = (spec.name, key)
         self._keys[id(arguments)] = (arguments, tool_key)  # the same dict is recorded: its key is not made again
-        self._judge(call.spec, arguments, tool_key, call)
+        self._judge(spec, arguments, tool_key, call)
 
     def on_tool_recorded(self, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str) -> None:
         if outcome == "bad_arguments":  # no arguments to judge: the call did not bind
@@ -149,7 +154,7 @@ class _TrajectoryTrial(LayerTrial):
                 waiting = self._rules.waiting_for.get(spec.name)
                 if waiting is not None:
                     self._done_with(arguments, waiting)
-            if outcome in RAN and has_effect(spec):
+            if outcome in RAN and (spec.side_effect or spec.destructive) and not spec.idempotent:  # (``has_effect``)
                 first = self.ledger.ran(spec, tool_key[1], self.attempt)
                 if first is not None:
                     duplicate = (first, self.attempt)
