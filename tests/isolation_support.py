@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import enum
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -614,3 +615,37 @@ def leaves_a_file_open(task, env):
     pool.submit(lambda: (__import__("select").select([], [], [], 0.2), f.write("pooled"), f.flush()))
     _LEFT_OPEN.append(pool)
     return "returned"
+
+
+@tool
+def quote(item: str) -> float:
+    """A price that moves: the tool draws from ``random`` (a real API's answer the harness cannot plan)."""
+    return round(10 + random.random(), 6)
+
+
+def draws_beside_its_tool(task, env):
+    """Draws from ``random`` before and after a tool that draws too (the draws of both, as the output)."""
+    mine = round(random.random(), 6)
+    price = env.tools["quote"]("book")
+    return mine, price, round(random.random(), 6)
+
+
+async def draws_beside_its_tool_async(task, env):
+    mine = round(random.random(), 6)
+    price = env.tools["quote"]("book")
+    return mine, price, round(random.random(), 6)
+
+
+def drawing_policy(messages, tools):
+    """A fake model's policy that draws from ``random``: its number is its answer."""
+    return f"{random.random():.6f}"
+
+
+def draws_beside_its_model(task, env):
+    """Draws from ``random`` around one call of the fake model, whose policy draws too."""
+    import openai
+
+    mine = round(random.random(), 6)
+    client = openai.OpenAI(base_url=env.llm.base_url, api_key=env.llm.api_key, max_retries=0)
+    said = client.chat.completions.create(model=env.llm.model, messages=[{"role": "user", "content": task}])
+    return mine, said.choices[0].message.content, round(random.random(), 6)

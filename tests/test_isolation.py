@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentops import ConfigError, Scenario, run_campaign
+from pytest_agentops import ConfigError, Faults, Scenario, run_campaign
 from pytest_agentops.precedence import resolve_run
 from pytest_agentops.process.confine import why_not_fenced
 from pytest_agentops.process.patch import installed
@@ -846,3 +846,44 @@ def test_a_message_reaches_no_callable_past_the_values_it_rebuilds(data, why):
     with pytest.raises(pickle.UnpicklingError, match=why):
         data_loads(data)
     assert pathlib.PurePath("a") != pathlib.PurePath("b")
+
+
+@pytest.mark.parametrize("agent", ["draws_beside_its_tool", "draws_beside_its_tool_async"])
+def test_an_isolated_agents_tools_draw_apart_from_it_and_as_in_process(agent):
+    """An outside review: the test process served an isolated agent's tool calls under a ``random`` seeded as the
+    agent's own, so a tool's first draw was the agent's first draw (``quote=10.180219 mine=0.180219`` on every
+    trial), and the trials differed from in-process ones. A tool draws from the trial's tool stream in both."""
+    def campaign(isolation, concurrency):
+        return run_campaign(Scenario(
+            name=f"draws-{isolation}", agent=getattr(isolation_support, agent), task="price a book",
+            tools=[isolation_support.quote], check=lambda world, out: True, faults=Faults.none(), trials=6, seed=5,
+            concurrency=concurrency, early_stop=False, isolation=isolation))
+
+    outputs = {(isolation, c): [r.output for r in campaign(isolation, c).records]
+               for isolation in ("process", "none") for c in (1, 3)}
+    assert all(r == outputs["none", 1] for r in outputs.values()), outputs
+    draws = [float(x) for out in outputs["none", 1] for x in out.strip("()").split(", ")]
+    mine, prices, after = draws[0::3], draws[1::3], draws[2::3]
+    assert not {round(p - 10, 6) for p in prices} & {*mine, *after}  # no draw of the tool repeats the agent's
+    assert len(set(mine)) == len(mine) and len(set(prices)) == len(prices)  # and each trial's are its own
+
+
+def test_an_isolated_agents_fake_model_policy_draws_apart_from_it_and_as_in_process():
+    """The same for a fake model's policy drawing from ``random``: served in the test process for an isolated
+    agent, it repeated the agent's draws; it draws from a stream of its own in both modes."""
+    from client_agents import need
+
+    need("openai")
+    from pytest_agentops.llm import FakeLLM
+
+    def campaign(isolation):
+        return run_campaign(Scenario(
+            name=f"policy-draws-{isolation}", agent=isolation_support.draws_beside_its_model, task="a number",
+            check=lambda world, out: True, llm=FakeLLM(isolation_support.drawing_policy, model="gpt-4o-mini"),
+            faults=Faults.none(), trials=4, seed=9, concurrency=2, early_stop=False, isolation=isolation))
+
+    isolated, in_process = campaign("process"), campaign("none")
+    assert [r.output for r in isolated.records] == [r.output for r in in_process.records]
+    for output in (r.output for r in in_process.records):
+        mine, said, after = output.strip("()").split(", ")
+        assert said.strip("'") not in (mine, after), output

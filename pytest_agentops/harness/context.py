@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Escalated, TrialAborted, hide_own_frames
+from ..process.trial_random import TOOLS, TrialRandom
 from ..vtime.clock import TrialClock
 from .layer import HOOKS, LayerTrial
 from .meter import TokenMeter, Usage
@@ -94,6 +95,9 @@ class TrialContext:
         self.seed = seed
         self.world = world
         self.plan = plan
+        #: what the stdlib ``random`` functions draw from while a tool of this trial runs: the tools' own stream,
+        #: so an isolated agent's tools (run here) and its own draws (in its process) are never one stream twice
+        self.tool_random = TrialRandom(seed, TOOLS)
         self._abort: TrialAborted | None = None
         self._late_call: Callable[[], None] | None = None  # set when the trial has been judged (``end``)
         me = weakref.ref(self)  # (one reference for the four callbacks)

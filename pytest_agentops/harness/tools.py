@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import hide_own_frames
+from ..process.trial_random import ACTIVE_RANDOM
 from ..settings.tools import ToolSpec
 from .layer import ToolCall
 
@@ -177,32 +178,48 @@ def dress(wrapper: Callable[..., Any], spec: ToolSpec) -> Callable[..., Any]:
     return wrapper
 
 
+def _stop_drawing(token: Any) -> None:
+    """The tool has returned: ``random`` draws from what it drew from before (the agent's stream). A tool that
+    left its context (a coroutine driven from another one) keeps the value it set there."""
+    try:
+        ACTIVE_RANDOM.reset(token)
+    except ValueError:
+        pass
+
+
 def _wrapper(spec: ToolSpec) -> Callable[[BoundTool | None, tuple[Any, ...]], Callable[..., Any]]:
     """The maker of the tool's wrapper: ``make(runner, world_args)`` gives a function over the same code whose
     closure holds that trial's runner (a closure the interpreter makes: cheaper than building the function and
-    its cells by hand)."""
+    its cells by hand). The tool itself draws ``random``'s numbers from the trial's tool stream
+    (``TrialContext.tool_random``)."""
     fn = spec.fn
 
     if spec.is_async:
         def make(runner: BoundTool | None, world_args: tuple[Any, ...]) -> Callable[..., Any]:
             async def call(*args: Any, **kwargs: Any) -> Any:
                 planned = runner.before(args, kwargs)  # type: ignore[union-attr]
+                drawing = ACTIVE_RANDOM.set(runner.ctx.tool_random)  # type: ignore[union-attr]
                 try:
                     result = await fn(*world_args, *args, **kwargs)
                 except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
+                    _stop_drawing(drawing)
                     runner.failed(planned, exc)  # type: ignore[union-attr]
                     raise
+                _stop_drawing(drawing)
                 return runner.after(planned, result)  # type: ignore[union-attr]
             return call
     else:
         def make(runner: BoundTool | None, world_args: tuple[Any, ...]) -> Callable[..., Any]:
             def call(*args: Any, **kwargs: Any) -> Any:
                 planned = runner.before(args, kwargs)  # type: ignore[union-attr]
+                drawing = ACTIVE_RANDOM.set(runner.ctx.tool_random)  # type: ignore[union-attr]
                 try:
                     result = fn(*world_args, *args, **kwargs)
                 except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
+                    ACTIVE_RANDOM.reset(drawing)  # (same thread, same context)
                     runner.failed(planned, exc)  # type: ignore[union-attr]
                     raise
+                ACTIVE_RANDOM.reset(drawing)
                 return runner.after(planned, result)  # type: ignore[union-attr]
             return call
     return make

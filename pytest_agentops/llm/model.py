@@ -22,6 +22,7 @@ import httpx
 from ..errors import TrialAborted, WireError, hide_own_frames
 from ..harness.secrets import redact_short
 from ..plan import Occurrences, fault_id
+from ..process.trial_random import ACTIVE_RANDOM, POLICY, TrialRandom
 from ..seeding import text_key
 from ..settings.model import Drift, ModelFaults
 from . import usage as usage_rule
@@ -79,6 +80,7 @@ class TrialModel:
                  faults: ModelFaults | None, drift: Drift | None):
         self.policy = policy
         self.ctx = ctx
+        self.random = TrialRandom(ctx.seed, POLICY)  # what the policy's ``random`` draws come from
         self.model = model
         self.latency_s = latency_s
         self.host = host
@@ -195,6 +197,7 @@ class TrialModel:
 
         model_request = ModelRequest(messages=tuple(messages), tools=parsed.tools, model=model, api=api,
                                      turn=self.turn, call=call, stream=parsed.stream)
+        drawing = ACTIVE_RANDOM.set(self.random)  # the policy's ``random`` draws: a stream of its own
         try:
             reply = respond(self.policy, model_request)
         except Exception as exc:  # a bug in the test's policy: the trial is an error, never a retried 5xx
@@ -203,6 +206,8 @@ class TrialModel:
                           **{k: v for k, v in common.items() if k != "model"})
             ctx.abort("error", reason)
             raise TrialAborted("error", reason) from exc
+        finally:
+            ACTIVE_RANDOM.reset(drawing)
         message = self._message(reply, call)
         out_kind, details = None, {}
         output_id = fault_id("output", *draw_key)

@@ -41,8 +41,11 @@ _JOB_TAG = 0x6A6F62  # "job": a thread job's numpy streams, apart from its trial
 
 
 #: whose draws a ``TrialRandom`` serves (``role``): the agent's, the world factory's, the check's, a task
-#: generator's (seeded by the group's first trial's seed: one task per group)
-AGENT, WORLD, CHECK, TASK = 0, 1, 2, 3
+#: generator's (seeded by the group's first trial's seed: one task per group), the tools' (every tool call of
+#: the trial draws from one, in-process or serving an isolated agent), the fake model policy's, and what else
+#: the harness runs for an isolated agent in the test process (a layer's hooks): never a copy of the agent's
+#: own stream, which its child process draws from
+AGENT, WORLD, CHECK, TASK, TOOLS, POLICY, HARNESS = 0, 1, 2, 3, 4, 5, 6
 
 
 class TrialRandom:

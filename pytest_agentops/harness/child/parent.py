@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ...errors import RAISED_AT, AgentCrash, AgentProcessDied, hide_own_frames
 from ...process.reaper import REAPER, end_descendants, end_through_keeper
+from ...process.trial_random import HARNESS, TrialRandom, enter_random, exit_random
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
 from .. import secrets
@@ -103,30 +104,42 @@ class ChildAgent:
                         faulted_hosts(env.clock))
 
     def __call__(self, task: str, env: Any) -> Any:
-        """Sync agent: run it to the end (restarts included). Async agent: the coroutine that does so."""
+        """Sync agent: run it to the end (restarts included). Async agent: the coroutine that does so.
+
+        What the harness runs here for the child draws ``random``'s numbers from a stream of its own (``HARNESS``;
+        tools and the fake model's policy from theirs, as in-process): the child's agent draws from the trial's
+        agent stream, which a copy here would repeat number for number."""
         job = pickle.dumps(self._job(task, env))
         if _is_async_callable(self.agent):
             return self._run_async(job, env)
-        attempt = 0
-        while True:
-            try:
-                return self._attempt(job, env)
-            except AgentCrash:
-                pass  # the planned crash: the child was killed at its step
-            except _Died as died:
-                self._died(died)
-            attempt = self._next_attempt(attempt)
+        drawing = enter_random(TrialRandom(self.seed, HARNESS))
+        try:
+            attempt = 0
+            while True:
+                try:
+                    return self._attempt(job, env)
+                except AgentCrash:
+                    pass  # the planned crash: the child was killed at its step
+                except _Died as died:
+                    self._died(died)
+                attempt = self._next_attempt(attempt)
+        finally:
+            exit_random(drawing)
 
     async def _run_async(self, job: bytes, env: Any) -> Any:
-        attempt = 0
-        while True:
-            try:
-                return await self._attempt_async(job, env)
-            except AgentCrash:
-                pass
-            except _Died as died:
-                self._died(died)
-            attempt = self._next_attempt(attempt)
+        drawing = enter_random(TrialRandom(self.seed, HARNESS))  # (in the task's context: as ``__call__``)
+        try:
+            attempt = 0
+            while True:
+                try:
+                    return await self._attempt_async(job, env)
+                except AgentCrash:
+                    pass
+                except _Died as died:
+                    self._died(died)
+                attempt = self._next_attempt(attempt)
+        finally:
+            exit_random(drawing)
 
     def _died(self, died: _Died) -> None:
         """The child ended without a result: a crash to restart from, or (no restarts allowed: isolation
