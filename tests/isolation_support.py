@@ -649,3 +649,12 @@ def draws_beside_its_model(task, env):
     client = openai.OpenAI(base_url=env.llm.base_url, api_key=env.llm.api_key, max_retries=0)
     said = client.chat.completions.create(model=env.llm.model, messages=[{"role": "user", "content": task}])
     return mine, said.choices[0].message.content, round(random.random(), 6)
+
+
+def traces_a_lot(task, env):
+    """Sends ``task`` trace events of 48 KiB each, then one of 1 KiB (within what a trial keeps)."""
+    blob = "x" * 49152
+    for _ in range(int(task)):
+        env.trace.add("note", "blob", "ok", blob=blob)
+    env.trace.add("note", "small", "ok", blob="y" * 1024)
+    return "sent"

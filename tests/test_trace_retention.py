@@ -160,3 +160,45 @@ def test_a_call_of_plain_arguments_is_held_as_a_copy_and_redacted_when_kept():
     assert "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789" not in repr(first.data)
     assert first.data["arguments"]["key"] != "changed by a layer"
     assert first.data["result"] == "noted"
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_an_agents_own_events_keep_a_bounded_share_of_data_in_every_trial(isolation):
+    """An outside review: an isolated agent tracing 100 events of 1 MiB per trial grew pytest until it died of
+    ``MemoryError`` at trial 37 of 60 (records keep failing and early trials' traces); in-process, the same.
+    An event of the agent's keeps at most ``AGENT_EVENT_CHARS`` characters of data, and the agent's events of a
+    trial ``AGENT_TRACE_CHARS`` in all; past them the event keeps a note of what was cut."""
+    from pytest_agentops.harness.trace import AGENT_EVENT_CHARS, AGENT_TRACE_CHARS
+
+    import isolation_support
+
+    result = run_campaign(Scenario(name="traced", agent=isolation_support.traces_a_lot, task="30", trials=3,
+                                   seed=1, faults="none", isolation=isolation, check=lambda world, out: True))
+    each = 1 + len("blob") + 1 + 49152 + 1  # (the map, its key, its text: as ``_chars`` counts them)
+    assert each <= AGENT_EVENT_CHARS and AGENT_TRACE_CHARS // each == 21
+    for record in result.records:
+        notes = [e for e in record.trace if e.kind == "note"]
+        assert [e.name for e in notes] == ["blob"] * 30 + ["small"]
+        kept = [e for e in notes[:-1] if "blob" in e.data]
+        assert kept == notes[:21] and all(len(e.data["blob"]) == 49152 for e in kept)
+        assert all(e.data == {"cut": f"{each:,} characters of data: the agent's events of this trial keep "
+                                     f"{AGENT_TRACE_CHARS:,} in all, {21 * each:,} used"} for e in notes[21:-1])
+        assert notes[-1].data["blob"] == "y" * 1024  # (within the budget still: a small one is kept)
+
+
+def test_an_agents_event_larger_than_an_event_keeps_is_cut_whatever_it_holds():
+    from pytest_agentops.harness.trace import AGENT_EVENT_CHARS, AgentTrace, Trace
+
+    trace = Trace()
+    agent = AgentTrace(trace)
+    cycle: list = [1]
+    cycle.append(cycle)
+    agent.add("note", "text", blob="x" * (AGENT_EVENT_CHARS + 1))
+    agent.add("note", "many", blob=[""] * AGENT_EVENT_CHARS)
+    agent.add("note", "cycle", blob=cycle)
+    agent.add("note", "fits", blob="x" * (AGENT_EVENT_CHARS - 20))
+    events = trace.close()
+    for event in events[:3]:
+        assert event.data == {"cut": f"more than {AGENT_EVENT_CHARS:,} characters of data (an event of the agent's "
+                                     "keeps at most that)"}
+    assert len(events[3].data["blob"]) == AGENT_EVENT_CHARS - 20

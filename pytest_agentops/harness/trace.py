@@ -115,6 +115,40 @@ def _scrub(value: Any) -> Any:
 
 PLAIN = frozenset({str, int, float, bool, type(None)})  #: the types of the values an event holds unscrubbed
 
+#: The most characters of data one event of the agent's own keeps (``env.trace.add``; counted by ``_chars``),
+#: and all the agent's events of one trial together: ``Trace.add_agents``
+AGENT_EVENT_CHARS = 64 * 1024
+AGENT_TRACE_CHARS = 1024 * 1024
+_CONTAINERS = (dict, FrozenMap, list, tuple, set, frozenset)
+
+
+def _chars(value: Any, budget: int) -> int:
+    """The size of an event's data, counted up to just past ``budget``: a text (or bytes) as its length plus
+    one, a container as 1 plus what it holds (keys too), any other value as 8 (its ``repr``, once scrubbed, is
+    a text). Stops counting past ``budget`` (a container holding itself, 100 MB of text or ten million empty
+    ones are not walked in full)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        cls = type(item)
+        if cls is str or cls is bytes:
+            total += len(item) + 1
+        elif cls in _CONTAINERS:
+            total += 1 + len(item)
+            if total > budget:
+                break
+            total -= len(item)  # (counted: each member adds at least one as it is walked)
+            if cls is dict or cls is FrozenMap:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            else:
+                stack.extend(item)
+        else:
+            total += 8
+        if total > budget:
+            break
+    return total
+
 
 def _holdable(data: dict[str, Any]) -> dict[str, Any] | None:
     """``data`` as it can be held unscrubbed until the trace is closed: scalars, and mappings of scalars one
@@ -169,6 +203,7 @@ class Trace:
         self._events: list[TraceEvent | PendingEvent] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._agent_chars = 0  # characters of data the agent's own events keep (``add_agents``)
 
     def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
             output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
@@ -202,6 +237,34 @@ class Trace:
                 return None
             event = PendingEvent(len(self._events), float(self._now()), kind, name, outcome, input_tokens,
                                  output_tokens, data)
+            self._events.append(event)
+            return event
+
+    def add_agents(self, kind: str, name: str, outcome: str, data: dict[str, Any], input_tokens: int,
+                   output_tokens: int) -> TraceEvent | None:
+        """``add`` for an event of the agent's own (``env.trace.add``), whose data it keeps within limits: an event
+        keeps at most ``AGENT_EVENT_CHARS`` characters of data, and the agent's events of one trial
+        ``AGENT_TRACE_CHARS`` in all; past either, the event keeps a note of what was cut instead of its data
+        (the same in every run: what the agent sent decides). Without them an agent, isolated or not, grew
+        the test process by what it traced, trial after trial, until it ran out of memory."""
+        kind, name, outcome = redact_label(kind), redact_label(name), redact_label(outcome)
+        size = _chars(data, AGENT_EVENT_CHARS)  # (before scrubbing: 100 MB of text is not scrubbed to be cut)
+        kept = _scrub(data) if size <= AGENT_EVENT_CHARS else None
+        if kept is not None:
+            size = _chars(kept, AGENT_EVENT_CHARS)  # (as traced: an object's repr counted by its length)
+        with self._lock:
+            if self._closed:
+                return None
+            if size > AGENT_EVENT_CHARS:
+                kept = FrozenMap(cut=f"more than {AGENT_EVENT_CHARS:,} characters of data (an event of the agent's "
+                                     "keeps at most that)")
+            elif self._agent_chars + size > AGENT_TRACE_CHARS:
+                kept = FrozenMap(cut=f"{size:,} characters of data: the agent's events of this trial keep "
+                                     f"{AGENT_TRACE_CHARS:,} in all, {self._agent_chars:,} used")
+            else:
+                self._agent_chars += size
+            event = TraceEvent(len(self._events), float(self._now()), kind, name, outcome, int(input_tokens),
+                               int(output_tokens), kept)
             self._events.append(event)
             return event
 
@@ -275,7 +338,7 @@ class AgentTrace:
             if type(count) is not int or not 0 <= count <= _MOST_TOKENS:
                 raise ValueError(f"env.trace.add: {label}={_shown(count)} must be a whole number of tokens "
                                  f"from 0 to {_MOST_TOKENS:,}")
-        return self._trace.add(kind, name, outcome, input_tokens=input_tokens, output_tokens=output_tokens, **data)
+        return self._trace.add_agents(kind, name, outcome, data, input_tokens, output_tokens)
 
     def events(self, kind: str | None = None) -> list[TraceEvent]:
         """The events so far, optionally only those of one kind."""
