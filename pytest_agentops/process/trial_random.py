@@ -23,7 +23,8 @@ from __future__ import annotations
 import contextvars
 import itertools
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,9 @@ _JOB_TAG = 0x6A6F62  # "job": a thread job's numpy streams, apart from its trial
 AGENT, WORLD, CHECK, TASK, TOOLS, POLICY, HARNESS = 0, 1, 2, 3, 4, 5, 6
 
 
+_COUNTERS_LOCK = threading.Lock()
+
+
 class TrialRandom:
     """A trial's generator, made on first use (most trials never draw from ``random``)."""
 
@@ -59,9 +63,18 @@ class TrialRandom:
         self.job = job  # which thread job's (``for_job``): its place among its trial's jobs, () for none
         self._rng: random.Random | None = None
         self._np: np.random.RandomState | None = None
-        self._np_rngs = itertools.count()
-        self._jobs = itertools.count(1)
-        self._reseeds = itertools.count()
+        # (the counters of its numpy generators, thread jobs and reseeds: made on first use, ``_counters``)
+        self._np_rngs = self._jobs = self._reseeds = None
+
+    def _counters(self) -> tuple[Iterator[int], Iterator[int], Iterator[int]]:
+        """The counters of its numpy generators, thread jobs and reseeds, made once (under a lock: two threads
+        asking at once get the same counters, so no number is handed out twice)."""
+        if self._reseeds is None:
+            with _COUNTERS_LOCK:
+                if self._reseeds is None:
+                    self._np_rngs, self._jobs = itertools.count(), itertools.count(1)
+                    self._reseeds = itertools.count()
+        return self._np_rngs, self._jobs, self._reseeds  # type: ignore[return-value]
 
     @property
     def rng(self) -> random.Random:
@@ -80,7 +93,7 @@ class TrialRandom:
         """What ``random.seed()`` (or ``np.random.seed()``) without a seed reseeds the trial's generator with: the
         next of the trial's own reseeds, not fresh OS entropy (a library that reseeds "to be safe" made the
         trial's later draws differ in every run)."""
-        n = next(self._reseeds)
+        n = next(self._counters()[2])
         if numpy:
             return int(self._sequence(2, n).generate_state(1)[0])
         return f"pytest-agentops:{self.role}:{self.seed}:{'.'.join(map(str, self.job))}:reseed:{n}"
@@ -89,7 +102,7 @@ class TrialRandom:
         """The generator of the next job this one's trial hands to a thread (numbered in the order they are
         handed over, which the trial's own code decides): jobs running at once each draw from their own, not
         from one shared in the order their threads happen to run."""
-        return TrialRandom(self.seed, self.role, (*self.job, next(self._jobs)))
+        return TrialRandom(self.seed, self.role, (*self.job, next(self._counters()[1])))
 
     @property
     def numpy(self) -> np.random.RandomState:
@@ -100,7 +113,7 @@ class TrialRandom:
 
     def default_rng(self) -> np.random.Generator:
         """``np.random.default_rng()`` with no seed: the next of the trial's own generators."""
-        return np.random.Generator(np.random.PCG64(self._sequence(1, next(self._np_rngs))))
+        return np.random.Generator(np.random.PCG64(self._sequence(1, next(self._counters()[0]))))
 
 
 _active: contextvars.ContextVar[TrialRandom | None] = contextvars.ContextVar("pytest_agentops_random", default=None)
