@@ -320,6 +320,52 @@ def test_no_code_of_an_isolated_agents_own_classes_runs_in_the_test_process(tmp_
         assert "is the agent's own code, which the test process does not run" in record.reason, record.reason
 
 
+@pytest.mark.parametrize("task", ["call", "installed_call", "module_getattr", "spoofed_module", "getattr", "dict",
+                                  "list", "metaclass", "enum_missing", "key_argument", "state_dict", "class_property",
+                                  "exception_text"])
+def test_no_code_of_an_isolated_agents_runs_in_the_test_process_past_the_first_refusals(tmp_path, monkeypatch,
+                                                                                         task):
+    """A second outside review ran the agent's code in pytest (and passed the trial with no tool call) past the
+    refusals above: an object of its class called (its ``__call__``) or an installed one
+    (``argparse.FileType("w")(path)`` emptied a file), a module's ``__getattr__``, a class saying
+    ``__module__ = "json"``, ``__getattr__`` asked for ``__setstate__``, a dict's ``__setitem__`` and a list's
+    ``extend`` of its own, a metaclass's ``__getattribute__``, an enum's ``_missing_``, a key hashed as a call's
+    argument, a state dict's ``items``, a ``__class__`` property ``isinstance`` reads, an exception's ``__str__``.
+    Each is refused now (an exception's text is the one the child made)."""
+    import forging_support
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    monkeypatch.setenv("AGENTOPS_VICTIM", str(victim))
+    record = _refund_attempt(forging_support.forges_more, task, tmp_path, monkeypatch)
+    assert victim.read_text() == "precious"
+    if task == "exception_text":
+        assert record.reason.startswith("ChildAgentError: Oops: oops"), record.reason
+    else:
+        assert record.reason.startswith("AgentProcessDied: "), record.reason
+
+
+def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp_path, monkeypatch):
+    """The same review, for messages fed to the unpickler directly: a generic alias of a class of the agent's
+    (its ``__class_getitem__``), a union of one with a metaclass of its own (its ``__or__``), the size of a bytes
+    subclass given by an object's ``__index__``."""
+    import operator
+    import pickle
+
+    import forging_support
+
+    from pytest_agentops.harness.child.child_data import data_loads
+
+    ran_in = tmp_path / "ran_in"
+    monkeypatch.setenv("AGENTOPS_RAN_IN", str(ran_in))
+    for function, args in ((operator.getitem, (forging_support.Generic, int)),
+                           (operator.or_, (forging_support.WithOr, int)),
+                           (forging_support.OwnBytes, (forging_support.Index(),))):
+        with pytest.raises(pickle.UnpicklingError):
+            data_loads(pickle.dumps(forging_support.Reduces(function, args), protocol=4))
+    assert not ran_in.exists()
+
+
 def test_values_of_the_agents_own_classes_without_such_methods_still_come_back():
     """Dataclasses (frozen, with slots), named tuples, enums and plain classes of the project's own files are
     rebuilt as before: none runs code of the agent's while rebuilt."""

@@ -114,9 +114,57 @@ def _installed(module: Any) -> bool:
     return trusted
 
 
-#: The methods of a class that building an instance of it from a message (or dropping one) would run.
-_AT_BUILD = ("__new__", "__del__")
-_AT_CALL = ("__new__", "__init__", "__del__")
+#: A class's own namespace, qualified name, module, MRO and flags, read past its metaclass (an agent's metaclass
+#: ``__getattribute__`` ran when the unpickler read ``found.__module__``).
+_OWN_DICT = type.__dict__["__dict__"].__get__
+_QUALNAME = type.__dict__["__qualname__"].__get__
+_MODULE = type.__dict__["__module__"].__get__
+_MRO = type.__dict__["__mro__"].__get__
+_FLAGS = type.__dict__["__flags__"].__get__
+_HEAPTYPE = 1 << 9
+_GENUINE: dict[int, tuple[type, bool]] = {}  # id of a class -> (it, whether it is the installation's): a cache
+
+
+def is_class(value: Any) -> bool:
+    """``isinstance(value, type)`` without asking ``value`` (an object's ``__class__`` may be a property of the
+    agent's, which ``isinstance`` calls)."""
+    return issubclass(type(value), type)
+
+
+def genuine(klass: type) -> bool:
+    """Whether ``klass`` is a class of the Python installation: a static type (C code of the interpreter or an
+    installed extension), or a class an installed module (``_installed``) holds under its qualified name, whose
+    metaclass is genuine too. A class's ``__module__`` is its author's to write: a class of the agent's own
+    saying ``__module__ = "json"`` had its ``__setstate__`` trusted as the standard library's."""
+    known = _GENUINE.get(id(klass))
+    if known is not None and known[0] is klass:
+        return known[1]
+    meta = type(klass)
+    if meta is not type and not genuine(meta):
+        found = False
+    elif not _FLAGS(klass) & _HEAPTYPE:
+        found = True
+    else:
+        module, path = _MODULE(klass), _QUALNAME(klass)
+        held: Any = sys.modules.get(module) if _installed(module) else None
+        for part in path.split(".") if held is not None else ():
+            space = held.__dict__ if type(held) is types.ModuleType else _OWN_DICT(held) if is_class(held) else {}
+            held = space.get(part)
+        found = held is klass
+    if len(_GENUINE) < 4096:
+        _GENUINE[id(klass)] = (klass, found)
+    return found
+
+
+#: The methods of a class that building an instance of it from a message (or dropping one) would run, and that
+#: reading its attributes would (pickle's ``getattr(obj, "__setstate__")``, ``isinstance``'s ``obj.__class__``).
+_READ = ("__class__", "__getattribute__", "__getattr__", "__sizeof__")
+AT_BUILD = ("__new__", "__del__", *_READ)
+_AT_CALL = (*AT_BUILD, "__init__", "_missing_")
+#: The methods the unpickler calls on a container it fills (a list's ``extend``, a dict's ``__setitem__``)
+_FILLING = ("append", "extend", "__setitem__", "add", "update", "__getattribute__", "__getattr__", "__class__")
+#: What the interpreter puts in every class's namespace for its instances' ``__dict__`` and ``__weakref__``
+_SLOT_KINDS = (types.GetSetDescriptorType, types.MemberDescriptorType)
 
 
 def _generated() -> frozenset[Any]:
@@ -131,20 +179,47 @@ def _generated() -> frozenset[Any]:
 _GENERATED = _generated()
 
 
+_FILES: dict[str, bool] = {}  # a code object's file -> whether it is one of the installation's (cached)
+
+
+def _made_by_installation(attr: Any) -> bool:
+    """Whether ``attr``, found on a class of the agent's, is a function the installation made for it (one of
+    ``_GENERATED``, or one whose code is in an installed file: attrs's ``__setstate__`` of a class with slots),
+    judged by types only (an object of the agent's own is asked nothing)."""
+    kind = type(attr)
+    fn = attr.__func__ if kind is classmethod or kind is staticmethod else attr
+    if fn in _GENERATED:
+        return True
+    if type(fn) is not types.FunctionType:
+        return False
+    path = fn.__code__.co_filename
+    known = _FILES.get(path)
+    if known is None:
+        known = os.path.isabs(path) and os.path.realpath(path).startswith(_INSTALLATION)
+        if len(_FILES) < 4096:
+            _FILES[path] = known
+    return known
+
+
 def agent_hook(cls: Any, names: tuple[str, ...]) -> str | None:
     """The first of the methods ``names`` (the ones ``cls`` resolves them to) found on a class of a module outside
     the Python installation (``_installed``), as ``module.Class.method``: code of the agent's choosing (written
     there, or a function put there, ``__setstate__ = os.system``), which the test process never runs for a
     message; None when there is none."""
-    if not isinstance(cls, type):
+    if not is_class(cls):
         return None
+    mro = _MRO(cls)
+    installed: set[int] = set()  # the classes a genuine class of the MRO is made of (a stdlib class's named tuple)
+    for klass in mro:
+        if id(klass) not in installed and genuine(klass):
+            installed.update(map(id, _MRO(klass)))
     for name in names:
-        for klass in cls.__mro__:
-            attr = klass.__dict__.get(name)
+        for klass in mro:
+            attr = _OWN_DICT(klass).get(name)
             if attr is None:
                 continue
-            if not _installed(klass.__module__) and getattr(attr, "__func__", attr) not in _GENERATED:
-                return f"{klass.__module__}.{klass.__qualname__}.{name}"
+            if id(klass) not in installed and type(attr) not in _SLOT_KINDS and not _made_by_installation(attr):
+                return f"{_MODULE(klass)}.{_QUALNAME(klass)}.{name}"
             break  # (the first definition along the MRO is the one called)
     return None
 
@@ -165,13 +240,13 @@ def _agents_code(hook: str) -> pickle.UnpicklingError:
 def refuse_agent_setter(cls: type, name: Any) -> None:
     """``UnpicklingError`` when setting the attribute ``name`` of an instance of ``cls`` runs code of the agent's
     own: a property's setter, or a descriptor's ``__set__``, written outside the installation."""
-    for klass in cls.__mro__:
-        attr = klass.__dict__.get(name) if isinstance(name, str) else None
+    for klass in _MRO(cls):
+        attr = _OWN_DICT(klass).get(name) if type(name) is str else None
         if attr is None:
             continue
-        if isinstance(attr, property):  # (judged by the class that holds it, as ``agent_hook`` judges a method)
-            if attr.fset is not None and not _installed(klass.__module__):
-                raise _agents_code(f"{klass.__module__}.{klass.__qualname__}.{name} (a property's setter)")
+        if type(attr) is property:  # (judged by the class that holds it, as ``agent_hook`` judges a method)
+            if attr.fset is not None and not genuine(klass):
+                raise _agents_code(f"{_MODULE(klass)}.{_QUALNAME(klass)}.{name} (a property's setter)")
         elif hasattr(type(attr), "__set__"):
             refuse_agent_hooks(type(attr), ("__set__",))
         return
@@ -194,9 +269,19 @@ def _enum_member(cls: Any, name: Any) -> Any:
     raise pickle.UnpicklingError("getattr: the test process takes an enum's member by its name, nothing else")
 
 
+def _zone_unpickle(function: Any) -> bool:
+    """Whether ``function`` is ``ZoneInfo._unpickle`` (which ``_enum_member`` gives: how a time zone pickles)."""
+    zoneinfo = sys.modules.get("zoneinfo")
+    return (zoneinfo is not None and type(function) in (types.MethodType, types.BuiltinMethodType)
+            and function == zoneinfo.ZoneInfo._unpickle)  # (a method's ``==``: its function and its object, as such)
+
+
 def _is_type_form(value: Any) -> bool:
-    """A class, ``None``, or one of typing's forms (what a union or a generic alias is made of)."""
-    return value is None or isinstance(value, type) or type(value).__module__ in ("typing", "types")
+    """A class whose subscript and union run no code of the agent's (its ``__class_getitem__``, its metaclass's
+    ``__or__``), ``None``, or one of typing's forms (what a union or a generic alias is made of)."""
+    if value is None or (type(value).__module__ in ("typing", "types") and genuine(type(value))):
+        return True
+    return is_class(value) and genuine(type(value)) and agent_hook(value, ("__class_getitem__",)) is None
 
 
 def _type_or(left: Any, right: Any) -> Any:
@@ -273,36 +358,61 @@ _REBUILDERS: dict[tuple[str, str], Any] = {
 _NUMPY_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
 
 
+def _classes(values: Any) -> None:
+    """``UnpicklingError`` unless each of ``values`` is a class (what ``copyreg`` builds an object of)."""
+    for value in values:
+        if not is_class(value):
+            raise pickle.UnpicklingError("copyreg: the test process builds an object of a class, nothing else")
+
+
 def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL) -> None:
     """Refuse a call a message makes that would build an object as large as a number says (``_SIZED``), or run
     code of the agent's own (``runs``: the methods of a class it calls that run, ``agent_hook``)."""
+    if type(args) is not tuple:
+        raise pickle.UnpicklingError("a call's arguments are a tuple: the test process takes no other")
     if function is copyreg.__newobj__:  # type: ignore[attr-defined]
-        function, args, runs = (args[0], args[1:], _AT_BUILD) if args else (None, (), ())
+        _classes(args[:1])
+        function, args, runs = (args[0], args[1:], AT_BUILD) if args else (None, (), ())
     elif function is copyreg.__newobj_ex__:  # type: ignore[attr-defined]
-        function, args, runs = (args[0], (*args[1], *args[2].values()), _AT_BUILD) if len(args) == 3 else (None, (), ())
+        _classes(args[:1])
+        if len(args) == 3 and (type(args[1]) is not tuple or type(args[2]) is not dict):
+            raise pickle.UnpicklingError("__newobj_ex__: the test process takes a tuple and a dict of arguments")
+        function, args, runs = (args[0], (*args[1], *args[2].values()), AT_BUILD) if len(args) == 3 else (None, (), ())
     elif function is copyreg._reconstructor:  # type: ignore[attr-defined]
         if len(args) >= 2:  # (``_reconstructor(cls, base, state)``: ``base``'s ``__new__`` and ``__init__`` run)
-            refuse_agent_hooks(args[0], ("__del__",))
+            _classes(args[:2])
+            refuse_agent_hooks(args[0], AT_BUILD)
             if args[1] is not object:
                 refuse_agent_hooks(args[1], ("__new__", "__init__"))
         function, args, runs = (args[1], args[2:], ()) if len(args) >= 2 else (None, (), ())
-    if isinstance(function, type):
+    if is_class(function):
+        if issubclass(function, type):
+            raise pickle.UnpicklingError(f"{_QUALNAME(function)}(...): the test process makes no class for a message")
         refuse_agent_hooks(function, runs)
-        refuse_agent_hooks(type(function), ("__call__",) if runs is _AT_CALL else ())  # (a metaclass of its own)
-        for arg in args if isinstance(args, tuple) else ():  # (``Counter(items)`` hashes them all, in C)
+        if not genuine(type(function)):  # (a metaclass of the agent's own: its ``__call__``, its ``__getattribute__``)
+            raise _agents_code(f"{_MODULE(type(function))}.{_QUALNAME(type(function))} (a metaclass)")
+        keyed = issubclass(function, (dict, set, frozenset))  # (``OrderedDict(pairs)`` hashes the pairs' keys)
+        for arg in args if type(args) is tuple else ():  # (``Counter(items)`` hashes them all, in C)
+            if keyed and type(arg) in (list, tuple, dict, set, frozenset):
+                for item in arg:
+                    _refuse_agent_key(item[0] if type(item) is tuple and len(item) == 2 else item)
             if type(arg) in (list, tuple) and len(arg) > MAX_SAME_HASH:
                 _refuse_collisions([item for item in arg if type(item) in _PLAIN_KEYS], {},
                                    "values of one call's argument")
-    if function in _BUILTIN_DATA and function not in _BUILTIN_CALLED:
+    if is_class(function) and function in _BUILTIN_DATA and function not in _BUILTIN_CALLED:
         raise pickle.UnpicklingError(f"{function.__name__}(...): the test process calls no builtin type for a message")
     numpy = sys.modules.get("numpy")
-    if numpy is not None and isinstance(function, type) and issubclass(function, (numpy.ndarray, numpy.generic)):
+    if numpy is not None and is_class(function) and issubclass(function, (numpy.ndarray, numpy.generic)):
         raise pickle.UnpicklingError(f"{function.__name__}(...): the test process makes numpy's arrays and scalars "
                                      "from their data only")
-    if isinstance(function, type) and issubclass(function, _SIZED):
-        for arg in args if isinstance(args, tuple) else ():
-            if (not isinstance(arg, (bytes, bytearray, str)) and hasattr(type(arg), "__index__")
-                    and operator.index(arg) > _SIZE_LIMIT):
+    if is_class(function) and issubclass(function, _SIZED):
+        for arg in args if type(args) is tuple else ():
+            if type(arg) in (bytes, bytearray, str) or not hasattr(type(arg), "__index__"):
+                continue
+            if type(arg) not in (int, bool):  # (an object's ``__index__`` would run: the agent's own, maybe)
+                raise pickle.UnpicklingError(f"{function.__name__}(...): the test process builds such an object from "
+                                             "its data, or a number, nothing else")
+            if operator.index(arg) > _SIZE_LIMIT:
                 raise pickle.UnpicklingError(f"{function.__name__}({arg}): the test process builds no object as "
                                              "large as a number in a message says")
 
@@ -325,7 +435,11 @@ def _adding(load: Any, target_at: int | None, state: bool = False) -> Any:
             items, target = list(self.stack), self.metastack[-1][-1]
         else:
             value, target = self.stack[-1], self.stack[target_at]
-            items = [value, *(value.values() if state and isinstance(value, dict) else ())]
+            items = [value, *(value.values() if state and type(value) is dict else ())]
+            if state and type(value) is tuple and len(value) == 2 and type(value[1]) is dict:
+                items += value[1].values()  # (a state with slots: its slots' values too)
+        if not state and type(target) not in (list, dict, set):  # (a list, dict or set of the agent's own class)
+            refuse_agent_hooks(type(target), _FILLING)
         load(self)
         self._deepen(target, items)
     return load_and_deepen
@@ -402,10 +516,12 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         super().__init__(file)
         self._depths: dict[int, int] = {}  # id of each tuple built -> how deep it nests
         self._hashes: dict[int, dict[int, int]] = {}  # id of each dict or set filled -> its keys' hashes, counted
+        self._rebuilders: dict[int, Any] = {}  # id -> each function ``find_class`` gave (kept: the ids stay theirs)
         self.build_left = build_left
 
     def _charge(self, built: Any) -> Any:
         """Charge what a call built (its size: ``random.Random()`` is 2,560 bytes from a few sent)."""
+        refuse_agent_hooks(type(built), _READ)  # (what a class's ``__new__`` gave may be of another class)
         try:
             self.build_left -= sys.getsizeof(built)
         except Exception:  # (a class whose ``__sizeof__`` fails: the least an object is)
@@ -414,9 +530,18 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
             raise pickle.UnpicklingError(_TOO_MUCH)
         return built
 
+    def _callable(self, function: Any) -> None:
+        """``UnpicklingError`` unless a message may call ``function``: a class (``_check_call`` judges which), or
+        one of the functions ``find_class`` gave that rebuild values. An object's ``__call__`` (the agent's, or an
+        installed one's: ``argparse.FileType("w")(path)`` emptied a file) is never called."""
+        if not (is_class(function) or id(function) in self._rebuilders or _zone_unpickle(function)):
+            raise pickle.UnpicklingError("the test process calls a class or a function that rebuilds a value for a "
+                                         "message, nothing else")
+
     def load_reduce(self) -> None:
         stack = self.stack
         args = stack.pop()
+        self._callable(stack[-1])
         _check_call(stack[-1], args)
         stack[-1] = self._deepen(self._charge(stack[-1](*args)), args)
 
@@ -427,18 +552,20 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
             _check_call(cls, args, ("__del__",))
             self.append(self._deepen(self._charge(tuple.__new__(cls, args)), args))
             return
-        _check_call(cls, args, _AT_BUILD)
+        _check_call(cls, args, AT_BUILD)
         self.append(self._deepen(self._charge(cls.__new__(cls, *args)), args))
 
     def load_newobj_ex(self) -> None:
         kwargs = self.stack.pop()
         args = self.stack.pop()
         cls = self.stack.pop()
-        _check_call(cls, (*args, *kwargs.values()), _AT_BUILD)
+        _check_call(cls, (*args, *kwargs.values()), AT_BUILD)
         self.append(self._deepen(self._charge(cls.__new__(cls, *args, **kwargs)), (*args, *kwargs.values())))
 
     def _instantiate(self, klass: Any, idx: int) -> None:  # (protocols 0 and 1: INST, OBJ)
         args = tuple(self.stack[idx:])
+        if not is_class(klass):
+            raise pickle.UnpicklingError("the test process builds an object of a class, nothing else")
         _check_call(klass, args)
         super()._instantiate(klass, idx)
         self._deepen(self._charge(self.stack[-1]), args)
@@ -466,9 +593,14 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
 
     def load_build(self) -> None:
         state, target = self.stack[-1], self.stack[-2]
-        if isinstance(target, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
+        if issubclass(type(target), (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
             raise pickle.UnpicklingError("the test process sets no attribute of a class or a function for a message")
-        refuse_agent_hooks(type(target), ("__setstate__",))
+        refuse_agent_hooks(type(target), ("__setstate__", *AT_BUILD))
+        parts = state if type(state) is tuple and len(state) == 2 else (state,)
+        for part in parts:  # (read with its ``items()``, its ``values()``: a dict of the agent's own ran its code)
+            if not genuine(type(part)):
+                raise pickle.UnpicklingError(f"{_MODULE(type(part))}.{_QUALNAME(type(part))}: an object's state "
+                                             "is plain data for the test process, not an object of the agent's own")
         slots = state[1] if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict) else None
         if slots:  # (set one by one with ``setattr``: through the class's ``__setattr__``, its properties' setters)
             refuse_agent_hooks(type(target), ("__setattr__",))
@@ -507,10 +639,15 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         dispatch[_opcode] = _charged(dispatch[_opcode], _cost)
     del _opcode, _cost
 
+    def _rebuilder(self, function: Any) -> Any:
+        """``function``, which a message may call (``_callable``)."""
+        self._rebuilders[id(function)] = function
+        return function
+
     def find_class(self, module: str, name: str) -> Any:
         rebuilder = _REBUILDERS.get((module, name))
         if rebuilder is not None:
-            return rebuilder
+            return self._rebuilder(rebuilder)
         kept = KEPT.get((module, name))
         if kept is not None:
             return kept
@@ -518,26 +655,37 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         if loaded is None:
             raise pickle.UnpicklingError(f"{module}.{name}: not a module loaded in the test process")
         found: Any = loaded
+        installed = _installed(module)
         try:
             for part in name.split("."):  # (a class's qualified name: never through another module)
-                found = getattr(found, part)
-                if isinstance(found, types.ModuleType):
+                if installed:
+                    found = getattr(found, part)
+                else:  # (read from the namespaces: a module's ``__getattr__`` of the agent's own is not asked)
+                    space = (found.__dict__ if type(found) is types.ModuleType
+                             else _OWN_DICT(found) if is_class(found) else {})
+                    if part not in space:
+                        raise AttributeError(part)
+                    found = space[part]
+                if issubclass(type(found), types.ModuleType):
                     raise pickle.UnpicklingError(f"{module}.{name}: names a module's attribute through another")
         except AttributeError:
             raise pickle.UnpicklingError(f"{module}.{name}: no such name") from None
-        if isinstance(found, type):
-            own = getattr(found, "__module__", None)
+        if is_class(found):
+            if not genuine(type(found)):  # (before anything is read of it: its metaclass's code would run)
+                raise _agents_code(f"{_MODULE(type(found))}.{_QUALNAME(type(found))} (the metaclass of {module}."
+                                   f"{name})")
+            own = _MODULE(found)
             if found in _BUILTIN_DATA or issubclass(found, BaseException):
                 return found
             if (module != "builtins" and not _not_data(module) and isinstance(own, str) and not _not_data(own)
                     and own != "builtins" and not _is_array(found)):
                 return found
         elif module in _NUMPY_MODULES and name == "_reconstruct":
-            return _numpy_rebuilder(found)
+            return self._rebuilder(_numpy_rebuilder(found))
         elif module in _NUMPY_MODULES and name == "scalar":
-            return _numpy_scalar(found)  # (a numpy scalar from its dtype and its bytes)
+            return self._rebuilder(_numpy_scalar(found))  # (a numpy scalar from its dtype and its bytes)
         elif module in ("numpy._core.numeric", "numpy.core.numeric") and name == "_frombuffer":
-            return found  # (protocol 5's array: the buffer in the message, reshaped; never larger than it)
+            return self._rebuilder(found)  # (protocol 5's array: the buffer in the message, reshaped; never larger)
         elif (module == "typing" and not name.startswith("_") and "." not in name
               and not isinstance(found, (types.FunctionType, types.BuiltinFunctionType, dict))):
             return found  # (``List``, ``Union``: typing's special forms, subscripted by ``operator.getitem``)
@@ -547,7 +695,7 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
 
 def _named_tuple(cls: Any, args: Any) -> bool:
     """Whether ``cls`` is a ``collections.namedtuple`` class given one value per field (how one pickles)."""
-    return (isinstance(cls, type) and issubclass(cls, tuple) and isinstance(getattr(cls, "_fields", None), tuple)
+    return (is_class(cls) and issubclass(cls, tuple) and isinstance(getattr(cls, "_fields", None), tuple)
             and isinstance(args, tuple) and len(args) == len(cls._fields) and "__new__" in cls.__dict__
             and getattr(getattr(cls.__dict__["__new__"], "__func__", None), "__module__", "")
             == f"namedtuple_{cls.__name__}")

@@ -20,7 +20,15 @@ from typing import Any
 
 from ...errors import ChildAgentError, hide_own_frames
 from ...settings.tools import ToolSpec
-from .child_data import KEPT, MAX_ATTEMPT_BUILT_BYTES, data_loads_counted, refuse_agent_hooks, refuse_agent_setter
+from .child_data import (
+    AT_BUILD,
+    KEPT,
+    MAX_ATTEMPT_BUILT_BYTES,
+    data_loads_counted,
+    is_class,
+    refuse_agent_hooks,
+    refuse_agent_setter,
+)
 
 __tracebackhide__ = hide_own_frames
 
@@ -126,8 +134,9 @@ class MessageTooLarge(OSError):
 def thaw(frozen: Any, loads: Callable[[bytes], Any] = pickle.loads) -> BaseException:
     """The exception ``freeze`` described, rebuilt without calling its ``__init__`` (whose signature varies);
     ``loads``: ``data_loads`` for what a child sent. Anything else than an exception class with its arguments and
-    attributes, or one whose rebuilding would run code of the agent's own (its ``__new__``, ``__setattr__``,
-    ``__del__``, a property's setter: ``child_data.agent_hook``): a ``ChildAgentError`` with the text."""
+    attributes, or one whose rebuilding or showing would run code of the agent's own (its ``__new__``,
+    ``__setattr__``, ``__del__``, ``__str__``, ``__repr__``, a property's setter: ``child_data.agent_hook``): a
+    ``ChildAgentError`` with the text the child made."""
     try:
         how, data, text = frozen
     except (TypeError, ValueError):
@@ -136,10 +145,12 @@ def thaw(frozen: Any, loads: Callable[[bytes], Any] = pickle.loads) -> BaseExcep
     if how == "exc":
         try:
             cls, args, attrs = loads(data)
-            if not (isinstance(cls, type) and issubclass(cls, BaseException) and isinstance(args, tuple)
-                    and isinstance(attrs, dict)):
+            if not (is_class(cls) and issubclass(cls, BaseException) and type(args) is tuple
+                    and type(attrs) is dict):
                 return ChildAgentError(text)
-            refuse_agent_hooks(cls, ("__new__", "__setattr__", "__del__"))
+            # (its text, as the reports show it, is the one the child made: an exception's own ``__str__`` or
+            # ``__repr__`` would run here, when the trial is judged)
+            refuse_agent_hooks(cls, ("__new__", "__setattr__", "__del__", "__str__", "__repr__", *AT_BUILD))
             for key in attrs:
                 refuse_agent_setter(cls, key)
             exc = cls.__new__(cls, *args)

@@ -1,0 +1,200 @@
+"""An isolated agent's objects that would run its code in the test process as they are rebuilt there, each in a
+way an outside review found past the first refusals (module-level, so that a child process can import them)."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import copyreg
+import enum
+import os
+
+from isolation_support import _fake_refund
+
+
+class CallMe:
+    def __call__(self, *args):
+        _fake_refund()
+        return "called"
+
+
+class CallsAnObject:
+    """Rebuilt by calling an object of the agent's class (its ``__call__``)."""
+
+    def __reduce__(self):
+        return (CallMe(), ())
+
+
+class CallsAnInstalledObject:
+    """Rebuilt by calling an installed class's object: ``argparse.FileType("w")(path)`` empties ``path``."""
+
+    def __reduce__(self):
+        return (argparse.FileType("w"), (os.environ["AGENTOPS_VICTIM"],))
+
+
+class _Ghost:
+    def __reduce__(self):
+        return "Phantom"  # (pickled by name: ``forging_support.Phantom``, which only ``__getattr__`` gives)
+
+
+_GHOST = _Ghost()
+
+
+def __getattr__(name):
+    if name == "Phantom":
+        _fake_refund()
+        return _GHOST
+    raise AttributeError(name)
+
+
+class Spoof:
+    """Says it is the standard library's ``json``'s (in the test process; the child's copy says where it is)."""
+
+    __module__ = "json"
+
+    def __init__(self):
+        self.x = 1
+
+    def __setstate__(self, state):
+        _fake_refund()
+        self.__dict__.update(state)
+
+
+class Lazy:
+    def __init__(self):
+        self.x = 1
+
+    def __getattr__(self, name):  # (pickle asks ``getattr(obj, "__setstate__")``)
+        _fake_refund()
+        raise AttributeError(name)
+
+
+class OwnDict(dict):
+    def __setitem__(self, key, value):
+        _fake_refund()
+        super().__setitem__(key, value)
+
+
+class OwnList(list):
+    def extend(self, items):
+        _fake_refund()
+        super().extend(items)
+
+
+class Meta(type):
+    def __getattribute__(cls, name):
+        _fake_refund()
+        return super().__getattribute__(name)
+
+
+class WithMeta(metaclass=Meta):
+    pass
+
+
+class Mood(enum.Enum):
+    OK = "ok"
+
+    @classmethod
+    def _missing_(cls, value):
+        _fake_refund()
+        return cls.OK
+
+
+class CallsTheEnum:
+    def __reduce__(self):
+        return (Mood, ("nope",))
+
+
+class Key:
+    def __hash__(self):
+        _fake_refund()
+        return 1
+
+    def __eq__(self, other):
+        return self is other
+
+
+class KeysAnOrderedDict:
+    """Rebuilt as ``OrderedDict([(Key(), 1)])``: the key hashed as the call's argument, not as a dict's item."""
+
+    def __reduce__(self):
+        return (collections.OrderedDict, ([(Key(), 1)],))
+
+
+class StateDict(dict):
+    def items(self):
+        _fake_refund()
+        return super().items()
+
+    def values(self):
+        _fake_refund()
+        return super().values()
+
+
+class WithStateDict:
+    def __reduce__(self):
+        return (copyreg.__newobj__, (WithStateDict,), StateDict(x=1))
+
+
+class Masquerade:
+    @property
+    def __class__(self):  # (``isinstance`` reads it)
+        _fake_refund()
+        return Masquerade
+
+
+class Oops(Exception):
+    def __str__(self):
+        _fake_refund()
+        return "oops"
+
+
+def forges_more(task, env):
+    """Returns (or raises) one of the objects above (``task`` picks which)."""
+    if task == "spoofed_module":
+        Spoof.__module__ = __name__  # (the child's copy pickles by where it is; the test process's says json)
+        return Spoof()
+    if task == "exception_text":
+        raise Oops()
+    made = {"call": CallsAnObject, "installed_call": CallsAnInstalledObject, "module_getattr": lambda: _GHOST,
+            "getattr": Lazy, "dict": lambda: OwnDict(a=1), "list": lambda: OwnList([1, 2]),
+            "metaclass": lambda: WithMeta,
+            "enum_missing": CallsTheEnum, "key_argument": KeysAnOrderedDict, "state_dict": WithStateDict,
+            "class_property": Masquerade}
+    return made[task]()
+
+
+class Generic:
+    def __class_getitem__(cls, item):
+        _fake_refund()
+        return cls
+
+
+class OrMeta(type):
+    def __or__(cls, other):
+        _fake_refund()
+        return cls
+
+
+class WithOr(metaclass=OrMeta):
+    pass
+
+
+class OwnBytes(bytes):
+    pass
+
+
+class Index:
+    def __index__(self):
+        _fake_refund()
+        return 1
+
+
+class Reduces:
+    """An object pickled as ``function(*args)``: a message a child could send."""
+
+    def __init__(self, function, args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return (self.function, self.args)
