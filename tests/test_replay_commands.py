@@ -364,3 +364,25 @@ def test_shaped(agent_chaos):
     assert again.returncode == 1, again.stdout
     (key, replayed), = records_of(pytester.path / "replay.json").items()
     assert key[0] == "sk-resume-naive" and replayed == original[key]
+
+
+@pytest.mark.parametrize("password", ["hunter2'isgreat", "hunter2is{great}", "hunter2's{pass}word"])
+def test_a_password_with_quotes_or_braces_in_a_scenario_name_is_redacted_in_its_replay_commands(pytester, run,
+                                                                                                 monkeypatch, password):
+    """An outside review: a secret environment value used in a scenario's name was redacted in the name but
+    printed in the replay commands when it held a ``'`` (shell-quoted as ``'"'"'``) and in the JSON report's
+    replay arguments when it held braces (doubled in the command's template)."""
+    monkeypatch.setenv("DB_PASSWORD", password)
+    pytester.makepyfile(test_login=PROJECT + '''
+import os
+
+
+def test_login(agent_chaos):
+    agent_chaos.run(make("login-" + os.environ["DB_PASSWORD"], seed=3, agent=never, trials=3)).check()
+''')
+    pytester.makeini("[pytest]\n")
+    result = run(pytester.path, "--agent-chaos", "--agent-chaos-report=report.json", "-p", "no:cacheprovider")
+    assert result.returncode == 1, result.stdout
+    assert "login-[redacted]/trial-0" in result.stdout
+    written = result.stdout + (pytester.path / "report.json").read_text()
+    assert [line for line in written.splitlines() if "hunter2" in line] == []

@@ -108,11 +108,14 @@ def _escaped_forms(value: str) -> set[str]:
 def written_forms(value: str) -> set[str]:
     """``value`` as it may appear written down: as it is, and escaped once or twice (``_escaped_forms``): an
     exception's or a tool result's text shows its ``repr``, a dict holding JSON text the ``repr`` of the JSON (a
-    multi-line key's ``\\\\n``), a JSON report the JSON of a ``repr``; and URL-encoded (a connection string's
-    password, a token in a query)."""
+    multi-line key's ``\\\\n``), a JSON report the JSON of a ``repr``; URL-encoded (a connection string's
+    password, a token in a query); and inside a shell-quoted word of a printed command (``'`` as ``'"'"'``), with
+    its braces doubled as a format string holds them (a replay command's template)."""
     once = _escaped_forms(value)
+    quoted = value.replace("'", "'\"'\"'")
     forms = {value, *once, *(twice for form in once if form != value for twice in _escaped_forms(form)),
-             urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value)}
+             urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value),
+             quoted, *(form.replace("{", "{{").replace("}", "}}") for form in (value, quoted))}
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
