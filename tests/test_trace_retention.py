@@ -174,7 +174,8 @@ def test_an_agents_own_events_keep_a_bounded_share_of_data_in_every_trial(isolat
 
     result = run_campaign(Scenario(name="traced", agent=isolation_support.traces_a_lot, task="30", trials=3,
                                    seed=1, faults="none", isolation=isolation, check=lambda world, out: True))
-    each = 1 + len("blob") + 1 + 49152 + 1  # (the map, its key, its text: as ``_chars`` counts them)
+    # (its kind, name and outcome; the map, its key, its text: as ``Trace.add_agents`` counts them)
+    each = len("note") + len("blob") + len("ok") + 1 + len("blob") + 1 + 49152 + 1
     assert each <= AGENT_EVENT_CHARS and AGENT_TRACE_CHARS // each == 21
     for record in result.records:
         notes = [e for e in record.trace if e.kind == "note"]
@@ -202,3 +203,60 @@ def test_an_agents_event_larger_than_an_event_keeps_is_cut_whatever_it_holds():
         assert event.data == {"cut": f"more than {AGENT_EVENT_CHARS:,} characters of data (an event of the agent's "
                                      "keeps at most that)"}
     assert len(events[3].data["blob"]) == AGENT_EVENT_CHARS - 20
+
+
+def test_an_agents_event_counts_its_labels_and_subclassed_values_too():
+    """A second review got past the first version three ways: a ``str`` subclass (``np.str_``) was counted as 8
+    characters, a list subclass as 8 (ten million items scrubbed: 10.6 s an event), and an event's name and
+    outcome not at all: 20 failing trials of each grew pytest past 860 MiB."""
+    import numpy as np
+
+    from pytest_agentops.harness.trace import AGENT_EVENT_CHARS, AGENT_LABEL_CHARS, AgentTrace, Trace
+
+    class Items(list):
+        pass
+
+    trace = Trace()
+    agent = AgentTrace(trace)
+    looped = Items([1])
+    looped.append(looped)
+    agent.add("note", "str subclass", blob=np.str_("x" * (AGENT_EVENT_CHARS + 1)))
+    agent.add("note", "list subclass", blob=Items([0] * 10_000_000))
+    agent.add("note", "looped", blob=looped)
+    agent.add("note", "n" * 10_000_000, "o" * 10_000_000)
+    events = trace.close()
+    assert all(set(e.data) == {"cut"} for e in events[:3])
+    assert len(events[3].name) <= AGENT_LABEL_CHARS + 40 and events[3].name.endswith("(10,000,000 characters)")
+    assert len(events[3].outcome) <= AGENT_LABEL_CHARS + 40
+
+
+def test_a_tool_calls_long_text_arguments_are_traced_within_a_share_of_the_trial():
+    """The same review: a ``tool_call`` event kept its arguments whole (10 calls of 4 MiB a trial grew pytest by
+    every failing trial's). A text longer than ``LONG_ARGUMENT_CHARS`` is charged to the trial's
+    ``ARGUMENTS_TRACE_CHARS`` and traced cut past it (or past an event's share); the tool gets it whole."""
+    from pytest_agentops.harness.trace import ARGUMENTS_TRACE_CHARS, LONG_ARGUMENT_CHARS
+
+    got = []
+
+    @tool
+    def save(text: str, tag: str = "") -> int:
+        """Save a text."""
+        got.append(len(text))
+        return len(text)
+
+    def agent(task, env):
+        for size in (100, 60_000, 60_000, 2**20, *[60_000] * 20):
+            env.tools["save"]("y" * size, tag="t")
+        env.tools["save"](["z" * 1000] * 100)
+        return "saved"
+
+    (record,) = run_campaign(Scenario(name="args", agent=agent, tools=[save], trials=1, seed=1, faults="none",
+                                      check=lambda world, out: True)).records
+    assert got[:4] == [100, 60_000, 60_000, 2**20]  # (the tool got each whole)
+    sizes = [len(e.data["arguments"].get("text", "")) for e in record.trace if e.kind == "tool_call"]
+    kept_whole = (ARGUMENTS_TRACE_CHARS - 120_000) // 60_000
+    assert sizes[:4] == [100, 60_000, 60_000, sizes[3]] and sizes[3] < LONG_ARGUMENT_CHARS + 80
+    assert sizes[4:4 + kept_whole] == [60_000] * kept_whole
+    assert all(size < LONG_ARGUMENT_CHARS + 80 for size in sizes[4 + kept_whole:-1])
+    assert dict(record.trace[-2].data["arguments"]) == {"cut": "more than 65,536 characters of arguments (an event "
+                                                                "keeps at most that)"}

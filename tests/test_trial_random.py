@@ -140,6 +140,35 @@ def test_thread_jobs_running_at_once_each_draw_from_a_generator_of_their_own():
     assert len(set(eval(outputs[0])[0])) == 6 and len(set(outputs)) == 12  # (each job its own stream)
 
 
+def test_tools_called_in_thread_jobs_running_at_once_each_draw_from_a_generator_of_their_own(monkeypatch):
+    """An outside review: with the tools' own stream (a tool's draws apart from the agent's), tools called in
+    thread jobs running at once (a job held its turn past ``PATIENCE_S``: a slow API) drew from the trial's one
+    tool stream in the order their threads ran: 4 runs of one trial gave 4 outputs. A tool called in a thread job
+    draws from that job's own tool stream."""
+    import threading
+
+    from pytest_agentops import tool
+    from pytest_agentops.vtime import lanes
+
+    monkeypatch.setattr(lanes, "PATIENCE_S", 0.05)
+
+    @tool
+    def quote(item: str) -> str:
+        """A price that moves, from a slow API (its jobs end up running at once)."""
+        threading.Event().wait(0.1)
+        return f"{zlib.crc32(repr([random.random() for _ in range(100_000)]).encode()):08x}"
+
+    async def agent(task, env):
+        return repr(await asyncio.gather(*(asyncio.to_thread(env.tools["quote"], name) for name in ("a", "b", "c"))))
+
+    scenario = Scenario(name="tool-jobs", agent=agent, tools=[quote], trials=2, seed=3, faults=Faults.none(),
+                        early_stop=False)
+    outputs = [r.output for r in run_campaign(scenario).records]
+    assert [r.output for r in run_campaign(scenario).records] == outputs
+    assert replay_trial(scenario, 1).output == outputs[1]
+    assert len(set(eval(outputs[0]))) == 3 and len(set(outputs)) == 2
+
+
 @pytest.mark.leaves_process_state("children", reason="multiprocessing's resource tracker, which a spawned pool "
                                  "starts, lives as long as the process")
 def test_a_process_pools_job_is_handed_over_as_asyncio_hands_it():

@@ -20,7 +20,7 @@ from ..vtime.clock import TrialClock
 from .layer import HOOKS, LayerTrial
 from .meter import TokenMeter, Usage
 from .secrets import mask_secret_keys, redact_short
-from .trace import PLAIN, Trace, shown_repr
+from .trace import LONG_ARGUMENT_CHARS, PLAIN, Trace, shown_repr
 
 __tracebackhide__ = hide_own_frames
 
@@ -98,6 +98,7 @@ class TrialContext:
         #: what the stdlib ``random`` functions draw from while a tool of this trial runs: the tools' own stream,
         #: so an isolated agent's tools (run here) and its own draws (in its process) are never one stream twice
         self.tool_random = TrialRandom(seed, TOOLS)
+        self._job_tool_randoms: dict[tuple[int, ...], TrialRandom] | None = None  # (``tool_random_of``)
         self._abort: TrialAborted | None = None
         self._late_call: Callable[[], None] | None = None  # set when the trial has been judged (``end``)
         me = weakref.ref(self)  # (one reference for the four callbacks)
@@ -131,6 +132,21 @@ class TrialContext:
                     self._usage_traced = threading.local()
                 local = self._usage_traced
         return local
+
+    def tool_random_of(self, active: TrialRandom | None) -> TrialRandom:
+        """The tool stream of a tool called where ``active`` is what ``random`` draws from: the trial's
+        (``tool_random``), or, in a thread job of the trial (``asyncio.to_thread``), that job's own, as the job's
+        other draws are: jobs running at once draw apart, not from one stream in the order their threads run."""
+        job = active.job if active is not None else ()
+        if not job:
+            return self.tool_random
+        with self._lock:
+            if self._job_tool_randoms is None:
+                self._job_tool_randoms = {}
+            found = self._job_tool_randoms.get(job)
+            if found is None:
+                found = self._job_tool_randoms[job] = TrialRandom(self.seed, TOOLS, job)
+            return found
 
     def port(self) -> Any:
         """What a layer gets: a weak proxy of this context."""
@@ -246,14 +262,18 @@ class TrialContext:
         # a dict of plain arguments (most calls) is held as a copy until the trace is kept; anything else is
         # scrubbed into the trace's own (the error, and the result as traced, are text or numbers)
         if type(arguments) is dict:
-            plain = True
+            plain, long = True, False
             for value in arguments.values():  # (a loop: cheaper here than PLAIN.issuperset(map(type, ...)))
-                if type(value) not in PLAIN:
+                cls = type(value)
+                if cls not in PLAIN:
                     plain = False
                     break
-            held = arguments.copy() if plain else arguments
+                if cls is str and len(value) > LONG_ARGUMENT_CHARS:
+                    long = True
+            held = (self.trace.arguments(arguments, True) if long else arguments.copy()) if plain \
+                else self.trace.arguments(arguments, False)
         else:
-            plain, held = False, dict(arguments)
+            plain, held = False, self.trace.arguments(dict(arguments), False)
         data: dict[str, Any] = {"destructive": spec.destructive, "arguments": held}
         if error is not None:
             data["error"] = error

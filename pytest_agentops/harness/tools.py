@@ -198,7 +198,9 @@ def _wrapper(spec: ToolSpec) -> Callable[[BoundTool | None, tuple[Any, ...]], Ca
         def make(runner: BoundTool | None, world_args: tuple[Any, ...]) -> Callable[..., Any]:
             async def call(*args: Any, **kwargs: Any) -> Any:
                 planned = runner.before(args, kwargs)  # type: ignore[union-attr]
-                drawing = ACTIVE_RANDOM.set(runner.ctx.tool_random)  # type: ignore[union-attr]
+                active, ctx = ACTIVE_RANDOM.get(), runner.ctx  # type: ignore[union-attr]
+                drawing = ACTIVE_RANDOM.set(ctx.tool_random if active is None or not active.job
+                                            else ctx.tool_random_of(active))
                 try:
                     result = await fn(*world_args, *args, **kwargs)
                 except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too
@@ -212,7 +214,9 @@ def _wrapper(spec: ToolSpec) -> Callable[[BoundTool | None, tuple[Any, ...]], Ca
         def make(runner: BoundTool | None, world_args: tuple[Any, ...]) -> Callable[..., Any]:
             def call(*args: Any, **kwargs: Any) -> Any:
                 planned = runner.before(args, kwargs)  # type: ignore[union-attr]
-                drawing = ACTIVE_RANDOM.set(runner.ctx.tool_random)  # type: ignore[union-attr]
+                active, ctx = ACTIVE_RANDOM.get(), runner.ctx  # type: ignore[union-attr]
+                drawing = ACTIVE_RANDOM.set(ctx.tool_random if active is None or not active.job
+                                            else ctx.tool_random_of(active))
                 try:
                     result = fn(*world_args, *args, **kwargs)
                 except BaseException as exc:  # KeyboardInterrupt or SystemExit from a tool is a failed call too

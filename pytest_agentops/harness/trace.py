@@ -119,30 +119,44 @@ PLAIN = frozenset({str, int, float, bool, type(None)})  #: the types of the valu
 #: and all the agent's events of one trial together: ``Trace.add_agents``
 AGENT_EVENT_CHARS = 64 * 1024
 AGENT_TRACE_CHARS = 1024 * 1024
-_CONTAINERS = (dict, FrozenMap, list, tuple, set, frozenset)
+#: The longest kind, name or outcome an event of the agent's own keeps (longer: cut, redacted first)
+AGENT_LABEL_CHARS = 256
+#: Tool-call arguments: a text longer than ``LONG_ARGUMENT_CHARS`` is charged to the trial's share of long texts,
+#: ``ARGUMENTS_TRACE_CHARS`` (an event's arguments at most ``AGENT_EVENT_CHARS``); past them it is traced cut to
+#: ``LONG_ARGUMENT_CHARS`` (the tool gets it whole). Shorter texts are always traced whole.
+LONG_ARGUMENT_CHARS = 256
+ARGUMENTS_TRACE_CHARS = 1024 * 1024
 
 
 def _chars(value: Any, budget: int) -> int:
     """The size of an event's data, counted up to just past ``budget``: a text (or bytes) as its length plus
     one, a container as 1 plus what it holds (keys too), any other value as 8 (its ``repr``, once scrubbed, is
-    a text). Stops counting past ``budget`` (a container holding itself, 100 MB of text or ten million empty
-    ones are not walked in full)."""
+    a text). Subclasses of texts and containers count as their base does, read with the base's own methods
+    (their own are not asked). Stops counting past ``budget`` (a container holding itself, 100 MB of text or
+    ten million empty ones are not walked in full)."""
     total, stack = 0, [value]
     while stack:
         item = stack.pop()
         cls = type(item)
-        if cls is str or cls is bytes:
-            total += len(item) + 1
-        elif cls in _CONTAINERS:
-            total += 1 + len(item)
-            if total > budget:
+        if issubclass(cls, str):
+            total += str.__len__(item) + 1
+        elif issubclass(cls, (bytes, bytearray)):
+            total += (bytes.__len__(item) if issubclass(cls, bytes) else bytearray.__len__(item)) + 1
+        elif issubclass(cls, (dict, FrozenMap)):
+            mapping = issubclass(cls, dict)
+            total += 1
+            if total + (dict.__len__(item) if mapping else len(item)) > budget:  # (each member adds one at least)
+                total = budget + 1
                 break
-            total -= len(item)  # (counted: each member adds at least one as it is walked)
-            if cls is dict or cls is FrozenMap:
-                stack.extend(item.keys())
-                stack.extend(item.values())
-            else:
-                stack.extend(item)
+            for pair in dict.items(item) if mapping else item.items():
+                stack += pair
+        elif issubclass(cls, (list, tuple, set, frozenset)):
+            base = next(b for b in (list, tuple, set, frozenset) if issubclass(cls, b))
+            total += 1
+            if total + base.__len__(item) > budget:
+                total = budget + 1
+                break
+            stack.extend(base.__iter__(item))
         else:
             total += 8
         if total > budget:
@@ -204,6 +218,7 @@ class Trace:
         self._lock = threading.Lock()
         self._closed = False
         self._agent_chars = 0  # characters of data the agent's own events keep (``add_agents``)
+        self._argument_chars = 0  # characters of long texts tool-call events keep (``arguments``)
 
     def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
             output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
@@ -247,11 +262,14 @@ class Trace:
         ``AGENT_TRACE_CHARS`` in all; past either, the event keeps a note of what was cut instead of its data
         (the same in every run: what the agent sent decides). Without them an agent, isolated or not, grew
         the test process by what it traced, trial after trial, until it ran out of memory."""
-        kind, name, outcome = redact_label(kind), redact_label(name), redact_label(outcome)
-        size = _chars(data, AGENT_EVENT_CHARS)  # (before scrubbing: 100 MB of text is not scrubbed to be cut)
+        kind, name, outcome = (redact_label(text) if len(text) <= AGENT_LABEL_CHARS
+                               else redact_short(text, AGENT_LABEL_CHARS, f"... ({len(text):,} characters)")
+                               for text in (kind, name, outcome))
+        labels = len(kind) + len(name) + len(outcome)
+        size = labels + _chars(data, AGENT_EVENT_CHARS)  # (before scrubbing: 100 MB is not scrubbed to be cut)
         kept = _scrub(data) if size <= AGENT_EVENT_CHARS else None
         if kept is not None:
-            size = _chars(kept, AGENT_EVENT_CHARS)  # (as traced: an object's repr counted by its length)
+            size = labels + _chars(kept, AGENT_EVENT_CHARS)  # (as traced: an object's repr counted by its length)
         with self._lock:
             if self._closed:
                 return None
@@ -267,6 +285,30 @@ class Trace:
                                int(output_tokens), kept)
             self._events.append(event)
             return event
+
+    def arguments(self, arguments: dict[str, Any], plain: bool) -> dict[str, Any]:
+        """A tool call's arguments as its event keeps them (``plain``: texts and numbers only; ``arguments`` may be
+        kept as it is), within limits: a text longer than ``LONG_ARGUMENT_CHARS`` is charged to the trial's
+        ``ARGUMENTS_TRACE_CHARS``, and kept cut (redacted first) past them or past ``AGENT_EVENT_CHARS``; other
+        arguments larger than ``AGENT_EVENT_CHARS`` (``_chars``) are kept as a note of their size. The tool got
+        them whole: only the trace is cut (an agent passing 4 MiB a call grew pytest by every failing trial's)."""
+        if not plain:
+            size = _chars(arguments, AGENT_EVENT_CHARS)
+            if size > AGENT_EVENT_CHARS:
+                return {"cut": f"more than {AGENT_EVENT_CHARS:,} characters of arguments (an event keeps at most that)"}
+            return arguments
+        kept = dict(arguments)
+        for key, value in arguments.items():
+            if type(value) is str and len(value) > LONG_ARGUMENT_CHARS:
+                size = len(value)
+                with self._lock:
+                    fits = size <= AGENT_EVENT_CHARS and self._argument_chars + size <= ARGUMENTS_TRACE_CHARS
+                    if fits:
+                        self._argument_chars += size
+                if not fits:  # (redacted before it is cut, from a prefix: 100 MB is not scanned to be cut)
+                    kept[key] = redact_short(value[:2 * LONG_ARGUMENT_CHARS], LONG_ARGUMENT_CHARS,
+                                             f"... ({size:,} characters: past what the trace keeps of arguments)")
+        return kept
 
     def close(self) -> tuple[TraceEvent, ...]:
         """Stop recording and return the events."""
