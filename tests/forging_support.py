@@ -198,3 +198,72 @@ class Reduces:
 
     def __reduce__(self):
         return (self.function, self.args)
+
+
+# a third review's ways, fed straight to the unpickler (``Reduces``): an object of the agent's own as a call's
+# argument, which the call asks things of (its ``__complex__``, ``__iter__``, ``keys``, ``__hash__``)
+class AsComplex:
+    def __complex__(self):
+        _fake_refund()
+        return 1j
+
+
+class Iterated:
+    def __iter__(self):
+        _fake_refund()
+        return iter([1, 2])
+
+
+class Keyed:
+    def keys(self):
+        _fake_refund()
+        return ["a"]
+
+    def __getitem__(self, key):
+        return 1
+
+
+class Hashed:
+    def __hash__(self):
+        _fake_refund()
+        return 1
+
+    def __eq__(self, other):
+        return self is other
+
+
+class Colour(enum.Enum):
+    RED = 1
+
+
+class Setter:
+    def __setstate__(self, state):
+        _fake_refund()
+
+
+class Substituted:
+    def __typing_subst__(self, arg):
+        _fake_refund()
+        return arg
+
+
+class Plain:
+    pass
+
+
+class Evil:
+    def __eq__(self, other):
+        _fake_refund()
+        return True
+
+    __hash__ = object.__hash__
+
+
+class Builds:
+    """An object pickled as ``function(*args)`` then set from ``state`` (pickle's BUILD)."""
+
+    def __init__(self, function, args, state):
+        self.function, self.args, self.state = function, args, state
+
+    def __reduce__(self):
+        return (self.function, self.args, self.state)

@@ -348,21 +348,37 @@ def test_no_code_of_an_isolated_agents_runs_in_the_test_process_past_the_first_r
 def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp_path, monkeypatch):
     """The same review, for messages fed to the unpickler directly: a generic alias of a class of the agent's
     (its ``__class_getitem__``), a union of one with a metaclass of its own (its ``__or__``), the size of a bytes
-    subclass given by an object's ``__index__``."""
+    subclass given by an object's ``__index__``; and a third review's: objects of the agent's own as a call's
+    arguments, a generic alias's forwarding, a slot state's ``__class__``."""
+    import collections
+    import copyreg
     import operator
     import pickle
+    import types
 
     import forging_support
 
     from pytest_agentops.harness.child.child_data import data_loads
 
+    f = forging_support
     ran_in = tmp_path / "ran_in"
     monkeypatch.setenv("AGENTOPS_RAN_IN", str(ran_in))
-    for function, args in ((operator.getitem, (forging_support.Generic, int)),
-                           (operator.or_, (forging_support.WithOr, int)),
-                           (forging_support.OwnBytes, (forging_support.Index(),))):
+    for function, args in ((operator.getitem, (f.Generic, int)), (operator.or_, (f.WithOr, int)),
+                           (f.OwnBytes, (f.Index(),)),
+                           # a third review: an object of the agent's own as a call's argument, which the call asks
+                           (complex, (f.AsComplex(),)), (complex, (1, f.AsComplex())),
+                           (collections.deque, (f.Iterated(),)), (collections.Counter, (f.Iterated(),)),
+                           (collections.UserList, (f.Iterated(),)), (collections.OrderedDict, (f.Keyed(),)),
+                           (f.Colour, (f.Hashed(),)),
+                           (operator.getitem, (types.GenericAlias(list, (f.Substituted(),)), int))):
         with pytest.raises(pickle.UnpicklingError):
-            data_loads(pickle.dumps(forging_support.Reduces(function, args), protocol=4))
+            data_loads(pickle.dumps(f.Reduces(function, args), protocol=4))
+    # a generic alias of a class of the agent's as an object to set (its attributes are its origin's), and a
+    # slot state setting ``__class__`` (the class swapped after every check)
+    for function, args, state in ((types.GenericAlias, (f.Setter, (int,)), {"x": 1}),
+                                  (copyreg._reconstructor, (f.Plain, object, None), (None, {"__class__": f.Evil}))):
+        with pytest.raises(pickle.UnpicklingError):
+            data_loads(pickle.dumps(f.Builds(function, args, state), protocol=4))
     assert not ran_in.exists()
 
 

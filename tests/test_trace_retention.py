@@ -260,3 +260,27 @@ def test_a_tool_calls_long_text_arguments_are_traced_within_a_share_of_the_trial
     assert all(size < LONG_ARGUMENT_CHARS + 80 for size in sizes[4 + kept_whole:-1])
     assert dict(record.trace[-2].data["arguments"]) == {"cut": "more than 65,536 characters of arguments (an event "
                                                                 "keeps at most that)"}
+
+
+def test_a_secret_across_the_cut_of_a_long_argument_is_not_shown_in_part(monkeypatch):
+    """A third review: a long argument was redacted from a 512-character prefix, then cut: 11 copies of a secret
+    shrank to ``[redacted]`` and the 12th, across the prefix's end, showed its first 20 characters."""
+    from pytest_agentops.harness import secrets
+
+    secret = "Zq8" * 13 + "x"
+    monkeypatch.setenv("MY_SERVICE_API_KEY", secret)
+    secrets.refresh()
+
+    @tool
+    def save(text: str) -> int:
+        """Save a text."""
+        return len(text)
+
+    def agent(task, env):
+        env.tools["save"]((secret + " ") * 11 + "x" * 41 + secret + "y" * 70_000)
+        return "done"
+
+    (record,) = run_campaign(Scenario(name="straddle", agent=agent, tools=[save], trials=1, seed=1, faults="none",
+                                      check=lambda world, out: True)).records
+    (event,) = [e for e in record.trace if e.kind == "tool_call"]
+    assert "Zq8Zq8" not in event.data["arguments"]["text"]

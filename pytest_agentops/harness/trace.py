@@ -296,6 +296,13 @@ class Trace:
             size = _chars(arguments, AGENT_EVENT_CHARS)
             if size > AGENT_EVENT_CHARS:
                 return {"cut": f"more than {AGENT_EVENT_CHARS:,} characters of arguments (an event keeps at most that)"}
+            if size > LONG_ARGUMENT_CHARS:  # (charged to the trial's share as a long text is)
+                with self._lock:
+                    fits = self._argument_chars + size <= ARGUMENTS_TRACE_CHARS
+                    if fits:
+                        self._argument_chars += size
+                if not fits:
+                    return {"cut": f"{size:,} characters of arguments: past what the trace keeps of arguments"}
             return arguments
         kept = dict(arguments)
         for key, value in arguments.items():
@@ -305,8 +312,8 @@ class Trace:
                     fits = size <= AGENT_EVENT_CHARS and self._argument_chars + size <= ARGUMENTS_TRACE_CHARS
                     if fits:
                         self._argument_chars += size
-                if not fits:  # (redacted before it is cut, from a prefix: 100 MB is not scanned to be cut)
-                    kept[key] = redact_short(value[:2 * LONG_ARGUMENT_CHARS], LONG_ARGUMENT_CHARS,
+                if not fits:  # (redacted before it is cut: ``redact_short`` reads no more of it than it must)
+                    kept[key] = redact_short(value, LONG_ARGUMENT_CHARS,
                                              f"... ({size:,} characters: past what the trace keeps of arguments)")
         return kept
 

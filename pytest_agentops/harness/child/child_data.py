@@ -276,12 +276,19 @@ def _zone_unpickle(function: Any) -> bool:
             and function == zoneinfo.ZoneInfo._unpickle)  # (a method's ``==``: its function and its object, as such)
 
 
-def _is_type_form(value: Any) -> bool:
+def _is_type_form(value: Any, depth: int = 0) -> bool:
     """A class whose subscript and union run no code of the agent's (its ``__class_getitem__``, its metaclass's
-    ``__or__``), ``None``, or one of typing's forms (what a union or a generic alias is made of)."""
-    if value is None or (type(value).__module__ in ("typing", "types") and genuine(type(value))):
+    ``__or__``), ``None``, ``...``, or one of typing's forms made of such (what a union or a generic alias is made
+    of: a generic alias of an object of the agent's own passed its subscript on to it, ``__typing_subst__``)."""
+    if value is None or value is Ellipsis:
         return True
-    return is_class(value) and genuine(type(value)) and agent_hook(value, ("__class_getitem__",)) is None
+    kind = type(value)
+    if kind.__module__ in ("typing", "types") and genuine(kind):
+        if depth > 32:
+            return False
+        parts = (getattr(value, "__origin__", None), *(getattr(value, "__args__", None) or ()))
+        return all(part is value or _is_type_form(part, depth + 1) for part in parts)
+    return is_class(value) and genuine(kind) and agent_hook(value, ("__class_getitem__",)) is None
 
 
 def _type_or(left: Any, right: Any) -> Any:
@@ -399,6 +406,16 @@ def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL) -> N
             if type(arg) in (list, tuple) and len(arg) > MAX_SAME_HASH:
                 _refuse_collisions([item for item in arg if type(item) in _PLAIN_KEYS], {},
                                    "values of one call's argument")
+    for arg in args:  # (a value of the agent's own class as a call's argument: the call asks it things, in C or in
+        # installed code: ``deque(obj)`` its ``__iter__``, ``OrderedDict(obj)`` its ``keys``, ``Color(obj)`` its hash)
+        if not genuine(type(arg)):
+            raise pickle.UnpicklingError(f"{_MODULE(type(arg))}.{_QUALNAME(type(arg))}: the test process passes no "
+                                         "object of the agent's own to a call for a message")
+    if function is complex and not all(type(arg) in (int, float, str, complex) for arg in args):
+        raise pickle.UnpicklingError("complex(...): the test process makes a complex number of numbers, nothing else")
+    if function is types.GenericAlias and not (len(args) == 2 and _is_type_form(args[0]) and all(
+            _is_type_form(x) for x in (args[1] if type(args[1]) is tuple else (args[1],)))):
+        raise pickle.UnpicklingError("GenericAlias(...): the test process makes a generic alias of types, nothing else")
     if is_class(function) and function in _BUILTIN_DATA and function not in _BUILTIN_CALLED:
         raise pickle.UnpicklingError(f"{function.__name__}(...): the test process calls no builtin type for a message")
     numpy = sys.modules.get("numpy")
@@ -593,8 +610,11 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
 
     def load_build(self) -> None:
         state, target = self.stack[-1], self.stack[-2]
-        if issubclass(type(target), (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
-            raise pickle.UnpicklingError("the test process sets no attribute of a class or a function for a message")
+        if issubclass(type(target), (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+                                     types.GenericAlias, types.UnionType)) or type(target).__module__ == "typing":
+            # (a generic alias passes what is asked of it on to its origin: ``__setstate__`` of a class of the agent's)
+            raise pickle.UnpicklingError("the test process sets no attribute of a class, a type form or a function "
+                                         "for a message")
         refuse_agent_hooks(type(target), ("__setstate__", *AT_BUILD))
         parts = state if type(state) is tuple and len(state) == 2 else (state,)
         for part in parts:  # (read with its ``items()``, its ``values()``: a dict of the agent's own ran its code)
@@ -605,6 +625,9 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         if slots:  # (set one by one with ``setattr``: through the class's ``__setattr__``, its properties' setters)
             refuse_agent_hooks(type(target), ("__setattr__",))
             for name in slots:
+                if type(name) is not str or (name.startswith("__") and name.endswith("__")):
+                    # (``__class__`` set so swapped the object's class after every check: its methods then ran)
+                    raise pickle.UnpicklingError(f"{name!r}: the test process sets no special attribute for a message")
                 refuse_agent_setter(type(target), name)
         super().load_build()
 
