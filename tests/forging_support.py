@@ -156,6 +156,8 @@ def forges_more(task, env):
         return Spoof()
     if task == "exception_text":
         raise Oops()
+    if task == "exception_argument":
+        raise ValueError(Stringed())
     made = {"call": CallsAnObject, "installed_call": CallsAnInstalledObject, "module_getattr": lambda: _GHOST,
             "getattr": Lazy, "dict": lambda: OwnDict(a=1), "list": lambda: OwnList([1, 2]),
             "metaclass": lambda: WithMeta,
@@ -267,3 +269,18 @@ class Builds:
 
     def __reduce__(self):
         return (self.function, self.args, self.state)
+
+
+# a fourth review's ways: an object of the agent's own one level down, in a call's list, tuple or dict argument
+# or in what an installed container whose filling is Python code is filled with
+class Stringed:
+    def __str__(self):
+        _fake_refund()
+        return "1.2.3.4"
+
+
+class Truthy:
+    def __bool__(self):
+        _fake_refund()
+        return True
+

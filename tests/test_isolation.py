@@ -322,7 +322,7 @@ def test_no_code_of_an_isolated_agents_own_classes_runs_in_the_test_process(tmp_
 
 @pytest.mark.parametrize("task", ["call", "installed_call", "module_getattr", "spoofed_module", "getattr", "dict",
                                   "list", "metaclass", "enum_missing", "key_argument", "state_dict", "class_property",
-                                  "exception_text"])
+                                  "exception_text", "exception_argument"])
 def test_no_code_of_an_isolated_agents_runs_in_the_test_process_past_the_first_refusals(tmp_path, monkeypatch,
                                                                                          task):
     """A second outside review ran the agent's code in pytest (and passed the trial with no tool call) past the
@@ -339,8 +339,8 @@ def test_no_code_of_an_isolated_agents_runs_in_the_test_process_past_the_first_r
     monkeypatch.setenv("AGENTOPS_VICTIM", str(victim))
     record = _refund_attempt(forging_support.forges_more, task, tmp_path, monkeypatch)
     assert victim.read_text() == "precious"
-    if task == "exception_text":
-        assert record.reason.startswith("ChildAgentError: Oops: oops"), record.reason
+    if task in ("exception_text", "exception_argument"):
+        assert record.reason.startswith("ChildAgentError: "), record.reason
     else:
         assert record.reason.startswith("AgentProcessDied: "), record.reason
 
@@ -350,8 +350,13 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
     (its ``__class_getitem__``), a union of one with a metaclass of its own (its ``__or__``), the size of a bytes
     subclass given by an object's ``__index__``; and a third review's: objects of the agent's own as a call's
     arguments, a generic alias's forwarding, a slot state's ``__class__``."""
+    import array
     import collections
+    import configparser
     import copyreg
+    import decimal
+    import graphlib
+    import http.cookies
     import operator
     import pickle
     import types
@@ -370,11 +375,21 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
                            (collections.deque, (f.Iterated(),)), (collections.Counter, (f.Iterated(),)),
                            (collections.UserList, (f.Iterated(),)), (collections.OrderedDict, (f.Keyed(),)),
                            (f.Colour, (f.Hashed(),)),
-                           (operator.getitem, (types.GenericAlias(list, (f.Substituted(),)), int))):
+                           (operator.getitem, (types.GenericAlias(list, (f.Substituted(),)), int)),
+                           # a fourth review: the same one level down (in a list, a tuple, a dict's value)
+                           (array.array, ("b", [f.Index()])), (collections.OrderedDict, ([[f.Hashed(), 1]],)),
+                           (collections.Counter, ([(1, f.Hashed())],)),
+                           (graphlib.TopologicalSorter, ({"a": [f.Hashed()]},)),
+                           (configparser.ConfigParser, ({"a": f.Stringed()},)),
+                           (decimal.Context, (None,) * 7 + ({decimal.Inexact: f.Truthy()},))):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(f.Reduces(function, args), protocol=4))
     # a generic alias of a class of the agent's as an object to set (its attributes are its origin's), and a
     # slot state setting ``__class__`` (the class swapped after every check)
+    cookie = http.cookies.SimpleCookie()
+    dict.__setitem__(cookie, "k", f.Stringed())  # (pickled as the class, then its items: ``__setitem__`` each)
+    with pytest.raises(pickle.UnpicklingError):
+        data_loads(pickle.dumps(cookie, protocol=4))
     for function, args, state in ((types.GenericAlias, (f.Setter, (int,)), {"x": 1}),
                                   (copyreg._reconstructor, (f.Plain, object, None), (None, {"__class__": f.Evil}))):
         with pytest.raises(pickle.UnpicklingError):

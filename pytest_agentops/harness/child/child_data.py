@@ -14,6 +14,7 @@ in (a green campaign for an agent that did nothing), or killed pytest through ``
 from __future__ import annotations
 
 import array
+import collections
 import copyreg
 import enum
 import functools
@@ -365,6 +366,59 @@ _REBUILDERS: dict[tuple[str, str], Any] = {
 _NUMPY_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
 
 
+#: Containers ``refuse_agents_objects`` looks into, each read with its own type's methods (the installation's)
+_HOLDERS = (list, tuple, set, frozenset, dict, collections.deque, types.SimpleNamespace)
+
+
+def refuse_agents_objects(values: Any, where: str, limit: int = 1_000_000) -> None:
+    """``UnpicklingError`` when an object of a class of the agent's own is among ``values``, or inside the lists,
+    tuples, sets, dicts (keys too), deques and namespaces they hold, however deep: what a call is given (or an
+    installed container is filled with) is asked things by it, in C or in installed code (``deque(obj)`` its
+    ``__iter__``, ``array("b", [obj])`` its ``__index__``, ``OrderedDict([[obj, 1]])`` its hash, a cookie its
+    ``str``). Objects are looked at once each (a container holding itself), at most ``limit`` of them."""
+    seen: set[int] = set()
+    stack = list(values)
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind in _LEAVES:
+            continue
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if len(seen) > limit:
+            raise pickle.UnpicklingError(f"{where}: more than {limit:,} objects to look at in a message")
+        if not genuine(kind):
+            raise pickle.UnpicklingError(f"{_MODULE(kind)}.{_QUALNAME(kind)}: the test process passes no object of "
+                                         f"the agent's own to {where} for a message")
+        if issubclass(kind, dict):
+            for pair in dict.items(item):
+                stack += pair
+        elif issubclass(kind, types.SimpleNamespace):
+            stack.extend(object.__getattribute__(item, "__dict__").values())
+        elif issubclass(kind, _HOLDERS):
+            base = next(b for b in _HOLDERS if issubclass(kind, b))
+            stack.extend(base.__iter__(item))
+
+
+def _fills_in_python(cls: type) -> bool:
+    """Whether the methods pickle fills an object of ``cls`` with (``__setitem__``, ``append``, ``extend``,
+    ``add``) are Python code, which may ask the values it is given things (a cookie's ``str`` of each); a deque's,
+    a ``defaultdict``'s or an ``OrderedDict``'s are C, which stores them as they are."""
+    for name in ("__setitem__", "append", "extend", "add"):
+        for klass in _MRO(cls):
+            attr = _OWN_DICT(klass).get(name)
+            if attr is not None:
+                if type(attr) in (types.FunctionType, classmethod, staticmethod):
+                    return True
+                break
+    return False
+
+
+#: Values ``refuse_agents_objects`` need not look into (nothing of the agent's inside)
+_LEAVES = frozenset({str, bytes, int, float, bool, complex, type(None), bytearray, type(Ellipsis)})
+
+
 def _classes(values: Any) -> None:
     """``UnpicklingError`` unless each of ``values`` is a class (what ``copyreg`` builds an object of)."""
     for value in values:
@@ -406,11 +460,7 @@ def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL) -> N
             if type(arg) in (list, tuple) and len(arg) > MAX_SAME_HASH:
                 _refuse_collisions([item for item in arg if type(item) in _PLAIN_KEYS], {},
                                    "values of one call's argument")
-    for arg in args:  # (a value of the agent's own class as a call's argument: the call asks it things, in C or in
-        # installed code: ``deque(obj)`` its ``__iter__``, ``OrderedDict(obj)`` its ``keys``, ``Color(obj)`` its hash)
-        if not genuine(type(arg)):
-            raise pickle.UnpicklingError(f"{_MODULE(type(arg))}.{_QUALNAME(type(arg))}: the test process passes no "
-                                         "object of the agent's own to a call for a message")
+    refuse_agents_objects(args, "a call")
     if function is complex and not all(type(arg) in (int, float, str, complex) for arg in args):
         raise pickle.UnpicklingError("complex(...): the test process makes a complex number of numbers, nothing else")
     if function is types.GenericAlias and not (len(args) == 2 and _is_type_form(args[0]) and all(
@@ -455,8 +505,11 @@ def _adding(load: Any, target_at: int | None, state: bool = False) -> Any:
             items = [value, *(value.values() if state and type(value) is dict else ())]
             if state and type(value) is tuple and len(value) == 2 and type(value[1]) is dict:
                 items += value[1].values()  # (a state with slots: its slots' values too)
-        if not state and type(target) not in (list, dict, set):  # (a list, dict or set of the agent's own class)
+        if not state and type(target) not in (list, dict, set):  # (a list, dict or set of the agent's own class,
+            # or an installed one whose own filling asks what it is given: a cookie's ``str`` of each value)
             refuse_agent_hooks(type(target), _FILLING)
+            if _fills_in_python(type(target)):
+                refuse_agents_objects(items, f"a {type(target).__name__}")
         load(self)
         self._deepen(target, items)
     return load_and_deepen

@@ -28,6 +28,7 @@ from .child_data import (
     is_class,
     refuse_agent_hooks,
     refuse_agent_setter,
+    refuse_agents_objects,
 )
 
 __tracebackhide__ = hide_own_frames
@@ -151,6 +152,7 @@ def thaw(frozen: Any, loads: Callable[[bytes], Any] = pickle.loads) -> BaseExcep
             # (its text, as the reports show it, is the one the child made: an exception's own ``__str__`` or
             # ``__repr__`` would run here, when the trial is judged)
             refuse_agent_hooks(cls, ("__new__", "__setattr__", "__del__", "__str__", "__repr__", *AT_BUILD))
+            refuse_agents_objects((args, attrs), "an exception")  # (``BaseException.__str__`` shows its arguments)
             for key in attrs:
                 refuse_agent_setter(cls, key)
             exc = cls.__new__(cls, *args)
