@@ -390,8 +390,20 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
     dict.__setitem__(cookie, "k", f.Stringed())  # (pickled as the class, then its items: ``__setitem__`` each)
     with pytest.raises(pickle.UnpicklingError):
         data_loads(pickle.dumps(cookie, protocol=4))
+    import ipaddress
+    import uuid
+
     for function, args, state in ((types.GenericAlias, (f.Setter, (int,)), {"x": 1}),
-                                  (copyreg._reconstructor, (f.Plain, object, None), (None, {"__class__": f.Evil}))):
+                                  (copyreg._reconstructor, (f.Plain, object, None), (None, {"__class__": f.Evil})),
+                                  # a fifth review: an object of the agent's own held by an installed object, whose
+                                  # methods use it (a ``UserString``'s hash, a ``UUID``'s, an address's ``_ip``)
+                                  (copyreg._reconstructor, (collections.UserString, object, None),
+                                   {"data": f.Hashed()}),
+                                  (copyreg._reconstructor, (collections.UserDict, object, None),
+                                   {"data": f.Iterated()}),
+                                  (copyreg._reconstructor, (uuid.UUID, object, None), {"int": f.Hashed()}),
+                                  (copyreg._reconstructor, (ipaddress.IPv4Address, object, None),
+                                   (None, {"_ip": f.Index()}))):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(f.Builds(function, args, state), protocol=4))
     assert not ran_in.exists()

@@ -674,6 +674,16 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
             if not genuine(type(part)):
                 raise pickle.UnpicklingError(f"{_MODULE(type(part))}.{_QUALNAME(type(part))}: an object's state "
                                              "is plain data for the test process, not an object of the agent's own")
+        if genuine(type(target)) and not _is_numpy_array(target):
+            # (an installed object's methods use what it holds: a ``UserString`` whose ``data`` is an object of the
+            # agent's own hashed it, a ``UUID``'s ``int`` too; a container it holds may hold such objects)
+            for part in parts:
+                held = dict.values(part) if type(part) is dict else part if type(part) is tuple else ()
+                for value in held:
+                    if not genuine(type(value)):
+                        raise pickle.UnpicklingError(
+                            f"{_MODULE(type(value))}.{_QUALNAME(type(value))}: the test process sets no object of the "
+                            f"agent's own on an object of the installation's ({_QUALNAME(type(target))}) for a message")
         slots = state[1] if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict) else None
         if slots:  # (set one by one with ``setattr``: through the class's ``__setattr__``, its properties' setters)
             refuse_agent_hooks(type(target), ("__setattr__",))
@@ -775,6 +785,12 @@ def _named_tuple(cls: Any, args: Any) -> bool:
             and isinstance(args, tuple) and len(args) == len(cls._fields) and "__new__" in cls.__dict__
             and getattr(getattr(cls.__dict__["__new__"], "__func__", None), "__module__", "")
             == f"namedtuple_{cls.__name__}")
+
+
+def _is_numpy_array(value: Any) -> bool:
+    """Whether ``value`` is a numpy array (its state holds an object array's items as they are: stored, not used)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and issubclass(type(value), numpy.ndarray)
 
 
 def _is_array(cls: type) -> bool:
