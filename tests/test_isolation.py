@@ -381,7 +381,10 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
                            (collections.Counter, ([(1, f.Hashed())],)),
                            (graphlib.TopologicalSorter, ({"a": [f.Hashed()]},)),
                            (configparser.ConfigParser, ({"a": f.Stringed()},)),
-                           (decimal.Context, (None,) * 7 + ({decimal.Inexact: f.Truthy()},))):
+                           (decimal.Context, (None,) * 7 + ({decimal.Inexact: f.Truthy()},)),
+                           # a sixth review: inside an installed object given as the argument (a ``UserList``)
+                           (collections.Counter, (collections.UserList([f.Hashed()]),)),
+                           (array.array, ("b", collections.UserList([f.Index()])))):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(f.Reduces(function, args), protocol=4))
     # a generic alias of a class of the agent's as an object to set (its attributes are its origin's), and a
@@ -403,7 +406,10 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
                                    {"data": f.Iterated()}),
                                   (copyreg._reconstructor, (uuid.UUID, object, None), {"int": f.Hashed()}),
                                   (copyreg._reconstructor, (ipaddress.IPv4Address, object, None),
-                                   (None, {"_ip": f.Index()}))):
+                                   (None, {"_ip": f.Index()})),
+                                  # a sixth review: one level further in (hashed through the tuple)
+                                  (copyreg._reconstructor, (collections.UserString, object, None),
+                                   {"data": (f.Hashed(),)})):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(f.Builds(function, args, state), protocol=4))
     assert not ran_in.exists()

@@ -273,7 +273,7 @@ def _enum_member(cls: Any, name: Any) -> Any:
 def _zone_unpickle(function: Any) -> bool:
     """Whether ``function`` is ``ZoneInfo._unpickle`` (which ``_enum_member`` gives: how a time zone pickles)."""
     zoneinfo = sys.modules.get("zoneinfo")
-    return (zoneinfo is not None and type(function) in (types.MethodType, types.BuiltinMethodType)
+    return (zoneinfo is not None and issubclass(type(function), (types.MethodType, types.BuiltinMethodType))
             and function == zoneinfo.ZoneInfo._unpickle)  # (a method's ``==``: its function and its object, as such)
 
 
@@ -367,12 +367,32 @@ _NUMPY_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
 
 
 #: Containers ``refuse_agents_objects`` looks into, each read with its own type's methods (the installation's)
-_HOLDERS = (list, tuple, set, frozenset, dict, collections.deque, types.SimpleNamespace)
+_HOLDERS = (list, tuple, set, frozenset, dict, collections.deque)
+
+
+def _held(item: Any, kind: type) -> list[Any]:
+    """What an object of a genuine class holds in its ``__dict__`` and its slots, read past its own methods."""
+    held: list[Any] = []
+    try:
+        space = object.__getattribute__(item, "__dict__")
+    except (AttributeError, TypeError):
+        space = None
+    if type(space) is dict:
+        held += dict.values(space)
+    for klass in _MRO(kind):
+        for attr in _OWN_DICT(klass).values():
+            if type(attr) is types.MemberDescriptorType:
+                try:
+                    held.append(attr.__get__(item, kind))
+                except AttributeError:  # (a slot not set)
+                    continue
+    return held
 
 
 def refuse_agents_objects(values: Any, where: str, limit: int = 1_000_000) -> None:
     """``UnpicklingError`` when an object of a class of the agent's own is among ``values``, or inside the lists,
-    tuples, sets, dicts (keys too), deques and namespaces they hold, however deep: what a call is given (or an
+    tuples, sets, dicts (keys too) and deques they hold, or in the attributes and slots of the installation's
+    objects among them (a ``UserList``'s ``data``), however deep: what a call is given (or an
     installed container is filled with) is asked things by it, in C or in installed code (``deque(obj)`` its
     ``__iter__``, ``array("b", [obj])`` its ``__index__``, ``OrderedDict([[obj, 1]])`` its hash, a cookie its
     ``str``). Objects are looked at once each (a container holding itself), at most ``limit`` of them."""
@@ -394,11 +414,11 @@ def refuse_agents_objects(values: Any, where: str, limit: int = 1_000_000) -> No
         if issubclass(kind, dict):
             for pair in dict.items(item):
                 stack += pair
-        elif issubclass(kind, types.SimpleNamespace):
-            stack.extend(object.__getattribute__(item, "__dict__").values())
         elif issubclass(kind, _HOLDERS):
             base = next(b for b in _HOLDERS if issubclass(kind, b))
             stack.extend(base.__iter__(item))
+        if not issubclass(kind, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
+            stack.extend(_held(item, kind))  # (an installed object's attributes: a ``UserList``'s ``data``)
 
 
 def _fills_in_python(cls: type) -> bool:
@@ -533,6 +553,8 @@ def _refuse_agent_key(key: Any) -> None:
             _refuse_agent_key(item)
         return
     refuse_agent_hooks(kind, ("__hash__", "__eq__"))
+    if genuine(kind):  # (an installed key's hash may hash what it holds: a ``UserString``'s ``data``)
+        refuse_agents_objects((key,), "a key")
 
 
 def _refuse_collisions(items: Any, counts: dict[int, int], what: str) -> None:
@@ -675,15 +697,10 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
                 raise pickle.UnpicklingError(f"{_MODULE(type(part))}.{_QUALNAME(type(part))}: an object's state "
                                              "is plain data for the test process, not an object of the agent's own")
         if genuine(type(target)) and not _is_numpy_array(target):
-            # (an installed object's methods use what it holds: a ``UserString`` whose ``data`` is an object of the
-            # agent's own hashed it, a ``UUID``'s ``int`` too; a container it holds may hold such objects)
-            for part in parts:
-                held = dict.values(part) if type(part) is dict else part if type(part) is tuple else ()
-                for value in held:
-                    if not genuine(type(value)):
-                        raise pickle.UnpicklingError(
-                            f"{_MODULE(type(value))}.{_QUALNAME(type(value))}: the test process sets no object of the "
-                            f"agent's own on an object of the installation's ({_QUALNAME(type(target))}) for a message")
+            # (an installed object's methods use what it holds, however deep: a ``UserString`` whose ``data`` is, or
+            # holds, an object of the agent's own hashed it, a ``UUID``'s ``int`` too; a numpy object array only
+            # stores its items)
+            refuse_agents_objects(parts, f"an object of the installation's ({_QUALNAME(type(target))})")
         slots = state[1] if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict) else None
         if slots:  # (set one by one with ``setattr``: through the class's ``__setattr__``, its properties' setters)
             refuse_agent_hooks(type(target), ("__setattr__",))
