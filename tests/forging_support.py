@@ -284,3 +284,38 @@ class Truthy:
         _fake_refund()
         return True
 
+
+
+# a seventh review's ways: a subclass of an installed class whose installed building code calls a method it
+# overrides; an installed hash hashing what an agent's subclass holds; an enum called with a value compared with
+# its members' values
+import random  # noqa: E402
+
+
+class OwnRandom(random.Random):
+    def seed(self, *args, **kwargs):  # (``Random.__init__`` calls it)
+        _fake_refund()
+        return super().seed(*args, **kwargs)
+
+
+class OwnCounter(collections.Counter):
+    def update(self, *args, **kwargs):  # (``Counter.__init__`` calls it)
+        _fake_refund()
+        return super().update(*args, **kwargs)
+
+
+class OwnUserString(collections.UserString):
+    pass
+
+
+class EqualsFive:
+    def __hash__(self):
+        return hash(5)
+
+    def __eq__(self, other):
+        _fake_refund()
+        return True
+
+
+class ValuedByObject(enum.Enum):
+    A = EqualsFive()

@@ -389,6 +389,16 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
             data_loads(pickle.dumps(f.Reduces(function, args), protocol=4))
     # a generic alias of a class of the agent's as an object to set (its attributes are its origin's), and a
     # slot state setting ``__class__`` (the class swapped after every check)
+    # a seventh review: the installation's building code reaching what a subclass of the agent's overrides (given
+    # as they pickle), an installed hash of what an agent's subclass holds, an enum called with a value
+    own_key = f.OwnUserString("")
+    own_key.data = (f.Hashed(),)
+    monkeypatch.setenv("AGENTOPS_RAN_IN", str(tmp_path / "made"))  # (made here: their overrides run here, once)
+    made = (f.OwnRandom(1), f.OwnCounter("ab"), {own_key: 1}, f.Reduces(f.ValuedByObject, (5,)))
+    monkeypatch.setenv("AGENTOPS_RAN_IN", str(ran_in))
+    for value in made:
+        with pytest.raises(pickle.UnpicklingError):
+            data_loads(pickle.dumps(value, protocol=4))
     cookie = http.cookies.SimpleCookie()
     dict.__setitem__(cookie, "k", f.Stringed())  # (pickled as the class, then its items: ``__setitem__`` each)
     with pytest.raises(pickle.UnpicklingError):

@@ -189,10 +189,10 @@ def _made_by_installation(attr: Any) -> bool:
     judged by types only (an object of the agent's own is asked nothing)."""
     kind = type(attr)
     fn = attr.__func__ if kind is classmethod or kind is staticmethod else attr
+    if type(fn) is not types.FunctionType:  # (compared by identity: hashing an object of the agent's asks it)
+        return any(fn is made for made in _GENERATED)
     if fn in _GENERATED:
         return True
-    if type(fn) is not types.FunctionType:
-        return False
     path = fn.__code__.co_filename
     known = _FILES.get(path)
     if known is None:
@@ -230,6 +230,71 @@ def refuse_agent_hooks(cls: Any, names: tuple[str, ...]) -> None:
     hook = agent_hook(cls, names)
     if hook is not None:
         raise _agents_code(hook)
+
+
+#: Methods installed code reaches on an object without naming them (storing an attribute, an item, hashing ...)
+_IMPLIED = ("__setattr__", "__getattr__", "__getattribute__", "__delattr__", "__setitem__", "__getitem__",
+            "__delitem__", "__missing__")
+
+
+def _resolved(cls: type, name: str) -> tuple[type, Any] | None:
+    """(the class holding it, the attribute) that ``name`` resolves to along ``cls``'s MRO, or None."""
+    for klass in _MRO(cls):
+        attr = _OWN_DICT(klass).get(name)
+        if attr is not None:
+            return klass, attr
+    return None
+
+
+def _names_used(code: types.CodeType, found: set[str]) -> None:
+    """The attribute names ``code`` (and the code nested in it) uses, into ``found``."""
+    found.update(code.co_names)
+    for const in code.co_consts:
+        if type(const) is types.CodeType:
+            _names_used(const, found)
+
+
+def refuse_reached_overrides(cls: type, names: tuple[str, ...]) -> None:
+    """``UnpicklingError`` when installed Python code that building an object of ``cls`` (a class of the agent's
+    own) runs, its methods ``names`` as resolved, reaches a method the agent's classes define: ``random.Random``'s
+    ``__init__`` calls ``self.seed``, ``Counter``'s ``self.update``, ``UserList``'s stores ``self.data`` (through
+    ``__setattr__``), ``UserString``'s ``__hash__`` hashes ``self.data``. The names that code uses, followed into
+    the installed methods they resolve to, with the methods reached implicitly (``_IMPLIED``)."""
+    if genuine(cls):
+        return
+    todo = list(names)
+    seen: set[str] = set()
+    runs_python = False
+    while todo:
+        name = todo.pop()
+        if name in seen or len(seen) > 512:
+            continue
+        seen.add(name)
+        found = _resolved(cls, name)
+        if found is None:
+            continue
+        klass, attr = found
+        fn = attr.__func__ if type(attr) in (classmethod, staticmethod) else attr
+        if type(fn) is types.FunctionType and fn in _GENERATED:
+            continue  # (known to touch the object's own data only: a frozen dataclass's ``__setstate__``)
+        if type(fn) is types.FunctionType and (genuine(klass) or _made_by_installation(attr)):
+            runs_python = True
+            used: set[str] = set()
+            _names_used(fn.__code__, used)
+            todo.extend(used)
+    if not runs_python:
+        return
+    for name in seen | set(_IMPLIED):
+        found = _resolved(cls, name)
+        if found is None or genuine(found[0]):
+            continue
+        attr = found[1]
+        code = (not genuine(attr) if is_class(attr)  # (a class of the agent's, which installed code would call)
+                else type(attr) not in _SLOT_KINDS and not _made_by_installation(attr)
+                and (callable(attr) or _resolved(type(attr), "__get__") is not None))
+        if code:
+            raise _agents_code(f"{_MODULE(found[0])}.{_QUALNAME(found[0])}.{name} (reached by the installation's code "
+                               "that builds it)")
 
 
 def _agents_code(hook: str) -> pickle.UnpicklingError:
@@ -472,6 +537,13 @@ def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL) -> N
         refuse_agent_hooks(function, runs)
         if not genuine(type(function)):  # (a metaclass of the agent's own: its ``__call__``, its ``__getattribute__``)
             raise _agents_code(f"{_MODULE(type(function))}.{_QUALNAME(type(function))} (a metaclass)")
+        refuse_reached_overrides(function, runs)
+        if issubclass(function, enum.Enum) and args:  # (called with a value: compared with its members' values)
+            for member in dict.values(_OWN_DICT(function).get("_member_map_") or {}):
+                value = object.__getattribute__(member, "_value_")
+                if not genuine(type(value)):
+                    raise pickle.UnpicklingError(f"{_QUALNAME(function)}(...): the test process takes a member of an "
+                                                 "enum whose values are the agent's own objects by its name only")
         keyed = issubclass(function, (dict, set, frozenset))  # (``OrderedDict(pairs)`` hashes the pairs' keys)
         for arg in args if type(args) is tuple else ():  # (``Counter(items)`` hashes them all, in C)
             if keyed and type(arg) in (list, tuple, dict, set, frozenset):
@@ -555,6 +627,11 @@ def _refuse_agent_key(key: Any) -> None:
     refuse_agent_hooks(kind, ("__hash__", "__eq__"))
     if genuine(kind):  # (an installed key's hash may hash what it holds: a ``UserString``'s ``data``)
         refuse_agents_objects((key,), "a key")
+        return
+    refuse_reached_overrides(kind, ("__hash__", "__eq__"))
+    found = _resolved(kind, "__hash__")
+    if found is not None and type(found[1]) is types.FunctionType:  # (an installed hash of an agent's subclass)
+        refuse_agents_objects(_held(key, kind), "a key")
 
 
 def _refuse_collisions(items: Any, counts: dict[int, int], what: str) -> None:
@@ -691,6 +768,7 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
             raise pickle.UnpicklingError("the test process sets no attribute of a class, a type form or a function "
                                          "for a message")
         refuse_agent_hooks(type(target), ("__setstate__", *AT_BUILD))
+        refuse_reached_overrides(type(target), ("__setstate__",))
         parts = state if type(state) is tuple and len(state) == 2 else (state,)
         for part in parts:  # (read with its ``items()``, its ``values()``: a dict of the agent's own ran its code)
             if not genuine(type(part)):
