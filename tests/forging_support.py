@@ -319,3 +319,32 @@ class EqualsFive:
 
 class ValuedByObject(enum.Enum):
     A = EqualsFive()
+
+
+# an eighth review's ways: an installed function put on a class of the agent's (a shell command ran), a dunder
+# the installation's code reaches without naming it (``if self:``), a C base filling through an override, the
+# state an installed ``__setstate__`` of an agent's subclass reads
+import uuid  # noqa: E402
+
+
+class MakesDirectories(list):
+    __setstate__ = os.makedirs  # (pickle's BUILD calls it with the state: a path)
+
+
+class TruthyCounter(collections.Counter):
+    def __bool__(self):  # (``Counter.update`` asks ``if self:``)
+        _fake_refund()
+        return True
+
+
+class OwnOrderedDict(collections.OrderedDict):
+    def __setitem__(self, key, value):  # (``OrderedDict``'s C ``__init__`` fills through it)
+        _fake_refund()
+        super().__setitem__(key, value)
+
+    def __reduce__(self):
+        return (OwnOrderedDict, ({"a": 1},))
+
+
+class OwnUUID(uuid.UUID):
+    pass

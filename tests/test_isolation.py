@@ -399,6 +399,17 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
     for value in made:
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(value, protocol=4))
+    # an eighth review: an installed function put on a class of the agent's (``__setstate__ = subprocess.call`` ran
+    # a shell command), a dunder reached unnamed (``Counter.update``'s ``if self:``), a C base filling through an
+    # override, the state an installed ``__setstate__`` of the agent's subclass reads (``UUID``'s ``is_safe``)
+    directory = tmp_path / "made-by-a-message"
+    for function, args, state in ((f.MakesDirectories, (), str(directory)),
+                                  (f.TruthyCounter, ({"a": 1},), None), (f.OwnOrderedDict, ({"a": 1},), None),
+                                  (copyreg._reconstructor, (f.OwnUUID, object, None),
+                                   {"int": 5, "is_safe": f.Hashed()})):
+        with pytest.raises(pickle.UnpicklingError):
+            data_loads(pickle.dumps(f.Builds(function, args, state), protocol=4))
+    assert not directory.exists()
     cookie = http.cookies.SimpleCookie()
     dict.__setitem__(cookie, "k", f.Stringed())  # (pickled as the class, then its items: ``__setitem__`` each)
     with pytest.raises(pickle.UnpicklingError):

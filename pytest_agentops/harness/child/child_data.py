@@ -126,6 +126,15 @@ _HEAPTYPE = 1 << 9
 _GENUINE: dict[int, tuple[type, bool]] = {}  # id of a class -> (it, whether it is the installation's): a cache
 
 
+def _name(klass: Any) -> str:
+    """``module.Class`` of a class, for a message: only when both are plain texts (a ``__module__`` of the agent's
+    own would run its ``__format__``)."""
+    if not is_class(klass):
+        return f"a {type(klass).__name__}" if type(type(klass).__name__) is str else "an object"
+    module, path = _MODULE(klass), _QUALNAME(klass)
+    return f"{module}.{path}" if type(module) is str and type(path) is str else "a class of the agent's own"
+
+
 def is_class(value: Any) -> bool:
     """``isinstance(value, type)`` without asking ``value`` (an object's ``__class__`` may be a property of the
     agent's, which ``isinstance`` calls)."""
@@ -145,6 +154,8 @@ def genuine(klass: type) -> bool:
         found = False
     elif not _FLAGS(klass) & _HEAPTYPE:
         found = True
+    elif type(_MODULE(klass)) is not str or type(_QUALNAME(klass)) is not str:
+        found = False  # (a ``__module__`` that is an object of the agent's own: asked nothing)
     else:
         module, path = _MODULE(klass), _QUALNAME(klass)
         held: Any = sys.modules.get(module) if _installed(module) else None
@@ -183,23 +194,32 @@ _GENERATED = _generated()
 _FILES: dict[str, bool] = {}  # a code object's file -> whether it is one of the installation's (cached)
 
 
+#: Functions attrs makes for a class with slots (each class its own, over the same code), known to set the
+#: object's own attributes from its state and nothing else: (file name's end, code name)
+_ATTRS_MADE = frozenset({("attr/_make.py", "slots_setstate"), ("attr/_make.py", "slots_getstate"),
+                         ("attr/_make.py", "_frozen_setattrs"), ("attr/_make.py", "_frozen_delattrs")})
+
+
 def _made_by_installation(attr: Any) -> bool:
     """Whether ``attr``, found on a class of the agent's, is a function the installation made for it (one of
-    ``_GENERATED``, or one whose code is in an installed file: attrs's ``__setstate__`` of a class with slots),
-    judged by types only (an object of the agent's own is asked nothing)."""
+    ``_GENERATED``, or attrs's ``__setstate__`` of a class with slots), judged by types only (an object of the
+    agent's own is asked nothing). Not any function whose code is in an installed file: ``__setstate__ =
+    subprocess.call`` on a list of the agent's ran a shell command in pytest (a review)."""
     kind = type(attr)
     fn = attr.__func__ if kind is classmethod or kind is staticmethod else attr
     if type(fn) is not types.FunctionType:  # (compared by identity: hashing an object of the agent's asks it)
         return any(fn is made for made in _GENERATED)
     if fn in _GENERATED:
         return True
-    path = fn.__code__.co_filename
+    code = fn.__code__
+    path = code.co_filename
     known = _FILES.get(path)
     if known is None:
         known = os.path.isabs(path) and os.path.realpath(path).startswith(_INSTALLATION)
         if len(_FILES) < 4096:
             _FILES[path] = known
-    return known
+    return known and any(path.replace(os.sep, "/").endswith(end) and code.co_name == name
+                         for end, name in _ATTRS_MADE)
 
 
 def agent_hook(cls: Any, names: tuple[str, ...]) -> str | None:
@@ -220,7 +240,7 @@ def agent_hook(cls: Any, names: tuple[str, ...]) -> str | None:
             if attr is None:
                 continue
             if id(klass) not in installed and type(attr) not in _SLOT_KINDS and not _made_by_installation(attr):
-                return f"{_MODULE(klass)}.{_QUALNAME(klass)}.{name}"
+                return f"{_name(klass)}.{name}"
             break  # (the first definition along the MRO is the one called)
     return None
 
@@ -234,7 +254,13 @@ def refuse_agent_hooks(cls: Any, names: tuple[str, ...]) -> None:
 
 #: Methods installed code reaches on an object without naming them (storing an attribute, an item, hashing ...)
 _IMPLIED = ("__setattr__", "__getattr__", "__getattribute__", "__delattr__", "__setitem__", "__getitem__",
-            "__delitem__", "__missing__")
+            "__delitem__", "__missing__", "__bool__", "__len__", "__iter__", "__contains__")
+#: The installation's containers whose C code fills an object through methods a subclass may override
+_FILLED_IN_C = (dict, list, set, collections.deque, bytearray)
+#: What the C code of the installation's containers calls on ``self`` as it fills one (``OrderedDict``'s
+#: ``__init__`` its ``__setitem__``, ``update`` its ``keys``)
+_C_REACHED = ("update", "keys", "items", "values", "get", "setdefault", "pop", "append", "extend", "insert",
+              "add", "discard", "copy", "__init__", "__setitem__", "__missing__")
 
 
 def _resolved(cls: type, name: str) -> tuple[type, Any] | None:
@@ -282,8 +308,10 @@ def refuse_reached_overrides(cls: type, names: tuple[str, ...]) -> None:
             used: set[str] = set()
             _names_used(fn.__code__, used)
             todo.extend(used)
-    if not runs_python:
-        return
+    if not runs_python:  # (a C base, a container's, fills it through what a subclass may override)
+        if not issubclass(cls, _FILLED_IN_C):
+            return
+        seen.update(_C_REACHED)
     for name in seen | set(_IMPLIED):
         found = _resolved(cls, name)
         if found is None or genuine(found[0]):
@@ -293,7 +321,7 @@ def refuse_reached_overrides(cls: type, names: tuple[str, ...]) -> None:
                 else type(attr) not in _SLOT_KINDS and not _made_by_installation(attr)
                 and (callable(attr) or _resolved(type(attr), "__get__") is not None))
         if code:
-            raise _agents_code(f"{_MODULE(found[0])}.{_QUALNAME(found[0])}.{name} (reached by the installation's code "
+            raise _agents_code(f"{_name(found[0])}.{name} (reached by the installation's code "
                                "that builds it)")
 
 
@@ -312,7 +340,7 @@ def refuse_agent_setter(cls: type, name: Any) -> None:
             continue
         if type(attr) is property:  # (judged by the class that holds it, as ``agent_hook`` judges a method)
             if attr.fset is not None and not genuine(klass):
-                raise _agents_code(f"{_MODULE(klass)}.{_QUALNAME(klass)}.{name} (a property's setter)")
+                raise _agents_code(f"{_name(klass)}.{name} (a property's setter)")
         elif hasattr(type(attr), "__set__"):
             refuse_agent_hooks(type(attr), ("__set__",))
         return
@@ -474,7 +502,7 @@ def refuse_agents_objects(values: Any, where: str, limit: int = 1_000_000) -> No
         if len(seen) > limit:
             raise pickle.UnpicklingError(f"{where}: more than {limit:,} objects to look at in a message")
         if not genuine(kind):
-            raise pickle.UnpicklingError(f"{_MODULE(kind)}.{_QUALNAME(kind)}: the test process passes no object of "
+            raise pickle.UnpicklingError(f"{_name(kind)}: the test process passes no object of "
                                          f"the agent's own to {where} for a message")
         if issubclass(kind, dict):
             for pair in dict.items(item):
@@ -511,7 +539,7 @@ def _classes(values: Any) -> None:
             raise pickle.UnpicklingError("copyreg: the test process builds an object of a class, nothing else")
 
 
-def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL) -> None:
+def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL, *, stored: bool = False) -> None:
     """Refuse a call a message makes that would build an object as large as a number says (``_SIZED``), or run
     code of the agent's own (``runs``: the methods of a class it calls that run, ``agent_hook``)."""
     if type(args) is not tuple:
@@ -533,16 +561,16 @@ def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL) -> N
         function, args, runs = (args[1], args[2:], ()) if len(args) >= 2 else (None, (), ())
     if is_class(function):
         if issubclass(function, type):
-            raise pickle.UnpicklingError(f"{_QUALNAME(function)}(...): the test process makes no class for a message")
+            raise pickle.UnpicklingError(f"{_name(function)}(...): the test process makes no class for a message")
         refuse_agent_hooks(function, runs)
         if not genuine(type(function)):  # (a metaclass of the agent's own: its ``__call__``, its ``__getattribute__``)
-            raise _agents_code(f"{_MODULE(type(function))}.{_QUALNAME(type(function))} (a metaclass)")
+            raise _agents_code(f"{_name(type(function))} (a metaclass)")
         refuse_reached_overrides(function, runs)
         if issubclass(function, enum.Enum) and args:  # (called with a value: compared with its members' values)
             for member in dict.values(_OWN_DICT(function).get("_member_map_") or {}):
                 value = object.__getattribute__(member, "_value_")
                 if not genuine(type(value)):
-                    raise pickle.UnpicklingError(f"{_QUALNAME(function)}(...): the test process takes a member of an "
+                    raise pickle.UnpicklingError(f"{_name(function)}(...): the test process takes a member of an "
                                                  "enum whose values are the agent's own objects by its name only")
         keyed = issubclass(function, (dict, set, frozenset))  # (``OrderedDict(pairs)`` hashes the pairs' keys)
         for arg in args if type(args) is tuple else ():  # (``Counter(items)`` hashes them all, in C)
@@ -552,7 +580,8 @@ def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL) -> N
             if type(arg) in (list, tuple) and len(arg) > MAX_SAME_HASH:
                 _refuse_collisions([item for item in arg if type(item) in _PLAIN_KEYS], {},
                                    "values of one call's argument")
-    refuse_agents_objects(args, "a call")
+    if not stored:  # (``stored``: the call only stores its arguments, a named tuple's ``tuple.__new__``)
+        refuse_agents_objects(args, "a call")
     if function is complex and not all(type(arg) in (int, float, str, complex) for arg in args):
         raise pickle.UnpicklingError("complex(...): the test process makes a complex number of numbers, nothing else")
     if function is types.GenericAlias and not (len(args) == 2 and _is_type_form(args[0]) and all(
@@ -718,7 +747,7 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         args = self.stack.pop()
         cls = self.stack.pop()
         if _named_tuple(cls, args):  # (its generated ``__new__`` is a tuple of the arguments: made so, not run)
-            _check_call(cls, args, ("__del__",))
+            _check_call(cls, args, ("__del__",), stored=True)
             self.append(self._deepen(self._charge(tuple.__new__(cls, args)), args))
             return
         _check_call(cls, args, AT_BUILD)
@@ -772,13 +801,16 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         parts = state if type(state) is tuple and len(state) == 2 else (state,)
         for part in parts:  # (read with its ``items()``, its ``values()``: a dict of the agent's own ran its code)
             if not genuine(type(part)):
-                raise pickle.UnpicklingError(f"{_MODULE(type(part))}.{_QUALNAME(type(part))}: an object's state "
+                raise pickle.UnpicklingError(f"{_name(type(part))}: an object's state "
                                              "is plain data for the test process, not an object of the agent's own")
-        if genuine(type(target)) and not _is_numpy_array(target):
+        setstate = _resolved(type(target), "__setstate__")
+        reads_state = (setstate is not None and genuine(setstate[0]) and type(setstate[1]) is types.FunctionType
+                       and not _stores_only(setstate[1]))  # (an installed ``__setstate__`` of an agent's subclass)
+        if (genuine(type(target)) or reads_state) and not _is_numpy_array(target):
             # (an installed object's methods use what it holds, however deep: a ``UserString`` whose ``data`` is, or
             # holds, an object of the agent's own hashed it, a ``UUID``'s ``int`` too; a numpy object array only
             # stores its items)
-            refuse_agents_objects(parts, f"an object of the installation's ({_QUALNAME(type(target))})")
+            refuse_agents_objects(parts, f"an object of the installation's ({_name(type(target))})")
         slots = state[1] if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict) else None
         if slots:  # (set one by one with ``setattr``: through the class's ``__setattr__``, its properties' setters)
             refuse_agent_hooks(type(target), ("__setattr__",))
@@ -853,12 +885,12 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
             raise pickle.UnpicklingError(f"{module}.{name}: no such name") from None
         if is_class(found):
             if not genuine(type(found)):  # (before anything is read of it: its metaclass's code would run)
-                raise _agents_code(f"{_MODULE(type(found))}.{_QUALNAME(type(found))} (the metaclass of {module}."
+                raise _agents_code(f"{_name(type(found))} (the metaclass of {module}."
                                    f"{name})")
             own = _MODULE(found)
             if found in _BUILTIN_DATA or issubclass(found, BaseException):
                 return found
-            if (module != "builtins" and not _not_data(module) and isinstance(own, str) and not _not_data(own)
+            if (module != "builtins" and not _not_data(module) and type(own) is str and not _not_data(own)
                     and own != "builtins" and not _is_array(found)):
                 return found
         elif module in _NUMPY_MODULES and name == "_reconstruct":
@@ -880,6 +912,14 @@ def _named_tuple(cls: Any, args: Any) -> bool:
             and isinstance(args, tuple) and len(args) == len(cls._fields) and "__new__" in cls.__dict__
             and getattr(getattr(cls.__dict__["__new__"], "__func__", None), "__module__", "")
             == f"namedtuple_{cls.__name__}")
+
+
+def _stores_only(fn: Any) -> bool:
+    """Whether ``fn`` is an installed ``__setstate__`` known to store its state without asking it anything
+    (pydantic's: a model holding models of the agent's comes back)."""
+    pydantic = sys.modules.get("pydantic")
+    base = getattr(pydantic, "BaseModel", None) if pydantic is not None else None
+    return base is not None and fn is _OWN_DICT(base).get("__setstate__")
 
 
 def _is_numpy_array(value: Any) -> bool:
