@@ -8,6 +8,7 @@ import collections
 import copyreg
 import enum
 import os
+import types
 
 from isolation_support import _fake_refund
 
@@ -348,3 +349,37 @@ class OwnOrderedDict(collections.OrderedDict):
 
 class OwnUUID(uuid.UUID):
     pass
+
+
+# a ninth review's ways: a function whose code says it is attrs's generated ``__setstate__`` (its file and name
+# rewritten), and the setter of a field a dataclass's generated ``__setstate__`` sets (a subclass redefining it)
+import dataclasses  # noqa: E402
+import sysconfig  # noqa: E402
+
+
+def _set_from(self, state):
+    _fake_refund()
+    self.__dict__.update(state)
+
+
+class Disguised:
+    __setstate__ = types.FunctionType(
+        _set_from.__code__.replace(co_filename=os.path.join(sysconfig.get_paths()["purelib"], "attr", "_make.py"),
+                                   co_name="slots_setstate"), globals(), "slots_setstate")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Point:
+    x: int
+
+
+class PointWithSetter(Point):
+    __slots__ = ()
+
+    @property
+    def x(self):
+        return 0
+
+    @x.setter
+    def x(self, value):
+        _fake_refund()

@@ -410,6 +410,12 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(f.Builds(function, args, state), protocol=4))
     assert not directory.exists()
+    # a ninth review: code disguised as attrs's generated ``__setstate__`` (its file and name rewritten), a field's
+    # setter a dataclass's generated ``__setstate__`` runs (a subclass redefining it as a property)
+    for value in (f.Builds(copyreg._reconstructor, (f.Disguised, object, None), {"x": 1}),
+                  object.__new__(f.PointWithSetter)):
+        with pytest.raises(pickle.UnpicklingError):
+            data_loads(pickle.dumps(value, protocol=4))
     cookie = http.cookies.SimpleCookie()
     dict.__setitem__(cookie, "k", f.Stringed())  # (pickled as the class, then its items: ``__setitem__`` each)
     with pytest.raises(pickle.UnpicklingError):

@@ -191,13 +191,26 @@ def _generated() -> frozenset[Any]:
 _GENERATED = _generated()
 
 
-_FILES: dict[str, bool] = {}  # a code object's file -> whether it is one of the installation's (cached)
-
-
-#: Functions attrs makes for a class with slots (each class its own, over the same code), known to set the
-#: object's own attributes from its state and nothing else: (file name's end, code name)
-_ATTRS_MADE = frozenset({("attr/_make.py", "slots_setstate"), ("attr/_make.py", "slots_getstate"),
-                         ("attr/_make.py", "_frozen_setattrs"), ("attr/_make.py", "_frozen_delattrs")})
+def _attrs_made() -> tuple[frozenset[int], Any]:
+    """The ids of the code attrs's functions for a class with slots run (``slots_setstate``, ``slots_getstate``,
+    ``_frozen_setattrs``, ``_frozen_delattrs``: each class gets functions of its own over that very code), and the
+    namespace they run in; empty when attrs is not loaded. Judged by the code objects themselves: a function of
+    the agent's whose code says it is attrs's file and name (``code.replace(co_filename=..., co_name=...)``) is
+    not attrs's."""
+    make = sys.modules.get("attr._make")
+    if make is None:
+        return frozenset(), None
+    codes: list[Any] = []
+    builder = getattr(getattr(make, "_ClassBuilder", None), "_make_getstate_setstate", None)
+    code = getattr(builder, "__code__", None)
+    if code is not None:
+        codes += [c for c in code.co_consts if type(c) is types.CodeType
+                  and c.co_name in ("slots_setstate", "slots_getstate")]
+    for name in ("_frozen_setattrs", "_frozen_delattrs"):
+        fn = make.__dict__.get(name)
+        if type(fn) is types.FunctionType:
+            codes.append(fn.__code__)
+    return frozenset(map(id, codes)), make.__dict__
 
 
 def _made_by_installation(attr: Any) -> bool:
@@ -211,15 +224,8 @@ def _made_by_installation(attr: Any) -> bool:
         return any(fn is made for made in _GENERATED)
     if fn in _GENERATED:
         return True
-    code = fn.__code__
-    path = code.co_filename
-    known = _FILES.get(path)
-    if known is None:
-        known = os.path.isabs(path) and os.path.realpath(path).startswith(_INSTALLATION)
-        if len(_FILES) < 4096:
-            _FILES[path] = known
-    return known and any(path.replace(os.sep, "/").endswith(end) and code.co_name == name
-                         for end, name in _ATTRS_MADE)
+    codes, space = _attrs_made()
+    return id(fn.__code__) in codes and fn.__globals__ is space
 
 
 def agent_hook(cls: Any, names: tuple[str, ...]) -> str | None:
@@ -804,6 +810,8 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
                 raise pickle.UnpicklingError(f"{_name(type(part))}: an object's state "
                                              "is plain data for the test process, not an object of the agent's own")
         setstate = _resolved(type(target), "__setstate__")
+        if setstate is not None and not genuine(setstate[0]) and _made_by_installation(setstate[1]):
+            _refuse_generated_setstate(type(target), state)
         reads_state = (setstate is not None and genuine(setstate[0]) and type(setstate[1]) is types.FunctionType
                        and not _stores_only(setstate[1]))  # (an installed ``__setstate__`` of an agent's subclass)
         if (genuine(type(target)) or reads_state) and not _is_numpy_array(target):
@@ -912,6 +920,27 @@ def _named_tuple(cls: Any, args: Any) -> bool:
             and isinstance(args, tuple) and len(args) == len(cls._fields) and "__new__" in cls.__dict__
             and getattr(getattr(cls.__dict__["__new__"], "__func__", None), "__module__", "")
             == f"namedtuple_{cls.__name__}")
+
+
+def _refuse_generated_setstate(cls: type, state: Any) -> None:
+    """``UnpicklingError`` when the ``__setstate__`` dataclasses or attrs made for ``cls`` would run code of the
+    agent's own: it sets each field with ``object.__setattr__``, which runs a property's setter of the agent's
+    (a subclass redefining a field), and a dataclass's reads the class's ``__dataclass_fields__`` (a dict of the
+    agent's own type ran its ``values``)."""
+    found = _resolved(cls, "__dataclass_fields__")
+    names: list[Any] = []
+    if found is not None:
+        fields = found[1]
+        dataclasses = sys.modules.get("dataclasses")
+        if type(fields) is not dict or dataclasses is None or any(
+                type(field) is not dataclasses.Field for field in dict.values(fields)):
+            raise pickle.UnpicklingError(f"{_name(cls)}: the test process rebuilds a dataclass whose fields are "
+                                         "the dataclasses module's own, nothing else")
+        names += dict.keys(fields)
+    if type(state) is dict:
+        names += dict.keys(state)
+    for name in names:
+        refuse_agent_setter(cls, name)
 
 
 def _stores_only(fn: Any) -> bool:
