@@ -383,3 +383,20 @@ class PointWithSetter(Point):
     @x.setter
     def x(self, value):
         _fake_refund()
+
+
+# a tenth review's ways: a setter held by a property subclass of the agent's, or by an installed descriptor
+def _sets(self, value):
+    _fake_refund()
+
+
+class OwnProperty(property):
+    pass
+
+
+class SetByOwnProperty:
+    x = OwnProperty(lambda self: 0, _sets)
+
+
+class SetByInstalledDescriptor:
+    x = types.DynamicClassAttribute(lambda self: 0, _sets)

@@ -413,7 +413,10 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
     # a ninth review: code disguised as attrs's generated ``__setstate__`` (its file and name rewritten), a field's
     # setter a dataclass's generated ``__setstate__`` runs (a subclass redefining it as a property)
     for value in (f.Builds(copyreg._reconstructor, (f.Disguised, object, None), {"x": 1}),
-                  object.__new__(f.PointWithSetter)):
+                  object.__new__(f.PointWithSetter),
+                  # a tenth review: a setter held by a property subclass of the agent's, or an installed descriptor
+                  f.Builds(copyreg._reconstructor, (f.SetByOwnProperty, object, None), (None, {"x": 1})),
+                  f.Builds(copyreg._reconstructor, (f.SetByInstalledDescriptor, object, None), (None, {"x": 1}))):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(value, protocol=4))
     cookie = http.cookies.SimpleCookie()

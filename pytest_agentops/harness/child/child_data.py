@@ -225,7 +225,13 @@ def _made_by_installation(attr: Any) -> bool:
     if fn in _GENERATED:
         return True
     codes, space = _attrs_made()
-    return id(fn.__code__) in codes and fn.__globals__ is space
+    if id(fn.__code__) not in codes or fn.__globals__ is not space or fn.__defaults__ or fn.__kwdefaults__:
+        return False
+    for cell in fn.__closure__ or ():  # (attrs's: a flag and the fields' names; the agent's cells would be asked)
+        held = cell.cell_contents
+        if not (type(held) is bool or (type(held) is tuple and all(type(name) is str for name in held))):
+            return False
+    return True
 
 
 def agent_hook(cls: Any, names: tuple[str, ...]) -> str | None:
@@ -344,11 +350,13 @@ def refuse_agent_setter(cls: type, name: Any) -> None:
         attr = _OWN_DICT(klass).get(name) if type(name) is str else None
         if attr is None:
             continue
-        if type(attr) is property:  # (judged by the class that holds it, as ``agent_hook`` judges a method)
-            if attr.fset is not None and not genuine(klass):
-                raise _agents_code(f"{_name(klass)}.{name} (a property's setter)")
-        elif hasattr(type(attr), "__set__"):
-            refuse_agent_hooks(type(attr), ("__set__",))
+        setter = _resolved(type(attr), "__set__")
+        if setter is None or type(attr) in _SLOT_KINDS or genuine(klass):  # (judged by the class that holds it)
+            return
+        # (a class of the agent's: a property's setter, also of a property subclass, is its code; so is what any
+        # other data descriptor it holds sets through, an installed one's too: ``DynamicClassAttribute(get, set)``)
+        if not issubclass(type(attr), property) or object.__getattribute__(attr, "fset") is not None:
+            raise _agents_code(f"{_name(klass)}.{name} (a descriptor's setter)")
         return
 
 
@@ -812,6 +820,9 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         setstate = _resolved(type(target), "__setstate__")
         if setstate is not None and not genuine(setstate[0]) and _made_by_installation(setstate[1]):
             _refuse_generated_setstate(type(target), state)
+        if setstate is not None and _stores_only(setstate[1]):  # (pydantic's: the names it stores under)
+            for name in _PYDANTIC_STORED:
+                refuse_agent_setter(type(target), name)
         reads_state = (setstate is not None and genuine(setstate[0]) and type(setstate[1]) is types.FunctionType
                        and not _stores_only(setstate[1]))  # (an installed ``__setstate__`` of an agent's subclass)
         if (genuine(type(target)) or reads_state) and not _is_numpy_array(target):
@@ -941,6 +952,10 @@ def _refuse_generated_setstate(cls: type, state: Any) -> None:
         names += dict.keys(state)
     for name in names:
         refuse_agent_setter(cls, name)
+
+
+#: What pydantic's ``BaseModel.__setstate__`` stores with ``object.__setattr__`` (through a descriptor there)
+_PYDANTIC_STORED = ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__", "__dict__")
 
 
 def _stores_only(fn: Any) -> bool:
