@@ -350,6 +350,7 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
     (its ``__class_getitem__``), a union of one with a metaclass of its own (its ``__or__``), the size of a bytes
     subclass given by an object's ``__index__``; and a third review's: objects of the agent's own as a call's
     arguments, a generic alias's forwarding, a slot state's ``__class__``."""
+    import argparse
     import array
     import collections
     import configparser
@@ -416,7 +417,9 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
                   object.__new__(f.PointWithSetter),
                   # a tenth review: a setter held by a property subclass of the agent's, or an installed descriptor
                   f.Builds(copyreg._reconstructor, (f.SetByOwnProperty, object, None), (None, {"x": 1})),
-                  f.Builds(copyreg._reconstructor, (f.SetByInstalledDescriptor, object, None), (None, {"x": 1}))):
+                  f.Builds(copyreg._reconstructor, (f.SetByInstalledDescriptor, object, None), (None, {"x": 1})),
+                  # an eleventh review: a class of the agent's given to an installed constructor that calls it
+                  f.Reduces(argparse.ArgumentParser, ("p", None, None, None, [], f.Formatter))):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(value, protocol=4))
     cookie = http.cookies.SimpleCookie()
@@ -442,6 +445,14 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
                                    {"data": (f.Hashed(),)})):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(f.Builds(function, args, state), protocol=4))
+    # an exception's class, as the harness rebuilds it (``thaw``), with a property it sets (``args``), and an
+    # exception sent with ``__class__`` among its attributes (the class swapped after the checks)
+    from pytest_agentops.errors import ChildAgentError
+    from pytest_agentops.harness.child.protocol import thaw
+
+    for cls, attrs in ((f.ArgsSetter, {}), (f.Stringed2, {"__class__": f.Oops})):
+        frozen = ("exc", pickle.dumps((cls, ("x",), attrs)), "an exception")
+        assert type(thaw(frozen, data_loads)) is ChildAgentError
     assert not ran_in.exists()
 
 

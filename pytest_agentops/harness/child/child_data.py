@@ -360,6 +360,32 @@ def refuse_agent_setter(cls: type, name: Any) -> None:
         return
 
 
+def refuse_agent_exception_class(cls: type) -> None:
+    """``UnpicklingError`` unless the agent's own classes among ``cls``'s (an exception class) hold functions
+    (never called: its text is the child's) and plain values only: a property (its ``args``, its
+    ``returncode`` an installed ``__str__`` reads, its ``__traceback__`` the reports read), another descriptor, or
+    an object of the agent's own (a class attribute an installed ``__str__`` formats) would run its code when the
+    exception is rebuilt, marked or shown."""
+    for klass in _MRO(cls):
+        if genuine(klass):
+            continue
+        for name, value in _OWN_DICT(klass).items():
+            kind = type(value)
+            if kind in (types.FunctionType, classmethod, staticmethod) or kind in _SLOT_KINDS or kind in _LEAVES:
+                continue
+            if is_class(value) and genuine(value):
+                continue
+            if kind in (tuple, frozenset, dict) and genuine(kind):
+                try:
+                    refuse_agents_objects((value,), f"the exception class {_name(klass)}")
+                except pickle.UnpicklingError:
+                    pass
+                else:
+                    continue
+            raise _agents_code(f"{_name(klass)}.{name if type(name) is str else '?'} (what an exception of the "
+                               "agent's holds)")
+
+
 def _loaded(module: str) -> Any:
     """``module`` as loaded here, or None: nothing is imported for a message (a module the child wrote into a
     folder on ``sys.path``, or a project file that acts when imported, would run in pytest)."""
@@ -496,7 +522,7 @@ def _held(item: Any, kind: type) -> list[Any]:
     return held
 
 
-def refuse_agents_objects(values: Any, where: str, limit: int = 1_000_000) -> None:
+def refuse_agents_objects(values: Any, where: str, limit: int = 1_000_000, *, classes: bool = True) -> None:
     """``UnpicklingError`` when an object of a class of the agent's own is among ``values``, or inside the lists,
     tuples, sets, dicts (keys too) and deques they hold, or in the attributes and slots of the installation's
     objects among them (a ``UserList``'s ``data``), however deep: what a call is given (or an
@@ -515,9 +541,10 @@ def refuse_agents_objects(values: Any, where: str, limit: int = 1_000_000) -> No
         seen.add(id(item))
         if len(seen) > limit:
             raise pickle.UnpicklingError(f"{where}: more than {limit:,} objects to look at in a message")
-        if not genuine(kind):
-            raise pickle.UnpicklingError(f"{_name(kind)}: the test process passes no object of "
-                                         f"the agent's own to {where} for a message")
+        if not genuine(kind) or (classes and is_class(item) and not genuine(item)):  # (a class of the agent's:
+            # installed code calls what it is given, ``ArgumentParser(formatter_class=...)``; not for a key's hash)
+            raise pickle.UnpicklingError(f"{_name(item if is_class(item) else kind)}: the test process passes no "
+                                         f"object or class of the agent's own to {where} for a message")
         if issubclass(kind, dict):
             for pair in dict.items(item):
                 stack += pair
@@ -669,12 +696,12 @@ def _refuse_agent_key(key: Any) -> None:
         return
     refuse_agent_hooks(kind, ("__hash__", "__eq__"))
     if genuine(kind):  # (an installed key's hash may hash what it holds: a ``UserString``'s ``data``)
-        refuse_agents_objects((key,), "a key")
+        refuse_agents_objects((key,), "a key", classes=False)
         return
     refuse_reached_overrides(kind, ("__hash__", "__eq__"))
     found = _resolved(kind, "__hash__")
     if found is not None and type(found[1]) is types.FunctionType:  # (an installed hash of an agent's subclass)
-        refuse_agents_objects(_held(key, kind), "a key")
+        refuse_agents_objects(_held(key, kind), "a key", classes=False)  # (an enum member holds its class)
 
 
 def _refuse_collisions(items: Any, counts: dict[int, int], what: str) -> None:

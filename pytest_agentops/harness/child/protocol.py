@@ -26,6 +26,7 @@ from .child_data import (
     MAX_ATTEMPT_BUILT_BYTES,
     data_loads_counted,
     is_class,
+    refuse_agent_exception_class,
     refuse_agent_hooks,
     refuse_agent_setter,
     refuse_agents_objects,
@@ -152,8 +153,11 @@ def thaw(frozen: Any, loads: Callable[[bytes], Any] = pickle.loads) -> BaseExcep
             # (its text, as the reports show it, is the one the child made: an exception's own ``__str__`` or
             # ``__repr__`` would run here, when the trial is judged)
             refuse_agent_hooks(cls, ("__new__", "__setattr__", "__del__", "__str__", "__repr__", *AT_BUILD))
+            refuse_agent_exception_class(cls)  # (what its installed ``__str__`` reads, what ``describe`` reads)
             refuse_agents_objects((args, attrs), "an exception")  # (``BaseException.__str__`` shows its arguments)
             for key in attrs:
+                if type(key) is not str or (key.startswith("__") and key.endswith("__")):
+                    return ChildAgentError(text)  # (``__class__`` set so swapped the class after every check)
                 refuse_agent_setter(cls, key)
             exc = cls.__new__(cls, *args)
             exc.args = args
