@@ -421,3 +421,23 @@ class Stringed2(Exception):
 class Formatter:
     def __init__(self, *args, **kwargs):  # (``ArgumentParser`` makes its help formatter)
         _fake_refund()
+
+
+# a twelfth review's ways: what an exception class of the agent's wraps in a staticmethod (an installed ``__str__``
+# reads it), and its ``__traceback__`` replaced
+import subprocess  # noqa: E402
+
+
+class Shown:
+    def __str__(self):
+        _fake_refund()
+        return "c"
+
+
+class WrapsAnObject(subprocess.CalledProcessError):
+    cmd = staticmethod(Shown())
+    returncode = 1
+
+
+class ReplacesItsTraceback(Exception):
+    __traceback__ = staticmethod(Shown())

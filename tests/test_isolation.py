@@ -447,12 +447,16 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
             data_loads(pickle.dumps(f.Builds(function, args, state), protocol=4))
     # an exception's class, as the harness rebuilds it (``thaw``), with a property it sets (``args``), and an
     # exception sent with ``__class__`` among its attributes (the class swapped after the checks)
+    from pytest_agentops.engine.trial import describe
     from pytest_agentops.errors import ChildAgentError
     from pytest_agentops.harness.child.protocol import thaw
 
-    for cls, attrs in ((f.ArgsSetter, {}), (f.Stringed2, {"__class__": f.Oops})):
+    for cls, attrs in ((f.ArgsSetter, {}), (f.Stringed2, {"__class__": f.Oops}), (f.WrapsAnObject, {}),
+                       (f.ReplacesItsTraceback, {})):
         frozen = ("exc", pickle.dumps((cls, ("x",), attrs)), "an exception")
-        assert type(thaw(frozen, data_loads)) is ChildAgentError
+        thawed = thaw(frozen, data_loads)
+        assert type(thawed) is ChildAgentError
+        assert describe(thawed).startswith("ChildAgentError: an exception")  # (shown as the harness shows it)
     assert not ran_in.exists()
 
 

@@ -360,6 +360,12 @@ def refuse_agent_setter(cls: type, name: Any) -> None:
         return
 
 
+#: What every exception holds that the harness and the reports read (an exception class of the agent's may not
+#: put something else there: ``__traceback__ = staticmethod(obj)`` was read as a traceback)
+_EXCEPTION_DATA = frozenset({"args", "__traceback__", "__context__", "__cause__", "__suppress_context__",
+                             "__notes__", "with_traceback", "add_note"})
+
+
 def refuse_agent_exception_class(cls: type) -> None:
     """``UnpicklingError`` unless the agent's own classes among ``cls``'s (an exception class) hold functions
     (never called: its text is the child's) and plain values only: a property (its ``args``, its
@@ -371,7 +377,11 @@ def refuse_agent_exception_class(cls: type) -> None:
             continue
         for name, value in _OWN_DICT(klass).items():
             kind = type(value)
-            if kind in (types.FunctionType, classmethod, staticmethod) or kind in _SLOT_KINDS or kind in _LEAVES:
+            if name in _EXCEPTION_DATA:  # (what the harness and the reports read of every exception)
+                raise _agents_code(f"{_name(klass)}.{name} (an exception's own attribute, replaced)")
+            if kind in (classmethod, staticmethod):  # (a wrapper hands out what it wraps: a function only)
+                kind = type(object.__getattribute__(value, "__func__"))
+            if kind is types.FunctionType or kind in _SLOT_KINDS or kind in _LEAVES:
                 continue
             if is_class(value) and genuine(value):
                 continue
