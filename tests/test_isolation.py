@@ -375,16 +375,16 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
                            (complex, (f.AsComplex(),)), (complex, (1, f.AsComplex())),
                            (collections.deque, (f.Iterated(),)), (collections.Counter, (f.Iterated(),)),
                            (collections.UserList, (f.Iterated(),)), (collections.OrderedDict, (f.Keyed(),)),
-                           (f.Colour, (f.Hashed(),)),
+                           (f.Colour, (f.Key(),)),
                            (operator.getitem, (types.GenericAlias(list, (f.Substituted(),)), int)),
                            # a fourth review: the same one level down (in a list, a tuple, a dict's value)
-                           (array.array, ("b", [f.Index()])), (collections.OrderedDict, ([[f.Hashed(), 1]],)),
-                           (collections.Counter, ([(1, f.Hashed())],)),
-                           (graphlib.TopologicalSorter, ({"a": [f.Hashed()]},)),
+                           (array.array, ("b", [f.Index()])), (collections.OrderedDict, ([[f.Key(), 1]],)),
+                           (collections.Counter, ([(1, f.Key())],)),
+                           (graphlib.TopologicalSorter, ({"a": [f.Key()]},)),
                            (configparser.ConfigParser, ({"a": f.Stringed()},)),
                            (decimal.Context, (None,) * 7 + ({decimal.Inexact: f.Truthy()},)),
                            # a sixth review: inside an installed object given as the argument (a ``UserList``)
-                           (collections.Counter, (collections.UserList([f.Hashed()]),)),
+                           (collections.Counter, (collections.UserList([f.Key()]),)),
                            (array.array, ("b", collections.UserList([f.Index()])))):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(f.Reduces(function, args), protocol=4))
@@ -393,7 +393,7 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
     # a seventh review: the installation's building code reaching what a subclass of the agent's overrides (given
     # as they pickle), an installed hash of what an agent's subclass holds, an enum called with a value
     own_key = f.OwnUserString("")
-    own_key.data = (f.Hashed(),)
+    own_key.data = (f.Key(),)
     monkeypatch.setenv("AGENTOPS_RAN_IN", str(tmp_path / "made"))  # (made here: their overrides run here, once)
     made = (f.OwnRandom(1), f.OwnCounter("ab"), {own_key: 1}, f.Reduces(f.ValuedByObject, (5,)))
     monkeypatch.setenv("AGENTOPS_RAN_IN", str(ran_in))
@@ -407,7 +407,7 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
     for function, args, state in ((f.MakesDirectories, (), str(directory)),
                                   (f.TruthyCounter, ({"a": 1},), None), (f.OwnOrderedDict, ({"a": 1},), None),
                                   (copyreg._reconstructor, (f.OwnUUID, object, None),
-                                   {"int": 5, "is_safe": f.Hashed()})):
+                                   {"int": 5, "is_safe": f.Key()})):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(f.Builds(function, args, state), protocol=4))
     assert not directory.exists()
@@ -434,15 +434,15 @@ def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp
                                   # a fifth review: an object of the agent's own held by an installed object, whose
                                   # methods use it (a ``UserString``'s hash, a ``UUID``'s, an address's ``_ip``)
                                   (copyreg._reconstructor, (collections.UserString, object, None),
-                                   {"data": f.Hashed()}),
+                                   {"data": f.Key()}),
                                   (copyreg._reconstructor, (collections.UserDict, object, None),
                                    {"data": f.Iterated()}),
-                                  (copyreg._reconstructor, (uuid.UUID, object, None), {"int": f.Hashed()}),
+                                  (copyreg._reconstructor, (uuid.UUID, object, None), {"int": f.Key()}),
                                   (copyreg._reconstructor, (ipaddress.IPv4Address, object, None),
                                    (None, {"_ip": f.Index()})),
                                   # a sixth review: one level further in (hashed through the tuple)
                                   (copyreg._reconstructor, (collections.UserString, object, None),
-                                   {"data": (f.Hashed(),)})):
+                                   {"data": (f.Key(),)})):
         with pytest.raises(pickle.UnpicklingError):
             data_loads(pickle.dumps(f.Builds(function, args, state), protocol=4))
     # an exception's class, as the harness rebuilds it (``thaw``), with a property it sets (``args``), and an
