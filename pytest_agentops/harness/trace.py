@@ -296,26 +296,25 @@ class Trace:
             size = _chars(arguments, AGENT_EVENT_CHARS)
             if size > AGENT_EVENT_CHARS:
                 return {"cut": f"more than {AGENT_EVENT_CHARS:,} characters of arguments (an event keeps at most that)"}
-            if size > LONG_ARGUMENT_CHARS:  # (charged to the trial's share as a long text is)
-                with self._lock:
-                    fits = self._argument_chars + size <= ARGUMENTS_TRACE_CHARS
-                    if fits:
-                        self._argument_chars += size
-                if not fits:
-                    return {"cut": f"{size:,} characters of arguments: past what the trace keeps of arguments"}
+            if size > LONG_ARGUMENT_CHARS and not self._charge_arguments(size):  # (charged as a long text is)
+                return {"cut": f"{size:,} characters of arguments: past what the trace keeps of arguments"}
             return arguments
         kept = dict(arguments)
         for key, value in arguments.items():
-            if type(value) is str and len(value) > LONG_ARGUMENT_CHARS:
-                size = len(value)
-                with self._lock:
-                    fits = size <= AGENT_EVENT_CHARS and self._argument_chars + size <= ARGUMENTS_TRACE_CHARS
-                    if fits:
-                        self._argument_chars += size
-                if not fits:  # (redacted before it is cut: ``redact_short`` reads no more of it than it must)
-                    kept[key] = redact_short(value, LONG_ARGUMENT_CHARS,
-                                             f"... ({size:,} characters: past what the trace keeps of arguments)")
+            if type(value) is str and len(value) > LONG_ARGUMENT_CHARS and not self._charge_arguments(len(value)):
+                # (redacted before it is cut: ``redact_short`` reads no more of it than it must)
+                kept[key] = redact_short(value, LONG_ARGUMENT_CHARS,
+                                         f"... ({len(value):,} characters: past what the trace keeps of arguments)")
         return kept
+
+    def _charge_arguments(self, size: int) -> bool:
+        """Charge ``size`` characters of arguments to the trial's share: whether they fit (an event's share and
+        what is left of the trial's, ``ARGUMENTS_TRACE_CHARS``), and are charged."""
+        with self._lock:
+            fits = size <= AGENT_EVENT_CHARS and self._argument_chars + size <= ARGUMENTS_TRACE_CHARS
+            if fits:
+                self._argument_chars += size
+            return fits
 
     def close(self) -> tuple[TraceEvent, ...]:
         """Stop recording and return the events."""

@@ -200,6 +200,8 @@ def _attrs_made() -> tuple[frozenset[int], Any]:
     make = sys.modules.get("attr._make")
     if make is None:
         return frozenset(), None
+    if _ATTRS_CODES and _ATTRS_CODES[0] is make:
+        return _ATTRS_CODES[1], make.__dict__
     codes: list[Any] = []
     builder = getattr(getattr(make, "_ClassBuilder", None), "_make_getstate_setstate", None)
     code = getattr(builder, "__code__", None)
@@ -210,7 +212,11 @@ def _attrs_made() -> tuple[frozenset[int], Any]:
         fn = make.__dict__.get(name)
         if type(fn) is types.FunctionType:
             codes.append(fn.__code__)
-    return frozenset(map(id, codes)), make.__dict__
+    _ATTRS_CODES[:] = [make, frozenset(map(id, codes)), codes]  # (the code objects kept: their ids stay theirs)
+    return _ATTRS_CODES[1], make.__dict__
+
+
+_ATTRS_CODES: list[Any] = []  # [attr._make, the ids of its generated functions' code, that code] (a cache)
 
 
 def _made_by_installation(attr: Any) -> bool:
@@ -623,11 +629,8 @@ def _check_call(function: Any, args: Any, runs: tuple[str, ...] = _AT_CALL, *, s
                 if not genuine(type(value)):
                     raise pickle.UnpicklingError(f"{_name(function)}(...): the test process takes a member of an "
                                                  "enum whose values are the agent's own objects by its name only")
-        keyed = issubclass(function, (dict, set, frozenset))  # (``OrderedDict(pairs)`` hashes the pairs' keys)
-        for arg in args if type(args) is tuple else ():  # (``Counter(items)`` hashes them all, in C)
-            if keyed and type(arg) in (list, tuple, dict, set, frozenset):
-                for item in arg:
-                    _refuse_agent_key(item[0] if type(item) is tuple and len(item) == 2 else item)
+        for arg in args if type(args) is tuple else ():  # (``Counter(items)`` hashes them all, in C; the keys are
+            # plain: no object of the agent's own is anywhere in a call's arguments, ``refuse_agents_objects``)
             if type(arg) in (list, tuple) and len(arg) > MAX_SAME_HASH:
                 _refuse_collisions([item for item in arg if type(item) in _PLAIN_KEYS], {},
                                    "values of one call's argument")
@@ -857,11 +860,12 @@ class _DataUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         setstate = _resolved(type(target), "__setstate__")
         if setstate is not None and not genuine(setstate[0]) and _made_by_installation(setstate[1]):
             _refuse_generated_setstate(type(target), state)
-        if setstate is not None and _stores_only(setstate[1]):  # (pydantic's: the names it stores under)
+        stores_only = setstate is not None and _stores_only(setstate[1])
+        if stores_only:  # (pydantic's: the names it stores under)
             for name in _PYDANTIC_STORED:
                 refuse_agent_setter(type(target), name)
         reads_state = (setstate is not None and genuine(setstate[0]) and type(setstate[1]) is types.FunctionType
-                       and not _stores_only(setstate[1]))  # (an installed ``__setstate__`` of an agent's subclass)
+                       and not stores_only)  # (an installed ``__setstate__`` of an agent's subclass)
         if (genuine(type(target)) or reads_state) and not _is_numpy_array(target):
             # (an installed object's methods use what it holds, however deep: a ``UserString`` whose ``data`` is, or
             # holds, an object of the agent's own hashed it, a ``UUID``'s ``int`` too; a numpy object array only
