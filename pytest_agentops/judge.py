@@ -581,6 +581,16 @@ class MeanJudge(_BettingJudge):
                              rule)
 
 
+#: trials of the reruns stepped at once by ``_mean_rerun``: arrays of ~1.6 MB at 200 reruns
+_RERUN_BLOCK = 1024
+
+
+def _running_sums(first: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Each row's running sums over ``block`` started from ``first`` (column 0), added one trial after another as
+    a loop over the trials adds them, so the figures do not depend on the block size."""
+    return np.cumsum(np.concatenate([first[:, None], block], axis=1), axis=1)
+
+
 def _mean_rerun(values: list[float], exp: Expectation, low: float, high: float, alpha: float, beta: float,
                 sequential: bool, reruns: int = 200, limit: int = 10_000, *, oriented: bool = False
                 ) -> tuple[int | None, str]:
@@ -590,6 +600,8 @@ def _mean_rerun(values: list[float], exp: Expectation, low: float, high: float, 
     xs = np.asarray(values if exp.upward or oriented else [1 - v for v in values], dtype=float)
     rng = np.random.default_rng(len(xs))
     up_t, down_t = math.log(1 / beta), math.log(1 / alpha)
+    cap_up = stats.betting.STAKE_CAP / low if low > 0 else 0.0
+    cap_down = stats.betting.STAKE_CAP / (1 - high) if high < 1 else 0.0
 
     def decided_share(n: int) -> float:
         draws = rng.choice(xs, size=(reruns, n))
@@ -598,20 +610,22 @@ def _mean_rerun(values: list[float], exp: Expectation, low: float, high: float, 
         done = np.zeros(reruns, dtype=bool)
         total = np.zeros(reruns)
         sq = np.zeros(reruns)
-        for i in range(n):
-            x = draws[:, i]
-            mean = (0.5 + total) / (i + 1)
-            var = (0.25 + sq) / (i + 1)
+        for start in range(0, n, _RERUN_BLOCK):  # a block of trials at a time, each in trial order
+            x = draws[:, start:start + _RERUN_BLOCK]
+            i = np.arange(start, start + x.shape[1], dtype=float)
+            totals = _running_sums(total, x)  # column 0: before the block's first trial
+            mean = (0.5 + totals[:, :-1]) / (i + 1)
+            sqs = _running_sums(sq, (x - (0.5 + totals[:, 1:]) / (i + 2)) ** 2)
+            var = (0.25 + sqs[:, :-1]) / (i + 1)
             gap_u = np.maximum(mean - low, 0.0)
             gap_d = np.maximum(high - mean, 0.0)
-            lam_u = np.minimum(gap_u / (var + gap_u ** 2), stats.betting.STAKE_CAP / low if low > 0 else 0.0)
-            lam_d = np.minimum(gap_d / (var + gap_d ** 2), stats.betting.STAKE_CAP / (1 - high) if high < 1 else 0.0)
-            up += np.log1p(lam_u * (x - low))
-            down += np.log1p(-lam_d * (x - high))
+            lam_u = np.minimum(gap_u / (var + gap_u ** 2), cap_up)
+            lam_d = np.minimum(gap_d / (var + gap_d ** 2), cap_down)
+            ups = _running_sums(up, np.log1p(lam_u * (x - low)))[:, 1:]
+            downs = _running_sums(down, np.log1p(-lam_d * (x - high)))[:, 1:]
             if sequential:
-                done |= (up >= up_t) | (down >= down_t)
-            total += x
-            sq += (x - (0.5 + total) / (i + 2)) ** 2
+                done |= ((ups >= up_t) | (downs >= down_t)).any(axis=1)
+            total, sq, up, down = totals[:, -1], sqs[:, -1], ups[:, -1], downs[:, -1]
         if not sequential:
             done = (up >= up_t) | (down >= down_t)
         return float(done.mean())

@@ -119,6 +119,51 @@ def test_the_rerun_note_at_the_threshold_proposes_a_fail_level_and_its_trials():
     assert out.passed + out.failed >= 0.8
 
 
+def _rerun_by_loop(values, low, high, alpha, beta, sequential, reruns=200, limit=10_000):
+    """The mean's rerun plan stepped one trial at a time over every rerun (the plain reading of the rule)."""
+    xs = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(len(xs))
+    n = max(10, len(xs))
+    while n <= limit:
+        draws = rng.choice(xs, size=(reruns, n))
+        up, down, total, sq = (np.zeros(reruns) for _ in range(4))
+        done = np.zeros(reruns, dtype=bool)
+        for i in range(n):
+            x = draws[:, i]
+            mean, var = (0.5 + total) / (i + 1), (0.25 + sq) / (i + 1)
+            gap_u, gap_d = np.maximum(mean - low, 0.0), np.maximum(high - mean, 0.0)
+            up += np.log1p(np.minimum(gap_u / (var + gap_u ** 2), 0.5 / low if low > 0 else 0.0) * (x - low))
+            down += np.log1p(-np.minimum(gap_d / (var + gap_d ** 2), 0.5 / (1 - high) if high < 1 else 0.0)
+                             * (x - high))
+            if sequential:
+                done |= (up >= math.log(1 / beta)) | (down >= math.log(1 / alpha))
+            total += x
+            sq += (x - (0.5 + total) / (i + 2)) ** 2
+        if not sequential:
+            done = (up >= math.log(1 / beta)) | (down >= math.log(1 / alpha))
+        if done.mean() >= 0.8:
+            return n
+        n *= 2
+    return None
+
+
+@pytest.mark.parametrize(("values", "low", "high", "sequential", "reruns", "limit"), [
+    ([0.0, 0.95] * 10 + [0.95] * 70, 0.8, 0.9, True, 200, 10_000),  # decides within the first block
+    ([0.0, 1.0] * 50, 0.465, 0.535, True, 200, 10_000),  # 1,600 trials: past the first block
+    ([0.0, 1.0] * 50, 0.5, 0.5, False, 40, 3_000),  # at the threshold: never decides, every block walked
+    ([0.3, 0.6, 0.9] * 20, 0.55, 0.65, False, 200, 10_000),
+])
+def test_the_rerun_plan_of_a_mean_steps_blocks_of_trials_as_a_loop_steps_each(values, low, high, sequential, reruns,
+                                                                               limit):
+    """The mean's rerun plan steps its reruns a block of 1,024 trials at a time: the trials it proposes are the
+    ones a trial-by-trial loop over the same draws finds, to the last bit of every wealth."""
+    from pytest_agentops.judge import _mean_rerun
+
+    exp = Expectation.parse("cost_usd_per_task.mean", "<= 0.5, cap 1")  # (values given in the ">=" orientation)
+    needed, _ = _mean_rerun(values, exp, low, high, 0.05, 0.05, sequential, reruns, limit, oriented=True)
+    assert needed == _rerun_by_loop(values, low, high, 0.05, 0.05, sequential, reruns, limit)
+
+
 # --- judges -----------------------------------------------------------------------------------------------
 
 
