@@ -658,3 +658,17 @@ def traces_a_lot(task, env):
         env.trace.add("note", "blob", "ok", blob=blob)
     env.trace.add("note", "small", "ok", blob="y" * 1024)
     return "sent"
+
+
+def calls_for_ever(task, env):
+    """A runaway loop that swallows everything: calls ``lookup`` and traces a note of its own each turn, until
+    its harness calls have raised ``task`` times (the trial ended: each call raises again)."""
+    raised = turns = 0
+    while raised < int(task):
+        try:
+            env.tools["lookup"](turns)
+            env.trace.add("note", "turn", "ok", turn=turns)
+            turns += 1
+        except BaseException:
+            raised += 1
+    return f"{turns} turns"

@@ -284,3 +284,73 @@ def test_a_secret_across_the_cut_of_a_long_argument_is_not_shown_in_part(monkeyp
                                       check=lambda world, out: True)).records
     (event,) = [e for e in record.trace if e.kind == "tool_call"]
     assert "Zq8Zq8" not in event.data["arguments"]["text"]
+
+
+# --- how many events a trial keeps ---------------------------------------------------------------------------
+
+
+async def _calls_for_ever_async(task, env):
+    """``isolation_support.calls_for_ever``, async."""
+    raised = turns = 0
+    while raised < int(task):
+        try:
+            env.tools["lookup"](turns)
+            env.trace.add("note", "turn", "ok", turn=turns)
+            turns += 1
+        except BaseException:
+            raised += 1
+    return f"{turns} turns"
+
+
+@pytest.mark.parametrize("agent", ["sync", "async", "isolated"])
+def test_a_trial_that_traces_more_events_than_a_trace_keeps_ends_at_the_limit_the_same_in_every_run(agent,
+                                                                                                   monkeypatch):
+    """A runaway loop of tool calls traced every call: 200,000 calls a trial grew pytest by ~100 MiB for each
+    kept trace, and every failing trial's is kept. A trace keeps ``TRACE_EVENTS`` events (lowered here so that
+    the test is quick; the next test runs the real one): the next one ends the trial as an ``error`` and is kept as
+    a note, later ones are dropped, the trial's ``outcome`` event is kept. Where the trial ends depends on the
+    seed alone: the records are the same at any concurrency, and a replay gives the same trial."""
+    from pytest_agentops.harness import trace
+
+    import isolation_support
+
+    monkeypatch.setattr(trace, "TRACE_EVENTS", 301)
+    function = {"sync": isolation_support.calls_for_ever, "async": _calls_for_ever_async,
+                "isolated": isolation_support.calls_for_ever}[agent]
+    scenario = Scenario(name="runaway", agent=function, task="1000", tools=[lookup], trials=3, seed=2,
+                        faults=Faults(rate=0.2), check=lambda world, out: True,
+                        isolation="process" if agent == "isolated" else "none")
+    result = run_campaign(scenario)
+    reason = "more than 301 trace events in one trial (a runaway loop?): the trial was ended at the limit"
+    for record in result.records:
+        assert (record.outcome, record.reason) == ("error", reason)
+        assert len(record.trace) == 303 and [e.seq for e in record.trace[:-1]] == list(range(302))
+        cut, last = record.trace[-2:]
+        assert (cut.kind, cut.name, cut.outcome, dict(cut.data)) == ("trace", "events", "cut",
+                                                                    {"kept": 301, "note": reason})
+        assert (last.kind, last.outcome) == ("outcome", "error")
+        # (in-process it returned, and what it returned did not decide; an isolated one was ended with its trial)
+        assert record.output.endswith(" turns") if agent != "isolated" else record.output == ""
+    assert run_campaign(dataclasses.replace(scenario, concurrency=3)).records == result.records
+    assert replay_trial(scenario, 1) == result.records[1]
+
+
+def test_a_runaway_trial_keeps_its_first_trace_events_and_no_more():
+    """The real limit: 100,000 calls a trial (a call and a note each), their trials failing, keep
+    ``TRACE_EVENTS`` events and the two notes each."""
+    from pytest_agentops.harness.trace import TRACE_EVENTS
+
+    import isolation_support
+
+    result = run_campaign(Scenario(name="runaway", agent=isolation_support.calls_for_ever, task="100000",
+                                   tools=[lookup], trials=2, seed=1, faults="none", check=lambda world, out: False))
+    for record in result.records:
+        assert record.outcome == "error" and record.tool_calls == TRACE_EVENTS // 2 + 1
+        assert len(record.trace) == TRACE_EVENTS + 2 and record.trace[-2].outcome == "cut"
+
+
+def test_an_agent_may_not_write_the_trace_cut_note_of_the_harness():
+    from pytest_agentops.harness.trace import AgentTrace, Trace
+
+    with pytest.raises(ValueError, match="trace"):
+        AgentTrace(Trace()).add("trace", "events", "cut")

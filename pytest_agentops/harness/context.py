@@ -101,10 +101,10 @@ class TrialContext:
         self._job_tool_randoms: dict[tuple[int, ...], TrialRandom] | None = None  # (``tool_random_of``)
         self._abort: TrialAborted | None = None
         self._late_call: Callable[[], None] | None = None  # set when the trial has been judged (``end``)
-        me = weakref.ref(self)  # (one reference for the four callbacks)
+        me = weakref.ref(self)  # (one reference for the callbacks)
         self.clock = TrialClock(source=clock_source, limit_s=virtual_timeout_s, on_advance=_weak(me, "check_alive"),
                                 on_limit=_weak(me, "abort"), before_advance=_weak(me, "raise_if_ended"))
-        self.trace = Trace(self.clock.monotonic)
+        self.trace = Trace(self.clock.monotonic, on_full=_weak(me, "_trace_full"))
         self.meter = TokenMeter(prices)
         self.meter.subscribe(_weak(me, "_on_usage"))
         self.tool_calls = 0
@@ -209,6 +209,10 @@ class TrialContext:
                 lock.release()
         elif self._abort is None:
             self._abort = decided
+
+    def _trace_full(self, reason: str) -> None:
+        """The trace holds all the events a trial may trace (``TRACE_EVENTS``): the trial ends as an ``error``."""
+        self.abort("error", reason)
 
     def end(self, late_call: Callable[[], None] | None = None) -> None:
         """The trial has been judged: a harness call made now (from a thread the agent left running) is

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .._frozen import FrozenMap, freeze
@@ -126,6 +126,10 @@ AGENT_LABEL_CHARS = 256
 #: ``LONG_ARGUMENT_CHARS`` (the tool gets it whole). Shorter texts are always traced whole.
 LONG_ARGUMENT_CHARS = 256
 ARGUMENTS_TRACE_CHARS = 1024 * 1024
+#: Events one trial's trace keeps (its ``outcome`` event besides): the next one ends the trial (``on_full``) and
+#: is kept as a ``trace/events/cut`` note instead; later ones are dropped. A runaway loop of tool calls otherwise
+#: grew pytest by ~500 bytes a call for every kept trace (200,000 calls: ~100 MiB).
+TRACE_EVENTS = 20_000
 
 
 def _chars(value: Any, budget: int) -> int:
@@ -212,8 +216,9 @@ class Trace:
     scrubbed when the trace is read or closed; others are scrubbed when added. Either way an event is
     redacted once, and the same seed gives the same events."""
 
-    def __init__(self, now: Any = None):
+    def __init__(self, now: Any = None, on_full: Callable[[str], None] | None = None):
         self._now = now or (lambda: 0.0)
+        self._on_full = on_full  # told once, with a reason, when the trace is full (``TRACE_EVENTS``)
         self._events: list[TraceEvent | PendingEvent] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -235,7 +240,7 @@ class Trace:
         if held is not None:
             return self.add_plain(kind, name, outcome, held, int(input_tokens), int(output_tokens))
         with self._lock:
-            if self._closed:
+            if self._closed or (len(self._events) >= TRACE_EVENTS and self._full(kind)):
                 return None
             event = TraceEvent(len(self._events), float(self._now()), kind, name, outcome, int(input_tokens),
                                int(output_tokens), _scrub(data))
@@ -248,7 +253,7 @@ class Trace:
         down): held unscrubbed until the trace is kept. A caller that made them so itself (a tool call's event)
         comes here directly, without ``add_data`` looking them over again."""
         with self._lock:
-            if self._closed:
+            if self._closed or (len(self._events) >= TRACE_EVENTS and self._full(kind)):
                 return None
             event = PendingEvent(len(self._events), float(self._now()), kind, name, outcome, input_tokens,
                                  output_tokens, data)
@@ -271,7 +276,7 @@ class Trace:
         if kept is not None:
             size = labels + _chars(kept, AGENT_EVENT_CHARS)  # (as traced: an object's repr counted by its length)
         with self._lock:
-            if self._closed:
+            if self._closed or (len(self._events) >= TRACE_EVENTS and self._full(kind)):
                 return None
             if size > AGENT_EVENT_CHARS:
                 kept = FrozenMap(cut=f"more than {AGENT_EVENT_CHARS:,} characters of data (an event of the agent's "
@@ -316,6 +321,20 @@ class Trace:
                 self._argument_chars += size
             return fits
 
+    def _full(self, kind: str) -> bool:
+        """(Under the lock, the trace holding ``TRACE_EVENTS`` events.) Whether an event of ``kind`` is dropped: all
+        but the trial's ``outcome``. The first one dropped is kept as a note, and the trial is told to end."""
+        if kind == "outcome":
+            return False
+        if len(self._events) == TRACE_EVENTS:
+            reason = (f"more than {TRACE_EVENTS:,} trace events in one trial (a runaway loop?): the trial was ended "
+                      "at the limit")
+            self._events.append(TraceEvent(TRACE_EVENTS, float(self._now()), "trace", "events", "cut",
+                                           0, 0, FrozenMap(kept=TRACE_EVENTS, note=reason)))
+            if self._on_full is not None:
+                self._on_full(reason)
+        return True
+
     def close(self) -> tuple[TraceEvent, ...]:
         """Stop recording and return the events."""
         return tuple(_event(e) for e in self.close_pending())
@@ -351,7 +370,8 @@ class Trace:
 #: own events (``env.trace.add``) may not take them (a made-up ``fault`` event was counted as an injected fault)
 HARNESS_KINDS = frozenset({
     "alert", "budget", "checkpoint", "confidence", "confirmation", "crash", "escalation", "escalation_trigger",
-    "fault", "injection", "model_call", "network", "outcome", "resume", "tool_call", "trajectory", "violation"})
+    "fault", "injection", "model_call", "network", "outcome", "resume", "tool_call", "trace", "trajectory",
+    "violation"})
 
 
 _MOST_TOKENS = 10 ** 12  # (more tokens than any event could count: a made-up figure)
