@@ -364,6 +364,36 @@ def test_the_directory_a_scenario_file_pattern_names_is_collected_when_testpaths
     assert "refund.yml" not in given.stdout.str()
 
 
+def test_a_scenario_file_pattern_that_matches_no_file_is_warned_about_not_silent(project):
+    """``agentops_scenario_files = chaos/*.yaml`` beside files named ``*.yml``: nothing came from it, the run was
+    green, and nothing said so. A run over the test paths (no path given, every pattern should find its files)
+    warns ``UnusedSetting`` naming the pattern; a pattern that matched is not named; a run given paths is not
+    warned (a pattern rightly matches nothing outside them); the warning fails a run that makes warnings errors."""
+    project.mkdir("chaos")
+    (project.path / "chaos" / "night.yml").write_text(REFUND.replace("name: refund", "name: night"))
+    project.makeini("[pytest]\nagentops_scenario_files =\n    chaos/*.yaml\n    chaos/*.yml\n    *.scenario.yaml\n")
+    result = project.runpytest("--agent-chaos", "--collect-only", "-q")
+    unmatched = ("*tox.ini:2: agentops_scenario_files: the pattern 'chaos/*.yaml' matched no .yaml/.yml file a "
+                 "scenario was collected from in this run (it is matched against the path relative to the rootdir*")
+    result.stdout.fnmatch_lines(["chaos/night.yml::night", "tox.ini:2", "*UnusedSetting: " + unmatched,
+                                 "*the pattern '*.scenario.yaml' matched no * (it is matched against the file name*"])
+    assert "'chaos/*.yml' matched" not in result.stdout.str()
+    given = project.runpytest("--agent-chaos", "--collect-only", "-q", "chaos")
+    given.stdout.fnmatch_lines(["chaos/night.yml::night"])
+    assert "UnusedSetting" not in given.stdout.str()
+    strict = project.runpytest("--agent-chaos", "-q", "-W", "error::pytest_agentops.UnusedSetting")
+    assert strict.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in str(strict.stdout) + str(strict.stderr)
+    strict.stderr.fnmatch_lines(["ERROR: " + unmatched])
+    # (under xdist, said once by the controller from what its workers collected: not once a worker)
+    workers = project.runpytest_subprocess("--agent-chaos", "-q", "-n", "2", "-p", "no:cacheprovider")
+    assert workers.ret == pytest.ExitCode.OK and str(workers.stdout).count("the pattern 'chaos/*.yaml'") == 1
+    strict = project.runpytest_subprocess("--agent-chaos", "-n", "2", "-W", "error::pytest_agentops.UnusedSetting")
+    assert strict.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in str(strict.stdout) + str(strict.stderr)
+    strict.stdout.fnmatch_lines(["*ERROR: " + unmatched])
+    without = project.runpytest("--collect-only", "-q")
+    assert "UnusedSetting" not in without.stdout.str()
+
+
 def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(project):
     """Under scenarios/, a YAML file is a scenario file when its start shows a mapping with name: and agent:
     (or a list of them); other YAML files there are skipped, saying why, and the run goes on. A file that is

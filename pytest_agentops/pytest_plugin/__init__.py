@@ -314,11 +314,33 @@ def pytest_collection(session: pytest.Session) -> bool | None:
     return True
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With ``--agent-chaos`` over the test paths (no path given), an ``agentops_scenario_files`` pattern that
+    matched no collected file is warned about (``collect.warn_unmatched_patterns``; by an xdist controller, from
+    the node ids its first worker collected, not by each worker)."""
+    config = session.config
+    if _patterns_to_check(config) and not hasattr(config, "workerinput"):
+        from .collect import warn_unmatched_patterns
+
+        warn_unmatched_patterns(config, (item.nodeid.partition("::")[0] for item in session.items))
+
+
+def _patterns_to_check(config: pytest.Config) -> bool:
+    opts = config.stash.get(options_key, None)
+    return (opts is not None and opts.enabled and config.args_source != pytest.Config.ArgsSource.ARGS
+            and bool(config.getini("agentops_scenario_files")))
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """(xdist controller.) The tests in collection order, which the campaigns the workers hand over are put back in
     (they come grouped by worker): the terminal's "agent chaos" section reads as in a run without xdist."""
-    node.config.stash.setdefault(_collected_key, ids)
+    config = node.config
+    if _collected_key not in config.stash and _patterns_to_check(config):
+        from .collect import warn_unmatched_patterns
+
+        warn_unmatched_patterns(config, (nodeid.partition("::")[0] for nodeid in ids), controller=True)
+    config.stash.setdefault(_collected_key, ids)
 
 
 def _in_collection_order(config: pytest.Config, pairs: list[tuple[str, Any]]) -> None:

@@ -16,15 +16,17 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..errors import CampaignFailed, ConfigError, ScenarioFileError, hide_own_frames
+from ..errors import CampaignFailed, ConfigError, ScenarioFileError, UnusedSetting, hide_own_frames
 from ..scenario_file import ScenarioEntry, load_scenario_entries, not_a_scenario_file, read_scenario_file
 from .campaigns import run_scenario
+from .ini_keys import PATTERNS, key_line
 
 __tracebackhide__ = hide_own_frames
 
@@ -50,6 +52,35 @@ def scenario_file_rule(file_path: Path, parent: pytest.Collector) -> str | None:
     if "scenarios" in relative.parts[:-1]:
         return "scenarios"
     return None
+
+
+def warn_unmatched_patterns(config: pytest.Config, files: Iterable[str], *, controller: bool = False) -> None:
+    """An ``agentops_scenario_files`` pattern that matched none of the files a run over its test paths collected
+    scenarios from (``files``: relative to the rootdir; no path given, so every pattern should find its files) is
+    an ``UnusedSetting`` warning, not a silent empty run; where the run makes the warning an error, a usage error
+    (an xdist ``controller``: the run exits as one)."""
+    found = {name for name in files if name.endswith((".yaml", ".yml"))}
+    path = config.inipath
+    line = key_line(path, PATTERNS) if path is not None else 0
+    where = f"{path}:{line}: " if line else f"{path}: " if path is not None else ""
+    for pattern in config.getini(PATTERNS):
+        if any(fnmatch.fnmatch(name if "/" in pattern else name.rpartition("/")[2], pattern) for name in found):
+            continue
+        against = "the path relative to the rootdir" if "/" in pattern else "the file name"
+        warning = UnusedSetting(f"{where}{PATTERNS}: the pattern {pattern!r} matched no .yaml/.yml file a scenario "
+                                f"was collected from in this run (it is matched against {against}, under the "
+                                f"rootdir {config.rootpath})")
+        try:
+            if controller:  # (outside any test or collection: shown in the warnings summary as pytest's own are)
+                config.issue_config_time_warning(warning, stacklevel=2)
+            elif line:
+                warnings.warn_explicit(warning, UnusedSetting, str(path), line)  # (shown at the ini file's line)
+            else:
+                warnings.warn(warning, stacklevel=1)
+        except UnusedSetting:  # ``-W error``: a usage error, not pytest's INTERNALERROR
+            if controller:
+                pytest.exit(f"ERROR: {warning}", returncode=pytest.ExitCode.USAGE_ERROR)
+            raise pytest.UsageError(str(warning)) from None
 
 
 def is_scenario_file(file_path: Path, parent: pytest.Collector) -> bool:

@@ -101,6 +101,12 @@ def _line_in_table(text: str, table: str, key: str) -> int:
     return 0
 
 
+def key_line(path: Path, key: str) -> int:
+    """The line of ``path`` where ``key`` of pytest's section is written (0: not written there)."""
+    keys = _toml_keys(path) if path.suffix == ".toml" else _ini_keys(path)
+    return next((number for number, name in keys if name == key), 0)
+
+
 def unknown_keys(path: Path, known: Iterable[str]) -> list[tuple[int, str]]:
     """(line number, key) of each key in ``path``'s pytest section that looks like this plugin's and is not in
     ``known``."""
