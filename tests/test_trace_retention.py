@@ -348,3 +348,32 @@ def test_an_agent_may_not_write_the_trace_cut_note_of_the_harness():
 
     with pytest.raises(ValueError, match="trace"):
         AgentTrace(Trace()).add("trace", "events", "cut")
+
+
+def test_the_details_an_agent_gives_a_confirmation_are_traced_within_the_limits_of_a_calls_arguments():
+    """``env.confirm(action, **details)`` traced its details whole (an agent asking with a 50 MB detail grew pytest
+    by each failing trial's); a detail named ``latency_s`` raised ``TypeError`` in the agent, and one named
+    ``input_tokens`` was counted as the event's tokens. The details are traced as a tool call's arguments are."""
+    from pytest_agentops.harness.trace import AGENT_EVENT_CHARS, LONG_ARGUMENT_CHARS
+
+    @tool(destructive=True)
+    def drop(world, table: str = "") -> str:
+        """Drop a table."""
+        return "dropped"
+
+    def agent(task, env):
+        asked = [env.confirm("drop", table="users", latency_s=99, input_tokens=10**12)]
+        asked.append(env.confirm("drop", table="users", blob="x" * (AGENT_EVENT_CHARS + 1)))
+        asked.append(env.confirm("drop", table="users", rows=[["y" * 1000] * 100]))
+        env.tools["drop"](table="users")
+        return asked
+
+    (record,) = run_campaign(Scenario(name="asks", agent=agent, tools=[drop], trials=1, seed=1, faults="none",
+                                      check=lambda world, out: True)).records
+    assert record.outcome == "completed" and record.output == "[True, True, True]"
+    first, long, large = [e for e in record.trace if e.kind == "confirmation"]
+    assert first.input_tokens == 0 and dict(first.data) == {"latency_s": 0.0, "table": "users",
+                                                             "input_tokens": 10**12}
+    assert long.data["table"] == "users" and len(long.data["blob"]) < LONG_ARGUMENT_CHARS + 80
+    assert dict(large.data) == {"latency_s": 0.0, "cut": "more than 65,536 characters of arguments (an event "
+                                                         "keeps at most that)"}

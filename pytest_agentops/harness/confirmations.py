@@ -22,6 +22,7 @@ from ..errors import hide_own_frames
 from ..plan import Occurrences
 from ..seeding import canonical
 from .layer import LayerTrial, ToolCall, TrialPort, without_hooks
+from .secrets import redact_label
 
 __tracebackhide__ = hide_own_frames
 
@@ -98,8 +99,13 @@ class Gate:
                 self._pending.append(approval)
             else:
                 self.denied += 1
-        trial.trace.add("confirmation", action, "approved" if approved else "denied",
-                        latency_s=round(latency, 6), **details)
+        # (the details as tool-call arguments are kept, within the trace's limits; a detail named like the event's
+        # own ``latency_s`` is left out of the event, where it raised TypeError, and a detail ``input_tokens`` is
+        # data, where it was counted as the event's tokens)
+        data = {"latency_s": round(latency, 6)}
+        for key, value in trial.trace.details(details).items():
+            data.setdefault(key, value)
+        trial.trace.add_data("confirmation", redact_label(action), "approved" if approved else "denied", data)
         return approved
 
     def take(self, tool: str, explicit: Mapping[str, Any], arguments: Mapping[str, Any]) -> Approval | None:

@@ -312,6 +312,12 @@ class Trace:
                                          f"... ({len(value):,} characters: past what the trace keeps of arguments)")
         return kept
 
+    def details(self, details: Mapping[str, Any]) -> dict[str, Any]:
+        """``arguments`` for any mapping of an agent's (``env.confirm``'s details): a fresh dict as an event keeps
+        it, within the same limits."""
+        plain = all(type(value) in PLAIN for value in details.values())
+        return self.arguments(dict(details), plain) if plain else self.arguments(details, False)
+
     def _charge_arguments(self, size: int) -> bool:
         """Charge ``size`` characters of arguments to the trial's share: whether they fit (an event's share and
         what is left of the trial's, ``ARGUMENTS_TRACE_CHARS``), and are charged."""
