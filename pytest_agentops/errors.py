@@ -288,6 +288,12 @@ class AgentProcessDied(AgentOpsError):
     crash of the interpreter. The trial is an error naming how it ended."""
 
 
+class AgentMessageRefused(AgentOpsError):
+    """The agent's child process (isolation ``process``) sent a message the test process does not read: larger
+    than a message or an attempt may be, or naming what could run code of the agent's in pytest. The child is
+    ended (it did not die) and the trial is an error naming what was refused."""
+
+
 class HarnessChanged(AgentOpsError, RuntimeError):
     """A campaign's trials changed the harness's own code (an in-process agent reassigned one of its functions):
     put back when the campaign ended, and the campaign raises this instead of giving verdicts that may not be the

@@ -342,7 +342,7 @@ def test_no_code_of_an_isolated_agents_runs_in_the_test_process_past_the_first_r
     if task in ("exception_text", "exception_argument"):
         assert record.reason.startswith("ChildAgentError: "), record.reason
     else:
-        assert record.reason.startswith("AgentProcessDied: "), record.reason
+        assert record.reason.startswith("AgentMessageRefused: "), record.reason
 
 
 def test_a_message_runs_no_code_of_the_agents_through_the_values_it_rebuilds(tmp_path, monkeypatch):
@@ -503,7 +503,7 @@ def test_the_test_process_takes_no_message_larger_than_the_limit():
     (record,) = run_campaign(Scenario(name="flood", agent=isolation_support.floods, trials=1, seed=1, faults="none",
                                       isolation="process")).records
     assert record.outcome == "error"
-    assert record.reason == (f"AgentProcessDied: the agent's process sent a message of {1 << 40:,} bytes, more "
+    assert record.reason == (f"AgentMessageRefused: the agent's process sent a message of {1 << 40:,} bytes, more "
                              f"than the {MAX_MESSAGE_BYTES:,} one may have")
 
 
@@ -516,7 +516,7 @@ def test_the_test_process_takes_no_more_than_the_limit_from_an_attempt_in_all():
                                      trials=1, seed=1, faults="none", isolation="process", keep_traces=0,
                                      check=lambda world, out: True)).records[0] for n in (1, 40)]
     assert [r.outcome for r in records] == ["completed", "error"], [r.reason for r in records]
-    assert records[1].reason == (f"AgentProcessDied: the agent's process sent more than the {MAX_ATTEMPT_BYTES:,} "
+    assert records[1].reason == (f"AgentMessageRefused: the agent's process sent more than the {MAX_ATTEMPT_BYTES:,} "
                                  "bytes its messages may hold in all")
 
 
@@ -533,7 +533,7 @@ def test_the_test_process_builds_no_more_than_the_limit_from_an_attempts_message
                                       task=str(MAX_ATTEMPT_BUILT_BYTES // 216 + 1), faults="none",
                                       isolation="process")).records
     assert record.outcome == "error"
-    assert record.reason == (f"AgentProcessDied: the agent's process sent messages that build more than "
+    assert record.reason == (f"AgentMessageRefused: the agent's process sent messages that build more than "
                              f"{MAX_ATTEMPT_BUILT_BYTES:,} bytes in the test process beyond their own (empty "
                              "containers, memo entries, references, objects its calls make: "
                              "MAX_ATTEMPT_BUILT_BYTES)")

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ...errors import RAISED_AT, AgentCrash, AgentProcessDied, hide_own_frames
+from ...errors import RAISED_AT, AgentCrash, AgentMessageRefused, AgentProcessDied, hide_own_frames
 from ...process.reaper import REAPER, end_descendants, end_through_keeper
 from ...process.trial_random import HARNESS, TrialRandom, enter_random, exit_random
 from ...vtime.loop import run_virtual
@@ -72,6 +72,10 @@ class CrashBookkeeping(Protocol):
 
 class _Died(Exception):
     """The child process ended without a result."""
+
+
+class _Refused(_Died):
+    """The child sent a message the harness does not read: the attempt ends as if the child had died."""
 
 
 class ChildAgent:
@@ -142,10 +146,10 @@ class ChildAgent:
             exit_random(drawing)
 
     def _died(self, died: _Died) -> None:
-        """The child ended without a result: a crash to restart from, or (no restarts allowed: isolation
-        without crashes) the trial's error."""
+        """The child ended without a result (or sent a message refused): a crash to restart from, or (no restarts
+        allowed: isolation without crashes) the trial's error."""
         if self.restarts == 0:
-            raise AgentProcessDied(str(died)) from None
+            raise (AgentMessageRefused if isinstance(died, _Refused) else AgentProcessDied)(str(died)) from None
         self.injector.died(str(died))
 
     def _next_attempt(self, attempt: int) -> int:
@@ -198,7 +202,7 @@ class ChildAgent:
                 try:
                     request = _checked(parent.recv())
                 except (MessageTooLarge, pickle.UnpicklingError) as exc:
-                    raise _Died(str(exc)) from None
+                    raise _Refused(str(exc)) from None
                 except (EOFError, OSError):
                     raise _Died(f"agent process {describe_exit(_wait(proc))} without a result") from None
                 finished = request[0] in ("done", "error")
@@ -221,7 +225,7 @@ class ChildAgent:
                     with env.clock.paused():  # (the child's start-up and work: real time, not the trial's)
                         request = _checked(await parent.arecv(loop))
                 except (MessageTooLarge, pickle.UnpicklingError) as exc:
-                    raise _Died(str(exc)) from None
+                    raise _Refused(str(exc)) from None
                 except (EOFError, OSError):
                     raise _Died(f"agent process {describe_exit(_wait(proc))} without a result") from None
                 finished = request[0] in ("done", "error")
