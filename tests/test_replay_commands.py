@@ -366,6 +366,37 @@ def test_shaped(agent_chaos):
     assert key[0] == "sk-resume-naive" and replayed == original[key]
 
 
+def test_a_key_in_a_tests_parameters_is_kept_in_its_own_commands_and_redacted_in_an_agents_output(pytester, run):
+    """A second review: a key-shaped value kept in one test's node id (``test_keyed[sk-...]``) was left unredacted
+    wherever it appeared for the rest of the session: a later test's agent printing that key showed it in the
+    failure message and the report. A name is kept only where it stands whole (a node id's folders and file
+    wherever they stand)."""
+    key = "sk-" + "live0123456789abcdef"
+    pytester.makepyfile(**{"sk-payments-agent/test_params": PROJECT + f'''
+
+@pytest.mark.parametrize("token", ["{key}"])
+def test_keyed(agent_chaos, token):
+    agent_chaos.run(make("keyed", seed=3, agent=lambda task, env: "nope")).check()
+
+
+def test_later(agent_chaos):
+    agent_chaos.run(make("later", seed=3, agent=lambda task, env: "{key} in sk-payments-agent")).check()
+'''})
+    pytester.makeini("[pytest]\n")
+    first = run(pytester.path, "--agent-chaos", "-k", "test_keyed or test_later", "--agent-chaos-report=report.json",
+                "-p", "no:cacheprovider")
+    assert first.returncode == 1, first.stdout
+    commands = re.findall(r"^(?:E)?\s+(pytest .*--agent-chaos-replay=.*)$", first.stdout, re.M)
+    keyed = [c for c in commands if "test_keyed" in c]
+    assert keyed and all(f"sk-payments-agent/test_params.py::test_keyed[{key}]" in c for c in keyed), commands
+    report = (pytester.path / "report.json").read_text()
+    outputs = {r["output"] for (scenario, _), r in records_of(pytester.path / "report.json").items()
+               if scenario == "later"}
+    assert outputs == {"[redacted] in sk-payments-agent"} and report.count(key) == report.count(f"[{key}]")
+    again = run(pytester.path, *pasted(keyed[0]), "-p", "no:cacheprovider")
+    assert again.returncode == 1 and "1 failed" in again.stdout, again.stdout
+
+
 @pytest.mark.parametrize("password", ["hunter2'isgreat", "hunter2is{great}", "hunter2's{pass}word"])
 def test_a_password_with_quotes_or_braces_in_a_scenario_name_is_redacted_in_its_replay_commands(pytester, run,
                                                                                                  monkeypatch, password):

@@ -822,3 +822,22 @@ def test_a_secret_set_for_the_test_alone_stays_out_of_the_reports_and_a_replays_
     replay = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", "--agent-chaos-replay=mp/trial-0")
     timeline = [line for line in replay.outlines if "auth " in line or "deploy-" in line]
     assert timeline and not [line for line in replay.outlines if "4f9Qz8Lm" in line], timeline
+
+
+def test_a_kept_name_is_kept_where_it_stands_whole_and_a_node_ids_folders_wherever_they_stand(monkeypatch):
+    """``keep_identifier``: a key-shaped parameter of a node id stays in the node id (its replay command) and is
+    redacted elsewhere (an agent's output in a later test); its folders and file are left wherever they stand;
+    the forms a command, a JSON report and a command template write the id in are kept too."""
+    from pytest_agentops.harness import secrets
+
+    monkeypatch.setattr(secrets, "_identifiers", set())
+    monkeypatch.setattr(secrets, "_path_parts", set())
+    key = "sk-" + "live0123456789abcdef"
+    node = f"sk-payments-agent/test_params.py::test_keyed[{key}-it's]"
+    secrets.keep_identifier(node, node=True)
+    secrets.keep_identifier("sk-resume-naive")
+    assert secrets.redact_text(f"{key} in sk-payments-agent/x.py") == "[redacted] in sk-payments-agent/x.py"
+    for text in (f"pytest {node} -x", "pytest '" + node.replace("'", "'\"'\"'") + "' -x", json.dumps({"id": node}),
+                 node.replace("{", "{{"), "--agent-chaos-replay=sk-resume-naive/trial-{index}"):
+        assert secrets.redact_text(text) == text
+    assert secrets.redact_text("sk-resume-naive2 and sk-resume-naiveX") == "[redacted] and [redacted]"

@@ -163,30 +163,53 @@ def is_secret_number(value: Any) -> bool:
     return bool(_env_numbers) and type(value) is int and value in _env_numbers
 
 
-#: Names the user gave (test node ids and their paths, scenario names) that a secret's shape must not redact
-#: (``keep_identifier``): a folder named ``sk-payments-agent`` made every printed replay command unusable.
+#: Names the user gave (test node ids, scenario names) that a secret's shape must not redact where they stand
+#: whole (``keep_identifier``): a folder named ``sk-payments-agent`` made every printed replay command unusable.
+#: Each is kept as it is written in a command, a JSON report or a command template.
 _identifiers: set[str] = set()
+#: The parts of a node id's path (folders, the file): kept wherever they stand (a folder's name is no secret)
+_path_parts: set[str] = set()
 
 
-def keep_identifier(name: str) -> None:
-    """Leave the secret shapes that lie wholly inside ``name`` (a node id, a scenario's name) in every text: it is
-    the user's own name for a test, and the replay commands must work pasted back. (The environment's secret
-    values are redacted in it all the same.)"""
+def keep_identifier(name: str, *, node: bool = False) -> None:
+    """Leave the secret shapes that lie inside ``name`` (a test's ``node`` id, a scenario's name) where the whole
+    name stands in a text: it is the user's own name for a test, and the replay commands must work pasted back.
+    A node id's folders and file are left wherever they stand; a shape in its parameters (``test_x[sk-...]``)
+    only inside the whole id, so an agent's output holding that key in a later test is redacted. (The
+    environment's secret values are redacted in it all the same.)"""
     if ("sk-" in name or "Bearer" in name) and name not in _identifiers and len(_identifiers) < 4096:
-        _identifiers.add(name)
+        quoted = name.replace("'", "'\"'\"'")
+        forms = {name, json.dumps(name)[1:-1], quoted}
+        _identifiers.update(forms, (form.replace("{", "{{").replace("}", "}}") for form in forms))
+        if node:
+            _path_parts.update(part for part in name.partition("::")[0].split("/") if "sk-" in part)
         _labels.clear()  # (remembered before: redacted without it)
 
 
-def _shape(match: re.Match[str]) -> str:
-    found = match.group(0)
-    return found if any(found in name for name in _identifiers) else REDACTED
+def _kept(text: str) -> list[tuple[int, int]]:
+    """The spans of ``text`` where a kept name stands (``keep_identifier``)."""
+    spans = []
+    for name in (*_identifiers, *_path_parts):
+        at = text.find(name)
+        while at >= 0:
+            spans.append((at, at + len(name)))
+            at = text.find(name, at + 1)
+    return spans
 
 
 def redact_text(text: str) -> str:
     """``text`` with every known secret replaced by ``[redacted]``."""
     text = redact_environment(text)
     if "sk-" in text or "Bearer" in text:
-        text = SECRET_SHAPE.sub(_shape if _identifiers else REDACTED, text)
+        spans = _kept(text) if _identifiers else None
+        if spans:
+            def shape(match: re.Match[str]) -> str:
+                start, end = match.span()
+                return match.group(0) if any(a <= start and end <= b for a, b in spans) else REDACTED
+
+            text = SECRET_SHAPE.sub(shape, text)
+        else:
+            text = SECRET_SHAPE.sub(REDACTED, text)
     return text
 
 

@@ -214,9 +214,9 @@ def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str 
     (``collection_options``)."""
     from ..harness.secrets import keep_identifier
 
-    for name in (nodeid, scenario):  # (names of the user's own: a secret's shape in them is not redacted)
-        if name is not None:
-            keep_identifier(name)
+    keep_identifier(nodeid, node=True)  # (names of the user's own: a secret's shape in them is not redacted)
+    if scenario is not None:
+        keep_identifier(scenario)
     if smoke:
         cassettes = options.record or options.cassette
         return " ".join([options.launcher, literal(nodeid), *collection, f"--agent-chaos-seed={seed}",
