@@ -14,13 +14,13 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from . import process as _process  # noqa: F401 (takes the collector's freeze count at start: ``FROZEN_AT_START``)
-from ._version import __version__
 from .errors import hide_own_frames
 
 __tracebackhide__ = hide_own_frames
 
 #: public name -> the module (relative to this package) that defines it
 _EXPORTS: dict[str, str] = {
+    "__version__": "._version",  # (read from the installed metadata when first asked: an agent's child never is)
     "AgentOpsError": ".errors",
     "Approver": ".settings.layers",
     "Budget": ".settings.layers",
@@ -152,6 +152,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from ._version import __version__
     from .engine.campaign import replay_trial, run_campaign, shrink_trial
     from .errors import (
         AgentOpsError,

@@ -120,9 +120,16 @@ def _tool_row(faults: Faults, tool: str) -> tuple[float, tuple[str, ...], tuple[
 
 # The keys of arguments that recur (the same few calls in every trial), by a memo of their plain form (a dict of
 # short plain values, in its own order): each value with its exact type, so that 1 and True (equal in Python,
-# not in their canonical text) differ; no floats (0.0 and -0.0 are equal, their texts not).
+# not in their canonical text) differ; no floats (0.0 and -0.0 are equal, their texts not). The memo holds what
+# it remembers for the process, so it is bounded: ``_MEMO_ITEMS`` items a mapping, names and texts of
+# ``_MEMO_CHARS``, whole numbers of 64 bits, ``_MEMO_SIZE`` mappings (~1.5 KB each at most: ~24 MiB).
+# Unbounded, an agent's 300 confirmations of 3,000 details of 256 characters each kept 337 MiB after their
+# campaign.
 _ARG_KEYS: dict[tuple[Any, ...], int] = {}
-_MEMO_TYPES = frozenset({str, int, bool, type(None)})
+_MEMO_ITEMS = 8
+_MEMO_CHARS = 32
+_MEMO_SIZE = 16384
+_MEMO_LOW, _MEMO_HIGH = -(2 ** 64), 2 ** 64
 
 
 _NAMES_SEEN: list[tuple[str, ...]] = [()]  # the last tuple of names checked (the engine's, the same every trial)
@@ -208,18 +215,24 @@ class FaultPlan:
         """The key of a call's arguments (or a confirmation's details) in the draws: 0 for none."""
         if not value:
             return 0
-        if type(value) is dict:  # a mapping of short plain values: its key is remembered, by its memo
+        if type(value) is dict and len(value) <= _MEMO_ITEMS:  # a few short plain values: remembered, by a memo
             memo: list[Any] = []
             for k, v in value.items():
                 cls = type(v)
-                if type(k) is not str or cls not in _MEMO_TYPES or (cls is str and len(v) > 256):
+                if cls is str:
+                    small = len(v) <= _MEMO_CHARS
+                elif cls is int:
+                    small = _MEMO_LOW <= v <= _MEMO_HIGH
+                else:
+                    small = cls is bool or v is None
+                if not small or type(k) is not str or len(k) > _MEMO_CHARS:
                     return text_key(canonical(value))
                 memo += (k, cls, v)
             flat = tuple(memo)
             key = _ARG_KEYS.get(flat)
             if key is None:
                 key = text_key(canonical(value))
-                if len(_ARG_KEYS) < 65536:
+                if len(_ARG_KEYS) < _MEMO_SIZE:
                     _ARG_KEYS[flat] = key
             return key
         return text_key(canonical(value))

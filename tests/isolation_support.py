@@ -672,3 +672,15 @@ def calls_for_ever(task, env):
         except BaseException:
             raised += 1
     return f"{turns} turns"
+
+
+def saves_for_ever(task, env):
+    """A runaway loop of checkpoints that swallows everything: ``task`` saves, counted as they go or raise."""
+    ok = raised = 0
+    for i in range(int(task)):
+        try:
+            env.state.save("k", i)
+            ok += 1
+        except BaseException:
+            raised += 1
+    return f"ok={ok} raised={raised}"

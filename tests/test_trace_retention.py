@@ -316,17 +316,37 @@ def test_a_trial_that_traces_more_events_than_a_trace_keeps_ends_at_the_limit_th
                         isolation="process" if agent == "isolated" else "none")
     result = run_campaign(scenario)
     reason = "more than 301 trace events in one trial (a runaway loop?): the trial was ended at the limit"
+    note = "more than 301 trace events in one trial: later ones are not kept"
     for record in result.records:
         assert (record.outcome, record.reason) == ("error", reason)
         assert len(record.trace) == 303 and [e.seq for e in record.trace[:-1]] == list(range(302))
         cut, last = record.trace[-2:]
         assert (cut.kind, cut.name, cut.outcome, dict(cut.data)) == ("trace", "events", "cut",
-                                                                    {"kept": 301, "note": reason})
+                                                                    {"kept": 301, "note": note})
         assert (last.kind, last.outcome) == ("outcome", "error")
         # (in-process it returned, and what it returned did not decide; an isolated one was ended with its trial)
         assert record.output.endswith(" turns") if agent != "isolated" else record.output == ""
     assert run_campaign(dataclasses.replace(scenario, concurrency=3)).records == result.records
     assert replay_trial(scenario, 1) == result.records[1]
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_a_runaway_loop_of_checkpoints_is_ended_at_the_limit_isolated_or_not(isolation, monkeypatch):
+    """A review: an isolated agent's checkpoints were traced by the test process without asking whether its trial
+    was still running, so a loop of saves went on (2,000 of 2,000 taken) until the wall-clock limit; in-process the
+    302nd save ended it. Isolated, the child is now ended as an in-process agent's harness call is."""
+    from pytest_agentops.harness import trace
+
+    import isolation_support
+
+    monkeypatch.setattr(trace, "TRACE_EVENTS", 301)
+    (record,) = run_campaign(Scenario(name="saves", agent=isolation_support.saves_for_ever, task="2000", trials=1,
+                                      seed=1, faults="none", isolation=isolation, timeout_s=20,
+                                      check=lambda world, out: True)).records
+    assert (record.outcome, record.reason) == ("error", "more than 301 trace events in one trial (a runaway loop?): "
+                                                        "the trial was ended at the limit")
+    assert record.output == ("ok=302 raised=1698" if isolation == "none" else "")
+    assert [e.kind for e in record.trace[-3:]] == ["checkpoint", "trace", "outcome"]
 
 
 def test_a_runaway_trial_keeps_its_first_trace_events_and_no_more():
@@ -365,15 +385,50 @@ def test_the_details_an_agent_gives_a_confirmation_are_traced_within_the_limits_
         asked = [env.confirm("drop", table="users", latency_s=99, input_tokens=10**12)]
         asked.append(env.confirm("drop", table="users", blob="x" * (AGENT_EVENT_CHARS + 1)))
         asked.append(env.confirm("drop", table="users", rows=[["y" * 1000] * 100]))
+        asked.append(env.confirm("drop", **{f"k{i}": "z" * 250 for i in range(3000)}))  # (short, but many)
         env.tools["drop"](table="users")
         return asked
 
     (record,) = run_campaign(Scenario(name="asks", agent=agent, tools=[drop], trials=1, seed=1, faults="none",
                                       check=lambda world, out: True)).records
-    assert record.outcome == "completed" and record.output == "[True, True, True]"
-    first, long, large = [e for e in record.trace if e.kind == "confirmation"]
+    assert record.outcome == "completed" and record.output == "[True, True, True, True]"
+    first, long, large, many = [e for e in record.trace if e.kind == "confirmation"]
     assert first.input_tokens == 0 and dict(first.data) == {"latency_s": 0.0, "table": "users",
                                                              "input_tokens": 10**12}
     assert long.data["table"] == "users" and len(long.data["blob"]) < LONG_ARGUMENT_CHARS + 80
-    assert dict(large.data) == {"latency_s": 0.0, "cut": "more than 65,536 characters of arguments (an event "
-                                                         "keeps at most that)"}
+    assert dict(large.data) == dict(many.data) == {"latency_s": 0.0, "cut": "more than 65,536 characters of "
+                                                                            "arguments (an event keeps at most that)"}
+
+
+def test_the_memo_of_argument_keys_keeps_only_small_mappings(monkeypatch):
+    """A review: the process-wide memo of argument keys (``plan._ARG_KEYS``) remembered any mapping of short plain
+    values however many: an agent's 300 confirmations of 3,000 details of 256 characters kept 337 MiB after its
+    campaign (8.5 MiB now). It remembers a few short names, texts and numbers a mapping, and no more mappings than
+    its size; the keys are the same remembered or not."""
+    from pytest_agentops import plan
+
+    monkeypatch.setattr(plan, "_ARG_KEYS", {})
+
+    @tool(destructive=True)
+    def put(world, key: str = "", n: int = 0) -> str:
+        """Put a value."""
+        return "ok"
+
+    def agent(task, env):
+        for i in range(20):
+            env.confirm("put", **{f"k{j}": f"{i:06d}" + "y" * 250 for j in range(100)})
+            env.confirm("put", key="z" * 200)
+            env.tools["put"](key=str(i), n=10 ** 100 + i)
+            env.tools["put"](key="short", n=i)
+        return "done"
+
+    scenario = Scenario(name="memo", agent=agent, tools=[put], trials=2, seed=1, faults="low",
+                        check=lambda world, out: True)
+    remembered = run_campaign(scenario).records
+    memo = plan._ARG_KEYS
+    assert memo and all(len(flat) <= 3 * plan._MEMO_ITEMS for flat in memo)
+    assert all(len(v) <= plan._MEMO_CHARS for flat in memo for v in flat if type(v) is str)
+    assert all(v.bit_length() <= 64 for flat in memo for v in flat if type(v) is int)
+    monkeypatch.setattr(plan, "_MEMO_SIZE", 0)  # (nothing remembered: the same keys, the same records)
+    monkeypatch.setattr(plan, "_ARG_KEYS", {})
+    assert run_campaign(scenario).records == remembered and not plan._ARG_KEYS

@@ -126,6 +126,7 @@ AGENT_LABEL_CHARS = 256
 #: ``LONG_ARGUMENT_CHARS`` (the tool gets it whole). Shorter texts are always traced whole.
 LONG_ARGUMENT_CHARS = 256
 ARGUMENTS_TRACE_CHARS = 1024 * 1024
+_PAST_AN_EVENT = f"more than {AGENT_EVENT_CHARS:,} characters of arguments (an event keeps at most that)"
 #: Events one trial's trace keeps (its ``outcome`` event besides): the next one ends the trial (``on_full``) and
 #: is kept as a ``trace/events/cut`` note instead; later ones are dropped. A runaway loop of tool calls otherwise
 #: grew pytest by ~500 bytes a call for every kept trace (200,000 calls: ~100 MiB).
@@ -300,7 +301,7 @@ class Trace:
         if not plain:
             size = _chars(arguments, AGENT_EVENT_CHARS)
             if size > AGENT_EVENT_CHARS:
-                return {"cut": f"more than {AGENT_EVENT_CHARS:,} characters of arguments (an event keeps at most that)"}
+                return {"cut": _PAST_AN_EVENT}
             if size > LONG_ARGUMENT_CHARS and not self._charge_arguments(size):  # (charged as a long text is)
                 return {"cut": f"{size:,} characters of arguments: past what the trace keeps of arguments"}
             return arguments
@@ -313,10 +314,15 @@ class Trace:
         return kept
 
     def details(self, details: Mapping[str, Any]) -> dict[str, Any]:
-        """``arguments`` for any mapping of an agent's (``env.confirm``'s details): a fresh dict as an event keeps
-        it, within the same limits."""
-        plain = all(type(value) in PLAIN for value in details.values())
-        return self.arguments(dict(details), plain) if plain else self.arguments(details, False)
+        """A mapping of the agent's (``env.confirm``'s details) as an event keeps it, its keys being the agent's to
+        choose: charged as a whole (``arguments`` of any kind), and past an event's share with its long texts cut
+        and, if that is still past it, as a note (as plain arguments, 3,000 texts of 250 characters an event were
+        each kept whole)."""
+        if not all(type(value) in PLAIN for value in details.values()) or \
+                _chars(details, AGENT_EVENT_CHARS) <= AGENT_EVENT_CHARS:
+            return self.arguments(dict(details), False)
+        kept = self.arguments(dict(details), True)
+        return kept if _chars(kept, AGENT_EVENT_CHARS) <= AGENT_EVENT_CHARS else {"cut": _PAST_AN_EVENT}
 
     def _charge_arguments(self, size: int) -> bool:
         """Charge ``size`` characters of arguments to the trial's share: whether they fit (an event's share and
@@ -333,12 +339,12 @@ class Trace:
         if kind == "outcome":
             return False
         if len(self._events) == TRACE_EVENTS:
-            reason = (f"more than {TRACE_EVENTS:,} trace events in one trial (a runaway loop?): the trial was ended "
-                      "at the limit")
+            note = f"more than {TRACE_EVENTS:,} trace events in one trial: later ones are not kept"
             self._events.append(TraceEvent(TRACE_EVENTS, float(self._now()), "trace", "events", "cut",
-                                           0, 0, FrozenMap(kept=TRACE_EVENTS, note=reason)))
-            if self._on_full is not None:
-                self._on_full(reason)
+                                           0, 0, FrozenMap(kept=TRACE_EVENTS, note=note)))
+            if self._on_full is not None:  # (a trial still running is ended; one judged already stays as judged)
+                self._on_full(f"more than {TRACE_EVENTS:,} trace events in one trial (a runaway loop?): the trial "
+                              "was ended at the limit")
         return True
 
     def close(self) -> tuple[TraceEvent, ...]:

@@ -268,6 +268,7 @@ class ChildAgent:
                 say_unfenced(str(request[1])[:300])
                 return "ok", None
             if op == "checkpoint" and request[2] in _CHECKPOINTED:  # the child's store saved, deleted or cleared
+                self.injector.ctx.check_alive()  # (as ``TrialStore``'s guard: an ended trial's child is ended)
                 self.injector.ctx.trace.add("checkpoint", str(request[1]), request[2])  # (as ``TrialStore`` does)
                 return "ok", None
             if op == "http" and env.llm is not None:
