@@ -373,8 +373,8 @@ def test_a_scenario_file_pattern_that_matches_no_file_is_warned_about_not_silent
     (project.path / "chaos" / "night.yml").write_text(REFUND.replace("name: refund", "name: night"))
     project.makeini("[pytest]\nagentops_scenario_files =\n    chaos/*.yaml\n    chaos/*.yml\n    *.scenario.yaml\n")
     result = project.runpytest("--agent-chaos", "--collect-only", "-q")
-    unmatched = ("*tox.ini:2: agentops_scenario_files: the pattern 'chaos/*.yaml' matched no .yaml/.yml file a "
-                 "scenario was collected from in this run (it is matched against the path relative to the rootdir*")
+    unmatched = ("*tox.ini:2: agentops_scenario_files: the pattern 'chaos/*.yaml' matched no .yaml/.yml file "
+                 "collected in this run (it is matched against the path relative to the rootdir*")
     result.stdout.fnmatch_lines(["chaos/night.yml::night", "tox.ini:2", "*UnusedSetting: " + unmatched,
                                  "*the pattern '*.scenario.yaml' matched no * (it is matched against the file name*"])
     assert "'chaos/*.yml' matched" not in result.stdout.str()
@@ -392,6 +392,20 @@ def test_a_scenario_file_pattern_that_matches_no_file_is_warned_about_not_silent
     strict.stdout.fnmatch_lines(["*ERROR: " + unmatched])
     without = project.runpytest("--collect-only", "-q")
     assert "UnusedSetting" not in without.stdout.str()
+    # (a review: ``-k`` and ``--deselect`` leave what was looked at as it was; a run from a folder below the rootdir
+    # collects that folder alone; a pattern given with ``-o`` is said to come from there)
+    for selected in (["-k", "refund"], ["--deselect", "chaos/night.yml::night"]):
+        kept = project.runpytest("--agent-chaos", "-q", "-W", "error::pytest_agentops.UnusedSetting", *selected,
+                                 "-o", "agentops_scenario_files=chaos/*.yml")
+        assert kept.ret == pytest.ExitCode.OK and "1 deselected" in str(kept.stdout), kept.stdout
+    project.mkdir("sub").joinpath("test_sub.py").write_text("def test_sub():\n    pass\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project.path / "sub")
+        below = project.runpytest("--agent-chaos", "-q", "-W", "error::pytest_agentops.UnusedSetting")
+    assert below.ret == pytest.ExitCode.OK and "1 passed" in str(below.stdout), below.stdout
+    given = project.runpytest("--agent-chaos", "--collect-only", "-q", "-o", "agentops_scenario_files=chaos/*.yaml")
+    given.stdout.fnmatch_lines(["*UnusedSetting: -o agentops_scenario_files=chaos/[*].yaml: agentops_scenario_files: "
+                                "the pattern 'chaos/[*].yaml' matched no *"])
 
 
 def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(project):

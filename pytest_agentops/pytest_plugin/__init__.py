@@ -19,6 +19,7 @@ from .ini_keys import check_ini_keys
 from .options import (
     CACHE_SEED,
     INI_NAMES,
+    USAGE_ERROR_OUTPUT,
     ChaosOptions,
     add_options,
     comparisons_key,
@@ -315,32 +316,26 @@ def pytest_collection(session: pytest.Session) -> bool | None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """With ``--agent-chaos`` over the test paths (no path given), an ``agentops_scenario_files`` pattern that
-    matched no collected file is warned about (``collect.warn_unmatched_patterns``; by an xdist controller, from
-    the node ids its first worker collected, not by each worker)."""
+    """With ``--agent-chaos`` over the test paths from the rootdir (no path given), an ``agentops_scenario_files``
+    pattern that matched no file is warned about (``collect.warn_unmatched_patterns``; under xdist by the first
+    worker alone, whose warning the controller shows)."""
     config = session.config
-    if _patterns_to_check(config) and not hasattr(config, "workerinput"):
+    opts = config.stash.get(options_key, None)
+    if opts is None or not opts.enabled or config.args_source == pytest.Config.ArgsSource.ARGS or \
+            config.invocation_params.dir != config.rootpath or not config.getini("agentops_scenario_files"):
+        return
+    worker = getattr(config, "workerinput", None)
+    if worker is None or worker.get("workerid") == "gw0":
         from .collect import warn_unmatched_patterns
 
-        warn_unmatched_patterns(config, (item.nodeid.partition("::")[0] for item in session.items))
-
-
-def _patterns_to_check(config: pytest.Config) -> bool:
-    opts = config.stash.get(options_key, None)
-    return (opts is not None and opts.enabled and config.args_source != pytest.Config.ArgsSource.ARGS
-            and bool(config.getini("agentops_scenario_files")))
+        warn_unmatched_patterns(config)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """(xdist controller.) The tests in collection order, which the campaigns the workers hand over are put back in
     (they come grouped by worker): the terminal's "agent chaos" section reads as in a run without xdist."""
-    config = node.config
-    if _collected_key not in config.stash and _patterns_to_check(config):
-        from .collect import warn_unmatched_patterns
-
-        warn_unmatched_patterns(config, (nodeid.partition("::")[0] for nodeid in ids), controller=True)
-    config.stash.setdefault(_collected_key, ids)
+    node.config.stash.setdefault(_collected_key, ids)
 
 
 def _in_collection_order(config: pytest.Config, pairs: list[tuple[str, Any]]) -> None:
@@ -368,6 +363,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a w
     payload = getattr(node, "workeroutput", {}).get("agentops_comparisons")
     if payload:
         node.config.stash[comparisons_key].extend((nodeid, c) for nodeid, c in json.loads(payload))
+    if output.get(USAGE_ERROR_OUTPUT):  # (the patterns' warning made an error: ``collect.warn_unmatched_patterns``)
+        pytest.exit(str(output[USAGE_ERROR_OUTPUT]), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -17,7 +17,7 @@ import fnmatch
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,14 @@ from ..errors import CampaignFailed, ConfigError, ScenarioFileError, UnusedSetti
 from ..scenario_file import ScenarioEntry, load_scenario_entries, not_a_scenario_file, read_scenario_file
 from .campaigns import run_scenario
 from .ini_keys import PATTERNS, key_line
+from .options import USAGE_ERROR_OUTPUT
 
 __tracebackhide__ = hide_own_frames
 
 #: scenario name -> "file:line:column" where it was first collected in this session
 _names_key = pytest.StashKey[dict[str, str]]()
+#: the ``agentops_scenario_files`` patterns that matched a YAML file collection looked at (before any deselection)
+_matched_key = pytest.StashKey[set[str]]()
 
 
 def scenario_file_rule(file_path: Path, parent: pytest.Collector) -> str | None:
@@ -48,38 +51,39 @@ def scenario_file_rule(file_path: Path, parent: pytest.Collector) -> str | None:
         relative = file_path
     for pattern in config.getini("agentops_scenario_files"):
         if fnmatch.fnmatch(relative.as_posix() if "/" in pattern else file_path.name, pattern):
+            config.stash.setdefault(_matched_key, set()).add(pattern)
             return "pattern"
     if "scenarios" in relative.parts[:-1]:
         return "scenarios"
     return None
 
 
-def warn_unmatched_patterns(config: pytest.Config, files: Iterable[str], *, controller: bool = False) -> None:
-    """An ``agentops_scenario_files`` pattern that matched none of the files a run over its test paths collected
-    scenarios from (``files``: relative to the rootdir; no path given, so every pattern should find its files) is
-    an ``UnusedSetting`` warning, not a silent empty run; where the run makes the warning an error, a usage error
-    (an xdist ``controller``: the run exits as one)."""
-    found = {name for name in files if name.endswith((".yaml", ".yml"))}
+def warn_unmatched_patterns(config: pytest.Config) -> None:
+    """An ``agentops_scenario_files`` pattern that matched no YAML file collection looked at, in a run over the
+    test paths from the rootdir (no path given: every pattern should find its files; ``-k`` or ``--deselect``
+    do not change what was looked at), is an ``UnusedSetting`` warning, not a silent empty run. Where the run
+    makes the warning an error, a usage error (an xdist worker hands it to the controller, which exits so)."""
+    matched = config.stash.get(_matched_key, set())
+    given = [o for o in getattr(config.option, "override_ini", None) or () if o.partition("=")[0].strip() == PATTERNS]
     path = config.inipath
-    line = key_line(path, PATTERNS) if path is not None else 0
-    where = f"{path}:{line}: " if line else f"{path}: " if path is not None else ""
+    line = key_line(path, PATTERNS) if path is not None and not given else 0
+    where = f"-o {given[-1]}: " if given else f"{path}:{line}: " if line else f"{path}: " if path else ""
     for pattern in config.getini(PATTERNS):
-        if any(fnmatch.fnmatch(name if "/" in pattern else name.rpartition("/")[2], pattern) for name in found):
+        if pattern in matched:
             continue
         against = "the path relative to the rootdir" if "/" in pattern else "the file name"
-        warning = UnusedSetting(f"{where}{PATTERNS}: the pattern {pattern!r} matched no .yaml/.yml file a scenario "
-                                f"was collected from in this run (it is matched against {against}, under the "
-                                f"rootdir {config.rootpath})")
+        warning = UnusedSetting(f"{where}{PATTERNS}: the pattern {pattern!r} matched no .yaml/.yml file collected "
+                                f"in this run (it is matched against {against}, under the rootdir "
+                                f"{config.rootpath})")
         try:
-            if controller:  # (outside any test or collection: shown in the warnings summary as pytest's own are)
-                config.issue_config_time_warning(warning, stacklevel=2)
-            elif line:
+            if line:
                 warnings.warn_explicit(warning, UnusedSetting, str(path), line)  # (shown at the ini file's line)
             else:
                 warnings.warn(warning, stacklevel=1)
         except UnusedSetting:  # ``-W error``: a usage error, not pytest's INTERNALERROR
-            if controller:
-                pytest.exit(f"ERROR: {warning}", returncode=pytest.ExitCode.USAGE_ERROR)
+            if hasattr(config, "workeroutput"):
+                config.workeroutput[USAGE_ERROR_OUTPUT] = f"ERROR: {warning}"
+                return
             raise pytest.UsageError(str(warning)) from None
 
 

@@ -82,6 +82,9 @@ _INI: dict[str, tuple[str, dict[str, Any]]] = {
                                 "(besides .yaml/.yml files under scenarios/ and files given on the command line)",
                                 {"type": "args"}),
 }
+#: (an xdist worker's ``workeroutput``) the usage error its check of the scenario file patterns made under
+#: ``-W error`` (``collect.warn_unmatched_patterns``), for the controller to exit with
+USAGE_ERROR_OUTPUT = "agentops_usage_error"
 #: every ini key of the plugin (a key beginning like them that is not one is a usage error: ``ini_keys``)
 INI_NAMES = frozenset(_INI)
 
