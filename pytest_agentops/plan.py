@@ -130,6 +130,13 @@ _MEMO_ITEMS = 8
 _MEMO_CHARS = 32
 _MEMO_SIZE = 16384
 _MEMO_LOW, _MEMO_HIGH = -(2 ** 64), 2 ** 64
+_MEMO_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def _small(flat: tuple[Any, ...]) -> bool:
+    """Whether a memo's key is small enough to be remembered (checked when it is new, not at every look-up)."""
+    return all(len(v) <= _MEMO_CHARS if type(v) is str else _MEMO_LOW <= v <= _MEMO_HIGH if type(v) is int else True
+               for v in flat)
 
 
 _NAMES_SEEN: list[tuple[str, ...]] = [()]  # the last tuple of names checked (the engine's, the same every trial)
@@ -219,20 +226,14 @@ class FaultPlan:
             memo: list[Any] = []
             for k, v in value.items():
                 cls = type(v)
-                if cls is str:
-                    small = len(v) <= _MEMO_CHARS
-                elif cls is int:
-                    small = _MEMO_LOW <= v <= _MEMO_HIGH
-                else:
-                    small = cls is bool or v is None
-                if not small or type(k) is not str or len(k) > _MEMO_CHARS:
+                if type(k) is not str or cls not in _MEMO_TYPES or (cls is str and len(v) > 256):
                     return text_key(canonical(value))
                 memo += (k, cls, v)
             flat = tuple(memo)
             key = _ARG_KEYS.get(flat)
             if key is None:
                 key = text_key(canonical(value))
-                if len(_ARG_KEYS) < _MEMO_SIZE:
+                if len(_ARG_KEYS) < _MEMO_SIZE and _small(flat):
                     _ARG_KEYS[flat] = key
             return key
         return text_key(canonical(value))
