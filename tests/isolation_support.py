@@ -684,3 +684,21 @@ def saves_for_ever(task, env):
         except BaseException:
             raised += 1
     return f"ok={ok} raised={raised}"
+
+
+class SendsRawFrame:
+    """An agent that writes ``payload`` to its channel to the test process as a message of its own, then waits."""
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+
+    def __call__(self, task, env):
+        import gc
+        import socket
+
+        from pytest_agentops.harness.child import protocol
+
+        (channel,) = [o for o in gc.get_objects() if isinstance(o, socket.socket) and o.fileno() >= 0][:1]
+        channel.sendall(protocol._HEADER.pack(len(self.payload)) + self.payload)
+        time.sleep(30)
+        return "sent"

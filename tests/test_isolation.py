@@ -1027,3 +1027,18 @@ def test_an_isolated_agents_fake_model_policy_draws_apart_from_it_and_as_in_proc
     for output in (r.output for r in in_process.records):
         mine, said, after = output.strip("()").split(", ")
         assert said.strip("'") not in (mine, after), output
+
+
+@pytest.mark.parametrize("payload", [b"\x80\x04X\x02\x00\x00\x00\xff\xfe.", b"I12x\n.", b"\x80\x05K", b""],
+                         ids=["bad-utf8", "bad-int", "cut-short", "empty"])
+def test_a_frame_that_is_no_pickle_is_a_refused_message_not_the_agents_exception(payload):
+    """A review: a frame the unpickler fails on with its own ``ValueError``, ``UnicodeDecodeError``, ``IndexError``
+    was raised in the trial as if the agent had raised it (``... at pickle.py:1276``), and an empty one waited 10 s
+    for a death that never came. Each is a refused message now."""
+    import isolation_support
+
+    (record,) = run_campaign(Scenario(name="raw", agent=isolation_support.SendsRawFrame(payload), trials=1, seed=1,
+                                      faults="none", isolation="process", check=lambda world, out: True)).records
+    assert record.outcome == "error"
+    assert record.reason.startswith("AgentMessageRefused: the agent's process sent a message that is not one ("), \
+        record.reason

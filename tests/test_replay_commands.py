@@ -7,8 +7,11 @@ from the invocation directory."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -395,6 +398,34 @@ def test_later(agent_chaos):
     assert outputs == {"[redacted] in sk-payments-agent"} and report.count(key) == report.count(f"[{key}]")
     again = run(pytester.path, *pasted(keyed[0]), "-p", "no:cacheprovider")
     assert again.returncode == 1 and "1 failed" in again.stdout, again.stdout
+
+
+@pytest.mark.parametrize("how", ["from a folder beside the tests", "under xdist"])
+def test_the_reports_keep_a_key_in_a_node_id_however_pytest_was_started(pytester, how):
+    """A second review: a key in a test's parameters was kept only as the command wrote the node id, so the JSON
+    report (which writes it relative to the rootdir) showed ``test_keyed[[redacted]]`` when pytest was started
+    from another folder; under xdist the controller, which writes the reports, had kept nothing (folders, node
+    ids, scenario names and replay arguments redacted). Fresh processes: the names kept are the process's."""
+    key = "sk-" + "live0123456789abcdef"
+    pytester.makepyfile(**{"sk-payments-agent/test_params": PROJECT + f'''
+
+@pytest.mark.parametrize("token", ["{key}"])
+def test_keyed(agent_chaos, token):
+    agent_chaos.run(make("sk-resume-naive", seed=3, agent=lambda task, env: "nope")).check()
+'''})
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "other").mkdir()
+    if how == "under xdist":
+        cwd, args = pytester.path, ["-n", "2", "--agent-chaos-report=r.json", "sk-payments-agent"]
+    else:
+        cwd, args = pytester.path / "other", ["--agent-chaos-report=../r.json", "../sk-payments-agent"]
+    env = {**os.environ, "PYTEST_ADDOPTS": QUIET_ADDOPTS + " -p no:cacheprovider"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "--agent-chaos", "-k", "test_keyed", *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (campaign,) = json.loads((pytester.path / "r.json").read_text())["campaigns"]
+    assert campaign["nodeid"] == f"sk-payments-agent/test_params.py::test_keyed[{key}]"
+    assert campaign["scenario"] == "sk-resume-naive" and "[redacted]" not in json.dumps(campaign["replay_args"])
 
 
 @pytest.mark.parametrize("password", ["hunter2'isgreat", "hunter2is{great}", "hunter2's{pass}word"])

@@ -403,6 +403,9 @@ def test_a_scenario_file_pattern_that_matches_no_file_is_warned_about_not_silent
         mp.chdir(project.path / "sub")
         below = project.runpytest("--agent-chaos", "-q", "-W", "error::pytest_agentops.UnusedSetting")
     assert below.ret == pytest.ExitCode.OK and "1 passed" in str(below.stdout), below.stdout
+    project.makeini("[pytest]\nagentops_scenario_files =\n    chaos/*.yml\n    *.yml\n")  # (both match night.yml)
+    both = project.runpytest("--agent-chaos", "--collect-only", "-q", "-W", "error::pytest_agentops.UnusedSetting")
+    assert both.ret == pytest.ExitCode.OK and "chaos/night.yml::night" in str(both.stdout), both.stdout
     given = project.runpytest("--agent-chaos", "--collect-only", "-q", "-o", "agentops_scenario_files=chaos/*.yaml")
     given.stdout.fnmatch_lines(["*UnusedSetting: -o agentops_scenario_files=chaos/[*].yaml: agentops_scenario_files: "
                                 "the pattern 'chaos/[*].yaml' matched no *"])

@@ -416,6 +416,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     expected = set(tracker.expected) if tracker is not None else set()
     spooled = take(config)  # under xdist: what the workers handed over, campaign by campaign
     handed = [(nodeid, data) for nodeid, data in spooled.get("campaign", [])]
+    if handed:  # (the workers' names of their tests, kept from redaction here too: this process writes the reports)
+        from .campaigns import keep_names
+
+        for nodeid, data in handed:
+            keep_names(config, nodeid, data.get("scenario"))
     _in_collection_order(config, handed)
     results.extend(handed)
     _in_collection_order(config, comparisons)

@@ -166,6 +166,8 @@ class AgentChaos:
                                    _settings=(base, base))
         if not base.smoke:  # (the pairs in which the candidate did worse are printed with these)
             node = self._request.node
+            for name in (baseline.name, candidate.name):
+                keep_names(self._config, node.nodeid, name)
             result = replace(result, replay_commands=tuple(
                 replay_command(invocation_nodeid(node), base.seed, o, name, collection=collection_options(node))
                 for name in (baseline.name, candidate.name)))
@@ -206,17 +208,26 @@ def collection_options(node: pytest.Item) -> tuple[str, ...]:
     return (f"--count={int(count)}",) if isinstance(count, int) and count > 1 else ()
 
 
+def keep_names(config: pytest.Config, nodeid: str, scenario: Any = None) -> None:
+    """Leave the user's names of a campaign's test out of the redaction of secret shapes (``keep_identifier``): its
+    node id (rootdir-relative, as the reports write it), the same as a command started where pytest was started
+    writes it, and its scenario's name. By a worker as its campaign runs, by an xdist controller for the
+    campaigns handed over (it writes the reports)."""
+    from ..harness.secrets import keep_identifier
+
+    keep_identifier(nodeid, node=True)
+    keep_identifier(shown_node(config.rootpath / nodeid.partition("::")[0], nodeid, config.invocation_params.dir),
+                    node=True)
+    if isinstance(scenario, str):
+        keep_identifier(scenario)
+
+
 def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str | None = None, *,
                    smoke: bool = False, collection: tuple[str, ...] = ()) -> str:
     """The copy-paste command (a template with ``{index}``) that re-runs one trial; shell-quoted, so that
-    node ids and scenario names with spaces, ``/`` or ``[`` work. A smoke trial is re-run as it ran: without
-    ``--agent-chaos`` (fault-free), with its seed. ``collection``: the options the test's node id needs
-    (``collection_options``)."""
-    from ..harness.secrets import keep_identifier
-
-    keep_identifier(nodeid, node=True)  # (names of the user's own: a secret's shape in them is not redacted)
-    if scenario is not None:
-        keep_identifier(scenario)
+    node ids and scenario names with spaces, ``/`` or ``[`` work (the names kept from redaction: ``keep_names``).
+    A smoke trial is re-run as it ran: without ``--agent-chaos`` (fault-free), with its seed. ``collection``: the
+    options the test's node id needs (``collection_options``)."""
     if smoke:
         cassettes = options.record or options.cassette
         return " ".join([options.launcher, literal(nodeid), *collection, f"--agent-chaos-seed={seed}",
@@ -314,6 +325,7 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
                           f"0..{settings.trials - 1}")
     if replay is not None:
         config.stash.setdefault(replayed_key, []).append(scenario.name)
+    keep_names(config, node.nodeid, scenario.name)
     command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke,
                              collection=collection_options(node))
     from .progress import campaign_progress

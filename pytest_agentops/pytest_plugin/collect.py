@@ -49,10 +49,11 @@ def scenario_file_rule(file_path: Path, parent: pytest.Collector) -> str | None:
         relative = file_path.relative_to(config.rootpath)
     except ValueError:
         relative = file_path
-    for pattern in config.getini("agentops_scenario_files"):
-        if fnmatch.fnmatch(relative.as_posix() if "/" in pattern else file_path.name, pattern):
-            config.stash.setdefault(_matched_key, set()).add(pattern)
-            return "pattern"
+    matched = [pattern for pattern in config.getini("agentops_scenario_files")
+               if fnmatch.fnmatch(relative.as_posix() if "/" in pattern else file_path.name, pattern)]
+    if matched:
+        config.stash.setdefault(_matched_key, set()).update(matched)  # (every one: ``warn_unmatched_patterns``)
+        return "pattern"
     if "scenarios" in relative.parts[:-1]:
         return "scenarios"
     return None

@@ -87,7 +87,13 @@ class _Channel:
     def _loads(self, data: bytes) -> Any:
         if not self._from_child:
             return pickle.loads(data)
-        value, self._build_left = data_loads_counted(data, self._build_left)
+        try:
+            value, self._build_left = data_loads_counted(data, self._build_left)
+        except (pickle.UnpicklingError, MessageTooLarge):
+            raise
+        except Exception as exc:  # a frame that is no pickle: pickle's own ``ValueError``, ``EOFError``, ...
+            raise pickle.UnpicklingError(f"the agent's process sent a message that is not one "
+                                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
         return value
 
     def recv(self) -> Any:
