@@ -136,6 +136,7 @@ class RecordStore(Sequence[TrialRecord]):
         "_frozen",
         "_ids",
         "_ints",
+        "_kept_events",
         "_nones",
         "_odd",
         "_seeds",
@@ -154,6 +155,7 @@ class RecordStore(Sequence[TrialRecord]):
         self._values = tuple(t.values for t in self._tables)
         self._ids = tuple(t.by_id for t in self._tables)
         self._traces: dict[int, tuple[Any, ...]] = {}  # row -> its trace, where it has one
+        self._kept_events = 0  # the events of those traces, in all
         self._odd: dict[int, TrialRecord] = {}  # row -> a record whose numbers have unusual types, kept whole
         self._frozen = False
         for record in records:
@@ -214,6 +216,7 @@ class RecordStore(Sequence[TrialRecord]):
             self._codes = _widened(self._codes, codes, row * _NC)
         if r.trace:
             self._traces[row] = r.trace
+            self._kept_events += len(r.trace)
         # last: the row exists from here on (an interrupt before it leaves a part of a row, which
         # ``truncate(len(store))`` removes)
         self._nones.append((esc is None) | (unrec is None) << 1)
@@ -225,8 +228,13 @@ class RecordStore(Sequence[TrialRecord]):
         n = min(n, len(self))
         del self._ints[n * _NI:], self._seeds[n:], self._floats[n * _NF:], self._nones[n:], self._codes[n * _NC:]
         for row in [row for row in (*self._traces, *self._odd) if row >= n]:
-            self._traces.pop(row, None)
+            self._kept_events -= len(self._traces.pop(row, ()))
             self._odd.pop(row, None)
+
+    @property
+    def kept_events(self) -> int:
+        """The events of the traces the store keeps, in all (``engine.trial.within_trace_budget``)."""
+        return self._kept_events
 
     # -- reading ------------------------------------------------------------------------------------------
     def __len__(self) -> int:

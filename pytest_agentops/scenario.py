@@ -190,8 +190,9 @@ class Scenario:
     shrink_runs: int = setting(32, doc="re-runs spent on the worst failing trial of a failed campaign to find the "
                                        "faults it needs ('fails with just: ...'; 0: none)", kind="whole", minimum=0)
     keep_traces: int | None = setting(100, doc="traces of passing trials kept in memory and in the reports: those of "
-                                                "the first N trials (a failing trial's is always kept; null: every "
-                                                "trace)", kind="whole", minimum=0, nullable=True)
+                                                "the first N trials (a failing trial's is kept too; null: every "
+                                                "trace; 200,000 events in all at most)", kind="whole", minimum=0,
+                                      nullable=True)
     layers: Sequence[Any] = setting((), doc="harness layers of your own, added to the built-in ones",
                                     kind="layers", yaml=False)
 

@@ -400,32 +400,49 @@ def test_later(agent_chaos):
     assert again.returncode == 1 and "1 failed" in again.stdout, again.stdout
 
 
-@pytest.mark.parametrize("how", ["from a folder beside the tests", "under xdist"])
+@pytest.mark.parametrize("how", ["from a folder beside the tests", "under xdist", "with the ini file elsewhere"])
 def test_the_reports_keep_a_key_in_a_node_id_however_pytest_was_started(pytester, how):
     """A second review: a key in a test's parameters was kept only as the command wrote the node id, so the JSON
     report (which writes it relative to the rootdir) showed ``test_keyed[[redacted]]`` when pytest was started
     from another folder; under xdist the controller, which writes the reports, had kept nothing (folders, node
-    ids, scenario names and replay arguments redacted). Fresh processes: the names kept are the process's."""
+    ids, scenario names, replay arguments, an A/B comparison's names redacted). A third: with the ini file in
+    another folder (``-c``), the commands' folder was redacted. Fresh processes: the names kept are the
+    process's."""
     key = "sk-" + "live0123456789abcdef"
     pytester.makepyfile(**{"sk-payments-agent/test_params": PROJECT + f'''
 
 @pytest.mark.parametrize("token", ["{key}"])
 def test_keyed(agent_chaos, token):
     agent_chaos.run(make("sk-resume-naive", seed=3, agent=lambda task, env: "nope")).check()
+
+
+def test_compared(agent_chaos):
+    agent_chaos.compare(make("sk-base-aaaaaaaa", seed=3), make("sk-cand-bbbbbbbb", seed=3)).check()
 '''})
     pytester.makeini("[pytest]\n")
     (pytester.path / "other").mkdir()
+    (pytester.path / "cfg").mkdir()
+    (pytester.path / "cfg" / "pytest.ini").write_text("[pytest]\n")
+    cwd, args = pytester.path, ["--agent-chaos-report=r.json", "sk-payments-agent"]
     if how == "under xdist":
-        cwd, args = pytester.path, ["-n", "2", "--agent-chaos-report=r.json", "sk-payments-agent"]
+        args = ["-n", "2", *args]
+    elif how == "with the ini file elsewhere":
+        args = ["-c", "cfg/pytest.ini", *args]
     else:
         cwd, args = pytester.path / "other", ["--agent-chaos-report=../r.json", "../sk-payments-agent"]
     env = {**os.environ, "PYTEST_ADDOPTS": QUIET_ADDOPTS + " -p no:cacheprovider"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "--agent-chaos", "-k", "test_keyed", *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "pytest", "--agent-chaos", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
-    (campaign,) = json.loads((pytester.path / "r.json").read_text())["campaigns"]
-    assert campaign["nodeid"] == f"sk-payments-agent/test_params.py::test_keyed[{key}]"
-    assert campaign["scenario"] == "sk-resume-naive" and "[redacted]" not in json.dumps(campaign["replay_args"])
+    commands = re.findall(r"^(?:E)?\s+(\S.* -m pytest .*--agent-chaos-replay=.*)$", done.stdout, re.M)
+    keyed = [c for c in commands if "test_keyed" in c]
+    assert keyed and all(f"sk-payments-agent/test_params.py::test_keyed[{key}]" in c for c in keyed), commands
+    report = json.loads((pytester.path / "r.json").read_text())
+    (campaign,) = [c for c in report["campaigns"] if c["scenario"] == "sk-resume-naive"]
+    assert campaign["nodeid"].endswith(f"test_params.py::test_keyed[{key}]"), campaign["nodeid"]
+    assert "[redacted]" not in json.dumps(campaign["replay_args"])
+    assert [(c["baseline"], c["candidate"]) for c in report["comparisons"]] == [("sk-base-aaaaaaaa",
+                                                                                "sk-cand-bbbbbbbb")]
 
 
 @pytest.mark.parametrize("password", ["hunter2'isgreat", "hunter2is{great}", "hunter2's{pass}word"])

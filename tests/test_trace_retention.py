@@ -432,3 +432,26 @@ def test_the_memo_of_argument_keys_keeps_only_small_mappings(monkeypatch):
     monkeypatch.setattr(plan, "_MEMO_SIZE", 0)  # (nothing remembered: the same keys, the same records)
     monkeypatch.setattr(plan, "_ARG_KEYS", {})
     assert run_campaign(scenario).records == remembered and not plan._ARG_KEYS
+
+
+def test_a_campaign_keeps_traces_up_to_its_budget_in_launch_order_and_skeletons_after(monkeypatch):
+    """A trial keeps at most ``TRACE_EVENTS`` events, but every failing trial's trace was kept: 100 failing
+    runaway trials kept 1.3 GB (30 of them 380 MiB; 120 MiB now, and 120 MiB for 60). Records keep traces up to
+    ``CAMPAIGN_TRACE_EVENTS`` events in all, in launch order; past it a record keeps its skeleton (the fault
+    tallies are the same), so which ones keep theirs depends on the seed alone, not on the concurrency."""
+    from pytest_agentops.engine import trial
+
+    every = run_campaign(dataclasses.replace(SCENARIO, keep_traces=None))
+    sizes = [len(r.trace) for r in every.records]
+    assert all(sizes) and len(sizes) == 60
+    budget = sum(sizes[:25]) + 1  # (the 26th would go past it)
+    monkeypatch.setattr(trial, "CAMPAIGN_TRACE_EVENTS", budget)
+    runs = [run_campaign(dataclasses.replace(SCENARIO, keep_traces=None, concurrency=c)) for c in (1, 8)]
+    assert runs[0].records == runs[1].records
+    records = runs[0].records
+    assert [r.trace_kept for r in records] == [True] * 25 + [False] * 35
+    assert all(r.trace == e.trace for r, e in zip(records[:25], every.records[:25], strict=True))
+    assert all(list(r.event_keys()) == list(e.event_keys()) for r, e in zip(records, every.records, strict=True))
+    assert fault_delivery(runs[0]) == fault_delivery(every)
+    assert [dataclasses.replace(r, trace=(), skeleton=()) for r in records] == \
+        [dataclasses.replace(r, trace=(), skeleton=()) for r in every.records]

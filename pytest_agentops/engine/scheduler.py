@@ -40,7 +40,7 @@ from ..vtime.real import real_perf_counter
 from .assemble import CampaignLayers, is_async_agent
 from .progress import ProgressCallback, ProgressFeed
 from .spend import SpendGate
-from .trial import Trial
+from .trial import Trial, within_trace_budget
 from .workers import LoopWorker, ThreadWorker
 
 __tracebackhide__ = hide_own_frames
@@ -540,7 +540,7 @@ class Runner:
                     store.truncate(limit)
                 # the judges look after every trial of the launch-order prefix
                 while prefix in done and prefix < limit:
-                    record = done[prefix]
+                    record = within_trace_budget(done[prefix], store.kept_events)
                     store.append(record)
                     del done[prefix]
                     prefix += 1
@@ -570,7 +570,7 @@ class Runner:
             store.truncate(len(store))  # (Ctrl-C in the middle of an append: the part of a row it wrote goes)
             prefix = len(store)
             while prefix in done and prefix < limit:
-                store.append(done[prefix])
+                store.append(within_trace_budget(done[prefix], store.kept_events))
                 prefix += 1
             limit = min(limit, prefix)  # (a spend cap's stop may have cut the prefix already)
             ending = list(flying.values())

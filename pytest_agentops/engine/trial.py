@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import inspect
 import sys
@@ -367,6 +368,20 @@ def _shared(value: Any) -> Any:
             _SHARED[value] = value
         return value
     return kept
+
+
+#: The trace events a campaign's records keep in all: a record that would take them past it keeps its skeleton
+#: instead (``Scenario.keep_traces``'s form; its replay command makes the trace again). Records are kept in launch
+#: order, so which ones keep their traces depends on the seed alone. A trial keeps at most ``TRACE_EVENTS``
+#: (~13 MiB at 20,000: 100 failing runaway trials kept 1.3 GB); this keeps a campaign's to ~130 MiB.
+CAMPAIGN_TRACE_EVENTS = 200_000
+
+
+def within_trace_budget(record: TrialRecord, kept_events: int) -> TrialRecord:
+    """``record`` as the campaign keeps it, ``kept_events`` kept before it (``CAMPAIGN_TRACE_EVENTS``)."""
+    if not record.trace or kept_events + len(record.trace) <= CAMPAIGN_TRACE_EVENTS:
+        return record
+    return dataclasses.replace(record, trace=(), skeleton=_skeleton(record.trace))
 
 
 def _skeleton(events: tuple[TraceEvent | PendingEvent, ...]) -> tuple[EventKey, ...]:

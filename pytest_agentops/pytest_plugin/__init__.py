@@ -362,7 +362,14 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a w
         node.config.stash.setdefault(replayed_key, []).extend(replayed)
     payload = getattr(node, "workeroutput", {}).get("agentops_comparisons")
     if payload:
-        node.config.stash[comparisons_key].extend((nodeid, c) for nodeid, c in json.loads(payload))
+        handed = json.loads(payload)
+        if "sk-" in payload or "Bearer" in payload:  # (names of the user's: kept from redaction here too)
+            from .campaigns import keep_names
+
+            for nodeid, c in handed:
+                keep_names(node.config, nodeid, c.get("baseline"), c.get("candidate"),
+                           commands=c.get("replay_commands") or ())
+        node.config.stash[comparisons_key].extend((nodeid, c) for nodeid, c in handed)
     if output.get(USAGE_ERROR_OUTPUT):  # (the patterns' warning made an error: ``collect.warn_unmatched_patterns``)
         pytest.exit(str(output[USAGE_ERROR_OUTPUT]), returncode=pytest.ExitCode.USAGE_ERROR)
 
@@ -420,7 +427,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .campaigns import keep_names
 
         for nodeid, data in handed:
-            keep_names(config, nodeid, data.get("scenario"))
+            keep_names(config, nodeid, data.get("scenario"), commands=data.get("replay_command"))
     _in_collection_order(config, handed)
     results.extend(handed)
     _in_collection_order(config, comparisons)

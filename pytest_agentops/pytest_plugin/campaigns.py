@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import shlex
 import warnings
 from dataclasses import fields, replace
 from typing import Any
@@ -166,10 +167,10 @@ class AgentChaos:
                                    _settings=(base, base))
         if not base.smoke:  # (the pairs in which the candidate did worse are printed with these)
             node = self._request.node
-            for name in (baseline.name, candidate.name):
-                keep_names(self._config, node.nodeid, name)
+            shown = invocation_nodeid(node)
+            keep_names(self._config, node.nodeid, baseline.name, candidate.name, shown=shown)
             result = replace(result, replay_commands=tuple(
-                replay_command(invocation_nodeid(node), base.seed, o, name, collection=collection_options(node))
+                replay_command(shown, base.seed, o, name, collection=collection_options(node))
                 for name in (baseline.name, candidate.name)))
         self._config.stash[comparisons_key].append((self._request.node.nodeid, result))
         self.comparisons.append(result)
@@ -208,18 +209,27 @@ def collection_options(node: pytest.Item) -> tuple[str, ...]:
     return (f"--count={int(count)}",) if isinstance(count, int) and count > 1 else ()
 
 
-def keep_names(config: pytest.Config, nodeid: str, scenario: Any = None) -> None:
+def keep_names(config: pytest.Config, nodeid: str, *scenarios: Any, shown: str | None = None,
+               commands: Any = ()) -> None:
     """Leave the user's names of a campaign's test out of the redaction of secret shapes (``keep_identifier``): its
-    node id (rootdir-relative, as the reports write it), the same as a command started where pytest was started
-    writes it, and its scenario's name. By a worker as its campaign runs, by an xdist controller for the
-    campaigns handed over (it writes the reports)."""
+    node id (rootdir-relative, as the reports write it), as a command started where pytest was started writes it
+    (``shown``; else made from the rootdir), its scenarios' names, and the words of its printed ``commands``. By
+    a worker as its campaign runs, by an xdist controller for what its workers handed over (it writes the
+    reports: the commands tell it how they wrote the node id)."""
     from ..harness.secrets import keep_identifier
 
     keep_identifier(nodeid, node=True)
-    keep_identifier(shown_node(config.rootpath / nodeid.partition("::")[0], nodeid, config.invocation_params.dir),
-                    node=True)
-    if isinstance(scenario, str):
-        keep_identifier(scenario)
+    if shown is None:
+        shown = shown_node(config.rootpath / nodeid.partition("::")[0], nodeid, config.invocation_params.dir)
+    keep_identifier(shown, node=True)
+    for scenario in scenarios:
+        if isinstance(scenario, str):
+            keep_identifier(scenario)
+    for command in [commands] if isinstance(commands, str) else commands:
+        if isinstance(command, str) and ("sk-" in command or "Bearer" in command):
+            with contextlib.suppress(ValueError):  # (a command is shell-quoted: its words are the names as given)
+                for word in shlex.split(command):
+                    keep_identifier(word, node=True)
 
 
 def replay_command(nodeid: str, seed: int, options: ChaosOptions, scenario: str | None = None, *,
@@ -325,8 +335,9 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
                           f"0..{settings.trials - 1}")
     if replay is not None:
         config.stash.setdefault(replayed_key, []).append(scenario.name)
-    keep_names(config, node.nodeid, scenario.name)
-    command = replay_command(invocation_nodeid(node), settings.seed, o, scenario.name, smoke=settings.smoke,
+    shown = invocation_nodeid(node)
+    keep_names(config, node.nodeid, scenario.name, shown=shown)
+    command = replay_command(shown, settings.seed, o, scenario.name, smoke=settings.smoke,
                              collection=collection_options(node))
     from .progress import campaign_progress
     from .reports import wants
