@@ -446,7 +446,8 @@ def test_a_campaign_keeps_traces_up_to_its_budget_in_launch_order_and_skeletons_
     assert all(sizes) and len(sizes) == 60
     budget = sum(sizes[:25]) + 1  # (the 26th would go past it)
     monkeypatch.setattr(trial, "CAMPAIGN_TRACE_EVENTS", budget)
-    runs = [run_campaign(dataclasses.replace(SCENARIO, keep_traces=None, concurrency=c)) for c in (1, 8)]
+    # (every trial within ``keep_traces``: the budget alone decides; ``None`` would ask for every trace)
+    runs = [run_campaign(dataclasses.replace(SCENARIO, keep_traces=60, concurrency=c)) for c in (1, 8)]
     assert runs[0].records == runs[1].records
     records = runs[0].records
     assert [r.trace_kept for r in records] == [True] * 25 + [False] * 35
@@ -455,3 +456,39 @@ def test_a_campaign_keeps_traces_up_to_its_budget_in_launch_order_and_skeletons_
     assert fault_delivery(runs[0]) == fault_delivery(every)
     assert [dataclasses.replace(r, trace=(), skeleton=()) for r in records] == \
         [dataclasses.replace(r, trace=(), skeleton=()) for r in every.records]
+
+
+def test_past_the_trace_budget_the_shrinker_runs_the_trial_again_and_every_trace_asked_for_is_kept(monkeypatch):
+    """A review of the budget: the shrinker read a failing record's fault ids from its trace, so a record past the
+    budget (its skeleton kept) was said to fail "with no fault at all"; ``keep_traces=None`` (every trace asked
+    for, as an OpenTelemetry export asks) and a replay had their traces cut too. Now the shrinker runs such a
+    trial again, and the budget applies only where traces are sampled."""
+    from pytest_agentops import replay_trial
+    from pytest_agentops.engine import trial
+
+    failing = dataclasses.replace(SCENARIO, expect={"completion_rate": ">= 0.99"}, keep_traces=20)
+    whole = run_campaign(failing)
+    assert whole.minimal_faults and whole.minimal_faults[0].faults
+    monkeypatch.setattr(trial, "CAMPAIGN_TRACE_EVENTS", 1)
+    cut = run_campaign(failing)
+    assert not any(r.trace_kept for r in cut.records)
+    assert cut.minimal_faults == whole.minimal_faults
+    every = run_campaign(dataclasses.replace(SCENARIO, keep_traces=None))
+    assert all(r.trace_kept for r in every.records)
+    assert replay_trial(failing, 3).trace_kept
+
+
+def test_an_ab_comparison_keeps_its_records_traces_by_one_budget_a_side_whatever_its_blocks(monkeypatch):
+    """The same review: a comparison runs its pairs in blocks of ``max(25, 4 x concurrency)`` trials, one runner
+    each, and each block started the budget again: which records kept traces depended on the concurrency, and
+    the campaign kept more than the budget. One budget a side, counted in pair order."""
+    from pytest_agentops.engine import trial
+    from pytest_agentops.engine.compare import compare_campaigns
+
+    monkeypatch.setattr(trial, "CAMPAIGN_TRACE_EVENTS", 150)
+    candidate = dataclasses.replace(SCENARIO, name="keep-b")
+    runs = [compare_campaigns(SCENARIO, candidate, concurrency=c, early_stop=False) for c in (1, 8)]
+    kept = [[r.trace_kept for r in run.baseline_records] for run in runs]
+    assert kept[0] == kept[1] and True in kept[0] and False in kept[0]
+    assert sum(len(r.trace) for r in runs[0].baseline_records) <= 150
+    assert runs[0].baseline_records == runs[1].baseline_records

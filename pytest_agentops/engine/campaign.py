@@ -83,8 +83,9 @@ def run_resolved(scenario: Scenario, settings: RunSettings, *, replay_command: s
     if scenario.shrink_runs and scenario.live is None and not settings.smoke and settings.replay is None \
             and not result.passed:
         worst = [r for r in result.worst_trials(1) if failure_of(r) is not None]
-        shrunk = [shrink_record(scenario, settings, r.index, record=r, max_runs=scenario.shrink_runs)
-                  for r in worst]
+        # (a record that kept only its skeleton has no fault ids to shrink from: its trial is run again first)
+        shrunk = [shrink_record(scenario, settings, r.index, record=r if r.trace_kept else None,
+                                max_runs=scenario.shrink_runs) for r in worst]
         result = dataclasses.replace(result, minimal_faults=tuple(m for m in shrunk if m is not None))
     return result
 

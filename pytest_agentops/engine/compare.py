@@ -24,6 +24,7 @@ from ..settings.run import RunSettings, RunSource
 from ..stats.binomial import binom_cdf, binom_sf
 from ..stats.paired import BettingMartingale, MixtureTest, holm
 from .scheduler import Runner
+from .trial import within_trace_budget
 
 __tracebackhide__ = hide_own_frames
 
@@ -294,12 +295,19 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
     def pairs() -> Iterator[tuple[TrialRecord, TrialRecord]]:  # run block by block, as far as they are read
         for start in range(0, max_pairs, size):
             indices = list(range(start, min(start + size, max_pairs)))
-            b_block, _ = Runner(baseline, base_settings).run(indices)
-            c_block, _ = Runner(candidate, cand_settings).run(indices)
+            b_block, _ = Runner(baseline, base_settings, trace_budget=False).run(indices)
+            c_block, _ = Runner(candidate, cand_settings, trace_budget=False).run(indices)
             yield from zip(b_block, c_block, strict=True)
 
     used, stopped = 0, False
+    kept = [0, 0]  # the trace events each side's records keep: one budget a side, counted in pair order
     for b, c in pairs():
+        if baseline.keep_traces is not None:
+            b = within_trace_budget(b, kept[0])
+            kept[0] += len(b.trace)
+        if candidate.keep_traces is not None:
+            c = within_trace_budget(c, kept[1])
+            kept[1] += len(c.trace)
         b_records.append(b)
         c_records.append(c)
         used += 1

@@ -74,9 +74,14 @@ class Runner:
     """Runs trials of one scenario with bounded concurrency and wall-clock protection."""
 
     def __init__(self, scenario: Scenario, settings: RunSettings, *, progress: ProgressCallback | None = None,
-                 progress_every_s: float = 5.0):
+                 progress_every_s: float = 5.0, trace_budget: bool = True):
         self.scenario = scenario
         self.settings = settings
+        # the records keep traces within the campaign's budget (``within_trace_budget``), unless every trace was
+        # asked for (``keep_traces=None``: an OpenTelemetry export too), the run is a replay or a smoke trial, or
+        # the caller keeps its own count (``compare_campaigns``: blocks of trials, one Runner each)
+        self.trace_budget = (trace_budget and scenario.keep_traces is not None and settings.replay is None
+                             and not settings.smoke)
         # live progress (``engine/progress.py``): called from this thread at most every ``progress_every_s``
         self.progress = progress
         self.progress_every_s = progress_every_s
@@ -540,7 +545,9 @@ class Runner:
                     store.truncate(limit)
                 # the judges look after every trial of the launch-order prefix
                 while prefix in done and prefix < limit:
-                    record = within_trace_budget(done[prefix], store.kept_events)
+                    record = done[prefix]
+                    if self.trace_budget:
+                        record = within_trace_budget(record, store.kept_events)
                     store.append(record)
                     del done[prefix]
                     prefix += 1
@@ -570,7 +577,8 @@ class Runner:
             store.truncate(len(store))  # (Ctrl-C in the middle of an append: the part of a row it wrote goes)
             prefix = len(store)
             while prefix in done and prefix < limit:
-                store.append(within_trace_budget(done[prefix], store.kept_events))
+                record = done[prefix]
+                store.append(within_trace_budget(record, store.kept_events) if self.trace_budget else record)
                 prefix += 1
             limit = min(limit, prefix)  # (a spend cap's stop may have cut the prefix already)
             ending = list(flying.values())
