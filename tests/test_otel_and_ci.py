@@ -162,6 +162,33 @@ def test_the_plugin_writes_an_otlp_json_file_and_sends_to_the_otlp_endpoint(pyte
     assert sorted(s.name for s in sent) == sorted(s.name for s in spans)
 
 
+def test_the_json_report_is_the_same_with_an_otlp_export_and_past_the_budget_a_span_says_its_trace_was_not_kept(
+        pytester):
+    """A review: the export asks for every trace (``keep_traces=None``), and exempting that from the campaign's
+    trace budget made the JSON report differ with the export on (failing trials past the budget with and without
+    their traces). The budget holds either way; a trial past it is a root span marked
+    ``agentops.trace_kept = false`` (its replay command makes the trace again)."""
+    pytester.makeconftest("import pytest_agentops.engine.trial as trial\ntrial.CAMPAIGN_TRACE_EVENTS = 30\n")
+    pytester.makepyfile(test_refund=CONFTEST)
+    plain = pytester.runpytest("--agent-chaos", "--agent-chaos-report=plain.json", "-p", "no:cacheprovider")
+    exported = pytester.runpytest("--agent-chaos", "--agent-chaos-otel=spans.jsonl",
+                                  "--agent-chaos-report=exported.json", "-p", "no:cacheprovider")
+    plain.assert_outcomes(passed=1)
+    exported.assert_outcomes(passed=1)
+    reports = [json.loads((pytester.path / name).read_text()) for name in ("plain.json", "exported.json")]
+    for report in reports:
+        report.pop("generated_at", None)
+        report.pop("session", None)
+    assert reports[0] == reports[1]
+    (campaign,) = reports[0]["campaigns"]
+    cut = {r["index"] for r in campaign["records"] if r.get("trace_kept") is False}
+    assert cut
+    spans = _spans(_read_otlp_json((pytester.path / "spans.jsonl").read_text()))
+    marked = {int(next(a.value.int_value for a in s.attributes if a.key == "agentops.trial.index")) for s in spans
+              if any(a.key == "agentops.trace_kept" and not a.value.bool_value for a in s.attributes)}
+    assert marked and marked <= {r["index"] for r in campaign["records"]} and len(marked) >= len(cut)
+
+
 def test_junit_xml_carries_per_campaign_properties(pytester):
     pytester.makepyfile(test_refund=CONFTEST)
     pytester.runpytest("--agent-chaos", "--junitxml=junit.xml", "-p", "no:cacheprovider").assert_outcomes(passed=1)

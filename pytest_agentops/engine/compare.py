@@ -301,12 +301,12 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
 
     used, stopped = 0, False
     kept = [0, 0]  # the trace events each side's records keep: one budget a side, counted in pair order
+    budget = not base_settings.smoke  # (a smoke comparison's one pair keeps its traces, as a smoke run does)
     for b, c in pairs():
-        if baseline.keep_traces is not None:
+        if budget:
             b = within_trace_budget(b, kept[0])
-            kept[0] += len(b.trace)
-        if candidate.keep_traces is not None:
             c = within_trace_budget(c, kept[1])
+            kept[0] += len(b.trace)
             kept[1] += len(c.trace)
         b_records.append(b)
         c_records.append(c)

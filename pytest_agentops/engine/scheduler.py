@@ -77,11 +77,11 @@ class Runner:
                  progress_every_s: float = 5.0, trace_budget: bool = True):
         self.scenario = scenario
         self.settings = settings
-        # the records keep traces within the campaign's budget (``within_trace_budget``), unless every trace was
-        # asked for (``keep_traces=None``: an OpenTelemetry export too), the run is a replay or a smoke trial, or
-        # the caller keeps its own count (``compare_campaigns``: blocks of trials, one Runner each)
-        self.trace_budget = (trace_budget and scenario.keep_traces is not None and settings.replay is None
-                             and not settings.smoke)
+        # the records keep traces within the campaign's budget (``within_trace_budget``; ``keep_traces=None`` too,
+        # which an OpenTelemetry export sets: the JSON report is the same whichever reports are asked for), unless
+        # the run is a replay or a smoke trial, or the caller keeps its own count (``compare_campaigns``: blocks of
+        # trials, one Runner each)
+        self.trace_budget = trace_budget and settings.replay is None and not settings.smoke
         # live progress (``engine/progress.py``): called from this thread at most every ``progress_every_s``
         self.progress = progress
         self.progress_every_s = progress_every_s

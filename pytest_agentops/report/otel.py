@@ -105,6 +105,8 @@ class _Trial:
                  "agentops.replay_command": replay_hint(c, r)}
         if r.get("reason"):
             attrs["agentops.reason"] = r["reason"]
+        if r.get("trace_kept") is False:  # past the campaign's trace budget: a span alone, its replay command
+            attrs["agentops.trace_kept"] = False  # makes the trace again (``engine.trial.CAMPAIGN_TRACE_EVENTS``)
         if r.get("profile") or c.get("profile"):
             attrs["agentops.profile"] = c.get("profile") or ""
         root = self.tracer.start_span(f"invoke_agent {c['scenario']}", kind=SpanKind.INTERNAL,

@@ -181,6 +181,9 @@ def timeline_lines(scenario: str, record: Mapping[str, Any], replay: str | None 
     if trace is None:
         lines.append("  (the report keeps the traces of trials that did not pass; replay this one to see its "
                      "timeline)")
+    elif not trace and record.get("trace_kept") is False:  # (past ``keep_traces`` or the campaign's trace budget)
+        lines.append("  (its trace was not kept: past the traces the campaign keeps; replay this one to see its "
+                     "timeline)")
     else:
         lines.append("  timeline (virtual time):")
         lines.extend("  " + event_line(e) for e in trace)
