@@ -163,12 +163,14 @@ def test_the_plugin_writes_an_otlp_json_file_and_sends_to_the_otlp_endpoint(pyte
 
 
 def test_the_json_report_is_the_same_with_an_otlp_export_and_past_the_budget_a_span_says_its_trace_was_not_kept(
-        pytester):
+        pytester, monkeypatch):
     """A review: the export asks for every trace (``keep_traces=None``), and exempting that from the campaign's
     trace budget made the JSON report differ with the export on (failing trials past the budget with and without
     their traces). The budget holds either way; a trial past it is a root span marked
     ``agentops.trace_kept = false`` (its replay command makes the trace again)."""
-    pytester.makeconftest("import pytest_agentops.engine.trial as trial\ntrial.CAMPAIGN_TRACE_EVENTS = 30\n")
+    import pytest_agentops.engine.trial as trial
+
+    monkeypatch.setattr(trial, "CAMPAIGN_TRACE_EVENTS", 30)  # (the runs are in this process: put back after it)
     pytester.makepyfile(test_refund=CONFTEST)
     plain = pytester.runpytest("--agent-chaos", "--agent-chaos-report=plain.json", "-p", "no:cacheprovider")
     exported = pytester.runpytest("--agent-chaos", "--agent-chaos-otel=spans.jsonl",
