@@ -504,3 +504,17 @@ def test_a_trial_whose_trace_was_not_kept_says_so_where_its_timeline_would_be():
     lines = timeline_lines("s", record, replay="pytest t.py --agent-chaos-replay=s/trial-3")
     assert "  (its trace was not kept: past the traces the campaign keeps; replay this one to see its timeline)" \
         in lines and "  timeline (virtual time):" not in lines
+
+
+def test_the_html_report_says_a_trace_was_not_kept_and_what_makes_it_again(tmp_path, monkeypatch):
+    """The same review: the HTML report showed such a trial's timeline as "(no trace in the report)"."""
+    from pytest_agentops.engine import trial
+    from pytest_agentops.report.html import write_html
+    from pytest_agentops.report.timeline import NOT_KEPT
+
+    monkeypatch.setattr(trial, "CAMPAIGN_TRACE_EVENTS", 1)
+    result = run_campaign(dataclasses.replace(SCENARIO, expect={"completion_rate": ">= 0.99"}))
+    assert not any(r.trace_kept for r in result.records) and not result.passed
+    write_html(tmp_path / "r.html", [result.to_dict(with_traces=True)])
+    html = (tmp_path / "r.html").read_text()
+    assert f"({NOT_KEPT}: its replay command makes it again)" in html and "(no trace in the report)" not in html

@@ -29,7 +29,7 @@ from .html_assets import CSP, CSS, JS
 from .html_charts import distributions, sequential_paths, time_to_escalation
 from .lazy_records import LazyRecords
 from .terminal import _fmt as fmt
-from .timeline import event_line, trial_header
+from .timeline import NOT_KEPT, event_line, trial_header
 
 __tracebackhide__ = hide_own_frames
 
@@ -216,7 +216,9 @@ def _traces(c: dict[str, Any], cid: str, chosen: list[dict[str, Any]], left_out:
         head = trial_header(c["scenario"], r)[0]
         lines = [event_line(e) for e in r.get("trace") or []]
         body = [f'<p>replay: <code class="cmd">{_e(hint)}</code></p>' if hint else ""]
-        body.append("<pre class=\"timeline\">" + _e("\n".join(lines) or "(no trace in the report)") + "</pre>")
+        empty = f"({NOT_KEPT}: its replay command makes it again)" if r.get("trace_kept") is False \
+            else "(no trace in the report)"
+        body.append("<pre class=\"timeline\">" + _e("\n".join(lines) or empty) + "</pre>")
         body.append(f"<p>final answer: <code>{_e(repr(r.get('output') or ''))}</code></p>")
         out.append(f'<details class="trace" id="{cid}-t{r["index"]}"><summary>{_e(head)}</summary>'
                    + "".join(body) + "</details>")

@@ -172,6 +172,10 @@ def trial_header(scenario: str, record: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+#: what a view of a trial says where its trace was not kept (``Scenario.keep_traces``, the campaign's trace budget)
+NOT_KEPT = "its trace was not kept: past the traces the campaign keeps"
+
+
 def timeline_lines(scenario: str, record: Mapping[str, Any], replay: str | None = None) -> list[str]:
     """The whole view of one trial: header, replay command, the timeline, the final answer and the check."""
     lines = trial_header(scenario, record)
@@ -182,8 +186,7 @@ def timeline_lines(scenario: str, record: Mapping[str, Any], replay: str | None 
         lines.append("  (the report keeps the traces of trials that did not pass; replay this one to see its "
                      "timeline)")
     elif not trace and record.get("trace_kept") is False:  # (past ``keep_traces`` or the campaign's trace budget)
-        lines.append("  (its trace was not kept: past the traces the campaign keeps; replay this one to see its "
-                     "timeline)")
+        lines.append(f"  ({NOT_KEPT}; replay this one to see its timeline)")
     else:
         lines.append("  timeline (virtual time):")
         lines.extend("  " + event_line(e) for e in trace)
