@@ -369,23 +369,32 @@ def test_shaped(agent_chaos):
     assert key[0] == "sk-resume-naive" and replayed == original[key]
 
 
+KEY = "sk-" + "live0123456789abcdef"  # (a key's shape, written in two parts so that no scanner takes it for one)
+
+
+def _keyed_project(pytester, scenario: str, other_test: str) -> None:
+    """A project whose folder and a test's parameter have a key's shape: ``test_keyed[KEY]`` runs ``scenario``,
+    failing; ``other_test`` is a second test's source."""
+    pytester.makepyfile(**{"sk-payments-agent/test_params": PROJECT + f'''
+
+@pytest.mark.parametrize("token", ["{KEY}"])
+def test_keyed(agent_chaos, token):
+    agent_chaos.run(make("{scenario}", seed=3, agent=lambda task, env: "nope")).check()
+
+
+''' + other_test})
+    pytester.makeini("[pytest]\n")
+
+
 def test_a_key_in_a_tests_parameters_is_kept_in_its_own_commands_and_redacted_in_an_agents_output(pytester, run):
     """A second review: a key-shaped value kept in one test's node id (``test_keyed[sk-...]``) was left unredacted
     wherever it appeared for the rest of the session: a later test's agent printing that key showed it in the
     failure message and the report. A name is kept only where it stands whole (a node id's folders and file
     wherever they stand)."""
-    key = "sk-" + "live0123456789abcdef"
-    pytester.makepyfile(**{"sk-payments-agent/test_params": PROJECT + f'''
-
-@pytest.mark.parametrize("token", ["{key}"])
-def test_keyed(agent_chaos, token):
-    agent_chaos.run(make("keyed", seed=3, agent=lambda task, env: "nope")).check()
-
-
-def test_later(agent_chaos):
-    agent_chaos.run(make("later", seed=3, agent=lambda task, env: "{key} in sk-payments-agent")).check()
-'''})
-    pytester.makeini("[pytest]\n")
+    key = KEY
+    _keyed_project(pytester, "keyed", '''def test_later(agent_chaos):
+    agent_chaos.run(make("later", seed=3, agent=lambda task, env: "''' + KEY + ''' in sk-payments-agent")).check()
+''')
     first = run(pytester.path, "--agent-chaos", "-k", "test_keyed or test_later", "--agent-chaos-report=report.json",
                 "-p", "no:cacheprovider")
     assert first.returncode == 1, first.stdout
@@ -408,18 +417,10 @@ def test_the_reports_keep_a_key_in_a_node_id_however_pytest_was_started(pytester
     ids, scenario names, replay arguments, an A/B comparison's names redacted). A third: with the ini file in
     another folder (``-c``), the commands' folder was redacted. Fresh processes: the names kept are the
     process's."""
-    key = "sk-" + "live0123456789abcdef"
-    pytester.makepyfile(**{"sk-payments-agent/test_params": PROJECT + f'''
-
-@pytest.mark.parametrize("token", ["{key}"])
-def test_keyed(agent_chaos, token):
-    agent_chaos.run(make("sk-resume-naive", seed=3, agent=lambda task, env: "nope")).check()
-
-
-def test_compared(agent_chaos):
+    key = KEY
+    _keyed_project(pytester, "sk-resume-naive", '''def test_compared(agent_chaos):
     agent_chaos.compare(make("sk-base-aaaaaaaa", seed=3), make("sk-cand-bbbbbbbb", seed=3)).check()
-'''})
-    pytester.makeini("[pytest]\n")
+''')
     (pytester.path / "other").mkdir()
     (pytester.path / "cfg").mkdir()
     (pytester.path / "cfg" / "pytest.ini").write_text("[pytest]\n")

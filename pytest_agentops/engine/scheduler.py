@@ -262,6 +262,14 @@ class Runner:
             finished.append(self._quiet.popleft())
         return finished
 
+    def _keep(self, store: RecordStore, record: TrialRecord) -> TrialRecord:
+        """Add the next record of the launch-order prefix to ``store``, as the campaign keeps it (its trace within
+        the campaign's budget, ``within_trace_budget``, where ``trace_budget`` holds); returns it so."""
+        if self.trace_budget:
+            record = within_trace_budget(record, store.kept_events)
+        store.append(record)
+        return record
+
     def settle(self, trial: Trial) -> TrialRecord:
         """The record of a trial whose future is done."""
         assert trial.future is not None
@@ -545,10 +553,7 @@ class Runner:
                     store.truncate(limit)
                 # the judges look after every trial of the launch-order prefix
                 while prefix in done and prefix < limit:
-                    record = done[prefix]
-                    if self.trace_budget:
-                        record = within_trace_budget(record, store.kept_events)
-                    store.append(record)
+                    record = self._keep(store, done[prefix])
                     del done[prefix]
                     prefix += 1
                     if shown is not judges:  # judges for the display only: they decide nothing
@@ -577,8 +582,7 @@ class Runner:
             store.truncate(len(store))  # (Ctrl-C in the middle of an append: the part of a row it wrote goes)
             prefix = len(store)
             while prefix in done and prefix < limit:
-                record = done[prefix]
-                store.append(within_trace_budget(record, store.kept_events) if self.trace_budget else record)
+                self._keep(store, done[prefix])
                 prefix += 1
             limit = min(limit, prefix)  # (a spend cap's stop may have cut the prefix already)
             ending = list(flying.values())

@@ -367,8 +367,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a w
             from .campaigns import keep_names
 
             for nodeid, c in handed:
-                keep_names(node.config, nodeid, c.get("baseline"), c.get("candidate"),
-                           commands=c.get("replay_commands") or ())
+                keep_names(node.config, nodeid, c.get("baseline"), c.get("candidate"))
         node.config.stash[comparisons_key].extend((nodeid, c) for nodeid, c in handed)
     if output.get(USAGE_ERROR_OUTPUT):  # (the patterns' warning made an error: ``collect.warn_unmatched_patterns``)
         pytest.exit(str(output[USAGE_ERROR_OUTPUT]), returncode=pytest.ExitCode.USAGE_ERROR)
