@@ -21,6 +21,7 @@ from typing import Any, overload
 from ._frozen import FrozenMap
 from .errors import hide_own_frames
 from .records import TrialRecord
+from .trace_spill import SpilledTrace, TraceSpill
 
 __tracebackhide__ = hide_own_frames
 
@@ -154,7 +155,8 @@ class RecordStore(Sequence[TrialRecord]):
         self._tables = tuple(_Table() for _ in _CODED)
         self._values = tuple(t.values for t in self._tables)
         self._ids = tuple(t.by_id for t in self._tables)
-        self._traces: dict[int, tuple[Any, ...]] = {}  # row -> its trace, where it has one
+        # row -> its trace, where it has one (a ``SpilledTrace`` once moved out of memory: ``spill_traces``)
+        self._traces: dict[int, tuple[Any, ...] | SpilledTrace] = {}
         self._kept_events = 0  # the events of those traces, in all
         self._odd: dict[int, TrialRecord] = {}  # row -> a record whose numbers have unusual types, kept whole
         self._frozen = False
@@ -231,6 +233,14 @@ class RecordStore(Sequence[TrialRecord]):
             self._kept_events -= len(self._traces.pop(row, ()))
             self._odd.pop(row, None)
 
+    def spill_traces(self, spill: TraceSpill) -> int:
+        """Move the traces the store holds in memory to ``spill`` (a session's temporary file): each is read back,
+        equal, when its record is read. Returns the events moved. (Records kept whole, ``_odd``, stay as they are.)"""
+        rows = [row for row, trace in self._traces.items() if type(trace) is tuple]
+        for row, spilled in zip(rows, spill.put([self._traces[row] for row in rows]), strict=True):
+            self._traces[row] = spilled
+        return sum(len(self._traces[row]) for row in rows)
+
     @property
     def kept_events(self) -> int:
         """The events of the traces the store keeps, in all (``engine.trial.within_trace_budget``)."""
@@ -262,7 +272,11 @@ class RecordStore(Sequence[TrialRecord]):
         if odd is not None:
             return odd
         return self._make(self._ints[j * _NI:(j + 1) * _NI], self._seeds[j], self._floats[j * _NF:(j + 1) * _NF],
-                          self._nones[j], self._codes[j * _NC:(j + 1) * _NC], self._traces.get(j, ()))
+                          self._nones[j], self._codes[j * _NC:(j + 1) * _NC], self._trace(j))
+
+    def _trace(self, j: int) -> tuple[Any, ...]:
+        found = self._traces.get(j, ())
+        return found if type(found) is tuple else found.load()
 
     def _make(self, ints: Sequence[int], seed: int, floats: Sequence[float], nones: int, codes: Sequence[int],
               trace: tuple[Any, ...]) -> TrialRecord:
@@ -301,7 +315,11 @@ class RecordStore(Sequence[TrialRecord]):
         traces, odd, make = self._traces, self._odd, self._make
         for j, (ints, seed, floats, nones, codes) in enumerate(rows):
             found = odd.get(j) if odd else None
-            yield found if found is not None else make(ints, seed, floats, nones, codes, traces.get(j, ()))
+            if found is not None:
+                yield found
+                continue
+            trace = traces.get(j, ())
+            yield make(ints, seed, floats, nones, codes, trace if type(trace) is tuple else trace.load())
 
     def __reversed__(self) -> Iterator[TrialRecord]:
         for j in range(len(self) - 1, -1, -1):
@@ -327,7 +345,7 @@ class RecordStore(Sequence[TrialRecord]):
             bit = 1 if name == "escalated_at_s" else 2
             return [None if nones & bit else v for v, nones in zip(self._floats[k::_NF], self._nones, strict=True)]
         if name == "trace":
-            return [self._traces.get(j, ()) for j in range(len(self))]
+            return [self._trace(j) for j in range(len(self))]
         raise KeyError(f"TrialRecord has no field {name!r}")
 
     def coded(self, name: str) -> tuple[Sequence[int], list[Any]]:
@@ -377,13 +395,26 @@ class RecordStore(Sequence[TrialRecord]):
 
     def not_ok(self) -> Iterator[TrialRecord]:
         """The records that did not pass (``TrialRecord.ok`` false), in order, the passing ones not made."""
+        for j in self.not_ok_rows():
+            yield self._row(j)
+
+    def not_ok_rows(self) -> list[int]:
+        """The positions of the records that did not pass, in order."""
         outcomes, violations = self._tables[_OUTCOME].values, self._tables[_VIOLATIONS].values
         bad = [outcomes[o] != "completed" or bool(violations[v])
                for o, v in zip(self._codes[_OUTCOME::_NC], self._codes[_VIOLATIONS::_NC], strict=True)]
         for row in self._odd:
             bad[row] = not self._odd[row].ok
-        for j in compress(range(len(bad)), bad):
-            yield self._row(j)
+        return list(compress(range(len(bad)), bad))
+
+    def without_trace(self, j: int) -> TrialRecord:
+        """The record at position ``j`` with an empty ``trace`` (and its ``skeleton`` as stored): what a choice
+        among records reads (outcome, violations, numbers) without reading a trace back from disk."""
+        odd = self._odd.get(j)
+        if odd is not None:
+            return dataclasses.replace(odd, trace=())
+        return self._make(self._ints[j * _NI:(j + 1) * _NI], self._seeds[j], self._floats[j * _NF:(j + 1) * _NF],
+                          self._nones[j], self._codes[j * _NC:(j + 1) * _NC], ())
 
     def layer_maps(self) -> list[FrozenMap[str, Any]]:
         """Every distinct ``layers`` mapping of the records (each once: what every layer recorded, for totals

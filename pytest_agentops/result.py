@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshal
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -203,14 +203,28 @@ class CampaignResult:
             return all(r.ok for r in self.records) and not self.failed_verdicts
         return not self.failed_verdicts and not self.inconclusive_verdicts
 
-    def worst_trials(self, limit: int = 5) -> list[TrialRecord]:
+    def worst_trials(self, limit: int = 5, *, traces: bool = True) -> list[TrialRecord]:
         """The trials most worth replaying: first one example of each failure class (error, failed, each
         violation kind, timed out, budget exceeded, crashed, escalated; the earliest trial of each), then
-        the rest by severity, up to ``limit`` trials in all (every class keeps its example)."""
-        return list(self.memoized(("worst_trials", limit), lambda: tuple(self._worst_trials(limit))))
+        the rest by severity, up to ``limit`` trials in all (every class keeps its example). ``traces=False``:
+        their records with an empty ``trace``, for what reads no trace (a trace a pytest session moved to disk is
+        then not read back: ``RecordStore.spill_traces``)."""
+        records = self.records
+        if not isinstance(records, RecordStore):  # (a result made by hand, its records a tuple)
+            return list(self.memoized(("worst_trials", limit), lambda: tuple(self._worst_trials(limit, records))))
+        # the positions are kept, not the records (whose traces may live on disk): choosing reads no trace
+        rows = self.memoized(("worst_rows", limit), lambda: self._worst_rows(limit, records))
+        return [records[j] if traces else records.without_trace(j) for j in rows]
 
-    def _worst_trials(self, limit: int) -> list[TrialRecord]:
-        bad = list(self.records.not_ok())  # (the passing trials' records are not made)
+    @staticmethod
+    def _worst_rows(limit: int, records: RecordStore) -> tuple[int, ...]:
+        rows = records.not_ok_rows()
+        bad = [records.without_trace(j) for j in rows]
+        at = {id(r): j for r, j in zip(bad, rows, strict=True)}
+        return tuple(at[id(r)] for r in CampaignResult._worst_trials(limit, bad))
+
+    @staticmethod
+    def _worst_trials(limit: int, bad: Sequence[TrialRecord]) -> list[TrialRecord]:
         examples: dict[str, TrialRecord] = {}
         for r in bad:  # launch order: the earliest trial of each class is its example
             for cls in failure_classes(r):
@@ -262,7 +276,7 @@ class CampaignResult:
         if self.per_task:
             worst_task = self.per_task[0]
             lines.append(f"  worst task: {worst_task.task!r}: {worst_task.completed}/{worst_task.trials} completed")
-        worst = self.worst_trials()
+        worst = self.worst_trials(traces=False)
         if worst:
             lines.append("worst trials (replay each with the command under it):")
             for r in worst:

@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "pytest_agentops.stable_repr": 0,
     "pytest_agentops._validation": 1, "pytest_agentops.stats": 1, "pytest_agentops.seeding": 1,
     "pytest_agentops.metrics": 2, "pytest_agentops.records": 2, "pytest_agentops.record_store": 2,
+    "pytest_agentops.trace_spill": 2,
     "pytest_agentops.settings": 3,
     "pytest_agentops.expect": 4, "pytest_agentops.plan": 4, "pytest_agentops.judge": 4,
     "pytest_agentops.scenario": 5, "pytest_agentops.result": 5, "pytest_agentops.precedence": 5,

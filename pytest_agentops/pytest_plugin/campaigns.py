@@ -18,12 +18,14 @@ from ..engine.campaign import run_resolved
 from ..errors import CampaignInterrupted, ConfigError, UncheckedCampaign, hide_own_frames
 from ..precedence import resolve_run
 from ..process.kept_state import warnings_as
+from ..record_store import RecordStore
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..seeding import trial_seed
 from ..settings.run import RunSource
+from ..trace_spill import TraceSpill
 from .commands import literal, shown_node
-from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key
+from .options import ChaosOptions, comparisons_key, options_key, replayed_key, results_key, seen_key, spill_key
 
 __tracebackhide__ = hide_own_frames
 
@@ -269,6 +271,41 @@ def _keep(config: pytest.Config, nodeid: str, result: CampaignResult) -> None:
         from .spool import put_campaign
 
         put_campaign(config, nodeid, worker_data(config, result))
+    _spill(config, result)
+
+
+#: The trace events the session's finished campaigns keep in memory in all (one campaign's most,
+#: ``engine.trial.CAMPAIGN_TRACE_EVENTS``): a campaign that would take them past it has its traces moved to the
+#: session's temporary file (``trace_spill``), read back when a report reads them. Its reports are the same bytes.
+SESSION_TRACE_EVENTS = 200_000
+
+
+class _SessionTraces:
+    """The session's traces: how many events its campaigns keep in memory, and its spill file once made."""
+
+    __slots__ = ("held", "spill")
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.spill: TraceSpill | None = None
+
+
+def _spill(config: pytest.Config, result: CampaignResult) -> None:
+    """Keep a finished campaign's traces in memory while the session's stay within ``SESSION_TRACE_EVENTS``;
+    else move them to the session's temporary file: a session of many campaigns that keep long traces (runaway
+    loops) holds one campaign's worth of them in memory, not every campaign's (six such: 854 -> 268 MiB)."""
+    store = result.records
+    if not isinstance(store, RecordStore) or not store.kept_events:
+        return
+    traces = config.stash.get(spill_key, None)
+    if traces is None:
+        traces = config.stash[spill_key] = _SessionTraces()
+    if traces.held + store.kept_events <= SESSION_TRACE_EVENTS:
+        traces.held += store.kept_events
+        return
+    if traces.spill is None:
+        traces.spill = TraceSpill()
+    store.spill_traces(traces.spill)
 
 
 def retract(config: pytest.Config, item: pytest.Item) -> None:
@@ -350,8 +387,9 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
     except CampaignInterrupted as interrupted:  # Ctrl-C: report what finished, then stop as pytest does
         _keep(config, node.nodeid, interrupted.result)
         raise
-    _keep(config, node.nodeid, result)
     from ..report.junit import junit_properties
 
-    node.user_properties.extend(junit_properties(result))  # what record_property adds: JUnit XML <property>
+    properties = junit_properties(result)  # (before ``_keep`` moves the traces out: it tallies the trials)
+    _keep(config, node.nodeid, result)
+    node.user_properties.extend(properties)  # what record_property adds: JUnit XML <property>
     return result

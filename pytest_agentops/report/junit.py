@@ -37,6 +37,6 @@ def junit_properties(result: CampaignResult, worst: int = 3) -> list[tuple[str, 
         never = [e["fault"] for e in fault_delivery(result)["never_delivered"] if e["implausible"]]
         if never:
             props.append((f"{prefix}:faults_never_delivered", ", ".join(never)))
-    for record in result.worst_trials(worst):
+    for record in result.worst_trials(worst, traces=False):
         props.append((f"{prefix}:replay:{record.id}", result.replay_hint(record)))
     return [(redact_text(name), redact_text(value)) for name, value in props]  # (a name may hold a secret)

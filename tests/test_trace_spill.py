@@ -1,0 +1,129 @@
+"""Traces a pytest session moves out of memory (``trace_spill``, ``RecordStore.spill_traces``): read back equal,
+never read for what needs no trace, and the session's reports the same bytes whether or not they were moved."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pytest_agentops import Faults, Scenario, run_campaign
+from pytest_agentops.demo import TOOLS, Shop, naive_agent, refund_done
+from pytest_agentops.record_store import RecordStore
+from pytest_agentops.result import CampaignResult
+from pytest_agentops.trace_spill import SpilledTrace, TraceSpill
+
+
+def _shop_result(trials: int = 40) -> CampaignResult:
+    """A campaign of the reference shop under faults, every trace kept: model calls, faults, tool calls with
+    nested arguments and results, violations and escalations in its events."""
+    return run_campaign(Scenario(name="spill", agent=naive_agent, task="Refund order 42", world=Shop, tools=TOOLS,
+                                 check=refund_done, faults=Faults.profile("high"), trials=trials, seed=5,
+                                 early_stop=False, keep_traces=None))
+
+
+def _as_read(store: RecordStore) -> tuple[list[str], list[dict], list]:
+    return ([repr(r) for r in store], [r.to_dict(with_trace=True) for r in store],
+            [(r.index, n) for r, n in store.grouped("outcome", "layers", "skeleton")])
+
+
+def test_moved_traces_read_back_equal_by_index_iteration_column_and_pickle():
+    result = _shop_result()
+    store = result.records
+    before, records = _as_read(store), list(store)
+    traces, events = store.column("trace"), store.kept_events
+    assert events > 500 and len({len(t) for t in traces}) > 3  # (traces of many lengths and kinds)
+    spill = TraceSpill()
+    assert store.spill_traces(spill) == events and spill.size > 0
+    assert all(type(t) is SpilledTrace for t in store._traces.values())
+    assert store.spill_traces(spill) == 0  # (moved once)
+    assert _as_read(store) == before and store == records and list(store) == records
+    assert [store[i] for i in range(len(store))] == records and store[-1] == records[-1]
+    assert store.column("trace") == traces and store.kept_events == events
+    assert list(store.not_ok()) == [r for r in records if not r.ok]
+    assert pickle.loads(pickle.dumps(store)) == records
+    # the file has no name on disk: a killed run leaves nothing behind
+    assert os.fstat(spill._file.fileno()).st_nlink == 0
+
+
+def test_choosing_the_worst_trials_reads_no_moved_trace(monkeypatch):
+    result = _shop_result()
+    worst = result.worst_trials(5)
+    assert worst and all(r.trace for r in worst)
+    fresh = _shop_result()  # (the same campaign, its choice not made yet)
+    fresh.records.spill_traces(TraceSpill())
+    reads = []
+    real_read = TraceSpill.read
+    monkeypatch.setattr(TraceSpill, "read", lambda self, *a: reads.append(a) or real_read(self, *a))
+    light = fresh.worst_trials(5, traces=False)
+    assert reads == [] and [r.trace for r in light] == [()] * len(worst)
+    assert [r.index for r in light] == [r.index for r in worst]
+    assert fresh.summary() == result.summary()  # (the failure message lists them too)
+    assert reads == []
+    assert fresh.worst_trials(5) == worst and len(reads) == len(worst)
+
+
+def test_a_failed_read_names_the_missing_bytes():
+    spill = TraceSpill()
+    (moved,) = spill.put([("an", "event")])
+    assert moved.load() == ("an", "event") and len(moved) == 2
+    spill._file.truncate(moved.length - 1)
+    with pytest.raises(OSError, match="ended 1 bytes early at offset 0"):
+        moved.load()
+
+
+_PROJECT = '''
+import pytest
+from pytest_agentops import Faults, Scenario
+from pytest_agentops.demo import TOOLS, Shop, naive_agent, refund_done
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_shop(agent_chaos, seed):
+    agent_chaos.run(Scenario(name=f"shop-{seed}", agent=naive_agent, task="Refund order 42", world=Shop,
+                             tools=TOOLS, check=refund_done, faults=Faults.profile("high"), trials=30, seed=seed,
+                             early_stop=False))
+'''
+
+_CONFTEST = '''
+import pytest_agentops.pytest_plugin.campaigns as campaigns
+from pytest_agentops.pytest_plugin.options import spill_key
+campaigns.SESSION_TRACE_EVENTS = {budget}
+
+def pytest_unconfigure(config):
+    traces = config.stash.get(spill_key, None)
+    spill = traces.spill if traces is not None else None
+    print("SPILLED", 0 if spill is None else spill.size)
+'''
+
+
+def _session(tmp_path, budget: int | None) -> tuple[bytes, bytes, bytes, str, int]:
+    """The project run in a process of its own (the budget is lowered there only); its reports, JUnit XML, the
+    agent chaos section of its output, and the bytes it moved to its spill file."""
+    folder = tmp_path / ("default" if budget is None else f"budget-{budget}")
+    folder.mkdir()
+    (folder / "test_shop.py").write_text(_PROJECT)
+    (folder / "conftest.py").write_text(_CONFTEST.format(budget="campaigns.SESSION_TRACE_EVENTS" if budget is None
+                                                         else budget))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+                           "--agent-chaos", "--agent-chaos-report=r.json", "--agent-chaos-html=r.html",
+                           "--junitxml=j.xml", "-s"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    section = out[out.index("agent chaos"):out.rindex("SPILLED")]
+    section = section[:section.rindex("\n=")]  # (pytest's last line holds the run's time)
+    spilled = int(out[out.rindex("SPILLED"):].split()[1])
+    xml = re.sub(rb' (time|timestamp|hostname)="[^"]*"', b"", (folder / "j.xml").read_bytes())  # (when, where)
+    return (folder / "r.json").read_bytes(), (folder / "r.html").read_bytes(), xml, section, spilled
+
+
+def test_a_session_whose_traces_are_moved_writes_the_same_reports(tmp_path):
+    kept = _session(tmp_path, None)
+    assert kept[4] == 0  # (three small campaigns: within the session's budget, nothing moved)
+    one_in_memory = _session(tmp_path, 1)  # (past it at once: every campaign's traces moved)
+    assert one_in_memory[4] > 10_000
+    assert one_in_memory[:4] == kept[:4]
+    assert b'"trace": [' in kept[0] and b"timeline" in kept[1].lower()
