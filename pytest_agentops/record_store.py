@@ -407,6 +407,11 @@ class RecordStore(Sequence[TrialRecord]):
             bad[row] = not self._odd[row].ok
         return list(compress(range(len(bad)), bad))
 
+    def failing_traces(self) -> Sequence[TrialRecord]:
+        """The records as a report reads them when it writes the failing trials' traces only: each passing one
+        without its trace (which is then never read back from disk: ``spill_traces``)."""
+        return _FailingTraces(self)
+
     def without_trace(self, j: int) -> TrialRecord:
         """The record at position ``j`` with an empty ``trace`` (and its ``skeleton`` as stored): what a choice
         among records reads (outcome, violations, numbers) without reading a trace back from disk."""
@@ -444,6 +449,32 @@ class RecordStore(Sequence[TrialRecord]):
         arrays = (self._ints, self._seeds, self._floats, self._codes)
         return sum(a.buffer_info()[1] * a.itemsize if isinstance(a, array) else 8 * len(a) for a in arrays) + \
             len(self._nones)
+
+
+class _FailingTraces(Sequence[TrialRecord]):
+    """``RecordStore.failing_traces``: indexing and slicing only (what the JSON report's writer asks)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: RecordStore):
+        self.store = store
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def _at(self, j: int) -> TrialRecord:
+        record = self.store.without_trace(j)
+        return record if record.ok else self.store._row(j)
+
+    @overload
+    def __getitem__(self, i: int) -> TrialRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[TrialRecord, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> TrialRecord | tuple[TrialRecord, ...]:
+        rows = range(len(self.store))[i]  # (a negative index counts from the end; past it: IndexError)
+        return self._at(rows) if isinstance(rows, int) else tuple(map(self._at, rows))
 
 
 def _rows(column: Iterable[Any], width: int) -> Iterator[tuple[Any, ...]]:

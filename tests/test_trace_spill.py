@@ -100,17 +100,17 @@ def pytest_unconfigure(config):
 '''
 
 
-def _session(tmp_path, budget: int | None) -> tuple[bytes, bytes, bytes, str, int]:
+def _session(tmp_path, budget: int | None, *args: str) -> tuple[bytes, bytes, bytes, str, int]:
     """The project run in a process of its own (the budget is lowered there only); its reports, JUnit XML, the
     agent chaos section of its output, and the bytes it moved to its spill file."""
-    folder = tmp_path / ("default" if budget is None else f"budget-{budget}")
+    folder = tmp_path / ("default" if budget is None else f"budget-{budget}{''.join(args)}")
     folder.mkdir()
     (folder / "test_shop.py").write_text(_PROJECT)
     (folder / "conftest.py").write_text(_CONFTEST.format(budget="campaigns.SESSION_TRACE_EVENTS" if budget is None
                                                          else budget))
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
                            "--agent-chaos", "--agent-chaos-report=r.json", "--agent-chaos-html=r.html",
-                           "--junitxml=j.xml", "-s"], cwd=folder, capture_output=True, text=True, timeout=300)
+                           "--junitxml=j.xml", "-s", *args], cwd=folder, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     section = out[out.index("agent chaos"):out.rindex("SPILLED")]
@@ -126,4 +126,41 @@ def test_a_session_whose_traces_are_moved_writes_the_same_reports(tmp_path):
     one_in_memory = _session(tmp_path, 1)  # (past it at once: every campaign's traces moved)
     assert one_in_memory[4] > 10_000
     assert one_in_memory[:4] == kept[:4]
+    under_xdist = _session(tmp_path, 1, "-n", "2")  # (each worker moves its campaigns' traces after handing them on)
+    assert under_xdist[:2] == kept[:2]
     assert b'"trace": [' in kept[0] and b"timeline" in kept[1].lower()
+
+
+def test_the_reports_read_each_moved_trace_they_show_once_and_write_the_same_bytes(tmp_path, monkeypatch):
+    from pytest_agentops.report.attribution import fault_delivery
+    from pytest_agentops.report.campaign_data import campaign_data, json_form
+    from pytest_agentops.report.html import write_html
+    from pytest_agentops.report.json_report import write_report
+
+    def reports(result: CampaignResult, folder: str) -> tuple[bytes, bytes]:
+        data = campaign_data(result, series=True)
+        out = tmp_path / folder
+        json_path = write_report(out / "r.json", [json_form(data)])
+        html_path = write_html(out / "r.html", [data])
+        return json_path.read_bytes(), html_path.read_bytes()
+
+    expected = reports(_shop_result(), "in-memory")
+    moved = _shop_result()
+    fault_delivery(moved)  # (tallied before the traces move, as the pytest plugin does)
+    moved.records.spill_traces(TraceSpill())
+    failing = len(moved.records.not_ok_rows())
+    assert 0 < failing < 100  # (the HTML report shows up to 100 traces: every failing trial's here)
+    reads = []
+    real_read = TraceSpill.read
+    monkeypatch.setattr(TraceSpill, "read", lambda self, *a: reads.append(a) or real_read(self, *a))
+    data = campaign_data(moved, series=True)  # (the per-trial series read no trace)
+    assert reads == []
+    json_bytes = write_report(tmp_path / "m.json", [json_form(data)]).read_bytes()
+    assert len(reads) == failing  # (the JSON report keeps the failing trials' traces)
+    html_bytes = write_html(tmp_path / "m.html", [data]).read_bytes()
+    assert len(reads) == 2 * failing  # (the page's timelines; its table of trials reads none)
+    assert (json_bytes, html_bytes) == expected
+    table = data["records"].traceless()
+    assert [{k: v for k, v in e.items() if k not in ("trace", "trace_kept")} for e in data["records"]] == \
+        list(table) == table[0:len(table)] == [table[i] for i in range(len(table))]
+    assert all("trace" not in e for e in table)

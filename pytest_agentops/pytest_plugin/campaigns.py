@@ -274,10 +274,11 @@ def _keep(config: pytest.Config, nodeid: str, result: CampaignResult) -> None:
     _spill(config, result)
 
 
-#: The trace events the session's finished campaigns keep in memory in all (one campaign's most,
-#: ``engine.trial.CAMPAIGN_TRACE_EVENTS``): a campaign that would take them past it has its traces moved to the
-#: session's temporary file (``trace_spill``), read back when a report reads them. Its reports are the same bytes.
-SESSION_TRACE_EVENTS = 200_000
+#: The trace events the session's finished campaigns keep in memory in all (~65 MiB; a campaign keeps up to
+#: ``engine.trial.CAMPAIGN_TRACE_EVENTS`` while it runs): a campaign that would take them past it has its traces
+#: moved to the session's temporary file (``trace_spill``), read back when a report reads them. Its reports are
+#: the same bytes. (The bundled scenarios' 21 campaigns keep a few thousand events: none is moved.)
+SESSION_TRACE_EVENTS = 100_000
 
 
 class _SessionTraces:
@@ -293,7 +294,7 @@ class _SessionTraces:
 def _spill(config: pytest.Config, result: CampaignResult) -> None:
     """Keep a finished campaign's traces in memory while the session's stay within ``SESSION_TRACE_EVENTS``;
     else move them to the session's temporary file: a session of many campaigns that keep long traces (runaway
-    loops) holds one campaign's worth of them in memory, not every campaign's (six such: 854 -> 268 MiB)."""
+    loops) holds a bounded part of them in memory, not every campaign's (six such: 854 -> 268 MiB)."""
     store = result.records
     if not isinstance(store, RecordStore) or not store.kept_events:
         return

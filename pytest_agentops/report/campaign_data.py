@@ -14,13 +14,16 @@ it came from a YAML file or a Python test.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import hide_own_frames
-from ..metrics import REGISTRY
+from ..metrics import REGISTRY, builtin_metrics
+from ..record_store import RecordStore
+from ..records import TrialRecord
 from ..result import CampaignResult
 from .attribution import fault_delivery
 from .lazy_records import LazyRecords, MappedRecords
@@ -32,9 +35,13 @@ def metric_series(result: CampaignResult) -> list[dict[str, Any]]:
     """Per judged metric, its value for each trial in launch order: a rate ``[successes, chances]``, a count
     ``[violations, had_the_chance]``, a distribution's value (None: not applicable; ``"inf"``: never reached)."""
     names = [n for n in sorted({v.key.partition(".")[0] for v in result.verdicts}) if n in REGISTRY]
+    builtin = builtin_metrics().keys()
     columns: list[tuple[Any, bool, list[Any]]] = [(REGISTRY[n].extract, REGISTRY[n].kind == "distribution", [])
                                                    for n in names]
-    for record in result.records:  # (one pass for every metric: each record is made once)
+    records: Iterable[TrialRecord] = result.records
+    if isinstance(records, RecordStore) and set(names) <= builtin:  # (they read no trace: none is read back)
+        records = map(records.without_trace, range(len(records)))
+    for record in records:  # (one pass for every metric: each record is made once)
         for extract, distribution, values in columns:
             value = extract(record)
             if distribution:
@@ -50,36 +57,60 @@ class RecordDicts(LazyRecords):
     read: the report data of a campaign run in this process then costs no memory per trial beyond its result's,
     and the JSON report streams the records from the columns (``json_report.write_report``). ``with_extra=False``
     (``lean``): the entries without the layers' ``extra``, which the HTML report does not read (merging and
-    thawing it was half the cost of an entry)."""
+    thawing it was half the cost of an entry); ``traceless``: without a trace either (the HTML report's table of
+    trials: a failing trial's trace was made into dicts, and read back from the session's file, for nothing)."""
 
-    __slots__ = ("result", "with_extra", "with_traces")
+    __slots__ = ("no_traces", "result", "with_extra", "with_traces")
 
-    def __init__(self, result: CampaignResult, with_traces: bool, with_extra: bool = True):
+    def __init__(self, result: CampaignResult, with_traces: bool, with_extra: bool = True, *,
+                 no_traces: bool = False):
         self.result = result
         self.with_traces = with_traces
         self.with_extra = with_extra
+        self.no_traces = no_traces
 
     def __len__(self) -> int:
         return len(self.result.records)
 
+    def _records(self, start: int, stop: int) -> Iterator[TrialRecord]:
+        """The records of rows ``start`` to ``stop``, each with its trace where its entry shows it (a trace the
+        session moved to disk is read back only then: a passing trial's entry has none unless ``with_traces``)."""
+        records = self.result.records
+        if not isinstance(records, RecordStore):
+            part = records if start == 0 and stop == len(records) else records[start:stop]
+            yield from (dataclasses.replace(r, trace=()) for r in part) if self.no_traces else part
+        elif self.with_traces and not self.no_traces:
+            yield from (records if start == 0 and stop == len(records) else records[start:stop])
+        else:
+            no_traces, without = self.no_traces, records.without_trace
+            for j in range(start, stop):
+                record = without(j)
+                yield record if no_traces or record.ok else records[j]
+
+    def _entry(self, record: TrialRecord) -> dict[str, Any]:
+        if self.no_traces:
+            return record.to_dict(with_extra=self.with_extra)
+        return CampaignResult.record_dict(record, self.with_traces, self.with_extra)
+
     def _item(self, row: int) -> dict[str, Any]:
-        return CampaignResult.record_dict(self.result.records[row], self.with_traces, self.with_extra)
+        return self._entry(next(self._records(row, row + 1)))
 
     def _block(self, start: int, count: int) -> list[dict[str, Any]]:
-        with_traces, with_extra, entry = self.with_traces, self.with_extra, CampaignResult.record_dict
-        return [entry(r, with_traces, with_extra) for r in self.result.records[start:start + count]]
+        return list(map(self._entry, self._records(start, start + count)))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        with_traces, with_extra, entry = self.with_traces, self.with_extra, CampaignResult.record_dict
-        for record in self.result.records:
-            yield entry(record, with_traces, with_extra)
+        return map(self._entry, self._records(0, len(self)))
 
     def lean(self) -> RecordDicts:
-        return RecordDicts(self.result, self.with_traces, with_extra=False)
+        return RecordDicts(self.result, self.with_traces, with_extra=False, no_traces=self.no_traces)
+
+    def traceless(self) -> RecordDicts:
+        return RecordDicts(self.result, self.with_traces, self.with_extra, no_traces=True)
 
     def __repr__(self) -> str:
         return (f"RecordDicts({self.result.scenario!r}, {len(self)} records, with_traces={self.with_traces}"
-                + ("" if self.with_extra else ", with_extra=False") + ")")
+                + ("" if self.with_extra else ", with_extra=False") + (", no_traces=True" if self.no_traces else "")
+                + ")")
 
 
 def campaign_data(result: CampaignResult, *, all_traces: bool = False, series: bool = False) -> dict[str, Any]:

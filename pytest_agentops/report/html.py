@@ -258,7 +258,8 @@ def campaign_section(c: dict[str, Any], number: int) -> Iterator[str]:
               "<h3>Fault delivery and attribution</h3>", _faults(c), "<h3>Trials</h3>"]
     yield "\n".join(parts) + "\n"
     del walk  # (its value lists go before the table is made)
-    yield from _trials(c, records, cid, traced)
+    # (the table reads no trace: a failing trial's is not made again for it)
+    yield from _trials(c, records.traceless() if isinstance(records, LazyRecords) else records, cid, traced)
     yield "\n" + "\n".join(["<h3>Trials that did not pass</h3>", _traces(c, cid, chosen, left_out), "</section>"])
 
 

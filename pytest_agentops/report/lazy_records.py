@@ -46,6 +46,11 @@ class LazyRecords(Sequence[dict[str, Any]]):
         leaving it out saves work (``RecordDicts``), else these very records."""
         return self
 
+    def traceless(self) -> Sequence[dict[str, Any]]:
+        """The same records for a reader that reads no trace (the HTML report's table of trials): without them
+        where leaving them out saves work (``RecordDicts``), else these very records."""
+        return self
+
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True

@@ -9,7 +9,8 @@ trial (an ``error``, so every trace is kept up to the campaign's budget: ~180,00
 ``--campaigns`` against one campaign, median of ``--repeats``. Goal: <= 1.5x (the session's memory stays flat in
 its number of campaigns). ``--reports`` writes the JSON and HTML reports too (they read every moved trace back).
 
-Usage: ``python tests/benchmarks/bench_session_memory.py [--campaigns N] [--repeats N] [--reports]``.
+Usage: ``python tests/benchmarks/bench_session_memory.py [--quick] [--campaigns N] [--repeats N] [--reports]``
+(quick: 4 campaigns, one session of each size).
 """
 
 from __future__ import annotations
@@ -73,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--campaigns", type=int, default=6, help="campaigns in the larger session (default 6)")
     parser.add_argument("--repeats", type=int, default=3, help="sessions of each size, alternating (median)")
     parser.add_argument("--reports", action="store_true", help="write the JSON and HTML reports too")
+    parser.add_argument("--quick", action="store_true", help="4 campaigns, one session of each size")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.campaigns, args.repeats = 4, 1
     one, many = [], []
     for _ in range(args.repeats):
         one.append(session(1, args.reports))
