@@ -236,7 +236,7 @@ class RecordStore(Sequence[TrialRecord]):
     def spill_traces(self, spill: TraceSpill) -> int:
         """Move the traces the store holds in memory to ``spill`` (a session's temporary file): each is read back,
         equal, when its record is read. Returns the events moved. (Records kept whole, ``_odd``, stay as they are.)"""
-        rows = [row for row, trace in self._traces.items() if type(trace) is tuple]
+        rows = [row for row, trace in self._traces.items() if type(trace) is tuple and row not in self._odd]
         for row, spilled in zip(rows, spill.put([self._traces[row] for row in rows]), strict=True):
             self._traces[row] = spilled
         return sum(len(self._traces[row]) for row in rows)
@@ -310,15 +310,23 @@ class RecordStore(Sequence[TrialRecord]):
         return r
 
     def __iter__(self) -> Iterator[TrialRecord]:
+        return self._iter(True)
+
+    def without_traces(self) -> Iterator[TrialRecord]:
+        """Every record in order, each with an empty ``trace`` (``without_trace``): for a pass over them all
+        that reads no trace."""
+        return self._iter(False)
+
+    def _iter(self, traces: bool) -> Iterator[TrialRecord]:
         rows = zip(_rows(self._ints, _NI), self._seeds, _rows(self._floats, _NF), self._nones, _rows(self._codes, _NC),
                    strict=True)
-        traces, odd, make = self._traces, self._odd, self._make
+        traced, odd, make = self._traces if traces else {}, self._odd, self._make
         for j, (ints, seed, floats, nones, codes) in enumerate(rows):
             found = odd.get(j) if odd else None
             if found is not None:
-                yield found
+                yield found if traces else dataclasses.replace(found, trace=())
                 continue
-            trace = traces.get(j, ())
+            trace = traced.get(j, ())
             yield make(ints, seed, floats, nones, codes, trace if type(trace) is tuple else trace.load())
 
     def __reversed__(self) -> Iterator[TrialRecord]:

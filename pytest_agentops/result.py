@@ -209,9 +209,7 @@ class CampaignResult:
         the rest by severity, up to ``limit`` trials in all (every class keeps its example). ``traces=False``:
         their records with an empty ``trace``, for what reads no trace (a trace a pytest session moved to disk is
         then not read back: ``RecordStore.spill_traces``)."""
-        records = self.records
-        if not isinstance(records, RecordStore):  # (a result made by hand, its records a tuple)
-            return list(self.memoized(("worst_trials", limit), lambda: tuple(self._worst_trials(limit, records))))
+        records = self.records  # (always a ``RecordStore``: ``__post_init__``)
         # the positions are kept, not the records (whose traces may live on disk): choosing reads no trace
         rows = self.memoized(("worst_rows", limit), lambda: self._worst_rows(limit, records))
         return [records[j] if traces else records.without_trace(j) for j in rows]

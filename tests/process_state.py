@@ -14,8 +14,12 @@ A test that must leave something behind says what and why::
 
 with one or more of ``CATEGORIES``. Only those categories are excused, and only for that test.
 
-Cheap by design (well under a millisecond per test): identity checks of a few dozen attributes, a walk
-of ``threading.enumerate()`` and of this process's ``/proc/self/task/*/children``.
+The package's own module constants (``TRACE_EVENTS``, ``SESSION_TRACE_EVENTS``, ...: upper-case names bound to
+numbers, strings or tuples of them) are checked too: a test that lowers one where ``monkeypatch`` does not put
+it back (a conftest of an in-process ``pytester`` run) changes the tests after it.
+
+Cheap by design (well under a millisecond per test): identity checks of a few dozen attributes and of the
+package's constants, a walk of ``threading.enumerate()`` and of this process's ``/proc/self/task/*/children``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import pytest
 
 MARKER = "leaves_process_state"
 
-CATEGORIES = ("time", "random", "gc", "anyio", "respx", "asyncio", "threads", "children")
+CATEGORIES = ("time", "random", "gc", "anyio", "respx", "asyncio", "threads", "children", "constants")
 
 #: How long the threads and child processes a test started get to end on their own, in seconds, all told.
 GRACE_S = 2.0
@@ -221,6 +225,36 @@ def _frame(frame: Any) -> str:
     return f"{frame.f_code.co_name} ({os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno})"
 
 
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _constant(value: Any) -> bool:
+    return type(value) in _SCALARS or (type(value) is tuple and all(type(v) in _SCALARS for v in value))
+
+
+# module name -> (the module, the names of its constants when first seen)
+_constant_names: dict[str, tuple[Any, tuple[str, ...]]] = {}
+
+
+def _constants() -> dict[tuple[str, str], tuple[Any, Any]]:
+    """(module, name) -> (the module, the value) of the package's module constants: upper-case names bound to
+    numbers, strings or flat tuples of them."""
+    found: dict[tuple[str, str], tuple[Any, Any]] = {}
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith("pytest_agentops"):
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        known = _constant_names.get(module_name)
+        if known is None or known[0] is not module:
+            names = tuple(n for n, v in list(namespace.items()) if n.isupper() and _constant(v))
+            known = _constant_names[module_name] = (module, names)
+        for name in known[1]:
+            found[(module_name, name)] = (module, namespace.get(name))
+    return found
+
+
 # --- snapshots and their differences ----------------------------------------------------------------------
 
 
@@ -244,6 +278,7 @@ class Snapshot:
     loop: Any
     threads: set[threading.Thread] = field(default_factory=set)
     children: set[int] = field(default_factory=set)
+    constants: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
 
     @classmethod
     def take(cls) -> Snapshot:
@@ -251,17 +286,21 @@ class Snapshot:
         policy, loop = _policy_and_loop()
         return cls(patches=_patches(), gc=(gc.get_threshold(), _frozen(), gc.isenabled()),
                    mockers=mockers, mocker_state=_mocker_state(mockers), targets=_target_methods(mockers),
-                   policy=policy, loop=loop, threads=set(threading.enumerate()), children=_children())
+                   policy=policy, loop=loop, threads=set(threading.enumerate()), children=_children(),
+                   constants=_constants())
 
     def leaks(self, excused_threads: set[threading.Thread] = frozenset(),  # type: ignore[assignment]
-              excused_children: set[int] = frozenset()) -> list[Leak]:  # type: ignore[assignment]
+              excused_children: set[int] = frozenset(),  # type: ignore[assignment]
+              patched: set[tuple[int, str]] = frozenset()) -> list[Leak]:  # type: ignore[assignment]
         """What differs now from this snapshot (waiting up to ``GRACE_S`` for new threads and children to
-        end), each with a way to put it back where there is one."""
+        end), each with a way to put it back where there is one; ``patched``: (id of an object, attribute) the
+        test's ``monkeypatch`` puts back after this check (the suite's own autouse fixture asks for it first)."""
         found: list[Leak] = []
         found += self._patch_leaks()
         found += self._gc_leaks()
         found += self._respx_leaks()
         found += self._asyncio_leaks()
+        found += self._constant_leaks(patched)
         deadline = _perf_counter() + GRACE_S
         found += self._thread_leaks(deadline, excused_threads)
         found += self._child_leaks(deadline, excused_children)
@@ -327,6 +366,19 @@ class Snapshot:
         elif loop is not self.loop:
             found.append(Leak("asyncio", f"the main thread's current event loop is {loop!r} (was {self.loop!r})",
                               functools.partial(_restore_loop, self.loop)))
+        return found
+
+    def _constant_leaks(self, patched: set[tuple[int, str]]) -> list[Leak]:
+        found = []
+        for key, (module, value) in _constants().items():
+            before = self.constants.get(key)
+            if before is None or before[0] is not module:  # imported during the test, or again (pytester)
+                continue
+            if (id(module), key[1]) in patched:
+                continue
+            if value is not before[1] and value != before[1]:
+                found.append(Leak("constants", f"{key[0]}.{key[1]} is {value!r} (was {before[1]!r})",
+                                  functools.partial(setattr, module, key[1], before[1])))
         return found
 
     def _thread_leaks(self, deadline: float, excused: set[threading.Thread]) -> list[Leak]:
@@ -484,14 +536,14 @@ class Checker:
             self.fixture_children.update((pid, scope) for pid in _children() - children)
 
     def check(self, before: Snapshot, who: str, excused: dict[str, str] | None = None, *,
-              scope: str = "function") -> None:
+              scope: str = "function", patched: set[tuple[int, str]] = frozenset()) -> None:  # type: ignore[assignment]
         """Raise ``ProcessStateLeak`` naming what changed since ``before`` (a snapshot at the start of the
         test, or of the module with ``scope="module"``), but for the ``excused`` categories."""
         excused = excused or {}
         wider = ("session", "package") if scope == "module" else ("session", "package", "module", "class")
         leaks = before.leaks(
             self.excused_threads | {t for t, s in self.fixture_threads.items() if s in wider},
-            self.excused_children | {pid for pid, s in self.fixture_children.items() if s in wider})
+            self.excused_children | {pid for pid, s in self.fixture_children.items() if s in wider}, patched)
         if scope == "module":
             leaks += _stand_ins_left_in_modules()
         reported = []
@@ -561,4 +613,6 @@ def _process_state(request):
     excused = excused_categories(request.node)
     before = Snapshot.take()
     yield
-    CHECKER.check(before, request.node.nodeid, excused)
+    monkeypatch = getattr(request.node, "funcargs", {}).get("monkeypatch")  # (undone after this check)
+    patched = {(id(owner), name) for owner, name, _ in getattr(monkeypatch, "_setattr", ())}
+    CHECKER.check(before, request.node.nodeid, excused, patched=patched)

@@ -106,3 +106,29 @@ def test_functions_the_harness_stands_in_for_rebound_by_a_trial_are_put_back_and
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_module_constant_of_the_package_left_changed_fails_and_is_put_back(pytester):
+    # (the leak this catches: a conftest of an in-process run lowering a limit for every later test)
+    pytester.makeconftest(CONFTEST + "import pytest_agentops.engine.trial\n")
+    pytester.makepyfile(test_constant='''
+        import pytest_agentops.engine.trial as trial
+
+
+        def test_lowers_the_campaign_trace_budget():
+            trial.CAMPAIGN_TRACE_EVENTS = 5
+
+
+        def test_lowers_it_where_monkeypatch_puts_it_back(monkeypatch):
+            monkeypatch.setattr(trial, "CAMPAIGN_TRACE_EVENTS", 7)
+
+
+        def test_next_test_sees_the_budget_as_shipped():
+            assert trial.CAMPAIGN_TRACE_EVENTS == 200_000
+    ''')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_lowers_the_campaign_trace_budget*",
+        "*[[]constants[]] pytest_agentops.engine.trial.CAMPAIGN_TRACE_EVENTS is 5 (was 200000) (put back)*",
+    ])

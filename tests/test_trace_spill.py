@@ -3,6 +3,7 @@ never read for what needs no trace, and the session's reports the same bytes whe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import re
@@ -14,6 +15,7 @@ import pytest
 from pytest_agentops import Faults, Scenario, run_campaign
 from pytest_agentops.demo import TOOLS, Shop, naive_agent, refund_done
 from pytest_agentops.record_store import RecordStore
+from pytest_agentops.records import TraceEvent, TrialRecord
 from pytest_agentops.result import CampaignResult
 from pytest_agentops.trace_spill import SpilledTrace, TraceSpill
 
@@ -46,6 +48,9 @@ def test_moved_traces_read_back_equal_by_index_iteration_column_and_pickle():
     assert store.column("trace") == traces and store.kept_events == events
     assert list(store.not_ok()) == [r for r in records if not r.ok]
     assert pickle.loads(pickle.dumps(store)) == records
+    light = [dataclasses.replace(r, trace=()) for r in records]
+    assert list(store.without_traces()) == light == [store.without_trace(j) for j in range(len(store))]
+    assert list(store.failing_traces()) == [r if not r.ok else dataclasses.replace(r, trace=()) for r in records]
     # the file has no name on disk: a killed run leaves nothing behind
     assert os.fstat(spill._file.fileno()).st_nlink == 0
 
@@ -65,6 +70,16 @@ def test_choosing_the_worst_trials_reads_no_moved_trace(monkeypatch):
     assert fresh.summary() == result.summary()  # (the failure message lists them too)
     assert reads == []
     assert fresh.worst_trials(5) == worst and len(reads) == len(worst)
+
+
+def test_a_record_kept_whole_moves_nothing_and_reads_without_its_trace_alike():
+    trace = (TraceEvent(0, 0.0, "tool_call", "t0", "ok", data={"arguments": {"x": 1}}),)
+    odd = TrialRecord(scenario="s", index=0, seed=1, outcome="failed", tool_calls=True, trace=trace)  # (a bool)
+    store = RecordStore.of([odd, TrialRecord(scenario="s", index=1, seed=2, outcome="error", trace=trace)])
+    assert store.spill_traces(TraceSpill()) == 1  # (the record kept whole keeps its trace in memory)
+    assert list(store) == [odd, dataclasses.replace(odd, index=1, seed=2, outcome="error", tool_calls=0)]
+    assert [r.trace for r in store.without_traces()] == [(), ()] == [store.without_trace(j).trace for j in (0, 1)]
+    assert store.without_trace(0).tool_calls is True
 
 
 def test_a_failed_read_names_the_missing_bytes():

@@ -14,7 +14,6 @@ it came from a YAML file or a Python test.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import shlex
 from collections.abc import Iterable, Iterator
@@ -22,7 +21,6 @@ from typing import Any
 
 from ..errors import hide_own_frames
 from ..metrics import REGISTRY, builtin_metrics
-from ..record_store import RecordStore
 from ..records import TrialRecord
 from ..result import CampaignResult
 from .attribution import fault_delivery
@@ -39,8 +37,8 @@ def metric_series(result: CampaignResult) -> list[dict[str, Any]]:
     columns: list[tuple[Any, bool, list[Any]]] = [(REGISTRY[n].extract, REGISTRY[n].kind == "distribution", [])
                                                    for n in names]
     records: Iterable[TrialRecord] = result.records
-    if isinstance(records, RecordStore) and set(names) <= builtin:  # (they read no trace: none is read back)
-        records = map(records.without_trace, range(len(records)))
+    if set(names) <= builtin:  # (they read no trace: none is read back from the session's file)
+        records = result.records.without_traces()
     for record in records:  # (one pass for every metric: each record is made once)
         for extract, distribution, values in columns:
             value = extract(record)
@@ -75,17 +73,17 @@ class RecordDicts(LazyRecords):
     def _records(self, start: int, stop: int) -> Iterator[TrialRecord]:
         """The records of rows ``start`` to ``stop``, each with its trace where its entry shows it (a trace the
         session moved to disk is read back only then: a passing trial's entry has none unless ``with_traces``)."""
-        records = self.result.records
-        if not isinstance(records, RecordStore):
-            part = records if start == 0 and stop == len(records) else records[start:stop]
-            yield from (dataclasses.replace(r, trace=()) for r in part) if self.no_traces else part
-        elif self.with_traces and not self.no_traces:
-            yield from (records if start == 0 and stop == len(records) else records[start:stop])
-        else:
-            no_traces, without = self.no_traces, records.without_trace
-            for j in range(start, stop):
-                record = without(j)
-                yield record if no_traces or record.ok else records[j]
+        records = self.result.records  # (always a ``RecordStore``: ``CampaignResult.__post_init__``)
+        whole = start == 0 and stop == len(records)
+        if self.with_traces and not self.no_traces:
+            yield from (records if whole else records[start:stop])
+            return
+        light = records.without_traces() if whole else map(records.without_trace, range(start, stop))
+        if self.no_traces:
+            yield from light
+            return
+        for j, record in enumerate(light, start):
+            yield record if record.ok else records[j]
 
     def _entry(self, record: TrialRecord) -> dict[str, Any]:
         if self.no_traces:
