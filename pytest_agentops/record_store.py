@@ -235,11 +235,15 @@ class RecordStore(Sequence[TrialRecord]):
 
     def spill_traces(self, spill: TraceSpill) -> int:
         """Move the traces the store holds in memory to ``spill`` (a session's temporary file): each is read back,
-        equal, when its record is read. Returns the events moved. (Records kept whole, ``_odd``, stay as they are.)"""
+        equal, when its record is read. Returns the events moved. (Records kept whole, ``_odd``, and traces that
+        hold values of other than plain types stay as they are: ``TraceSpill.put``.)"""
         rows = [row for row, trace in self._traces.items() if type(trace) is tuple and row not in self._odd]
+        moved = 0
         for row, spilled in zip(rows, spill.put([self._traces[row] for row in rows]), strict=True):
-            self._traces[row] = spilled
-        return sum(len(self._traces[row]) for row in rows)
+            if spilled is not None:  # (None: not made of plain values, kept as it is)
+                self._traces[row] = spilled
+                moved += len(spilled)
+        return moved
 
     @property
     def kept_events(self) -> int:
@@ -337,7 +341,7 @@ class RecordStore(Sequence[TrialRecord]):
         """One field of every record, in order (an ``array`` for the numbers without a None, a list otherwise):
         what a computation over all trials reads without making each record (``metrics.collect`` could)."""
         if self._odd:  # records with unusual number types: read from the records themselves
-            return [getattr(r, name) for r in self]
+            return [getattr(r, name) for r in self._iter(name == "trace")]
         if name in _CODED:
             k = _CODED.index(name)
             return list(map(self._tables[k].values.__getitem__, self._codes[k::_NC]))
@@ -364,7 +368,7 @@ class RecordStore(Sequence[TrialRecord]):
             raise KeyError(f"{name!r} is not a coded field of TrialRecord (one of {', '.join(_CODED)})")
         if self._odd:  # records with unusual number types: their values are coded like any other
             table = _Table()
-            return array("Q", [table.code(getattr(r, name)) for r in self]), table.values
+            return array("Q", [table.code(getattr(r, name)) for r in self._iter(False)]), table.values
         k = _CODED.index(name)
         return self._codes[k::_NC], self._tables[k].values
 
@@ -397,7 +401,7 @@ class RecordStore(Sequence[TrialRecord]):
     def outcome_counts(self) -> Counter[str]:
         """How many records ended with each outcome (``CampaignResult.outcome_counts``), without making them."""
         if self._odd:
-            return Counter(r.outcome for r in self)
+            return Counter(r.outcome for r in self._iter(False))
         values = self._tables[_OUTCOME].values
         return Counter({values[code]: count for code, count in Counter(self._codes[_OUTCOME::_NC]).items()})
 

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from pytest_agentops import Faults, Scenario, run_campaign
+from pytest_agentops._frozen import FrozenMap
 from pytest_agentops.demo import TOOLS, Shop, naive_agent, refund_done
 from pytest_agentops.record_store import RecordStore
 from pytest_agentops.records import TraceEvent, TrialRecord
@@ -73,7 +74,7 @@ def test_choosing_the_worst_trials_reads_no_moved_trace(monkeypatch):
 
 
 def test_a_record_kept_whole_moves_nothing_and_reads_without_its_trace_alike():
-    trace = (TraceEvent(0, 0.0, "tool_call", "t0", "ok", data={"arguments": {"x": 1}}),)
+    trace = (TraceEvent(0, 0.0, "tool_call", "t0", "ok", data=FrozenMap(arguments=FrozenMap(x=1))),)
     odd = TrialRecord(scenario="s", index=0, seed=1, outcome="failed", tool_calls=True, trace=trace)  # (a bool)
     store = RecordStore.of([odd, TrialRecord(scenario="s", index=1, seed=2, outcome="error", trace=trace)])
     assert store.spill_traces(TraceSpill()) == 1  # (the record kept whole keeps its trace in memory)
@@ -84,17 +85,35 @@ def test_a_record_kept_whole_moves_nothing_and_reads_without_its_trace_alike():
 
 def test_a_failed_read_names_the_missing_bytes():
     spill = TraceSpill()
-    (moved,) = spill.put([("an", "event")])
-    assert moved.load() == ("an", "event") and len(moved) == 2
+    trace = (TraceEvent(0, 0.0, "agent", "note", "ok"), TraceEvent(1, 0.5, "agent", "note", "ok"))
+    (moved,) = spill.put([trace])
+    assert moved.load() == trace and len(moved) == 2
     spill._file.truncate(moved.length - 1)
     with pytest.raises(OSError, match="ended 1 bytes early at offset 0"):
         moved.load()
 
 
 _PROJECT = '''
+from enum import IntEnum
+
 import pytest
-from pytest_agentops import Faults, Scenario
+from pytest_agentops import Faults, Scenario, tool
 from pytest_agentops.demo import TOOLS, Shop, naive_agent, refund_done
+
+
+def test_own_values(agent_chaos):  # (a tool argument of a class of the test's own: its trace is never pickled)
+    class Priority(IntEnum):
+        HIGH = 2
+
+    @tool
+    def open_ticket(world, priority: int = 0) -> int:
+        return int(priority)
+
+    def agent(task, env):
+        return env.tools["open_ticket"](priority=Priority.HIGH)
+
+    agent_chaos.run(Scenario(name="own", agent=agent, tools=[open_ticket], trials=5, seed=1, faults="none",
+                             check=lambda world, output: False, early_stop=False))
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_shop(agent_chaos, seed):
@@ -179,3 +198,115 @@ def test_the_reports_read_each_moved_trace_they_show_once_and_write_the_same_byt
     assert [{k: v for k, v in e.items() if k not in ("trace", "trace_kept")} for e in data["records"]] == \
         list(table) == table[0:len(table)] == [table[i] for i in range(len(table))]
     assert all("trace" not in e for e in table)
+
+
+class _Hostile(int):
+    """An agent's own ``int``: its pickling would end the process (what an agent can put in a tool argument)."""
+
+    def __reduce_ex__(self, protocol):
+        os._exit(3)
+
+
+def test_a_trace_holding_an_agents_own_values_stays_in_memory_and_none_of_their_methods_runs():
+    plain = (TraceEvent(0, 0.0, "tool_call", "t0", "ok", data=FrozenMap(arguments=FrozenMap(x=1))),)
+    own = (TraceEvent(0, 0.0, "tool_call", "t0", "ok", data=FrozenMap(arguments=FrozenMap(x=_Hostile(1)))),)
+    named = (TraceEvent(0, 0.0, "tool_call", _Label("t0"), "ok"),)
+    spill = TraceSpill()
+    moved = spill.put([plain, own, named])
+    assert moved[1:] == [None, None] and moved[0].load() == plain  # (and the process is still here)
+    records = [TrialRecord(scenario="s", index=i, seed=i, outcome="failed", trace=t)
+               for i, t in enumerate((plain, own))]
+    store = RecordStore.of(records)
+    assert store.spill_traces(spill) == 1 and type(store._traces[1]) is tuple
+    assert list(store) == records and type(store[1].trace[0].data["arguments"]["x"]) is _Hostile
+
+
+class _Label(str):
+    pass
+
+
+def test_the_terminal_table_reads_no_moved_trace(monkeypatch):
+    from pytest_agentops.report.attribution import fault_delivery
+    from pytest_agentops.report.terminal import campaign_table
+
+    expected = campaign_table(_shop_result())
+    moved = _shop_result()
+    fault_delivery(moved)  # (as the plugin tallies before it moves the traces)
+    moved.records.spill_traces(TraceSpill())
+    reads = []
+    real_read = TraceSpill.read
+    monkeypatch.setattr(TraceSpill, "read", lambda self, *a: reads.append(a) or real_read(self, *a))
+    assert campaign_table(moved) == expected and reads == []
+
+
+def test_a_trace_file_that_cannot_be_written_keeps_the_traces_in_memory_and_says_so_once(pytester, monkeypatch):
+    import pytest_agentops.pytest_plugin.campaigns as campaigns
+
+    def full(self, traces):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(campaigns, "SESSION_TRACE_EVENTS", 0)
+    monkeypatch.setattr(TraceSpill, "put", full)
+    pytester.makepyfile(test_full='''
+        import pytest
+        from pytest_agentops import Faults, Scenario
+        from pytest_agentops.demo import TOOLS, Shop, naive_agent, refund_done
+
+        @pytest.mark.parametrize("seed", [1, 2])
+        def test_shop(agent_chaos, seed):
+            result = agent_chaos.run(Scenario(name=f"shop-{seed}", agent=naive_agent, task="Refund order 42",
+                                              world=Shop, tools=TOOLS, check=refund_done, trials=10, seed=seed,
+                                              faults=Faults.profile("high"), early_stop=False, keep_traces=None))
+            assert all(record.trace for record in result.records)
+    ''')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--agent-chaos", "--agent-chaos-report=r.json")
+    result.assert_outcomes(passed=2)
+    said = [line for line in result.outlines if "could not be moved" in line]
+    assert said == ["agentops: the session's traces could not be moved to a temporary file ([Errno 28] No space "
+                    "left on device): they stay in memory"]
+
+
+class _Loud(str):
+    """An agent's own ``str`` whose methods end the process: none may run once its trial is over."""
+
+    def __repr__(self):
+        os._exit(5)
+
+    __format__ = __str__ = __reduce_ex__ = __repr__
+
+
+class _Level(int):
+    def __repr__(self):
+        os._exit(6)
+
+    __format__ = __str__ = __reduce_ex__ = __repr__
+
+
+def test_a_trace_keeps_an_agents_own_strings_and_numbers_as_plain_ones(tmp_path):
+    from pytest_agentops import tool
+    from pytest_agentops.report.campaign_data import campaign_data, json_form
+    from pytest_agentops.report.html import write_html
+    from pytest_agentops.report.json_report import write_report
+
+    @tool
+    def note(world, text: str = "", level: int = 0) -> int:
+        """Takes the agent's values as they are."""
+        return level
+
+    def agent(task, env):
+        env.tools["note"](_Loud.__new__(_Loud, "hello"), level=int.__new__(_Level, 3))
+        env.tools["note"](text=_Loud.__new__(_Loud, "again"), level=_Level.__new__(_Level, 4))
+        return "done"
+
+    result = run_campaign(Scenario(name="own-values", agent=agent, tools=[note], trials=3, seed=1, faults="none",
+                                   check=lambda world, output: False, early_stop=False))
+    events = [e for r in result.records for e in r.trace if e.kind == "tool_call"]
+    assert [dict(e.data["arguments"]) for e in events[:2]] == [{"text": "hello", "level": 3},
+                                                               {"text": "again", "level": 4}]
+    kinds = {type(v) for e in events for v in (*e.data["arguments"].values(), e.data["result"])}
+    assert kinds == {str, int}
+    data = campaign_data(result, series=True)  # (the reports run no method of the agent's values)
+    write_report(tmp_path / "r.json", [json_form(data)])
+    assert "note(text=&#x27;hello&#x27;, level=3)" in write_html(tmp_path / "r.html", [data]).read_text()
+    spill = TraceSpill()
+    assert result.records.spill_traces(spill) == result.records.kept_events  # (plain: every trace moved)

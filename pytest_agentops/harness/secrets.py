@@ -231,6 +231,8 @@ def redact_label(text: str) -> str:
     """``redact_text`` of a short text that recurs (an event's kind, name or outcome), remembered while the
     environment's secrets stay the same (a trace event's name is redacted on every event)."""
     global _labels_for
+    if type(text) is not str and isinstance(text, str):  # (an agent's own ``str``: its characters, as a ``str``)
+        text = str.__str__(text)
     if _labels_for is not _env_pattern:
         _labels.clear()
         _labels_for = _env_pattern

@@ -49,16 +49,23 @@ def _number(value: int | float) -> int | float | str:
     return value if -_LONG_INT < value < _LONG_INT else f"<int of {int(value).bit_length()} bits>"
 
 
+def _exact(text: str) -> str:
+    """``text`` as an exact ``str`` (of a subclass: its characters, no method of the subclass run). A trace keeps
+    exact strings and numbers only: an agent's own ``str``/``int`` subclass kept there would have its ``__repr__``
+    run by the reports, after its trial, and make in-process reports differ from xdist ones."""
+    return text if type(text) is str else str.__str__(text)
+
+
 def _plain(value: Any) -> Any:
-    """A JSON-friendly, deterministic rendering of an event payload value."""
+    """A JSON-friendly, deterministic rendering of an event payload value (exact types only: ``_exact``)."""
     if is_secret_number(value):
         return REDACTED
     if isinstance(value, str):
-        return without_addresses(value)
+        return without_addresses(_exact(value))
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, (int, float)):
-        return _number(value)
+    if isinstance(value, (int, float)):  # (an ``IntEnum`` member as its number, as the JSON report writes it)
+        return _number(int.__int__(value) if isinstance(value, int) else float.__float__(value))
     if isinstance(value, Mapping):
         return {_key_text(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -68,8 +75,8 @@ def _plain(value: Any) -> Any:
         item = value.item()  # (a Python number, bool or str; numpy's long double gives itself: shown as text)
         if type(item) in (int, float):
             return _number(item)
-        return item if item is None or type(item) in (bool, str) else shown_repr(item)
-    return redact_text(stable_repr(value))  # (an object's repr may show a secret it holds)
+        return item if item is None or type(item) in (bool, str) else _exact(shown_repr(item))
+    return _exact(redact_text(stable_repr(value)))  # (an object's repr may show a secret it holds)
 
 
 def _key_text(key: Any) -> str:
@@ -77,7 +84,7 @@ def _key_text(key: Any) -> str:
     anything else as its ``str`` without addresses."""
     if type(key) is str:
         return without_addresses(key)
-    return stable_repr(key) if isinstance(key, (tuple, frozenset)) else without_addresses(str(key))
+    return _exact(stable_repr(key) if isinstance(key, (tuple, frozenset)) else without_addresses(str(key)))
 
 
 _secret_keys: dict[str, bool] = {}  # key -> whether it names a secret (a cache: the same few keys recur)

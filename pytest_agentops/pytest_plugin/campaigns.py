@@ -284,29 +284,43 @@ SESSION_TRACE_EVENTS = 100_000
 class _SessionTraces:
     """The session's traces: how many events its campaigns keep in memory, and its spill file once made."""
 
-    __slots__ = ("held", "spill")
+    __slots__ = ("failed", "held", "spill")
 
     def __init__(self) -> None:
         self.held = 0
         self.spill: TraceSpill | None = None
+        self.failed = False  # the file could not be written: every later campaign keeps its traces
 
 
 def _spill(config: pytest.Config, result: CampaignResult) -> None:
     """Keep a finished campaign's traces in memory while the session's stay within ``SESSION_TRACE_EVENTS``;
     else move them to the session's temporary file: a session of many campaigns that keep long traces (runaway
-    loops) holds a bounded part of them in memory, not every campaign's (six such: 854 -> 268 MiB)."""
+    loops) holds a bounded part of them in memory, not every campaign's (six such: 854 -> 268 MiB). A file
+    that cannot be written (a full disk) leaves them in memory, as before, and says so once."""
     store = result.records
     if not isinstance(store, RecordStore) or not store.kept_events:
         return
     traces = config.stash.get(spill_key, None)
     if traces is None:
         traces = config.stash[spill_key] = _SessionTraces()
-    if traces.held + store.kept_events <= SESSION_TRACE_EVENTS:
+    if traces.held + store.kept_events <= SESSION_TRACE_EVENTS or traces.failed:
         traces.held += store.kept_events
         return
-    if traces.spill is None:
-        traces.spill = TraceSpill()
-    store.spill_traces(traces.spill)
+    if result.skipped is None:  # (the fault tallies read every trace: taken now, while they are in memory)
+        from ..report.attribution import fault_delivery
+
+        fault_delivery(result)
+    try:
+        if traces.spill is None:
+            traces.spill = TraceSpill()
+        traces.held += store.kept_events - store.spill_traces(traces.spill)  # (those not plain stay)
+    except OSError as exc:
+        traces.failed = True
+        traces.held += store.kept_events
+        from .reports import _say
+
+        _say(config, f"agentops: the session's traces could not be moved to a temporary file ({exc}): they stay "
+                     "in memory")
 
 
 def retract(config: pytest.Config, item: pytest.Item) -> None:

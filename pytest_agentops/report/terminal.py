@@ -59,7 +59,8 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
         c["verdicts"] = [dict(v.to_dict(), estimate=v.estimate, bound=v.bound) for v in result.verdicts]
         ids, distinct, _ = result.record_extras()
         extras = [distinct[i] for i in ids]
-        unpriced = sorted({m for r in result.records for m in r.default_priced})
+        # (from the column: making every record would read back the traces a session moved to disk)
+        unpriced = sorted({m for priced in set(result.records.column("default_priced")) for m in priced})
     else:
         c = result
         unpriced = sorted({m for r in c["records"] for m in r.get("default_priced_models", ())})
