@@ -310,3 +310,24 @@ def test_a_trace_keeps_an_agents_own_strings_and_numbers_as_plain_ones(tmp_path)
     assert "note(text=&#x27;hello&#x27;, level=3)" in write_html(tmp_path / "r.html", [data]).read_text()
     spill = TraceSpill()
     assert result.records.spill_traces(spill) == result.records.kept_events  # (plain: every trace moved)
+
+
+def test_the_session_keeps_its_comparisons_without_their_traces(pytester):
+    from pytest_agentops.pytest_plugin.options import comparisons_key
+
+    pytester.makepyfile(test_compare='''
+        from pytest_agentops import Faults, Scenario
+        from pytest_agentops.demo import TOOLS, Shop, careful_agent, naive_agent, refund_done
+
+        def test_candidate(agent_chaos):
+            base = Scenario(name="careful", agent=careful_agent, task="Refund order 42", world=Shop, tools=TOOLS,
+                            check=refund_done, faults=Faults.profile("high"), trials=20, seed=3)
+            result = agent_chaos.compare(base, base.replace(name="naive", agent=naive_agent))
+            assert any(r.trace for r in result.candidate_records + result.baseline_records)  # (the test's own)
+    ''')
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "--agent-chaos", "--agent-chaos-report=r.json")
+    reprec.assertoutcome(passed=1)
+    config = reprec.getcalls("pytest_sessionfinish")[0].session.config
+    ((_, kept),) = config.stash[comparisons_key]
+    assert kept.pairs == 20 and not any(r.trace for r in kept.baseline_records + kept.candidate_records)
+    assert '"comparisons": [' in (pytester.path / "r.json").read_text()

@@ -174,7 +174,9 @@ class AgentChaos:
             result = replace(result, replay_commands=tuple(
                 replay_command(shown, base.seed, o, name, collection=collection_options(node))
                 for name in (baseline.name, candidate.name)))
-        self._config.stash[comparisons_key].append((self._request.node.nodeid, result))
+        # the session's copy keeps no trace: its report, terminal lines and xdist hand-over read none (each side
+        # keeps up to a campaign's budget of trace events: a session of many comparisons held them all)
+        self._config.stash[comparisons_key].append((self._request.node.nodeid, _without_traces(result)))
         self.comparisons.append(result)
         return result
 
@@ -321,6 +323,15 @@ def _spill(config: pytest.Config, result: CampaignResult) -> None:
 
         _say(config, f"agentops: the session's traces could not be moved to a temporary file ({exc}): they stay "
                      "in memory")
+
+
+def _without_traces(result: Any) -> Any:
+    """A ``ComparisonResult`` whose records keep no trace (the same object when none has one)."""
+    sides = (result.baseline_records, result.candidate_records)
+    if not any(r.trace for side in sides for r in side):
+        return result
+    baseline, candidate = (tuple(replace(r, trace=()) if r.trace else r for r in side) for side in sides)
+    return replace(result, baseline_records=baseline, candidate_records=candidate)
 
 
 def retract(config: pytest.Config, item: pytest.Item) -> None:
