@@ -27,6 +27,13 @@ _PYDANTIC_RECURSION = re.compile(r"(<Recursion on .+?) with id=\d+>")  # (pydant
 _LEAVES = frozenset({str, int, float, bool, type(None), bytes, complex})
 
 
+def exact_str(text: str) -> str:
+    """``text`` as an exact ``str``: of a subclass (an agent's own), its characters, without asking any method of
+    the subclass. What a record or trace keeps is exact: an agent's ``str`` kept there would have its methods run
+    by the reports after its trial, and print differently in process and under pytest-xdist."""
+    return text if type(text) is str else str.__str__(text)
+
+
 def without_addresses(text: str) -> str:
     """``text`` (an object's ``repr``) without the memory addresses a default ``repr`` shows (`` at 0x7f...``):
     they differ run to run, and a trial's record must not."""

@@ -102,7 +102,8 @@ class TraceSpill:
     __slots__ = ("__weakref__", "_end", "_file", "_lock")
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="agentops-traces-")  # noqa: SIM115  (closed by ``finalize``)
+        # (unbuffered: a write that fails leaves nothing pending, which the next read would try to write first)
+        self._file = tempfile.TemporaryFile(prefix="agentops-traces-", buffering=0)  # noqa: SIM115 (``finalize``)
         self._lock = threading.Lock()
         self._end = 0
         weakref.finalize(self, self._file.close)  # (closed with the last trace that refers to it)
@@ -120,7 +121,9 @@ class TraceSpill:
                 except (_NotPlain, ValueError, RecursionError):
                     out.append(None)
                     continue
-                self._file.write(blob)
+                view, at = memoryview(blob), 0
+                while at < len(blob):  # (unbuffered: a failed write leaves nothing pending for a later read)
+                    at += self._file.write(view[at:])
                 out.append(SpilledTrace(self, self._end, len(blob), len(trace)))
                 self._end += len(blob)
             self._file.flush()

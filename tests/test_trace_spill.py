@@ -331,3 +331,113 @@ def test_the_session_keeps_its_comparisons_without_their_traces(pytester):
     ((_, kept),) = config.stash[comparisons_key]
     assert kept.pairs == 20 and not any(r.trace for r in kept.baseline_records + kept.candidate_records)
     assert '"comparisons": [' in (pytester.path / "r.json").read_text()
+
+
+_FULL_DISK = '''
+import resource, signal
+from pytest_agentops._frozen import FrozenMap
+from pytest_agentops.records import TraceEvent
+from pytest_agentops.trace_spill import TraceSpill
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # (past the size limit a write fails with EFBIG instead)
+def trace(n, text):
+    return tuple(TraceEvent(i, 0.0, "tool_call", "t", "ok", 0, 0, FrozenMap(a=text)) for i in range(n))
+spill = TraceSpill()
+first = spill.put([trace(3, "x" * 10)])[0]
+resource.setrlimit(resource.RLIMIT_FSIZE, (spill.size + 1000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    spill.put([trace(3, "y" * 100)] * 5)  # (a small campaign: it would have fitted a write buffer)
+except OSError as exc:
+    print("refused:", exc.errno)
+print("read back:", first.load() == trace(3, "x" * 10))
+'''
+
+
+def test_a_write_the_disk_refuses_leaves_the_traces_moved_before_readable():
+    done = subprocess.run([sys.executable, "-c", _FULL_DISK], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split("\n")[:2] == ["refused: 27", "read back: True"], done.stdout + done.stderr
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+
+
+def test_an_agents_own_numbers_and_key_names_are_redacted_as_plain_ones(monkeypatch):
+    import enum
+
+    import numpy as np
+
+    from pytest_agentops.harness import secrets
+    from pytest_agentops.harness.trace import _scrub
+
+    monkeypatch.setenv("AGENTOPS_PIN_PASSWORD", "73918264")
+    secrets.refresh()
+
+    class Pin(int):
+        pass
+
+    class Code(enum.IntEnum):
+        ADMIN = 73918264
+
+    class Field(enum.StrEnum):
+        PASSWORD = "password"
+
+    for value in (73918264, Pin(73918264), Code.ADMIN, np.int64(73918264)):
+        out = _scrub({"pin": value, "nested": {"x": value}, "list": [value]})
+        assert dict(out) == {"pin": "[redacted]", "nested": {"x": "[redacted]"}, "list": ("[redacted]",)}, value
+    out = _scrub({Field.PASSWORD: "hunter2-not-in-env", "user": "alice"})
+    assert dict(out) == {"password": "[redacted]", "user": "alice"} and all(type(k) is str for k in out)
+    monkeypatch.delenv("AGENTOPS_PIN_PASSWORD")
+    secrets.refresh()
+
+
+class _Lying(str):
+    def __len__(self):
+        return 1
+
+
+def test_an_agents_own_label_is_held_once_within_the_label_limit_and_cannot_forge_a_harness_kind():
+    from pytest_agentops import tool
+
+    @tool
+    def lookup(world, x: int = 0) -> int:
+        """An instant tool."""
+        return x
+
+    long_label = _Lying("n" * 100_000)
+
+    def agent(task, env):
+        for _ in range(20):
+            env.trace.add("agent", long_label, "ok")
+        try:
+            env.trace.add(_Lying("fault"), "lookup", "timeout")
+        except ValueError:
+            return "refused"
+        return "forged"
+
+    result = run_campaign(Scenario(name="labels", agent=agent, tools=[lookup], trials=1, seed=1, faults="none",
+                                   check=lambda world, output: output == "refused", early_stop=False,
+                                   keep_traces=None))
+    (record,) = result.records
+    names = [e.name for e in record.trace if e.kind == "agent"]
+    assert record.outcome == "completed" and record.faults == () and len(names) == 20
+    assert all(type(n) is str and len(n) < 300 for n in names)
+
+
+def test_a_records_reason_and_model_names_are_plain_strings_and_counts_plain_ints():
+    from pytest_agentops import tool
+
+    @tool
+    def lookup(world, x: int = 0) -> int:
+        """An instant tool."""
+        return x
+
+    class Count(int):
+        pass
+
+    def agent(task, env):
+        env.record_usage(Count(120), Count(30), model=_Label("house-model"))
+        env.escalate(_Label("a human decides"))
+
+    result = run_campaign(Scenario(name="plain-fields", agent=agent, tools=[lookup], trials=2, seed=1,
+                                   faults="none", early_stop=False))
+    for record in result.records:
+        assert record.outcome == "escalated" and record.reason == "a human decides"
+        assert type(record.reason) is str and [type(m) for m in record.default_priced] == [str]
+        assert type(record.input_tokens) is int and record.tokens == 150

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Escalated, TrialAborted, hide_own_frames
 from ..process.trial_random import TOOLS, TrialRandom
+from ..stable_repr import exact_str
 from ..vtime.clock import TrialClock
 from .layer import HOOKS, LayerTrial
 from .meter import TokenMeter, Usage
@@ -322,7 +323,7 @@ class TrialContext:
         the ``Escalated`` gets it again at its next harness call, and the trial is judged escalated)."""
         self.check_alive()
         t = self.clock.monotonic()
-        reason = _cut(reason if isinstance(reason, str) else _safe_str(reason), REASON_LIMIT)
+        reason = _cut(exact_str(reason if isinstance(reason, str) else _safe_str(reason)), REASON_LIMIT)
         with self._lock:
             if self.escalation is None:
                 self.escalation = (t, reason)

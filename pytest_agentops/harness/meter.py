@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, hide_own_frames
 from ..settings.prices import DEFAULT_PRICES, Price, is_listed, price_for
+from ..stable_repr import exact_str
 
 __tracebackhide__ = hide_own_frames
 
@@ -45,6 +46,10 @@ class TokenMeter:
         for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"record_usage: {name}={value!r} must be an int >= 0")
+        # (an agent's own ``int``/``str`` kept as exact ones: the record's counts and model names outlive the trial)
+        input_tokens, output_tokens = int.__int__(input_tokens), int.__int__(output_tokens)
+        if isinstance(model, str):
+            model = exact_str(model)
         price = price_for(self.prices, model)
         usage = Usage(input_tokens, output_tokens, model, price.cost(input_tokens, output_tokens))
         with self._lock:

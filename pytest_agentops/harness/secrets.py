@@ -40,6 +40,7 @@ from typing import Any
 
 from ..errors import hide_own_frames, show_failures_through
 from ..process.patch import ProcessPatch
+from ..stable_repr import exact_str
 
 __tracebackhide__ = hide_own_frames
 
@@ -232,7 +233,7 @@ def redact_label(text: str) -> str:
     environment's secrets stay the same (a trace event's name is redacted on every event)."""
     global _labels_for
     if type(text) is not str and isinstance(text, str):  # (an agent's own ``str``: its characters, as a ``str``)
-        text = str.__str__(text)
+        text = exact_str(text)
     if _labels_for is not _env_pattern:
         _labels.clear()
         _labels_for = _env_pattern

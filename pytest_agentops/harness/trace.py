@@ -19,7 +19,7 @@ from typing import Any
 from .._frozen import FrozenMap, freeze
 from ..errors import hide_own_frames
 from ..records import TraceEvent
-from ..stable_repr import stable_repr, without_addresses
+from ..stable_repr import exact_str, stable_repr, without_addresses
 from .secrets import REDACTED, SECRET_KEY, is_secret_number, redact, redact_label, redact_short, redact_text
 
 __tracebackhide__ = hide_own_frames
@@ -49,23 +49,17 @@ def _number(value: int | float) -> int | float | str:
     return value if -_LONG_INT < value < _LONG_INT else f"<int of {int(value).bit_length()} bits>"
 
 
-def _exact(text: str) -> str:
-    """``text`` as an exact ``str`` (of a subclass: its characters, no method of the subclass run). A trace keeps
-    exact strings and numbers only: an agent's own ``str``/``int`` subclass kept there would have its ``__repr__``
-    run by the reports, after its trial, and make in-process reports differ from xdist ones."""
-    return text if type(text) is str else str.__str__(text)
-
-
 def _plain(value: Any) -> Any:
-    """A JSON-friendly, deterministic rendering of an event payload value (exact types only: ``_exact``)."""
+    """A JSON-friendly, deterministic rendering of an event payload value (exact types only: ``exact_str``)."""
     if is_secret_number(value):
         return REDACTED
     if isinstance(value, str):
-        return without_addresses(_exact(value))
+        return without_addresses(exact_str(value))
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):  # (an ``IntEnum`` member as its number, as the JSON report writes it)
-        return _number(int.__int__(value) if isinstance(value, int) else float.__float__(value))
+        number = int.__int__(value) if isinstance(value, int) else float.__float__(value)
+        return REDACTED if is_secret_number(number) else _number(number)
     if isinstance(value, Mapping):
         return {_key_text(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -74,9 +68,9 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         item = value.item()  # (a Python number, bool or str; numpy's long double gives itself: shown as text)
         if type(item) in (int, float):
-            return _number(item)
-        return item if item is None or type(item) in (bool, str) else _exact(shown_repr(item))
-    return _exact(redact_text(stable_repr(value)))  # (an object's repr may show a secret it holds)
+            return REDACTED if is_secret_number(item) else _number(item)
+        return item if item is None or type(item) in (bool, str) else exact_str(shown_repr(item))
+    return exact_str(redact_text(stable_repr(value)))  # (an object's repr may show a secret it holds)
 
 
 def _key_text(key: Any) -> str:
@@ -84,7 +78,9 @@ def _key_text(key: Any) -> str:
     anything else as its ``str`` without addresses."""
     if type(key) is str:
         return without_addresses(key)
-    return _exact(stable_repr(key) if isinstance(key, (tuple, frozenset)) else without_addresses(str(key)))
+    if isinstance(key, str):  # (an agent's own ``str``: its characters, its ``__str__`` not asked)
+        return without_addresses(exact_str(key))
+    return exact_str(stable_repr(key) if isinstance(key, (tuple, frozenset)) else without_addresses(str(key)))
 
 
 _secret_keys: dict[str, bool] = {}  # key -> whether it names a secret (a cache: the same few keys recur)
@@ -105,6 +101,8 @@ def _scrub(value: Any) -> Any:
     if cls is dict:
         out = {}
         for k, v in value.items():
+            if type(k) is not str and isinstance(k, str):  # (an agent's own ``str`` key: its characters)
+                k = exact_str(k)
             if type(k) is str:
                 secret = _secret_keys.get(k)
                 if secret is None:
@@ -275,6 +273,7 @@ class Trace:
         ``AGENT_TRACE_CHARS`` in all; past either, the event keeps a note of what was cut instead of its data
         (the same in every run: what the agent sent decides). Without them an agent, isolated or not, grew
         the test process by what it traced, trial after trial, until it ran out of memory."""
+        kind, name, outcome = (exact_str(text) for text in (kind, name, outcome))  # (its own ``__len__`` unasked)
         kind, name, outcome = (redact_label(text) if len(text) <= AGENT_LABEL_CHARS
                                else redact_short(text, AGENT_LABEL_CHARS, f"... ({len(text):,} characters)")
                                for text in (kind, name, outcome))
@@ -414,6 +413,8 @@ class AgentTrace:
     def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
             output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
         """Record an event of the agent's own (secrets redacted); ignored once the trial is over."""
+        if isinstance(kind, str):
+            kind = exact_str(kind)  # (an agent's own ``str``: its ``__hash__``/``__eq__`` are not asked)
         if not isinstance(kind, str) or kind in HARNESS_KINDS:
             raise ValueError(f"env.trace.add: kind={kind!r} is not the agent's to write: the harness writes "
                              f"{', '.join(sorted(HARNESS_KINDS))} events itself; give the agent's own events a "

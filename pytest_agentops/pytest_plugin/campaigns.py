@@ -321,8 +321,9 @@ def _spill(config: pytest.Config, result: CampaignResult) -> None:
         traces.held += store.kept_events
         from .reports import _say
 
-        _say(config, f"agentops: the session's traces could not be moved to a temporary file ({exc}): they stay "
-                     "in memory")
+        with contextlib.suppress(OSError):  # (the terminal's capture file may sit on the same full disk)
+            _say(config, f"agentops: the session's traces could not be moved to a temporary file ({exc}): they "
+                         "stay in memory")
 
 
 def _without_traces(result: Any) -> Any:
