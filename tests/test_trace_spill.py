@@ -431,13 +431,23 @@ def test_a_records_reason_and_model_names_are_plain_strings_and_counts_plain_int
     class Count(int):
         pass
 
+    class Shown:
+        def __repr__(self):
+            return _Label("shown")
+
     def agent(task, env):
         env.record_usage(Count(120), Count(30), model=_Label("house-model"))
+        if env.trial_id == "trial-0":
+            return _Label("done")
+        if env.trial_id == "trial-1":
+            return Shown()
         env.escalate(_Label("a human decides"))
 
-    result = run_campaign(Scenario(name="plain-fields", agent=agent, tools=[lookup], trials=2, seed=1,
+    result = run_campaign(Scenario(name="plain-fields", agent=agent, tools=[lookup], trials=3, seed=1,
                                    faults="none", early_stop=False))
+    assert [(r.outcome, r.reason, r.output) for r in result.records] == [
+        ("completed", "", "done"), ("completed", "", "shown"), ("escalated", "a human decides", "")]
     for record in result.records:
-        assert record.outcome == "escalated" and record.reason == "a human decides"
-        assert type(record.reason) is str and [type(m) for m in record.default_priced] == [str]
+        assert type(record.reason) is str and type(record.output) is str
+        assert [type(m) for m in record.default_priced] == [str]
         assert type(record.input_tokens) is int and record.tokens == 150

@@ -27,7 +27,7 @@ from ..process.time_patch import enter_clock, exit_clock
 from ..process.trial_random import CHECK, TrialRandom, enter_random, exit_random
 from ..records import EventKey, TraceEvent, TrialRecord, event_key, make_trial_record
 from ..seeding import trial_seed
-from ..stable_repr import stable_repr, without_addresses
+from ..stable_repr import exact_str, stable_repr, without_addresses
 from ..vtime.clock import LoopOrigin
 from ..vtime.deadline import watch_virtual_deadline
 from ..vtime.lanes import JobLane, end_lane, new_lane
@@ -409,7 +409,9 @@ def short_repr(value: Any, limit: int = 200) -> str:
     """The output as a record keeps it: its text (or repr), secrets redacted, cut to ``limit`` characters."""
     if value is None:
         return ""
-    return redact_short(without_addresses(value) if isinstance(value, str) else _safe(stable_repr, value), limit)
+    # (an exact ``str``: an agent's own kept in the record would have its methods run by the reports)
+    text = without_addresses(exact_str(value)) if isinstance(value, str) else exact_str(_safe(stable_repr, value))
+    return exact_str(redact_short(text, limit))
 
 
 def _safe(show: Any, value: Any) -> str:
