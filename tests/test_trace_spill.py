@@ -451,3 +451,34 @@ def test_a_records_reason_and_model_names_are_plain_strings_and_counts_plain_int
         assert type(record.reason) is str and type(record.output) is str
         assert [type(m) for m in record.default_priced] == [str]
         assert type(record.input_tokens) is int and record.tokens == 150
+
+
+def test_an_object_that_only_claims_to_be_a_str_is_traced_as_before_and_bad_usage_is_a_clear_error():
+    from unittest import mock
+
+    from pytest_agentops import Budget
+
+    key = mock.NonCallableMock(spec=str)  # (``isinstance(key, str)`` holds; its type is no ``str``)
+
+    class Lenient(int):
+        def __lt__(self, other):
+            return False
+
+    def agent(task, env):
+        env.trace.add("agent", "lookup", arguments={key: "v"})
+        if env.trial_id == "trial-1":
+            env.record_usage(input_tokens=Lenient(-10 ** 6))  # (its own ``__lt__`` may not pass it)
+        if env.trial_id == "trial-2":
+            env.record_usage(output_tokens=10 ** 400)
+        if env.trial_id == "trial-3":
+            env.record_usage(3, 4, model=5)
+        return "ok"
+
+    result = run_campaign(Scenario(name="claims", agent=agent, trials=4, seed=1, early_stop=False, faults="none",
+                                   budget=Budget(per_task_tokens=10_000)))
+    assert [(r.outcome, r.reason.split(" at ")[0]) for r in result.records] == [
+        ("completed", ""),
+        ("error", "ConfigError: record_usage: input_tokens=-1000000 must be from 0 to 1,000,000,000,000"),
+        ("error", "ConfigError: record_usage: output_tokens=an int of 1329 bits must be from 0 to "
+                  "1,000,000,000,000"),
+        ("error", "ConfigError: record_usage: model must be a str, got int")]

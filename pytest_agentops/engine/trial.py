@@ -410,7 +410,7 @@ def short_repr(value: Any, limit: int = 200) -> str:
     if value is None:
         return ""
     # (an exact ``str``: an agent's own kept in the record would have its methods run by the reports)
-    text = without_addresses(exact_str(value)) if isinstance(value, str) else exact_str(_safe(stable_repr, value))
+    text = without_addresses(exact_str(value)) if issubclass(type(value), str) else exact_str(_safe(stable_repr, value))
     return exact_str(redact_short(text, limit))
 
 

@@ -323,7 +323,7 @@ class TrialContext:
         the ``Escalated`` gets it again at its next harness call, and the trial is judged escalated)."""
         self.check_alive()
         t = self.clock.monotonic()
-        reason = _cut(exact_str(reason if isinstance(reason, str) else _safe_str(reason)), REASON_LIMIT)
+        reason = _cut(exact_str(reason if issubclass(type(reason), str) else _safe_str(reason)), REASON_LIMIT)
         with self._lock:
             if self.escalation is None:
                 self.escalation = (t, reason)

@@ -13,6 +13,10 @@ from ..stable_repr import exact_str
 
 __tracebackhide__ = hide_own_frames
 
+#: The most tokens one metered call (and one event of the agent's own, ``env.trace.add``) may count: more than any
+#: call could, a made-up figure (past it the cost is a float out of range and the report cannot be written)
+MOST_TOKENS = 10 ** 12
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -43,13 +47,19 @@ class TokenMeter:
 
     def record(self, input_tokens: int = 0, output_tokens: int = 0, model: str = "*") -> Usage:
         """Meter one model call."""
+        counts = []
         for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"record_usage: {name}={value!r} must be an int >= 0")
-        # (an agent's own ``int``/``str`` kept as exact ones: the record's counts and model names outlive the trial)
-        input_tokens, output_tokens = int.__int__(input_tokens), int.__int__(output_tokens)
-        if isinstance(model, str):
-            model = exact_str(model)
+            if isinstance(value, bool) or not issubclass(type(value), int):
+                raise ConfigError(f"record_usage: {name} must be an int, got {type(value).__name__}")
+            count = int.__int__(value)  # (exact first: an agent's own ``__lt__`` must not judge it)
+            if not 0 <= count <= MOST_TOKENS:
+                shown = count if count.bit_length() < 64 else f"an int of {count.bit_length()} bits"
+                raise ConfigError(f"record_usage: {name}={shown} must be from 0 to {MOST_TOKENS:,}")
+            counts.append(count)
+        input_tokens, output_tokens = counts
+        if not issubclass(type(model), str):
+            raise ConfigError(f"record_usage: model must be a str, got {type(model).__name__}")
+        model = exact_str(model)
         price = price_for(self.prices, model)
         usage = Usage(input_tokens, output_tokens, model, price.cost(input_tokens, output_tokens))
         with self._lock:

@@ -232,7 +232,7 @@ def redact_label(text: str) -> str:
     """``redact_text`` of a short text that recurs (an event's kind, name or outcome), remembered while the
     environment's secrets stay the same (a trace event's name is redacted on every event)."""
     global _labels_for
-    if type(text) is not str and isinstance(text, str):  # (an agent's own ``str``: its characters, as a ``str``)
+    if type(text) is not str and issubclass(type(text), str):  # (an agent's own ``str``: its characters, as a ``str``)
         text = exact_str(text)
     if _labels_for is not _env_pattern:
         _labels.clear()
@@ -269,7 +269,8 @@ def redact(value: Any) -> Any:
     """``value`` with secrets replaced, recursively: strings, mapping values (a secret-named key's value
     whole), lists and tuples (as lists)."""
     if isinstance(value, Mapping):
-        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) else redact(v)) for k, v in value.items()}
+        return {k: (REDACTED if issubclass(type(k), str) and SECRET_KEY.search(k) else redact(v))
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     if isinstance(value, str):
@@ -287,7 +288,7 @@ def mask_secret_keys(value: Any, depth: int = 0) -> Any:
         return value
     kind = type(value)
     if kind is dict:
-        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) else mask_secret_keys(v, depth + 1))
+        return {k: (REDACTED if issubclass(type(k), str) and SECRET_KEY.search(k) else mask_secret_keys(v, depth + 1))
                 for k, v in value.items()}
     if kind is list or kind is tuple:
         return kind(mask_secret_keys(v, depth + 1) for v in value)
@@ -296,7 +297,7 @@ def mask_secret_keys(value: Any, depth: int = 0) -> Any:
             items = list(value.items())
         except Exception:  # a mapping that cannot be read: its repr, redacted, is all that is shown
             return value
-        masked = {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) else mask_secret_keys(v, depth + 1))
+        masked = {k: (REDACTED if issubclass(type(k), str) and SECRET_KEY.search(k) else mask_secret_keys(v, depth + 1))
                   for k, v in items}
         if all(masked[k] is v for k, v in items):
             return value  # nothing to mask: shown as it is

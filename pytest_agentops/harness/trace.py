@@ -20,6 +20,7 @@ from .._frozen import FrozenMap, freeze
 from ..errors import hide_own_frames
 from ..records import TraceEvent
 from ..stable_repr import exact_str, stable_repr, without_addresses
+from .meter import MOST_TOKENS
 from .secrets import REDACTED, SECRET_KEY, is_secret_number, redact, redact_label, redact_short, redact_text
 
 __tracebackhide__ = hide_own_frames
@@ -53,12 +54,12 @@ def _plain(value: Any) -> Any:
     """A JSON-friendly, deterministic rendering of an event payload value (exact types only: ``exact_str``)."""
     if is_secret_number(value):
         return REDACTED
-    if isinstance(value, str):
+    if issubclass(type(value), str):
         return without_addresses(exact_str(value))
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, (int, float)):  # (an ``IntEnum`` member as its number, as the JSON report writes it)
-        number = int.__int__(value) if isinstance(value, int) else float.__float__(value)
+    if issubclass(type(value), (int, float)):  # (an ``IntEnum`` member as its number, as the JSON report writes it)
+        number = int.__int__(value) if issubclass(type(value), int) else float.__float__(value)
         return REDACTED if is_secret_number(number) else _number(number)
     if isinstance(value, Mapping):
         return {_key_text(k): _plain(v) for k, v in value.items()}
@@ -78,7 +79,7 @@ def _key_text(key: Any) -> str:
     anything else as its ``str`` without addresses."""
     if type(key) is str:
         return without_addresses(key)
-    if isinstance(key, str):  # (an agent's own ``str``: its characters, its ``__str__`` not asked)
+    if issubclass(type(key), str):  # (an agent's own ``str``: its characters, its ``__str__`` not asked)
         return without_addresses(exact_str(key))
     return exact_str(stable_repr(key) if isinstance(key, (tuple, frozenset)) else without_addresses(str(key)))
 
@@ -101,7 +102,7 @@ def _scrub(value: Any) -> Any:
     if cls is dict:
         out = {}
         for k, v in value.items():
-            if type(k) is not str and isinstance(k, str):  # (an agent's own ``str`` key: its characters)
+            if type(k) is not str and issubclass(type(k), str):  # (an agent's own ``str`` key: its characters)
                 k = exact_str(k)
             if type(k) is str:
                 secret = _secret_keys.get(k)
@@ -392,7 +393,6 @@ HARNESS_KINDS = frozenset({
     "violation"})
 
 
-_MOST_TOKENS = 10 ** 12  # (more tokens than any event could count: a made-up figure)
 
 
 def _shown(value: Any) -> str:
@@ -413,19 +413,19 @@ class AgentTrace:
     def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
             output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
         """Record an event of the agent's own (secrets redacted); ignored once the trial is over."""
-        if isinstance(kind, str):
+        if issubclass(type(kind), str):
             kind = exact_str(kind)  # (an agent's own ``str``: its ``__hash__``/``__eq__`` are not asked)
-        if not isinstance(kind, str) or kind in HARNESS_KINDS:
+        if not issubclass(type(kind), str) or kind in HARNESS_KINDS:
             raise ValueError(f"env.trace.add: kind={kind!r} is not the agent's to write: the harness writes "
                              f"{', '.join(sorted(HARNESS_KINDS))} events itself; give the agent's own events a "
                              "kind of their own, such as 'agent'")
         for label, text in (("name", name), ("outcome", outcome)):
-            if not isinstance(text, str):
+            if not issubclass(type(text), str):
                 raise ValueError(f"env.trace.add: {label}={_shown(text)} must be a string")
         for label, count in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-            if type(count) is not int or not 0 <= count <= _MOST_TOKENS:
+            if type(count) is not int or not 0 <= count <= MOST_TOKENS:
                 raise ValueError(f"env.trace.add: {label}={_shown(count)} must be a whole number of tokens "
-                                 f"from 0 to {_MOST_TOKENS:,}")
+                                 f"from 0 to {MOST_TOKENS:,}")
         return self._trace.add_agents(kind, name, outcome, data, input_tokens, output_tokens)
 
     def events(self, kind: str | None = None) -> list[TraceEvent]:
