@@ -271,12 +271,12 @@ class RecordStore(Sequence[TrialRecord]):
             raise IndexError("RecordStore index out of range")
         return self._row(j)
 
-    def _row(self, j: int) -> TrialRecord:
+    def _row(self, j: int, traces: bool = True) -> TrialRecord:
         odd = self._odd.get(j)
         if odd is not None:
-            return odd
+            return odd if traces else dataclasses.replace(odd, trace=())
         return self._make(self._ints[j * _NI:(j + 1) * _NI], self._seeds[j], self._floats[j * _NF:(j + 1) * _NF],
-                          self._nones[j], self._codes[j * _NC:(j + 1) * _NC], self._trace(j))
+                          self._nones[j], self._codes[j * _NC:(j + 1) * _NC], self._trace(j) if traces else ())
 
     def _trace(self, j: int) -> tuple[Any, ...]:
         found = self._traces.get(j, ())
@@ -427,11 +427,7 @@ class RecordStore(Sequence[TrialRecord]):
     def without_trace(self, j: int) -> TrialRecord:
         """The record at position ``j`` with an empty ``trace`` (and its ``skeleton`` as stored): what a choice
         among records reads (outcome, violations, numbers) without reading a trace back from disk."""
-        odd = self._odd.get(j)
-        if odd is not None:
-            return dataclasses.replace(odd, trace=())
-        return self._make(self._ints[j * _NI:(j + 1) * _NI], self._seeds[j], self._floats[j * _NF:(j + 1) * _NF],
-                          self._nones[j], self._codes[j * _NC:(j + 1) * _NC], ())
+        return self._row(j, False)
 
     def layer_maps(self) -> list[FrozenMap[str, Any]]:
         """Every distinct ``layers`` mapping of the records (each once: what every layer recorded, for totals
@@ -464,7 +460,7 @@ class RecordStore(Sequence[TrialRecord]):
 
 
 class _FailingTraces(Sequence[TrialRecord]):
-    """``RecordStore.failing_traces``: indexing and slicing only (what the JSON report's writer asks)."""
+    """``RecordStore.failing_traces``: the records, a passing one without its trace."""
 
     __slots__ = ("store",)
 
@@ -475,8 +471,12 @@ class _FailingTraces(Sequence[TrialRecord]):
         return len(self.store)
 
     def _at(self, j: int) -> TrialRecord:
-        record = self.store.without_trace(j)
+        record = self.store._row(j, False)
         return record if record.ok else self.store._row(j)
+
+    def __iter__(self) -> Iterator[TrialRecord]:  # (one pass over the columns, not a row at a time)
+        for j, record in enumerate(self.store.without_traces()):
+            yield record if record.ok else self.store._row(j)
 
     @overload
     def __getitem__(self, i: int) -> TrialRecord: ...

@@ -393,8 +393,6 @@ HARNESS_KINDS = frozenset({
     "violation"})
 
 
-
-
 def _shown(value: Any) -> str:
     """A value in an error message: short, without addresses, and never raising."""
     text = shown_repr(value) if not isinstance(value, int) or abs(value) < _LONG_INT else "<a very long int>"
@@ -413,9 +411,8 @@ class AgentTrace:
     def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
             output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
         """Record an event of the agent's own (secrets redacted); ignored once the trial is over."""
-        if issubclass(type(kind), str):
-            kind = exact_str(kind)  # (an agent's own ``str``: its ``__hash__``/``__eq__`` are not asked)
-        if not issubclass(type(kind), str) or kind in HARNESS_KINDS:
+        # (an agent's own ``str`` as its characters: its ``__hash__``/``__eq__`` are not asked)
+        if not issubclass(type(kind), str) or (kind := exact_str(kind)) in HARNESS_KINDS:
             raise ValueError(f"env.trace.add: kind={kind!r} is not the agent's to write: the harness writes "
                              f"{', '.join(sorted(HARNESS_KINDS))} events itself; give the agent's own events a "
                              "kind of their own, such as 'agent'")

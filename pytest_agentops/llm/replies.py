@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import hide_own_frames
+from ..harness.meter import MOST_TOKENS
 from . import wire
 
 __tracebackhide__ = hide_own_frames
@@ -51,13 +52,9 @@ def _events(body: bytes) -> list[Any]:
     return [d for d in (_data(e) for e in sse_events(body)) if isinstance(d, dict)]
 
 
-#: The most tokens an upstream reply may report for one call (``harness.meter.MOST_TOKENS``: more is made up)
-_MOST_TOKENS = 10 ** 12
-
-
 def _int(value: Any) -> int:
     """A token count of an upstream reply's usage (parsed JSON: an exact ``int``), within what a call can count."""
-    return min(value, _MOST_TOKENS) if type(value) is int and value >= 0 else 0
+    return min(value, MOST_TOKENS) if type(value) is int and value >= 0 else 0
 
 
 def _usage(api: str, usage: Any) -> tuple[int, int] | None:

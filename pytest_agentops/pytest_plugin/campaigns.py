@@ -18,7 +18,6 @@ from ..engine.campaign import run_resolved
 from ..errors import CampaignInterrupted, ConfigError, UncheckedCampaign, hide_own_frames
 from ..precedence import resolve_run
 from ..process.kept_state import warnings_as
-from ..record_store import RecordStore
 from ..result import CampaignResult
 from ..scenario import Scenario
 from ..seeding import trial_seed
@@ -300,7 +299,7 @@ def _spill(config: pytest.Config, result: CampaignResult) -> None:
     loops) holds a bounded part of them in memory, not every campaign's (six such: 854 -> 268 MiB). A file
     that cannot be written (a full disk) leaves them in memory, as before, and says so once."""
     store = result.records
-    if not isinstance(store, RecordStore) or not store.kept_events:
+    if not store.kept_events:
         return
     traces = config.stash.get(spill_key, None)
     if traces is None:

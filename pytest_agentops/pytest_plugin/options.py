@@ -480,7 +480,8 @@ replayed_key = pytest.StashKey[list]()
 comparisons_key = pytest.StashKey[list]()
 #: A report that could not be written at the end of the session: said after pytest's own summary.
 write_error_key = pytest.StashKey[str]()
-#: The session's ``TraceSpill``: where finished campaigns' kept traces wait for the reports (``campaigns._keep``)
+#: The session's trace events in memory and its ``TraceSpill``, where finished campaigns' traces past
+#: ``campaigns.SESSION_TRACE_EVENTS`` wait for the reports (``campaigns._spill``)
 spill_key = pytest.StashKey[object]()
 #: Under xdist, the controller's spool directory (``spool``): here, so that asking costs no import of it.
 spool_key = pytest.StashKey[str]()

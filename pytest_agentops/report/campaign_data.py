@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import hide_own_frames
@@ -74,16 +74,13 @@ class RecordDicts(LazyRecords):
         """The records of rows ``start`` to ``stop``, each with its trace where its entry shows it (a trace the
         session moved to disk is read back only then: a passing trial's entry has none unless ``with_traces``)."""
         records = self.result.records  # (always a ``RecordStore``: ``CampaignResult.__post_init__``)
-        whole = start == 0 and stop == len(records)
-        if self.with_traces and not self.no_traces:
-            yield from (records if whole else records[start:stop])
-            return
-        light = records.without_traces() if whole else map(records.without_trace, range(start, stop))
         if self.no_traces:
+            light = records.without_traces() if start == 0 and stop == len(records) else \
+                map(records.without_trace, range(start, stop))
             yield from light
             return
-        for j, record in enumerate(light, start):
-            yield record if record.ok else records[j]
+        shown: Sequence[TrialRecord] = records if self.with_traces else records.failing_traces()
+        yield from (shown if start == 0 and stop == len(records) else shown[start:stop])
 
     def _entry(self, record: TrialRecord) -> dict[str, Any]:
         if self.no_traces:

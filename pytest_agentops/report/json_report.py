@@ -15,7 +15,6 @@ from .._version import __version__
 from ..errors import ReportError, hide_own_frames
 from ..process.gc_hold import collector_paused
 from ..process.umask import as_ordinary_file
-from ..record_store import RecordStore
 from ..result import REPORT_SCHEMA_VERSION, CampaignResult
 from .campaign_data import RecordDicts, campaign_order, plain_data
 from .json_records import RecordsText
@@ -104,7 +103,7 @@ def _streamed(results: Iterable[CampaignResult | dict[str, Any]], with_traces: b
             head = r.to_dict(with_traces=with_traces, records=False)
         if isinstance(source, CampaignResult):
             records = source.records
-            if isinstance(records, RecordStore) and not traced:  # (a passing trial's trace is never read back)
+            if not traced:  # (a passing trial's trace is never read back)
                 records = records.failing_traces()
             make = functools.partial(_record, redact=secrets.redact_data, with_traces=traced)
         order.append(campaign_order(head))  # the order report_dict gives: sorted before redaction
