@@ -702,3 +702,55 @@ class SendsRawFrame:
         channel.sendall(protocol._HEADER.pack(len(self.payload)) + self.payload)
         time.sleep(30)
         return "sent"
+
+
+@dataclasses.dataclass(frozen=True)
+class DiceRecord:
+    """What ``DiceLayer`` drew in one trial, from its campaign part, ``attach``, each ``before_tool`` and ``record``."""
+
+    campaign: float
+    attached: float
+    calls: tuple[float, ...]
+    recorded: float
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class _DiceTrial:
+    def __init__(self, campaign: float):
+        self.campaign = campaign
+        self.attached = round(random.random(), 6)
+        self.calls: list[float] = []
+
+    def before_tool(self, call) -> None:
+        self.calls.append(round(random.random(), 6))
+
+    def settle(self, exc):
+        random.random()  # (a draw as the trial ends: it must not move the record's)
+        return exc
+
+    def record(self) -> DiceRecord:
+        return DiceRecord(self.campaign, self.attached, tuple(self.calls), round(random.random(), 6))
+
+
+class _DiceCampaign:
+    def __init__(self):
+        self.campaign = round(random.random(), 6)
+
+    def attach(self, trial):
+        from pytest_agentops.harness.layer import LayerTrial
+
+        return type("DiceTrial", (_DiceTrial, LayerTrial), {})(self.campaign)
+
+
+class DiceLayer:
+    """A scenario's own layer whose code draws from ``random`` everywhere it runs."""
+
+    name = "dice"
+
+    def for_campaign(self, scenario, run):
+        return _DiceCampaign()
+
+    def attach(self, trial):  # (a layer's face; ``for_campaign`` gives the part the trials use)
+        raise AssertionError("for_campaign's part attaches the trials")

@@ -1029,6 +1029,33 @@ def test_an_isolated_agents_fake_model_policy_draws_apart_from_it_and_as_in_proc
         assert said.strip("'") not in (mine, after), output
 
 
+def test_a_scenarios_own_layer_draws_from_a_stream_of_the_trials_own_in_process_and_isolated():
+    """A layer of the scenario's own drawing from ``random``: in-process its hooks drew from the agent's stream
+    (the agent's later draws moved: its output differed from an isolated run's), and its campaign part, ``attach``
+    and ``record`` from the process-wide generator (its record differed in every run). Its code draws from the
+    trial's harness stream now (its campaign part from the campaign's): the same records in every run, in both
+    modes and at any concurrency, and the agent draws as it does without the layer."""
+    def campaign(isolation, concurrency, layers=(isolation_support.DiceLayer(),)):
+        return run_campaign(Scenario(
+            name="dice", agent=isolation_support.draws_beside_its_tool, task="price a book",
+            tools=[isolation_support.quote], check=lambda world, out: True, faults=Faults.none(), trials=6, seed=5,
+            concurrency=concurrency, early_stop=False, isolation=isolation, layers=layers))
+
+    def seen(result):
+        return [(r.output, r.layers["dice"]) for r in result.records]
+
+    runs = {(isolation, c): seen(campaign(isolation, c)) for isolation in ("process", "none") for c in (1, 3)}
+    first = runs["none", 1]
+    assert all(run == first for run in runs.values()), runs
+    assert seen(campaign("none", 1)) == first  # (and again)
+    assert [out for out, _ in first] == [r.output for r in campaign("none", 1, ()).records]  # the agent's draws
+    records = [record for _, record in first]
+    assert len({r.campaign for r in records}) == 1 and len({r.attached for r in records}) == len(records)
+    agents = {float(x) for out, _ in first for x in out.strip("()").split(", ")}
+    drawn = {x for r in records for x in (r.attached, *r.calls, r.recorded)}
+    assert all(len(r.calls) == 1 for r in records) and not drawn & agents
+
+
 @pytest.mark.parametrize("payload", [b"\x80\x04X\x02\x00\x00\x00\xff\xfe.", b"I12x\n.", b"\x80\x05K", b""],
                          ids=["bad-utf8", "bad-int", "cut-short", "empty"])
 def test_a_frame_that_is_no_pickle_is_a_refused_message_not_the_agents_exception(payload):

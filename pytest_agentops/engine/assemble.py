@@ -39,8 +39,8 @@ from ..harness.state import layer as state
 from ..harness.tools import ToolTemplate
 from ..llm import boundary
 from ..plan import FaultPlan
-from ..process.time_patch import enter_clock, exit_clock
-from ..process.trial_random import ACTIVE_RANDOM, TASK, WORLD, TrialRandom
+from ..process.time_patch import enter_clock, exit_clock, time_patch
+from ..process.trial_random import ACTIVE_RANDOM, HARNESS, TASK, WORLD, TrialRandom, drawing_from
 from ..scenario import Scenario, drawn_task
 from ..seeding import trial_seed
 from ..settings.prices import price_table
@@ -132,19 +132,29 @@ class CampaignLayers:
         self.late_calls = 0  # harness calls refused because their trial had ended (threads its agent left)
         self._late_lock = threading.Lock()
         self.parts: list[tuple[str, HarnessLayer]] = []
+        self._builtin = 0
         try:
             for layer in BUILTIN_LAYERS:
                 part = layer.for_campaign(scenario, run)
                 if part is not None:
                     self.parts.append((layer.name, part))
-            for own in scenario.layers:
-                part = own.for_campaign(scenario, run) if hasattr(own, "for_campaign") else own
-                if part is not None:
-                    self.parts.append((own.name, part))
+            self._builtin = len(self.parts)  # the parts after these are the scenario's own layers'
+            if scenario.layers:
+                self._add_own_layers(scenario, run)
         except BaseException:
             with contextlib.suppress(BaseException):  # (the error that stopped the set-up is the one to show)
                 self.close()
             raise
+
+    def _add_own_layers(self, scenario: Scenario, run: RunSettings) -> None:
+        """The parts of the scenario's own layers, made with ``random``'s functions drawing from a stream of the
+        campaign's (its trials' hooks draw from the trial's: ``build``), the stand-ins installed for the while."""
+        drawing = TrialRandom(run.seed, HARNESS)
+        with time_patch():
+            for own in scenario.layers:
+                part = drawing_from(drawing, own.for_campaign, scenario, run) if hasattr(own, "for_campaign") else own
+                if part is not None:
+                    self.parts.append((own.name, part))
 
     def build(self, index: int, seed: int, clock_source: Callable[[], float] | None = None) -> BuiltTrial:
         """Assemble trial ``index`` (in the thread that will run its agent)."""
@@ -162,10 +172,17 @@ class CampaignLayers:
                            virtual_timeout_s=scenario.virtual_timeout_s, clock_source=clock_source)
         port = ctx.port()
         try:
-            for name, part in self.parts:
-                attached = part.attach(port)
-                if attached is not None:
-                    ctx.add_layer(name, attached)
+            builtin = self._builtin
+            for i, (name, part) in enumerate(self.parts):
+                if i < builtin:
+                    attached = part.attach(port)
+                    if attached is not None:
+                        ctx.add_layer(name, attached)
+                else:  # a layer of the scenario's own: its code draws from the trial's harness stream
+                    drawing = ctx.harness_random
+                    attached = drawing_from(drawing, part.attach, port)
+                    if attached is not None:
+                        ctx.add_layer(name, attached, drawing)
             tools = {t.spec.name: t.bind(ctx) for t in self.templates}
             task = self.task_for(index)
             env = Env(ctx, tools, task)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Escalated, TrialAborted, hide_own_frames
-from ..process.trial_random import TOOLS, TrialRandom
+from ..process.trial_random import HARNESS, TOOLS, TrialRandom, drawn_from
 from ..stable_repr import exact_str
 from ..vtime.clock import TrialClock
 from .layer import HOOKS, LayerTrial
@@ -99,7 +99,7 @@ class TrialContext:
         #: what the stdlib ``random`` functions draw from while a tool of this trial runs: the tools' own stream,
         #: so an isolated agent's tools (run here) and its own draws (in its process) are never one stream twice
         self.tool_random = TrialRandom(seed, TOOLS)
-        self._job_tool_randoms: dict[tuple[int, ...], TrialRandom] | None = None  # (``tool_random_of``)
+        self._harness_random: TrialRandom | None = None  # (``harness_random``)
         self._abort: TrialAborted | None = None
         self._late_call: Callable[[], None] | None = None  # set when the trial has been judged (``end``)
         me = weakref.ref(self)  # (one reference for the callbacks)
@@ -117,7 +117,7 @@ class TrialContext:
         self.escalation: tuple[float, str] | None = None
         self.layers: dict[str, LayerTrial] = {}
         self.wrappers: list[LayerTrial] = []  # the layers that wrap the agent (``wrap_agent``), in order
-        self.recorders: list[tuple[str, LayerTrial]] = []  # the layers that keep a record (``record``), in order
+        self.recorders: list[tuple[str, Callable[[], Any]]] = []  # each layer's ``record``, in the layers' order
         self._services: dict[str, Any] = {}
         self.hooks: dict[str, tuple[Callable[..., Any], ...]] = _NO_HOOKS.copy()
         self._lock = threading.Lock()
@@ -138,34 +138,40 @@ class TrialContext:
         """The tool stream of a tool called where ``active`` is what ``random`` draws from: the trial's
         (``tool_random``), or, in a thread job of the trial (``asyncio.to_thread``), that job's own, as the job's
         other draws are: jobs running at once draw apart, not from one stream in the order their threads run."""
-        job = active.job if active is not None else ()
-        if not job:
-            return self.tool_random
-        with self._lock:
-            if self._job_tool_randoms is None:
-                self._job_tool_randoms = {}
-            found = self._job_tool_randoms.get(job)
-            if found is None:
-                found = self._job_tool_randoms[job] = TrialRandom(self.seed, TOOLS, job)
-            return found
+        return self.tool_random.in_job(active.job) if active is not None else self.tool_random
+
+    @property
+    def harness_random(self) -> TrialRandom:
+        """What ``random`` draws from in the scenario's own layers' code (and, for an isolated agent, in what the
+        harness runs for it in the test process): a stream of the trial's own, so that such a layer's draws
+        replay with the trial and neither move the agent's nor repeat them, in-process or isolated."""
+        found = self._harness_random
+        if found is None:
+            with self._lock:
+                if self._harness_random is None:
+                    self._harness_random = TrialRandom(self.seed, HARNESS)
+                found = self._harness_random
+        return found
 
     def port(self) -> Any:
         """What a layer gets: a weak proxy of this context."""
         return weakref.proxy(self)
 
-    def add_layer(self, name: str, part: LayerTrial) -> None:
-        """Attach a layer's part of this trial: its overridden hooks join the hook lists, in order."""
+    def add_layer(self, name: str, part: LayerTrial, drawing: TrialRandom | None = None) -> None:
+        """Attach a layer's part of this trial: its overridden hooks join the hook lists, in order (``drawing``:
+        what ``random`` draws from in them, ``harness_random`` for a layer of the scenario's own)."""
         self.layers[name] = part
         hooks = self.hooks
         overridden, usage, wraps, records = _overrides(type(part))
         for hook in overridden:
-            hooks[hook] = (*hooks[hook], getattr(part, hook))
+            method = getattr(part, hook)
+            hooks[hook] = (*hooks[hook], method if drawing is None else drawn_from(drawing, method))
         if usage:
-            self.meter.subscribe(part.on_usage)
+            self.meter.subscribe(part.on_usage if drawing is None else drawn_from(drawing, part.on_usage))
         if wraps:
             self.wrappers.append(part)
         if records:
-            self.recorders.append((name, part))
+            self.recorders.append((name, part.record if drawing is None else drawn_from(drawing, part.record)))
 
     def wrap_agent(self, agent: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
         """The callable the trial runs as the agent: ``agent`` wrapped by the layers that wrap it, in order."""
@@ -175,7 +181,7 @@ class TrialContext:
 
     def layer_records(self) -> dict[str, Any]:
         """Every layer's record of the trial (``TrialRecord.layers``), by layer name, in the layers' order."""
-        return {name: rec for name, part in self.recorders if (rec := part.record()) is not None}
+        return {name: rec for name, record in self.recorders if (rec := record()) is not None}
 
     def close_layers(self) -> None:
         """The trial is over: every layer's ``close`` (each at most once, even if called again)."""

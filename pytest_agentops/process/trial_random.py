@@ -55,7 +55,7 @@ _COUNTERS_LOCK = threading.Lock()
 class TrialRandom:
     """A trial's generator, made on first use (most trials never draw from ``random``)."""
 
-    __slots__ = ("_jobs", "_np", "_np_rngs", "_reseeds", "_rng", "job", "role", "seed")
+    __slots__ = ("_in_jobs", "_jobs", "_np", "_np_rngs", "_reseeds", "_rng", "job", "role", "seed")
 
     def __init__(self, trial_seed: int, role: int = AGENT, job: tuple[int, ...] = ()):
         self.seed = trial_seed
@@ -65,6 +65,7 @@ class TrialRandom:
         self._np: np.random.RandomState | None = None
         # (the counters of its numpy generators, thread jobs and reseeds: made on first use, ``_counters``)
         self._np_rngs = self._jobs = self._reseeds = None
+        self._in_jobs: dict[tuple[int, ...], TrialRandom] | None = None  # (``in_job``)
 
     def _counters(self) -> tuple[Iterator[int], Iterator[int], Iterator[int]]:
         """The counters of its numpy generators, thread jobs and reseeds, made once (under a lock: two threads
@@ -104,6 +105,20 @@ class TrialRandom:
         from one shared in the order their threads happen to run."""
         return TrialRandom(self.seed, self.role, (*self.job, next(self._counters()[1])))
 
+    def in_job(self, job: tuple[int, ...]) -> TrialRandom:
+        """This stream as drawn from in the thread job ``job`` of its trial (``TrialRandom.job``): the job's own
+        (made once), so that jobs running at once draw apart, not from one stream in the order their threads
+        run; itself outside any job."""
+        if not job:
+            return self
+        with _COUNTERS_LOCK:
+            if self._in_jobs is None:
+                self._in_jobs = {}
+            found = self._in_jobs.get(job)
+            if found is None:
+                found = self._in_jobs[job] = TrialRandom(self.seed, self.role, job)
+            return found
+
     @property
     def numpy(self) -> np.random.RandomState:
         """The trial's stand-in for numpy's global ``RandomState``."""
@@ -129,6 +144,30 @@ def enter_random(trial_random: TrialRandom) -> contextvars.Token[TrialRandom | N
 def exit_random(token: contextvars.Token[TrialRandom | None]) -> None:
     """Undo ``enter_random``."""
     _active.reset(token)
+
+
+def drawing_from(trial_random: TrialRandom, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with ``random``'s (and numpy's) global functions drawing from ``trial_random``."""
+    token = _active.set(trial_random)
+    try:
+        return fn(*args)
+    finally:
+        _active.reset(token)
+
+
+def drawn_from(trial_random: TrialRandom, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` made to draw from ``trial_random`` whenever it is called (``drawing_from``); called in a thread job of
+    the trial, from the job's own (``TrialRandom.in_job``)."""
+
+    def call(*args: Any) -> Any:
+        active = _active.get()
+        token = _active.set(trial_random if active is None or not active.job else trial_random.in_job(active.job))
+        try:
+            return fn(*args)
+        finally:
+            _active.reset(token)
+
+    return call
 
 
 def random_for_job() -> contextvars.Token[TrialRandom | None] | None:

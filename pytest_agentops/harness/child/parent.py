@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ...errors import RAISED_AT, AgentCrash, AgentMessageRefused, AgentProcessDied, hide_own_frames
 from ...process.reaper import REAPER, end_descendants, end_through_keeper
-from ...process.trial_random import HARNESS, TrialRandom, enter_random, exit_random
+from ...process.trial_random import enter_random, exit_random
 from ...vtime.loop import run_virtual
 from ...vtime.real import real_monotonic
 from .. import secrets
@@ -110,13 +110,14 @@ class ChildAgent:
     def __call__(self, task: str, env: Any) -> Any:
         """Sync agent: run it to the end (restarts included). Async agent: the coroutine that does so.
 
-        What the harness runs here for the child draws ``random``'s numbers from a stream of its own (``HARNESS``;
-        tools and the fake model's policy from theirs, as in-process): the child's agent draws from the trial's
-        agent stream, which a copy here would repeat number for number."""
+        What the harness runs here for the child draws ``random``'s numbers from a stream of its own (the trial's
+        ``harness_random``, as the scenario's own layers do in-process; tools and the fake model's policy from
+        theirs, as in-process): the child's agent draws from the trial's agent stream, which a copy here would
+        repeat number for number."""
         job = pickle.dumps(self._job(task, env))
         if _is_async_callable(self.agent):
             return self._run_async(job, env)
-        drawing = enter_random(TrialRandom(self.seed, HARNESS))
+        drawing = enter_random(env._ctx.harness_random)
         try:
             attempt = 0
             while True:
@@ -131,7 +132,7 @@ class ChildAgent:
             exit_random(drawing)
 
     async def _run_async(self, job: bytes, env: Any) -> Any:
-        drawing = enter_random(TrialRandom(self.seed, HARNESS))  # (in the task's context: as ``__call__``)
+        drawing = enter_random(env._ctx.harness_random)  # (in the task's context: as ``__call__``)
         try:
             attempt = 0
             while True:
