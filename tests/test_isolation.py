@@ -117,6 +117,38 @@ def test_isolation_needs_an_agent_a_child_process_can_import():
         Scenario(name="bad", agent=isolation_support.hostile, isolation="container")
 
 
+@pytest.mark.parametrize("agent", ["agent", "functools.partial(agent, retries=2)", "Agent()"])
+def test_an_agent_defined_in_the_script_being_run_is_refused_before_any_trial(tmp_path, agent):
+    """An agent defined in a script run as ``python script.py`` pickles (by reference to ``__main__``), but the
+    agent's process, whose ``__main__`` is the harness's, cannot find it: every trial was an ``error`` ("agent
+    process exited with code 1 without a result") under a child's traceback ending in ``AttributeError: Can't get
+    attribute 'agent'``, once per trial. The campaign is refused before any trial, naming the script."""
+    script = tmp_path / "my_script.py"
+    script.write_text(textwrap.dedent(f"""
+        import functools
+        from pytest_agentops import ConfigError, Scenario, run_campaign
+
+        def agent(task, env, retries=0):
+            return "done"
+
+        class Agent:
+            def __call__(self, task, env):
+                return "done"
+
+        try:
+            run_campaign(Scenario(name="script", agent={agent}, trials=3, seed=1, isolation="process"))
+        except ConfigError as exc:
+            print("REFUSED", exc)
+        else:
+            print("RAN")
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    name = "Agent" if agent == "Agent()" else "agent"
+    assert done.stdout.startswith(f"REFUSED isolation='process' runs the agent in a child process, which cannot "
+                                  f"import __main__.{name} (of agent="), done.stdout + done.stderr
+    assert "defined in the script being run (my_script.py)" in done.stdout and "Traceback" not in done.stderr
+
+
 def test_the_command_line_isolates_every_campaign(pytester):
     pytester.makepyfile(test_cli="""
         import os

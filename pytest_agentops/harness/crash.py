@@ -17,9 +17,13 @@ run's arguments: the trajectory layer's ledger, ``harness/effects.py``, which it
 from __future__ import annotations
 
 import inspect
+import io
+import os
 import pickle
 import signal
+import sys
 import threading
+import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -226,11 +230,41 @@ def check_crash_setup(agent: Callable[..., Any], state: StateSpec, faults: Fault
     if not hasattr(signal, "SIGKILL"):
         raise ConfigError(f"{why} needs a POSIX system (SIGKILL); use crash_mode='in_process' and isolation='none'")
     try:
-        pickle.dumps(agent)
+        in_main = _of_main(agent)
     except Exception as exc:
         raise ConfigError(f"{why} runs the agent in a child process, so agent={agent!r} must be "
                           f"importable: a module-level function or an instance of a module-level class "
                           f"({type(exc).__name__}: {exc})") from exc
+    if in_main is not None:
+        script = getattr(sys.modules.get("__main__"), "__file__", None)
+        raise ConfigError(f"{why} runs the agent in a child process, which cannot import {in_main} (of agent="
+                          f"{agent!r}): it is defined in the script being run"
+                          f"{f' ({os.path.basename(script)})' if script else ''}, not in a module the child can "
+                          "import; move it to a module of its own and import it from there")
+
+
+class _MainFinder(pickle.Pickler):
+    """Pickles to nowhere, noting the first function or class it meets that lives in ``__main__``."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO())
+        self.found: Any = None
+
+    def persistent_id(self, obj: Any) -> None:
+        if self.found is None and isinstance(obj, (type, types.FunctionType)) and \
+                getattr(obj, "__module__", None) == "__main__":
+            self.found = obj
+        return None
+
+
+def _of_main(agent: Any) -> str | None:
+    """The qualified name of the first function or class of ``__main__`` that pickling ``agent`` refers to (a
+    child process imports them by module and name: its ``__main__`` is not the script's), or None. Raises what
+    pickling raises."""
+    finder = _MainFinder()
+    finder.dump(agent)
+    found = finder.found
+    return None if found is None else f"__main__.{getattr(found, '__qualname__', found)}"
 
 
 class _Crashes:
