@@ -4,7 +4,9 @@ Python's own ``repr`` differs from process to process in two ways a record must 
 the object's memory address (`` at 0x7f...``), and a set lists its members in string-hash order, which
 changes with ``PYTHONHASHSEED`` (random unless set). ``stable_repr`` is ``repr`` with the addresses left out
 and every set's members in the order of their own texts, also where the set sits inside a list, a dict, a
-tuple, a named tuple, a dataclass (its generated ``repr``) or a pydantic model (pydantic's ``repr``). Other
+tuple, a named tuple, a dataclass (its generated ``repr``), a pydantic model (pydantic's ``repr``) or one of the
+standard library's containers (``defaultdict``, ``OrderedDict``, ``Counter``, ``deque``, ``SimpleNamespace``,
+``mappingproxy``). Other
 objects' own ``repr`` methods are used as they are (addresses left out): a set inside one of those still shows
 in hash order. For values of builtin types without sets (and strings inside, as they are) the text is exactly
 ``repr``'s.
@@ -16,6 +18,7 @@ import collections
 import dataclasses
 import re
 import sys
+import types
 from typing import Any
 
 from .errors import hide_own_frames
@@ -73,7 +76,7 @@ def _pydantic_repr(cls: type) -> bool:
 def _kind(value: Any, cls: type) -> Any:
     """How ``_shown`` walks ``value``: its builtin container type, ``namedtuple``, ``dataclass``, ``pydantic``,
     or None (its own ``repr``). A class is never walked (a model class has the attributes of its instances)."""
-    if cls in (list, tuple, dict, set, frozenset):
+    if cls in (list, tuple, dict, set, frozenset) or cls in _STDLIB:
         return cls
     if isinstance(value, type):
         return None
@@ -84,8 +87,14 @@ def _kind(value: Any, cls: type) -> Any:
     return "pydantic" if _pydantic_repr(cls) else None
 
 
+#: the standard library's containers walked as well (their exact classes, whose ``repr`` is the one they define)
+_STDLIB = frozenset({collections.defaultdict, collections.OrderedDict, collections.Counter, collections.deque,
+                     types.SimpleNamespace, types.MappingProxyType})
 #: what ``repr`` writes for a container met again inside itself (each guards itself: ``Py_ReprEnter``)
-_AGAIN = {list: "[...]", dict: "{...}", tuple: "(...)", "dataclass": "..."}
+_AGAIN = {list: "[...]", dict: "{...}", tuple: "(...)", "dataclass": "...", collections.deque: "[...]",
+          collections.OrderedDict: "...", collections.defaultdict: "...", types.SimpleNamespace: "namespace(...)"}
+#: ``OrderedDict``'s ``repr`` lists its items as a dict from Python 3.12, as a list of pairs before
+_ORDERED_AS_DICT = repr(collections.OrderedDict(a=1)).startswith("OrderedDict({")
 
 
 def _shown(value: Any, path: set[int]) -> str:
@@ -112,6 +121,8 @@ def _shown(value: Any, path: set[int]) -> str:
                 return f"{cls.__name__}()"
             members = "{" + ", ".join(sorted(_shown(v, path) for v in value)) + "}"
             return members if cls is set else f"frozenset({members})"
+        if cls in _STDLIB:
+            return _shown_stdlib(value, cls, path)
         if kind == "namedtuple":
             return f"{cls.__name__}(" + ", ".join(f"{name}={_shown(v, path)}"
                                                  for name, v in zip(cls._fields, value, strict=False)) + ")"
@@ -124,6 +135,36 @@ def _shown(value: Any, path: set[int]) -> str:
     finally:
         if guarded:
             path.discard(id(value))
+
+
+def _items(value: Any, path: set[int]) -> str:
+    return ", ".join(f"{_shown(k, path)}: {_shown(v, path)}" for k, v in value.items())
+
+
+def _shown_stdlib(value: Any, cls: type, path: set[int]) -> str:
+    """``repr`` of a standard library container (``_STDLIB``), its values walked as ``_shown`` walks them."""
+    if cls is collections.defaultdict:
+        return f"defaultdict({_shown(value.default_factory, path)}, {{{_items(value, path)}}})"
+    if cls is collections.OrderedDict:
+        if not value:
+            return "OrderedDict()"
+        if _ORDERED_AS_DICT:
+            return f"OrderedDict({{{_items(value, path)}}})"
+        return "OrderedDict([" + ", ".join(f"({_shown(k, path)}, {_shown(v, path)})" for k, v in value.items()) + "])"
+    if cls is collections.Counter:
+        if not value:
+            return "Counter()"
+        try:
+            items = value.most_common()  # (its own order: by count, then as inserted)
+        except TypeError:  # (counts that do not compare: as inserted, as its ``repr`` shows them then)
+            return f"Counter({{{_items(value, path)}}})"
+        return "Counter({" + ", ".join(f"{_shown(k, path)}: {_shown(v, path)}" for k, v in items) + "})"
+    if cls is collections.deque:
+        members = "[" + ", ".join(_shown(v, path) for v in value) + "]"
+        return f"deque({members})" if value.maxlen is None else f"deque({members}, maxlen={value.maxlen})"
+    if cls is types.MappingProxyType:
+        return f"mappingproxy({_shown(dict(value), path)})"
+    return "namespace(" + ", ".join(f"{k}={_shown(v, path)}" for k, v in vars(value).items()) + ")"
 
 
 #: the code of every named tuple's generated ``__repr__`` (one ``def`` in ``collections``, a function per class)
