@@ -570,6 +570,46 @@ def test_a_thread_worker_tells_on_done_of_every_jobs_end_in_order():
     assert told == [ok, failing]
 
 
+def test_a_trial_found_late_as_it_ended_is_not_interrupted_nor_is_the_trial_its_worker_runs_next():
+    """A review: under load, the watchdog found a trial past its wall-clock limit just as it ended; the interruption
+    it raised into the worker's thread landed in the next trial that worker had started, which was recorded as an
+    ``error``, "the agent raised TrialAbandoned ... itself: the harness decided nothing". A trial is interrupted only
+    while it runs: the one that ended keeps its record, and the next one runs on undisturbed."""
+    from pytest_agentops.engine import scheduler
+    from pytest_agentops.precedence import resolve_run
+    from pytest_agentops.vtime.real import real_sleep
+
+    go = threading.Event()
+
+    def agent(task, env):
+        if env.trial_id == "trial-1":
+            for _ in range(1000):  # (busy in Python, where an interruption lands: waits for the test to look)
+                if go.is_set():
+                    break
+                real_sleep(0.01)
+        return "done"
+
+    scenario = Scenario(name="late-as-it-ended", agent=agent, check=lambda w, o: o == "done", trials=2, seed=1,
+                        timeout_s=60)
+    runner = scheduler.Runner(scenario, resolve_run(scenario, ()))
+    try:
+        first, second = runner.launch(0), runner.launch(1)  # (both queued on the one worker: concurrency 1)
+        assert first.worker is second.worker
+        first.future.result(30)
+        deadline = time.monotonic() + 30
+        while second.started is None and time.monotonic() < deadline:
+            real_sleep(0.01)
+        runner._flying = {0: first, 1: second}
+        (late,) = runner.expire([first])  # the watchdog's call for a trial it found late just as it ended
+        go.set()
+        record = second.future.result(30)
+        assert (record.outcome, record.reason) == ("completed", "")
+        assert late.outcome == "completed" and not first.worker.retired
+    finally:
+        go.set()
+        runner.close()
+
+
 def test_sync_trials_wake_the_runner_themselves_not_through_the_lost_report_sweep(monkeypatch):
     """The sweep for lost reports is a safety net: every wait of the runner ends because a worker told it of a
     trial's end (``on_done``), none by running out (after which the sweep would take what had ended)."""

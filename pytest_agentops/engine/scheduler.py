@@ -359,8 +359,9 @@ class Runner:
         worker = trial.worker
         if trial.future.cancel():
             return  # still queued (discarded by an early stop): its worker goes on with the others
-        if isinstance(worker, ThreadWorker):
-            worker.abandon()
+        # (only while it runs: a trial found late as it ended is recorded as it ended, and the interruption does not
+        # land in the trial its worker started next, which recorded it as the agent's own ``TrialAbandoned``)
+        if isinstance(worker, ThreadWorker) and worker.abandon(trial.future):
             for other in list(self._flying.values()):  # trials queued behind it move to a fresh worker
                 if other is not trial and other.worker is worker and other.future and other.future.cancel():
                     self._submit_sync(other)

@@ -132,6 +132,10 @@ class _Hound:
 HOUND = _Hound()
 
 
+#: how long ``ThreadWorker.abandon`` waits for a job's start or end under way in its thread (a few bytecodes)
+SWITCH_WAIT_S = 1.0
+
+
 class ThreadWorker:
     """A daemon thread that runs submitted callables one at a time. ``on_done(future)``, if set before jobs are
     submitted, is called as each job's future is completed or cancelled (one callable for all the jobs, not a
@@ -140,6 +144,10 @@ class ThreadWorker:
     def __init__(self, name: str):
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], cf.Future[Any]] | None] = queue.SimpleQueue()
         self._futures_lock = threading.Lock()  # shared by the futures of the jobs submitted here (``JobFuture``)
+        # held while a job starts or ends, and while ``abandon`` interrupts one: an interruption meant for a job that
+        # has just ended must never land in the next one (a trial the watchdog found late as it ended)
+        self._switch = threading.Lock()
+        self._running: cf.Future[Any] | None = None  # the future of the job running now
         self.on_done: Callable[[cf.Future[Any]], None] | None = None
         self.retired = False
         self.abandoned = False  # its running job was given up on (the thread may still be running it)
@@ -158,16 +166,24 @@ class ThreadWorker:
             if job is None:
                 return
             fn, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            self.in_job = True
+            with self._switch:
+                if self.retired:  # (abandoned meanwhile: this job stays queued, and is moved to another worker)
+                    return
+                if not future.set_running_or_notify_cancel():
+                    continue
+                self._running = future
+                self.in_job = True
             try:
                 result = fn()
             except BaseException as exc:  # the agent's failure is data, not a crash
-                self.in_job = False
+                with self._switch:
+                    self._running = None
+                    self.in_job = False
                 future.set_exception(exc)
             else:
-                self.in_job = False
+                with self._switch:
+                    self._running = None
+                    self.in_job = False
                 future.set_result(result)
             if self.retired:
                 return
@@ -181,15 +197,25 @@ class ThreadWorker:
         self._jobs.put((fn, future))
         return future
 
-    def abandon(self) -> None:
-        """Give up on the running job: interrupt it if possible and never reuse this worker."""
-        self.retired = True
-        self.abandoned = True
-        landed = raise_in_thread(self.thread)
+    def abandon(self, future: cf.Future[Any] | None = None) -> bool:
+        """Give up on the running job: interrupt it if possible and never reuse this worker. With ``future``, only
+        if that is the running job's (one that has ended is left alone, and so is the job after it): whether it
+        was given up on."""
+        held = self._switch.acquire(timeout=SWITCH_WAIT_S)  # (never held long: left held, it is not waited for)
+        try:
+            if held and future is not None and self._running is not future:
+                return False
+            self.retired = True
+            self.abandoned = True
+            landed = raise_in_thread(self.thread)
+        finally:
+            if held:
+                self._switch.release()
         self._jobs.put(None)
         if self.in_job:  # still running it half a second later: the agent caught the first one
             HOUND.chase(self.thread, lambda: self.in_job, after_s=0.5 if landed else 0.0,
                         first_pending=not landed, pause_s=0.5)
+        return True
 
     def close(self) -> None:
         self.retired = True
