@@ -384,6 +384,60 @@ def test_jobs_that_work_for_tens_of_milliseconds_keep_their_order_at_high_concur
     assert _records(scenario, 64) == first
 
 
+def test_a_job_that_works_keeps_its_turn_past_the_patience_one_that_waits_does_not(monkeypatch):
+    """A third review: the patience was real time, so a job computing for longer than it, which a loaded machine
+    (or concurrency 8 on two cores) made of a 0.25 s job, opened the lane: which of two calls drew the fault
+    differed between runs and from the replay. The patience counts the time a job does no work in its thread
+    (its thread's CPU time stands still: a wait for a slow call, for another job); one working all along opens
+    the lane only past ``LONGEST_HOLD_S``."""
+    from pytest_agentops.vtime import lanes
+
+    monkeypatch.setattr(lanes, "PATIENCE_S", 0.02)  # (far below the first job's work: it used to open the lane)
+
+    def first(env, how: str) -> str:
+        if how == "works":
+            spent = time.thread_time()
+            while time.thread_time() - spent < 0.15:  # 0.15 s of its thread's CPU, however long that takes
+                _work(0)
+        else:
+            threading.Event().wait(0.3)  # a slow call: its thread waits, using no CPU
+        return f"first:{env.tools['lookup'](1)}"
+
+    def second(env) -> str:
+        return f"second:{env.tools['lookup'](2)}"
+
+    def scenario(how: str) -> Scenario:
+        async def agent(task, env):
+            return repr(await asyncio.gather(asyncio.to_thread(first, env, how), asyncio.to_thread(second, env)))
+
+        return Scenario(name=f"first-{how}", agent=agent, task="t", tools=[lookup], faults=Faults.none(), trials=4,
+                        seed=1, early_stop=False, timeout_s=30)
+
+    def calls(record) -> list[int]:
+        return [e.data["arguments"]["x"] for e in record.trace if e.kind == "tool_call"]
+
+    for concurrency in (1, 4):
+        assert [calls(r) for r in run_campaign(scenario("works"), concurrency=concurrency).records] == [[1, 2]] * 4
+        assert [calls(r) for r in run_campaign(scenario("waits"), concurrency=concurrency).records] == [[2, 1]] * 4
+
+    # a job working all along while it waits for a later job (a poll in a loop) opens the lane past LONGEST_HOLD_S
+    monkeypatch.setattr(lanes, "LONGEST_HOLD_S", 0.3)
+
+    async def polling(task, env):
+        done = threading.Event()
+
+        def poll() -> str:
+            while not done.is_set():
+                _work(10)
+            return "polled"
+
+        return repr(await asyncio.gather(asyncio.to_thread(poll), asyncio.to_thread(done.set)))
+
+    [record] = run_campaign(Scenario(name="poll", agent=polling, task="t", faults=Faults.none(), trials=1, seed=1,
+                                     timeout_s=30)).records
+    assert (record.outcome, record.output) == ("completed", "['polled', None]")
+
+
 def test_a_job_handed_over_as_a_contexts_run_calls_back_into_the_loop_without_waiting(monkeypatch):
     """A third review: ``run_in_executor(pool, ctx.run, fn)`` (pydantic-ai's ``using_thread_executor``) ran the job
     in the caller's context, which still held the trial's lane: what the job called back into the loop waited

@@ -8,8 +8,13 @@ run. On a ``VirtualTimeLoop`` a trial's jobs therefore take turns: a job starts 
 ended and the loop has done everything that followed (the turn passes in the loop's next idle moment, see
 ``VirtualTimeLoop``), so its start is decided by the trial's own code, not by thread timing. A job handed
 over always runs to its end, cancelled or not; a job still waiting for its turn when it is cancelled, or
-when its trial's agent has returned, never runs. A job that holds the turn for long while others wait opens
-the lane (``PATIENCE_S``): the trial's jobs then run at once, as before, their order no longer kept. What a job
+when its trial's agent has returned, never runs. A job that holds the turn while others wait, and has done no
+work in its thread for a while (``PATIENCE_S`` of real time without ``PROGRESS_S`` of its thread's CPU time: it
+waits, for a slow call or for the trial's async code), or holds it for very long (``LONGEST_HOLD_S``: a
+background loop), opens the lane: the trial's jobs then run at once, as before, their order no longer kept. A
+job that computes keeps its turn however slowly a loaded machine lets it run (the lane opened after a second of
+real time: at concurrency 8, a job of 0.25 s of CPU took longer, and which of two calls drew a fault differed
+between runs and from the trial's replay). What a job
 calls back into the loop (``anyio.from_thread.run``, ``run_coroutine_threadsafe``) hands its own jobs over
 outside the lane: they never wait for the turn the job itself holds.
 """
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -28,16 +35,36 @@ from .real import real_monotonic
 __tracebackhide__ = hide_own_frames
 
 
-#: Real seconds a job may hold its trial's turn while another waits before the lane opens (``JobLane.open``):
-#: a job that runs for long (a background loop, a slow call, one waiting for the trial's async code) no
-#: longer holds the others up; from then on the trial's jobs run at once, as their threads run.
+#: Real seconds a job may hold its trial's turn while another waits, doing no work in its thread (less than
+#: ``PROGRESS_S`` of its thread's CPU time), before the lane opens (``JobLane.open``): a job waiting for a slow
+#: call, or for the trial's async code, no longer holds the others up; from then on the trial's jobs run at once,
+#: as their threads run. Where a thread's CPU time cannot be read, the real seconds the job has held the turn.
 PATIENCE_S = 1.0
+#: CPU seconds of its thread that count as work done by a job (a thread waiting in a call uses microseconds)
+PROGRESS_S = 0.002
+#: Real seconds after which a job working all along opens the lane all the same (a background loop that polls
+#: for what a later job does would otherwise hold it until the trial's wall-clock limit)
+LONGEST_HOLD_S = 10.0
+
+
+#: ``JobLane.cpu_clock`` of a job handed over that waits for a thread (at high concurrency the executor's queue
+#: alone outlasted the patience)
+QUEUED = "queued"
+
+
+def _cpu_clock() -> int | None:
+    """The CPU-time clock of the current thread (``time.clock_gettime`` reads it from any thread), or None."""
+    try:
+        return time.pthread_getcpuclockid(threading.get_ident())
+    except (AttributeError, OSError):  # (not on every system)
+        return None
 
 
 class JobLane:
     """One trial's thread jobs: at most one at work in a thread; the others wait for their turn, in order."""
 
-    __slots__ = ("busy", "closed", "jobs", "loop", "opened", "since", "still", "still_at", "waiting")
+    __slots__ = ("busy", "closed", "cpu", "cpu_at", "cpu_clock", "jobs", "loop", "opened", "since", "still",
+                 "still_at", "waiting")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop  # the trial's loop: only its jobs take turns (not those of a loop a job runs itself)
@@ -48,6 +75,10 @@ class JobLane:
         self.closed = False  # the trial's agent has returned: jobs waiting for a turn never get one
         self.opened = False  # a job held the turn past ``PATIENCE_S`` while others waited: no more turns
         self.since = 0.0  # real time the job holding the turn started, or ended (then the turn passes soon)
+        # the CPU-time clock of the thread the job holding the turn runs in; ``QUEUED`` while it waits for a thread
+        self.cpu_clock: int | str | None = None
+        self.cpu = 0.0  # that clock's reading when the job was last seen working
+        self.cpu_at = 0.0  # and the real time then
         self.waiting: deque[asyncio.Future[None]] = deque()
 
     def free(self) -> bool:
@@ -59,6 +90,7 @@ class JobLane:
         if not self.opened:
             self.busy = True
             self.since = real_monotonic()
+            self.cpu_clock = QUEUED
 
     async def turn(self, loop: Any) -> None:
         """Wait until this job may start (it then holds the turn); CancelledError when it never may. ``loop``:
@@ -83,8 +115,13 @@ class JobLane:
         """``func``, noting when it starts in its thread: the patience counts from a job's start, not from its
         wait in an executor's queue (at high concurrency that wait alone outlasted the patience)."""
         def started(*args: Any) -> Any:
-            self.since = real_monotonic()
-            return func(*args)
+            clock = _cpu_clock()
+            self.cpu, self.cpu_at = (time.clock_gettime(clock) if clock is not None else 0.0), real_monotonic()
+            self.since, self.cpu_clock = self.cpu_at, clock
+            try:
+                return func(*args)
+            finally:
+                self.cpu_clock = None  # (its thread may go on to other work: not this job's)
         return started
 
     def ended(self, hand_over: Callable[[Callable[[], None]], None]) -> None:
@@ -92,6 +129,7 @@ class JobLane:
         next idle moment (``hand_over`` queues it there), once what followed the end has run (or past the
         patience, counted from now)."""
         self.since = real_monotonic()
+        self.cpu_clock = None
         if not self.opened:
             hand_over(self.pass_on)
 
@@ -108,12 +146,27 @@ class JobLane:
                 continue
             waiter.set_result(None)
             self.since = real_monotonic()
+            self.cpu_clock = QUEUED
             return
         self.busy = False
 
     def impatient(self, now: float) -> bool:
-        """Whether jobs have waited while one held the turn for more than ``PATIENCE_S`` (then ``open``)."""
-        return bool(self.waiting) and not self.opened and now - self.since > PATIENCE_S
+        """Whether jobs have waited while one held the turn doing no work for more than ``PATIENCE_S``, or for more
+        than ``LONGEST_HOLD_S`` in all (then ``open``)."""
+        if not self.waiting or self.opened or now - self.since <= PATIENCE_S:
+            return False
+        clock = self.cpu_clock
+        if clock is None or now - self.since > LONGEST_HOLD_S:
+            return True
+        if clock is QUEUED:  # handed over, waiting for an executor's thread: its patience counts from its start
+            return False
+        try:
+            cpu = time.clock_gettime(clock)
+        except OSError:  # (its thread has ended)
+            return True
+        if cpu - self.cpu >= PROGRESS_S:  # it worked since it was last seen working: patience counts anew
+            self.cpu, self.cpu_at = cpu, now
+        return now - self.cpu_at > PATIENCE_S
 
     def open(self) -> None:
         """(On the loop.) No more turns: the jobs waiting start now, and later ones at once."""
