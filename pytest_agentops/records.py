@@ -183,6 +183,31 @@ class TrialRecord:
 make_trial_record = slot_maker(TrialRecord)
 
 
+_JSON_LEAVES = (str, int, float, bool, type(None))
+
+
+def not_json(value: Any, at: str = "") -> str | None:
+    """What in ``value`` is not JSON data (str, int, float, bool, None, and lists, tuples and str-keyed dicts of
+    them), and where, as ``a frozenset at ['tags']``; None when it all is."""
+    if isinstance(value, _JSON_LEAVES):
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = not_json(item, f"{at}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"the key {key!r:.60} ({type(key).__name__}) at {at or 'the top'}"
+            found = not_json(item, f"{at}[{key!r:.60}]")
+            if found:
+                return found
+        return None
+    return f"a {type(value).__name__} at {at or 'the top'}"
+
+
 def layer_extra(layers: Mapping[str, LayerRecord]) -> dict[str, Any]:
     """The layers' records of a trial as one flat dict (``TrialRecord.extra``; a later layer's entry wins)."""
     merged: dict[str, Any] = {}

@@ -100,6 +100,58 @@ def test_toy(agent_chaos):
     assert campaign["metrics"]["toy_steps_per_task"]["p95"] == 2.0
 
 
+def test_a_layer_record_the_reports_cannot_write_is_a_config_error_naming_the_layer(pytester):
+    """A review: a layer whose record's ``to_dict()`` held a frozenset passed its test, then the session's end died
+    of a ``TypeError`` traceback from the JSON writer, leaving a report of no campaign, still "running". The record
+    is checked as it is made: a ``ConfigError`` naming the layer and what is wrong, the report written."""
+    pytester.makepyfile(test_bad_records="""
+import dataclasses
+import pytest
+from pytest_agentops import Scenario
+from pytest_agentops.harness.layer import LayerTrial
+
+@dataclasses.dataclass(frozen=True)
+class Tags:
+    tags: object
+    def to_dict(self):
+        return {"tags": self.tags}
+
+class Part(LayerTrial):
+    def __init__(self, value):
+        self.value = value
+    def record(self):
+        return self.value
+
+class Layer:
+    name = "tagger"
+    def __init__(self, value):
+        self.value = value
+    def attach(self, trial):
+        return Part(self.value)
+
+@pytest.mark.parametrize("record", [Tags(frozenset({"a"})), Tags({1: "one"}), Tags([{"x": object()}]), "text"])
+def test_bad(agent_chaos, record):
+    agent_chaos.run(Scenario(name="tags", agent=lambda task, env: "ok", layers=[Layer(record)], trials=3,
+                             seed=1)).check()
+
+def test_good(agent_chaos):
+    agent_chaos.run(Scenario(name="fine", agent=lambda task, env: "ok", layers=[Layer(Tags(["a", 1, None]))],
+                             trials=3, seed=1)).check()
+""")
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=report.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=4)
+    out = result.stdout.str()
+    for said in ("to_dict() gave a frozenset at ['tags']; the reports hold JSON data",
+                 "to_dict() gave the key 1 (int) at ['tags']", "to_dict() gave a object at ['tags'][0]['x']"):
+        assert f"ConfigError: layer 'tagger': its record's {said}" in out
+    assert "ConfigError: layer 'tagger': its record 'text' has no to_dict()" in out
+    assert "TypeError" not in out and "INTERNALERROR" not in out
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert not report["session"].get("running") and [c["scenario"] for c in report["campaigns"]] == ["fine"]
+    assert report["session"]["exit_status"] == 1
+    assert report["campaigns"][0]["records"][0]["extra"]["tags"] == ["a", 1, None]
+
+
 def test_hooks_a_part_is_built_without_are_never_called():
     """``without_hooks``: the same class with some hooks left as ``LayerTrial``'s; a trial then never calls
     them (the others still run), and the class is made once per (class, hooks)."""

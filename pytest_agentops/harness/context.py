@@ -14,8 +14,9 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Escalated, TrialAborted, hide_own_frames
+from ..errors import ConfigError, Escalated, TrialAborted, hide_own_frames
 from ..process.trial_random import HARNESS, TOOLS, TrialRandom, drawn_from
+from ..records import not_json
 from ..stable_repr import exact_str
 from ..vtime.clock import TrialClock
 from .layer import HOOKS, LayerTrial
@@ -171,7 +172,8 @@ class TrialContext:
         if wraps:
             self.wrappers.append(part)
         if records:
-            self.recorders.append((name, part.record if drawing is None else drawn_from(drawing, part.record)))
+            self.recorders.append((name, part.record if drawing is None
+                                   else _checked_record(name, drawn_from(drawing, part.record))))
 
     def wrap_agent(self, agent: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
         """The callable the trial runs as the agent: ``agent`` wrapped by the layers that wrap it, in order."""
@@ -347,6 +349,30 @@ class TrialContext:
         listener = self.service("on_confidence")
         if listener is not None:
             listener(value)
+
+
+def _checked_record(layer: str, record: Callable[[], Any]) -> Callable[[], Any]:
+    """``record`` of a layer of the scenario's own, checked as it is made: a record the reports cannot write (no
+    ``to_dict()``, or one giving more than JSON data) is a ``ConfigError`` naming the layer, at the first trial (the
+    session's reports were lost at its end, under a ``TypeError`` from the JSON writer)."""
+
+    def checked() -> Any:
+        made = record()
+        if made is None:
+            return None
+        to_dict = getattr(made, "to_dict", None)
+        if not callable(to_dict):
+            raise ConfigError(f"layer {layer!r}: its record {made!r:.100} has no to_dict(); a layer's record is a "
+                              "frozen dataclass whose to_dict() gives its JSON data (pytest_agentops.records."
+                              "LayerRecord)")
+        data = to_dict()
+        found = not_json(data) if isinstance(data, dict) else f"a {type(data).__name__}, not a dict"
+        if found:
+            raise ConfigError(f"layer {layer!r}: its record's to_dict() gave {found}; the reports hold JSON data "
+                              "(a dict of str keys to str, int, float, bool, None, and lists and dicts of them)")
+        return made
+
+    return checked
 
 
 _PLAIN_RESULTS = frozenset({int, float, bool})  # results traced as they are (``_short`` keeps them)
