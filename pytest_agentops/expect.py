@@ -360,13 +360,15 @@ def rerun_note(exp: Expectation, estimate: float | None, n: int, *, sequential: 
                                 f"the observed {estimate:.4g} ({'sequential rule' if sequential else 'one look'})")
     suggested = round(t - 0.05, 6)  # (0.0 for a threshold of 1 - 0.95, which is 0.050000000000000044: none)
     if f is None and suggested > 0:
-        needed = stats.trials_for(estimate, t, alpha=alpha, fail_level=suggested, beta=alpha,
+        power = round(max(0.5, 1 - alpha), 6)  # (the expression says it unless it is the default: a rerun uses it)
+        needed = stats.trials_for(estimate, t, alpha=alpha, fail_level=suggested, beta=1 - power,
                                   sequential=sequential, start=start)
         if needed is not None:
             needed = math.ceil(needed * group)
             zone = (f"fail at p{(suggested if not exp.upward else 1 - suggested) * 100:g}"
                     if exp.statistic == "quantile" else
                     f"fail {'below' if exp.upward else 'above'} {suggested if exp.upward else 1 - suggested:g}")
+            zone += "" if power == 0.95 else f", power {power:g}"
             return needed, (f"no trial count decides a share this close to the threshold without a fail "
                             f"level; with '{exp.op} {exp.threshold:g}, {zone}' a rerun with "
                             f"trials={needed} decides with probability >= 80%")

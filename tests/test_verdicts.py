@@ -119,6 +119,21 @@ def test_the_rerun_note_at_the_threshold_proposes_a_fail_level_and_its_trials():
     assert out.passed + out.failed >= 0.8
 
 
+@pytest.mark.parametrize("confidence", [0.95, 0.9, 0.8])
+def test_the_rerun_note_at_the_threshold_proposes_the_power_its_trials_were_worked_out_for(confidence):
+    """A review: at a confidence other than 0.95 the note worked its trials out for a power equal to the
+    confidence but proposed an expression without a ``power`` clause, which a rerun then judged at the default
+    0.95: decided with probability 0.781 (confidence 0.9) and 0.684 (0.8), not >= 80%. The proposed expression,
+    parsed as a rerun would, decides with >= 80% (exactly, by the reference dynamic programme)."""
+    exp = Expectation.parse("completion_rate", ">= 0.90")
+    needed, note = rerun_note(exp, 0.90, 200, sequential=True, confidence=confidence)
+    proposed = Expectation.parse("completion_rate", note.split("with '")[1].split("'")[0])
+    assert proposed.fail_level == 0.85 and (proposed.power or 0.95) == pytest.approx(confidence)
+    rule = sr.Rate(">=", 0.90, proposed.fail_level, proposed.power or 0.95)
+    out = sr.exact_outcome(rule, 0.90, needed, confidence=confidence)
+    assert out.passed + out.failed >= 0.8, out
+
+
 def _rerun_by_loop(values, low, high, alpha, beta, sequential, reruns=200, limit=10_000):
     """The mean's rerun plan stepped one trial at a time over every rerun (the plain reading of the rule)."""
     xs = np.asarray(values, dtype=float)
