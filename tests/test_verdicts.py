@@ -669,6 +669,22 @@ def test_the_plan_agrees_with_the_exact_computation():
     assert result.one_look_fewest_to_pass == 29  # 0.9**29 <= 0.05 < 0.9**28
 
 
+@pytest.mark.parametrize(("threshold", "fail_level", "rate", "verdict"), [
+    (0.99, 0.94, 0.993, "pass"), (0.99, 0.89, 0.993, "pass"), (0.9, 0.8, 0.8, "fail")])
+def test_a_planned_number_of_trials_gives_its_verdict_as_often_as_stated(threshold, fail_level, rate, verdict):
+    """A review: the figures for one verdict were searched on the rule with Ville's constants, which decides no more
+    often than the calibrated one, but whose pass is not always rarer (its fail boundary takes paths away from a
+    pass too): "pass with probability 0.95: 130" passed with 0.9477. Checked exactly by the reference dynamic
+    programme; the trial before the figure does not reach it (the fewest)."""
+    n = stats.planning.trials_for(rate, threshold, fail_level=fail_level, beta=0.05, probability=0.95,
+                                  verdict=verdict)
+    rule = sr.Rate(">=", threshold, fail_level)
+    at = sr.exact_outcome(rule, rate, n)
+    assert (at.passed if verdict == "pass" else at.failed) >= 0.95, (n, at)
+    before = sr.exact_outcome(rule, rate, n - 1)
+    assert (before.passed if verdict == "pass" else before.failed) < 0.95
+
+
 @pytest.mark.parametrize(("key", "expression"), [("tokens_per_task.p95", ">= 400"), ("tokens_per_task.p95", "> 400"),
                                                  ("completion_rate", "<= 0.95"), ("completion_rate", ">= 0.05")])
 def test_an_inconclusive_verdict_at_a_threshold_of_one_minus_095_gets_a_planning_note(key, expression):
