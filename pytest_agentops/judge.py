@@ -517,6 +517,8 @@ class _BettingJudge(Judge):
     def _verdict(self, verdict: VerdictName, n: int, estimate: float | None, bound: float | None, side: str,
                  note: str, needed: int | None, unit: str, rule: str) -> Verdict:
         exp = self.exp
+        if exp.cap is not None:  # (a bound no sample can show: a value beyond it that has not come up yet)
+            rule += f"; the error rates assume every value in [0, {exp.cap:g}], the declared cap"
         return Verdict(key=exp.key, expression=exp.expression, verdict=verdict, estimate=estimate, bound=bound,
                        bound_side=side, threshold=exp.threshold, n=n, confidence=self.confidence, method="betting",
                        note=note, trials_needed=needed, counting_unit=unit, rule=rule, false_pass=self.beta,
