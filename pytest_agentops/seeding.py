@@ -26,7 +26,7 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from typing import TYPE_CHECKING, Any
 
 from .errors import hide_own_frames
-from .stable_repr import stable_repr
+from .stable_repr import exact_containers, stable_repr
 
 __tracebackhide__ = hide_own_frames
 
@@ -139,7 +139,7 @@ def _encoded(value: Any) -> Any:
     order of their canonical texts (its own order follows string hashing, which differs from process to process
     unless ``PYTHONHASHSEED`` is set); anything else as its ``stable_repr`` (no object addresses, and the sets
     inside a dataclass, a named tuple or a pydantic model in order too)."""
-    if isinstance(value, (set, frozenset)):
+    if type(value) is set or type(value) is frozenset:  # (``canonical`` made every set of a subclass an exact one)
         return sorted(value, key=canonical)
     return stable_repr(value)
 
@@ -155,11 +155,13 @@ _C_ENCODER = None if c_make_encoder is None else c_make_encoder(
 def canonical(value: Any) -> str:
     """A canonical text of a call's arguments (sorted keys, stable reprs for what JSON cannot hold)."""
     try:
+        value = exact_containers(value)
         if _C_ENCODER is not None:
             return "".join(_C_ENCODER(value, 0))
         return _CANONICAL.encode(value)
     except (TypeError, ValueError, RecursionError):  # keys of mixed types, circular values
         return stable_repr(value)
+
 
 
 def trial_seed(campaign_seed: int, index: int) -> int:

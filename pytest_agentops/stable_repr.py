@@ -103,6 +103,12 @@ def _shown(value: Any, path: set[int]) -> str:
         return repr(value)
     kind = _kind(value, cls)
     if kind is None:
+        if isinstance(value, (set, frozenset)) and cls.__repr__ in (set.__repr__, frozenset.__repr__):
+            # (a set's own ``repr`` lists it through the subclass's ``__iter__``, in one C call: an endless one
+            # grew the process until the kernel killed it; the built-in iteration, in members' order, as a set's)
+            base = set if isinstance(value, set) else frozenset
+            members = sorted(_shown(v, path) for v in base.__iter__(value))
+            return f"{cls.__name__}({{{', '.join(members)}}})" if members else f"{cls.__name__}()"
         return without_addresses(repr(value))
     guarded = kind in _AGAIN  # (as ``repr``: a named tuple or a model is not guarded, the list inside it is)
     if guarded:
@@ -169,3 +175,30 @@ def _shown_stdlib(value: Any, cls: type, path: set[int]) -> str:
 
 #: the code of every named tuple's generated ``__repr__`` (one ``def`` in ``collections``, a function per class)
 _NAMEDTUPLE_REPR = collections.namedtuple("_Probe", "x").__repr__.__code__
+
+
+_EXACT = (list, tuple, dict, set, frozenset)
+
+
+def exact_containers(value: Any) -> Any:
+    """``value`` with every list, tuple, dict, set and frozenset of a subclass (an agent's own) made an exact one
+    of the same items, read through the built-in type's own iteration, not the subclass's: the encoder then asks
+    no method of the agent's (a list whose ``__iter__`` never ends made the JSON encoder grow the process in one
+    C call, which nothing interrupts, until the kernel killed pytest). Exact containers holding none are kept as
+    they are (the same object)."""
+    cls = type(value)
+    if cls is str or cls is int or cls is float or cls is bool or value is None:
+        return value
+    if not isinstance(value, _EXACT):
+        return value
+    if isinstance(value, dict):
+        items = [(exact_containers(k), exact_containers(v)) for k, v in dict.items(value)]
+        if cls is dict and all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, dict.items(value),
+                                                                                strict=True)):
+            return value
+        return dict(items)
+    base = next(b for b in _EXACT if isinstance(value, b))
+    members = [exact_containers(v) for v in base.__iter__(value)]
+    if cls is base and all(m is v for m, v in zip(members, base.__iter__(value), strict=True)):
+        return value
+    return base(members) if base is not list else members

@@ -18,7 +18,9 @@ import os
 import random
 import select
 import signal
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 import warnings
@@ -2170,3 +2172,72 @@ def test_a_finalizer_the_trials_left_for_the_collector_cannot_end_the_run_green_
                                            "-W", "ignore::pytest.PytestUnraisableExceptionWarning")
     result.assert_outcomes(passed=1, failed=1)
     assert result.ret == 1
+
+
+ENDLESS = """
+    import itertools, resource, sys, time
+    resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))  # (a regression: MemoryError, not OOM)
+    from pytest_agentops import Faults, Scenario, run_campaign, tool
+    from pytest_agentops.report.json_report import write_report
+
+    class Endless(list):
+        def __iter__(self):
+            return itertools.count()
+
+    class EndlessSet(frozenset):
+        def __iter__(self):
+            return itertools.count()
+
+    class EndlessDict(dict):
+        def items(self):
+            return ((i, i) for i in itertools.count())
+        def __iter__(self):
+            return itertools.count()
+
+    @tool
+    def echo(world, x) -> object:
+        return x
+
+    @tool(destructive=True)
+    def wipe(world, x) -> str:
+        return "wiped"
+
+    def agent_for(value, how):
+        def agent(task, env):
+            if how == "tool":
+                env.tools["echo"](value)
+            elif how == "confirm":
+                env.confirm("wipe", x=value)
+            else:
+                env.trace.add("mine", "n", "ok", v=value)
+            return value
+        return agent
+
+    results = []
+    for value in (Endless([1, 2]), EndlessSet({1, 2}), EndlessDict(a=1)):
+        for how in ("tool", "confirm", "trace"):
+            results.append(run_campaign(Scenario(
+                name=f"{type(value).__name__}-{how}", agent=agent_for(value, how), task="t", tools=[echo, wipe],
+                check=lambda w, o: True, trials=3, seed=1, faults=Faults.none(), timeout_s=20)))
+    write_report(sys.argv[1], results)
+    for r in results:
+        print(r.scenario, sorted(set((x.outcome, x.output) for x in r.records)))
+"""
+
+
+def test_an_agents_container_whose_iteration_never_ends_is_read_as_the_built_in_type_reads_it(tmp_path):
+    """A review: a tool argument of a ``list`` subclass whose ``__iter__`` never ends made the harness's own encoding
+    of it (the trajectory's key: one C call of the JSON encoder) grow pytest by ~1.3 GB a second until the kernel
+    killed it (exit 137, no summary, no report); the redaction of a trace, a confirmation's details and a set's
+    ``repr`` did the same. The harness reads the agent's lists, tuples, dicts and sets as the built-in types read
+    them (no method of theirs runs): every trial completes at once, in a process limited to 2 GB."""
+    script = tmp_path / "endless.py"
+    script.write_text(textwrap.dedent(ENDLESS))
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "report.json")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 9 and all("('completed'," in line for line in lines), done.stdout
+    assert "Endless-tool [('completed', '[1, 2]')]" in lines
+    assert "EndlessSet-trace [('completed', 'EndlessSet({1, 2})')]" in lines
+    assert (tmp_path / "report.json").stat().st_size > 0

@@ -29,6 +29,7 @@ recorded before it shows them (``redact_warning``).
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ from typing import Any
 
 from ..errors import hide_own_frames, show_failures_through
 from ..process.patch import ProcessPatch
-from ..stable_repr import exact_str
+from ..stable_repr import exact_containers, exact_str
 
 __tracebackhide__ = hide_own_frames
 
@@ -265,14 +266,25 @@ def redact_short(text: str, limit: int, more: str = "...") -> str:
         span *= 2
 
 
+#: the most items the redaction reads of a mapping of the agent's own class (not a dict): an endless one
+#: grew the process by gigabytes a second until the trial's limit
+MAPPING_ITEMS = 100_000
+
+
 def redact(value: Any) -> Any:
     """``value`` with secrets replaced, recursively: strings, mapping values (a secret-named key's value
-    whole), lists and tuples (as lists)."""
+    whole), lists and tuples (as lists). Lists, tuples and dicts of the agent's own classes are read as the
+    built-in types read them (``exact_containers``: no method of theirs runs), another mapping for at most
+    ``MAPPING_ITEMS`` items."""
+    return _redact(exact_containers(value))
+
+
+def _redact(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: (REDACTED if issubclass(type(k), str) and SECRET_KEY.search(k) else redact(v))
-                for k, v in value.items()}
+        items = value.items() if type(value) is dict else itertools.islice(value.items(), MAPPING_ITEMS)
+        return {k: (REDACTED if issubclass(type(k), str) and SECRET_KEY.search(k) else _redact(v)) for k, v in items}
     if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
+        return [_redact(v) for v in value]
     if isinstance(value, str):
         return redact_text(value)
     if is_secret_number(value):
@@ -293,8 +305,9 @@ def mask_secret_keys(value: Any, depth: int = 0) -> Any:
     if kind is list or kind is tuple:
         return kind(mask_secret_keys(v, depth + 1) for v in value)
     if isinstance(value, Mapping):  # an OrderedDict, a dict or Mapping of the agent's own class
-        try:
-            items = list(value.items())
+        try:  # (a dict's own items as a dict reads them: no method of the agent's; another, bounded)
+            items = list(dict.items(value) if isinstance(value, dict)
+                         else itertools.islice(value.items(), MAPPING_ITEMS))
         except Exception:  # a mapping that cannot be read: its repr, redacted, is all that is shown
             return value
         masked = {k: (REDACTED if issubclass(type(k), str) and SECRET_KEY.search(k) else mask_secret_keys(v, depth + 1))

@@ -116,7 +116,7 @@ def _scrub(value: Any) -> Any:
         return FrozenMap(out)
     if cls is list or cls is tuple:
         return tuple(_scrub(v) for v in value)
-    return freeze(_plain(redact(value)))
+    return freeze(_plain(redact(value)))  # (``redact`` reads the agent's own containers as built-in ones)
 
 
 PLAIN = frozenset({str, int, float, bool, type(None)})  #: the types of the values an event holds unscrubbed
