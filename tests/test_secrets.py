@@ -494,6 +494,34 @@ def test_escaped_numeric_and_mapping_secrets_never_reach_a_record(awkward_env):
     assert calls[1]["result"] == repr(collections.OrderedDict(password=REDACTED, user="u"))  # (its own class)
 
 
+def test_a_pin_that_went_through_a_float_is_redacted_as_the_int_is(awkward_env):
+    """A review: ``73918264.0`` (a PIN read by ``json.loads`` or pandas) reached the JSON report, the OpenTelemetry
+    file and ``--agent-chaos-show`` whole, as a tool's argument, its result and an ``env.trace.add`` value (numpy's
+    ``float64`` too), where its ``int`` was redacted."""
+    @tool
+    def echo(world, x) -> object:
+        """Echo."""
+        return x
+
+    import numpy as np
+
+    def agent(task, env):
+        env.tools["echo"](float(PIN))
+        env.tools["echo"](np.float64(PIN))
+        env.trace.add("agent", "n", "ok", val=float(PIN), inside=[np.float64(PIN)], other=float(PIN) + 1)
+        return "done"
+
+    result = run_campaign(Scenario(name="float-pin", agent=agent, tools=[echo], trials=1, seed=1, faults="none",
+                                   early_stop=False))
+    text = json.dumps(result.to_dict(with_traces=True))
+    assert PIN not in text
+    record = result.records[0]
+    assert [e.data["arguments"]["x"] for e in record.trace if e.kind == "tool_call"] == [REDACTED, REDACTED]
+    assert [e.data.get("result") for e in record.trace if e.kind == "tool_call"] == [REDACTED, REDACTED]
+    [mine] = [e.data for e in record.trace if e.kind == "agent"]
+    assert (mine["val"], mine["inside"], mine["other"]) == (REDACTED, (REDACTED,), float(PIN) + 1)  # (a number)
+
+
 def test_a_mapping_with_nothing_to_mask_is_shown_as_it_is_and_one_that_cannot_be_read_is_left_to_its_repr():
     import collections
     from collections.abc import Mapping

@@ -161,8 +161,14 @@ def refresh(environ: Mapping[str, str] | None = None) -> None:
 
 
 def is_secret_number(value: Any) -> bool:
-    """Whether ``value`` is a whole number written as an environment secret (a PIN passed as an ``int``)."""
-    return bool(_env_numbers) and type(value) is int and value in _env_numbers
+    """Whether ``value`` is a whole number written as an environment secret (a PIN passed as an ``int``, or as a
+    ``float`` of that whole value: ``73915482.0`` reached the JSON report whole)."""
+    if not _env_numbers:
+        return False
+    cls = type(value)
+    if cls is int:
+        return value in _env_numbers
+    return cls is float and value.is_integer() and int(value) in _env_numbers
 
 
 #: Names the user gave (test node ids, scenario names) that a secret's shape must not redact where they stand

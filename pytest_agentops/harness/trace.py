@@ -96,7 +96,7 @@ def _scrub(value: Any) -> Any:
     if cls is int:
         return REDACTED if is_secret_number(value) else _number(value)
     if cls is float:
-        return _number(value)
+        return REDACTED if is_secret_number(value) else _number(value)
     if value is None or cls is bool:
         return value
     if cls is dict:
