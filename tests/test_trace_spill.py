@@ -482,3 +482,35 @@ def test_an_object_that_only_claims_to_be_a_str_is_traced_as_before_and_bad_usag
         ("error", "ConfigError: record_usage: output_tokens=an int of 1329 bits must be from 0 to "
                   "1,000,000,000,000"),
         ("error", "ConfigError: record_usage: model must be a str, got int")]
+
+
+def test_model_names_an_agent_makes_up_are_cut_and_counted_within_limits(pytester):
+    """A review: ``env.record_usage(model=...)`` kept any name: 1 MB names, ten a trial, made a passing run's
+    terminal line and JSON report 50 MB each (1 GB at 20 trials of 50 calls). A name keeps at most
+    ``MODEL_NAME_CHARS`` characters (cut, redacted first), a trial at most ``UNPRICED_KEPT`` names priced at the
+    default, and the table lists ``UNPRICED_SHOWN`` of them and how many more."""
+    from pytest_agentops.harness.meter import MODEL_NAME_CHARS, UNPRICED_KEPT
+    from pytest_agentops.report.terminal import UNPRICED_SHOWN
+
+    pytester.makepyfile(test_models="""
+from pytest_agentops import Scenario
+
+def agent(task, env):
+    for i in range(50):
+        env.record_usage(input_tokens=1, output_tokens=1, model=f"{env.seed}-{i}-" + "m" * 1_000_000)
+    return "ok"
+
+def test_models(agent_chaos):
+    agent_chaos.run(Scenario(name="models", agent=agent, trials=5, seed=1, faults="none")).check()
+""")
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=report.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    [line] = [x for x in result.outlines if "priced at the default '*' price" in x]
+    assert line.endswith(f" and {5 * UNPRICED_KEPT - UNPRICED_SHOWN:,} more") and len(line) < 4000, line[:300]
+    import json
+
+    report = json.loads((pytester.path / "report.json").read_text())
+    names = [r["default_priced_models"] for r in report["campaigns"][0]["records"]]
+    assert [len(n) for n in names] == [UNPRICED_KEPT] * 5
+    assert all(len(name) <= MODEL_NAME_CHARS + 30 and name.endswith(" characters)") for n in names for name in n)
+    assert (pytester.path / "report.json").stat().st_size < 200_000

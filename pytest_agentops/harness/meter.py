@@ -10,12 +10,18 @@ from dataclasses import dataclass
 from ..errors import ConfigError, hide_own_frames
 from ..settings.prices import DEFAULT_PRICES, Price, is_listed, price_for
 from ..stable_repr import exact_str
+from .secrets import redact_short
 
 __tracebackhide__ = hide_own_frames
 
 #: The most tokens one metered call (and one event of the agent's own, ``env.trace.add``) may count: more than any
 #: call could, a made-up figure (past it the cost is a float out of range and the report cannot be written)
 MOST_TOKENS = 10 ** 12
+#: The longest model name a usage keeps (longer: cut, redacted first): an agent's name of a megabyte, ten times a
+#: trial, made a passing run's terminal line and JSON report 50 MB each
+MODEL_NAME_CHARS = 256
+#: The most names of models priced at the default price one trial keeps (``TrialRecord.default_priced``)
+UNPRICED_KEPT = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +66,12 @@ class TokenMeter:
         if not issubclass(type(model), str):
             raise ConfigError(f"record_usage: model must be a str, got {type(model).__name__}")
         model = exact_str(model)
+        if len(model) > MODEL_NAME_CHARS:
+            model = redact_short(model, MODEL_NAME_CHARS, f"... ({len(model):,} characters)")
         price = price_for(self.prices, model)
         usage = Usage(input_tokens, output_tokens, model, price.cost(input_tokens, output_tokens))
         with self._lock:
-            if model != "*" and not is_listed(self.prices, model):
+            if model != "*" and len(self.default_priced) < UNPRICED_KEPT and not is_listed(self.prices, model):
                 self.default_priced.add(model)
             self.input_tokens += input_tokens
             self.output_tokens += output_tokens

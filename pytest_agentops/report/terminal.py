@@ -15,6 +15,10 @@ from ..result import CampaignResult
 __tracebackhide__ = hide_own_frames
 
 
+#: the most names of models priced at the default price the table lists (the JSON report has them all)
+UNPRICED_SHOWN = 10
+
+
 def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -94,8 +98,10 @@ def campaign_table(result: CampaignResult | dict[str, Any]) -> list[str]:
                      "agent left running")
     if not c["verdicts"] and not c["smoke"] and c["replay"] is None:
         lines.append("  no expectations: nothing was judged (the campaign passes whatever its trials did)")
-    if unpriced:
-        lines.append(f"  priced at the default '*' price (no price of their own): {', '.join(unpriced)}")
+    if unpriced:  # (at most ``UNPRICED_SHOWN`` names: an agent may make up a new one for every call)
+        more = f" and {len(unpriced) - UNPRICED_SHOWN:,} more" if len(unpriced) > UNPRICED_SHOWN else ""
+        lines.append(f"  priced at the default '*' price (no price of their own): "
+                     f"{', '.join(unpriced[:UNPRICED_SHOWN])}{more}")
     alerts = metrics.get("budget_alert_rate")  # budget layer: only campaigns with a Budget
     if alerts and alerts["n"]:
         exceeded = c["outcomes"].get("budget_exceeded", 0)
