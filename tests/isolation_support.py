@@ -754,3 +754,15 @@ class DiceLayer:
 
     def attach(self, trial):  # (a layer's face; ``for_campaign`` gives the part the trials use)
         raise AssertionError("for_campaign's part attaches the trials")
+
+
+TRACED: list[int] = []  # the events ``traces_for_ever`` added in this process, one entry each
+
+
+def traces_for_ever(task, env):
+    """A runaway loop of the agent's own trace events alone (no tool call, no model call)."""
+    turns = 0
+    while True:
+        env.trace.add("note", "turn", "ok", turn=turns)
+        TRACED.append(turns)
+        turns += 1

@@ -331,6 +331,26 @@ def test_a_trial_that_traces_more_events_than_a_trace_keeps_ends_at_the_limit_th
 
 
 @pytest.mark.parametrize("isolation", ["none", "process"])
+def test_a_runaway_loop_of_the_agents_own_events_is_ended_at_the_limit(isolation, monkeypatch):
+    """A review: past the limit ``env.trace.add`` returned None and the trial was told to end, but nothing told
+    the agent: a loop of its own events alone ran on until the wall-clock limit (30 s a trial, 2.5 million calls,
+    against 0.3 s for a loop of tool calls). The next ``env.trace.add`` raises the trial's decision, as a tool
+    call does."""
+    from pytest_agentops.harness import trace
+
+    import isolation_support
+
+    monkeypatch.setattr(trace, "TRACE_EVENTS", 301)
+    isolation_support.TRACED.clear()
+    result = run_campaign(Scenario(name="notes", agent=isolation_support.traces_for_ever, task="t", trials=2,
+                                   seed=1, faults="none", timeout_s=60, isolation=isolation))
+    reason = "more than 301 trace events in one trial (a runaway loop?): the trial was ended at the limit"
+    assert [(r.outcome, r.reason) for r in result.records] == [("error", reason)] * 2
+    if isolation == "none":  # (the events it added: 301 kept and the one past the limit, each trial)
+        assert len(isolation_support.TRACED) == 2 * 301 + 2
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
 def test_a_runaway_loop_of_checkpoints_is_ended_at_the_limit_isolated_or_not(isolation, monkeypatch):
     """A review: an isolated agent's checkpoints were traced by the test process without asking whether its trial
     was still running, so a loop of saves went on (2,000 of 2,000 taken) until the wall-clock limit; in-process the

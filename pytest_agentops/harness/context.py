@@ -235,6 +235,12 @@ class TrialContext:
         for check in self.hooks["check"]:
             check()
 
+    def stop_if_decided(self) -> None:
+        """Raise the trial's decision (``abort``) while the trial still runs; nothing once it has been judged (a
+        call that changes nothing, from a thread its agent left: ``env.trace.add``)."""
+        if self._abort is not None and self._late_call is None:
+            self.raise_if_ended()
+
     def raise_if_ended(self) -> None:
         """Raise the trial's decision again when one has been taken (``abort``)."""
         if self._abort is not None:

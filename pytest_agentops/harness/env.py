@@ -59,7 +59,7 @@ class Env:
     @property
     def trace(self) -> AgentTrace:
         """The trial's trace: its events, and ``add`` for the agent's own (not the kinds the harness writes)."""
-        return AgentTrace(self._ctx.trace)
+        return AgentTrace(self._ctx.trace, self._ctx.stop_if_decided)
 
     @property
     def world(self) -> Any:

@@ -403,14 +403,18 @@ class AgentTrace:
     """The trial's trace as the agent sees it (``env.trace``): its events to read, and ``add`` for the agent's own
     events, under a kind of the agent's (``"agent"``, ``"note"``, ...): not one the harness writes."""
 
-    __slots__ = ("_trace",)
+    __slots__ = ("_stop", "_trace")
 
-    def __init__(self, trace: Trace):
+    def __init__(self, trace: Trace, stop_if_decided: Callable[[], None] | None = None):
         self._trace = trace
+        self._stop = stop_if_decided  # raises the trial's decision while it runs (``TrialContext.stop_if_decided``)
 
     def add(self, kind: str, name: str = "", outcome: str = "ok", /, *, input_tokens: int = 0,
             output_tokens: int = 0, **data: Any) -> TraceEvent | PendingEvent | None:
-        """Record an event of the agent's own (secrets redacted); ignored once the trial is over."""
+        """Record an event of the agent's own (secrets redacted); ignored once the trial is over. Raises the trial's
+        decision while it still runs (its trace full: a loop adding events ends there, as a loop of calls does)."""
+        if self._stop is not None:
+            self._stop()
         # (an agent's own ``str`` as its characters: its ``__hash__``/``__eq__`` are not asked)
         if not issubclass(type(kind), str) or (kind := exact_str(kind)) in HARNESS_KINDS:
             raise ValueError(f"env.trace.add: kind={kind!r} is not the agent's to write: the harness writes "
