@@ -228,6 +228,38 @@ def test_report_confidence_rejects_values_outside_zero_to_one(value):
     assert out == f"env.report_confidence: confidence={value!r} must be a number between 0 and 1"
 
 
+def test_report_confidence_judges_the_range_by_float_comparisons_and_takes_other_numbers():
+    """A review: the range was judged by the agent's own comparisons (a float subclass whose comparisons all said
+    yes recorded nan, inf, 5.0 and -5.0 as confidences), and a ``Decimal`` or numpy's ``float32`` was refused as
+    "not a number between 0 and 1". The value is read as an exact float first."""
+    import decimal
+
+    import numpy as np
+
+    class Agreeable(float):
+        def __le__(self, other):
+            return True
+
+        def __ge__(self, other):
+            return True
+
+    def agent(task, env):
+        said = []
+        for value in (Agreeable("nan"), Agreeable("inf"), Agreeable(5.0), Agreeable(-5.0)):
+            try:
+                env.report_confidence(value)
+                said.append("accepted")
+            except ValueError as exc:
+                said.append(str(exc).split("=", 1)[1])
+        for value in (decimal.Decimal("0.25"), np.float32(0.5), np.float64(0.75), Agreeable(1.0)):
+            env.report_confidence(value)
+        return repr(said)
+
+    record = _run(agent, trials=1).records[0]
+    assert record.output == repr([f"{v} must be a number between 0 and 1" for v in ("nan", "inf", "5.0", "-5.0")])
+    assert [e.data["confidence"] for e in record.trace if e.kind == "confidence"] == [0.25, 0.5, 0.75, 1.0]
+
+
 def test_a_trigger_with_no_later_harness_call_escalates_when_the_agent_stops():
     def returns(task, env):
         for _ in range(3):

@@ -9,6 +9,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import numbers
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -348,13 +349,28 @@ class TrialContext:
     def report_confidence(self, confidence: Any) -> None:
         """``env.report_confidence``: validate, trace, and let the layers that listen judge it."""
         self.check_alive()
-        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
-            raise ValueError(f"env.report_confidence: confidence={confidence!r} must be a number between 0 and 1")
-        value = float(confidence)
+        value = _confidence(confidence)
         self.trace.add("confidence", "agent", "reported", confidence=value)
         listener = self.service("on_confidence")
         if listener is not None:
             listener(value)
+
+
+def _confidence(confidence: Any) -> float:
+    """A reported confidence as an exact float in [0, 1]: an int or float (its own class's, numpy's) or a
+    ``Decimal``, read as a float first, so that the range is judged by float comparisons, not the agent's own
+    (a float subclass whose comparisons all said yes recorded nan, inf, 5 and -5)."""
+    value: float | None = None
+    if not isinstance(confidence, bool) and isinstance(confidence, numbers.Number):
+        try:
+            value = float.__float__(confidence) if isinstance(confidence, float) else float(confidence)
+        except (TypeError, ValueError, OverflowError):  # (a complex number, an agent's own that will not say)
+            value = None
+    if value is not None and 0.0 <= value <= 1.0:  # (exact floats: nan fails both comparisons)
+        return value
+    shown = repr(confidence) if type(confidence) in (int, float, str, bool, type(None)) else (
+        float.__repr__(value) if value is not None else f"<{type(confidence).__name__}>")
+    raise ValueError(f"env.report_confidence: confidence={shown} must be a number between 0 and 1")
 
 
 def _checked_record(layer: str, record: Callable[[], Any]) -> Callable[[], Any]:
