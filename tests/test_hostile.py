@@ -512,6 +512,30 @@ def test_process_wide_state_a_trial_changes_is_put_back_when_its_campaign_ends_a
         _campaign(lambda task, env: "ok", trials=3)
 
 
+@pytest.mark.parametrize("how", ["in place", "replaced"])
+def test_sys_argv_and_the_standard_streams_an_agent_changes_are_put_back_and_named(how):
+    """A review: an agent driving a command-line entry point set ``sys.argv``, and one capturing its prints
+    replaced ``sys.stdout``: a later plain test of the session failed on ``sys.argv`` and its prints were lost,
+    with no ``ProcessStateChanged``. Both are put back (the same objects) and named."""
+    import io
+
+    from pytest_agentops.errors import ProcessStateChanged
+
+    def agent(task, env):
+        if how == "in place":
+            sys.argv[:] = ["my-agent-cli", "--fast"]
+        else:
+            sys.argv = ["my-agent-cli"]
+        sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+        return "ok"
+
+    argv, argv_list, streams = sys.argv, list(sys.argv), (sys.stdin, sys.stdout, sys.stderr)
+    with pytest.warns(ProcessStateChanged) as warned:
+        _campaign(agent, trials=2)
+    assert sys.argv is argv and sys.argv == argv_list and (sys.stdin, sys.stdout, sys.stderr) == streams
+    assert "sys.argv, sys.stdin, sys.stdout or sys.stderr;" in str(warned[0].message)
+
+
 def test_campaigns_running_at_once_put_the_state_back_once_the_last_ends():
     """One campaign ending while another runs must not undo what is in use by the other (it also named the
     other's changes as its own)."""

@@ -1,7 +1,8 @@
 """Process-wide state a campaign's trials may change, put back when the campaign ends.
 
 In-process trials share the interpreter: an agent (or a world factory, a check) that changes the working
-directory, ``os.environ`` (its contents, or the object itself) and the time zone ``time.tzset`` read from it, the
+directory, ``os.environ`` (its contents, or the object itself) and the time zone ``time.tzset`` read from it,
+``sys.argv`` (an agent driving a command-line entry point), ``sys.stdin``, ``sys.stdout`` and ``sys.stderr``, the
 locale, the recursion limit, the thread switch interval and stack size, the exception, display and breakpoint
 hooks, the loggers switched off (``logging.config.dictConfig`` disables those it is not told of; a logger's own
 level and handlers are its library's, which may set them up on its first use in a trial), the root logger, the
@@ -178,6 +179,24 @@ def _put_https_context(before: tuple[Any, Any]) -> None:
     ssl._create_default_https_context = context
 
 
+def _argv() -> tuple[Any, list[str]]:
+    return sys.argv, list(sys.argv)
+
+
+def _put_argv(before: tuple[Any, list[str]]) -> None:
+    argv, saved = before
+    argv[:] = saved
+    sys.argv = argv
+
+
+def _streams() -> tuple[Any, Any, Any]:
+    return sys.stdin, sys.stdout, sys.stderr
+
+
+def _put_streams(before: tuple[Any, Any, Any]) -> None:
+    sys.stdin, sys.stdout, sys.stderr = before
+
+
 #: (what it is called in the warning, read it, put it back[, whether it changed since ``before``: ``read() !=
 #: before`` when not given])
 _STATE: tuple[tuple[Any, ...], ...] = (
@@ -187,6 +206,10 @@ _STATE: tuple[tuple[Any, ...], ...] = (
     ("the time zone", lambda: (time.timezone, time.altzone, time.daylight, time.tzname), lambda _: time.tzset()),
     ("the locale", lambda: locale.setlocale(locale.LC_ALL), lambda saved: locale.setlocale(locale.LC_ALL, saved)),
     ("sys.path", lambda: list(sys.path), lambda saved: sys.path.__setitem__(slice(None), saved)),
+    # (an agent driving a command-line entry point sets ``sys.argv``; one that captures its prints swaps a stream)
+    ("sys.argv", _argv, _put_argv, lambda before: sys.argv is not before[0] or sys.argv != before[1]),
+    ("sys.stdin, sys.stdout or sys.stderr", _streams, _put_streams,
+     lambda before: any(now is not then for now, then in zip(_streams(), before, strict=True))),
     ("the recursion limit", sys.getrecursionlimit, sys.setrecursionlimit),
     ("the thread switch interval", sys.getswitchinterval, sys.setswitchinterval),
     ("the thread stack size", threading.stack_size, threading.stack_size),
