@@ -59,6 +59,59 @@ def test_a_bad_marker_value_names_the_marker_and_its_line(pytester, marker, said
     assert "precedence.py" not in result.stdout.str() and "contextlib" not in result.stdout.str()
 
 
+def test_a_misspelt_argument_of_a_marker_the_closest_one_shadows_is_an_error_at_its_own_line(pytester):
+    """A review: a module's or a class's marker with a misspelt argument passed silently whenever the test had a
+    marker of its own (the closest one is used, and was the only one checked)."""
+    pytester.makepyfile(test_shadowed=SCENARIO + """
+
+pytestmark = pytest.mark.agent_chaos(trails=4)
+
+
+@pytest.mark.agent_chaos(trials=5)
+def test_own_marker(agent_chaos):
+    agent_chaos.run(S)
+
+
+class TestC:
+    pytestmark = pytest.mark.agent_chaos(concurency=2)
+
+    @pytest.mark.agent_chaos(trials=2)
+    def test_in_class(self, agent_chaos):
+        agent_chaos.run(S)
+""")
+    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    out = result.stdout.str()
+    mark_line = 1 + next(i for i, row in enumerate((pytester.path / "test_shadowed.py").read_text().splitlines())
+                         if row.startswith("pytestmark"))
+    said = "@pytest.mark.agent_chaos: unknown argument 'trails' (did you mean 'trials'?)"
+    assert f"test_shadowed.py:{mark_line}: {said}" in out
+    assert "@pytest.mark.agent_chaos: unknown argument 'concurency' (did you mean 'concurrency'?)" in out
+
+
+def test_a_marker_on_a_test_that_takes_the_fixture_by_name_at_run_time_is_not_said_unused(pytester):
+    """A review: a test taking the fixture with ``request.getfixturevalue`` (unseen at collection) was warned
+    ``UnusedSetting: the marker changes nothing``, an error under ``-W error``, though the marker applied. It is
+    said once the test ran, of a test that did not take the fixture."""
+    pytester.makepyfile(test_late=SCENARIO + """
+
+@pytest.mark.agent_chaos(trials=5)
+def test_late(request):
+    result = request.getfixturevalue("agent_chaos").run(S)
+    assert len(result.records) == 5
+
+
+@pytest.mark.agent_chaos(trials=5)
+def test_unused():
+    pass
+""")
+    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "-W", "error::pytest_agentops.UnusedSetting")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_unused*", "*UnusedSetting: test_late.py::test_unused: "
+                                 "@pytest.mark.agent_chaos sets the campaigns*"])
+    assert "test_late.py::test_late: @pytest.mark" not in result.stdout.str()
+
+
 def test_a_bad_value_in_a_run_call_or_the_scenario_names_it():
     """The same for ``run_campaign``'s arguments and the scenario's own settings."""
     from pytest_agentops import run_campaign
@@ -326,7 +379,9 @@ def test_the_marker_on_a_test_without_the_fixture_is_named_as_changing_nothing(p
     assert "test_marked.py::test_no_fixture: @pytest.mark.agent_chaos sets the campaigns" in result.stdout.str()
     assert "test_fixture: @pytest.mark.agent_chaos" not in result.stdout.str()
     strict = pytester.runpytest("--agent-chaos", "-W", "error::pytest_agentops.UnusedSetting")
-    strict.assert_outcomes(errors=1, passed=1)  # (an error of that test, never pytest's INTERNALERROR)
+    # (an error of that test at its teardown, once it ran without the fixture: never pytest's INTERNALERROR)
+    strict.assert_outcomes(errors=1, passed=2)
+    strict.stdout.fnmatch_lines(["*ERROR at teardown of test_no_fixture*"])
 
 
 def test_a_bad_marker_on_a_class_or_module_is_named_at_its_own_line(pytester):

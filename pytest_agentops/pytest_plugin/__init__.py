@@ -169,7 +169,13 @@ class _CampaignTests:
             retract(self.config, item)
         else:
             self.started.add(id(item))  # (the session holds its items to its end: their ids stay theirs)
-        if item.nodeid in self.marked_unused:
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Iterator[None]:
+        # (said once the test ran: a test may take the fixture with ``request.getfixturevalue``, unseen at collection;
+        # after its teardown, which a warning made an error under ``-W error`` must not cut short)
+        torn_down = yield
+        if item.nodeid in self.marked_unused and not item.stash.get(fixture_used_key, False):
             import warnings
 
             from ..errors import UnusedSetting
@@ -178,6 +184,7 @@ class _CampaignTests:
                                         "fixture runs, and this test does not use it: the marker changes nothing "
                                         "(a campaign run with run_campaign takes its settings as arguments)"),
                           stacklevel=1)
+        return torn_down
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.expected = {item.nodeid for item in session.items if is_campaign_item(item)}
@@ -270,6 +277,7 @@ def agent_chaos(request: pytest.FixtureRequest) -> Iterator[AgentChaos]:
     checked, in a test that passed: an ``UncheckedCampaign`` warning at teardown)."""
     from .campaigns import AgentChaos
 
+    request.node.stash[fixture_used_key] = True  # (the marker is read: ``pytest_runtest_teardown`` says nothing)
     chaos = AgentChaos(request)
     yield chaos
     chaos.warn_unchecked()
@@ -348,6 +356,8 @@ def _in_collection_order(config: pytest.Config, pairs: list[tuple[str, Any]]) ->
 
 
 _collected_key = pytest.StashKey[list[str]]()
+#: set on a test's item when it takes the agent_chaos fixture (by its arguments or ``request.getfixturevalue``)
+fixture_used_key = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(optionalhook=True)

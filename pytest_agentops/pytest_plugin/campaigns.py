@@ -32,11 +32,18 @@ __tracebackhide__ = hide_own_frames
 RUN_ARGUMENTS = tuple(f.name for f in fields(RunSource) if f.name != "name")
 
 
-def check_marker(node: pytest.Item, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def check_markers(node: pytest.Item) -> None:
+    """Every ``agent_chaos`` marker that applies to the test (``check_marker``): the closest one, whose settings
+    are used, and those it shadows (a module's or class's): a misspelt argument there was silently ignored."""
+    for owner, marker in node.iter_markers_with_node("agent_chaos"):
+        check_marker(node, marker.args, dict(marker.kwargs), _owner_at(node, owner))
+
+
+def check_marker(node: pytest.Item, args: tuple[Any, ...], kwargs: dict[str, Any], where: str | None = None) -> None:
     """``@pytest.mark.agent_chaos(...)`` takes the run settings by name: anything else is a ``ConfigError``
-    naming the test's file and line (the marker's), the argument and the valid names (a misspelt one with the
-    name it was probably meant as), not a screen of the plugin's frames, and never silently dropped."""
-    where = _marker_at(node)
+    naming the test's file and line (the marker's, ``where``), the argument and the valid names (a misspelt one
+    with the name it was probably meant as), not a screen of the plugin's frames, and never silently dropped."""
+    where = where or _marker_at(node)
     if args:
         raise ConfigError(f"{where}: @pytest.mark.agent_chaos{args!r}: the marker takes keyword arguments only "
                           f"({', '.join(RUN_ARGUMENTS)}), e.g. @pytest.mark.agent_chaos(trials=200)")
@@ -57,21 +64,26 @@ def _marker_at(node: pytest.Item) -> str:
     its class's (the class statement), or its module's (the ``pytestmark`` line); an outside review saw a
     module's or a class's bad marker named at the test's ``def``, where no marker was."""
     for owner, _ in node.iter_markers_with_node("agent_chaos"):
-        if owner is node or not node.location[0]:
-            break
-        line: int | None = None
-        if isinstance(owner, pytest.Module):
-            try:
-                text = owner.path.read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError):
-                text = []
-            line = next((i for i, row in enumerate(text, 1) if row.lstrip().startswith("pytestmark")), None)
-        else:
-            with contextlib.suppress(Exception):
-                found = owner.reportinfo()[1]
-                line = None if found is None else int(found) + 1
-        return f"{node.location[0]}:{line}" if line else node.location[0]
+        return _owner_at(node, owner)
     return _test_at(node)
+
+
+def _owner_at(node: pytest.Item, owner: Any) -> str:
+    """``file:line`` of the ``agent_chaos`` marker ``owner`` (the test, its class or its module) gives the test."""
+    if owner is node or not node.location[0]:
+        return _test_at(node)
+    line: int | None = None
+    if isinstance(owner, pytest.Module):
+        try:
+            text = owner.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            text = []
+        line = next((i for i, row in enumerate(text, 1) if row.lstrip().startswith("pytestmark")), None)
+    else:
+        with contextlib.suppress(Exception):
+            found = owner.reportinfo()[1]
+            line = None if found is None else int(found) + 1
+    return f"{node.location[0]}:{line}" if line else node.location[0]
 
 
 def marker_source(node: pytest.Item, marker_kwargs: dict[str, Any] | None) -> RunSource:
@@ -88,8 +100,7 @@ class AgentChaos:
         self.options: ChaosOptions = request.config.stash[options_key]
         marker = request.node.get_closest_marker("agent_chaos")
         self.marker_kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-        if marker is not None:
-            check_marker(request.node, marker.args, self.marker_kwargs)
+        check_markers(request.node)
         self.results: list[CampaignResult] = []
         self.comparisons: list[Any] = []  # (``ComparisonResult``s of ``compare``)
         # the test's warnings filters as its first campaign starts (its own ``filterwarnings`` included), before
