@@ -766,3 +766,8 @@ def traces_for_ever(task, env):
         env.trace.add("note", "turn", "ok", turn=turns)
         TRACED.append(turns)
         turns += 1
+
+
+def says_its_pid(task, env):
+    """The process the agent ran in."""
+    return f"pid{os.getpid()}"

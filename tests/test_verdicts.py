@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 
 import numpy as np
@@ -585,6 +586,44 @@ def test_the_worse_pairs_of_a_comparison_say_how_the_candidate_did_worse():
     assert [f.metric for f in result.regressions] == ["tokens_per_task"]
     assert result.worse_pairs() == tuple((i, "the candidate's tokens_per_task 300 against the baseline's 100")
                                          for i in range(3))
+
+
+@pytest.mark.parametrize("capped", ["both", "candidate"])
+def test_a_comparisons_sides_keep_their_own_spend_caps_across_its_blocks(capped):
+    """A review: each block of pairs ran a Runner of its own, so a side's spend cap held per block (a cap of 20,000
+    tokens let 224,590 through), the candidate ran with the baseline's settings (a cap of its own dropped), and a
+    side cut short by its cap crashed the comparison (``zip() argument 2 is longer``), which ``agentops-compare``
+    reported as a regression (exit 1). Each side is one campaign now, with its own cap; the comparison stops at
+    the pairs both sides have."""
+    def spends(task, env):
+        env.record_usage(input_tokens=1000, output_tokens=0, model="m")
+        return "done"
+
+    def side(name, cap):
+        return Scenario(name=name, agent=spends, task="t", trials=200, faults=Faults.none(), check=lambda w, o: True,
+                        max_campaign_tokens=cap)
+
+    result = compare_campaigns(side("base", 20_000 if capped == "both" else None), side("cand", 5_000), seed=1,
+                               concurrency=4, early_stop=False, block=25)
+    tokens = [sum(r.input_tokens for r in records) for records in (result.baseline_records,
+                                                                   result.candidate_records)]
+    assert tokens[1] <= 5_000 and result.pairs == len(result.candidate_records) < 200 and result.stopped_early
+    assert len(result.baseline_records) == result.pairs
+
+
+def test_a_candidate_keeps_its_own_isolation_in_a_comparison():
+    """A review: the candidate (the agent trusted least) ran in-process with the baseline's settings, its
+    ``isolation="process"`` dropped without a word."""
+    import isolation_support
+
+    def side(name, isolation):
+        return Scenario(name=name, agent=isolation_support.says_its_pid, task="t", trials=2, faults=Faults.none(),
+                        check=lambda w, o: True, isolation=isolation)
+
+    result = compare_campaigns(side("base", "none"), side("cand", "process"), seed=1, early_stop=False)
+    here = f"pid{os.getpid()}"
+    assert [r.output for r in result.baseline_records] == [here, here]
+    assert all(r.output.startswith("pid") and r.output != here for r in result.candidate_records)
 
 
 def test_a_failed_comparison_prints_commands_that_replay_its_worse_pairs(pytester):

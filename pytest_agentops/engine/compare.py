@@ -10,6 +10,7 @@ campaigns run in blocks (both scenarios, block by block), and pairs past the sto
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from ..settings.faults import Faults
 from ..settings.run import RunSettings, RunSource
 from ..stats.binomial import binom_cdf, binom_sf
 from ..stats.paired import BettingMartingale, MixtureTest, holm
+from .assemble import CampaignLayers
 from .scheduler import Runner
 from .trial import within_trace_budget
 
@@ -252,6 +254,35 @@ def feed_pair(tests: list[_Paired], b: TrialRecord, c: TrialRecord, alpha: float
     return any(regressions) or all(r or n for r, n in zip(regressions, non_inferior, strict=True))
 
 
+def paired_settings(baseline: RunSettings, candidate: RunSettings) -> RunSettings:
+    """The candidate's settings for a comparison: the baseline's seed, trials, faults, confidence, concurrency and
+    early stopping (so that its trials pair with the baseline's), and its own isolation, spend cap and cassettes
+    (the baseline's made an isolated candidate run in-process, and dropped a cap given to it alone)."""
+    return dataclasses.replace(candidate, seed=baseline.seed, trials=baseline.trials, faults=baseline.faults,
+                               confidence=baseline.confidence, concurrency=baseline.concurrency,
+                               early_stop=baseline.early_stop, replay=baseline.replay, smoke=baseline.smoke,
+                               allowed_faults=baseline.allowed_faults)
+
+
+def _feed_pairs(pairs: Iterator[tuple[TrialRecord, TrialRecord]], tests: list[_Paired], b_records: list[TrialRecord],
+                c_records: list[TrialRecord], settings: RunSettings, max_pairs: int, alpha: float) -> bool:
+    """Take the pairs in order into ``b_records``/``c_records`` (each side's traces within one budget, counted in
+    pair order) and the tests; whether the comparison stopped early (``feed_pair``)."""
+    kept = [0, 0]  # the trace events each side's records keep
+    budget = not settings.smoke  # (a smoke comparison's one pair keeps its traces, as a smoke run does)
+    for b, c in pairs:
+        if budget:
+            b = within_trace_budget(b, kept[0])
+            c = within_trace_budget(c, kept[1])
+            kept[0] += len(b.trace)
+            kept[1] += len(c.trace)
+        b_records.append(b)
+        c_records.append(c)
+        if feed_pair(tests, b, c, alpha) and settings.early_stop and len(b_records) < max_pairs:
+            return True
+    return False
+
+
 def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | None = None, trials: int | None = None,
                       faults: Faults | None = None, profile: str | None = None, concurrency: int | None = None,
                       alpha: float = 0.05, margin: float = 0.05, growth: float = 0.2,
@@ -279,9 +310,7 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
         source = RunSource("arguments", seed=seed, trials=trials, profile=profile, faults=faults,
                            concurrency=concurrency, early_stop=early_stop)
         base_settings = resolve_run(baseline, (source,))
-        cand_settings = RunSettings(seed=base_settings.seed, trials=base_settings.trials, faults=base_settings.faults,
-                                    confidence=base_settings.confidence, concurrency=base_settings.concurrency,
-                                    early_stop=base_settings.early_stop)
+        cand_settings = paired_settings(base_settings, resolve_run(candidate, (source,)))
     else:
         base_settings, cand_settings = _settings
     max_pairs = base_settings.trials
@@ -292,28 +321,29 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
     b_records: list[TrialRecord] = []
     c_records: list[TrialRecord] = []
 
+    cut = [False]  # a side's spend cap cut its block short: the comparison stops at the pairs both sides have
+    # (each side's layers kept across its blocks: one campaign a side, one spend ledger, as one run_campaign has)
+    sides: list[CampaignLayers] = []
+
     def pairs() -> Iterator[tuple[TrialRecord, TrialRecord]]:  # run block by block, as far as they are read
         for start in range(0, max_pairs, size):
             indices = list(range(start, min(start + size, max_pairs)))
-            b_block, _ = Runner(baseline, base_settings, trace_budget=False).run(indices)
-            c_block, _ = Runner(candidate, cand_settings, trace_budget=False).run(indices)
-            yield from zip(b_block, c_block, strict=True)
+            b_block, _ = Runner(baseline, base_settings, trace_budget=False, layers=sides[0]).run(indices)
+            c_block, _ = Runner(candidate, cand_settings, trace_budget=False, layers=sides[1]).run(indices)
+            yield from zip(b_block, c_block, strict=False)  # (the shorter: the pairs both sides have)
+            if len(b_block) < len(indices) or len(c_block) < len(indices):
+                cut[0] = True
+                return
 
-    used, stopped = 0, False
-    kept = [0, 0]  # the trace events each side's records keep: one budget a side, counted in pair order
-    budget = not base_settings.smoke  # (a smoke comparison's one pair keeps its traces, as a smoke run does)
-    for b, c in pairs():
-        if budget:
-            b = within_trace_budget(b, kept[0])
-            c = within_trace_budget(c, kept[1])
-            kept[0] += len(b.trace)
-            kept[1] += len(c.trace)
-        b_records.append(b)
-        c_records.append(c)
-        used += 1
-        if feed_pair(tests, b, c, alpha) and base_settings.early_stop and used < max_pairs:
-            stopped = True
-            break
+    try:
+        sides.append(CampaignLayers(baseline, base_settings))
+        sides.append(CampaignLayers(candidate, cand_settings))
+        stopped = _feed_pairs(pairs(), tests, b_records, c_records, base_settings, max_pairs, alpha)
+    finally:
+        for layers in sides:
+            layers.close()
+    stopped = stopped or cut[0]
+    used = len(b_records)
     # a full run (no early stop) looks once: the exact binomial tests (McNemar, sign) on the pairs that differ
     exact = not base_settings.early_stop
     p_reg, p_ni = (list(ps) for ps in zip(*(t.final_p(exact) for t in tests), strict=True))

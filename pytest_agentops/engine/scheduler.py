@@ -74,7 +74,7 @@ class Runner:
     """Runs trials of one scenario with bounded concurrency and wall-clock protection."""
 
     def __init__(self, scenario: Scenario, settings: RunSettings, *, progress: ProgressCallback | None = None,
-                 progress_every_s: float = 5.0, trace_budget: bool = True):
+                 progress_every_s: float = 5.0, trace_budget: bool = True, layers: CampaignLayers | None = None):
         self.scenario = scenario
         self.settings = settings
         # the records keep traces within the campaign's budget (``within_trace_budget``; ``keep_traces=None`` too,
@@ -113,12 +113,16 @@ class Runner:
         self._refill = False  # more async trials to queue once the loop's queue runs low
         self.interrupted = False  # Ctrl-C ended the run: the records are the trials that finished before it
         self.harness_changed: list[str] = []  # the harness's own code the trials changed (``own_code``), put back
-        self.layers = CampaignLayers(scenario, settings)  # the layers' campaign parts: checked before any trial
+        # the layers' campaign parts, checked before any trial; ``layers``: the caller's, kept across its Runners (a
+        # comparison's blocks of trials are one campaign a side: one spend ledger, closed by the caller)
+        self._own_layers = layers is None
+        self.layers = CampaignLayers(scenario, settings) if layers is None else layers
         try:
             self.spend = SpendGate.of(self.layers.parts)  # a spend cap's launch rule (engine/spend.py)
         except BaseException:
-            with contextlib.suppress(BaseException):  # (the error that stopped the set-up is the one to show)
-                self.layers.close()  # what the parts opened goes with the runner that is not made
+            if self._own_layers:
+                with contextlib.suppress(BaseException):  # (the error that stopped the set-up is the one to show)
+                    self.layers.close()  # what the parts opened goes with the runner that is not made
             raise
         if self.spend.active:
             self._in_flight = c  # no trial queued ahead: each one is launched when the cap's rule allows it
@@ -173,7 +177,8 @@ class Runner:
         for worker in self._threads:
             if worker.abandoned and worker.thread.is_alive():
                 worker.thread.join(max(0.0, deadline - _wall()))
-        self.layers.close()  # e.g. a temporary checkpoint file goes with the campaign
+        if self._own_layers:
+            self.layers.close()  # e.g. a temporary checkpoint file goes with the campaign
 
     def unstoppable(self) -> int:
         """Workers this campaign gave up on that still run: threads of agents that caught their abandonment

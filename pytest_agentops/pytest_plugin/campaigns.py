@@ -161,22 +161,25 @@ class AgentChaos:
         or non-inferiority (``pytest_agentops.engine.compare``). Settings resolve as for ``run`` (from the
         baseline); without ``--agent-chaos`` one fault-free pair is run as a smoke test. Returns the
         ``ComparisonResult`` (``.check()`` raises on a regression)."""
-        from ..engine.compare import ComparisonResult, compare_campaigns
+        from ..engine.compare import ComparisonResult, compare_campaigns, paired_settings
 
         self._keep_filters()
         o = self.options
         sources = (_source("agent_chaos.compare", overrides),
-                   RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile,
-                             concurrency=o.concurrency),
+                   RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency,
+                             isolation=o.isolation, max_campaign_usd=o.max_usd, max_campaign_tokens=o.max_tokens,
+                             record=o.record, cassette=o.cassette),
                    marker_source(self._request.node, self.marker_kwargs))
         base = resolve_run(baseline, sources, smoke=not o.enabled, default_seed=o.session_seed)
+        # (the candidate pairs with the baseline's trials, and keeps its own isolation, spend cap and cassettes)
+        cand = paired_settings(base, resolve_run(candidate, sources, smoke=not o.enabled, default_seed=base.seed))
         if o.replay is not None and o.replay[0] is not None:  # a named trial: of one side, or not of this comparison
             self._config.stash.setdefault(seen_key, []).extend((baseline.name, candidate.name))
             sides = {baseline.name: baseline, candidate.name: candidate} if baseline.name != candidate.name else {}
             self._replay_side(sides.get(o.replay[0]), base, overrides)
             return ComparisonResult.not_run(baseline.name, candidate.name, base.seed, base.trials, alpha)
         result = compare_campaigns(baseline, candidate, alpha=alpha, margin=margin, growth=growth,
-                                   _settings=(base, base))
+                                   _settings=(base, cand))
         if not base.smoke:  # (the pairs in which the candidate did worse are printed with these)
             node = self._request.node
             shown = invocation_nodeid(node)
