@@ -5,8 +5,8 @@ the object's memory address (`` at 0x7f...``), and a set lists its members in st
 changes with ``PYTHONHASHSEED`` (random unless set). ``stable_repr`` is ``repr`` with the addresses left out
 and every set's members in the order of their own texts, also where the set sits inside a list, a dict, a
 tuple, a named tuple, a dataclass (its generated ``repr``), a pydantic model (pydantic's ``repr``) or one of the
-standard library's containers (``defaultdict``, ``OrderedDict``, ``Counter``, ``deque``, ``SimpleNamespace``,
-``mappingproxy``). Other
+standard library's containers (``defaultdict``, ``OrderedDict``, ``Counter``, ``deque``, ``SimpleNamespace``;
+not a ``mappingproxy``, whose mapping is read only through its own methods). Other
 objects' own ``repr`` methods are used as they are (addresses left out): a set inside one of those still shows
 in hash order. For values of builtin types without sets (and strings inside, as they are) the text is exactly
 ``repr``'s.
@@ -89,7 +89,7 @@ def _kind(value: Any, cls: type) -> Any:
 
 #: the standard library's containers walked as well (their exact classes, whose ``repr`` is the one they define)
 _STDLIB = frozenset({collections.defaultdict, collections.OrderedDict, collections.Counter, collections.deque,
-                     types.SimpleNamespace, types.MappingProxyType})
+                     types.SimpleNamespace})
 #: what ``repr`` writes for a container met again inside itself (each guards itself: ``Py_ReprEnter``)
 _AGAIN = {list: "[...]", dict: "{...}", tuple: "(...)", "dataclass": "...", collections.deque: "[...]",
           collections.OrderedDict: "...", collections.defaultdict: "...", types.SimpleNamespace: "namespace(...)"}
@@ -109,6 +109,12 @@ def _shown(value: Any, path: set[int]) -> str:
             base = set if isinstance(value, set) else frozenset
             members = sorted(_shown(v, path) for v in base.__iter__(value))
             return f"{cls.__name__}({{{', '.join(members)}}})" if members else f"{cls.__name__}()"
+        if isinstance(value, _ITERATED_BY_REPR) and _iteration_overridden(cls):
+            # (the same for a deque, OrderedDict or Counter of a class that iterates itself its own way: read as the
+            # built-in type holds it; one that keeps the built-in iteration shows its own ``repr``, as before)
+            if isinstance(value, collections.deque):
+                return f"{cls.__name__}([{', '.join(_shown(v, path) for v in collections.deque.__iter__(value))}])"
+            return f"{cls.__name__}({{{_items(dict(dict.items(value)), path)}}})"
         return without_addresses(repr(value))
     guarded = kind in _AGAIN  # (as ``repr``: a named tuple or a model is not guarded, the list inside it is)
     if guarded:
@@ -143,6 +149,16 @@ def _shown(value: Any, path: set[int]) -> str:
             path.discard(id(value))
 
 
+#: containers whose own ``repr`` reads them through their class's iteration (``__iter__``, ``keys``, ``items``)
+_ITERATED_BY_REPR = (collections.deque, collections.OrderedDict, collections.Counter)
+
+
+def _iteration_overridden(cls: type) -> bool:
+    """Whether ``cls`` (a subclass of one of ``_ITERATED_BY_REPR``) iterates itself otherwise than its base."""
+    base = next(b for b in _ITERATED_BY_REPR if issubclass(cls, b))
+    return any(getattr(cls, name, None) is not getattr(base, name, None) for name in ("__iter__", "keys", "items"))
+
+
 def _items(value: Any, path: set[int]) -> str:
     return ", ".join(f"{_shown(k, path)}: {_shown(v, path)}" for k, v in value.items())
 
@@ -168,8 +184,6 @@ def _shown_stdlib(value: Any, cls: type, path: set[int]) -> str:
     if cls is collections.deque:
         members = "[" + ", ".join(_shown(v, path) for v in value) + "]"
         return f"deque({members})" if value.maxlen is None else f"deque({members}, maxlen={value.maxlen})"
-    if cls is types.MappingProxyType:
-        return f"mappingproxy({_shown(dict(value), path)})"
     return "namespace(" + ", ".join(f"{k}={_shown(v, path)}" for k, v in vars(value).items()) + ")"
 
 

@@ -536,6 +536,36 @@ def test_sys_argv_and_the_standard_streams_an_agent_changes_are_put_back_and_nam
     assert "sys.argv, sys.stdin, sys.stdout or sys.stderr;" in str(warned[0].message)
 
 
+def test_a_stream_the_campaign_wraps_to_redact_is_not_taken_for_a_change(monkeypatch):
+    """A second review: a ``sys.stdout`` that takes no attributes is wrapped to redact while a campaign runs; the
+    campaign's check of the streams saw its own wrapper as a change, put it back for good and blamed the agent."""
+    import warnings
+
+    class SlotStream:
+        __slots__ = ("inner",)
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def write(self, text):
+            return self.inner.write(text)
+
+        def flush(self):
+            self.inner.flush()
+
+    stream = SlotStream(sys.stdout)
+    monkeypatch.setattr(sys, "stdout", stream)
+
+    def agent(task, env):
+        print("hello")
+        return "ok"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no ProcessStateChanged)
+        _campaign(agent, trials=2)
+    assert sys.stdout is stream
+
+
 def test_campaigns_running_at_once_put_the_state_back_once_the_last_ends():
     """One campaign ending while another runs must not undo what is in use by the other (it also named the
     other's changes as its own)."""
@@ -2199,7 +2229,7 @@ def test_a_finalizer_the_trials_left_for_the_collector_cannot_end_the_run_green_
 
 
 ENDLESS = """
-    import itertools, resource, sys, time
+    import collections, itertools, resource, sys, time
     resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))  # (a regression: MemoryError, not OOM)
     from pytest_agentops import Faults, Scenario, run_campaign, tool
     from pytest_agentops.report.json_report import write_report
@@ -2217,6 +2247,14 @@ ENDLESS = """
             return ((i, i) for i in itertools.count())
         def __iter__(self):
             return itertools.count()
+
+    class EndlessDeque(collections.deque):
+        def __iter__(self):
+            return itertools.count()
+
+    class EndlessCounter(collections.Counter):
+        def items(self):
+            return ((i, i) for i in itertools.count())
 
     @tool
     def echo(world, x) -> object:
@@ -2238,7 +2276,7 @@ ENDLESS = """
         return agent
 
     results = []
-    for value in (Endless([1, 2]), EndlessSet({1, 2}), EndlessDict(a=1)):
+    for value in (Endless([1, 2]), EndlessSet({1, 2}), EndlessDict(a=1), EndlessDeque([1]), EndlessCounter(a=2)):
         for how in ("tool", "confirm", "trace"):
             results.append(run_campaign(Scenario(
                 name=f"{type(value).__name__}-{how}", agent=agent_for(value, how), task="t", tools=[echo, wipe],
@@ -2261,7 +2299,8 @@ def test_an_agents_container_whose_iteration_never_ends_is_read_as_the_built_in_
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    assert len(lines) == 9 and all("('completed'," in line for line in lines), done.stdout
+    assert len(lines) == 15 and all("('completed'," in line for line in lines), done.stdout
     assert "Endless-tool [('completed', '[1, 2]')]" in lines
     assert "EndlessSet-trace [('completed', 'EndlessSet({1, 2})')]" in lines
+    assert "EndlessDeque-tool [('completed', 'EndlessDeque([1])')]" in lines
     assert (tmp_path / "report.json").stat().st_size > 0

@@ -522,6 +522,21 @@ def test_a_pin_that_went_through_a_float_is_redacted_as_the_int_is(awkward_env):
     assert (mine["val"], mine["inside"], mine["other"]) == (REDACTED, (REDACTED,), float(PIN) + 1)  # (a number)
 
 
+def test_a_long_numeric_secret_is_redacted_as_the_float_nearest_it(monkeypatch):
+    """A second review: past 2**53 a float holds no such secret exactly (``int(float(s)) != s``), and its 16-17
+    digits reached the report: the float nearest the secret is redacted."""
+    from pytest_agentops.harness import secrets
+
+    monkeypatch.setenv("AGENTOPS_LONG_PIN_PASSWORD", "12345678901234567890")
+    secrets.refresh()
+    try:
+        assert secrets.is_secret_number(float(12345678901234567890))
+        assert secrets.is_secret_number(12345678901234567890) and not secrets.is_secret_number(1.2345678e19)
+    finally:
+        monkeypatch.delenv("AGENTOPS_LONG_PIN_PASSWORD")
+        secrets.refresh()
+
+
 def test_a_mapping_with_nothing_to_mask_is_shown_as_it_is_and_one_that_cannot_be_read_is_left_to_its_repr():
     import collections
     from collections.abc import Mapping

@@ -62,6 +62,7 @@ MIN_SECRET_LENGTH = 8
 _env_pattern: re.Pattern[str] | None = None  # the environment's secret values, longest first
 _env_longest = 0
 _env_numbers: frozenset[int] = frozenset()  # the environment's secret values that are whole numbers (a PIN)
+_env_floats: frozenset[float] = frozenset()  # the same as the floats nearest them
 
 
 def is_secret_name(name: str) -> bool:
@@ -134,7 +135,7 @@ _compiled: tuple[frozenset[str], re.Pattern[str] | None, int] | None = None
 def refresh(environ: Mapping[str, str] | None = None) -> None:
     """Read the environment's secrets again (a campaign does when it starts and ends; so does writing a report),
     with those read before (``_read_before``)."""
-    global _env_pattern, _env_longest, _env_numbers, _compiled
+    global _env_pattern, _env_longest, _env_numbers, _env_floats, _compiled
     now = environment_secrets(environ)
     for value in now:
         _read_before.pop(value, None)
@@ -158,6 +159,7 @@ def refresh(environ: Mapping[str, str] | None = None) -> None:
     # (eight significant digits at least: ``00000001`` would redact every 1)
     _env_numbers = frozenset(int(v) for v in values
                              if v.isascii() and v.isdigit() and len(v.lstrip("0")) >= MIN_SECRET_LENGTH)
+    _env_floats = frozenset(float(n) for n in _env_numbers if n < 2 ** 1000)
 
 
 def is_secret_number(value: Any) -> bool:
@@ -168,7 +170,8 @@ def is_secret_number(value: Any) -> bool:
     cls = type(value)
     if cls is int:
         return value in _env_numbers
-    return cls is float and value.is_integer() and int(value) in _env_numbers
+    # (as the float nearest each secret: above 2**53 a float holds none exactly, and its digits still show it)
+    return cls is float and value.is_integer() and value in _env_floats
 
 
 #: Names the user gave (test node ids, scenario names) that a secret's shape must not redact where they stand
@@ -375,8 +378,12 @@ def redact_warning(recorded: Any) -> None:
 class RedactingStream:
     """A text stream that redacts what is written to it and passes everything else to the stream it wraps."""
 
+    #: (read by ``process.kept_state``, which compares the streams a campaign found with those it leaves)
+    redacting_wrapper = True
+
     def __init__(self, stream: Any):
         self._stream = stream
+        self.wrapped = stream
         self.live = True  # False once its campaigns are over: kept by someone who wrapped it, it passes text as is
 
     def write(self, text: str) -> int:

@@ -190,7 +190,10 @@ def _put_argv(before: tuple[Any, list[str]]) -> None:
 
 
 def _streams() -> tuple[Any, Any, Any]:
-    return sys.stdin, sys.stdout, sys.stderr
+    """The standard streams, each without the campaign's own redacting wrapper (``secrets.RedactingStream``, put in
+    a stream that takes no attributes while the campaign runs, and taken out at its end): the stream it wraps."""
+    return tuple(getattr(s, "wrapped", s) if getattr(type(s), "redacting_wrapper", False) else s  # type: ignore
+                 for s in (sys.stdin, sys.stdout, sys.stderr))
 
 
 def _put_streams(before: tuple[Any, Any, Any]) -> None:

@@ -14,7 +14,8 @@ waits, for a slow call or for the trial's async code), or holds it for very long
 background loop), opens the lane: the trial's jobs then run at once, as before, their order no longer kept. A
 job that computes keeps its turn however slowly a loaded machine lets it run (the lane opened after a second of
 real time: at concurrency 8, a job of 0.25 s of CPU took longer, and which of two calls drew a fault differed
-between runs and from the trial's replay). What a job
+between runs and from the trial's replay), but for one kept waiting for the interpreter's lock that long by
+others' long C calls (a ``sum(range(30_000_000))`` holds it 0.4 s), which uses no CPU either. What a job
 calls back into the loop (``anyio.from_thread.run``, ``run_coroutine_threadsafe``) hands its own jobs over
 outside the lane: they never wait for the turn the job itself holds.
 """
@@ -120,8 +121,9 @@ class JobLane:
             self.since, self.cpu_clock = self.cpu_at, clock
             try:
                 return func(*args)
-            finally:
-                self.cpu_clock = None  # (its thread may go on to other work: not this job's)
+            finally:  # (its thread may go on to other work: not this job's; the patience counts from its end now,
+                # until the loop sees it, as ``ended`` does: a job that took long must not open the lane as it ends)
+                self.since, self.cpu_clock = real_monotonic(), None
         return started
 
     def ended(self, hand_over: Callable[[Callable[[], None]], None]) -> None:
