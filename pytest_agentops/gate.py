@@ -382,11 +382,21 @@ def evaluate_gate(current: dict[str, dict[str, Any]], baseline: dict[str, dict[s
     return findings
 
 
+def _errors(campaign: dict[str, Any]) -> int:
+    """The campaign's trials that ended in an error: its ``outcomes``' count, or, where a report has none (it may
+    be null or left out), its records' (a review: a campaign of errors without ``outcomes`` passed the gate, "no
+    trial ended in an error"; one with ``"outcomes": null`` crashed it)."""
+    outcomes = campaign.get("outcomes")
+    if isinstance(outcomes, dict):
+        return outcomes.get("error", 0)
+    return sum(1 for record in campaign.get("records") or () if record.get("outcome") == "error")
+
+
 def _verdict_findings(name: str, campaign: dict[str, Any], allow_inconclusive: bool) -> list[GateFinding]:
     """A campaign's own verdicts (an ``xfail`` campaign's failures expected), or that it had none to judge."""
     expected_failure = bool(campaign.get("xfail"))
     if not campaign.get("verdicts") and not expected_failure:
-        errors = campaign.get("outcomes", {}).get("error", 0)
+        errors = _errors(campaign)
         return [GateFinding(name, "no expectations", not errors,
                             f"no expectation to judge; {errors} of {campaign.get('trials')} trial(s) ended in an "
                             "error" if errors else "no expectation to judge; no trial ended in an error")]

@@ -32,6 +32,30 @@ def _gate(*args):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+@pytest.mark.parametrize("outcomes", ["null", "absent"])
+def test_a_campaign_without_expectations_is_judged_by_its_records_errors_when_it_has_no_outcomes(tmp_path, capsys,
+                                                                                                outcomes):
+    """A review: a campaign with no verdicts whose ``outcomes`` was null crashed the gate (AttributeError, exit 1:
+    "fail"); one whose ``outcomes`` was left out passed, "no trial ended in an error", though every record said
+    ``error``. Without ``outcomes`` its records' outcomes count."""
+    import json
+
+    result = run_campaign(coin_scenario(1.0, name="plain"))
+    path = write_report(tmp_path / "r.json", [result])
+    report = json.loads(path.read_text())
+    campaign = report["campaigns"][0]
+    assert campaign["verdicts"] == []
+    if outcomes == "null":
+        campaign["outcomes"] = None
+    else:
+        del campaign["outcomes"]
+    for record in campaign["records"]:
+        record["outcome"] = "error"
+    path.write_text(json.dumps(report))
+    assert main([str(path)]) == 1
+    assert f"{len(campaign['records'])} of {campaign['trials']} trial(s) ended in an error" in capsys.readouterr().out
+
+
 def test_a_report_given_twice_is_a_usage_error(tmp_path, capsys):
     """An outside review: ``--baseline r.json --baseline r.json`` said "the reports lack the baseline's scenario(s)
     ... #2" (read as a second campaign of each scenario)."""

@@ -360,6 +360,30 @@ def test_show_on_a_malformed_record_is_a_usage_error_naming_it(pytester, field, 
                                  f"trial-0: *{said}*"])
 
 
+@pytest.mark.parametrize(("where", "said"), [("campaigns", "its campaigns are NoneType, not a list"),
+                                             ("records", "campaign 'one': its records are NoneType, not a list")])
+def test_show_on_a_report_whose_lists_are_null_is_a_usage_error(pytester, where, said):
+    """A review: ``"campaigns": null`` crashed ``--agent-chaos-show`` with pytest's INTERNALERROR (exit 3)."""
+    import json
+
+    pytester.makepyfile(test_one="""
+        from pytest_agentops import Scenario
+
+        def test_one(agent_chaos):
+            agent_chaos.run(Scenario(name="one", agent=lambda task, env: "ok", trials=2, seed=1))
+    """)
+    assert pytester.runpytest("--agent-chaos", "--agent-chaos-report=r.json").ret == 0
+    report = json.loads(pytester.path.joinpath("r.json").read_text())
+    if where == "campaigns":
+        report["campaigns"] = None
+    else:
+        report["campaigns"][0]["records"] = None
+    pytester.path.joinpath("r.json").write_text(json.dumps(report))
+    result = pytester.runpytest("--agent-chaos-report=r.json", "--agent-chaos-show=one/trial-0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --agent-chaos-show: {said}: is this a pytest-agentops JSON report? *"])
+
+
 def test_the_marker_on_a_test_without_the_fixture_is_named_as_changing_nothing(pytester):
     """An outside review: ``@pytest.mark.agent_chaos(trials=2, profile="high")`` on a test calling ``run_campaign``
     (no fixture) was silently ignored: its campaign ran 20 trials under ``mid``. It warns ``UnusedSetting``."""

@@ -199,11 +199,19 @@ def timeline_lines(scenario: str, record: Mapping[str, Any], replay: str | None 
 def find_trial(report: Mapping[str, Any], scenario: str | None, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The campaign and record of trial ``index`` of ``scenario`` (None: the report's only campaign) in a JSON
     report; ``LookupError`` naming what the report holds otherwise."""
-    campaigns = [c for c in report.get("campaigns", []) if isinstance(c, dict) and not c.get("skipped")]
-    for i, campaign in enumerate(campaigns):  # (a report edited by hand, or not one of ours: say what is wrong)
+    listed = report.get("campaigns")
+    if not isinstance(listed, list):  # (a report edited by hand, or not one of ours: say what is wrong)
+        raise LookupError(f"its campaigns are {type(listed).__name__}, not a list: is this a pytest-agentops JSON "
+                          "report?")
+    campaigns = [c for c in listed if isinstance(c, dict) and not c.get("skipped")]
+    for i, campaign in enumerate(campaigns):
         if not isinstance(campaign.get("scenario"), str):
             raise LookupError(f"campaign #{i + 1} has no scenario name: is this a pytest-agentops JSON report?")
-        for j, record in enumerate(campaign.get("records", [])):
+        records = campaign.get("records")
+        if not isinstance(records, list):
+            raise LookupError(f"campaign {campaign['scenario']!r}: its records are {type(records).__name__}, not a "
+                              "list: is this a pytest-agentops JSON report?")
+        for j, record in enumerate(records):
             if not isinstance(record, dict) or isinstance(record.get("index"), bool) or \
                     not isinstance(record.get("index"), int):
                 raise LookupError(f"campaign {campaign['scenario']!r}: record #{j + 1} has no trial index: is this a "
