@@ -16,6 +16,7 @@ from .judge import judge
 from .metrics import MetricSummary, collect, summarize_all
 from .record_store import RecordStore
 from .records import OUTCOMES, MinimalFaults, TrialRecord, layer_extra
+from .stable_repr import printable
 
 __tracebackhide__ = hide_own_frames
 
@@ -281,7 +282,7 @@ class CampaignResult:
                 why = r.reason or ", ".join(r.violations)
                 if r.violations and r.reason:
                     why += f"; violations: {', '.join(r.violations)}"
-                lines.append(f"  {r.label}: {r.outcome}{': ' + why if why else ''}")
+                lines.append(f"  {r.label}: {r.outcome}{': ' + printable(why) if why else ''}")
                 lines.append(f"    {self.replay_hint(r)}")
                 shrunk = self.minimal_faults_of(r.index)
                 if shrunk is not None:

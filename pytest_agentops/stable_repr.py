@@ -37,6 +37,20 @@ def exact_str(text: str) -> str:
     return text if type(text) is str else str.__str__(text)
 
 
+#: characters a terminal acts on rather than shows: C0 controls but the tab, DEL and the C1 controls
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` (an agent's words: an exception's text, an escalation's reason, a tool's result) as one line a
+    terminal or a CI log shows and does not act on: its control characters written as escapes (``\x1b``,
+    ``\n``), so that it cannot move the cursor, retitle the window or start a line of its own (a CI log's
+    ``::error::`` workflow command)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: {"\n": "\\n", "\r": "\\r"}.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
 def without_addresses(text: str) -> str:
     """``text`` (an object's ``repr``) without the memory addresses a default ``repr`` shows (`` at 0x7f...``):
     they differ run to run, and a trial's record must not."""

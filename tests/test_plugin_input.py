@@ -384,6 +384,36 @@ def test_show_on_a_report_whose_lists_are_null_is_a_usage_error(pytester, where,
     result.stderr.fnmatch_lines([f"ERROR: --agent-chaos-show: {said}: is this a pytest-agentops JSON report? *"])
 
 
+def test_an_agents_words_reach_the_terminal_as_text_never_as_control_codes(pytester):
+    """A review: an exception's text, an escalation's reason and a tool's result came out raw in the failure
+    message, the summary and ``--agent-chaos-show``: escape sequences that clear a line, retitle the window or
+    print a green PASSED, and a newline that put ``::error title=spoof::`` at the start of a CI log's line."""
+    pytester.makepyfile(test_ansi=r"""
+from pytest_agentops import Scenario, tool
+
+@tool
+def fetch(world, s: str) -> str:
+    "Fetched text with terminal controls."
+    return "ok\x1b[2K\rFAKE"
+
+def agent(task, env):
+    env.tools["fetch"]("x")
+    raise RuntimeError("boom\x1b[2K\r\x1b]0;pwned\x07\x1b[32mPASSED\x1b[0m\n::error title=spoof::agent")
+
+def test_ansi(agent_chaos):
+    agent_chaos.run(Scenario(name="ansi", agent=agent, task="t", tools=[fetch], check=lambda w, o: False,
+                             trials=3, seed=1, faults="none", expect={"completion_rate": ">= 0.5"})).check()
+""")
+    result = pytester.runpytest("--agent-chaos", "--agent-chaos-report=r.json", "-p", "no:cacheprovider")
+    shown = pytester.runpytest("--agent-chaos-report=r.json", "--agent-chaos-show=ansi/trial-0",
+                               "-p", "no:cacheprovider")
+    for run in (result, shown):
+        out = run.stdout.str() + run.stderr.str()
+        assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+        assert not [line for line in out.splitlines() if line.startswith("::")]
+    assert r"boom\x1b[2K\r\x1b]0;pwned\x07\x1b[32mPASSED\x1b[0m\n::error title=spoof::agent" in result.stdout.str()
+
+
 def test_the_marker_on_a_test_without_the_fixture_is_named_as_changing_nothing(pytester):
     """An outside review: ``@pytest.mark.agent_chaos(trials=2, profile="high")`` on a test calling ``run_campaign``
     (no fixture) was silently ignored: its campaign ran 20 trials under ``mid``. It warns ``UnusedSetting``."""

@@ -148,6 +148,7 @@ def terminal_summary(reporter: Any, config: pytest.Config) -> None:
     if not campaigns or verbosity < -1:
         return
     from ..harness.secrets import redact_text
+    from ..stable_repr import printable
 
     reporter.section("agent chaos")
     for nodeid, data, result in campaigns:
@@ -158,7 +159,8 @@ def terminal_summary(reporter: Any, config: pytest.Config) -> None:
         except OSError as exc:  # a campaign an xdist worker spooled, damaged since: said, not a traceback
             lines = [f"ERROR: {nodeid}: its records could not be read: {exc.filename or ''} ({exc.strerror or exc})"]
         for line in lines:  # (a replay's timeline shows its trace's event and model names, not redacted before)
-            reporter.write_line(redact_text(line), red=line.startswith("ERROR") or line.lstrip().startswith("WARNING"))
+            reporter.write_line(printable(redact_text(line)),
+                                red=line.startswith("ERROR") or line.lstrip().startswith("WARNING"))
 
 
 def show(config: pytest.Config, opts: ChaosOptions) -> None:
@@ -199,9 +201,10 @@ def show(config: pytest.Config, opts: ChaosOptions) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     write = reporter.write_line if reporter is not None else print
     from ..harness.secrets import redact_text
+    from ..stable_repr import printable
 
-    for line in lines:
-        write(redact_text(line))
+    for line in lines:  # (an agent's words in it: shown, never acted on by the terminal or a CI log)
+        write(printable(redact_text(line)))
 
 
 def _last_report(config: pytest.Config, opts: ChaosOptions) -> Path:
