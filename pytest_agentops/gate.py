@@ -8,7 +8,8 @@ share ``--alpha`` (each at ``--alpha`` over their number in the run: Bonferroni)
 the gate with probability at most ``--alpha``; each test, at its share ``a`` of it:
 
 * a rate of trials (completion): the one-sided Fisher exact test when both campaigns ran every trial; when
-  either stopped early (its count depends on when it stopped), the anytime-valid mixture bounds of the two
+  either stopped early, by its judges or its spend cap (its count depends on when it stopped), the anytime-valid
+  mixture bounds of the two
   rates at a/2 each must separate (candidate's upper below baseline's lower, minus ``--margin``);
 * a share inside trials (tool_success_rate): trial by trial, the betting bounds of the two per-trial means at
   a/2 each must separate;
@@ -419,12 +420,20 @@ def _baseline_findings(name: str, campaign: dict[str, Any], base: dict[str, Any]
     return [f for f in found if f is not None]
 
 
+def _stopped(campaign: dict[str, Any]) -> bool:
+    """Whether the campaign stopped before its planned trials on what its trials did: its judges' early stop, or
+    its spend cap (costly trials end it sooner: a review saw a capped campaign's 21 of 100 trials tested as a
+    full run, by Fisher's fixed-sample test)."""
+    spend = campaign.get("spend")
+    return bool(campaign.get("stopped_early") or (isinstance(spend, dict) and spend.get("stopped_by_cap")))
+
+
 def _rate_regression(name: str, metric: str, cur: dict[str, Any], base: dict[str, Any], alpha: float,
                      margin: float) -> GateFinding | None:
     cur_m, base_m = cur["metrics"].get(metric), base["metrics"].get(metric)
     if not cur_m or not base_m or cur_m.get("k") is None or base_m.get("k") is None:
         return None
-    stopped = cur.get("stopped_early") or base.get("stopped_early")
+    stopped = _stopped(cur) or _stopped(base)
     check = f"regression:{metric}"
     units = (cur.get("unit_trials") or 1, base.get("unit_trials") or 1)
     if metric in _SHARES or max(units) > 1:  # betting bounds on per-trial shares, or on each unit's mean of them
@@ -491,7 +500,7 @@ def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str,
     if cur_v is None or base_v is None:
         return None
     check = f"growth:{metric}.{q}"
-    if base.get("stopped_early"):
+    if _stopped(base):
         return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, the "
                                               "baseline stopped early (its p95 is not a fixed-sample order statistic);"
                                               " make the baseline with early_stop: false to test growth", tested=False)
@@ -519,7 +528,7 @@ def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str,
     limit = bound * (1 + max_growth)
     allowed = 1 - level
     above = sum(v > limit for v in cur_values)
-    if cur.get("stopped_early"):
+    if _stopped(cur):
         lower = mixture_rate_bounds(above, n1, 1 - alpha / 2)[0]
         grew = lower > allowed
         how = f"anytime-valid lower bound {lower:.3g}"

@@ -56,6 +56,28 @@ def test_a_campaign_without_expectations_is_judged_by_its_records_errors_when_it
     assert f"{len(campaign['records'])} of {campaign['trials']} trial(s) ended in an error" in capsys.readouterr().out
 
 
+def test_a_campaign_its_spend_cap_stopped_is_tested_as_one_that_stopped_early(tmp_path, capsys):
+    """A review: a campaign its spend cap stopped after 21 of 100 trials (where it stops depends on what its
+    trials cost) said ``stopped_early: false``, and the gate tested it against its baseline with Fisher's
+    fixed-sample test, as a full run. It is tested with the anytime-valid bounds, as an early stop is."""
+    def spends(task, env):
+        env.record_usage(input_tokens=1000, output_tokens=0, model="m")
+        return "done"
+
+    def campaign(cap):
+        return run_campaign(coin_scenario(1.0, name="refund", agent=spends, trials=100, early_stop=False,
+                                          expect={"completion_rate": ">= 0.5"}, max_campaign_tokens=cap))
+
+    base = write_report(tmp_path / "base.json", [campaign(None)])
+    capped = campaign(21_000)
+    assert capped.n < 100 and not capped.stopped_early
+    now = write_report(tmp_path / "now.json", [capped])
+    main([str(now), "--baseline", str(base), "--allow-inconclusive"])
+    out = capsys.readouterr().out
+    [line] = [x for x in out.splitlines() if "regression:completion_rate" in x]
+    assert "anytime-valid bounds" in line and "Fisher" not in line
+
+
 def test_a_report_given_twice_is_a_usage_error(tmp_path, capsys):
     """An outside review: ``--baseline r.json --baseline r.json`` said "the reports lack the baseline's scenario(s)
     ... #2" (read as a second campaign of each scenario)."""
