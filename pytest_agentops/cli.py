@@ -142,6 +142,9 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
     except AgentOpsError as exc:
         print(f"agentops-compare: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # (never a verdict: the pairs run so far decide nothing)
+        print("agentops-compare: interrupted: no verdict", file=sys.stderr)
+        return 130
     print(result.summary())
     if args.json:
         try:

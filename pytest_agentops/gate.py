@@ -388,9 +388,9 @@ def _errors(campaign: dict[str, Any]) -> int:
     be null or left out), its records' (a review: a campaign of errors without ``outcomes`` passed the gate, "no
     trial ended in an error"; one with ``"outcomes": null`` crashed it)."""
     outcomes = campaign.get("outcomes")
-    if isinstance(outcomes, dict):
-        return outcomes.get("error", 0)
-    return sum(1 for record in campaign.get("records") or () if record.get("outcome") == "error")
+    counted = outcomes.get("error", 0) if isinstance(outcomes, dict) else 0
+    recorded = sum(1 for record in campaign.get("records") or () if record.get("outcome") == "error")
+    return max(counted, recorded)  # (the two disagree only in a report edited by hand: the more errors count)
 
 
 def _verdict_findings(name: str, campaign: dict[str, Any], allow_inconclusive: bool) -> list[GateFinding]:
@@ -425,7 +425,7 @@ def _stopped(campaign: dict[str, Any]) -> bool:
     its spend cap (costly trials end it sooner: a review saw a capped campaign's 21 of 100 trials tested as a
     full run, by Fisher's fixed-sample test)."""
     spend = campaign.get("spend")
-    return bool(campaign.get("stopped_early") or (isinstance(spend, dict) and spend.get("stopped_by_cap")))
+    return campaign.get("stopped_early") is True or (isinstance(spend, dict) and spend.get("stopped_by_cap") is True)
 
 
 def _rate_regression(name: str, metric: str, cur: dict[str, Any], base: dict[str, Any], alpha: float,
@@ -503,7 +503,8 @@ def _growth(name: str, metric: str, q: str, cur: dict[str, Any], base: dict[str,
     if _stopped(base):
         return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, the "
                                               "baseline stopped early (its p95 is not a fixed-sample order statistic);"
-                                              " make the baseline with early_stop: false to test growth", tested=False)
+                                              " make the baseline with early_stop: false and no spend cap it reaches "
+                                              "to test growth", tested=False)
     units = (cur.get("unit_trials") or 1, base.get("unit_trials") or 1)
     if max(units) > 1:
         return GateFinding(name, check, True, f"{metric}.{q}: {cur_v:g} now vs {base_v:g} baseline: NOT TESTED, a "

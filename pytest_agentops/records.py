@@ -184,7 +184,7 @@ make_trial_record = slot_maker(TrialRecord)
 
 
 _JSON_LEAVES = (str, int, float, bool, type(None))
-_LONGEST = 2 ** 64  # (the longest int ``not_json`` passes: JSON readers keep at most that)
+_LONGEST = 2 ** 64  # (ints ``not_json`` passes: from -2**63 to below this, what 64-bit readers hold)
 
 
 def not_json(value: Any, at: str = "") -> str | None:
@@ -192,7 +192,7 @@ def not_json(value: Any, at: str = "") -> str | None:
     them), and where, as ``a frozenset at ['tags']``; None when it all is."""
     if isinstance(value, float):  # (a report writes no nan or infinity)
         return None if math.isfinite(value) else f"the float {float.__repr__(value)} at {at or 'the top'}"
-    if isinstance(value, int) and not isinstance(value, bool) and not -_LONGEST < value < _LONGEST:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2 ** 63) <= value < _LONGEST:
         return f"an int of {int(value).bit_length()} bits at {at or 'the top'} (a report writes at most 64)"
     if isinstance(value, _JSON_LEAVES):
         return None

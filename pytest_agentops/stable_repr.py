@@ -127,7 +127,9 @@ def _shown(value: Any, path: set[int]) -> str:
             # (the same for a deque, OrderedDict or Counter of a class that iterates itself its own way: read as the
             # built-in type holds it; one that keeps the built-in iteration shows its own ``repr``, as before)
             if isinstance(value, collections.deque):
-                return f"{cls.__name__}([{', '.join(_shown(v, path) for v in collections.deque.__iter__(value))}])"
+                members = ", ".join(_shown(v, path) for v in collections.deque.__iter__(value))
+                bound = "" if value.maxlen is None else f", maxlen={value.maxlen}"
+                return f"{cls.__name__}([{members}]{bound})"
             return f"{cls.__name__}({{{_items(dict(dict.items(value)), path)}}})"
         return without_addresses(repr(value))
     guarded = kind in _AGAIN  # (as ``repr``: a named tuple or a model is not guarded, the list inside it is)
@@ -170,7 +172,8 @@ _ITERATED_BY_REPR = (collections.deque, collections.OrderedDict, collections.Cou
 def _iteration_overridden(cls: type) -> bool:
     """Whether ``cls`` (a subclass of one of ``_ITERATED_BY_REPR``) iterates itself otherwise than its base."""
     base = next(b for b in _ITERATED_BY_REPR if issubclass(cls, b))
-    return any(getattr(cls, name, None) is not getattr(base, name, None) for name in ("__iter__", "keys", "items"))
+    return any(getattr(cls, name, None) is not getattr(base, name, None)
+               for name in ("__iter__", "keys", "items", "most_common"))
 
 
 def _items(value: Any, path: set[int]) -> str:

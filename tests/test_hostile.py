@@ -566,6 +566,29 @@ def test_a_stream_the_campaign_wraps_to_redact_is_not_taken_for_a_change(monkeyp
     assert sys.stdout is stream
 
 
+def test_an_agents_stream_cannot_pass_for_the_campaigns_own_wrapper():
+    """A third review: the check of the streams took any stream whose class said ``redacting_wrapper = True`` for
+    the campaign's own wrapper: an agent's ``sys.stdout`` so marked stayed for the session, unnamed. Only the
+    wrapper objects the campaign put in place are read through."""
+    import io
+
+    from pytest_agentops.errors import ProcessStateChanged
+
+    class Fake(io.StringIO):
+        redacting_wrapper = True
+
+    def agent(task, env):
+        fake = Fake()
+        fake.wrapped = sys.stdout  # (the stream it replaces: read through, it looked unchanged)
+        sys.stdout = fake
+        return "ok"
+
+    before = sys.stdout
+    with pytest.warns(ProcessStateChanged, match="sys.stdout"):
+        _campaign(agent, trials=1)
+    assert sys.stdout is before
+
+
 def test_campaigns_running_at_once_put_the_state_back_once_the_last_ends():
     """One campaign ending while another runs must not undo what is in use by the other (it also named the
     other's changes as its own)."""

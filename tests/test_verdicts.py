@@ -611,6 +611,47 @@ def test_a_comparisons_sides_keep_their_own_spend_caps_across_its_blocks(capped)
     assert len(result.baseline_records) == result.pairs
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_sides_spend_cap_holds_across_blocks_the_same_at_any_concurrency(concurrency):
+    """A third review: with one ledger across a side's blocks, the spend gate read the trials in flight by their
+    place in the block, so a block's first trials were taken for earlier blocks' ones, already paid: a cap of
+    30,500 tokens at 1,000 a trial let 30, 32 or 31 pairs through at concurrency 1, 4 or 8."""
+    def spends(task, env):
+        env.record_usage(input_tokens=1000, output_tokens=0, model="m")
+        return "done"
+
+    def side(name, cap):
+        return Scenario(name=name, agent=spends, task="t", trials=100, faults=Faults.none(), check=lambda w, o: True,
+                        max_campaign_tokens=cap)
+
+    result = compare_campaigns(side("base", None), side("cand", 30_500), seed=1, concurrency=concurrency,
+                               early_stop=False, block=10)
+    assert result.pairs == 30 and sum(r.input_tokens for r in result.candidate_records) == 30_000
+    assert result.stopped_early and "exact" not in result.findings[0].method  # (no one-look test of a cut)
+
+
+def test_ctrl_c_in_a_comparison_ends_it_without_a_verdict():
+    """A third review: ``Ctrl-C`` ended the block under way, which the comparison took for a spend cap's cut: it
+    returned a passing comparison of the pairs run so far (``agentops-compare`` exited 0, even with ``--full``)."""
+    import _thread
+    import threading
+
+    started = threading.Event()
+
+    def agent(task, env):
+        started.set()
+        return "done"
+
+    def press():
+        started.wait(30)
+        _thread.interrupt_main()
+
+    side = Scenario(name="slow", agent=agent, task="t", trials=100_000, faults=Faults.none(), check=lambda w, o: True)
+    threading.Thread(target=press, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        compare_campaigns(side, side.replace(name="same"), seed=1, early_stop=False)
+
+
 def test_a_candidate_keeps_its_own_isolation_in_a_comparison():
     """A review: the candidate (the agent trusted least) ran in-process with the baseline's settings, its
     ``isolation="process"`` dropped without a word."""

@@ -328,8 +328,15 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
     def pairs() -> Iterator[tuple[TrialRecord, TrialRecord]]:  # run block by block, as far as they are read
         for start in range(0, max_pairs, size):
             indices = list(range(start, min(start + size, max_pairs)))
-            b_block, _ = Runner(baseline, base_settings, trace_budget=False, layers=sides[0]).run(indices)
-            c_block, _ = Runner(candidate, cand_settings, trace_budget=False, layers=sides[1]).run(indices)
+            blocks = []
+            for scenario, settings, layers in ((baseline, base_settings, sides[0]),
+                                               (candidate, cand_settings, sides[1])):
+                runner = Runner(scenario, settings, trace_budget=False, layers=layers)
+                block, _ = runner.run(indices)
+                if runner.interrupted:  # Ctrl-C: the comparison ends with it (its short block is no cap's cut)
+                    raise KeyboardInterrupt
+                blocks.append(block)
+            b_block, c_block = blocks
             yield from zip(b_block, c_block, strict=False)  # (the shorter: the pairs both sides have)
             if len(b_block) < len(indices) or len(c_block) < len(indices):
                 cut[0] = True
@@ -344,8 +351,9 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
             layers.close()
     stopped = stopped or cut[0]
     used = len(b_records)
-    # a full run (no early stop) looks once: the exact binomial tests (McNemar, sign) on the pairs that differ
-    exact = not base_settings.early_stop
+    # a full run (no early stop) looks once: the exact binomial tests (McNemar, sign) on the pairs that differ; one
+    # a spend cap cut keeps the sequential tests (where it stopped depends on what the trials cost)
+    exact = not base_settings.early_stop and not cut[0]
     p_reg, p_ni = (list(ps) for ps in zip(*(t.final_p(exact) for t in tests), strict=True))
     regressions = holm(p_reg, alpha)
     non_inferior = holm(p_ni, alpha)

@@ -524,7 +524,9 @@ class Runner:
                 # stop the campaign: an early stop discards what was launched past it
                 horizon = limit if not judges else min(limit, self._horizon(judges, prefix))
                 fill = self._in_flight if position else self._first_fill
-                while len(flying) < fill and position < horizon and self.spend.may_launch(flying):
+                # (the spend gate reads trials by their index: a comparison's blocks share one ledger)
+                while len(flying) < fill and position < horizon and \
+                        self.spend.may_launch([indices[p] for p in flying]):
                     flying[position] = self.launch(indices[position])
                     position += 1
                 self._refill = position < horizon  # stopped by the queue depth
@@ -551,7 +553,7 @@ class Runner:
                         and since + limit_s <= now]
                 if late:
                     done.update(self._time_out(late))
-                halt = self.spend.halt(position, flying)  # the spend cap ends the campaign here
+                halt = self.spend.halt(position, [indices[p] for p in flying], indices[0] if limit else 0)
                 if halt is not None:  # trials past the stop run on unjudged: their calls fit the cap, and are metered
                     limit = min(limit, halt)
                     for p in [p for p in done if p >= limit]:

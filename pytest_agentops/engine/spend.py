@@ -64,15 +64,18 @@ class SpendGate:
         if self.ledger is not None:
             self.ledger.restart(index)
 
-    def halt(self, launched: int, in_flight: Iterable[int]) -> int | None:
-        """The number of launch-order trials to judge when the cap ends the campaign now, else None."""
+    def halt(self, launched: int, in_flight: Iterable[int], first: int = 0) -> int | None:
+        """The number of launch-order trials to judge when the cap ends the campaign now, else None (``in_flight``:
+        the indices of the trials running; ``first``: the index of the first trial of this run, a comparison's
+        block: its trials are positions ``index - first``)."""
         ledger = self.ledger
         if ledger is None:
             return None
         flying = list(in_flight)
         if ledger.cut:
             self.stopped = True
-            return min(min(ledger.cut), launched)
+            here = [index - first for index in ledger.cut if index >= first]  # (one cut in an earlier block: none)
+            return min(min(here), launched) if here else 0
         if not flying and not self.may_launch(()):
             self.stopped = True
             return launched

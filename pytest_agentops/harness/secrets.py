@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import hide_own_frames, show_failures_through
+from ..process.kept_state import forget_stream, own_stream
 from ..process.patch import ProcessPatch
 from ..stable_repr import exact_containers, exact_str
 
@@ -378,12 +379,8 @@ def redact_warning(recorded: Any) -> None:
 class RedactingStream:
     """A text stream that redacts what is written to it and passes everything else to the stream it wraps."""
 
-    #: (read by ``process.kept_state``, which compares the streams a campaign found with those it leaves)
-    redacting_wrapper = True
-
     def __init__(self, stream: Any):
         self._stream = stream
-        self.wrapped = stream
         self.live = True  # False once its campaigns are over: kept by someone who wrapped it, it passes text as is
 
     def write(self, text: str) -> int:
@@ -472,8 +469,10 @@ def _hold_stream(name: str) -> Callable[[], None]:
         return put_back
     wrapped = RedactingStream(stream)
     setattr(sys, name, wrapped)
+    own_stream(wrapped, stream)  # (the campaign's check of the streams reads it as ``stream``)
 
     def unwrap() -> None:
+        forget_stream(wrapped)
         wrapped.live = False  # (kept inside someone else's wrapper: it passes text as is from now on)
         if getattr(sys, name) is wrapped:  # (someone else replaced it since: leave theirs)
             setattr(sys, name, stream)

@@ -189,11 +189,29 @@ def _put_argv(before: tuple[Any, list[str]]) -> None:
     sys.argv = argv
 
 
+#: id -> (wrapper, the stream it wraps) of the harness's own stream wrappers in place now (``own_stream``)
+_OWN_STREAMS: dict[int, tuple[Any, Any]] = {}
+
+
+def own_stream(wrapper: Any, wrapped: Any) -> None:
+    """The harness put ``wrapper`` in place of ``wrapped`` (``secrets.RedactingStream``, while campaigns run):
+    the check of the streams reads it as ``wrapped``, this very object only (a class attribute would let an
+    agent's stream pass for one)."""
+    _OWN_STREAMS[id(wrapper)] = (wrapper, wrapped)
+
+
+def forget_stream(wrapper: Any) -> None:
+    """The harness took ``wrapper`` out again (``own_stream``)."""
+    _OWN_STREAMS.pop(id(wrapper), None)
+
+
 def _streams() -> tuple[Any, Any, Any]:
-    """The standard streams, each without the campaign's own redacting wrapper (``secrets.RedactingStream``, put in
-    a stream that takes no attributes while the campaign runs, and taken out at its end): the stream it wraps."""
-    return tuple(getattr(s, "wrapped", s) if getattr(type(s), "redacting_wrapper", False) else s  # type: ignore
-                 for s in (sys.stdin, sys.stdout, sys.stderr))
+    """The standard streams, each of the harness's own wrappers read as the stream it wraps (``own_stream``)."""
+    found = []
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        own = _OWN_STREAMS.get(id(stream))
+        found.append(own[1] if own is not None and own[0] is stream else stream)
+    return found[0], found[1], found[2]
 
 
 def _put_streams(before: tuple[Any, Any, Any]) -> None:

@@ -195,7 +195,8 @@ class AgentChaos:
 
     def _replay_side(self, scenario: Scenario | None, base: Any, overrides: dict[str, Any]) -> None:
         """Under ``--agent-chaos-replay`` naming a trial of one side of a comparison (``scenario``): that side's
-        trial alone, run with the comparison's settings (the baseline's, which both sides ran with), shown and
+        trial alone, run with the comparison's seed, trials, faults and confidence (the baseline's, which both sides
+        ran with; each side's own isolation, spend cap and cassettes, as in the comparison), shown and
         reported as any replay; of another campaign (None): nothing, as for ``run``. The comparison itself is not
         made."""
         if scenario is None:
