@@ -588,6 +588,18 @@ def test_the_worse_pairs_of_a_comparison_say_how_the_candidate_did_worse():
                                          for i in range(3))
 
 
+def _thousand_a_trial(task, env):
+    """An agent that spends 1,000 tokens a trial."""
+    env.record_usage(input_tokens=1000, output_tokens=0, model="m")
+    return "done"
+
+
+def _capped_side(name, cap, trials):
+    """A side of a comparison whose trials cost 1,000 tokens each, under a spend cap of ``cap`` tokens."""
+    return Scenario(name=name, agent=_thousand_a_trial, task="t", trials=trials, faults=Faults.none(),
+                    check=lambda w, o: True, max_campaign_tokens=cap)
+
+
 @pytest.mark.parametrize("capped", ["both", "candidate"])
 def test_a_comparisons_sides_keep_their_own_spend_caps_across_its_blocks(capped):
     """A review: each block of pairs ran a Runner of its own, so a side's spend cap held per block (a cap of 20,000
@@ -595,16 +607,8 @@ def test_a_comparisons_sides_keep_their_own_spend_caps_across_its_blocks(capped)
     side cut short by its cap crashed the comparison (``zip() argument 2 is longer``), which ``agentops-compare``
     reported as a regression (exit 1). Each side is one campaign now, with its own cap; the comparison stops at
     the pairs both sides have."""
-    def spends(task, env):
-        env.record_usage(input_tokens=1000, output_tokens=0, model="m")
-        return "done"
-
-    def side(name, cap):
-        return Scenario(name=name, agent=spends, task="t", trials=200, faults=Faults.none(), check=lambda w, o: True,
-                        max_campaign_tokens=cap)
-
-    result = compare_campaigns(side("base", 20_000 if capped == "both" else None), side("cand", 5_000), seed=1,
-                               concurrency=4, early_stop=False, block=25)
+    result = compare_campaigns(_capped_side("base", 20_000 if capped == "both" else None, 200),
+                               _capped_side("cand", 5_000, 200), seed=1, concurrency=4, early_stop=False, block=25)
     tokens = [sum(r.input_tokens for r in records) for records in (result.baseline_records,
                                                                    result.candidate_records)]
     assert tokens[1] <= 5_000 and result.pairs == len(result.candidate_records) < 200 and result.stopped_early
@@ -616,16 +620,8 @@ def test_a_sides_spend_cap_holds_across_blocks_the_same_at_any_concurrency(concu
     """A third review: with one ledger across a side's blocks, the spend gate read the trials in flight by their
     place in the block, so a block's first trials were taken for earlier blocks' ones, already paid: a cap of
     30,500 tokens at 1,000 a trial let 30, 32 or 31 pairs through at concurrency 1, 4 or 8."""
-    def spends(task, env):
-        env.record_usage(input_tokens=1000, output_tokens=0, model="m")
-        return "done"
-
-    def side(name, cap):
-        return Scenario(name=name, agent=spends, task="t", trials=100, faults=Faults.none(), check=lambda w, o: True,
-                        max_campaign_tokens=cap)
-
-    result = compare_campaigns(side("base", None), side("cand", 30_500), seed=1, concurrency=concurrency,
-                               early_stop=False, block=10)
+    result = compare_campaigns(_capped_side("base", None, 100), _capped_side("cand", 30_500, 100), seed=1,
+                               concurrency=concurrency, early_stop=False, block=10)
     assert result.pairs == 30 and sum(r.input_tokens for r in result.candidate_records) == 30_000
     assert result.stopped_early and "exact" not in result.findings[0].method  # (no one-look test of a cut)
 
