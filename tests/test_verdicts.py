@@ -642,7 +642,7 @@ def test_ctrl_c_in_a_comparison_ends_it_without_a_verdict():
         started.wait(30)
         _thread.interrupt_main()
 
-    side = Scenario(name="slow", agent=agent, task="t", trials=100_000, faults=Faults.none(), check=lambda w, o: True)
+    side = Scenario(name="slow", agent=agent, task="t", trials=20_000, faults=Faults.none(), check=lambda w, o: True)
     threading.Thread(target=press, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         compare_campaigns(side, side.replace(name="same"), seed=1, early_stop=False)
