@@ -9,8 +9,8 @@ the gate with probability at most ``--alpha``; each test, at its share ``a`` of 
 
 * a rate of trials (completion): the one-sided Fisher exact test when both campaigns ran every trial; when
   either stopped early, by its judges or its spend cap (its count depends on when it stopped), the anytime-valid
-  mixture bounds of the two
-  rates at a/2 each must separate (candidate's upper below baseline's lower, minus ``--margin``);
+  mixture bounds of the two rates at a/2 each must separate (candidate's upper below baseline's lower, minus
+  ``--margin``);
 * a share inside trials (tool_success_rate): trial by trial, the betting bounds of the two per-trial means at
   a/2 each must separate;
 * the p95 growth: a growth beyond ``--max-growth`` of the candidate's true p95 over the baseline's. The

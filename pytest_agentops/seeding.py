@@ -163,7 +163,6 @@ def canonical(value: Any) -> str:
         return stable_repr(value)
 
 
-
 def trial_seed(campaign_seed: int, index: int) -> int:
     """The seed of trial ``index`` of the campaign seeded ``campaign_seed``: from the first two words of
     ``numpy.random.SeedSequence(campaign_seed, spawn_key=(index,)).generate_state(2, numpy.uint32)``, worked

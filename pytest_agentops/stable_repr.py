@@ -120,16 +120,13 @@ def _shown(value: Any, path: set[int]) -> str:
         if isinstance(value, (set, frozenset)) and cls.__repr__ in (set.__repr__, frozenset.__repr__):
             # (a set's own ``repr`` lists it through the subclass's ``__iter__``, in one C call: an endless one
             # grew the process until the kernel killed it; the built-in iteration, in members' order, as a set's)
-            base = set if isinstance(value, set) else frozenset
-            members = sorted(_shown(v, path) for v in base.__iter__(value))
-            return f"{cls.__name__}({{{', '.join(members)}}})" if members else f"{cls.__name__}()"
+            members = _set_members(value, set if isinstance(value, set) else frozenset, path)
+            return f"{cls.__name__}({members})" if value else f"{cls.__name__}()"
         if isinstance(value, _ITERATED_BY_REPR) and _iteration_overridden(cls):
             # (the same for a deque, OrderedDict or Counter of a class that iterates itself its own way: read as the
             # built-in type holds it; one that keeps the built-in iteration shows its own ``repr``, as before)
             if isinstance(value, collections.deque):
-                members = ", ".join(_shown(v, path) for v in collections.deque.__iter__(value))
-                bound = "" if value.maxlen is None else f", maxlen={value.maxlen}"
-                return f"{cls.__name__}([{members}]{bound})"
+                return _deque_text(cls.__name__, value, path)
             return f"{cls.__name__}({{{_items(dict(dict.items(value)), path)}}})"
         return without_addresses(repr(value))
     guarded = kind in _AGAIN  # (as ``repr``: a named tuple or a model is not guarded, the list inside it is)
@@ -147,7 +144,7 @@ def _shown(value: Any, path: set[int]) -> str:
         if cls is set or cls is frozenset:
             if not value:
                 return f"{cls.__name__}()"
-            members = "{" + ", ".join(sorted(_shown(v, path) for v in value)) + "}"
+            members = _set_members(value, cls, path)
             return members if cls is set else f"frozenset({members})"
         if cls in _STDLIB:
             return _shown_stdlib(value, cls, path)
@@ -176,6 +173,18 @@ def _iteration_overridden(cls: type) -> bool:
                for name in ("__iter__", "keys", "items", "most_common"))
 
 
+def _set_members(value: Any, base: type, path: set[int]) -> str:
+    """``{...}`` of a set's members in the order of their texts, read through ``base``'s own iteration (a subclass's
+    ``__iter__`` is not asked)."""
+    return "{" + ", ".join(sorted(_shown(v, path) for v in base.__iter__(value))) + "}"
+
+
+def _deque_text(name: str, value: Any, path: set[int]) -> str:
+    """``name([...])`` of a deque (with its ``maxlen``), read through the deque's own iteration."""
+    members = ", ".join(_shown(v, path) for v in collections.deque.__iter__(value))
+    return f"{name}([{members}])" if value.maxlen is None else f"{name}([{members}], maxlen={value.maxlen})"
+
+
 def _items(value: Any, path: set[int]) -> str:
     return ", ".join(f"{_shown(k, path)}: {_shown(v, path)}" for k, v in value.items())
 
@@ -199,8 +208,7 @@ def _shown_stdlib(value: Any, cls: type, path: set[int]) -> str:
             return f"Counter({{{_items(value, path)}}})"
         return "Counter({" + ", ".join(f"{_shown(k, path)}: {_shown(v, path)}" for k, v in items) + "})"
     if cls is collections.deque:
-        members = "[" + ", ".join(_shown(v, path) for v in value) + "]"
-        return f"deque({members})" if value.maxlen is None else f"deque({members}, maxlen={value.maxlen})"
+        return _deque_text("deque", value, path)
     return "namespace(" + ", ".join(f"{k}={_shown(v, path)}" for k, v in vars(value).items()) + ")"
 
 

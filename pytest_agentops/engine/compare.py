@@ -321,7 +321,6 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
     b_records: list[TrialRecord] = []
     c_records: list[TrialRecord] = []
 
-    cut = [False]  # a side's spend cap cut its block short: the comparison stops at the pairs both sides have
     # (each side's layers kept across its blocks: one campaign a side, one spend ledger, as one run_campaign has)
     sides: list[CampaignLayers] = []
 
@@ -339,8 +338,7 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
             b_block, c_block = blocks
             yield from zip(b_block, c_block, strict=False)  # (the shorter: the pairs both sides have)
             if len(b_block) < len(indices) or len(c_block) < len(indices):
-                cut[0] = True
-                return
+                return  # a side's spend cap cut its block short: the comparison stops at the pairs both sides have
 
     try:
         sides.append(CampaignLayers(baseline, base_settings))
@@ -349,11 +347,12 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
     finally:
         for layers in sides:
             layers.close()
-    stopped = stopped or cut[0]
     used = len(b_records)
+    cut = not stopped and used < max_pairs  # (ended short of its pairs, its tests undecided: a spend cap's cut)
+    stopped = stopped or cut
     # a full run (no early stop) looks once: the exact binomial tests (McNemar, sign) on the pairs that differ; one
     # a spend cap cut keeps the sequential tests (where it stopped depends on what the trials cost)
-    exact = not base_settings.early_stop and not cut[0]
+    exact = not base_settings.early_stop and not cut
     p_reg, p_ni = (list(ps) for ps in zip(*(t.final_p(exact) for t in tests), strict=True))
     regressions = holm(p_reg, alpha)
     non_inferior = holm(p_ni, alpha)

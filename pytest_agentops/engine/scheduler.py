@@ -514,6 +514,7 @@ class Runner:
         prefix = 0  # trials 0..prefix-1 (launch order) are all done
         limit = len(indices)
         stopped_early = False
+        spend = self.spend
         holds = contextlib.ExitStack()
         try:
             holds.enter_context(campaign_patches(s.concurrency))  # gc, anyio, time: held for the whole campaign
@@ -526,7 +527,7 @@ class Runner:
                 fill = self._in_flight if position else self._first_fill
                 # (the spend gate reads trials by their index: a comparison's blocks share one ledger)
                 while len(flying) < fill and position < horizon and \
-                        self.spend.may_launch([indices[p] for p in flying]):
+                        (not spend.active or spend.may_launch([indices[p] for p in flying])):
                     flying[position] = self.launch(indices[position])
                     position += 1
                 self._refill = position < horizon  # stopped by the queue depth
@@ -553,7 +554,8 @@ class Runner:
                         and since + limit_s <= now]
                 if late:
                     done.update(self._time_out(late))
-                halt = self.spend.halt(position, [indices[p] for p in flying], indices[0] if limit else 0)
+                halt = spend.halt(position, [indices[p] for p in flying], indices[0] if len(indices) else 0) \
+                    if spend.active else None  # (the spend cap ends the campaign here)
                 if halt is not None:  # trials past the stop run on unjudged: their calls fit the cap, and are metered
                     limit = min(limit, halt)
                     for p in [p for p in done if p >= limit]:

@@ -173,17 +173,17 @@ class ThreadWorker:
                     continue
                 self._running = future
                 self.in_job = True
+            failed: BaseException | None = None
             try:
                 result = fn()
             except BaseException as exc:  # the agent's failure is data, not a crash
-                with self._switch:
-                    self._running = None
-                    self.in_job = False
-                future.set_exception(exc)
+                result, failed = None, exc
+            with self._switch:
+                self._running = None
+                self.in_job = False
+            if failed is not None:
+                future.set_exception(failed)
             else:
-                with self._switch:
-                    self._running = None
-                    self.in_job = False
                 future.set_result(result)
             if self.retired:
                 return

@@ -173,8 +173,9 @@ class TrialContext:
         if wraps:
             self.wrappers.append(part)
         if records:
+            # (a layer of the scenario's own: its record checked as made, its ``to_dict`` drawing as its hooks do)
             self.recorders.append((name, part.record if drawing is None
-                                   else _checked_record(name, drawn_from(drawing, part.record))))
+                                   else drawn_from(drawing, _checked_record(name, part.record))))
 
     def wrap_agent(self, agent: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
         """The callable the trial runs as the agent: ``agent`` wrapped by the layers that wrap it, in order."""

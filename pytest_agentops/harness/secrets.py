@@ -281,6 +281,12 @@ def redact_short(text: str, limit: int, more: str = "...") -> str:
 MAPPING_ITEMS = 100_000
 
 
+def _mapping_items(value: Mapping[Any, Any]) -> Any:
+    """A mapping's items as the redaction reads them: a dict's (of the agent's own class too) as a dict holds them,
+    no method of the agent's asked; another mapping's, at most ``MAPPING_ITEMS``."""
+    return dict.items(value) if isinstance(value, dict) else itertools.islice(value.items(), MAPPING_ITEMS)
+
+
 def redact(value: Any) -> Any:
     """``value`` with secrets replaced, recursively: strings, mapping values (a secret-named key's value
     whole), lists and tuples (as lists). Lists, tuples and dicts of the agent's own classes are read as the
@@ -291,8 +297,8 @@ def redact(value: Any) -> Any:
 
 def _redact(value: Any) -> Any:
     if isinstance(value, Mapping):
-        items = value.items() if type(value) is dict else itertools.islice(value.items(), MAPPING_ITEMS)
-        return {k: (REDACTED if issubclass(type(k), str) and SECRET_KEY.search(k) else _redact(v)) for k, v in items}
+        return {k: (REDACTED if issubclass(type(k), str) and SECRET_KEY.search(k) else _redact(v))
+                for k, v in _mapping_items(value)}
     if isinstance(value, (list, tuple)):
         return [_redact(v) for v in value]
     if isinstance(value, str):
@@ -315,9 +321,8 @@ def mask_secret_keys(value: Any, depth: int = 0) -> Any:
     if kind is list or kind is tuple:
         return kind(mask_secret_keys(v, depth + 1) for v in value)
     if isinstance(value, Mapping):  # an OrderedDict, a dict or Mapping of the agent's own class
-        try:  # (a dict's own items as a dict reads them: no method of the agent's; another, bounded)
-            items = list(dict.items(value) if isinstance(value, dict)
-                         else itertools.islice(value.items(), MAPPING_ITEMS))
+        try:
+            items = list(_mapping_items(value))
         except Exception:  # a mapping that cannot be read: its repr, redacted, is all that is shown
             return value
         masked = {k: (REDACTED if issubclass(type(k), str) and SECRET_KEY.search(k) else mask_secret_keys(v, depth + 1))

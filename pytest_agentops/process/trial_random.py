@@ -161,11 +161,7 @@ def drawn_from(trial_random: TrialRandom, fn: Callable[..., Any]) -> Callable[..
 
     def call(*args: Any) -> Any:
         active = _active.get()
-        token = _active.set(trial_random if active is None or not active.job else trial_random.in_job(active.job))
-        try:
-            return fn(*args)
-        finally:
-            _active.reset(token)
+        return drawing_from(trial_random.in_job(active.job) if active is not None else trial_random, fn, *args)
 
     return call
 

@@ -86,6 +86,14 @@ def _owner_at(node: pytest.Item, owner: Any) -> str:
     return f"{node.location[0]}:{line}" if line else node.location[0]
 
 
+def command_line_source(o: ChaosOptions) -> RunSource:
+    """What the command line (or the ini) gives every campaign of the session: one place for ``run`` and
+    ``compare`` (a comparison's used to leave out the isolation, the spend cap and the cassettes)."""
+    return RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency,
+                     isolation=o.isolation, max_campaign_usd=o.max_usd, max_campaign_tokens=o.max_tokens,
+                     record=o.record, cassette=o.cassette)
+
+
 def marker_source(node: pytest.Item, marker_kwargs: dict[str, Any] | None) -> RunSource:
     """What the test's ``agent_chaos`` marker gives, named with the marker's place (a bad value's error shows it)."""
     return _source(f"{_marker_at(node)}: @pytest.mark.agent_chaos", dict(marker_kwargs or {}))
@@ -165,10 +173,7 @@ class AgentChaos:
 
         self._keep_filters()
         o = self.options
-        sources = (_source("agent_chaos.compare", overrides),
-                   RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency,
-                             isolation=o.isolation, max_campaign_usd=o.max_usd, max_campaign_tokens=o.max_tokens,
-                             record=o.record, cassette=o.cassette),
+        sources = (_source("agent_chaos.compare", overrides), command_line_source(o),
                    marker_source(self._request.node, self.marker_kwargs))
         base = resolve_run(baseline, sources, smoke=not o.enabled, default_seed=o.session_seed)
         # (the candidate pairs with the baseline's trials, and keeps its own isolation, spend cap and cassettes)
@@ -395,11 +400,7 @@ def run_scenario(config: pytest.Config, node: pytest.Item, scenario: Scenario,
         if name is not None and name != scenario.name:  # not the trial asked for: this campaign does not run
             return CampaignResult.not_run(scenario.name, f"not the replayed scenario {name!r}")
         replay = index
-    sources = (_source("agent_chaos.run", overrides),
-               RunSource("command line", seed=o.seed, trials=o.trials, profile=o.profile, concurrency=o.concurrency,
-                         isolation=o.isolation, max_campaign_usd=o.max_usd, max_campaign_tokens=o.max_tokens,
-                         record=o.record, cassette=o.cassette),
-               marker_source(node, marker_kwargs))
+    sources = (_source("agent_chaos.run", overrides), command_line_source(o), marker_source(node, marker_kwargs))
     settings = resolve_run(scenario, sources, replay=replay, smoke=smoke and replay is None,
                            default_seed=o.session_seed)
     if replay is not None and o.replay_seed is not None and (replay >= settings.trials
