@@ -18,8 +18,9 @@ The package's own module constants (``TRACE_EVENTS``, ``SESSION_TRACE_EVENTS``, 
 numbers, strings or tuples of them) are checked too: a test that lowers one where ``monkeypatch`` does not put
 it back (a conftest of an in-process ``pytester`` run) changes the tests after it.
 
-Cheap by design (well under a millisecond per test): identity checks of a few dozen attributes and of the
-package's constants, a walk of ``threading.enumerate()`` and of this process's ``/proc/self/task/*/children``.
+Cheap by design (well under a millisecond per test): identity checks of a few dozen attributes, of the
+package's constants and of the signal handlers, a walk of ``threading.enumerate()`` and of this process's
+``/proc/self/task/*/children``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import functools
 import gc
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -45,7 +47,7 @@ import pytest
 
 MARKER = "leaves_process_state"
 
-CATEGORIES = ("time", "random", "gc", "anyio", "respx", "asyncio", "threads", "children", "constants")
+CATEGORIES = ("time", "random", "gc", "anyio", "respx", "asyncio", "threads", "children", "constants", "signals")
 
 #: How long the threads and child processes a test started get to end on their own, in seconds, all told.
 GRACE_S = 2.0
@@ -164,6 +166,28 @@ def _task_ids() -> list[str]:
         return []
 
 
+#: The signals whose handlers are checked: every one a handler can be set for (a handler left as ``SIG_IGN`` for
+#: ``SIGINT`` made ``_thread.interrupt_main`` and a terminal's Ctrl-C do nothing in every later test, and is
+#: inherited by every process the tests start).
+_SIGNALS = tuple(sorted(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)))
+
+
+def _signal_state() -> tuple[dict[int, Any], frozenset[int]]:
+    """Every signal's handler, and the signals the main thread blocks (only read on the main thread)."""
+    handlers = {}
+    for signum in _SIGNALS:
+        with contextlib.suppress(ValueError, OSError):
+            handlers[signum] = signal.getsignal(signum)
+    on_main = threading.current_thread() is threading.main_thread()
+    mask = frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, ())) if on_main else frozenset()
+    return handlers, mask
+
+
+def _put_signal_back(signum: int, handler: Any) -> None:
+    with contextlib.suppress(ValueError, OSError, TypeError):
+        signal.signal(signum, handler)
+
+
 def _children() -> set[int]:
     """Pids of this process's child processes that are not zombies (from ``/proc``; empty elsewhere)."""
     pids: set[int] = set()
@@ -279,6 +303,7 @@ class Snapshot:
     threads: set[threading.Thread] = field(default_factory=set)
     children: set[int] = field(default_factory=set)
     constants: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
+    signals: tuple[dict[int, Any], frozenset[int]] = field(default_factory=lambda: ({}, frozenset()))
 
     @classmethod
     def take(cls) -> Snapshot:
@@ -287,7 +312,7 @@ class Snapshot:
         return cls(patches=_patches(), gc=(gc.get_threshold(), _frozen(), gc.isenabled()),
                    mockers=mockers, mocker_state=_mocker_state(mockers), targets=_target_methods(mockers),
                    policy=policy, loop=loop, threads=set(threading.enumerate()), children=_children(),
-                   constants=_constants())
+                   constants=_constants(), signals=_signal_state())
 
     def leaks(self, excused_threads: set[threading.Thread] = frozenset(),  # type: ignore[assignment]
               excused_children: set[int] = frozenset(),  # type: ignore[assignment]
@@ -301,6 +326,7 @@ class Snapshot:
         found += self._respx_leaks()
         found += self._asyncio_leaks()
         found += self._constant_leaks(patched)
+        found += self._signal_leaks()
         deadline = _perf_counter() + GRACE_S
         found += self._thread_leaks(deadline, excused_threads)
         found += self._child_leaks(deadline, excused_children)
@@ -379,6 +405,19 @@ class Snapshot:
             if value is not before[1] and value != before[1]:
                 found.append(Leak("constants", f"{key[0]}.{key[1]} is {value!r} (was {before[1]!r})",
                                   functools.partial(setattr, module, key[1], before[1])))
+        return found
+
+    def _signal_leaks(self) -> list[Leak]:
+        found = []
+        (handlers, mask), (now, now_mask) = self.signals, _signal_state()
+        for signum, before in handlers.items():
+            if signum in now and now[signum] is not before and now[signum] != before:
+                found.append(Leak("signals", f"the handler of {signal.Signals(signum).name} is {now[signum]!r} "
+                                             f"(was {before!r})", functools.partial(_put_signal_back, signum, before)))
+        if now_mask != mask and threading.current_thread() is threading.main_thread():
+            names = sorted(signal.Signals(s).name for s in now_mask ^ mask)
+            found.append(Leak("signals", f"the main thread's blocked signals changed ({', '.join(names)})",
+                              lambda: signal.pthread_sigmask(signal.SIG_SETMASK, mask)))
         return found
 
     def _thread_leaks(self, deadline: float, excused: set[threading.Thread]) -> list[Leak]:
@@ -580,6 +619,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", f"{MARKER}(*categories, reason): the test leaves these kinds of process-wide "
                                        f"state behind on purpose, one or more of {', '.join(CATEGORIES)} "
                                        "(tests/process_state.py checks the others after every test)")
+    # a run a script starts in the background (``cmd &``) starts with SIGINT ignored, which Python keeps: Ctrl-C
+    # (``_thread.interrupt_main``, a SIGINT to a child pytest, which inherits it) did nothing, and the Ctrl-C tests
+    # failed; the suite runs as from a terminal
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # asyncio makes its default event-loop policy on first use, by whichever test (or plugin thread) asks first:

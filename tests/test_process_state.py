@@ -132,3 +132,31 @@ def test_a_module_constant_of_the_package_left_changed_fails_and_is_put_back(pyt
         "*ERROR at teardown of test_lowers_the_campaign_trace_budget*",
         "*[[]constants[]] pytest_agentops.engine.trial.CAMPAIGN_TRACE_EVENTS is 5 (was 200000) (put back)*",
     ])
+
+
+def test_a_signal_handler_or_blocked_signal_left_changed_fails_and_is_put_back(pytester):
+    # (a SIGINT left ignored makes Ctrl-C, and ``_thread.interrupt_main``, do nothing in every later test)
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_signals='''
+        import signal
+
+
+        def test_ignores_ctrl_c():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+        def test_blocks_sigusr1():
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+
+
+        def test_next_test_sees_them_as_before():
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            assert signal.SIGUSR1 not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    ''')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines([
+        "*[[]signals[]] the handler of SIGINT is <Handlers.SIG_IGN: 1> (was <built-in function default_int_handler>)"
+        " (put back)*",
+        "*[[]signals[]] the main thread's blocked signals changed (SIGUSR1) (put back)*",
+    ])
