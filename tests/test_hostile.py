@@ -1817,6 +1817,101 @@ def test_an_atexit_handler_an_agent_registers_cannot_turn_a_failed_run_green(pyt
     assert "UNREGISTERED HANDLER RAN" not in result.stdout.str()
 
 
+def test_a_logging_handler_or_finalizer_a_trial_leaves_cannot_turn_a_failed_run_green_or_hang_it(pytester, monkeypatch,
+                                                                                                  quiet_children):
+    """An outside review: ``logging.shutdown`` (registered when ``logging`` was imported, long before any campaign)
+    flushes every handler still alive at the interpreter's exit, and weakref's exit hook (registered by the first
+    ``weakref.finalize``) calls every pending finalizer, both with the real ``os._exit``: a handler an agent made
+    whose ``flush`` called ``os._exit(0)`` turned a failed run's exit status into 0 (``2 failed``, status 0), one
+    whose ``flush`` slept hung the run after its report."""
+    pytester.makepyfile(test_exit_hooks="""
+        import logging, os, threading, weakref
+        from pytest_agentops import Scenario, run_campaign
+        from pytest_agentops.process import exit_guard
+
+        exit_guard.ATEXIT_LIMIT_S = 1.0  # (10 s by default)
+
+        class Exits(logging.Handler):
+            def emit(self, record):
+                pass
+
+            def flush(self):
+                os._exit(0)
+
+        class Hangs(Exits):
+            def flush(self):
+                threading.Event().wait()
+
+        class Kept:
+            pass
+
+        KEPT = []
+        EARLIER = Kept()
+        weakref.finalize(EARLIER, print, "EARLIER FINALIZER RAN")  # (weakref's exit hook, registered before)
+
+        def agent(task, env):
+            kept = Kept()
+            KEPT.extend([Exits(), kept, Hangs() if task == "hang" else kept])
+            weakref.finalize(kept, os._exit, 0)
+            weakref.finalize(kept, print, "AGENT FINALIZER RAN")
+            return "wrong"
+
+        def test_campaign():
+            task = os.environ.get("TASK", "exit")
+            result = run_campaign(Scenario(name="exit-hooks", agent=agent, task=task, trials=2, seed=1, faults="none"))
+            assert [r.outcome for r in result.records] == ["completed"] * 2
+
+        def test_fails():
+            assert False
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 1
+    stderr = result.stderr.str()
+    assert stderr.count("an atexit handler registered inside a trial called os._exit(0)") == 4  # 2 handlers, 2 ends
+    assert result.stdout.str().count("AGENT FINALIZER RAN") == 2 and "EARLIER FINALIZER RAN" in result.stdout.str()
+    monkeypatch.setenv("TASK", "hang")  # (read by the child pytest)
+    hung = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    hung.assert_outcomes(passed=1, failed=1)
+    assert hung.ret == 1
+    assert "an atexit handler registered inside a trial did not return within 1 s" in hung.stderr.str()
+
+
+def test_a_fork_hook_a_trial_registers_cannot_end_a_later_tests_run_green(pytester, quiet_children):
+    """An outside review: ``os.register_at_fork(before=lambda: os._exit(0))`` in a trial ran at a later test's fork
+    (``multiprocessing``), outside any campaign: the output stopped at ``FF``, exit status 0. The hooks that run in
+    the test process run with ``os._exit`` refused; ``after_in_child`` runs in the new process as it is."""
+    pytester.makepyfile(test_fork_hooks="""
+        import multiprocessing, os
+        from pytest_agentops import Scenario, run_campaign
+
+        def agent(task, env):
+            os.register_at_fork(before=lambda: os._exit(0), after_in_parent=lambda: os._exit(0),
+                                after_in_child=lambda: print("CHILD HOOK RAN", flush=True))
+            return "wrong"
+
+        def test_campaign():
+            result = run_campaign(Scenario(name="fork-hooks", agent=agent, trials=1, seed=1, faults="none"))
+            assert [r.outcome for r in result.records] == ["completed"]
+
+        def test_fails():
+            assert False
+
+        def test_forks_later():
+            child = multiprocessing.get_context("fork").Process(target=print, args=("FORKED CHILD RAN",))
+            child.start()
+            child.join(30)
+            assert child.exitcode == 0
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", timeout=60)
+    result.assert_outcomes(passed=2, failed=1)
+    assert result.ret == 1
+    out = result.stdout.str()
+    assert "FORKED CHILD RAN" in out and "CHILD HOOK RAN" in out
+    said = out + result.stderr.str()  # (each refused hook: an unraisable exception, said)
+    assert said.count("a fork hook registered inside a trial called os._exit(0)") >= 2
+
+
 def test_os_exit_while_a_scenario_file_imports_its_agent_is_a_config_error(tmp_path, monkeypatch):
     (tmp_path / "exiting_module.py").write_text("import os\nos._exit(0)\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import ConfigError, ProcessStateChanged, hide_own_frames, warn_at_campaign
 from ..judge import judge
 from ..process.anyio_threads import track_anyio_threads
-from ..process.exit_guard import collect_left_garbage  # (os._exit inside a trial: stand-ins installed with time's)
+from ..process.exit_guard import collect_left_garbage, exit_hooks_guarded  # (stand-ins installed with time's)
 from ..process.gc_hold import campaign_gc_for
 from ..process.kept_state import kept_process_state
 from ..process.own_code import harness_changed, own_code_kept
@@ -520,6 +520,7 @@ class Runner:
             holds.enter_context(campaign_patches(s.concurrency))  # gc, anyio, time: held for the whole campaign
             holds.enter_context(kept_process_state())  # what trials change process-wide: put back first, at the end
             holds.enter_context(own_code_kept(self.harness_changed))  # the harness's own code: put back, and named
+            holds.enter_context(exit_hooks_guarded())  # the handlers and finalizers the trials leave for the exit
             while len(store) + len(done) < limit or (self.spend.stopped and flying):
                 # launch ahead up to the queue depth, but not far past the first trial at which the judges could
                 # stop the campaign: an early stop discards what was launched past it

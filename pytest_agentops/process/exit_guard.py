@@ -20,7 +20,8 @@ trial runs, it is an ``error`` naming the call; after it (the campaign over, oth
 ends with the exception, which pytest reports as an unhandled thread exception, and these ``os`` stand-ins
 stay until the last of those threads ends. A handler the agent registers with ``atexit`` runs at the
 interpreter's exit with ``os._exit`` refused (a message on stderr): ``atexit.register(os._exit, 0)`` would
-otherwise turn a failed run's exit status into 0.
+otherwise turn a failed run's exit status into 0. So do the logging handlers and ``weakref.finalize`` functions a
+campaign leaves for the exit (``exit_hooks_guarded``), and the fork hooks a trial registers (``os.register_at_fork``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ import concurrent.futures.thread  # noqa: F401 (its exit hook, which joins pools
 import contextlib
 import errno
 import faulthandler
+import functools
 import gc
 import importlib
+import logging
 import math
 import operator
 import os
@@ -40,7 +43,7 @@ import signal
 import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 from ..errors import AgentExited, hide_own_frames, user_code_at
@@ -622,6 +625,66 @@ def _register(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Callabl
     return _real_register(func, *args, **kwargs)
 
 
+class _GuardedForkHook:
+    """A function registered with ``os.register_at_fork(before=..., after_in_parent=...)`` inside a trial: it runs
+    in the test process at every later fork (a later test's ``multiprocessing``), so it runs with ``os._exit``,
+    forks and signals to the test process refused, as an atexit handler of a trial's does (refused, it is an
+    unraisable exception of the hook, and the fork goes on)."""
+
+    __slots__ = ("hook",)
+
+    def __init__(self, hook: Callable[[], Any]):
+        self.hook = hook
+
+    def __call__(self) -> Any:
+        if os.getpid() != _PID:  # (a fork's child running the parent's hooks: not the test process)
+            return self.hook()
+        with _ModuleRefusal("a fork hook registered inside a trial"):
+            return self.hook()
+
+
+_real_register_at_fork = getattr(os, "register_at_fork", None)
+
+
+def _register_at_fork(**hooks: Any) -> None:
+    """``os.register_at_fork``: inside a trial (or under a ``Refusal``) the hooks that run in the test process
+    (``before``, ``after_in_parent``) are guarded; ``after_in_child`` runs in the new process, as it is."""
+    if active_clock() is not None or _refusal() is not None:
+        hooks = {when: _GuardedForkHook(hook) if when != "after_in_child" and callable(hook) else hook
+                 for when, hook in hooks.items()}
+    return _real_register_at_fork(**hooks)  # type: ignore[misc]  (its own errors for a bad call)
+
+
+def _guarded_shutdown(handler_ref: Any) -> None:
+    """What ``logging.shutdown`` does at exit, for the one handler ``handler_ref`` refers to (if it is alive)."""
+    logging.shutdown([handler_ref])
+
+
+@contextlib.contextmanager
+def exit_hooks_guarded() -> Iterator[None]:
+    """The exit-time work a campaign's trials left (held around a campaign): ``logging.shutdown`` flushes and closes
+    every handler still alive, and weakref's exit hook calls every pending ``weakref.finalize``, both at the
+    interpreter's exit with the real ``os._exit``. Those made during the campaign (an agent's handler whose
+    ``flush`` called ``os._exit(0)`` turned a failed run's exit status into 0) run there as a trial's atexit
+    handlers do: ``os._exit`` refused, cut off after ``ATEXIT_LIMIT_S``."""
+    kept = list(logging._handlerList), list(weakref.finalize._registry)  # type: ignore[attr-defined]
+    handlers, finalizers = set(map(id, kept[0])), set(map(id, kept[1]))  # (kept alive: no id is reused meanwhile)
+    try:
+        yield
+    finally:
+        with logging._lock:  # type: ignore[attr-defined]
+            made = [ref for ref in logging._handlerList if id(ref) not in handlers]  # type: ignore[attr-defined]
+            for ref in made:
+                logging._handlerList.remove(ref)  # type: ignore[attr-defined]
+        for ref in made:
+            _real_register(_GuardedAtExit(functools.partial(_guarded_shutdown, ref)))
+        pending = list(weakref.finalize._registry)  # type: ignore[attr-defined]
+        for finalizer in pending:
+            if id(finalizer) not in finalizers and finalizer.atexit:
+                finalizer.atexit = False
+                _real_register(_GuardedAtExit(finalizer))
+
+
 def _named(stand_in: Callable[..., Any], real: Callable[..., Any], name: str, qualname: str | None = None) -> Any:
     stand_in.__doc__ = real.__doc__
     stand_in.__name__, stand_in.__qualname__ = name, qualname or name
@@ -661,6 +724,8 @@ for _name, _why, _when in (("setsid", "session", None), ("setpgrp", "session", N
     _real = getattr(os, _name, None)
     if _real is not None:
         _os_stand_ins[_name] = _refusing(_name, _WHY[_why], _real, when=_when)
+if _real_register_at_fork is not None:
+    _os_stand_ins["register_at_fork"] = _named(_register_at_fork, _real_register_at_fork, "register_at_fork")
 for _name in ("kill", "killpg"):
     _real = getattr(os, _name, None)
     if _real is not None:
