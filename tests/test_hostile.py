@@ -8,6 +8,7 @@ pytest in a subprocess, where the exit status is what CI sees.
 from __future__ import annotations
 
 import _thread
+import ast
 import asyncio
 import contextlib
 import contextvars
@@ -1910,6 +1911,66 @@ def test_a_fork_hook_a_trial_registers_cannot_end_a_later_tests_run_green(pytest
     assert "FORKED CHILD RAN" in out and "CHILD HOOK RAN" in out
     said = out + result.stderr.str()  # (each refused hook: an unraisable exception, said)
     assert said.count("a fork hook registered inside a trial called os._exit(0)") >= 2
+
+
+FINALIZERS_THAT_NEVER_RETURN = """
+import sys, threading, warnings
+from pytest_agentops import Scenario, run_campaign
+from pytest_agentops.process import exit_guard
+
+from pytest_agentops.engine import trial, workers
+
+exit_guard.LEFT_GARBAGE_S = workers.REAP_WAIT_S = trial.FINISH_WAIT_S = 0.5  # (5, 2 and 2 s by default)
+
+class Stuck:
+    def __del__(self):
+        threading.Event().wait()
+
+class StuckText(Exception):
+    def __str__(self):
+        threading.Event().wait()
+        return "never"
+
+def cycle(task, env):
+    node = Stuck(); node.me = node
+    return "ok"
+
+async def cycle_async(task, env):
+    return cycle(task, env)
+
+async def output_async(task, env):
+    return Stuck()
+
+async def raises_async(task, env):
+    raise StuckText()
+
+for agent in (cycle, cycle_async, output_async, raises_async):
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        result = run_campaign(Scenario(name=agent.__name__, agent=agent, trials=2, seed=1, faults="none",
+                                       timeout_s=1))
+    print(agent.__name__, [r.outcome for r in result.records], sorted({str(w.message)[:60] for w in said}), flush=True)
+"""
+
+
+def test_a_finalizer_or_an_exceptions_text_that_never_returns_cannot_hang_a_campaign(tmp_path):
+    """An outside review: a ``__del__`` that never returns, of a reference cycle a trial left (the campaign's end
+    collects it on the main thread) or of an async agent's output (dropped as its trial was judged on a retired
+    loop's ``reap``, on the main thread); and an async agent's exception whose ``__str__`` never returns (the
+    same): each hung the campaign for good, whatever its ``timeout_s``. In a process of its own: the threads stuck
+    in them run on until it exits."""
+    (tmp_path / "finalizers.py").write_text(FINALIZERS_THAT_NEVER_RETURN)
+    done = subprocess.run([sys.executable, "finalizers.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert set(said) == {"cycle", "cycle_async", "output_async", "raises_async"}
+    assert said["cycle"] == ("['completed', 'completed'] "
+                             "[\"a finalizer (__del__) of the garbage the campaign's trials l\"]")
+    assert said["raises_async"].startswith("['timed_out', 'timed_out']")
+    for name in ("cycle_async", "output_async"):  # (recorded, each: completed, or timed out judging)
+        outcomes = ast.literal_eval(said[name].split("] ", 1)[0] + "]")
+        assert len(outcomes) == 2 and set(outcomes) <= {"completed", "timed_out"}, said[name]
 
 
 def test_os_exit_while_a_scenario_file_imports_its_agent_is_a_config_error(tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError, ProcessStateChanged, hide_own_frames, warn_at_campaign
 from ..judge import judge
+from ..process import exit_guard
 from ..process.anyio_threads import track_anyio_threads
 from ..process.exit_guard import collect_left_garbage, exit_hooks_guarded  # (stand-ins installed with time's)
 from ..process.gc_hold import campaign_gc_for
@@ -604,7 +605,11 @@ class Runner:
                 self._outwait_stubborn()
                 self._end_flying(list(flying.values()))
                 self.close()
-                collect_left_garbage()  # (while the stand-ins refuse what a finalizer calls)
+                if not collect_left_garbage():  # (while the stand-ins refuse what a finalizer calls)
+                    warn_at_campaign(ProcessStateChanged(
+                        f"a finalizer (__del__) of the garbage the campaign's trials left has not returned after "
+                        f"{exit_guard.LEFT_GARBAGE_S:g}s: it runs on in a thread of its own, and until it returns "
+                        f"the garbage collector collects nothing in this process"))
             finally:  # the process-wide changes are undone even when a layer's close raised
                 holds.close()
                 rebound = take_rebound()

@@ -228,6 +228,8 @@ class ThreadWorker:
 #: every garbage collection longer).
 WARM_AHEAD = 128
 SETTLE_BACKLOG = 256
+#: How long ``LoopWorker.reap`` waits for the judging of a retired loop's ended jobs, in all (seconds).
+REAP_WAIT_S = 2.0
 
 
 class _Job:
@@ -486,17 +488,39 @@ class LoopWorker:
             job.future.set_result(result)
         else:
             self._settling.append((job, result))
-            if len(self._settling) > min(2 * self.limit, SETTLE_BACKLOG):  # a loop never idle: do not pile up
+            # a loop never idle: do not pile up (not for a retired loop's ``reap``: settled apart)
+            if len(self._settling) > min(2 * self.limit, SETTLE_BACKLOG) and not self.retired:
                 self._settle_one()
 
     def reap(self) -> None:
-        """For a retired loop (blocked, or whose thread is gone): report here and now the jobs whose tasks
-        ended but whose done callback or idle moment has not come, and may never."""
+        """For a retired loop (blocked, or whose thread is gone): report the jobs whose tasks ended but whose done
+        callback or idle moment has not come, and may never. Each is settled (its trial judged) in a thread of its
+        own, waited for up to ``REAP_WAIT_S`` in all, never in the caller's (the campaign's main thread): what the
+        agent left runs there (its output's ``__del__`` as the output goes, its exception's ``__str__``), and one
+        that never returns hung the campaign, whatever its wall-clock limit. One not settled by then has its
+        future ended with ``TrialAbandoned``: its trial's ``finish`` records it without the judging under way."""
         for job in list(self._tasks.values()):
             if job.task is not None and job.task.done():
                 self._job_done(job, job.task)
+        settlers = []
         while self._settling:
-            self._settle_one()
+            job, result = self._settling.popleft()
+            settler = threading.Thread(target=self._settle_apart, args=(job, result), daemon=True,
+                                       name="agentops-reaped-job")
+            del result
+            settler.start()
+            settlers.append((job, settler))
+        deadline = real_monotonic() + REAP_WAIT_S
+        for job, settler in settlers:
+            settler.join(max(0.0, deadline - real_monotonic()))
+            if settler.is_alive():
+                with contextlib.suppress(cf.InvalidStateError):  # (settled just now)
+                    job.future.set_exception(TrialAbandoned("judging the trial did not return"))
+
+    def _settle_apart(self, job: _Job, result: Any) -> None:
+        """(A thread of its own, started by ``reap``.) Settle one ended job, as an idle moment of the loop would."""
+        with contextlib.suppress(cf.InvalidStateError), Refusal(ON_THE_LOOP):  # (``reap`` gave up on it already)
+            self._settle(job, result)
 
     def _settle_one(self) -> None:
         self.progress_at = real_perf_counter()
@@ -504,6 +528,9 @@ class LoopWorker:
             job, result = self._settling.popleft()
         except IndexError:  # the loop's thread took the last one meanwhile
             return
+        self._settle(job, result)
+
+    def _settle(self, job: _Job, result: Any) -> None:
         assert job.settle is not None
         try:
             # in a context of its own, a copy of the one each job's task starts from: settled in an idle moment,

@@ -516,15 +516,40 @@ def refuse_exit(what: str) -> Refusal:
 LEFT_GARBAGE = "a finalizer (__del__, weakref.finalize) of an object the campaign's trials left for the collector"
 
 
-def collect_left_garbage() -> None:
+#: how long the collection of the garbage a campaign's trials left may take (its finalizers run in it), in seconds
+LEFT_GARBAGE_S = 5.0
+
+
+def collect_left_garbage() -> bool:
     """Collect the cyclic garbage the campaign's trials left, while their refusals hold (call it before the
     campaign's stand-ins are removed): a reference cycle holding an object whose ``__del__`` calls ``os._exit(0)``
     was otherwise collected in a later test, outside any campaign, and ended the run with status 0 whatever had
     failed. The objects frozen before the campaign are not walked; a call refused shows as an unraisable
-    exception of the finalizer."""
-    if gc.isenabled():
-        with Refusal(LEFT_GARBAGE, adopts=False):
-            gc.collect()
+    exception of the finalizer. Collected in a thread of its own, waited for up to ``LEFT_GARBAGE_S``: a finalizer
+    that never returns hung the campaign's end (it is left running, the stand-ins kept while it runs, as an
+    agent's thread's are); False then."""
+    global _running
+    if not gc.isenabled():
+        return True
+    done = threading.Event()
+    counted = _Counted()
+
+    def collect() -> None:
+        try:
+            with Refusal(LEFT_GARBAGE, adopts=False):
+                gc.collect()
+        finally:
+            done.set()
+            _left(counted)
+
+    with _lock:
+        _running += 1
+    try:
+        _real_start(threading.Thread(target=collect, name="agentops-left-garbage", daemon=True))
+    except BaseException:
+        _left(counted)
+        raise
+    return done.wait(LEFT_GARBAGE_S)
 
 
 _module_holds = 0  # ``_ModuleRefusal`` blocks running now (their stand-ins stay installed until the last ends)
