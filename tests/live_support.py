@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_agentops.llm import call, call_tools_then_answer
+from pytest_agentops.llm import call, call_tools_then_answer, rule
 
 HERE = Path(__file__).resolve().parent
 #: The environment variable the live boundary reads the key from (a test sets it).
@@ -89,3 +89,18 @@ class UpstreamServer:
                 self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def _pin_of(request: Any) -> dict[str, int]:
+    """The PIN a ``get_pin`` result gave, as a number (what a model passes on to ``unlock``)."""
+    return {"pin": next((int(text) for name, text in request.tool_results() if name == "get_pin"), 0)}
+
+
+#: A model that reads a secret PIN from a tool's result and passes it on, as a number, to another tool.
+PIN_POLICY = call_tools_then_answer("get_pin", ("unlock", _pin_of), answer="unlocked")
+
+
+@rule
+def ECHO_POLICY(request: Any) -> str:
+    """A model that repeats the task back (a secret in it comes back in the answer: streamed, split in deltas)."""
+    return f"You said: {request.task}"

@@ -131,12 +131,16 @@ class Cassette:
             raise
         return self.path
 
+    def scrub_text(self, text: str) -> str:
+        """``text`` as a cassette keeps it: the live key, then the environment's secret values, taken out."""
+        return redact_environment(redact(text, self.secrets))
+
     def _scrubbed(self, value: Any) -> Any:
         """An entry as written: in every string, the live key, then the environment's secret values (a cassette is
         meant to be committed). Not the secret shapes reports redact, which ordinary words may match
         ("risk-assessment"): a replay must answer what was recorded."""
         if isinstance(value, str):
-            return redact_environment(redact(value, self.secrets))
+            return self.scrub_text(value)
         if isinstance(value, dict):
             return {self._scrubbed(k): self._scrubbed(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import functools
 import hashlib
 import json
 import math
@@ -49,6 +50,7 @@ from ..settings.model import Drift, HttpFaults, ModelFaults, ModelRecord
 from ..vtime.real import real_monotonic
 from . import replies, wire
 from . import usage as usage_rule
+from .answer_scrub import scrub_answer
 from .cassette import KEPT_HEADERS, Cassette, Recorded, cassette_path, last_message, redact, request_key
 from .endpoint import LLMEndpoint
 from .http_faults import HttpTrial
@@ -240,6 +242,11 @@ class LiveModel:
             assert campaign.upstream is not None
             answer = campaign.upstream.send(step.out)
             if campaign.recording is not None:
+                # the agent gets the answer as the cassette keeps it (the key and the environment's secrets taken
+                # out), so that a replay is the recording to the digit: one that got the secret a replay cannot
+                # give went another way (its next request missed, taken for a stale cassette)
+                answer = scrub_answer(answer, step.api, self._streams(step), campaign.recording.scrub_text,
+                                      step.model)
                 step.last = self._last_message(step)
                 campaign.recording.add(trial=self.ctx.index, seed=self.ctx.seed, key=step.key,
                                        occurrence=step.occurrence, method=step.out.method, path=step.out.path,
@@ -248,6 +255,10 @@ class LiveModel:
             return answer
         except (UpstreamError, CassetteMiss) as exc:
             return exc
+
+    @staticmethod
+    def _streams(step: _Pending) -> bool:
+        return step.parsed is not None and bool(step.parsed.stream)
 
     @staticmethod
     def _last_message(step: _Pending) -> str:
@@ -272,10 +283,10 @@ class LiveModel:
                 raise core.ReadTimeout(str(answer))
             raise core.ConnectError(str(answer))
         ctx.clock_advance(answer.latency_s)
-        if secrets and any(s.encode() in answer.body for s in secrets):  # an upstream echoing the key: never on
-            answer = Recorded(answer.status, answer.headers,  # to the agent, its trace or a report
-                              redact(answer.body.decode("utf-8", "replace"), secrets).encode("utf-8"),
-                              answer.latency_s)
+        if secrets:  # an upstream echoing the key: never on to the agent, its trace or a report (nor spelt out by a
+            # stream's deltas, which no one chunk holds)
+            answer = scrub_answer(answer, step.api, self._streams(step), functools.partial(redact, secrets=secrets),
+                                  step.model)
         headers = [(k, v) for k, v in answer.headers if k in KEPT_HEADERS]
         if step.api is None or answer.status != 200:
             if answer.status != 200 and step.api is not None:

@@ -34,7 +34,7 @@ def sse_events(body: bytes) -> list[bytes]:
     return events
 
 
-def _data(event: bytes) -> Any:
+def event_data(event: bytes) -> Any:
     """The JSON of an SSE event's ``data:`` lines (None for ``[DONE]`` or no data)."""
     lines = [line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:")]
     if not lines:
@@ -49,7 +49,7 @@ def _data(event: bytes) -> Any:
 
 
 def _events(body: bytes) -> list[Any]:
-    return [d for d in (_data(e) for e in sse_events(body)) if isinstance(d, dict)]
+    return [d for d in (event_data(e) for e in sse_events(body)) if isinstance(d, dict)]
 
 
 def _int(value: Any) -> int:
@@ -98,7 +98,7 @@ def strip_usage_chunk(body: bytes) -> bytes:
     call, the client did not."""
     kept = []
     for event in sse_events(body):
-        data = _data(event)
+        data = event_data(event)
         if isinstance(data, dict) and data.get("choices") == [] and data.get("usage"):
             continue
         kept.append(event)
