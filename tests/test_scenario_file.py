@@ -541,3 +541,18 @@ def test_enforce_and_scopes_are_top_level_keys_and_harness_is_the_older_spelling
         (old,) = load_scenario_text(base + "harness: {enforce: true, scopes: [orders:read]}\n", "x.yaml")
     assert (top.enforce, top.scopes) == (old.enforce, old.scopes) == (True, ("orders:read",))
     assert schema_accepts(base + "enforce: true\nscopes: [orders:read]\n")
+
+
+@pytest.mark.parametrize("key", ["trials", "seed", "concurrency"])
+def test_a_long_run_of_digits_in_a_whole_number_is_read_in_time_linear_in_its_length(key):
+    """An outside review: the pattern that tells a YAML 1.1 exponent (``1e8``, a string there) backtracked over a
+    run of digits in quadratic time: 40,000 digits took 12 s, a file near the 1 MB limit would have taken hours.
+    Matched by a pattern that cannot backtrack so, 200,000 digits are read at once (the pattern's own steps: a
+    plain ``re`` match, no timing asserted)."""
+    from pytest_agentops.scenario_file.readers import EXPONENT
+
+    digits = "1" * 200_000  # (quadratic: ~5 minutes)
+    with pytest.raises(ScenarioFileError, match=key):
+        load_scenario_text(f"name: s\nagent: pytest_agentops.demo:careful_agent\n{key}: '{digits}x'\n", "f.yaml")
+    assert EXPONENT.fullmatch(digits + "x") is None and EXPONENT.fullmatch("1.5e3") and EXPONENT.fullmatch(".5E-2")
+    assert EXPONENT.fullmatch("12e8") and not EXPONENT.fullmatch("1e") and not EXPONENT.fullmatch("e8")

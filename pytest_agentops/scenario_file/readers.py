@@ -48,7 +48,7 @@ def plain(doc: YamlDoc, node: Node, label: str) -> Any:
 
 
 #: A number written with an exponent, which YAML 1.1 reads as a string unless written as 1.0e+8.
-EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+EXPONENT = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+")
 
 
 def whole(doc: YamlDoc, node: Node, label: str) -> Any:
