@@ -100,9 +100,20 @@ def check_trials(value: Any) -> int:
     return int(value)
 
 
+#: The most digits a seed has: longer ones add nothing (a trial's seed is 64 bits), and the command line, whose replay
+#: commands print the seed, refuses them (past 4,300 digits Python refuses to read them).
+MAX_SEED_DIGITS = 100
+
+
 def check_seed(name: str, value: Any) -> int | None:
-    """A campaign seed: a whole number >= 0, or None (a fresh one, printed with the result)."""
-    return check_whole(name, value, 0, optional=True, none_means="for a fresh seed, printed with the result")
+    """A campaign seed: a whole number >= 0 of at most ``MAX_SEED_DIGITS`` digits, or None (a fresh one, printed
+    with the result)."""
+    seed = check_whole(name, value, 0, optional=True, none_means="for a fresh seed, printed with the result")
+    if seed is not None and seed >= 10**MAX_SEED_DIGITS:
+        raise ConfigError(f"{name}=~1e{int(seed.bit_length() * math.log10(2))} has more than {MAX_SEED_DIGITS} "
+                          f"digits: a seed has at most {MAX_SEED_DIGITS} (a trial's seed is 64 bits: more add nothing, "
+                          "and the replay command printed for it would be refused)")
+    return seed
 
 
 def check_confidence(name: str, value: Any) -> float:

@@ -253,6 +253,32 @@ def test_a_seed_too_long_to_read_is_a_usage_error_not_an_internal_error():
     assert parse_seed("9" * 100, "--s") == int("9" * 100)
 
 
+def test_a_replay_id_or_seed_too_long_to_read_is_a_usage_error_and_a_seed_has_one_limit_everywhere(pytester):
+    """An outside review: a replay id of 5,000 digits (``--agent-chaos-replay``, ``--agent-chaos-show``, the ini
+    key, a label's seed) was an INTERNALERROR (Python refuses to read an int past 4,300 digits); a scenario's
+    seed of 101 to 4,300 digits ran, and the replay command printed for it was refused (the command line's limit
+    is 100 digits): one limit now, a ``ConfigError`` for a scenario's."""
+    pytester.makepyfile(test_long="""
+        from pytest_agentops import Scenario
+
+        def agent(task, env):
+            return "ok"
+
+        def test_a(agent_chaos):
+            agent_chaos.run(Scenario(name="a", agent=agent, trials=2, seed=1, faults="none"))
+    """)
+    many = "9" * 5000
+    for option in (f"--agent-chaos-replay=trial-{many}", f"--agent-chaos-show=a/{many}",
+                   f"--agent-chaos-replay=a[trial-1 seed={many}]"):
+        result = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos", option)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, option
+        assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+        result.stderr.fnmatch_lines(["ERROR: *at most *"])
+    with pytest.raises(ConfigError, match=r"^seed=~1e150 has more than 100 digits: a seed has at most 100"):
+        Scenario(name="a", agent=lambda task, env: "ok", seed=10**150)
+    assert Scenario(name="a", agent=lambda task, env: "ok", seed=10**100 - 1).seed == 10**100 - 1
+
+
 @pytest.mark.parametrize(("threshold", "fail_level"), [(0.9, None), (0.9, 0.8), (0.99, None), (0.5, 0.4)])
 def test_a_lazy_rule_keeps_the_error_rates_it_states_over_its_first_units(threshold, fail_level):
     """Beyond the lazy limit a rule states Ville's bounds (alpha, beta) as its error rates: the exact chance

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .._validation import MAX_CONCURRENCY, MAX_TRIALS
+from .._validation import MAX_CONCURRENCY, MAX_SEED_DIGITS, MAX_TRIALS
 from ..errors import hide_own_frames
 from ..seeding import fresh_seed
 from .commands import launcher
@@ -154,10 +154,6 @@ def _numbers_in_toml() -> dict[str, Any]:
     return {"type": str | int | float, "default": ""}
 
 
-#: Longer seeds add nothing (a trial's seed is 64 bits) and past 4,300 digits Python refuses to read them.
-MAX_SEED_DIGITS = 100
-
-
 def parse_seed(value: str, source: str, *, last: bool = False) -> int:
     """A seed setting: a whole number >= 0 (``last``: the setting also takes 'last', which the caller reads)."""
     text = str(value).strip()
@@ -278,7 +274,14 @@ def parse_replay(value: str, source: str) -> tuple[str | None, int]:
     m = _REPLAY.fullmatch(text)
     if not m:
         raise pytest.UsageError(f"{source}={value!r} must be a trial id: 17, trial-17 or SCENARIO/trial-17")
+    if len(m.group("index")) > MAX_INDEX_DIGITS:
+        raise pytest.UsageError(f"{source}= names trial {m.group('index')[:20]}... ({len(m.group('index')):,} "
+                                f"digits): a trial index has at most {MAX_INDEX_DIGITS}")
     return m.group("name"), int(m.group("index"))
+
+
+#: The most digits of a trial index (``MAX_TRIALS`` has 8).
+MAX_INDEX_DIGITS = 18
 
 
 _REPLAY = re.compile(r"(?:(?P<name>.+)(?:/|\[))?(?:trial-)?(?P<index>\d+)(?:\s+seed=(?P<seed>\d+))?\]?", re.S)
@@ -287,7 +290,9 @@ _REPLAY = re.compile(r"(?:(?P<name>.+)(?:/|\[))?(?:trial-)?(?P<index>\d+)(?:\s+s
 def replay_label_seed(value: str | None) -> int | None:
     """The trial seed a replay given as a trial's label names (``refund[trial-17 seed=123]``), else None."""
     m = _REPLAY.fullmatch(str(value).strip()) if value is not None else None
-    return int(m.group("seed")) if m is not None and m.group("seed") is not None else None
+    if m is None or m.group("seed") is None:
+        return None
+    return parse_seed(m.group("seed"), "the seed of --agent-chaos-replay")
 
 
 def _option(config: pytest.Config, name: str) -> str | None:
