@@ -36,6 +36,14 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _confidence(text: str) -> float:
+    """A confidence level as a campaign takes it: in [0.5, 1) (below a half, a verdict is a coin toss)."""
+    value = _number(text)
+    if not 0.5 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be in [0.5, 1), as a campaign's confidence, e.g. 0.95")
+    return value
+
+
 def _margin(text: str) -> float:
     value = _number(text)
     if not 0 <= value < 1:
@@ -61,7 +69,7 @@ def plan_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rate", type=_fraction, required=True,
                    help="the true rate you assume (for a quantile: the share of values within X)")
     p.add_argument("--fail-level", type=_fraction, help="the declared fail level, if any (rate below it must fail)")
-    p.add_argument("--confidence", type=_fraction, default=0.95)
+    p.add_argument("--confidence", type=_confidence, default=0.95)
     p.add_argument("--power", type=_fraction, default=0.95, help="with a fail level: the power to fail at it")
     p.add_argument("--trials", type=int, help="the campaign's maximum trials (default: what passes with 0.95)")
     try:

@@ -172,6 +172,10 @@ def test_a_switch_in_the_ini_file_that_is_not_true_or_false_names_its_key_and_fi
     result.stderr.fnmatch_lines(["ERROR: agent_chaos (tox.ini:3): invalid truth value 'maybe'; expected true or false"])
     given = pytester.runpytest("-p", "no:cacheprovider", "-o", "agent_chaos=perhaps")
     given.stderr.fnmatch_lines(["ERROR: -o agent_chaos: invalid truth value 'perhaps'; expected true or false"])
+    # (a review: the flag on the command line hid the broken value, which every other key reports either way)
+    flagged = pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos")
+    assert flagged.ret == pytest.ExitCode.USAGE_ERROR
+    flagged.stderr.fnmatch_lines(["ERROR: agent_chaos (tox.ini:3): invalid truth value 'maybe'; expected true or false"])
 
 
 @pytest.mark.parametrize(("name", "text", "line", "key", "meant"), [

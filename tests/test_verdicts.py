@@ -735,6 +735,9 @@ def test_agentops_plan_prints_the_trials_a_rule_needs(capsys):
     # (--trials 100000000000 computed for minutes, past a campaign's 10,000,000 most)
     assert plan_main(["--threshold", "0.9", "--rate", "0.97", "--trials", "100000000000"]) == 2
     assert "--trials=100,000,000,000 is too large: at most 10,000,000 trials per campaign" in capsys.readouterr().err
+    # (a review: a confidence no campaign takes, 0.3, was planned for, for 203 s)
+    assert plan_main(["--threshold", "0.5", "--rate", "0.9", "--confidence", "0.3"]) == 2
+    assert "0.3 must be in [0.5, 1), as a campaign's confidence" in capsys.readouterr().err
 
 
 def test_the_plan_agrees_with_the_exact_computation():

@@ -334,12 +334,13 @@ def resolve_options(config: pytest.Config) -> ChaosOptions:
         given = session is not None
         session_seed = parse_seed(session, "--agent-chaos-session-seed") if given else fresh_seed()
     replay = _setting(config, "agent_chaos_replay", parse_replay)
+    try:  # (read even when the command line says: a broken ini value is an error either way, as every key's is)
+        ini_enabled = config.getini("agent_chaos")
+    except (ValueError, pytest.UsageError) as exc:  # ("invalid truth value 'maybe'": no key, no file)
+        raise pytest.UsageError(f"{ini_source(config, 'agent_chaos')}: {exc}; expected true or false") from None
     enabled = config.getoption("agent_chaos")
     if enabled is None:
-        try:
-            enabled = config.getini("agent_chaos")
-        except (ValueError, pytest.UsageError) as exc:  # ("invalid truth value 'maybe'": no key, no file)
-            raise pytest.UsageError(f"{ini_source(config, 'agent_chaos')}: {exc}; expected true or false") from None
+        enabled = ini_enabled
     outputs = _outputs(config)
     return ChaosOptions(
         launcher=workerinput["agentops_launcher"] if workerinput and "agentops_launcher" in workerinput
