@@ -389,3 +389,11 @@ def test_a_setting_too_large_to_run_is_refused_where_it_is_written(yaml_line, me
     fine = re.sub(r"\d{10,}", "1000", text)  # (the same document with a value in range: valid)
     load_scenario_text(fine)
     assert not list(validator.iter_errors(yaml.safe_load(fine)))
+
+
+@pytest.mark.parametrize("key", ["model", "drift"])
+def test_a_misspelt_model_or_drift_profile_names_its_key_and_the_closest_profile(key):
+    """(A review: it said ``profile='hihg'``, a key the file does not have, and suggested nothing.)"""
+    error = refused(HEAD + f"faults:\n  {key}: hihg\n")
+    assert error.bare_message == (f"faults: {key}='hihg' is not a fault profile; valid profiles: none, low, mid, "
+                                  "high (did you mean 'high'?)")

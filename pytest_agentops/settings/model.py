@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .._frozen import FrozenMap
-from .._validation import check_mix, check_seconds, check_share, check_whole, reject_unknown_keys
+from .._validation import check_mix, check_seconds, check_share, check_whole, did_you_mean, reject_unknown_keys
 from ..errors import ConfigError, hide_own_frames
 from ..metrics import MetricDef, register_metric
 from ._meta import setting
@@ -87,8 +87,9 @@ def from_mapping(cls: type, data: Any, where: str) -> Any:
     return cls(**values)
 
 
-def _profile_error(name: str, profiles: Mapping[str, Any]) -> ConfigError:
-    return ConfigError(f"profile={name!r} is not a fault profile; valid profiles: {', '.join(profiles)}")
+def _profile_error(name: str, profiles: Mapping[str, Any], key: str = "profile") -> ConfigError:
+    return ConfigError(f"{key}={name!r} is not a fault profile; valid profiles: {', '.join(profiles)}"
+                       f"{did_you_mean(name, profiles)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,8 @@ class ModelFaults:
     def coerce(cls, value: Any, where: str = "faults.model") -> ModelFaults:
         """A ``ModelFaults`` from itself, a profile name or a mapping of settings (YAML)."""
         if isinstance(value, str):
+            if value not in MODEL_PROFILES:
+                raise _profile_error(value, MODEL_PROFILES, where)
             return cls.profile(value)
         return from_mapping(cls, value, where)  # type: ignore[no-any-return]
 
@@ -184,6 +187,8 @@ class Drift:
     def coerce(cls, value: Any, where: str = "faults.drift") -> Drift:
         """A ``Drift`` from itself, a profile name or a mapping of settings (YAML)."""
         if isinstance(value, str):
+            if value not in DRIFT_PROFILES:
+                raise _profile_error(value, DRIFT_PROFILES, where)
             return cls.profile(value)
         return from_mapping(cls, value, where)  # type: ignore[no-any-return]
 
