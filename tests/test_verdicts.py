@@ -947,3 +947,27 @@ def test_a_comparisons_tiny_p_value_is_not_written_as_zero():
     f = PairedFinding(metric="tokens_per_task", verdict="non-inferior", pairs=121, baseline=108.33, candidate=110.0,
                       p_regression=0.73, p_non_inferior=1.3312345678912e-14, margin="within +20%", method="m")
     assert f.to_dict()["p_non_inferior"] == 1.331234568e-14 and f.to_dict()["p_regression"] == 0.73
+
+
+def test_a_comparison_given_a_wrong_argument_says_which_not_a_deep_traceback(pytester):
+    """An outside review: ``agent_chaos.compare(S, "x")`` was an AttributeError in the settings' resolution and
+    ``alpha="0.05"`` a TypeError in the tests; ``agent_chaos.run("x")`` already said what it expects."""
+    pytester.makepyfile(test_args="""
+        import pytest
+        from pytest_agentops import ConfigError, Scenario
+
+        S = Scenario(name="s", agent=lambda task, env: "ok", trials=2, seed=1, faults="none")
+
+        @pytest.mark.parametrize(("args", "kwargs", "said"), [
+            ((S, "x"), {}, "compare: candidate='x' must be a Scenario"),
+            (("x", S), {}, "compare: baseline='x' must be a Scenario"),
+            ((S, S), {"alpha": "0.05"}, "compare: alpha='0.05' must be a number in (0, 1)"),
+            ((S, S), {"margin": None}, "compare: margin=None must be a number in [0, 1)"),
+            ((S, S), {"growth": "0.2"}, "growth='0.2' a finite number >= 0"),
+        ])
+        def test_wrong(agent_chaos, args, kwargs, said):
+            with pytest.raises(ConfigError) as info:
+                agent_chaos.compare(*args, **kwargs)
+            assert said in str(info.value)
+    """)
+    pytester.runpytest("-p", "no:cacheprovider", "--agent-chaos").assert_outcomes(passed=5)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._validation import is_number
 from ..errors import CampaignFailed, ConfigError, hide_own_frames
 from ..precedence import resolve_run
 from ..records import TrialRecord
@@ -283,6 +284,20 @@ def _feed_pairs(pairs: Iterator[tuple[TrialRecord, TrialRecord]], tests: list[_P
     return False
 
 
+def check_comparison(baseline: Any, candidate: Any, alpha: Any, margin: Any, growth: Any) -> None:
+    """A comparison's arguments, checked before anything is resolved or run: a ``ConfigError`` naming the one that
+    is wrong (a string for a Scenario, or for a number, failed deep in the settings or the tests)."""
+    for name, s in (("baseline", baseline), ("candidate", candidate)):
+        if not isinstance(s, Scenario):
+            raise ConfigError(f"compare: {name}={s!r} must be a Scenario")
+    if not is_number(alpha) or not 0 < alpha < 1:
+        raise ConfigError(f"compare: alpha={alpha!r} must be a number in (0, 1)")
+    if not is_number(margin) or not 0 <= margin < 1 or not is_number(growth) or not 0 <= growth < math.inf:
+        # (NaN fails every comparison)
+        raise ConfigError(f"compare: margin={margin!r} must be a number in [0, 1) and growth={growth!r} a finite "
+                          "number >= 0")
+
+
 def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | None = None, trials: int | None = None,
                       faults: Faults | None = None, profile: str | None = None, concurrency: int | None = None,
                       alpha: float = 0.05, margin: float = 0.05, growth: float = 0.2,
@@ -296,13 +311,7 @@ def compare_campaigns(baseline: Scenario, candidate: Scenario, *, seed: int | No
     token/cost growth. The settings (seed, trials, faults) are the baseline's, resolved as for
     ``run_campaign``; the candidate uses the same.
     """
-    for name, s in (("baseline", baseline), ("candidate", candidate)):
-        if not isinstance(s, Scenario):
-            raise ConfigError(f"compare: {name}={s!r} must be a Scenario")
-    if not 0 < alpha < 1:
-        raise ConfigError(f"compare: alpha={alpha!r} must be in (0, 1)")
-    if not 0 <= margin < 1 or not 0 <= growth < math.inf:  # (NaN fails every comparison)
-        raise ConfigError(f"compare: margin={margin!r} must be in [0, 1) and growth={growth!r} a finite number >= 0")
+    check_comparison(baseline, candidate, alpha, margin, growth)
     unknown = [m for m in metrics if m not in _READ]
     if unknown:
         raise ConfigError(f"compare: unknown paired metric(s) {unknown}; choose from {sorted(_READ)}")

@@ -169,8 +169,9 @@ class AgentChaos:
         or non-inferiority (``pytest_agentops.engine.compare``). Settings resolve as for ``run`` (from the
         baseline); without ``--agent-chaos`` one fault-free pair is run as a smoke test. Returns the
         ``ComparisonResult`` (``.check()`` raises on a regression)."""
-        from ..engine.compare import ComparisonResult, compare_campaigns, paired_settings
+        from ..engine.compare import ComparisonResult, check_comparison, compare_campaigns, paired_settings
 
+        check_comparison(baseline, candidate, alpha, margin, growth)
         self._keep_filters()
         o = self.options
         sources = (_source("agent_chaos.compare", overrides), command_line_source(o),
