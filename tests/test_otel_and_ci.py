@@ -162,6 +162,32 @@ def test_the_plugin_writes_an_otlp_json_file_and_sends_to_the_otlp_endpoint(pyte
     assert sorted(s.name for s in sent) == sorted(s.name for s in spans)
 
 
+class _Refusing(_Collector):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(400)
+        self.end_headers()
+
+
+def test_an_otlp_endpoint_that_does_not_take_the_spans_is_said_not_silent(pytester, monkeypatch):
+    """An outside review: a wrong endpoint (an unparsable URL, a collector answering 400) lost every span without
+    a word, exit 0: the SDK says why only in its log, which pytest's logging swallows at the session's end."""
+    server = HTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    pytester.makepyfile(test_refund=CONFTEST)
+    try:
+        for endpoint, said in ((f"http://127.0.0.1:{server.server_port}", "*400*"),
+                               ("not a url", "*Host 'not a url' contains invalid character*")):
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider")
+            result.assert_outcomes(passed=1)
+            result.stdout.fnmatch_lines([
+                "agentops: the OTLP endpoint (OTEL_EXPORTER_OTLP_*) did not take the trials' spans: " + said])
+    finally:
+        server.shutdown()
+
+
 def test_the_json_report_is_the_same_with_an_otlp_export_and_past_the_budget_a_span_says_its_trace_was_not_kept(
         pytester, monkeypatch):
     """A review: the export asks for every trace (``keep_traces=None``), and exempting that from the campaign's

@@ -130,12 +130,22 @@ def _export_otel(config: pytest.Config, opts: ChaosOptions, datas: list[dict[str
         return
     from ..report.otel import export
 
-    export(datas, file=config.invocation_params.dir / opts.otel if opts.otel else None, endpoint=otlp_endpoint_set())
+    failures: list[str] = []
+    export(datas, file=config.invocation_params.dir / opts.otel if opts.otel else None, endpoint=otlp_endpoint_set(),
+           failures=failures)
+    if failures:
+        from ..harness.secrets import redact_text
+
+        _say(config, f"agentops: the OTLP endpoint (OTEL_EXPORTER_OTLP_*) did not take the trials' spans: "
+                     f"{redact_text(failures[0])[:300]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1
+                                                            else ""))
 
 
 def _say(config: pytest.Config, line: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        if getattr(reporter._tw, "width_of_current_line", 0):  # (said at the session's end: after the progress)
+            reporter._tw.line()
         reporter.write_line(line, yellow=True)
 
 

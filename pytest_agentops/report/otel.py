@@ -20,8 +20,11 @@ OpenTelemetry set-up is left alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -261,6 +264,51 @@ def provider(exporters: Sequence[SpanExporter]) -> TracerProvider:
     return tp
 
 
+class _Heard(logging.Handler):
+    """The warnings and errors logged on the exporting thread, as text."""
+
+    def __init__(self, said: list[str]):
+        super().__init__(logging.WARNING)
+        self.said = said
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            with contextlib.suppress(Exception):
+                self.said.append(record.getMessage())
+
+
+class _Watched(SpanExporter):
+    """An exporter whose failed exports are kept (``failures``): the SDK only logs them, and pytest's logging
+    swallows that log at the session's end (a wrong OTLP endpoint lost every span without a word)."""
+
+    def __init__(self, inner: SpanExporter):
+        self.inner = inner
+        self.failures: list[str] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        said: list[str] = []
+        heard = _Heard(said)
+        logger = logging.getLogger("opentelemetry")  # (where the exporter says why, before it returns FAILURE)
+        logger.addHandler(heard)
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:
+            self.failures.append(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            logger.removeHandler(heard)
+        if result is not SpanExportResult.SUCCESS:
+            self.failures.append(said[-1] if said else f"export {result.name.lower()}")
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
 def _batch(exporter: SpanExporter) -> Any:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -268,21 +316,26 @@ def _batch(exporter: SpanExporter) -> Any:
 
 
 def export(campaigns: Sequence[dict[str, Any]], *, file: str | os.PathLike[str] | None = None,
-           endpoint: bool = False, exporters: Sequence[SpanExporter] = ()) -> int:
+           endpoint: bool = False, exporters: Sequence[SpanExporter] = (), failures: list[str] | None = None) -> int:
     """Export every trial of these campaigns' report data (each with every trace) to the OTLP/JSON ``file``,
     to the OTLP endpoint of the ``OTEL_EXPORTER_OTLP_*`` variables (``endpoint``) and to ``exporters``;
-    returns the number of trials exported."""
+    returns the number of trials exported. ``failures``: given a list, each failed export of the endpoint's is
+    added to it (what the SDK says only in its log)."""
     sinks = list(exporters)
     if file is not None:
         sinks.append(OtlpJsonFileExporter(file))
+    watched = None
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        sinks.append(OTLPSpanExporter())
+        watched = _Watched(OTLPSpanExporter())
+        sinks.append(watched)
     tp = provider(sinks)
     try:
         count = write_spans(tp.get_tracer(SCOPE, __version__), campaigns)
         tp.force_flush()
     finally:
         tp.shutdown()
+        if watched is not None and failures is not None:
+            failures.extend(watched.failures)
     return count
