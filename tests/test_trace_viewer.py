@@ -178,3 +178,16 @@ def test_smoke_runs_print_one_line_per_scenario(pytester, shop):
                                 "--agent-chaos-seed=1)"])
     smoke.stdout.fnmatch_lines(["refund: smoke trial (fault-free, seed=3) passed: 120 tokens"])
     assert "inconclusive" not in smoke.stdout.str().lower()  # one trial decides nothing: no verdict is shown
+
+
+def test_a_tool_calls_arguments_read_the_same_in_a_replay_and_from_the_report():
+    """An outside review: a replay printed a call's arguments in the order the agent gave them, the JSON report
+    keeps them in key order, so ``--agent-chaos-show`` of the same trial printed another line (a diff of the two
+    showed a change that was none)."""
+    from pytest_agentops.report.timeline import event_line
+
+    event = {"t": 0.5, "kind": "tool_call", "name": "lookup_order", "outcome": "ok",
+             "data": {"arguments": {"order_id": 42, "__raw_arguments__": '{"order_id": 42', "args": []}}}
+    from_report = json.loads(json.dumps(event, sort_keys=True))
+    assert event_line(event) == event_line(from_report)
+    assert "__raw_arguments__='{\"order_id\": 42', args=[], order_id=42" in event_line(event)

@@ -32,7 +32,10 @@ def _short(value: Any, limit: int = VALUE_LIMIT) -> str:
 def _args(arguments: Any) -> str:
     if not isinstance(arguments, Mapping):
         return "" if arguments is None else _short(arguments)
-    return ", ".join(f"{k}={_short(repr(v) if isinstance(v, str) else v, 60)}" for k, v in arguments.items())
+    # (in key order, as the JSON report keeps them: a replay's timeline and ``--agent-chaos-show``'s of the same
+    # trial read the same, line for line)
+    return ", ".join(f"{k}={_short(repr(v) if isinstance(v, str) else v, 60)}"
+                     for k, v in sorted(arguments.items(), key=lambda item: str(item[0])))
 
 
 def _tokens(event: Mapping[str, Any]) -> str:
