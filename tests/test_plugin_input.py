@@ -89,6 +89,36 @@ class TestC:
     assert "@pytest.mark.agent_chaos: unknown argument 'concurency' (did you mean 'concurrency'?)" in out
 
 
+def test_a_misspelt_marker_name_on_a_campaign_test_is_an_error_not_its_settings_dropped(pytester):
+    """An outside review: ``@pytest.mark.agent_chaoss(trials=7)`` ran the campaign with 3 trials, exit 0, with only
+    pytest's generic unknown-mark warning (an ini key misspelt so is a usage error)."""
+    pytester.makepyfile(test_names=SCENARIO + """
+
+@pytest.mark.agent_chaoss(trials=7)
+def test_doubled(agent_chaos):
+    agent_chaos.run(S)
+
+
+@pytest.mark.agentchaos(trials=7)
+def test_joined(agent_chaos):
+    agent_chaos.run(S)
+
+
+@pytest.mark.chaos
+@pytest.mark.agent
+@pytest.mark.parametrize("x", [1])
+def test_other_markers(agent_chaos, x):
+    agent_chaos.run(S)
+""")
+    result = pytester.runpytest("--agent-chaos", "-p", "no:cacheprovider", "-W",
+                                "ignore::pytest.PytestUnknownMarkWarning")
+    result.assert_outcomes(errors=2, passed=1)
+    result.stdout.fnmatch_lines([
+        "*test_names.py:*: @pytest.mark.agent_chaoss is no marker pytest-agentops knows (did you mean "
+        "@pytest.mark.agent_chaos?): the campaign would run without its settings (trials=7)",
+        "*test_names.py:*: @pytest.mark.agentchaos is no marker pytest-agentops knows*"])
+
+
 def test_a_marker_on_a_test_that_takes_the_fixture_by_name_at_run_time_is_not_said_unused(pytester):
     """A review: a test taking the fixture with ``request.getfixturevalue`` (unseen at collection) was warned
     ``UnusedSetting: the marker changes nothing``, an error under ``-W error``, though the marker applied. It is

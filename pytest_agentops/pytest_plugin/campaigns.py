@@ -37,6 +37,20 @@ def check_markers(node: pytest.Item) -> None:
     are used, and those it shadows (a module's or class's): a misspelt argument there was silently ignored."""
     for owner, marker in node.iter_markers_with_node("agent_chaos"):
         check_marker(node, marker.args, dict(marker.kwargs), _owner_at(node, owner))
+    registered = {line.split("(")[0].split(":")[0].strip() for line in node.config.getini("markers")}
+    for owner, marker in node.iter_markers_with_node():
+        name = marker.name
+        if name == "agent_chaos" or name in registered or not _near("agent_chaos", name):
+            continue
+        raise ConfigError(f"{_owner_at(node, owner)}: @pytest.mark.{name} is no marker pytest-agentops knows (did you "
+                          f"mean @pytest.mark.agent_chaos?): the campaign would run without its settings "
+                          f"({', '.join(f'{k}={v!r}' for k, v in marker.kwargs.items()) or 'none given'})")
+
+
+def _near(known: str, name: str) -> bool:
+    """Whether marker ``name`` reads as a slip for ``known`` (``agent_chaoss``, ``agentchaos``, ``Agent_Chaos``)."""
+    plain = name.lower().replace("_", "").replace("-", "")
+    return difflib.SequenceMatcher(None, known.replace("_", ""), plain).ratio() >= 0.8
 
 
 def check_marker(node: pytest.Item, args: tuple[Any, ...], kwargs: dict[str, Any], where: str | None = None) -> None:
