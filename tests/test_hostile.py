@@ -1027,6 +1027,38 @@ def test_an_async_campaign_whose_check_never_returns_does_not_hang(trials):
     assert others <= {"completed"}
 
 
+@pytest.mark.parametrize("what", ["exception", "output"])
+def test_a_judging_that_does_not_return_names_what_of_the_agents_it_was_running(what):
+    """A review: an agent's exception whose ``__str__`` (or output whose ``__repr__``) never returned was recorded
+    as "the scenario's check did not return", blaming a check that never ran."""
+    release = threading.Event()
+
+    class Stuck(Exception):
+        def __str__(self):
+            while not release.is_set():
+                try:
+                    real_sleep(0.01)
+                except BaseException:
+                    pass
+            return "stuck"
+
+        __repr__ = __str__
+
+    def agent(task, env):
+        if env.trial_id == "trial-1":
+            if what == "exception":
+                raise Stuck()
+            return Stuck()
+        return "ok"
+
+    result = _campaign_that_ends(agent, release, trials=3, timeout_s=0.5)
+    record, others = _only(result, 1)
+    assert record.outcome == "timed_out" and others == {"completed"}
+    assert record.reason == {"exception": "the text of the agent's exception",
+                             "output": "the text (repr) of the agent's output"}[what] + \
+        " did not return within the wall-clock limit"
+
+
 def test_a_check_that_swallows_its_interruption_is_recorded_without_waiting_for_it():
     """A check that never returns and catches the interruption raised into its thread: the trial is recorded
     as timed out by the check after a short wait, and the campaign ends (its loop is reported unstoppable)."""

@@ -69,6 +69,7 @@ class Trial:
         self.ran_at: float | None = None  # wall time an async trial's run ended (its wait to be judged counts from)
         self.building: float | None = None  # wall time an async trial's building ahead began (``warm``)
         self.judging: float | None = None  # wall time an async trial's judging began (``settle_async``)
+        self.judged = _CHECK_JUDGED  # what of the agent's the judging runs now (said if it does not return)
         self.worker: ThreadWorker | LoopWorker | None = None
         self.lane: JobLane | None = None  # an async trial's thread jobs (``vtime.lanes``), once it runs
         self._record: TrialRecord | None = None
@@ -249,7 +250,7 @@ class Trial:
             # judged in another thread by a check that does not return (nor give way to the interruption of
             # its thread): recorded from here, without waiting for it (the check's verdict would come too late)
             return TrialRecord(scenario=self.scenario, index=self.index, seed=self.seed, outcome="timed_out",
-                               reason="the scenario's check did not return within the wall-clock limit")
+                               reason=f"{self.judged} did not return within the wall-clock limit")
         try:
             if self._record is None:
                 with Refusal(JUDGED) as judged:  # (what the agent left runs here: its output's repr, the check)
@@ -277,6 +278,8 @@ class Trial:
             exc = settle(exc)
         aborted = ctx.aborted
         reason = ""
+        if exc is not None:
+            self.judged = _EXCEPTION_JUDGED
         if aborted is not None:  # what the harness decided (a limit, a budget, an escalation): recorded first
             outcome, reason = aborted.outcome, aborted.reason
         elif isinstance(exc, TrialAborted) and exc is not raised:  # a layer's decision as the trial ended (crashed)
@@ -301,6 +304,8 @@ class Trial:
                     reason = "check(world, output) returned False"
             except (Exception, AgentExited) as check_exc:
                 outcome, reason = "error", f"check raised {describe(check_exc)}"
+        if output is not None:
+            self.judged = _OUTPUT_JUDGED
         shown = _shared(short_repr(output))
         if refused:
             outcome, reason = "error", refused[0]
@@ -393,6 +398,10 @@ def _skeleton(events: tuple[TraceEvent | PendingEvent, ...]) -> tuple[EventKey, 
 
 #: who called, in the reason of a trial whose process-level call was refused (``process.exit_guard.Refusal``)
 JUDGED = "the trial's output or exception (judged after the agent returned)"
+#: what of the agent's a judging that does not return was running (``Trial.judged``), in a timed-out trial's reason
+_CHECK_JUDGED = "the scenario's check"
+_EXCEPTION_JUDGED = "the text of the agent's exception"
+_OUTPUT_JUDGED = "the text (repr) of the agent's output"
 
 def describe(exc: BaseException) -> str:
     """``Type: message at file:line`` of the last frame of the user's code the exception went through (a fault
