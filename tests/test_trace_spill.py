@@ -307,7 +307,7 @@ def test_a_trace_keeps_an_agents_own_strings_and_numbers_as_plain_ones(tmp_path)
     assert kinds == {str, int}
     data = campaign_data(result, series=True)  # (the reports run no method of the agent's values)
     write_report(tmp_path / "r.json", [json_form(data)])
-    assert "note(text=&#x27;hello&#x27;, level=3)" in write_html(tmp_path / "r.html", [data]).read_text()
+    assert "note(level=3, text=&#x27;hello&#x27;)" in write_html(tmp_path / "r.html", [data]).read_text()
     spill = TraceSpill()
     assert result.records.spill_traces(spill) == result.records.kept_events  # (plain: every trace moved)
 
