@@ -60,8 +60,6 @@ def test_an_answer_with_nothing_to_take_out_is_the_same_bytes():
 
 VAULT = '''
 import os
-import anthropic
-import openai
 from pytest_agentops import Faults, Scenario, tool
 from pytest_agentops.llm import LiveLLM
 
@@ -91,6 +89,8 @@ TOOLS = [{{"name": "get_pin", "input_schema": {{"type": "object", "properties": 
 
 
 def vault_agent(task, env):
+    import anthropic  # (each run imports the one SDK it uses)
+
     client = anthropic.Anthropic(base_url=env.llm.root_url, api_key=env.llm.api_key, max_retries=0)
     messages = [{{"role": "user", "content": task}}]
     for _ in range(4):
@@ -105,6 +105,8 @@ def vault_agent(task, env):
 
 
 def echo_agent(task, env):
+    import openai
+
     client = openai.OpenAI(base_url=env.llm.base_url, api_key=env.llm.api_key, max_retries=0)
     stream = client.chat.completions.create(model="m", stream=True, messages=[{{"role": "user", "content": task}}])
     return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)

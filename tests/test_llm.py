@@ -693,7 +693,7 @@ def test_scenario_files_take_llm_and_model_fault_keys():
 
 @pytest.mark.parametrize(("old", "new", "message", "line"), [
     ("model: {rate: 0.1,", "model: {rate: 1.5,", "model.rate=1.5 must be between 0 and 1", 10),
-    ("drift: high", "drift: extreme", "profile='extreme' is not a fault profile", 11),
+    ("drift: high", "drift: extreme", "drift='extreme' is not a fault profile", 11),
     ("http: {hosts:", "http: {colour: 1, hosts:", "unknown key 'colour'", 12),
     ("model: gpt-4o-mini, latency_s: 0.5}", "model: gpt-4o-mini, temperature: 0}", "llm: unknown key 'temperature'", 7),
     ("{policy: pytest_agentops.demo:policy, model: gpt-4o-mini, latency_s: 0.5}", "{model: gpt-4o-mini}",
