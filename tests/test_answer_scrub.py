@@ -21,22 +21,105 @@ def _scrub(text: str) -> str:
     return text.replace(SECRET, "[REDACTED]").replace("73915482", "[redacted]")
 
 
+def _responses_stream(text: str) -> bytes:
+    """A responses-API stream shaped as a real one: the text in 4-character ``output_text.delta`` events, then the
+    ``done``, ``output_item.done`` and ``response.completed`` events that repeat it whole."""
+    resp = {"id": "resp_1", "object": "response", "created_at": 1, "status": "in_progress", "model": "m",
+            "output": [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
+    item = {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}
+    done = dict(item, status="completed", content=[{"type": "output_text", "text": text, "annotations": []}])
+    at = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    events = [("response.created", {"response": resp}),
+              ("response.output_item.added", {"output_index": 0, "item": item}),
+              ("response.content_part.added", {**at, "part": {"type": "output_text", "text": "", "annotations": []}})]
+    events += [("response.output_text.delta", {**at, "delta": text[i:i + 4]}) for i in range(0, len(text), 4)]
+    events += [("response.output_text.done", {**at, "text": text}), ("response.output_item.done",
+                                                                    {"output_index": 0, "item": done}),
+               ("response.completed", {"response": dict(resp, status="completed", output=[done],
+                                                        usage={"input_tokens": 3, "output_tokens": 5,
+                                                               "total_tokens": 8})})]
+    return b"".join(f"event: {kind}\ndata: {json.dumps(dict(data, type=kind, sequence_number=n))}\n\n".encode()
+                    for n, (kind, data) in enumerate(events))
+
+
+def _stream(api: str, message: dict) -> bytes:
+    """A stream of ``api`` in 16-character deltas, cut short by the output limit (its finish reason says so)."""
+    if api == "responses":
+        return _responses_stream(message["content"])
+    body = b"".join(replies.render(api, message, replies.Reply(message, (10, 5), {"id": "r1", "model": "m"}),
+                                   stream=True, include_usage=True, model="m"))
+    return body.replace(b'"finish_reason":"tool_calls"', b'"finish_reason":"length"').replace(
+        b'"stop_reason":"tool_use"', b'"stop_reason":"max_tokens"')
+
+
+def _through_the_deltas(api: str, body: bytes) -> str:
+    """What a reader of the stream's deltas puts together (every delta's text, in order)."""
+    text = ""
+    for event in replies.sse_events(body):
+        data = replies.event_data(event)
+        if not isinstance(data, dict):
+            continue
+        if api == "chat":
+            for choice in data.get("choices") or ():
+                delta = choice.get("delta") or {}
+                text += delta.get("content") or ""
+                text += "".join(c["function"].get("arguments") or "" for c in delta.get("tool_calls") or ())
+        elif api == "messages":
+            delta = data.get("delta") or {}
+            text += delta.get("text") or delta.get("partial_json") or ""
+        elif str(data.get("type")).endswith(".delta"):
+            text += data["delta"]
+    return text
+
+
 @pytest.mark.parametrize("api", ["chat", "messages", "responses"])
-def test_a_secret_a_streams_deltas_spell_is_taken_out_of_the_message_they_make(api):
+def test_a_secret_a_streams_deltas_spell_is_taken_out_and_the_rest_of_the_stream_kept(api):
+    """Reviews: an upstream echoing the key 4 characters at a time reached the agent and the cassette (no chunk
+    holds it whole); the first fix read a responses stream from its last event only (its deltas still spelt the
+    key) and wrote streams anew, which lost the finish reason (an answer cut short read as a whole one)."""
     message = {"role": "assistant", "content": f"Your key is {SECRET}, kept.",
                "tool_calls": [{"id": "c1", "type": "function",
                                "function": {"name": "save", "arguments": json.dumps({"key": SECRET})}}]}
-    body = b"".join(replies.render(api, message, replies.Reply(message, (10, 5), {"id": "r1", "model": "m"}),
-                                   stream=True, include_usage=True, model="m"))
-    if api != "responses":  # (its last event repeats the whole response)
-        assert SECRET.encode() not in body  # (what the raw bytes' check looked for: no chunk holds it whole)
-    assert SECRET in json.dumps(replies.read_reply(api, body, True).message)
-    scrubbed = scrub_answer(Recorded(200, (), body, 0.25), api, True, _scrub, "m")
+    body = _stream(api, message)
+    assert SECRET in _through_the_deltas(api, body)
+    scrubbed = scrub_answer(Recorded(200, (), body, 0.25), api, True, _scrub)
+    assert SECRET.encode() not in scrubbed.body and SECRET not in _through_the_deltas(api, scrubbed.body)
+    assert "[REDACTED]" in _through_the_deltas(api, scrubbed.body)
     read = replies.read_reply(api, scrubbed.body, True)
-    assert SECRET not in json.dumps(read.message) and SECRET.encode() not in scrubbed.body
-    assert read.message["content"] == "Your key is [REDACTED], kept."
-    assert json.loads(read.message["tool_calls"][0]["function"]["arguments"]) == {"key": "[REDACTED]"}
-    assert read.usage == (10, 5) and scrubbed.latency_s == 0.25
+    assert SECRET not in json.dumps(read.message) and "Your key is [REDACTED], kept." in json.dumps(read.message)
+    before = [replies.event_data(e) for e in replies.sse_events(body)]
+    after = [replies.event_data(e) for e in replies.sse_events(scrubbed.body)]
+    assert len(before) == len(after)  # (the same events: only their texts changed)
+    for old, new in zip(before, after, strict=True):
+        for key in ("finish_reason", "stop_reason", "usage", "id", "type", "model"):
+            assert _found(old, key) == _found(new, key)
+    assert scrubbed.latency_s == 0.25
+
+
+def _found(value, key):
+    """Every value under ``key`` anywhere in ``value`` (parsed JSON), in order."""
+    if isinstance(value, dict):
+        return [v for k, v in value.items() if k == key] + [x for v in value.values() for x in _found(v, key)]
+    if isinstance(value, list):
+        return [x for v in value for x in _found(v, key)]
+    return []
+
+
+def test_a_responses_stream_scrubbed_reads_the_same_through_the_sdk():
+    httpx = pytest.importorskip("httpx")
+    openai = pytest.importorskip("openai")
+    scrubbed = scrub_answer(Recorded(200, (), _responses_stream(f"Your key is {SECRET}, kept."), 0.0), "responses",
+                            True, _scrub)
+    client = openai.OpenAI(base_url="http://upstream.test/v1", api_key="k", http_client=httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=scrubbed.body,
+                                                               headers={"content-type": "text/event-stream"}))))
+    deltas, final = "", None
+    for event in client.responses.create(model="m", input="hi", stream=True):
+        if event.type == "response.output_text.delta":
+            deltas += event.delta
+        if event.type == "response.completed":
+            final = event.response.output_text
+    assert deltas == final == "Your key is [REDACTED], kept."
 
 
 def test_a_secret_number_in_a_json_answer_leaves_it_json():
@@ -50,6 +133,8 @@ def test_a_secret_number_in_a_json_answer_leaves_it_json():
 def test_an_answer_with_nothing_to_take_out_is_the_same_bytes():
     plain = Recorded(200, (), b'{"id": "x",  "n": 1}', 0.0)
     assert scrub_answer(plain, "chat", False, _scrub) is plain
+    responses = Recorded(200, (), _responses_stream("nothing to see here, all of it"), 0.0)
+    assert scrub_answer(responses, "responses", True, _scrub) is responses
     stream = Recorded(200, (), b"".join(wire.chat_sse({"role": "assistant", "content": "hello there, all of you"},
                                                       rid="r", model="m", created=1, usage=(1, 2),
                                                       include_usage=True)), 0.0)

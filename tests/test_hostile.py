@@ -1856,9 +1856,16 @@ def test_a_logging_handler_or_finalizer_a_trial_leaves_cannot_turn_a_failed_run_
     flushes every handler still alive at the interpreter's exit, and weakref's exit hook (registered by the first
     ``weakref.finalize``) calls every pending finalizer, both with the real ``os._exit``: a handler an agent made
     whose ``flush`` called ``os._exit(0)`` turned a failed run's exit status into 0 (``2 failed``, status 0), one
-    whose ``flush`` slept hung the run after its report."""
+    whose ``flush`` slept hung the run after its report. A second review: one made by the agent's thread after its
+    campaign did too; and the user's own handler made in a campaign still gets, at the exit, the records an earlier
+    atexit function logs (guarded in place, not moved ahead of them)."""
+    pytester.makeconftest("""
+        import atexit, logging
+
+        atexit.register(lambda: logging.getLogger("app").warning("SESSION END"))  # (before any campaign)
+    """)
     pytester.makepyfile(test_exit_hooks="""
-        import logging, os, threading, weakref
+        import logging, os, threading, time, weakref
         from pytest_agentops import Scenario, run_campaign
         from pytest_agentops.process import exit_guard
 
@@ -1881,18 +1888,37 @@ def test_a_logging_handler_or_finalizer_a_trial_leaves_cannot_turn_a_failed_run_
         KEPT = []
         EARLIER = Kept()
         weakref.finalize(EARLIER, print, "EARLIER FINALIZER RAN")  # (weakref's exit hook, registered before)
+        LATE = threading.Event()
+
+        def late():  # (an agent's thread, after its campaign)
+            LATE.wait(30)
+            KEPT.append(Exits())
 
         def agent(task, env):
             kept = Kept()
             KEPT.extend([Exits(), kept, Hangs() if task == "hang" else kept])
             weakref.finalize(kept, os._exit, 0)
             weakref.finalize(kept, print, "AGENT FINALIZER RAN")
+            if env.trial_id == "trial-0":
+                threading.Thread(target=late).start()
             return "wrong"
+
+        def world():
+            app = logging.getLogger("app")
+            if not app.handlers:
+                handler = logging.FileHandler("app.log", mode="w")
+                handler.setFormatter(logging.Formatter("%(message)s"))
+                app.addHandler(handler)
+            return None
 
         def test_campaign():
             task = os.environ.get("TASK", "exit")
-            result = run_campaign(Scenario(name="exit-hooks", agent=agent, task=task, trials=2, seed=1, faults="none"))
+            result = run_campaign(Scenario(name="exit-hooks", agent=agent, task=task, world=world, trials=2, seed=1,
+                                           faults="none"))
             assert [r.outcome for r in result.records] == ["completed"] * 2
+            logging.getLogger("app").warning("after the campaign")
+            LATE.set()
+            time.sleep(0.5)
 
         def test_fails():
             assert False
@@ -1901,13 +1927,15 @@ def test_a_logging_handler_or_finalizer_a_trial_leaves_cannot_turn_a_failed_run_
     result.assert_outcomes(passed=1, failed=1)
     assert result.ret == 1
     stderr = result.stderr.str()
-    assert stderr.count("an atexit handler registered inside a trial called os._exit(0)") == 4  # 2 handlers, 2 ends
+    assert stderr.count("a logging handler made since the first campaign called os._exit(0)") == 3  # (2 + the late)
+    assert stderr.count("a weakref.finalize function made since the first campaign called os._exit(0)") == 2
     assert result.stdout.str().count("AGENT FINALIZER RAN") == 2 and "EARLIER FINALIZER RAN" in result.stdout.str()
+    assert (pytester.path / "app.log").read_text().splitlines() == ["after the campaign", "SESSION END"]
     monkeypatch.setenv("TASK", "hang")  # (read by the child pytest)
     hung = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
     hung.assert_outcomes(passed=1, failed=1)
     assert hung.ret == 1
-    assert "an atexit handler registered inside a trial did not return within 1 s" in hung.stderr.str()
+    assert "a logging handler made since the first campaign did not return within 1 s" in hung.stderr.str()
 
 
 def test_a_fork_hook_a_trial_registers_cannot_end_a_later_tests_run_green(pytester, quiet_children):
@@ -1950,9 +1978,9 @@ import sys, threading, warnings
 from pytest_agentops import Scenario, run_campaign
 from pytest_agentops.process import exit_guard
 
-from pytest_agentops.engine import trial, workers
+from pytest_agentops.engine import trial
 
-exit_guard.LEFT_GARBAGE_S = workers.REAP_WAIT_S = trial.FINISH_WAIT_S = 0.5  # (5, 2 and 2 s by default)
+exit_guard.LEFT_GARBAGE_S = trial.FINISH_WAIT_S = 0.5  # (5 and 2 s by default)
 
 class Stuck:
     def __del__(self):

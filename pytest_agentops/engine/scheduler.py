@@ -28,7 +28,7 @@ from ..errors import ConfigError, ProcessStateChanged, hide_own_frames, warn_at_
 from ..judge import judge
 from ..process import exit_guard
 from ..process.anyio_threads import track_anyio_threads
-from ..process.exit_guard import collect_left_garbage, exit_hooks_guarded  # (stand-ins installed with time's)
+from ..process.exit_guard import collect_left_garbage, watch_exit_hooks  # (stand-ins installed with time's)
 from ..process.gc_hold import campaign_gc_for
 from ..process.kept_state import kept_process_state
 from ..process.own_code import harness_changed, own_code_kept
@@ -159,7 +159,7 @@ class Runner:
 
     def _loop_worker(self) -> LoopWorker:
         if self._loop is None or self._loop.retired:
-            self._loop = LoopWorker()
+            self._loop = LoopWorker(judging_s=self.scenario.timeout_s)
             self._loop.limit = self.settings.concurrency
             self._loop.on_done = functools.partial(self._async_done, self._loop)  # told of each trial's end
             self._loop.when_idle = self._loop_idle
@@ -521,7 +521,7 @@ class Runner:
             holds.enter_context(campaign_patches(s.concurrency))  # gc, anyio, time: held for the whole campaign
             holds.enter_context(kept_process_state())  # what trials change process-wide: put back first, at the end
             holds.enter_context(own_code_kept(self.harness_changed))  # the harness's own code: put back, and named
-            holds.enter_context(exit_hooks_guarded())  # the handlers and finalizers the trials leave for the exit
+            watch_exit_hooks()  # the handlers and finalizers the trials leave for the exit: guarded there
             while len(store) + len(done) < limit or (self.spend.stopped and flying):
                 # launch ahead up to the queue depth, but not far past the first trial at which the judges could
                 # stop the campaign: an early stop discards what was launched past it

@@ -228,8 +228,6 @@ class ThreadWorker:
 #: every garbage collection longer).
 WARM_AHEAD = 128
 SETTLE_BACKLOG = 256
-#: How long ``LoopWorker.reap`` waits for the judging of a retired loop's ended jobs, in all (seconds).
-REAP_WAIT_S = 2.0
 
 
 class _Job:
@@ -265,7 +263,8 @@ class LoopWorker:
     ``when_idle()``, if set, is called when the loop is about to wait with no job left to warm or settle.
     """
 
-    def __init__(self, name: str = "agentops-loop"):
+    def __init__(self, name: str = "agentops-loop", judging_s: float = 30.0):
+        self.judging_s = judging_s  # how long ``reap`` waits for an ended job's judging (the trials' own limit)
         self.loop = VirtualTimeLoop()
         self.loop.idle_work = self._idle
         self.loop.set_task_factory(task_factory)  # tasks a trial creates are its own (``asyncio.all_tasks``)
@@ -495,10 +494,11 @@ class LoopWorker:
     def reap(self) -> None:
         """For a retired loop (blocked, or whose thread is gone): report the jobs whose tasks ended but whose done
         callback or idle moment has not come, and may never. Each is settled (its trial judged) in a thread of its
-        own, waited for up to ``REAP_WAIT_S`` in all, never in the caller's (the campaign's main thread): what the
-        agent left runs there (its output's ``__del__`` as the output goes, its exception's ``__str__``), and one
-        that never returns hung the campaign, whatever its wall-clock limit. One not settled by then has its
-        future ended with ``TrialAbandoned``: its trial's ``finish`` records it without the judging under way."""
+        own, waited for up to ``judging_s`` (the trials' wall-clock limit: a check within it is judged, whatever the
+        concurrency), never in the caller's (the campaign's main thread): what the agent left runs there (its
+        output's ``__del__`` as the output goes, its exception's ``__str__``), and one that never returns hung the
+        campaign, whatever its wall-clock limit. One not settled by then has its future ended with
+        ``TrialAbandoned``: its trial's ``finish`` records it without the judging under way."""
         for job in list(self._tasks.values()):
             if job.task is not None and job.task.done():
                 self._job_done(job, job.task)
@@ -510,7 +510,7 @@ class LoopWorker:
             del result
             settler.start()
             settlers.append((job, settler))
-        deadline = real_monotonic() + REAP_WAIT_S
+        deadline = real_monotonic() + self.judging_s
         for job, settler in settlers:
             settler.join(max(0.0, deadline - real_monotonic()))
             if settler.is_alive():

@@ -4,9 +4,10 @@ Replacing a secret in an answer's raw bytes missed two cases an outside review f
 spell a secret no one chunk holds (an upstream echoing the key 4 characters at a time: the key reached the
 agent, and a cassette meant to be committed held the whole secret in order), and a secret number in a JSON
 body (``"pin": 73915482``) became a bare ``[redacted]``, no longer JSON (every replayed trial an error).
-Here every string (and number) of the answer's JSON is scrubbed in place, and a stream whose message, put
-together, still holds a secret is written anew from the scrubbed message (``replies.render``). An answer
-with nothing to take out is returned as it came, byte for byte.
+Here every string (and number) of the answer's JSON is scrubbed in place, and each text a stream's deltas spell
+together is scrubbed whole: put, scrubbed, into its first delta, the others emptied (every other field of the
+stream, its finish reason and usage among them, as it came). An answer with nothing to take out is returned as
+it came, byte for byte.
 """
 
 from __future__ import annotations
@@ -45,29 +46,76 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
-def _event(event: bytes, scrub: Scrub) -> bytes:
-    """One SSE event with its ``data:`` JSON scrubbed (its other lines scrubbed as text)."""
-    data = replies.event_data(event)
-    if data is None:
-        text = event.decode("utf-8", "replace")
-        shown = scrub(text)
-        return event if shown == text else shown.encode("utf-8")
-    walked = _walk(data, scrub)
-    if walked == data:
-        return event
-    lines = [line for line in event.rstrip(b"\n").split(b"\n") if not line.startswith(b"data:")]
-    return b"\n".join([*lines, b"data: " + _dumps(walked)]) + b"\n\n"
+def _slots(api: str, data: Any) -> list[tuple[tuple[Any, ...], dict[str, Any], str]]:
+    """The text pieces a stream event adds to a longer text, each as (the text it belongs to, the mapping holding
+    it, its key): a chat chunk's content and tool arguments (per choice and call), a messages event's text,
+    JSON or thinking (per block), a responses ``*.delta`` event's delta (per item and part)."""
+    if not isinstance(data, dict):
+        return []
+    found = []
+    if api == "chat":
+        for choice in data.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            at = choice.get("index")
+            if isinstance(delta.get("content"), str):
+                found.append((("content", at), delta, "content"))
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                    found.append((("arguments", at, call.get("index")), function, "arguments"))
+    elif api == "messages":
+        delta = data.get("delta")
+        if data.get("type") == "content_block_delta" and isinstance(delta, dict):
+            for key in ("text", "partial_json", "thinking"):
+                if isinstance(delta.get(key), str):
+                    found.append(((key, data.get("index")), delta, key))
+    elif str(data.get("type", "")).endswith(".delta") and isinstance(data.get("delta"), str):
+        found.append(((data.get("type"), data.get("item_id"), data.get("output_index"), data.get("content_index")),
+                      data, "delta"))
+    return found
 
 
-def _holds(message: Any, scrub: Scrub) -> bool:
-    return _walk(message, scrub) != message
+def _stream(api: str, body: bytes, scrub: Scrub) -> bytes:
+    """A stream's body scrubbed: each event's JSON strings, then each text its deltas spell together (a secret no
+    one chunk holds): such a text, scrubbed, goes whole into its first piece, the others emptied; every other
+    field of every event (finish reasons, usage, ids) stays as it came."""
+    events = replies.sse_events(body)
+    datas = [replies.event_data(e) for e in events]
+    walked = [_walk(d, scrub) if d is not None else None for d in datas]
+    texts: dict[tuple[Any, ...], list[tuple[int, dict[str, Any], str]]] = {}
+    for i, data in enumerate(walked):
+        for key, holder, field in _slots(api, data):
+            texts.setdefault(key, []).append((i, holder, field))
+    changed = {i for i, (a, b) in enumerate(zip(datas, walked, strict=True)) if a != b}
+    for pieces in texts.values():
+        whole = "".join(holder[field] for _, holder, field in pieces)
+        shown = scrub(whole)
+        if shown == whole:
+            continue
+        for n, (i, holder, field) in enumerate(pieces):
+            holder[field] = shown if n == 0 else ""
+            changed.add(i)
+    out = []
+    for i, event in enumerate(events):
+        if i in changed:
+            lines = [line for line in event.rstrip(b"\n").split(b"\n") if not line.startswith(b"data:")]
+            out.append(b"\n".join([*lines, b"data: " + _dumps(walked[i])]) + b"\n\n")
+        elif datas[i] is None:  # (no JSON: ``[DONE]``, a comment, an error's text)
+            text = event.decode("utf-8", "replace")
+            shown = scrub(text)
+            out.append(event if shown == text else shown.encode("utf-8"))
+        else:
+            out.append(event)
+    return body if all(a is b for a, b in zip(out, events, strict=True)) else b"".join(out)
 
 
-def scrub_answer(answer: Recorded, api: str | None, stream: bool, scrub: Scrub, model: str = "*") -> Recorded:
-    """``answer`` with ``scrub`` applied to the text it carries: each JSON string of a JSON body or stream event,
-    the whole text of any other body; a stream whose assembled message still holds what ``scrub`` takes out is
-    written anew from the scrubbed message."""
+def scrub_answer(answer: Recorded, api: str | None, stream: bool, scrub: Scrub) -> Recorded:
+    """``answer`` with ``scrub`` applied to the text it carries: each JSON string (and number) of a JSON body or of
+    a stream's events, each text a stream's deltas spell together, the whole text of any other body."""
     body = answer.body
+    new_body = body
     if api is not None and not stream:
         try:
             data = json.loads(body)
@@ -75,19 +123,17 @@ def scrub_answer(answer: Recorded, api: str | None, stream: bool, scrub: Scrub, 
             data = None
         if data is not None:
             walked = _walk(data, scrub)
-            return answer if walked == data else Recorded(answer.status, answer.headers, _dumps(walked),
-                                                         answer.latency_s)
-    if api is not None and stream:
-        events = replies.sse_events(body)
-        scrubbed = [_event(e, scrub) for e in events]
-        new_body = b"".join(scrubbed) if any(a is not b for a, b in zip(events, scrubbed, strict=True)) else body
-        reply = replies.read_reply(api, new_body, True) if answer.status == 200 else None
-        if reply is not None and _holds(reply.message, scrub):  # a secret split across the deltas
-            message = _walk(reply.message, scrub)
-            new_body = b"".join(replies.render(api, message, reply, stream=True,
-                                               include_usage=reply.usage is not None, model=model))
-        return answer if new_body is body else Recorded(answer.status, answer.headers, new_body, answer.latency_s)
+            new_body = body if walked == data else _dumps(walked)
+        else:
+            new_body = _text(body, scrub)
+    elif api is not None:
+        new_body = _stream(api, body, scrub)
+    else:
+        new_body = _text(body, scrub)
+    return answer if new_body is body else Recorded(answer.status, answer.headers, new_body, answer.latency_s)
+
+
+def _text(body: bytes, scrub: Scrub) -> bytes:
     text = body.decode("utf-8", "replace")
     shown = scrub(text)
-    return answer if shown == text else Recorded(answer.status, answer.headers, shown.encode("utf-8"),
-                                                 answer.latency_s)
+    return body if shown == text else shown.encode("utf-8")

@@ -245,8 +245,7 @@ class LiveModel:
                 # the agent gets the answer as the cassette keeps it (the key and the environment's secrets taken
                 # out), so that a replay is the recording to the digit: one that got the secret a replay cannot
                 # give went another way (its next request missed, taken for a stale cassette)
-                answer = scrub_answer(answer, step.api, self._streams(step), campaign.recording.scrub_text,
-                                      step.model)
+                answer = scrub_answer(answer, step.api, self._streams(step), campaign.recording.scrub_text)
                 step.last = self._last_message(step)
                 campaign.recording.add(trial=self.ctx.index, seed=self.ctx.seed, key=step.key,
                                        occurrence=step.occurrence, method=step.out.method, path=step.out.path,
@@ -285,8 +284,7 @@ class LiveModel:
         ctx.clock_advance(answer.latency_s)
         if secrets:  # an upstream echoing the key: never on to the agent, its trace or a report (nor spelt out by a
             # stream's deltas, which no one chunk holds)
-            answer = scrub_answer(answer, step.api, self._streams(step), functools.partial(redact, secrets=secrets),
-                                  step.model)
+            answer = scrub_answer(answer, step.api, self._streams(step), functools.partial(redact, secrets=secrets))
         headers = [(k, v) for k, v in answer.headers if k in KEPT_HEADERS]
         if step.api is None or answer.status != 200:
             if answer.status != 200 and step.api is not None:

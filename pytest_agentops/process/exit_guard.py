@@ -32,7 +32,6 @@ import concurrent.futures.thread  # noqa: F401 (its exit hook, which joins pools
 import contextlib
 import errno
 import faulthandler
-import functools
 import gc
 import importlib
 import logging
@@ -43,7 +42,7 @@ import signal
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..errors import AgentExited, hide_own_frames, user_code_at
@@ -581,7 +580,7 @@ class _ModuleRefusal(Refusal):
 ATEXIT_LIMIT_S = 10.0
 
 
-def _within_limit(call: Callable[[], Any]) -> Any:
+def _within_limit(call: Callable[[], Any], what: str = "an atexit handler registered inside a trial") -> Any:
     """``call()`` (an atexit handler, on the main thread at the interpreter's exit) cut off after
     ``ATEXIT_LIMIT_S``: the threads' stacks are printed and the process exits with status 1. A timer signal, put
     back after: no thread can start at the interpreter's exit, and faulthandler's one timer may be the user's.
@@ -591,7 +590,7 @@ def _within_limit(call: Callable[[], Any]) -> Any:
 
     def cut_off(signum: int, frame: Any) -> None:
         with contextlib.suppress(Exception):
-            sys.__stderr__.write(f"pytest-agentops: an atexit handler registered inside a trial did not return "  # type: ignore[union-attr]
+            sys.__stderr__.write(f"pytest-agentops: {what} did not return "  # type: ignore[union-attr]
                                  f"within {ATEXIT_LIMIT_S:g} s: the process exits with status 1\n")
             sys.__stderr__.flush()  # type: ignore[union-attr]
             faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
@@ -616,10 +615,11 @@ class _GuardedAtExit:
     """A handler registered with ``atexit`` inside a trial: run at the interpreter's exit with ``os._exit``
     refused. Equal to the handler, so that ``atexit.unregister(handler)`` removes it."""
 
-    __slots__ = ("handler",)
+    __slots__ = ("handler", "what")
 
-    def __init__(self, handler: Callable[..., Any]):
+    def __init__(self, handler: Callable[..., Any], what: str = "an atexit handler registered inside a trial"):
         self.handler = handler
+        self.what = what
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         for stream in (sys.stdout, sys.stderr):  # (what pytest wrote is out before a handler that hangs is cut off)
@@ -627,8 +627,8 @@ class _GuardedAtExit:
                 stream.flush()
         try:
             # (a thread the handler starts is refused the same, as an agent's thread is: ``adopts``)
-            with _ModuleRefusal("an atexit handler registered inside a trial"):
-                return _within_limit(lambda: self.handler(*args, **kwargs))
+            with _ModuleRefusal(self.what):
+                return _within_limit(lambda: self.handler(*args, **kwargs), self.what)
         except AgentExited as exc:
             print(f"pytest-agentops: {exc} (the test run's exit status stands)", file=sys.stderr)
         return None
@@ -680,34 +680,48 @@ def _register_at_fork(**hooks: Any) -> None:
     return _real_register_at_fork(**hooks)  # type: ignore[misc]  (its own errors for a bad call)
 
 
-def _guarded_shutdown(handler_ref: Any) -> None:
-    """What ``logging.shutdown`` does at exit, for the one handler ``handler_ref`` refers to (if it is alive)."""
-    logging.shutdown([handler_ref])
+_before: tuple[list[Any], list[Any]] | None = None  # logging's handlers and weakref's finalizers before any campaign
+HANDLER_MADE = "a logging handler made since the first campaign"
+FINALIZER_MADE = "a weakref.finalize function made since the first campaign"
 
 
-@contextlib.contextmanager
-def exit_hooks_guarded() -> Iterator[None]:
-    """The exit-time work a campaign's trials left (held around a campaign): ``logging.shutdown`` flushes and closes
-    every handler still alive, and weakref's exit hook calls every pending ``weakref.finalize``, both at the
-    interpreter's exit with the real ``os._exit``. Those made during the campaign (an agent's handler whose
-    ``flush`` called ``os._exit(0)`` turned a failed run's exit status into 0) run there as a trial's atexit
-    handlers do: ``os._exit`` refused, cut off after ``ATEXIT_LIMIT_S``."""
-    kept = list(logging._handlerList), list(weakref.finalize._registry)  # type: ignore[attr-defined]
-    handlers, finalizers = set(map(id, kept[0])), set(map(id, kept[1]))  # (kept alive: no id is reused meanwhile)
-    try:
-        yield
-    finally:
-        with logging._lock:  # type: ignore[attr-defined]
-            made = [ref for ref in logging._handlerList if id(ref) not in handlers]  # type: ignore[attr-defined]
-            for ref in made:
-                logging._handlerList.remove(ref)  # type: ignore[attr-defined]
-        for ref in made:
-            _real_register(_GuardedAtExit(functools.partial(_guarded_shutdown, ref)))
-        pending = list(weakref.finalize._registry)  # type: ignore[attr-defined]
-        for finalizer in pending:
-            if id(finalizer) not in finalizers and finalizer.atexit:
-                finalizer.atexit = False
-                _real_register(_GuardedAtExit(finalizer))
+def watch_exit_hooks() -> None:
+    """(As a campaign starts.) ``logging.shutdown`` flushes and closes every handler still alive at the interpreter's
+    exit, and weakref's exit hook calls every pending ``weakref.finalize``, both with the real ``os._exit``: an
+    agent's handler whose ``flush`` called ``os._exit(0)`` turned a failed run's exit status into 0. The first
+    campaign notes those there are (kept: no id is reused) and registers ``_guard_exit_hooks``, which runs at the
+    exit before both (registered after them) and guards the ones made since, in place (their order, and an
+    explicit ``logging.shutdown()`` of the user's, unchanged): ``os._exit`` refused, cut off after
+    ``ATEXIT_LIMIT_S``, as a trial's atexit handler is. A handler made by an agent's thread after its campaign
+    is among them."""
+    global _before
+    if _before is not None:
+        return
+    weakref.finalize(_guard_exit_hooks, _no_op)  # (weakref's exit hook registered now, if it was not: before ours)
+    _before = list(logging._handlerList), list(weakref.finalize._registry)  # type: ignore[attr-defined]
+    _real_register(_guard_exit_hooks)
+
+
+def _no_op() -> None:
+    pass
+
+
+def _guard_exit_hooks() -> None:
+    """(At the interpreter's exit, before logging's and weakref's exit hooks.) The handlers and finalizers made since
+    the first campaign run guarded (``watch_exit_hooks``)."""
+    if _before is None:
+        return
+    handlers, finalizers = set(map(id, _before[0])), set(map(id, _before[1]))
+    for ref in list(logging._handlerList):  # type: ignore[attr-defined]
+        handler = ref() if id(ref) not in handlers else None
+        if handler is None:
+            continue
+        for name in ("flush", "close"):
+            with contextlib.suppress(AttributeError, TypeError):  # (a handler with __slots__: left as it is)
+                setattr(handler, name, _GuardedAtExit(getattr(handler, name), HANDLER_MADE))
+    for finalizer, info in list(weakref.finalize._registry.items()):  # type: ignore[attr-defined]
+        if id(finalizer) not in finalizers and info.atexit:
+            info.func = _GuardedAtExit(info.func, FINALIZER_MADE)
 
 
 def _named(stand_in: Callable[..., Any], real: Callable[..., Any], name: str, qualname: str | None = None) -> Any:
