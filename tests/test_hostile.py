@@ -1938,6 +1938,75 @@ def test_a_logging_handler_or_finalizer_a_trial_leaves_cannot_turn_a_failed_run_
     assert "a logging handler made since the first campaign did not return within 1 s" in hung.stderr.str()
 
 
+@pytest.mark.parametrize("way", ["acquire", "emit", "finalizer made at the exit", "timer cancelled, then a wait"])
+def test_no_way_round_the_exit_guard_turns_a_failed_run_green_or_hangs_it(pytester, way):
+    """A third review found ways round guarding a campaign's handlers in place: a handler's own ``acquire`` (which
+    ``logging.shutdown`` calls unguarded), its ``emit`` from an earlier atexit function's record, a finalizer made
+    while weakref's exit hook runs: each ``os._exit(0)`` turned
+    ``1 failed`` into exit status 0; and a handler that cancelled the timer cut-off, then waited, hung the run.
+    After a failed run, ``os._exit(0)`` at the exit keeps the run's status; the exit is cut off after
+    ``EXIT_LIMIT_S``."""
+    pytester.makeconftest("""
+        import atexit, logging
+
+        atexit.register(lambda: logging.getLogger("app").warning("SESSION END"))  # (before any campaign)
+    """)
+    pytester.makepyfile(test_way="""
+        import logging, os, signal, threading, weakref
+        from pytest_agentops import Scenario, run_campaign
+        from pytest_agentops.process import exit_guard
+
+        exit_guard.EXIT_LIMIT_S = 2.0
+        WAY = os.environ["WAY"]
+
+        def at_exit():
+            return not threading.main_thread().is_alive()
+
+        class Sly(logging.Handler):
+            def emit(self, record):
+                if WAY == "emit" and at_exit():
+                    os._exit(0)
+
+            def acquire(self):
+                super().acquire()
+                if WAY == "acquire" and at_exit():
+                    os._exit(0)
+
+            def flush(self):
+                if WAY.startswith("timer") and at_exit():
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    threading.Event().wait()
+
+        class Kept:
+            pass
+
+        KEPT = []
+
+        def agent(task, env):
+            logging.getLogger("app").addHandler(Sly())
+            if WAY == "finalizer made at the exit":
+                first, second = Kept(), Kept()
+                KEPT.extend([first, second])
+                weakref.finalize(first, lambda: weakref.finalize(second, os._exit, 0))
+            return "wrong"
+
+        def test_campaign():
+            run_campaign(Scenario(name="sly", agent=agent, trials=1, seed=1, faults="none"))
+
+        def test_fails():
+            assert False
+    """)
+    os.environ["WAY"] = way  # (read by the child pytest; put back below)
+    try:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    finally:
+        del os.environ["WAY"]
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 1
+    if way.startswith("timer"):
+        assert "the interpreter's exit did not end within 2 s of the run's end" in result.stderr.str()
+
+
 def test_a_fork_hook_a_trial_registers_cannot_end_a_later_tests_run_green(pytester, quiet_children):
     """An outside review: ``os.register_at_fork(before=lambda: os._exit(0))`` in a trial ran at a later test's fork
     (``multiprocessing``), outside any campaign: the output stopped at ``FF``, exit status 0. The hooks that run in

@@ -494,33 +494,37 @@ class LoopWorker:
     def reap(self) -> None:
         """For a retired loop (blocked, or whose thread is gone): report the jobs whose tasks ended but whose done
         callback or idle moment has not come, and may never. Each is settled (its trial judged) in a thread of its
-        own, waited for up to ``judging_s`` (the trials' wall-clock limit: a check within it is judged, whatever the
-        concurrency), never in the caller's (the campaign's main thread): what the agent left runs there (its
-        output's ``__del__`` as the output goes, its exception's ``__str__``), and one that never returns hung the
-        campaign, whatever its wall-clock limit. One not settled by then has its future ended with
-        ``TrialAbandoned``: its trial's ``finish`` records it without the judging under way."""
+        own, one after the other as the loop would (checks running at once would share the GIL, and which of them
+        met a deadline would depend on the concurrency), each waited for up to ``judging_s`` (the trials'
+        wall-clock limit) until it is settled; never in the caller's thread (the campaign's main thread): what the
+        agent left runs there (its output's ``__del__`` as the output goes, its exception's ``__str__``), and one
+        that never returns hung the campaign, whatever its wall-clock limit. One not settled by then has its future
+        ended with ``TrialAbandoned``: its trial's ``finish`` records it without the judging under way."""
         for job in list(self._tasks.values()):
             if job.task is not None and job.task.done():
                 self._job_done(job, job.task)
-        settlers = []
         while self._settling:
-            job, result = self._settling.popleft()
-            settler = threading.Thread(target=self._settle_apart, args=(job, result), daemon=True,
-                                       name="agentops-reaped-job")
-            del result
-            settler.start()
-            settlers.append((job, settler))
-        deadline = real_monotonic() + self.judging_s
-        for job, settler in settlers:
-            settler.join(max(0.0, deadline - real_monotonic()))
-            if settler.is_alive():
+            settled, taken = threading.Event(), []  # (the thread takes the job: its output is never held here)
+            threading.Thread(target=self._settle_apart, args=(settled, taken), daemon=True,
+                             name="agentops-reaped-job").start()
+            if not settled.wait(self.judging_s) and taken:
                 with contextlib.suppress(cf.InvalidStateError):  # (settled just now)
-                    job.future.set_exception(TrialAbandoned("judging the trial did not return"))
+                    taken[0].future.set_exception(TrialAbandoned("judging the trial did not return"))
 
-    def _settle_apart(self, job: _Job, result: Any) -> None:
-        """(A thread of its own, started by ``reap``.) Settle one ended job, as an idle moment of the loop would."""
-        with contextlib.suppress(cf.InvalidStateError), Refusal(ON_THE_LOOP):  # (``reap`` gave up on it already)
-            self._settle(job, result)
+    def _settle_apart(self, settled: threading.Event, taken: list[_Job]) -> None:
+        """(A thread of its own, started by ``reap``.) Settle the next ended job, as an idle moment of the loop would
+        (none: the loop's own thread, reaping too, took the last one)."""
+        try:
+            job, result = self._settling.popleft()
+        except IndexError:
+            settled.set()
+            return
+        taken.append(job)
+        try:
+            with contextlib.suppress(cf.InvalidStateError), Refusal(ON_THE_LOOP):  # (``reap`` gave up on it)
+                self._settle(job, result, settled)
+        finally:
+            settled.set()
 
     def _settle_one(self) -> None:
         self.progress_at = real_perf_counter()
@@ -530,7 +534,7 @@ class LoopWorker:
             return
         self._settle(job, result)
 
-    def _settle(self, job: _Job, result: Any) -> None:
+    def _settle(self, job: _Job, result: Any, settled: threading.Event | None = None) -> None:
         assert job.settle is not None
         try:
             # in a context of its own, a copy of the one each job's task starts from: settled in an idle moment,
@@ -544,6 +548,8 @@ class LoopWorker:
             job.future.set_exception(exc)
         else:
             job.future.set_result(value)
+        if settled is not None:  # (before the output goes: its ``__del__`` runs here, and may never return)
+            settled.set()
 
     def _idle(self) -> bool:
         """One step of idle work: warm the next job to start, else settle an ended one."""

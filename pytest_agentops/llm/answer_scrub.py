@@ -46,56 +46,64 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
-def _slots(api: str, data: Any) -> list[tuple[tuple[Any, ...], dict[str, Any], str]]:
+Slot = tuple[tuple[Any, ...], dict[str, Any], str, dict[str, Any] | None]
+
+
+def _slots(api: str, data: Any) -> list[Slot]:
     """The text pieces a stream event adds to a longer text, each as (the text it belongs to, the mapping holding
-    it, its key): a chat chunk's content and tool arguments (per choice and call), a messages event's text,
-    JSON or thinking (per block), a responses ``*.delta`` event's delta (per item and part)."""
+    it, its key, the mapping whose ``logprobs`` spell the piece again, if any): a chat chunk's content, refusal
+    and tool arguments (per choice and call), a messages event's text, JSON or thinking (per block), a responses
+    ``*.delta`` event's delta (per item, part and summary part)."""
     if not isinstance(data, dict):
         return []
-    found = []
+    found: list[Slot] = []
     if api == "chat":
         for choice in data.get("choices") or ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
                 continue
             at = choice.get("index")
-            if isinstance(delta.get("content"), str):
-                found.append((("content", at), delta, "content"))
+            for key in ("content", "refusal"):
+                if isinstance(delta.get(key), str):
+                    found.append(((key, at), delta, key, choice))
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                    found.append((("arguments", at, call.get("index")), function, "arguments"))
+                    found.append((("arguments", at, call.get("index")), function, "arguments", None))
     elif api == "messages":
         delta = data.get("delta")
         if data.get("type") == "content_block_delta" and isinstance(delta, dict):
             for key in ("text", "partial_json", "thinking"):
                 if isinstance(delta.get(key), str):
-                    found.append(((key, data.get("index")), delta, key))
+                    found.append(((key, data.get("index")), delta, key, None))
     elif str(data.get("type", "")).endswith(".delta") and isinstance(data.get("delta"), str):
-        found.append(((data.get("type"), data.get("item_id"), data.get("output_index"), data.get("content_index")),
-                      data, "delta"))
+        found.append(((data.get("type"), data.get("item_id"), data.get("output_index"), data.get("content_index"),
+                       data.get("summary_index")), data, "delta", data))
     return found
 
 
 def _stream(api: str, body: bytes, scrub: Scrub) -> bytes:
     """A stream's body scrubbed: each event's JSON strings, then each text its deltas spell together (a secret no
-    one chunk holds): such a text, scrubbed, goes whole into its first piece, the others emptied; every other
-    field of every event (finish reasons, usage, ids) stays as it came."""
+    one chunk holds): such a text, scrubbed, goes whole into its first piece, the others emptied, and the
+    pieces' token log-probabilities (which spell it again) are dropped; every other field of every event (finish
+    reasons, usage, ids) stays as it came."""
     events = replies.sse_events(body)
     datas = [replies.event_data(e) for e in events]
     walked = [_walk(d, scrub) if d is not None else None for d in datas]
-    texts: dict[tuple[Any, ...], list[tuple[int, dict[str, Any], str]]] = {}
+    texts: dict[tuple[Any, ...], list[tuple[int, dict[str, Any], str, dict[str, Any] | None]]] = {}
     for i, data in enumerate(walked):
-        for key, holder, field in _slots(api, data):
-            texts.setdefault(key, []).append((i, holder, field))
+        for key, holder, field, spelt in _slots(api, data):
+            texts.setdefault(key, []).append((i, holder, field, spelt))
     changed = {i for i, (a, b) in enumerate(zip(datas, walked, strict=True)) if a != b}
     for pieces in texts.values():
-        whole = "".join(holder[field] for _, holder, field in pieces)
+        whole = "".join(holder[field] for _, holder, field, _ in pieces)
         shown = scrub(whole)
         if shown == whole:
             continue
-        for n, (i, holder, field) in enumerate(pieces):
+        for n, (i, holder, field, spelt) in enumerate(pieces):
             holder[field] = shown if n == 0 else ""
+            if spelt is not None and spelt.get("logprobs") is not None:
+                spelt["logprobs"] = None if api == "chat" else []
             changed.add(i)
     out = []
     for i, event in enumerate(events):

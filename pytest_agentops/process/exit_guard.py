@@ -121,6 +121,19 @@ def _end_trial(reason: str, refusal: Refusal | None) -> None:
         refusal.tell(f"{refusal.what} called {reason}")
 
 
+def _cut_off_exit() -> None:
+    """(A daemon thread, from a run's end.) The interpreter's exit still running ``EXIT_LIMIT_S`` after it began:
+    say so and exit, with the run's status or 1."""
+    _exiting.wait()
+    threading.Event().wait(EXIT_LIMIT_S)
+    status = _exiting_with
+    with contextlib.suppress(Exception):
+        sys.__stderr__.write(f"pytest-agentops: the interpreter's exit did not end within {EXIT_LIMIT_S:g} s of the "  # type: ignore[union-attr]
+                             f"run's end: the process exits with status {status or 1}\n")
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+    _real_exit(status or 1)
+
+
 def _exit(status: int) -> NoReturn:
     if os.getpid() == _PID:
         clock = active_clock()
@@ -133,6 +146,11 @@ def _exit(status: int) -> NoReturn:
             refusal.exit(status)
         if clock is not None:  # a virtual_time block of the user's own
             raise AgentExited(status)
+        if _exiting_with and not status:  # past a failed run, at the exit: it stays failed
+            with contextlib.suppress(Exception):
+                sys.__stderr__.write(f"pytest-agentops: os._exit(0) at the interpreter's exit after a failed run: "  # type: ignore[union-attr]
+                                     f"the process exits with the run's status, {_exiting_with}\n")
+            _real_exit(_exiting_with)
     _real_exit(status)
 
 
@@ -706,11 +724,50 @@ def _no_op() -> None:
     pass
 
 
+_run_status: Callable[[], int] | None = None  # the test run's exit status, read at the exit (``note_run_status``)
+_exiting_with = 0  # (at the exit, after a failed run) the status an ``os._exit(0)`` exits with instead
+_exit_watch: threading.Thread | None = None  # waits for the exit (``_exiting``), then cuts it off (``_cut_off_exit``)
+_exiting = threading.Event()
+#: how long the rest of the interpreter's exit may take after a campaign's run (seconds): past it, the threads'
+#: stacks are printed and the process exits with the run's status, or 1 (an agent's handler that cancelled the
+#: per-handler timer and waited for ever hung pytest after its report)
+EXIT_LIMIT_S = 120.0
+
+
+def note_run_status(status: Callable[[], int]) -> None:
+    """The test run's exit status, as ``status()`` will say it at the interpreter's exit (pytest's session): past a
+    campaign, an ``os._exit(0)`` at the exit then exits with it, however it is reached (a handler's ``emit`` or
+    ``acquire``, a finalizer made during the exit): a failed run stays failed; and the exit is cut off after
+    ``EXIT_LIMIT_S``. (Not before the exit: a ``pytest_unconfigure`` that flushes an agent's handler by hand
+    runs with the real ``os._exit``.)"""
+    global _run_status, _exit_watch
+    _run_status = status
+    if _exit_watch is None and _before is not None:  # (started now: Python 3.12 starts no thread at the exit)
+        _exit_watch = threading.Thread(target=_cut_off_exit, daemon=True, name="agentops-exit-watch")
+        _real_start(_exit_watch)
+
+
+def _keep_failed(status: Callable[[], int]) -> int:
+    """(At the exit.) After a campaign and a failed run: ``os._exit(0)`` exits with the run's status from now on;
+    the status."""
+    global _exiting_with
+    code = 0
+    with contextlib.suppress(Exception):
+        code = int(status())
+    if code and _before is not None:
+        _exiting_with = code
+        os._exit = _os_stand_ins["_exit"]  # type: ignore[assignment]  (for good: the run is over)
+    return code
+
+
 def _guard_exit_hooks() -> None:
     """(At the interpreter's exit, before logging's and weakref's exit hooks.) The handlers and finalizers made since
-    the first campaign run guarded (``watch_exit_hooks``)."""
+    the first campaign run guarded (``watch_exit_hooks``); after a failed run, ``os._exit(0)`` keeps its status."""
     if _before is None:
         return
+    if _run_status is not None:
+        _keep_failed(_run_status)
+        _exiting.set()  # (the watch counts from here)
     handlers, finalizers = set(map(id, _before[0])), set(map(id, _before[1]))
     for ref in list(logging._handlerList):  # type: ignore[attr-defined]
         handler = ref() if id(ref) not in handlers else None

@@ -402,6 +402,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
+    guard = sys.modules.get("pytest_agentops.process.exit_guard")  # (loaded once a campaign ran)
+    if guard is not None and getattr(config, "workerinput", None) is None:  # (its final status, read at the exit)
+        guard.note_run_status(lambda: int(session.exitstatus))
     opts = config.stash.get(options_key, None)
     results = config.stash.get(results_key, [])
     comparisons = config.stash.get(comparisons_key, [])
