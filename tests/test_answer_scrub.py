@@ -257,3 +257,49 @@ def test_a_recorded_campaign_whose_answers_held_secrets_replays_to_the_digit(pyt
 
     assert records("replayed.json") == records("recorded.json")
     assert {o for o, _, _ in records("recorded.json")} <= {"completed", "failed"}
+
+
+def _chat_chunks(deltas: list[dict]) -> bytes:
+    """A chat stream of these choice deltas (each with its text's token log-probabilities, as a real one sends)."""
+    events = []
+    for delta in deltas:
+        text = delta.get("content") or ""
+        logprobs = {"content": [{"token": text, "logprob": -0.1, "bytes": list(text.encode()), "top_logprobs": []}]}
+        events.append({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                       "choices": [{"index": 0, "delta": delta, "logprobs": logprobs if text else None,
+                                    "finish_reason": None}]})
+    events.append({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+
+
+def test_a_streams_refusal_and_token_log_probabilities_do_not_spell_the_secret_either():
+    """A third review: the joined ``logprobs`` tokens (and their bytes) of the deltas spelt the key the content no
+    longer held; a refusal's deltas were not read at all."""
+    pieces = [SECRET[i:i + 4] for i in range(0, len(SECRET), 4)]
+    body = _chat_chunks([{"role": "assistant", "content": ""}, *({"content": p} for p in pieces),
+                         *({"refusal": p} for p in pieces)])
+    scrubbed = scrub_answer(Recorded(200, (), body, 0.0), "chat", True, _scrub).body
+    datas = [replies.event_data(e) for e in replies.sse_events(scrubbed)]
+    choices = [c for d in datas if isinstance(d, dict) for c in d["choices"]]
+    assert "".join(c["delta"].get("content") or "" for c in choices) == "[REDACTED]"
+    assert "".join(c["delta"].get("refusal") or "" for c in choices) == "[REDACTED]"
+    tokens = "".join(t["token"] for c in choices if c.get("logprobs") for t in c["logprobs"]["content"])
+    assert SECRET not in tokens and SECRET.encode() not in scrubbed
+    assert [c["finish_reason"] for c in choices][-1] == "stop"
+
+
+def test_a_responses_summary_part_keeps_its_own_text():
+    """A third review: the summary parts of one reasoning item were taken for one text (their events carry a
+    ``summary_index``, no ``content_index``): once one part needed scrubbing, both parts' texts went into the first."""
+    events = []
+    for index, text in enumerate(["first part, nothing secret.", f"second part holds {SECRET} here"]):
+        events += [{"type": "response.reasoning_summary_text.delta", "item_id": "rs_1", "output_index": 0,
+                    "summary_index": index, "delta": text[i:i + 4]} for i in range(0, len(text), 4)]
+    body = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+    scrubbed = scrub_answer(Recorded(200, (), body, 0.0), "responses", True, _scrub).body
+    parts: dict[int, str] = {}
+    for event in replies.sse_events(scrubbed):
+        data = replies.event_data(event)
+        parts[data["summary_index"]] = parts.get(data["summary_index"], "") + data["delta"]
+    assert parts == {0: "first part, nothing secret.", 1: "second part holds [REDACTED] here"}
