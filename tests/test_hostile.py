@@ -2007,6 +2007,23 @@ def test_no_way_round_the_exit_guard_turns_a_failed_run_green_or_hangs_it(pytest
         assert "the interpreter's exit did not end within 2 s of the run's end" in result.stderr.str()
 
 
+def test_an_in_process_runs_failure_is_not_taken_for_the_test_process_own_status(pytester):
+    """The status kept for the exit (``exit_guard.note_run_status``) is the outermost session's: an in-process
+    pytester run inside it, whose campaign test fails, must not make the test process's own exit a failure."""
+    from pytest_agentops.process import exit_guard
+
+    pytester.makepyfile(test_inner="""
+        from pytest_agentops import Scenario, run_campaign
+
+        def test_campaign_then_fail():
+            run_campaign(Scenario(name="inner", agent=lambda task, env: "ok", trials=1, seed=1, faults="none"))
+            assert False
+    """)
+    before = exit_guard._run_status
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(failed=1)
+    assert exit_guard._run_status is before
+
+
 def test_a_fork_hook_a_trial_registers_cannot_end_a_later_tests_run_green(pytester, quiet_children):
     """An outside review: ``os.register_at_fork(before=lambda: os._exit(0))`` in a trial ran at a later test's fork
     (``multiprocessing``), outside any campaign: the output stopped at ``FF``, exit status 0. The hooks that run in

@@ -383,10 +383,14 @@ def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a w
         pytest.exit(str(output[USAGE_ERROR_OUTPUT]), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
+_open_sessions: list[pytest.Session] = []  # (an in-process pytester run's session opens inside the outer one)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Output paths checked, the JSON report marked running, the seeds cached for ``--agent-chaos-seed=last``:
     when a session that runs tests starts, not at configure (which ``--help`` and ``--markers`` run too, and they
     must not replace the last report or the last seeds), nor for ``--collect-only``."""
+    _open_sessions.append(session)
     config = session.config
     opts = config.stash.get(options_key, None)
     if opts is None or config.option.collectonly:
@@ -402,9 +406,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
+    outermost = _open_sessions[:1] == [session]  # (not an in-process pytester run's, nor an xdist worker's)
+    if session in _open_sessions:
+        _open_sessions.remove(session)
     guard = sys.modules.get("pytest_agentops.process.exit_guard")  # (loaded once a campaign ran)
-    if guard is not None and getattr(config, "workerinput", None) is None:  # (its final status, read at the exit)
-        guard.note_run_status(lambda: int(session.exitstatus))
+    if guard is not None and outermost and getattr(config, "workerinput", None) is None:
+        guard.note_run_status(lambda: int(session.exitstatus))  # (its final status, read at the exit)
     opts = config.stash.get(options_key, None)
     results = config.stash.get(results_key, [])
     comparisons = config.stash.get(comparisons_key, [])
