@@ -522,9 +522,9 @@ class LoopWorker:
         taken.append(job)
         try:
             with contextlib.suppress(cf.InvalidStateError), Refusal(ON_THE_LOOP):  # (``reap`` gave up on it)
-                self._settle(job, result, settled)
+                self._settle(job, result)
         finally:
-            settled.set()
+            settled.set()  # (before the output goes, with this frame: its ``__del__`` may never return)
 
     def _settle_one(self) -> None:
         self.progress_at = real_perf_counter()
@@ -534,7 +534,7 @@ class LoopWorker:
             return
         self._settle(job, result)
 
-    def _settle(self, job: _Job, result: Any, settled: threading.Event | None = None) -> None:
+    def _settle(self, job: _Job, result: Any) -> None:
         assert job.settle is not None
         try:
             # in a context of its own, a copy of the one each job's task starts from: settled in an idle moment,
@@ -548,8 +548,6 @@ class LoopWorker:
             job.future.set_exception(exc)
         else:
             job.future.set_result(value)
-        if settled is not None:  # (before the output goes: its ``__del__`` runs here, and may never return)
-            settled.set()
 
     def _idle(self) -> bool:
         """One step of idle work: warm the next job to start, else settle an ended one."""

@@ -111,9 +111,7 @@ def _stream(api: str, body: bytes, scrub: Scrub) -> bytes:
             lines = [line for line in event.rstrip(b"\n").split(b"\n") if not line.startswith(b"data:")]
             out.append(b"\n".join([*lines, b"data: " + _dumps(walked[i])]) + b"\n\n")
         elif datas[i] is None:  # (no JSON: ``[DONE]``, a comment, an error's text)
-            text = event.decode("utf-8", "replace")
-            shown = scrub(text)
-            out.append(event if shown == text else shown.encode("utf-8"))
+            out.append(_text(event, scrub))
         else:
             out.append(event)
     return body if all(a is b for a, b in zip(out, events, strict=True)) else b"".join(out)
@@ -123,21 +121,18 @@ def scrub_answer(answer: Recorded, api: str | None, stream: bool, scrub: Scrub) 
     """``answer`` with ``scrub`` applied to the text it carries: each JSON string (and number) of a JSON body or of
     a stream's events, each text a stream's deltas spell together, the whole text of any other body."""
     body = answer.body
-    new_body = body
-    if api is not None and not stream:
+    if api is None:
+        new_body = _text(body, scrub)
+    elif stream:
+        new_body = _stream(api, body, scrub)
+    else:
         try:
             data = json.loads(body)
         except ValueError:
-            data = None
-        if data is not None:
+            new_body = _text(body, scrub)
+        else:
             walked = _walk(data, scrub)
             new_body = body if walked == data else _dumps(walked)
-        else:
-            new_body = _text(body, scrub)
-    elif api is not None:
-        new_body = _stream(api, body, scrub)
-    else:
-        new_body = _text(body, scrub)
     return answer if new_body is body else Recorded(answer.status, answer.headers, new_body, answer.latency_s)
 
 

@@ -21,7 +21,8 @@ ends with the exception, which pytest reports as an unhandled thread exception, 
 stay until the last of those threads ends. A handler the agent registers with ``atexit`` runs at the
 interpreter's exit with ``os._exit`` refused (a message on stderr): ``atexit.register(os._exit, 0)`` would
 otherwise turn a failed run's exit status into 0. So do the logging handlers and ``weakref.finalize`` functions a
-campaign leaves for the exit (``exit_hooks_guarded``), and the fork hooks a trial registers (``os.register_at_fork``).
+campaign leaves for the exit (``watch_exit_hooks``), and the fork hooks a trial registers (``os.register_at_fork``);
+after a campaign and a failed pytest run, ``os._exit(0)`` at the exit keeps the run's status (``note_run_status``).
 """
 
 from __future__ import annotations
@@ -121,19 +122,6 @@ def _end_trial(reason: str, refusal: Refusal | None) -> None:
         refusal.tell(f"{refusal.what} called {reason}")
 
 
-def _cut_off_exit() -> None:
-    """(A daemon thread, from a run's end.) The interpreter's exit still running ``EXIT_LIMIT_S`` after it began:
-    say so and exit, with the run's status or 1."""
-    _exiting.wait()
-    threading.Event().wait(EXIT_LIMIT_S)
-    status = _exiting_with
-    with contextlib.suppress(Exception):
-        sys.__stderr__.write(f"pytest-agentops: the interpreter's exit did not end within {EXIT_LIMIT_S:g} s of the "  # type: ignore[union-attr]
-                             f"run's end: the process exits with status {status or 1}\n")
-        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
-    _real_exit(status or 1)
-
-
 def _exit(status: int) -> NoReturn:
     if os.getpid() == _PID:
         clock = active_clock()
@@ -225,18 +213,26 @@ def _forget_at_exit() -> None:
 def _started(start: Callable[[Callable[..., Any]], Any], function: Callable[..., Any],
              end_trial: Callable[[str, str], None]) -> Any:
     """``start(function as an agent's thread runs it)``, the thread counted from before it starts."""
-    global _running, _forgetting
+    global _forgetting
     with _lock:
-        _running += 1
         if not _forgetting:  # (registered late: called before the pools' own hook, which threading calls after)
             _forgetting = True
             register_at_exit = getattr(threading, "_register_atexit", None)
             if register_at_exit is not None:
                 with contextlib.suppress(RuntimeError):  # (the interpreter is shutting down already)
                     register_at_exit(_forget_at_exit)
+    return _counting(lambda counted: start(_agent_thread_run(function, end_trial, counted)))
+
+
+def _counting(start: Callable[[_Counted], Any]) -> Any:
+    """``start(counted)``: a thread that keeps this module's stand-ins installed while it runs, counted in
+    ``_running`` from before it starts (uncounted by ``_left(counted)`` as it ends, or here if it did not start)."""
+    global _running
+    with _lock:
+        _running += 1
     counted = _Counted()
     try:
-        return start(_agent_thread_run(function, end_trial, counted))
+        return start(counted)
     except BaseException:
         _left(counted)  # (a no-op if the thread did run, and ended)
         raise
@@ -545,13 +541,11 @@ def collect_left_garbage() -> bool:
     exception of the finalizer. Collected in a thread of its own, waited for up to ``LEFT_GARBAGE_S``: a finalizer
     that never returns hung the campaign's end (it is left running, the stand-ins kept while it runs, as an
     agent's thread's are); False then."""
-    global _running
     if not gc.isenabled():
         return True
     done = threading.Event()
-    counted = _Counted()
 
-    def collect() -> None:
+    def collect(counted: _Counted) -> None:
         try:
             with Refusal(LEFT_GARBAGE, adopts=False):
                 gc.collect()
@@ -559,13 +553,8 @@ def collect_left_garbage() -> bool:
             done.set()
             _left(counted)
 
-    with _lock:
-        _running += 1
-    try:
-        _real_start(threading.Thread(target=collect, name="agentops-left-garbage", daemon=True))
-    except BaseException:
-        _left(counted)
-        raise
+    _counting(lambda counted: _real_start(threading.Thread(target=collect, args=(counted,), daemon=True,
+                                                           name="agentops-left-garbage")))
     return done.wait(LEFT_GARBAGE_S)
 
 
@@ -747,9 +736,21 @@ def note_run_status(status: Callable[[], int]) -> None:
         _real_start(_exit_watch)
 
 
-def _keep_failed(status: Callable[[], int]) -> int:
-    """(At the exit.) After a campaign and a failed run: ``os._exit(0)`` exits with the run's status from now on;
-    the status."""
+def _cut_off_exit() -> None:
+    """(A daemon thread, from a run's end.) The interpreter's exit still running ``EXIT_LIMIT_S`` after it began:
+    say so and exit, with the run's status or 1."""
+    _exiting.wait()
+    threading.Event().wait(EXIT_LIMIT_S)
+    status = _exiting_with
+    with contextlib.suppress(Exception):
+        sys.__stderr__.write(f"pytest-agentops: the interpreter's exit did not end within {EXIT_LIMIT_S:g} s of the "  # type: ignore[union-attr]
+                             f"run's end: the process exits with status {status or 1}\n")
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+    _real_exit(status or 1)
+
+
+def _keep_failed(status: Callable[[], int]) -> None:
+    """(At the exit.) After a campaign and a failed run: ``os._exit(0)`` exits with the run's status from now on."""
     global _exiting_with
     code = 0
     with contextlib.suppress(Exception):
@@ -757,7 +758,6 @@ def _keep_failed(status: Callable[[], int]) -> int:
     if code and _before is not None:
         _exiting_with = code
         os._exit = _os_stand_ins["_exit"]  # type: ignore[assignment]  (for good: the run is over)
-    return code
 
 
 def _guard_exit_hooks() -> None:
