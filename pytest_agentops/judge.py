@@ -558,16 +558,20 @@ class MeanJudge(_BettingJudge):
             elif self.test.log_up >= math.log(1 / self.beta):
                 self._decide("pass", self.test.n)
 
+    def decision(self, *, complete: bool) -> VerdictName:
+        """The verdict's decision alone (no bounds, no planning): the sequential one, or at one look the wealth
+        after the last trial (Markov)."""
+        if not self.sequential and self.state is None and complete:
+            if self.test.log_down >= math.log(1 / self.alpha):
+                return "inconclusive" if self.clipped else "fail"
+            if self.test.log_up >= math.log(1 / self.beta):
+                return "pass"
+        return self.state or "inconclusive"
+
     def verdict(self, *, complete: bool, stopped_by: str = "") -> Verdict:
         exp = self.exp
         n = len(self.values)
-        verdict: VerdictName | None = self.state
-        if not self.sequential and verdict is None and complete:  # one look: the wealth at the end (Markov)
-            if self.test.log_down >= math.log(1 / self.alpha):
-                verdict = None if self.clipped else "fail"
-            elif self.test.log_up >= math.log(1 / self.beta):
-                verdict = "pass"
-        verdict = verdict or "inconclusive"
+        verdict = self.decision(complete=complete)
         scaled = [v / self.scale for v in self.values] if self.defn.kind != "rate" else list(self.values)
         bound, side = self._bound(scaled, verdict) if n else (None, "")
         note, needed = self._note(verdict, complete, stopped_by, scaled)
