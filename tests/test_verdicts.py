@@ -767,6 +767,32 @@ def test_a_planned_number_of_trials_gives_its_verdict_as_often_as_stated(thresho
     assert (before.passed if verdict == "pass" else before.failed) < 0.95
 
 
+@pytest.mark.parametrize("sequential", [True, False])
+@pytest.mark.parametrize("threshold", [0.05, 0.5, 0.9, 0.99])
+def test_the_planning_search_skips_only_numbers_of_trials_that_cannot_decide(threshold, sequential):
+    """Near the threshold the planning search (an inconclusive verdict's rerun note: seconds of dynamic programmes
+    up to 10,000 units) skips every N below a floor it proves: at the threshold each verdict is an error (at most
+    alpha), and an event of N units moves by at most sqrt(N / (p (1 - p))) per unit of the rate. Checked with the
+    reference dynamic programme: the rule's probability of each verdict stays within that bound, so below the floor
+    it decides with probability under 0.8; and a rate that close to the threshold is planned "None" at once."""
+    from pytest_agentops.stats.planning import _fewest_that_can_decide
+
+    rule = sr.Rate(">=", threshold)
+    for gap in (-0.02, -0.005, 0.004, 0.015):
+        rate = min(0.999, max(0.001, threshold + gap))
+        v = min(rate * (1 - rate), threshold * (1 - threshold))
+        floor = _fewest_that_can_decide(rate, threshold, 0.05, 0.05, 0.8, "decide")
+        for n in (30, 150, 600):
+            out = sr.exact_outcome(rule, rate, n, early_stop=sequential)
+            assert out.passed + out.failed <= 0.1 + abs(rate - threshold) * math.sqrt(n / v) + 1e-9
+            assert max(out.passed, out.failed) <= 0.05 + abs(rate - threshold) * math.sqrt(n / v) + 1e-9
+            if n < floor:
+                assert out.passed + out.failed < 0.8
+    assert _fewest_that_can_decide(threshold, threshold, 0.05, 0.05, 0.8, "decide") == math.inf
+    near = threshold + 0.0005
+    assert stats.planning.trials_for(near, threshold, sequential=sequential) is None
+
+
 @pytest.mark.parametrize(("key", "expression"), [("tokens_per_task.p95", ">= 400"), ("tokens_per_task.p95", "> 400"),
                                                  ("completion_rate", "<= 0.95"), ("completion_rate", ">= 0.05")])
 def test_an_inconclusive_verdict_at_a_threshold_of_one_minus_095_gets_a_planning_note(key, expression):

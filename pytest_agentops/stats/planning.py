@@ -4,6 +4,7 @@ its Bonferroni split of alpha."""
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from dataclasses import dataclass
 
@@ -122,6 +123,29 @@ def _search(decides, start: int, limit: int, *, exact: bool = False, step: int |
     return hi
 
 
+def _fewest_that_can_decide(rate: float, threshold: float, alpha: float, beta: float | None, probability: float,
+                            verdict: str) -> float:
+    """A number of units below which a rule without a fail level cannot give ``verdict`` with ``probability`` at
+    ``rate`` (0: none known; ``math.inf``: no number can). At the threshold itself a pass and a fail are each
+    an error, of probability at most alpha (beta: a pass); and for any event of N units the derivative of its
+    probability in the rate p is E[1_event (S_N - N p)] / (p (1 - p)), at most sqrt(N / (p (1 - p))) in size
+    (Cauchy-Schwarz). So P(verdict) at ``rate`` <= errors + |rate - threshold| sqrt(N / v), v the least p (1 - p)
+    between the two, which stays below ``probability`` while N < v ((probability - errors) / gap)^2. Near the
+    threshold this spares the search's dynamic programmes up to 10,000 units (seconds) for an answer it knows."""
+    if not 0.0 < threshold < 1.0:
+        return 0.0
+    error = max(alpha, alpha if beta is None else beta)  # (the larger of the two stated bounds: the safe side)
+    room = probability - (2 * error if verdict == "decide" else error) - 1e-9  # (a margin for rounding)
+    if room <= 0.0:
+        return 0.0
+    gap = abs(rate - threshold)
+    if gap == 0.0:
+        return math.inf
+    v = min(rate * (1.0 - rate), threshold * (1.0 - threshold))
+    return v * (room / gap) ** 2 if v > 0.0 else 0.0
+
+
+@functools.lru_cache(maxsize=256)  # (a pure function: campaigns of one session often observe the same share)
 def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level: float | None = None,
                beta: float | None = None, sequential: bool = True, probability: float = 0.8,
                verdict: str = "decide", start: int = 1, limit: int = 10_000) -> int | None:
@@ -142,7 +166,13 @@ def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level
     if fail_level is None and sequential and rate == threshold and verdict == "decide":
         return None  # at the threshold itself each verdict is an error, bounded by alpha
 
+    floor = _fewest_that_can_decide(rate, threshold, alpha, beta, probability, verdict) if fail_level is None else 0
+    if floor > limit:
+        return None  # (what the search finds, after working out rules up to ``limit`` units: seconds)
+
     def decides(n: int, calibrate: bool = False) -> bool:
+        if n < floor:  # (proven not to: the search takes the same steps, without the dynamic programme)
+            return False
         rule = rate_rule(threshold, max_n=n, alpha=alpha, fail_level=fail_level, beta=beta, sequential=sequential,
                          calibrate=calibrate)
         return rule.decides_with(rate, probability, verdict)
