@@ -2243,6 +2243,40 @@ def test_an_agent_that_changes_the_harnesss_code_gets_no_verdicts_and_the_code_i
     assert not _campaign(innocent, trials=6, expect={"completion_rate": ">= 0.9"}).passed
 
 
+@pytest.mark.parametrize("how", ["reassigned", "code", "deleted", "method deleted", "added"])
+def test_the_quick_look_at_the_harnesss_code_sees_each_change_the_slow_one_does(how):
+    """``Snapshot.unchanged`` (two passes in C over some 5,000 pieces of code, at each campaign's start and end)
+    answers as a look at each piece does: a function reassigned, given another code object, deleted from its
+    module or its class is seen and put back; a name added beside them is not the harness's code."""
+    from pytest_agentops.engine import trial as trial_module
+    from pytest_agentops.process import own_code
+
+    kept = own_code.snapshot()
+    assert kept.unchanged() and own_code.put_back(kept) == []
+    describe, code, finish = trial_module.describe, trial_module.describe.__code__, trial_module.Trial.finish
+    if how == "reassigned":
+        trial_module.describe = lambda exc: "forged"
+    elif how == "code":
+        trial_module.describe.__code__ = _always_completed.__code__
+    elif how == "deleted":
+        del trial_module.describe
+    elif how == "method deleted":
+        del trial_module.Trial.finish
+    else:
+        trial_module.not_the_harnesss = lambda: None
+    try:
+        assert kept.unchanged() == (how == "added")
+        changed = own_code.put_back(kept)
+    finally:
+        trial_module.__dict__.pop("not_the_harnesss", None)
+    assert changed == {"reassigned": ["pytest_agentops.engine.trial.describe"],
+                       "code": ["pytest_agentops.engine.trial.describe.__code__"],
+                       "deleted": ["pytest_agentops.engine.trial.describe"],
+                       "method deleted": ["pytest_agentops.engine.trial.Trial.finish"], "added": []}[how]
+    assert trial_module.describe is describe and describe.__code__ is code and trial_module.Trial.finish is finish
+    assert kept.unchanged()
+
+
 def test_a_harness_change_reaches_every_campaign_running_and_a_comparison(monkeypatch):
     """A review of the first version: campaign B, started while campaign A's trial had reassigned ``Trial._judge``,
     took the forgery for the harness's code and put it back at its end, for every later campaign (which then

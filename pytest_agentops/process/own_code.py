@@ -12,6 +12,7 @@ An agent determined to reach the harness (``ctypes``, a function's closure, ``gc
 from __future__ import annotations
 
 import contextlib
+import operator
 import sys
 import threading
 from collections.abc import Iterator
@@ -23,20 +24,49 @@ from ..errors import HarnessChanged, hide_own_frames
 __tracebackhide__ = hide_own_frames
 
 _PACKAGE = __name__.split(".")[0]
+_PREFIX = _PACKAGE + "."
 _KINDS = (FunctionType, type, property, classmethod, staticmethod)
 _MISSING = object()
 
-#: (namespace owner, attribute name, value, the value's code object or None) of each piece of code kept
-Snapshot = list[tuple[Any, str, Any, Any]]
+_CODE = operator.attrgetter("__code__")
+
+
+class Snapshot(list):
+    """(namespace owner, attribute name, value, the value's code object or None) of each piece of code kept, and
+    the same as flat tuples for ``unchanged``: each piece's namespace (a module's ``__dict__``, a class's live
+    mapping proxy), name and value, and the functions with their code objects."""
+
+    __slots__ = ("_codes", "_functions", "_names", "_namespaces", "_values")
+
+    def __init__(self, kept: list[tuple[Any, str, Any, Any]]):
+        super().__init__(kept)
+        namespaces: dict[int, Any] = {}
+        self._namespaces = tuple(namespaces.setdefault(id(owner), vars(owner)) for owner, *_ in kept)
+        self._names = tuple(attribute for _owner, attribute, _value, _code in kept)
+        self._values = tuple(value for _owner, _attribute, value, _code in kept)
+        self._functions = tuple(value for _owner, _attribute, value, code in kept if code is not None)
+        self._codes = tuple(code for _owner, _attribute, _value, code in kept if code is not None)
+
+    def unchanged(self) -> bool:
+        """Whether every piece of code kept is still in its place, with its code object: the same answer as a look
+        at each (``put_back``), in two C-level passes (a campaign's start and end looked at some 5,000 pieces one
+        by one: 7 ms of a 16 ms campaign)."""
+        is_not = operator.is_not
+        try:
+            if any(map(is_not, map(operator.getitem, self._namespaces, self._names), self._values)):
+                return False
+        except KeyError:  # (one was deleted)
+            return False
+        return not any(map(is_not, map(_CODE, self._functions), self._codes))
 
 
 def _ours(name: str) -> bool:
-    return name == _PACKAGE or name.startswith(_PACKAGE + ".")
+    return name == _PACKAGE or name.startswith(_PREFIX)
 
 
 def snapshot() -> Snapshot:
     """The package's code as it is now."""
-    kept: Snapshot = []
+    kept: list[tuple[Any, str, Any, Any]] = []
     for name, module in list(sys.modules.items()):
         if module is None or not _ours(name):
             continue
@@ -47,7 +77,7 @@ def snapshot() -> Snapshot:
                     for member, inner in list(vars(value).items()):
                         if isinstance(inner, _KINDS) and not isinstance(inner, type):
                             kept.append((value, member, inner, getattr(inner, "__code__", None)))
-    return kept
+    return Snapshot(kept)
 
 
 def _where(owner: Any, attribute: str) -> str:
@@ -65,7 +95,9 @@ def _recoded(value: Any, code: Any) -> bool:
 
 def put_back(kept: Snapshot) -> list[str]:
     """Put back what changed since ``kept`` was taken; the names of what did (in the order found)."""
-    changed = []
+    changed: list[str] = []
+    if kept.unchanged():
+        return changed
     for owner, attribute, value, code in kept:
         if _replaced(owner, attribute, value):
             with contextlib.suppress(AttributeError, TypeError):
@@ -81,10 +113,9 @@ def _fresh() -> Snapshot:
     """``snapshot()``, or the last one taken when it is still the package's code (the same modules loaded and each
     piece of code the same object): comparing is a quarter of the cost of looking again."""
     global _last, _last_modules
-    modules = sum(1 for name in list(sys.modules) if _ours(name))
+    modules = len([name for name in list(sys.modules) if name == _PACKAGE or name.startswith(_PREFIX)])
     last = _last
-    if last is None or modules != _last_modules or any(
-            _replaced(owner, attribute, value) or _recoded(value, code) for owner, attribute, value, code in last):
+    if last is None or modules != _last_modules or not last.unchanged():
         last = _last = snapshot()
         _last_modules = modules
     return last
