@@ -767,6 +767,17 @@ def test_a_planned_number_of_trials_gives_its_verdict_as_often_as_stated(thresho
     assert (before.passed if verdict == "pass" else before.failed) < 0.95
 
 
+def test_a_planning_figure_raised_on_the_calibrated_rule_stays_within_the_limit():
+    """The figure found on the rule with Ville's constants (130) is raised until it holds on the calibrated rule
+    (163), by steps doubling then bisection: never past ``limit``, where the answer is None."""
+    def needed(limit: int) -> int | None:
+        return stats.planning.trials_for(0.993, 0.99, fail_level=0.94, beta=0.05, probability=0.95, verdict="pass",
+                                         limit=limit)
+
+    assert needed(163) == 163
+    assert needed(162) is None and needed(130) is None
+
+
 @pytest.mark.parametrize("sequential", [True, False])
 @pytest.mark.parametrize("threshold", [0.05, 0.5, 0.9, 0.99])
 def test_the_planning_search_skips_only_numbers_of_trials_that_cannot_decide(threshold, sequential):

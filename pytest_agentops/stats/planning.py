@@ -180,6 +180,8 @@ def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level
     found = _search(decides, start, limit)
     if found is None or not sequential or decides(found, calibrate=True):  # (one look: no calibration)
         return found
+    if found >= limit:
+        return None
     # raised until it holds on the calibrated rule (130 -> 163 in the widest case seen: a review's, in the tests;
     # 250 -> 347 for a pass at the threshold itself): by steps doubling from 1, then bisection to the trial, so
     # that N holds and N - 1 does not (one calibrated rule per step instead of one per trial: 0.2 s each)
