@@ -96,10 +96,9 @@ def per_look_alpha(alpha: float, looks: int) -> float:
 # ------------------------------------------------------------------- planning for the sequential rules
 
 
-def _search(decides, start: int, limit: int, *, exact: bool = False, step: int | None = None) -> int | None:
+def _search(decides, start: int, limit: int, *, exact: bool = False) -> int | None:
     """The smallest N in [start, limit] with decides(N), by doubling then bisection (decides is close to
-    monotone in N; the answer is a planning figure): to within 2%, or to the trial when ``exact``. The doubling
-    doubles N, or with ``step`` the distance from ``start`` (1, 2, 4, ...: for an answer expected close by)."""
+    monotone in N; the answer is a planning figure): to within 2%, or to the trial when ``exact``."""
     start = max(1, start)
     if decides(start):
         return start
@@ -107,11 +106,7 @@ def _search(decides, start: int, limit: int, *, exact: bool = False, step: int |
     while True:
         if hi >= limit:
             return None
-        if step is None:
-            lo, hi = hi, min(2 * hi, limit)
-        else:
-            lo, hi = hi, min(start + step, limit)
-            step *= 2
+        lo, hi = hi, min(2 * hi, limit)
         if decides(hi):
             break
     while hi - lo > (1 if exact else max(1, lo // 50)):  # invariant: decides(hi) and not decides(lo)
@@ -145,7 +140,6 @@ def _fewest_that_can_decide(rate: float, threshold: float, alpha: float, beta: f
     return v * (room / gap) ** 2 if v > 0.0 else 0.0
 
 
-@functools.lru_cache(maxsize=256)  # (a pure function: campaigns of one session often observe the same share)
 def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level: float | None = None,
                beta: float | None = None, sequential: bool = True, probability: float = 0.8,
                verdict: str = "decide", start: int = 1, limit: int = 10_000) -> int | None:
@@ -157,7 +151,16 @@ def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level
     The search uses the rule with Ville's constants, which decides (either way) no more often than the calibrated
     rule a campaign uses; a figure for one verdict is then checked on the calibrated rule, and raised until it
     holds there (its fail boundary also takes paths from a pass: 130 trials passed with 0.9477, not 0.95).
+    Cached: campaigns of one session often observe the same share.
     """
+    optional = (None if fail_level is None else float(fail_level), None if beta is None else float(beta))
+    return _trials_for(float(rate), float(threshold), float(alpha), *optional, sequential, float(probability),
+                       verdict, start, limit)
+
+
+@functools.lru_cache(maxsize=256)
+def _trials_for(rate: float, threshold: float, alpha: float, fail_level: float | None, beta: float | None,
+                sequential: bool, probability: float, verdict: str, start: int, limit: int) -> int | None:
     from .sequential import rate_rule  # planning is rarely needed: import the rules when it is
 
     if verdict not in ("pass", "fail", "decide"):
@@ -167,7 +170,7 @@ def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level
         return None  # at the threshold itself each verdict is an error, bounded by alpha
 
     floor = _fewest_that_can_decide(rate, threshold, alpha, beta, probability, verdict) if fail_level is None else 0
-    if floor > limit:
+    if floor > limit and floor > start:
         return None  # (what the search finds, after working out rules up to ``limit`` units: seconds)
 
     def decides(n: int, calibrate: bool = False) -> bool:
@@ -178,14 +181,16 @@ def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level
         return rule.decides_with(rate, probability, verdict)
 
     found = _search(decides, start, limit)
-    if found is None or not sequential or decides(found, calibrate=True):  # (one look: no calibration)
+    if found is None or not sequential:  # (one look: no calibration)
         return found
-    if found >= limit:
-        return None
-    # raised until it holds on the calibrated rule (130 -> 163 in the widest case seen: a review's, in the tests;
-    # 250 -> 347 for a pass at the threshold itself): by steps doubling from 1, then bisection to the trial, so
-    # that N holds and N - 1 does not (one calibrated rule per step instead of one per trial: 0.2 s each)
-    return _search(functools.partial(decides, calibrate=True), found + 1, limit, exact=True, step=1)
+    # one trial at a time: the calibrated rule's answer is not monotone in N (true at 283, false from 284 to 295,
+    # true from 296: a review's), so a search by halves would miss the fewest; above ``EXACT_LIMIT`` units the
+    # calibrated rule is Ville's, so this looks at a few hundred rules at most
+    while not decides(found, calibrate=True):  # (130 -> 163 in the widest case seen: a review's, in the tests)
+        found += 1
+        if found > limit:
+            return None
+    return found
 
 
 def pass_error_cap(rate: float, threshold: float, fail_level: float | None, alpha: float, beta: float) -> float | None:
