@@ -2243,17 +2243,24 @@ def test_an_agent_that_changes_the_harnesss_code_gets_no_verdicts_and_the_code_i
     assert not _campaign(innocent, trials=6, expect={"completion_rate": ">= 0.9"}).passed
 
 
-@pytest.mark.parametrize("how", ["reassigned", "code", "deleted", "method deleted", "added"])
-def test_the_quick_look_at_the_harnesss_code_sees_each_change_the_slow_one_does(how):
+@pytest.mark.parametrize("how", ["reassigned", "code", "deleted", "method deleted", "added", "operator blinded"])
+def test_the_quick_look_at_the_harnesss_code_sees_each_change_the_slow_one_does(how, monkeypatch):
     """``Snapshot.unchanged`` (two passes in C over some 5,000 pieces of code, at each campaign's start and end)
     answers as a look at each piece does: a function reassigned, given another code object, deleted from its
-    module or its class is seen and put back; a name added beside them is not the harness's code."""
+    module or its class is seen and put back; a name added beside them is not the harness's code. A review: the
+    quick look called ``operator.is_not`` as it found it, so an agent that made it always false first hid its
+    change from it (bound at import now)."""
+    import operator
+
     from pytest_agentops.engine import trial as trial_module
     from pytest_agentops.process import own_code
 
     kept = own_code.snapshot()
     assert kept.unchanged() and own_code.put_back(kept) == []
     describe, code, finish = trial_module.describe, trial_module.describe.__code__, trial_module.Trial.finish
+    if how == "operator blinded":
+        monkeypatch.setattr(operator, "is_not", lambda a, b: False)
+        how = "reassigned"
     if how == "reassigned":
         trial_module.describe = lambda exc: "forged"
     elif how == "code":

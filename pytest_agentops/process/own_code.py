@@ -16,7 +16,7 @@ import operator
 import sys
 import threading
 from collections.abc import Iterator
-from types import FunctionType
+from types import FunctionType, ModuleType
 from typing import Any
 
 from ..errors import HarnessChanged, hide_own_frames
@@ -29,6 +29,16 @@ _KINDS = (FunctionType, type, property, classmethod, staticmethod)
 _MISSING = object()
 
 _CODE = operator.attrgetter("__code__")
+# bound now: an agent's ``operator.is_not = ...`` / ``builtins.any = ...`` must not blind the look
+_IS_NOT, _GETITEM, _ANY, _MAP = operator.is_not, operator.getitem, any, map
+_MODULE_DICT = ModuleType.__dict__["__dict__"].__get__  # the real namespaces, whatever ``__dict__`` a
+_CLASS_DICT = type.__dict__["__dict__"].__get__  # swapped ``__class__`` or metaclass claims
+
+
+def _namespace(owner: Any) -> Any:
+    if isinstance(owner, type):
+        return _CLASS_DICT(owner)
+    return _MODULE_DICT(owner) if isinstance(owner, ModuleType) else vars(owner)
 
 
 class Snapshot(list):
@@ -41,7 +51,7 @@ class Snapshot(list):
     def __init__(self, kept: list[tuple[Any, str, Any, Any]]):
         super().__init__(kept)
         namespaces: dict[int, Any] = {}
-        self._namespaces = tuple(namespaces.setdefault(id(owner), vars(owner)) for owner, *_ in kept)
+        self._namespaces = tuple(namespaces.setdefault(id(owner), _namespace(owner)) for owner, *_ in kept)
         self._names = tuple(attribute for _owner, attribute, _value, _code in kept)
         self._values = tuple(value for _owner, _attribute, value, _code in kept)
         self._functions = tuple(value for _owner, _attribute, value, code in kept if code is not None)
@@ -51,13 +61,12 @@ class Snapshot(list):
         """Whether every piece of code kept is still in its place, with its code object: the same answer as a look
         at each (``put_back``), in two C-level passes (a campaign's start and end looked at some 5,000 pieces one
         by one: 7 ms of a 16 ms campaign)."""
-        is_not = operator.is_not
         try:
-            if any(map(is_not, map(operator.getitem, self._namespaces, self._names), self._values)):
+            if _ANY(_MAP(_IS_NOT, _MAP(_GETITEM, self._namespaces, self._names), self._values)):
                 return False
         except KeyError:  # (one was deleted)
             return False
-        return not any(map(is_not, map(_CODE, self._functions), self._codes))
+        return not _ANY(_MAP(_IS_NOT, _MAP(_CODE, self._functions), self._codes))
 
 
 def _ours(name: str) -> bool:
@@ -70,11 +79,11 @@ def snapshot() -> Snapshot:
     for name, module in list(sys.modules.items()):
         if module is None or not _ours(name):
             continue
-        for attribute, value in list(vars(module).items()):
+        for attribute, value in list(_namespace(module).items()):
             if isinstance(value, _KINDS):
                 kept.append((module, attribute, value, getattr(value, "__code__", None)))
                 if isinstance(value, type) and value.__module__ == name:
-                    for member, inner in list(vars(value).items()):
+                    for member, inner in list(_namespace(value).items()):
                         if isinstance(inner, _KINDS) and not isinstance(inner, type):
                             kept.append((value, member, inner, getattr(inner, "__code__", None)))
     return Snapshot(kept)
@@ -86,7 +95,7 @@ def _where(owner: Any, attribute: str) -> str:
 
 
 def _replaced(owner: Any, attribute: str, value: Any) -> bool:
-    return vars(owner).get(attribute, _MISSING) is not value
+    return _namespace(owner).get(attribute, _MISSING) is not value
 
 
 def _recoded(value: Any, code: Any) -> bool:
