@@ -36,6 +36,7 @@ _CLASS_DICT = type.__dict__["__dict__"].__get__  # swapped ``__class__`` or meta
 
 
 def _namespace(owner: Any) -> Any:
+    """The namespace ``owner``'s code lives in: a class's own (a live mapping proxy), a module's ``__dict__``."""
     if isinstance(owner, type):
         return _CLASS_DICT(owner)
     return _MODULE_DICT(owner) if isinstance(owner, ModuleType) else vars(owner)
