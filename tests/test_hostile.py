@@ -2475,6 +2475,47 @@ def test_no_interruption_is_raised_where_a_thread_takes_or_gives_back_a_lock_by_
     assert False in seen and not at_unsafe_point(None)
 
 
+def test_no_interruption_is_raised_where_a_cookie_jar_takes_its_lock_by_hand():
+    """``http.cookiejar`` takes its jar's lock by hand (``acquire()``, then ``try``): an interruption that landed
+    between the two left it held, and every later request through an httpx client the trials share (the
+    reference agents' ``demo.http_model.shared_client``) waited for it: the bundled model scenarios' trials timed
+    out after an early stop at concurrency 8 (1 to 2 runs of 8; 0 of 32 since). So are ``tempfile`` and
+    ``multiprocessing``."""
+    import http.cookiejar
+    import multiprocessing.pool
+    import tempfile
+    import types
+    import urllib.request
+
+    from pytest_agentops.engine.workers import at_unsafe_point
+
+    jar = http.cookiejar.CookieJar()
+    request = urllib.request.Request("http://example.test/")
+    response = types.SimpleNamespace(info=lambda: types.SimpleNamespace(get_all=lambda *a: []))
+    entered = threading.Event()
+
+    def extracts():
+        entered.set()
+        jar.extract_cookies(response, request)  # blocks on the jar's lock: the test holds it
+
+    jar._cookies_lock.acquire()
+    try:
+        waiter = threading.Thread(target=extracts, daemon=True)
+        waiter.start()
+        entered.wait(5)
+        for _ in range(200):  # until it is blocked inside the jar's acquire
+            threading.Event().wait(0.005)
+            if at_unsafe_point(waiter.ident):
+                break
+        assert at_unsafe_point(waiter.ident)
+    finally:
+        jar._cookies_lock.release()
+    waiter.join(5)
+    for module in (tempfile, multiprocessing.pool):
+        frame = types.SimpleNamespace(f_code=types.SimpleNamespace(co_filename=module.__file__))
+        assert at_unsafe_point(1, {1: frame})
+
+
 def test_the_hound_slows_down_for_a_thread_its_first_interruption_cannot_reach(monkeypatch):
     """A thread blocked for good in a lock is always at an unsafe point: after the fast period the hound tries
     it every 0.2 s, not every 5 ms forever (idle CPU grew with the number of such threads)."""

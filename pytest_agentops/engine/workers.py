@@ -37,14 +37,19 @@ ON_A_WORKER = "code on a campaign's worker thread, outside any trial's context"
 
 __tracebackhide__ = hide_own_frames
 
+_STDLIB = os.path.dirname(threading.__file__) + os.sep
 #: Where an asynchronous exception must not land: the innermost frame in code that takes and gives back
 #: locks by hand (logging's handlers and module lock, the import system, ``threading``, ``queue``,
-#: ``concurrent.futures``). Raised between a lock's ``acquire()`` and the ``try`` that releases it, the
-#: exception leaves the lock held by a thread that then ends, and every later user of it waits forever
-#: (pytest's log capture included). Raised anywhere else it unwinds through ``with`` and ``finally`` blocks
-#: that release what they hold. A thread waiting for the GIL raises it in the very frame seen here.
+#: ``concurrent.futures``, ``http.cookiejar``'s jar, ``tempfile``, ``multiprocessing``). Raised between a lock's
+#: ``acquire()`` and the ``try`` that releases it, the exception leaves the lock held by a thread that then
+#: ends, and every later user of it waits forever (pytest's log capture included; every later trial's request
+#: through an httpx client the trials share: its cookie jar's lock, so the bundled scenarios' trials timed out
+#: after an early stop at concurrency 8, in 1 to 2 runs of 8). Raised anywhere else it unwinds through
+#: ``with`` and ``finally`` blocks that release what they hold. A thread waiting for the GIL raises it in the
+#: very frame seen here.
 _LOCK_CODE = (os.path.dirname(logging.__file__) + os.sep, "<frozen importlib._bootstrap", threading.__file__,
-              queue.__file__, os.path.dirname(cf.__file__) + os.sep)
+              queue.__file__, os.path.dirname(cf.__file__) + os.sep, _STDLIB + os.path.join("http", "cookiejar.py"),
+              _STDLIB + "tempfile.py", _STDLIB + "multiprocessing" + os.sep)
 
 
 def at_unsafe_point(ident: int | None, frames: Mapping[int, Any] | None = None) -> bool:
