@@ -784,6 +784,26 @@ def test_a_planning_figure_raised_on_the_calibrated_rule_is_the_fewest_and_stays
     assert needed(162) is None and needed(130) is None
 
 
+@pytest.mark.parametrize(("rate", "threshold", "verdict", "start"), [
+    (0.93, 0.9, "decide", 1), (0.91, 0.9, "decide", 50), (0.86, 0.9, "fail", 1), (0.55, 0.5, "pass", 1)])
+def test_the_planning_search_gives_the_same_figures_with_and_without_its_floor(monkeypatch, rate, threshold,
+                                                                               verdict, start):
+    """The floor only spares the search dynamic programmes whose answer it knows: the figures are those of the
+    search that works every rule out (the floor taken away), sequential and one look."""
+    from pytest_agentops.stats import planning
+
+    def figures() -> list[int | None]:
+        planning._trials_for.cache_clear()
+        return [planning.trials_for(rate, threshold, verdict=verdict, sequential=sequential, start=start)
+                for sequential in (True, False)]
+
+    with_floor = figures()
+    assert planning._fewest_that_can_decide(rate, threshold, 0.05, None, 0.8, verdict) > start  # (it skips some)
+    monkeypatch.setattr(planning, "_fewest_that_can_decide", lambda *args: 0.0)
+    assert figures() == with_floor
+    planning._trials_for.cache_clear()
+
+
 @pytest.mark.parametrize("sequential", [True, False])
 @pytest.mark.parametrize("threshold", [0.05, 0.5, 0.9, 0.99])
 def test_the_planning_search_skips_only_numbers_of_trials_that_cannot_decide(threshold, sequential):
