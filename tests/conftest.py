@@ -16,9 +16,30 @@ from process_state import (  # noqa: F401
     pytest_fixture_setup,
 )
 
-#: PYTEST_ADDOPTS for a pytest run in a child process: the two installed plugins these tests have nothing to do with
-#: (langsmith's and hypothesis's) are blocked. Their imports took ~1.4 s of CPU of a child run's ~2.1 s.
-QUIET_ADDOPTS = "-p no:langsmith_plugin -p no:hypothesispytest"
+
+def _import_the_whole_package() -> None:
+    """Import every module of the package once, here. pytester's in-process runs put ``sys.modules`` back after each
+    run, so a module first imported inside one is imported again by the next, and pytest rewrites the asserts of
+    a plugin's modules as it imports them, without a bytecode cache under PYTHONDONTWRITEBYTECODE: ~100 modules
+    parsed, rewritten and compiled again per in-process run (693 rewrites in one test of seven runs). A module
+    this session already holds is kept across those runs."""
+    import importlib
+    import pkgutil
+
+    import pytest_agentops
+
+    for module in pkgutil.walk_packages(pytest_agentops.__path__, "pytest_agentops."):
+        if not module.name.endswith(".__main__"):  # (running it is the command line)
+            importlib.import_module(module.name)
+
+
+_import_the_whole_package()
+
+#: PYTEST_ADDOPTS for a pytest run in a child process: the installed plugins these child runs have nothing to do with
+#: are blocked: langsmith's and hypothesis's (their imports took ~1.4 s of CPU of a child run's ~2.1 s), and respx's,
+#: pytest-httpx2's and anyio's (respx's router and anyio's sockets: a further ~1 s of an empty run's 1.8 s, now 0.8 s).
+#: No child run here asks for their fixtures or marks; one that does sets its own PYTEST_ADDOPTS.
+QUIET_ADDOPTS = "-p no:langsmith_plugin -p no:hypothesispytest -p no:respx -p no:pytest_httpx2 -p no:anyio"
 
 
 @pytest.fixture
