@@ -24,6 +24,7 @@ def _import_the_whole_package() -> None:
     parsed, rewritten and compiled again per in-process run (693 rewrites in one test of seven runs). A module
     this session already holds is kept across those runs."""
     import importlib
+    import importlib.util
     import pkgutil
 
     import pytest_agentops
@@ -31,6 +32,10 @@ def _import_the_whole_package() -> None:
     for module in pkgutil.walk_packages(pytest_agentops.__path__, "pytest_agentops."):
         if not module.name.endswith(".__main__"):  # (running it is the command line)
             importlib.import_module(module.name)
+    # and what the HTTP hub imports when a run first needs it (~40 modules of httpcore2 and truststore, 384
+    # imports again in four of these files' in-process runs)
+    if importlib.util.find_spec("httpcore2") is not None:
+        importlib.import_module("httpcore2")
 
 
 _import_the_whole_package()
