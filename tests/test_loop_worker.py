@@ -14,7 +14,8 @@ import pytest
 
 from pytest_agentops import FakeLLM, Faults, Scenario, run_campaign
 from pytest_agentops.engine.job_future import JobFuture
-from pytest_agentops.engine.workers import LoopWorker, ThreadWorker
+from pytest_agentops.engine.workers import LoopWorker, ThreadWorker, _Job
+from pytest_agentops.errors import TrialAbandoned
 from pytest_agentops.process.http_hub import HUB
 from pytest_agentops.vtime.loop import VirtualTimeLoop
 
@@ -186,6 +187,56 @@ def test_call_reports_a_blocked_loop_and_skips_the_function(worker):
     assert future.result(5) == "done"
     assert worker.call(lambda: ran.append("now"))
     assert ran == ["now"]  # the call given up on never runs afterwards
+
+
+def test_a_retired_loops_ended_jobs_are_judged_one_after_the_other_never_on_the_callers_thread(worker):
+    """``reap`` (a loop blocked for good: its ended jobs wait for an idle moment that never comes) judges them one
+    at a time, as the loop would, each in a thread of its own: judged at once, CPU-bound checks shared the GIL and
+    which of them met the trials' limit depended on the concurrency; judged on the caller's thread (the
+    campaign's main thread), one that never returned hung the campaign. One that does not return within
+    ``judging_s`` is given up (``TrialAbandoned``), and the ones after it are still judged."""
+    release, entered = threading.Event(), threading.Event()
+
+    async def blocks():
+        entered.set()
+        release.wait(10)  # the loop thread itself, blocked: nothing is settled there meanwhile
+
+    blocked = worker.submit(blocks())
+    assert entered.wait(5)
+    lock, running, most, threads, order = threading.Lock(), [0], [0], [], []
+    never = threading.Event()
+
+    def settle(result):
+        threads.append(threading.current_thread())
+        if result == 2:
+            never.wait(10)  # a judging that does not return (an output's __del__, an exception's text)
+            return None
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)  # (long enough for judgings run at once to overlap)
+        order.append(result)
+        with lock:
+            running[0] -= 1
+        return result * 10
+
+    try:
+        worker.judging_s = 0.3
+        futures = [cf.Future() for _ in range(5)]
+        for i, future in enumerate(futures):
+            worker._settling.append((_Job(None, None, settle, future), i))
+        worker.reap()
+        assert most[0] == 1 and order == [0, 1, 3, 4]  # one at a time, in order; 2 given up and the rest judged
+        assert threading.main_thread() not in threads and len(set(threads)) == 5
+        assert [f.result(0) for i, f in enumerate(futures) if i != 2] == [0, 10, 30, 40]
+        with pytest.raises(TrialAbandoned, match="judging the trial did not return"):
+            futures[2].result(0)
+    finally:
+        never.set()
+        release.set()
+    blocked.result(5)
+    for thread in threads:
+        thread.join(5)
 
 
 def test_a_closed_worker_closes_its_loop_and_lets_the_executor_threads_go():
