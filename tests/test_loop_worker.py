@@ -225,9 +225,10 @@ def test_a_retired_loops_ended_jobs_are_judged_one_after_the_other_never_on_the_
         futures = [cf.Future() for _ in range(5)]
         for i, future in enumerate(futures):
             worker._settling.append((_Job(None, None, settle, future), i))
+        caller = threading.current_thread()
         worker.reap()
         assert most[0] == 1 and order == [0, 1, 3, 4]  # one at a time, in order; 2 given up and the rest judged
-        assert threading.main_thread() not in threads and len(set(threads)) == 5
+        assert caller not in threads and len(set(threads)) == 5
         assert [f.result(0) for i, f in enumerate(futures) if i != 2] == [0, 10, 30, 40]
         with pytest.raises(TrialAbandoned, match="judging the trial did not return"):
             futures[2].result(0)

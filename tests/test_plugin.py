@@ -382,6 +382,44 @@ def _chaos_section(lines: list[str]) -> list[str]:
     return lines[start:end]
 
 
+def test_a_campaign_runs_beside_the_installed_plugins_fixtures_and_marks_in_a_child_with_every_plugin(
+        pytester, monkeypatch):
+    """The suite's child runs leave out the installed plugins they do not use (``QUIET_ADDOPTS``); a user's session
+    has them all (respx and anyio come with the core dependencies). One child run with every installed plugin: a
+    campaign, respx's ``respx_mock`` and an ``@pytest.mark.anyio`` test in one session, each passing."""
+    pytester.makepyfile(test_together="""
+        import httpx
+        import pytest
+
+        from pytest_agentops import Faults, Scenario
+
+
+        def test_campaign(agent_chaos):
+            agent_chaos.run(Scenario(name="plain", agent=lambda task, env: "done", task="t", trials=5, seed=1,
+                                     faults=Faults.none(), check=lambda w, out: out == "done",
+                                     expect={"completion_rate": ">= 0.5"})).check()
+
+
+        def test_respx(respx_mock):
+            respx_mock.get("https://example.test/").respond(204)
+            assert httpx.get("https://example.test/").status_code == 204
+
+
+        @pytest.mark.anyio
+        async def test_anyio():
+            assert True
+
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+    """)
+    monkeypatch.delenv("PYTEST_ADDOPTS")  # (every installed plugin)
+    result = pytester.runpytest_subprocess("--agent-chaos", "-p", "no:cacheprovider",
+                                           "-W", "error::pytest.PytestUnknownMarkWarning")
+    result.assert_outcomes(passed=3)
+
+
 def test_a_session_that_runs_no_campaign_imports_neither_the_harness_nor_numpy(pytester):
     """An outside review: every session imported the spool at the end of collection and of the session, and with
     it the harness's secrets (6-9 ms more of start-up for a plugin installed but unused). A session whose tests
