@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -127,9 +128,25 @@ class CheckpointError(AgentOpsError, TypeError):
     """A checkpoint key or value the store cannot keep (values must be JSON data)."""
 
 
-#: what a ``CampaignFailed`` message goes through (``harness.secrets`` puts its redaction here when imported: the
-#: message names the scenario, its worst trials and their replay commands, any of which may hold a secret)
-_shown: Callable[[str], str] = str
+#: What a secret is replaced by, and the secret shapes: ``sk-`` keys (OpenAI-style, and the fake model's
+#: ``sk-agentops-fake-...``; not inside a word: "risk-assessment" is none), Bearer values (up to a space, a quote, a
+#: backslash, a comma, a semicolon or an angle bracket: so that JSON holding one stays JSON). Here, below
+#: ``harness.secrets`` (which says what else is redacted), so that a message is redacted before it is imported.
+REDACTED = "[redacted]"
+SECRET_SHAPE = re.compile(r"((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[^\s\"'\\,;<>]+)")
+
+
+def _shapes_redacted(text: str) -> str:
+    """A message before ``harness.secrets`` is imported (no campaign yet: a collection error of a module-level
+    ``Scenario(faults=os.environ[...])`` holding a key): the secret shapes redacted. (The environment's secret
+    values are read when a campaign starts: ``harness.secrets.refresh``.)"""
+    return SECRET_SHAPE.sub(REDACTED, text) if "sk-" in text or "Bearer" in text else text
+
+
+#: what a ``ConfigError`` or ``CampaignFailed`` message goes through (``harness.secrets`` puts its redaction here
+#: when imported: the message names the scenario, its worst trials and their replay commands, or a value quoted,
+#: any of which may hold a secret)
+_shown: Callable[[str], str] = _shapes_redacted
 
 
 def show_failures_through(shown: Callable[[str], str]) -> None:
@@ -139,8 +156,8 @@ def show_failures_through(shown: Callable[[str], str]) -> None:
 
 
 def shown(text: str) -> str:
-    """``text`` as the package shows a user's values in its messages and reprs (redacted once
-    ``harness.secrets`` is imported: ``show_failures_through``)."""
+    """``text`` as the package shows a user's values in its messages and reprs: its secret shapes redacted, and
+    once ``harness.secrets`` is imported (``show_failures_through``) whatever it redacts."""
     return _shown(text)
 
 

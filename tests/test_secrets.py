@@ -211,6 +211,35 @@ def test_a_config_error_and_a_results_repr_redact_the_values_they_quote(secret_e
     assert KEY not in repr(result) and f"deploy-{REDACTED}" in repr(result)
 
 
+def test_a_collection_error_before_any_campaign_quotes_a_key_redacted(pytester, monkeypatch):
+    """A review: a module-level ``Scenario(faults=os.environ["PROFILE"])`` holding a key failed collection with
+    ``profile='sk-live...'`` in full: a message is redacted through ``harness.secrets``, which a fresh pytest had
+    not imported yet (no campaign). The secret shapes are redacted before it is (``errors.SECRET_SHAPE``)."""
+    monkeypatch.setenv("PROFILE", "sk-live0123456789abcdef")
+    pytester.makeconftest("""
+        import sys
+
+        def pytest_sessionfinish(session):
+            print("SECRETS-IMPORTED", "pytest_agentops.harness.secrets" in sys.modules)
+    """)
+    pytester.makepyfile(test_profile="""
+        import os
+
+        from pytest_agentops import Scenario
+
+        S = Scenario(name="s", agent=lambda task, env: "ok", faults=os.environ["PROFILE"])
+
+
+        def test_s():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["SECRETS-IMPORTED False",  # (printed before the errors are shown)
+                                 "*ConfigError: profile='[[]redacted[]]' is not a fault profile*"])
+    assert "sk-live0123456789abcdef" not in str(result.stdout) + str(result.stderr)
+
+
 @tool
 def encoded(world, n: int) -> bytes:
     """Returns the password as bytes (a client's raw answer)."""

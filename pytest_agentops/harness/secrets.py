@@ -39,20 +39,16 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import hide_own_frames, show_failures_through
+# (what a secret is replaced by, and the secret shapes, live in ``errors``, below this: a message is redacted there)
+from ..errors import REDACTED, SECRET_SHAPE, hide_own_frames, show_failures_through
 from ..process.kept_state import forget_stream, own_stream
 from ..process.patch import ProcessPatch
 from ..stable_repr import exact_containers, exact_str
 
 __tracebackhide__ = hide_own_frames
 
-REDACTED = "[redacted]"
 #: Mapping keys whose value is a secret (trace event data, headers).
 SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|token$|bearer)", re.IGNORECASE)
-#: Secret shapes: ``sk-`` keys (OpenAI-style, and the fake model's ``sk-agentops-fake-...``; not inside a word:
-#: "risk-assessment" is none), Bearer values (up to a space, a quote, a backslash, a comma, a semicolon or an
-#: angle bracket: so that JSON holding one stays JSON).
-SECRET_SHAPE = re.compile(r"((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[^\s\"'\\,;<>]+)")
 _NAME_PARTS = frozenset({"KEY", "KEYS", "APIKEY", "APIKEYS", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS",
                          "PASSWD", "PASS", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS"})
 #: (``TOKENS`` is not among them: ``MAX_TOKENS`` and the like are counts, and their digits would be redacted)
