@@ -136,17 +136,18 @@ REDACTED = "[redacted]"
 SECRET_SHAPE = re.compile(r"((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[^\s\"'\\,;<>]+)")
 
 
-def _shapes_redacted(text: str) -> str:
-    """A message before ``harness.secrets`` is imported (no campaign yet: a collection error of a module-level
-    ``Scenario(faults=os.environ[...])`` holding a key): the secret shapes redacted. (The environment's secret
-    values are read when a campaign starts: ``harness.secrets.refresh``.)"""
+def redact_shapes(text: str) -> str:
+    """``text`` with its secret shapes redacted: every message before ``harness.secrets`` is imported (no campaign
+    yet: a collection error of a module-level ``Scenario(faults=os.environ[...])`` holding a key), and the last
+    step of ``harness.secrets.redact_text``. (The environment's secret values are read when a campaign starts:
+    ``harness.secrets.refresh``.)"""
     return SECRET_SHAPE.sub(REDACTED, text) if "sk-" in text or "Bearer" in text else text
 
 
 #: what a ``ConfigError`` or ``CampaignFailed`` message goes through (``harness.secrets`` puts its redaction here
 #: when imported: the message names the scenario, its worst trials and their replay commands, or a value quoted,
 #: any of which may hold a secret)
-_shown: Callable[[str], str] = _shapes_redacted
+_shown: Callable[[str], str] = redact_shapes
 
 
 def show_failures_through(shown: Callable[[str], str]) -> None:

@@ -48,7 +48,7 @@ _import_the_whole_package()
 #: PYTEST_ADDOPTS for a pytest run in a child process: the installed plugins these child runs have nothing to do with
 #: are blocked: langsmith's and hypothesis's (their imports took ~1.4 s of CPU of a child run's ~2.1 s), and respx's,
 #: pytest-httpx2's and anyio's (respx's router and anyio's sockets: a further ~1 s of an empty run's 1.8 s, now 0.8 s).
-#: No child run here asks for their fixtures or marks; one that does sets its own PYTEST_ADDOPTS.
+#: No child run here asks for their fixtures or marks but one (``test_plugin.py``), which runs with every plugin.
 QUIET_ADDOPTS = "-p no:langsmith_plugin -p no:hypothesispytest -p no:respx -p no:pytest_httpx2 -p no:anyio"
 
 

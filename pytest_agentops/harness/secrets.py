@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 # (what a secret is replaced by, and the secret shapes, live in ``errors``, below this: a message is redacted there)
-from ..errors import REDACTED, SECRET_SHAPE, hide_own_frames, show_failures_through
+from ..errors import REDACTED, SECRET_SHAPE, hide_own_frames, redact_shapes, show_failures_through
 from ..process.kept_state import forget_stream, own_stream
 from ..process.patch import ProcessPatch
 from ..stable_repr import exact_containers, exact_str
@@ -208,17 +208,15 @@ def _kept(text: str) -> list[tuple[int, int]]:
 def redact_text(text: str) -> str:
     """``text`` with every known secret replaced by ``[redacted]``."""
     text = redact_environment(text)
-    if "sk-" in text or "Bearer" in text:
-        spans = _kept(text) if _identifiers else None
-        if spans:
-            def shape(match: re.Match[str]) -> str:
-                start, end = match.span()
-                return match.group(0) if any(a <= start and end <= b for a, b in spans) else REDACTED
+    spans = _kept(text) if _identifiers and ("sk-" in text or "Bearer" in text) else None
+    if not spans:
+        return redact_shapes(text)
 
-            text = SECRET_SHAPE.sub(shape, text)
-        else:
-            text = SECRET_SHAPE.sub(REDACTED, text)
-    return text
+    def shape(match: re.Match[str]) -> str:
+        start, end = match.span()
+        return match.group(0) if any(a <= start and end <= b for a, b in spans) else REDACTED
+
+    return SECRET_SHAPE.sub(shape, text)
 
 
 show_failures_through(redact_text)  # a campaign's failure message is redacted too (``errors.CampaignFailed``)
