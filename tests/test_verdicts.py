@@ -784,6 +784,22 @@ def test_a_planning_figure_raised_on_the_calibrated_rule_is_the_fewest_and_stays
     assert needed(162) is None and needed(130) is None
 
 
+@pytest.mark.parametrize(("alpha", "probability", "rate"), [(0.05, 0.09, 0.9), (0.3, 0.5, 0.9), (0.4, 0.6, 0.91)])
+def test_a_probability_within_the_rules_errors_is_planned_on_the_calibrated_rule(alpha, probability, rate):
+    """An agent at (or next to) the threshold is decided either way only by the rule's errors, with probability up
+    to 2 alpha; the search on Ville's constants never reaches such a probability where the calibrated rule (the
+    one a campaign uses) does, and the plan said None ("no number of trials") for 0.09 at alpha 0.05, which 29
+    trials give. Checked by the reference dynamic programme, and above 2 alpha the answer at the threshold is
+    still None at once."""
+    planning = stats.planning
+    planning._trials_for.cache_clear()
+    n = planning.trials_for(rate, 0.9, alpha=alpha, probability=probability)
+    assert n is not None
+    at = sr.exact_outcome(sr.Rate(">=", 0.9), rate, n, confidence=1 - alpha)
+    assert at.passed + at.failed >= probability, (n, at)
+    assert planning.trials_for(0.9, 0.9, alpha=alpha, probability=min(0.99, 2 * alpha + 0.01)) is None
+
+
 @pytest.mark.parametrize(("rate", "threshold", "verdict", "start"), [
     (0.93, 0.9, "decide", 1), (0.91, 0.9, "decide", 50), (0.86, 0.9, "fail", 1), (0.55, 0.5, "pass", 1)])
 def test_the_planning_search_gives_the_same_figures_with_and_without_its_floor(monkeypatch, rate, threshold,

@@ -166,9 +166,8 @@ def _trials_for(rate: float, threshold: float, alpha: float, fail_level: float |
     if verdict not in ("pass", "fail", "decide"):
         raise ValueError(f"verdict={verdict!r} must be 'pass', 'fail' or 'decide'")
     probability = check_confidence(probability)
-    if fail_level is None and sequential and rate == threshold and verdict == "decide":
-        return None  # at the threshold itself each verdict is an error, bounded by alpha
-
+    # (at the threshold itself, without a fail level, each verdict is an error bounded by alpha: a probability
+    # above the bound is reached at no N, which the floor says (``math.inf``); one within it may be reached)
     floor = _fewest_that_can_decide(rate, threshold, alpha, beta, probability, verdict) if fail_level is None else 0
     if floor > limit and floor > start:
         return None  # (what the search finds, after working out rules up to ``limit`` units: seconds)
@@ -181,6 +180,11 @@ def _trials_for(rate: float, threshold: float, alpha: float, fail_level: float |
         return rule.decides_with(rate, probability, verdict)
 
     found = _search(decides, start, limit)
+    if found is None and sequential and probability <= 2 * max(alpha, alpha if beta is None else beta):
+        # a probability within what the rule's errors alone may reach (an agent at the threshold decided with
+        # probability 0.09 at alpha 0.05): Ville's constants may never reach it where the calibrated rule
+        # does (at 32 trials there), so the calibrated rules themselves are searched
+        found = _search(functools.partial(decides, calibrate=True), start, limit)
     if found is None or not sequential:  # (one look: no calibration)
         return found
     # one trial at a time: the calibrated rule's answer is not monotone in N (true at 283, false from 284 to 295,
