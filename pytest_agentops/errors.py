@@ -20,6 +20,8 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
+from .secret_names import environment_secrets
+
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _DEMO = os.path.join(_PACKAGE, "demo") + os.sep
 #: where an exception raised in an agent's child process was raised (``user_code_at``), set on it in the parent
@@ -139,15 +141,28 @@ SECRET_SHAPE = re.compile(r"((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[^\s
 def redact_shapes(text: str) -> str:
     """``text`` with its secret shapes redacted: every message before ``harness.secrets`` is imported (no campaign
     yet: a collection error of a module-level ``Scenario(faults=os.environ[...])`` holding a key), and the last
-    step of ``harness.secrets.redact_text``. (The environment's secret values are read when a campaign starts:
-    ``harness.secrets.refresh``.)"""
+    step of ``harness.secrets.redact_text``. (Before that import a message has the environment's secret values
+    redacted too: ``_before_any_campaign``.)"""
     return SECRET_SHAPE.sub(REDACTED, text) if "sk-" in text or "Bearer" in text else text
+
+
+def _before_any_campaign(text: str) -> str:
+    """``text`` redacted before ``harness.secrets`` is imported: the values of the environment's secret-named
+    variables as they are now (and as a ``repr`` quotes them), then the secret shapes. Messages are rare there
+    (a collection error), so the environment is read for each."""
+    for value in environment_secrets():
+        if value in text:
+            text = text.replace(value, REDACTED)
+        quoted = repr(value)[1:-1]
+        if quoted != value and quoted in text:
+            text = text.replace(quoted, REDACTED)
+    return redact_shapes(text)
 
 
 #: what a ``ConfigError`` or ``CampaignFailed`` message goes through (``harness.secrets`` puts its redaction here
 #: when imported: the message names the scenario, its worst trials and their replay commands, or a value quoted,
 #: any of which may hold a secret)
-_shown: Callable[[str], str] = redact_shapes
+_shown: Callable[[str], str] = _before_any_campaign
 
 
 def show_failures_through(shown: Callable[[str], str]) -> None:

@@ -211,11 +211,16 @@ def test_a_config_error_and_a_results_repr_redact_the_values_they_quote(secret_e
     assert KEY not in repr(result) and f"deploy-{REDACTED}" in repr(result)
 
 
-def test_a_collection_error_before_any_campaign_quotes_a_key_redacted(pytester, monkeypatch):
+@pytest.mark.parametrize(("value", "also"), [("sk-live0123456789abcdef", {}),
+                                             ("Pg-S3cretPassw0rd-xyz", {"DB_PASSWORD": "Pg-S3cretPassw0rd-xyz"})])
+def test_a_collection_error_before_any_campaign_quotes_a_key_redacted(pytester, monkeypatch, value, also):
     """A review: a module-level ``Scenario(faults=os.environ["PROFILE"])`` holding a key failed collection with
     ``profile='sk-live...'`` in full: a message is redacted through ``harness.secrets``, which a fresh pytest had
-    not imported yet (no campaign). The secret shapes are redacted before it is (``errors.SECRET_SHAPE``)."""
-    monkeypatch.setenv("PROFILE", "sk-live0123456789abcdef")
+    not imported yet (no campaign). The secret shapes are redacted before it is (``errors.SECRET_SHAPE``), and so
+    is the value of a secret-named variable (``DB_PASSWORD``'s, pasted as the profile: shown in full before)."""
+    monkeypatch.setenv("PROFILE", value)
+    for name, secret in also.items():
+        monkeypatch.setenv(name, secret)
     pytester.makeconftest("""
         import sys
 
@@ -237,7 +242,7 @@ def test_a_collection_error_before_any_campaign_quotes_a_key_redacted(pytester, 
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["SECRETS-IMPORTED False",  # (printed before the errors are shown)
                                  "*ConfigError: profile='[[]redacted[]]' is not a fault profile*"])
-    assert "sk-live0123456789abcdef" not in str(result.stdout) + str(result.stderr)
+    assert value not in str(result.stdout) + str(result.stderr)
 
 
 @tool

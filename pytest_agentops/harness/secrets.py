@@ -32,7 +32,6 @@ import copy
 import itertools
 import json
 import logging
-import os
 import re
 import sys
 import urllib.parse
@@ -43,18 +42,16 @@ from typing import Any
 from ..errors import REDACTED, SECRET_SHAPE, hide_own_frames, redact_shapes, show_failures_through
 from ..process.kept_state import forget_stream, own_stream
 from ..process.patch import ProcessPatch
+
+# (the rule by names lives below this, so that a message made before any campaign is redacted by it: ``errors``)
+from ..secret_names import MIN_SECRET_LENGTH, environment_secrets, named_secrets
+from ..secret_names import is_secret_name as is_secret_name
 from ..stable_repr import exact_containers, exact_str
 
 __tracebackhide__ = hide_own_frames
 
 #: Mapping keys whose value is a secret (trace event data, headers).
 SECRET_KEY = re.compile(r"(api[_-]?key|authorization|secret|password|token$|bearer)", re.IGNORECASE)
-_NAME_PARTS = frozenset({"KEY", "KEYS", "APIKEY", "APIKEYS", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS",
-                         "PASSWD", "PASS", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS"})
-#: (``TOKENS`` is not among them: ``MAX_TOKENS`` and the like are counts, and their digits would be redacted)
-_NAME_ENDINGS = ("APIKEY", "APIKEYS", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS")
-#: The shortest environment value redacted (shorter ones, "true" or "1", would redact ordinary text).
-MIN_SECRET_LENGTH = 8
 
 _env_pattern: re.Pattern[str] | None = None  # the environment's secret values, longest first
 _env_longest = 0
@@ -62,36 +59,17 @@ _env_numbers: frozenset[int] = frozenset()  # the environment's secret values th
 _env_floats: frozenset[float] = frozenset()  # the same as the floats nearest them
 
 
-def is_secret_name(name: str) -> bool:
-    """Whether an environment variable's name looks like it holds a secret (see the module's docstring)."""
-    parts = re.split(r"[_\-.]", name.upper())
-    return any(part in _NAME_PARTS or part.endswith(_NAME_ENDINGS) for part in parts if part)
-
-
-#: Variables named as holding a secret whatever their names look like (``treat_as_secret``): a live model's key.
-_named_secrets: set[str] = set()
-
-
 def treat_as_secret(name: str) -> None:
     """Redact the value of environment variable ``name`` from now on, in this process, whatever its name looks
     like (``Live(key_env=...)``: the key a campaign sends is a secret by what it is, not by its name)."""
-    if name not in _named_secrets:
-        _named_secrets.add(name)
+    if name not in named_secrets:
+        named_secrets.add(name)
         refresh()
 
 
 def secret_names() -> tuple[str, ...]:
     """The variables ``treat_as_secret`` named (a child process of a trial is given them)."""
-    return tuple(sorted(_named_secrets))
-
-
-def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The values of ``environ``'s (default: the process's) secret-named variables (and those ``treat_as_secret``
-    named), longest first."""
-    env = os.environ if environ is None else environ
-    values = {value for name, value in env.items()
-              if len(value) >= MIN_SECRET_LENGTH and (is_secret_name(name) or name in _named_secrets)}
-    return tuple(sorted(values, key=lambda v: (-len(v), v)))
+    return tuple(sorted(named_secrets))
 
 
 def _escaped_forms(value: str) -> set[str]:
