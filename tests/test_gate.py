@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -76,6 +77,71 @@ def test_a_campaign_its_spend_cap_stopped_is_tested_as_one_that_stopped_early(tm
     out = capsys.readouterr().out
     [line] = [x for x in out.splitlines() if "regression:completion_rate" in x]
     assert "anytime-valid bounds" in line and "Fisher" not in line
+
+
+def _capped_law(p: float, trials: int, cost_pass: int, cost_fail: int,
+                cap: float) -> dict[tuple[int, int, bool], float]:
+    """The exact law of (successes, trials run, stopped by the cap) of a campaign of Bernoulli(p) trials that stops
+    after the trial taking its spend to ``cap``: a trial that passes costs ``cost_pass``, one that fails
+    ``cost_fail`` (what it costs depends on how it ends, so where the campaign stops does too)."""
+    out: dict[tuple[int, int, bool], float] = {}
+    running = {(0, 0): 1.0}  # (passed, failed) -> mass, the campaign still going
+    for n in range(1, trials + 1):
+        moved: dict[tuple[int, int], float] = {}
+        for (s, f), m in running.items():
+            moved[s + 1, f] = moved.get((s + 1, f), 0.0) + m * p
+            moved[s, f + 1] = moved.get((s, f + 1), 0.0) + m * (1 - p)
+        running = {}
+        for (s, f), m in moved.items():
+            if s * cost_pass + f * cost_fail >= cap or n == trials:
+                key = (s, n, s * cost_pass + f * cost_fail >= cap)
+                out[key] = out.get(key, 0.0) + m
+            else:
+                running[s, f] = m
+    return out
+
+
+@pytest.mark.parametrize("side", ["candidate", "baseline"])
+@pytest.mark.parametrize(("p", "cost_pass", "cost_fail"), [(0.5, 1, 20), (0.5, 20, 1), (0.9, 1, 20), (0.9, 20, 1)])
+def test_an_unchanged_agent_whose_spend_cap_stops_it_fails_the_rate_test_at_most_at_alpha(side, p, cost_pass,
+                                                                                         cost_fail):
+    """The gate's completion-rate test against a baseline when a spend cap may stop one side (stop 45's change,
+    whose error rate was not measured): Fisher's exact test when both ran every trial, the anytime-valid bounds
+    when the cap stopped one. Whether it stopped depends on what its trials cost, which depends on how they
+    ended (failures 20x dearer, or passes), so the test chosen depends on the outcome. Exactly, by a dynamic
+    programme over the cap (100 trials a side, caps from 0.95x to 1.1x the full run's mean cost, where the cap
+    stops 0-100% of campaigns): an unchanged agent is flagged at most at alpha (0.0384 at worst here). The
+    programme's decision is checked against the gate's own on every state."""
+    from pytest_agentops.gate import _rate_regression
+    from pytest_agentops.stats.compare import mixture_rate_bounds
+
+    alpha, trials = 0.05, 100
+    full = scipy.stats.binom.pmf(np.arange(trials + 1), trials, p)
+    bounds = functools.cache(lambda k, n: mixture_rate_bounds(k, n, 1 - alpha / 2))
+    fisher = functools.cache(fisher_less_pvalue)
+
+    def report(k: int, n: int, capped: bool) -> dict:
+        return {"metrics": {"completion_rate": {"k": k, "n": n}}, "spend": {"stopped_by_cap": capped}}
+
+    checked = 0
+    for scale in (0.95, 1.0, 1.1):
+        cap = scale * trials * (p * cost_pass + (1 - p) * cost_fail)
+        flagged = 0.0
+        for (k, n, capped), mass in _capped_law(p, trials, cost_pass, cost_fail, cap).items():
+            for k_full in np.nonzero(full > 1e-14)[0].tolist():
+                cur, base = ((k, n, capped), (k_full, trials, False)) if side == "candidate" else \
+                    ((k_full, trials, False), (k, n, capped))
+                if capped:
+                    fails = bounds(*cur[:2])[1] < bounds(*base[:2])[0]
+                else:
+                    fails = fisher(cur[0], cur[1], base[0], base[1]) < alpha
+                if checked < 400 and (k_full + k) % 7 == 0:  # (the gate's own decision, on a spread of states)
+                    finding = _rate_regression("s", "completion_rate", report(*cur), report(*base), alpha, 0.0)
+                    assert finding is not None and finding.ok is not fails, (cur, base)
+                    checked += 1
+                flagged += mass * full[k_full] if fails else 0.0
+        assert flagged <= alpha, (scale, flagged)
+    assert checked > 50
 
 
 def test_a_report_given_twice_is_a_usage_error(tmp_path, capsys):
