@@ -166,8 +166,9 @@ def _trials_for(rate: float, threshold: float, alpha: float, fail_level: float |
     if verdict not in ("pass", "fail", "decide"):
         raise ValueError(f"verdict={verdict!r} must be 'pass', 'fail' or 'decide'")
     probability = check_confidence(probability)
-    # (at the threshold itself, without a fail level, each verdict is an error bounded by alpha: a probability
-    # above the bound is reached at no N, which the floor says (``math.inf``); one within it may be reached)
+    error = max(alpha, alpha if beta is None else beta)
+    if fail_level is None and rate == threshold and probability >= (2 if verdict == "decide" else 1) * error:
+        return None  # at the threshold itself each verdict is an error, bounded by alpha (the floor, but at it too)
     floor = _fewest_that_can_decide(rate, threshold, alpha, beta, probability, verdict) if fail_level is None else 0
     if floor > limit and floor > start:
         return None  # (what the search finds, after working out rules up to ``limit`` units: seconds)
@@ -180,10 +181,10 @@ def _trials_for(rate: float, threshold: float, alpha: float, fail_level: float |
         return rule.decides_with(rate, probability, verdict)
 
     found = _search(decides, start, limit)
-    if found is None and sequential and probability <= 2 * max(alpha, alpha if beta is None else beta):
-        # a probability within what the rule's errors alone may reach (an agent at the threshold decided with
+    if found is None and sequential and probability < 2 * error:
+        # a probability below what the rule's errors alone may reach (an agent at the threshold decided with
         # probability 0.09 at alpha 0.05): Ville's constants may never reach it where the calibrated rule
-        # does (at 32 trials there), so the calibrated rules themselves are searched
+        # does (at 29 trials there), so the calibrated rules themselves are searched
         found = _search(functools.partial(decides, calibrate=True), start, limit)
     if found is None or not sequential:  # (one look: no calibration)
         return found
