@@ -12,6 +12,7 @@ gives up on an agent past its wall-clock limit (``TrialAbandoned``).
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 import re
 import sys
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-from .secret_names import environment_secrets
+from .secret_names import environment_secrets, written_forms
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _DEMO = os.path.join(_PACKAGE, "demo") + os.sep
@@ -141,28 +142,34 @@ SECRET_SHAPE = re.compile(r"((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[^\s
 def redact_shapes(text: str) -> str:
     """``text`` with its secret shapes redacted: every message before ``harness.secrets`` is imported (no campaign
     yet: a collection error of a module-level ``Scenario(faults=os.environ[...])`` holding a key), and the last
-    step of ``harness.secrets.redact_text``. (Before that import a message has the environment's secret values
-    redacted too: ``_before_any_campaign``.)"""
+    step of ``harness.secrets.redact_text``. (A message has the environment's secret values redacted first:
+    ``shown``.)"""
     return SECRET_SHAPE.sub(REDACTED, text) if "sk-" in text or "Bearer" in text else text
 
 
-def _before_any_campaign(text: str) -> str:
-    """``text`` redacted before ``harness.secrets`` is imported: the values of the environment's secret-named
-    variables as they are now (and as a ``repr`` quotes them), then the secret shapes. Messages are rare there
-    (a collection error), so the environment is read for each."""
+def _environment_now(text: str) -> str:
+    """``text`` with the values of the environment's secret-named variables as it holds them now redacted, in every
+    form ``secret_names.written_forms`` gives (a ``repr``, JSON, a URL): the first step of every message
+    (``shown``). ``harness.secrets`` redacts the values it read when a campaign last started; a message made before
+    any campaign (a collection error quoting a value), or after a test set a new one, needs the environment read
+    as it is. Messages are rare: the environment is read for each."""
     for value in environment_secrets():
-        if value in text:
-            text = text.replace(value, REDACTED)
-        quoted = repr(value)[1:-1]
-        if quoted != value and quoted in text:
-            text = text.replace(quoted, REDACTED)
-    return redact_shapes(text)
+        for form in _longest_first(value):
+            if form in text:
+                text = text.replace(form, REDACTED)
+    return text
+
+
+@functools.lru_cache(maxsize=64)
+def _longest_first(value: str) -> tuple[str, ...]:
+    """``written_forms(value)``, longest first (a form inside a longer one is replaced after it)."""
+    return tuple(sorted(written_forms(value), key=lambda form: (-len(form), form)))
 
 
 #: what a ``ConfigError`` or ``CampaignFailed`` message goes through (``harness.secrets`` puts its redaction here
 #: when imported: the message names the scenario, its worst trials and their replay commands, or a value quoted,
 #: any of which may hold a secret)
-_shown: Callable[[str], str] = _before_any_campaign
+_shown: Callable[[str], str] = redact_shapes
 
 
 def show_failures_through(shown: Callable[[str], str]) -> None:
@@ -172,9 +179,10 @@ def show_failures_through(shown: Callable[[str], str]) -> None:
 
 
 def shown(text: str) -> str:
-    """``text`` as the package shows a user's values in its messages and reprs: its secret shapes redacted, and
-    once ``harness.secrets`` is imported (``show_failures_through``) whatever it redacts."""
-    return _shown(text)
+    """``text`` as the package shows a user's values in its messages and reprs: the environment's secret values as
+    it holds them now (``_environment_now``) and its secret shapes redacted, and once ``harness.secrets`` is
+    imported (``show_failures_through``) whatever it redacts."""
+    return _shown(_environment_now(text))
 
 
 class CampaignFailed(AgentOpsError, AssertionError):

@@ -32,3 +32,32 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, 
     values = {value for name, value in env.items()
               if len(value) >= MIN_SECRET_LENGTH and (is_secret_name(name) or name in named_secrets)}
     return tuple(sorted(values, key=lambda v: (-len(v), v)))
+
+
+def _escaped_forms(value: str) -> set[str]:
+    """``value`` as one layer of escaping writes it: in its ``repr`` (either quoting: a text holding both quotes is
+    shown in single quotes, ``\\'`` escaped), in ``ascii``, in JSON (``\\uXXXX`` or not) and in the ``repr`` of
+    its UTF-8 bytes (``b'P\\xc3\\xa4ss...'``, a ``bytearray``: a tool that returns the secret encoded)."""
+    import json  # (here: ``errors`` imports this module, and a message is rarely made)
+
+    quoted = value + '"'  # (both quotes: ``repr`` quotes it in single quotes and escapes a single quote)
+    encoded = quoted.encode("utf-8", "backslashreplace")
+    return {repr(value)[1:-1], repr(quoted)[1:-2], ascii(value)[1:-1], ascii(quoted)[1:-2],
+            json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
+            repr(value.encode("utf-8", "backslashreplace"))[2:-1], repr(encoded)[2:-2]}
+
+
+def written_forms(value: str) -> set[str]:
+    """``value`` as it may appear written down: as it is, and escaped once or twice (``_escaped_forms``): an
+    exception's or a tool result's text shows its ``repr``, a dict holding JSON text the ``repr`` of the JSON (a
+    multi-line key's ``\\\\n``), a JSON report the JSON of a ``repr``; URL-encoded (a connection string's
+    password, a token in a query); and inside a shell-quoted word of a printed command (``'`` as ``'"'"'``), with
+    its braces doubled as a format string holds them (a replay command's template)."""
+    import urllib.parse
+
+    once = _escaped_forms(value)
+    quoted = value.replace("'", "'\"'\"'")
+    forms = {value, *once, *(twice for form in once if form != value for twice in _escaped_forms(form)),
+             urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value),
+             quoted, *(form.replace("{", "{{").replace("}", "}}") for form in (value, quoted))}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}

@@ -211,13 +211,18 @@ def test_a_config_error_and_a_results_repr_redact_the_values_they_quote(secret_e
     assert KEY not in repr(result) and f"deploy-{REDACTED}" in repr(result)
 
 
-@pytest.mark.parametrize(("value", "also"), [("sk-live0123456789abcdef", {}),
-                                             ("Pg-S3cretPassw0rd-xyz", {"DB_PASSWORD": "Pg-S3cretPassw0rd-xyz"})])
-def test_a_collection_error_before_any_campaign_quotes_a_key_redacted(pytester, monkeypatch, value, also):
+@pytest.mark.parametrize(("value", "also", "imported"), [
+    ("sk-live0123456789abcdef", {}, "Scenario"),
+    ("Pg-S3cretPassw0rd-xyz", {"DB_PASSWORD": "Pg-S3cretPassw0rd-xyz"}, "Scenario"),
+    ("Pg-S3cret'Passw0rd-xyz", {"DB_PASSWORD": "Pg-S3cret'Passw0rd-xyz"}, "Env, Scenario"),
+])
+def test_a_collection_error_before_any_campaign_quotes_a_key_redacted(pytester, monkeypatch, value, also, imported):
     """A review: a module-level ``Scenario(faults=os.environ["PROFILE"])`` holding a key failed collection with
     ``profile='sk-live...'`` in full: a message is redacted through ``harness.secrets``, which a fresh pytest had
     not imported yet (no campaign). The secret shapes are redacted before it is (``errors.SECRET_SHAPE``), and so
-    is the value of a secret-named variable (``DB_PASSWORD``'s, pasted as the profile: shown in full before)."""
+    is the value of a secret-named variable (``DB_PASSWORD``'s, pasted as the profile: shown in full before), in
+    the forms a message writes it (its ``repr`` in double quotes); also once a module imports ``Env`` (and with
+    it ``harness.secrets``, which redacts only what a campaign's start read: a second review)."""
     monkeypatch.setenv("PROFILE", value)
     for name, secret in also.items():
         monkeypatch.setenv(name, secret)
@@ -227,10 +232,10 @@ def test_a_collection_error_before_any_campaign_quotes_a_key_redacted(pytester, 
         def pytest_sessionfinish(session):
             print("SECRETS-IMPORTED", "pytest_agentops.harness.secrets" in sys.modules)
     """)
-    pytester.makepyfile(test_profile="""
+    pytester.makepyfile(test_profile=f"""
         import os
 
-        from pytest_agentops import Scenario
+        from pytest_agentops import {imported}
 
         S = Scenario(name="s", agent=lambda task, env: "ok", faults=os.environ["PROFILE"])
 
@@ -240,9 +245,10 @@ def test_a_collection_error_before_any_campaign_quotes_a_key_redacted(pytester, 
     """)
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["SECRETS-IMPORTED False",  # (printed before the errors are shown)
-                                 "*ConfigError: profile='[[]redacted[]]' is not a fault profile*"])
+    result.stdout.fnmatch_lines([f"SECRETS-IMPORTED {'Env' in imported}",  # (printed before the errors are shown)
+                                 "*ConfigError: profile=*[[]redacted[]]* is not a fault profile*"])
     assert value not in str(result.stdout) + str(result.stderr)
+    assert "Passw0rd" not in str(result.stdout) + str(result.stderr)
 
 
 @tool

@@ -34,7 +34,6 @@ import json
 import logging
 import re
 import sys
-import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,7 +43,7 @@ from ..process.kept_state import forget_stream, own_stream
 from ..process.patch import ProcessPatch
 
 # (the rule by names lives below this, so that a message made before any campaign is redacted by it: ``errors``)
-from ..secret_names import MIN_SECRET_LENGTH, environment_secrets, named_secrets
+from ..secret_names import MIN_SECRET_LENGTH, environment_secrets, named_secrets, written_forms
 from ..secret_names import is_secret_name as is_secret_name
 from ..stable_repr import exact_containers, exact_str
 
@@ -70,31 +69,6 @@ def treat_as_secret(name: str) -> None:
 def secret_names() -> tuple[str, ...]:
     """The variables ``treat_as_secret`` named (a child process of a trial is given them)."""
     return tuple(sorted(named_secrets))
-
-
-def _escaped_forms(value: str) -> set[str]:
-    """``value`` as one layer of escaping writes it: in its ``repr`` (either quoting: a text holding both quotes is
-    shown in single quotes, ``\\'`` escaped), in ``ascii``, in JSON (``\\uXXXX`` or not) and in the ``repr`` of
-    its UTF-8 bytes (``b'P\\xc3\\xa4ss...'``, a ``bytearray``: a tool that returns the secret encoded)."""
-    quoted = value + '"'  # (both quotes: ``repr`` quotes it in single quotes and escapes a single quote)
-    encoded = quoted.encode("utf-8", "backslashreplace")
-    return {repr(value)[1:-1], repr(quoted)[1:-2], ascii(value)[1:-1], ascii(quoted)[1:-2],
-            json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
-            repr(value.encode("utf-8", "backslashreplace"))[2:-1], repr(encoded)[2:-2]}
-
-
-def written_forms(value: str) -> set[str]:
-    """``value`` as it may appear written down: as it is, and escaped once or twice (``_escaped_forms``): an
-    exception's or a tool result's text shows its ``repr``, a dict holding JSON text the ``repr`` of the JSON (a
-    multi-line key's ``\\\\n``), a JSON report the JSON of a ``repr``; URL-encoded (a connection string's
-    password, a token in a query); and inside a shell-quoted word of a printed command (``'`` as ``'"'"'``), with
-    its braces doubled as a format string holds them (a replay command's template)."""
-    once = _escaped_forms(value)
-    quoted = value.replace("'", "'\"'\"'")
-    forms = {value, *once, *(twice for form in once if form != value for twice in _escaped_forms(form)),
-             urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value),
-             quoted, *(form.replace("{", "{{").replace("}", "}}") for form in (value, quoted))}
-    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
 #: The secret values ``refresh`` read before that are no longer in the environment, the latest last: a value
