@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-from .secret_names import environment_secrets, written_forms
+from .secret_rules import environment_secrets, written_forms
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _DEMO = os.path.join(_PACKAGE, "demo") + os.sep
@@ -149,7 +149,7 @@ def redact_shapes(text: str) -> str:
 
 def _environment_now(text: str) -> str:
     """``text`` with the values of the environment's secret-named variables as it holds them now redacted, in every
-    form ``secret_names.written_forms`` gives (a ``repr``, JSON, a URL): the first step of every message
+    form ``secret_rules.written_forms`` gives (a ``repr``, JSON, a URL): the first step of every message
     (``shown``). ``harness.secrets`` redacts the values it read when a campaign last started; a message made before
     any campaign (a collection error quoting a value), or after a test set a new one, needs the environment read
     as it is. Messages are rare: the environment is read for each."""

@@ -43,8 +43,8 @@ from ..process.kept_state import forget_stream, own_stream
 from ..process.patch import ProcessPatch
 
 # (the rule by names lives below this, so that a message made before any campaign is redacted by it: ``errors``)
-from ..secret_names import MIN_SECRET_LENGTH, environment_secrets, named_secrets, written_forms
-from ..secret_names import is_secret_name as is_secret_name
+from ..secret_rules import MIN_SECRET_LENGTH, environment_secrets, named_secrets, written_forms
+from ..secret_rules import is_secret_name as is_secret_name
 from ..stable_repr import exact_containers, exact_str
 
 __tracebackhide__ = hide_own_frames
