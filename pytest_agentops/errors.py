@@ -160,7 +160,7 @@ def _environment_now(text: str) -> str:
     return text
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=1024)
 def _longest_first(value: str) -> tuple[str, ...]:
     """``written_forms(value)``, longest first (a form inside a longer one is replaced after it)."""
     return tuple(sorted(written_forms(value), key=lambda form: (-len(form), form)))

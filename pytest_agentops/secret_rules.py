@@ -1,6 +1,6 @@
-"""Which environment variables hold a secret, by their names: the rule ``harness.secrets`` redacts their values
-by, here below every other module, so that a message made before any campaign (``errors.shown``: a collection
-error quoting a value) can redact them too."""
+"""Which environment variables hold a secret (by their names, and those ``named_secrets`` holds), and the forms a
+value takes written down (``written_forms``): what ``harness.secrets`` redacts by, here below every other module,
+so that ``errors.shown`` redacts them in every message too (a collection error before any campaign)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,10 @@ def written_forms(value: str) -> set[str]:
 
     once = _escaped_forms(value)
     quoted = value.replace("'", "'\"'\"'")
+    # (URL-encoded as its bytes: a value the environment held as bytes that are not UTF-8 has surrogates, which
+    # ``quote`` of the text refuses with ``UnicodeEncodeError``; every message with the variable set raised it)
+    raw = value.encode("utf-8", "surrogateescape")
     forms = {value, *once, *(twice for form in once if form != value for twice in _escaped_forms(form)),
-             urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value),
+             urllib.parse.quote(raw, safe=""), urllib.parse.quote(raw), urllib.parse.quote_plus(raw),
              quoted, *(form.replace("{", "{{").replace("}", "}}") for form in (value, quoted))}
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}

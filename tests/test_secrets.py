@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from pytest_agentops import Faults, Scenario, run_campaign, tool
+from pytest_agentops import ConfigError, Faults, Scenario, run_campaign, tool
 from pytest_agentops.harness import secrets
 from pytest_agentops.harness.secrets import REDACTED, is_secret_name, redact_data, redact_short, redact_text
 from pytest_agentops.process.patch import installed
@@ -924,3 +924,15 @@ def test_a_kept_name_is_kept_where_it_stands_whole_and_a_node_ids_folders_wherev
                  node.replace("{", "{{"), "--agent-chaos-replay=sk-resume-naive/trial-{index}"):
         assert secrets.redact_text(text) == text
     assert secrets.redact_text("sk-resume-naive2 and sk-resume-naiveX") == "[redacted] and [redacted]"
+
+
+def test_a_secret_whose_bytes_are_not_utf8_is_redacted_and_breaks_no_message(monkeypatch):
+    """A review: a secret-named variable holding bytes that are not UTF-8 (``os.environ`` gives them as surrogates)
+    made ``urllib.parse.quote`` raise ``UnicodeEncodeError`` in every error message (a wrong profile, a bad
+    ``--trials``) and in a campaign's start; its URL form is made of its bytes now."""
+    value = "abc\udcffdefghij"
+    monkeypatch.setenv("X_TOKEN", value)
+    with pytest.raises(ConfigError, match="'nope' is not a fault profile"):
+        Scenario(name="s", agent=lambda task, env: "ok", faults="nope")
+    result = run_campaign(Scenario(name="s", agent=lambda task, env: f"got {value}", trials=1, faults=Faults.none()))
+    assert result.records[0].output == f"got {REDACTED}"

@@ -12,7 +12,8 @@ output, the JSON report, and what the agent prints or logs while a campaign runs
   or ends with ``APIKEY``, ``TOKEN``, ``SECRET`` or ``PASSWORD`` (or their plurals but ``TOKENS``)
   (``OPENAI_API_KEY``, ``GITHUB_TOKEN``, ``DB_PASSWORD``, ``AWS_SECRET_ACCESS_KEY``, ``GHTOKEN``), with a value
   of at least 8 characters. They are read from the
-  environment when a campaign starts and ends (``refresh``) and when a report is written, and a value read once
+  environment when a campaign starts and ends (``refresh``) and when a report is written (the package's own
+  error messages read it as each is made: ``errors.shown``, by the rule in ``secret_rules``), and a value read once
   stays redacted in the process (a secret a test sets for its campaign alone is redacted in the report too; the
   last 64 values no longer in the environment are kept: a value that is also ordinary text, ``password``, is then
   redacted from later campaigns' text too);
