@@ -81,21 +81,35 @@ def test_a_campaign_its_spend_cap_stopped_is_tested_as_one_that_stopped_early(tm
 
 def _capped_law(p: float, trials: int, cost_pass: int, cost_fail: int,
                 cap: float) -> dict[tuple[int, int, bool], float]:
-    """The exact law of (successes, trials run, stopped by the cap) of a campaign of Bernoulli(p) trials that stops
-    after the trial taking its spend to ``cap``: a trial that passes costs ``cost_pass``, one that fails
-    ``cost_fail`` (what it costs depends on how it ends, so where the campaign stops does too)."""
+    """The exact law of (successes judged, trials judged, stopped by the cap) of a capped campaign of Bernoulli(p)
+    trials run one at a time under the engine's launch rule (``engine/spend.py``): a trial that passes costs
+    ``cost_pass``, one that fails ``cost_fail`` (what it costs depends on how it ends, so where the campaign stops
+    does too); the next trial is launched while the spend so far and the costliest trial yet fit under ``cap`` (the
+    first always), and a launched trial is judged (its cost is the agent's ``record_usage``, known once spent: a
+    model call the harness meters can instead be refused, its trial cut); a campaign that ran every trial counts as
+    stopped by the cap when one more would not have fitted."""
     out: dict[tuple[int, int, bool], float] = {}
+
+    def add(key: tuple[int, int, bool], mass: float) -> None:
+        out[key] = out.get(key, 0.0) + mass
+
+    def costliest(passed: int, failed: int) -> int | None:
+        return max([c for c, seen in ((cost_pass, passed), (cost_fail, failed)) if seen], default=None)
+
     running = {(0, 0): 1.0}  # (passed, failed) -> mass, the campaign still going
     for n in range(1, trials + 1):
         moved: dict[tuple[int, int], float] = {}
         for (s, f), m in running.items():
-            moved[s + 1, f] = moved.get((s + 1, f), 0.0) + m * p
-            moved[s, f + 1] = moved.get((s, f + 1), 0.0) + m * (1 - p)
+            spend, most = s * cost_pass + f * cost_fail, costliest(s, f)
+            if most is not None and spend + most > cap:  # not launched: the campaign stops at n - 1
+                add((s, n - 1, True), m)
+                continue
+            for (s2, f2), chance in (((s + 1, f), p), ((s, f + 1), 1 - p)):
+                moved[s2, f2] = moved.get((s2, f2), 0.0) + m * chance
         running = {}
         for (s, f), m in moved.items():
-            if s * cost_pass + f * cost_fail >= cap or n == trials:
-                key = (s, n, s * cost_pass + f * cost_fail >= cap)
-                out[key] = out.get(key, 0.0) + m
+            if n == trials:
+                add((s, n, s * cost_pass + f * cost_fail + costliest(s, f) > cap), m)
             else:
                 running[s, f] = m
     return out
@@ -105,13 +119,14 @@ def _capped_law(p: float, trials: int, cost_pass: int, cost_fail: int,
 @pytest.mark.parametrize(("p", "cost_pass", "cost_fail"), [(0.5, 1, 20), (0.5, 20, 1), (0.9, 1, 20), (0.9, 20, 1)])
 def test_an_unchanged_agent_whose_spend_cap_stops_it_fails_the_rate_test_at_most_at_alpha(side, p, cost_pass,
                                                                                          cost_fail):
-    """The gate's completion-rate test against a baseline when a spend cap may stop one side (stop 45's change,
-    whose error rate was not measured): Fisher's exact test when both ran every trial, the anytime-valid bounds
-    when the cap stopped one. Whether it stopped depends on what its trials cost, which depends on how they
-    ended (failures 20x dearer, or passes), so the test chosen depends on the outcome. Exactly, by a dynamic
-    programme over the cap (100 trials a side, caps from 0.95x to 1.1x the full run's mean cost, where the cap
-    stops 0-100% of campaigns): an unchanged agent is flagged at most at alpha (0.0384 at worst here). The
-    programme's decision is checked against the gate's own on every state."""
+    """The gate's completion-rate test against a baseline when a spend cap may stop one side: Fisher's exact test
+    when both ran every trial, the anytime-valid bounds when the cap stopped one (its error rate was not measured
+    when that rule came in). Whether the cap stopped a side depends on what its trials cost, which here depends on
+    how they ended (failures 20x dearer, or passes), so the test chosen depends on the outcome. Exactly, by a
+    dynamic programme over the engine's launch rule one trial at a time (``_capped_law``; 100 trials a side, caps
+    0.95-1.1x the full run's mean cost, where the cap stops 0-96% of campaigns): an unchanged agent is flagged at
+    most at alpha (0.0384 at worst here). The programme's decision is checked against the gate's own on a spread
+    of states. (More trials in flight make a capped campaign stop sooner: not modelled.)"""
     from pytest_agentops.gate import _rate_regression
     from pytest_agentops.stats.compare import mixture_rate_bounds
 
@@ -142,6 +157,36 @@ def test_an_unchanged_agent_whose_spend_cap_stops_it_fails_the_rate_test_at_most
                 flagged += mass * full[k_full] if fails else 0.0
         assert flagged <= alpha, (scale, flagged)
     assert checked > 50
+
+
+@pytest.mark.parametrize(("cost_pass", "cost_fail", "cap"), [(100, 2000, 36_000), (2000, 100, 60_000),
+                                                           (100, 2000, 1_000)])
+def test_the_dynamic_programmes_launch_rule_is_the_engines(cost_pass, cost_fail, cap):
+    """``_capped_law``'s rule, replayed on a real campaign's outcomes (concurrency 1, each trial's tokens by how it
+    ends): the same trials judged and the same "stopped by the cap" as the engine's."""
+    def agent(task, env):
+        passed = env.rng.random() < 0.7
+        env.record_usage(input_tokens=cost_pass if passed else cost_fail, output_tokens=0, model="m")
+        return "done" if passed else "no"
+
+    def campaign(cap: int | None):
+        return run_campaign(coin_scenario(0.7, name="capped", agent=agent, trials=50, early_stop=False,
+                                          concurrency=1, max_campaign_tokens=cap))
+
+    outcomes = [r.output == "done" for r in campaign(None).records]  # every trial's, as the capped run's (a seed each)
+    # the rule of ``_capped_law`` on them
+    spend, most, judged, stopped = 0, None, 0, False
+    for passed in outcomes:
+        if most is not None and spend + most > cap:  # not launched
+            stopped = True
+            break
+        cost = cost_pass if passed else cost_fail
+        spend, most, judged = spend + cost, max(most or 0, cost), judged + 1
+    else:
+        stopped = spend + most > cap
+    capped = campaign(cap)
+    assert (capped.n, capped.spend["stopped_by_cap"]) == (judged, stopped)
+    assert [r.output == "done" for r in capped.records] == outcomes[:judged]
 
 
 def test_a_report_given_twice_is_a_usage_error(tmp_path, capsys):
