@@ -49,8 +49,10 @@ def _with_bytecode_caches(import_all: Callable[[], None]) -> None:
     nothing writes them, so every child process a test starts compiled the package from source again: an isolated
     trial's child (0.95 -> 0.66 s of CPU to its first line of the agent's), a command-line run, and a pytest run,
     whose plugin modules pytest rewrites and caches apart. The plain caches are written here (``compileall``: only
-    what is stale), pytest's by letting it write while this session imports the package (each cache is written
-    atomically: xdist workers may race). A child only reads them, as it would after any install."""
+    what is stale), pytest's by letting it write while this session imports the rest of the package (each cache
+    is written atomically: xdist workers may race). The modules the plugin and this file imported before (~40 of
+    ~180) get no rewrite cache, and a module of another distribution first imported here (httpcore2) gets its
+    plain cache written where it is installed. A child only reads them, as it would after any install."""
     import compileall
 
     import pytest_agentops
