@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 import pytest
 
@@ -44,9 +43,9 @@ def _import_the_whole_package() -> None:
         importlib.import_module("httpcore2")
 
 
-def _with_bytecode_caches(import_all: Callable[[], None]) -> None:
-    """Write the package's bytecode caches, then ``import_all()``. Under PYTHONDONTWRITEBYTECODE (this machine's CI)
-    nothing writes them, so every child process a test starts compiled the package from source again: an isolated
+def _import_the_whole_package_writing_caches() -> None:
+    """Write the package's bytecode caches, and ``_import_the_whole_package``. Under PYTHONDONTWRITEBYTECODE (this
+    machine's CI) nothing writes them, so every child process a test starts compiled the package again: an isolated
     trial's child (0.95 -> 0.66 s of CPU to its first line of the agent's), a command-line run, and a pytest run,
     whose plugin modules pytest rewrites and caches apart. The plain caches are written here (``compileall``: only
     what is stale), pytest's by letting it write while this session imports the rest of the package (each cache
@@ -62,12 +61,12 @@ def _with_bytecode_caches(import_all: Callable[[], None]) -> None:
     writes = sys.dont_write_bytecode
     sys.dont_write_bytecode = False
     try:
-        import_all()
+        _import_the_whole_package()
     finally:
         sys.dont_write_bytecode = writes
 
 
-_with_bytecode_caches(_import_the_whole_package)
+_import_the_whole_package_writing_caches()
 
 #: PYTEST_ADDOPTS for a pytest run in a child process: the installed plugins these child runs have nothing to do with
 #: are blocked: langsmith's and hypothesis's (their imports took ~1.4 s of CPU of a child run's ~2.1 s), and respx's,

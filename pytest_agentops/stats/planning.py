@@ -151,13 +151,12 @@ def trials_for(rate: float, threshold: float, *, alpha: float = 0.05, fail_level
     The search uses the rule with Ville's constants, which decides (either way) no more often than the calibrated
     rule a campaign uses; a figure for one verdict is then checked on the calibrated rule, and raised until it
     holds there (its fail boundary also takes paths from a pass: 130 trials passed with 0.9477, not 0.95).
-    Below what the errors alone may reach, where Ville's constants may reach no N at all, the calibrated rules
-    are searched themselves. The figure always reaches the probability on the calibrated rule; at probabilities of
-    a few times alpha it can be well above that rule's fewest (a review: 424 where 80 passes with 0.0499), and
-    next to the threshold a probability just above 2 alpha may get None where the calibrated rule reaches it
-    (0.101 at 540 trials for a rate 0.001 below the threshold). The calibrated rules are searched only below
-    twice the stated error (below alpha for one verdict), so figures at 0.8 or 0.95 with alpha under 0.4 are
-    the same as without that search.
+    Below what the errors alone may reach (twice the stated error to decide, that error for one verdict), where
+    Ville's constants may reach no N at all, the calibrated rules are searched themselves (so figures at 0.8 or
+    0.95 with alpha under 0.4 are as without that search). The figure always reaches the probability on the
+    calibrated rule; at probabilities of a few times alpha it can be well above that rule's fewest (a review:
+    424 where 80 passes with 0.0499), and next to the threshold a probability just above 2 alpha may get None
+    where the calibrated rule reaches it (0.101 at 540 trials for a rate 0.001 below the threshold).
     Cached: campaigns of one session often observe the same share.
     """
     optional = (None if fail_level is None else float(fail_level), None if beta is None else float(beta))
@@ -174,8 +173,8 @@ def _trials_for(rate: float, threshold: float, alpha: float, fail_level: float |
         raise ValueError(f"verdict={verdict!r} must be 'pass', 'fail' or 'decide'")
     probability = check_confidence(probability)
     # what the rule's errors alone may reach: a pass and a fail at the threshold are each an error, at most alpha
-    errors = (2 if verdict == "decide" else 1) * max(alpha, alpha if beta is None else beta)
-    if fail_level is None and rate == threshold and probability >= errors:
+    error_bound = (2 if verdict == "decide" else 1) * max(alpha, alpha if beta is None else beta)
+    if fail_level is None and rate == threshold and probability >= error_bound:
         return None  # (the floor below says so above the bound; this says so at it too, without a search)
     floor = _fewest_that_can_decide(rate, threshold, alpha, beta, probability, verdict) if fail_level is None else 0
     if floor > limit and floor > start:
@@ -189,7 +188,7 @@ def _trials_for(rate: float, threshold: float, alpha: float, fail_level: float |
         return rule.decides_with(rate, probability, verdict)
 
     found = _search(decides, start, limit)
-    if found is None and sequential and probability < errors:
+    if found is None and sequential and probability < error_bound:
         # a probability below what the rule's errors alone may reach (an agent at the threshold decided with
         # probability 0.09 at alpha 0.05): Ville's constants may never reach it where the calibrated rule
         # does (at 29 trials there), so the calibrated rules themselves are searched
