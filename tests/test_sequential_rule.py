@@ -377,3 +377,72 @@ def test_the_bounds_shown_after_an_early_stop_are_for_reading_not_at_their_confi
     assert 0.155 < upper_miss < 0.160 and 0.05 < lower_miss < 0.065  # (the figures the docs give)
     one_look = stats.rate_rule(0.95, max_n=200, alpha=0.05, sequential=False)
     assert all(miss <= 0.05 for miss in _bound_misses(one_look, 0.935))
+
+
+def _crossing_restated(bounds, other, p: float, max_n: int, side: int) -> np.ndarray:
+    """Per boundary row: the probability of ending on ``side`` (+1: k >= bounds[n]; -1: k <= bounds[n]) before
+    the fixed ``other`` boundary stops the walk, one row at a time over every count (no window, no shortcut)."""
+    out = []
+    for row in np.asarray(bounds):
+        mass, ks, hit = np.zeros(max_n + 2), np.arange(max_n + 2), 0.0
+        mass[0] = 1.0
+        for n in range(1, max_n + 1):
+            moved = mass * (1 - p)
+            moved[1:] += mass[:-1] * p
+            mass = moved
+            crossed = ks >= row[n] if side > 0 else ks <= row[n]
+            hit += mass[crossed].sum()
+            mass[crossed] = 0.0
+            mass[ks <= other[n] if side > 0 else ks >= other[n]] = 0.0
+        out.append(hit)
+    return np.array(out)
+
+
+def test_the_calibrations_crossing_programme_reads_one_cell_and_gives_the_masks_figures_bit_for_bit(monkeypatch):
+    """``_crossing`` (the calibration's inner loop: most of ``agentops-plan``'s time) reads the one count a
+    boundary that moves one count at most is crossed at, instead of masking every count: its figures must be the
+    general route's bit for bit (the calibrated constants, so every verdict and planning figure, depend on them)
+    and the restated programme's to 1e-12, for every boundary the calibrations of real rules ask about, for
+    random boundaries of that shape, and a boundary of another shape takes the general route."""
+    seen: list[tuple[np.ndarray, np.ndarray, float, int, int]] = []
+    real = sequential._crossing
+
+    def spy(bounds, other, p, max_n, side):
+        seen.append((bounds.copy(), np.asarray(other).copy(), p, max_n, side))
+        return real(bounds, other, p, max_n, side)
+
+    monkeypatch.setattr(sequential, "_crossing", spy)
+    for kw in ({"fail_level": 0.8, "max_n": 116}, {"max_n": 59}, {"max_n": 3}, {"fail_level": 0.5, "max_n": 40},
+               {"alpha": 0.3, "max_n": 25}):
+        sequential.rate_rule.__wrapped__(0.9 if kw.get("fail_level", 0) != 0.5 else 0.7, **kw)
+    assert len(seen) >= 24  # (six crossings a calibrated rule)
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        max_n, rows, side = int(rng.integers(1, 40)), int(rng.integers(1, 5)), int(rng.choice([1, -1]))
+        n = np.arange(max_n + 1)
+        if side > 0:  # never falling, at least 1 from n = 1, at most n + 1 ("none")
+            steps = rng.integers(0, 2, size=(rows, max_n + 1))
+            steps[:, 0] = 1
+            bounds = np.minimum(np.cumsum(steps, axis=1), n + 1)
+            other = np.minimum(rng.integers(-1, 2, size=max_n + 1) + n // 3, n)
+        else:  # rising by one at most, -1 ("none") at n = 0
+            bounds = np.maximum(np.cumsum(rng.integers(-2, 2, size=(rows, max_n + 1)), axis=1) - 1, -1)
+            bounds[:, 0] = -1
+            bounds = np.minimum(bounds, np.maximum.accumulate(bounds, axis=1))
+            for j in range(1, max_n + 1):
+                bounds[:, j] = np.minimum(bounds[:, j], bounds[:, j - 1] + 1)
+            other = n + 1 - rng.integers(0, 3, size=max_n + 1)
+        seen.append((bounds, other, float(rng.uniform(0.05, 0.95)), max_n, side))
+    for bounds, other, p, max_n, side in seen:
+        assert sequential._one_cell_crossings(bounds, max_n, side)
+        fast = real(bounds, other, p, max_n, side)
+        assert fast.tobytes() == sequential._crossing_by_masks(bounds, other, p, max_n, side).tobytes()
+        np.testing.assert_allclose(fast, _crossing_restated(bounds, other, p, max_n, side), rtol=0, atol=1e-12)
+    # a pass boundary that falls (or a fail boundary that jumps by two) is crossed at more than one count
+    falling = np.array([[1, 1, 3, 2, 4], [1, 2, 2, 3, 4]])
+    jumping = np.array([[-1, -1, 1, 1, 2]])
+    for bounds, side in ((falling, 1), (jumping, -1)):
+        assert not sequential._one_cell_crossings(bounds, 4, side)
+        other = np.full(5, -1) if side > 0 else np.full(5, 6)
+        np.testing.assert_allclose(real(bounds, other, 0.6, 4, side), _crossing_restated(bounds, other, 0.6, 4, side),
+                                   rtol=0, atol=1e-12)
