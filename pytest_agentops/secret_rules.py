@@ -1,4 +1,4 @@
-"""Which environment variables hold a secret (by their names, and those ``named_secrets`` holds), and the forms a
+"""Which environment variables hold a secret (by their names, and those ``name_as_secret`` named), and the forms a
 value takes written down (``written_forms``): what ``harness.secrets`` redacts by, here below every other module,
 so that ``errors.shown`` redacts them in every message too (a collection error before any campaign)."""
 
@@ -15,8 +15,22 @@ _NAME_ENDINGS = ("APIKEY", "APIKEYS", "TOKEN", "SECRET", "SECRETS", "PASSWORD", 
 #: The shortest environment value redacted (shorter ones, "true" or "1", would redact ordinary text).
 MIN_SECRET_LENGTH = 8
 
-#: Variables named as holding a secret whatever their names look like (``harness.secrets.treat_as_secret``).
-named_secrets: set[str] = set()
+#: Variables named as holding a secret whatever their names look like (``name_as_secret``).
+_named: set[str] = set()
+
+
+def name_as_secret(name: str) -> bool:
+    """Hold environment variable ``name``'s value a secret whatever its name looks like (through
+    ``harness.secrets.treat_as_secret``, which also refreshes its redaction); whether it was not named before."""
+    if name in _named:
+        return False
+    _named.add(name)
+    return True
+
+
+def secret_names() -> tuple[str, ...]:
+    """The variables ``name_as_secret`` named, sorted."""
+    return tuple(sorted(_named))
 
 
 def is_secret_name(name: str) -> bool:
@@ -26,11 +40,11 @@ def is_secret_name(name: str) -> bool:
 
 
 def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The values of ``environ``'s (default: the process's) secret-named variables (and those ``named_secrets``
-    holds), longest first."""
+    """The values of ``environ``'s (default: the process's) secret-named variables (and those ``name_as_secret``
+    named), longest first."""
     env = os.environ if environ is None else environ
     values = {value for name, value in env.items()
-              if len(value) >= MIN_SECRET_LENGTH and (is_secret_name(name) or name in named_secrets)}
+              if len(value) >= MIN_SECRET_LENGTH and (is_secret_name(name) or name in _named)}
     return tuple(sorted(values, key=lambda v: (-len(v), v)))
 
 

@@ -936,3 +936,19 @@ def test_a_secret_whose_bytes_are_not_utf8_is_redacted_and_breaks_no_message(mon
         Scenario(name="s", agent=lambda task, env: "ok", faults="nope")
     result = run_campaign(Scenario(name="s", agent=lambda task, env: f"got {value}", trials=1, faults=Faults.none()))
     assert result.records[0].output == f"got {REDACTED}"
+
+
+def test_a_variable_treated_as_secret_is_redacted_whatever_its_name_and_named_once(monkeypatch):
+    """``treat_as_secret`` (a live model's ``key_env``): the value of a variable whose name says nothing is redacted
+    from then on, in text and in the package's error messages, and the name is given to trials' children once."""
+    from pytest_agentops import secret_rules
+
+    name, value = "AGENTOPS_TEST_PLAIN_NAME", "plain-looking-value-0931"
+    monkeypatch.setattr(secret_rules, "_named", set(secret_rules._named))  # (the name is not kept past the test)
+    monkeypatch.setenv(name, value)
+    assert not is_secret_name(name) and value in redact_text(f"sent {value}")
+    secrets.treat_as_secret(name)
+    secrets.treat_as_secret(name)
+    assert secrets.secret_names().count(name) == 1
+    assert value not in redact_text(f"sent {value}") and REDACTED in redact_text(f"sent {value}")
+    assert value not in str(ConfigError(f"the key {value} was refused"))

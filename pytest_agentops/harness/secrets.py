@@ -44,8 +44,9 @@ from ..process.kept_state import forget_stream, own_stream
 from ..process.patch import ProcessPatch
 
 # (the rule by names lives below this, so that a message made before any campaign is redacted by it: ``errors``)
-from ..secret_rules import MIN_SECRET_LENGTH, environment_secrets, named_secrets, written_forms
+from ..secret_rules import MIN_SECRET_LENGTH, environment_secrets, name_as_secret, written_forms
 from ..secret_rules import is_secret_name as is_secret_name
+from ..secret_rules import secret_names as secret_names  # (a trial's child process is given them)
 from ..stable_repr import exact_containers, exact_str
 
 __tracebackhide__ = hide_own_frames
@@ -62,14 +63,8 @@ _env_floats: frozenset[float] = frozenset()  # the same as the floats nearest th
 def treat_as_secret(name: str) -> None:
     """Redact the value of environment variable ``name`` from now on, in this process, whatever its name looks
     like (``Live(key_env=...)``: the key a campaign sends is a secret by what it is, not by its name)."""
-    if name not in named_secrets:
-        named_secrets.add(name)
+    if name_as_secret(name):
         refresh()
-
-
-def secret_names() -> tuple[str, ...]:
-    """The variables ``treat_as_secret`` named (a child process of a trial is given them)."""
-    return tuple(sorted(named_secrets))
 
 
 #: The secret values ``refresh`` read before that are no longer in the environment, the latest last: a value
