@@ -418,21 +418,22 @@ def test_the_calibrations_crossing_programme_reads_one_cell_and_gives_the_masks_
     assert len(seen) >= 24  # (six crossings a calibrated rule)
     rng = np.random.default_rng(7)
     for _ in range(60):
-        max_n, rows, side = int(rng.integers(1, 40)), int(rng.integers(1, 5)), int(rng.choice([1, -1]))
+        max_n, rows, side = int(rng.integers(1, 120)), int(rng.integers(1, 17)), int(rng.choice([1, -1]))
         n = np.arange(max_n + 1)
-        if side > 0:  # never falling, at least 1 from n = 1, at most n + 1 ("none")
-            steps = rng.integers(0, 2, size=(rows, max_n + 1))
-            steps[:, 0] = 1
+        if side > 0:  # never falling (by up to 3 a unit), at least 1 from n = 1, at most n + 1 ("none")
+            steps = rng.choice([0, 0, 1, 1, 2, 3], size=(rows, max_n + 1))
+            steps[:, 0] = rng.integers(1, 3, size=rows)
             bounds = np.minimum(np.cumsum(steps, axis=1), n + 1)
-            other = np.minimum(rng.integers(-1, 2, size=max_n + 1) + n // 3, n)
-        else:  # rising by one at most, -1 ("none") at n = 0
-            bounds = np.maximum(np.cumsum(rng.integers(-2, 2, size=(rows, max_n + 1)), axis=1) - 1, -1)
-            bounds[:, 0] = -1
-            bounds = np.minimum(bounds, np.maximum.accumulate(bounds, axis=1))
-            for j in range(1, max_n + 1):
-                bounds[:, j] = np.minimum(bounds[:, j], bounds[:, j - 1] + 1)
-            other = n + 1 - rng.integers(0, 3, size=max_n + 1)
+            # the fail boundary: at or below counts a candidate may pass at too (zones where both hold)
+            other = np.minimum((n * rng.uniform(0.2, 0.8)).astype(np.int64) + rng.integers(-1, 3, size=max_n + 1), n)
+        else:  # rising by one at most (and falling), -1 ("none") at n = 0 and at most n
+            steps = rng.choice([-2, -1, 0, 1, 1, 1], size=(rows, max_n + 1))
+            steps[:, 0] = 0
+            bounds = np.minimum(np.maximum(np.cumsum(steps, axis=1) - 1, -1), n)
+            other = np.maximum((n * rng.uniform(0.3, 0.9)).astype(np.int64) + rng.integers(-1, 3, size=max_n + 1), 0)
         seen.append((bounds, other, float(rng.uniform(0.05, 0.95)), max_n, side))
+    crossing_fails = [b for b, _, _, _, side in seen[-60:] if side < 0]
+    assert crossing_fails and np.mean([(b >= 0).mean() for b in crossing_fails]) > 0.3  # (not all "none")
     for bounds, other, p, max_n, side in seen:
         assert sequential._one_cell_crossings(bounds, max_n, side)
         fast = real(bounds, other, p, max_n, side)
@@ -441,8 +442,15 @@ def test_the_calibrations_crossing_programme_reads_one_cell_and_gives_the_masks_
     # a pass boundary that falls (or a fail boundary that jumps by two) is crossed at more than one count
     falling = np.array([[1, 1, 3, 2, 4], [1, 2, 2, 3, 4]])
     jumping = np.array([[-1, -1, 1, 1, 2]])
-    for bounds, side in ((falling, 1), (jumping, -1)):
-        assert not sequential._one_cell_crossings(bounds, 4, side)
-        other = np.full(5, -1) if side > 0 else np.full(5, 6)
-        np.testing.assert_allclose(real(bounds, other, 0.6, 4, side), _crossing_restated(bounds, other, 0.6, 4, side),
+    unsigned = np.array([[0, 1, 3, 1]], dtype=np.uint64)  # (its differences wrap: a review's)
+    for bounds, side in ((falling, 1), (jumping, -1), (unsigned, 1)):
+        assert not sequential._one_cell_crossings(bounds, bounds.shape[1] - 1, side)
+        width = bounds.shape[1]
+        other = np.full(width, -1) if side > 0 else np.full(width, width + 1)
+        np.testing.assert_allclose(real(bounds, other, 0.6, width - 1, side),
+                                   _crossing_restated(bounds.astype(np.int64), other, 0.6, width - 1, side),
                                    rtol=0, atol=1e-12)
+    # a boundary the calibration asks about, against a fence that is not whole counts: the general route
+    calibrated, fence, p, max_n, side = seen[0]
+    assert real(calibrated, fence + 0.5, p, max_n, side).tobytes() == \
+        sequential._crossing_by_masks(calibrated, fence + 0.5, p, max_n, side).tobytes()

@@ -255,11 +255,14 @@ def _crossing(bounds: np.ndarray, other: np.ndarray, p: float, max_n: int, side:
     the crossing mass is that one cell, read and cleared directly: the same numbers as ``_crossing_by_masks``,
     bit for bit (a sum of one value and zeros is that value), with half the array operations a unit. Other
     boundaries take the general route."""
-    if not _one_cell_crossings(bounds, max_n, side):
+    other = np.asarray(other)
+    if not (_one_cell_crossings(bounds, max_n, side) and other.dtype.kind == "i"):
         return _crossing_by_masks(bounds, other, p, max_n, side)
     rows = bounds.shape[0]
     q = 1.0 - p
-    mass = np.zeros((rows, max_n + 3))  # (the last column stays empty: a fail boundary of -1 reads it)
+    # (counts 0..max_n + 1 at most: ``hi`` never passes max_n + 1, so the last column stays empty, and a fail
+    # boundary of -1 reads it)
+    mass = np.zeros((rows, max_n + 3))
     mass[:, 0] = 1.0
     hit = np.zeros(rows)
     at = np.ascontiguousarray(bounds.T)  # (at[n]: every row's boundary at n, one contiguous row)
@@ -292,15 +295,18 @@ def _crossing(bounds: np.ndarray, other: np.ndarray, p: float, max_n: int, side:
 
 
 def _one_cell_crossings(bounds: np.ndarray, max_n: int, side: int) -> bool:
-    """Whether every row of ``bounds`` is crossed at one count a unit at most (``_crossing``): from n = 1 on, a
-    pass boundary at least 1 and never falling, a fail boundary at most 0 at n = 1 and rising by one at most;
-    and within the columns the mass can reach."""
-    if bounds.shape[1] < max_n + 1 or max_n < 1:
+    """Whether every row of ``bounds`` (signed integers) is crossed at one count a unit at most (``_crossing``):
+    from n = 1 on, a pass boundary at least 1 and never falling, a fail boundary at most 0 at n = 1 and rising by
+    one at most; and within the counts the mass can reach (checked first, in int64: no difference overflows)."""
+    if bounds.ndim != 2 or bounds.dtype.kind != "i" or bounds.shape[0] < 1 or bounds.shape[1] < max_n + 1 \
+            or max_n < 1:
         return False
-    b = bounds[:, 1:max_n + 1]
+    b = bounds[:, 1:max_n + 1].astype(np.int64)
+    if b.min() < -1 or b.max() > max_n + 1:
+        return False
     if side > 0:
-        return bool((b[:, 0] >= 1).all() and (np.diff(b, axis=1) >= 0).all() and b.max() <= max_n + 1)
-    return bool((b[:, 0] <= 0).all() and (np.diff(b, axis=1) <= 1).all() and b.min() >= -1)
+        return bool((b[:, 0] >= 1).all() and (np.diff(b, axis=1) >= 0).all())
+    return bool((b[:, 0] <= 0).all() and (np.diff(b, axis=1) <= 1).all())
 
 
 def _crossing_by_masks(bounds: np.ndarray, other: np.ndarray, p: float, max_n: int, side: int) -> np.ndarray:
