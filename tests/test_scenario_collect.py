@@ -411,6 +411,30 @@ def test_a_scenario_file_pattern_that_matches_no_file_is_warned_about_not_silent
                                 "the pattern 'chaos/[*].yaml' matched no *"])
 
 
+
+def test_under_xdist_an_unmatched_pattern_made_an_error_ends_the_run_early(project):
+    """``-W error::UnusedSetting`` under xdist: the first worker finds the unmatched pattern after collection, and
+    the controller exits with the usage error when that worker finishes. It finished after its whole share of
+    the run (every test ran, then the run said it was a usage error); now it stops after its first test, and the
+    controller stops the others (40 tests of 0.2 s: a handful run)."""
+    project.makeini("[pytest]\nagentops_scenario_files =\n    chaos/*.yaml\n")
+    ran = project.path / "ran.txt"
+    project.makepyfile(test_slow=f"""
+import time, pytest
+
+@pytest.mark.parametrize("i", range(40))
+def test_slow(i):
+    with open({str(ran)!r}, "a") as out:
+        out.write(f"{{i}}\\n")
+    time.sleep(0.2)
+""")
+    strict = project.runpytest_subprocess("--agent-chaos", "-n", "2", "-p", "no:cacheprovider",
+                                          "-W", "error::pytest_agentops.UnusedSetting")
+    assert strict.ret == pytest.ExitCode.USAGE_ERROR, strict.stdout
+    strict.stdout.fnmatch_lines(["*ERROR: *the pattern 'chaos/*.yaml' matched no*"])
+    started = ran.read_text().split() if ran.exists() else []
+    assert len(started) < 20, f"{len(started)} of 40 tests ran before the usage error"
+
 def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(project):
     """Under scenarios/, a YAML file is a scenario file when its start shows a mapping with name: and agent:
     (or a list of them); other YAML files there are skipped, saying why, and the run goes on. A file that is

@@ -337,6 +337,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         from .collect import warn_unmatched_patterns
 
         warn_unmatched_patterns(config)
+        if worker is not None and config.workeroutput.get(USAGE_ERROR_OUTPUT):  # type: ignore[attr-defined]
+            # (the controller exits with it when this worker finishes: it stops after the test it is given first,
+            # not after the whole run's share, and the controller then stops the others)
+            session.shouldstop = str(config.workeroutput[USAGE_ERROR_OUTPUT])  # type: ignore[attr-defined]
 
 
 @pytest.hookimpl(optionalhook=True)
