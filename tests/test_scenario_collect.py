@@ -411,7 +411,6 @@ def test_a_scenario_file_pattern_that_matches_no_file_is_warned_about_not_silent
                                 "the pattern 'chaos/[*].yaml' matched no *"])
 
 
-
 def test_under_xdist_an_unmatched_pattern_made_an_error_ends_the_run_early(project):
     """``-W error::UnusedSetting`` under xdist: the first worker finds the unmatched pattern after collection, and
     the controller exits with the usage error when that worker finishes. It finished after its whole share of
@@ -434,6 +433,7 @@ def test_slow(i):
     strict.stdout.fnmatch_lines(["*ERROR: *the pattern 'chaos/*.yaml' matched no*"])
     started = ran.read_text().split() if ran.exists() else []
     assert len(started) < 20, f"{len(started)} of 40 tests ran before the usage error"
+
 
 def test_only_yaml_files_that_look_like_scenarios_are_collected_under_scenarios(project):
     """Under scenarios/, a YAML file is a scenario file when its start shows a mapping with name: and agent:

@@ -450,7 +450,7 @@ def test_the_calibrations_crossing_programme_reads_one_cell_and_gives_the_masks_
         np.testing.assert_allclose(real(bounds, other, 0.6, width - 1, side),
                                    _crossing_restated(bounds.astype(np.int64), other, 0.6, width - 1, side),
                                    rtol=0, atol=1e-12)
-    # a boundary the calibration asks about, against a fence that is not whole counts: the general route
-    calibrated, fence, p, max_n, side = seen[0]
-    assert real(calibrated, fence + 0.5, p, max_n, side).tobytes() == \
-        sequential._crossing_by_masks(calibrated, fence + 0.5, p, max_n, side).tobytes()
+    # a fence that is not whole counts takes the general route (read as whole counts, 1.5 would absorb count 1
+    # at n = 2 and give 0.25: a review's)
+    bounds, fence = np.array([[-1, -1, 0, 1]]), np.array([9.0, 9.0, 1.5, 9.0])
+    assert real(bounds, fence, 0.5, 3, -1).tolist() == _crossing_restated(bounds, fence, 0.5, 3, -1).tolist() == [0.5]

@@ -336,11 +336,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if worker is None or worker.get("workerid") == "gw0":
         from .collect import warn_unmatched_patterns
 
-        warn_unmatched_patterns(config)
-        if worker is not None and config.workeroutput.get(USAGE_ERROR_OUTPUT):  # type: ignore[attr-defined]
-            # (the controller exits with it when this worker finishes: it stops after the test it is given first,
-            # not after the whole run's share, and the controller then stops the others)
-            session.shouldstop = str(config.workeroutput[USAGE_ERROR_OUTPUT])  # type: ignore[attr-defined]
+        usage_error = warn_unmatched_patterns(config)
+        if usage_error:  # (a worker's: the controller exits with it when this worker finishes, so it stops after
+            session.shouldstop = usage_error  # the test it is given first, not its whole share of the run)
 
 
 @pytest.hookimpl(optionalhook=True)

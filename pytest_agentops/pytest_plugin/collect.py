@@ -59,11 +59,12 @@ def scenario_file_rule(file_path: Path, parent: pytest.Collector) -> str | None:
     return None
 
 
-def warn_unmatched_patterns(config: pytest.Config) -> None:
+def warn_unmatched_patterns(config: pytest.Config) -> str | None:
     """An ``agentops_scenario_files`` pattern that matched no YAML file collection looked at, in a run over the
     test paths from the rootdir (no path given: every pattern should find its files; ``-k`` or ``--deselect``
     do not change what was looked at), is an ``UnusedSetting`` warning, not a silent empty run. Where the run
-    makes the warning an error, a usage error (an xdist worker hands it to the controller, which exits so)."""
+    makes the warning an error, a usage error (an xdist worker hands it to the controller, which exits so when the
+    worker finishes, and returns it: the worker then stops after its first test)."""
     matched = config.stash.get(_matched_key, set())
     given = [o for o in getattr(config.option, "override_ini", None) or () if o.partition("=")[0].strip() == PATTERNS]
     path = config.inipath
@@ -83,9 +84,10 @@ def warn_unmatched_patterns(config: pytest.Config) -> None:
                 warnings.warn(warning, stacklevel=1)
         except UnusedSetting:  # ``-W error``: a usage error, not pytest's INTERNALERROR
             if hasattr(config, "workeroutput"):
-                config.workeroutput[USAGE_ERROR_OUTPUT] = f"ERROR: {warning}"
-                return
+                error = config.workeroutput[USAGE_ERROR_OUTPUT] = f"ERROR: {warning}"
+                return error
             raise pytest.UsageError(str(warning)) from None
+    return None
 
 
 def is_scenario_file(file_path: Path, parent: pytest.Collector) -> bool:
