@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._validation import check_bool, check_concurrency, check_confidence, check_seed, check_trials, check_whole
+from .entropy import fresh_seed
 from .errors import ConfigError, UnusedSetting, hide_own_frames, warn_at_campaign
 from .scenario import Scenario
-from .seeding import fresh_seed
 from .settings._meta import changed
 from .settings.faults import Faults, unused_settings
 from .settings.layers import check_isolation

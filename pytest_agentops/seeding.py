@@ -20,11 +20,11 @@ import enum
 import functools
 import hashlib
 import json
-import os
 import struct
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
+from .entropy import fresh_seed  # noqa: F401  (re-exported: ``seeding.fresh_seed`` as before)
 from .errors import hide_own_frames
 from .stable_repr import exact_containers, stable_repr
 
@@ -252,11 +252,6 @@ def _spawned_words(campaign: tuple[tuple[int, ...], int], index: int) -> tuple[i
         value = (value * const) & _M32
         out.append(value ^ (value >> 16))
     return out[0], out[1]
-
-
-def fresh_seed() -> int:
-    """A new random campaign seed (printed, so that the run can be repeated)."""
-    return int.from_bytes(os.urandom(4), "little")
 
 
 def stream(seed: int, which: Stream | int, *keys: int) -> np.random.Generator:

@@ -423,7 +423,8 @@ def test_a_campaign_runs_beside_the_installed_plugins_fixtures_and_marks_in_a_ch
 def test_a_session_that_runs_no_campaign_imports_neither_the_harness_nor_numpy(pytester):
     """An outside review: every session imported the spool at the end of collection and of the session, and with
     it the harness's secrets (6-9 ms more of start-up for a plugin installed but unused). A session whose tests
-    use no campaign imports the plugin's options, not the engine, the harness, the spool or numpy."""
+    use no campaign imports the plugin's options, not the engine, the harness, the spool or numpy; nor ``seeding``
+    (hashing, JSON, ``stable_repr``) for the session seed it draws (``entropy`` gives that)."""
     pytester.makeconftest("""
         import sys
 
@@ -438,5 +439,7 @@ def test_a_session_that_runs_no_campaign_imports_neither_the_harness_nor_numpy(p
     loaded = line.split()[1:]
     assert "pytest_agentops.pytest_plugin.options" in loaded
     heavy = [m for m in loaded if m.startswith(("numpy", "pytest_agentops.harness", "pytest_agentops.engine",
-                                                 "pytest_agentops.pytest_plugin.spool", "pytest_agentops.report"))]
+                                                 "pytest_agentops.pytest_plugin.spool", "pytest_agentops.report",
+                                                 "pytest_agentops.seeding", "pytest_agentops.stable_repr"))]
     assert heavy == []
+    assert "pytest_agentops.entropy" in loaded

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from .._validation import MAX_CONCURRENCY, MAX_SEED_DIGITS, MAX_TRIALS
+from ..entropy import fresh_seed
 from ..errors import hide_own_frames
-from ..seeding import fresh_seed
 from .commands import launcher
 
 __tracebackhide__ = hide_own_frames
