@@ -617,6 +617,33 @@ def leaves_a_file_open(task, env):
     return "returned"
 
 
+class _WritesWhenFinalized:
+    """Appends ``line`` to ``path`` when finalized (``__del__``)."""
+
+    def __init__(self, path, line):
+        self.path, self.line, self.me = path, line, self  # (a reference cycle: only the garbage collector frees it)
+
+    def __del__(self):
+        with open(self.path, "a") as f:
+            f.write(self.line)
+
+
+def leaves_garbage_and_an_exit_handler(task, env):
+    """Leaves a reference cycle with a finalizer for the collector (automatic collection off) and an exit
+    handler; each appends a line to the file ``task`` when it runs."""
+    import atexit
+    import gc
+
+    def at_exit():
+        with open(task, "a") as f:
+            f.write("exit handler\n")
+
+    gc.disable()
+    _WritesWhenFinalized(task, "finalized\n")
+    atexit.register(at_exit)
+    return "returned"
+
+
 @tool
 def quote(item: str) -> float:
     """A price that moves: the tool draws from ``random`` (a real API's answer the harness cannot plan)."""

@@ -627,6 +627,18 @@ def test_what_an_agent_left_to_its_process_exit_is_done(tmp_path):
     assert path.read_text() == "written pooled"
 
 
+def test_an_isolated_agents_garbage_is_finalized_and_its_exit_handlers_run_before_its_process_ends(tmp_path):
+    """The child freezes what is alive after the last exit handler (``collect_then_freeze``: its teardown took
+    0.25-0.35 s collecting the heap again and again); the garbage the agent left (a cycle whose finalizer writes
+    a line, the automatic collection off) is collected first, after its exit handler ran."""
+    path = tmp_path / "out.txt"
+    (record,) = run_campaign(Scenario(name="garbage", agent=isolation_support.leaves_garbage_and_an_exit_handler,
+                                      task=str(path), trials=1, seed=1, faults="none", isolation="process",
+                                      check=lambda world, out: True)).records
+    assert record.outcome == "completed", record.reason
+    assert path.read_text() == "exit handler\nfinalized\n"
+
+
 def test_a_thread_an_agent_leaves_running_does_not_hold_its_finished_trial():
     """A thread the agent started and left running (not a daemon) kept the child alive after its result was
     sent: the parent waited 10 s for it, then killed it, and a trial with a shorter timeout timed out (a

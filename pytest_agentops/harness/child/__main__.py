@@ -37,7 +37,23 @@ def leave_after(seconds: float, real_exit: Callable[[int], None], wait: Callable
     threading.Thread(target=leave, daemon=True).start()
 
 
+def collect_then_freeze() -> None:
+    """The last exit handler (registered first): the garbage left is collected now, finalizers run, and what is
+    still alive is frozen (``gc.freeze``), so the interpreter's teardown after it frees by reference counts
+    without collecting the whole heap again and again: 0.25-0.35 s with numpy and an SDK client loaded on the
+    CI machine, 0.02 s frozen. What the agent can see stays as in any exit: its threads were waited for, its exit
+    handlers ran, its files are flushed and closed as their modules are cleared; only an object in a reference
+    cycle still reachable at the exit gets no finalizer call (Python promises none for those either)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 if __name__ == "__main__":
+    import atexit
+
+    atexit.register(collect_then_freeze)  # (first registered, last run: after every handler of the agent's)
     real_exit, real_wait = os._exit, select.select  # (taken before anything of the agent's runs: it may replace
     # ``os._exit`` or ``select.select``)
     test_process = os.getppid()
