@@ -617,31 +617,37 @@ def leaves_a_file_open(task, env):
     return "returned"
 
 
-class _WritesWhenFinalized:
-    """Appends ``line`` to ``path`` when finalized (``__del__``)."""
+class _Log:
+    """A class attribute holds a file (every class is in a reference cycle: only the collector frees it)."""
 
-    def __init__(self, path, line):
-        self.path, self.line, self.me = path, line, self  # (a reference cycle: only the garbage collector frees it)
-
-    def __del__(self):
-        with open(self.path, "a") as f:
-            f.write(self.line)
+    file = None
 
 
-def leaves_garbage_and_an_exit_handler(task, env):
-    """Leaves a reference cycle with a finalizer for the collector (automatic collection off) and an exit
-    handler; each appends a line to the file ``task`` when it runs."""
-    import atexit
+class _HoldsItsThread:
+    """Holds a file and a thread of its own bound method: a reference cycle, as many objects are."""
+
+    def __init__(self, path):
+        import threading
+
+        self.file = open(path, "w")  # noqa: SIM115 (left open: the process's exit closes it)
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self):
+        pass
+
+
+def leaves_files_in_cycles(task, env):
+    """Writes to files it leaves open, held through reference cycles (a class attribute, an object holding a thread
+    of its own method), without flushing; says whether what its process had loaded before it ran is frozen."""
     import gc
+    import os
 
-    def at_exit():
-        with open(task, "a") as f:
-            f.write("exit handler\n")
-
-    gc.disable()
-    _WritesWhenFinalized(task, "finalized\n")
-    atexit.register(at_exit)
-    return "returned"
+    _Log.file = open(os.path.join(task, "class.txt"), "w")  # noqa: SIM115
+    _Log.file.write("class attribute")
+    holder = _HoldsItsThread(os.path.join(task, "cycle.txt"))
+    holder.file.write("cycle")
+    _LEFT_OPEN.append(holder)
+    return "frozen" if gc.get_freeze_count() > 0 else "not frozen"
 
 
 @tool

@@ -1,9 +1,10 @@
 """What an isolated agent's child process costs at its exit, and what an isolated trial costs in all.
 
 Side by side, in alternation (``--repeats`` each): a Python process that has loaded what an isolated agent's
-child loads (the child's harness module with numpy; then also an ``openai`` client, when the SDK is installed) exits
-as any process does, and with the child's last exit handler (``harness.child.__main__.collect_then_freeze``)
-registered; each timed from the moment it says it is done until the parent has reaped it. Then an isolated
+child loads (the child's harness module with numpy; then, as an agent would, an ``openai`` client when the SDK is
+installed) exits with nothing frozen, and with what it loaded before the agent's imports frozen (``gc.freeze``,
+as ``harness.child.__main__`` does); each timed from the moment it says it is done until the parent has reaped
+it. Then an isolated
 campaign of a trivial agent (``--trials`` trials, one at a time): wall time per trial, the child's start-up,
 the trial and its exit. Reported, no goal (exit 0).
 
@@ -21,15 +22,14 @@ import time
 
 # the child's exit, measured from the parent: the process prints one byte when it is done, then exits
 _EXIT = """
+import gc
 import sys
 import pytest_agentops.harness.child.child_side
-if {sdk!r}:
+if sys.argv[1] == "frozen":
+    gc.freeze()  # (as the child does once its harness is loaded, before the agent's code)
+if {sdk!r}:  # (the agent's imports)
     import openai
     client = openai.OpenAI(api_key="x", base_url="http://127.0.0.1:9")
-if sys.argv[1] == "frozen":
-    import atexit
-    from pytest_agentops.harness.child.__main__ import collect_then_freeze
-    atexit.register(collect_then_freeze)
 sys.stdout.write("x")
 sys.stdout.flush()
 """
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         plain, frozen = (statistics.median(times[m]) for m in ("plain", "frozen"))
         loaded = "the child's harness" + (", numpy and an openai client" if sdk else " and numpy")
         print(f"isolated child's exit with {loaded} loaded, median of {repeats} in alternation (min-max):")
-        for mode, label in (("plain", "as any process"), ("frozen", "collect_then_freeze")):
+        for mode, label in (("plain", "nothing frozen"), ("frozen", "harness frozen")):
             values = times[mode]
             print(f"  {label:20s} {statistics.median(values) * 1e3:7.1f} ms ({min(values) * 1e3:.1f}-"
                   f"{max(values) * 1e3:.1f})")
