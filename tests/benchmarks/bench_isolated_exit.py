@@ -4,9 +4,8 @@ Side by side, in alternation (``--repeats`` each): a Python process that has loa
 child loads (the child's harness module with numpy; then, as an agent would, an ``openai`` client when the SDK is
 installed) exits with nothing frozen, and with what it loaded before the agent's imports frozen (``gc.freeze``,
 as ``harness.child.__main__`` does); each timed from the moment it says it is done until the parent has reaped
-it. Then an isolated
-campaign of a trivial agent (``--trials`` trials, one at a time): wall time per trial, the child's start-up,
-the trial and its exit. Reported, no goal (exit 0).
+it. Then an isolated campaign of a trivial agent, through the real child (``--trials`` trials, one at a time):
+wall time per trial, the child's start-up, the trial and its exit. Reported, no goal (exit 0).
 
 Usage: ``python tests/benchmarks/bench_isolated_exit.py [--repeats N] [--trials N] [--quick]``.
 """
