@@ -21,15 +21,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
-from . import stats
 from ._frozen import EMPTY, FrozenMap
 from .errors import ConfigError, hide_own_frames
 
 __tracebackhide__ = hide_own_frames
 
 if TYPE_CHECKING:
+    from . import stats
     from .records import TrialRecord
 
 MetricKind = Literal["rate", "distribution", "count"]
@@ -358,6 +356,8 @@ def _boxed(values: array[float]) -> tuple[float, ...]:
     distinct bit patterns found by numpy, each boxed once, then picked per value at C speed.)"""
     if not values:
         return ()
+    import numpy as np  # (here, not at the top: an isolated agent's process loads this module, not numpy)
+
     bits = np.frombuffer(values, dtype=np.uint64)
     distinct, which = np.unique(bits, return_inverse=True)
     boxed = distinct.view(np.float64).tolist()
@@ -420,14 +420,24 @@ def rate_bounds(k: int, n: int, confidence: float) -> stats.RateBounds:
     the campaigns of a rerun."""
     if type(k) is int and type(n) is int and type(confidence) is float:
         return _rate_bounds(k, n, confidence)
+    from . import stats
+
     return stats.rate_bounds(k, n, confidence)
 
 
-_rate_bounds = functools.lru_cache(maxsize=1024)(stats.rate_bounds)
+@functools.lru_cache(maxsize=1024)
+def _rate_bounds(k: int, n: int, confidence: float) -> stats.RateBounds:
+    from . import stats
+
+    return stats.rate_bounds(k, n, confidence)
 
 
 def summarize(data: MetricData, confidence: float = 0.95) -> MetricSummary:
     """Estimate and one-sided bounds for one metric."""
+    import numpy as np  # (statistics are computed in pytest's process: an isolated agent's loads neither)
+
+    from . import stats
+
     unit = REGISTRY[data.name].counting_unit if data.name in REGISTRY else "trial"
     if data.kind == "rate":
         if data.n == 0:

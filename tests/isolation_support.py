@@ -663,6 +663,20 @@ def draws_beside_its_tool(task, env):
     return mine, price, round(random.random(), 6)
 
 
+def imports_numpy_and_draws(task, env):
+    """Says whether numpy was loaded before it imported numpy itself (in its trial), then draws from numpy's
+    global functions, reseeded without a seed, a name bound from ``numpy.random`` and an unseeded ``default_rng``."""
+    loaded = "numpy" in sys.modules
+    import numpy as np
+    from numpy.random import randint
+
+    first = float(np.random.rand())
+    np.random.seed()  # no seed: the trial's next reseed, not the OS's entropy
+    drawn = (first, int(randint(0, 10**9)), int(np.random.default_rng().integers(10**9)),
+             int(np.random.mtrand._rand.randint(10**9)))
+    return loaded, drawn
+
+
 async def draws_beside_its_tool_async(task, env):
     mine = round(random.random(), 6)
     price = env.tools["quote"]("book")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import zlib
+from ast import literal_eval
 from random import choice as bound_choice  # a name bound at import, swept like ``from time import time``
 
 import pytest
@@ -208,3 +211,40 @@ def test_set_bit_generator_in_a_trial_is_the_trials_and_leaves_numpys_global_alo
 
     (record,) = run_campaign(Scenario(name="bitgen-none", agent=wrong, trials=1, seed=1, faults=Faults.none())).records
     assert record.outcome == "error" and record.reason.startswith("AttributeError: ")
+
+
+_NUMPY_LATE = """
+import sys
+{first}
+from pytest_agentops.process import trial_random
+from pytest_agentops.process.time_patch import time_patch
+watching = [repr(f) for f in sys.meta_path if "numpy.random" in repr(f)]
+loaded = "numpy" in sys.modules
+with time_patch():
+    import numpy as np
+    inside = type(np.random.rand).__name__, type(np.random.mtrand._rand).__name__
+    draws = [trial_random.drawing_from(trial_random.TrialRandom(5), np.random.rand) for _ in range(2)]
+    seeded = trial_random.drawing_from(trial_random.TrialRandom(5), lambda: (np.random.seed(), np.random.rand())[1])
+print(repr((loaded, watching, inside, type(np.random.rand).__name__, type(np.random.__loader__).__name__,
+            [repr(f) for f in sys.meta_path if "numpy.random" in repr(f)], draws, seeded)))
+"""
+
+
+def test_numpys_stand_ins_arrive_with_numpy_random_even_while_they_are_installed():
+    """A process that has not imported numpy (an isolated agent's) does not load it for the trial's ``random``
+    machinery: numpy's stand-ins are registered when ``numpy.random`` is first imported, and put in at once when
+    that happens while they are installed (inside a trial). The trial's numpy draws are then the same as in a
+    process that imported numpy first; ``numpy.random`` keeps its own loader and the watch is gone."""
+    def run(first: str) -> tuple:
+        done = subprocess.run([sys.executable, "-c", _NUMPY_LATE.format(first=first)], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return literal_eval(done.stdout)
+
+    late, early = run(""), run("import numpy.random")
+    loaded, watching, inside, after, loader, left, draws, seeded = late
+    assert not loaded and len(watching) == 1 and left == []
+    assert inside == ("function", "_GlobalRandomState") and after == "method"  # in, then out again
+    assert loader == "SourceFileLoader"
+    assert draws[0] == draws[1] and seeded != draws[0]
+    assert early[0] and early[1] == [] and early[2:] == late[2:]  # as in a process that loaded numpy first

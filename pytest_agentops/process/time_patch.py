@@ -190,12 +190,16 @@ _AFTER_REMOVAL: list[Callable[[], None]] = []
 
 
 def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[..., Any]], *,
-                       after_removal: Callable[[], None] | None = None) -> None:
+                       after_removal: Callable[[], None] | None = None, while_installed: bool = False) -> None:
     """Install ``stand_ins`` (name -> function) over ``module``'s functions of those names, and over the same
     function objects bound in other modules, whenever the time stand-ins are installed (at import time, so
-    before any is). ``after_removal`` is called each time they have been removed again."""
+    before any is). ``after_removal`` is called each time they have been removed again.
+
+    ``while_installed=True``: for a module just imported (``after_import``), which may be while the stand-ins are
+    in: they are put over ``module``'s functions at once, before anything else can have bound them (the sweep
+    of other modules' bindings happens at the next install, as for every registered module)."""
     with TIME_PATCH.lock:
-        if TIME_PATCH.holders:
+        if TIME_PATCH.holders and not while_installed:
             raise UsageError("stand-ins cannot be registered while installed")
         if after_removal is not None:
             _AFTER_REMOVAL.append(after_removal)
@@ -206,6 +210,10 @@ def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[...,
             REAL_FOR_FAKE[id(fake)] = (fake, real)
         _MORE_STAND_INS.append(entry)
         _scan_cache.clear()
+        if TIME_PATCH.holders:
+            for name, fake in entry[1].items():
+                _undo.append((module, name, getattr(module, name), fake))
+                setattr(module, name, fake)
 
 
 def stood_in_modules() -> tuple[ModuleType, ...]:

@@ -1,11 +1,18 @@
-"""What an isolated agent's child process costs at its exit, and what an isolated trial costs in all.
+"""What an isolated agent's child process costs to start and at its exit, and what an isolated trial costs in all.
 
-Side by side, in alternation (``--repeats`` each): a Python process that has loaded what an isolated agent's
-child loads (the child's harness module with numpy; then, as an agent would, an ``openai`` client when the SDK is
-installed) exits with nothing frozen, and with what it loaded before the agent's imports frozen (``gc.freeze``,
-as ``harness.child.__main__`` does); each timed from the moment it says it is done until the parent has reaped
-it. Then an isolated campaign of a trivial agent, through the real child (``--trials`` trials, one at a time):
-wall time per trial, the child's start-up, the trial and its exit. Reported, no goal (exit 0).
+Side by side, in alternation (``--repeats`` each):
+
+- start-up: a Python process that imports what an isolated agent's child imports (its harness module), and one
+  that also imports numpy's ``random`` and the statistics, as the child did before it left numpy to the agent;
+  each timed from its start to its reaping;
+- exit: a process that has loaded the child's harness, then (as an agent would) numpy, and an ``openai`` client
+  when the SDK is installed, exits with nothing frozen, and with what it loaded before the agent's imports
+  frozen (``gc.freeze``, as ``harness.child.__main__`` does); each timed from the moment it says it is done
+  until the parent has reaped it;
+- an isolated campaign through the real child (``--trials`` trials, one at a time) of a trivial agent and of
+  one that imports numpy and draws from it: wall time per trial, the child's start-up, the trial and its exit.
+
+Reported, no goal (exit 0).
 
 Usage: ``python tests/benchmarks/bench_isolated_exit.py [--repeats N] [--trials N] [--quick]``.
 """
@@ -19,6 +26,15 @@ import subprocess
 import sys
 import time
 
+# the child's start-up, measured from the parent: its harness, or its harness with what it loaded before
+_START = """
+import sys
+import pytest_agentops.harness.child.child_side
+if sys.argv[1] == "with-numpy":
+    import numpy.random
+    import pytest_agentops.stats
+"""
+
 # the child's exit, measured from the parent: the process prints one byte when it is done, then exits
 _EXIT = """
 import gc
@@ -26,12 +42,20 @@ import sys
 import pytest_agentops.harness.child.child_side
 if sys.argv[1] == "frozen":
     gc.freeze()  # (as the child does once its harness is loaded, before the agent's code)
-if {sdk!r}:  # (the agent's imports)
+import numpy  # (the agent's imports)
+if {sdk!r}:
     import openai
     client = openai.OpenAI(api_key="x", base_url="http://127.0.0.1:9")
 sys.stdout.write("x")
 sys.stdout.flush()
 """
+
+
+def start_seconds(mode: str) -> float:
+    """Wall seconds from starting the process to its reaping (``mode``: ``harness`` or ``with-numpy``)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _START, mode], check=True)
+    return time.perf_counter() - start
 
 
 def exit_seconds(mode: str, sdk: bool) -> float:
@@ -48,12 +72,19 @@ def trivial_agent(task: str, env: object) -> str:
     return task
 
 
-def isolated_trial_seconds(trials: int) -> float:
-    """Wall seconds per trial of an isolated campaign of ``trivial_agent``, one trial at a time."""
-    from bench_isolated_exit import trivial_agent as importable  # (the child imports it by this name)
+def numpy_agent(task: str, env: object) -> str:
+    import numpy as np
+
+    return task if np.random.rand() < 2 else ""
+
+
+def isolated_trial_seconds(trials: int, agent: str = "trivial_agent") -> float:
+    """Wall seconds per trial of an isolated campaign of ``agent`` (a function here), one trial at a time."""
+    import bench_isolated_exit  # (the child imports the agent by this name)
 
     from pytest_agentops import Faults, Scenario, run_campaign
 
+    importable = getattr(bench_isolated_exit, agent)
     scenario = Scenario(name="isolated", agent=importable, task="t", check=lambda world, out: out == "t",
                         faults=Faults.none(), trials=trials, seed=1, concurrency=1, early_stop=False,
                         isolation="process")
@@ -71,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 repeats, 8 trials")
     args = parser.parse_args(argv)
     repeats, trials = (5, 8) if args.quick else (args.repeats, args.trials)
+    starts: dict[str, list[float]] = {"harness": [], "with-numpy": []}
+    for _ in range(repeats):
+        for mode in starts:
+            starts[mode].append(start_seconds(mode))
+    print(f"isolated child's start-up (a process importing its harness), median of {repeats} in alternation:")
+    for mode, label in (("harness", "its harness"), ("with-numpy", "and numpy, statistics")):
+        print(f"  {label:22s} {_ms(starts[mode])}")
+    harness, numpy = (statistics.median(starts[m]) for m in ("harness", "with-numpy"))
+    print(f"  saved {(numpy - harness) * 1e3:.1f} ms an attempt; harness / with numpy {harness / numpy:.2f}")
     loads = [False] + ([True] if importlib.util.find_spec("openai") is not None else [])
     for sdk in loads:
         times: dict[str, list[float]] = {"plain": [], "frozen": []}
@@ -78,17 +118,25 @@ def main(argv: list[str] | None = None) -> int:
             for mode in times:
                 times[mode].append(exit_seconds(mode, sdk))
         plain, frozen = (statistics.median(times[m]) for m in ("plain", "frozen"))
-        loaded = "the child's harness" + (", numpy and an openai client" if sdk else " and numpy")
+        loaded = "the child's harness, then numpy" + (" and an openai client" if sdk else "")
         print(f"isolated child's exit with {loaded} loaded, median of {repeats} in alternation (min-max):")
         for mode, label in (("plain", "nothing frozen"), ("frozen", "harness frozen")):
-            values = times[mode]
-            print(f"  {label:20s} {statistics.median(values) * 1e3:7.1f} ms ({min(values) * 1e3:.1f}-"
-                  f"{max(values) * 1e3:.1f})")
+            print(f"  {label:20s} {_ms(times[mode])}")
         print(f"  saved {(plain - frozen) * 1e3:.1f} ms an attempt; frozen / plain {frozen / plain:.2f}")
-    per_trial = isolated_trial_seconds(trials)
-    print(f"isolated campaign of a trivial agent: {per_trial * 1e3:.0f} ms wall a trial ({trials} trials, "
-          "one at a time: start-up, trial and exit)")
+    rounds = max(1, repeats // 3)
+    per_trial: dict[str, list[float]] = {"trivial_agent": [], "numpy_agent": []}
+    for _ in range(rounds):
+        for agent in per_trial:
+            per_trial[agent].append(isolated_trial_seconds(trials, agent))
+    print(f"isolated campaigns ({trials} trials one at a time: start-up, trial and exit), median of {rounds} "
+          "in alternation:")
+    for agent, label in (("trivial_agent", "a trivial agent"), ("numpy_agent", "one importing numpy")):
+        print(f"  {label:22s} {_ms(per_trial[agent])} wall a trial")
     return 0
+
+
+def _ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1e3:7.1f} ms ({min(values) * 1e3:.1f}-{max(values) * 1e3:.1f})"
 
 
 if __name__ == "__main__":

@@ -49,11 +49,11 @@ if __name__ == "__main__":
     unfenced = fence_in()
     from pytest_agentops.harness.child.child_side import main
 
-    # what is loaded so far (the harness, numpy) lives as long as the process: frozen before anything of the
-    # agent's is imported, it is left out of every collection, as a campaign freezes what existed before it in
-    # the test process (``process.gc_hold``); the teardown at the exit collected it again and again (the whole
-    # exit 62 ms with numpy loaded on the CI machine, 11 ms frozen: ``bench_isolated_exit.py``). The agent's own
-    # objects are collected and finalized as before.
+    # what is loaded so far (the child's harness; not numpy, which comes with the agent's first import of it:
+    # ``process.after_import``) lives as long as the process: frozen before anything of the agent's is imported,
+    # it is left out of every collection, as a campaign freezes what existed before it in the test process
+    # (``process.gc_hold``); the teardown at the exit collected it again and again (``bench_isolated_exit.py``).
+    # The agent's own objects are collected and finalized as before.
     gc.freeze()
     main(test_process=test_process, keeper=keeper, unfenced=unfenced)
     # the result is sent: the process exits as any does (its files flushed, the agent's exit handlers and thread

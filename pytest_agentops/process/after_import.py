@@ -1,0 +1,91 @@
+"""Import a module of the plugin's as soon as a module of someone else's is imported (numpy's stand-ins once
+numpy's ``random`` is), so that a process which never imports that module does not pay for ours."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import sys
+import threading
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+from typing import Any
+
+from ..errors import hide_own_frames
+
+__tracebackhide__ = hide_own_frames
+
+_LOCK = threading.Lock()
+
+
+def after_import(watched: str, then_import: str) -> None:
+    """Import ``then_import`` now if ``watched`` is already imported, else right after ``watched`` is first
+    imported: before the ``import`` statement that loaded it returns (so before the importer can bind anything
+    of it), in the thread that imported it."""
+    with _LOCK:
+        if watched not in sys.modules:
+            sys.meta_path.insert(0, _Watch(watched, then_import))
+            return
+    importlib.import_module(then_import)
+
+
+class _Watch(importlib.abc.MetaPathFinder):
+    """On ``sys.meta_path`` until ``watched`` is found: its spec's loader runs ours after its own."""
+
+    def __init__(self, watched: str, then_import: str):
+        self.watched = watched
+        self.then_import = then_import
+
+    def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None) -> ModuleSpec | None:
+        if fullname != self.watched:
+            return None
+        with _LOCK:
+            if self not in sys.meta_path:  # (another thread found it first)
+                return None
+            sys.meta_path.remove(self)
+        spec = _find(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _ThenImport(spec.loader, self.then_import)
+        return spec
+
+    def __repr__(self) -> str:
+        return f"<pytest_agentops: import {self.then_import} after {self.watched}>"
+
+
+def _find(fullname: str, path: Any, target: ModuleType | None) -> ModuleSpec | None:
+    """The spec the finders after this one give (the import system's own search, which this one has left)."""
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        spec = find_spec(fullname, path, target)
+        if spec is not None:
+            return spec
+    return None
+
+
+class _ThenImport(importlib.abc.Loader):
+    """The watched module's own loader, then ``then_import``; the module keeps its own loader as ``__loader__``."""
+
+    def __init__(self, loader: Any, then_import: str):
+        self.loader = loader
+        self.then_import = then_import
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        try:
+            self.loader.exec_module(module)
+        except BaseException:  # (not imported after all: watched for again, for an import that succeeds)
+            with _LOCK:
+                sys.meta_path.insert(0, _Watch(module.__name__, self.then_import))
+            raise
+        parent, _, name = module.__name__.rpartition(".")
+        if parent in sys.modules:  # (as the import system does once this returns: ``numpy.random`` is reached as
+            setattr(sys.modules[parent], name, module)  # an attribute of ``numpy``, which would import it again)
+        importlib.import_module(self.then_import)

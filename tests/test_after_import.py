@@ -1,0 +1,63 @@
+"""``process.after_import``: a module of ours imported right after someone else's, with real files on sys.path."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from pytest_agentops.process.after_import import after_import
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    """A package ``pkg`` with a submodule ``pkg.sub`` and a module ``then_mod`` that records what it saw; both
+    importable from ``tmp_path``, and forgotten again afterwards (modules and watches)."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub.py").write_text("import os\nFAIL = os.environ.get('SUB_FAILS') == '1'\n"
+                                             "if FAIL:\n    raise ImportError('sub failed')\nVALUE = 1\n")
+    (tmp_path / "then_mod.py").write_text(textwrap.dedent("""
+        import sys
+        import pkg
+        SAW = (pkg.sub.VALUE, type(sys.modules["pkg.sub"].__loader__).__name__)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    meta_path = list(sys.meta_path)
+    yield tmp_path
+    sys.meta_path[:] = meta_path
+    for name in ("pkg", "pkg.sub", "then_mod"):
+        sys.modules.pop(name, None)
+
+
+def _watches() -> list[str]:
+    return [repr(f) for f in sys.meta_path if "then_mod" in repr(f)]
+
+
+def test_the_module_is_imported_before_the_import_that_loaded_the_watched_one_returns(package):
+    after_import("pkg.sub", "then_mod")
+    assert "then_mod" not in sys.modules and len(_watches()) == 1
+    from pkg import sub  # noqa: F401  (the import that triggers it)
+
+    assert sys.modules["then_mod"].SAW == (1, "SourceFileLoader")  # the parent's attribute set; its own loader
+    assert _watches() == []
+
+
+def test_a_module_already_imported_brings_ours_at_once(package):
+    import pkg.sub  # noqa: F401
+
+    after_import("pkg.sub", "then_mod")
+    assert sys.modules["then_mod"].SAW[0] == 1 and _watches() == []
+
+
+def test_a_watched_import_that_fails_is_watched_for_again(package, monkeypatch):
+    after_import("pkg.sub", "then_mod")
+    monkeypatch.setenv("SUB_FAILS", "1")
+    with pytest.raises(ImportError, match="sub failed"):
+        import pkg.sub
+    assert "then_mod" not in sys.modules and len(_watches()) == 1
+    monkeypatch.setenv("SUB_FAILS", "0")
+    import pkg.sub  # noqa: F401
+
+    assert sys.modules["then_mod"].SAW[0] == 1 and _watches() == []
