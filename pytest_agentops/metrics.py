@@ -19,10 +19,12 @@ import operator
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._frozen import EMPTY, FrozenMap
 from .errors import ConfigError, hide_own_frames
+from .lazy_numpy import numpy
 
 __tracebackhide__ = hide_own_frames
 
@@ -356,8 +358,7 @@ def _boxed(values: array[float]) -> tuple[float, ...]:
     distinct bit patterns found by numpy, each boxed once, then picked per value at C speed.)"""
     if not values:
         return ()
-    import numpy as np  # (here, not at the top: an isolated agent's process loads this module, not numpy)
-
+    np = numpy()  # (not imported at the top: an isolated agent's process loads this module, not numpy)
     bits = np.frombuffer(values, dtype=np.uint64)
     distinct, which = np.unique(bits, return_inverse=True)
     boxed = distinct.view(np.float64).tolist()
@@ -420,24 +421,29 @@ def rate_bounds(k: int, n: int, confidence: float) -> stats.RateBounds:
     the campaigns of a rerun."""
     if type(k) is int and type(n) is int and type(confidence) is float:
         return _rate_bounds(k, n, confidence)
-    from . import stats
-
-    return stats.rate_bounds(k, n, confidence)
+    return _stats().rate_bounds(k, n, confidence)
 
 
 @functools.lru_cache(maxsize=1024)
 def _rate_bounds(k: int, n: int, confidence: float) -> stats.RateBounds:
-    from . import stats
+    return _stats().rate_bounds(k, n, confidence)
 
-    return stats.rate_bounds(k, n, confidence)
+
+_stats_held: list[ModuleType] = []
+
+
+def _stats() -> ModuleType:
+    """The statistics (``stats``, and numpy with them), imported on first use and held (``lazy_numpy``)."""
+    if not _stats_held:
+        from . import stats
+
+        _stats_held.append(stats)
+    return _stats_held[0]
 
 
 def summarize(data: MetricData, confidence: float = 0.95) -> MetricSummary:
     """Estimate and one-sided bounds for one metric."""
-    import numpy as np  # (statistics are computed in pytest's process: an isolated agent's loads neither)
-
-    from . import stats
-
+    np, stats = numpy(), _stats()  # (computed in pytest's process: an isolated agent's loads neither)
     unit = REGISTRY[data.name].counting_unit if data.name in REGISTRY else "trial"
     if data.kind == "rate":
         if data.n == 0:

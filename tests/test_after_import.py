@@ -19,9 +19,13 @@ def package(tmp_path, monkeypatch):
     (tmp_path / "pkg" / "sub.py").write_text("import os\nFAIL = os.environ.get('SUB_FAILS') == '1'\n"
                                              "if FAIL:\n    raise ImportError('sub failed')\nVALUE = 1\n")
     (tmp_path / "then_mod.py").write_text(textwrap.dedent("""
+        import os
         import sys
         import pkg
-        SAW = (pkg.sub.VALUE, type(sys.modules["pkg.sub"].__loader__).__name__)
+        if os.environ.get("THEN_FAILS") == "1":
+            raise MemoryError("ours failed")
+        sub = sys.modules["pkg.sub"]  # (loaded; its package's attribute comes once its import returns)
+        SAW = (sub.VALUE, type(sub.__loader__).__name__, hasattr(pkg, "sub"))
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     meta_path = list(sys.meta_path)
@@ -40,7 +44,7 @@ def test_the_module_is_imported_before_the_import_that_loaded_the_watched_one_re
     assert "then_mod" not in sys.modules and len(_watches()) == 1
     from pkg import sub  # noqa: F401  (the import that triggers it)
 
-    assert sys.modules["then_mod"].SAW == (1, "SourceFileLoader")  # the parent's attribute set; its own loader
+    assert sys.modules["then_mod"].SAW == (1, "SourceFileLoader", False)  # ran inside the import; its own loader
     assert _watches() == []
 
 
@@ -51,6 +55,17 @@ def test_a_module_already_imported_brings_ours_at_once(package):
     assert sys.modules["then_mod"].SAW[0] == 1 and _watches() == []
 
 
+def test_asking_for_the_spec_without_loading_leaves_the_watch(package):
+    import importlib.util
+
+    after_import("pkg.sub", "then_mod")
+    assert importlib.util.find_spec("pkg.sub") is not None
+    assert "then_mod" not in sys.modules and len(_watches()) == 1
+    import pkg.sub  # noqa: F401
+
+    assert sys.modules["then_mod"].SAW[0] == 1 and _watches() == []
+
+
 def test_a_watched_import_that_fails_is_watched_for_again(package, monkeypatch):
     after_import("pkg.sub", "then_mod")
     monkeypatch.setenv("SUB_FAILS", "1")
@@ -58,6 +73,20 @@ def test_a_watched_import_that_fails_is_watched_for_again(package, monkeypatch):
         import pkg.sub
     assert "then_mod" not in sys.modules and len(_watches()) == 1
     monkeypatch.setenv("SUB_FAILS", "0")
+    import pkg.sub  # noqa: F401
+
+    assert sys.modules["then_mod"].SAW[0] == 1 and _watches() == []
+
+
+def test_a_watched_import_whose_follower_fails_fails_and_is_watched_for_again(package, monkeypatch):
+    """(ours failing, a ``MemoryError`` under an isolated agent's memory limit, must not leave the watched module
+    loaded without ours: it is not imported, and the next import brings both)"""
+    after_import("pkg.sub", "then_mod")
+    monkeypatch.setenv("THEN_FAILS", "1")
+    with pytest.raises(MemoryError, match="ours failed"):
+        import pkg.sub
+    assert "pkg.sub" not in sys.modules and "then_mod" not in sys.modules and len(_watches()) == 1
+    monkeypatch.setenv("THEN_FAILS", "0")
     import pkg.sub  # noqa: F401
 
     assert sys.modules["then_mod"].SAW[0] == 1 and _watches() == []

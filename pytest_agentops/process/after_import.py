@@ -39,25 +39,22 @@ class _Watch(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None) -> ModuleSpec | None:
         if fullname != self.watched:
             return None
-        with _LOCK:
-            if self not in sys.meta_path:  # (another thread found it first)
-                return None
-            sys.meta_path.remove(self)
-        spec = _find(fullname, path, target)
+        # (left on ``sys.meta_path`` until the module is loaded: ``importlib.util.find_spec`` asks without loading)
+        spec = _find(self, fullname, path, target)
         if spec is None or spec.loader is None:
             return spec
-        spec.loader = _ThenImport(spec.loader, self.then_import)
+        spec.loader = _ThenImport(spec.loader, self)
         return spec
 
     def __repr__(self) -> str:
         return f"<pytest_agentops: import {self.then_import} after {self.watched}>"
 
 
-def _find(fullname: str, path: Any, target: ModuleType | None) -> ModuleSpec | None:
-    """The spec the finders after this one give (the import system's own search, which this one has left)."""
-    for finder in sys.meta_path:
+def _find(watch: _Watch, fullname: str, path: Any, target: ModuleType | None) -> ModuleSpec | None:
+    """The spec the other finders give (the import system's own search)."""
+    for finder in list(sys.meta_path):
         find_spec = getattr(finder, "find_spec", None)
-        if find_spec is None:
+        if finder is watch or find_spec is None:
             continue
         spec = find_spec(fullname, path, target)
         if spec is not None:
@@ -66,11 +63,13 @@ def _find(fullname: str, path: Any, target: ModuleType | None) -> ModuleSpec | N
 
 
 class _ThenImport(importlib.abc.Loader):
-    """The watched module's own loader, then ``then_import``; the module keeps its own loader as ``__loader__``."""
+    """The watched module's own loader, then ``then_import``; the module keeps its own loader as ``__loader__``.
 
-    def __init__(self, loader: Any, then_import: str):
+    The watch leaves ``sys.meta_path`` as the module is loaded, and comes back if loading it (or ours) fails."""
+
+    def __init__(self, loader: Any, watch: _Watch):
         self.loader = loader
-        self.then_import = then_import
+        self.watch = watch
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
@@ -79,13 +78,16 @@ class _ThenImport(importlib.abc.Loader):
         module.__loader__ = self.loader
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
+        with _LOCK:
+            if self.watch in sys.meta_path:
+                sys.meta_path.remove(self.watch)
         try:
             self.loader.exec_module(module)
-        except BaseException:  # (not imported after all: watched for again, for an import that succeeds)
+            # (the module is in ``sys.modules``, not yet an attribute of its package: other threads importing it
+            # wait for this import, ours included, to finish, so none reaches its functions before ours are in)
+            importlib.import_module(self.watch.then_import)
+        except BaseException:
             with _LOCK:
-                sys.meta_path.insert(0, _Watch(module.__name__, self.then_import))
+                if self.watch not in sys.meta_path:
+                    sys.meta_path.insert(0, self.watch)
             raise
-        parent, _, name = module.__name__.rpartition(".")
-        if parent in sys.modules:  # (as the import system does once this returns: ``numpy.random`` is reached as
-            setattr(sys.modules[parent], name, module)  # an attribute of ``numpy``, which would import it again)
-        importlib.import_module(self.then_import)

@@ -196,8 +196,8 @@ def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[...,
     before any is). ``after_removal`` is called each time they have been removed again.
 
     ``while_installed=True``: for a module just imported (``after_import``), which may be while the stand-ins are
-    in: they are put over ``module``'s functions at once, before anything else can have bound them (the sweep
-    of other modules' bindings happens at the next install, as for every registered module)."""
+    in: they are put over ``module``'s functions at once, and over the same functions bound in the modules loaded
+    so far (its own submodules), before the code that imported it can bind them."""
     with TIME_PATCH.lock:
         if TIME_PATCH.holders and not while_installed:
             raise UsageError("stand-ins cannot be registered while installed")
@@ -214,6 +214,7 @@ def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[...,
             for name, fake in entry[1].items():
                 _undo.append((module, name, getattr(module, name), fake))
                 setattr(module, name, fake)
+            _sweep(dict(sys.modules))  # (the module's own submodules bind them too: ``numpy.random.mtrand``)
 
 
 def stood_in_modules() -> tuple[ModuleType, ...]:
@@ -292,6 +293,12 @@ def _install() -> None:
 
     modules = dict(sys.modules)
     _modules_at_install = frozenset(modules)
+    _sweep(modules)
+
+
+def _sweep(modules: dict[str, Any]) -> None:
+    """Put the stand-ins over the real functions bound in ``modules`` (``from time import time``)."""
+    undo = _undo
     for module_name, module, namespace in _swept(modules):
         for attribute in _real_function_attributes(module_name, module, namespace):
             value = namespace.get(attribute)

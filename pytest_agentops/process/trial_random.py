@@ -16,6 +16,9 @@ with a ``RandomState`` of the trial's own; ``np.random.default_rng()`` called wi
 ``random.seed()`` or ``np.random.seed()`` without a seed. A job the trial hands
 to a thread (``asyncio.to_thread``, ``loop.run_in_executor``, anyio's worker threads) draws from a generator of
 its own, seeded by the trial and the job's place among the trial's jobs.
+
+numpy's stand-ins are in ``numpy_random``: imported with the engine in pytest's process, and in an isolated
+agent's process only once the agent imports ``numpy.random`` (``after_import``), which it may never do.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import hide_own_frames
+from ..lazy_numpy import numpy as numpy_module
 from ..vtime.loop import THREAD_JOB_SETUP
-from .after_import import after_import
 from .time_patch import register_stand_ins
 
 if TYPE_CHECKING:
@@ -87,8 +90,7 @@ class TrialRandom:
         return self._rng
 
     def _sequence(self, *key: int) -> np.random.SeedSequence:
-        import numpy as np  # (loaded: only numpy's stand-ins call this, ``numpy_random``)
-
+        np = numpy_module()  # (only numpy's stand-ins call this, ``numpy_random``: loaded already)
         role = () if self.role == AGENT else (self.role,)
         job = (_JOB_TAG, *self.job) if self.job else ()
         return np.random.SeedSequence(abs(int(self.seed)), spawn_key=(_NP_TAG, *role, *job, *key))
@@ -126,15 +128,13 @@ class TrialRandom:
     def numpy(self) -> np.random.RandomState:
         """The trial's stand-in for numpy's global ``RandomState``."""
         if self._np is None:
-            import numpy as np
-
+            np = numpy_module()
             self._np = np.random.RandomState(np.random.MT19937(self._sequence(0)))
         return self._np
 
     def default_rng(self) -> np.random.Generator:
         """``np.random.default_rng()`` with no seed: the next of the trial's own generators."""
-        import numpy as np
-
+        np = numpy_module()
         return np.random.Generator(np.random.PCG64(self._sequence(1, next(self._counters()[0]))))
 
 
@@ -212,7 +212,3 @@ NAMES: tuple[str, ...] = tuple(name for name in random.__all__
 
 register_stand_ins(random, {name: _stand_in(random, name, _GLOBAL, "rng") for name in NAMES})
 
-
-# numpy's stand-ins (``numpy_random``) are registered once numpy's ``random`` is imported, by whoever imports it
-# first: a process that never does (an isolated agent's that does not use numpy) does not load numpy for them
-after_import("numpy.random", "pytest_agentops.process.numpy_random")
