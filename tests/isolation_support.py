@@ -677,6 +677,23 @@ def imports_numpy_and_draws(task, env):
     return loaded, drawn
 
 
+class _NumpyPastTheWatch:
+    """An import hook that finds numpy's modules itself (as instrumentation hooks do), ahead of the harness's."""
+
+    def find_spec(self, name, path, target=None):
+        import importlib.machinery
+
+        return importlib.machinery.PathFinder.find_spec(name, path, target) if name.startswith("numpy") else None
+
+
+def imports_numpy_past_the_watch(task, env):
+    """``imports_numpy_and_draws`` with an import hook of its own put first on ``sys.meta_path``: in its trial
+    (``task="in trial"``), or as its module would at its import, before the trial (any other task)."""
+    if task == "in trial":
+        sys.meta_path.insert(0, _NumpyPastTheWatch())
+    return imports_numpy_and_draws(task, env)
+
+
 async def draws_beside_its_tool_async(task, env):
     mine = round(random.random(), 6)
     price = env.tools["quote"]("book")

@@ -1077,6 +1077,26 @@ def test_an_isolated_agent_that_never_imports_numpy_runs_without_it_and_one_that
     assert len({d[0] for d in draws}) == 4 and all(len(set(d[1:])) == 3 for d in draws)
 
 
+def test_numpy_imported_past_the_harness_watch_is_caught_up_before_the_trial_and_an_error_inside_it():
+    """A review: an import hook of the agent's ahead of the harness's watch (instrumentation hooks find modules
+    themselves) loaded ``numpy.random`` without numpy's stand-ins, and the isolated trial drew unseeded numbers,
+    different every run, and passed. Loaded so at the agent module's import, the stand-ins are registered before
+    the trial starts (the same draws as in-process); loaded so inside the trial, the trial is an error saying why."""
+    import numpy_hook_agent
+
+    def campaign(agent, task, isolation):
+        return run_campaign(Scenario(name=f"hook-{isolation}", agent=agent, task=task, check=lambda w, o: True,
+                                     faults=Faults.none(), trials=3, seed=9, early_stop=False, isolation=isolation))
+
+    at_import = [ast.literal_eval(r.output) for r in campaign(numpy_hook_agent.agent, "draw", "process").records]
+    inproc = campaign(isolation_support.imports_numpy_and_draws, "draw", "none")
+    assert {(before, after) for before, after, _ in at_import} == {(False, False)}  # imported past the watch
+    assert [drawn[1] for _, _, drawn in at_import] == [ast.literal_eval(r.output)[1] for r in inproc.records]
+    in_trial = campaign(isolation_support.imports_numpy_past_the_watch, "in trial", "process")
+    assert {r.outcome for r in in_trial.records} == {"error"}
+    assert all("past the harness's import watch" in r.reason for r in in_trial.records), in_trial.records[0].reason
+
+
 def test_an_isolated_agents_fake_model_policy_draws_apart_from_it_and_as_in_process():
     """The same for a fake model's policy drawing from ``random``: served in the test process for an isolated
     agent, it repeated the agent's draws; it draws from a stream of its own in both modes."""

@@ -3,6 +3,7 @@ numpy's ``random`` is), so that a process which never imports that module does n
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.abc
 import sys
@@ -27,6 +28,15 @@ def after_import(watched: str, then_import: str) -> None:
             sys.meta_path.insert(0, _Watch(watched, then_import))
             return
     importlib.import_module(then_import)
+
+
+def catch_up(watched: str, then_import: str) -> bool:
+    """Import ``then_import`` if ``watched`` was imported without it (past the watch: an import hook ahead of it
+    on ``sys.meta_path`` that finds modules itself, a watch removed, ours failing); True if it had to."""
+    if watched not in sys.modules or then_import in sys.modules:
+        return False
+    importlib.import_module(then_import)
+    return True
 
 
 class _Watch(importlib.abc.MetaPathFinder):
@@ -65,7 +75,7 @@ def _find(watch: _Watch, fullname: str, path: Any, target: ModuleType | None) ->
 class _ThenImport(importlib.abc.Loader):
     """The watched module's own loader, then ``then_import``; the module keeps its own loader as ``__loader__``.
 
-    The watch leaves ``sys.meta_path`` as the module is loaded, and comes back if loading it (or ours) fails."""
+    The watch leaves ``sys.meta_path`` as the module is loaded, and comes back if loading it fails."""
 
     def __init__(self, loader: Any, watch: _Watch):
         self.loader = loader
@@ -83,11 +93,12 @@ class _ThenImport(importlib.abc.Loader):
                 sys.meta_path.remove(self.watch)
         try:
             self.loader.exec_module(module)
-            # (the module is in ``sys.modules``, not yet an attribute of its package: other threads importing it
-            # wait for this import, ours included, to finish, so none reaches its functions before ours are in)
-            importlib.import_module(self.watch.then_import)
-        except BaseException:
+        except BaseException:  # (not imported: watched for again)
             with _LOCK:
                 if self.watch not in sys.meta_path:
                     sys.meta_path.insert(0, self.watch)
             raise
+        # (the module is in ``sys.modules``, not yet an attribute of its package: other threads importing it wait
+        # for this import, ours included, to finish, so none reaches its functions before ours are in)
+        with contextlib.suppress(Exception):  # ours failing (a ``MemoryError``) must not fail the module's own
+            importlib.import_module(self.watch.then_import)  # import: ``catch_up`` finds it missing and says so

@@ -19,7 +19,7 @@ from typing import Any
 
 from ...errors import hide_own_frames, user_code_at
 from ...llm.endpoint import LLMEndpoint
-from ...process.after_import import after_import
+from ...process.after_import import after_import, catch_up
 from ...process.anyio_threads import track_anyio_threads
 from ...process.pidfd import pidfd_target
 from ...process.reaper import be_subreaper, end_descendants
@@ -41,7 +41,8 @@ __tracebackhide__ = hide_own_frames
 
 # numpy's stand-ins (``process.numpy_random``) come with the agent's first import of ``numpy.random``: this process
 # loads no numpy for an agent that never imports it (~0.14 s of its start-up on the CI machine)
-after_import("numpy.random", "pytest_agentops.process.numpy_random")
+_NUMPY = ("numpy.random", "pytest_agentops.process.numpy_random")
+after_import(*_NUMPY)
 
 
 class _Rpc:
@@ -239,6 +240,7 @@ def child_main(conn: _Channel, job: ChildJob, unfenced: str | None = None,
     try:
         env = ChildEnv(rpc, job, store)
         random_token = enter_random(TrialRandom(job.seed))  # as in the parent: the trial's own stdlib random
+        catch_up(*_NUMPY)  # (numpy imported with the agent's module past the watch: in before the trial starts)
         try:
             with time_patch(), virtual_time(env.clock), secrets.redacted_output(), _served_hosts(env, job, rpc):
                 output = job.agent(job.task, env)
@@ -246,6 +248,11 @@ def child_main(conn: _Channel, job: ChildJob, unfenced: str | None = None,
                     output = _run_here(output, env.clock)
         finally:
             exit_random(random_token)
+        if catch_up(*_NUMPY):  # imported in the trial past the watch: its numpy draws were not the trial's
+            raise ImportError("numpy.random was imported inside the trial past the harness's import watch (an "
+                              "import hook ahead of it on sys.meta_path, or the watch removed): numpy's global "
+                              "random functions were not seeded by the trial, so it would not replay; import "
+                              "numpy.random before the trial (at the top of the agent's module)")
         try:
             pickle.dumps(output)
         except Exception:
