@@ -1088,7 +1088,9 @@ def test_numpy_imported_past_the_harness_watch_is_caught_up_before_the_trial_and
         return run_campaign(Scenario(name=f"hook-{isolation}", agent=agent, task=task, check=lambda w, o: True,
                                      faults=Faults.none(), trials=3, seed=9, early_stop=False, isolation=isolation))
 
-    at_import = [ast.literal_eval(r.output) for r in campaign(numpy_hook_agent.agent, "draw", "process").records]
+    records = campaign(numpy_hook_agent.agent, "draw", "process").records
+    assert {r.outcome for r in records} == {"completed"}, records[0].reason
+    at_import = [ast.literal_eval(r.output) for r in records]
     inproc = campaign(isolation_support.imports_numpy_and_draws, "draw", "none")
     assert {(before, after) for before, after, _ in at_import} == {(False, False)}  # imported past the watch
     assert [drawn[1] for _, _, drawn in at_import] == [ast.literal_eval(r.output)[1] for r in inproc.records]
