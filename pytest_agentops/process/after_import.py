@@ -40,7 +40,7 @@ def catch_up(watched: str, then_import: str) -> bool:
 
 
 class _Watch(importlib.abc.MetaPathFinder):
-    """On ``sys.meta_path`` until ``watched`` is found: its spec's loader runs ours after its own."""
+    """On ``sys.meta_path`` until ``watched`` is loaded: the spec it finds has a loader that runs ours after its own."""
 
     def __init__(self, watched: str, then_import: str):
         self.watched = watched
