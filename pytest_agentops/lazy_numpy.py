@@ -6,19 +6,17 @@ drop what they imported from ``sys.modules`` while the plugin's functions they m
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 
 from .errors import hide_own_frames
 
 __tracebackhide__ = hide_own_frames
 
-_held: list[ModuleType] = []
 
-
+@functools.cache
 def numpy() -> ModuleType:
     """The numpy module (imported now if this is its first use)."""
-    if not _held:
-        import numpy as np
+    import numpy as np
 
-        _held.append(np)
-    return _held[0]
+    return np

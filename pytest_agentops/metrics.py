@@ -429,16 +429,12 @@ def _rate_bounds(k: int, n: int, confidence: float) -> stats.RateBounds:
     return _stats().rate_bounds(k, n, confidence)
 
 
-_stats_held: list[ModuleType] = []
-
-
+@functools.cache
 def _stats() -> ModuleType:
     """The statistics (``stats``, and numpy with them), imported on first use and held (``lazy_numpy``)."""
-    if not _stats_held:
-        from . import stats
+    from . import stats
 
-        _stats_held.append(stats)
-    return _stats_held[0]
+    return stats
 
 
 def summarize(data: MetricData, confidence: float = 0.95) -> MetricSummary:

@@ -628,10 +628,11 @@ def test_what_an_agent_left_to_its_process_exit_is_done(tmp_path):
 
 
 def test_files_an_agent_leaves_open_through_reference_cycles_are_written_at_its_process_exit(tmp_path):
-    """The child freezes what it loaded before the agent's code (the harness, numpy: its exit collected them again
-    and again, 62 ms against 11 ms frozen). A first version froze everything after the agent's last exit handler: a
-    file held by a class attribute, or by an object holding a thread of its own method (reference cycles), was
-    never closed, and what was written to it was lost (a review). The agent's objects are collected as before."""
+    """The child freezes what it loaded before the agent's code (its harness: its exit collected it again and
+    again, 62 ms against 11 ms frozen, measured while the harness still loaded numpy). A first version froze
+    everything after the agent's last exit handler: a file held by a class attribute, or by an object holding a
+    thread of its own method (reference cycles), was never closed, and what was written to it was lost (a
+    review). The agent's objects are collected as before."""
     (record,) = run_campaign(Scenario(name="cycles", agent=isolation_support.leaves_files_in_cycles,
                                       task=str(tmp_path), trials=1, seed=1, faults="none", isolation="process",
                                       check=lambda world, out: True)).records
@@ -1057,8 +1058,8 @@ def test_an_isolated_agents_tools_draw_apart_from_it_and_as_in_process(agent):
 
 
 def test_an_isolated_agent_that_never_imports_numpy_runs_without_it_and_one_that_does_draws_as_in_process():
-    """numpy is the largest part of an isolated agent's process start-up (~0.13 s of ~0.37 s importing its harness
-    on the CI machine); its stand-ins are registered when the agent first imports ``numpy.random``, here inside
+    """numpy was the largest part of an isolated agent's process start-up (~0.13 s of ~0.45 s importing its
+    harness on the CI machine); its stand-ins are registered when the agent first imports ``numpy.random``, here inside
     its trial, while the stand-ins are in: its draws are the trial's, the same isolated as in-process and on a
     second run, and they differ from trial to trial."""
     def campaign(isolation):

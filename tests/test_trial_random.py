@@ -255,7 +255,6 @@ def test_numpys_stand_ins_arrive_with_numpy_random_even_while_they_are_installed
 
 _RERUNS_OUTER = '''
 import json
-import sys
 
 pytest_plugins = ["pytester"]
 

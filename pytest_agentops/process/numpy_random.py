@@ -50,7 +50,7 @@ NUMPY_NAMES: dict[str, str] = {
 
 register_stand_ins(_random, {**{name: _stand_in(_random, name, _NP_GLOBAL, "numpy", method)
                                   for name, method in NUMPY_NAMES.items()},
-                               "default_rng": _default_rng}, while_installed=True)
+                               "default_rng": _default_rng})
 
 
 def _global_state() -> np.random.RandomState:
@@ -73,8 +73,7 @@ class _GlobalRandomState(_random.RandomState):  # type: ignore[misc,name-defined
         return repr(_global_state())
 
 
-register_stand_ins(_random.mtrand, {"_rand": _GlobalRandomState(0)},  # type: ignore[dict-item]
-                   while_installed=True)
+register_stand_ins(_random.mtrand, {"_rand": _GlobalRandomState(0)})  # type: ignore[dict-item]
 
 
 _real_set_bit_generator = getattr(_random, "set_bit_generator", None)
@@ -102,4 +101,4 @@ _bit_generator_stand_ins = {name: fake for name, fake in (("set_bit_generator", 
 for _name, _fake in _bit_generator_stand_ins.items():
     _fake.__name__ = _fake.__qualname__ = _name
     _fake.__module__ = "numpy.random"
-register_stand_ins(_random, _bit_generator_stand_ins, while_installed=True)
+register_stand_ins(_random, _bit_generator_stand_ins)

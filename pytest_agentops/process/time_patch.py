@@ -92,7 +92,7 @@ from typing import Any
 
 from freezegun import config as _freezegun_config
 
-from ..errors import ArgumentTypeError, UsageError, hide_own_frames
+from ..errors import ArgumentTypeError, hide_own_frames
 from ..vtime.clock import VirtualClock
 from .patch import ProcessPatch
 from .time_stand_ins import (
@@ -190,17 +190,15 @@ _AFTER_REMOVAL: list[Callable[[], None]] = []
 
 
 def register_stand_ins(module: ModuleType, stand_ins: Mapping[str, Callable[..., Any]], *,
-                       after_removal: Callable[[], None] | None = None, while_installed: bool = False) -> None:
+                       after_removal: Callable[[], None] | None = None) -> None:
     """Install ``stand_ins`` (name -> function) over ``module``'s functions of those names, and over the same
-    function objects bound in other modules, whenever the time stand-ins are installed (at import time, so
-    before any is). ``after_removal`` is called each time they have been removed again.
+    function objects bound in other modules, whenever the time stand-ins are installed. ``after_removal`` is
+    called each time they have been removed again.
 
-    ``while_installed=True``: for a module just imported (``after_import``), which may be while the stand-ins are
-    in: they are put over ``module``'s functions at once, and over the same functions bound in the modules loaded
-    so far (its own submodules), before the code that imported it can bind them."""
+    Registered while the stand-ins are in (a module imported inside a trial: ``after_import``), they are put over
+    ``module``'s functions at once, and over the same functions bound in the modules loaded so far (its own
+    submodules), before the code that imported it can bind them."""
     with TIME_PATCH.lock:
-        if TIME_PATCH.holders and not while_installed:
-            raise UsageError("stand-ins cannot be registered while installed")
         if after_removal is not None:
             _AFTER_REMOVAL.append(after_removal)
         entry = (module, dict(stand_ins))
