@@ -663,6 +663,15 @@ def draws_beside_its_tool(task, env):
     return mine, price, round(random.random(), 6)
 
 
+#: Modules an isolated agent's process loaded for its harness before and no longer loads unless the agent does
+HARNESS_ONCE_LOADED = ("freezegun", "dateutil", "importlib.abc", "pytest_agentops.llm")
+
+
+def reports_the_modules_its_harness_loaded(task, env):
+    """Which of ``HARNESS_ONCE_LOADED`` its process has loaded, and what ``env.llm`` is (None without a fake model)."""
+    return tuple(name in sys.modules for name in HARNESS_ONCE_LOADED), type(env.llm).__name__
+
+
 def imports_numpy_and_draws(task, env):
     """Says whether numpy was loaded before it imported numpy itself (in its trial), then draws from numpy's
     global functions, reseeded without a seed, a name bound from ``numpy.random`` and an unseeded ``default_rng``."""

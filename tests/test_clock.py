@@ -192,6 +192,8 @@ def test_values_created_under_the_patch_are_plain_datetimes():
         assert isinstance(now, datetime.datetime) and isinstance(today, datetime.date)
         assert isinstance(real_datetime(2000, 1, 1), datetime.datetime)
         assert issubclass(real_datetime, datetime.date)
+        assert not isinstance(today, datetime.datetime) and not issubclass(real_date, datetime.datetime)
+        assert isinstance(datetime.datetime.now(), datetime.date) and not isinstance(1.5, datetime.date)
         assert type(datetime.datetime.fromisoformat("2030-01-02T03:04:05")) is real_datetime
         assert type(now + datetime.timedelta(days=1)) is real_datetime
         pickled = pickle.dumps(now)  # pickle and copy find the class by name, which names the stand-in now

@@ -1078,6 +1078,26 @@ def test_an_isolated_agent_that_never_imports_numpy_runs_without_it_and_one_that
     assert len({d[0] for d in draws}) == 4 and all(len(set(d[1:])) == 3 for d in draws)
 
 
+def test_an_isolated_agents_process_loads_neither_freezegun_nor_the_model_package_unless_its_trial_needs_it():
+    """The child's harness imported freezegun (with ``dateutil``, ~50 ms of each attempt's start-up) to learn the real
+    clock functions, ``importlib.abc`` for the import watch (~10 ms) and the ``llm`` package for ``env.llm`` (~10 ms)
+    whether or not the trial had a fake model. Now none of them for an agent without a fake model; with one, the
+    ``llm`` package, and ``env.llm`` is the trial's endpoint."""
+    from pytest_agentops.llm import FakeLLM, call_tools_then_answer
+
+    def campaign(**extra):
+        return run_campaign(Scenario(name="modules", agent=isolation_support.reports_the_modules_its_harness_loaded,
+                                     task="look", check=lambda world, out: True, faults=Faults.none(), trials=2,
+                                     seed=3, isolation="process", **extra))
+
+    plain, with_model = campaign(), campaign(llm=FakeLLM(policy=call_tools_then_answer("done")))
+    assert [r.outcome for r in (*plain.records, *with_model.records)] == ["completed"] * 4, plain.records[0].reason
+    names = isolation_support.HARNESS_ONCE_LOADED
+    assert {ast.literal_eval(r.output) for r in plain.records} == {((False,) * len(names), "NoneType")}
+    loaded, endpoint = ast.literal_eval(with_model.records[0].output)
+    assert dict(zip(names, loaded, strict=True))["pytest_agentops.llm"] and endpoint == "LLMEndpoint"
+
+
 def test_numpy_imported_past_the_harness_watch_is_caught_up_before_the_trial_and_an_error_inside_it():
     """A review: an import hook of the agent's ahead of the harness's watch (instrumentation hooks find modules
     themselves) loaded ``numpy.random`` without numpy's stand-ins, and the isolated trial drew unseeded numbers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import sys
 import threading
 import time
@@ -381,3 +382,49 @@ def test_a_loop_whose_time_is_past_half_a_year_still_fires_its_timers():
     thread.start()
     thread.join(10)
     assert done.is_set()
+
+
+_REAL_CLOCK_WITHOUT_FREEZEGUN = """
+import datetime, sys, time
+import pytest_agentops.vtime.real as real
+import pytest_agentops.process.time_patch
+assert "freezegun" not in sys.modules and "dateutil" not in sys.modules, "loaded for the real clock"
+assert real.real_time is time.time and real.real_monotonic is time.monotonic
+assert real.real_perf_counter is time.perf_counter
+assert real.RealDatetime is datetime.datetime and real.RealDate is datetime.date
+"""
+
+_REAL_CLOCK_UNDER_FREEZEGUN = """
+import subprocess
+import sys
+import freezegun
+frozen = freezegun.freeze_time("2001-02-03")
+frozen.start()
+import pytest_agentops.vtime.real as real
+import time
+assert time.time() < 1e9 and real.real_time() > 1.7e9, (time.time(), real.real_time())
+assert real.RealDatetime is freezegun.api.real_datetime and real.RealDatetime.now().year >= 2025
+frozen.stop()
+"""
+
+
+@pytest.mark.parametrize("program", [_REAL_CLOCK_WITHOUT_FREEZEGUN, _REAL_CLOCK_UNDER_FREEZEGUN],
+                         ids=["without freezegun", "time frozen by freezegun first"])
+def test_the_real_clock_is_learned_without_loading_freezegun_and_stays_real_under_it(program):
+    """``vtime.real`` imported freezegun (and its ``dateutil``: ~50 ms of every isolated attempt's start-up) to take
+    its captures of the real clock functions. Now a process without freezegun takes them from ``time`` and
+    ``datetime`` and never loads it; one that froze time through freezegun before the plugin's import still gets
+    freezegun's captures: real time, not the frozen."""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_sweep_ignores_every_module_freezeguns_own_default_list_ignores():
+    """freezegun's default ignore list is written out (``time_patch.FREEZEGUN_IGNORED``: reading it loaded freezegun):
+    a module the installed freezegun adds to its list shows here."""
+    from freezegun import config
+
+    from pytest_agentops.process.time_patch import FREEZEGUN_IGNORED, IGNORED_MODULES
+
+    wanted = {name.rstrip(".") for name in config.DEFAULT_IGNORE_LIST}
+    assert wanted <= set(FREEZEGUN_IGNORED) <= set(IGNORED_MODULES)

@@ -70,10 +70,11 @@ are derived from the frozen datetime (epoch seconds at microsecond resolution), 
 trial, other event loops among them, would lose their monotonic clock; it keeps the frozen time in
 process-wide stacks that its ``FakeDatetime``/``FakeDate`` classes read (they fail once freezegun is
 stopped), and it does not patch ``time.sleep``. What is reused:
-its captured real functions (``freezegun.api.real_*``, taken at its import, before anything patched
-them), its metaclasses that keep ``isinstance`` transparent for stand-in classes, and its default list
-of modules never to patch. The rest, a per-context dispatch and a reference-counted module sweep, is
-written here.
+its captured real functions where it is loaded (``freezegun.api.real_*``, taken at its import, before
+anything patched them: ``vtime.real``), the design of its metaclasses that keep ``isinstance`` transparent
+for stand-in classes, and its default list of modules never to patch (both written out here: a process that
+never imports freezegun does not load it for them). The rest, a per-context dispatch and a reference-counted
+module sweep, is written here.
 """
 
 from __future__ import annotations
@@ -89,8 +90,6 @@ import time as _time_module
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
-
-from freezegun import config as _freezegun_config
 
 from ..errors import ArgumentTypeError, hide_own_frames
 from ..vtime.clock import VirtualClock
@@ -123,12 +122,18 @@ __all__ = [
 ]
 
 
+#: freezegun's default ignore list (``freezegun.config.DEFAULT_IGNORE_LIST``, 1.5), written out: importing
+#: freezegun costs a process ~50 ms (its ``dateutil``), an isolated agent's on every attempt
+#: (``tests/test_time_patch.py`` checks that this holds every entry of the installed freezegun's list).
+FREEZEGUN_IGNORED = ("nose.plugins", "six.moves", "django.utils.six.moves", "google.gax", "threading",
+                     "multiprocessing", "queue", "selenium", "_pytest.terminal", "_pytest.runner", "gi",
+                     "prompt_toolkit")
 #: Module-name prefixes whose attributes the sweep never rebinds: freezegun's own default list, plus the
 #: standard library's blocking machinery (whose timeouts must stay real), pytest, and this plugin's own
 #: modules (a name they bound, such as the runner's wall clock, stays real; they read virtual time
 #: through a clock or the ``time`` module), except those of ``SWEPT_MODULES``.
 IGNORED_MODULES: tuple[str, ...] = (
-    *(name.rstrip(".") for name in _freezegun_config.DEFAULT_IGNORE_LIST),
+    *FREEZEGUN_IGNORED,
     "time",
     "random",
     "datetime",

@@ -13,8 +13,6 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from freezegun import api as _freezegun_api
-
 from ..errors import hide_own_frames
 from ..vtime.clock import VirtualClock
 from ..vtime.real import (
@@ -193,7 +191,28 @@ def _fake_strftime(fmt: str, t: Any = None, /) -> str:
     return real_strftime(fmt) if clock is None else real_strftime(fmt, real_localtime(clock.now()))
 
 
-class VirtualDate(RealDate, metaclass=_freezegun_api.FakeDateMeta):
+class _DateMeta(type):
+    """The stand-in's metaclass: every ``date`` is an instance of it, every ``date`` class a subclass (what
+    ``isinstance(value, datetime.date)`` asked before the stand-in was put in, as freezegun's ``FakeDateMeta``)."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, RealDate)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, RealDate)
+
+
+class _DatetimeMeta(_DateMeta):
+    """``_DateMeta`` for ``datetime`` (freezegun's ``FakeDatetimeMeta``)."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, RealDatetime)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, RealDatetime)
+
+
+class VirtualDate(RealDate, metaclass=_DateMeta):
     """Stands in for ``datetime.date`` while patched; instances are plain ``date`` objects."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -209,7 +228,7 @@ class VirtualDate(RealDate, metaclass=_freezegun_api.FakeDateMeta):
         return super().fromtimestamp(clock.now())
 
 
-class VirtualDatetime(RealDatetime, metaclass=_freezegun_api.FakeDatetimeMeta):
+class VirtualDatetime(RealDatetime, metaclass=_DatetimeMeta):
     """Stands in for ``datetime.datetime`` while patched; instances are plain ``datetime`` objects."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:

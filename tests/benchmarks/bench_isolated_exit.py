@@ -2,9 +2,11 @@
 
 Side by side, in alternation (``--repeats`` each):
 
-- start-up: a Python process that imports what an isolated agent's child imports (its harness module), and one
-  that also imports numpy's ``random`` and the statistics, as the child did before it left numpy to the agent;
-  each timed from its start to its reaping;
+- start-up: a Python process that imports what an isolated agent's child imports (its harness module); one that
+  also imports freezegun, ``importlib.abc`` and the ``llm`` package, as the child did before it took the real
+  clock functions without freezegun and left the others to the trials that need them; and one that imports
+  numpy's ``random`` and the statistics besides, as the child did before it left numpy to the agent; each timed
+  from its start to its reaping;
 - exit: a process that has loaded the child's harness, then (as an agent would) numpy, and an ``openai`` client
   when the SDK is installed, exits with nothing frozen, and with what it loaded before the agent's imports
   frozen (``gc.freeze``, as ``harness.child.__main__`` does); each timed from the moment it says it is done
@@ -30,6 +32,10 @@ import time
 _START = """
 import sys
 import pytest_agentops.harness.child.child_side
+if sys.argv[1] in ("with-freezegun", "with-numpy"):
+    import freezegun
+    import importlib.abc
+    import pytest_agentops.llm
 if sys.argv[1] == "with-numpy":
     import numpy.random
     import pytest_agentops.stats
@@ -52,7 +58,8 @@ sys.stdout.flush()
 
 
 def start_seconds(mode: str) -> float:
-    """Wall seconds from starting the process to its reaping (``mode``: ``harness`` or ``with-numpy``)."""
+    """Wall seconds from starting the process to its reaping (``mode``: ``harness``, ``with-freezegun`` or
+    ``with-numpy``)."""
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", _START, mode], check=True)
     return time.perf_counter() - start
@@ -102,15 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 repeats, 8 trials")
     args = parser.parse_args(argv)
     repeats, trials = (5, 8) if args.quick else (args.repeats, args.trials)
-    starts: dict[str, list[float]] = {"harness": [], "with-numpy": []}
+    starts: dict[str, list[float]] = {"harness": [], "with-freezegun": [], "with-numpy": []}
     for _ in range(repeats):
         for mode in starts:
             starts[mode].append(start_seconds(mode))
     print(f"isolated child's start-up (a process importing its harness), median of {repeats} in alternation:")
-    for mode, label in (("harness", "its harness"), ("with-numpy", "and numpy, statistics")):
+    for mode, label in (("harness", "its harness"), ("with-freezegun", "and freezegun, llm"),
+                        ("with-numpy", "and numpy, statistics")):
         print(f"  {label:22s} {_ms(starts[mode])}")
-    harness, numpy = (statistics.median(starts[m]) for m in ("harness", "with-numpy"))
-    print(f"  saved {(numpy - harness) * 1e3:.1f} ms an attempt; harness / with numpy {harness / numpy:.2f}")
+    harness, freezegun, numpy = (statistics.median(starts[m]) for m in ("harness", "with-freezegun", "with-numpy"))
+    print(f"  without freezegun, importlib.abc and llm: saved {(freezegun - harness) * 1e3:.1f} ms an attempt, "
+          f"{harness / freezegun:.2f}x; without numpy too: {(numpy - harness) * 1e3:.1f} ms, {harness / numpy:.2f}x")
     loads = [False] + ([True] if importlib.util.find_spec("openai") is not None else [])
     for sdk in loads:
         times: dict[str, list[float]] = {"plain": [], "frozen": []}

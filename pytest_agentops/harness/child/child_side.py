@@ -18,7 +18,6 @@ from types import MappingProxyType
 from typing import Any
 
 from ...errors import hide_own_frames, user_code_at
-from ...llm.endpoint import LLMEndpoint
 from ...process.after_import import after_import, catch_up
 from ...process.anyio_threads import track_anyio_threads
 from ...process.pidfd import pidfd_target
@@ -87,6 +86,14 @@ class _RemoteTrace:
         self._rpc.call("trace", kind, name, outcome, data)
 
 
+def _llm_endpoint(base_url: str, api_key: str, model: str) -> Any:
+    """The trial's fake model as ``env.llm`` shows it, imported for a trial that has one: the ``llm`` package brings
+    the model's settings and policies, ~10 ms of start-up an agent without a fake model does not pay."""
+    from ...llm.endpoint import LLMEndpoint
+
+    return LLMEndpoint(base_url, api_key, model)
+
+
 def _tool_proxy(rpc: _Rpc, face: ToolFace) -> Callable[..., Any]:
     """The agent's ``env.tools[name]`` here: a call of the parent's tool, with that tool's face (``ToolFace``)."""
     name = face.name
@@ -125,7 +132,7 @@ class ChildEnv:
         self._job = job
         self._rng: Any = None
         self.task = job.task
-        self.llm = None if job.llm is None else LLMEndpoint(*job.llm)  # (served by the parent: ``http_proxy``)
+        self.llm = None if job.llm is None else _llm_endpoint(*job.llm)  # (served by the parent: ``http_proxy``)
         self.tools: Mapping[str, Callable[..., Any]] = MappingProxyType(
             {face.name: _tool_proxy(rpc, face) for face in job.tools})
         self.state = TrialStore(store, lambda kind, name, outcome: rpc.call("checkpoint", name, outcome))
