@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from . import settings as _settings  # noqa: F401 (the built-in layers' metrics are declared with their settings)
 from . import stats
 from ._validation import did_you_mean
 from .errors import ConfigError, hide_own_frames
 from .metrics import REGISTRY, MetricData, listed_metrics
+from .settings import faults as _faults  # noqa: F401 (the built-in layers' metrics are declared with their settings:
+from .settings import layers as _layers  # noqa: F401  these two import every module of settings that declares one)
 
 __tracebackhide__ = hide_own_frames
 

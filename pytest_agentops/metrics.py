@@ -75,6 +75,16 @@ class MetricDef:
 
 REGISTRY: dict[str, MetricDef] = {}
 
+#: The package's own metrics in the order ``REGISTRY`` keeps them (a campaign's metrics, reports and listings
+#: follow it), whichever of the modules that declare them was imported first: ``metrics`` declares the first
+#: nine, ``settings.injection``, ``settings.model``, ``settings.trajectory`` and ``settings.layers`` the rest.
+#: Metrics registered by code of yours follow them, in the order they were registered.
+BUILTIN_ORDER = ("completion_rate", "tool_success_rate", "escalation_rate", "budget_exceeded_rate",
+                 "tokens_per_task", "cost_usd_per_task", "time_to_escalation_s", "unconfirmed_destructive_calls",
+                 "blocked_destructive_rate", "injection_success_rate", "injected_actions", "context_utilization",
+                 "steps_per_task", "redundant_calls", "loop_rate", "rule_violations", "rule_violation_rate",
+                 "resume_success_rate", "duplicate_side_effects", "tokens_after_crash", "budget_alert_rate")
+_RANK = {name: rank for rank, name in enumerate(BUILTIN_ORDER)}
 
 _BUILTIN: set[str] = set()
 _SCOPED: set[str] = set()
@@ -92,6 +102,12 @@ def register_metric(defn: MetricDef, *, builtin: bool = False, scoped: bool = Fa
         _BUILTIN.add(defn.name)
     if scoped:
         _SCOPED.add(defn.name)
+    names = list(REGISTRY)
+    order = sorted(names, key=lambda name: _RANK.get(name, len(_RANK)))  # (stable: yours in registration order)
+    if order != names:  # (in place: modules hold ``REGISTRY`` itself)
+        items = [(name, REGISTRY[name]) for name in order]
+        REGISTRY.clear()
+        REGISTRY.update(items)
     return defn
 
 

@@ -1,34 +1,99 @@
-"""Settings as frozen, validated values: no runtime, no pytest. A ``Scenario`` is built from these only."""
+"""Settings as frozen, validated values: no runtime, no pytest. A ``Scenario`` is built from these only.
+
+Names are resolved lazily (PEP 562), as the package's own are: ``from pytest_agentops import tool`` in an
+agent's module loads ``settings.tools`` alone, not every module of settings (~60 ms of an isolated agent's
+start-up, the metrics they declare among them: ``metrics.BUILTIN_ORDER`` keeps their order whichever loads first).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ..errors import hide_own_frames
-from .faults import (
-    CRASH_MODES,
-    CRASH_POINTS,
-    DEFAULT_MIX,
-    FAILING_TOOL_FAULTS,
-    PROFILES,
-    TOOL_FAULT_KINDS,
-    Faults,
-    ToolFaults,
-)
-from .layers import BUDGET_NAMES, Approver, Budget, DailyUsers, Escalation, StateSpec
-from .model import (
-    API_FAULT_KINDS,
-    DRIFT_KINDS,
-    HTTP_FAULT_KINDS,
-    OUTPUT_FAULT_KINDS,
-    Drift,
-    FakeLLM,
-    HttpFaults,
-    ModelFaults,
-    pick,
-)
-from .prices import DEFAULT_PRICES, Price, price_for, price_table
-from .run import DEFAULT_PROFILE, RunSettings, RunSource
-from .tools import ToolSpec, tool, tool_spec
-from .trajectory import Rule, Trajectory, TrajectoryRecord
+
+if TYPE_CHECKING:
+    from .faults import (
+        CRASH_MODES,
+        CRASH_POINTS,
+        DEFAULT_MIX,
+        FAILING_TOOL_FAULTS,
+        PROFILES,
+        TOOL_FAULT_KINDS,
+        Faults,
+        ToolFaults,
+    )
+    from .layers import BUDGET_NAMES, Approver, Budget, DailyUsers, Escalation, StateSpec
+    from .model import (
+        API_FAULT_KINDS,
+        DRIFT_KINDS,
+        HTTP_FAULT_KINDS,
+        OUTPUT_FAULT_KINDS,
+        Drift,
+        FakeLLM,
+        HttpFaults,
+        ModelFaults,
+        pick,
+    )
+    from .prices import DEFAULT_PRICES, Price, price_for, price_table
+    from .run import DEFAULT_PROFILE, RunSettings, RunSource
+    from .tools import ToolSpec, tool, tool_spec
+    from .trajectory import Rule, Trajectory, TrajectoryRecord
 
 __tracebackhide__ = hide_own_frames
+
+#: public name -> the module of this package that defines it
+_EXPORTS: dict[str, str] = {
+    "CRASH_MODES": "faults",
+    "CRASH_POINTS": "faults",
+    "DEFAULT_MIX": "faults",
+    "FAILING_TOOL_FAULTS": "faults",
+    "PROFILES": "faults",
+    "TOOL_FAULT_KINDS": "faults",
+    "Faults": "faults",
+    "ToolFaults": "faults",
+    "BUDGET_NAMES": "layers",
+    "Approver": "layers",
+    "Budget": "layers",
+    "DailyUsers": "layers",
+    "Escalation": "layers",
+    "StateSpec": "layers",
+    "API_FAULT_KINDS": "model",
+    "DRIFT_KINDS": "model",
+    "HTTP_FAULT_KINDS": "model",
+    "OUTPUT_FAULT_KINDS": "model",
+    "Drift": "model",
+    "FakeLLM": "model",
+    "HttpFaults": "model",
+    "ModelFaults": "model",
+    "pick": "model",
+    "DEFAULT_PRICES": "prices",
+    "Price": "prices",
+    "price_for": "prices",
+    "price_table": "prices",
+    "DEFAULT_PROFILE": "run",
+    "RunSettings": "run",
+    "RunSource": "run",
+    "ToolSpec": "tools",
+    "tool": "tools",
+    "tool_spec": "tools",
+    "Rule": "trajectory",
+    "Trajectory": "trajectory",
+    "TrajectoryRecord": "trajectory",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # (asked once)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
 __all__ = [
     "API_FAULT_KINDS",
