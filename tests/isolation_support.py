@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import datetime
 import enum
 import os
 import random
@@ -670,6 +671,27 @@ HARNESS_ONCE_LOADED = ("freezegun", "dateutil", "importlib.abc", "pytest_agentop
 def reports_the_modules_its_harness_loaded(task, env):
     """Which of ``HARNESS_ONCE_LOADED`` its process has loaded, and what ``env.llm`` is (None without a fake model)."""
     return tuple(name in sys.modules for name in HARNESS_ONCE_LOADED), type(env.llm).__name__
+
+
+def freezes_time_after_importing_freezegun(task, env):
+    """Imports freezegun inside its trial (the first import in its process, isolated), then freezes time with a real
+    asyncio loop that sleeps and with a ticking clock: what freezegun means by real time must be real, not the trial's
+    clock (which stands still: both hung). Says whether freezegun's captures are the trial's stand-ins."""
+    import asyncio
+
+    import freezegun
+    import freezegun.api
+
+    with freezegun.freeze_time("2001-02-03", real_asyncio=True):
+        asyncio.run(asyncio.sleep(0.05))
+        year = datetime.date.today().year
+    with freezegun.freeze_time("2001-02-03", tick=True):
+        start = time.time()
+        while time.time() - start < 0.01:
+            pass
+    held = sorted(name for name in ("real_time", "real_monotonic", "real_date", "real_datetime")
+                  if getattr(freezegun.api, name).__module__.startswith("pytest_agentops"))  # (a stand-in's)
+    return year, held
 
 
 def imports_numpy_and_draws(task, env):

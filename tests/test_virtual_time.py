@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pytest_agentops import Approver, Escalation, Faults, Scenario, ToolError, run_campaign
+from pytest_agentops import Approver, Escalation, Faults, ProcessStateChanged, Scenario, ToolError, run_campaign
 from pytest_agentops.vtime.clock import DEFAULT_EPOCH
 from pytest_agentops.vtime.loop import VirtualTimeLoop
 from pytest_agentops.vtime.real import real_sleep, real_time
 
+import isolation_support
 from conftest import ORDER_TOOLS, Orders
 
 EPOCH = datetime.fromtimestamp(DEFAULT_EPOCH, UTC)  # 2026-01-01T00:00:00Z, every trial's start
@@ -428,3 +429,51 @@ def test_the_sweep_ignores_every_module_freezeguns_own_default_list_ignores():
 
     wanted = {name.rstrip(".") for name in config.DEFAULT_IGNORE_LIST}
     assert wanted <= set(FREEZEGUN_IGNORED) <= set(IGNORED_MODULES)
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_freezegun_imported_first_inside_a_trial_keeps_the_real_clock(isolation):
+    """A review: with freezegun no longer loaded by the plugin's clock, an agent importing it inside its trial (its
+    process's first import of it, isolated) made freezegun take the trial's stand-ins for the real clock: a frozen
+    ``real_asyncio`` loop's sleep and a ticking clock never moved, and the trial hung to its wall-clock limit. Now
+    pytest's process loads freezegun with the engine and an isolated agent's process puts the real functions back
+    into freezegun right after its import."""
+    agent = isolation_support.freezes_time_after_importing_freezegun
+    # (in-process, ``freeze_time``'s exit puts freezegun's real functions into ``time`` over the stand-ins: said so)
+    said = pytest.warns(ProcessStateChanged, match="rebound functions the harness stands in for") \
+        if isolation == "none" else contextlib.nullcontext()
+    with said:
+        result = run_campaign(Scenario(name=f"freezegun-{isolation}", agent=agent, task="freeze",
+                                       check=lambda world, out: True, faults=Faults.none(), trials=2, seed=1,
+                                       isolation=isolation, timeout_s=20))
+    assert [r.outcome for r in result.records] == ["completed"] * 2, result.records[0].reason
+    assert {r.output for r in result.records} == {"(2001, [])"}
+
+
+def test_a_session_whose_trial_imported_freezegun_first_gets_the_real_datetime_back(pytester):
+    """A review: freezegun first imported inside a trial kept the stand-ins as its real classes, and put them back
+    into ``datetime`` at every ``freeze_time`` exit for the rest of the session (a later test's ``pickle`` of a
+    ``datetime`` failed). A fresh pytest process: the plugin's engine loads freezegun before any stand-in is in."""
+    pytester.makepyfile(test_session="""
+import datetime, pickle, sys
+from pytest_agentops import Faults, Scenario, run_campaign
+
+def agent(task, env):
+    from freezegun import freeze_time
+    with freeze_time("2030-01-01"):
+        return str(datetime.date.today())
+
+def test_a_campaign():
+    result = run_campaign(Scenario(name="x", agent=agent, task="t", check=lambda w, o: o == "2030-01-01",
+                                   faults=Faults.none(), trials=1, seed=1))
+    assert result.outcome_counts == {"completed": 1}
+
+def test_a_datetime_after_it():
+    from freezegun import freeze_time
+    with freeze_time("2001-02-03"):
+        assert datetime.date.today().year == 2001
+    now = datetime.datetime.now()
+    assert type(now) is datetime.datetime and pickle.loads(pickle.dumps(now)) == now
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -21,7 +21,10 @@ from ..errors import RAISED_AT, AgentExited, TrialAbandoned, TrialAborted, hide_
 from ..harness.escalation import unrecovered_fault_onset
 from ..harness.secrets import redact_short, redact_text
 from ..harness.trace import PendingEvent, Trace
-from ..process import numpy_random  # noqa: F401  (numpy's stand-ins, registered before any campaign)
+from ..process import (
+    freezegun_captures,  # noqa: F401  (freezegun loaded before any stand-in is in)
+    numpy_random,  # noqa: F401  (numpy's stand-ins, registered before any campaign)
+)
 from ..process.exit_guard import Refusal
 from ..process.task_scope import enter_trial, exit_trial
 from ..process.time_patch import enter_clock, exit_clock

@@ -124,7 +124,7 @@ __all__ = [
 
 #: freezegun's default ignore list (``freezegun.config.DEFAULT_IGNORE_LIST``, 1.5), written out: importing
 #: freezegun costs a process ~50 ms (its ``dateutil``), an isolated agent's on every attempt
-#: (``tests/test_time_patch.py`` checks that this holds every entry of the installed freezegun's list).
+#: (``tests/test_virtual_time.py`` checks that this holds every entry of the installed freezegun's list).
 FREEZEGUN_IGNORED = ("nose.plugins", "six.moves", "django.utils.six.moves", "google.gax", "threading",
                      "multiprocessing", "queue", "selenium", "_pytest.terminal", "_pytest.runner", "gi",
                      "prompt_toolkit")

@@ -42,6 +42,10 @@ __tracebackhide__ = hide_own_frames
 # loads no numpy for an agent that never imports it (~0.14 s of its start-up on the CI machine)
 _NUMPY = ("numpy.random", "pytest_agentops.process.numpy_random")
 after_import(*_NUMPY)
+# freezegun neither (~50 ms): imported by the agent, inside its trial, it would take the time stand-ins for the real
+# clock for good (``process.freezegun_captures`` puts the real functions back into it, right after its import)
+_FREEZEGUN = ("freezegun.api", "pytest_agentops.process.freezegun_captures")
+after_import(*_FREEZEGUN)
 
 
 class _Rpc:
@@ -248,6 +252,7 @@ def child_main(conn: _Channel, job: ChildJob, unfenced: str | None = None,
         env = ChildEnv(rpc, job, store)
         random_token = enter_random(TrialRandom(job.seed))  # as in the parent: the trial's own stdlib random
         catch_up(*_NUMPY)  # (numpy imported with the agent's module past the watch: in before the trial starts)
+        catch_up(*_FREEZEGUN)
         try:
             with time_patch(), virtual_time(env.clock), secrets.redacted_output(), _served_hosts(env, job, rpc):
                 output = job.agent(job.task, env)
