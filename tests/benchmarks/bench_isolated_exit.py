@@ -3,8 +3,9 @@
 Side by side, in alternation (``--repeats`` each):
 
 - start-up: a Python process that imports what an isolated agent's child imports (its harness module); one that
-  also imports freezegun, ``importlib.abc`` and the ``llm`` package, as the child did before it took the real
-  clock functions without freezegun and left the others to the trials that need them; and one that imports
+  also imports freezegun, ``importlib.abc``, the ``llm`` package and every module of ``settings``, as the child
+  did before it took the real clock functions without freezegun, left the others to the trials that need them
+  and the settings package resolved its names lazily; and one that imports
   numpy's ``random`` and the statistics besides, as the child did before it left numpy to the agent; each timed
   from its start to its reaping;
 - exit: a process that has loaded the child's harness, then (as an agent would) numpy, and an ``openai`` client
@@ -36,6 +37,9 @@ if sys.argv[1] in ("with-freezegun", "with-numpy"):
     import freezegun
     import importlib.abc
     import pytest_agentops.llm
+    import pytest_agentops.settings as settings
+    for name in settings.__all__:
+        getattr(settings, name)  # (every module of settings, as the package loaded them all)
 if sys.argv[1] == "with-numpy":
     import numpy.random
     import pytest_agentops.stats
@@ -114,12 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         for mode in starts:
             starts[mode].append(start_seconds(mode))
     print(f"isolated child's start-up (a process importing its harness), median of {repeats} in alternation:")
-    for mode, label in (("harness", "its harness"), ("with-freezegun", "and freezegun, llm"),
+    for mode, label in (("harness", "its harness"), ("with-freezegun", "and freezegun, settings"),
                         ("with-numpy", "and numpy, statistics")):
         print(f"  {label:22s} {_ms(starts[mode])}")
     harness, freezegun, numpy = (statistics.median(starts[m]) for m in ("harness", "with-freezegun", "with-numpy"))
-    print(f"  without freezegun, importlib.abc and llm: saved {(freezegun - harness) * 1e3:.1f} ms an attempt, "
-          f"{harness / freezegun:.2f}x; without numpy too: {(numpy - harness) * 1e3:.1f} ms, {harness / numpy:.2f}x")
+    print(f"  without freezegun, importlib.abc, llm and all of settings: saved {(freezegun - harness) * 1e3:.1f} ms "
+          f"an attempt, {harness / freezegun:.2f}x; without numpy too: {(numpy - harness) * 1e3:.1f} ms, "
+          f"{harness / numpy:.2f}x")
     loads = [False] + ([True] if importlib.util.find_spec("openai") is not None else [])
     for sdk in loads:
         times: dict[str, list[float]] = {"plain": [], "frozen": []}
