@@ -95,19 +95,22 @@ def register_metric(defn: MetricDef, *, builtin: bool = False, scoped: bool = Fa
     silently redefined. ``builtin`` marks the package's own (what the shipped scenario schema lists);
     ``scoped`` a metric of one scenario's own declarations (a trajectory rule's): left out of a campaign's
     metrics when no trial had the chance, even a count (other counts are always shown)."""
-    if defn.name in REGISTRY and REGISTRY[defn.name] != defn:
+    # (a module of the package's run again, as pytester's in-process runs do after dropping it, declares its metrics
+    # again with new functions: taken, where a metric of yours redefined is refused)
+    if defn.name in REGISTRY and REGISTRY[defn.name] != defn and not (builtin and defn.name in _BUILTIN):
         raise ConfigError(f"metric {defn.name!r} is already registered")
     REGISTRY[defn.name] = defn
     if builtin:
         _BUILTIN.add(defn.name)
     if scoped:
         _SCOPED.add(defn.name)
-    names = list(REGISTRY)
-    order = sorted(names, key=lambda name: _RANK.get(name, len(_RANK)))  # (stable: yours in registration order)
-    if order != names:  # (in place: modules hold ``REGISTRY`` itself)
-        items = [(name, REGISTRY[name]) for name in order]
-        REGISTRY.clear()
-        REGISTRY.update(items)
+    if defn.name in _RANK:  # (one of the package's: its place; yours come last as they are registered)
+        names = list(REGISTRY)
+        order = sorted(names, key=lambda name: _RANK.get(name, len(_RANK)))  # (stable: yours as registered)
+        if order != names:  # (in place: modules hold ``REGISTRY`` itself)
+            items = [(name, REGISTRY[name]) for name in order]
+            REGISTRY.clear()
+            REGISTRY.update(items)
     return defn
 
 

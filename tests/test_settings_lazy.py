@@ -50,3 +50,42 @@ import pytest_agentops.expect
 print(",".join(REGISTRY))
 """)
     assert order.split(",") == [*BUILTIN_ORDER, "users_own"]
+
+
+def test_a_module_of_settings_run_again_declares_its_metrics_again_as_pytesters_runs_do():
+    """A review: pytester's in-process run drops the modules it loaded; the package's modules of settings were all
+    loaded by the first import of any name, so none was ever dropped. Loaded one by one, ``settings.layers`` was
+    dropped after a run and its metric refused as already registered at the next (a collection error). The
+    package's own metrics are taken again; one of yours redefined is still refused."""
+    order = _run("""
+import sys
+from pytest_agentops import Faults
+kept = set(sys.modules)
+from pytest_agentops.scenario import Scenario
+for name in set(sys.modules) - kept:
+    del sys.modules[name]
+from pytest_agentops.scenario import Scenario
+from pytest_agentops.errors import ConfigError
+from pytest_agentops.metrics import MetricDef, REGISTRY, register_metric
+register_metric(MetricDef("users_own", "rate", lambda r: (1, 1), "a user's metric"))
+try:
+    register_metric(MetricDef("users_own", "rate", lambda r: (0, 1), "another"))
+except ConfigError:
+    print("refused")
+try:
+    register_metric(MetricDef("budget_alert_rate", "rate", lambda r: (0, 1), "a user's, named as the package's"))
+except ConfigError:
+    print("refused")
+print(",".join(REGISTRY))
+""")
+    assert order.splitlines() == ["refused", "refused", ",".join([*BUILTIN_ORDER, "users_own"])]
+
+
+def test_the_modules_of_settings_are_its_attributes_as_when_it_imported_them_all():
+    """A review: ``import pytest_agentops.settings as s; s.faults.Faults`` worked while the package imported its
+    modules; lazily, a module is loaded when asked for by name."""
+    shown = _run("import pytest_agentops.settings as s\nprint(s.faults.Faults.__name__, s.spend.__name__)")
+    assert shown == "Faults pytest_agentops.settings.spend"
+    assert settings.faults.Faults is settings.Faults
+    with pytest.raises(AttributeError, match="no attribute 'nowhere'"):
+        settings.nowhere  # noqa: B018
