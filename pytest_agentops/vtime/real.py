@@ -1,8 +1,8 @@
 """The real clock functions and classes, captured before anything could patch them.
 
 Where freezegun is loaded, its captures are taken: it made them when it was first imported, before anything
-could have frozen time through it. Where it is not (an isolated agent's process, a session whose tests never
-import it), nothing has frozen time through it, and the functions are taken from ``time`` and ``datetime``
+could have frozen time through it. Where it is not (an isolated agent's process; pytest's before the engine
+loads it), nothing has frozen time through it, and the functions are taken from ``time`` and ``datetime``
 here: the process does not pay ~50 ms for freezegun and its ``dateutil`` to learn the same functions. The
 ones freezegun never patches are taken from ``time`` either way. Code that must measure real time while the
 time stand-ins are installed (the runner's wall clock, a loop's real waits) uses these.

@@ -43,7 +43,8 @@ __tracebackhide__ = hide_own_frames
 _NUMPY = ("numpy.random", "pytest_agentops.process.numpy_random")
 after_import(*_NUMPY)
 # freezegun neither (~50 ms): imported by the agent, inside its trial, it would take the time stand-ins for the real
-# clock for good (``process.freezegun_captures`` puts the real functions back into it, right after its import)
+# clock for good (``process.freezegun_captures`` puts the real functions back into it, right after its import;
+# imported before the trial, it took the real ones: the stand-ins are in only while the trial runs)
 _FREEZEGUN = ("freezegun.api", "pytest_agentops.process.freezegun_captures")
 after_import(*_FREEZEGUN)
 
@@ -252,7 +253,6 @@ def child_main(conn: _Channel, job: ChildJob, unfenced: str | None = None,
         env = ChildEnv(rpc, job, store)
         random_token = enter_random(TrialRandom(job.seed))  # as in the parent: the trial's own stdlib random
         catch_up(*_NUMPY)  # (numpy imported with the agent's module past the watch: in before the trial starts)
-        catch_up(*_FREEZEGUN)
         try:
             with time_patch(), virtual_time(env.clock), secrets.redacted_output(), _served_hosts(env, job, rpc):
                 output = job.agent(job.task, env)
