@@ -14,6 +14,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from . import process as _process  # noqa: F401 (takes the collector's freeze count at start: ``FROZEN_AT_START``)
+from ._lazy import lazy_names
 from .errors import hide_own_frames
 
 __tracebackhide__ = hide_own_frames
@@ -134,21 +135,15 @@ _DEPRECATED: dict[str, tuple[str, str]] = {
 }
 
 
+_exported, __dir__ = lazy_names(__name__, _EXPORTS, globals())
+
+
 def __getattr__(name: str) -> Any:
     if name in _DEPRECATED:
         module, note = _DEPRECATED[name]
         warnings.warn(note, DeprecationWarning, stacklevel=2)
         return getattr(importlib.import_module(module, __name__), name)
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pytest_agentops' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return _exported(name)
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see

@@ -16,7 +16,7 @@ LAYERS: dict[str, int] = {
     # values and statistics: no pytest, no runtime
     "pytest_agentops._frozen": 0, "pytest_agentops._version": 0, "pytest_agentops.errors": 0,
     "pytest_agentops.stable_repr": 0, "pytest_agentops.secret_rules": 0, "pytest_agentops.entropy": 0,
-    "pytest_agentops.lazy_numpy": 0,
+    "pytest_agentops.lazy_numpy": 0, "pytest_agentops._lazy": 0,
     "pytest_agentops._validation": 1, "pytest_agentops.stats": 1, "pytest_agentops.seeding": 1,
     "pytest_agentops.metrics": 2, "pytest_agentops.records": 2, "pytest_agentops.record_store": 2,
     "pytest_agentops.trace_spill": 2,

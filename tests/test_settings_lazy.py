@@ -24,6 +24,7 @@ def test_an_agent_module_importing_tool_loads_settings_tools_alone():
     loaded = _run("import sys\nfrom pytest_agentops import tool\n"
                   "print(sorted(m for m in sys.modules if m.startswith('pytest_agentops.settings.')))")
     assert loaded == "['pytest_agentops.settings.tools']"
+    assert sorted(settings.__all__) == sorted(settings._EXPORTS)
     for name in settings.__all__:
         assert getattr(settings, name) is not None
     assert set(settings.__all__) <= set(dir(settings))

@@ -15,20 +15,14 @@ from __future__ import annotations
 
 import sys
 from types import ModuleType
-from typing import Any
 
 from ..errors import hide_own_frames
-from .time_stand_ins import REAL_FOR_FAKE
+from .time_stand_ins import real_of
 
 __tracebackhide__ = hide_own_frames
 
 #: freezegun's module that takes the captures
 API = "freezegun.api"
-
-
-def _real(value: Any) -> Any:
-    pair = REAL_FOR_FAKE.get(id(value))
-    return pair[1] if pair is not None and pair[0] is value else value
 
 
 def make_real(api: ModuleType) -> int:
@@ -38,12 +32,12 @@ def make_real(api: ModuleType) -> int:
     for name, value in list(vars(api).items()):
         if type(value) is list:
             for i, item in enumerate(value):
-                real = _real(item)
+                real = real_of(item)
                 if real is not item:
                     value[i] = real
                     changed += 1
             continue
-        real = _real(value)
+        real = real_of(value)
         if real is not value:
             setattr(api, name, real)
             changed += 1

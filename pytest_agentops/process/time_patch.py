@@ -105,6 +105,7 @@ from .time_stand_ins import (
     active_clock,
     class_builder,
     real_loop_time,
+    real_of,
 )
 
 __tracebackhide__ = hide_own_frames
@@ -352,10 +353,10 @@ def _uninstall() -> None:
         if namespace is None or _is_ignored(module_name):
             continue
         for attribute, value in list(namespace.items()):
-            pair = REAL_FOR_FAKE.get(id(value))
-            if pair is not None and pair[0] is value:
+            real = real_of(value)
+            if real is not value:
                 with contextlib.suppress(AttributeError, TypeError):
-                    setattr(module, attribute, pair[1])
+                    setattr(module, attribute, real)
     _modules_at_install = frozenset()
     for after_removal in _AFTER_REMOVAL:
         after_removal()

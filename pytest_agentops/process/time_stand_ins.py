@@ -344,6 +344,12 @@ FAKE_FOR_REAL: dict[int, tuple[Any, Any]] = {id(real): (real, fake) for real, fa
 REAL_FOR_FAKE: dict[int, tuple[Any, Any]] = {id(fake): (fake, real) for real, fake in SWEEP_PAIRS}
 
 
+def real_of(value: Any) -> Any:
+    """The real function or class ``value`` stands in for, or ``value`` itself when it is not a stand-in."""
+    pair = REAL_FOR_FAKE.get(id(value))
+    return pair[1] if pair is not None and pair[0] is value else value
+
+
 def _reduce_datetime(value: _datetime_module.datetime) -> tuple[Any, tuple[Any, ...]]:
     # pickle and copy find a class by its name; while patched ``datetime.datetime`` names the stand-in,
     # so a plain datetime is reduced to the stand-in, which builds a plain datetime again (and after the

@@ -7,9 +7,9 @@ start-up, the metrics they declare among them: ``metrics.BUILTIN_ORDER`` keeps t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_names
 from ..errors import hide_own_frames
 
 if TYPE_CHECKING:
@@ -42,63 +42,48 @@ if TYPE_CHECKING:
 
 __tracebackhide__ = hide_own_frames
 
-#: public name -> the module of this package that defines it
+#: public name -> the module of this package that defines it (relative)
 _EXPORTS: dict[str, str] = {
-    "CRASH_MODES": "faults",
-    "CRASH_POINTS": "faults",
-    "DEFAULT_MIX": "faults",
-    "FAILING_TOOL_FAULTS": "faults",
-    "PROFILES": "faults",
-    "TOOL_FAULT_KINDS": "faults",
-    "Faults": "faults",
-    "ToolFaults": "faults",
-    "BUDGET_NAMES": "layers",
-    "Approver": "layers",
-    "Budget": "layers",
-    "DailyUsers": "layers",
-    "Escalation": "layers",
-    "StateSpec": "layers",
-    "API_FAULT_KINDS": "model",
-    "DRIFT_KINDS": "model",
-    "HTTP_FAULT_KINDS": "model",
-    "OUTPUT_FAULT_KINDS": "model",
-    "Drift": "model",
-    "FakeLLM": "model",
-    "HttpFaults": "model",
-    "ModelFaults": "model",
-    "pick": "model",
-    "DEFAULT_PRICES": "prices",
-    "Price": "prices",
-    "price_for": "prices",
-    "price_table": "prices",
-    "DEFAULT_PROFILE": "run",
-    "RunSettings": "run",
-    "RunSource": "run",
-    "ToolSpec": "tools",
-    "tool": "tools",
-    "tool_spec": "tools",
-    "Rule": "trajectory",
-    "Trajectory": "trajectory",
-    "TrajectoryRecord": "trajectory",
+    "CRASH_MODES": ".faults",
+    "CRASH_POINTS": ".faults",
+    "DEFAULT_MIX": ".faults",
+    "FAILING_TOOL_FAULTS": ".faults",
+    "PROFILES": ".faults",
+    "TOOL_FAULT_KINDS": ".faults",
+    "Faults": ".faults",
+    "ToolFaults": ".faults",
+    "BUDGET_NAMES": ".layers",
+    "Approver": ".layers",
+    "Budget": ".layers",
+    "DailyUsers": ".layers",
+    "Escalation": ".layers",
+    "StateSpec": ".layers",
+    "API_FAULT_KINDS": ".model",
+    "DRIFT_KINDS": ".model",
+    "HTTP_FAULT_KINDS": ".model",
+    "OUTPUT_FAULT_KINDS": ".model",
+    "Drift": ".model",
+    "FakeLLM": ".model",
+    "HttpFaults": ".model",
+    "ModelFaults": ".model",
+    "pick": ".model",
+    "DEFAULT_PRICES": ".prices",
+    "Price": ".prices",
+    "price_for": ".prices",
+    "price_table": ".prices",
+    "DEFAULT_PROFILE": ".run",
+    "RunSettings": ".run",
+    "RunSource": ".run",
+    "ToolSpec": ".tools",
+    "tool": ".tools",
+    "tool_spec": ".tools",
+    "Rule": ".trajectory",
+    "Trajectory": ".trajectory",
+    "TrajectoryRecord": ".trajectory",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:  # a module of the package (``settings.faults``), as when the package imported them all
-        try:
-            return importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # (asked once)
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), modules=True)
 
 __all__ = [
     "API_FAULT_KINDS",
