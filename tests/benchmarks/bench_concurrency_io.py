@@ -10,13 +10,14 @@ the latest (and is terminated when the benchmark ends).
 
 The plain client is the lean baseline: ``concurrency`` coroutines on one ``asyncio.run`` loop, each making
 the next call as soon as its last one answered, through the same ``call_backend`` (so the same pooled
-connections), with no harness. Each case runs harness and plain client in alternation; the figure is the
-median of the per-repeat ratios harness wall / plain wall (issue 15's goals):
+connections), with no harness. Each case runs harness and plain client in alternation (the order reversed every
+other repeat: ``alternation``); the figure is the median of the per-repeat ratios harness wall / plain wall
+(issue 15's goals):
 
-- concurrency 100, 1,000 trials (ideal 0.5 s): median of 5 repeats, goal <= 1.03;
-- concurrency 1,000, 10,000 trials (ideal 0.5 s: the harness must stay I/O-bound): median of 3, goal <= 1.3;
+- concurrency 100, 1,000 trials (ideal 0.5 s): median of 6 repeats, goal <= 1.03;
+- concurrency 1,000, 10,000 trials (ideal 0.5 s: the harness must stay I/O-bound): median of 4, goal <= 1.3;
 - the async path's own cost, no I/O: per trial, an async agent awaiting 5 async tools against the same
-  agent written sync with sync tools, one trial at a time: process CPU async / sync (median of 5, goal
+  agent written sync with sync tools, one trial at a time: process CPU async / sync (median of 6, goal
   <= 1.0; CPU, since wall time on a shared 2-core machine swings 2x between neighbouring runs), wall beside;
 - concurrency 1, for scale: its wall over the concurrency-100 wall (reported).
 
@@ -38,6 +39,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from alternation import alternate
 
 from pytest_agentops import Faults, Scenario, run_campaign, tool
 
@@ -210,9 +213,11 @@ def plain(trials: int, concurrency: int) -> float:
 def versus_plain(trials: int, concurrency: int, repeat: int) -> tuple[float, list[float], float, float]:
     """(median of harness/plain ratios, the ratios, median harness wall, median plain wall), in alternation."""
     walls, plains = [], []
-    for _ in range(repeat):
-        plains.append(plain(trials, concurrency))
-        walls.append(campaign(trials, concurrency))
+    for arm in alternate(repeat, ("plain", "harness")):  # (the order reversed every other round)
+        if arm == "plain":
+            plains.append(plain(trials, concurrency))
+        else:
+            walls.append(campaign(trials, concurrency))
     ratios = [w / p for w, p in zip(walls, plains, strict=True)]
     return statistics.median(ratios), ratios, statistics.median(walls), statistics.median(plains)
 
@@ -262,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     global PORT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter concurrency-1 and no-I/O runs")
-    parser.add_argument("--repeat", type=int, default=5, help="repeats at concurrency 100 (median; default 5)")
+    parser.add_argument("--repeat", type=int, default=6, help="repeats at concurrency 100 (median; default 6)")
     args = parser.parse_args(argv)
     n1 = 40 if args.quick else 1000
     proc, PORT = start_backend(max_seconds=120 + n1 * IO_DELAY_S * 3)
@@ -270,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         campaign(50, 50)  # warm-up: imports, first-use caches
         plain(50, 50)
         r100, runs100, wall100, plain100 = versus_plain(1000, 100, args.repeat)
-        r1000, runs1000, wall1000, plain1000 = versus_plain(10_000, 1000, max(3, args.repeat // 2 + 1))
+        r1000, runs1000, wall1000, plain1000 = versus_plain(10_000, 1000, max(4, args.repeat // 2 + 1))
         wall1 = campaign(n1, 1) * 1000 / n1
     finally:
         proc.terminate()
@@ -278,9 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     n_no_io = 2000 if args.quick else 5000
     no_io("sync", 100), no_io("async", 100)  # warm-up
     sync_ms, async_ms = [], []
-    for _ in range(5):
-        sync_ms.append(no_io("sync", n_no_io))
-        async_ms.append(no_io("async", n_no_io))
+    for kind in alternate(6, ("sync", "async")):  # (the order reversed every other round)
+        (sync_ms if kind == "sync" else async_ms).append(no_io(kind, n_no_io))
     r_no_io = statistics.median(a[0] / s[0] for a, s in zip(async_ms, sync_ms, strict=True))
     r_no_io_cpu = statistics.median(a[1] / s[1] for a, s in zip(async_ms, sync_ms, strict=True))
 
@@ -300,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(runs1000)}: {runs(runs1000)}; goal <= 1.3: {verdict('c1000')}); harness {wall1000:.3f} s = "
           f"{wall1000 / 0.5:.2f}x the ideal 0.5 s, plain client {plain1000:.3f} s = {plain1000 / 0.5:.2f}x")
     print(f"async path without I/O, {n_no_io} trials of 5 instant tool calls, one at a time: process CPU async / "
-          f"sync {r_no_io_cpu:.2f} per trial (median of 5: "
+          f"sync {r_no_io_cpu:.2f} per trial (median of 6: "
           f"{runs([a[1] / s[1] for a, s in zip(async_ms, sync_ms, strict=True)])}; goal <= 1.0: {verdict('no_io')});"
           f" async {statistics.median(a[1] for a in async_ms):.4f} ms, sync "
           f"{statistics.median(s[1] for s in sync_ms):.4f} ms CPU per trial; wall async / sync {r_no_io:.2f}")

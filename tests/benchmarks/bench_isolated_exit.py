@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from alternation import alternate
+
 # the child's start-up, measured from the parent: its harness, or its harness with what it loaded before
 _START = """
 import sys
@@ -114,9 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeats, trials = (5, 8) if args.quick else (args.repeats, args.trials)
     starts: dict[str, list[float]] = {"harness": [], "with-freezegun": [], "with-numpy": []}
-    for _ in range(repeats):
-        for mode in starts:
-            starts[mode].append(start_seconds(mode))
+    for mode in alternate(repeats, list(starts)):
+        starts[mode].append(start_seconds(mode))
     print(f"isolated child's start-up (a process importing its harness), median of {repeats} in alternation:")
     for mode, label in (("harness", "its harness"), ("with-freezegun", "and freezegun, settings"),
                         ("with-numpy", "and numpy, statistics")):
@@ -128,9 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     loads = [False] + ([True] if importlib.util.find_spec("openai") is not None else [])
     for sdk in loads:
         times: dict[str, list[float]] = {"plain": [], "frozen": []}
-        for _ in range(repeats):
-            for mode in times:
-                times[mode].append(exit_seconds(mode, sdk))
+        for mode in alternate(repeats, list(times)):
+            times[mode].append(exit_seconds(mode, sdk))
         plain, frozen = (statistics.median(times[m]) for m in ("plain", "frozen"))
         loaded = "the child's harness, then numpy" + (" and an openai client" if sdk else "")
         print(f"isolated child's exit with {loaded} loaded, median of {repeats} in alternation (min-max):")
@@ -139,9 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  saved {(plain - frozen) * 1e3:.1f} ms an attempt; frozen / plain {frozen / plain:.2f}")
     rounds = max(1, repeats // 3)
     per_trial: dict[str, list[float]] = {"trivial_agent": [], "numpy_agent": []}
-    for _ in range(rounds):
-        for agent in per_trial:
-            per_trial[agent].append(isolated_trial_seconds(trials, agent))
+    for agent in alternate(rounds, list(per_trial)):
+        per_trial[agent].append(isolated_trial_seconds(trials, agent))
     print(f"isolated campaigns ({trials} trials one at a time: start-up, trial and exit), median of {rounds} "
           "in alternation:")
     for agent, label in (("trivial_agent", "a trivial agent"), ("numpy_agent", "one importing numpy")):

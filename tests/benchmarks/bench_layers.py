@@ -1,15 +1,15 @@
 """Where a trial's time goes, layer by layer: the shared workload of ``bench_peers.py`` with all layers on, run
 trial after trial in this thread (no runner), then with each built-in layer taken out in turn.
 
-A layer's cost is the process CPU per trial with every layer on minus the CPU with that layer's campaign part
-left out, each the median over the repeats; the rounds alternate (all layers, then each layer out), so every
-difference comes from the same minutes of a shared machine. Taking out the tool-fault layer also takes out the
-faults (no retry, no failed call), so its figure is the faults' whole cost, not the layer's bookkeeping alone.
-Also printed: a trial with no tool call, and the cost per tool call; a trial with no layer attached at all (the
-per-trial design's own cost: world, context, clock, trace, tools, env, judging, record), with and without its
-tool calls; and the runner's share (a whole campaign's process CPU per trial, worker threads and the record
-store included, minus the same trials run directly). Reported, no goal (exit 0 unless the direct trials
-disagree with a campaign of the same scenario).
+A layer's cost is the process CPU per trial with every layer on minus the CPU with that layer's campaign part left
+out, each the median over the repeats; the rounds alternate (all layers, then each layer out; the order reversed
+every other round: ``alternation``), so every difference comes from the same minutes of a shared machine. Taking out
+the tool-fault layer also takes out the faults (no retry, no failed call), so its figure is the faults' whole cost,
+not the layer's bookkeeping alone. Also printed: a trial with no tool call, and the cost per tool call; a trial with
+no layer attached at all (the per-trial design's own cost: world, context, clock, trace, tools, env, judging,
+record), with and without its tool calls; and the runner's share (a whole campaign's process CPU per trial, worker
+threads and the record store included, minus the same trials run directly). Reported, no goal (exit 0 unless the
+direct trials disagree with a campaign of the same scenario).
 
 Usage: ``python tests/benchmarks/bench_layers.py [--trials N] [--repeats N]``.
 """
@@ -17,6 +17,7 @@ Usage: ``python tests/benchmarks/bench_layers.py [--trials N] [--repeats N]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from alternation import alternate
 from bench_peers import _agentops_scenario
 from peer_workload import TOOL_NAMES
 
@@ -73,24 +75,30 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, list[float]] = {label: [] for label in ("all layers", "no tool call", "no layer",
                                                            "no layer, no tool call", "campaign", *names)}
     cpu_per_trial(layers, 200), cpu_per_trial(idle, 200)  # warm-up
-    for _ in range(args.repeats):
-        cpu["all layers"].append(cpu_per_trial(layers, args.trials))
-        cpu["no tool call"].append(cpu_per_trial(idle, args.trials))
-        start = time.process_time()
-        run_campaign(scenario)
-        cpu["campaign"].append((time.process_time() - start) / args.trials * 1e6)
-        for name in names:
-            layers.parts = [part for part in parts if part[0] != name]
-            try:
-                cpu[name].append(cpu_per_trial(layers, args.trials))
-            finally:
-                layers.parts = parts
-        layers.parts, idle.parts = [], []  # (no layer attached: not even the faults, so no failed call, no retry)
+    def without(name: str) -> float:
+        layers.parts = [part for part in parts if part[0] != name]
         try:
-            cpu["no layer"].append(cpu_per_trial(layers, args.trials))
-            cpu["no layer, no tool call"].append(cpu_per_trial(idle, args.trials))
+            return cpu_per_trial(layers, args.trials)
+        finally:
+            layers.parts = parts
+
+    def no_layer(which: Any) -> float:  # (no layer attached: not even the faults, so no failed call, no retry)
+        layers.parts, idle.parts = [], []
+        try:
+            return cpu_per_trial(which, args.trials)
         finally:
             layers.parts, idle.parts = parts, idle_parts
+
+    def campaign() -> float:
+        start = time.process_time()
+        run_campaign(scenario)
+        return (time.process_time() - start) / args.trials * 1e6
+
+    arms = {"all layers": lambda: cpu_per_trial(layers, args.trials), "no tool call": lambda: cpu_per_trial(
+        idle, args.trials), "campaign": campaign, **{name: functools.partial(without, name) for name in names},
+        "no layer": lambda: no_layer(layers), "no layer, no tool call": lambda: no_layer(idle)}
+    for label in alternate(args.repeats, list(arms)):  # (each repeat runs every arm; the order reversed every other)
+        cpu[label].append(arms[label]())
     med = {label: statistics.median(values) for label, values in cpu.items()}
     full = med["all layers"]
     print(f"layers: {args.trials} trials of the shared workload run one by one in one thread, process CPU per "

@@ -5,18 +5,20 @@ of ``tests/upstream_server.py`` serving a known policy):
    calling the server directly, and the same client calling it through the live boundary (``env.llm.base_url``
    inside a campaign trial: the request parsed, its fault drawn, its drift applied, the spend reserved,
    forwarded over the boundary's own connection, the usage read and metered, the reply passed on). Rounds
-   alternate the two; the figures are medians over rounds of each round's median per-call time, and the median
-   of the rounds' differences (paired: the machine's load drifts between rounds, not within one). Goal: the
+   alternate the two, the order reversed every other round (``alternation``: a drift within the run then falls on
+   both alike); the figures are medians over rounds of each round's median per-call time, and the median of the
+   rounds' differences (paired: the machine's load drifts between rounds, less within one). Goal: the
    boundary adds <= 1 ms per call. Through the boundary the client's own socket I/O is replaced by an
    in-process hand-off (respx) and the boundary forwards over its own kept-alive connection, so the difference
    can be negative; the boundary's own work per call (its handler's time minus the upstream exchange) is
    printed too.
 2. **Per campaign**: the same agent (the demo's careful agent, its model over HTTP) against the scripted fake
    model serving the demo policy (``FakeLLM``), and replaying a cassette recorded once from the server serving
-   the same policy (the server then shut down). Rounds alternate; medians of wall and CPU time per campaign and
-   the median of the rounds' replay/fake ratios. Goal: the replay is at least as fast as the fake.
+   the same policy (the server then shut down). Rounds alternate (the order reversed every other round);
+   medians of wall and CPU time per campaign and the median of the rounds' replay/fake ratios. Goal: the replay
+   is at least as fast as the fake.
 
-Usage: ``python tests/benchmarks/bench_live.py [--calls 200] [--trials 200] [--rounds 7] [--quick]``.
+Usage: ``python tests/benchmarks/bench_live.py [--calls 200] [--trials 200] [--rounds 8] [--quick]``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # live_support
 
 import httpx
 import openai
+from alternation import alternate
 
 from pytest_agentops import Faults, LiveLLM, Scenario, run_campaign
 from pytest_agentops.demo import TOOLS, Shop, careful_http_agent, policy, refund_done
@@ -137,9 +140,11 @@ def per_call(server: UpstreamServer, calls: int, rounds: int) -> float:
         through_boundary(kind, server, 20)
         OWN.clear()
         plain, bounded = [], []
-        for _ in range(rounds):
-            plain.append(direct(kind, calls, client))
-            bounded.append(through_boundary(kind, server, calls))
+        for arm in alternate(rounds, ("direct", "boundary")):  # (the order reversed every other round)
+            if arm == "direct":
+                plain.append(direct(kind, calls, client))
+            else:
+                bounded.append(through_boundary(kind, server, calls))
         a, b = statistics.median(plain), statistics.median(bounded)
         added_ms = statistics.median(y - x for x, y in zip(plain, bounded, strict=True)) * 1000
         worst = max(worst, added_ms)
@@ -165,9 +170,11 @@ def per_campaign(trials: int, rounds: int) -> float:
             campaign_seconds(fake)  # warm up
             campaign_seconds(live, cassette=cassettes)
             fakes, replays = [], []
-            for _ in range(rounds):
-                fakes.append(campaign_seconds(fake))
-                replays.append(campaign_seconds(live, cassette=cassettes))
+            for arm in alternate(rounds, ("fake", "replay")):  # (the order reversed every other round)
+                if arm == "fake":
+                    fakes.append(campaign_seconds(fake))
+                else:
+                    replays.append(campaign_seconds(live, cassette=cassettes))
     finally:
         server.stop()
     f, r = statistics.median(w for w, _ in fakes), statistics.median(w for w, _ in replays)
@@ -183,10 +190,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--trials", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="50 calls, 100 trials, 5 rounds")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="50 calls, 100 trials, 6 rounds")
     args = parser.parse_args()
-    calls, trials, rounds = (50, 100, 5) if args.quick else (args.calls, args.trials, args.rounds)
+    calls, trials, rounds = (50, 100, 6) if args.quick else (args.calls, args.trials, args.rounds)
     os.environ[KEY_ENV] = SECRET
     server = UpstreamServer()
     try:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from alternation import alternate
+
 from pytest_agentops import Faults, Scenario, run_campaign
 from pytest_agentops.demo import TOOLS, Shop, careful_agent, careful_http_agent, policy, refund_done
 
@@ -39,9 +41,11 @@ def main() -> None:
     campaign(careful_http_agent, trials=5, llm=policy)  # warm up: imports, the shared httpx client
     campaign(careful_agent, trials=5)
     direct, http = [], []
-    for _ in range(args.repeat):
-        direct.append(campaign(careful_agent, trials=args.trials))
-        http.append(campaign(careful_http_agent, trials=args.trials, llm=policy))
+    for arm in alternate(args.repeat, ("direct", "http")):  # (the order reversed every other round)
+        if arm == "direct":
+            direct.append(campaign(careful_agent, trials=args.trials))
+        else:
+            http.append(campaign(careful_http_agent, trials=args.trials, llm=policy))
     d, h = min(direct), min(http)
     assert d[1] == h[1] == args.trials, f"not every trial completed: direct {d[1]}, http {h[1]}"
     assert d[2] == h[2], f"the token rules disagree: direct {d[2]}, http {h[2]}"

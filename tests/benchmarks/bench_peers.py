@@ -13,8 +13,9 @@ times, 10% of tool calls failed, 2,000 runs. It is run by
   venv of its own (a cache folder, re-used), each timing its own runs after a warm-up; a peer that does not
   install (or needs a Python this machine lacks) is skipped with the reason.
 
-Each repeat runs every contender once, one after another, so the ratios of a repeat come from the same
-minutes of a shared machine; the figures printed are medians over the repeats (min-max beside them).
+Each repeat runs every contender once, one after another (the order reversed every other repeat:
+``alternation``), so the ratios of a repeat come from the same minutes of a shared machine and a drift within
+the run falls on every contender alike; the figures printed are medians over the repeats (min-max beside them).
 Goals (issue 15): all layers <= 0.06 ms per run, at least 2x lighter than agent-chaos and within 2.5x of
 agentfuzz; with verdicts and the JSON report <= 0.07 ms; the bare loop under 0.01 ms. Exit 0 only when
 every goal holds (a skipped peer's goal counts as not shown, so not held).
@@ -42,6 +43,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from alternation import alternate  # noqa: E402
 from peer_workload import RATE, RUNS, TOOL_FUNCTIONS, TOOL_NAMES, Failed, World, script  # noqa: E402
 
 #: name -> (requirement, driver, the oldest Python it installs on)
@@ -183,7 +185,7 @@ def run_peer(python: str, name: str, runs: int) -> tuple[float | None, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="500 runs, 3 repeats (a smoke run)")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats (medians are printed; default 3)")
+    parser.add_argument("--repeats", type=int, default=4, help="repeats (medians are printed; default 4)")
     parser.add_argument("--runs", type=int, default=None, help=f"runs per contender (default {RUNS})")
     parser.add_argument("--no-peers", action="store_true", help="skip the peers (no venvs made)")
     args = parser.parse_args(argv)
@@ -208,21 +210,17 @@ def main(argv: list[str] | None = None) -> int:
                   "agentops all layers, no tool call", *pythons]
     ms: dict[str, list[float]] = {c: [] for c in contenders}
     notes: dict[str, str] = {}
-    for _ in range(repeats):
-        seconds, completed = bare(runs)
-        ms["bare"].append(seconds / runs * 1e3)
-        notes["bare"] = f"completed {completed}/{runs}"
-        for label, variant in (("agentops faults only", "faults"), ("agentops all layers", "layers"),
-                               ("agentops verdicts + JSON report", "report"),
-                               ("agentops all layers, no tool call", "idle")):
-            seconds, completed = agentops(variant, runs)
-            ms[label].append(seconds / runs * 1e3)
-            notes[label] = f"completed {completed}/{runs}"
-        for name, python in pythons.items():
-            value, note = run_peer(python, name, runs)
-            notes[name] = note
+    variants = {"agentops faults only": "faults", "agentops all layers": "layers",
+                "agentops verdicts + JSON report": "report", "agentops all layers, no tool call": "idle"}
+    for c in alternate(repeats, contenders):  # (each repeat runs every contender; the order reversed every other)
+        if c == "bare" or c in variants:
+            seconds, completed = bare(runs) if c == "bare" else agentops(variants[c], runs)
+            ms[c].append(seconds / runs * 1e3)
+            notes[c] = f"completed {completed}/{runs}"
+        else:
+            value, notes[c] = run_peer(pythons[c], c, runs)
             if value is not None:
-                ms[name].append(value)
+                ms[c].append(value)
 
     def median(c: str) -> float | None:
         return statistics.median(ms[c]) if len(ms[c]) == repeats else None

@@ -5,7 +5,8 @@ gate, meter, trace; about 2,000 trials/s here, so the display's share is as larg
 agent's trials are slower and the display costs the same per second). Expectations of every judge kind
 (a rate, a quantile, a betting mean, a zero-tolerance count) so that every running estimate is computed.
 
-Two ways, each alternating the arms round by round, the median of the rounds compared:
+Two ways, each alternating the arms round by round (the order reversed every other round:
+``alternation``), the median of the rounds compared:
 
 - in process: ``run_resolved`` with no callback vs the plugin's own ``TerminalProgress`` (redraw mode,
   its terminal reporter a stand-in writing to ``os.devnull``) at the TTY's 0.5 s, and at 0.05 s (ten times
@@ -38,6 +39,7 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
+from alternation import alternate
 from bench_throughput import TOOLS, Shop, check, scripted_agent
 
 from pytest_agentops import Faults, Scenario
@@ -174,10 +176,10 @@ def compare(name: str, runs: dict[str, list[tuple[float, float, int, float]]]) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer trials and rounds (a smoke run)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds per arm (default 9, quick 3)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per arm (default 10, quick 4)")
     parser.add_argument("--trials", type=int, default=None, help="trials per campaign (default 3000, quick 1000)")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 9)
+    rounds = args.rounds or (4 if args.quick else 10)
     trials = args.trials or (1000 if args.quick else 3000)
     for early_stop in (True, False):  # warm-up: imports, the sequential rules' boundaries (cached per size)
         in_process(trials, early_stop, None)
@@ -185,9 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     for early_stop in (True, False):
         every = {"off": None, f"redraw {REDRAW_S:g} s": REDRAW_S, "stress: redraw 0.05 s": 0.05}
         runs: dict[str, list[tuple[float, float, int, float]]] = {arm: [] for arm in every}
-        for _ in range(rounds):
-            for arm, seconds in every.items():  # side by side: each round runs every arm once
-                runs[arm].append(in_process(trials, early_stop, seconds))
+        for arm in alternate(rounds, list(every)):  # side by side: each round runs every arm once
+            runs[arm].append(in_process(trials, early_stop, every[arm]))
         ok &= compare(f"in process, {trials} trials, early stopping {'on' if early_stop else 'off'}", runs)
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
@@ -196,9 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         pytest_arms = {"off": ["--agent-chaos-progress=off"],
                        "lines 0.5 s": ["--agent-chaos-progress=on", "--agent-chaos-progress-every=0.5"]}
         runs = {arm: [] for arm in pytest_arms}
-        for _ in range(rounds):
-            for arm, extra in pytest_arms.items():
-                runs[arm].append(through_pytest(project, extra))
+        for arm in alternate(rounds, list(pytest_arms)):
+            runs[arm].append(through_pytest(project, pytest_arms[arm]))
         ok &= compare(f"through pytest (lines mode), {trials} trials, early stopping off", runs)
     print("progress display cost: " + ("within" if ok else "OVER") + f" the goal of {GOAL:.0%}")
     return 0 if ok else 1

@@ -16,6 +16,8 @@ import statistics
 import time
 from typing import Any
 
+from alternation import alternate
+
 from pytest_agentops import Faults, Scenario, run_campaign
 from pytest_agentops.demo import TOOLS, Shop, make_agent, policy, refund_done
 from pytest_agentops.demo.agents import ModelReply
@@ -66,9 +68,8 @@ def main() -> int:
     per_trial(endpoint_client, 5)  # warm up: imports
     per_trial(own_client, 5)
     ours, theirs = [], []
-    for _ in range(args.repeat):
-        ours.append(per_trial(endpoint_client, trials))
-        theirs.append(per_trial(own_client, trials))
+    for arm in alternate(args.repeat, (endpoint_client, own_client)):  # (the order reversed every other round)
+        (ours if arm is endpoint_client else theirs).append(per_trial(arm, trials))
     a, b = statistics.median(ours), statistics.median(theirs)
     print(f"{trials} trials x {args.repeat}: env.llm.openai() {a * 1000:.1f} ms per trial (median); "
           f"openai.OpenAI() built per trial {b * 1000:.1f} ms per trial; ratio {b / a:.2f}x")

@@ -30,6 +30,8 @@ import time
 import venv
 from pathlib import Path
 
+from alternation import alternate
+
 ROOT = Path(__file__).resolve().parents[2]
 GOAL_MS = 30.0
 HEAVY = ("numpy", "freezegun", "sqlite3", "ssl", "asyncio", "httpx", "respx", "yaml", "pytest_agentops.engine",
@@ -98,10 +100,10 @@ def main() -> int:
             timed(with_plugin, project)
             timed(without, project)
         a, b = [], []
-        for _ in range(args.repeat):
-            a.append(timed(with_plugin, project))
-            b.append(timed(without, project))
-    print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores; {args.repeat} runs each, alternating")
+        for arm in alternate(args.repeat, ("with", "without")):  # (the order reversed every other pair)
+            (a if arm == "with" else b).append(timed(with_plugin if arm == "with" else without, project))
+    print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores; {args.repeat} runs each, alternating (the "
+          "order reversed every other pair)")
     added_ms = {}
     for i, what in enumerate(("CPU", "wall")):
         xs, ys = [x[i] for x in a], [y[i] for y in b]
