@@ -154,8 +154,14 @@ _C_ENCODER = None if c_make_encoder is None else c_make_encoder(
 
 def canonical(value: Any) -> str:
     """A canonical text of a call's arguments (sorted keys, stable reprs for what JSON cannot hold)."""
+    return canonical_json(exact_containers(value))
+
+
+def canonical_json(value: Any) -> str:
+    """``canonical`` of a value whose containers are exact already (``json.loads``'s, and dicts and lists built of
+    them): the same text, without first walking the whole value to make them exact (there is nothing to make:
+    ``exact_containers`` gives such a value back as it is). A model request's body is keyed so at every call."""
     try:
-        value = exact_containers(value)
         if _C_ENCODER is not None:
             return "".join(_C_ENCODER(value, 0))
         return _CANONICAL.encode(value)

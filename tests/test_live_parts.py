@@ -9,6 +9,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_agentops import Faults, LiveLLM, run_campaign
 from pytest_agentops.errors import ConfigError
@@ -18,6 +20,7 @@ from pytest_agentops.llm.live_drift import drift_body
 from pytest_agentops.llm.perturb import DriftState
 from pytest_agentops.llm.ratelimit import RateLimiter
 from pytest_agentops.scenario_file import load_scenario_text
+from pytest_agentops.seeding import canonical, canonical_json
 from pytest_agentops.settings.model import Drift
 
 from client_agents import openai_sync_agent, scenario
@@ -143,6 +146,34 @@ def test_drift_on_a_responses_request():
     assert out["input"][1] == {"role": "user", "content": "NOTE"}
     kept, _ = drift_body("responses", body, drifted({"distractor": 0}))
     assert kept["instructions"] == "sys"
+
+
+_KEYED_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "Be brief. \u00e9 \u2603"},
+                                                   {"role": "user", "content": "Refund order 42"}],
+               "temperature": 0.0, "n": 1, "stream": False, "x": [1.5, -0.0, 1e300, None, True],
+               "tools": [{"type": "function", "function": {"name": "refund", "parameters": {
+                   "type": "object", "properties": {"order_id": {"type": "integer"}}, "required": ["order_id"]}}}]}
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                 max_size=4), max_leaves=20)
+
+
+def test_a_parsed_body_is_keyed_as_before_without_the_walk_that_makes_containers_exact():
+    """The live boundary keys a request's parsed body (``request_key(..., parsed=True)``) without first walking it
+    to make an agent's containers exact (a third of the replay's own work per call): the key is the one a cassette
+    recorded before holds (pinned: the key of this body before the change)."""
+    assert request_key("POST", "/chat/completions", _KEYED_BODY) == "7a239cd4776d00bffe8f32f9c96282e3"
+    assert request_key("POST", "/chat/completions", json.loads(json.dumps(_KEYED_BODY)), parsed=True) == \
+        "7a239cd4776d00bffe8f32f9c96282e3"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_canonical_text_of_a_parsed_value_is_the_same_either_way(value):
+    parsed = json.loads(json.dumps(value))
+    assert canonical_json(parsed) == canonical(parsed) == canonical(value)
+    assert request_key("POST", "/responses", parsed, parsed=True) == request_key("POST", "/responses", value)
 
 
 def test_cassettes_key_requests_canonically_redact_and_name_what_they_miss(tmp_path):

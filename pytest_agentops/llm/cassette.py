@@ -40,7 +40,7 @@ from typing import Any
 from ..errors import CassetteMiss, ConfigError, hide_own_frames
 from ..harness.secrets import redact_environment, redact_short
 from ..process.umask import as_ordinary_file
-from ..seeding import canonical
+from ..seeding import canonical, canonical_json
 
 __tracebackhide__ = hide_own_frames
 
@@ -56,9 +56,10 @@ def cassette_path(directory: str | os.PathLike[str], scenario: str) -> Path:
     return Path(directory) / f"{name}.jsonl"
 
 
-def request_key(method: str, path: str, body: Any) -> str:
-    """The key of a request: its method, path and canonical body."""
-    text = f"{method.upper()} {path}\n{canonical(body)}"
+def request_key(method: str, path: str, body: Any, *, parsed: bool = False) -> str:
+    """The key of a request: its method, path and canonical body (``parsed``: a body ``json.loads`` made, or built
+    of such values, whose text is made without the walk that makes an agent's containers exact: the same key)."""
+    text = f"{method.upper()} {path}\n{canonical_json(body) if parsed else canonical(body)}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 

@@ -196,7 +196,7 @@ class LiveModel:
         if spend is not None:
             spend.expect_output(replies.output_limit(api, sent))
         ctx.before_model_request(estimate, model)  # the per-request budget, the spend cap's reservation
-        key = request_key("POST", path, sent)
+        key = request_key("POST", path, sent, parsed=True)  # (``sent``: the parsed body, drifted or not)
         return _Pending(self._outgoing(request, path, data, estimate), key, self._forwarded.next(key), model, sent,
                         "", api, parsed, kind, draw_key, estimate, common)
 
