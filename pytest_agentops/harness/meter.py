@@ -53,6 +53,10 @@ class TokenMeter:
 
     def record(self, input_tokens: int = 0, output_tokens: int = 0, model: str = "*") -> Usage:
         """Meter one model call."""
+        if (type(input_tokens) is int and type(output_tokens) is int and type(model) is str
+                and 0 <= input_tokens <= MOST_TOKENS and 0 <= output_tokens <= MOST_TOKENS
+                and len(model) <= MODEL_NAME_CHARS):  # (the usual call: exact values, nothing to check or cut)
+            return self._add(input_tokens, output_tokens, model)
         counts = []
         for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
             if isinstance(value, bool) or not issubclass(type(value), int):
@@ -68,6 +72,11 @@ class TokenMeter:
         model = exact_str(model)
         if len(model) > MODEL_NAME_CHARS:
             model = redact_short(model, MODEL_NAME_CHARS, f"... ({len(model):,} characters)")
+        return self._add(input_tokens, output_tokens, model)
+
+    def _add(self, input_tokens: int, output_tokens: int, model: str) -> Usage:
+        """Meter a usage whose counts and model name are checked: exact ints in range, an exact str of at most
+        ``MODEL_NAME_CHARS`` characters."""
         price = price_for(self.prices, model)
         usage = Usage(input_tokens, output_tokens, model, price.cost(input_tokens, output_tokens))
         with self._lock:
