@@ -154,13 +154,19 @@ _C_ENCODER = None if c_make_encoder is None else c_make_encoder(
 
 def canonical(value: Any) -> str:
     """A canonical text of a call's arguments (sorted keys, stable reprs for what JSON cannot hold)."""
-    return canonical_json(exact_containers(value))
+    try:
+        value = exact_containers(value)
+    except RecursionError:  # (a circular value, or one nested past the stack: as the encoder's own, below)
+        return stable_repr(value)
+    return canonical_json(value)
 
 
 def canonical_json(value: Any) -> str:
     """``canonical`` of a value whose containers are exact already (``json.loads``'s, and dicts and lists built of
     them): the same text, without first walking the whole value to make them exact (there is nothing to make:
-    ``exact_containers`` gives such a value back as it is). A model request's body is keyed so at every call."""
+    ``exact_containers`` gives such a value back as it is). A model request's body is keyed so at every call.
+    (Past ~450 levels of nesting, where that walk ran out of stack and ``canonical`` gave the ``stable_repr``
+    text, a depth that depended on the caller's own stack, this gives the JSON text the encoder reaches.)"""
     try:
         if _C_ENCODER is not None:
             return "".join(_C_ENCODER(value, 0))

@@ -96,3 +96,39 @@ def test_the_remembered_argument_keys_are_the_canonical_texts_keys(arguments):
     assert FaultPlan.key_of(arguments) == expected
     assert FaultPlan.key_of(dict(arguments)) == expected
     assert FaultPlan.key_of({"x": 1}) != FaultPlan.key_of({"x": True})
+
+
+def test_a_circular_or_very_deep_value_has_a_canonical_text_not_a_recursion_error():
+    """A review: ``canonical`` once walked a value to make its containers exact outside the ``try`` that falls back
+    to ``stable_repr``, and a tool called with a circular list ended its trial in ``RecursionError``; keyed either
+    way (``canonical``, ``canonical_json``) it has a text."""
+    from pytest_agentops.seeding import canonical_json
+
+    loop: list = [1]
+    loop.append(loop)
+    assert canonical(loop) == canonical_json(loop) == "[1, [...]]"
+    deep: list = []
+    for _ in range(600):  # (past what the exactness walk reaches, within what ``repr`` does)
+        deep = [deep]
+    assert canonical(deep).startswith("[[[") and canonical_json(deep).startswith("[[[")
+    assert canonical({"a": loop}) == "{'a': [1, [...]]}"
+
+
+def test_a_tool_called_with_a_circular_argument_runs_as_any_other_call():
+    from pytest_agentops import Faults, Scenario, run_campaign, tool
+
+    @tool
+    def measure(world, x: list) -> int:
+        """Count the items."""
+        return len(x)
+
+    def agent(task, env):
+        a: list = [1]
+        a.append(a)
+        return env.tools["measure"](a)
+
+    result = run_campaign(Scenario(name="circular", agent=agent, task="t", tools=[measure], trials=4, seed=3,
+                                   faults=Faults(rate=0.5), check=lambda world, out: out == 2))
+    assert set(result.outcome_counts) <= {"completed", "error"} and "RecursionError" not in str(
+        [r.reason for r in result.records])
+    assert result.outcome_counts.get("completed", 0) >= 1

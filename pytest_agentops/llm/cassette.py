@@ -58,7 +58,8 @@ def cassette_path(directory: str | os.PathLike[str], scenario: str) -> Path:
 
 def request_key(method: str, path: str, body: Any, *, parsed: bool = False) -> str:
     """The key of a request: its method, path and canonical body (``parsed``: a body ``json.loads`` made, or built
-    of such values, whose text is made without the walk that makes an agent's containers exact: the same key)."""
+    of such values, whose text is made without the walk that makes an agent's containers exact: the same key, but
+    for bodies nested past ~450 levels, see ``seeding.canonical_json``)."""
     text = f"{method.upper()} {path}\n{canonical_json(body) if parsed else canonical(body)}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 

@@ -184,7 +184,7 @@ def run_peer(python: str, name: str, runs: int) -> tuple[float | None, str]:
 # -- the comparison ------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="500 runs, 3 repeats (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="500 runs (a smoke run)")
     parser.add_argument("--repeats", type=int, default=4, help="repeats (medians are printed; default 4)")
     parser.add_argument("--runs", type=int, default=None, help=f"runs per contender (default {RUNS})")
     parser.add_argument("--no-peers", action="store_true", help="skip the peers (no venvs made)")
