@@ -156,7 +156,7 @@ def canonical(value: Any) -> str:
     """A canonical text of a call's arguments (sorted keys, stable reprs for what JSON cannot hold)."""
     try:
         value = exact_containers(value)
-    except RecursionError:  # (a circular value, or one nested past the stack: as the encoder's own, below)
+    except (TypeError, ValueError, RecursionError):  # (a circular value, one nested past the stack: as below)
         return stable_repr(value)
     return canonical_json(value)
 
