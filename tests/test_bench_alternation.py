@@ -43,6 +43,9 @@ def test_a_steady_drift_cancels_out_of_the_paired_differences_over_an_even_numbe
     assert statistics.mean(fixed_diffs) == pytest.approx(drift)  # the bias the fixed order had
     assert statistics.mean(alt_diffs) == pytest.approx(0.0, abs=1e-12)
     assert abs(statistics.median(alt_diffs)) <= drift / 2 + 1e-12
+    ratios = [b / a for a, b in zip(alternated["off"], alternated["on"], strict=True)]
+    assert sum(r > 1 for r in ratios) == sum(r < 1 for r in ratios) == rounds // 2  # (fixed order: every one > 1)
+    assert all(b / a > 1 for a, b in zip(fixed["off"], fixed["on"], strict=True))
     # and with three arms, each arm's mean slot (its share of the drift) is the same
     three = list(alternation.alternate(rounds, ("a", "b", "c")))
     slots = {arm: statistics.mean(i for i, x in enumerate(three) if x == arm) for arm in "abc"}

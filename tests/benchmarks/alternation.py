@@ -5,8 +5,9 @@ A shared machine drifts within one run (it slows down or speeds up over minutes 
 Run in the same order every round, the arm run second is measured one slot later than the first each time, and
 the drift of that slot is charged to it, round after round (progress display: +8% in a run where its own code
 took 0.9% of the time, the later arms slower in every round). Reversed every other round, that slot's drift
-falls on each arm alike: over an even number of rounds a steady drift cancels out of the sums and of the paired
-ratios taken round by round.
+falls on each arm alike: over an even number of rounds a steady drift cancels out of each arm's sum, and the
+paired differences (and ratios) taken round by round lean as often one way as the other, so their median does
+not carry it (``tests/test_bench_alternation.py``).
 """
 
 from __future__ import annotations

@@ -94,9 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         run_campaign(scenario)
         return (time.process_time() - start) / args.trials * 1e6
 
-    arms = {"all layers": lambda: cpu_per_trial(layers, args.trials), "no tool call": lambda: cpu_per_trial(
-        idle, args.trials), "campaign": campaign, **{name: functools.partial(without, name) for name in names},
-        "no layer": lambda: no_layer(layers), "no layer, no tool call": lambda: no_layer(idle)}
+    arms = {
+        "all layers": functools.partial(cpu_per_trial, layers, args.trials),
+        "no tool call": functools.partial(cpu_per_trial, idle, args.trials),
+        "campaign": campaign,
+        **{name: functools.partial(without, name) for name in names},
+        "no layer": functools.partial(no_layer, layers),
+        "no layer, no tool call": functools.partial(no_layer, idle),
+    }
     for label in alternate(args.repeats, list(arms)):  # (each repeat runs every arm; the order reversed every other)
         cpu[label].append(arms[label]())
     med = {label: statistics.median(values) for label, values in cpu.items()}
