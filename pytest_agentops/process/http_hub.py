@@ -23,8 +23,11 @@ process; when the ``pytest-httpx2`` package is installed its mocker is reused, s
 
 from __future__ import annotations
 
+import importlib
+import sys
 import threading
 from typing import Any, Protocol
+from unittest import mock
 
 import httpx
 from respx.mocks import HTTPCoreMocker, Mocker
@@ -119,6 +122,7 @@ class Hub:
         self.faults: dict[int, tuple[frozenset[str], Handler]] = {}  # id(trial clock) -> (hosts, handler)
         self.fault_hosts: dict[str, int] = {}  # host -> number of active trials faulting it
         self.installed: list[_Dispatch] = []
+        self._routers: dict[type[Mocker], _Dispatch] = {}  # each core's dispatcher, made once (``install``)
         self.taken: set[str] = set()  # the host names given to trials that have not ended (``new_host``)
 
     def new_host(self, seed: int) -> str:
@@ -175,9 +179,11 @@ class Hub:
 
             cores.append((httpcore2, mocker2))
         for core, mocker in cores:
-            router = _Dispatch(self, core, mocker)
+            router = self._routers.get(mocker)
+            if router is None:  # (a router holds nothing of a campaign: each core's is made once, and kept)
+                router = self._routers[mocker] = _Dispatch(self, core, mocker)
             mocker.routers.insert(0, router)  # before other routers: a catch-all of theirs must not eat our hosts
-            mocker.start()
+            start_mocker(mocker)
             self.installed.append(router)
         return True
 
@@ -208,6 +214,49 @@ class Hub:
             raise AllMockedAssertionError(f"RESPX: {request!r} not mocked!")  # let the other routers answer
         GUARD.check(host, core)  # the trial's hermetic network: a host it may not reach fails here
         raise PassThrough(f"not a pytest-agentops host: {request!r}", request=request, origin=None)  # type: ignore[arg-type]
+
+
+#: (mocker, target, method) -> (the method patched, respx's stand-in for it): made once per method
+_STAND_INS: dict[tuple[type[Mocker], str, str], tuple[Any, Any]] = {}
+_NOT_THERE = object()
+
+
+def start_mocker(mocker: type[Mocker]) -> None:
+    """``mocker.start()``: the same patches, in respx's list, for respx's ``stop`` to undo (its own or a
+    ``respx.mock`` of the test's, whichever stops it last). respx's start resolves every target through the
+    import system and builds each stand-in anew (inspecting the method), ~2.8 ms of a campaign's ~13 ms fixed
+    cost on the CI machine; here the target classes are read from their loaded modules, and each stand-in is
+    made once and kept while the method it stands for is the same object. Where respx's mockers do not look as
+    this expects (another respx), its own ``start``."""
+    patches = getattr(mocker, "_patches", None)
+    targets, methods = getattr(mocker, "targets", None), getattr(mocker, "target_methods", None)
+    if not (type(patches) is list and type(targets) is list and type(methods) is list
+            and callable(getattr(mocker, "mock", None))):
+        mocker.start()
+        return
+    if patches:  # (as respx: patched once)
+        return
+    for target in targets:
+        module_name, _, name = target.rpartition(".")
+        module = sys.modules.get(module_name)
+        if module is None:
+            module = importlib.import_module(module_name)
+        owner = getattr(module, name, _NOT_THERE)
+        if owner is _NOT_THERE:  # (respx skips a target it cannot find)
+            continue
+        for method in methods:
+            namespace = getattr(owner, "__dict__", None)
+            original = namespace[method] if namespace is not None and method in namespace \
+                else getattr(owner, method, _NOT_THERE)  # (as ``mock.patch`` finds it)
+            if original is _NOT_THERE:
+                continue
+            key = (mocker, target, method)
+            made = _STAND_INS.get(key)
+            if made is None or made[0] is not original:
+                made = _STAND_INS[key] = (original, mocker.mock(spec=original))  # (``new_callable(spec=...)``)
+            patch = mock.patch.object(owner, method, new=made[1])
+            patch.start()
+            patches.append(patch)
 
 
 HUB = Hub()
