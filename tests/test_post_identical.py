@@ -290,6 +290,9 @@ def _betting_cases() -> list[list[float]]:
         cases.append(list(rng.beta(rng.uniform(0.2, 5), rng.uniform(0.2, 5), n)))
     # longer than a step of the candidates near a bound, and than the narrowing point
     cases.append(list(rng.choice([0.0, 1.0, 0.75], 9000, p=[0.05, 0.9, 0.05])))
+    # every value above (below) some candidates, which are then never rejected: on a grid point, between two
+    cases += [[0.75] * 200, [0.9] * 500, [0.25] * 300, [0.75] * 50 + [1.0] * 50, [1.0] * 1000,
+              list(rng.uniform(0.6, 1.0, 300)), list(rng.uniform(0.0, 0.3, 300)), list(rng.uniform(0.5005, 1.0, 64))]
     return cases
 
 

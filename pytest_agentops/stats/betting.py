@@ -154,8 +154,9 @@ class _Bets:
     def lower(self) -> float:
         ms = self.ms
         grid = ms.size
-        # from ``stop`` on, no running mean is above the candidate: nothing is staked, it is never rejected
-        stop = max(1, int(np.searchsorted(ms, self.mean.max(), side="left")))
+        # from ``stop`` on, no running mean is above the candidate: nothing is staked, it is never rejected; nor is a
+        # candidate no value is above (each term ``log1p(stake * (x - m))`` is then <= 0: the wealth never rises)
+        stop = max(1, int(np.searchsorted(ms, min(self.mean.max(), self.xs.max()), side="left")))
         first = self._first_kept(np.arange(1, min(stop, grid)), up=True)
         if first is None:
             first = stop if stop < grid else None
@@ -164,8 +165,9 @@ class _Bets:
     def upper(self) -> float:
         ms = self.ms
         grid = ms.size
-        # up to ``start``, no running mean is below the candidate: never rejected
-        start = int(np.searchsorted(ms, self.mean.min(), side="right")) - 1
+        # up to ``start``, no running mean is below the candidate (nothing staked), or no value is (each term is
+        # <= 0): never rejected (the first of the candidates from the top, ``grid - 2``, at most)
+        start = min(int(np.searchsorted(ms, max(self.mean.min(), self.xs.min()), side="right")) - 1, grid - 2)
         first = self._first_kept(np.arange(grid - 2, start, -1), up=False)
         if first is None:
             first = start if 0 <= start <= grid - 2 else None
