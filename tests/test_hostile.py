@@ -2284,6 +2284,29 @@ def test_the_quick_look_at_the_harnesss_code_sees_each_change_the_slow_one_does(
     assert kept.unchanged()
 
 
+def test_a_module_of_the_package_loaded_after_a_look_joins_the_next_one():
+    """The look counts the package's modules again only when ``sys.modules`` changed (its size or its last
+    name): a module loaded since the last look (an agent's lazy import of a part of the package) is looked at
+    from the next campaign on, and one gone is no longer."""
+    import types
+
+    from pytest_agentops.process import own_code
+
+    own_code._fresh()
+    probe = types.ModuleType("pytest_agentops._probe_of_the_look")
+
+    def probe_function():
+        return None
+
+    probe.probe_function = probe_function
+    sys.modules[probe.__name__] = probe
+    try:
+        assert any(value is probe_function for _owner, _name, value, _code in own_code._fresh())
+    finally:
+        del sys.modules[probe.__name__]
+    assert not any(value is probe_function for _owner, _name, value, _code in own_code._fresh())
+
+
 def test_a_harness_change_reaches_every_campaign_running_and_a_comparison(monkeypatch):
     """A review of the first version: campaign B, started while campaign A's trial had reassigned ``Trial._judge``,
     took the forgery for the harness's code and put it back at its end, for every later campaign (which then
