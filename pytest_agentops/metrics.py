@@ -372,12 +372,17 @@ def _unboxed(values: Iterable[float]) -> array[float]:
     return values if isinstance(values, array) and values.typecode == "d" else array("d", values)
 
 
+#: Below this many values a metric's samples are boxed one float object each (``tuple(values)``: ~24 KB per 1,000,
+#: less than finding the distinct values costs in time); from it on, equal values share one object.
+_BOX_SHARED_FROM = 4096
+
+
 def _boxed(values: array[float]) -> tuple[float, ...]:
     """``tuple(values)`` with equal values (bit for bit: -0.0 is not 0.0) one float object: a campaign's samples
     repeat a few values (0 tokens, 5 steps), and 100,000 float objects per metric would cost 2.4 MB each. (The
     distinct bit patterns found by numpy, each boxed once, then picked per value at C speed.)"""
-    if not values:
-        return ()
+    if len(values) < _BOX_SHARED_FROM:
+        return tuple(values)
     np = numpy()  # (not imported at the top: an isolated agent's process loads this module, not numpy)
     bits = np.frombuffer(values, dtype=np.uint64)
     distinct, which = np.unique(bits, return_inverse=True)

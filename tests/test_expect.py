@@ -83,15 +83,19 @@ def test_only_a_final_inconclusive_verdict_says_how_many_trials_would_decide():
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5, float("inf"), float("nan")]) | st.floats(), max_size=30))
 def test_metric_samples_are_the_values_bit_for_bit_with_equal_values_one_object(values):
-    """A metric's samples are kept as ``tuple(values)``, each distinct bit pattern one float object (-0.0 and
-    0.0 apart, NaN kept): what the quantiles and the report read is unchanged."""
+    """A metric's samples are kept as ``tuple(values)``, bit for bit (-0.0 and 0.0 apart, NaN kept): what the
+    quantiles and the report read is unchanged; from ``_BOX_SHARED_FROM`` values on (a long campaign's), each
+    distinct bit pattern is one float object."""
     from array import array
 
-    from pytest_agentops.metrics import _boxed
+    from pytest_agentops.metrics import _BOX_SHARED_FROM, _boxed
 
-    boxed = _boxed(array("d", values))
-    assert len(boxed) == len(values) and all(type(b) is float for b in boxed)
-    assert array("d", boxed).tobytes() == array("d", values).tobytes()
+    long = values * -(-_BOX_SHARED_FROM // len(values)) if values else []
+    for these in (values, long):
+        boxed = _boxed(array("d", these))
+        assert len(boxed) == len(these) and all(type(b) is float for b in boxed)
+        assert array("d", boxed).tobytes() == array("d", these).tobytes()
+    assert len(long) >= _BOX_SHARED_FROM or not values
     by_bits: dict[bytes, int] = {}
     for b in boxed:
         assert by_bits.setdefault(array("d", [b]).tobytes(), id(b)) == id(b)
