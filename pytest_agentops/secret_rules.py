@@ -39,12 +39,27 @@ def is_secret_name(name: str) -> bool:
     return any(part in _NAME_PARTS or part.endswith(_NAME_ENDINGS) for part in parts if part)
 
 
+_NAME_VERDICTS: dict[str, bool] = {}  # name -> ``is_secret_name(name)``, for the names of the environment
+
+
+def _secret_named(name: str) -> bool:
+    """``is_secret_name(name)``, remembered for a plain ``str`` (each campaign reads the environment twice)."""
+    if type(name) is not str:
+        return is_secret_name(name)
+    verdict = _NAME_VERDICTS.get(name)
+    if verdict is None:
+        verdict = is_secret_name(name)
+        if len(_NAME_VERDICTS) < 4096:
+            _NAME_VERDICTS[name] = verdict
+    return verdict
+
+
 def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The values of ``environ``'s (default: the process's) secret-named variables (and those ``name_as_secret``
     named), longest first."""
     env = os.environ if environ is None else environ
     values = {value for name, value in env.items()
-              if len(value) >= MIN_SECRET_LENGTH and (is_secret_name(name) or name in _named)}
+              if len(value) >= MIN_SECRET_LENGTH and (_secret_named(name) or name in _named)}
     return tuple(sorted(values, key=lambda v: (-len(v), v)))
 
 
