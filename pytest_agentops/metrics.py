@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 MetricKind = Literal["rate", "distribution", "count"]
 QUANTILES = (0.5, 0.95, 0.99)
-_QUANTILE_NAMES = tuple(f"p{round(q * 100)}" for q in QUANTILES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,8 +481,9 @@ def summarize(data: MetricData, confidence: float = 0.95) -> MetricSummary:
         arr = np.sort(np.asarray(data.samples, dtype=np.float64))  # one sort for the three quantiles
         if np.isnan(arr).any():
             stats.quantile(data.samples, 0.5)  # (raises what it raises for NaN)
-        # (one call for the three: each is the same element of the sorted samples as a call of its own)
-        qs = dict(zip(_QUANTILE_NAMES, np.quantile(arr, QUANTILES, method="inverted_cdf").tolist(), strict=True))
+        # (a call each: one call for the three partitions the samples otherwise, and where -0.0 and 0.0 are mixed
+        # it can pick the other zero, which the report shows)
+        qs = {f"p{round(q * 100)}": float(np.quantile(arr, q, method="inverted_cdf")) for q in QUANTILES}
         return MetricSummary(data.name, "distribution", data.n, qs["p50"], quantiles=FrozenMap(qs),
                              mean=sum(data.samples) / data.n, max=max(data.samples),
                              infinite=int(np.isinf(arr).sum()), counting_unit=unit)

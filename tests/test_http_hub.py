@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import ClassVar
 
 import httpx
@@ -146,3 +147,96 @@ def test_the_httpcore2_mocker_is_started_the_same_way(core):
     with HTTP_PATCH():
         ours = _patched(mocker)
     assert len(ours) == 6 and _originals(mocker) == before and not mocker._patches
+
+
+def _probe_mocker(*targets: str) -> type:
+    """A mocker like respx's httpcore one with these targets, not registered in respx (``ABC`` among its bases)."""
+    from abc import ABC
+
+    class Probe(HTTPCoreMocker, ABC):
+        routers: ClassVar[list[object]] = []
+        _patches: ClassVar[list[object]] = []
+
+    Probe.targets = list(targets)
+    return Probe
+
+
+def test_targets_are_found_as_respx_finds_them_a_nested_class_and_one_gone():
+    """A target respx finds through the import system, as a class inside a class, is patched too; one whose
+    submodule or class is gone is skipped, as respx skips it (an ``AttributeError``), not an error."""
+    import types
+
+    module = types.ModuleType("agentops_probe_transport")
+
+    class Outer:
+        class Pool:
+            def handle_request(self, request):
+                return "real"
+
+    module.Outer = Outer
+    sys.modules[module.__name__] = module
+    try:
+        for start in (start_mocker, lambda m: m.start()):
+            mocker = _probe_mocker("agentops_probe_transport.Outer.Pool", "httpcore._sync.no_such_module.Pool",
+                                   "httpcore._sync.connection.NoSuchClass")
+            start(mocker)
+            try:
+                assert [(p.target, p.attribute) for p in mocker._patches] == [(Outer.Pool, "handle_request")]
+                assert vars(Outer.Pool)["handle_request"].__code__.co_name == "mock"
+            finally:
+                mocker.stop(force=True)
+            assert Outer.Pool.__dict__["handle_request"].__name__ == "handle_request"
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_a_mocker_with_a_start_of_its_own_is_started_by_it():
+    mocker = _probe_mocker("httpcore._sync.connection.HTTPConnection")
+    started = []
+    mocker.start = classmethod(lambda cls: started.append(cls))
+    start_mocker(mocker)
+    assert started == [mocker] and mocker._patches == []
+
+
+def test_a_method_whose_defaults_changed_gets_a_stand_in_made_anew():
+    """respx's stand-in reads the method's arguments and defaults when it is made: a method whose code or
+    defaults were changed in place since gets a new one."""
+    def handle_request(self, request, extra=1):
+        return request
+
+    mocker = _probe_mocker("agentops_probe_defaults.Pool")
+    import types
+
+    module = types.ModuleType("agentops_probe_defaults")
+    module.Pool = type("Pool", (), {"handle_request": handle_request})
+    sys.modules[module.__name__] = module
+    try:
+        start_mocker(mocker)
+        first = vars(module.Pool)["handle_request"]
+        mocker.stop(force=True)
+        start_mocker(mocker)
+        assert vars(module.Pool)["handle_request"] is first  # (unchanged: the same one)
+        mocker.stop(force=True)
+        handle_request.__defaults__ = (2,)
+        start_mocker(mocker)
+        assert vars(module.Pool)["handle_request"] is not first
+        mocker.stop(force=True)
+    finally:
+        del sys.modules[module.__name__]
+    assert vars(module.Pool)["handle_request"] is handle_request
+
+
+def test_an_interception_that_fails_to_start_leaves_nothing_installed(monkeypatch):
+    """A mocker that raises as it starts: the interception is not held, and what was put in before goes (a kept
+    dispatcher left in respx's routers would be put in twice by the next campaign)."""
+    def fails(mocker):
+        raise RuntimeError("no start")
+
+    monkeypatch.setattr(http_hub, "start_mocker", fails)
+    with pytest.raises(RuntimeError, match="no start"):
+        HTTP_PATCH.acquire()
+    assert HTTP_PATCH.holders == 0 and not HUB.installed and not HTTPCoreMocker.routers
+    assert not HTTPCoreMocker._patches
+    monkeypatch.undo()
+    with HTTP_PATCH():
+        assert len([r for r in HTTPCoreMocker.routers if r in HUB.installed]) == 1

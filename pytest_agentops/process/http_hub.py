@@ -23,7 +23,8 @@ process; when the ``pytest-httpx2`` package is installed its mocker is reused, s
 
 from __future__ import annotations
 
-import importlib
+import operator
+import pkgutil
 import sys
 import threading
 from typing import Any, Protocol
@@ -178,13 +179,17 @@ class Hub:
             import httpcore2
 
             cores.append((httpcore2, mocker2))
-        for core, mocker in cores:
-            router = self._routers.get(mocker)
-            if router is None:  # (a router holds nothing of a campaign: each core's is made once, and kept)
-                router = self._routers[mocker] = _Dispatch(self, core, mocker)
-            mocker.routers.insert(0, router)  # before other routers: a catch-all of theirs must not eat our hosts
-            start_mocker(mocker)
-            self.installed.append(router)
+        try:
+            for core, mocker in cores:
+                router = self._routers.get(mocker)
+                if router is None:  # (a router holds nothing of a campaign: each core's is made once, and kept)
+                    router = self._routers[mocker] = _Dispatch(self, core, mocker)
+                mocker.routers.insert(0, router)  # before other routers: a catch-all of theirs must not eat our hosts
+                self.installed.append(router)
+                start_mocker(mocker)
+        except BaseException:  # (a mocker that would not start: what was installed goes, nothing is held)
+            self.uninstall()
+            raise
         return True
 
     def uninstall(self) -> None:
@@ -216,33 +221,46 @@ class Hub:
         raise PassThrough(f"not a pytest-agentops host: {request!r}", request=request, origin=None)  # type: ignore[arg-type]
 
 
-#: (mocker, target, method) -> (the method patched, respx's stand-in for it): made once per method
-_STAND_INS: dict[tuple[type[Mocker], str, str], tuple[Any, Any]] = {}
+#: (mocker, target, method) -> (the method patched, its code, defaults and keyword defaults, respx's stand-in for it)
+_STAND_INS: dict[tuple[type[Mocker], str, str], tuple[Any, Any, Any, Any, Any]] = {}
 _NOT_THERE = object()
+
+
+def _target(name: str) -> Any:
+    """The class ``name`` (dotted) as respx finds it (``pkgutil.resolve_name``), read from its loaded module when
+    it is one; ``_NOT_THERE`` where respx skips it (an ``AttributeError``: a class or a submodule gone)."""
+    module_name, _, attribute = name.rpartition(".")
+    module = sys.modules.get(module_name)
+    if module is not None:
+        found = getattr(module, attribute, _NOT_THERE)
+        if found is not _NOT_THERE:
+            return found
+    try:
+        return pkgutil.resolve_name(name)
+    except AttributeError:
+        return _NOT_THERE
 
 
 def start_mocker(mocker: type[Mocker]) -> None:
     """``mocker.start()``: the same patches, in respx's list, for respx's ``stop`` to undo (its own or a
     ``respx.mock`` of the test's, whichever stops it last). respx's start resolves every target through the
-    import system and builds each stand-in anew (inspecting the method), ~2.8 ms of a campaign's ~13 ms fixed
-    cost on the CI machine; here the target classes are read from their loaded modules, and each stand-in is
-    made once and kept while the method it stands for is the same object. Where respx's mockers do not look as
-    this expects (another respx), its own ``start``."""
+    import system and builds each stand-in anew (inspecting the method), ~2.8 ms of a campaign's ~12 ms fixed
+    cost on the CI machine; here a target class is read from its loaded module (else found as respx finds it),
+    and each stand-in is made once and kept while the method it stands for is the same object with the same
+    code and defaults. A mocker with a ``start`` of its own, or whose patches are kept otherwise (another respx),
+    is started by its own ``start``."""
     patches = getattr(mocker, "_patches", None)
     targets, methods = getattr(mocker, "targets", None), getattr(mocker, "target_methods", None)
     if not (type(patches) is list and type(targets) is list and type(methods) is list
-            and callable(getattr(mocker, "mock", None))):
+            and callable(getattr(mocker, "mock", None))
+            and getattr(getattr(mocker, "start", None), "__func__", None) is _RESPX_START):
         mocker.start()
         return
     if patches:  # (as respx: patched once)
         return
     for target in targets:
-        module_name, _, name = target.rpartition(".")
-        module = sys.modules.get(module_name)
-        if module is None:
-            module = importlib.import_module(module_name)
-        owner = getattr(module, name, _NOT_THERE)
-        if owner is _NOT_THERE:  # (respx skips a target it cannot find)
+        owner = _target(target)
+        if owner is _NOT_THERE:
             continue
         for method in methods:
             namespace = getattr(owner, "__dict__", None)
@@ -251,12 +269,17 @@ def start_mocker(mocker: type[Mocker]) -> None:
             if original is _NOT_THERE:
                 continue
             key = (mocker, target, method)
+            face = (getattr(original, "__code__", None), getattr(original, "__defaults__", None),
+                    getattr(original, "__kwdefaults__", None))  # (what respx's stand-in read of it)
             made = _STAND_INS.get(key)
-            if made is None or made[0] is not original:
-                made = _STAND_INS[key] = (original, mocker.mock(spec=original))  # (``new_callable(spec=...)``)
-            patch = mock.patch.object(owner, method, new=made[1])
+            if made is None or made[0] is not original or any(map(operator.is_not, made[1:4], face)):
+                made = _STAND_INS[key] = (original, *face, mocker.mock(spec=original))  # (``new_callable(spec=)``)
+            patch = mock.patch.object(owner, method, new=made[4])
             patch.start()
             patches.append(patch)
+
+
+_RESPX_START = Mocker.start.__func__  # type: ignore[attr-defined]
 
 
 HUB = Hub()

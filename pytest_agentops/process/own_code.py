@@ -122,12 +122,8 @@ def put_back(kept: Snapshot) -> list[str]:
 def _fresh() -> Snapshot:
     """``snapshot()``, or the last one taken when it is still the package's code (the same modules loaded and each
     piece of code the same object): comparing (``Snapshot.unchanged``) costs a small part of looking again."""
-    global _last, _last_modules, _modules_key
-    loaded = sys.modules
-    key = (len(loaded), next(reversed(loaded), None))  # (modules are added at the end: the same key, the same set)
-    if key != _modules_key:
-        _modules_key, _our_modules[0] = key, len([name for name in list(loaded) if _ours(name)])
-    modules = _our_modules[0]
+    global _last, _last_modules
+    modules = len([name for name in list(sys.modules) if _ours(name)])
     last = _last
     if last is None or modules != _last_modules or not last.unchanged():
         last = _last = snapshot()
@@ -137,8 +133,6 @@ def _fresh() -> Snapshot:
 
 _last: Snapshot | None = None  # the last snapshot taken, and the number of the package's modules loaded then
 _last_modules = 0
-_modules_key: tuple[int, str | None] | None = None  # (size, last name) of ``sys.modules`` when ours were last counted
-_our_modules = [0]  # how many of them are the package's
 _lock = threading.Lock()
 _kept: Snapshot | None = None  # the code as it was when the first of the campaigns running started
 _running: list[list[str]] = []  # the ``found`` list of each campaign running
