@@ -90,14 +90,15 @@ def test_metric_samples_are_the_values_bit_for_bit_with_equal_values_one_object(
 
     from pytest_agentops.metrics import _BOX_SHARED_FROM, _boxed
 
-    long = values * -(-_BOX_SHARED_FROM // len(values)) if values else []
+    long = values * -(-_BOX_SHARED_FROM // len(values)) if values else []  # (repeated up to the threshold at least)
     for these in (values, long):
         boxed = _boxed(array("d", these))
         assert len(boxed) == len(these) and all(type(b) is float for b in boxed)
         assert array("d", boxed).tobytes() == array("d", these).tobytes()
     assert len(long) >= _BOX_SHARED_FROM or not values
+    shared = _boxed(array("d", long))
     by_bits: dict[bytes, int] = {}
-    for b in boxed:
+    for b in shared:
         assert by_bits.setdefault(array("d", [b]).tobytes(), id(b)) == id(b)
 
 

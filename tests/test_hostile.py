@@ -2285,9 +2285,9 @@ def test_the_quick_look_at_the_harnesss_code_sees_each_change_the_slow_one_does(
 
 
 def test_a_module_of_the_package_loaded_after_a_look_joins_the_next_one():
-    """The look counts the package's modules again only when ``sys.modules`` changed (its size or its last
-    name): a module loaded since the last look (an agent's lazy import of a part of the package) is looked at
-    from the next campaign on, and one gone is no longer."""
+    """A module of the package loaded since the last look (an agent's lazy import of a part of the package) is
+    looked at from the next campaign on, and one gone is no longer. (A review: counting the modules again only when
+    ``sys.modules`` changed its size or its last name missed a module added beside a removal and a re-import.)"""
     import types
 
     from pytest_agentops.process import own_code

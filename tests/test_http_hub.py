@@ -138,11 +138,10 @@ def test_each_core_has_one_dispatcher_for_the_process():
     assert all(r.calls.call_count == 0 and not r.routes for r in second)
 
 
-@pytest.mark.parametrize("core", ["httpcore2"])
-def test_the_httpcore2_mocker_is_started_the_same_way(core):
+def test_the_httpcore2_mocker_is_started_the_same_way():
     mocker = http_hub.httpcore2_mocker()
     if mocker is None:
-        pytest.skip(f"{core} is not installed")
+        pytest.skip("httpcore2 is not installed")
     before = _originals(mocker)
     with HTTP_PATCH():
         ours = _patched(mocker)

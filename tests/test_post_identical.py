@@ -329,17 +329,14 @@ def test_a_distributions_quantiles_keep_the_sign_of_the_zero_each_call_of_its_ow
     that one call for the three partitions the samples otherwise, and where -0.0 and 0.0 are mixed it picked
     the other zero (1,824 of 60,000 arrays), which the report shows (``-0.0`` is kept)."""
     rng = np.random.default_rng(0)
-    bits = np.asarray([0.0]).view(np.uint64)  # (compared as bits: -0.0 == 0.0)
     for _ in range(300):
         n = int(rng.integers(2, 120))
         pool = [-0.0, 0.0] if rng.random() < 0.7 else [-0.0, 0.0, 1.0, -2.5]
         samples = tuple(float(x) for x in rng.choice(pool, n))
         got = summarize(MetricData("x", "distribution", 0, n, samples)).quantiles
         arr = np.sort(np.asarray(samples, dtype=np.float64))
-        for q in QUANTILES:
-            want = float(np.quantile(arr, q, method="inverted_cdf"))
-            bits[0] = np.asarray([got[f"p{round(q * 100)}"]]).view(np.uint64)[0]
-            assert bits[0] == np.asarray([want]).view(np.uint64)[0], (samples, q)
+        for q in QUANTILES:  # (``same``: to the bit, -0.0 is not 0.0)
+            assert same(got[f"p{round(q * 100)}"], float(np.quantile(arr, q, method="inverted_cdf"))), (samples, q)
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -40,14 +40,15 @@ def secret_env(monkeypatch):
     ("SSH_KEYS", True), ("MAX_TOKENS", False), ("MAX_OUTPUT_TOKENS", False), ("HOTKEYS", False),
 ])
 def test_which_environment_variables_hold_secrets(name, secret):
-    from pytest_agentops.secret_rules import _secret_named
+    from pytest_agentops.secret_rules import _NAME_VERDICTS, _secret_named
 
     class Name(str):  # (not remembered: only a plain ``str`` is)
         pass
 
     assert is_secret_name(name) is secret
     assert _secret_named(name) is secret and _secret_named(name) is secret  # (the second: remembered)
-    assert _secret_named(Name(name)) is secret
+    assert _NAME_VERDICTS[name] is secret
+    assert _secret_named(Name(name)) is secret and all(type(n) is str for n in _NAME_VERDICTS)
     assert secrets.environment_secrets({name: "a-value-long-enough"}) == (("a-value-long-enough",) if secret else ())
 
 

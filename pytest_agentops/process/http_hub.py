@@ -224,6 +224,7 @@ class Hub:
 #: (mocker, target, method) -> (the method patched, its code, defaults and keyword defaults, respx's stand-in for it)
 _STAND_INS: dict[tuple[type[Mocker], str, str], tuple[Any, Any, Any, Any, Any]] = {}
 _NOT_THERE = object()
+_RESPX_START = Mocker.start.__func__  # type: ignore[attr-defined]  (respx's own ``start``: ours replaces only it)
 
 
 def _target(name: str) -> Any:
@@ -262,8 +263,8 @@ def start_mocker(mocker: type[Mocker]) -> None:
         owner = _target(target)
         if owner is _NOT_THERE:
             continue
+        namespace = getattr(owner, "__dict__", None)
         for method in methods:
-            namespace = getattr(owner, "__dict__", None)
             original = namespace[method] if namespace is not None and method in namespace \
                 else getattr(owner, method, _NOT_THERE)  # (as ``mock.patch`` finds it)
             if original is _NOT_THERE:
@@ -277,9 +278,6 @@ def start_mocker(mocker: type[Mocker]) -> None:
             patch = mock.patch.object(owner, method, new=made[4])
             patch.start()
             patches.append(patch)
-
-
-_RESPX_START = Mocker.start.__func__  # type: ignore[attr-defined]
 
 
 HUB = Hub()

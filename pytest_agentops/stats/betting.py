@@ -153,25 +153,22 @@ class _Bets:
 
     def lower(self) -> float:
         ms = self.ms
-        grid = ms.size
         # from ``stop`` on, no running mean is above the candidate: nothing is staked, it is never rejected; nor is a
-        # candidate no value is above (each term ``log1p(stake * (x - m))`` is then <= 0: the wealth never rises)
+        # candidate no value is above (each term ``log1p(stake * (x - m))`` is then <= 0: the wealth never rises).
+        # (``stop`` < grid: the values and the running means are at most 1, the last candidate)
         stop = max(1, int(np.searchsorted(ms, min(self.mean.max(), self.xs.max()), side="left")))
-        first = self._first_kept(np.arange(1, min(stop, grid)), up=True)
-        if first is None:
-            first = stop if stop < grid else None
-        return float(ms[first - 1]) if first is not None else 1.0
+        first = self._first_kept(np.arange(1, stop), up=True)
+        return float(ms[(stop if first is None else first) - 1])
 
     def upper(self) -> float:
         ms = self.ms
         grid = ms.size
         # up to ``start``, no running mean is below the candidate (nothing staked), or no value is (each term is
-        # <= 0): never rejected (the first of the candidates from the top, ``grid - 2``, at most)
+        # <= 0): never rejected (the first of the candidates from the top, ``grid - 2``, at most). (``start`` >= 0:
+        # the values and the running means are at least 0, the first candidate)
         start = min(int(np.searchsorted(ms, max(self.mean.min(), self.xs.min()), side="right")) - 1, grid - 2)
         first = self._first_kept(np.arange(grid - 2, start, -1), up=False)
-        if first is None:
-            first = start if 0 <= start <= grid - 2 else None
-        return float(ms[first + 1]) if first is not None else 0.0
+        return float(ms[(start if first is None else first) + 1])
 
     def _first_kept(self, candidates: np.ndarray, *, up: bool) -> int | None:
         """The first of ``candidates`` (in their order) whose test is never rejected over all the values.
